@@ -1,0 +1,115 @@
+"""Exact numbers on the wire, as Python `Decimal`.
+
+tradingmesh never sends a price, quantity or amount as a float. Request and response fields carry
+decimal strings ("1.08512", "-12.50"); the quote stream carries fixed-point integers (units and a
+scale). These functions convert both ways without rounding: a value that cannot be represented
+exactly raises `InexactValueError` instead of being rounded silently.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+__all__ = [
+    "MAX_FRACTION_DIGITS",
+    "MAX_INTEGER_DIGITS",
+    "InexactValueError",
+    "InvalidDecimalError",
+    "format_decimal",
+    "from_units",
+    "parse_decimal",
+    "to_units",
+]
+
+MAX_INTEGER_DIGITS = 18
+"""At most this many digits before the point (the contracts' `decimal` rules)."""
+MAX_FRACTION_DIGITS = 12
+"""At most this many digits after the point (the contracts' `decimal` rules)."""
+
+_WIRE_DECIMAL = re.compile(
+    rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?", re.ASCII
+)
+
+
+class InvalidDecimalError(ValueError):
+    """The text is not a decimal string as the contracts define it."""
+
+
+class InexactValueError(ValueError):
+    """The value cannot be put on the wire without rounding or overflow."""
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parses a wire decimal string ("1.25", "-0.5", "100") into an exact `Decimal`.
+
+    The scale is kept: "1.10" becomes Decimal("1.10"). Exponents, signs other than a leading
+    minus, spaces, "NaN" and "Infinity" are refused, as the servers refuse them.
+    """
+    if not isinstance(text, str) or _WIRE_DECIMAL.fullmatch(text) is None:
+        raise InvalidDecimalError(
+            f"{text!r} is not a decimal string such as '-12.50' (no exponent, at most "
+            f"{MAX_INTEGER_DIGITS} integer and {MAX_FRACTION_DIGITS} fraction digits)"
+        )
+    return Decimal(text)
+
+
+def format_decimal(value: Decimal | int) -> str:
+    """Formats an exact value as a wire decimal string, keeping its scale.
+
+    Decimal("1.10") gives "1.10", Decimal("1E+2") gives "100", Decimal("-0.00") gives "0.00".
+    Raises `InexactValueError` if the value is not finite or needs more digits than the wire
+    allows (round it yourself first, with the rounding your business rule demands).
+    """
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise TypeError(
+            f"expected Decimal or int, got {type(value).__name__} (floats are never exact)"
+        )
+    number = Decimal(value)
+    if not number.is_finite():
+        raise InexactValueError(f"{number} is not a finite number")
+    if number.is_zero():
+        number = abs(number)  # no "-0" on the wire
+    text = format(number, "f")
+    if _WIRE_DECIMAL.fullmatch(text) is None:
+        raise InexactValueError(
+            f"{text} needs more than {MAX_INTEGER_DIGITS} integer or "
+            f"{MAX_FRACTION_DIGITS} fraction digits"
+        )
+    return text
+
+
+def from_units(units: int, scale: int) -> Decimal:
+    """The exact value of a fixed-point integer: units * 10^-scale (the quote stream's prices).
+
+    from_units(108512, 5) == Decimal("1.08512").
+    """
+    if scale < 0:
+        raise ValueError(f"scale must be >= 0, got {scale}")
+    sign = 1 if units < 0 else 0
+    digits = tuple(int(d) for d in str(abs(units)))
+    return Decimal((sign, digits, -scale))
+
+
+def to_units(value: Decimal, scale: int) -> int:
+    """The fixed-point integer for a value at a scale: value * 10^scale, which must be whole.
+
+    to_units(Decimal("1.0851"), 5) == 108510; Decimal("1.085123") at scale 5 raises.
+    """
+    if scale < 0:
+        raise ValueError(f"scale must be >= 0, got {scale}")
+    if not value.is_finite():
+        raise InexactValueError(f"{value} is not a finite number")
+    # Integer arithmetic on the decimal's digits: no context precision, so nothing can round.
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite values have an integer exponent
+    magnitude = int("".join(map(str, digits)) or "0")
+    shift = exponent + scale
+    if shift >= 0:
+        magnitude *= pow(10, shift)
+    else:
+        divisor: int = pow(10, -shift)
+        magnitude, remainder = divmod(magnitude, divisor)
+        if remainder:
+            raise InexactValueError(f"{value} has more than {scale} decimal places")
+    return -magnitude if sign else magnitude
