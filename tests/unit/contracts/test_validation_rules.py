@@ -87,7 +87,9 @@ def test_price_on_a_market_order_is_rejected_by_the_message_rule() -> None:
 
 def test_limit_order_without_price_is_rejected() -> None:
     violations = _violations(
-        _market_order(type=trading_pb2.ORDER_TYPE_LIMIT, time_in_force=trading_pb2.TIME_IN_FORCE_GTC)
+        _market_order(
+            type=trading_pb2.ORDER_TYPE_LIMIT, time_in_force=trading_pb2.TIME_IN_FORCE_GTC
+        )
     )
 
     assert ("", "place_order.limit_fields") in violations
