@@ -1,0 +1,1 @@
+"""The notification service. Notifications from domain events: per-user stream, history, email."""

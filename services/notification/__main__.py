@@ -1,0 +1,6 @@
+"""`python -m services.notification`: run the notification service (TM_* settings)."""
+
+from services.notification.main import build
+from services.platform import run
+
+run(build)

@@ -1,0 +1,1 @@
+"""The oms service. Orders, executions, positions and STP hedging (issue #6)."""

@@ -1,0 +1,69 @@
+"""The shared runtime of every tradingmesh service; no domain logic (ADR 0004).
+
+settings      Settings.from_env(): the TM_* variables, typed, failing fast
+secrets       Secret (never prints), Vault (kv v2 reads, token renewal)
+logging       configure_logging(): one JSON object per line
+errors        DomainError and the one reason -> gRPC status table (ADR 0002)
+validation    protovalidate on every request; the rule id -> reason table
+identity      Caller and current_caller(): who is calling, as the edge says
+request_id    current_request_id()
+interceptors  the server interceptor chain
+metrics       Prometheus registry and /metrics
+server        ServiceSpec, serve() and run(): start, serve, stop gracefully
+internal      internal_channel(): calls to other services with the edge token
+db            Database: PostgreSQL primary and replica sessions
+cache         connect_redis()
+bus           NATS JetStream streams and publish_event()
+"""
+
+from services.platform.bus import STREAMS, connect_nats, ensure_streams, publish_event
+from services.platform.cache import connect_redis
+from services.platform.db import Database
+from services.platform.errors import DomainError, status_of, to_status
+from services.platform.identity import Caller, current_caller
+from services.platform.internal import internal_channel
+from services.platform.logging import configure_logging
+from services.platform.metrics import REGISTRY, start_metrics_server
+from services.platform.request_id import current_request_id
+from services.platform.secrets import Secret, Vault, VaultError
+from services.platform.server import (
+    Registration,
+    RunningServer,
+    ServiceSpec,
+    connect_vault,
+    run,
+    serve,
+    start_server,
+)
+from services.platform.settings import Settings, SettingsError
+
+__all__ = [
+    "REGISTRY",
+    "STREAMS",
+    "Caller",
+    "Database",
+    "DomainError",
+    "Registration",
+    "RunningServer",
+    "Secret",
+    "ServiceSpec",
+    "Settings",
+    "SettingsError",
+    "Vault",
+    "VaultError",
+    "configure_logging",
+    "connect_nats",
+    "connect_redis",
+    "connect_vault",
+    "current_caller",
+    "current_request_id",
+    "ensure_streams",
+    "internal_channel",
+    "publish_event",
+    "run",
+    "serve",
+    "start_metrics_server",
+    "start_server",
+    "status_of",
+    "to_status",
+]

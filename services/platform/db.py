@@ -1,0 +1,120 @@
+"""PostgreSQL: the primary for writes, the read replica for reads (ADR 0004).
+
+Each service logs in with its own role, whose credentials are in Vault at
+`secret/tradingmesh/postgres/<service>`. Writes go through `transaction()`, which commits when
+the block ends and rolls back when it raises, so a refused request changes nothing (ADR 0002).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+from sqlalchemy import URL, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from services.platform.secrets import Secret, Vault, postgres_path
+from services.platform.settings import Settings
+
+__all__ = ["Database"]
+
+# Per engine and process: enough for a service's concurrent transactions, small enough that six
+# services (and several instances of each) stay well under PostgreSQL's default 100 connections.
+_POOL_SIZE: Final = 5
+_MAX_OVERFLOW: Final = 5
+_POOL_TIMEOUT_SECONDS: Final = 10
+# Reconnect before a proxy or PostgreSQL's idle timeout drops a pooled connection.
+_POOL_RECYCLE_SECONDS: Final = 1800
+
+
+class Database:
+    """The service's engines (primary and replica) and its sessions."""
+
+    def __init__(self, primary: AsyncEngine, replica: AsyncEngine) -> None:
+        self.primary = primary
+        self.replica = replica
+        self._sessions = async_sessionmaker(primary, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(replica, expire_on_commit=False)
+
+    @classmethod
+    def connect(cls, settings: Settings, vault: Vault) -> Database:
+        """Engines for the settings' primary and replica with the service's Vault credentials.
+
+        No connection is opened until the first query. Where the replica is the primary
+        (locally), one engine serves both.
+        """
+        username, password = vault.read_keys(
+            postgres_path(settings.service), "username", "password"
+        )
+        primary = _engine(
+            settings, settings.database_host, settings.database_port, username, password
+        )
+        same = (settings.database_replica_host, settings.database_replica_port) == (
+            settings.database_host,
+            settings.database_port,
+        )
+        replica = (
+            primary
+            if same
+            else _engine(
+                settings,
+                settings.database_replica_host,
+                settings.database_replica_port,
+                username,
+                password,
+            )
+        )
+        return cls(primary, replica)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session on the primary in one transaction: committed at the end of the block,
+        rolled back if the block raises."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session on the replica in a read-only transaction.
+
+        Read-only even where the replica is the primary, so that code which writes through it
+        fails locally as it would against a real replica.
+        """
+        async with self._read_sessions() as session, session.begin():
+            await session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+
+    async def dispose(self) -> None:
+        """Closes every pooled connection (on shutdown)."""
+        await self.primary.dispose()
+        if self.replica is not self.primary:
+            await self.replica.dispose()
+
+
+def _engine(
+    settings: Settings, host: str, port: int, username: Secret, password: Secret
+) -> AsyncEngine:
+    url = URL.create(
+        "postgresql+psycopg",
+        username=username.reveal(),
+        password=password.reveal(),  # URL hides it in repr and str
+        host=host,
+        port=port,
+        database=settings.database_name,
+    )
+    return create_async_engine(
+        url,
+        pool_size=_POOL_SIZE,
+        max_overflow=_MAX_OVERFLOW,
+        pool_timeout=_POOL_TIMEOUT_SECONDS,
+        pool_recycle=_POOL_RECYCLE_SECONDS,
+        # A connection that died while pooled (a restart, a failover) is replaced, not used.
+        pool_pre_ping=True,
+        connect_args={"application_name": f"tradingmesh-{settings.service}"},
+    )

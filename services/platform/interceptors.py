@@ -1,0 +1,379 @@
+"""The server interceptor chain of every service, in the order of ADR 0004.
+
+    request id -> access log -> metrics -> edge check + identity -> validation -> error mapping
+
+The first is the outermost: it sees the call first and its outcome last. Each interceptor wraps
+the handler of every call shape (unary and streaming responses alike) with an async context
+manager, `around(call)`, that runs before the handler and sees how it ended.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias, cast
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+from prometheus_client import CollectorRegistry
+
+from services.platform.errors import DomainError, abort, internal_error
+from services.platform.identity import Caller, current_caller, edge_token_matches, set_caller
+from services.platform.metrics import REGISTRY, rpc_metrics
+from services.platform.request_id import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    current_request_id,
+    set_request_id,
+)
+from services.platform.secrets import Secret
+from services.platform.validation import check_request
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = [
+    "EDGE_EXEMPT_PREFIXES",
+    "AccessLogInterceptor",
+    "Call",
+    "CallInterceptor",
+    "EdgeIdentityInterceptor",
+    "ErrorMappingInterceptor",
+    "MetricsInterceptor",
+    "RequestIdInterceptor",
+    "ValidationInterceptor",
+    "server_interceptors",
+]
+
+EDGE_EXEMPT_PREFIXES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+"""Methods that need no edge token: probes and tools (grpcurl) call them directly."""
+
+# Strings: at run time these grpc classes are not generic; only their type stubs are.
+ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+# What grpc.aio calls for a method: `async def`, async generator, or plain `def` (the stubs of
+# RpcMethodHandler only describe the synchronous server's behaviours).
+_Behaviour: TypeAlias = Callable[[Any, ServicerContext], Any]
+
+_access_log = logging.getLogger("tradingmesh.access")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call as an interceptor sees it."""
+
+    method: str
+    """The full method, e.g. "/tradingmesh.pricing.v1.PricingService/GetQuote"."""
+    kind: str
+    """unary, server_stream, client_stream or bidi_stream."""
+    request: Message | None
+    """The request; None when the client streams requests."""
+    context: ServicerContext
+
+    @property
+    def service(self) -> str:
+        return self.method.strip("/").partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.method.rpartition("/")[2]
+
+    def metadata(self, key: str) -> list[str | bytes]:
+        """Every value the client sent for `key` (lower case), in order."""
+        return [value for k, value in self.context.invocation_metadata() or () if k == key]
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
+    """Runs `around(call)` around the handler of every call it `applies_to`."""
+
+    def applies_to(self, method: str) -> bool:
+        return True
+
+    @abc.abstractmethod
+    def around(self, call: Call) -> AbstractAsyncContextManager[None]:
+        """Entered before the handler; exited when the call ends, with its exception if any."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not self.applies_to(method):
+            return handler
+        return _wrap(handler, method, self.around)
+
+
+def _wrap(
+    handler: _Handler, method: str, around: Callable[[Call], AbstractAsyncContextManager[None]]
+) -> _Handler:
+    """The handler with `around` around its behaviour; serializers and shape unchanged."""
+    serializers: dict[str, Any] = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        unary = cast(_Behaviour, handler.unary_unary)
+
+        async def unary_unary(request: Message, context: ServicerContext) -> Any:
+            async with around(Call(method, "unary", request, context)):
+                return await _resolved(unary(request, context))
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **serializers)
+    if handler.unary_stream is not None:
+        inner = cast(_Behaviour, handler.unary_stream)
+        behaviour = _streaming(inner, method, "server_stream", around, True)
+        return grpc.unary_stream_rpc_method_handler(behaviour, **serializers)
+    if handler.stream_unary is not None:
+        requests_in = cast(_Behaviour, handler.stream_unary)
+
+        async def stream_unary(requests: Any, context: ServicerContext) -> Any:
+            async with around(Call(method, "client_stream", None, context)):
+                return await _resolved(requests_in(requests, context))
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, **serializers)
+    if handler.stream_stream is not None:
+        inner = cast(_Behaviour, handler.stream_stream)
+        behaviour = _streaming(inner, method, "bidi_stream", around, False)
+        return grpc.stream_stream_rpc_method_handler(behaviour, **serializers)
+    return handler
+
+
+def _streaming(
+    inner: _Behaviour,
+    method: str,
+    kind: str,
+    around: Callable[[Call], AbstractAsyncContextManager[None]],
+    unary_request: bool,
+) -> _Behaviour:
+    """A streaming behaviour in the style of `inner`: an async generator if it is one, else a
+    coroutine that writes with `context.write` (grpc.aio does not mix the two in one call)."""
+
+    def call_of(request: Any, context: ServicerContext) -> Call:
+        return Call(method, kind, request if unary_request else None, context)
+
+    if inspect.isasyncgenfunction(inner) or inspect.isgeneratorfunction(inner):
+
+        async def generator(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+            async with around(call_of(request, context)):
+                async for response in _responses(inner(request, context)):
+                    yield response
+
+        return generator
+
+    async def writer(request: Any, context: ServicerContext) -> None:
+        async with around(call_of(request, context)):
+            # Handlers of this style may still return an iterator (e.g. a plain `def`).
+            result = await _resolved(inner(request, context))
+            if result is not None:
+                async for response in _responses(result):
+                    await context.write(response)
+
+    return writer
+
+
+async def _resolved(result: Any) -> Any:
+    """Handlers may be `async def` or plain `def`; both are served."""
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _responses(result: Any) -> AsyncIterator[Any]:
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    else:
+        for response in result:
+            yield response
+
+
+def _outcome(context: ServicerContext, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with, for logs and metrics."""
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    # No status was set: a normal return is OK; an exception that escaped every interceptor is
+    # what grpc reports for one, UNKNOWN.
+    return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
+
+
+class RequestIdInterceptor(CallInterceptor):
+    """Gives the call a request id (the caller's `x-request-id`, or a new one) and echoes it.
+
+    The id goes back in the initial metadata, so that the client has it whatever the outcome.
+    (Handlers therefore do not send initial metadata of their own.)
+    """
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        given = call.metadata(REQUEST_ID_HEADER)
+        only = given[0] if len(given) == 1 and isinstance(given[0], str) else None
+        request_id = accept_request_id(only)
+        set_request_id(request_id)
+        await call.context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
+        yield
+
+
+class AccessLogInterceptor(CallInterceptor):
+    """Logs one JSON line per call: method, status code, duration and request id."""
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            code = _outcome(call.context, error)
+            fields: dict[str, object] = {
+                "method": call.method,
+                "code": code.name,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "peer": call.context.peer(),
+            }
+            caller = _caller_or_none()
+            if caller is not None and caller.subject:
+                fields["subject"] = caller.subject
+            _access_log.info("rpc %s %s", call.method, code.name, extra=fields)
+
+
+class MetricsInterceptor(CallInterceptor):
+    """Counts calls by method and status code, and records how long they took."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._metrics = rpc_metrics(registry)
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            labels = (call.service, call.name, call.kind)
+            self._metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
+            code = _outcome(call.context, error)
+            self._metrics.handled.labels(*labels, code.name).inc()
+
+
+class EdgeIdentityInterceptor(CallInterceptor):
+    """Refuses calls that did not come through the edge; exposes the caller to handlers.
+
+    A call must carry the edge token (UNAUTHENTICATED, UNTRUSTED_CALLER otherwise); its identity
+    headers then become `current_caller()`. Health and reflection are exempt.
+    """
+
+    def __init__(
+        self, edge_token: Secret, exempt_prefixes: Sequence[str] = EDGE_EXEMPT_PREFIXES
+    ) -> None:
+        self._edge_token = edge_token
+        self._exempt = tuple(exempt_prefixes)
+
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(self._exempt)
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        metadata: Iterable[tuple[str, str | bytes]] = call.context.invocation_metadata() or ()
+        caller: Caller | None = None
+        if edge_token_matches(metadata, self._edge_token):
+            try:
+                caller = Caller.from_metadata(metadata, current_request_id() or "")
+            except ValueError:
+                caller = None
+        if caller is None:
+            await abort(
+                call.context,
+                DomainError(
+                    ErrorReason.ERROR_REASON_UNTRUSTED_CALLER,
+                    "the call did not come through the platform's edge",
+                ),
+            )
+        set_caller(caller)
+        yield
+
+
+class ValidationInterceptor(CallInterceptor):
+    """Checks the request against its contract's rules before the handler sees it."""
+
+    def __init__(self, exempt_prefixes: Sequence[str] = EDGE_EXEMPT_PREFIXES) -> None:
+        # Health and reflection are not tradingmesh contracts: they have no rules to check.
+        self._exempt = tuple(exempt_prefixes)
+
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(self._exempt)
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        if call.request is None:
+            # tradingmesh contracts have no client-streaming RPCs (ADR 0001); rather than serve
+            # unchecked requests, such a method is refused.
+            await call.context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "client-streaming RPCs are not served"
+            )
+        try:
+            check_request(call.request)
+        except DomainError as invalid:
+            await abort(call.context, invalid)
+        except Exception:
+            _log.exception("request validation failed to run", extra={"method": call.method})
+            await abort(call.context, internal_error(current_request_id()))
+        yield
+
+
+class ErrorMappingInterceptor(CallInterceptor):
+    """Turns what a handler raises into a status with details (ADR 0002).
+
+    A `DomainError` becomes its reason's status with ErrorInfo (and BadRequest, RetryInfo).
+    `NotImplementedError` (the generated servicer's default) becomes UNIMPLEMENTED. Anything else
+    is a bug: INTERNAL with a generic message and the request id, and the exception is logged.
+    """
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        try:
+            yield
+        except DomainError as error:
+            await abort(call.context, error)
+        except grpc.aio.AbortError:
+            raise  # the handler ended the call itself, with a status of its choice
+        except NotImplementedError:
+            await call.context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{call.name} is not served")
+        except Exception:
+            _log.exception("unhandled exception in a handler", extra={"method": call.method})
+            await abort(call.context, internal_error(current_request_id()))
+
+
+def server_interceptors(
+    edge_token: Secret, *, registry: CollectorRegistry = REGISTRY
+) -> list[grpc.aio.ServerInterceptor]:
+    """The chain of ADR 0004, outermost first, as `grpc.aio.server(interceptors=...)` takes it."""
+    return [
+        RequestIdInterceptor(),
+        AccessLogInterceptor(),
+        MetricsInterceptor(registry),
+        EdgeIdentityInterceptor(edge_token),
+        ValidationInterceptor(),
+        ErrorMappingInterceptor(),
+    ]
+
+
+def _caller_or_none() -> Caller | None:
+    try:
+        return current_caller()
+    except LookupError:
+        return None

@@ -1,0 +1,50 @@
+"""Calls from one service to another (e.g. oms -> risk), which must carry the edge token too.
+
+The callee's edge check accepts a call only with the edge token (ADR 0004); `internal_channel`
+adds it to every call, with the `x-request-id` of the call being served so that one request can
+be followed across services. The caller's identity is not forwarded: the calling service acts on
+its own behalf and passes what the callee needs (e.g. the account id) in the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc.aio
+
+from services.platform.identity import EDGE_TOKEN_HEADER
+from services.platform.request_id import REQUEST_ID_HEADER, current_request_id
+from services.platform.secrets import Secret
+
+__all__ = ["internal_channel"]
+
+
+class _InternalCallMetadata(
+    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
+):
+    def __init__(self, edge_token: Secret) -> None:
+        self._edge_token = edge_token
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata[EDGE_TOKEN_HEADER] = self._edge_token.reveal()
+        request_id = current_request_id()
+        if request_id is not None and metadata.get(REQUEST_ID_HEADER) is None:
+            metadata[REQUEST_ID_HEADER] = request_id
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def internal_channel(target: str, edge_token: Secret) -> grpc.aio.Channel:
+    """A channel to another service at `target` (host:port) whose calls carry the edge token.
+
+    Plain-text, as between services and Envoy on one host (ADR 0004). Close it on shutdown.
+    """
+    return grpc.aio.insecure_channel(target, interceptors=[_InternalCallMetadata(edge_token)])

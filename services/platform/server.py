@@ -1,0 +1,231 @@
+"""The one place that starts a service's gRPC server and stops it gracefully (ADR 0004).
+
+A service describes itself with a `ServiceSpec` and its `__main__` calls `run(factory)`: read
+the settings, configure logging, log in to Vault, read the edge token, build the spec, serve
+until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, NoReturn, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import (  # type: ignore[import-untyped]  # no type information shipped
+    _async as health_async,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+from prometheus_client import CollectorRegistry
+
+from services.platform.interceptors import server_interceptors
+from services.platform.logging import configure_logging
+from services.platform.metrics import REGISTRY, start_metrics_server
+from services.platform.secrets import EDGE_PATH, Secret, Vault, VaultError
+from services.platform.settings import Settings, SettingsError
+
+__all__ = [
+    "Hook",
+    "Registration",
+    "RunningServer",
+    "ServiceSpec",
+    "connect_vault",
+    "run",
+    "serve",
+    "start_server",
+]
+
+_S = TypeVar("_S")
+Hook = Callable[[], Awaitable[None]]
+"""An async function run when the service starts or stops."""
+
+_log = logging.getLogger(__name__)
+
+_SERVER_OPTIONS: Sequence[tuple[str, Any]] = (
+    # Without this, Linux lets a second process bind the same port and share the traffic
+    # silently; a port clash must fail the start instead.
+    ("grpc.so_reuseport", 0),
+    # Envoy keeps idle upstream connections alive with pings; do not treat them as abuse.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
+
+
+@dataclass(frozen=True)
+class Registration(Generic[_S]):
+    """One gRPC service of the process: the generated `add_*_to_server`, the servicer, and the
+    service's full name, e.g. "tradingmesh.oms.v1.OrderService" (for health and reflection)."""
+
+    add_to_server: Callable[[_S, grpc.aio.Server], None]
+    servicer: _S
+    service_name: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a service process serves, and what it opens before and closes after serving."""
+
+    name: str
+    registrations: Sequence[Registration[Any]]
+    on_start: Sequence[Hook] = field(default=())
+    """Run in order before the server accepts calls (connect, ensure streams, warm caches)."""
+    on_stop: Sequence[Hook] = field(default=())
+    """Run in order after the server stopped (close pools and connections); each runs even if
+    another failed."""
+
+    @property
+    def service_names(self) -> list[str]:
+        return [registration.service_name for registration in self.registrations]
+
+
+@dataclass
+class RunningServer:
+    """A started gRPC server with its health service."""
+
+    server: grpc.aio.Server
+    health: Any  # grpc_health.v1._async.HealthServicer (untyped)
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """Health NOT_SERVING first, so that probes and Envoy stop sending; then in-flight
+        calls get `grace` seconds before they are cancelled."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    spec: ServiceSpec,
+    address: str,
+    edge_token: Secret,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+) -> RunningServer:
+    """Builds the server (interceptors, servicers, health, reflection), binds and starts it.
+
+    `address` is host:port; port 0 picks a free port (see `RunningServer.port`).
+    """
+    pool = descriptor_pool.Default()
+    for name in spec.service_names:
+        try:
+            pool.FindServiceByName(name)
+        except KeyError:
+            raise ValueError(f"{name} is not a known gRPC service (check the name)") from None
+    server = grpc.aio.server(
+        interceptors=server_interceptors(edge_token, registry=registry),
+        options=_SERVER_OPTIONS,
+    )
+    for registration in spec.registrations:
+        registration.add_to_server(registration.servicer, server)
+    health_servicer = health_async.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(address)
+    await server.start()
+    for name in ["", *spec.service_names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, health_servicer, port)
+
+
+async def serve(
+    spec: ServiceSpec,
+    settings: Settings,
+    edge_token: Secret,
+    *,
+    grace: float = 10.0,
+    registry: CollectorRegistry = REGISTRY,
+) -> None:
+    """Serves `spec` on `settings.grpc_addr` (and /metrics) until SIGTERM or SIGINT.
+
+    Then: health NOT_SERVING, no new calls, `grace` seconds for in-flight ones, the `on_stop`
+    hooks, and return.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stopping.set)
+    metrics = start_metrics_server(settings.metrics_addr, registry)
+    try:
+        for hook in spec.on_start:
+            await hook()
+        running = await start_server(spec, str(settings.grpc_addr), edge_token, registry=registry)
+        _log.info(
+            "serving",
+            extra={
+                "grpc_addr": str(settings.grpc_addr),
+                "metrics_addr": str(settings.metrics_addr),
+                "services": spec.service_names,
+            },
+        )
+        try:
+            await stopping.wait()
+        finally:
+            _log.info("stopping", extra={"grace_seconds": grace})
+            await running.stop(grace)
+    finally:
+        for hook in spec.on_stop:
+            try:
+                await hook()
+            except Exception:
+                _log.exception("a stop hook failed", extra={"hook": getattr(hook, "__name__", "")})
+        await asyncio.to_thread(metrics.close)
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        _log.info("stopped")
+
+
+def connect_vault(settings: Settings) -> Vault:
+    """Logs in to Vault with the token, or with AppRole, that the settings give."""
+    if settings.vault_token is not None:
+        return Vault.with_token(settings.vault_addr, settings.vault_token)
+    if settings.vault_role_id is None or settings.vault_secret_id is None:
+        # Settings.from_env guarantees one login method; a hand-built Settings may not.
+        raise VaultError("vault: no TM_VAULT_TOKEN and no AppRole credentials")
+    return Vault.with_approle(settings.vault_addr, settings.vault_role_id, settings.vault_secret_id)
+
+
+def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
+    """The `main()` of a service: `python -m services.<name>` calls it and exits with its code.
+
+    Exits 2 with one line on stderr for bad settings, 1 when Vault fails or serving fails.
+    `spec_factory` runs inside the event loop, so it may create asyncio objects.
+    """
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        _fail(str(error), 2)
+    configure_logging(settings.service, settings.log_level)
+    try:
+        vault = connect_vault(settings)
+        (edge_token,) = vault.read_keys(EDGE_PATH, "token")
+    except VaultError as error:
+        _fail(str(error), 1)
+
+    async def main() -> None:
+        spec = spec_factory(settings, vault)
+        renewal = asyncio.create_task(vault.renew_forever(), name="vault-token-renewal")
+        try:
+            await serve(spec, settings, edge_token)
+        finally:
+            renewal.cancel()
+
+    try:
+        asyncio.run(main())
+    except Exception:
+        _log.exception("the service failed")
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)

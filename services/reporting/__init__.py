@@ -1,0 +1,1 @@
+"""The reporting service. Statements, performance, history and exports, read from the replica."""

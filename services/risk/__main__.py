@@ -1,0 +1,6 @@
+"""`python -m services.risk`: run the risk service (settings from TM_* variables)."""
+
+from services.platform import run
+from services.risk.main import build
+
+run(build)

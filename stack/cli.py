@@ -1,0 +1,223 @@
+"""`tradingmesh`: run the whole platform locally (ADR 0004).
+
+tradingmesh up [--name dev] [--base-port 17000] [--detach] [--no-services]
+tradingmesh status [--name dev] [--json]
+tradingmesh down [--name dev] [--purge]
+tradingmesh logs [--name dev] [component]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from stack.health import ComponentFailedError
+from stack.orchestrator import StackConfig, StackError, down, is_running, status, up
+from stack.paths import StackNameError, StackPaths
+from stack.state import StackState
+
+log = logging.getLogger("stack")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradingmesh", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_name(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--name", default="dev", help="stack name (default: dev)")
+        return command
+
+    start = with_name(commands.add_parser("up", help="start the stack (only what is missing)"))
+    start.add_argument(
+        "--base-port",
+        type=int,
+        default=None,
+        help="first port of the stack's block of 100 (default: the stack's last one, or 17000)",
+    )
+    start.add_argument(
+        "--detach", action="store_true", help="return once healthy, leave it running"
+    )
+    start.add_argument("--no-services", action="store_true", help="infrastructure and Envoy only")
+    start.add_argument("--log-level", default="INFO", help="TM_LOG_LEVEL for the services")
+
+    show = with_name(commands.add_parser("status", help="what runs, re-checked now"))
+    show.add_argument("--json", action="store_true", help="print stack.json with live health")
+
+    stop = with_name(commands.add_parser("down", help="stop every process of the stack"))
+    stop.add_argument("--purge", action="store_true", help="also delete its data and logs")
+
+    logs = with_name(commands.add_parser("logs", help="print a component's log"))
+    logs.add_argument("component", nargs="?", help="e.g. postgres, oms, envoy (default: all)")
+    return parser
+
+
+def _table(state: StackState) -> str:
+    rows = [("COMPONENT", "PID", "HEALTHY", "ADDRESS")]
+    for c in state.components:
+        pid = "-" if c.pid is None else str(c.pid)
+        if c.pid is not None and not is_running(c):
+            pid += " (exited)"
+        rows.append((c.name, pid, "yes" if c.healthy else "NO", c.address))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def _summary(state: StackState, seconds: float) -> str:
+    paths = StackPaths.for_name(state.name)
+    demo = state.demo
+    login = (
+        f"{demo.username} / {demo.password} (account {demo.account_id})"
+        if demo
+        else "(none recorded: see the seed lines above)"
+    )
+    return "\n".join(
+        [
+            f"tradingmesh stack {state.name!r} is up, healthy in {seconds:.1f} s",
+            "",
+            _table(state),
+            "",
+            f"  gRPC         {state.endpoints.grpc}  (TLS with --cacert below; h2c also accepted)",
+            f"  HTTP         {state.endpoints.http}  (REST/JSON and gRPC-web; http:// also works)",
+            f"  CA file      {state.endpoints.ca_file}",
+            f"  Envoy admin  {state.endpoints.envoy_admin}",
+            f"  Vault        {state.vault.address}  (root token: {state.vault.root_token_file})",
+            f"  demo login   {login}",
+            f"  state        {paths.state_file}",
+        ]
+    )
+
+
+class _StopRequestedError(Exception):
+    """SIGTERM or SIGINT while `up` runs in the foreground."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequestedError(signal.Signals(signum).name)
+
+
+def _foreground(name: str) -> None:
+    """Wait for Ctrl-C / SIGTERM, telling once when a component stops on its own.
+
+    Returns if the whole stack was stopped from elsewhere (`tradingmesh down`).
+    """
+    reported: set[str] = set()
+    while True:
+        time.sleep(2.0)
+        current = status(name)
+        components = current.components if current else ()
+        if not any(is_running(c) for c in components):
+            log.info("the stack was stopped from elsewhere")
+            return
+        for c in components:
+            if not c.healthy and c.name not in reported:
+                reported.add(c.name)
+                log.warning("%s is not healthy (`tradingmesh logs %s`)", c.name, c.name)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = StackConfig(
+        name=args.name,
+        base_port=args.base_port,
+        services=not args.no_services,
+        log_level=args.log_level,
+    )
+    if not args.detach:
+        signal.signal(signal.SIGTERM, _raise_stop)
+        signal.signal(signal.SIGINT, _raise_stop)
+    started = time.monotonic()
+    try:
+        state = up(config)
+        print(_summary(state, time.monotonic() - started), flush=True)
+        if args.detach:
+            return 0
+        print("\nRunning in the foreground: Ctrl-C stops everything.", flush=True)
+        _foreground(args.name)
+        return 0
+    except _StopRequestedError as stop:
+        log.info("%s: stopping the stack", stop)
+        return 0
+    except (StackError, ComponentFailedError, RuntimeError) as error:
+        log.error("up failed: %s", error)
+        if args.detach:
+            log.error(
+                "anything already started keeps running: `tradingmesh status --name %s`, "
+                "`tradingmesh logs --name %s <component>`, `tradingmesh down --name %s`",
+                args.name,
+                args.name,
+                args.name,
+            )
+        return 1
+    finally:
+        if not args.detach:
+            # Ignore further signals so a second Ctrl-C cannot interrupt the teardown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            stopped = down(args.name)
+            log.info("stopped: %s", ", ".join(stopped) or "nothing was running")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = status(args.name)
+    if state is None:
+        print(f"no stack named {args.name!r} (nothing started yet)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(state.to_json(), indent=2))
+    else:
+        print(_table(state))
+    return 0 if state.components and all(c.healthy for c in state.components) else 3
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stopped = down(args.name, purge=args.purge)
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    if args.purge:
+        print(f"deleted {StackPaths.for_name(args.name).root}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    paths = StackPaths.for_name(args.name)
+    if args.component:
+        path = paths.log(args.component)
+        if not path.is_file():
+            known = sorted(p.stem for p in paths.logs.glob("*.log"))
+            print(f"no log for {args.component!r}; known: {', '.join(known)}", file=sys.stderr)
+            return 1
+        sys.stdout.write(path.read_text(errors="replace"))
+        return 0
+    for path in sorted(paths.logs.glob("*.log")):
+        lines = path.read_text(errors="replace").splitlines()[-10:]
+        print(f"==> {path.stem} ({path}) <==")
+        print("\n".join(lines), end="\n\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
+    handlers = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "logs": cmd_logs}
+    try:
+        return handlers[args.command](args)
+    except (StackError, StackNameError, ValueError) as error:
+        log.error("%s", error)
+        return 1
+    except BrokenPipeError:
+        # `tradingmesh logs | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

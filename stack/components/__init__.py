@@ -1,0 +1,1 @@
+"""One module per server the stack runs; `base` holds what they share."""

@@ -1,0 +1,78 @@
+"""The platform's own services: `python -m services.<name>` with ADR 0004's environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from stack.components.base import Component, Context
+from stack.health import grpc_serving
+from stack.ports import HOST, port_is_listening
+from stack.process import Launch
+from stack.secrets import Secret
+
+# Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings
+# come from us only, and no admin credential (BAO_TOKEN...) may leak into it.
+_NOT_INHERITED = ("TM_", "BAO_", "VAULT_")
+
+
+def is_available(service: str) -> bool:
+    """True once `services/<service>/__main__.py` exists (the lead writes the packages)."""
+    import services
+
+    return any((Path(root) / service / "__main__.py").is_file() for root in services.__path__)
+
+
+class Service(Component):
+    # In-flight calls get a 10 s grace period on SIGTERM (ADR 0004), plus time to close pools.
+    stop_timeout = 15.0
+
+    def __init__(self, ctx: Context, service: str) -> None:
+        super().__init__(ctx)
+        self.name = service
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.ctx.ports.service_grpc(self.name)}"
+
+    @property
+    def metrics_address(self) -> str:
+        return f"{HOST}:{self.ctx.ports.service_metrics(self.name)}"
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.ctx.ports.service_grpc(self.name), self.ctx.ports.service_metrics(self.name))
+
+    def probe(self) -> bool:
+        # A TCP connect first: far cheaper than a gRPC channel while the service still boots.
+        port = self.ctx.ports.service_grpc(self.name)
+        return port_is_listening(port) and grpc_serving(self.address)
+
+    def environment(self, vault_address: str, vault_token: Secret) -> dict[str, str]:
+        ports = self.ctx.ports
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "TM_SERVICE": self.name,
+                "TM_GRPC_ADDR": self.address,
+                "TM_METRICS_ADDR": self.metrics_address,
+                "TM_LOG_LEVEL": self.ctx.log_level,
+                "TM_VAULT_ADDR": vault_address,
+                "TM_VAULT_TOKEN": vault_token.reveal(),
+                "TM_DATABASE_HOST": HOST,
+                "TM_DATABASE_PORT": str(ports.postgres),
+                "TM_DATABASE_NAME": "tradingmesh",
+                "TM_REDIS_HOST": HOST,
+                "TM_REDIS_PORT": str(ports.redis),
+                "TM_NATS_URL": f"nats://{HOST}:{ports.nats}",
+            }
+        )
+        return env
+
+    def launch(self, vault_address: str, vault_token: Secret) -> Launch:
+        return Launch(
+            argv=[sys.executable, "-m", f"services.{self.name}"],
+            env=self.environment(vault_address, vault_token),
+            cwd=self.ctx.repo,
+        )

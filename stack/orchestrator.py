@@ -1,0 +1,422 @@
+"""`up`, `status` and `down` of a whole stack: start order, health waits, restarts, teardown.
+
+Order (ADR 0004, with one refinement): OpenBao and PostgreSQL start first, together; once
+OpenBao answers, the secrets are read or generated in it, and only then do Redis and NATS start,
+because their passwords are given to them at start. Then PostgreSQL's roles and database,
+migrations, the demo seed, the services, Envoy, and a wait for every health check. The whole
+`up` must be healthy within `StackConfig.budget` seconds.
+
+`up` starts only what is not running, so it also repairs a stack after a crash. A new OpenBao
+(its dev storage is in memory) means new secrets: every running process holding an old one is
+restarted, and PostgreSQL's role passwords are reset from Vault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from stack import provision
+from stack import secrets as stack_secrets
+from stack import state as state_file
+from stack.components.base import Component, Context
+from stack.components.envoy import Envoy
+from stack.components.nats import Nats
+from stack.components.openbao import OpenBao
+from stack.components.postgres import Postgres, system_user
+from stack.components.redis import Redis
+from stack.components.services import Service, is_available
+from stack.health import wait_healthy
+from stack.paths import REPO, StackPaths
+from stack.ports import DEFAULT_BASE, SERVICES, Ports, port_is_free, validate_base
+from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
+from stack.secrets import StackSecrets
+from stack.state import ComponentState, Endpoints, StackState, VaultInfo
+from stack.vault import VaultAdmin
+
+log = logging.getLogger("stack")
+
+START_ORDER: tuple[str, ...] = ("openbao", "postgres", "redis", "nats", *SERVICES, "envoy")
+# Stopped tier by tier, each tier at once: the edge, then the services, then what they use.
+STOP_TIERS: tuple[tuple[str, ...], ...] = (
+    ("envoy",),
+    SERVICES,
+    ("nats", "redis", "postgres"),
+    ("openbao",),
+)
+# Processes given a secret at start; restarted when the secrets are new.
+SECRET_HOLDERS: tuple[str, ...] = ("redis", "nats", *SERVICES, "envoy")
+
+
+class StackError(RuntimeError):
+    """Something the user must act on (port taken, another `up` running, a component failed)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    name: str = "dev"
+    base_port: int | None = None  # None: the base of the existing stack.json, else 17000
+    services: bool = True  # False: only the infrastructure and Envoy (`--no-services`)
+    repo: Path = REPO
+    log_level: str = "INFO"
+    budget: float = 60.0
+
+
+@dataclass(frozen=True)
+class _Components:
+    """Every component a stack may run, typed, for one port plan."""
+
+    openbao: OpenBao
+    postgres: Postgres
+    redis: Redis
+    nats: Nats
+    services: dict[str, Service]
+    envoy: Envoy
+
+    @classmethod
+    def for_context(cls, ctx: Context) -> _Components:
+        return cls(
+            openbao=OpenBao(ctx),
+            postgres=Postgres(ctx),
+            redis=Redis(ctx),
+            nats=Nats(ctx),
+            services={name: Service(ctx, name) for name in SERVICES},
+            envoy=Envoy(ctx),
+        )
+
+    def by_name(self) -> dict[str, Component]:
+        infra: list[Component] = [self.openbao, self.postgres, self.redis, self.nats]
+        return {c.name: c for c in [*infra, *self.services.values(), self.envoy]}
+
+
+def _ref(component: ComponentState) -> ProcessRef | None:
+    if component.pid is None or component.pid_start_ticks is None:
+        return None
+    return ProcessRef(component.pid, component.pid_start_ticks)
+
+
+def is_running(component: ComponentState | None) -> bool:
+    """Whether the process recorded for `component` is still the one we started, alive."""
+    ref = _ref(component) if component else None
+    return ref is not None and is_alive(ref)
+
+
+@contextlib.contextmanager
+def _locked(paths: StackPaths) -> Iterator[None]:
+    """One `up`/`down` at a time per stack (the lock is released when the process exits)."""
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+") as lock:
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as error:
+                if time.monotonic() >= deadline:
+                    raise StackError(
+                        f"another `tradingmesh up/down` is working on stack {paths.name!r}"
+                    ) from error
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _skeleton(paths: StackPaths, ports: Ports) -> StackState:
+    openbao_address = f"http://127.0.0.1:{ports.openbao}"
+    return StackState(
+        name=paths.name,
+        base_port=ports.base,
+        state_dir=str(paths.root),
+        vault=VaultInfo(address=openbao_address, root_token_file=str(paths.root_token_file)),
+        endpoints=Endpoints(
+            grpc=f"127.0.0.1:{ports.envoy}",
+            http=f"https://127.0.0.1:{ports.envoy}",
+            ca_file=str(paths.ca_file),
+            envoy_admin=f"http://127.0.0.1:{ports.envoy_admin}",
+        ),
+    )
+
+
+class _Up:
+    """One run of `up`: keeps the state file current after every process it starts."""
+
+    # Set by _prepare_state, once the stack's file has been read under the lock.
+    state: StackState
+    ports: Ports
+    ctx: Context
+    components: _Components
+    by_name: dict[str, Component]
+    running: set[str]
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.deadline = time.monotonic() + config.budget
+        self.paths = StackPaths.for_name(config.name, config.repo)
+        self.run_as = system_user()
+        self.paths.ensure(group_id=self.run_as.gid if self.run_as else None)
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.1)
+
+    def _record(self, component: Component, ref: ProcessRef | None, healthy: bool) -> None:
+        entry = ComponentState(
+            name=component.name,
+            address=component.address,
+            pid=ref.pid if ref else None,
+            pid_start_ticks=ref.start_ticks if ref else None,
+            healthy=healthy,
+            log=str(component.log_path),
+        )
+        self.state = state_file.save(self.paths.state_file, self.state.with_component(entry))
+
+    def _check_ports(self, component: Component) -> None:
+        busy = [p for p in component.ports() if not port_is_free(p)]
+        if busy:
+            raise StackError(
+                f"{component.name}: port {', '.join(map(str, busy))} on 127.0.0.1 is in use by "
+                "another process; choose another --base-port"
+            )
+
+    def _clean_leftovers(self, name: str) -> None:
+        """Stop what may remain of a dead component's group (e.g. PostgreSQL backends)."""
+        previous = self.state.component(name)
+        ref = _ref(previous) if previous else None
+        if ref is not None:
+            stop_groups([(ref, self.by_name[name].stop_signal)], timeout=5.0)
+
+    def _prepare_state(self) -> None:
+        previous = state_file.load(self.paths.state_file)
+        running = [c for c in (previous.components if previous else ()) if is_running(c)]
+        base = self.config.base_port
+        if base is None:
+            base = previous.base_port if previous else DEFAULT_BASE
+        validate_base(base)
+        if previous and running and previous.base_port != base:
+            raise StackError(
+                f"stack {self.paths.name!r} is running on base port {previous.base_port}; "
+                f"`tradingmesh down --name {self.paths.name}` first to move it to {base}"
+            )
+        self.ports = Ports(base)
+        self.ctx = Context(self.paths, self.ports, self.config.repo, self.config.log_level)
+        self.components = _Components.for_context(self.ctx)
+        self.by_name = self.components.by_name()
+        fresh = _skeleton(self.paths, self.ports)
+        # Keep the records of dead processes until their leftovers are cleaned up.
+        kept = previous.components if previous and previous.base_port == base else ()
+        self.state = replace(fresh, components=kept, demo=previous.demo if previous else None)
+        self.running = {c.name for c in running}
+
+    def _stop(self, names: list[str]) -> None:
+        targets = []
+        for name in names:
+            entry = self.state.component(name)
+            ref = _ref(entry) if entry else None
+            if ref is not None:
+                targets.append((ref, self.by_name[name].stop_signal))
+        leftover = stop_groups(targets, timeout=15.0)
+        if leftover:
+            raise StackError(f"could not stop processes {leftover}")
+        for name in names:
+            self.running.discard(name)
+            log.info("%s: stopped (its secrets were replaced)", name)
+
+    def _ensure_started(self, component: Component, make_launch: Callable[[], Launch]) -> bool:
+        """Start `component` unless it runs; True if it was started now."""
+        if component.name in self.running:
+            return False
+        self._clean_leftovers(component.name)
+        self._check_ports(component)
+        ref = spawn(make_launch(), component.log_path)
+        log.info("%s: started (pid %d), %s", component.name, ref.pid, component.address)
+        self._record(component, ref, healthy=False)
+        return True
+
+    def run(self) -> StackState:
+        with _locked(self.paths):
+            self._prepare_state()
+            return self._run_locked()
+
+    def _run_locked(self) -> StackState:
+        openbao, postgres = self.components.openbao, self.components.postgres
+
+        # 1. OpenBao and PostgreSQL (neither needs a secret to start).
+        self._ensure_started(openbao, lambda: openbao.launch(openbao.new_root_token()))
+        new_database = not postgres.initialized
+
+        def postgres_launch() -> Launch:
+            if not postgres.initialized:
+                postgres.initialize(self.run_as, timeout=self.remaining())
+                log.info("postgres: initialized %s", self.paths.postgres_data)
+            return postgres.launch(self.run_as)
+
+        self._ensure_started(postgres, postgres_launch)
+        self._wait([openbao])
+
+        # 2. Secrets in Vault; a new set replaces every secret a running process holds.
+        vault = VaultAdmin(openbao.address, openbao.read_root_token())
+        secrets, rotated = stack_secrets.ensure(vault)
+        if rotated:
+            log.info("vault: new secrets written under secret/tradingmesh/")
+            holders = [n for n in SECRET_HOLDERS if n in self.running]
+            if holders:
+                self._stop(holders)
+
+        # 3. Redis and NATS, with their passwords.
+        redis, nats = self.components.redis, self.components.nats
+        self._ensure_started(redis, lambda: redis.launch(secrets.redis_password))
+        self._ensure_started(nats, lambda: nats.launch(secrets.nats))
+        self._wait([postgres, redis, nats])
+        if not redis.verify_auth(secrets.redis_password):
+            raise StackError("redis: does not accept the password from Vault")
+
+        # 4. Database roles and database, schema, demo data; meanwhile, in a thread, Envoy's
+        # config (buf build, certificates), which Envoy needs only after the services start.
+        envoy = self.components.envoy
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge") as pool:
+            edge_future = (
+                pool.submit(envoy.launch, secrets.edge_token, self.remaining())
+                if "envoy" not in self.running
+                else None
+            )
+            self._provision_database(secrets, new_database)
+            edge_launch = edge_future.result(self.remaining()) if edge_future else None
+
+        # 5. Services, each with a Vault token of its own.
+        late: list[Component] = []
+        for name, service in self.components.services.items():
+            if name not in self.running and not self.config.services:
+                continue
+            if name not in self.running and not is_available(name):
+                log.info("%s: services/%s/__main__.py does not exist yet, skipped", name, name)
+                continue
+            self._ensure_started(service, functools.partial(self._service_launch, service, vault))
+            late.append(service)
+
+        # 6. The edge.
+        if edge_launch is not None:
+            self._ensure_started(envoy, lambda: edge_launch)
+        late.append(envoy)
+        self._wait(late)
+        self._drop_stale_records()
+        return self.state
+
+    def _provision_database(self, secrets: StackSecrets, new_database: bool) -> None:
+        self.components.postgres.configure(secrets)
+        url = provision.admin_url(secrets.postgres_admin, self.ports.postgres)
+        provision.migrate(
+            self.config.repo, url, self.paths.log("migrations"), timeout=self.remaining()
+        )
+        if self.state.demo is not None and not new_database:
+            return
+        demo = provision.seed(url, timeout=self.remaining())
+        if demo is not None:
+            self.state = state_file.save(self.paths.state_file, replace(self.state, demo=demo))
+            log.info("seed: demo user %s, account %s", demo.username, demo.account_id)
+        elif self.state.demo is None:
+            log.warning("seed: the demo user existed already; its password is not known here")
+
+    def _service_launch(self, service: Service, vault: VaultAdmin) -> Launch:
+        token = stack_secrets.issue_service_token(vault, service.name)
+        return service.launch(self.components.openbao.address, token)
+
+    def _wait(self, components: list[Component]) -> None:
+        def alive(component: Component) -> bool:
+            entry = self.state.component(component.name)
+            return is_running(entry)
+
+        def healthy(name: str) -> None:
+            component = self.by_name[name]
+            entry = self.state.component(name)
+            ref = _ref(entry) if entry else None
+            self._record(component, ref, healthy=True)
+            log.info("%s: healthy", name)
+
+        wait_healthy(
+            probes={c.name: c.probe for c in components},
+            alive={c.name: functools.partial(alive, c) for c in components},
+            logs={c.name: c.log_path for c in components},
+            deadline=self.deadline,
+            on_healthy=healthy,
+        )
+
+    def _drop_stale_records(self) -> None:
+        """Forget components recorded earlier that are not running now (e.g. `--no-services`)."""
+        live = tuple(
+            c for name in START_ORDER if (c := self.state.component(name)) and is_running(c)
+        )
+        self.state = state_file.save(self.paths.state_file, replace(self.state, components=live))
+
+
+def up(config: StackConfig) -> StackState:
+    """Start whatever is missing and wait until everything is healthy; returns the state."""
+    return _Up(config).run()
+
+
+def status(name: str, repo: Path = REPO) -> StackState | None:
+    """The recorded state with each component's `healthy` (and liveness) checked now."""
+    paths = StackPaths.for_name(name, repo)
+    recorded = state_file.load(paths.state_file)
+    if recorded is None:
+        return None
+    ctx = Context(paths, Ports(recorded.base_port), repo, "INFO")
+    components = _Components.for_context(ctx).by_name()
+    live = []
+    for entry in recorded.components:
+        running = is_running(entry)
+        probe = components.get(entry.name)
+        healthy = running and probe is not None and probe.probe()
+        live.append(replace(entry, healthy=healthy))
+    return replace(recorded, components=tuple(live))
+
+
+def down(name: str, repo: Path = REPO, purge: bool = False) -> list[str]:
+    """Stop every process group of the stack, tier by tier; returns the names stopped.
+
+    `purge` also deletes the state directory (data, logs); tests use it.
+    """
+    paths = StackPaths.for_name(name, repo)
+    if not paths.root.is_dir():
+        return []
+    stopped: list[str] = []
+    with _locked(paths):
+        recorded = state_file.load(paths.state_file)
+        if recorded is not None:
+            ctx = Context(paths, Ports(recorded.base_port), repo, "INFO")
+            components = _Components.for_context(ctx).by_name()
+            known = {n for tier in STOP_TIERS for n in tier}
+            others = tuple(c.name for c in recorded.components if c.name not in known)
+            for tier in (others, *STOP_TIERS):
+                targets = []
+                timeout = 10.0
+                for entry in recorded.components:
+                    ref = _ref(entry)
+                    if entry.name in tier and ref is not None:
+                        component = components.get(entry.name)
+                        sig = component.stop_signal if component else Component.stop_signal
+                        if component is not None:
+                            timeout = max(timeout, component.stop_timeout)
+                        if is_alive(ref):
+                            stopped.append(entry.name)
+                        targets.append((ref, sig))
+                leftover = stop_groups(targets, timeout=timeout)
+                if leftover:
+                    raise StackError(f"processes {leftover} survived SIGKILL")
+            cleared = tuple(
+                replace(c, pid=None, pid_start_ticks=None, healthy=False)
+                for c in recorded.components
+            )
+            state_file.save(paths.state_file, replace(recorded, components=cleared))
+        if purge:
+            shutil.rmtree(paths.root)
+    return stopped

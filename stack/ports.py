@@ -1,0 +1,133 @@
+"""The port plan of a stack: every port is the base port plus a fixed offset (ADR 0004)."""
+
+from __future__ import annotations
+
+import random
+import socket
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+
+# The services of the platform, in the order of their port offsets (+20 + i, +40 + i).
+SERVICES: tuple[str, ...] = ("account", "pricing", "oms", "risk", "reporting", "notification")
+
+POSTGRES = 0
+REDIS = 1
+NATS = 2
+NATS_MONITOR = 3
+OPENBAO = 4
+OPENBAO_CLUSTER = 5  # bound by `bao server -dev` itself: listen port + 1
+ENVOY = 10
+ENVOY_ADMIN = 11
+SERVICE_GRPC = 20
+SERVICE_METRICS = 40
+LP_SIMULATORS = 60  # reserved for the FIX acceptors of issue #5
+WEB_CLIENT = 80  # reserved for the web client's dev server; Envoy's CORS allows its origin
+BLOCK = 100  # a stack owns base .. base + 99
+
+DEFAULT_BASE = 17000
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Concrete ports for one base port."""
+
+    base: int
+
+    @property
+    def postgres(self) -> int:
+        return self.base + POSTGRES
+
+    @property
+    def redis(self) -> int:
+        return self.base + REDIS
+
+    @property
+    def nats(self) -> int:
+        return self.base + NATS
+
+    @property
+    def nats_monitor(self) -> int:
+        return self.base + NATS_MONITOR
+
+    @property
+    def openbao(self) -> int:
+        return self.base + OPENBAO
+
+    @property
+    def openbao_cluster(self) -> int:
+        return self.base + OPENBAO_CLUSTER
+
+    @property
+    def envoy(self) -> int:
+        return self.base + ENVOY
+
+    @property
+    def envoy_admin(self) -> int:
+        return self.base + ENVOY_ADMIN
+
+    @property
+    def web_client(self) -> int:
+        return self.base + WEB_CLIENT
+
+    def service_grpc(self, service: str) -> int:
+        return self.base + SERVICE_GRPC + SERVICES.index(service)
+
+    def service_metrics(self, service: str) -> int:
+        return self.base + SERVICE_METRICS + SERVICES.index(service)
+
+    def all_used(self) -> tuple[int, ...]:
+        """Every port the stack listens on today (checked before `up`, and after `down`)."""
+        fixed = (
+            self.postgres,
+            self.redis,
+            self.nats,
+            self.nats_monitor,
+            self.openbao,
+            self.openbao_cluster,
+            self.envoy,
+            self.envoy_admin,
+        )
+        services = tuple(self.service_grpc(s) for s in SERVICES)
+        metrics = tuple(self.service_metrics(s) for s in SERVICES)
+        return fixed + services + metrics
+
+
+def validate_base(base: int) -> None:
+    if not 1024 <= base <= 65535 - BLOCK:
+        raise ValueError(f"base port {base}: must be between 1024 and {65535 - BLOCK}")
+
+
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port (a server could bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do: connections of a previous run lingering in TIME_WAIT
+        # must not make a port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_is_listening(port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def find_free_base(low: int = 20000, high: int = 32000, attempts: int = 50) -> int:
+    """A base port whose whole block is free, for tests running next to a `dev` stack.
+
+    The range stays below Linux's default ephemeral range (32768-60999) so that outgoing
+    connections made while the stack runs cannot take one of its ports.
+    """
+    rng = random.SystemRandom()
+    for _ in range(attempts):
+        base = rng.randrange(low // BLOCK, high // BLOCK) * BLOCK
+        if all(port_is_free(p) for p in Ports(base).all_used()):
+            return base
+    raise RuntimeError(f"no free block of {BLOCK} ports between {low} and {high}")

@@ -1,0 +1,180 @@
+"""The demo broker the local stack starts with: instruments, client groups and a funded demo user.
+
+Runs once, right after the migrations of a new database. Reference data is inserted idempotently;
+the demo user is created only if it does not exist yet, because its password is generated here
+and only its hash is stored (the stack keeps the credentials it printed the first time).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import psycopg
+from argon2 import PasswordHasher
+
+DEMO_USERNAME = "demo"
+DEMO_ACCOUNT_NUMBER = "1000001"
+DEMO_DEPOSIT = Decimal("10000.00")
+DEMO_CURRENCY = "USD"
+
+# symbol, description, asset class, base, quote, digits, contract size, min, max, step, margin rate
+INSTRUMENTS: tuple[tuple[str, str, str, str, str, int, str, str, str, str, str], ...] = (
+    ("EURUSD", "Euro vs US Dollar", "FX", "EUR", "USD", 5, "100000", "0.01", "100", "0.01", "0.01"),
+    (
+        "GBPUSD",
+        "British Pound vs US Dollar",
+        "FX",
+        "GBP",
+        "USD",
+        5,
+        "100000",
+        "0.01",
+        "100",
+        "0.01",
+        "0.01",
+    ),
+    (
+        "USDJPY",
+        "US Dollar vs Japanese Yen",
+        "FX",
+        "USD",
+        "JPY",
+        3,
+        "100000",
+        "0.01",
+        "100",
+        "0.01",
+        "0.01",
+    ),
+    ("XAUUSD", "Gold vs US Dollar", "METAL", "XAU", "USD", 2, "100", "0.01", "50", "0.01", "0.02"),
+    ("US500", "US 500 Index", "INDEX", "USD", "USD", 1, "1", "0.1", "500", "0.1", "0.05"),
+    ("BTCUSD", "Bitcoin vs US Dollar", "CRYPTO", "BTC", "USD", 2, "1", "0.01", "10", "0.01", "0.5"),
+)
+
+# name, leverage, margin call %, stop out %, execution, position mode, markup points, commission
+GROUPS: tuple[tuple[str, int, str, str, str, str, str, str], ...] = (
+    ("standard", 100, "100", "50", "MARKET", "NETTING", "10", "0"),
+    ("pro-stp", 50, "120", "60", "STP", "HEDGING", "0", "3.50"),
+)
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """What a newcomer needs to sign in to the demo broker."""
+
+    username: str
+    password: str
+    account_id: str
+
+
+def _uuid_for(kind: str, name: str) -> uuid.UUID:
+    """Stable ids for reference data, so seeding twice finds the same rows."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"https://tradingmesh.local/{kind}/{name}")
+
+
+async def _seed_reference_data(conn: psycopg.AsyncConnection[object]) -> None:
+    for symbol, desc, asset, base, quote, digits, size, lo, hi, step, margin in INSTRUMENTS:
+        tick = Decimal(1).scaleb(-digits)
+        await conn.execute(
+            """INSERT INTO pricing.instruments (symbol, description, asset_class, base_currency,
+                   quote_currency, digits, tick_size, contract_size, min_lot, max_lot, lot_step,
+                   margin_rate)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (symbol) DO NOTHING""",
+            (
+                symbol,
+                desc,
+                asset,
+                base,
+                quote,
+                digits,
+                tick,
+                Decimal(size),
+                Decimal(lo),
+                Decimal(hi),
+                Decimal(step),
+                Decimal(margin),
+            ),
+        )
+    for name, leverage, call, stop, execution, positions, markup, commission in GROUPS:
+        group_id = _uuid_for("group", name)
+        await conn.execute(
+            """INSERT INTO account.client_groups (id, name, currency, leverage, margin_call_level,
+                   stop_out_level, execution_mode, position_mode, spread_markup_type,
+                   spread_markup, commission_per_lot, max_deviation_points)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'POINTS', %s, %s, 20)
+               ON CONFLICT (id) DO NOTHING""",
+            (
+                group_id,
+                name,
+                DEMO_CURRENCY,
+                leverage,
+                Decimal(call),
+                Decimal(stop),
+                execution,
+                positions,
+                Decimal(markup),
+                Decimal(commission),
+            ),
+        )
+        for instrument in INSTRUMENTS:
+            await conn.execute(
+                """INSERT INTO account.group_instrument_settings (group_id, symbol, enabled)
+                   VALUES (%s, %s, TRUE) ON CONFLICT DO NOTHING""",
+                (group_id, instrument[0]),
+            )
+
+
+async def seed_demo(database_url: str) -> DemoCredentials | None:
+    """Seeds the demo broker; returns the demo user's new credentials, or None if it existed.
+
+    `database_url` is a libpq/psycopg URL with rights to write every service schema (the stack
+    passes the admin credentials it keeps in Vault).
+    """
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
+        await _seed_reference_data(conn)
+        existing = await conn.execute(
+            "SELECT 1 FROM account.users WHERE username = %s", (DEMO_USERNAME,)
+        )
+        if await existing.fetchone() is not None:
+            return None
+        password = secrets.token_urlsafe(12)
+        user_id, account_id = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            """INSERT INTO account.users (id, username, email, display_name, password_hash,
+                   roles, kyc_status, status)
+               VALUES (%s, %s, %s, %s, %s, %s, 'APPROVED', 'ACTIVE')""",
+            (
+                user_id,
+                DEMO_USERNAME,
+                "demo@tradingmesh.local",
+                "Demo Trader",
+                PasswordHasher().hash(password),
+                ["trader"],
+            ),
+        )
+        await conn.execute(
+            """INSERT INTO account.trading_accounts (id, account_number, user_id, group_id,
+                   currency, position_mode, status)
+               VALUES (%s, %s, %s, %s, %s, 'NETTING', 'ACTIVE')""",
+            (
+                account_id,
+                DEMO_ACCOUNT_NUMBER,
+                user_id,
+                _uuid_for("group", "standard"),
+                DEMO_CURRENCY,
+            ),
+        )
+        await conn.execute(
+            """INSERT INTO account.ledger_entries (id, account_id, sequence, reason, amount,
+                   balance_after, currency, reference_type, reference_id, actor_kind, actor_id,
+                   description)
+               VALUES (%s, %s, 1, 'DEPOSIT', %s, %s, %s, 'seed', %s, 'SYSTEM', 'stack.seed',
+                   'Demo funding')""",
+            (uuid.uuid4(), account_id, DEMO_DEPOSIT, DEMO_DEPOSIT, DEMO_CURRENCY, str(account_id)),
+        )
+    return DemoCredentials(DEMO_USERNAME, password, str(account_id))

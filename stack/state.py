@@ -1,0 +1,118 @@
+"""`stack.json`: what a stack runs, where, and how to reach it (the shape is in ADR 0004).
+
+{
+  "name": "dev", "base_port": 17000, "state_dir": ".../.tradingmesh/dev",
+  "components": [{"name", "address", "pid", "pid_start_ticks", "healthy", "log"}, ...],
+  "endpoints": {"grpc", "http", "ca_file", "envoy_admin"},
+  "vault": {"address", "root_token_file"},
+  "demo": {"username", "password", "account_id"} | null,
+  "updated_at": "<ISO 8601>"
+}
+
+The file is written 0600 and atomically (write + rename), so a reader never sees half of it.
+`demo.password` is the one credential in it: ADR 0004 puts the demo user's login here so that a
+developer can sign in; every infrastructure secret lives only in Vault.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    name: str
+    address: str
+    pid: int | None
+    # The process start time (clock ticks after boot, /proc/<pid>/stat field 22): a pid alone may
+    # have been reused by an unrelated process since we recorded it.
+    pid_start_ticks: int | None
+    healthy: bool
+    log: str
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    grpc: str
+    http: str
+    ca_file: str
+    envoy_admin: str
+
+
+@dataclass(frozen=True)
+class VaultInfo:
+    address: str
+    root_token_file: str
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    username: str
+    password: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class StackState:
+    name: str
+    base_port: int
+    state_dir: str
+    vault: VaultInfo
+    endpoints: Endpoints
+    components: tuple[ComponentState, ...] = ()
+    demo: DemoCredentials | None = None
+    updated_at: str = field(default="")
+
+    def component(self, name: str) -> ComponentState | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    def with_component(self, component: ComponentState) -> StackState:
+        """This state with `component` added or replacing the one of the same name (order kept)."""
+        names = [c.name for c in self.components]
+        if component.name in names:
+            items = tuple(component if c.name == component.name else c for c in self.components)
+        else:
+            items = (*self.components, component)
+        return replace(self, components=items)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StackState:
+        demo = data.get("demo")
+        return cls(
+            name=data["name"],
+            base_port=int(data["base_port"]),
+            state_dir=data["state_dir"],
+            vault=VaultInfo(**data["vault"]),
+            endpoints=Endpoints(**data["endpoints"]),
+            components=tuple(ComponentState(**c) for c in data.get("components", [])),
+            demo=DemoCredentials(**demo) if demo else None,
+            updated_at=data.get("updated_at", ""),
+        )
+
+
+def load(path: Path) -> StackState | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return StackState.from_json(json.loads(text))
+
+
+def save(path: Path, state: StackState) -> StackState:
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    state = replace(state, updated_at=now)
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(state.to_json(), out, indent=2)
+        out.write("\n")
+    os.replace(tmp, path)
+    return state
