@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from services.platform.secrets import Secret
 from stack.ports import SERVICES
 from stack.vault import VaultAdmin
 
@@ -22,29 +23,6 @@ PREFIX = "tradingmesh"
 POSTGRES_ADMIN_USER = "postgres"
 NATS_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
-
-
-class Secret:
-    """A credential that never shows itself in a repr, a log line or a traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def generate() -> Secret:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stack.secrets import Secret
+from services.platform.secrets import Secret
 
 VALIDITY = datetime.timedelta(days=30)
 

@@ -7,13 +7,13 @@ import os
 from string import Template
 from typing import Any
 
+from services.platform.secrets import Secret
 from stack.binaries import venv_tool
 from stack.components.base import Component, base_env
 from stack.contracts import EdgeService, build_descriptor_set, edge_services
 from stack.health import http_ok
 from stack.ports import HOST, SERVICES
 from stack.process import Launch
-from stack.secrets import Secret
 from stack.tls import issue
 
 MAX_REQUEST_BYTES = 1024 * 1024

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import socket
 
+from services.platform.secrets import Secret
 from stack.binaries import valkey_server
 from stack.components.base import Component, base_env
 from stack.health import resp_ping
 from stack.ports import HOST
 from stack.process import Launch
-from stack.secrets import Secret
 
 
 class Redis(Component):

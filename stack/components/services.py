@@ -6,11 +6,11 @@ import os
 import sys
 from pathlib import Path
 
+from services.platform.secrets import Secret
 from stack.components.base import Component, Context
 from stack.health import grpc_serving
 from stack.ports import HOST, port_is_listening
 from stack.process import Launch
-from stack.secrets import Secret
 
 # Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings
 # come from us only, and no admin credential (BAO_TOKEN...) may leak into it.
