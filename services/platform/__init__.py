@@ -14,6 +14,7 @@ internal      internal_channel(): calls to other services with the edge token
 db            Database: PostgreSQL primary and replica sessions
 cache         connect_redis()
 bus           NATS JetStream streams and publish_event()
+outbox        add_event() in a change's transaction; OutboxRelay publishes to JetStream
 """
 
 from services.platform.bus import STREAMS, connect_nats, ensure_streams, publish_event

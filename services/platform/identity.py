@@ -1,10 +1,13 @@
 """Who is calling, as the edge (Envoy) says, and whether the call came through the edge at all.
 
 Envoy strips every `x-tm-*` header a client sends, then adds `x-tm-edge-token` (a secret shared
-with the services through Vault) and the claims of the verified JWT: `x-tm-subject`,
-`x-tm-roles`, `x-tm-accounts`, and `x-tm-api-key-id` for partner API keys (ADR 0004). Services
-trust these headers only together with the right edge token. Handlers read the caller with
-`current_caller()`.
+with the services through Vault) and the claims of the verified JWT: `x-tm-subject` (`sub`),
+`x-tm-roles` (`roles`), `x-tm-accounts` (`account_ids`), `x-tm-session-id` (`sid`, password
+sign-ins), `x-tm-api-key-id` (`api_key_id`) and `x-tm-scopes` (`scope`) for partner API keys
+(ADR 0004, 0005), and the client's address `x-tm-client-ip`. Lists are comma-separated (roles,
+accounts; envoy/edge.yaml.tmpl joins the JWT's arrays) except scopes, which keep the `scope`
+claim's spaces. Services trust these headers only together with the right edge token. Handlers
+read the caller with `current_caller()`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from services.platform.secrets import Secret
 __all__ = [
     "ACCOUNTS_HEADER",
     "API_KEY_ID_HEADER",
+    "CLIENT_IP_HEADER",
     "EDGE_TOKEN_HEADER",
     "IDENTITY_HEADERS",
     "ROLES_HEADER",
+    "SCOPES_HEADER",
+    "SESSION_ID_HEADER",
     "SUBJECT_HEADER",
     "Caller",
     "current_caller",
@@ -35,7 +41,18 @@ SUBJECT_HEADER: Final = "x-tm-subject"
 ROLES_HEADER: Final = "x-tm-roles"
 ACCOUNTS_HEADER: Final = "x-tm-accounts"
 API_KEY_ID_HEADER: Final = "x-tm-api-key-id"
-IDENTITY_HEADERS: Final = (SUBJECT_HEADER, ROLES_HEADER, ACCOUNTS_HEADER, API_KEY_ID_HEADER)
+CLIENT_IP_HEADER: Final = "x-tm-client-ip"
+SCOPES_HEADER: Final = "x-tm-scopes"
+SESSION_ID_HEADER: Final = "x-tm-session-id"
+IDENTITY_HEADERS: Final = (
+    SUBJECT_HEADER,
+    ROLES_HEADER,
+    ACCOUNTS_HEADER,
+    API_KEY_ID_HEADER,
+    CLIENT_IP_HEADER,
+    SCOPES_HEADER,
+    SESSION_ID_HEADER,
+)
 
 _caller: ContextVar[Caller] = ContextVar("tradingmesh_caller")
 
@@ -53,6 +70,12 @@ class Caller:
     account_ids: frozenset[str]
     api_key_id: str | None
     request_id: str
+    # The address of the client as the edge saw it; empty for calls between services.
+    client_ip: str = ""
+    # An API key's scopes ("read", "trade"); empty for users, who are not limited by scope.
+    scopes: frozenset[str] = frozenset()
+    # The refresh token family (`sid`) of a password sign-in; None for API keys and services.
+    session_id: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -85,6 +108,9 @@ class Caller:
             account_ids=_split(headers.get(ACCOUNTS_HEADER, "")),
             api_key_id=headers.get(API_KEY_ID_HEADER, "").strip() or None,
             request_id=request_id,
+            client_ip=headers.get(CLIENT_IP_HEADER, "").strip(),
+            scopes=frozenset(headers.get(SCOPES_HEADER, "").split()),
+            session_id=headers.get(SESSION_ID_HEADER, "").strip() or None,
         )
 
 

@@ -60,6 +60,12 @@ class Resources:
         return self._redis
 
     @property
+    def nats(self) -> NatsClient:
+        """The NATS connection itself, for core (not JetStream) publishes such as quotes."""
+        assert self._nats is not None, "Resources.open() has not run"
+        return self._nats
+
+    @property
     def jetstream(self) -> JetStreamContext:
         assert self._js is not None, "Resources.open() has not run"
         return self._js

@@ -115,6 +115,13 @@ class Vault:
             client.auth.approle.login(role_id=role_id, secret_id=secret_id.reveal())
         return vault
 
+    @property
+    def client(self) -> Any:
+        """The logged-in hvac client, for engines other than kv (e.g. transit signing).
+
+        Synchronous: call it from a worker thread while serving."""
+        return self._client
+
     def read(self, path: str) -> dict[str, Secret]:
         """The latest version of the kv v2 secret at `path` under the `secret/` mount.
 

@@ -79,6 +79,8 @@ class ServiceSpec:
     on_stop: Sequence[Hook] = field(default=())
     """Run in order after the server stopped (close pools and connections); each runs even if
     another failed."""
+    on_serving: Sequence[Callable[[RunningServer], Awaitable[None]]] = field(default=())
+    """Run once the server accepts calls, with it (e.g. to report extra health entries)."""
 
     @property
     def service_names(self) -> list[str]:
@@ -158,6 +160,8 @@ async def serve(
         for hook in spec.on_start:
             await hook()
         running = await start_server(spec, str(settings.grpc_addr), edge_token, registry=registry)
+        for serving_hook in spec.on_serving:
+            await serving_hook(running)
         _log.info(
             "serving",
             extra={

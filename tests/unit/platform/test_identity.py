@@ -18,6 +18,7 @@ def test_caller_is_read_from_the_identity_headers() -> None:
         ("x-tm-roles", "client,broker_admin"),
         ("x-tm-accounts", "acc-1, acc-2"),
         ("x-tm-api-key-id", "key-1"),
+        ("x-tm-client-ip", "203.0.113.7"),
         ("user-agent", "grpc-python"),
     ]
 
@@ -29,6 +30,7 @@ def test_caller_is_read_from_the_identity_headers() -> None:
         account_ids=frozenset({"acc-1", "acc-2"}),
         api_key_id="key-1",
         request_id="req-1",
+        client_ip="203.0.113.7",
     )
     assert caller.authenticated
     assert caller.has_role("broker_admin")
@@ -84,3 +86,24 @@ def test_current_caller_is_the_one_set_for_the_call() -> None:
         return current_caller()
 
     assert contextvars.Context().run(serve_call) is caller
+
+
+def test_scopes_and_session_come_from_their_headers() -> None:
+    caller = Caller.from_metadata(
+        [("x-tm-scopes", "read  trade"), ("x-tm-session-id", " s-1 "), ("x-tm-subject", "u")], "r"
+    )
+
+    assert caller.scopes == {"read", "trade"}
+    assert caller.session_id == "s-1"
+
+
+def test_no_scope_or_session_headers_leave_them_empty() -> None:
+    caller = Caller.from_metadata([("x-tm-subject", "u")], "r")
+
+    assert caller.scopes == frozenset()
+    assert caller.session_id is None
+
+
+def test_repeated_session_header_is_refused() -> None:
+    with pytest.raises(ValueError, match="x-tm-session-id"):
+        Caller.from_metadata([("x-tm-session-id", "a"), ("x-tm-session-id", "b")], "r")

@@ -1,0 +1,160 @@
+"""The transactional outbox (ADR 0005): a change and its events commit together.
+
+A handler calls `add_event(session, schema, subject, event)` inside the change's transaction; the
+event becomes a row of `<schema>.outbox` and is published only if that transaction commits. The
+`OutboxRelay` task of the service publishes unsent rows in order to JetStream, with
+`Nats-Msg-Id` = the event id, and marks them sent. A row published but not yet marked when the
+process dies is published again after the restart; JetStream's duplicate window drops it, and
+consumers de-duplicate by event id anyway. Several replicas may run relays: each batch is taken
+with `FOR UPDATE SKIP LOCKED`, so no two publish the same rows at once.
+
+The table each schema needs (created by that service's migration):
+
+    CREATE TABLE <schema>.outbox (
+        position    BIGSERIAL PRIMARY KEY,
+        event_id    UUID NOT NULL UNIQUE,
+        subject     TEXT NOT NULL,
+        payload     BYTEA NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        sent_at     TIMESTAMPTZ
+    );
+    CREATE INDEX outbox_unsent ON <schema>.outbox (position) WHERE sent_at IS NULL;
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from typing import Final
+
+from google.protobuf.message import Message
+from nats.js.client import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.platform.bus import MSG_ID_HEADER, encode_event
+from services.platform.db import Database
+
+__all__ = ["OutboxRelay", "add_event"]
+
+_log = logging.getLogger(__name__)
+_SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_BATCH: Final = 100
+_IDLE_SECONDS: Final = 0.5
+_RETRY_SECONDS: Final = 2.0
+
+
+def _table(schema: str) -> str:
+    if not _SCHEMA.fullmatch(schema):
+        raise ValueError(f"{schema!r} is not a schema name")
+    return f"{schema}.outbox"
+
+
+async def add_event(session: AsyncSession, schema: str, subject: str, event: Message) -> str:
+    """Writes `event` to `<schema>.outbox` in the session's transaction; returns its id.
+
+    The event is checked against its contract here (`bus.encode_event`), so a malformed event
+    fails the change that produced it rather than the relay later.
+    """
+    payload, headers = encode_event(event)
+    event_id = headers[MSG_ID_HEADER]
+    await session.execute(
+        text(
+            f"INSERT INTO {_table(schema)} (event_id, subject, payload)"
+            " VALUES (:event_id, :subject, :payload)"
+        ),
+        {"event_id": event_id, "subject": subject, "payload": payload},
+    )
+    return event_id
+
+
+class OutboxRelay:
+    """Publishes a schema's unsent outbox rows to JetStream; `start` at service start, `stop`
+    at shutdown. `wake()` after a commit shortens the wait; without it rows go out within
+    `idle_seconds`."""
+
+    def __init__(
+        self,
+        db: Database,
+        jetstream: JetStreamContext,
+        schema: str,
+        *,
+        batch: int = _BATCH,
+        idle_seconds: float = _IDLE_SECONDS,
+    ) -> None:
+        self._db = db
+        self._js = jetstream
+        self._table = _table(schema)
+        self._batch = batch
+        self._idle = idle_seconds
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """Publishes one batch of unsent rows in order and marks them sent; returns how many."""
+        async with self._db.transaction() as session:
+            rows = (
+                await session.execute(
+                    text(
+                        f"SELECT position, event_id, subject, payload FROM {self._table}"
+                        " WHERE sent_at IS NULL ORDER BY position"
+                        " LIMIT :batch FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"batch": self._batch},
+                )
+            ).all()
+            sent: list[int] = []
+            failure: Exception | None = None
+            for position, event_id, subject, payload in rows:
+                try:
+                    await self._js.publish(
+                        subject, bytes(payload), headers={MSG_ID_HEADER: str(event_id)}
+                    )
+                except Exception as error:
+                    failure = error
+                    break
+                sent.append(position)
+            # Whatever was acknowledged is marked (and committed), even if a later one failed.
+            if sent:
+                await session.execute(
+                    text(
+                        f"UPDATE {self._table} SET sent_at = now() WHERE position = ANY(:positions)"
+                    ),
+                    {"positions": sent},
+                )
+        if failure is not None:
+            raise failure
+        return len(sent)
+
+    async def run(self) -> None:
+        """Publishes until cancelled; a failure (NATS or PostgreSQL away) is logged and retried."""
+        while True:
+            try:
+                published = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("outbox relay failed; retrying", extra={"table": self._table})
+                await asyncio.sleep(_RETRY_SECONDS)
+                continue
+            if published >= self._batch:
+                continue  # more may be waiting
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._idle)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"outbox-relay {self._table}")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
