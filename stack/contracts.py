@@ -10,7 +10,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import any_pb2, descriptor_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from stack.ports import SERVICES
 
@@ -36,6 +37,20 @@ def build_descriptor_set(repo: Path, buf: Path, out: Path, timeout: float) -> No
     )
     if result.returncode != 0:
         raise RuntimeError(f"buf build failed ({result.returncode}):\n{result.stderr.strip()}")
+    _add_error_types(out)
+
+
+def _add_error_types(path: Path) -> None:
+    """Adds google.rpc.Status and its detail messages, which no contract imports: without them
+    the transcoder cannot turn a gRPC error into its JSON body (`convert_grpc_status`), and a
+    REST client would get the HTTP status with an empty body."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+    present = {file.name for file in files.file}
+    for module in (any_pb2, duration_pb2, status_pb2, error_details_pb2):
+        if module.DESCRIPTOR.name not in present:
+            module.DESCRIPTOR.CopyToProto(files.file.add())
+            present.add(module.DESCRIPTOR.name)
+    path.write_bytes(files.SerializeToString())
 
 
 def is_internal(service_name: str) -> bool:

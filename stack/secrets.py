@@ -5,6 +5,10 @@
     secret/tradingmesh/redis               password
     secret/tradingmesh/nats                username, password
     secret/tradingmesh/edge                token                (Envoy -> services)
+    secret/tradingmesh/lp/<lp>             username, password   (our FIX logon at that LP)
+    secret/tradingmesh/account/webhooks    <provider>: {"kind", "secrets", "allow"} as JSON
+                                           (payment/KYC webhook HMAC keys and allow-lists)
+    transit/keys/access-token              rsa-2048 key, never exported (signs access tokens)
 
 OpenBao's dev server keeps everything in memory, so a new OpenBao means new secrets: the
 orchestrator then restarts every process holding an old one, and re-keys PostgreSQL's roles.
@@ -12,17 +16,26 @@ orchestrator then restarts every process holding an old one, and re-keys Postgre
 
 from __future__ import annotations
 
+import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.platform.secrets import Secret
-from stack.ports import SERVICES
+from stack.ports import LP_SIMULATORS, SERVICES
 from stack.vault import VaultAdmin
 
 PREFIX = "tradingmesh"
 POSTGRES_ADMIN_USER = "postgres"
 NATS_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
+# The demo payment and KYC providers of the account service's webhooks (WebhookService); locally
+# they may call only from this machine.
+WEBHOOK_PROVIDERS = {"demopay": "payment", "demokyc": "kyc"}
+WEBHOOK_ALLOW_LIST = ("127.0.0.1/32",)
+# The access token signing key (ADR 0005): its versions are the JWKS's keys; only the account
+# service may sign with it, read its public keys and rotate it.
+TRANSIT_MOUNT = "transit"
+SIGNING_KEY = "access-token"
 
 
 def generate() -> Secret:
@@ -43,14 +56,17 @@ class StackSecrets:
     redis_password: Secret
     nats: Login
     edge_token: Secret
+    lp: dict[str, Login]  # per LP: the FIX logon its simulator expects and the gateway sends
+    webhooks: dict[str, Secret] = field(default_factory=dict)  # per provider: its HMAC key
 
     def values(self) -> list[str]:
         """Every secret value, for the test that scans the state directory for leaks."""
-        logins = [self.postgres_admin, self.nats, *self.postgres.values()]
+        logins = [self.postgres_admin, self.nats, *self.postgres.values(), *self.lp.values()]
         return [
             *(login.password.reveal() for login in logins),
             self.redis_password.reveal(),
             self.edge_token.reveal(),
+            *(secret.reveal() for secret in self.webhooks.values()),
         ]
 
 
@@ -65,6 +81,8 @@ def _generate_all() -> StackSecrets:
         redis_password=generate(),
         nats=Login(NATS_USER, generate()),
         edge_token=generate(),
+        lp={lp: Login("tradingmesh", generate()) for lp in LP_SIMULATORS},
+        webhooks={provider: generate() for provider in WEBHOOK_PROVIDERS},
     )
 
 
@@ -81,10 +99,17 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
     redis = vault.read(_path("redis"))
     nats = _login(vault.read(_path("nats")))
     edge = vault.read(_path("edge"))
+    lp = {name: _login(vault.read(_path("lp", name))) for name in LP_SIMULATORS}
     if admin is None or nats is None or not redis or not edge:
         return None
     complete = {s: login for s, login in roles.items() if login is not None}
     if len(complete) != len(SERVICES) or not redis.get("password") or not edge.get("token"):
+        return None
+    lp_logins = {name: login for name, login in lp.items() if login is not None}
+    if len(lp_logins) != len(LP_SIMULATORS):
+        return None
+    webhooks = _webhook_secrets(vault.read(_path("account", "webhooks")))
+    if webhooks is None:
         return None
     return StackSecrets(
         postgres_admin=admin,
@@ -92,7 +117,23 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
         redis_password=Secret(redis["password"]),
         nats=nats,
         edge_token=Secret(edge["token"]),
+        lp=lp_logins,
+        webhooks=webhooks,
     )
+
+
+def _webhook_secrets(data: dict[str, str] | None) -> dict[str, Secret] | None:
+    """Each demo provider's HMAC key from its JSON entry, or None if any is missing."""
+    found: dict[str, Secret] = {}
+    for provider in WEBHOOK_PROVIDERS:
+        try:
+            keys = json.loads((data or {})[provider])["secrets"]
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not keys:
+            return None
+        found[provider] = Secret(keys[0])
+    return found
 
 
 def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
@@ -105,6 +146,19 @@ def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
     vault.write(_path("redis"), {"password": stack.redis_password.reveal()})
     vault.write(_path("nats"), login(stack.nats))
     vault.write(_path("edge"), {"token": stack.edge_token.reveal()})
+    for name, lp_login in stack.lp.items():
+        vault.write(_path("lp", name), login(lp_login))
+    providers = {
+        name: json.dumps(
+            {
+                "kind": WEBHOOK_PROVIDERS[name],
+                "secrets": [secret.reveal()],
+                "allow": list(WEBHOOK_ALLOW_LIST),
+            }
+        )
+        for name, secret in stack.webhooks.items()
+    }
+    vault.write(_path("account", "webhooks"), providers)
 
 
 def ensure(vault: VaultAdmin) -> tuple[StackSecrets, bool]:
@@ -113,6 +167,7 @@ def ensure(vault: VaultAdmin) -> tuple[StackSecrets, bool]:
     Returns (secrets, rotated): `rotated` means they are new, so every running holder of an old
     secret must be restarted. All-or-nothing keeps one rule for every partial state.
     """
+    vault.ensure_transit_key(TRANSIT_MOUNT, SIGNING_KEY, "rsa-2048")
     existing = read(vault)
     if existing is not None:
         return existing, False
@@ -129,7 +184,22 @@ def service_policy(service: str) -> str:
         _path("nats"),
         _path("edge"),
     ]
-    return "\n".join(f'path "secret/data/{p}" {{\n  capabilities = ["read"]\n}}' for p in paths)
+    if service == "pricing":  # the LP gateway logs on to every LP
+        paths += [_path("lp", name) for name in LP_SIMULATORS]
+    if service == "account":  # payment and KYC webhook keys and allow-lists
+        paths.append(_path("account", "webhooks"))
+    policy = "\n".join(f'path "secret/data/{p}" {{\n  capabilities = ["read"]\n}}' for p in paths)
+    if service == "account":  # signs access tokens; the private key is not exportable
+        grants = {
+            f"{TRANSIT_MOUNT}/sign/{SIGNING_KEY}": "update",
+            f"{TRANSIT_MOUNT}/keys/{SIGNING_KEY}": "read",
+            f"{TRANSIT_MOUNT}/keys/{SIGNING_KEY}/rotate": "update",
+        }
+        policy += "".join(
+            f'\npath "{path}" {{\n  capabilities = ["{grant}"]\n}}'
+            for path, grant in grants.items()
+        )
+    return policy
 
 
 def issue_service_token(vault: VaultAdmin, service: str) -> Secret:

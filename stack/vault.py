@@ -42,3 +42,19 @@ class VaultAdmin:
             meta={"created_by": "tradingmesh-stack"},
         )
         return cast(str, response["auth"]["client_token"])
+
+    def ensure_transit_key(self, mount: str, name: str, key_type: str) -> None:
+        """Enables the transit engine at `mount` and creates key `name` unless they exist.
+
+        Existing keys are left as they are: their versions are the platform's signing keys.
+        """
+        mounts = self._client.sys.list_mounted_secrets_engines()
+        listed = mounts.get("data", mounts)
+        if f"{mount}/" not in listed:
+            self._client.sys.enable_secrets_engine(backend_type="transit", path=mount)
+        try:
+            self._client.secrets.transit.read_key(name=name, mount_point=mount)
+        except InvalidPath:
+            self._client.secrets.transit.create_key(
+                name=name, key_type=key_type, exportable=False, mount_point=mount
+            )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from services.account import server
+from services.account.auth import api as auth_api
+from services.account.webhook_auth import WEBHOOKS_PATH, parse_providers
+from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import (
     account_admin_service_pb2_grpc,
@@ -15,30 +19,45 @@ from tradingmesh.account.v1 import (
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
     resources = Resources(settings, vault)
+    # Fail fast at start on a missing or malformed provider configuration.
+    providers = parse_providers(
+        {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
+    )
+    relay: list[OutboxRelay] = []
+    webhooks = WebhookReceiver(resources, providers)
+
+    async def start_relay() -> None:
+        relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
+        await relay[0].start()
+
+    async def stop_relay() -> None:
+        for task in relay:
+            await task.stop()
+
     return ServiceSpec(
         name="account",
         registrations=[
             Registration(
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
-                server.AuthService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                auth_api.AuthService(resources),
                 "tradingmesh.account.v1.AuthService",
             ),
             Registration(
                 account_service_pb2_grpc.add_AccountServiceServicer_to_server,
-                server.AccountService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.AccountService(resources),
                 "tradingmesh.account.v1.AccountService",
             ),
             Registration(
                 account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
-                server.AccountAdminService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.AccountAdminService(resources),
                 "tradingmesh.account.v1.AccountAdminService",
             ),
             Registration(
                 webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
-                server.WebhookService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.WebhookService(resources, webhooks),
                 "tradingmesh.account.v1.WebhookService",
             ),
         ],
-        on_start=[resources.open],
-        on_stop=[resources.close],
+        on_start=[resources.open, start_relay],
+        on_stop=[stop_relay, resources.close],
     )

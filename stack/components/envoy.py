@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from string import Template
 from typing import Any
 
@@ -20,6 +22,118 @@ MAX_REQUEST_BYTES = 1024 * 1024
 UNARY_TIMEOUT = "15s"
 STREAM_IDLE_TIMEOUT = "3600s"  # a notification stream may stay quiet for a long time
 REFLECTION_OWNER = "account"  # grpcurl through Envoy lists what this service reflects
+
+JWKS_CLUSTER = "edge_jwks"
+JWKS_CACHE_SECONDS = 300  # ADR 0005; a rotated key waits this long before it signs
+
+_AUTH = "/tradingmesh.account.v1.AuthService"
+# jwt_authn and local_ratelimit run after the transcoder, so they see every request, REST too,
+# with its gRPC path. Routes without an access token:
+PUBLIC_METHODS: tuple[str, ...] = (
+    f"{_AUTH}/Login",
+    f"{_AUTH}/RefreshToken",
+    f"{_AUTH}/GetJwks",
+    f"{_AUTH}/ExchangeApiKey",
+)
+PUBLIC_PREFIXES: tuple[str, ...] = (
+    # Payment and KYC providers sign their calls (HMAC, source allow-list); no token.
+    "/tradingmesh.account.v1.WebhookService/",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",  # grpcurl lists the (public) contracts through the edge
+)
+# Where credentials are tried: limited harder, per client address.
+SIGN_IN_METHODS: tuple[str, ...] = (f"{_AUTH}/Login", f"{_AUTH}/ExchangeApiKey")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """An Envoy token bucket: `burst` requests at once, then `per_fill` every `fill_seconds`."""
+
+    burst: int
+    per_fill: int
+    fill_seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """From "burst,per_fill,fill_seconds", e.g. "100,50,1" (100 at once, then 50/s)."""
+        try:
+            burst, per_fill, seconds = (part.strip() for part in text.split(","))
+            limit = cls(int(burst), int(per_fill), float(seconds))
+        except ValueError:
+            raise ValueError(f"a rate limit is burst,per_fill,fill_seconds; not {text!r}") from None
+        if limit.burst < 1 or limit.per_fill < 1 or limit.fill_seconds < 0.05:
+            raise ValueError(f"rate limit {text!r}: every part must be positive")
+        return limit
+
+    def bucket(self) -> dict[str, object]:
+        return {
+            "max_tokens": self.burst,
+            "tokens_per_fill": self.per_fill,
+            "fill_interval": f"{self.fill_seconds:g}s",
+        }
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """The edge's rate limits and JWKS cache. Defaults suit one developer and the test suite
+    (every test calls from 127.0.0.1); `TM_EDGE_RATE_LIMIT_{USER,ADDRESS,SIGN_IN}` (each
+    "burst,per_fill,fill_seconds") and `TM_EDGE_JWKS_CACHE_SECONDS` in the environment of
+    `tradingmesh up` change them."""
+
+    user: RateLimit = RateLimit(100, 50, 1)
+    address: RateLimit = RateLimit(1000, 500, 1)
+    sign_in: RateLimit = RateLimit(60, 1, 1)
+    jwks_cache_seconds: int = JWKS_CACHE_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> EdgeLimits:
+        default = cls()
+
+        def limit(name: str, fallback: RateLimit) -> RateLimit:
+            text = env.get(f"TM_EDGE_RATE_LIMIT_{name}")
+            return RateLimit.parse(text) if text else fallback
+
+        cache = env.get("TM_EDGE_JWKS_CACHE_SECONDS")
+        return cls(
+            user=limit("USER", default.user),
+            address=limit("ADDRESS", default.address),
+            sign_in=limit("SIGN_IN", default.sign_in),
+            jwks_cache_seconds=int(cache) if cache else default.jwks_cache_seconds,
+        )
+
+
+def jwt_rules(edge_routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """jwt_authn's rules: the public methods without requirement, then one rule requiring a
+    token for each route of the edge (made from the same list, so no route lacks one). A path
+    that no route serves needs nothing: the router answers it with 404 / UNIMPLEMENTED."""
+    rules: list[dict[str, Any]] = [{"match": {"path": path}} for path in PUBLIC_METHODS]
+    rules += [{"match": {"prefix": prefix}} for prefix in PUBLIC_PREFIXES]
+    rules += [
+        {"match": route["match"], "requires": {"provider_name": "tradingmesh"}}
+        for route in edge_routes
+    ]
+    return rules
+
+
+def rate_limits() -> list[dict[str, Any]]:
+    """local_ratelimit's descriptor actions: user, address, and sign-in route + address."""
+    found: list[dict[str, Any]] = [
+        {
+            "actions": [
+                {"request_headers": {"header_name": "x-tm-subject", "descriptor_key": "user"}}
+            ]
+        },
+        {"actions": [{"remote_address": {}}]},
+    ]
+    for path in SIGN_IN_METHODS:
+        match = {
+            "descriptor_key": "route",
+            "descriptor_value": "sign-in",
+            "headers": [{"name": ":path", "string_match": {"exact": path}}],
+        }
+        found.append({"actions": [{"header_value_match": match}, {"remote_address": {}}]})
+    return found
+
 
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _NO_BUFFER = {
@@ -98,6 +212,31 @@ def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
     ]
 
 
+def jwks_cluster(listen_port: int) -> dict[str, Any]:
+    """Envoy's own plaintext listener, where jwt_authn fetches GET /v1/auth/jwks."""
+    return {
+        "name": JWKS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": JWKS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": HOST, "port_value": listen_port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ": "))
 
@@ -134,6 +273,9 @@ class Envoy(Component):
         descriptors = envoy_dir / "descriptors.binpb"
         build_descriptor_set(self.ctx.repo, venv_tool("buf"), descriptors, timeout)
         services = edge_services(descriptors)
+        limits = EdgeLimits.from_env()
+        edge_routes = routes(services)
+        service_clusters = clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})
         config = Template(self.template).substitute(
             admin_port=self.ctx.ports.envoy_admin,
             listen_port=self.ctx.ports.envoy,
@@ -141,9 +283,16 @@ class Envoy(Component):
             server_cert_file=self.ctx.paths.tls_dir / "edge.pem",
             descriptor_file=descriptors,
             cors_origins=_json(self.cors_origins()),
-            routes=_json(routes(services)),
+            routes=_json(edge_routes),
             transcoded_services=_json([s.full_name for s in services]),
-            clusters=_json(clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})),
+            clusters=_json([*service_clusters, jwks_cluster(self.ctx.ports.envoy)]),
+            jwt_rules=_json(jwt_rules(edge_routes)),
+            jwks_cache_duration=f"{limits.jwks_cache_seconds}s",
+            rate_limits=_json(rate_limits()),
+            limit_default=_json(limits.address.bucket()),
+            limit_user=_json(limits.user.bucket()),
+            limit_address=_json(limits.address.bucket()),
+            limit_sign_in=_json(limits.sign_in.bucket()),
         )
         path = envoy_dir / "edge.yaml"
         path.write_text(config)

@@ -1,0 +1,416 @@
+"""The account domain's audit log: append-only and hash-chained (ADR 0005, AuditRecord contract).
+
+Every change to users, trading accounts, client groups, withdrawals, balance adjustments, keys
+and configuration calls `append_audit` in the change's own transaction. A record's hash is the
+lower-case hex SHA-256 of its `AuditRecord` protobuf encoding with `hash` empty; that encoding
+includes `previous_hash`, so each record seals the one before it. Appends take a
+transaction-scoped advisory lock, so the chain stays linear under concurrency.
+
+    python -m services.account.audit verify [--database-url URL] [--start N] [--end N]
+                                            [--expected-end-hash HEX]
+
+recomputes the chain (the URL defaults to $TM_AUDIT_DATABASE_URL); it prints one JSON line and
+exits 0 when the chain is intact, 1 when it is broken, 2 on a usage or connection error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from services.platform.access import STAFF_ROLES
+from services.platform.identity import Caller
+from tradingmesh.account.v1.account_pb2 import AuditRecord
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+
+__all__ = [
+    "MAX_VERIFY_RECORDS",
+    "ChainVerdict",
+    "actor_kind_name",
+    "actor_of",
+    "append_audit",
+    "append_audit_record",
+    "canonical_json",
+    "parse_actor_kind",
+    "record_from_row",
+    "record_hash",
+    "select_records_sql",
+    "verify_chain",
+    "verify_records",
+]
+
+# Any constant unique to the audit chain; pg_advisory_xact_lock takes a bigint.
+_AUDIT_LOCK_KEY: Final = 0x7467_6D61_7564_6974  # "tgmaudit"
+MAX_VERIFY_RECORDS: Final = 1_000_000
+SYSTEM_ACTOR_ID: Final = "account"
+_KIND_PREFIX: Final = "ACTOR_KIND_"
+
+
+def actor_kind_name(kind: ActorKind.ValueType) -> str:
+    """The stored name of an actor kind, e.g. "OPERATOR"."""
+    return ActorKind.Name(kind).removeprefix(_KIND_PREFIX)
+
+
+def parse_actor_kind(name: str) -> ActorKind.ValueType:
+    return ActorKind.Value(_KIND_PREFIX + name)
+
+
+def actor_of(caller: Caller | None) -> Actor:
+    """Who a caller is in the audit log and on ledger entries: an API key, a staff member
+    (OPERATOR), a user, or the service itself (SYSTEM) when there is no caller."""
+    if caller is None or not caller.authenticated:
+        return Actor(kind=ActorKind.ACTOR_KIND_SYSTEM, id=SYSTEM_ACTOR_ID)
+    if caller.api_key_id is not None:
+        return Actor(kind=ActorKind.ACTOR_KIND_API_KEY, id=caller.api_key_id)
+    if caller.roles & STAFF_ROLES:
+        return Actor(kind=ActorKind.ACTOR_KIND_OPERATOR, id=caller.subject)
+    return Actor(kind=ActorKind.ACTOR_KIND_USER, id=caller.subject)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def canonical_json(value: Mapping[str, Any] | None) -> str:
+    """The stored form of a before/after snapshot: sorted keys, no spaces; "" for None.
+
+    Decimals, UUIDs and datetimes become strings, never floats.
+    """
+    if value is None:
+        return ""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def record_hash(record: AuditRecord) -> str:
+    """The record's hash per the contract: SHA-256 of its encoding with `hash` empty."""
+    unsealed = AuditRecord()
+    unsealed.CopyFrom(record)
+    unsealed.hash = ""
+    return hashlib.sha256(unsealed.SerializeToString(deterministic=True)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """The result of checking a range of the chain (VerifyAuditChainResponse's fields)."""
+
+    intact: bool
+    start_sequence: int
+    end_sequence: int
+    checked_count: int
+    end_hash: str
+    first_broken_sequence: int = 0
+    problem: str = ""
+    next_start_sequence: int = 0
+
+
+def verify_records(
+    records: Iterable[AuditRecord],
+    *,
+    start_sequence: int,
+    previous_hash: str,
+    expected_end_hash: str = "",
+) -> ChainVerdict:
+    """Checks records (in sequence order, from `start_sequence`) against each other and against
+    `previous_hash`, the stored hash of the record before the range ("" before the first)."""
+    expected_sequence = start_sequence
+    link = previous_hash
+    checked = 0
+    last_hash = ""
+    for record in records:
+        if record.sequence != expected_sequence:
+            problem, at = f"sequence {expected_sequence} missing", expected_sequence
+        elif record.previous_hash != link:
+            problem, at = "previous_hash does not link to the record before", record.sequence
+        elif record_hash(record) != record.hash:
+            problem, at = "hash mismatch", record.sequence
+        else:
+            checked += 1
+            link = last_hash = record.hash
+            expected_sequence += 1
+            continue
+        return ChainVerdict(
+            intact=False,
+            start_sequence=start_sequence,
+            end_sequence=record.sequence,
+            checked_count=checked,
+            end_hash=last_hash,
+            first_broken_sequence=at,
+            problem=problem,
+        )
+    end = expected_sequence - 1
+    if expected_end_hash and checked and last_hash != expected_end_hash:
+        return ChainVerdict(
+            intact=False,
+            start_sequence=start_sequence,
+            end_sequence=end,
+            checked_count=checked,
+            end_hash=last_hash,
+            first_broken_sequence=end,
+            problem="end hash differs from the expected one",
+        )
+    return ChainVerdict(
+        intact=True,
+        start_sequence=start_sequence,
+        end_sequence=end if checked else 0,
+        checked_count=checked,
+        end_hash=last_hash,
+    )
+
+
+_COLUMNS: Final = (
+    "sequence, id, actor_kind, actor_id, action, resource_type, resource_id, before, after, "
+    "created_at, correlation_id, source_ip, previous_hash, hash"
+)
+
+
+def select_records_sql(where: str) -> TextClause:
+    """Audit records matching `where` (a " WHERE ..." clause or ""), newest first, paged with
+    :limit and :offset."""
+    return text(
+        f"SELECT {_COLUMNS} FROM account.audit_records{where}"
+        " ORDER BY sequence DESC LIMIT :limit OFFSET :offset"
+    )
+
+
+def record_from_row(row: Sequence[Any]) -> AuditRecord:
+    """An AuditRecord from a row selected with the audit columns in their stored order."""
+    (seq, rid, kind, actor_id, action, rtype, resource_id, before, after, created_at, corr, ip) = (
+        row[:12]
+    )
+    record = AuditRecord(
+        id=str(rid),
+        sequence=int(seq),
+        actor=Actor(kind=parse_actor_kind(kind), id=actor_id),
+        action=action,
+        resource_type=rtype,
+        resource_id=resource_id,
+        before=before,
+        after=after,
+        correlation_id=corr,
+        source_ip=ip,
+        previous_hash=row[12],
+        hash=row[13],
+    )
+    record.create_time.FromDatetime(created_at)
+    return record
+
+
+async def append_audit_record(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    correlation_id: str = "",
+    source_ip: str = "",
+) -> AuditRecord:
+    """Appends one record to the chain in the session's transaction; returns it, sealed."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
+    last = (
+        await session.execute(
+            text("SELECT sequence, hash FROM account.audit_records ORDER BY sequence DESC LIMIT 1")
+        )
+    ).first()
+    sequence, previous_hash = (int(last[0]) + 1, str(last[1])) if last else (1, "")
+    created_at = datetime.datetime.now(datetime.UTC)
+    record = AuditRecord(
+        id=str(uuid.uuid4()),
+        sequence=sequence,
+        actor=actor,
+        action=action,
+        resource_type=entity_type,
+        resource_id=entity_id,
+        before=canonical_json(before),
+        after=canonical_json(after),
+        correlation_id=correlation_id,
+        source_ip=source_ip,
+        previous_hash=previous_hash,
+    )
+    record.create_time.FromDatetime(created_at)
+    record.hash = record_hash(record)
+    await session.execute(
+        text(
+            f"INSERT INTO account.audit_records ({_COLUMNS}) VALUES (:sequence, :id, :actor_kind,"
+            " :actor_id, :action, :resource_type, :resource_id, :before, :after, :created_at,"
+            " :correlation_id, :source_ip, :previous_hash, :hash)"
+        ),
+        {
+            "sequence": sequence,
+            "id": record.id,
+            "actor_kind": actor_kind_name(actor.kind),
+            "actor_id": actor.id,
+            "action": action,
+            "resource_type": entity_type,
+            "resource_id": entity_id,
+            "before": record.before,
+            "after": record.after,
+            "created_at": created_at,
+            "correlation_id": correlation_id,
+            "source_ip": source_ip,
+            "previous_hash": previous_hash,
+            "hash": record.hash,
+        },
+    )
+    return record
+
+
+async def append_audit(
+    session: AsyncSession,
+    *,
+    actor: Caller | None,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    """Appends an audit record for a change made in `session`'s transaction.
+
+    `actor` is the caller (`current_caller()`), or None for a change the service makes on its
+    own. `action` is "<resource_type>.<verb>", e.g. "api_key.revoke"; `before` and `after` are
+    the resource's JSON form without secrets or hashes (None for a creation or a deletion).
+    """
+    await append_audit_record(
+        session,
+        actor=actor_of(actor),
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        correlation_id=actor.request_id if actor is not None else "",
+        source_ip=actor.client_ip if actor is not None else "",
+    )
+
+
+async def verify_chain(
+    session: AsyncSession,
+    *,
+    start_sequence: int = 0,
+    end_sequence: int = 0,
+    expected_end_hash: str = "",
+    max_records: int = MAX_VERIFY_RECORDS,
+) -> ChainVerdict:
+    """Recomputes the chain over [start, end] (0: first / newest), at most `max_records`."""
+    start = max(start_sequence, 1)
+    newest = (
+        await session.execute(text("SELECT max(sequence) FROM account.audit_records"))
+    ).scalar_one_or_none()
+    newest = int(newest or 0)
+    end = min(end_sequence or newest, newest)
+    if end < start:
+        return ChainVerdict(True, start, 0, 0, "")
+    last = min(end, start + max_records - 1)
+    previous_hash = ""
+    if start > 1:
+        row = (
+            await session.execute(
+                text("SELECT hash FROM account.audit_records WHERE sequence = :s"),
+                {"s": start - 1},
+            )
+        ).first()
+        if row is None:
+            return ChainVerdict(
+                False, start, start, 0, "", start - 1, f"sequence {start - 1} missing"
+            )
+        previous_hash = str(row[0])
+    result = await session.stream(
+        text(
+            f"SELECT {_COLUMNS} FROM account.audit_records"
+            " WHERE sequence BETWEEN :start AND :last ORDER BY sequence"
+        ),
+        {"start": start, "last": last},
+    )
+    records = [record_from_row(row) async for row in result]
+    verdict = verify_records(
+        records,
+        start_sequence=start,
+        previous_hash=previous_hash,
+        expected_end_hash=expected_end_hash if last == end else "",
+    )
+    if verdict.intact and verdict.end_sequence != last:
+        # Records missing at the end of the range.
+        missing = verdict.end_sequence + 1 if verdict.checked_count else start
+        return ChainVerdict(
+            False,
+            start,
+            last,
+            verdict.checked_count,
+            verdict.end_hash,
+            missing,
+            f"sequence {missing} missing",
+        )
+    if verdict.intact and last < end:
+        return ChainVerdict(
+            True, start, last, verdict.checked_count, verdict.end_hash, next_start_sequence=last + 1
+        )
+    return verdict
+
+
+async def _verify_command(args: argparse.Namespace) -> int:
+    url = args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            session = AsyncSession(bind=connection)
+            verdict = await verify_chain(
+                session,
+                start_sequence=args.start,
+                end_sequence=args.end,
+                expected_end_hash=args.expected_end_hash,
+            )
+    finally:
+        await engine.dispose()
+    print(json.dumps(verdict.__dict__))
+    return 0 if verdict.intact else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.account.audit", description="The account audit chain."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify = commands.add_parser("verify", help="recompute the hash chain; exit 1 if broken")
+    verify.add_argument(
+        "--database-url",
+        default=os.environ.get("TM_AUDIT_DATABASE_URL", ""),
+        help="postgresql://user:password@host:port/db (default: $TM_AUDIT_DATABASE_URL)",
+    )
+    verify.add_argument("--start", type=int, default=0, help="first sequence (default: 1)")
+    verify.add_argument("--end", type=int, default=0, help="last sequence (default: newest)")
+    verify.add_argument("--expected-end-hash", default="", help="hash the last record must have")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("no database URL: pass --database-url or set TM_AUDIT_DATABASE_URL")
+    try:
+        return asyncio.run(_verify_command(args))
+    except OperationalError as error:
+        print(f"cannot reach the database: {error.orig}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sign-in, tokens, signing keys and partner API keys of the account service (ADR 0005)."""

@@ -1,0 +1,213 @@
+"""Pure rules of the account domain: money, ledger postings, withdrawals, adjustments, KYC.
+
+No gRPC, SQL or NATS here; `ledger.py` and `server.py` apply these rules to stored state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from services.platform.errors import DomainError
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import InvalidDecimalError, format_decimal, parse_decimal
+
+__all__ = [
+    "HOUSE_ACCOUNT_BY_REASON",
+    "NEGATIVE_ALLOWED",
+    "Reason",
+    "format_money",
+    "minor_unit",
+    "next_balance",
+    "parse_amount",
+]
+
+_R = ErrorReason
+
+
+class Reason(enum.StrEnum):
+    """Why a ledger entry is posted; the stored text is the LedgerEntryReason name without its
+    prefix."""
+
+    DEPOSIT = "DEPOSIT"
+    WITHDRAWAL = "WITHDRAWAL"
+    WITHDRAWAL_REVERSAL = "WITHDRAWAL_REVERSAL"
+    REALIZED_PNL = "REALIZED_PNL"
+    COMMISSION = "COMMISSION"
+    SWAP = "SWAP"
+    STOP_OUT_LOSS = "STOP_OUT_LOSS"
+    ADJUSTMENT = "ADJUSTMENT"
+    NEGATIVE_BALANCE_CORRECTION = "NEGATIVE_BALANCE_CORRECTION"
+
+
+# The broker's side of each posting (ADR 0005): the house account that takes the opposite leg.
+HOUSE_ACCOUNT_BY_REASON: Final[dict[Reason, str]] = {
+    Reason.DEPOSIT: "house:cash",
+    Reason.WITHDRAWAL: "house:cash",
+    Reason.WITHDRAWAL_REVERSAL: "house:cash",
+    Reason.REALIZED_PNL: "house:trading",
+    Reason.STOP_OUT_LOSS: "house:trading",
+    Reason.NEGATIVE_BALANCE_CORRECTION: "house:trading",
+    Reason.COMMISSION: "house:fees",
+    Reason.SWAP: "house:fees",
+    Reason.ADJUSTMENT: "house:adjustments",
+}
+
+# Debits with these reasons may take a balance below zero: a booked stop-out loss is a fact of
+# the market, not a request that can be refused. Every other debit stops at zero.
+NEGATIVE_ALLOWED: Final = frozenset({Reason.STOP_OUT_LOSS})
+
+# ISO 4217 minor units that are not 2; every other currency has 2.
+_MINOR_UNITS: Final[dict[str, int]] = {
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "VND": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
+
+
+def minor_unit(currency: str) -> int:
+    """How many decimals the currency's amounts may have (2 for USD)."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def parse_amount(text: str, currency: str, field: str, *, positive: bool = False) -> Decimal:
+    """A wire amount in `currency`: exact, not zero, within the currency's minor unit.
+
+    TOO_MANY_DECIMALS when it has more decimals than the minor unit; VALIDATION_FAILED when it
+    is not a decimal string, is zero, or (with `positive`) is not above zero.
+    """
+    try:
+        value = parse_decimal(text)
+    except InvalidDecimalError as error:
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED, str(error), field_violations=[(field, str(error))]
+        ) from None
+    if value == 0 or (positive and value < 0):
+        problem = "must be greater than zero" if positive else "must not be zero"
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED,
+            f"{field} {problem}",
+            field_violations=[(field, problem)],
+        )
+    digits = minor_unit(currency)
+    if value != value.quantize(Decimal(1).scaleb(-digits)):
+        problem = f"{currency} amounts have at most {digits} decimals"
+        raise DomainError(
+            _R.ERROR_REASON_TOO_MANY_DECIMALS,
+            f"{field}: {problem}",
+            metadata={"field": field, "max_decimals": str(digits)},
+            field_violations=[(field, problem)],
+        )
+    return value
+
+
+def format_money(value: Decimal, currency: str) -> str:
+    """A stored amount (NUMERIC with 12 decimals) as a wire string with the currency's decimals,
+    or more if the value has more: Decimal("10000.000000000000") -> "10000.00"."""
+    digits = minor_unit(currency)
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    assert isinstance(exponent, int)
+    places = max(digits, -exponent)
+    return format_decimal(value.quantize(Decimal(1).scaleb(-places)))
+
+
+@dataclass(frozen=True)
+class Posting:
+    """The new state of an account's ledger after one entry."""
+
+    sequence: int
+    balance_after: Decimal
+
+
+def next_balance(
+    balance: Decimal, last_sequence: int, amount: Decimal, reason: Reason, currency: str
+) -> Posting:
+    """The balance and sequence after posting `amount`, or INSUFFICIENT_FUNDS.
+
+    A credit is always allowed (it may leave a negative balance less negative). A debit that
+    would end below zero is refused unless its reason is allowed to (NEGATIVE_ALLOWED).
+    """
+    if amount == 0:
+        raise ValueError("a ledger entry never has a zero amount")
+    after = balance + amount
+    if amount < 0 and after < 0 and reason not in NEGATIVE_ALLOWED:
+        raise DomainError(
+            _R.ERROR_REASON_INSUFFICIENT_FUNDS,
+            f"the balance is {format_money(balance, currency)} {currency}; "
+            f"{format_money(-amount, currency)} cannot be debited",
+            metadata={
+                "balance": format_money(balance, currency),
+                "requested": format_money(-amount, currency),
+                "currency": currency,
+            },
+        )
+    return Posting(sequence=last_sequence + 1, balance_after=after)
+
+
+class WithdrawalStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+
+
+class AdjustmentStatus(enum.StrEnum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class KycStatus(enum.StrEnum):
+    NOT_STARTED = "NOT_STARTED"
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class WithdrawalAction(enum.Enum):
+    """What a payment provider's status means for a withdrawal in a given status."""
+
+    IGNORE = "ignore"  # the withdrawal already has that status (or a later one)
+    TO_PROCESSING = "to_processing"
+    COMPLETE = "complete"
+    FAIL = "fail"  # REJECTED, with the amount credited back
+
+
+# (current status, provider status) -> action. Unlisted pairs are conflicts: the provider
+# reports something the platform cannot reconcile on its own (FAILED_PRECONDITION).
+WITHDRAWAL_TRANSITIONS: Final[dict[tuple[WithdrawalStatus, str], WithdrawalAction]] = {
+    (WithdrawalStatus.PENDING, "pending"): WithdrawalAction.TO_PROCESSING,
+    (WithdrawalStatus.PENDING, "completed"): WithdrawalAction.COMPLETE,
+    (WithdrawalStatus.PENDING, "failed"): WithdrawalAction.FAIL,
+    (WithdrawalStatus.PROCESSING, "pending"): WithdrawalAction.IGNORE,
+    (WithdrawalStatus.PROCESSING, "completed"): WithdrawalAction.COMPLETE,
+    (WithdrawalStatus.PROCESSING, "failed"): WithdrawalAction.FAIL,
+    # A late "pending" after the end changes nothing.
+    (WithdrawalStatus.COMPLETED, "pending"): WithdrawalAction.IGNORE,
+    (WithdrawalStatus.COMPLETED, "completed"): WithdrawalAction.IGNORE,
+    (WithdrawalStatus.REJECTED, "pending"): WithdrawalAction.IGNORE,
+    (WithdrawalStatus.REJECTED, "failed"): WithdrawalAction.IGNORE,
+    # (COMPLETED, "failed") and (REJECTED, "completed") are conflicts.
+}
+
+
+def withdrawal_action(current: WithdrawalStatus, provider_status: str) -> WithdrawalAction:
+    """The action for a provider's report, or FAILED_PRECONDITION for a conflict."""
+    action = WITHDRAWAL_TRANSITIONS.get((current, provider_status))
+    if action is None:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_STATE,
+            f"the withdrawal is {current.value}; the provider reports it {provider_status}",
+            metadata={"status": current.value, "provider_status": provider_status},
+        )
+    return action

@@ -1,0 +1,223 @@
+"""Posting to the double-entry ledger (ADR 0005), inside the caller's transaction.
+
+`post` locks the account's `balances` row (`SELECT ... FOR UPDATE`), so postings to one account
+serialize and sequences have no gaps; it recognises a retried business event by
+(reason, reference_type, reference_id) and returns the original entry; it writes the client's
+leg, the house leg and the new cached balance, and the `account.ledger_entry.posted` event to
+the outbox, all in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import convert, events
+from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
+from services.platform.access import account_not_found
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.account.v1.account_pb2 import LedgerEntry
+from tradingmesh.common.v1.types_pb2 import Actor
+
+__all__ = [
+    "ENTRY_COLUMNS",
+    "LockedBalance",
+    "Posted",
+    "References",
+    "find_entry",
+    "lock_balance",
+    "post",
+]
+
+
+@dataclass(frozen=True)
+class References:
+    """What caused an entry, shown on the LedgerEntry."""
+
+    order_id: str | None = None
+    trade_id: str | None = None
+    position_id: str | None = None
+    withdrawal_id: str | None = None
+    balance_adjustment_id: str | None = None
+    provider_event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    entry: LedgerEntry
+    created: bool  # False: the business event had been posted before; this is that entry
+
+
+@dataclass
+class LockedBalance:
+    """An account's balance row, locked by this transaction; `post` keeps it current."""
+
+    account_id: uuid.UUID
+    currency: str
+    balance: Decimal
+    last_sequence: int
+    user_id: str
+    account_number: str
+
+
+async def lock_balance(session: AsyncSession, account_id: uuid.UUID) -> LockedBalance:
+    """Locks the account's balance row until the transaction ends (creating it if missing);
+    NOT_FOUND when the account does not exist."""
+    query = text(
+        "SELECT b.balance, b.last_sequence, a.currency, a.user_id, a.account_number"
+        " FROM account.balances b JOIN account.trading_accounts a ON a.id = b.account_id"
+        " WHERE b.account_id = :id FOR UPDATE OF b"
+    )
+    row = (await session.execute(query, {"id": account_id})).first()
+    if row is None:
+        await session.execute(
+            text(
+                "INSERT INTO account.balances (account_id, currency)"
+                " SELECT id, currency FROM account.trading_accounts WHERE id = :id"
+                " ON CONFLICT (account_id) DO NOTHING"
+            ),
+            {"id": account_id},
+        )
+        row = (await session.execute(query, {"id": account_id})).first()
+        if row is None:
+            raise account_not_found(str(account_id))
+    return LockedBalance(
+        account_id=account_id,
+        currency=row[2].strip(),
+        balance=row[0],
+        last_sequence=int(row[1]),
+        user_id=str(row[3]),
+        account_number=row[4],
+    )
+
+
+ENTRY_COLUMNS = (
+    "id, journal_id, account_id, sequence, reason, amount, balance_after, currency,"
+    " reference_type, reference_id, actor_kind, actor_id, description, order_id, trade_id,"
+    " position_id, withdrawal_id, balance_adjustment_id, provider_event_id, created_at"
+)
+
+
+async def find_entry(
+    session: AsyncSession, reason: Reason, reference_type: str, reference_id: str
+) -> LedgerEntry | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {ENTRY_COLUMNS} FROM account.ledger_entries WHERE reason = :reason"
+                    " AND reference_type = :rtype AND reference_id = :rid"
+                ),
+                {"reason": reason.value, "rtype": reference_type, "rid": reference_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else convert.ledger_entry(row)
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    reason: Reason,
+    amount: Decimal,
+    reference_type: str,
+    reference_id: str,
+    actor: Actor,
+    description: str = "",
+    references: References = References(),
+    correlation_id: str = "",
+    locked: LockedBalance | None = None,
+) -> Posted:
+    """Posts one client leg and its house leg; INSUFFICIENT_FUNDS refuses and changes nothing
+    (the caller's transaction rolls back on the raised error)."""
+    balance = locked or await lock_balance(session, account_id)
+    # After the lock: a concurrent posting of the same business event has committed by now.
+    existing = await find_entry(session, reason, reference_type, reference_id)
+    if existing is not None:
+        return Posted(existing, created=False)
+    posting = next_balance(balance.balance, balance.last_sequence, amount, reason, balance.currency)
+    entry_id, journal_id = uuid.uuid4(), uuid.uuid4()
+    kind, actor_id = convert.actor_columns(actor)
+    refs = references
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"INSERT INTO account.ledger_entries ({ENTRY_COLUMNS}) VALUES (:id,"
+                    " :journal_id, :account_id, :sequence, :reason, :amount, :balance_after,"
+                    " :currency, :rtype, :rid, :actor_kind, :actor_id, :description, :order_id,"
+                    " :trade_id, :position_id, :withdrawal_id, :adjustment_id, :provider_event_id,"
+                    f" now()) RETURNING {ENTRY_COLUMNS}"
+                ),
+                {
+                    "id": entry_id,
+                    "journal_id": journal_id,
+                    "account_id": account_id,
+                    "sequence": posting.sequence,
+                    "reason": reason.value,
+                    "amount": amount,
+                    "balance_after": posting.balance_after,
+                    "currency": balance.currency,
+                    "rtype": reference_type,
+                    "rid": reference_id,
+                    "actor_kind": kind,
+                    "actor_id": actor_id,
+                    "description": description,
+                    "order_id": refs.order_id,
+                    "trade_id": refs.trade_id,
+                    "position_id": refs.position_id,
+                    "withdrawal_id": refs.withdrawal_id,
+                    "adjustment_id": refs.balance_adjustment_id,
+                    "provider_event_id": refs.provider_event_id,
+                },
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await session.execute(
+        text(
+            "INSERT INTO account.house_ledger_entries"
+            " (id, journal_id, house_account, reason, amount, currency)"
+            " VALUES (:id, :journal_id, :house, :reason, :amount, :currency)"
+        ),
+        {
+            "id": uuid.uuid4(),
+            "journal_id": journal_id,
+            "house": HOUSE_ACCOUNT_BY_REASON[reason],
+            "reason": reason.value,
+            "amount": -amount,
+            "currency": balance.currency,
+        },
+    )
+    await session.execute(
+        text(
+            "UPDATE account.balances SET balance = :balance, last_sequence = :sequence,"
+            " updated_at = now() WHERE account_id = :id"
+        ),
+        {"balance": posting.balance_after, "sequence": posting.sequence, "id": account_id},
+    )
+    entry = convert.ledger_entry(row)
+    await events.emit(
+        session,
+        "account.ledger_entry.posted",
+        account_events_pb2.LedgerEntryPosted(
+            metadata=events.metadata(
+                actor, aggregate_version=posting.sequence, correlation_id=correlation_id
+            ),
+            entry=entry,
+            balance=format_money(posting.balance_after, balance.currency),
+            user_id=balance.user_id,
+            account_number=balance.account_number,
+        ),
+    )
+    # The lock holder's view of the balance moves on, for a second posting in one transaction.
+    balance.balance, balance.last_sequence = posting.balance_after, posting.sequence
+    return Posted(entry, created=True)

@@ -1,0 +1,204 @@
+"""Reads and small writes of the account schema shared by the servicers (SQL in one place)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import convert
+from services.account.domain import format_money
+from services.platform.access import account_not_found
+from services.platform.errors import DomainError
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import TimeRange
+
+_R = ErrorReason
+DEFAULT_PAGE_SIZE: Final = 100
+
+USER_COLUMNS: Final = (
+    "id, username, email, display_name, roles, kyc_status, status, created_at, updated_at,"
+    " kyc_event_time"
+)
+GROUP_COLUMNS: Final = (
+    "id, name, description, currency, leverage, margin_call_level, stop_out_level,"
+    " execution_mode, position_mode, spread_markup_type, spread_markup, commission_per_lot,"
+    " max_deviation_points, created_at, updated_at, version"
+)
+ACCOUNT_COLUMNS: Final = (
+    "id, account_number, user_id, group_id, currency, position_mode, status, created_at, updated_at"
+)
+WITHDRAWAL_COLUMNS: Final = (
+    "id, account_id, amount, currency, status, idempotency_key, ledger_entry_id, balance_after,"
+    " reversal_ledger_entry_id, rejection_reason, requested_by_kind, requested_by_id,"
+    " rejected_by_kind, rejected_by_id, created_at, completed_at"
+)
+ADJUSTMENT_COLUMNS: Final = (
+    "id, account_id, amount, currency, reason, status, idempotency_key, maker_kind, maker_id,"
+    " checker_kind, checker_id, checker_comment, ledger_entry_id, created_at, reviewed_at"
+)
+SETTINGS_COLUMNS: Final = (
+    "group_id, symbol, enabled, spread_markup_type, spread_markup, commission_per_lot,"
+    " execution_mode, max_deviation_points, max_order_size, max_position, margin_rate, updated_at"
+)
+
+
+def as_uuid(value: str) -> uuid.UUID | None:
+    """The UUID in `value`, or None (ids from tokens are not validated by the contract)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def page(page_size: int, page_token: str) -> tuple[int, int]:
+    """(limit, offset) of a list request; VALIDATION_FAILED for a token we did not issue."""
+    limit = page_size or DEFAULT_PAGE_SIZE
+    if not page_token:
+        return limit, 0
+    if not page_token.isdigit() or len(page_token) > 12:
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED,
+            "page_token is not a token from a previous response",
+            field_violations=[("page_token", "not a token from a previous response")],
+        )
+    return limit, int(page_token)
+
+
+def next_token(offset: int, limit: int, returned: int) -> str:
+    return str(offset + limit) if returned == limit else ""
+
+
+def time_filter(
+    column: str, time_range: TimeRange, has_range: bool, params: dict[str, Any]
+) -> list[str]:
+    clauses: list[str] = []
+    if not has_range:
+        return clauses
+    if time_range.HasField("start_time"):
+        clauses.append(f"{column} >= :start_time")
+        params["start_time"] = time_range.start_time.ToDatetime(tzinfo=datetime.UTC)
+    if time_range.HasField("end_time"):
+        clauses.append(f"{column} < :end_time")
+        params["end_time"] = time_range.end_time.ToDatetime(tzinfo=datetime.UTC)
+    return clauses
+
+
+def where(clauses: list[str]) -> str:
+    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+
+async def one(
+    session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
+) -> Mapping[Any, Any] | None:
+    return (await session.execute(text(sql), dict(params or {}))).mappings().first()
+
+
+async def many(
+    session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
+) -> list[Mapping[Any, Any]]:
+    return list((await session.execute(text(sql), dict(params or {}))).mappings().all())
+
+
+async def user_row(
+    session: AsyncSession, user_id: str, *, lock: bool = False
+) -> Mapping[Any, Any] | None:
+    uid = as_uuid(user_id)
+    if uid is None:
+        return None
+    suffix = " FOR UPDATE" if lock else ""
+    return await one(
+        session, f"SELECT {USER_COLUMNS} FROM account.users WHERE id = :id{suffix}", {"id": uid}
+    )
+
+
+def user_not_found(user_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_NOT_FOUND, f"user {user_id} not found", metadata={"user_id": user_id}
+    )
+
+
+async def account_row(
+    session: AsyncSession, account_id: str, *, lock: bool = False
+) -> Mapping[Any, Any] | None:
+    aid = as_uuid(account_id)
+    if aid is None:
+        return None
+    suffix = " FOR UPDATE" if lock else ""
+    return await one(
+        session,
+        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts WHERE id = :id{suffix}",
+        {"id": aid},
+    )
+
+
+async def require_account_row(
+    session: AsyncSession, account_id: str, *, lock: bool = False
+) -> Mapping[Any, Any]:
+    row = await account_row(session, account_id, lock=lock)
+    if row is None:
+        raise account_not_found(account_id)
+    return row
+
+
+async def group_row(
+    session: AsyncSession, group_id: str, *, lock: bool = False
+) -> Mapping[Any, Any] | None:
+    gid = as_uuid(group_id)
+    if gid is None:
+        return None
+    suffix = " FOR UPDATE" if lock else ""
+    return await one(
+        session,
+        f"SELECT {GROUP_COLUMNS} FROM account.client_groups WHERE id = :id{suffix}",
+        {"id": gid},
+    )
+
+
+def group_not_found(group_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_NOT_FOUND,
+        f"client group {group_id} not found",
+        metadata={"group_id": group_id},
+    )
+
+
+async def summary(session: AsyncSession, account: Mapping[Any, Any]) -> pb.AccountSummary:
+    """The account's money now. Open positions are the OMS's and risk's (later issues); until
+    they report here, unrealized P&L and used margin are zero, so equity is the balance."""
+    currency = account["currency"].strip()
+    row = await one(
+        session,
+        "SELECT b.balance, g.leverage, g.margin_call_level, g.stop_out_level"
+        " FROM account.trading_accounts a JOIN account.client_groups g ON g.id = a.group_id"
+        " LEFT JOIN account.balances b ON b.account_id = a.id WHERE a.id = :id",
+        {"id": account["id"]},
+    )
+    assert row is not None
+    balance: Decimal = row["balance"] if row["balance"] is not None else Decimal(0)
+    unrealized = used_margin = Decimal(0)
+    equity = balance + unrealized
+    free_margin = equity - used_margin
+    withdrawable = max(Decimal(0), min(balance, free_margin))
+    message = pb.AccountSummary(
+        account_id=str(account["id"]),
+        currency=currency,
+        balance=format_money(balance, currency),
+        unrealized_pnl=format_money(unrealized, currency),
+        equity=format_money(equity, currency),
+        used_margin=format_money(used_margin, currency),
+        free_margin=format_money(free_margin, currency),
+        margin_level="",
+        withdrawable=format_money(withdrawable, currency),
+        leverage=row["leverage"],
+        margin_call_level=convert.decimal_text(row["margin_call_level"]),
+        stop_out_level=convert.decimal_text(row["stop_out_level"]),
+    )
+    message.compute_time.GetCurrentTime()
+    return message

@@ -1,0 +1,486 @@
+"""Payment and KYC webhooks (WebhookService contract): authenticate, parse, apply exactly once.
+
+Order of checks: provider known (NOT_FOUND), source address, signature, freshness
+(`webhook_auth`), body shape; then, in one transaction, the (provider, event_id) row is claimed
+(a redelivery finds it and answers DUPLICATE) and the event applied: a ledger entry or a
+withdrawal or KYC status change, its outbox event and an audit record. A provider report that
+conflicts with our state (a REJECTED withdrawal reported completed) is recorded in its own
+transaction, logged for staff, and answered FAILED_PRECONDITION.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+import grpc.aio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import audit, convert, events, ledger, store, withdrawals
+from services.account.domain import (
+    Reason,
+    WithdrawalAction,
+    WithdrawalStatus,
+    parse_amount,
+    withdrawal_action,
+)
+from services.account.webhook_auth import (
+    SIGNATURE_HEADER,
+    Provider,
+    check_source,
+    verify_signature,
+)
+from services.platform.errors import DomainError
+from services.platform.identity import Caller
+from services.platform.resources import Resources
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1.webhook_service_pb2 import WebhookEventOutcome
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+
+__all__ = ["KycEvent", "PaymentEvent", "WebhookReceiver", "parse_kyc", "parse_payment"]
+
+_R = ErrorReason
+_O = WebhookEventOutcome
+MAX_BODY_BYTES: Final = 64 * 1024
+_EVENT_ID: Final = re.compile(r"^.{1,128}$", re.DOTALL)
+_AMOUNT: Final = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,12})?$")
+_CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    event_id: str
+    type: str  # "deposit" | "withdrawal"
+    account_number: str
+    amount: str
+    currency: str
+    status: str  # "pending" | "completed" | "failed"
+    reference: str
+    reason: str
+    occurred_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class KycEvent:
+    event_id: str
+    user_id: str
+    status: str  # "pending" | "approved" | "rejected"
+    reason: str
+    occurred_at: datetime.datetime
+
+
+def _bad(message: str, field: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_VALIDATION_FAILED, message, field_violations=[(field, message)]
+    )
+
+
+def _object(body: bytes) -> Mapping[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise _bad(f"the body is larger than {MAX_BODY_BYTES} bytes", "body")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _bad("the body is not valid JSON", "body") from None
+    if not isinstance(data, dict):
+        raise _bad("the body is not a JSON object", "body")
+    return data
+
+
+def _text(data: Mapping[str, Any], field: str, *, required: bool = True) -> str:
+    value = data.get(field, "")
+    if not isinstance(value, str) or (required and not value):
+        raise _bad(f"{field} must be a non-empty string", field)
+    return value
+
+
+def _choice(data: Mapping[str, Any], field: str, allowed: tuple[str, ...]) -> str:
+    value = _text(data, field)
+    if value not in allowed:
+        raise _bad(f"{field} must be one of {', '.join(allowed)}", field)
+    return value
+
+
+def _event_id(data: Mapping[str, Any]) -> str:
+    value = _text(data, "event_id")
+    if not _EVENT_ID.fullmatch(value):
+        raise _bad("event_id must be 1 to 128 characters", "event_id")
+    return value
+
+
+def _time(data: Mapping[str, Any], field: str) -> datetime.datetime:
+    value = _text(data, field)
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"{field} must be an RFC 3339 time", field) from None
+    if parsed.tzinfo is None:
+        raise _bad(f"{field} must carry a time zone", field)
+    return parsed
+
+
+def parse_payment(body: bytes) -> PaymentEvent:
+    """A payment event body, or VALIDATION_FAILED naming the field at fault."""
+    data = _object(body)
+    amount = _text(data, "amount")
+    if not _AMOUNT.fullmatch(amount) or Decimal(amount) == 0:
+        raise _bad("amount must be a positive decimal string without exponent", "amount")
+    currency = _text(data, "currency")
+    if not _CURRENCY.fullmatch(currency):
+        raise _bad("currency must be an ISO 4217 code", "currency")
+    kind = _choice(data, "type", ("deposit", "withdrawal"))
+    reference = _text(data, "reference", required=kind == "withdrawal")
+    return PaymentEvent(
+        event_id=_event_id(data),
+        type=kind,
+        account_number=_text(data, "account_number"),
+        amount=amount,
+        currency=currency,
+        status=_choice(data, "status", ("pending", "completed", "failed")),
+        reference=reference,
+        reason=_text(data, "reason", required=False)[:512],
+        occurred_at=_time(data, "occurred_at"),
+    )
+
+
+def parse_kyc(body: bytes) -> KycEvent:
+    """A KYC event body, or VALIDATION_FAILED naming the field at fault."""
+    data = _object(body)
+    return KycEvent(
+        event_id=_event_id(data),
+        user_id=_text(data, "user_id"),
+        status=_choice(data, "status", ("pending", "approved", "rejected")),
+        reason=_text(data, "reason", required=False)[:512],
+        occurred_at=_time(data, "occurred_at"),
+    )
+
+
+class WebhookReceiver:
+    """Authenticates and applies webhook events; `providers` come from Vault at start."""
+
+    def __init__(self, resources: Resources, providers: Mapping[str, Provider]) -> None:
+        self._resources = resources
+        self._providers = dict(providers)
+
+    async def receive(
+        self,
+        kind: str,
+        provider_name: str,
+        body: bytes,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> tuple[str, WebhookEventOutcome.ValueType]:
+        provider = self._providers.get(provider_name)
+        if provider is None or provider.kind != kind:
+            raise DomainError(
+                _R.ERROR_REASON_NOT_FOUND,
+                f"no {kind} provider named {provider_name}",
+                metadata={"provider": provider_name},
+            )
+        check_source(provider, caller.client_ip)
+        metadata = context.invocation_metadata() or ()
+        headers = [str(v) for k, v in metadata if k == SIGNATURE_HEADER]
+        verify_signature(provider, headers, body, time.time())
+        actor = Actor(kind=ActorKind.ACTOR_KIND_PROVIDER, id=provider.name)
+        event: PaymentEvent | KycEvent = (
+            parse_payment(body) if kind == "payment" else parse_kyc(body)
+        )
+        try:
+            async with self._resources.db.transaction() as session:
+                claimed = await session.execute(
+                    text(
+                        "INSERT INTO account.webhook_events (provider, event_id, kind, outcome,"
+                        " body, occurred_at) VALUES (:p, :e, :k, 'RECEIVED', :body, :t)"
+                        " ON CONFLICT (provider, event_id) DO NOTHING RETURNING provider"
+                    ),
+                    {
+                        "p": provider.name,
+                        "e": event.event_id,
+                        "k": kind,
+                        "body": body.decode(),
+                        "t": event.occurred_at,
+                    },
+                )
+                if claimed.first() is None:
+                    return event.event_id, _O.WEBHOOK_EVENT_OUTCOME_DUPLICATE
+                if isinstance(event, PaymentEvent):
+                    applied = await self._apply_payment(session, provider, event, actor, caller)
+                else:
+                    applied = await self._apply_kyc(session, provider, event, actor, caller)
+                outcome = (
+                    _O.WEBHOOK_EVENT_OUTCOME_APPLIED
+                    if applied
+                    else _O.WEBHOOK_EVENT_OUTCOME_IGNORED
+                )
+                await session.execute(
+                    text(
+                        "UPDATE account.webhook_events SET outcome = :o"
+                        " WHERE provider = :p AND event_id = :e"
+                    ),
+                    {
+                        "o": WebhookEventOutcome.Name(outcome),
+                        "p": provider.name,
+                        "e": event.event_id,
+                    },
+                )
+        except DomainError as error:
+            if error.reason == _R.ERROR_REASON_INVALID_STATE:
+                await self._record_conflict(kind, provider, event, body, error)
+            raise
+        return event.event_id, outcome
+
+    async def _record_conflict(
+        self,
+        kind: str,
+        provider: Provider,
+        event: PaymentEvent | KycEvent,
+        body: bytes,
+        error: DomainError,
+    ) -> None:
+        async with self._resources.db.transaction() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO account.webhook_events (provider, event_id, kind, outcome, body,"
+                    " occurred_at) VALUES (:p, :e, :k, 'CONFLICT', :body, :t)"
+                    " ON CONFLICT (provider, event_id) DO NOTHING"
+                ),
+                {
+                    "p": provider.name,
+                    "e": event.event_id,
+                    "k": kind,
+                    "body": body.decode(),
+                    "t": event.occurred_at,
+                },
+            )
+        _log.error(
+            "webhook event conflicts with the platform's state; reconcile by hand",
+            extra={"provider": provider.name, "event_id": event.event_id, "error": error.message},
+        )
+
+    async def _apply_payment(
+        self,
+        session: AsyncSession,
+        provider: Provider,
+        event: PaymentEvent,
+        actor: Actor,
+        caller: Caller,
+    ) -> bool:
+        if event.type == "deposit":
+            return await self._apply_deposit(session, provider, event, actor, caller)
+        return await self._apply_withdrawal(session, provider, event, actor, caller)
+
+    async def _apply_deposit(
+        self,
+        session: AsyncSession,
+        provider: Provider,
+        event: PaymentEvent,
+        actor: Actor,
+        caller: Caller,
+    ) -> bool:
+        account = await store.one(
+            session,
+            f"SELECT {store.ACCOUNT_COLUMNS} FROM account.trading_accounts"
+            " WHERE account_number = :n",
+            {"n": event.account_number},
+        )
+        if account is None:
+            raise DomainError(
+                _R.ERROR_REASON_NOT_FOUND,
+                f"no trading account numbered {event.account_number}",
+                metadata={"account_number": event.account_number},
+            )
+        currency = account["currency"].strip()
+        _check_currency(event.currency, currency)
+        amount = parse_amount(event.amount, currency, "amount", positive=True)
+        if event.status != "completed":
+            return False
+        posted = await ledger.post(
+            session,
+            account_id=account["id"],
+            reason=Reason.DEPOSIT,
+            amount=amount,
+            reference_type="payment_event",
+            reference_id=f"{provider.name}:{event.event_id}",
+            actor=actor,
+            description=f"Deposit via {provider.name}",
+            references=ledger.References(provider_event_id=event.event_id),
+            correlation_id=caller.request_id,
+        )
+        await _audit(
+            session,
+            actor,
+            caller,
+            "payment_event.apply",
+            f"{provider.name}/{event.event_id}",
+            {"type": "deposit", "ledger_entry": convert.snapshot(posted.entry)},
+        )
+        return True
+
+    async def _apply_withdrawal(
+        self,
+        session: AsyncSession,
+        provider: Provider,
+        event: PaymentEvent,
+        actor: Actor,
+        caller: Caller,
+    ) -> bool:
+        withdrawal_id = store.as_uuid(event.reference)
+        row = (
+            None
+            if withdrawal_id is None
+            else await store.one(
+                session,
+                f"SELECT {store.WITHDRAWAL_COLUMNS} FROM account.withdrawals WHERE id = :id"
+                " FOR UPDATE",
+                {"id": withdrawal_id},
+            )
+        )
+        if row is None:
+            raise DomainError(
+                _R.ERROR_REASON_NOT_FOUND,
+                f"no withdrawal {event.reference}",
+                metadata={"reference": event.reference},
+            )
+        account = await store.require_account_row(session, str(row["account_id"]))
+        currency = account["currency"].strip()
+        _check_currency(event.currency, currency)
+        amount = parse_amount(event.amount, currency, "amount", positive=True)
+        if account["account_number"] != event.account_number or amount != row["amount"]:
+            raise _bad("the amount or account differs from the withdrawal referenced", "reference")
+        action = withdrawal_action(WithdrawalStatus(row["status"]), event.status)
+        before = convert.withdrawal(row)
+        if action is WithdrawalAction.IGNORE:
+            return False
+        if action is WithdrawalAction.FAIL:
+            after = await withdrawals.reverse_withdrawal(
+                session,
+                row,
+                actor=actor,
+                reason=event.reason or "The payment provider failed the payout",
+                correlation_id=caller.request_id,
+                provider_event_id=event.event_id,
+            )
+        else:
+            status = (
+                WithdrawalStatus.PROCESSING
+                if action is WithdrawalAction.TO_PROCESSING
+                else WithdrawalStatus.COMPLETED
+            )
+            updated = await store.one(
+                session,
+                "UPDATE account.withdrawals SET status = :s, updated_at = now(),"
+                " completed_at = CASE WHEN :s = 'COMPLETED' THEN now() END"
+                f" WHERE id = :id RETURNING {store.WITHDRAWAL_COLUMNS}",
+                {"s": status.value, "id": row["id"]},
+            )
+            assert updated is not None
+            after = convert.withdrawal(updated)
+            if status is WithdrawalStatus.COMPLETED:
+                await events.emit(
+                    session,
+                    "account.withdrawal.completed",
+                    ev.WithdrawalCompleted(
+                        metadata=events.metadata(actor, correlation_id=caller.request_id),
+                        withdrawal=after,
+                        **withdrawals.withdrawal_event_fields(account),
+                    ),
+                )
+        await _audit(
+            session,
+            actor,
+            caller,
+            "payment_event.apply",
+            f"{provider.name}/{event.event_id}",
+            {"type": "withdrawal", "before": convert.snapshot(before)}
+            | {"after": convert.snapshot(after)},
+        )
+        return True
+
+    async def _apply_kyc(
+        self,
+        session: AsyncSession,
+        provider: Provider,
+        event: KycEvent,
+        actor: Actor,
+        caller: Caller,
+    ) -> bool:
+        row = await store.user_row(session, event.user_id, lock=True)
+        if row is None:
+            raise store.user_not_found(event.user_id)
+        status = event.status.upper()
+        last = row["kyc_event_time"]
+        if (last is not None and event.occurred_at < last) or row["kyc_status"] == status:
+            return False
+        before = convert.user(row)
+        updated = await store.one(
+            session,
+            "UPDATE account.users SET kyc_status = :s, kyc_event_time = :t, updated_at = now()"
+            f" WHERE id = :id RETURNING {store.USER_COLUMNS}",
+            {"s": status, "t": event.occurred_at, "id": row["id"]},
+        )
+        assert updated is not None
+        user = convert.user(updated)
+        await events.emit(
+            session,
+            "account.user.kyc_status_changed",
+            ev.KycStatusChanged(
+                metadata=events.metadata(actor, correlation_id=caller.request_id),
+                user=user,
+                previous_kyc_status=before.kyc_status,
+                provider=provider.name,
+                provider_event_id=event.event_id,
+                reason=event.reason,
+            ),
+        )
+        await audit.append_audit_record(
+            session,
+            actor=actor,
+            action="user.kyc_status_change",
+            entity_type="user",
+            entity_id=user.id,
+            before=convert.snapshot(before),
+            after=convert.snapshot(user),
+            correlation_id=caller.request_id,
+            source_ip=caller.client_ip,
+        )
+        return True
+
+
+def _check_currency(given: str, account_currency: str) -> None:
+    if given != account_currency:
+        raise DomainError(
+            _R.ERROR_REASON_CURRENCY_MISMATCH,
+            f"the account's currency is {account_currency}, not {given}",
+            metadata={"currency": given, "account_currency": account_currency},
+        )
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: Actor,
+    caller: Caller,
+    action: str,
+    resource_id: str,
+    after: Mapping[str, Any],
+) -> None:
+    await audit.append_audit_record(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="payment_event",
+        entity_id=resource_id,
+        before=None,
+        after=after,
+        correlation_id=caller.request_id,
+        source_ip=caller.client_ip,
+    )

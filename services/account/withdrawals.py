@@ -1,0 +1,75 @@
+"""Withdrawal steps shared by the admin RPCs and the payment webhook."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import convert, events, ledger, store
+from services.account.domain import Reason
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1 import types_pb2
+
+
+def withdrawal_event_fields(account: Mapping[Any, Any]) -> dict[str, str]:
+    """The owner and account number that withdrawal events carry."""
+    return {"user_id": str(account["user_id"]), "account_number": account["account_number"]}
+
+
+async def reverse_withdrawal(
+    session: AsyncSession,
+    withdrawal: Mapping[Any, Any],
+    *,
+    actor: types_pb2.Actor,
+    reason: str,
+    correlation_id: str,
+    provider_event_id: str | None = None,
+) -> pb.Withdrawal:
+    """REJECTED, with the amount credited back (WITHDRAWAL_REVERSAL), in the caller's
+    transaction; publishes `account.withdrawal.rejected`. The caller holds the row lock."""
+    posted = await ledger.post(
+        session,
+        account_id=withdrawal["account_id"],
+        reason=Reason.WITHDRAWAL_REVERSAL,
+        amount=withdrawal["amount"],
+        reference_type="withdrawal",
+        reference_id=str(withdrawal["id"]),
+        actor=actor,
+        description=f"Withdrawal reversed: {reason}"[:512],
+        references=ledger.References(
+            withdrawal_id=str(withdrawal["id"]), provider_event_id=provider_event_id
+        ),
+        correlation_id=correlation_id,
+    )
+    kind, actor_id = convert.actor_columns(actor)
+    row = await store.one(
+        session,
+        "UPDATE account.withdrawals SET status = 'REJECTED', reversal_ledger_entry_id = :entry,"
+        " rejection_reason = :reason, rejected_by_kind = :kind, rejected_by_id = :actor,"
+        " completed_at = now(), updated_at = now() WHERE id = :id"
+        f" RETURNING {store.WITHDRAWAL_COLUMNS}",
+        {
+            "entry": uuid.UUID(posted.entry.id),
+            "reason": reason,
+            "kind": kind,
+            "actor": actor_id,
+            "id": withdrawal["id"],
+        },
+    )
+    assert row is not None
+    result = convert.withdrawal(row)
+    account = await store.require_account_row(session, str(withdrawal["account_id"]))
+    await events.emit(
+        session,
+        "account.withdrawal.rejected",
+        ev.WithdrawalRejected(
+            metadata=events.metadata(actor, correlation_id=correlation_id),
+            withdrawal=result,
+            **withdrawal_event_fields(account),
+        ),
+    )
+    return result
