@@ -10,6 +10,8 @@ HOST = "127.0.0.1"
 
 # The services of the platform, in the order of their port offsets (+20 + i, +40 + i).
 SERVICES: tuple[str, ...] = ("account", "pricing", "oms", "risk", "reporting", "notification")
+# The FIX LP simulators of the dev stack, in the order of their port offsets (+60 + i).
+LP_SIMULATORS: tuple[str, ...] = ("lp-alpha", "lp-beta")
 
 POSTGRES = 0
 REDIS = 1
@@ -21,7 +23,8 @@ ENVOY = 10
 ENVOY_ADMIN = 11
 SERVICE_GRPC = 20
 SERVICE_METRICS = 40
-LP_SIMULATORS = 60  # reserved for the FIX acceptors of issue #5
+LP_FIX = 60  # the FIX acceptors of the LP simulators: +60 + i
+LP_CONTROL = 70  # their control ports (pin a quote, change the rate): +70 + i
 WEB_CLIENT = 80  # reserved for the web client's dev server; Envoy's CORS allows its origin
 BLOCK = 100  # a stack owns base .. base + 99
 
@@ -76,6 +79,12 @@ class Ports:
     def service_metrics(self, service: str) -> int:
         return self.base + SERVICE_METRICS + SERVICES.index(service)
 
+    def lp_fix(self, lp: str) -> int:
+        return self.base + LP_FIX + LP_SIMULATORS.index(lp)
+
+    def lp_control(self, lp: str) -> int:
+        return self.base + LP_CONTROL + LP_SIMULATORS.index(lp)
+
     def all_used(self) -> tuple[int, ...]:
         """Every port the stack listens on today (checked before `up`, and after `down`)."""
         fixed = (
@@ -90,7 +99,8 @@ class Ports:
         )
         services = tuple(self.service_grpc(s) for s in SERVICES)
         metrics = tuple(self.service_metrics(s) for s in SERVICES)
-        return fixed + services + metrics
+        lps = tuple(p for lp in LP_SIMULATORS for p in (self.lp_fix(lp), self.lp_control(lp)))
+        return fixed + services + metrics + lps
 
 
 def validate_base(base: int) -> None:

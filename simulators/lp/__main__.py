@@ -1,0 +1,139 @@
+"""`python -m simulators.lp`: one LP simulator, configured from the environment.
+
+    TM_LPSIM_NAME          the LP's name, e.g. lp-alpha; its FIX SenderCompID is the name in
+                           upper case (LP-ALPHA)
+    TM_LPSIM_PORT          the FIX acceptor's port on 127.0.0.1
+    TM_LPSIM_USERNAME      the Username (553) a logon must carry
+    TM_LPSIM_PASSWORD      the Password (554) a logon must carry (the stack takes it from Vault)
+    TM_LPSIM_SEED          the seed of its random walk (an integer)
+    TM_LPSIM_SPREAD_FACTOR its spread, times the instrument's typical spread (a decimal)
+    TM_LPSIM_RATE          price updates per second per instrument (a decimal)
+    TM_LPSIM_FILL_DELAY_MS the delay before it answers an order
+    TM_LPSIM_CONTROL_PORT  the control port on 127.0.0.1 (simulators/lp/control.py), optional
+    TM_LPSIM_CLIENTS       the SenderCompIDs its clients log on with, comma-separated
+                           (default TRADINGMESH; the stack adds TRADINGMESH-QA for tests and
+                           benchmarks, so they can connect while the platform is connected)
+
+Its FIX message store lives in the working directory, so sequence numbers survive a restart and
+a reconnecting client can ask for a resend. SIGTERM stops it (logging out every session).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+
+import quickfix as fix
+
+from simulators.lp.catalogue import CATALOGUE
+from simulators.lp.control import Controls, serve
+from simulators.lp.fix import Credentials, LpApplication
+from simulators.lp.market import Market, Profile
+
+BEGIN_STRING = "FIX.4.4"
+
+
+def data_dictionary() -> Path:
+    """FIX44.xml, which the quickfix package installs under <prefix>/share/quickfix."""
+    path = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+    if not path.is_file():
+        raise SystemExit(f"lpsim: {path} is missing (is the quickfix package installed?)")
+    return path
+
+
+def session_settings(name: str, port: int, clients: list[str], store: Path) -> fix.SessionSettings:
+    defaults = fix.Dictionary()
+    defaults.setString("ConnectionType", "acceptor")
+    defaults.setString("SocketAcceptAddress", "127.0.0.1")
+    defaults.setString("SocketAcceptPort", str(port))
+    defaults.setString("FileStorePath", str(store))
+    defaults.setString("StartTime", "00:00:00")
+    defaults.setString("EndTime", "00:00:00")  # a 24-hour session
+    defaults.setString("UseDataDictionary", "Y")
+    defaults.setString("DataDictionary", str(data_dictionary()))
+    defaults.setString("TimestampPrecision", "6")
+    defaults.setString("SocketNodelay", "Y")
+    settings = fix.SessionSettings()
+    settings.set(defaults)
+    for client in clients:
+        settings.set(fix.SessionID(BEGIN_STRING, name.upper(), client), fix.Dictionary())
+    return settings
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    env = os.environ
+    try:
+        name = env["TM_LPSIM_NAME"]
+        port = int(env["TM_LPSIM_PORT"])
+        credentials = Credentials(env["TM_LPSIM_USERNAME"], env["TM_LPSIM_PASSWORD"])
+    except (KeyError, ValueError) as error:
+        raise SystemExit(f"lpsim: missing or bad setting {error}") from None
+    profile = Profile(
+        name=name,
+        seed=int(env.get("TM_LPSIM_SEED", "1")),
+        spread_factor=Decimal(env.get("TM_LPSIM_SPREAD_FACTOR", "1")),
+        updates_per_second=Decimal(env.get("TM_LPSIM_RATE", "4")),
+        fill_delay_ms=int(env.get("TM_LPSIM_FILL_DELAY_MS", "2")),
+    )
+    market = Market(CATALOGUE, profile)
+    app = LpApplication(market, credentials)
+    store = Path.cwd() / "fix-store"
+    store.mkdir(exist_ok=True)
+    clients = [
+        c.strip() for c in env.get("TM_LPSIM_CLIENTS", "TRADINGMESH").split(",") if c.strip()
+    ]
+    settings = session_settings(name, port, clients, store)
+    acceptor = fix.SocketAcceptor(app, fix.FileStoreFactory(settings), settings)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    controls = Controls(name, market, app.lock, profile.updates_per_second, app.publish)
+    control_port = env.get("TM_LPSIM_CONTROL_PORT")
+    control = serve(controls, int(control_port)) if control_port else None
+
+    orders = threading.Thread(
+        target=app.run_orders, args=(profile.fill_delay_ms,), name="orders", daemon=True
+    )
+    orders.start()
+    acceptor.start()
+    logging.getLogger("lpsim").info(
+        "%s: FIX 4.4 acceptor on 127.0.0.1:%d, %s updates/s per instrument",
+        name,
+        port,
+        profile.updates_per_second,
+    )
+    next_at = time.monotonic()
+    while not stop.is_set():
+        with app.lock:
+            quotes = [q for s in market.symbols if (q := market.step(s)) is not None]
+        app.publish(quotes)
+        # Seconds between rounds (a duration, not money); the control port may change the rate.
+        next_at = max(next_at + 1 / float(controls.rate), time.monotonic() - 1)
+        stop.wait(max(next_at - time.monotonic(), 0))
+    if control is not None:
+        control.shutdown()
+    app.orders.put(None)
+    acceptor.stop()
+    orders.join(timeout=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The LP simulator's control port: a small JSON API on 127.0.0.1 for tests and benchmarks.
+
+    GET    /v1/state                the LP's name, update rate and pinned quotes
+    PUT    /v1/pins/<symbol>        {"bid": "1.10000", "ask": "1.10020"}: quote exactly that
+    DELETE /v1/pins/<symbol>        walk again (DELETE /v1/pins: every symbol); answers {}
+    PUT    /v1/rate                 {"updates_per_second": "200"}: per instrument
+
+Prices are decimal strings, as everywhere. A bad request gets 400 (404 for an unknown symbol)
+with {"error": "..."} and changes nothing. It is a simulator's test hook, not part of the
+platform: it listens on loopback only and holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from simulators.lp.market import Market, Quote
+
+log = logging.getLogger("lpsim.control")
+
+MAX_RATE = Decimal(10_000)
+
+
+class ControlRequestError(Exception):
+    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Controls:
+    """What the control port may change; the publishing loop reads `rate` on every round."""
+
+    def __init__(
+        self,
+        name: str,
+        market: Market,
+        lock: threading.Lock,
+        rate: Decimal,
+        publish: Callable[[Iterable[Quote]], object],
+    ) -> None:
+        self.name = name
+        self.market = market
+        self.lock = lock
+        self.rate = rate
+        self.publish = publish
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            pins = self.market.pins()
+        return {
+            "name": self.name,
+            "updates_per_second": str(self.rate),
+            "pins": {s: {"bid": str(q.bid), "ask": str(q.ask)} for s, q in pins.items()},
+        }
+
+    def pin(self, symbol: str, body: dict[str, Any]) -> dict[str, Any]:
+        bid, ask = _decimal(body, "bid"), _decimal(body, "ask")
+        with self.lock:
+            if self.market.instrument(symbol) is None:
+                raise ControlRequestError(f"unknown symbol {symbol}", HTTPStatus.NOT_FOUND)
+            try:
+                quote = self.market.pin(symbol, bid, ask)
+            except ValueError as error:
+                raise ControlRequestError(str(error)) from None
+        self.publish([quote])  # at once, rather than on the next round
+        return {"symbol": symbol, "bid": str(quote.bid), "ask": str(quote.ask)}
+
+    def unpin(self, symbol: str | None) -> dict[str, Any]:
+        with self.lock:
+            for s in [symbol] if symbol else self.market.symbols:
+                self.market.unpin(s)
+        return {}
+
+    def set_rate(self, body: dict[str, Any]) -> dict[str, Any]:
+        rate = _decimal(body, "updates_per_second")
+        if not 0 < rate <= MAX_RATE:
+            raise ControlRequestError(f"updates_per_second must be in (0, {MAX_RATE}], not {rate}")
+        self.rate = rate
+        return {"updates_per_second": str(rate)}
+
+
+def _decimal(body: dict[str, Any], key: str) -> Decimal:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ControlRequestError(f"{key} must be a decimal string")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ControlRequestError(f"{key} must be a decimal string, not {value!r}") from None
+    if not number.is_finite():
+        raise ControlRequestError(f"{key} must be finite")
+    return number
+
+
+def serve(controls: Controls, port: int) -> ThreadingHTTPServer:
+    """Starts the control server on 127.0.0.1:port in a daemon thread; shut it down to stop."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._handle(lambda: controls.state() if self.path == "/v1/state" else None)
+
+        def do_PUT(self) -> None:
+            if self.path == "/v1/rate":
+                self._handle(lambda: controls.set_rate(self._body()))
+            elif self.path.startswith("/v1/pins/"):
+                symbol = self.path.removeprefix("/v1/pins/")
+                self._handle(lambda: controls.pin(symbol, self._body()))
+            else:
+                self._handle(lambda: None)
+
+        def do_DELETE(self) -> None:
+            if self.path == "/v1/pins" or self.path.startswith("/v1/pins/"):
+                symbol = self.path.removeprefix("/v1/pins").removeprefix("/") or None
+                self._handle(lambda: controls.unpin(symbol))
+            else:
+                self._handle(lambda: None)
+
+        def _body(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 4096:
+                raise ControlRequestError("body too large")
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                raise ControlRequestError("body must be JSON") from None
+            if not isinstance(body, dict):
+                raise ControlRequestError("body must be a JSON object")
+            return body
+
+        def _handle(self, action: Callable[[], dict[str, Any] | None]) -> None:
+            try:
+                result = action()
+                status = HTTPStatus.OK
+                if result is None:
+                    status, result = HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"}
+            except ControlRequestError as error:
+                status, result = error.status, {"error": str(error)}
+            payload = json.dumps(result).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.info("control: " + format, *args)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="control", daemon=True).start()
+    return server
+
+
+class ControlClient:
+    """Drives a simulator's control port (tests and benchmarks)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.base = f"http://{host}:{port}"
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/state")
+
+    def pin(self, symbol: str, bid: str, ask: str) -> dict[str, Any]:
+        return self._call("PUT", f"/v1/pins/{symbol}", {"bid": bid, "ask": ask})
+
+    def unpin(self, symbol: str | None = None) -> None:
+        self._call("DELETE", f"/v1/pins/{symbol}" if symbol else "/v1/pins")
+
+    def set_rate(self, updates_per_second: str) -> None:
+        self._call("PUT", "/v1/rate", {"updates_per_second": updates_per_second})
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                result: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise ControlError(error.code, json.loads(error.read()).get("error", "")) from None
+        return result
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status

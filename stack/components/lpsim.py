@@ -1,0 +1,93 @@
+"""The LP simulators (`python -m simulators.lp`): FIX 4.4 acceptors with their own prices.
+
+Each has a different seed, spread and rate, so the platform aggregates prices that really
+differ. Its logon credentials come from Vault (`secret/tradingmesh/lp/<name>`): the simulator is
+given them in its environment, the pricing service's LP gateway reads them from Vault.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from stack.components.base import Component, Context, base_env
+from stack.ports import HOST, port_is_listening
+from stack.process import Launch
+from stack.secrets import Login
+
+# Who may log on: the platform's LP gateway, and tests or benchmarks beside it (a FIX session is
+# one connection per pair of comp ids, so they need their own).
+PLATFORM_COMP_ID = "TRADINGMESH"
+QA_COMP_ID = "TRADINGMESH-QA"
+
+
+@dataclass(frozen=True)
+class LpProfile:
+    seed: int
+    spread_factor: str  # a decimal
+    rate: str  # price updates per second per instrument, a decimal
+    fill_delay_ms: int
+
+
+# How each LP of the dev stack differs: lp-alpha is tight and fast, lp-beta wider and slower.
+PROFILES: dict[str, LpProfile] = {
+    "lp-alpha": LpProfile(seed=11, spread_factor="1", rate="5", fill_delay_ms=2),
+    "lp-beta": LpProfile(seed=23, spread_factor="1.5", rate="3", fill_delay_ms=8),
+}
+
+
+class LpSimulator(Component):
+    def __init__(self, ctx: Context, lp: str) -> None:
+        super().__init__(ctx)
+        self.name = lp
+        self.profile = PROFILES[lp]
+
+    @property
+    def port(self) -> int:
+        return self.ctx.ports.lp_fix(self.name)
+
+    @property
+    def address(self) -> str:
+        return f"fix://{HOST}:{self.port}"
+
+    @property
+    def sender_comp_id(self) -> str:
+        """The LP's SenderCompID; the gateway's is TRADINGMESH."""
+        return self.name.upper()
+
+    @property
+    def control_port(self) -> int:
+        """The simulator's control API (simulators/lp/control.py), for tests and benchmarks."""
+        return self.ctx.ports.lp_control(self.name)
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.control_port)
+
+    def probe(self) -> bool:
+        # The acceptor listens once its sessions are created; a FIX logon is the gateway's job.
+        return port_is_listening(self.port)
+
+    def launch(self, login: Login) -> Launch:
+        workdir = self.ctx.paths.lp_dir(self.name)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = base_env()
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "TM_LPSIM_NAME": self.name,
+                "TM_LPSIM_PORT": str(self.port),
+                "TM_LPSIM_CONTROL_PORT": str(self.control_port),
+                "TM_LPSIM_USERNAME": login.username,
+                "TM_LPSIM_PASSWORD": login.password.reveal(),
+                "TM_LPSIM_SEED": str(self.profile.seed),
+                "TM_LPSIM_SPREAD_FACTOR": self.profile.spread_factor,
+                "TM_LPSIM_RATE": self.profile.rate,
+                "TM_LPSIM_FILL_DELAY_MS": str(self.profile.fill_delay_ms),
+                "TM_LPSIM_CLIENTS": f"{PLATFORM_COMP_ID},{QA_COMP_ID}",
+            }
+        )
+        return Launch(
+            argv=[sys.executable, "-m", "simulators.lp"],
+            env=env,
+            cwd=workdir,
+        )
