@@ -1,29 +1,182 @@
-"""Wiring of the pricing service: what it serves and what it connects to."""
+"""Wiring of the pricing service: what it serves and what it connects to (ADR 0006).
+
+Settings of its own, besides the platform's (ADR 0004):
+    TM_PRICING_LPS                 the LPs to connect to: `lp-alpha=127.0.0.1:17060,...`;
+                                   empty: no LP (prices come from nowhere)
+    TM_PRICING_MAX_QUOTE_AGE_MS    an LP quote older than this no longer counts (default 2000)
+    TM_DATA_DIR                    a writable directory for the FIX session store (sequence
+                                   numbers only); default: a temporary directory
+    TM_PRICING_TICK_RETENTION_DAYS days of LP ticks and published prices kept (default 7)
+"""
 
 from __future__ import annotations
 
-from services.platform import Registration, ServiceSpec, Settings, Vault
+import asyncio
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+
+from services.platform import Registration, RunningServer, ServiceSpec, Settings, Vault
 from services.platform.resources import Resources
+from services.platform.secrets import Secret
 from services.pricing import server
+from services.pricing.candles import CandleJob, CandleStore
+from services.pricing.engine import PricingEngine
+from services.pricing.feed import PriceFeed
+from services.pricing.gateway import LpEndpoint, LpGateway, LpStatus, SessionState
+from services.pricing.quotes import QuoteReader, StreamHub
+from services.pricing.reference import Reference
+from services.pricing.ticks import TickWriter
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
 
 
+@dataclass(frozen=True)
+class PricingConfig:
+    lps: list[LpEndpoint]
+    max_quote_age: timedelta
+    data_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> PricingConfig:
+        try:
+            lps = LpEndpoint.parse_list(environ.get("TM_PRICING_LPS", ""))
+            age_ms = int(environ.get("TM_PRICING_MAX_QUOTE_AGE_MS", "2000"))
+        except ValueError as error:
+            raise SystemExit(f"pricing: {error}") from None
+        data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-pricing-")
+        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir))
+
+
+def lp_health_name(lp: str) -> str:
+    return f"tradingmesh.pricing.lp.{lp}"
+
+
+class PricingRuntime:
+    """Everything the pricing process runs besides the gRPC server, started in order."""
+
+    def __init__(self, settings: Settings, vault: Vault, config: PricingConfig) -> None:
+        self.vault = vault
+        self.config = config
+        self.resources = Resources(settings, vault)
+        self.parts = server.Parts(lp_status={lp.lp: LpStatus(lp.lp) for lp in config.lps})
+        self.feed: PriceFeed | None = None
+        self.ticks: TickWriter | None = None
+        self.candle_job: CandleJob | None = None
+        self.gateway: LpGateway | None = None
+        self.health: Any = None
+        self.pricing = server.PricingService(self.parts)
+        self.admin = server.PricingAdminService(self.parts)  # type: ignore[abstract]  # not built
+
+    async def open(self) -> None:
+        await self.resources.open()
+        reference = Reference(self.resources.db)
+        await reference.load()
+        engine = PricingEngine(reference.digits, self.config.max_quote_age)
+        self.ticks = TickWriter(self.resources.db)
+        await self.ticks.start()
+        self.candle_job = CandleJob(self.resources.db)
+        await self.candle_job.start()
+        self.parts.candles_ = CandleStore(self.resources.db)
+        feed = PriceFeed(
+            engine,
+            self.resources.redis,
+            self.resources.nats,
+            ticks=self.ticks,
+            on_lp_status=self._lp_changed,
+        )
+
+        def regroup() -> None:
+            feed.take(engine.set_groups(reference.groups.values(), datetime.now(UTC)))
+
+        reference.on_groups_changed = regroup
+        regroup()
+        await feed.start()
+        self.feed = feed
+        self.parts.reference_ = reference
+        self.parts.reader_ = QuoteReader(self.resources.redis)
+        self.parts.hub_ = StreamHub(self.resources.redis, reference.digits)
+        await reference.start(self.resources.jetstream)
+        if self.config.lps:
+            credentials = {
+                lp.lp: _login(
+                    self.vault.read_keys(f"tradingmesh/lp/{lp.lp}", "username", "password")
+                )
+                for lp in self.config.lps
+            }
+            self.gateway = LpGateway(
+                self.config.lps,
+                credentials,
+                sorted(reference.digits),
+                self.config.data_dir / "fix",
+                asyncio.get_running_loop(),
+                feed.on_quotes,
+                feed.on_state,
+            )
+            self.gateway.start()
+
+    async def serving(self, running: RunningServer) -> None:
+        self.health = running.health
+        for status in self.parts.lp_status.values():
+            await self._report(status)
+
+    def _lp_changed(self, status: LpStatus) -> None:
+        self.parts.lp_status[status.lp] = status
+        if self.health is not None:
+            asyncio.get_running_loop().create_task(self._report(status))
+
+    async def _report(self, status: LpStatus) -> None:
+        serving = status.state is SessionState.LOGGED_ON
+        await self.health.set(
+            lp_health_name(status.lp),
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
+
+    async def close(self) -> None:
+        if self.gateway is not None:
+            await asyncio.to_thread(self.gateway.stop)
+        if self.parts.reference_ is not None:
+            await self.parts.reference_.stop()
+        if self.parts.hub_ is not None:
+            await self.parts.hub_.stop()
+        if self.feed is not None:
+            await self.feed.stop()
+        if self.candle_job is not None:
+            await self.candle_job.stop()
+        if self.ticks is not None:
+            await self.ticks.stop()  # writes what is left
+        await self.resources.close()
+
+
+def _login(values: tuple[Secret, ...]) -> tuple[str, Secret]:
+    username, password = values
+    return username.reveal(), password
+
+
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    resources = Resources(settings, vault)
+    runtime = PricingRuntime(settings, vault, PricingConfig.from_env())
     return ServiceSpec(
         name="pricing",
         registrations=[
             Registration(
                 pricing_service_pb2_grpc.add_PricingServiceServicer_to_server,
-                server.PricingService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.pricing,
                 "tradingmesh.pricing.v1.PricingService",
             ),
             Registration(
                 pricing_admin_service_pb2_grpc.add_PricingAdminServiceServicer_to_server,
-                server.PricingAdminService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.admin,
                 "tradingmesh.pricing.v1.PricingAdminService",
             ),
         ],
-        on_start=[resources.open],
-        on_stop=[resources.close],
+        on_start=[runtime.open],
+        on_stop=[runtime.close],
+        on_serving=[runtime.serving],
     )

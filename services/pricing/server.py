@@ -1,24 +1,250 @@
 """gRPC servicers of the pricing service: map request -> domain -> response.
 
-Each inherits the generated servicer, whose every RPC answers UNIMPLEMENTED until the
-issue that builds it overrides the method.
+Every public call prices for one client group: that of the trading account named in the
+request, which the caller must own (`services/platform/access.py`). RPCs not built yet answer
+UNIMPLEMENTED (the generated base class).
 """
 
 from __future__ import annotations
 
-from services.platform.resources import Resources
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+import grpc.aio
+
+from services.platform.access import STAFF_ROLES, require_account, require_roles
+from services.platform.errors import DomainError
+from services.pricing.candles import CandleStore
+from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.quotes import QuoteReader, StreamHub
+from services.pricing.reference import Reference
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.pricing.v1 import (
+    pricing_admin_service_pb2,
+    pricing_admin_service_pb2_grpc,
+    pricing_pb2,
+    pricing_service_pb2,
+    pricing_service_pb2_grpc,
+)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE_SIZE = 100
+
+
+def _unknown(symbols: list[str]) -> DomainError:
+    return DomainError(
+        ErrorReason.ERROR_REASON_UNKNOWN_INSTRUMENT,
+        f"unknown instrument{'s' if len(symbols) > 1 else ''}: {', '.join(symbols)}",
+        metadata={"symbols": ",".join(symbols)},
+    )
+
+
+def _page(symbols: list[str], page_size: int, token: str) -> tuple[list[str], str]:
+    """A page of sorted `symbols` after the token's symbol, and the next token."""
+    after = ""
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise DomainError(
+                ErrorReason.ERROR_REASON_VALIDATION_FAILED,
+                "page_token is not one this server gave",
+                field_violations=[("page_token", "not a token from a previous response")],
+            ) from None
+    size = page_size or DEFAULT_PAGE_SIZE
+    rest = [s for s in sorted(symbols) if s > after]
+    page = rest[:size]
+    more = len(rest) > size
+    return page, base64.urlsafe_b64encode(page[-1].encode()).decode() if more else ""
+
+
+@dataclass
+class Parts:
+    """What the servicers use; the service fills it in when it opens, before it serves."""
+
+    reference_: Reference | None = None
+    reader_: QuoteReader | None = None
+    hub_: StreamHub | None = None
+    candles_: CandleStore | None = None
+    lp_status: dict[str, LpStatus] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> Reference:
+        assert self.reference_ is not None, "the pricing service has not opened"
+        return self.reference_
+
+    @property
+    def reader(self) -> QuoteReader:
+        assert self.reader_ is not None, "the pricing service has not opened"
+        return self.reader_
+
+    @property
+    def hub(self) -> StreamHub:
+        assert self.hub_ is not None, "the pricing service has not opened"
+        return self.hub_
+
+    @property
+    def candles(self) -> CandleStore:
+        assert self.candles_ is not None, "the pricing service has not opened"
+        return self.candles_
 
 
 class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
-    """tradingmesh.pricing.v1.PricingService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.pricing.v1.PricingService."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    @property
+    def reference(self) -> Reference:
+        return self.parts.reference
+
+    @property
+    def reader(self) -> QuoteReader:
+        return self.parts.reader
+
+    @property
+    def hub(self) -> StreamHub:
+        return self.parts.hub
+
+    def _group(self, account_id: str) -> str:
+        """The client group of the caller's trading account (NOT_FOUND if not theirs)."""
+        account = self.reference.account(account_id)
+        require_account(account_id, account.user_id if account else None)
+        assert account is not None
+        return account.group_id
+
+    def _offered(self, group_id: str) -> list[str]:
+        group = self.reference.groups.get(group_id)
+        return sorted(group.markups) if group else []
+
+    def _check_symbols(self, group_id: str, symbols: list[str]) -> None:
+        unknown = [s for s in symbols if not self.reference.offered(group_id, s)]
+        if unknown:
+            raise _unknown(unknown)
+
+    async def ListInstruments(  # noqa: N802 (gRPC's names)
+        self, request: pricing_service_pb2.ListInstrumentsRequest, context: Context
+    ) -> pricing_service_pb2.ListInstrumentsResponse:
+        group = self._group(request.account_id)
+        symbols = [
+            s
+            for s in self._offered(group)
+            if not request.asset_class
+            or self.reference.instruments[s].asset_class == request.asset_class
+        ]
+        page, token = _page(symbols, request.page_size, request.page_token)
+        return pricing_service_pb2.ListInstrumentsResponse(
+            instruments=[self.reference.instruments[s] for s in page], next_page_token=token
+        )
+
+    async def GetInstrument(  # noqa: N802
+        self, request: pricing_service_pb2.GetInstrumentRequest, context: Context
+    ) -> pricing_service_pb2.GetInstrumentResponse:
+        group = self._group(request.account_id)
+        self._check_symbols(group, [request.symbol])
+        return pricing_service_pb2.GetInstrumentResponse(
+            instrument=self.reference.instruments[request.symbol]
+        )
+
+    async def GetQuote(  # noqa: N802
+        self, request: pricing_service_pb2.GetQuoteRequest, context: Context
+    ) -> pricing_service_pb2.GetQuoteResponse:
+        group = self._group(request.account_id)
+        self._check_symbols(group, [request.symbol])
+        quotes = await self.reader.read(group, [request.symbol])
+        quote = quotes.get(request.symbol)
+        if quote is None:
+            raise DomainError(
+                ErrorReason.ERROR_REASON_PRICE_UNAVAILABLE,
+                f"no price has been published for {request.symbol} yet",
+                metadata={"symbol": request.symbol},
+            )
+        return pricing_service_pb2.GetQuoteResponse(quote=quote)
+
+    async def ListQuotes(  # noqa: N802
+        self, request: pricing_service_pb2.ListQuotesRequest, context: Context
+    ) -> pricing_service_pb2.ListQuotesResponse:
+        group = self._group(request.account_id)
+        symbols = list(request.symbols) or self._offered(group)
+        self._check_symbols(group, symbols)
+        page, token = _page(symbols, request.page_size, request.page_token)
+        quotes = await self.reader.read(group, page)
+        response = pricing_service_pb2.ListQuotesResponse(next_page_token=token)
+        for symbol in page:
+            quote = quotes.get(symbol)
+            if quote is None:
+                response.unavailable_symbols.append(symbol)
+            else:
+                quote.ClearField("provenance")  # the contract: never set here
+                response.quotes.append(quote)
+        return response
+
+    async def StreamQuotes(  # noqa: N802
+        self, request: pricing_service_pb2.StreamQuotesRequest, context: Context
+    ) -> AsyncIterator[pricing_service_pb2.StreamQuotesResponse]:
+        group = self._group(request.account_id)
+        symbols = list(request.symbols)
+        self._check_symbols(group, symbols)
+        stream = await self.hub.open(group, symbols)
+        try:
+            while True:
+                yield await stream.next()
+        finally:
+            self.hub.close(stream)
+
+    async def GetCandles(  # noqa: N802
+        self, request: pricing_service_pb2.GetCandlesRequest, context: Context
+    ) -> pricing_service_pb2.GetCandlesResponse:
+        group = self._group(request.account_id)
+        self._check_symbols(group, [request.symbol])
+        bounds = request.time_range
+        start = bounds.start_time.ToDatetime(UTC) if bounds.HasField("start_time") else None
+        end = bounds.end_time.ToDatetime(UTC) if bounds.HasField("end_time") else None
+        candles, token = await self.parts.candles.page(
+            group,
+            request.symbol,
+            request.timeframe,
+            start,
+            end,
+            request.page_size,
+            request.page_token,
+        )
+        return pricing_service_pb2.GetCandlesResponse(candles=candles, next_page_token=token)
 
 
 class PricingAdminService(pricing_admin_service_pb2_grpc.PricingAdminServiceServicer):
     """tradingmesh.pricing.v1.PricingAdminService: RPCs not built yet answer UNIMPLEMENTED."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    async def ListLiquidityProviders(  # noqa: N802
+        self,
+        request: pricing_admin_service_pb2.ListLiquidityProvidersRequest,
+        context: Context,
+    ) -> pricing_admin_service_pb2.ListLiquidityProvidersResponse:
+        require_roles(STAFF_ROLES)
+        response = pricing_admin_service_pb2.ListLiquidityProvidersResponse()
+        for lp, status in sorted(self.parts.lp_status.items()):
+            provider = response.liquidity_providers.add(
+                id=lp,
+                name=lp,
+                fix_session_id=f"FIX.4.4:TRADINGMESH->{lp.upper()}",
+                session_state=_SESSION_STATE[status.state],
+                last_error=status.last_error,
+            )
+            provider.state_change_time.FromDatetime(status.state_changed_at)
+            if status.last_quote_at is not None:
+                provider.last_quote_time.FromDatetime(status.last_quote_at)
+        return response
+
+
+_SESSION_STATE = {
+    SessionState.CONNECTING: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTING,
+    SessionState.LOGGED_ON: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTED,
+    SessionState.DISCONNECTED: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_DISCONNECTED,
+}

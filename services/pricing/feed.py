@@ -1,0 +1,174 @@
+"""The price feed: gateway callbacks in, engine in the middle, Redis and NATS out (ADR 0006).
+
+Everything here runs on the service's event loop. Engine output is conflated at the source:
+between two flushes only the newest price per group and symbol is kept, so a burst of LP ticks
+costs one Redis round trip, never a queue. Quotes go to NATS with a plain (core) publish, which
+the PRICING_QUOTES stream captures; they are conflatable and need no acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter as Tally
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import redis.asyncio
+from nats.aio.client import Client as NatsClient
+from prometheus_client import Counter, Gauge
+
+from services.platform.metrics import REGISTRY
+from services.pricing.engine import PricingEngine, Update
+from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.model import LpQuote, PublishedPrice
+from services.pricing.quotes import quote_message, quotes_key, stale_key
+from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.pricing.v1 import pricing_events_pb2
+
+log = logging.getLogger(__name__)
+
+LP_TICKS = Counter(
+    "tradingmesh_pricing_lp_ticks", "LP top-of-book updates received", ["lp"], registry=REGISTRY
+)
+PUBLISHED = Counter(
+    "tradingmesh_pricing_prices_published", "prices published to client groups", registry=REGISTRY
+)
+LP_UP = Gauge(
+    "tradingmesh_pricing_lp_session_up",
+    "1 while the LP's FIX session is logged on",
+    ["lp"],
+    registry=REGISTRY,
+)
+EXPIRE_INTERVAL = 0.1
+
+
+def symbol_token(symbol: str) -> str:
+    """The NATS token of a symbol ("." separates tokens; "~" cannot occur in a symbol)."""
+    return symbol.replace(".", "~")
+
+
+class TickSink(Protocol):
+    def add_lp_ticks(self, quotes: list[LpQuote]) -> None: ...
+    def add_published(self, prices: list[PublishedPrice]) -> None: ...
+
+
+class PriceFeed:
+    def __init__(
+        self,
+        engine: PricingEngine,
+        redis_client: redis.asyncio.Redis,
+        nats: NatsClient,
+        ticks: TickSink | None = None,
+        on_lp_status: Callable[[LpStatus], None] = lambda status: None,
+    ) -> None:
+        self.engine = engine
+        self.redis = redis_client
+        self.nats = nats
+        self.ticks = ticks
+        self.on_lp_status = on_lp_status
+        self.pending: dict[tuple[str, str], PublishedPrice] = {}
+        self.pending_stale: set[tuple[str, str]] = set()
+        self.wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- input (event loop) --------------------------------------------------------------------
+
+    def on_quotes(self, quotes: list[LpQuote]) -> None:
+        if not quotes:
+            return
+        for lp, count in Tally(quote.lp for quote in quotes).items():
+            LP_TICKS.labels(lp).inc(count)
+        if self.ticks is not None:
+            self.ticks.add_lp_ticks(quotes)
+        self.take(self.engine.on_quotes(quotes, datetime.now(UTC)))
+
+    def on_state(self, status: LpStatus) -> None:
+        up = status.state is SessionState.LOGGED_ON
+        LP_UP.labels(status.lp).set(1 if up else 0)
+        if up:
+            self.engine.lp_up(status.lp)
+        else:
+            self.take(self.engine.lp_down(status.lp, datetime.now(UTC)))
+        self.on_lp_status(status)
+
+    def take(self, update: Update) -> None:
+        for price in update.prices:
+            key = (price.group_id, price.symbol)
+            self.pending[key] = price
+            self.pending_stale.discard(key)
+        for key in update.stale:
+            self.pending.pop(key, None)
+            self.pending_stale.add(key)
+        if update.prices or update.stale:
+            self.wake.set()
+
+    # -- output --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._publisher(), name="price-publisher"),
+            asyncio.create_task(self._expirer(), name="price-expirer"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _expirer(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRE_INTERVAL)
+            self.take(self.engine.expire(datetime.now(UTC)))
+
+    async def _publisher(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            prices, stale = list(self.pending.values()), self.pending_stale
+            self.pending, self.pending_stale = {}, set()
+            try:
+                await self.publish(prices, stale)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Dropped, not retried: the next price supersedes these.
+                log.exception("publishing prices failed", extra={"prices": len(prices)})
+                await asyncio.sleep(0.2)
+
+    async def publish(self, prices: list[PublishedPrice], stale: set[tuple[str, str]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        by_group: dict[str, dict[str, bytes]] = {}
+        events = []
+        for price in prices:
+            quote = quote_message(price)
+            data = quote.SerializeToString()
+            by_group.setdefault(price.group_id, {})[price.symbol] = data
+            pipe.publish(quotes_key(price.group_id), data)
+            events.append((price, quote))
+        for group_id, mapping in by_group.items():
+            pipe.hset(quotes_key(group_id), mapping=mapping)  # type: ignore[arg-type]
+            pipe.srem(stale_key(group_id), *mapping)
+        for group_id, symbol in stale:
+            pipe.sadd(stale_key(group_id), symbol)
+            pipe.publish(stale_key(group_id), symbol)
+        await pipe.execute()
+        for price, quote in events:
+            event = pricing_events_pb2.QuotePublished(group_id=price.group_id, quote=quote)
+            meta = event.metadata
+            meta.event_id = str(uuid.uuid4())
+            meta.occurred_at.CopyFrom(quote.quote_time)
+            meta.producer = "pricing"
+            meta.actor.kind = ActorKind.ACTOR_KIND_SYSTEM
+            meta.actor.id = "pricing"
+            meta.aggregate_version = price.version
+            subject = f"pricing.quote.published.{price.group_id}.{symbol_token(price.symbol)}"
+            await self.nats.publish(subject, event.SerializeToString())
+        PUBLISHED.inc(len(prices))
+        if self.ticks is not None and prices:
+            self.ticks.add_published(prices)

@@ -1,0 +1,347 @@
+"""The LP gateway (ADR 0006): one QuickFIX 4.4 initiator session per liquidity provider.
+
+QuickFIX owns the sessions: logon, heartbeats, resend requests, and reconnecting every
+`ReconnectInterval` seconds after a drop. On each logon the gateway subscribes to the top of book
+of every instrument; the LP answers with a snapshot per instrument, then incremental refreshes.
+Each FIX message becomes a batch of `LpQuote`s handed to the event loop in one step.
+
+Credentials come from Vault (`secret/tradingmesh/lp/<lp>`, `username` and `password`) and go into
+the Logon (553/554). `PersistMessages=N`: the message store holds sequence numbers only, so the
+logon, with its password, is never written to disk; what we send is gap-filled on a resend
+request, never re-sent stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from pathlib import Path
+
+import quickfix as fix
+import quickfix44 as fix44
+
+from services.platform.secrets import Secret
+from services.pricing.model import LpQuote
+
+log = logging.getLogger(__name__)
+
+SENDER_COMP_ID = "TRADINGMESH"
+BEGIN_STRING = "FIX.4.4"
+
+MSG_TYPE, MSG_SEQ_NUM, SENDING_TIME, SYMBOL, TEXT = 35, 34, 52, 55, 58
+MD_REQ_ID, NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE = 262, 268, 269, 270, 271
+MD_UPDATE_ACTION, USERNAME, PASSWORD = 279, 553, 554
+BID, OFFER = "0", "1"
+DELETE = "2"
+
+
+@dataclass(frozen=True)
+class LpEndpoint:
+    """One configured LP: its id (also its Vault path and, upper-cased, its SenderCompID)."""
+
+    lp: str
+    host: str
+    port: int
+
+    @property
+    def target_comp_id(self) -> str:
+        return self.lp.upper()
+
+    @classmethod
+    def parse_list(cls, text: str) -> list[LpEndpoint]:
+        """`lp-alpha=127.0.0.1:17060,lp-beta=127.0.0.1:17061`"""
+        endpoints = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            lp, _, address = item.partition("=")
+            host, _, port = address.rpartition(":")
+            if not lp or not host or not port.isdigit():
+                raise ValueError(f"bad LP endpoint {item!r}: want <lp>=<host>:<port>")
+            endpoints.append(cls(lp.strip(), host, int(port)))
+        return endpoints
+
+
+class SessionState(Enum):
+    CONNECTING = "CONNECTING"
+    LOGGED_ON = "LOGGED_ON"
+    DISCONNECTED = "DISCONNECTED"
+
+
+@dataclass
+class LpStatus:
+    """What the gateway knows of one LP's session, for health, metrics and the admin API."""
+
+    lp: str
+    state: SessionState = SessionState.CONNECTING
+    state_changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_error: str = ""
+    last_quote_at: datetime | None = None
+    logons: int = 0
+
+
+@dataclass
+class _Side:
+    price: Decimal | None = None
+    size: Decimal = Decimal(0)
+
+
+@dataclass
+class _Book:
+    bid: _Side = field(default_factory=_Side)
+    ask: _Side = field(default_factory=_Side)
+
+
+def parse_fix_time(text: str | None) -> datetime | None:
+    """FIX UTCTimestamp (YYYYMMDD-HH:MM:SS[.fff[fff]]) as an aware datetime."""
+    if not text:
+        return None
+    for pattern in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _get(message: fix.FieldMap, tag: int) -> str | None:
+    return str(message.getField(tag)) if message.isSetField(tag) else None
+
+
+QuoteSink = Callable[[list[LpQuote]], None]
+StateSink = Callable[[LpStatus], None]
+
+
+class _Application(fix.Application):  # type: ignore[misc]
+    """QuickFIX callbacks, on QuickFIX's threads. Only parsing happens here."""
+
+    def __init__(self, gateway: LpGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def onCreate(self, session: fix.SessionID) -> None:  # noqa: N802 (QuickFIX's names)
+        pass
+
+    def onLogon(self, session: fix.SessionID) -> None:  # noqa: N802
+        self.gateway._on_logon(session)
+
+    def onLogout(self, session: fix.SessionID) -> None:  # noqa: N802
+        self.gateway._on_logout(session)
+
+    def toAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        if _get(message.getHeader(), MSG_TYPE) == fix.MsgType_Logon:
+            username, password = self.gateway._credentials(session)
+            message.setField(fix.StringField(USERNAME, username))
+            message.setField(fix.StringField(PASSWORD, password.reveal()))
+
+    def fromAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        if _get(message.getHeader(), MSG_TYPE) == fix.MsgType_Logout:
+            text = _get(message, TEXT)
+            if text:
+                self.gateway._on_error(session, text)
+
+    def toApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        pass
+
+    def fromApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        self.gateway._on_app_message(message, session)
+
+
+class LpGateway:
+    """Runs the initiator; delivers quotes and session changes on the asyncio loop."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[LpEndpoint],
+        credentials: dict[str, tuple[str, Secret]],
+        symbols: Sequence[str],
+        store_dir: Path,
+        loop: asyncio.AbstractEventLoop,
+        on_quotes: QuoteSink,
+        on_state: StateSink,
+        reconnect_seconds: int = 2,
+        heartbeat_seconds: int = 10,
+    ) -> None:
+        self.endpoints = {e.target_comp_id: e for e in endpoints}
+        self._credentials_by_lp = credentials
+        self.symbols = list(symbols)
+        self.loop = loop
+        self.on_quotes = on_quotes
+        self.on_state = on_state
+        self.status = {e.lp: LpStatus(e.lp) for e in endpoints}
+        self._books: dict[str, dict[str, _Book]] = {e.lp: {} for e in endpoints}
+        self._lock = threading.Lock()
+        self._request_ids = itertools.count(1)
+        self._settings = self._session_settings(store_dir, reconnect_seconds, heartbeat_seconds)
+        self._app = _Application(self)
+        self._initiator: fix.SocketInitiator | None = None
+
+    def _session_settings(
+        self, store_dir: Path, reconnect_seconds: int, heartbeat_seconds: int
+    ) -> fix.SessionSettings:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        defaults = fix.Dictionary()
+        for key, value in {
+            "ConnectionType": "initiator",
+            "StartTime": "00:00:00",
+            "EndTime": "00:00:00",
+            "HeartBtInt": str(heartbeat_seconds),
+            "ReconnectInterval": str(reconnect_seconds),
+            "FileStorePath": str(store_dir),
+            "PersistMessages": "N",
+            "UseDataDictionary": "Y",
+            "DataDictionary": str(Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"),
+            "ValidateUserDefinedFields": "N",
+            "TimestampPrecision": "6",
+            "SocketNodelay": "Y",
+        }.items():
+            defaults.setString(key, value)
+        settings = fix.SessionSettings()
+        settings.set(defaults)
+        for endpoint in self.endpoints.values():
+            session = fix.Dictionary()
+            session.setString("SocketConnectHost", endpoint.host)
+            session.setString("SocketConnectPort", str(endpoint.port))
+            settings.set(
+                fix.SessionID(BEGIN_STRING, SENDER_COMP_ID, endpoint.target_comp_id), session
+            )
+        return settings
+
+    def start(self) -> None:
+        self._initiator = fix.SocketInitiator(
+            self._app, fix.FileStoreFactory(self._settings), self._settings
+        )
+        self._initiator.start()
+
+    def stop(self) -> None:
+        """Logs out of every session and stops QuickFIX's threads (blocking; call it in a
+        thread)."""
+        if self._initiator is not None:
+            self._initiator.stop()
+            self._initiator = None
+
+    # -- callbacks (QuickFIX threads) ----------------------------------------------------------
+
+    def _lp(self, session: fix.SessionID) -> str:
+        return self.endpoints[session.getTargetCompID().getValue()].lp
+
+    def _credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
+        return self._credentials_by_lp[self._lp(session)]
+
+    def _set_state(self, lp: str, state: SessionState, error: str = "") -> None:
+        with self._lock:
+            status = self.status[lp]
+            status.state = state
+            status.state_changed_at = datetime.now(UTC)
+            if state is SessionState.LOGGED_ON:
+                status.logons += 1
+                status.last_error = ""
+            elif error:
+                status.last_error = error
+            snapshot = LpStatus(**vars(status))
+        self.loop.call_soon_threadsafe(self.on_state, snapshot)
+
+    def _on_logon(self, session: fix.SessionID) -> None:
+        lp = self._lp(session)
+        with self._lock:
+            self._books[lp] = {}
+        self._set_state(lp, SessionState.LOGGED_ON)
+        log.info("LP session logged on", extra={"lp": lp})
+        fix.Session.sendToTarget(self._market_data_request(), session)
+
+    def _on_logout(self, session: fix.SessionID) -> None:
+        lp = self._lp(session)
+        self._set_state(lp, SessionState.DISCONNECTED)
+        log.warning("LP session logged out", extra={"lp": lp})
+
+    def _on_error(self, session: fix.SessionID, text: str) -> None:
+        lp = self._lp(session)
+        with self._lock:
+            self.status[lp].last_error = text
+        log.warning("LP session error", extra={"lp": lp, "error": text})
+
+    def _market_data_request(self) -> fix.Message:
+        request = fix44.MarketDataRequest()
+        request.setField(fix.StringField(MD_REQ_ID, f"md-{next(self._request_ids)}"))
+        request.setField(fix.StringField(263, "1"))  # snapshot + updates
+        request.setField(fix.StringField(264, "1"))  # top of book
+        request.setField(fix.StringField(265, "1"))  # incremental refresh
+        for entry_type in (BID, OFFER):
+            types = fix44.MarketDataRequest.NoMDEntryTypes()
+            types.setField(fix.StringField(MD_ENTRY_TYPE, entry_type))
+            request.addGroup(types)
+        for symbol in self.symbols:
+            related = fix44.MarketDataRequest.NoRelatedSym()
+            related.setField(fix.StringField(SYMBOL, symbol))
+            request.addGroup(related)
+        return request
+
+    def _on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
+        header = message.getHeader()
+        msg_type = _get(header, MSG_TYPE)
+        if msg_type == fix.MsgType_MarketDataRequestReject:
+            self._on_error(session, f"market data refused: {_get(message, TEXT) or ''}")
+            return
+        if msg_type not in (
+            fix.MsgType_MarketDataSnapshotFullRefresh,
+            fix.MsgType_MarketDataIncrementalRefresh,
+        ):
+            return  # execution reports belong to the OMS's STP flow (issue #6)
+        lp = self._lp(session)
+        received_at = datetime.now(UTC)
+        lp_time = parse_fix_time(_get(header, SENDING_TIME))
+        sequence = _get(header, MSG_SEQ_NUM) or "0"
+        snapshot = msg_type == fix.MsgType_MarketDataSnapshotFullRefresh
+        message_symbol = _get(message, SYMBOL)
+        group = fix.Group(NO_MD_ENTRIES, MD_ENTRY_TYPE)
+        touched: set[str] = set()
+        with self._lock:
+            books = self._books[lp]
+            logons = self.status[lp].logons
+            for i in range(1, int(_get(message, NO_MD_ENTRIES) or "0") + 1):
+                message.getGroup(i, group)
+                symbol = _get(group, SYMBOL) or message_symbol
+                entry_type = _get(group, MD_ENTRY_TYPE)
+                if symbol is None or entry_type not in (BID, OFFER):
+                    continue
+                book = books.setdefault(symbol, _Book())
+                side = book.bid if entry_type == BID else book.ask
+                if _get(group, MD_UPDATE_ACTION) == DELETE:
+                    side.price = None
+                else:
+                    try:
+                        side.price = Decimal(_get(group, MD_ENTRY_PX) or "")
+                        side.size = Decimal(_get(group, MD_ENTRY_SIZE) or "0")
+                    except InvalidOperation:
+                        log.warning("bad price from LP", extra={"lp": lp, "symbol": symbol})
+                        side.price = None
+                touched.add(symbol)
+            quotes = []
+            for symbol in sorted(touched):
+                book = books[symbol]
+                if book.bid.price is None or book.ask.price is None:
+                    continue
+                quotes.append(
+                    LpQuote(
+                        lp=lp,
+                        symbol=symbol,
+                        bid=book.bid.price,
+                        ask=book.ask.price,
+                        bid_size=book.bid.size,
+                        ask_size=book.ask.size,
+                        quote_id=f"{lp}:{logons}:{sequence}:{symbol}",
+                        lp_time=lp_time,
+                        received_at=received_at,
+                        sequence=int(sequence),
+                    )
+                )
+            if quotes:
+                self.status[lp].last_quote_at = received_at
+        if quotes or snapshot:
+            self.loop.call_soon_threadsafe(self.on_quotes, quotes)

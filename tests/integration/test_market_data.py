@@ -1,0 +1,394 @@
+"""Market data through the real stack: LP simulators over FIX → pricing → Redis → Envoy.
+
+Where a test needs known prices, it pins the LP simulators' quotes through their control ports
+and checks the price a client of a group sees to the point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+from simulators.lp.control import ControlClient, ControlError
+from stack.orchestrator import StackConfig, up
+from stack.ports import LP_SIMULATORS, Ports
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.test_auth import Edge, bearer
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
+from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+
+STANDARD_MARKUP_POINTS = 10  # stack/seed.py: the demo account's group
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def demo(edge: Edge) -> tuple[str, str]:
+    """(access token, account id) of the seeded demo user."""
+    demo = edge.state.demo
+    assert demo is not None
+    with edge.channel() as channel:
+        response = auth_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
+        )
+    return response.access_token, demo.account_id
+
+
+@pytest.fixture
+def pricing(edge: Edge) -> Iterator[pricing_grpc.PricingServiceStub]:
+    with edge.channel() as channel:
+        yield pricing_grpc.PricingServiceStub(channel)
+
+
+def get_quote(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str], symbol: str = "EURUSD"
+) -> pricing_pb2.Quote:
+    token, account = demo
+    deadline = time.monotonic() + 30
+    while True:  # the first prices arrive a moment after the stack is healthy
+        try:
+            response = pricing.GetQuote(
+                pricing_service_pb2.GetQuoteRequest(symbol=symbol, account_id=account),
+                metadata=bearer(token),
+                timeout=10,
+            )
+            return response.quote
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_a_quote_is_the_best_lp_prices_widened_by_the_groups_markup(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    quote = get_quote(pricing, demo)
+    source = quote.provenance
+    point = Decimal("0.00001")
+    assert {source.bid_source.liquidity_provider_id, source.ask_source.liquidity_provider_id} <= {
+        "lp-alpha",
+        "lp-beta",
+    }
+    assert source.markup.value == str(STANDARD_MARKUP_POINTS)
+    # 10 points: 5 off the bid, 5 onto the ask, exactly.
+    assert Decimal(source.bid_source.raw_price) - Decimal(quote.bid) == 5 * point
+    assert Decimal(quote.ask) - Decimal(source.ask_source.raw_price) == 5 * point
+    assert Decimal(quote.ask) > Decimal(quote.bid)
+    assert Decimal(quote.spread) == Decimal(quote.ask) - Decimal(quote.bid)
+    assert not quote.stale
+
+
+def test_instruments_and_quotes_of_the_group_are_listed(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    token, account = demo
+    get_quote(pricing, demo)
+    instruments = pricing.ListInstruments(
+        pricing_service_pb2.ListInstrumentsRequest(account_id=account, page_size=4),
+        metadata=bearer(token),
+        timeout=10,
+    )
+    assert [i.symbol for i in instruments.instruments] == ["BTCUSD", "EURUSD", "GBPUSD", "US500"]
+    rest = pricing.ListInstruments(
+        pricing_service_pb2.ListInstrumentsRequest(
+            account_id=account, page_size=4, page_token=instruments.next_page_token
+        ),
+        metadata=bearer(token),
+        timeout=10,
+    )
+    assert [i.symbol for i in rest.instruments] == ["USDJPY", "XAUUSD"]
+    assert rest.next_page_token == ""
+    quotes = pricing.ListQuotes(
+        pricing_service_pb2.ListQuotesRequest(account_id=account, symbols=["XAUUSD", "EURUSD"]),
+        metadata=bearer(token),
+        timeout=10,
+    )
+    assert [q.symbol for q in quotes.quotes] == ["EURUSD", "XAUUSD"]
+    assert not any(q.HasField("provenance") for q in quotes.quotes)
+
+
+def _refused(call: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    error: Any = raised.value
+    return error.code(), error.details()
+
+
+def test_bad_requests_get_clear_errors(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    token, account = demo
+
+    def stream(symbols: list[str]) -> Any:
+        responses = pricing.StreamQuotes(
+            pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=symbols),
+            metadata=bearer(token),
+            timeout=10,
+        )
+        return next(iter(responses))
+
+    code, message = _refused(
+        lambda: pricing.GetQuote(
+            pricing_service_pb2.GetQuoteRequest(symbol="NOPE", account_id=account),
+            metadata=bearer(token),
+            timeout=10,
+        )
+    )
+    assert (code, message) == (grpc.StatusCode.NOT_FOUND, "unknown instrument: NOPE")
+    code, _ = _refused(lambda: stream([]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    code, _ = _refused(lambda: stream([f"SYM{i}" for i in range(10_000)]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    code, message = _refused(lambda: stream(["EURUSD", "NOPE"]))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "NOPE" in message
+    # Another user's (or no) account: NOT_FOUND, as for every account-scoped call.
+    code, _ = _refused(
+        lambda: pricing.GetQuote(
+            pricing_service_pb2.GetQuoteRequest(
+                symbol="EURUSD", account_id="00000000-0000-4000-8000-000000000000"
+            ),
+            metadata=bearer(token),
+            timeout=10,
+        )
+    )
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+def test_rest_errors_carry_the_reason_in_a_json_body(edge: Edge, demo: tuple[str, str]) -> None:
+    token, account = demo
+    connection = edge.https()
+    connection.request(
+        "GET",
+        f"/v1/quotes/NOPE?account_id={account}",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 404
+    assert body["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert body["details"][0]["reason"] == "UNKNOWN_INSTRUMENT"
+
+
+def test_a_stream_starts_with_a_snapshot_then_follows_prices(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    token, account = demo
+    get_quote(pricing, demo)
+    responses = pricing.StreamQuotes(
+        pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD", "XAUUSD"]),
+        metadata=bearer(token),
+        timeout=20,
+    )
+    first = next(responses)
+    assert {t.symbol for t in first.quotes} == {"EURUSD", "XAUUSD"}
+    tick = next(t for t in first.quotes if t.symbol == "EURUSD")
+    assert tick.price_scale == 5
+    assert tick.ask_units > tick.bid_units
+    later = next(responses)
+    assert {t.symbol for t in later.quotes} <= {"EURUSD", "XAUUSD"}
+    assert len({t.symbol for t in later.quotes}) == len(later.quotes)  # one tick per symbol
+    responses.cancel()
+
+
+def _lp_health(state: Any, lp: str) -> int:
+    address = f"127.0.0.1:{Ports(state.base_port).service_grpc('pricing')}"
+    with grpc.insecure_channel(address) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=f"tradingmesh.pricing.lp.{lp}"), timeout=5
+        )
+    status: int = response.status
+    return status
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
+    running_stack: RunningStack,
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    state = running_stack.state
+    _wait(
+        lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
+        30,
+        "lp-alpha's session logged on",
+    )
+    entry = state.component("lp-alpha")
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    try:
+        stopped = time.monotonic()
+        _wait(
+            lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.NOT_SERVING,
+            10,
+            "pricing saw lp-alpha's session drop",
+        )
+
+        def only_beta() -> bool:
+            quote = get_quote(pricing, demo)
+            sources = quote.provenance
+            return (
+                sources.bid_source.liquidity_provider_id == "lp-beta"
+                and sources.ask_source.liquidity_provider_id == "lp-beta"
+                and quote.quote_time.ToDatetime().timestamp() > time.time() - 2
+            )
+
+        _wait(only_beta, 10, "prices from lp-beta alone, still live")
+        assert time.monotonic() - stopped < 10
+    finally:
+        # `up` restarts what is missing: the simulator, then QuickFIX reconnects to it.
+        up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
+    _wait(
+        lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
+        30,
+        "lp-alpha's session logged on again",
+    )
+
+
+def test_candles_are_built_from_the_live_prices(
+    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    token, account = demo
+    get_quote(pricing, demo)
+    request = pricing_service_pb2.GetCandlesRequest(
+        symbol="EURUSD", timeframe=pricing_pb2.TIMEFRAME_M1, account_id=account
+    )
+    deadline = time.monotonic() + 30
+    while True:  # ticks are written in batches, then folded into candles every second
+        candles = pricing.GetCandles(request, metadata=bearer(token), timeout=10).candles
+        if candles or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert candles, "no M1 candle within 30 s of live prices"
+    newest = candles[0]
+    assert not newest.complete  # the current minute's candle is open
+    low, high = Decimal(newest.low), Decimal(newest.high)
+    assert low <= Decimal(newest.open) <= high
+    assert low <= Decimal(newest.close) <= high
+    assert newest.tick_volume >= 1
+    times = [c.open_time.ToDatetime() for c in candles]
+    assert times == sorted(times, reverse=True)
+
+
+# -- aggregation with known prices: the LP simulators' quotes pinned through their control ports
+
+SYMBOL = "EURUSD"
+
+
+@pytest.fixture
+def lps(running_stack: RunningStack) -> Iterator[dict[str, ControlClient]]:
+    ports = Ports(running_stack.state.base_port)
+    clients = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.unpin()  # the other tests see walking prices again
+
+
+def quote_from(
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+    raw: tuple[str, str],
+) -> pricing_pb2.Quote:
+    """The demo group's quote once it is made of the raw (bid, ask) the LPs were pinned to."""
+    deadline = time.monotonic() + 15
+    while True:
+        quote = get_quote(pricing, demo, SYMBOL)
+        made_of = (
+            quote.provenance.bid_source.raw_price,
+            quote.provenance.ask_source.raw_price,
+        )
+        if made_of == raw:
+            return quote
+        assert time.monotonic() < deadline, f"the price is still made of {made_of}, not {raw}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta", "bid_lp", "ask_lp"),
+    [
+        # lp-beta bids higher, lp-alpha asks lower: the bid is beta's, the ask alpha's.
+        (("1.10000", "1.10020"), ("1.10005", "1.10030"), "lp-beta", "lp-alpha"),
+        # and the other way round.
+        (("1.10006", "1.10026"), ("1.10001", "1.10024"), "lp-alpha", "lp-beta"),
+    ],
+)
+def test_the_best_bid_and_the_best_ask_come_from_different_lps_and_the_markup_is_exact(
+    lps: dict[str, ControlClient],
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+    alpha: tuple[str, str],
+    beta: tuple[str, str],
+    bid_lp: str,
+    ask_lp: str,
+) -> None:
+    lps["lp-alpha"].pin(SYMBOL, *alpha)
+    lps["lp-beta"].pin(SYMBOL, *beta)
+    best_bid = max(alpha[0], beta[0])
+    best_ask = min(alpha[1], beta[1])
+
+    quote = quote_from(pricing, demo, (best_bid, best_ask))
+
+    assert quote.provenance.bid_source.liquidity_provider_id == bid_lp
+    assert quote.provenance.ask_source.liquidity_provider_id == ask_lp
+    # The demo group (standard) marks EURUSD up by 10 points: 5 off the bid, 5 onto the ask.
+    expected = {
+        ("1.10005", "1.10020"): ("1.10000", "1.10025"),
+        ("1.10006", "1.10024"): ("1.10001", "1.10029"),
+    }[(best_bid, best_ask)]
+    assert (quote.bid, quote.ask) == expected
+    assert quote.spread == {"1.10025": "0.00025", "1.10029": "0.00028"}[quote.ask]
+    assert quote.provenance.markup.value == "10"
+
+
+def test_lps_that_cross_each_other_give_the_tightest_single_lp_price_never_a_crossed_one(
+    lps: dict[str, ControlClient],
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    lps["lp-alpha"].pin(SYMBOL, "1.10000", "1.10010")  # spread 10 points, the tightest
+    lps["lp-beta"].pin(SYMBOL, "1.10015", "1.10030")  # its bid is above alpha's ask
+
+    quote = quote_from(pricing, demo, ("1.10000", "1.10010"))
+
+    assert quote.provenance.bid_source.liquidity_provider_id == "lp-alpha"
+    assert quote.provenance.ask_source.liquidity_provider_id == "lp-alpha"
+    assert (quote.bid, quote.ask) == ("1.09995", "1.10015")
+
+
+def test_the_control_port_refuses_a_bad_pin_and_changes_nothing(
+    lps: dict[str, ControlClient],
+) -> None:
+    control = lps["lp-alpha"]
+    for symbol, bid, ask, status in [
+        ("EURUSD", "1.10020", "1.10000", 400),  # crossed
+        ("EURUSD", "1.100001", "1.10020", 400),  # more decimals than the instrument has
+        ("EURUSD", "NaN", "1.10020", 400),
+        ("NOPE", "1", "2", 404),
+    ]:
+        with pytest.raises(ControlError) as refused:
+            control.pin(symbol, bid, ask)
+        assert refused.value.status == status
+    assert control.state()["pins"] == {}
