@@ -1,10 +1,10 @@
 """`up`, `status` and `down` of a whole stack: start order, health waits, restarts, teardown.
 
 Order (ADR 0004, with one refinement): OpenBao and PostgreSQL start first, together; once
-OpenBao answers, the secrets are read or generated in it, and only then do Redis and NATS start,
-because their passwords are given to them at start. Then PostgreSQL's roles and database,
-migrations, the demo seed, the services, Envoy, and a wait for every health check. The whole
-`up` must be healthy within `StackConfig.budget` seconds.
+OpenBao answers, the secrets are read or generated in it, and only then do Redis, NATS and the LP
+simulators start, because their passwords are given to them at start. Then PostgreSQL's roles and
+database, migrations, the demo seed, the services, Envoy, and a wait for every health check. The
+whole `up` must be healthy within `StackConfig.budget` seconds.
 
 `up` starts only what is not running, so it also repairs a stack after a crash. A new OpenBao
 (its dev storage is in memory) means new secrets: every running process holding an old one is
@@ -30,6 +30,7 @@ from stack import secrets as stack_secrets
 from stack import state as state_file
 from stack.components.base import Component, Context
 from stack.components.envoy import Envoy
+from stack.components.lpsim import LpSimulator
 from stack.components.nats import Nats
 from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
@@ -37,7 +38,7 @@ from stack.components.redis import Redis
 from stack.components.services import Service, is_available
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
-from stack.ports import DEFAULT_BASE, SERVICES, Ports, port_is_free, validate_base
+from stack.ports import DEFAULT_BASE, LP_SIMULATORS, SERVICES, Ports, port_is_free, validate_base
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
 from stack.secrets import StackSecrets
 from stack.state import ComponentState, Endpoints, StackState, VaultInfo
@@ -45,16 +46,24 @@ from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")
 
-START_ORDER: tuple[str, ...] = ("openbao", "postgres", "redis", "nats", *SERVICES, "envoy")
+START_ORDER: tuple[str, ...] = (
+    "openbao",
+    "postgres",
+    "redis",
+    "nats",
+    *LP_SIMULATORS,
+    *SERVICES,
+    "envoy",
+)
 # Stopped tier by tier, each tier at once: the edge, then the services, then what they use.
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
     ("envoy",),
     SERVICES,
-    ("nats", "redis", "postgres"),
+    (*LP_SIMULATORS, "nats", "redis", "postgres"),
     ("openbao",),
 )
 # Processes given a secret at start; restarted when the secrets are new.
-SECRET_HOLDERS: tuple[str, ...] = ("redis", "nats", *SERVICES, "envoy")
+SECRET_HOLDERS: tuple[str, ...] = ("redis", "nats", *LP_SIMULATORS, *SERVICES, "envoy")
 
 
 class StackError(RuntimeError):
@@ -79,6 +88,7 @@ class _Components:
     postgres: Postgres
     redis: Redis
     nats: Nats
+    lps: dict[str, LpSimulator]
     services: dict[str, Service]
     envoy: Envoy
 
@@ -89,13 +99,15 @@ class _Components:
             postgres=Postgres(ctx),
             redis=Redis(ctx),
             nats=Nats(ctx),
+            lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
             services={name: Service(ctx, name) for name in SERVICES},
             envoy=Envoy(ctx),
         )
 
     def by_name(self) -> dict[str, Component]:
         infra: list[Component] = [self.openbao, self.postgres, self.redis, self.nats]
-        return {c.name: c for c in [*infra, *self.services.values(), self.envoy]}
+        outside = list(self.lps.values())  # stand-ins for the outside world: the LPs
+        return {c.name: c for c in [*infra, *outside, *self.services.values(), self.envoy]}
 
 
 def _ref(component: ComponentState) -> ProcessRef | None:
@@ -272,10 +284,13 @@ class _Up:
             if holders:
                 self._stop(holders)
 
-        # 3. Redis and NATS, with their passwords.
+        # 3. Redis, NATS and the LP simulators, with their passwords.
         redis, nats = self.components.redis, self.components.nats
         self._ensure_started(redis, lambda: redis.launch(secrets.redis_password))
         self._ensure_started(nats, lambda: nats.launch(secrets.nats))
+        lps = list(self.components.lps.values())
+        for lp in lps:
+            self._ensure_started(lp, functools.partial(lp.launch, secrets.lp[lp.name]))
         self._wait([postgres, redis, nats])
         if not redis.verify_auth(secrets.redis_password):
             raise StackError("redis: does not accept the password from Vault")
@@ -307,6 +322,7 @@ class _Up:
         if edge_launch is not None:
             self._ensure_started(envoy, lambda: edge_launch)
         late.append(envoy)
+        late.extend(lps)
         self._wait(late)
         self._drop_stale_records()
         return self.state

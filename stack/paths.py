@@ -77,6 +77,14 @@ class StackPaths:
     def tls_dir(self) -> Path:
         return self.root / "tls"
 
+    def service_dir(self, service: str) -> Path:
+        """A service's own working data (e.g. pricing's FIX session store)."""
+        return self.root / "services" / service
+
+    def lp_dir(self, lp: str) -> Path:
+        """An LP simulator's working directory (its FIX message store)."""
+        return self.root / "lp" / lp
+
     @property
     def ca_file(self) -> Path:
         return self.tls_dir / "ca.pem"
@@ -102,6 +110,7 @@ class StackPaths:
             self.openbao_dir,
             self.envoy_dir,
             self.tls_dir,
+            self.root / "lp",
         ):
             private.mkdir(mode=0o700, exist_ok=True)
         # The postgres parent must be traversable by the database user too (0710 like the root).

@@ -126,6 +126,19 @@ async def _seed_reference_data(conn: psycopg.AsyncConnection[object]) -> None:
                    VALUES (%s, %s, TRUE) ON CONFLICT DO NOTHING""",
                 (group_id, instrument[0]),
             )
+        # Pricing's copy of the group (ADR 0006), consistent with the rows above; version 0, so
+        # any later account event about the group supersedes it.
+        await conn.execute(
+            """INSERT INTO pricing.groups (group_id, name, markup_type, markup, version)
+               VALUES (%s, %s, 'POINTS', %s, 0) ON CONFLICT DO NOTHING""",
+            (group_id, name, Decimal(markup)),
+        )
+        for instrument in INSTRUMENTS:
+            await conn.execute(
+                """INSERT INTO pricing.group_instruments (group_id, symbol, enabled, version)
+                   VALUES (%s, %s, TRUE, 0) ON CONFLICT DO NOTHING""",
+                (group_id, instrument[0]),
+            )
 
 
 async def seed_demo(database_url: str) -> DemoCredentials | None:
@@ -170,11 +183,37 @@ async def seed_demo(database_url: str) -> DemoCredentials | None:
             ),
         )
         await conn.execute(
-            """INSERT INTO account.ledger_entries (id, account_id, sequence, reason, amount,
-                   balance_after, currency, reference_type, reference_id, actor_kind, actor_id,
-                   description)
-               VALUES (%s, %s, 1, 'DEPOSIT', %s, %s, %s, 'seed', %s, 'SYSTEM', 'stack.seed',
+            """INSERT INTO pricing.accounts (account_id, user_id, group_id) VALUES (%s, %s, %s)""",
+            (account_id, user_id, _uuid_for("group", "standard")),
+        )
+        # The demo funding is a deposit like any other (ADR 0005): one journal with the
+        # client's leg and the house cash leg, and the balance cache in the same transaction.
+        journal_id = uuid.uuid4()
+        await conn.execute(
+            """INSERT INTO account.ledger_entries (id, journal_id, account_id, sequence, reason,
+                   amount, balance_after, currency, reference_type, reference_id, actor_kind,
+                   actor_id, description)
+               VALUES (%s, %s, %s, 1, 'DEPOSIT', %s, %s, %s, 'seed', %s, 'SYSTEM', 'stack.seed',
                    'Demo funding')""",
-            (uuid.uuid4(), account_id, DEMO_DEPOSIT, DEMO_DEPOSIT, DEMO_CURRENCY, str(account_id)),
+            (
+                uuid.uuid4(),
+                journal_id,
+                account_id,
+                DEMO_DEPOSIT,
+                DEMO_DEPOSIT,
+                DEMO_CURRENCY,
+                str(account_id),
+            ),
+        )
+        await conn.execute(
+            """INSERT INTO account.house_ledger_entries (id, journal_id, house_account, reason,
+                   amount, currency)
+               VALUES (%s, %s, 'house:cash', 'DEPOSIT', %s, %s)""",
+            (uuid.uuid4(), journal_id, -DEMO_DEPOSIT, DEMO_CURRENCY),
+        )
+        await conn.execute(
+            """INSERT INTO account.balances (account_id, currency, balance, last_sequence)
+               VALUES (%s, %s, %s, 1)""",
+            (account_id, DEMO_CURRENCY, DEMO_DEPOSIT),
         )
     return DemoCredentials(DEMO_USERNAME, password, str(account_id))

@@ -9,7 +9,7 @@ from pathlib import Path
 from services.platform.secrets import Secret
 from stack.components.base import Component, Context
 from stack.health import grpc_serving
-from stack.ports import HOST, port_is_listening
+from stack.ports import HOST, LP_SIMULATORS, port_is_listening
 from stack.process import Launch
 
 # Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings
@@ -54,6 +54,8 @@ class Service(Component):
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
+                # A crash in native code (grpc, QuickFIX) leaves its stack in the log.
+                "PYTHONFAULTHANDLER": "1",
                 "TM_SERVICE": self.name,
                 "TM_GRPC_ADDR": self.address,
                 "TM_METRICS_ADDR": self.metrics_address,
@@ -66,11 +68,17 @@ class Service(Component):
                 "TM_REDIS_HOST": HOST,
                 "TM_REDIS_PORT": str(ports.redis),
                 "TM_NATS_URL": f"nats://{HOST}:{ports.nats}",
+                "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.name)),
             }
         )
+        if self.name == "pricing":  # its LP gateway connects to the stack's LP simulators
+            env["TM_PRICING_LPS"] = ",".join(
+                f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS
+            )
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:
+        self.ctx.paths.service_dir(self.name).mkdir(mode=0o700, parents=True, exist_ok=True)
         return Launch(
             argv=[sys.executable, "-m", f"services.{self.name}"],
             env=self.environment(vault_address, vault_token),

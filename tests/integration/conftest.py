@@ -1,19 +1,24 @@
 """The real local stack for integration tests: the same code as `tradingmesh up`, on free ports.
 
 One stack per test session, under a unique name (`.tradingmesh/it-<pid>/`), torn down and
-deleted at the end even when a test or the start itself fails.
+deleted at the end even when a test or the start itself fails; its components' logs are kept in
+`$TMPDIR/tradingmesh-it-logs/it-<pid>/`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from stack.orchestrator import StackConfig, down, up
+from stack.paths import StackPaths
 from stack.ports import find_free_base
 from stack.state import StackState
 
@@ -38,4 +43,10 @@ def running_stack() -> Iterator[RunningStack]:
         state = up(config)
         yield RunningStack(config, state, time.monotonic() - started)
     finally:
+        down(config.name)
+        # The components' logs outlive the stack, for a failed run to be explained.
+        paths = StackPaths.for_name(config.name)
+        kept = Path(tempfile.gettempdir()) / "tradingmesh-it-logs" / config.name
+        if paths.logs.is_dir():
+            shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
         down(config.name, purge=True)

@@ -24,13 +24,13 @@ from hvac.exceptions import Forbidden  # type: ignore[import-untyped]
 
 from stack import secrets as stack_secrets
 from stack.contracts import edge_services
-from stack.orchestrator import down, is_running, status, up
+from stack.orchestrator import StackConfig, down, is_running, status, up
 from stack.paths import REPO
 from stack.ports import SERVICES, Ports, port_is_listening
 from stack.process import ProcessRef, group_members, is_alive, start_ticks
 from stack.state import StackState
 from stack.vault import VaultAdmin
-from tests.integration.conftest import RunningStack
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
 
 GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
 INFRASTRUCTURE = ("openbao", "postgres", "redis", "nats", "envoy")
@@ -372,7 +372,14 @@ def test_down_leaves_no_process_and_no_listening_port(running_stack: RunningStac
     ]
 
     down(name)
+    try:
+        _assert_all_stopped(name, before, refs)
+    finally:
+        # Other test modules share this session's stack: bring it back for them.
+        up(StackConfig(name=name, budget=SETUP_BUDGET))
 
+
+def _assert_all_stopped(name: str, before: StackState, refs: list[ProcessRef]) -> None:
     assert not any(is_alive(ref) for ref in refs)
     # Members of our groups started with or after their leader; an older process reporting the
     # same group number belongs to someone else on this busy machine.
