@@ -228,6 +228,9 @@ class AccessLogInterceptor(CallInterceptor):
     @asynccontextmanager
     async def around(self, call: Call) -> AsyncIterator[None]:
         started = time.perf_counter()
+        # Read now: grpc.aio's context.peer() crashes the process (SIGSEGV in cygrpc) once a
+        # call is over, e.g. after a client cancelled its stream.
+        peer = call.context.peer()
         error: BaseException | None = None
         try:
             yield
@@ -240,7 +243,7 @@ class AccessLogInterceptor(CallInterceptor):
                 "method": call.method,
                 "code": code.name,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "peer": call.context.peer(),
+                "peer": peer,
             }
             caller = _caller_or_none()
             if caller is not None and caller.subject:
