@@ -8,7 +8,10 @@ Each FIX message becomes a batch of `LpQuote`s handed to the event loop in one s
 Credentials come from Vault (`secret/tradingmesh/lp/<lp>`, `username` and `password`) and go into
 the Logon (553/554). `PersistMessages=N`: the message store holds sequence numbers only, so the
 logon, with its password, is never written to disk; what we send is gap-filled on a resend
-request, never re-sent stale.
+request, never re-sent stale. `ResetOnLogon=Y`: each logon starts both sides at sequence number 1,
+so there is never a gap to fill after a reconnect. (With a gap, the subscription sent at logon
+fell inside the range the LP asked to be resent and was gap-filled away: the LP was logged on
+but sent no prices.)
 """
 
 from __future__ import annotations
@@ -195,6 +198,7 @@ class LpGateway:
             "ReconnectInterval": str(reconnect_seconds),
             "FileStorePath": str(store_dir),
             "PersistMessages": "N",
+            "ResetOnLogon": "Y",
             "UseDataDictionary": "Y",
             "DataDictionary": str(Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"),
             "ValidateUserDefinedFields": "N",
