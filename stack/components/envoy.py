@@ -182,9 +182,17 @@ def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
             "typed_extension_protocol_options": {
                 _HTTP_OPTIONS: {
                     "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
-                    "explicit_http_config": {"http2_protocol_options": {}},
+                    # 64 KiB per stream (Envoy's default is 256 MiB): a quote stream whose
+                    # client reads slowly stalls pricing's writes early, and pricing conflates.
+                    "explicit_http_config": {
+                        "http2_protocol_options": {
+                            "initial_stream_window_size": 65536,
+                            "initial_connection_window_size": 1048576,
+                        }
+                    },
                 }
             },
+            "per_connection_buffer_limit_bytes": 32768,
             # The defaults (1024 requests) would cap concurrent quote streams per service.
             "circuit_breakers": {
                 "thresholds": [

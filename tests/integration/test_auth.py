@@ -76,8 +76,8 @@ class Edge:
         # Read each time: a restarted Envoy has new certificates.
         return grpc.ssl_channel_credentials(Path(self.state.endpoints.ca_file).read_bytes())
 
-    def channel(self) -> grpc.Channel:
-        return grpc.secure_channel(self.state.endpoints.grpc, self.credentials())
+    def channel(self, options: list[tuple[str, Any]] | None = None) -> grpc.Channel:
+        return grpc.secure_channel(self.state.endpoints.grpc, self.credentials(), options=options)
 
     def https(self, source: str = "127.0.0.1") -> http.client.HTTPSConnection:
         context = ssl.create_default_context(cafile=self.state.endpoints.ca_file)

@@ -5,9 +5,11 @@ and checks the price a client of a group sees to the point."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,7 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from simulators.lp.control import ControlClient, ControlError
 from stack.orchestrator import StackConfig, up
+from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, Ports
+from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
@@ -204,6 +208,92 @@ def test_a_stream_starts_with_a_snapshot_then_follows_prices(
     responses.cancel()
 
 
+def test_streams_cancelled_by_their_clients_leave_the_service_serving(
+    running_stack: RunningStack,
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    """A regression: reading the peer of a finished call crashed pricing (SIGSEGV in grpc)."""
+    token, account = demo
+    get_quote(pricing, demo)
+    state = load(StackPaths.for_name(running_stack.config.name).state_file)
+    before = state.component("pricing") if state else None
+    assert before is not None
+    for _ in range(30):
+        responses = pricing.StreamQuotes(
+            pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD"]),
+            metadata=bearer(token),
+            timeout=20,
+        )
+        next(responses)
+        responses.cancel()
+    time.sleep(1)
+    assert get_quote(pricing, demo).bid
+    assert before.pid is not None
+    os.kill(before.pid, 0)  # still the same process: raises if it died
+
+
+# A slow reader's window: 4 KiB and no BDP probing, as a client on a slow link would have.
+SLOW_READER = [("grpc.http2.lookahead_bytes", 4096), ("grpc.http2.bdp_probe", 0)]
+# What may sit between pricing and a stalled reader: Envoy's 64 KiB upstream stream window and
+# 32 KiB connection buffer, the reader's window, socket buffers (envoy/edge.yaml.tmpl).
+BACKLOG_BOUND = 256 * 1024
+ALL_SYMBOLS = ["BTCUSD", "EURUSD", "GBPUSD", "US500", "USDJPY", "XAUUSD"]
+
+
+def test_a_slow_reader_gets_a_bounded_backlog_then_the_latest_price_not_every_old_one(
+    edge: Edge, lps: dict[str, ControlClient], demo: tuple[str, str]
+) -> None:
+    token, account = demo
+    request = pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=ALL_SYMBOLS)
+    fast_ticks: list[float] = []  # when the fast reader received each tick
+
+    def read_fast(responses: Any) -> None:
+        with contextlib.suppress(grpc.RpcError):  # cancelled at the end
+            for response in responses:
+                fast_ticks.extend([time.monotonic()] * len(response.quotes))
+
+    rates = {lp: control.state()["updates_per_second"] for lp, control in lps.items()}
+    with edge.channel() as fast_channel, edge.channel(SLOW_READER) as slow_channel:
+        fast = pricing_grpc.PricingServiceStub(fast_channel).StreamQuotes(
+            request, metadata=bearer(token), timeout=120
+        )
+        slow = pricing_grpc.PricingServiceStub(slow_channel).StreamQuotes(
+            request, metadata=bearer(token), timeout=120
+        )
+        reader = threading.Thread(target=read_fast, args=(fast,), daemon=True)
+        reader.start()
+        try:
+            next(slow)  # the snapshot
+            for control in lps.values():
+                control.set_rate("300")
+            # Stop reading until prices have moved by far more than the transport can hold: a
+            # stream that queued every change would then owe its reader all of them.
+            paused = time.monotonic()
+            while len([t for t in fast_ticks if t >= paused]) * 30 < 3 * BACKLOG_BOUND:
+                assert time.monotonic() - paused < 60, "prices did not move fast enough"
+                time.sleep(0.5)
+            reading = time.monotonic()
+            during_pause = len([t for t in fast_ticks if paused <= t < reading])
+            backlog_bytes = backlog_ticks = 0
+            while True:
+                response = next(slow)
+                newest = max((q.time_unix_ms for q in response.quotes), default=0)
+                if newest > (time.time() - 1) * 1000:
+                    break  # a price from the last second: the reader has caught up
+                backlog_bytes += response.ByteSize()
+                backlog_ticks += len(response.quotes)
+            caught_up = time.monotonic() - reading
+        finally:
+            for lp, control in lps.items():
+                control.set_rate(rates[lp])
+            fast.cancel()
+            slow.cancel()
+    assert backlog_bytes <= BACKLOG_BOUND
+    assert backlog_ticks < during_pause / 2  # pricing conflated: it skipped old prices
+    assert caught_up < 2
+
+
 def _lp_health(state: Any, lp: str) -> int:
     address = f"127.0.0.1:{Ports(state.base_port).service_grpc('pricing')}"
     with grpc.insecure_channel(address) as channel:
@@ -264,6 +354,19 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
         30,
         "lp-alpha's session logged on again",
     )
+    # Logged on is not enough: its prices must count again (they once did not, after a resend).
+    alpha = ControlClient(Ports(state.base_port).lp_control("lp-alpha"))
+    # Crossed with lp-beta and one point wide: the tightest LP quote, so the price is alpha's.
+    alpha.pin("EURUSD", "2.00000", "2.00001")
+    try:
+
+        def alpha_counts() -> bool:
+            sources = get_quote(pricing, demo).provenance
+            return sources.bid_source.liquidity_provider_id == "lp-alpha"
+
+        _wait(alpha_counts, 10, "lp-alpha's prices count again")
+    finally:
+        alpha.unpin()
 
 
 def test_candles_are_built_from_the_live_prices(
