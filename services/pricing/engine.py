@@ -75,6 +75,9 @@ class PricingEngine:
         self.points = {symbol: Decimal(1).scaleb(-d) for symbol, d in digits.items()}
         self.max_quote_age = max_quote_age
         self.books: dict[str, dict[str, LpQuote]] = {symbol: {} for symbol in digits}
+        # Every LP's last quote per symbol, kept after it stops counting, for the staff's view
+        # of the books (`lp_books`); `books` holds only the quotes that count.
+        self.last_quotes: dict[str, dict[str, LpQuote]] = {symbol: {} for symbol in digits}
         self.groups: dict[str, GroupConfig] = {}
         self.offered: dict[str, list[GroupConfig]] = {}  # symbol -> groups offered it
         self.published: dict[tuple[str, str], _Published] = {}
@@ -86,6 +89,7 @@ class PricingEngine:
         for symbol, d in digits.items():
             self.points[symbol] = Decimal(1).scaleb(-d)
             self.books.setdefault(symbol, {})
+            self.last_quotes.setdefault(symbol, {})
 
     def set_groups(self, groups: Iterable[GroupConfig], now: datetime) -> Update:
         """Replaces the groups; every price is recomputed (a markup may have changed)."""
@@ -112,6 +116,7 @@ class PricingEngine:
             if book is None or quote.lp in self.lps_down:
                 continue  # not an instrument of ours, or a late message of a dead session
             book[quote.lp] = quote
+            self.last_quotes[quote.symbol][quote.lp] = quote
             touched.add(quote.symbol)
         update = Update()
         for symbol in touched:
@@ -143,6 +148,16 @@ class PricingEngine:
         return update
 
     # -- output --------------------------------------------------------------------------------
+
+    def lp_books(self, symbol: str, now: datetime) -> list[tuple[LpQuote, bool]]:
+        """Each LP's last top of book for `symbol`, by LP id, with whether it is stale (no longer
+        counted: too old, or its LP's session ended)."""
+        oldest = now - self.max_quote_age
+        live = self.books.get(symbol, {})
+        return [
+            (quote, live.get(lp) is not quote or quote.received_at < oldest)
+            for lp, quote in sorted(self.last_quotes.get(symbol, {}).items())
+        ]
 
     def raw(self, symbol: str, now: datetime) -> tuple[LpQuote, LpQuote] | None:
         """The quotes behind the raw bid and ask of `symbol` now, or None without a price."""

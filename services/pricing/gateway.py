@@ -2,7 +2,9 @@
 
 QuickFIX owns the sessions: logon, heartbeats, resend requests, and reconnecting every
 `ReconnectInterval` seconds after a drop. On each logon the gateway subscribes to the top of book
-of every instrument; the LP answers with a snapshot per instrument, then incremental refreshes.
+of every instrument, one MarketDataRequest per symbol (an LP that refuses one symbol still sends
+the others); an instrument created later is subscribed at once (`subscribe`). The LP answers with
+a snapshot per instrument, then incremental refreshes.
 Each FIX message becomes a batch of `LpQuote`s handed to the event loop in one step.
 
 Credentials come from Vault (`secret/tradingmesh/lp/<lp>`, `username` and `password`) and go into
@@ -180,6 +182,7 @@ class LpGateway:
         self.status = {e.lp: LpStatus(e.lp) for e in endpoints}
         self._books: dict[str, dict[str, _Book]] = {e.lp: {} for e in endpoints}
         self._lock = threading.Lock()
+        self._logged_on: dict[str, fix.SessionID] = {}  # lp -> its session, while logged on
         self._request_ids = itertools.count(1)
         self._settings = self._session_settings(store_dir, reconnect_seconds, heartbeat_seconds)
         self._app = _Application(self)
@@ -257,10 +260,27 @@ class LpGateway:
             self._books[lp] = {}
         self._set_state(lp, SessionState.LOGGED_ON)
         log.info("LP session logged on", extra={"lp": lp})
-        fix.Session.sendToTarget(self._market_data_request(), session)
+        with self._lock:
+            self._logged_on[lp] = session
+            symbols = list(self.symbols)
+        for symbol in symbols:
+            fix.Session.sendToTarget(self._market_data_request(symbol), session)
+
+    def subscribe(self, symbols: Sequence[str]) -> None:
+        """Asks every logged-on LP for the symbols not asked for yet (a new instrument), and
+        every LP that logs on later for all of them. Any thread."""
+        with self._lock:
+            new = [s for s in symbols if s not in self.symbols]
+            self.symbols.extend(new)
+            sessions = list(self._logged_on.values())
+        for session in sessions:
+            for symbol in new:
+                fix.Session.sendToTarget(self._market_data_request(symbol), session)
 
     def _on_logout(self, session: fix.SessionID) -> None:
         lp = self._lp(session)
+        with self._lock:
+            self._logged_on.pop(lp, None)
         self._set_state(lp, SessionState.DISCONNECTED)
         log.warning("LP session logged out", extra={"lp": lp})
 
@@ -270,7 +290,9 @@ class LpGateway:
             self.status[lp].last_error = text
         log.warning("LP session error", extra={"lp": lp, "error": text})
 
-    def _market_data_request(self) -> fix.Message:
+    def _market_data_request(self, symbol: str) -> fix.Message:
+        """One request per symbol: an LP that does not know a symbol refuses that request only,
+        and keeps sending the others."""
         request = fix44.MarketDataRequest()
         request.setField(fix.StringField(MD_REQ_ID, f"md-{next(self._request_ids)}"))
         request.setField(fix.StringField(263, "1"))  # snapshot + updates
@@ -280,10 +302,9 @@ class LpGateway:
             types = fix44.MarketDataRequest.NoMDEntryTypes()
             types.setField(fix.StringField(MD_ENTRY_TYPE, entry_type))
             request.addGroup(types)
-        for symbol in self.symbols:
-            related = fix44.MarketDataRequest.NoRelatedSym()
-            related.setField(fix.StringField(SYMBOL, symbol))
-            request.addGroup(related)
+        related = fix44.MarketDataRequest.NoRelatedSym()
+        related.setField(fix.StringField(SYMBOL, symbol))
+        request.addGroup(related)
         return request
 
     def _on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:

@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
 from services.platform import Registration, RunningServer, ServiceSpec, Settings, Vault
+from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.secrets import Secret
 from services.pricing import server
+from services.pricing.admin import LpActivity, PricingAdmin
 from services.pricing.candles import CandleJob, CandleStore
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
@@ -34,6 +36,8 @@ from services.pricing.quotes import QuoteReader, StreamHub
 from services.pricing.reference import Reference
 from services.pricing.ticks import TickWriter
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,10 @@ class PricingRuntime:
         self.ticks: TickWriter | None = None
         self.candle_job: CandleJob | None = None
         self.gateway: LpGateway | None = None
+        self.relay: OutboxRelay | None = None
         self.health: Any = None
         self.pricing = server.PricingService(self.parts)
-        self.admin = server.PricingAdminService(self.parts)  # type: ignore[abstract]  # not built
+        self.admin = server.PricingAdminService(self.parts)
 
     async def open(self) -> None:
         await self.resources.open()
@@ -94,13 +99,35 @@ class PricingRuntime:
         def regroup() -> None:
             feed.take(engine.set_groups(reference.groups.values(), datetime.now(UTC)))
 
+        def instruments_changed() -> None:
+            # An instrument created or changed by staff (admin.py): the engine learns its digits,
+            # and every price is recomputed, since a markup in points depends on them.
+            engine.set_instruments(reference.digits)
+            regroup()
+            if self.gateway is not None:
+                self.gateway.subscribe(sorted(reference.digits))  # a new symbol: ask the LPs
+
         reference.on_groups_changed = regroup
+        reference.on_instruments_changed = instruments_changed
         regroup()
         await feed.start()
         self.feed = feed
         self.parts.reference_ = reference
         self.parts.reader_ = QuoteReader(self.resources.redis)
         self.parts.hub_ = StreamHub(self.resources.redis, reference.digits)
+        self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, "pricing")
+        await self.relay.start()
+        activity = LpActivity()
+        self.parts.admin_ = PricingAdmin(
+            self.resources.db,
+            reference,
+            engine,
+            self.parts.reader_,
+            self.parts.lp_status,
+            activity,
+            subscribed=self._subscribed,
+            relay=self.relay,
+        )
         await reference.start(self.resources.jetstream)
         if self.config.lps:
             credentials = {
@@ -115,10 +142,14 @@ class PricingRuntime:
                 sorted(reference.digits),
                 self.config.data_dir / "fix",
                 asyncio.get_running_loop(),
-                feed.on_quotes,
-                feed.on_state,
+                _both(activity.on_quotes, feed.on_quotes),
+                _both(activity.on_state, feed.on_state),
             )
             self.gateway.start()
+
+    def _subscribed(self) -> Sequence[str]:
+        """The symbols the gateway asks every LP for at logon."""
+        return self.gateway.symbols if self.gateway is not None else ()
 
     async def serving(self, running: RunningServer) -> None:
         self.health = running.health
@@ -152,7 +183,19 @@ class PricingRuntime:
             await self.candle_job.stop()
         if self.ticks is not None:
             await self.ticks.stop()  # writes what is left
+        if self.relay is not None:
+            await self.relay.stop()
         await self.resources.close()
+
+
+def _both(first: Callable[[T], None], second: Callable[[T], None]) -> Callable[[T], None]:
+    """One gateway callback that feeds two listeners, in order."""
+
+    def call(value: T) -> None:
+        first(value)
+        second(value)
+
+    return call
 
 
 def _login(values: tuple[Secret, ...]) -> tuple[str, Secret]:

@@ -1,19 +1,27 @@
 """What pricing prices with: instruments, the groups' markups and offers, account → group.
 
-Instruments are pricing's own (`pricing.instruments`). Groups, their instrument settings and the
-trading accounts are the account domain's: pricing keeps a copy in its schema, fed by the account
-events (ADR 0006) through a durable JetStream consumer. Each event is applied once (its id goes
-into `pricing.inbox` in the same transaction) and only if newer than what is stored.
+Instruments are pricing's own (`pricing.instruments`), changed by staff through
+PricingAdminService (`services/pricing/admin.py`), which hands each committed change to `put`.
+An instrument's trading status is derived here: HALTED when staff halted it, otherwise TRADING
+inside one of its weekly sessions and CLOSED outside them; a clock re-derives it every second.
+
+Groups, their instrument settings and the trading accounts are the account domain's: pricing
+keeps a copy in its schema, fed by the account events (ADR 0006) through a durable JetStream
+consumer. Each event is applied once (its id goes into `pricing.inbox` in the same transaction)
+and only if newer than what is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -47,6 +55,12 @@ _KIND: dict[int, MarkupKind] = {
     MarkupType.MARKUP_TYPE_POINTS: MarkupKind.POINTS,
     MarkupType.MARKUP_TYPE_PERCENT: MarkupKind.PERCENT,
 }
+STATUS_CLOCK_SECONDS = 1.0
+INSTRUMENT_COLUMNS = (
+    "symbol, description, asset_class, base_currency, quote_currency, digits, tick_size,"
+    " contract_size, min_lot, max_lot, lot_step, margin_rate, trading_status, halt_reason,"
+    " sessions, version, updated_at"
+)
 
 
 @dataclass(frozen=True)
@@ -60,17 +74,86 @@ def _markup_kind(value: int) -> str:
     return _KIND.get(value, MarkupKind.POINTS).value
 
 
+def trading_status(
+    halted: bool, sessions: Iterable[pricing_pb2.TradingSession], now: datetime
+) -> pricing_pb2.TradingStatus.ValueType:
+    """The contract's status: a halt overrides the schedule; otherwise TRADING while `now`
+    (UTC) is inside a session (its end minute excluded), else CLOSED."""
+    if halted:
+        return pricing_pb2.TRADING_STATUS_HALTED
+    now = now.astimezone(UTC)
+    day, minute = now.isoweekday(), now.hour * 60 + now.minute  # DayOfWeek: MONDAY = 1
+    inside = any(s.day == day and s.start_minute <= minute < s.end_minute for s in sessions)
+    return pricing_pb2.TRADING_STATUS_TRADING if inside else pricing_pb2.TRADING_STATUS_CLOSED
+
+
+def sessions_json(sessions: Iterable[pricing_pb2.TradingSession]) -> str:
+    """The stored form of a schedule (migration 0006): day names, minutes."""
+    return json.dumps(
+        [
+            {
+                "day": pricing_pb2.DayOfWeek.Name(s.day).removeprefix("DAY_OF_WEEK_"),
+                "start_minute": s.start_minute,
+                "end_minute": s.end_minute,
+            }
+            for s in sessions
+        ]
+    )
+
+
+def _sessions(stored: list[dict[str, Any]]) -> list[pricing_pb2.TradingSession]:
+    return [
+        pricing_pb2.TradingSession(
+            day=pricing_pb2.DayOfWeek.Value(f"DAY_OF_WEEK_{s['day']}"),
+            start_minute=s["start_minute"],
+            end_minute=s["end_minute"],
+        )
+        for s in stored
+    ]
+
+
+def instrument_from_row(row: Mapping[Any, Any], now: datetime) -> pricing_pb2.Instrument:
+    """The contract's Instrument of a `pricing.instruments` row (INSTRUMENT_COLUMNS), with its
+    trading status at `now`."""
+    stored = row["sessions"]
+    sessions = _sessions(json.loads(stored) if isinstance(stored, str) else stored)
+    halted = row["trading_status"] == "HALTED"
+    instrument = pricing_pb2.Instrument(
+        symbol=row["symbol"],
+        description=row["description"],
+        asset_class=pricing_pb2.AssetClass.Value(f"ASSET_CLASS_{row['asset_class']}"),
+        base_currency=row["base_currency"].strip(),
+        quote_currency=row["quote_currency"].strip(),
+        digits=row["digits"],
+        tick_size=_text(row["tick_size"]),
+        contract_size=_text(row["contract_size"]),
+        min_lot=_text(row["min_lot"]),
+        max_lot=_text(row["max_lot"]),
+        lot_step=_text(row["lot_step"]),
+        margin_rate=_text(row["margin_rate"]),
+        sessions=sessions,
+        trading_status=trading_status(halted, sessions, now),
+        halt_reason=row["halt_reason"] if halted else "",
+    )
+    instrument.update_time.FromDatetime(row["updated_at"])
+    return instrument
+
+
 class Reference:
     """In-memory copy of the reference data, loaded at start and kept current by events."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.instruments: dict[str, pricing_pb2.Instrument] = {}
+        # Shared with the engine's wiring and the stream hub, so it is only ever updated in place.
         self.digits: dict[str, int] = {}
+        self.versions: dict[str, int] = {}  # symbol -> the row version held here
         self.groups: dict[str, GroupConfig] = {}
         self.accounts: dict[str, AccountRef] = {}
         self.on_groups_changed: Callable[[], None] = lambda: None
+        self.on_instruments_changed: Callable[[], None] = lambda: None
         self._task: asyncio.Task[None] | None = None
+        self._clock: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         async with self.db.read_session() as session:
@@ -83,35 +166,17 @@ class Reference:
 
     async def _load_instruments(self, session: AsyncSession) -> None:
         rows = await session.execute(
-            text(
-                "SELECT symbol, description, asset_class, base_currency, quote_currency, digits,"
-                " tick_size, contract_size, min_lot, max_lot, lot_step, margin_rate,"
-                " trading_status, updated_at FROM pricing.instruments ORDER BY symbol"
-            )
+            text(f"SELECT {INSTRUMENT_COLUMNS} FROM pricing.instruments ORDER BY symbol")
         )
-        instruments = {}
+        now = datetime.now(UTC)
+        instruments, versions = {}, {}
         for r in rows.mappings():
-            instrument = pricing_pb2.Instrument(
-                symbol=r["symbol"],
-                description=r["description"],
-                asset_class=pricing_pb2.AssetClass.Value(f"ASSET_CLASS_{r['asset_class']}"),
-                base_currency=r["base_currency"].strip(),
-                quote_currency=r["quote_currency"].strip(),
-                digits=r["digits"],
-                tick_size=_text(r["tick_size"]),
-                contract_size=_text(r["contract_size"]),
-                min_lot=_text(r["min_lot"]),
-                max_lot=_text(r["max_lot"]),
-                lot_step=_text(r["lot_step"]),
-                margin_rate=_text(r["margin_rate"]),
-                trading_status=pricing_pb2.TradingStatus.Value(
-                    f"TRADING_STATUS_{r['trading_status']}"
-                ),
-            )
-            instrument.update_time.FromDatetime(r["updated_at"])
-            instruments[instrument.symbol] = instrument
+            instruments[r["symbol"]] = instrument_from_row(r, now)
+            versions[r["symbol"]] = int(r["version"])
         self.instruments = instruments
-        self.digits = {s: i.digits for s, i in instruments.items()}
+        self.versions = versions
+        self.digits.clear()
+        self.digits.update({s: i.digits for s, i in instruments.items()})
 
     async def _load_groups(self, session: AsyncSession) -> None:
         groups = await session.execute(
@@ -142,6 +207,43 @@ class Reference:
         group = self.groups.get(group_id)
         return group is not None and symbol in group.markups
 
+    # -- instrument changes --------------------------------------------------------------------
+
+    def put(self, instrument: pricing_pb2.Instrument, version: int) -> bool:
+        """Takes a committed change of one instrument (its row's `version`); False, changing
+        nothing, when the copy here is as new already (two changes may finish out of order)."""
+        symbol = instrument.symbol
+        if self.versions.get(symbol, 0) >= version:
+            return False
+        self.instruments[symbol] = instrument
+        self.versions[symbol] = version
+        self.digits[symbol] = instrument.digits
+        self.on_instruments_changed()
+        return True
+
+    def refresh_statuses(self, now: datetime) -> list[str]:
+        """Re-derives each instrument's status at `now` (a session opened or closed); the
+        symbols whose status changed."""
+        changed = []
+        for symbol, instrument in list(self.instruments.items()):
+            halted = instrument.trading_status == pricing_pb2.TRADING_STATUS_HALTED
+            status = trading_status(halted, instrument.sessions, now)
+            if status != instrument.trading_status:
+                fresh = pricing_pb2.Instrument()
+                fresh.CopyFrom(instrument)
+                fresh.trading_status = status
+                self.instruments[symbol] = fresh  # replaced, never changed under a reader
+                changed.append(symbol)
+        return changed
+
+    async def reload_groups(self) -> None:
+        """Re-reads the groups' offers (from the primary: a replica may lag) and tells the
+        engine. Needed after an instrument is created too, since offers of unknown symbols are
+        skipped when loading."""
+        async with self.db.transaction() as session:
+            await self._load_groups(session)
+        self.on_groups_changed()
+
     # -- events --------------------------------------------------------------------------------
 
     async def start(self, js: JetStreamContext) -> None:
@@ -155,12 +257,19 @@ class Reference:
             ),
         )
         self._task = asyncio.create_task(self._consume(subscription), name="pricing-reference")
+        self._clock = asyncio.create_task(self._status_clock(), name="pricing-status-clock")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._clock):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _status_clock(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_CLOCK_SECONDS)
+            self.refresh_statuses(datetime.now(UTC))
 
     async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:
@@ -184,10 +293,7 @@ class Reference:
                         continue
                 await message.ack()
             if changed:
-                # From the primary: a replica may not have the change yet.
-                async with self.db.transaction() as session:
-                    await self._load_groups(session)
-                self.on_groups_changed()
+                await self.reload_groups()
 
     async def apply(self, subject: str, event: _Event) -> bool:
         """Applies one event once; True if the groups' pricing may have changed."""

@@ -1,8 +1,9 @@
 """gRPC servicers of the pricing service: map request -> domain -> response.
 
 Every public call prices for one client group: that of the trading account named in the
-request, which the caller must own (`services/platform/access.py`). RPCs not built yet answer
-UNIMPLEMENTED (the generated base class).
+request, which the caller must own (`services/platform/access.py`). Admin calls need a staff
+role; their work is in `services/pricing/admin.py`. RPCs not built yet answer UNIMPLEMENTED
+(the generated base class).
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc.aio
 
 from services.platform.access import STAFF_ROLES, require_account, require_roles
 from services.platform.errors import DomainError
+from services.pricing.admin import CHANGE_ROLES, PricingAdmin
 from services.pricing.candles import CandleStore
-from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.gateway import LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
 from services.pricing.reference import Reference
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import (
     pricing_admin_service_pb2,
     pricing_admin_service_pb2_grpc,
-    pricing_pb2,
     pricing_service_pb2,
     pricing_service_pb2_grpc,
 )
@@ -69,6 +70,7 @@ class Parts:
     reader_: QuoteReader | None = None
     hub_: StreamHub | None = None
     candles_: CandleStore | None = None
+    admin_: PricingAdmin | None = None
     lp_status: dict[str, LpStatus] = field(default_factory=dict)
 
     @property
@@ -90,6 +92,11 @@ class Parts:
     def candles(self) -> CandleStore:
         assert self.candles_ is not None, "the pricing service has not opened"
         return self.candles_
+
+    @property
+    def admin(self) -> PricingAdmin:
+        assert self.admin_ is not None, "the pricing service has not opened"
+        return self.admin_
 
 
 class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
@@ -217,7 +224,8 @@ class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
 
 
 class PricingAdminService(pricing_admin_service_pb2_grpc.PricingAdminServiceServicer):
-    """tradingmesh.pricing.v1.PricingAdminService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.pricing.v1.PricingAdminService: reads for every staff role, changes for
+    admin and dealer (the contract)."""
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
@@ -228,23 +236,41 @@ class PricingAdminService(pricing_admin_service_pb2_grpc.PricingAdminServiceServ
         context: Context,
     ) -> pricing_admin_service_pb2.ListLiquidityProvidersResponse:
         require_roles(STAFF_ROLES)
-        response = pricing_admin_service_pb2.ListLiquidityProvidersResponse()
-        for lp, status in sorted(self.parts.lp_status.items()):
-            provider = response.liquidity_providers.add(
-                id=lp,
-                name=lp,
-                fix_session_id=f"FIX.4.4:TRADINGMESH->{lp.upper()}",
-                session_state=_SESSION_STATE[status.state],
-                last_error=status.last_error,
-            )
-            provider.state_change_time.FromDatetime(status.state_changed_at)
-            if status.last_quote_at is not None:
-                provider.last_quote_time.FromDatetime(status.last_quote_at)
-        return response
+        providers = {p.id: p for p in self.parts.admin.liquidity_providers(datetime.now(UTC))}
+        page, token = _page(list(providers), request.page_size, request.page_token)
+        return pricing_admin_service_pb2.ListLiquidityProvidersResponse(
+            liquidity_providers=[providers[lp] for lp in page], next_page_token=token
+        )
 
+    async def CreateInstrument(  # noqa: N802
+        self, request: pricing_admin_service_pb2.CreateInstrumentRequest, context: Context
+    ) -> pricing_admin_service_pb2.CreateInstrumentResponse:
+        caller = require_roles(CHANGE_ROLES)
+        instrument = await self.parts.admin.create(caller, request.instrument)
+        return pricing_admin_service_pb2.CreateInstrumentResponse(instrument=instrument)
 
-_SESSION_STATE = {
-    SessionState.CONNECTING: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTING,
-    SessionState.LOGGED_ON: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTED,
-    SessionState.DISCONNECTED: pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_DISCONNECTED,
-}
+    async def UpdateInstrument(  # noqa: N802
+        self, request: pricing_admin_service_pb2.UpdateInstrumentRequest, context: Context
+    ) -> pricing_admin_service_pb2.UpdateInstrumentResponse:
+        caller = require_roles(CHANGE_ROLES)
+        instrument = await self.parts.admin.update(
+            caller, request.symbol, request.instrument, list(request.update_mask.paths)
+        )
+        return pricing_admin_service_pb2.UpdateInstrumentResponse(instrument=instrument)
+
+    async def SetInstrumentTradingStatus(  # noqa: N802
+        self,
+        request: pricing_admin_service_pb2.SetInstrumentTradingStatusRequest,
+        context: Context,
+    ) -> pricing_admin_service_pb2.SetInstrumentTradingStatusResponse:
+        caller = require_roles(CHANGE_ROLES)
+        instrument = await self.parts.admin.set_trading_status(
+            caller, request.symbol, request.status, request.reason
+        )
+        return pricing_admin_service_pb2.SetInstrumentTradingStatusResponse(instrument=instrument)
+
+    async def GetQuoteProvenance(  # noqa: N802
+        self, request: pricing_admin_service_pb2.GetQuoteProvenanceRequest, context: Context
+    ) -> pricing_admin_service_pb2.GetQuoteProvenanceResponse:
+        require_roles(STAFF_ROLES)
+        return await self.parts.admin.provenance(request.symbol, request.group_id)
