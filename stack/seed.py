@@ -99,6 +99,15 @@ async def _seed_reference_data(conn: psycopg.AsyncConnection[object]) -> None:
                 Decimal(margin),
             ),
         )
+        # The account service's copy of the lot rules (migration 0007), taken from the row
+        # above with its version, so the instrument's next event supersedes it.
+        await conn.execute(
+            """INSERT INTO account.instruments (symbol, lot_step, min_lot, max_lot, version)
+               SELECT symbol, lot_step, min_lot, max_lot, version FROM pricing.instruments
+                WHERE symbol = %s
+               ON CONFLICT (symbol) DO NOTHING""",
+            (symbol,),
+        )
     for name, leverage, call, stop, execution, positions, markup, commission in GROUPS:
         group_id = _uuid_for("group", name)
         await conn.execute(

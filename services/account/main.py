@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.account import server
 from services.account.auth import api as auth_api
+from services.account.instruments import InstrumentCatalogue
 from services.account.webhook_auth import WEBHOOKS_PATH, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
@@ -25,6 +26,7 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
     )
     relay: list[OutboxRelay] = []
     webhooks = WebhookReceiver(resources, providers)
+    catalogue: list[InstrumentCatalogue] = []
 
     async def start_relay() -> None:
         relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
@@ -33,6 +35,15 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
     async def stop_relay() -> None:
         for task in relay:
             await task.stop()
+
+    async def start_catalogue() -> None:
+        # The copy of pricing's instruments that SetGroupInstrumentSettings checks against.
+        catalogue.append(InstrumentCatalogue(resources.db))
+        await catalogue[0].start(resources.jetstream)
+
+    async def stop_catalogue() -> None:
+        for consumer in catalogue:
+            await consumer.stop()
 
     return ServiceSpec(
         name="account",
@@ -58,6 +69,6 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
                 "tradingmesh.account.v1.WebhookService",
             ),
         ],
-        on_start=[resources.open, start_relay],
-        on_stop=[stop_relay, resources.close],
+        on_start=[resources.open, start_relay, start_catalogue],
+        on_stop=[stop_catalogue, stop_relay, resources.close],
     )

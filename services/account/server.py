@@ -854,9 +854,11 @@ class AccountAdminService(
             group = await store.group_row(session, given.group_id)
             if group is None:
                 raise store.group_not_found(given.group_id)
+            # Checked against the service's own copy of pricing's catalogue (instruments.py): a
+            # symbol created a moment ago is unknown until its event has arrived.
             instrument = await store.one(
                 session,
-                "SELECT lot_step FROM pricing.instruments WHERE symbol = :s",
+                "SELECT lot_step FROM account.instruments WHERE symbol = :s",
                 {"s": given.symbol},
             )
             if instrument is None:

@@ -1,0 +1,199 @@
+"""The account service's copy of the instrument catalogue: the lot rules it checks against.
+
+Instruments are the pricing domain's (PricingAdminService), and the account service never reads
+pricing's schema (ADR 0004). It keeps `account.instruments` (migration 0007) instead: symbol, lot
+step, minimum and maximum lot, and the version of pricing's row they were copied from. Pricing's
+instrument events (`pricing.instrument.created`, `.updated`, `.trading_status_changed`) all
+carry the instrument after the change and its row version (`metadata.aggregate_version`); a
+durable JetStream consumer applies each once (its id goes into `account.inbox` in the same
+transaction) and only if newer than the stored copy, so a redelivery, or an older change
+delivered late, changes nothing. Several replicas may share the consumer: they write one table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from google.protobuf.message import DecodeError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+
+from services.platform.db import Database
+from tradingmesh.pricing.v1 import pricing_events_pb2
+
+__all__ = ["CONSUMER", "SUBJECTS", "InstrumentCatalogue", "InstrumentLots", "decode", "lots_of"]
+
+log = logging.getLogger(__name__)
+
+CONSUMER: Final = "account-instruments"
+FILTER: Final = "pricing.instrument.>"
+_RETRY_SECONDS: Final = 1.0
+
+InstrumentEvent = (
+    pricing_events_pb2.InstrumentCreated
+    | pricing_events_pb2.InstrumentUpdated
+    | pricing_events_pb2.InstrumentTradingStatusChanged
+)
+SUBJECTS: Final[dict[str, type[InstrumentEvent]]] = {
+    "pricing.instrument.created": pricing_events_pb2.InstrumentCreated,
+    "pricing.instrument.updated": pricing_events_pb2.InstrumentUpdated,
+    "pricing.instrument.trading_status_changed": pricing_events_pb2.InstrumentTradingStatusChanged,
+}
+
+
+@dataclass(frozen=True)
+class InstrumentLots:
+    """What the account service keeps of one instrument, as of pricing's row `version`."""
+
+    symbol: str
+    lot_step: Decimal
+    min_lot: Decimal
+    max_lot: Decimal
+    version: int
+
+
+def decode(subject: str, data: bytes) -> InstrumentEvent | None:
+    """The event on `subject`, or None for a subject this copy does not use. A payload that is
+    not the subject's message, or has no event id, raises ValueError."""
+    kind = SUBJECTS.get(subject)
+    if kind is None:
+        return None
+    try:
+        event = kind.FromString(data)
+    except DecodeError as error:
+        raise ValueError(f"{subject}: not a {kind.DESCRIPTOR.full_name}") from error
+    if not event.metadata.event_id:
+        raise ValueError(f"{subject}: an event without an id cannot be applied once")
+    return event
+
+
+def lots_of(event: InstrumentEvent) -> InstrumentLots:
+    """The copy an event asks for; ValueError if it lacks what a copy needs (a contract
+    breach: every instrument event carries the whole instrument)."""
+    instrument = event.instrument
+    if not instrument.symbol:
+        raise ValueError(f"{event.DESCRIPTOR.full_name} without an instrument symbol")
+    lots = InstrumentLots(
+        symbol=instrument.symbol,
+        lot_step=_positive(instrument.lot_step, "lot_step"),
+        min_lot=_positive(instrument.min_lot, "min_lot"),
+        max_lot=_positive(instrument.max_lot, "max_lot"),
+        version=event.metadata.aggregate_version,
+    )
+    if lots.max_lot < lots.min_lot:
+        raise ValueError(f"{lots.symbol}: max_lot {lots.max_lot} < min_lot {lots.min_lot}")
+    return lots
+
+
+def _positive(value: str, field: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = Decimal(0)
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{field} {value!r} is not a positive decimal")
+    return number
+
+
+_REMEMBER = text(
+    "INSERT INTO account.inbox (event_id, subject) VALUES (:id, :subject)"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+_UPSERT = text(
+    "INSERT INTO account.instruments (symbol, lot_step, min_lot, max_lot, version)"
+    " VALUES (:symbol, :lot_step, :min_lot, :max_lot, :version)"
+    " ON CONFLICT (symbol) DO UPDATE SET lot_step = EXCLUDED.lot_step,"
+    " min_lot = EXCLUDED.min_lot, max_lot = EXCLUDED.max_lot, version = EXCLUDED.version,"
+    " updated_at = now() WHERE account.instruments.version < EXCLUDED.version"
+    " RETURNING symbol"
+)
+
+
+class InstrumentCatalogue:
+    """Keeps `account.instruments` current from pricing's events; `start` after the resources
+    are open, `stop` before they close."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, js: JetStreamContext) -> None:
+        subscription = await js.pull_subscribe(
+            FILTER,
+            durable=CONSUMER,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=30,
+            ),
+        )
+        self._task = asyncio.create_task(self._consume(subscription), name=CONSUMER)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(batch=100, timeout=1)
+            except (NatsTimeoutError, TimeoutError):  # nats-py raises either when idle
+                continue
+            except Exception:
+                log.exception("reading pricing's instrument events failed; retrying")
+                await asyncio.sleep(_RETRY_SECONDS)
+                continue
+            for message in messages:
+                try:
+                    event = decode(message.subject, message.data)
+                    lots = None if event is None else lots_of(event)
+                except ValueError:
+                    # Never applicable, however often delivered: dropped, and said so.
+                    log.exception("an instrument event breaks its contract; dropped")
+                    await message.term()
+                    continue
+                if event is not None and lots is not None:
+                    try:
+                        await self.apply(message.subject, event.metadata.event_id, lots)
+                    except Exception:
+                        log.exception(
+                            "applying an instrument event failed; it will be redelivered",
+                            extra={"subject": message.subject},
+                        )
+                        await message.nak(delay=_RETRY_SECONDS)
+                        continue
+                await message.ack()
+
+    async def apply(self, subject: str, event_id: str, lots: InstrumentLots) -> bool:
+        """Applies one event once; True if the stored copy changed (False for an event seen
+        before, or one not newer than the copy)."""
+        async with self.db.transaction() as session:
+            fresh = await session.execute(_REMEMBER, {"id": event_id, "subject": subject})
+            if fresh.first() is None:
+                return False  # seen before
+            applied = await session.execute(
+                _UPSERT,
+                {
+                    "symbol": lots.symbol,
+                    "lot_step": lots.lot_step,
+                    "min_lot": lots.min_lot,
+                    "max_lot": lots.max_lot,
+                    "version": lots.version,
+                },
+            )
+            changed = applied.first() is not None
+        log.info(
+            "instrument event applied" if changed else "instrument event older than the copy",
+            extra={"subject": subject, "symbol": lots.symbol, "version": lots.version},
+        )
+        return changed

@@ -1,0 +1,165 @@
+"""The account service's copy of pricing's instruments: reading the events, and what the consumer
+acknowledges, without NATS or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.account.instruments import (
+    SUBJECTS,
+    InstrumentCatalogue,
+    InstrumentLots,
+    decode,
+    lots_of,
+)
+from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+
+EVENT_ID = "0b6f4f64-5a3c-4d43-9a3e-6d2f1c1e7a10"
+
+
+def instrument(**changes: Any) -> pricing_pb2.Instrument:
+    fields: dict[str, Any] = {
+        "symbol": "EURUSD",
+        "lot_step": "0.01",
+        "min_lot": "0.01",
+        "max_lot": "100",
+    }
+    fields.update(changes)
+    return pricing_pb2.Instrument(**fields)
+
+
+def updated(*, version: int = 2, event_id: str = EVENT_ID, **changes: Any) -> bytes:
+    return pricing_events_pb2.InstrumentUpdated(
+        metadata=EventMetadata(event_id=event_id, aggregate_version=version),
+        instrument=instrument(**changes),
+    ).SerializeToString()
+
+
+def test_every_instrument_event_subject_is_read_and_nothing_else() -> None:
+    assert sorted(SUBJECTS) == [
+        "pricing.instrument.created",
+        "pricing.instrument.trading_status_changed",
+        "pricing.instrument.updated",
+    ]
+    assert decode("pricing.liquidity_provider.status_changed", b"\x00") is None
+
+
+def test_an_update_gives_the_lot_rules_at_the_rows_version() -> None:
+    event = decode("pricing.instrument.updated", updated(version=7, lot_step="0.05"))
+    assert event is not None
+
+    assert lots_of(event) == InstrumentLots(
+        "EURUSD", Decimal("0.05"), Decimal("0.01"), Decimal("100"), 7
+    )
+
+
+def test_a_status_change_carries_the_whole_instrument_so_it_is_copied_too() -> None:
+    data = pricing_events_pb2.InstrumentTradingStatusChanged(
+        metadata=EventMetadata(event_id=EVENT_ID, aggregate_version=3),
+        instrument=instrument(trading_status=pricing_pb2.TRADING_STATUS_HALTED),
+        previous_status=pricing_pb2.TRADING_STATUS_TRADING,
+    ).SerializeToString()
+    event = decode("pricing.instrument.trading_status_changed", data)
+    assert event is not None
+
+    assert lots_of(event).version == 3
+
+
+def test_a_payload_that_is_not_the_subjects_message_is_refused() -> None:
+    with pytest.raises(ValueError, match="InstrumentCreated"):
+        decode("pricing.instrument.created", b"\xff\xff\xff")
+
+
+def test_an_event_without_an_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="without an id"):
+        decode("pricing.instrument.updated", updated(event_id=""))
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"symbol": ""}, "without an instrument symbol"),
+        ({"lot_step": ""}, "lot_step '' is not a positive decimal"),
+        ({"lot_step": "0"}, "lot_step '0' is not"),
+        ({"min_lot": "-1"}, "min_lot '-1' is not"),
+        ({"max_lot": "abc"}, "max_lot 'abc' is not"),
+        ({"lot_step": "NaN"}, "lot_step 'NaN' is not"),
+        ({"min_lot": "5", "max_lot": "1"}, "max_lot 1 < min_lot 5"),
+    ],
+)
+def test_an_instrument_without_valid_lot_rules_is_refused(
+    changes: dict[str, Any], problem: str
+) -> None:
+    event = decode("pricing.instrument.updated", updated(**changes))
+    assert event is not None
+
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        lots_of(event)
+
+
+# -- the consumer's acknowledgements -----------------------------------------------------------
+
+
+class Message:
+    def __init__(self, subject: str, data: bytes) -> None:
+        self.subject, self.data = subject, data
+        self.outcome = ""
+
+    async def ack(self) -> None:
+        self.outcome = "ack"
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.outcome = "nak"
+
+    async def term(self) -> None:
+        self.outcome = "term"
+
+
+class Subscription:
+    """Hands out one batch, then stops the consumer."""
+
+    def __init__(self, batch: list[Message]) -> None:
+        self.batches = [batch]
+
+    async def fetch(self, batch: int, timeout: float) -> list[Message]:
+        if not self.batches:
+            raise asyncio.CancelledError
+        return self.batches.pop(0)
+
+
+class Catalogue(InstrumentCatalogue):
+    def __init__(self, failing: set[str]) -> None:
+        super().__init__(db=None)  # type: ignore[arg-type]  # apply is replaced
+        self.failing = failing
+        self.applied: list[tuple[str, InstrumentLots]] = []
+
+    async def apply(self, subject: str, event_id: str, lots: InstrumentLots) -> bool:
+        if lots.symbol in self.failing:
+            raise ConnectionError("PostgreSQL is away")
+        self.applied.append((event_id, lots))
+        return True
+
+
+async def test_applied_events_are_acked_failures_retried_and_broken_ones_dropped() -> None:
+    good = Message("pricing.instrument.updated", updated(event_id="good"))
+    failing = Message("pricing.instrument.updated", updated(event_id="later", symbol="GBPUSD"))
+    broken = Message("pricing.instrument.created", b"\xff\xff\xff")
+    other = Message("pricing.instrument.renamed", b"")
+    catalogue = Catalogue(failing={"GBPUSD"})
+
+    with pytest.raises(asyncio.CancelledError):
+        await catalogue._consume(Subscription([good, failing, broken, other]))  # type: ignore[arg-type]
+
+    assert [event_id for event_id, _ in catalogue.applied] == ["good"]
+    assert (good.outcome, failing.outcome, broken.outcome, other.outcome) == (
+        "ack",
+        "nak",
+        "term",
+        "ack",
+    )
