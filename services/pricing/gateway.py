@@ -2,9 +2,11 @@
 
 QuickFIX owns the sessions: logon, heartbeats, resend requests, and reconnecting every
 `ReconnectInterval` seconds after a drop. On each logon the gateway subscribes to the top of book
-of every instrument, one MarketDataRequest per symbol (an LP that refuses one symbol still sends
-the others); an instrument created later is subscribed at once (`subscribe`). The LP answers with
-a snapshot per instrument, then incremental refreshes.
+of every instrument in one MarketDataRequest, so that a refresh carries every symbol that moved.
+If the LP refuses that request (one symbol it does not quote refuses all), the gateway asks again
+one symbol at a time, so it loses only what the LP does not quote. An instrument created later is
+subscribed at once (`subscribe`). The LP answers with a snapshot per instrument, then incremental
+refreshes.
 Each FIX message becomes a batch of `LpQuote`s handed to the event loop in one step.
 
 Credentials come from Vault (`secret/tradingmesh/lp/<lp>`, `username` and `password`) and go into
@@ -183,6 +185,7 @@ class LpGateway:
         self._books: dict[str, dict[str, _Book]] = {e.lp: {} for e in endpoints}
         self._lock = threading.Lock()
         self._logged_on: dict[str, fix.SessionID] = {}  # lp -> its session, while logged on
+        self._requests: dict[str, list[str]] = {}  # MDReqID -> the symbols it asked for
         self._request_ids = itertools.count(1)
         self._settings = self._session_settings(store_dir, reconnect_seconds, heartbeat_seconds)
         self._app = _Application(self)
@@ -263,8 +266,7 @@ class LpGateway:
         with self._lock:
             self._logged_on[lp] = session
             symbols = list(self.symbols)
-        for symbol in symbols:
-            fix.Session.sendToTarget(self._market_data_request(symbol), session)
+        self._request(session, symbols)
 
     def subscribe(self, symbols: Sequence[str]) -> None:
         """Asks every logged-on LP for the symbols not asked for yet (a new instrument), and
@@ -274,8 +276,8 @@ class LpGateway:
             self.symbols.extend(new)
             sessions = list(self._logged_on.values())
         for session in sessions:
-            for symbol in new:
-                fix.Session.sendToTarget(self._market_data_request(symbol), session)
+            if new:
+                self._request(session, new)
 
     def _on_logout(self, session: fix.SessionID) -> None:
         lp = self._lp(session)
@@ -290,28 +292,32 @@ class LpGateway:
             self.status[lp].last_error = text
         log.warning("LP session error", extra={"lp": lp, "error": text})
 
-    def _market_data_request(self, symbol: str) -> fix.Message:
-        """One request per symbol: an LP that does not know a symbol refuses that request only,
-        and keeps sending the others."""
-        request = fix44.MarketDataRequest()
-        request.setField(fix.StringField(MD_REQ_ID, f"md-{next(self._request_ids)}"))
-        request.setField(fix.StringField(263, "1"))  # snapshot + updates
-        request.setField(fix.StringField(264, "1"))  # top of book
-        request.setField(fix.StringField(265, "1"))  # incremental refresh
-        for entry_type in (BID, OFFER):
-            types = fix44.MarketDataRequest.NoMDEntryTypes()
-            types.setField(fix.StringField(MD_ENTRY_TYPE, entry_type))
-            request.addGroup(types)
-        related = fix44.MarketDataRequest.NoRelatedSym()
-        related.setField(fix.StringField(SYMBOL, symbol))
-        request.addGroup(related)
-        return request
+    def _request(self, session: fix.SessionID, symbols: Sequence[str]) -> None:
+        request_id = f"md-{next(self._request_ids)}"
+        with self._lock:
+            self._requests[request_id] = list(symbols)
+        fix.Session.sendToTarget(_market_data_request(request_id, symbols), session)
+
+    def _on_refused(self, session: fix.SessionID, message: fix.Message) -> None:
+        with self._lock:
+            symbols = self._requests.pop(_get(message, MD_REQ_ID) or "", [])
+        text = _get(message, TEXT) or ""
+        if len(symbols) > 1:
+            # One symbol the LP does not quote refuses the whole request: ask for each alone.
+            log.warning(
+                "LP refused the market data request; asking per symbol",
+                extra={"lp": self._lp(session), "error": text},
+            )
+            for symbol in symbols:
+                self._request(session, [symbol])
+        else:
+            self._on_error(session, f"market data refused: {text}")
 
     def _on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
         header = message.getHeader()
         msg_type = _get(header, MSG_TYPE)
         if msg_type == fix.MsgType_MarketDataRequestReject:
-            self._on_error(session, f"market data refused: {_get(message, TEXT) or ''}")
+            self._on_refused(session, message)
             return
         if msg_type not in (
             fix.MsgType_MarketDataSnapshotFullRefresh,
@@ -370,3 +376,20 @@ class LpGateway:
                 self.status[lp].last_quote_at = received_at
         if quotes or snapshot:
             self.loop.call_soon_threadsafe(self.on_quotes, quotes)
+
+
+def _market_data_request(request_id: str, symbols: Sequence[str]) -> fix.Message:
+    request = fix44.MarketDataRequest()
+    request.setField(fix.StringField(MD_REQ_ID, request_id))
+    request.setField(fix.StringField(263, "1"))  # snapshot + updates
+    request.setField(fix.StringField(264, "1"))  # top of book
+    request.setField(fix.StringField(265, "1"))  # incremental refresh
+    for entry_type in (BID, OFFER):
+        types = fix44.MarketDataRequest.NoMDEntryTypes()
+        types.setField(fix.StringField(MD_ENTRY_TYPE, entry_type))
+        request.addGroup(types)
+    for symbol in symbols:
+        related = fix44.MarketDataRequest.NoRelatedSym()
+        related.setField(fix.StringField(SYMBOL, symbol))
+        request.addGroup(related)
+    return request
