@@ -12,20 +12,18 @@ delivered late, changes nothing. Several replicas may share the consumer: they w
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from google.protobuf.message import DecodeError
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 
 from services.platform.db import Database
+from services.platform.inbox import EventConsumer, UndeliverableError, first_time
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = ["CONSUMER", "SUBJECTS", "InstrumentCatalogue", "InstrumentLots", "decode", "lots_of"]
@@ -34,7 +32,6 @@ log = logging.getLogger(__name__)
 
 CONSUMER: Final = "account-instruments"
 FILTER: Final = "pricing.instrument.>"
-_RETRY_SECONDS: Final = 1.0
 
 InstrumentEvent = (
     pricing_events_pb2.InstrumentCreated
@@ -102,10 +99,6 @@ def _positive(value: str, field: str) -> Decimal:
     return number
 
 
-_REMEMBER = text(
-    "INSERT INTO account.inbox (event_id, subject) VALUES (:id, :subject)"
-    " ON CONFLICT DO NOTHING RETURNING event_id"
-)
 _UPSERT = text(
     "INSERT INTO account.instruments (symbol, lot_step, min_lot, max_lot, version)"
     " VALUES (:symbol, :lot_step, :min_lot, :max_lot, :version)"
@@ -122,64 +115,29 @@ class InstrumentCatalogue:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._task: asyncio.Task[None] | None = None
+        self.consumer = EventConsumer(CONSUMER, FILTER, self.handle)
 
     async def start(self, js: JetStreamContext) -> None:
-        subscription = await js.pull_subscribe(
-            FILTER,
-            durable=CONSUMER,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=30,
-            ),
-        )
-        self._task = asyncio.create_task(self._consume(subscription), name=CONSUMER)
+        await self.consumer.start(js)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.consumer.stop()
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(batch=100, timeout=1)
-            except (NatsTimeoutError, TimeoutError):  # nats-py raises either when idle
-                continue
-            except Exception:
-                log.exception("reading pricing's instrument events failed; retrying")
-                await asyncio.sleep(_RETRY_SECONDS)
-                continue
-            for message in messages:
-                try:
-                    event = decode(message.subject, message.data)
-                    lots = None if event is None else lots_of(event)
-                except ValueError:
-                    # Never applicable, however often delivered: dropped, and said so.
-                    log.exception("an instrument event breaks its contract; dropped")
-                    await message.term()
-                    continue
-                if event is not None and lots is not None:
-                    try:
-                        await self.apply(message.subject, event.metadata.event_id, lots)
-                    except Exception:
-                        log.exception(
-                            "applying an instrument event failed; it will be redelivered",
-                            extra={"subject": message.subject},
-                        )
-                        await message.nak(delay=_RETRY_SECONDS)
-                        continue
-                await message.ack()
+    async def handle(self, message: Msg) -> bool:
+        try:
+            event = decode(message.subject, message.data)
+            lots = None if event is None else lots_of(event)
+        except ValueError as error:  # never applicable, however often delivered
+            raise UndeliverableError(str(error)) from error
+        if event is None or lots is None:
+            return False
+        return await self.apply(message.subject, event.metadata.event_id, lots)
 
     async def apply(self, subject: str, event_id: str, lots: InstrumentLots) -> bool:
         """Applies one event once; True if the stored copy changed (False for an event seen
         before, or one not newer than the copy)."""
         async with self.db.transaction() as session:
-            fresh = await session.execute(_REMEMBER, {"id": event_id, "subject": subject})
-            if fresh.first() is None:
+            if not await first_time(session, "account", event_id, subject):
                 return False  # seen before
             applied = await session.execute(
                 _UPSERT,

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.platform.bus import MSG_ID_HEADER, encode_event
 from services.platform.db import Database
 
-__all__ = ["OutboxRelay", "add_event"]
+__all__ = ["OutboxRelay", "add_event", "schema_table"]
 
 _log = logging.getLogger(__name__)
 _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -46,10 +46,11 @@ _IDLE_SECONDS: Final = 0.5
 _RETRY_SECONDS: Final = 2.0
 
 
-def _table(schema: str) -> str:
+def schema_table(schema: str, table: str = "outbox") -> str:
+    """`<schema>.<table>`, for a schema name that is safe to put in SQL."""
     if not _SCHEMA.fullmatch(schema):
         raise ValueError(f"{schema!r} is not a schema name")
-    return f"{schema}.outbox"
+    return f"{schema}.{table}"
 
 
 async def add_event(session: AsyncSession, schema: str, subject: str, event: Message) -> str:
@@ -62,7 +63,7 @@ async def add_event(session: AsyncSession, schema: str, subject: str, event: Mes
     event_id = headers[MSG_ID_HEADER]
     await session.execute(
         text(
-            f"INSERT INTO {_table(schema)} (event_id, subject, payload)"
+            f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
             " VALUES (:event_id, :subject, :payload)"
         ),
         {"event_id": event_id, "subject": subject, "payload": payload},
@@ -86,7 +87,7 @@ class OutboxRelay:
     ) -> None:
         self._db = db
         self._js = jetstream
-        self._table = _table(schema)
+        self._table = schema_table(schema)
         self._batch = batch
         self._idle = idle_seconds
         self._wakeup = asyncio.Event()

@@ -185,7 +185,8 @@ class LpGateway:
         self._books: dict[str, dict[str, _Book]] = {e.lp: {} for e in endpoints}
         self._lock = threading.Lock()
         self._logged_on: dict[str, fix.SessionID] = {}  # lp -> its session, while logged on
-        self._requests: dict[str, list[str]] = {}  # MDReqID -> the symbols it asked for
+        # Per LP, this session's open requests: MDReqID -> the symbols it asked for.
+        self._requests: dict[str, dict[str, list[str]]] = {e.lp: {} for e in endpoints}
         self._request_ids = itertools.count(1)
         self._settings = self._session_settings(store_dir, reconnect_seconds, heartbeat_seconds)
         self._app = _Application(self)
@@ -261,6 +262,7 @@ class LpGateway:
         lp = self._lp(session)
         with self._lock:
             self._books[lp] = {}
+            self._requests[lp] = {}  # a new session: the old one's requests are gone with it
         self._set_state(lp, SessionState.LOGGED_ON)
         log.info("LP session logged on", extra={"lp": lp})
         with self._lock:
@@ -295,12 +297,12 @@ class LpGateway:
     def _request(self, session: fix.SessionID, symbols: Sequence[str]) -> None:
         request_id = f"md-{next(self._request_ids)}"
         with self._lock:
-            self._requests[request_id] = list(symbols)
+            self._requests[self._lp(session)][request_id] = list(symbols)
         fix.Session.sendToTarget(_market_data_request(request_id, symbols), session)
 
     def _on_refused(self, session: fix.SessionID, message: fix.Message) -> None:
         with self._lock:
-            symbols = self._requests.pop(_get(message, MD_REQ_ID) or "", [])
+            symbols = self._requests[self._lp(session)].pop(_get(message, MD_REQ_ID) or "", [])
         text = _get(message, TEXT) or ""
         if len(symbols) > 1:
             # One symbol the LP does not quote refuses the whole request: ask for each alone.

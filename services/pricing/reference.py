@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeoutError
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.inbox import EventConsumer, UndeliverableError, first_time
 from services.pricing.engine import GroupConfig
 from services.pricing.model import Markup, MarkupKind
 from tradingmesh.account.v1 import account_events_pb2
@@ -152,7 +153,9 @@ class Reference:
         self.accounts: dict[str, AccountRef] = {}
         self.on_groups_changed: Callable[[], None] = lambda: None
         self.on_instruments_changed: Callable[[], None] = lambda: None
-        self._task: asyncio.Task[None] | None = None
+        self.consumer = EventConsumer(
+            CONSUMER, "account.>", self.handle, on_changes=self.reload_groups
+        )
         self._clock: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
@@ -247,66 +250,38 @@ class Reference:
     # -- events --------------------------------------------------------------------------------
 
     async def start(self, js: JetStreamContext) -> None:
-        subscription = await js.pull_subscribe(
-            "account.>",
-            durable=CONSUMER,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=30,
-            ),
-        )
-        self._task = asyncio.create_task(self._consume(subscription), name="pricing-reference")
+        await self.consumer.start(js)
         self._clock = asyncio.create_task(self._status_clock(), name="pricing-status-clock")
 
     async def stop(self) -> None:
-        for task in (self._task, self._clock):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.consumer.stop()
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
 
     async def _status_clock(self) -> None:
         while True:
             await asyncio.sleep(STATUS_CLOCK_SECONDS)
             self.refresh_statuses(datetime.now(UTC))
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(batch=100, timeout=1)
-            except (NatsTimeoutError, TimeoutError):  # nats-py raises either when idle
-                continue
-            except Exception:
-                log.exception("reading account events failed; retrying")
-                await asyncio.sleep(1)
-                continue
-            changed = False
-            for message in messages:
-                kind = SUBJECTS.get(message.subject)
-                if kind is not None:
-                    event = kind.FromString(message.data)
-                    try:
-                        changed |= await self.apply(message.subject, event)
-                    except Exception:
-                        log.exception("applying an account event failed; it will be redelivered")
-                        continue
-                await message.ack()
-            if changed:
-                await self.reload_groups()
+    async def handle(self, message: Msg) -> bool:
+        """One account event (other subjects are skipped); True if the groups' pricing may have
+        changed, so the consumer reloads the groups after the batch."""
+        kind = SUBJECTS.get(message.subject)
+        if kind is None:
+            return False
+        try:
+            event = kind.FromString(message.data)
+        except DecodeError as error:
+            raise UndeliverableError(f"{message.subject}: not a {kind.__name__}") from error
+        return await self.apply(message.subject, event)
 
     async def apply(self, subject: str, event: _Event) -> bool:
         """Applies one event once; True if the groups' pricing may have changed."""
         version = event.metadata.occurred_at.ToMicroseconds()
         async with self.db.transaction() as session:
-            fresh = await session.execute(
-                text(
-                    "INSERT INTO pricing.inbox (event_id, subject) VALUES (:id, :subject)"
-                    " ON CONFLICT DO NOTHING RETURNING event_id"
-                ),
-                {"id": event.metadata.event_id, "subject": subject},
-            )
-            if fresh.first() is None:
+            if not await first_time(session, "pricing", event.metadata.event_id, subject):
                 return False  # seen before
             if isinstance(event, account_events_pb2.ClientGroupChanged):
                 group = event.client_group

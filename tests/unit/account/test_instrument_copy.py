@@ -154,7 +154,7 @@ async def test_applied_events_are_acked_failures_retried_and_broken_ones_dropped
     catalogue = Catalogue(failing={"GBPUSD"})
 
     with pytest.raises(asyncio.CancelledError):
-        await catalogue._consume(Subscription([good, failing, broken, other]))  # type: ignore[arg-type]
+        await catalogue.consumer._run(Subscription([good, failing, broken, other]))  # type: ignore[arg-type]
 
     assert [event_id for event_id, _ in catalogue.applied] == ["good"]
     assert (good.outcome, failing.outcome, broken.outcome, other.outcome) == (

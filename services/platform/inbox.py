@@ -1,0 +1,129 @@
+"""The consuming side of the outbox (ADR 0005): a durable JetStream consumer, and the inbox that
+makes each event count once.
+
+A service that keeps a copy of another domain's data runs an `EventConsumer` on that domain's
+subjects. Its handler applies one message in one transaction and calls `first_time` there
+first, so a redelivered event (JetStream delivers at least once) changes nothing:
+
+    CREATE TABLE <schema>.inbox (
+        event_id    UUID PRIMARY KEY,
+        subject     TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+
+A message is acknowledged once its handler returns; redelivered after `retry_seconds` when the
+handler raises; and dropped (with a log line) when it raises `UndeliverableError`, i.e. breaks its
+contract and could never apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.platform.outbox import schema_table
+
+__all__ = ["EventConsumer", "UndeliverableError", "first_time"]
+
+_log = logging.getLogger(__name__)
+_BATCH: Final = 100
+_RETRY_SECONDS: Final = 1.0
+
+# Applies one message; True if what the service holds changed.
+Handler = Callable[[Msg], Awaitable[bool]]
+
+
+class UndeliverableError(Exception):
+    """The message breaks its contract: no redelivery can make it apply."""
+
+
+async def first_time(session: AsyncSession, schema: str, event_id: str, subject: str) -> bool:
+    """Records `event_id` in `<schema>.inbox` in the session's transaction; False if it was
+    there already (the event was applied before)."""
+    fresh = await session.execute(
+        text(
+            f"INSERT INTO {schema_table(schema, 'inbox')} (event_id, subject)"
+            " VALUES (:id, :subject) ON CONFLICT DO NOTHING RETURNING event_id"
+        ),
+        {"id": event_id, "subject": subject},
+    )
+    return fresh.first() is not None
+
+
+class EventConsumer:
+    """Reads `subjects` with the durable pull consumer `name` and hands each message to
+    `handle`; after a batch in which something changed, awaits `on_changes`. `start` once the
+    service's connections are open, `stop` before they close."""
+
+    def __init__(
+        self,
+        name: str,
+        subjects: str,
+        handle: Handler,
+        *,
+        on_changes: Callable[[], Awaitable[None]] | None = None,
+        retry_seconds: float = _RETRY_SECONDS,
+    ) -> None:
+        self.name = name
+        self.subjects = subjects
+        self._handle = handle
+        self._on_changes = on_changes
+        self._retry = retry_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, js: JetStreamContext) -> None:
+        subscription = await js.pull_subscribe(
+            self.subjects,
+            durable=self.name,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30
+            ),
+        )
+        self._task = asyncio.create_task(self._run(subscription), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(batch=_BATCH, timeout=1)
+            except TimeoutError:  # nats-py raises its own or asyncio's when idle
+                continue
+            except Exception:
+                _log.exception("reading events failed; retrying", extra={"consumer": self.name})
+                await asyncio.sleep(self._retry)
+                continue
+            changed = False
+            for message in messages:
+                changed |= await self._deliver(message)
+            if changed and self._on_changes is not None:
+                await self._on_changes()
+
+    async def _deliver(self, message: Msg) -> bool:
+        extra = {"consumer": self.name, "subject": message.subject}
+        try:
+            changed = await self._handle(message)
+        except UndeliverableError:
+            _log.exception("an event breaks its contract; dropped", extra=extra)
+            await message.term()
+            return False
+        except Exception:
+            _log.exception("applying an event failed; it will be redelivered", extra=extra)
+            await message.nak(delay=self._retry)
+            return False
+        await message.ack()
+        return changed
