@@ -13,6 +13,7 @@ from typing import Final
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import InvalidDecimalError, format_decimal, parse_decimal
+from tradingmesh.trading.money import minor_unit
 
 __all__ = [
     "HOUSE_ACCOUNT_BY_REASON",
@@ -55,28 +56,10 @@ HOUSE_ACCOUNT_BY_REASON: Final[dict[Reason, str]] = {
     Reason.ADJUSTMENT: "house:adjustments",
 }
 
-# Debits with these reasons may take a balance below zero: a booked stop-out loss is a fact of
-# the market, not a request that can be refused. Every other debit stops at zero.
-NEGATIVE_ALLOWED: Final = frozenset({Reason.STOP_OUT_LOSS})
-
-# ISO 4217 minor units that are not 2; every other currency has 2.
-_MINOR_UNITS: Final[dict[str, int]] = {
-    "JPY": 0,
-    "KRW": 0,
-    "CLP": 0,
-    "ISK": 0,
-    "VND": 0,
-    "BHD": 3,
-    "KWD": 3,
-    "OMR": 3,
-    "JOD": 3,
-    "TND": 3,
-}
-
-
-def minor_unit(currency: str) -> int:
-    """How many decimals the currency's amounts may have (2 for USD)."""
-    return _MINOR_UNITS.get(currency, 2)
+# Debits with these reasons may take a balance below zero: a trade's realized loss and commission
+# and a stop-out loss are facts of the market, booked after the fill committed in the OMS, not
+# requests that can be refused (ADR 0007). Every other debit stops at zero.
+NEGATIVE_ALLOWED: Final = frozenset({Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS})
 
 
 def parse_amount(text: str, currency: str, field: str, *, positive: bool = False) -> Decimal:

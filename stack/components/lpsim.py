@@ -15,9 +15,11 @@ from stack.ports import HOST, port_is_listening
 from stack.process import Launch
 from stack.secrets import Login
 
-# Who may log on: the platform's LP gateway, and tests or benchmarks beside it (a FIX session is
-# one connection per pair of comp ids, so they need their own).
+# Who may log on: pricing's LP gateway, the OMS's order sessions (ADR 0007), and tests or
+# benchmarks beside them (a FIX session is one connection per pair of comp ids, so each needs its
+# own).
 PLATFORM_COMP_ID = "TRADINGMESH"
+OMS_COMP_ID = "TRADINGMESH-OMS"
 QA_COMP_ID = "TRADINGMESH-QA"
 
 
@@ -83,7 +85,7 @@ class LpSimulator(Component):
                 "TM_LPSIM_SPREAD_FACTOR": self.profile.spread_factor,
                 "TM_LPSIM_RATE": self.profile.rate,
                 "TM_LPSIM_FILL_DELAY_MS": str(self.profile.fill_delay_ms),
-                "TM_LPSIM_CLIENTS": f"{PLATFORM_COMP_ID},{QA_COMP_ID}",
+                "TM_LPSIM_CLIENTS": f"{PLATFORM_COMP_ID},{OMS_COMP_ID},{QA_COMP_ID}",
             }
         )
         return Launch(

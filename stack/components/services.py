@@ -71,10 +71,14 @@ class Service(Component):
                 "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.name)),
             }
         )
+        lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
         if self.name == "pricing":  # its LP gateway connects to the stack's LP simulators
-            env["TM_PRICING_LPS"] = ",".join(
-                f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS
-            )
+            env["TM_PRICING_LPS"] = lps
+        if self.name == "oms":  # the pre-trade check; STP orders go to the LPs (ADR 0007)
+            env["TM_RISK_ADDR"] = f"{HOST}:{ports.service_grpc('risk')}"
+            env["TM_OMS_LPS"] = lps
+        if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
+            env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:

@@ -2,10 +2,10 @@
 
 - `state`: the order status machine, one table of (status, event) -> status, and `apply`;
 - `positions`: fills applied to positions (netting and hedging), average price, P&L;
-- `margin`: required margin, equity, free margin, margin level, stop-out order;
-- `money`: the one rounding rule, currency conversion, commission;
 - `validation`: order-entry rules that need the instrument (lot step, digits, stops).
 
 Everything is exact `Decimal`; amounts are rounded once, to the account currency's minor unit,
-half to even (`money.round_money`).
+half to even (`money.round_money`). The money rule and the margin arithmetic, which the risk
+service shares, live in the SDK as `tradingmesh.trading.money` and `tradingmesh.trading.margin`
+(ADR 0007).
 """

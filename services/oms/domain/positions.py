@@ -25,7 +25,10 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
-from services.oms.domain.money import (
+from services.platform.errors import DomainError
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.trading.money import (
     IDENTITY,
     PRICE_PLACES,
     Conversion,
@@ -35,9 +38,6 @@ from services.oms.domain.money import (
     exact_sum,
     round_money,
 )
-from services.platform.errors import DomainError
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = [
     "Execution",

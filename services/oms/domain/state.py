@@ -24,11 +24,11 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
-from services.oms.domain.money import exact_difference
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.trading.money import exact_difference
 
 __all__ = [
     "OPEN_STATUSES",

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.oms.domain.money import exact_difference, fits_places, is_multiple
 from services.oms.domain.positions import Side
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.trading.money import exact_difference, fits_places, is_multiple
 
 __all__ = [
     "InstrumentRules",

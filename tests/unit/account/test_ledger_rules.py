@@ -44,11 +44,18 @@ def test_a_debit_beyond_the_balance_is_insufficient_funds(reason: Reason) -> Non
     assert refused.value.metadata["requested"] == "10.01"
 
 
-def test_only_a_booked_stop_out_loss_may_take_the_balance_below_zero() -> None:
-    posting = next_balance(Decimal("10"), 3, Decimal("-25"), Reason.STOP_OUT_LOSS, "USD")
+@pytest.mark.parametrize("reason", [Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS])
+def test_booked_trading_results_may_take_the_balance_below_zero(reason: Reason) -> None:
+    posting = next_balance(Decimal("10"), 3, Decimal("-25"), reason, "USD")
 
     assert posting.balance_after == Decimal("-15")
-    assert frozenset({Reason.STOP_OUT_LOSS}) == NEGATIVE_ALLOWED
+    assert posting.sequence == 4
+
+
+def test_only_trading_results_may_take_the_balance_below_zero() -> None:
+    assert frozenset({Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS}) == (
+        NEGATIVE_ALLOWED
+    )
 
 
 def test_a_credit_to_a_negative_balance_is_allowed_even_if_it_stays_negative() -> None:

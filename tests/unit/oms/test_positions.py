@@ -6,7 +6,6 @@ from decimal import Decimal, Inexact
 
 import pytest
 
-from services.oms.domain.money import Conversion, commission, exact_product, round_money
 from services.oms.domain.positions import (
     Execution,
     PnlTerms,
@@ -24,6 +23,7 @@ from services.oms.domain.positions import (
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.trading.money import Conversion, commission, exact_product, round_money
 
 D = Decimal
 EURUSD = PnlTerms(contract_size=D(100000), currency="USD")  # quoted in the account currency

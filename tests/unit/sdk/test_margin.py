@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.domain.margin import (
+from tradingmesh.risk.v1 import risk_pb2
+from tradingmesh.trading.margin import (
     MarginRule,
     RiskStatus,
     StopOutCandidate,
@@ -19,8 +20,7 @@ from services.oms.domain.margin import (
     required_margin,
     risk_status,
 )
-from services.oms.domain.money import Conversion
-from tradingmesh.risk.v1 import risk_pb2
+from tradingmesh.trading.money import Conversion
 
 D = Decimal
 

@@ -17,8 +17,8 @@ Definitions (risk/v1/risk.proto, account/v1 ClientGroup, ADR 0007):
 - stop-out closes the position with the largest loss first (lowest unrealized P&L), the older
   one first on a tie, one at a time, re-evaluating after each close.
 
-This module imports nothing of the OMS but `money`, so the risk service can share it unchanged
-(ADR 0007, open points).
+It lives in the SDK so the OMS, the risk service and partners' code compute margin the same way
+(ADR 0007).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final
 
-from services.oms.domain.money import (
+from tradingmesh.risk.v1 import risk_pb2
+from tradingmesh.trading.money import (
     IDENTITY,
     Conversion,
     divide,
@@ -39,7 +40,6 @@ from services.oms.domain.money import (
     exact_sum,
     round_money,
 )
-from tradingmesh.risk.v1 import risk_pb2
 
 __all__ = [
     "AccountMargin",

@@ -61,8 +61,7 @@ _DIVIDE: Final = Context(
     traps=[InvalidOperation, DivisionByZero, Overflow],
 )
 
-# ISO 4217 minor units that are not 2; every other currency has 2. (The account service keeps
-# the same table; a service never imports another, see ADR 0007's open points.)
+# ISO 4217 minor units that are not 2; every other currency has 2.
 _MINOR_UNITS: Final[dict[str, int]] = {
     "JPY": 0,
     "KRW": 0,
