@@ -1,7 +1,7 @@
 """The LP gateway (ADR 0006): one QuickFIX 4.4 initiator session per liquidity provider.
 
-QuickFIX owns the sessions: logon, heartbeats, resend requests, and reconnecting every
-`ReconnectInterval` seconds after a drop. On each logon the gateway subscribes to the top of book
+QuickFIX owns the sessions (services/platform/fix.py, shared with the OMS's order router). On
+each logon the gateway subscribes to the top of book
 of every instrument in one MarketDataRequest, so that a refresh carries every symbol that moved.
 If the LP refuses that request (one symbol it does not quote refuses all), the gateway asks again
 one symbol at a time, so it loses only what the LP does not quote. An instrument created later is
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,44 +34,25 @@ from pathlib import Path
 import quickfix as fix
 import quickfix44 as fix44
 
+from services.platform.fix import (
+    LpApplication,
+    LpEndpoint,
+    get_field,
+    initiator_settings,
+    parse_fix_time,
+)
 from services.platform.secrets import Secret
 from services.pricing.model import LpQuote
 
 log = logging.getLogger(__name__)
 
 SENDER_COMP_ID = "TRADINGMESH"
-BEGIN_STRING = "FIX.4.4"
 
 MSG_TYPE, MSG_SEQ_NUM, SENDING_TIME, SYMBOL, TEXT = 35, 34, 52, 55, 58
 MD_REQ_ID, NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE = 262, 268, 269, 270, 271
-MD_UPDATE_ACTION, USERNAME, PASSWORD = 279, 553, 554
+MD_UPDATE_ACTION = 279
 BID, OFFER = "0", "1"
 DELETE = "2"
-
-
-@dataclass(frozen=True)
-class LpEndpoint:
-    """One configured LP: its id (also its Vault path and, upper-cased, its SenderCompID)."""
-
-    lp: str
-    host: str
-    port: int
-
-    @property
-    def target_comp_id(self) -> str:
-        return self.lp.upper()
-
-    @classmethod
-    def parse_list(cls, text: str) -> list[LpEndpoint]:
-        """`lp-alpha=127.0.0.1:17060,lp-beta=127.0.0.1:17061`"""
-        endpoints = []
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            lp, _, address = item.partition("=")
-            host, _, port = address.rpartition(":")
-            if not lp or not host or not port.isdigit():
-                raise ValueError(f"bad LP endpoint {item!r}: want <lp>=<host>:<port>")
-            endpoints.append(cls(lp.strip(), host, int(port)))
-        return endpoints
 
 
 class SessionState(Enum):
@@ -105,59 +85,8 @@ class _Book:
     ask: _Side = field(default_factory=_Side)
 
 
-def parse_fix_time(text: str | None) -> datetime | None:
-    """FIX UTCTimestamp (YYYYMMDD-HH:MM:SS[.fff[fff]]) as an aware datetime."""
-    if not text:
-        return None
-    for pattern in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
-
-
-def _get(message: fix.FieldMap, tag: int) -> str | None:
-    return str(message.getField(tag)) if message.isSetField(tag) else None
-
-
 QuoteSink = Callable[[list[LpQuote]], None]
 StateSink = Callable[[LpStatus], None]
-
-
-class _Application(fix.Application):  # type: ignore[misc]
-    """QuickFIX callbacks, on QuickFIX's threads. Only parsing happens here."""
-
-    def __init__(self, gateway: LpGateway) -> None:
-        super().__init__()
-        self.gateway = gateway
-
-    def onCreate(self, session: fix.SessionID) -> None:  # noqa: N802 (QuickFIX's names)
-        pass
-
-    def onLogon(self, session: fix.SessionID) -> None:  # noqa: N802
-        self.gateway._on_logon(session)
-
-    def onLogout(self, session: fix.SessionID) -> None:  # noqa: N802
-        self.gateway._on_logout(session)
-
-    def toAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        if _get(message.getHeader(), MSG_TYPE) == fix.MsgType_Logon:
-            username, password = self.gateway._credentials(session)
-            message.setField(fix.StringField(USERNAME, username))
-            message.setField(fix.StringField(PASSWORD, password.reveal()))
-
-    def fromAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        if _get(message.getHeader(), MSG_TYPE) == fix.MsgType_Logout:
-            text = _get(message, TEXT)
-            if text:
-                self.gateway._on_error(session, text)
-
-    def toApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        pass
-
-    def fromApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        self.gateway._on_app_message(message, session)
 
 
 class LpGateway:
@@ -188,41 +117,17 @@ class LpGateway:
         # Per LP, this session's open requests: MDReqID -> the symbols it asked for.
         self._requests: dict[str, dict[str, list[str]]] = {e.lp: {} for e in endpoints}
         self._request_ids = itertools.count(1)
-        self._settings = self._session_settings(store_dir, reconnect_seconds, heartbeat_seconds)
-        self._app = _Application(self)
+        self._settings = initiator_settings(
+            endpoints,
+            SENDER_COMP_ID,
+            store_dir,
+            persist_messages=False,
+            reset_on_logon=True,
+            reconnect_seconds=reconnect_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+        )
+        self._app = LpApplication(self)
         self._initiator: fix.SocketInitiator | None = None
-
-    def _session_settings(
-        self, store_dir: Path, reconnect_seconds: int, heartbeat_seconds: int
-    ) -> fix.SessionSettings:
-        store_dir.mkdir(parents=True, exist_ok=True)
-        defaults = fix.Dictionary()
-        for key, value in {
-            "ConnectionType": "initiator",
-            "StartTime": "00:00:00",
-            "EndTime": "00:00:00",
-            "HeartBtInt": str(heartbeat_seconds),
-            "ReconnectInterval": str(reconnect_seconds),
-            "FileStorePath": str(store_dir),
-            "PersistMessages": "N",
-            "ResetOnLogon": "Y",
-            "UseDataDictionary": "Y",
-            "DataDictionary": str(Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"),
-            "ValidateUserDefinedFields": "N",
-            "TimestampPrecision": "6",
-            "SocketNodelay": "Y",
-        }.items():
-            defaults.setString(key, value)
-        settings = fix.SessionSettings()
-        settings.set(defaults)
-        for endpoint in self.endpoints.values():
-            session = fix.Dictionary()
-            session.setString("SocketConnectHost", endpoint.host)
-            session.setString("SocketConnectPort", str(endpoint.port))
-            settings.set(
-                fix.SessionID(BEGIN_STRING, SENDER_COMP_ID, endpoint.target_comp_id), session
-            )
-        return settings
 
     def start(self) -> None:
         self._initiator = fix.SocketInitiator(
@@ -242,7 +147,7 @@ class LpGateway:
     def _lp(self, session: fix.SessionID) -> str:
         return self.endpoints[session.getTargetCompID().getValue()].lp
 
-    def _credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
+    def credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
         return self._credentials_by_lp[self._lp(session)]
 
     def _set_state(self, lp: str, state: SessionState, error: str = "") -> None:
@@ -258,7 +163,7 @@ class LpGateway:
             snapshot = LpStatus(**vars(status))
         self.loop.call_soon_threadsafe(self.on_state, snapshot)
 
-    def _on_logon(self, session: fix.SessionID) -> None:
+    def on_logon(self, session: fix.SessionID) -> None:
         lp = self._lp(session)
         with self._lock:
             self._books[lp] = {}
@@ -281,14 +186,14 @@ class LpGateway:
             if new:
                 self._request(session, new)
 
-    def _on_logout(self, session: fix.SessionID) -> None:
+    def on_logout(self, session: fix.SessionID) -> None:
         lp = self._lp(session)
         with self._lock:
             self._logged_on.pop(lp, None)
         self._set_state(lp, SessionState.DISCONNECTED)
         log.warning("LP session logged out", extra={"lp": lp})
 
-    def _on_error(self, session: fix.SessionID, text: str) -> None:
+    def on_error(self, session: fix.SessionID, text: str) -> None:
         lp = self._lp(session)
         with self._lock:
             self.status[lp].last_error = text
@@ -302,8 +207,8 @@ class LpGateway:
 
     def _on_refused(self, session: fix.SessionID, message: fix.Message) -> None:
         with self._lock:
-            symbols = self._requests[self._lp(session)].pop(_get(message, MD_REQ_ID) or "", [])
-        text = _get(message, TEXT) or ""
+            symbols = self._requests[self._lp(session)].pop(get_field(message, MD_REQ_ID) or "", [])
+        text = get_field(message, TEXT) or ""
         if len(symbols) > 1:
             # One symbol the LP does not quote refuses the whole request: ask for each alone.
             log.warning(
@@ -313,11 +218,11 @@ class LpGateway:
             for symbol in symbols:
                 self._request(session, [symbol])
         else:
-            self._on_error(session, f"market data refused: {text}")
+            self.on_error(session, f"market data refused: {text}")
 
-    def _on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
+    def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
         header = message.getHeader()
-        msg_type = _get(header, MSG_TYPE)
+        msg_type = get_field(header, MSG_TYPE)
         if msg_type == fix.MsgType_MarketDataRequestReject:
             self._on_refused(session, message)
             return
@@ -328,29 +233,29 @@ class LpGateway:
             return  # execution reports belong to the OMS's STP flow (issue #6)
         lp = self._lp(session)
         received_at = datetime.now(UTC)
-        lp_time = parse_fix_time(_get(header, SENDING_TIME))
-        sequence = _get(header, MSG_SEQ_NUM) or "0"
+        lp_time = parse_fix_time(get_field(header, SENDING_TIME))
+        sequence = get_field(header, MSG_SEQ_NUM) or "0"
         snapshot = msg_type == fix.MsgType_MarketDataSnapshotFullRefresh
-        message_symbol = _get(message, SYMBOL)
+        message_symbol = get_field(message, SYMBOL)
         group = fix.Group(NO_MD_ENTRIES, MD_ENTRY_TYPE)
         touched: set[str] = set()
         with self._lock:
             books = self._books[lp]
             logons = self.status[lp].logons
-            for i in range(1, int(_get(message, NO_MD_ENTRIES) or "0") + 1):
+            for i in range(1, int(get_field(message, NO_MD_ENTRIES) or "0") + 1):
                 message.getGroup(i, group)
-                symbol = _get(group, SYMBOL) or message_symbol
-                entry_type = _get(group, MD_ENTRY_TYPE)
+                symbol = get_field(group, SYMBOL) or message_symbol
+                entry_type = get_field(group, MD_ENTRY_TYPE)
                 if symbol is None or entry_type not in (BID, OFFER):
                     continue
                 book = books.setdefault(symbol, _Book())
                 side = book.bid if entry_type == BID else book.ask
-                if _get(group, MD_UPDATE_ACTION) == DELETE:
+                if get_field(group, MD_UPDATE_ACTION) == DELETE:
                     side.price = None
                 else:
                     try:
-                        side.price = Decimal(_get(group, MD_ENTRY_PX) or "")
-                        side.size = Decimal(_get(group, MD_ENTRY_SIZE) or "0")
+                        side.price = Decimal(get_field(group, MD_ENTRY_PX) or "")
+                        side.size = Decimal(get_field(group, MD_ENTRY_SIZE) or "0")
                     except InvalidOperation:
                         log.warning("bad price from LP", extra={"lp": lp, "symbol": symbol})
                         side.price = None

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
 from services.platform import Registration, RunningServer, ServiceSpec, Settings, Vault
+from services.platform.fix import LpEndpoint
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.secrets import Secret
@@ -31,7 +32,7 @@ from services.pricing.admin import LpActivity, PricingAdmin
 from services.pricing.candles import CandleJob, CandleStore
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
-from services.pricing.gateway import LpEndpoint, LpGateway, LpStatus, SessionState
+from services.pricing.gateway import LpGateway, LpStatus, SessionState
 from services.pricing.quotes import QuoteReader, StreamHub
 from services.pricing.reference import Reference
 from services.pricing.ticks import TickWriter
