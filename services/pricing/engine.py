@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from typing import Final
 
 from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
 
@@ -49,6 +50,7 @@ class _Published:
     ask: Decimal
     version: int
     live: bool
+    time: datetime
 
 
 def markup_points(markup: Markup, raw_bid: Decimal, raw_ask: Decimal, point: Decimal) -> int:
@@ -70,8 +72,17 @@ def apply_markup(
     return point * bid_points, point * (points - bid_points)
 
 
+# A live price is published again, unchanged, once it is this old (when an LP quote arrives):
+# consumers tell a live price from a stale one by its age (QuotePublished), and a price that
+# does not move, e.g. a quiet market or a pinned test price, is still live.
+REFRESH: Final = timedelta(seconds=1)
+
+
 class PricingEngine:
-    def __init__(self, digits: Mapping[str, int], max_quote_age: timedelta) -> None:
+    def __init__(
+        self, digits: Mapping[str, int], max_quote_age: timedelta, refresh: timedelta = REFRESH
+    ) -> None:
+        self.refresh = refresh
         self.points = {symbol: Decimal(1).scaleb(-d) for symbol, d in digits.items()}
         self.max_quote_age = max_quote_age
         self.books: dict[str, dict[str, LpQuote]] = {symbol: {} for symbol in digits}
@@ -199,10 +210,15 @@ class PricingEngine:
             bid, ask = bid_quote.bid - bid_markup, ask_quote.ask + ask_markup
             key = (group.group_id, symbol)
             last = self.published.get(key)
-            if last is not None and last.live and (last.bid, last.ask) == (bid, ask):
+            if (
+                last is not None
+                and last.live
+                and (last.bid, last.ask) == (bid, ask)
+                and now - last.time < self.refresh
+            ):
                 continue
             version = last.version + 1 if last else 1
-            self.published[key] = _Published(bid, ask, version, live=True)
+            self.published[key] = _Published(bid, ask, version, live=True, time=now)
             update.prices.append(
                 PublishedPrice(
                     group_id=group.group_id,

@@ -148,6 +148,20 @@ def test_unchanged_prices_are_not_republished_and_versions_count_up() -> None:
     assert [p.version for p in moved] == [2]
 
 
+def test_an_unchanged_live_price_is_published_again_once_a_second_so_it_never_looks_stale() -> None:
+    e = engine()
+    e.on_quotes([quote("a", "1.08500", "1.08510")], T0)
+    later = T0 + timedelta(milliseconds=900)
+    quiet = e.on_quotes([quote("a", "1.08500", "1.08510", at=later)], later).prices
+    second = T0 + timedelta(milliseconds=1000)
+    again = e.on_quotes([quote("a", "1.08500", "1.08510", at=second)], second).prices
+
+    assert quiet == []
+    assert [(p.bid, p.ask, p.version, p.time) for p in again] == [
+        (Decimal("1.08500"), Decimal("1.08510"), 2, second)
+    ]
+
+
 def test_a_group_that_stops_offering_an_instrument_reports_it_stale() -> None:
     e = engine(GroupConfig("g", {"EURUSD": NO_MARKUP}))
     e.on_quotes([quote("a", "1.08500", "1.08510")], T0)
