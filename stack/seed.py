@@ -150,6 +150,85 @@ async def _seed_reference_data(conn: psycopg.AsyncConnection[object]) -> None:
             )
 
 
+async def _seed_risk(conn: psycopg.AsyncConnection[object]) -> None:
+    """The risk service's copies (migration 0009) of what the seed wrote straight into the
+    account and pricing schemas, which no event announces: instruments, groups with their
+    instrument settings, and trading accounts with their ledger balance and sequence. Versions
+    0 (the instruments' own), so any later event supersedes them."""
+    await conn.execute(
+        """INSERT INTO risk.instruments (symbol, base_currency, quote_currency, contract_size,
+               margin_rate, sessions, halted, version)
+           SELECT symbol, base_currency, quote_currency, contract_size, margin_rate, sessions,
+                  trading_status = 'HALTED', version
+             FROM pricing.instruments
+           ON CONFLICT (symbol) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO risk.groups (group_id, name, currency, leverage, margin_call_level,
+               stop_out_level, version)
+           SELECT id, name, currency, leverage, margin_call_level, stop_out_level, 0
+             FROM account.client_groups
+           ON CONFLICT (group_id) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO risk.group_instruments (group_id, symbol, enabled, max_order_size,
+               max_position, margin_rate, version)
+           SELECT group_id, symbol, enabled, max_order_size, max_position, margin_rate, 0
+             FROM account.group_instrument_settings
+           ON CONFLICT (group_id, symbol) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO risk.accounts (account_id, user_id, group_id, currency, position_mode,
+               status, version, balance, ledger_sequence)
+           SELECT a.id, a.user_id, a.group_id, a.currency, a.position_mode, a.status, 0,
+                  COALESCE(b.balance, 0), COALESCE(b.last_sequence, 0)
+             FROM account.trading_accounts a
+             LEFT JOIN account.balances b ON b.account_id = a.id
+           ON CONFLICT (account_id) DO NOTHING"""
+    )
+
+
+async def _seed_oms(conn: psycopg.AsyncConnection[object]) -> None:
+    """The OMS's copies (migration 0008) of what the seed wrote straight into the account and
+    pricing schemas, which no event announces: instruments (with pricing's row version),
+    groups, their instrument settings and trading accounts (version 0), so any later event
+    supersedes them."""
+    await conn.execute(
+        """INSERT INTO oms.instruments (symbol, base_currency, quote_currency, digits, tick_size,
+               contract_size, min_lot, max_lot, lot_step, margin_rate, trading_status, sessions,
+               version)
+           SELECT symbol, base_currency, quote_currency, digits, tick_size, contract_size,
+                  min_lot, max_lot, lot_step, margin_rate, trading_status, sessions, version
+             FROM pricing.instruments
+           ON CONFLICT (symbol) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO oms.groups (group_id, name, currency, leverage, margin_call_level,
+               stop_out_level, execution_mode, position_mode, commission_per_lot,
+               max_deviation_points, version)
+           SELECT id, name, currency, leverage, margin_call_level, stop_out_level,
+                  execution_mode, position_mode, commission_per_lot, max_deviation_points, 0
+             FROM account.client_groups
+           ON CONFLICT (group_id) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO oms.group_instruments (group_id, symbol, enabled, commission_per_lot,
+               execution_mode, max_deviation_points, max_order_size, max_position, margin_rate,
+               version)
+           SELECT group_id, symbol, enabled, commission_per_lot, execution_mode,
+                  max_deviation_points, max_order_size, max_position, margin_rate, 0
+             FROM account.group_instrument_settings
+           ON CONFLICT (group_id, symbol) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO oms.accounts (account_id, user_id, group_id, currency, status,
+               position_mode, version)
+           SELECT id, user_id, group_id, currency, status, position_mode, 0
+             FROM account.trading_accounts
+           ON CONFLICT (account_id) DO NOTHING"""
+    )
+
+
 async def seed_demo(database_url: str) -> DemoCredentials | None:
     """Seeds the demo broker; returns the demo user's new credentials, or None if it existed.
 
@@ -225,4 +304,6 @@ async def seed_demo(database_url: str) -> DemoCredentials | None:
                VALUES (%s, %s, %s, 1)""",
             (account_id, DEMO_CURRENCY, DEMO_DEPOSIT),
         )
+        await _seed_risk(conn)
+        await _seed_oms(conn)
     return DemoCredentials(DEMO_USERNAME, password, str(account_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.account import server
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
+from services.account.trading import StopOutCorrections, TradeBookings
 from services.account.webhook_auth import WEBHOOKS_PATH, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
@@ -27,6 +28,7 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
     relay: list[OutboxRelay] = []
     webhooks = WebhookReceiver(resources, providers)
     catalogue: list[InstrumentCatalogue] = []
+    bookings: list[TradeBookings | StopOutCorrections] = []
 
     async def start_relay() -> None:
         relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
@@ -43,6 +45,16 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
 
     async def stop_catalogue() -> None:
         for consumer in catalogue:
+            await consumer.stop()
+
+    async def start_bookings() -> None:
+        # The trading core's results: trades' P&L and commission, stop-out corrections (ADR 0007).
+        bookings.extend([TradeBookings(resources.db), StopOutCorrections(resources.db)])
+        for consumer in bookings:
+            await consumer.start(resources.jetstream)
+
+    async def stop_bookings() -> None:
+        for consumer in bookings:
             await consumer.stop()
 
     return ServiceSpec(
@@ -69,6 +81,6 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
                 "tradingmesh.account.v1.WebhookService",
             ),
         ],
-        on_start=[resources.open, start_relay, start_catalogue],
-        on_stop=[stop_catalogue, stop_relay, resources.close],
+        on_start=[resources.open, start_relay, start_catalogue, start_bookings],
+        on_stop=[stop_bookings, stop_catalogue, stop_relay, resources.close],
     )

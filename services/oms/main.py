@@ -1,10 +1,39 @@
-"""Wiring of the oms service: what it serves and what it connects to."""
+"""Wiring of the oms service: what it serves and what it connects to (ADR 0007).
+
+Settings of its own, besides the platform's (ADR 0004):
+    TM_RISK_ADDR               the risk service's gRPC address (host:port), for the pre-trade
+                               check; unset: every order is REJECTED / DEPENDENCY_UNAVAILABLE
+    TM_OMS_LPS                 the LPs for STP hedging (`lp-alpha=127.0.0.1:17060,...`); read
+                               by the STP module, which is not built yet
+    TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)
+
+Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, the reference
+consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
+hub (StreamOrderUpdates) and the DAY-order expiry sweeper.
+"""
 
 from __future__ import annotations
 
-from services.oms import server
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.oms.admin import OrderAdminService
+from services.oms.expiry import ExpirySweeper
+from services.oms.formats import FORMATS
+from services.oms.internal import OmsInternalService
+from services.oms.orders import OrderService
+from services.oms.placement import Placement
+from services.oms.positions import PositionService
+from services.oms.quotes import QuoteBook
+from services.oms.reference import ReferenceCopies
+from services.oms.risk import RiskClient
+from services.oms.updates import OrderUpdateHub
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.secrets import EDGE_PATH
 from tradingmesh.oms.v1 import (
     oms_internal_service_pb2_grpc,
     order_admin_service_pb2_grpc,
@@ -12,33 +41,108 @@ from tradingmesh.oms.v1 import (
     position_service_pb2_grpc,
 )
 
+SCHEMA = "oms"
+
+
+@dataclass(frozen=True)
+class OmsConfig:
+    risk_address: str
+    lps: str
+    max_quote_age: timedelta
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> OmsConfig:
+        try:
+            age_ms = int(environ.get("TM_OMS_MAX_QUOTE_AGE_MS", "2000"))
+        except ValueError:
+            raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS is not a whole number") from None
+        if age_ms <= 0:
+            raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS must be positive")
+        return cls(
+            risk_address=environ.get("TM_RISK_ADDR", "").strip(),
+            lps=environ.get("TM_OMS_LPS", "").strip(),
+            max_quote_age=timedelta(milliseconds=age_ms),
+        )
+
+
+class OmsRuntime:
+    """Everything the oms process runs besides the gRPC server, started in order."""
+
+    def __init__(self, settings: Settings, vault: Vault, config: OmsConfig) -> None:
+        self.config = config
+        self.resources = Resources(settings, vault)
+        self.quotes = QuoteBook(config.max_quote_age)
+        self.hub = OrderUpdateHub()
+        (edge_token,) = vault.read_keys(EDGE_PATH, "token")
+        self.risk = RiskClient(config.risk_address, edge_token) if config.risk_address else None
+        self.relay: OutboxRelay | None = None
+        self.reference: ReferenceCopies | None = None
+        self.sweeper: ExpirySweeper | None = None
+        self.placement = Placement(self.resources, self.quotes, self.risk, self.wake_relay)
+        self.orders = OrderService(self.resources, self.placement, self.hub, self.wake_relay)
+        self.positions = PositionService(
+            self.resources, self.placement, self.quotes, self.wake_relay
+        )
+        self.internal = OmsInternalService(self.resources, self.placement)
+        self.admin = OrderAdminService(self.resources, self.quotes, self.placement, self.wake_relay)
+
+    def wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def open(self) -> None:
+        await self.resources.open()
+        async with self.resources.db.read_session() as session:
+            await FORMATS.load(session)
+        await self.quotes.start(self.resources.nats)
+        await self.hub.start(self.resources.nats)
+        self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, SCHEMA)
+        await self.relay.start()
+        self.reference = ReferenceCopies(self.resources.db)
+        await self.reference.start(self.resources.jetstream)
+        self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
+        await self.sweeper.start()
+
+    async def close(self) -> None:
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        if self.reference is not None:
+            await self.reference.stop()
+        await self.hub.stop()
+        await self.quotes.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.risk is not None:
+            await self.risk.close()
+        await self.resources.close()
+
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    resources = Resources(settings, vault)
+    runtime = OmsRuntime(settings, vault, OmsConfig.from_env())
     return ServiceSpec(
         name="oms",
         registrations=[
             Registration(
                 order_service_pb2_grpc.add_OrderServiceServicer_to_server,
-                server.OrderService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.orders,
                 "tradingmesh.oms.v1.OrderService",
             ),
             Registration(
                 position_service_pb2_grpc.add_PositionServiceServicer_to_server,
-                server.PositionService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.positions,
                 "tradingmesh.oms.v1.PositionService",
             ),
             Registration(
                 order_admin_service_pb2_grpc.add_OrderAdminServiceServicer_to_server,
-                server.OrderAdminService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.admin,
                 "tradingmesh.oms.v1.OrderAdminService",
             ),
             Registration(
                 oms_internal_service_pb2_grpc.add_OmsInternalServiceServicer_to_server,
-                server.OmsInternalService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                runtime.internal,
                 "tradingmesh.oms.v1.OmsInternalService",
             ),
         ],
-        on_start=[resources.open],
-        on_stop=[resources.close],
+        on_start=[runtime.open],
+        on_stop=[runtime.close],
     )

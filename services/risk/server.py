@@ -1,35 +1,417 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
 """gRPC servicers of the risk service: map request -> domain -> response.
 
-Each inherits the generated servicer, whose every RPC answers UNIMPLEMENTED until the
-issue that builds it overrides the method.
+The check and the margin figures are answered from memory (`RiskState`); margin events and
+limits are read from PostgreSQL. Clients see only their own accounts (`require_account` with the
+owner from risk's copy of the accounts: NOT_FOUND otherwise); staff read everything and admins
+and dealers set limits.
 """
 
 from __future__ import annotations
 
-from services.platform.resources import Resources
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import grpc.aio
+from sqlalchemy import text
+
+from services.platform.access import (
+    ADMIN,
+    BACKOFFICE,
+    DEALER,
+    account_not_found,
+    require_account,
+    require_roles,
+)
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.risk import convert, store
+from services.risk.check import OrderCheck, Purpose, check_order
+from services.risk.decimals import parse_decimal
+from services.risk.events import message_of_row
+from services.risk.exposure import exposures
+from services.risk.model import AccountLimits, Side
+from services.risk.recorder import DecisionRecorder
+from services.risk.state import RiskState
+from services.risk.valuation import AccountValuation, value_account
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.risk.v1 import (
+    risk_admin_service_pb2 as admin_pb,
+)
 from tradingmesh.risk.v1 import (
     risk_admin_service_pb2_grpc,
     risk_internal_service_pb2_grpc,
+    risk_pb2,
     risk_service_pb2_grpc,
 )
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as internal_pb
+from tradingmesh.risk.v1 import risk_service_pb2 as api_pb
+
+__all__ = ["RiskAdminService", "RiskInternalService", "RiskParts", "RiskService"]
+
+_R = ErrorReason
+Context = grpc.aio.ServicerContext[Any, Any]
+READ_ROLES: Final = (ADMIN, DEALER, BACKOFFICE)
+LIMIT_ROLES: Final = (ADMIN, DEALER)
+DEFAULT_PAGE_SIZE: Final = 100
+_LIMIT_FIELDS: Final = ("max_open_positions", "max_open_orders", "max_gross_notional")
+
+
+@dataclass
+class RiskParts:
+    """What the servicers share, filled in when the service starts (main.py)."""
+
+    db: Database | None = None
+    state: RiskState | None = None
+    recorder: DecisionRecorder | None = None
+    max_quote_age: timedelta | None = None
+    reporting_currency: str = "USD"
+
+    @property
+    def ready(self) -> tuple[Database, RiskState]:
+        if self.db is None or self.state is None:
+            raise RuntimeError("the risk service has not started")
+        return self.db, self.state
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _page(page_size: int, page_token: str) -> tuple[int, int]:
+    """(limit, offset) of a list request; VALIDATION_FAILED for a token not ours."""
+    limit = page_size or DEFAULT_PAGE_SIZE
+    if not page_token:
+        return limit, 0
+    if not page_token.isdigit() or len(page_token) > 12:
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED,
+            "page_token is not a token from a previous response",
+            field_violations=[("page_token", "not a token from a previous response")],
+        )
+    return limit, int(page_token)
+
+
+def _next_token(offset: int, limit: int, more: bool) -> str:
+    return str(offset + limit) if more else ""
+
+
+def _valuation(parts: RiskParts, account_id: str) -> AccountValuation:
+    _, state = parts.ready
+    account = state.accounts.get(account_id)
+    if account is None:
+        raise account_not_found(account_id)
+    valuation = value_account(state, account, _now(), parts.max_quote_age)
+    if valuation is None:
+        raise DomainError(
+            _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+            f"the client group of account {account_id} is not known to the risk service yet",
+            retry_after=timedelta(seconds=1),
+        )
+    return valuation
+
+
+def _account_risk(parts: RiskParts, valuation: AccountValuation) -> risk_pb2.AccountRisk:
+    _, state = parts.ready
+    status = state.status_of(valuation.account.id)
+    return convert.account_risk(valuation, status, _now())
+
+
+async def _margin_events(
+    db: Database,
+    *,
+    page_size: int,
+    page_token: str,
+    types: Any,
+    time_range: Any,
+    has_range: bool,
+    account_id: str = "",
+    group_id: str = "",
+) -> tuple[list[risk_pb2.MarginEvent], str]:
+    limit, offset = _page(page_size, page_token)
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
+    if account_id:
+        clauses.append("account_id = :account_id")
+        params["account_id"] = account_id
+    if group_id:
+        clauses.append("group_id = :group_id")
+        params["group_id"] = group_id
+    if types:
+        clauses.append("type = ANY(:types)")
+        params["types"] = [
+            risk_pb2.MarginEventType.Name(t).removeprefix("MARGIN_EVENT_TYPE_") for t in types
+        ]
+    if has_range and time_range.HasField("start_time"):
+        clauses.append("created_at >= :start_time")
+        params["start_time"] = time_range.start_time.ToDatetime(tzinfo=UTC)
+    if has_range and time_range.HasField("end_time"):
+        clauses.append("created_at < :end_time")
+        params["end_time"] = time_range.end_time.ToDatetime(tzinfo=UTC)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    async with db.read_session() as session:
+        rows = (
+            (
+                await session.execute(
+                    text(
+                        f"SELECT {store.MARGIN_EVENT_COLUMNS} FROM risk.margin_events{where}"
+                        " ORDER BY created_at DESC, margin_event_id DESC"
+                        " LIMIT :limit OFFSET :offset"
+                    ),
+                    params,
+                )
+            )
+            .mappings()
+            .all()
+        )
+    events = [message_of_row(row) for row in rows[:limit]]
+    return events, _next_token(offset, limit, len(rows) > limit)
+
+
+# ---------------------------------------------------------------------------------------------
+# RiskService: the caller's own accounts
+# ---------------------------------------------------------------------------------------------
 
 
 class RiskService(risk_service_pb2_grpc.RiskServiceServicer):
-    """tradingmesh.risk.v1.RiskService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.risk.v1.RiskService."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: RiskParts) -> None:
+        self.parts = parts
+
+    def _own(self, account_id: str) -> None:
+        _, state = self.parts.ready
+        account = state.accounts.get(account_id)
+        require_account(account_id, account.user_id if account is not None else None)
+
+    async def GetAccountRisk(
+        self, request: api_pb.GetAccountRiskRequest, context: Context
+    ) -> api_pb.GetAccountRiskResponse:
+        self._own(request.account_id)
+        valuation = _valuation(self.parts, request.account_id)
+        return api_pb.GetAccountRiskResponse(account_risk=_account_risk(self.parts, valuation))
+
+    async def ListMarginEvents(
+        self, request: api_pb.ListMarginEventsRequest, context: Context
+    ) -> api_pb.ListMarginEventsResponse:
+        self._own(request.account_id)
+        db, _ = self.parts.ready
+        events, token = await _margin_events(
+            db,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            types=request.types,
+            time_range=request.time_range,
+            has_range=request.HasField("time_range"),
+            account_id=request.account_id,
+        )
+        return api_pb.ListMarginEventsResponse(margin_events=events, next_page_token=token)
+
+
+# ---------------------------------------------------------------------------------------------
+# RiskAdminService: staff
+# ---------------------------------------------------------------------------------------------
 
 
 class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
-    """tradingmesh.risk.v1.RiskAdminService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.risk.v1.RiskAdminService."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: RiskParts) -> None:
+        self.parts = parts
+
+    async def GetExposure(
+        self, request: admin_pb.GetExposureRequest, context: Context
+    ) -> admin_pb.GetExposureResponse:
+        require_roles(READ_ROLES)
+        _, state = self.parts.ready
+        reporting = self.parts.reporting_currency
+        found = exposures(state, reporting, symbol=request.symbol, group_id=request.group_id)
+        response = admin_pb.GetExposureResponse(
+            exposures=[convert.exposure_message(e, reporting) for e in found]
+        )
+        response.computed_time.FromDatetime(_now())
+        return response
+
+    async def ListAccountRisks(
+        self, request: admin_pb.ListAccountRisksRequest, context: Context
+    ) -> admin_pb.ListAccountRisksResponse:
+        require_roles(READ_ROLES)
+        _, state = self.parts.ready
+        limit, offset = _page(request.page_size, request.page_token)
+        wanted_statuses = {convert.status_name(s) for s in request.statuses}
+        only = set(request.account_ids)
+        now = _now()
+        risks: list[risk_pb2.AccountRisk] = []
+        for account_id in state.accounts_with_positions():
+            account = state.accounts.get(account_id)
+            if account is None or (only and account_id not in only):
+                continue
+            if request.group_id and account.group_id != request.group_id:
+                continue
+            status = state.status_of(account_id)
+            if wanted_statuses and status not in wanted_statuses:
+                continue
+            valuation = value_account(state, account, now, self.parts.max_quote_age)
+            if valuation is not None:
+                risks.append(convert.account_risk(valuation, status, now))
+        # Closest to stop-out first; accounts without used margin (no level) last.
+        risks.sort(
+            key=lambda r: (
+                r.margin_level == "",
+                Decimal(r.margin_level or "0"),
+                r.account_id,
+            )
+        )
+        page = risks[offset : offset + limit]
+        return admin_pb.ListAccountRisksResponse(
+            account_risks=page,
+            next_page_token=_next_token(offset, limit, len(risks) > offset + limit),
+        )
+
+    async def ListAllMarginEvents(
+        self, request: admin_pb.ListAllMarginEventsRequest, context: Context
+    ) -> admin_pb.ListAllMarginEventsResponse:
+        require_roles(READ_ROLES)
+        db, _ = self.parts.ready
+        events, token = await _margin_events(
+            db,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            types=request.types,
+            time_range=request.time_range,
+            has_range=request.HasField("time_range"),
+            account_id=request.account_id,
+            group_id=request.group_id,
+        )
+        return admin_pb.ListAllMarginEventsResponse(margin_events=events, next_page_token=token)
+
+    def _known(self, account_id: str) -> None:
+        _, state = self.parts.ready
+        if account_id not in state.accounts:
+            raise account_not_found(account_id)
+
+    async def GetAccountRiskLimits(
+        self, request: admin_pb.GetAccountRiskLimitsRequest, context: Context
+    ) -> admin_pb.GetAccountRiskLimitsResponse:
+        require_roles(READ_ROLES)
+        self._known(request.account_id)
+        db, _ = self.parts.ready
+        async with db.read_session() as session:
+            stored = await store.read_limits(session, request.account_id)
+        limits, updated = stored if stored is not None else (AccountLimits(), None)
+        return admin_pb.GetAccountRiskLimitsResponse(
+            limits=convert.limits_message(request.account_id, limits, updated)
+        )
+
+    async def UpdateAccountRiskLimits(
+        self, request: admin_pb.UpdateAccountRiskLimitsRequest, context: Context
+    ) -> admin_pb.UpdateAccountRiskLimitsResponse:
+        caller = require_roles(LIMIT_ROLES)
+        self._known(request.account_id)
+        db, state = self.parts.ready
+        given = request.limits
+        async with db.transaction() as session:
+            stored = await store.read_limits(session, request.account_id, lock=True)
+            before = stored[0] if stored is not None else None
+            limits = before or AccountLimits()
+            for path in dict.fromkeys(request.update_mask.paths):
+                if path == "max_open_positions":
+                    limits = _replace(limits, max_open_positions=given.max_open_positions)
+                elif path == "max_open_orders":
+                    limits = _replace(limits, max_open_orders=given.max_open_orders)
+                elif path == "max_gross_notional":
+                    notional = given.max_gross_notional
+                    limits = _replace(
+                        limits, max_gross_notional=parse_decimal(notional) if notional else None
+                    )
+            updated = await store.write_limits(
+                session,
+                request.account_id,
+                limits,
+                before=before,
+                actor_kind="OPERATOR",
+                actor_id=caller.subject,
+                request_id=caller.request_id,
+            )
+        state.limits[request.account_id] = limits
+        return admin_pb.UpdateAccountRiskLimitsResponse(
+            limits=convert.limits_message(request.account_id, limits, updated)
+        )
+
+
+def _replace(limits: AccountLimits, **changes: Any) -> AccountLimits:
+    values = {name: getattr(limits, name) for name in _LIMIT_FIELDS}
+    values.update(changes)
+    return AccountLimits(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# RiskInternalService: the OMS's pre-trade check
+# ---------------------------------------------------------------------------------------------
+
+_PURPOSES: Final = {
+    internal_pb.CHECK_PURPOSE_PLACE: Purpose.PLACE,
+    internal_pb.CHECK_PURPOSE_AMEND: Purpose.AMEND,
+    internal_pb.CHECK_PURPOSE_TRIGGER: Purpose.TRIGGER,
+}
 
 
 class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServicer):
-    """tradingmesh.risk.v1.RiskInternalService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.risk.v1.RiskInternalService."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: RiskParts) -> None:
+        self.parts = parts
+
+    async def CheckOrder(
+        self, request: internal_pb.CheckOrderRequest, context: Context
+    ) -> internal_pb.CheckOrderResponse:
+        _, state = self.parts.ready
+        now = _now()
+        order = OrderCheck(
+            account_id=request.account_id,
+            order_id=request.order_id,
+            purpose=_PURPOSES[request.purpose],
+            symbol=request.symbol,
+            side=Side.from_proto(request.side),
+            quantity=parse_decimal(request.quantity),
+            remaining_quantity=parse_decimal(request.remaining_quantity),
+            price=parse_decimal(request.price) if request.HasField("price") else None,
+            position_id=request.position_id if request.HasField("position_id") else None,
+            open_order_count=request.open_order_count,
+        )
+        decision = check_order(state, order, now, self.parts.max_quote_age)
+        check_id = str(uuid.uuid4())
+        if self.parts.recorder is not None:
+            self.parts.recorder.record(
+                {
+                    "check_id": check_id,
+                    "account_id": order.account_id,
+                    "order_id": order.order_id,
+                    "purpose": order.purpose.value,
+                    "symbol": order.symbol,
+                    "side": order.side.value,
+                    "quantity": order.quantity,
+                    "remaining_quantity": order.remaining_quantity,
+                    "price": order.price,
+                    "position_id": order.position_id,
+                    "open_order_count": order.open_order_count,
+                    "approved": decision.approved,
+                    "reject_reason": (
+                        None
+                        if decision.approved
+                        else ErrorReason.Name(decision.reason).removeprefix("ERROR_REASON_")
+                    ),
+                    "reject_message": decision.message,
+                    "required_margin": decision.required_margin,
+                    "free_margin": decision.free_margin,
+                    "free_margin_after": decision.free_margin_after,
+                    "margin_level_after": decision.margin_level_after,
+                    "valuation_price": decision.valuation_price,
+                    "currency": decision.currency,
+                    "checked_at": now,
+                }
+            )
+        return convert.check_response(decision, check_id)

@@ -1,0 +1,249 @@
+"""Booking the trading core's results to the ledger (ADR 0007, "Booking to the ledger: by event").
+
+A fill is committed in the OMS first; its `oms.trade.executed` event then reaches the account
+service, which posts, in one transaction:
+- the trade's realized P&L as REALIZED_PNL, or as STOP_OUT_LOSS when a stop-out close lost money
+  (statements show forced closes), and
+- its commission as a COMMISSION debit,
+each idempotent on (reason, "trade", trade id) and the event on its id (`account.inbox`). Both
+may take the balance below zero: they are facts, not requests (`domain.NEGATIVE_ALLOWED`).
+
+When the risk service ends a stop-out (`risk.account.stop_out_completed`) and the balance is
+below zero, the broker's negative balance protection credits it back to exactly zero
+(NEGATIVE_BALANCE_CORRECTION, once per margin event). The two events come through different
+streams, so the correction waits (the event is redelivered) until every closing order it names
+has its trades booked (`account.trade_bookings`, migration 0010).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, TypeVar
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy import text
+
+from services.account.audit import actor_of
+from services.account.domain import Reason, minor_unit
+from services.account.ledger import References, lock_balance, post
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from tradingmesh.common.v1.trading_pb2 import OrderOrigin
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import InvalidDecimalError, parse_decimal
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.risk.v1 import risk_events_pb2
+
+__all__ = [
+    "Booking",
+    "StopOutCorrections",
+    "TradeBookings",
+    "bookings_of",
+    "correction_for",
+]
+
+log = logging.getLogger(__name__)
+
+TRADES_CONSUMER: Final = "account-trades"
+TRADES_SUBJECT: Final = "oms.trade.executed"
+STOP_OUTS_CONSUMER: Final = "account-stop-outs"
+STOP_OUTS_SUBJECT: Final = "risk.account.stop_out_completed"
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One ledger posting a trade asks for."""
+
+    reason: Reason
+    amount: Decimal
+
+
+def _amount(text: str, currency: str, field: str) -> Decimal:
+    try:
+        value = parse_decimal(text or "0")
+    except InvalidDecimalError as error:
+        raise ValueError(f"{field} {text!r}: {error}") from error
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > minor_unit(currency):
+        raise ValueError(f"{field} {text!r} has more decimals than {currency} allows")
+    return value
+
+
+def bookings_of(event: oms_events_pb2.TradeExecuted) -> list[Booking]:
+    """The postings of one executed trade, in the account currency; ValueError if the event
+    breaks its contract (no trade id, an amount that is not the currency's money)."""
+    trade = event.trade
+    if not trade.id or not trade.account_id or not event.currency:
+        raise ValueError("a TradeExecuted needs the trade's id, its account and a currency")
+    pnl = _amount(trade.realized_pnl, event.currency, "realized_pnl")
+    commission = _amount(trade.commission, event.currency, "commission")
+    if commission < 0:
+        raise ValueError(f"commission {trade.commission!r} is negative")
+    bookings = []
+    if pnl != 0:
+        stop_out_loss = trade.origin == OrderOrigin.ORDER_ORIGIN_STOP_OUT and pnl < 0
+        bookings.append(
+            Booking(Reason.STOP_OUT_LOSS if stop_out_loss else Reason.REALIZED_PNL, pnl)
+        )
+    if commission != 0:
+        bookings.append(Booking(Reason.COMMISSION, -commission))
+    return bookings
+
+
+def correction_for(balance: Decimal) -> Decimal | None:
+    """What negative balance protection credits: exactly the deficit, or nothing."""
+    return -balance if balance < 0 else None
+
+
+_M = TypeVar("_M", oms_events_pb2.TradeExecuted, risk_events_pb2.StopOutCompleted)
+
+
+def _decode(kind: type[_M], data: bytes) -> _M:
+    try:
+        event = kind.FromString(data)
+    except DecodeError as error:
+        raise UndeliverableError(f"not a {kind.DESCRIPTOR.full_name}") from error
+    if not event.metadata.event_id:
+        raise UndeliverableError("an event without an id cannot be applied once")
+    return event
+
+
+def _actor(event_actor: Actor) -> Actor:
+    return event_actor if event_actor.kind else actor_of(None)
+
+
+class TradeBookings:
+    """Books `oms.trade.executed`; `start` once the resources are open, `stop` before they
+    close."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.consumer = EventConsumer(TRADES_CONSUMER, TRADES_SUBJECT, self.handle)
+
+    async def start(self, js: JetStreamContext) -> None:
+        await self.consumer.start(js)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def handle(self, message: Msg) -> bool:
+        event = _decode(oms_events_pb2.TradeExecuted, message.data)
+        try:
+            bookings = bookings_of(event)
+            account_id = uuid.UUID(event.trade.account_id)
+            uuid.UUID(event.trade.id), uuid.UUID(event.trade.order_id)
+        except ValueError as error:
+            raise UndeliverableError(f"{message.subject}: {error}") from error
+        trade = event.trade
+        async with self.db.transaction() as session:
+            if not await first_time(session, "account", event.metadata.event_id, message.subject):
+                return False
+            try:
+                locked = await lock_balance(session, account_id)
+            except DomainError as error:
+                raise UndeliverableError(f"trade {trade.id}: {error.message}") from error
+            if locked.currency != event.currency:
+                raise UndeliverableError(
+                    f"trade {trade.id} is in {event.currency}, account {account_id} in"
+                    f" {locked.currency}"
+                )
+            refs = References(
+                order_id=trade.order_id, trade_id=trade.id, position_id=trade.position_id or None
+            )
+            for booking in bookings:
+                await post(
+                    session,
+                    account_id=account_id,
+                    reason=booking.reason,
+                    amount=booking.amount,
+                    reference_type="trade",
+                    reference_id=trade.id,
+                    actor=_actor(event.metadata.actor),
+                    description=f"{trade.symbol} trade {trade.id}",
+                    references=refs,
+                    correlation_id=event.metadata.correlation_id,
+                    locked=locked,
+                )
+            await session.execute(
+                text(
+                    "INSERT INTO account.trade_bookings (trade_id, order_id, account_id)"
+                    " VALUES (:trade, :order, :account) ON CONFLICT DO NOTHING"
+                ),
+                {"trade": trade.id, "order": trade.order_id, "account": account_id},
+            )
+        log.info(
+            "trade booked",
+            extra={"trade_id": trade.id, "account_id": str(account_id), "postings": len(bookings)},
+        )
+        return True
+
+
+class StopOutCorrections:
+    """Credits a balance a stop-out left negative back to zero, once per stop-out."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.consumer = EventConsumer(STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, self.handle)
+
+    async def start(self, js: JetStreamContext) -> None:
+        await self.consumer.start(js)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def handle(self, message: Msg) -> bool:
+        event = _decode(risk_events_pb2.StopOutCompleted, message.data)
+        margin_event = event.margin_event
+        try:
+            account_id = uuid.UUID(margin_event.account_id)
+            closing = sorted({str(uuid.UUID(o)) for o in margin_event.closing_order_ids})
+            uuid.UUID(margin_event.id)
+        except ValueError as error:
+            raise UndeliverableError(f"{message.subject}: {error}") from error
+        async with self.db.transaction() as session:
+            if not await first_time(session, "account", event.metadata.event_id, message.subject):
+                return False
+            if closing:
+                booked = await session.execute(
+                    text(
+                        "SELECT count(DISTINCT order_id) FROM account.trade_bookings"
+                        " WHERE order_id = ANY(CAST(:orders AS uuid[]))"
+                    ),
+                    {"orders": closing},
+                )
+                missing = len(closing) - int(booked.scalar_one())
+                if missing:
+                    # Redelivered shortly: the closing trades' own events are still on their way.
+                    raise RuntimeError(
+                        f"stop-out {margin_event.id}: {missing} closing orders not booked yet"
+                    )
+            try:
+                locked = await lock_balance(session, account_id)
+            except DomainError as error:
+                raise UndeliverableError(f"stop-out {margin_event.id}: {error.message}") from error
+            credit = correction_for(locked.balance)
+            if credit is None:
+                return False
+            await post(
+                session,
+                account_id=account_id,
+                reason=Reason.NEGATIVE_BALANCE_CORRECTION,
+                amount=credit,
+                reference_type="margin_event",
+                reference_id=margin_event.id,
+                actor=_actor(event.metadata.actor),
+                description=f"negative balance protection after stop-out {margin_event.id}",
+                correlation_id=event.metadata.correlation_id,
+                locked=locked,
+            )
+        log.info(
+            "negative balance corrected",
+            extra={"account_id": str(account_id), "margin_event_id": margin_event.id},
+        )
+        return True

@@ -1,0 +1,315 @@
+"""tradingmesh.oms.v1.OrderAdminService: broker staff's view across accounts, and their actions.
+
+Reads need admin, dealer or backoffice; the actions (cancel, close) admin or dealer. Actions go
+through the same code as the client's (`orders.cancel_order`, `placement`) with an OPERATOR
+actor, the operator's reason in the audit log and as the order's status_message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import grpc.aio
+from sqlalchemy import text
+
+from services.oms import events
+from services.oms.domain.positions import Side
+from services.oms.domain.state import OrderStatus
+from services.oms.fingerprint import fingerprint
+from services.oms.model import OrderOrigin, decimal_text, reason_value
+from services.oms.orders import cancel_order
+from services.oms.ownership import authorize_internal
+from services.oms.paging import decode_token, encode_token, page_size
+from services.oms.placement import Placement
+from services.oms.positions import closing_intent, position_not_found
+from services.oms.queries import list_orders, list_positions, list_trades
+from services.oms.quotes import QuoteBook
+from services.oms.store import AccountChange, get_position, load_account
+from services.oms.valuation import Valuer, load_instruments
+from services.platform.access import (
+    ADMIN,
+    BACKOFFICE,
+    DEALER,
+    account_not_found,
+    require_roles,
+)
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.resources import Resources
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
+
+__all__ = ["OrderAdminService"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+READERS: Final = (ADMIN, DEALER, BACKOFFICE)
+ACTORS: Final = (ADMIN, DEALER)
+_HEDGE_COLUMNS: Final = (
+    "id, symbol, side, quantity, gross_buy_quantity, gross_sell_quantity, filled_quantity,"
+    " average_price, liquidity_provider_id, status, fix_client_order_id, lp_order_id,"
+    " status_reason, status_message, created_at, updated_at, version"
+)
+
+
+def hedge_order_of(row: Any, order_ids: list[str]) -> oms_pb2.HedgeOrder:
+    hedge = oms_pb2.HedgeOrder(
+        id=str(row["id"]),
+        symbol=row["symbol"],
+        side=Side(row["side"]).to_proto(),
+        quantity=decimal_text(Decimal(row["quantity"])),
+        gross_buy_quantity=decimal_text(Decimal(row["gross_buy_quantity"])),
+        gross_sell_quantity=decimal_text(Decimal(row["gross_sell_quantity"])),
+        filled_quantity=decimal_text(Decimal(row["filled_quantity"])),
+        liquidity_provider_id=row["liquidity_provider_id"],
+        status=oms_pb2.HedgeOrderStatus.Value(f"HEDGE_ORDER_STATUS_{row['status']}"),
+        order_ids=order_ids,
+        fix_client_order_id=row["fix_client_order_id"],
+        lp_order_id=row["lp_order_id"],
+        status_reason=reason_value(row["status_reason"]),
+        status_message=row["status_message"],
+        version=int(row["version"]),
+    )
+    if row["average_price"] is not None:
+        hedge.average_price = decimal_text(Decimal(row["average_price"]))
+    hedge.create_time.FromDatetime(row["created_at"])
+    hedge.update_time.FromDatetime(row["updated_at"])
+    return hedge
+
+
+class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
+    def __init__(
+        self,
+        resources: Resources,
+        quotes: QuoteBook,
+        placement: Placement | None = None,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resources = resources
+        self.valuer = Valuer(quotes, clock)
+        self.placement = placement
+        self._wake = wake
+        self.clock = clock
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    async def ListAllOrders(  # noqa: N802
+        self, request: order_admin_service_pb2.ListAllOrdersRequest, context: Context
+    ) -> order_admin_service_pb2.ListAllOrdersResponse:
+        require_roles(READERS)
+        async with self.db.read_session() as session:
+            page = await list_orders(
+                session,
+                account_id=request.account_id or None,
+                statuses=[OrderStatus.from_proto(s).value for s in request.statuses],
+                open_only=request.open_only,
+                symbol=request.symbol,
+                origins=[OrderOrigin.from_proto(o).value for o in request.origins],
+                time_range=request.time_range if request.HasField("time_range") else None,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+        return order_admin_service_pb2.ListAllOrdersResponse(
+            orders=[order.to_proto(currency) for order, currency in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ListAllTrades(  # noqa: N802
+        self, request: order_admin_service_pb2.ListAllTradesRequest, context: Context
+    ) -> order_admin_service_pb2.ListAllTradesResponse:
+        require_roles(READERS)
+        async with self.db.read_session() as session:
+            page = await list_trades(
+                session,
+                account_id=request.account_id or None,
+                symbol=request.symbol,
+                hedge_order_id=request.hedge_order_id,
+                time_range=request.time_range if request.HasField("time_range") else None,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+        return order_admin_service_pb2.ListAllTradesResponse(
+            trades=[trade.to_proto() for trade, _ in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ListAllPositions(  # noqa: N802
+        self, request: order_admin_service_pb2.ListAllPositionsRequest, context: Context
+    ) -> order_admin_service_pb2.ListAllPositionsResponse:
+        require_roles(READERS)
+        async with self.db.read_session() as session:
+            page = await list_positions(
+                session,
+                account_id=request.account_id or None,
+                symbol=request.symbol,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+            instruments = await load_instruments(session)
+            accounts = {
+                account_id: await load_account(session, account_id)
+                for account_id in {p.account_id for p, _ in page.items}
+            }
+        positions = []
+        for position, currency in page.items:
+            account = accounts.get(position.account_id)
+            if account is None:
+                positions.append(position.to_proto(currency))
+            else:
+                positions.extend(self.valuer.value(account, [position], instruments))
+        return order_admin_service_pb2.ListAllPositionsResponse(
+            positions=positions, next_page_token=page.next_page_token
+        )
+
+    async def ListHedgeOrders(  # noqa: N802
+        self, request: order_admin_service_pb2.ListHedgeOrdersRequest, context: Context
+    ) -> order_admin_service_pb2.ListHedgeOrdersResponse:
+        require_roles(READERS)
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if request.symbol:
+            clauses.append("h.symbol = :symbol")
+            params["symbol"] = request.symbol
+        if request.liquidity_provider_id:
+            clauses.append("h.liquidity_provider_id = :lp")
+            params["lp"] = request.liquidity_provider_id
+        if request.statuses:
+            clauses.append("h.status = ANY(:statuses)")
+            params["statuses"] = [
+                oms_pb2.HedgeOrderStatus.Name(s).removeprefix("HEDGE_ORDER_STATUS_")
+                for s in request.statuses
+            ]
+        if request.order_id:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM oms.hedge_order_orders l"
+                " WHERE l.hedge_order_id = h.id AND l.order_id = :order_id)"
+            )
+            params["order_id"] = request.order_id
+        if request.HasField("time_range"):
+            if request.time_range.HasField("start_time"):
+                clauses.append("h.created_at >= :start")
+                params["start"] = request.time_range.start_time.ToDatetime(UTC)
+            if request.time_range.HasField("end_time"):
+                clauses.append("h.created_at < :end")
+                params["end"] = request.time_range.end_time.ToDatetime(UTC)
+        after = decode_token(request.page_token)
+        if after is not None:
+            clauses.append("(h.created_at, h.id) < (:after_time, :after_id)")
+            params["after_time"], params["after_id"] = after
+        size = page_size(request.page_size)
+        params["limit"] = size + 1
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.db.read_session() as session:
+            rows = list(
+                (
+                    await session.execute(
+                        text(
+                            f"SELECT {_HEDGE_COLUMNS} FROM oms.hedge_orders h{where}"
+                            " ORDER BY h.created_at DESC, h.id DESC LIMIT :limit"
+                        ),
+                        params,
+                    )
+                ).mappings()
+            )
+            more = len(rows) > size
+            rows = rows[:size]
+            links = await self._links(session, [str(r["id"]) for r in rows])
+        return order_admin_service_pb2.ListHedgeOrdersResponse(
+            hedge_orders=[hedge_order_of(r, links.get(str(r["id"]), [])) for r in rows],
+            next_page_token=(
+                encode_token(rows[-1]["created_at"], str(rows[-1]["id"])) if more else ""
+            ),
+        )
+
+    async def GetHedgeOrder(  # noqa: N802
+        self, request: order_admin_service_pb2.GetHedgeOrderRequest, context: Context
+    ) -> order_admin_service_pb2.GetHedgeOrderResponse:
+        require_roles(READERS)
+        async with self.db.read_session() as session:
+            row = (
+                (
+                    await session.execute(
+                        text(f"SELECT {_HEDGE_COLUMNS} FROM oms.hedge_orders WHERE id = :id"),
+                        {"id": request.hedge_order_id},
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise DomainError(
+                    ErrorReason.ERROR_REASON_NOT_FOUND,
+                    f"hedge order {request.hedge_order_id} not found",
+                    metadata={"hedge_order_id": request.hedge_order_id},
+                )
+            links = await self._links(session, [request.hedge_order_id])
+        return order_admin_service_pb2.GetHedgeOrderResponse(
+            hedge_order=hedge_order_of(row, links.get(request.hedge_order_id, []))
+        )
+
+    async def _links(self, session: Any, hedge_ids: list[str]) -> dict[str, list[str]]:
+        if not hedge_ids:
+            return {}
+        rows = await session.execute(
+            text(
+                "SELECT hedge_order_id::text, order_id::text FROM oms.hedge_order_orders"
+                " WHERE hedge_order_id = ANY(CAST(:ids AS uuid[])) ORDER BY order_id"
+            ),
+            {"ids": hedge_ids},
+        )
+        links: dict[str, list[str]] = {}
+        for hedge_id, order_id in rows:
+            links.setdefault(hedge_id, []).append(order_id)
+        return links
+
+    async def CancelOrderAsOperator(  # noqa: N802
+        self, request: order_admin_service_pb2.CancelOrderAsOperatorRequest, context: Context
+    ) -> order_admin_service_pb2.CancelOrderAsOperatorResponse:
+        caller = require_roles(ACTORS)
+        async with self.db.transaction() as session:
+            account = await load_account(session, request.account_id)
+            if account is None:
+                raise account_not_found(request.account_id)
+            change = await AccountChange.begin(
+                session, account, events.actor_of(caller), self.clock(), caller.request_id
+            )
+            order = await cancel_order(
+                change, request.order_id, request.reason, status_message=request.reason
+            )
+        self._wake()
+        return order_admin_service_pb2.CancelOrderAsOperatorResponse(
+            order=order.to_proto(account.currency)
+        )
+
+    async def ClosePositionAsOperator(  # noqa: N802
+        self, request: order_admin_service_pb2.ClosePositionAsOperatorRequest, context: Context
+    ) -> order_admin_service_pb2.ClosePositionAsOperatorResponse:
+        caller = require_roles(ACTORS)
+        assert self.placement is not None, "the admin service places closing orders"
+        async with self.db.read_session() as session:
+            position = await get_position(session, request.account_id, request.position_id)
+        if position is None:
+            raise position_not_found(request.position_id)
+        intent = closing_intent(
+            position,
+            client_order_id=request.client_order_id,
+            request_fingerprint=fingerprint(request),
+            quantity=Decimal(request.quantity) if request.HasField("quantity") else None,
+            origin=OrderOrigin.OPERATOR,
+            requotable=False,
+            status_message=request.reason,
+        )
+        placed = await self.placement.place(
+            intent,
+            events.actor_of(caller),
+            authorize_internal(request.account_id),
+            caller.request_id,
+        )
+        return order_admin_service_pb2.ClosePositionAsOperatorResponse(
+            order=placed.order.to_proto(placed.currency)
+        )

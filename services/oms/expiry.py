@@ -1,0 +1,113 @@
+"""DAY orders expire at the end of their trading session (ADR 0007 "Working orders").
+
+A sweeper looks every second for open orders whose `expire_time` has passed and applies
+EXPIRED (status_reason EXPIRED) to each in its own transaction, through the repository's
+`apply`, like any other change. Several OMS instances may sweep at once: each order's change
+locks its account and re-reads the order, and an order already ended is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import text
+
+from services.oms.domain.state import OrderEvent
+from services.oms.events import system_actor
+from services.oms.store import (
+    OPEN_STATUS_NAMES,
+    AccountChange,
+    get_order,
+    load_account,
+    reason_changes,
+)
+from services.platform.db import Database
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["ExpirySweeper"]
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS: Final = 1.0
+_BATCH: Final = 100
+ACTOR: Final = "oms-expiry"
+
+
+class ExpirySweeper:
+    def __init__(
+        self,
+        db: Database,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.wake = wake
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> int:
+        """Expires the orders due now; how many."""
+        now = self.clock()
+        async with self.db.read_session() as session:
+            due = (
+                await session.execute(
+                    text(
+                        "SELECT account_id::text, id::text FROM oms.orders"
+                        " WHERE expire_time <= :now AND status = ANY(:open)"
+                        " ORDER BY expire_time LIMIT :batch"
+                    ),
+                    {"now": now, "open": list(OPEN_STATUS_NAMES), "batch": _BATCH},
+                )
+            ).all()
+        expired = 0
+        for account_id, order_id in due:
+            expired += await self._expire(account_id, order_id, now)
+        if expired:
+            self.wake()
+        return expired
+
+    async def _expire(self, account_id: str, order_id: str, now: datetime) -> int:
+        async with self.db.transaction() as session:
+            account = await load_account(session, account_id)
+            if account is None:
+                return 0
+            change = await AccountChange.begin(session, account, system_actor(ACTOR), now)
+            order = await get_order(session, account_id, order_id, lock=True)
+            if order is None or not order.is_open or order.expire_time is None:
+                return 0
+            if order.expire_time > now:
+                return 0
+            message = "the trading session of the DAY order ended"
+            await change.apply(
+                order,
+                OrderEvent.EXPIRED,
+                message,
+                changes=reason_changes(ErrorReason.ERROR_REASON_EXPIRED, message),
+            )
+            await change.finish()
+        return 1
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiring DAY orders failed; retrying")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="oms-expiry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

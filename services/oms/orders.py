@@ -1,0 +1,401 @@
+"""tradingmesh.oms.v1.OrderService: order entry, cancel and amend, order and trade reads.
+
+Thin: requests become intents or repository calls, results become messages. Every RPC first
+checks that the caller owns the account (`ownership`), so another user's account or order is
+NOT_FOUND. Orders held by the platform (every order until the STP module holds orders at a
+liquidity provider) are cancelled and amended at once, without PENDING_CANCEL/PENDING_AMEND.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import grpc.aio
+from google.protobuf.message import Message
+
+from services.oms import events
+from services.oms.domain.positions import Side
+from services.oms.domain.state import TERMINAL_STATUSES, OrderEvent, OrderStatus
+from services.oms.domain.validation import check_price, check_quantity, check_stops
+from services.oms.fingerprint import fingerprint
+from services.oms.model import OrderRow, OrderType, TimeInForce
+from services.oms.ownership import authorize_trader, owned_account
+from services.oms.placement import OrderIntent, Placement, check_price_of
+from services.oms.queries import list_orders, list_trades
+from services.oms.store import (
+    AccountChange,
+    account_context,
+    concurrent_modification,
+    count_open_orders,
+    get_order,
+)
+from services.oms.updates import OrderUpdateHub
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.identity import current_caller
+from services.platform.resources import Resources
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
+
+__all__ = ["OrderService", "cancel_order", "decimal_field", "order_not_found"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_R = ErrorReason
+_PLACING: Final = frozenset({OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.ACCEPTED})
+
+
+def decimal_field(message: Message, name: str) -> Decimal | None:
+    """An optional decimal field (already checked by the contract's rules)."""
+    return Decimal(getattr(message, name)) if message.HasField(name) else None
+
+
+def order_not_found(order_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_NOT_FOUND, f"order {order_id} not found", metadata={"order_id": order_id}
+    )
+
+
+def intent_of(request: order_service_pb2.PlaceOrderRequest) -> OrderIntent:
+    order_type = OrderType.from_proto(request.type)
+    time_in_force = (
+        TimeInForce.default_for(order_type)
+        if request.time_in_force == trading_pb2.TIME_IN_FORCE_UNSPECIFIED
+        else TimeInForce.from_proto(request.time_in_force)
+    )
+    return OrderIntent(
+        account_id=request.account_id,
+        client_order_id=request.client_order_id,
+        fingerprint=fingerprint(request),
+        symbol=request.symbol,
+        side=Side.from_proto(request.side),
+        type=order_type,
+        time_in_force=time_in_force,
+        quantity=Decimal(request.quantity),
+        price=decimal_field(request, "price"),
+        stop_price=decimal_field(request, "stop_price"),
+        requested_price=decimal_field(request, "requested_price"),
+        stop_loss=decimal_field(request, "stop_loss"),
+        take_profit=decimal_field(request, "take_profit"),
+        position_id=request.position_id if request.HasField("position_id") else None,
+    )
+
+
+class OrderService(order_service_pb2_grpc.OrderServiceServicer):
+    def __init__(
+        self,
+        resources: Resources,
+        placement: Placement,
+        hub: OrderUpdateHub,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resources = resources
+        self.placement = placement
+        self.hub = hub
+        self._wake = wake
+        self.clock = clock
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    async def PlaceOrder(  # noqa: N802
+        self, request: order_service_pb2.PlaceOrderRequest, context: Context
+    ) -> order_service_pb2.PlaceOrderResponse:
+        caller = current_caller()
+        placed = await self.placement.place(
+            intent_of(request),
+            events.actor_of(caller),
+            authorize_trader(request.account_id),
+            caller.request_id,
+        )
+        return order_service_pb2.PlaceOrderResponse(order=placed.order.to_proto(placed.currency))
+
+    async def CancelOrder(  # noqa: N802
+        self, request: order_service_pb2.CancelOrderRequest, context: Context
+    ) -> order_service_pb2.CancelOrderResponse:
+        caller = current_caller()
+        async with self.db.transaction() as session:
+            account = await owned_account(session, request.account_id)
+            change = await AccountChange.begin(
+                session, account, events.actor_of(caller), self.clock(), caller.request_id
+            )
+            order = await cancel_order(change, request.order_id, "cancelled by the client")
+        self._wake()
+        return order_service_pb2.CancelOrderResponse(order=order.to_proto(account.currency))
+
+    async def AmendOrder(  # noqa: N802
+        self, request: order_service_pb2.AmendOrderRequest, context: Context
+    ) -> order_service_pb2.AmendOrderResponse:
+        caller = current_caller()
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            order = await get_order(session, account.account_id, request.order_id)
+            if order is None:
+                raise order_not_found(request.order_id)
+            context_ = await account_context(session, account.account_id, order.symbol)
+            open_orders = await count_open_orders(session, account.account_id)
+        _check_version(order, request)
+        amended, changed = amended_order(order, request)
+        if not changed:
+            return order_service_pb2.AmendOrderResponse(order=order.to_proto(account.currency))
+        if context_ is not None and context_.instrument is not None:
+            _check_amend_rules(amended, request, context_.instrument.rules)
+        if {"quantity", "price", "stop_price"} & set(changed):
+            await self._check_amend(amended, open_orders)
+        async with self.db.transaction() as session:
+            change = await AccountChange.begin(
+                session, account, events.actor_of(caller), self.clock(), caller.request_id
+            )
+            current = await get_order(session, account.account_id, order.id, lock=True)
+            if current is None or current.version != order.version:
+                raise concurrent_modification("order", order.id)
+            result = await change.apply(
+                order,
+                OrderEvent.AMENDED,
+                "amended by the client",
+                changes={name: getattr(amended, name) for name in changed},
+                changed_fields=changed,
+            )
+            await change.finish()
+        self._wake()
+        return order_service_pb2.AmendOrderResponse(order=result.to_proto(account.currency))
+
+    async def _check_amend(self, amended: OrderRow, open_orders: int) -> None:
+        risk = self.placement.risk
+        request = risk_pb.CheckOrderRequest(
+            account_id=amended.account_id,
+            order_id=amended.id,
+            purpose=risk_pb.CHECK_PURPOSE_AMEND,
+            symbol=amended.symbol,
+            side=amended.side.to_proto(),
+            quantity=format(amended.quantity.normalize(), "f"),
+            remaining_quantity=format(amended.remaining_quantity.normalize(), "f"),
+            open_order_count=max(open_orders - 1, 0),
+        )
+        if amended.execution_mode is not None:
+            valuation = check_price_of(amended, amended.execution_mode)
+            if valuation is not None:
+                request.price = format(valuation.normalize(), "f")
+        if risk is None:
+            raise DomainError(
+                _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "the pre-trade check is not configured"
+            )
+        verdict = await risk.check(request)
+        if not verdict.approved:
+            raise DomainError(verdict.reason, verdict.message or "the amended order was refused")
+
+    async def GetOrder(  # noqa: N802
+        self, request: order_service_pb2.GetOrderRequest, context: Context
+    ) -> order_service_pb2.GetOrderResponse:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            order = await get_order(session, account.account_id, request.order_id)
+        if order is None:
+            raise order_not_found(request.order_id)
+        return order_service_pb2.GetOrderResponse(order=order.to_proto(account.currency))
+
+    async def ListOrders(  # noqa: N802
+        self, request: order_service_pb2.ListOrdersRequest, context: Context
+    ) -> order_service_pb2.ListOrdersResponse:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            page = await list_orders(
+                session,
+                account_id=account.account_id,
+                statuses=[OrderStatus.from_proto(s).value for s in request.statuses],
+                open_only=request.open_only,
+                symbol=request.symbol,
+                time_range=request.time_range if request.HasField("time_range") else None,
+                client_order_id=request.client_order_id,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+        return order_service_pb2.ListOrdersResponse(
+            orders=[order.to_proto(currency) for order, currency in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ListTrades(  # noqa: N802
+        self, request: order_service_pb2.ListTradesRequest, context: Context
+    ) -> order_service_pb2.ListTradesResponse:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            page = await list_trades(
+                session,
+                account_id=account.account_id,
+                symbol=request.symbol,
+                order_id=request.order_id,
+                position_id=request.position_id,
+                time_range=request.time_range if request.HasField("time_range") else None,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+        return order_service_pb2.ListTradesResponse(
+            trades=[trade.to_proto() for trade, _ in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def StreamOrderUpdates(  # noqa: N802
+        self, request: order_service_pb2.StreamOrderUpdatesRequest, context: Context
+    ) -> AsyncIterator[order_service_pb2.StreamOrderUpdatesResponse]:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+        # Subscribed before the snapshot is read, so no change falls between the two; a live
+        # update the snapshot already shows (same or older version) is dropped.
+        stream = self.hub.open(account.account_id)
+        try:
+            seen: dict[str, int] = {}
+            if request.send_open_orders:
+                async with self.db.read_session() as session:
+                    page = await list_orders(
+                        session,
+                        account_id=account.account_id,
+                        open_only=True,
+                        symbol=request.symbol,
+                        requested_size=500,
+                    )
+                for order, currency in reversed(page.items):
+                    seen[order.id] = order.version
+                    snapshot = order.to_proto(currency)
+                    yield order_service_pb2.StreamOrderUpdatesResponse(
+                        update=oms_pb2.OrderUpdate(
+                            event_type=oms_pb2.ORDER_EVENT_TYPE_SNAPSHOT,
+                            order=snapshot,
+                            previous_status=snapshot.status,
+                        )
+                    )
+            while True:
+                update = await stream.next()
+                if update is None:
+                    raise DomainError(
+                        _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+                        "the stream fell behind; reconnect with send_open_orders",
+                    )
+                changed = update.order
+                if request.symbol and changed.symbol != request.symbol:
+                    continue
+                if seen.get(changed.id, 0) >= changed.version:
+                    continue
+                yield order_service_pb2.StreamOrderUpdatesResponse(update=update)
+        finally:
+            self.hub.close(stream)
+
+
+async def cancel_order(
+    change: AccountChange, order_id: str, reason: str, *, status_message: str = ""
+) -> OrderRow:
+    """Cancels an open order of `change`'s account held by the platform, at once (CANCELLED);
+    an order already CANCELLED or PENDING_CANCEL is returned unchanged (CancelOrder is
+    idempotent)."""
+    order = await get_order(change.session, change.account.account_id, order_id, lock=True)
+    if order is None:
+        raise order_not_found(order_id)
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.PENDING_CANCEL):
+        return order
+    _require_cancellable(order)
+    changes = {"status_message": status_message[:500]} if status_message else None
+    order = await change.apply(order, OrderEvent.CANCELLED, reason, changes=changes)
+    await change.finish()
+    return order
+
+
+def _require_cancellable(order: OrderRow) -> None:
+    if order.status in _PLACING:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            f"order {order.id} is still being placed; retry in a moment",
+            metadata={"order_id": order.id, "status": order.status.value},
+        )
+    if order.status in TERMINAL_STATUSES:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            f"order {order.id} is {order.status.value.lower()} and cannot be cancelled",
+            metadata={"order_id": order.id, "status": order.status.value},
+        )
+
+
+def _check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest) -> None:
+    if request.HasField("expected_version") and request.expected_version != order.version:
+        raise concurrent_modification("order", order.id)
+
+
+def _invalid_fields(message: str, field: str, problem: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_INVALID_ORDER_FIELDS, message, field_violations=[(field, problem)]
+    )
+
+
+def amended_order(
+    order: OrderRow, request: order_service_pb2.AmendOrderRequest
+) -> tuple[OrderRow, list[str]]:
+    """The order with the request's values, and the names of the fields that change; refuses
+    an amend the order's state or type does not allow."""
+    if order.status not in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED):
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            f"order {order.id} is {order.status.value.lower()}: only a working order is amended",
+            metadata={"order_id": order.id, "status": order.status.value},
+        )
+    if order.type is OrderType.MARKET:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            "a market order cannot be amended",
+            metadata={"order_id": order.id},
+        )
+    values: dict[str, Any] = {}
+    if request.HasField("price"):
+        if order.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            raise _invalid_fields("a stop order has no price", "price", "not for a stop order")
+        values["price"] = Decimal(request.price)
+    if request.HasField("stop_price"):
+        if order.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
+            raise _invalid_fields(
+                "a limit order has no stop_price", "stop_price", "not for a limit order"
+            )
+        if order.type is OrderType.STOP_LIMIT and order.trigger_time is not None:
+            raise DomainError(
+                _R.ERROR_REASON_INVALID_ORDER_STATE,
+                "the stop-limit order already triggered: its stop_price cannot change",
+                metadata={"order_id": order.id},
+            )
+        values["stop_price"] = Decimal(request.stop_price)
+    if request.HasField("quantity"):
+        quantity = Decimal(request.quantity)
+        if quantity <= order.filled_quantity:
+            raise _invalid_fields(
+                f"quantity {quantity} is not above the filled {order.filled_quantity}",
+                "quantity",
+                "must be above filled_quantity",
+            )
+        values["quantity"] = quantity
+    if request.HasField("stop_loss"):
+        values["stop_loss"] = Decimal(request.stop_loss)
+    elif request.clear_stop_loss:
+        values["stop_loss"] = None
+    if request.HasField("take_profit"):
+        values["take_profit"] = Decimal(request.take_profit)
+    elif request.clear_take_profit:
+        values["take_profit"] = None
+    changed = [name for name, value in values.items() if getattr(order, name) != value]
+    amended = replace(order, **{name: values[name] for name in changed})
+    return amended, changed
+
+
+def _check_amend_rules(
+    amended: OrderRow, request: order_service_pb2.AmendOrderRequest, rules: Any
+) -> None:
+    if request.HasField("quantity"):
+        check_quantity(amended.quantity, rules)
+    for name in ("price", "stop_price", "stop_loss", "take_profit"):
+        if request.HasField(name):
+            check_price(Decimal(getattr(request, name)), rules, name)
+    reference = amended.price or amended.stop_price
+    if reference is not None and (amended.stop_loss or amended.take_profit):
+        check_stops(amended.side, reference, amended.stop_loss, amended.take_profit)

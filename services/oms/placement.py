@@ -1,0 +1,541 @@
+"""Order entry: one pipeline for PlaceOrder, ClosePosition and ForceClosePosition (ADR 0007
+"Order entry and idempotency").
+
+1. The rules that need the instrument (`domain.validation`: lot step and digits
+   TOO_MANY_DECIMALS, lot range QUANTITY_OUT_OF_RANGE, stops INVALID_STOPS), a symbol the
+   group is not offered (UNKNOWN_INSTRUMENT), instant execution without requested_price
+   (INVALID_ORDER_FIELDS). The contract's field rules ran before (the interceptor). Nothing is
+   stored on a refusal.
+2. `(account_id, client_order_id)` known: the stored order if the request's fingerprint
+   matches, else ALREADY_EXISTS / DUPLICATE_CLIENT_ORDER_ID. Checks that depend on state
+   (the position to close is still open, no other closing order is open) come after this
+   lookup, so a retry of a close that succeeded returns the closing order rather than an error.
+3. The pre-trade check (`risk.RiskClient`, 300 ms, no transaction open), unless the intent
+   skips it (a stop-out close).
+4. Execution decided in memory (`execution.decide`, from the live quote), then ONE
+   transaction: the account's row locked, the order inserted (`ON CONFLICT DO NOTHING`: a
+   concurrent retry that committed first wins, and this attempt returns its order), every
+   transition applied with its audit and outbox rows, the fill booked (trade, position). The
+   order is returned after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final, Protocol
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.oms import execution
+from services.oms.domain.positions import PositionMode, Side
+from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.validation import (
+    check_close_quantity,
+    check_price,
+    check_quantity,
+    check_stops,
+)
+from services.oms.execution import FillAt, LiveQuote, OrderSpec, Reject, Rest
+from services.oms.fills import FillTerms, book_fill
+from services.oms.model import (
+    Account,
+    ExecutionMode,
+    Instrument,
+    OrderOrigin,
+    OrderRow,
+    OrderType,
+    PositionRow,
+    TimeInForce,
+    TradingTerms,
+)
+from services.oms.quotes import QuoteBook
+from services.oms.risk import RiskClient, Verdict, unavailable
+from services.oms.store import (
+    AccountChange,
+    DuplicateOrderError,
+    account_context,
+    find_order,
+    get_position,
+    offered_instruments,
+    open_closing_order,
+    reason_changes,
+)
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.resources import Resources
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
+from tradingmesh.trading.money import IDENTITY, Conversion
+
+__all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink"]
+
+log = logging.getLogger(__name__)
+_R = ErrorReason
+_MAX_ATTEMPTS: Final = 3
+
+Authorize = Callable[[Account | None], Account]
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """An order a request asks for, before anything is stored."""
+
+    account_id: str
+    client_order_id: str
+    fingerprint: str
+    symbol: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal | None  # None: the whole open quantity of position_id
+    origin: OrderOrigin = OrderOrigin.CLIENT
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    requested_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    position_id: str | None = None
+    closing: bool = False  # ClosePosition / ForceClosePosition
+    pre_trade_check: bool = True  # False: a stop-out close (no risk check)
+    requotable: bool = True  # False: instant execution runs as market (never requoted)
+    status_message: str = ""  # an operator's reason
+    quantity_field: str = "quantity"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The order as answered, the account's currency, and the position its fill touched (None
+    for a retry or an order that did not fill)."""
+
+    order: OrderRow
+    currency: str
+    position: PositionRow | None = None
+    existing: bool = False
+
+
+def _unknown_instrument(symbol: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
+        f"{symbol} is not offered to this account",
+        metadata={"symbol": symbol},
+        field_violations=[("symbol", "is not an instrument offered to the account's group")],
+        status=grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+def duplicate_client_order_id(client_order_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_DUPLICATE_CLIENT_ORDER_ID,
+        f"client_order_id {client_order_id} was used for another order",
+        metadata={"client_order_id": client_order_id},
+        field_violations=[("client_order_id", "was used for a different order of this account")],
+    )
+
+
+def effective_mode(terms: TradingTerms, intent: OrderIntent) -> ExecutionMode:
+    """The mode fixed at acceptance; a close that must not be requoted runs as market."""
+    mode = terms.execution_mode
+    if mode is ExecutionMode.INSTANT and not intent.requotable:
+        return ExecutionMode.MARKET
+    return mode
+
+
+def check_entry_rules(
+    intent: OrderIntent,
+    instrument: Instrument,
+    mode: ExecutionMode,
+    quote: LiveQuote | None,
+) -> None:
+    """Step 1: the rules that need the instrument and the group's execution mode."""
+    rules = instrument.rules
+    if intent.quantity is not None:
+        check_quantity(intent.quantity, rules, intent.quantity_field)
+    for name in ("price", "stop_price", "requested_price", "stop_loss", "take_profit"):
+        value = getattr(intent, name)
+        if value is not None:
+            check_price(value, rules, name)
+    if (
+        mode is ExecutionMode.INSTANT
+        and intent.type is OrderType.MARKET
+        and intent.requested_price is None
+    ):
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_FIELDS,
+            f"{intent.symbol} is in instant execution: a market order needs requested_price",
+            metadata={"symbol": intent.symbol, "execution_mode": mode.value},
+            field_violations=[("requested_price", "is required in instant execution")],
+        )
+    if intent.stop_loss is None and intent.take_profit is None:
+        return
+    reference = intent.price or intent.stop_price or intent.requested_price
+    if reference is None and quote is not None:
+        reference = quote.price_for(intent.side)
+    if reference is not None:
+        check_stops(intent.side, reference, intent.stop_loss, intent.take_profit)
+
+
+def closing_checks(
+    intent: OrderIntent, position: PositionRow | None, account: Account, instrument: Instrument
+) -> Decimal:
+    """The checks of an order naming a position; the quantity it closes."""
+    if position is None:
+        raise DomainError(
+            _R.ERROR_REASON_NOT_FOUND,
+            f"position {intent.position_id} not found",
+            metadata={"position_id": intent.position_id or ""},
+        )
+    if not position.is_open:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            f"position {position.id} is closed",
+            metadata={"position_id": position.id},
+        )
+    if position.symbol != intent.symbol or position.side is intent.side:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_FIELDS,
+            f"position {position.id} is a {position.side} {position.symbol} position: an order"
+            f" closing it is a {position.side.opposite} {position.symbol} order",
+            metadata={"position_id": position.id},
+            field_violations=[("position_id", "names a position this order cannot close")],
+        )
+    if account.position_mode is PositionMode.NETTING and not position.netting:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_FIELDS,
+            f"position {position.id} is not the account's position in {position.symbol}",
+            field_violations=[("position_id", "is not the account's netting position")],
+        )
+    quantity = intent.quantity if intent.quantity is not None else position.quantity
+    check_close_quantity(quantity, position.quantity, intent.quantity_field)
+    if intent.quantity is not None:
+        check_quantity(quantity, instrument.rules, intent.quantity_field)
+    return quantity
+
+
+async def _position_checks(
+    session: AsyncSession,
+    intent: OrderIntent,
+    account: Account,
+    instrument: Instrument,
+    *,
+    lock: bool = False,
+) -> Decimal:
+    """The checks of an order naming a position, against the position as stored; the quantity
+    the order closes."""
+    assert intent.position_id is not None
+    position = await get_position(session, account.account_id, intent.position_id, lock=lock)
+    quantity = closing_checks(intent, position, account, instrument)
+    if intent.closing and await open_closing_order(session, intent.position_id):
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_ORDER_STATE,
+            f"an order closing position {intent.position_id} is still open",
+            metadata={"position_id": intent.position_id},
+        )
+    return quantity
+
+
+class WorkingOrderSink(Protocol):
+    """Takes an order that was committed WORKING, after the commit: where the STP module (its
+    netting window) and the trigger engine (working limit and stop orders) plug in. Neither
+    is built yet; with no sink, a WORKING order waits for the client to cancel or amend it, or
+    for its DAY expiry."""
+
+    async def take(self, order: OrderRow, account: Account) -> None: ...
+
+
+class Placement:
+    """Places orders; shared by the servicers."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        quotes: QuoteBook,
+        risk: RiskClient | None,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        working: Sequence[WorkingOrderSink] = (),
+    ) -> None:
+        self.resources = resources
+        self.quotes = quotes
+        self.risk = risk
+        self.wake = wake
+        self.clock = clock
+        self.working = tuple(working)
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    async def place(
+        self, intent: OrderIntent, actor: Actor, authorize: Authorize, correlation_id: str = ""
+    ) -> Placed:
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                return await self._attempt(intent, actor, authorize, correlation_id)
+            except DuplicateOrderError:
+                continue  # a concurrent request committed this client_order_id: look again
+        raise DomainError(
+            _R.ERROR_REASON_CONCURRENT_MODIFICATION,
+            f"order {intent.client_order_id} is being placed concurrently; retry",
+        )
+
+    async def _attempt(
+        self, intent: OrderIntent, actor: Actor, authorize: Authorize, correlation_id: str
+    ) -> Placed:
+        async with self.db.read_session() as session:
+            context = await account_context(
+                session, intent.account_id, intent.symbol, intent.client_order_id
+            )
+            account = authorize(None if context is None else context.account)
+            assert context is not None
+            instrument, terms = context.instrument, context.terms
+            if (
+                instrument is None
+                or terms is None
+                or not (terms.enabled or intent.closing or intent.position_id is not None)
+            ):
+                raise _unknown_instrument(intent.symbol)
+            mode = effective_mode(terms, intent)
+            quote = self.quotes.live(terms.group_id, intent.symbol)
+            check_entry_rules(intent, instrument, mode, quote)
+            existing = (
+                await find_order(session, account.account_id, intent.client_order_id)
+                if context.client_order_id_taken
+                else None
+            )
+            if existing is not None:
+                if existing.request_fingerprint != intent.fingerprint:
+                    raise duplicate_client_order_id(intent.client_order_id)
+                return Placed(existing, account.currency, existing=True)
+            quantity = intent.quantity
+            if intent.position_id is not None:
+                quantity = await _position_checks(session, intent, account, instrument)
+            assert quantity is not None
+            open_orders = context.open_orders
+            same_currency = instrument.quote_currency == account.currency
+            route = (
+                None
+                if same_currency
+                else execution.conversion_pair(
+                    instrument.quote_currency,
+                    account.currency,
+                    await offered_instruments(session, terms.group_id),
+                )
+            )
+        order = self._new_order(intent, account, quantity, instrument)
+        verdict = (
+            await self._check(order, intent, account, mode, open_orders)
+            if intent.pre_trade_check
+            else Verdict(approved=True)
+        )
+        decision: execution.Decision | None = None
+        conversion = IDENTITY
+        if verdict.approved:
+            quote = self.quotes.live(terms.group_id, intent.symbol)
+            decision = execution.decide(
+                OrderSpec(
+                    order.side,
+                    order.type,
+                    order.time_in_force,
+                    order.quantity,
+                    order.price,
+                    order.requested_price,
+                ),
+                mode,
+                quote,
+                symbol=order.symbol,
+                max_deviation_points=terms.max_deviation_points,
+                point=instrument.point,
+            )
+            if isinstance(decision, FillAt):
+                found = IDENTITY if same_currency else self._conversion(route, terms.group_id)
+                if found is None:
+                    decision = Reject(
+                        _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                        f"no live price converts {instrument.quote_currency} to {account.currency}",
+                    )
+                else:
+                    conversion = found
+        return await self._commit(
+            order,
+            intent,
+            account,
+            actor,
+            correlation_id,
+            verdict,
+            mode,
+            decision,
+            FillTerms(instrument, terms, conversion),
+        )
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _new_order(
+        self, intent: OrderIntent, account: Account, quantity: Decimal, instrument: Instrument
+    ) -> OrderRow:
+        now = self.clock()
+        expire = (
+            execution.session_end(instrument.sessions, now)
+            if intent.time_in_force is TimeInForce.DAY
+            else None
+        )
+        return OrderRow(
+            id=str(uuid.uuid4()),
+            account_id=account.account_id,
+            client_order_id=intent.client_order_id,
+            request_fingerprint=intent.fingerprint,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            time_in_force=intent.time_in_force,
+            status=OrderStatus.NEW,
+            quantity=quantity,
+            origin=intent.origin,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            price=intent.price,
+            stop_price=intent.stop_price,
+            requested_price=intent.requested_price,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            position_id=intent.position_id,
+            status_message=intent.status_message[:500],
+            expire_time=expire,
+        )
+
+    async def _check(
+        self,
+        order: OrderRow,
+        intent: OrderIntent,
+        account: Account,
+        mode: ExecutionMode,
+        open_orders: int,
+    ) -> Verdict:
+        if self.risk is None:
+            return unavailable("no risk service address configured")
+        request = risk_pb.CheckOrderRequest(
+            account_id=account.account_id,
+            order_id=order.id,
+            purpose=risk_pb.CHECK_PURPOSE_PLACE,
+            symbol=order.symbol,
+            side=order.side.to_proto(),
+            quantity=format(order.quantity.normalize(), "f"),
+            remaining_quantity=format(order.quantity.normalize(), "f"),
+            open_order_count=open_orders,
+        )
+        valuation = check_price_of(order, mode)
+        if valuation is not None:
+            request.price = format(valuation.normalize(), "f")
+        if intent.position_id is not None and account.position_mode is PositionMode.HEDGING:
+            request.position_id = intent.position_id
+        return await self.risk.check(request)
+
+    def _conversion(self, route: tuple[str, bool] | None, group_id: str) -> Conversion | None:
+        """The conversion through `route` (the pair, and whether to divide) at its live mid;
+        None without a pair or a live price of it."""
+        if route is None:
+            return None
+        symbol, inverse = route
+        quote = self.quotes.live(group_id, symbol)
+        return None if quote is None else execution.conversion_at(quote, inverse)
+
+    async def _commit(
+        self,
+        order: OrderRow,
+        intent: OrderIntent,
+        account: Account,
+        actor: Actor,
+        correlation_id: str,
+        verdict: Verdict,
+        mode: ExecutionMode,
+        decision: execution.Decision | None,
+        fill_terms: FillTerms,
+    ) -> Placed:
+        position: PositionRow | None = None
+        async with self.db.transaction() as session:
+            change = await AccountChange.begin(
+                session, account, actor, order.created_at, correlation_id
+            )
+            if intent.position_id is not None:
+                # A concurrent retry of this very close that committed first: return its order.
+                if await find_order(session, account.account_id, intent.client_order_id):
+                    raise DuplicateOrderError(intent.client_order_id)
+                # Again under the account's lock: a close that committed meanwhile (a retry
+                # under another id, a stop-out) must not leave this order to open a position.
+                await _position_checks(
+                    session,
+                    replace(intent, quantity=order.quantity),
+                    account,
+                    fill_terms.instrument,
+                    lock=True,
+                )
+            order = await change.create(order)
+            if not verdict.reached:
+                order = await change.apply(
+                    order,
+                    OrderEvent.REJECTED,
+                    verdict.message,
+                    changes=reason_changes(verdict.reason, verdict.message),
+                )
+            else:
+                note = "" if intent.pre_trade_check else "no pre-trade check: a platform close"
+                order = await change.apply(order, OrderEvent.SUBMITTED, note)
+                if not verdict.approved:
+                    order = await change.apply(
+                        order,
+                        OrderEvent.REJECTED,
+                        verdict.message,
+                        changes=reason_changes(verdict.reason, verdict.message),
+                    )
+                else:
+                    order = await change.apply(
+                        order, OrderEvent.ACCEPTED, changes={"execution_mode": mode}
+                    )
+                    order, position = await self._execute(change, order, decision, fill_terms)
+            await change.finish()
+        self.wake()  # the outbox relay publishes the events now rather than at its next poll
+        if order.status is OrderStatus.WORKING:
+            for sink in self.working:
+                await sink.take(order, account)
+        return Placed(order, account.currency, position)
+
+    async def _execute(
+        self,
+        change: AccountChange,
+        order: OrderRow,
+        decision: execution.Decision | None,
+        fill_terms: FillTerms,
+    ) -> tuple[OrderRow, PositionRow | None]:
+        if isinstance(decision, FillAt):
+            booked = await book_fill(change, order, order.quantity, decision.price, fill_terms)
+            return booked.order, booked.position
+        if isinstance(decision, Reject):
+            changes = reason_changes(decision.reason, decision.message)
+            if decision.requote_price is not None:
+                changes["requote_price"] = decision.requote_price
+            rejected = await change.apply(
+                order, OrderEvent.REJECTED, decision.message, changes=changes
+            )
+            return rejected, None
+        why = decision.why if isinstance(decision, Rest) else "working"
+        return await change.apply(order, OrderEvent.ACTIVATED, why), None
+
+
+def check_price_of(order: OrderRow, mode: ExecutionMode) -> Decimal | None:
+    """CheckOrderRequest.price: the limit price of a limit or stop-limit order, the stop price
+    of a stop order, the requested price of a market order in instant execution; None values
+    it at the live price."""
+    if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return order.price
+    if order.type is OrderType.STOP:
+        return order.stop_price
+    if mode is ExecutionMode.INSTANT:
+        return order.requested_price
+    return None

@@ -1,0 +1,253 @@
+"""tradingmesh.oms.v1.PositionService: the caller's positions, closing and modifying them.
+
+ClosePosition places a MARKET order on the other side with position_id set (IOC, origin
+CLIENT) through the same pipeline as PlaceOrder (`placement`), so it is idempotent on
+client_order_id and stored before the answer. ModifyPosition changes the stop-loss and
+take-profit in one transaction with its audit row and a PositionChanged (STOPS_MODIFIED) event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import grpc.aio
+
+from services.oms import events
+from services.oms.domain import positions as domain
+from services.oms.domain.validation import check_price, check_stops
+from services.oms.fingerprint import fingerprint
+from services.oms.model import OrderType, PositionRow, TimeInForce
+from services.oms.orders import decimal_field
+from services.oms.ownership import authorize_trader, owned_account
+from services.oms.placement import OrderIntent, Placement
+from services.oms.queries import list_positions
+from services.oms.quotes import QuoteBook
+from services.oms.store import AccountChange, concurrent_modification, get_position
+from services.oms.valuation import Valuer, load_instruments
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.identity import current_caller
+from services.platform.resources import Resources
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.oms.v1 import (
+    oms_events_pb2,
+    position_service_pb2,
+    position_service_pb2_grpc,
+)
+
+__all__ = ["PositionService", "position_not_found"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_R = ErrorReason
+
+
+def position_not_found(position_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_NOT_FOUND,
+        f"position {position_id} not found",
+        metadata={"position_id": position_id},
+    )
+
+
+def closing_intent(
+    position: PositionRow,
+    *,
+    client_order_id: str,
+    request_fingerprint: str,
+    quantity: Decimal | None,
+    requested_price: Decimal | None = None,
+    **options: Any,
+) -> OrderIntent:
+    """The MARKET IOC order that closes `position` (in full when quantity is None)."""
+    return OrderIntent(
+        account_id=position.account_id,
+        client_order_id=client_order_id,
+        fingerprint=request_fingerprint,
+        symbol=position.symbol,
+        side=position.side.opposite,
+        type=OrderType.MARKET,
+        time_in_force=TimeInForce.IOC,
+        quantity=quantity,
+        requested_price=requested_price,
+        position_id=position.id,
+        closing=True,
+        **options,
+    )
+
+
+class PositionService(position_service_pb2_grpc.PositionServiceServicer):
+    def __init__(
+        self,
+        resources: Resources,
+        placement: Placement,
+        quotes: QuoteBook,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resources = resources
+        self.placement = placement
+        self.quotes = quotes
+        self.valuer = Valuer(quotes, clock)
+        self._wake = wake
+        self.clock = clock
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    async def ListPositions(  # noqa: N802
+        self, request: position_service_pb2.ListPositionsRequest, context: Context
+    ) -> position_service_pb2.ListPositionsResponse:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            page = await list_positions(
+                session,
+                account_id=account.account_id,
+                symbol=request.symbol,
+                requested_size=request.page_size,
+                token=request.page_token,
+            )
+            instruments = await load_instruments(session)
+        valued = self.valuer.value(account, [p for p, _ in page.items], instruments)
+        return position_service_pb2.ListPositionsResponse(
+            positions=valued, next_page_token=page.next_page_token
+        )
+
+    async def GetPosition(  # noqa: N802
+        self, request: position_service_pb2.GetPositionRequest, context: Context
+    ) -> position_service_pb2.GetPositionResponse:
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            position = await get_position(session, account.account_id, request.position_id)
+            if position is None:
+                raise position_not_found(request.position_id)
+            instruments = await load_instruments(session)
+        (valued,) = self.valuer.value(account, [position], instruments)
+        return position_service_pb2.GetPositionResponse(position=valued)
+
+    async def ClosePosition(  # noqa: N802
+        self, request: position_service_pb2.ClosePositionRequest, context: Context
+    ) -> position_service_pb2.ClosePositionResponse:
+        caller = current_caller()
+        async with self.db.read_session() as session:
+            account = await owned_account(session, request.account_id)
+            position = await get_position(session, account.account_id, request.position_id)
+        if position is None:
+            raise position_not_found(request.position_id)
+        intent = closing_intent(
+            position,
+            client_order_id=request.client_order_id,
+            request_fingerprint=fingerprint(request),
+            quantity=decimal_field(request, "quantity"),
+            requested_price=decimal_field(request, "requested_price"),
+        )
+        placed = await self.placement.place(
+            intent,
+            events.actor_of(caller),
+            authorize_trader(request.account_id),
+            caller.request_id,
+        )
+        return position_service_pb2.ClosePositionResponse(
+            order=placed.order.to_proto(placed.currency)
+        )
+
+    async def ModifyPosition(  # noqa: N802
+        self, request: position_service_pb2.ModifyPositionRequest, context: Context
+    ) -> position_service_pb2.ModifyPositionResponse:
+        caller = current_caller()
+        now = self.clock()
+        async with self.db.transaction() as session:
+            account = await owned_account(session, request.account_id)
+            change = await AccountChange.begin(
+                session, account, events.actor_of(caller), now, caller.request_id
+            )
+            position = await get_position(
+                session, account.account_id, request.position_id, lock=True
+            )
+            if position is None:
+                raise position_not_found(request.position_id)
+            if not position.is_open:
+                raise DomainError(
+                    _R.ERROR_REASON_INVALID_ORDER_STATE,
+                    f"position {position.id} is closed",
+                    metadata={"position_id": position.id},
+                )
+            if (
+                request.HasField("expected_version")
+                and request.expected_version != position.version
+            ):
+                raise concurrent_modification("position", position.id)
+            stop_loss = _level(request, "stop_loss", position.stop_loss)
+            take_profit = _level(request, "take_profit", position.take_profit)
+            instruments = await load_instruments(session)
+            if (stop_loss, take_profit) != (position.stop_loss, position.take_profit):
+                self._check_levels(account.group_id, position, stop_loss, take_profit, instruments)
+                modified = replace(
+                    position,
+                    stop_loss=stop_loss,
+                    take_profit=take_profit,
+                    update_time=now,
+                    version=position.version + 1,
+                )
+                await change.update_position(modified, position.version)
+                await change.audit(
+                    entity_type="position",
+                    entity_id=position.id,
+                    event="STOPS_MODIFIED",
+                    status_before=position.status,
+                    status_after=modified.status,
+                    reason="modified by the client",
+                    before=position.snapshot(),
+                    after=modified.snapshot(),
+                    version=modified.version,
+                )
+                await change.emit(
+                    "oms.position.changed",
+                    oms_events_pb2.PositionChanged(
+                        metadata=change.metadata(modified.version),
+                        position=modified.to_proto(account.currency),
+                        change_type=oms_events_pb2.POSITION_CHANGE_TYPE_STOPS_MODIFIED,
+                    ),
+                )
+                await change.finish()
+                position = modified
+        self._wake()
+        (valued,) = self.valuer.value(account, [position], instruments)
+        return position_service_pb2.ModifyPositionResponse(position=valued)
+
+    def _check_levels(
+        self,
+        group_id: str,
+        position: PositionRow,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+        instruments: dict[str, Any],
+    ) -> None:
+        instrument = instruments.get(position.symbol)
+        if instrument is not None:
+            for name, value in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+                if value is not None:
+                    check_price(value, instrument.rules, name)
+        if stop_loss is None and take_profit is None:
+            return
+        quote = self.quotes.live(group_id, position.symbol)
+        if quote is None:
+            raise DomainError(
+                _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                f"no live price for {position.symbol} to check the levels against",
+                metadata={"symbol": position.symbol},
+            )
+        reference = domain.close_price(position.side, quote.bid, quote.ask)
+        check_stops(position.side, reference, stop_loss, take_profit)
+
+
+def _level(request: Any, name: str, current: Decimal | None) -> Decimal | None:
+    if request.HasField(name):
+        return Decimal(getattr(request, name))
+    if getattr(request, f"clear_{name}"):
+        return None
+    return current

@@ -1,0 +1,109 @@
+"""Live prices for execution: the latest quote per (client group, symbol), from NATS (ADR 0007).
+
+Pricing publishes each new price of a group as `QuotePublished` on
+`pricing.quote.published.<group_id>.<symbol token>` (a core publish that the PRICING_QUOTES
+stream also captures; services/pricing/feed.py). The book subscribes to every group's subjects
+and keeps the newest quote per group and symbol in memory; an order reads it without a round
+trip. A quote counts as live when it is not marked stale and not older than the maximum age
+(`TM_OMS_MAX_QUOTE_AGE_MS`, default 2000 ms, the same 2 s pricing applies to LP quotes).
+
+Pricing publishes a price when it changes and again, unchanged, once the last one is a second
+old (ADR 0006), so a quiet or pinned price stays live and only a price pricing stopped
+publishing (no LP quote, pricing down) ages out.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from services.oms.execution import LiveQuote
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+
+__all__ = ["QUOTE_SUBJECTS", "QuoteBook", "live_quote_of"]
+
+log = logging.getLogger(__name__)
+
+QUOTE_SUBJECTS: Final = "pricing.quote.published.*.>"
+DEFAULT_MAX_AGE: Final = timedelta(seconds=2)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value > 0 else None
+
+
+def live_quote_of(quote: pricing_pb2.Quote) -> LiveQuote | None:
+    """The book's form of a published Quote; None for one without a usable price."""
+    bid, ask = _decimal(quote.bid), _decimal(quote.ask)
+    if bid is None or ask is None or not quote.HasField("quote_time"):
+        return None
+    provenance = quote.provenance
+    return LiveQuote(
+        symbol=quote.symbol,
+        bid=bid,
+        ask=ask,
+        quote_time=quote.quote_time.ToDatetime(tzinfo=UTC),
+        stale=quote.stale,
+        bid_lp=provenance.bid_source.liquidity_provider_id,
+        ask_lp=provenance.ask_source.liquidity_provider_id,
+        raw_bid=_decimal(provenance.bid_source.raw_price),
+        raw_ask=_decimal(provenance.ask_source.raw_price),
+    )
+
+
+class QuoteBook:
+    """The newest quote of every (group, symbol); `start` subscribes, `stop` unsubscribes."""
+
+    def __init__(self, max_age: timedelta = DEFAULT_MAX_AGE) -> None:
+        self.max_age = max_age
+        self._quotes: dict[tuple[str, str], LiveQuote] = {}
+        self._subscription: Subscription | None = None
+
+    def put(self, group_id: str, quote: LiveQuote) -> None:
+        """Keeps `quote` unless the book holds a newer one (messages may arrive out of order)."""
+        key = (group_id, quote.symbol)
+        held = self._quotes.get(key)
+        if held is None or quote.quote_time >= held.quote_time:
+            self._quotes[key] = quote
+
+    def latest(self, group_id: str, symbol: str) -> LiveQuote | None:
+        """The newest quote, live or not."""
+        return self._quotes.get((group_id, symbol))
+
+    def live(self, group_id: str, symbol: str, now: datetime | None = None) -> LiveQuote | None:
+        """The newest quote if it is live now, else None."""
+        quote = self._quotes.get((group_id, symbol))
+        if quote is None or not quote.is_live(now or datetime.now(UTC), self.max_age):
+            return None
+        return quote
+
+    async def on_message(self, message: Msg) -> None:
+        try:
+            event = pricing_events_pb2.QuotePublished.FromString(message.data)
+        except DecodeError:
+            log.warning(
+                "a quote message is not a QuotePublished", extra={"subject": message.subject}
+            )
+            return
+        quote = live_quote_of(event.quote)
+        if quote is not None and event.group_id:
+            self.put(event.group_id, quote)
+
+    async def start(self, nats: NatsClient) -> None:
+        self._subscription = await nats.subscribe(QUOTE_SUBJECTS, cb=self.on_message)
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None

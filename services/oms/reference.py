@@ -1,0 +1,293 @@
+"""The OMS's copies of other domains' data: accounts, groups, group instrument settings and
+instruments (ADR 0007), kept current by their events.
+
+The OMS never reads another service's schema (ADR 0004). It keeps `oms.accounts`, `oms.groups`,
+`oms.group_instruments` and `oms.instruments` (migration 0008) from two durable JetStream
+consumers, as pricing and the account service keep theirs (ADR 0005, 0006):
+
+- `oms-reference` on `account.>`: trading accounts created or changed in status, client groups
+  created or changed, a group's settings for an instrument set;
+- `oms-instruments` on `pricing.instrument.>`: instruments created, updated, halted or resumed.
+
+Each event is applied in one transaction that first records its id in `oms.inbox`
+(`first_time`), so a redelivery changes nothing, and only if it is newer than the stored copy:
+pricing's row version (`aggregate_version`) orders instrument events; the account domain's
+events are ordered by their `occurred_at` (in microseconds), as pricing orders them. The demo
+seed writes version 0, so any event supersedes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy import text
+
+from services.oms.formats import FORMATS, Scale
+from services.oms.model import Session, sessions_to_json
+from services.platform.db import Database
+from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from tradingmesh.account.v1 import account_events_pb2, account_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+
+__all__ = [
+    "ACCOUNT_CONSUMER",
+    "INSTRUMENT_CONSUMER",
+    "SUBJECTS",
+    "ReferenceCopies",
+    "decode",
+    "upsert_of",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA: Final = "oms"
+ACCOUNT_CONSUMER: Final = "oms-reference"
+INSTRUMENT_CONSUMER: Final = "oms-instruments"
+
+SUBJECTS: Final[dict[str, type[Message]]] = {
+    "account.trading_account.created": account_events_pb2.TradingAccountCreated,
+    "account.trading_account.status_changed": account_events_pb2.TradingAccountStatusChanged,
+    "account.client_group.changed": account_events_pb2.ClientGroupChanged,
+    "account.client_group.instrument_settings_changed": (
+        account_events_pb2.GroupInstrumentSettingsChanged
+    ),
+    "pricing.instrument.created": pricing_events_pb2.InstrumentCreated,
+    "pricing.instrument.updated": pricing_events_pb2.InstrumentUpdated,
+    "pricing.instrument.trading_status_changed": (
+        pricing_events_pb2.InstrumentTradingStatusChanged
+    ),
+}
+
+_ACCOUNT_UPSERT: Final = (
+    "INSERT INTO oms.accounts (account_id, user_id, group_id, currency, status, position_mode,"
+    " version) VALUES (:account_id, :user_id, :group_id, :currency, :status, :position_mode,"
+    " :version) ON CONFLICT (account_id) DO UPDATE SET user_id = EXCLUDED.user_id,"
+    " group_id = EXCLUDED.group_id, currency = EXCLUDED.currency, status = EXCLUDED.status,"
+    " position_mode = EXCLUDED.position_mode, version = EXCLUDED.version, updated_at = now()"
+    " WHERE oms.accounts.version < EXCLUDED.version RETURNING account_id"
+)
+_GROUP_UPSERT: Final = (
+    "INSERT INTO oms.groups (group_id, name, currency, leverage, margin_call_level,"
+    " stop_out_level, execution_mode, position_mode, commission_per_lot, max_deviation_points,"
+    " version) VALUES (:group_id, :name, :currency, :leverage, :margin_call_level,"
+    " :stop_out_level, :execution_mode, :position_mode, :commission_per_lot,"
+    " :max_deviation_points, :version) ON CONFLICT (group_id) DO UPDATE SET"
+    " name = EXCLUDED.name, currency = EXCLUDED.currency, leverage = EXCLUDED.leverage,"
+    " margin_call_level = EXCLUDED.margin_call_level, stop_out_level = EXCLUDED.stop_out_level,"
+    " execution_mode = EXCLUDED.execution_mode, position_mode = EXCLUDED.position_mode,"
+    " commission_per_lot = EXCLUDED.commission_per_lot,"
+    " max_deviation_points = EXCLUDED.max_deviation_points, version = EXCLUDED.version,"
+    " updated_at = now() WHERE oms.groups.version < EXCLUDED.version RETURNING group_id"
+)
+_SETTINGS_UPSERT: Final = (
+    "INSERT INTO oms.group_instruments (group_id, symbol, enabled, commission_per_lot,"
+    " execution_mode, max_deviation_points, max_order_size, max_position, margin_rate, version)"
+    " VALUES (:group_id, :symbol, :enabled, :commission_per_lot, :execution_mode,"
+    " :max_deviation_points, :max_order_size, :max_position, :margin_rate, :version)"
+    " ON CONFLICT (group_id, symbol) DO UPDATE SET enabled = EXCLUDED.enabled,"
+    " commission_per_lot = EXCLUDED.commission_per_lot,"
+    " execution_mode = EXCLUDED.execution_mode,"
+    " max_deviation_points = EXCLUDED.max_deviation_points,"
+    " max_order_size = EXCLUDED.max_order_size, max_position = EXCLUDED.max_position,"
+    " margin_rate = EXCLUDED.margin_rate, version = EXCLUDED.version, updated_at = now()"
+    " WHERE oms.group_instruments.version < EXCLUDED.version RETURNING symbol"
+)
+_INSTRUMENT_UPSERT: Final = (
+    "INSERT INTO oms.instruments (symbol, base_currency, quote_currency, digits, tick_size,"
+    " contract_size, min_lot, max_lot, lot_step, margin_rate, trading_status, sessions, version)"
+    " VALUES (:symbol, :base_currency, :quote_currency, :digits, :tick_size, :contract_size,"
+    " :min_lot, :max_lot, :lot_step, :margin_rate, :trading_status, CAST(:sessions AS jsonb),"
+    " :version) ON CONFLICT (symbol) DO UPDATE SET base_currency = EXCLUDED.base_currency,"
+    " quote_currency = EXCLUDED.quote_currency, digits = EXCLUDED.digits,"
+    " tick_size = EXCLUDED.tick_size, contract_size = EXCLUDED.contract_size,"
+    " min_lot = EXCLUDED.min_lot, max_lot = EXCLUDED.max_lot, lot_step = EXCLUDED.lot_step,"
+    " margin_rate = EXCLUDED.margin_rate, trading_status = EXCLUDED.trading_status,"
+    " sessions = EXCLUDED.sessions, version = EXCLUDED.version, updated_at = now()"
+    " WHERE oms.instruments.version < EXCLUDED.version RETURNING symbol"
+)
+
+
+def decode(subject: str, data: bytes) -> Message | None:
+    """The event on `subject`, or None for a subject the copies do not use. A payload that is
+    not the subject's message, or has no event id, raises ValueError."""
+    kind = SUBJECTS.get(subject)
+    if kind is None:
+        return None
+    try:
+        event = kind.FromString(data)
+    except DecodeError as error:
+        raise ValueError(f"{subject}: not a {kind.DESCRIPTOR.full_name}") from error
+    if not event.metadata.event_id:  # type: ignore[attr-defined]
+        raise ValueError(f"{subject}: an event without an id cannot be applied once")
+    return event
+
+
+def _name(enum_type: Any, value: int, prefix: str) -> str | None:
+    name: str = enum_type.Name(value).removeprefix(prefix)
+    return None if name == "UNSPECIFIED" else name
+
+
+def _decimal(text_value: str, field: str) -> Decimal:
+    try:
+        value = Decimal(text_value)
+    except InvalidOperation:
+        raise ValueError(f"{field} {text_value!r} is not a decimal") from None
+    if not value.is_finite():
+        raise ValueError(f"{field} {text_value!r} is not a decimal")
+    return value
+
+
+def _optional_decimal(message: Message, field: str) -> Decimal | None:
+    return _decimal(getattr(message, field), field) if message.HasField(field) else None
+
+
+def _account_version(event: Message) -> int:
+    occurred = event.metadata.occurred_at  # type: ignore[attr-defined]
+    version: int = occurred.ToMicroseconds()
+    if version <= 0:
+        raise ValueError("an account event without occurred_at cannot be ordered")
+    return version
+
+
+def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters that apply `event` to its copy. ValueError when the event
+    lacks what the copy needs (a breach of its contract)."""
+    if isinstance(
+        event,
+        account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
+    ):
+        account = event.account
+        status = _name(account_pb2.TradingAccountStatus, account.status, "TRADING_ACCOUNT_STATUS_")
+        mode = _name(types_pb2.PositionMode, account.position_mode, "POSITION_MODE_")
+        if not (account.id and account.user_id and account.group_id and status and mode):
+            raise ValueError("a trading account event lacks its account's ids, status or mode")
+        return _ACCOUNT_UPSERT, {
+            "account_id": account.id,
+            "user_id": account.user_id,
+            "group_id": account.group_id,
+            "currency": account.currency,
+            "status": status,
+            "position_mode": mode,
+            "version": _account_version(event),
+        }
+    if isinstance(event, account_events_pb2.ClientGroupChanged):
+        group = event.client_group
+        execution = _name(types_pb2.ExecutionMode, group.execution_mode, "EXECUTION_MODE_")
+        mode = _name(types_pb2.PositionMode, group.position_mode, "POSITION_MODE_")
+        if not (group.id and group.currency and execution and mode and group.leverage):
+            raise ValueError("a client group event lacks the group's id or trading conditions")
+        return _GROUP_UPSERT, {
+            "group_id": group.id,
+            "name": group.name,
+            "currency": group.currency,
+            "leverage": group.leverage,
+            "margin_call_level": _decimal(group.margin_call_level, "margin_call_level"),
+            "stop_out_level": _decimal(group.stop_out_level, "stop_out_level"),
+            "execution_mode": execution,
+            "position_mode": mode,
+            "commission_per_lot": _decimal(group.commission_per_lot or "0", "commission_per_lot"),
+            "max_deviation_points": group.max_deviation_points,
+            "version": _account_version(event),
+        }
+    if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
+        settings = event.settings
+        if not (settings.group_id and settings.symbol):
+            raise ValueError("instrument settings without their group or symbol")
+        return _SETTINGS_UPSERT, {
+            "group_id": settings.group_id,
+            "symbol": settings.symbol,
+            "enabled": settings.enabled,
+            "commission_per_lot": _optional_decimal(settings, "commission_per_lot"),
+            "execution_mode": _name(
+                types_pb2.ExecutionMode, settings.execution_mode, "EXECUTION_MODE_"
+            ),
+            "max_deviation_points": (
+                settings.max_deviation_points if settings.HasField("max_deviation_points") else None
+            ),
+            "max_order_size": _optional_decimal(settings, "max_order_size"),
+            "max_position": _optional_decimal(settings, "max_position"),
+            "margin_rate": _optional_decimal(settings, "margin_rate"),
+            "version": _account_version(event),
+        }
+    if isinstance(
+        event,
+        pricing_events_pb2.InstrumentCreated
+        | pricing_events_pb2.InstrumentUpdated
+        | pricing_events_pb2.InstrumentTradingStatusChanged,
+    ):
+        instrument = event.instrument
+        # An index or a commodity has no base currency; every instrument has a quote currency.
+        if not (instrument.symbol and instrument.quote_currency):
+            raise ValueError("an instrument event without the symbol or the quote currency")
+        status = _name(pricing_pb2.TradingStatus, instrument.trading_status, "TRADING_STATUS_")
+        return _INSTRUMENT_UPSERT, {
+            "symbol": instrument.symbol,
+            "base_currency": instrument.base_currency,
+            "quote_currency": instrument.quote_currency,
+            "digits": instrument.digits,
+            "tick_size": _decimal(instrument.tick_size, "tick_size"),
+            "contract_size": _decimal(instrument.contract_size, "contract_size"),
+            "min_lot": _decimal(instrument.min_lot, "min_lot"),
+            "max_lot": _decimal(instrument.max_lot, "max_lot"),
+            "lot_step": _decimal(instrument.lot_step, "lot_step"),
+            "margin_rate": _decimal(instrument.margin_rate or "0", "margin_rate"),
+            "trading_status": status or "TRADING",
+            "sessions": sessions_to_json(
+                [Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions]
+            ),
+            "version": event.metadata.aggregate_version,
+        }
+    raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")
+
+
+class ReferenceCopies:
+    """Keeps the copies current; `start` once the connections are open, `stop` before they
+    close."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.consumers = (
+            EventConsumer(ACCOUNT_CONSUMER, "account.>", self.handle),
+            EventConsumer(INSTRUMENT_CONSUMER, "pricing.instrument.>", self.handle),
+        )
+
+    async def start(self, js: JetStreamContext) -> None:
+        for consumer in self.consumers:
+            await consumer.start(js)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+
+    async def handle(self, message: Msg) -> bool:
+        try:
+            event = decode(message.subject, message.data)
+            if event is None:
+                return False
+            statement, params = upsert_of(event)
+        except ValueError as error:  # never applicable, however often delivered
+            raise UndeliverableError(str(error)) from error
+        event_id: str = event.metadata.event_id  # type: ignore[attr-defined]
+        return await self.apply(message.subject, event_id, statement, params)
+
+    async def apply(
+        self, subject: str, event_id: str, statement: str, params: dict[str, Any]
+    ) -> bool:
+        """Applies one event once; True if a copy changed."""
+        async with self.db.transaction() as session:
+            if not await first_time(session, SCHEMA, event_id, subject):
+                return False
+            changed = (await session.execute(text(statement), params)).first() is not None
+        if changed and statement is _INSTRUMENT_UPSERT:
+            FORMATS.put(params["symbol"], Scale.of(params["digits"], params["lot_step"]))
+        log.info(
+            "reference event applied" if changed else "reference event older than the copy",
+            extra={"subject": subject, "event_id": event_id},
+        )
+        return changed

@@ -1,0 +1,83 @@
+"""The pre-trade check: `tradingmesh.risk.v1.RiskInternalService.CheckOrder` (ADR 0007).
+
+Called with no transaction open, with a 300 ms deadline and no retry. A refusal is a verdict
+with the risk service's reason and message; a risk service that cannot be reached, answers
+late or fails is a verdict too: DEPENDENCY_UNAVAILABLE, on which the order is REJECTED (the
+contract: "the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it cannot
+reach this service").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+import grpc
+import grpc.aio
+
+from services.platform.internal import internal_channel
+from services.platform.secrets import Secret
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
+from tradingmesh.risk.v1 import risk_internal_service_pb2_grpc as risk_grpc
+
+__all__ = ["CHECK_DEADLINE_SECONDS", "RiskClient", "Verdict"]
+
+log = logging.getLogger(__name__)
+
+CHECK_DEADLINE_SECONDS: Final = 0.3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The pre-trade check's answer as the OMS acts on it."""
+
+    approved: bool
+    reason: ErrorReason.ValueType = ErrorReason.ERROR_REASON_UNSPECIFIED
+    message: str = ""
+    reached: bool = True  # False: the check could not be made (NEW -> REJECTED)
+
+
+def unavailable(detail: str) -> Verdict:
+    return Verdict(
+        approved=False,
+        reason=ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+        message=f"the pre-trade risk check is unavailable ({detail})",
+        reached=False,
+    )
+
+
+class RiskClient:
+    """A channel to the risk service's internal API, open for the service's lifetime."""
+
+    def __init__(
+        self, address: str, edge_token: Secret, deadline: float = CHECK_DEADLINE_SECONDS
+    ) -> None:
+        self.address = address
+        self.deadline = deadline
+        self._channel = internal_channel(address, edge_token)
+        self._stub = risk_grpc.RiskInternalServiceStub(self._channel)
+
+    async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
+        try:
+            response: risk_pb.CheckOrderResponse = await self._stub.CheckOrder(
+                request, timeout=self.deadline
+            )
+        except grpc.aio.AioRpcError as error:
+            log.warning(
+                "the pre-trade check failed",
+                extra={"code": error.code().name, "order_id": request.order_id},
+            )
+            return unavailable(error.code().name)
+        if response.approved:
+            return Verdict(approved=True)
+        if response.reject_reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
+            log.error(
+                "the risk service refused without a reason", extra={"order": request.order_id}
+            )
+            return unavailable("a refusal without a reason")
+        return Verdict(False, response.reject_reason, response.reject_message)
+
+    async def close(self) -> None:
+        await self._channel.close()

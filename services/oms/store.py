@@ -1,0 +1,592 @@
+"""The OMS repository: the SQL of the oms schema, and the one way an order changes (ADR 0007).
+
+Every change to an account's orders and positions happens inside an `AccountChange`: it opens
+with the account's `oms.accounts` row locked (`FOR UPDATE`), which serializes the account's
+changes and holds the head of its audit chain, and it writes, in the caller's transaction,
+
+- each order change through `apply(order, event, reason)`: `domain.state.apply` decides the new
+  status (a pair the table does not allow is refused with INVALID_ORDER_STATE), the order gets
+  `version + 1`, an audit row and an outbox row (`oms.order.<event>`; the event id is the
+  `Nats-Msg-Id`). The order row is written at `finish` with `UPDATE ... WHERE version = <the
+  version read>`, which proves every change was decided on its latest state; an order changed
+  after its creation (cancel, amend, expiry) is first read `FOR UPDATE` by the caller, a new one
+  is invisible to others until the commit. Nothing else updates `oms.orders.status`;
+- positions and trades (services/oms/fills.py), each position change with its audit row and
+  event.
+
+The caller commits after `finish`; the client is answered after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final
+
+from google.protobuf.message import Message
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.oms import events
+from services.oms.audit import AuditRecord, record_hash, snapshot_json
+from services.oms.domain import state as machine
+from services.oms.domain.state import Fill, OrderEvent, OrderStatus
+from services.oms.model import (
+    Account,
+    Instrument,
+    OrderRow,
+    PositionRow,
+    TradeRow,
+    TradingTerms,
+    reason_name,
+)
+from services.platform.bus import MSG_ID_HEADER, encode_event
+from services.platform.errors import DomainError
+from services.platform.outbox import schema_table
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+
+__all__ = [
+    "OPEN_STATUS_NAMES",
+    "AccountChange",
+    "AccountContext",
+    "DuplicateOrderError",
+    "account_context",
+    "count_open_orders",
+    "find_order",
+    "get_order",
+    "get_position",
+    "offered_instruments",
+    "open_closing_order",
+    "open_netting_position",
+    "reason_changes",
+]
+
+SCHEMA: Final = "oms"
+OPEN_STATUS_NAMES: Final = tuple(sorted(s.value for s in machine.OPEN_STATUSES))
+_R = ErrorReason
+
+_MUTABLE_ORDER_COLUMNS: Final = (
+    "status",
+    "quantity",
+    "filled_quantity",
+    "price",
+    "stop_price",
+    "average_fill_price",
+    "stop_loss",
+    "take_profit",
+    "position_id",
+    "status_reason",
+    "status_message",
+    "requote_price",
+    "execution_mode",
+    "commission",
+    "updated_at",
+    "trigger_time",
+    "expire_time",
+    "version",
+)
+_UPDATE_ORDER: Final = text(
+    "UPDATE oms.orders SET "
+    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_ORDER_COLUMNS)
+    + " WHERE id = :id AND version = :expected_version"
+)
+_INSERT_ORDER: Final = text(
+    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
+    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
+    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING id"
+)
+_INSERT_POSITION: Final = text(
+    f"INSERT INTO oms.positions ({PositionRow.COLUMNS}) VALUES ("
+    + ", ".join(f":{c.strip()}" for c in PositionRow.COLUMNS.split(","))
+    + ")"
+)
+_MUTABLE_POSITION_COLUMNS: Final = (
+    "side",
+    "status",
+    "quantity",
+    "open_price",
+    "realized_pnl",
+    "commission",
+    "swap",
+    "stop_loss",
+    "take_profit",
+    "used_margin",
+    "update_time",
+    "close_time",
+    "version",
+)
+_UPDATE_POSITION: Final = text(
+    "UPDATE oms.positions SET "
+    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_POSITION_COLUMNS)
+    + " WHERE id = :id AND version = :expected_version"
+)
+_INSERT_TRADE: Final = text(
+    f"INSERT INTO oms.trades ({TradeRow.COLUMNS}) VALUES ("
+    + ", ".join(f":{c.strip()}" for c in TradeRow.COLUMNS.split(","))
+    + ")"
+)
+_INSERT_OUTBOX: Final = text(
+    f"INSERT INTO {schema_table(SCHEMA)} (event_id, subject, payload)"
+    " VALUES (:event_id, :subject, :payload)"
+)
+_INSERT_AUDIT: Final = text(
+    "INSERT INTO oms.audit_records (account_id, sequence, entity_type, entity_id, event,"
+    " actor_kind, actor_id, status_before, status_after, reason, before, after, version,"
+    " created_at, correlation_id, previous_hash, hash) VALUES (:account_id, :sequence,"
+    " :entity_type, :entity_id, :event, :actor_kind, :actor_id, :status_before, :status_after,"
+    " :reason, :before, :after, :version, :created_at, :correlation_id, :previous_hash, :hash)"
+)
+
+
+class DuplicateOrderError(Exception):
+    """Another request with the same (account, client_order_id) committed first: roll back and
+    return that order (ADR 0007, order entry step 4)."""
+
+
+def concurrent_modification(kind: str, entity_id: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_CONCURRENT_MODIFICATION,
+        f"the {kind} {entity_id} changed meanwhile; read it again",
+        metadata={f"{kind}_id": entity_id},
+    )
+
+
+# -- reads ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """What order entry needs of an account and one symbol: the account, its group's terms for
+    the symbol (None when the group does not exist here yet), the instrument (None when
+    unknown), the number of the account's open orders and whether `client_order_id` is taken
+    (read in the same query, one round trip)."""
+
+    account: Account
+    terms: TradingTerms | None
+    instrument: Instrument | None
+    open_orders: int = 0
+    client_order_id_taken: bool = False
+
+
+_CONTEXT: Final = text(
+    "SELECT a.account_id, a.user_id, a.group_id, a.currency, a.status, a.position_mode,"
+    " g.group_id AS g_group_id, g.execution_mode AS g_execution_mode,"
+    " g.commission_per_lot AS g_commission_per_lot,"
+    " g.max_deviation_points AS g_max_deviation_points, g.leverage AS g_leverage,"
+    " gi.enabled AS gi_enabled, gi.execution_mode AS gi_execution_mode,"
+    " gi.commission_per_lot AS gi_commission_per_lot,"
+    " gi.max_deviation_points AS gi_max_deviation_points, gi.margin_rate AS gi_margin_rate,"
+    " i.symbol AS i_symbol, i.base_currency AS i_base_currency,"
+    " i.quote_currency AS i_quote_currency, i.digits AS i_digits, i.tick_size AS i_tick_size,"
+    " i.contract_size AS i_contract_size, i.min_lot AS i_min_lot, i.max_lot AS i_max_lot,"
+    " i.lot_step AS i_lot_step, i.margin_rate AS i_margin_rate, i.sessions AS i_sessions,"
+    " (SELECT count(*) FROM oms.orders o WHERE o.account_id = a.account_id"
+    "   AND o.status = ANY(:open)) AS open_orders,"
+    " EXISTS (SELECT 1 FROM oms.orders o WHERE o.account_id = a.account_id"
+    "   AND o.client_order_id = :client_order_id) AS taken"
+    " FROM oms.accounts a"
+    " LEFT JOIN oms.groups g ON g.group_id = a.group_id"
+    " LEFT JOIN oms.group_instruments gi ON gi.group_id = a.group_id AND gi.symbol = :symbol"
+    " LEFT JOIN oms.instruments i ON i.symbol = :symbol"
+    " WHERE a.account_id = :account_id"
+)
+_ACCOUNT: Final = text(
+    "SELECT account_id, user_id, group_id, currency, status, position_mode FROM oms.accounts"
+    " WHERE account_id = :account_id"
+)
+
+
+async def load_account(session: AsyncSession, account_id: str) -> Account | None:
+    row = (await session.execute(_ACCOUNT, {"account_id": account_id})).mappings().first()
+    return None if row is None else Account.from_row(row)
+
+
+async def account_context(
+    session: AsyncSession, account_id: str, symbol: str, client_order_id: str = ""
+) -> AccountContext | None:
+    """The account with its terms and instrument for `symbol`; None for an unknown account."""
+    params = {
+        "account_id": account_id,
+        "symbol": symbol,
+        "open": list(OPEN_STATUS_NAMES),
+        "client_order_id": client_order_id,
+    }
+    row = (await session.execute(_CONTEXT, params)).mappings().first()
+    if row is None:
+        return None
+    terms = TradingTerms.from_row(row) if row["g_group_id"] is not None else None
+    instrument = Instrument.from_row(row, "i_") if row["i_symbol"] is not None else None
+    return AccountContext(
+        Account.from_row(row), terms, instrument, int(row["open_orders"]), bool(row["taken"])
+    )
+
+
+async def offered_instruments(session: AsyncSession, group_id: str) -> list[Instrument]:
+    """The instruments a group is offered (for currency conversion pairs)."""
+    rows = await session.execute(
+        text(
+            "SELECT i.symbol, i.base_currency, i.quote_currency, i.digits, i.tick_size,"
+            " i.contract_size, i.min_lot, i.max_lot, i.lot_step, i.margin_rate, i.sessions"
+            " FROM oms.instruments i JOIN oms.group_instruments gi ON gi.symbol = i.symbol"
+            " WHERE gi.group_id = :group_id AND gi.enabled ORDER BY i.symbol"
+        ),
+        {"group_id": group_id},
+    )
+    return [Instrument.from_row(r) for r in rows.mappings()]
+
+
+async def find_order(
+    session: AsyncSession, account_id: str, client_order_id: str
+) -> OrderRow | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+                    " WHERE account_id = :account_id AND client_order_id = :client_order_id"
+                ),
+                {"account_id": account_id, "client_order_id": client_order_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else OrderRow.from_row(row)
+
+
+async def get_order(
+    session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
+) -> OrderRow | None:
+    """The account's order, or None (another account's order is None too)."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
+                ),
+                {"id": order_id, "account_id": account_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else OrderRow.from_row(row)
+
+
+async def get_position(
+    session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
+) -> PositionRow | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
+                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
+                ),
+                {"id": position_id, "account_id": account_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else PositionRow.from_row(row)
+
+
+async def open_netting_position(
+    session: AsyncSession, account_id: str, symbol: str, *, lock: bool = False
+) -> PositionRow | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
+                    " WHERE account_id = :account_id AND symbol = :symbol AND status = 'OPEN'"
+                    " AND netting" + (" FOR UPDATE" if lock else "")
+                ),
+                {"account_id": account_id, "symbol": symbol},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else PositionRow.from_row(row)
+
+
+async def count_open_orders(session: AsyncSession, account_id: str) -> int:
+    count = await session.scalar(
+        text(
+            "SELECT count(*) FROM oms.orders WHERE account_id = :account_id AND status = ANY(:open)"
+        ),
+        {"account_id": account_id, "open": list(OPEN_STATUS_NAMES)},
+    )
+    return int(count or 0)
+
+
+async def open_closing_order(session: AsyncSession, position_id: str) -> str | None:
+    """The id of an open order that closes `position_id`, if any."""
+    found = await session.scalar(
+        text(
+            "SELECT id FROM oms.orders WHERE position_id = :position_id AND status = ANY(:open)"
+            " LIMIT 1"
+        ),
+        {"position_id": position_id, "open": list(OPEN_STATUS_NAMES)},
+    )
+    return None if found is None else str(found)
+
+
+# -- changes ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AccountChange:
+    """One transaction's changes to one account's orders and positions (see the module doc).
+    Open it with `begin`, close it with `finish` before the commit.
+
+    A unit of work: an order inserted here is updated once at `finish` with its final state
+    (however many transitions it made), and the audit rows and outbox rows of the whole change
+    are written at `finish` in one statement each. The rows are the same as if each were written
+    at once; the transaction costs a handful of statements instead of one per row."""
+
+    session: AsyncSession
+    account: Account
+    actor: Actor
+    now: datetime
+    correlation_id: str = ""
+    _sequence: int = 0
+    _hash: str = ""
+    _audit: list[dict[str, Any]] = field(default_factory=list)
+    _outbox: list[dict[str, Any]] = field(default_factory=list)
+    # order id -> (its version as stored now, the order as changed here)
+    _orders: dict[str, tuple[int, OrderRow]] = field(default_factory=dict)
+
+    @classmethod
+    async def begin(
+        cls,
+        session: AsyncSession,
+        account: Account,
+        actor: Actor,
+        now: datetime,
+        correlation_id: str = "",
+    ) -> AccountChange:
+        """Locks the account's row (and with it the head of its audit chain)."""
+        head = (
+            await session.execute(
+                text(
+                    "SELECT audit_sequence, audit_hash FROM oms.accounts"
+                    " WHERE account_id = :account_id FOR UPDATE"
+                ),
+                {"account_id": account.account_id},
+            )
+        ).first()
+        if head is None:
+            raise DomainError(
+                _R.ERROR_REASON_NOT_FOUND,
+                f"trading account {account.account_id} not found",
+                metadata={"account_id": account.account_id},
+            )
+        return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
+
+    async def finish(self) -> None:
+        """Writes the changed orders, the audit rows, the outbox rows and the new head of the
+        audit chain (same transaction). CONCURRENT_MODIFICATION when an order changed since it
+        was read (its version moved on)."""
+        for stored_version, order in self._orders.values():
+            if order.version == stored_version:
+                continue
+            params = order.params()
+            params["expected_version"] = stored_version
+            written = await self.session.execute(_UPDATE_ORDER, params)
+            if written.rowcount != 1:  # type: ignore[attr-defined]
+                raise concurrent_modification("order", order.id)
+        self._orders.clear()
+        if self._audit:
+            await self.session.execute(_INSERT_AUDIT, self._audit)
+            self._audit = []
+        if self._outbox:
+            await self.session.execute(_INSERT_OUTBOX, self._outbox)
+            self._outbox = []
+        await self.session.execute(
+            text(
+                "UPDATE oms.accounts SET audit_sequence = :sequence, audit_hash = :hash"
+                " WHERE account_id = :account_id"
+            ),
+            {"sequence": self._sequence, "hash": self._hash, "account_id": self.account.account_id},
+        )
+
+    @property
+    def event_ids(self) -> Sequence[str]:
+        return tuple(row["event_id"] for row in self._outbox)
+
+    # -- audit and outbox ------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        entity_type: str,
+        entity_id: str,
+        event: str,
+        status_before: str,
+        status_after: str,
+        reason: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        version: int,
+    ) -> None:
+        """Appends an audit record to the account's chain (written at `finish`)."""
+        record = AuditRecord(
+            account_id=self.account.account_id,
+            sequence=self._sequence + 1,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            event=event,
+            actor_kind=ActorKind.Name(self.actor.kind).removeprefix("ACTOR_KIND_"),
+            actor_id=self.actor.id,
+            status_before=status_before,
+            status_after=status_after,
+            reason=reason,
+            before=snapshot_json(before),
+            after=snapshot_json(after),
+            version=version,
+            created_at=self.now,
+            correlation_id=self.correlation_id[:128],
+            previous_hash=self._hash,
+        )
+        sealed = replace(record, hash=record_hash(record))
+        self._audit.append(sealed.params())
+        self._sequence, self._hash = sealed.sequence, sealed.hash
+
+    async def emit(self, subject: str, event: Message) -> str:
+        """Adds an event to the outbox (written at `finish`); checked against its contract
+        now (`bus.encode_event`), so a malformed event fails the change. Returns its id."""
+        payload, headers = encode_event(event)
+        event_id = headers[MSG_ID_HEADER]
+        self._outbox.append({"event_id": event_id, "subject": subject, "payload": payload})
+        return event_id
+
+    def metadata(self, version: int) -> Any:
+        return events.metadata(self.actor, version, self.now, correlation_id=self.correlation_id)
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    async def create(self, order: OrderRow) -> OrderRow:
+        """Inserts a NEW order (event CREATED); DuplicateOrderError when a concurrent request
+        with the same client_order_id committed first."""
+        assert order.status is OrderStatus.NEW, "an order is created NEW"
+        assert order.version == 1, "an order is created at version 1"
+        inserted = (await self.session.execute(_INSERT_ORDER, order.params())).first()
+        if inserted is None:
+            raise DuplicateOrderError(order.client_order_id)
+        self._orders[order.id] = (order.version, order)
+        await self._order_recorded(order, OrderEvent.CREATED, None, reason="")
+        return order
+
+    async def apply(
+        self,
+        order: OrderRow,
+        event: OrderEvent | Fill,
+        reason: str = "",
+        *,
+        changes: Mapping[str, Any] | None = None,
+        trade: TradeRow | None = None,
+        event_reason: ErrorReason.ValueType = _R.ERROR_REASON_UNSPECIFIED,
+        event_message: str = "",
+        changed_fields: Sequence[str] = (),
+        trigger_price: str = "",
+    ) -> OrderRow:
+        """Applies `event` to `order` (as read or last changed in this transaction): the status
+        machine decides (INVALID_ORDER_STATE for a pair it does not allow), the order gets
+        version + 1, an audit row and its event; the row is written at `finish`. `changes` are
+        other columns the change sets (e.g. status_reason, average_fill_price); a fill adds its
+        quantity to filled_quantity. `reason` is the audit row's reason."""
+        status = machine.apply(order.state, event)
+        kind = machine.resolve(order.state, event)
+        updated = replace(
+            order,
+            **dict(changes or {}),
+            status=status,
+            version=order.version + 1,
+            updated_at=self.now,
+        )
+        if isinstance(event, Fill):
+            updated = replace(updated, filled_quantity=order.filled_quantity + event.quantity)
+        stored_version, latest = self._orders.get(order.id, (order.version, order))
+        if latest.version != order.version:
+            raise concurrent_modification("order", order.id)  # applied to a stale copy
+        self._orders[order.id] = (stored_version, updated)
+        await self._order_recorded(
+            updated,
+            kind,
+            order,
+            reason=reason,
+            trade=trade,
+            event_reason=event_reason,
+            event_message=event_message,
+            changed_fields=changed_fields,
+            trigger_price=trigger_price,
+        )
+        return updated
+
+    async def _order_recorded(
+        self,
+        order: OrderRow,
+        kind: OrderEvent,
+        before: OrderRow | None,
+        *,
+        reason: str,
+        trade: TradeRow | None = None,
+        event_reason: ErrorReason.ValueType = _R.ERROR_REASON_UNSPECIFIED,
+        event_message: str = "",
+        changed_fields: Sequence[str] = (),
+        trigger_price: str = "",
+    ) -> None:
+        await self.audit(
+            entity_type="order",
+            entity_id=order.id,
+            event=kind.value,
+            status_before="" if before is None else before.status.value,
+            status_after=order.status.value,
+            reason=reason,
+            before=None if before is None else before.snapshot(),
+            after=order.snapshot(),
+            version=order.version,
+        )
+        previous = (
+            trading_pb2.ORDER_STATUS_UNSPECIFIED if before is None else before.status.to_proto()
+        )
+        message = events.order_event(
+            kind,
+            self.metadata(order.version),
+            order.to_proto(self.account.currency),
+            previous,
+            trade=None if trade is None else trade.to_proto(),
+            trigger_price=trigger_price,
+            changed_fields=changed_fields,
+            reason=event_reason,
+            message=event_message,
+        )
+        await self.emit(events.order_subject(kind), message)
+
+    # -- positions and trades --------------------------------------------------------------------
+
+    async def insert_position(self, position: PositionRow) -> None:
+        await self.session.execute(_INSERT_POSITION, position.params())
+
+    async def update_position(self, position: PositionRow, expected_version: int) -> None:
+        params = position.params()
+        params["expected_version"] = expected_version
+        written = await self.session.execute(_UPDATE_POSITION, params)
+        if written.rowcount != 1:  # type: ignore[attr-defined]
+            raise concurrent_modification("position", position.id)
+
+    async def insert_trade(self, trade: TradeRow) -> None:
+        await self.session.execute(_INSERT_TRADE, trade.params())
+
+
+def reason_changes(reason: ErrorReason.ValueType, message: str) -> dict[str, Any]:
+    """The columns of an order the platform ended (REJECTED, EXPIRED, or CANCELLED with a
+    reason): status_reason and status_message."""
+    return {"status_reason": reason_name(reason), "status_message": message[:500]}

@@ -1,0 +1,307 @@
+"""The risk service's copies of other domains' data, fed by their events (ADR 0007, "State").
+
+Three durable consumers, each applying one event per transaction that starts with the inbox
+(`first_time`), so a redelivered event changes nothing; what the transaction stored is then
+taken into memory (`RiskState`), only after the commit:
+
+- `risk-accounts` on account.>: trading accounts (created, status changed), client groups and
+  their instrument settings, and ledger entries: the balance after each entry (only if its
+  sequence is newer), and, for an entry booking a trade's realized P&L or commission, the end of
+  that amount's "executed but not yet booked" life;
+- `risk-instruments` on pricing.instrument.>: contract size, margin rate, currencies, sessions
+  and halts, applied only if the row version is newer;
+- `risk-trading` on oms.>: positions (opened, changed, closed; only if newer by version), trades
+  (their realized P&L and commission count until the ledger books them), and STP hedge fills
+  (the broker's coverage). One consumer keeps a fill's trade and position events in the order
+  the OMS committed them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from decimal import Decimal
+from typing import Any, Final
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from services.platform.db import Database
+from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.risk import store
+from services.risk.decimals import parse_decimal
+from services.risk.model import Position, Session, Side
+from services.risk.state import RiskState
+from tradingmesh.account.v1 import account_events_pb2 as account_events
+from tradingmesh.account.v1 import account_pb2
+from tradingmesh.common.v1 import ledger_pb2, types_pb2
+from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
+from tradingmesh.pricing.v1 import pricing_pb2
+
+__all__ = ["Copies"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA: Final = "risk"
+_BOOKS_PNL: Final = frozenset(
+    {ledger_pb2.LEDGER_ENTRY_REASON_REALIZED_PNL, ledger_pb2.LEDGER_ENTRY_REASON_STOP_OUT_LOSS}
+)
+_BOOKS_COMMISSION: Final = ledger_pb2.LEDGER_ENTRY_REASON_COMMISSION
+
+_ACCOUNT_SUBJECTS: Final[dict[str, type[Message]]] = {
+    "account.trading_account.created": account_events.TradingAccountCreated,
+    "account.trading_account.status_changed": account_events.TradingAccountStatusChanged,
+    "account.client_group.changed": account_events.ClientGroupChanged,
+    "account.client_group.instrument_settings_changed": (
+        account_events.GroupInstrumentSettingsChanged
+    ),
+    "account.ledger_entry.posted": account_events.LedgerEntryPosted,
+}
+_INSTRUMENT_SUBJECTS: Final[dict[str, type[Message]]] = {
+    "pricing.instrument.created": pricing_events.InstrumentCreated,
+    "pricing.instrument.updated": pricing_events.InstrumentUpdated,
+    "pricing.instrument.trading_status_changed": pricing_events.InstrumentTradingStatusChanged,
+}
+_TRADING_SUBJECTS: Final[dict[str, type[Message]]] = {
+    "oms.position.opened": oms_events.PositionOpened,
+    "oms.position.changed": oms_events.PositionChanged,
+    "oms.position.closed": oms_events.PositionClosed,
+    "oms.trade.executed": oms_events.TradeExecuted,
+    "oms.hedge_order.filled": oms_events.HedgeOrderFilled,
+}
+
+# What a committed change does to memory, run after the commit.
+Commit = Callable[[], None]
+
+
+def _decode(message: Msg, subjects: dict[str, type[Message]]) -> Message | None:
+    kind = subjects.get(message.subject)
+    if kind is None:
+        return None
+    try:
+        return kind.FromString(message.data)
+    except DecodeError as error:
+        raise UndeliverableError(f"{message.subject}: not a {kind.__name__}") from error
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)
+
+
+def _optional(message: Message, field: str) -> Decimal | None:
+    return parse_decimal(getattr(message, field)) if message.HasField(field) else None
+
+
+def position_of(message: oms_pb2.Position) -> Position:
+    """The contract's Position as risk keeps it."""
+    return Position(
+        id=message.id,
+        account_id=message.account_id,
+        symbol=message.symbol,
+        side=Side.from_proto(message.side),
+        quantity=parse_decimal(message.quantity or "0"),
+        # A closed position's open price is not needed, and may be left out.
+        open_price=parse_decimal(message.open_price or "0"),
+        open_time=message.open_time.ToDatetime(tzinfo=UTC),
+        version=message.version,
+        is_open=message.status == oms_pb2.POSITION_STATUS_OPEN,
+    )
+
+
+class Copies:
+    """The consumers and what they apply; `start` after the state is loaded."""
+
+    def __init__(self, db: Database, state: RiskState) -> None:
+        self.db = db
+        self.state = state
+        self.consumers = [
+            EventConsumer("risk-accounts", "account.>", self._consume(_ACCOUNT_SUBJECTS)),
+            EventConsumer(
+                "risk-instruments", "pricing.instrument.>", self._consume(_INSTRUMENT_SUBJECTS)
+            ),
+            EventConsumer("risk-trading", "oms.>", self._consume(_TRADING_SUBJECTS)),
+        ]
+
+    async def start(self, js: JetStreamContext) -> None:
+        for consumer in self.consumers:
+            await consumer.start(js)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+
+    def _consume(self, subjects: dict[str, type[Message]]) -> Callable[[Msg], Awaitable[bool]]:
+        async def handle(message: Msg) -> bool:
+            event = _decode(message, subjects)
+            if event is None:
+                return False  # a subject risk does not follow
+            return await self.apply(message.subject, event)
+
+        return handle
+
+    async def apply(self, subject: str, event: Message) -> bool:
+        """Applies one event once; True if anything changed."""
+        metadata = event.metadata  # type: ignore[attr-defined]
+        async with self.db.transaction() as session:
+            if not await first_time(session, SCHEMA, metadata.event_id, subject):
+                return False
+            commit = await self._store(session, event, metadata)
+        if commit is None:
+            return False
+        commit()
+        return True
+
+    async def _store(self, session: Any, event: Message, metadata: Any) -> Commit | None:
+        """Writes the event's change in the open transaction; returns what to do in memory
+        after the commit, or None when nothing changed."""
+        state = self.state
+        since = metadata.occurred_at.ToMicroseconds()
+        if isinstance(
+            event,
+            account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
+        ):
+            account = await store.save_account(session, _account_values(event.account), since)
+            return None if account is None else (lambda: state.put_account(account))
+        if isinstance(event, account_events.ClientGroupChanged):
+            group = await store.save_group(session, _group_values(event.client_group), since)
+            return None if group is None else (lambda: state.put_group(group))
+        if isinstance(event, account_events.GroupInstrumentSettingsChanged):
+            settings = await store.save_group_instrument(
+                session, _settings_values(event.settings), since
+            )
+            return None if settings is None else (lambda: state.put_group_instrument(settings))
+        if isinstance(event, account_events.LedgerEntryPosted):
+            return await self._ledger_entry(session, event)
+        if isinstance(event, pricing_events.InstrumentCreated | pricing_events.InstrumentUpdated):
+            return await self._instrument(session, event.instrument, metadata.aggregate_version)
+        if isinstance(event, pricing_events.InstrumentTradingStatusChanged):
+            return await self._instrument(session, event.instrument, metadata.aggregate_version)
+        if isinstance(
+            event,
+            oms_events.PositionOpened | oms_events.PositionChanged | oms_events.PositionClosed,
+        ):
+            position = position_of(event.position)
+            if not await store.save_position(session, position):
+                return None
+            return lambda: state.put_position(position)
+        if isinstance(event, oms_events.TradeExecuted):
+            trade = event.trade
+            unbooked = await store.save_trade(
+                session,
+                trade.id,
+                trade.account_id,
+                trade.order_id,
+                parse_decimal(trade.quantity),
+                parse_decimal(trade.realized_pnl or "0"),
+                parse_decimal(trade.commission or "0"),
+            )
+            return lambda: state.put_unbooked(unbooked)
+        if isinstance(event, oms_events.HedgeOrderFilled):
+            hedge = event.hedge_order
+            side = Side.from_proto(hedge.side)
+            quantity = parse_decimal(event.fill_quantity)
+            fresh = await store.save_hedge_fill(
+                session,
+                hedge.id,
+                event.lp_execution_id,
+                hedge.symbol,
+                side,
+                quantity,
+                event.fill_time.ToDatetime(tzinfo=UTC),
+            )
+            signed = quantity if side is Side.BUY else quantity.copy_negate()
+            return (lambda: state.add_coverage(hedge.symbol, signed)) if fresh else None
+        raise UndeliverableError(f"no rule applies {type(event).__name__}")
+
+    async def _ledger_entry(
+        self, session: Any, event: account_events.LedgerEntryPosted
+    ) -> Commit | None:
+        entry = event.entry
+        try:
+            account = await store.save_balance(
+                session, entry.account_id, parse_decimal(event.balance), entry.sequence
+            )
+        except LookupError:
+            # The account's creation event is behind this one: have it redelivered.
+            log.info("a ledger entry for an account not copied yet", extra={"entry": entry.id})
+            raise
+        unbooked = None
+        if entry.trade_id and (entry.reason in _BOOKS_PNL or entry.reason == _BOOKS_COMMISSION):
+            unbooked = await store.save_booking(
+                session,
+                entry.trade_id,
+                entry.account_id,
+                entry.order_id,
+                commission=entry.reason == _BOOKS_COMMISSION,
+            )
+        if account is None and unbooked is None:
+            return None
+
+        def commit() -> None:
+            if account is not None:
+                self.state.put_account(account)
+            if unbooked is not None:
+                self.state.put_unbooked(unbooked)
+
+        return commit
+
+    async def _instrument(
+        self, session: Any, instrument: pricing_pb2.Instrument, version: int
+    ) -> Commit | None:
+        stored = await store.save_instrument(
+            session,
+            {
+                "symbol": instrument.symbol,
+                "base_currency": instrument.base_currency,
+                "quote_currency": instrument.quote_currency,
+                "contract_size": parse_decimal(instrument.contract_size),
+                "margin_rate": parse_decimal(instrument.margin_rate or "0"),
+                "sessions": store.sessions_json(
+                    Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions
+                ),
+                "halted": instrument.trading_status == pricing_pb2.TRADING_STATUS_HALTED,
+            },
+            version,
+        )
+        return None if stored is None else (lambda: self.state.put_instrument(stored))
+
+
+def _account_values(account: account_pb2.TradingAccount) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "user_id": account.user_id,
+        "group_id": account.group_id,
+        "currency": account.currency,
+        "position_mode": _enum_name(
+            types_pb2.PositionMode, account.position_mode, "POSITION_MODE_"
+        ),
+        "status": _enum_name(
+            account_pb2.TradingAccountStatus, account.status, "TRADING_ACCOUNT_STATUS_"
+        ),
+    }
+
+
+def _group_values(group: account_pb2.ClientGroup) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "currency": group.currency,
+        "leverage": group.leverage,
+        "margin_call_level": parse_decimal(group.margin_call_level or "0"),
+        "stop_out_level": parse_decimal(group.stop_out_level or "0"),
+    }
+
+
+def _settings_values(settings: account_pb2.GroupInstrumentSettings) -> dict[str, Any]:
+    return {
+        "group_id": settings.group_id,
+        "symbol": settings.symbol,
+        "enabled": settings.enabled,
+        "max_order_size": _optional(settings, "max_order_size"),
+        "max_position": _optional(settings, "max_position"),
+        "margin_rate": _optional(settings, "margin_rate"),
+    }

@@ -1,0 +1,116 @@
+"""Live prices: every client group's published price of every instrument, latest only.
+
+Pricing publishes each new price on NATS (`pricing.quote.published.<group>.<symbol_token>`,
+QuotePublished) with a plain publish, which its PRICING_QUOTES stream keeps, last per subject.
+The feed subscribes to all of them (core NATS: conflatable, no acknowledgements) and, at start,
+reads the stream's last price of every subject, so the service knows every price at once rather
+than after each one next changes. A price older than the one held (by aggregate_version) is
+dropped, whichever of the two paths brought it. Each price taken is handed to `on_price` (the
+margin watcher looks for big moves).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.risk.model import Quote
+from services.risk.state import RiskState
+from tradingmesh.pricing.v1 import pricing_events_pb2
+
+__all__ = ["SUBJECTS", "QuoteFeed", "parse_quote"]
+
+log = logging.getLogger(__name__)
+
+SUBJECTS: Final = "pricing.quote.published.*.>"
+_SNAPSHOT_BATCH: Final = 1000
+_SNAPSHOT_WAIT_SECONDS: Final = 0.5
+
+
+def parse_quote(data: bytes) -> tuple[str, str, Quote] | None:
+    """(group id, symbol, quote) of a QuotePublished; None for one that breaks its contract."""
+    try:
+        event = pricing_events_pb2.QuotePublished.FromString(data)
+        quote = event.quote
+        provenance = quote.provenance
+        return (
+            event.group_id,
+            quote.symbol,
+            Quote(
+                bid=Decimal(quote.bid),
+                ask=Decimal(quote.ask),
+                raw_bid=Decimal(provenance.bid_source.raw_price or quote.bid),
+                raw_ask=Decimal(provenance.ask_source.raw_price or quote.ask),
+                time=quote.quote_time.ToDatetime(tzinfo=UTC),
+                version=event.metadata.aggregate_version,
+            ),
+        )
+    except (DecodeError, InvalidOperation, ValueError):
+        return None
+
+
+class QuoteFeed:
+    def __init__(self, state: RiskState, on_price: Callable[[str, Quote], None]) -> None:
+        self.state = state
+        self.on_price = on_price
+        self._subscription: Subscription | None = None
+
+    async def start(self, nats: NatsClient, js: JetStreamContext) -> None:
+        self._subscription = await nats.subscribe(SUBJECTS, cb=self._on_message)
+        await self._read_snapshot(js)
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+
+    async def _on_message(self, message: Msg) -> None:
+        self.take(message.data)
+
+    def take(self, data: bytes) -> bool:
+        parsed = parse_quote(data)
+        if parsed is None:
+            log.warning("a quote that breaks its contract was dropped")
+            return False
+        group_id, symbol, quote = parsed
+        if not self.state.put_quote(group_id, symbol, quote):
+            return False
+        self.on_price(symbol, quote)
+        return True
+
+    async def _read_snapshot(self, js: JetStreamContext) -> None:
+        """The stream's last price per subject, through a short-lived consumer."""
+        subscription = await js.pull_subscribe(
+            SUBJECTS,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30,
+            ),
+        )
+        taken = 0
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(
+                        batch=_SNAPSHOT_BATCH, timeout=_SNAPSHOT_WAIT_SECONDS
+                    )
+                except TimeoutError:
+                    break
+                for message in messages:
+                    taken += self.take(message.data)
+                if not messages or messages[-1].metadata.num_pending == 0:
+                    break
+        finally:
+            await subscription.unsubscribe()
+        log.info("prices loaded", extra={"prices": taken})

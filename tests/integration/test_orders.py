@@ -1,0 +1,1037 @@
+"""Order entry against the real stack: the OMS, the risk service's pre-trade check, live prices
+from the LP simulators, PostgreSQL and NATS (ADR 0007).
+
+Traders are created through AccountAdminService (so the OMS and the risk service learn of their
+accounts from the account events) and funded with a deposit webhook; they call the OMS directly
+with the headers Envoy would add (`callers.py`), and one test goes through Envoy with a real
+sign-in. Each test uses its own accounts, so tests do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.oms.audit import COLUMNS as AUDIT_COLUMNS
+from services.oms.audit import AuditRecord, verify_records
+from stack.orchestrator import StackConfig, up
+from stack.ports import Ports
+from tests.integration.callers import AccountStack, Who, account_stack, staff
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.errors import details_of
+from tradingmesh.oms.v1 import (
+    oms_events_pb2,
+    oms_internal_service_pb2_grpc,
+    oms_pb2,
+    order_admin_service_pb2,
+    order_admin_service_pb2_grpc,
+    order_service_pb2,
+    order_service_pb2_grpc,
+    position_service_pb2,
+    position_service_pb2_grpc,
+)
+from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2, pricing_service_pb2_grpc
+from tradingmesh.risk.v1 import risk_service_pb2, risk_service_pb2_grpc
+
+R = ErrorReason
+S = trading_pb2
+D = Decimal
+T = TypeVar("T")
+STANDARD_GROUP = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://tradingmesh.local/group/standard"))
+SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")
+DEPOSIT = "10000.00"
+
+
+# ---- the stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class Oms:
+    running: RunningStack
+    stack: AccountStack
+    channel: grpc.Channel
+
+    @property
+    def orders(self) -> order_service_pb2_grpc.OrderServiceStub:
+        return order_service_pb2_grpc.OrderServiceStub(self.channel)
+
+    @property
+    def positions(self) -> position_service_pb2_grpc.PositionServiceStub:
+        return position_service_pb2_grpc.PositionServiceStub(self.channel)
+
+    @property
+    def internal(self) -> oms_internal_service_pb2_grpc.OmsInternalServiceStub:
+        return oms_internal_service_pb2_grpc.OmsInternalServiceStub(self.channel)
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(self.running.state.base_port)
+
+    def service(self, name: str) -> grpc.Channel:
+        return grpc.insecure_channel(f"127.0.0.1:{self.ports.service_grpc(name)}")
+
+    def as_service(self) -> tuple[tuple[str, str], ...]:
+        """What another tradingmesh service sends: the edge token, no user."""
+        return (("x-tm-edge-token", self.stack.edge_token),)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self.stack.db() as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def connect(running_stack: RunningStack) -> Iterator[Oms]:
+    """The OMS of the test stack, with the account service to arrange traders."""
+    for stack in account_stack(running_stack):
+        channel = grpc.insecure_channel(
+            f"127.0.0.1:{Ports(running_stack.state.base_port).service_grpc('oms')}"
+        )
+        try:
+            yield Oms(running_stack, stack, channel)
+        finally:
+            channel.close()
+
+
+@pytest.fixture(scope="module")
+def oms(running_stack: RunningStack) -> Iterator[Oms]:
+    yield from connect(running_stack)
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def refusal(call: Callable[[], Any]) -> tuple[grpc.StatusCode, int, Any]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    details = details_of(raised.value)
+    return details.code, details.reason, details
+
+
+# ---- traders ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trader:
+    user_id: str
+    account_id: str
+    account_number: str
+    group_id: str
+    md: tuple[tuple[str, str], ...]
+
+
+def new_group(
+    oms: Oms,
+    execution: types_pb2.ExecutionMode.ValueType,
+    *,
+    positions: types_pb2.PositionMode.ValueType = types_pb2.POSITION_MODE_NETTING,
+    commission: str = "0",
+    max_deviation_points: int = 0,
+) -> str:
+    """A client group of its own, offered SYMBOLS with no markup."""
+    admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
+    group = oms.stack.admin.CreateClientGroup(
+        admin_pb.CreateClientGroupRequest(
+            client_group=account_pb2.ClientGroup(
+                name=f"oms-it-{uuid.uuid4().hex[:10]}",
+                currency="USD",
+                leverage=100,
+                margin_call_level="100",
+                stop_out_level="50",
+                execution_mode=execution,
+                position_mode=positions,
+                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
+                spread_markup="0",
+                commission_per_lot=commission,
+                max_deviation_points=max_deviation_points,
+            )
+        ),
+        metadata=admin,
+    ).client_group
+    for symbol in SYMBOLS:
+        oms.stack.admin.SetGroupInstrumentSettings(
+            admin_pb.SetGroupInstrumentSettingsRequest(
+                settings=account_pb2.GroupInstrumentSettings(
+                    group_id=group.id, symbol=symbol, enabled=True
+                )
+            ),
+            metadata=admin,
+        )
+    return group.id
+
+
+def new_trader(
+    oms: Oms,
+    group_id: str = STANDARD_GROUP,
+    *,
+    positions: types_pb2.PositionMode.ValueType = types_pb2.POSITION_MODE_UNSPECIFIED,
+    deposit: str = DEPOSIT,
+) -> Trader:
+    """A user with a funded account in `group_id`, once the OMS, the risk service and pricing
+    know it."""
+    backoffice = staff()
+    user = oms.stack.new_user(backoffice)
+    account = oms.stack.admin.CreateTradingAccount(
+        admin_pb.CreateTradingAccountRequest(
+            user_id=user.id, group_id=group_id, position_mode=positions
+        ),
+        metadata=oms.stack.as_(backoffice),
+    ).account
+    oms.stack.deposit_direct(account.account_number, deposit)
+    trader = Trader(
+        user.id,
+        account.id,
+        account.account_number,
+        group_id,
+        oms.stack.as_(Who(user.id, "trader", accounts=account.id)),
+    )
+    eventually(lambda: _oms_knows(oms, trader), 30, "the OMS knows the new account")
+    eventually(lambda: _risk_funded(oms, trader, D(deposit)), 30, "risk sees the deposit")
+    for symbol in ("EURUSD", "USDJPY"):
+        live_quote(oms, trader, symbol)
+    return trader
+
+
+def _oms_knows(oms: Oms, trader: Trader) -> bool:
+    try:
+        oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=trader.account_id), metadata=trader.md
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def _risk_funded(oms: Oms, trader: Trader, deposit: Decimal) -> bool:
+    with oms.service("risk") as channel:
+        try:
+            risk = risk_service_pb2_grpc.RiskServiceStub(channel).GetAccountRisk(
+                risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
+                metadata=trader.md,
+                timeout=5,
+            )
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                return False
+            raise
+    return D(risk.account_risk.balance or "0") >= deposit
+
+
+def live_quote(oms: Oms, trader: Trader, symbol: str = "EURUSD") -> pricing_pb2.Quote:
+    """The group's current price, once pricing quotes it."""
+
+    def probe() -> pricing_pb2.Quote | None:
+        with oms.service("pricing") as channel:
+            try:
+                quote = (
+                    pricing_service_pb2_grpc.PricingServiceStub(channel)
+                    .GetQuote(
+                        pricing_service_pb2.GetQuoteRequest(
+                            symbol=symbol, account_id=trader.account_id
+                        ),
+                        metadata=trader.md,
+                        timeout=5,
+                    )
+                    .quote
+                )
+            except grpc.RpcError as error:
+                if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
+                    return None
+                raise
+        return None if quote.stale else quote
+
+    return eventually(probe, 30, f"a live {symbol} price for the group")
+
+
+def place(
+    oms: Oms, trader: Trader, *, client_order_id: str | None = None, **fields: Any
+) -> oms_pb2.Order:
+    values: dict[str, Any] = {
+        "account_id": trader.account_id,
+        "client_order_id": client_order_id or f"it-{uuid.uuid4().hex[:16]}",
+        "symbol": "EURUSD",
+        "side": types_pb2.SIDE_BUY,
+        "type": S.ORDER_TYPE_MARKET,
+        "quantity": "0.10",
+    }
+    values.update(fields)
+    return oms.orders.PlaceOrder(
+        order_service_pb2.PlaceOrderRequest(**values), metadata=trader.md, timeout=10
+    ).order
+
+
+def place_filled(oms: Oms, trader: Trader, **fields: Any) -> oms_pb2.Order:
+    """A market order that fills; retried (new ids) while a price is momentarily not live."""
+
+    def attempt() -> oms_pb2.Order | None:
+        order = place(oms, trader, **fields)
+        if order.status_reason == R.ERROR_REASON_PRICE_UNAVAILABLE:
+            return None
+        return order
+
+    order = eventually(attempt, 20, "a market order with a live price")
+    assert order.status == S.ORDER_STATUS_FILLED, (order.status_reason, order.status_message)
+    return order
+
+
+@pytest.fixture(scope="module")
+def trader(oms: Oms) -> Trader:
+    return new_trader(oms)
+
+
+# ---- a market order -------------------------------------------------------------------------
+
+
+def test_a_market_order_fills_and_the_order_trade_and_position_agree(oms: Oms) -> None:
+    trader = new_trader(oms)
+    order = place_filled(oms, trader, quantity="0.20")
+
+    assert order.status == S.ORDER_STATUS_FILLED
+    assert order.execution_mode == types_pb2.EXECUTION_MODE_MARKET
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (
+        "0.20",
+        "0.20",
+        "0",
+    )
+    assert order.version == 4  # CREATED, SUBMITTED, ACCEPTED, FILLED
+    trades = oms.orders.ListTrades(
+        order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order.id),
+        metadata=trader.md,
+    ).trades
+    assert len(trades) == 1
+    trade = trades[0]
+    assert (trade.quantity, trade.price) == ("0.20", order.average_fill_price)
+    assert trade.position_effect == S.POSITION_EFFECT_OPEN
+    assert trade.realized_pnl == "0.00"
+    position = oms.positions.GetPosition(
+        position_service_pb2.GetPositionRequest(
+            account_id=trader.account_id, position_id=trade.position_id
+        ),
+        metadata=trader.md,
+    ).position
+    assert position.status == oms_pb2.POSITION_STATUS_OPEN
+    assert position.side == types_pb2.SIDE_BUY
+    assert (position.quantity, position.open_price) == ("0.20", trade.price)
+    assert position.open_order_id == order.id
+    # margin at 1:100 of 0.2 x 100000 x the open price, in USD
+    assert D(position.used_margin) == (D("0.2") * 100000 * D(trade.price) / 100).quantize(D("0.01"))
+    # what is stored is what was answered
+    stored = oms.rows(
+        "SELECT status, filled_quantity, average_fill_price, version FROM oms.orders WHERE id = %s",
+        order.id,
+    )
+    assert stored == [("FILLED", D("0.2"), D(order.average_fill_price), 4)]
+    audit = oms.rows(
+        "SELECT event FROM oms.audit_records WHERE entity_id = %s ORDER BY sequence", order.id
+    )
+    assert [e for (e,) in audit] == ["CREATED", "SUBMITTED", "ACCEPTED", "FILLED"]
+
+
+def test_the_audit_chain_of_an_account_verifies_and_its_head_is_on_the_account(oms: Oms) -> None:
+    trader = new_trader(oms)
+    place_filled(oms, trader)
+    place_filled(oms, trader, side=types_pb2.SIDE_SELL)
+    with oms.stack.db() as conn, conn.cursor(row_factory=_dict_rows) as cursor:
+        rows = cursor.execute(
+            f"SELECT {AUDIT_COLUMNS} FROM oms.audit_records WHERE account_id = %s"
+            " ORDER BY sequence",
+            (trader.account_id,),
+        ).fetchall()
+        head = conn.execute(
+            "SELECT audit_sequence, audit_hash FROM oms.accounts WHERE account_id = %s",
+            (trader.account_id,),
+        ).fetchone()
+    records = [AuditRecord.from_row(r) for r in rows]
+    verdict = verify_records(records)
+    assert verdict.intact, verdict.problem
+    assert head == (len(records), verdict.end_hash)
+    assert len(records) >= 2 * 4 + 2  # two orders of four changes, two position changes
+    verify = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.oms.audit",
+            "verify",
+            "--account",
+            trader.account_id,
+            "--database-url",
+            oms.stack.database_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["checked_count"] == len(records)
+    with pytest.raises(Exception, match="append-only"), oms.stack.db() as conn:
+        conn.execute(
+            "UPDATE oms.audit_records SET reason = 'x' WHERE account_id = %s",
+            (trader.account_id,),
+        )
+
+
+def _dict_rows(cursor: Any) -> Callable[[Any], dict[str, Any]]:
+    names = [column.name for column in cursor.description or ()]
+    return lambda values: dict(zip(names, values, strict=True))
+
+
+def test_an_order_through_envoy_with_a_real_sign_in_fills(oms: Oms) -> None:
+    backoffice = staff()
+    user = oms.stack.new_user(backoffice)
+    account = oms.stack.admin.CreateTradingAccount(
+        admin_pb.CreateTradingAccountRequest(user_id=user.id, group_id=STANDARD_GROUP),
+        metadata=oms.stack.as_(backoffice),
+    ).account
+    oms.stack.deposit_direct(account.account_number, DEPOSIT)
+    trader = Trader(
+        user.id,
+        account.id,
+        account.account_number,
+        STANDARD_GROUP,
+        oms.stack.as_(Who(user.id, "trader", accounts=account.id)),
+    )
+    eventually(lambda: _oms_knows(oms, trader), 30, "the OMS knows the account")
+    eventually(lambda: _risk_funded(oms, trader, D(DEPOSIT)), 30, "risk sees the deposit")
+    live_quote(oms, trader)
+    state = oms.running.state
+    credentials = grpc.ssl_channel_credentials(Path(state.endpoints.ca_file).read_bytes())
+    with grpc.secure_channel(state.endpoints.grpc, credentials) as edge:
+        token = (
+            auth_service_pb2_grpc.AuthServiceStub(edge)
+            .Login(
+                auth_service_pb2.LoginRequest(
+                    username=user.username, password="correct horse battery"
+                ),
+                timeout=20,
+            )
+            .access_token
+        )
+        bearer = (("authorization", f"Bearer {token}"),)
+        orders = order_service_pb2_grpc.OrderServiceStub(edge)
+
+        def attempt() -> oms_pb2.Order | None:
+            order = orders.PlaceOrder(
+                order_service_pb2.PlaceOrderRequest(
+                    account_id=account.id,
+                    client_order_id=f"edge-{uuid.uuid4().hex[:12]}",
+                    symbol="EURUSD",
+                    side=types_pb2.SIDE_SELL,
+                    type=S.ORDER_TYPE_MARKET,
+                    quantity="0.05",
+                ),
+                metadata=bearer,
+                timeout=10,
+            ).order
+            return None if order.status_reason == R.ERROR_REASON_PRICE_UNAVAILABLE else order
+
+        order = eventually(attempt, 20, "an order with a live price")
+        assert order.status == S.ORDER_STATUS_FILLED, order.status_message
+        listed = orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=account.id), metadata=bearer
+        ).orders
+        assert [o.id for o in listed] == [order.id]
+
+
+# ---- idempotency --------------------------------------------------------------------------------
+
+
+def test_twenty_parallel_retries_of_one_order_create_one_order(oms: Oms, trader: Trader) -> None:
+    client_order_id = f"par-{uuid.uuid4().hex[:12]}"
+    request = order_service_pb2.PlaceOrderRequest(
+        account_id=trader.account_id,
+        client_order_id=client_order_id,
+        symbol="EURUSD",
+        side=types_pb2.SIDE_BUY,
+        type=S.ORDER_TYPE_LIMIT,  # rests: every retry sees the same order
+        price="0.50000",
+        quantity="0.10",
+    )
+
+    def send(_: int) -> oms_pb2.Order:
+        return oms.orders.PlaceOrder(request, metadata=trader.md, timeout=20).order
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(send, range(20)))
+
+    assert len({a.id for a in answers}) == 1
+    assert {a.status for a in answers} == {S.ORDER_STATUS_WORKING}
+    stored = oms.rows(
+        "SELECT count(*) FROM oms.orders WHERE account_id = %s AND client_order_id = %s",
+        trader.account_id,
+        client_order_id,
+    )
+    assert stored == [(1,)]
+    created = oms.rows(
+        "SELECT count(*) FROM oms.audit_records WHERE entity_id = %s AND event = 'CREATED'",
+        answers[0].id,
+    )
+    assert created == [(1,)]
+
+
+def test_a_retry_returns_the_original_order_even_after_it_filled(oms: Oms, trader: Trader) -> None:
+    order = place_filled(oms, trader, client_order_id=f"re-{uuid.uuid4().hex[:12]}")
+    again = place(oms, trader, client_order_id=order.client_order_id, quantity="0.1")  # "0.10"
+    assert again == order
+
+
+def test_reusing_a_client_order_id_for_another_order_is_already_exists(
+    oms: Oms, trader: Trader
+) -> None:
+    order = place(
+        oms,
+        trader,
+        type=S.ORDER_TYPE_LIMIT,
+        price="0.50000",
+        client_order_id=f"dup-{uuid.uuid4().hex[:8]}",
+    )
+    before = oms.rows(
+        "SELECT count(*), max(version) FROM oms.orders WHERE account_id = %s", trader.account_id
+    )
+    code, reason, _ = refusal(
+        lambda: place(
+            oms,
+            trader,
+            type=S.ORDER_TYPE_LIMIT,
+            price="0.50001",
+            client_order_id=order.client_order_id,
+        )
+    )
+    assert (code, reason) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        R.ERROR_REASON_DUPLICATE_CLIENT_ORDER_ID,
+    )
+    after = oms.rows(
+        "SELECT count(*), max(version) FROM oms.orders WHERE account_id = %s", trader.account_id
+    )
+    assert after == before
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+
+BAD_ORDERS: list[tuple[str, dict[str, Any], grpc.StatusCode, int]] = [
+    (
+        "zero quantity",
+        {"quantity": "0"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_VALIDATION_FAILED,
+    ),
+    (
+        "negative quantity",
+        {"quantity": "-1"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_VALIDATION_FAILED,
+    ),
+    (
+        "an exponent",
+        {"quantity": "1e3"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_VALIDATION_FAILED,
+    ),
+    (
+        "too many decimals for the lot step",
+        {"quantity": "0.015"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_TOO_MANY_DECIMALS,
+    ),
+    (
+        "a price with too many digits",
+        {"type": S.ORDER_TYPE_LIMIT, "price": "1.123456"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_TOO_MANY_DECIMALS,
+    ),
+    (
+        "above the maximum lot",
+        {"quantity": "101"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_QUANTITY_OUT_OF_RANGE,
+    ),
+    (
+        "a price on a market order",
+        {"price": "1.1"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_INVALID_ORDER_FIELDS,
+    ),
+    (
+        "a limit order without a price",
+        {"type": S.ORDER_TYPE_LIMIT},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_INVALID_ORDER_FIELDS,
+    ),
+    (
+        "a GTC market order",
+        {"time_in_force": S.TIME_IN_FORCE_GTC},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_UNSUPPORTED_TIME_IN_FORCE,
+    ),
+    (
+        "an unknown instrument",
+        {"symbol": "NOPE"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_UNKNOWN_INSTRUMENT,
+    ),
+    (
+        "a stop-loss above a buy's price",
+        {"type": S.ORDER_TYPE_LIMIT, "price": "1.00000", "stop_loss": "1.10000"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_INVALID_STOPS,
+    ),
+    (
+        "a reserved client_order_id",
+        {"client_order_id": "tm:mine"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        R.ERROR_REASON_VALIDATION_FAILED,
+    ),
+    (
+        "a position of nobody",
+        {"side": types_pb2.SIDE_SELL, "position_id": str(uuid.uuid4())},
+        grpc.StatusCode.NOT_FOUND,
+        R.ERROR_REASON_NOT_FOUND,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "reason"),
+    [pytest.param(f, c, r, id=name) for name, f, c, r in BAD_ORDERS],
+)
+def test_bad_input_is_refused_with_details_and_stores_nothing(
+    oms: Oms, trader: Trader, fields: dict[str, Any], code: grpc.StatusCode, reason: int
+) -> None:
+    counts = "SELECT (SELECT count(*) FROM oms.orders), (SELECT count(*) FROM oms.outbox)"
+    before = oms.rows(counts)
+    got_code, got_reason, details = refusal(lambda: place(oms, trader, **fields))
+    assert (got_code, got_reason) == (code, reason)
+    assert details.message
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        assert details.field_violations, "bad input names the fields at fault"
+    assert oms.rows(counts) == before
+
+
+def test_another_users_account_is_not_found_and_nothing_changes(oms: Oms, trader: Trader) -> None:
+    other = new_trader(oms)
+    mine = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000")
+    before = oms.rows("SELECT count(*) FROM oms.orders WHERE account_id = %s", trader.account_id)
+    calls: list[Callable[[], Any]] = [
+        lambda: place(oms, Trader(other.user_id, trader.account_id, "", "", other.md)),
+        lambda: oms.orders.GetOrder(
+            order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=mine.id),
+            metadata=other.md,
+        ),
+        lambda: oms.orders.CancelOrder(
+            order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=mine.id),
+            metadata=other.md,
+        ),
+        lambda: oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=trader.account_id), metadata=other.md
+        ),
+        lambda: oms.orders.ListTrades(
+            order_service_pb2.ListTradesRequest(account_id=trader.account_id), metadata=other.md
+        ),
+        # my own account, another account's order id
+        lambda: oms.orders.GetOrder(
+            order_service_pb2.GetOrderRequest(account_id=other.account_id, order_id=mine.id),
+            metadata=other.md,
+        ),
+    ]
+    for call in calls:
+        code, reason, _ = refusal(call)
+        assert (code, reason) == (grpc.StatusCode.NOT_FOUND, R.ERROR_REASON_NOT_FOUND)
+    after = oms.rows("SELECT count(*) FROM oms.orders WHERE account_id = %s", trader.account_id)
+    assert after == before
+    still = oms.orders.GetOrder(
+        order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=mine.id),
+        metadata=trader.md,
+    ).order
+    assert still.status == S.ORDER_STATUS_WORKING
+
+
+# ---- execution modes ----------------------------------------------------------------------------
+
+
+def test_instant_execution_fills_at_the_price_seen_or_requotes_at_the_live_price(
+    oms: Oms,
+) -> None:
+    group = new_group(oms, types_pb2.EXECUTION_MODE_INSTANT, max_deviation_points=500)
+    trader = new_trader(oms, group)
+
+    code, reason, details = refusal(lambda: place(oms, trader))  # no requested_price
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, R.ERROR_REASON_INVALID_ORDER_FIELDS)
+    assert details.field_violations[0].field == "requested_price"
+
+    far = D(live_quote(oms, trader).ask) - D("0.05000")
+    requoted = place(oms, trader, requested_price=str(far))
+    assert requoted.status == S.ORDER_STATUS_REJECTED
+    assert requoted.status_reason == R.ERROR_REASON_REQUOTE
+    assert requoted.execution_mode == types_pb2.EXECUTION_MODE_INSTANT
+    assert abs(D(requoted.requote_price) - far) > D("0.04")  # the live ask, not what was asked
+    assert requoted.filled_quantity == "0"
+
+    # Accepting the requote: a new order at the price it named (500 points of slack).
+    seen = requoted.requote_price
+    filled = place(oms, trader, requested_price=seen)
+    assert filled.status == S.ORDER_STATUS_FILLED, filled.status_message
+    assert filled.average_fill_price == seen
+
+
+def test_a_limit_order_rests_working_and_cancel_cancels_it_once(oms: Oms, trader: Trader) -> None:
+    order = place(
+        oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000", time_in_force=S.TIME_IN_FORCE_GTC
+    )
+    assert order.status == S.ORDER_STATUS_WORKING
+    assert order.remaining_quantity == "0.10"
+    assert order.version == 4  # CREATED, SUBMITTED, ACCEPTED, ACTIVATED
+
+    request = order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=order.id)
+    cancelled = oms.orders.CancelOrder(request, metadata=trader.md).order
+    assert cancelled.status == S.ORDER_STATUS_CANCELLED
+    assert cancelled.status_reason == R.ERROR_REASON_UNSPECIFIED  # the client cancelled it
+    assert (cancelled.remaining_quantity, cancelled.version) == ("0", 5)
+    assert oms.orders.CancelOrder(request, metadata=trader.md).order == cancelled  # idempotent
+    events = oms.rows(
+        "SELECT subject FROM oms.outbox WHERE subject = 'oms.order.cancelled' AND payload LIKE %s",
+        b"%" + order.id.encode() + b"%",
+    )
+    assert len(events) == 1
+
+
+def test_a_day_order_expires_at_the_end_of_its_session(oms: Oms, trader: Trader) -> None:
+    order = place(
+        oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000", time_in_force=S.TIME_IN_FORCE_DAY
+    )
+    assert order.status == S.ORDER_STATUS_WORKING
+    # The demo instruments trade around the clock: one session per UTC day.
+    created = order.create_time.ToDatetime(UTC)
+    midnight = (created + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert order.expire_time.ToDatetime(UTC) == midnight
+    # Let the session end now (the clock cannot be moved): the sweeper expires it within ~1 s.
+    with oms.stack.db() as conn:
+        conn.execute(
+            "UPDATE oms.orders SET expire_time = now() - interval '1 second' WHERE id = %s",
+            (order.id,),
+        )
+    request = order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=order.id)
+
+    def expired() -> oms_pb2.Order | None:
+        current = oms.orders.GetOrder(request, metadata=trader.md).order
+        return current if current.status == S.ORDER_STATUS_EXPIRED else None
+
+    ended = eventually(expired, 10, "the DAY order expired")
+    assert ended.status_reason == R.ERROR_REASON_EXPIRED
+    assert ended.version == order.version + 1
+    assert ended.remaining_quantity == "0"
+
+
+def test_a_filled_order_cannot_be_cancelled(oms: Oms, trader: Trader) -> None:
+    order = place_filled(oms, trader)
+    code, reason, _ = refusal(
+        lambda: oms.orders.CancelOrder(
+            order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=order.id),
+            metadata=trader.md,
+        )
+    )
+    assert (code, reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        R.ERROR_REASON_INVALID_ORDER_STATE,
+    )
+
+
+def test_a_working_order_is_amended_at_once_and_a_stale_version_is_aborted(
+    oms: Oms, trader: Trader
+) -> None:
+    order = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000")
+    amended = oms.orders.AmendOrder(
+        order_service_pb2.AmendOrderRequest(
+            account_id=trader.account_id,
+            order_id=order.id,
+            price="0.51000",
+            quantity="0.20",
+            expected_version=order.version,
+        ),
+        metadata=trader.md,
+    ).order
+    assert (amended.price, amended.quantity, amended.status) == (
+        "0.51000",  # at the instrument's digits and lot step, as pricing quotes
+        "0.20",
+        S.ORDER_STATUS_WORKING,
+    )
+    assert amended.version == order.version + 1
+    code, reason, _ = refusal(
+        lambda: oms.orders.AmendOrder(
+            order_service_pb2.AmendOrderRequest(
+                account_id=trader.account_id,
+                order_id=order.id,
+                price="0.52000",
+                expected_version=order.version,
+            ),
+            metadata=trader.md,
+        )
+    )
+    assert (code, reason) == (grpc.StatusCode.ABORTED, R.ERROR_REASON_CONCURRENT_MODIFICATION)
+    unchanged = oms.orders.AmendOrder(
+        order_service_pb2.AmendOrderRequest(
+            account_id=trader.account_id, order_id=order.id, price="0.510"
+        ),
+        metadata=trader.md,
+    ).order
+    assert unchanged == amended  # nothing to change: returned as it is
+
+
+@pytest.mark.parametrize("tif", [S.TIME_IN_FORCE_IOC, S.TIME_IN_FORCE_FOK])
+def test_an_immediate_limit_order_out_of_reach_is_rejected_no_liquidity(
+    oms: Oms, trader: Trader, tif: int
+) -> None:
+    order = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000", time_in_force=tif)
+    assert order.status == S.ORDER_STATUS_REJECTED
+    assert order.status_reason == R.ERROR_REASON_NO_LIQUIDITY
+    assert order.filled_quantity == "0"
+
+
+def test_an_order_that_breaches_margin_is_rejected_and_changes_no_position(oms: Oms) -> None:
+    trader = new_trader(oms, deposit="100.00")
+    order = place(oms, trader, quantity="10")  # about 10,850 USD of margin at 1:100
+    assert order.status == S.ORDER_STATUS_REJECTED
+    assert order.status_reason == R.ERROR_REASON_INSUFFICIENT_MARGIN, order.status_message
+    assert oms.rows(
+        "SELECT count(*) FROM oms.positions WHERE account_id = %s", trader.account_id
+    ) == [(0,)]
+
+
+def test_a_stp_order_rests_working_until_the_stp_module_takes_it(oms: Oms) -> None:
+    group = new_group(oms, types_pb2.EXECUTION_MODE_STP)
+    trader = new_trader(oms, group)
+    order = place(oms, trader)
+    assert order.status == S.ORDER_STATUS_WORKING
+    assert order.execution_mode == types_pb2.EXECUTION_MODE_STP
+    assert order.filled_quantity == "0"
+    cancelled = oms.orders.CancelOrder(
+        order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=order.id),
+        metadata=trader.md,
+    ).order
+    assert cancelled.status == S.ORDER_STATUS_CANCELLED
+
+
+# ---- reads --------------------------------------------------------------------------------------
+
+
+def test_orders_are_listed_newest_first_page_by_page_and_filtered(oms: Oms) -> None:
+    trader = new_trader(oms)
+    placed = [place(oms, trader, type=S.ORDER_TYPE_LIMIT, price=f"0.5{i}000") for i in range(5)]
+    cancel = order_service_pb2.CancelOrderRequest(
+        account_id=trader.account_id, order_id=placed[0].id
+    )
+    oms.orders.CancelOrder(cancel, metadata=trader.md)
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(
+                account_id=trader.account_id, page_size=2, page_token=token
+            ),
+            metadata=trader.md,
+        )
+        assert len(page.orders) <= 2
+        seen += [o.id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [o.id for o in reversed(placed)]
+    open_only = oms.orders.ListOrders(
+        order_service_pb2.ListOrdersRequest(account_id=trader.account_id, open_only=True),
+        metadata=trader.md,
+    ).orders
+    assert {o.id for o in open_only} == {o.id for o in placed[1:]}
+    one = oms.orders.ListOrders(
+        order_service_pb2.ListOrdersRequest(
+            account_id=trader.account_id, client_order_id=placed[2].client_order_id
+        ),
+        metadata=trader.md,
+    ).orders
+    assert [o.id for o in one] == [placed[2].id]
+    code, reason, _ = refusal(
+        lambda: oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=trader.account_id, page_token="junk"),
+            metadata=trader.md,
+        )
+    )
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, R.ERROR_REASON_VALIDATION_FAILED)
+
+
+def test_a_stream_sends_the_open_orders_then_every_change(oms: Oms) -> None:
+    trader = new_trader(oms)
+    resting = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000")
+    call = oms.orders.StreamOrderUpdates(
+        order_service_pb2.StreamOrderUpdatesRequest(
+            account_id=trader.account_id, send_open_orders=True
+        ),
+        metadata=trader.md,
+        timeout=30,
+    )
+    try:
+        first = next(call).update
+        assert first.event_type == oms_pb2.ORDER_EVENT_TYPE_SNAPSHOT
+        assert first.order.id == resting.id
+        time.sleep(0.5)  # the server subscribed before the snapshot; give the call a moment
+        filled = place_filled(oms, trader)
+        oms.orders.CancelOrder(
+            order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=resting.id),
+            metadata=trader.md,
+        )
+        updates: list[oms_pb2.OrderUpdate] = []
+        for message in call:
+            updates.append(message.update)
+            if message.update.event_type == oms_pb2.ORDER_EVENT_TYPE_CANCELLED:
+                break
+    finally:
+        call.cancel()
+    of_filled = [u for u in updates if u.order.id == filled.id]
+    assert [u.event_type for u in of_filled] == [
+        oms_pb2.ORDER_EVENT_TYPE_CREATED,
+        oms_pb2.ORDER_EVENT_TYPE_SUBMITTED,
+        oms_pb2.ORDER_EVENT_TYPE_ACCEPTED,
+        oms_pb2.ORDER_EVENT_TYPE_FILLED,
+    ]
+    assert [u.order.version for u in of_filled] == [1, 2, 3, 4]
+    assert of_filled[-1].trade.order_id == filled.id
+    assert of_filled[-1].previous_status == S.ORDER_STATUS_ACCEPTED
+    assert updates[-1].order.id == resting.id
+    assert updates[-1].previous_status == S.ORDER_STATUS_WORKING
+
+
+async def test_every_change_of_an_order_is_published_once_on_nats(oms: Oms) -> None:
+    trader = await asyncio.to_thread(new_trader, oms)
+    order = await asyncio.to_thread(place_filled, oms, trader)
+    client = await nats.connect(
+        oms.stack.nats_url, user=oms.stack.nats_user, password=oms.stack.nats_password
+    )
+    try:
+        js = client.jetstream()
+        subscription = await js.pull_subscribe(
+            "oms.>", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        )
+        subjects: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(subjects) < 6:
+            try:
+                batch = await subscription.fetch(500, timeout=1)
+            except TimeoutError:
+                continue
+            for message in batch:
+                if order.id.encode() in message.data:
+                    subjects.append(message.subject)
+                await message.ack()
+        await subscription.unsubscribe()
+    finally:
+        await client.close()
+    assert sorted(subjects) == sorted(
+        [
+            "oms.order.created",
+            "oms.order.submitted",
+            "oms.order.accepted",
+            "oms.order.filled",
+            "oms.position.opened",
+            "oms.trade.executed",
+        ]
+    )
+    executed = oms.rows(
+        "SELECT payload FROM oms.outbox WHERE subject = 'oms.trade.executed' AND payload LIKE %s",
+        b"%" + order.id.encode() + b"%",
+    )
+    event = oms_events_pb2.TradeExecuted.FromString(bytes(executed[0][0]))
+    assert event.currency == "USD"
+    assert event.trade.price == order.average_fill_price
+
+
+# ---- the pre-trade check unavailable -------------------------------------------------------------
+
+
+def test_without_the_risk_service_orders_are_rejected_dependency_unavailable(oms: Oms) -> None:
+    trader = new_trader(oms)
+    state = oms.running.state
+    entry = state.component("risk")
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    try:
+        order = place(oms, trader, client_order_id=f"norisk-{uuid.uuid4().hex[:8]}")
+        assert order.status == S.ORDER_STATUS_REJECTED
+        assert order.status_reason == R.ERROR_REASON_DEPENDENCY_UNAVAILABLE
+        assert order.version == 2  # CREATED, then REJECTED without reaching PENDING
+        again = place(oms, trader, client_order_id=order.client_order_id)
+        assert again == order  # the retry returns the rejection; a new attempt needs a new id
+    finally:
+        up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+
+    def fills() -> oms_pb2.Order | None:
+        order = place(oms, trader)
+        return order if order.status == S.ORDER_STATUS_FILLED else None
+
+    eventually(fills, 60, "orders fill again once the risk service is back")
+
+
+# ---- staff -------------------------------------------------------------------------------------
+
+
+def test_staff_list_every_accounts_orders_and_cancel_with_a_reason(oms: Oms) -> None:
+    trader = new_trader(oms)
+    resting = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="0.50000")
+    admin = order_admin_service_pb2_grpc.OrderAdminServiceStub(oms.channel)
+    backoffice = oms.stack.as_(Who(str(uuid.uuid4()), "backoffice"))
+    dealer = oms.stack.as_(Who(str(uuid.uuid4()), "dealer"))
+
+    listed = admin.ListAllOrders(
+        order_admin_service_pb2.ListAllOrdersRequest(account_id=trader.account_id),
+        metadata=backoffice,
+    ).orders
+    assert [o.id for o in listed] == [resting.id]
+    request = order_admin_service_pb2.CancelOrderAsOperatorRequest(
+        account_id=trader.account_id, order_id=resting.id, reason="price far off the market"
+    )
+    for who in (backoffice, trader.md):  # reads only, and a client is no staff
+        code, reason, _ = refusal(partial(admin.CancelOrderAsOperator, request, metadata=who))
+        assert (code, reason) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            R.ERROR_REASON_PERMISSION_DENIED,
+        )
+    cancelled = admin.CancelOrderAsOperator(request, metadata=dealer).order
+    assert cancelled.status == S.ORDER_STATUS_CANCELLED
+    assert cancelled.status_message == "price far off the market"
+    actor = oms.rows(
+        "SELECT actor_kind, reason FROM oms.audit_records WHERE entity_id = %s"
+        " AND event = 'CANCELLED'",
+        resting.id,
+    )
+    assert actor == [("OPERATOR", "price far off the market")]
