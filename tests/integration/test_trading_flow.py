@@ -1,0 +1,445 @@
+"""The trading core end to end, through the edge (issue #6's acceptance):
+
+- a market order placed over gRPC, gRPC-web and REST fills; the position, the trades, the
+  ledger (booked from `oms.trade.executed` by the account service) and the NATS events agree;
+- killing the OMS between its commit and the publication of the events loses none and
+  duplicates none (the outbox, ADR 0005 and 0007).
+
+Prices are pinned at both LP simulators, so every fill price and every amount is known exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import nats
+import pytest
+
+from simulators.lp.control import ControlClient
+from stack.orchestrator import StackConfig, up
+from stack.ports import LP_SIMULATORS
+from tests.integration.callers import AccountStack, account_stack, staff
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.test_auth import Edge, bearer
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2, order_service_pb2, position_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
+from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+from tradingmesh.risk.v1 import risk_service_pb2
+from tradingmesh.risk.v1 import risk_service_pb2_grpc as risk_grpc
+
+PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
+DEPOSIT = Decimal("10000.00")
+LOT = Decimal("100000")  # EURUSD's contract size (stack/seed.py)
+
+
+@dataclass(frozen=True)
+class Trader:
+    user_id: str
+    account_id: str
+    token: str
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
+    yield from account_stack(running_stack)
+
+
+@pytest.fixture
+def pinned(edge: Edge) -> Iterator[Callable[[str, str], None]]:
+    """Pins EURUSD's raw price at every LP (the same quote, so neither is preferred)."""
+    lps = [ControlClient(edge.ports.lp_control(lp)) for lp in LP_SIMULATORS]
+
+    def pin(bid: str, ask: str) -> None:
+        for lp in lps:
+            lp.pin("EURUSD", bid, ask)
+
+    try:
+        yield pin
+    finally:
+        for lp in lps:
+            lp.unpin()
+
+
+def new_trader(edge: Edge, accounts: AccountStack) -> Trader:
+    """A KYC-approved user with a funded account in the standard group (market execution,
+    netting, a 10-point markup, no commission), created through the account service, so its
+    events reach the OMS and the risk service; signed in through the edge."""
+    backoffice = staff()
+    user = accounts.new_user(backoffice)
+    groups = accounts.admin.ListClientGroups(
+        admin_pb.ListClientGroupsRequest(), metadata=accounts.as_(backoffice)
+    ).client_groups
+    standard = next(g for g in groups if g.name == "standard")
+    account = accounts.admin.CreateTradingAccount(
+        admin_pb.CreateTradingAccountRequest(user_id=user.id, group_id=standard.id),
+        metadata=accounts.as_(backoffice),
+    ).account
+    accounts.deposit_direct(account.account_number, str(DEPOSIT))
+    with edge.channel() as channel:
+        login = auth_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username=user.username, password="correct horse battery"),
+            timeout=20,
+        )
+    trader = Trader(user.id, account.id, login.access_token)
+    # The OMS and the risk service learn the account and its deposit from the account events.
+    wait_for(lambda: funded_at_risk(edge, trader), 30, "the OMS and risk know the funded account")
+    return trader
+
+
+def funded_at_risk(edge: Edge, trader: Trader) -> bool:
+    with edge.channel() as channel:
+        try:
+            order_grpc.OrderServiceStub(channel).ListOrders(
+                order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
+                metadata=bearer(trader.token),
+                timeout=10,
+            )
+            risk = risk_grpc.RiskServiceStub(channel).GetAccountRisk(
+                risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
+                metadata=bearer(trader.token),
+                timeout=10,
+            )
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+    return Decimal(risk.account_risk.balance or "0") == DEPOSIT
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.1)
+
+
+def group_quote(edge: Edge, trader: Trader) -> tuple[str, str]:
+    with edge.channel() as channel:
+        quote = (
+            pricing_grpc.PricingServiceStub(channel)
+            .GetQuote(
+                pricing_service_pb2.GetQuoteRequest(account_id=trader.account_id, symbol="EURUSD"),
+                metadata=bearer(trader.token),
+                timeout=10,
+            )
+            .quote
+        )
+    return quote.bid, quote.ask
+
+
+def await_quote(edge: Edge, trader: Trader, bid: str, ask: str) -> None:
+    wait_for(lambda: group_quote(edge, trader) == (bid, ask), 10, f"the quote {bid}/{ask}")
+    time.sleep(0.3)  # the OMS and the risk service read the same price from NATS
+
+
+def market(trader: Trader, side: int, quantity: str) -> order_service_pb2.PlaceOrderRequest:
+    return order_service_pb2.PlaceOrderRequest(
+        account_id=trader.account_id,
+        client_order_id=f"it-{uuid.uuid4().hex[:20]}",
+        symbol="EURUSD",
+        side=side,  # type: ignore[arg-type]
+        type=trading_pb2.ORDER_TYPE_MARKET,
+        quantity=quantity,
+    )
+
+
+def place_grpc(
+    edge: Edge, trader: Trader, request: order_service_pb2.PlaceOrderRequest
+) -> oms_pb2.Order:
+    with edge.channel() as channel:
+        response = order_grpc.OrderServiceStub(channel).PlaceOrder(
+            request, metadata=bearer(trader.token), timeout=10
+        )
+    return response.order
+
+
+def place_grpc_web(
+    edge: Edge, trader: Trader, request: order_service_pb2.PlaceOrderRequest
+) -> oms_pb2.Order:
+    message = request.SerializeToString()
+    connection = edge.https()
+    connection.request(
+        "POST",
+        PLACE_ORDER,
+        body=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": f"Bearer {trader.token}",
+        },
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    assert response.status == 200
+    assert payload[0] == 0, "the first frame is the message, not the trailers"
+    length = int.from_bytes(payload[1:5], "big")
+    trailers = payload[5 + length :]
+    assert trailers[0] == 0x80
+    assert b"grpc-status:0" in trailers.replace(b" ", b"")
+    return order_service_pb2.PlaceOrderResponse.FromString(payload[5 : 5 + length]).order
+
+
+def place_rest(
+    edge: Edge, trader: Trader, request: order_service_pb2.PlaceOrderRequest
+) -> dict[str, Any]:
+    body = {
+        "client_order_id": request.client_order_id,
+        "symbol": request.symbol,
+        "side": types_pb2.Side.Name(request.side),
+        "type": trading_pb2.OrderType.Name(request.type),
+        "quantity": request.quantity,
+    }
+    connection = edge.https()
+    connection.request(
+        "POST",
+        f"/v1/accounts/{trader.account_id}/orders",
+        body=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {trader.token}"},
+    )
+    response = connection.getresponse()
+    payload = json.loads(response.read())
+    connection.close()
+    assert response.status == 200, payload
+    order: dict[str, Any] = payload["order"]
+    return order
+
+
+def trades_of(edge: Edge, trader: Trader) -> list[oms_pb2.Trade]:
+    with edge.channel() as channel:
+        response = order_grpc.OrderServiceStub(channel).ListTrades(
+            order_service_pb2.ListTradesRequest(account_id=trader.account_id),
+            metadata=bearer(trader.token),
+            timeout=10,
+        )
+    return list(response.trades)
+
+
+def positions_of(edge: Edge, trader: Trader) -> list[oms_pb2.Position]:
+    with edge.channel() as channel:
+        response = position_grpc.PositionServiceStub(channel).ListPositions(
+            position_service_pb2.ListPositionsRequest(account_id=trader.account_id),
+            metadata=bearer(trader.token),
+            timeout=10,
+        )
+    return list(response.positions)
+
+
+def ledger_of(accounts: AccountStack, account_id: str) -> list[tuple[str, Decimal, str]]:
+    """(reason, amount, trade id) of the account's trading entries, oldest first."""
+    with accounts.db() as conn:
+        rows = conn.execute(
+            "SELECT reason, amount, trade_id::text FROM account.ledger_entries"
+            " WHERE account_id = %s AND trade_id IS NOT NULL ORDER BY sequence",
+            (account_id,),
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def _oms_events(accounts: AccountStack, subject: str) -> list[tuple[dict[str, str], bytes]]:
+    client = await nats.connect(
+        accounts.nats_url, user=accounts.nats_user, password=accounts.nats_password
+    )
+    try:
+        subscription = await client.jetstream().pull_subscribe(subject, stream="OMS")
+        messages: list[tuple[dict[str, str], bytes]] = []
+        while True:
+            try:
+                batch = await subscription.fetch(500, timeout=2)
+            except TimeoutError:  # nats-py raises its own or asyncio's once drained
+                break
+            messages += [(dict(m.headers or {}), m.data) for m in batch]
+        await subscription.unsubscribe()
+    finally:
+        await client.close()
+    return messages
+
+
+def order_events(accounts: AccountStack, order_ids: set[str]) -> dict[str, list[int]]:
+    """Per order id, the aggregate versions of its published `oms.order.*` events, as
+    published (with repeats, if any)."""
+    published: dict[str, list[int]] = {o: [] for o in order_ids}
+    for subject, kind in EVENT_KINDS.items():
+        for headers, data in asyncio.run(_oms_events(accounts, subject)):
+            event = kind.FromString(data)
+            order = event.order
+            if order.id in published:
+                assert headers["Nats-Msg-Id"] == event.metadata.event_id
+                published[order.id].append(event.metadata.aggregate_version)
+    return {o: sorted(v) for o, v in published.items()}
+
+
+EVENT_KINDS: dict[str, Any] = {
+    "oms.order.created": oms_events_pb2.OrderCreated,
+    "oms.order.submitted": oms_events_pb2.OrderSubmitted,
+    "oms.order.accepted": oms_events_pb2.OrderAccepted,
+    "oms.order.filled": oms_events_pb2.OrderFilled,
+    "oms.order.rejected": oms_events_pb2.OrderRejected,
+}
+
+
+def unsent_outbox(accounts: AccountStack) -> int:
+    with accounts.db() as conn:
+        row = conn.execute("SELECT count(*) FROM oms.outbox WHERE sent_at IS NULL").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_and_events_agree(
+    edge: Edge, accounts: AccountStack, pinned: Callable[[str, str], None]
+) -> None:
+    trader = new_trader(edge, accounts)
+    # Raw 1.10000/1.10010 at both LPs; the standard group's 10 points widen it by 5 each side.
+    pinned("1.10000", "1.10010")
+    await_quote(edge, trader, "1.09995", "1.10015")
+
+    over_grpc = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.10"))
+    over_web = place_grpc_web(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.10"))
+    over_rest = place_rest(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.10"))
+
+    for order in (over_grpc, over_web):
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        assert (order.filled_quantity, order.average_fill_price) == ("0.10", "1.10015")
+    assert over_rest["status"] == "ORDER_STATUS_FILLED", over_rest
+    assert over_rest["average_fill_price"] == "1.10015"
+
+    (position,) = positions_of(edge, trader)
+    assert position.side == types_pb2.SIDE_BUY
+    assert (position.quantity, position.open_price) == ("0.30", "1.10015")
+
+    # The price rises; selling everything at the new bid realizes (1.10195 - 1.10015) x 0.30 lots.
+    pinned("1.10200", "1.10210")
+    await_quote(edge, trader, "1.10195", "1.10215")
+    close = place_rest(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.30"))
+    assert (close["status"], close["average_fill_price"]) == ("ORDER_STATUS_FILLED", "1.10195")
+    expected_pnl = (Decimal("1.10195") - Decimal("1.10015")) * Decimal("0.30") * LOT
+    assert expected_pnl == Decimal("54.00")
+
+    trades = trades_of(edge, trader)
+    assert len(trades) == 4
+    closing = next(t for t in trades if t.side == types_pb2.SIDE_SELL)
+    assert closing.position_effect == trading_pb2.POSITION_EFFECT_CLOSE
+    assert Decimal(closing.realized_pnl) == expected_pnl
+    assert all(Decimal(t.realized_pnl) == 0 for t in trades if t is not closing)
+    assert {t.position_id for t in trades} == {position.id}
+    assert positions_of(edge, trader) == []  # closed positions are not listed as open
+
+    # The ledger books the trade's P&L once, referencing it; the balance moves by exactly that.
+    booked = wait_for(
+        lambda: ledger_of(accounts, trader.account_id), 15, "the trade booked to the ledger"
+    )
+    assert booked == [("REALIZED_PNL", expected_pnl, closing.id)]
+    cached, total, count = accounts.balance(trader.account_id)
+    assert cached == total == DEPOSIT + expected_pnl
+    assert count == 2  # the deposit and the P&L: no commission in the standard group
+
+    # Every order's every change was published once, in its versions 1..n.
+    order_ids = {over_grpc.id, over_web.id, over_rest["id"], close["id"]}
+    wait_for(lambda: unsent_outbox(accounts) == 0, 10, "the OMS outbox drained")
+    published = order_events(accounts, order_ids)
+    for order_id, versions in published.items():
+        assert versions == list(range(1, len(versions) + 1)), (order_id, versions)
+        assert len(versions) >= 4  # created, submitted, accepted, filled
+    executed = [
+        oms_events_pb2.TradeExecuted.FromString(data)
+        for _, data in asyncio.run(_oms_events(accounts, "oms.trade.executed"))
+    ]
+    mine = sorted(
+        (e.trade.id, e.trade.realized_pnl)
+        for e in executed
+        if e.trade.account_id == trader.account_id
+    )
+    assert mine == sorted((t.id, t.realized_pnl) for t in trades)
+
+
+def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_event(
+    running_stack: RunningStack,
+    edge: Edge,
+    accounts: AccountStack,
+    pinned: Callable[[str, str], None],
+) -> None:
+    trader = new_trader(edge, accounts)
+    pinned("1.20000", "1.20010")
+    await_quote(edge, trader, "1.19995", "1.20015")
+    state = running_stack.state
+    nats_server, oms = state.component("nats"), state.component("oms")
+    assert nats_server is not None
+    assert nats_server.pid is not None
+    assert oms is not None
+    assert oms.pid is not None
+
+    # NATS stops answering: the OMS commits and answers, but its relay cannot publish.
+    os.kill(nats_server.pid, signal.SIGSTOP)
+    try:
+        orders = [
+            place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01")) for _ in range(3)
+        ]
+        assert unsent_outbox(accounts) > 0
+        os.killpg(oms.pid, signal.SIGKILL)
+    finally:
+        os.kill(nats_server.pid, signal.SIGCONT)
+    assert all(o.status == trading_pb2.ORDER_STATUS_FILLED for o in orders), orders
+
+    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))  # restarts the OMS
+    wait_for(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
+
+    published = order_events(accounts, {o.id for o in orders})
+    for order in orders:
+        assert published[order.id] == list(range(1, order.version + 1)), (order.id, published)
+    with edge.channel() as channel:
+        for order in orders:  # the answered orders survived the kill as answered
+            stored = (
+                order_grpc.OrderServiceStub(channel)
+                .GetOrder(
+                    order_service_pb2.GetOrderRequest(
+                        account_id=trader.account_id, order_id=order.id
+                    ),
+                    metadata=bearer(trader.token),
+                    timeout=10,
+                )
+                .order
+            )
+            assert (stored.status, stored.version) == (order.status, order.version)
+
+
+def test_the_edge_refuses_an_order_for_another_users_account(
+    edge: Edge, accounts: AccountStack
+) -> None:
+    owner, other = new_trader(edge, accounts), new_trader(edge, accounts)
+    request = market(owner, types_pb2.SIDE_BUY, "0.01")
+
+    with pytest.raises(grpc.RpcError) as refused:
+        place_grpc(edge, other, request)
+
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    with accounts.db() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM oms.orders WHERE client_order_id = %s",
+            (request.client_order_id,),
+        ).fetchone()
+    assert row == (0,)
