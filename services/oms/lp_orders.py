@@ -27,7 +27,7 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from services.oms.domain.positions import Side
-from services.platform.fix import LpApplication, LpEndpoint, get_field, initiator_settings
+from services.platform.fix import InitiatorSessions, LpEndpoint, get_field, initiator_settings
 from services.platform.secrets import Secret
 
 __all__ = [
@@ -152,7 +152,7 @@ ReportSink = Callable[[ExecutionReport], None]
 LogonSink = Callable[[str], None]
 
 
-class LpOrderRouter:
+class LpOrderRouter(InitiatorSessions):
     """Runs the order sessions; delivers execution reports and logons on the event loop."""
 
     def __init__(
@@ -166,36 +166,24 @@ class LpOrderRouter:
         reconnect_seconds: int = 2,
         heartbeat_seconds: int = 10,
     ) -> None:
-        self.endpoints = {e.target_comp_id: e for e in endpoints}
-        self._credentials = credentials
+        super().__init__(
+            endpoints,
+            credentials,
+            initiator_settings(
+                endpoints,
+                SENDER_COMP_ID,
+                store_dir,
+                persist_messages=True,
+                reset_on_logon=False,
+                reconnect_seconds=reconnect_seconds,
+                heartbeat_seconds=heartbeat_seconds,
+            ),
+        )
         self.loop = loop
         self._on_report = on_report
         self._on_logon = on_logon
         self._lock = threading.Lock()
         self._logged_on: dict[str, fix.SessionID] = {}
-        self._settings = initiator_settings(
-            endpoints,
-            SENDER_COMP_ID,
-            store_dir,
-            persist_messages=True,
-            reset_on_logon=False,
-            reconnect_seconds=reconnect_seconds,
-            heartbeat_seconds=heartbeat_seconds,
-        )
-        self._app = LpApplication(self)
-        self._initiator: fix.SocketInitiator | None = None
-
-    def start(self) -> None:
-        self._initiator = fix.SocketInitiator(
-            self._app, fix.FileStoreFactory(self._settings), self._settings
-        )
-        self._initiator.start()
-
-    def stop(self) -> None:
-        """Logs out and stops QuickFIX's threads (blocking; call it in a thread)."""
-        if self._initiator is not None:
-            self._initiator.stop()
-            self._initiator = None
 
     def logged_on(self) -> list[str]:
         with self._lock:
@@ -210,32 +198,26 @@ class LpOrderRouter:
 
     # -- SessionOwner (QuickFIX threads) --------------------------------------------------------
 
-    def _lp(self, session: fix.SessionID) -> str:
-        return self.endpoints[session.getTargetCompID().getValue()].lp
-
-    def credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
-        return self._credentials[self._lp(session)]
-
     def on_logon(self, session: fix.SessionID) -> None:
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         with self._lock:
             self._logged_on[lp] = session
         log.info("LP order session logged on", extra={"lp": lp})
         self.loop.call_soon_threadsafe(self._on_logon, lp)
 
     def on_logout(self, session: fix.SessionID) -> None:
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         with self._lock:
             self._logged_on.pop(lp, None)
         log.warning("LP order session logged out", extra={"lp": lp})
 
     def on_error(self, session: fix.SessionID, text: str) -> None:
-        log.warning("LP order session error", extra={"lp": self._lp(session), "error": text})
+        log.warning("LP order session error", extra={"lp": self.lp_of(session), "error": text})
 
     def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
         if get_field(message.getHeader(), MSG_TYPE) != fix.MsgType_ExecutionReport:
             return
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         try:
             report = parse_execution_report(lp, message)
         except ValueError as error:

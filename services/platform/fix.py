@@ -12,6 +12,7 @@ the OMS's keeps both, so that an execution report is never lost across a restart
 
 from __future__ import annotations
 
+import abc
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from services.platform.secrets import Secret
 
 __all__ = [
     "BEGIN_STRING",
+    "InitiatorSessions",
     "LpApplication",
     "LpEndpoint",
     "SessionOwner",
@@ -170,3 +172,51 @@ class LpApplication(fix.Application):  # type: ignore[misc]
 
     def fromApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
         self.owner.on_app_message(message, session)
+
+
+class InitiatorSessions(abc.ABC):
+    """One QuickFIX initiator over the configured LPs; the subclass handles the sessions'
+    callbacks (`SessionOwner`), on QuickFIX's threads."""
+
+    def __init__(
+        self,
+        endpoints: Iterable[LpEndpoint],
+        credentials: dict[str, tuple[str, Secret]],
+        settings: fix.SessionSettings,
+    ) -> None:
+        self.endpoints = {e.target_comp_id: e for e in endpoints}
+        self._credentials_by_lp = credentials
+        self._settings = settings
+        self._app = LpApplication(self)
+        self._initiator: fix.SocketInitiator | None = None
+
+    def start(self) -> None:
+        self._initiator = fix.SocketInitiator(
+            self._app, fix.FileStoreFactory(self._settings), self._settings
+        )
+        self._initiator.start()
+
+    def stop(self) -> None:
+        """Logs out of every session and stops QuickFIX's threads (blocking; call it in a
+        thread)."""
+        if self._initiator is not None:
+            self._initiator.stop()
+            self._initiator = None
+
+    def lp_of(self, session: fix.SessionID) -> str:
+        return self.endpoints[session.getTargetCompID().getValue()].lp
+
+    def credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
+        return self._credentials_by_lp[self.lp_of(session)]
+
+    @abc.abstractmethod
+    def on_logon(self, session: fix.SessionID) -> None: ...
+
+    @abc.abstractmethod
+    def on_logout(self, session: fix.SessionID) -> None: ...
+
+    @abc.abstractmethod
+    def on_error(self, session: fix.SessionID, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None: ...

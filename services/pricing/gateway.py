@@ -35,7 +35,7 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from services.platform.fix import (
-    LpApplication,
+    InitiatorSessions,
     LpEndpoint,
     get_field,
     initiator_settings,
@@ -89,7 +89,7 @@ QuoteSink = Callable[[list[LpQuote]], None]
 StateSink = Callable[[LpStatus], None]
 
 
-class LpGateway:
+class LpGateway(InitiatorSessions):
     """Runs the initiator; delivers quotes and session changes on the asyncio loop."""
 
     def __init__(
@@ -104,8 +104,19 @@ class LpGateway:
         reconnect_seconds: int = 2,
         heartbeat_seconds: int = 10,
     ) -> None:
-        self.endpoints = {e.target_comp_id: e for e in endpoints}
-        self._credentials_by_lp = credentials
+        super().__init__(
+            endpoints,
+            credentials,
+            initiator_settings(
+                endpoints,
+                SENDER_COMP_ID,
+                store_dir,
+                persist_messages=False,
+                reset_on_logon=True,
+                reconnect_seconds=reconnect_seconds,
+                heartbeat_seconds=heartbeat_seconds,
+            ),
+        )
         self.symbols = list(symbols)
         self.loop = loop
         self.on_quotes = on_quotes
@@ -117,38 +128,8 @@ class LpGateway:
         # Per LP, this session's open requests: MDReqID -> the symbols it asked for.
         self._requests: dict[str, dict[str, list[str]]] = {e.lp: {} for e in endpoints}
         self._request_ids = itertools.count(1)
-        self._settings = initiator_settings(
-            endpoints,
-            SENDER_COMP_ID,
-            store_dir,
-            persist_messages=False,
-            reset_on_logon=True,
-            reconnect_seconds=reconnect_seconds,
-            heartbeat_seconds=heartbeat_seconds,
-        )
-        self._app = LpApplication(self)
-        self._initiator: fix.SocketInitiator | None = None
-
-    def start(self) -> None:
-        self._initiator = fix.SocketInitiator(
-            self._app, fix.FileStoreFactory(self._settings), self._settings
-        )
-        self._initiator.start()
-
-    def stop(self) -> None:
-        """Logs out of every session and stops QuickFIX's threads (blocking; call it in a
-        thread)."""
-        if self._initiator is not None:
-            self._initiator.stop()
-            self._initiator = None
 
     # -- callbacks (QuickFIX threads) ----------------------------------------------------------
-
-    def _lp(self, session: fix.SessionID) -> str:
-        return self.endpoints[session.getTargetCompID().getValue()].lp
-
-    def credentials(self, session: fix.SessionID) -> tuple[str, Secret]:
-        return self._credentials_by_lp[self._lp(session)]
 
     def _set_state(self, lp: str, state: SessionState, error: str = "") -> None:
         with self._lock:
@@ -164,7 +145,7 @@ class LpGateway:
         self.loop.call_soon_threadsafe(self.on_state, snapshot)
 
     def on_logon(self, session: fix.SessionID) -> None:
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         with self._lock:
             self._books[lp] = {}
             self._requests[lp] = {}  # a new session: the old one's requests are gone with it
@@ -187,14 +168,14 @@ class LpGateway:
                 self._request(session, new)
 
     def on_logout(self, session: fix.SessionID) -> None:
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         with self._lock:
             self._logged_on.pop(lp, None)
         self._set_state(lp, SessionState.DISCONNECTED)
         log.warning("LP session logged out", extra={"lp": lp})
 
     def on_error(self, session: fix.SessionID, text: str) -> None:
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         with self._lock:
             self.status[lp].last_error = text
         log.warning("LP session error", extra={"lp": lp, "error": text})
@@ -202,18 +183,20 @@ class LpGateway:
     def _request(self, session: fix.SessionID, symbols: Sequence[str]) -> None:
         request_id = f"md-{next(self._request_ids)}"
         with self._lock:
-            self._requests[self._lp(session)][request_id] = list(symbols)
+            self._requests[self.lp_of(session)][request_id] = list(symbols)
         fix.Session.sendToTarget(_market_data_request(request_id, symbols), session)
 
     def _on_refused(self, session: fix.SessionID, message: fix.Message) -> None:
         with self._lock:
-            symbols = self._requests[self._lp(session)].pop(get_field(message, MD_REQ_ID) or "", [])
+            symbols = self._requests[self.lp_of(session)].pop(
+                get_field(message, MD_REQ_ID) or "", []
+            )
         text = get_field(message, TEXT) or ""
         if len(symbols) > 1:
             # One symbol the LP does not quote refuses the whole request: ask for each alone.
             log.warning(
                 "LP refused the market data request; asking per symbol",
-                extra={"lp": self._lp(session), "error": text},
+                extra={"lp": self.lp_of(session), "error": text},
             )
             for symbol in symbols:
                 self._request(session, [symbol])
@@ -231,7 +214,7 @@ class LpGateway:
             fix.MsgType_MarketDataIncrementalRefresh,
         ):
             return  # execution reports belong to the OMS's STP flow (issue #6)
-        lp = self._lp(session)
+        lp = self.lp_of(session)
         received_at = datetime.now(UTC)
         lp_time = parse_fix_time(get_field(header, SENDING_TIME))
         sequence = get_field(header, MSG_SEQ_NUM) or "0"
