@@ -184,7 +184,7 @@ def service_policy(service: str) -> str:
         _path("nats"),
         _path("edge"),
     ]
-    if service == "pricing":  # the LP gateway logs on to every LP
+    if service in ("pricing", "oms"):  # market data and STP hedge orders: logons to every LP
         paths += [_path("lp", name) for name in LP_SIMULATORS]
     if service == "account":  # payment and KYC webhook keys and allow-lists
         paths.append(_path("account", "webhooks"))

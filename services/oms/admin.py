@@ -16,10 +16,10 @@ import grpc.aio
 from sqlalchemy import text
 
 from services.oms import events
-from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
 from services.oms.fingerprint import fingerprint
-from services.oms.model import OrderOrigin, decimal_text, reason_value
+from services.oms.hedges import HedgeRow
+from services.oms.model import OrderOrigin
 from services.oms.orders import cancel_order
 from services.oms.ownership import authorize_internal
 from services.oms.paging import decode_token, encode_token, page_size
@@ -47,36 +47,6 @@ __all__ = ["OrderAdminService"]
 Context = grpc.aio.ServicerContext[Any, Any]
 READERS: Final = (ADMIN, DEALER, BACKOFFICE)
 ACTORS: Final = (ADMIN, DEALER)
-_HEDGE_COLUMNS: Final = (
-    "id, symbol, side, quantity, gross_buy_quantity, gross_sell_quantity, filled_quantity,"
-    " average_price, liquidity_provider_id, status, fix_client_order_id, lp_order_id,"
-    " status_reason, status_message, created_at, updated_at, version"
-)
-
-
-def hedge_order_of(row: Any, order_ids: list[str]) -> oms_pb2.HedgeOrder:
-    hedge = oms_pb2.HedgeOrder(
-        id=str(row["id"]),
-        symbol=row["symbol"],
-        side=Side(row["side"]).to_proto(),
-        quantity=decimal_text(Decimal(row["quantity"])),
-        gross_buy_quantity=decimal_text(Decimal(row["gross_buy_quantity"])),
-        gross_sell_quantity=decimal_text(Decimal(row["gross_sell_quantity"])),
-        filled_quantity=decimal_text(Decimal(row["filled_quantity"])),
-        liquidity_provider_id=row["liquidity_provider_id"],
-        status=oms_pb2.HedgeOrderStatus.Value(f"HEDGE_ORDER_STATUS_{row['status']}"),
-        order_ids=order_ids,
-        fix_client_order_id=row["fix_client_order_id"],
-        lp_order_id=row["lp_order_id"],
-        status_reason=reason_value(row["status_reason"]),
-        status_message=row["status_message"],
-        version=int(row["version"]),
-    )
-    if row["average_price"] is not None:
-        hedge.average_price = decimal_text(Decimal(row["average_price"]))
-    hedge.create_time.FromDatetime(row["created_at"])
-    hedge.update_time.FromDatetime(row["updated_at"])
-    return hedge
 
 
 class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
@@ -209,7 +179,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
                 (
                     await session.execute(
                         text(
-                            f"SELECT {_HEDGE_COLUMNS} FROM oms.hedge_orders h{where}"
+                            f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders h{where}"
                             " ORDER BY h.created_at DESC, h.id DESC LIMIT :limit"
                         ),
                         params,
@@ -220,7 +190,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             rows = rows[:size]
             links = await self._links(session, [str(r["id"]) for r in rows])
         return order_admin_service_pb2.ListHedgeOrdersResponse(
-            hedge_orders=[hedge_order_of(r, links.get(str(r["id"]), [])) for r in rows],
+            hedge_orders=[HedgeRow.from_row(r).to_proto(links.get(str(r["id"]), [])) for r in rows],
             next_page_token=(
                 encode_token(rows[-1]["created_at"], str(rows[-1]["id"])) if more else ""
             ),
@@ -234,7 +204,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             row = (
                 (
                     await session.execute(
-                        text(f"SELECT {_HEDGE_COLUMNS} FROM oms.hedge_orders WHERE id = :id"),
+                        text(f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id"),
                         {"id": request.hedge_order_id},
                     )
                 )
@@ -249,7 +219,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
                 )
             links = await self._links(session, [request.hedge_order_id])
         return order_admin_service_pb2.GetHedgeOrderResponse(
-            hedge_order=hedge_order_of(row, links.get(request.hedge_order_id, []))
+            hedge_order=HedgeRow.from_row(row).to_proto(links.get(request.hedge_order_id, []))
         )
 
     async def _links(self, session: Any, hedge_ids: list[str]) -> dict[str, list[str]]:

@@ -13,11 +13,10 @@ Pure: the quote, the group's terms and the order go in, a decision comes out.
   an IOC or FOK order, which cannot rest, is REJECTED with NO_LIQUIDITY.
 - **Stop and stop-limit orders** rest WORKING: they execute when the market reaches the stop
   price (the trigger engine, ADR 0007 "Working orders").
-- **STP**: the order rests WORKING and waits for the STP module, which nets the window's
-  orders, hedges the net at a liquidity provider and fills each client order from the
-  execution reports (ADR 0007 "Execution modes"). Until that module runs, nothing fills an STP
-  order here: it stays WORKING (the client may cancel it) and is never filled at a price the
-  platform made up.
+- **STP**: the order is committed WORKING and handed to the STP desk (`stp.py`), which nets
+  the window's orders, hedges the net at a liquidity provider and fills each client order
+  from the execution reports (ADR 0007 "Execution modes"); nothing fills it here. An STP limit
+  or stop order rests WORKING like the others, for the trigger engine.
 - No live price (none received, marked stale, or older than the maximum age): an order that
   must execute now is REJECTED with PRICE_UNAVAILABLE.
 

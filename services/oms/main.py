@@ -3,13 +3,18 @@
 Settings of its own, besides the platform's (ADR 0004):
     TM_RISK_ADDR               the risk service's gRPC address (host:port), for the pre-trade
                                check; unset: every order is REJECTED / DEPENDENCY_UNAVAILABLE
-    TM_OMS_LPS                 the LPs for STP hedging (`lp-alpha=127.0.0.1:17060,...`); read
-                               by the STP module, which is not built yet
+    TM_OMS_LPS                 the LPs for STP hedging (`lp-alpha=127.0.0.1:17060,...`), as
+                               pricing's TM_PRICING_LPS; logons from Vault
+                               `secret/tradingmesh/lp/<lp>`
+    TM_OMS_STP_WINDOW_MS       the STP netting window (default 50)
+    TM_DATA_DIR                the FIX message store of the LP order sessions goes to
+                               `<TM_DATA_DIR>/oms/fix`; default: a temporary directory
     TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)
 
 Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, the reference
 consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
-hub (StreamOrderUpdates) and the DAY-order expiry sweeper.
+hub (StreamOrderUpdates), the DAY-order expiry sweeper and the STP desk (netting windows, the
+LP order sessions, hedge orders and their allocation, `stp.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from services.oms.admin import OrderAdminService
 from services.oms.expiry import ExpirySweeper
@@ -29,6 +35,7 @@ from services.oms.positions import PositionService
 from services.oms.quotes import QuoteBook
 from services.oms.reference import ReferenceCopies
 from services.oms.risk import RiskClient
+from services.oms.stp import StpConfig, StpDesk, lp_credentials
 from services.oms.updates import OrderUpdateHub
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
@@ -47,8 +54,8 @@ SCHEMA = "oms"
 @dataclass(frozen=True)
 class OmsConfig:
     risk_address: str
-    lps: str
     max_quote_age: timedelta
+    stp: StpConfig
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> OmsConfig:
@@ -60,8 +67,8 @@ class OmsConfig:
             raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS must be positive")
         return cls(
             risk_address=environ.get("TM_RISK_ADDR", "").strip(),
-            lps=environ.get("TM_OMS_LPS", "").strip(),
             max_quote_age=timedelta(milliseconds=age_ms),
+            stp=StpConfig.from_env(environ),
         )
 
 
@@ -78,7 +85,16 @@ class OmsRuntime:
         self.relay: OutboxRelay | None = None
         self.reference: ReferenceCopies | None = None
         self.sweeper: ExpirySweeper | None = None
-        self.placement = Placement(self.resources, self.quotes, self.risk, self.wake_relay)
+        self.stp = StpDesk(
+            self.resources,
+            self.quotes,
+            config.stp,
+            partial(lp_credentials, vault),
+            self.wake_relay,
+        )
+        self.placement = Placement(
+            self.resources, self.quotes, self.risk, self.wake_relay, working=[self.stp]
+        )
         self.orders = OrderService(self.resources, self.placement, self.hub, self.wake_relay)
         self.positions = PositionService(
             self.resources, self.placement, self.quotes, self.wake_relay
@@ -102,8 +118,10 @@ class OmsRuntime:
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
         await self.sweeper.start()
+        await self.stp.start()
 
     async def close(self) -> None:
+        await self.stp.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         if self.reference is not None:

@@ -2,8 +2,10 @@
 
 Thin: requests become intents or repository calls, results become messages. Every RPC first
 checks that the caller owns the account (`ownership`), so another user's account or order is
-NOT_FOUND. Orders held by the platform (every order until the STP module holds orders at a
-liquidity provider) are cancelled and amended at once, without PENDING_CANCEL/PENDING_AMEND.
+NOT_FOUND. Orders held by the platform are cancelled and amended at once; an STP order whose
+hedge order is at a liquidity provider is only asked to cancel (PENDING_CANCEL): the hedge's
+outcome decides, when the STP desk allocates it (ADR 0007). STP orders are market orders, which
+are never amended.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Final
 import grpc.aio
 from google.protobuf.message import Message
 
-from services.oms import events
+from services.oms import events, hedges
 from services.oms.domain.positions import Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.validation import check_price, check_quantity, check_stops
@@ -291,9 +293,9 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
 async def cancel_order(
     change: AccountChange, order_id: str, reason: str, *, status_message: str = ""
 ) -> OrderRow:
-    """Cancels an open order of `change`'s account held by the platform, at once (CANCELLED);
-    an order already CANCELLED or PENDING_CANCEL is returned unchanged (CancelOrder is
-    idempotent)."""
+    """Cancels an open order of `change`'s account: at once (CANCELLED) when the platform holds
+    it, PENDING_CANCEL while its hedge order is at a liquidity provider; an order already
+    CANCELLED or PENDING_CANCEL is returned unchanged (CancelOrder is idempotent)."""
     order = await get_order(change.session, change.account.account_id, order_id, lock=True)
     if order is None:
         raise order_not_found(order_id)
@@ -301,7 +303,12 @@ async def cancel_order(
         return order
     _require_cancellable(order)
     changes = {"status_message": status_message[:500]} if status_message else None
-    order = await change.apply(order, OrderEvent.CANCELLED, reason, changes=changes)
+    event = (
+        OrderEvent.CANCEL_REQUESTED
+        if await hedges.in_flight(change.session, order.id)
+        else OrderEvent.CANCELLED
+    )
+    order = await change.apply(order, event, reason, changes=changes)
     await change.finish()
     return order
 

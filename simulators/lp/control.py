@@ -1,7 +1,8 @@
 """The LP simulator's control port: a small JSON API on 127.0.0.1 for tests and benchmarks.
 
     GET    /v1/state                the LP's name, update rate and pinned quotes
-    PUT    /v1/pins/<symbol>        {"bid": "1.10000", "ask": "1.10020"}: quote exactly that
+    PUT    /v1/pins/<symbol>        {"bid": "1.10000", "ask": "1.10020"}: quote exactly that;
+                                    optional "size": "1.5", the lots quoted on each side
     DELETE /v1/pins/<symbol>        walk again (DELETE /v1/pins: every symbol); answers {}
     PUT    /v1/rate                 {"updates_per_second": "200"}: per instrument
 
@@ -59,20 +60,29 @@ class Controls:
         return {
             "name": self.name,
             "updates_per_second": str(self.rate),
-            "pins": {s: {"bid": str(q.bid), "ask": str(q.ask)} for s, q in pins.items()},
+            "pins": {
+                s: {"bid": str(q.bid), "ask": str(q.ask), "size": str(q.ask_size)}
+                for s, q in pins.items()
+            },
         }
 
     def pin(self, symbol: str, body: dict[str, Any]) -> dict[str, Any]:
         bid, ask = _decimal(body, "bid"), _decimal(body, "ask")
+        size = _decimal(body, "size") if "size" in body else None
         with self.lock:
             if self.market.instrument(symbol) is None:
                 raise ControlRequestError(f"unknown symbol {symbol}", HTTPStatus.NOT_FOUND)
             try:
-                quote = self.market.pin(symbol, bid, ask)
+                quote = self.market.pin(symbol, bid, ask, size)
             except ValueError as error:
                 raise ControlRequestError(str(error)) from None
         self.publish([quote])  # at once, rather than on the next round
-        return {"symbol": symbol, "bid": str(quote.bid), "ask": str(quote.ask)}
+        return {
+            "symbol": symbol,
+            "bid": str(quote.bid),
+            "ask": str(quote.ask),
+            "size": str(quote.ask_size),
+        }
 
     def unpin(self, symbol: str | None) -> dict[str, Any]:
         with self.lock:
@@ -169,8 +179,11 @@ class ControlClient:
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/v1/state")
 
-    def pin(self, symbol: str, bid: str, ask: str) -> dict[str, Any]:
-        return self._call("PUT", f"/v1/pins/{symbol}", {"bid": bid, "ask": ask})
+    def pin(self, symbol: str, bid: str, ask: str, size: str | None = None) -> dict[str, Any]:
+        body = {"bid": bid, "ask": ask}
+        if size is not None:
+            body["size"] = size
+        return self._call("PUT", f"/v1/pins/{symbol}", body)
 
     def unpin(self, symbol: str | None = None) -> None:
         self._call("DELETE", f"/v1/pins/{symbol}" if symbol else "/v1/pins")

@@ -6,7 +6,8 @@ around its mid. Now and then it goes quiet on an instrument for a while (a gap),
 so that the platform's staleness rules get exercised. All prices are whole points, so exact.
 
 Tests and benchmarks can pin an instrument's quote (`pin`): the LP then quotes exactly that,
-without walking or gaps, until it is unpinned and walks on from there.
+without walking or gaps, until it is unpinned and walks on from there. A pin may also set the
+size quoted on each side (the liquidity an order can take), else the instrument's usual size.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class _Walk:
     mid: int  # points
     quiet_for: int = 0
     pinned: tuple[int, int] | None = None  # (bid, ask) in points while pinned
+    pinned_size: Decimal | None = None  # lots on each side while pinned; None: the usual
 
 
 class Market:
@@ -85,12 +87,13 @@ class Market:
         else:
             bid = walk.mid - self.spread_points(instrument) // 2
             ask = bid + self.spread_points(instrument)
+        size = walk.pinned_size if walk.pinned_size is not None else instrument.quote_size
         return Quote(
             symbol=symbol,
             bid=instrument.price(bid),
             ask=instrument.price(ask),
-            bid_size=instrument.quote_size,
-            ask_size=instrument.quote_size,
+            bid_size=size,
+            ask_size=size,
         )
 
     def step(self, symbol: str) -> Quote | None:
@@ -113,15 +116,19 @@ class Market:
         walk.mid = max(walk.mid + move + pull, self.spread_points(instrument) + 1)
         return self.quote(symbol)
 
-    def pin(self, symbol: str, bid: Decimal, ask: Decimal) -> Quote:
-        """Quotes exactly `bid`/`ask` for `symbol` from now on; a bad quote is a ValueError."""
+    def pin(self, symbol: str, bid: Decimal, ask: Decimal, size: Decimal | None = None) -> Quote:
+        """Quotes exactly `bid`/`ask` for `symbol` from now on, with `size` lots on each side
+        (None: the instrument's usual size); a bad quote is a ValueError."""
         walk = self._walks.get(symbol)
         if walk is None:
             raise ValueError(f"unknown symbol {symbol}")
         bid_points, ask_points = walk.instrument.points(bid), walk.instrument.points(ask)
         if not 0 < bid_points < ask_points:
             raise ValueError(f"a quote needs 0 < bid < ask, not {bid}/{ask}")
+        if size is not None and not (size.is_finite() and size > 0):
+            raise ValueError(f"a quoted size must be positive, not {size}")
         walk.pinned = (bid_points, ask_points)
+        walk.pinned_size = size
         walk.mid = (bid_points + ask_points) // 2
         walk.quiet_for = 0
         return self.quote(symbol)
@@ -131,6 +138,7 @@ class Market:
         walk = self._walks.get(symbol)
         if walk is not None:
             walk.pinned = None
+            walk.pinned_size = None
 
     def pins(self) -> dict[str, Quote]:
         return {s: self.quote(s) for s, w in self._walks.items() if w.pinned is not None}

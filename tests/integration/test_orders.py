@@ -830,20 +830,6 @@ def test_an_order_that_breaches_margin_is_rejected_and_changes_no_position(oms: 
     ) == [(0,)]
 
 
-def test_a_stp_order_rests_working_until_the_stp_module_takes_it(oms: Oms) -> None:
-    group = new_group(oms, types_pb2.EXECUTION_MODE_STP)
-    trader = new_trader(oms, group)
-    order = place(oms, trader)
-    assert order.status == S.ORDER_STATUS_WORKING
-    assert order.execution_mode == types_pb2.EXECUTION_MODE_STP
-    assert order.filled_quantity == "0"
-    cancelled = oms.orders.CancelOrder(
-        order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=order.id),
-        metadata=trader.md,
-    ).order
-    assert cancelled.status == S.ORDER_STATUS_CANCELLED
-
-
 # ---- reads --------------------------------------------------------------------------------------
 
 

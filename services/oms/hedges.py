@@ -1,0 +1,564 @@
+"""Hedge orders (ADR 0007, "Execution modes", STP): the row, what an execution report does to
+it, and its SQL.
+
+A hedge order is the net of one netting window, sent to a liquidity provider as one FIX order.
+Its status follows the contract's HedgeOrderStatus: NEW (stored, not sent) -> SENT ->
+WORKING (acknowledged) -> PARTIALLY_FILLED -> FILLED, or CANCELLED (the provider cancelled the
+unfilled rest of the IOC) or REJECTED (the provider refused it, LP_REJECTED, or it could not be
+sent, LP_UNAVAILABLE). `on_report` decides what a report changes, purely; a report that changes
+nothing (an acknowledgement after a fill, anything after the end) gives None. Fills are
+de-duplicated on the provider's ExecID by the unique `(hedge_order_id, lp_execution_id)` of
+`oms.hedge_fills` (`record_fill`), so a report resent after a restart counts once.
+
+The window's client orders are linked to the hedge (`oms.hedge_order_orders`) with the markup of
+their group's price when the hedge was created (migration 0011), so the allocation after the
+hedge ends, even after a restart, prices every order as it was offered.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Final
+
+from google.protobuf.message import Message
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.oms import events
+from services.oms.domain.positions import Side, average_price
+from services.oms.domain.state import OPEN_STATUSES
+from services.oms.lp_orders import ExecutionReport, ReportKind
+from services.oms.model import OrderRow, decimal_text, reason_name, reason_value
+from services.platform.outbox import add_event
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.oms.v1 import oms_events_pb2 as ev
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.trading.money import exact_sum
+
+__all__ = [
+    "HedgeLink",
+    "HedgeRow",
+    "HedgeStatus",
+    "WaitingOrder",
+    "get_hedge",
+    "hedge_event",
+    "hedged_order_ids",
+    "hedges_to_allocate",
+    "in_flight",
+    "insert_hedge",
+    "is_uuid",
+    "links_of",
+    "lock_accounts",
+    "lock_orders",
+    "new_hedges_before",
+    "on_report",
+    "on_sent",
+    "publish",
+    "record_fill",
+    "rejected",
+    "unhedged_stp_orders",
+    "update_hedge",
+]
+
+SCHEMA: Final = "oms"
+_ZERO: Final = Decimal(0)
+_R = ErrorReason
+
+
+class HedgeStatus(enum.StrEnum):
+    """oms/v1 HedgeOrderStatus, stored by name."""
+
+    NEW = "NEW"
+    SENT = "SENT"
+    WORKING = "WORKING"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (HedgeStatus.FILLED, HedgeStatus.CANCELLED, HedgeStatus.REJECTED)
+
+    def to_proto(self) -> oms_pb2.HedgeOrderStatus.ValueType:
+        return oms_pb2.HedgeOrderStatus.Value(f"HEDGE_ORDER_STATUS_{self.value}")
+
+
+@dataclass(frozen=True)
+class HedgeRow:
+    """A hedge order as stored in oms.hedge_orders."""
+
+    id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    gross_buy_quantity: Decimal
+    gross_sell_quantity: Decimal
+    liquidity_provider_id: str
+    status: HedgeStatus
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    raw_bid: Decimal | None = None
+    raw_ask: Decimal | None = None
+    filled_quantity: Decimal = _ZERO
+    average_price: Decimal | None = None
+    lp_order_id: str = ""
+    status_reason: str = "UNSPECIFIED"
+    status_message: str = ""
+
+    COLUMNS: ClassVar[str] = (
+        "id, symbol, side, quantity, gross_buy_quantity, gross_sell_quantity, filled_quantity,"
+        " average_price, liquidity_provider_id, status, fix_client_order_id, lp_order_id,"
+        " status_reason, status_message, raw_bid, raw_ask, created_at, updated_at, version"
+    )
+
+    @property
+    def fix_client_order_id(self) -> str:
+        """The ClOrdID sent to the provider: the hedge order's id (ADR 0007)."""
+        return self.id
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> HedgeRow:
+        def optional(name: str) -> Decimal | None:
+            return None if row[name] is None else Decimal(row[name])
+
+        return cls(
+            id=str(row["id"]),
+            symbol=row["symbol"],
+            side=Side(row["side"]),
+            quantity=Decimal(row["quantity"]),
+            gross_buy_quantity=Decimal(row["gross_buy_quantity"]),
+            gross_sell_quantity=Decimal(row["gross_sell_quantity"]),
+            filled_quantity=Decimal(row["filled_quantity"]),
+            average_price=optional("average_price"),
+            liquidity_provider_id=row["liquidity_provider_id"],
+            status=HedgeStatus(row["status"]),
+            lp_order_id=row["lp_order_id"],
+            status_reason=row["status_reason"],
+            status_message=row["status_message"],
+            raw_bid=optional("raw_bid"),
+            raw_ask=optional("raw_ask"),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            version=int(row["version"]),
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "quantity": self.quantity,
+            "gross_buy_quantity": self.gross_buy_quantity,
+            "gross_sell_quantity": self.gross_sell_quantity,
+            "filled_quantity": self.filled_quantity,
+            "average_price": self.average_price,
+            "liquidity_provider_id": self.liquidity_provider_id,
+            "status": self.status.value,
+            "fix_client_order_id": self.fix_client_order_id,
+            "lp_order_id": self.lp_order_id,
+            "status_reason": self.status_reason,
+            "status_message": self.status_message,
+            "raw_bid": self.raw_bid,
+            "raw_ask": self.raw_ask,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+        }
+
+    def to_proto(self, order_ids: Sequence[str]) -> oms_pb2.HedgeOrder:
+        hedge = oms_pb2.HedgeOrder(
+            id=self.id,
+            symbol=self.symbol,
+            side=self.side.to_proto(),
+            quantity=decimal_text(self.quantity),
+            gross_buy_quantity=decimal_text(self.gross_buy_quantity),
+            gross_sell_quantity=decimal_text(self.gross_sell_quantity),
+            filled_quantity=decimal_text(self.filled_quantity),
+            liquidity_provider_id=self.liquidity_provider_id,
+            status=self.status.to_proto(),
+            order_ids=list(order_ids),
+            fix_client_order_id=self.fix_client_order_id,
+            lp_order_id=self.lp_order_id,
+            status_reason=reason_value(self.status_reason),
+            status_message=self.status_message,
+            version=self.version,
+        )
+        if self.average_price is not None:
+            hedge.average_price = decimal_text(self.average_price)
+        hedge.create_time.FromDatetime(self.created_at)
+        hedge.update_time.FromDatetime(self.updated_at)
+        return hedge
+
+
+# -- what happens to a hedge order (pure) ----------------------------------------------------------
+
+
+def _changed(hedge: HedgeRow, now: datetime, **changes: Any) -> HedgeRow:
+    return replace(hedge, **changes, updated_at=now, version=hedge.version + 1)
+
+
+def on_sent(hedge: HedgeRow, now: datetime) -> HedgeRow | None:
+    """The NewOrderSingle left: NEW -> SENT (a report that came first already moved it on)."""
+    if hedge.status is not HedgeStatus.NEW:
+        return None
+    return _changed(hedge, now, status=HedgeStatus.SENT)
+
+
+def rejected(
+    hedge: HedgeRow, reason: ErrorReason.ValueType, message: str, now: datetime
+) -> HedgeRow | None:
+    """The hedge ends REJECTED with `reason` (LP_REJECTED or LP_UNAVAILABLE); None once ended."""
+    if hedge.status.terminal:
+        return None
+    return _changed(
+        hedge,
+        now,
+        status=HedgeStatus.REJECTED,
+        status_reason=reason_name(reason),
+        status_message=message[:500],
+    )
+
+
+def on_report(hedge: HedgeRow, report: ExecutionReport, now: datetime) -> HedgeRow | None:
+    """The hedge after `report`, or None when the report changes nothing. A fill is applied
+    even after the hedge ended (the provider's word on what it traded wins; the caller logs
+    it), but never beyond the hedge's quantity (ValueError)."""
+    lp_order_id = report.lp_order_id or hedge.lp_order_id
+    if report.kind is ReportKind.FILL:
+        assert report.last_price is not None, "a parsed fill has a price"
+        filled = exact_sum(hedge.filled_quantity, report.last_quantity)
+        if filled > hedge.quantity:
+            raise ValueError(
+                f"hedge {hedge.id}: a fill of {report.last_quantity} exceeds its quantity"
+                f" {hedge.quantity} ({hedge.filled_quantity} filled)"
+            )
+        average = (
+            report.last_price
+            if hedge.average_price is None
+            else average_price(
+                hedge.filled_quantity, hedge.average_price, report.last_quantity, report.last_price
+            )
+        )
+        status = hedge.status
+        if not status.terminal:
+            status = (
+                HedgeStatus.FILLED if filled == hedge.quantity else HedgeStatus.PARTIALLY_FILLED
+            )
+        return _changed(
+            hedge,
+            now,
+            status=status,
+            filled_quantity=filled,
+            average_price=average,
+            lp_order_id=lp_order_id,
+        )
+    if hedge.status.terminal:
+        return None
+    if report.kind is ReportKind.ACKNOWLEDGED:
+        if hedge.status not in (HedgeStatus.NEW, HedgeStatus.SENT):
+            return None
+        return _changed(hedge, now, status=HedgeStatus.WORKING, lp_order_id=lp_order_id)
+    if report.kind is ReportKind.CANCELLED:
+        return _changed(
+            hedge,
+            now,
+            status=HedgeStatus.CANCELLED,
+            lp_order_id=lp_order_id,
+            status_message=(report.text or "the provider cancelled the unfilled rest")[:500],
+        )
+    if report.kind is ReportKind.REJECTED:
+        changed = rejected(
+            hedge, _R.ERROR_REASON_LP_REJECTED, report.text or "rejected by the provider", now
+        )
+        return None if changed is None else replace(changed, lp_order_id=lp_order_id)
+    return None
+
+
+_SUBJECTS: Final = {
+    HedgeStatus.SENT: "oms.hedge_order.sent",
+    HedgeStatus.CANCELLED: "oms.hedge_order.cancelled",
+    HedgeStatus.REJECTED: "oms.hedge_order.rejected",
+}
+
+
+def hedge_event(
+    before: HedgeRow,
+    after: HedgeRow,
+    order_ids: Sequence[str],
+    actor: Actor,
+    report: ExecutionReport | None = None,
+) -> tuple[str, Message] | None:
+    """The event a change publishes (oms_events.proto): `oms.hedge_order.filled` for every
+    fill, `.sent`, `.cancelled` or `.rejected` when the status becomes that; None for a change
+    the contract has no event for (the acknowledgement)."""
+    meta = events.metadata(actor, after.version, after.updated_at)
+    message = after.to_proto(order_ids)
+    if report is not None and report.kind is ReportKind.FILL:
+        assert report.last_price is not None
+        filled = ev.HedgeOrderFilled(
+            metadata=meta,
+            hedge_order=message,
+            fill_quantity=decimal_text(report.last_quantity),
+            fill_price=decimal_text(report.last_price),
+            lp_execution_id=report.execution_id,
+        )
+        filled.fill_time.FromDatetime(report.received_at)
+        return "oms.hedge_order.filled", filled
+    if after.status is before.status:
+        return None
+    subject = _SUBJECTS.get(after.status)
+    if subject is None:
+        return None
+    kinds: dict[HedgeStatus, Any] = {
+        HedgeStatus.SENT: ev.HedgeOrderSent,
+        HedgeStatus.CANCELLED: ev.HedgeOrderCancelled,
+        HedgeStatus.REJECTED: ev.HedgeOrderRejected,
+    }
+    return subject, kinds[after.status](metadata=meta, hedge_order=message)
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+# -- SQL -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HedgeLink:
+    """A client order of a hedge's window, with its group's markup when the hedge was made."""
+
+    order_id: str
+    account_id: str
+    bid_markup: Decimal
+    ask_markup: Decimal
+
+
+_INSERT_HEDGE: Final = text(
+    f"INSERT INTO oms.hedge_orders ({HedgeRow.COLUMNS}) VALUES ("
+    + ", ".join(f":{c.strip()}" for c in HedgeRow.COLUMNS.split(","))
+    + ")"
+)
+_MUTABLE: Final = (
+    "status",
+    "filled_quantity",
+    "average_price",
+    "lp_order_id",
+    "status_reason",
+    "status_message",
+    "updated_at",
+    "version",
+)
+_UPDATE_HEDGE: Final = text(
+    "UPDATE oms.hedge_orders SET "
+    + ", ".join(f"{c} = :{c}" for c in _MUTABLE)
+    + " WHERE id = :id AND version = :expected_version"
+)
+_OPEN_ORDERS: Final = sorted(s.value for s in OPEN_STATUSES)
+
+
+async def insert_hedge(session: AsyncSession, hedge: HedgeRow, links: Sequence[HedgeLink]) -> None:
+    await session.execute(_INSERT_HEDGE, hedge.params())
+    await session.execute(
+        text(
+            "INSERT INTO oms.hedge_order_orders (hedge_order_id, order_id, bid_markup, ask_markup)"
+            " VALUES (:hedge_order_id, :order_id, :bid_markup, :ask_markup)"
+        ),
+        [
+            {
+                "hedge_order_id": hedge.id,
+                "order_id": link.order_id,
+                "bid_markup": link.bid_markup,
+                "ask_markup": link.ask_markup,
+            }
+            for link in links
+        ],
+    )
+
+
+async def get_hedge(session: AsyncSession, hedge_id: str, *, lock: bool = False) -> HedgeRow | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id"
+                    + (" FOR UPDATE" if lock else "")
+                ),
+                {"id": hedge_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else HedgeRow.from_row(row)
+
+
+async def update_hedge(session: AsyncSession, hedge: HedgeRow, expected_version: int) -> None:
+    params = hedge.params()
+    params["expected_version"] = expected_version
+    written = await session.execute(_UPDATE_HEDGE, params)
+    if written.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"hedge order {hedge.id} changed meanwhile")
+
+
+async def record_fill(session: AsyncSession, hedge_id: str, report: ExecutionReport) -> bool:
+    """Stores a fill once per ExecID; False when it was stored before (a resent report)."""
+    assert report.last_price is not None
+    inserted = (
+        await session.execute(
+            text(
+                "INSERT INTO oms.hedge_fills (id, hedge_order_id, lp_execution_id, quantity,"
+                " price, fill_time) VALUES (:id, :hedge, :execution, :quantity, :price, :time)"
+                " ON CONFLICT (hedge_order_id, lp_execution_id) DO NOTHING RETURNING id"
+            ),
+            {
+                "id": str(uuid.uuid4()),
+                "hedge": hedge_id,
+                "execution": report.execution_id[:128],
+                "quantity": report.last_quantity,
+                "price": report.last_price,
+                "time": report.received_at,
+            },
+        )
+    ).first()
+    return inserted is not None
+
+
+async def publish(
+    session: AsyncSession,
+    before: HedgeRow,
+    after: HedgeRow,
+    actor: Actor,
+    report: ExecutionReport | None = None,
+) -> None:
+    """Writes `after` and its event (if any) to the outbox, in the session's transaction."""
+    await update_hedge(session, after, before.version)
+    order_ids = [link.order_id for link in await links_of(session, after.id)]
+    found = hedge_event(before, after, order_ids, actor, report)
+    if found is not None:
+        subject, message = found
+        await add_event(session, SCHEMA, subject, message)
+
+
+async def links_of(session: AsyncSession, hedge_id: str) -> list[HedgeLink]:
+    """The hedge's client orders in arrival order (created_at, then id)."""
+    rows = await session.execute(
+        text(
+            "SELECT l.order_id::text, o.account_id::text, l.bid_markup, l.ask_markup"
+            " FROM oms.hedge_order_orders l JOIN oms.orders o ON o.id = l.order_id"
+            " WHERE l.hedge_order_id = :hedge ORDER BY o.created_at, o.id"
+        ),
+        {"hedge": hedge_id},
+    )
+    return [HedgeLink(r[0], r[1], Decimal(r[2]), Decimal(r[3])) for r in rows]
+
+
+async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> None:
+    """Locks the accounts' rows in id order: every change of several accounts takes them in
+    this order, each other change takes one, so no two changes wait on each other in a
+    circle."""
+    await session.execute(
+        text(
+            "SELECT account_id FROM oms.accounts WHERE account_id = ANY(:ids)"
+            " ORDER BY account_id FOR UPDATE"
+        ),
+        {"ids": sorted(set(account_ids))},
+    )
+
+
+async def lock_orders(session: AsyncSession, order_ids: Sequence[str]) -> dict[str, OrderRow]:
+    """The orders' rows, locked (after their accounts'), by id."""
+    rows = await session.execute(
+        text(
+            f"SELECT {OrderRow.COLUMNS} FROM oms.orders WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+        ),
+        {"ids": list(order_ids)},
+    )
+    return {str(r["id"]): OrderRow.from_row(r) for r in rows.mappings()}
+
+
+async def hedged_order_ids(session: AsyncSession, order_ids: Sequence[str]) -> set[str]:
+    """Those of `order_ids` already in a hedge order."""
+    rows = await session.execute(
+        text("SELECT order_id::text FROM oms.hedge_order_orders WHERE order_id = ANY(:ids)"),
+        {"ids": list(order_ids)},
+    )
+    return {r[0] for r in rows}
+
+
+async def in_flight(session: AsyncSession, order_id: str) -> bool:
+    """Whether the order is in a hedge order the provider has not finished: a cancel then
+    waits for the hedge's outcome (PENDING_CANCEL, ADR 0007)."""
+    found = await session.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM oms.hedge_order_orders l"
+            " JOIN oms.hedge_orders h ON h.id = l.hedge_order_id"
+            " WHERE l.order_id = :order_id AND h.status = ANY(:open))"
+        ),
+        {"order_id": order_id, "open": [s.value for s in HedgeStatus if not s.terminal]},
+    )
+    return bool(found)
+
+
+async def hedges_to_allocate(session: AsyncSession) -> list[str]:
+    """Ended hedge orders whose client orders are still open: the allocation did not commit
+    (the process stopped between the two)."""
+    rows = await session.execute(
+        text(
+            "SELECT h.id::text FROM oms.hedge_orders h WHERE h.status = ANY(:ended) AND EXISTS"
+            " (SELECT 1 FROM oms.hedge_order_orders l JOIN oms.orders o ON o.id = l.order_id"
+            "  WHERE l.hedge_order_id = h.id AND o.status = ANY(:open)) ORDER BY h.created_at"
+        ),
+        {"ended": ["FILLED", "CANCELLED", "REJECTED"], "open": _OPEN_ORDERS},
+    )
+    return [r[0] for r in rows]
+
+
+async def new_hedges_before(session: AsyncSession, lp: str | None, before: datetime) -> list[str]:
+    """Hedge orders still NEW (never known to be sent) created before `before`, of `lp` (None:
+    of any provider)."""
+    clause = "" if lp is None else " AND liquidity_provider_id = :lp"
+    rows = await session.execute(
+        text(
+            "SELECT id::text FROM oms.hedge_orders WHERE status = 'NEW' AND created_at < :before"
+            + clause
+            + " ORDER BY created_at"
+        ),
+        {"before": before, "lp": lp},
+    )
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    order_id: str
+    account_id: str
+    group_id: str
+    symbol: str
+
+
+async def unhedged_stp_orders(session: AsyncSession) -> list[WaitingOrder]:
+    """Open STP market orders in no hedge order: accepted, but their window never closed (the
+    process stopped first). Oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT o.id::text, o.account_id::text, a.group_id::text, o.symbol FROM oms.orders o"
+            " JOIN oms.accounts a ON a.account_id = o.account_id"
+            " WHERE o.execution_mode = 'STP' AND o.type = 'MARKET' AND o.status = 'WORKING'"
+            " AND NOT EXISTS (SELECT 1 FROM oms.hedge_order_orders l WHERE l.order_id = o.id)"
+            " ORDER BY o.created_at, o.id"
+        )
+    )
+    return [WaitingOrder(r[0], r[1], r[2], r[3]) for r in rows]

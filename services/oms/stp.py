@@ -1,0 +1,872 @@
+"""STP execution (ADR 0007, "Execution modes"): netting windows, one hedge order per window at a
+liquidity provider, and the allocation of its outcome to the window's client orders.
+
+An STP market order is committed WORKING by `Placement` (the client's answer says so) and handed
+to `StpDesk.take`, which puts it in its instrument's window. A window opens with its first order
+and closes `TM_OMS_STP_WINDOW_MS` (default 50) later. At its close, in one transaction with the
+accounts' rows locked (in id order) and then the orders':
+
+- an order no longer WORKING (cancelled meanwhile) or already in a hedge order stays out;
+- an order whose group has no live price is REJECTED / PRICE_UNAVAILABLE;
+- the rest net to buys - sells (`domain.netting`). Zero: every order fills at once at the raw
+  best price of its side plus its group's markup. Otherwise one hedge order for |net| is
+  stored NEW, linked to every order with its group's markup, routed to the provider whose quote
+  made the best price on the hedge's side (the price's provenance), else any logged-on one.
+
+After the commit the hedge goes out as a FIX NewOrderSingle (market, IOC, ClOrdID = its id,
+`lp_orders.LpOrderRouter`) and becomes SENT; no session to its provider: REJECTED /
+LP_UNAVAILABLE. Every execution report is applied in one transaction (`hedges.on_report`,
+fills de-duplicated on ExecID), with its `oms.hedge_order.*` event in the outbox. The report
+that ends the hedge (FILLED, CANCELLED rest, REJECTED) also allocates the window in the same
+transaction (`domain.netting.allocate`): each client order fills at its own price through
+`fills.book_fill` (trades carry the hedge's id; positions, commission, P&L and events as for any
+fill), the unfilled rest of an IOC is CANCELLED / NO_LIQUIDITY (REJECTED when nothing filled,
+with the hedge's reason), a FOK not filled in full is REJECTED / NO_LIQUIDITY, and an order the
+client asked to cancel meanwhile (PENDING_CANCEL) takes what it was allocated and is cancelled.
+One account's failure to book (a position closed meanwhile, no conversion price) rejects that
+account's orders only (a savepoint each).
+
+Everything that changes hedge orders runs on one worker, in arrival order: window closes, sends,
+reports, and the checks after a restart. So a report never overtakes the SENT of its own hedge,
+and the reports of one hedge apply in the order the provider sent them.
+
+After a restart: hedge orders that ended but whose allocation did not commit are allocated;
+NEW hedge orders (never known to be sent) with no report 30 s after their provider's logon are
+REJECTED / LP_UNAVAILABLE and allocated; reports the provider sent meanwhile arrive by FIX
+resend (the session's store keeps sequence numbers); STP orders still WORKING in no hedge
+order (their window never closed) join new windows once prices are live again.
+
+Only market orders take this path. An STP limit or stop order rests WORKING, as in the other
+modes, until the trigger engine (not built yet) hands it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.oms import execution, hedges
+from services.oms.domain.netting import (
+    Allocation,
+    AllocationOutcome,
+    HedgeResult,
+    RawPrices,
+    WindowOrder,
+    WindowTimeInForce,
+    allocate,
+    net_of,
+)
+from services.oms.domain.positions import Side
+from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.events import system_actor
+from services.oms.execution import LiveQuote
+from services.oms.fills import FillTerms, book_fill
+from services.oms.hedges import HedgeLink, HedgeRow, HedgeStatus
+from services.oms.lp_orders import (
+    ExecutionReport,
+    HedgeRequest,
+    LpOrderRouter,
+    LpUnavailableError,
+    ReportKind,
+)
+from services.oms.model import (
+    Account,
+    ExecutionMode,
+    OrderRow,
+    OrderType,
+    TimeInForce,
+    reason_value,
+)
+from services.oms.quotes import QuoteBook
+from services.oms.store import (
+    AccountChange,
+    AccountContext,
+    account_context,
+    offered_instruments,
+    reason_changes,
+)
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.fix import LpEndpoint
+from services.platform.resources import Resources
+from services.platform.secrets import Secret, Vault
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
+
+__all__ = [
+    "ACTOR",
+    "Settlement",
+    "StpConfig",
+    "StpDesk",
+    "WindowBook",
+    "lp_credentials",
+    "markups_of",
+    "raw_prices_of",
+    "rest_event",
+    "route",
+    "settlements_of",
+    "window_order",
+]
+
+log = logging.getLogger(__name__)
+
+ACTOR: Final = system_actor("oms-stp")
+_R = ErrorReason
+_ZERO: Final = Decimal(0)
+_ATTEMPTS: Final = 5
+_RETRY_SECONDS: Final = 0.5
+_DRAIN_SECONDS: Final = 5.0
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StpConfig:
+    """TM_OMS_LPS (the providers, as pricing's TM_PRICING_LPS), TM_OMS_STP_WINDOW_MS (default
+    50) and TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`)."""
+
+    lps: tuple[LpEndpoint, ...] = ()
+    window: timedelta = timedelta(milliseconds=50)
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    unsent_after_logon: timedelta = timedelta(seconds=30)
+    rejoin_after_start: timedelta = timedelta(seconds=2)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "oms" / "fix"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StpConfig:
+        try:
+            lps = tuple(LpEndpoint.parse_list(environ.get("TM_OMS_LPS", "")))
+            window_ms = int(environ.get("TM_OMS_STP_WINDOW_MS", "50"))
+        except ValueError as error:
+            raise SystemExit(f"oms: TM_OMS_LPS or TM_OMS_STP_WINDOW_MS: {error}") from None
+        if not 0 < window_ms <= 60_000:
+            raise SystemExit("oms: TM_OMS_STP_WINDOW_MS must be within 1..60000")
+        data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-oms-")
+        return cls(lps, timedelta(milliseconds=window_ms), Path(data_dir))
+
+
+def lp_credentials(vault: Vault, lp: str) -> tuple[str, Secret]:
+    """The OMS's logon at `lp`: Vault `secret/tradingmesh/lp/<lp>` (as pricing's)."""
+    username, password = vault.read_keys(f"tradingmesh/lp/{lp}", "username", "password")
+    return username.reveal(), password
+
+
+# -- windows (pure) --------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """The STP orders of one instrument that arrived while it was open, in arrival order."""
+
+    symbol: str
+    order_ids: list[str] = field(default_factory=list)
+    account_ids: dict[str, str] = field(default_factory=dict)  # order id -> account id
+
+
+class WindowBook:
+    """The open window of each instrument."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Window] = {}
+
+    def add(self, symbol: str, order_id: str, account_id: str) -> bool:
+        """Puts the order in its instrument's window; True when it opened the window (the
+        caller closes it after the window's length). An order already in it changes nothing."""
+        window = self._open.get(symbol)
+        opened = window is None
+        if window is None:
+            window = self._open[symbol] = Window(symbol)
+        if order_id not in window.account_ids:
+            window.order_ids.append(order_id)
+            window.account_ids[order_id] = account_id
+        return opened
+
+    def close(self, symbol: str) -> Window | None:
+        return self._open.pop(symbol, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+# -- prices, routes and outcomes (pure) ------------------------------------------------------------
+
+
+def markups_of(quote: LiveQuote) -> tuple[Decimal, Decimal]:
+    """(bid_markup, ask_markup) of a group's price: what it takes off the raw bid and adds to
+    the raw ask (its provenance); zero without a provenance."""
+    raw_bid = quote.raw_bid if quote.raw_bid is not None else quote.bid
+    raw_ask = quote.raw_ask if quote.raw_ask is not None else quote.ask
+    return exact_difference(raw_bid, quote.bid), exact_difference(quote.ask, raw_ask)
+
+
+def raw_prices_of(quote: LiveQuote) -> RawPrices:
+    """The raw best bid and ask behind a group's price."""
+    return RawPrices(
+        quote.raw_bid if quote.raw_bid is not None else quote.bid,
+        quote.raw_ask if quote.raw_ask is not None else quote.ask,
+    )
+
+
+def route(side: Side, quote: LiveQuote, logged_on: Sequence[str], configured: Sequence[str]) -> str:
+    """The provider a hedge of `side` goes to: the one whose quote made the best price on that
+    side (a buy takes the ask), if its session is up, else any provider with a session up;
+    with none up, the best price's provider (the hedge will be REJECTED / LP_UNAVAILABLE)."""
+    preferred = quote.ask_lp if side is Side.BUY else quote.bid_lp
+    if preferred and preferred in logged_on:
+        return preferred
+    if logged_on:
+        return sorted(logged_on)[0]
+    return preferred or (configured[0] if configured else "none")
+
+
+def window_order(order: OrderRow, bid_markup: Decimal, ask_markup: Decimal) -> WindowOrder:
+    """A client order as the netting rules see it: a market order that cannot fill in full
+    keeps what it got (IOC, also for GTC and DAY, which a market order cannot rest as), unless
+    it is FOK."""
+    tif = WindowTimeInForce.FOK if order.time_in_force is TimeInForce.FOK else WindowTimeInForce.IOC
+    return WindowOrder(
+        order.id,
+        order.side,
+        exact_difference(order.quantity, order.filled_quantity),
+        tif,
+        bid_markup,
+        ask_markup,
+    )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What happens to one client order: `quantity` filled at `price`, then `rest` (CANCELLED
+    or REJECTED, with `reason`) for what is left; `rest` None when it fills in full."""
+
+    order_id: str
+    quantity: Decimal
+    price: Decimal | None
+    rest: OrderEvent | None = None
+    reason: ErrorReason.ValueType = _R.ERROR_REASON_UNSPECIFIED
+    message: str = ""
+
+
+def refused(order_id: str, reason: ErrorReason.ValueType, message: str) -> Settlement:
+    return Settlement(order_id, _ZERO, None, OrderEvent.REJECTED, reason, message)
+
+
+def settlements_of(
+    allocations: Sequence[Allocation],
+    orders: Sequence[WindowOrder],
+    hedge: HedgeRow | None,
+) -> list[Settlement]:
+    """The settlement of each allocation (ADR 0007): the unfilled rest of an IOC is CANCELLED /
+    NO_LIQUIDITY after a partial fill, REJECTED with the hedge's reason (LP_REJECTED,
+    LP_UNAVAILABLE) or NO_LIQUIDITY when nothing filled; a FOK not filled in full is REJECTED /
+    NO_LIQUIDITY."""
+    by_id = {o.order_id: o for o in orders}
+    result = []
+    for allocation in allocations:
+        order = by_id[allocation.order_id]
+        if allocation.outcome is AllocationOutcome.FILLED:
+            result.append(Settlement(order.order_id, allocation.quantity, allocation.price))
+        elif allocation.outcome is AllocationOutcome.PARTIALLY_FILLED:
+            rest = exact_difference(order.quantity, allocation.quantity)
+            result.append(
+                Settlement(
+                    order.order_id,
+                    allocation.quantity,
+                    allocation.price,
+                    OrderEvent.CANCELLED,
+                    _R.ERROR_REASON_NO_LIQUIDITY,
+                    f"{rest.normalize():f} of {order.quantity.normalize():f} lots not filled:"
+                    " no liquidity at the provider",
+                ),
+            )
+        elif order.time_in_force is WindowTimeInForce.FOK:
+            result.append(
+                refused(
+                    order.order_id,
+                    _R.ERROR_REASON_NO_LIQUIDITY,
+                    f"fill or kill: the provider could not fill"
+                    f" {order.quantity.normalize():f} lots",
+                )
+            )
+        elif hedge is not None and hedge.status is HedgeStatus.REJECTED:
+            result.append(
+                refused(
+                    order.order_id,
+                    reason_value(hedge.status_reason),
+                    hedge.status_message or "the provider rejected the hedge order",
+                )
+            )
+        else:
+            result.append(
+                refused(
+                    order.order_id, _R.ERROR_REASON_NO_LIQUIDITY, "no liquidity at the provider"
+                )
+            )
+    return result
+
+
+def rest_event(status: OrderStatus, planned: OrderEvent) -> OrderEvent:
+    """The event that ends an order's unfilled rest: the client's pending cancel turns a
+    rejection into the cancel it asked for (PENDING_CANCEL has no REJECTED)."""
+    if planned is OrderEvent.REJECTED and status is OrderStatus.PENDING_CANCEL:
+        return OrderEvent.CANCELLED
+    return planned
+
+
+def _arrival(order: OrderRow) -> tuple[datetime, str]:
+    return order.created_at, order.id
+
+
+# -- the desk --------------------------------------------------------------------------------------
+
+
+Job = Callable[[], Awaitable[None]]
+Credentials = Callable[[str], tuple[str, Secret]]
+
+
+@dataclass(frozen=True)
+class _Member:
+    order: OrderRow
+    account: Account
+    quote: LiveQuote
+
+
+class StpDesk:
+    """Runs STP execution; a `placement.WorkingOrderSink`. `start` once the connections are
+    open, `stop` before they close."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        quotes: QuoteBook,
+        config: StpConfig,
+        credentials: Credentials,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resources = resources
+        self.quotes = quotes
+        self.config = config
+        self._credentials = credentials
+        self.wake = wake
+        self.clock = clock
+        self.book = WindowBook()
+        self.router: LpOrderRouter | None = None
+        self._jobs: asyncio.Queue[tuple[str, Job]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._worker = asyncio.create_task(self._work(), name="oms-stp")
+        if self.config.lps:
+            try:
+                credentials = {lp.lp: self._credentials(lp.lp) for lp in self.config.lps}
+            except Exception:
+                log.exception("no LP logon credentials: STP hedge orders cannot be sent")
+            else:
+                self.router = LpOrderRouter(
+                    self.config.lps,
+                    credentials,
+                    self.config.store_dir,
+                    loop,
+                    self._on_report,
+                    self._on_logon,
+                )
+                self.router.start()
+        self._enqueue("recovery", self._recover)
+        self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
+
+    async def stop(self) -> None:
+        """Open windows stay open (their orders rejoin windows after the restart); the jobs
+        queued are done first, while the sessions are still up, so hedge orders in flight get
+        their reports; then the sessions log out, and the reports that came meanwhile are
+        applied (QuickFIX counts them as received and would not ask for them again)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        await self._drain()
+        if self.router is not None:
+            await asyncio.to_thread(self.router.stop)
+            self.router = None
+        if self._worker is not None:
+            await self._drain()
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def _drain(self) -> None:
+        if self._worker is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jobs.join(), _DRAIN_SECONDS)
+
+    # -- the WorkingOrderSink ----------------------------------------------------------------------
+
+    async def take(self, order: OrderRow, account: Account) -> None:
+        """An order committed WORKING: an STP market order joins its instrument's window."""
+        if order.execution_mode is ExecutionMode.STP and order.type is OrderType.MARKET:
+            self._join(order.symbol, order.id, account.account_id)
+
+    def _join(self, symbol: str, order_id: str, account_id: str) -> None:
+        if self.book.add(symbol, order_id, account_id):
+            self._call_later(self.config.window, partial(self._window_due, symbol))
+
+    def _window_due(self, symbol: str) -> None:
+        """The window's time is up: it takes no more orders (a later one opens a new window)
+        and is closed by the worker in its turn."""
+        window = self.book.close(symbol)
+        if window is not None:
+            self._enqueue(f"window {symbol}", partial(self._close_window, window))
+
+    # -- the worker --------------------------------------------------------------------------------
+
+    def _enqueue(self, what: str, job: Job) -> None:
+        self._jobs.put_nowait((what, job))
+
+    def _later(self, delay: timedelta, what: str, job: Job) -> None:
+        self._call_later(delay, partial(self._enqueue, what, job))
+
+    def _call_later(self, delay: timedelta, callback: Callable[[], None]) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            callback()
+
+        handle = asyncio.get_running_loop().call_later(delay.total_seconds(), fire)
+        self._timers.add(handle)
+
+    async def _work(self) -> None:
+        while True:
+            what, job = await self._jobs.get()
+            try:
+                await self._run(what, job)
+            finally:
+                self._jobs.task_done()
+            self.wake()
+
+    async def _run(self, what: str, job: Job) -> None:
+        """Runs a job, again after a failure (every job can be repeated: it re-reads what it
+        changes, and a hedge order is never sent twice), at most `_ATTEMPTS` times."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                await job()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("STP: %s failed (attempt %d of %d)", what, attempt, _ATTEMPTS)
+                if attempt < _ATTEMPTS:
+                    await asyncio.sleep(_RETRY_SECONDS * attempt)
+
+    # -- FIX callbacks (on the event loop) ---------------------------------------------------------
+
+    def _on_report(self, report: ExecutionReport) -> None:
+        self._enqueue(
+            f"report {report.execution_id} of {report.hedge_order_id}",
+            partial(self._apply_report, report),
+        )
+
+    def _on_logon(self, lp: str) -> None:
+        logon = self.clock()
+        self._later(
+            self.config.unsent_after_logon,
+            f"unsent hedge orders of {lp}",
+            partial(self._end_unsent_of, lp, logon),
+        )
+
+    # -- closing a window --------------------------------------------------------------------------
+
+    async def _close_window(self, window: Window) -> None:
+        now = self.clock()
+        hedge: HedgeRow | None = None
+        async with self.db.transaction() as session:
+            await hedges.lock_accounts(session, list(window.account_ids.values()))
+            orders = await hedges.lock_orders(session, window.order_ids)
+            in_hedges = await hedges.hedged_order_ids(session, window.order_ids)
+            contexts = await self._contexts(
+                session, {o.account_id for o in orders.values()}, window.symbol
+            )
+            members: list[_Member] = []
+            settlements: list[Settlement] = []
+            for order in sorted(orders.values(), key=_arrival):
+                context = contexts.get(order.account_id)
+                if (
+                    order.status is not OrderStatus.WORKING
+                    or order.id in in_hedges
+                    or context is None
+                ):
+                    continue  # cancelled meanwhile, or already hedged (a repeated take)
+                quote = self.quotes.live(context.account.group_id, order.symbol, now)
+                if quote is None:
+                    settlements.append(
+                        refused(
+                            order.id,
+                            _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                            f"no live price for {order.symbol}",
+                        )
+                    )
+                else:
+                    members.append(_Member(order, context.account, quote))
+            if members:
+                window_orders = [window_order(m.order, *markups_of(m.quote)) for m in members]
+                net = net_of(window_orders)
+                reference = max((m.quote for m in members), key=lambda q: q.quote_time)
+                raw = raw_prices_of(reference)
+                if net.side is None:
+                    digits = _digits(contexts)
+                    allocations = allocate(window_orders, None, raw, digits)
+                    settlements += settlements_of(allocations, window_orders, None)
+                else:
+                    logged_on = self.router.logged_on() if self.router is not None else []
+                    hedge = HedgeRow(
+                        id=str(uuid.uuid4()),
+                        symbol=window.symbol,
+                        side=net.side,
+                        quantity=net.quantity,
+                        gross_buy_quantity=net.gross_buy,
+                        gross_sell_quantity=net.gross_sell,
+                        liquidity_provider_id=route(
+                            net.side, reference, logged_on, [lp.lp for lp in self.config.lps]
+                        ),
+                        status=HedgeStatus.NEW,
+                        created_at=now,
+                        updated_at=now,
+                        version=1,
+                        raw_bid=raw.bid,
+                        raw_ask=raw.ask,
+                    )
+                    links = [
+                        HedgeLink(m.order.id, m.order.account_id, w.bid_markup, w.ask_markup)
+                        for m, w in zip(members, window_orders, strict=True)
+                    ]
+                    await hedges.insert_hedge(session, hedge, links)
+            await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
+        if hedge is not None:
+            log.info(
+                "STP hedge order created",
+                extra={
+                    "hedge_order_id": hedge.id,
+                    "symbol": hedge.symbol,
+                    "side": hedge.side.value,
+                    "quantity": str(hedge.quantity),
+                    "lp": hedge.liquidity_provider_id,
+                    "orders": len(window.order_ids),
+                },
+            )
+            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def _send(self, hedge_id: str) -> None:
+        async with self.db.read_session() as session:
+            hedge = await hedges.get_hedge(session, hedge_id)
+        if hedge is None or hedge.status is not HedgeStatus.NEW:
+            return
+        if hedge.id not in self._sent:
+            try:
+                if self.router is None:
+                    raise LpUnavailableError("no LP order session is configured")
+                self.router.send(
+                    HedgeRequest(
+                        hedge.id,
+                        hedge.liquidity_provider_id,
+                        hedge.symbol,
+                        hedge.side,
+                        hedge.quantity,
+                    )
+                )
+            except LpUnavailableError as error:
+                await self._end_unsent(hedge.id, f"not sent: {error}")
+                return
+            self._sent.add(hedge.id)
+        async with self.db.transaction() as session:
+            current = await hedges.get_hedge(session, hedge_id, lock=True)
+            if current is None:
+                return
+            sent = hedges.on_sent(current, self.clock())
+            if sent is not None:
+                await hedges.publish(session, current, sent, ACTOR)
+
+    async def _end_unsent(self, hedge_id: str, message: str) -> None:
+        """REJECTED / LP_UNAVAILABLE for a hedge order that did not leave, and its window
+        allocated (the internalized part still fills)."""
+        async with self.db.transaction() as session:
+            hedge = await hedges.get_hedge(session, hedge_id, lock=True)
+            if hedge is None:
+                return
+            ended = hedges.rejected(hedge, _R.ERROR_REASON_LP_UNAVAILABLE, message, self.clock())
+            if ended is None:
+                return
+            await hedges.publish(session, hedge, ended, ACTOR)
+            await self._allocate(session, ended)
+        log.warning(
+            "STP hedge order not sent", extra={"hedge_order_id": hedge_id, "error": message}
+        )
+
+    # -- execution reports -------------------------------------------------------------------------
+
+    async def _apply_report(self, report: ExecutionReport) -> None:
+        if not hedges.is_uuid(report.hedge_order_id):
+            log.warning(
+                "an execution report for an order the OMS did not send",
+                extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
+            )
+            return
+        async with self.db.transaction() as session:
+            hedge = await hedges.get_hedge(session, report.hedge_order_id, lock=True)
+            if hedge is None:
+                log.warning(
+                    "an execution report for an unknown hedge order",
+                    extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
+                )
+                return
+            if report.kind is ReportKind.FILL and not await hedges.record_fill(
+                session, hedge.id, report
+            ):
+                return  # this ExecID was applied before (a resend)
+            try:
+                after = hedges.on_report(hedge, report, self.clock())
+            except ValueError as error:
+                log.error(
+                    "an execution report the hedge order cannot take",
+                    extra={"hedge_order_id": hedge.id, "error": str(error)},
+                )
+                return
+            if after is None:
+                return
+            if hedge.status.terminal:
+                log.error(
+                    "a fill for a hedge order that had ended: the broker holds it unallocated",
+                    extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
+                )
+            await hedges.publish(session, hedge, after, ACTOR, report)
+            if after.status.terminal and not hedge.status.terminal:
+                await self._allocate(session, after)
+
+    # -- allocation --------------------------------------------------------------------------------
+
+    async def _allocate(self, session: AsyncSession, hedge: HedgeRow) -> None:
+        """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction."""
+        links = await hedges.links_of(session, hedge.id)
+        await hedges.lock_accounts(session, [link.account_id for link in links])
+        orders = await hedges.lock_orders(session, [link.order_id for link in links])
+        contexts = await self._contexts(session, {link.account_id for link in links}, hedge.symbol)
+        window_orders = [
+            window_order(orders[link.order_id], link.bid_markup, link.ask_markup)
+            for link in links
+            if link.order_id in orders
+        ]
+        assert hedge.raw_bid is not None, "stored when the hedge was created"
+        assert hedge.raw_ask is not None, "stored when the hedge was created"
+        filled = hedge.filled_quantity
+        result = HedgeResult(filled, hedge.average_price if filled > 0 else None)
+        allocations = allocate(
+            window_orders, result, RawPrices(hedge.raw_bid, hedge.raw_ask), _digits(contexts)
+        )
+        settlements = settlements_of(allocations, window_orders, hedge)
+        await self._settle(
+            session, hedge.symbol, hedge.id, orders, settlements, contexts, self.clock()
+        )
+        log.info(
+            "STP hedge order allocated",
+            extra={
+                "hedge_order_id": hedge.id,
+                "status": hedge.status.value,
+                "filled": str(filled),
+                "orders": len(settlements),
+            },
+        )
+
+    async def _contexts(
+        self, session: AsyncSession, account_ids: set[str], symbol: str
+    ) -> dict[str, AccountContext]:
+        found = {}
+        for account_id in sorted(account_ids):
+            context = await account_context(session, account_id, symbol)
+            if context is not None:
+                found[account_id] = context
+        return found
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        symbol: str,
+        hedge_id: str | None,
+        orders: Mapping[str, OrderRow],
+        settlements: Sequence[Settlement],
+        contexts: Mapping[str, AccountContext],
+        now: datetime,
+    ) -> None:
+        """Applies the settlements, one account at a time (their rows are locked, in id order,
+        by the caller), each in a savepoint: an account whose orders cannot be booked has them
+        rejected with the reason, and the others still fill."""
+        by_account: dict[str, list[Settlement]] = defaultdict(list)
+        for settlement in settlements:
+            by_account[orders[settlement.order_id].account_id].append(settlement)
+        for account_id in sorted(by_account):
+            context = contexts[account_id]
+            try:
+                async with session.begin_nested():
+                    change = await AccountChange.begin(session, context.account, ACTOR, now)
+                    terms = await self._fill_terms(session, context, by_account[account_id])
+                    for settlement in by_account[account_id]:
+                        await _settle_order(
+                            change, orders[settlement.order_id], settlement, terms, hedge_id
+                        )
+                    await change.finish()
+            except DomainError as error:
+                log.error(
+                    "STP: an account's orders could not be filled; they are rejected",
+                    extra={"account_id": account_id, "symbol": symbol, "error": error.message},
+                )
+                async with session.begin_nested():
+                    change = await AccountChange.begin(session, context.account, ACTOR, now)
+                    for settlement in by_account[account_id]:
+                        failed = refused(settlement.order_id, error.reason, error.message)
+                        await _settle_order(
+                            change, orders[settlement.order_id], failed, None, hedge_id
+                        )
+                    await change.finish()
+
+    async def _fill_terms(
+        self, session: AsyncSession, context: AccountContext, settlements: Sequence[Settlement]
+    ) -> FillTerms | None:
+        """The account's fill terms; None when none of its orders fills. PRICE_UNAVAILABLE
+        when a fill needs a conversion to the account currency and no price gives it."""
+        if all(s.quantity <= 0 for s in settlements):
+            return None
+        instrument, terms, account = context.instrument, context.terms, context.account
+        if instrument is None or terms is None:
+            raise DomainError(
+                _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
+                "the instrument is not offered to the account's group",
+            )
+        conversion: Conversion | None = IDENTITY
+        if instrument.quote_currency != account.currency:
+            pair = execution.conversion_pair(
+                instrument.quote_currency,
+                account.currency,
+                await offered_instruments(session, terms.group_id),
+            )
+            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
+            conversion = (
+                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
+            )
+        if conversion is None:
+            raise DomainError(
+                _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                f"no live price converts {instrument.quote_currency} to {account.currency}",
+            )
+        return FillTerms(instrument, terms, conversion)
+
+    # -- after a restart ---------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Ended hedge orders whose allocation did not commit are allocated; NEW ones of a
+        provider without an order session here are REJECTED / LP_UNAVAILABLE (those of the
+        others wait for their provider's logon)."""
+        async with self.db.read_session() as session:
+            ended = await hedges.hedges_to_allocate(session)
+            unsent = [
+                hedge
+                for hedge_id in await hedges.new_hedges_before(session, None, self.clock())
+                if (hedge := await hedges.get_hedge(session, hedge_id)) is not None
+            ]
+        for hedge_id in ended:
+            async with self.db.transaction() as session:
+                hedge = await hedges.get_hedge(session, hedge_id, lock=True)
+                if hedge is not None and hedge.status.terminal:
+                    await self._allocate(session, hedge)
+        reachable = set() if self.router is None else {lp.lp for lp in self.config.lps}
+        for hedge in unsent:
+            if hedge.liquidity_provider_id not in reachable:
+                await self._end_unsent(hedge.id, "its provider has no order session")
+
+    async def _end_unsent_of(self, lp: str, logon: datetime) -> None:
+        """NEW hedge orders of `lp` from before its logon, with no report since: never sent."""
+        async with self.db.read_session() as session:
+            unsent = await hedges.new_hedges_before(session, lp, logon)
+        for hedge_id in unsent:
+            if hedge_id not in self._sent:
+                await self._end_unsent(
+                    hedge_id,
+                    f"no report {self.config.unsent_after_logon.total_seconds():g} s after"
+                    f" {lp}'s logon: never sent",
+                )
+
+    async def _rejoin_waiting(self) -> None:
+        """STP orders accepted before a restart whose window never closed."""
+        async with self.db.read_session() as session:
+            waiting = await hedges.unhedged_stp_orders(session)
+        for order in waiting:
+            self._join(order.symbol, order.order_id, order.account_id)
+        if waiting:
+            log.info(
+                "STP orders from before the restart rejoin windows", extra={"orders": len(waiting)}
+            )
+
+
+def _digits(contexts: Mapping[str, AccountContext]) -> int:
+    for context in contexts.values():
+        if context.instrument is not None:
+            return context.instrument.digits
+    raise DomainError(_R.ERROR_REASON_UNKNOWN_INSTRUMENT, "the window's instrument is unknown")
+
+
+async def _settle_order(
+    change: AccountChange,
+    order: OrderRow,
+    settlement: Settlement,
+    terms: FillTerms | None,
+    hedge_id: str | None,
+) -> None:
+    if not order.is_open:
+        log.warning(
+            "STP: an order of the window ended before its allocation",
+            extra={"order_id": order.id, "status": order.status.value},
+        )
+        return
+    if settlement.quantity > 0:
+        assert terms is not None, "an account with a fill has its terms"
+        assert settlement.price is not None, "a fill has a price"
+        booked = await book_fill(
+            change, order, settlement.quantity, settlement.price, terms, hedge_order_id=hedge_id
+        )
+        order = booked.order
+    if settlement.rest is None or not order.is_open:
+        return
+    event = rest_event(order.status, settlement.rest)
+    if order.status is OrderStatus.PENDING_CANCEL:
+        await change.apply(order, event, "cancelled while its hedge order was at the provider")
+        return
+    await change.apply(
+        order,
+        event,
+        settlement.message,
+        changes=reason_changes(settlement.reason, settlement.message),
+    )
