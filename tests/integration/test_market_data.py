@@ -238,6 +238,7 @@ SLOW_READER = [("grpc.http2.lookahead_bytes", 4096), ("grpc.http2.bdp_probe", 0)
 # What may sit between pricing and a stalled reader: Envoy's 64 KiB upstream stream window and
 # 32 KiB connection buffer, the reader's window, socket buffers (envoy/edge.yaml.tmpl).
 BACKLOG_BOUND = 256 * 1024
+FLOOD_RATE = "100"  # updates/s per instrument at each LP during the slow-reader test
 ALL_SYMBOLS = ["BTCUSD", "EURUSD", "GBPUSD", "US500", "USDJPY", "XAUUSD"]
 
 
@@ -270,7 +271,10 @@ def test_a_slow_reader_gets_a_bounded_backlog_then_the_latest_price_not_every_ol
         try:
             next(slow)  # the snapshot
             for control in lps.values():
-                control.set_rate("300")
+                # Faster than pricing can follow on a busy 2-core machine would leave a backlog
+                # of FIX messages that every later test waits behind; this is enough to fill
+                # the slow reader's window many times over.
+                control.set_rate(FLOOD_RATE)
             # Stop reading until pricing has sent a fast reader twice what the transport may
             # hold: a stream that queued every change would owe the slow reader all of it.
             paused = time.monotonic()
@@ -293,9 +297,26 @@ def test_a_slow_reader_gets_a_bounded_backlog_then_the_latest_price_not_every_ol
                 control.set_rate(rates[lp])
             fast_stream.cancel()
             slow.cancel()
+            drained(lps, pricing_grpc.PricingServiceStub(fast_channel), demo)
     assert backlog_bytes <= BACKLOG_BOUND
     assert backlog_ticks < during_pause * 3 / 4  # pricing conflated: it skipped old prices
     assert caught_up < 2
+
+
+def drained(
+    lps: dict[str, ControlClient],
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    """Waits until pricing has worked off what the LPs sent during a flood: a price pinned at
+    every LP now must show (FIX messages are processed in order)."""
+    for control in lps.values():
+        control.pin(SYMBOL, "1.23450", "1.23460")
+    try:
+        quote_from(pricing, demo, ("1.23450", "1.23460"), timeout=180)
+    finally:
+        for control in lps.values():
+            control.unpin()
 
 
 def _lp_health(state: Any, lp: str) -> int:
@@ -418,9 +439,10 @@ def quote_from(
     pricing: pricing_grpc.PricingServiceStub,
     demo: tuple[str, str],
     raw: tuple[str, str],
+    timeout: float = 15,
 ) -> pricing_pb2.Quote:
     """The demo group's quote once it is made of the raw (bid, ask) the LPs were pinned to."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + timeout
     while True:
         quote = get_quote(pricing, demo, SYMBOL)
         made_of = (
