@@ -1,12 +1,15 @@
 """The OMS's order sessions to the liquidity providers (ADR 0007, "The OMS's FIX sessions").
 
 One QuickFIX 4.4 initiator per LP (services/platform/fix.py), separate from pricing's market data
-sessions: SenderCompID `TRADINGMESH-OMS`, `PersistMessages=Y` and `ResetOnLogon=N` with a file
-store under `TM_DATA_DIR/oms/fix` (mode 0700: the stored Logon carries the LP password), so
-sequence numbers survive a restart and an execution report sent while the OMS was down arrives
-by resend. A hedge order goes out as a NewOrderSingle: market, IOC, ClOrdID = the hedge order's
-id. Every ExecutionReport is parsed here, on QuickFIX's thread, and handed to the event loop as
-an `ExecutionReport`; what it does to the hedge order is decided there, in one transaction,
+sessions: SenderCompID `TRADINGMESH-OMS`, `ResetOnLogon=N` with a file store under
+`TM_DATA_DIR/oms/fix`, so sequence numbers survive a restart and an execution report the LP sent
+while the OMS was down arrives by resend. `PersistMessages=N`: the store never holds a message,
+so the Logon's LP password is never written to disk; a NewOrderSingle the LP asks to be resent
+is gap-filled, never re-sent late (its hedge stays SENT without a report, see ADR 0007).
+
+A hedge order goes out as a NewOrderSingle: market, IOC, ClOrdID = the hedge order's id. Every
+ExecutionReport is parsed here, on QuickFIX's thread, and handed to the event loop as an
+`ExecutionReport`; what it does to the hedge order is decided there, in one transaction,
 de-duplicated on ExecID.
 """
 
@@ -173,7 +176,7 @@ class LpOrderRouter(InitiatorSessions):
                 endpoints,
                 SENDER_COMP_ID,
                 store_dir,
-                persist_messages=True,
+                persist_messages=False,
                 reset_on_logon=False,
                 reconnect_seconds=reconnect_seconds,
                 heartbeat_seconds=heartbeat_seconds,

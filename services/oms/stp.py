@@ -36,8 +36,9 @@ REJECTED / LP_UNAVAILABLE and allocated; reports the provider sent meanwhile arr
 resend (the session's store keeps sequence numbers); STP orders still WORKING in no hedge
 order (their window never closed) join new windows once prices are live again.
 
-Only market orders take this path. An STP limit or stop order rests WORKING, as in the other
-modes, until the trigger engine (not built yet) hands it on.
+Market orders take this path, and stop orders once the trigger engine (`triggers.py`) has
+triggered them. STP limit and stop-limit orders rest WORKING and are not triggered yet: a window
+cannot yet allocate "at a price no worse than the limit, else stay WORKING" (ADR 0007).
 """
 
 from __future__ import annotations
