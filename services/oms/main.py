@@ -13,8 +13,9 @@ Settings of its own, besides the platform's (ADR 0004):
 
 Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, the reference
 consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
-hub (StreamOrderUpdates), the DAY-order expiry sweeper and the STP desk (netting windows, the
-LP order sessions, hedge orders and their allocation, `stp.py`).
+hub (StreamOrderUpdates), the DAY-order expiry sweeper, the STP desk (netting windows, the
+LP order sessions, hedge orders and their allocation, `stp.py`) and the trigger engine
+(working limit/stop orders and positions' stop-loss/take-profit, `triggers.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.oms.quotes import QuoteBook
 from services.oms.reference import ReferenceCopies
 from services.oms.risk import RiskClient
 from services.oms.stp import StpConfig, StpDesk, lp_credentials
+from services.oms.triggers import TriggerEngine
 from services.oms.updates import OrderUpdateHub
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
@@ -92,9 +94,11 @@ class OmsRuntime:
             partial(lp_credentials, vault),
             self.wake_relay,
         )
-        self.placement = Placement(
-            self.resources, self.quotes, self.risk, self.wake_relay, working=[self.stp]
+        self.placement = Placement(self.resources, self.quotes, self.risk, self.wake_relay)
+        self.triggers = TriggerEngine(
+            self.resources, self.quotes, self.placement, self.risk, self.stp, self.wake_relay
         )
+        self.placement.working = (self.stp, self.triggers)
         self.orders = OrderService(self.resources, self.placement, self.hub, self.wake_relay)
         self.positions = PositionService(
             self.resources, self.placement, self.quotes, self.wake_relay
@@ -119,8 +123,10 @@ class OmsRuntime:
         self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
         await self.sweeper.start()
         await self.stp.start()
+        await self.triggers.start(self.resources.nats)
 
     async def close(self) -> None:
+        await self.triggers.stop()
         await self.stp.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()

@@ -242,9 +242,9 @@ async def _position_checks(
 
 class WorkingOrderSink(Protocol):
     """Takes an order that was committed WORKING, after the commit: where the STP desk (its
-    netting window, `stp.StpDesk`) and the trigger engine (working limit and stop orders, not
-    built yet) plug in. An order no sink takes waits for the client to cancel or amend it, or
-    for its DAY expiry."""
+    netting window, `stp.StpDesk`) and the trigger engine (working limit and stop orders,
+    `triggers.TriggerEngine`) plug in. An order no sink takes waits for the client to cancel
+    or amend it, or for its DAY expiry."""
 
     async def take(self, order: OrderRow, account: Account) -> None: ...
 

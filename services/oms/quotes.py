@@ -15,6 +15,7 @@ publishing (no LP quote, pricing down) ages out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Final
@@ -69,6 +70,12 @@ class QuoteBook:
         self.max_age = max_age
         self._quotes: dict[tuple[str, str], LiveQuote] = {}
         self._subscription: Subscription | None = None
+        self._listeners: list[Callable[[str, LiveQuote], None]] = []
+
+    def listen(self, listener: Callable[[str, LiveQuote], None]) -> None:
+        """Calls `listener(group_id, quote)` with every quote the book keeps (the trigger
+        engine); it runs on the event loop and must not block."""
+        self._listeners.append(listener)
 
     def put(self, group_id: str, quote: LiveQuote) -> None:
         """Keeps `quote` unless the book holds a newer one (messages may arrive out of order)."""
@@ -76,6 +83,11 @@ class QuoteBook:
         held = self._quotes.get(key)
         if held is None or quote.quote_time >= held.quote_time:
             self._quotes[key] = quote
+            for listener in self._listeners:
+                try:
+                    listener(group_id, quote)
+                except Exception:
+                    log.exception("a quote listener failed", extra={"symbol": quote.symbol})
 
     def latest(self, group_id: str, symbol: str) -> LiveQuote | None:
         """The newest quote, live or not."""

@@ -1,0 +1,771 @@
+"""The trigger engine (ADR 0007 "Working orders, SL/TP, expiry"): working limit, stop and
+stop-limit orders, and positions' stop-loss and take-profit, fire from the price stream.
+
+One OMS instance runs it: the one holding the PostgreSQL advisory lock `LOCK_KEY` on a
+connection of its own (another instance waits and takes over when the lock frees). The leader
+
+- loads the index (`domain.triggers.TriggerIndex`) at start and again every `RELOAD_SECONDS`
+  (a safety net: the core NATS events that keep it current are at most once);
+- keeps it current from its own commits: `take` (a `placement.WorkingOrderSink`: every order
+  committed WORKING) and the committed `oms.order.>` / `oms.position.>` events (core NATS
+  subscription: cancels, amends, fills, closes, ModifyPosition, and the changes of the other
+  workers), each copy kept only if its version is newer;
+- checks every quote of a (group, symbol) against that key's entries (`QuoteBook` listener) and
+  queues each hit once (`_busy`) for a small pool of workers.
+
+A worker acts on the order or position as stored, never on the index's copy: it re-reads it
+under its account's lock and checks the rule again against the newest live quote, so a stale
+entry costs a read, never a wrong fill. What a hit does:
+
+- **STOP**: TRIGGERED (status stays WORKING, `trigger_time` set, the event carries the trigger
+  price) in one transaction; then CheckOrder (purpose TRIGGER): refused or unreachable ->
+  REJECTED with its reason; approved -> it executes as a market IOC for its whole quantity at
+  the live price (instant execution runs as market: a triggered stop is never requoted). In
+  STP the triggered order is handed to the STP desk's netting window like a market order.
+- **STOP_LIMIT**: TRIGGERED, then a limit at its price (below).
+- **LIMIT** (and a triggered stop-limit): CheckOrder (purpose TRIGGER; refused -> REJECTED),
+  then, in one transaction, it fills in full at the live price if that is still at or better
+  than its limit (the triggering quote or a newer one), else it stays WORKING.
+- **STOP_LOSS / TAKE_PROFIT**: a closing market order for the whole position through the order
+  pipeline (`Placement`, as ForceClosePosition: no pre-trade check, never requoted), origin
+  STOP_LOSS / TAKE_PROFIT, client_order_id `tm:sl:<position id>:<version>` / `tm:tp:...`, so a
+  second trigger of the same position version is the same order.
+
+Every change goes through `AccountChange` (`apply` ... `finish`) in one transaction with its
+audit and outbox rows, as everywhere in the OMS. After a restart, a STOP triggered but not
+executed (WORKING with `trigger_time`) is executed (STP: if it is in no hedge order yet).
+
+Not covered: STP limit and stop-limit orders (the netting window cannot yet allocate at a
+price no worse than a limit); they rest WORKING until cancelled or expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Protocol
+
+from google.protobuf import wrappers_pb2
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.oms import execution, hedges
+from services.oms.domain.positions import Side
+from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.triggers import (
+    Hit,
+    Kind,
+    OrderKind,
+    PositionStops,
+    TriggerIndex,
+    WorkingOrder,
+    limit_reached,
+    order_hit,
+    position_hit,
+)
+from services.oms.events import order_update_of, system_actor
+from services.oms.execution import LiveQuote
+from services.oms.fills import FillTerms, book_fill
+from services.oms.fingerprint import fingerprint
+from services.oms.model import (
+    Account,
+    ExecutionMode,
+    OrderOrigin,
+    OrderRow,
+    OrderType,
+    PositionRow,
+)
+from services.oms.ownership import authorize_internal
+from services.oms.placement import Placement, check_price_of
+from services.oms.positions import closing_intent
+from services.oms.quotes import QuoteBook
+from services.oms.risk import RiskClient, Verdict, unavailable
+from services.oms.store import (
+    AccountChange,
+    AccountContext,
+    account_context,
+    count_open_orders,
+    get_order,
+    get_position,
+    load_account,
+    offered_instruments,
+    reason_changes,
+)
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.resources import Resources
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.oms.v1 import oms_events_pb2 as ev
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
+from tradingmesh.trading.money import IDENTITY, Conversion
+
+__all__ = ["ACTOR", "LOCK_KEY", "TriggerEngine", "working_order_of"]
+
+log = logging.getLogger(__name__)
+_R = ErrorReason
+
+ACTOR: Final = "oms-triggers"
+# pg advisory lock key of the trigger engine's leader: "oms-trig" as a bigint.
+LOCK_KEY: Final = int.from_bytes(b"oms-trig", "big") & 0x7FFF_FFFF_FFFF_FFFF
+RELOAD_SECONDS: Final = 30.0
+FOLLOW_SECONDS: Final = 2.0
+WORKERS: Final = 4
+ORDER_SUBJECTS: Final = "oms.order.>"
+POSITION_SUBJECTS: Final = "oms.position.>"
+_TRIGGER_TYPES: Final = {
+    OrderType.LIMIT: OrderKind.LIMIT,
+    OrderType.STOP: OrderKind.STOP,
+    OrderType.STOP_LIMIT: OrderKind.STOP_LIMIT,
+}
+_POSITION_EVENTS: Final[Mapping[str, Any]] = {
+    "oms.position.opened": ev.PositionOpened,
+    "oms.position.changed": ev.PositionChanged,
+    "oms.position.closed": ev.PositionClosed,
+}
+
+
+class StpHandOff(Protocol):
+    """The STP desk's order sink (`stp.StpDesk.take`)."""
+
+    async def take(self, order: OrderRow, account: Account) -> None: ...
+
+
+def _decimal(text_value: str) -> Decimal | None:
+    if not text_value:
+        return None
+    try:
+        return Decimal(text_value)
+    except InvalidOperation:
+        return None
+
+
+def working_order_of(order: OrderRow, group_id: str) -> WorkingOrder | None:
+    """The index entry of a stored order; None when the price cannot trigger it (not WORKING,
+    not a limit/stop/stop-limit, an STP limit or stop-limit, or a stop already triggered, which
+    a worker is executing)."""
+    kind = _TRIGGER_TYPES.get(order.type)
+    if kind is None or order.status is not OrderStatus.WORKING:
+        return None
+    stp = order.execution_mode is ExecutionMode.STP
+    if stp and kind is not OrderKind.STOP:
+        return None
+    triggered = order.trigger_time is not None
+    if kind is OrderKind.STOP and triggered:
+        return None
+    return WorkingOrder(
+        order.id,
+        order.account_id,
+        group_id,
+        order.symbol,
+        order.side,
+        kind,
+        order.version,
+        order.price,
+        order.stop_price,
+        triggered,
+    )
+
+
+def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder | None:
+    try:
+        kind = _TRIGGER_TYPES.get(OrderType.from_proto(order.type))
+        status = OrderStatus.from_proto(order.status)
+        side = Side.from_proto(order.side)
+        mode = ExecutionMode.from_proto(order.execution_mode) if order.execution_mode else None
+    except ValueError:
+        return None
+    if kind is None or status is not OrderStatus.WORKING:
+        return None
+    if mode is ExecutionMode.STP and kind is not OrderKind.STOP:
+        return None
+    triggered = order.HasField("trigger_time")
+    if kind is OrderKind.STOP and triggered:
+        return None
+    return WorkingOrder(
+        order.id,
+        order.account_id,
+        group_id,
+        order.symbol,
+        side,
+        kind,
+        int(order.version),
+        _decimal(order.price),
+        _decimal(order.stop_price),
+        triggered,
+    )
+
+
+def position_stops_of(position: PositionRow, group_id: str) -> PositionStops:
+    return PositionStops(
+        position.id,
+        position.account_id,
+        group_id,
+        position.symbol,
+        position.side,
+        position.version,
+        position.stop_loss if position.is_open else None,
+        position.take_profit if position.is_open else None,
+    )
+
+
+def _position_stops_of_proto(position: oms_pb2.Position, group_id: str) -> PositionStops | None:
+    try:
+        side = Side.from_proto(position.side)
+    except ValueError:
+        return None
+    is_open = position.status == oms_pb2.POSITION_STATUS_OPEN
+    return PositionStops(
+        position.id,
+        position.account_id,
+        group_id,
+        position.symbol,
+        side,
+        int(position.version),
+        _decimal(position.stop_loss) if is_open else None,
+        _decimal(position.take_profit) if is_open else None,
+    )
+
+
+def stops_client_order_id(kind: Kind, position: PositionRow) -> str:
+    """`tm:sl:<position id>:<version>` / `tm:tp:...`: one closing order per position version."""
+    prefix = "sl" if kind is Kind.STOP_LOSS else "tp"
+    return f"tm:{prefix}:{position.id}:{position.version}"
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    index: TriggerIndex
+    groups: dict[str, str]
+    triggered_stops: list[WorkingOrder]
+
+
+class TriggerEngine:
+    """The leader's index, its feeds and its workers (see the module doc)."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        quotes: QuoteBook,
+        placement: Placement,
+        risk: RiskClient | None,
+        stp: StpHandOff | None = None,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resources = resources
+        self.quotes = quotes
+        self.placement = placement
+        self.risk = risk
+        self.stp = stp
+        self.wake = wake
+        self.clock = clock
+        self.index = TriggerIndex()
+        self.leading = False
+        self._groups: dict[str, str] = {}
+        self._busy: set[str] = set()
+        self._jobs: asyncio.Queue[Hit] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._subscriptions: list[Subscription] = []
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self, nats: NatsClient) -> None:
+        self.quotes.listen(self.on_quote)
+        self._subscriptions = [
+            await nats.subscribe(ORDER_SUBJECTS, cb=self.on_order_event),
+            await nats.subscribe(POSITION_SUBJECTS, cb=self.on_position_event),
+        ]
+        self._task = asyncio.create_task(self._run(), name="oms-triggers")
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        self._subscriptions = []
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.leading = False
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._leadership() as lock:
+                    if lock is None:
+                        await asyncio.sleep(FOLLOW_SECONDS)
+                        continue
+                    await self._lead(lock)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the trigger engine failed; starting again")
+                await asyncio.sleep(FOLLOW_SECONDS)
+            finally:
+                self.leading = False
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[AsyncConnection | None]:
+        """The connection holding the leader's lock, or None when another instance leads."""
+        engine = self.db.primary.execution_options(isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            got = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
+            )
+            if not got:
+                yield None
+                return
+            try:
+                yield connection
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
+                    )
+
+    async def _lead(self, lock: AsyncConnection) -> None:
+        workers = [
+            asyncio.create_task(self._work(), name=f"oms-triggers-{n}") for n in range(WORKERS)
+        ]
+        try:
+            await self.reload()
+            self.leading = True
+            log.info("leading the trigger engine", extra={"sizes": self.index.sizes})
+            while True:
+                await asyncio.sleep(RELOAD_SECONDS)
+                await lock.scalar(text("SELECT 1"))  # the lock's connection is still alive
+                await self.reload()
+        finally:
+            self.leading = False
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+
+    # -- the index ---------------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Rebuilds the index from the database; resumes stops triggered but not executed."""
+        loaded = await self._load()
+        self.index = loaded.index
+        self._groups = loaded.groups
+        for order in loaded.triggered_stops:
+            self._queue(Hit(Kind.STOP, order))
+
+    async def _load(self) -> _Loaded:
+        index = TriggerIndex()
+        triggered: list[WorkingOrder] = []
+        async with self.db.read_session() as session:
+            groups = {
+                str(a): str(g)
+                for a, g in (
+                    await session.execute(text("SELECT account_id, group_id FROM oms.accounts"))
+                ).all()
+            }
+            rows = await session.execute(
+                text(
+                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders WHERE status = 'WORKING'"
+                    " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')"
+                )
+            )
+            orders = [OrderRow.from_row(r) for r in rows.mappings()]
+            hedged = await hedges.hedged_order_ids(
+                session,
+                [o.id for o in orders if o.trigger_time is not None and o.type is OrderType.STOP],
+            )
+            positions = await session.execute(
+                text(
+                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions WHERE status = 'OPEN'"
+                    " AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
+                )
+            )
+            for row in positions.mappings():
+                position = PositionRow.from_row(row)
+                group = groups.get(position.account_id)
+                if group is not None:
+                    index.put_position(position_stops_of(position, group))
+        for order in orders:
+            group = groups.get(order.account_id)
+            if group is None:
+                continue
+            entry = working_order_of(order, group)
+            if entry is not None:
+                index.put_order(entry)
+            elif (
+                order.type is OrderType.STOP
+                and order.trigger_time is not None
+                and order.id not in hedged
+            ):
+                triggered.append(
+                    WorkingOrder(
+                        order.id,
+                        order.account_id,
+                        group,
+                        order.symbol,
+                        order.side,
+                        OrderKind.STOP,
+                        order.version,
+                        stop_price=order.stop_price,
+                        triggered=True,
+                    )
+                )
+        return _Loaded(index, groups, triggered)
+
+    async def _group_of(self, account_id: str) -> str | None:
+        group = self._groups.get(account_id)
+        if group is None:
+            async with self.db.read_session() as session:
+                account = await load_account(session, account_id)
+            if account is None:
+                return None
+            group = self._groups[account_id] = account.group_id
+        return group
+
+    async def take(self, order: OrderRow, account: Account) -> None:
+        """The `WorkingOrderSink`: an order committed WORKING joins the index at once."""
+        if not self.leading:
+            return
+        self._groups[account.account_id] = account.group_id
+        entry = working_order_of(order, account.group_id)
+        if entry is not None:
+            self.index.put_order(entry)
+
+    async def on_order_event(self, message: Msg) -> None:
+        if not self.leading:
+            return
+        update = order_update_of(message.subject, message.data)
+        if update is None:
+            return
+        order = update.order
+        group = await self._group_of(order.account_id)
+        if group is None:
+            return
+        entry = _working_order_of_proto(order, group)
+        if entry is None:
+            self.index.discard_order(order.id, int(order.version))
+        else:
+            self.index.put_order(entry)
+
+    async def on_position_event(self, message: Msg) -> None:
+        if not self.leading:
+            return
+        kind = _POSITION_EVENTS.get(message.subject)
+        if kind is None:
+            return
+        try:
+            position = kind.FromString(message.data).position
+        except DecodeError:
+            return
+        group = await self._group_of(position.account_id)
+        if group is None:
+            return
+        stops = _position_stops_of_proto(position, group)
+        if stops is not None:
+            self.index.put_position(stops)
+
+    # -- the check on every quote ------------------------------------------------------------------
+
+    def on_quote(self, group_id: str, quote: LiveQuote) -> None:
+        """A `QuoteBook` listener: queues what the quote triggers (each id once at a time)."""
+        if not self.leading or quote.stale:
+            return
+        for hit in self.index.hits(group_id, quote.symbol, quote.bid, quote.ask):
+            self._queue(hit)
+
+    def _queue(self, hit: Hit) -> None:
+        if hit.id in self._busy:
+            return
+        self._busy.add(hit.id)
+        self._jobs.put_nowait(hit)
+
+    async def _work(self) -> None:
+        while True:
+            hit = await self._jobs.get()
+            try:
+                await self.handle(hit)
+            except asyncio.CancelledError:
+                raise
+            except DomainError as error:
+                log.warning(
+                    "a trigger was not acted on",
+                    extra={"id": hit.id, "kind": hit.kind.value, "error": error.message},
+                )
+            except Exception:
+                log.exception("a trigger failed", extra={"id": hit.id, "kind": hit.kind.value})
+            finally:
+                self._busy.discard(hit.id)
+                self._jobs.task_done()
+            self.wake()
+
+    async def handle(self, hit: Hit) -> None:
+        entry = hit.entry
+        if isinstance(entry, PositionStops):
+            await self._close_position(hit.kind, entry)
+            return
+        if hit.kind is Kind.LIMIT:
+            await self._limit(entry)
+        elif hit.kind is Kind.STOP:
+            await self._stop(entry)
+        elif hit.kind is Kind.STOP_LIMIT:
+            await self._stop_limit(entry)
+
+    # -- orders ------------------------------------------------------------------------------------
+
+    def _quote(self, entry: WorkingOrder | PositionStops) -> LiveQuote | None:
+        return self.quotes.live(entry.group_id, entry.symbol, self.clock())
+
+    async def _trigger(self, entry: WorkingOrder) -> OrderRow | None:
+        """TRIGGERED (status kept, trigger_time set) if the stored order's stop is reached at
+        the live price; the order as triggered (or as found already triggered), else None."""
+        async with self.db.transaction() as session:
+            account = await load_account(session, entry.account_id)
+            if account is None:
+                return None
+            now = self.clock()
+            change = await AccountChange.begin(session, account, system_actor(ACTOR), now)
+            order = await get_order(session, entry.account_id, entry.order_id, lock=True)
+            if order is None or order.status is not OrderStatus.WORKING:
+                self.index.discard_order(entry.order_id)
+                return None
+            if order.trigger_time is not None:
+                return order
+            current = working_order_of(order, entry.group_id)
+            quote = self._quote(entry)
+            if current is None or quote is None:
+                return None
+            if order_hit(current, quote.bid, quote.ask) not in (Kind.STOP, Kind.STOP_LIMIT):
+                self.index.put_order(current)
+                return None
+            price = quote.price_for(order.side)
+            order = await change.apply(
+                order,
+                OrderEvent.TRIGGERED,
+                f"stop price {order.stop_price} reached at {price}",
+                changes={"trigger_time": now},
+                trigger_price=format(price, "f"),
+            )
+            await change.finish()
+        self.wake()
+        log.info("order triggered", extra={"order_id": order.id, "price": str(price)})
+        return order
+
+    async def _stop(self, entry: WorkingOrder) -> None:
+        order = await self._trigger(entry)
+        if order is None:
+            return
+        self.index.discard_order(order.id)
+        if not await self._approved(order, ExecutionMode.MARKET):
+            return
+        if order.execution_mode is ExecutionMode.STP:
+            await self._hand_to_stp(order)
+            return
+        await self._execute(order, market=True)
+
+    async def _stop_limit(self, entry: WorkingOrder) -> None:
+        order = await self._trigger(entry)
+        if order is None:
+            return
+        limit = working_order_of(order, entry.group_id)
+        if limit is not None:
+            self.index.put_order(limit)
+            await self._limit(limit)
+
+    async def _limit(self, entry: WorkingOrder) -> None:
+        quote = self._quote(entry)
+        if (
+            quote is None
+            or entry.price is None
+            or not limit_reached(entry.side, entry.price, quote.bid, quote.ask)
+        ):
+            return
+        async with self.db.read_session() as session:
+            order = await get_order(session, entry.account_id, entry.order_id)
+        if order is None or order.status is not OrderStatus.WORKING:
+            self.index.discard_order(entry.order_id)
+            return
+        if not await self._approved(order, order.execution_mode or ExecutionMode.MARKET):
+            self.index.discard_order(entry.order_id)
+            return
+        await self._execute(order, market=False)
+
+    async def _approved(self, order: OrderRow, mode: ExecutionMode) -> bool:
+        """CheckOrder (purpose TRIGGER); a refusal (or no answer) rejects the order."""
+        verdict = await self._check(order, mode)
+        if verdict.approved:
+            return True
+        async with self.db.transaction() as session:
+            account = await load_account(session, order.account_id)
+            assert account is not None
+            change = await AccountChange.begin(session, account, system_actor(ACTOR), self.clock())
+            current = await get_order(session, order.account_id, order.id, lock=True)
+            if current is None or current.status is not OrderStatus.WORKING:
+                return False
+            await change.apply(
+                current,
+                OrderEvent.REJECTED,
+                verdict.message,
+                changes=reason_changes(verdict.reason, verdict.message),
+            )
+            await change.finish()
+        self.wake()
+        log.info(
+            "a triggered order was refused by the risk check",
+            extra={"order_id": order.id, "reason": ErrorReason.Name(verdict.reason)},
+        )
+        return False
+
+    async def _check(self, order: OrderRow, mode: ExecutionMode) -> Verdict:
+        if self.risk is None:
+            return unavailable("no risk service address configured")
+        async with self.db.read_session() as session:
+            open_orders = await count_open_orders(session, order.account_id)
+        remaining = order.remaining_quantity
+        request = risk_pb.CheckOrderRequest(
+            account_id=order.account_id,
+            order_id=order.id,
+            purpose=risk_pb.CHECK_PURPOSE_TRIGGER,
+            symbol=order.symbol,
+            side=order.side.to_proto(),
+            quantity=format(order.quantity.normalize(), "f"),
+            remaining_quantity=format(remaining.normalize(), "f"),
+            open_order_count=open_orders,
+        )
+        valuation = check_price_of(order, mode)
+        if valuation is not None:
+            request.price = format(valuation.normalize(), "f")
+        return await self.risk.check(request)
+
+    async def _execute(self, order: OrderRow, *, market: bool) -> None:
+        """Fills the order's rest at the live price: a market IOC (a triggered stop), or a limit
+        if the price is still at or better than its limit (else it stays WORKING)."""
+        async with self.db.transaction() as session:
+            context = await account_context(session, order.account_id, order.symbol)
+            if context is None or context.terms is None or context.instrument is None:
+                return
+            change = await AccountChange.begin(
+                session, context.account, system_actor(ACTOR), self.clock()
+            )
+            current = await get_order(session, order.account_id, order.id, lock=True)
+            if current is None or current.status is not OrderStatus.WORKING:
+                return
+            quote = self.quotes.live(context.account.group_id, current.symbol, self.clock())
+            failure: tuple[ErrorReason.ValueType, str] | None = None
+            terms = None if quote is None else await self._fill_terms(session, context)
+            if quote is None:
+                failure = (_R.ERROR_REASON_PRICE_UNAVAILABLE, f"no live price for {order.symbol}")
+            elif terms is None:
+                failure = (
+                    _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                    f"no live price converts {context.instrument.quote_currency}"
+                    f" to {context.account.currency}",
+                )
+            if failure is not None:
+                if not market:
+                    return  # a limit waits for a usable price
+                await change.apply(
+                    current,
+                    OrderEvent.REJECTED,
+                    failure[1],
+                    changes=reason_changes(*failure),
+                )
+            else:
+                assert quote is not None
+                assert terms is not None
+                if not market and (
+                    current.price is None
+                    or not execution.is_marketable(current.side, current.price, quote)
+                ):
+                    return  # the price moved away again: stays WORKING
+                await book_fill(
+                    change,
+                    current,
+                    current.remaining_quantity,
+                    quote.price_for(current.side),
+                    terms,
+                )
+            await change.finish()
+        self.index.discard_order(order.id)
+        self.wake()
+
+    async def _fill_terms(self, session: AsyncSession, context: AccountContext) -> FillTerms | None:
+        """The fill terms with the conversion to the account currency; None without a price."""
+        instrument, terms, account = context.instrument, context.terms, context.account
+        assert instrument is not None
+        assert terms is not None
+        conversion: Conversion | None = IDENTITY
+        if instrument.quote_currency != account.currency:
+            pair = execution.conversion_pair(
+                instrument.quote_currency,
+                account.currency,
+                await offered_instruments(session, terms.group_id),
+            )
+            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
+            conversion = (
+                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
+            )
+        return None if conversion is None else FillTerms(instrument, terms, conversion)
+
+    async def _hand_to_stp(self, order: OrderRow) -> None:
+        """A triggered STP stop joins its instrument's netting window as a market order (the
+        desk takes market orders; the window reads the order from the database and fills its
+        rest as an IOC)."""
+        if self.stp is None:
+            return
+        async with self.db.read_session() as session:
+            account = await load_account(session, order.account_id)
+            if account is None or await hedges.hedged_order_ids(session, [order.id]):
+                return
+        await self.stp.take(replace(order, type=OrderType.MARKET), account)
+
+    # -- positions ---------------------------------------------------------------------------------
+
+    async def _close_position(self, kind: Kind, entry: PositionStops) -> None:
+        """A closing market order for the position, if its stop is still reached as stored."""
+        async with self.db.read_session() as session:
+            position = await get_position(session, entry.account_id, entry.position_id)
+        if position is None or not position.is_open:
+            self.index.discard_position(entry.position_id)
+            return
+        current = position_stops_of(position, entry.group_id)
+        quote = self._quote(entry)
+        if quote is None or position_hit(current, quote.bid, quote.ask) is not kind:
+            self.index.put_position(current)
+            return
+        client_order_id = stops_client_order_id(kind, position)
+        intent = closing_intent(
+            position,
+            client_order_id=client_order_id,
+            request_fingerprint=fingerprint(wrappers_pb2.StringValue(value=client_order_id)),
+            quantity=None,
+            origin=OrderOrigin.STOP_LOSS if kind is Kind.STOP_LOSS else OrderOrigin.TAKE_PROFIT,
+            pre_trade_check=False,
+            requotable=False,
+        )
+        placed = await self.placement.place(
+            intent, system_actor(ACTOR), authorize_internal(position.account_id), client_order_id
+        )
+        log.info(
+            "position stop reached",
+            extra={
+                "position_id": position.id,
+                "kind": kind.value,
+                "order_id": placed.order.id,
+                "status": placed.order.status.value,
+            },
+        )
