@@ -4,9 +4,10 @@ Pricing publishes each new price on NATS (`pricing.quote.published.<group>.<symb
 QuotePublished) with a plain publish, which its PRICING_QUOTES stream keeps, last per subject.
 The feed subscribes to all of them (core NATS: conflatable, no acknowledgements) and, at start,
 reads the stream's last price of every subject, so the service knows every price at once rather
-than after each one next changes. A price older than the one held (by aggregate_version) is
-dropped, whichever of the two paths brought it. Each price taken is handed to `on_price` (the
-margin watcher looks for big moves).
+than after each one next changes. A price older than the one held (by its time, then by
+aggregate_version, which a restarted pricing counts from 1 again) is dropped, whichever of the
+two paths brought it. Each price taken is handed to `on_price` (the margin watcher looks for big
+moves).
 """
 
 from __future__ import annotations

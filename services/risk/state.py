@@ -136,10 +136,11 @@ class RiskState:
 
     def put_quote(self, group_id: str, symbol: str, quote: Quote) -> bool:
         """Takes a price unless an equal or newer one is held (prices may arrive out of order
-        after a restart); True if it was taken."""
+        after a restart); True if it was taken. Newer is by price time, then by version: a
+        restarted pricing counts its versions from 1 again."""
         key = (group_id, symbol)
         held = self.quotes.get(key)
-        if held is not None and held.version >= quote.version:
+        if held is not None and (held.time, held.version) >= (quote.time, quote.version):
             return False
         self.quotes[key] = quote
         newest = self.raw_quotes.get(symbol)

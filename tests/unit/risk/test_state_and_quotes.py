@@ -4,6 +4,7 @@ the prices taken from QuotePublished."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.risk.model import Side, UnbookedTrade
@@ -44,12 +45,12 @@ def test_unbooked_trades_add_up_per_account_until_booked() -> None:
     assert state.unbooked_amount(owner.id) == 0
 
 
-def _published(version: int, bid: str, ask: str) -> bytes:
+def _published(version: int, bid: str, ask: str, at: datetime = NOW) -> bytes:
     event = pricing_events_pb2.QuotePublished(group_id=GROUP)
     event.metadata.aggregate_version = version
     event.quote.symbol = "EURUSD"
     event.quote.bid, event.quote.ask = bid, ask
-    event.quote.quote_time.FromDatetime(NOW)
+    event.quote.quote_time.FromDatetime(at)
     event.quote.provenance.bid_source.raw_price = "1.10005"
     event.quote.provenance.ask_source.raw_price = "1.10015"
     return event.SerializeToString()
@@ -75,3 +76,15 @@ def test_an_older_price_never_replaces_a_newer_one() -> None:
     assert state.put_quote(*newer)
     assert not state.put_quote(*older)
     assert state.quotes[(GROUP, "EURUSD")].bid == D("1.20000")
+
+
+def test_a_restarted_pricing_s_first_prices_replace_the_old_ones_despite_lower_versions() -> None:
+    state = broker()
+    before_restart = parse_quote(_published(5000, "1.20000", "1.20020"))
+    after_restart = parse_quote(_published(1, "1.10000", "1.10020", NOW + timedelta(seconds=3)))
+    assert before_restart is not None
+    assert after_restart is not None
+
+    assert state.put_quote(*before_restart)
+    assert state.put_quote(*after_restart)
+    assert state.quotes[(GROUP, "EURUSD")].bid == D("1.10000")
