@@ -34,7 +34,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
 from services.oms.audit import AuditRecord, verify_records
 from stack.orchestrator import StackConfig, up
+from stack.paths import StackPaths
 from stack.ports import Ports
+from stack.state import load
 from tests.integration.callers import AccountStack, Who, account_stack, staff
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -966,7 +968,9 @@ async def test_every_change_of_an_order_is_published_once_on_nats(oms: Oms) -> N
 
 def test_without_the_risk_service_orders_are_rejected_dependency_unavailable(oms: Oms) -> None:
     trader = new_trader(oms)
-    state = oms.running.state
+    # The stack as it is now: an earlier test may have restarted components.
+    state = load(StackPaths.for_name(oms.running.config.name).state_file)
+    assert state is not None
     entry = state.component("risk")
     assert entry is not None
     assert entry.pid is not None

@@ -27,7 +27,9 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.orchestrator import StackConfig, up
+from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
+from stack.state import load
 from tests.integration.callers import AccountStack, account_stack, staff
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.test_auth import Edge, bearer
@@ -386,7 +388,9 @@ def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_
     trader = new_trader(edge, accounts)
     pinned("1.20000", "1.20010")
     await_quote(edge, trader, "1.19995", "1.20015")
-    state = running_stack.state
+    # The stack as it is now: an earlier test may have restarted components.
+    state = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert state is not None
     nats_server, oms = state.component("nats"), state.component("oms")
     assert nats_server is not None
     assert nats_server.pid is not None
