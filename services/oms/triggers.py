@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -306,7 +306,7 @@ class TriggerEngine:
     async def _run(self) -> None:
         while True:
             try:
-                async with self._leadership() as lock:
+                async with self.db.leadership(LOCK_KEY) as lock:
                     if lock is None:
                         await asyncio.sleep(FOLLOW_SECONDS)
                         continue
@@ -318,25 +318,6 @@ class TriggerEngine:
                 await asyncio.sleep(FOLLOW_SECONDS)
             finally:
                 self.leading = False
-
-    @contextlib.asynccontextmanager
-    async def _leadership(self) -> AsyncIterator[AsyncConnection | None]:
-        """The connection holding the leader's lock, or None when another instance leads."""
-        engine = self.db.primary.execution_options(isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            got = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
-            )
-            if not got:
-                yield None
-                return
-            try:
-                yield connection
-            finally:
-                with contextlib.suppress(Exception):
-                    await connection.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
-                    )
 
     async def _lead(self, lock: AsyncConnection) -> None:
         workers = [

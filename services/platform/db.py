@@ -8,11 +8,12 @@ the block ends and rolls back when it raises, so a refused request changes nothi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Final
 
 from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -89,6 +90,24 @@ class Database:
         async with self._read_sessions() as session, session.begin():
             await session.execute(text("SET TRANSACTION READ ONLY"))
             yield session
+
+    @asynccontextmanager
+    async def leadership(self, key: int) -> AsyncIterator[AsyncConnection | None]:
+        """The connection holding the session-level advisory lock `key` for the block, or None
+        when another instance holds it: one leader among a service's replicas (the risk
+        service's margin watcher, the OMS's trigger engine). The lock goes with the connection,
+        so a leader that dies frees it."""
+        engine = self.primary.execution_options(isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            got = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            if not got:
+                yield None
+                return
+            try:
+                yield connection
+            finally:
+                with suppress(Exception):
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
     async def dispose(self) -> None:
         """Closes every pooled connection (on shutdown)."""

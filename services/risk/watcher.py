@@ -30,7 +30,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -151,11 +151,14 @@ class MarginWatcher:
     async def _run(self) -> None:
         while True:
             try:
-                async with self._leadership() as lock:
+                async with self.db.leadership(LOCK_KEY) as lock:
                     if lock is None:
                         await self._follow()
                         continue
-                    await self._lead(lock)
+                    try:
+                        await self._lead(lock)
+                    finally:
+                        await self._stop_stop_outs()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -163,26 +166,6 @@ class MarginWatcher:
                 await asyncio.sleep(_RETRY_SECONDS)
             finally:
                 self.leading = False
-
-    @contextlib.asynccontextmanager
-    async def _leadership(self) -> AsyncIterator[AsyncConnection | None]:
-        """The connection holding the leader's lock, or None when another instance leads."""
-        engine = self.db.primary.execution_options(isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            got = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
-            )
-            if not got:
-                yield None
-                return
-            try:
-                yield connection
-            finally:
-                await self._stop_stop_outs()
-                with contextlib.suppress(Exception):
-                    await connection.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
-                    )
 
     async def _follow(self) -> None:
         """Not leading: keep the statuses the check uses current, and try again later."""
