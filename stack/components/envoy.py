@@ -22,6 +22,9 @@ MAX_REQUEST_BYTES = 1024 * 1024
 UNARY_TIMEOUT = "15s"
 STREAM_IDLE_TIMEOUT = "3600s"  # a notification stream may stay quiet for a long time
 REFLECTION_OWNER = "account"  # grpcurl through Envoy lists what this service reflects
+# grpc.health.v1.Health/Check through the edge answers for this process: the bare gRPC echo that
+# the order benchmark (bench/orders.py) measures beside PlaceOrder, on the same upstream.
+HEALTH_OWNER = "oms"
 
 JWKS_CLUSTER = "edge_jwks"
 JWKS_CACHE_SECONDS = 300  # ADR 0005; a rotated key waits this long before it signs
@@ -158,7 +161,11 @@ def _stream_route(match: dict[str, str], cluster: str, buffered: bool = True) ->
 def routes(services: list[EdgeService]) -> list[dict[str, Any]]:
     """Exact streaming routes first (they must win over their service's prefix route)."""
     found: list[dict[str, Any]] = [
-        _stream_route({"prefix": "/grpc.reflection."}, REFLECTION_OWNER, buffered=False)
+        _stream_route({"prefix": "/grpc.reflection."}, REFLECTION_OWNER, buffered=False),
+        {
+            "match": {"path": "/grpc.health.v1.Health/Check"},
+            "route": {"cluster": HEALTH_OWNER, "timeout": UNARY_TIMEOUT},
+        },
     ]
     for service in services:
         for method in service.streaming_methods:

@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import nats
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from simulators.lp.control import ControlClient
 from stack.orchestrator import StackConfig, up
@@ -447,3 +448,13 @@ def test_the_edge_refuses_an_order_for_another_users_account(
             (request.client_order_id,),
         ).fetchone()
     assert row == (0,)
+
+
+def test_a_health_check_through_the_edge_is_answered_by_the_oms(edge: Edge) -> None:
+    """The order benchmark's bare echo: the same Envoy, the same upstream as PlaceOrder."""
+    with edge.channel() as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="tradingmesh.oms.v1.OrderService"), timeout=10
+        )
+
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
