@@ -49,13 +49,9 @@ import math
 import multiprocessing
 import os
 import platform
-import shutil
 import signal
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -67,6 +63,7 @@ import grpc
 
 from bench import probes
 from bench.quote_streams import OpenReport, StreamPlan, StreamResult, run
+from bench.stack import Bench, bench_stack
 from services.pricing.engine import GroupConfig, PricingEngine
 from services.pricing.model import LpQuote, Markup, MarkupKind
 from simulators.lp.catalogue import CATALOGUE
@@ -74,10 +71,7 @@ from simulators.lp.control import ControlClient
 from simulators.lp.market import Market, Profile
 from stack import seed
 from stack.components.lpsim import PLATFORM_COMP_ID, PROFILES
-from stack.orchestrator import StackConfig, down, status, up
-from stack.paths import StackPaths
-from stack.ports import HOST, LP_SIMULATORS, Ports, find_free_base
-from stack.state import StackState
+from stack.ports import HOST, LP_SIMULATORS
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 
@@ -190,49 +184,6 @@ def engine_phase(rounds: int, repeats: int) -> dict[str, Any]:
 
 
 # ---- the stack --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bench:
-    state: StackState
-    ports: Ports
-    started_here: bool
-    edge_limits: dict[str, str]
-
-
-@contextmanager
-def bench_stack(name: str | None, budget: float) -> Iterator[Bench]:
-    if name is not None:
-        state = status(name)
-        if state is None:
-            raise SystemExit(f"no stack named {name!r} (see `tradingmesh status`)")
-        sick = [c.name for c in state.components if not c.healthy]
-        if sick:
-            raise SystemExit(f"stack {name!r} is not healthy: {', '.join(sick)}")
-        limits = {"note": "those the running stack was started with"}
-        yield Bench(state, Ports(state.base_port), False, limits)
-        return
-    base = find_free_base()
-    config = StackConfig(name=f"bench-md-{os.getpid()}", base_port=base, budget=budget)
-    for key, value in BENCH_EDGE_LIMITS.items():
-        os.environ.setdefault(key, value)  # read by `up` when it renders Envoy's config
-    limits = {key: os.environ[key] for key in BENCH_EDGE_LIMITS}
-    print(f"starting stack {config.name} on base port {base} (edge limits {limits})")
-    try:
-        started = time.monotonic()
-        state = up(config)
-        print(f"stack healthy in {time.monotonic() - started:.1f} s")
-        yield Bench(state, Ports(base), True, limits)
-    finally:
-        print(f"stopping stack {config.name}")
-        down(config.name)
-        # The components' logs outlive the stack, for a surprising run to be explained.
-        paths = StackPaths.for_name(config.name)
-        kept = Path(tempfile.gettempdir()) / "tradingmesh-bench-logs" / config.name
-        if paths.logs.is_dir():
-            shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
-            print(f"its logs: {kept}")
-        down(config.name, purge=True)
 
 
 def pricing_samples(bench: Bench) -> dict[str, float]:
@@ -820,7 +771,9 @@ def main() -> None:
         print(f"engine: {args.engine_rounds:,} rounds of LP quotes, 3 runs")
         summary["engine"] = engine_phase(args.engine_rounds, 3)
     if "ticks" in phases or "streams" in phases:
-        with bench_stack(args.stack, budget=300) as bench:
+        with bench_stack(
+            args.stack, budget=300, prefix="bench-md", edge_limits=BENCH_EDGE_LIMITS
+        ) as bench:
             summary["stack"] = {
                 "name": bench.state.name,
                 "started_by_benchmark": bench.started_here,

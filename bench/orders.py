@@ -49,9 +49,7 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,10 +85,7 @@ from bench.orders_stats import (
     shares,
 )
 from bench.orders_traders import make_traders, sign_in, wait_until_trading
-from stack.orchestrator import StackConfig, down, status, up
-from stack.paths import StackPaths
-from stack.ports import HOST, Ports, find_free_base
-from stack.state import StackState
+from bench.stack import Bench, bench_stack
 
 # The edge limits of the stack this benchmark starts (stack/components/envoy.py EdgeLimits):
 # every call comes from 127.0.0.1, and a trader sends hundreds of orders a second.
@@ -120,54 +115,6 @@ TOKEN_MAX_AGE = 600.0  # seconds of phases at most: the traders' access tokens l
 
 
 # ---- the stack --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bench:
-    state: StackState
-    ports: Ports
-    started_here: bool
-    edge_limits: dict[str, str]
-
-    @property
-    def envoy(self) -> str:
-        return f"{HOST}:{self.ports.envoy}"
-
-
-@contextmanager
-def bench_stack(name: str | None, budget: float) -> Iterator[Bench]:
-    """The stack to measure: a running one as it is, or a new one that is stopped and deleted
-    at the end (its logs are kept)."""
-    if name is not None:
-        state = status(name)
-        if state is None:
-            raise SystemExit(f"no stack named {name!r} (see `tradingmesh status`)")
-        sick = [c.name for c in state.components if not c.healthy]
-        if sick:
-            raise SystemExit(f"stack {name!r} is not healthy: {', '.join(sick)}")
-        limits = {"note": "those the running stack was started with"}
-        yield Bench(state, Ports(state.base_port), False, limits)
-        return
-    base = find_free_base()
-    config = StackConfig(name=f"bench-orders-{os.getpid()}", base_port=base, budget=budget)
-    for key, value in BENCH_EDGE_LIMITS.items():
-        os.environ.setdefault(key, value)  # read by `up` when it renders Envoy's config
-    limits = {key: os.environ[key] for key in BENCH_EDGE_LIMITS}
-    print(f"starting stack {config.name} on base port {base} (edge limits {limits})")
-    try:
-        started = time.monotonic()
-        state = up(config)
-        print(f"stack healthy in {time.monotonic() - started:.1f} s")
-        yield Bench(state, Ports(base), True, limits)
-    finally:
-        print(f"stopping stack {config.name}")
-        down(config.name)
-        paths = StackPaths.for_name(config.name)
-        kept = Path(tempfile.gettempdir()) / "tradingmesh-bench-logs" / config.name
-        if paths.logs.is_dir():
-            shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
-            print(f"its logs: {kept}")
-        down(config.name, purge=True)
 
 
 # ---- readings around a window -----------------------------------------------------------------
@@ -669,7 +616,9 @@ def main() -> None:
         },
         "phases": [],
     }
-    with bench_stack(args.stack, budget=300) as bench:
+    with bench_stack(
+        args.stack, budget=300, prefix="bench-orders", edge_limits=BENCH_EDGE_LIMITS
+    ) as bench:
         summary["stack"] = {
             "name": bench.state.name,
             "started_by_benchmark": bench.started_here,
