@@ -21,9 +21,10 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
-from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = ["CONSUMER", "SUBJECTS", "InstrumentCatalogue", "InstrumentLots", "decode", "lots_of"]
@@ -115,7 +116,7 @@ class InstrumentCatalogue:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.consumer = EventConsumer(CONSUMER, FILTER, self.handle)
+        self.consumer = EventConsumer(CONSUMER, FILTER, db, self.handle)
 
     async def start(self, js: JetStreamContext) -> None:
         await self.consumer.start(js)
@@ -123,7 +124,7 @@ class InstrumentCatalogue:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Msg) -> Outcome:
         try:
             event = decode(message.subject, message.data)
             lots = None if event is None else lots_of(event)
@@ -131,25 +132,26 @@ class InstrumentCatalogue:
             raise UndeliverableError(str(error)) from error
         if event is None or lots is None:
             return False
-        return await self.apply(message.subject, event.metadata.event_id, lots)
+        return await self.apply(session, message.subject, event.metadata.event_id, lots)
 
-    async def apply(self, subject: str, event_id: str, lots: InstrumentLots) -> bool:
-        """Applies one event once; True if the stored copy changed (False for an event seen
-        before, or one not newer than the copy)."""
-        async with self.db.transaction() as session:
-            if not await first_time(session, "account", event_id, subject):
-                return False  # seen before
-            applied = await session.execute(
-                _UPSERT,
-                {
-                    "symbol": lots.symbol,
-                    "lot_step": lots.lot_step,
-                    "min_lot": lots.min_lot,
-                    "max_lot": lots.max_lot,
-                    "version": lots.version,
-                },
-            )
-            changed = applied.first() is not None
+    async def apply(
+        self, session: AsyncSession, subject: str, event_id: str, lots: InstrumentLots
+    ) -> bool:
+        """Applies one event once in the transaction; True if the stored copy changed (False
+        for an event seen before, or one not newer than the copy)."""
+        if not await first_time(session, "account", event_id, subject):
+            return False  # seen before
+        applied = await session.execute(
+            _UPSERT,
+            {
+                "symbol": lots.symbol,
+                "lot_step": lots.lot_step,
+                "min_lot": lots.min_lot,
+                "max_lot": lots.max_lot,
+                "version": lots.version,
+            },
+        )
+        changed = applied.first() is not None
         log.info(
             "instrument event applied" if changed else "instrument event older than the copy",
             extra={"subject": subject, "symbol": lots.symbol, "version": lots.version},

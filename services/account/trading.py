@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.audit import actor_of
 from services.account.domain import Reason, minor_unit
@@ -124,7 +125,7 @@ class TradeBookings:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.consumer = EventConsumer(TRADES_CONSUMER, TRADES_SUBJECT, self.handle)
+        self.consumer = EventConsumer(TRADES_CONSUMER, TRADES_SUBJECT, db, self.handle)
 
     async def start(self, js: JetStreamContext) -> None:
         await self.consumer.start(js)
@@ -132,7 +133,7 @@ class TradeBookings:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Msg) -> bool:
         event = _decode(oms_events_pb2.TradeExecuted, message.data)
         try:
             bookings = bookings_of(event)
@@ -141,42 +142,41 @@ class TradeBookings:
         except ValueError as error:
             raise UndeliverableError(f"{message.subject}: {error}") from error
         trade = event.trade
-        async with self.db.transaction() as session:
-            if not await first_time(session, "account", event.metadata.event_id, message.subject):
-                return False
-            try:
-                locked = await lock_balance(session, account_id)
-            except DomainError as error:
-                raise UndeliverableError(f"trade {trade.id}: {error.message}") from error
-            if locked.currency != event.currency:
-                raise UndeliverableError(
-                    f"trade {trade.id} is in {event.currency}, account {account_id} in"
-                    f" {locked.currency}"
-                )
-            refs = References(
-                order_id=trade.order_id, trade_id=trade.id, position_id=trade.position_id or None
+        if not await first_time(session, "account", event.metadata.event_id, message.subject):
+            return False
+        try:
+            locked = await lock_balance(session, account_id)
+        except DomainError as error:
+            raise UndeliverableError(f"trade {trade.id}: {error.message}") from error
+        if locked.currency != event.currency:
+            raise UndeliverableError(
+                f"trade {trade.id} is in {event.currency}, account {account_id} in"
+                f" {locked.currency}"
             )
-            for booking in bookings:
-                await post(
-                    session,
-                    account_id=account_id,
-                    reason=booking.reason,
-                    amount=booking.amount,
-                    reference_type="trade",
-                    reference_id=trade.id,
-                    actor=_actor(event.metadata.actor),
-                    description=f"{trade.symbol} trade {trade.id}",
-                    references=refs,
-                    correlation_id=event.metadata.correlation_id,
-                    locked=locked,
-                )
-            await session.execute(
-                text(
-                    "INSERT INTO account.trade_bookings (trade_id, order_id, account_id)"
-                    " VALUES (:trade, :order, :account) ON CONFLICT DO NOTHING"
-                ),
-                {"trade": trade.id, "order": trade.order_id, "account": account_id},
+        refs = References(
+            order_id=trade.order_id, trade_id=trade.id, position_id=trade.position_id or None
+        )
+        for booking in bookings:
+            await post(
+                session,
+                account_id=account_id,
+                reason=booking.reason,
+                amount=booking.amount,
+                reference_type="trade",
+                reference_id=trade.id,
+                actor=_actor(event.metadata.actor),
+                description=f"{trade.symbol} trade {trade.id}",
+                references=refs,
+                correlation_id=event.metadata.correlation_id,
+                locked=locked,
             )
+        await session.execute(
+            text(
+                "INSERT INTO account.trade_bookings (trade_id, order_id, account_id)"
+                " VALUES (:trade, :order, :account) ON CONFLICT DO NOTHING"
+            ),
+            {"trade": trade.id, "order": trade.order_id, "account": account_id},
+        )
         log.info(
             "trade booked",
             extra={"trade_id": trade.id, "account_id": str(account_id), "postings": len(bookings)},
@@ -189,7 +189,7 @@ class StopOutCorrections:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.consumer = EventConsumer(STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, self.handle)
+        self.consumer = EventConsumer(STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, db, self.handle)
 
     async def start(self, js: JetStreamContext) -> None:
         await self.consumer.start(js)
@@ -197,7 +197,7 @@ class StopOutCorrections:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Msg) -> bool:
         event = _decode(risk_events_pb2.StopOutCompleted, message.data)
         margin_event = event.margin_event
         try:
@@ -206,42 +206,41 @@ class StopOutCorrections:
             uuid.UUID(margin_event.id)
         except ValueError as error:
             raise UndeliverableError(f"{message.subject}: {error}") from error
-        async with self.db.transaction() as session:
-            if not await first_time(session, "account", event.metadata.event_id, message.subject):
-                return False
-            if closing:
-                booked = await session.execute(
-                    text(
-                        "SELECT count(DISTINCT order_id) FROM account.trade_bookings"
-                        " WHERE order_id = ANY(CAST(:orders AS uuid[]))"
-                    ),
-                    {"orders": closing},
-                )
-                missing = len(closing) - int(booked.scalar_one())
-                if missing:
-                    # Redelivered shortly: the closing trades' own events are still on their way.
-                    raise RuntimeError(
-                        f"stop-out {margin_event.id}: {missing} closing orders not booked yet"
-                    )
-            try:
-                locked = await lock_balance(session, account_id)
-            except DomainError as error:
-                raise UndeliverableError(f"stop-out {margin_event.id}: {error.message}") from error
-            credit = correction_for(locked.balance)
-            if credit is None:
-                return False
-            await post(
-                session,
-                account_id=account_id,
-                reason=Reason.NEGATIVE_BALANCE_CORRECTION,
-                amount=credit,
-                reference_type="margin_event",
-                reference_id=margin_event.id,
-                actor=_actor(event.metadata.actor),
-                description=f"negative balance protection after stop-out {margin_event.id}",
-                correlation_id=event.metadata.correlation_id,
-                locked=locked,
+        if not await first_time(session, "account", event.metadata.event_id, message.subject):
+            return False
+        if closing:
+            booked = await session.execute(
+                text(
+                    "SELECT count(DISTINCT order_id) FROM account.trade_bookings"
+                    " WHERE order_id = ANY(CAST(:orders AS uuid[]))"
+                ),
+                {"orders": closing},
             )
+            missing = len(closing) - int(booked.scalar_one())
+            if missing:
+                # Redelivered shortly: the closing trades' own events are still on their way.
+                raise RuntimeError(
+                    f"stop-out {margin_event.id}: {missing} closing orders not booked yet"
+                )
+        try:
+            locked = await lock_balance(session, account_id)
+        except DomainError as error:
+            raise UndeliverableError(f"stop-out {margin_event.id}: {error.message}") from error
+        credit = correction_for(locked.balance)
+        if credit is None:
+            return False
+        await post(
+            session,
+            account_id=account_id,
+            reason=Reason.NEGATIVE_BALANCE_CORRECTION,
+            amount=credit,
+            reference_type="margin_event",
+            reference_id=margin_event.id,
+            actor=_actor(event.metadata.actor),
+            description=f"negative balance protection after stop-out {margin_event.id}",
+            correlation_id=event.metadata.correlation_id,
+            locked=locked,
+        )
         log.info(
             "negative balance corrected",
             extra={"account_id": str(account_id), "margin_event_id": margin_event.id},

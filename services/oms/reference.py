@@ -26,11 +26,12 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.formats import FORMATS, Scale
 from services.oms.model import Session, sessions_to_json
 from services.platform.db import Database
-from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
@@ -253,8 +254,8 @@ class ReferenceCopies:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.consumers = (
-            EventConsumer(ACCOUNT_CONSUMER, "account.>", self.handle),
-            EventConsumer(INSTRUMENT_CONSUMER, "pricing.instrument.>", self.handle),
+            EventConsumer(ACCOUNT_CONSUMER, "account.>", db, self.handle),
+            EventConsumer(INSTRUMENT_CONSUMER, "pricing.instrument.>", db, self.handle),
         )
 
     async def start(self, js: JetStreamContext) -> None:
@@ -265,7 +266,7 @@ class ReferenceCopies:
         for consumer in self.consumers:
             await consumer.stop()
 
-    async def handle(self, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Msg) -> Outcome:
         try:
             event = decode(message.subject, message.data)
             if event is None:
@@ -274,20 +275,25 @@ class ReferenceCopies:
         except ValueError as error:  # never applicable, however often delivered
             raise UndeliverableError(str(error)) from error
         event_id: str = event.metadata.event_id  # type: ignore[attr-defined]
-        return await self.apply(message.subject, event_id, statement, params)
+        return await self.apply(session, message.subject, event_id, statement, params)
 
     async def apply(
-        self, subject: str, event_id: str, statement: str, params: dict[str, Any]
-    ) -> bool:
-        """Applies one event once; True if a copy changed."""
-        async with self.db.transaction() as session:
-            if not await first_time(session, SCHEMA, event_id, subject):
-                return False
-            changed = (await session.execute(text(statement), params)).first() is not None
-        if changed and statement is _INSTRUMENT_UPSERT:
-            FORMATS.put(params["symbol"], Scale.of(params["digits"], params["lot_step"]))
+        self,
+        session: AsyncSession,
+        subject: str,
+        event_id: str,
+        statement: str,
+        params: dict[str, Any],
+    ) -> Outcome:
+        """Applies one event once in the transaction; False if no copy changed."""
+        if not await first_time(session, SCHEMA, event_id, subject):
+            return False
+        changed = (await session.execute(text(statement), params)).first() is not None
         log.info(
             "reference event applied" if changed else "reference event older than the copy",
             extra={"subject": subject, "event_id": event_id},
         )
+        if changed and statement is _INSTRUMENT_UPSERT:
+            scale = Scale.of(params["digits"], params["lot_step"])
+            return lambda: FORMATS.put(params["symbol"], scale)
         return changed

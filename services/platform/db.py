@@ -41,7 +41,10 @@ class Database:
         self.primary = primary
         self.replica = replica
         self._sessions = async_sessionmaker(primary, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(replica, expire_on_commit=False)
+        # READ ONLY goes with the BEGIN (psycopg's read_only), not as a statement of its own.
+        self._read_sessions = async_sessionmaker(
+            replica.execution_options(postgresql_readonly=True), expire_on_commit=False
+        )
 
     @classmethod
     def connect(cls, settings: Settings, vault: Vault) -> Database:
@@ -88,7 +91,6 @@ class Database:
         fails locally as it would against a real replica.
         """
         async with self._read_sessions() as session, session.begin():
-            await session.execute(text("SET TRANSACTION READ ONLY"))
             yield session
 
     @asynccontextmanager

@@ -2,8 +2,8 @@
 makes each event count once.
 
 A service that keeps a copy of another domain's data runs an `EventConsumer` on that domain's
-subjects. Its handler applies one message in one transaction and calls `first_time` there
-first, so a redelivered event (JetStream delivers at least once) changes nothing:
+subjects. Its handler applies one message in the transaction it is given and calls `first_time`
+there first, so a redelivered event (JetStream delivers at least once) changes nothing:
 
     CREATE TABLE <schema>.inbox (
         event_id    UUID PRIMARY KEY,
@@ -11,9 +11,15 @@ first, so a redelivered event (JetStream delivers at least once) changes nothing
         received_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
 
-A message is acknowledged once its handler returns; redelivered after `retry_seconds` when the
-handler raises; and dropped (with a log line) when it raises `UndeliverableError`, i.e. breaks its
-contract and could never apply.
+The consumer applies a fetched batch in ONE transaction (one commit for up to `_BATCH` events
+instead of one each: the consumers keep up with the trading core's event rate), then runs what
+each handler asked to run after the commit, then acknowledges the batch. If any handler raises,
+the batch's transaction is rolled back and its messages are applied again one per transaction,
+each with the rules below, so a failing event never holds back or undoes the others:
+
+a message is acknowledged once its transaction commits; redelivered after `retry_seconds` when
+its handler raises; and dropped (with a log line) when it raises `UndeliverableError`, i.e.
+breaks its contract and could never apply.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from nats.aio.msg import Msg
@@ -30,16 +36,22 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform.db import Database
 from services.platform.outbox import schema_table
 
-__all__ = ["EventConsumer", "UndeliverableError", "first_time"]
+__all__ = ["AfterCommit", "EventConsumer", "Handler", "Outcome", "UndeliverableError", "first_time"]
 
 _log = logging.getLogger(__name__)
 _BATCH: Final = 100
 _RETRY_SECONDS: Final = 1.0
 
-# Applies one message; True if what the service holds changed.
-Handler = Callable[[Msg], Awaitable[bool]]
+AfterCommit = Callable[[], None]
+# What applying a message did: False nothing changed; True something changed; a callable:
+# something changed, and the callable updates what the service holds in memory once the
+# transaction has committed (never before: a rolled-back change must not be seen).
+Outcome = bool | AfterCommit
+# Applies one message in the given transaction.
+Handler = Callable[[AsyncSession, Msg], Awaitable[Outcome]]
 
 
 class UndeliverableError(Exception):
@@ -59,15 +71,31 @@ async def first_time(session: AsyncSession, schema: str, event_id: str, subject:
     return fresh.first() is not None
 
 
+def _changed(outcomes: Sequence[Outcome]) -> bool:
+    """Runs the after-commit steps in order; True if any outcome changed something."""
+    changed = False
+    for outcome in outcomes:
+        if not callable(outcome):
+            changed |= outcome
+            continue
+        changed = True
+        try:
+            outcome()
+        except Exception:  # committed already: the next reload of the copy puts it right
+            _log.exception("updating memory after an applied event failed")
+    return changed
+
+
 class EventConsumer:
-    """Reads `subjects` with the durable pull consumer `name` and hands each message to
-    `handle`; after a batch in which something changed, awaits `on_changes`. `start` once the
-    service's connections are open, `stop` before they close."""
+    """Reads `subjects` with the durable pull consumer `name` and applies each message with
+    `handle` in a transaction of `db`; after a batch in which something changed, awaits
+    `on_changes`. `start` once the service's connections are open, `stop` before they close."""
 
     def __init__(
         self,
         name: str,
         subjects: str,
+        db: Database,
         handle: Handler,
         *,
         on_changes: Callable[[], Awaitable[None]] | None = None,
@@ -75,6 +103,7 @@ class EventConsumer:
     ) -> None:
         self.name = name
         self.subjects = subjects
+        self._db = db
         self._handle = handle
         self._on_changes = on_changes
         self._retry = retry_seconds
@@ -107,16 +136,36 @@ class EventConsumer:
                 _log.exception("reading events failed; retrying", extra={"consumer": self.name})
                 await asyncio.sleep(self._retry)
                 continue
-            changed = False
-            for message in messages:
-                changed |= await self._deliver(message)
+            changed = await self.apply(messages)
             if changed and self._on_changes is not None:
                 await self._on_changes()
+
+    async def apply(self, messages: Sequence[Msg]) -> bool:
+        """Applies a batch (see the module doc); True if anything changed."""
+        if len(messages) > 1:
+            try:
+                async with self._db.transaction() as session:
+                    outcomes = [await self._handle(session, message) for message in messages]
+            except Exception:
+                _log.info(
+                    "a batch of events failed; applying them one at a time",
+                    extra={"consumer": self.name, "events": len(messages)},
+                )
+            else:
+                changed = _changed(outcomes)
+                for message in messages:
+                    await message.ack()
+                return changed
+        changed = False
+        for message in messages:
+            changed |= await self._deliver(message)
+        return changed
 
     async def _deliver(self, message: Msg) -> bool:
         extra = {"consumer": self.name, "subject": message.subject}
         try:
-            changed = await self._handle(message)
+            async with self._db.transaction() as session:
+                outcome = await self._handle(session, message)
         except UndeliverableError:
             _log.exception("an event breaks its contract; dropped", extra=extra)
             await message.term()
@@ -125,5 +174,6 @@ class EventConsumer:
             _log.exception("applying an event failed; it will be redelivered", extra=extra)
             await message.nak(delay=self._retry)
             return False
+        changed = _changed([outcome])
         await message.ack()
         return changed

@@ -8,6 +8,11 @@ process dies is published again after the restart; JetStream's duplicate window 
 consumers de-duplicate by event id anyway. Several replicas may run relays: each batch is taken
 with `FOR UPDATE SKIP LOCKED`, so no two publish the same rows at once.
 
+A batch is written to NATS back to back and its acknowledgements awaited together. Rows reach
+the stream in outbox order; only when an acknowledgement fails (NATS restarting) can a later row
+of the batch be in the stream before that row's retry, so consumers that keep copies apply a
+change only if it is newer than their copy (by version), never by arrival order alone.
+
 The table each schema needs (created by that service's migration):
 
     CREATE TABLE <schema>.outbox (
@@ -30,6 +35,7 @@ import re
 from typing import Final
 
 from google.protobuf.message import Message
+from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +50,7 @@ _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _BATCH: Final = 100
 _IDLE_SECONDS: Final = 0.5
 _RETRY_SECONDS: Final = 2.0
+_ACK_SECONDS: Final = 5.0
 
 
 def schema_table(schema: str, table: str = "outbox") -> str:
@@ -84,12 +91,14 @@ class OutboxRelay:
         *,
         batch: int = _BATCH,
         idle_seconds: float = _IDLE_SECONDS,
+        ack_seconds: float = _ACK_SECONDS,
     ) -> None:
         self._db = db
         self._js = jetstream
         self._table = schema_table(schema)
         self._batch = batch
         self._idle = idle_seconds
+        self._ack_seconds = ack_seconds
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -97,7 +106,12 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def publish_pending(self) -> int:
-        """Publishes one batch of unsent rows in order and marks them sent; returns how many."""
+        """Publishes one batch of unsent rows in order and marks them sent; returns how many.
+
+        The batch's messages are written to NATS back to back and their acknowledgements
+        awaited together (one round trip for the batch rather than one per row); JetStream
+        stores them in the order written. A row whose acknowledgement failed or did not come
+        within `ack_seconds` stays unsent and goes out again at the next pass."""
         async with self._db.transaction() as session:
             rows = (
                 await session.execute(
@@ -109,18 +123,29 @@ class OutboxRelay:
                     {"batch": self._batch},
                 )
             ).all()
-            sent: list[int] = []
-            failure: Exception | None = None
+            pending: list[tuple[int, asyncio.Future[PubAck]]] = []
+            failure: BaseException | None = None
             for position, event_id, subject, payload in rows:
                 try:
-                    await self._js.publish(
+                    acknowledged = await self._js.publish_async(
                         subject, bytes(payload), headers={MSG_ID_HEADER: str(event_id)}
                     )
                 except Exception as error:
                     failure = error
                     break
-                sent.append(position)
-            # Whatever was acknowledged is marked (and committed), even if a later one failed.
+                pending.append((position, acknowledged))
+            if pending:
+                await asyncio.wait([ack for _, ack in pending], timeout=self._ack_seconds)
+            sent: list[int] = []
+            for position, ack in pending:
+                if not ack.done():
+                    ack.cancel()
+                    failure = failure or TimeoutError("no acknowledgement from JetStream")
+                elif ack.cancelled() or ack.exception() is not None:
+                    failure = failure or ack.exception() or TimeoutError("cancelled")
+                else:
+                    sent.append(position)
+            # Whatever was acknowledged is marked (and committed), even if another one failed.
             if sent:
                 await session.execute(
                     text(

@@ -154,7 +154,7 @@ class Reference:
         self.on_groups_changed: Callable[[], None] = lambda: None
         self.on_instruments_changed: Callable[[], None] = lambda: None
         self.consumer = EventConsumer(
-            CONSUMER, "account.>", self.handle, on_changes=self.reload_groups
+            CONSUMER, "account.>", db, self.handle, on_changes=self.reload_groups
         )
         self._clock: asyncio.Task[None] | None = None
 
@@ -265,7 +265,7 @@ class Reference:
             await asyncio.sleep(STATUS_CLOCK_SECONDS)
             self.refresh_statuses(datetime.now(UTC))
 
-    async def handle(self, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Msg) -> bool:
         """One account event (other subjects are skipped); True if the groups' pricing may have
         changed, so the consumer reloads the groups after the batch."""
         kind = SUBJECTS.get(message.subject)
@@ -275,67 +275,67 @@ class Reference:
             event = kind.FromString(message.data)
         except DecodeError as error:
             raise UndeliverableError(f"{message.subject}: not a {kind.__name__}") from error
-        return await self.apply(message.subject, event)
+        return await self.apply(session, message.subject, event)
 
-    async def apply(self, subject: str, event: _Event) -> bool:
-        """Applies one event once; True if the groups' pricing may have changed."""
+    async def apply(self, session: AsyncSession, subject: str, event: _Event) -> bool:
+        """Applies one event once in the transaction; True if the groups' pricing may have
+        changed."""
         version = event.metadata.occurred_at.ToMicroseconds()
-        async with self.db.transaction() as session:
-            if not await first_time(session, "pricing", event.metadata.event_id, subject):
-                return False  # seen before
-            if isinstance(event, account_events_pb2.ClientGroupChanged):
-                group = event.client_group
-                await session.execute(
-                    text(
-                        "INSERT INTO pricing.groups (group_id, name, markup_type, markup, version)"
-                        " VALUES (:id, :name, :kind, :markup, :version)"
-                        " ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name,"
-                        " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
-                        " version = EXCLUDED.version, updated_at = now()"
-                        " WHERE pricing.groups.version < EXCLUDED.version"
-                    ),
-                    {
-                        "id": group.id,
-                        "name": group.name,
-                        "kind": _markup_kind(group.spread_markup_type),
-                        "markup": Decimal(group.spread_markup or "0"),
-                        "version": version,
-                    },
-                )
-                return True
-            if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
-                settings = event.settings
-                override = settings.HasField("spread_markup")
-                await session.execute(
-                    text(
-                        "INSERT INTO pricing.group_instruments (group_id, symbol, enabled,"
-                        " markup_type, markup, version)"
-                        " VALUES (:group, :symbol, :enabled, :kind, :markup, :version)"
-                        " ON CONFLICT (group_id, symbol) DO UPDATE SET enabled = EXCLUDED.enabled,"
-                        " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
-                        " version = EXCLUDED.version, updated_at = now()"
-                        " WHERE pricing.group_instruments.version < EXCLUDED.version"
-                    ),
-                    {
-                        "group": settings.group_id,
-                        "symbol": settings.symbol,
-                        "enabled": settings.enabled,
-                        "kind": _markup_kind(settings.spread_markup_type) if override else None,
-                        "markup": Decimal(settings.spread_markup) if override else None,
-                        "version": version,
-                    },
-                )
-                return True
-            account = event.account
+        if not await first_time(session, "pricing", event.metadata.event_id, subject):
+            return False  # seen before
+        if isinstance(event, account_events_pb2.ClientGroupChanged):
+            group = event.client_group
             await session.execute(
                 text(
-                    "INSERT INTO pricing.accounts (account_id, user_id, group_id)"
-                    " VALUES (:id, :user, :group) ON CONFLICT (account_id) DO NOTHING"
+                    "INSERT INTO pricing.groups (group_id, name, markup_type, markup, version)"
+                    " VALUES (:id, :name, :kind, :markup, :version)"
+                    " ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name,"
+                    " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
+                    " version = EXCLUDED.version, updated_at = now()"
+                    " WHERE pricing.groups.version < EXCLUDED.version"
                 ),
-                {"id": account.id, "user": account.user_id, "group": account.group_id},
+                {
+                    "id": group.id,
+                    "name": group.name,
+                    "kind": _markup_kind(group.spread_markup_type),
+                    "markup": Decimal(group.spread_markup or "0"),
+                    "version": version,
+                },
             )
-            self.accounts[account.id] = AccountRef(account.id, account.user_id, account.group_id)
-            return False
+            return True
+        if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
+            settings = event.settings
+            override = settings.HasField("spread_markup")
+            await session.execute(
+                text(
+                    "INSERT INTO pricing.group_instruments (group_id, symbol, enabled,"
+                    " markup_type, markup, version)"
+                    " VALUES (:group, :symbol, :enabled, :kind, :markup, :version)"
+                    " ON CONFLICT (group_id, symbol) DO UPDATE SET enabled = EXCLUDED.enabled,"
+                    " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
+                    " version = EXCLUDED.version, updated_at = now()"
+                    " WHERE pricing.group_instruments.version < EXCLUDED.version"
+                ),
+                {
+                    "group": settings.group_id,
+                    "symbol": settings.symbol,
+                    "enabled": settings.enabled,
+                    "kind": _markup_kind(settings.spread_markup_type) if override else None,
+                    "markup": Decimal(settings.spread_markup) if override else None,
+                    "version": version,
+                },
+            )
+            return True
+        account = event.account
+        await session.execute(
+            text(
+                "INSERT INTO pricing.accounts (account_id, user_id, group_id)"
+                " VALUES (:id, :user, :group) ON CONFLICT (account_id) DO NOTHING"
+            ),
+            {"id": account.id, "user": account.user_id, "group": account.group_id},
+        )
+        self.accounts[account.id] = AccountRef(account.id, account.user_id, account.group_id)
+        return False
 
 
 def _text(value: Decimal) -> str:

@@ -1,8 +1,8 @@
 """The risk service's copies of other domains' data, fed by their events (ADR 0007, "State").
 
-Three durable consumers, each applying one event per transaction that starts with the inbox
-(`first_time`), so a redelivered event changes nothing; what the transaction stored is then
-taken into memory (`RiskState`), only after the commit:
+Three durable consumers (`EventConsumer`: a batch of events per transaction), each event
+starting with the inbox (`first_time`), so a redelivered event changes nothing; what the
+transaction stored is then taken into memory (`RiskState`), only after the commit:
 
 - `risk-accounts` on account.>: trading accounts (created, status changed), client groups and
   their instrument settings, and ledger entries: the balance after each entry (only if its
@@ -19,7 +19,7 @@ taken into memory (`RiskState`), only after the commit:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC
 from decimal import Decimal
 from typing import Any, Final
@@ -27,9 +27,16 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
-from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.inbox import (
+    EventConsumer,
+    Handler,
+    Outcome,
+    UndeliverableError,
+    first_time,
+)
 from services.risk import store
 from services.risk.decimals import parse_decimal
 from services.risk.model import Position, Session, Side
@@ -119,11 +126,14 @@ class Copies:
         self.db = db
         self.state = state
         self.consumers = [
-            EventConsumer("risk-accounts", "account.>", self._consume(_ACCOUNT_SUBJECTS)),
+            EventConsumer("risk-accounts", "account.>", db, self._consume(_ACCOUNT_SUBJECTS)),
             EventConsumer(
-                "risk-instruments", "pricing.instrument.>", self._consume(_INSTRUMENT_SUBJECTS)
+                "risk-instruments",
+                "pricing.instrument.>",
+                db,
+                self._consume(_INSTRUMENT_SUBJECTS),
             ),
-            EventConsumer("risk-trading", "oms.>", self._consume(_TRADING_SUBJECTS)),
+            EventConsumer("risk-trading", "oms.>", db, self._consume(_TRADING_SUBJECTS)),
         ]
 
     async def start(self, js: JetStreamContext) -> None:
@@ -134,26 +144,23 @@ class Copies:
         for consumer in self.consumers:
             await consumer.stop()
 
-    def _consume(self, subjects: dict[str, type[Message]]) -> Callable[[Msg], Awaitable[bool]]:
-        async def handle(message: Msg) -> bool:
+    def _consume(self, subjects: dict[str, type[Message]]) -> Handler:
+        async def handle(session: AsyncSession, message: Msg) -> Outcome:
             event = _decode(message, subjects)
             if event is None:
                 return False  # a subject risk does not follow
-            return await self.apply(message.subject, event)
+            return await self.apply(session, message.subject, event)
 
         return handle
 
-    async def apply(self, subject: str, event: Message) -> bool:
-        """Applies one event once; True if anything changed."""
+    async def apply(self, session: AsyncSession, subject: str, event: Message) -> Outcome:
+        """Applies one event once in the transaction; what to take into memory after the
+        commit, or False when nothing changed."""
         metadata = event.metadata  # type: ignore[attr-defined]
-        async with self.db.transaction() as session:
-            if not await first_time(session, SCHEMA, metadata.event_id, subject):
-                return False
-            commit = await self._store(session, event, metadata)
-        if commit is None:
+        if not await first_time(session, SCHEMA, metadata.event_id, subject):
             return False
-        commit()
-        return True
+        commit = await self._store(session, event, metadata)
+        return False if commit is None else commit
 
     async def _store(self, session: Any, event: Message, metadata: Any) -> Commit | None:
         """Writes the event's change in the open transaction; returns what to do in memory

@@ -17,6 +17,7 @@ from services.account.instruments import (
     decode,
     lots_of,
 )
+from tests.unit.fake_db import FakeDatabase, Transaction
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
@@ -135,14 +136,15 @@ class Subscription:
 
 class Catalogue(InstrumentCatalogue):
     def __init__(self, failing: set[str]) -> None:
-        super().__init__(db=None)  # type: ignore[arg-type]  # apply is replaced
+        self.fake_db = FakeDatabase()
+        super().__init__(db=self.fake_db)  # type: ignore[arg-type]  # apply is replaced
         self.failing = failing
-        self.applied: list[tuple[str, InstrumentLots]] = []
 
-    async def apply(self, subject: str, event_id: str, lots: InstrumentLots) -> bool:
+    async def apply(self, session: Any, subject: str, event_id: str, lots: InstrumentLots) -> bool:
         if lots.symbol in self.failing:
             raise ConnectionError("PostgreSQL is away")
-        self.applied.append((event_id, lots))
+        applied: Transaction = session
+        applied.applied.append(event_id)
         return True
 
 
@@ -156,7 +158,8 @@ async def test_applied_events_are_acked_failures_retried_and_broken_ones_dropped
     with pytest.raises(asyncio.CancelledError):
         await catalogue.consumer._run(Subscription([good, failing, broken, other]))  # type: ignore[arg-type]
 
-    assert [event_id for event_id, _ in catalogue.applied] == ["good"]
+    # The batch rolled back on the failure; then each event alone: only "good" committed.
+    assert [t for t in catalogue.fake_db.committed() if t] == [["good"]]
     assert (good.outcome, failing.outcome, broken.outcome, other.outcome) == (
         "ack",
         "nak",

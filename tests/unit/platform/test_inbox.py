@@ -1,5 +1,6 @@
-"""The shared event consumer: what it acknowledges, retries and drops, and when it reports
-changes. No NATS: a fake subscription hands out batches."""
+"""The shared event consumer: what it acknowledges, retries and drops, when it reports changes,
+and how a batch shares one transaction. No NATS and no PostgreSQL: a fake subscription hands
+out batches and a fake database records its transactions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from services.platform.inbox import EventConsumer, UndeliverableError
+from services.platform.inbox import EventConsumer, Outcome, UndeliverableError
+from tests.unit.fake_db import FakeDatabase as Database
+from tests.unit.fake_db import Transaction
 
 
 class Message:
@@ -41,15 +44,16 @@ class Subscription:
         return next_batch
 
 
-async def handle(message: Message) -> bool:
+async def handle(session: Transaction, message: Message) -> Outcome:
     if message.subject == "broken":
         raise UndeliverableError("not the subject's message")
     if message.subject == "failing":
         raise ConnectionError("PostgreSQL is away")
+    session.applied.append(message.subject)
     return message.subject == "changes"
 
 
-async def run(*batches: list[Message] | Exception) -> int:
+async def run(db: Database, *batches: list[Message] | Exception) -> int:
     """Runs a consumer over the batches; how often it reported changes."""
     reported = 0
 
@@ -57,25 +61,70 @@ async def run(*batches: list[Message] | Exception) -> int:
         nonlocal reported
         reported += 1
 
-    consumer = EventConsumer("test", "x.>", handle, on_changes=on_changes, retry_seconds=0.01)  # type: ignore[arg-type]
+    consumer = EventConsumer(
+        "test",
+        "x.>",
+        db,  # type: ignore[arg-type]
+        handle,  # type: ignore[arg-type]
+        on_changes=on_changes,
+        retry_seconds=0.01,
+    )
     with pytest.raises(asyncio.CancelledError):
         await consumer._run(Subscription(*batches))  # type: ignore[arg-type]
     return reported
 
 
-async def test_applied_is_acked_failed_is_retried_broken_is_dropped() -> None:
+async def test_a_batch_is_applied_in_one_transaction_then_acked() -> None:
+    db = Database()
+    batch = [Message("changes"), Message("same"), Message("changes")]
+    assert await run(db, batch) == 1
+    assert db.committed() == [["changes", "same", "changes"]]
+    assert [m.outcome for m in batch] == ["ack", "ack", "ack"]
+
+
+async def test_a_failing_batch_is_rolled_back_and_applied_one_at_a_time() -> None:
+    db = Database()
     batch = [Message("changes"), Message("failing"), Message("broken"), Message("same")]
-    assert await run(batch) == 1
+    assert await run(db, batch) == 1
     assert [m.outcome for m in batch] == ["ack", "nak after 0.01", "term", "ack"]
+    # The batch's transaction rolled back; then one transaction per message, and only the
+    # applied ones committed.
+    assert db.transactions[0].end == "rollback"
+    assert db.committed() == [["changes"], ["same"]]
 
 
 async def test_changes_are_reported_once_per_batch_that_had_any() -> None:
+    db = Database()
     quiet = [Message("same"), Message("failing")]
     busy = [Message("changes"), Message("changes")]
-    assert await run(quiet, busy, [Message("same")]) == 1
+    assert await run(db, quiet, busy, [Message("same")]) == 1
+
+
+async def test_after_commit_steps_run_only_for_a_committed_batch() -> None:
+    seen: list[str] = []
+
+    async def remembering(session: Transaction, message: Message) -> Outcome:
+        if message.subject == "failing":
+            raise ConnectionError("PostgreSQL is away")
+        return lambda: seen.append(message.subject)
+
+    db = Database()
+    consumer = EventConsumer("test", "x.>", db, remembering)  # type: ignore[arg-type]
+    first = [Message("a"), Message("b")]
+    assert await consumer.apply(first)  # type: ignore[arg-type]
+    assert seen == ["a", "b"]
+    # "a" ran once in the rolled-back batch and again alone: its step runs once, after that
+    # commit; the failing one's never.
+    second = [Message("c"), Message("failing")]
+    assert await consumer.apply(second)  # type: ignore[arg-type]
+    assert seen == ["a", "b", "c"]
+    assert [m.outcome for m in second] == ["ack", "nak after 1.0"]
 
 
 async def test_idle_fetches_and_read_errors_do_not_stop_it() -> None:
     later = [Message("changes")]
-    assert await run(NatsTimeoutError(), TimeoutError(), ConnectionError("gone"), later) == 1
+    assert (
+        await run(Database(), NatsTimeoutError(), TimeoutError(), ConnectionError("gone"), later)
+        == 1
+    )
     assert later[0].outcome == "ack"
