@@ -7,11 +7,13 @@ the block ends and rolls back when it raises, so a refused request changes nothi
 
 from __future__ import annotations
 
+import select
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import URL, text
+from sqlalchemy import URL, event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -32,6 +34,9 @@ _MAX_OVERFLOW: Final = 5
 _POOL_TIMEOUT_SECONDS: Final = 10
 # Reconnect before a proxy or PostgreSQL's idle timeout drops a pooled connection.
 _POOL_RECYCLE_SECONDS: Final = 1800
+# A pooled connection idle for longer than this is pinged before use (see `_check_on_checkout`).
+_PING_AFTER_IDLE_SECONDS: Final = 10.0
+_CHECKED_IN: Final = "tradingmesh_checked_in"
 
 
 class Database:
@@ -129,13 +134,56 @@ def _engine(
         port=port,
         database=settings.database_name,
     )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=_POOL_SIZE,
         max_overflow=_MAX_OVERFLOW,
         pool_timeout=_POOL_TIMEOUT_SECONDS,
         pool_recycle=_POOL_RECYCLE_SECONDS,
-        # A connection that died while pooled (a restart, a failover) is replaced, not used.
-        pool_pre_ping=True,
         connect_args={"application_name": f"tradingmesh-{settings.service}"},
     )
+    watch_pooled_connections(engine)
+    return engine
+
+
+def watch_pooled_connections(engine: AsyncEngine) -> None:
+    """A connection that died while pooled (a restart, a failover, an idle timeout) is replaced,
+    not used: checked at every checkout without a round trip while the service is busy.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip per checkout, i.e. per transaction. Here a
+    connection is pinged only when it was idle in the pool for `_PING_AFTER_IDLE_SECONDS`, or
+    when its socket has something to read although no query is running: PostgreSQL shutting
+    down or terminating the backend sends an error and closes it, which shows as readable. A
+    failed ping replaces the connection (and, as with pre-ping, SQLAlchemy invalidates the
+    older connections of the pool when a statement fails on a dead one)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN)
+        if checked_in is None:
+            return  # just connected
+        idle = time.monotonic() - checked_in
+        if idle < _PING_AFTER_IDLE_SECONDS and not _readable(dbapi_connection):
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error
+        if not alive:
+            raise exc.DisconnectionError("pooled connection did not answer a ping")
+
+
+def _readable(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has data (or end of file) waiting."""
+    try:
+        descriptor = dbapi_connection.driver_connection.fileno()
+        ready, _, _ = select.select([descriptor], [], [], 0)
+    except Exception:
+        return True  # closed or unusable: let the ping decide
+    return bool(ready)
