@@ -15,8 +15,10 @@ Pure: the quote, the group's terms and the order go in, a decision comes out.
   price (the trigger engine, ADR 0007 "Working orders").
 - **STP**: the order is committed WORKING and handed to the STP desk (`stp.py`), which nets
   the window's orders, hedges the net at a liquidity provider and fills each client order
-  from the execution reports (ADR 0007 "Execution modes"); nothing fills it here. An STP limit
-  or stop order rests WORKING like the others, for the trigger engine.
+  from the execution reports (ADR 0007 "Execution modes"); nothing fills it here. An STP stop
+  order rests WORKING for the trigger engine; an STP limit (or a triggered stop-limit) is
+  hedged on its own as a FIX limit order at the raw equivalent of its limit, by the desk when
+  placed marketable and by the trigger engine when the price reaches it.
 - No live price (none received, marked stale, or older than the maximum age): an order that
   must execute now is REJECTED with PRICE_UNAVAILABLE.
 

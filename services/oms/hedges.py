@@ -1,7 +1,10 @@
 """Hedge orders (ADR 0007, "Execution modes", STP): the row, what an execution report does to
 it, and its SQL.
 
-A hedge order is the net of one netting window, sent to a liquidity provider as one FIX order.
+A hedge order is the net of one netting window, sent to a liquidity provider as one FIX order,
+or the whole rest of one STP limit order (a limit or a triggered stop-limit), sent as a limit
+order of its own (`stp.py`); such an order may have several hedge orders over its life, one at
+a time.
 Its status follows the contract's HedgeOrderStatus: NEW (stored, not sent) -> SENT ->
 WORKING (acknowledged) -> PARTIALLY_FILLED -> FILLED, or CANCELLED (the provider cancelled the
 unfilled rest of the IOC) or REJECTED (the provider refused it, LP_REJECTED, or it could not be
@@ -12,7 +15,9 @@ de-duplicated on the provider's ExecID by the unique `(hedge_order_id, lp_execut
 
 The window's client orders are linked to the hedge (`oms.hedge_order_orders`) with the markup of
 their group's price when the hedge was created (migration 0011), so the allocation after the
-hedge ends, even after a restart, prices every order as it was offered.
+hedge ends, even after a restart, prices every order as it was offered. A limit order's hedge
+stores no limit of its own: it is the client's limit less that markup (`domain.netting.
+raw_limit`), and the client's limit cannot change while the hedge is open (AmendOrder refuses).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "hedged_order_ids",
     "hedges_to_allocate",
     "in_flight",
+    "in_flight_order_ids",
     "insert_hedge",
     "is_uuid",
     "links_of",
@@ -62,6 +68,7 @@ __all__ = [
     "publish",
     "record_fill",
     "rejected",
+    "unhedged_stp_limits",
     "unhedged_stp_orders",
     "update_hedge",
 ]
@@ -512,14 +519,35 @@ async def in_flight(session: AsyncSession, order_id: str) -> bool:
     return bool(found)
 
 
+async def in_flight_order_ids(session: AsyncSession, order_ids: Sequence[str]) -> set[str]:
+    """Those of `order_ids` in a hedge order the provider has not finished."""
+    rows = await session.execute(
+        text(
+            "SELECT l.order_id::text FROM oms.hedge_order_orders l"
+            " JOIN oms.hedge_orders h ON h.id = l.hedge_order_id"
+            " WHERE l.order_id = ANY(:ids) AND h.status = ANY(:open)"
+        ),
+        {"ids": list(order_ids), "open": [s.value for s in HedgeStatus if not s.terminal]},
+    )
+    return {r[0] for r in rows}
+
+
 async def hedges_to_allocate(session: AsyncSession) -> list[str]:
-    """Ended hedge orders whose client orders are still open: the allocation did not commit
-    (the process stopped between the two)."""
+    """Ended hedge orders with a client order still open that the hedge booked no trade for:
+    the allocation did not commit (the process stopped between the two). A window's allocation
+    ends every order of it; a limit order's may leave it working (GTC, DAY): then a trade the
+    hedge booked says it ran, and a hedge that filled nothing is left out unless the order is
+    being cancelled (allocating it again would change nothing)."""
     rows = await session.execute(
         text(
             "SELECT h.id::text FROM oms.hedge_orders h WHERE h.status = ANY(:ended) AND EXISTS"
             " (SELECT 1 FROM oms.hedge_order_orders l JOIN oms.orders o ON o.id = l.order_id"
-            "  WHERE l.hedge_order_id = h.id AND o.status = ANY(:open)) ORDER BY h.created_at"
+            "  WHERE l.hedge_order_id = h.id AND o.status = ANY(:open) AND NOT EXISTS"
+            "  (SELECT 1 FROM oms.trades t WHERE t.order_id = o.id AND t.hedge_order_id = h.id)"
+            "  AND NOT (h.filled_quantity = 0 AND o.execution_mode = 'STP'"
+            "   AND o.type IN ('LIMIT', 'STOP_LIMIT') AND o.time_in_force IN ('GTC', 'DAY')"
+            "   AND o.status IN ('WORKING', 'PARTIALLY_FILLED')))"
+            " ORDER BY h.created_at"
         ),
         {"ended": ["FILLED", "CANCELLED", "REJECTED"], "open": _OPEN_ORDERS},
     )
@@ -557,6 +585,24 @@ async def unhedged_stp_orders(session: AsyncSession) -> list[WaitingOrder]:
             "SELECT o.id::text, o.account_id::text, a.group_id::text, o.symbol FROM oms.orders o"
             " JOIN oms.accounts a ON a.account_id = o.account_id"
             " WHERE o.execution_mode = 'STP' AND o.type = 'MARKET' AND o.status = 'WORKING'"
+            " AND NOT EXISTS (SELECT 1 FROM oms.hedge_order_orders l WHERE l.order_id = o.id)"
+            " ORDER BY o.created_at, o.id"
+        )
+    )
+    return [WaitingOrder(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def unhedged_stp_limits(session: AsyncSession) -> list[WaitingOrder]:
+    """Open STP limit orders that must be tried at once and are in no hedge order: IOC and FOK
+    limit orders (and triggered stop-limits) accepted, or triggered, just before a restart.
+    GTC and DAY ones need no list: the trigger engine loads them. Oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT o.id::text, o.account_id::text, a.group_id::text, o.symbol FROM oms.orders o"
+            " JOIN oms.accounts a ON a.account_id = o.account_id"
+            " WHERE o.execution_mode = 'STP' AND o.status = 'WORKING'"
+            " AND o.time_in_force IN ('IOC', 'FOK')"
+            " AND (o.type = 'LIMIT' OR (o.type = 'STOP_LIMIT' AND o.trigger_time IS NOT NULL))"
             " AND NOT EXISTS (SELECT 1 FROM oms.hedge_order_orders l WHERE l.order_id = o.id)"
             " ORDER BY o.created_at, o.id"
         )

@@ -7,7 +7,9 @@ while the OMS was down arrives by resend. `PersistMessages=N`: the store never h
 so the Logon's LP password is never written to disk; a NewOrderSingle the LP asks to be resent
 is gap-filled, never re-sent late (its hedge stays SENT without a report, see ADR 0007).
 
-A hedge order goes out as a NewOrderSingle: market, IOC, ClOrdID = the hedge order's id. Every
+A hedge order goes out as a NewOrderSingle, ClOrdID = the hedge order's id: a window's net as
+a market IOC; an STP limit order's own hedge as a limit (Price, 44, the raw limit) IOC, or FOK
+for a fill-or-kill client order (the provider fills it in full or not at all). Every
 ExecutionReport is parsed here, on QuickFIX's thread, and handed to the event loop as an
 `ExecutionReport`; what it does to the hedge order is decided there, in one transaction,
 de-duplicated on ExecID.
@@ -49,8 +51,9 @@ SENDER_COMP_ID: Final = "TRADINGMESH-OMS"
 MSG_TYPE, CL_ORD_ID, ORDER_ID, EXEC_ID, TEXT = 35, 11, 37, 17, 58
 EXEC_TYPE, ORD_STATUS, SIDE, SYMBOL, ORDER_QTY, ORD_TYPE = 150, 39, 54, 55, 38, 40
 TIME_IN_FORCE, TRANSACT_TIME, LAST_QTY, LAST_PX, CUM_QTY, AVG_PX = 59, 60, 32, 31, 14, 6
+PRICE = 44
 _FIX_SIDE: Final = {Side.BUY: "1", Side.SELL: "2"}
-_MARKET, _IOC = "1", "3"
+_MARKET, _LIMIT, _IOC, _FOK = "1", "2", "3", "4"
 
 
 class LpUnavailableError(Exception):
@@ -82,6 +85,8 @@ class HedgeRequest:
     symbol: str
     side: Side
     quantity: Decimal
+    limit_price: Decimal | None = None  # a limit order at this provider price; None: market
+    fill_or_kill: bool = False  # FOK rather than IOC
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,23 @@ def parse_execution_report(lp: str, message: fix.Message) -> ExecutionReport:
 
 
 def new_order_single(request: HedgeRequest) -> fix.Message:
-    """A market IOC NewOrderSingle; quantities as decimal text, never floats."""
+    """A market or limit, IOC or FOK NewOrderSingle; quantities and prices as decimal text,
+    never floats."""
     order = fix44.NewOrderSingle()
-    for tag, value in (
+    fields = [
         (CL_ORD_ID, request.hedge_order_id),
         (SYMBOL, request.symbol),
         (SIDE, _FIX_SIDE[request.side]),
         (ORDER_QTY, format(request.quantity.normalize(), "f")),
-        (ORD_TYPE, _MARKET),
-        (TIME_IN_FORCE, _IOC),
+        (ORD_TYPE, _MARKET if request.limit_price is None else _LIMIT),
+        (TIME_IN_FORCE, _FOK if request.fill_or_kill else _IOC),
         (TRANSACT_TIME, datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")),
-    ):
+    ]
+    if request.limit_price is not None:
+        if not (request.limit_price.is_finite() and request.limit_price > 0):
+            raise ValueError(f"a limit price must be positive, not {request.limit_price}")
+        fields.append((PRICE, format(request.limit_price, "f")))
+    for tag, value in fields:
         order.setField(fix.StringField(tag, value))
     return order
 

@@ -4,8 +4,9 @@ Thin: requests become intents or repository calls, results become messages. Ever
 checks that the caller owns the account (`ownership`), so another user's account or order is
 NOT_FOUND. Orders held by the platform are cancelled and amended at once; an STP order whose
 hedge order is at a liquidity provider is only asked to cancel (PENDING_CANCEL): the hedge's
-outcome decides, when the STP desk allocates it (ADR 0007). STP orders are market orders, which
-are never amended.
+outcome decides, when the STP desk allocates it (ADR 0007). Such an order (an STP limit order;
+market orders are never amended) cannot be amended until its hedge order is back:
+INVALID_ORDER_STATE.
 """
 
 from __future__ import annotations
@@ -158,6 +159,12 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             current = await get_order(session, account.account_id, order.id, lock=True)
             if current is None or current.version != order.version:
                 raise concurrent_modification("order", order.id)
+            if await hedges.in_flight(session, order.id):  # an STP limit's hedge is at the LP
+                raise DomainError(
+                    _R.ERROR_REASON_INVALID_ORDER_STATE,
+                    f"order {order.id} is at the liquidity provider; amend it once it is back",
+                    metadata={"order_id": order.id, "status": current.status.value},
+                )
             result = await change.apply(
                 order,
                 OrderEvent.AMENDED,

@@ -37,8 +37,24 @@ resend (the session's store keeps sequence numbers); STP orders still WORKING in
 order (their window never closed) join new windows once prices are live again.
 
 Market orders take this path, and stop orders once the trigger engine (`triggers.py`) has
-triggered them. STP limit and stop-limit orders rest WORKING and are not triggered yet: a window
-cannot yet allocate "at a price no worse than the limit, else stay WORKING" (ADR 0007).
+triggered them.
+
+Limit orders are never netted (`domain.netting`): an STP limit order, and a stop-limit once its
+stop has triggered, gets a hedge order of its own for its whole rest, sent as a FIX limit order
+at the raw price equivalent to its limit (its limit less its group's ask markup for a buy, plus
+the bid markup for a sell, rounded in the client's favour), IOC, or FOK for a FOK order. It is
+tried (`attempt_limit`, on the same worker) when it is placed and whenever the trigger engine
+sees its price reached (buy: ask <= limit, sell: bid >= limit, at the group's price); the
+attempt re-reads the order under its account's lock and checks the price again at the live
+quote. Not reachable: IOC and FOK are REJECTED / NO_LIQUIDITY (PRICE_UNAVAILABLE without a live
+price), GTC and DAY keep working. Each fill of the hedge fills the client order at the hedge's
+average price plus the markup, capped at the limit. The rest: IOC CANCELLED / NO_LIQUIDITY
+(REJECTED when nothing filled), FOK REJECTED / NO_LIQUIDITY unless filled in full, GTC and DAY
+stay WORKING or PARTIALLY_FILLED and go back to the trigger engine, which waits before the price
+may try them again (`domain.triggers.retry_pause`). A cancel while the hedge is at the provider
+is PENDING_CANCEL: the order takes what the hedge filled and is cancelled. After a restart IOC
+and FOK limit orders in no hedge order are tried once prices are live; GTC and DAY ones are in
+the trigger engine's index.
 """
 
 from __future__ import annotations
@@ -69,10 +85,13 @@ from services.oms.domain.netting import (
     WindowOrder,
     WindowTimeInForce,
     allocate,
+    allocate_limit,
     net_of,
+    raw_limit,
 )
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.triggers import limit_reached
 from services.oms.events import system_actor
 from services.oms.execution import LiveQuote
 from services.oms.fills import FillTerms, book_fill
@@ -97,6 +116,8 @@ from services.oms.store import (
     AccountChange,
     AccountContext,
     account_context,
+    get_order,
+    load_account,
     offered_instruments,
     reason_changes,
 )
@@ -110,10 +131,16 @@ from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
 
 __all__ = [
     "ACTOR",
+    "HedgeAt",
+    "LimitSettled",
+    "Refuse",
     "Settlement",
     "StpConfig",
     "StpDesk",
+    "Wait",
     "WindowBook",
+    "is_stp_limit",
+    "limit_attempt",
     "lp_credentials",
     "markups_of",
     "raw_prices_of",
@@ -238,11 +265,24 @@ def route(side: Side, quote: LiveQuote, logged_on: Sequence[str], configured: Se
     return preferred or (configured[0] if configured else "none")
 
 
+def is_stp_limit(order: OrderRow) -> bool:
+    """An STP limit or stop-limit order: hedged on its own, at its limit (never netted)."""
+    return order.execution_mode is ExecutionMode.STP and order.type in (
+        OrderType.LIMIT,
+        OrderType.STOP_LIMIT,
+    )
+
+
 def window_order(order: OrderRow, bid_markup: Decimal, ask_markup: Decimal) -> WindowOrder:
     """A client order as the netting rules see it: a market order that cannot fill in full
     keeps what it got (IOC, also for GTC and DAY, which a market order cannot rest as), unless
-    it is FOK."""
+    it is FOK; a limit order carries its limit, and a GTC or DAY one keeps working (REST)."""
     tif = WindowTimeInForce.FOK if order.time_in_force is TimeInForce.FOK else WindowTimeInForce.IOC
+    limit = None
+    if is_stp_limit(order):
+        limit = order.price
+        if order.time_in_force in (TimeInForce.GTC, TimeInForce.DAY):
+            tif = WindowTimeInForce.REST
     return WindowOrder(
         order.id,
         order.side,
@@ -250,6 +290,61 @@ def window_order(order: OrderRow, bid_markup: Decimal, ask_markup: Decimal) -> W
         tif,
         bid_markup,
         ask_markup,
+        limit,
+    )
+
+
+@dataclass(frozen=True)
+class HedgeAt:
+    """Send the order's rest to the provider as a limit order at `raw_limit`."""
+
+    order: WindowOrder
+    raw_limit: Decimal
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Leave the order working (a GTC or DAY order whose price is not there)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """End the order (an IOC or FOK order whose price is not there)."""
+
+    settlement: Settlement
+
+
+def limit_attempt(order: OrderRow, quote: LiveQuote | None, digits: int) -> HedgeAt | Wait | Refuse:
+    """What trying an STP limit order at the group's live `quote` does (the module doc): its
+    price reached (buy: ask <= limit, sell: bid >= limit) gives a hedge at the raw limit;
+    otherwise an IOC or FOK order is refused, NO_LIQUIDITY (PRICE_UNAVAILABLE without a live
+    price), and a GTC or DAY order waits."""
+    assert order.price is not None, "a limit order has a price (contract rule)"
+    resting = order.time_in_force in (TimeInForce.GTC, TimeInForce.DAY)
+    if quote is None:
+        if resting:
+            return Wait(f"no live price for {order.symbol}")
+        return Refuse(
+            refused(
+                order.id, _R.ERROR_REASON_PRICE_UNAVAILABLE, f"no live price for {order.symbol}"
+            )
+        )
+    live = quote.price_for(order.side)
+    if limit_reached(order.side, order.price, quote.bid, quote.ask):
+        window = window_order(order, *markups_of(quote))
+        raw = raw_limit(window, digits)
+        if raw > 0 and window.quantity > 0:
+            return HedgeAt(window, raw)
+    if resting:
+        return Wait(f"the live price {live} has not reached the limit {order.price}")
+    return Refuse(
+        refused(
+            order.id,
+            _R.ERROR_REASON_NO_LIQUIDITY,
+            f"no liquidity at the limit {order.price}: the live price is {live}",
+        )
     )
 
 
@@ -278,12 +373,14 @@ def settlements_of(
     """The settlement of each allocation (ADR 0007): the unfilled rest of an IOC is CANCELLED /
     NO_LIQUIDITY after a partial fill, REJECTED with the hedge's reason (LP_REJECTED,
     LP_UNAVAILABLE) or NO_LIQUIDITY when nothing filled; a FOK not filled in full is REJECTED /
-    NO_LIQUIDITY."""
+    NO_LIQUIDITY; a GTC or DAY limit order (REST) keeps what it got and keeps working."""
     by_id = {o.order_id: o for o in orders}
     result = []
     for allocation in allocations:
         order = by_id[allocation.order_id]
-        if allocation.outcome is AllocationOutcome.FILLED:
+        if allocation.outcome is AllocationOutcome.FILLED or (
+            order.time_in_force is WindowTimeInForce.REST
+        ):
             result.append(Settlement(order.order_id, allocation.quantity, allocation.price))
         elif allocation.outcome is AllocationOutcome.PARTIALLY_FILLED:
             rest = exact_difference(order.quantity, allocation.quantity)
@@ -344,6 +441,27 @@ Credentials = Callable[[str], tuple[str, Secret]]
 
 
 @dataclass(frozen=True)
+class LimitSettled:
+    """What an attempt did to an STP limit order, for the trigger engine: `order` as it is
+    now; `filled` what its hedge order filled, None when no hedge order ran (its price was not
+    there, or it ended)."""
+
+    order: OrderRow
+    group_id: str
+    filled: Decimal | None
+
+
+LimitListener = Callable[[LimitSettled], None]
+
+
+@dataclass(frozen=True)
+class _LimitNote:
+    order_id: str
+    account_id: str
+    filled: Decimal | None
+
+
+@dataclass(frozen=True)
 class _Member:
     order: OrderRow
     account: Account
@@ -375,6 +493,7 @@ class StpDesk:
         self._worker: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
+        self._limit_listeners: list[LimitListener] = []
 
     @property
     def db(self) -> Database:
@@ -430,9 +549,26 @@ class StpDesk:
     # -- the WorkingOrderSink ----------------------------------------------------------------------
 
     async def take(self, order: OrderRow, account: Account) -> None:
-        """An order committed WORKING: an STP market order joins its instrument's window."""
-        if order.execution_mode is ExecutionMode.STP and order.type is OrderType.MARKET:
+        """An order committed WORKING: an STP market order joins its instrument's window; an
+        STP limit order is tried at once (a stop-limit waits for its stop)."""
+        if order.execution_mode is not ExecutionMode.STP:
+            return
+        if order.type is OrderType.MARKET:
             self._join(order.symbol, order.id, account.account_id)
+        elif order.type is OrderType.LIMIT:
+            await self.attempt_limit(order, account)
+
+    async def attempt_limit(self, order: OrderRow, account: Account) -> None:
+        """Tries an STP limit order (or a triggered stop-limit) on the worker: a hedge order at
+        its limit if its price is there (see the module doc)."""
+        self._enqueue(
+            f"limit {order.id}", partial(self._attempt_limit, order.id, account.account_id)
+        )
+
+    def listen_limits(self, listener: LimitListener) -> None:
+        """`listener` hears of every STP limit order an attempt or a hedge order left (the
+        trigger engine: it takes a working one back into its index)."""
+        self._limit_listeners.append(listener)
 
     def _join(self, symbol: str, order_id: str, account_id: str) -> None:
         if self.book.add(symbol, order_id, account_id):
@@ -589,6 +725,8 @@ class StpDesk:
         if hedge is None or hedge.status is not HedgeStatus.NEW:
             return
         if hedge.id not in self._sent:
+            async with self.db.read_session() as session:
+                limit, fill_or_kill = await self._limit_terms(session, hedge)
             try:
                 if self.router is None:
                     raise LpUnavailableError("no LP order session is configured")
@@ -599,6 +737,8 @@ class StpDesk:
                         hedge.symbol,
                         hedge.side,
                         hedge.quantity,
+                        limit,
+                        fill_or_kill,
                     )
                 )
             except LpUnavailableError as error:
@@ -613,9 +753,28 @@ class StpDesk:
             if sent is not None:
                 await hedges.publish(session, current, sent, ACTOR)
 
+    async def _limit_terms(
+        self, session: AsyncSession, hedge: HedgeRow
+    ) -> tuple[Decimal | None, bool]:
+        """(the raw limit, FOK) of a limit order's own hedge order; (None, False) for a
+        window's. The raw limit is computed again from the client's limit and the markup stored
+        with the link: neither can change while the hedge is open."""
+        links = await hedges.links_of(session, hedge.id)
+        if len(links) != 1:
+            return None, False
+        (link,) = links
+        order = await get_order(session, link.account_id, link.order_id)
+        if order is None or not is_stp_limit(order):
+            return None, False
+        context = await account_context(session, link.account_id, hedge.symbol)
+        digits = _digits({link.account_id: context} if context is not None else {})
+        window = window_order(order, link.bid_markup, link.ask_markup)
+        return raw_limit(window, digits), order.time_in_force is TimeInForce.FOK
+
     async def _end_unsent(self, hedge_id: str, message: str) -> None:
         """REJECTED / LP_UNAVAILABLE for a hedge order that did not leave, and its window
         allocated (the internalized part still fills)."""
+        notes: list[_LimitNote] = []
         async with self.db.transaction() as session:
             hedge = await hedges.get_hedge(session, hedge_id, lock=True)
             if hedge is None:
@@ -624,10 +783,116 @@ class StpDesk:
             if ended is None:
                 return
             await hedges.publish(session, hedge, ended, ACTOR)
-            await self._allocate(session, ended)
+            notes = await self._allocate(session, ended)
         log.warning(
             "STP hedge order not sent", extra={"hedge_order_id": hedge_id, "error": message}
         )
+        await self._notify(notes)
+
+    # -- limit orders ------------------------------------------------------------------------------
+
+    async def _attempt_limit(self, order_id: str, account_id: str) -> None:
+        """One try of an STP limit order (the module doc), in one transaction with its account
+        and its row locked: nothing if its hedge order is still at the provider; else a hedge
+        order at its raw limit, or its refusal (IOC, FOK), or it keeps working (GTC, DAY)."""
+        now = self.clock()
+        hedge: HedgeRow | None = None
+        decision: HedgeAt | Wait | Refuse | None = None
+        quote: LiveQuote | None = None
+        async with self.db.transaction() as session:
+            await hedges.lock_accounts(session, [account_id])
+            orders = await hedges.lock_orders(session, [order_id])
+            order = orders.get(order_id)
+            if order is None:
+                return
+            if _attemptable(order) and not await hedges.in_flight(session, order_id):
+                contexts = await self._contexts(session, {account_id}, order.symbol)
+                context = contexts.get(account_id)
+                if context is None or context.instrument is None:
+                    decision = Wait("the instrument is not offered to the account's group")
+                else:
+                    quote = self.quotes.live(context.account.group_id, order.symbol, now)
+                    decision = limit_attempt(order, quote, context.instrument.digits)
+                if isinstance(decision, Refuse):
+                    await self._settle(
+                        session, order.symbol, None, orders, [decision.settlement], contexts, now
+                    )
+                elif isinstance(decision, HedgeAt):
+                    assert quote is not None
+                    hedge = await self._insert_limit_hedge(
+                        session, account_id, decision, quote, now
+                    )
+            elif _attemptable(order):
+                return  # its hedge order is at the provider: its end tells the listeners
+        if hedge is not None and isinstance(decision, HedgeAt):
+            log.info(
+                "STP limit hedge order created",
+                extra={
+                    "hedge_order_id": hedge.id,
+                    "order_id": order_id,
+                    "symbol": hedge.symbol,
+                    "side": hedge.side.value,
+                    "quantity": str(hedge.quantity),
+                    "limit": str(decision.raw_limit),
+                    "lp": hedge.liquidity_provider_id,
+                },
+            )
+            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+            return
+        if isinstance(decision, Wait):
+            log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
+        await self._notify([_LimitNote(order_id, account_id, None)])
+
+    async def _insert_limit_hedge(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        decision: HedgeAt,
+        quote: LiveQuote,
+        now: datetime,
+    ) -> HedgeRow:
+        window = decision.order
+        raw = raw_prices_of(quote)
+        logged_on = self.router.logged_on() if self.router is not None else []
+        buying = window.side is Side.BUY
+        hedge = HedgeRow(
+            id=str(uuid.uuid4()),
+            symbol=quote.symbol,
+            side=window.side,
+            quantity=window.quantity,
+            gross_buy_quantity=window.quantity if buying else _ZERO,
+            gross_sell_quantity=_ZERO if buying else window.quantity,
+            liquidity_provider_id=route(
+                window.side, quote, logged_on, [lp.lp for lp in self.config.lps]
+            ),
+            status=HedgeStatus.NEW,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            raw_bid=raw.bid,
+            raw_ask=raw.ask,
+        )
+        link = HedgeLink(window.order_id, account_id, window.bid_markup, window.ask_markup)
+        await hedges.insert_hedge(session, hedge, [link])
+        return hedge
+
+    async def _notify(self, notes: Sequence[_LimitNote]) -> None:
+        """Tells the listeners what became of the limit orders (after the commit)."""
+        if not notes or not self._limit_listeners:
+            return
+        settled = []
+        async with self.db.read_session() as session:
+            for note in notes:
+                account = await load_account(session, note.account_id)
+                order = await get_order(session, note.account_id, note.order_id)
+                if account is not None and order is not None:
+                    settled.append(LimitSettled(order, account.group_id, note.filled))
+        for item in settled:
+            for listener in self._limit_listeners:
+                try:
+                    listener(item)
+                except Exception:
+                    log.exception("an STP limit listener failed", extra={"order_id": item.order.id})
 
     # -- execution reports -------------------------------------------------------------------------
 
@@ -666,13 +931,17 @@ class StpDesk:
                     extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
                 )
             await hedges.publish(session, hedge, after, ACTOR, report)
+            notes: list[_LimitNote] = []
             if after.status.terminal and not hedge.status.terminal:
-                await self._allocate(session, after)
+                notes = await self._allocate(session, after)
+        await self._notify(notes)
 
     # -- allocation --------------------------------------------------------------------------------
 
-    async def _allocate(self, session: AsyncSession, hedge: HedgeRow) -> None:
-        """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction."""
+    async def _allocate(self, session: AsyncSession, hedge: HedgeRow) -> list[_LimitNote]:
+        """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction;
+        a limit order's own hedge goes to that order (`allocate_limit`). The limit orders it
+        settled, for `_notify` after the commit."""
         links = await hedges.links_of(session, hedge.id)
         await hedges.lock_accounts(session, [link.account_id for link in links])
         orders = await hedges.lock_orders(session, [link.order_id for link in links])
@@ -686,9 +955,25 @@ class StpDesk:
         assert hedge.raw_ask is not None, "stored when the hedge was created"
         filled = hedge.filled_quantity
         result = HedgeResult(filled, hedge.average_price if filled > 0 else None)
-        allocations = allocate(
-            window_orders, result, RawPrices(hedge.raw_bid, hedge.raw_ask), _digits(contexts)
-        )
+        digits = _digits(contexts)
+        notes: list[_LimitNote] = []
+        if len(links) == 1 and len(window_orders) == 1 and window_orders[0].limit is not None:
+            (limit_order,) = window_orders
+            if await hedges.in_flight(session, limit_order.order_id):
+                # An older hedge allocated again after a restart while a newer one is at the
+                # provider: the newer one decides.
+                log.warning(
+                    "STP: a limit order's ended hedge order is not allocated: another is open",
+                    extra={"hedge_order_id": hedge.id, "order_id": limit_order.order_id},
+                )
+                return notes
+            result = _limit_result(hedge, limit_order, result, digits)
+            allocations = [allocate_limit(limit_order, result, digits)]
+            notes.append(_LimitNote(links[0].order_id, links[0].account_id, filled))
+        else:
+            allocations = allocate(
+                window_orders, result, RawPrices(hedge.raw_bid, hedge.raw_ask), digits
+            )
         settlements = settlements_of(allocations, window_orders, hedge)
         await self._settle(
             session, hedge.symbol, hedge.id, orders, settlements, contexts, self.clock()
@@ -702,6 +987,7 @@ class StpDesk:
                 "orders": len(settlements),
             },
         )
+        return notes
 
     async def _contexts(
         self, session: AsyncSession, account_ids: set[str], symbol: str
@@ -799,10 +1085,12 @@ class StpDesk:
                 if (hedge := await hedges.get_hedge(session, hedge_id)) is not None
             ]
         for hedge_id in ended:
+            notes: list[_LimitNote] = []
             async with self.db.transaction() as session:
                 hedge = await hedges.get_hedge(session, hedge_id, lock=True)
                 if hedge is not None and hedge.status.terminal:
-                    await self._allocate(session, hedge)
+                    notes = await self._allocate(session, hedge)
+            await self._notify(notes)
         reachable = set() if self.router is None else {lp.lp for lp in self.config.lps}
         for hedge in unsent:
             if hedge.liquidity_provider_id not in reachable:
@@ -821,15 +1109,62 @@ class StpDesk:
                 )
 
     async def _rejoin_waiting(self) -> None:
-        """STP orders accepted before a restart whose window never closed."""
+        """STP orders accepted before a restart whose window never closed, and IOC / FOK limit
+        orders never tried."""
         async with self.db.read_session() as session:
             waiting = await hedges.unhedged_stp_orders(session)
+            limits = await hedges.unhedged_stp_limits(session)
         for order in waiting:
             self._join(order.symbol, order.order_id, order.account_id)
-        if waiting:
-            log.info(
-                "STP orders from before the restart rejoin windows", extra={"orders": len(waiting)}
+        for limit in limits:
+            self._enqueue(
+                f"limit {limit.order_id}",
+                partial(self._attempt_limit, limit.order_id, limit.account_id),
             )
+        if waiting or limits:
+            log.info(
+                "STP orders from before the restart rejoin windows or are tried",
+                extra={"orders": len(waiting), "limit_orders": len(limits)},
+            )
+
+
+def _attemptable(order: OrderRow) -> bool:
+    """An STP limit order an attempt may hedge: working (or partly filled), and a stop-limit
+    only once its stop has triggered."""
+    return (
+        is_stp_limit(order)
+        and order.status in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)
+        and (order.type is OrderType.LIMIT or order.trigger_time is not None)
+        and order.remaining_quantity > 0
+    )
+
+
+def _limit_result(
+    hedge: HedgeRow, order: WindowOrder, result: HedgeResult, digits: int
+) -> HedgeResult:
+    """The hedge's result as the limit order can take it; logs what the broker holds when the
+    provider filled worse than the raw limit (the client still gets its limit) or more than
+    the order's rest (the broker keeps the excess)."""
+    if result.average_price is not None:
+        raw = raw_limit(order, digits)
+        worse = result.average_price > raw if order.side is Side.BUY else result.average_price < raw
+        if worse:
+            log.error(
+                "STP: the provider filled a limit hedge worse than its limit; the client gets"
+                " its limit",
+                extra={
+                    "hedge_order_id": hedge.id,
+                    "average_price": str(result.average_price),
+                    "limit": str(raw),
+                },
+            )
+    if result.filled > order.quantity:
+        log.error(
+            "STP: a limit hedge filled more than its order's rest; the broker holds the excess",
+            extra={"hedge_order_id": hedge.id, "filled": str(result.filled)},
+        )
+        return HedgeResult(order.quantity, result.average_price)
+    return result
 
 
 def _digits(contexts: Mapping[str, AccountContext]) -> int:
@@ -859,7 +1194,13 @@ async def _settle_order(
             change, order, settlement.quantity, settlement.price, terms, hedge_order_id=hedge_id
         )
         order = booked.order
-    if settlement.rest is None or not order.is_open:
+    if not order.is_open:
+        return
+    if settlement.rest is None:
+        if order.status is OrderStatus.PENDING_CANCEL:  # a resting limit order's rest
+            await change.apply(
+                order, OrderEvent.CANCELLED, "cancelled while its hedge order was at the provider"
+            )
         return
     event = rest_event(order.status, settlement.rest)
     if order.status is OrderStatus.PENDING_CANCEL:

@@ -26,6 +26,14 @@ entry costs a read, never a wrong fill. What a hit does:
 - **LIMIT** (and a triggered stop-limit): CheckOrder (purpose TRIGGER; refused -> REJECTED),
   then, in one transaction, it fills in full at the live price if that is still at or better
   than its limit (the triggering quote or a newer one), else it stays WORKING.
+- **STP LIMIT** (and an STP stop-limit once triggered): CheckOrder (purpose TRIGGER; refused ->
+  REJECTED, or the rest CANCELLED with the reason once partly filled), then the STP desk tries
+  it (`stp.StpDesk.attempt_limit`: a hedge order of its own at its limit, see stp.py). The
+  order is paused in the index meanwhile; the desk reports back (`limit_done`) and a GTC or DAY
+  order that is still working is taken back, paused for `domain.triggers.retry_pause` when its
+  hedge order ran (so a price the provider would not fill at is not tried on every quote).
+  Partly filled STP limit orders (PARTIALLY_FILLED) stay in the index. An STP IOC or FOK
+  stop-limit goes to the desk as soon as it triggers (filled or refused there, never resting).
 - **STOP_LOSS / TAKE_PROFIT**: a closing market order for the whole position through the order
   pipeline (`Placement`, as ForceClosePosition: no pre-trade check, never requoted), origin
   STOP_LOSS / TAKE_PROFIT, client_order_id `tm:sl:<position id>:<version>` / `tm:tp:...`, so a
@@ -33,10 +41,9 @@ entry costs a read, never a wrong fill. What a hit does:
 
 Every change goes through `AccountChange` (`apply` ... `finish`) in one transaction with its
 audit and outbox rows, as everywhere in the OMS. After a restart, a STOP triggered but not
-executed (WORKING with `trigger_time`) is executed (STP: if it is in no hedge order yet).
-
-Not covered: STP limit and stop-limit orders (the netting window cannot yet allocate at a
-price no worse than a limit); they rest WORKING until cancelled or expired.
+executed (WORKING with `trigger_time`) is executed (STP: if it is in no hedge order yet); STP
+limit orders are loaded like the others, those whose hedge order is still at the provider
+paused until it ends.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from services.oms import execution, hedges
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.domain.triggers import (
+    LAST_RETRY,
     Hit,
     Kind,
     OrderKind,
@@ -71,6 +79,7 @@ from services.oms.domain.triggers import (
     limit_reached,
     order_hit,
     position_hit,
+    retry_pause,
 )
 from services.oms.events import order_update_of, system_actor
 from services.oms.execution import LiveQuote
@@ -83,6 +92,7 @@ from services.oms.model import (
     OrderRow,
     OrderType,
     PositionRow,
+    TimeInForce,
 )
 from services.oms.ownership import authorize_internal
 from services.oms.placement import Placement, check_price_of
@@ -100,6 +110,7 @@ from services.oms.store import (
     offered_instruments,
     reason_changes,
 )
+from services.oms.stp import LimitListener, LimitSettled
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.resources import Resources
@@ -120,6 +131,9 @@ LOCK_KEY: Final = int.from_bytes(b"oms-trig", "big") & 0x7FFF_FFFF_FFFF_FFFF
 RELOAD_SECONDS: Final = 30.0
 FOLLOW_SECONDS: Final = 2.0
 WORKERS: Final = 4
+# An STP limit order handed to the STP desk waits at most this long for the desk's word.
+IN_FLIGHT: Final = LAST_RETRY
+_LIMIT_STATUSES: Final = frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
 ORDER_SUBJECTS: Final = "oms.order.>"
 POSITION_SUBJECTS: Final = "oms.position.>"
 _TRIGGER_TYPES: Final = {
@@ -135,9 +149,14 @@ _POSITION_EVENTS: Final[Mapping[str, Any]] = {
 
 
 class StpHandOff(Protocol):
-    """The STP desk's order sink (`stp.StpDesk.take`)."""
+    """The STP desk (`stp.StpDesk`): its order sink, its limit orders' attempts and their
+    outcome."""
 
     async def take(self, order: OrderRow, account: Account) -> None: ...
+
+    async def attempt_limit(self, order: OrderRow, account: Account) -> None: ...
+
+    def listen_limits(self, listener: LimitListener) -> None: ...
 
 
 def _decimal(text_value: str) -> Decimal | None:
@@ -149,15 +168,25 @@ def _decimal(text_value: str) -> Decimal | None:
         return None
 
 
-def working_order_of(order: OrderRow, group_id: str) -> WorkingOrder | None:
-    """The index entry of a stored order; None when the price cannot trigger it (not WORKING,
-    not a limit/stop/stop-limit, an STP limit or stop-limit, or a stop already triggered, which
-    a worker is executing)."""
-    kind = _TRIGGER_TYPES.get(order.type)
-    if kind is None or order.status is not OrderStatus.WORKING:
+def _indexed(
+    kind: OrderKind | None, status: OrderStatus, mode: ExecutionMode | None
+) -> OrderKind | None:
+    """Whether the price can trigger an order of `kind` in `status`: WORKING; an STP limit or
+    stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts)."""
+    if kind is None or status not in _LIMIT_STATUSES:
         return None
-    stp = order.execution_mode is ExecutionMode.STP
-    if stp and kind is not OrderKind.STOP:
+    if status is OrderStatus.PARTIALLY_FILLED and (
+        mode is not ExecutionMode.STP or kind is OrderKind.STOP
+    ):
+        return None
+    return kind
+
+
+def working_order_of(order: OrderRow, group_id: str) -> WorkingOrder | None:
+    """The index entry of a stored order; None when the price cannot trigger it (not working,
+    not a limit/stop/stop-limit, or a stop already triggered, which a worker is executing)."""
+    kind = _indexed(_TRIGGER_TYPES.get(order.type), order.status, order.execution_mode)
+    if kind is None:
         return None
     triggered = order.trigger_time is not None
     if kind is OrderKind.STOP and triggered:
@@ -184,9 +213,8 @@ def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder
         mode = ExecutionMode.from_proto(order.execution_mode) if order.execution_mode else None
     except ValueError:
         return None
-    if kind is None or status is not OrderStatus.WORKING:
-        return None
-    if mode is ExecutionMode.STP and kind is not OrderKind.STOP:
+    kind = _indexed(kind, status, mode)
+    if kind is None:
         return None
     triggered = order.HasField("trigger_time")
     if kind is OrderKind.STOP and triggered:
@@ -236,6 +264,11 @@ def _position_stops_of_proto(position: oms_pb2.Position, group_id: str) -> Posit
     )
 
 
+def _desk_tries_at_once(order: OrderRow) -> bool:
+    """The STP desk tries an STP limit order as it is placed (`stp.StpDesk.take`)."""
+    return order.execution_mode is ExecutionMode.STP and order.type is OrderType.LIMIT
+
+
 def stops_client_order_id(kind: Kind, position: PositionRow) -> str:
     """`tm:sl:<position id>:<version>` / `tm:tp:...`: one closing order per position version."""
     prefix = "sl" if kind is Kind.STOP_LOSS else "tp"
@@ -247,6 +280,7 @@ class _Loaded:
     index: TriggerIndex
     groups: dict[str, str]
     triggered_stops: list[WorkingOrder]
+    in_flight: set[str]
 
 
 class TriggerEngine:
@@ -276,6 +310,9 @@ class TriggerEngine:
         self._jobs: asyncio.Queue[Hit] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._subscriptions: list[Subscription] = []
+        self._unfilled: dict[str, int] = {}  # STP limit order -> hedges in a row that filled 0
+        if stp is not None:
+            stp.listen_limits(self.limit_done)
 
     @property
     def db(self) -> Database:
@@ -344,6 +381,10 @@ class TriggerEngine:
     async def reload(self) -> None:
         """Rebuilds the index from the database; resumes stops triggered but not executed."""
         loaded = await self._load()
+        pauses = self.index.pauses
+        for order_id, until in pauses.items():
+            if loaded.index.order(order_id) is not None and order_id not in loaded.in_flight:
+                loaded.index.pause(order_id, until)
         self.index = loaded.index
         self._groups = loaded.groups
         for order in loaded.triggered_stops:
@@ -361,7 +402,8 @@ class TriggerEngine:
             }
             rows = await session.execute(
                 text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders WHERE status = 'WORKING'"
+                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+                    " WHERE status IN ('WORKING', 'PARTIALLY_FILLED')"
                     " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')"
                 )
             )
@@ -369,6 +411,14 @@ class TriggerEngine:
             hedged = await hedges.hedged_order_ids(
                 session,
                 [o.id for o in orders if o.trigger_time is not None and o.type is OrderType.STOP],
+            )
+            in_flight = await hedges.in_flight_order_ids(
+                session,
+                [
+                    o.id
+                    for o in orders
+                    if o.execution_mode is ExecutionMode.STP and o.type is not OrderType.STOP
+                ],
             )
             positions = await session.execute(
                 text(
@@ -388,6 +438,8 @@ class TriggerEngine:
             entry = working_order_of(order, group)
             if entry is not None:
                 index.put_order(entry)
+                if order.id in in_flight:
+                    index.pause(order.id, self.clock() + IN_FLIGHT)
             elif (
                 order.type is OrderType.STOP
                 and order.trigger_time is not None
@@ -406,7 +458,7 @@ class TriggerEngine:
                         triggered=True,
                     )
                 )
-        return _Loaded(index, groups, triggered)
+        return _Loaded(index, groups, triggered, in_flight)
 
     async def _group_of(self, account_id: str) -> str | None:
         group = self._groups.get(account_id)
@@ -426,6 +478,29 @@ class TriggerEngine:
         entry = working_order_of(order, account.group_id)
         if entry is not None:
             self.index.put_order(entry)
+            if self.stp is not None and _desk_tries_at_once(order):
+                self.index.pause(order.id, self.clock() + IN_FLIGHT)  # until the desk's word
+
+    def limit_done(self, settled: LimitSettled) -> None:
+        """The STP desk's word on a limit order it tried (`stp.LimitSettled`): one still
+        working is taken back, paused for `retry_pause` when a hedge order ran for it (longer
+        after each hedge in a row that filled nothing), at once when none ran."""
+        if not self.leading:
+            return
+        order = settled.order
+        self._groups[order.account_id] = settled.group_id
+        entry = working_order_of(order, settled.group_id)
+        if entry is None:
+            self.index.discard_order(order.id, order.version)
+            self._unfilled.pop(order.id, None)
+            return
+        self.index.put_order(entry)
+        if settled.filled is None:
+            self.index.resume(order.id)
+            return
+        unfilled = 0 if settled.filled > 0 else self._unfilled.get(order.id, 0) + 1
+        self._unfilled[order.id] = unfilled
+        self.index.pause(order.id, self.clock() + retry_pause(unfilled))
 
     async def on_order_event(self, message: Msg) -> None:
         if not self.leading:
@@ -440,6 +515,8 @@ class TriggerEngine:
         entry = _working_order_of_proto(order, group)
         if entry is None:
             self.index.discard_order(order.id, int(order.version))
+            if self.index.order(order.id) is None:
+                self._unfilled.pop(order.id, None)
         else:
             self.index.put_order(entry)
 
@@ -466,7 +543,7 @@ class TriggerEngine:
         """A `QuoteBook` listener: queues what the quote triggers (each id once at a time)."""
         if not self.leading or quote.stale:
             return
-        for hit in self.index.hits(group_id, quote.symbol, quote.bid, quote.ask):
+        for hit in self.index.hits(group_id, quote.symbol, quote.bid, quote.ask, self.clock()):
             self._queue(hit)
 
     def _queue(self, hit: Hit) -> None:
@@ -563,8 +640,15 @@ class TriggerEngine:
         if order is None:
             return
         limit = working_order_of(order, entry.group_id)
-        if limit is not None:
-            self.index.put_order(limit)
+        if limit is None:
+            return
+        self.index.put_order(limit)
+        if order.execution_mode is ExecutionMode.STP and order.time_in_force in (
+            TimeInForce.IOC,
+            TimeInForce.FOK,
+        ):
+            await self._hand_limit_to_stp(order, limit)  # tried once, now: never rests
+        else:
             await self._limit(limit)
 
     async def _limit(self, entry: WorkingOrder) -> None:
@@ -577,6 +661,12 @@ class TriggerEngine:
             return
         async with self.db.read_session() as session:
             order = await get_order(session, entry.account_id, entry.order_id)
+        if order is not None and order.execution_mode is ExecutionMode.STP:
+            if order.status not in _LIMIT_STATUSES:
+                self.index.discard_order(entry.order_id)
+                return
+            await self._hand_limit_to_stp(order, entry)
+            return
         if order is None or order.status is not OrderStatus.WORKING:
             self.index.discard_order(entry.order_id)
             return
@@ -584,6 +674,24 @@ class TriggerEngine:
             self.index.discard_order(entry.order_id)
             return
         await self._execute(order, market=False)
+
+    async def _hand_limit_to_stp(self, order: OrderRow, entry: WorkingOrder) -> None:
+        """An STP limit order (or triggered stop-limit) whose price is reached: CheckOrder
+        (purpose TRIGGER), then the STP desk tries it at its limit; paused here until the
+        desk's word (`limit_done`)."""
+        if self.stp is None:
+            return
+        self.index.pause(order.id, self.clock() + IN_FLIGHT)
+        async with self.db.read_session() as session:
+            if await hedges.in_flight(session, order.id):
+                return  # its hedge order's end resumes it
+            account = await load_account(session, order.account_id)
+        if account is None:
+            return
+        if not await self._approved(order, ExecutionMode.STP):
+            self.index.discard_order(entry.order_id)
+            return
+        await self.stp.attempt_limit(order, account)
 
     async def _approved(self, order: OrderRow, mode: ExecutionMode) -> bool:
         """CheckOrder (purpose TRIGGER); a refusal (or no answer) rejects the order."""
@@ -595,11 +703,17 @@ class TriggerEngine:
             assert account is not None
             change = await AccountChange.begin(session, account, system_actor(ACTOR), self.clock())
             current = await get_order(session, order.account_id, order.id, lock=True)
-            if current is None or current.status is not OrderStatus.WORKING:
+            if current is None or current.status not in _LIMIT_STATUSES:
                 return False
+            # A partly filled (STP limit) order cannot be rejected: its rest is cancelled.
+            event = (
+                OrderEvent.REJECTED
+                if current.status is OrderStatus.WORKING
+                else OrderEvent.CANCELLED
+            )
             await change.apply(
                 current,
-                OrderEvent.REJECTED,
+                event,
                 verdict.message,
                 changes=reason_changes(verdict.reason, verdict.message),
             )
@@ -702,7 +816,7 @@ class TriggerEngine:
             )
         return None if conversion is None else FillTerms(instrument, terms, conversion)
 
-    async def _hand_to_stp(self, order: OrderRow) -> None:
+    async def _hand_to_stp(self, order: OrderRow) -> None:  # a triggered stop
         """A triggered STP stop joins its instrument's netting window as a market order (the
         desk takes market orders; the window reads the order from the database and fills its
         rest as an IOC)."""

@@ -8,7 +8,7 @@
     TM_LPSIM_SEED          the seed of its random walk (an integer)
     TM_LPSIM_SPREAD_FACTOR its spread, times the instrument's typical spread (a decimal)
     TM_LPSIM_RATE          price updates per second per instrument (a decimal)
-    TM_LPSIM_FILL_DELAY_MS the delay before it answers an order
+    TM_LPSIM_FILL_DELAY_MS the delay before it answers an order (the control port can change it)
     TM_LPSIM_CONTROL_PORT  the control port on 127.0.0.1 (simulators/lp/control.py), optional
     TM_LPSIM_CLIENTS       the SenderCompIDs its clients log on with, comma-separated
                            (default TRADINGMESH; the stack adds TRADINGMESH-QA for tests and
@@ -105,13 +105,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    controls = Controls(name, market, app.lock, profile.updates_per_second, app.publish)
+    controls = Controls(name, market, app.lock, profile.updates_per_second, app.publish, app)
     control_port = env.get("TM_LPSIM_CONTROL_PORT")
     control = serve(controls, int(control_port)) if control_port else None
 
-    orders = threading.Thread(
-        target=app.run_orders, args=(profile.fill_delay_ms,), name="orders", daemon=True
-    )
+    orders = threading.Thread(target=app.run_orders, name="orders", daemon=True)
     orders.start()
     acceptor.start()
     logging.getLogger("lpsim").info(

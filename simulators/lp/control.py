@@ -5,6 +5,8 @@
                                     optional "size": "1.5", the lots quoted on each side
     DELETE /v1/pins/<symbol>        walk again (DELETE /v1/pins: every symbol); answers {}
     PUT    /v1/rate                 {"updates_per_second": "200"}: per instrument
+    PUT    /v1/fill-delay           {"ms": "1500"}: how long the LP waits before it executes
+                                    an order (against its quote at that moment), 0..60000
 
 Prices are decimal strings, as everywhere. A bad request gets 400 (404 for an unknown symbol)
 with {"error": "..."} and changes nothing. It is a simulator's test hook, not part of the
@@ -22,13 +24,20 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from simulators.lp.market import Market, Quote
 
 log = logging.getLogger("lpsim.control")
 
 MAX_RATE = Decimal(10_000)
+MAX_FILL_DELAY_MS = 60_000
+
+
+class OrderDesk(Protocol):
+    """What executes the LP's orders (`fix.LpApplication`): it reads the delay per order."""
+
+    fill_delay_ms: int
 
 
 class ControlRequestError(Exception):
@@ -47,12 +56,14 @@ class Controls:
         lock: threading.Lock,
         rate: Decimal,
         publish: Callable[[Iterable[Quote]], object],
+        orders: OrderDesk | None = None,
     ) -> None:
         self.name = name
         self.market = market
         self.lock = lock
         self.rate = rate
         self.publish = publish
+        self.orders = orders
 
     def state(self) -> dict[str, Any]:
         with self.lock:
@@ -60,6 +71,7 @@ class Controls:
         return {
             "name": self.name,
             "updates_per_second": str(self.rate),
+            "fill_delay_ms": str(self.orders.fill_delay_ms) if self.orders is not None else "",
             "pins": {
                 s: {"bid": str(q.bid), "ask": str(q.ask), "size": str(q.ask_size)}
                 for s, q in pins.items()
@@ -97,6 +109,17 @@ class Controls:
         self.rate = rate
         return {"updates_per_second": str(rate)}
 
+    def set_fill_delay(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.orders is None:
+            raise ControlRequestError("this LP has no order desk", HTTPStatus.NOT_FOUND)
+        delay = _decimal(body, "ms")
+        if delay != delay.to_integral_value() or not 0 <= delay <= MAX_FILL_DELAY_MS:
+            raise ControlRequestError(
+                f"ms must be a whole number in [0, {MAX_FILL_DELAY_MS}], not {delay}"
+            )
+        self.orders.fill_delay_ms = int(delay)
+        return {"fill_delay_ms": str(int(delay))}
+
 
 def _decimal(body: dict[str, Any], key: str) -> Decimal:
     value = body.get(key)
@@ -121,6 +144,8 @@ def serve(controls: Controls, port: int) -> ThreadingHTTPServer:
         def do_PUT(self) -> None:
             if self.path == "/v1/rate":
                 self._handle(lambda: controls.set_rate(self._body()))
+            elif self.path == "/v1/fill-delay":
+                self._handle(lambda: controls.set_fill_delay(self._body()))
             elif self.path.startswith("/v1/pins/"):
                 symbol = self.path.removeprefix("/v1/pins/")
                 self._handle(lambda: controls.pin(symbol, self._body()))
@@ -190,6 +215,10 @@ class ControlClient:
 
     def set_rate(self, updates_per_second: str) -> None:
         self._call("PUT", "/v1/rate", {"updates_per_second": updates_per_second})
+
+    def set_fill_delay(self, ms: int) -> None:
+        """How long the LP waits before it executes an order (it executes at its quote then)."""
+        self._call("PUT", "/v1/fill-delay", {"ms": str(ms)})
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None

@@ -5,8 +5,13 @@
 - MarketDataRequest (V): a snapshot (W) per symbol, then, for a subscription, incremental
   refreshes (X) carrying every changed bid and offer; unknown symbols get a
   MarketDataRequestReject (Y). Unsubscribe (263=2) stops them.
-- NewOrderSingle (D): an ExecutionReport New, then fills (possibly partial, in pieces) and a
-  cancel of what did not fill, or a reject with the reason in Text (58).
+- NewOrderSingle (D), market (40=1) or limit (40=2, Price 44), IOC or FOK (59): an
+  ExecutionReport New, then fills (possibly partial, in pieces; a limit only at or better than
+  its price) and a cancel of what did not fill with the reason in Text (58) (a limit whose
+  price is not there, a FOK it cannot fill in full: cancelled, nothing filled), or a reject
+  with the reason in Text for an order it does not take. Every report echoes the order's
+  OrdType, Price and TimeInForce. The order thread waits `fill_delay_ms` before it executes an
+  order (the control port can change it), against the quote at that moment.
 
 Prices and quantities are written as decimal strings: QuickFIX's typed price fields take floats,
 which this platform never uses for money.
@@ -81,6 +86,7 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         super().__init__()
         self.market = market
         self.credentials = credentials
+        self.fill_delay_ms = market.profile.fill_delay_ms  # read for every order
         self.lock = threading.Lock()  # guards the market and the subscriptions
         self.subscriptions: dict[tuple[str, str], _Subscription] = {}
         self.logged_on: set[str] = set()
@@ -211,17 +217,26 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         _set(report, TEXT, reason)
         return report
 
-    def run_orders(self, delay_ms: int) -> None:
+    def run_orders(self) -> None:
         """The order thread: executes queued orders after the LP's delay, until given None."""
         while (item := self.orders.get()) is not None:
             session, order = item
-            time.sleep(delay_ms / 1000)
+            time.sleep(self.fill_delay_ms / 1000)
             with self.lock:
                 execution = execute(self.market, order)
             for report in self._reports(order, execution):
                 fix.Session.sendToTarget(report, session)
 
     def _reports(self, order: Order, execution: Execution) -> list[fix.Message]:
+        reports = self._order_reports(order, execution)
+        for report in reports:
+            _set(report, ORD_TYPE, "1" if order.limit_price is None else "2")
+            if order.limit_price is not None:
+                _set(report, PRICE, _text(order.limit_price))
+            _set(report, TIME_IN_FORCE, order.time_in_force.value)
+        return reports
+
+    def _order_reports(self, order: Order, execution: Execution) -> list[fix.Message]:
         side = order.side.value
         if execution.reject_reason is not None:
             return [
@@ -278,7 +293,12 @@ class LpApplication(fix.Application):  # type: ignore[misc]
                 leaves=Decimal(0),
                 average=notional / cumulative if cumulative else Decimal(0),
             )
-            _set(report, TEXT, f"{_text(execution.cancelled)} lots not filled: no liquidity")
+            _set(
+                report,
+                TEXT,
+                execution.cancel_reason
+                or f"{_text(execution.cancelled)} lots not filled: no liquidity",
+            )
             reports.append(report)
         return reports
 

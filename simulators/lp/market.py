@@ -176,12 +176,15 @@ class Fill:
 
 @dataclass(frozen=True)
 class Execution:
-    """What the LP does with an order: fills (possibly several), then maybe a cancel of the rest,
-    or a reject with a reason. Orders never rest at an LP: what does not fill now is cancelled."""
+    """What the LP does with an order: fills (possibly several), then maybe a cancel of the rest
+    (`cancel_reason` says why), or a reject with a reason (an order it does not take at all).
+    Orders never rest at an LP: what does not fill now is cancelled, whatever the time in force
+    (a GTC or DAY order is taken as IOC)."""
 
     fills: tuple[Fill, ...] = ()
     cancelled: Decimal = Decimal(0)
     reject_reason: str | None = None
+    cancel_reason: str = ""
     fills_total: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -189,7 +192,12 @@ class Execution:
 
 
 def execute(market: Market, order: Order) -> Execution:
-    """Decides the fate of `order` against the LP's current quote."""
+    """Decides the fate of `order` against the LP's current quote: a market order takes what
+    the quote's size offers at its price; a limit order the same, only if that price is at or
+    better than its limit (a buy at an ask <= limit, a sell at a bid >= limit), else nothing;
+    a FOK order all of its quantity or nothing. What is not filled is cancelled. Rejected: an
+    unknown symbol, a quantity that is not positive or above the LP's maximum, a limit price
+    that is not positive."""
     instrument = market.instrument(order.symbol)
     if instrument is None:
         return Execution(reject_reason=f"unknown symbol {order.symbol}")
@@ -197,6 +205,10 @@ def execute(market: Market, order: Order) -> Execution:
         return Execution(reject_reason="quantity must be positive")
     if order.quantity > market.profile.max_order_lots:
         return Execution(reject_reason=f"quantity above {market.profile.max_order_lots} lots")
+    if order.limit_price is not None and not (
+        order.limit_price.is_finite() and order.limit_price > 0
+    ):
+        return Execution(reject_reason=f"limit price must be positive, not {order.limit_price}")
     quote = market.quote(order.symbol)
     price, available = (
         (quote.ask, quote.ask_size) if order.side is Side.BUY else (quote.bid, quote.bid_size)
@@ -207,10 +219,16 @@ def execute(market: Market, order: Order) -> Execution:
         )
         if not marketable:
             return Execution(
-                reject_reason=f"price moved: {price} against limit {order.limit_price}"
+                cancelled=order.quantity,
+                cancel_reason=f"price moved: {price} against the limit {order.limit_price}",
             )
     if order.quantity > available and order.time_in_force is TimeInForce.FOK:
-        return Execution(reject_reason=f"only {available} lots available")
+        return Execution(
+            cancelled=order.quantity,
+            cancel_reason=(
+                f"fill or kill: only {available:f} of {order.quantity:f} lots available"
+            ),
+        )
     to_fill = min(order.quantity, available)
     fills = []
     left = to_fill
@@ -218,4 +236,9 @@ def execute(market: Market, order: Order) -> Execution:
         piece = min(left, market.profile.fill_lots)
         fills.append(Fill(piece, price))
         left -= piece
-    return Execution(fills=tuple(fills), cancelled=order.quantity - to_fill)
+    cancelled = order.quantity - to_fill
+    return Execution(
+        fills=tuple(fills),
+        cancelled=cancelled,
+        cancel_reason=f"{cancelled:f} lots not filled: no liquidity" if cancelled else "",
+    )

@@ -10,6 +10,8 @@ needs the provider to run short of liquidity.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 import uuid
@@ -18,16 +20,32 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+import grpc
 import nats
 import pytest
 
 from simulators.lp.control import ControlClient
+from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from tests.integration.conftest import RunningStack
-from tests.integration.test_orders import Oms, Trader, connect, eventually, new_trader, place
+from stack.state import load
+from tests.integration.callers import Who
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.test_orders import (
+    SYMBOLS,
+    Oms,
+    Trader,
+    connect,
+    eventually,
+    new_trader,
+    place,
+)
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_pb2
+from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.errors import details_of
 from tradingmesh.oms.v1 import (
     oms_events_pb2,
     oms_pb2,
@@ -362,3 +380,401 @@ def test_buys_and_sells_that_net_to_zero_fill_at_the_raw_prices_without_a_hedge(
     assert (sold.status, D(sold.average_fill_price)) == (S.ORDER_STATUS_FILLED, D("1.1"))
     (trade,) = trades(oms, buyer, bought.id)
     assert trade.hedge_order_id == ""
+
+
+# ---- STP limit and stop-limit orders: a hedge order of their own, at their limit -----------------
+
+
+@pytest.fixture
+def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
+    """The LP simulators' control ports; afterwards every pin is lifted and each fill delay is
+    what it was."""
+    controls = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    delays = {lp: int(c.state()["fill_delay_ms"]) for lp, c in controls.items()}
+    try:
+        yield controls
+    finally:
+        for lp, control in controls.items():
+            control.unpin()
+            control.set_fill_delay(delays[lp])
+
+
+def pin(
+    lps: dict[str, ControlClient],
+    alpha: tuple[str, str],
+    beta: tuple[str, str],
+    size: str | None = None,
+) -> None:
+    lps["lp-alpha"].pin("EURUSD", *alpha, size=size)
+    lps["lp-beta"].pin("EURUSD", *beta, size=size)
+
+
+def await_group_price(oms: Oms, trader: Trader, bid: str, ask: str) -> None:
+    """The trader's group's EURUSD is bid/ask (and the OMS has had time to read it)."""
+
+    def probe() -> bool:
+        with oms.service("pricing") as channel:
+            quote = (
+                pricing_service_pb2_grpc.PricingServiceStub(channel)
+                .GetQuote(
+                    pricing_service_pb2.GetQuoteRequest(
+                        symbol="EURUSD", account_id=trader.account_id
+                    ),
+                    metadata=trader.md,
+                    timeout=5,
+                )
+                .quote
+            )
+        return (D(quote.bid), D(quote.ask)) == (D(bid), D(ask)) and not quote.stale
+
+    eventually(probe, 20, f"the group's EURUSD at {bid}/{ask}")
+    time.sleep(0.5)  # the OMS reads the same price from NATS
+
+
+def markup_group(oms: Oms, points: int) -> str:
+    """An STP group of its own (hedging positions, 3.50 commission per lot) whose price is
+    `points` wider than the raw best: half of them (rounded down) off the bid, the rest onto
+    the ask."""
+    admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
+    group = oms.stack.admin.CreateClientGroup(
+        admin_pb.CreateClientGroupRequest(
+            client_group=account_pb2.ClientGroup(
+                name=f"stp-limits-{uuid.uuid4().hex[:10]}",
+                currency="USD",
+                leverage=100,
+                margin_call_level="100",
+                stop_out_level="50",
+                execution_mode=types_pb2.EXECUTION_MODE_STP,
+                position_mode=types_pb2.POSITION_MODE_HEDGING,
+                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
+                spread_markup=str(points),
+                commission_per_lot="3.50",
+            )
+        ),
+        metadata=admin,
+    ).client_group
+    for symbol in SYMBOLS:
+        oms.stack.admin.SetGroupInstrumentSettings(
+            admin_pb.SetGroupInstrumentSettingsRequest(
+                settings=account_pb2.GroupInstrumentSettings(
+                    group_id=group.id, symbol=symbol, enabled=True
+                )
+            ),
+            metadata=admin,
+        )
+    return group.id
+
+
+def place_limit(
+    oms: Oms,
+    trader: Trader,
+    price: str,
+    quantity: str,
+    tif: trading_pb2.TimeInForce.ValueType = S.TIME_IN_FORCE_GTC,
+    side: types_pb2.Side.ValueType = types_pb2.SIDE_BUY,
+) -> oms_pb2.Order:
+    order = place(
+        oms,
+        trader,
+        type=S.ORDER_TYPE_LIMIT,
+        side=side,
+        price=price,
+        quantity=quantity,
+        time_in_force=tif,
+    )
+    assert order.status == S.ORDER_STATUS_WORKING, (order.status_reason, order.status_message)
+    assert order.execution_mode == types_pb2.EXECUTION_MODE_STP
+    return order
+
+
+def hedge_at(oms: Oms, order_id: str, statuses: set[str], what: str) -> dict[str, Any]:
+    """The order's newest hedge order once it is in one of `statuses`."""
+
+    def probe() -> dict[str, Any] | None:
+        found = hedges_of(oms, [order_id])
+        return found[-1] if found and found[-1]["status"] in statuses else None
+
+    result: dict[str, Any] = eventually(probe, 20, what)
+    return result
+
+
+def lp_order_reports(oms: Oms, hedge_id: str, lp: str = "lp-alpha") -> list[dict[int, str]]:
+    return [r for r in lp_reports(oms, lp) if r.get(11) == hedge_id]
+
+
+def order_audit(oms: Oms, order_id: str) -> list[str]:
+    return [
+        str(r[0])
+        for r in oms.rows(
+            "SELECT event FROM oms.audit_records WHERE entity_id = %s ORDER BY sequence", order_id
+        )
+    ]
+
+
+def ledger_of(oms: Oms, account_id: str) -> dict[str, list[tuple[str, Decimal]]]:
+    """(reason, amount) of the account's ledger entries per trade id."""
+    booked: dict[str, list[tuple[str, Decimal]]] = {}
+    for reason, amount, trade_id in oms.rows(
+        "SELECT reason, amount, trade_id::text FROM account.ledger_entries"
+        " WHERE account_id = %s AND trade_id IS NOT NULL ORDER BY sequence",
+        account_id,
+    ):
+        booked.setdefault(trade_id, []).append((reason, amount))
+    return booked
+
+
+def test_an_stp_buy_limit_rests_then_is_hedged_at_its_raw_limit_and_fills_at_or_below_it(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = new_trader(oms, markup_group(oms, 4))  # 2 points off the bid, 2 onto the ask
+    pin(lps, ("1.10000", "1.10010"), ("1.09990", "1.10030"))
+    await_group_price(oms, trader, "1.09998", "1.10012")
+
+    order = place_limit(oms, trader, "1.09992", "1.00")
+
+    # Below the ask: it rests, and no hedge order is made.
+    time.sleep(1.5)
+    assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
+    assert hedges_of(oms, [order.id]) == []
+
+    # lp-alpha's ask falls to 1.09985: the group's ask 1.09987 reaches the limit.
+    pin(lps, ("1.09975", "1.09985"), ("1.09960", "1.10000"))
+    filled = ended(oms, trader, order.id)
+
+    assert filled.status == S.ORDER_STATUS_FILLED, (filled.status_reason, filled.status_message)
+    # The provider's 1.09985 plus the 2-point markup: better than the limit.
+    assert (D(filled.filled_quantity), D(filled.average_fill_price)) == (D("1"), D("1.09987"))
+    assert D(filled.average_fill_price) <= D("1.09992")
+    (hedge,) = hedges_of(oms, [order.id])
+    assert (hedge["side"], hedge["quantity"], hedge["status"]) == ("BUY", D("1"), "FILLED")
+    assert (hedge["filled_quantity"], hedge["average_price"]) == (D("1"), D("1.09985"))
+    assert hedge["liquidity_provider_id"] == "lp-alpha"
+    assert linked_orders(oms, hedge["id"]) == {order.id}
+
+    # The provider got a FIX limit order, IOC, at the raw limit: 1.09992 less the 2 points.
+    reports = lp_order_reports(oms, hedge["id"])
+    assert reports, "lp-alpha answered the hedge order"
+    assert {(r[40], D(r[44]), r[59], r[54], D(r[38])) for r in reports} == {
+        ("2", D("1.0999"), "3", "1", D("1"))
+    }
+    fills = [r for r in reports if r[150] == "F"]
+    assert [D(r[31]) for r in fills] == [D("1.09985")]
+
+    # The fill's trade, position and ledger, as for any STP fill.
+    (trade,) = trades(oms, trader, order.id)
+    assert trade.hedge_order_id == hedge["id"]
+    assert (D(trade.quantity), D(trade.price), D(trade.commission)) == (
+        D("1"),
+        D("1.09987"),
+        D("3.50"),
+    )
+    assert trade.position_effect == S.POSITION_EFFECT_OPEN
+    (position,) = [
+        p
+        for p in oms.positions.ListPositions(
+            position_service_pb2.ListPositionsRequest(account_id=trader.account_id),
+            metadata=trader.md,
+        ).positions
+        if p.id == trade.position_id
+    ]
+    assert (D(position.quantity), D(position.open_price)) == (D("1"), D("1.09987"))
+    booked = eventually(
+        lambda: ledger_of(oms, trader.account_id).get(trade.id), 20, "the trade's ledger entries"
+    )
+    assert ("COMMISSION", D("-3.50")) in booked
+    assert order_audit(oms, order.id)[-1] == "FILLED"
+
+
+def test_an_stp_limit_larger_than_the_lps_size_keeps_what_it_got_and_tries_again(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    pin(lps, ALPHA, BETA, size="0.50")  # each provider quotes half a lot a side
+    await_group_price(oms, trader, *ALPHA)
+
+    # IOC: the half lot the provider had, then the rest is cancelled.
+    ioc = place_limit(oms, trader, "1.10010", "1.00", S.TIME_IN_FORCE_IOC)
+    done = ended(oms, trader, ioc.id)
+    assert done.status == S.ORDER_STATUS_CANCELLED
+    assert done.status_reason == R.ERROR_REASON_NO_LIQUIDITY, done.status_message
+    assert (D(done.filled_quantity), D(done.average_fill_price)) == (D("0.5"), D("1.1001"))
+    (hedge,) = hedges_of(oms, [ioc.id])
+    assert (hedge["status"], hedge["filled_quantity"]) == ("CANCELLED", D("0.5"))
+
+    # FOK: sent to the provider as FOK, which fills all or nothing: nothing.
+    fok = place_limit(oms, trader, "1.10010", "1.00", S.TIME_IN_FORCE_FOK)
+    done = ended(oms, trader, fok.id)
+    assert done.status == S.ORDER_STATUS_REJECTED
+    assert done.status_reason == R.ERROR_REASON_NO_LIQUIDITY, done.status_message
+    assert trades(oms, trader, fok.id) == []
+    (hedge,) = hedges_of(oms, [fok.id])
+    assert (hedge["status"], hedge["filled_quantity"]) == ("CANCELLED", D("0"))
+    assert {(r[40], r[59]) for r in lp_order_reports(oms, hedge["id"])} == {("2", "4")}
+
+    # GTC: the half lot now, and the rest stays working; the price is still there, so after
+    # its pause the order tries again with a hedge order of its own and gets the other half.
+    gtc = place_limit(oms, trader, "1.10010", "1.00")
+    done = ended(oms, trader, gtc.id)
+    assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
+    first, second = hedges_of(oms, [gtc.id])
+    assert (first["status"], first["filled_quantity"]) == ("CANCELLED", D("0.5"))
+    assert (second["quantity"], second["filled_quantity"]) == (D("0.5"), D("0.5"))
+    assert {t.hedge_order_id for t in trades(oms, trader, gtc.id)} == {first["id"], second["id"]}
+    assert order_audit(oms, gtc.id)[-2:] == ["PARTIALLY_FILLED", "FILLED"]
+
+
+def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejected(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    pin(lps, ALPHA, BETA)
+    await_group_price(oms, trader, *ALPHA)
+    lps["lp-alpha"].set_fill_delay(3000)  # the provider executes 3 s after the order arrives
+    away = (("1.10040", "1.10050"), ("1.10030", "1.10060"))
+
+    # IOC: at the limit when placed; by the time the provider executes, its ask is 1.10050.
+    ioc = place_limit(oms, trader, "1.10010", "0.50", S.TIME_IN_FORCE_IOC)
+    hedge_at(oms, ioc.id, {"SENT", "WORKING"}, "the IOC's hedge order at the provider")
+    pin(lps, *away)
+    done = ended(oms, trader, ioc.id)
+    assert done.status == S.ORDER_STATUS_REJECTED
+    assert done.status_reason == R.ERROR_REASON_NO_LIQUIDITY, done.status_message
+    (hedge,) = hedges_of(oms, [ioc.id])
+    assert (hedge["status"], hedge["filled_quantity"]) == ("CANCELLED", D("0"))
+    (cancel,) = [r for r in lp_order_reports(oms, hedge["id"]) if r[150] == "4"]
+    assert "price moved" in cancel[58]
+
+    # GTC, the same way: nothing filled, and it stays WORKING.
+    pin(lps, ALPHA, BETA)
+    await_group_price(oms, trader, *ALPHA)
+    gtc = place_limit(oms, trader, "1.10010", "0.50")
+    hedge_at(oms, gtc.id, {"SENT", "WORKING"}, "the GTC's hedge order at the provider")
+    pin(lps, *away)
+    (hedge,) = [hedge_at(oms, gtc.id, {"CANCELLED"}, "the provider cancels the hedge order")]
+    assert hedge["filled_quantity"] == 0
+    time.sleep(3)
+    still = get_order(oms, trader, gtc.id)
+    assert (still.status, D(still.filled_quantity)) == (S.ORDER_STATUS_WORKING, D(0))
+    assert trades(oms, trader, gtc.id) == []
+    assert len(hedges_of(oms, [gtc.id])) == 1  # not tried again while the price is away
+
+    # The price comes back: the order is tried again, and fills.
+    lps["lp-alpha"].set_fill_delay(2)
+    pin(lps, ALPHA, BETA)
+    done = ended(oms, trader, gtc.id)
+    assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
+    assert D(done.average_fill_price) == D("1.1001")
+    assert [h["status"] for h in hedges_of(oms, [gtc.id])] == ["CANCELLED", "FILLED"]
+
+
+def test_an_stp_limit_at_the_lp_cannot_be_amended_and_a_cancel_takes_what_it_got(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    pin(lps, ALPHA, BETA, size="0.40")
+    await_group_price(oms, trader, *ALPHA)
+    lps["lp-alpha"].set_fill_delay(3000)
+
+    order = place_limit(oms, trader, "1.10010", "1.00")
+    hedge_at(oms, order.id, {"SENT", "WORKING"}, "the hedge order at the provider")
+
+    with pytest.raises(grpc.RpcError) as amend:
+        oms.orders.AmendOrder(
+            order_service_pb2.AmendOrderRequest(
+                account_id=trader.account_id, order_id=order.id, price="1.10000"
+            ),
+            metadata=trader.md,
+            timeout=10,
+        )
+    assert amend.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert details_of(amend.value).reason == R.ERROR_REASON_INVALID_ORDER_STATE
+
+    cancelling = oms.orders.CancelOrder(
+        order_service_pb2.CancelOrderRequest(account_id=trader.account_id, order_id=order.id),
+        metadata=trader.md,
+        timeout=10,
+    ).order
+    assert cancelling.status == S.ORDER_STATUS_PENDING_CANCEL
+
+    done = ended(oms, trader, order.id)
+    assert done.status == S.ORDER_STATUS_CANCELLED
+    assert (D(done.filled_quantity), D(done.average_fill_price)) == (D("0.4"), D("1.1001"))
+    (hedge,) = hedges_of(oms, [order.id])
+    assert (hedge["status"], hedge["filled_quantity"]) == ("CANCELLED", D("0.4"))
+    (trade,) = trades(oms, trader, order.id)
+    assert (trade.hedge_order_id, D(trade.quantity)) == (hedge["id"], D("0.4"))
+
+
+def test_an_stp_stop_limit_triggers_on_its_stop_then_is_hedged_at_its_limit(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    pin(lps, ALPHA, BETA)
+    await_group_price(oms, trader, *ALPHA)
+
+    order = place(
+        oms,
+        trader,
+        type=S.ORDER_TYPE_STOP_LIMIT,
+        stop_price="1.10030",
+        price="1.10040",
+        quantity="0.50",
+        time_in_force=S.TIME_IN_FORCE_GTC,
+    )
+    assert order.status == S.ORDER_STATUS_WORKING
+    time.sleep(1)
+    assert hedges_of(oms, [order.id]) == []
+
+    # The ask rises to 1.10035: the stop (ask >= 1.10030) triggers and the limit 1.10040 is
+    # reached at once.
+    pin(lps, ("1.10025", "1.10035"), ("1.10015", "1.10045"))
+    done = ended(oms, trader, order.id)
+
+    assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
+    assert done.HasField("trigger_time")
+    assert (D(done.filled_quantity), D(done.average_fill_price)) == (D("0.5"), D("1.10035"))
+    (hedge,) = hedges_of(oms, [order.id])
+    assert (hedge["status"], hedge["average_price"]) == ("FILLED", D("1.10035"))
+    assert {(r[40], D(r[44])) for r in lp_order_reports(oms, hedge["id"])} == {("2", D("1.1004"))}
+    (trade,) = trades(oms, trader, order.id)
+    assert (trade.hedge_order_id, D(trade.commission)) == (hedge["id"], D("1.75"))
+    assert order_audit(oms, order.id)[-2:] == ["TRIGGERED", "FILLED"]
+
+
+def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    pin(lps, ALPHA, BETA)
+    await_group_price(oms, trader, *ALPHA)
+    order = place_limit(oms, trader, "1.10005", "0.30")
+
+    # The stack as it is now: an earlier test may have restarted components.
+    paths = StackPaths.for_name(oms.running.config.name)
+    state = load(paths.state_file)
+    assert state is not None
+    entry = state.component("oms")
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)  # a crash: nothing is handed over
+    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
+    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
+
+    assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
+    pin(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))
+    done = ended(oms, trader, order.id)
+    assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
+    assert D(done.average_fill_price) == D("1.10005")
+
+
+def _oms_answers(oms: Oms, trader: Trader) -> bool:
+    try:
+        oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
+            metadata=trader.md,
+            timeout=5,
+        )
+    except grpc.RpcError:
+        return False
+    return True

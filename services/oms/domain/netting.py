@@ -22,6 +22,17 @@ average for the hedge's side when the provider filled any; otherwise the raw bes
 side when the hedge was sent, or when the window closed for a window that netted to zero), plus
 its group's markup for that side, rounded to the instrument's digits against the client (a buy
 rounds up, a sell down).
+
+Limit orders (an STP limit, or a stop-limit once triggered) are never netted: a limit would be
+lost in a net, and a window cannot promise each order a price no worse than its own limit. Each
+gets a hedge order of its own, sent to the provider as a limit order at `raw_limit`: the
+client's limit less its group's ask markup for a buy (plus its bid markup for a sell), rounded
+to the instrument's digits in the client's favour (a buy down, a sell up), so that any fill at
+or better than the raw limit, plus the markup and rounded against the client, is still at or
+better than the client's limit. `allocate_limit` gives the one order what the provider filled,
+at that price, and caps it at the limit (a provider that filled worse than it was asked costs
+the broker, never the client). The rest: IOC cancels it, FOK takes all or nothing, and a GTC
+or DAY order (`WindowTimeInForce.REST`) keeps working for the next touch of its price.
 """
 
 from __future__ import annotations
@@ -44,8 +55,11 @@ __all__ = [
     "WindowOrder",
     "WindowTimeInForce",
     "allocate",
+    "allocate_limit",
     "client_price",
+    "limit_price",
     "net_of",
+    "raw_limit",
 ]
 
 _ZERO: Final = Decimal(0)
@@ -56,6 +70,7 @@ class WindowTimeInForce(enum.StrEnum):
 
     IOC = "IOC"
     FOK = "FOK"
+    REST = "REST"  # a GTC or DAY limit order: keeps what it got and the rest keeps working
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class WindowOrder:
     time_in_force: WindowTimeInForce
     bid_markup: Decimal  # what its group's price takes off the raw bid
     ask_markup: Decimal  # what its group's price adds to the raw ask
+    limit: Decimal | None = None  # a limit order's price: it never fills worse
 
 
 @dataclass(frozen=True)
@@ -115,9 +131,12 @@ class HedgeResult:
 
 
 class AllocationOutcome(enum.StrEnum):
+    """What an order got; its time in force says what happens to the rest (IOC: cancelled,
+    NO_LIQUIDITY, or rejected when it got nothing; REST: it keeps working)."""
+
     FILLED = "FILLED"  # its whole quantity
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"  # IOC: part; the rest is cancelled (NO_LIQUIDITY)
-    NOT_FILLED = "NOT_FILLED"  # nothing: rejected (the hedge's reason, or NO_LIQUIDITY)
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"  # part of it
+    NOT_FILLED = "NOT_FILLED"  # nothing
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,50 @@ def client_price(raw: Decimal, order: WindowOrder, digits: int) -> Decimal:
     if order.side is Side.BUY:
         return exact_sum(raw, order.ask_markup).quantize(step, rounding=ROUND_CEILING)
     return exact_difference(raw, order.bid_markup).quantize(step, rounding=ROUND_FLOOR)
+
+
+def raw_limit(order: WindowOrder, digits: int) -> Decimal:
+    """The provider price equivalent to a limit order's limit (see the module doc): a buy's
+    limit less its ask markup rounded down, a sell's limit plus its bid markup rounded up."""
+    if order.limit is None:
+        raise ValueError(f"order {order.order_id} has no limit")
+    step = Decimal(1).scaleb(-digits)
+    if order.side is Side.BUY:
+        return exact_difference(order.limit, order.ask_markup).quantize(step, rounding=ROUND_FLOOR)
+    return exact_sum(order.limit, order.bid_markup).quantize(step, rounding=ROUND_CEILING)
+
+
+def limit_price(raw: Decimal, order: WindowOrder, digits: int) -> Decimal:
+    """`client_price`, never worse than the order's limit."""
+    price = client_price(raw, order, digits)
+    if order.limit is None:
+        return price
+    return min(price, order.limit) if order.side is Side.BUY else max(price, order.limit)
+
+
+def allocate_limit(order: WindowOrder, hedge: HedgeResult, digits: int) -> Allocation:
+    """What a limit order's own hedge order gives it: everything the provider filled, at the
+    provider's average price plus the markup, never worse than the limit; a FOK takes all or
+    nothing (what the provider filled of a FOK it did not fill in full stays with the broker)."""
+    if order.limit is None:
+        raise ValueError(f"order {order.order_id} has no limit")
+    if not (_ZERO <= hedge.filled <= order.quantity):
+        raise ValueError(f"the hedge filled {hedge.filled} of {order.quantity}")
+    if (hedge.filled > 0) != (hedge.average_price is not None):
+        raise ValueError("a hedge has an average price exactly when it filled")
+    if hedge.filled == 0 or (
+        hedge.filled < order.quantity and order.time_in_force is WindowTimeInForce.FOK
+    ):
+        return Allocation(order.order_id, AllocationOutcome.NOT_FILLED, _ZERO, None)
+    assert hedge.average_price is not None
+    outcome = (
+        AllocationOutcome.FILLED
+        if hedge.filled == order.quantity
+        else AllocationOutcome.PARTIALLY_FILLED
+    )
+    return Allocation(
+        order.order_id, outcome, hedge.filled, limit_price(hedge.average_price, order, digits)
+    )
 
 
 def allocate(

@@ -10,19 +10,26 @@ Rules, as `OrderType` in common/v1/trading.proto says:
   bid >= TP; a short (closed by buying at the ask): stop-loss at ask >= SL, take-profit at
   ask <= TP.
 
-The index holds, per (client group, symbol), the WORKING limit, stop and stop-limit orders and
+The index holds, per (client group, symbol), the working limit, stop and stop-limit orders and
 the open positions' stop-loss / take-profit. An entry carries the version it was read at: an
 older copy never replaces a newer one. The index may hold a stale entry (an order cancelled a
 moment ago): whoever acts on a hit re-reads the order or position under its account's lock, so
 staleness costs a look, never a wrong fill.
+
+An order can be paused until a given time: an STP limit order while its hedge order is at the
+liquidity provider, and after a hedge that left part of it unfilled, so that a price the
+provider would not fill at is not tried again on every quote. The pause after an attempt that
+filled nothing doubles with every such attempt in a row (`retry_pause`).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Final
 
 from services.oms.domain.positions import Side
 
@@ -35,8 +42,12 @@ __all__ = [
     "limit_reached",
     "order_hit",
     "position_hit",
+    "retry_pause",
     "stop_reached",
 ]
+
+FIRST_RETRY: Final = timedelta(seconds=1)
+LAST_RETRY: Final = timedelta(seconds=30)
 
 
 class Kind(enum.StrEnum):
@@ -118,6 +129,16 @@ def order_hit(order: WorkingOrder, bid: Decimal, ask: Decimal) -> Kind | None:
     return Kind.STOP if order.kind is OrderKind.STOP else Kind.STOP_LIMIT
 
 
+def retry_pause(unfilled_attempts: int) -> timedelta:
+    """How long an STP limit order rests before its price may try it again: `FIRST_RETRY`
+    after an attempt that filled some of it, doubled for each attempt in a row that filled
+    nothing (`unfilled_attempts`), at most `LAST_RETRY`."""
+    if unfilled_attempts < 0:
+        raise ValueError("unfilled_attempts cannot be negative")
+    pause: timedelta = FIRST_RETRY * (2 ** min(unfilled_attempts, 16))
+    return min(pause, LAST_RETRY)
+
+
 def position_hit(position: PositionStops, bid: Decimal, ask: Decimal) -> Kind | None:
     """What the quote does to a position's stops: a long closes at the bid, a short at the ask.
     The stop-loss wins when both are reached (a gap through both)."""
@@ -145,6 +166,7 @@ class TriggerIndex:
         self._positions: dict[Key, dict[str, PositionStops]] = {}
         self._order_keys: dict[str, Key] = {}
         self._position_keys: dict[str, Key] = {}
+        self._paused: dict[str, datetime] = {}
 
     # -- orders ------------------------------------------------------------------------------------
 
@@ -153,10 +175,13 @@ class TriggerIndex:
         held = self.order(order.order_id)
         if held is not None and held.version > order.version:
             return False
+        paused = self._paused.get(order.order_id)
         self.discard_order(order.order_id)
         key = (order.group_id, order.symbol)
         self._orders.setdefault(key, {})[order.order_id] = order
         self._order_keys[order.order_id] = key
+        if paused is not None:
+            self._paused[order.order_id] = paused
         return True
 
     def discard_order(self, order_id: str, version: int | None = None) -> None:
@@ -169,12 +194,28 @@ class TriggerIndex:
             return
         del self._order_keys[order_id]
         del self._orders[key][order_id]
+        self._paused.pop(order_id, None)
         if not self._orders[key]:
             del self._orders[key]
 
     def order(self, order_id: str) -> WorkingOrder | None:
         key = self._order_keys.get(order_id)
         return None if key is None else self._orders[key][order_id]
+
+    def pause(self, order_id: str, until: datetime) -> None:
+        """No hit for the order before `until` (kept when the order's entry is replaced)."""
+        self._paused[order_id] = until
+
+    def resume(self, order_id: str) -> None:
+        self._paused.pop(order_id, None)
+
+    def paused_until(self, order_id: str) -> datetime | None:
+        return self._paused.get(order_id)
+
+    @property
+    def pauses(self) -> Mapping[str, datetime]:
+        """Every pause, to carry into a rebuilt index."""
+        return dict(self._paused)
 
     # -- positions ---------------------------------------------------------------------------------
 
@@ -210,10 +251,21 @@ class TriggerIndex:
 
     # -- the check ---------------------------------------------------------------------------------
 
-    def hits(self, group_id: str, symbol: str, bid: Decimal, ask: Decimal) -> Iterator[Hit]:
-        """Everything the quote (bid, ask) of (group, symbol) triggers, orders first."""
+    def hits(
+        self,
+        group_id: str,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        now: datetime | None = None,
+    ) -> Iterator[Hit]:
+        """Everything the quote (bid, ask) of (group, symbol) triggers, orders first; a paused
+        order only once its pause is over at `now` (never without `now`)."""
         key = (group_id, symbol)
         for order in tuple(self._orders.get(key, {}).values()):
+            until = self._paused.get(order.order_id)
+            if until is not None and (now is None or now < until):
+                continue
             kind = order_hit(order, bid, ask)
             if kind is not None:
                 yield Hit(kind, order)
@@ -227,6 +279,7 @@ class TriggerIndex:
         self._positions.clear()
         self._order_keys.clear()
         self._position_keys.clear()
+        self._paused.clear()
 
     @property
     def sizes(self) -> tuple[int, int]:

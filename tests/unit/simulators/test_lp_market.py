@@ -130,12 +130,14 @@ def test_ioc_fills_what_is_available_and_cancels_the_rest() -> None:
     assert execution.cancelled == Decimal(7)
 
 
-def test_fok_without_full_liquidity_is_rejected() -> None:
+def test_fok_without_full_liquidity_fills_nothing_and_is_cancelled() -> None:
     m = market(max_order_lots=Decimal(1000))
     size = m.quote("EURUSD").ask_size
     execution = execute(m, order(str(size + 1), tif=TimeInForce.FOK))
     assert execution.fills == ()
-    assert execution.reject_reason is not None
+    assert execution.cancelled == size + 1
+    assert execution.reject_reason is None
+    assert "fill or kill" in execution.cancel_reason
 
 
 @pytest.mark.parametrize(
@@ -153,12 +155,34 @@ def test_bad_orders_are_rejected(bad: Order, reason: str) -> None:
     assert execution.fills == ()
 
 
-def test_a_limit_order_fills_only_when_marketable() -> None:
+def test_a_limit_order_fills_only_at_or_better_than_its_limit_else_is_cancelled() -> None:
     m = market()
-    quote = m.quote("EURUSD")
-    assert execute(m, order("1", limit=str(quote.ask))).fills_total == 1
-    refused = execute(m, order("1", limit=str(quote.ask - BY_SYMBOL["EURUSD"].point)))
-    assert refused.reject_reason is not None
-    assert "price moved" in refused.reject_reason
-    sell = execute(m, order("1", side=Side.SELL, limit=str(quote.bid + BY_SYMBOL["EURUSD"].point)))
-    assert sell.reject_reason is not None
+    point = BY_SYMBOL["EURUSD"].point
+    quote = m.pin("EURUSD", Decimal("1.10000"), Decimal("1.10010"))
+    at_the_ask = execute(m, order("1", limit="1.10010"))
+    above_the_ask = execute(m, order("1", limit="1.10030"))
+    assert [f.price for f in at_the_ask.fills] == [quote.ask]
+    assert [f.price for f in above_the_ask.fills] == [quote.ask]  # better than its limit
+    below = execute(m, order("1", limit=str(quote.ask - point)))
+    assert (below.fills, below.cancelled, below.reject_reason) == ((), Decimal(1), None)
+    assert "price moved" in below.cancel_reason
+    sell = execute(m, order("1", side=Side.SELL, limit=str(quote.bid + point)))
+    assert (sell.fills, sell.cancelled) == ((), Decimal(1))
+    sold = execute(m, order("1", side=Side.SELL, limit=str(quote.bid - point)))
+    assert [f.price for f in sold.fills] == [quote.bid]
+
+
+def test_a_limit_order_takes_only_the_quoted_size_and_the_rest_is_cancelled() -> None:
+    m = market()
+    m.pin("EURUSD", Decimal("1.10000"), Decimal("1.10010"), size=Decimal("0.5"))
+    ioc = execute(m, order("1.2", limit="1.10010"))
+    assert (ioc.fills_total, ioc.cancelled) == (Decimal("0.5"), Decimal("0.7"))
+    assert ioc.cancel_reason == "0.7 lots not filled: no liquidity"
+    fok = execute(m, order("1.2", limit="1.10010", tif=TimeInForce.FOK))
+    assert (fok.fills_total, fok.cancelled) == (Decimal(0), Decimal("1.2"))
+
+
+def test_a_limit_price_that_is_not_positive_is_rejected() -> None:
+    execution = execute(market(), order("1", limit="-1"))
+    assert execution.reject_reason is not None
+    assert "limit price" in execution.reject_reason
