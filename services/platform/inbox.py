@@ -108,9 +108,10 @@ class EventConsumer:
         self._on_changes = on_changes
         self._retry = retry_seconds
         self._task: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     async def start(self, js: JetStreamContext) -> None:
-        subscription = await js.pull_subscribe(
+        self._subscription = subscription = await js.pull_subscribe(
             self.subjects,
             durable=self.name,
             config=ConsumerConfig(
@@ -125,6 +126,13 @@ class EventConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._subscription is not None:
+            # Gone at once: messages fetched but not applied wait in the subscription's queue,
+            # and draining the connection would wait for them (the whole drain timeout). They
+            # were not acknowledged, so JetStream delivers them again.
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:

@@ -128,3 +128,29 @@ async def test_idle_fetches_and_read_errors_do_not_stop_it() -> None:
         == 1
     )
     assert later[0].outcome == "ack"
+
+
+async def test_stop_removes_the_subscription_so_draining_the_connection_does_not_wait() -> None:
+    class PullSubscription(Subscription):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unsubscribed = False
+
+        async def fetch(self, batch: int, timeout: float) -> list[Message]:
+            await asyncio.sleep(3600)  # idle until stopped
+            return []
+
+        async def unsubscribe(self) -> None:
+            self.unsubscribed = True
+
+    subscription = PullSubscription()
+
+    class JetStream:
+        async def pull_subscribe(self, *args: object, **kwargs: object) -> PullSubscription:
+            return subscription
+
+    consumer = EventConsumer("test", "x.>", Database(), handle)  # type: ignore[arg-type]
+    await consumer.start(JetStream())  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    await consumer.stop()
+    assert subscription.unsubscribed
