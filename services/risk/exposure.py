@@ -19,12 +19,11 @@ from typing import Final
 from services.risk.model import Position, Side
 from services.risk.state import RiskState
 from services.risk.valuation import close_price
-from tradingmesh.trading.margin import notional
+from tradingmesh.trading.margin import notional, position_pnl
 from tradingmesh.trading.money import (
     IDENTITY,
     Conversion,
     exact_difference,
-    exact_product,
     exact_sum,
     round_money,
 )
@@ -117,12 +116,12 @@ def _exposure(
         account = state.accounts.get(position.account_id)
         group_quote = state.quotes.get((account.group_id, symbol)) if account else None
         at = close_price(position.side, group_quote or quote)
-        move = (
-            exact_difference(at, position.open_price)
-            if position.side is Side.BUY
-            else exact_difference(position.open_price, at)
+        pnl = exact_sum(
+            pnl,
+            position_pnl(
+                position.side is Side.BUY, position.open_price, at, position.quantity, size
+            ),
         )
-        pnl = exact_sum(pnl, exact_product(move, position.quantity, size))
     return InstrumentExposure(
         symbol,
         long,

@@ -31,14 +31,13 @@ from tradingmesh.trading.margin import (
     account_margin,
     margin_rule,
     notional,
+    position_pnl,
     required_margin,
     risk_status,
 )
 from tradingmesh.trading.money import (
     IDENTITY,
     Conversion,
-    exact_difference,
-    exact_product,
     exact_sum,
     round_money,
 )
@@ -132,13 +131,13 @@ def value_position(
         return PositionValue(position, priced=False, live=False)
     size = instrument.contract_size
     close = close_price(position.side, quote)
-    move = (
-        exact_difference(close, position.open_price)
-        if position.side is Side.BUY
-        else exact_difference(position.open_price, close)
-    )
     pnl = round_money(
-        convert.to_account(exact_product(move, position.quantity, size)), account.currency
+        convert.to_account(
+            position_pnl(
+                position.side is Side.BUY, position.open_price, close, position.quantity, size
+            )
+        ),
+        account.currency,
     )
     at = open_price(position.side, quote)
     margin = required_margin(

@@ -28,6 +28,7 @@ from typing import Final
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.trading.margin import position_pnl
 from tradingmesh.trading.money import (
     IDENTITY,
     PRICE_PLACES,
@@ -187,12 +188,9 @@ def realized_pnl(
 ) -> Decimal:
     """The P&L of closing `quantity` lots of a `side` position opened at `open_price` at
     `close_at`, in the account currency, rounded once (half to even)."""
-    move = (
-        exact_difference(close_at, open_price)
-        if side is Side.BUY
-        else exact_difference(open_price, close_at)
+    in_quote_currency = position_pnl(
+        side is Side.BUY, open_price, close_at, quantity, terms.contract_size
     )
-    in_quote_currency = exact_product(move, quantity, terms.contract_size)
     return round_money(terms.conversion.to_account(in_quote_currency), terms.currency)
 
 

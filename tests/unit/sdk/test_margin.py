@@ -17,6 +17,7 @@ from tradingmesh.trading.margin import (
     margin_level,
     margin_rule,
     next_to_close,
+    position_pnl,
     required_margin,
     risk_status,
 )
@@ -192,3 +193,25 @@ def test_every_proto_risk_status_maps_to_one_of_ours() -> None:
 def test_an_impossible_margin_rule_is_a_bug(leverage: int, rate: Decimal | None) -> None:
     with pytest.raises(ValueError, match=r"leverage|margin rate"):
         MarginRule(leverage, rate)
+
+
+@pytest.mark.parametrize(
+    ("long", "open_price", "close_price", "quantity", "size", "expected"),
+    [
+        # EURUSD long 1.5 lots from 1.10000 to 1.10250: +0.0025 x 1.5 x 100,000 = 375 USD.
+        (True, "1.10000", "1.10250", "1.5", "100000", "375.00000"),
+        # The same move against a short position is a loss.
+        (False, "1.10000", "1.10250", "1.5", "100000", "-375.00000"),
+        # USDJPY short 0.01 lots from 150.123 down to 149.999: +0.124 x 0.01 x 100,000 = 124 JPY.
+        (False, "150.123", "149.999", "0.01", "100000", "124.00000"),
+        # No move, no P&L.
+        (True, "2000.5", "2000.5", "3", "100", "0"),
+    ],
+)
+def test_position_pnl_is_exact_in_the_quote_currency(
+    long: bool, open_price: str, close_price: str, quantity: str, size: str, expected: str
+) -> None:
+    pnl = position_pnl(
+        long, Decimal(open_price), Decimal(close_price), Decimal(quantity), Decimal(size)
+    )
+    assert pnl == Decimal(expected)

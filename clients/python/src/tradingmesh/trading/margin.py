@@ -52,6 +52,7 @@ __all__ = [
     "margin_rule",
     "next_to_close",
     "notional",
+    "position_pnl",
     "required_margin",
     "risk_status",
 ]
@@ -98,6 +99,25 @@ def margin_rule(
 def notional(quantity: Decimal, contract_size: Decimal, price: Decimal) -> Decimal:
     """quantity (lots) x contract size x price, in the instrument's quote currency, exactly."""
     return exact_product(quantity, contract_size, price)
+
+
+def position_pnl(
+    long: bool,
+    open_price: Decimal,
+    close_price: Decimal,
+    quantity: Decimal,
+    contract_size: Decimal,
+) -> Decimal:
+    """The P&L of closing `quantity` lots of a position opened at `open_price` at `close_price`,
+    in the instrument's quote currency, exactly (unrounded): (close - open) x quantity x
+    contract size for a long position, (open - close) x ... for a short one. Convert it to the
+    account currency, then round once."""
+    move = (
+        exact_difference(close_price, open_price)
+        if long
+        else exact_difference(open_price, close_price)
+    )
+    return exact_product(move, quantity, contract_size)
 
 
 def required_margin(
