@@ -32,7 +32,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from services.platform.access import STAFF_ROLES
+from services.platform import access
 from services.platform.identity import Caller
 from tradingmesh.account.v1.account_pb2 import AuditRecord
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -70,15 +70,9 @@ def parse_actor_kind(name: str) -> ActorKind.ValueType:
 
 
 def actor_of(caller: Caller | None) -> Actor:
-    """Who a caller is in the audit log and on ledger entries: an API key, a staff member
-    (OPERATOR), a user, or the service itself (SYSTEM) when there is no caller."""
-    if caller is None or not caller.authenticated:
-        return Actor(kind=ActorKind.ACTOR_KIND_SYSTEM, id=SYSTEM_ACTOR_ID)
-    if caller.api_key_id is not None:
-        return Actor(kind=ActorKind.ACTOR_KIND_API_KEY, id=caller.api_key_id)
-    if caller.roles & STAFF_ROLES:
-        return Actor(kind=ActorKind.ACTOR_KIND_OPERATOR, id=caller.subject)
-    return Actor(kind=ActorKind.ACTOR_KIND_USER, id=caller.subject)
+    """Who a caller is in the audit log and on ledger entries (`access.actor_of`); the
+    service itself (SYSTEM) when there is no caller."""
+    return access.actor_of(caller, SYSTEM_ACTOR_ID)
 
 
 def _json_default(value: object) -> str:

@@ -18,7 +18,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import DecodeError, Message
 
 from services.oms.domain.state import OrderEvent
-from services.platform.access import STAFF_ROLES
+from services.platform import access
 from services.platform.identity import Caller
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -69,15 +69,9 @@ def system_actor(component: str = PRODUCER) -> Actor:
 
 
 def actor_of(caller: Caller | None) -> Actor:
-    """Who a caller is in the audit log and the events: an API key, a staff member
-    (OPERATOR), a user, or the OMS itself (SYSTEM) for a call without a user."""
-    if caller is None or not caller.authenticated:
-        return system_actor()
-    if caller.api_key_id is not None:
-        return Actor(kind=ActorKind.ACTOR_KIND_API_KEY, id=caller.api_key_id)
-    if caller.roles & STAFF_ROLES:
-        return Actor(kind=ActorKind.ACTOR_KIND_OPERATOR, id=caller.subject)
-    return Actor(kind=ActorKind.ACTOR_KIND_USER, id=caller.subject)
+    """Who a caller is in the audit log and the events (`access.actor_of`); the OMS itself
+    (SYSTEM) for a call without a user."""
+    return access.actor_of(caller, PRODUCER)
 
 
 def metadata(

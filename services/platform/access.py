@@ -17,6 +17,7 @@ from typing import Final
 from services.platform.errors import DomainError
 from services.platform.identity import Caller, current_caller
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = [
     "ADMIN",
@@ -25,6 +26,7 @@ __all__ = [
     "STAFF_ROLES",
     "TRADER",
     "account_not_found",
+    "actor_of",
     "require_account",
     "require_roles",
     "require_user",
@@ -35,6 +37,19 @@ ADMIN: Final = "admin"
 DEALER: Final = "dealer"
 BACKOFFICE: Final = "backoffice"
 STAFF_ROLES: Final = frozenset({ADMIN, DEALER, BACKOFFICE})
+
+
+def actor_of(caller: Caller | None, system_id: str) -> Actor:
+    """Who a caller is in audit records and events: an API key, a staff member (OPERATOR), a
+    user, or the service itself (SYSTEM, as `system_id`) for a call without a signed-in
+    caller."""
+    if caller is None or not caller.authenticated:
+        return Actor(kind=ActorKind.ACTOR_KIND_SYSTEM, id=system_id)
+    if caller.api_key_id is not None:
+        return Actor(kind=ActorKind.ACTOR_KIND_API_KEY, id=caller.api_key_id)
+    if caller.roles & STAFF_ROLES:
+        return Actor(kind=ActorKind.ACTOR_KIND_OPERATOR, id=caller.subject)
+    return Actor(kind=ActorKind.ACTOR_KIND_USER, id=caller.subject)
 
 
 def require_user(caller: Caller | None = None) -> Caller:
