@@ -6,7 +6,7 @@ from services.account import server
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
 from services.account.trading import StopOutCorrections, TradeBookings
-from services.account.webhook_auth import WEBHOOKS_PATH, parse_providers
+from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
@@ -21,12 +21,16 @@ from tradingmesh.account.v1 import (
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
     resources = Resources(settings, vault)
-    # Fail fast at start on a missing or malformed provider configuration.
-    providers = parse_providers(
-        {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
-    )
+
+    def providers() -> dict[str, Provider]:
+        return parse_providers(
+            {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
+        )
+
     relay: list[OutboxRelay] = []
-    webhooks = WebhookReceiver(resources, providers)
+    # Fail fast at start on a missing or malformed provider configuration; read again when a
+    # call does not match it (a rotated key, a new provider).
+    webhooks = WebhookReceiver(resources, providers(), reload=providers)
     catalogue: list[InstrumentCatalogue] = []
     bookings: list[TradeBookings | StopOutCorrections] = []
 

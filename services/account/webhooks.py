@@ -10,12 +10,13 @@ transaction, logged for staff, and answered FAILED_PRECONDITION.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -166,11 +167,69 @@ def parse_kyc(body: bytes) -> KycEvent:
 
 
 class WebhookReceiver:
-    """Authenticates and applies webhook events; `providers` come from Vault at start."""
+    """Authenticates and applies webhook events.
 
-    def __init__(self, resources: Resources, providers: Mapping[str, Provider]) -> None:
+    `providers` come from Vault at start. A rotated key or a new provider takes effect without
+    a restart: when a call names a provider not known here or its signature matches none of
+    the keys held, the configuration is read again from Vault (`reload`, at most once per
+    `RELOAD_SECONDS`) and the call checked against it before it is refused."""
+
+    RELOAD_SECONDS: Final = 10.0
+
+    def __init__(
+        self,
+        resources: Resources,
+        providers: Mapping[str, Provider],
+        reload: Callable[[], Mapping[str, Provider]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._resources = resources
         self._providers = dict(providers)
+        self._reload = reload
+        self._clock = clock
+        self._reloaded_at: float | None = None
+
+    async def _refreshed(self) -> bool:
+        """Reads the providers again unless that happened less than RELOAD_SECONDS ago; True
+        if it read them."""
+        now = self._clock()
+        if self._reload is None or (
+            self._reloaded_at is not None and now - self._reloaded_at < self.RELOAD_SECONDS
+        ):
+            return False
+        self._reloaded_at = now
+        try:
+            self._providers = dict(await asyncio.to_thread(self._reload))
+        except Exception:
+            _log.exception("re-reading the webhook providers failed; keeping the ones held")
+            return False
+        _log.info("webhook providers re-read", extra={"providers": len(self._providers)})
+        return True
+
+    async def _authenticate(
+        self, kind: str, provider_name: str, headers: list[str], body: bytes, client_ip: str
+    ) -> Provider:
+        for last_try in (False, True):
+            provider = self._providers.get(provider_name)
+            try:
+                if provider is None or provider.kind != kind:
+                    raise DomainError(
+                        _R.ERROR_REASON_NOT_FOUND,
+                        f"no {kind} provider named {provider_name}",
+                        metadata={"provider": provider_name},
+                    )
+                check_source(provider, client_ip)
+                verify_signature(provider, headers, body, time.time())
+            except DomainError as error:
+                stale_config = error.reason in (
+                    _R.ERROR_REASON_NOT_FOUND,
+                    _R.ERROR_REASON_WEBHOOK_SIGNATURE_INVALID,
+                )
+                if last_try or not stale_config or not await self._refreshed():
+                    raise
+                continue
+            return provider
+        raise AssertionError("unreachable")
 
     async def receive(
         self,
@@ -180,17 +239,9 @@ class WebhookReceiver:
         context: grpc.aio.ServicerContext[Any, Any],
         caller: Caller,
     ) -> tuple[str, WebhookEventOutcome.ValueType]:
-        provider = self._providers.get(provider_name)
-        if provider is None or provider.kind != kind:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"no {kind} provider named {provider_name}",
-                metadata={"provider": provider_name},
-            )
-        check_source(provider, caller.client_ip)
         metadata = context.invocation_metadata() or ()
         headers = [str(v) for k, v in metadata if k == SIGNATURE_HEADER]
-        verify_signature(provider, headers, body, time.time())
+        provider = await self._authenticate(kind, provider_name, headers, body, caller.client_ip)
         actor = Actor(kind=ActorKind.ACTOR_KIND_PROVIDER, id=provider.name)
         event: PaymentEvent | KycEvent = (
             parse_payment(body) if kind == "payment" else parse_kyc(body)

@@ -3,14 +3,20 @@ allowed address changes the ledger, and exactly once."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 import pytest
 from google.api import httpbody_pb2
 
+from services.account.webhook_auth import WEBHOOKS_PATH
+from services.account.webhooks import WebhookReceiver
+from stack.vault import VaultAdmin
 from tests.integration.callers import AccountStack, Who, account_stack, deposit_body, staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -183,3 +189,39 @@ def test_a_failed_payout_credits_the_withdrawal_back_and_a_late_completion_confl
         (pb.WITHDRAWAL_STATUS_REJECTED, "Card expired")
     ]
     assert listed[0].reversal_ledger_entry_id
+
+
+def test_a_rotated_key_takes_effect_without_a_restart(
+    stack: AccountStack, account: pb.TradingAccount
+) -> None:
+    state = stack.state
+    vault = VaultAdmin(state.vault.address, Path(state.vault.root_token_file).read_text().strip())
+    original = vault.read(WEBHOOKS_PATH)
+    assert original is not None
+    config = json.loads(original["demopay"])
+    new_key = secrets.token_hex(32)
+    vault.write(
+        WEBHOOKS_PATH, {**original, "demopay": json.dumps({**config, "secrets": [new_key]})}
+    )
+    stack.webhook_secrets["demopay"] = new_key
+    try:
+        body = deposit_body(account.account_number, "42.00")
+        # The service re-reads the providers when a signature matches none of its keys, at most
+        # once per RELOAD_SECONDS (another test's bad signature may have just used it up).
+        deadline = time.monotonic() + WebhookReceiver.RELOAD_SECONDS + 5
+        while True:
+            raw, signature = stack.signed("demopay", body)
+            status, answer = stack.post_webhook(PAYMENTS, raw, signature)
+            if status != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert (status, answer.get("outcome")) == (200, "WEBHOOK_EVENT_OUTCOME_APPLIED")
+        assert stack.balance(account.id) == (Decimal("42.00"), Decimal("42.00"), 1)
+
+        # The old key no longer counts.
+        stack.webhook_secrets["demopay"] = config["secrets"][0]
+        raw, signature = stack.signed("demopay", deposit_body(account.account_number, "1.00"))
+        assert stack.post_webhook(PAYMENTS, raw, signature)[0] == 401
+    finally:
+        vault.write(WEBHOOKS_PATH, original)
+        stack.webhook_secrets["demopay"] = config["secrets"][0]
