@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import URL
 
+from stack import secrets as stack_secrets
 from stack.orchestrator import StackConfig, down, up
 from stack.paths import StackPaths
-from stack.ports import find_free_base
+from stack.ports import HOST, Ports, find_free_base
+from stack.provision import admin_url
 from stack.state import StackState
+from stack.vault import VaultAdmin
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,28 @@ class RunningStack:
     config: StackConfig
     state: StackState
     seconds_to_healthy: float
+
+    def database_urls(self, role: str) -> tuple[str, URL]:
+        """The superuser's libpq URL (for psycopg) and `role`'s SQLAlchemy URL (a service's own
+        database role), with their passwords from the stack's Vault."""
+        state = self.state
+        vault = VaultAdmin(
+            state.vault.address, Path(state.vault.root_token_file).read_text().strip()
+        )
+        known = stack_secrets.read(vault)
+        assert known is not None
+        port = Ports(state.base_port).postgres
+        admin = admin_url(known.postgres_admin, port)
+        login = known.postgres[role]
+        url = URL.create(
+            "postgresql+psycopg",
+            username=login.username,
+            password=login.password.reveal(),
+            host=HOST,
+            port=port,
+            database="tradingmesh",
+        )
+        return admin.replace("postgresql+psycopg://", "postgresql://", 1), url
 
 
 # Generous, so a crowded machine slows the suite instead of failing it; the 60 s target is

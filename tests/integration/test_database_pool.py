@@ -5,7 +5,6 @@ without a ping round trip per checkout while the connection is healthy."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,10 +13,6 @@ from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.db import Database, watch_pooled_connections
-from stack import secrets as stack_secrets
-from stack.ports import HOST, Ports
-from stack.provision import admin_url
-from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
 
 APPLICATION = "tradingmesh-pool-test"
@@ -25,22 +20,7 @@ APPLICATION = "tradingmesh-pool-test"
 
 @pytest.fixture(scope="module")
 def urls(running_stack: RunningStack) -> tuple[str, URL]:
-    state = running_stack.state
-    vault = VaultAdmin(state.vault.address, Path(state.vault.root_token_file).read_text().strip())
-    known = stack_secrets.read(vault)
-    assert known is not None
-    port = Ports(state.base_port).postgres
-    admin = admin_url(known.postgres_admin, port).replace("postgresql+psycopg://", "postgresql://")
-    role = known.postgres["oms"]
-    url = URL.create(
-        "postgresql+psycopg",
-        username=role.username,
-        password=role.password.reveal(),
-        host=HOST,
-        port=port,
-        database="tradingmesh",
-    )
-    return admin, url
+    return running_stack.database_urls("oms")
 
 
 @pytest.fixture

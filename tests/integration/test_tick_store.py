@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,10 +25,6 @@ from services.platform.db import Database
 from services.pricing.candles import CandleJob, CandleStore, Timeframe
 from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
 from services.pricing.ticks import TickWriter
-from stack import secrets as stack_secrets
-from stack.ports import HOST, Ports
-from stack.provision import admin_url
-from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
 from tradingmesh.pricing.v1 import pricing_pb2
 
@@ -45,21 +40,7 @@ class TickStack:
 
 @pytest.fixture(scope="module")
 def tick_stack(running_stack: RunningStack) -> TickStack:
-    state = running_stack.state
-    vault = VaultAdmin(state.vault.address, Path(state.vault.root_token_file).read_text().strip())
-    known = stack_secrets.read(vault)
-    assert known is not None
-    port = Ports(state.base_port).postgres
-    url = admin_url(known.postgres_admin, port).replace("postgresql+psycopg://", "postgresql://")
-    role = known.postgres["pricing"]
-    pricing_url = URL.create(
-        "postgresql+psycopg",
-        username=role.username,
-        password=role.password.reveal(),
-        host=HOST,
-        port=port,
-        database="tradingmesh",
-    )
+    url, pricing_url = running_stack.database_urls("pricing")
     stack = TickStack(url, pricing_url)
     with stack.admin() as conn:
         # The days the tests write to (a few days back) need their partitions.
