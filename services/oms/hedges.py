@@ -11,7 +11,20 @@ unfilled rest of the IOC) or REJECTED (the provider refused it, LP_REJECTED, or 
 sent, LP_UNAVAILABLE). `on_report` decides what a report changes, purely; a report that changes
 nothing (an acknowledgement after a fill, anything after the end) gives None. Fills are
 de-duplicated on the provider's ExecID by the unique `(hedge_order_id, lp_execution_id)` of
-`oms.hedge_fills` (`record_fill`), so a report resent after a restart counts once.
+`oms.hedge_fills` (`record_fill`), so a report resent after a restart counts once; a fill whose
+CumQty the hedge has already reached was counted before (`fill_counted`: through an Order
+Status answer).
+
+A hedge order the provider has not answered is chased (`chase`): with an OrderStatusRequest once
+it has been quiet for `status_after` (the STP desk's setting, 10 s) since its last change or
+the last request, and, once it is `unknown_after` (60 s) old without an end, it is reported as
+of unknown fate (an error log and the `tradingmesh_oms_hedge_orders_unknown` gauge) for a human
+to reconcile with the provider: the OMS never invents a fill or a rejection for it. The answer
+(an ExecutionReport with ExecType I) is applied as the reports it stands for
+(`status_steps`): a fill of what the provider's CumQty has beyond the hedge's (keyed
+`status:<OrdStatus>:<CumQty>`, so twice the same answer fills once), then its end (cancelled,
+rejected, or filled), or its acknowledgement. A provider that does not know the order (a
+rejection with OrdRejReason 5) never received it: it is REJECTED / LP_UNAVAILABLE.
 
 The window's client orders are linked to the hedge (`oms.hedge_order_orders`) with the markup of
 their group's price when the hedge was created (migration 0011), so the allocation after the
@@ -26,8 +39,8 @@ import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, Final
 
 from google.protobuf.message import Message
@@ -47,10 +60,13 @@ from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.money import exact_sum
 
 __all__ = [
+    "Chase",
     "HedgeLink",
     "HedgeRow",
     "HedgeStatus",
     "WaitingOrder",
+    "chase",
+    "fill_counted",
     "get_hedge",
     "hedge_event",
     "hedged_order_ids",
@@ -65,9 +81,11 @@ __all__ = [
     "new_hedges_before",
     "on_report",
     "on_sent",
+    "open_hedges",
     "publish",
     "record_fill",
     "rejected",
+    "status_steps",
     "unhedged_stp_limits",
     "unhedged_stp_orders",
     "update_hedge",
@@ -76,6 +94,8 @@ __all__ = [
 SCHEMA: Final = "oms"
 _ZERO: Final = Decimal(0)
 _R = ErrorReason
+_UNKNOWN_ORDER: Final = "5"  # OrdRejReason: the provider does not know the order
+_PRICE_PLACES: Final = Decimal("1e-12")  # as oms.hedge_fills.price keeps it
 
 
 class HedgeStatus(enum.StrEnum):
@@ -282,11 +302,131 @@ def on_report(hedge: HedgeRow, report: ExecutionReport, now: datetime) -> HedgeR
             status_message=(report.text or "the provider cancelled the unfilled rest")[:500],
         )
     if report.kind is ReportKind.REJECTED:
-        changed = rejected(
-            hedge, _R.ERROR_REASON_LP_REJECTED, report.text or "rejected by the provider", now
-        )
+        if report.reject_reason == _UNKNOWN_ORDER:
+            changed = rejected(
+                hedge,
+                _R.ERROR_REASON_LP_UNAVAILABLE,
+                "the provider does not know the order: it never received it"
+                + (f" ({report.text})" if report.text else ""),
+                now,
+            )
+        else:
+            changed = rejected(
+                hedge, _R.ERROR_REASON_LP_REJECTED, report.text or "rejected by the provider", now
+            )
         return None if changed is None else replace(changed, lp_order_id=lp_order_id)
     return None
+
+
+def fill_counted(hedge: HedgeRow, report: ExecutionReport) -> bool:
+    """Whether a fill report is already in the hedge's filled quantity although its ExecID is
+    new: its CumQty (the provider's total with it) is not beyond what the hedge has, because an
+    Order Status answer brought the hedge there first."""
+    return (
+        report.kind is ReportKind.FILL
+        and report.cumulative_quantity > 0
+        and report.cumulative_quantity <= hedge.filled_quantity
+    )
+
+
+# OrdStatus (39) of an Order Status answer, as the report it stands for.
+_STATUS_ENDED: Final = {
+    "4": "cancelled",  # Canceled
+    "C": "expired",  # Expired
+    "3": "done for the day",  # Done for day
+}
+_STATUS_REJECTED: Final = "8"
+_STATUS_FILLED: Final = "2"
+
+
+def status_steps(hedge: HedgeRow, report: ExecutionReport) -> list[ExecutionReport]:
+    """The reports an Order Status answer stands for, in order: a fill of what its CumQty has
+    beyond the hedge's filled quantity (at the price that makes the hedge's average the
+    provider's AvgPx; ValueError without an AvgPx), then a cancel (OrdStatus canceled,
+    expired, done for day) or a rejection (rejected), or an acknowledgement (any open
+    status). A filled answer needs nothing after the fill. Applied one by one with
+    `on_report`."""
+    if report.kind is not ReportKind.STATUS:
+        raise ValueError(f"not an Order Status report: {report.kind}")
+    steps: list[ExecutionReport] = []
+    missing = report.cumulative_quantity - hedge.filled_quantity
+    if missing > 0:
+        steps.append(
+            replace(
+                report,
+                kind=ReportKind.FILL,
+                execution_id=report.key,
+                last_quantity=missing,
+                last_price=_price_of_the_rest(hedge, report, missing),
+            )
+        )
+    status = report.order_status
+    if status == _STATUS_REJECTED:
+        steps.append(replace(report, kind=ReportKind.REJECTED))
+    elif status in _STATUS_ENDED:
+        steps.append(
+            replace(
+                report,
+                kind=ReportKind.CANCELLED,
+                text=report.text or f"the provider reports the order {_STATUS_ENDED[status]}",
+            )
+        )
+    elif status != _STATUS_FILLED:
+        steps.append(replace(report, kind=ReportKind.ACKNOWLEDGED))
+    return steps
+
+
+def _price_of_the_rest(hedge: HedgeRow, report: ExecutionReport, missing: Decimal) -> Decimal:
+    """The average price of the fills the hedge missed: the provider's AvgPx over its CumQty,
+    less what the hedge already has, rounded half-even to 12 decimals."""
+    if report.average_price is None:
+        raise ValueError(
+            f"hedge {hedge.id}: the provider reports {report.cumulative_quantity} filled"
+            " without an average price"
+        )
+    if hedge.filled_quantity == 0 or hedge.average_price is None:
+        return report.average_price
+    notional = report.average_price * report.cumulative_quantity - (
+        hedge.average_price * hedge.filled_quantity
+    )
+    price = (notional / missing).quantize(_PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+    if price <= 0:
+        raise ValueError(
+            f"hedge {hedge.id}: the provider's average {report.average_price} over"
+            f" {report.cumulative_quantity} leaves no positive price for the missing {missing}"
+        )
+    return price
+
+
+@dataclass(frozen=True)
+class Chase:
+    """What to do about an open hedge order the provider may not have answered."""
+
+    ask: bool  # send an OrderStatusRequest now
+    unknown: bool  # no end `unknown_after` after it was made: its fate is unknown
+
+
+_CHASED: Final = frozenset({HedgeStatus.SENT, HedgeStatus.WORKING, HedgeStatus.PARTIALLY_FILLED})
+
+
+def chase(
+    hedge: HedgeRow,
+    asked_at: datetime | None,
+    now: datetime,
+    status_after: timedelta,
+    unknown_after: timedelta,
+) -> Chase:
+    """A hedge at the provider (SENT, WORKING, PARTIALLY_FILLED; LPs never rest ours) is asked
+    about when nothing changed it, and it was not asked about, for `status_after`; it is of
+    unknown fate once it is `unknown_after` old. NEW ones were never known to be sent (the
+    desk ends them after a logon) and ended ones need nothing."""
+    if hedge.status not in _CHASED:
+        return Chase(ask=False, unknown=False)
+    quiet_since = hedge.updated_at if asked_at is None else max(hedge.updated_at, asked_at)
+    return Chase(
+        ask=now - quiet_since >= status_after,
+        unknown=now - hedge.created_at >= unknown_after,
+    )
 
 
 _SUBJECTS: Final = {
@@ -410,6 +550,17 @@ async def get_hedge(session: AsyncSession, hedge_id: str, *, lock: bool = False)
         .first()
     )
     return None if row is None else HedgeRow.from_row(row)
+
+
+async def open_hedges(session: AsyncSession) -> list[HedgeRow]:
+    """Hedge orders at their provider (SENT, WORKING, PARTIALLY_FILLED), oldest first."""
+    rows = await session.execute(
+        text(
+            f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders"
+            " WHERE status IN ('SENT', 'WORKING', 'PARTIALLY_FILLED') ORDER BY created_at"
+        )
+    )
+    return [HedgeRow.from_row(r) for r in rows.mappings()]
 
 
 async def update_hedge(session: AsyncSession, hedge: HedgeRow, expected_version: int) -> None:

@@ -7,6 +7,10 @@ Settings of its own, besides the platform's (ADR 0004):
                                pricing's TM_PRICING_LPS; logons from Vault
                                `secret/tradingmesh/lp/<lp>`
     TM_OMS_STP_WINDOW_MS       the STP netting window (default 50)
+    TM_OMS_HEDGE_STATUS_AFTER_S  seconds a hedge order at its LP may go unanswered before an
+                               OrderStatusRequest asks for it (default 10)
+    TM_OMS_HEDGE_UNKNOWN_AFTER_S seconds after which a hedge order still open is reported of
+                               unknown fate for an operator to reconcile (default 60)
     TM_DATA_DIR                the FIX message store of the LP order sessions goes to
                                `<TM_DATA_DIR>/oms/fix`; default: a temporary directory
     TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)
@@ -14,7 +18,8 @@ Settings of its own, besides the platform's (ADR 0004):
 Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, the reference
 consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
 hub (StreamOrderUpdates), the DAY-order expiry sweeper, the STP desk (netting windows, the
-LP order sessions, hedge orders and their allocation, `stp.py`) and the trigger engine
+LP order sessions with their execution-report journal on a connection of their own, hedge
+orders, their status requests and their allocation, `stp.py`) and the trigger engine
 (working limit/stop orders and positions' stop-loss/take-profit, `triggers.py`).
 """
 

@@ -30,11 +30,26 @@ Everything that changes hedge orders runs on one worker, in arrival order: windo
 reports, and the checks after a restart. So a report never overtakes the SENT of its own hedge,
 and the reports of one hedge apply in the order the provider sent them.
 
-After a restart: hedge orders that ended but whose allocation did not commit are allocated;
-NEW hedge orders (never known to be sent) with no report 30 s after their provider's logon are
-REJECTED / LP_UNAVAILABLE and allocated; reports the provider sent meanwhile arrive by FIX
-resend (the session's store keeps sequence numbers); STP orders still WORKING in no hedge
-order (their window never closed) join new windows once prices are live again.
+Every execution report is committed to `oms.lp_execution_reports` on QuickFIX's thread before
+QuickFIX counts it as received (`lp_orders`, `report_journal`), and its job here marks that row
+applied in the transaction that applies it; rows not applied (the process died in between) are
+applied again, in received order, at start and after each logon. A report that could not be
+stored is resent by the provider (its session is dropped unconsumed).
+
+A hedge order at the provider that hears nothing for `TM_OMS_HEDGE_STATUS_AFTER_S` (10) is
+asked about with an OrderStatusRequest, again every as long while nothing changes; the answer
+applies as the reports it stands for (`hedges.status_steps`: a fill once, by the provider's
+CumQty). One still open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is of unknown
+fate: an error is logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it
+until it ends; nothing is invented (no fill, no rejection) and its client orders stay WORKING
+for a human to reconcile with the provider (ADR 0007).
+
+After a restart: stored reports not applied are applied first; hedge orders that ended but
+whose allocation did not commit are allocated; NEW hedge orders (never known to be sent) with
+no report 30 s after their provider's logon are REJECTED / LP_UNAVAILABLE and allocated;
+reports the provider sent meanwhile arrive by FIX resend (the session's store keeps sequence
+numbers); STP orders still WORKING in no hedge order (their window never closed) join new
+windows once prices are live again.
 
 Market orders take this path, and stop orders once the trigger engine (`triggers.py`) has
 triggered them.
@@ -74,9 +89,10 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
+from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import execution, hedges
+from services.oms import execution, hedges, report_journal
 from services.oms.domain.netting import (
     Allocation,
     AllocationOutcome,
@@ -102,6 +118,8 @@ from services.oms.lp_orders import (
     LpOrderRouter,
     LpUnavailableError,
     ReportKind,
+    StatusRequest,
+    StoredReport,
 )
 from services.oms.model import (
     Account,
@@ -124,6 +142,7 @@ from services.oms.store import (
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.fix import LpEndpoint
+from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret, Vault
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -159,6 +178,19 @@ _ATTEMPTS: Final = 5
 _RETRY_SECONDS: Final = 0.5
 _DRAIN_SECONDS: Final = 5.0
 
+STATUS_REQUESTS = Counter(
+    "tradingmesh_oms_hedge_status_requests",
+    "OrderStatusRequests sent for hedge orders the provider had not answered",
+    ["lp"],
+    registry=REGISTRY,
+)
+UNKNOWN_HEDGES = Gauge(
+    "tradingmesh_oms_hedge_orders_unknown",
+    "hedge orders still open past TM_OMS_HEDGE_UNKNOWN_AFTER_S: their fate is unknown and a"
+    " human must reconcile them with the provider",
+    registry=REGISTRY,
+)
+
 
 # -- configuration ---------------------------------------------------------------------------------
 
@@ -166,13 +198,23 @@ _DRAIN_SECONDS: Final = 5.0
 @dataclass(frozen=True)
 class StpConfig:
     """TM_OMS_LPS (the providers, as pricing's TM_PRICING_LPS), TM_OMS_STP_WINDOW_MS (default
-    50) and TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`)."""
+    50), TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`), and how long a hedge
+    order at its provider may go unanswered: TM_OMS_HEDGE_STATUS_AFTER_S (default 10) before an
+    OrderStatusRequest, TM_OMS_HEDGE_UNKNOWN_AFTER_S (default 60) before its fate is reported
+    unknown."""
 
     lps: tuple[LpEndpoint, ...] = ()
     window: timedelta = timedelta(milliseconds=50)
     data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     unsent_after_logon: timedelta = timedelta(seconds=30)
     rejoin_after_start: timedelta = timedelta(seconds=2)
+    status_after: timedelta = timedelta(seconds=10)
+    unknown_after: timedelta = timedelta(seconds=60)
+
+    @property
+    def chase_every(self) -> timedelta:
+        """How often open hedge orders are looked at: a fifth of `status_after`, at least 1 s."""
+        return max(self.status_after / 5, timedelta(seconds=1))
 
     @property
     def store_dir(self) -> Path:
@@ -187,8 +229,28 @@ class StpConfig:
             raise SystemExit(f"oms: TM_OMS_LPS or TM_OMS_STP_WINDOW_MS: {error}") from None
         if not 0 < window_ms <= 60_000:
             raise SystemExit("oms: TM_OMS_STP_WINDOW_MS must be within 1..60000")
+        status_after = _seconds(environ, "TM_OMS_HEDGE_STATUS_AFTER_S", 10)
+        unknown_after = _seconds(environ, "TM_OMS_HEDGE_UNKNOWN_AFTER_S", 60)
+        if unknown_after <= status_after:
+            raise SystemExit(
+                "oms: TM_OMS_HEDGE_UNKNOWN_AFTER_S must be longer than TM_OMS_HEDGE_STATUS_AFTER_S"
+            )
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-oms-")
-        return cls(lps, timedelta(milliseconds=window_ms), Path(data_dir))
+        return cls(
+            lps,
+            timedelta(milliseconds=window_ms),
+            Path(data_dir),
+            status_after=status_after,
+            unknown_after=unknown_after,
+        )
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: int) -> timedelta:
+    """A whole number of seconds within 1..86400."""
+    text = environ.get(name, str(default))
+    if not text.strip().isdigit() or not 1 <= int(text) <= 86_400:
+        raise SystemExit(f"oms: {name} must be a whole number of seconds within 1..86400")
+    return timedelta(seconds=int(text))
 
 
 def lp_credentials(vault: Vault, lp: str) -> tuple[str, Secret]:
@@ -494,6 +556,10 @@ class StpDesk:
         self._timers: set[asyncio.TimerHandle] = set()
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
         self._limit_listeners: list[LimitListener] = []
+        self._journal: report_journal.ReportJournal | None = None
+        self._asked: dict[str, datetime] = {}  # hedge order id -> its last OrderStatusRequest
+        self._unknown: set[str] = set()  # hedge orders reported of unknown fate
+        self._chase_queued = False
 
     @property
     def db(self) -> Database:
@@ -510,17 +576,22 @@ class StpDesk:
             except Exception:
                 log.exception("no LP logon credentials: STP hedge orders cannot be sent")
             else:
+                self._journal = report_journal.ReportJournal(
+                    report_journal.connector(self.resources.settings, self.resources.vault)
+                )
                 self.router = LpOrderRouter(
                     self.config.lps,
                     credentials,
                     self.config.store_dir,
                     loop,
+                    self._journal,
                     self._on_report,
                     self._on_logon,
                 )
                 self.router.start()
         self._enqueue("recovery", self._recover)
         self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
+        self._call_later(self.config.chase_every, self._chase_due)
 
     async def stop(self) -> None:
         """Open windows stay open (their orders rejoin windows after the restart); the jobs
@@ -534,6 +605,9 @@ class StpDesk:
         if self.router is not None:
             await asyncio.to_thread(self.router.stop)
             self.router = None
+        if self._journal is not None:
+            await asyncio.to_thread(self._journal.close)
+            self._journal = None
         if self._worker is not None:
             await self._drain()
             self._worker.cancel()
@@ -622,14 +696,16 @@ class StpDesk:
 
     # -- FIX callbacks (on the event loop) ---------------------------------------------------------
 
-    def _on_report(self, report: ExecutionReport) -> None:
+    def _on_report(self, stored: StoredReport) -> None:
+        report = stored.report
         self._enqueue(
-            f"report {report.execution_id} of {report.hedge_order_id}",
-            partial(self._apply_report, report),
+            f"report {report.key} of {report.hedge_order_id}",
+            partial(self._apply_report, report, stored.row_id),
         )
 
     def _on_logon(self, lp: str) -> None:
         logon = self.clock()
+        self._enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
         self._later(
             self.config.unsent_after_logon,
             f"unsent hedge orders of {lp}",
@@ -730,7 +806,10 @@ class StpDesk:
             try:
                 if self.router is None:
                     raise LpUnavailableError("no LP order session is configured")
-                self.router.send(
+                # Off the event loop: QuickFIX holds the session's lock while its thread
+                # stores a report (up to the journal's statement timeout).
+                await asyncio.to_thread(
+                    self.router.send,
                     HedgeRequest(
                         hedge.id,
                         hedge.liquidity_provider_id,
@@ -739,7 +818,7 @@ class StpDesk:
                         hedge.quantity,
                         limit,
                         fill_or_kill,
-                    )
+                    ),
                 )
             except LpUnavailableError as error:
                 await self._end_unsent(hedge.id, f"not sent: {error}")
@@ -896,14 +975,20 @@ class StpDesk:
 
     # -- execution reports -------------------------------------------------------------------------
 
-    async def _apply_report(self, report: ExecutionReport) -> None:
-        if not hedges.is_uuid(report.hedge_order_id):
-            log.warning(
-                "an execution report for an order the OMS did not send",
-                extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
-            )
-            return
+    async def _apply_report(self, report: ExecutionReport, row_id: int | None = None) -> None:
+        """Applies a report in one transaction, which also marks its stored row applied
+        (`row_id`; nothing is done if it was applied before). A STATUS answer applies as the
+        reports it stands for (`hedges.status_steps`)."""
+        notes: list[_LimitNote] = []
         async with self.db.transaction() as session:
+            if row_id is not None and not await report_journal.mark_applied(session, row_id):
+                return  # applied before: handed over twice (a resend, or a replay)
+            if not hedges.is_uuid(report.hedge_order_id):
+                log.warning(
+                    "an execution report for an order the OMS did not send",
+                    extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
+                )
+                return
             hedge = await hedges.get_hedge(session, report.hedge_order_id, lock=True)
             if hedge is None:
                 log.warning(
@@ -911,30 +996,65 @@ class StpDesk:
                     extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
                 )
                 return
-            if report.kind is ReportKind.FILL and not await hedges.record_fill(
-                session, hedge.id, report
-            ):
-                return  # this ExecID was applied before (a resend)
-            try:
-                after = hedges.on_report(hedge, report, self.clock())
-            except ValueError as error:
-                log.error(
-                    "an execution report the hedge order cannot take",
-                    extra={"hedge_order_id": hedge.id, "error": str(error)},
+            steps = [report]
+            if report.kind is ReportKind.STATUS:
+                try:
+                    steps = hedges.status_steps(hedge, report)
+                except ValueError as error:
+                    log.error(
+                        "an order status answer the hedge order cannot take",
+                        extra={"hedge_order_id": hedge.id, "error": str(error)},
+                    )
+                    return
+                log.info(
+                    "the provider answered an order status request",
+                    extra={
+                        "hedge_order_id": hedge.id,
+                        "ord_status": report.order_status,
+                        "cumulative_quantity": str(report.cumulative_quantity),
+                        "steps": [step.kind.value for step in steps],
+                    },
                 )
-                return
-            if after is None:
-                return
-            if hedge.status.terminal:
-                log.error(
-                    "a fill for a hedge order that had ended: the broker holds it unallocated",
+            for step in steps:
+                hedge, allocated = await self._apply_step(session, hedge, step)
+                notes += allocated
+        await self._notify(notes)
+
+    async def _apply_step(
+        self, session: AsyncSession, hedge: HedgeRow, report: ExecutionReport
+    ) -> tuple[HedgeRow, list[_LimitNote]]:
+        """One report's change to the hedge order, in the caller's transaction: the row, its
+        event, and the window's allocation when the report ends it. The hedge as it is after,
+        and the limit orders the allocation settled."""
+        if report.kind is ReportKind.FILL:
+            if hedges.fill_counted(hedge, report):
+                log.warning(
+                    "a fill the hedge order has already counted (an order status answer)",
                     extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
                 )
-            await hedges.publish(session, hedge, after, ACTOR, report)
-            notes: list[_LimitNote] = []
-            if after.status.terminal and not hedge.status.terminal:
-                notes = await self._allocate(session, after)
-        await self._notify(notes)
+                return hedge, []
+            if not await hedges.record_fill(session, hedge.id, report):
+                return hedge, []  # this ExecID was applied before (a resend)
+        try:
+            after = hedges.on_report(hedge, report, self.clock())
+        except ValueError as error:
+            log.error(
+                "an execution report the hedge order cannot take",
+                extra={"hedge_order_id": hedge.id, "error": str(error)},
+            )
+            return hedge, []
+        if after is None:
+            return hedge, []
+        if hedge.status.terminal:
+            log.error(
+                "a fill for a hedge order that had ended: the broker holds it unallocated",
+                extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
+            )
+        await hedges.publish(session, hedge, after, ACTOR, report)
+        notes: list[_LimitNote] = []
+        if after.status.terminal and not hedge.status.terminal:
+            notes = await self._allocate(session, after)
+        return after, notes
 
     # -- allocation --------------------------------------------------------------------------------
 
@@ -1074,9 +1194,10 @@ class StpDesk:
     # -- after a restart ---------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Ended hedge orders whose allocation did not commit are allocated; NEW ones of a
-        provider without an order session here are REJECTED / LP_UNAVAILABLE (those of the
-        others wait for their provider's logon)."""
+        """Stored reports not applied are applied; ended hedge orders whose allocation did not
+        commit are allocated; NEW ones of a provider without an order session here are
+        REJECTED / LP_UNAVAILABLE (those of the others wait for their provider's logon)."""
+        await self._apply_stored(None)
         async with self.db.read_session() as session:
             ended = await hedges.hedges_to_allocate(session)
             unsent = [
@@ -1095,6 +1216,96 @@ class StpDesk:
         for hedge in unsent:
             if hedge.liquidity_provider_id not in reachable:
                 await self._end_unsent(hedge.id, "its provider has no order session")
+
+    async def _apply_stored(self, lp: str | None) -> None:
+        """Applies the stored reports of `lp` (None: of every provider) not applied yet, in
+        received order: those of a process that died before it applied them. A report also
+        waiting in the queue is skipped there (its row is applied by then)."""
+        async with self.db.read_session() as session:
+            waiting = await report_journal.unapplied(session, lp)
+        if waiting:
+            log.warning(
+                "stored execution reports not applied yet are applied",
+                extra={"lp": lp or "any", "reports": len(waiting)},
+            )
+        for stored in waiting:
+            await self._apply_report(stored.report, stored.row_id)
+
+    # -- hedge orders the provider has not answered ------------------------------------------------
+
+    def _chase_due(self) -> None:
+        """Every `chase_every`: the chase joins the queue unless it is still waiting there."""
+        self._call_later(self.config.chase_every, self._chase_due)
+        if not self._chase_queued:
+            self._chase_queued = True
+            self._enqueue("chase unanswered hedge orders", self._chase)
+
+    async def _chase(self) -> None:
+        """Asks the provider about each hedge order it has been quiet about for
+        `status_after`; reports those still open `unknown_after` after they were made (once
+        each in the log, all of them in the gauge). Never ends one."""
+        self._chase_queued = False
+        now = self.clock()
+        async with self.db.read_session() as session:
+            open_hedges = await hedges.open_hedges(session)
+        logged_on = set(self.router.logged_on()) if self.router is not None else set()
+        unknown: set[str] = set()
+        for hedge in open_hedges:
+            decision = hedges.chase(
+                hedge,
+                self._asked.get(hedge.id),
+                now,
+                self.config.status_after,
+                self.config.unknown_after,
+            )
+            if decision.unknown:
+                unknown.add(hedge.id)
+                if hedge.id not in self._unknown:
+                    log.error(
+                        "ALERT: a hedge order's fate is unknown: no outcome from its provider"
+                        f" {self.config.unknown_after.total_seconds():g} s after it was made;"
+                        " reconcile it with the provider (its client orders stay WORKING)",
+                        extra={
+                            "hedge_order_id": hedge.id,
+                            "lp": hedge.liquidity_provider_id,
+                            "status": hedge.status.value,
+                            "filled": str(hedge.filled_quantity),
+                            "created_at": hedge.created_at.isoformat(),
+                        },
+                    )
+            if decision.ask and hedge.liquidity_provider_id in logged_on:
+                await self._ask_status(hedge, now)
+        for hedge_id in self._unknown - unknown:
+            log.info("a hedge order of unknown fate has ended", extra={"hedge_order_id": hedge_id})
+        self._unknown = unknown
+        UNKNOWN_HEDGES.set(len(unknown))
+        still_open = {hedge.id for hedge in open_hedges}
+        self._asked = {k: v for k, v in self._asked.items() if k in still_open}
+
+    async def _ask_status(self, hedge: HedgeRow, now: datetime) -> None:
+        assert self.router is not None
+        request = StatusRequest(
+            hedge.id,
+            hedge.liquidity_provider_id,
+            hedge.symbol,
+            hedge.side,
+            hedge.lp_order_id,
+        )
+        try:
+            await asyncio.to_thread(self.router.request_status, request, str(uuid.uuid4()))
+        except LpUnavailableError:
+            return  # the session dropped meanwhile: its resend or the next chase will tell
+        self._asked[hedge.id] = now
+        STATUS_REQUESTS.labels(hedge.liquidity_provider_id).inc()
+        log.warning(
+            "no report for a hedge order: its provider is asked for its status",
+            extra={
+                "hedge_order_id": hedge.id,
+                "lp": hedge.liquidity_provider_id,
+                "status": hedge.status.value,
+                "quiet_since": hedge.updated_at.isoformat(),
+            },
+        )
 
     async def _end_unsent_of(self, lp: str, logon: datetime) -> None:
         """NEW hedge orders of `lp` from before its logon, with no report since: never sent."""

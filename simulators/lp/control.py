@@ -7,6 +7,10 @@
     PUT    /v1/rate                 {"updates_per_second": "200"}: per instrument
     PUT    /v1/fill-delay           {"ms": "1500"}: how long the LP waits before it executes
                                     an order (against its quote at that moment), 0..60000
+    PUT    /v1/silence              {"orders": "1", "status_requests": "0"}: the next N orders
+                                    are executed but none of their execution reports is sent,
+                                    the next M OrderStatusRequests get no answer (each 0..1000,
+                                    either may be left out: unchanged); answers both counts
 
 Prices are decimal strings, as everywhere. A bad request gets 400 (404 for an unknown symbol)
 with {"error": "..."} and changes nothing. It is a simulator's test hook, not part of the
@@ -32,12 +36,17 @@ log = logging.getLogger("lpsim.control")
 
 MAX_RATE = Decimal(10_000)
 MAX_FILL_DELAY_MS = 60_000
+MAX_SILENCED = 1000
 
 
 class OrderDesk(Protocol):
-    """What executes the LP's orders (`fix.LpApplication`): it reads the delay per order."""
+    """What executes the LP's orders (`fix.LpApplication`): it reads the delay per order, and
+    the silence switches (guarded by its `book_lock`) per order and per status request."""
 
     fill_delay_ms: int
+    silent_orders: int
+    silent_status_requests: int
+    book_lock: threading.Lock
 
 
 class ControlRequestError(Exception):
@@ -72,6 +81,10 @@ class Controls:
             "name": self.name,
             "updates_per_second": str(self.rate),
             "fill_delay_ms": str(self.orders.fill_delay_ms) if self.orders is not None else "",
+            "silent_orders": str(self.orders.silent_orders) if self.orders is not None else "",
+            "silent_status_requests": (
+                str(self.orders.silent_status_requests) if self.orders is not None else ""
+            ),
             "pins": {
                 s: {"bid": str(q.bid), "ask": str(q.ask), "size": str(q.ask_size)}
                 for s, q in pins.items()
@@ -120,6 +133,29 @@ class Controls:
         self.orders.fill_delay_ms = int(delay)
         return {"fill_delay_ms": str(int(delay))}
 
+    def set_silence(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.orders is None:
+            raise ControlRequestError("this LP has no order desk", HTTPStatus.NOT_FOUND)
+        if not {"orders", "status_requests"} & body.keys():
+            raise ControlRequestError("give orders, status_requests or both")
+        counts = {key: _count(body, key) for key in ("orders", "status_requests") if key in body}
+        with self.orders.book_lock:
+            if "orders" in counts:
+                self.orders.silent_orders = counts["orders"]
+            if "status_requests" in counts:
+                self.orders.silent_status_requests = counts["status_requests"]
+            return {
+                "orders": str(self.orders.silent_orders),
+                "status_requests": str(self.orders.silent_status_requests),
+            }
+
+
+def _count(body: dict[str, Any], key: str) -> int:
+    number = _decimal(body, key)
+    if number != number.to_integral_value() or not 0 <= number <= MAX_SILENCED:
+        raise ControlRequestError(f"{key} must be a whole number in [0, {MAX_SILENCED}]")
+    return int(number)
+
 
 def _decimal(body: dict[str, Any], key: str) -> Decimal:
     value = body.get(key)
@@ -146,6 +182,8 @@ def serve(controls: Controls, port: int) -> ThreadingHTTPServer:
                 self._handle(lambda: controls.set_rate(self._body()))
             elif self.path == "/v1/fill-delay":
                 self._handle(lambda: controls.set_fill_delay(self._body()))
+            elif self.path == "/v1/silence":
+                self._handle(lambda: controls.set_silence(self._body()))
             elif self.path.startswith("/v1/pins/"):
                 symbol = self.path.removeprefix("/v1/pins/")
                 self._handle(lambda: controls.pin(symbol, self._body()))
@@ -219,6 +257,16 @@ class ControlClient:
     def set_fill_delay(self, ms: int) -> None:
         """How long the LP waits before it executes an order (it executes at its quote then)."""
         self._call("PUT", "/v1/fill-delay", {"ms": str(ms)})
+
+    def silence(self, orders: int | None = None, status_requests: int | None = None) -> None:
+        """The next `orders` orders are executed without a report sent; the next
+        `status_requests` OrderStatusRequests get no answer (None: unchanged)."""
+        body = {}
+        if orders is not None:
+            body["orders"] = str(orders)
+        if status_requests is not None:
+            body["status_requests"] = str(status_requests)
+        self._call("PUT", "/v1/silence", body)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None

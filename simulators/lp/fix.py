@@ -11,7 +11,16 @@
   price is not there, a FOK it cannot fill in full: cancelled, nothing filled), or a reject
   with the reason in Text for an order it does not take. Every report echoes the order's
   OrdType, Price and TimeInForce. The order thread waits `fill_delay_ms` before it executes an
-  order (the control port can change it), against the quote at that moment.
+  order (the control port can change it), against the quote at that moment. ExecIDs are unique
+  across the simulator's restarts (they carry a token drawn at its start).
+- OrderStatusRequest (H): an ExecutionReport with ExecType I (Order Status) and ExecID 0, as
+  FIX 4.4 has it, giving the order's state as it is: OrdStatus (A, pending new, until the
+  order is executed), CumQty, LeavesQty and AvgPx; OrdStatusReqID (790) is echoed. An order it
+  does not know (per session and ClOrdID; the last 100,000 are kept, in memory) is answered
+  OrdStatus 8 with OrdRejReason 5 (unknown order).
+- Test switches (`silence`, from the control port): the next N orders are executed as usual
+  but their execution reports are never sent (a report lost for good), and the next M status
+  requests are not answered.
 
 Prices and quantities are written as decimal strings: QuickFIX's typed price fields take floats,
 which this platform never uses for money.
@@ -24,6 +33,8 @@ import logging
 import queue
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -39,7 +50,7 @@ log = logging.getLogger("lpsim")
 AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, LAST_PX, LAST_QTY = 6, 11, 14, 17, 31, 32
 MSG_TYPE, ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, PRICE = 35, 37, 38, 39, 40, 44
 SIDE, SYMBOL, TEXT, TIME_IN_FORCE, TRANSACT_TIME = 54, 55, 58, 59, 60
-ORD_REJ_REASON, EXEC_TYPE, LEAVES_QTY = 103, 150, 151
+ORD_REJ_REASON, EXEC_TYPE, LEAVES_QTY, ORD_STATUS_REQ_ID = 103, 150, 151, 790
 MD_REQ_ID, SUBSCRIPTION_REQUEST_TYPE, NO_MD_ENTRIES, NO_RELATED_SYM = 262, 263, 268, 146
 MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE, MD_UPDATE_ACTION, MD_REQ_REJ_REASON = (
     269,
@@ -52,6 +63,8 @@ USERNAME, PASSWORD = 553, 554
 
 BID, OFFER = "0", "1"
 SNAPSHOT, SUBSCRIBE, UNSUBSCRIBE = "0", "1", "2"
+PENDING_NEW, REJECTED, UNKNOWN_ORDER = "A", "8", "5"
+BOOK_SIZE = 100_000  # orders whose state a status request can ask for, per simulator
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,28 @@ class _Subscription:
     session: fix.SessionID
     request_id: str
     symbols: frozenset[str]
+
+
+@dataclass(frozen=True)
+class BookedOrder:
+    """An order's state as its last execution report gave it (sent or silenced)."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    status: str  # OrdStatus (39)
+    cumulative: Decimal
+    leaves: Decimal
+    average: Decimal
+    text: str = ""
+    order: Order | None = None  # None when the order was refused as it arrived
+
+
+@dataclass(frozen=True)
+class Queued:
+    session: fix.SessionID
+    order: Order
+    silent: bool  # execute it, but send none of its reports
 
 
 def _text(value: Decimal) -> str:
@@ -90,8 +125,13 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         self.lock = threading.Lock()  # guards the market and the subscriptions
         self.subscriptions: dict[tuple[str, str], _Subscription] = {}
         self.logged_on: set[str] = set()
-        self.orders: queue.Queue[tuple[fix.SessionID, Order] | None] = queue.Queue()
+        self.orders: queue.Queue[Queued | None] = queue.Queue()
         self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:8]  # ExecIDs unique across restarts
+        self.book_lock = threading.Lock()  # guards the book and the silence switches
+        self._book: OrderedDict[tuple[str, str], BookedOrder] = OrderedDict()
+        self.silent_orders = 0  # the next N orders' reports are never sent
+        self.silent_status_requests = 0  # the next M status requests get no answer
 
     # -- session events ------------------------------------------------------------------------
 
@@ -132,6 +172,8 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             self._on_market_data_request(message, session)
         elif msg_type == fix.MsgType_NewOrderSingle:
             self._on_new_order(message, session)
+        elif msg_type == fix.MsgType_OrderStatusRequest:
+            self._on_status_request(message, session)
         else:
             raise fix.UnsupportedMessageType()
 
@@ -187,17 +229,114 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         except ValueError as error:
             self._report_reject(session, message, str(error))
             return
-        self.orders.put((session, order))
+        with self.book_lock:
+            silent = self.silent_orders > 0
+            if silent:
+                self.silent_orders -= 1
+            self._remember(
+                session,
+                order.client_order_id,
+                BookedOrder(
+                    order.symbol,
+                    order.side.value,
+                    order.quantity,
+                    PENDING_NEW,
+                    Decimal(0),
+                    order.quantity,
+                    Decimal(0),
+                    order=order,
+                ),
+            )
+        self.orders.put(Queued(session, order, silent))
 
     def _report_reject(self, session: fix.SessionID, message: fix.Message, reason: str) -> None:
-        report = self._rejection(
-            _get(message, CL_ORD_ID) or "",
-            _get(message, SYMBOL) or "",
-            _get(message, SIDE) or Side.BUY.value,
-            Decimal(0),
-            reason,
-        )
+        client_order_id = _get(message, CL_ORD_ID) or ""
+        symbol = _get(message, SYMBOL) or ""
+        side = _get(message, SIDE) or Side.BUY.value
+        report = self._rejection(client_order_id, symbol, side, Decimal(0), reason)
+        if client_order_id:
+            with self.book_lock:
+                self._remember(
+                    session,
+                    client_order_id,
+                    BookedOrder(
+                        symbol,
+                        side,
+                        Decimal(0),
+                        REJECTED,
+                        Decimal(0),
+                        Decimal(0),
+                        Decimal(0),
+                        text=reason,
+                    ),
+                )
         fix.Session.sendToTarget(report, session)
+
+    # -- order status ----------------------------------------------------------------------------
+
+    def _remember(self, session: fix.SessionID, client_order_id: str, state: BookedOrder) -> None:
+        """Keeps the order's state (the caller holds `book_lock`); the oldest go past
+        BOOK_SIZE."""
+        key = (session.toString(), client_order_id)
+        self._book[key] = state
+        self._book.move_to_end(key)
+        while len(self._book) > BOOK_SIZE:
+            self._book.popitem(last=False)
+
+    def booked(self, session: fix.SessionID, client_order_id: str) -> BookedOrder | None:
+        with self.book_lock:
+            return self._book.get((session.toString(), client_order_id))
+
+    def _on_status_request(self, message: fix.Message, session: fix.SessionID) -> None:
+        client_order_id = _get(message, CL_ORD_ID) or ""
+        with self.book_lock:
+            if self.silent_status_requests > 0:
+                self.silent_status_requests -= 1
+                log.info("status request for %s not answered (silenced)", client_order_id)
+                return
+        report = self.status_report(session, message)
+        fix.Session.sendToTarget(report, session)
+
+    def status_report(self, session: fix.SessionID, request: fix.Message) -> fix.Message:
+        """The answer to an OrderStatusRequest: ExecType I with the order's state, or, for an
+        order it does not know, OrdStatus 8 with OrdRejReason 5."""
+        client_order_id = _get(request, CL_ORD_ID) or ""
+        booked = self.booked(session, client_order_id)
+        if booked is None:
+            report = self._report(
+                client_order_id,
+                _get(request, SYMBOL) or "",
+                _get(request, SIDE) or Side.BUY.value,
+                exec_type="I",
+                status=REJECTED,
+                quantity=Decimal(0),
+                cumulative=Decimal(0),
+                leaves=Decimal(0),
+                average=Decimal(0),
+            )
+            _set(report, ORD_REJ_REASON, UNKNOWN_ORDER)
+            _set(report, TEXT, "unknown order")
+        else:
+            report = self._report(
+                client_order_id,
+                booked.symbol,
+                booked.side,
+                exec_type="I",
+                status=booked.status,
+                quantity=booked.quantity,
+                cumulative=booked.cumulative,
+                leaves=booked.leaves,
+                average=booked.average,
+            )
+            if booked.text:
+                _set(report, TEXT, booked.text)
+            if booked.order is not None:
+                _echo_order(report, booked.order)
+        _set(report, EXEC_ID, "0")  # FIX 4.4: ExecID is 0 for ExecType I
+        request_id = _get(request, ORD_STATUS_REQ_ID)
+        if request_id:
+            _set(report, ORD_STATUS_REQ_ID, request_id)
+        return report
 
     def _rejection(
         self, client_order_id: str, symbol: str, side: str, quantity: Decimal, reason: str
@@ -220,20 +359,33 @@ class LpApplication(fix.Application):  # type: ignore[misc]
     def run_orders(self) -> None:
         """The order thread: executes queued orders after the LP's delay, until given None."""
         while (item := self.orders.get()) is not None:
-            session, order = item
             time.sleep(self.fill_delay_ms / 1000)
-            with self.lock:
-                execution = execute(self.market, order)
-            for report in self._reports(order, execution):
-                fix.Session.sendToTarget(report, session)
+            for report in self.execute_queued(item):
+                fix.Session.sendToTarget(report, item.session)
+
+    def execute_queued(self, item: Queued) -> list[fix.Message]:
+        """Executes a queued order against the quote now and remembers the state it leaves;
+        the reports to send (none for a silenced order)."""
+        with self.lock:
+            execution = execute(self.market, item.order)
+        reports = self._reports(item.order, execution)
+        with self.book_lock:
+            self._remember(
+                item.session, item.order.client_order_id, _state_after(item.order, reports[-1])
+            )
+        if item.silent:
+            log.info(
+                "order %s executed, its %d reports not sent (silenced)",
+                item.order.client_order_id,
+                len(reports),
+            )
+            return []
+        return reports
 
     def _reports(self, order: Order, execution: Execution) -> list[fix.Message]:
         reports = self._order_reports(order, execution)
         for report in reports:
-            _set(report, ORD_TYPE, "1" if order.limit_price is None else "2")
-            if order.limit_price is not None:
-                _set(report, PRICE, _text(order.limit_price))
-            _set(report, TIME_IN_FORCE, order.time_in_force.value)
+            _echo_order(report, order)
         return reports
 
     def _order_reports(self, order: Order, execution: Execution) -> list[fix.Message]:
@@ -318,7 +470,7 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         report = fix44.ExecutionReport()
         number = next(self._ids)
         _set(report, ORDER_ID, f"{self.market.profile.name}-{client_order_id}")
-        _set(report, EXEC_ID, f"{self.market.profile.name}-x{number}")
+        _set(report, EXEC_ID, f"{self.market.profile.name}-{self._run}-x{number}")
         _set(report, CL_ORD_ID, client_order_id)
         _set(report, EXEC_TYPE, exec_type)
         _set(report, ORD_STATUS, status)
@@ -331,6 +483,33 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         _set(report, AVG_PX, _text(average.quantize(Decimal("1e-8")).normalize()))
         _set(report, TRANSACT_TIME, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()))
         return report
+
+
+def _echo_order(report: fix.Message, order: Order) -> None:
+    """What every report of an order repeats of it: OrdType, Price and TimeInForce."""
+    _set(report, ORD_TYPE, "1" if order.limit_price is None else "2")
+    if order.limit_price is not None:
+        _set(report, PRICE, _text(order.limit_price))
+    _set(report, TIME_IN_FORCE, order.time_in_force.value)
+
+
+def _state_after(order: Order, last: fix.Message) -> BookedOrder:
+    """The order's state as its last report leaves it."""
+
+    def number(tag: int) -> Decimal:
+        return Decimal(_get(last, tag) or "0")
+
+    return BookedOrder(
+        order.symbol,
+        order.side.value,
+        order.quantity,
+        _get(last, ORD_STATUS) or REJECTED,
+        number(CUM_QTY),
+        number(LEAVES_QTY),
+        number(AVG_PX),
+        _get(last, TEXT) or "",
+        order,
+    )
 
 
 def _parse_order(message: fix.Message) -> Order:

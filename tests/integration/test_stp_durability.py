@@ -1,0 +1,300 @@
+"""STP execution reports that must not be lost, and hedge orders the provider does not answer,
+against the real stack (ADR 0007, "The OMS's FIX sessions"; SPEC: killing a service mid-flow
+loses no acknowledged order and fills nothing twice).
+
+- A report stored by the OMS (`oms.lp_execution_reports`) but not yet applied when the OMS is
+  killed is applied once after the restart; the LP will never resend it (QuickFIX had counted
+  it received).
+- A report the OMS cannot store is not counted received: the OMS drops the session and the LP
+  resends it after the reconnect.
+- A hedge order whose reports the LP never sent is filled from the LP's answer to an
+  OrderStatusRequest; one the LP never answers at all is reported of unknown fate and left open.
+
+Deterministic holds, no sleeps on timing: the apply of a report is held by locking its hedge
+order's row from the test's own connection (the OMS stores the report in another table, which
+that lock does not touch); storing is held by locking `oms.lp_execution_reports` against writes.
+Traders are in the seeded "pro-stp" group; lp-alpha quotes the best price on both sides, so
+every hedge order goes there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from simulators.lp.control import ControlClient
+from stack.orchestrator import StackConfig, is_running, up
+from stack.paths import StackPaths
+from stack.ports import LP_SIMULATORS
+from stack.state import load
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.test_orders import Oms, Trader, connect, eventually, place
+from tests.integration.test_stp import (
+    ALPHA,
+    BETA,
+    _oms_answers,
+    await_pinned_price,
+    ended,
+    get_order,
+    hedges_of,
+    lp_order_reports,
+    stp_trader,
+    trades,
+)
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.oms.v1 import position_service_pb2
+
+S = trading_pb2
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def oms(running_stack: RunningStack) -> Iterator[Oms]:
+    yield from connect(running_stack)
+
+
+@pytest.fixture
+def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
+    """Both LPs pinned (lp-alpha better on both sides); afterwards unpinned, with their fill
+    delay back and nothing silenced."""
+    controls = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    delays = {lp: int(c.state()["fill_delay_ms"]) for lp, c in controls.items()}
+    controls["lp-alpha"].pin("EURUSD", *ALPHA)
+    controls["lp-beta"].pin("EURUSD", *BETA)
+    try:
+        yield controls
+    finally:
+        for lp, control in controls.items():
+            control.silence(orders=0, status_requests=0)
+            control.unpin()
+            control.set_fill_delay(delays[lp])
+
+
+def stored_reports(oms: Oms, hedge_id: str) -> list[dict[str, Any]]:
+    rows = oms.rows(
+        "SELECT report_key, exec_id, report->>'kind', applied_at IS NOT NULL"
+        " FROM oms.lp_execution_reports WHERE cl_ord_id = %s ORDER BY id",
+        hedge_id,
+    )
+    return [{"key": r[0], "exec_id": r[1], "kind": r[2], "applied": r[3]} for r in rows]
+
+
+def hedge_fills(oms: Oms, hedge_id: str) -> list[tuple[str, Decimal, Decimal]]:
+    return [
+        (str(r[0]), D(r[1]), D(r[2]))
+        for r in oms.rows(
+            "SELECT lp_execution_id, quantity, price FROM oms.hedge_fills"
+            " WHERE hedge_order_id = %s ORDER BY fill_time",
+            hedge_id,
+        )
+    ]
+
+
+def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
+    """A sample of the OMS's /metrics (0 when it has none yet)."""
+    url = f"http://127.0.0.1:{oms.ports.service_metrics('oms')}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    labels = "" if lp is None else f'{{lp="{lp}"}}'
+    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
+    return D(found.group(1)) if found else D(0)
+
+
+def sent_hedge(oms: Oms, order_id: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        found = hedges_of(oms, [order_id])
+        return found[-1] if found and found[-1]["status"] == "SENT" else None
+
+    result: dict[str, Any] = eventually(probe, 20, "the hedge order SENT to the provider")
+    return result
+
+
+def kill_oms(oms: Oms) -> None:
+    """SIGKILL: a crash, nothing handed over."""
+    paths = StackPaths.for_name(oms.running.config.name)
+    state = load(paths.state_file)
+    assert state is not None
+    entry = state.component("oms")
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
+
+
+def start_oms(oms: Oms, trader: Trader) -> None:
+    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
+
+
+def assert_filled_once(
+    oms: Oms, trader: Trader, order_id: str, quantity: str, price: str
+) -> dict[str, Any]:
+    """The client order FILLED with one trade and one position, from one filled hedge."""
+    order = ended(oms, trader, order_id)
+    assert order.status == S.ORDER_STATUS_FILLED, (order.status_reason, order.status_message)
+    assert (D(order.filled_quantity), D(order.average_fill_price)) == (D(quantity), D(price))
+    (trade,) = trades(oms, trader, order_id)
+    (hedge,) = hedges_of(oms, [order_id])
+    assert trade.hedge_order_id == hedge["id"]
+    assert (hedge["status"], hedge["filled_quantity"]) == ("FILLED", D(quantity))
+    positions = [
+        p
+        for p in oms.positions.ListPositions(
+            position_service_pb2.ListPositionsRequest(account_id=trader.account_id),
+            metadata=trader.md,
+            timeout=10,
+        ).positions
+        if p.id == trade.position_id
+    ]
+    assert [(D(p.quantity), D(p.open_price)) for p in positions] == [(D(quantity), D(price))]
+    audit = [
+        str(r[0])
+        for r in oms.rows(
+            "SELECT event FROM oms.audit_records WHERE entity_id = %s ORDER BY sequence", order_id
+        )
+    ]
+    assert audit.count("FILLED") == 1, audit
+    return hedge
+
+
+def test_a_fill_stored_but_not_applied_when_the_oms_is_killed_is_applied_once_after_restart(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    lps["lp-alpha"].set_fill_delay(4000)  # the reports come 4 s after the order
+
+    placed = place(oms, trader, quantity="0.50")
+    assert placed.status == S.ORDER_STATUS_WORKING
+    hedge_id = sent_hedge(oms, placed.id)["id"]
+
+    # Hold the apply: the desk's report job locks the hedge order's row first.
+    with psycopg.connect(oms.stack.database_url) as hold:
+        (status,) = hold.execute(
+            "SELECT status FROM oms.hedge_orders WHERE id = %s FOR UPDATE", (hedge_id,)
+        ).fetchone() or (None,)
+        assert status == "SENT"  # no report applied yet
+
+        # The LP's acknowledgement and fill reach the OMS and are stored, not applied.
+        def stored() -> list[dict[str, Any]] | None:
+            found = stored_reports(oms, hedge_id)
+            return found if any(r["kind"] == "FILL" for r in found) else None
+
+        reports = eventually(stored, 20, "the LP's reports stored by the OMS")
+        assert [r["kind"] for r in reports] == ["ACKNOWLEDGED", "FILL"]
+        assert not any(r["applied"] for r in reports)
+        kill_oms(oms)
+        hold.rollback()
+
+    # The LP will not resend: QuickFIX had counted both received before the kill.
+    (fill,) = [r for r in reports if r["kind"] == "FILL"]
+    start_oms(oms, trader)
+
+    hedge = assert_filled_once(oms, trader, placed.id, "0.5", "1.1001")
+    assert hedge["id"] == hedge_id
+    assert hedge_fills(oms, hedge_id) == [(fill["exec_id"], D("0.5"), D("1.1001"))]
+    assert all(r["applied"] for r in stored_reports(oms, hedge_id))
+    assert [r["key"] for r in stored_reports(oms, hedge_id)] == [r["key"] for r in reports]
+    # The LP sent its fill once, under that ExecID.
+    lp_fills = [r for r in lp_order_reports(oms, hedge_id) if r[150] == "F"]
+    assert [r[17] for r in lp_fills] == [fill["exec_id"]]
+
+
+def test_a_report_the_oms_cannot_store_is_not_taken_and_the_lp_resends_it(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    lps["lp-alpha"].set_fill_delay(2000)
+    refused_before = metric(oms, "tradingmesh_oms_lp_reports_not_stored_total", "lp-alpha")
+
+    placed = place(oms, trader, quantity="0.30")
+    hedge_id = sent_hedge(oms, placed.id)["id"]
+
+    # No writes to the journal: storing waits out its 5 s statement timeout and fails.
+    with psycopg.connect(oms.stack.database_url) as hold:
+        hold.execute("LOCK TABLE oms.lp_execution_reports IN EXCLUSIVE MODE")
+        eventually(
+            lambda: (
+                metric(oms, "tradingmesh_oms_lp_reports_not_stored_total", "lp-alpha")
+                > refused_before
+            ),
+            30,
+            "the OMS refusing a report it could not store",
+        )
+        assert get_order(oms, trader, placed.id).status == S.ORDER_STATUS_WORKING
+        assert hedges_of(oms, [placed.id])[-1]["status"] == "SENT"
+        hold.rollback()
+
+    # After the reconnect the LP resends the reports from the refused one on: the fill arrives
+    # with the ExecID the LP gave it, and counts once.
+    hedge = assert_filled_once(oms, trader, placed.id, "0.3", "1.1001")
+    lp_fills = [r for r in lp_order_reports(oms, hedge["id"]) if r[150] == "F"]
+    assert len(lp_fills) == 1
+    assert hedge_fills(oms, hedge["id"]) == [(lp_fills[0][17], D("0.3"), D("1.1001"))]
+    keys = [r["key"] for r in stored_reports(oms, hedge_id)]
+    assert keys[:2] == [r[17] for r in lp_order_reports(oms, hedge["id"]) if r[150] in "0F"]
+    eventually(lambda: all(r["applied"] for r in stored_reports(oms, hedge_id)), 10, "all applied")
+
+
+def test_a_hedge_whose_reports_the_lp_never_sent_is_filled_from_its_order_status(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    asked_before = metric(oms, "tradingmesh_oms_hedge_status_requests_total", "lp-alpha")
+    lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
+
+    placed = place(oms, trader, quantity="0.40", side=types_pb2.SIDE_BUY)
+    hedge_id = sent_hedge(oms, placed.id)["id"]
+    assert lp_order_reports(oms, hedge_id) == []  # the LP sent nothing for it
+
+    # 10 s without a report: the OMS asks; the LP answers filled, 0.4 at 1.1001.
+    hedge = assert_filled_once(oms, trader, placed.id, "0.4", "1.1001")
+    assert hedge["id"] == hedge_id
+    assert hedge_fills(oms, hedge_id) == [("status:2:0.4", D("0.4"), D("1.1001"))]
+    answers = lp_order_reports(oms, hedge_id)
+    assert answers, "the LP answered a status request"
+    assert {(a[150], a[39], a[17], D(a[14])) for a in answers} == {("I", "2", "0", D("0.4"))}
+    assert metric(oms, "tradingmesh_oms_hedge_status_requests_total", "lp-alpha") > asked_before
+
+
+def test_a_hedge_the_lp_never_answers_is_reported_unknown_and_left_open(
+    oms: Oms, lps: dict[str, ControlClient]
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    lps["lp-alpha"].silence(orders=1, status_requests=1000)
+
+    placed = place(oms, trader, quantity="0.20")
+    hedge_id = sent_hedge(oms, placed.id)["id"]
+    assert lp_order_reports(oms, hedge_id) == []
+
+    # 60 s on, still nothing: the alert is raised, and nothing is invented.
+    eventually(
+        lambda: metric(oms, "tradingmesh_oms_hedge_orders_unknown") >= 1,
+        90,
+        "the hedge order reported of unknown fate",
+    )
+    assert hedges_of(oms, [placed.id])[-1]["status"] == "SENT"
+    order = get_order(oms, trader, placed.id)
+    assert (order.status, D(order.filled_quantity)) == (S.ORDER_STATUS_WORKING, D(0))
+    assert trades(oms, trader, placed.id) == []
+    assert metric(oms, "tradingmesh_oms_hedge_status_requests_total", "lp-alpha") >= 1
+
+    # The LP answers again: the next status request settles it, and the alert clears.
+    lps["lp-alpha"].silence(status_requests=0)
+    assert_filled_once(oms, trader, placed.id, "0.2", "1.1001")
+    eventually(
+        lambda: metric(oms, "tradingmesh_oms_hedge_orders_unknown") == 0,
+        20,
+        "the alert cleared",
+    )
