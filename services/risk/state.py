@@ -110,6 +110,9 @@ class RiskState:
     def accounts_with_positions(self) -> list[str]:
         return list(self._by_account)
 
+    def holds_positions(self, account_id: str) -> bool:
+        return account_id in self._by_account
+
     def holders_of(self, symbol: str) -> set[str]:
         """The accounts with an open position in `symbol`."""
         return set(self._holders.get(symbol, ()))
@@ -127,7 +130,10 @@ class RiskState:
 
     def unbooked_amount(self, account_id: str) -> Decimal:
         """The P&L less commission of the account's trades that the ledger has not booked."""
-        return exact_sum(*(t.amount for t in self._unbooked.get(account_id, {}).values()))
+        held = self._unbooked.get(account_id)
+        if not held:
+            return _ZERO  # what exact_sum() of nothing is: Decimal(0)
+        return exact_sum(*(t.amount for t in held.values()))
 
     def unbooked_of(self, account_id: str) -> list[UnbookedTrade]:
         return list(self._unbooked.get(account_id, {}).values())

@@ -12,6 +12,10 @@ every position, and pricing publishes only changes, so a quiet market's price is
 price counts as *live* (for valuing an order and for choosing what a stop-out can close) only
 when it is at most `max_quote_age` old. A position without any price, or whose currency cannot be
 converted, is left out of the figures and makes the valuation incomplete.
+
+The margin watcher's passes compute the same figures with `pass_valuation`, which repeats this
+arithmetic operation for operation without the per-position overhead; a change here is a change
+there (tests/unit/risk/test_pass_valuation.py compares the two).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "PositionValue",
     "close_price",
     "conversion",
+    "conversion_quote",
     "effective_balance",
     "is_live",
     "open_price",
@@ -81,12 +86,24 @@ def conversion(
     pair is priced for the group (cross rates are not used, ADR 0007)."""
     if quote_currency == account_currency:
         return IDENTITY
+    source = conversion_quote(state, group_id, quote_currency, account_currency)
+    if source is None:
+        return None
+    quote, inverse = source
+    return Conversion(quote.mid, inverse=inverse)
+
+
+def conversion_quote(
+    state: RiskState, group_id: str, quote_currency: str, account_currency: str
+) -> tuple[Quote, bool] | None:
+    """The group's price whose mid converts between two different currencies, and whether it
+    divides (the pair is quoted ACCOUNT/QUOTE); the directly quoted pair first."""
     direct = state.pair(quote_currency, account_currency)
     if direct is not None and (quote := state.quotes.get((group_id, direct))) is not None:
-        return Conversion(quote.mid)
+        return quote, False
     inverse = state.pair(account_currency, quote_currency)
     if inverse is not None and (quote := state.quotes.get((group_id, inverse))) is not None:
-        return Conversion(quote.mid, inverse=True)
+        return quote, True
     return None
 
 

@@ -7,9 +7,14 @@ for as long as it runs; the others wait for the lock and meanwhile re-read the m
 The leader makes a pass over every account with open positions (or a margin episode open) every
 `pass_interval`, and at once over the accounts holding an instrument whose raw mid moved more
 than `move_threshold` (0.5 %) since the last pass over it. For each account it values the
-positions (`valuation`), compares the exact level with the group's levels, and writes the margin
-events `episodes` decides, each with the account's new margin state and its outbox row in one
-transaction.
+positions, compares the exact level with the group's levels, and writes the margin events
+`episodes` decides, each with the account's new margin state and its outbox row in one
+transaction. The status comes from `pass_valuation` (the figures of `valuation.value_account`,
+digit for digit, at a fraction of the cost); only an account with events to write is valued in
+full, for the figures they carry. A pass gives the event loop a turn every couple of
+milliseconds, so the pre-trade checks it serves are not held up. An account whose figures the
+margin arithmetic refuses (an arithmetic error) is left out of the pass and logged, rather than
+stopping the pass for every other account.
 
 Below the stop-out level, a stop-out task for the account closes positions one at a time with
 OmsInternalService.ForceClosePosition (origin STOP_OUT), largest loss first
@@ -29,6 +34,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,7 +61,8 @@ from services.risk.episodes import (
     stop_out_step,
 )
 from services.risk.events import ACTOR, StopOutResult, margin_event_message, write_event
-from services.risk.model import Quote
+from services.risk.model import Account, Quote
+from services.risk.pass_valuation import PassValuer
 from services.risk.state import RiskState
 from services.risk.valuation import AccountValuation, effective_balance, value_account
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -70,7 +77,11 @@ log = logging.getLogger(__name__)
 LOCK_KEY: Final = int.from_bytes(
     hashlib.sha256(b"tradingmesh.risk.margin-watcher").digest()[:8], "big", signed=True
 )
-_YIELD_EVERY: Final = 500  # accounts valued between two yields to the event loop
+# A pass gives the event loop a turn after holding it this long (a CheckOrder waits at most
+# about this), looking at the clock every _CLOCK_EVERY accounts.
+_HOLD_SECONDS: Final = 0.002
+_CLOCK_EVERY: Final = 32
+_NO_EPISODE: Final = Episode()
 _RETRY_SECONDS: Final = 2.0
 _CALL_ATTEMPTS: Final = 3
 _POLL_SECONDS: Final = 0.02
@@ -122,6 +133,7 @@ class MarginWatcher:
         self._wake = asyncio.Event()
         self._stop_outs: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._valuer = PassValuer(state)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -214,39 +226,80 @@ class MarginWatcher:
                     if (quote := self.state.raw_quotes.get(symbol)) is not None:
                         self._reference_mids[symbol] = quote.raw_mid
 
-    def _watched(self) -> set[str]:
-        open_episodes = (a for a, e in self.episodes.items() if e.status is not RiskStatus.OK)
-        return {*self.state.accounts_with_positions(), *open_episodes}
+    def _watched(self) -> list[str]:
+        """Every account with positions, and those without but with a margin episode open."""
+        state = self.state
+        open_episodes = (
+            a
+            for a, e in self.episodes.items()
+            if e.status is not RiskStatus.OK and not state.holds_positions(a)
+        )
+        return [*state.accounts_with_positions(), *open_episodes]
 
     async def run_pass(self, account_ids: Iterable[str]) -> None:
-        """Values each account and acts on its margin status."""
-        now = datetime.now(UTC)
-        for count, account_id in enumerate(sorted(account_ids), start=1):
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-                now = datetime.now(UTC)
-            await self._watch(account_id, now)
+        """Values each account, in the order given, and acts on its margin status.
 
-    async def _watch(self, account_id: str, now: datetime) -> None:
-        episode = self.episodes.get(account_id, Episode())
-        if episode.status is RiskStatus.STOP_OUT:
-            self._ensure_stop_out(account_id)
+        The status comes from `PassValuer` (the same figures as `value_account`, computed
+        without its overhead); only an account whose status calls for events is valued in
+        full, for the figures the events carry. The loop gives the event loop a turn once it
+        held it `_HOLD_SECONDS` (checked every `_CLOCK_EVERY` accounts), so that checks are not
+        held up; after any await the valuer is refreshed, since prices may have changed."""
+        valuer = self._valuer
+        valuer.refresh()
+        episodes, accounts = self.episodes, self.state.accounts
+        ok, stop_out = RiskStatus.OK, RiskStatus.STOP_OUT
+        refused: list[str] = []
+        now = datetime.now(UTC)
+        due = time.perf_counter() + _HOLD_SECONDS
+        for count, account_id in enumerate(list(account_ids), start=1):
+            if count % _CLOCK_EVERY == 0 and time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                valuer.refresh()
+                now = datetime.now(UTC)
+                due = time.perf_counter() + _HOLD_SECONDS
+            episode = episodes.get(account_id, _NO_EPISODE)
+            if episode.status is stop_out:
+                self._ensure_stop_out(account_id)
+                continue
+            account = accounts.get(account_id)
+            if account is None:
+                continue
+            try:
+                status = valuer.status(account)
+            except (ArithmeticError, ValueError):
+                refused.append(account_id)
+                continue
+            if status is None:
+                continue  # not every position has a price: decide nothing on partial figures
+            self.last_pass[account_id] = now
+            if status is ok and episode.margin_call_event_id is None:
+                continue  # most accounts: OK, and no margin call to resolve (`events_for`)
+            if events_for(episode, status):
+                await self._act(account, episode, now)
+                valuer.refresh()
+        if refused:
+            log.error(
+                "accounts the margin arithmetic cannot value were left out of the pass",
+                extra={"accounts": len(refused), "first": refused[0]},
+            )
+
+    async def _act(self, account: Account, episode: Episode, now: datetime) -> None:
+        """Records the events the account's status calls for, with its full figures."""
+        try:
+            valuation = value_account(self.state, account, now, self.config.max_quote_age)
+        except (ArithmeticError, ValueError):
+            log.exception(
+                "the margin arithmetic cannot value an account", extra={"account_id": account.id}
+            )
             return
-        account = self.state.accounts.get(account_id)
-        valuation = (
-            value_account(self.state, account, now, self.config.max_quote_age)
-            if account is not None
-            else None
-        )
         if valuation is None or not valuation.complete:
-            return  # not every position has a price: decide nothing on partial figures
-        self.last_pass[account_id] = now
+            return
         status = valuation.status
         decided = events_for(episode, status)
         if decided:
             await self._record(valuation, decided, status, StopOutResult(), now)
         if EventType.STOP_OUT_TRIGGERED in decided:
-            self._ensure_stop_out(account_id)
+            self._ensure_stop_out(account.id)
 
     async def _record(
         self,
