@@ -215,3 +215,22 @@ def test_position_pnl_is_exact_in_the_quote_currency(
         long, Decimal(open_price), Decimal(close_price), Decimal(quantity), Decimal(size)
     )
     assert pnl == Decimal(expected)
+
+
+def test_required_margin_at_a_leverage_without_a_terminating_inverse_converts_by_multiplying() -> (
+    None
+):
+    # EURGBP on a USD account at 1:30: 1 lot x 100,000 x 0.86543 / 30 GBP, converted through
+    # GBPUSD 1.26311 by multiplying. 86,543 / 30 has no exact decimal, so the quotient is
+    # 60 digits long and its product with the rate cannot be exact: it is rounded at the 60th
+    # digit, then to cents.
+    margin = required_margin(
+        Decimal("1"),
+        Decimal("100000"),
+        Decimal("0.86543"),
+        margin_rule(30, None, None),
+        "USD",
+        Conversion(Decimal("1.26311")),
+    )
+    # 2884.7666... x 1.26311 = 3643.7776...
+    assert margin == Decimal("3643.78")

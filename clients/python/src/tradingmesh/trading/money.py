@@ -144,10 +144,13 @@ class Conversion:
             raise ValueError(f"a conversion rate is positive, not {self.rate}")
 
     def to_account(self, amount: Decimal) -> Decimal:
-        """`amount` in the account currency, unrounded (exact, or 60 digits when inverse)."""
+        """`amount` in the account currency, unrounded: exact, or to 60 significant digits when
+        it cannot be (dividing by the rate; multiplying an amount that is itself a 60-digit
+        quotient, such as a notional divided by a leverage of 30). The caller rounds it to the
+        currency's minor unit, far above the 60th digit."""
         if self.inverse:
             return divide(amount, self.rate)
-        return exact_product(amount, self.rate)
+        return _DIVIDE.multiply(amount, self.rate)
 
 
 IDENTITY: Final = Conversion(Decimal(1))
