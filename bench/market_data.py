@@ -71,7 +71,7 @@ from simulators.lp.control import ControlClient
 from simulators.lp.market import Market, Profile
 from stack import seed
 from stack.components.lpsim import PLATFORM_COMP_ID, PROFILES
-from stack.ports import HOST, LP_SIMULATORS
+from stack.ports import HOST, LP_SIMULATORS, STREAM_WORKERS
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 
@@ -86,8 +86,9 @@ BENCH_EDGE_LIMITS = {
     "TM_EDGE_RATE_LIMIT_USER": "5000,2500,1",
     "TM_EDGE_RATE_LIMIT_ADDRESS": "10000,5000,1",
 }
-# Components whose CPU time is reported for the end-to-end phases.
-WATCHED = ("pricing", *LP_SIMULATORS, "envoy", "redis", "postgres", "nats")
+# Components whose CPU time is reported for the end-to-end phases (the stream workers: those the
+# stack runs, ADR 0008).
+WATCHED = ("pricing", *STREAM_WORKERS, *LP_SIMULATORS, "envoy", "redis", "postgres", "nats")
 PHASES = ("engine", "ticks", "streams")
 
 LP_TICKS = "tradingmesh_pricing_lp_ticks_total"
@@ -98,7 +99,8 @@ TICK_ROWS_DROPPED = "pricing_tick_rows_dropped_total"
 TICK_FLUSH_SECONDS = "pricing_tick_flush_seconds_sum"
 DOWNSTREAM_TX = "http.edge.downstream_cx_tx_bytes_total"
 UPSTREAM_RX = "cluster.pricing.upstream_cx_rx_bytes_total"
-ENVOY_COUNTERS = (DOWNSTREAM_TX, UPSTREAM_RX)
+WORKERS_RX = "cluster.pricing_streams.upstream_cx_rx_bytes_total"  # the stream workers
+ENVOY_COUNTERS = (DOWNSTREAM_TX, UPSTREAM_RX, WORKERS_RX)
 
 
 def load_average() -> float:
@@ -535,11 +537,18 @@ def _stream_summary(
         return None
 
     downstream, upstream = delta(DOWNSTREAM_TX), delta(UPSTREAM_RX)
+    if upstream is not None:
+        upstream += delta(WORKERS_RX) or 0
     tcp = None
     if before.tcp is not None and after.tcp is not None:
         tcp = sum(sent - before.tcp.get(key, 0) for key, sent in after.tcp.items())
+    cpu_seconds = {name: after.cpu[name] - before.cpu[name] for name in before.cpu}
     cpu = _cpu_percent(before.cpu, after.cpu, args.seconds)
     cpu["stream clients"] = round(100 * sum(r.cpu_seconds for r in results) / args.seconds)
+    # The stream tier: the pricing process and its stream workers (most of pricing's CPU at
+    # the LPs' own rates is the fan-out when no worker runs).
+    tier = ["pricing", *(name for name in STREAM_WORKERS if name in cpu_seconds)]
+    tier_seconds = sum(cpu_seconds.get(name, 0.0) for name in tier)
     return {
         "streams_requested": args.streams,
         "symbols_per_stream": list(symbols),
@@ -580,11 +589,18 @@ def _stream_summary(
             "http2_pricing_to_envoy": upstream,
             "per_quote_on_the_wire": _per(tcp, ticks),
             "per_quote_http2_envoy_to_clients": _per(downstream, ticks),
-            "per_quote_http2_pricing_to_envoy": _per(upstream, ticks),
+            "per_quote_http2_pricing_to_envoy": _per(upstream, ticks),  # workers included
             "quote_tick_message": _per(sum(r.tick_bytes for r in results), ticks),
             "response_message_per_quote": _per(sum(r.response_bytes for r in results), ticks),
         },
         "cpu_percent": cpu,
+        "stream_workers": len(tier) - 1,
+        # CPU of pricing and the stream workers per tick delivered (and per response written):
+        # the cost of the fan-out, comparable between runs when the machine is busy.
+        "stream_tier_cpu_us_per_tick": round(1e6 * tier_seconds / ticks, 2) if ticks else None,
+        "stream_tier_cpu_us_per_response": (
+            round(1e6 * tier_seconds / responses, 1) if responses else None
+        ),
         "load_average_1m": load,
     }
 
@@ -667,6 +683,14 @@ def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
         rows.append(
             ("  ticks/s delivered (all streams)", f"{streams['ticks_per_second']:,}", "", "")
+        )
+        rows.append(
+            (
+                f"  pricing + {streams['stream_workers']} stream workers: CPU us per tick",
+                f"{streams['stream_tier_cpu_us_per_tick']}",
+                "",
+                "",
+            )
         )
         rows.append(("tick-to-client p50 (ms)", f"{latency['p50']}", "", ""))
         rows.append(

@@ -35,10 +35,19 @@ from stack.components.nats import Nats
 from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
 from stack.components.redis import Redis
-from stack.components.services import Service, is_available
+from stack.components.services import Service, stream_workers
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
-from stack.ports import DEFAULT_BASE, LP_SIMULATORS, SERVICES, Ports, port_is_free, validate_base
+from stack.ports import (
+    DEFAULT_BASE,
+    LP_SIMULATORS,
+    SERVICES,
+    STREAM_WORKERS,
+    Ports,
+    port_is_free,
+    stream_worker_count,
+    validate_base,
+)
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
 from stack.secrets import StackSecrets
 from stack.state import ComponentState, Endpoints, StackState, VaultInfo
@@ -53,17 +62,25 @@ START_ORDER: tuple[str, ...] = (
     "nats",
     *LP_SIMULATORS,
     *SERVICES,
+    *STREAM_WORKERS,
     "envoy",
 )
 # Stopped tier by tier, each tier at once: the edge, then the services, then what they use.
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
     ("envoy",),
-    SERVICES,
+    (*SERVICES, *STREAM_WORKERS),
     (*LP_SIMULATORS, "nats", "redis", "postgres"),
     ("openbao",),
 )
 # Processes given a secret at start; restarted when the secrets are new.
-SECRET_HOLDERS: tuple[str, ...] = ("redis", "nats", *LP_SIMULATORS, *SERVICES, "envoy")
+SECRET_HOLDERS: tuple[str, ...] = (
+    "redis",
+    "nats",
+    *LP_SIMULATORS,
+    *SERVICES,
+    *STREAM_WORKERS,
+    "envoy",
+)
 
 
 class StackError(RuntimeError):
@@ -100,7 +117,8 @@ class _Components:
             redis=Redis(ctx),
             nats=Nats(ctx),
             lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
-            services={name: Service(ctx, name) for name in SERVICES},
+            # The pricing service's stream workers are services too (ADR 0008).
+            services={name: Service(ctx, name) for name in SERVICES} | stream_workers(ctx),
             envoy=Envoy(ctx),
         )
 
@@ -170,6 +188,7 @@ class _Up:
     components: _Components
     by_name: dict[str, Component]
     running: set[str]
+    workers: int  # stream workers to start (TM_PRICING_STREAM_WORKERS)
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -214,6 +233,10 @@ class _Up:
         if base is None:
             base = previous.base_port if previous else DEFAULT_BASE
         validate_base(base)
+        try:
+            self.workers = stream_worker_count()
+        except ValueError as error:
+            raise StackError(str(error)) from None
         if previous and running and previous.base_port != base:
             raise StackError(
                 f"stack {self.paths.name!r} is running on base port {previous.base_port}; "
@@ -309,10 +332,11 @@ class _Up:
 
         # 5. Services, each with a Vault token of its own.
         late: list[Component] = []
+        unwanted = set(STREAM_WORKERS[self.workers :])
         for name, service in self.components.services.items():
-            if name not in self.running and not self.config.services:
+            if name not in self.running and (not self.config.services or name in unwanted):
                 continue
-            if name not in self.running and not is_available(name):
+            if name not in self.running and not service.available():
                 log.info("%s: services/%s/__main__.py does not exist yet, skipped", name, name)
                 continue
             self._ensure_started(service, functools.partial(self._service_launch, service, vault))
@@ -343,7 +367,7 @@ class _Up:
             log.warning("seed: the demo user existed already; its password is not known here")
 
     def _service_launch(self, service: Service, vault: VaultAdmin) -> Launch:
-        token = stack_secrets.issue_service_token(vault, service.name)
+        token = stack_secrets.issue_service_token(vault, service.service)
         return service.launch(self.components.openbao.address, token)
 
     def _wait(self, components: list[Component]) -> None:

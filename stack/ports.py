@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
@@ -12,6 +14,13 @@ HOST = "127.0.0.1"
 SERVICES: tuple[str, ...] = ("account", "pricing", "oms", "risk", "reporting", "notification")
 # The FIX LP simulators of the dev stack, in the order of their port offsets (+60 + i).
 LP_SIMULATORS: tuple[str, ...] = ("lp-alpha", "lp-beta")
+# The pricing service's stream workers (ADR 0008), by index: ports +30 + i and +50 + i. `up`
+# starts the first TM_PRICING_STREAM_WORKERS of them (default 2; 0: pricing serves the streams).
+MAX_STREAM_WORKERS = 10
+DEFAULT_STREAM_WORKERS = 2
+STREAM_WORKERS: tuple[str, ...] = tuple(
+    f"pricing-streams-{i + 1}" for i in range(MAX_STREAM_WORKERS)
+)
 
 POSTGRES = 0
 REDIS = 1
@@ -22,7 +31,9 @@ OPENBAO_CLUSTER = 5  # bound by `bao server -dev` itself: listen port + 1
 ENVOY = 10
 ENVOY_ADMIN = 11
 SERVICE_GRPC = 20
+STREAM_WORKER_GRPC = 30  # +30 + i: pricing's stream workers
 SERVICE_METRICS = 40
+STREAM_WORKER_METRICS = 50  # +50 + i: their /metrics
 LP_FIX = 60  # the FIX acceptors of the LP simulators: +60 + i
 LP_CONTROL = 70  # their control ports (pin a quote, change the rate): +70 + i
 WEB_CLIENT = 80  # reserved for the web client's dev server; Envoy's CORS allows its origin
@@ -79,6 +90,12 @@ class Ports:
     def service_metrics(self, service: str) -> int:
         return self.base + SERVICE_METRICS + SERVICES.index(service)
 
+    def stream_worker_grpc(self, worker: str) -> int:
+        return self.base + STREAM_WORKER_GRPC + STREAM_WORKERS.index(worker)
+
+    def stream_worker_metrics(self, worker: str) -> int:
+        return self.base + STREAM_WORKER_METRICS + STREAM_WORKERS.index(worker)
+
     def lp_fix(self, lp: str) -> int:
         return self.base + LP_FIX + LP_SIMULATORS.index(lp)
 
@@ -100,7 +117,30 @@ class Ports:
         services = tuple(self.service_grpc(s) for s in SERVICES)
         metrics = tuple(self.service_metrics(s) for s in SERVICES)
         lps = tuple(p for lp in LP_SIMULATORS for p in (self.lp_fix(lp), self.lp_control(lp)))
-        return fixed + services + metrics + lps
+        workers = tuple(
+            p
+            for w in STREAM_WORKERS
+            for p in (self.stream_worker_grpc(w), self.stream_worker_metrics(w))
+        )
+        return fixed + services + metrics + lps + workers
+
+
+def stream_worker_count(environ: Mapping[str, str] = os.environ) -> int:
+    """How many stream workers `up` starts: TM_PRICING_STREAM_WORKERS, default 2, at most 10."""
+    text = environ.get("TM_PRICING_STREAM_WORKERS", "").strip()
+    if not text:
+        return DEFAULT_STREAM_WORKERS
+    if not text.isdigit() or int(text) > MAX_STREAM_WORKERS:
+        raise ValueError(
+            f"TM_PRICING_STREAM_WORKERS must be a number from 0 to {MAX_STREAM_WORKERS},"
+            f" not {text!r}"
+        )
+    return int(text)
+
+
+def stream_workers(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The stream workers `up` starts (see `stream_worker_count`)."""
+    return STREAM_WORKERS[: stream_worker_count(environ)]
 
 
 def validate_base(base: int) -> None:

@@ -6,9 +6,11 @@ Redis layout, per client group:
     channel pricing:quotes:<group_id>   each new Quote (bytes)
     channel pricing:stale:<group_id>    a symbol that stopped being live
 
-A process subscribes once per group and fans prices out to its streams. Each stream keeps only
-the newest tick per symbol (conflation): a slow reader gets the latest price when it reads,
-never a backlog.
+A process subscribes once to every group it streams (one connection, `subscription.py`) and
+fans each group's prices out to its streams (`fanout.py`): each published price is decoded once,
+its tick built once and handed only to the streams that asked for its symbol, at most once per
+coalescing interval (ADR 0008). Each stream keeps only the newest tick per symbol (conflation):
+a slow reader gets the latest price when it reads, never a backlog.
 """
 
 from __future__ import annotations
@@ -16,18 +18,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 
+import redis
 import redis.asyncio
+from google.protobuf.message import DecodeError
+from prometheus_client import Counter, Gauge
 
+from services.platform.errors import DomainError
+from services.platform.metrics import REGISTRY
+from services.pricing.fanout import ClientStream, GroupFanout
 from services.pricing.model import MarkupKind, PublishedPrice, SourceRef
+from services.pricing.subscription import RedisEndpoint, Subscription
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.pricing_pb2 import MarkupType
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15.0
+QuoteTick = pricing_service_pb2.QuoteTick
+
+HEARTBEAT_SECONDS = 15.0  # the contract: an empty response after 15 s without a change
+HEARTBEAT_PERIOD_SECONDS = 1.0
+# A stream writes at most one response per interval, with every symbol that changed in it: a
+# burst of prices (one LP message moves several symbols) costs one write per stream, not one per
+# price. It bounds how long a price waits in this process (ADR 0008).
+COALESCE_SECONDS = 0.010
+READY_TIMEOUT_SECONDS = 5.0  # for a group's first subscription, before DEPENDENCY_UNAVAILABLE
+
+STREAMS = Gauge("tradingmesh_pricing_quote_streams", "open StreamQuotes calls", registry=REGISTRY)
+RECEIVED = Counter(
+    "tradingmesh_pricing_stream_prices_received",
+    "published prices and stale marks read from the subscription",
+    registry=REGISTRY,
+)
+FLUSHES = Counter(
+    "tradingmesh_pricing_stream_flushes", "fan-outs of a group's changes", registry=REGISTRY
+)
+FANNED_OUT = Counter(
+    "tradingmesh_pricing_stream_ticks_fanned_out",
+    "ticks handed to streams (one per stream and changed symbol)",
+    registry=REGISTRY,
+)
 _MARKUP_TYPE = {
     MarkupKind.POINTS: MarkupType.MARKUP_TYPE_POINTS,
     MarkupKind.PERCENT: MarkupType.MARKUP_TYPE_PERCENT,
@@ -115,114 +149,181 @@ class QuoteReader:
         return quotes
 
 
-class ClientStream:
-    """One StreamQuotes call: the newest tick per symbol, waiting to be read."""
-
-    def __init__(self, group_id: str, symbols: Iterable[str]) -> None:
-        self.group_id = group_id
-        self.symbols = frozenset(symbols)
-        self.latest: dict[str, pricing_service_pb2.QuoteTick] = {}
-        self.stale: set[str] = set()
-        self.changed = asyncio.Event()
-
-    def offer(self, tick: pricing_service_pb2.QuoteTick) -> None:
-        self.latest[tick.symbol] = tick  # replaces an unread older tick: conflation
-        self.stale.discard(tick.symbol)
-        self.changed.set()
-
-    def mark_stale(self, symbol: str) -> None:
-        self.latest.pop(symbol, None)
-        self.stale.add(symbol)
-        self.changed.set()
-
-    async def next(
-        self, heartbeat: float = HEARTBEAT_SECONDS
-    ) -> pricing_service_pb2.StreamQuotesResponse:
-        """The changes since the last call; an empty response after `heartbeat` seconds without."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), heartbeat)
-        self.changed.clear()
-        response = pricing_service_pb2.StreamQuotesResponse(
-            quotes=list(self.latest.values()), stale_symbols=sorted(self.stale)
-        )
-        self.latest = {}
-        self.stale = set()
-        return response
-
-
 class StreamHub:
-    """One Redis subscription per client group in this process, fanned out to its streams."""
+    """The quote streams of this process: one Redis subscription for every client group streamed
+    here (`subscription.py`), each group fanned out by a `GroupFanout`, flushed at most once per
+    `interval` seconds (ADR 0008)."""
 
-    def __init__(self, client: redis.asyncio.Redis, digits: dict[str, int]) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        digits: Mapping[str, int],
+        *,
+        interval: float = COALESCE_SECONDS,
+        ready_timeout: float = READY_TIMEOUT_SECONDS,
+    ) -> None:
         self.redis = client
         self.digits = digits
-        self.streams: dict[str, set[ClientStream]] = {}
-        self.listeners: dict[str, asyncio.Task[None]] = {}
-        self.ready: dict[str, asyncio.Event] = {}
+        self.interval = interval
+        self.ready_timeout = ready_timeout
+        self.groups: dict[str, GroupFanout] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+        # channel -> (its group, True for prices / False for stale marks)
+        self._channels: dict[bytes, tuple[GroupFanout, bool]] = {}
+        self._confirmed: dict[str, set[bytes]] = {}
+        self._due: set[str] = set()  # groups with a flush scheduled
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._subscription = Subscription(
+            endpoint_of(client), self._on_message, self._on_subscribed
+        )
 
     async def open(self, group_id: str, symbols: list[str]) -> ClientStream:
-        """Registers a stream and fills it with the snapshot (the newest price of each symbol)."""
+        """Registers a stream of the group's `symbols`, with its snapshot ready to be written.
+
+        DEPENDENCY_UNAVAILABLE if the group's prices cannot be followed (Redis unreachable).
+        """
+        fanout = self.groups.get(group_id)
+        if fanout is None:
+            fanout = self._follow(group_id)
+        ready = self._ready[group_id]
+        if not ready.is_set():
+            try:
+                async with asyncio.timeout(self.ready_timeout):
+                    await ready.wait()
+            except TimeoutError:
+                raise DomainError(
+                    ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+                    "live prices are not available right now",
+                    retry_after=timedelta(seconds=1),
+                ) from None
         stream = ClientStream(group_id, symbols)
-        self.streams.setdefault(group_id, set()).add(stream)
-        if group_id not in self.listeners:
-            self.ready[group_id] = asyncio.Event()
-            self.listeners[group_id] = asyncio.create_task(
-                self._listen(group_id), name=f"quotes-{group_id}"
-            )
-        await self.ready[group_id].wait()
-        # Subscribed first, then the snapshot: a tick that arrives in between is not lost.
-        snapshot = await QuoteReader(self.redis).read(group_id, symbols)
-        for symbol in symbols:
-            quote = snapshot.get(symbol)
-            if quote is None or quote.stale:
-                stream.stale.add(symbol)
-            elif symbol not in stream.latest:
-                stream.latest[symbol] = tick_of(quote, self.digits.get(symbol, 0))
-        stream.changed.set()  # the first response goes out at once, even if empty
+        fanout.add(stream)
+        STREAMS.inc()
         return stream
 
     def close(self, stream: ClientStream) -> None:
-        self.streams.get(stream.group_id, set()).discard(stream)
+        fanout = self.groups.get(stream.group_id)
+        if fanout is not None and stream in fanout.members:
+            fanout.remove(stream)
+            STREAMS.dec()
 
     async def stop(self) -> None:
-        for task in self.listeners.values():
+        await self._subscription.stop()
+        tasks = [*self._tasks, *([self._heartbeats] if self._heartbeats else [])]
+        for task in tasks:
             task.cancel()
-        for task in self.listeners.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _listen(self, group_id: str) -> None:
-        quotes_channel, stale_channel = quotes_key(group_id), stale_key(group_id)
+    # -- the subscription ----------------------------------------------------------------------
+
+    def _follow(self, group_id: str) -> GroupFanout:
+        fanout = GroupFanout(group_id)
+        self.groups[group_id] = fanout
+        self._ready[group_id] = asyncio.Event()
+        self._confirmed[group_id] = set()
+        quotes, stale = quotes_key(group_id).encode(), stale_key(group_id).encode()
+        self._channels[quotes] = (fanout, True)
+        self._channels[stale] = (fanout, False)
+        if self._heartbeats is None:
+            self._heartbeats = asyncio.create_task(self._beat(), name="quote-heartbeats")
+        self._subscription.subscribe([quotes, stale])
+        return fanout
+
+    def _on_subscribed(self, channel: bytes) -> None:
+        entry = self._channels.get(channel)
+        if entry is None:
+            return
+        group_id = entry[0].group_id
+        confirmed = self._confirmed[group_id]
+        confirmed.add(channel)
+        if len(confirmed) == 2:  # both channels: what they carry from now on is not missed
+            confirmed.clear()
+            task = asyncio.create_task(self._resync(entry[0]), name=f"quotes-resync-{group_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _resync(self, fanout: GroupFanout) -> None:
+        """Reads the group's newest prices and stale marks (after each (re)subscription: what
+        was published while unsubscribed is not on the channel)."""
+        group_id = fanout.group_id
         while True:
-            pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(quotes_channel, stale_channel)
-                self.ready[group_id].set()
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None:
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode() if isinstance(channel, bytes) else channel
-                    streams = self.streams.get(group_id, ())
-                    if channel == quotes_channel:
-                        quote = pricing_pb2.Quote.FromString(message["data"])
-                        wanted = [s for s in streams if quote.symbol in s.symbols]
-                        if wanted:
-                            tick = tick_of(quote, self.digits.get(quote.symbol, 0))
-                            for stream in wanted:
-                                stream.offer(tick)
-                    else:
-                        data = message["data"]
-                        symbol = data.decode() if isinstance(data, bytes) else str(data)
-                        for stream in streams:
-                            if symbol in stream.symbols:
-                                stream.mark_stale(symbol)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("quote subscription lost; resubscribing", extra={"group": group_id})
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.hgetall(quotes_key(group_id))
+                pipe.smembers(stale_key(group_id))
+                stored, stale = await pipe.execute()
+                break
+            except redis.RedisError as error:
+                log.warning(
+                    "reading the group's prices failed; retrying",
+                    extra={"group": group_id, "error": str(error)},
+                )
                 await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        prices = [self._decode(data) for data in stored.values()]
+        fanout.resync(
+            [p for p in prices if p is not None],
+            [s.decode() if isinstance(s, bytes) else str(s) for s in stale],
+        )
+        self._ready[group_id].set()
+        if fanout.pending:
+            self._schedule(fanout)
+
+    def _decode(self, data: bytes) -> tuple[QuoteTick, int] | None:
+        """A published Quote as a tick, and when it was made (ns); None if it is not a Quote."""
+        try:
+            quote = pricing_pb2.Quote.FromString(data)
+        except DecodeError:
+            log.error("a published price is not a Quote; skipped")
+            return None
+        return tick_of(quote, self.digits.get(quote.symbol, 0)), quote.quote_time.ToNanoseconds()
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        entry = self._channels.get(channel)
+        if entry is None:
+            return
+        fanout, is_price = entry
+        RECEIVED.inc()
+        if is_price:
+            decoded = self._decode(data)
+            changed = decoded is not None and fanout.price(*decoded)
+        else:
+            changed = fanout.went_stale(data.decode(errors="replace"))
+        if changed:
+            self._schedule(fanout)
+
+    # -- out -----------------------------------------------------------------------------------
+
+    def _schedule(self, fanout: GroupFanout) -> None:
+        """A flush as soon as the interval allows: at the earliest after the subscription's
+        current pass, so that a burst of prices goes out in one response per stream."""
+        if fanout.group_id in self._due:
+            return
+        self._due.add(fanout.group_id)
+        loop = asyncio.get_running_loop()
+        loop.call_at(fanout.flush_at(loop.time(), self.interval), self._flush, fanout)
+
+    def _flush(self, fanout: GroupFanout) -> None:
+        self._due.discard(fanout.group_id)
+        FLUSHES.inc()
+        FANNED_OUT.inc(fanout.flush(asyncio.get_running_loop().time()))
+
+    async def _beat(self) -> None:
+        periods = max(round(HEARTBEAT_SECONDS / HEARTBEAT_PERIOD_SECONDS), 1)
+        while True:
+            await asyncio.sleep(HEARTBEAT_PERIOD_SECONDS)
+            for fanout in list(self.groups.values()):
+                fanout.heartbeat(periods)
+
+
+def endpoint_of(client: redis.asyncio.Redis) -> RedisEndpoint:
+    """Where `client` connects, with its credentials, for a subscription of our own."""
+    kwargs = client.connection_pool.connection_kwargs
+    return RedisEndpoint(
+        host=str(kwargs.get("host", "localhost")),
+        port=int(kwargs.get("port", 6379)),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+    )

@@ -9,7 +9,7 @@ role; their work is in `services/pricing/admin.py`. RPCs not built yet answer UN
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,9 @@ class Parts:
     candles_: CandleStore | None = None
     admin_: PricingAdmin | None = None
     lp_status: dict[str, LpStatus] = field(default_factory=dict)
+    # Re-reads the reference data when a stream names an account not known here; set by the
+    # stream workers, whose copy is refreshed periodically (ADR 0008).
+    reload_: Callable[[], Awaitable[None]] | None = None
 
     @property
     def reference(self) -> Reference:
@@ -99,8 +102,9 @@ class Parts:
         return self.admin_
 
 
-class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
-    """tradingmesh.pricing.v1.PricingService."""
+class QuoteStreams(pricing_service_pb2_grpc.PricingServiceServicer):
+    """PricingService.StreamQuotes alone: what the stream workers serve (ADR 0008); the pricing
+    service serves it too, with every other RPC (`PricingService`)."""
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
@@ -108,10 +112,6 @@ class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
     @property
     def reference(self) -> Reference:
         return self.parts.reference
-
-    @property
-    def reader(self) -> QuoteReader:
-        return self.parts.reader
 
     @property
     def hub(self) -> StreamHub:
@@ -124,16 +124,42 @@ class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
         assert account is not None
         return account.group_id
 
-    def _offered(self, group_id: str) -> list[str]:
-        group = self.reference.groups.get(group_id)
-        return sorted(group.markups) if group else []
-
     def _check_symbols(self, group_id: str, symbols: list[str]) -> None:
         unknown = [s for s in symbols if not self.reference.offered(group_id, s)]
         if unknown:
             raise _unknown(unknown)
 
-    async def ListInstruments(  # noqa: N802 (gRPC's names)
+    async def StreamQuotes(  # type: ignore[override]  # noqa: N802 (gRPC's names)
+        self, request: pricing_service_pb2.StreamQuotesRequest, context: Context
+    ) -> None:
+        # Written with context.write, not yielded: every response of an async generator would
+        # pass through two wrapping generators per interceptor (a tenth of pricing's event loop
+        # with 1,000 streams, ADR 0008); a writing handler is wrapped once per call.
+        if self.reference.account(request.account_id) is None and self.parts.reload_ is not None:
+            await self.parts.reload_()  # a stream worker's copy may lag pricing's (ADR 0008)
+        group = self._group(request.account_id)
+        symbols = list(request.symbols)
+        self._check_symbols(group, symbols)
+        stream = await self.hub.open(group, symbols)
+        try:
+            while True:
+                await context.write(await stream.next())
+        finally:
+            self.hub.close(stream)
+
+
+class PricingService(QuoteStreams):
+    """tradingmesh.pricing.v1.PricingService."""
+
+    @property
+    def reader(self) -> QuoteReader:
+        return self.parts.reader
+
+    def _offered(self, group_id: str) -> list[str]:
+        group = self.reference.groups.get(group_id)
+        return sorted(group.markups) if group else []
+
+    async def ListInstruments(  # noqa: N802
         self, request: pricing_service_pb2.ListInstrumentsRequest, context: Context
     ) -> pricing_service_pb2.ListInstrumentsResponse:
         group = self._group(request.account_id)
@@ -189,19 +215,6 @@ class PricingService(pricing_service_pb2_grpc.PricingServiceServicer):
                 quote.ClearField("provenance")  # the contract: never set here
                 response.quotes.append(quote)
         return response
-
-    async def StreamQuotes(  # noqa: N802
-        self, request: pricing_service_pb2.StreamQuotesRequest, context: Context
-    ) -> AsyncIterator[pricing_service_pb2.StreamQuotesResponse]:
-        group = self._group(request.account_id)
-        symbols = list(request.symbols)
-        self._check_symbols(group, symbols)
-        stream = await self.hub.open(group, symbols)
-        try:
-            while True:
-                yield await stream.next()
-        finally:
-            self.hub.close(stream)
 
     async def GetCandles(  # noqa: N802
         self, request: pricing_service_pb2.GetCandlesRequest, context: Context

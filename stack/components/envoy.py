@@ -14,7 +14,7 @@ from stack.binaries import venv_tool
 from stack.components.base import Component, base_env
 from stack.contracts import EdgeService, build_descriptor_set, edge_services
 from stack.health import http_ok
-from stack.ports import HOST, SERVICES
+from stack.ports import HOST, SERVICES, stream_workers
 from stack.process import Launch
 from stack.tls import issue
 
@@ -27,6 +27,26 @@ REFLECTION_OWNER = "account"  # grpcurl through Envoy lists what this service re
 HEALTH_OWNER = "oms"
 
 JWKS_CLUSTER = "edge_jwks"
+# PricingService.StreamQuotes (gRPC, gRPC-web and REST: the transcoder rewrites the path) goes to
+# the pricing service's stream workers when the stack runs any (ADR 0008).
+STREAM_CLUSTER = "pricing_streams"
+STREAM_METHOD = "/tradingmesh.pricing.v1.PricingService/StreamQuotes"
+# A stream that cannot start on one worker (it died, or it is stopping: UNAVAILABLE before any
+# response) starts on another; once a response has gone out nothing is retried.
+STREAM_RETRY: dict[str, Any] = {
+    "retry_on": "connect-failure,refused-stream,reset,unavailable",
+    "num_retries": 2,
+    "retry_host_predicate": [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+            },
+        }
+    ],
+    "host_selection_retry_max_attempts": 3,
+}
 JWKS_CACHE_SECONDS = 300  # ADR 0005; a rotated key waits this long before it signs
 
 _AUTH = "/tradingmesh.account.v1.AuthService"
@@ -158,8 +178,9 @@ def _stream_route(match: dict[str, str], cluster: str, buffered: bool = True) ->
     return route
 
 
-def routes(services: list[EdgeService]) -> list[dict[str, Any]]:
-    """Exact streaming routes first (they must win over their service's prefix route)."""
+def routes(services: list[EdgeService], stream_cluster: str | None = None) -> list[dict[str, Any]]:
+    """Exact streaming routes first (they must win over their service's prefix route);
+    StreamQuotes to `stream_cluster` if given."""
     found: list[dict[str, Any]] = [
         _stream_route({"prefix": "/grpc.reflection."}, REFLECTION_OWNER, buffered=False),
         {
@@ -169,7 +190,13 @@ def routes(services: list[EdgeService]) -> list[dict[str, Any]]:
     ]
     for service in services:
         for method in service.streaming_methods:
-            found.append(_stream_route({"path": f"/{service.full_name}/{method}"}, service.owner))
+            path = f"/{service.full_name}/{method}"
+            if stream_cluster and path == STREAM_METHOD:
+                route = _stream_route({"path": path}, stream_cluster)
+                route["route"]["retry_policy"] = STREAM_RETRY
+                found.append(route)
+            else:
+                found.append(_stream_route({"path": path}, service.owner))
     for service in services:
         found.append(
             {
@@ -225,6 +252,43 @@ def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
         }
         for service, port in ports.items()
     ]
+
+
+def stream_cluster(ports: list[int]) -> dict[str, Any]:
+    """The stream workers (ADR 0008): like a service's cluster, with every worker as an
+    endpoint, a new stream to the one with the fewest open (least request, comparing every
+    worker: two random choices, the default, may pick the same busy worker twice), and gRPC
+    health checks, so that a worker that stops (NOT_SERVING first) or dies gets no new stream."""
+    (cluster,) = clusters({STREAM_CLUSTER: ports[0]})
+    cluster["load_balancing_policy"] = {
+        "policies": [
+            {
+                "typed_extension_config": {
+                    "name": "envoy.load_balancing_policies.least_request",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/"
+                        "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+                        "selection_method": "FULL_SCAN",
+                    },
+                }
+            }
+        ]
+    }
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        {"endpoint": {"address": {"socket_address": {"address": HOST, "port_value": port}}}}
+        for port in ports
+    ]
+    cluster["health_checks"] = [
+        {
+            "timeout": "1s",
+            "interval": "2s",
+            "no_traffic_interval": "2s",  # the default, 60 s, would hide a late start
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "grpc_health_check": {"service_name": "tradingmesh.pricing.v1.PricingService"},
+        }
+    ]
+    return cluster
 
 
 def jwks_cluster(listen_port: int) -> dict[str, Any]:
@@ -289,8 +353,11 @@ class Envoy(Component):
         build_descriptor_set(self.ctx.repo, venv_tool("buf"), descriptors, timeout)
         services = edge_services(descriptors)
         limits = EdgeLimits.from_env()
-        edge_routes = routes(services)
+        workers = [self.ctx.ports.stream_worker_grpc(w) for w in stream_workers()]
+        edge_routes = routes(services, STREAM_CLUSTER if workers else None)
         service_clusters = clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})
+        if workers:
+            service_clusters.append(stream_cluster(workers))
         config = Template(self.template).substitute(
             admin_port=self.ctx.ports.envoy_admin,
             listen_port=self.ctx.ports.envoy,

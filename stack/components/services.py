@@ -1,4 +1,5 @@
-"""The platform's own services: `python -m services.<name>` with ADR 0004's environment."""
+"""The platform's own services: `python -m services.<name>` with ADR 0004's environment; and
+the pricing service's stream workers (`python -m services.pricing.streams`, ADR 0008)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pathlib import Path
 from services.platform.secrets import Secret
 from stack.components.base import Component, Context
 from stack.health import grpc_serving
-from stack.ports import HOST, LP_SIMULATORS, port_is_listening
+from stack.ports import HOST, LP_SIMULATORS, STREAM_WORKERS, port_is_listening
 from stack.process import Launch
 
 # Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings
 # come from us only, and no admin credential (BAO_TOKEN...) may leak into it.
 _NOT_INHERITED = ("TM_", "BAO_", "VAULT_")
+# The stream workers' own settings (services/pricing/streams.py), passed on from `up`'s
+# environment.
+STREAM_SETTINGS = ("TM_PRICING_STREAM_COALESCE_MS", "TM_PRICING_STREAM_REFRESH_S")
 
 
 def is_available(service: str) -> bool:
@@ -28,25 +32,39 @@ class Service(Component):
     # In-flight calls get a 10 s grace period on SIGTERM (ADR 0004), plus time to close pools.
     stop_timeout = 15.0
 
+    module: str  # what `python -m` runs
+
     def __init__(self, ctx: Context, service: str) -> None:
         super().__init__(ctx)
         self.name = service
+        self.service = service  # the settings' TM_SERVICE: its Vault policy and database role
+        self.module = f"services.{service}"
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ctx.ports.service_grpc(self.name)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.ctx.ports.service_metrics(self.name)
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.ctx.ports.service_grpc(self.name)}"
+        return f"{HOST}:{self.grpc_port}"
 
     @property
     def metrics_address(self) -> str:
-        return f"{HOST}:{self.ctx.ports.service_metrics(self.name)}"
+        return f"{HOST}:{self.metrics_port}"
 
     def ports(self) -> tuple[int, ...]:
-        return (self.ctx.ports.service_grpc(self.name), self.ctx.ports.service_metrics(self.name))
+        return (self.grpc_port, self.metrics_port)
+
+    def available(self) -> bool:
+        return is_available(self.service)
 
     def probe(self) -> bool:
         # A TCP connect first: far cheaper than a gRPC channel while the service still boots.
-        port = self.ctx.ports.service_grpc(self.name)
-        return port_is_listening(port) and grpc_serving(self.address)
+        return port_is_listening(self.grpc_port) and grpc_serving(self.address)
 
     def environment(self, vault_address: str, vault_token: Secret) -> dict[str, str]:
         ports = self.ctx.ports
@@ -56,7 +74,7 @@ class Service(Component):
                 "PYTHONUNBUFFERED": "1",
                 # A crash in native code (grpc, QuickFIX) leaves its stack in the log.
                 "PYTHONFAULTHANDLER": "1",
-                "TM_SERVICE": self.name,
+                "TM_SERVICE": self.service,
                 "TM_GRPC_ADDR": self.address,
                 "TM_METRICS_ADDR": self.metrics_address,
                 "TM_LOG_LEVEL": self.ctx.log_level,
@@ -84,7 +102,37 @@ class Service(Component):
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:
         self.ctx.paths.service_dir(self.name).mkdir(mode=0o700, parents=True, exist_ok=True)
         return Launch(
-            argv=[sys.executable, "-m", f"services.{self.name}"],
+            argv=[sys.executable, "-m", self.module],
             env=self.environment(vault_address, vault_token),
             cwd=self.ctx.repo,
         )
+
+
+class StreamWorker(Service):
+    """One of the pricing service's stream workers: StreamQuotes only, as pricing (its settings
+    name, Vault policy and database role), on its own ports (ADR 0008)."""
+
+    def __init__(self, ctx: Context, worker: str) -> None:
+        super().__init__(ctx, "pricing")
+        self.name = worker
+        self.module = "services.pricing.streams"
+
+    @property
+    def grpc_port(self) -> int:
+        return self.ctx.ports.stream_worker_grpc(self.name)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.ctx.ports.stream_worker_metrics(self.name)
+
+    def environment(self, vault_address: str, vault_token: Secret) -> dict[str, str]:
+        env = super().environment(vault_address, vault_token)
+        for name in STREAM_SETTINGS:  # set for `tradingmesh up`, they reach the workers
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
+
+
+def stream_workers(ctx: Context) -> dict[str, StreamWorker]:
+    """Every stream worker a stack may run (`up` starts the first TM_PRICING_STREAM_WORKERS)."""
+    return {name: StreamWorker(ctx, name) for name in STREAM_WORKERS}

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,10 +20,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
+from bench.probes import prometheus_samples
 from simulators.lp.control import ControlClient, ControlError
 from stack.orchestrator import StackConfig, up
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS, Ports
+from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.test_auth import Edge, bearer
@@ -213,12 +215,14 @@ def test_streams_cancelled_by_their_clients_leave_the_service_serving(
     pricing: pricing_grpc.PricingServiceStub,
     demo: tuple[str, str],
 ) -> None:
-    """A regression: reading the peer of a finished call crashed pricing (SIGSEGV in grpc)."""
+    """A regression: reading the peer of a finished call crashed pricing (SIGSEGV in grpc). The
+    streams are served by the stream workers (ADR 0008): none of them may die either."""
     token, account = demo
     get_quote(pricing, demo)
     state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    before = state.component("pricing") if state else None
-    assert before is not None
+    assert state is not None
+    servers = [c for c in state.components if c.name == "pricing" or c.name in STREAM_WORKERS]
+    assert len(servers) == 1 + stream_worker_count()
     for _ in range(30):
         responses = pricing.StreamQuotes(
             pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD"]),
@@ -229,8 +233,147 @@ def test_streams_cancelled_by_their_clients_leave_the_service_serving(
         responses.cancel()
     time.sleep(1)
     assert get_quote(pricing, demo).bid
-    assert before.pid is not None
-    os.kill(before.pid, 0)  # still the same process: raises if it died
+    for server in servers:
+        assert server.pid is not None
+        os.kill(server.pid, 0)  # still the same process: raises if it died
+
+
+def _open_streams(state: Any, name: str) -> float:
+    """The quote streams open in a pricing process now (its tradingmesh_pricing_quote_streams)."""
+    ports = Ports(state.base_port)
+    port = (
+        ports.service_metrics("pricing") if name == "pricing" else ports.stream_worker_metrics(name)
+    )
+    samples = prometheus_samples(port, "tradingmesh_pricing_quote_streams")
+    return samples.get("tradingmesh_pricing_quote_streams", 0.0)
+
+
+def test_streams_are_served_by_the_stream_workers_spread_by_the_edge(
+    running_stack: RunningStack,
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    token, account = demo
+    state = running_stack.state
+    workers = stream_workers()  # as `up` read them
+    get_quote(pricing, demo)
+    request = pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD"])
+    calls = [
+        pricing.StreamQuotes(request, metadata=bearer(token), timeout=60)
+        for _ in range(2 * len(workers))
+    ]
+    try:
+        for call in calls:
+            next(call)  # open: its snapshot has arrived
+        counts = {name: _open_streams(state, name) for name in ("pricing", *workers)}
+    finally:
+        for call in calls:
+            call.cancel()
+
+    assert counts["pricing"] == 0
+    assert sum(counts[w] for w in workers) >= len(calls)  # (others' streams may be open too)
+    assert all(counts[w] >= 1 for w in workers)  # least request: none left idle
+
+
+def _grpc_web_frames(response: Any, wanted: int) -> list[tuple[int, bytes]]:
+    """The first `wanted` frames (flag, payload) of a gRPC-web response body, read as they come."""
+    frames: list[tuple[int, bytes]] = []
+    while len(frames) < wanted:
+        header = response.read(5)
+        assert len(header) == 5, "the stream ended early"
+        payload = response.read(int.from_bytes(header[1:], "big"))
+        frames.append((header[0], payload))
+        if header[0] & 0x80:
+            break  # the trailers: the stream is over
+    return frames
+
+
+def test_a_grpc_web_and_a_rest_client_follow_the_stream_through_the_edge(
+    edge: Edge, pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]
+) -> None:
+    token, account = demo
+    get_quote(pricing, demo)
+    message = pricing_service_pb2.StreamQuotesRequest(
+        account_id=account, symbols=["EURUSD", "XAUUSD"]
+    ).SerializeToString()
+    web = edge.https()
+    web.request(
+        "POST",
+        "/tradingmesh.pricing.v1.PricingService/StreamQuotes",
+        body=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": f"Bearer {token}",
+        },
+    )
+    answer = web.getresponse()
+    frames = _grpc_web_frames(answer, 2)
+    web.close()
+    rest = edge.https()
+    rest.request(
+        "GET",
+        f"/v1/quotes:stream?account_id={account}&symbols=EURUSD",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    rest_answer = rest.getresponse()
+    opening = rest_answer.read(40)
+    rest.close()
+
+    assert answer.status == 200
+    assert answer.getheader("content-type") == "application/grpc-web+proto"
+    assert [flag for flag, _ in frames] == [0, 0]  # two messages, no trailers: still streaming
+    snapshot = pricing_service_pb2.StreamQuotesResponse.FromString(frames[0][1])
+    assert {t.symbol for t in snapshot.quotes} == {"EURUSD", "XAUUSD"}
+    later = pricing_service_pb2.StreamQuotesResponse.FromString(frames[1][1])
+    assert {t.symbol for t in later.quotes} <= {"EURUSD", "XAUUSD"}
+    assert rest_answer.status == 200
+    assert opening.startswith(b'[{"quotes":[{"symbol":"EURUSD"')
+
+
+def _worker_health(state: Any, worker: str) -> str:
+    """Envoy's view of a stream worker: its health flags in the admin /clusters listing."""
+    address = f"127.0.0.1:{Ports(state.base_port).stream_worker_grpc(worker)}"
+    port = Ports(state.base_port).envoy_admin
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/clusters", timeout=5) as response:
+        listing = response.read().decode()
+    prefix = f"pricing_streams::{address}::health_flags::"
+    (flags,) = [line[len(prefix) :] for line in listing.splitlines() if line.startswith(prefix)]
+    return str(flags)
+
+
+def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
+    running_stack: RunningStack,
+    pricing: pricing_grpc.PricingServiceStub,
+    demo: tuple[str, str],
+) -> None:
+    token, account = demo
+    state = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert state is not None
+    assert stream_worker_count() >= 2, "the stack runs with one stream worker or none"
+    victim = state.component(STREAM_WORKERS[0])
+    assert victim is not None
+    assert victim.pid is not None
+    get_quote(pricing, demo)
+    os.killpg(victim.pid, signal.SIGKILL)
+    try:
+        _wait(
+            lambda: _worker_health(state, STREAM_WORKERS[0]) != "healthy",
+            10,
+            "Envoy saw the worker fail its health check",
+        )
+        request = pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD"])
+        for _ in range(4):  # every new stream lands on a live worker
+            call = pricing.StreamQuotes(request, metadata=bearer(token), timeout=20)
+            assert next(call).quotes  # the snapshot
+            call.cancel()
+    finally:
+        up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
+    _wait(
+        lambda: _worker_health(state, STREAM_WORKERS[0]) == "healthy",
+        15,
+        "the restarted worker is healthy at the edge again",
+    )
 
 
 # A slow reader's window: 4 KiB and no BDP probing, as a client on a slow link would have.
