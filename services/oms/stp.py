@@ -755,23 +755,14 @@ class StpDesk:
                     allocations = allocate(window_orders, None, raw, digits)
                     settlements += settlements_of(allocations, window_orders, None)
                 else:
-                    logged_on = self.router.logged_on() if self.router is not None else []
-                    hedge = HedgeRow(
-                        id=str(uuid.uuid4()),
-                        symbol=window.symbol,
-                        side=net.side,
-                        quantity=net.quantity,
-                        gross_buy_quantity=net.gross_buy,
-                        gross_sell_quantity=net.gross_sell,
-                        liquidity_provider_id=route(
-                            net.side, reference, logged_on, [lp.lp for lp in self.config.lps]
-                        ),
-                        status=HedgeStatus.NEW,
-                        created_at=now,
-                        updated_at=now,
-                        version=1,
-                        raw_bid=raw.bid,
-                        raw_ask=raw.ask,
+                    hedge = self._new_hedge(
+                        window.symbol,
+                        net.side,
+                        net.quantity,
+                        net.gross_buy,
+                        net.gross_sell,
+                        reference,
+                        now,
                     )
                     links = [
                         HedgeLink(m.order.id, m.order.account_id, w.bid_markup, w.ask_markup)
@@ -922,6 +913,36 @@ class StpDesk:
             log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
         await self._notify([_LimitNote(order_id, account_id, None)])
 
+    def _new_hedge(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        gross_buy: Decimal,
+        gross_sell: Decimal,
+        quote: LiveQuote,
+        now: datetime,
+    ) -> HedgeRow:
+        """A NEW hedge order, routed to the provider behind `quote`'s price on its side (else
+        any logged-on one), with the raw prices it was decided at."""
+        raw = raw_prices_of(quote)
+        logged_on = self.router.logged_on() if self.router is not None else []
+        return HedgeRow(
+            id=str(uuid.uuid4()),
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            gross_buy_quantity=gross_buy,
+            gross_sell_quantity=gross_sell,
+            liquidity_provider_id=route(side, quote, logged_on, [lp.lp for lp in self.config.lps]),
+            status=HedgeStatus.NEW,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            raw_bid=raw.bid,
+            raw_ask=raw.ask,
+        )
+
     async def _insert_limit_hedge(
         self,
         session: AsyncSession,
@@ -931,25 +952,15 @@ class StpDesk:
         now: datetime,
     ) -> HedgeRow:
         window = decision.order
-        raw = raw_prices_of(quote)
-        logged_on = self.router.logged_on() if self.router is not None else []
         buying = window.side is Side.BUY
-        hedge = HedgeRow(
-            id=str(uuid.uuid4()),
-            symbol=quote.symbol,
-            side=window.side,
-            quantity=window.quantity,
-            gross_buy_quantity=window.quantity if buying else _ZERO,
-            gross_sell_quantity=_ZERO if buying else window.quantity,
-            liquidity_provider_id=route(
-                window.side, quote, logged_on, [lp.lp for lp in self.config.lps]
-            ),
-            status=HedgeStatus.NEW,
-            created_at=now,
-            updated_at=now,
-            version=1,
-            raw_bid=raw.bid,
-            raw_ask=raw.ask,
+        hedge = self._new_hedge(
+            quote.symbol,
+            window.side,
+            window.quantity,
+            window.quantity if buying else _ZERO,
+            _ZERO if buying else window.quantity,
+            quote,
+            now,
         )
         link = HedgeLink(window.order_id, account_id, window.bid_markup, window.ask_markup)
         await hedges.insert_hedge(session, hedge, [link])

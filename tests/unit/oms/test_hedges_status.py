@@ -3,14 +3,12 @@ status, when their fate is reported unknown, and what an Order Status answer doe
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from services.oms.domain.positions import Side
 from services.oms.hedges import (
     HedgeRow,
     HedgeStatus,
@@ -21,31 +19,19 @@ from services.oms.hedges import (
 )
 from services.oms.lp_orders import ExecutionReport, ReportKind
 from services.oms.stp import StpConfig
+from tests.unit.oms import hedge_builders as builders
+from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
 
 D = Decimal
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-HEDGE_ID = "0b9d2a57-8d55-4c9e-9a43-4b1f1d3c7e10"
 STATUS_AFTER = timedelta(seconds=10)
 UNKNOWN_AFTER = timedelta(seconds=60)
 
 
 def hedge(status: HedgeStatus = HedgeStatus.SENT, **changes: object) -> HedgeRow:
-    row = HedgeRow(
-        id=HEDGE_ID,
-        symbol="EURUSD",
-        side=Side.BUY,
-        quantity=D("1.20"),
-        gross_buy_quantity=D("1.20"),
-        gross_sell_quantity=D("0"),
-        liquidity_provider_id="lp-alpha",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        version=2,
-        raw_bid=D("1.10000"),
-        raw_ask=D("1.10010"),
+    """The builders' hedge order, bought in full (1.20, nothing sold)."""
+    return builders.hedge(
+        status, **{"gross_buy_quantity": D("1.20"), "gross_sell_quantity": D("0"), **changes}
     )
-    return replace(row, **changes)  # type: ignore[arg-type]
 
 
 def status(

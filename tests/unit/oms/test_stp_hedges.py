@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.oms.domain.positions import Side
 from services.oms.events import system_actor
 from services.oms.hedges import (
-    HedgeRow,
     HedgeStatus,
     hedge_event,
     is_uuid,
@@ -21,35 +18,15 @@ from services.oms.hedges import (
 )
 from services.oms.lp_orders import ExecutionReport, ReportKind
 from services.platform.bus import encode_event
+from tests.unit.oms.hedge_builders import HEDGE_ID, NOW, hedge
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 
 D = Decimal
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(milliseconds=40)
-HEDGE_ID = "0b9d2a57-8d55-4c9e-9a43-4b1f1d3c7e10"
 ORDERS = ["6f1c1f0e-6b8e-4f5e-8f5c-1a2b3c4d5e6f", "7a2d2f1e-7c9f-4a6e-9a6d-2b3c4d5e6f70"]
 ACTOR = system_actor("oms-stp")
-
-
-def hedge(status: HedgeStatus = HedgeStatus.SENT, **changes: object) -> HedgeRow:
-    row = HedgeRow(
-        id=HEDGE_ID,
-        symbol="EURUSD",
-        side=Side.BUY,
-        quantity=D("1.20"),
-        gross_buy_quantity=D("1.50"),
-        gross_sell_quantity=D("0.30"),
-        liquidity_provider_id="lp-alpha",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        version=2,
-        raw_bid=D("1.10000"),
-        raw_ask=D("1.10010"),
-    )
-    return replace(row, **changes)  # type: ignore[arg-type]
 
 
 def report(
