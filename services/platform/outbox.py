@@ -13,6 +13,11 @@ the stream in outbox order; only when an acknowledgement fails (NATS restarting)
 of the batch be in the stream before that row's retry, so consumers that keep copies apply a
 change only if it is newer than their copy (by version), never by arrival order alone.
 
+Retention: the relay deletes rows sent more than `keep` ago (default 7 days), at most every
+`prune_seconds`, in batches. After publication an event lives in its JetStream stream; the
+outbox row only has to outlive JetStream's duplicate window (2 minutes) and an operator's look
+at recent traffic. Unsent rows are never deleted.
+
 The table each schema needs (created by that service's migration):
 
     CREATE TABLE <schema>.outbox (
@@ -32,6 +37,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
+from datetime import timedelta
 from typing import Final
 
 from google.protobuf.message import Message
@@ -51,6 +58,9 @@ _BATCH: Final = 100
 _IDLE_SECONDS: Final = 0.5
 _RETRY_SECONDS: Final = 2.0
 _ACK_SECONDS: Final = 5.0
+_KEEP: Final = timedelta(days=7)
+_PRUNE_SECONDS: Final = 600.0
+_PRUNE_BATCH: Final = 5000
 
 
 def schema_table(schema: str, table: str = "outbox") -> str:
@@ -92,6 +102,8 @@ class OutboxRelay:
         batch: int = _BATCH,
         idle_seconds: float = _IDLE_SECONDS,
         ack_seconds: float = _ACK_SECONDS,
+        keep: timedelta = _KEEP,
+        prune_seconds: float = _PRUNE_SECONDS,
     ) -> None:
         self._db = db
         self._js = jetstream
@@ -99,6 +111,9 @@ class OutboxRelay:
         self._batch = batch
         self._idle = idle_seconds
         self._ack_seconds = ack_seconds
+        self.keep = keep
+        self._prune_seconds = prune_seconds
+        self._pruned_at: float | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -157,6 +172,33 @@ class OutboxRelay:
             raise failure
         return len(sent)
 
+    async def prune(self) -> int:
+        """Deletes rows sent more than `keep` ago, a batch per transaction; returns how many."""
+        deleted = 0
+        while True:
+            async with self._db.transaction() as session:
+                result = await session.execute(
+                    text(
+                        f"DELETE FROM {self._table} WHERE position IN (SELECT position FROM"
+                        f" {self._table} WHERE sent_at < now() - make_interval(secs => :keep)"
+                        " ORDER BY sent_at LIMIT :batch)"
+                    ),
+                    {"keep": self.keep.total_seconds(), "batch": _PRUNE_BATCH},
+                )
+            count = int(result.rowcount)  # type: ignore[attr-defined]
+            deleted += count
+            if count < _PRUNE_BATCH:
+                return deleted
+
+    async def _prune_when_due(self) -> None:
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self._prune_seconds:
+            return
+        self._pruned_at = now
+        deleted = await self.prune()
+        if deleted:
+            _log.info("outbox rows pruned", extra={"table": self._table, "rows": deleted})
+
     async def run(self) -> None:
         """Publishes until cancelled; a failure (NATS or PostgreSQL away) is logged and retried."""
         while True:
@@ -170,6 +212,12 @@ class OutboxRelay:
                 continue
             if published >= self._batch:
                 continue  # more may be waiting
+            try:
+                await self._prune_when_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("pruning the outbox failed", extra={"table": self._table})
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._idle)
