@@ -62,6 +62,7 @@ from typing import Any
 import grpc
 
 from bench import probes
+from bench.client_pipes import end_process, receive
 from bench.quote_streams import OpenReport, StreamPlan, StreamResult, run
 from bench.stack import Bench, bench_stack
 from services.pricing.engine import GroupConfig, PricingEngine
@@ -437,7 +438,8 @@ def streams_phase(
             child_end.close()
             workers.append((process, parent_end))
         opens: list[OpenReport] = [
-            _receive(connection, "open", open_timeout + 60) for _, connection in workers
+            receive(connection, "open", open_timeout + 60, "stream client")
+            for _, connection in workers
         ]
         opened = sum(o.opened for o in opens)
         print(f"streams: {opened} of {args.streams} open ({max(o.seconds for o in opens)} s)")
@@ -454,14 +456,12 @@ def streams_phase(
             connection.send(("stop",))
         load = load_average()
         results: list[StreamResult] = [
-            _receive(connection, "result", 120) for _, connection in workers
+            receive(connection, "result", 120, "stream client") for _, connection in workers
         ]
     finally:
         for process, connection in workers:
             connection.close()
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
+            end_process(process)
         if args.stream_lp_rate is not None:
             for lp, client in controls.items():
                 client.set_rate(normal[lp])
@@ -494,19 +494,6 @@ def _edge_reading(bench: Bench, pids: dict[str, int]) -> EdgeReading:
         probes.cpu_seconds_by_tree(pids),
         _sum(pricing_samples(bench), PUBLISHED),
     )
-
-
-def _receive(connection: Any, kind: str, timeout: float) -> Any:
-    """The payload of the next message from a stream client, which must be of `kind`."""
-    if not connection.poll(timeout):
-        raise SystemExit(f"a stream client sent no {kind!r} report within {timeout:.0f} s")
-    try:
-        got, payload = connection.recv()
-    except EOFError:
-        raise SystemExit(f"a stream client exited before its {kind!r} report") from None
-    if got != kind:
-        raise SystemExit(f"a stream client sent {got!r}, expected {kind!r}")
-    return payload
 
 
 def _stream_summary(

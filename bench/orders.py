@@ -61,6 +61,7 @@ from types import FrameType
 from typing import Any
 
 from bench import probes
+from bench.client_pipes import end_process, receive
 from bench.market_data import load_average, print_table
 from bench.orders_load import (
     FILLED,
@@ -191,22 +192,7 @@ class Clients:
                 connection.send(("quit", None))
             connection.close()
         for process in self.processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-
-
-def _receive(connection: Any, kind: str, timeout: float) -> Any:
-    """The payload of the next message from a load client, which must be of `kind`."""
-    if not connection.poll(timeout):
-        raise SystemExit(f"a load client sent no {kind!r} report within {timeout:.0f} s")
-    try:
-        got, payload = connection.recv()
-    except EOFError:
-        raise SystemExit(f"a load client exited before its {kind!r} report") from None
-    if got != kind:
-        raise SystemExit(f"a load client sent {got!r}, expected {kind!r}")
-    return payload
+            end_process(process)
 
 
 @contextmanager
@@ -241,7 +227,7 @@ def load_clients(
             clients.processes.append(process)
             clients.connections.append(parent_end)
         for connection in clients.connections:
-            _receive(connection, "ready", 60)
+            receive(connection, "ready", 60, "load client")
         yield clients
     finally:
         clients.close()
@@ -276,7 +262,8 @@ def run_phase(
     after = _reading(bench, pids)
     load = load_average()
     results: list[PhaseResult] = [
-        _receive(connection, "result", args.deadline + 60) for connection in clients.connections
+        receive(connection, "result", args.deadline + 60, "load client")
+        for connection in clients.connections
     ]
     summary = _phase_summary(args, kind, mode, rate, concurrency, results, before, after, load)
     summary["seconds_waited_for_the_oms_before"] = settled

@@ -56,6 +56,11 @@ _EVENT_ID: Final = re.compile(r"^.{1,128}$", re.DOTALL)
 _AMOUNT: Final = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,12})?$")
 _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 _log = logging.getLogger(__name__)
+# Refusals that a re-read provider configuration may turn around.
+_STALE_CONFIG: Final = (
+    ErrorReason.ERROR_REASON_NOT_FOUND,
+    ErrorReason.ERROR_REASON_WEBHOOK_SIGNATURE_INVALID,
+)
 
 
 @dataclass(frozen=True)
@@ -206,30 +211,32 @@ class WebhookReceiver:
         _log.info("webhook providers re-read", extra={"providers": len(self._providers)})
         return True
 
+    def _check(
+        self, kind: str, provider_name: str, headers: list[str], body: bytes, client_ip: str
+    ) -> Provider:
+        """The call's provider, if the call passes its allow-list and signature."""
+        provider = self._providers.get(provider_name)
+        if provider is None or provider.kind != kind:
+            raise DomainError(
+                _R.ERROR_REASON_NOT_FOUND,
+                f"no {kind} provider named {provider_name}",
+                metadata={"provider": provider_name},
+            )
+        check_source(provider, client_ip)
+        verify_signature(provider, headers, body, time.time())
+        return provider
+
     async def _authenticate(
         self, kind: str, provider_name: str, headers: list[str], body: bytes, client_ip: str
     ) -> Provider:
-        for last_try in (False, True):
-            provider = self._providers.get(provider_name)
-            try:
-                if provider is None or provider.kind != kind:
-                    raise DomainError(
-                        _R.ERROR_REASON_NOT_FOUND,
-                        f"no {kind} provider named {provider_name}",
-                        metadata={"provider": provider_name},
-                    )
-                check_source(provider, client_ip)
-                verify_signature(provider, headers, body, time.time())
-            except DomainError as error:
-                stale_config = error.reason in (
-                    _R.ERROR_REASON_NOT_FOUND,
-                    _R.ERROR_REASON_WEBHOOK_SIGNATURE_INVALID,
-                )
-                if last_try or not stale_config or not await self._refreshed():
-                    raise
-                continue
-            return provider
-        raise AssertionError("unreachable")
+        """`_check`, and once more after re-reading the providers when the configuration held
+        may be out of date (an unknown provider, or a signature no held key matches)."""
+        try:
+            return self._check(kind, provider_name, headers, body, client_ip)
+        except DomainError as error:
+            if error.reason not in _STALE_CONFIG or not await self._refreshed():
+                raise
+        return self._check(kind, provider_name, headers, body, client_ip)
 
     async def receive(
         self,

@@ -27,7 +27,7 @@ from services.oms.placement import Placement
 from services.oms.positions import closing_intent, position_not_found
 from services.oms.queries import list_orders, list_positions, list_trades
 from services.oms.quotes import QuoteBook
-from services.oms.store import AccountChange, get_position, load_account
+from services.oms.store import AccountChange, get_position, load_account, load_accounts
 from services.oms.valuation import Valuer, load_instruments
 from services.platform.access import (
     ADMIN,
@@ -121,10 +121,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
                 token=request.page_token,
             )
             instruments = await load_instruments(session)
-            accounts = {
-                account_id: await load_account(session, account_id)
-                for account_id in {p.account_id for p, _ in page.items}
-            }
+            accounts = await load_accounts(session, {p.account_id for p, _ in page.items})
         positions = []
         for position, currency in page.items:
             account = accounts.get(position.account_id)

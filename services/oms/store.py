@@ -19,7 +19,7 @@ The caller commits after `finish`; the client is answered after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
@@ -58,6 +58,7 @@ __all__ = [
     "find_order",
     "get_order",
     "get_position",
+    "load_accounts",
     "offered_instruments",
     "open_closing_order",
     "open_netting_position",
@@ -193,15 +194,30 @@ _CONTEXT: Final = text(
     " LEFT JOIN oms.instruments i ON i.symbol = :symbol"
     " WHERE a.account_id = :account_id"
 )
+_ACCOUNT_COLUMNS: Final = "account_id, user_id, group_id, currency, status, position_mode"
 _ACCOUNT: Final = text(
-    "SELECT account_id, user_id, group_id, currency, status, position_mode FROM oms.accounts"
-    " WHERE account_id = :account_id"
+    f"SELECT {_ACCOUNT_COLUMNS} FROM oms.accounts WHERE account_id = :account_id"
 )
 
 
 async def load_account(session: AsyncSession, account_id: str) -> Account | None:
     row = (await session.execute(_ACCOUNT, {"account_id": account_id})).mappings().first()
     return None if row is None else Account.from_row(row)
+
+
+async def load_accounts(session: AsyncSession, account_ids: Collection[str]) -> dict[str, Account]:
+    """The accounts among `account_ids` that exist, by id (one query)."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM oms.accounts"
+            " WHERE account_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": list(account_ids)},
+    )
+    accounts = [Account.from_row(row) for row in rows.mappings()]
+    return {account.account_id: account for account in accounts}
 
 
 async def account_context(
