@@ -13,6 +13,7 @@ from pathlib import Path
 from google.protobuf import any_pb2, descriptor_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from services.platform.reflection import is_internal
 from stack.ports import SERVICES
 
 
@@ -51,11 +52,6 @@ def _add_error_types(path: Path) -> None:
             module.DESCRIPTOR.CopyToProto(files.file.add())
             present.add(module.DESCRIPTOR.name)
     path.write_bytes(files.SerializeToString())
-
-
-def is_internal(service_name: str) -> bool:
-    # ADR 0001: `*InternalService` is for service-to-service calls and is never routed at the edge.
-    return service_name.endswith("InternalService")
 
 
 def edge_services(descriptor_set: Path) -> list[EdgeService]:

@@ -21,13 +21,13 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import (  # type: ignore[import-untyped]  # no type information shipped
     _async as health_async,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from services.platform.interceptors import server_interceptors
 from services.platform.logging import configure_logging
 from services.platform.metrics import REGISTRY, start_metrics_server
+from services.platform.reflection import add_reflection
 from services.platform.secrets import EDGE_PATH, Secret, Vault, VaultError
 from services.platform.settings import Settings, SettingsError
 
@@ -127,9 +127,7 @@ async def start_server(
         registration.add_to_server(registration.servicer, server)
     health_servicer = health_async.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    add_reflection(server, spec.service_names, edge_token)
     port = server.add_insecure_port(address)
     await server.start()
     for name in ["", *spec.service_names]:

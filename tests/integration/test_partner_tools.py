@@ -1,0 +1,220 @@
+"""The tools partners call the platform with, against the real stack and through Envoy (issue 12):
+grpcurl with server reflection only (no protoset), and a Node client that loads proto/ with
+@grpc/proto-loader and calls with @grpc/grpc-js (tests/node/partner_client.js).
+
+What is public is read from the descriptor set the stack built from proto/ for Envoy, not from
+the reflection code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+
+from stack.paths import REPO
+from stack.ports import Ports
+from tests.integration.conftest import RunningStack
+from tests.integration.test_auth import Edge, bearer
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
+from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+
+GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
+NODE_CLIENT = REPO / "tests" / "node" / "partner_client.js"
+TOOL_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def contract_services(edge: Edge) -> dict[str, bool]:
+    """Every service of proto/ -> whether it is internal (ADR 0001: `*InternalService`)."""
+    path = Path(edge.state.state_dir) / "envoy" / "descriptors.binpb"
+    files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes()).file
+    found = {
+        f"{file.package}.{service.name}": service.name.endswith("InternalService")
+        for file in files
+        if file.name.startswith("tradingmesh/")
+        for service in file.service
+    }
+    # Both kinds exist, so that both checks below check something.
+    assert any(found.values())
+    assert not all(found.values())
+    return found
+
+
+def _grpcurl(
+    edge: Edge, *args: str, stdin: str | None = None, target: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """grpcurl with reflection only (no protoset), to the edge over TLS or to `target` in
+    plaintext. `args` are flags, then "--", then what follows the address (verb or method)."""
+    split = args.index("--")
+    connection = ["-plaintext"] if target else ["-cacert", edge.state.endpoints.ca_file]
+    address = target or edge.state.endpoints.grpc
+    argv = [str(GRPCURL), "-max-time", "20", *connection, *args[:split], address]
+    return subprocess.run(
+        [*argv, *args[split + 1 :]],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_grpcurl_lists_every_public_service_through_the_edge_and_no_internal_one(
+    edge: Edge, contract_services: dict[str, bool]
+) -> None:
+    listed = _grpcurl(edge, "--", "list")
+
+    assert listed.returncode == 0, listed.stderr
+    names = set(listed.stdout.split())
+    public = {name for name, internal in contract_services.items() if not internal}
+    assert names == public | TOOL_SERVICES
+    assert not names & {name for name, internal in contract_services.items() if internal}
+
+
+def test_grpcurl_describes_a_public_service_and_calls_it_by_name_through_the_edge(
+    edge: Edge,
+) -> None:
+    demo = edge.state.demo
+    assert demo is not None
+
+    described = _grpcurl(edge, "--", "describe", "tradingmesh.pricing.v1.PricingService")
+    # The password goes on stdin (-d @), not on the command line.
+    login = _grpcurl(
+        edge,
+        "-d",
+        "@",
+        "--",
+        "tradingmesh.account.v1.AuthService/Login",
+        stdin=json.dumps({"username": demo.username, "password": demo.password}),
+    )
+
+    assert described.returncode == 0, described.stderr
+    assert "rpc ListInstruments ( .tradingmesh.pricing.v1.ListInstrumentsRequest )" in (
+        described.stdout
+    )
+    assert login.returncode == 0, login.stderr
+    token = json.loads(login.stdout)["accessToken"]
+    instruments = _grpcurl(
+        edge,
+        "-H",
+        f"authorization: Bearer {token}",
+        "-d",
+        json.dumps({"account_id": demo.account_id}),
+        "--",
+        "tradingmesh.pricing.v1.PricingService/ListInstruments",
+    )
+    assert instruments.returncode == 0, instruments.stderr
+    symbols = {i["symbol"] for i in json.loads(instruments.stdout)["instruments"]}
+    assert "EURUSD" in symbols
+
+
+def test_internal_services_cannot_be_described_through_the_edge_but_can_on_their_own_port(
+    edge: Edge, contract_services: dict[str, bool]
+) -> None:
+    internal = sorted(name for name, is_internal in contract_services.items() if is_internal)
+    risk_port = Ports(edge.state.base_port).service_grpc("risk")
+
+    for name in internal:
+        described = _grpcurl(edge, "--", "describe", name)
+        assert described.returncode != 0, described.stdout
+        assert "not found" in described.stderr.lower(), described.stderr
+    on_its_port = _grpcurl(edge, "--", "list", target=f"127.0.0.1:{risk_port}")
+
+    assert on_its_port.returncode == 0, on_its_port.stderr
+    assert "tradingmesh.risk.v1.RiskInternalService" in on_its_port.stdout.split()
+
+
+# ---- Node: @grpc/proto-loader and @grpc/grpc-js ---------------------------------------------
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    assert node is not None, "Node >= 20 is needed for the partner client test"
+    return node
+
+
+def _run_node_client(edge: Edge) -> dict[str, Any]:
+    demo = edge.state.demo
+    assert demo is not None
+    # npm ci, once per change of the lock file (scripts/check runs it too).
+    subprocess.run([str(REPO / "scripts" / "bootstrap-node")], check=True, timeout=300)
+    env = {
+        **os.environ,
+        "TM_EDGE_ADDRESS": edge.state.endpoints.grpc,
+        "TM_EDGE_CA_FILE": edge.state.endpoints.ca_file,
+        "TM_DEMO_USERNAME": demo.username,
+        "TM_DEMO_PASSWORD": demo.password,
+        "TM_DEMO_ACCOUNT_ID": demo.account_id,
+    }
+    result = subprocess.run(
+        [_node(), str(NODE_CLIENT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
+    demo = edge.state.demo
+    assert demo is not None
+    with edge.channel() as channel:
+        login = auth_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
+        )
+        listed = pricing_grpc.PricingServiceStub(channel).ListInstruments(
+            pricing_service_pb2.ListInstrumentsRequest(account_id=demo.account_id, page_size=500),
+            metadata=bearer(login.access_token),
+            timeout=20,
+        )
+    return [
+        {
+            "symbol": i.symbol,
+            "asset_class": pricing_pb2.AssetClass.Name(i.asset_class),
+            "digits": i.digits,
+            "contract_size": i.contract_size,
+            "min_lot": i.min_lot,
+        }
+        for i in listed.instruments
+    ]
+
+
+def test_a_node_client_loads_every_proto_and_calls_login_and_list_instruments_through_the_edge(
+    edge: Edge, contract_services: dict[str, bool]
+) -> None:
+    report = _run_node_client(edge)
+
+    proto = REPO / "proto"
+    assert report["files"] == sorted(str(p.relative_to(proto)) for p in proto.rglob("*.proto"))
+    assert set(report["services"]) == set(contract_services)
+    assert report["login"] == {
+        "token_type": "Bearer",
+        "has_access_token": True,
+        "has_refresh_token": True,
+    }
+    assert (
+        report["list_instruments_without_token"]["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    )
+    # The same instruments, field for field (decimal strings unchanged), as the Python SDK gets.
+    assert report["instruments"] == _instruments_in_python(edge)
+    assert any(i["symbol"] == "EURUSD" for i in report["instruments"])
