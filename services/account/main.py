@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from services.account import server
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
+from services.account.margin import MarginFigures
 from services.account.trading import StopOutCorrections, TradeBookings
 from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.secrets import EDGE_PATH
 from tradingmesh.account.v1 import (
     account_admin_service_pb2_grpc,
     account_service_pb2_grpc,
@@ -19,8 +24,19 @@ from tradingmesh.account.v1 import (
 )
 
 
+def risk_address(environ: Mapping[str, str] = os.environ) -> str:
+    """TM_RISK_ADDR: the risk service's gRPC address (host:port), for the margin figures of
+    GetAccount and the withdrawal check (services/account/margin.py). Required."""
+    address = environ.get("TM_RISK_ADDR", "").strip()
+    if not address:
+        raise SystemExit("account: TM_RISK_ADDR (the risk service's gRPC address) is not set")
+    return address
+
+
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
     resources = Resources(settings, vault)
+    (edge_token,) = vault.read_keys(EDGE_PATH, "token")
+    margin = MarginFigures(risk_address(), edge_token)
 
     def providers() -> dict[str, Provider]:
         return parse_providers(
@@ -71,12 +87,12 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
             ),
             Registration(
                 account_service_pb2_grpc.add_AccountServiceServicer_to_server,
-                server.AccountService(resources),
+                server.AccountService(resources, margin),
                 "tradingmesh.account.v1.AccountService",
             ),
             Registration(
                 account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
-                server.AccountAdminService(resources),
+                server.AccountAdminService(resources, margin),
                 "tradingmesh.account.v1.AccountAdminService",
             ),
             Registration(
@@ -86,5 +102,5 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
             ),
         ],
         on_start=[resources.open, start_relay, start_catalogue, start_bookings],
-        on_stop=[stop_bookings, stop_catalogue, stop_relay, resources.close],
+        on_stop=[stop_bookings, stop_catalogue, stop_relay, margin.close, resources.close],
     )

@@ -27,6 +27,7 @@ from services.account.domain import (
     format_money,
     parse_amount,
 )
+from services.account.margin import MarginFigures
 from services.account.webhooks import WebhookReceiver
 from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import (
@@ -103,8 +104,9 @@ def _enum_names(wrapper: Any, values: Any) -> list[str]:
 class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     """tradingmesh.account.v1.AccountService."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, margin: MarginFigures) -> None:
         self.resources = resources
+        self.margin = margin
 
     async def _own_account(self, session: Any, caller: Caller, account_id: str) -> Any:
         row = await store.account_row(session, account_id)
@@ -150,7 +152,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         caller = require_user()
         async with self.resources.db.read_session() as session:
             row = await self._own_account(session, caller, request.account_id)
-            summary = await store.summary(session, row)
+            summary = await self.margin.summary(session, row)
         return api_pb.GetAccountResponse(account=convert.trading_account(row), summary=summary)
 
     async def ListLedgerEntries(
@@ -222,8 +224,17 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                         metadata={"idempotency_key": request.idempotency_key},
                     )
                 return api_pb.RequestWithdrawalResponse(withdrawal=convert.withdrawal(existing))
+            withdrawal_id = withdrawals.withdrawal_id_of(account["id"], request.idempotency_key)
+            # Money that backs open positions stays: the risk service reserves the amount
+            # against the free margin (racing orders and withdrawals included) while this
+            # transaction holds the balance lock; refused, nothing changes.
+            await self.margin.reserve_withdrawal(
+                str(account["id"]),
+                str(withdrawal_id),
+                format_money(amount, currency),
+                locked.last_sequence,
+            )
             actor = audit.actor_of(caller)
-            withdrawal_id = uuid.uuid4()
             posted = await ledger.post(
                 session,
                 account_id=account["id"],
@@ -326,8 +337,9 @@ class AccountAdminService(
 ):
     """tradingmesh.account.v1.AccountAdminService (key RPCs in services/account/auth)."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, margin: MarginFigures) -> None:
         self.resources = resources
+        self.margin = margin
 
     # -- users -------------------------------------------------------------------------------
 
@@ -547,7 +559,7 @@ class AccountAdminService(
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
             row = await store.require_account_row(session, request.account_id)
-            summary = await store.summary(session, row)
+            summary = await self.margin.summary(session, row)
         return admin_pb.GetTradingAccountResponse(
             account=convert.trading_account(row), summary=summary
         )

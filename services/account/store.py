@@ -169,9 +169,19 @@ def group_not_found(group_id: str) -> DomainError:
     )
 
 
+async def ledger_sequence(session: AsyncSession, account_id: Any) -> int:
+    """The sequence of the account's latest ledger entry (0 before the first)."""
+    row = await one(
+        session,
+        "SELECT last_sequence FROM account.balances WHERE account_id = :id",
+        {"id": account_id},
+    )
+    return 0 if row is None else int(row["last_sequence"])
+
+
 async def summary(session: AsyncSession, account: Mapping[Any, Any]) -> pb.AccountSummary:
-    """The account's money now. Open positions are the OMS's and risk's (later issues); until
-    they report here, unrealized P&L and used margin are zero, so equity is the balance."""
+    """The account's money from the ledger alone: for an account the risk service does not
+    know yet, which has no positions (services/account/margin.py), so equity is the balance."""
     currency = account["currency"].strip()
     row = await one(
         session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,15 @@ from services.account.domain import Reason
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2
+
+# Withdrawal ids are derived from (account, idempotency key): every attempt of one withdrawal
+# has the same id, so the risk service's reservation for it is replaced, not added, on a retry.
+_WITHDRAWAL_IDS: Final = uuid.UUID("6f1d3c0e-8a52-4d1b-9b7e-2c4f5a6b7d80")
+
+
+def withdrawal_id_of(account_id: uuid.UUID, idempotency_key: str) -> uuid.UUID:
+    """The id of the withdrawal that `idempotency_key` requests from the account."""
+    return uuid.uuid5(_WITHDRAWAL_IDS, f"{account_id}:{idempotency_key}")
 
 
 def withdrawal_event_fields(account: Mapping[Any, Any]) -> dict[str, str]:

@@ -22,7 +22,8 @@ In the contract's order, the first refusal wins:
    account a price, or the figures would be wrong;
 7. margin (INSUFFICIENT_MARGIN): the margin the order adds once filled (netting: only the lots
    by which it grows the position, `added_exposure`; hedging: its whole quantity unless it closes
-   a position) against the account's free margin.
+   a position) against the account's free margin less what approved orders and withdrawals
+   still hold (`holds.py`); the server reserves an approved order's margin the same way.
 
 "Reducing" means the order adds no exposure: netting, a side opposite to the position and at most
 its size; hedging, it names an open position of the account on the other side, at most its size.
@@ -53,7 +54,7 @@ from services.risk.valuation import (
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.margin import RiskStatus, added_exposure, notional, required_margin
-from tradingmesh.trading.money import exact_sum, round_money
+from tradingmesh.trading.money import exact_difference, exact_sum, round_money
 
 __all__ = ["Decision", "OrderCheck", "Purpose", "check_order"]
 
@@ -169,7 +170,7 @@ def check_order(
     settings = state.group_instruments.get((group.id, order.symbol))
     if (settings is None or not settings.enabled) and not exposure.reducing:
         raise _unknown_instrument(order.symbol)
-    outcome = _Outcome(valuation)
+    outcome = _Outcome(valuation, state.holds.reserved(account.id, now).total)
     quote = state.quotes.get((group.id, order.symbol))
     live = quote if is_live(quote, now, max_quote_age) else None
     price = order.price
@@ -259,7 +260,7 @@ def check_order(
                 f" exceed the account's limit"
                 f" {money_text(limits.max_gross_notional, account.currency)} {account.currency}",
             )
-    free = valuation.figures.free_margin
+    free = outcome.free_margin
     if outcome.required > free:
         currency = account.currency
         return outcome.refuse(
@@ -273,10 +274,17 @@ def check_order(
 class _Outcome:
     """The figures gathered so far, turned into a Decision at the first refusal or at the end."""
 
-    def __init__(self, valuation: AccountValuation) -> None:
+    def __init__(self, valuation: AccountValuation, reserved: Decimal) -> None:
         self.valuation = valuation
+        self.reserved = reserved
         self.required = _ZERO
         self.valuation_price: Decimal | None = None
+
+    @property
+    def free_margin(self) -> Decimal:
+        """The free margin this order may use: what approved orders and withdrawals still
+        hold is spent already."""
+        return exact_difference(self.valuation.figures.free_margin, self.reserved)
 
     def _decision(self, approved: bool, reason: ErrorReason.ValueType, message: str) -> Decision:
         figures = self.valuation.figures
@@ -287,8 +295,8 @@ class _Outcome:
             message=message,
             currency=self.valuation.account.currency,
             required_margin=self.required,
-            free_margin=figures.free_margin,
-            free_margin_after=after.free_margin,
+            free_margin=self.free_margin,
+            free_margin_after=exact_difference(after.free_margin, self.reserved),
             margin_level_after=after.margin_level,
             valuation_price=self.valuation_price,
         )

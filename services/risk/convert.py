@@ -10,6 +10,7 @@ from services.risk.decimals import money_text, number_text
 from services.risk.exposure import InstrumentExposure
 from services.risk.model import AccountLimits
 from services.risk.valuation import AccountValuation
+from services.risk.withdrawals import WithdrawalDecision
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2, risk_pb2
 from tradingmesh.trading.margin import RiskStatus
@@ -44,6 +45,7 @@ def account_risk(
         status=status.to_proto(),
         leverage=group.leverage,
         open_position_count=len(valuation.positions),
+        withdrawable=money_text(figures.withdrawable, currency),
     )
     message.computed_time.FromDatetime(computed)
     return message
@@ -71,6 +73,18 @@ def check_response(
         ),
         currency=currency,
         check_id=check_id,
+    )
+
+
+def withdrawal_response(
+    decision: WithdrawalDecision, figures: risk_pb2.AccountRisk
+) -> risk_internal_service_pb2.ReserveWithdrawalResponse:
+    return risk_internal_service_pb2.ReserveWithdrawalResponse(
+        approved=decision.approved,
+        reject_reason=decision.reason,
+        reject_message=decision.message[:500],
+        withdrawable=money_text(decision.withdrawable, figures.currency),
+        account_risk=figures,
     )
 
 

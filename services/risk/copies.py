@@ -14,6 +14,12 @@ transaction stored is then taken into memory (`RiskState`), only after the commi
   (their realized P&L and commission count until the ledger books them), and STP hedge fills
   (the broker's coverage). One consumer keeps a fill's trade and position events in the order
   the OMS committed them.
+
+Reservations (`holds.py`) end here too, in memory only: an order's trade releases its share of
+the order's margin (after its position event, which the OMS commits first); an order rejected,
+cancelled, expired or resting (a working order that is not a market order in STP) releases the
+rest; a withdrawal's ledger entry releases the withdrawal. These order events need no inbox row:
+releasing twice changes nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from services.risk.model import Position, Session, Side
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import ledger_pb2, types_pb2
+from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
@@ -79,6 +85,14 @@ _TRADING_SUBJECTS: Final[dict[str, type[Message]]] = {
     "oms.position.closed": oms_events.PositionClosed,
     "oms.trade.executed": oms_events.TradeExecuted,
     "oms.hedge_order.filled": oms_events.HedgeOrderFilled,
+}
+
+# Order events that end an order's margin reservation (activated: only for an order that rests).
+_RELEASING_SUBJECTS: Final[dict[str, type[Message]]] = {
+    "oms.order.rejected": oms_events.OrderRejected,
+    "oms.order.cancelled": oms_events.OrderCancelled,
+    "oms.order.expired": oms_events.OrderExpired,
+    "oms.order.activated": oms_events.OrderActivated,
 }
 
 # What a committed change does to memory, run after the commit.
@@ -133,7 +147,7 @@ class Copies:
                 db,
                 self._consume(_INSTRUMENT_SUBJECTS),
             ),
-            EventConsumer("risk-trading", "oms.>", db, self._consume(_TRADING_SUBJECTS)),
+            EventConsumer("risk-trading", "oms.>", db, self._consume_trading),
         ]
 
     async def start(self, js: JetStreamContext) -> None:
@@ -152,6 +166,22 @@ class Copies:
             return await self.apply(session, message.subject, event)
 
         return handle
+
+    async def _consume_trading(self, session: AsyncSession, message: Msg) -> Outcome:
+        ending = _decode(message, _RELEASING_SUBJECTS)
+        if ending is not None:
+            order = ending.order  # type: ignore[attr-defined]
+            if (
+                message.subject == "oms.order.activated"
+                and order.type == trading_pb2.ORDER_TYPE_MARKET
+            ):
+                return False  # a market order working in STP: its margin is spent once hedged
+            holds = self.state.holds
+            return lambda: holds.release_order(order.id)
+        event = _decode(message, _TRADING_SUBJECTS)
+        if event is None:
+            return False
+        return await self.apply(session, message.subject, event)
 
     async def apply(self, session: AsyncSession, subject: str, event: Message) -> Outcome:
         """Applies one event once in the transaction; what to take into memory after the
@@ -206,7 +236,13 @@ class Copies:
                 parse_decimal(trade.realized_pnl or "0"),
                 parse_decimal(trade.commission or "0"),
             )
-            return lambda: state.put_unbooked(unbooked)
+            quantity = parse_decimal(trade.quantity)
+
+            def traded() -> None:
+                state.put_unbooked(unbooked)
+                state.holds.order_filled(trade.order_id, quantity)
+
+            return traded
         if isinstance(event, oms_events.HedgeOrderFilled):
             hedge = event.hedge_order
             side = Side.from_proto(hedge.side)
@@ -245,7 +281,8 @@ class Copies:
                 entry.order_id,
                 commission=entry.reason == _BOOKS_COMMISSION,
             )
-        if account is None and unbooked is None:
+        withdrawal = entry.withdrawal_id
+        if account is None and unbooked is None and not withdrawal:
             return None
 
         def commit() -> None:
@@ -253,6 +290,8 @@ class Copies:
                 self.state.put_account(account)
             if unbooked is not None:
                 self.state.put_unbooked(unbooked)
+            if withdrawal:  # the debit is in the balance now: its reservation ends
+                self.state.holds.release_withdrawal(withdrawal)
 
         return commit
 

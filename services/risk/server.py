@@ -9,6 +9,7 @@ and dealers set limits.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from services.risk.model import AccountLimits, Side
 from services.risk.recorder import DecisionRecorder
 from services.risk.state import RiskState
 from services.risk.valuation import AccountValuation, value_account
+from services.risk.withdrawals import decide_withdrawal
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.risk.v1 import (
     risk_admin_service_pb2 as admin_pb,
@@ -58,6 +60,7 @@ READ_ROLES: Final = (ADMIN, DEALER, BACKOFFICE)
 LIMIT_ROLES: Final = (ADMIN, DEALER)
 DEFAULT_PAGE_SIZE: Final = 100
 _LIMIT_FIELDS: Final = ("max_open_positions", "max_open_orders", "max_gross_notional")
+LEDGER_WAIT_SECONDS: Final = 1.0
 
 
 @dataclass
@@ -112,6 +115,22 @@ def _valuation(parts: RiskParts, account_id: str) -> AccountValuation:
             retry_after=timedelta(seconds=1),
         )
     return valuation
+
+
+async def _ledger_reached(
+    state: RiskState, account_id: str, sequence: int, context: Context
+) -> None:
+    """Returns once the copy of the account's ledger has reached entry `sequence` (the
+    caller's read of its own write), or after LEDGER_WAIT_SECONDS (less when the caller's
+    deadline is nearer): then the answer is from what the copies hold."""
+    remaining = context.time_remaining()
+    timeout = LEDGER_WAIT_SECONDS if remaining is None else min(LEDGER_WAIT_SECONDS, remaining / 2)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (held := state.accounts.get(account_id)) is None or held.ledger_sequence < sequence:
+        if loop.time() >= deadline:
+            return
+        await asyncio.sleep(0.005)
 
 
 def _account_risk(parts: RiskParts, valuation: AccountValuation) -> risk_pb2.AccountRisk:
@@ -414,4 +433,42 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
                     "checked_at": now,
                 }
             )
+        if decision.approved and request.reserve_margin:
+            # Spent until the order's trades (or its end) reach the copies (holds.py).
+            state.holds.hold_order(
+                order.account_id,
+                order.order_id,
+                decision.required_margin,
+                order.remaining_quantity,
+                now,
+            )
         return convert.check_response(decision, check_id)
+
+    async def ReserveWithdrawal(
+        self, request: internal_pb.ReserveWithdrawalRequest, context: Context
+    ) -> internal_pb.ReserveWithdrawalResponse:
+        _, state = self.parts.ready
+        await _ledger_reached(state, request.account_id, request.min_ledger_sequence, context)
+        now = _now()
+        amount = parse_decimal(request.amount)
+        decision = decide_withdrawal(
+            state,
+            request.account_id,
+            request.withdrawal_id,
+            amount,
+            now,
+            self.parts.max_quote_age,
+        )
+        if decision.approved:
+            state.holds.hold_withdrawal(request.account_id, request.withdrawal_id, amount, now)
+        return convert.withdrawal_response(decision, _account_risk(self.parts, decision.valuation))
+
+    async def GetAccountFigures(
+        self, request: internal_pb.GetAccountFiguresRequest, context: Context
+    ) -> internal_pb.GetAccountFiguresResponse:
+        _, state = self.parts.ready
+        await _ledger_reached(state, request.account_id, request.min_ledger_sequence, context)
+        valuation = _valuation(self.parts, request.account_id)
+        return internal_pb.GetAccountFiguresResponse(
+            account_risk=_account_risk(self.parts, valuation)
+        )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
+from services.risk.holds import Holds
 from services.risk.model import (
     NO_LIMITS,
     Account,
@@ -54,6 +55,8 @@ class RiskState:
     _by_account: dict[str, dict[str, Position]] = field(default_factory=dict)
     _holders: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _pairs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Free margin spent by approved orders and withdrawals the copies do not show yet.
+    holds: Holds = field(default_factory=Holds)
     # Per account, by trade id.
     _unbooked: dict[str, dict[str, UnbookedTrade]] = field(default_factory=dict)
 

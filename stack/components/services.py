@@ -92,8 +92,9 @@ class Service(Component):
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
         if self.name == "pricing":  # its LP gateway connects to the stack's LP simulators
             env["TM_PRICING_LPS"] = lps
-        if self.name == "oms":  # the pre-trade check; STP orders go to the LPs (ADR 0007)
+        if self.name in ("oms", "account"):  # the pre-trade check; margin and withdrawals
             env["TM_RISK_ADDR"] = f"{HOST}:{ports.service_grpc('risk')}"
+        if self.name == "oms":  # STP orders go to the LPs (ADR 0007)
             env["TM_OMS_LPS"] = lps
         if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"

@@ -161,6 +161,12 @@ class AccountMargin:
     free_margin: Decimal
     margin_level: Decimal | None
 
+    @property
+    def withdrawable(self) -> Decimal:
+        """What can be withdrawn: the smaller of balance and free margin, never below zero
+        (AccountSummary.withdrawable, AccountRisk.withdrawable)."""
+        return max(Decimal(0), min(self.balance, self.free_margin))
+
     def with_added_margin(self, margin: Decimal) -> AccountMargin:
         """The figures if an order holding `margin` more were filled at its valuation price
         (CheckOrderResponse.free_margin_after, margin_level_after)."""

@@ -26,9 +26,10 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from tradingmesh.common.v1 import errors_pb2 as tradingmesh_dot_common_dot_v1_dot_errors__pb2
 from tradingmesh.common.v1 import rules_pb2 as tradingmesh_dot_common_dot_v1_dot_rules__pb2
 from tradingmesh.common.v1 import types_pb2 as tradingmesh_dot_common_dot_v1_dot_types__pb2
+from tradingmesh.risk.v1 import risk_pb2 as tradingmesh_dot_risk_dot_v1_dot_risk__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/tradingmesh/risk/v1/risk_internal_service.proto\x12\x13tradingmesh.risk.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\"tradingmesh/common/v1/errors.proto\x1a!tradingmesh/common/v1/rules.proto\x1a!tradingmesh/common/v1/types.proto\"\x8e\x04\n\x11\x43heckOrderRequest\x12\'\n\naccount_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12#\n\x08order_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07orderId\x12G\n\x07purpose\x18\x03 \x01(\x0e\x32!.tradingmesh.risk.v1.CheckPurposeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x07purpose\x12!\n\x06symbol\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xe0\xd2#\x01R\x06symbol\x12;\n\x04side\x18\x05 \x01(\x0e\x32\x1b.tradingmesh.common.v1.SideB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04side\x12%\n\x08quantity\x18\x06 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01R\x08quantity\x12\x38\n\x12remaining_quantity\x18\x07 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01R\x11remainingQuantity\x12$\n\x05price\x18\x08 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01H\x00R\x05price\x88\x01\x01\x12.\n\x0bposition_id\x18\t \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01H\x01R\npositionId\x88\x01\x01\x12\x31\n\x10open_order_count\x18\n \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x0eopenOrderCountB\x08\n\x06_priceB\x0e\n\x0c_position_id\"\x80\x04\n\x12\x43heckOrderResponse\x12\x1a\n\x08\x61pproved\x18\x01 \x01(\x08R\x08\x61pproved\x12G\n\rreject_reason\x18\x02 \x01(\x0e\x32\".tradingmesh.common.v1.ErrorReasonR\x0crejectReason\x12/\n\x0ereject_message\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03R\rrejectMessage\x12\x32\n\x0frequired_margin\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xd8\xd2#\x01R\x0erequiredMargin\x12*\n\x0b\x66ree_margin\x18\x05 \x01(\tB\t\xbaH\x06r\x04\xc8\xd2#\x01R\nfreeMargin\x12\x35\n\x11\x66ree_margin_after\x18\x06 \x01(\tB\t\xbaH\x06r\x04\xc8\xd2#\x01R\x0f\x66reeMarginAfter\x12:\n\x12margin_level_after\x18\x07 \x01(\tB\x0c\xbaH\tr\x04\xc8\xd2#\x01\xd8\x01\x01R\x10marginLevelAfter\x12\x35\n\x0fvaluation_price\x18\x08 \x01(\tB\x0c\xbaH\tr\x04\xd0\xd2#\x01\xd8\x01\x01R\x0evaluationPrice\x12%\n\x08\x63urrency\x18\t \x01(\tB\t\xbaH\x06r\x04\xe8\xd2#\x01R\x08\x63urrency\x12#\n\x08\x63heck_id\x18\n \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07\x63heckId*z\n\x0c\x43heckPurpose\x12\x1d\n\x19\x43HECK_PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HECK_PURPOSE_PLACE\x10\x01\x12\x17\n\x13\x43HECK_PURPOSE_AMEND\x10\x02\x12\x19\n\x15\x43HECK_PURPOSE_TRIGGER\x10\x03\x32t\n\x13RiskInternalService\x12]\n\nCheckOrder\x12&.tradingmesh.risk.v1.CheckOrderRequest\x1a\'.tradingmesh.risk.v1.CheckOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/tradingmesh/risk/v1/risk_internal_service.proto\x12\x13tradingmesh.risk.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\"tradingmesh/common/v1/errors.proto\x1a!tradingmesh/common/v1/rules.proto\x1a!tradingmesh/common/v1/types.proto\x1a\x1etradingmesh/risk/v1/risk.proto\"\xb5\x04\n\x11\x43heckOrderRequest\x12\'\n\naccount_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12#\n\x08order_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07orderId\x12G\n\x07purpose\x18\x03 \x01(\x0e\x32!.tradingmesh.risk.v1.CheckPurposeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x07purpose\x12!\n\x06symbol\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xe0\xd2#\x01R\x06symbol\x12;\n\x04side\x18\x05 \x01(\x0e\x32\x1b.tradingmesh.common.v1.SideB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04side\x12%\n\x08quantity\x18\x06 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01R\x08quantity\x12\x38\n\x12remaining_quantity\x18\x07 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01R\x11remainingQuantity\x12$\n\x05price\x18\x08 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01H\x00R\x05price\x88\x01\x01\x12.\n\x0bposition_id\x18\t \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01H\x01R\npositionId\x88\x01\x01\x12\x31\n\x10open_order_count\x18\n \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x0eopenOrderCount\x12%\n\x0ereserve_margin\x18\x0b \x01(\x08R\rreserveMarginB\x08\n\x06_priceB\x0e\n\x0c_position_id\"\x80\x04\n\x12\x43heckOrderResponse\x12\x1a\n\x08\x61pproved\x18\x01 \x01(\x08R\x08\x61pproved\x12G\n\rreject_reason\x18\x02 \x01(\x0e\x32\".tradingmesh.common.v1.ErrorReasonR\x0crejectReason\x12/\n\x0ereject_message\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03R\rrejectMessage\x12\x32\n\x0frequired_margin\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xd8\xd2#\x01R\x0erequiredMargin\x12*\n\x0b\x66ree_margin\x18\x05 \x01(\tB\t\xbaH\x06r\x04\xc8\xd2#\x01R\nfreeMargin\x12\x35\n\x11\x66ree_margin_after\x18\x06 \x01(\tB\t\xbaH\x06r\x04\xc8\xd2#\x01R\x0f\x66reeMarginAfter\x12:\n\x12margin_level_after\x18\x07 \x01(\tB\x0c\xbaH\tr\x04\xc8\xd2#\x01\xd8\x01\x01R\x10marginLevelAfter\x12\x35\n\x0fvaluation_price\x18\x08 \x01(\tB\x0c\xbaH\tr\x04\xd0\xd2#\x01\xd8\x01\x01R\x0evaluationPrice\x12%\n\x08\x63urrency\x18\t \x01(\tB\t\xbaH\x06r\x04\xe8\xd2#\x01R\x08\x63urrency\x12#\n\x08\x63heck_id\x18\n \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07\x63heckId\"\xce\x01\n\x18ReserveWithdrawalRequest\x12\'\n\naccount_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12-\n\rwithdrawal_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x0cwithdrawalId\x12!\n\x06\x61mount\x18\x03 \x01(\tB\t\xbaH\x06r\x04\xd0\xd2#\x01R\x06\x61mount\x12\x37\n\x13min_ledger_sequence\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x11minLedgerSequence\"\xa5\x02\n\x19ReserveWithdrawalResponse\x12\x1a\n\x08\x61pproved\x18\x01 \x01(\x08R\x08\x61pproved\x12G\n\rreject_reason\x18\x02 \x01(\x0e\x32\".tradingmesh.common.v1.ErrorReasonR\x0crejectReason\x12/\n\x0ereject_message\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03R\rrejectMessage\x12-\n\x0cwithdrawable\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xd8\xd2#\x01R\x0cwithdrawable\x12\x43\n\x0c\x61\x63\x63ount_risk\x18\x05 \x01(\x0b\x32 .tradingmesh.risk.v1.AccountRiskR\x0b\x61\x63\x63ountRisk\"|\n\x18GetAccountFiguresRequest\x12\'\n\naccount_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12\x37\n\x13min_ledger_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x11minLedgerSequence\"`\n\x19GetAccountFiguresResponse\x12\x43\n\x0c\x61\x63\x63ount_risk\x18\x01 \x01(\x0b\x32 .tradingmesh.risk.v1.AccountRiskR\x0b\x61\x63\x63ountRisk*z\n\x0c\x43heckPurpose\x12\x1d\n\x19\x43HECK_PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HECK_PURPOSE_PLACE\x10\x01\x12\x17\n\x13\x43HECK_PURPOSE_AMEND\x10\x02\x12\x19\n\x15\x43HECK_PURPOSE_TRIGGER\x10\x03\x32\xdc\x02\n\x13RiskInternalService\x12]\n\nCheckOrder\x12&.tradingmesh.risk.v1.CheckOrderRequest\x1a\'.tradingmesh.risk.v1.CheckOrderResponse\x12r\n\x11ReserveWithdrawal\x12-.tradingmesh.risk.v1.ReserveWithdrawalRequest\x1a..tradingmesh.risk.v1.ReserveWithdrawalResponse\x12r\n\x11GetAccountFigures\x12-.tradingmesh.risk.v1.GetAccountFiguresRequest\x1a..tradingmesh.risk.v1.GetAccountFiguresResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -71,12 +72,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKORDERRESPONSE'].fields_by_name['currency']._serialized_options = b'\272H\006r\004\350\322#\001'
   _globals['_CHECKORDERRESPONSE'].fields_by_name['check_id']._loaded_options = None
   _globals['_CHECKORDERRESPONSE'].fields_by_name['check_id']._serialized_options = b'\272H\005r\003\260\001\001'
-  _globals['_CHECKPURPOSE']._serialized_start=1251
-  _globals['_CHECKPURPOSE']._serialized_end=1373
-  _globals['_CHECKORDERREQUEST']._serialized_start=208
-  _globals['_CHECKORDERREQUEST']._serialized_end=734
-  _globals['_CHECKORDERRESPONSE']._serialized_start=737
-  _globals['_CHECKORDERRESPONSE']._serialized_end=1249
-  _globals['_RISKINTERNALSERVICE']._serialized_start=1375
-  _globals['_RISKINTERNALSERVICE']._serialized_end=1491
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['account_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['withdrawal_id']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['withdrawal_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['amount']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['amount']._serialized_options = b'\272H\006r\004\320\322#\001'
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['min_ledger_sequence']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALREQUEST'].fields_by_name['min_ledger_sequence']._serialized_options = b'\272H\004\"\002(\000'
+  _globals['_RESERVEWITHDRAWALRESPONSE'].fields_by_name['reject_message']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALRESPONSE'].fields_by_name['reject_message']._serialized_options = b'\272H\005r\003\030\364\003'
+  _globals['_RESERVEWITHDRAWALRESPONSE'].fields_by_name['withdrawable']._loaded_options = None
+  _globals['_RESERVEWITHDRAWALRESPONSE'].fields_by_name['withdrawable']._serialized_options = b'\272H\006r\004\330\322#\001'
+  _globals['_GETACCOUNTFIGURESREQUEST'].fields_by_name['account_id']._loaded_options = None
+  _globals['_GETACCOUNTFIGURESREQUEST'].fields_by_name['account_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_GETACCOUNTFIGURESREQUEST'].fields_by_name['min_ledger_sequence']._loaded_options = None
+  _globals['_GETACCOUNTFIGURESREQUEST'].fields_by_name['min_ledger_sequence']._serialized_options = b'\272H\004\"\002(\000'
+  _globals['_CHECKPURPOSE']._serialized_start=2051
+  _globals['_CHECKPURPOSE']._serialized_end=2173
+  _globals['_CHECKORDERREQUEST']._serialized_start=240
+  _globals['_CHECKORDERREQUEST']._serialized_end=805
+  _globals['_CHECKORDERRESPONSE']._serialized_start=808
+  _globals['_CHECKORDERRESPONSE']._serialized_end=1320
+  _globals['_RESERVEWITHDRAWALREQUEST']._serialized_start=1323
+  _globals['_RESERVEWITHDRAWALREQUEST']._serialized_end=1529
+  _globals['_RESERVEWITHDRAWALRESPONSE']._serialized_start=1532
+  _globals['_RESERVEWITHDRAWALRESPONSE']._serialized_end=1825
+  _globals['_GETACCOUNTFIGURESREQUEST']._serialized_start=1827
+  _globals['_GETACCOUNTFIGURESREQUEST']._serialized_end=1951
+  _globals['_GETACCOUNTFIGURESRESPONSE']._serialized_start=1953
+  _globals['_GETACCOUNTFIGURESRESPONSE']._serialized_end=2049
+  _globals['_RISKINTERNALSERVICE']._serialized_start=2176
+  _globals['_RISKINTERNALSERVICE']._serialized_end=2524
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tradingmesh.common.v1 import errors_pb2 as _errors_pb2
 from tradingmesh.common.v1 import types_pb2 as _types_pb2
+from tradingmesh.risk.v1 import risk_pb2 as _risk_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -65,6 +66,7 @@ class CheckOrderRequest(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     POSITION_ID_FIELD_NUMBER: _builtins.int
     OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
+    RESERVE_MARGIN_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The account (UUID)."""
     order_id: _builtins.str
@@ -96,6 +98,14 @@ class CheckOrderRequest(_message.Message):
     """The number of the account's other open orders (not counting this one), for the
     max_open_orders limit. The OMS is the authority on orders, so it supplies the count.
     """
+    reserve_margin: _builtins.bool
+    """When true and the order is approved, its required margin is reserved: later checks and
+    withdrawals of the account deduct it until the order's trades (or its end, or its rest as
+    a working order) reach the risk service, or for a minute at most. The OMS sets it for PLACE
+    and TRIGGER, so racing orders and withdrawals cannot spend the same free margin. A retry
+    for the same order_id replaces the reservation. Unset, the check has no effect beyond its
+    recorded decision.
+    """
     def __init__(
         self,
         *,
@@ -109,10 +119,11 @@ class CheckOrderRequest(_message.Message):
         price: _builtins.str | None = ...,
         position_id: _builtins.str | None = ...,
         open_order_count: _builtins.int = ...,
+        reserve_margin: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_position_id", b"_position_id", "_price", b"_price", "position_id", b"position_id", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_id", b"_position_id", "_price", b"_price", "account_id", b"account_id", "open_order_count", b"open_order_count", "order_id", b"order_id", "position_id", b"position_id", "price", b"price", "purpose", b"purpose", "quantity", b"quantity", "remaining_quantity", b"remaining_quantity", "side", b"side", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position_id", b"_position_id", "_price", b"_price", "account_id", b"account_id", "open_order_count", b"open_order_count", "order_id", b"order_id", "position_id", b"position_id", "price", b"price", "purpose", b"purpose", "quantity", b"quantity", "remaining_quantity", b"remaining_quantity", "reserve_margin", b"reserve_margin", "side", b"side", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__position_id: _TypeAlias = _typing.Literal["position_id"]  # noqa: Y015
     _WhichOneofArgType__position_id: _TypeAlias = _typing.Literal["_position_id", b"_position_id"]  # noqa: Y015
@@ -191,3 +202,137 @@ class CheckOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckOrderResponse: _TypeAlias = CheckOrderResponse  # noqa: Y015
+
+@_typing.final
+class ReserveWithdrawalRequest(_message.Message):
+    """Request of RiskInternalService.ReserveWithdrawal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    MIN_LEDGER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account (UUID)."""
+    withdrawal_id: _builtins.str
+    """The withdrawal the reservation is for (UUID); the same id for every attempt of one withdrawal."""
+    amount: _builtins.str
+    """The amount to withdraw, in the account currency, e.g. "250.00"."""
+    min_ledger_sequence: _builtins.int
+    """The sequence of the account's latest ledger entry as the caller sees it: the decision waits
+    (a second at most) until the risk service's copy of the ledger has reached it, so a deposit
+    just posted counts. 0 does not wait.
+    """
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        withdrawal_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        min_ledger_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "min_ledger_sequence", b"min_ledger_sequence", "withdrawal_id", b"withdrawal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveWithdrawalRequest: _TypeAlias = ReserveWithdrawalRequest  # noqa: Y015
+
+@_typing.final
+class ReserveWithdrawalResponse(_message.Message):
+    """Response of RiskInternalService.ReserveWithdrawal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVED_FIELD_NUMBER: _builtins.int
+    REJECT_REASON_FIELD_NUMBER: _builtins.int
+    REJECT_MESSAGE_FIELD_NUMBER: _builtins.int
+    WITHDRAWABLE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_RISK_FIELD_NUMBER: _builtins.int
+    approved: _builtins.bool
+    """True when the amount is reserved and may be debited."""
+    reject_reason: _errors_pb2.ErrorReason.ValueType
+    """When approved is false, why: INSUFFICIENT_FUNDS. UNSPECIFIED when approved."""
+    reject_message: _builtins.str
+    """A human-readable explanation of the refusal, e.g. "250.00 USD exceeds the withdrawable
+    120.00 USD". Empty when approved.
+    """
+    withdrawable: _builtins.str
+    """What could be withdrawn before this request, reservations of other orders and withdrawals
+    deducted, in the account currency.
+    """
+    @_builtins.property
+    def account_risk(self) -> _risk_pb2.AccountRisk:
+        """The account's figures at the time of the decision (without reservations)."""
+
+    def __init__(
+        self,
+        *,
+        approved: _builtins.bool = ...,
+        reject_reason: _errors_pb2.ErrorReason.ValueType = ...,
+        reject_message: _builtins.str = ...,
+        withdrawable: _builtins.str = ...,
+        account_risk: _risk_pb2.AccountRisk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_risk", b"account_risk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_risk", b"account_risk", "approved", b"approved", "reject_message", b"reject_message", "reject_reason", b"reject_reason", "withdrawable", b"withdrawable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveWithdrawalResponse: _TypeAlias = ReserveWithdrawalResponse  # noqa: Y015
+
+@_typing.final
+class GetAccountFiguresRequest(_message.Message):
+    """Request of RiskInternalService.GetAccountFigures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    MIN_LEDGER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account (UUID)."""
+    min_ledger_sequence: _builtins.int
+    """The sequence of the account's latest ledger entry as the caller sees it: the figures wait
+    (a second at most) until the risk service's copy of the ledger has reached it, so a caller
+    that has just posted an entry sees it. 0 does not wait.
+    """
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        min_ledger_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "min_ledger_sequence", b"min_ledger_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountFiguresRequest: _TypeAlias = GetAccountFiguresRequest  # noqa: Y015
+
+@_typing.final
+class GetAccountFiguresResponse(_message.Message):
+    """Response of RiskInternalService.GetAccountFigures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_RISK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account_risk(self) -> _risk_pb2.AccountRisk:
+        """The account's figures now."""
+
+    def __init__(
+        self,
+        *,
+        account_risk: _risk_pb2.AccountRisk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_risk", b"account_risk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_risk", b"account_risk"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountFiguresResponse: _TypeAlias = GetAccountFiguresResponse  # noqa: Y015

@@ -42,6 +42,16 @@ class RiskInternalServiceStub:
                 request_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderRequest.SerializeToString,
                 response_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderResponse.FromString,
                 _registered_method=True)
+        self.ReserveWithdrawal = channel.unary_unary(
+                '/tradingmesh.risk.v1.RiskInternalService/ReserveWithdrawal',
+                request_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalResponse.FromString,
+                _registered_method=True)
+        self.GetAccountFigures = channel.unary_unary(
+                '/tradingmesh.risk.v1.RiskInternalService/GetAccountFigures',
+                request_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresResponse.FromString,
+                _registered_method=True)
 
 
 class RiskInternalServiceServicer:
@@ -67,10 +77,40 @@ class RiskInternalServiceServicer:
         placed and again when it triggers (purpose TRIGGER).
 
         A refusal is a normal response with approved = false, never an RPC error. The call has no
-        side effects other than recording the decision (check_id), so it is safe to retry. When the
+        side effects other than recording the decision (check_id) and, with reserve_margin, holding
+        the approved order's margin (replaced, not added, by a retry), so it is safe to retry. When the
         check cannot be made (e.g. no price: PRICE_UNAVAILABLE is returned as a refusal), the OMS
         rejects the order; the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it
         cannot reach this service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveWithdrawal(self, request, context):
+        """Reserves a withdrawal against the account's withdrawable amount, for the account service
+        before it debits the ledger (in the same transaction, holding the account's balance lock).
+        Withdrawable is the smaller of the balance and the free margin from live prices, less what
+        is already reserved: the margin of orders approved and not yet filled or ended, and
+        withdrawals reserved and not yet seen in the ledger. Checks and reservations are made one
+        at a time, so racing orders and withdrawals cannot together spend the same free margin.
+
+        An approved reservation holds the amount until the ledger entry of the withdrawal
+        (LedgerEntry.withdrawal_id) reaches the risk service, or until it lapses (a minute) when the
+        debit was never committed. Reserving the same withdrawal_id again replaces the reservation,
+        so a retry does not count twice. A refusal is a normal response with approved = false and
+        reject_reason INSUFFICIENT_FUNDS. Errors: NOT_FOUND when the risk service does not know the
+        account; UNAVAILABLE (DEPENDENCY_UNAVAILABLE) when its group is not known yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccountFigures(self, request, context):
+        """The account's current figures (the same as RiskService.GetAccountRisk), for the account
+        service's GetAccount: one source of truth for equity, margin and withdrawable.
+
+        Errors: NOT_FOUND when the risk service does not know the account (yet).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,6 +123,16 @@ def add_RiskInternalServiceServicer_to_server(servicer, server):
                     servicer.CheckOrder,
                     request_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderRequest.FromString,
                     response_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderResponse.SerializeToString,
+            ),
+            'ReserveWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveWithdrawal,
+                    request_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalRequest.FromString,
+                    response_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalResponse.SerializeToString,
+            ),
+            'GetAccountFigures': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountFigures,
+                    request_deserializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresRequest.FromString,
+                    response_serializer=tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -115,6 +165,60 @@ class RiskInternalService:
             '/tradingmesh.risk.v1.RiskInternalService/CheckOrder',
             tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderRequest.SerializeToString,
             tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.CheckOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.risk.v1.RiskInternalService/ReserveWithdrawal',
+            tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalRequest.SerializeToString,
+            tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.ReserveWithdrawalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountFigures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.risk.v1.RiskInternalService/GetAccountFigures',
+            tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresRequest.SerializeToString,
+            tradingmesh_dot_risk_dot_v1_dot_risk__internal__service__pb2.GetAccountFiguresResponse.FromString,
             options,
             channel_credentials,
             insecure,

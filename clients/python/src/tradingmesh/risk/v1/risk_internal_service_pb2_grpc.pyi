@@ -55,10 +55,32 @@ class RiskInternalServiceStub:
     placed and again when it triggers (purpose TRIGGER).
 
     A refusal is a normal response with approved = false, never an RPC error. The call has no
-    side effects other than recording the decision (check_id), so it is safe to retry. When the
+    side effects other than recording the decision (check_id) and, with reserve_margin, holding
+    the approved order's margin (replaced, not added, by a retry), so it is safe to retry. When the
     check cannot be made (e.g. no price: PRICE_UNAVAILABLE is returned as a refusal), the OMS
     rejects the order; the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it
     cannot reach this service.
+    """
+    ReserveWithdrawal: _grpc.UnaryUnaryMultiCallable[_risk_internal_service_pb2.ReserveWithdrawalRequest, _risk_internal_service_pb2.ReserveWithdrawalResponse]
+    """Reserves a withdrawal against the account's withdrawable amount, for the account service
+    before it debits the ledger (in the same transaction, holding the account's balance lock).
+    Withdrawable is the smaller of the balance and the free margin from live prices, less what
+    is already reserved: the margin of orders approved and not yet filled or ended, and
+    withdrawals reserved and not yet seen in the ledger. Checks and reservations are made one
+    at a time, so racing orders and withdrawals cannot together spend the same free margin.
+
+    An approved reservation holds the amount until the ledger entry of the withdrawal
+    (LedgerEntry.withdrawal_id) reaches the risk service, or until it lapses (a minute) when the
+    debit was never committed. Reserving the same withdrawal_id again replaces the reservation,
+    so a retry does not count twice. A refusal is a normal response with approved = false and
+    reject_reason INSUFFICIENT_FUNDS. Errors: NOT_FOUND when the risk service does not know the
+    account; UNAVAILABLE (DEPENDENCY_UNAVAILABLE) when its group is not known yet.
+    """
+    GetAccountFigures: _grpc.UnaryUnaryMultiCallable[_risk_internal_service_pb2.GetAccountFiguresRequest, _risk_internal_service_pb2.GetAccountFiguresResponse]
+    """The account's current figures (the same as RiskService.GetAccountRisk), for the account
+    service's GetAccount: one source of truth for equity, margin and withdrawable.
+
+    Errors: NOT_FOUND when the risk service does not know the account (yet).
     """
 
 @_typing.type_check_only
@@ -86,10 +108,32 @@ class RiskInternalServiceAsyncStub(RiskInternalServiceStub):
     placed and again when it triggers (purpose TRIGGER).
 
     A refusal is a normal response with approved = false, never an RPC error. The call has no
-    side effects other than recording the decision (check_id), so it is safe to retry. When the
+    side effects other than recording the decision (check_id) and, with reserve_margin, holding
+    the approved order's margin (replaced, not added, by a retry), so it is safe to retry. When the
     check cannot be made (e.g. no price: PRICE_UNAVAILABLE is returned as a refusal), the OMS
     rejects the order; the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it
     cannot reach this service.
+    """
+    ReserveWithdrawal: _aio.UnaryUnaryMultiCallable[_risk_internal_service_pb2.ReserveWithdrawalRequest, _risk_internal_service_pb2.ReserveWithdrawalResponse]  # type: ignore[assignment]
+    """Reserves a withdrawal against the account's withdrawable amount, for the account service
+    before it debits the ledger (in the same transaction, holding the account's balance lock).
+    Withdrawable is the smaller of the balance and the free margin from live prices, less what
+    is already reserved: the margin of orders approved and not yet filled or ended, and
+    withdrawals reserved and not yet seen in the ledger. Checks and reservations are made one
+    at a time, so racing orders and withdrawals cannot together spend the same free margin.
+
+    An approved reservation holds the amount until the ledger entry of the withdrawal
+    (LedgerEntry.withdrawal_id) reaches the risk service, or until it lapses (a minute) when the
+    debit was never committed. Reserving the same withdrawal_id again replaces the reservation,
+    so a retry does not count twice. A refusal is a normal response with approved = false and
+    reject_reason INSUFFICIENT_FUNDS. Errors: NOT_FOUND when the risk service does not know the
+    account; UNAVAILABLE (DEPENDENCY_UNAVAILABLE) when its group is not known yet.
+    """
+    GetAccountFigures: _aio.UnaryUnaryMultiCallable[_risk_internal_service_pb2.GetAccountFiguresRequest, _risk_internal_service_pb2.GetAccountFiguresResponse]  # type: ignore[assignment]
+    """The account's current figures (the same as RiskService.GetAccountRisk), for the account
+    service's GetAccount: one source of truth for equity, margin and withdrawable.
+
+    Errors: NOT_FOUND when the risk service does not know the account (yet).
     """
 
 class RiskInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -120,10 +164,44 @@ class RiskInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         placed and again when it triggers (purpose TRIGGER).
 
         A refusal is a normal response with approved = false, never an RPC error. The call has no
-        side effects other than recording the decision (check_id), so it is safe to retry. When the
+        side effects other than recording the decision (check_id) and, with reserve_margin, holding
+        the approved order's margin (replaced, not added, by a retry), so it is safe to retry. When the
         check cannot be made (e.g. no price: PRICE_UNAVAILABLE is returned as a refusal), the OMS
         rejects the order; the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it
         cannot reach this service.
+        """
+
+    @_abc_1.abstractmethod
+    def ReserveWithdrawal(
+        self,
+        request: _risk_internal_service_pb2.ReserveWithdrawalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_internal_service_pb2.ReserveWithdrawalResponse, _abc.Awaitable[_risk_internal_service_pb2.ReserveWithdrawalResponse]]:
+        """Reserves a withdrawal against the account's withdrawable amount, for the account service
+        before it debits the ledger (in the same transaction, holding the account's balance lock).
+        Withdrawable is the smaller of the balance and the free margin from live prices, less what
+        is already reserved: the margin of orders approved and not yet filled or ended, and
+        withdrawals reserved and not yet seen in the ledger. Checks and reservations are made one
+        at a time, so racing orders and withdrawals cannot together spend the same free margin.
+
+        An approved reservation holds the amount until the ledger entry of the withdrawal
+        (LedgerEntry.withdrawal_id) reaches the risk service, or until it lapses (a minute) when the
+        debit was never committed. Reserving the same withdrawal_id again replaces the reservation,
+        so a retry does not count twice. A refusal is a normal response with approved = false and
+        reject_reason INSUFFICIENT_FUNDS. Errors: NOT_FOUND when the risk service does not know the
+        account; UNAVAILABLE (DEPENDENCY_UNAVAILABLE) when its group is not known yet.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccountFigures(
+        self,
+        request: _risk_internal_service_pb2.GetAccountFiguresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_internal_service_pb2.GetAccountFiguresResponse, _abc.Awaitable[_risk_internal_service_pb2.GetAccountFiguresResponse]]:
+        """The account's current figures (the same as RiskService.GetAccountRisk), for the account
+        service's GetAccount: one source of truth for equity, margin and withdrawable.
+
+        Errors: NOT_FOUND when the risk service does not know the account (yet).
         """
 
 def add_RiskInternalServiceServicer_to_server(servicer: RiskInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

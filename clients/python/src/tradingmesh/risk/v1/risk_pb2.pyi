@@ -141,6 +141,7 @@ class AccountRisk(_message.Message):
     LEVERAGE_FIELD_NUMBER: _builtins.int
     OPEN_POSITION_COUNT_FIELD_NUMBER: _builtins.int
     COMPUTED_TIME_FIELD_NUMBER: _builtins.int
+    WITHDRAWABLE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The account (UUID)."""
     currency: _builtins.str
@@ -175,6 +176,11 @@ class AccountRisk(_message.Message):
     """The account's leverage, e.g. 100 for 1:100."""
     open_position_count: _builtins.int
     """The number of open positions."""
+    withdrawable: _builtins.str
+    """The amount that can be withdrawn now: the smaller of balance and free_margin, never below
+    zero. The same figure as AccountSummary.withdrawable; a withdrawal is also checked against
+    the margin of orders being executed and withdrawals being booked at that moment.
+    """
     @_builtins.property
     def computed_time(self) -> _timestamp_pb2.Timestamp:
         """When these figures were computed: the margin watcher's last pass over the account, at most a
@@ -198,10 +204,11 @@ class AccountRisk(_message.Message):
         leverage: _builtins.int = ...,
         open_position_count: _builtins.int = ...,
         computed_time: _timestamp_pb2.Timestamp | None = ...,
+        withdrawable: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_time", b"computed_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "balance", b"balance", "computed_time", b"computed_time", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "open_position_count", b"open_position_count", "status", b"status", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "balance", b"balance", "computed_time", b"computed_time", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "leverage", b"leverage", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "open_position_count", b"open_position_count", "status", b"status", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin", "withdrawable", b"withdrawable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
