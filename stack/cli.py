@@ -3,7 +3,13 @@
 tradingmesh up [--name dev] [--base-port 17000] [--detach] [--no-services]
 tradingmesh status [--name dev] [--json]
 tradingmesh down [--name dev] [--purge]
-tradingmesh logs [--name dev] [component]
+tradingmesh logs [--name dev] [component | fix | FIX session]
+
+`logs` with no argument prints the last lines of every component's log and FIX session log;
+`logs oms` prints a component's log; `logs fix` the last lines of every FIX session log (one per
+session and side: pricing's and the OMS's initiators, the LP simulators' acceptors; every
+message in and out, passwords redacted, and every logout, reject and resend with its reason);
+`logs TRADINGMESH-LP-ALPHA` (or `FIX.4.4-TRADINGMESH-LP-ALPHA`) one session's whole log.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from stack.health import ComponentFailedError
@@ -53,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     stop = with_name(commands.add_parser("down", help="stop every process of the stack"))
     stop.add_argument("--purge", action="store_true", help="also delete its data and logs")
 
-    logs = with_name(commands.add_parser("logs", help="print a component's log"))
-    logs.add_argument("component", nargs="?", help="e.g. postgres, oms, envoy (default: all)")
+    logs = with_name(commands.add_parser("logs", help="print a component's or FIX session's log"))
+    logs.add_argument(
+        "component",
+        nargs="?",
+        help="e.g. postgres, oms, envoy; `fix` for every FIX session log, or one FIX session,"
+        " e.g. TRADINGMESH-LP-ALPHA (default: all)",
+    )
     return parser
 
 
@@ -185,20 +197,45 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fix_session_logs(paths: StackPaths) -> dict[str, Path]:
+    """Every FIX session log by session name, e.g. FIX.4.4-TRADINGMESH-LP-ALPHA."""
+    return {p.stem: p for p in sorted(paths.fix_logs.glob("*.log"))}
+
+
+def _tails(logs: dict[str, Path], lines: int) -> None:
+    for name, path in logs.items():
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"==> {name} ({path}) <==")
+        print("\n".join(tail), end="\n\n")
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     paths = StackPaths.for_name(args.name)
+    components = {p.stem: p for p in sorted(paths.logs.glob("*.log"))}
+    sessions = _fix_session_logs(paths)
+    if args.component == "fix":
+        if not sessions:
+            print(f"no FIX session log yet in {paths.fix_logs}", file=sys.stderr)
+            return 1
+        _tails(sessions, 20)
+        return 0
     if args.component:
-        path = paths.log(args.component)
-        if not path.is_file():
-            known = sorted(p.stem for p in paths.logs.glob("*.log"))
-            print(f"no log for {args.component!r}; known: {', '.join(known)}", file=sys.stderr)
+        path = (
+            components.get(args.component)
+            or sessions.get(args.component)
+            or sessions.get(f"FIX.4.4-{args.component}")
+        )
+        if path is None:
+            print(
+                f"no log for {args.component!r}; components: {', '.join(components)}; FIX"
+                f" sessions: {', '.join(sessions) or '(none yet)'} (or `fix` for all of them)",
+                file=sys.stderr,
+            )
             return 1
         sys.stdout.write(path.read_text(errors="replace"))
         return 0
-    for path in sorted(paths.logs.glob("*.log")):
-        lines = path.read_text(errors="replace").splitlines()[-10:]
-        print(f"==> {path.stem} ({path}) <==")
-        print("\n".join(lines), end="\n\n")
+    _tails(components, 10)
+    _tails({f"fix/{name}": path for name, path in sessions.items()}, 10)
     return 0
 
 

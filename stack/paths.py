@@ -50,6 +50,12 @@ class StackPaths:
         return self.logs / f"{component}.log"
 
     @property
+    def fix_logs(self) -> Path:
+        """The FIX session logs of every process (services/platform/fix_log.py), one file per
+        session, e.g. `FIX.4.4-TRADINGMESH-LP-ALPHA.log` (`TM_FIX_LOG_DIR`)."""
+        return self.logs / "fix"
+
+    @property
     def postgres_data(self) -> Path:
         return self.root / "postgres" / "data"
 
@@ -105,6 +111,7 @@ class StackPaths:
             os.chmod(self.root, 0o710)
         for private in (
             self.logs,
+            self.fix_logs,
             self.redis_dir,
             self.nats_dir,
             self.openbao_dir,

@@ -8,11 +8,18 @@ each LP's credentials from Vault (`secret/tradingmesh/lp/<lp>`) into the Logon (
 every other callback to the owner (`SessionOwner`). The sessions differ in their SenderCompID and
 their message store: pricing's keeps no messages and resets sequence numbers at each logon,
 the OMS's keeps both, so that an execution report is never lost across a restart.
+
+Every session has a FIX session log (services/platform/fix_log.py): each message in and out
+(market data refreshes only with `TM_FIX_LOG_MARKET_DATA=Y`), passwords redacted, in
+`TM_FIX_LOG_DIR` (the stack's `logs/fix/`), else in a `log` folder in the message store; and
+every logout, reject (35=3, 35=j, 35=Y), resend request and sequence reset, either way, is one
+clear line with its reason in the session log and the process's log.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from typing import Final, Protocol
 
 import quickfix as fix
 
+from services.platform.fix_log import SessionLog, record, session_log
 from services.platform.secrets import Secret
 
 __all__ = [
@@ -34,6 +42,8 @@ __all__ = [
     "initiator_settings",
     "parse_fix_time",
 ]
+
+log = logging.getLogger(__name__)
 
 BEGIN_STRING: Final = "FIX.4.4"
 MSG_TYPE: Final = 35
@@ -138,21 +148,31 @@ class SessionOwner(Protocol):
 
     def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None: ...
 
+    def on_session_reject(self, message: fix.Message, session: fix.SessionID) -> None: ...
+
 
 class LpApplication(fix.Application):  # type: ignore[misc]
-    """QuickFIX callbacks: logon credentials here, everything else to the owner."""
+    """QuickFIX callbacks: logon credentials and the session log here, everything else to the
+    owner."""
 
-    def __init__(self, owner: SessionOwner) -> None:
+    def __init__(self, owner: SessionOwner, session_log: SessionLog | None = None) -> None:
         super().__init__()
         self.owner = owner
+        self.session_log = session_log
+
+    def _event(self, session: fix.SessionID, text: str) -> None:
+        if self.session_log is not None:
+            self.session_log.event(session, text)
 
     def onCreate(self, session: fix.SessionID) -> None:  # noqa: N802 (QuickFIX's names)
-        pass
+        self._event(session, "session created")
 
     def onLogon(self, session: fix.SessionID) -> None:  # noqa: N802
+        self._event(session, "logged on")
         self.owner.on_logon(session)
 
     def onLogout(self, session: fix.SessionID) -> None:  # noqa: N802
+        self._event(session, "logged out")
         self.owner.on_logout(session)
 
     def toAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
@@ -160,17 +180,23 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             username, password = self.owner.credentials(session)
             message.setField(fix.StringField(USERNAME, username))
             message.setField(fix.StringField(PASSWORD, password.reveal()))
+        record(log, self.session_log, message, session, incoming=False)  # password redacted
 
     def fromAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        if get_field(message.getHeader(), MSG_TYPE) == fix.MsgType_Logout:
+        record(log, self.session_log, message, session, incoming=True)
+        msg_type = get_field(message.getHeader(), MSG_TYPE)
+        if msg_type == fix.MsgType_Logout:
             text = get_field(message, TEXT)
             if text:
                 self.owner.on_error(session, text)
+        elif msg_type == fix.MsgType_Reject:
+            self.owner.on_session_reject(message, session)
 
     def toApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        pass
+        record(log, self.session_log, message, session, incoming=False)
 
     def fromApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        record(log, self.session_log, message, session, incoming=True)
         self.owner.on_app_message(message, session)
 
 
@@ -184,10 +210,13 @@ class InitiatorSessions(abc.ABC):
         credentials: dict[str, tuple[str, Secret]],
         settings: fix.SessionSettings,
     ) -> None:
+        """The session logs go to `TM_FIX_LOG_DIR`, else to `log` in the message store."""
         self.endpoints = {e.target_comp_id: e for e in endpoints}
         self._credentials_by_lp = credentials
         self._settings = settings
-        self._app = LpApplication(self)
+        store = Path(settings.get().getString("FileStorePath"))
+        self.session_log = session_log(store / "log")
+        self._app = LpApplication(self, self.session_log)
         self._initiator: fix.SocketInitiator | None = None
 
     def start(self) -> None:
@@ -202,6 +231,7 @@ class InitiatorSessions(abc.ABC):
         if self._initiator is not None:
             self._initiator.stop()
             self._initiator = None
+        self.session_log.close()
 
     def lp_of(self, session: fix.SessionID) -> str:
         return self.endpoints[session.getTargetCompID().getValue()].lp
@@ -220,3 +250,9 @@ class InitiatorSessions(abc.ABC):
 
     @abc.abstractmethod
     def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None: ...
+
+    def on_session_reject(  # noqa: B027 (an optional hook: most owners need nothing)
+        self, message: fix.Message, session: fix.SessionID
+    ) -> None:
+        """A session-level Reject (35=3) from the LP, already logged with its reason; a
+        subclass that sent what it refers to (RefSeqNum) overrides this to act on it."""

@@ -278,6 +278,7 @@ def nearest_rank(ordered: Sequence[timedelta], percent: int) -> timedelta:
 @dataclass
 class _Activity:
     quotes: int = 0
+    logons: int = -1  # the session (its logon count) the quotes are counted for
     last_quote_at: datetime | None = None
     delays: deque[tuple[datetime, timedelta]] = field(default_factory=deque)
 
@@ -309,8 +310,12 @@ class LpActivity:
             self._prune(self._of(lp), quotes[-1].received_at)
 
     def on_state(self, status: LpStatus) -> None:
-        if status.state is SessionState.LOGGED_ON:
-            self._of(status.lp).quotes = 0  # counted per session
+        activity = self._of(status.lp)
+        # Counted per session: a new logon starts again (a change of market data health
+        # within the session, reported too, does not).
+        if status.state is SessionState.LOGGED_ON and status.logons != activity.logons:
+            activity.logons = status.logons
+            activity.quotes = 0
 
     def _prune(self, activity: _Activity, now: datetime) -> None:
         oldest = now - self.window
@@ -341,13 +346,19 @@ def liquidity_provider(
     now: datetime,
 ) -> pricing_pb2.LiquidityProvider:
     """The contract's view of one LP session. `subscribed` and `stale` count instruments; both
-    are 0 while the session is not logged on (nothing is subscribed then)."""
+    are 0 while the session is not logged on (nothing is subscribed then). CONNECTED means
+    logged on with market data subscribed: a session whose LP refuses its market data or sends
+    none is CONNECTING (the gateway subscribes again with back-off), with the reason as its
+    last error."""
+    state = _SESSION_STATE[status.state]
+    if status.state is SessionState.LOGGED_ON and not status.serving:
+        state = pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTING
     provider = pricing_pb2.LiquidityProvider(
         id=status.lp,
         name=status.lp,  # no display names are configured; the id is the name
         fix_session_id=f"FIX.4.4:TRADINGMESH->{status.lp.upper()}",
-        session_state=_SESSION_STATE[status.state],
-        last_error="" if status.state is SessionState.LOGGED_ON else status.last_error,
+        session_state=state,
+        last_error="" if status.serving else status.last_error,
         quote_count=activity.quote_count(status.lp),
         subscribed_instrument_count=subscribed,
         stale_instrument_count=stale,

@@ -43,6 +43,12 @@ LP_UP = Gauge(
     ["lp"],
     registry=REGISTRY,
 )
+LP_SERVING = Gauge(
+    "tradingmesh_pricing_lp_serving",
+    "1 while the LP's session is logged on and its market data neither refused nor silent",
+    ["lp"],
+    registry=REGISTRY,
+)
 EXPIRE_INTERVAL = 0.1
 
 
@@ -89,6 +95,7 @@ class PriceFeed:
     def on_state(self, status: LpStatus) -> None:
         up = status.state is SessionState.LOGGED_ON
         LP_UP.labels(status.lp).set(1 if up else 0)
+        LP_SERVING.labels(status.lp).set(1 if status.serving else 0)
         if up:
             self.engine.lp_up(status.lp)
         else:

@@ -9,6 +9,14 @@ subscribed at once (`subscribe`). The LP answers with a snapshot per instrument,
 refreshes.
 Each FIX message becomes a batch of `LpQuote`s handed to the event loop in one step.
 
+A logged-on LP serves only while its market data does (services/pricing/lp_health.py): when
+every symbol asked is refused (MarketDataRequestReject 35=Y, a Business Message Reject 35=j or a
+session Reject 35=3 of our MarketDataRequest), or nothing arrives for `silence_seconds`
+(`TM_PRICING_LP_SILENCE_S`, default 5), the LP is reported not serving with the reason (its gRPC
+health entry, the LP listing's state CONNECTING and last error, `tradingmesh_pricing_lp_serving`),
+the reason is logged, and a watchdog thread subscribes again (cancelling what is still open) after
+a back-off of 1 s doubling to 15 s, until prices flow again.
+
 Credentials come from Vault (`secret/tradingmesh/lp/<lp>`, `username` and `password`) and go into
 the Logon (553/554). `PersistMessages=N`: the message store holds sequence numbers only, so the
 logon, with its password, is never written to disk; what we send is gap-filled on a resend
@@ -24,6 +32,7 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +42,7 @@ from pathlib import Path
 
 import quickfix as fix
 import quickfix44 as fix44
+from prometheus_client import Counter
 
 from services.platform.fix import (
     InitiatorSessions,
@@ -41,7 +51,9 @@ from services.platform.fix import (
     initiator_settings,
     parse_fix_time,
 )
+from services.platform.metrics import REGISTRY
 from services.platform.secrets import Secret
+from services.pricing.lp_health import SERVING, FeedHealth, FeedState, Tick
 from services.pricing.model import LpQuote
 
 log = logging.getLogger(__name__)
@@ -51,8 +63,33 @@ SENDER_COMP_ID = "TRADINGMESH"
 MSG_TYPE, MSG_SEQ_NUM, SENDING_TIME, SYMBOL, TEXT = 35, 34, 52, 55, 58
 MD_REQ_ID, NO_MD_ENTRIES, MD_ENTRY_TYPE, MD_ENTRY_PX, MD_ENTRY_SIZE = 262, 268, 269, 270, 271
 MD_UPDATE_ACTION = 279
+REF_MSG_TYPE, BUSINESS_REJECT_REF_ID = 372, 379
 BID, OFFER = "0", "1"
 DELETE = "2"
+SUBSCRIBE, UNSUBSCRIBE = "1", "2"
+
+SILENCE_SECONDS = 5.0
+RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 1.0, 15.0
+WATCH_SECONDS = 0.5  # how often the watchdog looks at every LP's market data
+
+MD_REFUSALS = Counter(
+    "tradingmesh_pricing_lp_market_data_refusals",
+    "market data requests an LP refused (35=Y, or 35=j / 35=3 referring to a MarketDataRequest)",
+    ["lp"],
+    registry=REGISTRY,
+)
+MD_SILENCES = Counter(
+    "tradingmesh_pricing_lp_market_data_silences",
+    "times an LP's market data was found silent (nothing for the silence limit)",
+    ["lp"],
+    registry=REGISTRY,
+)
+MD_RETRIES = Counter(
+    "tradingmesh_pricing_lp_market_data_retries",
+    "market data subscriptions sent again after a refusal or a silence",
+    ["lp"],
+    registry=REGISTRY,
+)
 
 
 class SessionState(Enum):
@@ -71,6 +108,12 @@ class LpStatus:
     last_error: str = ""
     last_quote_at: datetime | None = None
     logons: int = 0
+    feed: FeedState = FeedState.WAITING  # its market data, while logged on
+
+    @property
+    def serving(self) -> bool:
+        """Logged on, and its market data neither refused nor silent."""
+        return self.state is SessionState.LOGGED_ON and self.feed in SERVING
 
 
 @dataclass
@@ -103,6 +146,8 @@ class LpGateway(InitiatorSessions):
         on_state: StateSink,
         reconnect_seconds: int = 2,
         heartbeat_seconds: int = 10,
+        silence_seconds: float = SILENCE_SECONDS,
+        retry_seconds: tuple[float, float] = (RETRY_MIN_SECONDS, RETRY_MAX_SECONDS),
     ) -> None:
         super().__init__(
             endpoints,
@@ -127,7 +172,27 @@ class LpGateway(InitiatorSessions):
         self._logged_on: dict[str, fix.SessionID] = {}  # lp -> its session, while logged on
         # Per LP, this session's open requests: MDReqID -> the symbols it asked for.
         self._requests: dict[str, dict[str, list[str]]] = {e.lp: {} for e in endpoints}
+        # Per LP, requests we cancelled (re-subscribing): an answer to one is not news.
+        self._cancelled: dict[str, set[str]] = {e.lp: set() for e in endpoints}
         self._request_ids = itertools.count(1)
+        self._health = {
+            e.lp: FeedHealth(silence_seconds, retry_seconds[0], retry_seconds[1]) for e in endpoints
+        }
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        self._stopping.clear()
+        self._watchdog = threading.Thread(target=self._watch, name="lp-md-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=2)
+            self._watchdog = None
+        super().stop()
 
     # -- callbacks (QuickFIX threads) ----------------------------------------------------------
 
@@ -139,9 +204,22 @@ class LpGateway(InitiatorSessions):
             if state is SessionState.LOGGED_ON:
                 status.logons += 1
                 status.last_error = ""
+                status.feed = FeedState.WAITING
             elif error:
                 status.last_error = error
             snapshot = LpStatus(**vars(status))
+        self.loop.call_soon_threadsafe(self.on_state, snapshot)
+
+    def _feed_changed(self, lp: str) -> None:
+        """Reports the LP's market data health (the caller holds `_lock`): serving or not, and
+        why not."""
+        status, health = self.status[lp], self._health[lp]
+        was_serving = status.serving
+        status.feed = health.state
+        if status.serving != was_serving:
+            status.state_changed_at = datetime.now(UTC)
+        status.last_error = health.reason
+        snapshot = LpStatus(**vars(status))
         self.loop.call_soon_threadsafe(self.on_state, snapshot)
 
     def on_logon(self, session: fix.SessionID) -> None:
@@ -149,6 +227,8 @@ class LpGateway(InitiatorSessions):
         with self._lock:
             self._books[lp] = {}
             self._requests[lp] = {}  # a new session: the old one's requests are gone with it
+            self._cancelled[lp] = set()
+            self._health[lp].logged_on(time.monotonic())
         self._set_state(lp, SessionState.LOGGED_ON)
         log.info("LP session logged on", extra={"lp": lp})
         with self._lock:
@@ -186,28 +266,105 @@ class LpGateway(InitiatorSessions):
             self._requests[self.lp_of(session)][request_id] = list(symbols)
         fix.Session.sendToTarget(_market_data_request(request_id, symbols), session)
 
-    def _on_refused(self, session: fix.SessionID, message: fix.Message) -> None:
+    def _on_refused(self, session: fix.SessionID, request_id: str | None, text: str) -> None:
+        """The LP refused a market data request: `request_id`'s, or (None) the subscription
+        as a whole, when the refusal names no request (a session Reject, a Business Message
+        Reject without BusinessRejectRefID)."""
+        lp = self.lp_of(session)
         with self._lock:
-            symbols = self._requests[self.lp_of(session)].pop(
-                get_field(message, MD_REQ_ID) or "", []
-            )
-        text = get_field(message, TEXT) or ""
-        if len(symbols) > 1:
+            requests = self._requests[lp]
+            if request_id is not None and request_id in self._cancelled[lp]:
+                return  # the answer to a request we cancelled: nothing changes
+            if request_id is None:
+                symbols = [s for asked in requests.values() for s in asked]
+                requests.clear()
+            elif request_id in requests:
+                symbols = requests.pop(request_id)
+            else:
+                log.warning(
+                    "LP refused a market data request we do not know",
+                    extra={"lp": lp, "md_req_id": request_id, "error": text},
+                )
+                return
+            MD_REFUSALS.labels(lp).inc()
+            everything = (not requests and len(symbols) <= 1) or request_id is None
+            if everything:
+                self._health[lp].refused(f"market data refused: {text}", time.monotonic())
+                self._feed_changed(lp)
+        if request_id is not None and len(symbols) > 1:
             # One symbol the LP does not quote refuses the whole request: ask for each alone.
             log.warning(
                 "LP refused the market data request; asking per symbol",
-                extra={"lp": self.lp_of(session), "error": text},
+                extra={"lp": lp, "error": text},
             )
             for symbol in symbols:
                 self._request(session, [symbol])
+        elif everything:
+            log.warning(
+                "LP refused market data for every symbol: not serving; will ask again",
+                extra={"lp": lp, "error": text},
+            )
         else:
             self.on_error(session, f"market data refused: {text}")
+
+    def on_session_reject(self, message: fix.Message, session: fix.SessionID) -> None:
+        if get_field(message, REF_MSG_TYPE) == fix.MsgType_MarketDataRequest:
+            self._on_refused(session, None, get_field(message, TEXT) or "session reject")
+
+    # -- the watchdog (its own thread) ---------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_SECONDS):
+            for lp in list(self._health):
+                self.check(lp, time.monotonic())
+
+    def check(self, lp: str, now: float) -> None:
+        """Finds the LP's market data silent, or subscribes again when its back-off is over."""
+        with self._lock:
+            session = self._logged_on.get(lp)
+            if session is None:
+                return
+            health = self._health[lp]
+            tick = health.tick(now)
+            if tick is Tick.CHANGED:
+                MD_SILENCES.labels(lp).inc()
+                self._feed_changed(lp)
+                log.warning(
+                    "LP market data silent: not serving; will ask again",
+                    extra={"lp": lp, "error": health.reason},
+                )
+                return
+            if tick is not Tick.RETRY:
+                return
+            health.resubscribed(now)
+            open_requests = dict(self._requests[lp])
+            self._requests[lp].clear()
+            self._cancelled[lp].update(open_requests)
+            symbols = list(self.symbols)
+        MD_RETRIES.labels(lp).inc()
+        log.info(
+            "asking the LP for market data again",
+            extra={"lp": lp, "symbols": len(symbols), "cancelled": len(open_requests)},
+        )
+        for request_id, asked in open_requests.items():
+            fix.Session.sendToTarget(_market_data_request(request_id, asked, UNSUBSCRIBE), session)
+        self._request(session, symbols)
 
     def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
         header = message.getHeader()
         msg_type = get_field(header, MSG_TYPE)
         if msg_type == fix.MsgType_MarketDataRequestReject:
-            self._on_refused(session, message)
+            self._on_refused(
+                session, get_field(message, MD_REQ_ID) or "", get_field(message, TEXT) or ""
+            )
+            return
+        if msg_type == fix.MsgType_BusinessMessageReject:
+            if get_field(message, REF_MSG_TYPE) == fix.MsgType_MarketDataRequest:
+                self._on_refused(
+                    session,
+                    get_field(message, BUSINESS_REJECT_REF_ID),
+                    get_field(message, TEXT) or "business message reject",
+                )
             return
         if msg_type not in (
             fix.MsgType_MarketDataSnapshotFullRefresh,
@@ -264,14 +421,22 @@ class LpGateway(InitiatorSessions):
                 )
             if quotes:
                 self.status[lp].last_quote_at = received_at
+            if self._health[lp].data(time.monotonic()):
+                if self.status[lp].feed is not FeedState.WAITING:
+                    log.info("LP market data flowing again", extra={"lp": lp})
+                self._feed_changed(lp)
         if quotes or snapshot:
             self.loop.call_soon_threadsafe(self.on_quotes, quotes)
 
 
-def _market_data_request(request_id: str, symbols: Sequence[str]) -> fix.Message:
+def _market_data_request(
+    request_id: str, symbols: Sequence[str], kind: str = SUBSCRIBE
+) -> fix.Message:
+    """A subscription (snapshot + updates, top of book, incremental) or, with UNSUBSCRIBE, its
+    cancellation (the same MDReqID and symbols)."""
     request = fix44.MarketDataRequest()
     request.setField(fix.StringField(MD_REQ_ID, request_id))
-    request.setField(fix.StringField(263, "1"))  # snapshot + updates
+    request.setField(fix.StringField(263, kind))  # 1: snapshot + updates; 2: unsubscribe
     request.setField(fix.StringField(264, "1"))  # top of book
     request.setField(fix.StringField(265, "1"))  # incremental refresh
     for entry_type in (BID, OFFER):

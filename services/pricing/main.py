@@ -4,6 +4,8 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_PRICING_LPS                 the LPs to connect to: `lp-alpha=127.0.0.1:17060,...`;
                                    empty: no LP (prices come from nowhere)
     TM_PRICING_MAX_QUOTE_AGE_MS    an LP quote older than this no longer counts (default 2000)
+    TM_PRICING_LP_SILENCE_S        a logged-on LP that sends no market data for this long is not
+                                   serving, and is asked again (default 5; gateway.py)
     TM_DATA_DIR                    a writable directory for the FIX session store (sequence
                                    numbers only); default: a temporary directory
     TM_PRICING_TICK_RETENTION_DAYS days of LP ticks and published prices kept (default 7)
@@ -32,7 +34,7 @@ from services.pricing.admin import LpActivity, PricingAdmin
 from services.pricing.candles import CandleJob, CandleStore
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
-from services.pricing.gateway import LpGateway, LpStatus, SessionState
+from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
 from services.pricing.reference import Reference
 from services.pricing.ticks import TickWriter
@@ -46,16 +48,22 @@ class PricingConfig:
     lps: list[LpEndpoint]
     max_quote_age: timedelta
     data_dir: Path
+    lp_silence_seconds: float = SILENCE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> PricingConfig:
         try:
             lps = LpEndpoint.parse_list(environ.get("TM_PRICING_LPS", ""))
             age_ms = int(environ.get("TM_PRICING_MAX_QUOTE_AGE_MS", "2000"))
+            silence = float(environ.get("TM_PRICING_LP_SILENCE_S", str(SILENCE_SECONDS)))
         except ValueError as error:
             raise SystemExit(f"pricing: {error}") from None
+        if not 0 < silence <= 3600:
+            raise SystemExit(
+                f"pricing: TM_PRICING_LP_SILENCE_S must be in (0, 3600], not {silence}"
+            )
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-pricing-")
-        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir))
+        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir), silence)
 
 
 def lp_health_name(lp: str) -> str:
@@ -145,6 +153,7 @@ class PricingRuntime:
                 asyncio.get_running_loop(),
                 _both(activity.on_quotes, feed.on_quotes),
                 _both(activity.on_state, feed.on_state),
+                silence_seconds=self.config.lp_silence_seconds,
             )
             self.gateway.start()
 
@@ -163,7 +172,8 @@ class PricingRuntime:
             asyncio.get_running_loop().create_task(self._report(status))
 
     async def _report(self, status: LpStatus) -> None:
-        serving = status.state is SessionState.LOGGED_ON
+        # SERVING while logged on with market data that is neither refused nor silent.
+        serving = status.serving
         await self.health.set(
             lp_health_name(status.lp),
             health_pb2.HealthCheckResponse.SERVING

@@ -13,9 +13,19 @@
     TM_LPSIM_CLIENTS       the SenderCompIDs its clients log on with, comma-separated
                            (default TRADINGMESH; the stack adds TRADINGMESH-QA for tests and
                            benchmarks, so they can connect while the platform is connected)
+    TM_LPSIM_PERSONALITY   its dialect at start, traits comma-separated, e.g.
+                           `limit-only,status-bmr` (simulators/lp/personality.py; default:
+                           none, the standard behaviour); the control port can change it
+    TM_FIX_LOG_DIR         where its FIX session logs go, one file per session
+                           (services/platform/fix_log.py); default: `fix-log` in the working
+                           directory; TM_FIX_LOG_MARKET_DATA=Y logs market data refreshes too
 
 Its FIX message store lives in the working directory, so sequence numbers survive a restart and
 a reconnecting client can ask for a resend. SIGTERM stops it (logging out every session).
+
+QuickFIX validates what arrives against FIX 4.4 (required fields, values, formats) but leniently
+otherwise (fields out of order, empty values, user-defined and unknown fields pass), as many LPs
+do; the `strict-dictionary` trait adds those checks at run time.
 """
 
 from __future__ import annotations
@@ -32,17 +42,20 @@ from types import FrameType
 
 import quickfix as fix
 
+from services.platform.fix_log import session_log
 from simulators.lp.catalogue import CATALOGUE
 from simulators.lp.control import Controls, serve
 from simulators.lp.fix import Credentials, LpApplication
 from simulators.lp.market import Market, Profile
+from simulators.lp.personality import Personality, UnknownTraitError
+from simulators.lp.rejects import dictionary_path
 
 BEGIN_STRING = "FIX.4.4"
 
 
 def data_dictionary() -> Path:
     """FIX44.xml, which the quickfix package installs under <prefix>/share/quickfix."""
-    path = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+    path = dictionary_path()
     if not path.is_file():
         raise SystemExit(f"lpsim: {path} is missing (is the quickfix package installed?)")
     return path
@@ -58,6 +71,11 @@ def session_settings(name: str, port: int, clients: list[str], store: Path) -> f
     defaults.setString("EndTime", "00:00:00")  # a 24-hour session
     defaults.setString("UseDataDictionary", "Y")
     defaults.setString("DataDictionary", str(data_dictionary()))
+    # Lenient beyond the dictionary's types, values and required fields (see above).
+    defaults.setString("ValidateFieldsOutOfOrder", "N")
+    defaults.setString("ValidateFieldsHaveValues", "N")
+    defaults.setString("ValidateUserDefinedFields", "N")
+    defaults.setString("AllowUnknownMsgFields", "Y")
     defaults.setString("TimestampPrecision", "6")
     defaults.setString("SocketNodelay", "Y")
     settings = fix.SessionSettings()
@@ -78,6 +96,9 @@ def main() -> None:
         name = env["TM_LPSIM_NAME"]
         port = int(env["TM_LPSIM_PORT"])
         credentials = Credentials(env["TM_LPSIM_USERNAME"], env["TM_LPSIM_PASSWORD"])
+        personality = Personality.from_text(env.get("TM_LPSIM_PERSONALITY", ""))
+    except UnknownTraitError as error:
+        raise SystemExit(f"lpsim: TM_LPSIM_PERSONALITY: {error}") from None
     except (KeyError, ValueError) as error:
         raise SystemExit(f"lpsim: missing or bad setting {error}") from None
     profile = Profile(
@@ -88,7 +109,8 @@ def main() -> None:
         fill_delay_ms=int(env.get("TM_LPSIM_FILL_DELAY_MS", "2")),
     )
     market = Market(CATALOGUE, profile)
-    app = LpApplication(market, credentials)
+    fix_log = session_log(Path.cwd() / "fix-log", env)
+    app = LpApplication(market, credentials, personality, fix_log)
     store = Path.cwd() / "fix-store"
     store.mkdir(exist_ok=True)
     clients = [
@@ -113,10 +135,11 @@ def main() -> None:
     orders.start()
     acceptor.start()
     logging.getLogger("lpsim").info(
-        "%s: FIX 4.4 acceptor on 127.0.0.1:%d, %s updates/s per instrument",
+        "%s: FIX 4.4 acceptor on 127.0.0.1:%d, %s updates/s per instrument, personality %s",
         name,
         port,
         profile.updates_per_second,
+        personality,
     )
     next_at = time.monotonic()
     while not stop.is_set():
@@ -131,6 +154,7 @@ def main() -> None:
     app.orders.put(None)
     acceptor.stop()
     orders.join(timeout=2)
+    fix_log.close()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@
                                     are executed but none of their execution reports is sent,
                                     the next M OrderStatusRequests get no answer (each 0..1000,
                                     either may be left out: unchanged); answers both counts
+    GET    /v1/personality          {"traits": ["limit-only", ...]}: the LP's dialect
+                                    (simulators/lp/personality.py; [] is the standard one)
+    PUT    /v1/personality          {"traits": ["limit-only", "status-bmr"]}: switch to it from
+                                    the next message on ([] clears it); answers the traits
+    GET    /v1/fills                {"fills": [{"client": "TRADINGMESH-OMS", "cl_ord_id": "...",
+                                    "symbol": "EURUSD", "side": "1", "quantity": "0.1",
+                                    "price": "1.08512", "fills": 1}, ...]}: the LP's own book of
+                                    what it filled, per client session and ClOrdID, oldest
+                                    first, reports sent or not; `?client=TRADINGMESH-OMS` or
+                                    `?cl_ord_id=...` narrow it
 
 Prices are decimal strings, as everywhere. A bad request gets 400 (404 for an unknown symbol)
 with {"error": "..."} and changes nothing. It is a simulator's test hook, not part of the
@@ -28,9 +38,14 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs, quote, urlsplit
 
 from simulators.lp.market import Market, Quote
+from simulators.lp.personality import Personality, UnknownTraitError
+
+if TYPE_CHECKING:
+    from simulators.lp.fix import Filled
 
 log = logging.getLogger("lpsim.control")
 
@@ -40,13 +55,19 @@ MAX_SILENCED = 1000
 
 
 class OrderDesk(Protocol):
-    """What executes the LP's orders (`fix.LpApplication`): it reads the delay per order, and
-    the silence switches (guarded by its `book_lock`) per order and per status request."""
+    """What executes the LP's orders (`fix.LpApplication`): it reads the delay per order, the
+    silence switches (guarded by its `book_lock`) per order and per status request, and its
+    personality per message; it keeps the book of what it filled."""
 
     fill_delay_ms: int
     silent_orders: int
     silent_status_requests: int
     book_lock: threading.Lock
+    personality: Personality
+
+    def set_personality(self, personality: Personality) -> None: ...
+
+    def filled(self) -> list[Filled]: ...
 
 
 class ControlRequestError(Exception):
@@ -85,6 +106,7 @@ class Controls:
             "silent_status_requests": (
                 str(self.orders.silent_status_requests) if self.orders is not None else ""
             ),
+            "personality": self.orders.personality.names() if self.orders is not None else [],
             "pins": {
                 s: {"bid": str(q.bid), "ask": str(q.ask), "size": str(q.ask_size)}
                 for s, q in pins.items()
@@ -149,6 +171,49 @@ class Controls:
                 "status_requests": str(self.orders.silent_status_requests),
             }
 
+    def personality(self) -> dict[str, Any]:
+        desk = self._desk()
+        return {"traits": desk.personality.names()}
+
+    def set_personality(self, body: dict[str, Any]) -> dict[str, Any]:
+        desk = self._desk()
+        traits = body.get("traits")
+        if not isinstance(traits, list) or not all(isinstance(t, str) for t in traits):
+            raise ControlRequestError('traits must be a list of trait names, e.g. ["limit-only"]')
+        try:
+            personality = Personality.parse(traits)
+        except UnknownTraitError as error:
+            raise ControlRequestError(str(error)) from None
+        desk.set_personality(personality)
+        return {"traits": personality.names()}
+
+    def fills(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        desk = self._desk()
+        unknown = sorted(set(query) - {"client", "cl_ord_id"})
+        if unknown:
+            raise ControlRequestError(f"unknown parameter {', '.join(unknown)}")
+        clients, ids = set(query.get("client", [])), set(query.get("cl_ord_id", []))
+        return {
+            "fills": [
+                {
+                    "client": f.client,
+                    "cl_ord_id": f.client_order_id,
+                    "symbol": f.symbol,
+                    "side": f.side,
+                    "quantity": str(f.quantity),
+                    "price": str(f.price),
+                    "fills": f.fills,
+                }
+                for f in desk.filled()
+                if (not clients or f.client in clients) and (not ids or f.client_order_id in ids)
+            ]
+        }
+
+    def _desk(self) -> OrderDesk:
+        if self.orders is None:
+            raise ControlRequestError("this LP has no order desk", HTTPStatus.NOT_FOUND)
+        return self.orders
+
 
 def _count(body: dict[str, Any], key: str) -> int:
     number = _decimal(body, key)
@@ -175,7 +240,15 @@ def serve(controls: Controls, port: int) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self._handle(lambda: controls.state() if self.path == "/v1/state" else None)
+            url = urlsplit(self.path)
+            if url.path == "/v1/state":
+                self._handle(controls.state)
+            elif url.path == "/v1/personality":
+                self._handle(controls.personality)
+            elif url.path == "/v1/fills":
+                self._handle(lambda: controls.fills(parse_qs(url.query)))
+            else:
+                self._handle(lambda: None)
 
         def do_PUT(self) -> None:
             if self.path == "/v1/rate":
@@ -184,6 +257,8 @@ def serve(controls: Controls, port: int) -> ThreadingHTTPServer:
                 self._handle(lambda: controls.set_fill_delay(self._body()))
             elif self.path == "/v1/silence":
                 self._handle(lambda: controls.set_silence(self._body()))
+            elif self.path == "/v1/personality":
+                self._handle(lambda: controls.set_personality(self._body()))
             elif self.path.startswith("/v1/pins/"):
                 symbol = self.path.removeprefix("/v1/pins/")
                 self._handle(lambda: controls.pin(symbol, self._body()))
@@ -267,6 +342,35 @@ class ControlClient:
         if status_requests is not None:
             body["status_requests"] = str(status_requests)
         self._call("PUT", "/v1/silence", body)
+
+    def personality(self) -> list[str]:
+        """The LP's current traits (simulators/lp/personality.py); [] is the standard one."""
+        traits: list[str] = self._call("GET", "/v1/personality")["traits"]
+        return traits
+
+    def set_personality(self, traits: Iterable[str]) -> list[str]:
+        """Switches the LP to these traits from its next message on; the traits now set."""
+        result: list[str] = self._call("PUT", "/v1/personality", {"traits": list(traits)})["traits"]
+        return result
+
+    def clear_personality(self) -> None:
+        """Back to the standard behaviour."""
+        self.set_personality([])
+
+    def fills(
+        self, client: str | None = None, client_order_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The LP's own book of fills (see `GET /v1/fills`), narrowed to one client session
+        (its SenderCompID, e.g. TRADINGMESH-OMS) and/or one ClOrdID."""
+        query = "&".join(
+            f"{key}={quote(value, safe='')}"
+            for key, value in (("client", client), ("cl_ord_id", client_order_id))
+            if value is not None
+        )
+        fills: list[dict[str, Any]] = self._call(
+            "GET", "/v1/fills" + ("?" + query if query else "")
+        )["fills"]
+        return fills
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None

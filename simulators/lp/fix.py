@@ -21,6 +21,14 @@
 - Test switches (`silence`, from the control port): the next N orders are executed as usual
   but their execution reports are never sent (a report lost for good), and the next M status
   requests are not answered.
+- A personality (simulators/lp/personality.py: strict dictionary, limit-only, status requests
+  refused with 35=j, FIX 4.2 ExecTypes, no market data) changes the dialect, from the start or
+  through the control port.
+- The LP's own book of fills (`filled()`, the control port's `GET /v1/fills`): per client
+  session and ClOrdID, what it filled and at what price, reports sent or not, so a test can
+  prove that the platform booked everything the LP filled.
+- Every logout, reject and resend request, either way, is one clear log line with its reason
+  (services/platform/fix_log.py), in the session's FIX session log and the process's log.
 
 Prices and quantities are written as decimal strings: QuickFIX's typed price fields take floats,
 which this platform never uses for money.
@@ -42,7 +50,26 @@ from decimal import Decimal, InvalidOperation
 import quickfix as fix
 import quickfix44 as fix44
 
-from simulators.lp.market import Execution, Market, Order, Quote, Side, TimeInForce, execute
+from services.platform.fix_log import SessionLog, record
+from simulators.lp.market import (
+    Execution,
+    Market,
+    Order,
+    Quote,
+    Side,
+    TimeInForce,
+    execute,
+    execute_at_limit,
+)
+from simulators.lp.personality import Personality, Trait
+from simulators.lp.rejects import (
+    APPLICATION_NOT_AVAILABLE,
+    UNSUPPORTED_MESSAGE_TYPE,
+    VALUE_IS_INCORRECT,
+    StrictDictionary,
+    business_reject,
+    session_reject,
+)
 
 log = logging.getLogger("lpsim")
 
@@ -96,6 +123,35 @@ class BookedOrder:
 
 
 @dataclass(frozen=True)
+class Filled:
+    """What the LP filled of one order (its own book, `GET /v1/fills`): the client session's
+    SenderCompID, the ClOrdID, and the quantity and average price of every fill, sent or not."""
+
+    client: str
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    notional: Decimal  # quantity times price, summed over the fills
+    fills: int
+
+    @property
+    def price(self) -> Decimal:
+        return self.notional / self.quantity
+
+    def add(self, quantity: Decimal, price: Decimal) -> Filled:
+        return Filled(
+            self.client,
+            self.client_order_id,
+            self.symbol,
+            self.side,
+            self.quantity + quantity,
+            self.notional + quantity * price,
+            self.fills + 1,
+        )
+
+
+@dataclass(frozen=True)
 class Queued:
     session: fix.SessionID
     order: Order
@@ -117,10 +173,20 @@ def _get(message: fix.FieldMap, tag: int) -> str | None:
 class LpApplication(fix.Application):  # type: ignore[misc]
     """QuickFIX callbacks run on the acceptor's thread; prices move on the publisher's."""
 
-    def __init__(self, market: Market, credentials: Credentials) -> None:
+    def __init__(
+        self,
+        market: Market,
+        credentials: Credentials,
+        personality: Personality | None = None,
+        session_log: SessionLog | None = None,
+    ) -> None:
         super().__init__()
         self.market = market
         self.credentials = credentials
+        # Read once per message; replaced whole (`set_personality`), never changed in place.
+        self.personality = personality or Personality()
+        self.session_log = session_log
+        self._strict: StrictDictionary | None = None  # loaded when first needed
         self.fill_delay_ms = market.profile.fill_delay_ms  # read for every order
         self.lock = threading.Lock()  # guards the market and the subscriptions
         self.subscriptions: dict[tuple[str, str], _Subscription] = {}
@@ -132,15 +198,65 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         self._book: OrderedDict[tuple[str, str], BookedOrder] = OrderedDict()
         self.silent_orders = 0  # the next N orders' reports are never sent
         self.silent_status_requests = 0  # the next M status requests get no answer
+        self._filled: OrderedDict[tuple[str, str], Filled] = OrderedDict()  # under book_lock
+
+    # -- personality -----------------------------------------------------------------------------
+
+    def set_personality(self, personality: Personality) -> None:
+        """Switches the dialect from the next message on. With no-market-data the subscriptions
+        already made are dropped: they go silent, as an LP's market data does when it fails."""
+        if personality.has(Trait.STRICT_DICTIONARY):
+            self._strict_dictionary()  # loaded now, not while a message waits
+        self.personality = personality
+        if personality.has(Trait.NO_MARKET_DATA):
+            with self.lock:
+                self.subscriptions.clear()
+        log.info("personality: %s", personality)
+
+    def _strict_dictionary(self) -> StrictDictionary:
+        if self._strict is None:
+            self._strict = StrictDictionary()
+        return self._strict
+
+    # -- the LP's own book of fills ---------------------------------------------------------------
+
+    def filled(self) -> list[Filled]:
+        """Every order the LP filled (some or all of), oldest first; the last BOOK_SIZE."""
+        with self.book_lock:
+            return list(self._filled.values())
+
+    def _book_fills(self, session: fix.SessionID, order: Order, execution: Execution) -> None:
+        if not execution.fills:
+            return
+        client = session.getTargetCompID().getValue()
+        key = (client, order.client_order_id)
+        with self.book_lock:
+            filled = self._filled.get(key) or Filled(
+                client,
+                order.client_order_id,
+                order.symbol,
+                order.side.value,
+                Decimal(0),
+                Decimal(0),
+                0,
+            )
+            for fill in execution.fills:
+                filled = filled.add(fill.quantity, fill.price)
+            self._filled[key] = filled
+            self._filled.move_to_end(key)
+            while len(self._filled) > BOOK_SIZE:
+                self._filled.popitem(last=False)
 
     # -- session events ------------------------------------------------------------------------
 
     def onCreate(self, session: fix.SessionID) -> None:  # noqa: N802 (QuickFIX's names)
         log.info("session %s created", session.toString())
+        self._event(session, f"session created, personality {self.personality}")
 
     def onLogon(self, session: fix.SessionID) -> None:  # noqa: N802
         self.logged_on.add(session.toString())
         log.info("session %s logged on", session.toString())
+        self._event(session, "logged on")
 
     def onLogout(self, session: fix.SessionID) -> None:  # noqa: N802
         key = session.toString()
@@ -149,11 +265,17 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             for sub_key in [k for k in self.subscriptions if k[0] == key]:
                 del self.subscriptions[sub_key]
         log.info("session %s logged out", key)
+        self._event(session, "logged out")
+
+    def _event(self, session: fix.SessionID, text: str) -> None:
+        if self.session_log is not None:
+            self.session_log.event(session, text)
 
     def toAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        pass
+        record(log, self.session_log, message, session, incoming=False)
 
     def fromAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        record(log, self.session_log, message, session, incoming=True)
         if _get(message.getHeader(), MSG_TYPE) != fix.MsgType_Logon:
             return
         if (_get(message, USERNAME), _get(message, PASSWORD)) != (
@@ -162,11 +284,25 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         ):
             log.warning("session %s: logon refused (bad credentials)", session.toString())
             raise fix.RejectLogon("invalid username or password")
+        if self.personality.has(Trait.STRICT_DICTIONARY):
+            violation = self._strict_dictionary().violation(message)
+            if violation is not None:
+                log.warning("session %s: logon refused (%s)", session.toString(), violation.text)
+                raise fix.RejectLogon(violation.text)
 
     def toApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        pass
+        record(log, self.session_log, message, session, incoming=False)
 
     def fromApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
+        record(log, self.session_log, message, session, incoming=True)
+        personality = self.personality
+        if personality.has(Trait.STRICT_DICTIONARY):
+            violation = self._strict_dictionary().violation(message)
+            if violation is not None:
+                # Answered as QuickFIX answers what fails its own check; never processed.
+                reject = session_reject(message, violation.reason, violation.text, violation.tag)
+                fix.Session.sendToTarget(reject, session)
+                return
         msg_type = _get(message.getHeader(), MSG_TYPE)
         if msg_type == fix.MsgType_MarketDataRequest:
             self._on_market_data_request(message, session)
@@ -181,6 +317,15 @@ class LpApplication(fix.Application):  # type: ignore[misc]
 
     def _on_market_data_request(self, message: fix.Message, session: fix.SessionID) -> None:
         request_id = _get(message, MD_REQ_ID) or ""
+        if self.personality.has(Trait.NO_MARKET_DATA):
+            reject = business_reject(
+                message,
+                request_id,
+                APPLICATION_NOT_AVAILABLE,
+                "market data is not available on this session",
+            )
+            fix.Session.sendToTarget(reject, session)
+            return
         kind = _get(message, SUBSCRIPTION_REQUEST_TYPE) or SNAPSHOT
         if kind == UNSUBSCRIBE:
             with self.lock:
@@ -224,6 +369,17 @@ class LpApplication(fix.Application):  # type: ignore[misc]
     # -- orders --------------------------------------------------------------------------------
 
     def _on_new_order(self, message: fix.Message, session: fix.SessionID) -> None:
+        if self.personality.has(Trait.LIMIT_ONLY) and _get(message, ORD_TYPE) != "2":
+            # Refused at the session level, as the LP of issue 13 did: never taken, so a status
+            # request later finds no such order.
+            reject = session_reject(
+                message,
+                VALUE_IS_INCORRECT,
+                "Value is incorrect (out of range) for this tag: only limit orders (40=2)",
+                ORD_TYPE,
+            )
+            fix.Session.sendToTarget(reject, session)
+            return
         try:
             order = _parse_order(message)
         except ValueError as error:
@@ -294,6 +450,15 @@ class LpApplication(fix.Application):  # type: ignore[misc]
                 self.silent_status_requests -= 1
                 log.info("status request for %s not answered (silenced)", client_order_id)
                 return
+        if self.personality.has(Trait.STATUS_BMR):
+            reject = business_reject(
+                message,
+                client_order_id,
+                UNSUPPORTED_MESSAGE_TYPE,
+                "OrderStatusRequest is not supported",
+            )
+            fix.Session.sendToTarget(reject, session)
+            return
         report = self.status_report(session, message)
         fix.Session.sendToTarget(report, session)
 
@@ -366,9 +531,12 @@ class LpApplication(fix.Application):  # type: ignore[misc]
     def execute_queued(self, item: Queued) -> list[fix.Message]:
         """Executes a queued order against the quote now and remembers the state it leaves;
         the reports to send (none for a silenced order)."""
+        personality = self.personality
+        at_limit = personality.has(Trait.LIMIT_ONLY) and item.order.limit_price is not None
         with self.lock:
-            execution = execute(self.market, item.order)
-        reports = self._reports(item.order, execution)
+            execution = (execute_at_limit if at_limit else execute)(self.market, item.order)
+        reports = self._reports(item.order, execution, personality)
+        self._book_fills(item.session, item.order, execution)
         with self.book_lock:
             self._remember(
                 item.session, item.order.client_order_id, _state_after(item.order, reports[-1])
@@ -382,13 +550,18 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             return []
         return reports
 
-    def _reports(self, order: Order, execution: Execution) -> list[fix.Message]:
-        reports = self._order_reports(order, execution)
+    def _reports(
+        self, order: Order, execution: Execution, personality: Personality | None = None
+    ) -> list[fix.Message]:
+        fix42 = (personality or self.personality).has(Trait.FIX42_EXECTYPE)
+        reports = self._order_reports(order, execution, fix42)
         for report in reports:
             _echo_order(report, order)
         return reports
 
-    def _order_reports(self, order: Order, execution: Execution) -> list[fix.Message]:
+    def _order_reports(self, order: Order, execution: Execution, fix42: bool) -> list[fix.Message]:
+        """New, fills, then a cancel of what did not fill. A fill's ExecType is F (trade), or
+        with `fix42` FIX 4.2's 1 (partial fill) / 2 (fill), as many LPs still send on 4.4."""
         side = order.side.value
         if execution.reject_reason is not None:
             return [
@@ -419,12 +592,13 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             cumulative += fill.quantity
             notional += fill.quantity * fill.price
             done = cumulative == order.quantity
+            status = "2" if done else "1"
             report = self._report(
                 order.client_order_id,
                 order.symbol,
                 side,
-                exec_type="F",
-                status="2" if done else "1",
+                exec_type=status if fix42 else "F",
+                status=status,
                 quantity=order.quantity,
                 cumulative=cumulative,
                 leaves=order.quantity - cumulative if not done else Decimal(0),

@@ -191,6 +191,21 @@ class Execution:
         object.__setattr__(self, "fills_total", sum((f.quantity for f in self.fills), Decimal(0)))
 
 
+def _refusal(market: Market, order: Order) -> str | None:
+    """Why the LP does not take `order` at all, or None."""
+    if market.instrument(order.symbol) is None:
+        return f"unknown symbol {order.symbol}"
+    if order.quantity <= 0:
+        return "quantity must be positive"
+    if order.quantity > market.profile.max_order_lots:
+        return f"quantity above {market.profile.max_order_lots} lots"
+    if order.limit_price is not None and not (
+        order.limit_price.is_finite() and order.limit_price > 0
+    ):
+        return f"limit price must be positive, not {order.limit_price}"
+    return None
+
+
 def execute(market: Market, order: Order) -> Execution:
     """Decides the fate of `order` against the LP's current quote: a market order takes what
     the quote's size offers at its price; a limit order the same, only if that price is at or
@@ -198,17 +213,9 @@ def execute(market: Market, order: Order) -> Execution:
     a FOK order all of its quantity or nothing. What is not filled is cancelled. Rejected: an
     unknown symbol, a quantity that is not positive or above the LP's maximum, a limit price
     that is not positive."""
-    instrument = market.instrument(order.symbol)
-    if instrument is None:
-        return Execution(reject_reason=f"unknown symbol {order.symbol}")
-    if order.quantity <= 0:
-        return Execution(reject_reason="quantity must be positive")
-    if order.quantity > market.profile.max_order_lots:
-        return Execution(reject_reason=f"quantity above {market.profile.max_order_lots} lots")
-    if order.limit_price is not None and not (
-        order.limit_price.is_finite() and order.limit_price > 0
-    ):
-        return Execution(reject_reason=f"limit price must be positive, not {order.limit_price}")
+    refused = _refusal(market, order)
+    if refused is not None:
+        return Execution(reject_reason=refused)
     quote = market.quote(order.symbol)
     price, available = (
         (quote.ask, quote.ask_size) if order.side is Side.BUY else (quote.bid, quote.bid_size)
@@ -242,3 +249,21 @@ def execute(market: Market, order: Order) -> Execution:
         cancelled=cancelled,
         cancel_reason=f"{cancelled:f} lots not filled: no liquidity" if cancelled else "",
     )
+
+
+def execute_at_limit(market: Market, order: Order) -> Execution:
+    """A limit-only LP's fill (the `limit-only` trait): a limit order is filled in full at its
+    own limit price, whatever the quote, in pieces of at most `fill_lots`; rejected for the same
+    reasons as `execute`. A market order is refused before it gets here."""
+    if order.limit_price is None:
+        return Execution(reject_reason="only limit orders are accepted")
+    refused = _refusal(market, order)
+    if refused is not None:
+        return Execution(reject_reason=refused)
+    fills = []
+    left = order.quantity
+    while left > 0:
+        piece = min(left, market.profile.fill_lots)
+        fills.append(Fill(piece, order.limit_price))
+        left -= piece
+    return Execution(fills=tuple(fills))

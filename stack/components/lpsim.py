@@ -3,10 +3,16 @@
 Each has a different seed, spread and rate, so the platform aggregates prices that really
 differ. Its logon credentials come from Vault (`secret/tradingmesh/lp/<name>`): the simulator is
 given them in its environment, the pricing service's LP gateway reads them from Vault.
+
+A simulator's personality (simulators/lp/personality.py) can be chosen at start from the
+environment of `tradingmesh up`: `TM_LPSIM_PERSONALITY_LP_BETA=limit-only,status-bmr` (the LP's
+name upper-cased, `-` as `_`); tests change it at run time through the control port. Its FIX
+session logs go to the stack's log folder (`logs/fix/`), beside the platform's.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -62,6 +68,11 @@ class LpSimulator(Component):
         """The simulator's control API (simulators/lp/control.py), for tests and benchmarks."""
         return self.ctx.ports.lp_control(self.name)
 
+    @property
+    def personality_variable(self) -> str:
+        """The variable of `up`'s environment that sets its personality at start."""
+        return "TM_LPSIM_PERSONALITY_" + self.name.upper().replace("-", "_")
+
     def ports(self) -> tuple[int, ...]:
         return (self.port, self.control_port)
 
@@ -86,6 +97,9 @@ class LpSimulator(Component):
                 "TM_LPSIM_RATE": self.profile.rate,
                 "TM_LPSIM_FILL_DELAY_MS": str(self.profile.fill_delay_ms),
                 "TM_LPSIM_CLIENTS": f"{PLATFORM_COMP_ID},{OMS_COMP_ID},{QA_COMP_ID}",
+                "TM_LPSIM_PERSONALITY": os.environ.get(self.personality_variable, ""),
+                "TM_FIX_LOG_DIR": str(self.ctx.paths.fix_logs),
+                "TM_FIX_LOG_MARKET_DATA": os.environ.get("TM_FIX_LOG_MARKET_DATA", "N"),
             }
         )
         return Launch(

@@ -87,6 +87,10 @@ class Service(Component):
                 "TM_REDIS_PORT": str(ports.redis),
                 "TM_NATS_URL": f"nats://{HOST}:{ports.nats}",
                 "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.name)),
+                # FIX session logs (services/platform/fix_log.py): the stack's log folder;
+                # market data refreshes too if `up` was run with TM_FIX_LOG_MARKET_DATA=Y.
+                "TM_FIX_LOG_DIR": str(self.ctx.paths.fix_logs),
+                "TM_FIX_LOG_MARKET_DATA": os.environ.get("TM_FIX_LOG_MARKET_DATA", "N"),
             }
         )
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)

@@ -43,7 +43,10 @@ def _read(message: fix.Message, tags: tuple[int, ...], group_tags: tuple[int, ..
     return Received(msg_type, fields, groups)
 
 
-MESSAGE_TAGS = (6, 11, 14, 17, 31, 32, 37, 38, 39, 55, 58, 150, 151, 262, 281)
+MESSAGE_TAGS = (
+    *(6, 11, 14, 17, 31, 32, 37, 38, 39, 45, 55, 58, 150, 151, 262, 281),
+    *(371, 372, 373, 379, 380),  # what a Reject (3) or a Business Message Reject (j) refers to
+)
 ENTRY_TAGS = (55, 269, 270, 271, 279)
 
 
@@ -72,7 +75,8 @@ class _App(fix.Application):  # type: ignore[misc]
             message.setField(fix.StringField(PASSWORD, self.password))
 
     def fromAdmin(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
-        pass
+        if str(message.getHeader().getField(35)) == fix.MsgType_Reject:  # a session Reject
+            self.received.put(_read(message, MESSAGE_TAGS, ENTRY_TAGS))
 
     def toApp(self, message: fix.Message, session: fix.SessionID) -> None:  # noqa: N802
         pass
@@ -116,6 +120,12 @@ class FixClient:
             request.addGroup(related)
         self.send(request)
 
+    def status_request(self, client_order_id: str, symbol: str, side: str) -> None:
+        request = fix44.OrderStatusRequest()
+        for tag, value in ((11, client_order_id), (55, symbol), (54, side), (790, "q-1")):
+            request.setField(fix.StringField(tag, value))
+        self.send(request)
+
     def new_order(
         self,
         client_order_id: str,
@@ -140,9 +150,16 @@ class FixClient:
 
 @contextmanager
 def fix_session(
-    port: int, target_comp_id: str, username: str, password: str, workdir: Path
+    port: int,
+    target_comp_id: str,
+    username: str,
+    password: str,
+    workdir: Path,
+    use_dictionary: bool = True,
 ) -> Iterator[FixClient]:
-    """An initiator session to 127.0.0.1:`port`, started and stopped around the block."""
+    """An initiator session to 127.0.0.1:`port`, started and stopped around the block.
+    `use_dictionary=False`: incoming messages are not checked against FIX 4.4 (to see what an
+    LP sends that 4.4 does not allow, e.g. ExecType 2), and their groups are not parsed."""
     defaults = fix.Dictionary()
     defaults.setString("ConnectionType", "initiator")
     defaults.setString("SocketConnectHost", "127.0.0.1")
@@ -153,7 +170,7 @@ def fix_session(
     defaults.setString("EndTime", "00:00:00")
     defaults.setString("ResetOnLogon", "Y")
     defaults.setString("FileStorePath", str(workdir))
-    defaults.setString("UseDataDictionary", "Y")
+    defaults.setString("UseDataDictionary", "Y" if use_dictionary else "N")
     defaults.setString("DataDictionary", str(Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"))
     settings = fix.SessionSettings()
     settings.set(defaults)

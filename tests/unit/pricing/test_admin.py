@@ -26,6 +26,7 @@ from services.pricing.admin import (
 )
 from services.pricing.engine import PricingEngine
 from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.lp_health import FeedState
 from services.pricing.model import LpQuote
 from services.pricing.reference import (
     Reference,
@@ -404,3 +405,34 @@ def test_a_liquidity_provider_shows_its_activity_and_hides_old_errors_while_conn
     assert provider.last_error == ""
     down = LpStatus("lp-alpha", SessionState.DISCONNECTED, T0, last_error="socket closed")
     assert liquidity_provider(down, LpActivity(), 0, 0, T0).last_error == "socket closed"
+
+
+def test_a_logged_on_lp_whose_market_data_is_refused_is_connecting_with_the_lps_reason() -> None:
+    refused = LpStatus(
+        "lp-alpha",
+        SessionState.LOGGED_ON,
+        T0,
+        last_error="market data refused: not available",
+        feed=FeedState.REFUSED,
+    )
+
+    provider = liquidity_provider(refused, LpActivity(), 6, 6, T0)
+
+    assert not refused.serving
+    assert provider.session_state == pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTING
+    assert provider.last_error == "market data refused: not available"
+    flowing = LpStatus("lp-alpha", SessionState.LOGGED_ON, T0, feed=FeedState.FLOWING)
+    assert liquidity_provider(flowing, LpActivity(), 6, 0, T0).session_state == (
+        pricing_pb2.LIQUIDITY_PROVIDER_SESSION_STATE_CONNECTED
+    )
+
+
+def test_quotes_are_counted_per_logon_not_per_market_data_health_change() -> None:
+    activity = LpActivity()
+    activity.on_state(LpStatus("lp-alpha", SessionState.LOGGED_ON, logons=1))
+    activity.on_quotes([lp_quote("lp-alpha", "1.1", "1.2", T0)])
+
+    activity.on_state(LpStatus("lp-alpha", SessionState.LOGGED_ON, logons=1, feed=FeedState.SILENT))
+    assert activity.quote_count("lp-alpha") == 1
+    activity.on_state(LpStatus("lp-alpha", SessionState.LOGGED_ON, logons=2))
+    assert activity.quote_count("lp-alpha") == 0
