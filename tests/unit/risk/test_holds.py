@@ -127,7 +127,8 @@ def test_a_withdrawal_deducts_reservations_but_not_its_own_earlier_attempt() -> 
     retry = decide_withdrawal(state, ACCOUNT, "w1", D("600.00"), NOW, AGE)
     another = decide_withdrawal(state, ACCOUNT, "w2", D("200.00"), NOW, AGE)
 
-    assert retry.approved and retry.withdrawable == D("700.00")
+    assert retry.approved
+    assert retry.withdrawable == D("700.00")
     assert not another.approved
     assert another.withdrawable == D("100.00")
     assert "900.00 USD is held by orders and withdrawals in progress" in another.message
