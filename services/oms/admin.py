@@ -1,8 +1,11 @@
 """tradingmesh.oms.v1.OrderAdminService: broker staff's view across accounts, and their actions.
 
-Reads need admin, dealer or backoffice; the actions (cancel, close) admin or dealer. Actions go
-through the same code as the client's (`orders.cancel_order`, `placement`) with an OPERATOR
-actor, the operator's reason in the audit log and as the order's status_message.
+Reads need admin, dealer or backoffice; the actions (cancel, close, settle a hedge order, reset
+an LP order session) admin or dealer. Actions go through the same code as the client's
+(`orders.cancel_order`, `placement`) with an OPERATOR actor, the operator's reason in the audit
+log and as the order's status_message. A hedge order's settlement and an LP order session's
+sequence numbers are the STP desk's (`stp.StpDesk.settle_hedge`, `set_session_numbers`), with
+an operator audit record (`operator_audit`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from sqlalchemy import text
 from services.oms import events
 from services.oms.domain.state import OrderStatus
 from services.oms.fingerprint import fingerprint
-from services.oms.hedges import HedgeRow
+from services.oms.hedges import HedgeRow, SettlementOutcome
+from services.oms.lp_orders import SessionNumbers
 from services.oms.model import OrderOrigin
 from services.oms.orders import cancel_order
 from services.oms.ownership import authorize_internal
@@ -28,6 +32,7 @@ from services.oms.positions import closing_intent, position_not_found
 from services.oms.queries import list_orders, list_positions, list_trades
 from services.oms.quotes import QuoteBook
 from services.oms.store import AccountChange, get_position, load_account, load_accounts
+from services.oms.stp import StpDesk
 from services.oms.valuation import Valuer, load_instruments
 from services.platform.access import (
     ADMIN,
@@ -57,10 +62,12 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         placement: Placement | None = None,
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        desk: StpDesk | None = None,
     ) -> None:
         self.resources = resources
         self.valuer = Valuer(quotes, clock)
         self.placement = placement
+        self.desk = desk
         self._wake = wake
         self.clock = clock
 
@@ -280,3 +287,73 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         return order_admin_service_pb2.ClosePositionAsOperatorResponse(
             order=placed.order.to_proto(placed.currency)
         )
+
+    async def SettleHedgeOrder(  # noqa: N802
+        self, request: order_admin_service_pb2.SettleHedgeOrderRequest, context: Context
+    ) -> order_admin_service_pb2.SettleHedgeOrderResponse:
+        caller = require_roles(ACTORS)
+        desk = self._desk()
+        hedge = await desk.settle_hedge(
+            request.hedge_order_id,
+            _SETTLEMENTS[request.outcome],
+            Decimal(request.filled_quantity) if request.HasField("filled_quantity") else None,
+            Decimal(request.average_price) if request.HasField("average_price") else None,
+            request.reason,
+            events.actor_of(caller),
+            caller.request_id,
+        )
+        self._wake()
+        async with self.db.read_session() as session:
+            links = await self._links(session, [hedge.id])
+        return order_admin_service_pb2.SettleHedgeOrderResponse(
+            hedge_order=hedge.to_proto(links.get(hedge.id, []))
+        )
+
+    async def ListLpOrderSessions(  # noqa: N802
+        self, request: order_admin_service_pb2.ListLpOrderSessionsRequest, context: Context
+    ) -> order_admin_service_pb2.ListLpOrderSessionsResponse:
+        require_roles(READERS)
+        if self.desk is None or self.desk.router is None:
+            return order_admin_service_pb2.ListLpOrderSessionsResponse()
+        return order_admin_service_pb2.ListLpOrderSessionsResponse(
+            sessions=[_session_proto(n) for n in await self.desk.session_numbers()]
+        )
+
+    async def ResetLpOrderSession(  # noqa: N802
+        self, request: order_admin_service_pb2.ResetLpOrderSessionRequest, context: Context
+    ) -> order_admin_service_pb2.ResetLpOrderSessionResponse:
+        caller = require_roles(ACTORS)
+        numbers = await self._desk().set_session_numbers(
+            request.liquidity_provider_id,
+            request.next_sender_msg_seq_num
+            if request.HasField("next_sender_msg_seq_num")
+            else None,
+            request.next_target_msg_seq_num
+            if request.HasField("next_target_msg_seq_num")
+            else None,
+            request.reason,
+            events.actor_of(caller),
+            caller.request_id,
+        )
+        return order_admin_service_pb2.ResetLpOrderSessionResponse(session=_session_proto(numbers))
+
+    def _desk(self) -> StpDesk:
+        assert self.desk is not None, "the admin service reaches the STP desk"
+        return self.desk
+
+
+_SETTLEMENTS: Final = {
+    order_admin_service_pb2.HEDGE_SETTLEMENT_OUTCOME_FILLED: SettlementOutcome.FILLED,
+    order_admin_service_pb2.HEDGE_SETTLEMENT_OUTCOME_REJECTED: SettlementOutcome.REJECTED,
+}
+
+
+def _session_proto(numbers: SessionNumbers) -> order_admin_service_pb2.LpOrderSession:
+    return order_admin_service_pb2.LpOrderSession(
+        liquidity_provider_id=numbers.lp,
+        sender_comp_id=numbers.sender_comp_id,
+        target_comp_id=numbers.target_comp_id,
+        logged_on=numbers.logged_on,
+        next_sender_msg_seq_num=numbers.next_sender_msg_seq_num,
+        next_target_msg_seq_num=numbers.next_target_msg_seq_num,
+    )

@@ -24,7 +24,13 @@ to reconcile with the provider: the OMS never invents a fill or a rejection for 
 (`status_steps`): a fill of what the provider's CumQty has beyond the hedge's (keyed
 `status:<OrdStatus>:<CumQty>`, so twice the same answer fills once), then its end (cancelled,
 rejected, or filled), or its acknowledgement. A provider that does not know the order (a
-rejection with OrdRejReason 5) never received it: it is REJECTED / LP_UNAVAILABLE.
+rejection with OrdRejReason 5) never received it: it is REJECTED / LP_UNAVAILABLE. A provider
+that refuses our status requests (a Business Message Reject, `lp_messages`) makes the hedge of
+unknown fate at once (`chase(..., status_refused=True)`).
+
+An operator who reconciled a hedge of unknown fate with its provider settles it (`settlement`):
+as the Order Status answer the provider would have given (FILLED with its CumQty and AvgPx, the
+rest cancelled; or REJECTED), applied exactly like one, its fills keyed `operator:<id>`.
 
 The window's client orders are linked to the hedge (`oms.hedge_order_orders`) with the markup of
 their group's price when the hedge was created (migration 0011), so the allocation after the
@@ -64,6 +70,8 @@ __all__ = [
     "HedgeLink",
     "HedgeRow",
     "HedgeStatus",
+    "SettlementError",
+    "SettlementOutcome",
     "WaitingOrder",
     "chase",
     "fill_counted",
@@ -85,6 +93,7 @@ __all__ = [
     "publish",
     "record_fill",
     "rejected",
+    "settlement",
     "status_steps",
     "unhedged_stp_limits",
     "unhedged_stp_orders",
@@ -415,18 +424,119 @@ def chase(
     now: datetime,
     status_after: timedelta,
     unknown_after: timedelta,
+    *,
+    status_refused: bool = False,
 ) -> Chase:
     """A hedge at the provider (SENT, WORKING, PARTIALLY_FILLED; LPs never rest ours) is asked
     about when nothing changed it, and it was not asked about, for `status_after`; it is of
-    unknown fate once it is `unknown_after` old. NEW ones were never known to be sent (the
-    desk ends them after a logon) and ended ones need nothing."""
+    unknown fate once it is `unknown_after` old, or at once when its provider refused to say
+    (`status_refused`: a Reject of our OrderStatusRequest). NEW ones were never known to be
+    sent (the desk ends them after a logon) and ended ones need nothing."""
     if hedge.status not in _CHASED:
         return Chase(ask=False, unknown=False)
     quiet_since = hedge.updated_at if asked_at is None else max(hedge.updated_at, asked_at)
     return Chase(
         ask=now - quiet_since >= status_after,
-        unknown=now - hedge.created_at >= unknown_after,
+        unknown=status_refused or now - hedge.created_at >= unknown_after,
     )
+
+
+class SettlementOutcome(enum.StrEnum):
+    """What an operator found the provider did with a hedge order (`settlement`)."""
+
+    FILLED = "FILLED"  # filled this much at this average price; the rest, if any, cancelled
+    REJECTED = "REJECTED"  # refused what the hedge had not filled
+
+
+class SettlementError(ValueError):
+    """A settlement the hedge order cannot take; `field` is the request's field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_STORED_PLACES: Final = 12  # oms.hedge_fills and oms.hedge_orders keep 12 decimals
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def settlement(
+    hedge: HedgeRow,
+    outcome: SettlementOutcome,
+    filled: Decimal | None,
+    average: Decimal | None,
+    text: str,
+    key: str,
+    now: datetime,
+) -> list[ExecutionReport]:
+    """An operator's settlement of an open hedge order, as the reports its provider would
+    have sent (applied one by one with `on_report`, exactly as an Order Status answer):
+    FILLED, `filled` in all (the provider's CumQty, not less than the hedge has) at the
+    average `average` (its AvgPx over all of it): a fill of what the hedge lacks, then a
+    cancel of the rest if `filled` is short of the quantity; REJECTED: the rest refused,
+    LP_REJECTED with `text`. Fills carry `key` as their ExecID. SettlementError (with the
+    field) for a settlement the hedge cannot take; ValueError for an ended hedge."""
+    if hedge.status.terminal:
+        raise ValueError(f"hedge order {hedge.id} has ended ({hedge.status.value})")
+    cumulative, price = hedge.filled_quantity, hedge.average_price
+    status = _STATUS_REJECTED
+    if outcome is SettlementOutcome.FILLED:
+        if filled is None or average is None:
+            raise SettlementError(
+                "filled_quantity", "a FILLED settlement needs filled_quantity and average_price"
+            )
+        if not (filled.is_finite() and filled > 0) or _places(filled) > _STORED_PLACES:
+            raise SettlementError("filled_quantity", f"{filled} is not a quantity to store")
+        if not (average.is_finite() and average > 0) or _places(average) > _STORED_PLACES:
+            raise SettlementError("average_price", f"{average} is not a price to store")
+        if filled > hedge.quantity:
+            raise SettlementError(
+                "filled_quantity",
+                f"{filled.normalize():f} is more than the hedge order's quantity"
+                f" {hedge.quantity.normalize():f}",
+            )
+        if filled < hedge.filled_quantity:
+            raise SettlementError(
+                "filled_quantity",
+                f"{filled.normalize():f} is less than the {hedge.filled_quantity.normalize():f}"
+                " the hedge order has filled already",
+            )
+        if filled == hedge.filled_quantity and price is not None and average != price:
+            raise SettlementError(
+                "average_price",
+                f"nothing more filled: the average stays the hedge order's {price.normalize():f}",
+            )
+        cumulative, price = filled, average
+        status = _STATUS_FILLED if filled == hedge.quantity else "4"
+    elif filled is not None or average is not None:
+        raise SettlementError(
+            "filled_quantity", "a REJECTED settlement takes no filled_quantity or average_price"
+        )
+    answer = ExecutionReport(
+        lp=hedge.liquidity_provider_id,
+        hedge_order_id=hedge.id,
+        lp_order_id=hedge.lp_order_id,
+        execution_id=key,
+        kind=ReportKind.STATUS,
+        last_quantity=_ZERO,
+        last_price=None,
+        cumulative_quantity=cumulative,
+        text=text,
+        received_at=now,
+        order_status=status,
+        average_price=price,
+    )
+    try:
+        steps = status_steps(hedge, answer)
+    except ValueError as error:
+        raise SettlementError("average_price", str(error)) from error
+    return [
+        replace(step, execution_id=key) if step.kind is ReportKind.FILL else step for step in steps
+    ]
 
 
 _SUBJECTS: Final = {

@@ -109,7 +109,9 @@ class OmsRuntime:
             self.resources, self.placement, self.quotes, self.wake_relay
         )
         self.internal = OmsInternalService(self.resources, self.placement)
-        self.admin = OrderAdminService(self.resources, self.quotes, self.placement, self.wake_relay)
+        self.admin = OrderAdminService(
+            self.resources, self.quotes, self.placement, self.wake_relay, desk=self.stp
+        )
 
     def wake_relay(self) -> None:
         if self.relay is not None:
@@ -131,6 +133,7 @@ class OmsRuntime:
         await self.triggers.start(self.resources.nats)
 
     async def close(self) -> None:
+        await self.placement.drain()  # commits of cancelled requests, and their hand-offs
         await self.triggers.stop()
         await self.stp.stop()
         if self.sweeper is not None:

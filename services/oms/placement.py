@@ -17,6 +17,13 @@
    concurrent retry that committed first wins, and this attempt returns its order), every
    transition applied with its audit and outbox rows, the fill booked (trade, position). The
    order is returned after the commit.
+5. An order committed WORKING is handed to the working-order sinks (the STP desk, the trigger
+   engine). The transaction and this hand-off are one piece of work that the request cannot
+   stop halfway (`Placement.commits`, a `platform.detached.Detached`): a client's deadline or
+   disconnect cancels the request's task, possibly while the COMMIT is in flight; the work
+   runs on to its end in a task of its own, so an order that committed reaches its sinks
+   (issue 12 item 7). What a sink still misses (the process stopped in between, a sink
+   failed) its own sweep of the committed orders finds.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ from services.oms.store import (
     reason_changes,
 )
 from services.platform.db import Database
+from services.platform.detached import Detached
 from services.platform.errors import DomainError
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -74,11 +82,12 @@ from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 from tradingmesh.trading.money import IDENTITY, Conversion
 
-__all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink"]
+__all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink", "hand_over"]
 
 log = logging.getLogger(__name__)
 _R = ErrorReason
 _MAX_ATTEMPTS: Final = 3
+_DRAIN_SECONDS: Final = 5.0
 
 Authorize = Callable[[Account | None], Account]
 
@@ -244,9 +253,24 @@ class WorkingOrderSink(Protocol):
     """Takes an order that was committed WORKING, after the commit: where the STP desk (its
     netting window, `stp.StpDesk`) and the trigger engine (working limit and stop orders,
     `triggers.TriggerEngine`) plug in. An order no sink takes waits for the client to cancel
-    or amend it, or for its DAY expiry."""
+    or amend it, or for its DAY expiry. The hand-off is the prompt way in, not the only one:
+    each sink also finds what it must work in the committed state (the desk's sweep, the
+    trigger engine's events and reload), so one it missed is found late, never lost."""
 
     async def take(self, order: OrderRow, account: Account) -> None: ...
+
+
+async def hand_over(sinks: Sequence[WorkingOrderSink], order: OrderRow, account: Account) -> None:
+    """Gives an order committed WORKING to every sink; one sink's failure does not keep the
+    order from the others (and what a sink missed, its own sweep finds)."""
+    for sink in sinks:
+        try:
+            await sink.take(order, account)
+        except Exception:
+            log.exception(
+                "a working-order sink failed to take an order",
+                extra={"order_id": order.id, "sink": type(sink).__name__},
+            )
 
 
 class Placement:
@@ -267,10 +291,18 @@ class Placement:
         self.wake = wake
         self.clock = clock
         self.working = tuple(working)
+        # The transaction and its hand-off run to their end whatever becomes of the request; a
+        # refusal or a race a retry won is an answer the cancelled caller no longer needs.
+        self.commits = Detached("oms-order-commit", expected=(DomainError, DuplicateOrderError))
 
     @property
     def db(self) -> Database:
         return self.resources.db
+
+    async def drain(self) -> None:
+        """At shutdown, before the sinks and the database close: waits (a while) for the
+        transactions and hand-offs of requests that were cancelled."""
+        await self.commits.drain(_DRAIN_SECONDS)
 
     async def place(
         self, intent: OrderIntent, actor: Actor, authorize: Authorize, correlation_id: str = ""
@@ -362,16 +394,18 @@ class Placement:
                     )
                 else:
                     conversion = found
-        return await self._commit(
-            order,
-            intent,
-            account,
-            actor,
-            correlation_id,
-            verdict,
-            mode,
-            decision,
-            FillTerms(instrument, terms, conversion),
+        return await self.commits.run(
+            self._commit_and_hand_over(
+                order,
+                intent,
+                account,
+                actor,
+                correlation_id,
+                verdict,
+                mode,
+                decision,
+                FillTerms(instrument, terms, conversion),
+            )
         )
 
     # -- steps -------------------------------------------------------------------------------------
@@ -446,6 +480,28 @@ class Placement:
         quote = self.quotes.live(group_id, symbol)
         return None if quote is None else execution.conversion_at(quote, inverse)
 
+    async def _commit_and_hand_over(
+        self,
+        order: OrderRow,
+        intent: OrderIntent,
+        account: Account,
+        actor: Actor,
+        correlation_id: str,
+        verdict: Verdict,
+        mode: ExecutionMode,
+        decision: execution.Decision | None,
+        fill_terms: FillTerms,
+    ) -> Placed:
+        """Step 4's transaction and step 5's hand-off: the work `self.commits` runs detached
+        from the request (the module doc, step 5)."""
+        placed = await self._commit(
+            order, intent, account, actor, correlation_id, verdict, mode, decision, fill_terms
+        )
+        self.wake()  # the outbox relay publishes the events now rather than at its next poll
+        if placed.order.status is OrderStatus.WORKING:
+            await hand_over(self.working, placed.order, account)
+        return placed
+
     async def _commit(
         self,
         order: OrderRow,
@@ -500,10 +556,6 @@ class Placement:
                     )
                     order, position = await self._execute(change, order, decision, fill_terms)
             await change.finish()
-        self.wake()  # the outbox relay publishes the events now rather than at its next poll
-        if order.status is OrderStatus.WORKING:
-            for sink in self.working:
-                await sink.take(order, account)
         return Placed(order, account.currency, position)
 
     async def _execute(

@@ -2,7 +2,9 @@
 liquidity provider, and the allocation of its outcome to the window's client orders.
 
 An STP market order is committed WORKING by `Placement` (the client's answer says so) and handed
-to `StpDesk.take`, which puts it in its instrument's window. A window opens with its first order
+to `StpDesk.take`, which puts it in its instrument's window; an order whose hand-off was lost
+(the process stopped after the commit, a job failed every try) is found by the desk's sweep of
+the committed orders every second (`stp_intake`). A window opens with its first order
 and closes `TM_OMS_STP_WINDOW_MS` (default 50) later. At its close, in one transaction with the
 accounts' rows locked (in id order) and then the orders':
 
@@ -43,6 +45,16 @@ CumQty). One still open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is
 fate: an error is logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it
 until it ends; nothing is invented (no fill, no rejection) and its client orders stay WORKING
 for a human to reconcile with the provider (ADR 0007).
+
+Every other answer of an LP (a Reject or Business Message Reject of a NewOrderSingle or an
+OrderStatusRequest, an OrderCancelReject, a DontKnowTrade; `lp_messages`) is stored before it
+reaches the desk and applied here in one transaction (`_apply_message`): a refused
+NewOrderSingle ends its hedge REJECTED / LP_REJECTED with the LP's words and allocates it like
+any rejected hedge; a refused status request makes the hedge of unknown fate at once. The
+MsgSeqNum of every message the desk sends is recorded so that a Reject finds it. Operators
+settle a hedge of unknown fate (`settle_hedge`, on this worker, as the provider's answer would
+be applied, the operator as the actor) and reset or set an order session's sequence numbers
+(`set_session_numbers`), each with an operator audit record (`operator_audit`).
 
 After a restart: stored reports not applied are applied first; hedge orders that ended but
 whose allocation did not commit are allocated; NEW hedge orders (never known to be sent) with
@@ -92,7 +104,7 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import execution, hedges, report_journal
+from services.oms import execution, hedges, lp_messages, operator_audit, report_journal, stp_intake
 from services.oms.domain.netting import (
     Allocation,
     AllocationOutcome,
@@ -111,13 +123,14 @@ from services.oms.domain.triggers import limit_reached
 from services.oms.events import system_actor
 from services.oms.execution import LiveQuote
 from services.oms.fills import FillTerms, book_fill
-from services.oms.hedges import HedgeLink, HedgeRow, HedgeStatus
+from services.oms.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.lp_orders import (
     ExecutionReport,
     HedgeRequest,
     LpOrderRouter,
     LpUnavailableError,
     ReportKind,
+    SessionNumbers,
     StatusRequest,
     StoredReport,
 )
@@ -146,6 +159,7 @@ from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret, Vault
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
 
 __all__ = [
@@ -181,6 +195,13 @@ _DRAIN_SECONDS: Final = 5.0
 STATUS_REQUESTS = Counter(
     "tradingmesh_oms_hedge_status_requests",
     "OrderStatusRequests sent for hedge orders the provider had not answered",
+    ["lp"],
+    registry=REGISTRY,
+)
+PARKED_MESSAGES = Counter(
+    "tradingmesh_oms_lp_messages_parked",
+    "answers of an LP the desk could not act on (a Reject of a message the OMS has no record"
+    " of, a DontKnowTrade, ...): parked in oms.lp_messages for an operator",
     ["lp"],
     registry=REGISTRY,
 )
@@ -551,10 +572,15 @@ class StpDesk:
         self.clock = clock
         self.book = WindowBook()
         self.router: LpOrderRouter | None = None
-        self._jobs: asyncio.Queue[tuple[str, Job]] = asyncio.Queue()
+        self._jobs: asyncio.Queue[tuple[str, Job, Sequence[str]]] = asyncio.Queue()
+        self.intake = stp_intake.Intake()  # the orders in a window or a job (the sweep's)
+        self._sweep_queued = False
         self._worker: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
+        self._sent_numbers: dict[str, int] = {}  # hedge order id -> its MsgSeqNum, until SENT
+        self._status_refused: dict[str, str] = {}  # hedge order id -> the LP's refusal
+        self._ask_now: set[str] = set()  # hedge orders to ask about at the next chase
         self._limit_listeners: list[LimitListener] = []
         self._journal: report_journal.ReportJournal | None = None
         self._asked: dict[str, datetime] = {}  # hedge order id -> its last OrderStatusRequest
@@ -587,11 +613,13 @@ class StpDesk:
                     self._journal,
                     self._on_report,
                     self._on_logon,
+                    on_message=self._on_message,
                 )
                 self.router.start()
         self._enqueue("recovery", self._recover)
         self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
         self._call_later(self.config.chase_every, self._chase_due)
+        self._call_later(self.config.rejoin_after_start + stp_intake.SWEEP_EVERY, self._sweep_due)
 
     async def stop(self) -> None:
         """Open windows stay open (their orders rejoin windows after the restart); the jobs
@@ -636,7 +664,9 @@ class StpDesk:
         """Tries an STP limit order (or a triggered stop-limit) on the worker: a hedge order at
         its limit if its price is there (see the module doc)."""
         self._enqueue(
-            f"limit {order.id}", partial(self._attempt_limit, order.id, account.account_id)
+            f"limit {order.id}",
+            partial(self._attempt_limit, order.id, account.account_id),
+            held=(order.id,),
         )
 
     def listen_limits(self, listener: LimitListener) -> None:
@@ -645,6 +675,7 @@ class StpDesk:
         self._limit_listeners.append(listener)
 
     def _join(self, symbol: str, order_id: str, account_id: str) -> None:
+        self.intake.hold((order_id,))  # until its window's close has run
         if self.book.add(symbol, order_id, account_id):
             self._call_later(self.config.window, partial(self._window_due, symbol))
 
@@ -653,12 +684,17 @@ class StpDesk:
         and is closed by the worker in its turn."""
         window = self.book.close(symbol)
         if window is not None:
-            self._enqueue(f"window {symbol}", partial(self._close_window, window))
+            self._enqueue(
+                f"window {symbol}", partial(self._close_window, window), held=window.order_ids
+            )
 
     # -- the worker --------------------------------------------------------------------------------
 
-    def _enqueue(self, what: str, job: Job) -> None:
-        self._jobs.put_nowait((what, job))
+    def _enqueue(self, what: str, job: Job, held: Sequence[str] = ()) -> None:
+        """Queues `job`; the orders it works (`held`) are the desk's until it has run (the
+        sweep leaves them alone), however it ends."""
+        self.intake.hold(held)
+        self._jobs.put_nowait((what, job, tuple(held)))
 
     def _later(self, delay: timedelta, what: str, job: Job) -> None:
         self._call_later(delay, partial(self._enqueue, what, job))
@@ -673,10 +709,11 @@ class StpDesk:
 
     async def _work(self) -> None:
         while True:
-            what, job = await self._jobs.get()
+            what, job, held = await self._jobs.get()
             try:
                 await self._run(what, job)
             finally:
+                self.intake.release(held)
                 self._jobs.task_done()
             self.wake()
 
@@ -701,6 +738,13 @@ class StpDesk:
         self._enqueue(
             f"report {report.key} of {report.hedge_order_id}",
             partial(self._apply_report, report, stored.row_id),
+        )
+
+    def _on_message(self, stored: lp_messages.StoredMessage) -> None:
+        message = stored.message
+        self._enqueue(
+            f"{message.kind.value} {message.key} from {message.lp}",
+            partial(self._apply_message, stored),
         )
 
     def _on_logon(self, lp: str) -> None:
@@ -799,7 +843,7 @@ class StpDesk:
                     raise LpUnavailableError("no LP order session is configured")
                 # Off the event loop: QuickFIX holds the session's lock while its thread
                 # stores a report (up to the journal's statement timeout).
-                await asyncio.to_thread(
+                number = await asyncio.to_thread(
                     self.router.send,
                     HedgeRequest(
                         hedge.id,
@@ -815,13 +859,21 @@ class StpDesk:
                 await self._end_unsent(hedge.id, f"not sent: {error}")
                 return
             self._sent.add(hedge.id)
+            self._sent_numbers[hedge.id] = number
         async with self.db.transaction() as session:
             current = await hedges.get_hedge(session, hedge_id, lock=True)
             if current is None:
                 return
+            # Its MsgSeqNum, where a Reject's RefSeqNum finds it (before a Reject is applied:
+            # this job runs first on the worker).
+            number = self._sent_numbers.get(hedge_id, 0)
+            await report_journal.record_sent(
+                session, current.liquidity_provider_id, number, "D", hedge_id, self.clock()
+            )
             sent = hedges.on_sent(current, self.clock())
             if sent is not None:
                 await hedges.publish(session, current, sent, ACTOR)
+        self._sent_numbers.pop(hedge_id, None)
 
     async def _limit_terms(
         self, session: AsyncSession, hedge: HedgeRow
@@ -994,49 +1046,151 @@ class StpDesk:
         async with self.db.transaction() as session:
             if row_id is not None and not await report_journal.mark_applied(session, row_id):
                 return  # applied before: handed over twice (a resend, or a replay)
-            if not hedges.is_uuid(report.hedge_order_id):
-                log.warning(
-                    "an execution report for an order the OMS did not send",
-                    extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
-                )
-                return
-            hedge = await hedges.get_hedge(session, report.hedge_order_id, lock=True)
-            if hedge is None:
-                log.warning(
-                    "an execution report for an unknown hedge order",
-                    extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
-                )
-                return
-            steps = [report]
-            if report.kind is ReportKind.STATUS:
-                try:
-                    steps = hedges.status_steps(hedge, report)
-                except ValueError as error:
-                    log.error(
-                        "an order status answer the hedge order cannot take",
-                        extra={"hedge_order_id": hedge.id, "error": str(error)},
-                    )
-                    return
-                log.info(
-                    "the provider answered an order status request",
-                    extra={
-                        "hedge_order_id": hedge.id,
-                        "ord_status": report.order_status,
-                        "cumulative_quantity": str(report.cumulative_quantity),
-                        "steps": [step.kind.value for step in steps],
-                    },
-                )
-            for step in steps:
-                hedge, allocated = await self._apply_step(session, hedge, step)
-                notes += allocated
+            hedge = None
+            if hedges.is_uuid(report.hedge_order_id):
+                hedge = await hedges.get_hedge(session, report.hedge_order_id, lock=True)
+            if hedge is not None:
+                notes = await self._apply_to_hedge(session, hedge, report)
+        if hedge is None:
+            log.warning(
+                "an execution report for an order the OMS did not send",
+                extra={"lp": report.lp, "cl_ord_id": report.hedge_order_id},
+            )
+            await self._dont_know(report)
+            return
         await self._notify(notes)
 
-    async def _apply_step(
+    async def _apply_to_hedge(
         self, session: AsyncSession, hedge: HedgeRow, report: ExecutionReport
+    ) -> list[_LimitNote]:
+        """The report's steps applied to its hedge order (locked) in the caller's
+        transaction; the limit orders the allocation settled."""
+        steps = [report]
+        if report.kind is ReportKind.STATUS:
+            try:
+                steps = hedges.status_steps(hedge, report)
+            except ValueError as error:
+                log.error(
+                    "an order status answer the hedge order cannot take",
+                    extra={"hedge_order_id": hedge.id, "error": str(error)},
+                )
+                return []
+            log.info(
+                "the provider answered an order status request",
+                extra={
+                    "hedge_order_id": hedge.id,
+                    "ord_status": report.order_status,
+                    "cumulative_quantity": str(report.cumulative_quantity),
+                    "steps": [step.kind.value for step in steps],
+                },
+            )
+        notes: list[_LimitNote] = []
+        for step in steps:
+            hedge, allocated = await self._apply_step(session, hedge, step)
+            notes += allocated
+        return notes
+
+    async def _dont_know(self, report: ExecutionReport) -> None:
+        """Answers an execution report about an order the OMS never sent with a DontKnowTrade
+        (not an Order Status answer: that answers a request of ours), and records its
+        MsgSeqNum."""
+        if report.kind is ReportKind.STATUS or self.router is None:
+            return
+        why = "no order of ours has this ClOrdID"
+        try:
+            number = await asyncio.to_thread(self.router.dont_know, report, why)
+        except LpUnavailableError:
+            return  # the provider resends the report after the reconnect
+        async with self.db.transaction() as session:
+            await report_journal.record_sent(
+                session, report.lp, number, "Q", report.hedge_order_id, self.clock()
+            )
+
+    # -- the LP's other answers (`lp_messages`) ---------------------------------------------------
+
+    async def _apply_message(self, stored: lp_messages.StoredMessage) -> None:
+        """Acts on a Reject, Business Message Reject, OrderCancelReject or DontKnowTrade in one
+        transaction that also marks its stored row APPLIED (or PARKED) with what it did;
+        nothing if it was dealt with before."""
+        message = stored.message
+        notes: list[_LimitNote] = []
+        async with self.db.transaction() as session:
+            if not await report_journal.claim_message(session, stored.row_id):
+                return  # dealt with before: handed over twice
+            refused = await report_journal.find_sent(session, message)
+            effect = lp_messages.effect_of(message, refused)
+            parked = False
+            if isinstance(effect, lp_messages.RejectHedge):
+                outcome, notes = await self._reject_hedge(session, message, effect)
+            elif isinstance(effect, lp_messages.StatusRefused):
+                self._status_refused[effect.hedge_order_id] = effect.text
+                outcome = "the provider refuses status requests: the hedge order's fate is unknown"
+            elif isinstance(effect, lp_messages.AskStatus):
+                self._ask_now.add(effect.hedge_order_id)
+                outcome = f"{effect.why}: the order is asked about"
+            elif isinstance(effect, lp_messages.Park):
+                parked, outcome = True, effect.why
+            else:
+                outcome = effect.why
+            await report_journal.settle_message(
+                session,
+                stored.row_id,
+                parked=parked,
+                outcome=outcome,
+                cl_ord_id=refused.cl_ord_id if refused is not None else "",
+            )
+        extra = {
+            "lp": message.lp,
+            "kind": message.kind.value,
+            "ref_seq_num": message.ref_seq_num,
+            "cl_ord_id": message.cl_ord_id,
+            "text": message.text,
+            "outcome": outcome,
+        }
+        if parked:
+            PARKED_MESSAGES.labels(message.lp).inc()
+            log.error("ALERT: an LP's answer is parked for an operator: %s", outcome, extra=extra)
+        else:
+            log.warning("an LP's answer to the OMS's order session: %s", outcome, extra=extra)
+        await self._notify(notes)
+
+    async def _reject_hedge(
+        self,
+        session: AsyncSession,
+        message: lp_messages.LpMessage,
+        effect: lp_messages.RejectHedge,
+    ) -> tuple[str, list[_LimitNote]]:
+        """The provider refused a hedge order's NewOrderSingle: REJECTED / LP_REJECTED with its
+        words, and the hedge's client orders allocated as for any rejected hedge."""
+        hedge = None
+        if hedges.is_uuid(effect.hedge_order_id):
+            hedge = await hedges.get_hedge(session, effect.hedge_order_id, lock=True)
+        if hedge is None:
+            return f"refuses order {effect.hedge_order_id}, which is no hedge order", []
+        ended = hedges.rejected(
+            hedge,
+            _R.ERROR_REASON_LP_REJECTED,
+            f"{message.lp} refused the order: {effect.text}",
+            self.clock(),
+        )
+        if ended is None:
+            return f"refuses hedge order {hedge.id}, which had ended {hedge.status.value}", []
+        await hedges.publish(session, hedge, ended, ACTOR)
+        notes = await self._allocate(session, ended)
+        return f"hedge order {hedge.id} REJECTED: {ended.status_message}", notes
+
+    async def _apply_step(
+        self,
+        session: AsyncSession,
+        hedge: HedgeRow,
+        report: ExecutionReport,
+        actor: Actor = ACTOR,
+        correlation_id: str = "",
     ) -> tuple[HedgeRow, list[_LimitNote]]:
         """One report's change to the hedge order, in the caller's transaction: the row, its
         event, and the window's allocation when the report ends it. The hedge as it is after,
-        and the limit orders the allocation settled."""
+        and the limit orders the allocation settled. `actor` is who made the change (the desk;
+        an operator settling the hedge by hand)."""
         if report.kind is ReportKind.FILL:
             if hedges.fill_counted(hedge, report):
                 log.warning(
@@ -1061,15 +1215,21 @@ class StpDesk:
                 "a fill for a hedge order that had ended: the broker holds it unallocated",
                 extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
             )
-        await hedges.publish(session, hedge, after, ACTOR, report)
+        await hedges.publish(session, hedge, after, actor, report)
         notes: list[_LimitNote] = []
         if after.status.terminal and not hedge.status.terminal:
-            notes = await self._allocate(session, after)
+            notes = await self._allocate(session, after, actor, correlation_id)
         return after, notes
 
     # -- allocation --------------------------------------------------------------------------------
 
-    async def _allocate(self, session: AsyncSession, hedge: HedgeRow) -> list[_LimitNote]:
+    async def _allocate(
+        self,
+        session: AsyncSession,
+        hedge: HedgeRow,
+        actor: Actor = ACTOR,
+        correlation_id: str = "",
+    ) -> list[_LimitNote]:
         """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction;
         a limit order's own hedge goes to that order (`allocate_limit`). The limit orders it
         settled, for `_notify` after the commit."""
@@ -1107,7 +1267,15 @@ class StpDesk:
             )
         settlements = settlements_of(allocations, window_orders, hedge)
         await self._settle(
-            session, hedge.symbol, hedge.id, orders, settlements, contexts, self.clock()
+            session,
+            hedge.symbol,
+            hedge.id,
+            orders,
+            settlements,
+            contexts,
+            self.clock(),
+            actor=actor,
+            correlation_id=correlation_id,
         )
         log.info(
             "STP hedge order allocated",
@@ -1139,10 +1307,14 @@ class StpDesk:
         settlements: Sequence[Settlement],
         contexts: Mapping[str, AccountContext],
         now: datetime,
+        *,
+        actor: Actor = ACTOR,
+        correlation_id: str = "",
     ) -> None:
         """Applies the settlements, one account at a time (their rows are locked, in id order,
         by the caller), each in a savepoint: an account whose orders cannot be booked has them
-        rejected with the reason, and the others still fill."""
+        rejected with the reason, and the others still fill. `actor` (and `correlation_id`)
+        go to the accounts' audit records: the desk, or the operator who settled the hedge."""
         by_account: dict[str, list[Settlement]] = defaultdict(list)
         for settlement in settlements:
             by_account[orders[settlement.order_id].account_id].append(settlement)
@@ -1150,7 +1322,9 @@ class StpDesk:
             context = contexts[account_id]
             try:
                 async with session.begin_nested():
-                    change = await AccountChange.begin(session, context.account, ACTOR, now)
+                    change = await AccountChange.begin(
+                        session, context.account, actor, now, correlation_id
+                    )
                     terms = await self._fill_terms(session, context, by_account[account_id])
                     for settlement in by_account[account_id]:
                         await _settle_order(
@@ -1163,7 +1337,9 @@ class StpDesk:
                     extra={"account_id": account_id, "symbol": symbol, "error": error.message},
                 )
                 async with session.begin_nested():
-                    change = await AccountChange.begin(session, context.account, ACTOR, now)
+                    change = await AccountChange.begin(
+                        session, context.account, actor, now, correlation_id
+                    )
                     for settlement in by_account[account_id]:
                         failed = refused(settlement.order_id, error.reason, error.message)
                         await _settle_order(
@@ -1202,6 +1378,181 @@ class StpDesk:
             )
         return FillTerms(instrument, terms, conversion)
 
+    # -- operators (OrderAdminService) -------------------------------------------------------------
+
+    async def settle_hedge(
+        self,
+        hedge_id: str,
+        outcome: SettlementOutcome,
+        filled: Decimal | None,
+        average: Decimal | None,
+        reason: str,
+        actor: Actor,
+        correlation_id: str = "",
+    ) -> HedgeRow:
+        """An operator settles an open hedge order as its provider reported it to them
+        (`hedges.settlement`): applied on the desk's worker, after whatever is queued, exactly
+        as the provider's own reports would be (its client orders complete through the usual
+        allocation), with the operator as the actor and an operator audit record, in one
+        transaction. NOT_FOUND, INVALID_STATE (ended), VALIDATION_FAILED (a settlement the
+        hedge cannot take)."""
+        done: asyncio.Future[HedgeRow] = asyncio.get_running_loop().create_future()
+
+        async def job() -> None:
+            try:
+                done.set_result(
+                    await self._settle_hedge(
+                        hedge_id, outcome, filled, average, reason, actor, correlation_id
+                    )
+                )
+            except Exception as error:  # the caller's, not the worker's, to report
+                done.set_exception(error)
+
+        self._enqueue(f"settle {hedge_id}", job)
+        return await done
+
+    async def _settle_hedge(
+        self,
+        hedge_id: str,
+        outcome: SettlementOutcome,
+        filled: Decimal | None,
+        average: Decimal | None,
+        reason: str,
+        actor: Actor,
+        correlation_id: str,
+    ) -> HedgeRow:
+        now = self.clock()
+        notes: list[_LimitNote] = []
+        async with self.db.transaction() as session:
+            hedge = await hedges.get_hedge(session, hedge_id, lock=True)
+            if hedge is None:
+                raise DomainError(
+                    _R.ERROR_REASON_NOT_FOUND,
+                    f"hedge order {hedge_id} not found",
+                    metadata={"hedge_order_id": hedge_id},
+                )
+            if hedge.status.terminal:
+                raise DomainError(
+                    _R.ERROR_REASON_INVALID_STATE,
+                    f"hedge order {hedge_id} has ended ({hedge.status.value}): nothing to settle",
+                    metadata={"hedge_order_id": hedge_id, "status": hedge.status.value},
+                )
+            record = uuid.uuid4()
+            try:
+                steps = hedges.settlement(
+                    hedge,
+                    outcome,
+                    filled,
+                    average,
+                    f"settled by an operator: {reason}",
+                    f"operator:{record}",
+                    now,
+                )
+            except hedges.SettlementError as error:
+                raise DomainError(
+                    _R.ERROR_REASON_VALIDATION_FAILED,
+                    str(error),
+                    field_violations=[(error.field, str(error))],
+                ) from error
+            before = hedge
+            for step in steps:
+                hedge, allocated = await self._apply_step(
+                    session, hedge, step, actor, correlation_id
+                )
+                notes += allocated
+            await operator_audit.append(
+                session,
+                actor=actor,
+                action="hedge_order.settle",
+                entity_type="hedge_order",
+                entity_id=hedge_id,
+                reason=reason,
+                before=_hedge_snapshot(before),
+                after={
+                    **_hedge_snapshot(hedge),
+                    "settlement": outcome.value,
+                    "settlement_id": str(record),
+                },
+                now=now,
+                correlation_id=correlation_id,
+            )
+        log.warning(
+            "a hedge order was settled by an operator",
+            extra={
+                "hedge_order_id": hedge_id,
+                "outcome": outcome.value,
+                "status": hedge.status.value,
+                "filled": str(hedge.filled_quantity),
+                "operator": actor.id,
+            },
+        )
+        self._status_refused.pop(hedge_id, None)
+        await self._notify(notes)
+        return hedge
+
+    async def session_numbers(self, lp: str | None = None) -> list[SessionNumbers]:
+        """The order sessions' sequence numbers (of `lp`; NOT_FOUND for an LP without an order
+        session here)."""
+        router = self.router
+        lps = [e.lp for e in self.config.lps] if lp is None else [lp]
+        if router is None or any(name not in {e.lp for e in self.config.lps} for name in lps):
+            raise _no_session(lp or "")
+        return [await asyncio.to_thread(router.numbers, name) for name in lps]
+
+    async def set_session_numbers(
+        self,
+        lp: str,
+        next_sender: int | None,
+        next_target: int | None,
+        reason: str,
+        actor: Actor,
+        correlation_id: str = "",
+    ) -> SessionNumbers:
+        """An operator resets the LP order session's sequence numbers (neither given) or sets
+        them (`LpOrderRouter.set_numbers`), with an operator audit record committed with it.
+        NOT_FOUND for an LP without an order session here."""
+        router = self.router
+        if router is None or lp not in {e.lp for e in self.config.lps}:
+            raise _no_session(lp)
+        now = self.clock()
+        reset = next_sender is None and next_target is None
+        async with self.db.transaction() as session:
+            current = await asyncio.to_thread(router.numbers, lp)
+            await operator_audit.append(
+                session,
+                actor=actor,
+                action="lp_order_session.reset" if reset else "lp_order_session.set_numbers",
+                entity_type="lp_order_session",
+                entity_id=f"{current.sender_comp_id}->{current.target_comp_id}",
+                reason=reason,
+                before=_numbers_snapshot(current),
+                after={
+                    "next_sender_msg_seq_num": 1
+                    if reset
+                    else next_sender or current.next_sender_msg_seq_num,
+                    "next_target_msg_seq_num": 1
+                    if reset
+                    else next_target or current.next_target_msg_seq_num,
+                    "logged_on": False,
+                },
+                now=now,
+                correlation_id=correlation_id,
+            )
+            # Last, so that a failure above changes nothing; the audit commits just after.
+            before, after = await asyncio.to_thread(
+                router.set_numbers, lp, next_sender, next_target
+            )
+        log.warning(
+            "an LP order session's sequence numbers were set by an operator",
+            extra={
+                "lp": lp,
+                "before": _numbers_snapshot(before),
+                "after": _numbers_snapshot(after),
+                "operator": actor.id,
+            },
+        )
+        return after
+
     # -- after a restart ---------------------------------------------------------------------------
 
     async def _recover(self) -> None:
@@ -1230,8 +1581,9 @@ class StpDesk:
 
     async def _apply_stored(self, lp: str | None) -> None:
         """Applies the stored reports of `lp` (None: of every provider) not applied yet, in
-        received order: those of a process that died before it applied them. A report also
-        waiting in the queue is skipped there (its row is applied by then)."""
+        received order, then its other stored answers (`lp_messages`): those of a process that
+        died before it applied them. One also waiting in the queue is skipped there (its row
+        is applied by then)."""
         async with self.db.read_session() as session:
             waiting = await report_journal.unapplied(session, lp)
         if waiting:
@@ -1241,6 +1593,10 @@ class StpDesk:
             )
         for stored in waiting:
             await self._apply_report(stored.report, stored.row_id)
+        async with self.db.read_session() as session:
+            messages = await report_journal.unapplied_messages(session, lp)
+        for message in messages:
+            await self._apply_message(message)
 
     # -- hedge orders the provider has not answered ------------------------------------------------
 
@@ -1262,20 +1618,28 @@ class StpDesk:
         logged_on = set(self.router.logged_on()) if self.router is not None else set()
         unknown: set[str] = set()
         for hedge in open_hedges:
+            refusal = self._status_refused.get(hedge.id)
             decision = hedges.chase(
                 hedge,
                 self._asked.get(hedge.id),
                 now,
                 self.config.status_after,
                 self.config.unknown_after,
+                status_refused=refusal is not None,
             )
             if decision.unknown:
                 unknown.add(hedge.id)
                 if hedge.id not in self._unknown:
+                    why = (
+                        f"its provider refuses to say ({refusal})"
+                        if refusal is not None
+                        else f"no outcome from its provider"
+                        f" {self.config.unknown_after.total_seconds():g} s after it was made"
+                    )
                     log.error(
-                        "ALERT: a hedge order's fate is unknown: no outcome from its provider"
-                        f" {self.config.unknown_after.total_seconds():g} s after it was made;"
-                        " reconcile it with the provider (its client orders stay WORKING)",
+                        f"ALERT: a hedge order's fate is unknown: {why}; reconcile it with the"
+                        " provider and settle it (SettleHedgeOrder); its client orders stay"
+                        " WORKING",
                         extra={
                             "hedge_order_id": hedge.id,
                             "lp": hedge.liquidity_provider_id,
@@ -1284,14 +1648,17 @@ class StpDesk:
                             "created_at": hedge.created_at.isoformat(),
                         },
                     )
-            if decision.ask and hedge.liquidity_provider_id in logged_on:
+            ask = decision.ask or hedge.id in self._ask_now
+            if ask and hedge.liquidity_provider_id in logged_on:
                 await self._ask_status(hedge, now)
+        self._ask_now.clear()
         for hedge_id in self._unknown - unknown:
             log.info("a hedge order of unknown fate has ended", extra={"hedge_order_id": hedge_id})
         self._unknown = unknown
         UNKNOWN_HEDGES.set(len(unknown))
         still_open = {hedge.id for hedge in open_hedges}
         self._asked = {k: v for k, v in self._asked.items() if k in still_open}
+        self._status_refused = {k: v for k, v in self._status_refused.items() if k in still_open}
 
     async def _ask_status(self, hedge: HedgeRow, now: datetime) -> None:
         assert self.router is not None
@@ -1303,9 +1670,13 @@ class StpDesk:
             hedge.lp_order_id,
         )
         try:
-            await asyncio.to_thread(self.router.request_status, request, str(uuid.uuid4()))
+            number = await asyncio.to_thread(self.router.request_status, request, str(uuid.uuid4()))
         except LpUnavailableError:
             return  # the session dropped meanwhile: its resend or the next chase will tell
+        async with self.db.transaction() as session:
+            await report_journal.record_sent(
+                session, hedge.liquidity_provider_id, number, "H", hedge.id, self.clock()
+            )
         self._asked[hedge.id] = now
         STATUS_REQUESTS.labels(hedge.liquidity_provider_id).inc()
         log.warning(
@@ -1330,6 +1701,44 @@ class StpDesk:
                     f" {lp}'s logon: never sent",
                 )
 
+    # -- orders a hand-off missed (`stp_intake`) ---------------------------------------------------
+
+    def _sweep_due(self) -> None:
+        """Every `SWEEP_EVERY`: the sweep joins the queue unless it is still waiting there."""
+        self._call_later(stp_intake.SWEEP_EVERY, self._sweep_due)
+        if not self._sweep_queued:
+            self._sweep_queued = True
+            self._enqueue("sweep of STP orders not taken", self._sweep)
+
+    async def _sweep(self) -> None:
+        """Takes the STP orders committed WORKING that are in no hedge order and that the desk
+        has not held for two sweeps (their hand-off was lost, `stp_intake.Intake.missed`): a
+        market order joins its window, an IOC or FOK limit order is tried. One statement; a
+        failure waits for the next sweep."""
+        self._sweep_queued = False
+        try:
+            async with self.db.read_session() as session:
+                found = await stp_intake.unworked(session)
+        except Exception as error:
+            log.warning("STP: the sweep could not read the orders", extra={"error": str(error)})
+            return
+        missed = self.intake.missed(found)
+        for order in missed:
+            stp_intake.SWEPT.labels(order.type.value).inc()
+            if order.market:
+                self._join(order.symbol, order.order_id, order.account_id)
+            else:
+                self._enqueue(
+                    f"limit {order.order_id}",
+                    partial(self._attempt_limit, order.order_id, order.account_id),
+                    held=(order.order_id,),
+                )
+        if missed:
+            log.warning(
+                "STP orders committed WORKING that no hand-off brought are taken by the sweep",
+                extra={"orders": len(missed), "order_ids": [o.order_id for o in missed[:20]]},
+            )
+
     async def _rejoin_waiting(self) -> None:
         """STP orders accepted before a restart whose window never closed, and IOC / FOK limit
         orders never tried."""
@@ -1348,6 +1757,36 @@ class StpDesk:
                 "STP orders from before the restart rejoin windows or are tried",
                 extra={"orders": len(waiting), "limit_orders": len(limits)},
             )
+
+
+def _hedge_snapshot(hedge: HedgeRow) -> dict[str, str | None]:
+    return {
+        "status": hedge.status.value,
+        "quantity": format(hedge.quantity.normalize(), "f"),
+        "filled_quantity": format(hedge.filled_quantity.normalize(), "f"),
+        "average_price": None
+        if hedge.average_price is None
+        else format(hedge.average_price.normalize(), "f"),
+        "status_reason": hedge.status_reason,
+        "status_message": hedge.status_message,
+        "version": str(hedge.version),
+    }
+
+
+def _numbers_snapshot(numbers: SessionNumbers) -> dict[str, int | bool]:
+    return {
+        "next_sender_msg_seq_num": numbers.next_sender_msg_seq_num,
+        "next_target_msg_seq_num": numbers.next_target_msg_seq_num,
+        "logged_on": numbers.logged_on,
+    }
+
+
+def _no_session(lp: str) -> DomainError:
+    return DomainError(
+        _R.ERROR_REASON_NOT_FOUND,
+        f"no LP order session to {lp or '(none)'} here",
+        metadata={"liquidity_provider_id": lp},
+    )
 
 
 def _attemptable(order: OrderRow) -> bool:

@@ -15,6 +15,7 @@ db            Database: PostgreSQL primary and replica sessions
 cache         connect_redis()
 bus           NATS JetStream streams and publish_event()
 outbox        add_event() in a change's transaction; OutboxRelay publishes to JetStream
+detached      Detached: work after a commit that a cancelled request cannot stop halfway
 """
 
 from services.platform.bus import STREAMS, connect_nats, ensure_streams, publish_event

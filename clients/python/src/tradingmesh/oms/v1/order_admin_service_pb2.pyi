@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tradingmesh.common.v1 import trading_pb2 as _trading_pb2
 from tradingmesh.common.v1 import types_pb2 as _types_pb2
 from tradingmesh.oms.v1 import oms_pb2 as _oms_pb2
@@ -22,6 +23,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _HedgeSettlementOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HedgeSettlementOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HedgeSettlementOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HEDGE_SETTLEMENT_OUTCOME_UNSPECIFIED: _HedgeSettlementOutcome.ValueType  # 0
+    """Not set."""
+    HEDGE_SETTLEMENT_OUTCOME_FILLED: _HedgeSettlementOutcome.ValueType  # 1
+    """The provider filled filled_quantity in all at average_price; the rest, if any, is
+    cancelled.
+    """
+    HEDGE_SETTLEMENT_OUTCOME_REJECTED: _HedgeSettlementOutcome.ValueType  # 2
+    """The provider refused what the hedge order had not filled."""
+
+class HedgeSettlementOutcome(_HedgeSettlementOutcome, metaclass=_HedgeSettlementOutcomeEnumTypeWrapper):
+    """What an operator found a liquidity provider did with a hedge order."""
+
+HEDGE_SETTLEMENT_OUTCOME_UNSPECIFIED: HedgeSettlementOutcome.ValueType  # 0
+"""Not set."""
+HEDGE_SETTLEMENT_OUTCOME_FILLED: HedgeSettlementOutcome.ValueType  # 1
+"""The provider filled filled_quantity in all at average_price; the rest, if any, is
+cancelled.
+"""
+HEDGE_SETTLEMENT_OUTCOME_REJECTED: HedgeSettlementOutcome.ValueType  # 2
+"""The provider refused what the hedge order had not filled."""
+Global___HedgeSettlementOutcome: _TypeAlias = HedgeSettlementOutcome  # noqa: Y015
 
 @_typing.final
 class ListAllOrdersRequest(_message.Message):
@@ -506,3 +535,228 @@ class ClosePositionAsOperatorResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClosePositionAsOperatorResponse: _TypeAlias = ClosePositionAsOperatorResponse  # noqa: Y015
+
+@_typing.final
+class SettleHedgeOrderRequest(_message.Message):
+    """Request of OrderAdminService.SettleHedgeOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEDGE_ORDER_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    FILLED_QUANTITY_FIELD_NUMBER: _builtins.int
+    AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    hedge_order_id: _builtins.str
+    """The hedge order (UUID)."""
+    outcome: Global___HedgeSettlementOutcome.ValueType
+    """What the provider did."""
+    filled_quantity: _builtins.str
+    """FILLED: the quantity the provider filled in all, in lots (its CumQty): at least what the
+    hedge order has filled already, at most its quantity.
+    """
+    average_price: _builtins.str
+    """FILLED: the provider's average price over filled_quantity (its AvgPx)."""
+    reason: _builtins.str
+    """Why, and on what evidence, the operator settles it, 1 to 500 characters; stored in the
+    audit logs.
+    """
+    def __init__(
+        self,
+        *,
+        hedge_order_id: _builtins.str = ...,
+        outcome: Global___HedgeSettlementOutcome.ValueType = ...,
+        filled_quantity: _builtins.str | None = ...,
+        average_price: _builtins.str | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_average_price", b"_average_price", "_filled_quantity", b"_filled_quantity", "average_price", b"average_price", "filled_quantity", b"filled_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_average_price", b"_average_price", "_filled_quantity", b"_filled_quantity", "average_price", b"average_price", "filled_quantity", b"filled_quantity", "hedge_order_id", b"hedge_order_id", "outcome", b"outcome", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__average_price: _TypeAlias = _typing.Literal["average_price"]  # noqa: Y015
+    _WhichOneofArgType__average_price: _TypeAlias = _typing.Literal["_average_price", b"_average_price"]  # noqa: Y015
+    _WhichOneofReturnType__filled_quantity: _TypeAlias = _typing.Literal["filled_quantity"]  # noqa: Y015
+    _WhichOneofArgType__filled_quantity: _TypeAlias = _typing.Literal["_filled_quantity", b"_filled_quantity"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__average_price) -> _WhichOneofReturnType__average_price | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__filled_quantity) -> _WhichOneofReturnType__filled_quantity | None: ...
+
+Global___SettleHedgeOrderRequest: _TypeAlias = SettleHedgeOrderRequest  # noqa: Y015
+
+@_typing.final
+class SettleHedgeOrderResponse(_message.Message):
+    """Response of OrderAdminService.SettleHedgeOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEDGE_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hedge_order(self) -> _oms_pb2.HedgeOrder:
+        """The hedge order after the settlement: FILLED, CANCELLED or REJECTED."""
+
+    def __init__(
+        self,
+        *,
+        hedge_order: _oms_pb2.HedgeOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hedge_order", b"hedge_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hedge_order", b"hedge_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleHedgeOrderResponse: _TypeAlias = SettleHedgeOrderResponse  # noqa: Y015
+
+@_typing.final
+class LpOrderSession(_message.Message):
+    """One of the OMS's FIX order sessions to a liquidity provider."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIQUIDITY_PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    SENDER_COMP_ID_FIELD_NUMBER: _builtins.int
+    TARGET_COMP_ID_FIELD_NUMBER: _builtins.int
+    LOGGED_ON_FIELD_NUMBER: _builtins.int
+    NEXT_SENDER_MSG_SEQ_NUM_FIELD_NUMBER: _builtins.int
+    NEXT_TARGET_MSG_SEQ_NUM_FIELD_NUMBER: _builtins.int
+    liquidity_provider_id: _builtins.str
+    """The liquidity provider."""
+    sender_comp_id: _builtins.str
+    """Our SenderCompID (49) on this session."""
+    target_comp_id: _builtins.str
+    """The provider's CompID, our TargetCompID (56)."""
+    logged_on: _builtins.bool
+    """Whether the session is logged on now."""
+    next_sender_msg_seq_num: _builtins.int
+    """The MsgSeqNum (34) of the next message the OMS sends."""
+    next_target_msg_seq_num: _builtins.int
+    """The MsgSeqNum the OMS expects next from the provider."""
+    def __init__(
+        self,
+        *,
+        liquidity_provider_id: _builtins.str = ...,
+        sender_comp_id: _builtins.str = ...,
+        target_comp_id: _builtins.str = ...,
+        logged_on: _builtins.bool = ...,
+        next_sender_msg_seq_num: _builtins.int = ...,
+        next_target_msg_seq_num: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["liquidity_provider_id", b"liquidity_provider_id", "logged_on", b"logged_on", "next_sender_msg_seq_num", b"next_sender_msg_seq_num", "next_target_msg_seq_num", b"next_target_msg_seq_num", "sender_comp_id", b"sender_comp_id", "target_comp_id", b"target_comp_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LpOrderSession: _TypeAlias = LpOrderSession  # noqa: Y015
+
+@_typing.final
+class ListLpOrderSessionsRequest(_message.Message):
+    """Request of OrderAdminService.ListLpOrderSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLpOrderSessionsRequest: _TypeAlias = ListLpOrderSessionsRequest  # noqa: Y015
+
+@_typing.final
+class ListLpOrderSessionsResponse(_message.Message):
+    """Response of OrderAdminService.ListLpOrderSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___LpOrderSession]:
+        """Every order session, by provider."""
+
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[Global___LpOrderSession] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLpOrderSessionsResponse: _TypeAlias = ListLpOrderSessionsResponse  # noqa: Y015
+
+@_typing.final
+class ResetLpOrderSessionRequest(_message.Message):
+    """Request of OrderAdminService.ResetLpOrderSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIQUIDITY_PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    NEXT_SENDER_MSG_SEQ_NUM_FIELD_NUMBER: _builtins.int
+    NEXT_TARGET_MSG_SEQ_NUM_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    liquidity_provider_id: _builtins.str
+    """The liquidity provider whose order session to reset, e.g. "lp-alpha"."""
+    next_sender_msg_seq_num: _builtins.int
+    """The MsgSeqNum the OMS sends next. Unset with next_target_msg_seq_num unset: a reset to 1."""
+    next_target_msg_seq_num: _builtins.int
+    """The MsgSeqNum the OMS expects next from the provider. Unset with next_sender_msg_seq_num
+    unset: a reset to 1.
+    """
+    reason: _builtins.str
+    """Why the operator changes the numbers, 1 to 500 characters; stored in the audit log."""
+    def __init__(
+        self,
+        *,
+        liquidity_provider_id: _builtins.str = ...,
+        next_sender_msg_seq_num: _builtins.int | None = ...,
+        next_target_msg_seq_num: _builtins.int | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_next_sender_msg_seq_num", b"_next_sender_msg_seq_num", "_next_target_msg_seq_num", b"_next_target_msg_seq_num", "next_sender_msg_seq_num", b"next_sender_msg_seq_num", "next_target_msg_seq_num", b"next_target_msg_seq_num"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_sender_msg_seq_num", b"_next_sender_msg_seq_num", "_next_target_msg_seq_num", b"_next_target_msg_seq_num", "liquidity_provider_id", b"liquidity_provider_id", "next_sender_msg_seq_num", b"next_sender_msg_seq_num", "next_target_msg_seq_num", b"next_target_msg_seq_num", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__next_sender_msg_seq_num: _TypeAlias = _typing.Literal["next_sender_msg_seq_num"]  # noqa: Y015
+    _WhichOneofArgType__next_sender_msg_seq_num: _TypeAlias = _typing.Literal["_next_sender_msg_seq_num", b"_next_sender_msg_seq_num"]  # noqa: Y015
+    _WhichOneofReturnType__next_target_msg_seq_num: _TypeAlias = _typing.Literal["next_target_msg_seq_num"]  # noqa: Y015
+    _WhichOneofArgType__next_target_msg_seq_num: _TypeAlias = _typing.Literal["_next_target_msg_seq_num", b"_next_target_msg_seq_num"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_sender_msg_seq_num) -> _WhichOneofReturnType__next_sender_msg_seq_num | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_target_msg_seq_num) -> _WhichOneofReturnType__next_target_msg_seq_num | None: ...
+
+Global___ResetLpOrderSessionRequest: _TypeAlias = ResetLpOrderSessionRequest  # noqa: Y015
+
+@_typing.final
+class ResetLpOrderSessionResponse(_message.Message):
+    """Response of OrderAdminService.ResetLpOrderSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___LpOrderSession:
+        """The session as the change left it: logged out, with the numbers it was set to (it logs on
+        again by itself within seconds).
+        """
+
+    def __init__(
+        self,
+        *,
+        session: Global___LpOrderSession | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetLpOrderSessionResponse: _TypeAlias = ResetLpOrderSessionResponse  # noqa: Y015

@@ -27,8 +27,9 @@ if _version_not_supported:
 
 class OrderAdminServiceStub:
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -74,12 +75,28 @@ class OrderAdminServiceStub:
                 request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorRequest.SerializeToString,
                 response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorResponse.FromString,
                 _registered_method=True)
+        self.SettleHedgeOrder = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/SettleHedgeOrder',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderResponse.FromString,
+                _registered_method=True)
+        self.ListLpOrderSessions = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/ListLpOrderSessions',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsResponse.FromString,
+                _registered_method=True)
+        self.ResetLpOrderSession = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/ResetLpOrderSession',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.FromString,
+                _registered_method=True)
 
 
 class OrderAdminServiceServicer:
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -149,6 +166,45 @@ class OrderAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SettleHedgeOrder(self, request, context):
+        """Settles a hedge order of unknown fate by hand, once the operator has reconciled it with the
+        liquidity provider (by phone or statement): FILLED with the provider's total filled
+        quantity and average price (any rest cancelled), or REJECTED. The hedge order's client
+        orders complete exactly as if the provider had reported it (their fills at the hedge's
+        average plus their markup, the rest cancelled or rejected), with the operator as the actor
+        in the audit log and the reason in an operator audit record. Accepts `admin` or `dealer`.
+
+        Errors: NOT_FOUND, NOT_FOUND when the hedge order does not exist; FAILED_PRECONDITION,
+        INVALID_STATE when it has ended already; INVALID_ARGUMENT, VALIDATION_FAILED for a
+        settlement it cannot take (more than its quantity, less than it has filled, an average
+        that leaves no positive price for the rest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLpOrderSessions(self, request, context):
+        """Lists the OMS's FIX order sessions to the liquidity providers with their sequence numbers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetLpOrderSession(self, request, context):
+        """Resets or sets the sequence numbers of the OMS's FIX order session to a liquidity provider,
+        e.g. after the provider reset its message store and the session loops on "MsgSeqNum too
+        low". With neither number the session is reset (a Logout if logged on, its store emptied,
+        both numbers 1, and the next Logon carries ResetSeqNumFlag so that the provider starts at 1
+        too); otherwise the numbers given are set (the other kept) and the connection is dropped.
+        Either way the session logs on again within seconds with the new numbers. Recorded in the
+        operator audit log with the reason. Accepts `admin` or `dealer`.
+
+        Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +243,21 @@ def add_OrderAdminServiceServicer_to_server(servicer, server):
                     request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorRequest.FromString,
                     response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorResponse.SerializeToString,
             ),
+            'SettleHedgeOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleHedgeOrder,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderResponse.SerializeToString,
+            ),
+            'ListLpOrderSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLpOrderSessions,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsResponse.SerializeToString,
+            ),
+            'ResetLpOrderSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetLpOrderSession,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tradingmesh.oms.v1.OrderAdminService', rpc_method_handlers)
@@ -197,8 +268,9 @@ def add_OrderAdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class OrderAdminService:
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -382,6 +454,87 @@ class OrderAdminService:
             '/tradingmesh.oms.v1.OrderAdminService/ClosePositionAsOperator',
             tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorRequest.SerializeToString,
             tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ClosePositionAsOperatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleHedgeOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/SettleHedgeOrder',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SettleHedgeOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLpOrderSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/ListLpOrderSessions',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListLpOrderSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetLpOrderSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/ResetLpOrderSession',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

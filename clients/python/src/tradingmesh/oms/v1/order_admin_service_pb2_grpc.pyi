@@ -30,8 +30,9 @@ GRPC_VERSION: str
 
 class OrderAdminServiceStub:
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -74,12 +75,39 @@ class OrderAdminServiceStub:
     closed; INVALID_ARGUMENT, QUANTITY_OUT_OF_RANGE or TOO_MANY_DECIMALS for a bad quantity;
     ALREADY_EXISTS, DUPLICATE_CLIENT_ORDER_ID when client_order_id was used for another order.
     """
+    SettleHedgeOrder: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.SettleHedgeOrderRequest, _order_admin_service_pb2.SettleHedgeOrderResponse]
+    """Settles a hedge order of unknown fate by hand, once the operator has reconciled it with the
+    liquidity provider (by phone or statement): FILLED with the provider's total filled
+    quantity and average price (any rest cancelled), or REJECTED. The hedge order's client
+    orders complete exactly as if the provider had reported it (their fills at the hedge's
+    average plus their markup, the rest cancelled or rejected), with the operator as the actor
+    in the audit log and the reason in an operator audit record. Accepts `admin` or `dealer`.
+
+    Errors: NOT_FOUND, NOT_FOUND when the hedge order does not exist; FAILED_PRECONDITION,
+    INVALID_STATE when it has ended already; INVALID_ARGUMENT, VALIDATION_FAILED for a
+    settlement it cannot take (more than its quantity, less than it has filled, an average
+    that leaves no positive price for the rest).
+    """
+    ListLpOrderSessions: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.ListLpOrderSessionsRequest, _order_admin_service_pb2.ListLpOrderSessionsResponse]
+    """Lists the OMS's FIX order sessions to the liquidity providers with their sequence numbers."""
+    ResetLpOrderSession: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.ResetLpOrderSessionRequest, _order_admin_service_pb2.ResetLpOrderSessionResponse]
+    """Resets or sets the sequence numbers of the OMS's FIX order session to a liquidity provider,
+    e.g. after the provider reset its message store and the session loops on "MsgSeqNum too
+    low". With neither number the session is reset (a Logout if logged on, its store emptied,
+    both numbers 1, and the next Logon carries ResetSeqNumFlag so that the provider starts at 1
+    too); otherwise the numbers given are set (the other kept) and the connection is dropped.
+    Either way the session logs on again within seconds with the new numbers. Recorded in the
+    operator audit log with the reason. Accepts `admin` or `dealer`.
+
+    Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
+    """
 
 @_typing.type_check_only
 class OrderAdminServiceAsyncStub(OrderAdminServiceStub):
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -119,11 +147,38 @@ class OrderAdminServiceAsyncStub(OrderAdminServiceStub):
     closed; INVALID_ARGUMENT, QUANTITY_OUT_OF_RANGE or TOO_MANY_DECIMALS for a bad quantity;
     ALREADY_EXISTS, DUPLICATE_CLIENT_ORDER_ID when client_order_id was used for another order.
     """
+    SettleHedgeOrder: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.SettleHedgeOrderRequest, _order_admin_service_pb2.SettleHedgeOrderResponse]  # type: ignore[assignment]
+    """Settles a hedge order of unknown fate by hand, once the operator has reconciled it with the
+    liquidity provider (by phone or statement): FILLED with the provider's total filled
+    quantity and average price (any rest cancelled), or REJECTED. The hedge order's client
+    orders complete exactly as if the provider had reported it (their fills at the hedge's
+    average plus their markup, the rest cancelled or rejected), with the operator as the actor
+    in the audit log and the reason in an operator audit record. Accepts `admin` or `dealer`.
+
+    Errors: NOT_FOUND, NOT_FOUND when the hedge order does not exist; FAILED_PRECONDITION,
+    INVALID_STATE when it has ended already; INVALID_ARGUMENT, VALIDATION_FAILED for a
+    settlement it cannot take (more than its quantity, less than it has filled, an average
+    that leaves no positive price for the rest).
+    """
+    ListLpOrderSessions: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.ListLpOrderSessionsRequest, _order_admin_service_pb2.ListLpOrderSessionsResponse]  # type: ignore[assignment]
+    """Lists the OMS's FIX order sessions to the liquidity providers with their sequence numbers."""
+    ResetLpOrderSession: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.ResetLpOrderSessionRequest, _order_admin_service_pb2.ResetLpOrderSessionResponse]  # type: ignore[assignment]
+    """Resets or sets the sequence numbers of the OMS's FIX order session to a liquidity provider,
+    e.g. after the provider reset its message store and the session loops on "MsgSeqNum too
+    low". With neither number the session is reset (a Logout if logged on, its store emptied,
+    both numbers 1, and the next Logon carries ResetSeqNumFlag so that the provider starts at 1
+    too); otherwise the numbers given are set (the other kept) and the connection is dropped.
+    Either way the session logs on again within seconds with the new numbers. Recorded in the
+    operator audit log with the reason. Accepts `admin` or `dealer`.
+
+    Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
+    """
 
 class OrderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Broker staff operations on the OMS. Every RPC requires a staff role in the access token: the
-    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close) accept
-    `admin` or `dealer`. Another caller gets PERMISSION_DENIED with reason PERMISSION_DENIED.
+    list and get RPCs accept `admin`, `dealer` or `backoffice`; the actions (cancel, close, settle a
+    hedge order, reset an LP order session) accept `admin` or `dealer`. Another caller gets
+    PERMISSION_DENIED with reason PERMISSION_DENIED.
     Every action is recorded in the audit log with the operator and the reason given, and is
     published as the usual OMS events with an OPERATOR actor.
     """
@@ -202,6 +257,50 @@ class OrderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION, INVALID_ORDER_STATE when the position is closed or already being
         closed; INVALID_ARGUMENT, QUANTITY_OUT_OF_RANGE or TOO_MANY_DECIMALS for a bad quantity;
         ALREADY_EXISTS, DUPLICATE_CLIENT_ORDER_ID when client_order_id was used for another order.
+        """
+
+    @_abc_1.abstractmethod
+    def SettleHedgeOrder(
+        self,
+        request: _order_admin_service_pb2.SettleHedgeOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.SettleHedgeOrderResponse, _abc.Awaitable[_order_admin_service_pb2.SettleHedgeOrderResponse]]:
+        """Settles a hedge order of unknown fate by hand, once the operator has reconciled it with the
+        liquidity provider (by phone or statement): FILLED with the provider's total filled
+        quantity and average price (any rest cancelled), or REJECTED. The hedge order's client
+        orders complete exactly as if the provider had reported it (their fills at the hedge's
+        average plus their markup, the rest cancelled or rejected), with the operator as the actor
+        in the audit log and the reason in an operator audit record. Accepts `admin` or `dealer`.
+
+        Errors: NOT_FOUND, NOT_FOUND when the hedge order does not exist; FAILED_PRECONDITION,
+        INVALID_STATE when it has ended already; INVALID_ARGUMENT, VALIDATION_FAILED for a
+        settlement it cannot take (more than its quantity, less than it has filled, an average
+        that leaves no positive price for the rest).
+        """
+
+    @_abc_1.abstractmethod
+    def ListLpOrderSessions(
+        self,
+        request: _order_admin_service_pb2.ListLpOrderSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.ListLpOrderSessionsResponse, _abc.Awaitable[_order_admin_service_pb2.ListLpOrderSessionsResponse]]:
+        """Lists the OMS's FIX order sessions to the liquidity providers with their sequence numbers."""
+
+    @_abc_1.abstractmethod
+    def ResetLpOrderSession(
+        self,
+        request: _order_admin_service_pb2.ResetLpOrderSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.ResetLpOrderSessionResponse, _abc.Awaitable[_order_admin_service_pb2.ResetLpOrderSessionResponse]]:
+        """Resets or sets the sequence numbers of the OMS's FIX order session to a liquidity provider,
+        e.g. after the provider reset its message store and the session loops on "MsgSeqNum too
+        low". With neither number the session is reset (a Logout if logged on, its store emptied,
+        both numbers 1, and the next Logon carries ResetSeqNumFlag so that the provider starts at 1
+        too); otherwise the numbers given are set (the other kept) and the connection is dropped.
+        Either way the session logs on again within seconds with the new numbers. Recorded in the
+        operator audit log with the reason. Accepts `admin` or `dealer`.
+
+        Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
         """
 
 def add_OrderAdminServiceServicer_to_server(servicer: OrderAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

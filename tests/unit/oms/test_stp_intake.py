@@ -1,0 +1,223 @@
+"""How committed WORKING orders reach the STP desk (issue 12 item 7): the hand-off after the
+commit (`placement.hand_over`) and what the desk's sweep leaves alone (`stp_intake.Intake`,
+the desk's worker)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from services.oms.domain.positions import PositionMode, Side
+from services.oms.domain.state import OrderStatus
+from services.oms.model import (
+    Account,
+    AccountStatus,
+    ExecutionMode,
+    OrderOrigin,
+    OrderRow,
+    OrderType,
+    TimeInForce,
+)
+from services.oms.placement import WorkingOrderSink, hand_over
+from services.oms.quotes import QuoteBook
+from services.oms.stp import StpConfig, StpDesk, Window
+from services.oms.stp_intake import Intake, Unworked
+from services.platform.resources import Resources
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+ACCOUNT = Account("acc-1", "user-1", "group-1", "USD", AccountStatus.ACTIVE, PositionMode.HEDGING)
+
+
+def stp_order(order_id: str, type: OrderType = OrderType.MARKET) -> OrderRow:
+    return OrderRow(
+        id=order_id,
+        account_id=ACCOUNT.account_id,
+        client_order_id=f"c-{order_id}",
+        request_fingerprint="0" * 64,
+        symbol="EURUSD",
+        side=Side.BUY,
+        type=type,
+        time_in_force=TimeInForce.IOC,
+        status=OrderStatus.WORKING,
+        quantity=Decimal("0.10"),
+        origin=OrderOrigin.CLIENT,
+        created_at=NOW,
+        updated_at=NOW,
+        version=3,
+        price=Decimal("1.10000") if type is OrderType.LIMIT else None,
+        execution_mode=ExecutionMode.STP,
+    )
+
+
+def unworked(order_id: str, type: OrderType = OrderType.MARKET) -> Unworked:
+    return Unworked(order_id, ACCOUNT.account_id, "EURUSD", type)
+
+
+# ---- the hand-off after the commit ---------------------------------------------------------------
+
+
+class Sink:
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+        self.taken: list[str] = []
+
+    async def take(self, order: OrderRow, account: Account) -> None:
+        if self.fails:
+            raise RuntimeError("the sink is broken")
+        self.taken.append(order.id)
+
+
+async def test_a_sink_that_fails_does_not_keep_the_order_from_the_next_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken, working = Sink(fails=True), Sink()
+    sinks: list[WorkingOrderSink] = [broken, working]
+
+    await hand_over(sinks, stp_order("o-1"), ACCOUNT)
+
+    assert working.taken == ["o-1"]
+    assert "a working-order sink failed to take an order" in caplog.text
+
+
+# ---- what the sweep leaves alone ----------------------------------------------------------------
+
+
+def test_an_order_found_loose_by_two_sweeps_in_a_row_is_taken() -> None:
+    intake = Intake()
+    found = [unworked("lost")]
+
+    assert intake.missed(found) == []  # maybe between its commit and its hand-off
+    assert intake.missed(found) == [unworked("lost")]
+
+
+def test_the_sweep_never_takes_what_a_window_or_a_job_holds() -> None:
+    intake = Intake()
+    intake.hold(["in-window", "in-attempt"])
+    found = [unworked("in-window"), unworked("lost"), unworked("in-attempt", OrderType.LIMIT)]
+
+    intake.missed(found)
+
+    assert intake.missed(found) == [unworked("lost")]
+
+
+def test_an_order_handed_over_between_two_sweeps_is_not_taken() -> None:
+    intake = Intake()
+    intake.missed([unworked("a")])  # committed, its hand-off a moment away
+
+    intake.hold(["a"])  # the hand-off: its window
+    assert intake.missed([unworked("a")]) == []
+    intake.release(["a"])  # its window's close failed every try
+    assert intake.missed([unworked("a")]) == []  # loose once more: the next sweep takes it
+    assert intake.missed([unworked("a")]) == [unworked("a")]
+
+
+def test_an_order_taken_by_the_sweep_is_not_taken_again_by_the_next() -> None:
+    intake = Intake()
+    intake.missed([unworked("a")])
+    assert intake.missed([unworked("a")]) == [unworked("a")]
+
+    # Found once more (its window has not closed yet and the desk did not hold it): one
+    # sighting again, not a second take at once.
+    assert intake.missed([unworked("a")]) == []
+
+
+def test_an_order_released_by_its_job_is_no_longer_held() -> None:
+    intake = Intake()
+    intake.hold(["a", "b"])
+
+    intake.release(["a"])
+
+    assert not intake.holds("a")
+    assert intake.holds("b")
+
+
+def test_an_order_taken_twice_is_released_by_the_first_job_that_ends() -> None:
+    # Never held for good: the worst that follows is one more take, which a window skips.
+    intake = Intake()
+    intake.hold(["a"])
+    intake.hold(["a"])
+
+    intake.release(["a"])
+
+    assert len(intake) == 0
+
+
+def test_a_market_order_joins_a_window_and_a_limit_order_is_tried() -> None:
+    assert unworked("m").market
+    assert not unworked("l", OrderType.LIMIT).market
+
+
+# ---- the desk: an order is held from its take until its job has run, however that ends -----------
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> StpDesk:
+    config = StpConfig(window=timedelta(milliseconds=5), data_dir=tmp_path)
+    return StpDesk(
+        cast(Resources, None),  # the jobs below touch no resource
+        QuoteBook(),
+        config,
+        lambda lp: pytest.fail(f"no credentials are read ({lp})"),
+    )
+
+
+async def run_worker(desk: StpDesk) -> asyncio.Task[None]:
+    return asyncio.create_task(desk._work())
+
+
+async def test_a_market_order_is_held_from_its_take_until_its_windows_close_has_run(
+    desk: StpDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closing = asyncio.Event()
+    finish = asyncio.Event()
+    closed: list[list[str]] = []
+
+    async def close_window(window: Window) -> None:
+        closing.set()
+        await finish.wait()
+        closed.append(window.order_ids)
+
+    monkeypatch.setattr(desk, "_close_window", close_window)
+    worker = await run_worker(desk)
+    try:
+        await desk.take(stp_order("o-1"), ACCOUNT)
+        assert desk.intake.holds("o-1")  # in its open window
+
+        await asyncio.wait_for(closing.wait(), 1)
+        assert desk.intake.holds("o-1")  # its window is being closed
+
+        finish.set()
+        await asyncio.wait_for(desk._jobs.join(), 1)
+        assert closed == [["o-1"]]
+        assert not desk.intake.holds("o-1")
+    finally:
+        worker.cancel()
+
+
+async def test_an_order_whose_job_failed_every_try_is_released_to_the_sweep(
+    desk: StpDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: list[str] = []
+
+    async def attempt(order_id: str, account_id: str) -> None:
+        tries.append(order_id)
+        raise RuntimeError("PostgreSQL is away")
+
+    monkeypatch.setattr(desk, "_attempt_limit", attempt)
+    monkeypatch.setattr("services.oms.stp._RETRY_SECONDS", 0)
+    worker = await run_worker(desk)
+    try:
+        await desk.take(stp_order("l-1", OrderType.LIMIT), ACCOUNT)
+        assert desk.intake.holds("l-1")
+
+        await asyncio.wait_for(desk._jobs.join(), 1)
+
+        assert tries == ["l-1"] * 5
+        assert not desk.intake.holds("l-1")
+    finally:
+        worker.cancel()
