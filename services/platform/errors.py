@@ -52,6 +52,8 @@ STATUS_BY_REASON: Final[Mapping[ErrorReason.ValueType, tuple[grpc.StatusCode, ..
             _R.ERROR_REASON_ALREADY_EXISTS: (_S.ALREADY_EXISTS,),
             _R.ERROR_REASON_IDEMPOTENCY_KEY_REUSED: (_S.ALREADY_EXISTS,),
             _R.ERROR_REASON_INVALID_STATE: (_S.FAILED_PRECONDITION,),
+            # Refused by the edge (Envoy): a body, or a path and headers, over its limits.
+            _R.ERROR_REASON_REQUEST_TOO_LARGE: (_S.RESOURCE_EXHAUSTED,),
             # Instruments and prices. An unknown symbol is NOT_FOUND on lookups and
             # INVALID_ARGUMENT in order entry, where it is one more bad field of the order.
             _R.ERROR_REASON_UNKNOWN_INSTRUMENT: (_S.NOT_FOUND, _S.INVALID_ARGUMENT),
@@ -93,6 +95,8 @@ STATUS_BY_REASON: Final[Mapping[ErrorReason.ValueType, tuple[grpc.StatusCode, ..
             # Platform.
             _R.ERROR_REASON_CONCURRENT_MODIFICATION: (_S.ABORTED,),
             _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE: (_S.UNAVAILABLE,),
+            # The edge's deadline passed before the service answered (HTTP 504).
+            _R.ERROR_REASON_DEADLINE_EXCEEDED: (_S.DEADLINE_EXCEEDED,),
         }
     )
 )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from string import Template
 from typing import Any
 
 from services.platform.secrets import Secret
 from stack.binaries import venv_tool
 from stack.components.base import Component, base_env
+from stack.components.edge_bodies import RequestLimits, write_scripts
+from stack.components.edge_errors import edge_errors, local_reply_config
 from stack.contracts import EdgeService, build_descriptor_set, edge_services
 from stack.health import http_ok
 from stack.ports import HOST, SERVICES, stream_workers
@@ -19,14 +23,26 @@ from stack.process import Launch
 from stack.tls import issue
 
 MAX_REQUEST_BYTES = 1024 * 1024
+# A request's path (with its query) over MAX_PATH_BYTES is 414, its path and headers together
+# over MAX_HEADERS_BYTES 431 (envoy/rest_json.lua, for every protocol). The services' gRPC
+# servers refuse more than 16 KiB of metadata (RESOURCE_EXHAUSTED, which a client would read as
+# "retry"); this leaves room for what Envoy adds (identity headers, the edge token).
+MAX_PATH_BYTES = 4096
+MAX_HEADERS_BYTES = 8192
+# The codec's own limit, above which HTTP/1.1 gets 431 and an HTTP/2 stream is reset before any
+# filter runs: high enough that the filter's limits above are the ones callers meet.
+MAX_REQUEST_HEADERS_KB = 60
 UNARY_TIMEOUT = "15s"
 STREAM_IDLE_TIMEOUT = "3600s"  # a notification stream may stay quiet for a long time
-REFLECTION_OWNER = "account"  # grpcurl through Envoy lists what this service reflects
+# Reflection through Envoy goes to one process, which answers for every public service of the
+# edge (services/platform/reflection.py); any service would do.
+REFLECTION_OWNER = "account"
 # grpc.health.v1.Health/Check through the edge answers for this process: the bare gRPC echo that
 # the order benchmark (bench/orders.py) measures beside PlaceOrder, on the same upstream.
 HEALTH_OWNER = "oms"
 
 JWKS_CLUSTER = "edge_jwks"
+UNROUTED_CLUSTER = "edge_unrouted"  # the fallback route's; it has no endpoint
 # PricingService.StreamQuotes (gRPC, gRPC-web and REST: the transcoder rewrites the path) goes to
 # the pricing service's stream workers when the stack runs any (ADR 0008).
 STREAM_CLUSTER = "pricing_streams"
@@ -108,6 +124,12 @@ class EdgeLimits:
     sign_in: RateLimit = RateLimit(60, 1, 1)
     jwks_cache_seconds: int = JWKS_CACHE_SECONDS
 
+    @property
+    def first_refill(self) -> timedelta:
+        """The soonest a bucket gets tokens back: what a refused caller is told to wait."""
+        buckets = (self.user, self.address, self.sign_in)
+        return timedelta(seconds=min(bucket.fill_seconds for bucket in buckets))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EdgeLimits:
         default = cls()
@@ -123,6 +145,23 @@ class EdgeLimits:
             sign_in=limit("SIGN_IN", default.sign_in),
             jwks_cache_seconds=int(cache) if cache else default.jwks_cache_seconds,
         )
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+
+
+def parse_cors_origins(text: str) -> list[str]:
+    """The browser origins the edge allows, from "http://a:1, https://b" (scheme, host and
+    optional port; no path, no wildcard). Envoy answers their CORS preflights and refuses every
+    other one (envoy/rest_json.lua)."""
+    origins = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [origin for origin in origins if not _ORIGIN.fullmatch(origin)]
+    if bad or not origins:
+        raise ValueError(
+            "TM_EDGE_CORS_ORIGINS is a comma-separated list of origins such as"
+            f" https://app.example.com or http://localhost:5173; not {text!r}"
+        )
+    return origins
 
 
 def jwt_rules(edge_routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,6 +244,35 @@ def routes(services: list[EdgeService], stream_cluster: str | None = None) -> li
             }
         )
     return found
+
+
+def fallback_route() -> dict[str, Any]:
+    """The last route, for a request that is not gRPC (REST/JSON, a preflight) whatever its
+    path. The CORS filter, first, finds its policy through a route, and a REST path matches no
+    gRPC route until the transcoder has rewritten it; a direct response would bypass the CORS
+    filter, so this route names a cluster instead. It is never followed: the transcoder answers
+    a path it cannot map (404) and rest_json.lua every OPTIONS the CORS filter leaves. A gRPC
+    call that no route takes still gets 404 / UNIMPLEMENTED."""
+    not_grpc = {
+        "name": "content-type",
+        "string_match": {"prefix": "application/grpc"},
+        "invert_match": True,
+        "treat_missing_header_as_empty": True,
+    }
+    return {
+        "match": {"prefix": "/", "headers": [not_grpc]},
+        "route": {"cluster": UNROUTED_CLUSTER, "timeout": UNARY_TIMEOUT},
+    }
+
+
+def unrouted_cluster() -> dict[str, Any]:
+    """No endpoint: what reaches it (nothing should) gets 503, never a service."""
+    return {
+        "name": UNROUTED_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": UNROUTED_CLUSTER, "endpoints": []},
+    }
 
 
 def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
@@ -341,10 +409,14 @@ class Envoy(Component):
     def template(self) -> str:
         return (self.ctx.repo / "envoy" / "edge.yaml.tmpl").read_text()
 
-    def cors_origins(self) -> list[dict[str, str]]:
-        # The web client's dev server (not built yet) will serve on the reserved WEB_CLIENT port.
+    def cors_origins(self, env: Mapping[str, str] = os.environ) -> list[str]:
+        """`TM_EDGE_CORS_ORIGINS` in the environment of `tradingmesh up`, else the origins of
+        the web client's dev server, which serves on the reserved WEB_CLIENT port."""
+        text = env.get("TM_EDGE_CORS_ORIGINS", "").strip()
+        if text:
+            return parse_cors_origins(text)
         port = self.ctx.ports.web_client
-        return [{"exact": f"http://{HOST}:{port}"}, {"exact": f"http://localhost:{port}"}]
+        return [f"http://{HOST}:{port}", f"http://localhost:{port}"]
 
     def render(self, timeout: float) -> str:
         """Build the descriptor set and write the config; returns the config path."""
@@ -358,16 +430,33 @@ class Envoy(Component):
         service_clusters = clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})
         if workers:
             service_clusters.append(stream_cluster(workers))
+        transcoded = [s.full_name for s in services]
+        scripts = write_scripts(
+            self.ctx.repo / "envoy" / "rest_json.lua",
+            envoy_dir,
+            descriptors,
+            transcoded,
+            RequestLimits(MAX_PATH_BYTES, MAX_HEADERS_BYTES),
+        )
+        errors = edge_errors(
+            MAX_REQUEST_BYTES, MAX_PATH_BYTES, MAX_HEADERS_BYTES, limits.first_refill
+        )
         config = Template(self.template).substitute(
             admin_port=self.ctx.ports.envoy_admin,
             listen_port=self.ctx.ports.envoy,
             max_request_bytes=MAX_REQUEST_BYTES,
+            max_request_headers_kb=MAX_REQUEST_HEADERS_KB,
+            local_reply_config=_json(local_reply_config(errors)),
             server_cert_file=self.ctx.paths.tls_dir / "edge.pem",
             descriptor_file=descriptors,
-            cors_origins=_json(self.cors_origins()),
-            routes=_json(edge_routes),
-            transcoded_services=_json([s.full_name for s in services]),
-            clusters=_json([*service_clusters, jwks_cluster(self.ctx.ports.envoy)]),
+            cors_origins=_json([{"exact": origin} for origin in self.cors_origins()]),
+            routes=_json([*edge_routes, fallback_route()]),
+            transcoded_services=_json(transcoded),
+            rest_json_intake=scripts["intake"],
+            rest_json_check=scripts["check"],
+            clusters=_json(
+                [*service_clusters, jwks_cluster(self.ctx.ports.envoy), unrouted_cluster()]
+            ),
             jwt_rules=_json(jwt_rules(edge_routes)),
             jwks_cache_duration=f"{limits.jwks_cache_seconds}s",
             rate_limits=_json(rate_limits()),

@@ -70,6 +70,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The resource is in a state that does not allow this action, e.g. approving an adjustment
     that was already rejected (FAILED_PRECONDITION). Orders use INVALID_ORDER_STATE.
     """
+    ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 13
+    """The request's body, or its path and headers, are larger than the edge accepts
+    (RESOURCE_EXHAUSTED; HTTP 413 or 431). The same request never succeeds: make it smaller.
+    """
     ERROR_REASON_UNKNOWN_INSTRUMENT: _ErrorReason.ValueType  # 20
     """--- Instruments and prices ---
 
@@ -167,6 +171,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_DEPENDENCY_UNAVAILABLE: _ErrorReason.ValueType  # 141
     """A dependency of the service is unavailable; retry with back-off (UNAVAILABLE)."""
+    ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 142
+    """The service did not answer within the edge's deadline (DEADLINE_EXCEEDED; HTTP 504). The
+    request may or may not have taken effect: retry only idempotent calls (the same
+    client_order_id or idempotency key), or read the state first.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """A stable, machine-readable reason for an error or a rejection."""
@@ -207,6 +216,10 @@ ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 11
 ERROR_REASON_INVALID_STATE: ErrorReason.ValueType  # 12
 """The resource is in a state that does not allow this action, e.g. approving an adjustment
 that was already rejected (FAILED_PRECONDITION). Orders use INVALID_ORDER_STATE.
+"""
+ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 13
+"""The request's body, or its path and headers, are larger than the edge accepts
+(RESOURCE_EXHAUSTED; HTTP 413 or 431). The same request never succeeds: make it smaller.
 """
 ERROR_REASON_UNKNOWN_INSTRUMENT: ErrorReason.ValueType  # 20
 """--- Instruments and prices ---
@@ -305,4 +318,9 @@ Another request changed the same resource first; re-read and retry (ABORTED).
 """
 ERROR_REASON_DEPENDENCY_UNAVAILABLE: ErrorReason.ValueType  # 141
 """A dependency of the service is unavailable; retry with back-off (UNAVAILABLE)."""
+ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 142
+"""The service did not answer within the edge's deadline (DEADLINE_EXCEEDED; HTTP 504). The
+request may or may not have taken effect: retry only idempotent calls (the same
+client_order_id or idempotency key), or read the state first.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
