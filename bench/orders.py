@@ -32,6 +32,18 @@ load average. A target is met only if at least 99 % of the phase's orders FILLED
 judged at the --rates step equal to the 1,000/s target (else the highest step); throughput by
 the most FILLED orders/s of any phase.
 
+What an order costs (issue 14), per orders phase: the stack's counters read at both ends of the
+window (bench/stack_counters.py) — CPU per component from /proc (every component of the stack,
+its process tree, reaped children included), SQL statements and transactions per database role
+(pg_stat_statements, pg_stat_database; the benchmark's own reads, as the superuser, left out),
+messages per JetStream stream, per NATS client and in all (NATS monitor) — divided by the FILLED
+answers that arrived inside the window. Each figure is shown "net (gross)": gross is everything
+the stack did in the window; net subtracts what it did in an idle window of the same length with
+no calls, measured first in the same run (prices flow all the time). The net figures are judged
+against issue 14's budget (CPU <= 5 ms, <= 12 statements, <= 3 transactions per order). In a
+phase where orders time out, the work done for them is in the CPU and counted per FILLED order.
+A breakdown with one column per orders phase follows the table (bench/order_costs_report.py).
+
 By default it starts a dedicated stack (name `bench-orders-<pid>`, free ports) with the edge's
 rate limits raised (all calls come from one address, and each trader sends far more than the
 default 50/s; printed and recorded in the JSON), and stops and deletes it at the end, also on
@@ -63,6 +75,18 @@ from typing import Any
 from bench import probes
 from bench.client_pipes import end_process, receive
 from bench.market_data import load_average, print_table
+from bench.order_costs import (
+    CPU_MS,
+    LOAD_CLIENTS_CPU_MS,
+    Counters,
+    delta,
+    net_of_idle,
+    per_order,
+    per_second,
+    with_derived,
+    with_totals,
+)
+from bench.order_costs_report import breakdown, cost_rows, format_matrix, idle_row
 from bench.orders_load import (
     FILLED,
     SERVING,
@@ -87,6 +111,7 @@ from bench.orders_stats import (
 )
 from bench.orders_traders import make_traders, sign_in, wait_until_trading
 from bench.stack import Bench, bench_stack
+from bench.stack_counters import StackCounters, stack_counters
 
 # The edge limits of the stack this benchmark starts (stack/components/envoy.py EdgeLimits):
 # every call comes from 127.0.0.1, and a trader sends hundreds of orders a second.
@@ -95,8 +120,6 @@ BENCH_EDGE_LIMITS = {
     "TM_EDGE_RATE_LIMIT_ADDRESS": "200000,100000,1",
     "TM_EDGE_RATE_LIMIT_SIGN_IN": "1000,100,1",
 }
-# Components whose CPU time is reported for each phase.
-WATCHED = ("envoy", "oms", "risk", "account", "pricing", "postgres", "nats", "redis")
 # Server-side time per call, from the services' own histograms: (service, method).
 SERVER_METHODS = (("oms", "PlaceOrder"), ("risk", "CheckOrder"))
 # Envoy's counters of calls it could not pass on or that were reset: zero in a clean phase.
@@ -123,8 +146,9 @@ TOKEN_MAX_AGE = 600.0  # seconds of phases at most: the traders' access tokens l
 
 @dataclass(frozen=True)
 class Reading:
-    cpu: dict[str, float]
+    counters: Counters  # the stack's cumulative counters (bench.order_costs)
     server: dict[str, tuple[float, float]]  # "oms PlaceOrder": (seconds, calls) so far
+    at: float  # monotonic seconds, when the CPU was read
 
 
 def _method_total(samples: dict[str, float], name: str, method: str) -> float:
@@ -162,8 +186,16 @@ def settle(bench: Bench, timeout: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def _reading(bench: Bench, pids: dict[str, int]) -> Reading:
-    return Reading(probes.cpu_seconds_by_tree(pids), _server_totals(bench))
+def _reading(bench: Bench, counters: StackCounters, start: bool) -> Reading:
+    """Every counter at the start (CPU read last) or the end (CPU read first) of a window, so
+    that the work of these reads (metrics pages, SQL, NATS monitor) stays out of the CPU."""
+    if start:
+        server = _server_totals(bench)
+        values = counters.read(cpu_first=False)
+        return Reading(values, server, time.monotonic())
+    at = time.monotonic()
+    values = counters.read(cpu_first=True)
+    return Reading(values, _server_totals(bench), at)
 
 
 def _server_means(before: Reading, after: Reading) -> dict[str, Any]:
@@ -236,9 +268,33 @@ def load_clients(
 # ---- one phase --------------------------------------------------------------------------------
 
 
+def run_idle(bench: Bench, counters: StackCounters, args: argparse.Namespace) -> dict[str, Any]:
+    """A window as long as a phase's with no calls at all: what the stack does without orders
+    (prices flow all the time), subtracted from every phase for its net figures."""
+    settled = settle(bench, args.deadline + 10)
+    print(f"idle: {args.warmup:g} s warm-up, {args.seconds:g} s window, no calls")
+    time.sleep(args.warmup)
+    before = _reading(bench, counters, start=True)
+    time.sleep(args.seconds)
+    after = _reading(bench, counters, start=False)
+    change = with_derived(delta(before.counters, after.counters))
+    return {
+        "kind": "idle",
+        "window_seconds": args.seconds,
+        "seconds_waited_for_the_oms_before": settled,
+        "cpu_percent": _cpu_percent(change, after.at - before.at),
+        "cpu_window_seconds": round(after.at - before.at, 3),
+        "counters": change,
+        "per_second": per_second(with_totals(change), args.seconds),
+        "load_average_1m": load_average(),
+    }
+
+
 def run_phase(
     bench: Bench,
     clients: Clients,
+    counters: StackCounters,
+    idle: dict[str, Any],
     args: argparse.Namespace,
     kind: Kind,
     mode: Mode,
@@ -247,7 +303,6 @@ def run_phase(
     label = f"{kind} at {rate:,.0f}/s" if mode == "rate" else f"{kind} at full speed"
     settled = settle(bench, args.deadline + 10)
     print(f"{label}: {args.warmup:g} s warm-up, {args.seconds:g} s window")
-    pids = probes.component_pids(bench.state, WATCHED)
     concurrency = shares(args.concurrency, len(clients.connections))
     warmup_start = time.time() + 0.5
     start = warmup_start + args.warmup
@@ -257,9 +312,9 @@ def run_phase(
         connection.send(("phase", spec))
     trouble = probes.envoy_counters(bench.ports.envoy_admin, ENVOY_TROUBLE)
     time.sleep(max(start - time.time(), 0))
-    before = _reading(bench, pids)
+    before = _reading(bench, counters, start=True)
     time.sleep(max(end - time.time(), 0))
-    after = _reading(bench, pids)
+    after = _reading(bench, counters, start=False)
     load = load_average()
     results: list[PhaseResult] = [
         receive(connection, "result", args.deadline + 60, "load client")
@@ -267,6 +322,8 @@ def run_phase(
     ]
     summary = _phase_summary(args, kind, mode, rate, concurrency, results, before, after, load)
     summary["seconds_waited_for_the_oms_before"] = settled
+    if kind == "orders":
+        summary["per_filled_order"] = _per_filled_order(summary, idle)
     # From the warm-up to the last answer (the clients have waited for every call).
     summary["envoy_resets_and_overflows"] = {
         name: value - trouble.get(name, 0)
@@ -293,15 +350,9 @@ def _phase_summary(
         for outcome, n in result.outcomes.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + n
     seconds = args.seconds
-    # A component's processes alive at both readings (probes.cpu_seconds_by_tree): the work of a
-    # PostgreSQL backend that exits inside the window is missed, and can make the difference
-    # negative; it is shown as 0.
-    cpu = {
-        name: max(round(100 * (after.cpu[name] - before.cpu[name]) / seconds), 0)
-        for name in before.cpu
-        if name in after.cpu
-    }
-    cpu["load clients"] = round(100 * sum(r.cpu_seconds for r in results) / seconds)
+    change = with_derived(delta(before.counters, after.counters))
+    change[LOAD_CLIENTS_CPU_MS] = {"load clients": 1000 * sum(r.cpu_seconds for r in results)}
+    cpu = _cpu_percent(change, after.at - before.at)
     share = filled_share(outcomes, success)
     return {
         "kind": kind,
@@ -313,6 +364,7 @@ def _phase_summary(
         "calls_counted": sum(outcomes.values()),
         "answered_per_second": round(sum(r.answered_in_window for r in results) / seconds, 1),
         "succeeded_per_second": round(sum(r.succeeded_in_window for r in results) / seconds, 1),
+        "succeeded_in_window": sum(r.succeeded_in_window for r in results),
         "success": success,
         "success_share": None if share is None else round(share, 4),
         "outcomes": outcomes,
@@ -326,7 +378,32 @@ def _phase_summary(
         "max_in_flight": sum(r.max_in_flight for r in results),
         "server_time": _server_means(before, after),
         "cpu_percent": cpu,
+        # Between the two CPU readings: the window less the time the other counters took to
+        # read at its start.
+        "cpu_window_seconds": round(after.at - before.at, 3),
+        "counters": change,
         "load_average_1m": load,
+    }
+
+
+def _cpu_percent(change: Counters, seconds: float) -> dict[str, int]:
+    """% of one core per component over the window (and the load clients', apart)."""
+    used = {**change.get(CPU_MS, {}), **change.get(LOAD_CLIENTS_CPU_MS, {})}
+    return {name: round(ms / seconds / 10) for name, ms in used.items()}
+
+
+def _per_filled_order(phase: dict[str, Any], idle: dict[str, Any]) -> dict[str, Any]:
+    """The phase's counters per FILLED order, gross and net of the idle stack's, counting the
+    FILLED answers that arrived inside the window (the work the CPU window saw finish)."""
+    filled: int = phase["succeeded_in_window"]
+    change: Counters = phase["counters"]
+    net = net_of_idle(change, phase["window_seconds"], idle["counters"], idle["window_seconds"])
+    return {
+        "filled": filled,
+        "gross": per_order(change, filled),
+        "net_of_idle": per_order(net, filled),
+        "note": "gross: everything the stack did in the window; net_of_idle: minus what it did "
+        "in the idle window (no calls), scaled to the same length",
     }
 
 
@@ -506,6 +583,8 @@ def _echo_row(phase: dict[str, Any]) -> tuple[str, str, str, str]:
 def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     judged = summary["verdicts"]
+    if "idle" in summary:
+        rows.append(idle_row(summary["idle"]))
     for phase in summary["phases"]:
         if phase["kind"] == "echo":
             rows.append(_echo_row(phase))
@@ -517,6 +596,7 @@ def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             and phase["offered_per_second"] == judged["latency_judged_at_per_second"]
         )
         rows.extend(_orders_rows(phase, judged_here))
+        rows.extend(cost_rows(phase))
     if "orders_per_second" in judged:
         rows.append(
             (
@@ -577,7 +657,7 @@ def main() -> None:
     rates = [float(rate) for rate in args.rates.split(",") if rate]
     if args.traders < args.clients:
         parser.error("need at least one trader per load client")
-    phases = len(kinds) * (len(rates) + (0 if args.no_full else 1))
+    phases = 1 + len(kinds) * (len(rates) + (0 if args.no_full else 1))  # 1: the idle window
     if phases * (args.warmup + args.seconds + 5) > TOKEN_MAX_AGE:
         parser.error("too long: the traders' access tokens (15 minutes) would expire mid-run")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -628,13 +708,20 @@ def main() -> None:
             summary["readiness"] = asdict(readiness)
         else:
             accounts = [Account("", "")] * args.clients  # echo only: no orders are sent
-        with load_clients(bench, args, accounts, run_id) as clients:
+        with (
+            stack_counters(bench.state) as counters,
+            load_clients(bench, args, accounts, run_id) as clients,
+        ):
+            summary["idle"] = idle = run_idle(bench, counters, args)
             settings: list[tuple[Mode, float]] = [("rate", r) for r in rates]
             if not args.no_full:
                 settings.append(("full", 0.0))
             for mode, rate in settings:
                 for kind in kinds:
-                    summary["phases"].append(run_phase(bench, clients, args, kind, mode, rate))
+                    summary["phases"].append(
+                        run_phase(bench, clients, counters, idle, args, kind, mode, rate)
+                    )
+            summary["counters_unavailable"] = counters.unavailable
     summary["machine"]["load_average_1m_at_end"] = load_average()
     compare_to_echo(summary["phases"])
     summary["verdicts"] = verdicts(summary["phases"])
@@ -642,14 +729,23 @@ def main() -> None:
     summary["table"] = [
         dict(zip(("metric", "value", "target", "met"), row, strict=True)) for row in rows
     ]
+    orders = [p for p in summary["phases"] if p["kind"] == "orders"]
+    header, cost_table = breakdown(orders, [f"orders {_setting(p)}" for p in orders])
+    summary["cost_table"] = [dict(zip(header, row, strict=True)) for row in cost_table]
     print()
     print_table(rows)
+    if cost_table:
+        print()
+        print("\n".join(format_matrix(header, cost_table)))
     print(
         f"load average (1 min): {summary['machine']['load_average_1m_at_start']} at start, "
         f"{summary['machine']['load_average_1m_at_end']} at end; {os.cpu_count()} cpus"
     )
+    print(f"cpu % idle: {summary['idle']['cpu_percent']}")
     for phase in summary["phases"]:
         print(f"cpu % {phase['kind']} {_setting(phase)}: {phase['cpu_percent']}")
+    for part, why in summary["counters_unavailable"].items():
+        print(f"not measured: {part}: {why}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")

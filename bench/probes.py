@@ -5,12 +5,14 @@ Every probe is read-only and bounded (a few seconds at most); none of them needs
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from stack.paths import StackPaths
 from stack.ports import HOST
@@ -36,6 +38,11 @@ def prometheus_samples(port: int, prefix: str | tuple[str, ...]) -> dict[str, fl
         if match and match.group(1).startswith(prefix):
             samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
     return samples
+
+
+def monitor_json(port: int, path: str) -> Any:
+    """A JSON document from a local monitoring endpoint (e.g. NATS's `/varz`)."""
+    return json.loads(_get(f"http://{HOST}:{port}{path}"))
 
 
 def envoy_counters(admin_port: int, names: Iterable[str]) -> dict[str, int]:
@@ -80,11 +87,14 @@ def tcp_bytes_sent(port: int) -> dict[tuple[str, str], int] | None:
 
 
 def cpu_seconds_by_tree(roots: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each named process and its live descendants.
+    """CPU seconds (user + system) used so far by each named process and its live descendants,
+    and by the descendants that exited and were waited for by one of them.
 
     A component's processes are its root process and whatever it forked (PostgreSQL's backends,
-    which each start a session of their own). Processes that already exited are not counted:
-    compare two readings of long-lived servers only.
+    which each start a session of their own). A child's CPU time moves into its parent's
+    `cutime`/`cstime` when the parent waits for it (the postmaster does for every backend), so
+    a backend that exits between two readings is still counted. Not counted: a process that
+    exited and was waited for by a process outside the tree (an orphan adopted by init).
     """
     children: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
@@ -98,7 +108,8 @@ def cpu_seconds_by_tree(roots: dict[str, int]) -> dict[str, float]:
         fields = raw[raw.rindex(")") + 2 :].split()  # after the command name: state is [0]
         pid = int(entry.name)
         children.setdefault(int(fields[1]), []).append(pid)  # field 4, ppid
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+        # utime, stime, cutime, cstime (fields 14-17)
+        cpu[pid] = sum(int(v) for v in fields[11:15]) / _CLOCK_TICKS
     totals = {}
     for name, root in roots.items():
         total, todo = 0.0, [root]

@@ -157,6 +157,13 @@ class Postgres(Component):
                 "-c",
                 # Six services with connection pools, migrations, tools.
                 "max_connections=200",
+                # Statements per database role, for `bench.orders` (what an order costs): the
+                # view only works when the library is loaded at start. Its counters start again
+                # with every start (save=off: nothing written at shutdown or read at start).
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.save=off",
             ],
             env=base_env(),
             cwd=self.ctx.paths.postgres_data,
@@ -203,6 +210,9 @@ class Postgres(Component):
         Runs on every `up`: after a Vault restart the secrets are new and the roles follow.
         """
         with self._admin_socket() as conn:
+            # The pg_stat_statements view, in the maintenance database (where bench.orders reads
+            # it; it shows every database's statements).
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             _set_password(conn, secrets.postgres_admin, create=False)
             for login in secrets.postgres.values():
                 exists = conn.execute(
