@@ -29,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms import events
+from services.oms.audit import COLUMNS as AUDIT_COLUMNS
 from services.oms.audit import AuditRecord, record_hash, snapshot_json
 from services.oms.domain import state as machine
 from services.oms.domain.state import Fill, OrderEvent, OrderStatus
@@ -44,6 +45,7 @@ from services.oms.model import (
 from services.platform.bus import MSG_ID_HEADER, encode_event
 from services.platform.errors import DomainError
 from services.platform.outbox import schema_table
+from services.platform.sql import insert_rows
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -129,17 +131,9 @@ _INSERT_TRADE: Final = text(
     + ", ".join(f":{c.strip()}" for c in TradeRow.COLUMNS.split(","))
     + ")"
 )
-_INSERT_OUTBOX: Final = text(
-    f"INSERT INTO {schema_table(SCHEMA)} (event_id, subject, payload)"
-    " VALUES (:event_id, :subject, :payload)"
-)
-_INSERT_AUDIT: Final = text(
-    "INSERT INTO oms.audit_records (account_id, sequence, entity_type, entity_id, event,"
-    " actor_kind, actor_id, status_before, status_after, reason, before, after, version,"
-    " created_at, correlation_id, previous_hash, hash) VALUES (:account_id, :sequence,"
-    " :entity_type, :entity_id, :event, :actor_kind, :actor_id, :status_before, :status_after,"
-    " :reason, :before, :after, :version, :created_at, :correlation_id, :previous_hash, :hash)"
-)
+_OUTBOX_TABLE: Final = schema_table(SCHEMA)
+_OUTBOX_COLUMNS: Final = ("event_id", "subject", "payload")
+_AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
 
 
 class DuplicateOrderError(Exception):
@@ -420,10 +414,12 @@ class AccountChange:
                 raise concurrent_modification("order", order.id)
         self._orders.clear()
         if self._audit:
-            await self.session.execute(_INSERT_AUDIT, self._audit)
+            await self.session.execute(
+                *insert_rows("oms.audit_records", _AUDIT_COLUMNS, self._audit)
+            )
             self._audit = []
         if self._outbox:
-            await self.session.execute(_INSERT_OUTBOX, self._outbox)
+            await self.session.execute(*insert_rows(_OUTBOX_TABLE, _OUTBOX_COLUMNS, self._outbox))
             self._outbox = []
         await self.session.execute(
             text(

@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform.sql import insert_rows
 from services.risk.episodes import Episode
 from services.risk.model import (
     Account,
@@ -562,20 +563,37 @@ def _limits_json(limits: AccountLimits) -> dict[str, Any]:
 
 # -- check decisions ---------------------------------------------------------------------------
 
-DECISION_INSERT: Final = text(
-    "INSERT INTO risk.check_decisions (check_id, account_id, order_id, purpose, symbol, side,"
-    " quantity, remaining_quantity, price, position_id, open_order_count, approved,"
-    " reject_reason, reject_message, required_margin, free_margin, free_margin_after,"
-    " margin_level_after, valuation_price, currency, checked_at)"
-    " VALUES (:check_id, :account_id, :order_id, :purpose, :symbol, :side, :quantity,"
-    " :remaining_quantity, :price, :position_id, :open_order_count, :approved, :reject_reason,"
-    " :reject_message, :required_margin, :free_margin, :free_margin_after, :margin_level_after,"
-    " :valuation_price, :currency, :checked_at) ON CONFLICT DO NOTHING"
+DECISION_COLUMNS: Final = (
+    "check_id",
+    "account_id",
+    "order_id",
+    "purpose",
+    "symbol",
+    "side",
+    "quantity",
+    "remaining_quantity",
+    "price",
+    "position_id",
+    "open_order_count",
+    "approved",
+    "reject_reason",
+    "reject_message",
+    "required_margin",
+    "free_margin",
+    "free_margin_after",
+    "margin_level_after",
+    "valuation_price",
+    "currency",
+    "checked_at",
 )
 
 
 async def write_decisions(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    await session.execute(DECISION_INSERT, [dict(r) for r in rows])
+    """The batch's decisions in one statement."""
+    if rows:
+        await session.execute(
+            *insert_rows("risk.check_decisions", DECISION_COLUMNS, rows, "ON CONFLICT DO NOTHING")
+        )
 
 
 # -- margin states, events, stop-out attempts --------------------------------------------------
