@@ -14,7 +14,6 @@ the actor.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -23,19 +22,13 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.audit import snapshot_json
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
-__all__ = ["OperatorRecord", "append", "canonical_json", "record_hash"]
+__all__ = ["OperatorRecord", "append", "record_hash"]
 
 # pg advisory lock key of the chain's appends: "oms-opau" as a bigint.
 _LOCK_KEY: Final = int.from_bytes(b"oms-opau", "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def canonical_json(value: Mapping[str, Any] | None) -> str:
-    """A snapshot as stored: sorted keys, no spaces; "" for none."""
-    if value is None:
-        return ""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,7 @@ def record_hash(record: OperatorRecord) -> str:
     fields = asdict(record)
     del fields["hash"]
     fields["created_at"] = record.created_at.isoformat()
-    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+    return hashlib.sha256(snapshot_json(fields).encode()).hexdigest()
 
 
 async def append(
@@ -95,8 +88,8 @@ async def append(
         actor_kind=ActorKind.Name(actor.kind).removeprefix("ACTOR_KIND_"),
         actor_id=actor.id,
         reason=reason,
-        before=canonical_json(before),
-        after=canonical_json(after),
+        before=snapshot_json(before),
+        after=snapshot_json(after),
         created_at=now,
         correlation_id=correlation_id[:128],
         previous_hash=previous,
