@@ -47,9 +47,12 @@ def _backends(admin: str) -> list[int]:
 
 
 def _terminate(admin: str, pids: list[int]) -> None:
+    """Ends the backends and waits until they are gone: pg_terminate_backend only signals,
+    and on a busy machine a backend may close its socket a while later (the connection has
+    not died yet, which is not what the tests are about)."""
     with psycopg.connect(admin, autocommit=True) as conn:
         for pid in pids:
-            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
 
 
 async def _backend_pid(db: Database) -> Any:
