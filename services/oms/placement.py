@@ -320,7 +320,9 @@ class Placement:
     async def _attempt(
         self, intent: OrderIntent, actor: Actor, authorize: Authorize, correlation_id: str
     ) -> Placed:
-        async with self.db.read_session() as session:
+        # Reads before the transaction that commits, as ever; they need no snapshot in common,
+        # so each stands alone (no BEGIN/COMMIT round trips).
+        async with self.db.lone_reads() as session:
             context = await account_context(
                 session, intent.account_id, intent.symbol, intent.client_order_id
             )

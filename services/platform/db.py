@@ -53,6 +53,9 @@ class Database:
         self._read_sessions = async_sessionmaker(
             replica.execution_options(postgresql_readonly=True), expire_on_commit=False
         )
+        self._lone_reads = async_sessionmaker(
+            replica.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @classmethod
     def connect(cls, settings: Settings, vault: Vault) -> Database:
@@ -99,6 +102,15 @@ class Database:
         fails locally as it would against a real replica.
         """
         async with self._read_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def lone_reads(self) -> AsyncIterator[AsyncSession]:
+        """A session on the replica whose statements each run on their own (autocommit): no
+        BEGIN and COMMIT around them, two round trips fewer than `read_session` for a read of
+        one statement. For SELECTs that need no snapshot in common (e.g. what a transaction
+        checks again under its locks); nothing here enforces read-only."""
+        async with self._lone_reads() as session:
             yield session
 
     @asynccontextmanager
