@@ -45,7 +45,7 @@ from services.oms.model import (
 from services.platform.bus import MSG_ID_HEADER, encode_event
 from services.platform.errors import DomainError
 from services.platform.outbox import schema_table
-from services.platform.sql import insert_rows
+from services.platform.sql import Write, one_statement, values_insert
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -91,10 +91,14 @@ _MUTABLE_ORDER_COLUMNS: Final = (
     "expire_time",
     "version",
 )
-_UPDATE_ORDER: Final = text(
+_UPDATE_ORDER: Final = (
     "UPDATE oms.orders SET "
     + ", ".join(f"{c} = :{c}" for c in _MUTABLE_ORDER_COLUMNS)
     + " WHERE id = :id AND version = :expected_version"
+)
+_UPDATE_AUDIT_HEAD: Final = (
+    "UPDATE oms.accounts SET audit_sequence = :sequence, audit_hash = :hash"
+    " WHERE account_id = :account_id"
 )
 _INSERT_ORDER: Final = text(
     f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
@@ -402,32 +406,30 @@ class AccountChange:
 
     async def finish(self) -> None:
         """Writes the changed orders, the audit rows, the outbox rows and the new head of the
-        audit chain (same transaction). CONCURRENT_MODIFICATION when an order changed since it
-        was read (its version moved on)."""
+        audit chain, as ONE statement (same transaction). CONCURRENT_MODIFICATION when an
+        order changed since it was read (its version moved on)."""
+        writes: list[Write] = []
+        updated: list[str] = []
         for stored_version, order in self._orders.values():
             if order.version == stored_version:
                 continue
             params = order.params()
             params["expected_version"] = stored_version
-            written = await self.session.execute(_UPDATE_ORDER, params)
-            if written.rowcount != 1:  # type: ignore[attr-defined]
-                raise concurrent_modification("order", order.id)
+            writes.append(Write(_UPDATE_ORDER, params, counted=True))
+            updated.append(order.id)
         self._orders.clear()
         if self._audit:
-            await self.session.execute(
-                *insert_rows("oms.audit_records", _AUDIT_COLUMNS, self._audit)
-            )
+            writes.append(Write(*values_insert("oms.audit_records", _AUDIT_COLUMNS, self._audit)))
             self._audit = []
         if self._outbox:
-            await self.session.execute(*insert_rows(_OUTBOX_TABLE, _OUTBOX_COLUMNS, self._outbox))
+            writes.append(Write(*values_insert(_OUTBOX_TABLE, _OUTBOX_COLUMNS, self._outbox)))
             self._outbox = []
-        await self.session.execute(
-            text(
-                "UPDATE oms.accounts SET audit_sequence = :sequence, audit_hash = :hash"
-                " WHERE account_id = :account_id"
-            ),
-            {"sequence": self._sequence, "hash": self._hash, "account_id": self.account.account_id},
-        )
+        head = {"sequence": self._sequence, "hash": self._hash}
+        writes.append(Write(_UPDATE_AUDIT_HEAD, {**head, "account_id": self.account.account_id}))
+        counts = (await self.session.execute(*one_statement(writes))).one()
+        for order_id, written in zip(updated, counts, strict=True):
+            if written != 1:
+                raise concurrent_modification("order", order_id)
 
     @property
     def event_ids(self) -> Sequence[str]:
