@@ -130,11 +130,7 @@ _UPDATE_POSITION: Final = text(
     + ", ".join(f"{c} = :{c}" for c in _MUTABLE_POSITION_COLUMNS)
     + " WHERE id = :id AND version = :expected_version"
 )
-_INSERT_TRADE: Final = text(
-    f"INSERT INTO oms.trades ({TradeRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in TradeRow.COLUMNS.split(","))
-    + ")"
-)
+_TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
 _OUTBOX_TABLE: Final = schema_table(SCHEMA)
 _OUTBOX_COLUMNS: Final = ("event_id", "subject", "payload")
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
@@ -361,9 +357,12 @@ class AccountChange:
     Open it with `begin`, close it with `finish` before the commit.
 
     A unit of work: an order inserted here is updated once at `finish` with its final state
-    (however many transitions it made), and the audit rows and outbox rows of the whole change
-    are written at `finish` in one statement each. The rows are the same as if each were written
-    at once; the transaction costs a handful of statements instead of one per row."""
+    (however many transitions it made), and the order updates, trades, audit rows and outbox
+    rows of the whole change, with the chain's new head, are written at `finish` as ONE
+    statement (`platform.sql.one_statement`). The rows are the same as if each were written at
+    once; the transaction costs a handful of statements instead of one per row. Positions are
+    written at once: a netting reversal closes one and opens another, which the one-open-position
+    index must see in that order."""
 
     session: AsyncSession
     account: Account
@@ -374,6 +373,7 @@ class AccountChange:
     _hash: str = ""
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
+    _trades: list[dict[str, Any]] = field(default_factory=list)
     # order id -> (its version as stored now, the order as changed here)
     _orders: dict[str, tuple[int, OrderRow]] = field(default_factory=dict)
 
@@ -405,9 +405,9 @@ class AccountChange:
         return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
 
     async def finish(self) -> None:
-        """Writes the changed orders, the audit rows, the outbox rows and the new head of the
-        audit chain, as ONE statement (same transaction). CONCURRENT_MODIFICATION when an
-        order changed since it was read (its version moved on)."""
+        """Writes the changed orders, the trades, the audit rows, the outbox rows and the new
+        head of the audit chain, as ONE statement (same transaction). CONCURRENT_MODIFICATION
+        when an order changed since it was read (its version moved on)."""
         writes: list[Write] = []
         updated: list[str] = []
         for stored_version, order in self._orders.values():
@@ -418,6 +418,9 @@ class AccountChange:
             writes.append(Write(_UPDATE_ORDER, params, counted=True))
             updated.append(order.id)
         self._orders.clear()
+        if self._trades:
+            writes.append(Write(*values_insert("oms.trades", _TRADE_COLUMNS, self._trades)))
+            self._trades = []
         if self._audit:
             writes.append(Write(*values_insert("oms.audit_records", _AUDIT_COLUMNS, self._audit)))
             self._audit = []
@@ -597,7 +600,8 @@ class AccountChange:
             raise concurrent_modification("position", position.id)
 
     async def insert_trade(self, trade: TradeRow) -> None:
-        await self.session.execute(_INSERT_TRADE, trade.params())
+        """Adds a trade (written at `finish`: nothing reads a trade back in its change)."""
+        self._trades.append(trade.params())
 
 
 def reason_changes(reason: ErrorReason.ValueType, message: str) -> dict[str, Any]:
