@@ -364,7 +364,7 @@ class Placement:
             )
         order = self._new_order(intent, account, quantity, instrument)
         verdict = (
-            await self._check(order, intent, account, mode, open_orders)
+            await self._check(order, intent, account, mode, open_orders, quote)
             if intent.pre_trade_check
             else Verdict(approved=True)
         )
@@ -453,6 +453,7 @@ class Placement:
         account: Account,
         mode: ExecutionMode,
         open_orders: int,
+        quote: LiveQuote | None,
     ) -> Verdict:
         if self.risk is None:
             return unavailable("no risk service address configured")
@@ -465,6 +466,9 @@ class Placement:
             quantity=format(order.quantity.normalize(), "f"),
             remaining_quantity=format(order.quantity.normalize(), "f"),
             open_order_count=open_orders,
+            # Only an order that can execute now reserves its margin (ADR 0007, "Risk"):
+            # one that will rest holds none, and must not hold it while its event travels.
+            reserve_margin=_executes_now(order, quote),
         )
         valuation = check_price_of(order, mode)
         if valuation is not None:
@@ -580,6 +584,16 @@ class Placement:
             return rejected, None
         why = decision.why if isinstance(decision, Rest) else "working"
         return await change.apply(order, OrderEvent.ACTIVATED, why), None
+
+
+def _executes_now(order: OrderRow, quote: LiveQuote | None) -> bool:
+    """Whether a new order may execute at placement: a market order, or a limit order the
+    live price reaches. Stop and stop-limit orders always rest first."""
+    if order.type is OrderType.MARKET:
+        return True
+    if order.type is OrderType.LIMIT and order.price is not None and quote is not None:
+        return execution.is_marketable(order.side, order.price, quote)
+    return False
 
 
 def check_price_of(order: OrderRow, mode: ExecutionMode) -> Decimal | None:

@@ -27,7 +27,6 @@ __all__ = ["CHECK_DEADLINE_SECONDS", "RiskClient", "Verdict"]
 log = logging.getLogger(__name__)
 
 CHECK_DEADLINE_SECONDS: Final = 0.3
-_RESERVING: Final = frozenset({risk_pb.CHECK_PURPOSE_PLACE, risk_pb.CHECK_PURPOSE_TRIGGER})
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,6 @@ class RiskClient:
         self._stub = risk_grpc.RiskInternalServiceStub(self._channel)
 
     async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
-        # An order that may execute now reserves its margin in the risk service until its
-        # trades reach it, so racing orders and withdrawals cannot spend it twice; an amended
-        # order rests, and resting orders hold no margin.
-        request.reserve_margin = request.purpose in _RESERVING
         try:
             response: risk_pb.CheckOrderResponse = await self._stub.CheckOrder(
                 request, timeout=self.deadline

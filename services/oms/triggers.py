@@ -740,6 +740,7 @@ class TriggerEngine:
             quantity=format(order.quantity.normalize(), "f"),
             remaining_quantity=format(remaining.normalize(), "f"),
             open_order_count=open_orders,
+            reserve_margin=True,  # it executes now (ADR 0007, "Risk")
         )
         valuation = check_price_of(order, mode)
         if valuation is not None:

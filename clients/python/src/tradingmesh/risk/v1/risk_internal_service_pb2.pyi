@@ -101,8 +101,9 @@ class CheckOrderRequest(_message.Message):
     reserve_margin: _builtins.bool
     """When true and the order is approved, its required margin is reserved: later checks and
     withdrawals of the account deduct it until the order's trades (or its end, or its rest as
-    a working order) reach the risk service, or for a minute at most. The OMS sets it for PLACE
-    and TRIGGER, so racing orders and withdrawals cannot spend the same free margin. A retry
+    a working order) reach the risk service, or for a minute at most. The OMS sets it for an
+    order that executes at once (a market order, a limit order the price reaches, a triggered
+    order), so racing orders and withdrawals cannot spend the same free margin. A retry
     for the same order_id replaces the reservation. Unset, the check has no effect beyond its
     recorded decision.
     """
