@@ -125,7 +125,9 @@ class TradeBookings:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.consumer = EventConsumer(TRADES_CONSUMER, TRADES_SUBJECT, db, self.handle)
+        self.consumer = EventConsumer(
+            TRADES_CONSUMER, TRADES_SUBJECT, db, self.handle, inbox="account"
+        )
 
     async def start(self, js: JetStreamContext) -> None:
         await self.consumer.start(js)

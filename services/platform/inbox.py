@@ -11,6 +11,11 @@ there first, so a redelivered event (JetStream delivers at least once) changes n
         received_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
 
+A consumer given its `inbox` schema claims a batch's events in that inbox with ONE statement
+before the handlers run (`claim`; the event id is the message's `Nats-Msg-Id`, which the outbox
+relay sets to the event's id); `first_time` then answers for them from the claim, without a
+statement per event. `claims(subject)` limits the claim to the subjects the handler applies.
+
 The consumer applies a fetched batch in ONE transaction (one commit for up to `_BATCH` events
 instead of one each: the consumers keep up with the trading core's event rate), then runs what
 each handler asked to run after the commit, then acknowledges the batch. If any handler raises,
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -36,14 +42,25 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform.bus import MSG_ID_HEADER
 from services.platform.db import Database
 from services.platform.outbox import schema_table
+from services.platform.sql import insert_rows
 
-__all__ = ["AfterCommit", "EventConsumer", "Handler", "Outcome", "UndeliverableError", "first_time"]
+__all__ = [
+    "AfterCommit",
+    "EventConsumer",
+    "Handler",
+    "Outcome",
+    "UndeliverableError",
+    "claim",
+    "first_time",
+]
 
 _log = logging.getLogger(__name__)
 _BATCH: Final = 100
 _RETRY_SECONDS: Final = 1.0
+_CLAIMS: Final = "tradingmesh_inbox_claims"  # session.info: (schema, event id) -> fresh
 
 AfterCommit = Callable[[], None]
 # What applying a message did: False nothing changed; True something changed; a callable:
@@ -58,9 +75,40 @@ class UndeliverableError(Exception):
     """The message breaks its contract: no redelivery can make it apply."""
 
 
+def _canonical(event_id: str) -> str:
+    """An event id as the inbox's UUID column gives it back (lower case, hyphenated)."""
+    try:
+        return str(uuid.UUID(event_id))
+    except ValueError:
+        return event_id
+
+
+async def claim(session: AsyncSession, schema: str, events: Sequence[tuple[str, str]]) -> None:
+    """Records (event id, subject) pairs in `<schema>.inbox` with one statement, in the
+    session's transaction; `first_time` answers for each of them from here on."""
+    if not events:
+        return
+    statement, params = insert_rows(
+        schema_table(schema, "inbox"),
+        ("event_id", "subject"),
+        [{"event_id": event_id, "subject": subject} for event_id, subject in events],
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    fresh = {str(row[0]) for row in await session.execute(statement, params)}
+    claims: dict[tuple[str, str], bool] = session.info.setdefault(_CLAIMS, {})
+    for event_id, _ in events:
+        claims.setdefault((schema, event_id), event_id in fresh)
+
+
 async def first_time(session: AsyncSession, schema: str, event_id: str, subject: str) -> bool:
     """Records `event_id` in `<schema>.inbox` in the session's transaction; False if it was
-    there already (the event was applied before)."""
+    there already (the event was applied before). An event `claim`ed in this transaction is
+    answered from the claim, once (asked again, it was seen)."""
+    claims = session.info.get(_CLAIMS)
+    if claims:
+        claimed = claims.pop((schema, _canonical(event_id)), None)
+        if claimed is not None:
+            return bool(claimed)
     fresh = await session.execute(
         text(
             f"INSERT INTO {schema_table(schema, 'inbox')} (event_id, subject)"
@@ -100,6 +148,8 @@ class EventConsumer:
         *,
         on_changes: Callable[[], Awaitable[None]] | None = None,
         retry_seconds: float = _RETRY_SECONDS,
+        inbox: str | None = None,
+        claims: Callable[[str], bool] = lambda subject: True,
     ) -> None:
         self.name = name
         self.subjects = subjects
@@ -107,6 +157,8 @@ class EventConsumer:
         self._handle = handle
         self._on_changes = on_changes
         self._retry = retry_seconds
+        self._inbox = inbox
+        self._claims = claims
         self._task: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PullSubscription | None = None
 
@@ -153,6 +205,8 @@ class EventConsumer:
         if len(messages) > 1:
             try:
                 async with self._db.transaction() as session:
+                    if self._inbox is not None:
+                        await claim(session, self._inbox, self._claimable(messages))
                     outcomes = [await self._handle(session, message) for message in messages]
             except Exception:
                 _log.info(
@@ -168,6 +222,20 @@ class EventConsumer:
         for message in messages:
             changed |= await self._deliver(message)
         return changed
+
+    def _claimable(self, messages: Sequence[Msg]) -> list[tuple[str, str]]:
+        """The (event id, subject) of each message the handler applies; a message without a
+        well-formed id is left to the handler's own `first_time`."""
+        events = []
+        for message in messages:
+            event_id = (message.headers or {}).get(MSG_ID_HEADER, "")
+            if not self._claims(message.subject):
+                continue
+            try:
+                events.append((str(uuid.UUID(event_id)), message.subject))
+            except ValueError:
+                continue
+        return events
 
     async def _deliver(self, message: Msg) -> bool:
         extra = {"consumer": self.name, "subject": message.subject}

@@ -1,8 +1,9 @@
 """The risk service's copies of other domains' data, fed by their events (ADR 0007, "State").
 
-Three durable consumers (`EventConsumer`: a batch of events per transaction), each event
-starting with the inbox (`first_time`), so a redelivered event changes nothing; what the
-transaction stored is then taken into memory (`RiskState`), only after the commit:
+Three durable consumers (`EventConsumer`: a batch of events per transaction, its inbox rows
+claimed in one statement), each event starting with the inbox (`first_time`), so a redelivered
+event changes nothing; what the transaction stored is then taken into memory (`RiskState`),
+only after the commit:
 
 - `risk-accounts` on account.>: trading accounts (created, status changed), client groups and
   their instrument settings, and ledger entries: the balance after each entry (only if its
@@ -140,14 +141,30 @@ class Copies:
         self.db = db
         self.state = state
         self.consumers = [
-            EventConsumer("risk-accounts", "account.>", db, self._consume(_ACCOUNT_SUBJECTS)),
+            EventConsumer(
+                "risk-accounts",
+                "account.>",
+                db,
+                self._consume(_ACCOUNT_SUBJECTS),
+                inbox=SCHEMA,
+                claims=_ACCOUNT_SUBJECTS.__contains__,
+            ),
             EventConsumer(
                 "risk-instruments",
                 "pricing.instrument.>",
                 db,
                 self._consume(_INSTRUMENT_SUBJECTS),
+                inbox=SCHEMA,
+                claims=_INSTRUMENT_SUBJECTS.__contains__,
             ),
-            EventConsumer("risk-trading", "oms.>", db, self._consume_trading),
+            EventConsumer(
+                "risk-trading",
+                "oms.>",
+                db,
+                self._consume_trading,
+                inbox=SCHEMA,
+                claims=_TRADING_SUBJECTS.__contains__,
+            ),
         ]
 
     async def start(self, js: JetStreamContext) -> None:
