@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.account import convert, events
 from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
 from services.platform.access import account_not_found
+from services.platform.outbox import event_write
+from services.platform.sql import Write, one_statement
 from tradingmesh.account.v1 import account_events_pb2
 from tradingmesh.account.v1.account_pb2 import LedgerEntry
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -182,31 +184,9 @@ async def post(
         .mappings()
         .one()
     )
-    await session.execute(
-        text(
-            "INSERT INTO account.house_ledger_entries"
-            " (id, journal_id, house_account, reason, amount, currency)"
-            " VALUES (:id, :journal_id, :house, :reason, :amount, :currency)"
-        ),
-        {
-            "id": uuid.uuid4(),
-            "journal_id": journal_id,
-            "house": HOUSE_ACCOUNT_BY_REASON[reason],
-            "reason": reason.value,
-            "amount": -amount,
-            "currency": balance.currency,
-        },
-    )
-    await session.execute(
-        text(
-            "UPDATE account.balances SET balance = :balance, last_sequence = :sequence,"
-            " updated_at = now() WHERE account_id = :id"
-        ),
-        {"balance": posting.balance_after, "sequence": posting.sequence, "id": account_id},
-    )
     entry = convert.ledger_entry(row)
-    await events.emit(
-        session,
+    posted, _ = event_write(
+        events.SCHEMA,
         "account.ledger_entry.posted",
         account_events_pb2.LedgerEntryPosted(
             metadata=events.metadata(
@@ -218,6 +198,26 @@ async def post(
             account_number=balance.account_number,
         ),
     )
+    # The house leg, the cached balance and the event: one statement.
+    house_leg = Write(
+        "INSERT INTO account.house_ledger_entries"
+        " (id, journal_id, house_account, reason, amount, currency)"
+        " VALUES (:id, :journal_id, :house, :reason, :amount, :currency)",
+        {
+            "id": uuid.uuid4(),
+            "journal_id": journal_id,
+            "house": HOUSE_ACCOUNT_BY_REASON[reason],
+            "reason": reason.value,
+            "amount": -amount,
+            "currency": balance.currency,
+        },
+    )
+    cached = Write(
+        "UPDATE account.balances SET balance = :balance, last_sequence = :sequence,"
+        " updated_at = now() WHERE account_id = :id",
+        {"balance": posting.balance_after, "sequence": posting.sequence, "id": account_id},
+    )
+    await session.execute(*one_statement([house_leg, cached, posted]))
     # The lock holder's view of the balance moves on, for a second posting in one transaction.
     balance.balance, balance.last_sequence = posting.balance_after, posting.sequence
     return Posted(entry, created=True)

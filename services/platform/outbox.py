@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.bus import MSG_ID_HEADER, encode_event
 from services.platform.db import Database
+from services.platform.sql import Write
 
 __all__ = ["OutboxRelay", "add_event", "schema_table"]
 
@@ -70,21 +71,27 @@ def schema_table(schema: str, table: str = "outbox") -> str:
     return f"{schema}.{table}"
 
 
-async def add_event(session: AsyncSession, schema: str, subject: str, event: Message) -> str:
-    """Writes `event` to `<schema>.outbox` in the session's transaction; returns its id.
+def event_write(schema: str, subject: str, event: Message) -> tuple[Write, str]:
+    """The outbox row of `event` as a write (for `sql.one_statement`), and the event's id.
 
     The event is checked against its contract here (`bus.encode_event`), so a malformed event
     fails the change that produced it rather than the relay later.
     """
     payload, headers = encode_event(event)
     event_id = headers[MSG_ID_HEADER]
-    await session.execute(
-        text(
-            f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
-            " VALUES (:event_id, :subject, :payload)"
-        ),
+    write = Write(
+        f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
+        " VALUES (:event_id, :subject, :payload)",
         {"event_id": event_id, "subject": subject, "payload": payload},
     )
+    return write, event_id
+
+
+async def add_event(session: AsyncSession, schema: str, subject: str, event: Message) -> str:
+    """Writes `event` to `<schema>.outbox` in the session's transaction (`event_write`);
+    returns its id."""
+    write, event_id = event_write(schema, subject, event)
+    await session.execute(text(write.sql), dict(write.params))
     return event_id
 
 
