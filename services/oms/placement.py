@@ -349,7 +349,15 @@ class Placement:
                 return Placed(existing, account.currency, existing=True)
             quantity = intent.quantity
             if intent.position_id is not None:
-                quantity = await _position_checks(session, intent, account, instrument)
+                try:
+                    quantity = await _position_checks(session, intent, account, instrument)
+                except DomainError:
+                    # A retry of a close that committed since the look-up above finds the
+                    # position closed by itself: it gets its order, as any retry does.
+                    retried = await find_order(session, account.account_id, intent.client_order_id)
+                    if retried is None or retried.request_fingerprint != intent.fingerprint:
+                        raise
+                    return Placed(retried, account.currency, existing=True)
             assert quantity is not None
             open_orders = context.open_orders
             same_currency = instrument.quote_currency == account.currency
