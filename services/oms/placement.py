@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -404,19 +404,18 @@ class Placement:
                     )
                 else:
                     conversion = found
-        return await self.commits.run(
-            self._commit_and_hand_over(
-                order,
-                intent,
-                account,
-                actor,
-                correlation_id,
-                verdict,
-                mode,
-                decision,
-                FillTerms(instrument, terms, conversion),
-            )
+        committing = self._commit(
+            order,
+            intent,
+            account,
+            actor,
+            correlation_id,
+            verdict,
+            mode,
+            decision,
+            FillTerms(instrument, terms, conversion),
         )
+        return await self.commits.run(self._hand_over_after(committing, account))
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -494,23 +493,10 @@ class Placement:
         quote = self.quotes.live(group_id, symbol)
         return None if quote is None else execution.conversion_at(quote, inverse)
 
-    async def _commit_and_hand_over(
-        self,
-        order: OrderRow,
-        intent: OrderIntent,
-        account: Account,
-        actor: Actor,
-        correlation_id: str,
-        verdict: Verdict,
-        mode: ExecutionMode,
-        decision: execution.Decision | None,
-        fill_terms: FillTerms,
-    ) -> Placed:
-        """Step 4's transaction and step 5's hand-off: the work `self.commits` runs detached
-        from the request (the module doc, step 5)."""
-        placed = await self._commit(
-            order, intent, account, actor, correlation_id, verdict, mode, decision, fill_terms
-        )
+    async def _hand_over_after(self, committing: Awaitable[Placed], account: Account) -> Placed:
+        """Step 4's transaction (`committing`) and step 5's hand-off: the work `self.commits`
+        runs detached from the request (the module doc, step 5)."""
+        placed = await committing
         self.wake()  # the outbox relay publishes the events now rather than at its next poll
         if placed.order.status is OrderStatus.WORKING:
             await hand_over(self.working, placed.order, account)

@@ -228,9 +228,9 @@ class EventConsumer:
         well-formed id is left to the handler's own `first_time`."""
         events = []
         for message in messages:
-            event_id = (message.headers or {}).get(MSG_ID_HEADER, "")
             if not self._claims(message.subject):
                 continue
+            event_id = (message.headers or {}).get(MSG_ID_HEADER, "")
             try:
                 events.append((str(uuid.UUID(event_id)), message.subject))
             except ValueError:
