@@ -2,8 +2,8 @@
 
 - `orders`: one row per order, unique `(account_id, client_order_id)` (PlaceOrder's idempotency)
   with the request's fingerprint beside it; `status` is the contract's OrderStatus name and is
-  changed only by the repository's `apply` (services/oms/store.py), each change with `version`
-  + 1, an audit row and outbox rows in the same transaction.
+  changed only by the repository's `apply` (services/oms/store/changes.py), each change with
+  `version` + 1, an audit row and outbox rows in the same transaction.
 - `trades`: one row per fill, immutable (a trigger refuses UPDATE and DELETE).
 - `positions`: netting accounts hold at most one open position per (account, symbol), enforced
   by a partial unique index over the open netting rows; hedging accounts one per opening fill.
@@ -13,7 +13,7 @@
   positions locks anyway, so appends need no global lock.
 - `outbox` / `inbox`: the platform's transactional outbox and consumer inbox (ADR 0005).
 - `accounts`, `groups`, `group_instruments`, `instruments`: the OMS's copies of the account and
-  pricing domains' data, fed by their events (services/oms/reference.py); `version` orders
+  pricing domains' data, fed by their events (services/oms/feeds/reference.py); `version` orders
   them (an older change delivered late changes nothing). Existing rows are copied once here,
   as 0007 does: the migration runs as the owner of every schema.
 - `hedge_orders`, `hedge_order_orders`, `hedge_fills`: STP hedging (built later), with a
@@ -116,7 +116,7 @@ CREATE TABLE oms.orders (
     account_id          UUID NOT NULL REFERENCES oms.accounts (account_id),
     client_order_id     TEXT NOT NULL CHECK (length(client_order_id) BETWEEN 1 AND 64),
     -- SHA-256 (hex) of the request that created the order, with defaults applied: a retry
-    -- with the same client_order_id must match it (services/oms/fingerprint.py).
+    -- with the same client_order_id must match it (services/oms/entry/fingerprint.py).
     request_fingerprint TEXT NOT NULL CHECK (request_fingerprint ~ '^[0-9a-f]{{64}}$'),
     symbol              TEXT NOT NULL,
     side                TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),

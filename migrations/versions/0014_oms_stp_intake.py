@@ -1,4 +1,4 @@
-"""OMS: the STP desk's sweep of orders committed WORKING (services/oms/stp_intake.py).
+"""OMS: the STP desk's sweep of orders committed WORKING (services/oms/stp/intake.py).
 
 `orders_stp_unworked` holds only the STP orders the desk must work while they are WORKING:
 market orders, and IOC / FOK limit orders. Every second the desk looks for those in no hedge

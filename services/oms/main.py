@@ -19,8 +19,8 @@ Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, th
 consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
 hub (StreamOrderUpdates), the DAY-order expiry sweeper, the STP desk (netting windows, the
 LP order sessions with their execution-report journal on a connection of their own, hedge
-orders, their status requests and their allocation, `stp.py`) and the trigger engine
-(working limit/stop orders and positions' stop-loss/take-profit, `triggers.py`).
+orders, their status requests and their allocation, `stp/desk.py`) and the trigger engine
+(working limit/stop orders and positions' stop-loss/take-profit, `triggers/engine.py`).
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from services.oms.admin import OrderAdminService
-from services.oms.expiry import ExpirySweeper
-from services.oms.formats import FORMATS
-from services.oms.internal import OmsInternalService
-from services.oms.orders import OrderService
-from services.oms.placement import Placement
-from services.oms.positions import PositionService
-from services.oms.quotes import QuoteBook
-from services.oms.reference import ReferenceCopies
-from services.oms.risk import RiskClient
-from services.oms.stp import StpConfig, StpDesk, lp_credentials
-from services.oms.triggers import TriggerEngine
-from services.oms.updates import OrderUpdateHub
+from services.oms.api.admin import OrderAdminService
+from services.oms.api.formats import FORMATS
+from services.oms.api.internal import OmsInternalService
+from services.oms.api.orders import OrderService
+from services.oms.api.positions import PositionService
+from services.oms.api.updates import OrderUpdateHub
+from services.oms.entry.placement import Placement
+from services.oms.feeds.quotes import QuoteBook
+from services.oms.feeds.reference import ReferenceCopies
+from services.oms.feeds.risk import RiskClient
+from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
+from services.oms.triggers.engine import TriggerEngine
+from services.oms.triggers.expiry import ExpirySweeper
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources

@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.oms.api.formats import FORMATS, plain
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
-from services.oms.formats import FORMATS, plain
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from services.oms.stp_intake import UNWORKED_SQL
+from services.oms.stp.intake import UNWORKED_SQL
 from tests.integration.conftest import RunningStack
 from tests.integration.test_orders import Oms, Trader, connect
 from tests.integration.test_stp import stp_trader

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.oms.domain.positions import Side
-from services.oms.hedges import HedgeRow, HedgeStatus
+from services.oms.stp.hedges import HedgeRow, HedgeStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HEDGE_ID = "0b9d2a57-8d55-4c9e-9a43-4b1f1d3c7e10"

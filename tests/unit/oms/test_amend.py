@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from services.oms.api.orders import amended_order
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
 from services.oms.model import OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.orders import amended_order
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import order_service_pb2

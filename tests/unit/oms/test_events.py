@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.oms.domain.state import OrderEvent
-from services.oms.events import (
+from services.oms.store.events import (
     ORDER_EVENTS,
     actor_of,
     metadata,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.oms.domain.positions import Side
-from services.oms.execution import (
+from services.oms.entry.execution import (
     AWAITS_PRICE,
     AWAITS_STP,
     Decision,

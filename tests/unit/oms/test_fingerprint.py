@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.oms.fingerprint import fingerprint, normalized_decimal
+from services.oms.entry.fingerprint import fingerprint, normalized_decimal
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import oms_internal_service_pb2, order_service_pb2, position_service_pb2
 

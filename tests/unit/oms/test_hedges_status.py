@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.oms.hedges import (
+from services.oms.stp.desk import StpConfig
+from services.oms.stp.hedges import (
     HedgeRow,
     HedgeStatus,
     chase,
@@ -17,8 +18,7 @@ from services.oms.hedges import (
     on_report,
     status_steps,
 )
-from services.oms.lp_orders import ExecutionReport, ReportKind
-from services.oms.stp import StpConfig
+from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from tests.unit.oms import hedge_builders as builders
 from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
 

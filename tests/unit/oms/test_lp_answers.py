@@ -14,8 +14,8 @@ from xml.etree import ElementTree
 import pytest
 import quickfix as fix
 
-from services.oms import operator_audit
-from services.oms.hedges import (
+from services.oms.store import operator_audit
+from services.oms.stp.hedges import (
     HedgeRow,
     HedgeStatus,
     SettlementError,
@@ -24,8 +24,8 @@ from services.oms.hedges import (
     on_report,
     settlement,
 )
-from services.oms.lp_dialects import StrictCheck, write_lenient_dictionary
-from services.oms.lp_messages import (
+from services.oms.stp.lp_dialects import StrictCheck, write_lenient_dictionary
+from services.oms.stp.lp_messages import (
     AskStatus,
     LpMessage,
     LpMessageKind,
@@ -38,7 +38,7 @@ from services.oms.lp_messages import (
     message_key,
     parse_message,
 )
-from services.oms.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from tests.unit.oms import hedge_builders as builders
 from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
 

@@ -12,8 +12,8 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from services.oms.domain.positions import Side
-from services.oms.lp_messages import LpMessage, LpMessageKind, StoredMessage
-from services.oms.lp_orders import (
+from services.oms.stp.lp_messages import LpMessage, LpMessageKind, StoredMessage
+from services.oms.stp.lp_orders import (
     INVALID_MESSAGES,
     LP_REFUSALS,
     REPORTS_NOT_STORED,

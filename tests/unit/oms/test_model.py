@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from services.oms.api.formats import FORMATS, Scale, with_places
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
-from services.oms.formats import FORMATS, Scale, with_places
 from services.oms.model import (
     ExecutionMode,
     OrderOrigin,

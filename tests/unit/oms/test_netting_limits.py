@@ -22,10 +22,9 @@ from services.oms.domain.netting import (
 )
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.execution import LiveQuote
-from services.oms.lp_orders import HedgeRequest, new_order_single
+from services.oms.entry.execution import LiveQuote
 from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp import (
+from services.oms.stp.desk import (
     HedgeAt,
     Refuse,
     Settlement,
@@ -35,6 +34,7 @@ from services.oms.stp import (
     settlements_of,
     window_order,
 )
+from services.oms.stp.lp_orders import HedgeRequest, new_order_single
 from services.platform.fix import get_field
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -8,15 +8,15 @@ from decimal import Decimal
 import grpc
 import pytest
 
-from services.oms.execution import LiveQuote
-from services.oms.paging import (
+from services.oms.api.paging import (
     decode_id_token,
     decode_token,
     encode_id_token,
     encode_token,
     page_size,
 )
-from services.oms.quotes import QuoteBook, live_quote_of
+from services.oms.entry.execution import LiveQuote
+from services.oms.feeds.quotes import QuoteBook, live_quote_of
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_pb2

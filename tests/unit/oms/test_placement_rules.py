@@ -10,7 +10,14 @@ import pytest
 
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import OrderStatus
-from services.oms.execution import LiveQuote
+from services.oms.entry.execution import LiveQuote
+from services.oms.entry.placement import (
+    OrderIntent,
+    check_entry_rules,
+    check_price_of,
+    closing_checks,
+    effective_mode,
+)
 from services.oms.model import (
     Account,
     AccountStatus,
@@ -22,13 +29,6 @@ from services.oms.model import (
     PositionRow,
     TimeInForce,
     TradingTerms,
-)
-from services.oms.placement import (
-    OrderIntent,
-    check_entry_rules,
-    check_price_of,
-    closing_checks,
-    effective_mode,
 )
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.reference import SUBJECTS, decode, upsert_of
+from services.oms.feeds.reference import SUBJECTS, decode, upsert_of
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata

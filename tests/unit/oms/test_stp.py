@@ -17,10 +17,9 @@ from services.oms.domain.netting import (
 )
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.execution import LiveQuote
-from services.oms.hedges import HedgeRow, HedgeStatus
+from services.oms.entry.execution import LiveQuote
 from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp import (
+from services.oms.stp.desk import (
     Settlement,
     StpConfig,
     WindowBook,
@@ -31,6 +30,7 @@ from services.oms.stp import (
     settlements_of,
     window_order,
 )
+from services.oms.stp.hedges import HedgeRow, HedgeStatus
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal

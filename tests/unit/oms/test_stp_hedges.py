@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.events import system_actor
-from services.oms.hedges import (
+from services.oms.store.events import system_actor
+from services.oms.stp.hedges import (
     HedgeStatus,
     hedge_event,
     is_uuid,
@@ -16,7 +16,7 @@ from services.oms.hedges import (
     on_sent,
     rejected,
 )
-from services.oms.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.bus import encode_event
 from tests.unit.oms.hedge_builders import HEDGE_ID, NOW, hedge
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -1,5 +1,5 @@
 """How committed WORKING orders reach the STP desk (issue 12 item 7): the hand-off after the
-commit (`placement.hand_over`) and what the desk's sweep leaves alone (`stp_intake.Intake`,
+commit (`placement.hand_over`) and what the desk's sweep leaves alone (`stp.intake.Intake`,
 the desk's worker)."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pytest
 
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import OrderStatus
+from services.oms.entry.placement import WorkingOrderSink, hand_over
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
     AccountStatus,
@@ -23,10 +25,8 @@ from services.oms.model import (
     OrderType,
     TimeInForce,
 )
-from services.oms.placement import WorkingOrderSink, hand_over
-from services.oms.quotes import QuoteBook
-from services.oms.stp import StpConfig, StpDesk, Window
-from services.oms.stp_intake import Intake, Unworked
+from services.oms.stp.desk import StpConfig, StpDesk, Window
+from services.oms.stp.intake import Intake, Unworked
 from services.platform.resources import Resources
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -209,7 +209,7 @@ async def test_an_order_whose_job_failed_every_try_is_released_to_the_sweep(
         raise RuntimeError("PostgreSQL is away")
 
     monkeypatch.setattr(desk, "_attempt_limit", attempt)
-    monkeypatch.setattr("services.oms.stp._RETRY_SECONDS", 0)
+    monkeypatch.setattr("services.oms.stp.desk._RETRY_SECONDS", 0)
     worker = await run_worker(desk)
     try:
         await desk.take(stp_order("l-1", OrderType.LIMIT), ACCOUNT)

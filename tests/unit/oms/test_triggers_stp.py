@@ -23,8 +23,8 @@ from services.oms.domain.triggers import (
     retry_pause,
 )
 from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp import LimitListener, LimitSettled
-from services.oms.triggers import IN_FLIGHT, TriggerEngine, working_order_of
+from services.oms.stp.desk import LimitListener, LimitSettled
+from services.oms.triggers.engine import IN_FLIGHT, TriggerEngine, working_order_of
 
 D = Decimal
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

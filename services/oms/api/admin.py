@@ -4,7 +4,7 @@ Reads need admin, dealer or backoffice; the actions (cancel, close, settle a hed
 an LP order session) admin or dealer. Actions go through the same code as the client's
 (`orders.cancel_order`, `placement`) with an OPERATOR actor, the operator's reason in the audit
 log and as the order's status_message. A hedge order's settlement and an LP order session's
-sequence numbers are the STP desk's (`stp.StpDesk.settle_hedge`, `set_session_numbers`), with
+sequence numbers are the STP desk's (`stp.desk.StpDesk.settle_hedge`, `set_session_numbers`), with
 an operator audit record (`operator_audit`).
 """
 
@@ -18,22 +18,22 @@ from typing import Any, Final
 import grpc.aio
 from sqlalchemy import text
 
-from services.oms import events
+from services.oms.api.orders import cancel_order
+from services.oms.api.ownership import authorize_internal
+from services.oms.api.paging import decode_token, encode_token, page_size
+from services.oms.api.positions import closing_intent, position_not_found
+from services.oms.api.valuation import Valuer, load_instruments
 from services.oms.domain.state import OrderStatus
-from services.oms.fingerprint import fingerprint
-from services.oms.hedges import HedgeRow, SettlementOutcome
-from services.oms.lp_orders import SessionNumbers
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.placement import Placement
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderOrigin
-from services.oms.orders import cancel_order
-from services.oms.ownership import authorize_internal
-from services.oms.paging import decode_token, encode_token, page_size
-from services.oms.placement import Placement
-from services.oms.positions import closing_intent, position_not_found
-from services.oms.queries import list_orders, list_positions, list_trades
-from services.oms.quotes import QuoteBook
-from services.oms.store import AccountChange, get_position, load_account, load_accounts
-from services.oms.stp import StpDesk
-from services.oms.valuation import Valuer, load_instruments
+from services.oms.store import events
+from services.oms.store.changes import AccountChange, get_position, load_account, load_accounts
+from services.oms.store.queries import list_orders, list_positions, list_trades
+from services.oms.stp.desk import StpDesk
+from services.oms.stp.hedges import HedgeRow, SettlementOutcome
+from services.oms.stp.lp_orders import SessionNumbers
 from services.platform.access import (
     ADMIN,
     BACKOFFICE,

@@ -28,7 +28,7 @@ entry costs a read, never a wrong fill. What a hit does:
   than its limit (the triggering quote or a newer one), else it stays WORKING.
 - **STP LIMIT** (and an STP stop-limit once triggered): CheckOrder (purpose TRIGGER; refused ->
   REJECTED, or the rest CANCELLED with the reason once partly filled), then the STP desk tries
-  it (`stp.StpDesk.attempt_limit`: a hedge order of its own at its limit, see stp.py). The
+  it (`stp.desk.StpDesk.attempt_limit`: a hedge order of its own at its limit, see stp/desk.py). The
   order is paused in the index meanwhile; the desk reports back (`limit_done`) and a GTC or DAY
   order that is still working is taken back, paused for `domain.triggers.retry_pause` when its
   hedge order ran (so a price the provider would not fill at is not tried on every quote).
@@ -65,7 +65,8 @@ from nats.aio.subscription import Subscription
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.oms import execution, hedges
+from services.oms.api.ownership import authorize_internal
+from services.oms.api.positions import closing_intent
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.domain.triggers import (
@@ -81,10 +82,13 @@ from services.oms.domain.triggers import (
     position_hit,
     retry_pause,
 )
-from services.oms.events import order_update_of, system_actor
-from services.oms.execution import LiveQuote
-from services.oms.fills import FillTerms, book_fill
-from services.oms.fingerprint import fingerprint
+from services.oms.entry import execution
+from services.oms.entry.execution import LiveQuote
+from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.placement import Placement, check_price_of
+from services.oms.feeds.quotes import QuoteBook
+from services.oms.feeds.risk import RiskClient, Verdict, unavailable
 from services.oms.model import (
     Account,
     ExecutionMode,
@@ -94,12 +98,7 @@ from services.oms.model import (
     PositionRow,
     TimeInForce,
 )
-from services.oms.ownership import authorize_internal
-from services.oms.placement import Placement, check_price_of
-from services.oms.positions import closing_intent
-from services.oms.quotes import QuoteBook
-from services.oms.risk import RiskClient, Verdict, unavailable
-from services.oms.store import (
+from services.oms.store.changes import (
     AccountChange,
     AccountContext,
     account_context,
@@ -110,7 +109,9 @@ from services.oms.store import (
     offered_instruments,
     reason_changes,
 )
-from services.oms.stp import LimitListener, LimitSettled
+from services.oms.store.events import order_update_of, system_actor
+from services.oms.stp import hedges
+from services.oms.stp.desk import LimitListener, LimitSettled
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.resources import Resources
@@ -149,7 +150,7 @@ _POSITION_EVENTS: Final[Mapping[str, Any]] = {
 
 
 class StpHandOff(Protocol):
-    """The STP desk (`stp.StpDesk`): its order sink, its limit orders' attempts and their
+    """The STP desk (`stp.desk.StpDesk`): its order sink, its limit orders' attempts and their
     outcome."""
 
     async def take(self, order: OrderRow, account: Account) -> None: ...
@@ -265,7 +266,7 @@ def _position_stops_of_proto(position: oms_pb2.Position, group_id: str) -> Posit
 
 
 def _desk_tries_at_once(order: OrderRow) -> bool:
-    """The STP desk tries an STP limit order as it is placed (`stp.StpDesk.take`)."""
+    """The STP desk tries an STP limit order as it is placed (`stp.desk.StpDesk.take`)."""
     return order.execution_mode is ExecutionMode.STP and order.type is OrderType.LIMIT
 
 
@@ -482,7 +483,7 @@ class TriggerEngine:
                 self.index.pause(order.id, self.clock() + IN_FLIGHT)  # until the desk's word
 
     def limit_done(self, settled: LimitSettled) -> None:
-        """The STP desk's word on a limit order it tried (`stp.LimitSettled`): one still
+        """The STP desk's word on a limit order it tried (`stp.desk.LimitSettled`): one still
         working is taken back, paused for `retry_pause` when a hedge order ran for it (longer
         after each hedge in a row that filled nothing), at once when none ran."""
         if not self.leading:

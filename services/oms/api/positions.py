@@ -16,18 +16,18 @@ from typing import Any
 
 import grpc.aio
 
-from services.oms import events
+from services.oms.api.orders import decimal_field
+from services.oms.api.ownership import authorize_trader, owned_account
+from services.oms.api.valuation import Valuer, load_instruments
 from services.oms.domain import positions as domain
 from services.oms.domain.validation import check_price, check_stops
-from services.oms.fingerprint import fingerprint
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.placement import OrderIntent, Placement
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderType, PositionRow, TimeInForce
-from services.oms.orders import decimal_field
-from services.oms.ownership import authorize_trader, owned_account
-from services.oms.placement import OrderIntent, Placement
-from services.oms.queries import list_positions
-from services.oms.quotes import QuoteBook
-from services.oms.store import AccountChange, concurrent_modification, get_position
-from services.oms.valuation import Valuer, load_instruments
+from services.oms.store import events
+from services.oms.store.changes import AccountChange, concurrent_modification, get_position
+from services.oms.store.queries import list_positions
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import current_caller

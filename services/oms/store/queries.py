@@ -14,9 +14,9 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.api.paging import decode_token, encode_token, page_size
 from services.oms.model import OrderRow, PositionRow, TradeRow
-from services.oms.paging import decode_token, encode_token, page_size
-from services.oms.store import OPEN_STATUS_NAMES
+from services.oms.store.changes import OPEN_STATUS_NAMES
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
 __all__ = ["Page", "list_orders", "list_positions", "list_trades"]

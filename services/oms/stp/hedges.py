@@ -3,7 +3,7 @@ it, and its SQL.
 
 A hedge order is the net of one netting window, sent to a liquidity provider as one FIX order,
 or the whole rest of one STP limit order (a limit or a triggered stop-limit), sent as a limit
-order of its own (`stp.py`); such an order may have several hedge orders over its life, one at
+order of its own (`stp/desk.py`); such an order may have several hedge orders over its life, one at
 a time.
 Its status follows the contract's HedgeOrderStatus: NEW (stored, not sent) -> SENT ->
 WORKING (acknowledged) -> PARTIALLY_FILLED -> FILLED, or CANCELLED (the provider cancelled the
@@ -53,11 +53,11 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import events
 from services.oms.domain.positions import Side, average_price
 from services.oms.domain.state import OPEN_STATUSES
-from services.oms.lp_orders import ExecutionReport, ReportKind
 from services.oms.model import OrderRow, decimal_text, reason_name, reason_value
+from services.oms.store import events
+from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.outbox import add_event
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor

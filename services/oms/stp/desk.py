@@ -4,7 +4,7 @@ liquidity provider, and the allocation of its outcome to the window's client ord
 An STP market order is committed WORKING by `Placement` (the client's answer says so) and handed
 to `StpDesk.take`, which puts it in its instrument's window; an order whose hand-off was lost
 (the process stopped after the commit, a job failed every try) is found by the desk's sweep of
-the committed orders every second (`stp_intake`). A window opens with its first order
+the committed orders every second (`intake`). A window opens with its first order
 and closes `TM_OMS_STP_WINDOW_MS` (default 50) later. At its close, in one transaction with the
 accounts' rows locked (in id order) and then the orders':
 
@@ -63,7 +63,7 @@ reports the provider sent meanwhile arrive by FIX resend (the session's store ke
 numbers); STP orders still WORKING in no hedge order (their window never closed) join new
 windows once prices are live again.
 
-Market orders take this path, and stop orders once the trigger engine (`triggers.py`) has
+Market orders take this path, and stop orders once the trigger engine (`triggers/engine.py`) has
 triggered them.
 
 Limit orders are never netted (`domain.netting`): an STP limit order, and a stop-limit once its
@@ -104,7 +104,6 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import execution, hedges, lp_messages, operator_audit, report_journal, stp_intake
 from services.oms.domain.netting import (
     Allocation,
     AllocationOutcome,
@@ -120,20 +119,10 @@ from services.oms.domain.netting import (
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.domain.triggers import limit_reached
-from services.oms.events import system_actor
-from services.oms.execution import LiveQuote
-from services.oms.fills import FillTerms, book_fill
-from services.oms.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
-from services.oms.lp_orders import (
-    ExecutionReport,
-    HedgeRequest,
-    LpOrderRouter,
-    LpUnavailableError,
-    ReportKind,
-    SessionNumbers,
-    StatusRequest,
-    StoredReport,
-)
+from services.oms.entry import execution
+from services.oms.entry.execution import LiveQuote
+from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
     ExecutionMode,
@@ -142,8 +131,8 @@ from services.oms.model import (
     TimeInForce,
     reason_value,
 )
-from services.oms.quotes import QuoteBook
-from services.oms.store import (
+from services.oms.store import operator_audit
+from services.oms.store.changes import (
     AccountChange,
     AccountContext,
     account_context,
@@ -151,6 +140,19 @@ from services.oms.store import (
     load_account,
     offered_instruments,
     reason_changes,
+)
+from services.oms.store.events import system_actor
+from services.oms.stp import hedges, intake, lp_messages, report_journal
+from services.oms.stp.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
+from services.oms.stp.lp_orders import (
+    ExecutionReport,
+    HedgeRequest,
+    LpOrderRouter,
+    LpUnavailableError,
+    ReportKind,
+    SessionNumbers,
+    StatusRequest,
+    StoredReport,
 )
 from services.platform.db import Database
 from services.platform.errors import DomainError
@@ -573,7 +575,7 @@ class StpDesk:
         self.book = WindowBook()
         self.router: LpOrderRouter | None = None
         self._jobs: asyncio.Queue[tuple[str, Job, Sequence[str]]] = asyncio.Queue()
-        self.intake = stp_intake.Intake()  # the orders in a window or a job (the sweep's)
+        self.intake = intake.Intake()  # the orders in a window or a job (the sweep's)
         self._sweep_queued = False
         self._worker: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
@@ -619,7 +621,7 @@ class StpDesk:
         self._enqueue("recovery", self._recover)
         self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
         self._call_later(self.config.chase_every, self._chase_due)
-        self._call_later(self.config.rejoin_after_start + stp_intake.SWEEP_EVERY, self._sweep_due)
+        self._call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
 
     async def stop(self) -> None:
         """Open windows stay open (their orders rejoin windows after the restart); the jobs
@@ -1701,30 +1703,30 @@ class StpDesk:
                     f" {lp}'s logon: never sent",
                 )
 
-    # -- orders a hand-off missed (`stp_intake`) ---------------------------------------------------
+    # -- orders a hand-off missed (`intake`) -------------------------------------------------------
 
     def _sweep_due(self) -> None:
         """Every `SWEEP_EVERY`: the sweep joins the queue unless it is still waiting there."""
-        self._call_later(stp_intake.SWEEP_EVERY, self._sweep_due)
+        self._call_later(intake.SWEEP_EVERY, self._sweep_due)
         if not self._sweep_queued:
             self._sweep_queued = True
             self._enqueue("sweep of STP orders not taken", self._sweep)
 
     async def _sweep(self) -> None:
         """Takes the STP orders committed WORKING that are in no hedge order and that the desk
-        has not held for two sweeps (their hand-off was lost, `stp_intake.Intake.missed`): a
+        has not held for two sweeps (their hand-off was lost, `intake.Intake.missed`): a
         market order joins its window, an IOC or FOK limit order is tried. One statement; a
         failure waits for the next sweep."""
         self._sweep_queued = False
         try:
             async with self.db.read_session() as session:
-                found = await stp_intake.unworked(session)
+                found = await intake.unworked(session)
         except Exception as error:
             log.warning("STP: the sweep could not read the orders", extra={"error": str(error)})
             return
         missed = self.intake.missed(found)
         for order in missed:
-            stp_intake.SWEPT.labels(order.type.value).inc()
+            intake.SWEPT.labels(order.type.value).inc()
             if order.market:
                 self._join(order.symbol, order.order_id, order.account_id)
             else:

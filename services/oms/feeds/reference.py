@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.formats import FORMATS, Scale
+from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Session, sessions_to_json
 from services.platform.db import Database
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time

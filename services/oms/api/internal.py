@@ -15,13 +15,13 @@ from typing import Any
 import grpc.aio
 from sqlalchemy import text
 
-from services.oms.fingerprint import fingerprint
+from services.oms.api.ownership import authorize_internal
+from services.oms.api.paging import decode_id_token, encode_id_token, page_size
+from services.oms.api.positions import closing_intent, position_not_found
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.placement import Placement
 from services.oms.model import OrderOrigin, PositionRow
-from services.oms.ownership import authorize_internal
-from services.oms.paging import decode_id_token, encode_id_token, page_size
-from services.oms.placement import Placement
-from services.oms.positions import closing_intent, position_not_found
-from services.oms.store import get_position, load_account
+from services.oms.store.changes import get_position, load_account
 from services.platform.access import account_not_found
 from services.platform.db import Database
 from services.platform.identity import current_caller

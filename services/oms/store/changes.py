@@ -11,7 +11,7 @@ changes and holds the head of its audit chain, and it writes, in the caller's tr
   version read>`, which proves every change was decided on its latest state; an order changed
   after its creation (cancel, amend, expiry) is first read `FOR UPDATE` by the caller, a new one
   is invisible to others until the commit. Nothing else updates `oms.orders.status`;
-- positions and trades (services/oms/fills.py), each position change with its audit row and
+- positions and trades (services/oms/entry/fills.py), each position change with its audit row and
   event.
 
 The caller commits after `finish`; the client is answered after the commit.
@@ -28,7 +28,6 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import events
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
 from services.oms.audit import AuditRecord, record_hash, snapshot_json
 from services.oms.domain import state as machine
@@ -42,6 +41,7 @@ from services.oms.model import (
     TradingTerms,
     reason_name,
 )
+from services.oms.store import events
 from services.platform.bus import MSG_ID_HEADER, encode_event
 from services.platform.errors import DomainError
 from services.platform.outbox import schema_table

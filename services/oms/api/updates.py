@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from services.oms.events import order_update_of
+from services.oms.store.events import order_update_of
 from tradingmesh.oms.v1 import oms_pb2
 
 __all__ = ["ORDER_SUBJECTS", "OrderStream", "OrderUpdateHub"]

@@ -39,7 +39,6 @@ from typing import Final, Protocol
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import execution
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.domain.validation import (
@@ -48,8 +47,11 @@ from services.oms.domain.validation import (
     check_quantity,
     check_stops,
 )
-from services.oms.execution import FillAt, LiveQuote, OrderSpec, Reject, Rest
-from services.oms.fills import FillTerms, book_fill
+from services.oms.entry import execution
+from services.oms.entry.execution import FillAt, LiveQuote, OrderSpec, Reject, Rest
+from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.feeds.quotes import QuoteBook
+from services.oms.feeds.risk import RiskClient, Verdict, unavailable
 from services.oms.model import (
     Account,
     ExecutionMode,
@@ -61,9 +63,7 @@ from services.oms.model import (
     TimeInForce,
     TradingTerms,
 )
-from services.oms.quotes import QuoteBook
-from services.oms.risk import RiskClient, Verdict, unavailable
-from services.oms.store import (
+from services.oms.store.changes import (
     AccountChange,
     DuplicateOrderError,
     account_context,
@@ -251,8 +251,8 @@ async def _position_checks(
 
 class WorkingOrderSink(Protocol):
     """Takes an order that was committed WORKING, after the commit: where the STP desk (its
-    netting window, `stp.StpDesk`) and the trigger engine (working limit and stop orders,
-    `triggers.TriggerEngine`) plug in. An order no sink takes waits for the client to cancel
+    netting window, `stp.desk.StpDesk`) and the trigger engine (working limit and stop orders,
+    `triggers.engine.TriggerEngine`) plug in. An order no sink takes waits for the client to cancel
     or amend it, or for its DAY expiry. The hand-off is the prompt way in, not the only one:
     each sink also finds what it must work in the committed state (the desk's sweep, the
     trigger engine's events and reload), so one it missed is found late, never lost."""

@@ -37,14 +37,14 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.lp_messages import (
+from services.oms.stp.lp_messages import (
     LpMessage,
     SentMessage,
     StoredMessage,
     message_from_row,
     message_to_json,
 )
-from services.oms.lp_orders import (
+from services.oms.stp.lp_orders import (
     ExecutionReport,
     ReportNotStoredError,
     StoredReport,

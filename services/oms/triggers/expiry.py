@@ -18,14 +18,14 @@ from typing import Final
 from sqlalchemy import text
 
 from services.oms.domain.state import OrderEvent
-from services.oms.events import system_actor
-from services.oms.store import (
+from services.oms.store.changes import (
     OPEN_STATUS_NAMES,
     AccountChange,
     get_order,
     load_account,
     reason_changes,
 )
+from services.oms.store.events import system_actor
 from services.platform.db import Database
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -13,7 +13,7 @@ Pure: the quote, the group's terms and the order go in, a decision comes out.
   an IOC or FOK order, which cannot rest, is REJECTED with NO_LIQUIDITY.
 - **Stop and stop-limit orders** rest WORKING: they execute when the market reaches the stop
   price (the trigger engine, ADR 0007 "Working orders").
-- **STP**: the order is committed WORKING and handed to the STP desk (`stp.py`), which nets
+- **STP**: the order is committed WORKING and handed to the STP desk (`stp/desk.py`), which nets
   the window's orders, hedges the net at a liquidity provider and fills each client order
   from the execution reports (ADR 0007 "Execution modes"); nothing fills it here. An STP stop
   order rests WORKING for the trigger engine; an STP limit (or a triggered stop-limit) is

@@ -20,23 +20,24 @@ from typing import Any, Final
 import grpc.aio
 from google.protobuf.message import Message
 
-from services.oms import events, hedges
+from services.oms.api.ownership import authorize_trader, owned_account
+from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.validation import check_price, check_quantity, check_stops
-from services.oms.fingerprint import fingerprint
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.placement import OrderIntent, Placement, check_price_of
 from services.oms.model import OrderRow, OrderType, TimeInForce
-from services.oms.ownership import authorize_trader, owned_account
-from services.oms.placement import OrderIntent, Placement, check_price_of
-from services.oms.queries import list_orders, list_trades
-from services.oms.store import (
+from services.oms.store import events
+from services.oms.store.changes import (
     AccountChange,
     account_context,
     concurrent_modification,
     count_open_orders,
     get_order,
 )
-from services.oms.updates import OrderUpdateHub
+from services.oms.store.queries import list_orders, list_trades
+from services.oms.stp import hedges
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import current_caller

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms import execution
+from services.oms.api.formats import FORMATS
 from services.oms.domain import positions as domain
-from services.oms.formats import FORMATS
+from services.oms.entry import execution
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import Account, Instrument, PositionRow, money_text
-from services.oms.quotes import QuoteBook
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.money import IDENTITY
 

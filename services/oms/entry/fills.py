@@ -32,7 +32,7 @@ from services.oms.domain import positions as domain
 from services.oms.domain.positions import Execution, PnlTerms, PositionEffect, PositionMode
 from services.oms.domain.state import Fill
 from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
-from services.oms.store import AccountChange, get_position, open_netting_position
+from services.oms.store.changes import AccountChange, get_position, open_netting_position
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev

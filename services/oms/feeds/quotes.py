@@ -25,7 +25,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from services.oms.execution import LiveQuote
+from services.oms.entry.execution import LiveQuote
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 __all__ = ["QUOTE_SUBJECTS", "QuoteBook", "live_quote_of"]

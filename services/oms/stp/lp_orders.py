@@ -68,8 +68,12 @@ import quickfix44 as fix44
 from prometheus_client import Counter
 
 from services.oms.domain.positions import Side
-from services.oms.lp_dialects import LENIENT_SESSION_SETTINGS, StrictCheck, write_lenient_dictionary
-from services.oms.lp_messages import (
+from services.oms.stp.lp_dialects import (
+    LENIENT_SESSION_SETTINGS,
+    StrictCheck,
+    write_lenient_dictionary,
+)
+from services.oms.stp.lp_messages import (
     LpMessage,
     LpMessageKind,
     StoredMessage,

@@ -1,0 +1,1 @@
+"""Order entry and fills: the placement pipeline, execution decisions, booking a fill."""

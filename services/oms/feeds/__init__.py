@@ -1,0 +1,1 @@
+"""What flows in: quotes, the reference copies and the risk service's pre-trade check client."""

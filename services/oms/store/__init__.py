@@ -1,0 +1,1 @@
+"""SQL and the unit of change, event messages, list reads and the operators' audit records."""
