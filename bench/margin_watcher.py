@@ -53,6 +53,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Final, cast
 
+from sqlalchemy.orm import Session as OrmSession
+
+from services.platform import outbox
 from services.platform.db import Database
 from services.risk.episodes import Episode
 from services.risk.model import (
@@ -369,6 +372,7 @@ def stale_episodes(
 class _Session:
     def __init__(self, database: CountingDatabase) -> None:
         self.database = database
+        self.info: dict[str, object] = {}
 
     async def execute(self, statement: object, parameters: object = None) -> None:
         self.database.statements += 1
@@ -384,7 +388,10 @@ class CountingDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Session]:
         self.transactions += 1
-        yield _Session(self)
+        session = _Session(self)
+        yield session
+        # The envelope of the transaction's events: one row written at the commit.
+        self.statements += len(outbox.pending(cast(OrmSession, session)))
 
 
 class BenchWatcher(MarginWatcher):

@@ -18,12 +18,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from google.protobuf.message import DecodeError
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
@@ -124,7 +124,7 @@ class InstrumentCatalogue:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, session: AsyncSession, message: Msg) -> Outcome:
+    async def handle(self, session: AsyncSession, message: Event) -> Outcome:
         try:
             event = decode(message.subject, message.data)
             lots = None if event is None else lots_of(event)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.account import convert, events
 from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
 from services.platform.access import account_not_found
-from services.platform.outbox import event_write
+from services.platform.outbox import event_write, written
 from services.platform.sql import Write, one_statement
 from tradingmesh.account.v1 import account_events_pb2
 from tradingmesh.account.v1.account_pb2 import LedgerEntry
@@ -185,7 +185,7 @@ async def post(
         .one()
     )
     entry = convert.ledger_entry(row)
-    posted, _ = event_write(
+    posted, sealed = event_write(
         events.SCHEMA,
         "account.ledger_entry.posted",
         account_events_pb2.LedgerEntryPosted(
@@ -218,6 +218,7 @@ async def post(
         {"balance": posting.balance_after, "sequence": posting.sequence, "id": account_id},
     )
     await session.execute(*one_statement([house_leg, cached, posted]))
+    written(session, events.SCHEMA, sealed)
     # The lock holder's view of the balance moves on, for a second posting in one transaction.
     balance.balance, balance.last_sequence = posting.balance_after, posting.sequence
     return Posted(entry, created=True)

@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Final, TypeVar
 
 from google.protobuf.message import DecodeError
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +32,7 @@ from services.account.audit import actor_of
 from services.account.domain import Reason, minor_unit
 from services.account.ledger import References, lock_balance, post
 from services.platform.db import Database
+from services.platform.envelope import Event
 from services.platform.errors import DomainError
 from services.platform.inbox import EventConsumer, UndeliverableError, first_time
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
@@ -135,7 +135,7 @@ class TradeBookings:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, session: AsyncSession, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Event) -> bool:
         event = _decode(oms_events_pb2.TradeExecuted, message.data)
         try:
             bookings = bookings_of(event)
@@ -199,7 +199,7 @@ class StopOutCorrections:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, session: AsyncSession, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Event) -> bool:
         event = _decode(risk_events_pb2.StopOutCompleted, message.data)
         margin_event = event.margin_event
         try:

@@ -56,6 +56,9 @@ class Database:
         self._lone_reads = async_sessionmaker(
             replica.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
+        self._lone_writes = async_sessionmaker(
+            primary.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @classmethod
     def connect(cls, settings: Settings, vault: Vault) -> Database:
@@ -111,6 +114,14 @@ class Database:
         one statement. For SELECTs that need no snapshot in common (e.g. what a transaction
         checks again under its locks); nothing here enforces read-only."""
         async with self._lone_reads() as session:
+            yield session
+
+    @asynccontextmanager
+    async def lone_writes(self) -> AsyncIterator[AsyncSession]:
+        """A session on the primary whose statements each commit on their own (autocommit): no
+        BEGIN and COMMIT around them. For a write that is complete in one statement (e.g. one
+        `sql.one_statement`) or writes that need no atomicity together (each idempotent)."""
+        async with self._lone_writes() as session:
             yield session
 
     @asynccontextmanager

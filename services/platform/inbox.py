@@ -1,30 +1,35 @@
-"""The consuming side of the outbox (ADR 0005): a durable JetStream consumer, and the inbox that
-makes each event count once.
+"""The consuming side of the outbox (ADR 0005, ADR 0009): a durable JetStream consumer, and the
+inbox that makes each envelope count once.
 
 A service that keeps a copy of another domain's data runs an `EventConsumer` on that domain's
-subjects. Its handler applies one message in the transaction it is given and calls `first_time`
-there first, so a redelivered event (JetStream delivers at least once) changes nothing:
+subjects. Every message is an `EventEnvelope` (`platform.envelope`): the events of one committed
+change. The consumer opens it and calls its handler once per event it follows (`events`, a
+subject filter; by default the consumer's own), in order, with the event's subject and
+serialized message (`envelope.Event`), inside the transaction it is given.
+
+An envelope counts once: a consumer given its `inbox` schema claims the envelopes of a fetched
+batch with ONE statement before the handlers run,
 
     CREATE TABLE <schema>.inbox (
-        event_id    UUID PRIMARY KEY,
-        subject     TEXT NOT NULL,
+        event_id    UUID PRIMARY KEY,      -- the envelope's id
+        subject     TEXT NOT NULL,         -- its headline
         received_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
 
-A consumer given its `inbox` schema claims a batch's events in that inbox with ONE statement
-before the handlers run (`claim`; the event id is the message's `Nats-Msg-Id`, which the outbox
-relay sets to the event's id); `first_time` then answers for them from the claim, without a
-statement per event. `claims(subject)` limits the claim to the subjects the handler applies.
+and an envelope claimed before is skipped whole (its handlers do not run); while a handler
+applies an event of a freshly claimed envelope, `first_time` answers True without a statement.
+A consumer without an inbox leaves de-duplication to its handlers (`first_time` per event id).
 
-The consumer applies a fetched batch in ONE transaction (one commit for up to `_BATCH` events
-instead of one each: the consumers keep up with the trading core's event rate), then runs what
-each handler asked to run after the commit, then acknowledges the batch. If any handler raises,
-the batch's transaction is rolled back and its messages are applied again one per transaction,
-each with the rules below, so a failing event never holds back or undoes the others:
+The consumer applies a fetched batch in ONE transaction (one commit for up to `_BATCH`
+envelopes), then runs what each handler asked to run after the commit, then acknowledges the
+batch. If any handler raises, the batch's transaction is rolled back and its messages are
+applied again one per transaction, each with the rules below, so a failing envelope never holds
+back or undoes the others:
 
 a message is acknowledged once its transaction commits; redelivered after `retry_seconds` when
-its handler raises; and dropped (with a log line) when it raises `UndeliverableError`, i.e.
-breaks its contract and could never apply.
+a handler raises; dropped (with a log line) when it is not an envelope. An event whose handler
+raises `UndeliverableError` (it breaks its contract and could never apply) is skipped with a log
+line, and the envelope's other events apply (each in a savepoint on this path).
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.bus import MSG_ID_HEADER
 from services.platform.db import Database
+from services.platform.envelope import EnvelopeError, Event, matches, open_envelope
 from services.platform.outbox import schema_table
 from services.platform.sql import insert_rows
 
@@ -60,55 +65,43 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _BATCH: Final = 100
 _RETRY_SECONDS: Final = 1.0
-_CLAIMS: Final = "tradingmesh_inbox_claims"  # session.info: (schema, event id) -> fresh
+_CLAIMED: Final = "tradingmesh_inbox_claimed"  # session.info: the envelope being applied is fresh
 
 AfterCommit = Callable[[], None]
-# What applying a message did: False nothing changed; True something changed; a callable:
+# What applying an event did: False nothing changed; True something changed; a callable:
 # something changed, and the callable updates what the service holds in memory once the
 # transaction has committed (never before: a rolled-back change must not be seen).
 Outcome = bool | AfterCommit
-# Applies one message in the given transaction.
-Handler = Callable[[AsyncSession, Msg], Awaitable[Outcome]]
+# Applies one event in the given transaction.
+Handler = Callable[[AsyncSession, Event], Awaitable[Outcome]]
 
 
 class UndeliverableError(Exception):
-    """The message breaks its contract: no redelivery can make it apply."""
+    """The event breaks its contract: no redelivery can make it apply."""
 
 
-def _canonical(event_id: str) -> str:
-    """An event id as the inbox's UUID column gives it back (lower case, hyphenated)."""
-    try:
-        return str(uuid.UUID(event_id))
-    except ValueError:
-        return event_id
-
-
-async def claim(session: AsyncSession, schema: str, events: Sequence[tuple[str, str]]) -> None:
-    """Records (event id, subject) pairs in `<schema>.inbox` with one statement, in the
-    session's transaction; `first_time` answers for each of them from here on."""
-    if not events:
-        return
+async def claim(
+    session: AsyncSession, schema: str, envelopes: Sequence[tuple[str, str]]
+) -> set[str]:
+    """Records (envelope id, headline subject) pairs in `<schema>.inbox` with one statement, in
+    the session's transaction; the ids recorded now (the others were there already)."""
+    if not envelopes:
+        return set()
     statement, params = insert_rows(
         schema_table(schema, "inbox"),
         ("event_id", "subject"),
-        [{"event_id": event_id, "subject": subject} for event_id, subject in events],
+        [{"event_id": envelope_id, "subject": subject} for envelope_id, subject in envelopes],
         "ON CONFLICT DO NOTHING RETURNING event_id",
     )
-    fresh = {str(row[0]) for row in await session.execute(statement, params)}
-    claims: dict[tuple[str, str], bool] = session.info.setdefault(_CLAIMS, {})
-    for event_id, _ in events:
-        claims.setdefault((schema, event_id), event_id in fresh)
+    return {str(row[0]) for row in await session.execute(statement, params)}
 
 
 async def first_time(session: AsyncSession, schema: str, event_id: str, subject: str) -> bool:
-    """Records `event_id` in `<schema>.inbox` in the session's transaction; False if it was
-    there already (the event was applied before). An event `claim`ed in this transaction is
-    answered from the claim, once (asked again, it was seen)."""
-    claims = session.info.get(_CLAIMS)
-    if claims:
-        claimed = claims.pop((schema, _canonical(event_id)), None)
-        if claimed is not None:
-            return bool(claimed)
+    """Whether this event is applied for the first time: True at once for an event of an
+    envelope the consumer claimed fresh; otherwise records `event_id` in `<schema>.inbox` in the
+    session's transaction, False if it was there already."""
+    if session.info.get(_CLAIMED):
+        return True
     fresh = await session.execute(
         text(
             f"INSERT INTO {schema_table(schema, 'inbox')} (event_id, subject)"
@@ -135,9 +128,11 @@ def _changed(outcomes: Sequence[Outcome]) -> bool:
 
 
 class EventConsumer:
-    """Reads `subjects` with the durable pull consumer `name` and applies each message with
-    `handle` in a transaction of `db`; after a batch in which something changed, awaits
-    `on_changes`. `start` once the service's connections are open, `stop` before they close."""
+    """Reads `subjects` with the durable pull consumer `name` and applies each envelope's events
+    that match `events` (default: `subjects`) with `handle` in a transaction of `db`; after a
+    batch in which something changed, awaits `on_changes`. `claims(subject)` tells which events
+    need the inbox (default all): an envelope is claimed if any of its followed events does.
+    `start` once the service's connections are open, `stop` before they close."""
 
     def __init__(
         self,
@@ -146,6 +141,7 @@ class EventConsumer:
         db: Database,
         handle: Handler,
         *,
+        events: str | None = None,
         on_changes: Callable[[], Awaitable[None]] | None = None,
         retry_seconds: float = _RETRY_SECONDS,
         inbox: str | None = None,
@@ -153,6 +149,7 @@ class EventConsumer:
     ) -> None:
         self.name = name
         self.subjects = subjects
+        self.events = events or subjects
         self._db = db
         self._handle = handle
         self._on_changes = on_changes
@@ -200,14 +197,28 @@ class EventConsumer:
             if changed and self._on_changes is not None:
                 await self._on_changes()
 
+    def _open(self, message: Msg) -> tuple[str, list[Event]]:
+        """The envelope's id (as the inbox's UUID column gives it back) and the events of it
+        this consumer follows."""
+        envelope_id, events = open_envelope(message.data)
+        return _canonical(envelope_id), [e for e in events if matches(self.events, e.subject)]
+
     async def apply(self, messages: Sequence[Msg]) -> bool:
         """Applies a batch (see the module doc); True if anything changed."""
-        if len(messages) > 1:
+        if messages:
             try:
+                opened = [self._open(message) for message in messages]
+                if not any(events for _, events in opened):  # nothing this consumer follows
+                    for message in messages:
+                        await message.ack()
+                    return False
                 async with self._db.transaction() as session:
-                    if self._inbox is not None:
-                        await claim(session, self._inbox, self._claimable(messages))
-                    outcomes = [await self._handle(session, message) for message in messages]
+                    fresh = await self._claim(session, opened, messages)
+                    outcomes: list[Outcome] = []
+                    for envelope_id, events in opened:
+                        if envelope_id in fresh:  # once, also if delivered twice in a batch
+                            fresh.discard(envelope_id)
+                            outcomes += await self._apply_events(session, events)
             except Exception:
                 _log.info(
                     "a batch of events failed; applying them one at a time",
@@ -223,33 +234,91 @@ class EventConsumer:
             changed |= await self._deliver(message)
         return changed
 
-    def _claimable(self, messages: Sequence[Msg]) -> list[tuple[str, str]]:
-        """The (event id, subject) of each message the handler applies; a message without a
-        well-formed id is left to the handler's own `first_time`."""
-        events = []
-        for message in messages:
-            if not self._claims(message.subject):
-                continue
-            event_id = (message.headers or {}).get(MSG_ID_HEADER, "")
-            try:
-                events.append((str(uuid.UUID(event_id)), message.subject))
-            except ValueError:
-                continue
-        return events
+    async def _claim(
+        self,
+        session: AsyncSession,
+        opened: Sequence[tuple[str, list[Event]]],
+        messages: Sequence[Msg],
+    ) -> set[str]:
+        """The envelopes of the batch to apply: those with events to apply, claimed fresh in the
+        inbox if the consumer has one (an envelope with nothing to claim is applied as is)."""
+        wanted = {envelope_id for envelope_id, events in opened if events}
+        if self._inbox is None:
+            return wanted
+        claimable = [
+            (envelope_id, message.subject)
+            for (envelope_id, events), message in zip(opened, messages, strict=True)
+            if _is_uuid(envelope_id) and any(self._claims(e.subject) for e in events)
+        ]
+        fresh = await claim(session, self._inbox, claimable)
+        claimed = {envelope_id for envelope_id, _ in claimable}
+        return {e for e in wanted if e in fresh or e not in claimed}
+
+    async def _apply_events(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event],
+        *,
+        savepoints: bool = False,
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        session.info[_CLAIMED] = self._inbox is not None
+        try:
+            for event in events:
+                if not savepoints:
+                    outcomes.append(await self._handle(session, event))
+                    continue
+                try:
+                    async with session.begin_nested():
+                        outcomes.append(await self._handle(session, event))
+                except UndeliverableError:
+                    _log.exception(
+                        "an event breaks its contract; skipped",
+                        extra={"consumer": self.name, "subject": event.subject},
+                    )
+        finally:
+            session.info.pop(_CLAIMED, None)
+        return outcomes
 
     async def _deliver(self, message: Msg) -> bool:
         extra = {"consumer": self.name, "subject": message.subject}
         try:
-            async with self._db.transaction() as session:
-                outcome = await self._handle(session, message)
-        except UndeliverableError:
-            _log.exception("an event breaks its contract; dropped", extra=extra)
+            opened = self._open(message)
+        except EnvelopeError:
+            _log.exception("a message is not an event envelope; dropped", extra=extra)
             await message.term()
             return False
+        if not opened[1]:  # nothing this consumer follows
+            await message.ack()
+            return False
+        try:
+            async with self._db.transaction() as session:
+                fresh = await self._claim(session, [opened], [message])
+                outcomes = (
+                    await self._apply_events(session, opened[1], savepoints=True)
+                    if opened[0] in fresh
+                    else []
+                )
         except Exception:
             _log.exception("applying an event failed; it will be redelivered", extra=extra)
             await message.nak(delay=self._retry)
             return False
-        changed = _changed([outcome])
+        changed = _changed(outcomes)
         await message.ack()
         return changed
+
+
+def _canonical(envelope_id: str) -> str:
+    """An id as the inbox's UUID column gives it back (lower case, hyphenated)."""
+    try:
+        return str(uuid.UUID(envelope_id))
+    except ValueError:
+        return envelope_id
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,24 +1,32 @@
-"""The transactional outbox (ADR 0005): a change and its events commit together.
+"""The transactional outbox (ADR 0005, ADR 0009): a change and its events commit together.
 
-A handler calls `add_event(session, schema, subject, event)` inside the change's transaction; the
-event becomes a row of `<schema>.outbox` and is published only if that transaction commits. The
-`OutboxRelay` task of the service publishes unsent rows in order to JetStream, with
-`Nats-Msg-Id` = the event id, and marks them sent. A row published but not yet marked when the
-process dies is published again after the restart; JetStream's duplicate window drops it, and
-consumers de-duplicate by event id anyway. Several replicas may run relays: each batch is taken
-with `FOR UPDATE SKIP LOCKED`, so no two publish the same rows at once.
+A handler calls `add_event(session, schema, subject, event)` inside the change's transaction;
+the transaction's events for `schema` are collected in an `envelope.Envelope` and written as ONE
+row of `<schema>.outbox` just before the commit (a SQLAlchemy `before_commit` hook), so they are
+published only if the transaction commits, as one message. A change written as one statement
+(`sql.one_statement`) puts its envelope row in that statement (`envelope_write`) and tells the
+session (`written`).
 
-A batch is written to NATS back to back and its acknowledgements awaited together. Rows reach
-the stream in outbox order; only when an acknowledgement fails (NATS restarting) can a later row
-of the batch be in the stream before that row's retry, so consumers that keep copies apply a
-change only if it is newer than their copy (by version), never by arrival order alone.
+Publishing: after the commit, the session's envelopes are handed to the schema's relay in this
+process (`OutboxRelay`, registered at its start), which publishes them at once, without reading
+them back, with `Nats-Msg-Id` = the envelope id, and marks them sent a batch at a time (one
+UPDATE every `mark_seconds`). What no hand-off published (the process stopped after the commit,
+NATS was away) its poll finds: unsent rows older than `grace_seconds`, in order. A row published
+but not yet marked when the process dies is published again after the restart; JetStream's
+duplicate window drops it, and consumers de-duplicate by envelope id anyway. Several replicas may
+run relays: a row may then go out twice, never not at all.
+
+Acknowledgements of a batch are awaited together. Rows reach the stream in commit order, except
+that a row whose publication failed goes out later through the poll, so consumers that keep
+copies apply a change only if it is newer than their copy (by version), never by arrival order.
 
 Retention: the relay deletes rows sent more than `keep` ago (default 7 days), at most every
 `prune_seconds`, in batches. After publication an event lives in its JetStream stream; the
 outbox row only has to outlive JetStream's duplicate window (2 minutes) and an operator's look
 at recent traffic. Unsent rows are never deleted.
 
-The table each schema needs (created by that service's migration):
+The table each schema needs (created by that service's migration); `event_id` holds the
+envelope's id:
 
     CREATE TABLE <schema>.outbox (
         position    BIGSERIAL PRIMARY KEY,
@@ -38,30 +46,53 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from google.protobuf.message import Message
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from services.platform.bus import MSG_ID_HEADER, encode_event
+from services.platform.bus import MSG_ID_HEADER
 from services.platform.db import Database
+from services.platform.envelope import Envelope, Sealed
 from services.platform.sql import Write
 
-__all__ = ["OutboxRelay", "add_event", "schema_table"]
+__all__ = [
+    "OutboxRelay",
+    "add_event",
+    "envelope_write",
+    "event_write",
+    "headline_kinds",
+    "new_envelope",
+    "pending",
+    "schema_table",
+    "written",
+]
 
 _log = logging.getLogger(__name__)
 _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _BATCH: Final = 100
-_IDLE_SECONDS: Final = 0.5
+_IDLE_SECONDS: Final = 1.0
+_GRACE_SECONDS: Final = 3.0
+_MARK_SECONDS: Final = 0.5
 _RETRY_SECONDS: Final = 2.0
 _ACK_SECONDS: Final = 5.0
 _KEEP: Final = timedelta(days=7)
 _PRUNE_SECONDS: Final = 600.0
 _PRUNE_BATCH: Final = 5000
+_PENDING: Final = "tradingmesh_outbox_pending"  # session.info: schema -> Envelope
+_WRITTEN: Final = "tradingmesh_outbox_written"  # session.info: [(schema, Sealed)]
+
+# Per schema, the producer's kinds of event from the most to the least significant (the
+# envelope's headline, `envelope.Envelope`); and the relay of this process, if one runs.
+_KINDS: dict[str, tuple[str, ...]] = {}
+_RELAYS: dict[str, OutboxRelay] = {}
 
 
 def schema_table(schema: str, table: str = "outbox") -> str:
@@ -71,34 +102,88 @@ def schema_table(schema: str, table: str = "outbox") -> str:
     return f"{schema}.{table}"
 
 
-def event_write(schema: str, subject: str, event: Message) -> tuple[Write, str]:
-    """The outbox row of `event` as a write (for `sql.one_statement`), and the event's id.
+def headline_kinds(schema: str, kinds: Sequence[str]) -> None:
+    """Names a producer's kinds of event, most significant first (subject prefixes such as
+    "oms.trade."), for the headline of its envelopes."""
+    _KINDS[schema] = tuple(kinds)
 
-    The event is checked against its contract here (`bus.encode_event`), so a malformed event
-    fails the change that produced it rather than the relay later.
-    """
-    payload, headers = encode_event(event)
-    event_id = headers[MSG_ID_HEADER]
-    write = Write(
+
+def new_envelope(schema: str) -> Envelope:
+    return Envelope(_KINDS.get(schema, ()))
+
+
+def envelope_write(schema: str, sealed: Sealed) -> Write:
+    """The outbox row of a sealed envelope, as a write (for `sql.one_statement`). Tell the
+    session with `written` so that the relay publishes it after the commit."""
+    return Write(
         f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
         " VALUES (:event_id, :subject, :payload)",
-        {"event_id": event_id, "subject": subject, "payload": payload},
+        {"event_id": sealed.envelope_id, "subject": sealed.subject, "payload": sealed.payload},
     )
-    return write, event_id
+
+
+def event_write(schema: str, subject: str, event: Message) -> tuple[Write, Sealed]:
+    """The outbox row of an envelope holding `event` alone, as a write (`envelope_write`); the
+    event is checked against its contract here. Tell the session with `written`."""
+    envelope = new_envelope(schema)
+    envelope.add(subject, event)
+    sealed = envelope.seal()
+    return envelope_write(schema, sealed), sealed
+
+
+def written(session: AsyncSession, schema: str, sealed: Sealed) -> None:
+    """Records that the session's transaction wrote `sealed` to `<schema>.outbox`: the relay
+    publishes it once the transaction has committed."""
+    session.info.setdefault(_WRITTEN, []).append((schema, sealed))
 
 
 async def add_event(session: AsyncSession, schema: str, subject: str, event: Message) -> str:
-    """Writes `event` to `<schema>.outbox` in the session's transaction (`event_write`);
-    returns its id."""
-    write, event_id = event_write(schema, subject, event)
-    await session.execute(text(write.sql), dict(write.params))
-    return event_id
+    """Adds `event` to the transaction's envelope for `schema` (checked against its contract
+    now, `bus.encode_event`), written to `<schema>.outbox` before the commit; returns its id."""
+    pending: dict[str, Envelope] = session.info.setdefault(_PENDING, {})
+    envelope = pending.get(schema)
+    if envelope is None:
+        envelope = pending[schema] = new_envelope(schema)
+    return envelope.add(subject, event)
+
+
+def pending(session: AsyncSession | Session) -> tuple[str, ...]:
+    """The schemas whose envelope the session's transaction writes at its commit."""
+    envelopes: dict[str, Envelope] = session.info.get(_PENDING, {})
+    return tuple(schema for schema, envelope in envelopes.items() if envelope)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_envelopes(session: Session) -> None:
+    pending: dict[str, Envelope] | None = session.info.pop(_PENDING, None)
+    for schema, envelope in (pending or {}).items():
+        if not envelope:
+            continue
+        sealed = envelope.seal()
+        insert = envelope_write(schema, sealed)
+        session.execute(text(insert.sql), dict(insert.params))
+        session.info.setdefault(_WRITTEN, []).append((schema, sealed))
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_off(session: Session) -> None:
+    for schema, sealed in session.info.pop(_WRITTEN, ()):
+        relay = _RELAYS.get(schema)
+        if relay is not None:
+            relay.hand_off(sealed)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_WRITTEN, None)
 
 
 class OutboxRelay:
-    """Publishes a schema's unsent outbox rows to JetStream; `start` at service start, `stop`
-    at shutdown. `wake()` after a commit shortens the wait; without it rows go out within
-    `idle_seconds`."""
+    """Publishes a schema's envelopes to JetStream (the module doc): those its process committed,
+    handed off after each commit, and any unsent row older than `grace_seconds` (polled every
+    `idle_seconds`). `start` at service start, `stop` at shutdown; one relay per schema and
+    process."""
 
     def __init__(
         self,
@@ -108,76 +193,126 @@ class OutboxRelay:
         *,
         batch: int = _BATCH,
         idle_seconds: float = _IDLE_SECONDS,
+        grace_seconds: float = _GRACE_SECONDS,
+        mark_seconds: float = _MARK_SECONDS,
         ack_seconds: float = _ACK_SECONDS,
         keep: timedelta = _KEEP,
         prune_seconds: float = _PRUNE_SECONDS,
     ) -> None:
         self._db = db
         self._js = jetstream
+        self.schema = schema
         self._table = schema_table(schema)
         self._batch = batch
         self._idle = idle_seconds
+        self._grace = grace_seconds
+        self._mark_seconds = mark_seconds
         self._ack_seconds = ack_seconds
         self.keep = keep
         self._prune_seconds = prune_seconds
         self._pruned_at: float | None = None
+        self._polled_at = 0.0
+        self._handed: deque[Sealed] = deque()
+        self._sent: list[str] = []  # envelope ids published, not yet marked
+        self._marked_at = time.monotonic()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
+        """Publishes what was handed off now (a commit's hand-off wakes the relay by itself)."""
         self._wakeup.set()
 
-    async def publish_pending(self) -> int:
-        """Publishes one batch of unsent rows in order and marks them sent; returns how many.
+    def hand_off(self, sealed: Sealed) -> None:
+        """An envelope its transaction committed: published at once (called after the commit)."""
+        self._handed.append(sealed)
+        self._wakeup.set()
 
-        The batch's messages are written to NATS back to back and their acknowledgements
-        awaited together (one round trip for the batch rather than one per row); JetStream
-        stores them in the order written. A row whose acknowledgement failed or did not come
-        within `ack_seconds` stays unsent and goes out again at the next pass."""
-        async with self._db.transaction() as session:
-            rows = (
+    async def _publish(self, rows: Sequence[tuple[str, str, bytes]]) -> tuple[list[str], Any]:
+        """Publishes (envelope id, subject, payload) rows back to back and awaits their
+        acknowledgements together; the ids acknowledged, and the first failure (or None)."""
+        pending: list[tuple[str, asyncio.Future[PubAck]]] = []
+        failure: BaseException | None = None
+        for envelope_id, subject, payload in rows:
+            try:
+                acknowledged = await self._js.publish_async(
+                    subject, payload, headers={MSG_ID_HEADER: envelope_id}
+                )
+            except Exception as error:
+                failure = error
+                break
+            pending.append((envelope_id, acknowledged))
+        if pending:
+            await asyncio.wait([ack for _, ack in pending], timeout=self._ack_seconds)
+        sent: list[str] = []
+        for envelope_id, ack in pending:
+            if not ack.done():
+                ack.cancel()
+                failure = failure or TimeoutError("no acknowledgement from JetStream")
+            elif ack.cancelled() or ack.exception() is not None:
+                failure = failure or ack.exception() or TimeoutError("cancelled")
+            else:
+                sent.append(envelope_id)
+        return sent, failure
+
+    async def publish_handed(self) -> int:
+        """Publishes what was handed off (a batch); returns how many were acknowledged. What
+        failed stays unsent in the table, for the poll."""
+        rows: list[tuple[str, str, bytes]] = []
+        while self._handed and len(rows) < self._batch:
+            sealed = self._handed.popleft()
+            rows.append((sealed.envelope_id, sealed.subject, sealed.payload))
+        if not rows:
+            return 0
+        sent, failure = await self._publish(rows)
+        self._sent.extend(sent)
+        if failure is not None:
+            _log.warning(
+                "publishing envelopes failed; the poll sends them",
+                extra={"table": self._table, "error": str(failure)},
+            )
+        return len(sent)
+
+    async def publish_pending(self) -> int:
+        """Publishes one batch of unsent rows older than `grace_seconds`, in order, and marks
+        them sent; returns how many. Rows written moments ago are left to their hand-off."""
+        async with self._db.lone_writes() as session:
+            found = (
                 await session.execute(
                     text(
-                        f"SELECT position, event_id, subject, payload FROM {self._table}"
-                        " WHERE sent_at IS NULL ORDER BY position"
-                        " LIMIT :batch FOR UPDATE SKIP LOCKED"
+                        f"SELECT event_id, subject, payload FROM {self._table}"
+                        " WHERE sent_at IS NULL"
+                        " AND created_at < now() - make_interval(secs => :grace)"
+                        " ORDER BY position LIMIT :batch"
                     ),
-                    {"batch": self._batch},
+                    {"batch": self._batch, "grace": self._grace},
                 )
             ).all()
-            pending: list[tuple[int, asyncio.Future[PubAck]]] = []
-            failure: BaseException | None = None
-            for position, event_id, subject, payload in rows:
-                try:
-                    acknowledged = await self._js.publish_async(
-                        subject, bytes(payload), headers={MSG_ID_HEADER: str(event_id)}
-                    )
-                except Exception as error:
-                    failure = error
-                    break
-                pending.append((position, acknowledged))
-            if pending:
-                await asyncio.wait([ack for _, ack in pending], timeout=self._ack_seconds)
-            sent: list[int] = []
-            for position, ack in pending:
-                if not ack.done():
-                    ack.cancel()
-                    failure = failure or TimeoutError("no acknowledgement from JetStream")
-                elif ack.cancelled() or ack.exception() is not None:
-                    failure = failure or ack.exception() or TimeoutError("cancelled")
-                else:
-                    sent.append(position)
-            # Whatever was acknowledged is marked (and committed), even if another one failed.
-            if sent:
-                await session.execute(
-                    text(
-                        f"UPDATE {self._table} SET sent_at = now() WHERE position = ANY(:positions)"
-                    ),
-                    {"positions": sent},
-                )
+        rows = [(str(event_id), subject, bytes(payload)) for event_id, subject, payload in found]
+        if not rows:
+            return 0
+        sent, failure = await self._publish(rows)
+        self._sent.extend(sent)
+        await self.mark_sent()
         if failure is not None:
             raise failure
         return len(sent)
+
+    async def mark_sent(self) -> int:
+        """Marks what was published since the last mark, with one statement."""
+        self._marked_at = time.monotonic()
+        if not self._sent:
+            return 0
+        ids, self._sent = self._sent, []
+        try:
+            async with self._db.lone_writes() as session:
+                await session.execute(
+                    text(f"UPDATE {self._table} SET sent_at = now() WHERE event_id = ANY(:ids)"),
+                    {"ids": ids},
+                )
+        except BaseException:
+            self._sent[:0] = ids  # marked at the next pass
+            raise
+        return len(ids)
 
     async def prune(self) -> int:
         """Deletes rows sent more than `keep` ago, a batch per transaction; returns how many."""
@@ -206,36 +341,53 @@ class OutboxRelay:
         if deleted:
             _log.info("outbox rows pruned", extra={"table": self._table, "rows": deleted})
 
+    async def _pass(self) -> None:
+        """One pass: the hand-offs, the mark when due, the poll and the prune when due."""
+        while self._handed:
+            await self.publish_handed()
+        now = time.monotonic()
+        if self._sent and now - self._marked_at >= self._mark_seconds:
+            await self.mark_sent()
+        if now - self._polled_at >= self._idle:
+            self._polled_at = now
+            while await self.publish_pending() >= self._batch:
+                pass
+            await self._prune_when_due()
+
     async def run(self) -> None:
         """Publishes until cancelled; a failure (NATS or PostgreSQL away) is logged and retried."""
         while True:
+            self._wakeup.clear()
             try:
-                published = await self.publish_pending()
+                await self._pass()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _log.exception("outbox relay failed; retrying", extra={"table": self._table})
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
-            if published >= self._batch:
-                continue  # more may be waiting
-            try:
-                await self._prune_when_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("pruning the outbox failed", extra={"table": self._table})
-            self._wakeup.clear()
+            if self._handed:
+                continue
+            wait = self._idle - (time.monotonic() - self._polled_at)
+            if self._sent:
+                wait = min(wait, self._mark_seconds - (time.monotonic() - self._marked_at))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._idle)
+                await asyncio.wait_for(self._wakeup.wait(), max(wait, 0.0))
 
     async def start(self) -> None:
+        _RELAYS[self.schema] = self
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay {self._table}")
 
     async def stop(self) -> None:
+        if _RELAYS.get(self.schema) is self:
+            del _RELAYS[self.schema]
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        with contextlib.suppress(Exception):  # what was published is marked; the rest polled
+            while self._handed:
+                await self.publish_handed()
+            await self.mark_sent()

@@ -24,12 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, UndeliverableError, first_time
 from services.pricing.engine import GroupConfig
 from services.pricing.model import Markup, MarkupKind
@@ -265,7 +265,7 @@ class Reference:
             await asyncio.sleep(STATUS_CLOCK_SECONDS)
             self.refresh_statuses(datetime.now(UTC))
 
-    async def handle(self, session: AsyncSession, message: Msg) -> bool:
+    async def handle(self, session: AsyncSession, message: Event) -> bool:
         """One account event (other subjects are skipped); True if the groups' pricing may have
         changed, so the consumer reloads the groups after the batch."""
         kind = SUBJECTS.get(message.subject)

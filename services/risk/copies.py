@@ -32,11 +32,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, Message
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
     Handler,
@@ -100,7 +100,7 @@ _RELEASING_SUBJECTS: Final[dict[str, type[Message]]] = {
 Commit = Callable[[], None]
 
 
-def _decode(message: Msg, subjects: dict[str, type[Message]]) -> Message | None:
+def _decode(message: Event, subjects: dict[str, type[Message]]) -> Message | None:
     kind = subjects.get(message.subject)
     if kind is None:
         return None
@@ -176,7 +176,7 @@ class Copies:
             await consumer.stop()
 
     def _consume(self, subjects: dict[str, type[Message]]) -> Handler:
-        async def handle(session: AsyncSession, message: Msg) -> Outcome:
+        async def handle(session: AsyncSession, message: Event) -> Outcome:
             event = _decode(message, subjects)
             if event is None:
                 return False  # a subject risk does not follow
@@ -184,7 +184,7 @@ class Copies:
 
         return handle
 
-    async def _consume_trading(self, session: AsyncSession, message: Msg) -> Outcome:
+    async def _consume_trading(self, session: AsyncSession, message: Event) -> Outcome:
         ending = _decode(message, _RELEASING_SUBJECTS)
         if ending is not None:
             order = ending.order  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """Recording CheckOrder decisions without making the OMS wait for PostgreSQL.
 
 The check answers from memory; its decision (check_id) is queued here and written in batches,
-one multi-row insert per `flush_interval` (or sooner when many are queued). The OMS stores the
+one multi-row insert per `flush_interval` (or sooner when many are queued), as one statement on
+its own (no BEGIN/COMMIT around it). The OMS stores the
 outcome with the order itself (REJECTED with the check's reason and message), so the record is
 the risk side of the audit trail, not the order's state: a crash of the risk process can lose the
 decisions of the last interval, and nothing else. A failed write is retried with the next batch;
@@ -30,7 +31,7 @@ _BATCH: Final = 2_000
 
 
 class DecisionRecorder:
-    def __init__(self, db: Database, flush_interval: float = 0.05) -> None:
+    def __init__(self, db: Database, flush_interval: float = 0.5) -> None:
         self.db = db
         self.flush_interval = flush_interval
         self._queue: deque[Mapping[str, Any]] = deque()
@@ -50,7 +51,7 @@ class DecisionRecorder:
         written = 0
         while self._queue:
             batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
-            async with self.db.transaction() as session:
+            async with self.db.lone_writes() as session:
                 await store.write_decisions(session, batch)
             for _ in batch:
                 self._queue.popleft()

@@ -429,7 +429,7 @@ def test_bad_input_is_invalid_argument_and_records_nothing(
     )
 
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, R.ERROR_REASON_VALIDATION_FAILED)
-    time.sleep(0.3)  # longer than the recorder's flush interval
+    time.sleep(1.0)  # longer than the recorder's flush interval (0.5 s)
     with broker.stack.db() as db:
         row = db.execute(
             "SELECT count(*) FROM risk.check_decisions WHERE order_id::text = %s", (order_id,)

@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 
 class Transaction:
     def __init__(self) -> None:
         self.applied: list[str] = []
         self.end = ""
+        self.info: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        """A savepoint: what was applied inside is undone if the block raises."""
+        mark = len(self.applied)
+        try:
+            yield
+        except BaseException:
+            del self.applied[mark:]
+            raise
 
 
 class FakeDatabase:

@@ -1,11 +1,12 @@
 """StreamOrderUpdates' source: the committed order changes, as the outbox publishes them.
 
 Every order change is an `oms.order.<event>` event, published by the outbox relay only after
-its transaction committed. The hub holds ONE core NATS subscription on `oms.order.>` per
-process (the OMS stream captures the same messages for durable consumers) and hands each
-change to the streams of its account. A stream that cannot keep up (its queue is full) is ended
-with UNAVAILABLE: the contract lets the server end a stream at any time, and the client
-reconnects with send_open_orders, which loses nothing, rather than silently miss an update.
+its transaction committed, in the envelope of that change (ADR 0009). The hub holds ONE core
+NATS subscription on `oms.>` per process (the OMS stream captures the same messages for durable
+consumers) and hands each order change of an envelope to the streams of its account. A stream
+that cannot keep up (its queue is full) is ended with UNAVAILABLE: the contract lets the server
+end a stream at any time, and the client reconnects with send_open_orders, which loses nothing,
+rather than silently miss an update.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from services.oms.store.events import order_update_of
+from services.platform.envelope import events_of
 from tradingmesh.oms.v1 import oms_pb2
 
 __all__ = ["ORDER_SUBJECTS", "OrderStream", "OrderUpdateHub"]
 
 log = logging.getLogger(__name__)
 
-ORDER_SUBJECTS: Final = "oms.order.>"
+ORDER_SUBJECTS: Final = "oms.>"  # envelopes; the order events are picked from them
 QUEUE_LIMIT: Final = 1000
 
 
@@ -77,11 +79,10 @@ class OrderUpdateHub:
     async def on_message(self, message: Msg) -> None:
         if not self._streams:
             return
-        update = order_update_of(message.subject, message.data)
-        if update is None:
-            log.warning("not an order event", extra={"subject": message.subject})
-            return
-        self.dispatch(update)
+        for event in events_of(message):
+            update = order_update_of(event.subject, event.data)
+            if update is not None:
+                self.dispatch(update)
 
     async def start(self, nats: NatsClient) -> None:
         self._subscription = await nats.subscribe(ORDER_SUBJECTS, cb=self.on_message)

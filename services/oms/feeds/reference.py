@@ -23,7 +23,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, Message
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Session, sessions_to_json
 from services.platform.db import Database
+from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
@@ -266,7 +266,7 @@ class ReferenceCopies:
         for consumer in self.consumers:
             await consumer.stop()
 
-    async def handle(self, session: AsyncSession, message: Msg) -> Outcome:
+    async def handle(self, session: AsyncSession, message: Event) -> Outcome:
         try:
             event = decode(message.subject, message.data)
             if event is None:

@@ -6,11 +6,12 @@ changes and holds the head of its audit chain, and it writes, in the caller's tr
 
 - each order change through `apply(order, event, reason)`: `domain.state.apply` decides the new
   status (a pair the table does not allow is refused with INVALID_ORDER_STATE), the order gets
-  `version + 1`, an audit row and an outbox row (`oms.order.<event>`; the event id is the
-  `Nats-Msg-Id`). The order row is written at `finish` with `UPDATE ... WHERE version = <the
-  version read>`, which proves every change was decided on its latest state; an order changed
-  after its creation (cancel, amend, expiry) is first read `FOR UPDATE` by the caller, a new one
-  is invisible to others until the commit. Nothing else updates `oms.orders.status`;
+  `version + 1`, an audit row and an event (`oms.order.<event>`); all the change's events go
+  out as ONE envelope (ADR 0009: one outbox row, one message). The order row is written at
+  `finish` with `UPDATE ... WHERE version = <the version read>`, which proves every change was
+  decided on its latest state; an order changed after its creation (cancel, amend, expiry) is
+  first read `FOR UPDATE` by the caller, a new one is invisible to others until the commit.
+  Nothing else updates `oms.orders.status`;
 - positions and trades (services/oms/entry/fills.py), each position change with its audit row and
   event.
 
@@ -42,9 +43,9 @@ from services.oms.model import (
     reason_name,
 )
 from services.oms.store import events
-from services.platform.bus import MSG_ID_HEADER, encode_event
+from services.platform import outbox
+from services.platform.envelope import Envelope
 from services.platform.errors import DomainError
-from services.platform.outbox import schema_table
 from services.platform.sql import Write, one_statement, values_insert
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -131,8 +132,6 @@ _UPDATE_POSITION: Final = text(
     + " WHERE id = :id AND version = :expected_version"
 )
 _TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
-_OUTBOX_TABLE: Final = schema_table(SCHEMA)
-_OUTBOX_COLUMNS: Final = ("event_id", "subject", "payload")
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
 
 
@@ -357,12 +356,12 @@ class AccountChange:
     Open it with `begin`, close it with `finish` before the commit.
 
     A unit of work: an order inserted here is updated once at `finish` with its final state
-    (however many transitions it made), and the order updates, trades, audit rows and outbox
-    rows of the whole change, with the chain's new head, are written at `finish` as ONE
-    statement (`platform.sql.one_statement`). The rows are the same as if each were written at
-    once; the transaction costs a handful of statements instead of one per row. Positions are
-    written at once: a netting reversal closes one and opens another, which the one-open-position
-    index must see in that order."""
+    (however many transitions it made), and the order updates, trades, audit rows and the
+    envelope of events (one outbox row) of the whole change, with the chain's new head, are
+    written at `finish` as ONE statement (`platform.sql.one_statement`). The rows are the same
+    as if each were written at once; the transaction costs a handful of statements instead of
+    one per row. Positions are written at once: a netting reversal closes one and opens
+    another, which the one-open-position index must see in that order."""
 
     session: AsyncSession
     account: Account
@@ -372,7 +371,7 @@ class AccountChange:
     _sequence: int = 0
     _hash: str = ""
     _audit: list[dict[str, Any]] = field(default_factory=list)
-    _outbox: list[dict[str, Any]] = field(default_factory=list)
+    _envelope: Envelope = field(default_factory=lambda: outbox.new_envelope(SCHEMA))
     _trades: list[dict[str, Any]] = field(default_factory=list)
     # order id -> (its version as stored now, the order as changed here)
     _orders: dict[str, tuple[int, OrderRow]] = field(default_factory=dict)
@@ -405,7 +404,7 @@ class AccountChange:
         return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
 
     async def finish(self) -> None:
-        """Writes the changed orders, the trades, the audit rows, the outbox rows and the new
+        """Writes the changed orders, the trades, the audit rows, the envelope and the new
         head of the audit chain, as ONE statement (same transaction). CONCURRENT_MODIFICATION
         when an order changed since it was read (its version moved on)."""
         writes: list[Write] = []
@@ -424,19 +423,16 @@ class AccountChange:
         if self._audit:
             writes.append(Write(*values_insert("oms.audit_records", _AUDIT_COLUMNS, self._audit)))
             self._audit = []
-        if self._outbox:
-            writes.append(Write(*values_insert(_OUTBOX_TABLE, _OUTBOX_COLUMNS, self._outbox)))
-            self._outbox = []
+        if self._envelope:
+            sealed = self._envelope.seal()
+            writes.append(outbox.envelope_write(SCHEMA, sealed))
+            outbox.written(self.session, SCHEMA, sealed)
         head = {"sequence": self._sequence, "hash": self._hash}
         writes.append(Write(_UPDATE_AUDIT_HEAD, {**head, "account_id": self.account.account_id}))
         counts = (await self.session.execute(*one_statement(writes))).one()
         for order_id, written in zip(updated, counts, strict=True):
             if written != 1:
                 raise concurrent_modification("order", order_id)
-
-    @property
-    def event_ids(self) -> Sequence[str]:
-        return tuple(row["event_id"] for row in self._outbox)
 
     # -- audit and outbox ------------------------------------------------------------------------
 
@@ -477,12 +473,10 @@ class AccountChange:
         self._sequence, self._hash = sealed.sequence, sealed.hash
 
     async def emit(self, subject: str, event: Message) -> str:
-        """Adds an event to the outbox (written at `finish`); checked against its contract
-        now (`bus.encode_event`), so a malformed event fails the change. Returns its id."""
-        payload, headers = encode_event(event)
-        event_id = headers[MSG_ID_HEADER]
-        self._outbox.append({"event_id": event_id, "subject": subject, "payload": payload})
-        return event_id
+        """Adds an event to the change's envelope (ADR 0009; written at `finish` as one outbox
+        row); checked against its contract now (`bus.encode_event`), so a malformed event fails
+        the change. Returns its id."""
+        return self._envelope.add(subject, event)
 
     def metadata(self, version: int) -> Any:
         return events.metadata(self.actor, version, self.now, correlation_id=self.correlation_id)

@@ -1,10 +1,11 @@
 """The OMS's events (oms_events.proto): built here, written to the outbox by the repository.
 
-Every order change publishes exactly one event on `oms.order.<event>` (the OrderEventType name
-in lower case), carrying the order after the change and its status before; a fill also
-publishes `oms.trade.executed` and one of `oms.position.opened`, `.changed`, `.closed`. The
-event id is the outbox row's id and the `Nats-Msg-Id` (ADR 0005). StreamOrderUpdates reads the
-order events back into OrderUpdates (`order_update_of`).
+Every order change makes exactly one event `oms.order.<event>` (the OrderEventType name in
+lower case), carrying the order after the change and its status before; a fill also makes
+`oms.trade.executed` and one of `oms.position.opened`, `.changed`, `.closed`. The events of one
+committed change travel as ONE envelope (ADR 0009), headlined by its trade if it has one, else
+by its last order event, else by its position or hedge order event (`HEADLINE_KINDS`).
+StreamOrderUpdates reads the order events back into OrderUpdates (`order_update_of`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from google.protobuf.message import DecodeError, Message
 from services.oms.domain.state import OrderEvent
 from services.platform import access
 from services.platform.identity import Caller
+from services.platform.outbox import headline_kinds
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -28,6 +30,7 @@ from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 
 __all__ = [
+    "HEADLINE_KINDS",
     "ORDER_EVENTS",
     "PRODUCER",
     "actor_of",
@@ -39,6 +42,8 @@ __all__ = [
 ]
 
 PRODUCER: Final = "oms"
+HEADLINE_KINDS: Final = ("oms.trade.", "oms.order.", "oms.position.", "oms.hedge_order.")
+headline_kinds(PRODUCER, HEADLINE_KINDS)
 
 ORDER_EVENTS: Final[dict[OrderEvent, type[Message]]] = {
     OrderEvent.CREATED: ev.OrderCreated,

@@ -113,6 +113,7 @@ from services.oms.store.events import order_update_of, system_actor
 from services.oms.stp import hedges
 from services.oms.stp.desk import LimitListener, LimitSettled
 from services.platform.db import Database
+from services.platform.envelope import Event, events_of
 from services.platform.errors import DomainError
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -135,8 +136,7 @@ WORKERS: Final = 4
 # An STP limit order handed to the STP desk waits at most this long for the desk's word.
 IN_FLIGHT: Final = LAST_RETRY
 _LIMIT_STATUSES: Final = frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
-ORDER_SUBJECTS: Final = "oms.order.>"
-POSITION_SUBJECTS: Final = "oms.position.>"
+OMS_SUBJECTS: Final = "oms.>"  # envelopes (ADR 0009): order and position events in them
 _TRIGGER_TYPES: Final = {
     OrderType.LIMIT: OrderKind.LIMIT,
     OrderType.STOP: OrderKind.STOP,
@@ -323,10 +323,7 @@ class TriggerEngine:
 
     async def start(self, nats: NatsClient) -> None:
         self.quotes.listen(self.on_quote)
-        self._subscriptions = [
-            await nats.subscribe(ORDER_SUBJECTS, cb=self.on_order_event),
-            await nats.subscribe(POSITION_SUBJECTS, cb=self.on_position_event),
-        ]
+        self._subscriptions = [await nats.subscribe(OMS_SUBJECTS, cb=self.on_envelope)]
         self._task = asyncio.create_task(self._run(), name="oms-triggers")
 
     async def stop(self) -> None:
@@ -503,7 +500,16 @@ class TriggerEngine:
         self._unfilled[order.id] = unfilled
         self.index.pause(order.id, self.clock() + retry_pause(unfilled))
 
-    async def on_order_event(self, message: Msg) -> None:
+    async def on_envelope(self, message: Msg) -> None:
+        if not self.leading:
+            return
+        for event in events_of(message):
+            if event.subject.startswith("oms.order."):
+                await self.on_order_event(event)
+            elif event.subject.startswith("oms.position."):
+                await self.on_position_event(event)
+
+    async def on_order_event(self, message: Event) -> None:
         if not self.leading:
             return
         update = order_update_of(message.subject, message.data)
@@ -521,7 +527,7 @@ class TriggerEngine:
         else:
             self.index.put_order(entry)
 
-    async def on_position_event(self, message: Msg) -> None:
+    async def on_position_event(self, message: Event) -> None:
         if not self.leading:
             return
         kind = _POSITION_EVENTS.get(message.subject)

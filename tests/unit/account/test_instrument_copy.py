@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.account.instruments import (
     lots_of,
 )
 from tests.unit.fake_db import FakeDatabase, Transaction
-from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope, EventMetadata
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 EVENT_ID = "0b6f4f64-5a3c-4d43-9a3e-6d2f1c1e7a10"
@@ -108,8 +109,13 @@ def test_an_instrument_without_valid_lot_rules_is_refused(
 
 
 class Message:
+    """A message of the stream: an envelope holding one event (ADR 0009)."""
+
     def __init__(self, subject: str, data: bytes) -> None:
-        self.subject, self.data = subject, data
+        self.subject = subject
+        self.data = EventEnvelope(
+            envelope_id=str(uuid.uuid4()), events=[EnvelopedEvent(subject=subject, payload=data)]
+        ).SerializeToString()
         self.outcome = ""
 
     async def ack(self) -> None:
@@ -158,11 +164,12 @@ async def test_applied_events_are_acked_failures_retried_and_broken_ones_dropped
     with pytest.raises(asyncio.CancelledError):
         await catalogue.consumer._run(Subscription([good, failing, broken, other]))  # type: ignore[arg-type]
 
-    # The batch rolled back on the failure; then each event alone: only "good" committed.
+    # The batch rolled back on the failure; then each envelope alone: only "good" applied. The
+    # broken event is skipped (it could never apply) and its envelope acknowledged.
     assert [t for t in catalogue.fake_db.committed() if t] == [["good"]]
     assert (good.outcome, failing.outcome, broken.outcome, other.outcome) == (
         "ack",
         "nak",
-        "term",
+        "ack",
         "ack",
     )

@@ -1,22 +1,34 @@
 """The shared event consumer: what it acknowledges, retries and drops, when it reports changes,
-and how a batch shares one transaction. No NATS and no PostgreSQL: a fake subscription hands
-out batches and a fake database records its transactions."""
+how a batch shares one transaction, and how envelopes are opened (ADR 0009). No NATS and no
+PostgreSQL: a fake subscription hands out batches and a fake database records its
+transactions."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any, cast
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError
 from tests.unit.fake_db import FakeDatabase as Database
 from tests.unit.fake_db import Transaction
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 
 
 class Message:
-    def __init__(self, subject: str) -> None:
-        self.subject = subject
+    """A message of the stream: an envelope of events named `x.<name>` (headlined by the last)."""
+
+    def __init__(self, *names: str, data: bytes | None = None) -> None:
+        self.subject = f"x.{names[-1]}" if names else "x.none"
+        envelope = EventEnvelope(
+            envelope_id=str(uuid.uuid4()),
+            events=[EnvelopedEvent(subject=f"x.{name}", payload=b"\x01") for name in names],
+        )
+        self.data = envelope.SerializeToString() if data is None else data
         self.outcome = ""
 
     async def ack(self) -> None:
@@ -44,13 +56,14 @@ class Subscription:
         return next_batch
 
 
-async def handle(session: Transaction, message: Message) -> Outcome:
-    if message.subject == "broken":
+async def handle(session: Transaction, event: Event) -> Outcome:
+    name = event.subject.removeprefix("x.")
+    if name == "broken":
         raise UndeliverableError("not the subject's message")
-    if message.subject == "failing":
+    if name == "failing":
         raise ConnectionError("PostgreSQL is away")
-    session.applied.append(message.subject)
-    return message.subject == "changes"
+    session.applied.append(name)
+    return name == "changes"
 
 
 async def run(db: Database, *batches: list[Message] | Exception) -> int:
@@ -86,11 +99,44 @@ async def test_a_failing_batch_is_rolled_back_and_applied_one_at_a_time() -> Non
     db = Database()
     batch = [Message("changes"), Message("failing"), Message("broken"), Message("same")]
     assert await run(db, batch) == 1
-    assert [m.outcome for m in batch] == ["ack", "nak after 0.01", "term", "ack"]
+    assert [m.outcome for m in batch] == ["ack", "nak after 0.01", "ack", "ack"]
     # The batch's transaction rolled back; then one transaction per message, and only the
-    # applied ones committed.
+    # applied ones committed (the broken event skipped: nothing else in its envelope).
     assert db.transactions[0].end == "rollback"
-    assert db.committed() == [["changes"], ["same"]]
+    assert db.committed() == [["changes"], [], ["same"]]
+
+
+async def test_an_envelopes_events_are_applied_in_order_in_its_transaction() -> None:
+    db = Database()
+    assert await run(db, [Message("a", "changes", "b")]) == 1
+    assert db.committed() == [["a", "changes", "b"]]
+
+
+async def test_a_broken_event_is_skipped_and_the_envelopes_others_apply() -> None:
+    db = Database()
+    batch = [Message("a", "broken", "b"), Message("c")]
+    run_result = await run(db, batch)
+    assert run_result == 0
+    assert [m.outcome for m in batch] == ["ack", "ack"]
+    assert db.committed() == [["a", "b"], ["c"]]
+
+
+async def test_a_message_that_is_not_an_envelope_is_dropped() -> None:
+    db = Database()
+    broken = Message(data=b"\xff\xff")
+    batch = [broken, Message("changes")]
+    assert await run(db, batch) == 1
+    assert [m.outcome for m in batch] == ["term", "ack"]
+    assert db.committed() == [["changes"]]
+
+
+async def test_only_the_events_the_consumer_follows_reach_its_handler() -> None:
+    db = Database()
+    consumer = EventConsumer("test", "x.>", cast(Any, db), cast(Any, handle), events="x.wanted")
+    nothing = Message("other")
+    assert not await consumer.apply(cast(Any, [Message("other", "wanted"), nothing]))
+    assert db.committed() == [["wanted"]]
+    assert nothing.outcome == "ack"
 
 
 async def test_changes_are_reported_once_per_batch_that_had_any() -> None:
@@ -103,10 +149,11 @@ async def test_changes_are_reported_once_per_batch_that_had_any() -> None:
 async def test_after_commit_steps_run_only_for_a_committed_batch() -> None:
     seen: list[str] = []
 
-    async def remembering(session: Transaction, message: Message) -> Outcome:
-        if message.subject == "failing":
+    async def remembering(session: Transaction, event: Event) -> Outcome:
+        name = event.subject.removeprefix("x.")
+        if name == "failing":
             raise ConnectionError("PostgreSQL is away")
-        return lambda: seen.append(message.subject)
+        return lambda: seen.append(name)
 
     db = Database()
     consumer = EventConsumer("test", "x.>", db, remembering)  # type: ignore[arg-type]

@@ -1,11 +1,17 @@
-"""A batch's inbox rows claimed in one statement, and `first_time` answering from the claim."""
+"""A batch's envelopes claimed in the inbox with one statement, and `first_time` answering for
+the events of a claimed envelope without a statement each (ADR 0009)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from services.platform.inbox import claim, first_time
+from services.platform.envelope import Event
+from services.platform.inbox import EventConsumer, claim, first_time
+from tests.unit.fake_db import FakeDatabase
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 
 FRESH = "6F1D3C0E-8A52-4D1B-9B7E-2C4F5A6B7D81"  # a producer's upper-case id: the same event
 SEEN = str(uuid.UUID("6f1d3c0e-8a52-4d1b-9b7e-2c4f5a6b7d82"))
@@ -39,24 +45,67 @@ class _Result:
         return self.row
 
 
-async def test_a_claimed_batch_answers_first_time_without_a_statement_each() -> None:
+async def test_a_batch_of_envelopes_is_claimed_with_one_statement() -> None:
     session = Session(new_ids={str(uuid.UUID(FRESH))})
 
-    await claim(session, "risk", [(str(uuid.UUID(FRESH)), "oms.trade.executed"), (SEEN, "x")])  # type: ignore[arg-type]
+    fresh = await claim(
+        session,  # type: ignore[arg-type]
+        "risk",
+        [(str(uuid.UUID(FRESH)), "oms.trade.executed"), (SEEN, "oms.order.cancelled")],
+    )
 
+    assert fresh == {str(uuid.UUID(FRESH))}
     assert len(session.statements) == 1
     assert "INSERT INTO risk.inbox (event_id, subject) VALUES" in session.statements[0]
-    assert await first_time(session, "risk", FRESH, "oms.trade.executed") is True  # type: ignore[arg-type]
+
+
+async def test_the_events_of_a_claimed_envelope_need_no_statement_each() -> None:
+    db = FakeDatabase()
+    session = Session(new_ids={str(uuid.UUID(FRESH))})
+    seen: list[bool] = []
+
+    async def handle(_: object, event: Event) -> bool:
+        seen.append(await first_time(session, "risk", str(uuid.uuid4()), event.subject))  # type: ignore[arg-type]
+        return True
+
+    class Db:
+        @asynccontextmanager
+        async def transaction(self) -> AsyncIterator[Session]:
+            async with db.transaction():
+                yield session
+
+    consumer = EventConsumer("c", "oms.>", Db(), handle, inbox="risk")  # type: ignore[arg-type]
+    fresh, again = _message(FRESH, 3), _message(SEEN, 2)
+    assert await consumer.apply([fresh, again])  # type: ignore[list-item]
+
+    # One claim for the batch; the fresh envelope's three events applied without a statement
+    # each; the envelope seen before skipped whole.
+    assert len(session.statements) == 1
+    assert seen == [True, True, True]
+    assert fresh.acked
+    assert again.acked
+
+
+async def test_first_time_outside_a_claimed_envelope_asks_the_inbox_table() -> None:
+    session = Session(new_ids=set())
     assert await first_time(session, "risk", SEEN, "x") is False  # type: ignore[arg-type]
     assert len(session.statements) == 1
+    assert "ON CONFLICT DO NOTHING RETURNING event_id" in session.statements[0]
 
 
-async def test_an_event_asked_again_or_not_claimed_goes_to_the_inbox_table() -> None:
-    session = Session(new_ids={SEEN})
-    await claim(session, "risk", [(SEEN, "x")])  # type: ignore[arg-type]
+class _Message:
+    def __init__(self, data: bytes) -> None:
+        self.subject = "oms.trade.executed"
+        self.data = data
+        self.acked = False
 
-    assert await first_time(session, "risk", SEEN, "x") is True  # type: ignore[arg-type]
-    # Asked again in the same batch (a duplicate delivery): the table decides (here: seen).
-    assert await first_time(session, "risk", SEEN, "x") is False  # type: ignore[arg-type]
-    assert len(session.statements) == 2
-    assert "ON CONFLICT DO NOTHING RETURNING event_id" in session.statements[1]
+    async def ack(self) -> None:
+        self.acked = True
+
+
+def _message(envelope_id: str, events: int) -> _Message:
+    envelope = EventEnvelope(
+        envelope_id=envelope_id,
+        events=[EnvelopedEvent(subject="oms.trade.executed", payload=b"\x01")] * events,
+    )
+    return _Message(envelope.SerializeToString())

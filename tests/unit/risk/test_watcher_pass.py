@@ -28,6 +28,7 @@ D = Decimal
 class _Session:
     def __init__(self, written: list[Mapping[str, Any]]) -> None:
         self.written = written
+        self.info: dict[str, Any] = {}
 
     async def execute(self, statement: object, parameters: Mapping[str, Any] | None = None) -> None:
         self.written.append(parameters or {})

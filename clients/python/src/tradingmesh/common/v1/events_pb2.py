@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tradingmesh.common.v1 import types_pb2 as tradingmesh_dot_common_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tradingmesh/common/v1/events.proto\x12\x15tradingmesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!tradingmesh/common/v1/types.proto\"\xdf\x02\n\rEventMetadata\x12#\n\x08\x65vent_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07\x65ventId\x12\x43\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\noccurredAt\x12%\n\x08producer\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08producer\x12/\n\x0e\x63orrelation_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01R\rcorrelationId\x12+\n\x0c\x63\x61usation_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01R\x0b\x63\x61usationId\x12\x32\n\x05\x61\x63tor\x18\x06 \x01(\x0b\x32\x1c.tradingmesh.common.v1.ActorR\x05\x61\x63tor\x12+\n\x11\x61ggregate_version\x18\x07 \x01(\x04R\x10\x61ggregateVersionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tradingmesh/common/v1/events.proto\x12\x15tradingmesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!tradingmesh/common/v1/types.proto\"\xdf\x02\n\rEventMetadata\x12#\n\x08\x65vent_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x07\x65ventId\x12\x43\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\noccurredAt\x12%\n\x08producer\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08producer\x12/\n\x0e\x63orrelation_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01R\rcorrelationId\x12+\n\x0c\x63\x61usation_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01R\x0b\x63\x61usationId\x12\x32\n\x05\x61\x63tor\x18\x06 \x01(\x0b\x32\x1c.tradingmesh.common.v1.ActorR\x05\x61\x63tor\x12+\n\x11\x61ggregate_version\x18\x07 \x01(\x04R\x10\x61ggregateVersion\"\x83\x01\n\rEventEnvelope\x12)\n\x0b\x65nvelope_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\nenvelopeId\x12G\n\x06\x65vents\x18\x02 \x03(\x0b\x32%.tradingmesh.common.v1.EnvelopedEventB\x08\xbaH\x05\x92\x01\x02\x08\x01R\x06\x65vents\"\x80\x01\n\x0e\x45nvelopedEvent\x12K\n\x07subject\x18\x01 \x01(\tB1\xbaH.r,\x10\x01\x18\x80\x01\x32%^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$R\x07subject\x12!\n\x07payload\x18\x02 \x01(\x0c\x42\x07\xbaH\x04z\x02\x10\x01R\x07payloadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTMETADATA'].fields_by_name['correlation_id']._serialized_options = b'\272H\005r\003\030\200\001'
   _globals['_EVENTMETADATA'].fields_by_name['causation_id']._loaded_options = None
   _globals['_EVENTMETADATA'].fields_by_name['causation_id']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_EVENTENVELOPE'].fields_by_name['envelope_id']._loaded_options = None
+  _globals['_EVENTENVELOPE'].fields_by_name['envelope_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_EVENTENVELOPE'].fields_by_name['events']._loaded_options = None
+  _globals['_EVENTENVELOPE'].fields_by_name['events']._serialized_options = b'\272H\005\222\001\002\010\001'
+  _globals['_ENVELOPEDEVENT'].fields_by_name['subject']._loaded_options = None
+  _globals['_ENVELOPEDEVENT'].fields_by_name['subject']._serialized_options = b'\272H.r,\020\001\030\200\0012%^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$'
+  _globals['_ENVELOPEDEVENT'].fields_by_name['payload']._loaded_options = None
+  _globals['_ENVELOPEDEVENT'].fields_by_name['payload']._serialized_options = b'\272H\004z\002\020\001'
   _globals['_EVENTMETADATA']._serialized_start=159
   _globals['_EVENTMETADATA']._serialized_end=510
+  _globals['_EVENTENVELOPE']._serialized_start=513
+  _globals['_EVENTENVELOPE']._serialized_end=644
+  _globals['_ENVELOPEDEVENT']._serialized_start=647
+  _globals['_ENVELOPEDEVENT']._serialized_end=775
 # @@protoc_insertion_point(module_scope)

@@ -6,9 +6,11 @@ domain's `*_events.proto`, published from a transactional outbox, with `metadata
 the `Nats-Msg-Id` header so the stream drops duplicates; consumers de-duplicate on it too.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from tradingmesh.common.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -72,3 +74,71 @@ class EventMetadata(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventMetadata: _TypeAlias = EventMetadata  # noqa: Y015
+
+@_typing.final
+class EventEnvelope(_message.Message):
+    """The events of one committed change, published as ONE message on a domain's stream (ADR 0009).
+    Every message of the ACCOUNT, OMS, RISK and PRICING streams is an EventEnvelope (quotes are
+    not: PRICING_QUOTES carries QuotePublished messages). An order that is created, accepted and
+    filled in one transaction is one envelope holding its order events, its trade and its
+    position change, in the order they happened; each event keeps its own `metadata.event_id`.
+
+    The message's subject is the envelope's headline: the subject of its most significant event
+    (the producer's order of kinds, e.g. for the OMS a trade, then an order, then a position
+    event), so a consumer of one kind of change can still filter by subject; the
+    `Nats-Msg-Id` header is `envelope_id`. Consumers de-duplicate on `envelope_id` (the events of
+    an envelope are applied together or not at all) and pick the events they follow by their
+    `subject`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    """The envelope's id (UUID): the Nats-Msg-Id of its message and the consumers' inbox key."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvelopedEvent]:
+        """The change's events, in the order they happened (at least one)."""
+
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        events: _abc.Iterable[Global___EnvelopedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventEnvelope: _TypeAlias = EventEnvelope  # noqa: Y015
+
+@_typing.final
+class EnvelopedEvent(_message.Message):
+    """One event of an envelope."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """The event's own subject, which names its message type, e.g. "oms.order.filled"
+    (the subjects and their messages are listed in each domain's `*_events.proto`).
+    """
+    payload: _builtins.bytes
+    """The event message, serialized; its `metadata.event_id` is the event's own id."""
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        payload: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvelopedEvent: _TypeAlias = EnvelopedEvent  # noqa: Y015
