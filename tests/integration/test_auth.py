@@ -41,6 +41,7 @@ from stack.ports import Ports
 from stack.state import StackState
 from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
+from tests.integration.events import outbox_events
 from tradingmesh.account.v1 import (
     account_admin_service_pb2 as admin_pb2,
 )
@@ -48,6 +49,7 @@ from tradingmesh.account.v1 import (
     account_admin_service_pb2_grpc as admin_grpc,
 )
 from tradingmesh.account.v1 import (
+    account_events_pb2,
     account_pb2,
 )
 from tradingmesh.account.v1 import (
@@ -431,14 +433,19 @@ def test_each_refresh_token_works_once_and_reuse_revokes_the_family(edge: Edge) 
             "SELECT count(*), count(spent_at) FROM account.refresh_tokens WHERE family_id = %s",
             (family,),
         ).fetchone()
-        events = db.execute(
-            "SELECT count(*) FROM account.outbox WHERE subject = 'account.token_family.revoked'"
-            " AND position(%s::bytea IN payload) > 0",
+        envelopes = db.execute(
+            "SELECT payload FROM account.outbox WHERE position(%s::bytea IN payload) > 0",
             (family.encode(),),
-        ).fetchone()
+        ).fetchall()
     assert row == ("REUSE_DETECTED", "127.0.0.1")
     assert tokens == (2, 1)  # stored as hashes only; the second was never spent
-    assert events == (1,)
+    revoked = [
+        account_events_pb2.TokenFamilyRevoked.FromString(event.data)
+        for event in outbox_events(envelopes, "account.token_family.revoked")
+    ]
+    assert [(e.token_family_id, e.reason) for e in revoked if e.token_family_id == family] == [
+        (family, account_events_pb2.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED)
+    ]
 
 
 def test_refresh_survives_redis_losing_its_state_and_still_detects_reuse(edge: Edge) -> None:

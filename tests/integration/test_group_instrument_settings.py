@@ -33,6 +33,7 @@ from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_p
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 from tradingmesh.pricing.v1 import (
     pricing_admin_service_pb2,
     pricing_events_pb2,
@@ -331,11 +332,12 @@ def test_an_update_reaches_the_copy_and_replayed_or_older_events_change_nothing(
     assert copied(edge, symbol, 2) == (Decimal("0.05"), Decimal("0.1"), Decimal("500"), 2)
     assert offer(accounts, staff, group_id, symbol, max_order_size="0.15").max_order_size == "0.15"
 
-    # The update event delivered again, changed and past JetStream's duplicate window (a new
-    # Nats-Msg-Id), and an older change delivered late: the copy keeps version 2.
-    (update,) = [
-        e
-        for _, e in events(
+    # The update's envelope delivered again, its event changed, past JetStream's duplicate
+    # window (a new Nats-Msg-Id), and an older change delivered late in an envelope of its own:
+    # the copy keeps version 2.
+    ((message, update),) = [
+        (m, e)
+        for m, e in events(
             edge, "pricing.instrument.updated", pricing_events_pb2.InstrumentUpdated.FromString
         )
         if e.instrument.symbol == symbol
@@ -350,9 +352,12 @@ def test_an_update_reaches_the_copy_and_replayed_or_older_events_change_nothing(
     older.metadata.aggregate_version = 1
     older.instrument.lot_step = "1"
 
-    publish_and_wait_for_the_copy(edge, [replayed, older])
+    publish_and_wait_for_the_copy(
+        edge, [(message.envelope_id, replayed), (str(uuid.uuid4()), older)]
+    )
 
     assert account_copy(edge, symbol) == (Decimal("0.05"), Decimal("0.1"), Decimal("500"), 2)
+    # The copy keeps versions and has no envelope inbox: it records each event's own id once.
     with edge.database() as db:
         seen = db.execute(
             "SELECT count(*) FROM account.inbox WHERE event_id = ANY(%s)",
@@ -362,10 +367,11 @@ def test_an_update_reaches_the_copy_and_replayed_or_older_events_change_nothing(
 
 
 def publish_and_wait_for_the_copy(
-    edge: Edge, updates: list[pricing_events_pb2.InstrumentUpdated]
+    edge: Edge, updates: list[tuple[str, pricing_events_pb2.InstrumentUpdated]]
 ) -> None:
-    """Publishes `updates` to the PRICING stream, each under a new Nats-Msg-Id, and waits until
-    the account service's consumer has acknowledged them."""
+    """Publishes each (envelope id, update) to the PRICING stream as an envelope holding that
+    update, under a new Nats-Msg-Id, and waits until the account service's consumer has
+    acknowledged them."""
     known = edge.admin_secrets().nats
 
     async def run() -> None:
@@ -377,10 +383,18 @@ def publish_and_wait_for_the_copy(
         try:
             js = client.jetstream()
             last = 0
-            for event in updates:
+            for envelope_id, event in updates:
+                envelope = EventEnvelope(
+                    envelope_id=envelope_id,
+                    events=[
+                        EnvelopedEvent(
+                            subject="pricing.instrument.updated", payload=event.SerializeToString()
+                        )
+                    ],
+                )
                 ack = await js.publish(
                     "pricing.instrument.updated",
-                    event.SerializeToString(),
+                    envelope.SerializeToString(),
                     headers={"Nats-Msg-Id": str(uuid.uuid4())},
                 )
                 last = ack.seq

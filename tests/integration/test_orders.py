@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
 from services.oms.audit import AuditRecord, verify_records
@@ -39,6 +37,7 @@ from stack.ports import Ports
 from stack.state import load
 from tests.integration.callers import AccountStack, Who, account_stack, staff
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.events import Message, outbox_events, published
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
@@ -723,11 +722,17 @@ def test_a_limit_order_rests_working_and_cancel_cancels_it_once(oms: Oms, trader
     assert cancelled.status_reason == R.ERROR_REASON_UNSPECIFIED  # the client cancelled it
     assert (cancelled.remaining_quantity, cancelled.version) == ("0", 5)
     assert oms.orders.CancelOrder(request, metadata=trader.md).order == cancelled  # idempotent
-    events = oms.rows(
-        "SELECT subject FROM oms.outbox WHERE subject = 'oms.order.cancelled' AND payload LIKE %s",
-        b"%" + order.id.encode() + b"%",
+    # One envelope, headlined by the cancel, holds the order's one cancel event.
+    envelopes = oms.rows(
+        "SELECT subject, payload FROM oms.outbox WHERE position(%s::bytea IN payload) > 0",
+        order.id.encode(),
     )
-    assert len(events) == 1
+    cancels = [
+        (subject, oms_events_pb2.OrderCancelled.FromString(event.data).order.id)
+        for subject, payload in envelopes
+        for event in outbox_events([(payload,)], "oms.order.cancelled")
+    ]
+    assert cancels == [("oms.order.cancelled", order.id)]
 
 
 def test_a_day_order_expires_at_the_end_of_its_session(oms: Oms, trader: Trader) -> None:
@@ -920,45 +925,42 @@ def test_a_stream_sends_the_open_orders_then_every_change(oms: Oms) -> None:
 
 
 async def test_every_change_of_an_order_is_published_once_on_nats(oms: Oms) -> None:
+    """A filled market order is one committed change: ONE message, headlined by its trade and
+    sent under its envelope's id, holds its six events in the order they happened, and no other
+    message of the OMS stream holds any of them again. Its outbox row is that envelope."""
     trader = await asyncio.to_thread(new_trader, oms)
     order = await asyncio.to_thread(place_filled, oms, trader)
-    client = await nats.connect(
-        oms.stack.nats_url, user=oms.stack.nats_user, password=oms.stack.nats_password
+
+    def of_order(messages: list[Message]) -> list[Message]:
+        return [m for m in messages if any(order.id.encode() in e.data for e in m.events)]
+
+    deadline = time.monotonic() + 20
+    mine = of_order(await published(oms.stack, "OMS", "oms.>"))
+    while not mine and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        mine = of_order(await published(oms.stack, "OMS", "oms.>"))
+    assert len(mine) == 1, [(m.subject, [e.subject for e in m.events]) for m in mine]
+    (message,) = mine
+    assert message.subject == "oms.trade.executed"
+    assert message.msg_id == message.envelope_id
+    assert [e.subject for e in message.events] == [
+        "oms.order.created",
+        "oms.order.submitted",
+        "oms.order.accepted",
+        "oms.order.filled",
+        "oms.position.opened",
+        "oms.trade.executed",
+    ]
+    assert all(order.id.encode() in e.data for e in message.events)
+    (row,) = oms.rows(
+        "SELECT event_id::text, subject, payload FROM oms.outbox"
+        " WHERE subject = 'oms.trade.executed' AND position(%s::bytea IN payload) > 0",
+        order.id.encode(),
     )
-    try:
-        js = client.jetstream()
-        subscription = await js.pull_subscribe(
-            "oms.>", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        )
-        subjects: list[str] = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(subjects) < 6:
-            try:
-                batch = await subscription.fetch(500, timeout=1)
-            except TimeoutError:
-                continue
-            for message in batch:
-                if order.id.encode() in message.data:
-                    subjects.append(message.subject)
-                await message.ack()
-        await subscription.unsubscribe()
-    finally:
-        await client.close()
-    assert sorted(subjects) == sorted(
-        [
-            "oms.order.created",
-            "oms.order.submitted",
-            "oms.order.accepted",
-            "oms.order.filled",
-            "oms.position.opened",
-            "oms.trade.executed",
-        ]
-    )
-    executed = oms.rows(
-        "SELECT payload FROM oms.outbox WHERE subject = 'oms.trade.executed' AND payload LIKE %s",
-        b"%" + order.id.encode() + b"%",
-    )
-    event = oms_events_pb2.TradeExecuted.FromString(bytes(executed[0][0]))
+    assert row[:2] == (message.envelope_id, "oms.trade.executed")
+    (executed,) = outbox_events([row[2:]], "oms.trade.executed")
+    event = oms_events_pb2.TradeExecuted.FromString(executed.data)
+    assert event.trade.order_id == order.id
     assert event.currency == "USD"
     assert event.trade.price == order.average_fill_price
 

@@ -29,22 +29,22 @@ async def test_rows_sent_more_than_a_week_ago_are_deleted_others_kept(
     running_stack: RunningStack, schema: str
 ) -> None:
     admin, url = running_stack.database_urls(schema)
-    # Sent 8 days ago, sent 6 days ago, never sent (and old): only the first goes.
+    # Sent 8 days ago, sent 6 days ago (both written 9 days ago), never sent: only the first
+    # goes. The unsent row is written now: the service's live relay polls only unsent rows
+    # older than its grace (3 s; younger ones are left to their commit's hand-off), so it
+    # leaves this one alone while the prune runs.
     ids = {name: str(uuid.uuid4()) for name in ("old", "recent", "unsent")}
-    ages: dict[str, Any] = {"old": "8 days", "recent": "6 days", "unsent": None}
-    holder = psycopg.connect(admin)  # keeps the unsent row locked: the live relay skips it
+    written: dict[str, Any] = {"old": "9 days", "recent": "9 days", "unsent": "0 seconds"}
+    sent: dict[str, Any] = {"old": "8 days", "recent": "6 days", "unsent": None}
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name, envelope_id in ids.items():
+            conn.execute(
+                f"INSERT INTO {schema}.outbox (event_id, subject, payload, created_at, sent_at)"
+                " VALUES (%s, 'test.retention', %s, now() - %s::interval,"
+                " now() - %s::interval)",
+                (envelope_id, b"x", written[name], sent[name]),
+            )
     try:
-        with holder.transaction():
-            for name, event_id in ids.items():
-                holder.execute(
-                    f"INSERT INTO {schema}.outbox (event_id, subject, payload, created_at,"
-                    " sent_at) VALUES (%s, 'test.retention', %s, now() - interval '9 days',"
-                    " now() - %s::interval)",
-                    (event_id, b"x", ages[name]),
-                )
-        holder.execute(
-            f"SELECT 1 FROM {schema}.outbox WHERE event_id = %s FOR UPDATE", (ids["unsent"],)
-        )
         engine = create_async_engine(url)
         try:
             relay = OutboxRelay(
@@ -59,9 +59,8 @@ async def test_rows_sent_more_than_a_week_ago_are_deleted_others_kept(
         assert deleted >= 1
         assert _rows(admin, schema, list(ids.values())) == {ids["recent"], ids["unsent"]}
     finally:
-        holder.rollback()
-        holder.execute(
-            f"DELETE FROM {schema}.outbox WHERE event_id = ANY(%s::uuid[])", (list(ids.values()),)
-        )
-        holder.commit()
-        holder.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                f"DELETE FROM {schema}.outbox WHERE event_id = ANY(%s::uuid[])",
+                (list(ids.values()),),
+            )

@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
+from tests.integration.events import outbox_events
 from tests.integration.test_orders import (
     Oms,
     R,
@@ -31,6 +32,7 @@ from tests.integration.test_orders import (
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import (
+    oms_events_pb2,
     oms_internal_service_pb2,
     oms_pb2,
     order_admin_service_pb2,
@@ -312,12 +314,23 @@ def test_stop_loss_and_take_profit_are_stored_checked_and_versioned(oms: Oms) ->
     assert not cleared.stop_loss
     assert cleared.take_profit == modified.take_profit
     assert cleared.version == 3
-    events = oms.rows(
-        "SELECT count(*) FROM oms.outbox WHERE subject = 'oms.position.changed'"
-        " AND payload LIKE %s",
-        b"%" + position.id.encode() + b"%",
+    # Each new version went out once, in an envelope headlined by the change.
+    envelopes = oms.rows(
+        "SELECT subject, payload FROM oms.outbox WHERE position(%s::bytea IN payload) > 0"
+        " ORDER BY position",
+        position.id.encode(),
     )
-    assert events == [(2,)]
+    changes = [
+        (subject, changed.position.id, changed.change_type, changed.position.version)
+        for subject, payload in envelopes
+        for event in outbox_events([(payload,)], "oms.position.changed")
+        for changed in [oms_events_pb2.PositionChanged.FromString(event.data)]
+    ]
+    stops_modified = oms_events_pb2.POSITION_CHANGE_TYPE_STOPS_MODIFIED
+    assert changes == [
+        ("oms.position.changed", position.id, stops_modified, 2),
+        ("oms.position.changed", position.id, stops_modified, 3),
+    ]
 
 
 def test_another_users_position_is_not_found(oms: Oms) -> None:

@@ -20,13 +20,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import grpc
-import nats
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
+from tests.integration.events import Login, Message, events_on, published
 from tests.integration.test_auth import (
     STANDARD_GROUP,
     Edge,
@@ -180,31 +180,12 @@ def outbox_size(edge: Edge) -> int:
     return int(row[0])
 
 
-def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[str, T]]:
-    """Every event on `subject` in the PRICING stream: (Nats-Msg-Id, event)."""
+def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[Message, T]]:
+    """Every event on `subject` inside the PRICING stream's envelopes: (its message, event)."""
     known = edge.admin_secrets().nats
-
-    async def read() -> list[tuple[str, T]]:
-        client = await nats.connect(
-            f"nats://127.0.0.1:{edge.ports.nats}",
-            user=known.username,
-            password=known.password.reveal(),
-        )
-        try:
-            subscription = await client.jetstream().pull_subscribe(subject, stream="PRICING")
-            found = []
-            while True:
-                try:
-                    batch = await subscription.fetch(100, timeout=2)
-                except TimeoutError:
-                    break
-                found += [((m.headers or {}).get("Nats-Msg-Id", ""), kind(m.data)) for m in batch]
-            await subscription.unsubscribe()
-        finally:
-            await client.close()
-        return found
-
-    return asyncio.run(read())
+    login = Login(f"nats://127.0.0.1:{edge.ports.nats}", known.username, known.password.reveal())
+    messages = asyncio.run(published(login, "PRICING", "pricing.instrument.>"))
+    return [(message, kind(event.data)) for message, event in events_on(messages, subject)]
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20) -> T:
@@ -220,12 +201,12 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20) ->
 def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str) -> list[T]:
     def probe() -> list[T] | None:
         found = [
-            (msg_id, e)
-            for msg_id, e in events(edge, subject, kind)
+            (message, e)
+            for message, e in events(edge, subject, kind)
             if e.instrument.symbol == symbol  # type: ignore[attr-defined]
         ]
-        for msg_id, event in found:
-            assert msg_id == event.metadata.event_id  # type: ignore[attr-defined]
+        for message, _ in found:
+            assert message.msg_id == message.envelope_id
         return [e for _, e in found] or None
 
     return eventually(probe, f"{subject} for {symbol} on JetStream")

@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import grpc
-import nats
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
@@ -28,6 +27,7 @@ from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import AccountStack, Who, account_stack
 from tests.integration.conftest import RunningStack
+from tests.integration.events import events_on, published
 from tests.integration.test_auth import refused
 from tests.integration.test_pricing_admin import spec
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
@@ -591,33 +591,17 @@ def _place_market(
 
 
 def _risk_events(broker: Broker, account_id: str) -> list[tuple[str, risk_pb2.MarginEvent]]:
-    """The account's events on the RISK stream, in order: (subject, margin event)."""
-    stack = broker.stack
-
-    async def read() -> list[tuple[str, risk_pb2.MarginEvent]]:
-        client = await nats.connect(
-            stack.nats_url, user=stack.nats_user, password=stack.nats_password
-        )
-        try:
-            subscription = await client.jetstream().pull_subscribe("risk.account.>", stream="RISK")
-            found = []
-            while True:
-                try:
-                    batch = await subscription.fetch(100, timeout=1)
-                except TimeoutError:
-                    break
-                for message in batch:
-                    # Every risk event has the same shape: metadata, margin_event.
-                    event = risk_events_pb2.StopOutCompleted.FromString(message.data)
-                    assert (message.headers or {}).get("Nats-Msg-Id") == event.metadata.event_id
-                    if event.margin_event.account_id == account_id:
-                        found.append((message.subject, event.margin_event))
-            await subscription.unsubscribe()
-        finally:
-            await client.close()
-        return found
-
-    return asyncio.run(read())
+    """The account's events in the RISK stream's envelopes, in order: (subject, margin event);
+    every message holding such events went out under its envelope's id."""
+    messages = asyncio.run(published(broker.stack, "RISK", "risk.>"))
+    found = []
+    for message, event in events_on(messages, "risk.account.>"):
+        # Every risk event has the same shape: metadata, margin_event.
+        margin_event = risk_events_pb2.StopOutCompleted.FromString(event.data).margin_event
+        assert message.msg_id == message.envelope_id
+        if margin_event.account_id == account_id:
+            found.append((event.subject, margin_event))
+    return found
 
 
 def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_level_recovers(

@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-import nats
 import pytest
 
 from simulators.lp.control import ControlClient
@@ -31,6 +30,7 @@ from stack.ports import LP_SIMULATORS
 from stack.state import load
 from tests.integration.callers import Who
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.events import events_on, published
 from tests.integration.test_orders import (
     SYMBOLS,
     Oms,
@@ -177,23 +177,19 @@ def lp_reports(oms: Oms, lp: str) -> list[dict[int, str]]:
     return reports
 
 
-async def _hedge_events(oms: Oms, subject: str) -> list[bytes]:
-    """Every event published on `subject` so far, from the OMS stream."""
-    stack = oms.stack
-    client = await nats.connect(stack.nats_url, user=stack.nats_user, password=stack.nats_password)
-    try:
-        subscription = await client.jetstream().pull_subscribe(subject, stream="OMS")
-        found: list[bytes] = []
-        while True:
-            try:
-                batch = await subscription.fetch(500, timeout=2)
-            except TimeoutError:  # nats-py raises its own or asyncio's once drained
-                break
-            found += [m.data for m in batch]
-        await subscription.unsubscribe()
-    finally:
-        await client.close()
-    return found
+def _hedge_events(oms: Oms) -> list[tuple[str, str]]:
+    """Every hedge order event published so far in the OMS stream's envelopes, in order:
+    (subject, hedge order id)."""
+    kinds: dict[str, Any] = {
+        "oms.hedge_order.sent": oms_events_pb2.HedgeOrderSent,
+        "oms.hedge_order.filled": oms_events_pb2.HedgeOrderFilled,
+    }
+    messages = asyncio.run(published(oms.stack, "OMS", "oms.>"))
+    return [
+        (event.subject, kinds[event.subject].FromString(event.data).hedge_order.id)
+        for _, event in events_on(messages, "oms.hedge_order.*")
+        if event.subject in kinds
+    ]
 
 
 def place_together(oms: Oms, orders: list[tuple[Trader, dict[str, Any]]]) -> list[oms_pb2.Order]:
@@ -291,18 +287,11 @@ def test_orders_of_three_clients_in_one_window_make_one_net_hedge_order_at_the_l
         assert (position.quantity, position.open_price) == (trade.quantity, trade.price)
 
     # The hedge order's life went out as events: sent, then its fill(s).
-    def published() -> list[str] | None:
-        seen = []
-        for subject, kind in (
-            ("oms.hedge_order.sent", oms_events_pb2.HedgeOrderSent),
-            ("oms.hedge_order.filled", oms_events_pb2.HedgeOrderFilled),
-        ):
-            for data in asyncio.run(_hedge_events(oms, subject)):
-                if kind.FromString(data).hedge_order.id == hedge["id"]:
-                    seen.append(subject)
+    def sent_and_filled() -> list[str] | None:
+        seen = [subject for subject, hedge_id in _hedge_events(oms) if hedge_id == hedge["id"]]
         return seen if "oms.hedge_order.filled" in seen else None
 
-    subjects = eventually(published, 15, "the hedge order's events")
+    subjects = eventually(sent_and_filled, 15, "the hedge order's events")
     assert subjects.count("oms.hedge_order.sent") == 1
 
 

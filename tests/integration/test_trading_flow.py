@@ -22,17 +22,17 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, up
+from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from stack.state import load
 from tests.integration.callers import AccountStack, account_stack, staff
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.events import Message, events_on, published
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
@@ -264,37 +264,26 @@ def ledger_of(accounts: AccountStack, account_id: str) -> list[tuple[str, Decima
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-async def _oms_events(accounts: AccountStack, subject: str) -> list[tuple[dict[str, str], bytes]]:
-    client = await nats.connect(
-        accounts.nats_url, user=accounts.nats_user, password=accounts.nats_password
-    )
-    try:
-        subscription = await client.jetstream().pull_subscribe(subject, stream="OMS")
-        messages: list[tuple[dict[str, str], bytes]] = []
-        while True:
-            try:
-                batch = await subscription.fetch(500, timeout=2)
-            except TimeoutError:  # nats-py raises its own or asyncio's once drained
-                break
-            messages += [(dict(m.headers or {}), m.data) for m in batch]
-        await subscription.unsubscribe()
-    finally:
-        await client.close()
-    return messages
+def _oms_messages(accounts: AccountStack) -> list[Message]:
+    """Every message of the OMS stream so far, opened (envelopes, ADR 0009)."""
+    return asyncio.run(published(accounts, "OMS", "oms.>"))
 
 
 def order_events(accounts: AccountStack, order_ids: set[str]) -> dict[str, list[int]]:
     """Per order id, the aggregate versions of its published `oms.order.*` events, as
-    published (with repeats, if any)."""
-    published: dict[str, list[int]] = {o: [] for o in order_ids}
-    for subject, kind in EVENT_KINDS.items():
-        for headers, data in asyncio.run(_oms_events(accounts, subject)):
-            event = kind.FromString(data)
-            order = event.order
-            if order.id in published:
-                assert headers["Nats-Msg-Id"] == event.metadata.event_id
-                published[order.id].append(event.metadata.aggregate_version)
-    return {o: sorted(v) for o, v in published.items()}
+    published (with repeats, if any); every message holding one went out under its envelope's
+    id."""
+    versions: dict[str, list[int]] = {o: [] for o in order_ids}
+    for message, event in events_on(_oms_messages(accounts), "oms.order.*"):
+        kind = EVENT_KINDS.get(event.subject)
+        if kind is None:
+            continue
+        decoded = kind.FromString(event.data)
+        order = decoded.order
+        if order.id in versions:
+            assert message.msg_id == message.envelope_id
+            versions[order.id].append(decoded.metadata.aggregate_version)
+    return {o: sorted(v) for o, v in versions.items()}
 
 
 EVENT_KINDS: dict[str, Any] = {
@@ -369,8 +358,8 @@ def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_an
         assert versions == list(range(1, len(versions) + 1)), (order_id, versions)
         assert len(versions) >= 4  # created, submitted, accepted, filled
     executed = [
-        oms_events_pb2.TradeExecuted.FromString(data)
-        for _, data in asyncio.run(_oms_events(accounts, "oms.trade.executed"))
+        oms_events_pb2.TradeExecuted.FromString(event.data)
+        for _, event in events_on(_oms_messages(accounts), "oms.trade.executed")
     ]
     mine = sorted(
         (e.trade.id, e.trade.realized_pnl)
@@ -410,6 +399,8 @@ def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_
         os.kill(nats_server.pid, signal.SIGCONT)
     assert all(o.status == trading_pb2.ORDER_STATUS_FILLED for o in orders), orders
 
+    # Gone before `up` looks (a process killed a moment ago may still be running).
+    wait_for(lambda: not is_running(oms), 30, "the killed OMS exited")
     up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))  # restarts the OMS
     wait_for(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
 
