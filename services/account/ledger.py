@@ -1,17 +1,20 @@
 """Posting to the double-entry ledger (ADR 0005), inside the caller's transaction.
 
 `post` locks the account's `balances` row (`SELECT ... FOR UPDATE`), so postings to one account
-serialize and sequences have no gaps; it recognises a retried business event by
-(reason, reference_type, reference_id) and returns the original entry; it writes the client's
-leg, the house leg and the new cached balance, and the `account.ledger_entry.posted` event to
-the outbox, all in the same transaction.
+serialize and sequences have no gaps; it writes the client's leg, the house leg, the new cached
+balance and the `account.ledger_entry.posted` event to the outbox as ONE statement (ADR 0009),
+in the caller's transaction. A retried business event is recognised by (reason,
+reference_type, reference_id), unique in the table: its client leg is not inserted, so nothing
+of the statement is written, and the original entry is returned.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.account import convert, events
 from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
 from services.platform.access import account_not_found
+from services.platform.errors import DomainError
 from services.platform.outbox import event_write, written
 from services.platform.sql import Write, one_statement
 from tradingmesh.account.v1 import account_events_pb2
@@ -140,51 +144,53 @@ async def post(
     """Posts one client leg and its house leg; INSUFFICIENT_FUNDS refuses and changes nothing
     (the caller's transaction rolls back on the raised error)."""
     balance = locked or await lock_balance(session, account_id)
-    # After the lock: a concurrent posting of the same business event has committed by now.
-    existing = await find_entry(session, reason, reference_type, reference_id)
-    if existing is not None:
-        return Posted(existing, created=False)
-    posting = next_balance(balance.balance, balance.last_sequence, amount, reason, balance.currency)
-    entry_id, journal_id = uuid.uuid4(), uuid.uuid4()
+    try:
+        posting = next_balance(
+            balance.balance, balance.last_sequence, amount, reason, balance.currency
+        )
+    except DomainError:
+        # A retry of a posting that was made (e.g. a withdrawal that left too little for a
+        # second one) gets the original, not a refusal.
+        existing = await find_entry(session, reason, reference_type, reference_id)
+        if existing is not None:
+            return Posted(existing, created=False)
+        raise
     kind, actor_id = convert.actor_columns(actor)
     refs = references
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"INSERT INTO account.ledger_entries ({ENTRY_COLUMNS}) VALUES (:id,"
-                    " :journal_id, :account_id, :sequence, :reason, :amount, :balance_after,"
-                    " :currency, :rtype, :rid, :actor_kind, :actor_id, :description, :order_id,"
-                    " :trade_id, :position_id, :withdrawal_id, :adjustment_id, :provider_event_id,"
-                    f" now()) RETURNING {ENTRY_COLUMNS}"
-                ),
-                {
-                    "id": entry_id,
-                    "journal_id": journal_id,
-                    "account_id": account_id,
-                    "sequence": posting.sequence,
-                    "reason": reason.value,
-                    "amount": amount,
-                    "balance_after": posting.balance_after,
-                    "currency": balance.currency,
-                    "rtype": reference_type,
-                    "rid": reference_id,
-                    "actor_kind": kind,
-                    "actor_id": actor_id,
-                    "description": description,
-                    "order_id": refs.order_id,
-                    "trade_id": refs.trade_id,
-                    "position_id": refs.position_id,
-                    "withdrawal_id": refs.withdrawal_id,
-                    "adjustment_id": refs.balance_adjustment_id,
-                    "provider_event_id": refs.provider_event_id,
-                },
-            )
-        )
-        .mappings()
-        .one()
-    )
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "journal_id": uuid.uuid4(),
+        "account_id": account_id,
+        "sequence": posting.sequence,
+        "reason": reason.value,
+        "amount": amount,
+        "balance_after": posting.balance_after,
+        "currency": balance.currency,
+        "reference_type": reference_type,
+        "reference_id": reference_id,
+        "actor_kind": kind,
+        "actor_id": actor_id,
+        "description": description,
+        "order_id": refs.order_id,
+        "trade_id": refs.trade_id,
+        "position_id": refs.position_id,
+        "withdrawal_id": refs.withdrawal_id,
+        "balance_adjustment_id": refs.balance_adjustment_id,
+        "provider_event_id": refs.provider_event_id,
+        "created_at": datetime.now(UTC),
+    }
     entry = convert.ledger_entry(row)
+    # ONE statement: the client's leg (once per business event: a retry's insert does nothing,
+    # and neither do the writes that depend on it), the house leg, the cached balance and the
+    # event. After the lock a concurrent posting of the same business event has committed.
+    client_leg = Write(
+        f"INSERT INTO account.ledger_entries ({ENTRY_COLUMNS}) VALUES ("
+        + ", ".join(f":{c.strip()}" for c in ENTRY_COLUMNS.split(","))
+        + ") ON CONFLICT (reason, reference_type, reference_id) DO NOTHING",
+        row,
+        counted=True,
+    )
+    if_posted = "EXISTS (SELECT 1 FROM w0)"
     posted, sealed = event_write(
         events.SCHEMA,
         "account.ledger_entry.posted",
@@ -197,15 +203,15 @@ async def post(
             user_id=balance.user_id,
             account_number=balance.account_number,
         ),
+        when=if_posted,
     )
-    # The house leg, the cached balance and the event: one statement.
     house_leg = Write(
         "INSERT INTO account.house_ledger_entries"
         " (id, journal_id, house_account, reason, amount, currency)"
-        " VALUES (:id, :journal_id, :house, :reason, :amount, :currency)",
+        f" SELECT :id, :journal_id, :house, :reason, :amount, :currency WHERE {if_posted}",
         {
             "id": uuid.uuid4(),
-            "journal_id": journal_id,
+            "journal_id": row["journal_id"],
             "house": HOUSE_ACCOUNT_BY_REASON[reason],
             "reason": reason.value,
             "amount": -amount,
@@ -214,10 +220,16 @@ async def post(
     )
     cached = Write(
         "UPDATE account.balances SET balance = :balance, last_sequence = :sequence,"
-        " updated_at = now() WHERE account_id = :id",
+        f" updated_at = now() WHERE account_id = :id AND {if_posted}",
         {"balance": posting.balance_after, "sequence": posting.sequence, "id": account_id},
     )
-    await session.execute(*one_statement([house_leg, cached, posted]))
+    (created,) = (
+        await session.execute(*one_statement([client_leg, house_leg, cached, posted]))
+    ).one()
+    if created != 1:
+        existing = await find_entry(session, reason, reference_type, reference_id)
+        assert existing is not None, "a posting refused as a duplicate has its original"
+        return Posted(existing, created=False)
     written(session, events.SCHEMA, sealed)
     # The lock holder's view of the balance moves on, for a second posting in one transaction.
     balance.balance, balance.last_sequence = posting.balance_after, posting.sequence

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 TRADES_CONSUMER: Final = "account-trades"
 TRADES_SUBJECT: Final = "oms.trade.executed"
+# Trades are booked in batches of what arrives within this long (ADR 0009).
+LINGER_SECONDS: Final = 0.5
 STOP_OUTS_CONSUMER: Final = "account-stop-outs"
 STOP_OUTS_SUBJECT: Final = "risk.account.stop_out_completed"
 
@@ -126,7 +128,12 @@ class TradeBookings:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.consumer = EventConsumer(
-            TRADES_CONSUMER, TRADES_SUBJECT, db, self.handle, inbox="account"
+            TRADES_CONSUMER,
+            TRADES_SUBJECT,
+            db,
+            self.handle,
+            inbox="account",
+            linger=LINGER_SECONDS,
         )
 
     async def start(self, js: JetStreamContext) -> None:

@@ -557,26 +557,29 @@ class PositionRow:
         return "OPEN" if self.is_open else "CLOSED"
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> PositionRow:
+    def from_row(cls, row: Mapping[Any, Any], prefix: str = "") -> PositionRow:
+        def get(name: str) -> Any:
+            return row[f"{prefix}{name}"]
+
         return cls(
-            id=str(row["id"]),
-            account_id=str(row["account_id"]),
-            symbol=row["symbol"],
-            netting=bool(row["netting"]),
-            side=Side(row["side"]),
-            quantity=Decimal(row["quantity"]),
-            open_price=Decimal(row["open_price"]),
-            realized_pnl=Decimal(row["realized_pnl"]),
-            commission=Decimal(row["commission"]),
-            swap=Decimal(row["swap"]),
-            stop_loss=_optional(row["stop_loss"]),
-            take_profit=_optional(row["take_profit"]),
-            used_margin=Decimal(row["used_margin"]),
-            open_order_id=str(row["open_order_id"]),
-            open_time=row["open_time"],
-            update_time=row["update_time"],
-            close_time=row["close_time"],
-            version=int(row["version"]),
+            id=str(get("id")),
+            account_id=str(get("account_id")),
+            symbol=get("symbol"),
+            netting=bool(get("netting")),
+            side=Side(get("side")),
+            quantity=Decimal(get("quantity")),
+            open_price=Decimal(get("open_price")),
+            realized_pnl=Decimal(get("realized_pnl")),
+            commission=Decimal(get("commission")),
+            swap=Decimal(get("swap")),
+            stop_loss=_optional(get("stop_loss")),
+            take_profit=_optional(get("take_profit")),
+            used_margin=Decimal(get("used_margin")),
+            open_order_id=str(get("open_order_id")),
+            open_time=get("open_time"),
+            update_time=get("update_time"),
+            close_time=get("close_time"),
+            version=int(get("version")),
         )
 
     def params(self) -> dict[str, Any]:

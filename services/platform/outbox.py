@@ -66,6 +66,7 @@ from services.platform.sql import Write
 __all__ = [
     "OutboxRelay",
     "add_event",
+    "committed",
     "envelope_write",
     "event_write",
     "headline_kinds",
@@ -80,7 +81,7 @@ _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _BATCH: Final = 100
 _IDLE_SECONDS: Final = 1.0
 _GRACE_SECONDS: Final = 3.0
-_MARK_SECONDS: Final = 0.5
+_MARK_SECONDS: Final = 1.0
 _RETRY_SECONDS: Final = 2.0
 _ACK_SECONDS: Final = 5.0
 _KEEP: Final = timedelta(days=7)
@@ -112,23 +113,35 @@ def new_envelope(schema: str) -> Envelope:
     return Envelope(_KINDS.get(schema, ()))
 
 
-def envelope_write(schema: str, sealed: Sealed) -> Write:
-    """The outbox row of a sealed envelope, as a write (for `sql.one_statement`). Tell the
-    session with `written` so that the relay publishes it after the commit."""
-    return Write(
-        f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
-        " VALUES (:event_id, :subject, :payload)",
-        {"event_id": sealed.envelope_id, "subject": sealed.subject, "payload": sealed.payload},
-    )
+def envelope_write(schema: str, sealed: Sealed, *, when: str = "") -> Write:
+    """The outbox row of a sealed envelope, as a write (for `sql.one_statement`); with `when`
+    (an SQL condition, e.g. on another write of the statement), written only if it holds. Tell
+    the session with `written` (once it is known to be written) so that the relay publishes it
+    after the commit."""
+    params = {"event_id": sealed.envelope_id, "subject": sealed.subject, "payload": sealed.payload}
+    columns = f"INSERT INTO {schema_table(schema)} (event_id, subject, payload)"
+    if when:
+        return Write(f"{columns} SELECT :event_id, :subject, :payload WHERE {when}", params)
+    return Write(f"{columns} VALUES (:event_id, :subject, :payload)", params)
 
 
-def event_write(schema: str, subject: str, event: Message) -> tuple[Write, Sealed]:
+def event_write(
+    schema: str, subject: str, event: Message, *, when: str = ""
+) -> tuple[Write, Sealed]:
     """The outbox row of an envelope holding `event` alone, as a write (`envelope_write`); the
     event is checked against its contract here. Tell the session with `written`."""
     envelope = new_envelope(schema)
     envelope.add(subject, event)
     sealed = envelope.seal()
-    return envelope_write(schema, sealed), sealed
+    return envelope_write(schema, sealed, when=when), sealed
+
+
+def committed(schema: str, sealed: Sealed) -> None:
+    """Hands an envelope whose row has committed (a statement that committed by itself) to the
+    schema's relay in this process, which publishes it at once."""
+    relay = _RELAYS.get(schema)
+    if relay is not None:
+        relay.hand_off(sealed)
 
 
 def written(session: AsyncSession, schema: str, sealed: Sealed) -> None:

@@ -9,19 +9,40 @@ its number of statements (notes/order-floor.md). So:
 - `one_statement` runs several writes (INSERT, UPDATE, DELETE) as ONE statement: each becomes a
   data-modifying WITH query, which PostgreSQL runs exactly once and to completion whether or
   not the main query reads it; the main query reports how many rows the counted ones touched.
-  The writes see the same snapshot, so none may depend on another's effect.
+  The writes see the same snapshot, so none may depend on another's effect. Given `check` (a
+  schema's `expect_written` function, migration 0016), writes with an `expect`ed row count are
+  checked by the statement itself: a mismatch aborts the whole statement (nothing is written)
+  with SQLSTATE T0409 naming the write (`unexpected_write`), which makes one autocommit
+  statement a complete optimistic change.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, cast
 
+import psycopg
+from psycopg import AsyncRawCursor
 from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["Write", "insert_rows", "one_statement", "values_insert"]
+__all__ = [
+    "UNEXPECTED_WRITE",
+    "Write",
+    "execute_raw",
+    "fetch_raw",
+    "insert_rows",
+    "one_statement",
+    "one_statement_sql",
+    "positional",
+    "unexpected_write",
+    "values_insert",
+]
+
+UNEXPECTED_WRITE: Final = "T0409"
 
 # A named parameter as SQLAlchemy's text() finds them (":name"; not a cast, "::type").
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
@@ -63,23 +84,113 @@ class Write:
     sql: str
     params: Mapping[str, Any] = field(default_factory=dict)
     counted: bool = False  # report how many rows it touched
+    expect: int | None = None  # with `check`: the rows it must touch, else nothing is written
+    name: str = ""  # what `unexpected_write` reports when `expect` is not met
 
 
-def one_statement(writes: Sequence[Write]) -> tuple[TextClause, dict[str, Any]]:
+def one_statement(
+    writes: Sequence[Write], *, check: str | None = None
+) -> tuple[TextClause, dict[str, Any]]:
+    """`one_statement_sql` as a statement to execute through SQLAlchemy."""
+    statement, params = one_statement_sql(writes, check=check)
+    return text(statement), params
+
+
+def one_statement_sql(
+    writes: Sequence[Write], *, check: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The writes as one statement whose single row holds, for each counted write in order,
-    the number of rows it touched (an empty row when none is counted)."""
+    the number of rows it touched (an empty row when none is counted). With `check` (e.g.
+    "oms.expect_written"), the writes that `expect` a count are checked instead: the row holds
+    True, or the statement fails and writes nothing (see the module doc)."""
     if not writes:
         raise ValueError("one_statement needs at least one write")
     params: dict[str, Any] = {}
     queries = []
     counted = []
+    checked: list[tuple[str, int, str]] = []
     for index, write in enumerate(writes):
         suffix = f"__w{index}"
         body = _PARAMETER.sub(rf":\1{suffix}", write.sql)
         params.update({f"{name}{suffix}": value for name, value in write.params.items()})
-        returning = " RETURNING 1" if write.counted else ""
+        expected = check is not None and write.expect is not None
+        returning = " RETURNING 1" if write.counted or expected else ""
         queries.append(f"w{index} AS ({body}{returning})")
-        if write.counted:
-            counted.append(f"(SELECT count(*) FROM w{index})")
-    main = f"SELECT {', '.join(counted)}" if counted else "SELECT"
-    return text(f"WITH {', '.join(queries)} {main}"), params
+        count = f"(SELECT count(*) FROM w{index})"
+        if expected:
+            assert write.expect is not None
+            checked.append((count, write.expect, write.name or f"write {index}"))
+        elif write.counted:
+            counted.append(count)
+    if check is not None:
+        for index, (_, expect, name) in enumerate(checked):
+            params[f"expect__{index}"], params[f"name__{index}"] = expect, name
+        counts = ", ".join(c for c, _, _ in checked)
+        expects = ", ".join(f"CAST(:expect__{i} AS bigint)" for i in range(len(checked)))
+        names = ", ".join(f"CAST(:name__{i} AS text)" for i in range(len(checked)))
+        main = (
+            f"SELECT {check}(ARRAY[{counts}]::bigint[], ARRAY[{expects}]::bigint[],"
+            f" ARRAY[{names}]::text[])"
+        )
+    else:
+        main = f"SELECT {', '.join(counted)}" if counted else "SELECT"
+    return f"WITH {', '.join(queries)} {main}", params
+
+
+def positional(statement: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """A statement with :named parameters as PostgreSQL's own `$n` form and its values in
+    order, for `execute_raw` (no parsing by SQLAlchemy or psycopg at each call). The form of a
+    statement is computed once per statement text (the hot path's reads are fixed texts)."""
+    converted, names = _positional_form(statement)
+    return converted, [params[name] for name in names]
+
+
+@functools.lru_cache(maxsize=256)
+def _positional_form(statement: str) -> tuple[str, tuple[str, ...]]:
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in numbers:
+            numbers[name] = len(numbers) + 1
+        return f"${numbers[name]}"
+
+    return _PARAMETER.sub(number, statement), tuple(numbers)
+
+
+async def execute_raw(
+    session: AsyncSession, statement: str, values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """Runs a `$n` statement on the session's connection with psycopg's raw cursor (no query
+    conversion on either side; psycopg still prepares a statement it sees repeatedly); its
+    rows. For the hot path only: errors are psycopg's own, not SQLAlchemy's wrappers."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+    async with AsyncRawCursor(driver) as cursor:
+        await cursor.execute(statement, values)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def fetch_raw(
+    session: AsyncSession, statement: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """A :named SELECT run as `execute_raw`; its rows as mappings by column name."""
+    converted, values = positional(statement, params)
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+    async with AsyncRawCursor(driver) as cursor:
+        await cursor.execute(converted, values)
+        names = [column.name for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+def unexpected_write(error: BaseException) -> str | None:
+    """The name of the checked write whose count was not met, if `error` is that failure
+    (a driver error, or SQLAlchemy's wrapping of one); else None."""
+    cause = getattr(error, "orig", error)
+    if getattr(cause, "sqlstate", None) != UNEXPECTED_WRITE:
+        return None
+    diag = getattr(cause, "diag", None)
+    return str(getattr(diag, "message_primary", "") or "")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
 from typing import Any, Final
@@ -46,7 +47,7 @@ from services.platform.inbox import (
 )
 from services.risk import store
 from services.risk.decimals import parse_decimal
-from services.risk.model import Position, Session, Side
+from services.risk.model import Position, Session, Side, UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
@@ -61,6 +62,9 @@ __all__ = ["Copies"]
 log = logging.getLogger(__name__)
 
 SCHEMA: Final = "risk"
+# The trading and account consumers batch what arrives within this long (`EventConsumer`'s
+# linger, ADR 0009): an order's margin stays reserved until its trade is here (`holds.py`).
+LINGER_SECONDS: Final = 0.3
 _BOOKS_PNL: Final = frozenset(
     {ledger_pb2.LEDGER_ENTRY_REASON_REALIZED_PNL, ledger_pb2.LEDGER_ENTRY_REASON_STOP_OUT_LOSS}
 )
@@ -98,6 +102,27 @@ _RELEASING_SUBJECTS: Final[dict[str, type[Message]]] = {
 
 # What a committed change does to memory, run after the commit.
 Commit = Callable[[], None]
+
+
+_TRADING_BATCH: Final = "risk_trading_batch"  # session.info: this transaction's _TradingBatch
+
+
+@dataclass
+class _TradingBatch:
+    """What a transaction's trading events carry, written together before its commit; what was
+    stored (newest position version stored per id, the trades' unbooked amounts) for memory."""
+
+    positions: list[Position] = field(default_factory=list)
+    trades: list[store.ExecutedTrade] = field(default_factory=list)
+    stored_positions: dict[str, int] = field(default_factory=dict)
+    unbooked: dict[str, UnbookedTrade] = field(default_factory=dict)
+
+
+def _batch(session: AsyncSession) -> _TradingBatch:
+    batch = session.info.get(_TRADING_BATCH)
+    if batch is None:
+        batch = session.info[_TRADING_BATCH] = _TradingBatch()
+    return batch
 
 
 def _decode(message: Event, subjects: dict[str, type[Message]]) -> Message | None:
@@ -148,6 +173,7 @@ class Copies:
                 self._consume(_ACCOUNT_SUBJECTS),
                 inbox=SCHEMA,
                 claims=_ACCOUNT_SUBJECTS.__contains__,
+                linger=LINGER_SECONDS,
             ),
             EventConsumer(
                 "risk-instruments",
@@ -164,6 +190,8 @@ class Copies:
                 self._consume_trading,
                 inbox=SCHEMA,
                 claims=_TRADING_SUBJECTS.__contains__,
+                linger=LINGER_SECONDS,
+                before_commit=self._write_trading,
             ),
         ]
 
@@ -238,25 +266,35 @@ class Copies:
             event,
             oms_events.PositionOpened | oms_events.PositionChanged | oms_events.PositionClosed,
         ):
+            # Written with the transaction's other positions (`_write_trading`).
             position = position_of(event.position)
-            if not await store.save_position(session, position):
-                return None
-            return lambda: state.put_position(position)
+            batch = _batch(session)
+            batch.positions.append(position)
+
+            def positioned() -> None:
+                if batch.stored_positions.get(position.id) == position.version:
+                    state.put_position(position)
+
+            return positioned
         if isinstance(event, oms_events.TradeExecuted):
             trade = event.trade
-            unbooked = await store.save_trade(
-                session,
-                trade.id,
-                trade.account_id,
-                trade.order_id,
-                parse_decimal(trade.quantity),
-                parse_decimal(trade.realized_pnl or "0"),
-                parse_decimal(trade.commission or "0"),
-            )
             quantity = parse_decimal(trade.quantity)
+            batch = _batch(session)
+            batch.trades.append(
+                store.ExecutedTrade(
+                    trade.id,
+                    trade.account_id,
+                    trade.order_id,
+                    quantity,
+                    parse_decimal(trade.realized_pnl or "0"),
+                    parse_decimal(trade.commission or "0"),
+                )
+            )
 
             def traded() -> None:
-                state.put_unbooked(unbooked)
+                unbooked = batch.unbooked.get(trade.id)
+                if unbooked is not None:
+                    state.put_unbooked(unbooked)
                 state.holds.order_filled(trade.order_id, quantity)
 
             return traded
@@ -276,6 +314,19 @@ class Copies:
             signed = quantity if side is Side.BUY else quantity.copy_negate()
             return (lambda: state.add_coverage(hedge.symbol, signed)) if fresh else None
         raise UndeliverableError(f"no rule applies {type(event).__name__}")
+
+    async def _write_trading(self, session: AsyncSession) -> None:
+        """The positions and trades the transaction's events carried, ONE multi-row statement
+        each (before the commit; memory follows after it, from what they stored)."""
+        batch = session.info.pop(_TRADING_BATCH, None)
+        if batch is None:
+            return
+        stored = await store.save_positions(session, batch.positions)
+        for position in batch.positions:
+            if position.id in stored:
+                held = batch.stored_positions.get(position.id, 0)
+                batch.stored_positions[position.id] = max(held, position.version)
+        batch.unbooked.update(await store.save_trades(session, batch.trades))
 
     async def _ledger_entry(
         self, session: Any, event: account_events.LedgerEntryPosted

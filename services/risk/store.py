@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -32,6 +33,7 @@ from tradingmesh.trading.margin import RiskStatus
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "ExecutedTrade",
     "load_state",
     "save_account",
     "save_balance",
@@ -41,7 +43,8 @@ __all__ = [
     "save_hedge_fill",
     "save_instrument",
     "save_position",
-    "save_trade",
+    "save_positions",
+    "save_trades",
     "sessions_from_json",
     "sessions_json",
 ]
@@ -378,62 +381,110 @@ async def save_instrument(
     return None if row is None else _instrument(row)
 
 
+_POSITION_INSERT_COLUMNS: Final = (
+    "position_id",
+    "account_id",
+    "symbol",
+    "side",
+    "status",
+    "quantity",
+    "open_price",
+    "open_time",
+    "version",
+)
+
+
+def _position_values(position: Position) -> dict[str, Any]:
+    return {
+        "position_id": position.id,
+        "account_id": position.account_id,
+        "symbol": position.symbol,
+        "side": position.side.value,
+        "status": "OPEN" if position.is_open else "CLOSED",
+        "quantity": position.quantity,
+        "open_price": position.open_price,
+        "open_time": position.open_time,
+        "version": position.version,
+    }
+
+
 async def save_position(session: AsyncSession, position: Position) -> bool:
     """Stores the position if its version is newer than the one held; True if it was."""
-    row = await _one(
-        session,
-        "INSERT INTO risk.positions (position_id, account_id, symbol, side, status, quantity,"
-        " open_price, open_time, version) VALUES (:id, :account_id, :symbol, :side, :status,"
-        " :quantity, :open_price, :open_time, :version)"
-        " ON CONFLICT (position_id) DO UPDATE SET side = EXCLUDED.side,"
+    return position.id in await save_positions(session, [position])
+
+
+async def save_positions(session: AsyncSession, positions: Sequence[Position]) -> set[str]:
+    """Stores each position whose version is newer than the one held, with ONE statement (at
+    most one version per position: the newest given); the ids stored."""
+    newest: dict[str, Position] = {}
+    for position in positions:
+        held = newest.get(position.id)
+        if held is None or held.version < position.version:
+            newest[position.id] = position
+    if not newest:
+        return set()
+    statement, params = insert_rows(
+        "risk.positions",
+        _POSITION_INSERT_COLUMNS,
+        [_position_values(p) for p in newest.values()],
+        "ON CONFLICT (position_id) DO UPDATE SET side = EXCLUDED.side,"
         " status = EXCLUDED.status, quantity = EXCLUDED.quantity,"
         " open_price = EXCLUDED.open_price, version = EXCLUDED.version, updated_at = now()"
-        " WHERE risk.positions.version < EXCLUDED.version RETURNING position_id",
-        {
-            "id": position.id,
-            "account_id": position.account_id,
-            "symbol": position.symbol,
-            "side": position.side.value,
-            "status": "OPEN" if position.is_open else "CLOSED",
-            "quantity": position.quantity,
-            "open_price": position.open_price,
-            "open_time": position.open_time,
-            "version": position.version,
-        },
+        " WHERE risk.positions.version < EXCLUDED.version RETURNING position_id::text",
     )
-    return row is not None
+    return {str(row[0]) for row in await session.execute(statement, params)}
 
 
-async def save_trade(
-    session: AsyncSession,
-    trade_id: str,
-    account_id: str,
-    order_id: str,
-    quantity: Decimal,
-    realized_pnl: Decimal,
-    commission: Decimal,
-) -> UnbookedTrade:
-    """Records an executed trade; returns what of it the ledger has not booked yet."""
-    row = await _one(
-        session,
-        "INSERT INTO risk.trades (trade_id, account_id, order_id, quantity, realized_pnl,"
-        " commission, executed) VALUES (:id, :account_id, :order_id, :quantity, :pnl,"
-        " :commission, TRUE)"
-        " ON CONFLICT (trade_id) DO UPDATE SET order_id = EXCLUDED.order_id,"
+@dataclass(frozen=True)
+class ExecutedTrade:
+    """A trade as `oms.trade.executed` tells it."""
+
+    trade_id: str
+    account_id: str
+    order_id: str
+    quantity: Decimal
+    realized_pnl: Decimal
+    commission: Decimal
+
+
+async def save_trades(
+    session: AsyncSession, trades: Sequence[ExecutedTrade]
+) -> dict[str, UnbookedTrade]:
+    """Records executed trades with ONE statement; per trade id, what of it the ledger has not
+    booked yet."""
+    unique = {trade.trade_id: trade for trade in trades}
+    if not unique:
+        return {}
+    statement, params = insert_rows(
+        "risk.trades",
+        (
+            "trade_id",
+            "account_id",
+            "order_id",
+            "quantity",
+            "realized_pnl",
+            "commission",
+            "executed",
+        ),
+        [
+            {
+                "trade_id": t.trade_id,
+                "account_id": t.account_id,
+                "order_id": t.order_id,
+                "quantity": t.quantity,
+                "realized_pnl": t.realized_pnl,
+                "commission": t.commission,
+                "executed": True,
+            }
+            for t in unique.values()
+        ],
+        "ON CONFLICT (trade_id) DO UPDATE SET order_id = EXCLUDED.order_id,"
         " quantity = EXCLUDED.quantity, realized_pnl = EXCLUDED.realized_pnl,"
         " commission = EXCLUDED.commission,"
         f" executed = TRUE, updated_at = now() RETURNING {_TRADE_COLUMNS}",
-        {
-            "id": trade_id,
-            "account_id": account_id,
-            "order_id": order_id,
-            "quantity": quantity,
-            "pnl": realized_pnl,
-            "commission": commission,
-        },
     )
-    assert row is not None
-    return _unbooked(row)
+    rows = (await session.execute(statement, params)).mappings()
+    return {row["trade_id"]: _unbooked(row) for row in rows}
 
 
 async def save_booking(

@@ -32,7 +32,7 @@ from services.oms.domain import positions as domain
 from services.oms.domain.positions import Execution, PnlTerms, PositionEffect, PositionMode
 from services.oms.domain.state import Fill
 from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
-from services.oms.store.changes import AccountChange, get_position, open_netting_position
+from services.oms.store.changes import AccountChange, get_position
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
@@ -88,9 +88,7 @@ def _domain_position(row: PositionRow | None) -> domain.Position | None:
 async def _current_position(change: AccountChange, order: OrderRow) -> PositionRow | None:
     account = change.account
     if account.position_mode is PositionMode.NETTING:
-        return await open_netting_position(
-            change.session, account.account_id, order.symbol, lock=True
-        )
+        return await change.netting_position(order.symbol)
     if order.position_id is None:
         return None
     position = await get_position(change.session, account.account_id, order.position_id, lock=True)

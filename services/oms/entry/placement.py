@@ -66,13 +66,17 @@ from services.oms.model import (
 from services.oms.store.changes import (
     AccountChange,
     DuplicateOrderError,
+    Head,
+    OptimisticConflictError,
     account_context,
     find_order,
     get_position,
     offered_instruments,
     open_closing_order,
+    read_head,
     reason_changes,
 )
+from services.oms.store.heads import Heads
 from services.platform.db import Database
 from services.platform.detached import Detached
 from services.platform.errors import DomainError
@@ -87,6 +91,7 @@ __all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink", "hand_over"
 log = logging.getLogger(__name__)
 _R = ErrorReason
 _MAX_ATTEMPTS: Final = 3
+_OPTIMISTIC_ATTEMPTS: Final = 3
 _DRAIN_SECONDS: Final = 5.0
 
 Authorize = Callable[[Account | None], Account]
@@ -294,6 +299,7 @@ class Placement:
         # The transaction and its hand-off run to their end whatever becomes of the request; a
         # refusal or a race a retry won is an answer the cancelled caller no longer needs.
         self.commits = Detached("oms-order-commit", expected=(DomainError, DuplicateOrderError))
+        self.heads = Heads()
 
     @property
     def db(self) -> Database:
@@ -414,6 +420,7 @@ class Placement:
             mode,
             decision,
             FillTerms(instrument, terms, conversion),
+            context.head,
         )
         return await self.commits.run(self._hand_over_after(committing, account))
 
@@ -513,7 +520,26 @@ class Placement:
         mode: ExecutionMode,
         decision: execution.Decision | None,
         fill_terms: FillTerms,
+        head: Head | None = None,
     ) -> Placed:
+        """Step 4: optimistically as ONE statement for an order that names no position (from the
+        head the context read, `_commit_prepared`), else (or when that keeps conflicting) in a
+        transaction with the account's row locked."""
+        if intent.position_id is None and head is not None:
+            placed = await self._commit_prepared(
+                order,
+                intent,
+                account,
+                actor,
+                correlation_id,
+                verdict,
+                mode,
+                decision,
+                fill_terms,
+                head,
+            )
+            if placed is not None:
+                return placed
         position: PositionRow | None = None
         async with self.db.transaction() as session:
             change = await AccountChange.begin(
@@ -532,31 +558,86 @@ class Placement:
                     fill_terms.instrument,
                     lock=True,
                 )
-            order = await change.create(order)
-            if not verdict.reached:
-                order = await change.apply(
-                    order,
-                    OrderEvent.REJECTED,
-                    verdict.message,
-                    changes=reason_changes(verdict.reason, verdict.message),
-                )
-            else:
-                note = "" if intent.pre_trade_check else "no pre-trade check: a platform close"
-                order = await change.apply(order, OrderEvent.SUBMITTED, note)
-                if not verdict.approved:
-                    order = await change.apply(
-                        order,
-                        OrderEvent.REJECTED,
-                        verdict.message,
-                        changes=reason_changes(verdict.reason, verdict.message),
-                    )
-                else:
-                    order = await change.apply(
-                        order, OrderEvent.ACCEPTED, changes={"execution_mode": mode}
-                    )
-                    order, position = await self._execute(change, order, decision, fill_terms)
+            order, position = await self._changes(
+                change, order, intent, verdict, mode, decision, fill_terms
+            )
             await change.finish()
         return Placed(order, account.currency, position)
+
+    async def _commit_prepared(
+        self,
+        order: OrderRow,
+        intent: OrderIntent,
+        account: Account,
+        actor: Actor,
+        correlation_id: str,
+        verdict: Verdict,
+        mode: ExecutionMode,
+        decision: execution.Decision | None,
+        fill_terms: FillTerms,
+        head: Head,
+    ) -> Placed | None:
+        """The order's whole change as ONE autocommit statement that checks the head it was
+        decided on (`AccountChange.prepared`); None when it kept conflicting (the caller takes
+        the locking path). The account's orders in this process go one at a time, each from the
+        head the one before committed, so they do not conflict with each other."""
+        async with self.heads.serialized(account.account_id):
+            head = self.heads.newer(account.account_id, head)
+            for _ in range(_OPTIMISTIC_ATTEMPTS):
+                try:
+                    async with self.db.lone_writes() as session:
+                        change = AccountChange.prepared(
+                            session, account, actor, order.created_at, head, correlation_id
+                        )
+                        placed, position = await self._changes(
+                            change, order, intent, verdict, mode, decision, fill_terms
+                        )
+                        await change.finish()
+                except OptimisticConflictError as conflict:
+                    if conflict.what == "order":
+                        raise DuplicateOrderError(intent.client_order_id) from conflict
+                    async with self.db.lone_reads() as session:
+                        fresh = await read_head(session, account.account_id, order.symbol)
+                    if fresh is None:
+                        return None
+                    head = fresh
+                    continue
+                self.heads.committed(account.account_id, change.head_after(position, head))
+                return Placed(placed, account.currency, position)
+        return None
+
+    async def _changes(
+        self,
+        change: AccountChange,
+        order: OrderRow,
+        intent: OrderIntent,
+        verdict: Verdict,
+        mode: ExecutionMode,
+        decision: execution.Decision | None,
+        fill_terms: FillTerms,
+    ) -> tuple[OrderRow, PositionRow | None]:
+        """The order's transitions from NEW, in `change`: the check's outcome, then execution."""
+        order = await change.create(order)
+        if not verdict.reached:
+            rejected = await change.apply(
+                order,
+                OrderEvent.REJECTED,
+                verdict.message,
+                changes=reason_changes(verdict.reason, verdict.message),
+            )
+            return rejected, None
+        note = "" if intent.pre_trade_check else "no pre-trade check: a platform close"
+        order = await change.apply(order, OrderEvent.SUBMITTED, note)
+        if not verdict.approved:
+            rejected = await change.apply(
+                order,
+                OrderEvent.REJECTED,
+                verdict.message,
+                changes=reason_changes(verdict.reason, verdict.message),
+            )
+            return rejected, None
+        order = await change.apply(order, OrderEvent.ACCEPTED, changes={"execution_mode": mode})
+        return await self._execute(change, order, decision, fill_terms)
 
     async def _execute(
         self,

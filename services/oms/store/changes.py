@@ -25,8 +25,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+import psycopg
 from google.protobuf.message import Message
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
@@ -44,9 +46,18 @@ from services.oms.model import (
 )
 from services.oms.store import events
 from services.platform import outbox
-from services.platform.envelope import Envelope
+from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
-from services.platform.sql import Write, one_statement, values_insert
+from services.platform.sql import (
+    Write,
+    execute_raw,
+    fetch_raw,
+    one_statement,
+    one_statement_sql,
+    positional,
+    unexpected_write,
+    values_insert,
+)
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -56,6 +67,8 @@ __all__ = [
     "AccountChange",
     "AccountContext",
     "DuplicateOrderError",
+    "Head",
+    "OptimisticConflictError",
     "account_context",
     "count_open_orders",
     "find_order",
@@ -65,6 +78,7 @@ __all__ = [
     "offered_instruments",
     "open_closing_order",
     "open_netting_position",
+    "read_head",
     "reason_changes",
 ]
 
@@ -106,11 +120,19 @@ _INSERT_ORDER: Final = text(
     + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
     + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING id"
 )
-_INSERT_POSITION: Final = text(
+_CREATE_ORDER: Final = (
+    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
+    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
+    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING"
+)
+_INSERT_POSITION_SQL: Final = (
     f"INSERT INTO oms.positions ({PositionRow.COLUMNS}) VALUES ("
     + ", ".join(f":{c.strip()}" for c in PositionRow.COLUMNS.split(","))
     + ")"
 )
+_INSERT_POSITION: Final = text(_INSERT_POSITION_SQL)
+_EXPECT_WRITTEN: Final = "oms.expect_written"
+_UNIQUE_VIOLATION: Final = "23505"
 _MUTABLE_POSITION_COLUMNS: Final = (
     "side",
     "status",
@@ -126,13 +148,23 @@ _MUTABLE_POSITION_COLUMNS: Final = (
     "close_time",
     "version",
 )
-_UPDATE_POSITION: Final = text(
+_UPDATE_POSITION_SQL: Final = (
     "UPDATE oms.positions SET "
     + ", ".join(f"{c} = :{c}" for c in _MUTABLE_POSITION_COLUMNS)
     + " WHERE id = :id AND version = :expected_version"
 )
+_UPDATE_POSITION: Final = text(_UPDATE_POSITION_SQL)
 _TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
+
+
+class OptimisticConflictError(Exception):
+    """An optimistic change wrote nothing: what it started from changed (`what`: "account",
+    its head moved on; "order", the client_order_id was taken or an order changed; "position")."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} changed meanwhile")
+        self.what = what
 
 
 class DuplicateOrderError(Exception):
@@ -163,9 +195,30 @@ class AccountContext:
     instrument: Instrument | None
     open_orders: int = 0
     client_order_id_taken: bool = False
+    head: Head | None = None
 
 
-_CONTEXT: Final = text(
+@dataclass(frozen=True)
+class Head:
+    """An account as a change starts from it, read without a lock: the head of its audit chain
+    (which every change of the account moves on, so it is the account's version) and its open
+    netting position in one symbol as of that head (None: none open)."""
+
+    sequence: int
+    hash: str
+    symbol: str
+    netting_position: PositionRow | None
+
+
+# The account's open netting position in :symbol, as p_<column> (NULLs: none open).
+_NETTING_POSITION_COLUMNS: Final = ", ".join(
+    f"p.{c.strip()} AS p_{c.strip()}" for c in PositionRow.COLUMNS.split(",")
+)
+_NETTING_POSITION_JOIN: Final = (
+    "LEFT JOIN oms.positions p ON p.account_id = a.account_id AND p.symbol = :symbol"
+    " AND p.status = 'OPEN' AND p.netting"
+)
+_CONTEXT_SQL: Final = (
     "SELECT a.account_id, a.user_id, a.group_id, a.currency, a.status, a.position_mode,"
     " g.group_id AS g_group_id, g.execution_mode AS g_execution_mode,"
     " g.commission_per_lot AS g_commission_per_lot,"
@@ -180,12 +233,15 @@ _CONTEXT: Final = text(
     " (SELECT count(*) FROM oms.orders o WHERE o.account_id = a.account_id"
     "   AND o.status = ANY(:open)) AS open_orders,"
     " EXISTS (SELECT 1 FROM oms.orders o WHERE o.account_id = a.account_id"
-    "   AND o.client_order_id = :client_order_id) AS taken"
-    " FROM oms.accounts a"
+    "   AND o.client_order_id = :client_order_id) AS taken,"
+    " a.audit_sequence AS head_sequence, a.audit_hash AS head_hash, "
+    + _NETTING_POSITION_COLUMNS
+    + " FROM oms.accounts a"
     " LEFT JOIN oms.groups g ON g.group_id = a.group_id"
     " LEFT JOIN oms.group_instruments gi ON gi.group_id = a.group_id AND gi.symbol = :symbol"
-    " LEFT JOIN oms.instruments i ON i.symbol = :symbol"
-    " WHERE a.account_id = :account_id"
+    " LEFT JOIN oms.instruments i ON i.symbol = :symbol "
+    + _NETTING_POSITION_JOIN
+    + " WHERE a.account_id = :account_id"
 )
 _ACCOUNT_COLUMNS: Final = "account_id, user_id, group_id, currency, status, position_mode"
 _ACCOUNT: Final = text(
@@ -223,14 +279,50 @@ async def account_context(
         "open": list(OPEN_STATUS_NAMES),
         "client_order_id": client_order_id,
     }
-    row = (await session.execute(_CONTEXT, params)).mappings().first()
-    if row is None:
+    rows = await fetch_raw(session, _CONTEXT_SQL, params)  # the hot path: no ORM layer
+    if not rows:
         return None
+    row = rows[0]
     terms = TradingTerms.from_row(row) if row["g_group_id"] is not None else None
     instrument = Instrument.from_row(row, "i_") if row["i_symbol"] is not None else None
-    return AccountContext(
-        Account.from_row(row), terms, instrument, int(row["open_orders"]), bool(row["taken"])
+    head = Head(
+        int(row["head_sequence"]),
+        str(row["head_hash"]),
+        symbol,
+        None if row["p_id"] is None else PositionRow.from_row(row, "p_"),
     )
+    return AccountContext(
+        Account.from_row(row),
+        terms,
+        instrument,
+        int(row["open_orders"]),
+        bool(row["taken"]),
+        head,
+    )
+
+
+async def read_head(session: AsyncSession, account_id: str, symbol: str) -> Head | None:
+    """The account's head and its netting position in `symbol`, in one read without a lock."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT a.audit_sequence AS head_sequence, a.audit_hash AS head_hash, "
+                    + _NETTING_POSITION_COLUMNS
+                    + " FROM oms.accounts a "
+                    + _NETTING_POSITION_JOIN
+                    + " WHERE a.account_id = :account_id"
+                ),
+                {"account_id": account_id, "symbol": symbol},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    position = None if row["p_id"] is None else PositionRow.from_row(row, "p_")
+    return Head(int(row["head_sequence"]), str(row["head_hash"]), symbol, position)
 
 
 async def offered_instruments(session: AsyncSession, group_id: str) -> list[Instrument]:
@@ -375,6 +467,47 @@ class AccountChange:
     _trades: list[dict[str, Any]] = field(default_factory=list)
     # order id -> (its version as stored now, the order as changed here)
     _orders: dict[str, tuple[int, OrderRow]] = field(default_factory=dict)
+    # Optimistic (`prepared`): nothing locked or written before `finish`, which writes the
+    # whole change as ONE statement that checks the head it started from.
+    _prepared: Head | None = None
+    _created: set[str] = field(default_factory=set)
+    _position_writes: list[Write] = field(default_factory=list)
+    sealed: Sealed | None = None
+
+    @classmethod
+    def prepared(
+        cls,
+        session: AsyncSession,
+        account: Account,
+        actor: Actor,
+        now: datetime,
+        head: Head,
+        correlation_id: str = "",
+    ) -> AccountChange:
+        """An optimistic change from `head` (read without a lock), on an autocommit session
+        (`Database.lone_writes`): `finish` writes it as ONE statement, which writes nothing if
+        the account's head moved on meanwhile, the order's client_order_id was taken or a
+        position it changes changed (`OptimisticConflictError`). Only for changes whose positions
+        are the account's netting position in `head.symbol` or new ones."""
+        change = cls(session, account, actor, now, correlation_id, head.sequence, head.hash)
+        change._prepared = head
+        return change
+
+    def head_after(self, position: PositionRow | None, before: Head) -> Head:
+        """The account's head once this change committed, with its netting position in the
+        head's symbol (a position this change left open; else the one before, untouched)."""
+        netting = before.netting_position
+        if position is not None and position.netting and position.symbol == before.symbol:
+            netting = position if position.is_open else None
+        return Head(self._sequence, self._hash, before.symbol, netting)
+
+    async def netting_position(self, symbol: str) -> PositionRow | None:
+        """The account's open netting position in `symbol`, locked (optimistic: as of the head)."""
+        if self._prepared is not None:
+            if symbol != self._prepared.symbol:
+                raise OptimisticConflictError("position")  # not prepared for: take the locking path
+            return self._prepared.netting_position
+        return await open_netting_position(self.session, self.account.account_id, symbol, lock=True)
 
     @classmethod
     async def begin(
@@ -410,29 +543,68 @@ class AccountChange:
         writes: list[Write] = []
         updated: list[str] = []
         for stored_version, order in self._orders.values():
+            if order.id in self._created:
+                writes.append(Write(_CREATE_ORDER, order.params(), expect=1, name="order"))
+                continue
             if order.version == stored_version:
                 continue
             params = order.params()
             params["expected_version"] = stored_version
-            writes.append(Write(_UPDATE_ORDER, params, counted=True))
+            writes.append(Write(_UPDATE_ORDER, params, counted=True, expect=1, name="order"))
             updated.append(order.id)
         self._orders.clear()
+        self._created.clear()
+        writes += self._position_writes
+        self._position_writes = []
         if self._trades:
             writes.append(Write(*values_insert("oms.trades", _TRADE_COLUMNS, self._trades)))
             self._trades = []
         if self._audit:
             writes.append(Write(*values_insert("oms.audit_records", _AUDIT_COLUMNS, self._audit)))
             self._audit = []
-        if self._envelope:
-            sealed = self._envelope.seal()
+        sealed = self._envelope.seal() if self._envelope else None
+        if sealed is not None:
             writes.append(outbox.envelope_write(SCHEMA, sealed))
-            outbox.written(self.session, SCHEMA, sealed)
         head = {"sequence": self._sequence, "hash": self._hash}
+        if self._prepared is not None:
+            await self._finish_prepared(writes, head, sealed)
+            return
+        if sealed is not None:
+            outbox.written(self.session, SCHEMA, sealed)
         writes.append(Write(_UPDATE_AUDIT_HEAD, {**head, "account_id": self.account.account_id}))
         counts = (await self.session.execute(*one_statement(writes))).one()
         for order_id, written in zip(updated, counts, strict=True):
             if written != 1:
                 raise concurrent_modification("order", order_id)
+
+    async def _finish_prepared(
+        self, writes: list[Write], head: dict[str, Any], sealed: Sealed | None
+    ) -> None:
+        """The optimistic change's one statement (autocommit): committed when it returns; the
+        envelope is then handed to the relay."""
+        assert self._prepared is not None
+        expected = {"expected_sequence": self._prepared.sequence}
+        writes.append(
+            Write(
+                _UPDATE_AUDIT_HEAD + " AND audit_sequence = :expected_sequence",
+                {**head, **expected, "account_id": self.account.account_id},
+                expect=1,
+                name="account",
+            )
+        )
+        statement, values = positional(*one_statement_sql(writes, check=_EXPECT_WRITTEN))
+        try:
+            await execute_raw(self.session, statement, values)
+        except (DBAPIError, psycopg.Error) as error:
+            what = unexpected_write(error)
+            if what is not None:
+                raise OptimisticConflictError(what) from error
+            if getattr(getattr(error, "orig", error), "sqlstate", None) == _UNIQUE_VIOLATION:
+                raise OptimisticConflictError("position") from error  # a netting position opened
+            raise
+        self.sealed = sealed
+        if sealed is not None:
+            outbox.committed(SCHEMA, sealed)
 
     # -- audit and outbox ------------------------------------------------------------------------
 
@@ -488,6 +660,11 @@ class AccountChange:
         with the same client_order_id committed first."""
         assert order.status is OrderStatus.NEW, "an order is created NEW"
         assert order.version == 1, "an order is created at version 1"
+        if self._prepared is not None:  # inserted at `finish`, in its final state
+            self._created.add(order.id)
+            self._orders[order.id] = (order.version, order)
+            await self._order_recorded(order, OrderEvent.CREATED, None, reason="")
+            return order
         inserted = (await self.session.execute(_INSERT_ORDER, order.params())).first()
         if inserted is None:
             raise DuplicateOrderError(order.client_order_id)
@@ -584,11 +761,21 @@ class AccountChange:
     # -- positions and trades --------------------------------------------------------------------
 
     async def insert_position(self, position: PositionRow) -> None:
+        if self._prepared is not None:
+            if self._position_writes:  # a reversal: the index must see the close first
+                raise OptimisticConflictError("position")
+            self._position_writes.append(Write(_INSERT_POSITION_SQL, position.params()))
+            return
         await self.session.execute(_INSERT_POSITION, position.params())
 
     async def update_position(self, position: PositionRow, expected_version: int) -> None:
         params = position.params()
         params["expected_version"] = expected_version
+        if self._prepared is not None:
+            self._position_writes.append(
+                Write(_UPDATE_POSITION_SQL, params, expect=1, name="position")
+            )
+            return
         written = await self.session.execute(_UPDATE_POSITION, params)
         if written.rowcount != 1:  # type: ignore[attr-defined]
             raise concurrent_modification("position", position.id)

@@ -81,6 +81,16 @@ def test_event_that_breaks_its_contract_is_refused() -> None:
         encode_event(_lp_status_changed(event_id="not-a-uuid"))
 
 
+def test_contracts_are_checked_only_where_checks_are_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production (TM_CHECK_EVENTS unset) skips the contract check, never the event id."""
+    monkeypatch.delenv("TM_CHECK_EVENTS")
+    payload, headers = encode_event(_lp_status_changed(event_id="not-a-uuid"))
+    assert headers == {"Nats-Msg-Id": "not-a-uuid"}
+    assert payload
+    with pytest.raises(ValueError, match="no event id"):
+        encode_event(_lp_status_changed(event_id=""))
+
+
 @pytest.mark.parametrize(
     "message",
     [
