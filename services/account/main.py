@@ -15,6 +15,7 @@ from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.retention import Retention, inbox_rule
 from services.platform.secrets import EDGE_PATH
 from tradingmesh.account.v1 import (
     account_admin_service_pb2_grpc,
@@ -33,6 +34,10 @@ def risk_address(environ: Mapping[str, str] = os.environ) -> str:
     return address
 
 
+# Old rows deleted (services/platform/retention.py).
+RETENTION = (inbox_rule("account"),)
+
+
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
     resources = Resources(settings, vault)
     (edge_token,) = vault.read_keys(EDGE_PATH, "token")
@@ -43,7 +48,7 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
             {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
         )
 
-    relay: list[OutboxRelay] = []
+    relay: list[OutboxRelay | Retention] = []
     # Fail fast at start on a missing or malformed provider configuration; read again when a
     # call does not match it (a rotated key, a new provider).
     webhooks = WebhookReceiver(resources, providers(), reload=providers)
@@ -52,7 +57,9 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
 
     async def start_relay() -> None:
         relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
-        await relay[0].start()
+        relay.append(Retention(resources.db, RETENTION))
+        for task in relay:
+            await task.start()
 
     async def stop_relay() -> None:
         for task in relay:

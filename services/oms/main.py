@@ -47,6 +47,7 @@ from services.oms.triggers.expiry import ExpirySweeper
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.retention import Retention, RetentionRule, inbox_rule
 from services.platform.secrets import EDGE_PATH
 from tradingmesh.oms.v1 import (
     oms_internal_service_pb2_grpc,
@@ -56,6 +57,13 @@ from tradingmesh.oms.v1 import (
 )
 
 SCHEMA = "oms"
+# Old rows deleted (services/platform/retention.py): LP rows still to apply or parked stay.
+RETENTION = (
+    inbox_rule(SCHEMA),
+    RetentionRule("oms.lp_execution_reports", "applied_at", timedelta(days=90)),
+    RetentionRule("oms.lp_messages", "applied_at", timedelta(days=90), "status = 'APPLIED'"),
+    RetentionRule("oms.lp_sent_messages", "sent_at", timedelta(days=30)),
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class OmsRuntime:
         (edge_token,) = vault.read_keys(EDGE_PATH, "token")
         self.risk = RiskClient(config.risk_address, edge_token) if config.risk_address else None
         self.relay: OutboxRelay | None = None
+        self.retention: Retention | None = None
         self.reference: ReferenceCopies | None = None
         self.sweeper: ExpirySweeper | None = None
         self.stp = StpDesk(
@@ -125,6 +134,8 @@ class OmsRuntime:
         await self.hub.start(self.resources.nats)
         self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, SCHEMA)
         await self.relay.start()
+        self.retention = Retention(self.resources.db, RETENTION)
+        await self.retention.start()
         self.reference = ReferenceCopies(self.resources.db)
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
@@ -142,6 +153,8 @@ class OmsRuntime:
             await self.reference.stop()
         await self.hub.stop()
         await self.quotes.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.risk is not None:

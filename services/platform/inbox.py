@@ -11,7 +11,7 @@ An envelope counts once: a consumer given its `inbox` schema claims the envelope
 batch with ONE statement before the handlers run,
 
     CREATE TABLE <schema>.inbox (
-        event_id    UUID PRIMARY KEY,      -- the envelope's id
+        event_id    TEXT PRIMARY KEY,      -- the envelope's id (older rows: an event id)
         subject     TEXT NOT NULL,         -- its headline
         received_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );

@@ -28,6 +28,7 @@ from services.platform import Registration, RunningServer, ServiceSpec, Settings
 from services.platform.fix import LpEndpoint
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.retention import Retention, inbox_rule
 from services.platform.secrets import Secret
 from services.pricing import server
 from services.pricing.admin import LpActivity, PricingAdmin
@@ -41,6 +42,8 @@ from services.pricing.ticks import TickWriter
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
 
 T = TypeVar("T")
+# Old rows deleted (services/platform/retention.py).
+RETENTION = (inbox_rule("pricing"),)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class PricingRuntime:
         self.candle_job: CandleJob | None = None
         self.gateway: LpGateway | None = None
         self.relay: OutboxRelay | None = None
+        self.retention: Retention | None = None
         self.health: Any = None
         self.pricing = server.PricingService(self.parts)
         self.admin = server.PricingAdminService(self.parts)
@@ -126,6 +130,8 @@ class PricingRuntime:
         self.parts.hub_ = StreamHub(self.resources.redis, reference.digits)
         self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, "pricing")
         await self.relay.start()
+        self.retention = Retention(self.resources.db, RETENTION)
+        await self.retention.start()
         activity = LpActivity()
         self.parts.admin_ = PricingAdmin(
             self.resources.db,
@@ -194,6 +200,8 @@ class PricingRuntime:
             await self.candle_job.stop()
         if self.ticks is not None:
             await self.ticks.stop()  # writes what is left
+        if self.retention is not None:
+            await self.retention.stop()
         if self.relay is not None:
             await self.relay.stop()
         await self.resources.close()

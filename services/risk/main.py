@@ -33,6 +33,7 @@ from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.internal import internal_channel
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
+from services.platform.retention import Retention, RetentionRule, inbox_rule
 from services.platform.secrets import EDGE_PATH
 from services.platform.settings import Address
 from services.risk import server, store
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 
 _POSITIONS_RETRY_SECONDS = 5.0
 _POSITIONS_ATTEMPTS = 12
+# Old rows deleted (services/platform/retention.py).
+RETENTION = (
+    inbox_rule("risk"),
+    RetentionRule("risk.check_decisions", "checked_at", timedelta(days=90)),
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class RiskRuntime:
         self.copies: Copies | None = None
         self.feed: QuoteFeed | None = None
         self.relay: OutboxRelay | None = None
+        self.retention: Retention | None = None
         self.watcher: MarginWatcher | None = None
         self._positions: asyncio.Task[None] | None = None
 
@@ -146,6 +153,8 @@ class RiskRuntime:
         self.parts.recorder = DecisionRecorder(db)
         await self.parts.recorder.start()
         await self.relay.start()
+        self.retention = Retention(db, RETENTION)
+        await self.retention.start()
         await self.watcher.start()
         self._positions = asyncio.create_task(self._read_open_positions(), name="risk-positions")
 
@@ -198,6 +207,8 @@ class RiskRuntime:
             await self.copies.stop()
         if self.parts.recorder is not None:
             await self.parts.recorder.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.channel is not None:
