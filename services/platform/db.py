@@ -11,8 +11,11 @@ import select
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Final
+from typing import Any, Final, cast
 
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import URL, event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -40,14 +43,25 @@ _POOL_RECYCLE_SECONDS: Final = 1800
 # A pooled connection idle for longer than this is pinged before use (see `_check_on_checkout`).
 _PING_AFTER_IDLE_SECONDS: Final = 10.0
 _CHECKED_IN: Final = "tradingmesh_checked_in"
+# The hot path's plain psycopg connections (`Database.raw`), beside the engines' pools.
+_HOT_POOL_MIN: Final = 2
+_HOT_POOL_MAX: Final = 8
 
 
 class Database:
-    """The service's engines (primary and replica) and its sessions."""
+    """The service's engines (primary and replica) and its sessions; and, for a hot path, plain
+    psycopg connections to the primary (`raw`)."""
 
-    def __init__(self, primary: AsyncEngine, replica: AsyncEngine) -> None:
+    def __init__(
+        self,
+        primary: AsyncEngine,
+        replica: AsyncEngine,
+        hot: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None,
+    ) -> None:
         self.primary = primary
         self.replica = replica
+        self._hot = hot
+        self._hot_opened = False
         self._sessions = async_sessionmaker(primary, expire_on_commit=False)
         # READ ONLY goes with the BEGIN (psycopg's read_only), not as a statement of its own.
         self._read_sessions = async_sessionmaker(
@@ -88,7 +102,23 @@ class Database:
                 password,
             )
         )
-        return cls(primary, replica)
+        hot = AsyncConnectionPool(
+            make_conninfo(
+                host=settings.database_host,
+                port=settings.database_port,
+                dbname=settings.database_name,
+                user=username.reveal(),
+                password=password.reveal(),
+                application_name=f"tradingmesh-{settings.service}",
+            ),
+            min_size=_HOT_POOL_MIN,
+            max_size=_HOT_POOL_MAX,
+            kwargs={"autocommit": True},
+            check=_check_hot,
+            open=False,
+            name=f"{settings.service}-hot",
+        )
+        return cls(primary, replica, hot)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -125,6 +155,25 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def raw(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A psycopg connection to the primary in autocommit, without SQLAlchemy's session and
+        pool around it (about a millisecond less per use, measured: ADR 0009): for the order
+        path's read and its one statement (`sql.execute_raw`, `sql.fetch_raw`). A pooled
+        connection that died while idle is replaced at checkout (`_check_hot`). Without a hot
+        pool (tests that build a Database from engines) the primary engine's connection serves."""
+        if self._hot is None:
+            async with self._lone_writes() as session:
+                connection = await session.connection()
+                raw = await connection.get_raw_connection()
+                yield cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+            return
+        if not self._hot_opened:
+            self._hot_opened = True
+            await self._hot.open(wait=False)
+        async with self._hot.connection() as hot:
+            yield hot
+
+    @asynccontextmanager
     async def leadership(self, key: int) -> AsyncIterator[AsyncConnection | None]:
         """The connection holding the session-level advisory lock `key` for the block, or None
         when another instance holds it: one leader among a service's replicas (the risk
@@ -147,6 +196,8 @@ class Database:
         await self.primary.dispose()
         if self.replica is not self.primary:
             await self.replica.dispose()
+        if self._hot is not None and self._hot_opened:
+            await self._hot.close()
 
 
 def _engine(
@@ -203,6 +254,18 @@ def watch_pooled_connections(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error
         if not alive:
             raise exc.DisconnectionError("pooled connection did not answer a ping")
+
+
+async def _check_hot(connection: psycopg.AsyncConnection[Any]) -> None:
+    """At checkout from the hot pool: a connection whose socket has something to read while
+    idle (PostgreSQL closing it, a restart) is pinged, and replaced if the ping fails; an idle
+    healthy one costs no round trip (as `watch_pooled_connections` does for the engines)."""
+    try:
+        ready, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        ready = [True]
+    if ready:
+        await connection.execute("SELECT 1")
 
 
 def _readable(dbapi_connection: Any) -> bool:

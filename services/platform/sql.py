@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = [
     "UNEXPECTED_WRITE",
+    "Connection",
     "Write",
     "execute_raw",
     "fetch_raw",
@@ -158,29 +159,35 @@ def _positional_form(statement: str) -> tuple[str, tuple[str, ...]]:
     return _PARAMETER.sub(number, statement), tuple(numbers)
 
 
+Connection = AsyncSession | psycopg.AsyncConnection[Any]
+"""Where a raw statement runs: a session's connection (in its transaction), or a plain psycopg
+connection (`Database.raw`)."""
+
+
+async def _driver(connection: Connection) -> psycopg.AsyncConnection[Any]:
+    if isinstance(connection, psycopg.AsyncConnection):
+        return connection
+    raw = await (await connection.connection()).get_raw_connection()
+    return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+
+
 async def execute_raw(
-    session: AsyncSession, statement: str, values: Sequence[Any]
+    connection: Connection, statement: str, values: Sequence[Any]
 ) -> list[tuple[Any, ...]]:
-    """Runs a `$n` statement on the session's connection with psycopg's raw cursor (no query
-    conversion on either side; psycopg still prepares a statement it sees repeatedly); its
-    rows. For the hot path only: errors are psycopg's own, not SQLAlchemy's wrappers."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
-    async with AsyncRawCursor(driver) as cursor:
+    """Runs a `$n` statement with psycopg's raw cursor (no query conversion on either side;
+    psycopg still prepares a statement it sees repeatedly); its rows. For the hot path only:
+    errors are psycopg's own, not SQLAlchemy's wrappers."""
+    async with AsyncRawCursor(await _driver(connection)) as cursor:
         await cursor.execute(statement, values)
         return await cursor.fetchall() if cursor.description else []
 
 
 async def fetch_raw(
-    session: AsyncSession, statement: str, params: Mapping[str, Any]
+    connection: Connection, statement: str, params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """A :named SELECT run as `execute_raw`; its rows as mappings by column name."""
     converted, values = positional(statement, params)
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
-    async with AsyncRawCursor(driver) as cursor:
+    async with AsyncRawCursor(await _driver(connection)) as cursor:
         await cursor.execute(converted, values)
         names = [column.name for column in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]

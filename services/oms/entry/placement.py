@@ -124,6 +124,22 @@ class OrderIntent:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """An order decided before it is written (steps 1 to 4): the new order, what asked for it
+    and who, the check's verdict, the execution mode and decision, and the fill's terms."""
+
+    order: OrderRow
+    intent: OrderIntent
+    account: Account
+    actor: Actor
+    correlation_id: str
+    verdict: Verdict
+    mode: ExecutionMode
+    decision: execution.Decision | None
+    fill_terms: FillTerms
+
+
+@dataclass(frozen=True)
 class Placed:
     """The order as answered, the account's currency, and the position its fill touched (None
     for a retry or an order that did not fill)."""
@@ -326,12 +342,14 @@ class Placement:
     async def _attempt(
         self, intent: OrderIntent, actor: Actor, authorize: Authorize, correlation_id: str
     ) -> Placed:
-        # Reads before the transaction that commits, as ever; they need no snapshot in common,
-        # so each stands alone (no BEGIN/COMMIT round trips).
-        async with self.db.lone_reads() as session:
+        # Reads before the change is written; they need no snapshot in common, so each stands
+        # alone (no BEGIN/COMMIT). The context, on every order's path, on the primary through a
+        # plain psycopg connection (its head must be the latest: ADR 0009).
+        async with self.db.raw() as connection:
             context = await account_context(
-                session, intent.account_id, intent.symbol, intent.client_order_id
+                connection, intent.account_id, intent.symbol, intent.client_order_id
             )
+        async with self.db.lone_reads() as session:
             account = authorize(None if context is None else context.account)
             assert context is not None
             instrument, terms = context.instrument, context.terms
@@ -410,7 +428,7 @@ class Placement:
                     )
                 else:
                     conversion = found
-        committing = self._commit(
+        decided = Decided(
             order,
             intent,
             account,
@@ -420,8 +438,8 @@ class Placement:
             mode,
             decision,
             FillTerms(instrument, terms, conversion),
-            context.head,
         )
+        committing = self._commit(decided, context.head)
         return await self.commits.run(self._hand_over_after(committing, account))
 
     # -- steps -------------------------------------------------------------------------------------
@@ -509,41 +527,19 @@ class Placement:
             await hand_over(self.working, placed.order, account)
         return placed
 
-    async def _commit(
-        self,
-        order: OrderRow,
-        intent: OrderIntent,
-        account: Account,
-        actor: Actor,
-        correlation_id: str,
-        verdict: Verdict,
-        mode: ExecutionMode,
-        decision: execution.Decision | None,
-        fill_terms: FillTerms,
-        head: Head | None = None,
-    ) -> Placed:
+    async def _commit(self, decided: Decided, head: Head | None = None) -> Placed:
         """Step 4: optimistically as ONE statement for an order that names no position (from the
         head the context read, `_commit_prepared`), else (or when that keeps conflicting) in a
         transaction with the account's row locked."""
+        order, intent, account = decided.order, decided.intent, decided.account
         if intent.position_id is None and head is not None:
-            placed = await self._commit_prepared(
-                order,
-                intent,
-                account,
-                actor,
-                correlation_id,
-                verdict,
-                mode,
-                decision,
-                fill_terms,
-                head,
-            )
+            placed = await self._commit_prepared(decided, head)
             if placed is not None:
                 return placed
         position: PositionRow | None = None
         async with self.db.transaction() as session:
             change = await AccountChange.begin(
-                session, account, actor, order.created_at, correlation_id
+                session, account, decided.actor, order.created_at, decided.correlation_id
             )
             if intent.position_id is not None:
                 # A concurrent retry of this very close that committed first: return its order.
@@ -555,49 +551,40 @@ class Placement:
                     session,
                     replace(intent, quantity=order.quantity),
                     account,
-                    fill_terms.instrument,
+                    decided.fill_terms.instrument,
                     lock=True,
                 )
-            order, position = await self._changes(
-                change, order, intent, verdict, mode, decision, fill_terms
-            )
+            order, position = await self._changes(change, decided)
             await change.finish()
         return Placed(order, account.currency, position)
 
-    async def _commit_prepared(
-        self,
-        order: OrderRow,
-        intent: OrderIntent,
-        account: Account,
-        actor: Actor,
-        correlation_id: str,
-        verdict: Verdict,
-        mode: ExecutionMode,
-        decision: execution.Decision | None,
-        fill_terms: FillTerms,
-        head: Head,
-    ) -> Placed | None:
+    async def _commit_prepared(self, decided: Decided, head: Head) -> Placed | None:
         """The order's whole change as ONE autocommit statement that checks the head it was
         decided on (`AccountChange.prepared`); None when it kept conflicting (the caller takes
         the locking path). The account's orders in this process go one at a time, each from the
         head the one before committed, so they do not conflict with each other."""
+        order, account = decided.order, decided.account
         async with self.heads.serialized(account.account_id):
             head = self.heads.newer(account.account_id, head)
             for _ in range(_OPTIMISTIC_ATTEMPTS):
                 try:
-                    async with self.db.lone_writes() as session:
+                    async with self.db.raw() as connection:
                         change = AccountChange.prepared(
-                            session, account, actor, order.created_at, head, correlation_id
+                            connection,
+                            account,
+                            decided.actor,
+                            order.created_at,
+                            head,
+                            decided.correlation_id,
                         )
-                        placed, position = await self._changes(
-                            change, order, intent, verdict, mode, decision, fill_terms
-                        )
+                        placed, position = await self._changes(change, decided)
                         await change.finish()
                 except OptimisticConflictError as conflict:
                     if conflict.what == "order":
-                        raise DuplicateOrderError(intent.client_order_id) from conflict
-                    async with self.db.lone_reads() as session:
-                        fresh = await read_head(session, account.account_id, order.symbol)
+                        client_order_id = decided.intent.client_order_id
+                        raise DuplicateOrderError(client_order_id) from conflict
+                    async with self.db.raw() as connection:
+                        fresh = await read_head(connection, account.account_id, order.symbol)
                     if fresh is None:
                         return None
                     head = fresh
@@ -607,37 +594,23 @@ class Placement:
         return None
 
     async def _changes(
-        self,
-        change: AccountChange,
-        order: OrderRow,
-        intent: OrderIntent,
-        verdict: Verdict,
-        mode: ExecutionMode,
-        decision: execution.Decision | None,
-        fill_terms: FillTerms,
+        self, change: AccountChange, decided: Decided
     ) -> tuple[OrderRow, PositionRow | None]:
         """The order's transitions from NEW, in `change`: the check's outcome, then execution."""
-        order = await change.create(order)
-        if not verdict.reached:
+        verdict = decided.verdict
+        order = await change.create(decided.order)
+        if verdict.reached:  # NEW -> SUBMITTED; a check not made rejects the NEW order
+            note = "" if decided.intent.pre_trade_check else "no pre-trade check: a platform close"
+            order = await change.apply(order, OrderEvent.SUBMITTED, note)
+        if not verdict.approved:  # never approved when not reached (`risk.unavailable`)
+            refused = reason_changes(verdict.reason, verdict.message)
             rejected = await change.apply(
-                order,
-                OrderEvent.REJECTED,
-                verdict.message,
-                changes=reason_changes(verdict.reason, verdict.message),
+                order, OrderEvent.REJECTED, verdict.message, changes=refused
             )
             return rejected, None
-        note = "" if intent.pre_trade_check else "no pre-trade check: a platform close"
-        order = await change.apply(order, OrderEvent.SUBMITTED, note)
-        if not verdict.approved:
-            rejected = await change.apply(
-                order,
-                OrderEvent.REJECTED,
-                verdict.message,
-                changes=reason_changes(verdict.reason, verdict.message),
-            )
-            return rejected, None
-        order = await change.apply(order, OrderEvent.ACCEPTED, changes={"execution_mode": mode})
-        return await self._execute(change, order, decision, fill_terms)
+        changes = {"execution_mode": decided.mode}
+        order = await change.apply(order, OrderEvent.ACCEPTED, changes=changes)
+        return await self._execute(change, order, decided.decision, decided.fill_terms)
 
     async def _execute(
         self,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import psycopg
 from google.protobuf.message import Message
@@ -49,6 +49,7 @@ from services.platform import outbox
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
 from services.platform.sql import (
+    Connection,
     Write,
     execute_raw,
     fetch_raw,
@@ -158,6 +159,17 @@ _TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
 
 
+class _NoSession:
+    """The session of an optimistic change (`AccountChange.prepared`), which has none: it reads
+    and writes through its plain connection only, and using a session is a bug."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"an optimistic change has no session ({name})")
+
+
+_NO_SESSION: Final = cast(AsyncSession, _NoSession())
+
+
 class OptimisticConflictError(Exception):
     """An optimistic change wrote nothing: what it started from changed (`what`: "account",
     its head moved on; "order", the client_order_id was taken or an order changed; "position")."""
@@ -218,6 +230,13 @@ _NETTING_POSITION_JOIN: Final = (
     "LEFT JOIN oms.positions p ON p.account_id = a.account_id AND p.symbol = :symbol"
     " AND p.status = 'OPEN' AND p.netting"
 )
+_HEAD_SQL: Final = (
+    "SELECT a.audit_sequence AS head_sequence, a.audit_hash AS head_hash, "
+    + _NETTING_POSITION_COLUMNS
+    + " FROM oms.accounts a "
+    + _NETTING_POSITION_JOIN
+    + " WHERE a.account_id = :account_id"
+)
 _CONTEXT_SQL: Final = (
     "SELECT a.account_id, a.user_id, a.group_id, a.currency, a.status, a.position_mode,"
     " g.group_id AS g_group_id, g.execution_mode AS g_execution_mode,"
@@ -270,7 +289,7 @@ async def load_accounts(session: AsyncSession, account_ids: Collection[str]) -> 
 
 
 async def account_context(
-    session: AsyncSession, account_id: str, symbol: str, client_order_id: str = ""
+    session: Connection, account_id: str, symbol: str, client_order_id: str = ""
 ) -> AccountContext | None:
     """The account with its terms and instrument for `symbol`; None for an unknown account."""
     params = {
@@ -301,26 +320,12 @@ async def account_context(
     )
 
 
-async def read_head(session: AsyncSession, account_id: str, symbol: str) -> Head | None:
+async def read_head(connection: Connection, account_id: str, symbol: str) -> Head | None:
     """The account's head and its netting position in `symbol`, in one read without a lock."""
-    row = (
-        (
-            await session.execute(
-                text(
-                    "SELECT a.audit_sequence AS head_sequence, a.audit_hash AS head_hash, "
-                    + _NETTING_POSITION_COLUMNS
-                    + " FROM oms.accounts a "
-                    + _NETTING_POSITION_JOIN
-                    + " WHERE a.account_id = :account_id"
-                ),
-                {"account_id": account_id, "symbol": symbol},
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
+    rows = await fetch_raw(connection, _HEAD_SQL, {"account_id": account_id, "symbol": symbol})
+    if not rows:
         return None
+    row = rows[0]
     position = None if row["p_id"] is None else PositionRow.from_row(row, "p_")
     return Head(int(row["head_sequence"]), str(row["head_hash"]), symbol, position)
 
@@ -472,12 +477,13 @@ class AccountChange:
     _prepared: Head | None = None
     _created: set[str] = field(default_factory=set)
     _position_writes: list[Write] = field(default_factory=list)
+    _raw: psycopg.AsyncConnection[Any] | None = None
     sealed: Sealed | None = None
 
     @classmethod
     def prepared(
         cls,
-        session: AsyncSession,
+        connection: psycopg.AsyncConnection[Any],
         account: Account,
         actor: Actor,
         now: datetime,
@@ -489,8 +495,9 @@ class AccountChange:
         the account's head moved on meanwhile, the order's client_order_id was taken or a
         position it changes changed (`OptimisticConflictError`). Only for changes whose positions
         are the account's netting position in `head.symbol` or new ones."""
-        change = cls(session, account, actor, now, correlation_id, head.sequence, head.hash)
+        change = cls(_NO_SESSION, account, actor, now, correlation_id, head.sequence, head.hash)
         change._prepared = head
+        change._raw = connection
         return change
 
     def head_after(self, position: PositionRow | None, before: Head) -> Head:
@@ -592,9 +599,10 @@ class AccountChange:
                 name="account",
             )
         )
+        assert self._raw is not None
         statement, values = positional(*one_statement_sql(writes, check=_EXPECT_WRITTEN))
         try:
-            await execute_raw(self.session, statement, values)
+            await execute_raw(self._raw, statement, values)
         except (DBAPIError, psycopg.Error) as error:
             what = unexpected_write(error)
             if what is not None:
