@@ -588,16 +588,21 @@ class AccountChange:
         self, writes: list[Write], head: dict[str, Any], sealed: Sealed | None
     ) -> None:
         """The optimistic change's one statement (autocommit): committed when it returns; the
-        envelope is then handed to the relay."""
+        envelope is then handed to the relay.
+
+        The account's row is written FIRST: the checked writes run in the order the check lists
+        them, and the locking changes take the account's row before its positions, so this one
+        must too (the other order deadlocks with them, measured under contention)."""
         assert self._prepared is not None
         expected = {"expected_sequence": self._prepared.sequence}
-        writes.append(
+        writes.insert(
+            0,
             Write(
                 _UPDATE_AUDIT_HEAD + " AND audit_sequence = :expected_sequence",
                 {**head, **expected, "account_id": self.account.account_id},
                 expect=1,
                 name="account",
-            )
+            ),
         )
         assert self._raw is not None
         statement, values = positional(*one_statement_sql(writes, check=_EXPECT_WRITTEN))
