@@ -35,6 +35,7 @@ from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
 from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.sql import insert_rows
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import InvalidDecimalError, parse_decimal
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 TRADES_CONSUMER: Final = "account-trades"
 TRADES_SUBJECT: Final = "oms.trade.executed"
+_BOOKED: Final = "account_trade_bookings"  # session.info: this transaction's booked trades
 # Trades are booked in batches of what arrives within this long (ADR 0009).
 LINGER_SECONDS: Final = 0.5
 STOP_OUTS_CONSUMER: Final = "account-stop-outs"
@@ -134,6 +136,7 @@ class TradeBookings:
             self.handle,
             inbox="account",
             linger=LINGER_SECONDS,
+            before_commit=write_bookings,
         )
 
     async def start(self, js: JetStreamContext) -> None:
@@ -179,18 +182,30 @@ class TradeBookings:
                 correlation_id=event.metadata.correlation_id,
                 locked=locked,
             )
-        await session.execute(
-            text(
-                "INSERT INTO account.trade_bookings (trade_id, order_id, account_id)"
-                " VALUES (:trade, :order, :account) ON CONFLICT DO NOTHING"
-            ),
-            {"trade": trade.id, "order": trade.order_id, "account": account_id},
+        # Recorded with the batch's other bookings, one statement (`write_bookings`).
+        session.info.setdefault(_BOOKED, []).append(
+            {"trade_id": trade.id, "order_id": trade.order_id, "account_id": account_id}
         )
         log.info(
             "trade booked",
             extra={"trade_id": trade.id, "account_id": str(account_id), "postings": len(bookings)},
         )
         return True
+
+
+async def write_bookings(session: AsyncSession) -> None:
+    """The trades the transaction booked, in `account.trade_bookings` with ONE statement (what
+    a stop-out's correction waits for)."""
+    booked = session.info.pop(_BOOKED, None)
+    if booked:
+        await session.execute(
+            *insert_rows(
+                "account.trade_bookings",
+                ("trade_id", "order_id", "account_id"),
+                booked,
+                "ON CONFLICT DO NOTHING",
+            )
+        )
 
 
 class StopOutCorrections:

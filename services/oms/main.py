@@ -136,7 +136,7 @@ class OmsRuntime:
         await self.relay.start()
         self.retention = Retention(self.resources.db, RETENTION)
         await self.retention.start()
-        self.reference = ReferenceCopies(self.resources.db)
+        self.reference = ReferenceCopies(self.resources.db, self.placement.offered.forget)
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
         await self.sweeper.start()

@@ -129,7 +129,9 @@ def _changed(outcomes: Sequence[Outcome]) -> bool:
 
 class EventConsumer:
     """Reads `subjects` with the durable pull consumer `name` and applies each envelope's events
-    that match `events` (default: `subjects`) with `handle` in a transaction of `db`; after a
+    that `events` follows (a subject filter, or a predicate on the subject; default:
+    `subjects`) with `handle` in a transaction of `db`; an envelope with none of them is
+    acknowledged without a transaction. After a
     batch in which something changed, awaits `on_changes`. `claims(subject)` tells which events
     need the inbox (default all): an envelope is claimed if any of its followed events does.
     `linger` (seconds): after a batch smaller than the maximum, wait that long before the next
@@ -146,7 +148,7 @@ class EventConsumer:
         db: Database,
         handle: Handler,
         *,
-        events: str | None = None,
+        events: str | Callable[[str], bool] | None = None,
         on_changes: Callable[[], Awaitable[None]] | None = None,
         retry_seconds: float = _RETRY_SECONDS,
         inbox: str | None = None,
@@ -156,7 +158,10 @@ class EventConsumer:
     ) -> None:
         self.name = name
         self.subjects = subjects
-        self.events = events or subjects
+        wanted = events or subjects
+        self._follows: Callable[[str], bool] = (
+            wanted if callable(wanted) else lambda subject: matches(wanted, subject)
+        )
         self._db = db
         self._handle = handle
         self._on_changes = on_changes
@@ -214,7 +219,7 @@ class EventConsumer:
         """The envelope's id (as the inbox's UUID column gives it back) and the events of it
         this consumer follows."""
         envelope_id, events = open_envelope(message.data)
-        return _canonical(envelope_id), [e for e in events if matches(self.events, e.subject)]
+        return _canonical(envelope_id), [e for e in events if self._follows(e.subject)]
 
     async def apply(self, messages: Sequence[Msg]) -> bool:
         """Applies a batch (see the module doc); True if anything changed."""

@@ -154,7 +154,12 @@ class Reference:
         self.on_groups_changed: Callable[[], None] = lambda: None
         self.on_instruments_changed: Callable[[], None] = lambda: None
         self.consumer = EventConsumer(
-            CONSUMER, "account.>", db, self.handle, on_changes=self.reload_groups
+            CONSUMER,
+            "account.>",
+            db,
+            self.handle,
+            events=SUBJECTS.__contains__,  # not the ledger's envelopes: no transaction for them
+            on_changes=self.reload_groups,
         )
         self._clock: asyncio.Task[None] | None = None
 

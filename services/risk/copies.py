@@ -172,6 +172,7 @@ class Copies:
                 db,
                 self._consume(_ACCOUNT_SUBJECTS),
                 inbox=SCHEMA,
+                events=_ACCOUNT_SUBJECTS.__contains__,
                 claims=_ACCOUNT_SUBJECTS.__contains__,
                 linger=LINGER_SECONDS,
             ),

@@ -51,6 +51,7 @@ from services.oms.entry import execution
 from services.oms.entry.execution import FillAt, LiveQuote, OrderSpec, Reject, Rest
 from services.oms.entry.fills import FillTerms, book_fill
 from services.oms.feeds.quotes import QuoteBook
+from services.oms.feeds.reference import OfferedInstruments
 from services.oms.feeds.risk import RiskClient, Verdict, unavailable
 from services.oms.model import (
     Account,
@@ -71,7 +72,6 @@ from services.oms.store.changes import (
     account_context,
     find_order,
     get_position,
-    offered_instruments,
     open_closing_order,
     read_head,
     reason_changes,
@@ -316,6 +316,7 @@ class Placement:
         # refusal or a race a retry won is an answer the cancelled caller no longer needs.
         self.commits = Detached("oms-order-commit", expected=(DomainError, DuplicateOrderError))
         self.heads = Heads()
+        self.offered = OfferedInstruments()  # forgotten by the reference copies' changes
 
     @property
     def db(self) -> Database:
@@ -391,7 +392,7 @@ class Placement:
                 else execution.conversion_pair(
                     instrument.quote_currency,
                     account.currency,
-                    await offered_instruments(session, terms.group_id),
+                    await self.offered.of(session, terms.group_id),
                 )
             )
         order = self._new_order(intent, account, quantity, instrument)

@@ -19,6 +19,7 @@ seed writes version 0, so any event supersedes it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -28,7 +29,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.formats import FORMATS, Scale
-from services.oms.model import Session, sessions_to_json
+from services.oms.model import Instrument, Session, sessions_to_json
+from services.oms.store.changes import offered_instruments
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
@@ -40,6 +42,7 @@ __all__ = [
     "ACCOUNT_CONSUMER",
     "INSTRUMENT_CONSUMER",
     "SUBJECTS",
+    "OfferedInstruments",
     "ReferenceCopies",
     "decode",
     "upsert_of",
@@ -251,11 +254,29 @@ class ReferenceCopies:
     """Keeps the copies current; `start` once the connections are open, `stop` before they
     close."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, on_changes: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.db = db
         self.consumers = (
-            EventConsumer(ACCOUNT_CONSUMER, "account.>", db, self.handle),
-            EventConsumer(INSTRUMENT_CONSUMER, "pricing.instrument.>", db, self.handle),
+            # Only the subjects copied here: the account service's ledger envelopes (one per
+            # order's booking) are acknowledged without a transaction.
+            EventConsumer(
+                ACCOUNT_CONSUMER,
+                "account.>",
+                db,
+                self.handle,
+                events=SUBJECTS.__contains__,
+                on_changes=on_changes,
+            ),
+            EventConsumer(
+                INSTRUMENT_CONSUMER,
+                "pricing.instrument.>",
+                db,
+                self.handle,
+                events=SUBJECTS.__contains__,
+                on_changes=on_changes,
+            ),
         )
 
     async def start(self, js: JetStreamContext) -> None:
@@ -297,3 +318,27 @@ class ReferenceCopies:
             scale = Scale.of(params["digits"], params["lot_step"])
             return lambda: FORMATS.put(params["symbol"], scale)
         return changed
+
+
+class OfferedInstruments:
+    """The instruments each client group is offered (where order entry finds a currency
+    conversion pair), read once per group and forgotten whenever the copies above change
+    (`forget`, their `on_changes`): no statement per cross-currency order."""
+
+    def __init__(self) -> None:
+        self._by_group: dict[str, list[Instrument]] = {}
+        self._generation = 0
+
+    async def of(self, session: AsyncSession, group_id: str) -> list[Instrument]:
+        known = self._by_group.get(group_id)
+        if known is not None:
+            return known
+        generation = self._generation
+        read = await offered_instruments(session, group_id)
+        if generation == self._generation:  # nothing changed while it was read
+            self._by_group[group_id] = read
+        return read
+
+    async def forget(self) -> None:
+        self._generation += 1
+        self._by_group.clear()
