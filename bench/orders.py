@@ -73,6 +73,7 @@ from types import FrameType
 from typing import Any
 
 from bench import probes
+from bench.audit_chains import verify_chains
 from bench.client_pipes import end_process, receive
 from bench.market_data import load_average, print_table
 from bench.order_costs import (
@@ -723,6 +724,8 @@ def main() -> None:
                     )
             summary["counters_unavailable"] = counters.unavailable
     summary["machine"]["load_average_1m_at_end"] = load_average()
+    chains = verify_chains(bench.state, [a.account_id for a in accounts if a.account_id])
+    summary["audit_chains"] = asdict(chains)
     compare_to_echo(summary["phases"])
     summary["verdicts"] = verdicts(summary["phases"])
     rows = table(summary)
@@ -741,6 +744,7 @@ def main() -> None:
         f"load average (1 min): {summary['machine']['load_average_1m_at_start']} at start, "
         f"{summary['machine']['load_average_1m_at_end']} at end; {os.cpu_count()} cpus"
     )
+    print(chains.line())
     print(f"cpu % idle: {summary['idle']['cpu_percent']}")
     for phase in summary["phases"]:
         print(f"cpu % {phase['kind']} {_setting(phase)}: {phase['cpu_percent']}")
