@@ -51,7 +51,8 @@ def verify_chains(state: StackState, account_ids: Iterable[str]) -> ChainsChecke
             rows: list[dict[str, Any]] = (
                 connection.cursor(row_factory=dict_row)
                 .execute(
-                    f"SELECT {COLUMNS} FROM oms.audit_records WHERE account_id = %s ORDER BY sequence",
+                    f"SELECT {COLUMNS} FROM oms.audit_records WHERE account_id = %s"
+                    " ORDER BY sequence",
                     (account_id,),
                 )
                 .fetchall()
