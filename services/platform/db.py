@@ -113,7 +113,10 @@ class Database:
             ),
             min_size=_HOT_POOL_MIN,
             max_size=_HOT_POOL_MAX,
-            kwargs={"autocommit": True},
+            # The hot path's statements are few and fixed, keyed on indexed columns: one generic
+            # plan each once prepared, instead of planning them again at every execution (the
+            # order's context read: 1.2 ms with custom plans, 0.6 ms generic, measured).
+            kwargs={"autocommit": True, "options": "-c plan_cache_mode=force_generic_plan"},
             check=_check_hot,
             open=False,
             name=f"{settings.service}-hot",
