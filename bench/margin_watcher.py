@@ -402,7 +402,6 @@ class BenchWatcher(MarginWatcher):
             cast(Database, database),
             state,
             cast(Closer, None),
-            None,
             WatcherConfig(max_quote_age=timedelta(seconds=5)),
         )
         self.stop_outs_started: set[str] = set()

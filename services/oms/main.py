@@ -106,25 +106,16 @@ class OmsRuntime:
             self.quotes,
             config.stp,
             partial(lp_credentials, vault),
-            self.wake_relay,
         )
-        self.placement = Placement(self.resources, self.quotes, self.risk, self.wake_relay)
+        self.placement = Placement(self.resources, self.quotes, self.risk)
         self.triggers = TriggerEngine(
-            self.resources, self.quotes, self.placement, self.risk, self.stp, self.wake_relay
+            self.resources, self.quotes, self.placement, self.risk, self.stp
         )
         self.placement.working = (self.stp, self.triggers)
-        self.orders = OrderService(self.resources, self.placement, self.hub, self.wake_relay)
-        self.positions = PositionService(
-            self.resources, self.placement, self.quotes, self.wake_relay
-        )
+        self.orders = OrderService(self.resources, self.placement, self.hub)
+        self.positions = PositionService(self.resources, self.placement, self.quotes)
         self.internal = OmsInternalService(self.resources, self.placement)
-        self.admin = OrderAdminService(
-            self.resources, self.quotes, self.placement, self.wake_relay, desk=self.stp
-        )
-
-    def wake_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.wake()
+        self.admin = OrderAdminService(self.resources, self.quotes, self.placement, desk=self.stp)
 
     async def open(self) -> None:
         await self.resources.open()
@@ -138,7 +129,7 @@ class OmsRuntime:
         await self.retention.start()
         self.reference = ReferenceCopies(self.resources.db, self.placement.offered.forget)
         await self.reference.start(self.resources.jetstream)
-        self.sweeper = ExpirySweeper(self.resources.db, self.wake_relay)
+        self.sweeper = ExpirySweeper(self.resources.db)
         await self.sweeper.start()
         await self.stp.start()
         await self.triggers.start(self.resources.nats)

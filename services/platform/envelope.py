@@ -25,7 +25,7 @@ import protovalidate
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 
-from services.platform.bus import encode_event
+from services.platform.bus import MSG_ID_HEADER, encode_event
 from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 
 __all__ = [
@@ -92,7 +92,7 @@ class Envelope:
         """Adds an event (checked against its contract: `bus.encode_event` raises ValueError for
         a malformed one); returns its id."""
         payload, headers = encode_event(event)
-        event_id = next(iter(headers.values()))
+        event_id = headers[MSG_ID_HEADER]
         self._events.append(EnvelopedEvent(subject=subject, payload=payload))
         self._event_ids.append(event_id)
         return event_id

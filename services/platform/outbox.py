@@ -181,9 +181,7 @@ def _write_envelopes(session: Session) -> None:
 @event.listens_for(Session, "after_commit")
 def _hand_off(session: Session) -> None:
     for schema, sealed in session.info.pop(_WRITTEN, ()):
-        relay = _RELAYS.get(schema)
-        if relay is not None:
-            relay.hand_off(sealed)
+        committed(schema, sealed)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -230,10 +228,6 @@ class OutboxRelay:
         self._marked_at = time.monotonic()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Publishes what was handed off now (a commit's hand-off wakes the relay by itself)."""
-        self._wakeup.set()
 
     def hand_off(self, sealed: Sealed) -> None:
         """An envelope its transaction committed: published at once (called after the commit)."""

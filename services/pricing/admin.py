@@ -3,10 +3,10 @@ trading halts, the provenance of a price and the health of the LP sessions.
 
 A change of an instrument is one transaction: lock or insert the row, check the domain rules
 (a refused change writes nothing), write the row and its event (`pricing.outbox`). Only once it
-has committed is it handed to this process's reference data and engine (`Reference.put`), and
-the outbox relay woken. The row is locked (`FOR UPDATE`) for the change, so concurrent changes
-of one instrument apply one after the other, each to the result of the one before; none is lost,
-so ABORTED / CONCURRENT_MODIFICATION is never needed.
+has committed is it handed to this process's reference data and engine (`Reference.put`); its
+event goes out with the commit's hand-off to the outbox relay. The row is locked (`FOR UPDATE`)
+for the change, so concurrent changes of one instrument apply one after the other, each to the
+result of the one before; none is lost, so ABORTED / CONCURRENT_MODIFICATION is never needed.
 
 Pricing has no audit log: the platform's audit chain is the account service's own (ADR 0005).
 Each change's event says who (metadata.actor), what and the state after.
@@ -31,7 +31,7 @@ from services.platform.access import ADMIN, DEALER
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.outbox import OutboxRelay, add_event
+from services.platform.outbox import add_event
 from services.pricing.engine import PricingEngine
 from services.pricing.gateway import LpStatus, SessionState
 from services.pricing.model import LpQuote
@@ -413,7 +413,6 @@ class PricingAdmin:
         lp_status: Mapping[str, LpStatus],
         activity: LpActivity,
         subscribed: Callable[[], Sequence[str]],
-        relay: OutboxRelay | None = None,
     ) -> None:
         self.db = db
         self.reference = reference
@@ -422,7 +421,6 @@ class PricingAdmin:
         self.lp_status = lp_status  # the runtime's, kept current by the gateway's callbacks
         self.activity = activity
         self.subscribed = subscribed  # the symbols the gateway asks each LP for at logon
-        self.relay = relay
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -534,8 +532,6 @@ class PricingAdmin:
 
     def _committed(self, instrument: pricing_pb2.Instrument, version: int) -> None:
         self.reference.put(instrument, version)
-        if self.relay is not None:
-            self.relay.wake()
 
     # -- reads ---------------------------------------------------------------------------------
 

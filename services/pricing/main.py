@@ -141,7 +141,6 @@ class PricingRuntime:
             self.parts.lp_status,
             activity,
             subscribed=self._subscribed,
-            relay=self.relay,
         )
         await reference.start(self.resources.jetstream)
         if self.config.lps:

@@ -140,7 +140,6 @@ class RiskRuntime:
             db,
             state,
             OmsCloser(self.channel),
-            self.relay,
             WatcherConfig(
                 pass_interval=self.config.margin_pass.total_seconds(),
                 max_quote_age=self.config.max_quote_age,

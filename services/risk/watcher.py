@@ -47,7 +47,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
-from services.platform.outbox import OutboxRelay
 from services.risk import convert, store
 from services.risk.copies import position_of
 from services.risk.episodes import (
@@ -117,13 +116,11 @@ class MarginWatcher:
         db: Database,
         state: RiskState,
         closer: Closer,
-        relay: OutboxRelay | None,
         config: WatcherConfig,
     ) -> None:
         self.db = db
         self.state = state
         self.closer = closer
-        self.relay = relay
         self.config = config
         self.leading = False
         self.episodes: dict[str, Episode] = {}
@@ -343,8 +340,6 @@ class MarginWatcher:
             "margin events",
             extra={"account_id": account_id, "events": [e.value for e in decided]},
         )
-        if self.relay is not None:
-            self.relay.wake()
 
     # -- stop-out ------------------------------------------------------------------------------
 

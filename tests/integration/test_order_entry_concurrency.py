@@ -10,16 +10,13 @@ sequence, or one would overwrite the other's position), or if a conflict lost an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
 
 import grpc
 import pytest
 
-from services.oms.audit import COLUMNS as AUDIT_COLUMNS
-from services.oms.audit import AuditRecord, verify_records
 from tests.integration.conftest import RunningStack
 from tests.integration.test_orders import (
     Oms,
@@ -28,6 +25,7 @@ from tests.integration.test_orders import (
     new_trader,
     place,
     place_filled,
+    verified_chain,
 )
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.oms.v1 import position_service_pb2
@@ -39,11 +37,6 @@ STOP_CHANGES = 12
 @pytest.fixture(scope="module")
 def oms(running_stack: RunningStack) -> Iterator[Oms]:
     yield from connect(running_stack)
-
-
-def _dict_rows(cursor: Any) -> Callable[[Any], dict[str, Any]]:
-    names = [column.name for column in cursor.description]
-    return lambda values: dict(zip(names, values, strict=True))
 
 
 def test_parallel_orders_and_position_changes_of_one_account_keep_every_order_and_one_chain(
@@ -107,20 +100,7 @@ def test_parallel_orders_and_position_changes_of_one_account_keep_every_order_an
         "USDJPY": Decimal("0.01") * ORDERS_PER_SYMBOL["USDJPY"],
     }
     # One chain: every change recorded once, in sequence, hashed, its head on the account.
-    with oms.stack.db() as conn, conn.cursor(row_factory=_dict_rows) as cursor:
-        rows = cursor.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM oms.audit_records WHERE account_id = %s"
-            " ORDER BY sequence",
-            (trader.account_id,),
-        ).fetchall()
-        head = conn.execute(
-            "SELECT audit_sequence, audit_hash FROM oms.accounts WHERE account_id = %s",
-            (trader.account_id,),
-        ).fetchone()
-    records = [AuditRecord.from_row(r) for r in rows]
-    verdict = verify_records(records)
-    assert verdict.intact, verdict.problem
-    assert head == (len(records), verdict.end_hash)
+    records = verified_chain(oms, trader.account_id)
     order_records = [r for r in records if r.entity_type == "order"]
     assert len(order_records) == 4 * (1 + len(symbols))  # created, submitted, accepted, filled
     modified = [r for r in records if r.entity_type == "position" and r.reason.startswith("mod")]

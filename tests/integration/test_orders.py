@@ -364,20 +364,7 @@ def test_the_audit_chain_of_an_account_verifies_and_its_head_is_on_the_account(o
     trader = new_trader(oms)
     place_filled(oms, trader)
     place_filled(oms, trader, side=types_pb2.SIDE_SELL)
-    with oms.stack.db() as conn, conn.cursor(row_factory=_dict_rows) as cursor:
-        rows = cursor.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM oms.audit_records WHERE account_id = %s"
-            " ORDER BY sequence",
-            (trader.account_id,),
-        ).fetchall()
-        head = conn.execute(
-            "SELECT audit_sequence, audit_hash FROM oms.accounts WHERE account_id = %s",
-            (trader.account_id,),
-        ).fetchone()
-    records = [AuditRecord.from_row(r) for r in rows]
-    verdict = verify_records(records)
-    assert verdict.intact, verdict.problem
-    assert head == (len(records), verdict.end_hash)
+    records = verified_chain(oms, trader.account_id)
     assert len(records) >= 2 * 4 + 2  # two orders of four changes, two position changes
     verify = subprocess.run(
         [
@@ -402,6 +389,26 @@ def test_the_audit_chain_of_an_account_verifies_and_its_head_is_on_the_account(o
             "UPDATE oms.audit_records SET reason = 'x' WHERE account_id = %s",
             (trader.account_id,),
         )
+
+
+def verified_chain(oms: Oms, account_id: str) -> list[AuditRecord]:
+    """The account's audit records in sequence, after checking that the chain recomputes and
+    that its end is the head on the account."""
+    with oms.stack.db() as conn, conn.cursor(row_factory=_dict_rows) as cursor:
+        rows = cursor.execute(
+            f"SELECT {AUDIT_COLUMNS} FROM oms.audit_records WHERE account_id = %s"
+            " ORDER BY sequence",
+            (account_id,),
+        ).fetchall()
+        head = conn.execute(
+            "SELECT audit_sequence, audit_hash FROM oms.accounts WHERE account_id = %s",
+            (account_id,),
+        ).fetchone()
+    records = [AuditRecord.from_row(r) for r in rows]
+    verdict = verify_records(records)
+    assert verdict.intact, verdict.problem
+    assert head == (len(records), verdict.end_hash)
+    return records
 
 
 def _dict_rows(cursor: Any) -> Callable[[Any], dict[str, Any]]:

@@ -60,7 +60,6 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         resources: Resources,
         quotes: QuoteBook,
         placement: Placement | None = None,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         desk: StpDesk | None = None,
     ) -> None:
@@ -68,7 +67,6 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         self.valuer = Valuer(quotes, clock)
         self.placement = placement
         self.desk = desk
-        self._wake = wake
         self.clock = clock
 
     @property
@@ -255,7 +253,6 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             order = await cancel_order(
                 change, request.order_id, request.reason, status_message=request.reason
             )
-        self._wake()
         return order_admin_service_pb2.CancelOrderAsOperatorResponse(
             order=order.to_proto(account.currency)
         )
@@ -302,7 +299,6 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             events.actor_of(caller),
             caller.request_id,
         )
-        self._wake()
         async with self.db.read_session() as session:
             links = await self._links(session, [hedge.id])
         return order_admin_service_pb2.SettleHedgeOrderResponse(

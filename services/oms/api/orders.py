@@ -96,13 +96,11 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         resources: Resources,
         placement: Placement,
         hub: OrderUpdateHub,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.resources = resources
         self.placement = placement
         self.hub = hub
-        self._wake = wake
         self.clock = clock
 
     @property
@@ -131,7 +129,6 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
                 session, account, events.actor_of(caller), self.clock(), caller.request_id
             )
             order = await cancel_order(change, request.order_id, "cancelled by the client")
-        self._wake()
         return order_service_pb2.CancelOrderResponse(order=order.to_proto(account.currency))
 
     async def AmendOrder(  # noqa: N802
@@ -174,7 +171,6 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
                 changed_fields=changed,
             )
             await change.finish()
-        self._wake()
         return order_service_pb2.AmendOrderResponse(order=result.to_proto(account.currency))
 
     async def _check_amend(self, amended: OrderRow, open_orders: int) -> None:

@@ -85,14 +85,12 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
         resources: Resources,
         placement: Placement,
         quotes: QuoteBook,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.resources = resources
         self.placement = placement
         self.quotes = quotes
         self.valuer = Valuer(quotes, clock)
-        self._wake = wake
         self.clock = clock
 
     @property
@@ -215,7 +213,6 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
                 )
                 await change.finish()
                 position = modified
-        self._wake()
         (valued,) = self.valuer.value(account, [position], instruments)
         return position_service_pb2.ModifyPositionResponse(position=valued)
 

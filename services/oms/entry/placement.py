@@ -302,14 +302,12 @@ class Placement:
         resources: Resources,
         quotes: QuoteBook,
         risk: RiskClient | None,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         working: Sequence[WorkingOrderSink] = (),
     ) -> None:
         self.resources = resources
         self.quotes = quotes
         self.risk = risk
-        self.wake = wake
         self.clock = clock
         self.working = tuple(working)
         # The transaction and its hand-off run to their end whatever becomes of the request; a
@@ -523,7 +521,6 @@ class Placement:
         """Step 4's transaction (`committing`) and step 5's hand-off: the work `self.commits`
         runs detached from the request (the module doc, step 5)."""
         placed = await committing
-        self.wake()  # the outbox relay publishes the events now rather than at its next poll
         if placed.order.status is OrderStatus.WORKING:
             await hand_over(self.working, placed.order, account)
         return placed

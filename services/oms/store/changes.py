@@ -304,19 +304,13 @@ async def account_context(
     row = rows[0]
     terms = TradingTerms.from_row(row) if row["g_group_id"] is not None else None
     instrument = Instrument.from_row(row, "i_") if row["i_symbol"] is not None else None
-    head = Head(
-        int(row["head_sequence"]),
-        str(row["head_hash"]),
-        symbol,
-        None if row["p_id"] is None else PositionRow.from_row(row, "p_"),
-    )
     return AccountContext(
         Account.from_row(row),
         terms,
         instrument,
         int(row["open_orders"]),
         bool(row["taken"]),
-        head,
+        _head_of(row, symbol),
     )
 
 
@@ -325,7 +319,11 @@ async def read_head(connection: Connection, account_id: str, symbol: str) -> Hea
     rows = await fetch_raw(connection, _HEAD_SQL, {"account_id": account_id, "symbol": symbol})
     if not rows:
         return None
-    row = rows[0]
+    return _head_of(rows[0], symbol)
+
+
+def _head_of(row: Mapping[str, Any], symbol: str) -> Head:
+    """The head columns of `_HEAD_SQL` and `_CONTEXT_SQL` (the netting position as p_*)."""
     position = None if row["p_id"] is None else PositionRow.from_row(row, "p_")
     return Head(int(row["head_sequence"]), str(row["head_hash"]), symbol, position)
 

@@ -563,14 +563,12 @@ class StpDesk:
         quotes: QuoteBook,
         config: StpConfig,
         credentials: Credentials,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.resources = resources
         self.quotes = quotes
         self.config = config
         self._credentials = credentials
-        self.wake = wake
         self.clock = clock
         self.book = WindowBook()
         self.router: LpOrderRouter | None = None
@@ -717,7 +715,6 @@ class StpDesk:
             finally:
                 self.intake.release(held)
                 self._jobs.task_done()
-            self.wake()
 
     async def _run(self, what: str, job: Job) -> None:
         """Runs a job, again after a failure (every job can be repeated: it re-reads what it

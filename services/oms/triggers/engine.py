@@ -294,7 +294,6 @@ class TriggerEngine:
         placement: Placement,
         risk: RiskClient | None,
         stp: StpHandOff | None = None,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.resources = resources
@@ -302,7 +301,6 @@ class TriggerEngine:
         self.placement = placement
         self.risk = risk
         self.stp = stp
-        self.wake = wake
         self.clock = clock
         self.index = TriggerIndex()
         self.leading = False
@@ -576,7 +574,6 @@ class TriggerEngine:
             finally:
                 self._busy.discard(hit.id)
                 self._jobs.task_done()
-            self.wake()
 
     async def handle(self, hit: Hit) -> None:
         entry = hit.entry
@@ -626,7 +623,6 @@ class TriggerEngine:
                 trigger_price=format(price, "f"),
             )
             await change.finish()
-        self.wake()
         log.info("order triggered", extra={"order_id": order.id, "price": str(price)})
         return order
 
@@ -725,7 +721,6 @@ class TriggerEngine:
                 changes=reason_changes(verdict.reason, verdict.message),
             )
             await change.finish()
-        self.wake()
         log.info(
             "a triggered order was refused by the risk check",
             extra={"order_id": order.id, "reason": ErrorReason.Name(verdict.reason)},
@@ -804,7 +799,6 @@ class TriggerEngine:
                 )
             await change.finish()
         self.index.discard_order(order.id)
-        self.wake()
 
     async def _fill_terms(self, session: AsyncSession, context: AccountContext) -> FillTerms | None:
         """The fill terms with the conversion to the account currency; None without a price."""

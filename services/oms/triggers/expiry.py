@@ -42,11 +42,9 @@ class ExpirySweeper:
     def __init__(
         self,
         db: Database,
-        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
-        self.wake = wake
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
 
@@ -67,8 +65,6 @@ class ExpirySweeper:
         expired = 0
         for account_id, order_id in due:
             expired += await self._expire(account_id, order_id, now)
-        if expired:
-            self.wake()
         return expired
 
     async def _expire(self, account_id: str, order_id: str, now: datetime) -> int:

@@ -55,7 +55,7 @@ class RecordingDatabase:
 
 class Watcher(MarginWatcher):
     def __init__(self, state: RiskState, database: RecordingDatabase) -> None:
-        super().__init__(cast(Database, database), state, cast(Closer, None), None, WatcherConfig())
+        super().__init__(cast(Database, database), state, cast(Closer, None), WatcherConfig())
         self.stop_outs: list[str] = []
 
     def _ensure_stop_out(self, account_id: str) -> None:
