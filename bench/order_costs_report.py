@@ -127,6 +127,29 @@ def cost_rows(phase: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
+def echo_cost_rows(phase: Mapping[str, Any]) -> list[Row]:
+    """An echo phase's CPU per answered call, net of idle: the fixed cost of one request
+    through the edge (Envoy, and the Python service that answers it), which every order pays
+    once at the edge and, inside, again per hop (the OMS's risk check)."""
+    cost = phase.get("per_answered_call")
+    if cost is None or not cost["net_of_idle"]:
+        return []
+    cpu = cost["net_of_idle"].get(CPU_MS, {})
+    parts = [
+        f"{name} {figure(value)}"
+        for name, value in sorted(cpu.items(), key=lambda item: -item[1])
+        if name != TOTAL and value >= 0.05
+    ]
+    return [
+        (
+            "  CPU ms per echo call, net of idle: total; largest",
+            f"{figure(cpu.get(TOTAL))}; " + ", ".join(parts[:3]),
+            "",
+            "",
+        )
+    ]
+
+
 def idle_row(idle: Mapping[str, Any]) -> Row:
     """The idle stack per second: what the net figures subtract."""
     rate: Counters = idle["per_second"]

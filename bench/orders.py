@@ -87,7 +87,7 @@ from bench.order_costs import (
     with_derived,
     with_totals,
 )
-from bench.order_costs_report import breakdown, cost_rows, format_matrix, idle_row
+from bench.order_costs_report import breakdown, cost_rows, echo_cost_rows, format_matrix, idle_row
 from bench.orders_load import (
     FILLED,
     SERVING,
@@ -325,6 +325,10 @@ def run_phase(
     summary["seconds_waited_for_the_oms_before"] = settled
     if kind == "orders":
         summary["per_filled_order"] = _per_filled_order(summary, idle)
+    else:
+        # What one bare call through the edge costs (Envoy and the process that answers it):
+        # the fixed part of every request, which the order pays too (README, Benchmarks).
+        summary["per_answered_call"] = _per_filled_order(summary, idle)
     # From the warm-up to the last answer (the clients have waited for every call).
     summary["envoy_resets_and_overflows"] = {
         name: value - trouble.get(name, 0)
@@ -394,8 +398,9 @@ def _cpu_percent(change: Counters, seconds: float) -> dict[str, int]:
 
 
 def _per_filled_order(phase: dict[str, Any], idle: dict[str, Any]) -> dict[str, Any]:
-    """The phase's counters per FILLED order, gross and net of the idle stack's, counting the
-    FILLED answers that arrived inside the window (the work the CPU window saw finish)."""
+    """The phase's counters per FILLED order (per SERVING answer of an echo phase), gross and
+    net of the idle stack's, counting the successes that arrived inside the window (the work
+    the CPU window saw finish)."""
     filled: int = phase["succeeded_in_window"]
     change: Counters = phase["counters"]
     net = net_of_idle(change, phase["window_seconds"], idle["counters"], idle["window_seconds"])
@@ -591,6 +596,7 @@ def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rows.append(_echo_row(phase))
             if phase["latency_ms"]["count"]:
                 rows.extend(_lag_rows(phase))
+                rows.extend(echo_cost_rows(phase))
             continue
         judged_here = (
             phase["mode"] == "rate"

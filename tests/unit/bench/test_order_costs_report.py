@@ -21,6 +21,7 @@ from bench.order_costs import (
 from bench.order_costs_report import (
     breakdown,
     cost_rows,
+    echo_cost_rows,
     figure,
     format_matrix,
     idle_row,
@@ -190,3 +191,18 @@ def test_the_matrix_aligns_names_left_and_figures_right() -> None:
     lines = format_matrix(["name", "a"], [["oms", "1.00 (2.00)"], ["total", "10.0 (20.0)"]])
 
     assert lines == ["name             a", "oms    1.00 (2.00)", "total  10.0 (20.0)"]
+
+
+def test_an_echo_phase_shows_its_cpu_per_call_with_the_largest_components() -> None:
+    net = {CPU_MS: {"oms": 1.67, "envoy": 1.07, "postgres": 0.02, "nats": 0.1, TOTAL: 2.86}}
+    phase = {"kind": "echo", "per_answered_call": {"filled": 300, "gross": net, "net_of_idle": net}}
+
+    assert echo_cost_rows(phase) == [
+        (
+            "  CPU ms per echo call, net of idle: total; largest",
+            "2.86; oms 1.67, envoy 1.07, nats 0.10",
+            "",
+            "",
+        )
+    ]
+    assert echo_cost_rows({"kind": "echo"}) == []
