@@ -1,5 +1,7 @@
 """The broker's day (ADR 0010): swap terms, rollovers and their charges, daily snapshots.
 
+- `oms.operator_audit_records` may record swap terms set by an operator (entity type
+  `swap_rates`; the downgrade keeps the wider check, the append-only records stay).
 - `oms.swap_rates`: the swap terms per instrument (`group_id` '') or per client group and
   instrument (OrderAdminService.SetSwapRates): points or percent a year, long and short rates,
   the triple-swap weekday (ISO, 1 = Monday .. 5 = Friday).
@@ -29,6 +31,11 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = """
+ALTER TABLE oms.operator_audit_records
+    DROP CONSTRAINT operator_audit_records_entity_type_check,
+    ADD CONSTRAINT operator_audit_records_entity_type_check
+        CHECK (entity_type IN ('lp_order_session', 'hedge_order', 'swap_rates'));
+
 CREATE TABLE oms.swap_rates (
     symbol           TEXT NOT NULL,
     group_id         TEXT NOT NULL DEFAULT '',
