@@ -171,6 +171,14 @@ def opened(oms: Oms, trader: Trader, symbol: str, side: int, quantity: str) -> s
     return position.id
 
 
+def as_reporting(oms: Oms, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """A query as the reporting service's own database role."""
+    _, url = oms.running.database_urls("reporting")
+    dsn = url.render_as_string(hide_password=False).replace("+psycopg", "", 1)
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def position_of(oms: Oms, trader: Trader, position_id: str) -> oms_pb2.Position:
     return oms.positions.GetPosition(
         position_service_pb2.GetPositionRequest(
@@ -224,6 +232,21 @@ def test_an_open_position_is_charged_once_booked_as_swap_and_snapshotted(
     assert taken["equity"] == taken["balance"] + taken["floating_pnl"]
     assert taken["free_margin"] == taken["equity"] - taken["margin"]
     assert taken["margin"] > 0
+    # Reporting reads the snapshots (equity curves) with its own role, by these column names.
+    assert as_reporting(
+        oms,
+        "SELECT balance, equity, margin, free_margin, floating_pnl, currency, taken_at"
+        " FROM risk.daily_snapshots WHERE account_id = %s AND trading_date = %s",
+        trader.account_id,
+        WEDNESDAY,
+    )[0][:6] == (
+        taken["balance"],
+        taken["equity"],
+        taken["margin"],
+        taken["free_margin"],
+        taken["floating_pnl"],
+        "USD",
+    )
 
 
 def test_a_rollover_killed_mid_run_charges_each_position_exactly_once(oms: Oms, group: str) -> None:
