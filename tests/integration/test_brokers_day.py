@@ -23,6 +23,8 @@ import grpc
 import psycopg
 import pytest
 
+from simulators.lp.control import ControlClient
+from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.test_envelopes import blocked_by
@@ -32,6 +34,7 @@ from tests.integration.test_orders import (
     Trader,
     connect,
     eventually,
+    live_quote,
     new_group,
     new_trader,
     place_filled,
@@ -51,6 +54,7 @@ from tradingmesh.oms.v1 import (
 D = Decimal
 WEDNESDAY = "2030-01-02"  # triple swap
 THURSDAY = "2030-01-03"
+FRIDAY = "2030-01-04"
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +173,10 @@ def opened(oms: Oms, trader: Trader, symbol: str, side: int, quantity: str) -> s
     ).positions
     assert D(position.quantity) == D(quantity)
     return position.id
+
+
+def quoted_at(oms: Oms, trader: Trader, symbol: str, bid: str) -> bool:
+    return live_quote(oms, trader, symbol).bid == bid
 
 
 def as_reporting(oms: Oms, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -350,3 +358,52 @@ def test_swap_terms_and_rollovers_are_for_staff_and_weekends_have_none(
         grpc.StatusCode.INVALID_ARGUMENT,
         ErrorReason.ERROR_REASON_UNKNOWN_INSTRUMENT,
     )
+
+
+def test_a_percent_swap_and_a_converted_swap_use_the_groups_live_prices(oms: Oms) -> None:
+    group_id = new_group(oms, types_pb2.EXECUTION_MODE_MARKET)
+    for symbol, kind, long_rate in (
+        ("USDJPY", oms_pb2.SWAP_TYPE_POINTS, "11.5"),
+        ("XAUUSD", oms_pb2.SWAP_TYPE_PERCENT, "-5.5"),
+    ):
+        admin(oms).SetSwapRates(
+            order_admin_service_pb2.SetSwapRatesRequest(
+                swap_rates=oms_pb2.SwapRates(
+                    symbol=symbol,
+                    group_id=group_id,
+                    type=kind,
+                    long_rate=long_rate,
+                    short_rate="0",
+                    triple_swap_day=oms_pb2.ROLLOVER_WEEKDAY_WEDNESDAY,
+                ),
+                reason="percent and conversion",
+            ),
+            metadata=as_staff(oms, "admin"),
+        )
+    lps = [ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS]
+    pins = {"USDJPY": ("150.000", "150.020"), "XAUUSD": ("2000.00", "2000.40")}
+    try:
+        for symbol, (bid, ask) in pins.items():
+            for lp in lps:
+                lp.pin(symbol, bid, ask)
+        trader = new_trader(oms, group_id)
+        for symbol, (bid, _) in pins.items():
+            eventually(partial(quoted_at, oms, trader, symbol, bid), 30, f"{symbol} pinned")
+        usdjpy = opened(oms, trader, "USDJPY", types_pb2.SIDE_BUY, "0.10")
+        gold = opened(oms, trader, "XAUUSD", types_pb2.SIDE_BUY, "0.10")
+        completed(oms, FRIDAY)
+    finally:
+        for lp in lps:
+            lp.unpin()
+
+    # Friday, one night.
+    # USDJPY long: 0.10 x 100000 x 11.5 x 0.001 = 115 JPY; / 150.010 (the mid) = 0.7666... USD
+    # XAUUSD long at the bid: 0.10 x 100 x 2000.00 x -5.5 / 100 / 360 = -3.0555... USD
+    found = charges(oms, [usdjpy, gold], FRIDAY)
+    assert {p: [(a, n) for _, a, n in c] for p, c in found.items()} == {
+        usdjpy: [(D("0.77"), 1)],
+        gold: [(D("-3.06"), 1)],
+    }
+    eventually(lambda: len(swap_entries(oms, trader.account_id)) == 2, 30, "the swaps booked")
+    assert sorted(swap_entries(oms, trader.account_id).values()) == [D("-3.06"), D("0.77")]
+    assert balance(oms, trader.account_id) == D("9997.71")  # 10000.00 + 0.77 - 3.06
