@@ -60,6 +60,18 @@ GROUPS: tuple[tuple[str, int, str, str, str, str, str, str], ...] = (
     ("pro-stp", 50, "120", "60", "STP", "HEDGING", "0", "3.50"),
 )
 
+# Swap terms per instrument for every group (ADR 0010): symbol, type, long, short, triple-swap
+# ISO weekday. FX and metals roll three nights on Wednesday (spot T+2 over the weekend), indices
+# and crypto on Friday. Signed: positive credits the client.
+SWAP_RATES: tuple[tuple[str, str, str, str, int], ...] = (
+    ("EURUSD", "POINTS", "-6.5", "1.2", 3),
+    ("GBPUSD", "POINTS", "-4.1", "-0.9", 3),
+    ("USDJPY", "POINTS", "11.5", "-22.3", 3),
+    ("XAUUSD", "PERCENT", "-5.5", "2.5", 3),
+    ("US500", "PERCENT", "-6", "1.5", 5),
+    ("BTCUSD", "PERCENT", "-20", "-10", 5),
+)
+
 
 @dataclass(frozen=True)
 class DemoCredentials:
@@ -192,7 +204,7 @@ async def _seed_oms(conn: psycopg.AsyncConnection[object]) -> None:
     """The OMS's copies (migration 0008) of what the seed wrote straight into the account and
     pricing schemas, which no event announces: instruments (with pricing's row version),
     groups, their instrument settings and trading accounts (version 0), so any later event
-    supersedes them."""
+    supersedes them; and the demo instruments' swap terms (SWAP_RATES, migration 0018)."""
     await conn.execute(
         """INSERT INTO oms.instruments (symbol, base_currency, quote_currency, digits, tick_size,
                contract_size, min_lot, max_lot, lot_step, margin_rate, trading_status, sessions,
@@ -220,6 +232,13 @@ async def _seed_oms(conn: psycopg.AsyncConnection[object]) -> None:
              FROM account.group_instrument_settings
            ON CONFLICT (group_id, symbol) DO NOTHING"""
     )
+    for symbol, swap_type, long_rate, short_rate, triple in SWAP_RATES:
+        await conn.execute(
+            """INSERT INTO oms.swap_rates (symbol, swap_type, long_rate, short_rate,
+                   triple_swap_day) VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (symbol, group_id) DO NOTHING""",
+            (symbol, swap_type, Decimal(long_rate), Decimal(short_rate), triple),
+        )
     await conn.execute(
         """INSERT INTO oms.accounts (account_id, user_id, group_id, currency, status,
                position_mode, version)

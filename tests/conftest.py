@@ -5,3 +5,8 @@ environment)."""
 import os
 
 os.environ["TM_CHECK_EVENTS"] = "1"
+# The test stacks roll over only when a test asks (OrderAdminService.RunRollover, ADR 0010): a
+# rollover coming due during a run would charge swap on every test's positions. One account per
+# rollover transaction, so that a rollover interrupted mid-run has committed part of its work.
+os.environ.setdefault("TM_OMS_ROLLOVER_AUTO", "0")
+os.environ.setdefault("TM_OMS_ROLLOVER_BATCH", "1")

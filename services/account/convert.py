@@ -180,6 +180,8 @@ def ledger_entry(row: Row) -> pb.LedgerEntry:
         provider_event_id=_str(row["provider_event_id"]),
         description=row["description"],
     )
+    if row["reference_type"] == "swap_charge":  # services/account/trading.py SWAP_REFERENCE
+        message.swap_charge_id = str(row["reference_id"])
     who = actor(row["actor_kind"], row["actor_id"])
     if who is not None:
         message.actor.CopyFrom(who)

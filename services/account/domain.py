@@ -59,7 +59,9 @@ HOUSE_ACCOUNT_BY_REASON: Final[dict[Reason, str]] = {
 # Debits with these reasons may take a balance below zero: a trade's realized loss and commission
 # and a stop-out loss are facts of the market, booked after the fill committed in the OMS, not
 # requests that can be refused (ADR 0007). Every other debit stops at zero.
-NEGATIVE_ALLOWED: Final = frozenset({Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS})
+NEGATIVE_ALLOWED: Final = frozenset(
+    {Reason.REALIZED_PNL, Reason.COMMISSION, Reason.SWAP, Reason.STOP_OUT_LOSS}
+)
 
 
 def parse_amount(text: str, currency: str, field: str, *, positive: bool = False) -> Decimal:

@@ -9,7 +9,7 @@ from services.account import server
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
 from services.account.margin import MarginFigures
-from services.account.trading import StopOutCorrections, TradeBookings
+from services.account.trading import StopOutCorrections, SwapBookings, TradeBookings
 from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
@@ -53,7 +53,7 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
     # call does not match it (a rotated key, a new provider).
     webhooks = WebhookReceiver(resources, providers(), reload=providers)
     catalogue: list[InstrumentCatalogue] = []
-    bookings: list[TradeBookings | StopOutCorrections] = []
+    bookings: list[TradeBookings | SwapBookings | StopOutCorrections] = []
 
     async def start_relay() -> None:
         relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
@@ -75,8 +75,15 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
             await consumer.stop()
 
     async def start_bookings() -> None:
-        # The trading core's results: trades' P&L and commission, stop-out corrections (ADR 0007).
-        bookings.extend([TradeBookings(resources.db), StopOutCorrections(resources.db)])
+        # The trading core's results: trades' P&L and commission, stop-out corrections (ADR 0007),
+        # and the rollovers' swaps (ADR 0010).
+        bookings.extend(
+            [
+                TradeBookings(resources.db),
+                SwapBookings(resources.db),
+                StopOutCorrections(resources.db),
+            ]
+        )
         for consumer in bookings:
             await consumer.start(resources.jetstream)
 

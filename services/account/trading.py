@@ -8,6 +8,9 @@ service, which posts, in one transaction:
 each idempotent on (reason, "trade", trade id) and the event on its id (`account.inbox`). Both
 may take the balance below zero: they are facts, not requests (`domain.NEGATIVE_ALLOWED`).
 
+Each swap a rollover charges (`oms.position.swap_charged`, ADR 0010) is posted as SWAP, once
+per charge (reason, "swap_charge", charge id), by a consumer of the same shape.
+
 When the risk service ends a stop-out (`risk.account.stop_out_completed`) and the balance is
 below zero, the broker's negative balance protection credits it back to exactly zero
 (NEGATIVE_BALANCE_CORRECTION, once per margin event). The two events come through different
@@ -45,9 +48,11 @@ from tradingmesh.risk.v1 import risk_events_pb2
 __all__ = [
     "Booking",
     "StopOutCorrections",
+    "SwapBookings",
     "TradeBookings",
     "bookings_of",
     "correction_for",
+    "swap_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,9 @@ TRADES_SUBJECT: Final = "oms.trade.executed"
 _BOOKED: Final = "account_trade_bookings"  # session.info: this transaction's booked trades
 # Trades are booked in batches of what arrives within this long (ADR 0009).
 LINGER_SECONDS: Final = 0.5
+SWAPS_CONSUMER: Final = "account-swaps"
+SWAPS_SUBJECT: Final = "oms.position.swap_charged"
+SWAP_REFERENCE: Final = "swap_charge"  # the ledger's reference_type of a SWAP entry
 STOP_OUTS_CONSUMER: Final = "account-stop-outs"
 STOP_OUTS_SUBJECT: Final = "risk.account.stop_out_completed"
 
@@ -106,7 +114,22 @@ def correction_for(balance: Decimal) -> Decimal | None:
     return -balance if balance < 0 else None
 
 
-_M = TypeVar("_M", oms_events_pb2.TradeExecuted, risk_events_pb2.StopOutCompleted)
+def swap_of(event: oms_events_pb2.PositionSwapCharged) -> Decimal:
+    """The amount a swap charge books (positive credits), in the account currency; ValueError
+    if the event breaks its contract (no charge id, position or currency, not the currency's
+    money)."""
+    position = event.position
+    if not event.charge_id or not position.id or not position.account_id or not event.currency:
+        raise ValueError("a PositionSwapCharged needs its charge id, position, account, currency")
+    return _amount(event.swap, event.currency, "swap")
+
+
+_M = TypeVar(
+    "_M",
+    oms_events_pb2.TradeExecuted,
+    oms_events_pb2.PositionSwapCharged,
+    risk_events_pb2.StopOutCompleted,
+)
 
 
 def _decode(kind: type[_M], data: bytes) -> _M:
@@ -206,6 +229,72 @@ async def write_bookings(session: AsyncSession) -> None:
                 "ON CONFLICT DO NOTHING",
             )
         )
+
+
+class SwapBookings:
+    """Books `oms.position.swap_charged` as SWAP (ADR 0010): one posting per charge, idempotent
+    on (SWAP, "swap_charge", charge id) and the envelope in the inbox; a batch of what arrives
+    within LINGER_SECONDS per transaction, like the trade bookings (ADR 0009). A swap may take
+    the balance below zero (a fact, like commission). `start` once the resources are open,
+    `stop` before they close."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.consumer = EventConsumer(
+            SWAPS_CONSUMER,
+            SWAPS_SUBJECT,
+            db,
+            self.handle,
+            inbox="account",
+            linger=LINGER_SECONDS,
+        )
+
+    async def start(self, js: JetStreamContext) -> None:
+        await self.consumer.start(js)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def handle(self, session: AsyncSession, message: Event) -> bool:
+        event = _decode(oms_events_pb2.PositionSwapCharged, message.data)
+        try:
+            amount = swap_of(event)
+            account_id = uuid.UUID(event.position.account_id)
+            uuid.UUID(event.charge_id), uuid.UUID(event.position.id)
+        except ValueError as error:
+            raise UndeliverableError(f"{message.subject}: {error}") from error
+        if not await first_time(session, "account", event.metadata.event_id, message.subject):
+            return False
+        position = event.position
+        try:
+            locked = await lock_balance(session, account_id)
+        except DomainError as error:
+            raise UndeliverableError(f"swap {event.charge_id}: {error.message}") from error
+        if locked.currency != event.currency:
+            raise UndeliverableError(
+                f"swap {event.charge_id} is in {event.currency}, account {account_id} in"
+                f" {locked.currency}"
+            )
+        if amount == 0:
+            return False
+        await post(
+            session,
+            account_id=account_id,
+            reason=Reason.SWAP,
+            amount=amount,
+            reference_type=SWAP_REFERENCE,
+            reference_id=event.charge_id,
+            actor=_actor(event.metadata.actor),
+            description=f"{position.symbol} swap {event.trading_date or ''}".rstrip(),
+            references=References(position_id=position.id),
+            correlation_id=event.metadata.correlation_id,
+            locked=locked,
+        )
+        log.info(
+            "swap booked",
+            extra={"charge_id": event.charge_id, "account_id": str(account_id)},
+        )
+        return True
 
 
 class StopOutCorrections:

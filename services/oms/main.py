@@ -14,13 +14,19 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_DATA_DIR                the FIX message store of the LP order sessions goes to
                                `<TM_DATA_DIR>/oms/fix`; default: a temporary directory
     TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)
+    TM_OMS_ROLLOVER_TIME       the daily rollover's time of day, "HH:MM" (default 17:00)
+    TM_OMS_ROLLOVER_TIME_ZONE  its time zone, IANA (default America/New_York)
+    TM_OMS_ROLLOVER_AUTO       1 (default): each trading day's rollover starts by itself at its
+                               time; 0: only OrderAdminService.RunRollover starts one
+    TM_OMS_ROLLOVER_BATCH      accounts charged per transaction (default 50)
 
 Besides the gRPC services the process runs: the outbox relay of `oms.outbox`, the reference
 consumers (`oms-reference`, `oms-instruments`), the quote book (NATS quotes), the order-update
 hub (StreamOrderUpdates), the DAY-order expiry sweeper, the STP desk (netting windows, the
 LP order sessions with their execution-report journal on a connection of their own, hedge
 orders, their status requests and their allocation, `stp/desk.py`) and the trigger engine
-(working limit/stop orders and positions' stop-loss/take-profit, `triggers/engine.py`).
+(working limit/stop orders and positions' stop-loss/take-profit, `triggers/engine.py`) and the
+rollover job (each trading day's swaps, `rollover/job.py`, ADR 0010).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.feeds.reference import ReferenceCopies
 from services.oms.feeds.risk import RiskClient
+from services.oms.rollover.admin import SwapAdmin
+from services.oms.rollover.job import RolloverConfig, RolloverJob
 from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
@@ -71,6 +79,7 @@ class OmsConfig:
     risk_address: str
     max_quote_age: timedelta
     stp: StpConfig
+    rollover: RolloverConfig
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> OmsConfig:
@@ -84,6 +93,7 @@ class OmsConfig:
             risk_address=environ.get("TM_RISK_ADDR", "").strip(),
             max_quote_age=timedelta(milliseconds=age_ms),
             stp=StpConfig.from_env(environ),
+            rollover=RolloverConfig.from_env(environ),
         )
 
 
@@ -115,7 +125,14 @@ class OmsRuntime:
         self.orders = OrderService(self.resources, self.placement, self.hub)
         self.positions = PositionService(self.resources, self.placement, self.quotes)
         self.internal = OmsInternalService(self.resources, self.placement)
-        self.admin = OrderAdminService(self.resources, self.quotes, self.placement, desk=self.stp)
+        self.rollover = RolloverJob(self.resources, self.quotes, config.rollover)
+        self.admin = OrderAdminService(
+            self.resources,
+            self.quotes,
+            self.placement,
+            desk=self.stp,
+            swaps=SwapAdmin(self.resources, self.rollover),
+        )
 
     async def open(self) -> None:
         await self.resources.open()
@@ -131,6 +148,7 @@ class OmsRuntime:
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db)
         await self.sweeper.start()
+        await self.rollover.start()
         await self.stp.start()
         await self.triggers.start(self.resources.nats)
 
@@ -138,6 +156,7 @@ class OmsRuntime:
         await self.placement.drain()  # commits of cancelled requests, and their hand-offs
         await self.triggers.stop()
         await self.stp.stop()
+        await self.rollover.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         if self.reference is not None:

@@ -12,9 +12,11 @@ only after the commit:
 - `risk-instruments` on pricing.instrument.>: contract size, margin rate, currencies, sessions
   and halts, applied only if the row version is newer;
 - `risk-trading` on oms.>: positions (opened, changed, closed; only if newer by version), trades
-  (their realized P&L and commission count until the ledger books them), and STP hedge fills
-  (the broker's coverage). One consumer keeps a fill's trade and position events in the order
-  the OMS committed them.
+  (their realized P&L and commission count until the ledger books them), swaps charged at a
+  rollover (counted the same way, as `risk.trades` rows keyed by the charge id, until the SWAP
+  entry naming the charge arrives), rollovers completed (the day's snapshots become due,
+  `snapshots.py`), and STP hedge fills (the broker's coverage). One consumer keeps a fill's
+  trade and position events in the order the OMS committed them.
 
 Reservations (`holds.py`) end here too, in memory only: an order's trade releases its share of
 the order's margin (after its position event, which the OMS commits first); an order rejected,
@@ -28,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any, Final
 
@@ -45,7 +47,7 @@ from services.platform.inbox import (
     UndeliverableError,
     first_time,
 )
-from services.risk import store
+from services.risk import snapshots, store
 from services.risk.decimals import parse_decimal
 from services.risk.model import Position, Session, Side, UnbookedTrade
 from services.risk.state import RiskState
@@ -69,6 +71,7 @@ _BOOKS_PNL: Final = frozenset(
     {ledger_pb2.LEDGER_ENTRY_REASON_REALIZED_PNL, ledger_pb2.LEDGER_ENTRY_REASON_STOP_OUT_LOSS}
 )
 _BOOKS_COMMISSION: Final = ledger_pb2.LEDGER_ENTRY_REASON_COMMISSION
+_BOOKS_SWAP: Final = ledger_pb2.LEDGER_ENTRY_REASON_SWAP
 
 _ACCOUNT_SUBJECTS: Final[dict[str, type[Message]]] = {
     "account.trading_account.created": account_events.TradingAccountCreated,
@@ -90,6 +93,8 @@ _TRADING_SUBJECTS: Final[dict[str, type[Message]]] = {
     "oms.position.closed": oms_events.PositionClosed,
     "oms.trade.executed": oms_events.TradeExecuted,
     "oms.hedge_order.filled": oms_events.HedgeOrderFilled,
+    "oms.position.swap_charged": oms_events.PositionSwapCharged,
+    "oms.rollover.completed": oms_events.RolloverCompleted,
 }
 
 # Order events that end an order's margin reservation (activated: only for an order that rests).
@@ -114,6 +119,7 @@ class _TradingBatch:
 
     positions: list[Position] = field(default_factory=list)
     trades: list[store.ExecutedTrade] = field(default_factory=list)
+    swaps: list[store.ChargedSwap] = field(default_factory=list)
     stored_positions: dict[str, int] = field(default_factory=dict)
     unbooked: dict[str, UnbookedTrade] = field(default_factory=dict)
 
@@ -162,9 +168,12 @@ def position_of(message: oms_pb2.Position) -> Position:
 class Copies:
     """The consumers and what they apply; `start` after the state is loaded."""
 
-    def __init__(self, db: Database, state: RiskState) -> None:
+    def __init__(
+        self, db: Database, state: RiskState, snapshots_due: Callable[[], None] = lambda: None
+    ) -> None:
         self.db = db
         self.state = state
+        self.snapshots_due = snapshots_due
         self.consumers = [
             EventConsumer(
                 "risk-accounts",
@@ -299,6 +308,32 @@ class Copies:
                 state.holds.order_filled(trade.order_id, quantity)
 
             return traded
+        if isinstance(event, oms_events.PositionSwapCharged):
+            # Counts in the balance until the ledger books it, like a trade's P&L (ADR 0010).
+            position = position_of(event.position)
+            batch = _batch(session)
+            batch.positions.append(position)
+            charge = store.ChargedSwap(
+                event.charge_id, event.position.account_id, parse_decimal(event.swap)
+            )
+            batch.swaps.append(charge)
+
+            def charged() -> None:
+                if batch.stored_positions.get(position.id) == position.version:
+                    state.put_position(position)
+                unbooked = batch.unbooked.get(charge.charge_id)
+                if unbooked is not None:
+                    state.put_unbooked(unbooked)
+
+            return charged
+        if isinstance(event, oms_events.RolloverCompleted):
+            rollover = event.rollover
+            await snapshots.record_due(
+                session,
+                date.fromisoformat(rollover.trading_date),
+                rollover.rollover_time.ToDatetime(tzinfo=UTC),
+            )
+            return self.snapshots_due
         if isinstance(event, oms_events.HedgeOrderFilled):
             hedge = event.hedge_order
             side = Side.from_proto(hedge.side)
@@ -328,6 +363,7 @@ class Copies:
                 held = batch.stored_positions.get(position.id, 0)
                 batch.stored_positions[position.id] = max(held, position.version)
         batch.unbooked.update(await store.save_trades(session, batch.trades))
+        batch.unbooked.update(await store.save_swaps(session, batch.swaps))
 
     async def _ledger_entry(
         self, session: Any, event: account_events.LedgerEntryPosted
@@ -342,7 +378,11 @@ class Copies:
             log.info("a ledger entry for an account not copied yet", extra={"entry": entry.id})
             raise
         unbooked = None
-        if entry.trade_id and (entry.reason in _BOOKS_PNL or entry.reason == _BOOKS_COMMISSION):
+        if entry.swap_charge_id and entry.reason == _BOOKS_SWAP:
+            unbooked = await store.save_booking(
+                session, entry.swap_charge_id, entry.account_id, "", commission=False
+            )
+        elif entry.trade_id and (entry.reason in _BOOKS_PNL or entry.reason == _BOOKS_COMMISSION):
             unbooked = await store.save_booking(
                 session,
                 entry.trade_id,

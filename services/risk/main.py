@@ -12,8 +12,8 @@ Settings of its own, besides the platform's (ADR 0004):
 
 Start order: connections, the working set from `risk.*`, the event consumers (which catch up
 with whatever happened while the service was down), the live prices, the decision recorder, the
-outbox relay, the margin watcher, and a background read of the OMS's open positions (ADR 0007;
-idempotent with the events by position version).
+outbox relay, the margin watcher, the daily snapshots (ADR 0010), and a background read of the
+OMS's open positions (ADR 0007; idempotent with the events by position version).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from services.risk import server, store
 from services.risk.copies import Copies, position_of
 from services.risk.quotes import QuoteFeed
 from services.risk.recorder import DecisionRecorder
+from services.risk.snapshots import DailySnapshots
 from services.risk.watcher import MarginWatcher, WatcherConfig
 from tradingmesh.oms.v1 import oms_internal_service_pb2 as oms_internal
 from tradingmesh.oms.v1 import oms_internal_service_pb2_grpc as oms_internal_grpc
@@ -120,6 +121,7 @@ class RiskRuntime:
         self.relay: OutboxRelay | None = None
         self.retention: Retention | None = None
         self.watcher: MarginWatcher | None = None
+        self.snapshots: DailySnapshots | None = None
         self._positions: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -145,7 +147,8 @@ class RiskRuntime:
                 max_quote_age=self.config.max_quote_age,
             ),
         )
-        self.copies = Copies(db, state)
+        self.snapshots = DailySnapshots(db, state)
+        self.copies = Copies(db, state, self.snapshots.wake)
         await self.copies.start(self.resources.jetstream)
         self.feed = QuoteFeed(state, self.watcher.on_price)
         await self.feed.start(self.resources.nats, self.resources.jetstream)
@@ -155,6 +158,7 @@ class RiskRuntime:
         self.retention = Retention(db, RETENTION)
         await self.retention.start()
         await self.watcher.start()
+        await self.snapshots.start()
         self._positions = asyncio.create_task(self._read_open_positions(), name="risk-positions")
 
     async def _read_open_positions(self) -> None:
@@ -198,6 +202,8 @@ class RiskRuntime:
             self._positions.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._positions
+        if self.snapshots is not None:
+            await self.snapshots.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         if self.feed is not None:

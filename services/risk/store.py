@@ -487,6 +487,42 @@ async def save_trades(
     return {row["trade_id"]: _unbooked(row) for row in rows}
 
 
+@dataclass(frozen=True)
+class ChargedSwap:
+    """A swap a rollover charged (`oms.position.swap_charged`): kept with the trades, its charge
+    id as the trade id, no order and no quantity, until the ledger books it (ADR 0010)."""
+
+    charge_id: str
+    account_id: str
+    amount: Decimal
+
+
+async def save_swaps(
+    session: AsyncSession, swaps: Sequence[ChargedSwap]
+) -> dict[str, UnbookedTrade]:
+    """Records charged swaps with ONE statement; per charge id, what the ledger has not booked."""
+    unique = {swap.charge_id: swap for swap in swaps}
+    if not unique:
+        return {}
+    statement, params = insert_rows(
+        "risk.trades",
+        ("trade_id", "account_id", "realized_pnl", "executed"),
+        [
+            {
+                "trade_id": s.charge_id,
+                "account_id": s.account_id,
+                "realized_pnl": s.amount,
+                "executed": True,
+            }
+            for s in unique.values()
+        ],
+        "ON CONFLICT (trade_id) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl,"
+        f" executed = TRUE, updated_at = now() RETURNING {_TRADE_COLUMNS}",
+    )
+    rows = (await session.execute(statement, params)).mappings()
+    return {row["trade_id"]: _unbooked(row) for row in rows}
+
+
 async def save_booking(
     session: AsyncSession, trade_id: str, account_id: str, order_id: str, *, commission: bool
 ) -> UnbookedTrade:

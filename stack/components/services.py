@@ -19,6 +19,14 @@ _NOT_INHERITED = ("TM_", "BAO_", "VAULT_")
 # The stream workers' own settings (services/pricing/streams.py), passed on from `up`'s
 # environment.
 STREAM_SETTINGS = ("TM_PRICING_STREAM_COALESCE_MS", "TM_PRICING_STREAM_REFRESH_S")
+# The OMS's rollover settings (ADR 0010), passed on from `up`'s environment (the test stacks
+# start rollovers only when asked, tests/conftest.py).
+OMS_SETTINGS = (
+    "TM_OMS_ROLLOVER_TIME",
+    "TM_OMS_ROLLOVER_TIME_ZONE",
+    "TM_OMS_ROLLOVER_AUTO",
+    "TM_OMS_ROLLOVER_BATCH",
+)
 
 
 def is_available(service: str) -> bool:
@@ -100,6 +108,7 @@ class Service(Component):
             env["TM_RISK_ADDR"] = f"{HOST}:{ports.service_grpc('risk')}"
         if self.name == "oms":  # STP orders go to the LPs (ADR 0007)
             env["TM_OMS_LPS"] = lps
+            env.update({name: os.environ[name] for name in OMS_SETTINGS if os.environ.get(name)})
         if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
         return env

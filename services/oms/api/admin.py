@@ -1,7 +1,8 @@
 """tradingmesh.oms.v1.OrderAdminService: broker staff's view across accounts, and their actions.
 
 Reads need admin, dealer or backoffice; the actions (cancel, close, settle a hedge order, reset
-an LP order session) admin or dealer. Actions go through the same code as the client's
+an LP order session, set swap terms) admin or dealer; starting a rollover admin only
+(`rollover/admin.py`, ADR 0010). Actions go through the same code as the client's
 (`orders.cancel_order`, `placement`) with an OPERATOR actor, the operator's reason in the audit
 log and as the order's status_message. A hedge order's settlement and an LP order session's
 sequence numbers are the STP desk's (`stp.desk.StpDesk.settle_hedge`, `set_session_numbers`), with
@@ -28,6 +29,7 @@ from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderOrigin
+from services.oms.rollover.admin import SwapAdmin
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, get_position, load_account, load_accounts
 from services.oms.store.queries import list_orders, list_positions, list_trades
@@ -62,8 +64,10 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         placement: Placement | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         desk: StpDesk | None = None,
+        swaps: SwapAdmin | None = None,
     ) -> None:
         self.resources = resources
+        self.swaps = swaps
         self.valuer = Valuer(quotes, clock)
         self.placement = placement
         self.desk = desk
@@ -332,6 +336,29 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             caller.request_id,
         )
         return order_admin_service_pb2.ResetLpOrderSessionResponse(session=_session_proto(numbers))
+
+    async def SetSwapRates(  # noqa: N802
+        self, request: order_admin_service_pb2.SetSwapRatesRequest, context: Context
+    ) -> order_admin_service_pb2.SetSwapRatesResponse:
+        caller = require_roles(ACTORS)
+        stored = await self._swaps().set_terms(request, events.actor_of(caller), caller.request_id)
+        return order_admin_service_pb2.SetSwapRatesResponse(swap_rates=stored)
+
+    async def ListSwapRates(  # noqa: N802
+        self, request: order_admin_service_pb2.ListSwapRatesRequest, context: Context
+    ) -> order_admin_service_pb2.ListSwapRatesResponse:
+        require_roles(READERS)
+        return await self._swaps().list_terms(request)
+
+    async def RunRollover(  # noqa: N802
+        self, request: order_admin_service_pb2.RunRolloverRequest, context: Context
+    ) -> order_admin_service_pb2.RunRolloverResponse:
+        require_roles((ADMIN,))
+        return await self._swaps().run(request)
+
+    def _swaps(self) -> SwapAdmin:
+        assert self.swaps is not None, "the admin service reaches the swap terms and rollovers"
+        return self.swaps
 
     def _desk(self) -> StpDesk:
         assert self.desk is not None, "the admin service reaches the STP desk"

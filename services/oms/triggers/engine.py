@@ -146,6 +146,7 @@ _POSITION_EVENTS: Final[Mapping[str, Any]] = {
     "oms.position.opened": ev.PositionOpened,
     "oms.position.changed": ev.PositionChanged,
     "oms.position.closed": ev.PositionClosed,
+    "oms.position.swap_charged": ev.PositionSwapCharged,  # a rollover: the version moves on
 }
 
 

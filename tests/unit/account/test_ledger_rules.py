@@ -44,7 +44,9 @@ def test_a_debit_beyond_the_balance_is_insufficient_funds(reason: Reason) -> Non
     assert refused.value.metadata["requested"] == "10.01"
 
 
-@pytest.mark.parametrize("reason", [Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS])
+@pytest.mark.parametrize(
+    "reason", [Reason.REALIZED_PNL, Reason.COMMISSION, Reason.SWAP, Reason.STOP_OUT_LOSS]
+)
 def test_booked_trading_results_may_take_the_balance_below_zero(reason: Reason) -> None:
     posting = next_balance(Decimal("10"), 3, Decimal("-25"), reason, "USD")
 
@@ -53,9 +55,10 @@ def test_booked_trading_results_may_take_the_balance_below_zero(reason: Reason) 
 
 
 def test_only_trading_results_may_take_the_balance_below_zero() -> None:
-    assert frozenset({Reason.REALIZED_PNL, Reason.COMMISSION, Reason.STOP_OUT_LOSS}) == (
-        NEGATIVE_ALLOWED
-    )
+    # A rollover's swap is a fact like a fill's commission (ADR 0010): booked, never refused.
+    assert frozenset(
+        {Reason.REALIZED_PNL, Reason.COMMISSION, Reason.SWAP, Reason.STOP_OUT_LOSS}
+    ) == (NEGATIVE_ALLOWED)
 
 
 def test_a_credit_to_a_negative_balance_is_allowed_even_if_it_stays_negative() -> None:

@@ -1,4 +1,5 @@
-"""What the account service books for an executed trade, and for a stop-out (ADR 0007)."""
+"""What the account service books for an executed trade, for a stop-out (ADR 0007) and for a
+rollover's swap (ADR 0010)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.account.domain import Reason
-from services.account.trading import Booking, bookings_of, correction_for
+from services.account.trading import Booking, bookings_of, correction_for, swap_of
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 
@@ -97,3 +98,34 @@ def test_negative_balance_protection_credits_exactly_the_deficit(
     balance: Decimal, credit: Decimal | None
 ) -> None:
     assert correction_for(balance) == credit
+
+
+# ---- swaps (ADR 0010) -----------------------------------------------------------------------
+
+CHARGE_ID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+POSITION_ID = "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d"
+
+
+def charged(
+    swap: str, *, charge_id: str = CHARGE_ID, currency: str = "USD"
+) -> oms_events_pb2.PositionSwapCharged:
+    return oms_events_pb2.PositionSwapCharged(
+        position=oms_pb2.Position(id=POSITION_ID, account_id=ACCOUNT_ID),
+        swap=swap,
+        currency=currency,
+        charge_id=charge_id,
+    )
+
+
+def test_a_swap_books_its_signed_amount() -> None:
+    assert swap_of(charged("-1.95")) == Decimal("-1.95")
+    assert swap_of(charged("0.72")) == Decimal("0.72")
+
+
+def test_a_swap_finer_than_its_currency_or_without_a_charge_breaks_its_contract() -> None:
+    with pytest.raises(ValueError, match="more decimals"):
+        swap_of(charged("-1.955"))
+    with pytest.raises(ValueError, match="charge id"):
+        swap_of(charged("-1.95", charge_id=""))
+    with pytest.raises(ValueError, match="more decimals"):
+        swap_of(charged("-1.5", currency="JPY"))

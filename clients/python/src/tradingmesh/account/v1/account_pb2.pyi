@@ -884,6 +884,7 @@ class LedgerEntry(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    SWAP_CHARGE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The entry's id (UUID)."""
     account_id: _builtins.str
@@ -918,6 +919,10 @@ class LedgerEntry(_message.Message):
     """The payment provider's event id, for entries caused by a payment webhook; otherwise empty."""
     description: _builtins.str
     """A human-readable description for statements, e.g. "Commission EURUSD 1.00 lot"."""
+    swap_charge_id: _builtins.str
+    """The OMS's swap charge (UUID) the entry books, for SWAP entries (one per position and
+    rollover, PositionSwapCharged.charge_id); otherwise empty.
+    """
     @_builtins.property
     def actor(self) -> _types_pb2.Actor:
         """Who caused the entry: the user or API key (withdrawal request), the operator who approved an
@@ -948,10 +953,11 @@ class LedgerEntry(_message.Message):
         actor: _types_pb2.Actor | None = ...,
         description: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        swap_charge_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "amount", b"amount", "balance_adjustment_id", b"balance_adjustment_id", "balance_after", b"balance_after", "create_time", b"create_time", "currency", b"currency", "description", b"description", "id", b"id", "journal_id", b"journal_id", "order_id", b"order_id", "position_id", b"position_id", "provider_event_id", b"provider_event_id", "reason", b"reason", "sequence", b"sequence", "trade_id", b"trade_id", "withdrawal_id", b"withdrawal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "amount", b"amount", "balance_adjustment_id", b"balance_adjustment_id", "balance_after", b"balance_after", "create_time", b"create_time", "currency", b"currency", "description", b"description", "id", b"id", "journal_id", b"journal_id", "order_id", b"order_id", "position_id", b"position_id", "provider_event_id", b"provider_event_id", "reason", b"reason", "sequence", b"sequence", "swap_charge_id", b"swap_charge_id", "trade_id", b"trade_id", "withdrawal_id", b"withdrawal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -826,12 +826,23 @@ class PositionSwapCharged(_message.Message):
     SWAP_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     ROLLOVER_TIME_FIELD_NUMBER: _builtins.int
+    CHARGE_ID_FIELD_NUMBER: _builtins.int
+    TRADING_DATE_FIELD_NUMBER: _builtins.int
+    NIGHTS_FIELD_NUMBER: _builtins.int
     swap: _builtins.str
     """The amount booked by this rollover, in the account currency: positive is credited to the
     account, negative is charged.
     """
     currency: _builtins.str
     """The account's currency, e.g. "USD"."""
+    charge_id: _builtins.str
+    """The charge's id (UUID): one per position and rollover. The account service's SWAP ledger
+    entry names it (LedgerEntry.swap_charge_id).
+    """
+    trading_date: _builtins.str
+    """The rollover's trading day, "YYYY-MM-DD", in the rollover's time zone."""
+    nights: _builtins.int
+    """How many nights this charge covers: 1, or 3 on the instrument's triple-swap day."""
     @_builtins.property
     def metadata(self) -> _events_pb2.EventMetadata:
         """The event's metadata; actor is SYSTEM."""
@@ -852,14 +863,51 @@ class PositionSwapCharged(_message.Message):
         swap: _builtins.str = ...,
         currency: _builtins.str = ...,
         rollover_time: _timestamp_pb2.Timestamp | None = ...,
+        charge_id: _builtins.str = ...,
+        trading_date: _builtins.str = ...,
+        nights: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "position", b"position", "rollover_time", b"rollover_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "metadata", b"metadata", "position", b"position", "rollover_time", b"rollover_time", "swap", b"swap"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge_id", b"charge_id", "currency", b"currency", "metadata", b"metadata", "nights", b"nights", "position", b"position", "rollover_time", b"rollover_time", "swap", b"swap", "trading_date", b"trading_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PositionSwapCharged: _TypeAlias = PositionSwapCharged  # noqa: Y015
+
+@_typing.final
+class RolloverCompleted(_message.Message):
+    """A trading day's rollover completed: every position open at the rollover was charged its swap
+    once (each reported by PositionSwapCharged before this event). Services that keep end-of-day
+    figures (the risk service's daily snapshots) take them on this event.
+    Subject: oms.rollover.completed
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    ROLLOVER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _events_pb2.EventMetadata:
+        """The event's metadata; actor is SYSTEM."""
+
+    @_builtins.property
+    def rollover(self) -> _oms_pb2.Rollover:
+        """The rollover, state COMPLETED."""
+
+    def __init__(
+        self,
+        *,
+        metadata: _events_pb2.EventMetadata | None = ...,
+        rollover: _oms_pb2.Rollover | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "rollover", b"rollover"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "rollover", b"rollover"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloverCompleted: _TypeAlias = RolloverCompleted  # noqa: Y015
 
 @_typing.final
 class HedgeOrderSent(_message.Message):

@@ -213,6 +213,108 @@ HEDGE_ORDER_STATUS_REJECTED: HedgeOrderStatus.ValueType  # 7
 """Terminal: the liquidity provider rejected the order, or no session was available to send it."""
 Global___HedgeOrderStatus: _TypeAlias = HedgeOrderStatus  # noqa: Y015
 
+class _SwapType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SwapTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SwapType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SWAP_TYPE_UNSPECIFIED: _SwapType.ValueType  # 0
+    """Not set. Rejected where a swap type is required."""
+    SWAP_TYPE_POINTS: _SwapType.ValueType  # 1
+    """In points of the instrument per lot per night: the swap is quantity × contract_size × rate ×
+    point (10^-digits), in the instrument's quote currency, converted to the account currency.
+    E.g. "-6.5" on EURUSD (5 digits): 1 lot long pays 100000 × 6.5 × 0.00001 = 6.50 USD a night.
+    """
+    SWAP_TYPE_PERCENT: _SwapType.ValueType  # 2
+    """In percent a year of the position's value: the swap is quantity × contract_size × price ×
+    rate / 100 / 360 per night, price being the position's closing price at the rollover (the
+    bid for a long, the ask for a short), in the quote currency, converted to the account
+    currency.
+    """
+
+class SwapType(_SwapType, metaclass=_SwapTypeEnumTypeWrapper):
+    """How a swap rate is expressed (SwapRates)."""
+
+SWAP_TYPE_UNSPECIFIED: SwapType.ValueType  # 0
+"""Not set. Rejected where a swap type is required."""
+SWAP_TYPE_POINTS: SwapType.ValueType  # 1
+"""In points of the instrument per lot per night: the swap is quantity × contract_size × rate ×
+point (10^-digits), in the instrument's quote currency, converted to the account currency.
+E.g. "-6.5" on EURUSD (5 digits): 1 lot long pays 100000 × 6.5 × 0.00001 = 6.50 USD a night.
+"""
+SWAP_TYPE_PERCENT: SwapType.ValueType  # 2
+"""In percent a year of the position's value: the swap is quantity × contract_size × price ×
+rate / 100 / 360 per night, price being the position's closing price at the rollover (the
+bid for a long, the ask for a short), in the quote currency, converted to the account
+currency.
+"""
+Global___SwapType: _TypeAlias = SwapType  # noqa: Y015
+
+class _RolloverWeekday:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RolloverWeekdayEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RolloverWeekday.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLLOVER_WEEKDAY_UNSPECIFIED: _RolloverWeekday.ValueType  # 0
+    """Not set."""
+    ROLLOVER_WEEKDAY_MONDAY: _RolloverWeekday.ValueType  # 1
+    """Monday."""
+    ROLLOVER_WEEKDAY_TUESDAY: _RolloverWeekday.ValueType  # 2
+    """Tuesday."""
+    ROLLOVER_WEEKDAY_WEDNESDAY: _RolloverWeekday.ValueType  # 3
+    """Wednesday."""
+    ROLLOVER_WEEKDAY_THURSDAY: _RolloverWeekday.ValueType  # 4
+    """Thursday."""
+    ROLLOVER_WEEKDAY_FRIDAY: _RolloverWeekday.ValueType  # 5
+    """Friday."""
+
+class RolloverWeekday(_RolloverWeekday, metaclass=_RolloverWeekdayEnumTypeWrapper):
+    """A day of the week on which rollovers happen (Monday to Friday, in the rollover's time zone)."""
+
+ROLLOVER_WEEKDAY_UNSPECIFIED: RolloverWeekday.ValueType  # 0
+"""Not set."""
+ROLLOVER_WEEKDAY_MONDAY: RolloverWeekday.ValueType  # 1
+"""Monday."""
+ROLLOVER_WEEKDAY_TUESDAY: RolloverWeekday.ValueType  # 2
+"""Tuesday."""
+ROLLOVER_WEEKDAY_WEDNESDAY: RolloverWeekday.ValueType  # 3
+"""Wednesday."""
+ROLLOVER_WEEKDAY_THURSDAY: RolloverWeekday.ValueType  # 4
+"""Thursday."""
+ROLLOVER_WEEKDAY_FRIDAY: RolloverWeekday.ValueType  # 5
+"""Friday."""
+Global___RolloverWeekday: _TypeAlias = RolloverWeekday  # noqa: Y015
+
+class _RolloverState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RolloverStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RolloverState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLLOVER_STATE_UNSPECIFIED: _RolloverState.ValueType  # 0
+    """Not set."""
+    ROLLOVER_STATE_RUNNING: _RolloverState.ValueType  # 1
+    """Swaps are being charged."""
+    ROLLOVER_STATE_COMPLETED: _RolloverState.ValueType  # 2
+    """Every position open at the rollover was charged once, and the rollover was announced
+    (oms.rollover.completed).
+    """
+
+class RolloverState(_RolloverState, metaclass=_RolloverStateEnumTypeWrapper):
+    """The state of a daily rollover."""
+
+ROLLOVER_STATE_UNSPECIFIED: RolloverState.ValueType  # 0
+"""Not set."""
+ROLLOVER_STATE_RUNNING: RolloverState.ValueType  # 1
+"""Swaps are being charged."""
+ROLLOVER_STATE_COMPLETED: RolloverState.ValueType  # 2
+"""Every position open at the rollover was charged once, and the rollover was announced
+(oms.rollover.completed).
+"""
+Global___RolloverState: _TypeAlias = RolloverState  # noqa: Y015
+
 @_typing.final
 class Order(_message.Message):
     """An order of a trading account."""
@@ -756,3 +858,119 @@ class HedgeOrder(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HedgeOrder: _TypeAlias = HedgeOrder  # noqa: Y015
+
+@_typing.final
+class SwapRates(_message.Message):
+    """The swap (overnight financing) terms of an instrument: for every client group (group_id
+    empty), or for one group, replacing the instrument's terms for that group's accounts.
+
+    At each daily rollover every open position is charged (a negative amount) or credited (a
+    positive one) the rate of its side, as `type` says; on `triple_swap_day` three nights at
+    once (the weekend's financing). An instrument without terms charges no swap.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LONG_RATE_FIELD_NUMBER: _builtins.int
+    SHORT_RATE_FIELD_NUMBER: _builtins.int
+    TRIPLE_SWAP_DAY_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """The instrument's symbol, e.g. "EURUSD". It must name an instrument the OMS knows
+    (UNKNOWN_INSTRUMENT otherwise).
+    """
+    group_id: _builtins.str
+    """The client group (UUID) whose terms these are; empty for the instrument's terms for every
+    group without its own.
+    """
+    type: Global___SwapType.ValueType
+    """How long_rate and short_rate are expressed. Required."""
+    long_rate: _builtins.str
+    """The rate for a long (BUY) position, signed: positive credits the client, negative charges,
+    e.g. "-6.5". Required ("0" for none).
+    """
+    short_rate: _builtins.str
+    """The rate for a short (SELL) position, signed like long_rate, e.g. "1.2". Required."""
+    triple_swap_day: Global___RolloverWeekday.ValueType
+    """The rollover that charges three nights. Required."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the terms were last set. Output only."""
+
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        group_id: _builtins.str = ...,
+        type: Global___SwapType.ValueType = ...,
+        long_rate: _builtins.str = ...,
+        short_rate: _builtins.str = ...,
+        triple_swap_day: Global___RolloverWeekday.ValueType = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "long_rate", b"long_rate", "short_rate", b"short_rate", "symbol", b"symbol", "triple_swap_day", b"triple_swap_day", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwapRates: _TypeAlias = SwapRates  # noqa: Y015
+
+@_typing.final
+class Rollover(_message.Message):
+    """One trading day's rollover: when swap is charged on every open position."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADING_DATE_FIELD_NUMBER: _builtins.int
+    ROLLOVER_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    POSITIONS_CHARGED_FIELD_NUMBER: _builtins.int
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    trading_date: _builtins.str
+    """The trading day, "YYYY-MM-DD", in the rollover's time zone."""
+    state: Global___RolloverState.ValueType
+    """Whether it is still charging."""
+    positions_charged: _builtins.int
+    """How many positions it has charged (or credited) so far."""
+    weekday: Global___RolloverWeekday.ValueType
+    """The weekday of trading_date, e.g. ROLLOVER_WEEKDAY_WEDNESDAY: instruments whose
+    triple_swap_day it is are charged three nights.
+    """
+    @_builtins.property
+    def rollover_time(self) -> _timestamp_pb2.Timestamp:
+        """The rollover's instant: the trading day at the configured rollover time in its time zone.
+        Positions opened at or after it are not charged by this rollover.
+        """
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When it completed. Unset while RUNNING."""
+
+    def __init__(
+        self,
+        *,
+        trading_date: _builtins.str = ...,
+        rollover_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___RolloverState.ValueType = ...,
+        positions_charged: _builtins.int = ...,
+        weekday: Global___RolloverWeekday.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "rollover_time", b"rollover_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "positions_charged", b"positions_charged", "rollover_time", b"rollover_time", "start_time", b"start_time", "state", b"state", "trading_date", b"trading_date", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rollover: _TypeAlias = Rollover  # noqa: Y015

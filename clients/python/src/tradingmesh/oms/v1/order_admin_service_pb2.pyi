@@ -760,3 +760,159 @@ class ResetLpOrderSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResetLpOrderSessionResponse: _TypeAlias = ResetLpOrderSessionResponse  # noqa: Y015
+
+@_typing.final
+class SetSwapRatesRequest(_message.Message):
+    """Request of OrderAdminService.SetSwapRates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWAP_RATES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why the operator changes the terms, 1 to 500 characters; stored in the audit log."""
+    @_builtins.property
+    def swap_rates(self) -> _oms_pb2.SwapRates:
+        """The terms to set; update_time is ignored."""
+
+    def __init__(
+        self,
+        *,
+        swap_rates: _oms_pb2.SwapRates | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["swap_rates", b"swap_rates"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "swap_rates", b"swap_rates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSwapRatesRequest: _TypeAlias = SetSwapRatesRequest  # noqa: Y015
+
+@_typing.final
+class SetSwapRatesResponse(_message.Message):
+    """Response of OrderAdminService.SetSwapRates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWAP_RATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def swap_rates(self) -> _oms_pb2.SwapRates:
+        """The terms as stored."""
+
+    def __init__(
+        self,
+        *,
+        swap_rates: _oms_pb2.SwapRates | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["swap_rates", b"swap_rates"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["swap_rates", b"swap_rates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSwapRatesResponse: _TypeAlias = SetSwapRatesResponse  # noqa: Y015
+
+@_typing.final
+class ListSwapRatesRequest(_message.Message):
+    """Request of OrderAdminService.ListSwapRates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """Only this instrument's terms; empty for every instrument."""
+    page_size: _builtins.int
+    """The maximum number of terms to return, 1 to 500; 0 means the default, 100."""
+    page_token: _builtins.str
+    """The next_page_token of the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSwapRatesRequest: _TypeAlias = ListSwapRatesRequest  # noqa: Y015
+
+@_typing.final
+class ListSwapRatesResponse(_message.Message):
+    """Response of OrderAdminService.ListSwapRates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWAP_RATES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def swap_rates(self) -> _containers.RepeatedCompositeFieldContainer[_oms_pb2.SwapRates]:
+        """The terms, by symbol, then the instrument's (no group) first, then by group id."""
+
+    def __init__(
+        self,
+        *,
+        swap_rates: _abc.Iterable[_oms_pb2.SwapRates] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "swap_rates", b"swap_rates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSwapRatesResponse: _TypeAlias = ListSwapRatesResponse  # noqa: Y015
+
+@_typing.final
+class RunRolloverRequest(_message.Message):
+    """Request of OrderAdminService.RunRollover."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADING_DATE_FIELD_NUMBER: _builtins.int
+    trading_date: _builtins.str
+    """The trading day to roll over, "YYYY-MM-DD", Monday to Friday in the rollover's time zone."""
+    def __init__(
+        self,
+        *,
+        trading_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trading_date", b"trading_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunRolloverRequest: _TypeAlias = RunRolloverRequest  # noqa: Y015
+
+@_typing.final
+class RunRolloverResponse(_message.Message):
+    """Response of OrderAdminService.RunRollover."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLOVER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rollover(self) -> _oms_pb2.Rollover:
+        """The rollover as it is now: RUNNING (started by this call or before) or COMPLETED."""
+
+    def __init__(
+        self,
+        *,
+        rollover: _oms_pb2.Rollover | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollover", b"rollover"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rollover", b"rollover"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunRolloverResponse: _TypeAlias = RunRolloverResponse  # noqa: Y015

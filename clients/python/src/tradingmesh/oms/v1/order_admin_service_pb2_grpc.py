@@ -90,6 +90,21 @@ class OrderAdminServiceStub:
                 request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.SerializeToString,
                 response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.FromString,
                 _registered_method=True)
+        self.SetSwapRates = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/SetSwapRates',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesResponse.FromString,
+                _registered_method=True)
+        self.ListSwapRates = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/ListSwapRates',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesResponse.FromString,
+                _registered_method=True)
+        self.RunRollover = channel.unary_unary(
+                '/tradingmesh.oms.v1.OrderAdminService/RunRollover',
+                request_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverRequest.SerializeToString,
+                response_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverResponse.FromString,
+                _registered_method=True)
 
 
 class OrderAdminServiceServicer:
@@ -205,6 +220,38 @@ class OrderAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetSwapRates(self, request, context):
+        """Sets the swap terms of an instrument, for every client group (group_id empty) or for one
+        group (replacing the instrument's terms for its accounts). They apply from the next
+        rollover. Recorded in the operator audit log with the reason. Accepts `admin` or `dealer`.
+
+        Errors: INVALID_ARGUMENT, UNKNOWN_INSTRUMENT when the OMS knows no such instrument.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSwapRates(self, request, context):
+        """Lists the swap terms, by symbol, the instrument's terms before its groups'.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunRollover(self, request, context):
+        """Starts the rollover of a trading day now, if it has not run, and returns its state; the
+        rollover job also starts each trading day's rollover by itself at the configured time. A
+        rollover charges every position opened before its rollover_time and still open exactly once,
+        also when it is interrupted and resumed; asking again returns its state. For operators
+        (a missed or early rollover) and tests. Accepts `admin` only.
+
+        Errors: INVALID_ARGUMENT, VALIDATION_FAILED when trading_date is a Saturday or a Sunday
+        (there is no rollover then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +304,21 @@ def add_OrderAdminServiceServicer_to_server(servicer, server):
                     servicer.ResetLpOrderSession,
                     request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.FromString,
                     response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.SerializeToString,
+            ),
+            'SetSwapRates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSwapRates,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesResponse.SerializeToString,
+            ),
+            'ListSwapRates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSwapRates,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesResponse.SerializeToString,
+            ),
+            'RunRollover': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunRollover,
+                    request_deserializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverRequest.FromString,
+                    response_serializer=tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +597,87 @@ class OrderAdminService:
             '/tradingmesh.oms.v1.OrderAdminService/ResetLpOrderSession',
             tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionRequest.SerializeToString,
             tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ResetLpOrderSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSwapRates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/SetSwapRates',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.SetSwapRatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSwapRates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/ListSwapRates',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.ListSwapRatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRollover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradingmesh.oms.v1.OrderAdminService/RunRollover',
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverRequest.SerializeToString,
+            tradingmesh_dot_oms_dot_v1_dot_order__admin__service__pb2.RunRolloverResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,25 @@ class OrderAdminServiceStub:
 
     Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
     """
+    SetSwapRates: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.SetSwapRatesRequest, _order_admin_service_pb2.SetSwapRatesResponse]
+    """Sets the swap terms of an instrument, for every client group (group_id empty) or for one
+    group (replacing the instrument's terms for its accounts). They apply from the next
+    rollover. Recorded in the operator audit log with the reason. Accepts `admin` or `dealer`.
+
+    Errors: INVALID_ARGUMENT, UNKNOWN_INSTRUMENT when the OMS knows no such instrument.
+    """
+    ListSwapRates: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.ListSwapRatesRequest, _order_admin_service_pb2.ListSwapRatesResponse]
+    """Lists the swap terms, by symbol, the instrument's terms before its groups'."""
+    RunRollover: _grpc.UnaryUnaryMultiCallable[_order_admin_service_pb2.RunRolloverRequest, _order_admin_service_pb2.RunRolloverResponse]
+    """Starts the rollover of a trading day now, if it has not run, and returns its state; the
+    rollover job also starts each trading day's rollover by itself at the configured time. A
+    rollover charges every position opened before its rollover_time and still open exactly once,
+    also when it is interrupted and resumed; asking again returns its state. For operators
+    (a missed or early rollover) and tests. Accepts `admin` only.
+
+    Errors: INVALID_ARGUMENT, VALIDATION_FAILED when trading_date is a Saturday or a Sunday
+    (there is no rollover then).
+    """
 
 @_typing.type_check_only
 class OrderAdminServiceAsyncStub(OrderAdminServiceStub):
@@ -172,6 +191,25 @@ class OrderAdminServiceAsyncStub(OrderAdminServiceStub):
     operator audit log with the reason. Accepts `admin` or `dealer`.
 
     Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
+    """
+    SetSwapRates: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.SetSwapRatesRequest, _order_admin_service_pb2.SetSwapRatesResponse]  # type: ignore[assignment]
+    """Sets the swap terms of an instrument, for every client group (group_id empty) or for one
+    group (replacing the instrument's terms for its accounts). They apply from the next
+    rollover. Recorded in the operator audit log with the reason. Accepts `admin` or `dealer`.
+
+    Errors: INVALID_ARGUMENT, UNKNOWN_INSTRUMENT when the OMS knows no such instrument.
+    """
+    ListSwapRates: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.ListSwapRatesRequest, _order_admin_service_pb2.ListSwapRatesResponse]  # type: ignore[assignment]
+    """Lists the swap terms, by symbol, the instrument's terms before its groups'."""
+    RunRollover: _aio.UnaryUnaryMultiCallable[_order_admin_service_pb2.RunRolloverRequest, _order_admin_service_pb2.RunRolloverResponse]  # type: ignore[assignment]
+    """Starts the rollover of a trading day now, if it has not run, and returns its state; the
+    rollover job also starts each trading day's rollover by itself at the configured time. A
+    rollover charges every position opened before its rollover_time and still open exactly once,
+    also when it is interrupted and resumed; asking again returns its state. For operators
+    (a missed or early rollover) and tests. Accepts `admin` only.
+
+    Errors: INVALID_ARGUMENT, VALIDATION_FAILED when trading_date is a Saturday or a Sunday
+    (there is no rollover then).
     """
 
 class OrderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -301,6 +339,43 @@ class OrderAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         operator audit log with the reason. Accepts `admin` or `dealer`.
 
         Errors: NOT_FOUND, NOT_FOUND when the OMS has no order session to that provider.
+        """
+
+    @_abc_1.abstractmethod
+    def SetSwapRates(
+        self,
+        request: _order_admin_service_pb2.SetSwapRatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.SetSwapRatesResponse, _abc.Awaitable[_order_admin_service_pb2.SetSwapRatesResponse]]:
+        """Sets the swap terms of an instrument, for every client group (group_id empty) or for one
+        group (replacing the instrument's terms for its accounts). They apply from the next
+        rollover. Recorded in the operator audit log with the reason. Accepts `admin` or `dealer`.
+
+        Errors: INVALID_ARGUMENT, UNKNOWN_INSTRUMENT when the OMS knows no such instrument.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSwapRates(
+        self,
+        request: _order_admin_service_pb2.ListSwapRatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.ListSwapRatesResponse, _abc.Awaitable[_order_admin_service_pb2.ListSwapRatesResponse]]:
+        """Lists the swap terms, by symbol, the instrument's terms before its groups'."""
+
+    @_abc_1.abstractmethod
+    def RunRollover(
+        self,
+        request: _order_admin_service_pb2.RunRolloverRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_admin_service_pb2.RunRolloverResponse, _abc.Awaitable[_order_admin_service_pb2.RunRolloverResponse]]:
+        """Starts the rollover of a trading day now, if it has not run, and returns its state; the
+        rollover job also starts each trading day's rollover by itself at the configured time. A
+        rollover charges every position opened before its rollover_time and still open exactly once,
+        also when it is interrupted and resumed; asking again returns its state. For operators
+        (a missed or early rollover) and tests. Accepts `admin` only.
+
+        Errors: INVALID_ARGUMENT, VALIDATION_FAILED when trading_date is a Saturday or a Sunday
+        (there is no rollover then).
         """
 
 def add_OrderAdminServiceServicer_to_server(servicer: OrderAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

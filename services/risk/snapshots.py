@@ -1,0 +1,181 @@
+"""Each account's daily snapshot at the rollover (ADR 0010): `risk.daily_snapshots`.
+
+The OMS announces a trading day's rollover once every position was charged its swap
+(`oms.rollover.completed`, after their `oms.position.swap_charged` on the same stream). The
+trading consumer (`copies.py`) records it as due in `risk.rollover_snapshots` in its batch's
+transaction, and this task, after the commit (and at start, for any left due), values every
+account from the working set and writes one row per (account, trading day) with
+`ON CONFLICT DO NOTHING`: a second take (a restart, another replica) changes nothing.
+
+The balance is the ledger's plus what the ledger has not booked yet of executed trades and
+charged swaps (`valuation.effective_balance`; the swaps of the rollover are in it from their
+events, before the account service's bookings reach the copy); equity, used and free margin and
+the floating P&L are the margin watcher's figures at the latest prices. A snapshot waits for
+prices (up to `PRICE_WAIT`) while an account holds a position that has none yet (just after a
+restart), then is taken with what there is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.platform.db import Database
+from services.platform.sql import insert_rows
+from services.risk.state import RiskState
+from services.risk.valuation import value_account
+
+__all__ = ["COLUMNS", "DailySnapshots", "record_due", "snapshot_rows"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS: Final = (
+    "account_id",
+    "trading_date",
+    "currency",
+    "balance",
+    "equity",
+    "margin",
+    "free_margin",
+    "floating_pnl",
+    "margin_level",
+    "taken_at",
+)
+PASS_SECONDS: Final = 5.0
+PRICE_WAIT: Final = timedelta(seconds=60)
+_CHUNK: Final = 1000
+
+
+async def record_due(session: AsyncSession, trading_date: date, rollover_time: datetime) -> None:
+    """Marks the day's snapshots due (in the consumer's transaction)."""
+    await session.execute(
+        text(
+            "INSERT INTO risk.rollover_snapshots (trading_date, rollover_time)"
+            " VALUES (:trading_date, :rollover_time) ON CONFLICT DO NOTHING"
+        ),
+        {"trading_date": trading_date, "rollover_time": rollover_time},
+    )
+
+
+def snapshot_rows(
+    state: RiskState, trading_date: date, now: datetime
+) -> tuple[list[dict[str, Any]], bool]:
+    """A row per account the working set knows (and whose group it knows), and whether every
+    open position had a price."""
+    rows, complete = [], True
+    for account in list(state.accounts.values()):
+        valuation = value_account(state, account, now, None)
+        if valuation is None:
+            continue
+        complete &= valuation.complete
+        figures = valuation.figures
+        rows.append(
+            {
+                "account_id": account.id,
+                "trading_date": trading_date,
+                "currency": account.currency,
+                "balance": figures.balance,
+                "equity": figures.equity,
+                "margin": figures.used_margin,
+                "free_margin": figures.free_margin,
+                "floating_pnl": figures.unrealized_pnl,
+                "margin_level": figures.margin_level,
+                "taken_at": now,
+            }
+        )
+    return rows, complete
+
+
+def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start : start + _CHUNK]
+
+
+class DailySnapshots:
+    """Takes the due snapshots; `wake` after a commit that made some due."""
+
+    def __init__(
+        self,
+        db: Database,
+        state: RiskState,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.state = state
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def take_due(self) -> int:
+        """Takes every due day's snapshots that can be taken now; how many days."""
+        async with self.db.transaction() as session:
+            due = (
+                await session.execute(
+                    text(
+                        "SELECT trading_date, received_at FROM risk.rollover_snapshots"
+                        " WHERE taken_at IS NULL ORDER BY trading_date"
+                    )
+                )
+            ).all()
+        taken = 0
+        for trading_date, received_at in due:
+            now = self.clock()
+            rows, complete = snapshot_rows(self.state, trading_date, now)
+            if not complete and now - received_at < PRICE_WAIT:
+                continue  # prices are still arriving (a restart): the next pass
+            async with self.db.transaction() as session:
+                for chunk in _chunks(rows):
+                    await session.execute(
+                        *insert_rows(
+                            "risk.daily_snapshots", COLUMNS, chunk, "ON CONFLICT DO NOTHING"
+                        )
+                    )
+                await session.execute(
+                    text(
+                        "UPDATE risk.rollover_snapshots SET taken_at = :now"
+                        " WHERE trading_date = :trading_date"
+                    ),
+                    {"now": now, "trading_date": trading_date},
+                )
+            taken += 1
+            log.info(
+                "daily snapshots taken",
+                extra={
+                    "trading_date": trading_date.isoformat(),
+                    "accounts": len(rows),
+                    "all_priced": complete,
+                },
+            )
+        return taken
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.take_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("taking the daily snapshots failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), PASS_SECONDS)
+            self._wake.clear()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="risk-daily-snapshots")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
