@@ -99,6 +99,9 @@ class Service(Component):
                 # market data refreshes too if `up` was run with TM_FIX_LOG_MARKET_DATA=Y.
                 "TM_FIX_LOG_DIR": str(self.ctx.paths.fix_logs),
                 "TM_FIX_LOG_MARKET_DATA": os.environ.get("TM_FIX_LOG_MARKET_DATA", "N"),
+                # Outgoing events checked against their contracts (ADR 0009): on when `up` (or
+                # the test suite, tests/conftest.py) runs with TM_CHECK_EVENTS=1.
+                "TM_CHECK_EVENTS": os.environ.get("TM_CHECK_EVENTS", "0"),
             }
         )
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
