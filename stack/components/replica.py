@@ -24,6 +24,7 @@ import subprocess
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from services.platform.secrets import Secret
 from stack.binaries import postgres_bin
@@ -111,11 +112,19 @@ class Replica(Component):
         self._strip_password()
 
     def _strip_password(self) -> None:
-        """`-R` writes the connection's password into postgresql.auto.conf: take it out."""
+        """`-R` writes the connection's password into postgresql.auto.conf: take it out, by
+        parsing `primary_conninfo` (a config string holding a libpq connection string)."""
         auto = self.ctx.paths.replica_data / "postgresql.auto.conf"
-        text = auto.read_text()
-        cleaned = re.sub(r"password=(?:'(?:[^'\\]|\\.|'')*'|\S+)\s?", "", text)
-        auto.write_text(cleaned)
+        lines = []
+        for line in auto.read_text().splitlines():
+            match = re.fullmatch(r"primary_conninfo = '((?:[^']|'')*)'", line.strip())
+            if match:
+                params = conninfo_to_dict(match.group(1).replace("''", "'"))
+                params.pop("password", None)
+                conninfo = make_conninfo("", **params)
+                line = "primary_conninfo = '{}'".format(conninfo.replace("'", "''"))
+            lines.append(line)
+        auto.write_text("\n".join(lines) + "\n")
 
     def launch(self, replication_password: Secret, run_as: RunAs | None) -> Launch:
         return Launch(
@@ -161,18 +170,20 @@ class Replica(Component):
         )
 
     def probe(self) -> bool:
-        """Accepting reads and in recovery (a standby, not a promoted copy), and replaying:
-        the stack's database exists there."""
+        """Accepting reads, in recovery (a standby, not a promoted copy), with the stack's
+        database, and streaming from the primary (its WAL receiver connected)."""
         try:
             with self._socket(self.ctx.ports.postgres_replica, self._data) as conn:
                 row = conn.execute(
-                    "SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_database"
-                    " WHERE datname = %s)",
+                    """SELECT pg_is_in_recovery(),
+                              EXISTS (SELECT 1 FROM pg_database WHERE datname = %s),
+                              EXISTS (SELECT 1 FROM pg_stat_wal_receiver
+                                       WHERE status = 'streaming')""",
                     (DATABASE,),
                 ).fetchone()
         except psycopg.Error:
             return False
-        return row == (True, True)
+        return row == (True, True, True)
 
     def status(self) -> ReplicationStatus | None:
         """The replica as the primary sees it (pg_stat_replication); None if unreachable."""
