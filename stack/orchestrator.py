@@ -50,7 +50,7 @@ from stack.ports import (
     validate_base,
 )
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
-from stack.secrets import StackSecrets
+from stack.secrets import Login, StackSecrets
 from stack.state import ComponentState, Endpoints, ReplicaState, StackState, VaultInfo
 from stack.vault import VaultAdmin
 
@@ -370,11 +370,16 @@ class _Up:
 
     def _provision_database(self, secrets: StackSecrets, new_database: bool) -> None:
         self.components.postgres.configure(secrets)
-        self._start_replica(secrets, new_database)
         url = provision.admin_url(secrets.postgres_admin, self.ports.postgres)
-        provision.migrate(
-            self.config.repo, url, self.paths.log("migrations"), timeout=self.remaining()
-        )
+        # The replica's base backup (its checkpoint takes a second or two) runs beside the
+        # migrations, which reach the standby by streaming once it starts.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica") as pool:
+            backup = pool.submit(self._replica_backup, secrets, new_database)
+            provision.migrate(
+                self.config.repo, url, self.paths.log("migrations"), timeout=self.remaining()
+            )
+            backup.result(self.remaining())
+        self._start_replica(secrets)
         if self.state.demo is not None and self.state.operator is not None and not new_database:
             return
         demo, operator = provision.seed(url, timeout=self.remaining())
@@ -389,27 +394,29 @@ class _Up:
             )
             log.info("seed: broker operator %s", operator.username)
 
-    def _start_replica(self, secrets: StackSecrets, new_database: bool) -> None:
-        """The read replica (ADR 0012): a base backup of the primary the first time (or when
-        the primary was made anew), then the standby on its own port. It catches up with the
-        migrations and the seed by streaming, while they run."""
+    def _replication(self, secrets: StackSecrets) -> Login:
+        if secrets.replication is None:
+            raise StackError("vault: the replication role's secret is missing")
+        return secrets.replication
+
+    def _replica_backup(self, secrets: StackSecrets, new_database: bool) -> None:
+        """The read replica's data (ADR 0012): a base backup of the primary the first time, or
+        when the primary was made anew (the standby must follow the new one)."""
         replica = self.components.replica
         if replica.name in self.running:
             return
-        if secrets.replication is None:
-            raise StackError("vault: the replication role's secret is missing")
-        replication = secrets.replication
         if new_database and replica.initialized:
             replica.discard()
+        if not replica.initialized:
+            started = time.monotonic()
+            replica.base_backup(self._replication(secrets), self.run_as, timeout=self.remaining())
+            log.info("%s: base backup taken (%.1f s)", replica.name, time.monotonic() - started)
 
-        def launch() -> Launch:
-            if not replica.initialized:
-                started = time.monotonic()
-                replica.base_backup(replication, self.run_as, timeout=self.remaining())
-                log.info("%s: base backup taken (%.1f s)", replica.name, time.monotonic() - started)
-            return replica.launch(replication.password, self.run_as)
-
-        self._ensure_started(replica, launch)
+    def _start_replica(self, secrets: StackSecrets) -> None:
+        """The standby on its own port, with the replication password in its environment."""
+        replica = self.components.replica
+        password = self._replication(secrets).password
+        self._ensure_started(replica, lambda: replica.launch(password, self.run_as))
 
     def _service_launch(self, service: Service, vault: VaultAdmin) -> Launch:
         token = stack_secrets.issue_service_token(vault, service.service)
