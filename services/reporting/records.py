@@ -1,8 +1,9 @@
 """Rows of the other services' tables as reporting's wire records (reporting.proto).
 
-Decimals are written exactly and without trailing zeros (`csvrows.plain`), as the CSV exports
-write them, so a record and its CSV row are equal text for text; statement totals are money,
-rounded to the account currency by the statement's arithmetic.
+The store hands decimals over as text: without trailing zeros (PostgreSQL's `trim_scale`, as the
+CSV exports write them and as `csvrows.plain` does), so a record and its CSV row are equal text
+for text; ledger amounts with the currency's decimals. Statement totals are money, rounded to
+the account currency by the statement's arithmetic.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Row
@@ -28,19 +30,27 @@ def timestamp(at: datetime) -> Timestamp:
     return stamp
 
 
-def _optional(value: Any) -> str:
-    return "" if value is None else plain(Decimal(value))
+def from_us(us: int) -> Timestamp:
+    """A Timestamp from microseconds since the epoch (the store's `*_us` columns)."""
+    return Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
+
+
+_SIDES: Final = {"BUY": types_pb2.SIDE_BUY, "SELL": types_pb2.SIDE_SELL}
 
 
 def side(name: str) -> types_pb2.Side.ValueType:
-    return types_pb2.Side.Value(f"SIDE_{name}")
+    return _SIDES[name]
 
 
-def _enum_or_unspecified(enum: Any, prefix: str, name: str | None) -> Any:
-    try:
-        return enum.Value(f"{prefix}_{name}") if name else enum.Value(f"{prefix}_UNSPECIFIED")
-    except ValueError:
-        return enum.Value(f"{prefix}_UNSPECIFIED")
+@cache
+def _values(enum: Any, prefix: str) -> dict[str, int]:
+    """An enum's values by their name without the prefix ("FILLED" -> ORDER_STATUS_FILLED)."""
+    return {name.removeprefix(f"{prefix}_"): value for name, value in enum.items()}
+
+
+def enum_value(enum: Any, prefix: str, name: str | None) -> Any:
+    """The value named `name` (a database spelling, e.g. "FILLED"), UNSPECIFIED if unknown."""
+    return _values(enum, prefix).get(name or "UNSPECIFIED", 0)
 
 
 def trade_record(
@@ -58,16 +68,16 @@ def trade_record(
         account_id=row.account_id,
         symbol=row.symbol,
         side=side(row.side),
-        quantity=plain(Decimal(row.quantity)),
-        price=plain(Decimal(row.price)),
-        commission=plain(Decimal(row.commission)),
-        realized_pnl=plain(Decimal(row.realized_pnl)),
+        quantity=row.quantity,
+        price=row.price,
+        commission=row.commission,
+        realized_pnl=row.realized_pnl,
         position_id=row.position_id,
-        position_effect=_enum_or_unspecified(
+        position_effect=enum_value(
             trading_pb2.PositionEffect, "POSITION_EFFECT", row.position_effect
         ),
-        origin=_enum_or_unspecified(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
-        fill_time=timestamp(row.fill_time),
+        origin=enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
+        fill_time=from_us(row.fill_us),
         swap=plain(swap),
     )
 
@@ -79,30 +89,24 @@ def order_record(row: Row[Any]) -> reporting_pb2.OrderRecord:
         account_id=row.account_id,
         symbol=row.symbol,
         side=side(row.side),
-        type=_enum_or_unspecified(trading_pb2.OrderType, "ORDER_TYPE", row.type),
-        time_in_force=_enum_or_unspecified(
-            trading_pb2.TimeInForce, "TIME_IN_FORCE", row.time_in_force
-        ),
-        status=_enum_or_unspecified(trading_pb2.OrderStatus, "ORDER_STATUS", row.status),
-        status_reason=_enum_or_unspecified(
-            errors_pb2.ErrorReason, "ERROR_REASON", row.status_reason
-        ),
+        type=enum_value(trading_pb2.OrderType, "ORDER_TYPE", row.type),
+        time_in_force=enum_value(trading_pb2.TimeInForce, "TIME_IN_FORCE", row.time_in_force),
+        status=enum_value(trading_pb2.OrderStatus, "ORDER_STATUS", row.status),
+        status_reason=enum_value(errors_pb2.ErrorReason, "ERROR_REASON", row.status_reason),
         status_message=row.status_message,
-        quantity=plain(Decimal(row.quantity)),
-        filled_quantity=plain(Decimal(row.filled_quantity)),
-        price=_optional(row.price),
-        stop_price=_optional(row.stop_price),
-        average_fill_price=_optional(row.average_fill_price),
-        stop_loss=_optional(row.stop_loss),
-        take_profit=_optional(row.take_profit),
+        quantity=row.quantity,
+        filled_quantity=row.filled_quantity,
+        price=row.price or "",
+        stop_price=row.stop_price or "",
+        average_fill_price=row.average_fill_price or "",
+        stop_loss=row.stop_loss or "",
+        take_profit=row.take_profit or "",
         position_id=row.position_id or "",
-        execution_mode=_enum_or_unspecified(
-            types_pb2.ExecutionMode, "EXECUTION_MODE", row.execution_mode
-        ),
-        commission=plain(Decimal(row.commission)),
-        origin=_enum_or_unspecified(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
-        create_time=timestamp(row.created_at),
-        update_time=timestamp(row.updated_at),
+        execution_mode=enum_value(types_pb2.ExecutionMode, "EXECUTION_MODE", row.execution_mode),
+        commission=row.commission,
+        origin=enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
+        create_time=from_us(row.create_us),
+        update_time=from_us(row.update_us),
     )
 
 
@@ -110,14 +114,12 @@ def ledger_line(row: Row[Any]) -> reporting_pb2.StatementLedgerLine:
     return reporting_pb2.StatementLedgerLine(
         ledger_entry_id=row.id,
         sequence=int(row.sequence),
-        reason=_enum_or_unspecified(
-            ledger_pb2.LedgerEntryReason, "LEDGER_ENTRY_REASON", row.reason
-        ),
-        amount=plain(Decimal(row.amount)),
-        balance_after=plain(Decimal(row.balance_after)),
+        reason=enum_value(ledger_pb2.LedgerEntryReason, "LEDGER_ENTRY_REASON", row.reason),
+        amount=row.amount,
+        balance_after=row.balance_after,
         description=row.description,
         order_id=row.order_id or "",
         trade_id=row.trade_id or "",
         position_id=row.position_id or "",
-        create_time=timestamp(row.created_at),
+        create_time=from_us(row.created_us),
     )

@@ -1,6 +1,6 @@
 """Each report as three steps: load from the replica (store), compute (domain), build the reply.
 
-Every read runs in one read-only transaction on the replica (`Database.read_session`), so a
+Every read runs in one read-only REPEATABLE READ transaction on the replica (`_snapshot`), so a
 report is one consistent snapshot even while the replica replays the primary's changes.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,7 +46,7 @@ from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as api
 from tradingmesh.trading.margin import margin_rule
-from tradingmesh.trading.money import IDENTITY, Conversion, round_money
+from tradingmesh.trading.money import IDENTITY, Conversion, minor_unit, round_money
 
 __all__ = ["Reports", "interval_points"]
 
@@ -196,6 +198,15 @@ class Reports:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction on the replica that sees one snapshot throughout (REPEATABLE
+        READ, which a hot standby allows): a report's several statements agree with each other
+        even while the standby replays new entries (the summary reconciles)."""
+        async with self.db.read_session() as session:
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            yield session
+
     # --- ownership ----------------------------------------------------------------------------
 
     @staticmethod
@@ -212,21 +223,24 @@ class Reports:
     ) -> reporting_pb2.Statement:
         now = datetime.now(UTC)
         limit = store.STATEMENT_ROWS
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             account = await self._owned(session, account_id)
             period = _period(time_range, account.created_at, now)
             start, end = period.start, period.end
             opening = await store.balance_before(session, account_id, start)
             closing = await store.balance_before(session, account_id, end)
             sums = await store.ledger_sums(session, account_id, start, end)
-            lines = await store.ledger_lines(session, account_id, start, end, limit + 1)
+            lines = await store.ledger_lines(
+                session, account_id, start, end, limit + 1, minor_unit(account.currency)
+            )
+            ends_now = end >= now
             deals = await store.trades_in_period(session, account_id, start, end, limit + 1)
             closed = await store.trades_in_period(
                 session, account_id, start, end, limit + 1, closing_only=True
             )
             orders = await store.orders_in_period(session, account_id, start, end, limit + 1)
-            working = await store.working_orders_at(session, account_id, end, limit)
-            fills = await store.positions_open_at(session, account_id, end)
+            working = await store.working_orders_at(session, account_id, end, limit, ends_now)
+            fills = await store.positions_open_at(session, account_id, end, ends_now)
             swaps = await store.swaps_by_position(session, account_id, end, None)
             leverage, terms = await store.group_terms(session, account.group_id)
             held_symbols = {f.symbol for f in fills}
@@ -319,7 +333,7 @@ class Reports:
             closing_margin_level=(
                 "" if figures.margin_level is None else format_decimal(figures.margin_level)
             ),
-            ledger_lines=[_ledger_line(row, currency) for row in lines[:limit]],
+            ledger_lines=[records.ledger_line(row) for row in lines[:limit]],
             closed_trades=[_closed_trade(row) for row in closed[:limit]],
             open_positions=open_records,
             orders=[records.order_record(row) for row in orders[:limit]],
@@ -335,7 +349,7 @@ class Reports:
         self, account_id: str, time_range: types_pb2.TimeRange, interval: int
     ) -> reporting_pb2.Performance:
         now = datetime.now(UTC)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             account = await self._owned(session, account_id)
             period = _period(time_range, account.created_at, now)
             # Snapshots are daily: HOUR only when asked for.
@@ -411,7 +425,7 @@ class Reports:
         filters = f"trades|{request.account_id}|{start}|{end}|{request.symbol}"
         after = decode_token(request.page_token, filters)
         size = page_size(request.page_size)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             await self._owned(session, request.account_id)
             rows = await store.trade_page(
                 session, request.account_id, start, end, request.symbol, after, size + 1
@@ -440,7 +454,7 @@ class Reports:
         filters = f"orders|{request.account_id}|{start}|{end}|{request.symbol}|{statuses}"
         after = decode_token(request.page_token, filters)
         size = page_size(request.page_size)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             await self._owned(session, request.account_id)
             rows = await store.order_page(
                 session, request.account_id, start, end, request.symbol, statuses, after, size + 1
@@ -461,7 +475,7 @@ class Reports:
         """The CSV file in chunks of about 64 KiB, whole rows each. Ownership is checked
         before the first chunk, so a foreign account is a plain NOT_FOUND."""
         now = datetime.now(UTC)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             account = await self._owned(session, account_id)
             period = _period(time_range, account.created_at, now)
             query, params = store.account_trades_csv(account_id, period.start, period.end)
@@ -475,7 +489,7 @@ class Reports:
     ) -> AsyncIterator[bytes]:
         require_roles(STAFF_ROLES)
         now = datetime.now(UTC)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             first = await store.first_fill_time(session) or now
             period = _period(request.time_range, min(first, now - timedelta(seconds=1)), now)
             query, params = store.broker_trades_csv(
@@ -499,7 +513,7 @@ class Reports:
         require_roles(STAFF_ROLES)
         now = datetime.now(UTC)
         groups, symbols = list(request.group_ids), list(request.symbols)
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             first = await store.first_fill_time(session) or now
             period = _period(request.time_range, min(first, now - timedelta(seconds=1)), now)
             rows = await store.broker_totals(session, period.start, period.end, groups, symbols)
@@ -569,7 +583,7 @@ class Reports:
             )
         groups, symbols = list(request.group_ids), list(request.symbols)
         rc = REPORTING_CURRENCY
-        async with self.db.read_session() as session:
+        async with self._snapshot() as session:
             client_rows = await store.client_net_buckets(
                 session, start, end, "month", groups, symbols
             )
@@ -741,13 +755,6 @@ def _curve(
     return points
 
 
-def _ledger_line(row: Row[Any], currency: str) -> reporting_pb2.StatementLedgerLine:
-    line = records.ledger_line(row)
-    line.amount = _money(Decimal(row.amount), currency)
-    line.balance_after = _money(Decimal(row.balance_after), currency)
-    return line
-
-
 def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
     return reporting_pb2.ClosedTrade(
         trade_id=row.trade_id,
@@ -755,14 +762,14 @@ def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
         symbol=row.symbol,
         # The position's side: a closing fill is on the other side of what it closes.
         side=records.side("SELL" if row.side == "BUY" else "BUY"),
-        quantity=csvrows.plain(Decimal(row.quantity)),
-        open_price=csvrows.plain(Decimal(row.position_open_price)),
-        close_price=csvrows.plain(Decimal(row.price)),
-        open_time=records.timestamp(row.position_open_time),
-        close_time=records.timestamp(row.fill_time),
-        realized_pnl=csvrows.plain(Decimal(row.realized_pnl)),
-        commission=csvrows.plain(Decimal(row.commission)),
-        origin=records._enum_or_unspecified(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
+        quantity=row.quantity,
+        open_price=row.position_open_price,
+        close_price=row.price,
+        open_time=records.from_us(row.position_open_us),
+        close_time=records.from_us(row.fill_us),
+        realized_pnl=row.realized_pnl,
+        commission=row.commission,
+        origin=records.enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
     )
 
 

@@ -71,7 +71,7 @@ async def balance_before(session: AsyncSession, account_id: str, at: datetime) -
         text(
             """SELECT balance_after FROM account.ledger_entries
                 WHERE account_id = CAST(:a AS uuid) AND created_at < :at
-                ORDER BY sequence DESC LIMIT 1"""
+                ORDER BY created_at DESC, sequence DESC LIMIT 1"""
         ),
         {"a": account_id, "at": at},
     )
@@ -94,18 +94,27 @@ async def ledger_sums(
 
 
 async def ledger_lines(
-    session: AsyncSession, account_id: str, start: datetime, end: datetime, limit: int
+    session: AsyncSession,
+    account_id: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    places: int,
 ) -> Sequence[Row[Any]]:
+    """The period's entries in ledger order (created_at follows the sequence), amounts as
+    text with the currency's `places` decimals (they are booked in minor units)."""
     rows = await session.execute(
         text(
-            """SELECT id::text AS id, sequence, reason, amount, balance_after, description,
+            """SELECT id::text AS id, sequence, reason, round(amount, :places)::text AS amount,
+                      round(balance_after, :places)::text AS balance_after, description,
                       order_id::text AS order_id, trade_id::text AS trade_id,
-                      position_id::text AS position_id, created_at
+                      position_id::text AS position_id,
+                      (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
                  FROM account.ledger_entries
                 WHERE account_id = CAST(:a AS uuid) AND created_at >= :s AND created_at < :e
-                ORDER BY sequence LIMIT :n"""
+                ORDER BY created_at, sequence LIMIT :n"""
         ),
-        {"a": account_id, "s": start, "e": end, "n": limit},
+        {"a": account_id, "s": start, "e": end, "n": limit, "places": places},
     )
     return rows.all()
 
@@ -145,16 +154,28 @@ async def net_deposit_flows(
 
 # --- orders and trades ------------------------------------------------------------------------
 
+# Times leave it also as microseconds since the epoch (`*_us`), for the wire's Timestamps.
+# Decimals leave PostgreSQL as text without trailing zeros (trim_scale, as the CSV exports write
+# them and as csvrows.plain would): a statement's thousands of rows never become Decimals.
 _TRADE_COLUMNS: Final = """t.id::text AS trade_id, t.order_id::text AS order_id,
-       t.client_order_id, t.account_id::text AS account_id, t.symbol, t.side, t.quantity,
-       t.price, t.commission, t.realized_pnl, t.position_id::text AS position_id,
-       t.position_effect, t.origin, t.fill_time, t.currency"""
+       t.client_order_id, t.account_id::text AS account_id, t.symbol, t.side,
+       trim_scale(t.quantity)::text AS quantity, trim_scale(t.price)::text AS price,
+       trim_scale(t.commission)::text AS commission,
+       trim_scale(t.realized_pnl)::text AS realized_pnl, t.position_id::text AS position_id,
+       t.position_effect, t.origin, t.fill_time, t.currency,
+       (extract(epoch FROM t.fill_time) * 1000000)::bigint AS fill_us"""
 
 _ORDER_COLUMNS: Final = """o.id::text AS order_id, o.client_order_id, o.account_id::text AS
        account_id, o.symbol, o.side, o.type, o.time_in_force, o.status, o.status_reason,
-       o.status_message, o.quantity, o.filled_quantity, o.price, o.stop_price,
-       o.average_fill_price, o.stop_loss, o.take_profit, o.position_id::text AS position_id,
-       o.execution_mode, o.commission, o.origin, o.created_at, o.updated_at"""
+       o.status_message, trim_scale(o.quantity)::text AS quantity,
+       trim_scale(o.filled_quantity)::text AS filled_quantity,
+       trim_scale(o.price)::text AS price, trim_scale(o.stop_price)::text AS stop_price,
+       trim_scale(o.average_fill_price)::text AS average_fill_price,
+       trim_scale(o.stop_loss)::text AS stop_loss,
+       trim_scale(o.take_profit)::text AS take_profit, o.position_id::text AS position_id,
+       o.execution_mode, trim_scale(o.commission)::text AS commission, o.origin, o.created_at,
+       (extract(epoch FROM o.created_at) * 1000000)::bigint AS create_us,
+       (extract(epoch FROM o.updated_at) * 1000000)::bigint AS update_us"""
 
 
 async def trades_in_period(
@@ -169,8 +190,9 @@ async def trades_in_period(
     (a closing fill's position)."""
     rows = await session.execute(
         text(
-            f"""SELECT {_TRADE_COLUMNS}, p.side AS position_side, p.open_price AS
-                       position_open_price, p.open_time AS position_open_time
+            f"""SELECT {_TRADE_COLUMNS}, p.side AS position_side,
+                       trim_scale(p.open_price)::text AS position_open_price,
+                       (extract(epoch FROM p.open_time) * 1000000)::bigint AS position_open_us
                   FROM oms.trades t JOIN oms.positions p ON p.id = t.position_id
                  WHERE t.account_id = CAST(:a AS uuid) AND t.fill_time >= :s
                    AND t.fill_time < :e
@@ -198,35 +220,40 @@ async def orders_in_period(
 
 
 async def working_orders_at(
-    session: AsyncSession, account_id: str, end: datetime, limit: int
+    session: AsyncSession, account_id: str, end: datetime, limit: int, ends_now: bool
 ) -> Sequence[Row[Any]]:
     """Orders working at `end`: created before it, and open now or ended (updated_at, for a
-    terminal order) at or after it."""
+    terminal order) at or after it. A period that ends now needs only the open ones (the OMS's
+    partial index of open orders)."""
+    ended_after = "" if ends_now else " OR o.updated_at >= :e"
     rows = await session.execute(
         text(
             f"""SELECT {_ORDER_COLUMNS} FROM oms.orders o
                  WHERE o.account_id = CAST(:a AS uuid) AND o.created_at < :e
                    AND o.type <> 'MARKET'
-                   AND (o.status = ANY(:open) OR o.updated_at >= :e)
+                   AND (o.status IN ({", ".join(f"'{s}'" for s in OPEN_ORDER_STATUSES)})
+                        {ended_after})
                  ORDER BY o.created_at, o.id LIMIT :n"""
         ),
-        {"a": account_id, "e": end, "n": limit, "open": list(OPEN_ORDER_STATUSES)},
+        {"a": account_id, "e": end, "n": limit},
     )
     return rows.all()
 
 
 async def positions_open_at(
-    session: AsyncSession, account_id: str, end: datetime
+    session: AsyncSession, account_id: str, end: datetime, ends_now: bool
 ) -> Sequence[Row[Any]]:
     """The fills before `end` of every position open at `end` (opened before it, closed at or
-    after it or not at all), by position and time."""
+    after it or not at all), by position and time. A period that ends now needs only the open
+    positions (the OMS's partial index of them)."""
+    still_open = "p.status = 'OPEN'" if ends_now else "(p.close_time IS NULL OR p.close_time >= :e)"
     rows = await session.execute(
         text(
-            """SELECT p.id::text AS position_id, p.symbol, p.open_time, t.side, t.quantity,
+            f"""SELECT p.id::text AS position_id, p.symbol, p.open_time, t.side, t.quantity,
                       t.price, t.position_effect, t.commission, t.fill_time
                  FROM oms.positions p JOIN oms.trades t ON t.position_id = p.id
                 WHERE p.account_id = CAST(:a AS uuid) AND p.open_time < :e
-                  AND (p.close_time IS NULL OR p.close_time >= :e) AND t.fill_time < :e
+                  AND {still_open} AND t.fill_time < :e
                 ORDER BY p.open_time, p.id, t.fill_time, t.id"""
         ),
         {"a": account_id, "e": end},

@@ -552,20 +552,21 @@ def test_performance_from_daily_snapshots(reporting: Reporting, history: History
                    PRIMARY KEY (account_id, trading_date))"""
         )
         db.execute("GRANT SELECT ON risk.daily_snapshots TO reporting")
-        for index, equity in enumerate(equities):
-            db.execute(
-                """INSERT INTO risk.daily_snapshots (account_id, trading_date, currency,
-                       balance, equity, margin, free_margin, floating_pnl, taken_at)
-                   VALUES (%s, %s, 'USD', %s, %s, 0, %s, 0, %s) ON CONFLICT DO NOTHING""",
-                (
-                    client.account_id,
-                    (day0 + timedelta(days=index)).date(),
-                    equity,
-                    equity,
-                    equity,
-                    day0 + timedelta(days=index, hours=22),
-                ),
-            )
+        with db.transaction():  # all four at once, so the replica has all or none
+            for index, equity in enumerate(equities):
+                db.execute(
+                    """INSERT INTO risk.daily_snapshots (account_id, trading_date, currency,
+                           balance, equity, margin, free_margin, floating_pnl, taken_at)
+                       VALUES (%s, %s, 'USD', %s, %s, 0, %s, 0, %s) ON CONFLICT DO NOTHING""",
+                    (
+                        client.account_id,
+                        (day0 + timedelta(days=index)).date(),
+                        equity,
+                        equity,
+                        equity,
+                        day0 + timedelta(days=index, hours=22),
+                    ),
+                )
     window = types_pb2.TimeRange(
         start_time=_ts(day0 + timedelta(days=1)), end_time=_ts(day0 + timedelta(days=4))
     )
