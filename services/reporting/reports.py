@@ -53,7 +53,6 @@ __all__ = ["Reports", "interval_points"]
 _ZERO: Final = Decimal(0)
 MAX_CURVE_POINTS: Final = 1000
 MAX_EXPOSURE_POINTS: Final = 10_000
-EXPORT_CHUNK_BYTES: Final = 64 * 1024
 REPORTING_CURRENCY: Final = "USD"
 
 # Each interval's date_trunc unit (PostgreSQL) and its step.
@@ -472,15 +471,16 @@ class Reports:
     async def export_trades(
         self, account_id: str, time_range: types_pb2.TimeRange
     ) -> AsyncIterator[bytes]:
-        """The CSV file in chunks of about 64 KiB, whole rows each. Ownership is checked
-        before the first chunk, so a foreign account is a plain NOT_FOUND."""
+        """The CSV file: the header row, then chunks of whole records written by PostgreSQL
+        (store.CSV_CHUNK_ROWS each). Ownership is checked before the first chunk, so a foreign
+        account is a plain NOT_FOUND."""
         now = datetime.now(UTC)
         async with self._snapshot() as session:
             account = await self._owned(session, account_id)
             period = _period(time_range, account.created_at, now)
-            query, params = store.account_trades_csv(account_id, period.start, period.end)
-            async for chunk in _chunks(
-                csvrows.header(csvrows.TRADE_COLUMNS), store.copy_csv(session, query, params)
+            yield csvrows.header(csvrows.TRADE_COLUMNS)
+            async for chunk in store.account_trades_csv(
+                session, account_id, period.start, period.end
             ):
                 yield chunk
 
@@ -492,16 +492,14 @@ class Reports:
         async with self._snapshot() as session:
             first = await store.first_fill_time(session) or now
             period = _period(request.time_range, min(first, now - timedelta(seconds=1)), now)
-            query, params = store.broker_trades_csv(
+            yield csvrows.header(csvrows.BROKER_TRADE_COLUMNS)
+            async for chunk in store.broker_trades_csv(
+                session,
                 period.start,
                 period.end,
                 list(request.group_ids),
                 list(request.symbols),
                 list(request.account_ids),
-            )
-            async for chunk in _chunks(
-                csvrows.header(csvrows.BROKER_TRADE_COLUMNS),
-                store.copy_csv(session, query, params),
             ):
                 yield chunk
 
@@ -771,15 +769,3 @@ def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
         commission=row.commission,
         origin=records.enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
     )
-
-
-async def _chunks(head: bytes, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Whole rows gathered into chunks of about EXPORT_CHUNK_BYTES, the header first."""
-    buffer = bytearray(head)
-    async for piece in pieces:
-        buffer += csvrows.to_crlf(piece)
-        if len(buffer) >= EXPORT_CHUNK_BYTES:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)

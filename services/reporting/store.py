@@ -14,8 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, cast
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -621,65 +619,107 @@ async def instrument_currencies(session: AsyncSession) -> dict[str, tuple[str, s
     return {r[0]: (r[1].strip(), r[2].strip(), Decimal(r[3])) for r in rows}
 
 
-# --- CSV exports (COPY on the replica, streamed) ----------------------------------------------
+# --- CSV exports (written by PostgreSQL, streamed in chunks) ----------------------------------
 
-# The CSV columns as PostgreSQL writes them: decimals without trailing zeros (trim_scale, as
-# csvrows.plain), times RFC 3339 in UTC with milliseconds, enum names without their prefix.
-_CSV_TRADE_SELECT: Final = """t.id, t.order_id, t.client_order_id, t.position_id,
+
+# One CSV record per fill as PostgreSQL writes it: decimals without trailing zeros (trim_scale,
+# as csvrows.plain), times RFC 3339 in UTC with milliseconds, enum names without their prefix,
+# CRLF at the end. Ids, numbers, times and enum names never need quotes; the two free texts are
+# quoted by `_quoted` if they ever would (RFC 4180), though the contracts restrict them.
+def _quoted(column: str) -> str:
+    return (
+        f"CASE WHEN {column} ~ '[\",\\r\\n]' "
+        f"THEN '\"' || replace({column}, '\"', '\"\"') || '\"' ELSE {column} END"
+    )
+
+
+_CSV_TRADE_FIELDS: Final = f"""t.id, t.order_id, {_quoted("t.client_order_id")}, t.position_id,
        to_char(date_trunc('milliseconds', t.fill_time AT TIME ZONE 'UTC'),
                'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
        t.symbol, t.side, t.position_effect, trim_scale(t.quantity), trim_scale(t.price),
        trim_scale(t.commission), trim_scale(t.realized_pnl), t.currency, t.origin"""
+# Fills per chunk: one statement (or one fetched row) per chunk, about 190 bytes a fill.
+CSV_CHUNK_ROWS: Final = 2000
 
 
-async def copy_csv(
-    session: AsyncSession, query: sql.Composable, params: dict[str, Any]
+async def account_trades_csv(
+    session: AsyncSession, account_id: str, start: datetime, end: datetime
 ) -> AsyncIterator[bytes]:
-    """`COPY (query) TO STDOUT (FORMAT csv)` on the session's connection (the replica), each
-    piece as PostgreSQL sends it: nothing is held but the piece in flight."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
-    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
-    async with driver.cursor() as cursor, cursor.copy(copy_sql, params) as copy:
-        async for data in copy:
-            yield bytes(data)
+    """The account's fills in [start, end), oldest first, as CSV records in chunks of
+    CSV_CHUNK_ROWS: keyset pages on the OMS's (account_id, fill_time, id) index, each one
+    statement whose one row is the chunk's text. Nothing is held but the chunk in flight."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        row = (
+            await session.execute(
+                text(
+                    f"""SELECT string_agg(line, '' ORDER BY fill_time, id), count(*),
+                               (array_agg(fill_time ORDER BY fill_time DESC, id DESC))[1],
+                               (array_agg(id::text ORDER BY fill_time DESC, id DESC))[1]
+                          FROM (SELECT t.fill_time, t.id,
+                                       concat_ws(',', {_CSV_TRADE_FIELDS}) || E'\\r\\n' AS line
+                                  FROM oms.trades t
+                                 WHERE t.account_id = CAST(:a AS uuid) AND t.fill_time >= :s
+                                   AND t.fill_time < :e
+                                   AND (CAST(:at AS timestamptz) IS NULL
+                                        OR (t.fill_time, t.id) > (:at, CAST(:id AS uuid)))
+                                 ORDER BY t.fill_time, t.id LIMIT :n) page"""
+                ),
+                {
+                    "a": account_id,
+                    "s": start,
+                    "e": end,
+                    "at": after[0] if after else None,
+                    "id": after[1] if after else None,
+                    "n": CSV_CHUNK_ROWS,
+                },
+            )
+        ).one()
+        data, count, last_time, last_id = tuple(row)
+        if not count:
+            return
+        yield str(data).encode()
+        if count < CSV_CHUNK_ROWS:
+            return
+        after = (last_time, last_id)
 
 
-def account_trades_csv(
-    account_id: str, start: datetime, end: datetime
-) -> tuple[sql.Composable, dict[str, Any]]:
-    query = sql.SQL(
-        "SELECT "
-        + _CSV_TRADE_SELECT
-        + """ FROM oms.trades t
-             WHERE t.account_id = %(a)s::uuid AND t.fill_time >= %(s)s AND t.fill_time < %(e)s
-             ORDER BY t.fill_time, t.id"""
-    )
-    return query, {"a": account_id, "s": start, "e": end}
-
-
-def broker_trades_csv(
+async def broker_trades_csv(
+    session: AsyncSession,
     start: datetime,
     end: datetime,
     group_ids: Sequence[str],
     symbols: Sequence[str],
     account_ids: Sequence[str],
-) -> tuple[sql.Composable, dict[str, Any]]:
-    query = sql.SQL(
-        "SELECT a.id, a.account_number, a.group_id, "
-        + _CSV_TRADE_SELECT
-        + """ FROM oms.trades t JOIN account.trading_accounts a ON a.id = t.account_id
-             WHERE t.fill_time >= %(s)s AND t.fill_time < %(e)s
-               AND (%(groups)s::uuid[] IS NULL OR a.group_id = ANY(%(groups)s::uuid[]))
-               AND (%(symbols)s::text[] IS NULL OR t.symbol = ANY(%(symbols)s::text[]))
-               AND (%(accounts)s::uuid[] IS NULL OR t.account_id = ANY(%(accounts)s::uuid[]))
-             ORDER BY t.fill_time, t.id"""
+) -> AsyncIterator[bytes]:
+    """Every selected account's fills in [start, end), oldest first, as CSV records in chunks:
+    one statement read through a server-side cursor, each row a chunk of CSV_CHUNK_ROWS
+    records (fills of every account have no index in time order, so PostgreSQL sorts them
+    once, on its side)."""
+    result = await session.stream(
+        text(
+            f"""SELECT string_agg(line, '' ORDER BY rn)
+                  FROM (SELECT row_number() OVER (ORDER BY t.fill_time, t.id) AS rn,
+                               concat_ws(',', a.id, {_quoted("a.account_number")}, a.group_id,
+                                         {_CSV_TRADE_FIELDS}) || E'\\r\\n' AS line
+                          FROM oms.trades t
+                          JOIN account.trading_accounts a ON a.id = t.account_id
+                         WHERE t.fill_time >= :s AND t.fill_time < :e
+                           AND (CAST(:groups AS uuid[]) IS NULL
+                                OR a.group_id = ANY(CAST(:groups AS uuid[])))
+                           AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
+                           AND (CAST(:accounts AS uuid[]) IS NULL
+                                OR t.account_id = ANY(CAST(:accounts AS uuid[])))) numbered
+                 GROUP BY (rn - 1) / :n ORDER BY (rn - 1) / :n"""
+        ),
+        {
+            "s": start,
+            "e": end,
+            "groups": list(group_ids) or None,
+            "symbols": list(symbols) or None,
+            "accounts": list(account_ids) or None,
+            "n": CSV_CHUNK_ROWS,
+        },
     )
-    return query, {
-        "s": start,
-        "e": end,
-        "groups": list(group_ids) or None,
-        "symbols": list(symbols) or None,
-        "accounts": list(account_ids) or None,
-    }
+    async for (data,) in result.tuples():
+        yield str(data).encode()

@@ -586,8 +586,13 @@ def test_performance_from_daily_snapshots(reporting: Reporting, history: History
                 return None
             raise
 
-    performance = eventually(lambda: ((p := read()) and len(p.equity_curve) == 4 and p) or None, 30,
-                             "the snapshots on the replica")  # fmt: skip
+    def replicated() -> reporting_pb2.Performance | None:
+        performance = read()
+        if performance is None or performance.equity_curve[-1].equity != "10890.00":
+            return None
+        return performance
+
+    performance = eventually(replicated, 30, "the snapshots on the replica")
     # Points at Jan 6 00:00 (Jan 5's snapshot), 7th, 8th (Jan 6, 7) and the end, Jan 9 00:00
     # (Jan 8's): 10000, 11000, 9900, 10890: returns +10 %, -10 %, +10 %.
     assert [p.equity for p in performance.equity_curve] == [

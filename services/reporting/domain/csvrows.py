@@ -1,10 +1,10 @@
 """The CSV files of the exports (RFC 4180) and the text of their values (ADR 0012, "Exports").
 
-The rows themselves are written by PostgreSQL (`COPY ... TO STDOUT (FORMAT csv)` on the
-replica, services/reporting/store.py), so an export of a million fills never passes through
-Python values; this module holds what both sides must agree on: the columns, the header row, the
-line end, and how a decimal and a time are spelled, which ListTradeHistory uses too (the test
-compares the two row for row).
+The records themselves are written by PostgreSQL on the replica, a chunk of them per statement
+or fetched row (services/reporting/store.py), so an export of a million fills never passes
+through Python values; this module holds what both sides must agree on: the columns, the header
+row, the quoting and line end of RFC 4180, and how a decimal and a time are spelled, which
+ListTradeHistory uses too (the integration test compares the two row for row).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "header",
     "plain",
     "rfc3339_ms",
-    "to_crlf",
 ]
 
 CONTENT_TYPE: Final = "text/csv; charset=utf-8"
@@ -67,14 +66,6 @@ def csv_line(values: Sequence[str]) -> str:
 
 def header(columns: Sequence[str]) -> bytes:
     return csv_line(columns).encode()
-
-
-def to_crlf(data: bytes) -> bytes:
-    """PostgreSQL's CSV ends records with LF; RFC 4180 wants CRLF. Safe as a byte replace
-    because no exported field can hold a line break: ids are UUIDs, symbols and client
-    references are restricted to letters, digits and ".", "_", ":", "-" (common/v1/rules.proto),
-    and the rest are numbers, times and enum names."""
-    return data.replace(b"\n", b"\r\n")
 
 
 def plain(value: Decimal) -> str:

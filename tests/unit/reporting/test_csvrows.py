@@ -14,7 +14,6 @@ from services.reporting.domain.csvrows import (
     header,
     plain,
     rfc3339_ms,
-    to_crlf,
 )
 
 
@@ -50,7 +49,3 @@ def test_times_are_utc_with_milliseconds_truncated() -> None:
 
     assert rfc3339_ms(at) == "2026-11-20T14:03:07.125Z"
     assert rfc3339_ms(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
-
-
-def test_postgres_line_feeds_become_crlf() -> None:
-    assert to_crlf(b"a,b\nc,d\n") == b"a,b\r\nc,d\r\n"
