@@ -1,7 +1,7 @@
 """Reporting's SQL: every read goes to the read replica (`Database.read_session`, ADR 0012).
 
 The reporting role reads every service's schema (migration 0001) and writes none. Each function
-is one statement (or one COPY) against tables other services own; the column meanings are
+is one statement against tables other services own; the column meanings are
 theirs (account.ledger_entries, oms.orders/trades/positions, pricing.published_prices,
 risk.daily_snapshots).
 """
