@@ -648,7 +648,7 @@ def test_reports_read_the_replica_and_not_the_primary(
     assert replica.replica.address == f"127.0.0.1:{ports.postgres_replica}"
 
 
-def test_through_the_edge_over_grpc_and_rest_with_a_signed_in_client_and_the_operator(
+def test_through_the_edge_over_grpc_grpc_web_and_rest_with_a_client_and_the_operator(
     reporting: Reporting, history: History, running_stack: RunningStack
 ) -> None:
     edge = Edge(running_stack.state)
@@ -673,6 +673,31 @@ def test_through_the_edge_over_grpc_and_rest_with_a_signed_in_client_and_the_ope
             .statement
         )
     assert statement.closing_balance == "9047.20"
+
+    # gRPC-web (the browser's way): the same statement in the first frame, status 0 in the
+    # trailers.
+    message = api.GetStatementRequest(
+        account_id=history.client.account_id, time_range=types_pb2.TimeRange()
+    ).SerializeToString()
+    connection = edge.https()
+    connection.request(
+        "POST",
+        "/tradingmesh.reporting.v1.ReportingService/GetStatement",
+        body=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": f"Bearer {token}",
+        },
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    assert response.status == 200
+    length = int.from_bytes(payload[1:5], "big")
+    web = api.GetStatementResponse.FromString(payload[5 : 5 + length]).statement
+    assert b"grpc-status:0" in payload[5 + length :].replace(b" ", b"")
+    assert web.closing_balance == "9047.20"
 
     connection = edge.https()
     connection.request(
