@@ -438,7 +438,10 @@ async def daily_snapshots(
 ) -> Sequence[Snapshot]:
     """The account's daily snapshots (risk.daily_snapshots, written at each rollover by the
     broker's day) taken in [start, end), and the last one before `start`, oldest first. The one
-    read of that table."""
+    read of that table; none while it does not exist yet (a database before the broker's day's
+    migration)."""
+    if await session.scalar(text("SELECT to_regclass('risk.daily_snapshots')")) is None:
+        return []
     rows = await session.execute(
         text(
             """(SELECT taken_at, balance, equity FROM risk.daily_snapshots
