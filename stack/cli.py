@@ -83,12 +83,32 @@ def _table(state: StackState) -> str:
     )
 
 
+def _replica_line(state: StackState) -> str:
+    """The read replica's replication, as `status` read it from the primary."""
+    replica = state.replica
+    assert replica is not None
+    if not replica.streaming:
+        return f"replica {replica.address}: NOT streaming from the primary"
+    lag = "?" if replica.lag_bytes is None else f"{replica.lag_bytes} bytes"
+    seconds = (
+        "idle (nothing to replay)"
+        if replica.replay_lag_seconds is None
+        else f"{replica.replay_lag_seconds * 1000:.1f} ms replay lag"
+    )
+    return f"replica {replica.address}: streaming, {lag} behind, {seconds}"
+
+
 def _summary(state: StackState, seconds: float) -> str:
     paths = StackPaths.for_name(state.name)
     demo = state.demo
     login = (
         f"{demo.username} / {demo.password} (account {demo.account_id})"
         if demo
+        else "(none recorded: see the seed lines above)"
+    )
+    operator = (
+        f"{state.operator.username} / {state.operator.password}"
+        if state.operator
         else "(none recorded: see the seed lines above)"
     )
     return "\n".join(
@@ -103,6 +123,7 @@ def _summary(state: StackState, seconds: float) -> str:
             f"  Envoy admin  {state.endpoints.envoy_admin}",
             f"  Vault        {state.vault.address}  (root token: {state.vault.root_token_file})",
             f"  demo login   {login}",
+            f"  operator     {operator}  (staff: admin, dealer, backoffice)",
             f"  state        {paths.state_file}",
         ]
     )
@@ -186,6 +207,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(state.to_json(), indent=2))
     else:
         print(_table(state))
+        if state.replica is not None:
+            print(_replica_line(state))
     return 0 if state.components and all(c.healthy for c in state.components) else 3
 
 

@@ -35,6 +35,7 @@ from stack.components.nats import Nats
 from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
 from stack.components.redis import Redis
+from stack.components.replica import Replica
 from stack.components.services import Service, stream_workers
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
@@ -49,8 +50,8 @@ from stack.ports import (
     validate_base,
 )
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
-from stack.secrets import StackSecrets
-from stack.state import ComponentState, Endpoints, StackState, VaultInfo
+from stack.secrets import Login, StackSecrets
+from stack.state import ComponentState, Endpoints, ReplicaState, StackState, VaultInfo
 from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")
@@ -58,6 +59,7 @@ log = logging.getLogger("stack")
 START_ORDER: tuple[str, ...] = (
     "openbao",
     "postgres",
+    "postgres-replica",
     "redis",
     "nats",
     *LP_SIMULATORS,
@@ -69,11 +71,12 @@ START_ORDER: tuple[str, ...] = (
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
     ("envoy",),
     (*SERVICES, *STREAM_WORKERS),
-    (*LP_SIMULATORS, "nats", "redis", "postgres"),
+    (*LP_SIMULATORS, "nats", "redis", "postgres-replica", "postgres"),
     ("openbao",),
 )
 # Processes given a secret at start; restarted when the secrets are new.
 SECRET_HOLDERS: tuple[str, ...] = (
+    "postgres-replica",  # the replication password, in its environment
     "redis",
     "nats",
     *LP_SIMULATORS,
@@ -103,6 +106,7 @@ class _Components:
 
     openbao: OpenBao
     postgres: Postgres
+    replica: Replica
     redis: Redis
     nats: Nats
     lps: dict[str, LpSimulator]
@@ -114,6 +118,7 @@ class _Components:
         return cls(
             openbao=OpenBao(ctx),
             postgres=Postgres(ctx),
+            replica=Replica(ctx),
             redis=Redis(ctx),
             nats=Nats(ctx),
             lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
@@ -123,7 +128,13 @@ class _Components:
         )
 
     def by_name(self) -> dict[str, Component]:
-        infra: list[Component] = [self.openbao, self.postgres, self.redis, self.nats]
+        infra: list[Component] = [
+            self.openbao,
+            self.postgres,
+            self.replica,
+            self.redis,
+            self.nats,
+        ]
         outside = list(self.lps.values())  # stand-ins for the outside world: the LPs
         return {c.name: c for c in [*infra, *outside, *self.services.values(), self.envoy]}
 
@@ -249,7 +260,12 @@ class _Up:
         fresh = _skeleton(self.paths, self.ports)
         # Keep the records of dead processes until their leftovers are cleaned up.
         kept = previous.components if previous and previous.base_port == base else ()
-        self.state = replace(fresh, components=kept, demo=previous.demo if previous else None)
+        self.state = replace(
+            fresh,
+            components=kept,
+            demo=previous.demo if previous else None,
+            operator=previous.operator if previous else None,
+        )
         self.running = {c.name for c in running}
 
     def _stop(self, names: list[str]) -> None:
@@ -330,7 +346,8 @@ class _Up:
             self._provision_database(secrets, new_database)
             edge_launch = edge_future.result(self.remaining()) if edge_future else None
 
-        # 5. Services, each with a Vault token of its own.
+        # 5. Services, each with a Vault token of its own; they read from the replica.
+        self._wait([self.components.replica])
         late: list[Component] = []
         unwanted = set(STREAM_WORKERS[self.workers :])
         for name, service in self.components.services.items():
@@ -354,17 +371,52 @@ class _Up:
     def _provision_database(self, secrets: StackSecrets, new_database: bool) -> None:
         self.components.postgres.configure(secrets)
         url = provision.admin_url(secrets.postgres_admin, self.ports.postgres)
-        provision.migrate(
-            self.config.repo, url, self.paths.log("migrations"), timeout=self.remaining()
-        )
-        if self.state.demo is not None and not new_database:
+        # The replica's base backup (its checkpoint takes a second or two) runs beside the
+        # migrations, which reach the standby by streaming once it starts.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica") as pool:
+            backup = pool.submit(self._replica_backup, secrets, new_database)
+            provision.migrate(
+                self.config.repo, url, self.paths.log("migrations"), timeout=self.remaining()
+            )
+            backup.result(self.remaining())
+        self._start_replica(secrets)
+        if self.state.demo is not None and self.state.operator is not None and not new_database:
             return
-        demo = provision.seed(url, timeout=self.remaining())
+        demo, operator = provision.seed(url, timeout=self.remaining())
         if demo is not None:
             self.state = state_file.save(self.paths.state_file, replace(self.state, demo=demo))
             log.info("seed: demo user %s, account %s", demo.username, demo.account_id)
         elif self.state.demo is None:
             log.warning("seed: the demo user existed already; its password is not known here")
+        if operator is not None:
+            self.state = state_file.save(
+                self.paths.state_file, replace(self.state, operator=operator)
+            )
+            log.info("seed: broker operator %s", operator.username)
+
+    def _replication(self, secrets: StackSecrets) -> Login:
+        if secrets.replication is None:
+            raise StackError("vault: the replication role's secret is missing")
+        return secrets.replication
+
+    def _replica_backup(self, secrets: StackSecrets, new_database: bool) -> None:
+        """The read replica's data (ADR 0012): a base backup of the primary the first time, or
+        when the primary was made anew (the standby must follow the new one)."""
+        replica = self.components.replica
+        if replica.name in self.running:
+            return
+        if new_database and replica.initialized:
+            replica.discard()
+        if not replica.initialized:
+            started = time.monotonic()
+            replica.base_backup(self._replication(secrets), self.run_as, timeout=self.remaining())
+            log.info("%s: base backup taken (%.1f s)", replica.name, time.monotonic() - started)
+
+    def _start_replica(self, secrets: StackSecrets) -> None:
+        """The standby on its own port, with the replication password in its environment."""
+        replica = self.components.replica
+        password = self._replication(secrets).password
+        self._ensure_started(replica, lambda: replica.launch(password, self.run_as))
 
     def _service_launch(self, service: Service, vault: VaultAdmin) -> Launch:
         token = stack_secrets.issue_service_token(vault, service.service)
@@ -404,7 +456,8 @@ def up(config: StackConfig) -> StackState:
 
 
 def status(name: str, repo: Path = REPO) -> StackState | None:
-    """The recorded state with each component's `healthy` (and liveness) checked now."""
+    """The recorded state with each component's `healthy` (and liveness) checked now, and the
+    read replica's replication as the primary sees it."""
     paths = StackPaths.for_name(name, repo)
     recorded = state_file.load(paths.state_file)
     if recorded is None:
@@ -417,7 +470,22 @@ def status(name: str, repo: Path = REPO) -> StackState | None:
         probe = components.get(entry.name)
         healthy = running and probe is not None and probe.probe()
         live.append(replace(entry, healthy=healthy))
-    return replace(recorded, components=tuple(live))
+    replica = _Components.for_context(ctx).replica
+    recorded_replica = recorded.component(replica.name)
+    running_replica = recorded_replica is not None and is_running(recorded_replica)
+    replication = replica.status() if running_replica else None
+    return replace(
+        recorded,
+        components=tuple(live),
+        replica=ReplicaState(
+            address=replica.address,
+            streaming=replication.streaming if replication else False,
+            lag_bytes=replication.lag_bytes if replication else None,
+            replay_lag_seconds=replication.replay_lag_seconds if replication else None,
+        )
+        if recorded_replica is not None
+        else None,
+    )
 
 
 def down(name: str, repo: Path = REPO, purge: bool = False) -> list[str]:

@@ -60,6 +60,11 @@ class StackPaths:
         return self.root / "postgres" / "data"
 
     @property
+    def replica_data(self) -> Path:
+        """The read replica's data directory (a hot standby of `postgres_data`)."""
+        return self.root / "postgres" / "replica"
+
+    @property
     def redis_dir(self) -> Path:
         return self.root / "redis"
 

@@ -28,6 +28,7 @@ NATS = 2
 NATS_MONITOR = 3
 OPENBAO = 4
 OPENBAO_CLUSTER = 5  # bound by `bao server -dev` itself: listen port + 1
+POSTGRES_REPLICA = 6  # the read replica: a streaming hot standby of the primary (ADR 0012)
 ENVOY = 10
 ENVOY_ADMIN = 11
 SERVICE_GRPC = 20
@@ -51,6 +52,10 @@ class Ports:
     @property
     def postgres(self) -> int:
         return self.base + POSTGRES
+
+    @property
+    def postgres_replica(self) -> int:
+        return self.base + POSTGRES_REPLICA
 
     @property
     def redis(self) -> int:
@@ -111,6 +116,7 @@ class Ports:
             self.nats_monitor,
             self.openbao,
             self.openbao_cluster,
+            self.postgres_replica,
             self.envoy,
             self.envoy_admin,
         )

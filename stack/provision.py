@@ -18,7 +18,7 @@ from typing import Protocol
 from stack.components.postgres import DATABASE
 from stack.ports import HOST
 from stack.secrets import Login
-from stack.state import DemoCredentials
+from stack.state import DemoCredentials, OperatorCredentials
 
 log = logging.getLogger("stack")
 
@@ -38,6 +38,15 @@ class _Demo(Protocol):
     def password(self) -> str: ...
     @property
     def account_id(self) -> str: ...
+
+
+class _Operator(Protocol):
+    """What `stack.seed.seed_operator` returns."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
 
 
 def admin_url(admin: Login, port: int) -> str:
@@ -80,10 +89,12 @@ def migrate(repo: Path, database_url: str, log_path: Path, timeout: float) -> bo
     return True
 
 
-def seed(database_url: str, timeout: float) -> DemoCredentials | None:
-    """Run `stack.seed.seed_demo` (the demo broker).
+def seed(
+    database_url: str, timeout: float
+) -> tuple[DemoCredentials | None, OperatorCredentials | None]:
+    """Run `stack.seed.seed_demo` (the demo broker) and `seed_operator` (its operator).
 
-    None if that module does not exist yet, or if the demo user existed already (`seed_demo`
+    Each is None if that module does not exist yet, or if the user existed already (the seed
     returns None then: it stores only a hash of the password it generated the first time).
     """
     try:
@@ -92,19 +103,33 @@ def seed(database_url: str, timeout: float) -> DemoCredentials | None:
         if error.name != SEED_MODULE:
             raise
         log.info("seed: %s does not exist yet, skipped", SEED_MODULE)
-        return None
+        return None, None
     # In a thread with its own event loop: `up()` may be called from code that already runs one.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed")
+    started = time.monotonic()
     try:
         demo: _Demo | None = pool.submit(asyncio.run, module.seed_demo(database_url)).result(
             timeout
         )
+        operator: _Operator | None = None
+        if hasattr(module, "seed_operator"):
+            operator = pool.submit(asyncio.run, module.seed_operator(database_url)).result(
+                max(timeout - (time.monotonic() - started), 1.0)
+            )
     except FutureTimeoutError as error:
         raise ProvisionError(f"seeding took longer than {timeout:.0f} s") from error
     finally:
         pool.shutdown(wait=False)
-    if demo is None:
-        return None
-    return DemoCredentials(
-        username=demo.username, password=demo.password, account_id=str(demo.account_id)
+    demo_login = (
+        None
+        if demo is None
+        else DemoCredentials(
+            username=demo.username, password=demo.password, account_id=str(demo.account_id)
+        )
     )
+    operator_login = (
+        None
+        if operator is None
+        else OperatorCredentials(username=operator.username, password=operator.password)
+    )
+    return demo_login, operator_login

@@ -2,6 +2,7 @@
 
     secret/tradingmesh/postgres/<service>  username, password   (that service's database role)
     secret/tradingmesh/postgres/admin      username, password   (superuser: migrations, seed)
+    secret/tradingmesh/postgres/replication username, password  (the read replica's streaming)
     secret/tradingmesh/redis               password
     secret/tradingmesh/nats                username, password
     secret/tradingmesh/edge                token                (Envoy -> services)
@@ -26,6 +27,8 @@ from stack.vault import VaultAdmin
 
 PREFIX = "tradingmesh"
 POSTGRES_ADMIN_USER = "postgres"
+# The role the read replica streams the WAL as (REPLICATION, nothing else; ADR 0012).
+REPLICATION_USER = "replication"
 NATS_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
 # The demo payment and KYC providers of the account service's webhooks (WebhookService); locally
@@ -58,10 +61,14 @@ class StackSecrets:
     edge_token: Secret
     lp: dict[str, Login]  # per LP: the FIX logon its simulator expects and the gateway sends
     webhooks: dict[str, Secret] = field(default_factory=dict)  # per provider: its HMAC key
+    # The read replica's streaming role (None only in code that builds secrets by hand).
+    replication: Login | None = None
 
     def values(self) -> list[str]:
         """Every secret value, for the test that scans the state directory for leaks."""
         logins = [self.postgres_admin, self.nats, *self.postgres.values(), *self.lp.values()]
+        if self.replication is not None:
+            logins.append(self.replication)
         return [
             *(login.password.reveal() for login in logins),
             self.redis_password.reveal(),
@@ -83,6 +90,7 @@ def _generate_all() -> StackSecrets:
         edge_token=generate(),
         lp={lp: Login("tradingmesh", generate()) for lp in LP_SIMULATORS},
         webhooks={provider: generate() for provider in WEBHOOK_PROVIDERS},
+        replication=Login(REPLICATION_USER, generate()),
     )
 
 
@@ -95,12 +103,13 @@ def _login(data: dict[str, str] | None) -> Login | None:
 def read(vault: VaultAdmin) -> StackSecrets | None:
     """The secrets in Vault, or None if any of them is missing."""
     admin = _login(vault.read(_path("postgres", "admin")))
+    replication = _login(vault.read(_path("postgres", "replication")))
     roles = {s: _login(vault.read(_path("postgres", s))) for s in SERVICES}
     redis = vault.read(_path("redis"))
     nats = _login(vault.read(_path("nats")))
     edge = vault.read(_path("edge"))
     lp = {name: _login(vault.read(_path("lp", name))) for name in LP_SIMULATORS}
-    if admin is None or nats is None or not redis or not edge:
+    if admin is None or replication is None or nats is None or not redis or not edge:
         return None
     complete = {s: login for s, login in roles.items() if login is not None}
     if len(complete) != len(SERVICES) or not redis.get("password") or not edge.get("token"):
@@ -119,6 +128,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
         edge_token=Secret(edge["token"]),
         lp=lp_logins,
         webhooks=webhooks,
+        replication=replication,
     )
 
 
@@ -141,6 +151,8 @@ def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
         return {"username": value.username, "password": value.password.reveal()}
 
     vault.write(_path("postgres", "admin"), login(stack.postgres_admin))
+    if stack.replication is not None:
+        vault.write(_path("postgres", "replication"), login(stack.replication))
     for service, role in stack.postgres.items():
         vault.write(_path("postgres", service), login(role))
     vault.write(_path("redis"), {"password": stack.redis_password.reveal()})

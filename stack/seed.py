@@ -16,6 +16,10 @@ import psycopg
 from argon2 import PasswordHasher
 
 DEMO_USERNAME = "demo"
+# The demo broker's operator: a staff user with every staff role (services/platform/access.py),
+# so a newcomer can try the broker views and every admin RPC (ADR 0012).
+OPERATOR_USERNAME = "operator"
+OPERATOR_ROLES = ("admin", "dealer", "backoffice")
 DEMO_ACCOUNT_NUMBER = "1000001"
 DEMO_DEPOSIT = Decimal("10000.00")
 DEMO_CURRENCY = "USD"
@@ -80,6 +84,14 @@ class DemoCredentials:
     username: str
     password: str
     account_id: str
+
+
+@dataclass(frozen=True)
+class OperatorCredentials:
+    """The broker operator's login (no trading account: staff act on clients' accounts)."""
+
+    username: str
+    password: str
 
 
 def _uuid_for(kind: str, name: str) -> uuid.UUID:
@@ -326,3 +338,30 @@ async def seed_demo(database_url: str) -> DemoCredentials | None:
         await _seed_risk(conn)
         await _seed_oms(conn)
     return DemoCredentials(DEMO_USERNAME, password, str(account_id))
+
+
+async def seed_operator(database_url: str) -> OperatorCredentials | None:
+    """Seeds the broker operator (every staff role); returns its new credentials, or None if it
+    existed (only a hash of its password is stored, as for the demo user)."""
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
+        existing = await conn.execute(
+            "SELECT 1 FROM account.users WHERE username = %s", (OPERATOR_USERNAME,)
+        )
+        if await existing.fetchone() is not None:
+            return None
+        password = secrets.token_urlsafe(12)
+        await conn.execute(
+            """INSERT INTO account.users (id, username, email, display_name, password_hash,
+                   roles, kyc_status, status)
+               VALUES (%s, %s, %s, %s, %s, %s, 'APPROVED', 'ACTIVE')""",
+            (
+                uuid.uuid4(),
+                OPERATOR_USERNAME,
+                "operator@tradingmesh.local",
+                "Broker Operator",
+                PasswordHasher().hash(password),
+                list(OPERATOR_ROLES),
+            ),
+        )
+    return OperatorCredentials(OPERATOR_USERNAME, password)

@@ -6,12 +6,16 @@
   "endpoints": {"grpc", "http", "ca_file", "envoy_admin"},
   "vault": {"address", "root_token_file"},
   "demo": {"username", "password", "account_id"} | null,
+  "operator": {"username", "password"} | null,
+  "replica": {"address", "streaming", "lag_bytes", "replay_lag_seconds"} | null,
   "updated_at": "<ISO 8601>"
 }
 
 The file is written 0600 and atomically (write + rename), so a reader never sees half of it.
-`demo.password` is the one credential in it: ADR 0004 puts the demo user's login here so that a
-developer can sign in; every infrastructure secret lives only in Vault.
+`demo.password` and `operator.password` are the only credentials in it: ADR 0004 puts the demo
+user's login here so that a developer can sign in, and the broker operator's (staff roles) so
+that a newcomer can try the broker views and admin RPCs; every infrastructure secret lives only
+in Vault. `replica` is filled in by `status` (live, from the primary's pg_stat_replication).
 """
 
 from __future__ import annotations
@@ -58,6 +62,25 @@ class DemoCredentials:
 
 
 @dataclass(frozen=True)
+class OperatorCredentials:
+    """The demo broker's operator: a staff user with the admin roles (admin, dealer,
+    backoffice)."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """The read replica as `status` saw it: streaming from the primary, and how far behind."""
+
+    address: str
+    streaming: bool
+    lag_bytes: int | None
+    replay_lag_seconds: float | None
+
+
+@dataclass(frozen=True)
 class StackState:
     name: str
     base_port: int
@@ -66,6 +89,8 @@ class StackState:
     endpoints: Endpoints
     components: tuple[ComponentState, ...] = ()
     demo: DemoCredentials | None = None
+    operator: OperatorCredentials | None = None
+    replica: ReplicaState | None = None
     updated_at: str = field(default="")
 
     def component(self, name: str) -> ComponentState | None:
@@ -86,6 +111,8 @@ class StackState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StackState:
         demo = data.get("demo")
+        operator = data.get("operator")
+        replica = data.get("replica")
         return cls(
             name=data["name"],
             base_port=int(data["base_port"]),
@@ -94,6 +121,8 @@ class StackState:
             endpoints=Endpoints(**data["endpoints"]),
             components=tuple(ComponentState(**c) for c in data.get("components", [])),
             demo=DemoCredentials(**demo) if demo else None,
+            operator=OperatorCredentials(**operator) if operator else None,
+            replica=ReplicaState(**replica) if replica else None,
             updated_at=data.get("updated_at", ""),
         )
 

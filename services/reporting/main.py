@@ -15,12 +15,12 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
         registrations=[
             Registration(
                 reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server,
-                server.ReportingService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.ReportingService(resources),
                 "tradingmesh.reporting.v1.ReportingService",
             ),
             Registration(
                 reporting_admin_service_pb2_grpc.add_ReportingAdminServiceServicer_to_server,
-                server.ReportingAdminService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.ReportingAdminService(resources),
                 "tradingmesh.reporting.v1.ReportingAdminService",
             ),
         ],

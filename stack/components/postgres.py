@@ -23,7 +23,7 @@ from stack.binaries import postgres_bin
 from stack.components.base import Component, base_env
 from stack.ports import HOST
 from stack.process import Launch, RunAs
-from stack.secrets import Login, StackSecrets
+from stack.secrets import REPLICATION_USER, Login, StackSecrets
 
 SYSTEM_USER = "tradingmesh-pg"
 DATABASE = "tradingmesh"
@@ -214,7 +214,10 @@ class Postgres(Component):
             # it; it shows every database's statements).
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             _set_password(conn, secrets.postgres_admin, create=False)
-            for login in secrets.postgres.values():
+            roles = list(secrets.postgres.values())
+            if secrets.replication is not None:
+                roles.append(secrets.replication)
+            for login in roles:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (login.username,)
                 ).fetchone()
@@ -233,10 +236,14 @@ def _set_password(conn: psycopg.Connection[tuple[object, ...]], login: Login, cr
         if create
         else "ALTER ROLE {} WITH LOGIN {} PASSWORD {}"
     )
-    # Service roles get no special powers; the superuser keeps its own.
-    powers = (
-        "" if login.username == "postgres" else "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
-    )
+    # Service roles get no special powers; the superuser keeps its own; the replica's role may
+    # stream the WAL and nothing else.
+    if login.username == "postgres":
+        powers = ""
+    elif login.username == REPLICATION_USER:
+        powers = "NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION"
+    else:
+        powers = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
     conn.execute(
         sql.SQL(statement).format(
             sql.Identifier(login.username), sql.SQL(powers), sql.Literal(verifier.decode())

@@ -112,6 +112,13 @@ class Service(Component):
         if self.name == "oms":  # STP orders go to the LPs (ADR 0007)
             env["TM_OMS_LPS"] = lps
             env.update({name: os.environ[name] for name in OMS_SETTINGS if os.environ.get(name)})
+        if self.name == "reporting":
+            # Reporting reads the read replica (ADR 0012). The other services keep the
+            # primary as their "replica": their read_session reads are ones that must see
+            # their own writes at once (the risk watcher's, the OMS's internal reads), which a
+            # standby a few milliseconds behind would not.
+            env["TM_DATABASE_REPLICA_HOST"] = HOST
+            env["TM_DATABASE_REPLICA_PORT"] = str(ports.postgres_replica)
         if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
         return env

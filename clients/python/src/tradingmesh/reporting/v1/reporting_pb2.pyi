@@ -100,6 +100,12 @@ class Statement(_message.Message):
     OPEN_POSITIONS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     GENERATE_TIME_FIELD_NUMBER: _builtins.int
+    CLOSING_MARGIN_FIELD_NUMBER: _builtins.int
+    CLOSING_FREE_MARGIN_FIELD_NUMBER: _builtins.int
+    CLOSING_MARGIN_LEVEL_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    DEALS_FIELD_NUMBER: _builtins.int
+    WORKING_ORDERS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The trading account (UUID)."""
     account_number: _builtins.str
@@ -144,6 +150,16 @@ class Statement(_message.Message):
     """True when ledger_lines or closed_trades were cut at 5,000 rows. The totals are always
     complete; use ListTradeHistory or ExportTrades for every trade.
     """
+    closing_margin: _builtins.str
+    """The margin the positions open at the end of the period held then, at the group's prices
+    then (ask for long positions, bid for short ones) and the group's margin rules; "0" if none.
+    """
+    closing_free_margin: _builtins.str
+    """closing_equity − closing_margin."""
+    closing_margin_level: _builtins.str
+    """closing_equity / closing_margin × 100 in percent, rounded down to 2 decimals, e.g.
+    "1523.40". Empty when no margin was held.
+    """
     @_builtins.property
     def period(self) -> _types_pb2.TimeRange:
         """The period covered, [start_time, end_time), with both bounds set: an open start is replaced
@@ -167,6 +183,24 @@ class Statement(_message.Message):
     @_builtins.property
     def generate_time(self) -> _timestamp_pb2.Timestamp:
         """When the statement was made."""
+
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderRecord]:
+        """The orders created in the period, oldest first (MetaTrader's "Orders" block). At most
+        5,000; see truncated.
+        """
+
+    @_builtins.property
+    def deals(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradeRecord]:
+        """Every fill of the period, oldest first, with its commission, swap and realized P&L
+        (MetaTrader's "Deals" block). At most 5,000; see truncated.
+        """
+
+    @_builtins.property
+    def working_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderRecord]:
+        """The orders that were working at the end of the period (created before it and not yet
+        filled, cancelled, rejected or expired then), oldest first (MetaTrader's "Working Orders").
+        """
 
     def __init__(
         self,
@@ -192,10 +226,16 @@ class Statement(_message.Message):
         open_positions: _abc.Iterable[Global___OpenPositionRecord] | None = ...,
         truncated: _builtins.bool = ...,
         generate_time: _timestamp_pb2.Timestamp | None = ...,
+        closing_margin: _builtins.str = ...,
+        closing_free_margin: _builtins.str = ...,
+        closing_margin_level: _builtins.str = ...,
+        orders: _abc.Iterable[Global___OrderRecord] | None = ...,
+        deals: _abc.Iterable[Global___TradeRecord] | None = ...,
+        working_orders: _abc.Iterable[Global___OrderRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generate_time", b"generate_time", "period", b"period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_number", b"account_number", "adjustments", b"adjustments", "closed_trades", b"closed_trades", "closing_balance", b"closing_balance", "closing_equity", b"closing_equity", "closing_unrealized_pnl", b"closing_unrealized_pnl", "commissions", b"commissions", "currency", b"currency", "deposits", b"deposits", "generate_time", b"generate_time", "ledger_lines", b"ledger_lines", "negative_balance_corrections", b"negative_balance_corrections", "open_positions", b"open_positions", "opening_balance", b"opening_balance", "period", b"period", "realized_pnl", b"realized_pnl", "stop_out_loss", b"stop_out_loss", "swaps", b"swaps", "truncated", b"truncated", "withdrawals", b"withdrawals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_number", b"account_number", "adjustments", b"adjustments", "closed_trades", b"closed_trades", "closing_balance", b"closing_balance", "closing_equity", b"closing_equity", "closing_free_margin", b"closing_free_margin", "closing_margin", b"closing_margin", "closing_margin_level", b"closing_margin_level", "closing_unrealized_pnl", b"closing_unrealized_pnl", "commissions", b"commissions", "currency", b"currency", "deals", b"deals", "deposits", b"deposits", "generate_time", b"generate_time", "ledger_lines", b"ledger_lines", "negative_balance_corrections", b"negative_balance_corrections", "open_positions", b"open_positions", "opening_balance", b"opening_balance", "orders", b"orders", "period", b"period", "realized_pnl", b"realized_pnl", "stop_out_loss", b"stop_out_loss", "swaps", b"swaps", "truncated", b"truncated", "withdrawals", b"withdrawals", "working_orders", b"working_orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,6 +455,7 @@ class TradeRecord(_message.Message):
     POSITION_EFFECT_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
     FILL_TIME_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
     trade_id: _builtins.str
     """The trade (UUID)."""
     order_id: _builtins.str
@@ -443,6 +484,12 @@ class TradeRecord(_message.Message):
     """What the fill did to that position."""
     origin: _trading_pb2.OrderOrigin.ValueType
     """Who or what originated the order."""
+    swap: _builtins.str
+    """The swap booked on the fill's position before it, shown on the fill that closed the
+    position (CLOSE, or REVERSE) as MetaTrader shows it; "0" on every other fill. Signed as
+    booked to the account (negative when the client paid). Set in statements and trade history;
+    not a column of the CSV exports.
+    """
     @_builtins.property
     def fill_time(self) -> _timestamp_pb2.Timestamp:
         """When the fill happened."""
@@ -464,10 +511,11 @@ class TradeRecord(_message.Message):
         position_effect: _trading_pb2.PositionEffect.ValueType = ...,
         origin: _trading_pb2.OrderOrigin.ValueType = ...,
         fill_time: _timestamp_pb2.Timestamp | None = ...,
+        swap: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["fill_time", b"fill_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "commission", b"commission", "fill_time", b"fill_time", "order_id", b"order_id", "origin", b"origin", "position_effect", b"position_effect", "position_id", b"position_id", "price", b"price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "symbol", b"symbol", "trade_id", b"trade_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "commission", b"commission", "fill_time", b"fill_time", "order_id", b"order_id", "origin", b"origin", "position_effect", b"position_effect", "position_id", b"position_id", "price", b"price", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "swap", b"swap", "symbol", b"symbol", "trade_id", b"trade_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -616,6 +664,16 @@ class Performance(_message.Message):
     GROSS_PROFIT_FIELD_NUMBER: _builtins.int
     GROSS_LOSS_FIELD_NUMBER: _builtins.int
     PROFIT_FACTOR_FIELD_NUMBER: _builtins.int
+    SHARPE_RATIO_FIELD_NUMBER: _builtins.int
+    SORTINO_RATIO_FIELD_NUMBER: _builtins.int
+    EXPECTANCY_FIELD_NUMBER: _builtins.int
+    AVERAGE_WIN_FIELD_NUMBER: _builtins.int
+    AVERAGE_LOSS_FIELD_NUMBER: _builtins.int
+    BEST_TRADE_FIELD_NUMBER: _builtins.int
+    WORST_TRADE_FIELD_NUMBER: _builtins.int
+    LONG_TRADE_COUNT_FIELD_NUMBER: _builtins.int
+    SHORT_TRADE_COUNT_FIELD_NUMBER: _builtins.int
+    LONG_SHORT_RATIO_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The trading account (UUID)."""
     currency: _builtins.str
@@ -660,6 +718,34 @@ class Performance(_message.Message):
     """The sum of the realized P&L of losing trades (zero or less), e.g. "-420.10"."""
     profit_factor: _builtins.str
     """gross_profit / |gross_loss|, e.g. "1.85". Empty when there was no losing trade."""
+    sharpe_ratio: _builtins.str
+    """The Sharpe ratio of the interval returns (ADR 0012): their mean divided by their sample
+    standard deviation, with a risk-free rate of zero, not annualized, e.g. "0.4121". Empty with
+    fewer than two returns or when every return was the same.
+    """
+    sortino_ratio: _builtins.str
+    """The Sortino ratio of the interval returns (ADR 0012): their mean divided by the downside
+    deviation (the root of the mean of the squared negative returns, over every return), not
+    annualized. Empty with fewer than two returns or no negative return.
+    """
+    expectancy: _builtins.str
+    """The average realized P&L per trade: (gross_profit + gross_loss) / trade_count, in the
+    account currency. Empty when there were no trades.
+    """
+    average_win: _builtins.str
+    """gross_profit / winning_trade_count. Empty when there was no winning trade."""
+    average_loss: _builtins.str
+    """gross_loss / losing_trade_count (zero or less). Empty when there was no losing trade."""
+    best_trade: _builtins.str
+    """The largest realized P&L of one trade. Empty when there were no trades."""
+    worst_trade: _builtins.str
+    """The smallest (most negative) realized P&L of one trade. Empty when there were no trades."""
+    long_trade_count: _builtins.int
+    """The number of trades that closed long positions (by a sell)."""
+    short_trade_count: _builtins.int
+    """The number of trades that closed short positions (by a buy)."""
+    long_short_ratio: _builtins.str
+    """long_trade_count / short_trade_count, e.g. "1.5". Empty when there was no short trade."""
     @_builtins.property
     def period(self) -> _types_pb2.TimeRange:
         """The period covered, with both bounds set (see GetPerformanceRequest.time_range)."""
@@ -690,10 +776,20 @@ class Performance(_message.Message):
         gross_profit: _builtins.str = ...,
         gross_loss: _builtins.str = ...,
         profit_factor: _builtins.str = ...,
+        sharpe_ratio: _builtins.str = ...,
+        sortino_ratio: _builtins.str = ...,
+        expectancy: _builtins.str = ...,
+        average_win: _builtins.str = ...,
+        average_loss: _builtins.str = ...,
+        best_trade: _builtins.str = ...,
+        worst_trade: _builtins.str = ...,
+        long_trade_count: _builtins.int = ...,
+        short_trade_count: _builtins.int = ...,
+        long_short_ratio: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "currency", b"currency", "ending_equity", b"ending_equity", "equity_curve", b"equity_curve", "gross_loss", b"gross_loss", "gross_profit", b"gross_profit", "interval", b"interval", "losing_trade_count", b"losing_trade_count", "max_drawdown", b"max_drawdown", "max_drawdown_percent", b"max_drawdown_percent", "net_deposits", b"net_deposits", "net_profit", b"net_profit", "period", b"period", "profit_factor", b"profit_factor", "starting_equity", b"starting_equity", "total_return_percent", b"total_return_percent", "trade_count", b"trade_count", "win_rate_percent", b"win_rate_percent", "winning_trade_count", b"winning_trade_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_loss", b"average_loss", "average_win", b"average_win", "best_trade", b"best_trade", "currency", b"currency", "ending_equity", b"ending_equity", "equity_curve", b"equity_curve", "expectancy", b"expectancy", "gross_loss", b"gross_loss", "gross_profit", b"gross_profit", "interval", b"interval", "long_short_ratio", b"long_short_ratio", "long_trade_count", b"long_trade_count", "losing_trade_count", b"losing_trade_count", "max_drawdown", b"max_drawdown", "max_drawdown_percent", b"max_drawdown_percent", "net_deposits", b"net_deposits", "net_profit", b"net_profit", "period", b"period", "profit_factor", b"profit_factor", "sharpe_ratio", b"sharpe_ratio", "short_trade_count", b"short_trade_count", "sortino_ratio", b"sortino_ratio", "starting_equity", b"starting_equity", "total_return_percent", b"total_return_percent", "trade_count", b"trade_count", "win_rate_percent", b"win_rate_percent", "winning_trade_count", b"winning_trade_count", "worst_trade", b"worst_trade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -708,11 +804,17 @@ class EquityPoint(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
     EQUITY_FIELD_NUMBER: _builtins.int
+    RETURN_PERCENT_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
     """The balance at that time."""
     equity: _builtins.str
     """The equity at that time: balance plus the unrealized P&L of open positions at the group's
     prices then.
+    """
+    return_percent: _builtins.str
+    """The time-weighted return of the interval that ends at this point, in percent (ADR 0012):
+    (equity − previous equity − net deposits of the interval) / previous equity × 100. Empty on
+    the first point and where the previous equity was zero.
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
@@ -724,10 +826,11 @@ class EquityPoint(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         balance: _builtins.str = ...,
         equity: _builtins.str = ...,
+        return_percent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "equity", b"equity", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "equity", b"equity", "return_percent", b"return_percent", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
