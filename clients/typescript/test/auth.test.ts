@@ -6,13 +6,13 @@ import { describe, test } from "node:test";
 
 import { Code, ConnectError, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 
-import { Session, type Tokens } from "../src/auth.js";
-import { clientsOver, type TradingClients } from "../src/clients.js";
-import { detailsOf } from "../src/errors.js";
-import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
-import { AuthService } from "../src/gen/tradingmesh/account/v1/auth_service_pb.js";
-import { ErrorReason } from "../src/gen/tradingmesh/common/v1/errors_pb.js";
-import { PricingService } from "../src/gen/tradingmesh/pricing/v1/pricing_service_pb.js";
+import { Session, type Tokens } from "../dist/auth.js";
+import { clientsOver, type TradingClients } from "../dist/clients.js";
+import { detailsOf } from "../dist/errors.js";
+import { ErrorInfoSchema } from "../dist/gen/google/rpc/error_details_pb.js";
+import { AuthService } from "../dist/gen/tradingmesh/account/v1/auth_service_pb.js";
+import { ErrorReason } from "../dist/gen/tradingmesh/common/v1/errors_pb.js";
+import { PricingService } from "../dist/gen/tradingmesh/pricing/v1/pricing_service_pb.js";
 
 const MINUTE = 60_000;
 const TOKEN_LIFETIME_S = 900n;

@@ -7,9 +7,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 import type { DescService } from "@bufbuild/protobuf";
 
-import { SERVICES, createClients } from "../src/clients.js";
+import { SERVICES, createClients } from "../dist/clients.js";
 
-const GEN = fileURLToPath(new URL("../src/gen/tradingmesh/", import.meta.url));
+const GEN = fileURLToPath(new URL("../dist/gen/tradingmesh/", import.meta.url));
 
 async function generatedModules(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });

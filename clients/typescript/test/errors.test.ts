@@ -7,16 +7,16 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack, DurationSchema, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { createClients } from "../src/clients.js";
-import { detailsOf, hasReason, reasonFromString, reasonString } from "../src/errors.js";
+import { createClients } from "../dist/clients.js";
+import { detailsOf, hasReason, reasonFromString, reasonString } from "../dist/errors.js";
 import {
   BadRequestSchema,
   BadRequest_FieldViolationSchema,
   ErrorInfoSchema,
   RetryInfoSchema,
-} from "../src/gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
-import { ErrorReason } from "../src/gen/tradingmesh/common/v1/errors_pb.js";
+} from "../dist/gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../dist/gen/google/rpc/status_pb.js";
+import { ErrorReason } from "../dist/gen/tradingmesh/common/v1/errors_pb.js";
 
 function statusBytes(code: Code, message: string, details: Any[]): Uint8Array {
   return toBinary(StatusSchema, create(StatusSchema, { code, message, details }));

@@ -14,7 +14,7 @@ import {
   parseDecimal,
   subtractDecimals,
   toUnits,
-} from "../src/exact.js";
+} from "../dist/exact.js";
 
 describe("parseDecimal", () => {
   test("keeps the value and the scale as written", () => {
