@@ -1,6 +1,9 @@
 """Vendor the third-party .proto files our contracts import, from installed PyPI packages.
 
-`google/api/{annotations,http}.proto` ship as source in `googleapis-common-protos`; we copy them.
+`google/api/{annotations,http,httpbody}.proto` ship as source in `googleapis-common-protos`; we
+copy them, and `google/rpc/{status,error_details}.proto` too: no contract imports them, but every
+error's details are these messages (ADR 0002), and the TypeScript SDK generates them to decode
+errors (the Python SDK takes them from the same package at run time).
 
 `buf/validate/validate.proto` ships as source in no registry package. The `protovalidate` wheel
 (the validator our servers run) embeds its complete FileDescriptorProto, so we render that
@@ -29,10 +32,12 @@ from google.protobuf import (
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-GOOGLE_API_FILES = (
+GOOGLE_API_FILES = (  # all from googleapis-common-protos
     "google/api/annotations.proto",
     "google/api/http.proto",
     "google/api/httpbody.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
 )
 VALIDATE_FILE = "buf/validate/validate.proto"
 
