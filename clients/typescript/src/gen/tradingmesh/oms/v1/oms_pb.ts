@@ -33,7 +33,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradingmesh/oms/v1/oms.proto.
  */
 export const file_tradingmesh_oms_v1_oms: GenFile = /*@__PURE__*/
-  fileDesc("Chx0cmFkaW5nbWVzaC9vbXMvdjEvb21zLnByb3RvEhJ0cmFkaW5nbWVzaC5vbXMudjEiiwkKBU9yZGVyEhQKAmlkGAEgASgJQgi6SAVyA7ABARIcCgphY2NvdW50X2lkGAIgASgJQgi6SAVyA7ABARIiCg9jbGllbnRfb3JkZXJfaWQYAyABKAlCCbpIBnIE8NIjARIZCgZzeW1ib2wYBCABKAlCCbpIBnIE4NIjARIpCgRzaWRlGAUgASgOMhsudHJhZGluZ21lc2guY29tbW9uLnYxLlNpZGUSLgoEdHlwZRgGIAEoDjIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlclR5cGUSOQoNdGltZV9pbl9mb3JjZRgHIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIyCgZzdGF0dXMYCCABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJTdGF0dXMSGwoIcXVhbnRpdHkYCSABKAlCCbpIBnIE0NIjARIiCg9maWxsZWRfcXVhbnRpdHkYCiABKAlCCbpIBnIE2NIjARIlChJyZW1haW5pbmdfcXVhbnRpdHkYCyABKAlCCbpIBnIE2NIjARIbCgVwcmljZRgMIAEoCUIMukgJ2AEBcgTQ0iMBEiAKCnN0b3BfcHJpY2UYDSABKAlCDLpICdgBAXIE0NIjARIlCg9yZXF1ZXN0ZWRfcHJpY2UYDiABKAlCDLpICdgBAXIE0NIjARIoChJhdmVyYWdlX2ZpbGxfcHJpY2UYDyABKAlCDLpICdgBAXIE0NIjARIfCglzdG9wX2xvc3MYECABKAlCDLpICdgBAXIE0NIjARIhCgt0YWtlX3Byb2ZpdBgRIAEoCUIMukgJ2AEBcgTQ0iMBEiAKC3Bvc2l0aW9uX2lkGBIgASgJQgu6SAjYAQFyA7ABARI5Cg1zdGF0dXNfcmVhc29uGBMgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLkVycm9yUmVhc29uEiAKDnN0YXR1c19tZXNzYWdlGBQgASgJQgi6SAVyAxj0AxIjCg1yZXF1b3RlX3ByaWNlGBUgASgJQgy6SAnYAQFyBNDSIwESPAoOZXhlY3V0aW9uX21vZGUYFiABKA4yJC50cmFkaW5nbWVzaC5jb21tb24udjEuRXhlY3V0aW9uTW9kZRIdCgpjb21taXNzaW9uGBcgASgJQgm6SAZyBNjSIwESMgoGb3JpZ2luGBggASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyT3JpZ2luEi8KC2NyZWF0ZV90aW1lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMdHJpZ2dlcl90aW1lGBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgcIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgdIAEoBCKfBAoFVHJhZGUSFAoCaWQYASABKAlCCLpIBXIDsAEBEhoKCG9yZGVyX2lkGAIgASgJQgi6SAVyA7ABARIiCg9jbGllbnRfb3JkZXJfaWQYAyABKAlCCbpIBnIE8NIjARIcCgphY2NvdW50X2lkGAQgASgJQgi6SAVyA7ABARIZCgZzeW1ib2wYBSABKAlCCbpIBnIE4NIjARIpCgRzaWRlGAYgASgOMhsudHJhZGluZ21lc2guY29tbW9uLnYxLlNpZGUSGwoIcXVhbnRpdHkYByABKAlCCbpIBnIE0NIjARIYCgVwcmljZRgIIAEoCUIJukgGcgTQ0iMBEh0KCmNvbW1pc3Npb24YCSABKAlCCbpIBnIE2NIjARIfCgxyZWFsaXplZF9wbmwYCiABKAlCCbpIBnIEyNIjARIdCgtwb3NpdGlvbl9pZBgLIAEoCUIIukgFcgOwAQESPgoPcG9zaXRpb25fZWZmZWN0GAwgASgOMiUudHJhZGluZ21lc2guY29tbW9uLnYxLlBvc2l0aW9uRWZmZWN0EjIKBm9yaWdpbhgNIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlck9yaWdpbhIjCg5oZWRnZV9vcmRlcl9pZBgOIAEoCUILukgI2AEBcgOwAQESLQoJZmlsbF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLvBQoIUG9zaXRpb24SFAoCaWQYASABKAlCCLpIBXIDsAEBEhwKCmFjY291bnRfaWQYAiABKAlCCLpIBXIDsAEBEhkKBnN5bWJvbBgDIAEoCUIJukgGcgTg0iMBEikKBHNpZGUYBCABKA4yGy50cmFkaW5nbWVzaC5jb21tb24udjEuU2lkZRIyCgZzdGF0dXMYBSABKA4yIi50cmFkaW5nbWVzaC5vbXMudjEuUG9zaXRpb25TdGF0dXMSGwoIcXVhbnRpdHkYBiABKAlCCbpIBnIE2NIjARIdCgpvcGVuX3ByaWNlGAcgASgJQgm6SAZyBNDSIwESIwoNY3VycmVudF9wcmljZRgIIAEoCUIMukgJ2AEBcgTQ0iMBEiEKDnVucmVhbGl6ZWRfcG5sGAkgASgJQgm6SAZyBMjSIwESHwoMcmVhbGl6ZWRfcG5sGAogASgJQgm6SAZyBMjSIwESHQoKY29tbWlzc2lvbhgLIAEoCUIJukgGcgTY0iMBEhcKBHN3YXAYDCABKAlCCbpIBnIEyNIjARIfCglzdG9wX2xvc3MYDSABKAlCDLpICdgBAXIE0NIjARIhCgt0YWtlX3Byb2ZpdBgOIAEoCUIMukgJ2AEBcgTQ0iMBEh4KC3VzZWRfbWFyZ2luGA8gASgJQgm6SAZyBNjSIwESHwoNb3Blbl9vcmRlcl9pZBgQIAEoCUIIukgFcgOwAQESLQoJb3Blbl90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xvc2VfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdmFsdWF0aW9uX3RpbWUYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YFSABKAQipQIKC09yZGVyVXBkYXRlEjYKCmV2ZW50X3R5cGUYASABKA4yIi50cmFkaW5nbWVzaC5vbXMudjEuT3JkZXJFdmVudFR5cGUSKAoFb3JkZXIYAiABKAsyGS50cmFkaW5nbWVzaC5vbXMudjEuT3JkZXISOwoPcHJldmlvdXNfc3RhdHVzGAMgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyU3RhdHVzEigKBXRyYWRlGAQgASgLMhkudHJhZGluZ21lc2gub21zLnYxLlRyYWRlEjIKBnJlYXNvbhgFIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5FcnJvclJlYXNvbhIZCgdtZXNzYWdlGAYgASgJQgi6SAVyAxj0AyK0BQoKSGVkZ2VPcmRlchIUCgJpZBgBIAEoCUIIukgFcgOwAQESGQoGc3ltYm9sGAIgASgJQgm6SAZyBODSIwESKQoEc2lkZRgDIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhsKCHF1YW50aXR5GAQgASgJQgm6SAZyBNDSIwESJQoSZ3Jvc3NfYnV5X3F1YW50aXR5GAUgASgJQgm6SAZyBNjSIwESJgoTZ3Jvc3Nfc2VsbF9xdWFudGl0eRgGIAEoCUIJukgGcgTY0iMBEiIKD2ZpbGxlZF9xdWFudGl0eRgHIAEoCUIJukgGcgTY0iMBEiMKDWF2ZXJhZ2VfcHJpY2UYCCABKAlCDLpICdgBAXIE0NIjARIoChVsaXF1aWRpdHlfcHJvdmlkZXJfaWQYCSABKAlCCbpIBnIEEAEYQBI0CgZzdGF0dXMYCiABKA4yJC50cmFkaW5nbWVzaC5vbXMudjEuSGVkZ2VPcmRlclN0YXR1cxIgCglvcmRlcl9pZHMYCyADKAlCDbpICpIBByIFcgOwAQESJAoTZml4X2NsaWVudF9vcmRlcl9pZBgMIAEoCUIHukgEcgIYQBIdCgtscF9vcmRlcl9pZBgNIAEoCUIIukgFcgMYgAESOQoNc3RhdHVzX3JlYXNvbhgOIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5FcnJvclJlYXNvbhIgCg5zdGF0dXNfbWVzc2FnZRgPIAEoCUIIukgFcgMY9AMSLwoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGBIgASgEKsUECg5PcmRlckV2ZW50VHlwZRIgChxPUkRFUl9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZT1JERVJfRVZFTlRfVFlQRV9TTkFQU0hPVBABEhwKGE9SREVSX0VWRU5UX1RZUEVfQ1JFQVRFRBACEh4KGk9SREVSX0VWRU5UX1RZUEVfU1VCTUlUVEVEEAMSHQoZT1JERVJfRVZFTlRfVFlQRV9BQ0NFUFRFRBAEEh4KGk9SREVSX0VWRU5UX1RZUEVfQUNUSVZBVEVEEAUSHgoaT1JERVJfRVZFTlRfVFlQRV9UUklHR0VSRUQQBhIlCiFPUkRFUl9FVkVOVF9UWVBFX1BBUlRJQUxMWV9GSUxMRUQQBxIbChdPUkRFUl9FVkVOVF9UWVBFX0ZJTExFRBAIEiUKIU9SREVSX0VWRU5UX1RZUEVfQ0FOQ0VMX1JFUVVFU1RFRBAJEh4KGk9SREVSX0VWRU5UX1RZUEVfQ0FOQ0VMTEVEEAoSJAogT1JERVJfRVZFTlRfVFlQRV9DQU5DRUxfUkVKRUNURUQQCxIkCiBPUkRFUl9FVkVOVF9UWVBFX0FNRU5EX1JFUVVFU1RFRBAMEhwKGE9SREVSX0VWRU5UX1RZUEVfQU1FTkRFRBANEiMKH09SREVSX0VWRU5UX1RZUEVfQU1FTkRfUkVKRUNURUQQDhIdChlPUkRFUl9FVkVOVF9UWVBFX1JFSkVDVEVEEA8SHAoYT1JERVJfRVZFTlRfVFlQRV9FWFBJUkVEEBAqZwoOUG9zaXRpb25TdGF0dXMSHwobUE9TSVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUUE9TSVRJT05fU1RBVFVTX09QRU4QARIaChZQT1NJVElPTl9TVEFUVVNfQ0xPU0VEEAIqmgIKEEhlZGdlT3JkZXJTdGF0dXMSIgoeSEVER0VfT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWSEVER0VfT1JERVJfU1RBVFVTX05FVxABEhsKF0hFREdFX09SREVSX1NUQVRVU19TRU5UEAISHgoaSEVER0VfT1JERVJfU1RBVFVTX1dPUktJTkcQAxInCiNIRURHRV9PUkRFUl9TVEFUVVNfUEFSVElBTExZX0ZJTExFRBAEEh0KGUhFREdFX09SREVSX1NUQVRVU19GSUxMRUQQBRIgChxIRURHRV9PUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAYSHwobSEVER0VfT1JERVJfU1RBVFVTX1JFSkVDVEVEEAdiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_tradingmesh_common_v1_errors, file_tradingmesh_common_v1_rules, file_tradingmesh_common_v1_trading, file_tradingmesh_common_v1_types]);
+  fileDesc("Chx0cmFkaW5nbWVzaC9vbXMvdjEvb21zLnByb3RvEhJ0cmFkaW5nbWVzaC5vbXMudjEiiwkKBU9yZGVyEhQKAmlkGAEgASgJQgi6SAVyA7ABARIcCgphY2NvdW50X2lkGAIgASgJQgi6SAVyA7ABARIiCg9jbGllbnRfb3JkZXJfaWQYAyABKAlCCbpIBnIE8NIjARIZCgZzeW1ib2wYBCABKAlCCbpIBnIE4NIjARIpCgRzaWRlGAUgASgOMhsudHJhZGluZ21lc2guY29tbW9uLnYxLlNpZGUSLgoEdHlwZRgGIAEoDjIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlclR5cGUSOQoNdGltZV9pbl9mb3JjZRgHIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIyCgZzdGF0dXMYCCABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJTdGF0dXMSGwoIcXVhbnRpdHkYCSABKAlCCbpIBnIE0NIjARIiCg9maWxsZWRfcXVhbnRpdHkYCiABKAlCCbpIBnIE2NIjARIlChJyZW1haW5pbmdfcXVhbnRpdHkYCyABKAlCCbpIBnIE2NIjARIbCgVwcmljZRgMIAEoCUIMukgJ2AEBcgTQ0iMBEiAKCnN0b3BfcHJpY2UYDSABKAlCDLpICdgBAXIE0NIjARIlCg9yZXF1ZXN0ZWRfcHJpY2UYDiABKAlCDLpICdgBAXIE0NIjARIoChJhdmVyYWdlX2ZpbGxfcHJpY2UYDyABKAlCDLpICdgBAXIE0NIjARIfCglzdG9wX2xvc3MYECABKAlCDLpICdgBAXIE0NIjARIhCgt0YWtlX3Byb2ZpdBgRIAEoCUIMukgJ2AEBcgTQ0iMBEiAKC3Bvc2l0aW9uX2lkGBIgASgJQgu6SAjYAQFyA7ABARI5Cg1zdGF0dXNfcmVhc29uGBMgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLkVycm9yUmVhc29uEiAKDnN0YXR1c19tZXNzYWdlGBQgASgJQgi6SAVyAxj0AxIjCg1yZXF1b3RlX3ByaWNlGBUgASgJQgy6SAnYAQFyBNDSIwESPAoOZXhlY3V0aW9uX21vZGUYFiABKA4yJC50cmFkaW5nbWVzaC5jb21tb24udjEuRXhlY3V0aW9uTW9kZRIdCgpjb21taXNzaW9uGBcgASgJQgm6SAZyBNjSIwESMgoGb3JpZ2luGBggASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyT3JpZ2luEi8KC2NyZWF0ZV90aW1lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMdHJpZ2dlcl90aW1lGBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgcIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgdIAEoBCKfBAoFVHJhZGUSFAoCaWQYASABKAlCCLpIBXIDsAEBEhoKCG9yZGVyX2lkGAIgASgJQgi6SAVyA7ABARIiCg9jbGllbnRfb3JkZXJfaWQYAyABKAlCCbpIBnIE8NIjARIcCgphY2NvdW50X2lkGAQgASgJQgi6SAVyA7ABARIZCgZzeW1ib2wYBSABKAlCCbpIBnIE4NIjARIpCgRzaWRlGAYgASgOMhsudHJhZGluZ21lc2guY29tbW9uLnYxLlNpZGUSGwoIcXVhbnRpdHkYByABKAlCCbpIBnIE0NIjARIYCgVwcmljZRgIIAEoCUIJukgGcgTQ0iMBEh0KCmNvbW1pc3Npb24YCSABKAlCCbpIBnIE2NIjARIfCgxyZWFsaXplZF9wbmwYCiABKAlCCbpIBnIEyNIjARIdCgtwb3NpdGlvbl9pZBgLIAEoCUIIukgFcgOwAQESPgoPcG9zaXRpb25fZWZmZWN0GAwgASgOMiUudHJhZGluZ21lc2guY29tbW9uLnYxLlBvc2l0aW9uRWZmZWN0EjIKBm9yaWdpbhgNIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlck9yaWdpbhIjCg5oZWRnZV9vcmRlcl9pZBgOIAEoCUILukgI2AEBcgOwAQESLQoJZmlsbF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLvBQoIUG9zaXRpb24SFAoCaWQYASABKAlCCLpIBXIDsAEBEhwKCmFjY291bnRfaWQYAiABKAlCCLpIBXIDsAEBEhkKBnN5bWJvbBgDIAEoCUIJukgGcgTg0iMBEikKBHNpZGUYBCABKA4yGy50cmFkaW5nbWVzaC5jb21tb24udjEuU2lkZRIyCgZzdGF0dXMYBSABKA4yIi50cmFkaW5nbWVzaC5vbXMudjEuUG9zaXRpb25TdGF0dXMSGwoIcXVhbnRpdHkYBiABKAlCCbpIBnIE2NIjARIdCgpvcGVuX3ByaWNlGAcgASgJQgm6SAZyBNDSIwESIwoNY3VycmVudF9wcmljZRgIIAEoCUIMukgJ2AEBcgTQ0iMBEiEKDnVucmVhbGl6ZWRfcG5sGAkgASgJQgm6SAZyBMjSIwESHwoMcmVhbGl6ZWRfcG5sGAogASgJQgm6SAZyBMjSIwESHQoKY29tbWlzc2lvbhgLIAEoCUIJukgGcgTY0iMBEhcKBHN3YXAYDCABKAlCCbpIBnIEyNIjARIfCglzdG9wX2xvc3MYDSABKAlCDLpICdgBAXIE0NIjARIhCgt0YWtlX3Byb2ZpdBgOIAEoCUIMukgJ2AEBcgTQ0iMBEh4KC3VzZWRfbWFyZ2luGA8gASgJQgm6SAZyBNjSIwESHwoNb3Blbl9vcmRlcl9pZBgQIAEoCUIIukgFcgOwAQESLQoJb3Blbl90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xvc2VfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdmFsdWF0aW9uX3RpbWUYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YFSABKAQipQIKC09yZGVyVXBkYXRlEjYKCmV2ZW50X3R5cGUYASABKA4yIi50cmFkaW5nbWVzaC5vbXMudjEuT3JkZXJFdmVudFR5cGUSKAoFb3JkZXIYAiABKAsyGS50cmFkaW5nbWVzaC5vbXMudjEuT3JkZXISOwoPcHJldmlvdXNfc3RhdHVzGAMgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyU3RhdHVzEigKBXRyYWRlGAQgASgLMhkudHJhZGluZ21lc2gub21zLnYxLlRyYWRlEjIKBnJlYXNvbhgFIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5FcnJvclJlYXNvbhIZCgdtZXNzYWdlGAYgASgJQgi6SAVyAxj0AyK0BQoKSGVkZ2VPcmRlchIUCgJpZBgBIAEoCUIIukgFcgOwAQESGQoGc3ltYm9sGAIgASgJQgm6SAZyBODSIwESKQoEc2lkZRgDIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhsKCHF1YW50aXR5GAQgASgJQgm6SAZyBNDSIwESJQoSZ3Jvc3NfYnV5X3F1YW50aXR5GAUgASgJQgm6SAZyBNjSIwESJgoTZ3Jvc3Nfc2VsbF9xdWFudGl0eRgGIAEoCUIJukgGcgTY0iMBEiIKD2ZpbGxlZF9xdWFudGl0eRgHIAEoCUIJukgGcgTY0iMBEiMKDWF2ZXJhZ2VfcHJpY2UYCCABKAlCDLpICdgBAXIE0NIjARIoChVsaXF1aWRpdHlfcHJvdmlkZXJfaWQYCSABKAlCCbpIBnIEEAEYQBI0CgZzdGF0dXMYCiABKA4yJC50cmFkaW5nbWVzaC5vbXMudjEuSGVkZ2VPcmRlclN0YXR1cxIgCglvcmRlcl9pZHMYCyADKAlCDbpICpIBByIFcgOwAQESJAoTZml4X2NsaWVudF9vcmRlcl9pZBgMIAEoCUIHukgEcgIYQBIdCgtscF9vcmRlcl9pZBgNIAEoCUIIukgFcgMYgAESOQoNc3RhdHVzX3JlYXNvbhgOIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5FcnJvclJlYXNvbhIgCg5zdGF0dXNfbWVzc2FnZRgPIAEoCUIIukgFcgMY9AMSLwoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGBIgASgEIrUCCglTd2FwUmF0ZXMSGQoGc3ltYm9sGAEgASgJQgm6SAZyBODSIwESHQoIZ3JvdXBfaWQYAiABKAlCC7pICNgBAXIDsAEBEjYKBHR5cGUYAyABKA4yHC50cmFkaW5nbWVzaC5vbXMudjEuU3dhcFR5cGVCCrpIB4IBBBABIAASHAoJbG9uZ19yYXRlGAQgASgJQgm6SAZyBMjSIwESHQoKc2hvcnRfcmF0ZRgFIAEoCUIJukgGcgTI0iMBEkgKD3RyaXBsZV9zd2FwX2RheRgGIAEoDjIjLnRyYWRpbmdtZXNoLm9tcy52MS5Sb2xsb3ZlcldlZWtkYXlCCrpIB4IBBBABIAASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrkCCghSb2xsb3ZlchIUCgx0cmFkaW5nX2RhdGUYASABKAkSMQoNcm9sbG92ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoFc3RhdGUYAyABKA4yIS50cmFkaW5nbWVzaC5vbXMudjEuUm9sbG92ZXJTdGF0ZRIZChFwb3NpdGlvbnNfY2hhcmdlZBgEIAEoAxI0Cgd3ZWVrZGF5GAUgASgOMiMudHJhZGluZ21lc2gub21zLnYxLlJvbGxvdmVyV2Vla2RheRIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jb21wbGV0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrFBAoOT3JkZXJFdmVudFR5cGUSIAocT1JERVJfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGU9SREVSX0VWRU5UX1RZUEVfU05BUFNIT1QQARIcChhPUkRFUl9FVkVOVF9UWVBFX0NSRUFURUQQAhIeChpPUkRFUl9FVkVOVF9UWVBFX1NVQk1JVFRFRBADEh0KGU9SREVSX0VWRU5UX1RZUEVfQUNDRVBURUQQBBIeChpPUkRFUl9FVkVOVF9UWVBFX0FDVElWQVRFRBAFEh4KGk9SREVSX0VWRU5UX1RZUEVfVFJJR0dFUkVEEAYSJQohT1JERVJfRVZFTlRfVFlQRV9QQVJUSUFMTFlfRklMTEVEEAcSGwoXT1JERVJfRVZFTlRfVFlQRV9GSUxMRUQQCBIlCiFPUkRFUl9FVkVOVF9UWVBFX0NBTkNFTF9SRVFVRVNURUQQCRIeChpPUkRFUl9FVkVOVF9UWVBFX0NBTkNFTExFRBAKEiQKIE9SREVSX0VWRU5UX1RZUEVfQ0FOQ0VMX1JFSkVDVEVEEAsSJAogT1JERVJfRVZFTlRfVFlQRV9BTUVORF9SRVFVRVNURUQQDBIcChhPUkRFUl9FVkVOVF9UWVBFX0FNRU5ERUQQDRIjCh9PUkRFUl9FVkVOVF9UWVBFX0FNRU5EX1JFSkVDVEVEEA4SHQoZT1JERVJfRVZFTlRfVFlQRV9SRUpFQ1RFRBAPEhwKGE9SREVSX0VWRU5UX1RZUEVfRVhQSVJFRBAQKmcKDlBvc2l0aW9uU3RhdHVzEh8KG1BPU0lUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFBPU0lUSU9OX1NUQVRVU19PUEVOEAESGgoWUE9TSVRJT05fU1RBVFVTX0NMT1NFRBACKpoCChBIZWRnZU9yZGVyU3RhdHVzEiIKHkhFREdFX09SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFkhFREdFX09SREVSX1NUQVRVU19ORVcQARIbChdIRURHRV9PUkRFUl9TVEFUVVNfU0VOVBACEh4KGkhFREdFX09SREVSX1NUQVRVU19XT1JLSU5HEAMSJwojSEVER0VfT1JERVJfU1RBVFVTX1BBUlRJQUxMWV9GSUxMRUQQBBIdChlIRURHRV9PUkRFUl9TVEFUVVNfRklMTEVEEAUSIAocSEVER0VfT1JERVJfU1RBVFVTX0NBTkNFTExFRBAGEh8KG0hFREdFX09SREVSX1NUQVRVU19SRUpFQ1RFRBAHKlIKCFN3YXBUeXBlEhkKFVNXQVBfVFlQRV9VTlNQRUNJRklFRBAAEhQKEFNXQVBfVFlQRV9QT0lOVFMQARIVChFTV0FQX1RZUEVfUEVSQ0VOVBACKsoBCg9Sb2xsb3ZlcldlZWtkYXkSIAocUk9MTE9WRVJfV0VFS0RBWV9VTlNQRUNJRklFRBAAEhsKF1JPTExPVkVSX1dFRUtEQVlfTU9OREFZEAESHAoYUk9MTE9WRVJfV0VFS0RBWV9UVUVTREFZEAISHgoaUk9MTE9WRVJfV0VFS0RBWV9XRURORVNEQVkQAxIdChlST0xMT1ZFUl9XRUVLREFZX1RIVVJTREFZEAQSGwoXUk9MTE9WRVJfV0VFS0RBWV9GUklEQVkQBSppCg1Sb2xsb3ZlclN0YXRlEh4KGlJPTExPVkVSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUk9MTE9WRVJfU1RBVEVfUlVOTklORxABEhwKGFJPTExPVkVSX1NUQVRFX0NPTVBMRVRFRBACYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_tradingmesh_common_v1_errors, file_tradingmesh_common_v1_rules, file_tradingmesh_common_v1_trading, file_tradingmesh_common_v1_types]);
 
 /**
  * An order of a trading account.
@@ -769,6 +769,142 @@ export const HedgeOrderSchema: GenMessage<HedgeOrder> = /*@__PURE__*/
   messageDesc(file_tradingmesh_oms_v1_oms, 4);
 
 /**
+ * The swap (overnight financing) terms of an instrument: for every client group (group_id
+ * empty), or for one group, replacing the instrument's terms for that group's accounts.
+ *
+ * At each daily rollover every open position is charged (a negative amount) or credited (a
+ * positive one) the rate of its side, as `type` says; on `triple_swap_day` three nights at
+ * once (the weekend's financing). An instrument without terms charges no swap.
+ *
+ * @generated from message tradingmesh.oms.v1.SwapRates
+ */
+export type SwapRates = Message<"tradingmesh.oms.v1.SwapRates"> & {
+  /**
+   * The instrument's symbol, e.g. "EURUSD". It must name an instrument the OMS knows
+   * (UNKNOWN_INSTRUMENT otherwise).
+   *
+   * @generated from field: string symbol = 1;
+   */
+  symbol: string;
+
+  /**
+   * The client group (UUID) whose terms these are; empty for the instrument's terms for every
+   * group without its own.
+   *
+   * @generated from field: string group_id = 2;
+   */
+  groupId: string;
+
+  /**
+   * How long_rate and short_rate are expressed. Required.
+   *
+   * @generated from field: tradingmesh.oms.v1.SwapType type = 3;
+   */
+  type: SwapType;
+
+  /**
+   * The rate for a long (BUY) position, signed: positive credits the client, negative charges,
+   * e.g. "-6.5". Required ("0" for none).
+   *
+   * @generated from field: string long_rate = 4;
+   */
+  longRate: string;
+
+  /**
+   * The rate for a short (SELL) position, signed like long_rate, e.g. "1.2". Required.
+   *
+   * @generated from field: string short_rate = 5;
+   */
+  shortRate: string;
+
+  /**
+   * The rollover that charges three nights. Required.
+   *
+   * @generated from field: tradingmesh.oms.v1.RolloverWeekday triple_swap_day = 6;
+   */
+  tripleSwapDay: RolloverWeekday;
+
+  /**
+   * When the terms were last set. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tradingmesh.oms.v1.SwapRates.
+ * Use `create(SwapRatesSchema)` to create a new message.
+ */
+export const SwapRatesSchema: GenMessage<SwapRates> = /*@__PURE__*/
+  messageDesc(file_tradingmesh_oms_v1_oms, 5);
+
+/**
+ * One trading day's rollover: when swap is charged on every open position.
+ *
+ * @generated from message tradingmesh.oms.v1.Rollover
+ */
+export type Rollover = Message<"tradingmesh.oms.v1.Rollover"> & {
+  /**
+   * The trading day, "YYYY-MM-DD", in the rollover's time zone.
+   *
+   * @generated from field: string trading_date = 1;
+   */
+  tradingDate: string;
+
+  /**
+   * The rollover's instant: the trading day at the configured rollover time in its time zone.
+   * Positions opened at or after it are not charged by this rollover.
+   *
+   * @generated from field: google.protobuf.Timestamp rollover_time = 2;
+   */
+  rolloverTime?: Timestamp | undefined;
+
+  /**
+   * Whether it is still charging.
+   *
+   * @generated from field: tradingmesh.oms.v1.RolloverState state = 3;
+   */
+  state: RolloverState;
+
+  /**
+   * How many positions it has charged (or credited) so far.
+   *
+   * @generated from field: int64 positions_charged = 4;
+   */
+  positionsCharged: bigint;
+
+  /**
+   * The weekday of trading_date, e.g. ROLLOVER_WEEKDAY_WEDNESDAY: instruments whose
+   * triple_swap_day it is are charged three nights.
+   *
+   * @generated from field: tradingmesh.oms.v1.RolloverWeekday weekday = 5;
+   */
+  weekday: RolloverWeekday;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 6;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When it completed. Unset while RUNNING.
+   *
+   * @generated from field: google.protobuf.Timestamp complete_time = 7;
+   */
+  completeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tradingmesh.oms.v1.Rollover.
+ * Use `create(RolloverSchema)` to create a new message.
+ */
+export const RolloverSchema: GenMessage<Rollover> = /*@__PURE__*/
+  messageDesc(file_tradingmesh_oms_v1_oms, 6);
+
+/**
  * What an order update or order event reports: the transition or change that produced the new
  * order snapshot. Each value except SNAPSHOT corresponds to one event of oms_events.proto.
  *
@@ -1010,4 +1146,133 @@ export enum HedgeOrderStatus {
  */
 export const HedgeOrderStatusSchema: GenEnum<HedgeOrderStatus> = /*@__PURE__*/
   enumDesc(file_tradingmesh_oms_v1_oms, 2);
+
+/**
+ * How a swap rate is expressed (SwapRates).
+ *
+ * @generated from enum tradingmesh.oms.v1.SwapType
+ */
+export enum SwapType {
+  /**
+   * Not set. Rejected where a swap type is required.
+   *
+   * @generated from enum value: SWAP_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * In points of the instrument per lot per night: the swap is quantity × contract_size × rate ×
+   * point (10^-digits), in the instrument's quote currency, converted to the account currency.
+   * E.g. "-6.5" on EURUSD (5 digits): 1 lot long pays 100000 × 6.5 × 0.00001 = 6.50 USD a night.
+   *
+   * @generated from enum value: SWAP_TYPE_POINTS = 1;
+   */
+  POINTS = 1,
+
+  /**
+   * In percent a year of the position's value: the swap is quantity × contract_size × price ×
+   * rate / 100 / 360 per night, price being the position's closing price at the rollover (the
+   * bid for a long, the ask for a short), in the quote currency, converted to the account
+   * currency.
+   *
+   * @generated from enum value: SWAP_TYPE_PERCENT = 2;
+   */
+  PERCENT = 2,
+}
+
+/**
+ * Describes the enum tradingmesh.oms.v1.SwapType.
+ */
+export const SwapTypeSchema: GenEnum<SwapType> = /*@__PURE__*/
+  enumDesc(file_tradingmesh_oms_v1_oms, 3);
+
+/**
+ * A day of the week on which rollovers happen (Monday to Friday, in the rollover's time zone).
+ *
+ * @generated from enum tradingmesh.oms.v1.RolloverWeekday
+ */
+export enum RolloverWeekday {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Monday.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_MONDAY = 1;
+   */
+  MONDAY = 1,
+
+  /**
+   * Tuesday.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_TUESDAY = 2;
+   */
+  TUESDAY = 2,
+
+  /**
+   * Wednesday.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_WEDNESDAY = 3;
+   */
+  WEDNESDAY = 3,
+
+  /**
+   * Thursday.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_THURSDAY = 4;
+   */
+  THURSDAY = 4,
+
+  /**
+   * Friday.
+   *
+   * @generated from enum value: ROLLOVER_WEEKDAY_FRIDAY = 5;
+   */
+  FRIDAY = 5,
+}
+
+/**
+ * Describes the enum tradingmesh.oms.v1.RolloverWeekday.
+ */
+export const RolloverWeekdaySchema: GenEnum<RolloverWeekday> = /*@__PURE__*/
+  enumDesc(file_tradingmesh_oms_v1_oms, 4);
+
+/**
+ * The state of a daily rollover.
+ *
+ * @generated from enum tradingmesh.oms.v1.RolloverState
+ */
+export enum RolloverState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ROLLOVER_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Swaps are being charged.
+   *
+   * @generated from enum value: ROLLOVER_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Every position open at the rollover was charged once, and the rollover was announced
+   * (oms.rollover.completed).
+   *
+   * @generated from enum value: ROLLOVER_STATE_COMPLETED = 2;
+   */
+  COMPLETED = 2,
+}
+
+/**
+ * Describes the enum tradingmesh.oms.v1.RolloverState.
+ */
+export const RolloverStateSchema: GenEnum<RolloverState> = /*@__PURE__*/
+  enumDesc(file_tradingmesh_oms_v1_oms, 5);
 

@@ -31,7 +31,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradingmesh/reporting/v1/reporting.proto.
  */
 export const file_tradingmesh_reporting_v1_reporting: GenFile = /*@__PURE__*/
-  fileDesc("Cih0cmFkaW5nbWVzaC9yZXBvcnRpbmcvdjEvcmVwb3J0aW5nLnByb3RvEhh0cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEipwUKCVN0YXRlbWVudBISCgphY2NvdW50X2lkGAEgASgJEhYKDmFjY291bnRfbnVtYmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEjAKBnBlcmlvZBgEIAEoCzIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lUmFuZ2USFwoPb3BlbmluZ19iYWxhbmNlGAUgASgJEhcKD2Nsb3NpbmdfYmFsYW5jZRgGIAEoCRIQCghkZXBvc2l0cxgHIAEoCRITCgt3aXRoZHJhd2FscxgIIAEoCRIUCgxyZWFsaXplZF9wbmwYCSABKAkSFQoNc3RvcF9vdXRfbG9zcxgKIAEoCRITCgtjb21taXNzaW9ucxgLIAEoCRINCgVzd2FwcxgMIAEoCRITCgthZGp1c3RtZW50cxgNIAEoCRIkChxuZWdhdGl2ZV9iYWxhbmNlX2NvcnJlY3Rpb25zGA4gASgJEh4KFmNsb3NpbmdfdW5yZWFsaXplZF9wbmwYDyABKAkSFgoOY2xvc2luZ19lcXVpdHkYECABKAkSQwoMbGVkZ2VyX2xpbmVzGBEgAygLMi0udHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLlN0YXRlbWVudExlZGdlckxpbmUSPAoNY2xvc2VkX3RyYWRlcxgSIAMoCzIlLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5DbG9zZWRUcmFkZRJECg5vcGVuX3Bvc2l0aW9ucxgTIAMoCzIsLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5PcGVuUG9zaXRpb25SZWNvcmQSEQoJdHJ1bmNhdGVkGBQgASgIEjEKDWdlbmVyYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqACChNTdGF0ZW1lbnRMZWRnZXJMaW5lEhcKD2xlZGdlcl9lbnRyeV9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBI4CgZyZWFzb24YAyABKA4yKC50cmFkaW5nbWVzaC5jb21tb24udjEuTGVkZ2VyRW50cnlSZWFzb24SDgoGYW1vdW50GAQgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIb3JkZXJfaWQYByABKAkSEAoIdHJhZGVfaWQYCCABKAkSEwoLcG9zaXRpb25faWQYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIucCCgtDbG9zZWRUcmFkZRIQCgh0cmFkZV9pZBgBIAEoCRITCgtwb3NpdGlvbl9pZBgCIAEoCRIOCgZzeW1ib2wYAyABKAkSKQoEc2lkZRgEIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAUgASgJEhIKCm9wZW5fcHJpY2UYBiABKAkSEwoLY2xvc2VfcHJpY2UYByABKAkSLQoJb3Blbl90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjbG9zZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZWFsaXplZF9wbmwYCiABKAkSEgoKY29tbWlzc2lvbhgLIAEoCRIyCgZvcmlnaW4YDCABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJPcmlnaW4ijAIKEk9wZW5Qb3NpdGlvblJlY29yZBITCgtwb3NpdGlvbl9pZBgBIAEoCRIOCgZzeW1ib2wYAiABKAkSKQoEc2lkZRgDIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSLQoJb3Blbl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg92YWx1YXRpb25fcHJpY2UYByABKAkSFgoOdW5yZWFsaXplZF9wbmwYCCABKAkSDAoEc3dhcBgJIAEoCRISCgpjb21taXNzaW9uGAogASgJIpwDCgtUcmFkZVJlY29yZBIQCgh0cmFkZV9pZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAyABKAkSEgoKYWNjb3VudF9pZBgEIAEoCRIOCgZzeW1ib2wYBSABKAkSKQoEc2lkZRgGIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAcgASgJEg0KBXByaWNlGAggASgJEhIKCmNvbW1pc3Npb24YCSABKAkSFAoMcmVhbGl6ZWRfcG5sGAogASgJEhMKC3Bvc2l0aW9uX2lkGAsgASgJEj4KD3Bvc2l0aW9uX2VmZmVjdBgMIAEoDjIlLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5Qb3NpdGlvbkVmZmVjdBIyCgZvcmlnaW4YDSABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJPcmlnaW4SLQoJZmlsbF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIBgoLT3JkZXJSZWNvcmQSEAoIb3JkZXJfaWQYASABKAkSFwoPY2xpZW50X29yZGVyX2lkGAIgASgJEhIKCmFjY291bnRfaWQYAyABKAkSDgoGc3ltYm9sGAQgASgJEikKBHNpZGUYBSABKA4yGy50cmFkaW5nbWVzaC5jb21tb24udjEuU2lkZRIuCgR0eXBlGAYgASgOMiAudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyVHlwZRI5Cg10aW1lX2luX2ZvcmNlGAcgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLlRpbWVJbkZvcmNlEjIKBnN0YXR1cxgIIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlclN0YXR1cxI5Cg1zdGF0dXNfcmVhc29uGAkgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLkVycm9yUmVhc29uEhYKDnN0YXR1c19tZXNzYWdlGAogASgJEhAKCHF1YW50aXR5GAsgASgJEhcKD2ZpbGxlZF9xdWFudGl0eRgMIAEoCRINCgVwcmljZRgNIAEoCRISCgpzdG9wX3ByaWNlGA4gASgJEhoKEmF2ZXJhZ2VfZmlsbF9wcmljZRgPIAEoCRIRCglzdG9wX2xvc3MYECABKAkSEwoLdGFrZV9wcm9maXQYESABKAkSEwoLcG9zaXRpb25faWQYEiABKAkSPAoOZXhlY3V0aW9uX21vZGUYEyABKA4yJC50cmFkaW5nbWVzaC5jb21tb24udjEuRXhlY3V0aW9uTW9kZRISCgpjb21taXNzaW9uGBQgASgJEjIKBm9yaWdpbhgVIAEoDjIiLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5PcmRlck9yaWdpbhIvCgtjcmVhdGVfdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYFyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrMECgtQZXJmb3JtYW5jZRISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEjAKBnBlcmlvZBgDIAEoCzIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lUmFuZ2USOgoIaW50ZXJ2YWwYBCABKA4yKC50cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEuUmVwb3J0SW50ZXJ2YWwSOwoMZXF1aXR5X2N1cnZlGAUgAygLMiUudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLkVxdWl0eVBvaW50EhcKD3N0YXJ0aW5nX2VxdWl0eRgGIAEoCRIVCg1lbmRpbmdfZXF1aXR5GAcgASgJEhQKDG5ldF9kZXBvc2l0cxgIIAEoCRISCgpuZXRfcHJvZml0GAkgASgJEhwKFHRvdGFsX3JldHVybl9wZXJjZW50GAogASgJEhQKDG1heF9kcmF3ZG93bhgLIAEoCRIcChRtYXhfZHJhd2Rvd25fcGVyY2VudBgMIAEoCRITCgt0cmFkZV9jb3VudBgNIAEoBBIbChN3aW5uaW5nX3RyYWRlX2NvdW50GA4gASgEEhoKEmxvc2luZ190cmFkZV9jb3VudBgPIAEoBBIYChB3aW5fcmF0ZV9wZXJjZW50GBAgASgJEhQKDGdyb3NzX3Byb2ZpdBgRIAEoCRISCgpncm9zc19sb3NzGBIgASgJEhUKDXByb2ZpdF9mYWN0b3IYEyABKAkiWAoLRXF1aXR5UG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYmFsYW5jZRgCIAEoCRIOCgZlcXVpdHkYAyABKAkiqgEKDVRyYWRpbmdUb3RhbHMSEwoLdHJhZGVfY291bnQYASABKAQSFQoNYWNjb3VudF9jb3VudBgCIAEoBBITCgt2b2x1bWVfbG90cxgDIAEoCRIXCg9ub3Rpb25hbF92b2x1bWUYBCABKAkSGwoTY2xpZW50X3JlYWxpemVkX3BubBgFIAEoCRITCgtjb21taXNzaW9ucxgGIAEoCRINCgVzd2FwcxgHIAEoCSJbChBJbnN0cnVtZW50VG90YWxzEg4KBnN5bWJvbBgBIAEoCRI3CgZ0b3RhbHMYAiABKAsyJy50cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEuVHJhZGluZ1RvdGFscyJsCgtHcm91cFRvdGFscxIQCghncm91cF9pZBgBIAEoCRISCgpncm91cF9uYW1lGAIgASgJEjcKBnRvdGFscxgDIAEoCzInLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5UcmFkaW5nVG90YWxzIsUCCg1Ccm9rZXJTdW1tYXJ5EjAKBnBlcmlvZBgBIAEoCzIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lUmFuZ2USGgoScmVwb3J0aW5nX2N1cnJlbmN5GAIgASgJEjcKBnRvdGFscxgDIAEoCzInLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5UcmFkaW5nVG90YWxzEkEKDWJ5X2luc3RydW1lbnQYBCADKAsyKi50cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEuSW5zdHJ1bWVudFRvdGFscxI3CghieV9ncm91cBgFIAMoCzIlLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5Hcm91cFRvdGFscxIxCg1nZW5lcmF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKsAQoNRXhwb3N1cmVQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNjbGllbnRfbmV0X3F1YW50aXR5GAIgASgJEhoKEmhlZGdlX25ldF9xdWFudGl0eRgDIAEoCRIbChNicm9rZXJfbmV0X3F1YW50aXR5GAQgASgJEhsKE2Jyb2tlcl9uZXRfbm90aW9uYWwYBSABKAkiYwoYSW5zdHJ1bWVudEV4cG9zdXJlU2VyaWVzEg4KBnN5bWJvbBgBIAEoCRI3CgZwb2ludHMYAiADKAsyJy50cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEuRXhwb3N1cmVQb2ludCqZAQoOUmVwb3J0SW50ZXJ2YWwSHwobUkVQT1JUX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX0lOVEVSVkFMX0hPVVIQARIXChNSRVBPUlRfSU5URVJWQUxfREFZEAISGAoUUkVQT1JUX0lOVEVSVkFMX1dFRUsQAxIZChVSRVBPUlRfSU5URVJWQUxfTU9OVEgQBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradingmesh_common_v1_errors, file_tradingmesh_common_v1_ledger, file_tradingmesh_common_v1_trading, file_tradingmesh_common_v1_types]);
+  fileDesc("Cih0cmFkaW5nbWVzaC9yZXBvcnRpbmcvdjEvcmVwb3J0aW5nLnByb3RvEhh0cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEipgcKCVN0YXRlbWVudBISCgphY2NvdW50X2lkGAEgASgJEhYKDmFjY291bnRfbnVtYmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEjAKBnBlcmlvZBgEIAEoCzIgLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5UaW1lUmFuZ2USFwoPb3BlbmluZ19iYWxhbmNlGAUgASgJEhcKD2Nsb3NpbmdfYmFsYW5jZRgGIAEoCRIQCghkZXBvc2l0cxgHIAEoCRITCgt3aXRoZHJhd2FscxgIIAEoCRIUCgxyZWFsaXplZF9wbmwYCSABKAkSFQoNc3RvcF9vdXRfbG9zcxgKIAEoCRITCgtjb21taXNzaW9ucxgLIAEoCRINCgVzd2FwcxgMIAEoCRITCgthZGp1c3RtZW50cxgNIAEoCRIkChxuZWdhdGl2ZV9iYWxhbmNlX2NvcnJlY3Rpb25zGA4gASgJEh4KFmNsb3NpbmdfdW5yZWFsaXplZF9wbmwYDyABKAkSFgoOY2xvc2luZ19lcXVpdHkYECABKAkSQwoMbGVkZ2VyX2xpbmVzGBEgAygLMi0udHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLlN0YXRlbWVudExlZGdlckxpbmUSPAoNY2xvc2VkX3RyYWRlcxgSIAMoCzIlLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5DbG9zZWRUcmFkZRJECg5vcGVuX3Bvc2l0aW9ucxgTIAMoCzIsLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5PcGVuUG9zaXRpb25SZWNvcmQSEQoJdHJ1bmNhdGVkGBQgASgIEjEKDWdlbmVyYXRlX3RpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsb3NpbmdfbWFyZ2luGBYgASgJEhsKE2Nsb3NpbmdfZnJlZV9tYXJnaW4YFyABKAkSHAoUY2xvc2luZ19tYXJnaW5fbGV2ZWwYGCABKAkSNQoGb3JkZXJzGBkgAygLMiUudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLk9yZGVyUmVjb3JkEjQKBWRlYWxzGBogAygLMiUudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLlRyYWRlUmVjb3JkEj0KDndvcmtpbmdfb3JkZXJzGBsgAygLMiUudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLk9yZGVyUmVjb3JkIqACChNTdGF0ZW1lbnRMZWRnZXJMaW5lEhcKD2xlZGdlcl9lbnRyeV9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBI4CgZyZWFzb24YAyABKA4yKC50cmFkaW5nbWVzaC5jb21tb24udjEuTGVkZ2VyRW50cnlSZWFzb24SDgoGYW1vdW50GAQgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIb3JkZXJfaWQYByABKAkSEAoIdHJhZGVfaWQYCCABKAkSEwoLcG9zaXRpb25faWQYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIucCCgtDbG9zZWRUcmFkZRIQCgh0cmFkZV9pZBgBIAEoCRITCgtwb3NpdGlvbl9pZBgCIAEoCRIOCgZzeW1ib2wYAyABKAkSKQoEc2lkZRgEIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAUgASgJEhIKCm9wZW5fcHJpY2UYBiABKAkSEwoLY2xvc2VfcHJpY2UYByABKAkSLQoJb3Blbl90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjbG9zZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZWFsaXplZF9wbmwYCiABKAkSEgoKY29tbWlzc2lvbhgLIAEoCRIyCgZvcmlnaW4YDCABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJPcmlnaW4ijAIKEk9wZW5Qb3NpdGlvblJlY29yZBITCgtwb3NpdGlvbl9pZBgBIAEoCRIOCgZzeW1ib2wYAiABKAkSKQoEc2lkZRgDIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSLQoJb3Blbl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg92YWx1YXRpb25fcHJpY2UYByABKAkSFgoOdW5yZWFsaXplZF9wbmwYCCABKAkSDAoEc3dhcBgJIAEoCRISCgpjb21taXNzaW9uGAogASgJIqoDCgtUcmFkZVJlY29yZBIQCgh0cmFkZV9pZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAyABKAkSEgoKYWNjb3VudF9pZBgEIAEoCRIOCgZzeW1ib2wYBSABKAkSKQoEc2lkZRgGIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEhAKCHF1YW50aXR5GAcgASgJEg0KBXByaWNlGAggASgJEhIKCmNvbW1pc3Npb24YCSABKAkSFAoMcmVhbGl6ZWRfcG5sGAogASgJEhMKC3Bvc2l0aW9uX2lkGAsgASgJEj4KD3Bvc2l0aW9uX2VmZmVjdBgMIAEoDjIlLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5Qb3NpdGlvbkVmZmVjdBIyCgZvcmlnaW4YDSABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJPcmlnaW4SLQoJZmlsbF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRzd2FwGA8gASgJIogGCgtPcmRlclJlY29yZBIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKQoEc2lkZRgFIAEoDjIbLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5TaWRlEi4KBHR5cGUYBiABKA4yIC50cmFkaW5nbWVzaC5jb21tb24udjEuT3JkZXJUeXBlEjkKDXRpbWVfaW5fZm9yY2UYByABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuVGltZUluRm9yY2USMgoGc3RhdHVzGAggASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyU3RhdHVzEjkKDXN0YXR1c19yZWFzb24YCSABKA4yIi50cmFkaW5nbWVzaC5jb21tb24udjEuRXJyb3JSZWFzb24SFgoOc3RhdHVzX21lc3NhZ2UYCiABKAkSEAoIcXVhbnRpdHkYCyABKAkSFwoPZmlsbGVkX3F1YW50aXR5GAwgASgJEg0KBXByaWNlGA0gASgJEhIKCnN0b3BfcHJpY2UYDiABKAkSGgoSYXZlcmFnZV9maWxsX3ByaWNlGA8gASgJEhEKCXN0b3BfbG9zcxgQIAEoCRITCgt0YWtlX3Byb2ZpdBgRIAEoCRITCgtwb3NpdGlvbl9pZBgSIAEoCRI8Cg5leGVjdXRpb25fbW9kZRgTIAEoDjIkLnRyYWRpbmdtZXNoLmNvbW1vbi52MS5FeGVjdXRpb25Nb2RlEhIKCmNvbW1pc3Npb24YFCABKAkSMgoGb3JpZ2luGBUgASgOMiIudHJhZGluZ21lc2guY29tbW9uLnYxLk9yZGVyT3JpZ2luEi8KC2NyZWF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilwYKC1BlcmZvcm1hbmNlEhIKCmFjY291bnRfaWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSMAoGcGVyaW9kGAMgASgLMiAudHJhZGluZ21lc2guY29tbW9uLnYxLlRpbWVSYW5nZRI6CghpbnRlcnZhbBgEIAEoDjIoLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5SZXBvcnRJbnRlcnZhbBI7CgxlcXVpdHlfY3VydmUYBSADKAsyJS50cmFkaW5nbWVzaC5yZXBvcnRpbmcudjEuRXF1aXR5UG9pbnQSFwoPc3RhcnRpbmdfZXF1aXR5GAYgASgJEhUKDWVuZGluZ19lcXVpdHkYByABKAkSFAoMbmV0X2RlcG9zaXRzGAggASgJEhIKCm5ldF9wcm9maXQYCSABKAkSHAoUdG90YWxfcmV0dXJuX3BlcmNlbnQYCiABKAkSFAoMbWF4X2RyYXdkb3duGAsgASgJEhwKFG1heF9kcmF3ZG93bl9wZXJjZW50GAwgASgJEhMKC3RyYWRlX2NvdW50GA0gASgEEhsKE3dpbm5pbmdfdHJhZGVfY291bnQYDiABKAQSGgoSbG9zaW5nX3RyYWRlX2NvdW50GA8gASgEEhgKEHdpbl9yYXRlX3BlcmNlbnQYECABKAkSFAoMZ3Jvc3NfcHJvZml0GBEgASgJEhIKCmdyb3NzX2xvc3MYEiABKAkSFQoNcHJvZml0X2ZhY3RvchgTIAEoCRIUCgxzaGFycGVfcmF0aW8YFCABKAkSFQoNc29ydGlub19yYXRpbxgVIAEoCRISCgpleHBlY3RhbmN5GBYgASgJEhMKC2F2ZXJhZ2Vfd2luGBcgASgJEhQKDGF2ZXJhZ2VfbG9zcxgYIAEoCRISCgpiZXN0X3RyYWRlGBkgASgJEhMKC3dvcnN0X3RyYWRlGBogASgJEhgKEGxvbmdfdHJhZGVfY291bnQYGyABKAQSGQoRc2hvcnRfdHJhZGVfY291bnQYHCABKAQSGAoQbG9uZ19zaG9ydF9yYXRpbxgdIAEoCSJwCgtFcXVpdHlQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdiYWxhbmNlGAIgASgJEg4KBmVxdWl0eRgDIAEoCRIWCg5yZXR1cm5fcGVyY2VudBgEIAEoCSKqAQoNVHJhZGluZ1RvdGFscxITCgt0cmFkZV9jb3VudBgBIAEoBBIVCg1hY2NvdW50X2NvdW50GAIgASgEEhMKC3ZvbHVtZV9sb3RzGAMgASgJEhcKD25vdGlvbmFsX3ZvbHVtZRgEIAEoCRIbChNjbGllbnRfcmVhbGl6ZWRfcG5sGAUgASgJEhMKC2NvbW1pc3Npb25zGAYgASgJEg0KBXN3YXBzGAcgASgJIlsKEEluc3RydW1lbnRUb3RhbHMSDgoGc3ltYm9sGAEgASgJEjcKBnRvdGFscxgCIAEoCzInLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5UcmFkaW5nVG90YWxzImwKC0dyb3VwVG90YWxzEhAKCGdyb3VwX2lkGAEgASgJEhIKCmdyb3VwX25hbWUYAiABKAkSNwoGdG90YWxzGAMgASgLMicudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLlRyYWRpbmdUb3RhbHMixQIKDUJyb2tlclN1bW1hcnkSMAoGcGVyaW9kGAEgASgLMiAudHJhZGluZ21lc2guY29tbW9uLnYxLlRpbWVSYW5nZRIaChJyZXBvcnRpbmdfY3VycmVuY3kYAiABKAkSNwoGdG90YWxzGAMgASgLMicudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLlRyYWRpbmdUb3RhbHMSQQoNYnlfaW5zdHJ1bWVudBgEIAMoCzIqLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5JbnN0cnVtZW50VG90YWxzEjcKCGJ5X2dyb3VwGAUgAygLMiUudHJhZGluZ21lc2gucmVwb3J0aW5nLnYxLkdyb3VwVG90YWxzEjEKDWdlbmVyYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqwBCg1FeHBvc3VyZVBvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2NsaWVudF9uZXRfcXVhbnRpdHkYAiABKAkSGgoSaGVkZ2VfbmV0X3F1YW50aXR5GAMgASgJEhsKE2Jyb2tlcl9uZXRfcXVhbnRpdHkYBCABKAkSGwoTYnJva2VyX25ldF9ub3Rpb25hbBgFIAEoCSJjChhJbnN0cnVtZW50RXhwb3N1cmVTZXJpZXMSDgoGc3ltYm9sGAEgASgJEjcKBnBvaW50cxgCIAMoCzInLnRyYWRpbmdtZXNoLnJlcG9ydGluZy52MS5FeHBvc3VyZVBvaW50KpkBCg5SZXBvcnRJbnRlcnZhbBIfChtSRVBPUlRfSU5URVJWQUxfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfSU5URVJWQUxfSE9VUhABEhcKE1JFUE9SVF9JTlRFUlZBTF9EQVkQAhIYChRSRVBPUlRfSU5URVJWQUxfV0VFSxADEhkKFVJFUE9SVF9JTlRFUlZBTF9NT05USBAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_tradingmesh_common_v1_errors, file_tradingmesh_common_v1_ledger, file_tradingmesh_common_v1_trading, file_tradingmesh_common_v1_types]);
 
 /**
  * An account statement for a period: balances, the movements that explain them, the trades
@@ -199,6 +199,53 @@ export type Statement = Message<"tradingmesh.reporting.v1.Statement"> & {
    * @generated from field: google.protobuf.Timestamp generate_time = 21;
    */
   generateTime?: Timestamp | undefined;
+
+  /**
+   * The margin the positions open at the end of the period held then, at the group's prices
+   * then (ask for long positions, bid for short ones) and the group's margin rules; "0" if none.
+   *
+   * @generated from field: string closing_margin = 22;
+   */
+  closingMargin: string;
+
+  /**
+   * closing_equity − closing_margin.
+   *
+   * @generated from field: string closing_free_margin = 23;
+   */
+  closingFreeMargin: string;
+
+  /**
+   * closing_equity / closing_margin × 100 in percent, rounded down to 2 decimals, e.g.
+   * "1523.40". Empty when no margin was held.
+   *
+   * @generated from field: string closing_margin_level = 24;
+   */
+  closingMarginLevel: string;
+
+  /**
+   * The orders created in the period, oldest first (MetaTrader's "Orders" block). At most
+   * 5,000; see truncated.
+   *
+   * @generated from field: repeated tradingmesh.reporting.v1.OrderRecord orders = 25;
+   */
+  orders: OrderRecord[];
+
+  /**
+   * Every fill of the period, oldest first, with its commission, swap and realized P&L
+   * (MetaTrader's "Deals" block). At most 5,000; see truncated.
+   *
+   * @generated from field: repeated tradingmesh.reporting.v1.TradeRecord deals = 26;
+   */
+  deals: TradeRecord[];
+
+  /**
+   * The orders that were working at the end of the period (created before it and not yet
+   * filled, cancelled, rejected or expired then), oldest first (MetaTrader's "Working Orders").
+   *
+   * @generated from field: repeated tradingmesh.reporting.v1.OrderRecord working_orders = 27;
+   */
+  workingOrders: OrderRecord[];
 };
 
 /**
@@ -580,6 +627,16 @@ export type TradeRecord = Message<"tradingmesh.reporting.v1.TradeRecord"> & {
    * @generated from field: google.protobuf.Timestamp fill_time = 14;
    */
   fillTime?: Timestamp | undefined;
+
+  /**
+   * The swap booked on the fill's position before it, shown on the fill that closed the
+   * position (CLOSE, or REVERSE) as MetaTrader shows it; "0" on every other fill. Signed as
+   * booked to the account (negative when the client paid). Set in statements and trade history;
+   * not a column of the CSV exports.
+   *
+   * @generated from field: string swap = 15;
+   */
+  swap: string;
 };
 
 /**
@@ -911,6 +968,81 @@ export type Performance = Message<"tradingmesh.reporting.v1.Performance"> & {
    * @generated from field: string profit_factor = 19;
    */
   profitFactor: string;
+
+  /**
+   * The Sharpe ratio of the interval returns (ADR 0012): their mean divided by their sample
+   * standard deviation, with a risk-free rate of zero, not annualized, e.g. "0.4121". Empty with
+   * fewer than two returns or when every return was the same.
+   *
+   * @generated from field: string sharpe_ratio = 20;
+   */
+  sharpeRatio: string;
+
+  /**
+   * The Sortino ratio of the interval returns (ADR 0012): their mean divided by the downside
+   * deviation (the root of the mean of the squared negative returns, over every return), not
+   * annualized. Empty with fewer than two returns or no negative return.
+   *
+   * @generated from field: string sortino_ratio = 21;
+   */
+  sortinoRatio: string;
+
+  /**
+   * The average realized P&L per trade: (gross_profit + gross_loss) / trade_count, in the
+   * account currency. Empty when there were no trades.
+   *
+   * @generated from field: string expectancy = 22;
+   */
+  expectancy: string;
+
+  /**
+   * gross_profit / winning_trade_count. Empty when there was no winning trade.
+   *
+   * @generated from field: string average_win = 23;
+   */
+  averageWin: string;
+
+  /**
+   * gross_loss / losing_trade_count (zero or less). Empty when there was no losing trade.
+   *
+   * @generated from field: string average_loss = 24;
+   */
+  averageLoss: string;
+
+  /**
+   * The largest realized P&L of one trade. Empty when there were no trades.
+   *
+   * @generated from field: string best_trade = 25;
+   */
+  bestTrade: string;
+
+  /**
+   * The smallest (most negative) realized P&L of one trade. Empty when there were no trades.
+   *
+   * @generated from field: string worst_trade = 26;
+   */
+  worstTrade: string;
+
+  /**
+   * The number of trades that closed long positions (by a sell).
+   *
+   * @generated from field: uint64 long_trade_count = 27;
+   */
+  longTradeCount: bigint;
+
+  /**
+   * The number of trades that closed short positions (by a buy).
+   *
+   * @generated from field: uint64 short_trade_count = 28;
+   */
+  shortTradeCount: bigint;
+
+  /**
+   * long_trade_count / short_trade_count, e.g. "1.5". Empty when there was no short trade.
+   *
+   * @generated from field: string long_short_ratio = 29;
+   */
+  longShortRatio: string;
 };
 
 /**
@@ -947,6 +1079,15 @@ export type EquityPoint = Message<"tradingmesh.reporting.v1.EquityPoint"> & {
    * @generated from field: string equity = 3;
    */
   equity: string;
+
+  /**
+   * The time-weighted return of the interval that ends at this point, in percent (ADR 0012):
+   * (equity − previous equity − net deposits of the interval) / previous equity × 100. Empty on
+   * the first point and where the previous equity was zero.
+   *
+   * @generated from field: string return_percent = 4;
+   */
+  returnPercent: string;
 };
 
 /**
