@@ -36,6 +36,7 @@ from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
 from stack.components.redis import Redis
 from stack.components.services import Service, stream_workers
+from stack.components.smtp import SENDER, SmtpSink
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
 from stack.ports import (
@@ -60,6 +61,7 @@ START_ORDER: tuple[str, ...] = (
     "postgres",
     "redis",
     "nats",
+    "smtp",
     *LP_SIMULATORS,
     *SERVICES,
     *STREAM_WORKERS,
@@ -69,13 +71,14 @@ START_ORDER: tuple[str, ...] = (
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
     ("envoy",),
     (*SERVICES, *STREAM_WORKERS),
-    (*LP_SIMULATORS, "nats", "redis", "postgres"),
+    (*LP_SIMULATORS, "smtp", "nats", "redis", "postgres"),
     ("openbao",),
 )
 # Processes given a secret at start; restarted when the secrets are new.
 SECRET_HOLDERS: tuple[str, ...] = (
     "redis",
     "nats",
+    "smtp",
     *LP_SIMULATORS,
     *SERVICES,
     *STREAM_WORKERS,
@@ -105,6 +108,7 @@ class _Components:
     postgres: Postgres
     redis: Redis
     nats: Nats
+    smtp: SmtpSink
     lps: dict[str, LpSimulator]
     services: dict[str, Service]
     envoy: Envoy
@@ -116,6 +120,7 @@ class _Components:
             postgres=Postgres(ctx),
             redis=Redis(ctx),
             nats=Nats(ctx),
+            smtp=SmtpSink(ctx),
             lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
             # The pricing service's stream workers are services too (ADR 0008).
             services={name: Service(ctx, name) for name in SERVICES} | stream_workers(ctx),
@@ -124,7 +129,8 @@ class _Components:
 
     def by_name(self) -> dict[str, Component]:
         infra: list[Component] = [self.openbao, self.postgres, self.redis, self.nats]
-        outside = list(self.lps.values())  # stand-ins for the outside world: the LPs
+        # Stand-ins for the outside world: the LPs and the mail relay.
+        outside: list[Component] = [self.smtp, *self.lps.values()]
         return {c.name: c for c in [*infra, *outside, *self.services.values(), self.envoy]}
 
 
@@ -307,10 +313,13 @@ class _Up:
             if holders:
                 self._stop(holders)
 
-        # 3. Redis, NATS and the LP simulators, with their passwords.
-        redis, nats = self.components.redis, self.components.nats
+        # 3. Redis, NATS, the SMTP sink and the LP simulators, with their passwords; the
+        # relay's address beside its login in Vault, for the notification service.
+        redis, nats, smtp = self.components.redis, self.components.nats, self.components.smtp
         self._ensure_started(redis, lambda: redis.launch(secrets.redis_password))
         self._ensure_started(nats, lambda: nats.launch(secrets.nats))
+        self._ensure_started(smtp, lambda: smtp.launch(secrets.smtp))
+        stack_secrets.write_smtp_relay(vault, secrets.smtp, "127.0.0.1", self.ports.smtp, SENDER)
         lps = list(self.components.lps.values())
         for lp in lps:
             self._ensure_started(lp, functools.partial(lp.launch, secrets.lp[lp.name]))
@@ -346,7 +355,7 @@ class _Up:
         if edge_launch is not None:
             self._ensure_started(envoy, lambda: edge_launch)
         late.append(envoy)
-        late.extend(lps)
+        late.extend([smtp, *lps])
         self._wait(late)
         self._drop_stale_records()
         return self.state

@@ -6,6 +6,8 @@
     secret/tradingmesh/nats                username, password
     secret/tradingmesh/edge                token                (Envoy -> services)
     secret/tradingmesh/lp/<lp>             username, password   (our FIX logon at that LP)
+    secret/tradingmesh/smtp                host, port, username, password, sender
+                                           (the mail relay: the stack's SMTP sink)
     secret/tradingmesh/account/webhooks    <provider>: {"kind", "secrets", "allow"} as JSON
                                            (payment/KYC webhook HMAC keys and allow-lists)
     transit/keys/access-token              rsa-2048 key, never exported (signs access tokens)
@@ -27,6 +29,7 @@ from stack.vault import VaultAdmin
 PREFIX = "tradingmesh"
 POSTGRES_ADMIN_USER = "postgres"
 NATS_USER = "tradingmesh"
+SMTP_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
 # The demo payment and KYC providers of the account service's webhooks (WebhookService); locally
 # they may call only from this machine.
@@ -58,10 +61,17 @@ class StackSecrets:
     edge_token: Secret
     lp: dict[str, Login]  # per LP: the FIX logon its simulator expects and the gateway sends
     webhooks: dict[str, Secret] = field(default_factory=dict)  # per provider: its HMAC key
+    smtp: Login = field(default_factory=lambda: Login(SMTP_USER, generate()))  # the relay's
 
     def values(self) -> list[str]:
         """Every secret value, for the test that scans the state directory for leaks."""
-        logins = [self.postgres_admin, self.nats, *self.postgres.values(), *self.lp.values()]
+        logins = [
+            self.postgres_admin,
+            self.nats,
+            self.smtp,
+            *self.postgres.values(),
+            *self.lp.values(),
+        ]
         return [
             *(login.password.reveal() for login in logins),
             self.redis_password.reveal(),
@@ -83,6 +93,7 @@ def _generate_all() -> StackSecrets:
         edge_token=generate(),
         lp={lp: Login("tradingmesh", generate()) for lp in LP_SIMULATORS},
         webhooks={provider: generate() for provider in WEBHOOK_PROVIDERS},
+        smtp=Login(SMTP_USER, generate()),
     )
 
 
@@ -99,8 +110,9 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
     redis = vault.read(_path("redis"))
     nats = _login(vault.read(_path("nats")))
     edge = vault.read(_path("edge"))
+    smtp = _login(vault.read(_path("smtp")))
     lp = {name: _login(vault.read(_path("lp", name))) for name in LP_SIMULATORS}
-    if admin is None or nats is None or not redis or not edge:
+    if admin is None or nats is None or smtp is None or not redis or not edge:
         return None
     complete = {s: login for s, login in roles.items() if login is not None}
     if len(complete) != len(SERVICES) or not redis.get("password") or not edge.get("token"):
@@ -119,6 +131,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
         edge_token=Secret(edge["token"]),
         lp=lp_logins,
         webhooks=webhooks,
+        smtp=smtp,
     )
 
 
@@ -159,6 +172,24 @@ def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
         for name, secret in stack.webhooks.items()
     }
     vault.write(_path("account", "webhooks"), providers)
+    # The relay's address is the stack's sink; `up` writes it (`write_smtp_relay`) once it knows
+    # the ports. Until then the login alone marks the set complete.
+    vault.write(_path("smtp"), login(stack.smtp))
+
+
+def write_smtp_relay(vault: VaultAdmin, login: Login, host: str, port: int, sender: str) -> None:
+    """The notification service's mail relay (`secret/tradingmesh/smtp`): in the dev stack its
+    SMTP sink; in production an operator writes the relay's own values here."""
+    vault.write(
+        _path("smtp"),
+        {
+            "host": host,
+            "port": str(port),
+            "username": login.username,
+            "password": login.password.reveal(),
+            "sender": sender,
+        },
+    )
 
 
 def ensure(vault: VaultAdmin) -> tuple[StackSecrets, bool]:
@@ -188,6 +219,8 @@ def service_policy(service: str) -> str:
         paths += [_path("lp", name) for name in LP_SIMULATORS]
     if service == "account":  # payment and KYC webhook keys and allow-lists
         paths.append(_path("account", "webhooks"))
+    if service == "notification":  # the mail relay's address and login
+        paths.append(_path("smtp"))
     policy = "\n".join(f'path "secret/data/{p}" {{\n  capabilities = ["read"]\n}}' for p in paths)
     if service == "account":  # signs access tokens; the private key is not exportable
         grants = {

@@ -1,0 +1,79 @@
+"""The SMTP sink (`python -m simulators.smtp`, on PyPI `aiosmtpd`): the dev stack's mail relay.
+
+It is a real SMTP server: the notification service sends its email to it over SMTP with the
+login in Vault (`secret/tradingmesh/smtp`: host, port, username, password, sender), exactly as
+it would to a production relay whose settings an operator writes there. The sink requires that
+login (AUTH PLAIN/LOGIN), stores every message it accepts in the stack's Maildir
+(`.tradingmesh/<name>/smtp/`) and can be told to refuse the next N messages with a temporary
+failure, so tests can prove the sender's retries. Its control port (simulators/smtp/control.py)
+lists what it stored: `SmtpSink.messages()` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from stack.components.base import Component, base_env
+from stack.health import http_ok
+from stack.ports import HOST, port_is_listening
+from stack.process import Launch
+from stack.secrets import Login
+
+SENDER = "TradingMesh <notifications@tradingmesh.local>"
+# Loopback URLs built by the stack: no proxy may intercept them.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SmtpSink(Component):
+    name = "smtp"
+
+    @property
+    def address(self) -> str:
+        return f"smtp://{HOST}:{self.ctx.ports.smtp}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{HOST}:{self.ctx.ports.smtp_control}"
+
+    def ports(self) -> tuple[int, ...]:
+        return (self.ctx.ports.smtp, self.ctx.ports.smtp_control)
+
+    def probe(self) -> bool:
+        return port_is_listening(self.ctx.ports.smtp) and http_ok(f"{self.control_url}/v1/state")
+
+    def launch(self, login: Login) -> Launch:
+        self.ctx.paths.smtp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = base_env()
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "TM_SMTPSINK_PORT": str(self.ctx.ports.smtp),
+                "TM_SMTPSINK_CONTROL_PORT": str(self.ctx.ports.smtp_control),
+                "TM_SMTPSINK_DIR": str(self.ctx.paths.smtp_dir),
+                "TM_SMTPSINK_USERNAME": login.username,
+                "TM_SMTPSINK_PASSWORD": login.password.reveal(),
+            }
+        )
+        return Launch(argv=[sys.executable, "-m", "simulators.smtp"], env=env, cwd=self.ctx.repo)
+
+    # -- for tests and benchmarks -------------------------------------------------------------
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Every message the sink stored, oldest first (see simulators/smtp/control.py)."""
+        query = f"?to={urllib.parse.quote(to)}" if to else ""
+        with _OPENER.open(f"{self.control_url}/v1/messages{query}", timeout=10) as response:
+            return list(json.load(response)["messages"])
+
+    def refuse_next(self, count: int) -> None:
+        """The next `count` messages are answered 451 (a temporary failure) and not stored."""
+        request = urllib.request.Request(
+            f"{self.control_url}/v1/refuse",
+            data=json.dumps({"count": count}).encode(),
+            method="PUT",
+        )
+        with _OPENER.open(request, timeout=10):
+            pass
