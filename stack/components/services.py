@@ -19,6 +19,13 @@ _NOT_INHERITED = ("TM_", "BAO_", "VAULT_")
 # The stream workers' own settings (services/pricing/streams.py), passed on from `up`'s
 # environment.
 STREAM_SETTINGS = ("TM_PRICING_STREAM_COALESCE_MS", "TM_PRICING_STREAM_REFRESH_S")
+# The notification service's own settings (services/notification/main.py), passed on likewise.
+NOTIFICATION_SETTINGS = (
+    "TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S",
+    "TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS",
+    "TM_NOTIFICATION_EMAIL_RETRY_BASE_MS",
+    "TM_NOTIFICATION_EMAIL_RETRY_CAP_S",
+)
 
 
 def is_available(service: str) -> bool:
@@ -102,6 +109,8 @@ class Service(Component):
             env["TM_OMS_LPS"] = lps
         if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
+        if self.name == "notification":
+            env.update({k: os.environ[k] for k in NOTIFICATION_SETTINGS if os.environ.get(k)})
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:
