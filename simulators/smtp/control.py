@@ -19,8 +19,9 @@ import logging
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, urlsplit
+from urllib.request import ProxyHandler, Request, build_opener
 
 from simulators.smtp.sink import Mailstore
 
@@ -71,3 +72,30 @@ def serve(store: Mailstore, host: str, port: int) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="smtp-control", daemon=True).start()
     return server
+
+
+class SinkClient:
+    """Reads and steers the sink through its control port (tests and benchmarks)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.base = f"http://{host}:{port}"
+        # Loopback only: no proxy may intercept it.
+        self._opener = build_opener(ProxyHandler({}))
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/state")
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Every stored message, oldest first; `to` narrows it to one recipient."""
+        query = f"?to={quote(to)}" if to else ""
+        return list(self._call("GET", f"/v1/messages{query}")["messages"])
+
+    def refuse_next(self, count: int) -> None:
+        """The next `count` messages are answered 451 (a temporary failure) and not stored."""
+        self._call("PUT", "/v1/refuse", {"count": count})
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = Request(f"{self.base}{path}", data=data, method=method)
+        with self._opener.open(request, timeout=10) as response:
+            return cast(dict[str, Any], json.load(response))

@@ -6,17 +6,14 @@ it would to a production relay whose settings an operator writes there. The sink
 login (AUTH PLAIN/LOGIN), stores every message it accepts in the stack's Maildir
 (`.tradingmesh/<name>/smtp/`) and can be told to refuse the next N messages with a temporary
 failure, so tests can prove the sender's retries. Its control port (simulators/smtp/control.py)
-lists what it stored: `SmtpSink.messages()` reads it.
+lists what it stored: `SmtpSink.client()` (a `SinkClient`) reads it.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import urllib.parse
-import urllib.request
-from typing import Any
 
+from simulators.smtp.control import SinkClient
 from stack.components.base import Component, base_env
 from stack.health import http_ok
 from stack.ports import HOST, port_is_listening
@@ -24,8 +21,6 @@ from stack.process import Launch
 from stack.secrets import Login
 
 SENDER = "TradingMesh <notifications@tradingmesh.local>"
-# Loopback URLs built by the stack: no proxy may intercept them.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class SmtpSink(Component):
@@ -60,20 +55,6 @@ class SmtpSink(Component):
         )
         return Launch(argv=[sys.executable, "-m", "simulators.smtp"], env=env, cwd=self.ctx.repo)
 
-    # -- for tests and benchmarks -------------------------------------------------------------
-
-    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
-        """Every message the sink stored, oldest first (see simulators/smtp/control.py)."""
-        query = f"?to={urllib.parse.quote(to)}" if to else ""
-        with _OPENER.open(f"{self.control_url}/v1/messages{query}", timeout=10) as response:
-            return list(json.load(response)["messages"])
-
-    def refuse_next(self, count: int) -> None:
-        """The next `count` messages are answered 451 (a temporary failure) and not stored."""
-        request = urllib.request.Request(
-            f"{self.control_url}/v1/refuse",
-            data=json.dumps({"count": count}).encode(),
-            method="PUT",
-        )
-        with _OPENER.open(request, timeout=10):
-            pass
+    def client(self) -> SinkClient:
+        """The sink's control port: what it stored, refusals (tests and benchmarks)."""
+        return SinkClient(self.ctx.ports.smtp_control)
