@@ -1,9 +1,10 @@
 """The email sender: delivers due deliveries over SMTP, with retries and back-off (ADR 0011).
 
-A loop claims due deliveries (one statement; `store.claim_due`), writes each email
-(`email.render`), sends the batch over ONE SMTP connection in a worker thread (the standard
-library's smtplib: STARTTLS when the relay offers it, AUTH with the login from Vault), and
-records every outcome with one statement. It wakes when the consumer committed new
+A few workers (4) each claim a batch of due deliveries (one statement; `store.claim_due`;
+SKIP LOCKED keeps their batches apart, also across replicas), write each email
+(`email.render`), send the batch over ONE SMTP connection in a thread (the standard library's
+smtplib: STARTTLS when the relay offers it, AUTH with the login from Vault), and record every
+outcome with one statement. It wakes when the consumer committed new
 notifications, and at least every `poll_seconds` for retries and for deliveries another replica
 left behind (a claim whose lease lapsed).
 
@@ -110,24 +111,30 @@ class EmailSender:
         relay: Relay,
         policy: RetryPolicy,
         poll_seconds: float = 1.0,
+        workers: int = 4,
     ) -> None:
         self._db = db
         self._relay = relay
         self._policy = policy
         self._poll = poll_seconds
+        self._workers = workers
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._required = [kind_name(k) for k in EMAIL_REQUIRED]
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notification-email")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"notification-email-{n}")
+            for n in range(self._workers)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     def wake(self) -> None:
         self._wake.set()
