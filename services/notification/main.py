@@ -8,6 +8,8 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_NOTIFICATION_EMAIL_RETRY_BASE_MS     the wait after the first failure; doubled after each
                                             further one (default 1000)
     TM_NOTIFICATION_EMAIL_RETRY_CAP_S       the longest wait between attempts (default 600)
+    TM_NOTIFICATION_EMAIL_WORKERS           email batches sent at once, each over its own SMTP
+                                            connection (default 2)
 
 The SMTP relay (host, port, username, password, sender) is read from Vault,
 `secret/tradingmesh/smtp`. Start order: connections, the live hub (core NATS), the email sender,
@@ -50,6 +52,7 @@ RETENTION = (
 class NotificationConfig:
     margin_call_interval: timedelta
     retry: RetryPolicy
+    email_workers: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> NotificationConfig:
@@ -58,7 +61,8 @@ class NotificationConfig:
             attempts = int(environ.get("TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS", "6"))
             base_ms = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_BASE_MS", "1000"))
             cap_s = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_CAP_S", "600"))
-            if interval < 0 or attempts < 1 or base_ms < 1 or cap_s < 1:
+            workers = int(environ.get("TM_NOTIFICATION_EMAIL_WORKERS", "2"))
+            if interval < 0 or attempts < 1 or base_ms < 1 or cap_s < 1 or not 1 <= workers <= 32:
                 raise ValueError("TM_NOTIFICATION_* out of range")
         except ValueError as error:
             raise SystemExit(f"notification: {error}") from None
@@ -69,6 +73,7 @@ class NotificationConfig:
                 cap=timedelta(seconds=cap_s),
                 max_attempts=attempts,
             ),
+            email_workers=workers,
         )
 
 
@@ -109,7 +114,9 @@ class NotificationRuntime:
         db = self.resources.db
         self.parts.db, self.parts.hub = db, self.hub
         await self.hub.start(self.resources.nats)
-        self.sender = EmailSender(db, relay_from(self.vault), self.config.retry)
+        self.sender = EmailSender(
+            db, relay_from(self.vault), self.config.retry, workers=self.config.email_workers
+        )
         self.sender.start()
         notifier = Notifier(self.config.margin_call_interval, self._announce)
 

@@ -1,7 +1,8 @@
 """The email sender: delivers due deliveries over SMTP, with retries and back-off (ADR 0011).
 
-A few workers (4) each claim a batch of due deliveries (one statement; `store.claim_due`;
-SKIP LOCKED keeps their batches apart, also across replicas), write each email
+A few workers (TM_NOTIFICATION_EMAIL_WORKERS, default 2) each claim a batch of due deliveries
+(one statement; `store.claim_due`; SKIP LOCKED keeps their batches apart, also across
+replicas), write each email
 (`email.render`), send the batch over ONE SMTP connection in a thread (the standard library's
 smtplib: STARTTLS when the relay offers it, AUTH with the login from Vault), and record every
 outcome with one statement. It wakes when the consumer committed new
@@ -111,7 +112,7 @@ class EmailSender:
         relay: Relay,
         policy: RetryPolicy,
         poll_seconds: float = 1.0,
-        workers: int = 4,
+        workers: int = 2,
     ) -> None:
         self._db = db
         self._relay = relay
