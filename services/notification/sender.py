@@ -24,7 +24,7 @@ import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from typing import Final
 
@@ -62,7 +62,7 @@ class Attempt:
     permanent: bool = False
 
 
-def send_batch(relay: Relay, emails: Sequence[tuple[str, str, EmailMessage]]) -> list[Attempt]:
+def send_batch(relay: Relay, emails: Sequence[tuple[str, str, Message]]) -> list[Attempt]:
     """Sends (notification id, recipient, email) over one SMTP connection (blocking: run it in a
     thread). A failure to connect or sign in fails every email of the batch (temporarily)."""
     results: list[Attempt] = []
@@ -160,7 +160,7 @@ class EmailSender:
         if not due:
             return 0
         outcomes: list[store.Outcome] = []
-        emails: list[tuple[str, str, EmailMessage]] = []
+        emails: list[tuple[str, str, Message]] = []
         attempts_of = {d.notification.id: d.attempts for d in due}
         for item in due:
             n = item.notification

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 from services.notification.email import Mail, message_id, render
 
@@ -18,8 +20,22 @@ MAIL = Mail(
 )
 
 
+def _sent(message: object) -> EmailMessage:
+    """The email as a mail client reads it: its bytes parsed again."""
+    raw = message.as_bytes()  # type: ignore[attr-defined]
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_a_title_beyond_ascii_is_an_encoded_subject_that_reads_back() -> None:
+    message = _sent(render(Mail(**{**MAIL.__dict__, "title": "Ordre exécuté…"}), "x@y.test"))
+
+    assert message["Subject"] == "[Warning] Ordre exécuté…"
+
+
 def test_the_email_has_text_and_html_and_a_message_id_of_its_notification() -> None:
-    message = render(MAIL, "TradingMesh <notifications@tradingmesh.local>")
+    message = _sent(render(MAIL, "TradingMesh <notifications@tradingmesh.local>"))
 
     assert message["Subject"] == "[Warning] Order rejected: EURUSD"
     assert message["To"] == "ann@example.test"
@@ -42,8 +58,10 @@ def test_the_email_has_text_and_html_and_a_message_id_of_its_notification() -> N
 
 
 def test_an_info_email_has_no_severity_prefix() -> None:
-    message = render(
-        Mail(**{**MAIL.__dict__, "severity": "INFO", "title": "Deposit received"}), "x@y.test"
+    message = _sent(
+        render(
+            Mail(**{**MAIL.__dict__, "severity": "INFO", "title": "Deposit received"}), "x@y.test"
+        )
     )
 
     assert message["Subject"] == "Deposit received"
