@@ -9,10 +9,11 @@ outcome with one statement. It wakes when the consumer committed new
 notifications, and at least every `poll_seconds` for retries and for deliveries another replica
 left behind (a claim whose lease lapsed).
 
-Outcomes: SENT; SKIPPED when the user switched email off for the kind (or the user has no
-address); PENDING again with `RetryPolicy.delay` when the relay refused for now (4xx), could
-not be reached, or the user's copy has not arrived yet; DEAD after the last attempt, and at once
-for a permanent refusal (5xx).
+Outcomes: SENT; SKIPPED when the user switched email off for the kind; PENDING again with
+`RetryPolicy.delay` when the relay refused for now (4xx) or could not be reached; DEAD after the
+last attempt, and at once for a permanent refusal (5xx). While the copy of the user (their
+address) has not arrived, the delivery waits with the same back-off, and is DEAD only once the
+notification is a day old.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import parseaddr
 from typing import Final
@@ -37,6 +38,7 @@ from services.platform.secrets import Secret
 log = logging.getLogger(__name__)
 
 _BATCH: Final = 50
+UNADDRESSED_FOR: Final = timedelta(days=1)
 SMTP_PATH: Final = "tradingmesh/smtp"
 
 
@@ -167,7 +169,7 @@ class EmailSender:
             if not item.email_enabled:
                 outcomes.append(store.Outcome(n.id, "SKIPPED", None, "email off", ""))
             elif item.email is None:
-                outcomes.append(self._failed(n.id, item.attempts, "recipient not known yet", ""))
+                outcomes.append(self._unaddressed(n.id, item.attempts, n.created_at))
             else:
                 mail = Mail(
                     notification_id=n.id,
@@ -203,6 +205,18 @@ class EmailSender:
         async with self._db.lone_writes() as session:
             await store.record_outcomes(session, outcomes)
         return len(due)
+
+    def _unaddressed(
+        self, notification_id: str, attempts: int, created_at: datetime
+    ) -> store.Outcome:
+        """The user's copy has not arrived (the account events may lag behind the others after
+        a restart): tried again with the back-off, and DEAD only once the notification is a
+        day old, whatever the attempts."""
+        now = datetime.now(UTC)
+        if now - created_at > UNADDRESSED_FOR:
+            return store.Outcome(notification_id, "DEAD", None, "recipient never known", "")
+        next_at = now + self._policy.delay(attempts)
+        return store.Outcome(notification_id, "PENDING", next_at, "recipient not known yet", "")
 
     def _failed(
         self,
