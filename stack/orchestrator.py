@@ -37,6 +37,7 @@ from stack.components.postgres import Postgres, system_user
 from stack.components.redis import Redis
 from stack.components.replica import Replica
 from stack.components.services import Service, stream_workers
+from stack.components.smtp import SENDER, SmtpSink
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
 from stack.ports import (
@@ -62,6 +63,7 @@ START_ORDER: tuple[str, ...] = (
     "postgres-replica",
     "redis",
     "nats",
+    "smtp",
     *LP_SIMULATORS,
     *SERVICES,
     *STREAM_WORKERS,
@@ -71,7 +73,7 @@ START_ORDER: tuple[str, ...] = (
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
     ("envoy",),
     (*SERVICES, *STREAM_WORKERS),
-    (*LP_SIMULATORS, "nats", "redis", "postgres-replica", "postgres"),
+    (*LP_SIMULATORS, "smtp", "nats", "redis", "postgres-replica", "postgres"),
     ("openbao",),
 )
 # Processes given a secret at start; restarted when the secrets are new.
@@ -79,6 +81,7 @@ SECRET_HOLDERS: tuple[str, ...] = (
     "postgres-replica",  # the replication password, in its environment
     "redis",
     "nats",
+    "smtp",
     *LP_SIMULATORS,
     *SERVICES,
     *STREAM_WORKERS,
@@ -109,6 +112,7 @@ class _Components:
     replica: Replica
     redis: Redis
     nats: Nats
+    smtp: SmtpSink
     lps: dict[str, LpSimulator]
     services: dict[str, Service]
     envoy: Envoy
@@ -121,6 +125,7 @@ class _Components:
             replica=Replica(ctx),
             redis=Redis(ctx),
             nats=Nats(ctx),
+            smtp=SmtpSink(ctx),
             lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
             # The pricing service's stream workers are services too (ADR 0008).
             services={name: Service(ctx, name) for name in SERVICES} | stream_workers(ctx),
@@ -135,7 +140,8 @@ class _Components:
             self.redis,
             self.nats,
         ]
-        outside = list(self.lps.values())  # stand-ins for the outside world: the LPs
+        # Stand-ins for the outside world: the LPs and the mail relay.
+        outside: list[Component] = [self.smtp, *self.lps.values()]
         return {c.name: c for c in [*infra, *outside, *self.services.values(), self.envoy]}
 
 
@@ -323,10 +329,13 @@ class _Up:
             if holders:
                 self._stop(holders)
 
-        # 3. Redis, NATS and the LP simulators, with their passwords.
-        redis, nats = self.components.redis, self.components.nats
+        # 3. Redis, NATS, the SMTP sink and the LP simulators, with their passwords; the
+        # relay's address beside its login in Vault, for the notification service.
+        redis, nats, smtp = self.components.redis, self.components.nats, self.components.smtp
         self._ensure_started(redis, lambda: redis.launch(secrets.redis_password))
         self._ensure_started(nats, lambda: nats.launch(secrets.nats))
+        self._ensure_started(smtp, lambda: smtp.launch(secrets.smtp))
+        stack_secrets.write_smtp_relay(vault, secrets.smtp, "127.0.0.1", self.ports.smtp, SENDER)
         lps = list(self.components.lps.values())
         for lp in lps:
             self._ensure_started(lp, functools.partial(lp.launch, secrets.lp[lp.name]))
@@ -363,7 +372,7 @@ class _Up:
         if edge_launch is not None:
             self._ensure_started(envoy, lambda: edge_launch)
         late.append(envoy)
-        late.extend(lps)
+        late.extend([smtp, *lps])
         self._wait(late)
         self._drop_stale_records()
         return self.state

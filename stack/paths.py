@@ -81,6 +81,11 @@ class StackPaths:
         return self.openbao_dir / "root-token"
 
     @property
+    def smtp_dir(self) -> Path:
+        """The SMTP sink's Maildir: every message it received (simulators/smtp)."""
+        return self.root / "smtp"
+
+    @property
     def envoy_dir(self) -> Path:
         return self.root / "envoy"
 
@@ -121,6 +126,7 @@ class StackPaths:
             self.nats_dir,
             self.openbao_dir,
             self.envoy_dir,
+            self.smtp_dir,
             self.tls_dir,
             self.root / "lp",
         ):

@@ -31,6 +31,8 @@ OPENBAO_CLUSTER = 5  # bound by `bao server -dev` itself: listen port + 1
 POSTGRES_REPLICA = 6  # the read replica: a streaming hot standby of the primary (ADR 0012)
 ENVOY = 10
 ENVOY_ADMIN = 11
+SMTP = 15  # the SMTP sink (stack/components/smtp.py)
+SMTP_CONTROL = 16  # its control port (read what it stored, make it refuse)
 SERVICE_GRPC = 20
 STREAM_WORKER_GRPC = 30  # +30 + i: pricing's stream workers
 SERVICE_METRICS = 40
@@ -86,6 +88,14 @@ class Ports:
         return self.base + ENVOY_ADMIN
 
     @property
+    def smtp(self) -> int:
+        return self.base + SMTP
+
+    @property
+    def smtp_control(self) -> int:
+        return self.base + SMTP_CONTROL
+
+    @property
     def web_client(self) -> int:
         return self.base + WEB_CLIENT
 
@@ -119,6 +129,8 @@ class Ports:
             self.postgres_replica,
             self.envoy,
             self.envoy_admin,
+            self.smtp,
+            self.smtp_control,
         )
         services = tuple(self.service_grpc(s) for s in SERVICES)
         metrics = tuple(self.service_metrics(s) for s in SERVICES)

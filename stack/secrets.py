@@ -7,6 +7,8 @@
     secret/tradingmesh/nats                username, password
     secret/tradingmesh/edge                token                (Envoy -> services)
     secret/tradingmesh/lp/<lp>             username, password   (our FIX logon at that LP)
+    secret/tradingmesh/smtp                host, port, username, password, sender
+                                           (the mail relay: the stack's SMTP sink)
     secret/tradingmesh/account/webhooks    <provider>: {"kind", "secrets", "allow"} as JSON
                                            (payment/KYC webhook HMAC keys and allow-lists)
     transit/keys/access-token              rsa-2048 key, never exported (signs access tokens)
@@ -30,6 +32,7 @@ POSTGRES_ADMIN_USER = "postgres"
 # The role the read replica streams the WAL as (REPLICATION, nothing else; ADR 0012).
 REPLICATION_USER = "replication"
 NATS_USER = "tradingmesh"
+SMTP_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
 # The demo payment and KYC providers of the account service's webhooks (WebhookService); locally
 # they may call only from this machine.
@@ -63,10 +66,17 @@ class StackSecrets:
     webhooks: dict[str, Secret] = field(default_factory=dict)  # per provider: its HMAC key
     # The read replica's streaming role (None only in code that builds secrets by hand).
     replication: Login | None = None
+    smtp: Login = field(default_factory=lambda: Login(SMTP_USER, generate()))  # the relay's
 
     def values(self) -> list[str]:
         """Every secret value, for the test that scans the state directory for leaks."""
-        logins = [self.postgres_admin, self.nats, *self.postgres.values(), *self.lp.values()]
+        logins = [
+            self.postgres_admin,
+            self.nats,
+            self.smtp,
+            *self.postgres.values(),
+            *self.lp.values(),
+        ]
         if self.replication is not None:
             logins.append(self.replication)
         return [
@@ -91,6 +101,7 @@ def _generate_all() -> StackSecrets:
         lp={lp: Login("tradingmesh", generate()) for lp in LP_SIMULATORS},
         webhooks={provider: generate() for provider in WEBHOOK_PROVIDERS},
         replication=Login(REPLICATION_USER, generate()),
+        smtp=Login(SMTP_USER, generate()),
     )
 
 
@@ -108,8 +119,16 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
     redis = vault.read(_path("redis"))
     nats = _login(vault.read(_path("nats")))
     edge = vault.read(_path("edge"))
+    smtp = _login(vault.read(_path("smtp")))
     lp = {name: _login(vault.read(_path("lp", name))) for name in LP_SIMULATORS}
-    if admin is None or replication is None or nats is None or not redis or not edge:
+    if (
+        admin is None
+        or replication is None
+        or nats is None
+        or smtp is None
+        or not redis
+        or not edge
+    ):
         return None
     complete = {s: login for s, login in roles.items() if login is not None}
     if len(complete) != len(SERVICES) or not redis.get("password") or not edge.get("token"):
@@ -129,6 +148,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
         lp=lp_logins,
         webhooks=webhooks,
         replication=replication,
+        smtp=smtp,
     )
 
 
@@ -171,6 +191,24 @@ def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
         for name, secret in stack.webhooks.items()
     }
     vault.write(_path("account", "webhooks"), providers)
+    # The relay's address is the stack's sink; `up` writes it (`write_smtp_relay`) once it knows
+    # the ports. Until then the login alone marks the set complete.
+    vault.write(_path("smtp"), login(stack.smtp))
+
+
+def write_smtp_relay(vault: VaultAdmin, login: Login, host: str, port: int, sender: str) -> None:
+    """The notification service's mail relay (`secret/tradingmesh/smtp`): in the dev stack its
+    SMTP sink; in production an operator writes the relay's own values here."""
+    vault.write(
+        _path("smtp"),
+        {
+            "host": host,
+            "port": str(port),
+            "username": login.username,
+            "password": login.password.reveal(),
+            "sender": sender,
+        },
+    )
 
 
 def ensure(vault: VaultAdmin) -> tuple[StackSecrets, bool]:
@@ -200,6 +238,8 @@ def service_policy(service: str) -> str:
         paths += [_path("lp", name) for name in LP_SIMULATORS]
     if service == "account":  # payment and KYC webhook keys and allow-lists
         paths.append(_path("account", "webhooks"))
+    if service == "notification":  # the mail relay's address and login
+        paths.append(_path("smtp"))
     policy = "\n".join(f'path "secret/data/{p}" {{\n  capabilities = ["read"]\n}}' for p in paths)
     if service == "account":  # signs access tokens; the private key is not exportable
         grants = {

@@ -212,6 +212,21 @@ async def _seed_risk(conn: psycopg.AsyncConnection[object]) -> None:
     )
 
 
+async def _seed_notification(conn: psycopg.AsyncConnection[object]) -> None:
+    """The notification service's copies (migration 0019) of the seeded users and trading
+    accounts, which no event announces: whom to address an account's email to."""
+    await conn.execute(
+        """INSERT INTO notification.users (id, email, display_name, status)
+           SELECT id, email, display_name, status FROM account.users
+           ON CONFLICT (id) DO NOTHING"""
+    )
+    await conn.execute(
+        """INSERT INTO notification.accounts (id, user_id, account_number, currency)
+           SELECT id, user_id, account_number, currency FROM account.trading_accounts
+           ON CONFLICT (id) DO NOTHING"""
+    )
+
+
 async def _seed_oms(conn: psycopg.AsyncConnection[object]) -> None:
     """The OMS's copies (migration 0008) of what the seed wrote straight into the account and
     pricing schemas, which no event announces: instruments (with pricing's row version),
@@ -337,6 +352,7 @@ async def seed_demo(database_url: str) -> DemoCredentials | None:
         )
         await _seed_risk(conn)
         await _seed_oms(conn)
+        await _seed_notification(conn)
     return DemoCredentials(DEMO_USERNAME, password, str(account_id))
 
 

@@ -1,24 +1,170 @@
-"""Wiring of the notification service: what it serves and what it connects to."""
+"""Wiring of the notification service: what it serves and what it connects to (ADR 0011).
+
+Settings of its own, besides the platform's (ADR 0004):
+    TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S  at most one margin call notified per account in
+                                            this many seconds (default 300)
+    TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS      an email is DEAD after this many failed attempts
+                                            (default 6)
+    TM_NOTIFICATION_EMAIL_RETRY_BASE_MS     the wait after the first failure; doubled after each
+                                            further one (default 1000)
+    TM_NOTIFICATION_EMAIL_RETRY_CAP_S       the longest wait between attempts (default 600)
+    TM_NOTIFICATION_EMAIL_WORKERS           email batches sent at once, each over its own SMTP
+                                            connection (default 2)
+
+The SMTP relay (host, port, username, password, sender) is read from Vault,
+`secret/tradingmesh/smtp`. Start order: connections, the live hub (core NATS), the email sender,
+the three event consumers (which catch up with whatever happened while the service was down),
+the retention job.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
 from services.notification import server
+from services.notification.domain import RetryPolicy
+from services.notification.events import ACCOUNT, FOLLOWED, OMS, RISK, Notifier
+from services.notification.live import LiveHub
+from services.notification.sender import SMTP_PATH, EmailSender, Relay
+from services.notification.store import Stored
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.inbox import EventConsumer
 from services.platform.resources import Resources
+from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.secrets import Secret
 from tradingmesh.notification.v1 import notification_service_pb2_grpc
+
+SCHEMA = "notification"
+# A steady trickle of events makes batches (ADR 0009); a notification waits at most this long.
+LINGER_SECONDS = 0.2
+# Old rows deleted (services/platform/retention.py): the contract keeps notifications 90 days;
+# their deliveries go with them (ON DELETE CASCADE).
+RETENTION = (
+    inbox_rule(SCHEMA),
+    RetentionRule("notification.notifications", "created_at", timedelta(days=90)),
+)
+
+
+@dataclass(frozen=True)
+class NotificationConfig:
+    margin_call_interval: timedelta
+    retry: RetryPolicy
+    email_workers: int = 2
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> NotificationConfig:
+        try:
+            interval = int(environ.get("TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S", "300"))
+            attempts = int(environ.get("TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS", "6"))
+            base_ms = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_BASE_MS", "1000"))
+            cap_s = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_CAP_S", "600"))
+            workers = int(environ.get("TM_NOTIFICATION_EMAIL_WORKERS", "2"))
+            if interval < 0 or attempts < 1 or base_ms < 1 or cap_s < 1 or not 1 <= workers <= 32:
+                raise ValueError("TM_NOTIFICATION_* out of range")
+        except ValueError as error:
+            raise SystemExit(f"notification: {error}") from None
+        return cls(
+            margin_call_interval=timedelta(seconds=interval),
+            retry=RetryPolicy(
+                base=timedelta(milliseconds=base_ms),
+                cap=timedelta(seconds=cap_s),
+                max_attempts=attempts,
+            ),
+            email_workers=workers,
+        )
+
+
+def relay_from(vault: Vault) -> Relay:
+    values = vault.read(SMTP_PATH)
+    try:
+        return Relay(
+            host=values["host"].reveal(),
+            port=int(values["port"].reveal()),
+            username=values["username"].reveal() if "username" in values else "",
+            password=values.get("password", Secret("")),
+            sender=values["sender"].reveal(),
+        )
+    except (KeyError, ValueError) as error:
+        raise SystemExit(f"notification: secret/{SMTP_PATH} is incomplete ({error})") from None
+
+
+class NotificationRuntime:
+    """Everything the notification process runs besides the gRPC server, started in order."""
+
+    def __init__(self, settings: Settings, vault: Vault, config: NotificationConfig) -> None:
+        self.vault = vault
+        self.config = config
+        self.resources = Resources(settings, vault)
+        self.parts = server.NotificationParts()
+        self.hub = LiveHub()
+        self.sender: EmailSender | None = None
+        self.consumers: list[EventConsumer] = []
+        self.retention: Retention | None = None
+
+    def _announce(self, stored: list[Stored]) -> None:
+        self.hub.announce(stored)
+        if self.sender is not None:
+            self.sender.wake()
+
+    async def open(self) -> None:
+        await self.resources.open()
+        db = self.resources.db
+        self.parts.db, self.parts.hub = db, self.hub
+        await self.hub.start(self.resources.nats)
+        self.sender = EmailSender(
+            db, relay_from(self.vault), self.config.retry, workers=self.config.email_workers
+        )
+        self.sender.start()
+        notifier = Notifier(self.config.margin_call_interval, self._announce)
+
+        def consumer(name: str, subjects: str, followed: frozenset[str]) -> EventConsumer:
+            return EventConsumer(
+                name,
+                subjects,
+                db,
+                notifier.handle,
+                inbox=SCHEMA,
+                events=followed.__contains__,
+                linger=LINGER_SECONDS,
+                before_commit=notifier.before_commit,
+            )
+
+        account = FOLLOWED - set(OMS) - set(RISK)
+        self.consumers = [
+            consumer("notification-oms", "oms.>", frozenset(OMS)),
+            consumer("notification-risk", "risk.>", frozenset(RISK)),
+            consumer("notification-account", "account.>", frozenset(account | set(ACCOUNT))),
+        ]
+        for item in self.consumers:
+            await item.start(self.resources.jetstream)
+        self.retention = Retention(db, RETENTION)
+        await self.retention.start()
+
+    async def close(self) -> None:
+        for item in self.consumers:
+            await item.stop()
+        if self.retention is not None:
+            await self.retention.stop()
+        if self.sender is not None:
+            await self.sender.stop()
+        await self.hub.stop()
+        await self.resources.close()
 
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    resources = Resources(settings, vault)
+    runtime = NotificationRuntime(settings, vault, NotificationConfig.from_env())
     return ServiceSpec(
         name="notification",
         registrations=[
             Registration(
                 notification_service_pb2_grpc.add_NotificationServiceServicer_to_server,
-                server.NotificationService(resources),  # type: ignore[abstract]  # RPCs not built yet
+                server.NotificationService(runtime.parts),
                 "tradingmesh.notification.v1.NotificationService",
             ),
         ],
-        on_start=[resources.open],
-        on_stop=[resources.close],
+        on_start=[runtime.open],
+        on_stop=[runtime.close],
     )

@@ -1,17 +1,272 @@
-"""gRPC servicers of the notification service: map request -> domain -> response.
+"""gRPC servicer of the notification service: map request -> store/domain -> response.
 
-Each inherits the generated servicer, whose every RPC answers UNIMPLEMENTED until the
-issue that builds it overrides the method.
+Every RPC works on the caller's own notifications only (`viewer`): a user's and their accounts'
+(the accounts of the access token), an API key's accounts' only. Another user's notification is
+never found: MarkNotificationsRead ignores it, StreamNotifications' after_id answers NOT_FOUND,
+a filter on another user's account answers NOT_FOUND (ADR 0002, ADR 0005).
 """
 
 from __future__ import annotations
 
-from services.platform.resources import Resources
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import grpc
+
+from services.notification import convert, domain, store
+from services.notification.live import LiveHub
+from services.platform.access import account_not_found, require_user
+from services.platform.db import Database
+from services.platform.errors import DomainError
+from services.platform.identity import Caller
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.notification.v1 import notification_pb2 as pb
+from tradingmesh.notification.v1 import notification_service_pb2 as api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc
+
+R = ErrorReason
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE_SIZE: Final = 100
+REPLAY_PAGE: Final = 500
+HEARTBEAT_SECONDS: Final = 30.0
+
+
+@dataclass
+class NotificationParts:
+    """What the servicer uses, set by the runtime before the server serves."""
+
+    db: Database | None = None
+    hub: LiveHub | None = None
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+    @property
+    def ready(self) -> tuple[Database, LiveHub]:
+        assert self.db is not None, "the runtime has not started"
+        assert self.hub is not None, "the runtime has not started"
+        return self.db, self.hub
+
+
+def viewer(caller: Caller) -> store.Viewer:
+    """Whose notifications the caller sees: an API key only its accounts'."""
+    user_id = caller.subject if caller.api_key_id is None else None
+    return store.Viewer(user_id=user_id, account_ids=caller.account_ids)
+
+
+def _kinds(kinds: list[int]) -> tuple[str, ...]:
+    return tuple(domain.kind_name(k) for k in kinds)  # type: ignore[arg-type]
+
+
+def _bad_token() -> DomainError:
+    return DomainError(
+        R.ERROR_REASON_VALIDATION_FAILED,
+        "page_token is not a token from a previous response",
+        field_violations=[("page_token", "not a token from a previous response")],
+    )
+
+
+def encode_token(position: int) -> str:
+    return base64.urlsafe_b64encode(f"n|{position}".encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int | None:
+    """The position a page continues before; None for the first page."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        tag, position = base64.urlsafe_b64decode(padded).decode().split("|")
+        value = int(position)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _bad_token() from None
+    if tag != "n" or value < 1:
+        raise _bad_token()
+    return value
 
 
 class NotificationService(notification_service_pb2_grpc.NotificationServiceServicer):
-    """tradingmesh.notification.v1.NotificationService: RPCs not built yet answer UNIMPLEMENTED."""
+    """tradingmesh.notification.v1.NotificationService."""
 
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
+    def __init__(self, parts: NotificationParts) -> None:
+        self.parts = parts
+
+    async def StreamNotifications(  # noqa: N802  # the contract's name
+        self, request: api.StreamNotificationsRequest, context: Context
+    ) -> AsyncIterator[api.StreamNotificationsResponse]:
+        caller = require_user()
+        db, hub = self.parts.ready
+        seen = viewer(caller)
+        kinds = _kinds(list(request.kinds))
+        resume = request.WhichOneof("resume")
+        with hub.listening(seen, set(request.kinds)) as listener:  # before the replay: no gap
+            after_position: int | None = None
+            since: datetime | None = None
+            if resume == "after_id":
+                async with db.lone_reads() as session:
+                    after_position = await store.position_of(session, seen, request.after_id)
+                if after_position is None:
+                    raise DomainError(
+                        R.ERROR_REASON_NOT_FOUND,
+                        "after_id names no notification of yours; resume with since_time",
+                    )
+            elif resume == "since_time":
+                since = request.since_time.ToDatetime(tzinfo=UTC)
+            last, replayed = after_position or 0, 0
+            sent: set[int] = set()  # replayed positions, which may also arrive live
+            while resume is not None:  # a page per read: no connection held while sending
+                async with db.lone_reads() as session:
+                    rows = await store.after(
+                        session,
+                        seen,
+                        kinds,
+                        after_position=last or None,
+                        since=since,
+                        limit=REPLAY_PAGE,
+                    )
+                for row in rows:
+                    yield api.StreamNotificationsResponse(notification=convert.notification(row))
+                    last = row.position
+                    sent.add(row.position)
+                replayed += len(rows)
+                if len(rows) < REPLAY_PAGE:
+                    break
+            async with db.lone_reads() as session:
+                unread = await store.unread_count(session, seen, kinds)
+            yield api.StreamNotificationsResponse(
+                caught_up=api.StreamCaughtUp(replayed_count=replayed, unread_count=unread)
+            )
+            while True:
+                try:
+                    live = await asyncio.wait_for(
+                        listener.queue.get(), timeout=self.parts.heartbeat_seconds
+                    )
+                except TimeoutError:
+                    if listener.overflowed:
+                        break
+                    heartbeat = api.StreamHeartbeat()
+                    heartbeat.server_time.GetCurrentTime()
+                    yield api.StreamNotificationsResponse(heartbeat=heartbeat)
+                    continue
+                if live.position in sent:  # replayed already (commits may come out of order)
+                    continue
+                yield api.StreamNotificationsResponse(notification=live.notification)
+                if listener.overflowed and listener.queue.empty():
+                    break
+        raise DomainError(
+            R.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+            "the stream fell behind; resume with after_id",
+        )
+
+    async def ListNotifications(  # noqa: N802  # the contract's name
+        self, request: api.ListNotificationsRequest, context: Context
+    ) -> api.ListNotificationsResponse:
+        caller = require_user()
+        db, _ = self.parts.ready
+        seen = viewer(caller)
+        if request.account_id and request.account_id not in seen.account_ids:
+            raise account_not_found(request.account_id)
+        time_range = request.time_range
+        filters = store.Filters(
+            kinds=_kinds(list(request.kinds)),
+            unread_only=request.unread_only,
+            account_id=request.account_id or None,
+            since=time_range.start_time.ToDatetime(tzinfo=UTC)
+            if time_range.HasField("start_time")
+            else None,
+            until=time_range.end_time.ToDatetime(tzinfo=UTC)
+            if time_range.HasField("end_time")
+            else None,
+        )
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        async with db.lone_reads() as session:
+            rows, unread = await store.page(
+                session,
+                seen,
+                filters,
+                before_position=decode_token(request.page_token),
+                limit=size + 1,
+            )
+        more = len(rows) > size
+        rows = rows[:size]
+        return api.ListNotificationsResponse(
+            notifications=[convert.notification(r) for r in rows],
+            next_page_token=encode_token(rows[-1].position) if more else "",
+            unread_count=unread,
+        )
+
+    async def MarkNotificationsRead(  # noqa: N802  # the contract's name
+        self, request: api.MarkNotificationsReadRequest, context: Context
+    ) -> api.MarkNotificationsReadResponse:
+        caller = require_user()
+        db, _ = self.parts.ready
+        async with db.lone_writes() as session:
+            marked, unread = await store.mark_read(
+                session, viewer(caller), None if request.all else list(request.ids)
+            )
+        return api.MarkNotificationsReadResponse(marked_count=marked, unread_count=unread)
+
+    async def GetNotificationPreferences(  # noqa: N802  # the contract's name
+        self, request: api.GetNotificationPreferencesRequest, context: Context
+    ) -> api.GetNotificationPreferencesResponse:
+        caller = require_user()
+        db, _ = self.parts.ready
+        async with db.lone_reads() as session:
+            settings, changed = await store.preferences(session, caller.subject)
+        return api.GetNotificationPreferencesResponse(preferences=_preferences(settings, changed))
+
+    async def UpdateNotificationPreferences(  # noqa: N802  # the contract's name
+        self,
+        request: api.UpdateNotificationPreferencesRequest,
+        context: Context,
+    ) -> api.UpdateNotificationPreferencesResponse:
+        caller = require_user()
+        if caller.api_key_id is not None:
+            raise DomainError(
+                R.ERROR_REASON_PERMISSION_DENIED,
+                "an API key may read but not change the user's notification preferences",
+            )
+        db, _ = self.parts.ready
+        changes: dict[str, bool] = {}
+        violations = []
+        for index, item in enumerate(request.preferences.kinds):
+            if item.kind in domain.EMAIL_REQUIRED and not item.email_enabled:
+                violations.append(
+                    (
+                        f"preferences.kinds[{index}].email_enabled",
+                        f"email for {domain.kind_name(item.kind)} cannot be switched off",
+                    )
+                )
+            changes[domain.kind_name(item.kind)] = item.email_enabled
+        if violations:
+            raise DomainError(
+                R.ERROR_REASON_VALIDATION_FAILED,
+                "email cannot be switched off for every kind",
+                field_violations=violations,
+            )
+        async with db.transaction() as session:
+            await store.save_preferences(session, caller.subject, changes)
+            settings, changed = await store.preferences(session, caller.subject)
+        return api.UpdateNotificationPreferencesResponse(
+            preferences=_preferences(settings, changed)
+        )
+
+
+def _preferences(settings: dict[str, bool], changed: datetime | None) -> pb.NotificationPreferences:
+    preferences = pb.NotificationPreferences(
+        kinds=[
+            pb.NotificationKindPreference(
+                kind=kind,
+                email_enabled=kind in domain.EMAIL_REQUIRED
+                or settings.get(domain.kind_name(kind), True),
+                email_required=kind in domain.EMAIL_REQUIRED,
+            )
+            for kind in domain.ALL_KINDS
+        ]
+    )
+    if changed is not None:
+        preferences.update_time.CopyFrom(convert.timestamp(changed))
+    return preferences

@@ -27,6 +27,14 @@ OMS_SETTINGS = (
     "TM_OMS_ROLLOVER_AUTO",
     "TM_OMS_ROLLOVER_BATCH",
 )
+# The notification service's own settings (services/notification/main.py), passed on likewise.
+NOTIFICATION_SETTINGS = (
+    "TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S",
+    "TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS",
+    "TM_NOTIFICATION_EMAIL_RETRY_BASE_MS",
+    "TM_NOTIFICATION_EMAIL_RETRY_CAP_S",
+    "TM_NOTIFICATION_EMAIL_WORKERS",
+)
 
 
 def is_available(service: str) -> bool:
@@ -121,6 +129,8 @@ class Service(Component):
             env["TM_DATABASE_REPLICA_PORT"] = str(ports.postgres_replica)
         if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
+        if self.name == "notification":
+            env.update({k: os.environ[k] for k in NOTIFICATION_SETTINGS if os.environ.get(k)})
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:

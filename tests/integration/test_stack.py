@@ -33,7 +33,7 @@ from stack.vault import VaultAdmin
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 
 GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
-INFRASTRUCTURE = ("openbao", "postgres", "redis", "nats", "envoy")
+INFRASTRUCTURE = ("openbao", "postgres", "redis", "nats", "smtp", "envoy")
 
 
 def _names(state: StackState) -> set[str]:

@@ -73,7 +73,10 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
     async def Login(  # noqa: N802  # the contract's name
         self, request: auth_pb2.LoginRequest, context: Context
     ) -> auth_pb2.LoginResponse:
-        issued = await self.core.login(request.username, request.password)
+        caller = current_caller()
+        issued = await self.core.login(
+            request.username, request.password, caller.client_ip, caller.request_id
+        )
         return auth_pb2.LoginResponse(
             access_token=issued.access_token,
             token_type=_BEARER,

@@ -48,9 +48,14 @@ from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.outbox import add_event
 from services.platform.resources import Resources
-from tradingmesh.account.v1.account_events_pb2 import TokenFamilyRevoked, TokenFamilyRevokeReason
+from tradingmesh.account.v1.account_events_pb2 import (
+    TokenFamilyRevoked,
+    TokenFamilyRevokeReason,
+    UserSignedIn,
+)
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["ApiKeyStatus", "AuthCore", "Issued"]
 
@@ -59,6 +64,7 @@ _R = ErrorReason
 
 ACTIVE_USER: Final = "ACTIVE"
 TOKEN_FAMILY_REVOKED: Final = "account.token_family.revoked"
+USER_SIGNED_IN: Final = "account.user.signed_in"
 # Failed sign-ins per username before the username is refused for a while (guessing passwords
 # from many addresses; Envoy limits each address).
 LOGIN_FAILURES_ALLOWED: Final = 10
@@ -176,7 +182,9 @@ class AuthCore:
 
     # ---- password sign-in and sessions ------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> Issued:
+    async def login(
+        self, username: str, password: str, client_ip: str = "", request_id: str = ""
+    ) -> Issued:
         redis = self._resources.redis
         failures_key = f"auth:login-failures:{username}"
         failures = int(await redis.get(failures_key) or 0)
@@ -210,6 +218,20 @@ class AuthCore:
             account_ids, group = await repo.user_accounts(session, user.id)
             await repo.insert_family(session, family_id, user.id, now, family_expires)
             await repo.insert_refresh_token(session, refresh.hash, family_id, now, refresh_expires)
+            # The notification service warns of a sign-in from an address it has not seen.
+            signed_in = UserSignedIn(
+                metadata=EventMetadata(
+                    event_id=str(uuid.uuid4()),
+                    occurred_at=_timestamp(now),
+                    producer="account",
+                    correlation_id=request_id,
+                    actor=Actor(kind=ActorKind.ACTOR_KIND_USER, id=user.id),
+                ),
+                user_id=user.id,
+                token_family_id=str(family_id),
+                source_ip=client_ip,
+            )
+            await add_event(session, "account", USER_SIGNED_IN, signed_in)
             if passwords.needs_rehash(user.password_hash):
                 new_hash = await asyncio.to_thread(passwords.hash_password, password)
                 await repo.set_password_hash(session, user.id, new_hash)

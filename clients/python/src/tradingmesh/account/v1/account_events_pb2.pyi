@@ -649,3 +649,44 @@ class TokenFamilyRevoked(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TokenFamilyRevoked: _TypeAlias = TokenFamilyRevoked  # noqa: Y015
+
+@_typing.final
+class UserSignedIn(_message.Message):
+    """A user signed in with a password (Login), starting a new session. Subject:
+    `account.user.signed_in`. The notification service warns the user when the address is one it
+    has not seen them sign in from before.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_FAMILY_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_IP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user (UUID) who signed in."""
+    token_family_id: _builtins.str
+    """The new session's token family id, the `sid` claim of its access tokens."""
+    source_ip: _builtins.str
+    """The client's IP address as the edge saw it; empty when the call did not come through the
+    edge.
+    """
+    @_builtins.property
+    def metadata(self) -> _events_pb2.EventMetadata:
+        """The event's metadata; the actor is the user."""
+
+    def __init__(
+        self,
+        *,
+        metadata: _events_pb2.EventMetadata | None = ...,
+        user_id: _builtins.str = ...,
+        token_family_id: _builtins.str = ...,
+        source_ip: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "source_ip", b"source_ip", "token_family_id", b"token_family_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserSignedIn: _TypeAlias = UserSignedIn  # noqa: Y015

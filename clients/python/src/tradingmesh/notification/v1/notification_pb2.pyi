@@ -63,13 +63,27 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     NOTIFICATION_KIND_SECURITY: _NotificationKind.ValueType  # 8
     """Something happened to the user's sign-in security: e.g. a refresh token was reused and its
     whole token family (session) revoked, the password changed, or an API key was created or
-    revoked. Details: event (e.g. "token_family_revoked", "password_changed",
-    "api_key_created", "api_key_revoked") and, where it applies, api_key_id. Severity WARNING
-    or CRITICAL.
+    revoked, or the user signed in from an address not seen before. Details: event (e.g.
+    "token_family_revoked", "password_changed", "api_key_created", "api_key_revoked",
+    "new_address_sign_in") and, where it applies, api_key_id or source_ip. Severity WARNING or
+    CRITICAL.
     """
     NOTIFICATION_KIND_WITHDRAWAL_REJECTED: _NotificationKind.ValueType  # 9
     """A withdrawal was rejected or failed, and its amount was credited back to the account.
     Details: withdrawal_id, amount, currency. Severity WARNING.
+    """
+    NOTIFICATION_KIND_ORDER_CANCELLED: _NotificationKind.ValueType  # 10
+    """An order was cancelled: by the user, an operator or the platform (e.g. the unfilled rest of
+    an IOC order). Details: order_id, symbol, reason (the ErrorReason name without prefix, when
+    the platform cancelled it). Severity INFO.
+    """
+    NOTIFICATION_KIND_ORDER_EXPIRED: _NotificationKind.ValueType  # 11
+    """A DAY order reached the end of its session unfilled or partly filled. Details: order_id,
+    symbol. Severity INFO.
+    """
+    NOTIFICATION_KIND_MARGIN_CALL_RESOLVED: _NotificationKind.ValueType  # 12
+    """An account's margin level is back at or above its margin-call level after a margin call the
+    user was notified of. Details: margin_level, margin_call_level. Severity INFO.
     """
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
@@ -109,13 +123,27 @@ name without prefix, e.g. "APPROVED"). Severity INFO, or WARNING when rejected.
 NOTIFICATION_KIND_SECURITY: NotificationKind.ValueType  # 8
 """Something happened to the user's sign-in security: e.g. a refresh token was reused and its
 whole token family (session) revoked, the password changed, or an API key was created or
-revoked. Details: event (e.g. "token_family_revoked", "password_changed",
-"api_key_created", "api_key_revoked") and, where it applies, api_key_id. Severity WARNING
-or CRITICAL.
+revoked, or the user signed in from an address not seen before. Details: event (e.g.
+"token_family_revoked", "password_changed", "api_key_created", "api_key_revoked",
+"new_address_sign_in") and, where it applies, api_key_id or source_ip. Severity WARNING or
+CRITICAL.
 """
 NOTIFICATION_KIND_WITHDRAWAL_REJECTED: NotificationKind.ValueType  # 9
 """A withdrawal was rejected or failed, and its amount was credited back to the account.
 Details: withdrawal_id, amount, currency. Severity WARNING.
+"""
+NOTIFICATION_KIND_ORDER_CANCELLED: NotificationKind.ValueType  # 10
+"""An order was cancelled: by the user, an operator or the platform (e.g. the unfilled rest of
+an IOC order). Details: order_id, symbol, reason (the ErrorReason name without prefix, when
+the platform cancelled it). Severity INFO.
+"""
+NOTIFICATION_KIND_ORDER_EXPIRED: NotificationKind.ValueType  # 11
+"""A DAY order reached the end of its session unfilled or partly filled. Details: order_id,
+symbol. Severity INFO.
+"""
+NOTIFICATION_KIND_MARGIN_CALL_RESOLVED: NotificationKind.ValueType  # 12
+"""An account's margin level is back at or above its margin-call level after a margin call the
+user was notified of. Details: margin_level, margin_call_level. Severity INFO.
 """
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 

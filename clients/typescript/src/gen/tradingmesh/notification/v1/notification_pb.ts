@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradingmesh/notification/v1/notification.proto.
  */
 export const file_tradingmesh_notification_v1_notification: GenFile = /*@__PURE__*/
-  fileDesc("Ci50cmFkaW5nbWVzaC9ub3RpZmljYXRpb24vdjEvbm90aWZpY2F0aW9uLnByb3RvEht0cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEitAMKDE5vdGlmaWNhdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEjsKBGtpbmQYAyABKA4yLS50cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uS2luZBJDCghzZXZlcml0eRgEIAEoDjIxLnRyYWRpbmdtZXNoLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25TZXZlcml0eRINCgV0aXRsZRgFIAEoCRIMCgRib2R5GAYgASgJEkcKB2RldGFpbHMYByADKAsyNi50cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uLkRldGFpbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcmVhZBgJIAEoCBItCglyZWFkX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpwBChdOb3RpZmljYXRpb25QcmVmZXJlbmNlcxJQCgVraW5kcxgBIAMoCzI3LnRyYWRpbmdtZXNoLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kUHJlZmVyZW5jZUIIukgFkgECEDISLwoLdXBkYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQBChpOb3RpZmljYXRpb25LaW5kUHJlZmVyZW5jZRJHCgRraW5kGAEgASgOMi0udHJhZGluZ21lc2gubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCCrpIB4IBBBABIAASFQoNZW1haWxfZW5hYmxlZBgCIAEoCBIWCg5lbWFpbF9yZXF1aXJlZBgDIAEoCCqMAwoQTm90aWZpY2F0aW9uS2luZBIhCh1OT1RJRklDQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEiIKHk5PVElGSUNBVElPTl9LSU5EX09SREVSX0ZJTExFRBABEiQKIE5PVElGSUNBVElPTl9LSU5EX09SREVSX1JFSkVDVEVEEAISIQodTk9USUZJQ0FUSU9OX0tJTkRfTUFSR0lOX0NBTEwQAxIeChpOT1RJRklDQVRJT05fS0lORF9TVE9QX09VVBAEEicKI05PVElGSUNBVElPTl9LSU5EX0RFUE9TSVRfQ09NUExFVEVEEAUSKgomTk9USUZJQ0FUSU9OX0tJTkRfV0lUSERSQVdBTF9DT01QTEVURUQQBhIoCiROT1RJRklDQVRJT05fS0lORF9LWUNfU1RBVFVTX0NIQU5HRUQQBxIeChpOT1RJRklDQVRJT05fS0lORF9TRUNVUklUWRAIEikKJU5PVElGSUNBVElPTl9LSU5EX1dJVEhEUkFXQUxfUkVKRUNURUQQCSqkAQoUTm90aWZpY2F0aW9uU2V2ZXJpdHkSJQohTk9USUZJQ0FUSU9OX1NFVkVSSVRZX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX1NFVkVSSVRZX0lORk8QARIhCh1OT1RJRklDQVRJT05fU0VWRVJJVFlfV0FSTklORxACEiIKHk5PVElGSUNBVElPTl9TRVZFUklUWV9DUklUSUNBTBADYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ci50cmFkaW5nbWVzaC9ub3RpZmljYXRpb24vdjEvbm90aWZpY2F0aW9uLnByb3RvEht0cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEitAMKDE5vdGlmaWNhdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEjsKBGtpbmQYAyABKA4yLS50cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uS2luZBJDCghzZXZlcml0eRgEIAEoDjIxLnRyYWRpbmdtZXNoLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25TZXZlcml0eRINCgV0aXRsZRgFIAEoCRIMCgRib2R5GAYgASgJEkcKB2RldGFpbHMYByADKAsyNi50cmFkaW5nbWVzaC5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uLkRldGFpbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcmVhZBgJIAEoCBItCglyZWFkX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpwBChdOb3RpZmljYXRpb25QcmVmZXJlbmNlcxJQCgVraW5kcxgBIAMoCzI3LnRyYWRpbmdtZXNoLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kUHJlZmVyZW5jZUIIukgFkgECEDISLwoLdXBkYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQBChpOb3RpZmljYXRpb25LaW5kUHJlZmVyZW5jZRJHCgRraW5kGAEgASgOMi0udHJhZGluZ21lc2gubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCCrpIB4IBBBABIAASFQoNZW1haWxfZW5hYmxlZBgCIAEoCBIWCg5lbWFpbF9yZXF1aXJlZBgDIAEoCCqEBAoQTm90aWZpY2F0aW9uS2luZBIhCh1OT1RJRklDQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEiIKHk5PVElGSUNBVElPTl9LSU5EX09SREVSX0ZJTExFRBABEiQKIE5PVElGSUNBVElPTl9LSU5EX09SREVSX1JFSkVDVEVEEAISIQodTk9USUZJQ0FUSU9OX0tJTkRfTUFSR0lOX0NBTEwQAxIeChpOT1RJRklDQVRJT05fS0lORF9TVE9QX09VVBAEEicKI05PVElGSUNBVElPTl9LSU5EX0RFUE9TSVRfQ09NUExFVEVEEAUSKgomTk9USUZJQ0FUSU9OX0tJTkRfV0lUSERSQVdBTF9DT01QTEVURUQQBhIoCiROT1RJRklDQVRJT05fS0lORF9LWUNfU1RBVFVTX0NIQU5HRUQQBxIeChpOT1RJRklDQVRJT05fS0lORF9TRUNVUklUWRAIEikKJU5PVElGSUNBVElPTl9LSU5EX1dJVEhEUkFXQUxfUkVKRUNURUQQCRIlCiFOT1RJRklDQVRJT05fS0lORF9PUkRFUl9DQU5DRUxMRUQQChIjCh9OT1RJRklDQVRJT05fS0lORF9PUkRFUl9FWFBJUkVEEAsSKgomTk9USUZJQ0FUSU9OX0tJTkRfTUFSR0lOX0NBTExfUkVTT0xWRUQQDCqkAQoUTm90aWZpY2F0aW9uU2V2ZXJpdHkSJQohTk9USUZJQ0FUSU9OX1NFVkVSSVRZX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX1NFVkVSSVRZX0lORk8QARIhCh1OT1RJRklDQVRJT05fU0VWRVJJVFlfV0FSTklORxACEiIKHk5PVElGSUNBVElPTl9TRVZFUklUWV9DUklUSUNBTBADYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * A notification to a user.
@@ -248,9 +248,10 @@ export enum NotificationKind {
   /**
    * Something happened to the user's sign-in security: e.g. a refresh token was reused and its
    * whole token family (session) revoked, the password changed, or an API key was created or
-   * revoked. Details: event (e.g. "token_family_revoked", "password_changed",
-   * "api_key_created", "api_key_revoked") and, where it applies, api_key_id. Severity WARNING
-   * or CRITICAL.
+   * revoked, or the user signed in from an address not seen before. Details: event (e.g.
+   * "token_family_revoked", "password_changed", "api_key_created", "api_key_revoked",
+   * "new_address_sign_in") and, where it applies, api_key_id or source_ip. Severity WARNING or
+   * CRITICAL.
    *
    * @generated from enum value: NOTIFICATION_KIND_SECURITY = 8;
    */
@@ -263,6 +264,31 @@ export enum NotificationKind {
    * @generated from enum value: NOTIFICATION_KIND_WITHDRAWAL_REJECTED = 9;
    */
   WITHDRAWAL_REJECTED = 9,
+
+  /**
+   * An order was cancelled: by the user, an operator or the platform (e.g. the unfilled rest of
+   * an IOC order). Details: order_id, symbol, reason (the ErrorReason name without prefix, when
+   * the platform cancelled it). Severity INFO.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_ORDER_CANCELLED = 10;
+   */
+  ORDER_CANCELLED = 10,
+
+  /**
+   * A DAY order reached the end of its session unfilled or partly filled. Details: order_id,
+   * symbol. Severity INFO.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_ORDER_EXPIRED = 11;
+   */
+  ORDER_EXPIRED = 11,
+
+  /**
+   * An account's margin level is back at or above its margin-call level after a margin call the
+   * user was notified of. Details: margin_level, margin_call_level. Severity INFO.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_MARGIN_CALL_RESOLVED = 12;
+   */
+  MARGIN_CALL_RESOLVED = 12,
 }
 
 /**

@@ -1,0 +1,598 @@
+"""Notifications against the real stack (issue #15, ADR 0011): the OMS's, risk's and the
+account service's events become one notification each, streamed (gRPC and gRPC-web through
+Envoy) and listed, and one email each in the stack's SMTP sink (a real SMTP server), retried
+when the sink refuses; margin calls are throttled; nobody sees another user's notifications;
+email switched off sends none.
+
+Traders are created through the account service and signed in through the edge; margin calls
+are published to the RISK stream as the risk service would (an envelope per change), with
+chosen times, so the throttle's interval is tested without waiting it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.platform.bus import MSG_ID_HEADER
+from services.platform.envelope import Envelope
+from simulators.smtp.control import SinkClient
+from tests.integration.callers import AccountStack, account_stack
+from tests.integration.conftest import RunningStack
+from tests.integration.test_auth import Edge, bearer
+from tests.integration.test_trading_flow import Trader, new_trader
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.errors import details_of
+from tradingmesh.notification.v1 import notification_pb2 as pb
+from tradingmesh.notification.v1 import notification_service_pb2 as api
+from tradingmesh.notification.v1 import notification_service_pb2_grpc as api_grpc
+from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
+from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+
+K = pb.NotificationKind
+STREAM = "/tradingmesh.notification.v1.NotificationService/StreamNotifications"
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
+    yield from account_stack(running_stack)
+
+
+@pytest.fixture(scope="module")
+def sink(edge: Edge) -> SinkClient:
+    return SinkClient(edge.ports.smtp_control)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def notifications(edge: Edge, trader: Trader, **filters: Any) -> api.ListNotificationsResponse:
+    with edge.channel() as channel:
+        response: api.ListNotificationsResponse = api_grpc.NotificationServiceStub(
+            channel
+        ).ListNotifications(
+            api.ListNotificationsRequest(**filters), metadata=bearer(trader.token), timeout=10
+        )
+    return response
+
+
+def of_kind(edge: Edge, trader: Trader, kind: int) -> list[pb.Notification]:
+    return list(notifications(edge, trader, kinds=[kind], page_size=500).notifications)
+
+
+def email_of(sink: SinkClient, notification_id: str) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in sink.messages()
+        if m["headers"].get("X-TradingMesh-Notification-Id") == notification_id
+    ]
+
+
+def delivery(edge: Edge, notification_id: str) -> tuple[str, int, str] | None:
+    with edge.database() as db:
+        row = db.execute(
+            "SELECT status, attempts, last_error FROM notification.deliveries"
+            " WHERE notification_id = %s",
+            (notification_id,),
+        ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def settled(edge: Edge, notification_id: str) -> tuple[str, int, str]:
+    """The delivery once it is no longer waiting (SENT, SKIPPED or DEAD)."""
+    result: tuple[str, int, str] = wait_for(
+        lambda: (d := delivery(edge, notification_id)) and d[0] not in ("PENDING", "SENDING") and d,
+        30,
+        f"the email of {notification_id} settles",
+    )
+    return result
+
+
+def place_filled(edge: Edge, trader: Trader) -> oms_pb2.Order:
+    """A market order that fills (retried with a new id while a price is momentarily stale)."""
+    for _ in range(5):
+        with edge.channel() as channel:
+            order = (
+                order_grpc.OrderServiceStub(channel)
+                .PlaceOrder(
+                    order_service_pb2.PlaceOrderRequest(
+                        account_id=trader.account_id,
+                        client_order_id=f"nt-{uuid.uuid4().hex[:16]}",
+                        symbol="EURUSD",
+                        side=types_pb2.SIDE_BUY,
+                        type=trading_pb2.ORDER_TYPE_MARKET,
+                        quantity="0.01",
+                    ),
+                    metadata=bearer(trader.token),
+                    timeout=10,
+                )
+                .order
+            )
+        if order.status == trading_pb2.ORDER_STATUS_FILLED:
+            return order
+        time.sleep(1)
+    raise AssertionError("no market order filled in 5 attempts")
+
+
+class GrpcStream:
+    """A StreamNotifications call through Envoy over gRPC, read by a thread into a queue."""
+
+    def __init__(self, edge: Edge, trader: Trader, request: api.StreamNotificationsRequest):
+        self.channel = edge.channel()
+        self.call = api_grpc.NotificationServiceStub(self.channel).StreamNotifications(
+            request, metadata=bearer(trader.token), timeout=120
+        )
+        self.messages: queue.Queue[api.StreamNotificationsResponse] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for message in self.call:
+                self.messages.put(message)
+        except grpc.RpcError:
+            pass
+
+    def next(self, timeout: float = 20) -> api.StreamNotificationsResponse:
+        return self.messages.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.channel.close()
+
+
+def grpc_web_stream(edge: Edge, trader: Trader, request: api.StreamNotificationsRequest) -> Any:
+    message = request.SerializeToString()
+    connection = edge.https()
+    connection.request(
+        "POST",
+        STREAM,
+        body=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": f"Bearer {trader.token}",
+        },
+    )
+    return connection, connection.getresponse()
+
+
+def grpc_web_next(response: Any) -> api.StreamNotificationsResponse:
+    header = response.read(5)
+    assert len(header) == 5, "the gRPC-web stream ended early"
+    payload = response.read(int.from_bytes(header[1:], "big"))
+    assert header[0] == 0, f"trailers instead of a message: {payload!r}"
+    return api.StreamNotificationsResponse.FromString(payload)
+
+
+# ---- a fill ----------------------------------------------------------------------------------
+
+
+def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_and_one_email(
+    edge: Edge, accounts: AccountStack, sink: SinkClient
+) -> None:
+    trader = new_trader(edge, accounts)
+    filled_only = api.StreamNotificationsRequest(kinds=[K.NOTIFICATION_KIND_ORDER_FILLED])
+    stream = GrpcStream(edge, trader, filled_only)
+    web, web_response = grpc_web_stream(edge, trader, filled_only)
+    try:
+        assert stream.next().WhichOneof("event") == "caught_up"
+        assert grpc_web_next(web_response).WhichOneof("event") == "caught_up"
+
+        order = place_filled(edge, trader)
+
+        streamed = stream.next()
+        web_streamed = grpc_web_next(web_response)
+    finally:
+        stream.close()
+        web.close()
+    listed = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED),
+        20,
+        "the fill is listed",
+    )
+    (notification,) = listed
+    emails = wait_for(lambda: email_of(sink, notification.id), 30, "the fill's email")
+    status, attempts, _ = settled(edge, notification.id)
+    time.sleep(1.5)  # a second email, if the sender were to send one, would be here by now
+
+    assert notification.details["order_id"] == order.id
+    with edge.database() as db:
+        trade = db.execute(
+            "SELECT id, position_id FROM oms.trades WHERE order_id = %s", (order.id,)
+        ).fetchone()
+    assert trade is not None
+    assert notification.details["trade_id"] == str(trade[0])
+    assert notification.details["position_id"] == str(trade[1])
+    assert notification.account_id == trader.account_id
+    assert notification.severity == pb.NOTIFICATION_SEVERITY_INFO
+    assert notification.title == "Order filled: buy 0.01 lots EURUSD"
+    assert not notification.read
+    assert streamed.notification == notification
+    assert web_streamed.notification == notification
+    assert (status, attempts) == ("SENT", 1)
+    assert len(emails) == 1
+    assert len(email_of(sink, notification.id)) == 1
+    (email,) = emails
+    user_email = email["rcpt_tos"][0]
+    assert user_email.endswith("@example.test")
+    assert email["subject"] == "Order filled: buy 0.01 lots EURUSD"
+    assert order.id in email["text"]
+    assert order.id in email["html"]
+    assert email["message_id"] == f"<{notification.id}@tradingmesh.notification>"
+    with edge.database() as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM notification.notifications"
+            " WHERE kind = 'ORDER_FILLED' AND details->>'order_id' = %s",
+            (order.id,),
+        ).fetchone() or (0,)
+    assert count == 1
+    # The deposit that funded the account is a notification (and an email) of its own.
+    (deposit,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+    assert deposit.details["amount"] == "10000.00"
+    assert wait_for(lambda: email_of(sink, deposit.id), 30, "the deposit's email")
+
+
+# ---- retries -----------------------------------------------------------------------------------
+
+
+def quiet(edge: Edge) -> bool:
+    with edge.database() as db:
+        (waiting,) = db.execute(
+            "SELECT count(*) FROM notification.deliveries WHERE status IN ('PENDING', 'SENDING')"
+        ).fetchone() or (0,)
+    return waiting == 0
+
+
+def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
+    edge: Edge, accounts: AccountStack, sink: SinkClient
+) -> None:
+    trader = new_trader(edge, accounts)
+    (first,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+    settled(edge, first.id)
+    wait_for(lambda: quiet(edge), 30, "no email waiting")
+    refused_before = sink.state()["refused"]
+    sink.refuse_next(1)
+
+    with edge.database() as db:
+        (number,) = db.execute(
+            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
+            (trader.account_id,),
+        ).fetchone() or ("",)
+    accounts.deposit_direct(number, "25.00")
+    deposits = wait_for(
+        lambda: (
+            (found := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED))
+            and len(found) == 2
+            and found
+        ),
+        20,
+        "the second deposit",
+    )
+    second = deposits[0]  # newest first
+    status, attempts, last_error = settled(edge, second.id)
+    time.sleep(1.5)
+
+    assert second.details["amount"] == "25.00"
+    assert sink.state()["refused"] == refused_before + 1
+    assert (status, attempts) == ("SENT", 2)
+    assert last_error == ""  # cleared by the attempt that succeeded
+    assert len(email_of(sink, second.id)) == 1
+
+
+# ---- margin calls ------------------------------------------------------------------------------
+
+
+def _stamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+def margin_event(
+    account_id: str, kind: type, at: datetime, event_id: str | None = None
+) -> tuple[str, Any]:
+    subject = (
+        "risk.account.margin_call_issued"
+        if kind is risk_events_pb2.MarginCallIssued
+        else "risk.account.margin_call_resolved"
+    )
+    event = kind(
+        metadata=EventMetadata(
+            event_id=event_id or str(uuid.uuid4()),
+            occurred_at=_stamp(at),
+            producer="risk",
+            actor=Actor(kind=ActorKind.ACTOR_KIND_SYSTEM, id="risk"),
+        ),
+        margin_event=risk_pb2.MarginEvent(
+            id=str(uuid.uuid4()),
+            account_id=account_id,
+            account_risk=risk_pb2.AccountRisk(
+                account_id=account_id,
+                currency="USD",
+                balance="1000",
+                unrealized_pnl="-200",
+                equity="800",
+                used_margin="1000",
+                free_margin="-200",
+                withdrawable="0",
+                margin_level="80.00",
+                margin_call_level="100",
+                stop_out_level="50",
+            ),
+            create_time=_stamp(at),
+            realized_pnl="0",
+            negative_balance="0",
+        ),
+    )
+    return subject, event
+
+
+async def publish(edge: Edge, changes: list[tuple[str, Any]]) -> None:
+    """Each (subject, event) as the risk service publishes it: an envelope of its own."""
+    known = edge.admin_secrets()
+    client = await nats.connect(
+        f"nats://127.0.0.1:{edge.ports.nats}",
+        user=known.nats.username,
+        password=known.nats.password.reveal(),
+    )
+    try:
+        js = client.jetstream()
+        for subject, event in changes:
+            envelope = Envelope()
+            envelope.add(subject, event)
+            sealed = envelope.seal()
+            await js.publish(
+                sealed.subject, sealed.payload, headers={MSG_ID_HEADER: sealed.envelope_id}
+            )
+    finally:
+        await client.close()
+
+
+def test_a_burst_of_margin_calls_gives_one_notification_per_interval(
+    edge: Edge, accounts: AccountStack
+) -> None:
+    trader = new_trader(edge, accounts)
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    interval = timedelta(seconds=300)  # TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S's default
+    calls = [
+        margin_event(trader.account_id, risk_events_pb2.MarginCallIssued, t0 + timedelta(seconds=s))
+        for s in (0, 2, 4, 30, 120, 299)
+    ]
+    later = margin_event(
+        trader.account_id, risk_events_pb2.MarginCallIssued, t0 + interval + timedelta(seconds=1)
+    )
+    # The same event again in an envelope of its own: the inbox does not know that envelope,
+    # the event id does.
+    again = margin_event(
+        trader.account_id,
+        risk_events_pb2.MarginCallIssued,
+        t0 + interval + timedelta(seconds=1),
+        event_id=later[1].metadata.event_id,
+    )
+    resolved = margin_event(
+        trader.account_id,
+        risk_events_pb2.MarginCallResolved,
+        t0 + interval + timedelta(seconds=5),
+    )
+
+    asyncio.run(publish(edge, [*calls, later, again, resolved]))
+
+    wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_MARGIN_CALL_RESOLVED),
+        20,
+        "the resolution is notified",
+    )
+    margin_calls = of_kind(edge, trader, K.NOTIFICATION_KIND_MARGIN_CALL)
+    created = sorted(n.create_time.ToDatetime(tzinfo=UTC) for n in margin_calls)
+    assert created == [t0, t0 + interval + timedelta(seconds=1)]
+    assert {n.details["margin_level"] for n in margin_calls} == {"80.00"}
+    assert margin_calls[0].severity == pb.NOTIFICATION_SEVERITY_WARNING
+
+
+# ---- ownership ---------------------------------------------------------------------------------
+
+
+def test_another_users_notifications_are_neither_listed_streamed_nor_marked(
+    edge: Edge, accounts: AccountStack
+) -> None:
+    owner, other = new_trader(edge, accounts), new_trader(edge, accounts)
+    (mine,) = wait_for(
+        lambda: of_kind(edge, owner, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+
+    listed = notifications(edge, other, page_size=500)
+    with edge.channel() as channel:
+        stub = api_grpc.NotificationServiceStub(channel)
+        marked = stub.MarkNotificationsRead(
+            api.MarkNotificationsReadRequest(ids=[mine.id]), metadata=bearer(other.token)
+        )
+        with pytest.raises(grpc.RpcError) as resumed:
+            next(
+                iter(
+                    stub.StreamNotifications(
+                        api.StreamNotificationsRequest(after_id=mine.id),
+                        metadata=bearer(other.token),
+                        timeout=10,
+                    )
+                )
+            )
+        with pytest.raises(grpc.RpcError) as filtered:
+            stub.ListNotifications(
+                api.ListNotificationsRequest(account_id=owner.account_id),
+                metadata=bearer(other.token),
+                timeout=10,
+            )
+    still = of_kind(edge, owner, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)
+
+    assert mine.id not in {n.id for n in listed.notifications}
+    assert {n.account_id for n in listed.notifications} <= {other.account_id, ""}
+    assert marked.marked_count == 0
+    assert not still[0].read
+    for raised in (resumed, filtered):
+        details = details_of(raised.value)
+        assert details.code == grpc.StatusCode.NOT_FOUND
+        assert details.reason == ErrorReason.ERROR_REASON_NOT_FOUND
+        assert mine.id not in str(details)
+
+    # The owner's own mark works, and the unread count follows.
+    with edge.channel() as channel:
+        own = api_grpc.NotificationServiceStub(channel).MarkNotificationsRead(
+            api.MarkNotificationsReadRequest(ids=[mine.id]), metadata=bearer(owner.token)
+        )
+    assert own.marked_count == 1
+    assert of_kind(edge, owner, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)[0].read
+
+
+# ---- preferences -------------------------------------------------------------------------------
+
+
+def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_email(
+    edge: Edge, accounts: AccountStack, sink: SinkClient
+) -> None:
+    trader = new_trader(edge, accounts)
+    (funded,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+    settled(edge, funded.id)
+    off = pb.NotificationPreferences(
+        kinds=[
+            pb.NotificationKindPreference(
+                kind=K.NOTIFICATION_KIND_DEPOSIT_COMPLETED, email_enabled=False
+            )
+        ]
+    )
+    with edge.channel() as channel:
+        stub = api_grpc.NotificationServiceStub(channel)
+        updated = stub.UpdateNotificationPreferences(
+            api.UpdateNotificationPreferencesRequest(
+                preferences=off, update_mask=FieldMask(paths=["kinds"])
+            ),
+            metadata=bearer(trader.token),
+        ).preferences
+        read_back = stub.GetNotificationPreferences(
+            api.GetNotificationPreferencesRequest(), metadata=bearer(trader.token)
+        ).preferences
+        with pytest.raises(grpc.RpcError) as required:
+            stub.UpdateNotificationPreferences(
+                api.UpdateNotificationPreferencesRequest(
+                    preferences=pb.NotificationPreferences(
+                        kinds=[
+                            pb.NotificationKindPreference(
+                                kind=K.NOTIFICATION_KIND_STOP_OUT, email_enabled=False
+                            )
+                        ]
+                    ),
+                    update_mask=FieldMask(paths=["kinds"]),
+                ),
+                metadata=bearer(trader.token),
+            )
+    with edge.database() as db:
+        (number,) = db.execute(
+            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
+            (trader.account_id,),
+        ).fetchone() or ("",)
+    accounts.deposit_direct(number, "10.00")
+    deposits = wait_for(
+        lambda: (
+            (found := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED))
+            and len(found) == 2
+            and found
+        ),
+        20,
+        "the second deposit",
+    )
+    status, _, _ = settled(edge, deposits[0].id)
+    time.sleep(1.5)
+
+    settings = {p.kind: p for p in read_back.kinds}
+    assert updated == read_back
+    assert len(settings) == len(K.values()) - 1
+    assert not settings[K.NOTIFICATION_KIND_DEPOSIT_COMPLETED].email_enabled
+    assert settings[K.NOTIFICATION_KIND_ORDER_FILLED].email_enabled
+    assert settings[K.NOTIFICATION_KIND_STOP_OUT].email_required
+    assert read_back.HasField("update_time")
+    details = details_of(required.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.reason == ErrorReason.ERROR_REASON_VALIDATION_FAILED
+    assert status == "SKIPPED"
+    assert email_of(sink, deposits[0].id) == []
+    assert len(email_of(sink, funded.id)) == 1  # sent before the switch
+
+
+# ---- sign-ins ----------------------------------------------------------------------------------
+
+
+def sign_in_from(edge: Edge, username: str, source: str) -> None:
+    connection = edge.https(source=source)
+    try:
+        connection.request(
+            "POST",
+            "/v1/auth/login",
+            body=json.dumps({"username": username, "password": "correct horse battery"}),
+            headers={"content-type": "application/json"},
+        )
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status == 200
+
+
+def test_a_sign_in_from_a_new_address_is_a_security_notification_and_an_email(
+    edge: Edge, accounts: AccountStack, sink: SinkClient
+) -> None:
+    trader = new_trader(edge, accounts)  # signed in from 127.0.0.1
+    with edge.database() as db:
+        (username,) = db.execute(
+            "SELECT username FROM account.users WHERE id = %s", (trader.user_id,)
+        ).fetchone() or ("",)
+
+    sign_in_from(edge, username, "127.0.0.1")  # a known address: nothing to say
+    sign_in_from(edge, username, "127.0.0.2")
+    (warning,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_SECURITY), 20, "the new-address warning"
+    )
+    emails = wait_for(lambda: email_of(sink, warning.id), 30, "its email")
+    time.sleep(1.5)
+
+    assert warning.details["event"] == "new_address_sign_in"
+    assert warning.details["source_ip"] == "127.0.0.2"
+    assert warning.account_id == ""  # about the user, not an account
+    assert warning.severity == pb.NOTIFICATION_SEVERITY_WARNING
+    assert len(of_kind(edge, trader, K.NOTIFICATION_KIND_SECURITY)) == 1
+    assert len(emails) == 1
