@@ -68,7 +68,9 @@ class ReportingAdminServiceServicer:
 
     def GetBrokerSummary(self, request, context):
         """Returns the broker's trading activity over a period: volume, number of fills, the clients'
-        realized P&L, commissions and swaps, in total, by instrument and by client group.
+        realized P&L, commissions and swaps, in total, by instrument and by client group; the
+        clients' deposits and withdrawals in the period; and the clients' net open position per
+        instrument at the period's end.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

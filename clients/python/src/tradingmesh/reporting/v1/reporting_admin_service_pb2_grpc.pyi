@@ -41,7 +41,9 @@ class ReportingAdminServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ReportingAdminServiceAsyncStub: ...
     GetBrokerSummary: _grpc.UnaryUnaryMultiCallable[_reporting_admin_service_pb2.GetBrokerSummaryRequest, _reporting_admin_service_pb2.GetBrokerSummaryResponse]
     """Returns the broker's trading activity over a period: volume, number of fills, the clients'
-    realized P&L, commissions and swaps, in total, by instrument and by client group.
+    realized P&L, commissions and swaps, in total, by instrument and by client group; the
+    clients' deposits and withdrawals in the period; and the clients' net open position per
+    instrument at the period's end.
     """
     GetExposureHistory: _grpc.UnaryUnaryMultiCallable[_reporting_admin_service_pb2.GetExposureHistoryRequest, _reporting_admin_service_pb2.GetExposureHistoryResponse]
     """Returns the history of the broker's net position per instrument: the clients' net position,
@@ -77,7 +79,9 @@ class ReportingAdminServiceAsyncStub(ReportingAdminServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetBrokerSummary: _aio.UnaryUnaryMultiCallable[_reporting_admin_service_pb2.GetBrokerSummaryRequest, _reporting_admin_service_pb2.GetBrokerSummaryResponse]  # type: ignore[assignment]
     """Returns the broker's trading activity over a period: volume, number of fills, the clients'
-    realized P&L, commissions and swaps, in total, by instrument and by client group.
+    realized P&L, commissions and swaps, in total, by instrument and by client group; the
+    clients' deposits and withdrawals in the period; and the clients' net open position per
+    instrument at the period's end.
     """
     GetExposureHistory: _aio.UnaryUnaryMultiCallable[_reporting_admin_service_pb2.GetExposureHistoryRequest, _reporting_admin_service_pb2.GetExposureHistoryResponse]  # type: ignore[assignment]
     """Returns the history of the broker's net position per instrument: the clients' net position,
@@ -116,7 +120,9 @@ class ReportingAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reporting_admin_service_pb2.GetBrokerSummaryResponse, _abc.Awaitable[_reporting_admin_service_pb2.GetBrokerSummaryResponse]]:
         """Returns the broker's trading activity over a period: volume, number of fills, the clients'
-        realized P&L, commissions and swaps, in total, by instrument and by client group.
+        realized P&L, commissions and swaps, in total, by instrument and by client group; the
+        clients' deposits and withdrawals in the period; and the clients' net open position per
+        instrument at the period's end.
         """
 
     @_abc_1.abstractmethod

@@ -960,10 +960,23 @@ class BrokerSummary(_message.Message):
     BY_INSTRUMENT_FIELD_NUMBER: _builtins.int
     BY_GROUP_FIELD_NUMBER: _builtins.int
     GENERATE_TIME_FIELD_NUMBER: _builtins.int
+    DEPOSITS_FIELD_NUMBER: _builtins.int
+    WITHDRAWALS_FIELD_NUMBER: _builtins.int
+    CLIENT_EXPOSURE_FIELD_NUMBER: _builtins.int
     reporting_currency: _builtins.str
     """The ISO 4217 currency of every amount (the broker's reporting currency, a reporting
     setting), e.g. "USD". Amounts of accounts in other currencies are converted at the rate at
     the time of each fill or ledger entry.
+    """
+    deposits: _builtins.str
+    """The deposits booked to the clients' accounts in the period (ledger DEPOSIT entries), zero
+    or more. Only the selected groups' accounts; not narrowed by `symbols`, since money
+    movements have no instrument.
+    """
+    withdrawals: _builtins.str
+    """The withdrawals booked in the period (ledger WITHDRAWAL entries, net of
+    WITHDRAWAL_REVERSAL entries), signed as booked to the clients: negative or zero. Selected
+    like deposits.
     """
     @_builtins.property
     def period(self) -> _types_pb2.TimeRange:
@@ -985,6 +998,13 @@ class BrokerSummary(_message.Message):
     def generate_time(self) -> _timestamp_pb2.Timestamp:
         """When the summary was made."""
 
+    @_builtins.property
+    def client_exposure(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientExposure]:
+        """The clients' net open position per instrument at the period's end (every fill before it,
+        of the selected groups and instruments), for each instrument where it is not zero, ordered
+        by the absolute client_net_notional, largest first.
+        """
+
     def __init__(
         self,
         *,
@@ -994,14 +1014,52 @@ class BrokerSummary(_message.Message):
         by_instrument: _abc.Iterable[Global___InstrumentTotals] | None = ...,
         by_group: _abc.Iterable[Global___GroupTotals] | None = ...,
         generate_time: _timestamp_pb2.Timestamp | None = ...,
+        deposits: _builtins.str = ...,
+        withdrawals: _builtins.str = ...,
+        client_exposure: _abc.Iterable[Global___ClientExposure] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generate_time", b"generate_time", "period", b"period", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_group", b"by_group", "by_instrument", b"by_instrument", "generate_time", b"generate_time", "period", b"period", "reporting_currency", b"reporting_currency", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_group", b"by_group", "by_instrument", b"by_instrument", "client_exposure", b"client_exposure", "deposits", b"deposits", "generate_time", b"generate_time", "period", b"period", "reporting_currency", b"reporting_currency", "totals", b"totals", "withdrawals", b"withdrawals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BrokerSummary: _TypeAlias = BrokerSummary  # noqa: Y015
+
+@_typing.final
+class ClientExposure(_message.Message):
+    """The clients' net open position in one instrument at one time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    CLIENT_NET_QUANTITY_FIELD_NUMBER: _builtins.int
+    CLIENT_NET_NOTIONAL_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """The instrument's symbol, e.g. "EURUSD"."""
+    client_net_quantity: _builtins.str
+    """The clients' net open quantity in lots: long positions minus short positions, e.g. "12.5"
+    when clients are net long, "-3" when net short.
+    """
+    client_net_notional: _builtins.str
+    """The notional of client_net_quantity (quantity × contract_size × the mid of the last price
+    published before that time), in the reporting currency; signed like the quantity. Empty
+    when there is no price to value or convert it with.
+    """
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        client_net_quantity: _builtins.str = ...,
+        client_net_notional: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_net_notional", b"client_net_notional", "client_net_quantity", b"client_net_quantity", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientExposure: _TypeAlias = ClientExposure  # noqa: Y015
 
 @_typing.final
 class ExposurePoint(_message.Message):

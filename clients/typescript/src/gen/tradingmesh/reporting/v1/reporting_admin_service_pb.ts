@@ -232,7 +232,9 @@ export const ExportBrokerTradesResponseSchema: GenMessage<ExportBrokerTradesResp
 export const ReportingAdminService: GenService<{
   /**
    * Returns the broker's trading activity over a period: volume, number of fills, the clients'
-   * realized P&L, commissions and swaps, in total, by instrument and by client group.
+   * realized P&L, commissions and swaps, in total, by instrument and by client group; the
+   * clients' deposits and withdrawals in the period; and the clients' net open position per
+   * instrument at the period's end.
    *
    * @generated from rpc tradingmesh.reporting.v1.ReportingAdminService.GetBrokerSummary
    */
