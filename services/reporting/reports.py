@@ -24,6 +24,7 @@ from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.reporting import records, store
 from services.reporting.domain import csvrows
+from services.reporting.domain.exposure import client_exposure
 from services.reporting.domain.performance import (
     CurvePoint,
     PerformanceFigures,
@@ -46,7 +47,7 @@ from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as api
 from tradingmesh.trading.margin import margin_rule
-from tradingmesh.trading.money import IDENTITY, Conversion, minor_unit, round_money
+from tradingmesh.trading.money import IDENTITY, Conversion, exact_sum, minor_unit, round_money
 
 __all__ = ["Reports", "interval_points"]
 
@@ -516,6 +517,8 @@ class Reports:
             period = _period(request.time_range, min(first, now - timedelta(seconds=1)), now)
             rows = await store.broker_totals(session, period.start, period.end, groups, symbols)
             swap_rows = await store.broker_swaps(session, period.start, period.end, groups, symbols)
+            flows = await store.broker_money_flows(session, period.start, period.end, groups)
+            client_net = await store.client_net_at(session, period.end, groups, symbols)
             names = await store.group_names(session)
             currencies = await store.instrument_currencies(session)
             pairs = {(b, q): s for s, (b, q, _) in currencies.items()}
@@ -549,9 +552,29 @@ class Reports:
         for group_id, symbol, amount in (tuple(r) for r in swap_rows):
             for bucket in (total, by_symbol[symbol], by_group[group_id]):
                 bucket.swaps += Decimal(amount)
+        exposure = client_exposure(
+            client_net,
+            currencies,
+            {symbol: mid for (symbol, _), mid in mids.items()},
+            rc,
+            to_reporting,
+        )
         return reporting_pb2.BrokerSummary(
             period=period.to_proto(),
             reporting_currency=rc,
+            deposits=_money(flows.get("DEPOSIT", _ZERO), rc),
+            withdrawals=_money(
+                exact_sum(flows.get("WITHDRAWAL", _ZERO), flows.get("WITHDRAWAL_REVERSAL", _ZERO)),
+                rc,
+            ),
+            client_exposure=[
+                reporting_pb2.ClientExposure(
+                    symbol=e.symbol,
+                    client_net_quantity=csvrows.plain(e.net_quantity),
+                    client_net_notional="" if e.notional is None else _money(e.notional, rc),
+                )
+                for e in exposure
+            ],
             totals=total.to_proto(rc),
             by_instrument=[
                 reporting_pb2.InstrumentTotals(symbol=s, totals=t.to_proto(rc))

@@ -526,6 +526,49 @@ async def broker_swaps(
     return rows.all()
 
 
+async def broker_money_flows(
+    session: AsyncSession, start: datetime, end: datetime, group_ids: Sequence[str]
+) -> dict[str, Decimal]:
+    """The clients' deposits and withdrawals booked in the period (ledger DEPOSIT, WITHDRAWAL
+    and WITHDRAWAL_REVERSAL entries), the signed sum per reason, of the accounts of
+    `group_ids` (or of every group)."""
+    rows = await session.execute(
+        text(
+            """SELECT l.reason, sum(l.amount)
+                 FROM account.ledger_entries l
+                 JOIN account.trading_accounts a ON a.id = l.account_id
+                WHERE l.reason IN ('DEPOSIT', 'WITHDRAWAL', 'WITHDRAWAL_REVERSAL')
+                  AND l.created_at >= :s AND l.created_at < :e
+                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
+                GROUP BY l.reason"""
+        ),
+        {"s": start, "e": end, "groups": list(group_ids) or None},
+    )
+    return {str(reason): Decimal(total) for reason, total in rows.tuples()}
+
+
+async def client_net_at(
+    session: AsyncSession, at: datetime, group_ids: Sequence[str], symbols: Sequence[str]
+) -> dict[str, Decimal]:
+    """The clients' net open quantity per symbol at `at` (lots, long minus short): every fill
+    before it, buys minus sells, as `client_net_buckets` counts it; symbols netting to zero
+    left out."""
+    rows = await session.execute(
+        text(
+            """SELECT t.symbol,
+                      sum(CASE WHEN t.side = 'BUY' THEN t.quantity ELSE -t.quantity END) AS net
+                 FROM oms.trades t JOIN oms.accounts a ON a.account_id = t.account_id
+                WHERE t.fill_time < :at
+                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
+                  AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
+                GROUP BY t.symbol
+               HAVING sum(CASE WHEN t.side = 'BUY' THEN t.quantity ELSE -t.quantity END) <> 0"""
+        ),
+        {"at": at, "groups": list(group_ids) or None, "symbols": list(symbols) or None},
+    )
+    return {str(symbol): Decimal(net) for symbol, net in rows.tuples()}
+
+
 async def group_names(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(text("SELECT group_id::text, name FROM oms.groups"))
     return {str(group_id): str(name) for group_id, name in rows.tuples()}
