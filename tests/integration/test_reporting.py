@@ -1,9 +1,10 @@
 """Reporting against the real stack (issue #15, ADR 0012): statements, history, exports,
 performance and the broker views, read from the stack's streaming replica.
 
-Prices are pinned at both LP simulators, in a group of the test's own with no markup and a
-commission of 7 per lot, so every fill price and every amount of the scripted history is known
-and the statement is checked against a table computed by hand.
+Prices are pinned at both LP simulators, in a group of the test's own with no markup, a
+commission of 7 per lot and swap terms of its own, so every fill price and every amount of the
+scripted history (its rollover's swaps included) is known and the statement is checked against a
+table computed by hand.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import grpc
@@ -29,12 +31,20 @@ from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.test_auth import Edge, bearer
+from tests.integration.test_brokers_day import (
+    admin,
+    as_staff,
+    balance,
+    completed,
+    swap_entries,
+)
 from tests.integration.test_orders import Oms, connect, eventually, new_group, place
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_service_pb2 as account_api
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2_grpc as admin_grpc
 from tradingmesh.reporting.v1 import reporting_pb2
@@ -45,6 +55,10 @@ D = Decimal
 PASSWORD = "correct horse battery"
 OPEN_BID, OPEN_ASK = "1.10000", "1.10020"
 LATER_BID, LATER_ASK = "1.10520", "1.10540"
+# The rollover of the scripted history: a Tuesday in the future (one night; the group's triple
+# day is Wednesday), so every position open now is before its instant. No other test rolls this
+# day over, so in a shared stack it is still to run.
+ROLLOVER_DAY = "2030-01-08"
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,11 @@ def _market(reporting: Reporting, client: Client, side: int, quantity: str) -> A
     return eventually(attempt, 20, f"a filled market order of {quantity}")
 
 
+def _swap_booked(oms: Oms, account_id: str, amount: Decimal) -> bool | None:
+    """The account's one SWAP entry, of `amount`, is on the primary's ledger."""
+    return list(swap_entries(oms, account_id).values()) == [amount] or None
+
+
 @dataclass(frozen=True)
 class History:
     client: Client
@@ -172,8 +191,25 @@ class History:
 def history(reporting: Reporting) -> Iterator[History]:
     """The scripted history: deposit 10,000.00; buy 0.30 EURUSD at 1.10020 (commission 2.10);
     the price moves; sell 0.10 at 1.10520 (P&L +50.00, commission 0.70); a buy limit at 1.00000
-    left working; a withdrawal of 1,000.00; 0.20 lots left open, valued at the bid 1.10520."""
-    group_id = new_group(reporting.oms, types_pb2.EXECUTION_MODE_MARKET, commission="7")
+    left working; the rollover of a Tuesday charges the open 0.20 lots a night's swap (-1.30);
+    a withdrawal of 1,000.00; 0.20 lots left open, valued at the bid 1.10520. The other client
+    of the group holds 0.10 lots long (swap -0.65)."""
+    oms = reporting.oms
+    group_id = new_group(oms, types_pb2.EXECUTION_MODE_MARKET, commission="7")
+    admin(oms).SetSwapRates(
+        order_admin_service_pb2.SetSwapRatesRequest(
+            swap_rates=oms_pb2.SwapRates(
+                symbol="EURUSD",
+                group_id=group_id,
+                type=oms_pb2.SWAP_TYPE_POINTS,
+                long_rate="-6.5",
+                short_rate="1.2",
+                triple_swap_day=oms_pb2.ROLLOVER_WEEKDAY_WEDNESDAY,
+            ),
+            reason="the scripted history's financing",
+        ),
+        metadata=as_staff(oms, "dealer"),
+    )
     started = datetime.now(UTC) - timedelta(seconds=1)
     client = _new_client(reporting, group_id)
     other = _new_client(reporting, group_id)
@@ -194,6 +230,18 @@ def history(reporting: Reporting) -> Iterator[History]:
             time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
         )
         assert working.status == trading_pb2.ORDER_STATUS_WORKING, working
+        # The trades booked first (10000.00 - 2.10 + 50.00 - 0.70), so the ledger's order is
+        # the script's: trades, the swap, the withdrawal.
+        eventually(
+            lambda: balance(oms, client.account_id) == D("10047.20") or None,
+            30,
+            "the trades booked",
+        )
+        # One night on the open 0.20 lots long: 0.20 x 100000 x -6.5 x 0.00001 = -1.30 USD
+        # (the other client's 0.10 lots: -0.65), booked before the withdrawal.
+        completed(oms, ROLLOVER_DAY)
+        for account_id, swap in ((client.account_id, "-1.30"), (other.account_id, "-0.65")):
+            eventually(partial(_swap_booked, oms, account_id, D(swap)), 30, "the swap booked")
         reporting.oms.stack.api.RequestWithdrawal(
             account_api.RequestWithdrawalRequest(
                 account_id=client.account_id,
@@ -227,13 +275,14 @@ def test_the_statement_of_a_scripted_history_equals_the_hand_computed_table(
         statement = _statement(reporting, client)
         # The account service books P&L and commission from the OMS's events, and the
         # replica follows the primary: wait for the whole history.
-        return statement if statement.closing_balance == "9047.20" else None
+        return statement if statement.closing_balance == "9045.90" else None
 
     statement = eventually(complete, 30, "every movement on the replica's ledger")
 
-    # 10000.00 - 2.10 + 50.00 - 0.70 - 1000.00 = 9047.20; the open 0.20 lots at the bid:
-    # (1.10520 - 1.10020) x 0.20 x 100000 = 100.00; margin at the ask:
-    # 0.20 x 100000 x 1.10540 / 100 = 221.08; level 9147.20 / 221.08 x 100 = 4137.506... -> 4137.50
+    # 10000.00 - 2.10 + 50.00 - 0.70 - 1.30 - 1000.00 = 9045.90; the open 0.20 lots at the
+    # bid: (1.10520 - 1.10020) x 0.20 x 100000 = 100.00; equity 9145.90; margin at the ask:
+    # 0.20 x 100000 x 1.10540 / 100 = 221.08; free 9145.90 - 221.08 = 8924.82;
+    # level 9145.90 / 221.08 x 100 = 4136.918... -> 4136.91
     expected = {
         "currency": "USD",
         "opening_balance": "0.00",
@@ -242,38 +291,49 @@ def test_the_statement_of_a_scripted_history_equals_the_hand_computed_table(
         "realized_pnl": "50.00",
         "stop_out_loss": "0.00",
         "commissions": "-2.80",
-        "swaps": "0.00",
+        "swaps": "-1.30",
         "adjustments": "0.00",
         "negative_balance_corrections": "0.00",
-        "closing_balance": "9047.20",
+        "closing_balance": "9045.90",
         "closing_unrealized_pnl": "100.00",
-        "closing_equity": "9147.20",
+        "closing_equity": "9145.90",
         "closing_margin": "221.08",
-        "closing_free_margin": "8926.12",
-        "closing_margin_level": "4137.50",
+        "closing_free_margin": "8924.82",
+        "closing_margin_level": "4136.91",
     }
     assert {name: getattr(statement, name) for name in expected} == expected
     assert not statement.truncated
 
-    reasons = sorted(
-        ledger_pb2.LedgerEntryReason.Name(line.reason) for line in statement.ledger_lines
-    )
-    assert reasons == sorted(
+    lines = [
+        (ledger_pb2.LedgerEntryReason.Name(line.reason).removeprefix("LEDGER_ENTRY_REASON_"),
+         line.amount)
+        for line in statement.ledger_lines
+    ]  # fmt: skip
+    assert sorted(lines) == sorted(
         [
-            "LEDGER_ENTRY_REASON_DEPOSIT",
-            "LEDGER_ENTRY_REASON_COMMISSION",
-            "LEDGER_ENTRY_REASON_COMMISSION",
-            "LEDGER_ENTRY_REASON_REALIZED_PNL",
-            "LEDGER_ENTRY_REASON_WITHDRAWAL",
+            ("DEPOSIT", "10000.00"),
+            ("COMMISSION", "-2.10"),
+            ("REALIZED_PNL", "50.00"),
+            ("COMMISSION", "-0.70"),
+            ("SWAP", "-1.30"),
+            ("WITHDRAWAL", "-1000.00"),
         ]
     )
-    assert statement.ledger_lines[-1].balance_after == "9047.20"
+    # The script's order: the swap after the trades, the withdrawal last; each line's balance
+    # is the one before it plus its amount.
+    assert [reason for reason, _ in lines][-2:] == ["SWAP", "WITHDRAWAL"]
+    running = D(0)
+    for line in statement.ledger_lines:
+        running += D(line.amount)
+        assert D(line.balance_after) == running, line
+    assert statement.ledger_lines[-1].balance_after == "9045.90"
 
+    # The swap shows on the fill that closes a position; this one is still open.
     assert [
-        (d.side, d.quantity, d.price, d.commission, d.realized_pnl) for d in statement.deals
+        (d.side, d.quantity, d.price, d.commission, d.realized_pnl, d.swap) for d in statement.deals
     ] == [
-        (types_pb2.SIDE_BUY, "0.3", "1.1002", "2.1", "0"),
-        (types_pb2.SIDE_SELL, "0.1", "1.1052", "0.7", "50"),
+        (types_pb2.SIDE_BUY, "0.3", "1.1002", "2.1", "0", "0"),
+        (types_pb2.SIDE_SELL, "0.1", "1.1052", "0.7", "50", "0"),
     ]
     [closed] = statement.closed_trades
     assert (closed.side, closed.quantity, closed.open_price, closed.close_price) == (
@@ -290,11 +350,14 @@ def test_the_statement_of_a_scripted_history_equals_the_hand_computed_table(
         "0.2",
         "1.1002",
     )
-    assert (position.valuation_price, position.unrealized_pnl, position.commission) == (
-        "1.1052",
-        "100.00",
-        "2.80",
-    )
+    assert (
+        position.valuation_price,
+        position.unrealized_pnl,
+        position.commission,
+        position.swap,
+    ) == ("1.1052", "100.00", "2.80", "-1.30")
+    [swap_line] = [line for line in statement.ledger_lines if line.amount == "-1.30"]
+    assert swap_line.position_id == position.position_id
 
     assert len(statement.orders) == 3
     [working] = statement.working_orders
@@ -520,6 +583,18 @@ def test_admin_reports_are_refused_to_a_client_and_served_to_staff(
     # 0.3 x 100000 x 1.1002 + 0.1 x 100000 x 1.1002 + 0.1 x 100000 x 1.1052
     assert totals.notional_volume == "55060.00"
     assert [g.group_id for g in summary.summary.by_group] == [history.group_id]
+    # The rollover's swaps: -1.30 (ours) - 0.65 (the other client's 0.10 lots).
+    assert totals.swaps == "-1.95"
+    [by_symbol] = summary.summary.by_instrument
+    assert (by_symbol.symbol, by_symbol.totals.swaps) == ("EURUSD", "-1.95")
+    # Both clients' deposits of 10,000.00 and our withdrawal of 1,000.00.
+    assert (summary.summary.deposits, summary.summary.withdrawals) == ("20000.00", "-1000.00")
+    # The clients' net position at the end: ours 0.20 + the other's 0.10 long, at the mid of
+    # the pinned price: 0.30 x 100000 x (1.10520 + 1.10540) / 2 = 33159.00 USD.
+    assert [
+        (e.symbol, e.client_net_quantity, e.client_net_notional)
+        for e in summary.summary.client_exposure
+    ] == [("EURUSD", "0.3", "33159.00")]
 
     [series] = exposure.series
     assert series.symbol == "EURUSD"
@@ -662,7 +737,7 @@ def test_through_the_edge_over_grpc_grpc_web_and_rest_with_a_client_and_the_oper
             )
             .statement
         )
-    assert statement.closing_balance == "9047.20"
+    assert statement.closing_balance == "9045.90"
 
     # gRPC-web (the browser's way): the same statement in the first frame, status 0 in the
     # trailers.
@@ -687,7 +762,7 @@ def test_through_the_edge_over_grpc_grpc_web_and_rest_with_a_client_and_the_oper
     length = int.from_bytes(payload[1:5], "big")
     web = api.GetStatementResponse.FromString(payload[5 : 5 + length]).statement
     assert b"grpc-status:0" in payload[5 + length :].replace(b" ", b"")
-    assert web.closing_balance == "9047.20"
+    assert web.closing_balance == "9045.90"
 
     connection = edge.https()
     connection.request(
