@@ -659,7 +659,7 @@ async def opted_in_accounts(
             " AND p.email_enabled"
             " WHERE (CAST(:after AS uuid) IS NULL OR a.id > CAST(:after AS uuid))"
             " AND NOT EXISTS (SELECT 1 FROM notification.notifications n"
-            "  WHERE n.event_id = :prefix || a.id::text)"
+            "  WHERE n.event_id = :prefix || CAST(a.id AS text))"
             " ORDER BY a.id LIMIT :limit"
         ),
         {"kind": kind, "prefix": event_prefix, "after": after_account, "limit": limit},
