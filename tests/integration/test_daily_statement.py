@@ -5,7 +5,7 @@ and one email in the SMTP sink whose summary is the reporting service's statemen
 a second RunRollover of the day, and the job running the day again as after a crash, make no
 second one.
 
-The test stacks roll over only by RunRollover and make a day's statements 3 s after its
+The test stacks roll over only by RunRollover and make a day's statements 5 s after its
 completion (`tests/conftest.py`). The day is in the future, so that the position opened here is
 before the rollover's instant and is charged its swap.
 """
