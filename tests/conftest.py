@@ -10,3 +10,6 @@ os.environ["TM_CHECK_EVENTS"] = "1"
 # rollover transaction, so that a rollover interrupted mid-run has committed part of its work.
 os.environ.setdefault("TM_OMS_ROLLOVER_AUTO", "0")
 os.environ.setdefault("TM_OMS_ROLLOVER_BATCH", "1")
+# A day's daily statements are made this many seconds after its rollover completed (the SWAP
+# bookings and the replica catch up in about a second on a loaded test stack; 30 s by default).
+os.environ.setdefault("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S", "5")

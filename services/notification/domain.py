@@ -20,6 +20,7 @@ from tradingmesh.common.v1 import errors_pb2, ledger_pb2, trading_pb2, types_pb2
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind, NotificationSeverity
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.risk.v1 import risk_events_pb2 as risk_events
 
 K = NotificationKind
@@ -29,6 +30,9 @@ S = NotificationSeverity
 EMAIL_REQUIRED: Final = frozenset({K.NOTIFICATION_KIND_STOP_OUT, K.NOTIFICATION_KIND_SECURITY})
 # Every kind a user has a setting for, in the contract's order.
 ALL_KINDS: Final = tuple(k for k in K.values() if k != K.NOTIFICATION_KIND_UNSPECIFIED)
+# Kinds whose email is off until the user switches it on (an opt-in): the daily statement, which
+# is made only for users who did.
+EMAIL_OFF_BY_DEFAULT: Final = frozenset({K.NOTIFICATION_KIND_DAILY_STATEMENT})
 TITLE_MAX: Final = 120
 BODY_MAX: Final = 2000
 
@@ -46,6 +50,11 @@ class Draft:
     account_id: str | None = None
     user_id: str | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+
+
+def email_default(kind: NotificationKind.ValueType) -> bool:
+    """A kind's email setting while the user has not chosen one."""
+    return kind not in EMAIL_OFF_BY_DEFAULT
 
 
 def kind_name(kind: NotificationKind.ValueType) -> str:
@@ -475,6 +484,71 @@ def signed_in_from_new_address(event: account_events.UserSignedIn) -> Draft:
         created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         user_id=event.user_id,
         details={"event": "new_address_sign_in", "source_ip": event.source_ip},
+    )
+
+
+# ---- the daily statement ------------------------------------------------------------------------
+
+# The statement's figures a daily statement carries in its details, as reporting wrote them
+# (exact decimal strings), in the order the email shows them.
+STATEMENT_FIGURES: Final = (
+    "opening_balance",
+    "deposits",
+    "withdrawals",
+    "realized_pnl",
+    "commissions",
+    "swaps",
+    "adjustments",
+    "closing_balance",
+    "closing_unrealized_pnl",
+    "closing_equity",
+    "closing_margin",
+    "closing_free_margin",
+    "closing_margin_level",
+)
+
+
+def daily_statement_event_id(trading_date: str, account_id: str) -> str:
+    """The daily statement's key in `notifications.event_id` (UNIQUE): one per account and
+    trading day, whoever makes it and however often."""
+    return f"daily_statement:{trading_date}:{account_id}"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def daily_statement(
+    statement: reporting_pb2.Statement, trading_date: str, created_at: datetime
+) -> Draft:
+    """The notification of an account's statement for the trading day its rollover closed;
+    its email shows the summary (`email.py`)."""
+    currency = statement.currency
+    level = statement.closing_margin_level
+    margin = f" Margin level: {_plain(level)}%." if level else ""
+    details = {name: getattr(statement, name) for name in STATEMENT_FIGURES}
+    details |= {
+        "trading_date": trading_date,
+        "account_number": statement.account_number,
+        "currency": currency,
+        "period_start": _rfc3339(statement.period.start_time.ToDatetime(tzinfo=_UTC)),
+        "period_end": _rfc3339(statement.period.end_time.ToDatetime(tzinfo=_UTC)),
+    }
+    return _draft(
+        event_id=daily_statement_event_id(trading_date, statement.account_id),
+        kind=K.NOTIFICATION_KIND_DAILY_STATEMENT,
+        severity=S.NOTIFICATION_SEVERITY_INFO,
+        title=f"Daily statement {trading_date}: account {statement.account_number}",
+        body=(
+            f"Your statement of account {statement.account_number} for the trading day"
+            f" {trading_date}: balance {_money(statement.opening_balance, currency)} to"
+            f" {_money(statement.closing_balance, currency)}, realized P&L"
+            f" {_money(statement.realized_pnl, currency)}, equity"
+            f" {_money(statement.closing_equity, currency)}.{margin}"
+        ),
+        created_at=created_at,
+        account_id=statement.account_id,
+        details=details,
     )
 
 

@@ -38,6 +38,43 @@ _SHOWN = (
     ("source_ip", "Address"),
 )
 
+# A daily statement's summary (its details, ADR 0011), in this order: amounts in the account's
+# currency exactly as reporting wrote them, never reformatted.
+_STATEMENT_AMOUNTS = (
+    ("opening_balance", "Opening balance"),
+    ("deposits", "Deposits"),
+    ("withdrawals", "Withdrawals"),
+    ("realized_pnl", "Realized P&L"),
+    ("commissions", "Commission"),
+    ("swaps", "Swap"),
+    ("adjustments", "Adjustments"),
+    ("closing_balance", "Closing balance"),
+    ("closing_unrealized_pnl", "Floating P&L"),
+    ("closing_equity", "Equity"),
+    ("closing_margin", "Margin"),
+    ("closing_free_margin", "Free margin"),
+)
+DAILY_STATEMENT = "DAILY_STATEMENT"
+
+
+def statement_rows(details: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The rows of a daily statement's summary: the day, the account, the period, each amount
+    with its currency, the margin level."""
+    currency = details.get("currency", "")
+    rows = [
+        ("Trading day", details.get("trading_date", "")),
+        ("Account", details.get("account_number", "")),
+        ("Period (UTC)", f"{details.get('period_start', '')} to {details.get('period_end', '')}"),
+    ]
+    rows += [
+        (label, f"{details[key]} {currency}".strip())
+        for key, label in _STATEMENT_AMOUNTS
+        if details.get(key)
+    ]
+    level = details.get("closing_margin_level", "")
+    rows.append(("Margin level (%)", level if level else "none (no margin held)"))
+    return rows
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -51,6 +88,7 @@ class Mail:
     body: str
     details: Mapping[str, str]
     created_at: datetime
+    kind: str = ""  # the kind's name, e.g. ORDER_FILLED
 
 
 def message_id(notification_id: str) -> str:
@@ -72,7 +110,10 @@ def render(mail: Mail, sender: str) -> Message:
     message["Date"] = format_datetime(mail.created_at)
     message["Message-ID"] = message_id(mail.notification_id)
     message["X-TradingMesh-Notification-Id"] = mail.notification_id
-    rows = [(label, mail.details[key]) for key, label in _SHOWN if mail.details.get(key)]
+    if mail.kind == DAILY_STATEMENT:
+        rows = statement_rows(mail.details)
+    else:
+        rows = [(label, mail.details[key]) for key, label in _SHOWN if mail.details.get(key)]
     greeting = f"Hello {mail.display_name}," if mail.display_name else "Hello,"
     when = mail.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     text = "\n".join(

@@ -3,8 +3,9 @@
 Three durable consumers (`oms.>`, `risk.>`, `account.>`), each the platform's `EventConsumer`
 with the service's inbox (envelope ids), batches and a linger. The handlers only decode events
 and collect what they make in the transaction's `Batch`; `before_commit` writes the batch with
-multi-row statements (the copies of users and accounts, the margin-call throttle, the sign-in
-addresses, then every notification and its email delivery in one statement). After the commit
+multi-row statements (the copies of users and accounts, the completed rollovers whose daily
+statements become due, the margin-call throttle, the sign-in addresses, then every notification
+and its email delivery in one statement). After the commit
 the batch's new notifications are pushed to live streams and the email sender is woken.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, Message
@@ -69,8 +70,12 @@ ACCOUNT_SNAPSHOTS: Final = {
     "account.trading_account.status_changed": account_events.TradingAccountStatusChanged,
 }
 SIGNED_IN: Final = "account.user.signed_in"
+# A trading day's rollover: its daily statements become due (statements.py).
+ROLLOVER_COMPLETED: Final = "oms.rollover.completed"
 
-FOLLOWED: Final = frozenset({*OMS, *RISK, *ACCOUNT, *USER_SNAPSHOTS, *ACCOUNT_SNAPSHOTS, SIGNED_IN})
+FOLLOWED: Final = frozenset(
+    {*OMS, *RISK, *ACCOUNT, *USER_SNAPSHOTS, *ACCOUNT_SNAPSHOTS, SIGNED_IN, ROLLOVER_COMPLETED}
+)
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Batch:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     sign_ins: list[account_events.UserSignedIn] = field(default_factory=list)
+    rollovers: list[store.RolloverSeen] = field(default_factory=list)
     stored: list[store.Stored] = field(default_factory=list)
     announced: bool = False
 
@@ -101,9 +107,13 @@ class Notifier:
         self,
         margin_call_interval: timedelta,
         announce: Callable[[list[store.Stored]], None],
+        statement_delay: timedelta = timedelta(0),
+        rollover_recorded: Callable[[], None] | None = None,
     ) -> None:
         self.interval = margin_call_interval
         self._announce = announce
+        self.statement_delay = statement_delay
+        self._rollover_recorded = rollover_recorded
 
     def _batch(self, session: AsyncSession) -> Batch:
         batch = session.info.get(_BATCH_KEY)
@@ -114,9 +124,13 @@ class Notifier:
 
     def _after_commit(self, batch: Batch) -> Callable[[], None]:
         def announce() -> None:
-            if not batch.announced and batch.stored:
-                batch.announced = True
+            if batch.announced:
+                return
+            batch.announced = True
+            if batch.stored:
                 self._announce(batch.stored)
+            if batch.rollovers and self._rollover_recorded is not None:
+                self._rollover_recorded()
 
         return announce
 
@@ -141,6 +155,8 @@ class Notifier:
             }
         if subject == SIGNED_IN:
             batch.sign_ins.append(_decode(account_events.UserSignedIn, event))
+        if subject == ROLLOVER_COMPLETED:
+            batch.rollovers.append(self._rollover(_decode(oms_events.RolloverCompleted, event)))
         made = OMS.get(subject) or RISK.get(subject) or ACCOUNT.get(subject)
         if made is not None:
             message_type, convert = made
@@ -157,6 +173,7 @@ class Notifier:
         if not isinstance(batch, Batch):
             return
         await store.save_users(session, batch.users.values())
+        await store.save_rollovers(session, batch.rollovers)
         await store.save_accounts(session, batch.accounts.values())
         drafts = list(batch.drafts)
         if batch.margin:
@@ -170,6 +187,26 @@ class Notifier:
             drafts += await self._new_addresses(session, batch.sign_ins)
         batch.stored = await store.insert_notifications(
             session, [(str(uuid.uuid4()), draft) for draft in drafts]
+        )
+
+    def _rollover(self, event: oms_events.RolloverCompleted) -> store.RolloverSeen:
+        """The day whose statements the rollover makes due, at its completion plus the
+        settling delay."""
+        rollover = event.rollover
+        try:
+            trading_date = date.fromisoformat(rollover.trading_date)
+        except ValueError as error:
+            raise UndeliverableError(f"{ROLLOVER_COMPLETED}: {error}") from error
+        completed = (
+            rollover.complete_time
+            if rollover.HasField("complete_time")
+            else event.metadata.occurred_at
+        ).ToDatetime(tzinfo=UTC)
+        return store.RolloverSeen(
+            trading_date=trading_date,
+            rollover_time=rollover.rollover_time.ToDatetime(tzinfo=UTC),
+            completed_at=completed,
+            period_end=completed + self.statement_delay,
         )
 
     async def _new_addresses(

@@ -10,15 +10,21 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_NOTIFICATION_EMAIL_RETRY_CAP_S       the longest wait between attempts (default 600)
     TM_NOTIFICATION_EMAIL_WORKERS           email batches sent at once, each over its own SMTP
                                             connection (default 2)
+    TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S a day's statements end this long after its rollover
+                                            completed, and are made then: the day's SWAP
+                                            bookings and the replica catch up (default 30)
+    TM_REPORTING_ADDR                       the reporting service's gRPC address (host:port),
+                                            for the daily statements; unset: none are made
 
 The SMTP relay (host, port, username, password, sender) is read from Vault,
 `secret/tradingmesh/smtp`. Start order: connections, the live hub (core NATS), the email sender,
-the three event consumers (which catch up with whatever happened while the service was down),
-the retention job.
+the daily statements job, the three event consumers (which catch up with whatever happened
+while the service was down), the retention job.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,16 +32,19 @@ from datetime import timedelta
 
 from services.notification import server
 from services.notification.domain import RetryPolicy
-from services.notification.events import ACCOUNT, FOLLOWED, OMS, RISK, Notifier
+from services.notification.events import ACCOUNT, FOLLOWED, OMS, RISK, ROLLOVER_COMPLETED, Notifier
 from services.notification.live import LiveHub
 from services.notification.sender import SMTP_PATH, EmailSender, Relay
+from services.notification.statements import DailyStatements, ReportingClient
 from services.notification.store import Stored
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.inbox import EventConsumer
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
-from services.platform.secrets import Secret
+from services.platform.secrets import EDGE_PATH, Secret
 from tradingmesh.notification.v1 import notification_service_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "notification"
 # A steady trickle of events makes batches (ADR 0009); a notification waits at most this long.
@@ -53,6 +62,8 @@ class NotificationConfig:
     margin_call_interval: timedelta
     retry: RetryPolicy
     email_workers: int = 2
+    statement_delay: timedelta = timedelta(seconds=30)
+    reporting_address: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> NotificationConfig:
@@ -62,8 +73,11 @@ class NotificationConfig:
             base_ms = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_BASE_MS", "1000"))
             cap_s = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_CAP_S", "600"))
             workers = int(environ.get("TM_NOTIFICATION_EMAIL_WORKERS", "2"))
+            delay = int(environ.get("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S", "30"))
             if interval < 0 or attempts < 1 or base_ms < 1 or cap_s < 1 or not 1 <= workers <= 32:
                 raise ValueError("TM_NOTIFICATION_* out of range")
+            if delay < 0:
+                raise ValueError("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S must not be negative")
         except ValueError as error:
             raise SystemExit(f"notification: {error}") from None
         return cls(
@@ -74,6 +88,8 @@ class NotificationConfig:
                 max_attempts=attempts,
             ),
             email_workers=workers,
+            statement_delay=timedelta(seconds=delay),
+            reporting_address=environ.get("TM_REPORTING_ADDR", "").strip(),
         )
 
 
@@ -101,6 +117,7 @@ class NotificationRuntime:
         self.parts = server.NotificationParts()
         self.hub = LiveHub()
         self.sender: EmailSender | None = None
+        self.statements: DailyStatements | None = None
         self.consumers: list[EventConsumer] = []
         self.retention: Retention | None = None
 
@@ -108,6 +125,10 @@ class NotificationRuntime:
         self.hub.announce(stored)
         if self.sender is not None:
             self.sender.wake()
+
+    def _rollover_recorded(self) -> None:
+        if self.statements is not None:
+            self.statements.wake()
 
     async def open(self) -> None:
         await self.resources.open()
@@ -118,7 +139,19 @@ class NotificationRuntime:
             db, relay_from(self.vault), self.config.retry, workers=self.config.email_workers
         )
         self.sender.start()
-        notifier = Notifier(self.config.margin_call_interval, self._announce)
+        if self.config.reporting_address:
+            (edge_token,) = self.vault.read_keys(EDGE_PATH, "token")
+            reporting = ReportingClient(self.config.reporting_address, edge_token)
+            self.statements = DailyStatements(db, reporting, self._announce)
+            self.statements.start()
+        else:
+            log.warning("TM_REPORTING_ADDR is not set: no daily statements are made")
+        notifier = Notifier(
+            self.config.margin_call_interval,
+            self._announce,
+            statement_delay=self.config.statement_delay,
+            rollover_recorded=self._rollover_recorded,
+        )
 
         def consumer(name: str, subjects: str, followed: frozenset[str]) -> EventConsumer:
             return EventConsumer(
@@ -134,7 +167,7 @@ class NotificationRuntime:
 
         account = FOLLOWED - set(OMS) - set(RISK)
         self.consumers = [
-            consumer("notification-oms", "oms.>", frozenset(OMS)),
+            consumer("notification-oms", "oms.>", frozenset({*OMS, ROLLOVER_COMPLETED})),
             consumer("notification-risk", "risk.>", frozenset(RISK)),
             consumer("notification-account", "account.>", frozenset(account | set(ACCOUNT))),
         ]
@@ -148,6 +181,8 @@ class NotificationRuntime:
             await item.stop()
         if self.retention is not None:
             await self.retention.stop()
+        if self.statements is not None:
+            await self.statements.stop()
         if self.sender is not None:
             await self.sender.stop()
         await self.hub.stop()

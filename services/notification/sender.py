@@ -30,7 +30,12 @@ from email.utils import parseaddr
 from typing import Final
 
 from services.notification import store
-from services.notification.domain import EMAIL_REQUIRED, RetryPolicy, kind_name
+from services.notification.domain import (
+    EMAIL_OFF_BY_DEFAULT,
+    EMAIL_REQUIRED,
+    RetryPolicy,
+    kind_name,
+)
 from services.notification.email import Mail, render
 from services.platform.db import Database
 from services.platform.secrets import Secret
@@ -124,6 +129,7 @@ class EmailSender:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._required = [kind_name(k) for k in EMAIL_REQUIRED]
+        self._off_by_default = [kind_name(k) for k in EMAIL_OFF_BY_DEFAULT]
 
     def start(self) -> None:
         self._tasks = [
@@ -158,7 +164,7 @@ class EmailSender:
     async def deliver_once(self) -> int:
         """Claims one batch of due deliveries and delivers it; the number claimed."""
         async with self._db.transaction() as session:
-            due = await store.claim_due(session, _BATCH, self._required)
+            due = await store.claim_due(session, _BATCH, self._required, self._off_by_default)
         if not due:
             return 0
         outcomes: list[store.Outcome] = []
@@ -173,6 +179,7 @@ class EmailSender:
             else:
                 mail = Mail(
                     notification_id=n.id,
+                    kind=n.kind,
                     recipient=item.email,
                     display_name=item.display_name,
                     severity=n.severity,

@@ -261,7 +261,7 @@ def _preferences(settings: dict[str, bool], changed: datetime | None) -> pb.Noti
             pb.NotificationKindPreference(
                 kind=kind,
                 email_enabled=kind in domain.EMAIL_REQUIRED
-                or settings.get(domain.kind_name(kind), True),
+                or settings.get(domain.kind_name(kind), domain.email_default(kind)),
                 email_required=kind in domain.EMAIL_REQUIRED,
             )
             for kind in domain.ALL_KINDS

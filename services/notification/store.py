@@ -1,4 +1,4 @@
-"""The notification service's SQL (schema `notification`, migration 0019; ADR 0011).
+"""The notification service's SQL (schema `notification`, migrations 0019 and 0021; ADR 0011).
 
 Writes come in batches: the consumer writes a batch's notifications and their deliveries with
 one statement, its copies of users and accounts with one statement each; the sender claims due
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy import text
@@ -462,7 +462,12 @@ class Due:
     email_enabled: bool
 
 
-async def claim_due(session: AsyncSession, limit: int, required_kinds: Sequence[str]) -> list[Due]:
+async def claim_due(
+    session: AsyncSession,
+    limit: int,
+    required_kinds: Sequence[str],
+    off_by_default: Sequence[str] = (),
+) -> list[Due]:
     """Claims up to `limit` due deliveries (PENDING and due, or SENDING whose claim lapsed: the
     process that held it stopped) in ONE statement: status SENDING, one more attempt, and a
     lease of CLAIM_LEASE_SECONDS in next_attempt_at. SKIP LOCKED lets replicas claim apart."""
@@ -477,15 +482,20 @@ async def claim_due(session: AsyncSession, limit: int, required_kinds: Sequence[
             " FROM due WHERE d.notification_id = due.notification_id"
             " RETURNING d.notification_id, d.attempts)"
             f" SELECT {_COLUMNS}, c.attempts, u.email, u.display_name,"
-            " COALESCE(p.email_enabled, TRUE) OR n.kind = ANY(CAST(:required AS text[]))"
-            " AS email_enabled"
+            " COALESCE(p.email_enabled, n.kind <> ALL(CAST(:off_by_default AS text[])))"
+            " OR n.kind = ANY(CAST(:required AS text[])) AS email_enabled"
             " FROM claimed c JOIN notification.notifications n ON n.id = c.notification_id"
             " LEFT JOIN notification.accounts a ON a.id = n.account_id"
             " LEFT JOIN notification.users u ON u.id = COALESCE(n.user_id, a.user_id)"
             " LEFT JOIN notification.preferences p ON p.user_id = u.id AND p.kind = n.kind"
             " ORDER BY n.position"
         ),
-        {"limit": limit, "lease": CLAIM_LEASE_SECONDS, "required": list(required_kinds)},
+        {
+            "limit": limit,
+            "lease": CLAIM_LEASE_SECONDS,
+            "required": list(required_kinds),
+            "off_by_default": list(off_by_default),
+        },
     )
     return [
         Due(
@@ -543,4 +553,135 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) ->
             " WHERE d.notification_id = v.id AND d.status = 'SENDING'"
         ),
         params,
+    )
+
+
+# ---- daily statements --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloverSeen:
+    """A completed rollover as `oms.rollover.completed` announced it."""
+
+    trading_date: date
+    rollover_time: datetime
+    completed_at: datetime
+    period_end: datetime  # completed_at + the settling delay
+
+
+@dataclass(frozen=True)
+class StatementDay:
+    """A trading day whose statements are due: [period_start, period_end); no start means since
+    each account's opening."""
+
+    trading_date: date
+    period_start: datetime | None
+    period_end: datetime
+
+
+@dataclass(frozen=True)
+class OptedIn:
+    account_id: str
+    user_id: str
+
+
+async def save_rollovers(session: AsyncSession, rollovers: Iterable[RolloverSeen]) -> None:
+    """Records completed rollovers (a day seen before keeps its first row)."""
+    rows = [
+        {
+            "trading_date": r.trading_date,
+            "rollover_time": r.rollover_time,
+            "completed_at": r.completed_at,
+            "period_end": r.period_end,
+        }
+        for r in {r.trading_date: r for r in rollovers}.values()
+    ]
+    if not rows:
+        return
+    values, params = _values(
+        rows,
+        (
+            ("trading_date", "date"),
+            ("rollover_time", "timestamptz"),
+            ("completed_at", "timestamptz"),
+            ("period_end", "timestamptz"),
+        ),
+    )
+    await session.execute(
+        text(
+            "INSERT INTO notification.rollovers"
+            f" (trading_date, rollover_time, completed_at, period_end) VALUES {values}"
+            " ON CONFLICT (trading_date) DO NOTHING"
+        ),
+        params,
+    )
+
+
+async def claim_statement_days(session: AsyncSession, lease_seconds: int) -> list[StatementDay]:
+    """Claims the trading days whose statements are due (period ended, not done, no live claim
+    of another process) for `lease_seconds`, in ONE statement, oldest first; each with its
+    period's start, the end of the latest earlier day's."""
+    result = await session.execute(
+        text(
+            "WITH due AS (SELECT trading_date FROM notification.rollovers"
+            " WHERE statements_done_at IS NULL AND period_end <= now()"
+            " AND (claimed_until IS NULL OR claimed_until < now())"
+            " ORDER BY trading_date FOR UPDATE SKIP LOCKED),"
+            " claimed AS (UPDATE notification.rollovers r"
+            " SET claimed_until = now() + make_interval(secs => :lease)"
+            " FROM due WHERE r.trading_date = due.trading_date"
+            " RETURNING r.trading_date, r.period_end)"
+            " SELECT c.trading_date, c.period_end,"
+            " (SELECT p.period_end FROM notification.rollovers p"
+            "  WHERE p.trading_date < c.trading_date"
+            "  ORDER BY p.trading_date DESC LIMIT 1) AS period_start"
+            " FROM claimed c ORDER BY c.trading_date"
+        ),
+        {"lease": lease_seconds},
+    )
+    return [StatementDay(r.trading_date, r.period_start, r.period_end) for r in result]
+
+
+async def opted_in_accounts(
+    session: AsyncSession,
+    kind: str,
+    event_prefix: str,
+    *,
+    after_account: str | None,
+    limit: int,
+) -> list[OptedIn]:
+    """The accounts whose user switched the email of `kind` on and that have no notification
+    `<event_prefix><account id>` yet, in account id order after `after_account`."""
+    result = await session.execute(
+        text(
+            "SELECT a.id, a.user_id FROM notification.accounts a"
+            " JOIN notification.preferences p ON p.user_id = a.user_id AND p.kind = :kind"
+            " AND p.email_enabled"
+            " WHERE (CAST(:after AS uuid) IS NULL OR a.id > CAST(:after AS uuid))"
+            " AND NOT EXISTS (SELECT 1 FROM notification.notifications n"
+            "  WHERE n.event_id = :prefix || CAST(a.id AS text))"
+            " ORDER BY a.id LIMIT :limit"
+        ),
+        {"kind": kind, "prefix": event_prefix, "after": after_account, "limit": limit},
+    )
+    return [OptedIn(str(r.id), str(r.user_id)) for r in result]
+
+
+async def finish_statement_day(session: AsyncSession, trading_date: date) -> None:
+    await session.execute(
+        text(
+            "UPDATE notification.rollovers SET statements_done_at = now(), claimed_until = NULL"
+            " WHERE trading_date = :day"
+        ),
+        {"day": trading_date},
+    )
+
+
+async def release_statement_day(
+    session: AsyncSession, trading_date: date, retry_at: datetime
+) -> None:
+    """Gives a day back to be tried again at `retry_at` (reporting could not be reached)."""
+    await session.execute(
+        text("UPDATE notification.rollovers SET claimed_until = :at WHERE trading_date = :day"),
+        {"day": trading_date, "at": retry_at},
     )

@@ -5,7 +5,11 @@ from __future__ import annotations
 from services.platform import Registration, ServiceSpec, Settings, Vault
 from services.platform.resources import Resources
 from services.reporting import server
-from tradingmesh.reporting.v1 import reporting_admin_service_pb2_grpc, reporting_service_pb2_grpc
+from tradingmesh.reporting.v1 import (
+    reporting_admin_service_pb2_grpc,
+    reporting_internal_service_pb2_grpc,
+    reporting_service_pb2_grpc,
+)
 
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
@@ -22,6 +26,11 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
                 reporting_admin_service_pb2_grpc.add_ReportingAdminServiceServicer_to_server,
                 server.ReportingAdminService(resources),
                 "tradingmesh.reporting.v1.ReportingAdminService",
+            ),
+            Registration(
+                reporting_internal_service_pb2_grpc.add_ReportingInternalServiceServicer_to_server,
+                server.ReportingInternalService(resources),
+                "tradingmesh.reporting.v1.ReportingInternalService",
             ),
         ],
         on_start=[resources.open],

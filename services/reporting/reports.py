@@ -19,7 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.access import STAFF_ROLES, require_account, require_roles
+from services.platform.access import (
+    STAFF_ROLES,
+    account_not_found,
+    require_account,
+    require_roles,
+)
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.reporting import records, store
@@ -216,15 +221,29 @@ class Reports:
         assert account is not None
         return account
 
+    @staticmethod
+    async def _existing(session: AsyncSession, account_id: str) -> store.AccountInfo:
+        """The account for another service's call (ReportingInternalService): it acts for no
+        user, so only existence is checked."""
+        account = await store.load_account(session, account_id)
+        if account is None:
+            raise account_not_found(account_id)
+        return account
+
     # --- statement ----------------------------------------------------------------------------
 
     async def statement(
-        self, account_id: str, time_range: types_pb2.TimeRange
+        self, account_id: str, time_range: types_pb2.TimeRange, *, internal: bool = False
     ) -> reporting_pb2.Statement:
+        """The account's statement for the period; `internal` for another service's call
+        (no caller to own the account: only its existence is checked)."""
         now = datetime.now(UTC)
         limit = store.STATEMENT_ROWS
         async with self._snapshot() as session:
-            account = await self._owned(session, account_id)
+            if internal:
+                account = await self._existing(session, account_id)
+            else:
+                account = await self._owned(session, account_id)
             period = _period(time_range, account.created_at, now)
             start, end = period.start, period.end
             opening = await store.balance_before(session, account_id, start)

@@ -22,7 +22,11 @@ from tradingmesh.reporting.v1 import (
 )
 from tradingmesh.reporting.v1 import (
     reporting_admin_service_pb2_grpc,
+    reporting_internal_service_pb2_grpc,
     reporting_service_pb2_grpc,
+)
+from tradingmesh.reporting.v1 import (
+    reporting_internal_service_pb2 as internal_api,
 )
 from tradingmesh.reporting.v1 import (
     reporting_service_pb2 as api,
@@ -105,3 +109,21 @@ class ReportingAdminService(reporting_admin_service_pb2_grpc.ReportingAdminServi
     ) -> AsyncIterator[admin_api.ExportBrokerTradesResponse]:
         async for data in self.reports.export_broker_trades(request):
             yield admin_api.ExportBrokerTradesResponse(chunk=_chunk(data))
+
+
+class ReportingInternalService(
+    reporting_internal_service_pb2_grpc.ReportingInternalServiceServicer
+):
+    """tradingmesh.reporting.v1.ReportingInternalService: reports for other services (never
+    routed at the edge, so only a service holding the edge token reaches it)."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+
+    async def GetAccountStatement(  # noqa: N802
+        self, request: internal_api.GetAccountStatementRequest, context: Context
+    ) -> internal_api.GetAccountStatementResponse:
+        statement = await Reports(self.resources.db).statement(
+            request.account_id, request.time_range, internal=True
+        )
+        return internal_api.GetAccountStatementResponse(statement=statement)

@@ -34,6 +34,7 @@ NOTIFICATION_SETTINGS = (
     "TM_NOTIFICATION_EMAIL_RETRY_BASE_MS",
     "TM_NOTIFICATION_EMAIL_RETRY_CAP_S",
     "TM_NOTIFICATION_EMAIL_WORKERS",
+    "TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S",
 )
 
 
@@ -131,6 +132,8 @@ class Service(Component):
             env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
         if self.name == "notification":
             env.update({k: os.environ[k] for k in NOTIFICATION_SETTINGS if os.environ.get(k)})
+            # The daily statements (ADR 0011) come from reporting's internal API.
+            env["TM_REPORTING_ADDR"] = f"{HOST}:{ports.service_grpc('reporting')}"
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:

@@ -85,6 +85,15 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """An account's margin level is back at or above its margin-call level after a margin call the
     user was notified of. Details: margin_level, margin_call_level. Severity INFO.
     """
+    NOTIFICATION_KIND_DAILY_STATEMENT: _NotificationKind.ValueType  # 13
+    """The account's daily statement after a trading day's rollover: one per account and trading
+    day, and only for users who switched its email on (off by default: an opt-in). Details:
+    trading_date ("YYYY-MM-DD"), account_number, currency, period_start and period_end (RFC
+    3339), and the statement's summary as decimal strings: opening_balance, closing_balance,
+    deposits, withdrawals, realized_pnl, commissions, swaps, adjustments, closing_equity,
+    closing_margin, closing_free_margin, closing_margin_level (empty without margin). Severity
+    INFO.
+    """
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What a notification is about. The keys of Notification.details for each kind are listed on
@@ -144,6 +153,15 @@ symbol. Severity INFO.
 NOTIFICATION_KIND_MARGIN_CALL_RESOLVED: NotificationKind.ValueType  # 12
 """An account's margin level is back at or above its margin-call level after a margin call the
 user was notified of. Details: margin_level, margin_call_level. Severity INFO.
+"""
+NOTIFICATION_KIND_DAILY_STATEMENT: NotificationKind.ValueType  # 13
+"""The account's daily statement after a trading day's rollover: one per account and trading
+day, and only for users who switched its email on (off by default: an opt-in). Details:
+trading_date ("YYYY-MM-DD"), account_number, currency, period_start and period_end (RFC
+3339), and the statement's summary as decimal strings: opening_balance, closing_balance,
+deposits, withdrawals, realized_pnl, commissions, swaps, adjustments, closing_equity,
+closing_margin, closing_free_margin, closing_margin_level (empty without margin). Severity
+INFO.
 """
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
@@ -309,7 +327,9 @@ class NotificationKindPreference(_message.Message):
     """The notification kind."""
     email_enabled: _builtins.bool
     """Whether notifications of this kind are also sent by email to the user's address. Default:
-    true for every kind. Notifications are always stored and streamed, whatever this says.
+    true for every kind but DAILY_STATEMENT, which is false (an opt-in; a user who has not
+    switched it on gets no daily statement at all). Notifications are always stored and
+    streamed, whatever this says.
     """
     email_required: _builtins.bool
     """Output only. True when email for this kind cannot be switched off (currently STOP_OUT and
