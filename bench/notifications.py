@@ -3,7 +3,8 @@ and its email delivered to the stack's SMTP sink (a real SMTP server) — on the
 
 What is sent: --count `oms.trade.executed` events (one fill per envelope, as the OMS publishes a
 market order's fill) for --accounts accounts made for the run through the account service (so
-the notification service knows their users' addresses from the account events), published to
+the notification service knows their users' addresses from the account events; each user
+switches fill emails on, an opt-in, through Envoy like a client would), published to
 JetStream as fast as one client publishes them (a burst). The notification service consumes
 them in batches (ADR 0009), writes each batch's notifications and email deliveries with one
 statement, and its sender delivers the emails over SMTP (one connection per claimed batch).
@@ -34,12 +35,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import nats
 import psycopg
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.orders import cpu_model
-from bench.orders_traders import make_traders
+from bench.orders_traders import make_traders, sign_in
 from bench.stack import Bench, bench_stack
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Envelope
@@ -50,6 +53,9 @@ from stack.vault import VaultAdmin
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.notification.v1 import notification_pb2 as notification_pb
+from tradingmesh.notification.v1 import notification_service_pb2 as notification_api
+from tradingmesh.notification.v1 import notification_service_pb2_grpc as notification_grpc
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 
 SUBJECT = "oms.trade.executed"
@@ -202,11 +208,33 @@ def _latencies(db: psycopg.Connection[Any], accounts: list[str]) -> dict[str, di
     return figures
 
 
+def switch_fill_emails_on(bench: Bench, tokens: list[str]) -> None:
+    """Each user opts in to the emails of their fills (off by default, ADR 0011)."""
+    on = notification_pb.NotificationPreferences(
+        kinds=[
+            notification_pb.NotificationKindPreference(
+                kind=notification_pb.NOTIFICATION_KIND_ORDER_FILLED, email_enabled=True
+            )
+        ]
+    )
+    with grpc.insecure_channel(bench.envoy) as channel:
+        stub = notification_grpc.NotificationServiceStub(channel)
+        for token in tokens:
+            stub.UpdateNotificationPreferences(
+                notification_api.UpdateNotificationPreferencesRequest(
+                    preferences=on, update_mask=FieldMask(paths=["kinds"])
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30,
+            )
+
+
 def run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     known = _secrets(bench)
     print(f"making {args.accounts} accounts")
     traders = make_traders(bench.state, args.accounts, "standard", "1000.00")
     accounts = [t.account_id for t in traders]
+    switch_fill_emails_on(bench, [a.token for a in sign_in(bench.envoy, traders)])
     sink = SinkClient(bench.ports.smtp_control)
     components = ("notification", "smtp", "postgres", "nats")
     with _database(bench, known) as db:

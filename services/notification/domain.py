@@ -31,8 +31,18 @@ EMAIL_REQUIRED: Final = frozenset({K.NOTIFICATION_KIND_STOP_OUT, K.NOTIFICATION_
 # Every kind a user has a setting for, in the contract's order.
 ALL_KINDS: Final = tuple(k for k in K.values() if k != K.NOTIFICATION_KIND_UNSPECIFIED)
 # Kinds whose email is off until the user switches it on (an opt-in): the daily statement, which
-# is made only for users who did.
-EMAIL_OFF_BY_DEFAULT: Final = frozenset({K.NOTIFICATION_KIND_DAILY_STATEMENT})
+# is made only for users who did; and what happens to the trader's own orders (fills,
+# rejections, cancellations, expiries), which the trader sees in the terminal as it happens and
+# which would send an active trader hundreds of emails a day (MetaTrader 5 sends none).
+EMAIL_OFF_BY_DEFAULT: Final = frozenset(
+    {
+        K.NOTIFICATION_KIND_DAILY_STATEMENT,
+        K.NOTIFICATION_KIND_ORDER_FILLED,
+        K.NOTIFICATION_KIND_ORDER_REJECTED,
+        K.NOTIFICATION_KIND_ORDER_CANCELLED,
+        K.NOTIFICATION_KIND_ORDER_EXPIRED,
+    }
+)
 TITLE_MAX: Final = 120
 BODY_MAX: Final = 2000
 

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "notification"
 # A steady trickle of events makes batches (ADR 0009); a notification waits at most this long.
-LINGER_SECONDS = 0.2
+LINGER_SECONDS = 0.5
 # Old rows deleted (services/platform/retention.py): the contract keeps notifications 90 days;
 # their deliveries go with them (ON DELETE CASCADE).
 RETENTION = (

@@ -30,12 +30,7 @@ from email.utils import parseaddr
 from typing import Final
 
 from services.notification import store
-from services.notification.domain import (
-    EMAIL_OFF_BY_DEFAULT,
-    EMAIL_REQUIRED,
-    RetryPolicy,
-    kind_name,
-)
+from services.notification.domain import RetryPolicy
 from services.notification.email import Mail, render
 from services.platform.db import Database
 from services.platform.secrets import Secret
@@ -128,8 +123,6 @@ class EmailSender:
         self._workers = workers
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._required = [kind_name(k) for k in EMAIL_REQUIRED]
-        self._off_by_default = [kind_name(k) for k in EMAIL_OFF_BY_DEFAULT]
 
     def start(self) -> None:
         self._tasks = [
@@ -164,7 +157,7 @@ class EmailSender:
     async def deliver_once(self) -> int:
         """Claims one batch of due deliveries and delivers it; the number claimed."""
         async with self._db.transaction() as session:
-            due = await store.claim_due(session, _BATCH, self._required, self._off_by_default)
+            due = await store.claim_due(session, _BATCH)
         if not due:
             return 0
         outcomes: list[store.Outcome] = []
@@ -172,10 +165,10 @@ class EmailSender:
         attempts_of = {d.notification.id: d.attempts for d in due}
         for item in due:
             n = item.notification
-            if not item.email_enabled:
-                outcomes.append(store.Outcome(n.id, "SKIPPED", None, "email off", ""))
-            elif item.email is None:
+            if item.email is None:  # whose it is, and so their setting, is not known yet
                 outcomes.append(self._unaddressed(n.id, item.attempts, n.created_at))
+            elif not item.email_enabled:
+                outcomes.append(store.Outcome(n.id, "SKIPPED", None, "email off", ""))
             else:
                 mail = Mail(
                     notification_id=n.id,

@@ -17,6 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notification.domain import (
+    EMAIL_OFF_BY_DEFAULT,
+    EMAIL_REQUIRED,
     Draft,
     MarginCallState,
     kind_name,
@@ -34,6 +36,16 @@ _COLUMNS: Final = (
     " n.created_at, n.read_at"
 )
 CLAIM_LEASE_SECONDS: Final = 60
+# Whether a notification `n`'s email is on, given its user's preference row `p` (or none): the
+# kinds whose email is required always, else the user's setting, else the kind's default.
+_EMAIL_ON: Final = (
+    "(n.kind = ANY(CAST(:email_required AS text[]))"
+    " OR COALESCE(p.email_enabled, n.kind <> ALL(CAST(:email_off_by_default AS text[]))))"
+)
+_EMAIL_KINDS: Final = {
+    "email_required": sorted(kind_name(k) for k in EMAIL_REQUIRED),
+    "email_off_by_default": sorted(kind_name(k) for k in EMAIL_OFF_BY_DEFAULT),
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,10 @@ async def insert_notifications(
     session: AsyncSession, drafts: Sequence[tuple[str, Draft]]
 ) -> list[Stored]:
     """Inserts (id, draft) pairs with their email deliveries in ONE statement; returns the
-    notifications stored now (an event seen before, by `event_id`, makes none)."""
+    notifications stored now (an event seen before, by `event_id`, makes none). A notification
+    whose email is off for its user now gets no delivery (`_EMAIL_ON`): the kinds off by default
+    (a trader's own fills, ...) cost no delivery, claim or outcome unless the user switched them
+    on; one whose owner is not known here yet gets one, and the sender decides."""
     if not drafts:
         return []
     rows = [
@@ -184,10 +199,16 @@ async def insert_notifications(
             " RETURNING id, position, user_id, account_id, kind, severity, title, body, details,"
             " created_at, read_at),"
             " d AS (INSERT INTO notification.deliveries (notification_id, next_attempt_at)"
-            " SELECT id, now() FROM n)"
+            " SELECT n.id, now() FROM n"
+            " LEFT JOIN notification.accounts a ON a.id = n.account_id"
+            " LEFT JOIN notification.preferences p"
+            " ON p.user_id = COALESCE(n.user_id, a.user_id) AND p.kind = n.kind"
+            # An owner not known yet (the account's events still on their way): the sender
+            # decides when it sends, as it does for every delivery.
+            f" WHERE COALESCE(n.user_id, a.user_id) IS NULL OR {_EMAIL_ON})"
             f" SELECT {_COLUMNS} FROM n ORDER BY n.position"
         ),
-        params,
+        {**params, **_EMAIL_KINDS},
     )
     return [_stored(row) for row in result]
 
@@ -462,15 +483,11 @@ class Due:
     email_enabled: bool
 
 
-async def claim_due(
-    session: AsyncSession,
-    limit: int,
-    required_kinds: Sequence[str],
-    off_by_default: Sequence[str] = (),
-) -> list[Due]:
+async def claim_due(session: AsyncSession, limit: int) -> list[Due]:
     """Claims up to `limit` due deliveries (PENDING and due, or SENDING whose claim lapsed: the
     process that held it stopped) in ONE statement: status SENDING, one more attempt, and a
-    lease of CLAIM_LEASE_SECONDS in next_attempt_at. SKIP LOCKED lets replicas claim apart."""
+    lease of CLAIM_LEASE_SECONDS in next_attempt_at. SKIP LOCKED lets replicas claim apart.
+    Each comes with whether its email is still on (the user may have switched it off since)."""
     result = await session.execute(
         text(
             "WITH due AS (SELECT notification_id FROM notification.deliveries"
@@ -481,21 +498,15 @@ async def claim_due(
             " next_attempt_at = now() + make_interval(secs => :lease)"
             " FROM due WHERE d.notification_id = due.notification_id"
             " RETURNING d.notification_id, d.attempts)"
-            f" SELECT {_COLUMNS}, c.attempts, u.email, u.display_name,"
-            " COALESCE(p.email_enabled, n.kind <> ALL(CAST(:off_by_default AS text[])))"
-            " OR n.kind = ANY(CAST(:required AS text[])) AS email_enabled"
+            f" SELECT {_COLUMNS}, c.attempts, u.email, u.display_name, {_EMAIL_ON} AS email_enabled"
             " FROM claimed c JOIN notification.notifications n ON n.id = c.notification_id"
             " LEFT JOIN notification.accounts a ON a.id = n.account_id"
             " LEFT JOIN notification.users u ON u.id = COALESCE(n.user_id, a.user_id)"
-            " LEFT JOIN notification.preferences p ON p.user_id = u.id AND p.kind = n.kind"
+            " LEFT JOIN notification.preferences p"
+            " ON p.user_id = COALESCE(n.user_id, a.user_id) AND p.kind = n.kind"
             " ORDER BY n.position"
         ),
-        {
-            "limit": limit,
-            "lease": CLAIM_LEASE_SECONDS,
-            "required": list(required_kinds),
-            "off_by_default": list(off_by_default),
-        },
+        {"limit": limit, "lease": CLAIM_LEASE_SECONDS, **_EMAIL_KINDS},
     )
     return [
         Due(

@@ -118,6 +118,26 @@ def settled(edge: Edge, notification_id: str) -> tuple[str, int, str]:
     return result
 
 
+def switch_email(
+    edge: Edge, trader: Trader, kind: pb.NotificationKind.ValueType, on: bool
+) -> pb.NotificationPreferences:
+    """Sets the trader's email for one kind of notification; the preferences as they are now."""
+    with edge.channel() as channel:
+        return (
+            api_grpc.NotificationServiceStub(channel)
+            .UpdateNotificationPreferences(
+                api.UpdateNotificationPreferencesRequest(
+                    preferences=pb.NotificationPreferences(
+                        kinds=[pb.NotificationKindPreference(kind=kind, email_enabled=on)]
+                    ),
+                    update_mask=FieldMask(paths=["kinds"]),
+                ),
+                metadata=bearer(trader.token),
+            )
+            .preferences
+        )
+
+
 def place_filled(edge: Edge, trader: Trader) -> oms_pb2.Order:
     """A market order that fills (retried with a new id while a price is momentarily stale)."""
     for _ in range(5):
@@ -202,6 +222,12 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
     trader = new_trader(edge, accounts)
+    # Its account's funding mailed: the service knows whose account it is (and so their email).
+    (funded,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+    settled(edge, funded.id)
+    switch_email(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED, True)  # an opt-in
     filled_only = api.StreamNotificationsRequest(kinds=[K.NOTIFICATION_KIND_ORDER_FILLED])
     stream = GrpcStream(edge, trader, filled_only)
     web, web_response = grpc_web_stream(edge, trader, filled_only)
@@ -258,11 +284,41 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
         ).fetchone() or (0,)
     assert count == 1
     # The deposit that funded the account is a notification (and an email) of its own.
-    (deposit,) = wait_for(
+    assert funded.details["amount"] == "10000.00"
+    assert len(email_of(sink, funded.id)) == 1
+
+
+def test_a_fill_is_notified_in_app_but_not_mailed_unless_the_trader_switched_it_on(
+    edge: Edge, accounts: AccountStack, sink: SinkClient
+) -> None:
+    trader = new_trader(edge, accounts)
+    (funded,) = wait_for(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
-    assert deposit.details["amount"] == "10000.00"
-    assert wait_for(lambda: email_of(sink, deposit.id), 30, "the deposit's email")
+    settled(edge, funded.id)  # the deposit's email is on by default
+
+    order = place_filled(edge, trader)
+    (notification,) = wait_for(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED), 20, "the fill is listed"
+    )
+    time.sleep(1.5)  # an email, if one were to be sent, would be on its way by now
+    with edge.channel() as channel:
+        defaults = (
+            api_grpc.NotificationServiceStub(channel)
+            .GetNotificationPreferences(
+                api.GetNotificationPreferencesRequest(), metadata=bearer(trader.token)
+            )
+            .preferences
+        )
+
+    assert notification.details["order_id"] == order.id
+    assert delivery(edge, notification.id) is None  # no email, not even a skipped one
+    assert email_of(sink, notification.id) == []
+    settings = {p.kind: p.email_enabled for p in defaults.kinds}
+    assert not settings[K.NOTIFICATION_KIND_ORDER_FILLED]
+    assert not settings[K.NOTIFICATION_KIND_ORDER_REJECTED]
+    assert settings[K.NOTIFICATION_KIND_DEPOSIT_COMPLETED]
+    assert settings[K.NOTIFICATION_KIND_MARGIN_CALL]
 
 
 # ---- retries -----------------------------------------------------------------------------------
@@ -536,20 +592,19 @@ def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_emai
         20,
         "the second deposit",
     )
-    status, _, _ = settled(edge, deposits[0].id)
     time.sleep(1.5)
 
     settings = {p.kind: p for p in read_back.kinds}
     assert updated == read_back
     assert len(settings) == len(K.values()) - 1
     assert not settings[K.NOTIFICATION_KIND_DEPOSIT_COMPLETED].email_enabled
-    assert settings[K.NOTIFICATION_KIND_ORDER_FILLED].email_enabled
+    assert not settings[K.NOTIFICATION_KIND_ORDER_FILLED].email_enabled  # an opt-in
     assert settings[K.NOTIFICATION_KIND_STOP_OUT].email_required
     assert read_back.HasField("update_time")
     details = details_of(required.value)
     assert details.code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.reason == ErrorReason.ERROR_REASON_VALIDATION_FAILED
-    assert status == "SKIPPED"
+    assert delivery(edge, deposits[0].id) is None  # email off when it was made: none to send
     assert email_of(sink, deposits[0].id) == []
     assert len(email_of(sink, funded.id)) == 1  # sent before the switch
 

@@ -170,10 +170,25 @@ def test_the_daily_statement_email_is_off_until_the_user_switches_it_on() -> Non
     }
 
     assert defaults[K.NOTIFICATION_KIND_DAILY_STATEMENT] is False
-    assert all(on for kind, on in defaults.items() if kind != K.NOTIFICATION_KIND_DAILY_STATEMENT)
+    assert all(on for kind, on in defaults.items() if kind not in domain.EMAIL_OFF_BY_DEFAULT)
     assert switched_on[K.NOTIFICATION_KIND_DAILY_STATEMENT] is True
     assert not domain.email_default(K.NOTIFICATION_KIND_DAILY_STATEMENT)
-    assert domain.email_default(K.NOTIFICATION_KIND_ORDER_FILLED)
+    assert domain.email_default(K.NOTIFICATION_KIND_MARGIN_CALL)
+
+
+def test_the_emails_of_a_traders_own_orders_are_an_opt_in() -> None:
+    defaults = {p.kind: p.email_enabled for p in _preferences({}, None).kinds}
+    switched_on = {
+        p.kind: p.email_enabled for p in _preferences({"ORDER_FILLED": True}, None).kinds
+    }
+
+    assert not defaults[K.NOTIFICATION_KIND_ORDER_FILLED]
+    assert not defaults[K.NOTIFICATION_KIND_ORDER_REJECTED]
+    assert not defaults[K.NOTIFICATION_KIND_ORDER_CANCELLED]
+    assert not defaults[K.NOTIFICATION_KIND_ORDER_EXPIRED]
+    assert switched_on[K.NOTIFICATION_KIND_ORDER_FILLED]
+    assert defaults[K.NOTIFICATION_KIND_DEPOSIT_COMPLETED]
+    assert defaults[K.NOTIFICATION_KIND_STOP_OUT]
 
 
 def _rollover_completed(trading_date: str) -> oms_events_pb2.RolloverCompleted:
