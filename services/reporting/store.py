@@ -635,8 +635,9 @@ async def hedge_net_buckets(
 async def mids_at(
     session: AsyncSession, symbols: Sequence[str], times: Sequence[datetime]
 ) -> dict[tuple[str, datetime], Decimal]:
-    """The mid of the last published price of each symbol before each time. Any group's mid
-    serves: markups widen bid and ask alike (ADR 0006), so the mid is the LP mid."""
+    """The mid of the last published price of each symbol before each time, in whichever group
+    published it last: markups widen bid and ask alike (ADR 0006), so any group's mid is the LP
+    mid; but a group need not be offered the symbol (one group picked blindly had no price)."""
     if not symbols or not times:
         return {}
     rows = await session.execute(
@@ -645,10 +646,12 @@ async def mids_at(
                  FROM unnest(CAST(:symbols AS text[])) AS s(symbol)
                  CROSS JOIN unnest(CAST(:times AS timestamptz[])) AS tt(at)
                  CROSS JOIN LATERAL (
-                     SELECT bid, ask FROM pricing.published_prices
-                      WHERE group_id = (SELECT min(group_id::text)::uuid FROM pricing.groups)
-                        AND symbol = s.symbol AND time < tt.at
-                      ORDER BY time DESC LIMIT 1) p"""
+                     SELECT q.bid, q.ask FROM pricing.groups g
+                      CROSS JOIN LATERAL (
+                          SELECT bid, ask, time FROM pricing.published_prices
+                           WHERE group_id = g.group_id AND symbol = s.symbol AND time < tt.at
+                           ORDER BY time DESC LIMIT 1) q
+                      ORDER BY q.time DESC LIMIT 1) p"""
         ),
         {"symbols": list(symbols), "times": list(times)},
     )
