@@ -9,8 +9,6 @@ the reflection code under test.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +21,7 @@ from google.protobuf import descriptor_pb2
 from stack.paths import REPO
 from stack.ports import Ports
 from tests.integration.conftest import RunningStack
+from tests.integration.node_clients import run_node_script
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
@@ -143,36 +142,15 @@ def test_internal_services_cannot_be_described_through_the_edge_but_can_on_their
 # ---- Node: @grpc/proto-loader and @grpc/grpc-js ---------------------------------------------
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    assert node is not None, "Node >= 20 is needed for the partner client test"
-    return node
-
-
 def _run_node_client(edge: Edge) -> dict[str, Any]:
-    demo = edge.state.demo
-    assert demo is not None
     # npm ci, once per change of the lock file (scripts/check runs it too).
     subprocess.run([str(REPO / "scripts" / "bootstrap-node")], check=True, timeout=300)
-    env = {
-        **os.environ,
-        "TM_EDGE_ADDRESS": edge.state.endpoints.grpc,
-        "TM_EDGE_CA_FILE": edge.state.endpoints.ca_file,
-        "TM_DEMO_USERNAME": demo.username,
-        "TM_DEMO_PASSWORD": demo.password,
-        "TM_DEMO_ACCOUNT_ID": demo.account_id,
-    }
-    result = subprocess.run(
-        [_node(), str(NODE_CLIENT)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_node_script(
+        NODE_CLIENT,
+        edge,
+        TM_EDGE_ADDRESS=edge.state.endpoints.grpc,
+        TM_EDGE_CA_FILE=edge.state.endpoints.ca_file,
     )
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
 
 
 def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:

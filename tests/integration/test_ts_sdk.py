@@ -8,8 +8,6 @@ exact decimal strings.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 
 from stack.paths import REPO
 from tests.integration.conftest import RunningStack
+from tests.integration.node_clients import run_node_script
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
@@ -34,12 +33,6 @@ def edge(running_stack: RunningStack) -> Edge:
     return Edge(running_stack.state)
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    assert node is not None, "Node >= 20 is needed for the TypeScript SDK test"
-    return node
-
-
 def _build_sdk() -> None:
     # npm ci once per change of the lock file, then tsc (scripts/check does both too).
     subprocess.run([str(REPO / "scripts" / "bootstrap-node"), str(SDK)], check=True, timeout=300)
@@ -50,28 +43,13 @@ def _build_sdk() -> None:
 
 @pytest.fixture(scope="module")
 def report(edge: Edge) -> dict[str, Any]:
-    demo = edge.state.demo
-    assert demo is not None
     _build_sdk()
-    env = {
-        **os.environ,
-        "TM_EDGE_URL": edge.state.endpoints.http,
-        "NODE_EXTRA_CA_CERTS": edge.state.endpoints.ca_file,
-        "TM_DEMO_USERNAME": demo.username,
-        "TM_DEMO_PASSWORD": demo.password,
-        "TM_DEMO_ACCOUNT_ID": demo.account_id,
-    }
-    result = subprocess.run(
-        [_node(), str(CLIENT)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_node_script(
+        CLIENT,
+        edge,
+        TM_EDGE_URL=edge.state.endpoints.http,
+        NODE_EXTRA_CA_CERTS=edge.state.endpoints.ca_file,
     )
-    assert result.returncode == 0, result.stderr
-    parsed: dict[str, Any] = json.loads(result.stdout)
-    return parsed
 
 
 def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
