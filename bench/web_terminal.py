@@ -301,8 +301,8 @@ def first_price(bench: Bench, runs: int) -> dict[str, Any]:
     if result.returncode != 0:
         raise SystemExit(f"first-price.mjs failed:\n{result.stderr}")
     measured: list[dict[str, Any]] = json.loads(result.stdout)["runs"]
-    ms = sorted(float(run["ms"]) for run in measured)
-    loaded = sorted(int(run["bytes"]) for run in measured if run.get("bytes") is not None)
+    ms = sorted(float(run["first_price_ms"]) for run in measured)
+    loaded = sorted(int(run["initial_load_bytes"]) for run in measured)
     return {
         "runs": measured,
         "first_price_ms": {
