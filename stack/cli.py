@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from stack.components.web_static import web_dist
 from stack.health import ComponentFailedError
 from stack.orchestrator import StackConfig, StackError, down, is_running, status, up
-from stack.paths import StackNameError, StackPaths
+from stack.paths import REPO, StackNameError, StackPaths
 from stack.state import StackState
 
 log = logging.getLogger("stack")
@@ -98,6 +99,13 @@ def _replica_line(state: StackState) -> str:
     return f"replica {replica.address}: streaming, {lag} behind, {seconds}"
 
 
+def _web_note(state: StackState) -> str:
+    """Whether Envoy, just started by this `up`, found a built terminal to serve."""
+    if (web_dist(REPO) / "index.html").is_file():
+        return "(sign in with the demo login)"
+    return "(not built: run scripts/build-web, then restart the stack)"
+
+
 def _summary(state: StackState, seconds: float) -> str:
     paths = StackPaths.for_name(state.name)
     demo = state.demo
@@ -121,6 +129,7 @@ def _summary(state: StackState, seconds: float) -> str:
             f"  HTTP         {state.endpoints.http}  (REST/JSON and gRPC-web; http:// also works)",
             f"  CA file      {state.endpoints.ca_file}",
             f"  Envoy admin  {state.endpoints.envoy_admin}",
+            f"  Web terminal {state.endpoints.web}  {_web_note(state)}",
             f"  Vault        {state.vault.address}  (root token: {state.vault.root_token_file})",
             f"  demo login   {login}",
             f"  operator     {operator}  (staff: admin, dealer, backoffice)",

@@ -52,7 +52,14 @@ from stack.ports import (
 )
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
 from stack.secrets import Login, StackSecrets
-from stack.state import ComponentState, Endpoints, ReplicaState, StackState, VaultInfo
+from stack.state import (
+    ComponentState,
+    Endpoints,
+    ReplicaState,
+    StackState,
+    VaultInfo,
+    web_url,
+)
 from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")
@@ -191,6 +198,7 @@ def _skeleton(paths: StackPaths, ports: Ports) -> StackState:
             http=f"https://127.0.0.1:{ports.envoy}",
             ca_file=str(paths.ca_file),
             envoy_admin=f"http://127.0.0.1:{ports.envoy_admin}",
+            web=web_url(f"https://127.0.0.1:{ports.envoy}"),
         ),
     )
 

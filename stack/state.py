@@ -3,7 +3,7 @@
 {
   "name": "dev", "base_port": 17000, "state_dir": ".../.tradingmesh/dev",
   "components": [{"name", "address", "pid", "pid_start_ticks", "healthy", "log"}, ...],
-  "endpoints": {"grpc", "http", "ca_file", "envoy_admin"},
+  "endpoints": {"grpc", "http", "ca_file", "envoy_admin", "web"},
   "vault": {"address", "root_token_file"},
   "demo": {"username", "password", "account_id"} | null,
   "operator": {"username", "password"} | null,
@@ -46,6 +46,21 @@ class Endpoints:
     http: str
     ca_file: str
     envoy_admin: str
+    # The web terminal, served by Envoy (ADR 0014). Absent from state files written before it:
+    # then derived from `http`.
+    web: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Endpoints:
+        endpoints = cls(**data)
+        return endpoints if endpoints.web else replace(endpoints, web=web_url(endpoints.http))
+
+
+def web_url(http: str) -> str:
+    """The web terminal's URL for the edge's HTTP endpoint `https://host:port`: the same host
+    and port over plain HTTP (the listener takes both), since a browser does not trust the
+    stack's own CA; a loopback origin is a secure context for the browser all the same."""
+    return "http://" + http.split("://", 1)[-1].rstrip("/") + "/"
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,7 @@ class StackState:
             base_port=int(data["base_port"]),
             state_dir=data["state_dir"],
             vault=VaultInfo(**data["vault"]),
-            endpoints=Endpoints(**data["endpoints"]),
+            endpoints=Endpoints.from_json(data["endpoints"]),
             components=tuple(ComponentState(**c) for c in data.get("components", [])),
             demo=DemoCredentials(**demo) if demo else None,
             operator=OperatorCredentials(**operator) if operator else None,

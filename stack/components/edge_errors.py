@@ -288,6 +288,10 @@ def local_reply_config(errors: list[EdgeError]) -> dict[str, Any]:
     unknown.code = _S.UNKNOWN.value[0]
     return {
         "mappers": [
+            # The edge's own answers, kept as they are: the web terminal's files and its 404,
+            # 405 and "not built" pages (direct responses, stack/components/web_static.py) ...
+            {"filter": _cel("response.code_details == 'direct_response'")},
+            # ... and rest_json.lua's JSON refusals.
             {
                 "filter": _cel(
                     "response.code_details == 'lua_response'"

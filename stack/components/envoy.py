@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from string import Template
 from typing import Any
 
@@ -16,6 +17,7 @@ from stack.binaries import venv_tool
 from stack.components.base import Component, base_env
 from stack.components.edge_bodies import RequestLimits, write_scripts
 from stack.components.edge_errors import edge_errors, local_reply_config
+from stack.components.web_static import COMPRESSED_TYPES, web_dist, web_routes
 from stack.contracts import EdgeService, build_descriptor_set, edge_services
 from stack.health import http_ok
 from stack.ports import HOST, SERVICES, stream_workers
@@ -418,6 +420,11 @@ class Envoy(Component):
         port = self.ctx.ports.web_client
         return [f"http://{HOST}:{port}", f"http://localhost:{port}"]
 
+    @property
+    def web_dist(self) -> Path:
+        """The built web terminal Envoy serves at `/` (stack/components/web_static.py)."""
+        return web_dist(self.ctx.repo)
+
     def render(self, timeout: float) -> str:
         """Build the descriptor set and write the config; returns the config path."""
         envoy_dir = self.ctx.paths.envoy_dir
@@ -427,6 +434,8 @@ class Envoy(Component):
         limits = EdgeLimits.from_env()
         workers = [self.ctx.ports.stream_worker_grpc(w) for w in stream_workers()]
         edge_routes = routes(services, STREAM_CLUSTER if workers else None)
+        # The web terminal's files first: their paths are neither gRPC nor REST paths.
+        static_routes, max_static_body = web_routes(self.web_dist)
         service_clusters = clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})
         if workers:
             service_clusters.append(stream_cluster(workers))
@@ -450,7 +459,9 @@ class Envoy(Component):
             server_cert_file=self.ctx.paths.tls_dir / "edge.pem",
             descriptor_file=descriptors,
             cors_origins=_json([{"exact": origin} for origin in self.cors_origins()]),
-            routes=_json([*edge_routes, fallback_route()]),
+            routes=_json([*static_routes, *edge_routes, fallback_route()]),
+            max_direct_response_body_bytes=max_static_body,
+            compressed_types=_json(list(COMPRESSED_TYPES)),
             transcoded_services=_json(transcoded),
             rest_json_intake=scripts["intake"],
             rest_json_check=scripts["check"],

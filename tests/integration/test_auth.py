@@ -811,7 +811,7 @@ def _jwks_kids(edge: Edge) -> list[str]:
     return [k["kid"] for k in keys]
 
 
-def _restart_envoy(running_stack: RunningStack) -> None:
+def restart_envoy(running_stack: RunningStack) -> None:
     """A verifier that (re)starts fetches the JWKS at once: what the cache lifetime gives."""
     state = status(running_stack.config.name)
     assert state is not None
@@ -878,7 +878,7 @@ def test_key_rotation_publishes_first_keeps_old_tokens_and_signs_with_the_new_ke
             " WHERE kid = %s",
             (new_kid,),
         )
-    _restart_envoy(running_stack)
+    restart_envoy(running_stack)
     new_token = login(edge, admin).access_token
 
     assert claims_of(new_token)[0]["kid"] == new_kid

@@ -12,6 +12,8 @@ import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import pytest
 from hvac.exceptions import Forbidden  # type: ignore[import-untyped]
 
 from stack import secrets as stack_secrets
+from stack.components.web_static import web_dist
 from stack.contracts import edge_services
 from stack.orchestrator import StackConfig, down, is_running, status, up
 from stack.paths import REPO
@@ -98,6 +101,17 @@ def test_status_json_lists_every_component_with_a_live_pid(running_stack: Runnin
         assert is_alive(ProcessRef(component["pid"], component["pid_start_ticks"]))
     assert reported["endpoints"]["ca_file"] == str(Path(reported["state_dir"]) / "tls" / "ca.pem")
     assert Path(reported["vault"]["root_token_file"]).stat().st_mode & 0o777 == 0o600
+    # The web terminal: Envoy's port over plain HTTP (ADR 0014); built or not, Envoy answers.
+    web = reported["endpoints"]["web"]
+    assert web == f"http://127.0.0.1:{Ports(reported['base_port']).envoy}/"
+    built = (web_dist(REPO) / "index.html").is_file()
+    request = urllib.request.Request(web, method="HEAD")
+    if built:
+        with urllib.request.urlopen(request, timeout=10) as page:
+            assert page.headers["content-type"] == "text/html; charset=utf-8"
+    else:
+        with pytest.raises(urllib.error.HTTPError, match="503"):
+            urllib.request.urlopen(request, timeout=10)
 
 
 def test_grpcurl_lists_each_service_on_its_own_port(running_stack: RunningStack) -> None:

@@ -26,7 +26,16 @@ def _edge(root: Path) -> Envoy:
     return Envoy(Context(StackPaths(name="unit", root=root), PORTS, REPO, "INFO"))
 
 
-def test_the_rendered_edge_config_is_valid_for_envoy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("built", [False, True], ids=["no web build", "a web build"])
+def test_the_rendered_edge_config_is_valid_for_envoy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: bool
+) -> None:
+    dist = tmp_path / "dist"
+    if built:  # the web terminal's files as routes (web_static.py), one larger than Envoy's 4 KiB
+        (dist / "assets").mkdir(parents=True)
+        (dist / "index.html").write_text("<!doctype html>")
+        (dist / "assets" / "app-1a2b.js").write_text("x();\n" * 10_000)
+    monkeypatch.setenv("TM_WEB_DIST", str(dist))
     edge = _edge(tmp_path)
     for folder in (edge.ctx.paths.envoy_dir, edge.ctx.paths.tls_dir):
         folder.mkdir(parents=True)
@@ -51,6 +60,7 @@ def test_the_rendered_edge_config_is_valid_for_envoy(tmp_path: Path) -> None:
     assert "reject_unknown_query_parameters: true" in text
     assert "rest_json_intake.lua" in text
     assert "rest_json_check.lua" in text
+    assert f"max_direct_response_body_size_bytes: {50_000 if built else 4096}" in text
 
 
 def test_cors_origins_default_to_the_web_client_and_come_from_the_environment(

@@ -124,11 +124,23 @@ def test_a_rate_limit_says_when_to_retry_and_size_limits_say_which_and_how_much(
     }
 
 
-def test_lua_answers_in_json_are_kept_as_made_by_the_first_mapper() -> None:
+def _expression(mapper: dict[str, Any]) -> str:
+    return str(mapper["filter"]["extension_filter"]["typed_config"]["expression"])
+
+
+def test_direct_responses_are_kept_as_made_by_the_first_mapper() -> None:
+    # The web terminal's files, and its 404/405/503 pages in plain text (web_static.py).
     first = CONFIG["mappers"][0]
-    expression = first["filter"]["extension_filter"]["typed_config"]["expression"]
 
     assert set(first) == {"filter"}
+    assert _expression(first) == "response.code_details == 'direct_response'"
+
+
+def test_lua_answers_in_json_are_kept_as_made_by_the_second_mapper() -> None:
+    second = CONFIG["mappers"][1]
+    expression = _expression(second)
+
+    assert set(second) == {"filter"}
     assert "lua_response" in expression
     assert all(str(code) in expression for code in LUA_JSON_STATUSES)
 
