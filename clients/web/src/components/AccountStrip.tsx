@@ -18,7 +18,6 @@ function stateText(status: AccountRiskStatus | undefined): { text: string; class
 
 export function AccountStrip({ risk }: { risk: AccountRisk | undefined }) {
   const state = stateText(risk?.status);
-  const currency = risk?.currency ?? "";
   const items: [string, string, string][] = [
     ["Balance", "balance", moneyText(risk?.balance)],
     ["Equity", "equity", moneyText(risk?.equity)],
@@ -35,10 +34,7 @@ export function AccountStrip({ risk }: { risk: AccountRisk | undefined }) {
       <dl>
         {items.map(([label, testId, value]) => (
           <div key={testId}>
-            <dt>
-              {label}
-              {testId !== "margin-level" && currency !== "" ? ` (${currency})` : ""}
-            </dt>
+            <dt>{label}</dt>
             <dd data-testid={testId}>{value}</dd>
           </div>
         ))}

@@ -60,7 +60,7 @@ export function CandleChart({
       },
       grid: { vertLines: { color: "#1c2533" }, horzLines: { color: "#1c2533" } },
       rightPriceScale: { borderColor: "#263041" },
-      timeScale: { borderColor: "#263041", timeVisible: true, secondsVisible: false },
+      timeScale: { borderColor: "#263041", timeVisible: true, secondsVisible: false, barSpacing: 9, rightOffset: 4 },
       crosshair: { mode: 0 },
       localization: { priceFormatter: (value: number) => chartPriceText(value, digits) },
     });

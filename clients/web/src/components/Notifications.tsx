@@ -80,10 +80,17 @@ export function Notifications({ enabled }: { enabled: boolean }) {
         className="ghost bell"
         aria-expanded={open}
         aria-controls="notification-panel"
+        aria-label={`Notifications, ${unread} unread`}
         onClick={() => setOpen((o) => !o)}
       >
-        <span aria-hidden="true">🔔</span> Notifications
-        <span className={`count ${unread > 0 ? "unread" : ""}`} aria-label={`${unread} unread`}>
+        <svg className="bell-icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+          <path
+            fill="currentColor"
+            d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"
+          />
+        </svg>
+        <span className="label">Notifications</span>
+        <span className={`count ${unread > 0 ? "unread" : ""}`} aria-hidden="true">
           {unread}
         </span>
       </button>

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Suspense, lazy, useCallback, useEffect, useMemo, useRef, useState } from "react";
 
 import type { Instrument } from "@tradingmesh/sdk/gen/tradingmesh/pricing/v1/pricing_pb";
 import type { Order, Position, Trade } from "@tradingmesh/sdk/gen/tradingmesh/oms/v1/oms_pb";
@@ -12,12 +12,15 @@ import type { QuoteView, Quotes } from "../types.js";
 import { usePoll, useStream } from "../useStream.js";
 import { AccountStrip } from "./AccountStrip.js";
 import { Blotters } from "./Blotters.js";
-import { CandleChart } from "./CandleChart.js";
 import { ConnectionIndicator } from "./ConnectionIndicator.js";
 import { History } from "./History.js";
 import { Notifications } from "./Notifications.js";
 import { OrderTicket } from "./OrderTicket.js";
 import { Watchlist } from "./Watchlist.js";
+
+// The chart library is the largest part of the page: loaded after the first render, so the
+// watchlist's first price does not wait for it.
+const CandleChart = lazy(() => import("./CandleChart.js").then((m) => ({ default: m.CandleChart })));
 
 function mergeQuotes(previous: Quotes, ticks: readonly QuoteTick[], stale: readonly string[]): Quotes {
   const next = new Map(previous);
@@ -175,7 +178,12 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
       <header className="topbar">
         <div className="brand">
           <span className="brand-mark" aria-hidden="true">◆</span> tradingmesh
-          {accountNumber !== "" && <span className="account-no">#{accountNumber}</span>}
+          {accountNumber !== "" && (
+            <span className="account-no">
+              #{accountNumber}
+              {risk?.currency ? ` · ${risk.currency}` : ""}
+            </span>
+          )}
         </div>
         <AccountStrip risk={risk} />
         <div className="topbar-tools">
@@ -204,11 +212,13 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
         <section className="panel chart-panel" aria-labelledby="chart-h">
           <h2 id="chart-h">{selected ?? "Chart"}</h2>
           {instrument !== undefined && accountId !== undefined && (
-            <CandleChart
-              accountId={accountId}
-              instrument={instrument}
-              quote={quotes.get(instrument.symbol)}
-            />
+            <Suspense fallback={<p className="muted">Loading chart…</p>}>
+              <CandleChart
+                accountId={accountId}
+                instrument={instrument}
+                quote={quotes.get(instrument.symbol)}
+              />
+            </Suspense>
           )}
         </section>
         <section className="panel ticket-panel" aria-labelledby="ticket-h">
