@@ -144,6 +144,22 @@ try {
   await waitFor("the order to leave the blotter", async () => (await row.count()) === 0);
   report({ orderId });
 
+  step = "streams reconnect and say so";
+  // The quote stream fails after a reload (the session survives the reload): the indicator
+  // counts down to the next attempt, then the stream comes back.
+  await page.route("**/tradingmesh.pricing.v1.PricingService/StreamQuotes", (route) => route.abort());
+  await page.reload();
+  await page.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 15_000 });
+  const indicator = page.getByRole("status").filter({ hasText: /^(Live|Connecting…|Offline|Reconnecting in \d+ s…)$/ });
+  const retrying = await waitFor("the indicator to say it reconnects", async () => {
+    const t = (await indicator.textContent()) ?? "";
+    return t.startsWith("Reconnecting in") ? t : undefined;
+  });
+  await page.unroute("**/tradingmesh.pricing.v1.PricingService/StreamQuotes");
+  await waitFor("the indicator to say Live", async () => (await indicator.textContent()) === "Live", 20_000);
+  await waitFor("quotes again", async () => ((await firstBid.textContent()) ?? DASH) !== DASH);
+  report({ indicator: retrying });
+
   step = "token refreshed silently";
   const before = refreshes.length;
   await page.clock.fastForward("16:00");

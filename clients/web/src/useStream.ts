@@ -28,9 +28,12 @@ export function useStream<T>(
   open: (signal: AbortSignal) => AsyncIterable<T>,
   onMessage: (message: T) => void,
   deps: DependencyList,
+  onError?: (error: unknown) => void,
 ): void {
   const handler = useRef(onMessage);
   handler.current = onMessage;
+  const errorHandler = useRef(onError);
+  errorHandler.current = onError;
   const opener = useRef(open);
   opener.current = open;
 
@@ -58,8 +61,9 @@ export function useStream<T>(
             }
             handler.current(message);
           }
-        } catch {
-          // Handled below: reconnect after a delay.
+        } catch (error) {
+          // Reconnect after a delay (below); the caller may adjust what it reopens.
+          if (!signal.aborted) errorHandler.current?.(error);
         } finally {
           clearTimeout(liveTimer);
         }

@@ -3,6 +3,8 @@ import { useEffect, useRef, useState } from "react";
 import type { Notification } from "@tradingmesh/sdk/gen/tradingmesh/notification/v1/notification_pb";
 import { NotificationSeverity } from "@tradingmesh/sdk/gen/tradingmesh/notification/v1/notification_pb";
 
+import { ErrorReason, hasReason } from "@tradingmesh/sdk";
+
 import { tm } from "../api.js";
 import { timeText } from "../lib/format.js";
 import { userError } from "../lib/reasons.js";
@@ -20,20 +22,47 @@ export function Notifications({ enabled }: { enabled: boolean }) {
   const [toasts, setToasts] = useState<readonly Notification[]>([]);
   const [open, setOpen] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
+  const [unread, setUnread] = useState(0);
   const caughtUp = useRef(false);
+  const known = useRef(new Set<string>());
   const lastId = useRef<string | undefined>(undefined);
   const panel = useRef<HTMLDivElement | null>(null);
+
+  // The recent list and the unread count; the stream then adds new ones.
+  useEffect(() => {
+    if (!enabled) return undefined;
+    let cancelled = false;
+    void tm.notifications
+      .listNotifications({ pageSize: 50 })
+      .then((response) => {
+        if (cancelled) return;
+        for (const n of response.notifications) known.current.add(n.id);
+        setItems((list) => {
+          const known = new Set(list.map((n) => n.id));
+          return [...list, ...response.notifications.filter((n) => !known.has(n.id))].slice(0, KEEP);
+        });
+        setUnread(Number(response.unreadCount));
+      })
+      .catch(() => {
+        // The stream still brings new notifications.
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, [enabled]);
 
   useStream(
     "notifications",
     enabled,
-    (signal) =>
-      tm.notifications.streamNotifications(
+    (signal) => {
+      caughtUp.current = false;
+      return tm.notifications.streamNotifications(
         lastId.current === undefined
           ? { kinds: [] }
           : { kinds: [], resume: { case: "afterId", value: lastId.current } },
         { signal },
-      ),
+      );
+    },
     (message) => {
       const event = message.event;
       if (event.case === "caughtUp") {
@@ -41,7 +70,10 @@ export function Notifications({ enabled }: { enabled: boolean }) {
       } else if (event.case === "notification") {
         const n = event.value;
         lastId.current = n.id;
+        const isNew = !known.current.has(n.id);
+        known.current.add(n.id);
         setItems((list) => [n, ...list.filter((x) => x.id !== n.id)].slice(0, KEEP));
+        if (isNew && !n.read) setUnread((u) => u + 1);
         if (caughtUp.current && !n.read) {
           setToasts((list) => [...list, n].slice(-4));
           setTimeout(() => setToasts((list) => list.filter((x) => x.id !== n.id)), TOAST_MS);
@@ -49,6 +81,10 @@ export function Notifications({ enabled }: { enabled: boolean }) {
       }
     },
     [],
+    (error) => {
+      // The last id is no longer known (e.g. too old): reopen without a resume point.
+      if (hasReason(error, ErrorReason.NOT_FOUND)) lastId.current = undefined;
+    },
   );
 
   useEffect(() => {
@@ -61,11 +97,12 @@ export function Notifications({ enabled }: { enabled: boolean }) {
     return () => window.removeEventListener("keydown", onKey);
   }, [open]);
 
-  const unread = items.filter((n) => !n.read).length;
-
   async function markRead(ids: string[] | "all"): Promise<void> {
     try {
-      await tm.notifications.markNotificationsRead(ids === "all" ? { all: true, ids: [] } : { ids, all: false });
+      const response = await tm.notifications.markNotificationsRead(
+        ids === "all" ? { all: true, ids: [] } : { ids, all: false },
+      );
+      setUnread(Number(response.unreadCount));
       setItems((list) => list.map((n) => (ids === "all" || ids.includes(n.id) ? { ...n, read: true } : n)));
       setError(undefined);
     } catch (e) {
