@@ -8,6 +8,8 @@ const edge = process.env["TM_EDGE_URL"] ?? "http://127.0.0.1:17010";
 const proxy = { "^/tradingmesh\\.": { target: edge, changeOrigin: false } };
 
 export default defineConfig({
+  // Relative asset URLs: the built page works wherever dist/ is served (at "/" by Envoy).
+  base: "./",
   plugins: [react()],
   server: { host: "127.0.0.1", port: Number(process.env["TM_WEB_PORT"] ?? 17080), strictPort: true, proxy },
   preview: { host: "127.0.0.1", port: Number(process.env["TM_WEB_PORT"] ?? 17080), strictPort: true, proxy },
