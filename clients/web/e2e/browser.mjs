@@ -29,6 +29,8 @@ export async function launch(contextOptions = {}) {
     executablePath: process.env.TM_CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: CHROMIUM_ARGS,
+    // The stack's edge may serve the page over TLS with its own CA.
+    ignoreHTTPSErrors: true,
     ...contextOptions,
   });
   return {

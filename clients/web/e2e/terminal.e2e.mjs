@@ -62,7 +62,7 @@ try {
   const marginBefore = (await usedMargin.textContent()) ?? "";
   await ticket.getByLabel("Symbol").selectOption(symbol);
   await ticket.getByLabel("Order type").selectOption({ label: "Market" });
-  await ticket.getByRole("radio", { name: /^Buy/ }).check();
+  await ticket.getByRole("radio", { name: "Buy", exact: true }).check();
   await ticket.getByRole("button", { name: "Place order" }).click();
   const outcome = ticket.locator('[role="status"], [role="alert"]');
   let outcomeText = await waitFor("the order's outcome", async () => {

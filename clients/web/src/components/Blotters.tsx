@@ -1,4 +1,4 @@
-import { useState, type FormEvent, type MutableRefObject } from "react";
+import { useState, type FormEvent, type KeyboardEvent, type MutableRefObject } from "react";
 
 import { ErrorReason } from "@tradingmesh/sdk";
 import { Side } from "@tradingmesh/sdk/gen/tradingmesh/common/v1/types_pb";
@@ -39,9 +39,20 @@ export function Blotters(props: Props) {
     ["trades", "Trades", props.trades.length],
   ];
   const report = (text: string, error = false) => setMessage({ text, error });
+  // Arrow keys move between the tabs (the WAI-ARIA tabs pattern); Tab moves into the panel.
+  function onTabKey(event: KeyboardEvent<HTMLDivElement>): void {
+    const index = tabs.findIndex(([id]) => id === tab);
+    const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    if (step === 0) return;
+    event.preventDefault();
+    const next = tabs[(index + step + tabs.length) % tabs.length];
+    if (next === undefined) return;
+    setTab(next[0]);
+    document.getElementById(`tab-${next[0]}`)?.focus();
+  }
   return (
     <div className="blotters">
-      <div className="tabs" role="tablist" aria-label="Blotters">
+      <div className="tabs" role="tablist" aria-label="Blotters" onKeyDown={onTabKey}>
         {tabs.map(([id, label, count]) => (
           <button
             key={id}
@@ -49,6 +60,7 @@ export function Blotters(props: Props) {
             role="tab"
             id={`tab-${id}`}
             aria-selected={tab === id}
+            tabIndex={tab === id ? 0 : -1}
             aria-controls={`tabpanel-${id}`}
             className={tab === id ? "on" : ""}
             onClick={() => setTab(id)}

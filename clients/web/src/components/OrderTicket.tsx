@@ -173,22 +173,28 @@ export function OrderTicket({
             type="radio"
             name="side"
             value="sell"
+            aria-describedby="t-sell-price"
             checked={side === Side.SELL}
             onChange={() => setSide(Side.SELL)}
           />
           <span>Sell</span>
-          <span className="side-price">{bid}</span>
+          <span className="side-price" id="t-sell-price" aria-hidden="true">
+            {bid}
+          </span>
         </label>
         <label className={`side buy ${side === Side.BUY ? "on" : ""}`}>
           <input
             type="radio"
             name="side"
             value="buy"
+            aria-describedby="t-buy-price"
             checked={side === Side.BUY}
             onChange={() => setSide(Side.BUY)}
           />
           <span>Buy</span>
-          <span className="side-price">{ask}</span>
+          <span className="side-price" id="t-buy-price" aria-hidden="true">
+            {ask}
+          </span>
         </label>
       </fieldset>
       <div className="field-row">
