@@ -43,6 +43,7 @@ export function Login({ notice, onSignedIn }: { notice: string | undefined; onSi
           id="login-username"
           name="username"
           autoComplete="username"
+          autoFocus
           value={username}
           onChange={(e) => setUsername(e.target.value)}
           aria-invalid={fields["username"] !== undefined}

@@ -110,6 +110,20 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
     }
   }, [quotes]);
 
+  // Prices first: the other panels start loading once the first quote is in (or after a short
+  // while without one), so they do not compete with the quote stream for the connection.
+  const [warm, setWarm] = useState(false);
+  useEffect(() => {
+    if (warm || accountId === undefined) return undefined;
+    if (quotes.size > 0) {
+      setWarm(true);
+      return undefined;
+    }
+    const timer = setTimeout(() => setWarm(true), 600);
+    return () => clearTimeout(timer);
+  }, [warm, accountId, quotes.size > 0]); // eslint-disable-line react-hooks/exhaustive-deps
+  const live = warm && accountId !== undefined;
+
   const refreshRisk = useCallback(async () => {
     if (accountId === undefined) return;
     try {
@@ -150,14 +164,14 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
     void refreshRisk();
   }, [refreshOrders, refreshPositions, refreshRisk]);
 
-  usePoll(accountId !== undefined, 1500, () => void refreshRisk(), [refreshRisk]);
-  usePoll(accountId !== undefined, 2000, () => void refreshPositions(), [refreshPositions]);
-  usePoll(accountId !== undefined, 10000, () => void refreshOrders(), [refreshOrders]);
+  usePoll(live, 1500, () => void refreshRisk(), [refreshRisk]);
+  usePoll(live, 2000, () => void refreshPositions(), [refreshPositions]);
+  usePoll(live, 10000, () => void refreshOrders(), [refreshOrders]);
 
   const pending = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useStream(
     "orders",
-    accountId !== undefined,
+    live,
     (signal) =>
       tm.orders.streamOrderUpdates({ accountId: accountId ?? "", sendOpenOrders: true }, { signal }),
     () => {
@@ -188,7 +202,7 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
         <AccountStrip risk={risk} />
         <div className="topbar-tools">
           <ConnectionIndicator />
-          <Notifications enabled={accountId !== undefined} />
+          <Notifications enabled={live} />
           <button type="button" className="ghost" onClick={onSignOut}>
             Sign out
           </button>
@@ -211,7 +225,7 @@ export function Terminal({ onSignOut }: { onSignOut: () => void }) {
         </section>
         <section className="panel chart-panel" aria-labelledby="chart-h">
           <h2 id="chart-h">{selected ?? "Chart"}</h2>
-          {instrument !== undefined && accountId !== undefined && (
+          {instrument !== undefined && accountId !== undefined && warm && (
             <Suspense fallback={<p className="muted">Loading chart…</p>}>
               <CandleChart
                 accountId={accountId}

@@ -43,7 +43,7 @@ export function Watchlist({
                 key={symbol}
                 className={`${isSelected ? "selected" : ""} ${quote?.stale ? "stale" : ""}`}
                 tabIndex={0}
-                aria-selected={isSelected}
+                aria-current={isSelected ? "true" : undefined}
                 onClick={() => onSelect(symbol)}
                 onKeyDown={(e) => onKey(e, symbol)}
               >
@@ -55,17 +55,23 @@ export function Watchlist({
                   <span data-testid={`bid-${symbol}`}>
                     {quote === undefined ? DASH : priceText(quote.bidUnits, quote.scale)}
                   </span>
-                  <span className="arrow" aria-label={quote?.bidDirection === "flat" ? undefined : quote?.bidDirection}>
+                  <span className="arrow" aria-hidden="true">
                     {quote === undefined ? "" : arrow(quote.bidDirection)}
                   </span>
+                  {quote !== undefined && quote.bidDirection !== "flat" && (
+                    <span className="sr-only">{quote.bidDirection === "up" ? " rising" : " falling"}</span>
+                  )}
                 </td>
                 <td className={`num price ${quote?.askDirection ?? ""}`}>
                   <span data-testid={`ask-${symbol}`}>
                     {quote === undefined ? DASH : priceText(quote.askUnits, quote.scale)}
                   </span>
-                  <span className="arrow" aria-label={quote?.askDirection === "flat" ? undefined : quote?.askDirection}>
+                  <span className="arrow" aria-hidden="true">
                     {quote === undefined ? "" : arrow(quote.askDirection)}
                   </span>
+                  {quote !== undefined && quote.askDirection !== "flat" && (
+                    <span className="sr-only">{quote.askDirection === "up" ? " rising" : " falling"}</span>
+                  )}
                 </td>
                 <td className="num muted">
                   {quote === undefined ? DASH : spreadText(quote.bidUnits, quote.askUnits, quote.scale)}
