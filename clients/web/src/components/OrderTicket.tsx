@@ -1,14 +1,13 @@
 import { useEffect, useState, type FormEvent, type MutableRefObject } from "react";
 
 import { Side } from "@tradingmesh/sdk/gen/tradingmesh/common/v1/types_pb";
-import { OrderStatus, OrderType, TimeInForce } from "@tradingmesh/sdk/gen/tradingmesh/common/v1/trading_pb";
-import { ErrorReason } from "@tradingmesh/sdk";
-import type { Order } from "@tradingmesh/sdk/gen/tradingmesh/oms/v1/oms_pb";
+import { OrderType, TimeInForce } from "@tradingmesh/sdk/gen/tradingmesh/common/v1/trading_pb";
 import type { Instrument } from "@tradingmesh/sdk/gen/tradingmesh/pricing/v1/pricing_pb";
 
 import { newClientOrderId, tm } from "../api.js";
 import { DASH, cleanDecimalInput, priceText } from "../lib/format.js";
-import { orderReasonText, userError } from "../lib/reasons.js";
+import { describeOrder, type Outcome } from "../lib/orders.js";
+import { userError } from "../lib/reasons.js";
 import type { QuoteView, Quotes } from "../types.js";
 
 const TYPES: [OrderType, string][] = [
@@ -28,36 +27,6 @@ const TIFS: Record<number, TimeInForce[]> = {
 
 const needsPrice = (t: OrderType) => t === OrderType.LIMIT || t === OrderType.STOP_LIMIT;
 const needsStop = (t: OrderType) => t === OrderType.STOP || t === OrderType.STOP_LIMIT;
-
-interface Outcome {
-  readonly kind: "ok" | "rejected" | "requote" | "error";
-  readonly text: string;
-  readonly requotePrice?: string;
-}
-
-function describe(order: Order): Outcome {
-  const status = OrderStatus[order.status];
-  const side = order.side === Side.BUY ? "Buy" : "Sell";
-  const what = `${side} ${order.quantity} ${order.symbol}`;
-  if (order.status === OrderStatus.REJECTED) {
-    if (order.statusReason === ErrorReason.REQUOTE && order.requotePrice !== "") {
-      return {
-        kind: "requote",
-        text: `REJECTED (requote): ${what}. New price ${order.requotePrice}.`,
-        requotePrice: order.requotePrice,
-      };
-    }
-    return {
-      kind: "rejected",
-      text: `REJECTED: ${what}. ${orderReasonText(order.statusReason) || order.statusMessage}`,
-    };
-  }
-  if (order.status === OrderStatus.FILLED || order.status === OrderStatus.PARTIALLY_FILLED) {
-    return { kind: "ok", text: `${status}: ${what} at ${order.averageFillPrice || DASH}.` };
-  }
-  const at = order.price !== "" ? ` at ${order.price}` : order.stopPrice !== "" ? ` stop ${order.stopPrice}` : "";
-  return { kind: "ok", text: `${status}: ${what}${at}.` };
-}
 
 export function OrderTicket({
   accountId,
@@ -125,7 +94,7 @@ export function OrderTicket({
         ...(stopLoss.trim() !== "" ? { stopLoss: cleanDecimalInput(stopLoss) } : {}),
         ...(takeProfit.trim() !== "" ? { takeProfit: cleanDecimalInput(takeProfit) } : {}),
       });
-      setOutcome(order === undefined ? { kind: "error", text: "No order returned." } : describe(order));
+      setOutcome(order === undefined ? { kind: "error", text: "No order returned." } : describeOrder(order));
       onPlaced();
     } catch (e) {
       const failure = userError(e);
