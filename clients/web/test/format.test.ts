@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { Decimal } from "@tradingmesh/sdk";
+
 import { nextBar } from "../src/lib/candles.js";
 import { dayRange } from "../src/lib/dates.js";
 import {
@@ -56,6 +58,8 @@ test("chart units are integers and print back exactly", () => {
   assert.equal(chartPriceText(108510, 5), "1.08510");
   assert.equal(chartPriceText(108510.4, 5), "1.08510");
   assert.equal(chartPriceText(234567, 2), "2345.67");
+  assert.equal(chartUnits(Decimal.fromUnits(108512n, 5), 5), 108512);
+  assert.equal(chartUnits(Decimal.fromUnits(10851n, 4), 5), 108510);
   assert.throws(() => chartUnits("1.085123", 5));
   assert.throws(() => chartUnits("99999999999.99999", 5));
 });

@@ -124,9 +124,9 @@ export function CandleChart({
     if (quote === undefined || series.current === undefined) return;
     let units: number;
     try {
-      units = Number(Decimal.fromUnits(quote.bidUnits, quote.scale).toUnits(digits));
+      units = chartUnits(Decimal.fromUnits(quote.bidUnits, quote.scale), digits);
     } catch {
-      return; // A price finer than the instrument's digits: not charted.
+      return; // A price finer than the instrument's digits (or too large): not charted.
     }
     const bar = nextBar(last.current, units, Math.floor(quote.timeMs / 1000), seconds);
     if (bar === undefined) return;

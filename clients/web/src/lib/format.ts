@@ -63,10 +63,10 @@ export function signClass(value: string | undefined): "pos" | "neg" | "" {
  * then exact integers): ("1.0851", 5) → 108510. Throws if the price has more digits or the
  * units would not be exact in a double.
  */
-export function chartUnits(price: string, digits: number): number {
+export function chartUnits(price: string | Decimal, digits: number): number {
   const units = toUnits(price, digits);
   if (units > BigInt(Number.MAX_SAFE_INTEGER) || units < -BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new RangeError(`price ${price} at ${digits} digits is too large for the chart`);
+    throw new RangeError(`price ${String(price)} at ${digits} digits is too large for the chart`);
   }
   return Number(units);
 }
