@@ -257,8 +257,8 @@ def deployment(w: Workload) -> dict[str, Any]:
         "resources": _resources(w.cpu, w.memory, w.cpu_limit, w.memory_limit),
         # Start: connections, Vault, reference data, FIX logons; slow ones get longer.
         "startupProbe": _grpc_probe(2, w.startup_seconds // 2),
-        # NOT_SERVING while draining: out of the Service at the first failure.
-        "readinessProbe": _grpc_probe(5, 1),
+        # NOT_SERVING while draining (a deleted pod leaves the endpoints at once anyway).
+        "readinessProbe": _grpc_probe(5, 2),
         "livenessProbe": _grpc_probe(10, 3),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "securityContext": container_security(),
@@ -404,7 +404,7 @@ def edge_documents() -> list[dict[str, Any]]:
         "readinessProbe": {
             "httpGet": {"path": "/ready", **admin_probe},
             "periodSeconds": 5,
-            "failureThreshold": 1,
+            "failureThreshold": 2,
         },
         "livenessProbe": {
             "httpGet": {"path": "/server_info", **admin_probe},
@@ -536,8 +536,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in files().items():
+    wanted = files()
+    stale: list[Path] = []
+    for path in sorted(OUT.glob("*.yaml")):
+        if path not in wanted:  # a workload no longer in the table
+            print(f"generate: {path.relative_to(BASE.parent.parent)} is not written by this file")
+            if args.check:
+                stale.append(path)
+            else:
+                path.unlink()
+    for path, text in wanted.items():
         current = path.read_text() if path.is_file() else ""
         if current == text:
             continue
