@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import shutil
 import sys
@@ -35,8 +36,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from stack.components.base import Context
 from stack.components.envoy import JWKS_CLUSTER, STREAM_CLUSTER, UNROUTED_CLUSTER, Envoy
@@ -114,35 +113,47 @@ def _to_cluster(cluster: dict[str, Any], listen_port: int) -> dict[str, Any]:
     return cluster
 
 
-def _paths(value: Any, files: Mapping[str, str]) -> Any:
-    """Every string that names a rendered file, pointed at the same file in the pod."""
-    if isinstance(value, dict):
-        return {key: _paths(item, files) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_paths(item, files) for item in value]
-    if isinstance(value, str) and value in files:
-        return files[value]
-    return value
+def _replace_once(text: str, old: str, new: str) -> str:
+    count = text.count(old)
+    if count != 1:
+        raise ValueError(f"render_edge: {old!r} is in the local rendering {count} times, not once")
+    return text.replace(old, new)
 
 
-def kubernetes_config(
-    local: dict[str, Any], local_ports: Ports, files: Mapping[str, str]
-) -> dict[str, Any]:
-    """The local rendering's config (as parsed YAML), with the cluster's addresses and paths."""
-    config: dict[str, Any] = _paths(local, files)
-    config["admin"]["address"]["socket_address"] = {"address": "0.0.0.0", "port_value": ADMIN_PORT}
-    resources = config["static_resources"]
-    for listener in resources["listeners"]:
-        listener["address"]["socket_address"] = {"address": "0.0.0.0", "port_value": LISTEN_PORT}
-    resources["clusters"] = [_to_cluster(c, LISTEN_PORT) for c in resources["clusters"]]
-    text = yaml.safe_dump(config, sort_keys=False)
-    local_jwks = f"http://127.0.0.1:{local_ports.envoy}/"
-    if local_jwks not in text:
-        raise ValueError("render_edge: the JWKS URI of the local rendering was not found")
-    parsed: dict[str, Any] = yaml.safe_load(
-        text.replace(local_jwks, f"http://127.0.0.1:{LISTEN_PORT}/")
+def kubernetes_config(text: str, local_ports: Ports, files: Mapping[str, str]) -> str:
+    """The local rendering's config text with the cluster's addresses and paths.
+
+    Done on the text, so that the image needs no YAML library (PyYAML is a test dependency only)
+    and the config keeps the template's comments: the listen and admin addresses are the
+    template's two `address: 127.0.0.1` lines, and the clusters its one `clusters:` line,
+    JSON (stack/components/envoy.py writes the generated parts as JSON). A template that no
+    longer has them fails here, and so the edge's init container and tests/k8s.
+    """
+    text = _replace_once(
+        text,
+        f"{{address: 127.0.0.1, port_value: {local_ports.envoy_admin}}}",
+        f"{{address: 0.0.0.0, port_value: {ADMIN_PORT}}}",
     )
-    return parsed
+    text = _replace_once(
+        text,
+        f"{{address: 127.0.0.1, port_value: {local_ports.envoy}}}",
+        f"{{address: 0.0.0.0, port_value: {LISTEN_PORT}}}",
+    )
+    text = text.replace(
+        f"http://127.0.0.1:{local_ports.envoy}/", f"http://127.0.0.1:{LISTEN_PORT}/"
+    )
+    for local, pod in files.items():
+        text = text.replace(local, pod)
+    lines = text.splitlines(keepends=True)
+    prefix = "  clusters: "
+    found = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    if len(found) != 1:
+        raise ValueError(f"render_edge: {len(found)} `clusters:` lines in the local rendering")
+    (index,) = found
+    local_clusters = json.loads(lines[index][len(prefix) :])
+    clusters = [_to_cluster(c, LISTEN_PORT) for c in local_clusters]
+    lines[index] = prefix + json.dumps(clusters, separators=(",", ": ")) + "\n"
+    return "".join(lines)
 
 
 def render(
@@ -162,13 +173,14 @@ def render(
             local_path = Path(Envoy(context).render(timeout=120))
         files = {str(paths.envoy_dir / name): str(out / name) for name in FILES}
         files[str(paths.tls_dir / "edge.pem")] = tls_cert
-        local = yaml.safe_load(local_path.read_text())
-        config = kubernetes_config(local, ports, files)
+        config = kubernetes_config(local_path.read_text(), ports, files)
+        if scratch in config:
+            raise ValueError("render_edge: a path of the scratch rendering is left in the config")
         for name in FILES[1:]:
             shutil.copyfile(paths.envoy_dir / name, out / name)
     target = out / FILES[0]
-    header = "# Rendered by k8s/render_edge.py from envoy/edge.yaml.tmpl; do not edit.\n"
-    target.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    header = "# Rendered for Kubernetes by k8s/render_edge.py; do not edit.\n"
+    target.write_text(header + config)
     return target
 
 

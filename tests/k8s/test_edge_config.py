@@ -63,7 +63,7 @@ def test_it_writes_the_config_and_what_the_config_reads(
     assert str(cert) in text
     assert "/tmp/tm-edge-" not in text, "a path of the scratch rendering is left"
     assert ORIGIN in text
-    assert "max_tokens: 10" in text  # the rate limit setting reached the rendering
+    assert '"max_tokens": 10,' in text  # the rate limit setting reached the rendering
 
 
 def test_envoy_listens_on_the_pods_address_and_calls_services_by_name(
@@ -140,3 +140,25 @@ def test_it_refuses_to_render_without_the_web_apps_origins(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert "TM_EDGE_CORS_ORIGINS is required" in result.stderr
+
+
+def test_the_renderer_needs_only_the_images_packages(tmp_path: Path) -> None:
+    """The image installs the project's dependencies, not the dev ones (PyYAML is a test
+    dependency): the renderer must run with them blocked."""
+    blocked = ("yaml", "jsonschema", "kubernetes_validate", "dockerfile_parse", "pytest")
+    script = (
+        "import runpy, sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        f"sys.argv = ['render_edge.py', '--out', {str(tmp_path)!r}]\n"
+        f"runpy.run_path({str(Path(render_edge.__file__))!r}, run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TM_EDGE_CORS_ORIGINS": ORIGIN},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "edge.yaml").is_file()
