@@ -316,3 +316,28 @@ def test_the_ip_blocks_of_the_policies_are_valid_networks(rendered: dict[str, li
             for peer in rule.get("to", []) + rule.get("from", []):
                 if "ipBlock" in peer:
                     ipaddress.ip_network(peer["ipBlock"]["cidr"])
+
+
+def pooler_problems(docs: list[Doc]) -> list[str]:
+    """A read-only pooler needs a replica behind it (a one-instance Cluster has none)."""
+    instances = {
+        c["metadata"]["name"]: c["spec"]["instances"] for c in docs if c["kind"] == "Cluster"
+    }
+    return [
+        f"Pooler/{p['metadata']['name']}: type ro, its cluster has no replica"
+        for p in docs
+        if p["kind"] == "Pooler"
+        and p["spec"]["type"] == "ro"
+        and instances.get(p["spec"]["cluster"]["name"], 0) < 2
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pooler_has_a_postgres_behind_it(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    assert pooler_problems(rendered[overlay]) == []
+    docs = copy.deepcopy(rendered[overlay])
+    named(docs, "Cluster", "postgres")["spec"]["instances"] = 1
+    named(docs, "Pooler", "postgres-pooler-ro")["spec"]["type"] = "ro"
+    assert pooler_problems(docs) != []  # the negative control
