@@ -121,6 +121,7 @@ def _summary(state: StackState, seconds: float) -> str:
             f"  HTTP         {state.endpoints.http}  (REST/JSON and gRPC-web; http:// also works)",
             f"  CA file      {state.endpoints.ca_file}",
             f"  Envoy admin  {state.endpoints.envoy_admin}",
+            f"  Prometheus   {state.endpoints.prometheus}  (rules: monitoring/prometheus/rules)",
             f"  Vault        {state.vault.address}  (root token: {state.vault.root_token_file})",
             f"  demo login   {login}",
             f"  operator     {operator}  (staff: admin, dealer, backoffice)",

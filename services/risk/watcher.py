@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -43,10 +44,12 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import grpc
+from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
+from services.platform.metrics import REGISTRY
 from services.risk import convert, store
 from services.risk.copies import position_of
 from services.risk.episodes import (
@@ -72,6 +75,19 @@ from tradingmesh.trading.margin import RiskStatus
 __all__ = ["Closer", "MarginWatcher", "WatcherConfig"]
 
 log = logging.getLogger(__name__)
+
+MARGIN_EVENTS = Counter(
+    "tradingmesh_risk_margin_events",
+    "Margin events decided: MARGIN_CALL, MARGIN_CALL_RESOLVED, STOP_OUT_TRIGGERED, ...",
+    ["type"],
+    registry=REGISTRY,
+)
+ACCOUNTS_AT_RISK = Gauge(
+    "tradingmesh_risk_accounts",
+    "Accounts in a margin state other than OK, by state (MARGIN_CALL, STOP_OUT)",
+    ["status"],
+    registry=REGISTRY,
+)
 
 LOCK_KEY: Final = int.from_bytes(
     hashlib.sha256(b"tradingmesh.risk.margin-watcher").digest()[:8], "big", signed=True
@@ -110,6 +126,10 @@ class WatcherConfig:
     catch_up_timeout: float = 5.0
 
 
+def _accounts_in(state: RiskState, status: RiskStatus) -> int:
+    return sum(1 for found in state.statuses.values() if found is status)
+
+
 class MarginWatcher:
     def __init__(
         self,
@@ -131,6 +151,10 @@ class MarginWatcher:
         self._stop_outs: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._valuer = PassValuer(state)
+        for status in (RiskStatus.MARGIN_CALL, RiskStatus.STOP_OUT):
+            ACCOUNTS_AT_RISK.labels(status.name).set_function(
+                functools.partial(_accounts_in, state, status)
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -332,6 +356,8 @@ class MarginWatcher:
                 )
             await store.write_episode(session, account_id, episode)
         self.episodes[account_id] = episode
+        for kind in decided:
+            MARGIN_EVENTS.labels(kind.value).inc()
         if episode.status is RiskStatus.OK:
             self.state.statuses.pop(account_id, None)
         else:
