@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import logging
 import time
@@ -44,7 +43,7 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import grpc
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,12 +81,8 @@ MARGIN_EVENTS = Counter(
     ["type"],
     registry=REGISTRY,
 )
-ACCOUNTS_AT_RISK = Gauge(
-    "tradingmesh_risk_accounts",
-    "Accounts in a margin state other than OK, by state (MARGIN_CALL, STOP_OUT)",
-    ["status"],
-    registry=REGISTRY,
-)
+for _type in EventType:  # every type from the start: a rate over none is 0, not nothing
+    MARGIN_EVENTS.labels(_type.value)
 
 LOCK_KEY: Final = int.from_bytes(
     hashlib.sha256(b"tradingmesh.risk.margin-watcher").digest()[:8], "big", signed=True
@@ -126,10 +121,6 @@ class WatcherConfig:
     catch_up_timeout: float = 5.0
 
 
-def _accounts_in(state: RiskState, status: RiskStatus) -> int:
-    return sum(1 for found in state.statuses.values() if found is status)
-
-
 class MarginWatcher:
     def __init__(
         self,
@@ -151,10 +142,6 @@ class MarginWatcher:
         self._stop_outs: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._valuer = PassValuer(state)
-        for status in (RiskStatus.MARGIN_CALL, RiskStatus.STOP_OUT):
-            ACCOUNTS_AT_RISK.labels(status.name).set_function(
-                functools.partial(_accounts_in, state, status)
-            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
