@@ -130,6 +130,7 @@ def _summary(state: StackState, seconds: float) -> str:
             f"  CA file      {state.endpoints.ca_file}",
             f"  Envoy admin  {state.endpoints.envoy_admin}",
             f"  Web terminal {state.endpoints.web}  {_web_note(state)}",
+            f"  Prometheus   {state.endpoints.prometheus}  (rules: monitoring/prometheus/rules)",
             f"  Vault        {state.vault.address}  (root token: {state.vault.root_token_file})",
             f"  demo login   {login}",
             f"  operator     {operator}  (staff: admin, dealer, backoffice)",

@@ -31,6 +31,7 @@ from stack import state as state_file
 from stack.components.base import Component, Context
 from stack.components.envoy import Envoy
 from stack.components.lpsim import LpSimulator
+from stack.components.monitoring import PostgresExporter, Prometheus, RedisExporter
 from stack.components.nats import Nats
 from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
@@ -64,6 +65,8 @@ from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")
 
+# Prometheus and its exporters (ADR 0014): started last, once there is something to scrape.
+MONITORING: tuple[str, ...] = ("postgres-exporter", "redis-exporter", "prometheus")
 START_ORDER: tuple[str, ...] = (
     "openbao",
     "postgres",
@@ -75,10 +78,11 @@ START_ORDER: tuple[str, ...] = (
     *SERVICES,
     *STREAM_WORKERS,
     "envoy",
+    *MONITORING,
 )
 # Stopped tier by tier, each tier at once: the edge, then the services, then what they use.
 STOP_TIERS: tuple[tuple[str, ...], ...] = (
-    ("envoy",),
+    ("envoy", *MONITORING),
     (*SERVICES, *STREAM_WORKERS),
     (*LP_SIMULATORS, "smtp", "nats", "redis", "postgres-replica", "postgres"),
     ("openbao",),
@@ -93,6 +97,8 @@ SECRET_HOLDERS: tuple[str, ...] = (
     *SERVICES,
     *STREAM_WORKERS,
     "envoy",
+    "postgres-exporter",  # the monitoring role's password, in its environment
+    "redis-exporter",  # the Redis password, in its environment
 )
 
 
@@ -123,6 +129,9 @@ class _Components:
     lps: dict[str, LpSimulator]
     services: dict[str, Service]
     envoy: Envoy
+    prometheus: Prometheus
+    postgres_exporter: PostgresExporter
+    redis_exporter: RedisExporter
 
     @classmethod
     def for_context(cls, ctx: Context) -> _Components:
@@ -137,6 +146,9 @@ class _Components:
             # The pricing service's stream workers are services too (ADR 0008).
             services={name: Service(ctx, name) for name in SERVICES} | stream_workers(ctx),
             envoy=Envoy(ctx),
+            prometheus=Prometheus(ctx),
+            postgres_exporter=PostgresExporter(ctx),
+            redis_exporter=RedisExporter(ctx),
         )
 
     def by_name(self) -> dict[str, Component]:
@@ -149,7 +161,9 @@ class _Components:
         ]
         # Stand-ins for the outside world: the LPs and the mail relay.
         outside: list[Component] = [self.smtp, *self.lps.values()]
-        return {c.name: c for c in [*infra, *outside, *self.services.values(), self.envoy]}
+        monitoring: list[Component] = [self.postgres_exporter, self.redis_exporter, self.prometheus]
+        edge_and_services = [*self.services.values(), self.envoy]
+        return {c.name: c for c in [*infra, *outside, *edge_and_services, *monitoring]}
 
 
 def _ref(component: ComponentState) -> ProcessRef | None:
@@ -199,6 +213,7 @@ def _skeleton(paths: StackPaths, ports: Ports) -> StackState:
             ca_file=str(paths.ca_file),
             envoy_admin=f"http://127.0.0.1:{ports.envoy_admin}",
             web=web_url(f"https://127.0.0.1:{ports.envoy}"),
+            prometheus=f"http://127.0.0.1:{ports.prometheus}",
         ),
     )
 
@@ -381,9 +396,26 @@ class _Up:
             self._ensure_started(envoy, lambda: edge_launch)
         late.append(envoy)
         late.extend([smtp, *lps])
+
+        # 7. Prometheus and its exporters, scraping what runs now.
+        late.extend(self._start_monitoring(secrets, started=late))
         self._wait(late)
         self._drop_stale_records()
         return self.state
+
+    def _start_monitoring(self, secrets: StackSecrets, started: list[Component]) -> list[Component]:
+        parts = self.components
+        if secrets.monitoring is None:
+            raise StackError("vault: the monitoring role's secret is missing")
+        monitoring_login = secrets.monitoring
+        self._ensure_started(
+            parts.postgres_exporter, lambda: parts.postgres_exporter.launch(monitoring_login)
+        )
+        redis = secrets.redis_password.reveal()
+        self._ensure_started(parts.redis_exporter, lambda: parts.redis_exporter.launch(redis))
+        targets = {c.name: c.metrics_address for c in started if isinstance(c, Service)}
+        self._ensure_started(parts.prometheus, lambda: parts.prometheus.launch(targets))
+        return [parts.postgres_exporter, parts.redis_exporter, parts.prometheus]
 
     def _provision_database(self, secrets: StackSecrets, new_database: bool) -> None:
         self.components.postgres.configure(secrets)

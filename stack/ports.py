@@ -31,6 +31,9 @@ OPENBAO_CLUSTER = 5  # bound by `bao server -dev` itself: listen port + 1
 POSTGRES_REPLICA = 6  # the read replica: a streaming hot standby of the primary (ADR 0012)
 ENVOY = 10
 ENVOY_ADMIN = 11
+PROMETHEUS = 12  # stack/components/monitoring.py: Prometheus and its two exporters
+POSTGRES_EXPORTER = 13
+REDIS_EXPORTER = 14
 SMTP = 15  # the SMTP sink (stack/components/smtp.py)
 SMTP_CONTROL = 16  # its control port (read what it stored, make it refuse)
 SERVICE_GRPC = 20
@@ -88,6 +91,18 @@ class Ports:
         return self.base + ENVOY_ADMIN
 
     @property
+    def prometheus(self) -> int:
+        return self.base + PROMETHEUS
+
+    @property
+    def postgres_exporter(self) -> int:
+        return self.base + POSTGRES_EXPORTER
+
+    @property
+    def redis_exporter(self) -> int:
+        return self.base + REDIS_EXPORTER
+
+    @property
     def smtp(self) -> int:
         return self.base + SMTP
 
@@ -129,6 +144,9 @@ class Ports:
             self.postgres_replica,
             self.envoy,
             self.envoy_admin,
+            self.prometheus,
+            self.postgres_exporter,
+            self.redis_exporter,
             self.smtp,
             self.smtp_control,
         )

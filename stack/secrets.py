@@ -31,6 +31,8 @@ PREFIX = "tradingmesh"
 POSTGRES_ADMIN_USER = "postgres"
 # The role the read replica streams the WAL as (REPLICATION, nothing else; ADR 0012).
 REPLICATION_USER = "replication"
+# The metrics exporter's PostgreSQL role: pg_monitor (statistics views), nothing else.
+MONITORING_USER = "monitoring"
 NATS_USER = "tradingmesh"
 SMTP_USER = "tradingmesh"
 SERVICE_TOKEN_PERIOD = "24h"
@@ -67,6 +69,8 @@ class StackSecrets:
     # The read replica's streaming role (None only in code that builds secrets by hand).
     replication: Login | None = None
     smtp: Login = field(default_factory=lambda: Login(SMTP_USER, generate()))  # the relay's
+    # The PostgreSQL exporter's role (None only in code that builds secrets by hand).
+    monitoring: Login | None = None
 
     def values(self) -> list[str]:
         """Every secret value, for the test that scans the state directory for leaks."""
@@ -77,8 +81,7 @@ class StackSecrets:
             *self.postgres.values(),
             *self.lp.values(),
         ]
-        if self.replication is not None:
-            logins.append(self.replication)
+        logins.extend(login for login in (self.replication, self.monitoring) if login)
         return [
             *(login.password.reveal() for login in logins),
             self.redis_password.reveal(),
@@ -102,6 +105,7 @@ def _generate_all() -> StackSecrets:
         webhooks={provider: generate() for provider in WEBHOOK_PROVIDERS},
         replication=Login(REPLICATION_USER, generate()),
         smtp=Login(SMTP_USER, generate()),
+        monitoring=Login(MONITORING_USER, generate()),
     )
 
 
@@ -115,6 +119,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
     """The secrets in Vault, or None if any of them is missing."""
     admin = _login(vault.read(_path("postgres", "admin")))
     replication = _login(vault.read(_path("postgres", "replication")))
+    monitoring = _login(vault.read(_path("postgres", MONITORING_USER)))
     roles = {s: _login(vault.read(_path("postgres", s))) for s in SERVICES}
     redis = vault.read(_path("redis"))
     nats = _login(vault.read(_path("nats")))
@@ -124,6 +129,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
     if (
         admin is None
         or replication is None
+        or monitoring is None
         or nats is None
         or smtp is None
         or not redis
@@ -149,6 +155,7 @@ def read(vault: VaultAdmin) -> StackSecrets | None:
         webhooks=webhooks,
         replication=replication,
         smtp=smtp,
+        monitoring=monitoring,
     )
 
 
@@ -173,6 +180,8 @@ def _write(vault: VaultAdmin, stack: StackSecrets) -> None:
     vault.write(_path("postgres", "admin"), login(stack.postgres_admin))
     if stack.replication is not None:
         vault.write(_path("postgres", "replication"), login(stack.replication))
+    if stack.monitoring is not None:
+        vault.write(_path("postgres", MONITORING_USER), login(stack.monitoring))
     for service, role in stack.postgres.items():
         vault.write(_path("postgres", service), login(role))
     vault.write(_path("redis"), {"password": stack.redis_password.reveal()})

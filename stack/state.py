@@ -3,7 +3,7 @@
 {
   "name": "dev", "base_port": 17000, "state_dir": ".../.tradingmesh/dev",
   "components": [{"name", "address", "pid", "pid_start_ticks", "healthy", "log"}, ...],
-  "endpoints": {"grpc", "http", "ca_file", "envoy_admin", "web"},
+  "endpoints": {"grpc", "http", "ca_file", "envoy_admin", "web", "prometheus"},
   "vault": {"address", "root_token_file"},
   "demo": {"username", "password", "account_id"} | null,
   "operator": {"username", "password"} | null,
@@ -46,6 +46,7 @@ class Endpoints:
     http: str
     ca_file: str
     envoy_admin: str
+    prometheus: str = ""  # empty in the files of stacks started before Prometheus was added
     # The web terminal, served by Envoy (ADR 0014). Absent from state files written before it:
     # then derived from `http`.
     web: str = ""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -44,11 +45,13 @@ from typing import Final
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
+from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
 from services.platform.envelope import EnvelopeError, Event, matches, open_envelope
+from services.platform.metrics import REGISTRY
 from services.platform.outbox import schema_table
 from services.platform.sql import insert_rows
 
@@ -65,6 +68,24 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _BATCH: Final = 100
 _RETRY_SECONDS: Final = 1.0
+CONSUMER_PENDING = Gauge(
+    "tradingmesh_events_consumer_pending",
+    "Messages waiting in JetStream behind the consumer's last delivery (0 when it is idle)",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMER_DELAY = Gauge(
+    "tradingmesh_events_consumer_delay_seconds",
+    "Age of the newest message of the consumer's last batch when it was fetched (0 when idle)",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CONSUMED = Counter(
+    "tradingmesh_events_consumed",
+    "Messages delivered to the consumer (each envelope once per delivery)",
+    ["consumer"],
+    registry=REGISTRY,
+)
 _CLAIMED: Final = "tradingmesh_inbox_claimed"  # session.info: the envelope being applied is fresh
 
 AfterCommit = Callable[[], None]
@@ -198,15 +219,26 @@ class EventConsumer:
             self._subscription = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        pending = CONSUMER_PENDING.labels(self.name)
+        delay = CONSUMER_DELAY.labels(self.name)
         while True:
             try:
                 messages = await subscription.fetch(batch=_BATCH, timeout=1)
             except TimeoutError:  # nats-py raises its own or asyncio's when idle
+                pending.set(0)  # nothing was waiting for a whole second
+                delay.set(0)
                 continue
             except Exception:
                 _log.exception("reading events failed; retrying", extra={"consumer": self.name})
                 await asyncio.sleep(self._retry)
                 continue
+            if messages:
+                # JetStream tells each delivery how many messages wait behind it, and when its
+                # message was stored: the consumer's lag, for free.
+                newest = messages[-1].metadata
+                pending.set(newest.num_pending)
+                delay.set(max(time.time() - newest.timestamp.timestamp(), 0.0))
+                CONSUMED.labels(self.name).inc(len(messages))
             changed = await self.apply(messages)
             if changed and self._on_changes is not None:
                 await self._on_changes()

@@ -36,6 +36,7 @@ from services.platform.request_id import (
 from services.platform.secrets import Secret
 from services.platform.validation import check_request
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.errors import reason_string
 
 __all__ = [
     "EDGE_EXEMPT_PREFIXES",
@@ -344,13 +345,18 @@ class ErrorMappingInterceptor(CallInterceptor):
     A `DomainError` becomes its reason's status with ErrorInfo (and BadRequest, RetryInfo).
     `NotImplementedError` (the generated servicer's default) becomes UNIMPLEMENTED. Anything else
     is a bug: INTERNAL with a generic message and the request id, and the exception is logged.
+    Refusals are counted by reason (`tradingmesh_rpc_refusals_total`).
     """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._refusals = rpc_metrics(registry).refusals
 
     @asynccontextmanager
     async def around(self, call: Call) -> AsyncIterator[None]:
         try:
             yield
         except DomainError as error:
+            self._refusals.labels(call.service, call.name, reason_string(error.reason)).inc()
             await abort(call.context, error)
         except grpc.aio.AbortError:
             raise  # the handler ended the call itself, with a status of its choice
@@ -371,7 +377,7 @@ def server_interceptors(
         MetricsInterceptor(registry),
         EdgeIdentityInterceptor(edge_token),
         ValidationInterceptor(),
-        ErrorMappingInterceptor(),
+        ErrorMappingInterceptor(registry),
     ]
 
 

@@ -31,6 +31,9 @@ class RpcMetrics:
     handling_seconds: Histogram
     """grpc_server_handling_seconds{grpc_service, grpc_method, grpc_type}: a unary call's
     latency, or a stream's lifetime."""
+    refusals: Counter
+    """tradingmesh_rpc_refusals_total{grpc_service, grpc_method, reason}: calls answered with
+    a domain error, by its stable reason (ADR 0002), e.g. INSUFFICIENT_MARGIN."""
 
 
 @functools.cache
@@ -48,6 +51,12 @@ def rpc_metrics(registry: CollectorRegistry) -> RpcMetrics:
             "grpc_server_handling_seconds",
             "Time from the start of an RPC to its status, in seconds.",
             labels,
+            registry=registry,
+        ),
+        refusals=Counter(
+            "tradingmesh_rpc_refusals",
+            "Calls answered with a domain error, by its stable reason.",
+            ("grpc_service", "grpc_method", "reason"),
             registry=registry,
         ),
     )

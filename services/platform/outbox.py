@@ -54,6 +54,7 @@ from typing import Any, Final
 from google.protobuf.message import Message
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
+from prometheus_client import Counter, Gauge
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -61,6 +62,7 @@ from sqlalchemy.orm import Session
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.db import Database
 from services.platform.envelope import Envelope, Sealed
+from services.platform.metrics import REGISTRY
 from services.platform.sql import Write
 
 __all__ = [
@@ -77,6 +79,18 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+PUBLISHED = Counter(
+    "tradingmesh_outbox_published",
+    "Envelopes the relay published: at once after their commit (hand-off) or found by its poll",
+    ["schema", "path"],
+    registry=REGISTRY,
+)
+UNSENT_AGE = Gauge(
+    "tradingmesh_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox row that its hand-off did not publish, at the relay's last poll",
+    ["schema"],
+    registry=REGISTRY,
+)
 _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _BATCH: Final = 100
 _IDLE_SECONDS: Final = 1.0
@@ -272,6 +286,7 @@ class OutboxRelay:
             return 0
         sent, failure = await self._publish(rows)
         self._sent.extend(sent)
+        PUBLISHED.labels(self.schema, "hand-off").inc(len(sent))
         if failure is not None:
             _log.warning(
                 "publishing envelopes failed; the poll sends them",
@@ -286,7 +301,7 @@ class OutboxRelay:
             found = (
                 await session.execute(
                     text(
-                        f"SELECT event_id, subject, payload FROM {self._table}"
+                        f"SELECT event_id, subject, payload, created_at FROM {self._table}"
                         " WHERE sent_at IS NULL"
                         " AND created_at < now() - make_interval(secs => :grace)"
                         " ORDER BY position LIMIT :batch"
@@ -294,11 +309,15 @@ class OutboxRelay:
                     {"batch": self._batch, "grace": self._grace},
                 )
             ).all()
-        rows = [(str(event_id), subject, bytes(payload)) for event_id, subject, payload in found]
+        rows = [(str(event_id), subject, bytes(payload)) for event_id, subject, payload, _ in found]
+        # What the hand-offs did not publish: its age is the relay's backlog (0: none).
+        oldest = found[0][3].timestamp() if found else None
+        UNSENT_AGE.labels(self.schema).set(time.time() - oldest if oldest is not None else 0.0)
         if not rows:
             return 0
         sent, failure = await self._publish(rows)
         self._sent.extend(sent)
+        PUBLISHED.labels(self.schema, "poll").inc(len(sent))
         await self.mark_sent()
         if failure is not None:
             raise failure

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable
@@ -36,6 +37,12 @@ LP_TICKS = Counter(
 )
 PUBLISHED = Counter(
     "tradingmesh_pricing_prices_published", "prices published to client groups", registry=REGISTRY
+)
+LAST_PRICE = Gauge(
+    "tradingmesh_pricing_last_price_timestamp_seconds",
+    "when a price of the symbol was last published to any client group (Unix time)",
+    ["symbol"],
+    registry=REGISTRY,
 )
 LP_UP = Gauge(
     "tradingmesh_pricing_lp_session_up",
@@ -177,5 +184,8 @@ class PriceFeed:
             subject = f"pricing.quote.published.{price.group_id}.{symbol_token(price.symbol)}"
             await self.nats.publish(subject, event.SerializeToString())
         PUBLISHED.inc(len(prices))
+        published_at = time.time()
+        for symbol in {price.symbol for price in prices}:
+            LAST_PRICE.labels(symbol).set(published_at)
         if self.ticks is not None and prices:
             self.ticks.add_published(prices)

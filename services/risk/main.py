@@ -36,7 +36,7 @@ from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
 from services.platform.secrets import EDGE_PATH
 from services.platform.settings import Address
-from services.risk import server, store
+from services.risk import metrics, server, store
 from services.risk.copies import Copies, position_of
 from services.risk.quotes import QuoteFeed
 from services.risk.recorder import DecisionRecorder
@@ -147,6 +147,7 @@ class RiskRuntime:
                 max_quote_age=self.config.max_quote_age,
             ),
         )
+        metrics.register(state)  # the book as gauges, computed when scraped
         self.snapshots = DailySnapshots(db, state)
         self.copies = Copies(db, state, self.snapshots.wake)
         await self.copies.start(self.resources.jetstream)

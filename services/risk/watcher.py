@@ -43,10 +43,12 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import grpc
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
+from services.platform.metrics import REGISTRY
 from services.risk import convert, store
 from services.risk.copies import position_of
 from services.risk.episodes import (
@@ -72,6 +74,15 @@ from tradingmesh.trading.margin import RiskStatus
 __all__ = ["Closer", "MarginWatcher", "WatcherConfig"]
 
 log = logging.getLogger(__name__)
+
+MARGIN_EVENTS = Counter(
+    "tradingmesh_risk_margin_events",
+    "Margin events decided: MARGIN_CALL, MARGIN_CALL_RESOLVED, STOP_OUT_TRIGGERED, ...",
+    ["type"],
+    registry=REGISTRY,
+)
+for _type in EventType:  # every type from the start: a rate over none is 0, not nothing
+    MARGIN_EVENTS.labels(_type.value)
 
 LOCK_KEY: Final = int.from_bytes(
     hashlib.sha256(b"tradingmesh.risk.margin-watcher").digest()[:8], "big", signed=True
@@ -332,6 +343,8 @@ class MarginWatcher:
                 )
             await store.write_episode(session, account_id, episode)
         self.episodes[account_id] = episode
+        for kind in decided:
+            MARGIN_EVENTS.labels(kind.value).inc()
         if episode.status is RiskStatus.OK:
             self.state.statuses.pop(account_id, None)
         else:

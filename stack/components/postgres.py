@@ -23,7 +23,7 @@ from stack.binaries import postgres_bin
 from stack.components.base import Component, base_env
 from stack.ports import HOST
 from stack.process import Launch, RunAs
-from stack.secrets import REPLICATION_USER, Login, StackSecrets
+from stack.secrets import MONITORING_USER, REPLICATION_USER, Login, StackSecrets
 
 SYSTEM_USER = "tradingmesh-pg"
 DATABASE = "tradingmesh"
@@ -215,13 +215,15 @@ class Postgres(Component):
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             _set_password(conn, secrets.postgres_admin, create=False)
             roles = list(secrets.postgres.values())
-            if secrets.replication is not None:
-                roles.append(secrets.replication)
+            roles.extend(login for login in (secrets.replication, secrets.monitoring) if login)
             for login in roles:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (login.username,)
                 ).fetchone()
                 _set_password(conn, login, create=exists is None)
+            if secrets.monitoring is not None:
+                # The exporter reads the statistics views (replication lag included) and no data.
+                conn.execute(f"GRANT pg_monitor TO {MONITORING_USER}")
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
                 return
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))

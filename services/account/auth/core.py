@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import Gauge
 
 from services.account.audit import actor_of, append_audit
 from services.account.auth import passwords, repo
@@ -46,6 +47,7 @@ from services.account.auth.transit import Transit
 from services.platform.access import ADMIN, require_roles, require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
+from services.platform.metrics import REGISTRY
 from services.platform.outbox import add_event
 from services.platform.resources import Resources
 from tradingmesh.account.v1.account_events_pb2 import (
@@ -60,6 +62,12 @@ from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 __all__ = ["ApiKeyStatus", "AuthCore", "Issued"]
 
 _log = logging.getLogger(__name__)
+SIGNING_KEY_ACTIVATED = Gauge(
+    "tradingmesh_account_signing_key_activated_timestamp_seconds",
+    "When the key that signs access tokens now became active (Unix time): its age tells when "
+    "a scheduled rotation is due (ADR 0005); set at each signing",
+    registry=REGISTRY,
+)
 _R = ErrorReason
 
 ACTIVE_USER: Final = "ACTIVE"
@@ -170,6 +178,8 @@ class AuthCore:
             raise DomainError(
                 _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "no token signing key is active"
             )
+        if key.activate_at is not None:
+            SIGNING_KEY_ACTIVATED.set(key.activate_at.timestamp())
         message = signing_input(key.kid, claims.payload())
         signature = await self._transit.sign(key.version, message)
         return f"{message.decode('ascii')}.{signature}"

@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Final, Protocol
 
 import grpc
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.positions import PositionMode, Side
@@ -80,6 +81,7 @@ from services.oms.store.heads import Heads
 from services.platform.db import Database
 from services.platform.detached import Detached
 from services.platform.errors import DomainError
+from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -89,6 +91,21 @@ from tradingmesh.trading.money import IDENTITY, Conversion
 __all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink", "hand_over"]
 
 log = logging.getLogger(__name__)
+
+ORDERS = Counter(
+    "tradingmesh_oms_orders",
+    "New orders as answered to their client (retries of one not counted again), by type and "
+    "status: FILLED, WORKING, REJECTED, ...",
+    ["type", "status"],
+    registry=REGISTRY,
+)
+REJECTIONS = Counter(
+    "tradingmesh_oms_order_rejections",
+    "New orders answered REJECTED, by reason (e.g. REQUOTE, INSUFFICIENT_MARGIN); a call the "
+    "service refused outright is in tradingmesh_rpc_refusals_total instead",
+    ["reason"],
+    registry=REGISTRY,
+)
 _R = ErrorReason
 _MAX_ATTEMPTS: Final = 3
 _OPTIMISTIC_ATTEMPTS: Final = 3
@@ -330,9 +347,15 @@ class Placement:
     ) -> Placed:
         for _ in range(_MAX_ATTEMPTS):
             try:
-                return await self._attempt(intent, actor, authorize, correlation_id)
+                placed = await self._attempt(intent, actor, authorize, correlation_id)
             except DuplicateOrderError:
                 continue  # a concurrent request committed this client_order_id: look again
+            if not placed.existing:
+                order = placed.order
+                ORDERS.labels(order.type.name, order.status.name).inc()
+                if order.status is OrderStatus.REJECTED:
+                    REJECTIONS.labels(order.status_reason).inc()
+            return placed
         raise DomainError(
             _R.ERROR_REASON_CONCURRENT_MODIFICATION,
             f"order {intent.client_order_id} is being placed concurrently; retry",
