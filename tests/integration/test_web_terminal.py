@@ -39,16 +39,10 @@ STEPS = [
     "limit order placed",
     "limit order amended",
     "limit order cancelled",
+    "streams reconnect and say so",
     "token refreshed silently",
     "sign out",
 ]
-
-# Until branch web-terminal (clients/web) is merged; the lead removes this mark at merge.
-pytestmark = pytest.mark.xfail(
-    not (WEB / "package.json").is_file(),
-    reason="clients/web is not in this checkout yet (branch web-terminal)",
-    strict=True,
-)
 
 
 def _served_index(edge: Edge) -> bytes | None:
@@ -106,6 +100,7 @@ def test_the_terminal_signs_in_trades_and_refreshes_its_token_in_a_real_browser(
     assert amended["orderId"] == steps["limit order placed"]["orderId"]
     assert amended["price"] != steps["limit order placed"]["price"]
     assert steps["limit order cancelled"]["orderId"] == amended["orderId"]
+    assert steps["streams reconnect and say so"]["indicator"].startswith("Reconnecting in")
     refreshed = steps["token refreshed silently"]
     assert refreshed["refreshRequests"] >= 1
     assert refreshed["closedPosition"] == steps["position with P&L"]["positionId"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from nats.aio.msg import Msg
 
 from services.account.instruments import (
     SUBJECTS,
@@ -117,6 +119,14 @@ class Message:
             envelope_id=str(uuid.uuid4()), events=[EnvelopedEvent(subject=subject, payload=data)]
         ).SerializeToString()
         self.outcome = ""
+        self.metadata = Msg.Metadata(
+            sequence=Msg.Metadata.SequencePair(stream=1, consumer=1),
+            num_pending=0,
+            num_delivered=1,
+            timestamp=datetime.now(UTC),
+            stream="test",
+            consumer="test",
+        )
 
     async def ack(self) -> None:
         self.outcome = "ack"

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, Outcome, UndeliverableError
+from services.platform.metrics import REGISTRY
 from tests.unit.fake_db import FakeDatabase as Database
 from tests.unit.fake_db import Transaction
 from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
@@ -22,7 +25,13 @@ from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 class Message:
     """A message of the stream: an envelope of events named `x.<name>` (headlined by the last)."""
 
-    def __init__(self, *names: str, data: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *names: str,
+        data: bytes | None = None,
+        pending: int = 0,
+        stored: datetime | None = None,
+    ) -> None:
         self.subject = f"x.{names[-1]}" if names else "x.none"
         envelope = EventEnvelope(
             envelope_id=str(uuid.uuid4()),
@@ -30,6 +39,15 @@ class Message:
         )
         self.data = envelope.SerializeToString() if data is None else data
         self.outcome = ""
+        # What JetStream tells each delivery: the messages behind it, and when it was stored.
+        self.metadata = Msg.Metadata(
+            sequence=Msg.Metadata.SequencePair(stream=1, consumer=1),
+            num_pending=pending,
+            num_delivered=1,
+            timestamp=stored or datetime.now(UTC),
+            stream="test",
+            consumer="test",
+        )
 
     async def ack(self) -> None:
         self.outcome = "ack"
@@ -175,6 +193,31 @@ async def test_idle_fetches_and_read_errors_do_not_stop_it() -> None:
         == 1
     )
     assert later[0].outcome == "ack"
+
+
+def lag(name: str) -> float | None:
+    return REGISTRY.get_sample_value(f"tradingmesh_events_consumer_{name}", {"consumer": "test"})
+
+
+async def test_the_consumers_lag_is_what_jetstream_said_of_its_last_delivery() -> None:
+    stored = datetime.now(UTC) - timedelta(seconds=30)
+    behind = [
+        Message("same", pending=7, stored=stored - timedelta(seconds=1)),
+        Message("same", pending=5, stored=stored),
+    ]
+    await run(Database(), behind)
+    assert lag("pending") == 5
+    delay = lag("delay_seconds")
+    assert delay is not None
+    assert 30 <= delay < 40
+    consumed = REGISTRY.get_sample_value("tradingmesh_events_consumed_total", {"consumer": "test"})
+
+    await run(Database(), NatsTimeoutError())  # a whole second with nothing waiting
+    assert lag("pending") == 0
+    assert lag("delay_seconds") == 0
+    after = REGISTRY.get_sample_value("tradingmesh_events_consumed_total", {"consumer": "test"})
+    assert consumed is not None
+    assert after == consumed
 
 
 async def test_stop_removes_the_subscription_so_draining_the_connection_does_not_wait() -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from services.platform.envelope import Sealed
+from services.platform.metrics import REGISTRY
 from services.platform.outbox import OutboxRelay
 
 
@@ -43,15 +45,15 @@ class Session:
 
 
 class _Rows:
-    def __init__(self, rows: list[tuple[str, str, bytes]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, bytes, datetime]]) -> None:
         self.rows = rows
 
-    def all(self) -> list[tuple[str, str, bytes]]:
+    def all(self) -> list[tuple[str, str, bytes, datetime]]:
         return self.rows
 
 
 class Database:
-    def __init__(self, unsent: list[tuple[str, str, bytes]] | None = None) -> None:
+    def __init__(self, unsent: list[tuple[str, str, bytes, datetime]] | None = None) -> None:
         self.unsent = unsent or []
         self.statements: list[tuple[str, dict[str, Any]]] = []
 
@@ -100,11 +102,18 @@ async def test_what_failed_to_publish_is_not_marked_and_left_for_the_poll() -> N
 
 
 async def test_the_poll_publishes_old_unsent_rows_in_order_and_marks_them() -> None:
-    rows = [(sealed(n).envelope_id, "oms.trade.executed", b"envelope") for n in (7, 8)]
+    written = datetime.now(UTC) - timedelta(seconds=42)
+    rows = [(sealed(n).envelope_id, "oms.trade.executed", b"envelope", written) for n in (7, 8)]
     db, js = Database(unsent=rows), JetStream()
     outbox = relay(db, js)
 
     assert await outbox.publish_pending() == 2
+    # The backlog the poll found: the age of its oldest row.
+    age = REGISTRY.get_sample_value(
+        "tradingmesh_outbox_oldest_unsent_age_seconds", {"schema": "oms"}
+    )
+    assert age is not None
+    assert 42 <= age < 60
 
     (select, select_params), (update, update_params) = db.statements
     assert "WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => :grace)" in select
