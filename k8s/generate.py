@@ -1,11 +1,14 @@
-"""Writes k8s/base/workloads/*.yaml: the platform's workloads (ADR 0015), from one table.
+"""Writes k8s/base/workloads/*.yaml: the platform's workloads (ADR 0015), from one table; and
+the monitoring component's PrometheusRule from monitoring/prometheus/rules (ADR 0016).
 
     python k8s/generate.py           # (re)write the files
     python k8s/generate.py --check   # exit 1 if a committed file differs (tests/k8s runs it)
 
 Every service's Deployment has the same hardening, probes, drain and volumes; writing them from
-one table keeps them the same. Edit this file, not the YAML it writes. The components and
-overlays (network policies, HPAs, PDBs, operators' objects) are written by hand.
+one table keeps them the same. Edit this file, not the YAML it writes. The alerting and
+recording rules are the local stack's Prometheus's, wrapped for prometheus-operator: edit
+monitoring/prometheus/rules/*.yml. The other components and the overlays (network policies,
+HPAs, PDBs, operators' objects) are written by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import yaml
 
 BASE = Path(__file__).resolve().parent / "base"
 OUT = BASE / "workloads"
+RULES = BASE.parent.parent / "monitoring" / "prometheus" / "rules"
+PROMETHEUS_RULE = BASE.parent / "components" / "monitoring" / "prometheus-rule.yaml"
 
 IMAGE = "tradingmesh"  # the overlays set the registry and tag (`images:`)
 UID = 10001  # the Dockerfile's USER; tests/k8s/test_dockerfile.py checks they agree
@@ -518,6 +523,25 @@ def migrations_documents() -> list[dict[str, Any]]:
     return [service_account(name, "migrations"), job]
 
 
+def prometheus_rule() -> dict[str, Any]:
+    """The rules of every file in monitoring/prometheus/rules, as one PrometheusRule whose
+    labels match the PodMonitors' (the Prometheus selects both by them)."""
+    groups = [
+        group
+        for path in sorted(RULES.glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "tradingmesh",
+            "labels": {"app.kubernetes.io/part-of": "tradingmesh"},
+        },
+        "spec": {"groups": groups},
+    }
+
+
 def files() -> dict[Path, str]:
     """Every file this writes, by path, with its text."""
     found: dict[Path, list[dict[str, Any]]] = {
@@ -525,11 +549,25 @@ def files() -> dict[Path, str]:
     }
     found[OUT / "edge.yaml"] = edge_documents()
     found[OUT / "migrations.yaml"] = migrations_documents()
+    found[PROMETHEUS_RULE] = [prometheus_rule()]
     texts = {}
     for path, documents in found.items():
-        body = yaml.safe_dump_all(documents, sort_keys=False, width=100)
+        dumper = _BlockDumper if path == PROMETHEUS_RULE else yaml.SafeDumper
+        body = yaml.dump_all(documents, Dumper=dumper, sort_keys=False, width=100)
         texts[path] = HEADER + body
     return texts
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes a string of several lines (a PromQL expression) as a `|` block, as it was written."""
+
+
+def _block_string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_BlockDumper.add_representer(str, _block_string)
 
 
 def main(argv: list[str] | None = None) -> int:

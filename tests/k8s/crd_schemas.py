@@ -230,10 +230,43 @@ POD_MONITOR = _kind(
     ),
 )
 
+_RULE: Schema = {
+    "type": "object",
+    "properties": {
+        "record": _STRING,
+        "alert": _STRING,
+        "expr": {"type": "string", "minLength": 1},
+        "for": {"type": "string", "pattern": "^[0-9]+(s|m|h|d)$"},
+        "labels": {"type": "object", "additionalProperties": _STRING},
+        "annotations": {"type": "object", "additionalProperties": _STRING},
+    },
+    "required": ["expr"],
+    "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+    "additionalProperties": False,
+}
+PROMETHEUS_RULE = _kind(
+    "monitoring.coreos.com/v1",
+    "PrometheusRule",
+    _object(
+        {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": _object(
+                    {"name": _STRING, "rules": {"type": "array", "minItems": 1, "items": _RULE}},
+                    ("name", "rules"),
+                ),
+            }
+        },
+        ("groups",),
+    ),
+)
+
 SCHEMAS: dict[tuple[str, str], Schema] = {
     ("postgresql.cnpg.io/v1", "Cluster"): CLUSTER,
     ("postgresql.cnpg.io/v1", "Pooler"): POOLER,
     ("external-secrets.io/v1", "SecretStore"): SECRET_STORE,
     ("external-secrets.io/v1", "ExternalSecret"): EXTERNAL_SECRET,
     ("monitoring.coreos.com/v1", "PodMonitor"): POD_MONITOR,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
 }
