@@ -55,6 +55,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy.orm import Session as OrmSession
 
+from bench.machine import cpu_model, load_average
 from services.platform import outbox
 from services.platform.db import Database
 from services.risk.episodes import Episode
@@ -466,21 +467,6 @@ async def one_pass(
 
 
 # ---- report --------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def table(results: list[PassResult], positions: int) -> list[tuple[str, ...]]:

@@ -63,6 +63,7 @@ import grpc
 
 from bench import probes
 from bench.client_pipes import end_process, receive
+from bench.machine import load_1m
 from bench.quote_streams import OpenReport, StreamPlan, StreamResult, run
 from bench.stack import Bench, bench_stack
 from services.pricing.engine import GroupConfig, PricingEngine
@@ -102,10 +103,6 @@ DOWNSTREAM_TX = "http.edge.downstream_cx_tx_bytes_total"
 UPSTREAM_RX = "cluster.pricing.upstream_cx_rx_bytes_total"
 WORKERS_RX = "cluster.pricing_streams.upstream_cx_rx_bytes_total"  # the stream workers
 ENVOY_COUNTERS = (DOWNSTREAM_TX, UPSTREAM_RX, WORKERS_RX)
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -182,7 +179,7 @@ def engine_phase(rounds: int, repeats: int) -> dict[str, Any]:
         "prices_emitted_per_run": prices,
         "runs": runs,
         "ticks_per_second": statistics.median(r["ticks_per_second"] for r in runs),
-        "load_average_1m": load_average(),
+        "load_average_1m": load_1m(),
     }
 
 
@@ -291,7 +288,7 @@ def ticks_step(
         first = _tick_sample(bench, pids)
         time.sleep(seconds)
         last = _tick_sample(bench, pids)
-        load = load_average()
+        load = load_1m()
     finally:
         for lp, client in controls.items():
             client.set_rate(normal[lp])
@@ -454,7 +451,7 @@ def streams_phase(
         after = _edge_reading(bench, pids)
         for _, connection in workers:
             connection.send(("stop",))
-        load = load_average()
+        load = load_1m()
         results: list[StreamResult] = [
             receive(connection, "result", 120, "stream client") for _, connection in workers
         ]
@@ -769,7 +766,7 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_average_1m_at_start": load_average(),
+            "load_average_1m_at_start": load_1m(),
         },
         "targets": {
             "lp_ticks_per_second": TARGET_TICKS_PER_SECOND,
@@ -799,7 +796,7 @@ def main() -> None:
             if "ticks" in phases:
                 rates = [int(rate) for rate in args.lp_rates.split(",")]
                 summary["ticks"] = ticks_phase(bench, rates, args.tick_seconds, controls)
-    summary["machine"]["load_average_1m_at_end"] = load_average()
+    summary["machine"]["load_average_1m_at_end"] = load_1m()
     rows = table(summary)
     summary["table"] = [
         dict(zip(("metric", "value", "target", "met"), row, strict=True)) for row in rows

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,7 +40,7 @@ import psycopg
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.orders import cpu_model
+from bench.machine import describe, load_average
 from bench.orders_traders import make_traders, sign_in
 from bench.stack import Bench, bench_stack
 from services.platform.bus import MSG_ID_HEADER
@@ -60,10 +59,6 @@ from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 
 SUBJECT = "oms.trade.executed"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _secrets(bench: Bench) -> stack_secrets.StackSecrets:
@@ -349,13 +344,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         "benchmark": "notifications",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": load_average(),
-        },
+        "machine": describe(load_average_at_start=load_average()),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     with bench_stack(args.stack, budget=300, prefix="bench-notify", edge_limits={}) as bench:

@@ -60,7 +60,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import signal
 import time
 import uuid
@@ -75,7 +74,8 @@ from typing import Any
 from bench import probes
 from bench.audit_chains import verify_chains
 from bench.client_pipes import end_process, receive
-from bench.market_data import load_average, print_table
+from bench.machine import describe, load_1m
+from bench.market_data import print_table
 from bench.order_costs import (
     CPU_MS,
     LOAD_CLIENTS_CPU_MS,
@@ -287,7 +287,7 @@ def run_idle(bench: Bench, counters: StackCounters, args: argparse.Namespace) ->
         "cpu_window_seconds": round(after.at - before.at, 3),
         "counters": change,
         "per_second": per_second(with_totals(change), args.seconds),
-        "load_average_1m": load_average(),
+        "load_average_1m": load_1m(),
     }
 
 
@@ -316,7 +316,7 @@ def run_phase(
     before = _reading(bench, counters, start=True)
     time.sleep(max(end - time.time(), 0))
     after = _reading(bench, counters, start=False)
-    load = load_average()
+    load = load_1m()
     results: list[PhaseResult] = [
         receive(connection, "result", args.deadline + 60, "load client")
         for connection in clients.connections
@@ -616,17 +616,6 @@ def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def cpu_model() -> str | None:
-    """The processor's name as Linux reports it (None elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -674,13 +663,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         "benchmark": "orders",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_1m_at_start": load_average(),
-        },
+        "machine": describe(load_average_1m_at_start=load_1m()),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "targets": {
             "p50_ms": TARGET_P50_MS,
@@ -729,7 +712,7 @@ def main() -> None:
                         run_phase(bench, clients, counters, idle, args, kind, mode, rate)
                     )
             summary["counters_unavailable"] = counters.unavailable
-        summary["machine"]["load_average_1m_at_end"] = load_average()
+        summary["machine"]["load_average_1m_at_end"] = load_1m()
         # While the stack still runs (a stack this benchmark started stops at the block's end).
         chains = verify_chains(bench.state, [a.account_id for a in accounts if a.account_id])
         summary["audit_chains"] = asdict(chains)

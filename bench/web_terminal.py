@@ -33,7 +33,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -48,9 +47,9 @@ from typing import Any
 
 import grpc
 
+from bench.machine import describe, load_average
 from bench.market_data import percentile
-from bench.notifications import load_average, print_table
-from bench.orders import cpu_model
+from bench.notifications import print_table
 from bench.stack import Bench, bench_stack
 from stack.paths import REPO
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb
@@ -390,13 +389,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         "benchmark": "web_terminal",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": load_average(),
-        },
+        "machine": describe(load_average_at_start=load_average()),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     if args.stack is None:
