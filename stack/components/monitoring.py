@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +110,31 @@ class Prometheus(Component):
         )
 
 
-class PostgresExporter(Component):
-    name = "postgres-exporter"
+class _Exporter(Component):
+    """An exporter: its `/metrics` on one port is its address and its health."""
+
+    @property
+    @abstractmethod
+    def port(self) -> int:
+        """The port of its `/metrics`."""
 
     @property
     def address(self) -> str:
-        return f"http://{HOST}:{self.ctx.ports.postgres_exporter}/metrics"
+        return f"http://{HOST}:{self.port}/metrics"
 
     def ports(self) -> tuple[int, ...]:
-        return (self.ctx.ports.postgres_exporter,)
+        return (self.port,)
 
     def probe(self) -> bool:
         return http_ok(self.address)
+
+
+class PostgresExporter(_Exporter):
+    name = "postgres-exporter"
+
+    @property
+    def port(self) -> int:
+        return self.ctx.ports.postgres_exporter
 
     def launch(self, login: Login) -> Launch:
         env = base_env()
@@ -132,7 +146,7 @@ class PostgresExporter(Component):
         return Launch(
             argv=[
                 str(debian_tool("prometheus-postgres-exporter")),
-                f"--web.listen-address={HOST}:{self.ctx.ports.postgres_exporter}",
+                f"--web.listen-address={HOST}:{self.port}",
                 f"--extend.query-path={self.ctx.repo / POSTGRES_QUERIES}",
                 "--disable-settings-metrics",
                 # PostgreSQL 17 moved the checkpoint counters out of pg_stat_bgwriter, which
@@ -145,18 +159,12 @@ class PostgresExporter(Component):
         )
 
 
-class RedisExporter(Component):
+class RedisExporter(_Exporter):
     name = "redis-exporter"
 
     @property
-    def address(self) -> str:
-        return f"http://{HOST}:{self.ctx.ports.redis_exporter}/metrics"
-
-    def ports(self) -> tuple[int, ...]:
-        return (self.ctx.ports.redis_exporter,)
-
-    def probe(self) -> bool:
-        return http_ok(self.address)
+    def port(self) -> int:
+        return self.ctx.ports.redis_exporter
 
     def launch(self, redis_password: str) -> Launch:
         env = base_env()
@@ -165,7 +173,7 @@ class RedisExporter(Component):
             argv=[
                 str(debian_tool("prometheus-redis-exporter")),
                 f"-redis.addr=redis://{HOST}:{self.ctx.ports.redis}",
-                f"-web.listen-address={HOST}:{self.ctx.ports.redis_exporter}",
+                f"-web.listen-address={HOST}:{self.port}",
             ],
             env=env,
             cwd=self.ctx.paths.root,
