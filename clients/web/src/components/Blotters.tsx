@@ -10,6 +10,7 @@ import { newClientOrderId, tm } from "../api.js";
 import { DASH, decimalText, moneyText, priceText, signClass, timeText } from "../lib/format.js";
 import { orderReasonText, userError } from "../lib/reasons.js";
 import type { Quotes } from "../types.js";
+import { DecimalInput, SaveOrDiscard } from "./DecimalInput.js";
 
 const sideText = (side: Side) => (side === Side.BUY ? "Buy" : side === Side.SELL ? "Sell" : DASH);
 const typeText = (type: OrderType) =>
@@ -179,30 +180,14 @@ function WorkingOrders({ accountId, orders, onChanged, report }: Props & { repor
               <td className="actions">
                 {editing === order.id ? (
                   <form className="inline-edit" onSubmit={(e) => void amend(e, order)} aria-label={`Amend order ${shortId(order.id)}`}>
-                    <label>
-                      <span className="sr-only">New price</span>
-                      <input
-                        aria-label="New price"
-                        inputMode="decimal"
-                        value={price}
-                        onChange={(e) => setPrice(e.target.value)}
-                        aria-invalid={fields["price"] !== undefined || fields["stop_price"] !== undefined}
-                        title={fields["price"] ?? fields["stop_price"] ?? ""}
-                      />
-                    </label>
-                    <label>
-                      <span className="sr-only">New quantity</span>
-                      <input
-                        aria-label="New quantity"
-                        inputMode="decimal"
-                        value={quantity}
-                        onChange={(e) => setQuantity(e.target.value)}
-                        aria-invalid={fields["quantity"] !== undefined}
-                        title={fields["quantity"] ?? ""}
-                      />
-                    </label>
-                    <button type="submit" className="small primary">Save</button>
-                    <button type="button" className="small ghost" onClick={() => setEditing(undefined)}>Discard</button>
+                    <DecimalInput
+                      label="New price"
+                      value={price}
+                      onChange={setPrice}
+                      error={fields["price"] ?? fields["stop_price"]}
+                    />
+                    <DecimalInput label="New quantity" value={quantity} onChange={setQuantity} error={fields["quantity"]} />
+                    <SaveOrDiscard onDiscard={() => setEditing(undefined)} />
                   </form>
                 ) : (
                   <>
@@ -325,26 +310,21 @@ function Positions({ accountId, positions, quotesRef, onChanged, report }: Props
               <td className="actions">
                 {editing === position.id ? (
                   <form className="inline-edit" onSubmit={(e) => void modify(e, position)} aria-label={`Modify position ${shortId(position.id)}`}>
-                    <input
-                      aria-label="New stop loss"
+                    <DecimalInput
+                      label="New stop loss"
                       placeholder="SL"
-                      inputMode="decimal"
                       value={stopLoss}
-                      onChange={(e) => setStopLoss(e.target.value)}
-                      aria-invalid={fields["stop_loss"] !== undefined}
-                      title={fields["stop_loss"] ?? ""}
+                      onChange={setStopLoss}
+                      error={fields["stop_loss"]}
                     />
-                    <input
-                      aria-label="New take profit"
+                    <DecimalInput
+                      label="New take profit"
                       placeholder="TP"
-                      inputMode="decimal"
                       value={takeProfit}
-                      onChange={(e) => setTakeProfit(e.target.value)}
-                      aria-invalid={fields["take_profit"] !== undefined}
-                      title={fields["take_profit"] ?? ""}
+                      onChange={setTakeProfit}
+                      error={fields["take_profit"]}
                     />
-                    <button type="submit" className="small primary">Save</button>
-                    <button type="button" className="small ghost" onClick={() => setEditing(undefined)}>Discard</button>
+                    <SaveOrDiscard onDiscard={() => setEditing(undefined)} />
                   </form>
                 ) : (
                   <>

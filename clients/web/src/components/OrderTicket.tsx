@@ -7,6 +7,7 @@ import type { Instrument } from "@tradingmesh/sdk/gen/tradingmesh/pricing/v1/pri
 import { newClientOrderId, tm } from "../api.js";
 import { DASH, cleanDecimalInput, priceText } from "../lib/format.js";
 import { describeOrder, type Outcome } from "../lib/orders.js";
+import { DecimalField } from "./DecimalInput.js";
 import { userError } from "../lib/reasons.js";
 import type { QuoteView, Quotes } from "../types.js";
 
@@ -116,8 +117,6 @@ export function OrderTicket({
         {fields[name]}
       </span>
     );
-  const described = (name: string, id: string) =>
-    fields[name] === undefined ? {} : { "aria-invalid": true, "aria-describedby": id };
 
   const bid = quote === undefined ? DASH : priceText(quote.bidUnits, quote.scale);
   const ask = quote === undefined ? DASH : priceText(quote.askUnits, quote.scale);
@@ -189,75 +188,44 @@ export function OrderTicket({
           {fieldError("time_in_force", "t-tif-err")}
         </div>
       </div>
-      <div className="field">
-        <label htmlFor="t-qty">Quantity</label>
-        <input
-          id="t-qty"
-          inputMode="decimal"
-          autoComplete="off"
-          value={quantity}
-          onChange={(e) => setQuantity(e.target.value)}
-          {...described("quantity", "t-qty-err")}
+      <DecimalField id="t-qty" label="Quantity" value={quantity} onChange={setQuantity} error={fields["quantity"]} />
+      <div className="field-row">
+        <DecimalField
+          id="t-price"
+          label="Limit price"
+          value={price}
+          onChange={setPrice}
+          error={fields["price"]}
+          disabled={!needsPrice(type)}
+          placeholder={needsPrice(type) ? "" : "n/a"}
         />
-        {fieldError("quantity", "t-qty-err")}
+        <DecimalField
+          id="t-stop"
+          label="Stop price"
+          value={stopPrice}
+          onChange={setStopPrice}
+          error={fields["stop_price"]}
+          disabled={!needsStop(type)}
+          placeholder={needsStop(type) ? "" : "n/a"}
+        />
       </div>
       <div className="field-row">
-        <div className="field">
-          <label htmlFor="t-price">Limit price</label>
-          <input
-            id="t-price"
-            inputMode="decimal"
-            autoComplete="off"
-            value={price}
-            disabled={!needsPrice(type)}
-            placeholder={needsPrice(type) ? "" : "n/a"}
-            onChange={(e) => setPrice(e.target.value)}
-            {...described("price", "t-price-err")}
-          />
-          {fieldError("price", "t-price-err")}
-        </div>
-        <div className="field">
-          <label htmlFor="t-stop">Stop price</label>
-          <input
-            id="t-stop"
-            inputMode="decimal"
-            autoComplete="off"
-            value={stopPrice}
-            disabled={!needsStop(type)}
-            placeholder={needsStop(type) ? "" : "n/a"}
-            onChange={(e) => setStopPrice(e.target.value)}
-            {...described("stop_price", "t-stop-err")}
-          />
-          {fieldError("stop_price", "t-stop-err")}
-        </div>
-      </div>
-      <div className="field-row">
-        <div className="field">
-          <label htmlFor="t-sl">Stop loss</label>
-          <input
-            id="t-sl"
-            inputMode="decimal"
-            autoComplete="off"
-            placeholder="optional"
-            value={stopLoss}
-            onChange={(e) => setStopLoss(e.target.value)}
-            {...described("stop_loss", "t-sl-err")}
-          />
-          {fieldError("stop_loss", "t-sl-err")}
-        </div>
-        <div className="field">
-          <label htmlFor="t-tp">Take profit</label>
-          <input
-            id="t-tp"
-            inputMode="decimal"
-            autoComplete="off"
-            placeholder="optional"
-            value={takeProfit}
-            onChange={(e) => setTakeProfit(e.target.value)}
-            {...described("take_profit", "t-tp-err")}
-          />
-          {fieldError("take_profit", "t-tp-err")}
-        </div>
+        <DecimalField
+          id="t-sl"
+          label="Stop loss"
+          value={stopLoss}
+          onChange={setStopLoss}
+          error={fields["stop_loss"]}
+          placeholder="optional"
+        />
+        <DecimalField
+          id="t-tp"
+          label="Take profit"
+          value={takeProfit}
+          onChange={setTakeProfit}
+          error={fields["take_profit"]}
+          placeholder="optional"
+        />
       </div>
       <button type="submit" className={`primary place ${side === Side.BUY ? "buy" : "sell"}`} disabled={busy || symbol === undefined}>
         Place order
