@@ -7,12 +7,12 @@ import type { Order, Position, Trade } from "@tradingmesh/sdk/gen/tradingmesh/om
 import type { Instrument } from "@tradingmesh/sdk/gen/tradingmesh/pricing/v1/pricing_pb";
 
 import { newClientOrderId, tm } from "../api.js";
-import { DASH, decimalText, moneyText, priceText, signClass, timeText } from "../lib/format.js";
+import { DASH, decimalText, moneyText, priceText, signClass } from "../lib/format.js";
 import { orderReasonText, userError } from "../lib/reasons.js";
 import type { Quotes } from "../types.js";
 import { DecimalInput, SaveOrDiscard } from "./DecimalInput.js";
+import { TradeTable, sideText } from "./TradeTable.js";
 
-const sideText = (side: Side) => (side === Side.BUY ? "Buy" : side === Side.SELL ? "Sell" : DASH);
 const typeText = (type: OrderType) =>
   ({ [OrderType.MARKET]: "Market", [OrderType.LIMIT]: "Limit", [OrderType.STOP]: "Stop", [OrderType.STOP_LIMIT]: "Stop limit" })[
     type as 1 | 2 | 3 | 4
@@ -82,7 +82,7 @@ export function Blotters(props: Props) {
         <WorkingOrders {...props} report={report} />
       </div>
       <div role="tabpanel" id="tabpanel-trades" aria-labelledby="tab-trades" hidden={tab !== "trades"}>
-        <Trades trades={props.trades} />
+        <TradeTable label="Trades" trades={props.trades} idOf={(t) => t.id} empty="No trades yet" />
       </div>
     </div>
   );
@@ -333,44 +333,6 @@ function Positions({ accountId, positions, quotesRef, onChanged, report }: Props
                   </>
                 )}
               </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
-  );
-}
-
-function Trades({ trades }: { trades: readonly Trade[] }) {
-  return (
-    <div className="table-scroll">
-      <table className="grid-table" aria-label="Trades">
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col">Symbol</th>
-            <th scope="col">Side</th>
-            <th scope="col" className="num">Quantity</th>
-            <th scope="col" className="num">Price</th>
-            <th scope="col" className="num">Commission</th>
-            <th scope="col" className="num">Realized P&amp;L</th>
-          </tr>
-        </thead>
-        <tbody>
-          {trades.length === 0 && (
-            <tr>
-              <td colSpan={7} className="empty">No trades yet</td>
-            </tr>
-          )}
-          {trades.map((trade) => (
-            <tr key={trade.id} data-trade-id={trade.id}>
-              <th scope="row">{timeText(trade.fillTime)}</th>
-              <td>{trade.symbol}</td>
-              <td className={trade.side === Side.BUY ? "buy" : "sell"}>{sideText(trade.side)}</td>
-              <td className="num">{decimalText(trade.quantity)}</td>
-              <td className="num">{decimalText(trade.price)}</td>
-              <td className="num">{moneyText(trade.commission)}</td>
-              <td className={`num ${signClass(trade.realizedPnl)}`}>{moneyText(trade.realizedPnl)}</td>
             </tr>
           ))}
         </tbody>

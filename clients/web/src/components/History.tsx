@@ -1,12 +1,12 @@
 import { useState, type FormEvent } from "react";
 
-import { Side } from "@tradingmesh/sdk/gen/tradingmesh/common/v1/types_pb";
 import type { Statement, TradeRecord } from "@tradingmesh/sdk/gen/tradingmesh/reporting/v1/reporting_pb";
 
 import { tm } from "../api.js";
-import { decimalText, moneyText, signClass, timeText } from "../lib/format.js";
+import { moneyText, signClass } from "../lib/format.js";
 import { dayRange, isoDay } from "../lib/dates.js";
 import { userError } from "../lib/reasons.js";
+import { TradeTable } from "./TradeTable.js";
 
 /** Trade history and the statement for a date range (reporting), with a CSV download. */
 export function History({ accountId }: { accountId: string }) {
@@ -98,37 +98,7 @@ export function History({ accountId }: { accountId: string }) {
         </dl>
       )}
       {trades !== undefined && (
-        <div className="table-scroll">
-          <table className="grid-table" aria-label="Trade history">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Symbol</th>
-                <th scope="col">Side</th>
-                <th scope="col" className="num">Quantity</th>
-                <th scope="col" className="num">Price</th>
-                <th scope="col" className="num">Commission</th>
-                <th scope="col" className="num">Realized P&amp;L</th>
-              </tr>
-            </thead>
-            <tbody>
-              {trades.length === 0 && (
-                <tr><td colSpan={7} className="empty">No trades in this range</td></tr>
-              )}
-              {trades.map((t) => (
-                <tr key={t.tradeId}>
-                  <th scope="row">{timeText(t.fillTime)}</th>
-                  <td>{t.symbol}</td>
-                  <td className={t.side === Side.BUY ? "buy" : "sell"}>{t.side === Side.BUY ? "Buy" : "Sell"}</td>
-                  <td className="num">{decimalText(t.quantity)}</td>
-                  <td className="num">{decimalText(t.price)}</td>
-                  <td className="num">{moneyText(t.commission)}</td>
-                  <td className={`num ${signClass(t.realizedPnl)}`}>{moneyText(t.realizedPnl)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <TradeTable label="Trade history" trades={trades} idOf={(t) => t.tradeId} empty="No trades in this range" />
       )}
     </div>
   );
