@@ -41,6 +41,7 @@ STEPS = [
     "limit order cancelled",
     "streams reconnect and say so",
     "token refreshed silently",
+    "a duplicated tab shares the session",
     "sign out",
 ]
 
@@ -104,3 +105,5 @@ def test_the_terminal_signs_in_trades_and_refreshes_its_token_in_a_real_browser(
     refreshed = steps["token refreshed silently"]
     assert refreshed["refreshRequests"] >= 1
     assert refreshed["closedPosition"] == steps["position with P&L"]["positionId"]
+    # Two tabs holding one session (a duplicated tab): refreshed once, both still signed in.
+    assert steps["a duplicated tab shares the session"]["refreshRequests"] == 1

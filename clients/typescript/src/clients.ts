@@ -11,7 +11,7 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
-import { Session, authInterceptor, tokensFrom, type Tokens } from "./auth.js";
+import { Session, authInterceptor, tokensFrom, type RefreshFn, type Tokens } from "./auth.js";
 import { AccountAdminService } from "./gen/tradingmesh/account/v1/account_admin_service_pb.js";
 import { AccountService } from "./gen/tradingmesh/account/v1/account_service_pb.js";
 import { AuthService } from "./gen/tradingmesh/account/v1/auth_service_pb.js";
@@ -73,6 +73,14 @@ export interface ClientsOptions {
   readonly refreshMarginMs?: number | undefined;
   /** Told of every new token pair and of the session's end (`undefined`). */
   readonly onTokens?: ((tokens: Tokens | undefined) => void) | undefined;
+  /**
+   * Wraps every refresh: called with the refresh token to spend and the function that spends it
+   * (AuthService.RefreshToken), it returns the new tokens. A page whose tabs share one session
+   * refreshes it once for all of them this way: under a lock the tabs share, it returns the
+   * tokens another tab already got for the same refresh token instead of spending it again (a
+   * spent refresh token presented twice ends the session). Default: spend it.
+   */
+  readonly refreshWith?: ((refreshToken: string, refresh: RefreshFn) => Promise<Tokens>) | undefined;
   /** Interceptors to run after the SDK's own (e.g. logging). */
   readonly interceptors?: readonly Interceptor[] | undefined;
   /** A fetch of your own (e.g. one that sets `credentials`); default `globalThis.fetch`. */
@@ -110,11 +118,13 @@ export function clientsOver(
 ): TradingClients {
   const now = options.now ?? Date.now;
   // The session refreshes through the same transport; the interceptor leaves RefreshToken alone.
+  const spend: RefreshFn = async (refreshToken) => {
+    const started = now();
+    return tokensFrom(await clients.auth.refreshToken({ refreshToken }), started);
+  };
+  const refreshWith = options.refreshWith;
   const session = new Session({
-    refresh: async (refreshToken) => {
-      const started = now();
-      return tokensFrom(await clients.auth.refreshToken({ refreshToken }), started);
-    },
+    refresh: refreshWith === undefined ? spend : (refreshToken) => refreshWith(refreshToken, spend),
     tokens: options.tokens,
     refreshMarginMs: options.refreshMarginMs,
     now,

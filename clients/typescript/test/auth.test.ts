@@ -257,6 +257,63 @@ describe("refresh", () => {
   });
 });
 
+describe("refreshWith: one session shared by two tabs", () => {
+  /** Two clients on one edge holding the same tokens, as a duplicated browser tab does, whose
+   * refreshes go through `refreshWith` under one lock, sharing what each refresh bought. */
+  function twoTabs(share: boolean) {
+    const edge = new FakeEdge();
+    const clock = { now: 1_000_000 };
+    const bought = new Map<string, Tokens>(); // spent refresh token -> the tokens it bought
+    let lock: Promise<unknown> = Promise.resolve();
+    const refreshWith = (refreshToken: string, refresh: (token: string) => Promise<Tokens>) => {
+      const run = lock.then(async () => {
+        const known = bought.get(refreshToken);
+        if (known !== undefined) return known;
+        const tokens = await refresh(refreshToken);
+        bought.set(refreshToken, tokens);
+        return tokens;
+      });
+      lock = run.catch(() => undefined);
+      return run;
+    };
+    const tab = () =>
+      clientsOver((interceptors) => edge.transport(interceptors), {
+        now: () => clock.now,
+        ...(share ? { refreshWith } : {}),
+      });
+    return { edge, clock, first: tab(), second: tab() };
+  }
+
+  test("refresh the session once, and both tabs go on with the new tokens", async () => {
+    const { edge, clock, first, second } = twoTabs(true);
+    await first.signIn("demo", "right");
+    second.session.set(first.session.tokens!);
+    clock.now += 16 * MINUTE;
+
+    await Promise.all([
+      first.pricing.getQuote({ symbol: "EURUSD", accountId: "acc-1" }),
+      second.pricing.getQuote({ symbol: "EURUSD", accountId: "acc-1" }),
+    ]);
+
+    assert.equal(edge.refreshCalls, 1);
+    assert.deepEqual(second.session.tokens, first.session.tokens);
+    assert.equal(first.session.tokens?.refreshToken, "refresh-2");
+  });
+
+  test("without it, the second tab presents a spent refresh token and its session ends", async () => {
+    const { edge, clock, first, second } = twoTabs(false);
+    await first.signIn("demo", "right");
+    second.session.set(first.session.tokens!);
+    clock.now += 16 * MINUTE;
+
+    await first.pricing.getQuote({ symbol: "EURUSD", accountId: "acc-1" });
+    await assert.rejects(second.pricing.getQuote({ symbol: "EURUSD", accountId: "acc-1" }));
+
+    assert.equal(edge.refreshCalls, 2);
+    assert.equal(second.session.tokens, undefined);
+  });
+});
+
 describe("sign-out", () => {
   test("ends the session locally even when the Logout call fails", async () => {
     const { tm, changes } = await signedIn();

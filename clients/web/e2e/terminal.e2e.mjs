@@ -179,6 +179,39 @@ try {
   }
   report({ refreshRequests: refreshes.length - before, closedPosition: positionId });
 
+  step = "a duplicated tab shares the session";
+  // A duplicated tab starts with a copy of this tab's sessionStorage: the same refresh token.
+  // When both find the access token due, the session must be refreshed once (a spent refresh
+  // token presented twice would end it, signing both tabs out).
+  const held = await page.evaluate(() => sessionStorage.getItem("tradingmesh.tokens"));
+  const twin = await browser.context.newPage();
+  twin.on("request", (request) => {
+    if (request.url().includes("tradingmesh.account.v1.AuthService/RefreshToken")) {
+      refreshes.push(Date.now());
+    }
+  });
+  await twin.addInitScript((tokens) => {
+    if (sessionStorage.getItem("tradingmesh.tokens") === null) {
+      sessionStorage.setItem("tradingmesh.tokens", tokens);
+    }
+  }, held);
+  await twin.goto(url);
+  await twin.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 15_000 });
+  const beforeTwin = refreshes.length;
+  await page.clock.fastForward("16:00");
+  await waitFor("a RefreshToken request from either tab", async () => refreshes.length > beforeTwin, 15_000);
+  // Both tabs poll the account every second or two: long enough for a second refresh to show.
+  await page.waitForTimeout(4_000);
+  for (const tab of [page, twin]) {
+    if ((await tab.getByRole("button", { name: "Sign in" }).count()) > 0) throw new Error("a tab was signed out");
+  }
+  const tokensNow = await Promise.all(
+    [page, twin].map((tab) => tab.evaluate(() => JSON.parse(sessionStorage.getItem("tradingmesh.tokens") ?? "{}").refreshToken)),
+  );
+  if (tokensNow[0] !== tokensNow[1]) throw new Error("the tabs hold different refresh tokens");
+  report({ refreshRequests: refreshes.length - beforeTwin, tabs: 2 });
+  await twin.close();
+
   step = "sign out";
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor({ timeout: 10_000 });

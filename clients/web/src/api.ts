@@ -2,10 +2,13 @@
  * The one set of SDK clients of the page: the API is on the page's own origin (Envoy serves the
  * terminal and the API together; Vite's dev server proxies). Tokens are kept in sessionStorage,
  * so a reload keeps the user signed in (this tab only); the SDK's Session refreshes the access
- * token shortly before it expires.
+ * token shortly before it expires, once for all the tabs that hold the session (a duplicated tab
+ * copies sessionStorage: lib/sharedRefresh.ts).
  */
 
 import { createClients, type Tokens, type TradingClients } from "@tradingmesh/sdk";
+
+import { browserTabs, sharedRefresh } from "./lib/sharedRefresh.js";
 
 const STORAGE_KEY = "tradingmesh.tokens";
 
@@ -49,9 +52,15 @@ export function onSessionChange(listener: Listener): () => void {
   return () => listeners.delete(listener);
 }
 
+const tabs = browserTabs("tradingmesh.session");
+
 export const tm: TradingClients = createClients({
   baseUrl: window.location.origin,
   tokens: loadTokens(),
+  // Another tab refreshed the session this tab holds: go on with its tokens.
+  refreshWith: sharedRefresh(tabs.lock, tabs.channel, ({ spent, tokens }) => {
+    if (tm.session.tokens?.refreshToken === spent) tm.session.set(tokens);
+  }),
   onTokens: (tokens) => {
     saveTokens(tokens);
     for (const listener of listeners) listener(tokens !== undefined);
