@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -164,22 +165,37 @@ def test_the_first_order_after_risk_restarts_succeeds(
     pinned("1.40000", "1.40010")
     await_quote(edge, trader, "1.39995", "1.40015")
 
-    kill(running_stack, "risk")
-    try:
-        # Meanwhile the OMS says so, clearly (and its channel keeps trying to reconnect).
-        for _ in range(3):
-            down = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
-            assert down.status == S.ORDER_STATUS_REJECTED
-            assert down.status_reason == ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE
-            time.sleep(1)
-        # Long enough for gRPC's default back-off to grow past several seconds.
-        time.sleep(4)
-    finally:
-        restore(running_stack)
-    wait_for(lambda: risk_serving(running_stack), 30, "risk serving again")
+    # Orders keep coming while risk is away (10/s, as in the fault run), so the OMS's channel
+    # keeps failing and backing off; each is REJECTED / DEPENDENCY_UNAVAILABLE, clearly.
+    stop = threading.Event()
+    while_down: list[oms_pb2.Order] = []
 
-    first = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
+    def traffic() -> None:
+        while not stop.is_set():
+            while_down.append(place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01")))
+            time.sleep(0.1)
+
+    kill(running_stack, "risk")
+    sender = threading.Thread(target=traffic, name="orders-while-risk-is-down")
+    sender.start()
+    starter = threading.Thread(target=restore, args=(running_stack,), name="up")
+    try:
+        time.sleep(3)
+        starter.start()  # `up` starts risk again
+        wait_for(lambda: risk_serving(running_stack), 60, "risk serving again")
+        stop.set()
+        sender.join()
+        # Risk serves: the very next order passes its check (not after `up` has finished).
+        first = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
+    finally:
+        stop.set()
+        sender.join()
+        if starter.ident is not None:
+            starter.join()
     assert first.status == S.ORDER_STATUS_FILLED, (first.status_reason, first.status_message)
+    refused = [o for o in while_down if o.status == S.ORDER_STATUS_REJECTED]
+    assert refused, "some orders met risk away"
+    assert {o.status_reason for o in refused} == {ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE}
 
 
 def test_the_first_order_after_the_oms_restarts_succeeds(
