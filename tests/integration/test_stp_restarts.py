@@ -175,3 +175,18 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
     assert (D(after["quantity"]), after["fills"]) == (D("0.4"), 1)
     answers = lp_order_reports(oms, hedge_id)
     assert {(a[150], a[39]) for a in answers} == {("I", "2")}, answers  # no second order
+
+
+def test_the_first_stp_order_after_an_oms_restart_fills(
+    oms: Oms,  # noqa: F811
+    lps: dict[str, ControlClient],  # noqa: F811
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+
+    kill_oms(oms)
+    start_oms(oms, trader)  # as soon as it answers: its order sessions may not be up yet
+
+    placed = place(oms, trader, quantity="0.20")
+    assert placed.status == S.ORDER_STATUS_WORKING
+    assert_filled_once(oms, trader, placed.id, "0.2", "1.1001")

@@ -68,8 +68,11 @@ their clients' orders paid for our restart). Unanswered, they are asked again an
 unknown fate like SENT ones. Any hedge not yet acknowledged and with nothing filled that its
 provider says it does not know is sent again the same way, once per process (a second "unknown
 order" rejects it). This reading of "unknown order" relies on providers keeping their orders
-across their own restarts, as real LPs and our simulators do. STP orders still WORKING in no
-hedge order (their window never closed) join new windows once prices are live again.
+across their own restarts, as real LPs and our simulators do. A hedge made in the first 10 s
+after the start whose provider's session has not logged on yet waits for that logon and goes
+out then (`_awaiting_logon`), instead of REJECTED / LP_UNAVAILABLE at once; past those 10 s a
+provider that never logged on rejects it as before. STP orders still WORKING in no hedge order
+(their window never closed) join new windows once prices are live again.
 
 Market orders take this path, and stop orders once the trigger engine (`triggers/engine.py`) has
 triggered them.
@@ -240,6 +243,9 @@ class StpConfig:
     rejoin_after_start: timedelta = timedelta(seconds=2)
     status_after: timedelta = timedelta(seconds=10)
     unknown_after: timedelta = timedelta(seconds=60)
+    # After the desk starts, how long a hedge waits for its provider's first logon before it is
+    # REJECTED / LP_UNAVAILABLE (the sessions log on within a second or so of a restart).
+    first_logon_grace: timedelta = timedelta(seconds=10)
 
     @property
     def chase_every(self) -> timedelta:
@@ -596,6 +602,10 @@ class StpDesk:
         # left before the process that made them died, so they are asked about, not assumed.
         self._maybe_sent: set[str] = set()
         self._resent: set[str] = set()  # sent again after "unknown order" (once each)
+        self._logged_on_once: set[str] = set()  # providers logged on since the start
+        self._retried: set[str] = set()  # hedges sent once more in the first-logon grace
+        self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
+        self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
 
     @property
@@ -627,6 +637,10 @@ class StpDesk:
                     on_message=self._on_message,
                 )
                 self.router.start()
+        self._first_logon_due = self.clock() + self.config.first_logon_grace
+        self._later(
+            self.config.first_logon_grace, "hedges still awaiting a logon", self._end_awaiting
+        )
         self._enqueue("recovery", self._recover)
         self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
         self._call_later(self.config.chase_every, self._chase_due)
@@ -759,7 +773,10 @@ class StpDesk:
 
     def _on_logon(self, lp: str) -> None:
         logon = self.clock()
+        self._logged_on_once.add(lp)
         self._enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
+        for hedge_id in sorted(self._awaiting_logon.pop(lp, set())):
+            self._enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
         self._enqueue(
             f"hedge orders of {lp} not known to be sent", partial(self._ask_unsent, lp, logon)
         )
@@ -866,6 +883,20 @@ class StpDesk:
                     ),
                 )
             except LpUnavailableError as error:
+                lp = hedge.liquidity_provider_id
+                if self._in_first_logon_grace(lp) and hedge.id not in self._retried:
+                    # Just restarted: its session is about to log on; the hedge (known not
+                    # sent) goes out then, rather than its clients paying for our restart.
+                    if lp in self._logged_on_once:  # it logged on meanwhile: once more now
+                        self._retried.add(hedge.id)
+                        self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+                    else:
+                        self._awaiting_logon[lp].add(hedge.id)
+                        log.info(
+                            "STP hedge order waits for its provider's first logon",
+                            extra={"hedge_order_id": hedge.id, "lp": lp},
+                        )
+                    return
                 await self._end_unsent(hedge.id, f"not sent: {error}")
                 return
             self._sent.add(hedge.id)
@@ -902,6 +933,26 @@ class StpDesk:
         digits = _digits({link.account_id: context} if context is not None else {})
         window = window_order(order, link.bid_markup, link.ask_markup)
         return raw_limit(window, digits), order.time_in_force is TimeInForce.FOK
+
+    def _in_first_logon_grace(self, lp: str) -> bool:
+        """Whether the desk started less than `first_logon_grace` ago and `lp` is one of its
+        providers (its session may not have logged on yet)."""
+        due = self._first_logon_due
+        return (
+            self.router is not None
+            and lp in {endpoint.lp for endpoint in self.config.lps}
+            and due is not None
+            and self.clock() < due
+        )
+
+    async def _end_awaiting(self) -> None:
+        """The first-logon grace is over: hedges still waiting for a provider that never logged
+        on are REJECTED / LP_UNAVAILABLE, as when a session is down."""
+        waiting = {lp: ids for lp, ids in self._awaiting_logon.items() if ids}
+        self._awaiting_logon.clear()
+        for lp, hedge_ids in waiting.items():
+            for hedge_id in sorted(hedge_ids):
+                await self._end_unsent(hedge_id, f"not sent: no session to {lp} after the start")
 
     async def _end_unsent(self, hedge_id: str, message: str) -> None:
         """REJECTED / LP_UNAVAILABLE for a hedge order that did not leave, and its window
