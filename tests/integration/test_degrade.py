@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -51,7 +52,7 @@ from tests.integration.test_trading_flow import (
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
 
 S = trading_pb2
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -232,39 +233,51 @@ def test_a_frozen_database_costs_only_latency_and_leaves_no_order_half_done(
     assert postgres.pid is not None
     assert os.getpgid(postgres.pid) == postgres.pid  # its backends are in its process group
 
-    def market_order() -> object:
+    requests = [market(trader, types_pb2.SIDE_BUY, "0.01") for _ in range(3)]
+    stp_ids = [f"it-{uuid.uuid4().hex[:16]}" for _ in range(3)]
+
+    def market_order(request: order_service_pb2.PlaceOrderRequest) -> object:
         try:
-            return place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
+            return place_grpc(edge, trader, request)
         except grpc.RpcError as error:
             return error
 
-    def stp_order() -> object:
+    def stp_order(client_order_id: str) -> object:
         try:
-            return place_stp(oms, stp, quantity="0.10")
+            return place_stp(oms, stp, client_order_id=client_order_id, quantity="0.10")
         except grpc.RpcError as error:
             return error
 
     os.killpg(postgres.pid, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(6) as pool:
-            calls = [pool.submit(market_order) for _ in range(3)]
-            calls += [pool.submit(stp_order) for _ in range(3)]
+            calls = [pool.submit(market_order, request) for request in requests]
+            calls += [pool.submit(stp_order, client_order_id) for client_order_id in stp_ids]
             time.sleep(10)
             os.killpg(postgres.pid, signal.SIGCONT)
             outcomes = [call.result() for call in calls]
     finally:
         os.killpg(postgres.pid, signal.SIGCONT)
 
-    answered: list[oms_pb2.Order] = []
-    for outcome in outcomes:
+    # Each call succeeded late or failed retryably; a retry with the same client_order_id
+    # then gets the one order (never a second).
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, grpc.RpcError):
             assert outcome.code() in RETRYABLE, (outcome.code(), outcome.details())
-        else:
-            assert isinstance(outcome, oms_pb2.Order)
-            answered.append(outcome)
-    market_answers = answered[: sum(1 for o in outcomes[:3] if not isinstance(o, grpc.RpcError))]
-    for order in market_answers:
-        assert order.status == S.ORDER_STATUS_FILLED, (order.status_reason, order.status_message)
+            outcome = (
+                place_grpc(edge, trader, requests[index])
+                if index < 3
+                else place_stp(oms, stp, client_order_id=stp_ids[index - 3], quantity="0.10")
+            )
+        assert isinstance(outcome, oms_pb2.Order)
+        if index < 3:
+            assert outcome.status == S.ORDER_STATUS_FILLED, (
+                outcome.status_reason,
+                outcome.status_message,
+            )
+    for account_id, count in ((trader.account_id, 3), (stp.account_id, 3)):
+        (stored,) = oms.rows("SELECT count(*) FROM oms.orders WHERE account_id = %s", account_id)
+        assert stored == (count,)
 
     # Nothing half-done: every order the platform stored, answered or not, ends; an STP one
     # FILLED through a filled hedge (or REJECTED), none WORKING without a hedge.
