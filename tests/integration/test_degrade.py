@@ -34,7 +34,7 @@ from stack.ports import Ports
 from stack.state import ComponentState, load
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_auth import Edge
+from tests.integration.test_auth import Edge, bearer
 from tests.integration.test_orders import Oms, connect
 from tests.integration.test_orders import place as place_stp
 from tests.integration.test_stp import await_pinned_price, ended, hedges_of, stp_trader
@@ -53,6 +53,8 @@ from tests.integration.test_trading_flow import (
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 S = trading_pb2
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -108,8 +110,24 @@ def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
     pinned("1.30000", "1.30010")
     await_quote(edge, trader, "1.29995", "1.30015")
 
+    channel = edge.channel()
+    stream = pricing_grpc.PricingServiceStub(channel).StreamQuotes(
+        pricing_service_pb2.StreamQuotesRequest(account_id=trader.account_id, symbols=["EURUSD"]),
+        metadata=bearer(trader.token),
+        timeout=30,
+    )
+    assert next(stream).quotes  # its snapshot: the stream follows the group's prices
+
     kill(running_stack, "redis")
     try:
+        # An open quote stream ends at once, retryably, instead of going silent.
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as ended_stream:
+            for _ in stream:
+                pass
+        assert ended_stream.value.code() == grpc.StatusCode.UNAVAILABLE, ended_stream.value
+        assert time.monotonic() - started < 10
+        channel.close()
         # Clients asking for a quote are told, retryably, that it is not there right now.
         with pytest.raises(grpc.RpcError) as refused:
             group_quote(edge, trader)
