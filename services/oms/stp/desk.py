@@ -1145,7 +1145,9 @@ class StpDesk:
                     "steps": [step.kind.value for step in steps],
                 },
             )
-        if any(hedges.never_received(hedge, step) for step in steps):
+        if hedge.id not in self._resent and any(
+            hedges.never_received(hedge, step) for step in steps
+        ):
             self._send_again(hedge)
             return []
         notes: list[_LimitNote] = []
@@ -1159,8 +1161,6 @@ class StpDesk:
         now under the same ClOrdID, once per process, instead of rejected; the client orders
         do not pay for our restart or a lost message (issue #18). A second "unknown order"
         after that is a rejection (`hedges.on_report`)."""
-        if hedge.id in self._resent:
-            return
         self._resent.add(hedge.id)
         self._sent.discard(hedge.id)
         self._maybe_sent.discard(hedge.id)
