@@ -138,7 +138,7 @@ class OmsRuntime:
         await self.resources.open()
         async with self.resources.db.read_session() as session:
             await FORMATS.load(session)
-        await self.quotes.start(self.resources.nats)
+        await self.quotes.start(self.resources.nats, self.resources.jetstream)
         await self.hub.start(self.resources.nats)
         self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, SCHEMA)
         await self.relay.start()

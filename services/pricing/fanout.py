@@ -24,7 +24,7 @@ Response = pricing_service_pb2.StreamQuotesResponse
 class ClientStream:
     """One StreamQuotes call: the newest tick per symbol and the stale marks not yet written."""
 
-    __slots__ = ("changed", "group_id", "latest", "quiet", "stale", "symbols")
+    __slots__ = ("changed", "group_id", "latest", "lost", "quiet", "stale", "symbols")
 
     def __init__(self, group_id: str, symbols: Iterable[str]) -> None:
         self.group_id = group_id
@@ -33,6 +33,7 @@ class ClientStream:
         self.stale: set[str] = set()
         self.changed = asyncio.Event()
         self.quiet = 0  # heartbeat periods since the last response
+        self.lost = False  # its prices can no longer be followed (Redis lost): the call ends
 
     def offer(self, tick: Tick) -> None:
         self.latest[tick.symbol] = tick  # replaces an unwritten older tick: conflation
@@ -57,8 +58,14 @@ class ClientStream:
         self.changed.clear()
         return response
 
+    def lose(self) -> None:
+        """Its prices can no longer be followed: `next` returns at once, `lost` is set."""
+        self.lost = True
+        self.changed.set()
+
     async def next(self) -> Response:
-        """The next response, once there is something to write (or a heartbeat is due)."""
+        """The next response, once there is something to write (or a heartbeat is due), or
+        once the stream was lost (`lost`: the caller ends the call)."""
         await self.changed.wait()
         return self.take()
 

@@ -1,9 +1,14 @@
-"""The price feed: gateway callbacks in, engine in the middle, Redis and NATS out (ADR 0006).
+"""The price feed: gateway callbacks in, engine in the middle, NATS and Redis out (ADR 0006).
 
 Everything here runs on the service's event loop. Engine output is conflated at the source:
 between two flushes only the newest price per group and symbol is kept, so a burst of LP ticks
 costs one Redis round trip, never a queue. Quotes go to NATS with a plain (core) publish, which
 the PRICING_QUOTES stream captures; they are conflatable and need no acknowledgement.
+
+NATS comes first and does not wait for Redis (issue #18): the OMS and risk price orders from
+NATS, and Redis is a cache for clients (GetQuote, StreamQuotes). Redis is written by a task of
+its own from its own conflated pending set, so a Redis that is down or frozen delays nothing on
+NATS; it is tried again every `REDIS_RETRY_SECONDS` with the newest prices while it fails.
 """
 
 from __future__ import annotations
@@ -56,7 +61,13 @@ LP_SERVING = Gauge(
     ["lp"],
     registry=REGISTRY,
 )
+REDIS_UP = Gauge(
+    "tradingmesh_pricing_redis_up",
+    "1 while the last write of prices to Redis succeeded (GetQuote and StreamQuotes read them)",
+    registry=REGISTRY,
+)
 EXPIRE_INTERVAL = 0.1
+REDIS_RETRY_SECONDS = 0.5
 
 
 def symbol_token(symbol: str) -> str:
@@ -86,6 +97,10 @@ class PriceFeed:
         self.pending: dict[tuple[str, str], PublishedPrice] = {}
         self.pending_stale: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
+        # What Redis has not been given yet, conflated like `pending` (its own writer).
+        self.cache_pending: dict[tuple[str, str], PublishedPrice] = {}
+        self.cache_pending_stale: set[tuple[str, str]] = set()
+        self.cache_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- input (event loop) --------------------------------------------------------------------
@@ -126,6 +141,7 @@ class PriceFeed:
         self._tasks = [
             asyncio.create_task(self._publisher(), name="price-publisher"),
             asyncio.create_task(self._expirer(), name="price-expirer"),
+            asyncio.create_task(self._cache_writer(), name="price-cache-writer"),
         ]
 
     async def stop(self) -> None:
@@ -146,8 +162,9 @@ class PriceFeed:
             self.wake.clear()
             prices, stale = list(self.pending.values()), self.pending_stale
             self.pending, self.pending_stale = {}, set()
+            self._to_cache(prices, stale)
             try:
-                await self.publish(prices, stale)
+                await self.publish(prices)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -155,16 +172,62 @@ class PriceFeed:
                 log.exception("publishing prices failed", extra={"prices": len(prices)})
                 await asyncio.sleep(0.2)
 
-    async def publish(self, prices: list[PublishedPrice], stale: set[tuple[str, str]]) -> None:
+    def _to_cache(self, prices: list[PublishedPrice], stale: set[tuple[str, str]]) -> None:
+        """Hands prices and stale marks to the Redis writer (newest per group and symbol)."""
+        for price in prices:
+            key = (price.group_id, price.symbol)
+            self.cache_pending[key] = price
+            self.cache_pending_stale.discard(key)
+        for key in stale:
+            self.cache_pending.pop(key, None)
+            self.cache_pending_stale.add(key)
+        if prices or stale:
+            self.cache_wake.set()
+
+    async def _cache_writer(self) -> None:
+        """Writes what is pending to Redis; while Redis fails, keeps the newest of it and tries
+        again every REDIS_RETRY_SECONDS (prices meanwhile reach NATS as usual)."""
+        failing = False
+        while True:
+            await self.cache_wake.wait()
+            self.cache_wake.clear()
+            prices, stale = list(self.cache_pending.values()), self.cache_pending_stale
+            self.cache_pending, self.cache_pending_stale = {}, set()
+            try:
+                await self.write_cache(prices, stale)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                REDIS_UP.set(0)
+                if not failing:
+                    log.error(
+                        "writing prices to Redis failed: GetQuote and StreamQuotes fall behind"
+                        " (NATS still gets every price); retrying",
+                        extra={"error": str(error)},
+                    )
+                failing = True
+                # Back in the queue unless something newer came meanwhile.
+                for price in prices:
+                    self.cache_pending.setdefault((price.group_id, price.symbol), price)
+                for key in stale:
+                    if key not in self.cache_pending:
+                        self.cache_pending_stale.add(key)
+                self.cache_wake.set()
+                await asyncio.sleep(REDIS_RETRY_SECONDS)
+                continue
+            REDIS_UP.set(1)
+            if failing:
+                log.info("writing prices to Redis works again")
+                failing = False
+
+    async def write_cache(self, prices: list[PublishedPrice], stale: set[tuple[str, str]]) -> None:
+        """The newest prices and stale marks into Redis, with their pub/sub messages."""
         pipe = self.redis.pipeline(transaction=False)
         by_group: dict[str, dict[str, bytes]] = {}
-        events = []
         for price in prices:
-            quote = quote_message(price)
-            data = quote.SerializeToString()
+            data = quote_message(price).SerializeToString()
             by_group.setdefault(price.group_id, {})[price.symbol] = data
             pipe.publish(quotes_key(price.group_id), data)
-            events.append((price, quote))
         for group_id, mapping in by_group.items():
             pipe.hset(quotes_key(group_id), mapping=mapping)  # type: ignore[arg-type]
             pipe.srem(stale_key(group_id), *mapping)
@@ -172,7 +235,11 @@ class PriceFeed:
             pipe.sadd(stale_key(group_id), symbol)
             pipe.publish(stale_key(group_id), symbol)
         await pipe.execute()
-        for price, quote in events:
+
+    async def publish(self, prices: list[PublishedPrice]) -> None:
+        """Each price to NATS (`pricing.quote.published.<group>.<symbol>`)."""
+        for price in prices:
+            quote = quote_message(price)
             event = pricing_events_pb2.QuotePublished(group_id=price.group_id, quote=quote)
             meta = event.metadata
             meta.event_id = str(uuid.uuid4())

@@ -137,7 +137,17 @@ class QuoteReader:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(quotes_key(group_id), symbols)
         pipe.smembers(stale_key(group_id))
-        raw, stale = await pipe.execute()
+        try:
+            raw, stale = await pipe.execute()
+        except redis.RedisError as error:
+            # Redis is the cache of published prices: without it, a clear retryable answer
+            # (orders still price from NATS, issue #18).
+            log.warning("reading quotes from Redis failed", extra={"error": str(error)})
+            raise DomainError(
+                ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+                "live prices are not available right now",
+                retry_after=timedelta(seconds=1),
+            ) from None
         stale_symbols = {s.decode() if isinstance(s, bytes) else s for s in stale}
         quotes = {}
         for symbol, data in zip(symbols, raw, strict=True):
@@ -175,7 +185,7 @@ class StreamHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeats: asyncio.Task[None] | None = None
         self._subscription = Subscription(
-            endpoint_of(client), self._on_message, self._on_subscribed
+            endpoint_of(client), self._on_message, self._on_subscribed, self._on_lost
         )
 
     async def open(self, group_id: str, symbols: list[str]) -> ClientStream:
@@ -231,6 +241,16 @@ class StreamHub:
             self._heartbeats = asyncio.create_task(self._beat(), name="quote-heartbeats")
         self._subscription.subscribe([quotes, stale])
         return fanout
+
+    def _on_lost(self) -> None:
+        """The subscription dropped: what is published until it is back is not seen, so the
+        open streams end (DEPENDENCY_UNAVAILABLE, the client opens again) and new ones wait for
+        the resync (`open`'s timeout)."""
+        for group_id, fanout in self.groups.items():
+            self._ready[group_id].clear()
+            self._confirmed[group_id].clear()
+            for stream in list(fanout.members):
+                stream.lose()
 
     def _on_subscribed(self, channel: bytes) -> None:
         entry = self._channels.get(channel)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc.aio
@@ -143,7 +143,14 @@ class QuoteStreams(pricing_service_pb2_grpc.PricingServiceServicer):
         stream = await self.hub.open(group, symbols)
         try:
             while True:
-                await context.write(await stream.next())
+                response = await stream.next()
+                if stream.lost:  # Redis lost: said at once, not a silent stream (issue #18)
+                    raise DomainError(
+                        ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+                        "live prices are not available right now; open the stream again",
+                        retry_after=timedelta(seconds=1),
+                    )
+                await context.write(response)
         finally:
             self.hub.close(stream)
 

@@ -101,8 +101,8 @@ class Subscription:
 
     `on_message(channel, data)` for each message, `on_subscribed(channel)` each time a channel's
     subscription is confirmed (again after a reconnection: what was published meanwhile is lost,
-    so the caller re-reads what it needs). Both run on the event loop, inside the reading task;
-    they must not block.
+    so the caller re-reads what it needs), `on_lost()` when the connection dropped. All run on
+    the event loop, inside the reading task; they must not block.
     """
 
     def __init__(
@@ -110,10 +110,12 @@ class Subscription:
         endpoint: RedisEndpoint,
         on_message: Callable[[bytes, bytes], None],
         on_subscribed: Callable[[bytes], None],
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.endpoint = endpoint
         self.on_message = on_message
         self.on_subscribed = on_subscribed
+        self.on_lost = on_lost
         self.channels: set[bytes] = set()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +149,7 @@ class Subscription:
                     "quote subscription lost; reconnecting",
                     extra={"error": f"{type(error).__name__}: {error}"},
                 )
+                self.on_lost()
             finally:
                 self._writer = None
             await asyncio.sleep(RECONNECT_SECONDS)

@@ -21,7 +21,9 @@
                            directory; TM_FIX_LOG_MARKET_DATA=Y logs market data refreshes too
 
 Its FIX message store lives in the working directory, so sequence numbers survive a restart and
-a reconnecting client can ask for a resend. SIGTERM stops it (logging out every session).
+a reconnecting client can ask for a resend; so does its book of orders and fills (`book.jsonl`,
+simulators/lp/book_store.py), so a status request after its restart still knows an order.
+SIGTERM stops it (logging out every session).
 
 QuickFIX validates what arrives against FIX 4.4 (required fields, values, formats) but leniently
 otherwise (fields out of order, empty values, user-defined and unknown fields pass), as many LPs
@@ -43,6 +45,7 @@ from types import FrameType
 import quickfix as fix
 
 from services.platform.fix_log import session_log
+from simulators.lp.book_store import BookFile
 from simulators.lp.catalogue import CATALOGUE
 from simulators.lp.control import Controls, serve
 from simulators.lp.fix import Credentials, LpApplication
@@ -110,7 +113,8 @@ def main() -> None:
     )
     market = Market(CATALOGUE, profile)
     fix_log = session_log(Path.cwd() / "fix-log", env)
-    app = LpApplication(market, credentials, personality, fix_log)
+    book = BookFile(Path.cwd() / "book.jsonl")
+    app = LpApplication(market, credentials, personality, fix_log, book)
     store = Path.cwd() / "fix-store"
     store.mkdir(exist_ok=True)
     clients = [
@@ -155,6 +159,7 @@ def main() -> None:
     acceptor.stop()
     orders.join(timeout=2)
     fix_log.close()
+    book.close()
 
 
 if __name__ == "__main__":

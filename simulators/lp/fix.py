@@ -17,7 +17,10 @@
   FIX 4.4 has it, giving the order's state as it is: OrdStatus (A, pending new, until the
   order is executed), CumQty, LeavesQty and AvgPx; OrdStatusReqID (790) is echoed. An order it
   does not know (per session and ClOrdID; the last 100,000 are kept, in memory) is answered
-  OrdStatus 8 with OrdRejReason 5 (unknown order).
+  OrdStatus 8 with OrdRejReason 5 (unknown order). The book (orders' states and fills) is
+  kept on disk across restarts (`book_store.py`), as a real LP keeps its own: the OMS reads
+  "unknown order" as "never received" and sends such an order again. A NewOrderSingle whose
+  ClOrdID the book has is refused (OrdRejReason 6, duplicate order) and never executed again.
 - Test switches (`silence`, from the control port): the next N orders are executed as usual
   but their execution reports are never sent (a report lost for good), and the next M status
   requests are not answered.
@@ -51,6 +54,7 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from services.platform.fix_log import SessionLog, record
+from simulators.lp.book_store import BookFile, order_of, order_state_json
 from simulators.lp.market import (
     Execution,
     Market,
@@ -90,7 +94,7 @@ USERNAME, PASSWORD = 553, 554
 
 BID, OFFER = "0", "1"
 SNAPSHOT, SUBSCRIBE, UNSUBSCRIBE = "0", "1", "2"
-PENDING_NEW, REJECTED, UNKNOWN_ORDER = "A", "8", "5"
+PENDING_NEW, REJECTED, UNKNOWN_ORDER, DUPLICATE_ORDER = "A", "8", "5", "6"
 BOOK_SIZE = 100_000  # orders whose state a status request can ask for, per simulator
 
 
@@ -179,6 +183,7 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         credentials: Credentials,
         personality: Personality | None = None,
         session_log: SessionLog | None = None,
+        book_file: BookFile | None = None,
     ) -> None:
         super().__init__()
         self.market = market
@@ -199,6 +204,34 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         self.silent_orders = 0  # the next N orders' reports are never sent
         self.silent_status_requests = 0  # the next M status requests get no answer
         self._filled: OrderedDict[tuple[str, str], Filled] = OrderedDict()  # under book_lock
+        self.book_file = book_file  # the book on disk, across restarts (book_store.py)
+        if book_file is not None:
+            self._load(book_file)
+
+    def _load(self, book_file: BookFile) -> None:
+        orders, fills = book_file.load(BOOK_SIZE)
+        for key, state in orders.items():
+            self._book[key] = BookedOrder(
+                state["symbol"],
+                state["side"],
+                Decimal(state["quantity"]),
+                state["status"],
+                Decimal(state["cumulative"]),
+                Decimal(state["leaves"]),
+                Decimal(state["average"]),
+                state["text"],
+                order_of(state),
+            )
+        for (client, client_order_id), state in fills.items():
+            self._filled[(client, client_order_id)] = Filled(
+                client,
+                client_order_id,
+                state["symbol"],
+                state["side"],
+                Decimal(state["quantity"]),
+                Decimal(state["notional"]),
+                int(state["fills"]),
+            )
 
     # -- personality -----------------------------------------------------------------------------
 
@@ -244,6 +277,18 @@ class LpApplication(fix.Application):  # type: ignore[misc]
                 filled = filled.add(fill.quantity, fill.price)
             self._filled[key] = filled
             self._filled.move_to_end(key)
+            if self.book_file is not None:
+                self.book_file.filled(
+                    client,
+                    order.client_order_id,
+                    {
+                        "symbol": filled.symbol,
+                        "side": filled.side,
+                        "quantity": str(filled.quantity),
+                        "notional": str(filled.notional),
+                        "fills": filled.fills,
+                    },
+                )
             while len(self._filled) > BOOK_SIZE:
                 self._filled.popitem(last=False)
 
@@ -386,6 +431,22 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             self._report_reject(session, message, str(error))
             return
         with self.book_lock:
+            known = (session.toString(), order.client_order_id) in self._book
+        if known:
+            # A ClOrdID it has (before its restart too: the book is on disk) is refused, as
+            # real LPs refuse a duplicate: an order sent twice never trades twice. Its state
+            # stays what it was.
+            report = self._rejection(
+                order.client_order_id,
+                order.symbol,
+                order.side.value,
+                order.quantity,
+                "duplicate ClOrdID",
+                reason_code=DUPLICATE_ORDER,
+            )
+            fix.Session.sendToTarget(report, session)
+            return
+        with self.book_lock:
             silent = self.silent_orders > 0
             if silent:
                 self.silent_orders -= 1
@@ -436,6 +497,22 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         key = (session.toString(), client_order_id)
         self._book[key] = state
         self._book.move_to_end(key)
+        if self.book_file is not None:
+            self.book_file.order(
+                key[0],
+                client_order_id,
+                order_state_json(
+                    state.symbol,
+                    state.side,
+                    state.quantity,
+                    state.status,
+                    state.cumulative,
+                    state.leaves,
+                    state.average,
+                    state.text,
+                    state.order,
+                ),
+            )
         while len(self._book) > BOOK_SIZE:
             self._book.popitem(last=False)
 
@@ -504,7 +581,14 @@ class LpApplication(fix.Application):  # type: ignore[misc]
         return report
 
     def _rejection(
-        self, client_order_id: str, symbol: str, side: str, quantity: Decimal, reason: str
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        reason: str,
+        *,
+        reason_code: str = "99",
     ) -> fix.Message:
         report = self._report(
             client_order_id,
@@ -517,7 +601,7 @@ class LpApplication(fix.Application):  # type: ignore[misc]
             leaves=Decimal(0),
             average=Decimal(0),
         )
-        _set(report, ORD_REJ_REASON, "99")  # other
+        _set(report, ORD_REJ_REASON, reason_code)  # 99 other, 6 duplicate order
         _set(report, TEXT, reason)
         return report
 

@@ -491,7 +491,10 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
         30,
         "lp-alpha's session logged on",
     )
-    entry = state.component("lp-alpha")
+    # As it runs now: an earlier test may have restarted it (test_stp_restarts.py does).
+    current = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert current is not None
+    entry = current.component("lp-alpha")
     assert entry is not None
     assert entry.pid is not None
     os.killpg(entry.pid, signal.SIGKILL)

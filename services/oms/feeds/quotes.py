@@ -10,6 +10,11 @@ trip. A quote counts as live when it is not marked stale and not older than the 
 Pricing publishes a price when it changes and again, unchanged, once the last one is a second
 old (ADR 0006), so a quiet or pinned price stays live and only a price pricing stopped
 publishing (no LP quote, pricing down) ages out.
+
+At start, once subscribed, the book also reads the PRICING_QUOTES stream's last price of every
+subject (as risk's feed does), before the service reports SERVING: without it, the first orders
+after an OMS restart were REJECTED / PRICE_UNAVAILABLE until pricing next published each price
+(issue #18: the first order after the OMS serves must succeed).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.oms.entry.execution import LiveQuote
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 
 QUOTE_SUBJECTS: Final = "pricing.quote.published.*.>"
 DEFAULT_MAX_AGE: Final = timedelta(seconds=2)
+_SNAPSHOT_BATCH: Final = 1000
+_SNAPSHOT_WAIT_SECONDS: Final = 0.5
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -101,19 +110,58 @@ class QuoteBook:
         return quote
 
     async def on_message(self, message: Msg) -> None:
+        self.take(message)
+
+    def take(self, message: Msg) -> bool:
         try:
             event = pricing_events_pb2.QuotePublished.FromString(message.data)
         except DecodeError:
             log.warning(
                 "a quote message is not a QuotePublished", extra={"subject": message.subject}
             )
-            return
+            return False
         quote = live_quote_of(event.quote)
         if quote is not None and event.group_id:
             self.put(event.group_id, quote)
+            return True
+        return False
 
-    async def start(self, nats: NatsClient) -> None:
+    async def start(self, nats: NatsClient, js: JetStreamContext | None = None) -> None:
+        """Subscribes; with `js`, then reads the stream's last price per subject."""
         self._subscription = await nats.subscribe(QUOTE_SUBJECTS, cb=self.on_message)
+        if js is not None:
+            try:
+                await self._read_snapshot(js)
+            except Exception:
+                # Not fatal: the prices come over the subscription within a second.
+                log.exception("reading the last prices from PRICING_QUOTES failed")
+
+    async def _read_snapshot(self, js: JetStreamContext) -> None:
+        """The stream's last price per subject, through a short-lived consumer."""
+        subscription = await js.pull_subscribe(
+            QUOTE_SUBJECTS,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30,
+            ),
+        )
+        taken = 0
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(
+                        batch=_SNAPSHOT_BATCH, timeout=_SNAPSHOT_WAIT_SECONDS
+                    )
+                except TimeoutError:
+                    break
+                for message in messages:
+                    taken += self.take(message)
+                if not messages or messages[-1].metadata.num_pending == 0:
+                    break
+        finally:
+            await subscription.unsubscribe()
+        log.info("prices loaded", extra={"prices": taken})
 
     async def stop(self) -> None:
         if self._subscription is not None:

@@ -1,6 +1,10 @@
 """The pre-trade check: `tradingmesh.risk.v1.RiskInternalService.CheckOrder` (ADR 0007).
 
-Called with no transaction open, with a 300 ms deadline and no retry. A refusal is a verdict
+Called with no transaction open, with a 300 ms deadline and no retry, but `wait_for_ready`
+(the check changes nothing, so waiting costs only latency): a risk service that has just
+restarted is reached within the deadline as soon as the channel reconnects (within 200 ms,
+`internal_channel`), instead of failing at once while the channel is between attempts
+(issue #18: the first order after risk serves again must pass). A refusal is a verdict
 with the risk service's reason and message; a risk service that cannot be reached, answers
 late or fails is a verdict too: DEPENDENCY_UNAVAILABLE, on which the order is REJECTED (the
 contract: "the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it cannot
@@ -62,7 +66,7 @@ class RiskClient:
     async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
         try:
             response: risk_pb.CheckOrderResponse = await self._stub.CheckOrder(
-                request, timeout=self.deadline
+                request, timeout=self.deadline, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
             log.warning(

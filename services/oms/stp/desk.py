@@ -41,10 +41,11 @@ stored is resent by the provider (its session is dropped unconsumed).
 A hedge order at the provider that hears nothing for `TM_OMS_HEDGE_STATUS_AFTER_S` (10) is
 asked about with an OrderStatusRequest, again every as long while nothing changes; the answer
 applies as the reports it stands for (`hedges.status_steps`: a fill once, by the provider's
-CumQty). One still open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is of unknown
-fate: an error is logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it
-until it ends; nothing is invented (no fill, no rejection) and its client orders stay WORKING
-for a human to reconcile with the provider (ADR 0007).
+CumQty); "unknown order" for a hedge never acknowledged sends it again (below). One still
+open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is of unknown fate: an error is
+logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it until it ends;
+nothing is invented (no fill, no rejection) and its client orders stay WORKING for a human to
+reconcile with the provider (ADR 0007).
 
 Every other answer of an LP (a Reject or Business Message Reject of a NewOrderSingle or an
 OrderStatusRequest, an OrderCancelReject, a DontKnowTrade; `lp_messages`) is stored before it
@@ -57,11 +58,21 @@ be applied, the operator as the actor) and reset or set an order session's seque
 (`set_session_numbers`), each with an operator audit record (`operator_audit`).
 
 After a restart: stored reports not applied are applied first; hedge orders that ended but
-whose allocation did not commit are allocated; NEW hedge orders (never known to be sent) with
-no report 30 s after their provider's logon are REJECTED / LP_UNAVAILABLE and allocated;
-reports the provider sent meanwhile arrive by FIX resend (the session's store keeps sequence
-numbers); STP orders still WORKING in no hedge order (their window never closed) join new
-windows once prices are live again.
+whose allocation did not commit are allocated; reports the provider sent meanwhile arrive by
+FIX resend (the session's store keeps sequence numbers); NEW hedge orders (never known to be
+sent: the process may have died before or after the NewOrderSingle left) are asked about at
+their provider's logon with an OrderStatusRequest, which it answers after its resend: with the
+order's state, applied as usual, or "unknown order", and then the hedge is sent now under the
+same ClOrdID (issue #18: before, they were REJECTED / LP_UNAVAILABLE 30 s after the logon, and
+their clients' orders paid for our restart). Unanswered, they are asked again and reported of
+unknown fate like SENT ones. Any hedge not yet acknowledged and with nothing filled that its
+provider says it does not know is sent again the same way, once per process (a second "unknown
+order" rejects it). This reading of "unknown order" relies on providers keeping their orders
+across their own restarts, as real LPs and our simulators do. A hedge made in the first 10 s
+after the start whose provider's session has not logged on yet waits for that logon and goes
+out then (`_awaiting_logon`), instead of REJECTED / LP_UNAVAILABLE at once; past those 10 s a
+provider that never logged on rejects it as before. STP orders still WORKING in no hedge order
+(their window never closed) join new windows once prices are live again.
 
 Market orders take this path, and stop orders once the trigger engine (`triggers/engine.py`) has
 triggered them.
@@ -229,10 +240,12 @@ class StpConfig:
     lps: tuple[LpEndpoint, ...] = ()
     window: timedelta = timedelta(milliseconds=50)
     data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
-    unsent_after_logon: timedelta = timedelta(seconds=30)
     rejoin_after_start: timedelta = timedelta(seconds=2)
     status_after: timedelta = timedelta(seconds=10)
     unknown_after: timedelta = timedelta(seconds=60)
+    # After the desk starts, how long a hedge waits for its provider's first logon before it is
+    # REJECTED / LP_UNAVAILABLE (the sessions log on within a second or so of a restart).
+    first_logon_grace: timedelta = timedelta(seconds=10)
 
     @property
     def chase_every(self) -> timedelta:
@@ -585,6 +598,14 @@ class StpDesk:
         self._journal: report_journal.ReportJournal | None = None
         self._asked: dict[str, datetime] = {}  # hedge order id -> its last OrderStatusRequest
         self._unknown: set[str] = set()  # hedge orders reported of unknown fate
+        # NEW hedge orders made before this process's logon at their provider: they may have
+        # left before the process that made them died, so they are asked about, not assumed.
+        self._maybe_sent: set[str] = set()
+        self._resent: set[str] = set()  # sent again after "unknown order" (once each)
+        self._logged_on_once: set[str] = set()  # providers logged on since the start
+        self._retried: set[str] = set()  # hedges sent once more in the first-logon grace
+        self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
+        self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
 
     @property
@@ -616,6 +637,10 @@ class StpDesk:
                     on_message=self._on_message,
                 )
                 self.router.start()
+        self._first_logon_due = self.clock() + self.config.first_logon_grace
+        self._later(
+            self.config.first_logon_grace, "hedges still awaiting a logon", self._end_awaiting
+        )
         self._enqueue("recovery", self._recover)
         self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
         self._call_later(self.config.chase_every, self._chase_due)
@@ -748,11 +773,12 @@ class StpDesk:
 
     def _on_logon(self, lp: str) -> None:
         logon = self.clock()
+        self._logged_on_once.add(lp)
         self._enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
-        self._later(
-            self.config.unsent_after_logon,
-            f"unsent hedge orders of {lp}",
-            partial(self._end_unsent_of, lp, logon),
+        for hedge_id in sorted(self._awaiting_logon.pop(lp, set())):
+            self._enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
+        self._enqueue(
+            f"hedge orders of {lp} not known to be sent", partial(self._ask_unsent, lp, logon)
         )
 
     # -- closing a window --------------------------------------------------------------------------
@@ -829,10 +855,12 @@ class StpDesk:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    async def _send(self, hedge_id: str) -> None:
+    async def _send(self, hedge_id: str, *, again: bool = False) -> None:
+        """Sends a NEW hedge order (`again`: a NEW or SENT one its provider never received)."""
         async with self.db.read_session() as session:
             hedge = await hedges.get_hedge(session, hedge_id)
-        if hedge is None or hedge.status is not HedgeStatus.NEW:
+        sendable = (HedgeStatus.NEW, HedgeStatus.SENT) if again else (HedgeStatus.NEW,)
+        if hedge is None or hedge.status not in sendable:
             return
         if hedge.id not in self._sent:
             async with self.db.read_session() as session:
@@ -855,6 +883,20 @@ class StpDesk:
                     ),
                 )
             except LpUnavailableError as error:
+                lp = hedge.liquidity_provider_id
+                if self._in_first_logon_grace(lp) and hedge.id not in self._retried:
+                    # Just restarted: its session is about to log on; the hedge (known not
+                    # sent) goes out then, rather than its clients paying for our restart.
+                    if lp in self._logged_on_once:  # it logged on meanwhile: once more now
+                        self._retried.add(hedge.id)
+                        self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+                    else:
+                        self._awaiting_logon[lp].add(hedge.id)
+                        log.info(
+                            "STP hedge order waits for its provider's first logon",
+                            extra={"hedge_order_id": hedge.id, "lp": lp},
+                        )
+                    return
                 await self._end_unsent(hedge.id, f"not sent: {error}")
                 return
             self._sent.add(hedge.id)
@@ -891,6 +933,26 @@ class StpDesk:
         digits = _digits({link.account_id: context} if context is not None else {})
         window = window_order(order, link.bid_markup, link.ask_markup)
         return raw_limit(window, digits), order.time_in_force is TimeInForce.FOK
+
+    def _in_first_logon_grace(self, lp: str) -> bool:
+        """Whether the desk started less than `first_logon_grace` ago and `lp` is one of its
+        providers (its session may not have logged on yet)."""
+        due = self._first_logon_due
+        return (
+            self.router is not None
+            and lp in {endpoint.lp for endpoint in self.config.lps}
+            and due is not None
+            and self.clock() < due
+        )
+
+    async def _end_awaiting(self) -> None:
+        """The first-logon grace is over: hedges still waiting for a provider that never logged
+        on are REJECTED / LP_UNAVAILABLE, as when a session is down."""
+        waiting = {lp: ids for lp, ids in self._awaiting_logon.items() if ids}
+        self._awaiting_logon.clear()
+        for lp, hedge_ids in waiting.items():
+            for hedge_id in sorted(hedge_ids):
+                await self._end_unsent(hedge_id, f"not sent: no session to {lp} after the start")
 
     async def _end_unsent(self, hedge_id: str, message: str) -> None:
         """REJECTED / LP_UNAVAILABLE for a hedge order that did not leave, and its window
@@ -1083,11 +1145,34 @@ class StpDesk:
                     "steps": [step.kind.value for step in steps],
                 },
             )
+        if hedge.id not in self._resent and any(
+            hedges.never_received(hedge, step) for step in steps
+        ):
+            self._send_again(hedge)
+            return []
         notes: list[_LimitNote] = []
         for step in steps:
             hedge, allocated = await self._apply_step(session, hedge, step)
             notes += allocated
         return notes
+
+    def _send_again(self, hedge: HedgeRow) -> None:
+        """The provider never received the hedge order (`hedges.never_received`): it is sent
+        now under the same ClOrdID, once per process, instead of rejected; the client orders
+        do not pay for our restart or a lost message (issue #18). A second "unknown order"
+        after that is a rejection (`hedges.on_report`)."""
+        self._resent.add(hedge.id)
+        self._sent.discard(hedge.id)
+        self._maybe_sent.discard(hedge.id)
+        log.warning(
+            "the provider never received a hedge order: it is sent now",
+            extra={
+                "hedge_order_id": hedge.id,
+                "lp": hedge.liquidity_provider_id,
+                "status": hedge.status.value,
+            },
+        )
+        self._enqueue(f"send {hedge.id} again", partial(self._send, hedge.id, again=True))
 
     async def _dont_know(self, report: ExecutionReport) -> None:
         """Answers an execution report about an order the OMS never sent with a DontKnowTrade
@@ -1614,6 +1699,12 @@ class StpDesk:
         now = self.clock()
         async with self.db.read_session() as session:
             open_hedges = await hedges.open_hedges(session)
+            for hedge_id in sorted(self._maybe_sent):
+                maybe = await hedges.get_hedge(session, hedge_id)
+                if maybe is not None and maybe.status is HedgeStatus.NEW:
+                    open_hedges.append(maybe)
+                else:
+                    self._maybe_sent.discard(hedge_id)
         logged_on = set(self.router.logged_on()) if self.router is not None else set()
         unknown: set[str] = set()
         for hedge in open_hedges:
@@ -1625,6 +1716,7 @@ class StpDesk:
                 self.config.status_after,
                 self.config.unknown_after,
                 status_refused=refusal is not None,
+                maybe_sent=hedge.id in self._maybe_sent,
             )
             if decision.unknown:
                 unknown.add(hedge.id)
@@ -1688,17 +1780,22 @@ class StpDesk:
             },
         )
 
-    async def _end_unsent_of(self, lp: str, logon: datetime) -> None:
-        """NEW hedge orders of `lp` from before its logon, with no report since: never sent."""
+    async def _ask_unsent(self, lp: str, logon: datetime) -> None:
+        """NEW hedge orders of `lp` made before its logon and not sent by this process: the
+        process that made them may have sent them before it died (the SENT not recorded), so
+        the provider is asked (after the reports it resends: FIX delivers in order). It
+        answers with the order's state, or "unknown order": never received, and the hedge is
+        sent now (`_send_again`). Until answered they are chased like SENT ones (`_chase`)."""
         async with self.db.read_session() as session:
-            unsent = await hedges.new_hedges_before(session, lp, logon)
-        for hedge_id in unsent:
-            if hedge_id not in self._sent:
-                await self._end_unsent(
-                    hedge_id,
-                    f"no report {self.config.unsent_after_logon.total_seconds():g} s after"
-                    f" {lp}'s logon: never sent",
-                )
+            found = [
+                hedge
+                for hedge_id in await hedges.new_hedges_before(session, lp, logon)
+                if hedge_id not in self._sent
+                and (hedge := await hedges.get_hedge(session, hedge_id)) is not None
+            ]
+        for hedge in found:
+            self._maybe_sent.add(hedge.id)
+            await self._ask_status(hedge, self.clock())
 
     # -- orders a hand-off missed (`intake`) -------------------------------------------------------
 

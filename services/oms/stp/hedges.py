@@ -327,6 +327,23 @@ def on_report(hedge: HedgeRow, report: ExecutionReport, now: datetime) -> HedgeR
     return None
 
 
+def never_received(hedge: HedgeRow, report: ExecutionReport) -> bool:
+    """Whether `report` says the provider does not know an order of ours that it has not
+    acknowledged (NEW: maybe sent before a restart; SENT) and that has nothing filled: an
+    "unknown order" rejection (OrdRejReason 5), as a report or as an Order Status answer. FIX
+    delivers in order, so the NewOrderSingle never arrived and the hedge can still be sent
+    under the same ClOrdID (the desk does, once; a provider that had it would refuse the
+    duplicate ClOrdID). This reading holds only because providers keep their orders across
+    their own restarts (a real LP's book does; so do the simulators', simulators/lp)."""
+    if hedge.status not in (HedgeStatus.NEW, HedgeStatus.SENT) or hedge.filled_quantity:
+        return False
+    if report.reject_reason != _UNKNOWN_ORDER:
+        return False
+    return report.kind is ReportKind.REJECTED or (
+        report.kind is ReportKind.STATUS and report.order_status == _STATUS_REJECTED
+    )
+
+
 def fill_counted(hedge: HedgeRow, report: ExecutionReport) -> bool:
     """Whether a fill report is already in the hedge's filled quantity although its ExecID is
     new: its CumQty (the provider's total with it) is not beyond what the hedge has, because an
@@ -426,13 +443,16 @@ def chase(
     unknown_after: timedelta,
     *,
     status_refused: bool = False,
+    maybe_sent: bool = False,
 ) -> Chase:
     """A hedge at the provider (SENT, WORKING, PARTIALLY_FILLED; LPs never rest ours) is asked
     about when nothing changed it, and it was not asked about, for `status_after`; it is of
     unknown fate once it is `unknown_after` old, or at once when its provider refused to say
     (`status_refused`: a Reject of our OrderStatusRequest). NEW ones were never known to be
-    sent (the desk ends them after a logon) and ended ones need nothing."""
-    if hedge.status not in _CHASED:
+    sent and need nothing, unless they were made before a restart (`maybe_sent`: the process
+    that sent them may have died before it recorded SENT), which are chased like SENT ones;
+    ended ones need nothing."""
+    if hedge.status not in _CHASED and not (maybe_sent and hedge.status is HedgeStatus.NEW):
         return Chase(ask=False, unknown=False)
     quiet_since = hedge.updated_at if asked_at is None else max(hedge.updated_at, asked_at)
     return Chase(

@@ -15,6 +15,7 @@ from services.oms.stp.hedges import (
     HedgeStatus,
     chase,
     fill_counted,
+    never_received,
     on_report,
     status_steps,
 )
@@ -240,3 +241,31 @@ def test_bad_status_delays_stop_the_service(status_after: str, unknown_after: st
                 "TM_OMS_HEDGE_UNKNOWN_AFTER_S": unknown_after,
             }
         )
+
+
+def test_a_new_hedge_made_before_a_restart_is_chased_like_a_sent_one() -> None:
+    made = hedge(HedgeStatus.NEW)
+    later = NOW + timedelta(seconds=70)
+
+    assert not chase(made, None, later, STATUS_AFTER, UNKNOWN_AFTER).ask
+    decision = chase(made, None, later, STATUS_AFTER, UNKNOWN_AFTER, maybe_sent=True)
+    assert (decision.ask, decision.unknown) == (True, True)
+
+
+@pytest.mark.parametrize("status_", [HedgeStatus.NEW, HedgeStatus.SENT])
+def test_unknown_order_for_a_hedge_never_acknowledged_means_never_received(
+    status_: HedgeStatus,
+) -> None:
+    answer = status("8", reject_reason="5", text="unknown order")
+    (step,) = status_steps(hedge(status_), answer)
+
+    assert never_received(hedge(status_), answer)
+    assert never_received(hedge(status_), step)  # the REJECTED step it stands for
+
+
+def test_unknown_order_for_an_acknowledged_or_filled_hedge_is_not_a_resend() -> None:
+    answer = status("8", reject_reason="5", text="unknown order")
+
+    assert not never_received(hedge(HedgeStatus.WORKING), answer)
+    assert not never_received(hedge(HedgeStatus.SENT, filled_quantity=D("0.1")), answer)
+    assert not never_received(hedge(HedgeStatus.SENT), status("8", text="order too large"))

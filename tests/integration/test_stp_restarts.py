@@ -1,0 +1,192 @@
+"""STP hedge orders across restarts, ours and the LP's (issue #18, "Degrade, don't stop";
+ADR 0007, "The OMS's FIX sessions"):
+
+- A hedge order committed NEW but not sent when the OMS died is asked about at the LP's logon
+  after the restart; the LP does not know it ("unknown order": it never arrived), so it is sent
+  then, under the same ClOrdID, and its client order FILLS (it used to be REJECTED /
+  LP_UNAVAILABLE 30 s after the logon: the client paid for our restart).
+- An LP simulator keeps its book across its own restart, as a real LP does: an order it filled
+  but never reported before it was killed is still known afterwards, and the OMS's status
+  request fills the client order from it, once; nothing is sent twice.
+
+Holds are deterministic, as in test_stp_durability.py: the desk's worker is held by locking a
+hedge order's row while its report waits to be applied.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from services.oms.domain.positions import Side
+from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from simulators.lp.control import ControlClient
+from stack.orchestrator import StackConfig, is_running, up
+from stack.paths import StackPaths
+from stack.state import load
+from tests.integration.conftest import SETUP_BUDGET
+from tests.integration.test_orders import Oms, eventually, place
+from tests.integration.test_stp import (
+    ALPHA,
+    await_pinned_price,
+    hedges_of,
+    lp_order_reports,
+    stp_trader,
+)
+from tests.integration.test_stp_durability import (
+    assert_filled_once,
+    hedge_fills,
+    kill_oms,
+    lps,  # noqa: F401 (a fixture)
+    oms,  # noqa: F401 (a fixture)
+    sent_hedge,
+    start_oms,
+    stored_reports,
+)
+from tradingmesh.common.v1 import trading_pb2
+
+S = trading_pb2
+D = Decimal
+
+
+def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:  # noqa: F811
+    """What a window's close commits for one buy order before the hedge is sent: a NEW hedge
+    order at lp-alpha linked to the order (pro-stp: no markup)."""
+    now = datetime.now(UTC)
+    hedge = HedgeRow(
+        id=str(uuid.uuid4()),
+        symbol="EURUSD",
+        side=Side.BUY,
+        quantity=quantity,
+        gross_buy_quantity=quantity,
+        gross_sell_quantity=D(0),
+        liquidity_provider_id="lp-alpha",
+        status=HedgeStatus.NEW,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        raw_bid=D(ALPHA[0]),
+        raw_ask=D(ALPHA[1]),
+    )
+    columns = [c.strip() for c in HedgeRow.COLUMNS.split(",")]
+    with psycopg.connect(oms.stack.database_url) as conn:
+        conn.execute(
+            f"INSERT INTO oms.hedge_orders ({', '.join(columns)})"
+            f" VALUES ({', '.join(f'%({c})s' for c in columns)})",
+            hedge.params(),
+        )
+        conn.execute(
+            "INSERT INTO oms.hedge_order_orders (hedge_order_id, order_id, bid_markup,"
+            " ask_markup) VALUES (%s, %s, 0, 0)",
+            (hedge.id, order_id),
+        )
+    return hedge.id
+
+
+def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_restart(
+    oms: Oms,  # noqa: F811
+    lps: dict[str, ControlClient],  # noqa: F811
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    lps["lp-alpha"].set_fill_delay(3000)
+
+    first = place(oms, trader, quantity="0.50")
+    first_hedge = sent_hedge(oms, first.id)["id"]
+    with psycopg.connect(oms.stack.database_url) as hold:
+        # The desk's worker stops at the first hedge's report (it locks the row first) ...
+        hold.execute("SELECT 1 FROM oms.hedge_orders WHERE id = %s FOR UPDATE", (first_hedge,))
+        eventually(
+            lambda: any(r["kind"] == "FILL" for r in stored_reports(oms, first_hedge)),
+            20,
+            "the first hedge's fill stored, its apply waiting",
+        )
+        # ... so the second order's window closes behind it, and the OMS dies before.
+        second = place(oms, trader, quantity="0.30")
+        assert second.status == S.ORDER_STATUS_WORKING
+        time.sleep(0.5)
+        assert hedges_of(oms, [second.id]) == []
+        kill_oms(oms)
+        hold.rollback()
+    # What the close would have committed just before the kill: its hedge order, NEW, unsent.
+    lps["lp-alpha"].set_fill_delay(2)
+    hedge_id = insert_new_hedge(oms, second.id, D("0.30"))
+
+    start_oms(oms, trader)
+
+    assert_filled_once(oms, trader, first.id, "0.5", "1.1001")
+    hedge = assert_filled_once(oms, trader, second.id, "0.3", "1.1001")
+    assert hedge["id"] == hedge_id  # the same ClOrdID, sent once after the LP said unknown
+    reports = lp_order_reports(oms, hedge_id)
+    assert [r[150] for r in reports if r[150] != "I"] == ["0", "F"], reports
+    asked = [r for r in reports if r[150] == "I"]
+    assert [(r[39], r.get(103)) for r in asked][:1] == [("8", "5")]  # unknown: never arrived
+
+
+def lp_alpha_pid(oms: Oms) -> int:  # noqa: F811
+    state = load(StackPaths.for_name(oms.running.config.name).state_file)
+    assert state is not None
+    entry = state.component("lp-alpha")
+    assert entry is not None
+    assert entry.pid is not None
+    return entry.pid
+
+
+def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
+    oms: Oms,  # noqa: F811
+    lps: dict[str, ControlClient],  # noqa: F811
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+    lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
+
+    placed = place(oms, trader, quantity="0.40")
+    hedge_id = sent_hedge(oms, placed.id)["id"]
+
+    def booked() -> list[dict[str, Any]]:
+        return lps["lp-alpha"].fills(client="TRADINGMESH-OMS", client_order_id=hedge_id)
+
+    (filled,) = eventually(booked, 10, "the LP filled the hedge order")
+    assert (D(filled["quantity"]), filled["fills"]) == (D("0.4"), 1)
+
+    # The LP dies before anyone asks, and comes back.
+    pid = lp_alpha_pid(oms)
+    os.killpg(pid, signal.SIGKILL)
+    state = load(StackPaths.for_name(oms.running.config.name).state_file)
+    assert state is not None
+    entry = state.component("lp-alpha")
+    assert entry is not None
+    eventually(lambda: not is_running(entry), 30, "lp-alpha exited")
+    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+    lps["lp-alpha"].pin("EURUSD", *ALPHA)
+
+    # The OMS's status request finds the order in the LP's book: filled once, from its answer.
+    hedge = assert_filled_once(oms, trader, placed.id, "0.4", "1.1001")
+    assert hedge["id"] == hedge_id
+    assert hedge_fills(oms, hedge_id) == [("status:2:0.4", D("0.4"), D("1.1001"))]
+    (after,) = booked()
+    assert (D(after["quantity"]), after["fills"]) == (D("0.4"), 1)
+    answers = lp_order_reports(oms, hedge_id)
+    assert {(a[150], a[39]) for a in answers} == {("I", "2")}, answers  # no second order
+
+
+def test_the_first_stp_order_after_an_oms_restart_fills(
+    oms: Oms,  # noqa: F811
+    lps: dict[str, ControlClient],  # noqa: F811
+) -> None:
+    trader = stp_trader(oms)
+    await_pinned_price(oms, trader)
+
+    kill_oms(oms)
+    start_oms(oms, trader)  # as soon as it answers: its order sessions may not be up yet
+
+    placed = place(oms, trader, quantity="0.20")
+    assert placed.status == S.ORDER_STATUS_WORKING
+    assert_filled_once(oms, trader, placed.id, "0.2", "1.1001")
