@@ -7,18 +7,26 @@ listing every violation with its rule id, and the ErrorInfo reason that `RULE_RE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
 import protovalidate
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import FieldViolation
 
-__all__ = ["RULE_REASONS", "check_request", "reason_for_rule", "reason_for_violations"]
+__all__ = [
+    "MAX_VIOLATIONS",
+    "RULE_REASONS",
+    "check_request",
+    "reason_for_rule",
+    "reason_for_violations",
+]
 
 RULE_REASONS: Final[Sequence[tuple[str, ErrorReason.ValueType]]] = (
     # (rule id pattern, reason): the first match wins; a rule that matches none, i.e. a field's
@@ -37,6 +45,9 @@ _PRECEDENCE: Final = (
     ErrorReason.ERROR_REASON_UNSUPPORTED_TIME_IN_FORCE,
     ErrorReason.ERROR_REASON_INVALID_ORDER_FIELDS,
 )
+
+MAX_VIOLATIONS: Final = 20
+"""The most field violations one error lists (the reason still weighs every one)."""
 
 _validator = protovalidate.Validator()
 
@@ -59,22 +70,101 @@ def reason_for_violations(rule_ids: Iterable[str]) -> ErrorReason.ValueType:
 
 
 def check_request(request: Message) -> None:
-    """Raises a `DomainError` listing every rule the request breaks; returns if it breaks none.
+    """Raises a `DomainError` listing the rules the request breaks; returns if it breaks none.
+
+    Besides the contract's rules, every Timestamp and Duration must be one (protovalidate does
+    not check their ranges). At most `MAX_VIOLATIONS` are listed.
 
     The validator's own failures (a rule that does not compile or evaluate) are bugs in the
     contract, not in the request: they propagate and become INTERNAL.
     """
     violations = [_field_violation(v) for v in _validator.collect_violations(request)]
+    violations += _time_violations(request)
     if not violations:
         return
+    # A list of thousands of bad items breaks thousands of rules; listing them all would make
+    # the error's trailers larger than the edge passes on (it resets the stream: INTERNAL).
+    shown = violations[:MAX_VIOLATIONS]
     described = "; ".join(
-        f"{v.field}: {v.description}" if v.field else v.description for v in violations
+        f"{v.field}: {v.description}" if v.field else v.description for v in shown
     )
+    if len(violations) > len(shown):
+        described += f"; and {len(violations) - len(shown)} more"
     raise DomainError(
         reason_for_violations(v.reason for v in violations),
         f"invalid {request.DESCRIPTOR.name}: {described}",
-        field_violations=violations,
+        field_violations=shown,
     )
+
+
+# What a Timestamp or Duration may hold (google/protobuf/timestamp.proto, duration.proto): years
+# 0001 to 9999, and about 10,000 years. protovalidate does not check it, and a handler's
+# `ToDatetime()` raises on anything else.
+_MIN_SECONDS: Final = -62_135_596_800  # 0001-01-01T00:00:00Z
+_MAX_SECONDS: Final = 253_402_300_799  # 9999-12-31T23:59:59Z
+_MAX_DURATION_SECONDS: Final = 315_576_000_000
+_NANOS: Final = 1_000_000_000
+
+
+def _time_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """A violation for every Timestamp or Duration in the message (at any depth) that is not
+    one: out of range, nanos outside [0, 1e9) (or of another sign than a duration's seconds)."""
+    if not _holds_times(message.DESCRIPTOR):
+        return []
+    found: list[FieldViolation] = []
+    for described, value in message.ListFields():
+        if described.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        path = prefix + described.name
+        entry = described.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            items = [(f'{path}["{key}"]', item) for key, item in value.items()]
+            items = [(p, item) for p, item in items if isinstance(item, Message)]
+        elif described.is_repeated:
+            items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            items = [(path, value)]
+        for where, item in items:
+            kind = item.DESCRIPTOR.full_name
+            if kind == "google.protobuf.Timestamp":
+                valid = _MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < _NANOS
+                if not valid:
+                    found.append(FieldViolation(where, _NOT_A_TIMESTAMP, "timestamp.valid"))
+            elif kind == "google.protobuf.Duration":
+                seconds, nanos = item.seconds, item.nanos
+                valid = (
+                    abs(seconds) <= _MAX_DURATION_SECONDS
+                    and abs(nanos) < _NANOS
+                    and (seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0))
+                )
+                if not valid:
+                    found.append(FieldViolation(where, _NOT_A_DURATION, "duration.valid"))
+            else:
+                found += _time_violations(item, where + ".")
+    return found
+
+
+_NOT_A_TIMESTAMP: Final = "must be a time between 0001-01-01 and 9999-12-31 (nanos 0 to 999999999)"
+_NOT_A_DURATION: Final = "must be a duration of at most 10,000 years (nanos of the seconds' sign)"
+
+
+@functools.cache
+def _holds_times(descriptor: Descriptor) -> bool:
+    """Whether messages of this type can hold a Timestamp or Duration anywhere."""
+    seen: set[str] = set()
+    pending = [descriptor]
+    while pending:
+        current = pending.pop()
+        if current.full_name in _TIME_TYPES:
+            return True
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        pending += [f.message_type for f in current.fields if f.message_type is not None]
+    return False
+
+
+_TIME_TYPES: Final = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
 
 
 def _field_violation(violation: protovalidate.Violation) -> FieldViolation:
