@@ -98,6 +98,9 @@ def _object(body: bytes) -> Mapping[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _bad("the body is not valid JSON", "body") from None
+    except RecursionError:
+        # Thousands of nested arrays or objects: Python's parser gives up on its stack.
+        raise _bad("the body nests too deeply", "body") from None
     if not isinstance(data, dict):
         raise _bad("the body is not a JSON object", "body")
     return data
