@@ -7,13 +7,12 @@ listing every violation with its rule id, and the ErrorInfo reason that `RULE_RE
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
-from typing import Final
+from typing import Any, Final
 
 import protovalidate
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from services.platform.errors import DomainError
@@ -72,14 +71,15 @@ def reason_for_violations(rule_ids: Iterable[str]) -> ErrorReason.ValueType:
 def check_request(request: Message) -> None:
     """Raises a `DomainError` listing the rules the request breaks; returns if it breaks none.
 
-    Besides the contract's rules, every Timestamp and Duration must be one (protovalidate does
-    not check their ranges). At most `MAX_VIOLATIONS` are listed.
+    Besides the contract's rules, no string may hold NUL (PostgreSQL text cannot) and every
+    Timestamp and Duration must be one (protovalidate does not check their ranges). At most
+    `MAX_VIOLATIONS` are listed.
 
     The validator's own failures (a rule that does not compile or evaluate) are bugs in the
     contract, not in the request: they propagate and become INTERNAL.
     """
     violations = [_field_violation(v) for v in _validator.collect_violations(request)]
-    violations += _time_violations(request)
+    violations += _platform_violations(request)
     if not violations:
         return
     # A list of thousands of bad items breaks thousands of rules; listing them all would make
@@ -104,67 +104,65 @@ _MIN_SECONDS: Final = -62_135_596_800  # 0001-01-01T00:00:00Z
 _MAX_SECONDS: Final = 253_402_300_799  # 9999-12-31T23:59:59Z
 _MAX_DURATION_SECONDS: Final = 315_576_000_000
 _NANOS: Final = 1_000_000_000
+_NOT_A_TIMESTAMP: Final = "must be a time between 0001-01-01 and 9999-12-31 (nanos 0 to 999999999)"
+_NOT_A_DURATION: Final = "must be a duration of at most 10,000 years (nanos of the seconds' sign)"
+# Protobuf strings may hold NUL; PostgreSQL text cannot, so a handler storing one would fail.
+_NUL: Final = "\x00"
+_HAS_NUL: Final = "must not contain NUL characters"
 
 
-def _time_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
-    """A violation for every Timestamp or Duration in the message (at any depth) that is not
-    one: out of range, nanos outside [0, 1e9) (or of another sign than a duration's seconds)."""
-    if not _holds_times(message.DESCRIPTOR):
-        return []
+def _platform_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """The rules every contract shares beyond its own, at any depth: no string holds NUL, and
+    every Timestamp or Duration is one (in range, nanos in [0, 1e9) or of a duration's sign)."""
     found: list[FieldViolation] = []
     for described, value in message.ListFields():
-        if described.type != FieldDescriptor.TYPE_MESSAGE:
-            continue
         path = prefix + described.name
         entry = described.message_type
         if entry is not None and entry.GetOptions().map_entry:
-            items = [(f'{path}["{key}"]', item) for key, item in value.items()]
-            items = [(p, item) for p, item in items if isinstance(item, Message)]
-        elif described.is_repeated:
-            items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+            items = [(f'{path}["{key}"]', key, item) for key, item in value.items()]
+            found += [
+                FieldViolation(where, _HAS_NUL, "string.no_nul")
+                for where, key, item in items
+                if (isinstance(key, str) and _NUL in key)
+                or (isinstance(item, str) and _NUL in item)
+            ]
+            found += [
+                violation
+                for where, _, item in items
+                if isinstance(item, Message)
+                for violation in _message_violations(where, item)
+            ]
+            continue
+        if described.is_repeated:
+            entries = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
         else:
-            items = [(path, value)]
-        for where, item in items:
-            kind = item.DESCRIPTOR.full_name
-            if kind == "google.protobuf.Timestamp":
-                valid = _MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < _NANOS
-                if not valid:
-                    found.append(FieldViolation(where, _NOT_A_TIMESTAMP, "timestamp.valid"))
-            elif kind == "google.protobuf.Duration":
-                seconds, nanos = item.seconds, item.nanos
-                valid = (
-                    abs(seconds) <= _MAX_DURATION_SECONDS
-                    and abs(nanos) < _NANOS
-                    and (seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0))
-                )
-                if not valid:
-                    found.append(FieldViolation(where, _NOT_A_DURATION, "duration.valid"))
-            else:
-                found += _time_violations(item, where + ".")
+            entries = [(path, value)]
+        if described.type == FieldDescriptor.TYPE_STRING:
+            found += [
+                FieldViolation(where, _HAS_NUL, "string.no_nul")
+                for where, item in entries
+                if _NUL in item
+            ]
+        elif described.type == FieldDescriptor.TYPE_MESSAGE:
+            for where, item in entries:
+                found += _message_violations(where, item)
     return found
 
 
-_NOT_A_TIMESTAMP: Final = "must be a time between 0001-01-01 and 9999-12-31 (nanos 0 to 999999999)"
-_NOT_A_DURATION: Final = "must be a duration of at most 10,000 years (nanos of the seconds' sign)"
-
-
-@functools.cache
-def _holds_times(descriptor: Descriptor) -> bool:
-    """Whether messages of this type can hold a Timestamp or Duration anywhere."""
-    seen: set[str] = set()
-    pending = [descriptor]
-    while pending:
-        current = pending.pop()
-        if current.full_name in _TIME_TYPES:
-            return True
-        if current.full_name in seen:
-            continue
-        seen.add(current.full_name)
-        pending += [f.message_type for f in current.fields if f.message_type is not None]
-    return False
-
-
-_TIME_TYPES: Final = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+def _message_violations(where: str, item: Any) -> list[FieldViolation]:
+    kind = item.DESCRIPTOR.full_name
+    if kind == "google.protobuf.Timestamp":
+        valid = _MIN_SECONDS <= item.seconds <= _MAX_SECONDS and 0 <= item.nanos < _NANOS
+        return [] if valid else [FieldViolation(where, _NOT_A_TIMESTAMP, "timestamp.valid")]
+    if kind == "google.protobuf.Duration":
+        seconds, nanos = item.seconds, item.nanos
+        valid = (
+            abs(seconds) <= _MAX_DURATION_SECONDS
+            and abs(nanos) < _NANOS
+            and (seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0))
+        )
+        return [] if valid else [FieldViolation(where, _NOT_A_DURATION, "duration.valid")]
+    return _platform_violations(item, where + ".")
 
 
 def _field_violation(violation: protovalidate.Violation) -> FieldViolation:

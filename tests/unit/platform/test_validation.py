@@ -14,6 +14,7 @@ from services.platform.validation import (
     reason_for_rule,
     reason_for_violations,
 )
+from tradingmesh.account.v1 import auth_service_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.notification.v1 import notification_service_pb2
@@ -172,3 +173,19 @@ def test_the_first_and_last_instants_a_timestamp_holds_are_valid() -> None:
     request.time_range.end_time.nanos = 999_999_999
 
     check_request(request)
+
+
+def test_a_string_with_nul_is_a_violation_wherever_it_is() -> None:
+    # Protobuf strings may hold NUL, PostgreSQL text cannot: stored, it failed the handler's
+    # statement (INTERNAL), e.g. a signed-in user's login name or a list's page token.
+    login = auth_service_pb2.LoginRequest(username="demo\x00", password="secret")
+    quotes = pricing_service_pb2.ListQuotesRequest(
+        account_id=ACCOUNT_ID, symbols=["EURUSD", "A\x00"]
+    )
+
+    assert [(v.field, v.reason) for v in _refusal(login).field_violations] == [
+        ("username", "string.no_nul")
+    ]
+    assert ("symbols[1]", "string.no_nul") in {
+        (v.field, v.reason) for v in _refusal(quotes).field_violations
+    }
