@@ -110,7 +110,18 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool = True) -> str:
     value = data.get(field, "")
     if not isinstance(value, str) or (required and not value):
         raise _bad(f"{field} must be a non-empty string", field)
+    # JSON may escape what PostgreSQL text cannot hold: NUL ("\u0000") and lone surrogates.
+    if "\x00" in value or not _encodable(value):
+        raise _bad(f"{field} must be text without NUL or unpaired surrogates", field)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _choice(data: Mapping[str, Any], field: str, allowed: tuple[str, ...]) -> str:

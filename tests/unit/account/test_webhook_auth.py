@@ -158,6 +158,10 @@ def test_a_documented_payment_body_parses() -> None:
         # the parser raise RecursionError (INTERNAL).
         b"[" * 30_000,
         b'{"a":' * 12_000,
+        # ... and text PostgreSQL cannot store made the insert fail (INTERNAL).
+        _payment(event_id="a\u0000b"),
+        _payment(reason="\u0000"),
+        _payment(account_number="\ud800"),
     ],
 )
 def test_malformed_payment_bodies_are_validation_failed(body: bytes) -> None:
