@@ -44,6 +44,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import tradingmesh
+from services.account.webhook_auth import sign
 from services.platform.reflection import is_internal
 from stack.contracts import edge_services
 from stack.ports import SERVICES
@@ -984,3 +985,135 @@ def test_refused_requests_changed_nothing_in_the_database(
     assert not others, f"rows of other users or of the platform changed: {sorted(others)}"
     # The trader's own rows may change only through a call that succeeded.
     assert not own or report.succeeded, f"the trader's own rows changed: {sorted(own)}"
+
+
+# -- signed webhooks --------------------------------------------------------------------------
+
+WEBHOOK_EXAMPLES = 60
+JSON_VALUES: tuple[str, ...] = (
+    # Raw JSON texts: what a provider's body may hold where a string is expected.
+    '""',
+    '"\\u0000"',
+    '"a\\u0000b"',
+    '"\\ud800"',  # a lone surrogate: valid JSON, no valid UTF-8
+    '"1e5"',
+    '"NaN"',
+    '"-0"',
+    '"0.0000000000001"',
+    '"9999999999999999999.5"',
+    '"0001-01-01T00:00:00+14:00"',
+    '"9999-12-31T23:59:59-14:00"',
+    '"2026-13-45T99:99:99Z"',
+    '"2026-12-06T10:00:00"',
+    "1e400",
+    "NaN",
+    "-Infinity",
+    "12",
+    "null",
+    "true",
+    "[]",
+    '{"a": 1}',
+    '"' + "x" * 60_000 + '"',
+)
+
+
+def _webhook_body(fields: dict[str, str | None]) -> bytes:
+    parts = [f"{json.dumps(name)}: {value}" for name, value in fields.items() if value is not None]
+    return ("{" + ", ".join(parts) + "}").encode()
+
+
+def test_hostile_signed_webhook_bodies_are_refused_as_client_errors(
+    edge: Edge, accounts: AccountStack, world: World, report: Report
+) -> None:
+    """A provider's correctly signed body with hostile JSON: a 4xx with a reason (or 200 when it
+    is well-formed), never a 5xx."""
+    with edge.database() as db:
+        row = db.execute(
+            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
+            (world.me.account_id,),
+        ).fetchone()
+    assert row is not None
+    good = {
+        "payments": {
+            "event_id": None,
+            "type": '"deposit"',
+            "account_number": json.dumps(row[0]),
+            "amount": '"1.00"',
+            "currency": '"USD"',
+            "status": '"pending"',
+            "occurred_at": '"2026-12-06T10:00:00Z"',
+        },
+        "kyc": {
+            "event_id": None,
+            "user_id": json.dumps(world.me.user_id),
+            "status": '"approved"',
+            "occurred_at": '"2026-12-06T10:00:00Z"',
+        },
+    }
+    providers = {"payments": "demopay", "kyc": "demokyc"}
+    raw_bodies = st.sampled_from(
+        [
+            b"[" * 30_000,
+            b'{"a":' * 20_000,
+            b"\xff\xfe",
+            b"{}",
+            b"",
+            b'{"event_id": "e"'.ljust(70_000),
+        ]
+    )
+    bad: list[str] = []
+    refused: list[str] = []
+
+    @settings(SETTINGS, max_examples=WEBHOOK_EXAMPLES)
+    @given(
+        kind=st.sampled_from(sorted(good)),
+        hostile=st.data(),
+        raw=st.sampled_from([None] * 5) | raw_bodies,  # mostly hostile fields in an object
+        event=st.integers(0, 10**12),
+    )
+    def hostile_webhook(kind: str, hostile: st.DataObject, raw: bytes | None, event: int) -> None:
+        fields = dict(good[kind])
+        fields["event_id"] = json.dumps(f"hostile-{event}")
+        chosen = hostile.draw(st.sets(st.sampled_from(sorted(fields)), min_size=1, max_size=2))
+        for name in chosen:
+            fields[name] = hostile.draw(st.none() | st.sampled_from(JSON_VALUES))
+        body = raw if raw is not None else _webhook_body(fields)
+        signature = _signature(accounts, providers[kind], body)
+        path = f"/v1/webhooks/{kind}/{providers[kind]}"
+        status, answer = accounts.post_webhook(path, body, signature)
+        report.rest[f"{status} (signed webhook)"] += 1
+        if status >= 500 or (status >= 400 and not _has_reason(answer)):
+            bad.append(f"{status} {answer!r:.200} for {body[:200]!r}")
+        if status >= 400:
+            refused.append(f"hostile-{event}")
+
+    hostile_webhook()
+    with edge.database() as db:
+        row = db.execute(
+            "SELECT count(*) FROM account.webhook_events WHERE event_id = ANY(%s)", (refused,)
+        ).fetchone()
+
+    assert not bad, f"{len(bad)} bad webhook answers:\n" + "\n".join(bad[:10])
+    assert row is not None
+    assert row[0] == 0, "a refused webhook event was recorded"
+
+
+def _signature(accounts: AccountStack, provider: str, body: bytes) -> str:
+    at = int(time.time())
+    return f"t={at},v1={sign(accounts.webhook_secrets[provider], at, body)}"
+
+
+def _has_reason(answer: dict[str, Any]) -> bool:
+    details = answer.get("details") or []
+    return any(
+        isinstance(d, dict) and d.get("domain") == ERROR_DOMAIN and d.get("reason") for d in details
+    )
+
+
+def test_a_login_name_with_nul_is_invalid_argument_not_internal(edge: Edge) -> None:
+    with edge.channel() as channel, pytest.raises(grpc.RpcError) as raised:
+        auth_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username="demo\x00", password="x"), timeout=20
+        )
+
+    assert details_of(raised.value).code == grpc.StatusCode.INVALID_ARGUMENT
