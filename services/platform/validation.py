@@ -88,11 +88,12 @@ def check_request(request: Message) -> None:
     described = "; ".join(
         f"{v.field}: {v.description}" if v.field else v.description for v in shown
     )
+    name = request.DESCRIPTOR.name
     if len(violations) > len(shown):
-        described += f"; and {len(violations) - len(shown)} more"
+        name += f" ({len(violations)} violations, the first {len(shown)} listed)"
     raise DomainError(
         reason_for_violations(v.reason for v in violations),
-        f"invalid {request.DESCRIPTOR.name}: {described}",
+        f"invalid {name}: {described}",
         field_violations=shown,
     )
 
