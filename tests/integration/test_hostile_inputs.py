@@ -1117,3 +1117,23 @@ def test_a_login_name_with_nul_is_invalid_argument_not_internal(edge: Edge) -> N
         )
 
     assert details_of(raised.value).code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_huge_unknown_kyc_user_id_is_not_found_with_a_bounded_answer(
+    accounts: AccountStack,
+) -> None:
+    body = json.dumps(
+        {
+            "event_id": f"hostile-{uuid.uuid4().hex}",
+            "user_id": "x" * 60_000,
+            "status": "approved",
+            "occurred_at": "2026-12-06T10:00:00Z",
+        }
+    ).encode()
+
+    status, answer = accounts.post_webhook(
+        "/v1/webhooks/kyc/demokyc", body, _signature(accounts, "demokyc", body)
+    )
+
+    assert status == 404, answer
+    assert len(json.dumps(answer)) < 8_192
