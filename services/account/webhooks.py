@@ -98,6 +98,9 @@ def _object(body: bytes) -> Mapping[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _bad("the body is not valid JSON", "body") from None
+    except RecursionError:
+        # Thousands of nested arrays or objects: Python's parser gives up on its stack.
+        raise _bad("the body nests too deeply", "body") from None
     if not isinstance(data, dict):
         raise _bad("the body is not a JSON object", "body")
     return data
@@ -107,7 +110,18 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool = True) -> str:
     value = data.get(field, "")
     if not isinstance(value, str) or (required and not value):
         raise _bad(f"{field} must be a non-empty string", field)
+    # JSON may escape what PostgreSQL text cannot hold: NUL ("\u0000") and lone surrogates.
+    if "\x00" in value or not _encodable(value):
+        raise _bad(f"{field} must be text without NUL or unpaired surrogates", field)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _choice(data: Mapping[str, Any], field: str, allowed: tuple[str, ...]) -> str:

@@ -148,7 +148,11 @@ def to_status(error: DomainError) -> tuple[grpc.StatusCode, str, bytes]:
     details = [
         _packed(
             error_details_pb2.ErrorInfo(
-                domain=ERROR_DOMAIN, reason=reason_string(error.reason), metadata=error.metadata
+                domain=ERROR_DOMAIN,
+                reason=reason_string(error.reason),
+                metadata={
+                    key: _clipped(value, _METADATA_CHARS) for key, value in error.metadata.items()
+                },
             )
         )
     ]
@@ -156,7 +160,9 @@ def to_status(error: DomainError) -> tuple[grpc.StatusCode, str, bytes]:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description, reason=v.reason
+                    field=_clipped(v.field, _METADATA_CHARS),
+                    description=_clipped(v.description, _METADATA_CHARS),
+                    reason=v.reason,
                 )
                 for v in error.field_violations
             ]
@@ -167,8 +173,20 @@ def to_status(error: DomainError) -> tuple[grpc.StatusCode, str, bytes]:
         delay.FromTimedelta(error.retry_after)
         details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     code = error.status
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
-    return code, error.message, status.SerializeToString()
+    message = _clipped(error.message, _MESSAGE_CHARS)
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    return code, message, status.SerializeToString()
+
+
+# Messages and metadata often quote the request (an unknown id, account number or symbol). A
+# client's 60 KB "id" quoted twice made trailers larger than the edge passes on: the client got
+# a 502 and was told to retry. Quotes are clipped so an error always fits in a few KiB.
+_MESSAGE_CHARS: Final = 1024
+_METADATA_CHARS: Final = 256
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def internal_error(request_id: str | None) -> DomainError:

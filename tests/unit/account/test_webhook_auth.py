@@ -154,6 +154,14 @@ def test_a_documented_payment_body_parses() -> None:
         _payment(occurred_at="yesterday"),
         _payment(type="withdrawal"),  # a withdrawal needs its reference
         b"{" + b" " * (64 * 1024) + b"}",
+        # Found by tests/integration/test_hostile_inputs.py: nesting past Python's stack made
+        # the parser raise RecursionError (INTERNAL).
+        b"[" * 30_000,
+        b'{"a":' * 12_000,
+        # ... and text PostgreSQL cannot store made the insert fail (INTERNAL).
+        _payment(event_id="a\u0000b"),
+        _payment(reason="\u0000"),
+        _payment(account_number="\ud800"),
     ],
 )
 def test_malformed_payment_bodies_are_validation_failed(body: bytes) -> None:

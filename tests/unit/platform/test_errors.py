@@ -143,3 +143,23 @@ def test_internal_error_says_only_the_request_id() -> None:
 
     assert (error.status, error.message) == (S.INTERNAL, "internal error (request id req-9)")
     assert error.metadata == {"request_id": "req-9"}
+
+
+def test_quotes_of_a_huge_request_value_are_clipped_so_the_error_fits_the_edge() -> None:
+    # Found by tests/integration/test_hostile_inputs.py: a KYC webhook naming a 60 KB user id
+    # was quoted in the message and the metadata; the edge refused trailers that large and the
+    # provider got a 502 telling it to retry.
+    huge = "x" * 60_000
+    error = DomainError(
+        ErrorReason.ERROR_REASON_NOT_FOUND,
+        f"user {huge} not found",
+        metadata={"user_id": huge},
+        field_violations=[(huge, huge)],
+    )
+
+    _, message, details = to_status(error)
+    decoded = parse_status_details(grpc.StatusCode.NOT_FOUND, message, details)
+
+    assert len(message.encode()) + len(details) < 8_192
+    assert message.startswith("user xxx")
+    assert decoded.metadata["user_id"].startswith("xxx")

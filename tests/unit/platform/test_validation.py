@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
-from services.platform.errors import DomainError
-from services.platform.validation import check_request, reason_for_rule, reason_for_violations
+from services.platform.errors import DomainError, to_status
+from services.platform.validation import (
+    MAX_VIOLATIONS,
+    check_request,
+    reason_for_rule,
+    reason_for_violations,
+)
+from tradingmesh.account.v1 import auth_service_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.notification.v1 import notification_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.reporting.v1 import reporting_service_pb2
 
 R = ErrorReason
 ACCOUNT_ID = str(uuid.uuid4())
@@ -116,3 +125,69 @@ def test_checking_changes_nothing_in_the_request() -> None:
     _refusal(request)
 
     assert request.SerializeToString(deterministic=True) == before
+
+
+def test_thousands_of_bad_items_list_a_bounded_number_of_violations() -> None:
+    # Found by tests/integration/test_hostile_inputs.py: 3,000 bad symbols made an error whose
+    # trailers the edge refused to pass on, and the client saw INTERNAL.
+    request = pricing_service_pb2.ListQuotesRequest(account_id=ACCOUNT_ID, symbols=["x"] * 3_000)
+
+    error = _refusal(request)
+    _, message, details = to_status(error)
+
+    assert len(error.field_violations) == MAX_VIOLATIONS
+    assert re.match(
+        r"invalid ListQuotesRequest \(3\d\d\d violations, the first 20 listed\)", message
+    )
+    assert len(message.encode()) + len(details) < 8_192
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (2**63 - 1, 0),  # far beyond year 9999
+        (253_402_300_800, 0),  # 10000-01-01
+        (-62_135_596_801, 0),  # before year 1
+        (0, -1),
+        (0, 1_000_000_000),
+    ],
+)
+def test_a_timestamp_that_is_no_time_is_a_violation_at_any_depth(seconds: int, nanos: int) -> None:
+    # Found by tests/integration/test_hostile_inputs.py: handlers' ToDatetime() raised on them
+    # (INTERNAL) in StreamNotifications, GetPerformance and ListTradeHistory.
+    top = notification_service_pb2.StreamNotificationsRequest()
+    top.since_time.seconds, top.since_time.nanos = seconds, nanos
+    nested = reporting_service_pb2.ListTradeHistoryRequest(account_id=ACCOUNT_ID)
+    nested.time_range.end_time.seconds, nested.time_range.end_time.nanos = seconds, nanos
+
+    assert [(v.field, v.reason) for v in _refusal(top).field_violations] == [
+        ("since_time", "timestamp.valid")
+    ]
+    assert ("time_range.end_time", "timestamp.valid") in {
+        (v.field, v.reason) for v in _refusal(nested).field_violations
+    }
+
+
+def test_the_first_and_last_instants_a_timestamp_holds_are_valid() -> None:
+    request = reporting_service_pb2.ListTradeHistoryRequest(account_id=ACCOUNT_ID)
+    request.time_range.start_time.seconds = -62_135_596_800
+    request.time_range.end_time.seconds = 253_402_300_799
+    request.time_range.end_time.nanos = 999_999_999
+
+    check_request(request)
+
+
+def test_a_string_with_nul_is_a_violation_wherever_it_is() -> None:
+    # Protobuf strings may hold NUL, PostgreSQL text cannot: stored, it failed the handler's
+    # statement (INTERNAL), e.g. a signed-in user's login name or a list's page token.
+    login = auth_service_pb2.LoginRequest(username="demo\x00", password="secret")
+    quotes = pricing_service_pb2.ListQuotesRequest(
+        account_id=ACCOUNT_ID, symbols=["EURUSD", "A\x00"]
+    )
+
+    assert [(v.field, v.reason) for v in _refusal(login).field_violations] == [
+        ("username", "string.no_nul")
+    ]
+    assert ("symbols[1]", "string.no_nul") in {
+        (v.field, v.reason) for v in _refusal(quotes).field_violations
+    }
