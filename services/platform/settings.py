@@ -75,6 +75,13 @@ class Settings:
     redis_host: str
     redis_port: int
     nats_url: str
+    # TM_INSTANCE: which instance of the service this process is (`oms-2`, ADR 0017), in its
+    # client names and per-instance consumers; default the service's name.
+    instance: str = ""
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or self.service
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -95,6 +102,7 @@ class Settings:
         redis_host = read.required("TM_REDIS_HOST", _host)
         redis_port = read.required("TM_REDIS_PORT", _port)
         nats_url = read.required("TM_NATS_URL", _nats_url)
+        instance = read.optional("TM_INSTANCE", _instance_name) or service
         if read.problems:
             raise SettingsError(read.problems)
         return cls(
@@ -114,7 +122,17 @@ class Settings:
             redis_host=redis_host,
             redis_port=redis_port,
             nats_url=nats_url,
+            instance=instance,
         )
+
+
+_INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
+
+
+def _instance_name(text: str) -> str:
+    if _INSTANCE_NAME.match(text):
+        return text
+    raise ValueError("must be a name such as oms or oms-2")
 
 
 class _Reader:
