@@ -147,10 +147,17 @@ class OmsRuntime:
         await self.relay.start()
         self.retention = Retention(self.resources.db, RETENTION)
         await self.retention.start()
-        self.reference = ReferenceCopies(self.resources.db, self.placement.offered.forget)
+        settings = self.resources.settings
+        self.reference = ReferenceCopies(
+            self.resources.db,
+            self.placement.offered.forget,
+            # Several instances: each reads the whole streams with its own consumers (ADR 0017).
+            durable=settings.durable if settings.replicas > 1 else None,
+        )
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db)
         db = self.resources.db
+        self.stp.leading = False  # until elected: `StpDesk.lead`
         self.elected = [
             Elected(db, "oms-expiry", self.sweeper.run),
             Elected(db, "oms-rollover", self.rollover.run),

@@ -38,7 +38,7 @@ from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
 from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
-from services.pricing.reference import Reference
+from services.pricing.reference import CONSUMER, Reference
 from services.pricing.ticks import TickWriter
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
 
@@ -96,7 +96,13 @@ class PricingRuntime:
 
     async def open(self) -> None:
         await self.resources.open()
-        reference = Reference(self.resources.db)
+        settings = self.resources.settings
+        reference = (
+            # Several instances: each reads the whole stream with its own consumer (ADR 0017).
+            Reference(self.resources.db, settings.durable(CONSUMER), per_instance=True)
+            if settings.replicas > 1
+            else Reference(self.resources.db)
+        )
         await reference.load()
         engine = PricingEngine(reference.digits, self.config.max_quote_age)
         self.ticks = TickWriter(self.resources.db)

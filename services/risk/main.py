@@ -148,7 +148,10 @@ class RiskRuntime:
         )
         metrics.register(state)  # the book as gauges, computed when scraped
         self.snapshots = DailySnapshots(db, state)
-        self.copies = Copies(db, state, self.snapshots.wake)
+        # Several instances: each reads the whole streams with its own consumers (ADR 0017).
+        settings = self.resources.settings
+        per_instance = settings.durable if settings.replicas > 1 else None
+        self.copies = Copies(db, state, self.snapshots.wake, durable=per_instance)
         await self.copies.start(self.resources.jetstream)
         self.feed = QuoteFeed(state, self.watcher.on_price)
         await self.feed.start(self.resources.nats, self.resources.jetstream)

@@ -116,6 +116,7 @@ class Service(Component):
                 "PYTHONFAULTHANDLER": "1",
                 "TM_SERVICE": self.service,
                 "TM_INSTANCE": self.name,
+                "TM_REPLICAS": str(self.replicas),
                 "TM_GRPC_ADDR": self.address,
                 "TM_METRICS_ADDR": self.metrics_address,
                 "TM_LOG_LEVEL": self.ctx.log_level,

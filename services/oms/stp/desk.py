@@ -586,6 +586,8 @@ class StpDesk:
         self._asked: dict[str, datetime] = {}  # hedge order id -> its last OrderStatusRequest
         self._unknown: set[str] = set()  # hedge orders reported of unknown fate
         self._chase_queued = False
+        # False on an instance that follows (`lead`, ADR 0017): it takes no order.
+        self.leading = True
 
     @property
     def db(self) -> Database:
@@ -626,14 +628,12 @@ class StpDesk:
         ends (cancelled). Only the leader logs on to the LPs' order sessions; a follower's
         `take` leaves its orders to the leader's sweep of committed orders."""
         await self.start()
+        self.leading = True
         try:
             await asyncio.Event().wait()
         finally:
+            self.leading = False
             await asyncio.shield(self.stop())
-
-    @property
-    def leading(self) -> bool:
-        return self._worker is not None
 
     async def stop(self) -> None:
         """Open windows stay open (their orders rejoin windows after the restart); the jobs

@@ -1,0 +1,187 @@
+"""Two instances of every service (`up --replicas 2`, ADR 0017), on a stack of this module's own:
+
+- market orders fill through either OMS instance (Envoy balances them over both);
+- each singleton has one leader (`tradingmesh_leader{job}`), and the advisory lock it holds is
+  held by that instance's connection (`pg_locks` joined with `application_name`);
+- killing the leader of a singleton (the STP desk with its LP order sessions, expiry, rollover,
+  pricing's market-data feed and candles) hands the job to the other instance within 10 s, and
+  orders keep filling at live prices afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from stack.orchestrator import StackConfig, down, is_running, up
+from stack.paths import StackPaths
+from stack.ports import Ports, find_free_base
+from stack.state import StackState, load
+from tests.integration.callers import AccountStack, account_stack
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.test_auth import Edge
+from tests.integration.test_trading_flow import market, new_trader, place_grpc, wait_for
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+
+HANDOVER_SECONDS = 10.0
+JOBS = {
+    "oms": ("oms-stp", "oms-expiry", "oms-rollover"),
+    "pricing": ("pricing-feed", "pricing-candles"),
+}
+
+
+@pytest.fixture(scope="module")
+def running_stack() -> Iterator[RunningStack]:
+    """This module's own stack, two instances of every service (not the session's)."""
+    config = StackConfig(
+        name=f"it-replicas-{os.getpid()}",
+        base_port=find_free_base(),
+        replicas=2,
+        budget=SETUP_BUDGET,
+    )
+    try:
+        started = time.monotonic()
+        state = up(config)
+        yield RunningStack(config, state, time.monotonic() - started)
+    finally:
+        down(config.name)
+        paths = StackPaths.for_name(config.name)
+        kept = Path(tempfile.gettempdir()) / "tradingmesh-it-logs" / config.name
+        if paths.logs.is_dir():
+            shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
+        down(config.name, purge=True)
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
+    yield from account_stack(running_stack)
+
+
+def _metrics(state: StackState, service: str, instance: int) -> str:
+    port = Ports(state.base_port).service_metrics(service, instance)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def _leading(state: StackState, service: str, instance: int, job: str) -> bool:
+    try:
+        text = _metrics(state, service, instance)
+    except OSError:
+        return False  # dead, or not serving yet
+    return f'tradingmesh_leader{{job="{job}"}} 1.0' in text
+
+
+def _led(state: StackState, service: str, job: str) -> bool:
+    return any(_leading(state, service, k, job) for k in (1, 2))
+
+
+def _leader(state: StackState, service: str, job: str) -> int:
+    """The instance (1 or 2) leading `job`: exactly one of them."""
+    leaders = [k for k in (1, 2) if _leading(state, service, k, job)]
+    assert len(leaders) == 1, f"{job}: leaders {leaders}"
+    return leaders[0]
+
+
+def _placed_on(state: StackState) -> dict[str, int]:
+    """Envoy's count of successful requests per OMS instance (its admin /clusters)."""
+    with urllib.request.urlopen(f"{state.endpoints.envoy_admin}/clusters", timeout=5) as reply:
+        text = reply.read().decode()
+    found = {}
+    for match in re.finditer(r"^oms::127\.0\.0\.1:(\d+)::rq_success::(\d+)$", text, re.M):
+        found[match.group(1)] = int(match.group(2))
+    return found
+
+
+def test_every_service_runs_twice_and_is_recorded(running_stack: RunningStack) -> None:
+    state = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert state is not None
+    assert state.replicas == 2
+    names = {c.name for c in state.components if is_running(c)}
+    for service in ("account", "pricing", "oms", "risk", "reporting", "notification"):
+        assert {service, f"{service}-2"} <= names
+
+
+def test_market_orders_fill_through_either_oms_instance(
+    running_stack: RunningStack, edge: Edge, accounts: AccountStack
+) -> None:
+    trader = new_trader(edge, accounts)
+    before = _placed_on(running_stack.state)
+    for _ in range(6):
+        order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+    after = _placed_on(running_stack.state)
+    served = {port for port, count in after.items() if count > before.get(port, 0)}
+    assert len(served) == 2, f"requests per OMS instance before {before}, after {after}"
+
+
+def test_each_singleton_has_one_leader_holding_its_lock(running_stack: RunningStack) -> None:
+    state = running_stack.state
+    for service, jobs in JOBS.items():
+        for job in jobs:
+            wait_for(
+                partial(_led, state, service, job),
+                HANDOVER_SECONDS,
+                f"a leader of {job}",
+            )
+            _leader(state, service, job)
+    with Edge(state).database() as db:
+        holders = db.execute(
+            "SELECT DISTINCT a.application_name FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+            " AND a.application_name LIKE 'tradingmesh-%'"
+        ).fetchall()
+    names = {str(row[0]) for row in holders}
+    assert names & {"tradingmesh-oms", "tradingmesh-oms-2"}, names
+    assert names & {"tradingmesh-pricing", "tradingmesh-pricing-2"}, names
+
+
+@pytest.mark.parametrize("service", ["oms", "pricing"])
+def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
+    running_stack: RunningStack, edge: Edge, accounts: AccountStack, service: str
+) -> None:
+    state = running_stack.state
+    jobs = JOBS[service]
+    leaders = {job: _leader(state, service, job) for job in jobs}
+    victim = leaders[jobs[0]]
+    name = service if victim == 1 else f"{service}-{victim}"
+    recorded = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert recorded is not None
+    entry = recorded.component(name)
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    survivor = 3 - victim
+    moved = [job for job, leader in leaders.items() if leader == victim]
+    for job in moved:
+        wait_for(
+            partial(_leading, state, service, survivor, job),
+            HANDOVER_SECONDS - (time.monotonic() - killed),
+            f"{name}-killed: {job} led by instance {survivor}",
+        )
+    handover = time.monotonic() - killed
+    assert handover <= HANDOVER_SECONDS, handover
+    # The killed instance comes back as a follower; nothing is led twice.
+    up(running_stack.config)
+    for job in jobs:
+        assert _leader(state, service, job) == (survivor if job in moved else leaders[job])
+    # Orders still fill at live prices (the feed's new leader publishes them).
+    trader = new_trader(edge, accounts)
+    for _ in range(2):
+        order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
