@@ -97,14 +97,22 @@ def _leader(state: StackState, service: str, job: str) -> int:
     return leaders[0]
 
 
-def _placed_on(state: StackState) -> dict[str, int]:
-    """Envoy's count of successful requests per OMS instance (its admin /clusters)."""
+def _hosts(state: StackState, cluster: str, stat: str) -> dict[str, str]:
+    """One statistic of each host of an Envoy cluster, by port (its admin /clusters)."""
     with urllib.request.urlopen(f"{state.endpoints.envoy_admin}/clusters", timeout=5) as reply:
         text = reply.read().decode()
-    found = {}
-    for match in re.finditer(r"^oms::127\.0\.0\.1:(\d+)::rq_success::(\d+)$", text, re.M):
-        found[match.group(1)] = int(match.group(2))
-    return found
+    pattern = rf"^{cluster}::127\.0\.0\.1:(\d+)::{stat}::(.*)$"
+    return {m.group(1): m.group(2) for m in re.finditer(pattern, text, re.M)}
+
+
+def _placed_on(state: StackState) -> dict[str, int]:
+    """Envoy's count of successful requests per OMS instance."""
+    return {port: int(count) for port, count in _hosts(state, "oms", "rq_success").items()}
+
+
+def _all_healthy(state: StackState, cluster: str) -> bool:
+    flags = _hosts(state, cluster, "health_flags")
+    return len(flags) == 2 and all(flag == "healthy" for flag in flags.values())
 
 
 def test_every_service_runs_twice_and_is_recorded(running_stack: RunningStack) -> None:
@@ -120,6 +128,8 @@ def test_market_orders_fill_through_either_oms_instance(
     running_stack: RunningStack, edge: Edge, accounts: AccountStack
 ) -> None:
     trader = new_trader(edge, accounts)
+    # Envoy's first health checks of a new endpoint run in the background.
+    wait_for(partial(_all_healthy, edge.state, "oms"), 10, "Envoy finds both OMS instances healthy")
     before = _placed_on(running_stack.state)
     for _ in range(6):
         order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
