@@ -3,6 +3,8 @@
 - market orders fill through either OMS instance (Envoy balances them over both);
 - each singleton has one leader (`tradingmesh_leader{job}`), and the advisory lock it holds is
   held by that instance's connection (`pg_locks` joined with `application_name`);
+- STP orders placed on either instance are hedged by the desk's leader, each hedge reaching an
+  LP once;
 - killing the leader of a singleton (the STP desk with its LP order sessions, expiry, rollover,
   pricing's market-data feed and candles) hands the job to the other instance within 10 s, and
   orders keep filling at live prices afterwards.
@@ -21,15 +23,28 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import grpc
 import pytest
 
+from simulators.lp.control import ControlClient
 from stack.orchestrator import StackConfig, down, is_running, up
 from stack.paths import StackPaths
-from stack.ports import Ports, find_free_base
+from stack.ports import LP_SIMULATORS, Ports, find_free_base
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.test_auth import Edge
+from tests.integration.test_orders import Oms, place
+from tests.integration.test_orders import new_trader as new_stp_trader
+from tests.integration.test_stp import (
+    ALPHA,
+    BETA,
+    PRO_STP,
+    await_pinned_price,
+    ended,
+    hedges_of,
+    lp_reports,
+)
 from tests.integration.test_trading_flow import market, new_trader, place_grpc, wait_for
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 
@@ -195,3 +210,45 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
     for _ in range(2):
         order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
         assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+
+
+@pytest.fixture
+def both_oms(running_stack: RunningStack, accounts: AccountStack) -> Iterator[tuple[Oms, Oms]]:
+    """Each OMS instance directly (not through Envoy), with the account service beside."""
+    ports = Ports(running_stack.state.base_port)
+    channels = [grpc.insecure_channel(f"127.0.0.1:{ports.service_grpc('oms', k)}") for k in (1, 2)]
+    try:
+        yield Oms(running_stack, accounts, channels[0]), Oms(running_stack, accounts, channels[1])
+    finally:
+        for channel in channels:
+            channel.close()
+
+
+def test_stp_orders_on_either_instance_are_hedged_once_by_the_leader(
+    both_oms: tuple[Oms, Oms],
+) -> None:
+    """Only the desk's leader logs on to the LPs and sends hedges: an order placed on the
+    follower is taken by the leader's sweep, and no hedge reaches an LP twice."""
+    first, second = both_oms
+    lps = {lp: ControlClient(first.ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    try:
+        lps["lp-alpha"].pin("EURUSD", *ALPHA)
+        lps["lp-beta"].pin("EURUSD", *BETA)
+        a, b = new_stp_trader(first, PRO_STP), new_stp_trader(first, PRO_STP)
+        await_pinned_price(first, a)
+        placed = [
+            (a, place(first, a, quantity="0.10").id),
+            (b, place(second, b, side=types_pb2.SIDE_SELL, quantity="0.30").id),
+        ]
+        for trader, order_id in placed:
+            order = ended(first, trader, order_id)
+            assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        hedges = hedges_of(first, [order_id for _, order_id in placed])
+        assert hedges
+        reports = lp_reports(first, "lp-alpha") + lp_reports(first, "lp-beta")
+        for hedge in hedges:
+            lp_orders = {r.get(37) for r in reports if r.get(11) == hedge["id"]}
+            assert len(lp_orders) == 1, f"hedge {hedge['id']} reached an LP as {lp_orders}"
+    finally:
+        for lp in lps.values():
+            lp.unpin()
