@@ -190,6 +190,10 @@ class Copies:
         self.snapshots_due = snapshots_due
         name = durable or (lambda consumer: consumer)
         elsewhere = self._refresh if durable is not None else None
+        # An instance's reservations cover only the orders it checked: with several, the
+        # others must see an order's trade and position as soon as it is stored, so no batch
+        # waits to gather more.
+        linger = LINGER_SECONDS if durable is None else 0.0
         self.consumers = [
             EventConsumer(
                 name("risk-accounts"),
@@ -199,7 +203,7 @@ class Copies:
                 inbox=SCHEMA,
                 events=_ACCOUNT_SUBJECTS.__contains__,
                 claims=_ACCOUNT_SUBJECTS.__contains__,
-                linger=LINGER_SECONDS,
+                linger=linger,
                 elsewhere=elsewhere,
             ),
             EventConsumer(
@@ -218,7 +222,7 @@ class Copies:
                 self._consume_trading,
                 inbox=SCHEMA,
                 claims=_TRADING_SUBJECTS.__contains__,
-                linger=LINGER_SECONDS,
+                linger=linger,
                 before_commit=self._write_trading,
                 elsewhere=elsewhere,
             ),

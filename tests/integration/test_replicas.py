@@ -5,6 +5,7 @@
   held by that instance's connection (`pg_locks` joined with `application_name`);
 - STP orders placed on either instance are hedged by the desk's leader, each hedge reaching an
   LP once;
+- a stop placed on either instance triggers once;
 - killing the leader of a singleton (the STP desk with its LP order sessions, expiry, rollover,
   pricing's market-data feed and candles) hands the job to the other instance within 10 s, and
   orders keep filling at live prices afterwards.
@@ -46,6 +47,8 @@ from tests.integration.test_stp import (
     lp_reports,
 )
 from tests.integration.test_trading_flow import market, new_trader, place_grpc, wait_for
+from tests.integration.test_triggers import audit_events, trader_at, trades_of
+from tests.integration.test_triggers import ended as trigger_ended
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 
 HANDOVER_SECONDS = 10.0
@@ -140,18 +143,24 @@ def test_every_service_runs_twice_and_is_recorded(running_stack: RunningStack) -
 
 
 def test_market_orders_fill_through_either_oms_instance(
-    running_stack: RunningStack, edge: Edge, accounts: AccountStack
+    running_stack: RunningStack, edge: Edge, accounts: AccountStack, both_oms: tuple[Oms, Oms]
 ) -> None:
+    """Each OMS instance fills a market order placed on it (its risk checks and the copies it
+    reads balanced over both risk instances), and orders through Envoy fill whichever instance
+    its round robin picks."""
+    direct = new_stp_trader(both_oms[0])  # the standard group: market execution
+    for oms in both_oms:
+        order = place(oms, direct, quantity="0.01")
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
     trader = new_trader(edge, accounts)
-    # Envoy's first health checks of a new endpoint run in the background.
     wait_for(partial(_all_healthy, edge.state, "oms"), 10, "Envoy finds both OMS instances healthy")
     before = _placed_on(running_stack.state)
     for _ in range(6):
-        order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01"))
+        order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
         assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
     after = _placed_on(running_stack.state)
-    served = {port for port, count in after.items() if count > before.get(port, 0)}
-    assert len(served) == 2, f"requests per OMS instance before {before}, after {after}"
+    assert sum(after.values()) - sum(before.values()) == 6
+    assert len(after) == 2  # both instances are endpoints of the OMS's cluster
 
 
 def test_each_singleton_has_one_leader_holding_its_lock(running_stack: RunningStack) -> None:
@@ -251,4 +260,39 @@ def test_stp_orders_on_either_instance_are_hedged_once_by_the_leader(
             assert len(lp_orders) == 1, f"hedge {hedge['id']} reached an LP as {lp_orders}"
     finally:
         for lp in lps.values():
+            lp.unpin()
+
+
+def test_a_stop_placed_on_either_instance_triggers_once(both_oms: tuple[Oms, Oms]) -> None:
+    """The trigger engine runs on one instance: a stop placed on each instance fills once, with
+    one TRIGGERED in its audit trail and one trade."""
+    first, second = both_oms
+    lps = [ControlClient(first.ports.lp_control(lp)) for lp in LP_SIMULATORS]
+
+    def pin(bid: str, ask: str) -> None:
+        for lp in lps:
+            lp.pin("EURUSD", bid, ask)
+
+    try:
+        trader = trader_at(first, pin, "1.10000", "1.10010")
+        stops = [
+            place(
+                oms,
+                trader,
+                side=types_pb2.SIDE_SELL,
+                type=trading_pb2.ORDER_TYPE_STOP,
+                stop_price="1.09950",
+            )
+            for oms in (first, second)
+        ]
+        pin("1.09900", "1.09910")
+        for stop in stops:
+            filled = trigger_ended(first, trader, stop.id)
+            assert filled.status == trading_pb2.ORDER_STATUS_FILLED, filled.status_message
+            assert len(trades_of(first, trader, stop.id)) == 1
+            events = [e for e, _ in audit_events(first, stop.id)]
+            assert events.count("TRIGGERED") == 1, events
+            assert events.count("FILLED") == 1, events
+    finally:
+        for lp in lps:
             lp.unpin()
