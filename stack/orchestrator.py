@@ -297,6 +297,12 @@ class _Up:
                 f"stack {self.paths.name!r} is running on base port {previous.base_port}; "
                 f"`tradingmesh down --name {self.paths.name}` first to move it to {base}"
             )
+        if previous and running and previous.replicas != replicas:
+            # Every instance, Envoy and Prometheus know how many run: they start anew together.
+            raise StackError(
+                f"stack {self.paths.name!r} runs {previous.replicas} instance(s) of each service;"
+                f" `tradingmesh down --name {self.paths.name}` first to run {replicas}"
+            )
         self.ports = Ports(base)
         self.ctx = Context(self.paths, self.ports, self.config.repo, self.config.log_level)
         self.components = _Components.for_context(self.ctx, replicas)
