@@ -7,7 +7,8 @@
   LP once;
 - a stop placed on either instance triggers once;
 - killing the leader of a singleton (the STP desk with its LP order sessions, expiry, rollover,
-  pricing's market-data feed and candles) hands the job to the other instance within 10 s, and
+  pricing's market-data feed and candles, the trigger engine, risk's margin watcher) hands the
+  job to the other instance within 10 s, each live OMS instance fills orders meanwhile, and
   orders keep filling at live prices afterwards.
 """
 
@@ -53,8 +54,9 @@ from tradingmesh.common.v1 import trading_pb2, types_pb2
 
 HANDOVER_SECONDS = 10.0
 JOBS = {
-    "oms": ("oms-stp", "oms-expiry", "oms-rollover"),
+    "oms": ("oms-stp", "oms-expiry", "oms-rollover", "oms-triggers"),
     "pricing": ("pricing-feed", "pricing-candles"),
+    "risk": ("risk-margin-watch",),
 }
 
 
@@ -184,11 +186,16 @@ def test_each_singleton_has_one_leader_holding_its_lock(running_stack: RunningSt
     assert names & {"tradingmesh-pricing", "tradingmesh-pricing-2"}, names
 
 
-@pytest.mark.parametrize("service", ["oms", "pricing"])
+@pytest.mark.parametrize("service", ["oms", "pricing", "risk"])
 def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
-    running_stack: RunningStack, edge: Edge, accounts: AccountStack, service: str
+    running_stack: RunningStack,
+    edge: Edge,
+    accounts: AccountStack,
+    both_oms: tuple[Oms, Oms],
+    service: str,
 ) -> None:
     state = running_stack.state
+    direct = new_stp_trader(both_oms[0])
     jobs = JOBS[service]
     leaders = {job: _leader(state, service, job) for job in jobs}
     victim = leaders[jobs[0]]
@@ -210,6 +217,13 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
         )
     handover = time.monotonic() - killed
     assert handover <= HANDOVER_SECONDS, handover
+    # Before the killed instance is back: each live OMS instance fills an order, its calls to
+    # risk (and the prices it reads) skipping a dead instance.
+    for k, oms in enumerate(both_oms, start=1):
+        if service == "oms" and k == victim:
+            continue
+        order = place(oms, direct, quantity="0.01")
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
     # The killed instance comes back as a follower; nothing is led twice.
     up(running_stack.config)
     for job in jobs:
