@@ -1,6 +1,6 @@
 """`tradingmesh`: run the whole platform locally (ADR 0004).
 
-tradingmesh up [--name dev] [--base-port 17000] [--detach] [--no-services]
+tradingmesh up [--name dev] [--base-port 17000] [--replicas 1] [--detach] [--no-services]
 tradingmesh status [--name dev] [--json]
 tradingmesh down [--name dev] [--purge]
 tradingmesh logs [--name dev] [component | fix | FIX session]
@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="first port of the stack's block of 100 (default: the stack's last one, or 17000)",
+    )
+    start.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="instances of each service (default: the stack's last count, or 1; ADR 0017)",
     )
     start.add_argument(
         "--detach", action="store_true", help="return once healthy, leave it running"
@@ -170,6 +176,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = StackConfig(
         name=args.name,
         base_port=args.base_port,
+        replicas=args.replicas,
         services=not args.no_services,
         log_level=args.log_level,
     )

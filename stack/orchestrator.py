@@ -37,19 +37,21 @@ from stack.components.openbao import OpenBao
 from stack.components.postgres import Postgres, system_user
 from stack.components.redis import Redis
 from stack.components.replica import Replica
-from stack.components.services import Service, stream_workers
+from stack.components.services import Service, service_instances, stream_workers
 from stack.components.smtp import SENDER, SmtpSink
 from stack.health import wait_healthy
 from stack.paths import REPO, StackPaths
 from stack.ports import (
     DEFAULT_BASE,
     LP_SIMULATORS,
-    SERVICES,
+    MAX_REPLICAS,
     STREAM_WORKERS,
     Ports,
+    instance_names,
     port_is_free,
     stream_worker_count,
     validate_base,
+    validate_replicas,
 )
 from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
 from stack.secrets import Login, StackSecrets
@@ -64,6 +66,10 @@ from stack.state import (
 from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")
+
+# Every instance a stack may run of the services (`up --replicas`, ADR 0017): `account`, ...,
+# `notification`, then `account-2`, ...
+SERVICES = instance_names(MAX_REPLICAS)
 
 # Prometheus and its exporters (ADR 0014): started last, once there is something to scrape.
 MONITORING: tuple[str, ...] = ("postgres-exporter", "redis-exporter", "prometheus")
@@ -110,6 +116,8 @@ class StackError(RuntimeError):
 class StackConfig:
     name: str = "dev"
     base_port: int | None = None  # None: the base of the existing stack.json, else 17000
+    # Instances of each service (ADR 0017); None: the existing stack.json's count, else 1.
+    replicas: int | None = None
     services: bool = True  # False: only the infrastructure and Envoy (`--no-services`)
     repo: Path = REPO
     log_level: str = "INFO"
@@ -134,7 +142,7 @@ class _Components:
     redis_exporter: RedisExporter
 
     @classmethod
-    def for_context(cls, ctx: Context) -> _Components:
+    def for_context(cls, ctx: Context, replicas: int = 1) -> _Components:
         return cls(
             openbao=OpenBao(ctx),
             postgres=Postgres(ctx),
@@ -144,8 +152,9 @@ class _Components:
             smtp=SmtpSink(ctx),
             lps={name: LpSimulator(ctx, name) for name in LP_SIMULATORS},
             # The pricing service's stream workers are services too (ADR 0008).
-            services={name: Service(ctx, name) for name in SERVICES} | stream_workers(ctx),
-            envoy=Envoy(ctx),
+            # Every instance `up --replicas` may start, each knowing how many run (`replicas`).
+            services=service_instances(ctx, MAX_REPLICAS, replicas) | stream_workers(ctx),
+            envoy=Envoy(ctx, replicas),
             prometheus=Prometheus(ctx),
             postgres_exporter=PostgresExporter(ctx),
             redis_exporter=RedisExporter(ctx),
@@ -229,6 +238,7 @@ class _Up:
     by_name: dict[str, Component]
     running: set[str]
     workers: int  # stream workers to start (TM_PRICING_STREAM_WORKERS)
+    replicas: int  # instances of each service to start (ADR 0017)
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -273,18 +283,29 @@ class _Up:
         if base is None:
             base = previous.base_port if previous else DEFAULT_BASE
         validate_base(base)
+        replicas = self.config.replicas
+        if replicas is None:
+            replicas = previous.replicas if previous else 1
         try:
             self.workers = stream_worker_count()
+            validate_replicas(replicas)
         except ValueError as error:
             raise StackError(str(error)) from None
+        self.replicas = replicas
         if previous and running and previous.base_port != base:
             raise StackError(
                 f"stack {self.paths.name!r} is running on base port {previous.base_port}; "
                 f"`tradingmesh down --name {self.paths.name}` first to move it to {base}"
             )
+        if previous and running and previous.replicas != replicas:
+            # Every instance, Envoy and Prometheus know how many run: they start anew together.
+            raise StackError(
+                f"stack {self.paths.name!r} runs {previous.replicas} instance(s) of each service;"
+                f" `tradingmesh down --name {self.paths.name}` first to run {replicas}"
+            )
         self.ports = Ports(base)
         self.ctx = Context(self.paths, self.ports, self.config.repo, self.config.log_level)
-        self.components = _Components.for_context(self.ctx)
+        self.components = _Components.for_context(self.ctx, replicas)
         self.by_name = self.components.by_name()
         fresh = _skeleton(self.paths, self.ports)
         # Keep the records of dead processes until their leftovers are cleaned up.
@@ -294,6 +315,7 @@ class _Up:
             components=kept,
             demo=previous.demo if previous else None,
             operator=previous.operator if previous else None,
+            replicas=replicas,
         )
         self.running = {c.name for c in running}
 
@@ -381,7 +403,9 @@ class _Up:
         # 5. Services, each with a Vault token of its own; they read from the replica.
         self._wait([self.components.replica])
         late: list[Component] = []
-        unwanted = set(STREAM_WORKERS[self.workers :])
+        unwanted = set(STREAM_WORKERS[self.workers :]) | set(
+            SERVICES[len(instance_names(self.replicas)) :]
+        )
         for name, service in self.components.services.items():
             if name not in self.running and (not self.config.services or name in unwanted):
                 continue
@@ -512,7 +536,7 @@ def status(name: str, repo: Path = REPO) -> StackState | None:
     if recorded is None:
         return None
     ctx = Context(paths, Ports(recorded.base_port), repo, "INFO")
-    components = _Components.for_context(ctx).by_name()
+    components = _Components.for_context(ctx, recorded.replicas).by_name()
     live = []
     for entry in recorded.components:
         running = is_running(entry)
@@ -550,7 +574,7 @@ def down(name: str, repo: Path = REPO, purge: bool = False) -> list[str]:
         recorded = state_file.load(paths.state_file)
         if recorded is not None:
             ctx = Context(paths, Ports(recorded.base_port), repo, "INFO")
-            components = _Components.for_context(ctx).by_name()
+            components = _Components.for_context(ctx, recorded.replicas).by_name()
             known = {n for tier in STOP_TIERS for n in tier}
             others = tuple(c.name for c in recorded.components if c.name not in known)
             for tier in (others, *STOP_TIERS):

@@ -44,6 +44,16 @@ LP_FIX = 60  # the FIX acceptors of the LP simulators: +60 + i
 LP_CONTROL = 70  # their control ports (pin a quote, change the rate): +70 + i
 WEB_CLIENT = 80  # reserved for the web client's dev server; Envoy's CORS allows its origin
 BLOCK = 100  # a stack owns base .. base + 99
+# Instances 2.. of the services (`up --replicas N`, ADR 0017) take offsets free above, 12 per
+# instance: the six services' gRPC ports, then their six metrics ports.
+REPLICA_OFFSETS: tuple[int, ...] = (
+    *range(81, 100),
+    *range(62, 70),
+    *range(72, 80),
+    *range(26, 30),
+    *range(46, 50),
+)
+MAX_REPLICAS = 1 + len(REPLICA_OFFSETS) // (2 * len(SERVICES))
 
 DEFAULT_BASE = 17000
 
@@ -114,11 +124,15 @@ class Ports:
     def web_client(self) -> int:
         return self.base + WEB_CLIENT
 
-    def service_grpc(self, service: str) -> int:
-        return self.base + SERVICE_GRPC + SERVICES.index(service)
+    def service_grpc(self, service: str, instance: int = 1) -> int:
+        if instance == 1:
+            return self.base + SERVICE_GRPC + SERVICES.index(service)
+        return self.base + _replica_offset(instance, SERVICES.index(service))
 
-    def service_metrics(self, service: str) -> int:
-        return self.base + SERVICE_METRICS + SERVICES.index(service)
+    def service_metrics(self, service: str, instance: int = 1) -> int:
+        if instance == 1:
+            return self.base + SERVICE_METRICS + SERVICES.index(service)
+        return self.base + _replica_offset(instance, len(SERVICES) + SERVICES.index(service))
 
     def stream_worker_grpc(self, worker: str) -> int:
         return self.base + STREAM_WORKER_GRPC + STREAM_WORKERS.index(worker)
@@ -152,13 +166,47 @@ class Ports:
         )
         services = tuple(self.service_grpc(s) for s in SERVICES)
         metrics = tuple(self.service_metrics(s) for s in SERVICES)
+        # Every instance `up --replicas` may start: a block is free only if all of them could.
+        replicas = tuple(self.base + offset for offset in REPLICA_OFFSETS)
         lps = tuple(p for lp in LP_SIMULATORS for p in (self.lp_fix(lp), self.lp_control(lp)))
         workers = tuple(
             p
             for w in STREAM_WORKERS
             for p in (self.stream_worker_grpc(w), self.stream_worker_metrics(w))
         )
-        return fixed + services + metrics + lps + workers
+        return fixed + services + metrics + lps + workers + replicas
+
+
+def _replica_offset(instance: int, slot: int) -> int:
+    """The offset of `slot` (0-5 gRPC, 6-11 metrics) of instance 2.. (ADR 0017)."""
+    if not 2 <= instance <= MAX_REPLICAS:
+        raise ValueError(f"instance {instance}: must be between 1 and {MAX_REPLICAS}")
+    return REPLICA_OFFSETS[(instance - 2) * 2 * len(SERVICES) + slot]
+
+
+def instance_name(service: str, instance: int) -> str:
+    """`oms` for instance 1 (as with one replica), `oms-2` for instance 2, ..."""
+    return service if instance == 1 else f"{service}-{instance}"
+
+
+def instance_names(replicas: int = MAX_REPLICAS) -> tuple[str, ...]:
+    """The names of instances 1..replicas of every service: instance 1 of each first."""
+    return tuple(instance_name(s, k) for k in range(1, replicas + 1) for s in SERVICES)
+
+
+def service_of(name: str) -> str | None:
+    """The service an instance's name (`oms`, `oms-2`) belongs to; None for other names."""
+    if name in SERVICES:
+        return name
+    service, _, number = name.rpartition("-")
+    if service in SERVICES and number.isdigit() and 2 <= int(number) <= MAX_REPLICAS:
+        return service
+    return None
+
+
+def validate_replicas(replicas: int) -> None:
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"--replicas {replicas}: must be between 1 and {MAX_REPLICAS}")
 
 
 def stream_worker_count(environ: Mapping[str, str] = os.environ) -> int:

@@ -8,6 +8,7 @@
   "demo": {"username", "password", "account_id"} | null,
   "operator": {"username", "password"} | null,
   "replica": {"address", "streaming", "lag_bytes", "replay_lag_seconds"} | null,
+  "replicas": 1,
   "updated_at": "<ISO 8601>"
 }
 
@@ -16,6 +17,8 @@ The file is written 0600 and atomically (write + rename), so a reader never sees
 user's login here so that a developer can sign in, and the broker operator's (staff roles) so
 that a newcomer can try the broker views and admin RPCs; every infrastructure secret lives only
 in Vault. `replica` is filled in by `status` (live, from the primary's pg_stat_replication).
+`replicas` is how many instances of each service the stack runs (`up --replicas`, ADR 0017;
+absent from older files: 1); the instances are components `oms`, `oms-2`, ...
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class StackState:
     demo: DemoCredentials | None = None
     operator: OperatorCredentials | None = None
     replica: ReplicaState | None = None
+    replicas: int = 1
     updated_at: str = field(default="")
 
     def component(self, name: str) -> ComponentState | None:
@@ -139,6 +143,7 @@ class StackState:
             demo=DemoCredentials(**demo) if demo else None,
             operator=OperatorCredentials(**operator) if operator else None,
             replica=ReplicaState(**replica) if replica else None,
+            replicas=int(data.get("replicas", 1)),
             updated_at=data.get("updated_at", ""),
         )
 

@@ -53,6 +53,7 @@ from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
@@ -111,6 +112,8 @@ class OmsRuntime:
         self.retention: Retention | None = None
         self.reference: ReferenceCopies | None = None
         self.sweeper: ExpirySweeper | None = None
+        # Singletons, each on one elected instance (ADR 0017); the trigger engine elects itself.
+        self.elected: list[Elected] = []
         self.stp = StpDesk(
             self.resources,
             self.quotes,
@@ -144,21 +147,31 @@ class OmsRuntime:
         await self.relay.start()
         self.retention = Retention(self.resources.db, RETENTION)
         await self.retention.start()
-        self.reference = ReferenceCopies(self.resources.db, self.placement.offered.forget)
+        settings = self.resources.settings
+        self.reference = ReferenceCopies(
+            self.resources.db,
+            self.placement.offered.forget,
+            # Several instances: each reads the whole streams with its own consumers (ADR 0017).
+            durable=settings.durable if settings.replicas > 1 else None,
+        )
         await self.reference.start(self.resources.jetstream)
         self.sweeper = ExpirySweeper(self.resources.db)
-        await self.sweeper.start()
-        await self.rollover.start()
-        await self.stp.start()
+        db = self.resources.db
+        self.stp.leading = False  # until elected: `StpDesk.lead`
+        self.elected = [
+            Elected(db, "oms-expiry", self.sweeper.run),
+            Elected(db, "oms-rollover", self.rollover.run),
+            Elected(db, "oms-stp", self.stp.lead),
+        ]
+        for job in self.elected:
+            await job.start()
         await self.triggers.start(self.resources.nats)
 
     async def close(self) -> None:
         await self.placement.drain()  # commits of cancelled requests, and their hand-offs
         await self.triggers.stop()
-        await self.stp.stop()
-        await self.rollover.stop()
-        if self.sweeper is not None:
-            await self.sweeper.stop()
+        for job in reversed(self.elected):  # the STP desk first: it stops as it always did
+            await job.stop()
         if self.reference is not None:
             await self.reference.stop()
         await self.hub.stop()

@@ -84,7 +84,7 @@ async def connect_nats(settings: Settings, vault: Vault) -> NatsClient:
         servers=[settings.nats_url],
         user=username.reveal(),
         password=password.reveal(),
-        name=f"tradingmesh-{settings.service}",
+        name=f"tradingmesh-{settings.instance_name}",
         connect_timeout=5,
         max_reconnect_attempts=-1,
         disconnected_cb=disconnected,

@@ -20,7 +20,7 @@ def connect_redis(settings: Settings, vault: Vault) -> redis.asyncio.Redis:
         host=settings.redis_host,
         port=settings.redis_port,
         password=password.reveal(),
-        client_name=f"tradingmesh-{settings.service}",
+        client_name=f"tradingmesh-{settings.instance_name}",
         socket_connect_timeout=5,
         socket_timeout=10,
         # Detect connections that died while idle before a command is sent on them.

@@ -109,7 +109,7 @@ class Database:
                 dbname=settings.database_name,
                 user=username.reveal(),
                 password=password.reveal(),
-                application_name=f"tradingmesh-{settings.service}",
+                application_name=f"tradingmesh-{settings.instance_name}",
             ),
             min_size=_HOT_POOL_MIN,
             max_size=_HOT_POOL_MAX,
@@ -220,7 +220,7 @@ def _engine(
         max_overflow=_MAX_OVERFLOW,
         pool_timeout=_POOL_TIMEOUT_SECONDS,
         pool_recycle=_POOL_RECYCLE_SECONDS,
-        connect_args={"application_name": f"tradingmesh-{settings.service}"},
+        connect_args={"application_name": f"tradingmesh-{settings.instance_name}"},
     )
     watch_pooled_connections(engine)
     return engine

@@ -20,6 +20,13 @@ and an envelope claimed before is skipped whole (its handlers do not run); while
 applies an event of a freshly claimed envelope, `first_time` answers True without a statement.
 A consumer without an inbox leaves de-duplication to its handlers (`first_time` per event id).
 
+Per instance (ADR 0017): where every instance of a service keeps the copy in memory, each reads
+the whole stream with a durable of its own (`Settings.durable`: `risk-accounts-2`), and the
+first to claim an envelope applies it to the database; the others find it claimed. Given
+`elsewhere`, a handler for the events of an envelope claimed before (by another instance, or a
+redelivery), it runs in the transaction instead of skipping them: it takes into memory what the
+database holds now (the claim waited for the claiming transaction to commit).
+
 The consumer applies a fetched batch in ONE transaction (one commit for up to `_BATCH`
 envelopes), then runs what each handler asked to run after the commit, then acknowledges the
 batch. If any handler raises, the batch's transaction is rolled back and its messages are
@@ -176,6 +183,7 @@ class EventConsumer:
         claims: Callable[[str], bool] = lambda subject: True,
         linger: float = 0.0,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        elsewhere: Handler | None = None,
     ) -> None:
         self.name = name
         self.subjects = subjects
@@ -191,6 +199,7 @@ class EventConsumer:
         self._claims = claims
         self._linger = linger
         self._before_commit = before_commit
+        self._elsewhere = elsewhere
         self._task: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PullSubscription | None = None
 
@@ -269,6 +278,8 @@ class EventConsumer:
                         if envelope_id in fresh:  # once, also if delivered twice in a batch
                             fresh.discard(envelope_id)
                             outcomes += await self._apply_events(session, events)
+                        elif self._elsewhere is not None and events:
+                            outcomes += await self._apply_elsewhere(session, events)
                     if self._before_commit is not None:
                         await self._before_commit(session)
             except Exception:
@@ -332,6 +343,13 @@ class EventConsumer:
             session.info.pop(_CLAIMED, None)
         return outcomes
 
+    async def _apply_elsewhere(
+        self, session: AsyncSession, events: Sequence[Event]
+    ) -> list[Outcome]:
+        """The events of an envelope claimed before, through `elsewhere` (see the module doc)."""
+        assert self._elsewhere is not None
+        return [await self._elsewhere(session, event) for event in events]
+
     async def _deliver(self, message: Msg) -> bool:
         extra = {"consumer": self.name, "subject": message.subject}
         try:
@@ -346,11 +364,12 @@ class EventConsumer:
         try:
             async with self._db.transaction() as session:
                 fresh = await self._claim(session, [opened], [message])
-                outcomes = (
-                    await self._apply_events(session, opened[1], savepoints=True)
-                    if opened[0] in fresh
-                    else []
-                )
+                if opened[0] in fresh:
+                    outcomes = await self._apply_events(session, opened[1], savepoints=True)
+                elif self._elsewhere is not None:
+                    outcomes = await self._apply_elsewhere(session, opened[1])
+                else:
+                    outcomes = []
                 if self._before_commit is not None:
                     await self._before_commit(session)
         except Exception:

@@ -8,6 +8,7 @@ its own behalf and passes what the callee needs (e.g. the account id) in the req
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc.aio
@@ -15,8 +16,16 @@ import grpc.aio
 from services.platform.identity import EDGE_TOKEN_HEADER
 from services.platform.request_id import REQUEST_ID_HEADER, current_request_id
 from services.platform.secrets import Secret
+from services.platform.settings import Address
 
-__all__ = ["internal_channel"]
+__all__ = ["check_target", "internal_channel"]
+
+# A target listing several instances of a service (`ipv4:127.0.0.1:a,127.0.0.1:b`, ADR 0017):
+# calls go round robin over the instances whose standard Health/Watch says SERVING, so one that
+# stops or dies gets no call.
+_BALANCED_CONFIG = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
 
 
 class _InternalCallMetadata(
@@ -54,12 +63,25 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
+def check_target(text: str) -> str:
+    """`text` if it is a target `internal_channel` takes: host:port, or `ipv4:host:port,...`;
+    ValueError otherwise."""
+    addresses = text.removeprefix("ipv4:").split(",") if "," in text else [text]
+    for address in addresses:
+        Address.parse(address)
+    return text
+
+
 def internal_channel(target: str, edge_token: Secret) -> grpc.aio.Channel:
-    """A channel to another service at `target` (host:port) whose calls carry the edge token.
+    """A channel to another service at `target` (host:port, or every instance of it:
+    `ipv4:host:port,host:port`, balanced) whose calls carry the edge token.
 
     Plain-text, as between services and Envoy on one host (ADR 0004); reconnects within 200 ms
     of losing its peer (`RECONNECT_OPTIONS`). Close it on shutdown.
     """
+    options: list[tuple[str, Any]] = list(RECONNECT_OPTIONS)
+    if "," in target:
+        options.append(("grpc.service_config", _BALANCED_CONFIG))
     return grpc.aio.insecure_channel(
-        target, options=RECONNECT_OPTIONS, interceptors=[_InternalCallMetadata(edge_token)]
+        target, options=options, interceptors=[_InternalCallMetadata(edge_token)]
     )

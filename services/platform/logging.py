@@ -28,9 +28,12 @@ _RECORD_ATTRIBUTES: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one line of JSON."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, instance: str | None = None) -> None:
         super().__init__()
         self._service = service
+        # Which instance of the service (`oms-2`, ADR 0017): on every line, unless it is the
+        # service's only or first one.
+        self._instance = instance if instance and instance != service else None
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -40,6 +43,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "service": self._service,
         }
+        if self._instance is not None:
+            line["instance"] = self._instance
         request_id = current_request_id()
         if request_id is not None:
             line["request_id"] = request_id
@@ -54,13 +59,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    service: str, level: str = "INFO", *, stream: TextIO | None = None, instance: str | None = None
+) -> None:
     """Sends every log record at `level` or above to `stream` (stderr) as JSON lines.
 
     Replaces the root logger's handlers, so calling it again reconfigures rather than duplicates.
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, instance))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -205,7 +205,7 @@ def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
         settings = Settings.from_env()
     except SettingsError as error:
         _fail(str(error), 2)
-    configure_logging(settings.service, settings.log_level)
+    configure_logging(settings.service, settings.log_level, instance=settings.instance_name)
     try:
         vault = connect_vault(settings)
         (edge_token,) = vault.read_keys(EDGE_PATH, "token")

@@ -75,6 +75,20 @@ class Settings:
     redis_host: str
     redis_port: int
     nats_url: str
+    # TM_INSTANCE: which instance of the service this process is (`oms-2`, ADR 0017), in its
+    # client names and per-instance consumers; default the service's name.
+    instance: str = ""
+    # TM_REPLICAS: how many instances of the service run (default 1). With several, copies
+    # kept in memory are read per instance (`inbox.instance_durable`).
+    replicas: int = 1
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or self.service
+
+    def durable(self, name: str) -> str:
+        """The durable consumer `name` of this instance when copies are read per instance."""
+        return f"{name}{self.instance_name.removeprefix(self.service)}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -95,6 +109,8 @@ class Settings:
         redis_host = read.required("TM_REDIS_HOST", _host)
         redis_port = read.required("TM_REDIS_PORT", _port)
         nats_url = read.required("TM_NATS_URL", _nats_url)
+        instance = read.optional("TM_INSTANCE", _instance_name) or service
+        replicas = read.optional("TM_REPLICAS", _replicas) or 1
         if read.problems:
             raise SettingsError(read.problems)
         return cls(
@@ -114,7 +130,24 @@ class Settings:
             redis_host=redis_host,
             redis_port=redis_port,
             nats_url=nats_url,
+            instance=instance,
+            replicas=replicas,
         )
+
+
+def _replicas(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return int(text)
+
+
+_INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
+
+
+def _instance_name(text: str) -> str:
+    if _INSTANCE_NAME.match(text):
+        return text
+    raise ValueError("must be a name such as oms or oms-2")
 
 
 class _Reader:

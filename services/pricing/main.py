@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
 from services.platform import Registration, RunningServer, ServiceSpec, Settings, Vault
 from services.platform.fix import LpEndpoint
+from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, inbox_rule
@@ -37,7 +38,7 @@ from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
 from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
-from services.pricing.reference import Reference
+from services.pricing.reference import CONSUMER, Reference
 from services.pricing.ticks import TickWriter
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
 
@@ -88,18 +89,26 @@ class PricingRuntime:
         self.relay: OutboxRelay | None = None
         self.retention: Retention | None = None
         self.health: Any = None
+        # Singletons, each on one elected instance (ADR 0017).
+        self.elected: list[Elected] = []
         self.pricing = server.PricingService(self.parts)
         self.admin = server.PricingAdminService(self.parts)
 
     async def open(self) -> None:
         await self.resources.open()
-        reference = Reference(self.resources.db)
+        settings = self.resources.settings
+        reference = (
+            # Several instances: each reads the whole stream with its own consumer (ADR 0017).
+            Reference(self.resources.db, settings.durable(CONSUMER), per_instance=True)
+            if settings.replicas > 1
+            else Reference(self.resources.db)
+        )
         await reference.load()
         engine = PricingEngine(reference.digits, self.config.max_quote_age)
         self.ticks = TickWriter(self.resources.db)
         await self.ticks.start()
         self.candle_job = CandleJob(self.resources.db)
-        await self.candle_job.start()
+        self.elected.append(Elected(self.resources.db, "pricing-candles", self.candle_job.run))
         self.parts.candles_ = CandleStore(self.resources.db)
         feed = PriceFeed(
             engine,
@@ -150,17 +159,30 @@ class PricingRuntime:
                 )
                 for lp in self.config.lps
             }
-            self.gateway = LpGateway(
-                self.config.lps,
-                credentials,
-                sorted(reference.digits),
-                self.config.data_dir / "fix",
-                asyncio.get_running_loop(),
-                _both(activity.on_quotes, feed.on_quotes),
-                _both(activity.on_state, feed.on_state),
-                silence_seconds=self.config.lp_silence_seconds,
-            )
-            self.gateway.start()
+
+            async def lead_feed() -> None:
+                """The LP market-data sessions on the elected instance: an LP takes one logon
+                per session (ADR 0017); the followers serve what the leader publishes."""
+                self.gateway = LpGateway(
+                    self.config.lps,
+                    credentials,
+                    sorted(reference.digits),
+                    self.config.data_dir / "fix",
+                    asyncio.get_running_loop(),
+                    _both(activity.on_quotes, feed.on_quotes),
+                    _both(activity.on_state, feed.on_state),
+                    silence_seconds=self.config.lp_silence_seconds,
+                )
+                self.gateway.start()
+                try:
+                    await asyncio.Event().wait()
+                finally:
+                    gateway, self.gateway = self.gateway, None
+                    await asyncio.shield(asyncio.to_thread(gateway.stop))
+
+            self.elected.append(Elected(self.resources.db, "pricing-feed", lead_feed))
+        for job in self.elected:
+            await job.start()
 
     def _subscribed(self) -> Sequence[str]:
         """The symbols the gateway asks every LP for at logon."""
@@ -187,16 +209,14 @@ class PricingRuntime:
         )
 
     async def close(self) -> None:
-        if self.gateway is not None:
-            await asyncio.to_thread(self.gateway.stop)
+        for job in reversed(self.elected):  # the gateway stops here
+            await job.stop()
         if self.parts.reference_ is not None:
             await self.parts.reference_.stop()
         if self.parts.hub_ is not None:
             await self.parts.hub_.stop()
         if self.feed is not None:
             await self.feed.stop()
-        if self.candle_job is not None:
-            await self.candle_job.stop()
         if self.ticks is not None:
             await self.ticks.stop()  # writes what is left
         if self.retention is not None:

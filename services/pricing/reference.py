@@ -143,8 +143,12 @@ def instrument_from_row(row: Mapping[Any, Any], now: datetime) -> pricing_pb2.In
 class Reference:
     """In-memory copy of the reference data, loaded at start and kept current by events."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, durable: str = CONSUMER, per_instance: bool = False) -> None:
+        """`durable`, `per_instance`: this instance's own consumer when each instance reads the
+        whole stream (several instances, ADR 0017); an event another instance applied first
+        still refreshes what this one holds."""
         self.db = db
+        self.per_instance = per_instance
         self.instruments: dict[str, pricing_pb2.Instrument] = {}
         # Shared with the engine's wiring and the stream hub, so it is only ever updated in place.
         self.digits: dict[str, int] = {}
@@ -154,7 +158,7 @@ class Reference:
         self.on_groups_changed: Callable[[], None] = lambda: None
         self.on_instruments_changed: Callable[[], None] = lambda: None
         self.consumer = EventConsumer(
-            CONSUMER,
+            durable,
             "account.>",
             db,
             self.handle,
@@ -287,7 +291,15 @@ class Reference:
         changed."""
         version = event.metadata.occurred_at.ToMicroseconds()
         if not await first_time(session, "pricing", event.metadata.event_id, subject):
-            return False  # seen before
+            if not self.per_instance:
+                return False  # seen before
+            if isinstance(event, account_events_pb2.TradingAccountCreated):
+                account = event.account
+                self.accounts[account.id] = AccountRef(
+                    account.id, account.user_id, account.group_id
+                )
+                return False
+            return True  # applied by another instance: the groups are read again
         if isinstance(event, account_events_pb2.ClientGroupChanged):
             group = event.client_group
             await session.execute(

@@ -23,6 +23,12 @@ the order's margin (after its position event, which the OMS commits first); an o
 cancelled, expired or resting (a working order that is not a market order in STP) releases the
 rest; a withdrawal's ledger entry releases the withdrawal. These order events need no inbox row:
 releasing twice changes nothing.
+
+Several instances of the service (ADR 0017): each reads the three streams with durables of its
+own (`durable`: `risk-accounts-2`, ...), so every instance's working set is complete. The first
+instance to claim an envelope applies it to the stores as above; another finds it claimed and
+takes into memory what the stores hold now for what the event touched (`_refresh`), and its
+order events release its own reservations.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, Message
@@ -169,39 +176,55 @@ class Copies:
     """The consumers and what they apply; `start` after the state is loaded."""
 
     def __init__(
-        self, db: Database, state: RiskState, snapshots_due: Callable[[], None] = lambda: None
+        self,
+        db: Database,
+        state: RiskState,
+        snapshots_due: Callable[[], None] = lambda: None,
+        *,
+        durable: Callable[[str], str] | None = None,
     ) -> None:
+        """`durable`: the consumers' names for this instance when each instance reads the
+        whole streams (several instances, ADR 0017); None: one shared consumer each."""
         self.db = db
         self.state = state
         self.snapshots_due = snapshots_due
+        name = durable or (lambda consumer: consumer)
+        elsewhere = self._refresh if durable is not None else None
+        # An instance's reservations cover only the orders it checked: with several, the
+        # others must see an order's trade and position as soon as it is stored, so no batch
+        # waits to gather more.
+        linger = LINGER_SECONDS if durable is None else 0.0
         self.consumers = [
             EventConsumer(
-                "risk-accounts",
+                name("risk-accounts"),
                 "account.>",
                 db,
                 self._consume(_ACCOUNT_SUBJECTS),
                 inbox=SCHEMA,
                 events=_ACCOUNT_SUBJECTS.__contains__,
                 claims=_ACCOUNT_SUBJECTS.__contains__,
-                linger=LINGER_SECONDS,
+                linger=linger,
+                elsewhere=elsewhere,
             ),
             EventConsumer(
-                "risk-instruments",
+                name("risk-instruments"),
                 "pricing.instrument.>",
                 db,
                 self._consume(_INSTRUMENT_SUBJECTS),
                 inbox=SCHEMA,
                 claims=_INSTRUMENT_SUBJECTS.__contains__,
+                elsewhere=elsewhere,
             ),
             EventConsumer(
-                "risk-trading",
+                name("risk-trading"),
                 "oms.>",
                 db,
                 self._consume_trading,
                 inbox=SCHEMA,
                 claims=_TRADING_SUBJECTS.__contains__,
-                linger=LINGER_SECONDS,
+                linger=linger,
                 before_commit=self._write_trading,
+                elsewhere=elsewhere,
             ),
         ]
 
@@ -350,6 +373,87 @@ class Copies:
             signed = quantity if side is Side.BUY else quantity.copy_negate()
             return (lambda: state.add_coverage(hedge.symbol, signed)) if fresh else None
         raise UndeliverableError(f"no rule applies {type(event).__name__}")
+
+    async def _refresh(self, session: AsyncSession, message: Event) -> Outcome:
+        """An event another instance applied to the stores (its envelope was claimed): what it
+        touched, as stored now, into memory after the commit; an order's end releases this
+        instance's reservation as in `_consume_trading`."""
+        ending = _decode(message, _RELEASING_SUBJECTS)
+        if ending is not None:
+            return await self._consume_trading(session, message)
+        event = _decode(message, _ACCOUNT_SUBJECTS | _INSTRUMENT_SUBJECTS | _TRADING_SUBJECTS)
+        if event is None:
+            return False
+        state, stored = self.state, store.Stored(session)
+        puts: list[Commit] = []
+        if isinstance(
+            event,
+            account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
+        ):
+            account = await stored.account(event.account.id)
+            if account is not None:
+                puts.append(partial(state.put_account, account))
+        elif isinstance(event, account_events.ClientGroupChanged):
+            group = await stored.group(event.client_group.id)
+            if group is not None:
+                puts.append(partial(state.put_group, group))
+        elif isinstance(event, account_events.GroupInstrumentSettingsChanged):
+            settings = await stored.group_instrument(event.settings.group_id, event.settings.symbol)
+            if settings is not None:
+                puts.append(partial(state.put_group_instrument, settings))
+        elif isinstance(event, account_events.LedgerEntryPosted):
+            entry = event.entry
+            account = await stored.account(entry.account_id)
+            if account is not None:
+                puts.append(partial(state.put_account, account))
+            for booked in (entry.swap_charge_id, entry.trade_id):
+                unbooked = await stored.trade(booked) if booked else None
+                if unbooked is not None:
+                    puts.append(partial(state.put_unbooked, unbooked))
+            if entry.withdrawal_id:
+                puts.append(partial(state.holds.release_withdrawal, entry.withdrawal_id))
+        elif isinstance(
+            event,
+            pricing_events.InstrumentCreated
+            | pricing_events.InstrumentUpdated
+            | pricing_events.InstrumentTradingStatusChanged,
+        ):
+            instrument = await stored.instrument(event.instrument.symbol)
+            if instrument is not None:
+                puts.append(partial(state.put_instrument, instrument))
+        elif isinstance(
+            event,
+            oms_events.PositionOpened
+            | oms_events.PositionChanged
+            | oms_events.PositionClosed
+            | oms_events.PositionSwapCharged,
+        ):
+            position = await stored.position(event.position.id)
+            if position is not None:
+                puts.append(partial(state.put_position, position))
+            if isinstance(event, oms_events.PositionSwapCharged):
+                unbooked = await stored.trade(event.charge_id)
+                if unbooked is not None:
+                    puts.append(partial(state.put_unbooked, unbooked))
+        elif isinstance(event, oms_events.TradeExecuted):
+            trade = event.trade
+            unbooked = await stored.trade(trade.id)
+            if unbooked is not None:
+                puts.append(partial(state.put_unbooked, unbooked))
+            quantity = parse_decimal(trade.quantity)
+            puts.append(partial(state.holds.order_filled, trade.order_id, quantity))
+        elif isinstance(event, oms_events.HedgeOrderFilled):
+            symbol = event.hedge_order.symbol
+            net = await stored.coverage(symbol)
+            puts.append(partial(state.coverage.__setitem__, symbol, net))
+        if not puts:
+            return False
+
+        def commit() -> None:
+            for put in puts:
+                put()
+
+        return commit
 
     async def _write_trading(self, session: AsyncSession) -> None:
         """The positions and trades the transaction's events carried, ONE multi-row statement

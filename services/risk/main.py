@@ -30,12 +30,11 @@ from datetime import timedelta
 import grpc
 
 from services.platform import Registration, ServiceSpec, Settings, Vault
-from services.platform.internal import internal_channel
+from services.platform.internal import check_target, internal_channel
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
 from services.platform.secrets import EDGE_PATH
-from services.platform.settings import Address
 from services.risk import metrics, server, store
 from services.risk.copies import Copies, position_of
 from services.risk.quotes import QuoteFeed
@@ -74,7 +73,7 @@ class RiskConfig:
             oms = environ.get("TM_OMS_ADDR", "").strip()
             if not oms:
                 raise ValueError("TM_OMS_ADDR is missing")
-            Address.parse(oms)
+            check_target(oms)  # one address, or every instance's (ADR 0017)
             pass_ms = int(environ.get("TM_RISK_MARGIN_PASS_MS", "2000"))
             age_ms = int(environ.get("TM_RISK_MAX_QUOTE_AGE_MS", "5000"))
             currency = environ.get("TM_RISK_REPORTING_CURRENCY", "USD").strip()
@@ -149,7 +148,10 @@ class RiskRuntime:
         )
         metrics.register(state)  # the book as gauges, computed when scraped
         self.snapshots = DailySnapshots(db, state)
-        self.copies = Copies(db, state, self.snapshots.wake)
+        # Several instances: each reads the whole streams with its own consumers (ADR 0017).
+        settings = self.resources.settings
+        per_instance = settings.durable if settings.replicas > 1 else None
+        self.copies = Copies(db, state, self.snapshots.wake, durable=per_instance)
         await self.copies.start(self.resources.jetstream)
         self.feed = QuoteFeed(state, self.watcher.on_price)
         await self.feed.start(self.resources.nats, self.resources.jetstream)

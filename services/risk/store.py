@@ -268,6 +268,72 @@ async def load_state(session: AsyncSession) -> RiskState:
     return state
 
 
+class Stored:
+    """One row of each copy as stored now: what an instance takes into memory for an event
+    another instance applied (ADR 0017; `Copies` per instance). None: no such row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def account(self, account_id: str) -> Account | None:
+        row = await _one(
+            self.session,
+            f"SELECT {ACCOUNT_COLUMNS} FROM risk.accounts WHERE account_id = :id",
+            {"id": account_id},
+        )
+        return None if row is None else _account(row)
+
+    async def group(self, group_id: str) -> Group | None:
+        row = await _one(
+            self.session,
+            f"SELECT {_GROUP_COLUMNS} FROM risk.groups WHERE group_id = :id",
+            {"id": group_id},
+        )
+        return None if row is None else _group(row)
+
+    async def group_instrument(self, group_id: str, symbol: str) -> GroupInstrument | None:
+        row = await _one(
+            self.session,
+            f"SELECT {_GROUP_INSTRUMENT_COLUMNS} FROM risk.group_instruments"
+            " WHERE group_id = :id AND symbol = :symbol",
+            {"id": group_id, "symbol": symbol},
+        )
+        return None if row is None else _group_instrument(row)
+
+    async def instrument(self, symbol: str) -> Instrument | None:
+        row = await _one(
+            self.session,
+            f"SELECT {_INSTRUMENT_COLUMNS} FROM risk.instruments WHERE symbol = :symbol",
+            {"symbol": symbol},
+        )
+        return None if row is None else _instrument(row)
+
+    async def position(self, position_id: str) -> Position | None:
+        row = await _one(
+            self.session,
+            f"SELECT {_POSITION_COLUMNS} FROM risk.positions WHERE position_id = :id",
+            {"id": position_id},
+        )
+        return None if row is None else _position(row)
+
+    async def trade(self, trade_id: str) -> UnbookedTrade | None:
+        row = await _one(
+            self.session,
+            f"SELECT {_TRADE_COLUMNS} FROM risk.trades WHERE trade_id = :id",
+            {"id": trade_id},
+        )
+        return None if row is None else _unbooked(row)
+
+    async def coverage(self, symbol: str) -> Decimal:
+        row = await _one(
+            self.session,
+            "SELECT COALESCE(sum(CASE side WHEN 'BUY' THEN quantity ELSE -quantity END), 0)"
+            " AS net FROM risk.hedge_fills WHERE symbol = :symbol",
+            {"symbol": symbol},
+        )
+        return _dec(row["net"]) if row is not None else Decimal(0)
+
+
 async def load_statuses(session: AsyncSession) -> dict[str, RiskStatus]:
     """The margin status of every account not OK."""
     rows = await _rows(

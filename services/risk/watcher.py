@@ -48,6 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
+from services.platform.leader import LEADER
 from services.platform.metrics import REGISTRY
 from services.risk import convert, store
 from services.risk.copies import position_of
@@ -144,6 +145,16 @@ class MarginWatcher:
         self._valuer = PassValuer(state)
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @leading.setter
+    def leading(self, value: bool) -> None:
+        # Exported like every elected job's (ADR 0017): which instance leads.
+        self._leading = value
+        LEADER.labels("risk-margin-watch").set(1 if value else 0)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="risk-margin-watcher")

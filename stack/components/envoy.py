@@ -14,7 +14,7 @@ from typing import Any
 
 from services.platform.secrets import Secret
 from stack.binaries import venv_tool
-from stack.components.base import Component, base_env
+from stack.components.base import Component, Context, base_env
 from stack.components.edge_bodies import RequestLimits, write_scripts
 from stack.components.edge_errors import edge_errors, local_reply_config
 from stack.components.web_static import COMPRESSED_TYPES, web_dist, web_routes
@@ -324,6 +324,37 @@ def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
     ]
 
 
+def _endpoints(cluster: dict[str, Any], ports: list[int], service_name: str) -> dict[str, Any]:
+    """`cluster` with one endpoint per port and active gRPC health checks of `service_name`
+    ("" is the server's overall health), so that an instance that stops (NOT_SERVING first) or
+    dies gets no new request."""
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        {"endpoint": {"address": {"socket_address": {"address": HOST, "port_value": port}}}}
+        for port in ports
+    ]
+    cluster["health_checks"] = [
+        {
+            "timeout": "1s",
+            "interval": "2s",
+            "no_traffic_interval": "2s",  # the default, 60 s, would hide a late start
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "grpc_health_check": {"service_name": service_name},
+        }
+    ]
+    return cluster
+
+
+def replicated_clusters(ports: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """Each service's cluster with every instance as an endpoint (ADR 0017): round robin (the
+    default) over the healthy ones. One instance: exactly `clusters`."""
+    found = []
+    for service, instances in ports.items():
+        (cluster,) = clusters({service: instances[0]})
+        found.append(_endpoints(cluster, instances, "") if len(instances) > 1 else cluster)
+    return found
+
+
 def stream_cluster(ports: list[int]) -> dict[str, Any]:
     """The stream workers (ADR 0008): like a service's cluster, with every worker as an
     endpoint, a new stream to the one with the fewest open (least request, comparing every
@@ -344,21 +375,7 @@ def stream_cluster(ports: list[int]) -> dict[str, Any]:
             }
         ]
     }
-    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
-        {"endpoint": {"address": {"socket_address": {"address": HOST, "port_value": port}}}}
-        for port in ports
-    ]
-    cluster["health_checks"] = [
-        {
-            "timeout": "1s",
-            "interval": "2s",
-            "no_traffic_interval": "2s",  # the default, 60 s, would hide a late start
-            "unhealthy_threshold": 1,
-            "healthy_threshold": 1,
-            "grpc_health_check": {"service_name": "tradingmesh.pricing.v1.PricingService"},
-        }
-    ]
-    return cluster
+    return _endpoints(cluster, ports, "tradingmesh.pricing.v1.PricingService")
 
 
 def jwks_cluster(listen_port: int) -> dict[str, Any]:
@@ -392,6 +409,10 @@ def _json(value: object) -> str:
 
 class Envoy(Component):
     name = "envoy"
+
+    def __init__(self, ctx: Context, replicas: int = 1) -> None:
+        super().__init__(ctx)
+        self.replicas = replicas  # instances of each service behind it (ADR 0017)
 
     @property
     def address(self) -> str:
@@ -436,7 +457,10 @@ class Envoy(Component):
         edge_routes = routes(services, STREAM_CLUSTER if workers else None)
         # The web terminal's files first: their paths are neither gRPC nor REST paths.
         static_routes, max_static_body = web_routes(self.web_dist)
-        service_clusters = clusters({s: self.ctx.ports.service_grpc(s) for s in SERVICES})
+        instances = range(1, self.replicas + 1)
+        service_clusters = replicated_clusters(
+            {s: [self.ctx.ports.service_grpc(s, k) for k in instances] for s in SERVICES}
+        )
         if workers:
             service_clusters.append(stream_cluster(workers))
         transcoded = [s.full_name for s in services]

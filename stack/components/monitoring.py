@@ -21,7 +21,7 @@ from typing import Any
 from stack.binaries import MissingBinaryError
 from stack.components.base import Component, base_env
 from stack.health import http_ok
-from stack.ports import HOST
+from stack.ports import HOST, service_of
 from stack.process import Launch
 from stack.secrets import Login
 
@@ -68,11 +68,17 @@ class Prometheus(Component):
         def job(name: str, addresses: list[str], **extra: Any) -> dict[str, Any]:
             return {"job_name": name, "static_configs": [{"targets": addresses}], **extra}
 
+        def labels(name: str) -> dict[str, str]:
+            # An instance of a replicated service (`oms-2`, ADR 0017) is its service's too.
+            service = service_of(name)
+            if service is None or service == name:
+                return {"service": name}
+            return {"service": service, "replica": name}
+
         services = {
             "job_name": "tradingmesh",
             "static_configs": [
-                {"targets": [address], "labels": {"service": service}}
-                for service, address in targets.items()
+                {"targets": [address], "labels": labels(name)} for name, address in targets.items()
             ],
         }
         return {

@@ -10,7 +10,14 @@ from pathlib import Path
 from services.platform.secrets import Secret
 from stack.components.base import Component, Context
 from stack.health import grpc_serving
-from stack.ports import HOST, LP_SIMULATORS, STREAM_WORKERS, port_is_listening
+from stack.ports import (
+    HOST,
+    LP_SIMULATORS,
+    SERVICES,
+    STREAM_WORKERS,
+    instance_name,
+    port_is_listening,
+)
 from stack.process import Launch
 
 # Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings
@@ -51,19 +58,35 @@ class Service(Component):
 
     module: str  # what `python -m` runs
 
-    def __init__(self, ctx: Context, service: str) -> None:
+    def __init__(self, ctx: Context, service: str, instance: int = 1, replicas: int = 1) -> None:
         super().__init__(ctx)
-        self.name = service
+        self.name = instance_name(service, instance)  # `oms`, `oms-2` (ADR 0017)
         self.service = service  # the settings' TM_SERVICE: its Vault policy and database role
+        self.instance = instance
+        self.replicas = replicas  # how many instances of each service the stack runs
         self.module = f"services.{service}"
 
     @property
     def grpc_port(self) -> int:
-        return self.ctx.ports.service_grpc(self.name)
+        return self.ctx.ports.service_grpc(self.service, self.instance)
 
     @property
     def metrics_port(self) -> int:
-        return self.ctx.ports.service_metrics(self.name)
+        return self.ctx.ports.service_metrics(self.service, self.instance)
+
+    @property
+    def role(self) -> str:
+        """What the process is, for the settings it gets: the service (any instance)."""
+        return self.service
+
+    def target(self, service: str) -> str:
+        """How a service reaches `service`'s instances: `host:port` for one, else a gRPC target
+        listing every instance (`ipv4:h:a,h:b`, balanced by `internal_channel`, ADR 0017)."""
+        ports = self.ctx.ports
+        addresses = [
+            f"{HOST}:{ports.service_grpc(service, k)}" for k in range(1, self.replicas + 1)
+        ]
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
 
     @property
     def address(self) -> str:
@@ -92,6 +115,8 @@ class Service(Component):
                 # A crash in native code (grpc, QuickFIX) leaves its stack in the log.
                 "PYTHONFAULTHANDLER": "1",
                 "TM_SERVICE": self.service,
+                "TM_INSTANCE": self.name,
+                "TM_REPLICAS": str(self.replicas),
                 "TM_GRPC_ADDR": self.address,
                 "TM_METRICS_ADDR": self.metrics_address,
                 "TM_LOG_LEVEL": self.ctx.log_level,
@@ -103,7 +128,9 @@ class Service(Component):
                 "TM_REDIS_HOST": HOST,
                 "TM_REDIS_PORT": str(ports.redis),
                 "TM_NATS_URL": f"nats://{HOST}:{ports.nats}",
-                "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.name)),
+                # Shared by the service's instances: the OMS's FIX order sessions keep their
+                # sequence numbers for whichever instance leads next (ADR 0017).
+                "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.service)),
                 # FIX session logs (services/platform/fix_log.py): the stack's log folder;
                 # market data refreshes too if `up` was run with TM_FIX_LOG_MARKET_DATA=Y.
                 "TM_FIX_LOG_DIR": str(self.ctx.paths.fix_logs),
@@ -114,35 +141,45 @@ class Service(Component):
             }
         )
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
-        if self.name == "pricing":  # its LP gateway connects to the stack's LP simulators
+        if self.role == "pricing":  # its LP gateway connects to the stack's LP simulators
             env["TM_PRICING_LPS"] = lps
-        if self.name in ("oms", "account"):  # the pre-trade check; margin and withdrawals
-            env["TM_RISK_ADDR"] = f"{HOST}:{ports.service_grpc('risk')}"
-        if self.name == "oms":  # STP orders go to the LPs (ADR 0007)
+        if self.role in ("oms", "account"):  # the pre-trade check; margin and withdrawals
+            env["TM_RISK_ADDR"] = self.target("risk")
+        if self.role == "oms":  # STP orders go to the LPs (ADR 0007)
             env["TM_OMS_LPS"] = lps
             env.update({name: os.environ[name] for name in OMS_SETTINGS if os.environ.get(name)})
-        if self.name == "reporting":
+        if self.role == "reporting":
             # Reporting reads the read replica (ADR 0012). The other services keep the
             # primary as their "replica": their read_session reads are ones that must see
             # their own writes at once (the risk watcher's, the OMS's internal reads), which a
             # standby a few milliseconds behind would not.
             env["TM_DATABASE_REPLICA_HOST"] = HOST
             env["TM_DATABASE_REPLICA_PORT"] = str(ports.postgres_replica)
-        if self.name == "risk":  # the margin watcher's stop-out closes through the OMS
-            env["TM_OMS_ADDR"] = f"{HOST}:{ports.service_grpc('oms')}"
-        if self.name == "notification":
+        if self.role == "risk":  # the margin watcher's stop-out closes through the OMS
+            env["TM_OMS_ADDR"] = self.target("oms")
+        if self.role == "notification":
             env.update({k: os.environ[k] for k in NOTIFICATION_SETTINGS if os.environ.get(k)})
             # The daily statements (ADR 0011) come from reporting's internal API.
-            env["TM_REPORTING_ADDR"] = f"{HOST}:{ports.service_grpc('reporting')}"
+            env["TM_REPORTING_ADDR"] = self.target("reporting")
         return env
 
     def launch(self, vault_address: str, vault_token: Secret) -> Launch:
-        self.ctx.paths.service_dir(self.name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.ctx.paths.service_dir(self.service).mkdir(mode=0o700, parents=True, exist_ok=True)
         return Launch(
             argv=[sys.executable, "-m", self.module],
             env=self.environment(vault_address, vault_token),
             cwd=self.ctx.repo,
         )
+
+
+def service_instances(ctx: Context, count: int, replicas: int) -> dict[str, Service]:
+    """Instances 1..count of every service, instance 1 of each first (the start order), in a
+    stack that runs `replicas` of each."""
+    return {
+        s.name: s
+        for k in range(1, count + 1)
+        for s in (Service(ctx, service, k, replicas) for service in SERVICES)
+    }
 
 
 class StreamWorker(Service):
@@ -153,6 +190,10 @@ class StreamWorker(Service):
         super().__init__(ctx, "pricing")
         self.name = worker
         self.module = "services.pricing.streams"
+
+    @property
+    def role(self) -> str:
+        return "pricing-streams"
 
     @property
     def grpc_port(self) -> int:

@@ -63,7 +63,13 @@ SETUP_BUDGET = 180.0
 
 @pytest.fixture(scope="session")
 def running_stack() -> Iterator[RunningStack]:
-    config = StackConfig(name=f"it-{os.getpid()}", base_port=find_free_base(), budget=SETUP_BUDGET)
+    config = StackConfig(
+        name=f"it-{os.getpid()}",
+        base_port=find_free_base(),
+        # TM_TEST_REPLICAS=2: the whole suite against two instances of every service (ADR 0017).
+        replicas=int(os.environ.get("TM_TEST_REPLICAS", "1")),
+        budget=SETUP_BUDGET,
+    )
     try:
         started = time.monotonic()
         state = up(config)

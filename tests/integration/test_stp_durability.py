@@ -99,13 +99,17 @@ def hedge_fills(oms: Oms, hedge_id: str) -> list[tuple[str, Decimal, Decimal]]:
 
 
 def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
-    """A sample of the OMS's /metrics (0 when it has none yet)."""
-    url = f"http://127.0.0.1:{oms.ports.service_metrics('oms')}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    labels = "" if lp is None else f'{{lp="{lp}"}}'
-    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
-    return D(found.group(1)) if found else D(0)
+    """A sample of the OMS's /metrics (0 when it has none yet), summed over its instances
+    (`--replicas`, ADR 0017: the STP desk runs on whichever leads)."""
+    total = D(0)
+    for instance in range(1, oms.running.state.replicas + 1):
+        url = f"http://127.0.0.1:{oms.ports.service_metrics('oms', instance)}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        labels = "" if lp is None else f'{{lp="{lp}"}}'
+        found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
+        total += D(found.group(1)) if found else D(0)
+    return total
 
 
 def sent_hedge(oms: Oms, order_id: str) -> dict[str, Any]:

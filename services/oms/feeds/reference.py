@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, Message
@@ -255,14 +256,23 @@ class ReferenceCopies:
     close."""
 
     def __init__(
-        self, db: Database, on_changes: Callable[[], Awaitable[None]] | None = None
+        self,
+        db: Database,
+        on_changes: Callable[[], Awaitable[None]] | None = None,
+        *,
+        durable: Callable[[str], str] | None = None,
     ) -> None:
+        """`durable`: the consumers' names for this instance when each instance reads the
+        whole streams (several instances, ADR 0017): an event another instance applied first
+        still refreshes what this one holds in memory. None: one shared consumer each."""
         self.db = db
+        self.per_instance = durable is not None
+        name = durable or (lambda consumer: consumer)
         self.consumers = (
             # Only the subjects copied here: the account service's ledger envelopes (one per
             # order's booking) are acknowledged without a transaction.
             EventConsumer(
-                ACCOUNT_CONSUMER,
+                name(ACCOUNT_CONSUMER),
                 "account.>",
                 db,
                 self.handle,
@@ -270,7 +280,7 @@ class ReferenceCopies:
                 on_changes=on_changes,
             ),
             EventConsumer(
-                INSTRUMENT_CONSUMER,
+                name(INSTRUMENT_CONSUMER),
                 "pricing.instrument.>",
                 db,
                 self.handle,
@@ -308,16 +318,25 @@ class ReferenceCopies:
     ) -> Outcome:
         """Applies one event once in the transaction; False if no copy changed."""
         if not await first_time(session, SCHEMA, event_id, subject):
-            return False
+            if not self.per_instance:
+                return False
+            # Applied by another instance (ADR 0017): what this one holds is refreshed.
+            if statement is _INSTRUMENT_UPSERT:
+                return partial(FORMATS.put, params["symbol"], _scale(params))
+            return True
         changed = (await session.execute(text(statement), params)).first() is not None
         log.info(
             "reference event applied" if changed else "reference event older than the copy",
             extra={"subject": subject, "event_id": event_id},
         )
         if changed and statement is _INSTRUMENT_UPSERT:
-            scale = Scale.of(params["digits"], params["lot_step"])
+            scale = _scale(params)
             return lambda: FORMATS.put(params["symbol"], scale)
         return changed
+
+
+def _scale(params: dict[str, Any]) -> Scale:
+    return Scale.of(params["digits"], params["lot_step"])
 
 
 class OfferedInstruments:

@@ -607,6 +607,8 @@ class StpDesk:
         self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
         self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
+        # False on an instance that follows (`lead`, ADR 0017): it takes no order.
+        self.leading = True
 
     @property
     def db(self) -> Database:
@@ -646,6 +648,18 @@ class StpDesk:
         self._call_later(self.config.chase_every, self._chase_due)
         self._call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
 
+    async def lead(self) -> None:
+        """The desk on the elected instance (ADR 0017): started, and stopped when leadership
+        ends (cancelled). Only the leader logs on to the LPs' order sessions; a follower's
+        `take` leaves its orders to the leader's sweep of committed orders."""
+        await self.start()
+        self.leading = True
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.leading = False
+            await asyncio.shield(self.stop())
+
     async def stop(self) -> None:
         """Open windows stay open (their orders rejoin windows after the restart); the jobs
         queued are done first, while the sessions are still up, so hedge orders in flight get
@@ -678,8 +692,8 @@ class StpDesk:
     async def take(self, order: OrderRow, account: Account) -> None:
         """An order committed WORKING: an STP market order joins its instrument's window; an
         STP limit order is tried at once (a stop-limit waits for its stop)."""
-        if order.execution_mode is not ExecutionMode.STP:
-            return
+        if order.execution_mode is not ExecutionMode.STP or not self.leading:
+            return  # a follower's: the leader's sweep takes it (ADR 0017)
         if order.type is OrderType.MARKET:
             self._join(order.symbol, order.id, account.account_id)
         elif order.type is OrderType.LIMIT:
@@ -688,6 +702,8 @@ class StpDesk:
     async def attempt_limit(self, order: OrderRow, account: Account) -> None:
         """Tries an STP limit order (or a triggered stop-limit) on the worker: a hedge order at
         its limit if its price is there (see the module doc)."""
+        if not self.leading:
+            return  # the leader's sweep takes it (ADR 0017)
         self._enqueue(
             f"limit {order.id}",
             partial(self._attempt_limit, order.id, account.account_id),

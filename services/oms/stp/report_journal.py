@@ -114,7 +114,7 @@ def connector(settings: Settings, vault: Vault) -> Connect:
             user=username.reveal(),
             password=password.reveal(),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name=f"tradingmesh-{settings.service}-fix",
+            application_name=f"tradingmesh-{settings.instance_name}-fix",
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
 

@@ -115,6 +115,7 @@ from services.oms.stp.desk import LimitListener, LimitSettled
 from services.platform.db import Database
 from services.platform.envelope import Event, events_of
 from services.platform.errors import DomainError
+from services.platform.leader import LEADER
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
@@ -313,6 +314,16 @@ class TriggerEngine:
         self._unfilled: dict[str, int] = {}  # STP limit order -> hedges in a row that filled 0
         if stp is not None:
             stp.listen_limits(self.limit_done)
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @leading.setter
+    def leading(self, value: bool) -> None:
+        # Exported like every elected job's (ADR 0017): which instance leads.
+        self._leading = value
+        LEADER.labels("oms-triggers").set(1 if value else 0)
 
     @property
     def db(self) -> Database:

@@ -109,3 +109,42 @@ def _message(envelope_id: str, events: int) -> _Message:
         events=[EnvelopedEvent(subject="oms.trade.executed", payload=b"\x01")] * events,
     )
     return _Message(envelope.SerializeToString())
+
+
+async def test_an_envelope_claimed_elsewhere_goes_to_the_elsewhere_handler() -> None:
+    """Per instance (ADR 0017): the events of an envelope another instance claimed first are
+    not skipped but handed to `elsewhere`, which refreshes memory."""
+    db = FakeDatabase()
+    session = Session(new_ids={str(uuid.UUID(FRESH))})
+    applied: list[str] = []
+    refreshed: list[str] = []
+
+    async def handle(_: object, event: Event) -> bool:
+        applied.append(event.subject)
+        return False
+
+    async def elsewhere(_: object, event: Event) -> bool:
+        refreshed.append(event.subject)
+        return True
+
+    class Db:
+        @asynccontextmanager
+        async def transaction(self) -> AsyncIterator[Session]:
+            async with db.transaction():
+                yield session
+
+    consumer = EventConsumer(
+        "c",
+        "oms.>",
+        Db(),  # type: ignore[arg-type]
+        handle,
+        inbox="risk",
+        elsewhere=elsewhere,
+    )
+    fresh, claimed = _message(FRESH, 1), _message(SEEN, 2)
+    assert await consumer.apply([fresh, claimed])  # type: ignore[list-item]
+
+    assert applied == ["oms.trade.executed"]
+    assert refreshed == ["oms.trade.executed"] * 2
+    assert fresh.acked
+    assert claimed.acked
