@@ -13,9 +13,10 @@ answered; every client's final answer is recorded.
 The faults, in order (--faults, comma-separated `component[:kill|:pause]`; default: every
 service instance the stack runs, as its state lists them — with replicas, each instance, leader
 and follower alike — then nats, redis, postgres killed, postgres paused, envoy, the first LP
-simulator). A kill is SIGKILL to the component's whole process group (PostgreSQL's backends
-too); --down seconds later `tradingmesh up` starts what is not running and waits for health. A
-pause is SIGSTOP to the group for --pause seconds, then SIGCONT and the same `up`. Then
+simulator). A kill is SIGKILL to the component's process tree (its process group and every
+descendant: PostgreSQL's backends each have a group of their own); --down seconds later
+`tradingmesh up` starts what is not running and waits for health. A pause is SIGSTOP to the
+same processes for --pause seconds, then SIGCONT and the same `up`. Then
 --settle seconds of load, the load paused (its outstanding orders answered), and the
 reconciliation (bench/faults_check.py), repeated until events still on their way have arrived
 (at most --reconcile-timeout s). A first row reconciles the warm-up, before any fault.
@@ -42,6 +43,7 @@ bench/results/faults.json) with the machine and the load average at the start an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -54,6 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
+
+import psycopg
 
 from bench.faults_check import Access, Reconciliation, reconcile
 from bench.faults_load import LoadTrader, OrderLoad, OrderRecord, error_counts
@@ -148,6 +152,96 @@ def _entry(state: StackState, name: str) -> ComponentState:
     return entry
 
 
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every live process."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # after the name: state, ppid, pgrp, ...
+        if fields[0] not in ("Z", "X"):
+            found.append((int(entry.name), int(fields[1]), int(fields[2])))
+    return found
+
+
+def process_tree(leader: int) -> list[int]:
+    """The component's processes: its process group and every descendant, the leader first.
+    PostgreSQL's children each call setsid(), so signalling the postmaster's group alone
+    would leave every backend running."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, parent, _ in table:
+        children.setdefault(parent, []).append(pid)
+    tree = [leader]
+    tree += [pid for pid, _, group in table if group == leader and pid != leader]
+    index = 0
+    while index < len(tree):
+        tree += [c for c in children.get(tree[index], []) if c not in tree]
+        index += 1
+    return tree
+
+
+def _signal_tree(pids: Sequence[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _socket_inodes(pids: Sequence[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd.path)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    return inodes
+
+
+def _local_ports(inodes: set[str]) -> set[int]:
+    """The local TCP ports of these sockets (/proc/net/tcp, tcp6)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _lock_name(key: int) -> str:
+    """An advisory lock's key as the services name them (eight ASCII bytes, e.g. "oms-trig"),
+    else the number."""
+    raw = (key & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").lstrip(b"\0")
+    text = raw.decode("ascii", errors="replace")
+    return text if text.isprintable() and raw else str(key)
+
+
+def leader_locks(access: Access, pids: Sequence[int]) -> list[str]:
+    """The advisory locks (the services' elected jobs, `Database.leadership`) held by
+    connections of these processes: what the instance leads. Empty if it leads nothing, or
+    if PostgreSQL cannot be asked."""
+    ports = _local_ports(_socket_inodes(pids))
+    if not ports:
+        return []
+    try:
+        with psycopg.connect(access.postgres, connect_timeout=5) as connection:
+            rows = connection.execute(
+                "SELECT (l.classid::bigint << 32) | l.objid::bigint, a.client_port"
+                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            ).fetchall()
+    except psycopg.Error:
+        return []
+    return sorted({_lock_name(int(key)) for key, port in rows if port in ports})
+
+
 def _wait_gone(entry: ComponentState, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while is_running(entry) and time.monotonic() < deadline:
@@ -167,27 +261,31 @@ def _bring_back(state: StackState, options: Options) -> str:
     return problem
 
 
-def inflict(state: StackState, fault: Fault, options: Options) -> dict[str, Any]:
+def inflict(state: StackState, fault: Fault, options: Options, access: Access) -> dict[str, Any]:
     """The fault and the repair; times in seconds from the fault."""
     entry = _entry(state, fault.component)
     assert entry.pid is not None
+    tree = process_tree(entry.pid)
+    leads = leader_locks(access, tree) if fault.component not in NOT_SERVICES else []
     started = time.monotonic()
     if fault.action == "kill":
-        os.killpg(entry.pid, signal.SIGKILL)
+        _signal_tree(tree, signal.SIGKILL)
         _wait_gone(entry, 30)
         time.sleep(options.down)
     else:
-        os.killpg(entry.pid, signal.SIGSTOP)
+        _signal_tree(tree, signal.SIGSTOP)
         try:
             time.sleep(options.pause)
         finally:
-            os.killpg(entry.pid, signal.SIGCONT)
+            _signal_tree(tree, signal.SIGCONT)
     back = time.monotonic()
     problem = _bring_back(state, options)
     healthy = time.monotonic()
     now = status(state.name)
     sick = [c.name for c in now.components if not c.healthy] if now else ["(no state)"]
     return {
+        "leader_of": leads,
+        "processes_signalled": len(tree),
         "down_seconds": round(back - started, 1),
         "healthy_after_seconds": round(healthy - started, 1),
         "up_error": problem,
@@ -309,9 +407,9 @@ def run_campaign(state: StackState, faults: Sequence[Fault], options: Options) -
         print(format_row(rows[-1]))
         for fault in faults:
             time.sleep(options.before)
-            print(f"{fault.label}")
+            print(fault.label)
             start = time.time()
-            done = inflict(state, fault, options)
+            done = inflict(state, fault, options, access)
             time.sleep(options.settle)
             records, found, paused = _checkpoint(load, access, accounts, since, options)
             clients = client_view(records, start, paused, options.deadline)
@@ -353,8 +451,9 @@ def _cells(row: dict[str, Any]) -> list[str]:
     attempts = ", ".join(f"{k} {v}" for k, v in sorted(clients["failed_attempts"].items()))
     findings = found["findings"]
     worst = clients["worst_latency_seconds"]
+    leads = row.get("leader_of")
     return [
-        row["fault"],
+        row["fault"] + (f" (leader: {', '.join(leads)})" if leads else ""),
         "" if "healthy_after_seconds" not in row else f"{row['healthy_after_seconds']:g}",
         f"{clients['clients_failing_seconds']:g}",
         str(clients["orders_sent"]),
