@@ -315,8 +315,14 @@ def client_view(
     failures = [at for r in records for at, _ in r.errors if start <= at < end]
     failures += [r.answered_at for r in caught if _failed(r) and r.answered_at is not None]
     latencies = [r.latency for r in caught if r.latency is not None]
+    final_errors = [
+        f"{r.client_order_id}: {r.status} {r.reason}".strip()
+        for r in caught
+        if r.status.startswith("RPC ")
+    ]
     return {
         "orders_sent": len(sent),
+        "final_rpc_errors": final_errors[:10],
         "outcomes": dict(outcomes),
         "failed_attempts": error_counts(records, start, end),
         "failed_answers": sum(1 for r in sent if _failed(r)),

@@ -137,6 +137,7 @@ class Reconciliation:
     trades: int = 0
     outbox_rows: int = 0
     stream_messages: int = 0
+    inbox_claims: int = 0  # (consumer, envelope) pairs that must be in an inbox
     unanswered: int = 0  # orders whose client never got a final answer
     findings: dict[str, Finding] = field(default_factory=dict)
     seconds: float = 0.0  # how long reconciling took (repeats included)
@@ -184,6 +185,7 @@ class Reconciliation:
             "trades": self.trades,
             "outbox_rows": self.outbox_rows,
             "stream_messages_read": self.stream_messages,
+            "inbox_claims_checked": self.inbox_claims,
             "unanswered": self.unanswered,
             "lost": self.lost,
             "doubled": self.doubled,
@@ -512,6 +514,7 @@ def _check_events(result: Reconciliation, outbox: _Outbox, stream: Counter[str])
                     continue
                 if not any(consumer.claims(s) for s in subjects):
                     continue
+                result.inbox_claims += 1
                 if _canonical(event_id) not in outbox.inboxes.get(consumer.inbox, set()):
                     result.finding("inbox_missing").add(
                         f"{consumer.name}: {schema}.outbox {event_id} {subject}"
