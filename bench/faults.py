@@ -313,7 +313,11 @@ def client_view(
         (f"{r.status} {r.reason}".strip() if r.answered else "unanswered") for r in sent
     )
     failures = [at for r in records for at, _ in r.errors if start <= at < end]
-    failures += [r.answered_at for r in caught if _failed(r) and r.answered_at is not None]
+    failures += [
+        r.answered_at
+        for r in caught
+        if _failed(r) and r.answered_at is not None and r.answered_at >= start
+    ]
     latencies = [r.latency for r in caught if r.latency is not None]
     final_errors = [
         f"{r.client_order_id}: {r.status} {r.reason}".strip()
