@@ -219,8 +219,9 @@ def _lock_name(key: int) -> str:
     """An advisory lock's key as the services name them (eight ASCII bytes, e.g. "oms-trig"),
     else the number."""
     raw = (key & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").lstrip(b"\0")
-    text = raw.decode("ascii", errors="replace")
-    return text if text.isprintable() and raw else str(key)
+    if raw and all(0x20 < byte < 0x7F for byte in raw):
+        return raw.decode("ascii")
+    return str(key)
 
 
 def leader_locks(access: Access, pids: Sequence[int]) -> list[str]:

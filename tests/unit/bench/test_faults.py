@@ -3,13 +3,15 @@ reconciliation calls lost, doubled or unbalanced (bench/faults.py, bench/faults_
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 
-from bench.faults import Fault, client_view, default_faults
+from bench.faults import Fault, _lock_name, client_view, default_faults, process_tree
 from bench.faults_check import (
     Reconciliation,
     _check_events,
@@ -170,3 +172,20 @@ def test_the_clients_view_of_a_fault() -> None:
     assert view["failed_answers"] == 1
     assert view["worst_latency_seconds"] == 3.5
     assert view["clients_failing_seconds"] == 2.0
+
+
+def test_a_process_tree_holds_the_children_that_left_the_group() -> None:
+    # PostgreSQL's backends call setsid(): a child in a session of its own is still found.
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        tree = process_tree(os.getpid())
+        assert tree[0] == os.getpid()
+        assert child.pid in tree
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_advisory_lock_keys_read_as_the_services_name_them() -> None:
+    assert _lock_name(int.from_bytes(b"oms-trig", "big")) == "oms-trig"
+    assert _lock_name(-42) == "-42"
