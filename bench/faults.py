@@ -48,6 +48,7 @@ import datetime
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 from collections import Counter
@@ -243,23 +244,31 @@ def leader_locks(access: Access, pids: Sequence[int]) -> list[str]:
     return sorted({_lock_name(int(key)) for key, port in rows if port in ports})
 
 
-def _wait_gone(entry: ComponentState, timeout: float) -> None:
+def _wait_gone(entry: ComponentState, tree: Sequence[int], timeout: float) -> None:
+    """Until the component and every process of its tree are gone, zombies included: a new
+    postmaster refuses to start while the pid in its lock file exists ("lock file
+    postmaster.pid already exists"), and a killed process that is not our child stays a zombie
+    until init reaps it."""
     deadline = time.monotonic() + timeout
-    while is_running(entry) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        running = is_running(entry)  # reaps it, if it is our child
+        if not running and not any(Path(f"/proc/{pid}").exists() for pid in tree):
+            return
         time.sleep(0.05)
 
 
 def _bring_back(state: StackState, options: Options) -> str:
     """`up` (starts what is not running, waits for health); the error, if it failed."""
-    problem = ""
-    for attempt in (1, 2):
+    problems = []
+    for attempt in (1, 2, 3):
         try:
             up(StackConfig(name=state.name, budget=options.up_budget))
-            return ""
-        except Exception as error:  # reported in the row; a second `up` may still repair it
+            break
+        except Exception as error:  # reported in the row; another `up` may still repair it
             print(f"  up failed (attempt {attempt}): {error}")
-            problem = f"{type(error).__name__}: {error}"
-    return problem
+            problems.append(f"{type(error).__name__}: {error}")
+            time.sleep(2.0)
+    return "; ".join(problems)
 
 
 def inflict(state: StackState, fault: Fault, options: Options, access: Access) -> dict[str, Any]:
@@ -271,7 +280,7 @@ def inflict(state: StackState, fault: Fault, options: Options, access: Access) -
     started = time.monotonic()
     if fault.action == "kill":
         _signal_tree(tree, signal.SIGKILL)
-        _wait_gone(entry, 30)
+        _wait_gone(entry, tree, 30)
         time.sleep(options.down)
     else:
         _signal_tree(tree, signal.SIGSTOP)
@@ -406,6 +415,7 @@ def run_campaign(state: StackState, faults: Sequence[Fault], options: Options) -
         deadline=options.deadline,
     )
     rows: list[dict[str, Any]] = []
+    aborted = ""
     load.start(tokens)
     try:
         ready = _wait_trading(load, accounts, options.ready_timeout)
@@ -422,7 +432,12 @@ def run_campaign(state: StackState, faults: Sequence[Fault], options: Options) -
             start = time.time()
             done = inflict(state, fault, options, access)
             time.sleep(options.settle)
-            records, found, paused = _checkpoint(load, access, accounts, since, options)
+            try:
+                records, found, paused = _checkpoint(load, access, accounts, since, options)
+            except Exception as error:  # the stack did not come back: the campaign ends here
+                aborted = f"after {fault.label}: {type(error).__name__}: {error}"
+                print(f"  campaign stopped {aborted}")
+                break
             clients = client_view(records, start, paused, options.deadline)
             rows.append(_row(fault.label, done, clients, found))
             print(format_row(rows[-1]))
@@ -435,6 +450,7 @@ def run_campaign(state: StackState, faults: Sequence[Fault], options: Options) -
         "orders_sent": len(load.records),
         "ticks_skipped_all_accounts_busy": load.skipped,
         "unanswered_at_end": unanswered,
+        "stopped_early": aborted,
         "rows": rows,
     }
 
@@ -548,6 +564,7 @@ def main() -> None:
     )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     summary: dict[str, Any] = {
         "benchmark": "faults",
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -566,6 +583,8 @@ def main() -> None:
     summary["verdict"] = verdict(summary["rows"])
     print()
     print("\n".join(format_table(summary["rows"])))
+    if summary["stopped_early"]:
+        print(f"STOPPED EARLY {summary['stopped_early']}")
     print(
         f"orders sent {summary['orders_sent']}, unanswered at the end "
         f"{summary['unanswered_at_end']}; totals at the last reconciliation: {summary['verdict']}"
