@@ -45,6 +45,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
+import importlib
 import json
 import os
 import signal
@@ -216,9 +218,28 @@ def _local_ports(inodes: set[str]) -> set[int]:
     return ports
 
 
+# Elected jobs whose lock key is a hash of their name (services/platform/leader.py `lock_key`,
+# where the stack has it), and the risk service's margin watcher (a hash of its own).
+ELECTED_JOBS = ("oms-expiry", "oms-rollover", "oms-stp", "pricing-candles", "pricing-feed")
+
+
+@functools.cache
+def _known_locks() -> dict[int, str]:
+    known: dict[int, str] = {}
+    with contextlib.suppress(ImportError, AttributeError):
+        watcher = importlib.import_module("services.risk.watcher")
+        known[int(watcher.LOCK_KEY)] = "risk-margin-watcher"
+    with contextlib.suppress(ImportError, AttributeError):
+        leader = importlib.import_module("services.platform.leader")
+        known |= {int(leader.lock_key(job)): job for job in ELECTED_JOBS}
+    return known
+
+
 def _lock_name(key: int) -> str:
-    """An advisory lock's key as the services name them (eight ASCII bytes, e.g. "oms-trig"),
-    else the number."""
+    """An advisory lock's key as the services name it: a known job, eight ASCII bytes (e.g.
+    "oms-trig"), else the number."""
+    if key in _known_locks():
+        return _known_locks()[key]
     raw = (key & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").lstrip(b"\0")
     if raw and all(0x20 < byte < 0x7F for byte in raw):
         return raw.decode("ascii")
