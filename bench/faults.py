@@ -550,6 +550,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = Options()
     parser.add_argument("--stack", help="use this running stack (its components are killed)")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="instances of every service of its own stack"
+    )
     parser.add_argument("--faults", help="comma-separated component[:kill|:pause] (default: all)")
     parser.add_argument("--rate", type=float, default=defaults.rate, help="orders/s in all")
     parser.add_argument("--traders", type=int, default=defaults.traders)
@@ -593,7 +596,11 @@ def main() -> None:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     with bench_stack(
-        args.stack, budget=300, prefix="bench-faults", edge_limits=BENCH_EDGE_LIMITS
+        args.stack,
+        budget=300,
+        prefix="bench-faults",
+        edge_limits=BENCH_EDGE_LIMITS,
+        replicas=args.replicas,
     ) as bench:
         faults = chosen if chosen is not None else default_faults(bench.state)
         summary["stack"] = {"name": bench.state.name, "started_by_benchmark": bench.started_here}

@@ -35,11 +35,17 @@ class Bench:
 
 @contextmanager
 def bench_stack(
-    name: str | None, budget: float, *, prefix: str, edge_limits: Mapping[str, str]
+    name: str | None,
+    budget: float,
+    *,
+    prefix: str,
+    edge_limits: Mapping[str, str],
+    replicas: int = 1,
 ) -> Iterator[Bench]:
-    """The stack to measure: `name` as it is, or a new one named `<prefix>-<pid>` whose edge
-    limits are `edge_limits` (environment variables `up` reads when it renders Envoy's
-    config; values already set in the environment win)."""
+    """The stack to measure: `name` as it is, or a new one named `<prefix>-<pid>` with
+    `replicas` instances of every service (ADR 0017) and whose edge limits are `edge_limits`
+    (environment variables `up` reads when it renders Envoy's config; values already set in the
+    environment win)."""
     if name is not None:
         state = status(name)
         if state is None:
@@ -51,7 +57,9 @@ def bench_stack(
         yield Bench(state, Ports(state.base_port), False, limits)
         return
     base = find_free_base()
-    config = StackConfig(name=f"{prefix}-{os.getpid()}", base_port=base, budget=budget)
+    config = StackConfig(
+        name=f"{prefix}-{os.getpid()}", base_port=base, budget=budget, replicas=replicas
+    )
     for key, value in edge_limits.items():
         os.environ.setdefault(key, value)
     limits = {key: os.environ[key] for key in edge_limits}
