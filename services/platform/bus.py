@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import protovalidate
 from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
-from nats.js.api import PubAck, StorageType, StreamConfig, StreamInfo
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    PubAck,
+    StorageType,
+    StreamConfig,
+    StreamInfo,
+)
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -32,6 +41,7 @@ __all__ = [
     "contract_checks",
     "encode_event",
     "ensure_streams",
+    "last_per_subject",
     "publish_event",
 ]
 
@@ -143,3 +153,38 @@ def encode_event(event: Message) -> tuple[bytes, dict[str, str]]:
         broken = ", ".join(v.proto.rule_id or "?" for v in violations)
         raise ValueError(f"{event.DESCRIPTOR.full_name} breaks its contract: {broken}")
     return event.SerializeToString(), {MSG_ID_HEADER: metadata.event_id}
+
+
+async def last_per_subject(
+    js: JetStreamContext,
+    subjects: str,
+    take: Callable[[Msg], int],
+    *,
+    batch: int = 1000,
+    wait_seconds: float = 0.5,
+) -> int:
+    """Hands each subject's last message in its stream to `take` (through a short-lived
+    consumer: e.g. the last price per symbol and group at a service's start, before its
+    subscription brings new ones); the sum of what `take` returned."""
+    subscription = await js.pull_subscribe(
+        subjects,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30,
+        ),
+    )
+    taken = 0
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(batch=batch, timeout=wait_seconds)
+            except TimeoutError:
+                break
+            for message in messages:
+                taken += take(message)
+            if not messages or messages[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await subscription.unsubscribe()
+    return taken

@@ -23,8 +23,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from services.platform.bus import last_per_subject
 from services.risk.model import Quote
 from services.risk.state import RiskState
 from tradingmesh.pricing.v1 import pricing_events_pb2
@@ -34,8 +34,6 @@ __all__ = ["SUBJECTS", "QuoteFeed", "parse_quote"]
 log = logging.getLogger(__name__)
 
 SUBJECTS: Final = "pricing.quote.published.*.>"
-_SNAPSHOT_BATCH: Final = 1000
-_SNAPSHOT_WAIT_SECONDS: Final = 0.5
 
 
 def parse_quote(data: bytes) -> tuple[str, str, Quote] | None:
@@ -90,28 +88,6 @@ class QuoteFeed:
         return True
 
     async def _read_snapshot(self, js: JetStreamContext) -> None:
-        """The stream's last price per subject, through a short-lived consumer."""
-        subscription = await js.pull_subscribe(
-            SUBJECTS,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                ack_policy=AckPolicy.NONE,
-                inactive_threshold=30,
-            ),
-        )
-        taken = 0
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(
-                        batch=_SNAPSHOT_BATCH, timeout=_SNAPSHOT_WAIT_SECONDS
-                    )
-                except TimeoutError:
-                    break
-                for message in messages:
-                    taken += self.take(message.data)
-                if not messages or messages[-1].metadata.num_pending == 0:
-                    break
-        finally:
-            await subscription.unsubscribe()
+        """The stream's last price per subject."""
+        taken = await last_per_subject(js, SUBJECTS, lambda message: self.take(message.data))
         log.info("prices loaded", extra={"prices": taken})

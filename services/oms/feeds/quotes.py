@@ -30,9 +30,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.oms.entry.execution import LiveQuote
+from services.platform.bus import last_per_subject
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 __all__ = ["QUOTE_SUBJECTS", "QuoteBook", "live_quote_of"]
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 QUOTE_SUBJECTS: Final = "pricing.quote.published.*.>"
 DEFAULT_MAX_AGE: Final = timedelta(seconds=2)
-_SNAPSHOT_BATCH: Final = 1000
-_SNAPSHOT_WAIT_SECONDS: Final = 0.5
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -137,30 +135,8 @@ class QuoteBook:
                 log.exception("reading the last prices from PRICING_QUOTES failed")
 
     async def _read_snapshot(self, js: JetStreamContext) -> None:
-        """The stream's last price per subject, through a short-lived consumer."""
-        subscription = await js.pull_subscribe(
-            QUOTE_SUBJECTS,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                ack_policy=AckPolicy.NONE,
-                inactive_threshold=30,
-            ),
-        )
-        taken = 0
-        try:
-            while True:
-                try:
-                    messages = await subscription.fetch(
-                        batch=_SNAPSHOT_BATCH, timeout=_SNAPSHOT_WAIT_SECONDS
-                    )
-                except TimeoutError:
-                    break
-                for message in messages:
-                    taken += self.take(message)
-                if not messages or messages[-1].metadata.num_pending == 0:
-                    break
-        finally:
-            await subscription.unsubscribe()
+        """The stream's last price per subject."""
+        taken = await last_per_subject(js, QUOTE_SUBJECTS, self.take)
         log.info("prices loaded", extra={"prices": taken})
 
     async def stop(self) -> None:
