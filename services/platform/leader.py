@@ -6,8 +6,11 @@ instance holds it: a leader that dies frees the lock with its connection, and a 
 over within about `retry_seconds`.
 
 The fence: a watchdog checks the lock's connection every `check_seconds` (a session lock lives
-exactly as long as its session); if the check fails, or takes longer than `check_seconds`,
-`lead()` is cancelled at once, so a leader that may have lost its lock stops acting. `lead` runs
+exactly as long as its session); if the check fails, or gets no answer within `answer_seconds`,
+`lead()` is cancelled at once, so a leader that may have lost its lock stops acting. A slow
+answer alone does not lose the lock (no other instance can take it while the session lives), so
+the answer may take longer than the check period: on a loaded machine a 1 s bound gave up
+leadership for nothing and cancelled jobs mid-work. `lead` runs
 until cancelled (it may also return: leadership then ends, and is sought again).
 
 The gauge `tradingmesh_leader{job}` is 1 while this instance leads the job; each take-over logs
@@ -42,6 +45,7 @@ LEADER = Gauge(
 )
 RETRY_SECONDS: Final = 1.0
 CHECK_SECONDS: Final = 1.0
+ANSWER_SECONDS: Final = 5.0
 
 
 def lock_key(job: str) -> int:
@@ -66,6 +70,7 @@ class Elected:
         key: int | None = None,
         retry_seconds: float = RETRY_SECONDS,
         check_seconds: float = CHECK_SECONDS,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
         self.db = db
         self.job = job
@@ -73,6 +78,7 @@ class Elected:
         self._lead = lead
         self._retry = retry_seconds
         self._check = check_seconds
+        self._answer = answer_seconds
         self._task: asyncio.Task[None] | None = None
         self.leading = False
         LEADER.labels(job).set(0)
@@ -110,7 +116,7 @@ class Elected:
                 if done:
                     break
                 try:
-                    await asyncio.wait_for(lock.scalar(text("SELECT 1")), self._check)
+                    await asyncio.wait_for(lock.scalar(text("SELECT 1")), self._answer)
                 except Exception as error:
                     raise LostLeadershipError(self.job) from error
             work.result()  # its failure, if it failed
