@@ -153,13 +153,19 @@ def test_market_orders_fill_through_either_oms_instance(
     direct = new_stp_trader(both_oms[0])  # the standard group: market execution
     for oms in both_oms:
         order = place(oms, direct, quantity="0.01")
-        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, (
+            order.status_reason,
+            order.status_message,
+        )
     trader = new_trader(edge, accounts)
     wait_for(partial(_all_healthy, edge.state, "oms"), 10, "Envoy finds both OMS instances healthy")
     before = _placed_on(running_stack.state)
     for _ in range(6):
         order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
-        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, (
+            order.status_reason,
+            order.status_message,
+        )
     after = _placed_on(running_stack.state)
     assert sum(after.values()) - sum(before.values()) == 6
     assert len(after) == 2  # both instances are endpoints of the OMS's cluster
@@ -223,7 +229,10 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
         if service == "oms" and k == victim:
             continue
         order = place(oms, direct, quantity="0.01")
-        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, (
+            order.status_reason,
+            order.status_message,
+        )
     # The killed instance comes back as a follower; nothing is led twice.
     up(running_stack.config)
     for job in jobs:
@@ -232,7 +241,10 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
     trader = new_trader(edge, accounts)
     for _ in range(2):
         order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
-        assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+        assert order.status == trading_pb2.ORDER_STATUS_FILLED, (
+            order.status_reason,
+            order.status_message,
+        )
 
 
 @pytest.fixture
@@ -265,7 +277,10 @@ def test_stp_orders_on_either_instance_are_hedged_once_by_the_leader(
         ]
         for trader, order_id in placed:
             order = ended(first, trader, order_id)
-            assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
+            assert order.status == trading_pb2.ORDER_STATUS_FILLED, (
+                order.status_reason,
+                order.status_message,
+            )
         hedges = hedges_of(first, [order_id for _, order_id in placed])
         assert hedges
         reports = lp_reports(first, "lp-alpha") + lp_reports(first, "lp-beta")
