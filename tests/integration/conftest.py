@@ -61,14 +61,11 @@ class RunningStack:
 SETUP_BUDGET = 180.0
 
 
-@pytest.fixture(scope="session")
-def running_stack() -> Iterator[RunningStack]:
+def stack_of_its_own(name: str, replicas: int = 1) -> Iterator[RunningStack]:
+    """A stack started under `name` on free ports, stopped and deleted when the generator ends
+    (its components' logs kept, as the session's): for a fixture that needs a stack of its own."""
     config = StackConfig(
-        name=f"it-{os.getpid()}",
-        base_port=find_free_base(),
-        # TM_TEST_REPLICAS=2: the whole suite against two instances of every service (ADR 0017).
-        replicas=int(os.environ.get("TM_TEST_REPLICAS", "1")),
-        budget=SETUP_BUDGET,
+        name=name, base_port=find_free_base(), replicas=replicas, budget=SETUP_BUDGET
     )
     try:
         started = time.monotonic()
@@ -82,3 +79,9 @@ def running_stack() -> Iterator[RunningStack]:
         if paths.logs.is_dir():
             shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
         down(config.name, purge=True)
+
+
+@pytest.fixture(scope="session")
+def running_stack() -> Iterator[RunningStack]:
+    # TM_TEST_REPLICAS=2: the whole suite against two instances of every service (ADR 0017).
+    yield from stack_of_its_own(f"it-{os.getpid()}", int(os.environ.get("TM_TEST_REPLICAS", "1")))

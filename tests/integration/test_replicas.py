@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import grpc
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, down, is_running, up
+from stack.orchestrator import is_running, up
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS, Ports, find_free_base
+from stack.ports import LP_SIMULATORS, Ports
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack, account_stack
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.test_auth import Edge
 from tests.integration.test_orders import Oms, place
 from tests.integration.test_orders import new_trader as new_stp_trader
@@ -63,23 +60,7 @@ JOBS = {
 @pytest.fixture(scope="module")
 def running_stack() -> Iterator[RunningStack]:
     """This module's own stack, two instances of every service (not the session's)."""
-    config = StackConfig(
-        name=f"it-replicas-{os.getpid()}",
-        base_port=find_free_base(),
-        replicas=2,
-        budget=SETUP_BUDGET,
-    )
-    try:
-        started = time.monotonic()
-        state = up(config)
-        yield RunningStack(config, state, time.monotonic() - started)
-    finally:
-        down(config.name)
-        paths = StackPaths.for_name(config.name)
-        kept = Path(tempfile.gettempdir()) / "tradingmesh-it-logs" / config.name
-        if paths.logs.is_dir():
-            shutil.copytree(paths.logs, kept, dirs_exist_ok=True)
-        down(config.name, purge=True)
+    yield from stack_of_its_own(f"it-replicas-{os.getpid()}", replicas=2)
 
 
 @pytest.fixture(scope="module")
