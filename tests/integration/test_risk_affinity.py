@@ -14,7 +14,11 @@ at 1.10000 / 1.10020 on both LP simulators: one lot needs 1100.20 of margin.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +29,15 @@ from typing import Any
 import grpc
 import pytest
 
+from services.platform.affinity import rendezvous_order
+from stack.orchestrator import up
+from stack.paths import StackPaths
 from stack.ports import Ports
+from stack.state import load
 from tests.integration import test_replicas, test_risk
 from tests.integration.callers import AccountStack, Who
 from tests.integration.conftest import RunningStack
+from tests.integration.test_replicas import _metrics
 from tests.integration.test_risk import Broker, _funded_in_risk, eventually
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.account.v1 import account_service_pb2 as account_api_pb2
@@ -203,18 +212,38 @@ def _positions_lots(broker: Broker, account_id: str) -> Decimal:
     return D(row[0])
 
 
-def test_orders_of_one_account_through_both_oms_instances_at_once_take_only_the_free_margin(
+def _checks(running_stack: RunningStack) -> list[int]:
+    """How many CheckOrder calls each risk instance has answered (0 for one not serving)."""
+    counts = []
+    for k in (1, 2):
+        try:
+            text = _metrics(running_stack.state, "risk", k)
+        except OSError:
+            counts.append(0)
+            continue
+        found = re.findall(
+            r'^grpc_server_handled_total\{[^}]*grpc_method="CheckOrder"[^}]*\} (\S+)$', text, re.M
+        )
+        counts.append(int(sum(float(value) for value in found)))
+    return counts
+
+
+def _instance_of(running_stack: RunningStack, account_id: str) -> int:
+    """The risk instance (1 or 2) first in the account's order, as the callers compute it."""
+    ports = Ports(running_stack.state.base_port)
+    addresses = [f"127.0.0.1:{ports.service_grpc('risk', k)}" for k in (1, 2)]
+    return addresses.index(rendezvous_order(account_id, addresses)[0]) + 1
+
+
+def _burst_takes_two_lots(
     broker: Broker,
     both_oms: list[order_grpc.OrderServiceStub],
-    both_risk: list[Broker],
-    eurusd: None,
+    user: account_pb2.User,
+    account_id: str,
 ) -> None:
-    # 2500.00 free: two lots fit (2200.40), a third does not (299.60 left).
-    user, account = _trader(broker, both_oms, both_risk, "2500.00")
-    calls = [_market_buy(broker, oms, user, account.id) for oms in both_oms for _ in range(4)]
-
-    orders = _at_once(calls)
-
+    """Eight one-lot buys at once, four through each OMS instance, on an account with 2500.00
+    free: exactly two fill, the others are refused for margin."""
+    orders = _at_once([_market_buy(broker, oms, user, account_id) for oms in both_oms * 4])
     outcomes = [(trading_pb2.OrderStatus.Name(o.status), R.Name(o.status_reason)) for o in orders]
     filled = [o for o in orders if o.status == trading_pb2.ORDER_STATUS_FILLED]
     assert len(filled) == 2, outcomes
@@ -222,7 +251,28 @@ def test_orders_of_one_account_through_both_oms_instances_at_once_take_only_the_
     assert {(o.status, o.status_reason) for o in refused} == {
         (trading_pb2.ORDER_STATUS_REJECTED, R.ERROR_REASON_INSUFFICIENT_MARGIN)
     }, outcomes
-    assert _positions_lots(broker, account.id) == D(2)
+    assert _positions_lots(broker, account_id) == D(2)
+
+
+def test_orders_of_one_account_through_both_oms_instances_at_once_take_only_the_free_margin(
+    running_stack: RunningStack,
+    broker: Broker,
+    both_oms: list[order_grpc.OrderServiceStub],
+    both_risk: list[Broker],
+    eurusd: None,
+) -> None:
+    # 2500.00 free: two lots fit (2200.40), a third does not (299.60 left).
+    user, account = _trader(broker, both_oms, both_risk, "2500.00")
+    chosen = _instance_of(running_stack, account.id)
+    before = _checks(running_stack)
+
+    _burst_takes_two_lots(broker, both_oms, user, account.id)
+
+    after = _checks(running_stack)
+    # Every check went to the account's instance, from both OMS instances.
+    assert [a - b for a, b in zip(after, before, strict=True)] == [
+        8 if k == chosen else 0 for k in (1, 2)
+    ]
 
 
 def test_withdrawals_through_both_account_instances_and_orders_through_both_oms_never_overspend(
@@ -248,3 +298,46 @@ def test_withdrawals_through_both_account_instances_and_orders_through_both_oms_
     assert filled + accepted > 0
     spent = filled * LOT_MARGIN + accepted * D("600.00")
     assert spent <= D("2500.00"), (filled, accepted)
+
+
+def test_while_the_accounts_risk_instance_is_dead_its_orders_go_to_the_other_and_come_back(
+    running_stack: RunningStack,
+    broker: Broker,
+    both_oms: list[order_grpc.OrderServiceStub],
+    both_risk: list[Broker],
+    eurusd: None,
+) -> None:
+    """Last in the module: it kills a risk instance (and starts it again)."""
+    user, account = _trader(broker, both_oms, both_risk, "2500.00")
+    chosen = _instance_of(running_stack, account.id)
+    other = 3 - chosen
+    recorded = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert recorded is not None
+    entry = recorded.component("risk" if chosen == 1 else f"risk-{chosen}")
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    time.sleep(1)  # the callers' channels to it see the connection gone
+    before = _checks(running_stack)
+
+    # The other instance takes the account, and still decides its orders one at a time.
+    _burst_takes_two_lots(broker, both_oms, user, account.id)
+
+    after = _checks(running_stack)
+    assert after[other - 1] - before[other - 1] == 8
+    # Back: the account's checks return to it (a third lot does not fit: each is refused).
+    up(running_stack.config)
+    back = _checks(running_stack)[chosen - 1]
+
+    def checked_there() -> bool | None:
+        order = _market_buy(broker, both_oms[0], user, account.id)()
+        assert order.status != trading_pb2.ORDER_STATUS_FILLED, order
+        return True if _checks(running_stack)[chosen - 1] > back else None
+
+    eventually(checked_there, f"the account's checks back on risk instance {chosen}", 10)
+    counts = _checks(running_stack)
+    refusals = _at_once([_market_buy(broker, oms, user, account.id) for oms in both_oms * 2])
+    assert {o.status_reason for o in refusals} == {R.ERROR_REASON_INSUFFICIENT_MARGIN}
+    assert [a - b for a, b in zip(_checks(running_stack), counts, strict=True)] == [
+        4 if k == chosen else 0 for k in (1, 2)
+    ]
