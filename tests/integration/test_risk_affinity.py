@@ -6,7 +6,9 @@ the instance that approved it. The OMS and the account service send every risk c
 account to one risk instance chosen by the account, so orders placed at the same moment through
 both OMS instances, and withdrawals through both account instances, are decided one after the
 other against the same reservations: exactly what fits the free margin is accepted. Round robin
-over the risk instances let each instance approve up to the whole free margin.
+over the risk instances let each instance approve up to the whole free margin. While the
+account's instance is dead the other takes the account (still one order at a time), and gives
+it back once the instance serves again.
 
 In test_risk's client group (no markup, no commission, netting, leverage 100) with EURUSD pinned
 at 1.10000 / 1.10020 on both LP simulators: one lot needs 1100.20 of margin.
