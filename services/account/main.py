@@ -13,6 +13,7 @@ from services.account.trading import StopOutCorrections, SwapBookings, TradeBook
 from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
 from services.account.webhooks import WebhookReceiver
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.internal import check_target
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, inbox_rule
@@ -26,12 +27,16 @@ from tradingmesh.account.v1 import (
 
 
 def risk_address(environ: Mapping[str, str] = os.environ) -> str:
-    """TM_RISK_ADDR: the risk service's gRPC address (host:port), for the margin figures of
-    GetAccount and the withdrawal check (services/account/margin.py). Required."""
+    """TM_RISK_ADDR: the risk service's gRPC address (host:port), or every instance's
+    (`ipv4:host:port,...`, ADR 0017: each account's calls go to one of them), for the margin
+    figures of GetAccount and the withdrawal check (services/account/margin.py). Required."""
     address = environ.get("TM_RISK_ADDR", "").strip()
     if not address:
         raise SystemExit("account: TM_RISK_ADDR (the risk service's gRPC address) is not set")
-    return address
+    try:
+        return check_target(address)
+    except ValueError as error:
+        raise SystemExit(f"account: TM_RISK_ADDR {error}") from None
 
 
 # Old rows deleted (services/platform/retention.py).

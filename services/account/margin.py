@@ -8,6 +8,11 @@ margin that orders and other withdrawals are using at that moment reserved). Get
 exactly the figures GetAccountRisk shows; RequestWithdrawal reserves the amount in the risk
 service while it holds the account's balance lock, before it debits the ledger.
 
+Both calls about an account go to the risk instance chosen by the account
+(`platform.affinity.AccountAffineChannels`, ADR 0017), the one the OMS's checks of the
+account's orders go to: a withdrawal and an order of one account are decided one after the
+other, each seeing the other's reservation.
+
 An account the risk service does not know yet (its creation event is still on its way) has no
 positions — no order is taken for it — so its figures are the ledger's alone, and the ledger's
 own check (no overdraft) is the whole withdrawal check. The risk service unreachable or late:
@@ -25,8 +30,8 @@ import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import store
+from services.platform.affinity import AccountAffineChannels
 from services.platform.errors import DomainError
-from services.platform.internal import internal_channel
 from services.platform.secrets import Secret
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -72,14 +77,14 @@ def _unavailable(error: grpc.aio.AioRpcError) -> DomainError:
 
 
 class MarginFigures:
-    """A channel to the risk service's internal API, open for the service's lifetime."""
+    """Channels to the risk service's internal API (one per instance, the account's chosen per
+    call), open for the service's lifetime."""
 
     def __init__(
         self, address: str, edge_token: Secret, deadline: float = DEADLINE_SECONDS
     ) -> None:
         self.deadline = deadline
-        self._channel = internal_channel(address, edge_token)
-        self._stub = risk_grpc.RiskInternalServiceStub(self._channel)
+        self._risk = AccountAffineChannels(address, edge_token, risk_grpc.RiskInternalServiceStub)
 
     async def figures(self, account_id: str, ledger_sequence: int) -> risk_pb2.AccountRisk | None:
         """The account's figures now, with its ledger up to `ledger_sequence` (what this
@@ -87,8 +92,9 @@ class MarginFigures:
         request = risk_pb.GetAccountFiguresRequest(
             account_id=account_id, min_ledger_sequence=ledger_sequence
         )
+        stub = self._risk.stub_for(account_id)
         try:
-            response: risk_pb.GetAccountFiguresResponse = await self._stub.GetAccountFigures(
+            response: risk_pb.GetAccountFiguresResponse = await stub.GetAccountFigures(
                 request, timeout=self.deadline
             )
         except grpc.aio.AioRpcError as error:
@@ -109,8 +115,9 @@ class MarginFigures:
             amount=amount,
             min_ledger_sequence=ledger_sequence,
         )
+        stub = self._risk.stub_for(account_id)
         try:
-            response: risk_pb.ReserveWithdrawalResponse = await self._stub.ReserveWithdrawal(
+            response: risk_pb.ReserveWithdrawalResponse = await stub.ReserveWithdrawal(
                 request, timeout=self.deadline
             )
         except grpc.aio.AioRpcError as error:
@@ -141,4 +148,4 @@ class MarginFigures:
         return summary_of(figures)
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._risk.close()

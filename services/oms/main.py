@@ -1,8 +1,10 @@
 """Wiring of the oms service: what it serves and what it connects to (ADR 0007).
 
 Settings of its own, besides the platform's (ADR 0004):
-    TM_RISK_ADDR               the risk service's gRPC address (host:port), for the pre-trade
-                               check; unset: every order is REJECTED / DEPENDENCY_UNAVAILABLE
+    TM_RISK_ADDR               the risk service's gRPC address (host:port), or every
+                               instance's (`ipv4:host:port,...`, ADR 0017: each account's checks
+                               go to one of them), for the pre-trade check; unset: every order
+                               is REJECTED / DEPENDENCY_UNAVAILABLE
     TM_OMS_LPS                 the LPs for STP hedging (`lp-alpha=127.0.0.1:17060,...`), as
                                pricing's TM_PRICING_LPS; logons from Vault
                                `secret/tradingmesh/lp/<lp>`
@@ -53,6 +55,7 @@ from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
 from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform.internal import check_target
 from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
@@ -90,8 +93,14 @@ class OmsConfig:
             raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS is not a whole number") from None
         if age_ms <= 0:
             raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS must be positive")
+        risk_address = environ.get("TM_RISK_ADDR", "").strip()
+        try:
+            if risk_address:
+                check_target(risk_address)
+        except ValueError as error:
+            raise SystemExit(f"oms: TM_RISK_ADDR {error}") from None
         return cls(
-            risk_address=environ.get("TM_RISK_ADDR", "").strip(),
+            risk_address=risk_address,
             max_quote_age=timedelta(milliseconds=age_ms),
             stp=StpConfig.from_env(environ),
             rollover=RolloverConfig.from_env(environ),

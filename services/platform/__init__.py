@@ -11,6 +11,7 @@ interceptors  the server interceptor chain
 metrics       Prometheus registry and /metrics
 server        ServiceSpec, serve() and run(): start, serve, stop gracefully
 internal      internal_channel(): calls to other services with the edge token
+affinity      AccountAffineChannels: calls about one account to one instance of a service
 db            Database: PostgreSQL primary and replica sessions
 cache         connect_redis()
 bus           NATS JetStream streams and publish_event()

@@ -18,11 +18,13 @@ from services.platform.request_id import REQUEST_ID_HEADER, current_request_id
 from services.platform.secrets import Secret
 from services.platform.settings import Address
 
-__all__ = ["check_target", "internal_channel"]
+__all__ = ["check_target", "instances_of", "internal_channel"]
 
 # A target listing several instances of a service (`ipv4:127.0.0.1:a,127.0.0.1:b`, ADR 0017):
 # calls go round robin over the instances whose standard Health/Watch says SERVING, so one that
-# stops or dies gets no call.
+# stops or dies gets no call. A channel to one of several instances (`health_checked`,
+# `affinity.AccountAffineChannels`) uses it too: its state is READY only while that instance
+# serves.
 _BALANCED_CONFIG = json.dumps(
     {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
 )
@@ -63,25 +65,45 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
+# INT_MAX, which gRPC takes as "no idle timeout": the channel never goes idle, so its state
+# follows its instance without calls (by default a channel goes idle after 30 minutes without
+# calls, and reports IDLE until the next call connects it).
+_NEVER_IDLE_MS = 2**31 - 1
+
+
+def instances_of(target: str) -> list[str]:
+    """The `host:port` of each instance a target lists: `host:port`, or `ipv4:host:port,...`."""
+    return target.removeprefix("ipv4:").split(",") if "," in target else [target]
+
+
 def check_target(text: str) -> str:
     """`text` if it is a target `internal_channel` takes: host:port, or `ipv4:host:port,...`;
     ValueError otherwise."""
-    addresses = text.removeprefix("ipv4:").split(",") if "," in text else [text]
-    for address in addresses:
+    for address in instances_of(text):
         Address.parse(address)
     return text
 
 
-def internal_channel(target: str, edge_token: Secret) -> grpc.aio.Channel:
+def internal_channel(
+    target: str,
+    edge_token: Secret,
+    *,
+    health_checked: bool = False,
+    stay_connected: bool = False,
+) -> grpc.aio.Channel:
     """A channel to another service at `target` (host:port, or every instance of it:
     `ipv4:host:port,host:port`, balanced) whose calls carry the edge token.
 
     Plain-text, as between services and Envoy on one host (ADR 0004); reconnects within 200 ms
-    of losing its peer (`RECONNECT_OPTIONS`). Close it on shutdown.
+    of losing its peer (`RECONNECT_OPTIONS`). `health_checked`: a single host:port is
+    health-checked as a balanced target is (READY only while it serves); `stay_connected`: the
+    channel never goes idle. Close it on shutdown.
     """
     options: list[tuple[str, Any]] = list(RECONNECT_OPTIONS)
-    if "," in target:
+    if "," in target or health_checked:
         options.append(("grpc.service_config", _BALANCED_CONFIG))
+    if stay_connected:
+        options.append(("grpc.client_idle_timeout_ms", _NEVER_IDLE_MS))
     return grpc.aio.insecure_channel(
         target, options=options, interceptors=[_InternalCallMetadata(edge_token)]
     )

@@ -190,9 +190,10 @@ class Copies:
         self.snapshots_due = snapshots_due
         name = durable or (lambda consumer: consumer)
         elsewhere = self._refresh if durable is not None else None
-        # An instance's reservations cover only the orders it checked: with several, the
-        # others must see an order's trade and position as soon as it is stored, so no batch
-        # waits to gather more.
+        # An instance's reservations cover only the orders it checked. An account's checks all
+        # go to one instance (ADR 0017 "Account affinity"), but move when it stops or comes
+        # back: the others must then see an order's trade and position as soon as it is
+        # stored, so no batch waits to gather more.
         linger = LINGER_SECONDS if durable is None else 0.0
         self.consumers = [
             EventConsumer(

@@ -6,7 +6,9 @@ margin as unspent. Two decisions in that gap could both spend it: 20 withdrawals
 order, each approved against the same free margin, would leave the account under-margined and
 the margin watcher would stop it out. A reservation closes the gap: every approval holds what it
 spends until the event that shows it reaches the copies, and every later decision deducts what is
-held. Decisions run one at a time on the service's event loop, so no two can miss each other.
+held. Decisions run one at a time on the service's event loop, so no two can miss each other;
+with several instances, the callers send every decision about an account to the same one
+(ADR 0017 "Account affinity").
 
 - An approved order (placed or triggered, adding exposure) holds its required margin until its
   trades are in the copies (each trade releases its share of the order's quantity; a trade is

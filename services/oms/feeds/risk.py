@@ -9,6 +9,12 @@ with the risk service's reason and message; a risk service that cannot be reache
 late or fails is a verdict too: DEPENDENCY_UNAVAILABLE, on which the order is REJECTED (the
 contract: "the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE when it cannot
 reach this service").
+
+Every call about an account goes to one risk instance, chosen by the account
+(`platform.affinity.AccountAffineChannels`, ADR 0017): that instance holds the margin of the
+account's approved orders (its reservations) and checks the account's orders one at a time, so
+two orders placed at once through two OMS instances cannot both spend the same free margin.
+Choosing costs no round trip (a hash of the account id and the channels' states).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Final
 import grpc
 import grpc.aio
 
-from services.platform.internal import internal_channel
+from services.platform.affinity import AccountAffineChannels
 from services.platform.secrets import Secret
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
@@ -53,19 +59,20 @@ def unavailable(detail: str) -> Verdict:
 
 
 class RiskClient:
-    """A channel to the risk service's internal API, open for the service's lifetime."""
+    """Channels to the risk service's internal API (one per instance, the account's chosen per
+    call), open for the service's lifetime."""
 
     def __init__(
         self, address: str, edge_token: Secret, deadline: float = CHECK_DEADLINE_SECONDS
     ) -> None:
         self.address = address
         self.deadline = deadline
-        self._channel = internal_channel(address, edge_token)
-        self._stub = risk_grpc.RiskInternalServiceStub(self._channel)
+        self._risk = AccountAffineChannels(address, edge_token, risk_grpc.RiskInternalServiceStub)
 
     async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
+        stub = self._risk.stub_for(request.account_id)
         try:
-            response: risk_pb.CheckOrderResponse = await self._stub.CheckOrder(
+            response: risk_pb.CheckOrderResponse = await stub.CheckOrder(
                 request, timeout=self.deadline, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
@@ -84,4 +91,4 @@ class RiskClient:
         return Verdict(False, response.reject_reason, response.reject_message)
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._risk.close()
