@@ -583,9 +583,9 @@ class Report:
         for path in sorted(self.outcomes):
             seen = ", ".join(f"{s} {n}" for s, n in self.outcomes[path].most_common())
             lines.append(f"  {path.strip('/')}: {seen}")
-        rest_total = sum(self.rest.values())
-        lines.append(f"hostile inputs over REST: {rest_total} cases")
-        lines += [f"  HTTP {status:<17} {count:>6}" for status, count in self.rest.most_common()]
+        if self.rest:
+            lines.append(f"hostile inputs over REST: {sum(self.rest.values())} cases")
+            lines += [f"  HTTP {s:<17} {count:>6}" for s, count in self.rest.most_common()]
         bad = sum(len(v) for v in self.violations.values())
         lines += self.database
         lines.append(f"violations: {bad}")
@@ -802,7 +802,7 @@ def _outcome_of(error: grpc.RpcError) -> Outcome:
     return Outcome(details.code, reason, info, details.message[:200])
 
 
-def _shown(request: Message) -> str:
+def shown(request: Message) -> str:
     text = " ".join(str(request).split())
     return text if len(text) <= 300 else text[:300] + " ..."
 
@@ -844,7 +844,7 @@ def test_hostile_requests_get_a_client_error_with_details_never_a_server_error(
                 found.append(
                     f"{who}: {outcome.label} {outcome.message!r} (ErrorInfo:"
                     f" {outcome.error_info})"
-                    f" for {_shown(request)}"
+                    f" for {shown(request)}"
                 )
 
         hostile()
