@@ -4,7 +4,11 @@ liquidity provider, and the allocation of its outcome to the window's client ord
 An STP market order is committed WORKING by `Placement` (the client's answer says so) and handed
 to `StpDesk.take`, which puts it in its instrument's window; an order whose hand-off was lost
 (the process stopped after the commit, a job failed every try) is found by the desk's sweep of
-the committed orders every second (`intake`). A window opens with its first order
+the committed orders every second (`intake`). The desk runs on the elected instance only (ADR
+0017): a follower's `take` passes the order to it at once in a core NATS message on
+`TAKE_SUBJECT` (not a stream: one lost, NATS away or no leader yet, leaves the order to the
+leader's sweep, 1-2 s later), which the leading desk turns into the same join (or limit
+order's try). A window opens with its first order
 and closes `TM_OMS_STP_WINDOW_MS` (default 50) later. At its close, in one transaction with the
 accounts' rows locked (in id order) and then the orders':
 
@@ -124,6 +128,8 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,6 +196,7 @@ from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
 __all__ = [
     "ACTOR",
     "PRICE_RECHECK",
+    "TAKE_SUBJECT",
     "AwaitPrice",
     "HedgeAt",
     "LimitSettled",
@@ -221,6 +228,12 @@ _RETRY_SECONDS: Final = 0.5
 _DRAIN_SECONDS: Final = 5.0
 # How often the orders waiting for a live price look for one (in memory: the quote book).
 PRICE_RECHECK: Final = timedelta(milliseconds=250)
+# A follower's hand-off to the leading desk (ADR 0017): core NATS, outside every stream's
+# subjects; the order in headers (`_TAKE_HEADERS`: order, account, symbol, how to take it).
+TAKE_SUBJECT: Final = "stp.take"
+_TAKE_HEADERS: Final = ("tm-order-id", "tm-account-id", "tm-symbol", "tm-take")
+_TAKE_WINDOW: Final = "window"  # a market order (or a triggered stop) joins its window
+_TAKE_LIMIT: Final = "limit"  # a limit order (or a triggered stop-limit) is tried
 
 STATUS_REQUESTS = Counter(
     "tradingmesh_oms_hedge_status_requests",
@@ -672,6 +685,7 @@ class StpDesk:
         self._chase_queued = False
         self._price_waits: dict[str, _PriceWait] = {}  # order id -> its wait for a live price
         self._price_check_armed = False
+        self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
 
@@ -715,10 +729,15 @@ class StpDesk:
 
     async def lead(self) -> None:
         """The desk on the elected instance (ADR 0017): started, and stopped when leadership
-        ends (cancelled). Only the leader logs on to the LPs' order sessions; a follower's
-        `take` leaves its orders to the leader's sweep of committed orders."""
+        ends (cancelled). Only the leader logs on to the LPs' order sessions and hears the
+        followers' hand-offs (`TAKE_SUBJECT`); the sweep of committed orders takes any that
+        were lost."""
         await self.start()
         self.leading = True
+        try:
+            self._takes = await self.resources.nats.subscribe(TAKE_SUBJECT, cb=self._on_take)
+        except Exception:
+            log.exception("STP: no subscription to the followers' hand-offs; the sweep takes them")
         try:
             await asyncio.Event().wait()
         finally:
@@ -730,6 +749,10 @@ class StpDesk:
         queued are done first, while the sessions are still up, so hedge orders in flight get
         their reports; then the sessions log out, and the reports that came meanwhile are
         applied (QuickFIX counts them as received and would not ask for them again)."""
+        if self._takes is not None:
+            with contextlib.suppress(Exception):
+                await self._takes.unsubscribe()
+            self._takes = None
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -760,24 +783,61 @@ class StpDesk:
 
     async def take(self, order: OrderRow, account: Account) -> None:
         """An order committed WORKING: an STP market order joins its instrument's window; an
-        STP limit order is tried at once (a stop-limit waits for its stop)."""
-        if order.execution_mode is not ExecutionMode.STP or not self.leading:
-            return  # a follower's: the leader's sweep takes it (ADR 0017)
+        STP limit order is tried at once (a stop-limit waits for its stop). On a follower both
+        go to the leading desk (`_hand_to_leader`)."""
+        if order.execution_mode is not ExecutionMode.STP:
+            return
         if order.type is OrderType.MARKET:
+            if not self.leading:
+                await self._hand_to_leader(order, account.account_id, _TAKE_WINDOW)
+                return
             self._join(order.symbol, order.id, account.account_id)
         elif order.type is OrderType.LIMIT:
             await self.attempt_limit(order, account)
 
     async def attempt_limit(self, order: OrderRow, account: Account) -> None:
         """Tries an STP limit order (or a triggered stop-limit) on the worker: a hedge order at
-        its limit if its price is there (see the module doc)."""
+        its limit if its price is there (see the module doc); on a follower, on the leader's."""
         if not self.leading:
-            return  # the leader's sweep takes it (ADR 0017)
+            await self._hand_to_leader(order, account.account_id, _TAKE_LIMIT)
+            return
         self._enqueue(
             f"limit {order.id}",
             partial(self._attempt_limit, order.id, account.account_id),
             held=(order.id,),
         )
+
+    async def _hand_to_leader(self, order: OrderRow, account_id: str, how: str) -> None:
+        """A follower's take (ADR 0017): the order, committed, goes to the leading desk in a
+        core NATS message (`_on_take` there). Lost (NATS away, no leader yet): the leader's
+        sweep of committed orders takes it a second or two later."""
+        values = (order.id, account_id, order.symbol, how)
+        try:
+            await self.resources.nats.publish(
+                TAKE_SUBJECT, b"", headers=dict(zip(_TAKE_HEADERS, values, strict=True))
+            )
+        except Exception as error:
+            log.warning(
+                "STP: an order could not be handed to the leading desk; its sweep takes it",
+                extra={"order_id": order.id, "error": str(error)},
+            )
+
+    async def _on_take(self, message: Msg) -> None:
+        """A follower's hand-off, on the leader: the order joins its window or is tried, as if
+        taken here (the close and the try re-read it under its lock: an order not WORKING, not
+        STP, or already hedged stays out)."""
+        headers = message.headers or {}
+        order_id, account_id, symbol, how = (headers.get(name, "") for name in _TAKE_HEADERS)
+        if not self.leading or not (hedges.is_uuid(order_id) and hedges.is_uuid(account_id)):
+            return
+        if how == _TAKE_WINDOW and symbol:
+            self._join(symbol, order_id, account_id)
+        elif how == _TAKE_LIMIT:
+            self._enqueue(
+                f"limit {order_id}",
+                partial(self._attempt_limit, order_id, account_id),
+                held=(order_id,),
+            )
 
     def listen_limits(self, listener: LimitListener) -> None:
         """`listener` hears of every STP limit order an attempt or a hedge order left (the
@@ -885,6 +945,7 @@ class StpDesk:
                 context = contexts.get(order.account_id)
                 if (
                     order.status is not OrderStatus.WORKING
+                    or order.execution_mode is not ExecutionMode.STP
                     or order.id in in_hedges
                     or context is None
                 ):
