@@ -24,13 +24,13 @@ reconciliation (bench/faults_check.py), repeated until events still on their way
 Per fault, a table row: seconds until the stack was healthy again (from the kill), the seconds
 clients saw failures (from the kill to the last failed attempt or failed answer), the orders
 sent, failed attempts (RPC statuses) and answers that were not a success, the worst time from
-an order's first send to its answer, and the reconciliation: lost (acknowledged orders missing
-or set back, events not published or not applied, trades not booked), doubled (trades or fills
-beyond the orders, messages twice in a stream, orders nobody asked for), unbalanced (balances
-against their ledger, bookings against their trades, positions against their trades), and
-acknowledged orders REJECTED later (issue 18: our own restart must not cost a client an
-order). Every count is cumulative over the run (the platform as a whole at that moment);
-examples of each finding are in the JSON.
+an order's first send to its answer, and the reconciliation: lost (acknowledged orders missing,
+set back or REJECTED later, events not published or not applied, trades not booked), doubled
+(trades or fills beyond the orders, messages twice in a stream, orders nobody asked for),
+unbalanced (balances against their ledger, bookings against their trades, positions against
+their trades), and, of the lost, the acknowledged orders REJECTED later (issue 18: our own
+restart must not cost a client an order). Every count is cumulative over the run (the platform
+as a whole at that moment); examples of each finding are in the JSON.
 
 By default it starts a dedicated stack on free ports (bench/stack.py; edge limits raised as in
 bench.orders), stopped and deleted at the end also on Ctrl-C or an error; `--stack NAME` uses a

@@ -6,8 +6,9 @@ Vault), for the campaign's own accounts and for the outbox rows written since th
 
 - orders: every order acknowledged to a client (an answer carrying an order) is in
   `oms.orders` with the status the client was told or a later one (`lost` otherwise); an
-  acknowledged order that is still working may end FILLED, CANCELLED or EXPIRED, and one that
-  ended REJECTED is counted apart (`acked_then_rejected`: the client was told it was accepted);
+  acknowledged order that is still working may end FILLED, CANCELLED or EXPIRED; one that
+  ended REJECTED (`acked_then_rejected`: the client was told it was accepted, and our own
+  restart must not cost it the order, issue #18) counts as lost too;
   no order exists on the accounts with a client_order_id the load did not send (`unasked`);
 - trades and fills: per order, its trades add up to its filled quantity, never beyond its
   quantity; per STP hedge order (made since the start), its LP fills add up to its filled
@@ -152,11 +153,18 @@ class Reconciliation:
 
     @property
     def lost(self) -> int:
-        """Acknowledged orders missing or set back, events not published or not applied,
-        trades not booked."""
+        """Acknowledged orders missing, set back or REJECTED later, events not published or
+        not applied, trades not booked."""
         return sum(
             self.count(n)
-            for n in ("lost", "unsent", "missing_in_stream", "inbox_missing", "unbooked")
+            for n in (
+                "lost",
+                "acked_then_rejected",
+                "unsent",
+                "missing_in_stream",
+                "inbox_missing",
+                "unbooked",
+            )
         )
 
     @property

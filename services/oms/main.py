@@ -13,6 +13,9 @@ Settings of its own, besides the platform's (ADR 0004):
                                OrderStatusRequest asks for it (default 10)
     TM_OMS_HEDGE_UNKNOWN_AFTER_S seconds after which a hedge order still open is reported of
                                unknown fate for an operator to reconcile (default 60)
+    TM_OMS_STP_PRICE_WAIT_S    seconds after its creation an acknowledged STP order without a
+                               live price waits for one before REJECTED / PRICE_UNAVAILABLE
+                               (default 30)
     TM_DATA_DIR                the FIX message store of the LP order sessions goes to
                                `<TM_DATA_DIR>/oms/fix`; default: a temporary directory
     TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)

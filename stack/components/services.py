@@ -27,12 +27,14 @@ _NOT_INHERITED = ("TM_", "BAO_", "VAULT_")
 # environment.
 STREAM_SETTINGS = ("TM_PRICING_STREAM_COALESCE_MS", "TM_PRICING_STREAM_REFRESH_S")
 # The OMS's rollover settings (ADR 0010), passed on from `up`'s environment (the test stacks
-# start rollovers only when asked, tests/conftest.py).
+# start rollovers only when asked, tests/conftest.py), and how long an STP order waits for a
+# live price (ADR 0007; a test shortens it).
 OMS_SETTINGS = (
     "TM_OMS_ROLLOVER_TIME",
     "TM_OMS_ROLLOVER_TIME_ZONE",
     "TM_OMS_ROLLOVER_AUTO",
     "TM_OMS_ROLLOVER_BATCH",
+    "TM_OMS_STP_PRICE_WAIT_S",
 )
 # The notification service's own settings (services/notification/main.py), passed on likewise.
 NOTIFICATION_SETTINGS = (

@@ -4,12 +4,16 @@ liquidity provider, and the allocation of its outcome to the window's client ord
 An STP market order is committed WORKING by `Placement` (the client's answer says so) and handed
 to `StpDesk.take`, which puts it in its instrument's window; an order whose hand-off was lost
 (the process stopped after the commit, a job failed every try) is found by the desk's sweep of
-the committed orders every second (`intake`). A window opens with its first order
+the committed orders every second (`intake`). The desk runs on the elected instance only (ADR
+0017): a follower's `take` passes the order to it at once in a core NATS message on
+`TAKE_SUBJECT` (not a stream: one lost, NATS away or no leader yet, leaves the order to the
+leader's sweep, 1-2 s later), which the leading desk turns into the same join (or limit
+order's try). A window opens with its first order
 and closes `TM_OMS_STP_WINDOW_MS` (default 50) later. At its close, in one transaction with the
 accounts' rows locked (in id order) and then the orders':
 
 - an order no longer WORKING (cancelled meanwhile) or already in a hedge order stays out;
-- an order whose group has no live price is REJECTED / PRICE_UNAVAILABLE;
+- an order whose group has no live price waits for one (below);
 - the rest net to buys - sells (`domain.netting`). Zero: every order fills at once at the raw
   best price of its side plus its group's markup. Otherwise one hedge order for |net| is
   stored NEW, linked to every order with its group's markup, routed to the provider whose quote
@@ -27,6 +31,17 @@ with the hedge's reason), a FOK not filled in full is REJECTED / NO_LIQUIDITY, a
 client asked to cancel meanwhile (PENDING_CANCEL) takes what it was allocated and is cancelled.
 One account's failure to book (a position closed meanwhile, no conversion price) rejects that
 account's orders only (a savepoint each).
+
+An order acknowledged WORKING is not rejected because our own price feed blinked (pricing, NATS
+or Redis restarting; issue #18): when its group has no live price at its window's close (or
+when an IOC or FOK limit order is tried, below) it stays WORKING and waits, in memory, for a
+live quote of its group and symbol, looked for every `PRICE_RECHECK` (250 ms) without touching
+the database; one there, a market order joins a new window and a limit order is tried again,
+at that live price, never at the old one. An order still without a live price
+`TM_OMS_STP_PRICE_WAIT_S` (30) after it was created is REJECTED / PRICE_UNAVAILABLE, its
+message saying how long it waited (`unpriced`). The waiting orders are left out of the sweep;
+after a restart they rejoin windows (or are tried) with the other orders in no hedge order,
+their wait still counted from their creation.
 
 Everything that changes hedge orders runs on one worker, in arrival order: window closes, sends,
 reports, and the checks after a restart. So a report never overtakes the SENT of its own hedge,
@@ -84,12 +99,13 @@ the bid markup for a sell, rounded in the client's favour), IOC, or FOK for a FO
 tried (`attempt_limit`, on the same worker) when it is placed and whenever the trigger engine
 sees its price reached (buy: ask <= limit, sell: bid >= limit, at the group's price); the
 attempt re-reads the order under its account's lock and checks the price again at the live
-quote. Not reachable: IOC and FOK are REJECTED / NO_LIQUIDITY (PRICE_UNAVAILABLE without a live
-price), GTC and DAY keep working. Each fill of the hedge fills the client order at the hedge's
-average price plus the markup, capped at the limit. The rest: IOC CANCELLED / NO_LIQUIDITY
-(REJECTED when nothing filled), FOK REJECTED / NO_LIQUIDITY unless filled in full, GTC and DAY
-stay WORKING or PARTIALLY_FILLED and go back to the trigger engine, which waits before the price
-may try them again (`domain.triggers.retry_pause`). A cancel while the hedge is at the provider
+quote. Not reachable: IOC and FOK are REJECTED / NO_LIQUIDITY (without a live price they wait
+for one as market orders do, then PRICE_UNAVAILABLE), GTC and DAY keep working. Each fill of
+the hedge fills the client order at the hedge's average price plus the markup, capped at the
+limit. The rest: IOC CANCELLED / NO_LIQUIDITY (REJECTED when nothing filled), FOK REJECTED /
+NO_LIQUIDITY unless filled in full, GTC and DAY stay WORKING or PARTIALLY_FILLED and go back to
+the trigger engine, which waits before the price may try them again
+(`domain.triggers.retry_pause`). A cancel while the hedge is at the provider
 is PENDING_CANCEL: the order takes what the hedge filled and is cancelled. After a restart IOC
 and FOK limit orders in no hedge order are tried once prices are live; GTC and DAY ones are in
 the trigger engine's index.
@@ -112,6 +128,8 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,6 +195,9 @@ from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
 
 __all__ = [
     "ACTOR",
+    "PRICE_RECHECK",
+    "TAKE_SUBJECT",
+    "AwaitPrice",
     "HedgeAt",
     "LimitSettled",
     "Refuse",
@@ -193,6 +214,7 @@ __all__ = [
     "rest_event",
     "route",
     "settlements_of",
+    "unpriced",
     "window_order",
 ]
 
@@ -204,6 +226,14 @@ _ZERO: Final = Decimal(0)
 _ATTEMPTS: Final = 5
 _RETRY_SECONDS: Final = 0.5
 _DRAIN_SECONDS: Final = 5.0
+# How often the orders waiting for a live price look for one (in memory: the quote book).
+PRICE_RECHECK: Final = timedelta(milliseconds=250)
+# A follower's hand-off to the leading desk (ADR 0017): core NATS, outside every stream's
+# subjects; the order in headers (`_TAKE_HEADERS`: order, account, symbol, how to take it).
+TAKE_SUBJECT: Final = "stp.take"
+_TAKE_HEADERS: Final = ("tm-order-id", "tm-account-id", "tm-symbol", "tm-take")
+_TAKE_WINDOW: Final = "window"  # a market order (or a triggered stop) joins its window
+_TAKE_LIMIT: Final = "limit"  # a limit order (or a triggered stop-limit) is tried
 
 STATUS_REQUESTS = Counter(
     "tradingmesh_oms_hedge_status_requests",
@@ -232,10 +262,11 @@ UNKNOWN_HEDGES = Gauge(
 @dataclass(frozen=True)
 class StpConfig:
     """TM_OMS_LPS (the providers, as pricing's TM_PRICING_LPS), TM_OMS_STP_WINDOW_MS (default
-    50), TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`), and how long a hedge
+    50), TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`), how long a hedge
     order at its provider may go unanswered: TM_OMS_HEDGE_STATUS_AFTER_S (default 10) before an
     OrderStatusRequest, TM_OMS_HEDGE_UNKNOWN_AFTER_S (default 60) before its fate is reported
-    unknown."""
+    unknown, and how long after its creation an order may wait for a live price:
+    TM_OMS_STP_PRICE_WAIT_S (default 30)."""
 
     lps: tuple[LpEndpoint, ...] = ()
     window: timedelta = timedelta(milliseconds=50)
@@ -246,6 +277,7 @@ class StpConfig:
     # After the desk starts, how long a hedge waits for its provider's first logon before it is
     # REJECTED / LP_UNAVAILABLE (the sessions log on within a second or so of a restart).
     first_logon_grace: timedelta = timedelta(seconds=10)
+    price_wait: timedelta = timedelta(seconds=30)
 
     @property
     def chase_every(self) -> timedelta:
@@ -271,6 +303,7 @@ class StpConfig:
             raise SystemExit(
                 "oms: TM_OMS_HEDGE_UNKNOWN_AFTER_S must be longer than TM_OMS_HEDGE_STATUS_AFTER_S"
             )
+        price_wait = _seconds(environ, "TM_OMS_STP_PRICE_WAIT_S", 30)
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-oms-")
         return cls(
             lps,
@@ -278,6 +311,7 @@ class StpConfig:
             Path(data_dir),
             status_after=status_after,
             unknown_after=unknown_after,
+            price_wait=price_wait,
         )
 
 
@@ -408,27 +442,57 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class AwaitPrice:
+    """Leave the order working until its group has a live price (an IOC or FOK order within
+    its wait, `unpriced`); then try it again."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class Refuse:
     """End the order (an IOC or FOK order whose price is not there)."""
 
     settlement: Settlement
 
 
-def limit_attempt(order: OrderRow, quote: LiveQuote | None, digits: int) -> HedgeAt | Wait | Refuse:
+def unpriced(order: OrderRow, now: datetime, wait: timedelta) -> Settlement | None:
+    """What becomes of an acknowledged STP order whose group has no live price at `now` (the
+    module doc): None while it is younger than `wait` (it stays WORKING and waits for a live
+    price: our own price feed's restart must not cost it); past that, REJECTED /
+    PRICE_UNAVAILABLE, saying how long it waited."""
+    waited = now - order.created_at
+    if waited < wait:
+        return None
+    return refused(
+        order.id,
+        _R.ERROR_REASON_PRICE_UNAVAILABLE,
+        f"no live price for {order.symbol} in the {waited.total_seconds():.1f} s since the"
+        " order was accepted",
+    )
+
+
+def limit_attempt(
+    order: OrderRow,
+    quote: LiveQuote | None,
+    digits: int,
+    *,
+    now: datetime,
+    price_wait: timedelta,
+) -> HedgeAt | Wait | AwaitPrice | Refuse:
     """What trying an STP limit order at the group's live `quote` does (the module doc): its
     price reached (buy: ask <= limit, sell: bid >= limit) gives a hedge at the raw limit;
-    otherwise an IOC or FOK order is refused, NO_LIQUIDITY (PRICE_UNAVAILABLE without a live
-    price), and a GTC or DAY order waits."""
+    otherwise an IOC or FOK order is refused, NO_LIQUIDITY (without a live price it waits for
+    one, `unpriced`, then PRICE_UNAVAILABLE), and a GTC or DAY order waits."""
     assert order.price is not None, "a limit order has a price (contract rule)"
     resting = order.time_in_force in (TimeInForce.GTC, TimeInForce.DAY)
     if quote is None:
         if resting:
             return Wait(f"no live price for {order.symbol}")
-        return Refuse(
-            refused(
-                order.id, _R.ERROR_REASON_PRICE_UNAVAILABLE, f"no live price for {order.symbol}"
-            )
-        )
+        refusal = unpriced(order, now, price_wait)
+        if refusal is None:
+            return AwaitPrice(f"no live price for {order.symbol} yet")
+        return Refuse(refusal)
     live = quote.price_for(order.side)
     if limit_reached(order.side, order.price, quote.bid, quote.ask):
         window = window_order(order, *markups_of(quote))
@@ -566,6 +630,18 @@ class _Member:
     quote: LiveQuote
 
 
+@dataclass(frozen=True)
+class _PriceWait:
+    """An order waiting for a live price of its group's `symbol` until `due` (`unpriced`): a
+    market order rejoins a window, a limit order is tried again."""
+
+    symbol: str
+    account_id: str
+    group_id: str
+    due: datetime
+    market: bool
+
+
 class StpDesk:
     """Runs STP execution; a `placement.WorkingOrderSink`. `start` once the connections are
     open, `stop` before they close."""
@@ -607,6 +683,9 @@ class StpDesk:
         self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
         self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
+        self._price_waits: dict[str, _PriceWait] = {}  # order id -> its wait for a live price
+        self._price_check_armed = False
+        self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
 
@@ -650,10 +729,15 @@ class StpDesk:
 
     async def lead(self) -> None:
         """The desk on the elected instance (ADR 0017): started, and stopped when leadership
-        ends (cancelled). Only the leader logs on to the LPs' order sessions; a follower's
-        `take` leaves its orders to the leader's sweep of committed orders."""
+        ends (cancelled). Only the leader logs on to the LPs' order sessions and hears the
+        followers' hand-offs (`TAKE_SUBJECT`); the sweep of committed orders takes any that
+        were lost."""
         await self.start()
         self.leading = True
+        try:
+            self._takes = await self.resources.nats.subscribe(TAKE_SUBJECT, cb=self._on_take)
+        except Exception:
+            log.exception("STP: no subscription to the followers' hand-offs; the sweep takes them")
         try:
             await asyncio.Event().wait()
         finally:
@@ -665,9 +749,17 @@ class StpDesk:
         queued are done first, while the sessions are still up, so hedge orders in flight get
         their reports; then the sessions log out, and the reports that came meanwhile are
         applied (QuickFIX counts them as received and would not ask for them again)."""
+        if self._takes is not None:
+            with contextlib.suppress(Exception):
+                await self._takes.unsubscribe()
+            self._takes = None
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        # The orders waiting for a price are WORKING in no hedge order: after the restart (or
+        # on the next leader) they rejoin windows with the others (`_rejoin_waiting`).
+        self._price_waits.clear()
+        self._price_check_armed = False
         await self._drain()
         if self.router is not None:
             await asyncio.to_thread(self.router.stop)
@@ -691,24 +783,61 @@ class StpDesk:
 
     async def take(self, order: OrderRow, account: Account) -> None:
         """An order committed WORKING: an STP market order joins its instrument's window; an
-        STP limit order is tried at once (a stop-limit waits for its stop)."""
-        if order.execution_mode is not ExecutionMode.STP or not self.leading:
-            return  # a follower's: the leader's sweep takes it (ADR 0017)
+        STP limit order is tried at once (a stop-limit waits for its stop). On a follower both
+        go to the leading desk (`_hand_to_leader`)."""
+        if order.execution_mode is not ExecutionMode.STP:
+            return
         if order.type is OrderType.MARKET:
+            if not self.leading:
+                await self._hand_to_leader(order, account.account_id, _TAKE_WINDOW)
+                return
             self._join(order.symbol, order.id, account.account_id)
         elif order.type is OrderType.LIMIT:
             await self.attempt_limit(order, account)
 
     async def attempt_limit(self, order: OrderRow, account: Account) -> None:
         """Tries an STP limit order (or a triggered stop-limit) on the worker: a hedge order at
-        its limit if its price is there (see the module doc)."""
+        its limit if its price is there (see the module doc); on a follower, on the leader's."""
         if not self.leading:
-            return  # the leader's sweep takes it (ADR 0017)
+            await self._hand_to_leader(order, account.account_id, _TAKE_LIMIT)
+            return
         self._enqueue(
             f"limit {order.id}",
             partial(self._attempt_limit, order.id, account.account_id),
             held=(order.id,),
         )
+
+    async def _hand_to_leader(self, order: OrderRow, account_id: str, how: str) -> None:
+        """A follower's take (ADR 0017): the order, committed, goes to the leading desk in a
+        core NATS message (`_on_take` there). Lost (NATS away, no leader yet): the leader's
+        sweep of committed orders takes it a second or two later."""
+        values = (order.id, account_id, order.symbol, how)
+        try:
+            await self.resources.nats.publish(
+                TAKE_SUBJECT, b"", headers=dict(zip(_TAKE_HEADERS, values, strict=True))
+            )
+        except Exception as error:
+            log.warning(
+                "STP: an order could not be handed to the leading desk; its sweep takes it",
+                extra={"order_id": order.id, "error": str(error)},
+            )
+
+    async def _on_take(self, message: Msg) -> None:
+        """A follower's hand-off, on the leader: the order joins its window or is tried, as if
+        taken here (the close and the try re-read it under its lock: an order not WORKING, not
+        STP, or already hedged stays out)."""
+        headers = message.headers or {}
+        order_id, account_id, symbol, how = (headers.get(name, "") for name in _TAKE_HEADERS)
+        if not self.leading or not (hedges.is_uuid(order_id) and hedges.is_uuid(account_id)):
+            return
+        if how == _TAKE_WINDOW and symbol:
+            self._join(symbol, order_id, account_id)
+        elif how == _TAKE_LIMIT:
+            self._enqueue(
+                f"limit {order_id}",
+                partial(self._attempt_limit, order_id, account_id),
+                held=(order_id,),
+            )
 
     def listen_limits(self, listener: LimitListener) -> None:
         """`listener` hears of every STP limit order an attempt or a hedge order left (the
@@ -811,23 +940,23 @@ class StpDesk:
             )
             members: list[_Member] = []
             settlements: list[Settlement] = []
+            waits: dict[str, _PriceWait] = {}
             for order in sorted(orders.values(), key=_arrival):
                 context = contexts.get(order.account_id)
                 if (
                     order.status is not OrderStatus.WORKING
+                    or order.execution_mode is not ExecutionMode.STP
                     or order.id in in_hedges
                     or context is None
                 ):
                     continue  # cancelled meanwhile, or already hedged (a repeated take)
                 quote = self.quotes.live(context.account.group_id, order.symbol, now)
                 if quote is None:
-                    settlements.append(
-                        refused(
-                            order.id,
-                            _R.ERROR_REASON_PRICE_UNAVAILABLE,
-                            f"no live price for {order.symbol}",
-                        )
-                    )
+                    refusal = unpriced(order, now, self.config.price_wait)
+                    if refusal is None:
+                        waits[order.id] = self._price_wait(order, context, market=True)
+                    else:
+                        settlements.append(refusal)
                 else:
                     members.append(_Member(order, context.account, quote))
             if members:
@@ -855,6 +984,7 @@ class StpDesk:
                     ]
                     await hedges.insert_hedge(session, hedge, links)
             await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
+        self._await_price(waits)
         if hedge is not None:
             log.info(
                 "STP hedge order created",
@@ -993,11 +1123,13 @@ class StpDesk:
     async def _attempt_limit(self, order_id: str, account_id: str) -> None:
         """One try of an STP limit order (the module doc), in one transaction with its account
         and its row locked: nothing if its hedge order is still at the provider; else a hedge
-        order at its raw limit, or its refusal (IOC, FOK), or it keeps working (GTC, DAY)."""
+        order at its raw limit, or its refusal (IOC, FOK), or it keeps working (GTC, DAY; an IOC
+        or FOK without a live price waits for one)."""
         now = self.clock()
         hedge: HedgeRow | None = None
-        decision: HedgeAt | Wait | Refuse | None = None
+        decision: HedgeAt | Wait | AwaitPrice | Refuse | None = None
         quote: LiveQuote | None = None
+        waits: dict[str, _PriceWait] = {}
         async with self.db.transaction() as session:
             await hedges.lock_accounts(session, [account_id])
             orders = await hedges.lock_orders(session, [order_id])
@@ -1011,7 +1143,15 @@ class StpDesk:
                     decision = Wait("the instrument is not offered to the account's group")
                 else:
                     quote = self.quotes.live(context.account.group_id, order.symbol, now)
-                    decision = limit_attempt(order, quote, context.instrument.digits)
+                    decision = limit_attempt(
+                        order,
+                        quote,
+                        context.instrument.digits,
+                        now=now,
+                        price_wait=self.config.price_wait,
+                    )
+                    if isinstance(decision, AwaitPrice):
+                        waits[order.id] = self._price_wait(order, context, market=False)
                 if isinstance(decision, Refuse):
                     await self._settle(
                         session, order.symbol, None, orders, [decision.settlement], contexts, now
@@ -1038,9 +1178,65 @@ class StpDesk:
             )
             self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
             return
+        if isinstance(decision, AwaitPrice):
+            self._await_price(waits)  # still WORKING, nothing settled: no listener to tell
+            return
         if isinstance(decision, Wait):
             log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
         await self._notify([_LimitNote(order_id, account_id, None)])
+
+    # -- orders waiting for a live price -----------------------------------------------------------
+
+    def _price_wait(self, order: OrderRow, context: AccountContext, *, market: bool) -> _PriceWait:
+        return _PriceWait(
+            order.symbol,
+            order.account_id,
+            context.account.group_id,
+            order.created_at + self.config.price_wait,
+            market,
+        )
+
+    def _await_price(self, waits: Mapping[str, _PriceWait]) -> None:
+        """The orders (committed WORKING, in no hedge order) wait for a live price: looked for
+        every `PRICE_RECHECK` (`_price_due`)."""
+        if not waits:
+            return
+        self._price_waits.update(waits)
+        log.info(
+            "STP orders wait for a live price",
+            extra={
+                "orders": len(waits),
+                "symbols": sorted({w.symbol for w in waits.values()}),
+                "order_ids": sorted(waits)[:20],
+            },
+        )
+        self._arm_price_check()
+
+    def _arm_price_check(self) -> None:
+        if self._price_waits and not self._price_check_armed:
+            self._price_check_armed = True
+            self._call_later(PRICE_RECHECK, self._price_due)
+
+    def _price_due(self) -> None:
+        """The waiting orders whose group has a live price again, or whose wait is over, are
+        taken again: a market order joins its window, a limit order is tried (either ends it
+        REJECTED / PRICE_UNAVAILABLE if it is past its wait and the price is still not
+        there). The others wait on; nothing here reads the database."""
+        self._price_check_armed = False
+        now = self.clock()
+        for order_id, wait in list(self._price_waits.items()):
+            if now < wait.due and self.quotes.live(wait.group_id, wait.symbol, now) is None:
+                continue
+            del self._price_waits[order_id]
+            if wait.market:
+                self._join(wait.symbol, order_id, wait.account_id)
+            else:
+                self._enqueue(
+                    f"limit {order_id}",
+                    partial(self._attempt_limit, order_id, wait.account_id),
+                    held=(order_id,),
+                )
+        self._arm_price_check()
 
     def _new_hedge(
         self,
@@ -1834,7 +2030,8 @@ class StpDesk:
         except Exception as error:
             log.warning("STP: the sweep could not read the orders", extra={"error": str(error)})
             return
-        missed = self.intake.missed(found)
+        # Those waiting for a live price are the desk's (`_price_waits`), as if held.
+        missed = self.intake.missed([o for o in found if o.order_id not in self._price_waits])
         for order in missed:
             intake.SWEPT.labels(order.type.value).inc()
             if order.market:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import OrderStatus
@@ -25,7 +27,7 @@ from services.oms.model import (
     OrderType,
     TimeInForce,
 )
-from services.oms.stp.desk import StpConfig, StpDesk, Window
+from services.oms.stp.desk import TAKE_SUBJECT, StpConfig, StpDesk, Window
 from services.oms.stp.intake import Intake, Unworked
 from services.platform.resources import Resources
 
@@ -221,3 +223,41 @@ async def test_an_order_whose_job_failed_every_try_is_released_to_the_sweep(
         assert not desk.intake.holds("l-1")
     finally:
         worker.cancel()
+
+
+# ---- a follower's hand-off to the leading desk (ADR 0017) ----------------------------------------
+
+
+ACCOUNT_ID = "6f0d3c2e-4d59-4c1a-9a55-0c8a4b6f2b11"
+MARKET_ID = "0b4f7a2c-1d3e-4f5a-8b6c-7d8e9f0a1b2c"
+LIMIT_ID = "1c5a8b3d-2e4f-4a6b-9c7d-8e9f0a1b2c3d"
+
+
+def take_message(order_id: str, how: str, account_id: str = ACCOUNT_ID) -> Msg:
+    headers = {"tm-order-id": order_id, "tm-account-id": account_id, "tm-symbol": "EURUSD"}
+    return Msg(cast(NatsClient, None), TAKE_SUBJECT, headers={**headers, "tm-take": how})
+
+
+async def test_the_leading_desk_takes_a_followers_orders_as_its_own(desk: StpDesk) -> None:
+    await desk._on_take(take_message(MARKET_ID, "window"))
+    await desk._on_take(take_message(LIMIT_ID, "limit"))
+
+    assert len(desk.book) == 1  # EURUSD's window, with the market order
+    assert desk.intake.holds(MARKET_ID)
+    assert desk.intake.holds(LIMIT_ID)  # its try is queued
+    queued = [what for what, _, _ in desk._jobs._queue]  # type: ignore[attr-defined]
+    assert queued == [f"limit {LIMIT_ID}"]
+    for timer in desk._timers:
+        timer.cancel()
+
+
+async def test_a_desk_that_does_not_lead_or_a_malformed_hand_off_takes_nothing(
+    desk: StpDesk,
+) -> None:
+    await desk._on_take(take_message("not-an-id", "window"))
+    await desk._on_take(take_message(MARKET_ID, "window", account_id=""))
+    desk.leading = False
+    await desk._on_take(take_message(MARKET_ID, "window"))
+
+    assert len(desk.book) == 0
+    assert len(desk.intake) == 0
