@@ -1,15 +1,15 @@
 """What Envoy answers when it refuses a request itself (ADR 0002, "Edge errors").
 
 Every error the edge makes (a missing token, a rate limit, a body or headers over the limits, a
-path no route serves, a body the transcoder cannot read, a service that is down or late) has the
-shape of the services' own errors: a `google.rpc.Status` with an ErrorInfo carrying a stable
-`ErrorReason`. REST callers get it as the JSON body, with the HTTP status. gRPC and gRPC-web
-callers get a trailers-only answer (HTTP 200, as gRPC requires: gRPC-web clients such as
-connect-web read a non-200 status instead of grpc-status) with grpc-status, grpc-message and
-the same Status in grpc-status-details-bin, which the SDK's `details_of` decodes. The Status is
-built by `services.platform.errors.to_status`, as in every service, and rendered into Envoy's
-`local_reply_config` (and into the answers of envoy/rest_json.lua) when the stack renders the
-edge.
+path no route serves, a body the transcoder cannot read, a service that is down, late or dies
+mid-call) has the shape of the services' own errors: a `google.rpc.Status` with an ErrorInfo
+carrying a stable `ErrorReason`. REST callers get it as the JSON body, with the HTTP status.
+gRPC and gRPC-web callers get a trailers-only answer (HTTP 200, as gRPC requires: gRPC-web
+clients such as connect-web read a non-200 status instead of grpc-status) with grpc-status,
+grpc-message and the same Status in grpc-status-details-bin, which the SDK's `details_of`
+decodes. The Status is built by `services.platform.errors.to_status`, as in every service, and
+rendered into Envoy's `local_reply_config` (and into the answers of envoy/rest_json.lua) when
+the stack renders the edge.
 """
 
 from __future__ import annotations
@@ -187,6 +187,21 @@ def edge_errors(
             metadata={"limit": "headers", "max_bytes": str(max_headers_bytes)},
         ),
         EdgeError("internal", status_code_is(500), _R.ERROR_REASON_UNSPECIFIED, "internal error"),
+        # The service died (or closed its connection) after the call reached it: the call may
+        # have taken effect. Its answer was held whole (envoy.py, WHOLE_ANSWERS), so this
+        # replaces it; without that hold the stream would only have been reset (INTERNAL).
+        EdgeError(
+            "reset_mid_call",
+            _cel(
+                "response.code == 503 && "
+                "response.code_details.startsWith('upstream_reset_after_response_started')"
+            ),
+            _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+            "the service stopped during the call, which may have taken effect: retry with"
+            " back-off (a call with an idempotency key, such as an order's client_order_id,"
+            " is safe to repeat)",
+            envoy_detail=True,
+        ),
         EdgeError(
             "bad_gateway", status_code_is(502), _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, unavailable
         ),

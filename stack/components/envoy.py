@@ -65,6 +65,18 @@ STREAM_RETRY: dict[str, Any] = {
     ],
     "host_selection_retry_max_attempts": 3,
 }
+# A unary call that never reached a service (no connection, the stream refused, or reset before
+# the request went out: an instance that just died) is sent again, to another instance when
+# there is one. A call that reached the service is not: it may have acted (ADR 0004).
+UNARY_RETRY: dict[str, Any] = {
+    **STREAM_RETRY,
+    "retry_on": "connect-failure,refused-stream,reset-before-request",
+}
+# The Lua filter (envoy/edge.yaml.tmpl) that holds a unary call's answer until it is whole: the
+# services send their response headers (x-request-id) when a call starts, and Envoy can only
+# reset a stream whose headers it has passed on (INTERNAL to a gRPC client) when the service dies
+# before answering. Held, they are replaced by the edge's own UNAVAILABLE / 503 (ADR 0004).
+WHOLE_ANSWERS = "tradingmesh.whole_answers"
 JWKS_CACHE_SECONDS = 300  # ADR 0005; a rotated key waits this long before it signs
 
 _AUTH = "/tradingmesh.account.v1.AuthService"
@@ -209,14 +221,29 @@ _NO_BUFFER = {
 }
 
 
+_NOT_HELD = {
+    WHOLE_ANSWERS: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+        "disabled": True,
+    }
+}
+
+
 def _stream_route(match: dict[str, str], cluster: str, buffered: bool = True) -> dict[str, Any]:
     route: dict[str, Any] = {
         "match": match,
         "route": {"cluster": cluster, "timeout": "0s", "idle_timeout": STREAM_IDLE_TIMEOUT},
     }
-    if not buffered:
-        route["typed_per_filter_config"] = _NO_BUFFER
+    # A stream's messages go out as they come; only unary answers are held whole.
+    route["typed_per_filter_config"] = {**_NOT_HELD, **({} if buffered else _NO_BUFFER)}
     return route
+
+
+def _unary_route(match: dict[str, str], cluster: str) -> dict[str, Any]:
+    return {
+        "match": match,
+        "route": {"cluster": cluster, "timeout": UNARY_TIMEOUT, "retry_policy": UNARY_RETRY},
+    }
 
 
 def routes(services: list[EdgeService], stream_cluster: str | None = None) -> list[dict[str, Any]]:
@@ -224,10 +251,7 @@ def routes(services: list[EdgeService], stream_cluster: str | None = None) -> li
     StreamQuotes to `stream_cluster` if given."""
     found: list[dict[str, Any]] = [
         _stream_route({"prefix": "/grpc.reflection."}, REFLECTION_OWNER, buffered=False),
-        {
-            "match": {"path": "/grpc.health.v1.Health/Check"},
-            "route": {"cluster": HEALTH_OWNER, "timeout": UNARY_TIMEOUT},
-        },
+        _unary_route({"path": "/grpc.health.v1.Health/Check"}, HEALTH_OWNER),
     ]
     for service in services:
         for method in service.streaming_methods:
@@ -239,12 +263,7 @@ def routes(services: list[EdgeService], stream_cluster: str | None = None) -> li
             else:
                 found.append(_stream_route({"path": path}, service.owner))
     for service in services:
-        found.append(
-            {
-                "match": {"prefix": f"/{service.full_name}/"},
-                "route": {"cluster": service.owner, "timeout": UNARY_TIMEOUT},
-            }
-        )
+        found.append(_unary_route({"prefix": f"/{service.full_name}/"}, service.owner))
     return found
 
 
@@ -297,10 +316,20 @@ def clusters(ports: dict[str, int]) -> list[dict[str, Any]]:
                 }
             },
             "per_connection_buffer_limit_bytes": 32768,
-            # The defaults (1024 requests) would cap concurrent quote streams per service.
+            # The defaults (1024 requests) would cap concurrent quote streams per service. The
+            # default of 3 retries at once would fail most calls sent to an instance that just
+            # died (UNARY_RETRY); a budget of half the active requests covers a dead half.
             "circuit_breakers": {
                 "thresholds": [
-                    {"max_connections": 4096, "max_pending_requests": 4096, "max_requests": 16384}
+                    {
+                        "max_connections": 4096,
+                        "max_pending_requests": 4096,
+                        "max_requests": 16384,
+                        "retry_budget": {
+                            "budget_percent": {"value": 50.0},
+                            "min_retry_concurrency": 32,
+                        },
+                    }
                 ]
             },
             "load_assignment": {
@@ -489,6 +518,7 @@ class Envoy(Component):
             transcoded_services=_json(transcoded),
             rest_json_intake=scripts["intake"],
             rest_json_check=scripts["check"],
+            whole_answers=WHOLE_ANSWERS,
             clusters=_json(
                 [*service_clusters, jwks_cluster(self.ctx.ports.envoy), unrouted_cluster()]
             ),

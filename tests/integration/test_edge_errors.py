@@ -4,15 +4,19 @@ Against the real stack, through Envoy: unknown JSON fields, query parameters and
 400 and change nothing; every error Envoy makes is a `google.rpc.Status` with a stable reason
 (JSON over REST, grpc-status + grpc-status-details-bin over gRPC and gRPC-web); an over-long
 path or large headers get the same deterministic answer every time, naming no internal header;
-and a CORS preflight from an origin that is not allowed is refused by Envoy itself, without an
-upstream call or a rate-limit token.
+a CORS preflight from an origin that is not allowed is refused by Envoy itself, without an
+upstream call or a rate-limit token; and a service killed while calls are in flight is
+UNAVAILABLE / 503 to every caller, never INTERNAL (issue #18).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
+import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -23,18 +27,24 @@ import pytest
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
+from stack.orchestrator import is_running, up
 from stack.orchestrator import status as stack_status
-from stack.orchestrator import up
+from stack.paths import StackPaths
 from stack.process import ProcessRef, stop_groups
+from stack.state import load
 from tests.integration.conftest import RunningStack
 from tests.integration.test_auth import Edge, bearer, login, make_user
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
+from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.errors import details_of, parse_status_details, reason_string
+from tradingmesh.oms.v1 import order_service_pb2 as order_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.reporting.v1 import reporting_service_pb2 as reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2_grpc as reporting_grpc
 
 LOGIN = "/tradingmesh.account.v1.AuthService/Login"
+PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
 
 
 @dataclass(frozen=True)
@@ -409,6 +419,163 @@ def test_a_service_that_is_down_is_a_503_status_over_rest_and_unavailable_over_g
         grpc.StatusCode.UNAVAILABLE,
         "DEPENDENCY_UNAVAILABLE",
     )
+
+
+# ---- a service killed mid-call ---------------------------------------------------------------
+
+
+def test_calls_in_flight_when_a_service_is_killed_are_unavailable_or_503_never_internal(
+    edge: Edge, trader: Trader, running_stack: RunningStack
+) -> None:
+    """SIGKILL the OMS while PlaceOrder calls are in flight over gRPC, REST and gRPC-web: every
+    call that fails says UNAVAILABLE (gRPC, gRPC-web) or 503 with a JSON Status (REST), never
+    INTERNAL (the services send response headers as a call starts, and a stream whose headers
+    Envoy has passed on can only be reset: issue #18) nor 500/502."""
+    orders = f"/v1/accounts/{trader.account_id}/orders"
+    web_headers = {
+        "content-type": "application/grpc-web+proto",
+        "x-grpc-web": "1",
+        "authorization": f"Bearer {trader.token}",
+    }
+
+    def over_grpc(channel: grpc.Channel) -> tuple[object, ...] | None:
+        try:
+            order_grpc.OrderServiceStub(channel).PlaceOrder(
+                _market_order(trader, f"kill-{uuid.uuid4().hex[:16]}"),
+                metadata=bearer(trader.token),
+                timeout=20,
+            )
+        except grpc.RpcError as error:
+            details = details_of(error)
+            return details.code, reason_string(details.reason), details.message
+        return None
+
+    def over_rest(_: grpc.Channel) -> tuple[object, ...] | None:
+        answer = rest(edge, "POST", orders, trader, order(f"kill-{uuid.uuid4().hex[:16]}"))
+        if answer.status == 200:
+            return None
+        status = json.loads(answer.body) if answer.body else {}
+        reasons = [d.get("reason") for d in status.get("details", []) if "reason" in d]
+        return answer.status, answer.headers.get("content-type"), status.get("code"), *reasons
+
+    def over_grpc_web(_: grpc.Channel) -> tuple[object, ...] | None:
+        message = _market_order(trader, f"kill-{uuid.uuid4().hex[:16]}").SerializeToString()
+        frame = b"\x00" + len(message).to_bytes(4, "big") + message
+        answer = call(edge, "POST", PLACE_ORDER, frame, web_headers)
+        status = _grpc_web_status(answer)
+        return None if (answer.status, status) == (200, "0") else (answer.status, status)
+
+    channel = edge.channel()
+    # 24 clients, each pausing 0.4 s after a failure: under the trader's rate limit (50/s after
+    # a burst of 100), which the quick refusals while the OMS is down would otherwise reach.
+    load = [
+        Load(over_grpc, channel, 16),
+        Load(over_rest, channel, 4),
+        Load(over_grpc_web, channel, 4),
+    ]
+    try:
+        for protocol in load:
+            protocol.start()
+        # Orders flow on every protocol before the kill: calls are in flight at every moment.
+        deadline = time.monotonic() + 60
+        while min(p.ok for p in load) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sigkill(running_stack, "oms")
+        time.sleep(1.5)  # and the calls made while it is down
+    finally:
+        for protocol in load:
+            protocol.stop()
+        channel.close()
+        up(running_stack.config)
+
+    grpc_load, rest_load, web_load = load
+    assert min(p.ok for p in load) >= 3
+    unavailable = (grpc.StatusCode.UNAVAILABLE, "DEPENDENCY_UNAVAILABLE")
+    assert {f[:2] for f in grpc_load.failures} == {unavailable}, grpc_load.failures
+    # Calls the OMS had started were among them (16 clients: some are in flight at any moment,
+    # also with TM_TEST_REPLICAS=2), told that the call may have taken effect.
+    assert any("during the call" in str(f[2]) for f in grpc_load.failures)
+    assert set(rest_load.failures) <= {(503, "application/json", 14, "DEPENDENCY_UNAVAILABLE")}, (
+        rest_load.failures
+    )
+    assert set(web_load.failures) <= {(200, "14")}, web_load.failures
+
+
+def _market_order(trader: Trader, client_order_id: str) -> order_pb2.PlaceOrderRequest:
+    return order_pb2.PlaceOrderRequest(
+        account_id=trader.account_id,
+        client_order_id=client_order_id,
+        symbol="EURUSD",
+        side=types_pb2.SIDE_BUY,
+        type=trading_pb2.ORDER_TYPE_MARKET,
+        quantity="0.01",
+    )
+
+
+def _grpc_web_status(answer: Answer) -> str | None:
+    """grpc-status of a gRPC-web answer: in its headers (trailers-only) or its trailer frame."""
+    if "grpc-status" in answer.headers:
+        return answer.headers["grpc-status"]
+    marker = b"grpc-status:"
+    if marker not in answer.body:
+        return None
+    return answer.body.split(marker, 1)[1].split(b"\r\n", 1)[0].strip().decode()
+
+
+class Load:
+    """`clients` threads making calls with `attempt` until stopped: the calls that succeeded,
+    and what each failure was (an exception the attempt did not expect is a failure too)."""
+
+    def __init__(
+        self,
+        attempt: Callable[[grpc.Channel], tuple[object, ...] | None],
+        channel: grpc.Channel,
+        clients: int,
+    ) -> None:
+        self.ok = 0
+        self.failures: list[tuple[object, ...]] = []
+        self._attempt = attempt
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                failure = self._attempt(self._channel)
+            except Exception as error:  # a reset connection, an answer of the wrong form
+                failure = ("exception", repr(error))
+            with self._lock:
+                if failure is None:
+                    self.ok += 1
+                else:
+                    self.failures.append(failure)
+            if failure is not None:
+                time.sleep(0.4)
+
+
+def sigkill(running_stack: RunningStack, name: str) -> None:
+    """SIGKILL to a component's process group (a crash), and gone."""
+    state = load(StackPaths.for_name(running_stack.config.name).state_file)
+    assert state is not None
+    entry = state.component(name)
+    assert entry is not None
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while is_running(entry):
+        assert time.monotonic() < deadline, f"{name} still runs 30 s after SIGKILL"
+        time.sleep(0.1)
 
 
 # ---- long paths and headers -----------------------------------------------------------------
