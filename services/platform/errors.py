@@ -15,6 +15,10 @@ from typing import Any, Final, NoReturn
 
 import grpc
 import grpc.aio
+import nats.errors
+import psycopg
+import redis.exceptions
+import sqlalchemy.exc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -25,6 +29,7 @@ __all__ = [
     "STATUS_BY_REASON",
     "DomainError",
     "abort",
+    "dependency_outage",
     "internal_error",
     "status_of",
     "to_status",
@@ -197,6 +202,52 @@ def internal_error(request_id: str | None) -> DomainError:
         f"internal error{suffix}",
         metadata={"request_id": request_id} if request_id else None,
     )
+
+
+# PostgreSQL's SQLSTATEs of a server going away: connection exceptions (class 08), and the
+# server shutting down, crashed or starting (57P01-57P03).
+_CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
+_REDIS_DOWN: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_NATS_DOWN: Final = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+)
+
+
+def _outage_of(error: BaseException) -> str | None:
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return "PostgreSQL"
+    if isinstance(error, sqlalchemy.exc.TimeoutError):
+        return "PostgreSQL"  # no pooled connection came in time
+    if isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate  # None: the client's side (connection lost or refused, pool)
+        if state is None or state.startswith("08") or state in _CONNECTION_STATES:
+            return "PostgreSQL"
+    if isinstance(error, _REDIS_DOWN):
+        return "Redis"
+    if isinstance(error, _NATS_DOWN):
+        return "NATS"
+    return None
+
+
+def dependency_outage(error: BaseException) -> str | None:
+    """The component whose outage `error` is (PostgreSQL, Redis or NATS gone, refusing, or a
+    pool with no connection to give), looking through the exceptions it was raised from; None
+    for anything else. A call that fails so is not a bug but the platform's state: the client
+    is told UNAVAILABLE / DEPENDENCY_UNAVAILABLE (retry with back-off; an order's retry with its
+    client_order_id finds it if it was stored), not INTERNAL (issue #18: PostgreSQL killed under
+    load answered a PlaceOrder INTERNAL)."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        outage = _outage_of(found)
+        if outage is not None:
+            return outage
+        found = found.__cause__ or found.__context__
+    return None
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> NoReturn:

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final, TypeAlias, cast
 
 import grpc
@@ -24,7 +25,7 @@ import grpc.aio
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from services.platform.errors import DomainError, abort, internal_error
+from services.platform.errors import DomainError, abort, dependency_outage, internal_error
 from services.platform.identity import Caller, current_caller, edge_token_matches, set_caller
 from services.platform.metrics import REGISTRY, rpc_metrics
 from services.platform.request_id import (
@@ -343,8 +344,11 @@ class ErrorMappingInterceptor(CallInterceptor):
     """Turns what a handler raises into a status with details (ADR 0002).
 
     A `DomainError` becomes its reason's status with ErrorInfo (and BadRequest, RetryInfo).
-    `NotImplementedError` (the generated servicer's default) becomes UNIMPLEMENTED. Anything else
-    is a bug: INTERNAL with a generic message and the request id, and the exception is logged.
+    `NotImplementedError` (the generated servicer's default) becomes UNIMPLEMENTED. A failure that
+    is the outage of PostgreSQL, Redis or NATS (`errors.dependency_outage`) is the platform's
+    state, not a bug: UNAVAILABLE / DEPENDENCY_UNAVAILABLE with RetryInfo, logged as a warning.
+    Anything else is a bug: INTERNAL with a generic message and the request id, and the exception
+    is logged.
     Refusals are counted by reason (`tradingmesh_rpc_refusals_total`).
     """
 
@@ -362,9 +366,23 @@ class ErrorMappingInterceptor(CallInterceptor):
             raise  # the handler ended the call itself, with a status of its choice
         except NotImplementedError:
             await call.context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{call.name} is not served")
-        except Exception:
-            _log.exception("unhandled exception in a handler", extra={"method": call.method})
-            await abort(call.context, internal_error(current_request_id()))
+        except Exception as error:
+            outage = dependency_outage(error)
+            if outage is None:
+                _log.exception("unhandled exception in a handler", extra={"method": call.method})
+                await abort(call.context, internal_error(current_request_id()))
+            _log.warning(
+                "a call failed: a dependency is unavailable",
+                extra={"method": call.method, "dependency": outage, "error": str(error)[:300]},
+            )
+            refusal = DomainError(
+                ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+                f"{outage} is unavailable: retry with back-off",
+                metadata={"dependency": outage},
+                retry_after=timedelta(seconds=1),
+            )
+            self._refusals.labels(call.service, call.name, reason_string(refusal.reason)).inc()
+            await abort(call.context, refusal)
 
 
 def server_interceptors(

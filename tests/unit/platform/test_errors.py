@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import grpc
+import nats.errors
+import psycopg
+import psycopg_pool
 import pytest
+import redis.exceptions
 from google.rpc import error_details_pb2, status_pb2
 
 from services.platform.errors import (
     STATUS_BY_REASON,
     DomainError,
+    dependency_outage,
     internal_error,
     status_of,
     to_status,
@@ -163,3 +168,28 @@ def test_quotes_of_a_huge_request_value_are_clipped_so_the_error_fits_the_edge()
     assert len(message.encode()) + len(details) < 8_192
     assert message.startswith("user xxx")
     assert decoded.metadata["user_id"].startswith("xxx")
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (psycopg.OperationalError("server closed the connection unexpectedly"), "PostgreSQL"),
+        (psycopg_pool.PoolTimeout("couldn't get a connection after 5.00 sec"), "PostgreSQL"),
+        (psycopg.errors.AdminShutdown("terminating connection"), "PostgreSQL"),
+        (psycopg.errors.SerializationFailure("could not serialize"), None),  # a race, not away
+        (psycopg.errors.UniqueViolation("duplicate key"), None),
+        (redis.exceptions.ConnectionError("Connection refused"), "Redis"),
+        (nats.errors.ConnectionClosedError(), "NATS"),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_dependency_outage_names_the_component_that_is_away(
+    error: BaseException, outage: str | None
+) -> None:
+    assert dependency_outage(error) == outage
+
+
+def test_dependency_outage_looks_through_the_exceptions_raised_from() -> None:
+    outer = RuntimeError("the price cache")
+    outer.__cause__ = redis.exceptions.TimeoutError("Timeout reading from socket")
+    assert dependency_outage(outer) == "Redis"

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import grpc
 import grpc.aio
+import psycopg
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
@@ -273,6 +274,26 @@ async def test_unexpected_exception_is_internal_without_its_text(
     assert details.metadata == {"request_id": "req-500"}
     [logged] = [r for r in caplog.records if r.exc_info]
     assert "hunter2" in str(logged.exc_info[1])  # type: ignore[index]
+
+
+async def test_a_database_connection_lost_mid_call_is_unavailable_not_internal(
+    harness: Harness,
+) -> None:
+    """PostgreSQL killed under load: the handler's statement fails with the lost connection
+    (issue #18). That is the platform's state, not a bug: retry."""
+    lost = psycopg.OperationalError("consuming input failed: server closed the connection")
+    try:
+        raise RuntimeError("while placing") from lost
+    except RuntimeError as wrapped:
+        harness.servicer.fail_with = wrapped
+
+    error = await _get_quote_error(harness)
+
+    details = details_of(error)
+    assert details.code == grpc.StatusCode.UNAVAILABLE
+    assert details.reason == ErrorReason.ERROR_REASON_DEPENDENCY_UNAVAILABLE
+    assert details.metadata == {"dependency": "PostgreSQL"}
+    assert "closed the connection" not in (error.details() or "")
 
 
 async def test_rpc_the_service_does_not_implement_is_unimplemented(harness: Harness) -> None:
