@@ -58,7 +58,7 @@ class Workload:
     name: str
     module: str
     service: str  # TM_SERVICE: its settings name, Vault AppRole and database role
-    single: str = ""  # why it must stay one replica (issue #18); empty: it may scale
+    single: str = ""  # why it must stay one replica in Kubernetes (ADR 0017); empty: it may scale
     env: dict[str, str] = field(default_factory=dict)
     config_maps: tuple[str, ...] = ()
     fix: bool = False  # FIX sessions: a log directory
@@ -70,7 +70,11 @@ class Workload:
     startup_seconds: int = 60
 
 
-_SINGLE = "one instance until issue #18 (replicas): "
+# Locally every service runs N instances (`up --replicas N`, ADR 0017): elected jobs, and a
+# durable consumer per instance named by TM_INSTANCE for the copies kept in memory. Here a
+# Deployment's pods have no stable names and an HPA changes their number, so these stay at one
+# until they run as StatefulSets with TM_INSTANCE and TM_REPLICAS from the pod's ordinal.
+_SINGLE = "one instance in Kubernetes until it runs as a StatefulSet (ADR 0017): "
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "account",
@@ -82,8 +86,8 @@ WORKLOADS: tuple[Workload, ...] = (
         "pricing",
         "services.pricing",
         "pricing",
-        single=_SINGLE + "its LP gateway holds one FIX session per LP under one SenderCompID, and "
-        "it alone publishes the prices",
+        single=_SINGLE + "each instance reads the price and reference streams with a durable "
+        "consumer of its own, named by its instance",
         config_maps=(LP_GATEWAY,),
         fix=True,
         cpu="500m",
@@ -96,8 +100,9 @@ WORKLOADS: tuple[Workload, ...] = (
         "oms",
         "services.oms",
         "oms",
-        single=_SINGLE + "its trigger engine, STP desk (FIX order sessions, sequence numbers in "
-        "TM_DATA_DIR) and outbox relay assume they are alone",
+        single=_SINGLE + "its elected STP desk's FIX store (TM_DATA_DIR) must be shared by the "
+        "pods (ReadWriteMany or a database-backed store), and its reference copies need a "
+        "durable consumer per instance",
         env={"TM_RISK_ADDR": f"risk:{GRPC_PORT}"},
         config_maps=(LP_GATEWAY,),
         fix=True,
@@ -112,8 +117,8 @@ WORKLOADS: tuple[Workload, ...] = (
         "risk",
         "services.risk",
         "risk",
-        single=_SINGLE + "its margin watcher keeps the accounts' working set in memory and "
-        "stops out through the OMS; two would act twice",
+        single=_SINGLE + "its callers pick an account's instance by its own address (account "
+        "affinity), and each instance's working set needs a durable consumer of its own",
         env={"TM_OMS_ADDR": f"oms:{GRPC_PORT}"},
         cpu="500m",
         memory="512Mi",
@@ -135,8 +140,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "notification",
         "services.notification",
         "notification",
-        single=_SINGLE + "its margin-call timer, email sender and daily statements would send "
-        "everything twice",
+        single=_SINGLE + "its in-memory copies need a durable consumer per instance",
         env={"TM_REPORTING_ADDR": f"reporting:{GRPC_PORT}"},
     ),
     Workload(

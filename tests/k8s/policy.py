@@ -23,7 +23,7 @@ PLATFORM_COMPONENTS = ("service", "stream-worker")
 # On SIGTERM: NOT_SERVING, 10 s for in-flight calls, then pools closed (services/platform/server.py;
 # the local stack allows 15 s in all, stack/components/services.py).
 SERVICE_STOP_SECONDS = 15
-SINGLE_INSTANCE = ("oms", "risk", "notification", "pricing")  # until issue #18
+SINGLE_INSTANCE = ("oms", "risk", "notification", "pricing")  # until StatefulSets (ADR 0017)
 
 
 def _replicas(workload: Doc) -> int:
@@ -126,7 +126,7 @@ def check_pods(docs: list[Doc]) -> list[str]:
             problems.append(f"{at}: replicated without topologySpreadConstraints")
         if workload["kind"] == "Deployment" and name in SINGLE_INSTANCE:
             if replicated:
-                problems.append(f"{at}: must stay one replica until issue #18")
+                problems.append(f"{at}: must stay one replica until it is a StatefulSet")
             if workload["spec"].get("strategy", {}).get("type") != "Recreate":
                 problems.append(f"{at}: a single instance must be replaced with Recreate")
     return problems
