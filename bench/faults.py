@@ -237,7 +237,7 @@ def _known_locks() -> dict[int, str]:
 
 def _lock_name(key: int) -> str:
     """An advisory lock's key as the services name it: a known job, eight ASCII bytes (e.g.
-    "oms-trig"), else the number."""
+    "oms-opau"), else the number."""
     if key in _known_locks():
         return _known_locks()[key]
     raw = (key & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big").lstrip(b"\0")

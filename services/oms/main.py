@@ -36,6 +36,7 @@ rollover job (each trading day's swaps, `rollover/job.py`, ADR 0010).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -173,11 +174,18 @@ class OmsRuntime:
         self.elected = [
             Elected(db, "oms-expiry", self.sweeper.run),
             Elected(db, "oms-rollover", self.rollover.run),
-            Elected(db, "oms-stp", self.stp.lead),
+            Elected(db, "oms-stp", self._lead_execution),
         ]
+        await self.triggers.start(self.resources.nats)  # it leads with the desk (`_lead_execution`)
         for job in self.elected:
             await job.start()
-        await self.triggers.start(self.resources.nats)
+
+    async def _lead_execution(self) -> None:
+        """The STP desk and the trigger engine lead together, on one instance: the engine hands
+        STP limit orders to the desk and hears its word in process (ADR 0017)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.stp.lead(), name="oms-stp")
+            group.create_task(self.triggers.lead(), name="oms-triggers")
 
     async def close(self) -> None:
         await self.placement.drain()  # commits of cancelled requests, and their hand-offs

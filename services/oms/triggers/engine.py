@@ -1,8 +1,10 @@
 """The trigger engine (ADR 0007 "Working orders, SL/TP, expiry"): working limit, stop and
 stop-limit orders, and positions' stop-loss and take-profit, fire from the price stream.
 
-One OMS instance runs it: the one holding the PostgreSQL advisory lock `LOCK_KEY` on a
-connection of its own (another instance waits and takes over when the lock frees). The leader
+One OMS instance runs it: the one elected to lead the STP desk (`main.py`: one `Elected` job,
+"oms-stp", leads both, ADR 0017), because the two talk in process: the engine hands STP limit
+orders to the desk and hears its word (`limit_done`) by a call, which would never reach an engine
+leading on another instance (the order would wait for the next reload). The leader
 
 - loads the index (`domain.triggers.TriggerIndex`) at start and again every `RELOAD_SECONDS`
   (a safety net: the core NATS events that keep it current are at most once);
@@ -63,7 +65,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.ownership import authorize_internal
 from services.oms.api.positions import closing_intent
@@ -123,16 +125,13 @@ from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 from tradingmesh.trading.money import IDENTITY, Conversion
 
-__all__ = ["ACTOR", "LOCK_KEY", "TriggerEngine", "working_order_of"]
+__all__ = ["ACTOR", "TriggerEngine", "working_order_of"]
 
 log = logging.getLogger(__name__)
 _R = ErrorReason
 
 ACTOR: Final = "oms-triggers"
-# pg advisory lock key of the trigger engine's leader: "oms-trig" as a bigint.
-LOCK_KEY: Final = int.from_bytes(b"oms-trig", "big") & 0x7FFF_FFFF_FFFF_FFFF
 RELOAD_SECONDS: Final = 30.0
-FOLLOW_SECONDS: Final = 2.0
 WORKERS: Final = 4
 # An STP limit order handed to the STP desk waits at most this long for the desk's word.
 IN_FLIGHT: Final = LAST_RETRY
@@ -332,39 +331,20 @@ class TriggerEngine:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, nats: NatsClient) -> None:
+        """Listens to quotes and order events (acted on only while leading, `lead`)."""
         self.quotes.listen(self.on_quote)
         self._subscriptions = [await nats.subscribe(OMS_SUBJECTS, cb=self.on_envelope)]
-        self._task = asyncio.create_task(self._run(), name="oms-triggers")
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
         self._subscriptions = []
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         self.leading = False
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self.db.leadership(LOCK_KEY) as lock:
-                    if lock is None:
-                        await asyncio.sleep(FOLLOW_SECONDS)
-                        continue
-                    await self._lead(lock)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the trigger engine failed; starting again")
-                await asyncio.sleep(FOLLOW_SECONDS)
-            finally:
-                self.leading = False
-
-    async def _lead(self, lock: AsyncConnection) -> None:
+    async def lead(self) -> None:
+        """The engine on the elected instance, until cancelled (leadership ended): its workers,
+        the index loaded now and again every `RELOAD_SECONDS`."""
         workers = [
             asyncio.create_task(self._work(), name=f"oms-triggers-{n}") for n in range(WORKERS)
         ]
@@ -374,7 +354,6 @@ class TriggerEngine:
             log.info("leading the trigger engine", extra={"sizes": self.index.sizes})
             while True:
                 await asyncio.sleep(RELOAD_SECONDS)
-                await lock.scalar(text("SELECT 1"))  # the lock's connection is still alive
                 await self.reload()
         finally:
             self.leading = False
