@@ -1,6 +1,6 @@
 """Pure rules of the account domain: money, ledger postings, withdrawals, adjustments, KYC.
 
-No gRPC, SQL or NATS here; `ledger.py` and `server.py` apply these rules to stored state.
+No gRPC, SQL or NATS here; `ledger.py` and the servicers (`api/`) apply these rules to stored state.
 """
 
 from __future__ import annotations

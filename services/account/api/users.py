@@ -1,0 +1,175 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
+"""Users as staff manage them: CreateUser, GetUser, ListUsers, UpdateUserStatus."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy.exc import IntegrityError
+
+from services.account import convert, events, store
+from services.account.api.common import (
+    ANY_STAFF,
+    MONEY_STAFF,
+    AdminPart,
+    Context,
+    audit_change,
+    enum_names,
+    event_metadata,
+)
+from services.platform.access import ADMIN, STAFF_ROLES, require_roles
+from services.platform.errors import DomainError
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["UserAdmin"]
+
+_R = ErrorReason
+_HASHER = PasswordHasher()
+
+
+class UserAdmin(AdminPart):
+    """The user RPCs of AccountAdminService."""
+
+    async def CreateUser(
+        self, request: admin_pb.CreateUserRequest, context: Context
+    ) -> admin_pb.CreateUserResponse:
+        caller = require_roles(MONEY_STAFF)
+        roles = [convert.role_claim(r) for r in request.roles]
+        if set(roles) & STAFF_ROLES and not caller.has_role(ADMIN):
+            raise DomainError(
+                _R.ERROR_REASON_PERMISSION_DENIED, "only an admin may grant a staff role"
+            )
+        password_hash = _HASHER.hash(request.initial_password)
+        try:
+            async with self.resources.db.transaction() as session:
+                row = await store.one(
+                    session,
+                    "INSERT INTO account.users (id, username, email, display_name,"
+                    " password_hash, roles, kyc_status, status) VALUES (:id, :username,"
+                    " :email, :display_name, :hash, :roles, 'NOT_STARTED', 'ACTIVE')"
+                    f" RETURNING {store.USER_COLUMNS}",
+                    {
+                        "id": uuid.uuid4(),
+                        "username": request.username,
+                        "email": request.email.lower(),
+                        "display_name": request.display_name,
+                        "hash": password_hash,
+                        "roles": roles,
+                    },
+                )
+                assert row is not None
+                user = convert.user(row)
+                await events.emit(
+                    session,
+                    "account.user.created",
+                    ev.UserCreated(metadata=event_metadata(caller), user=user),
+                )
+                await audit_change(session, caller, "user.create", user)
+        except IntegrityError:
+            raise DomainError(
+                _R.ERROR_REASON_ALREADY_EXISTS, "the username or email is taken"
+            ) from None
+        return admin_pb.CreateUserResponse(user=user)
+
+    async def GetUser(
+        self, request: admin_pb.GetUserRequest, context: Context
+    ) -> admin_pb.GetUserResponse:
+        require_roles(ANY_STAFF)
+        async with self.resources.db.read_session() as session:
+            row = await store.user_row(session, request.user_id)
+        if row is None:
+            raise store.user_not_found(request.user_id)
+        return admin_pb.GetUserResponse(user=convert.user(row))
+
+    async def ListUsers(
+        self, request: admin_pb.ListUsersRequest, context: Context
+    ) -> admin_pb.ListUsersResponse:
+        require_roles(ANY_STAFF)
+        limit, offset = store.page(request.page_size, request.page_token)
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        clauses: list[str] = []
+        if request.query:
+            clauses.append("(lower(username) LIKE :q OR lower(email) LIKE :q)")
+            escaped = request.query.lower().replace("\\", "\\\\").replace("%", "\\%")
+            params["q"] = escaped.replace("_", "\\_") + "%"
+        if request.statuses:
+            clauses.append("status = ANY(:statuses)")
+            params["statuses"] = enum_names(pb.UserStatus, request.statuses)
+        if request.kyc_statuses:
+            clauses.append("kyc_status = ANY(:kyc)")
+            params["kyc"] = enum_names(pb.KycStatus, request.kyc_statuses)
+        if request.roles:
+            clauses.append("roles && :roles")
+            params["roles"] = [convert.role_claim(r) for r in request.roles]
+        async with self.resources.db.read_session() as session:
+            rows = await store.many(
+                session,
+                f"SELECT {store.USER_COLUMNS} FROM account.users{store.where(clauses)}"
+                " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
+                params,
+            )
+        return admin_pb.ListUsersResponse(
+            users=[convert.user(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def UpdateUserStatus(
+        self, request: admin_pb.UpdateUserStatusRequest, context: Context
+    ) -> admin_pb.UpdateUserStatusResponse:
+        caller = require_roles(MONEY_STAFF)
+        new_status = convert.enum_name(pb.UserStatus, request.status)
+        async with self.resources.db.transaction() as session:
+            row = await store.user_row(session, request.user_id, lock=True)
+            if row is None:
+                raise store.user_not_found(request.user_id)
+            if row["status"] == new_status:
+                return admin_pb.UpdateUserStatusResponse(user=convert.user(row))
+            if row["status"] == "CLOSED":
+                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is closed for good")
+            if new_status == "CLOSED":
+                open_accounts = await store.one(
+                    session,
+                    "SELECT count(*) AS n FROM account.trading_accounts"
+                    " WHERE user_id = :id AND status <> 'CLOSED'",
+                    {"id": row["id"]},
+                )
+                if open_accounts is not None and open_accounts["n"]:
+                    raise DomainError(
+                        _R.ERROR_REASON_INVALID_STATE,
+                        "the user still has trading accounts that are not closed",
+                    )
+            before = convert.user(row)
+            updated = await store.one(
+                session,
+                "UPDATE account.users SET status = :status, updated_at = now() WHERE id = :id"
+                f" RETURNING {store.USER_COLUMNS}",
+                {"status": new_status, "id": row["id"]},
+            )
+            assert updated is not None
+            user = convert.user(updated)
+            # Revoking the user's refresh token families is the auth side's (ADR 0005); it reads
+            # the user's status on every refresh and API-key exchange.
+            await events.emit(
+                session,
+                "account.user.status_changed",
+                ev.UserStatusChanged(
+                    metadata=event_metadata(caller),
+                    user=user,
+                    previous_status=before.status,
+                    reason=request.reason,
+                ),
+            )
+            await audit_change(
+                session,
+                caller,
+                "user.update_status",
+                user,
+                before=before,
+                note={"reason": request.reason},
+            )
+        return admin_pb.UpdateUserStatusResponse(user=user)
