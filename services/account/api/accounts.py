@@ -5,7 +5,6 @@ ListTradingAccounts, UpdateTradingAccountStatus."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,7 +18,9 @@ from services.account.api.common import (
     enum_names,
     event_metadata,
 )
-from services.account.domain import format_money
+from services.account.domain import WithdrawalStatus, format_money
+from services.account.store import accounts as account_store
+from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -42,11 +43,8 @@ class TradingAccountAdmin(AdminPart):
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
             if request.idempotency_key:
-                existing = await store.one(
-                    session,
-                    f"SELECT {store.ACCOUNT_COLUMNS} FROM account.trading_accounts"
-                    " WHERE idempotency_key = :k",
-                    {"k": request.idempotency_key},
+                existing = await account_store.account_by_idempotency_key(
+                    session, request.idempotency_key
                 )
                 if existing is not None:
                     return admin_pb.CreateTradingAccountResponse(
@@ -67,35 +65,21 @@ class TradingAccountAdmin(AdminPart):
             )
             account_id = uuid.uuid4()
             try:
-                async with session.begin_nested():
-                    row = await store.one(
-                        session,
-                        "INSERT INTO account.trading_accounts (id, account_number, user_id,"
-                        " group_id, currency, position_mode, status, idempotency_key) VALUES"
-                        " (:id, nextval('account.account_number_seq')::text, :user, :group,"
-                        " :currency, :mode, 'ACTIVE', :k)"
-                        f" RETURNING {store.ACCOUNT_COLUMNS}",
-                        {
-                            "id": account_id,
-                            "user": user["id"],
-                            "group": group["id"],
-                            "currency": group["currency"],
-                            "mode": position_mode,
-                            "k": request.idempotency_key or None,
-                        },
-                    )
+                row = await account_store.insert_account(
+                    session,
+                    account_id=account_id,
+                    user_id=user["id"],
+                    group_id=group["id"],
+                    currency=group["currency"],
+                    position_mode=position_mode,
+                    status="ACTIVE",
+                    idempotency_key=request.idempotency_key or None,
+                )
             except IntegrityError:
                 raise DomainError(
                     _R.ERROR_REASON_CONCURRENT_MODIFICATION,
                     "a request with this idempotency key is in progress; retry",
                 ) from None
-            assert row is not None
-            await store.one(
-                session,
-                "INSERT INTO account.balances (account_id, currency) VALUES (:id, :currency)"
-                " RETURNING account_id",
-                {"id": account_id, "currency": group["currency"]},
-            )
             account = convert.trading_account(row)
             await events.emit(
                 session,
@@ -123,26 +107,15 @@ class TradingAccountAdmin(AdminPart):
     ) -> admin_pb.ListTradingAccountsResponse:
         require_roles(ANY_STAFF)
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        clauses: list[str] = []
-        if request.user_id:
-            clauses.append("user_id = :user_id")
-            params["user_id"] = uuid.UUID(request.user_id)
-        if request.group_id:
-            clauses.append("group_id = :group_id")
-            params["group_id"] = uuid.UUID(request.group_id)
-        if request.account_number:
-            clauses.append("account_number = :number")
-            params["number"] = request.account_number
-        if request.statuses:
-            clauses.append("status = ANY(:statuses)")
-            params["statuses"] = enum_names(pb.TradingAccountStatus, request.statuses)
         async with self.resources.db.read_session() as session:
-            rows = await store.many(
+            rows = await account_store.list_accounts(
                 session,
-                f"SELECT {store.ACCOUNT_COLUMNS} FROM account.trading_accounts"
-                f"{store.where(clauses)} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-                params,
+                user_id=uuid.UUID(request.user_id) if request.user_id else None,
+                group_id=uuid.UUID(request.group_id) if request.group_id else None,
+                account_number=request.account_number,
+                statuses=enum_names(pb.TradingAccountStatus, request.statuses),
+                limit=limit,
+                offset=offset,
             )
         return admin_pb.ListTradingAccountsResponse(
             accounts=[convert.trading_account(r) for r in rows],
@@ -164,15 +137,12 @@ class TradingAccountAdmin(AdminPart):
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the account is closed for good")
             if new_status == "CLOSED":
                 locked = await ledger.lock_balance(session, row["id"])
-                unfinished = await store.one(
-                    session,
-                    "SELECT count(*) AS n FROM account.withdrawals WHERE account_id = :id"
-                    " AND status IN ('PENDING', 'PROCESSING')",
-                    {"id": row["id"]},
+                unfinished = await withdrawal_store.count_withdrawals_in(
+                    session, row["id"], (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING)
                 )
                 # Open positions and working orders are the OMS's; it refuses to trade a CLOSED
                 # account, and checking them here needs its API (a later issue).
-                if locked.balance != 0 or (unfinished is not None and unfinished["n"]):
+                if locked.balance != 0 or unfinished:
                     raise DomainError(
                         _R.ERROR_REASON_INVALID_STATE,
                         "only an account with a zero balance and no unfinished withdrawals"
@@ -180,13 +150,7 @@ class TradingAccountAdmin(AdminPart):
                         metadata={"balance": format_money(locked.balance, locked.currency)},
                     )
             before = convert.trading_account(row)
-            updated = await store.one(
-                session,
-                "UPDATE account.trading_accounts SET status = :status, updated_at = now()"
-                f" WHERE id = :id RETURNING {store.ACCOUNT_COLUMNS}",
-                {"status": new_status, "id": row["id"]},
-            )
-            assert updated is not None
+            updated = await account_store.set_account_status(session, row["id"], new_status)
             account = convert.trading_account(updated)
             await events.emit(
                 session,

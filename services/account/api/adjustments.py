@@ -5,8 +5,8 @@ RejectBalanceAdjustment, ListBalanceAdjustments (the checker is never the maker)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store
 from services.account.api.common import (
@@ -17,7 +17,9 @@ from services.account.api.common import (
     enum_names,
     event_metadata,
 )
+from services.account.convert import Row
 from services.account.domain import AdjustmentStatus, Reason, parse_amount
+from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
@@ -44,11 +46,8 @@ class BalanceAdjustmentAdmin(AdminPart):
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the account is closed")
             currency = account["currency"].strip()
             amount = parse_amount(request.amount, currency, "amount")
-            existing = await store.one(
-                session,
-                f"SELECT {store.ADJUSTMENT_COLUMNS} FROM account.balance_adjustments"
-                " WHERE account_id = :a AND idempotency_key = :k",
-                {"a": account["id"], "k": request.idempotency_key},
+            existing = await adjustment_store.adjustment_by_key(
+                session, account["id"], request.idempotency_key
             )
             if existing is not None:
                 if existing["amount"] != amount:
@@ -60,26 +59,16 @@ class BalanceAdjustmentAdmin(AdminPart):
                 return admin_pb.RequestBalanceAdjustmentResponse(
                     balance_adjustment=convert.balance_adjustment(existing)
                 )
-            maker = audit.actor_of(caller)
-            kind, maker_id = convert.actor_columns(maker)
-            row = await store.one(
+            row = await adjustment_store.insert_adjustment(
                 session,
-                "INSERT INTO account.balance_adjustments (id, account_id, amount, currency,"
-                " reason, status, idempotency_key, maker_kind, maker_id) VALUES (:id, :a,"
-                " :amount, :currency, :reason, 'PENDING_APPROVAL', :k, :kind, :maker)"
-                f" RETURNING {store.ADJUSTMENT_COLUMNS}",
-                {
-                    "id": uuid.uuid4(),
-                    "a": account["id"],
-                    "amount": amount,
-                    "currency": currency,
-                    "reason": request.reason,
-                    "k": request.idempotency_key,
-                    "kind": kind,
-                    "maker": maker_id,
-                },
+                account_id=account["id"],
+                amount=amount,
+                currency=currency,
+                reason=request.reason,
+                status=AdjustmentStatus.PENDING_APPROVAL,
+                idempotency_key=request.idempotency_key,
+                maker=convert.actor_columns(audit.actor_of(caller)),
             )
-            assert row is not None
             adjustment = convert.balance_adjustment(row)
             await events.emit(
                 session,
@@ -92,14 +81,9 @@ class BalanceAdjustmentAdmin(AdminPart):
         return admin_pb.RequestBalanceAdjustmentResponse(balance_adjustment=adjustment)
 
     async def _pending_adjustment(
-        self, session: Any, caller: Caller, adjustment_id: str
-    ) -> Mapping[Any, Any]:
-        row = await store.one(
-            session,
-            f"SELECT {store.ADJUSTMENT_COLUMNS} FROM account.balance_adjustments"
-            " WHERE id = :id FOR UPDATE",
-            {"id": uuid.UUID(adjustment_id)},
-        )
+        self, session: AsyncSession, caller: Caller, adjustment_id: str
+    ) -> Row:
+        row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
         if row is None:
             raise DomainError(
                 _R.ERROR_REASON_NOT_FOUND,
@@ -109,7 +93,7 @@ class BalanceAdjustmentAdmin(AdminPart):
         return row
 
     @staticmethod
-    def _check_not_maker(caller: Caller, row: Mapping[Any, Any]) -> None:
+    def _check_not_maker(caller: Caller, row: Row) -> None:
         checker = audit.actor_of(caller)
         if checker.id == row["maker_id"]:
             raise DomainError(
@@ -148,21 +132,14 @@ class BalanceAdjustmentAdmin(AdminPart):
                 references=ledger.References(balance_adjustment_id=str(row["id"])),
                 correlation_id=caller.request_id,
             )
-            kind, checker_id = convert.actor_columns(checker)
-            updated = await store.one(
+            updated = await adjustment_store.review_adjustment(
                 session,
-                "UPDATE account.balance_adjustments SET status = 'APPROVED', checker_kind = :kind,"
-                " checker_id = :checker, checker_comment = :comment, ledger_entry_id = :entry,"
-                f" reviewed_at = now() WHERE id = :id RETURNING {store.ADJUSTMENT_COLUMNS}",
-                {
-                    "kind": kind,
-                    "checker": checker_id,
-                    "comment": request.comment,
-                    "entry": uuid.UUID(posted.entry.id),
-                    "id": row["id"],
-                },
+                row["id"],
+                status=AdjustmentStatus.APPROVED,
+                checker=convert.actor_columns(checker),
+                comment=request.comment,
+                ledger_entry_id=uuid.UUID(posted.entry.id),
             )
-            assert updated is not None
             adjustment = convert.balance_adjustment(updated)
             await events.emit(
                 session,
@@ -191,17 +168,14 @@ class BalanceAdjustmentAdmin(AdminPart):
                 )
             if row["status"] != AdjustmentStatus.PENDING_APPROVAL:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the adjustment was approved")
-            checker = audit.actor_of(caller)
-            kind, checker_id = convert.actor_columns(checker)
             before = convert.balance_adjustment(row)
-            updated = await store.one(
+            updated = await adjustment_store.review_adjustment(
                 session,
-                "UPDATE account.balance_adjustments SET status = 'REJECTED', checker_kind = :kind,"
-                " checker_id = :checker, checker_comment = :comment, reviewed_at = now()"
-                f" WHERE id = :id RETURNING {store.ADJUSTMENT_COLUMNS}",
-                {"kind": kind, "checker": checker_id, "comment": request.comment, "id": row["id"]},
+                row["id"],
+                status=AdjustmentStatus.REJECTED,
+                checker=convert.actor_columns(audit.actor_of(caller)),
+                comment=request.comment,
             )
-            assert updated is not None
             adjustment = convert.balance_adjustment(updated)
             await events.emit(
                 session,
@@ -220,23 +194,14 @@ class BalanceAdjustmentAdmin(AdminPart):
     ) -> admin_pb.ListBalanceAdjustmentsResponse:
         require_roles(MONEY_STAFF)
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        clauses: list[str] = []
-        if request.account_id:
-            clauses.append("account_id = :a")
-            params["a"] = uuid.UUID(request.account_id)
-        if request.statuses:
-            clauses.append("status = ANY(:statuses)")
-            params["statuses"] = enum_names(pb.BalanceAdjustmentStatus, request.statuses)
-        clauses += store.time_filter(
-            "created_at", request.time_range, request.HasField("time_range"), params
-        )
         async with self.resources.db.read_session() as session:
-            rows = await store.many(
+            rows = await adjustment_store.list_adjustments(
                 session,
-                f"SELECT {store.ADJUSTMENT_COLUMNS} FROM account.balance_adjustments"
-                f"{store.where(clauses)} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-                params,
+                account_id=uuid.UUID(request.account_id) if request.account_id else None,
+                statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
+                time_range=request.time_range if request.HasField("time_range") else None,
+                limit=limit,
+                offset=offset,
             )
         return admin_pb.ListBalanceAdjustmentsResponse(
             balance_adjustments=[convert.balance_adjustment(r) for r in rows],

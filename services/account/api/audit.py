@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.account import audit, store
 from services.account.api.common import AdminPart, Context
+from services.account.store.audit_records import list_audit_records
 from services.platform.access import ADMIN, require_roles
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 
@@ -21,22 +20,19 @@ class AuditAdmin(AdminPart):
     ) -> admin_pb.ListAuditRecordsResponse:
         require_roles((ADMIN,))
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        clauses = store.time_filter(
-            "created_at", request.time_range, request.HasField("time_range"), params
-        )
-        for column, value in (
-            ("actor_id", request.actor_id),
-            ("resource_type", request.resource_type),
-            ("resource_id", request.resource_id),
-            ("action", request.action),
-        ):
-            if value:
-                clauses.append(f"{column} = :{column}")
-                params[column] = value
         async with self.resources.db.read_session() as session:
-            result = await session.execute(audit.select_records_sql(store.where(clauses)), params)
-            records = [audit.record_from_row(r) for r in result.all()]
+            records = await list_audit_records(
+                session,
+                time_range=request.time_range if request.HasField("time_range") else None,
+                equal={
+                    "actor_id": request.actor_id,
+                    "resource_type": request.resource_type,
+                    "resource_id": request.resource_id,
+                    "action": request.action,
+                },
+                limit=limit,
+                offset=offset,
+            )
         return admin_pb.ListAuditRecordsResponse(
             audit_records=records, next_page_token=store.next_token(offset, limit, len(records))
         )

@@ -6,13 +6,17 @@ legs, its audit record and its outbox events commit together or not at all."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store, withdrawals
 from services.account.api.common import Context, audit_change, enum_names
 from services.account.api.withdrawals import search_withdrawals
-from services.account.domain import Reason, format_money, parse_amount
+from services.account.convert import Row
+from services.account.domain import Reason, WithdrawalStatus, format_money, parse_amount
 from services.account.margin import MarginFigures
+from services.account.store import accounts as account_store
+from services.account.store import withdrawals as withdrawal_store
 from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import require_account, require_user
 from services.platform.errors import DomainError
@@ -36,9 +40,10 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self.resources = resources
         self.margin = margin
 
-    async def _own_account(self, session: Any, caller: Caller, account_id: str) -> Any:
+    async def _own_account(self, session: AsyncSession, caller: Caller, account_id: str) -> Row:
         row = await store.account_row(session, account_id)
         require_account(account_id, None if row is None else str(row["user_id"]), caller)
+        assert row is not None
         return row
 
     async def GetMe(self, request: api_pb.GetMeRequest, context: Context) -> api_pb.GetMeResponse:
@@ -57,17 +62,13 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         if user_id is None:
             return api_pb.ListAccountsResponse()
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"user_id": user_id, "limit": limit, "offset": offset}
-        clauses = ["user_id = :user_id"]
-        if caller.api_key_id is not None:
-            clauses.append("id::text = ANY(:scoped)")
-            params["scoped"] = sorted(caller.account_ids)
         async with self.resources.db.read_session() as session:
-            rows = await store.many(
+            rows = await account_store.list_accounts(
                 session,
-                f"SELECT {store.ACCOUNT_COLUMNS} FROM account.trading_accounts"
-                f"{store.where(clauses)} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-                params,
+                user_id=user_id,
+                account_ids=None if caller.api_key_id is None else caller.account_ids,
+                limit=limit,
+                offset=offset,
             )
         return api_pb.ListAccountsResponse(
             accounts=[convert.trading_account(r) for r in rows],
@@ -88,22 +89,15 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     ) -> api_pb.ListLedgerEntriesResponse:
         caller = require_user()
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
         async with self.resources.db.read_session() as session:
             row = await self._own_account(session, caller, request.account_id)
-            params["account_id"] = row["id"]
-            clauses = ["account_id = :account_id"]
-            clauses += store.time_filter(
-                "created_at", request.time_range, request.HasField("time_range"), params
-            )
-            if request.reasons:
-                clauses.append("reason = ANY(:reasons)")
-                params["reasons"] = enum_names(ledger_pb2.LedgerEntryReason, request.reasons)
-            rows = await store.many(
+            rows = await account_store.list_ledger_entries(
                 session,
-                f"SELECT {ledger.ENTRY_COLUMNS} FROM account.ledger_entries"
-                f"{store.where(clauses)} ORDER BY sequence DESC LIMIT :limit OFFSET :offset",
-                params,
+                account_id=row["id"],
+                time_range=request.time_range if request.HasField("time_range") else None,
+                reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
+                limit=limit,
+                offset=offset,
             )
         return api_pb.ListLedgerEntriesResponse(
             entries=[convert.ledger_entry(r) for r in rows],
@@ -138,11 +132,8 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
             amount = parse_amount(request.amount, currency, "amount", positive=True)
             locked = await ledger.lock_balance(session, account["id"])
             # After the lock, so two retries with one key cannot both pass this check.
-            existing = await store.one(
-                session,
-                f"SELECT {store.WITHDRAWAL_COLUMNS} FROM account.withdrawals"
-                " WHERE account_id = :a AND idempotency_key = :k",
-                {"a": account["id"], "k": request.idempotency_key},
+            existing = await withdrawal_store.withdrawal_by_key(
+                session, account["id"], request.idempotency_key
             )
             if existing is not None:
                 if existing["amount"] != amount:
@@ -176,26 +167,18 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 correlation_id=caller.request_id,
                 locked=locked,
             )
-            kind, actor_id = convert.actor_columns(actor)
-            row = await store.one(
+            row = await withdrawal_store.insert_withdrawal(
                 session,
-                f"INSERT INTO account.withdrawals (id, account_id, amount, currency, status,"
-                " idempotency_key, ledger_entry_id, balance_after, requested_by_kind,"
-                " requested_by_id) VALUES (:id, :a, :amount, :currency, 'PENDING', :k, :entry,"
-                f" :after, :kind, :actor) RETURNING {store.WITHDRAWAL_COLUMNS}",
-                {
-                    "id": withdrawal_id,
-                    "a": account["id"],
-                    "amount": amount,
-                    "currency": currency,
-                    "k": request.idempotency_key,
-                    "entry": uuid.UUID(posted.entry.id),
-                    "after": locked.balance,
-                    "kind": kind,
-                    "actor": actor_id,
-                },
+                withdrawal_id=withdrawal_id,
+                account_id=account["id"],
+                amount=amount,
+                currency=currency,
+                status=WithdrawalStatus.PENDING,
+                idempotency_key=request.idempotency_key,
+                ledger_entry_id=uuid.UUID(posted.entry.id),
+                balance_after=locked.balance,
+                requested_by=convert.actor_columns(actor),
             )
-            assert row is not None
             withdrawal = convert.withdrawal(row)
             await events.emit(
                 session,

@@ -4,9 +4,9 @@ ListClientGroups, UpdateClientGroup, SetGroupInstrumentSettings, ListGroupInstru
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from decimal import Decimal
 
+from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 
 from services.account import audit, convert, events, store
@@ -17,6 +17,8 @@ from services.account.api.common import (
     audit_change,
     event_metadata,
 )
+from services.account.store import groups as group_store
+from services.account.store.groups import GroupTerms, InstrumentTerms
 from services.platform.access import ADMIN, DEALER, require_roles
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -41,35 +43,7 @@ class ClientGroupAdmin(AdminPart):
         _check_levels(given.margin_call_level, given.stop_out_level)
         try:
             async with self.resources.db.transaction() as session:
-                row = await store.one(
-                    session,
-                    "INSERT INTO account.client_groups (id, name, description, currency,"
-                    " leverage, margin_call_level, stop_out_level, execution_mode,"
-                    " position_mode, spread_markup_type, spread_markup, commission_per_lot,"
-                    " max_deviation_points) VALUES (:id, :name, :description, :currency,"
-                    " :leverage, :call, :stop, :execution, :position, :markup_type, :markup,"
-                    f" :commission, :deviation) RETURNING {store.GROUP_COLUMNS}",
-                    {
-                        "id": uuid.uuid4(),
-                        "name": given.name,
-                        "description": given.description,
-                        "currency": given.currency,
-                        "leverage": given.leverage,
-                        "call": _decimal(given.margin_call_level),
-                        "stop": _decimal(given.stop_out_level),
-                        "execution": convert.enum_name(
-                            types_pb2.ExecutionMode, given.execution_mode
-                        ),
-                        "position": convert.enum_name(types_pb2.PositionMode, given.position_mode),
-                        "markup_type": convert.enum_name(
-                            pricing_pb2.MarkupType, given.spread_markup_type
-                        ),
-                        "markup": _decimal(given.spread_markup),
-                        "commission": _decimal(given.commission_per_lot),
-                        "deviation": given.max_deviation_points,
-                    },
-                )
-                assert row is not None
+                row = await group_store.insert_group(session, given.currency, _terms(given))
                 group = convert.client_group(row)
                 await events.emit(
                     session,
@@ -101,12 +75,7 @@ class ClientGroupAdmin(AdminPart):
         require_roles(ANY_STAFF)
         limit, offset = store.page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await store.many(
-                session,
-                f"SELECT {store.GROUP_COLUMNS} FROM account.client_groups"
-                " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-                {"limit": limit, "offset": offset},
-            )
+            rows = await group_store.list_groups(session, limit=limit, offset=offset)
         return admin_pb.ListClientGroupsResponse(
             client_groups=[convert.client_group(r) for r in rows],
             next_page_token=store.next_token(offset, limit, len(rows)),
@@ -135,35 +104,7 @@ class ClientGroupAdmin(AdminPart):
                         field_violations=[("client_group.name", "must not be empty")],
                     )
                 _check_levels(after.margin_call_level, after.stop_out_level)
-                updated = await store.one(
-                    session,
-                    "UPDATE account.client_groups SET name = :name, description = :description,"
-                    " leverage = :leverage, margin_call_level = :call, stop_out_level = :stop,"
-                    " execution_mode = :execution, position_mode = :position,"
-                    " spread_markup_type = :markup_type, spread_markup = :markup,"
-                    " commission_per_lot = :commission, max_deviation_points = :deviation,"
-                    " version = version + 1, updated_at = now() WHERE id = :id"
-                    f" RETURNING {store.GROUP_COLUMNS}",
-                    {
-                        "id": row["id"],
-                        "name": after.name,
-                        "description": after.description,
-                        "leverage": after.leverage,
-                        "call": _decimal(after.margin_call_level),
-                        "stop": _decimal(after.stop_out_level),
-                        "execution": convert.enum_name(
-                            types_pb2.ExecutionMode, after.execution_mode
-                        ),
-                        "position": convert.enum_name(types_pb2.PositionMode, after.position_mode),
-                        "markup_type": convert.enum_name(
-                            pricing_pb2.MarkupType, after.spread_markup_type
-                        ),
-                        "markup": _decimal(after.spread_markup),
-                        "commission": _decimal(after.commission_per_lot),
-                        "deviation": after.max_deviation_points,
-                    },
-                )
-                assert updated is not None
+                updated = await group_store.update_group(session, row["id"], _terms(after))
                 group = convert.client_group(updated)
                 changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
                 await events.emit(
@@ -194,67 +135,20 @@ class ClientGroupAdmin(AdminPart):
                 raise store.group_not_found(given.group_id)
             # Checked against the service's own copy of pricing's catalogue (instruments.py): a
             # symbol created a moment ago is unknown until its event has arrived.
-            instrument = await store.one(
-                session,
-                "SELECT lot_step FROM account.instruments WHERE symbol = :s",
-                {"s": given.symbol},
-            )
-            if instrument is None:
+            lot_step = await group_store.lot_step(session, given.symbol)
+            if lot_step is None:
                 raise DomainError(
                     _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
                     f"{given.symbol} is not in the instrument catalog",
                     metadata={"symbol": given.symbol},
                 )
-            _check_instrument_settings(given, instrument["lot_step"])
-            previous = await store.one(
-                session,
-                f"SELECT {store.SETTINGS_COLUMNS} FROM account.group_instrument_settings"
-                " WHERE group_id = :g AND symbol = :s FOR UPDATE",
-                {"g": group["id"], "s": given.symbol},
+            _check_instrument_settings(given, lot_step)
+            previous = await group_store.locked_instrument_settings(
+                session, group["id"], given.symbol
             )
-            row = await store.one(
-                session,
-                "INSERT INTO account.group_instrument_settings (group_id, symbol, enabled,"
-                " spread_markup_type, spread_markup, commission_per_lot, execution_mode,"
-                " max_deviation_points, max_order_size, max_position, margin_rate, updated_at)"
-                " VALUES (:g, :s, :enabled, :markup_type, :markup, :commission, :execution,"
-                " :deviation, :max_order, :max_position, :margin_rate, now())"
-                " ON CONFLICT (group_id, symbol) DO UPDATE SET enabled = EXCLUDED.enabled,"
-                " spread_markup_type = EXCLUDED.spread_markup_type,"
-                " spread_markup = EXCLUDED.spread_markup,"
-                " commission_per_lot = EXCLUDED.commission_per_lot,"
-                " execution_mode = EXCLUDED.execution_mode,"
-                " max_deviation_points = EXCLUDED.max_deviation_points,"
-                " max_order_size = EXCLUDED.max_order_size,"
-                " max_position = EXCLUDED.max_position, margin_rate = EXCLUDED.margin_rate,"
-                f" updated_at = now() RETURNING {store.SETTINGS_COLUMNS}",
-                {
-                    "g": group["id"],
-                    "s": given.symbol,
-                    "enabled": given.enabled,
-                    "markup_type": (
-                        convert.enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
-                        if given.spread_markup_type
-                        else None
-                    ),
-                    "markup": _optional_decimal(given, "spread_markup"),
-                    "commission": _optional_decimal(given, "commission_per_lot"),
-                    "execution": (
-                        convert.enum_name(types_pb2.ExecutionMode, given.execution_mode)
-                        if given.execution_mode
-                        else None
-                    ),
-                    "deviation": (
-                        given.max_deviation_points
-                        if given.HasField("max_deviation_points")
-                        else None
-                    ),
-                    "max_order": _optional_decimal(given, "max_order_size"),
-                    "max_position": _optional_decimal(given, "max_position"),
-                    "margin_rate": _optional_decimal(given, "margin_rate"),
-                },
+            row = await group_store.put_instrument_settings(
+                session, group["id"], given.symbol, _instrument_terms(given)
             )
-            assert row is not None
             settings = convert.instrument_settings(row)
             event = ev.GroupInstrumentSettingsChanged(
                 metadata=event_metadata(caller), settings=settings
@@ -282,11 +176,8 @@ class ClientGroupAdmin(AdminPart):
             group = await store.group_row(session, request.group_id)
             if group is None:
                 raise store.group_not_found(request.group_id)
-            rows = await store.many(
-                session,
-                f"SELECT {store.SETTINGS_COLUMNS} FROM account.group_instrument_settings"
-                " WHERE group_id = :g ORDER BY symbol LIMIT :limit OFFSET :offset",
-                {"g": group["id"], "limit": limit, "offset": offset},
+            rows = await group_store.list_instrument_settings(
+                session, group["id"], limit=limit, offset=offset
             )
         return admin_pb.ListGroupInstrumentSettingsResponse(
             settings=[convert.instrument_settings(r) for r in rows],
@@ -294,14 +185,54 @@ class ClientGroupAdmin(AdminPart):
         )
 
 
-def _decimal(text: str) -> Any:
-    from decimal import Decimal
-
+def _decimal(text: str) -> Decimal:
     return Decimal(text) if text else Decimal(0)
 
 
-def _optional_decimal(message: Any, field: str) -> Any:
+def _optional_decimal(message: Message, field: str) -> Decimal | None:
     return _decimal(getattr(message, field)) if message.HasField(field) else None
+
+
+def _terms(group: pb.ClientGroup) -> GroupTerms:
+    """The stored terms of a client group message (enums by name)."""
+    return GroupTerms(
+        name=group.name,
+        description=group.description,
+        leverage=group.leverage,
+        margin_call_level=_decimal(group.margin_call_level),
+        stop_out_level=_decimal(group.stop_out_level),
+        execution_mode=convert.enum_name(types_pb2.ExecutionMode, group.execution_mode),
+        position_mode=convert.enum_name(types_pb2.PositionMode, group.position_mode),
+        spread_markup_type=convert.enum_name(pricing_pb2.MarkupType, group.spread_markup_type),
+        spread_markup=_decimal(group.spread_markup),
+        commission_per_lot=_decimal(group.commission_per_lot),
+        max_deviation_points=group.max_deviation_points,
+    )
+
+
+def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
+    """The stored settings of a message; a field not set is None (the group's term applies)."""
+    return InstrumentTerms(
+        enabled=given.enabled,
+        spread_markup_type=(
+            convert.enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
+            if given.spread_markup_type
+            else None
+        ),
+        spread_markup=_optional_decimal(given, "spread_markup"),
+        commission_per_lot=_optional_decimal(given, "commission_per_lot"),
+        execution_mode=(
+            convert.enum_name(types_pb2.ExecutionMode, given.execution_mode)
+            if given.execution_mode
+            else None
+        ),
+        max_deviation_points=(
+            given.max_deviation_points if given.HasField("max_deviation_points") else None
+        ),
+        max_order_size=_optional_decimal(given, "max_order_size"),
+        max_position=_optional_decimal(given, "max_position"),
+        margin_rate=_optional_decimal(given, "margin_rate"),
+    )
 
 
 def _check_levels(margin_call_level: str, stop_out_level: str) -> None:
@@ -315,7 +246,7 @@ def _check_levels(margin_call_level: str, stop_out_level: str) -> None:
         )
 
 
-def _check_instrument_settings(settings: pb.GroupInstrumentSettings, lot_step: Any) -> None:
+def _check_instrument_settings(settings: pb.GroupInstrumentSettings, lot_step: Decimal) -> None:
     problems: list[tuple[str, str]] = []
     if (
         settings.HasField("spread_markup")

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from argon2 import PasswordHasher
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +16,9 @@ from services.account.api.common import (
     enum_names,
     event_metadata,
 )
+from services.account.domain import KycStatus
+from services.account.store import accounts as account_store
+from services.account.store import users as user_store
 from services.platform.access import ADMIN, STAFF_ROLES, require_roles
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -47,22 +47,16 @@ class UserAdmin(AdminPart):
         password_hash = _HASHER.hash(request.initial_password)
         try:
             async with self.resources.db.transaction() as session:
-                row = await store.one(
+                row = await user_store.insert_user(
                     session,
-                    "INSERT INTO account.users (id, username, email, display_name,"
-                    " password_hash, roles, kyc_status, status) VALUES (:id, :username,"
-                    " :email, :display_name, :hash, :roles, 'NOT_STARTED', 'ACTIVE')"
-                    f" RETURNING {store.USER_COLUMNS}",
-                    {
-                        "id": uuid.uuid4(),
-                        "username": request.username,
-                        "email": request.email.lower(),
-                        "display_name": request.display_name,
-                        "hash": password_hash,
-                        "roles": roles,
-                    },
+                    username=request.username,
+                    email=request.email.lower(),
+                    display_name=request.display_name,
+                    password_hash=password_hash,
+                    roles=roles,
+                    kyc_status=KycStatus.NOT_STARTED,
+                    status="ACTIVE",
                 )
-                assert row is not None
                 user = convert.user(row)
                 await events.emit(
                     session,
@@ -91,27 +85,15 @@ class UserAdmin(AdminPart):
     ) -> admin_pb.ListUsersResponse:
         require_roles(ANY_STAFF)
         limit, offset = store.page(request.page_size, request.page_token)
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        clauses: list[str] = []
-        if request.query:
-            clauses.append("(lower(username) LIKE :q OR lower(email) LIKE :q)")
-            escaped = request.query.lower().replace("\\", "\\\\").replace("%", "\\%")
-            params["q"] = escaped.replace("_", "\\_") + "%"
-        if request.statuses:
-            clauses.append("status = ANY(:statuses)")
-            params["statuses"] = enum_names(pb.UserStatus, request.statuses)
-        if request.kyc_statuses:
-            clauses.append("kyc_status = ANY(:kyc)")
-            params["kyc"] = enum_names(pb.KycStatus, request.kyc_statuses)
-        if request.roles:
-            clauses.append("roles && :roles")
-            params["roles"] = [convert.role_claim(r) for r in request.roles]
         async with self.resources.db.read_session() as session:
-            rows = await store.many(
+            rows = await user_store.list_users(
                 session,
-                f"SELECT {store.USER_COLUMNS} FROM account.users{store.where(clauses)}"
-                " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-                params,
+                query=request.query,
+                statuses=enum_names(pb.UserStatus, request.statuses),
+                kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
+                roles=[convert.role_claim(r) for r in request.roles],
+                limit=limit,
+                offset=offset,
             )
         return admin_pb.ListUsersResponse(
             users=[convert.user(r) for r in rows],
@@ -131,26 +113,15 @@ class UserAdmin(AdminPart):
                 return admin_pb.UpdateUserStatusResponse(user=convert.user(row))
             if row["status"] == "CLOSED":
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is closed for good")
-            if new_status == "CLOSED":
-                open_accounts = await store.one(
-                    session,
-                    "SELECT count(*) AS n FROM account.trading_accounts"
-                    " WHERE user_id = :id AND status <> 'CLOSED'",
-                    {"id": row["id"]},
+            if new_status == "CLOSED" and await account_store.count_accounts_not_in(
+                session, row["id"], "CLOSED"
+            ):
+                raise DomainError(
+                    _R.ERROR_REASON_INVALID_STATE,
+                    "the user still has trading accounts that are not closed",
                 )
-                if open_accounts is not None and open_accounts["n"]:
-                    raise DomainError(
-                        _R.ERROR_REASON_INVALID_STATE,
-                        "the user still has trading accounts that are not closed",
-                    )
             before = convert.user(row)
-            updated = await store.one(
-                session,
-                "UPDATE account.users SET status = :status, updated_at = now() WHERE id = :id"
-                f" RETURNING {store.USER_COLUMNS}",
-                {"status": new_status, "id": row["id"]},
-            )
-            assert updated is not None
+            updated = await user_store.set_user_status(session, row["id"], new_status)
             user = convert.user(updated)
             # Revoking the user's refresh token families is the auth side's (ADR 0005); it reads
             # the user's status on every refresh and API-key exchange.

@@ -6,7 +6,9 @@ serves the client's ListWithdrawals too."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, store, withdrawals
 from services.account.api.common import (
@@ -17,6 +19,7 @@ from services.account.api.common import (
     enum_names,
 )
 from services.account.domain import WithdrawalStatus
+from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -30,30 +33,22 @@ _R = ErrorReason
 
 
 async def search_withdrawals(
-    session: Any,
+    session: AsyncSession,
     *,
     account_id: uuid.UUID | None,
-    statuses: Any,
+    statuses: Iterable[int],
     time_range: types_pb2.TimeRange | None,
     page_size: int,
     page_token: str,
 ) -> tuple[list[pb.Withdrawal], str]:
     limit, offset = store.page(page_size, page_token)
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    clauses: list[str] = []
-    if account_id is not None:
-        clauses.append("account_id = :account_id")
-        params["account_id"] = account_id
-    if statuses:
-        clauses.append("status = ANY(:statuses)")
-        params["statuses"] = enum_names(pb.WithdrawalStatus, statuses)
-    if time_range is not None:
-        clauses += store.time_filter("created_at", time_range, True, params)
-    rows = await store.many(
+    rows = await withdrawal_store.list_withdrawals(
         session,
-        f"SELECT {store.WITHDRAWAL_COLUMNS} FROM account.withdrawals{store.where(clauses)}"
-        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        params,
+        account_id=account_id,
+        statuses=enum_names(pb.WithdrawalStatus, statuses),
+        time_range=time_range,
+        limit=limit,
+        offset=offset,
     )
     return [convert.withdrawal(r) for r in rows], store.next_token(offset, limit, len(rows))
 
@@ -81,11 +76,8 @@ class WithdrawalAdmin(AdminPart):
     ) -> admin_pb.RejectWithdrawalResponse:
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
-            row = await store.one(
-                session,
-                f"SELECT {store.WITHDRAWAL_COLUMNS} FROM account.withdrawals WHERE id = :id"
-                " FOR UPDATE",
-                {"id": uuid.UUID(request.withdrawal_id)},
+            row = await withdrawal_store.locked_withdrawal(
+                session, uuid.UUID(request.withdrawal_id)
             )
             if row is None:
                 raise DomainError(

@@ -1,4 +1,8 @@
-"""Reads and small writes of the account schema shared by the servicers (SQL in one place)."""
+"""The account schema's SQL, in one place: the shared reads and helpers here, and one module per
+resource beside them (`users`, `accounts`, `groups`, `withdrawals`, `adjustments`,
+`audit_records`) with the servicers' (`api/`) reads and writes. Each function takes the
+caller's session, so a change and its ledger legs, audit record and events stay one transaction;
+rows come back as mappings of the columns named below (`convert.py` makes messages of them)."""
 
 from __future__ import annotations
 
