@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
 from services.account.ledger import ENTRY_COLUMNS
-from services.account.store import ACCOUNT_COLUMNS, many, one, time_filter, where
+from services.account.store import ACCOUNT_COLUMNS, filters, many, one, where
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
 
@@ -136,10 +136,8 @@ async def list_ledger_entries(
     offset: int,
 ) -> list[Row]:
     """The account's ledger entries, latest first."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset, "account_id": account_id}
-    clauses = ["account_id = :account_id"]
-    if time_range is not None:
-        clauses += time_filter("created_at", time_range, True, params)
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    clauses = filters(params, account_id=account_id, time_range=time_range)
     if reasons:
         clauses.append("reason = ANY(:reasons)")
         params["reasons"] = list(reasons)

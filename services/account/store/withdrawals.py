@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import WITHDRAWAL_COLUMNS, many, one, time_filter, where
+from services.account.store import WITHDRAWAL_COLUMNS, filters, many, one, where
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
 
@@ -83,15 +83,7 @@ async def list_withdrawals(
 ) -> list[Row]:
     """Withdrawals newest first, of one account or all; an empty filter is no filter."""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    clauses: list[str] = []
-    if account_id is not None:
-        clauses.append("account_id = :account_id")
-        params["account_id"] = account_id
-    if statuses:
-        clauses.append("status = ANY(:statuses)")
-        params["statuses"] = list(statuses)
-    if time_range is not None:
-        clauses += time_filter("created_at", time_range, True, params)
+    clauses = filters(params, account_id=account_id, statuses=statuses, time_range=time_range)
     return await many(
         session,
         f"SELECT {WITHDRAWAL_COLUMNS} FROM account.withdrawals{where(clauses)}"
