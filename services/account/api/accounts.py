@@ -5,8 +5,10 @@ ListTradingAccounts, UpdateTradingAccountStatus."""
 from __future__ import annotations
 
 import uuid
+from typing import Final
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import convert, events, ledger, store
 from services.account.api.common import (
@@ -18,7 +20,15 @@ from services.account.api.common import (
     enum_names,
     event_metadata,
 )
-from services.account.domain import WithdrawalStatus, format_money
+from services.account.api.status import StatusChanges, change_status
+from services.account.convert import Row
+from services.account.domain import (
+    TRADING_ACCOUNT_STATUS_STEPS,
+    UNFINISHED_WITHDRAWAL_STATUSES,
+    TradingAccountStatus,
+    UserStatus,
+    check_account_may_close,
+)
 from services.account.store import accounts as account_store
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
@@ -56,7 +66,7 @@ class TradingAccountAdmin(AdminPart):
             group = await store.group_row(session, request.group_id)
             if group is None:
                 raise store.group_not_found(request.group_id)
-            if user["status"] != "ACTIVE":
+            if user["status"] != UserStatus.ACTIVE:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is not ACTIVE")
             position_mode = (
                 convert.enum_name(types_pb2.PositionMode, request.position_mode)
@@ -72,7 +82,7 @@ class TradingAccountAdmin(AdminPart):
                     group_id=group["id"],
                     currency=group["currency"],
                     position_mode=position_mode,
-                    status="ACTIVE",
+                    status=TradingAccountStatus.ACTIVE,
                     idempotency_key=request.idempotency_key or None,
                 )
             except IntegrityError:
@@ -126,48 +136,33 @@ class TradingAccountAdmin(AdminPart):
         self, request: admin_pb.UpdateTradingAccountStatusRequest, context: Context
     ) -> admin_pb.UpdateTradingAccountStatusResponse:
         caller = require_roles(MONEY_STAFF)
-        new_status = convert.enum_name(pb.TradingAccountStatus, request.status)
+        requested = TradingAccountStatus(convert.enum_name(pb.TradingAccountStatus, request.status))
         async with self.resources.db.transaction() as session:
             row = await store.require_account_row(session, request.account_id, lock=True)
-            if row["status"] == new_status:
-                return admin_pb.UpdateTradingAccountStatusResponse(
-                    account=convert.trading_account(row)
-                )
-            if row["status"] == "CLOSED":
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the account is closed for good")
-            if new_status == "CLOSED":
-                locked = await ledger.lock_balance(session, row["id"])
-                unfinished = await withdrawal_store.count_withdrawals_in(
-                    session, row["id"], (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING)
-                )
-                # Open positions and working orders are the OMS's; it refuses to trade a CLOSED
-                # account, and checking them here needs its API (a later issue).
-                if locked.balance != 0 or unfinished:
-                    raise DomainError(
-                        _R.ERROR_REASON_INVALID_STATE,
-                        "only an account with a zero balance and no unfinished withdrawals"
-                        " can be closed",
-                        metadata={"balance": format_money(locked.balance, locked.currency)},
-                    )
-            before = convert.trading_account(row)
-            updated = await account_store.set_account_status(session, row["id"], new_status)
-            account = convert.trading_account(updated)
-            await events.emit(
-                session,
-                "account.trading_account.status_changed",
-                ev.TradingAccountStatusChanged(
-                    metadata=event_metadata(caller),
-                    account=account,
-                    previous_status=before.status,
-                    reason=request.reason,
-                ),
-            )
-            await audit_change(
-                session,
-                caller,
-                "trading_account.update_status",
-                account,
-                before=before,
-                note={"reason": request.reason},
+            account = await change_status(
+                TRADING_ACCOUNT_STATUS, session, caller, row, requested, request.reason
             )
         return admin_pb.UpdateTradingAccountStatusResponse(account=account)
+
+
+async def _check_account_may_close(session: AsyncSession, row: Row) -> None:
+    locked = await ledger.lock_balance(session, row["id"])
+    unfinished = await withdrawal_store.count_withdrawals_in(
+        session, row["id"], UNFINISHED_WITHDRAWAL_STATUSES
+    )
+    check_account_may_close(locked.balance, locked.currency, unfinished)
+
+
+TRADING_ACCOUNT_STATUS: Final = StatusChanges(
+    noun="account",
+    steps=TRADING_ACCOUNT_STATUS_STEPS,
+    status=TradingAccountStatus,
+    message=convert.trading_account,
+    write=account_store.set_account_status,
+    check_close=_check_account_may_close,
+    subject="account.trading_account.status_changed",
+    event=lambda metadata, after, before, reason: ev.TradingAccountStatusChanged(
+        metadata=metadata, account=after, previous_status=before.status, reason=reason
+    ),
+    audit_action="trading_account.update_status",
+)

@@ -18,7 +18,7 @@ from services.account.api.common import (
     event_metadata,
 )
 from services.account.convert import Row
-from services.account.domain import AdjustmentStatus, Reason, parse_amount
+from services.account.domain import AdjustmentStatus, Reason, TradingAccountStatus, parse_amount
 from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
@@ -42,7 +42,7 @@ class BalanceAdjustmentAdmin(AdminPart):
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
             account = await store.require_account_row(session, request.account_id, lock=True)
-            if account["status"] == "CLOSED":
+            if account["status"] == TradingAccountStatus.CLOSED:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the account is closed")
             currency = account["currency"].strip()
             amount = parse_amount(request.amount, currency, "amount")

@@ -13,7 +13,16 @@ from services.account import audit, convert, events, ledger, store, withdrawals
 from services.account.api.common import Context, audit_change, enum_names
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
-from services.account.domain import Reason, WithdrawalStatus, format_money, parse_amount
+from services.account.domain import (
+    NO_WITHDRAWAL_STATUSES,
+    KycStatus,
+    Reason,
+    TradingAccountStatus,
+    UserStatus,
+    WithdrawalStatus,
+    format_money,
+    parse_amount,
+)
 from services.account.margin import MarginFigures
 from services.account.store import accounts as account_store
 from services.account.store import withdrawals as withdrawal_store
@@ -116,13 +125,16 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 )
             user = await store.user_row(session, str(account["user_id"]))
             assert user is not None
-            if user["kyc_status"] != "APPROVED":
+            if user["kyc_status"] != KycStatus.APPROVED:
                 raise DomainError(
                     _R.ERROR_REASON_PERMISSION_DENIED,
                     "withdrawals need an approved identity verification (KYC)",
                     metadata={"kyc_status": user["kyc_status"]},
                 )
-            if user["status"] != "ACTIVE" or account["status"] in ("DISABLED", "CLOSED"):
+            if (
+                user["status"] != UserStatus.ACTIVE
+                or TradingAccountStatus(account["status"]) in NO_WITHDRAWAL_STATUSES
+            ):
                 raise DomainError(
                     _R.ERROR_REASON_ACCOUNT_DISABLED,
                     "the account or its user is disabled",

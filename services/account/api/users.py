@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from argon2 import PasswordHasher
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import convert, events, store
 from services.account.api.common import (
@@ -16,7 +19,15 @@ from services.account.api.common import (
     enum_names,
     event_metadata,
 )
-from services.account.domain import KycStatus
+from services.account.api.status import StatusChanges, change_status
+from services.account.convert import Row
+from services.account.domain import (
+    USER_STATUS_STEPS,
+    KycStatus,
+    TradingAccountStatus,
+    UserStatus,
+    check_user_may_close,
+)
 from services.account.store import accounts as account_store
 from services.account.store import users as user_store
 from services.platform.access import ADMIN, STAFF_ROLES, require_roles
@@ -55,7 +66,7 @@ class UserAdmin(AdminPart):
                     password_hash=password_hash,
                     roles=roles,
                     kyc_status=KycStatus.NOT_STARTED,
-                    status="ACTIVE",
+                    status=UserStatus.ACTIVE,
                 )
                 user = convert.user(row)
                 await events.emit(
@@ -104,43 +115,33 @@ class UserAdmin(AdminPart):
         self, request: admin_pb.UpdateUserStatusRequest, context: Context
     ) -> admin_pb.UpdateUserStatusResponse:
         caller = require_roles(MONEY_STAFF)
-        new_status = convert.enum_name(pb.UserStatus, request.status)
+        requested = UserStatus(convert.enum_name(pb.UserStatus, request.status))
         async with self.resources.db.transaction() as session:
             row = await store.user_row(session, request.user_id, lock=True)
             if row is None:
                 raise store.user_not_found(request.user_id)
-            if row["status"] == new_status:
-                return admin_pb.UpdateUserStatusResponse(user=convert.user(row))
-            if row["status"] == "CLOSED":
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is closed for good")
-            if new_status == "CLOSED" and await account_store.count_accounts_not_in(
-                session, row["id"], "CLOSED"
-            ):
-                raise DomainError(
-                    _R.ERROR_REASON_INVALID_STATE,
-                    "the user still has trading accounts that are not closed",
-                )
-            before = convert.user(row)
-            updated = await user_store.set_user_status(session, row["id"], new_status)
-            user = convert.user(updated)
-            # Revoking the user's refresh token families is the auth side's (ADR 0005); it reads
-            # the user's status on every refresh and API-key exchange.
-            await events.emit(
-                session,
-                "account.user.status_changed",
-                ev.UserStatusChanged(
-                    metadata=event_metadata(caller),
-                    user=user,
-                    previous_status=before.status,
-                    reason=request.reason,
-                ),
-            )
-            await audit_change(
-                session,
-                caller,
-                "user.update_status",
-                user,
-                before=before,
-                note={"reason": request.reason},
-            )
+            user = await change_status(USER_STATUS, session, caller, row, requested, request.reason)
         return admin_pb.UpdateUserStatusResponse(user=user)
+
+
+async def _check_user_may_close(session: AsyncSession, row: Row) -> None:
+    check_user_may_close(
+        await account_store.count_accounts_not_in(session, row["id"], TradingAccountStatus.CLOSED)
+    )
+
+
+# Revoking the user's refresh token families is the auth side's (ADR 0005); it reads the user's
+# status on every refresh and API-key exchange.
+USER_STATUS: Final = StatusChanges(
+    noun="user",
+    steps=USER_STATUS_STEPS,
+    status=UserStatus,
+    message=convert.user,
+    write=user_store.set_user_status,
+    check_close=_check_user_may_close,
+    subject="account.user.status_changed",
+    event=lambda metadata, after, before, reason: ev.UserStatusChanged(
+        metadata=metadata, user=after, previous_status=before.status, reason=reason
+    ),
+    audit_action="user.update_status",
+)
