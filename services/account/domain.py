@@ -108,6 +108,17 @@ def format_money(value: Decimal, currency: str) -> str:
     return format_decimal(value.quantize(Decimal(1).scaleb(-places)))
 
 
+def check_same_amount(stored: Decimal, requested: Decimal, idempotency_key: str) -> None:
+    """ALREADY_EXISTS when a retried request (a withdrawal, a balance adjustment) names the
+    idempotency key of an earlier one with another amount; the same amount is the same request."""
+    if stored != requested:
+        raise DomainError(
+            _R.ERROR_REASON_ALREADY_EXISTS,
+            "this idempotency key was used for a different amount",
+            metadata={"idempotency_key": idempotency_key},
+        )
+
+
 @dataclass(frozen=True)
 class Posting:
     """The new state of an account's ledger after one entry."""

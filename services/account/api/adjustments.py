@@ -18,7 +18,13 @@ from services.account.api.common import (
     event_metadata,
 )
 from services.account.convert import Row
-from services.account.domain import AdjustmentStatus, Reason, TradingAccountStatus, parse_amount
+from services.account.domain import (
+    AdjustmentStatus,
+    Reason,
+    TradingAccountStatus,
+    check_same_amount,
+    parse_amount,
+)
 from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
@@ -50,12 +56,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 session, account["id"], request.idempotency_key
             )
             if existing is not None:
-                if existing["amount"] != amount:
-                    raise DomainError(
-                        _R.ERROR_REASON_ALREADY_EXISTS,
-                        "this idempotency key was used for a different amount",
-                        metadata={"idempotency_key": request.idempotency_key},
-                    )
+                check_same_amount(existing["amount"], amount, request.idempotency_key)
                 return admin_pb.RequestBalanceAdjustmentResponse(
                     balance_adjustment=convert.balance_adjustment(existing)
                 )

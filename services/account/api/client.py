@@ -20,6 +20,7 @@ from services.account.domain import (
     TradingAccountStatus,
     UserStatus,
     WithdrawalStatus,
+    check_same_amount,
     format_money,
     parse_amount,
 )
@@ -148,12 +149,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 session, account["id"], request.idempotency_key
             )
             if existing is not None:
-                if existing["amount"] != amount:
-                    raise DomainError(
-                        _R.ERROR_REASON_ALREADY_EXISTS,
-                        "this idempotency key was used for a different amount",
-                        metadata={"idempotency_key": request.idempotency_key},
-                    )
+                check_same_amount(existing["amount"], amount, request.idempotency_key)
                 return api_pb.RequestWithdrawalResponse(withdrawal=convert.withdrawal(existing))
             withdrawal_id = withdrawals.withdrawal_id_of(account["id"], request.idempotency_key)
             # Money that backs open positions stays: the risk service reserves the amount
