@@ -1,14 +1,16 @@
-"""Pure rules of the account domain: money, ledger postings, withdrawals, adjustments, KYC.
+"""Pure rules of the account domain: money, ledger postings, withdrawals, adjustments, KYC,
+the statuses of users and trading accounts and the changes allowed between them.
 
-No gRPC, SQL or NATS here; `ledger.py` and `server.py` apply these rules to stored state.
+No gRPC, SQL or NATS here; `ledger.py` and the servicers (`api/`) apply these rules to stored state.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, TypeVar
 
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -106,6 +108,17 @@ def format_money(value: Decimal, currency: str) -> str:
     return format_decimal(value.quantize(Decimal(1).scaleb(-places)))
 
 
+def check_same_amount(stored: Decimal, requested: Decimal, idempotency_key: str) -> None:
+    """ALREADY_EXISTS when a retried request (a withdrawal, a balance adjustment) names the
+    idempotency key of an earlier one with another amount; the same amount is the same request."""
+    if stored != requested:
+        raise DomainError(
+            _R.ERROR_REASON_ALREADY_EXISTS,
+            "this idempotency key was used for a different amount",
+            metadata={"idempotency_key": idempotency_key},
+        )
+
+
 @dataclass(frozen=True)
 class Posting:
     """The new state of an account's ledger after one entry."""
@@ -159,6 +172,75 @@ class KycStatus(enum.StrEnum):
     REJECTED = "REJECTED"
 
 
+class UserStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    DISABLED = "DISABLED"
+    CLOSED = "CLOSED"  # for good: a closed user is never changed again
+
+
+class TradingAccountStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    CLOSE_ONLY = "CLOSE_ONLY"  # may only reduce risk (the OMS's rule)
+    DISABLED = "DISABLED"  # no order entry, no withdrawals
+    CLOSED = "CLOSED"  # for good: a closed account is never changed again
+
+
+# A withdrawal needs an active user whose account is in none of these.
+NO_WITHDRAWAL_STATUSES: Final = frozenset(
+    {TradingAccountStatus.DISABLED, TradingAccountStatus.CLOSED}
+)
+
+# A withdrawal still on its way: an account with one cannot be closed.
+UNFINISHED_WITHDRAWAL_STATUSES: Final = frozenset(
+    {WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING}
+)
+
+
+S = TypeVar("S", bound=enum.StrEnum)
+
+
+class StatusStep(enum.Enum):
+    """What an operator's request to set a user's or trading account's status does."""
+
+    UNCHANGED = "unchanged"  # it has that status already: answered as it is, nothing written
+    CHANGE = "change"
+    CLOSE = "close"  # a change to CLOSED, made only if the closing precondition holds
+
+
+def _status_steps(statuses: type[S], closed: S) -> dict[tuple[S, S], StatusStep]:
+    """(current, requested) -> step for statuses whose only terminal one is `closed`: every
+    change is allowed except out of `closed`, and a change into it is a CLOSE."""
+    steps: dict[tuple[S, S], StatusStep] = {}
+    for current in statuses:
+        for requested in statuses:
+            if current == requested:
+                steps[current, requested] = StatusStep.UNCHANGED
+            elif current == closed:
+                continue  # closed for good: not in the table, refused
+            elif requested == closed:
+                steps[current, requested] = StatusStep.CLOSE
+            else:
+                steps[current, requested] = StatusStep.CHANGE
+    return steps
+
+
+USER_STATUS_STEPS: Final = _status_steps(UserStatus, UserStatus.CLOSED)
+TRADING_ACCOUNT_STATUS_STEPS: Final = _status_steps(
+    TradingAccountStatus, TradingAccountStatus.CLOSED
+)
+
+
+def status_step(
+    steps: Mapping[tuple[S, S], StatusStep], current: S, requested: S, noun: str
+) -> StatusStep:
+    """The step from `current` to `requested`, or INVALID_STATE when the table has none (the
+    `noun`, "user" or "account", is closed for good)."""
+    step = steps.get((current, requested))
+    if step is None:
+        raise DomainError(_R.ERROR_REASON_INVALID_STATE, f"the {noun} is closed for good")
+    return step
+
+
 class WithdrawalAction(enum.Enum):
     """What a payment provider's status means for a withdrawal in a given status."""
 
@@ -196,3 +278,24 @@ def withdrawal_action(current: WithdrawalStatus, provider_status: str) -> Withdr
             metadata={"status": current.value, "provider_status": provider_status},
         )
     return action
+
+
+def check_user_may_close(accounts_not_closed: int) -> None:
+    """INVALID_STATE unless every trading account of the user is closed."""
+    if accounts_not_closed:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_STATE,
+            "the user still has trading accounts that are not closed",
+        )
+
+
+def check_account_may_close(balance: Decimal, currency: str, unfinished_withdrawals: int) -> None:
+    """INVALID_STATE unless the account's balance is zero and none of its withdrawals is
+    unfinished. Open positions and working orders are the OMS's; it refuses to trade a CLOSED
+    account, and checking them here needs its API (a later issue)."""
+    if balance != 0 or unfinished_withdrawals:
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_STATE,
+            "only an account with a zero balance and no unfinished withdrawals can be closed",
+            metadata={"balance": format_money(balance, currency)},
+        )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from services.account import server
+from services.account.api.admin import AccountAdminService
+from services.account.api.client import AccountService
+from services.account.api.webhooks import WebhookService
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
 from services.account.margin import MarginFigures
@@ -106,17 +108,17 @@ def build(settings: Settings, vault: Vault) -> ServiceSpec:
             ),
             Registration(
                 account_service_pb2_grpc.add_AccountServiceServicer_to_server,
-                server.AccountService(resources, margin),
+                AccountService(resources, margin),
                 "tradingmesh.account.v1.AccountService",
             ),
             Registration(
                 account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
-                server.AccountAdminService(resources, margin),
+                AccountAdminService(resources, margin),
                 "tradingmesh.account.v1.AccountAdminService",
             ),
             Registration(
                 webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
-                server.WebhookService(resources, webhooks),
+                WebhookService(resources, webhooks),
                 "tradingmesh.account.v1.WebhookService",
             ),
         ],

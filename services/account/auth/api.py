@@ -1,7 +1,7 @@
 """gRPC servicers for authentication: AuthService, and the key RPCs of AccountAdminService.
 
 `KeyAdministration` holds the AccountAdminService RPCs about API keys and signing keys; the
-AccountAdminService servicer (services/account/server.py) inherits it first, so the RPCs it
+AccountAdminService servicer (services/account/api/admin.py) inherits it first, so the RPCs it
 defines take precedence over the generated UNIMPLEMENTED ones. Both map messages to `AuthCore`
 (core.py) and back, nothing more.
 """

@@ -1,10 +1,14 @@
-"""Reads and small writes of the account schema shared by the servicers (SQL in one place)."""
+"""The account schema's SQL, in one place: the shared reads and helpers here, and one module per
+resource beside them (`users`, `accounts`, `groups`, `withdrawals`, `adjustments`,
+`audit_records`) with the servicers' (`api/`) reads and writes. Each function takes the
+caller's session, so a change and its ledger legs, audit record and events stay one transaction;
+rows come back as mappings of the columns named below (`convert.py` makes messages of them)."""
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -87,6 +91,27 @@ def time_filter(
     if time_range.HasField("end_time"):
         clauses.append(f"{column} < :end_time")
         params["end_time"] = time_range.end_time.ToDatetime(tzinfo=datetime.UTC)
+    return clauses
+
+
+def filters(
+    params: dict[str, Any],
+    *,
+    account_id: uuid.UUID | None = None,
+    statuses: Sequence[str] = (),
+    time_range: TimeRange | None = None,
+) -> list[str]:
+    """The clauses of a list by account, status and creation time (their values put in
+    `params`); an empty filter is no filter."""
+    clauses: list[str] = []
+    if account_id is not None:
+        clauses.append("account_id = :account_id")
+        params["account_id"] = account_id
+    if statuses:
+        clauses.append("status = ANY(:statuses)")
+        params["statuses"] = list(statuses)
+    if time_range is not None:
+        clauses += time_filter("created_at", time_range, True, params)
     return clauses
 
 

@@ -1,0 +1,168 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
+"""Trading accounts as staff manage them: CreateTradingAccount, GetTradingAccount,
+ListTradingAccounts, UpdateTradingAccountStatus."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import convert, events, ledger, store
+from services.account.api.common import (
+    ANY_STAFF,
+    MONEY_STAFF,
+    AdminPart,
+    Context,
+    audit_change,
+    enum_names,
+    event_metadata,
+)
+from services.account.api.status import StatusChanges, change_status
+from services.account.convert import Row
+from services.account.domain import (
+    TRADING_ACCOUNT_STATUS_STEPS,
+    UNFINISHED_WITHDRAWAL_STATUSES,
+    TradingAccountStatus,
+    UserStatus,
+    check_account_may_close,
+)
+from services.account.store import accounts as account_store
+from services.account.store import withdrawals as withdrawal_store
+from services.platform.access import require_roles
+from services.platform.errors import DomainError
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["TradingAccountAdmin"]
+
+_R = ErrorReason
+
+
+class TradingAccountAdmin(AdminPart):
+    """The trading account RPCs of AccountAdminService."""
+
+    async def CreateTradingAccount(
+        self, request: admin_pb.CreateTradingAccountRequest, context: Context
+    ) -> admin_pb.CreateTradingAccountResponse:
+        caller = require_roles(MONEY_STAFF)
+        async with self.resources.db.transaction() as session:
+            if request.idempotency_key:
+                existing = await account_store.account_by_idempotency_key(
+                    session, request.idempotency_key
+                )
+                if existing is not None:
+                    return admin_pb.CreateTradingAccountResponse(
+                        account=convert.trading_account(existing)
+                    )
+            user = await store.user_row(session, request.user_id, lock=True)
+            if user is None:
+                raise store.user_not_found(request.user_id)
+            group = await store.group_row(session, request.group_id)
+            if group is None:
+                raise store.group_not_found(request.group_id)
+            if user["status"] != UserStatus.ACTIVE:
+                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is not ACTIVE")
+            position_mode = (
+                convert.enum_name(types_pb2.PositionMode, request.position_mode)
+                if request.position_mode
+                else group["position_mode"]
+            )
+            account_id = uuid.uuid4()
+            try:
+                row = await account_store.insert_account(
+                    session,
+                    account_id=account_id,
+                    user_id=user["id"],
+                    group_id=group["id"],
+                    currency=group["currency"],
+                    position_mode=position_mode,
+                    status=TradingAccountStatus.ACTIVE,
+                    idempotency_key=request.idempotency_key or None,
+                )
+            except IntegrityError:
+                raise DomainError(
+                    _R.ERROR_REASON_CONCURRENT_MODIFICATION,
+                    "a request with this idempotency key is in progress; retry",
+                ) from None
+            account = convert.trading_account(row)
+            await events.emit(
+                session,
+                "account.trading_account.created",
+                ev.TradingAccountCreated(
+                    metadata=event_metadata(caller, version=1), account=account
+                ),
+            )
+            await audit_change(session, caller, "trading_account.create", account)
+        return admin_pb.CreateTradingAccountResponse(account=account)
+
+    async def GetTradingAccount(
+        self, request: admin_pb.GetTradingAccountRequest, context: Context
+    ) -> admin_pb.GetTradingAccountResponse:
+        require_roles(ANY_STAFF)
+        async with self.resources.db.read_session() as session:
+            row = await store.require_account_row(session, request.account_id)
+            summary = await self.margin.summary(session, row)
+        return admin_pb.GetTradingAccountResponse(
+            account=convert.trading_account(row), summary=summary
+        )
+
+    async def ListTradingAccounts(
+        self, request: admin_pb.ListTradingAccountsRequest, context: Context
+    ) -> admin_pb.ListTradingAccountsResponse:
+        require_roles(ANY_STAFF)
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            rows = await account_store.list_accounts(
+                session,
+                user_id=uuid.UUID(request.user_id) if request.user_id else None,
+                group_id=uuid.UUID(request.group_id) if request.group_id else None,
+                account_number=request.account_number,
+                statuses=enum_names(pb.TradingAccountStatus, request.statuses),
+                limit=limit,
+                offset=offset,
+            )
+        return admin_pb.ListTradingAccountsResponse(
+            accounts=[convert.trading_account(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def UpdateTradingAccountStatus(
+        self, request: admin_pb.UpdateTradingAccountStatusRequest, context: Context
+    ) -> admin_pb.UpdateTradingAccountStatusResponse:
+        caller = require_roles(MONEY_STAFF)
+        requested = TradingAccountStatus(convert.enum_name(pb.TradingAccountStatus, request.status))
+        async with self.resources.db.transaction() as session:
+            row = await store.require_account_row(session, request.account_id, lock=True)
+            account = await change_status(
+                TRADING_ACCOUNT_STATUS, session, caller, row, requested, request.reason
+            )
+        return admin_pb.UpdateTradingAccountStatusResponse(account=account)
+
+
+async def _check_account_may_close(session: AsyncSession, row: Row) -> None:
+    locked = await ledger.lock_balance(session, row["id"])
+    unfinished = await withdrawal_store.count_withdrawals_in(
+        session, row["id"], UNFINISHED_WITHDRAWAL_STATUSES
+    )
+    check_account_may_close(locked.balance, locked.currency, unfinished)
+
+
+TRADING_ACCOUNT_STATUS: Final = StatusChanges(
+    noun="account",
+    steps=TRADING_ACCOUNT_STATUS_STEPS,
+    status=TradingAccountStatus,
+    message=convert.trading_account,
+    write=account_store.set_account_status,
+    check_close=_check_account_may_close,
+    subject="account.trading_account.status_changed",
+    event=lambda metadata, after, before, reason: ev.TradingAccountStatusChanged(
+        metadata=metadata, account=after, previous_status=before.status, reason=reason
+    ),
+    audit_action="trading_account.update_status",
+)

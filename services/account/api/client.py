@@ -1,0 +1,217 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
+"""tradingmesh.account.v1.AccountService: the caller's own user, trading accounts, ledger and
+withdrawals. Every change runs in one transaction (`db.transaction()`): the change, its ledger
+legs, its audit record and its outbox events commit together or not at all."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import audit, convert, events, ledger, store, withdrawals
+from services.account.api.common import Context, audit_change, enum_names
+from services.account.api.withdrawals import search_withdrawals
+from services.account.convert import Row
+from services.account.domain import (
+    NO_WITHDRAWAL_STATUSES,
+    KycStatus,
+    Reason,
+    TradingAccountStatus,
+    UserStatus,
+    WithdrawalStatus,
+    check_same_amount,
+    format_money,
+    parse_amount,
+)
+from services.account.margin import MarginFigures
+from services.account.store import accounts as account_store
+from services.account.store import withdrawals as withdrawal_store
+from services.account.withdrawals import withdrawal_event_fields
+from services.platform.access import require_account, require_user
+from services.platform.errors import DomainError
+from services.platform.identity import Caller
+from services.platform.resources import Resources
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_service_pb2 as api_pb
+from tradingmesh.account.v1 import account_service_pb2_grpc
+from tradingmesh.common.v1 import ledger_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["AccountService"]
+
+_R = ErrorReason
+
+
+class AccountService(account_service_pb2_grpc.AccountServiceServicer):
+    """tradingmesh.account.v1.AccountService."""
+
+    def __init__(self, resources: Resources, margin: MarginFigures) -> None:
+        self.resources = resources
+        self.margin = margin
+
+    async def _own_account(self, session: AsyncSession, caller: Caller, account_id: str) -> Row:
+        row = await store.account_row(session, account_id)
+        require_account(account_id, None if row is None else str(row["user_id"]), caller)
+        assert row is not None
+        return row
+
+    async def GetMe(self, request: api_pb.GetMeRequest, context: Context) -> api_pb.GetMeResponse:
+        caller = require_user()
+        async with self.resources.db.read_session() as session:
+            row = await store.user_row(session, caller.subject)
+        if row is None:
+            raise store.user_not_found(caller.subject)
+        return api_pb.GetMeResponse(user=convert.user(row))
+
+    async def ListAccounts(
+        self, request: api_pb.ListAccountsRequest, context: Context
+    ) -> api_pb.ListAccountsResponse:
+        caller = require_user()
+        user_id = store.as_uuid(caller.subject)
+        if user_id is None:
+            return api_pb.ListAccountsResponse()
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            rows = await account_store.list_accounts(
+                session,
+                user_id=user_id,
+                account_ids=None if caller.api_key_id is None else caller.account_ids,
+                limit=limit,
+                offset=offset,
+            )
+        return api_pb.ListAccountsResponse(
+            accounts=[convert.trading_account(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def GetAccount(
+        self, request: api_pb.GetAccountRequest, context: Context
+    ) -> api_pb.GetAccountResponse:
+        caller = require_user()
+        async with self.resources.db.read_session() as session:
+            row = await self._own_account(session, caller, request.account_id)
+            summary = await self.margin.summary(session, row)
+        return api_pb.GetAccountResponse(account=convert.trading_account(row), summary=summary)
+
+    async def ListLedgerEntries(
+        self, request: api_pb.ListLedgerEntriesRequest, context: Context
+    ) -> api_pb.ListLedgerEntriesResponse:
+        caller = require_user()
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            row = await self._own_account(session, caller, request.account_id)
+            rows = await account_store.list_ledger_entries(
+                session,
+                account_id=row["id"],
+                time_range=request.time_range if request.HasField("time_range") else None,
+                reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
+                limit=limit,
+                offset=offset,
+            )
+        return api_pb.ListLedgerEntriesResponse(
+            entries=[convert.ledger_entry(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def RequestWithdrawal(
+        self, request: api_pb.RequestWithdrawalRequest, context: Context
+    ) -> api_pb.RequestWithdrawalResponse:
+        caller = require_user()
+        async with self.resources.db.transaction() as session:
+            account = await self._own_account(session, caller, request.account_id)
+            if caller.api_key_id is not None:
+                raise DomainError(
+                    _R.ERROR_REASON_PERMISSION_DENIED, "API keys cannot request withdrawals"
+                )
+            user = await store.user_row(session, str(account["user_id"]))
+            assert user is not None
+            if user["kyc_status"] != KycStatus.APPROVED:
+                raise DomainError(
+                    _R.ERROR_REASON_PERMISSION_DENIED,
+                    "withdrawals need an approved identity verification (KYC)",
+                    metadata={"kyc_status": user["kyc_status"]},
+                )
+            if (
+                user["status"] != UserStatus.ACTIVE
+                or TradingAccountStatus(account["status"]) in NO_WITHDRAWAL_STATUSES
+            ):
+                raise DomainError(
+                    _R.ERROR_REASON_ACCOUNT_DISABLED,
+                    "the account or its user is disabled",
+                    metadata={"account_status": account["status"]},
+                )
+            currency = account["currency"].strip()
+            amount = parse_amount(request.amount, currency, "amount", positive=True)
+            locked = await ledger.lock_balance(session, account["id"])
+            # After the lock, so two retries with one key cannot both pass this check.
+            existing = await withdrawal_store.withdrawal_by_key(
+                session, account["id"], request.idempotency_key
+            )
+            if existing is not None:
+                check_same_amount(existing["amount"], amount, request.idempotency_key)
+                return api_pb.RequestWithdrawalResponse(withdrawal=convert.withdrawal(existing))
+            withdrawal_id = withdrawals.withdrawal_id_of(account["id"], request.idempotency_key)
+            # Money that backs open positions stays: the risk service reserves the amount
+            # against the free margin (racing orders and withdrawals included) while this
+            # transaction holds the balance lock; refused, nothing changes.
+            await self.margin.reserve_withdrawal(
+                str(account["id"]),
+                str(withdrawal_id),
+                format_money(amount, currency),
+                locked.last_sequence,
+            )
+            actor = audit.actor_of(caller)
+            posted = await ledger.post(
+                session,
+                account_id=account["id"],
+                reason=Reason.WITHDRAWAL,
+                amount=-amount,
+                reference_type="withdrawal",
+                reference_id=str(withdrawal_id),
+                actor=actor,
+                description="Withdrawal",
+                references=ledger.References(withdrawal_id=str(withdrawal_id)),
+                correlation_id=caller.request_id,
+                locked=locked,
+            )
+            row = await withdrawal_store.insert_withdrawal(
+                session,
+                withdrawal_id=withdrawal_id,
+                account_id=account["id"],
+                amount=amount,
+                currency=currency,
+                status=WithdrawalStatus.PENDING,
+                idempotency_key=request.idempotency_key,
+                ledger_entry_id=uuid.UUID(posted.entry.id),
+                balance_after=locked.balance,
+                requested_by=convert.actor_columns(actor),
+            )
+            withdrawal = convert.withdrawal(row)
+            await events.emit(
+                session,
+                "account.withdrawal.requested",
+                ev.WithdrawalRequested(
+                    metadata=events.metadata(actor, aggregate_version=1),
+                    withdrawal=withdrawal,
+                    **withdrawal_event_fields(account),
+                ),
+            )
+            await audit_change(session, caller, "withdrawal.request", withdrawal)
+        return api_pb.RequestWithdrawalResponse(withdrawal=withdrawal)
+
+    async def ListWithdrawals(
+        self, request: api_pb.ListWithdrawalsRequest, context: Context
+    ) -> api_pb.ListWithdrawalsResponse:
+        caller = require_user()
+        async with self.resources.db.read_session() as session:
+            row = await self._own_account(session, caller, request.account_id)
+            found, token = await search_withdrawals(
+                session,
+                account_id=row["id"],
+                statuses=request.statuses,
+                time_range=request.time_range if request.HasField("time_range") else None,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        return api_pb.ListWithdrawalsResponse(withdrawals=found, next_page_token=token)

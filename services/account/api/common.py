@@ -1,0 +1,63 @@
+"""What every servicer of the account service shares: the context type, the staff role sets,
+the audit record and event metadata of a change, and the base of the admin servicer's parts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import grpc.aio
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import audit, convert, events
+from services.account.margin import MarginFigures
+from services.platform.access import ADMIN, BACKOFFICE, DEALER
+from services.platform.identity import Caller
+from services.platform.resources import Resources
+from tradingmesh.common.v1.events_pb2 import EventMetadata
+
+Context = grpc.aio.ServicerContext[Any, Any]
+ANY_STAFF: Final = (ADMIN, DEALER, BACKOFFICE)
+MONEY_STAFF: Final = (ADMIN, BACKOFFICE)
+
+
+class AdminPart:
+    """A part of AccountAdminService (`admin.py`): the RPCs of one resource."""
+
+    resources: Resources
+    margin: MarginFigures
+
+
+async def audit_change(
+    session: AsyncSession,
+    caller: Caller,
+    action: str,
+    after: Any,
+    *,
+    before: Message | None = None,
+    note: Mapping[str, str] | None = None,
+) -> None:
+    """The audit record of a change to `after` (an entity with an `id`), in the change's
+    transaction; the entity type is the action's prefix ("user" of "user.create"). `after` is
+    a message with an `id` field (User, TradingAccount, Withdrawal, ...)."""
+    await audit.append_audit(
+        session,
+        actor=caller,
+        action=action,
+        entity_type=action.rpartition(".")[0],
+        entity_id=after.id,
+        before=None if before is None else convert.snapshot(before),
+        after={**convert.snapshot(after), **(note or {})},
+    )
+
+
+def event_metadata(caller: Caller, *, version: int = 0) -> EventMetadata:
+    return events.metadata(
+        audit.actor_of(caller), aggregate_version=version, correlation_id=caller.request_id
+    )
+
+
+def enum_names(wrapper: Any, values: Iterable[int]) -> list[str]:
+    """The stored names of `values` of the protobuf enum `wrapper` (`convert.enum_name`)."""
+    return [convert.enum_name(wrapper, v) for v in values]

@@ -1,0 +1,263 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
+"""Client groups and their per-instrument settings: CreateClientGroup, GetClientGroup,
+ListClientGroups, UpdateClientGroup, SetGroupInstrumentSettings, ListGroupInstrumentSettings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
+
+from services.account import audit, convert, events, store
+from services.account.api.common import (
+    ANY_STAFF,
+    AdminPart,
+    Context,
+    audit_change,
+    event_metadata,
+)
+from services.account.store import groups as group_store
+from services.account.store.groups import GroupTerms, InstrumentTerms
+from services.platform.access import ADMIN, DEALER, require_roles
+from services.platform.errors import DomainError
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1 import pricing_pb2, types_pb2
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["ClientGroupAdmin"]
+
+_R = ErrorReason
+
+
+class ClientGroupAdmin(AdminPart):
+    """The client group RPCs of AccountAdminService."""
+
+    async def CreateClientGroup(
+        self, request: admin_pb.CreateClientGroupRequest, context: Context
+    ) -> admin_pb.CreateClientGroupResponse:
+        caller = require_roles((ADMIN,))
+        given = request.client_group
+        _check_levels(given.margin_call_level, given.stop_out_level)
+        try:
+            async with self.resources.db.transaction() as session:
+                row = await group_store.insert_group(session, given.currency, _terms(given))
+                group = convert.client_group(row)
+                await events.emit(
+                    session,
+                    "account.client_group.changed",
+                    ev.ClientGroupChanged(
+                        metadata=event_metadata(caller, version=1), client_group=group
+                    ),
+                )
+                await audit_change(session, caller, "client_group.create", group)
+        except IntegrityError:
+            raise DomainError(
+                _R.ERROR_REASON_ALREADY_EXISTS, f"a client group named {given.name} exists"
+            ) from None
+        return admin_pb.CreateClientGroupResponse(client_group=group)
+
+    async def GetClientGroup(
+        self, request: admin_pb.GetClientGroupRequest, context: Context
+    ) -> admin_pb.GetClientGroupResponse:
+        require_roles(ANY_STAFF)
+        async with self.resources.db.read_session() as session:
+            row = await store.group_row(session, request.group_id)
+        if row is None:
+            raise store.group_not_found(request.group_id)
+        return admin_pb.GetClientGroupResponse(client_group=convert.client_group(row))
+
+    async def ListClientGroups(
+        self, request: admin_pb.ListClientGroupsRequest, context: Context
+    ) -> admin_pb.ListClientGroupsResponse:
+        require_roles(ANY_STAFF)
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            rows = await group_store.list_groups(session, limit=limit, offset=offset)
+        return admin_pb.ListClientGroupsResponse(
+            client_groups=[convert.client_group(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def UpdateClientGroup(
+        self, request: admin_pb.UpdateClientGroupRequest, context: Context
+    ) -> admin_pb.UpdateClientGroupResponse:
+        caller = require_roles((ADMIN,))
+        given = request.client_group
+        paths = list(dict.fromkeys(request.update_mask.paths))
+        try:
+            async with self.resources.db.transaction() as session:
+                row = await store.group_row(session, given.id, lock=True)
+                if row is None:
+                    raise store.group_not_found(given.id)
+                before = convert.client_group(row)
+                after = pb.ClientGroup()
+                after.CopyFrom(before)
+                for path in paths:
+                    setattr(after, path, getattr(given, path))
+                if not after.name:
+                    raise DomainError(
+                        _R.ERROR_REASON_VALIDATION_FAILED,
+                        "client_group.name must not be empty",
+                        field_violations=[("client_group.name", "must not be empty")],
+                    )
+                _check_levels(after.margin_call_level, after.stop_out_level)
+                updated = await group_store.update_group(session, row["id"], _terms(after))
+                group = convert.client_group(updated)
+                changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
+                await events.emit(
+                    session,
+                    "account.client_group.changed",
+                    ev.ClientGroupChanged(
+                        metadata=event_metadata(caller, version=int(updated["version"])),
+                        client_group=group,
+                        previous=before,
+                        changed_fields=changed,
+                    ),
+                )
+                await audit_change(session, caller, "client_group.update", group, before=before)
+        except IntegrityError:
+            raise DomainError(
+                _R.ERROR_REASON_ALREADY_EXISTS, f"a client group named {given.name} exists"
+            ) from None
+        return admin_pb.UpdateClientGroupResponse(client_group=group)
+
+    async def SetGroupInstrumentSettings(
+        self, request: admin_pb.SetGroupInstrumentSettingsRequest, context: Context
+    ) -> admin_pb.SetGroupInstrumentSettingsResponse:
+        caller = require_roles((ADMIN, DEALER))
+        given = request.settings
+        async with self.resources.db.transaction() as session:
+            group = await store.group_row(session, given.group_id)
+            if group is None:
+                raise store.group_not_found(given.group_id)
+            # Checked against the service's own copy of pricing's catalogue (instruments.py): a
+            # symbol created a moment ago is unknown until its event has arrived.
+            lot_step = await group_store.lot_step(session, given.symbol)
+            if lot_step is None:
+                raise DomainError(
+                    _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
+                    f"{given.symbol} is not in the instrument catalog",
+                    metadata={"symbol": given.symbol},
+                )
+            _check_instrument_settings(given, lot_step)
+            previous = await group_store.locked_instrument_settings(
+                session, group["id"], given.symbol
+            )
+            row = await group_store.put_instrument_settings(
+                session, group["id"], given.symbol, _instrument_terms(given)
+            )
+            settings = convert.instrument_settings(row)
+            event = ev.GroupInstrumentSettingsChanged(
+                metadata=event_metadata(caller), settings=settings
+            )
+            if previous is not None:
+                event.previous.CopyFrom(convert.instrument_settings(previous))
+            await events.emit(session, "account.client_group.instrument_settings_changed", event)
+            await audit.append_audit(
+                session,
+                actor=caller,
+                action="group_instrument_settings.set",
+                entity_type="group_instrument_settings",
+                entity_id=f"{settings.group_id}/{settings.symbol}",
+                before=None if previous is None else convert.snapshot(event.previous),
+                after=convert.snapshot(settings),
+            )
+        return admin_pb.SetGroupInstrumentSettingsResponse(settings=settings)
+
+    async def ListGroupInstrumentSettings(
+        self, request: admin_pb.ListGroupInstrumentSettingsRequest, context: Context
+    ) -> admin_pb.ListGroupInstrumentSettingsResponse:
+        require_roles(ANY_STAFF)
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            group = await store.group_row(session, request.group_id)
+            if group is None:
+                raise store.group_not_found(request.group_id)
+            rows = await group_store.list_instrument_settings(
+                session, group["id"], limit=limit, offset=offset
+            )
+        return admin_pb.ListGroupInstrumentSettingsResponse(
+            settings=[convert.instrument_settings(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+
+def _decimal(text: str) -> Decimal:
+    return Decimal(text) if text else Decimal(0)
+
+
+def _optional_decimal(message: Message, field: str) -> Decimal | None:
+    return _decimal(getattr(message, field)) if message.HasField(field) else None
+
+
+def _terms(group: pb.ClientGroup) -> GroupTerms:
+    """The stored terms of a client group message (enums by name)."""
+    return GroupTerms(
+        name=group.name,
+        description=group.description,
+        leverage=group.leverage,
+        margin_call_level=_decimal(group.margin_call_level),
+        stop_out_level=_decimal(group.stop_out_level),
+        execution_mode=convert.enum_name(types_pb2.ExecutionMode, group.execution_mode),
+        position_mode=convert.enum_name(types_pb2.PositionMode, group.position_mode),
+        spread_markup_type=convert.enum_name(pricing_pb2.MarkupType, group.spread_markup_type),
+        spread_markup=_decimal(group.spread_markup),
+        commission_per_lot=_decimal(group.commission_per_lot),
+        max_deviation_points=group.max_deviation_points,
+    )
+
+
+def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
+    """The stored settings of a message; a field not set is None (the group's term applies)."""
+    return InstrumentTerms(
+        enabled=given.enabled,
+        spread_markup_type=(
+            convert.enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
+            if given.spread_markup_type
+            else None
+        ),
+        spread_markup=_optional_decimal(given, "spread_markup"),
+        commission_per_lot=_optional_decimal(given, "commission_per_lot"),
+        execution_mode=(
+            convert.enum_name(types_pb2.ExecutionMode, given.execution_mode)
+            if given.execution_mode
+            else None
+        ),
+        max_deviation_points=(
+            given.max_deviation_points if given.HasField("max_deviation_points") else None
+        ),
+        max_order_size=_optional_decimal(given, "max_order_size"),
+        max_position=_optional_decimal(given, "max_position"),
+        margin_rate=_optional_decimal(given, "margin_rate"),
+    )
+
+
+def _check_levels(margin_call_level: str, stop_out_level: str) -> None:
+    if _decimal(margin_call_level) <= _decimal(stop_out_level):
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED,
+            "margin_call_level must be greater than stop_out_level",
+            field_violations=[
+                ("client_group.margin_call_level", "must be greater than stop_out_level")
+            ],
+        )
+
+
+def _check_instrument_settings(settings: pb.GroupInstrumentSettings, lot_step: Decimal) -> None:
+    problems: list[tuple[str, str]] = []
+    if (
+        settings.HasField("spread_markup")
+        and settings.spread_markup_type == pricing_pb2.MarkupType.MARKUP_TYPE_POINTS
+        and _decimal(settings.spread_markup) % 1 != 0
+    ):
+        problems.append(("settings.spread_markup", "a POINTS markup must be a whole number"))
+    for field in ("max_order_size", "max_position"):
+        if settings.HasField(field) and _decimal(getattr(settings, field)) % lot_step != 0:
+            problems.append((f"settings.{field}", f"must be a multiple of the lot step {lot_step}"))
+    if problems:
+        raise DomainError(
+            _R.ERROR_REASON_TOO_MANY_DECIMALS, problems[0][1], field_violations=problems
+        )

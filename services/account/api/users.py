@@ -1,0 +1,147 @@
+# ruff: noqa: N802  # servicer methods carry the contract's RPC names
+"""Users as staff manage them: CreateUser, GetUser, ListUsers, UpdateUserStatus."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from argon2 import PasswordHasher
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account import convert, events, store
+from services.account.api.common import (
+    ANY_STAFF,
+    MONEY_STAFF,
+    AdminPart,
+    Context,
+    audit_change,
+    enum_names,
+    event_metadata,
+)
+from services.account.api.status import StatusChanges, change_status
+from services.account.convert import Row
+from services.account.domain import (
+    USER_STATUS_STEPS,
+    KycStatus,
+    TradingAccountStatus,
+    UserStatus,
+    check_user_may_close,
+)
+from services.account.store import accounts as account_store
+from services.account.store import users as user_store
+from services.platform.access import ADMIN, STAFF_ROLES, require_roles
+from services.platform.errors import DomainError
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
+from tradingmesh.account.v1 import account_events_pb2 as ev
+from tradingmesh.account.v1 import account_pb2 as pb
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["UserAdmin"]
+
+_R = ErrorReason
+_HASHER = PasswordHasher()
+
+
+class UserAdmin(AdminPart):
+    """The user RPCs of AccountAdminService."""
+
+    async def CreateUser(
+        self, request: admin_pb.CreateUserRequest, context: Context
+    ) -> admin_pb.CreateUserResponse:
+        caller = require_roles(MONEY_STAFF)
+        roles = [convert.role_claim(r) for r in request.roles]
+        if set(roles) & STAFF_ROLES and not caller.has_role(ADMIN):
+            raise DomainError(
+                _R.ERROR_REASON_PERMISSION_DENIED, "only an admin may grant a staff role"
+            )
+        password_hash = _HASHER.hash(request.initial_password)
+        try:
+            async with self.resources.db.transaction() as session:
+                row = await user_store.insert_user(
+                    session,
+                    username=request.username,
+                    email=request.email.lower(),
+                    display_name=request.display_name,
+                    password_hash=password_hash,
+                    roles=roles,
+                    kyc_status=KycStatus.NOT_STARTED,
+                    status=UserStatus.ACTIVE,
+                )
+                user = convert.user(row)
+                await events.emit(
+                    session,
+                    "account.user.created",
+                    ev.UserCreated(metadata=event_metadata(caller), user=user),
+                )
+                await audit_change(session, caller, "user.create", user)
+        except IntegrityError:
+            raise DomainError(
+                _R.ERROR_REASON_ALREADY_EXISTS, "the username or email is taken"
+            ) from None
+        return admin_pb.CreateUserResponse(user=user)
+
+    async def GetUser(
+        self, request: admin_pb.GetUserRequest, context: Context
+    ) -> admin_pb.GetUserResponse:
+        require_roles(ANY_STAFF)
+        async with self.resources.db.read_session() as session:
+            row = await store.user_row(session, request.user_id)
+        if row is None:
+            raise store.user_not_found(request.user_id)
+        return admin_pb.GetUserResponse(user=convert.user(row))
+
+    async def ListUsers(
+        self, request: admin_pb.ListUsersRequest, context: Context
+    ) -> admin_pb.ListUsersResponse:
+        require_roles(ANY_STAFF)
+        limit, offset = store.page(request.page_size, request.page_token)
+        async with self.resources.db.read_session() as session:
+            rows = await user_store.list_users(
+                session,
+                query=request.query,
+                statuses=enum_names(pb.UserStatus, request.statuses),
+                kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
+                roles=[convert.role_claim(r) for r in request.roles],
+                limit=limit,
+                offset=offset,
+            )
+        return admin_pb.ListUsersResponse(
+            users=[convert.user(r) for r in rows],
+            next_page_token=store.next_token(offset, limit, len(rows)),
+        )
+
+    async def UpdateUserStatus(
+        self, request: admin_pb.UpdateUserStatusRequest, context: Context
+    ) -> admin_pb.UpdateUserStatusResponse:
+        caller = require_roles(MONEY_STAFF)
+        requested = UserStatus(convert.enum_name(pb.UserStatus, request.status))
+        async with self.resources.db.transaction() as session:
+            row = await store.user_row(session, request.user_id, lock=True)
+            if row is None:
+                raise store.user_not_found(request.user_id)
+            user = await change_status(USER_STATUS, session, caller, row, requested, request.reason)
+        return admin_pb.UpdateUserStatusResponse(user=user)
+
+
+async def _check_user_may_close(session: AsyncSession, row: Row) -> None:
+    check_user_may_close(
+        await account_store.count_accounts_not_in(session, row["id"], TradingAccountStatus.CLOSED)
+    )
+
+
+# Revoking the user's refresh token families is the auth side's (ADR 0005); it reads the user's
+# status on every refresh and API-key exchange.
+USER_STATUS: Final = StatusChanges(
+    noun="user",
+    steps=USER_STATUS_STEPS,
+    status=UserStatus,
+    message=convert.user,
+    write=user_store.set_user_status,
+    check_close=_check_user_may_close,
+    subject="account.user.status_changed",
+    event=lambda metadata, after, before, reason: ev.UserStatusChanged(
+        metadata=metadata, user=after, previous_status=before.status, reason=reason
+    ),
+    audit_action="user.update_status",
+)

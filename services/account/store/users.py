@@ -1,0 +1,92 @@
+"""SQL of users (`account.users`) for the servicers: create, list, change status."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.account.convert import Row
+from services.account.store import USER_COLUMNS, many, one, where
+
+
+async def insert_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    email: str,
+    display_name: str,
+    password_hash: str,
+    roles: Sequence[str],
+    kyc_status: str,
+    status: str,
+) -> Row:
+    """The new user's row; IntegrityError when the username or email is taken."""
+    row = await one(
+        session,
+        "INSERT INTO account.users (id, username, email, display_name,"
+        " password_hash, roles, kyc_status, status) VALUES (:id, :username,"
+        " :email, :display_name, :hash, :roles, :kyc_status, :status)"
+        f" RETURNING {USER_COLUMNS}",
+        {
+            "id": uuid.uuid4(),
+            "username": username,
+            "email": email,
+            "display_name": display_name,
+            "hash": password_hash,
+            "roles": list(roles),
+            "kyc_status": kyc_status,
+            "status": status,
+        },
+    )
+    assert row is not None
+    return row
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    query: str,
+    statuses: Sequence[str],
+    kyc_statuses: Sequence[str],
+    roles: Sequence[str],
+    limit: int,
+    offset: int,
+) -> list[Row]:
+    """Users newest first: `query` a prefix of the username or email (case-insensitive), the
+    other filters any of their values; an empty filter is no filter."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    clauses: list[str] = []
+    if query:
+        clauses.append("(lower(username) LIKE :q OR lower(email) LIKE :q)")
+        escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%")
+        params["q"] = escaped.replace("_", "\\_") + "%"
+    if statuses:
+        clauses.append("status = ANY(:statuses)")
+        params["statuses"] = list(statuses)
+    if kyc_statuses:
+        clauses.append("kyc_status = ANY(:kyc)")
+        params["kyc"] = list(kyc_statuses)
+    if roles:
+        clauses.append("roles && :roles")
+        params["roles"] = list(roles)
+    return await many(
+        session,
+        f"SELECT {USER_COLUMNS} FROM account.users{where(clauses)}"
+        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
+        params,
+    )
+
+
+async def set_user_status(session: AsyncSession, user_id: uuid.UUID, status: str) -> Row:
+    """The user's row after its status is set (the caller holds its lock)."""
+    row = await one(
+        session,
+        "UPDATE account.users SET status = :status, updated_at = now() WHERE id = :id"
+        f" RETURNING {USER_COLUMNS}",
+        {"status": status, "id": user_id},
+    )
+    assert row is not None
+    return row
