@@ -27,13 +27,12 @@ from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
-from tests.integration.test_envelopes import blocked_by
-from tests.integration.test_orders import (
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import (
     DEPOSIT,
     Oms,
     Trader,
     connect,
-    eventually,
     live_quote,
     new_group,
     new_trader,
@@ -41,7 +40,8 @@ from tests.integration.test_orders import (
     refusal,
     verified_chain,
 )
-from tests.integration.test_stp_durability import kill_oms, start_oms
+from tests.integration.support.waiting import eventually
+from tests.integration.test_envelopes import blocked_by
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import (

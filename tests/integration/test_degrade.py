@@ -34,9 +34,9 @@ from stack.ports import Ports
 from stack.state import ComponentState, load
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.support.orders import Oms, connect
+from tests.integration.support.orders import place as place_stp
 from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_orders import Oms, connect
-from tests.integration.test_orders import place as place_stp
 from tests.integration.test_stp import await_pinned_price, ended, hedges_of, stp_trader
 from tests.integration.test_trading_flow import (
     Trader,

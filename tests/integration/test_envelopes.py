@@ -52,9 +52,10 @@ from stack.paths import StackPaths
 from stack.state import ComponentState, load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import published as stream_messages
-from tests.integration.test_orders import Oms, Trader, connect, eventually, new_group, new_trader
-from tests.integration.test_orders import place_filled as place_filled_order
-from tests.integration.test_stp_durability import kill_oms, start_oms
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
+from tests.integration.support.orders import place_filled as place_filled_order
+from tests.integration.support.waiting import eventually
 from tests.integration.test_trading_flow import unsent_outbox
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2

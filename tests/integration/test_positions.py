@@ -17,7 +17,7 @@ import pytest
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.events import outbox_events
-from tests.integration.test_orders import (
+from tests.integration.support.orders import (
     Oms,
     R,
     S,

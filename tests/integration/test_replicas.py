@@ -33,9 +33,9 @@ from stack.ports import LP_SIMULATORS, Ports
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack, stack_of_its_own
+from tests.integration.support.orders import Oms, place
+from tests.integration.support.orders import new_trader as new_stp_trader
 from tests.integration.test_auth import Edge
-from tests.integration.test_orders import Oms, place
-from tests.integration.test_orders import new_trader as new_stp_trader
 from tests.integration.test_stp import (
     ALPHA,
     BETA,

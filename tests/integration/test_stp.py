@@ -31,15 +31,9 @@ from stack.state import load
 from tests.integration.callers import Who
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import events_on, published
-from tests.integration.test_orders import (
-    SYMBOLS,
-    Oms,
-    Trader,
-    connect,
-    eventually,
-    new_trader,
-    place,
-)
+from tests.integration.support.components import oms_answers
+from tests.integration.support.orders import SYMBOLS, Oms, Trader, connect, new_trader, place
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
@@ -748,22 +742,10 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     os.killpg(entry.pid, signal.SIGKILL)  # a crash: nothing is handed over
     eventually(lambda: not is_running(entry), 30, "the OMS stopped")
     up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
+    eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
 
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
     pin(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))
     done = ended(oms, trader, order.id)
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
     assert D(done.average_fill_price) == D("1.10005")
-
-
-def _oms_answers(oms: Oms, trader: Trader) -> bool:
-    try:
-        oms.orders.ListOrders(
-            order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
-            metadata=trader.md,
-            timeout=5,
-        )
-    except grpc.RpcError:
-        return False
-    return True

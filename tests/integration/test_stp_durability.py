@@ -19,9 +19,7 @@ every hedge order goes there.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,16 +29,14 @@ import psycopg
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_orders import Oms, Trader, connect, eventually, place
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import Oms, Trader, connect, place
+from tests.integration.support.waiting import eventually
 from tests.integration.test_stp import (
     ALPHA,
     BETA,
-    _oms_answers,
     await_pinned_price,
     ended,
     get_order,
@@ -119,23 +115,6 @@ def sent_hedge(oms: Oms, order_id: str) -> dict[str, Any]:
 
     result: dict[str, Any] = eventually(probe, 20, "the hedge order SENT to the provider")
     return result
-
-
-def kill_oms(oms: Oms) -> None:
-    """SIGKILL: a crash, nothing handed over."""
-    paths = StackPaths.for_name(oms.running.config.name)
-    state = load(paths.state_file)
-    assert state is not None
-    entry = state.component("oms")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-
-
-def start_oms(oms: Oms, trader: Trader) -> None:
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
 
 
 def assert_filled_once(

@@ -36,8 +36,9 @@ from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from tests.integration.conftest import RunningStack
+from tests.integration.support.orders import Oms, connect, place
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import Edge, bearer, login, make_user, refused
-from tests.integration.test_orders import Oms, connect, eventually, place
 from tests.integration.test_stp import (
     ALPHA,
     BETA,

@@ -28,10 +28,11 @@ from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.state import ComponentState, load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_orders import Oms, Trader, connect, eventually, place
+from tests.integration.support.components import oms_answers
+from tests.integration.support.orders import Oms, Trader, connect, place
+from tests.integration.support.waiting import eventually
 from tests.integration.test_stp import (
     ALPHA,
-    _oms_answers,
     await_pinned_price,
     ended,
     get_order,
@@ -66,7 +67,7 @@ def restart_oms(running_stack: RunningStack, oms: Oms, trader: Trader) -> None:
     os.killpg(entry.pid, signal.SIGKILL)
     eventually(lambda: not is_running(entry), 30, "the OMS stopped")
     up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
+    eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,17 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.conftest import RunningStack
-from tests.integration.test_orders import (
+from tests.integration.support.orders import (
     Oms,
     Trader,
     connect,
-    eventually,
     live_quote,
     new_group,
     new_trader,
     place,
     place_filled,
 )
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
