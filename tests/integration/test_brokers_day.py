@@ -283,13 +283,10 @@ def test_a_rollover_killed_mid_run_charges_each_position_exactly_once(oms: Oms, 
 
     start_oms(oms, traders[0])  # the job resumes the running rollover by itself
     eventually(
-        lambda: (
-            oms.rows(
-                "SELECT 1 FROM oms.rollovers WHERE trading_date = %s AND completed_at IS NOT NULL",
-                THURSDAY,
-            )
-            or None
-        ),  # no row yet: [] is a value to `eventually`, not a "not yet"
+        lambda: oms.rows(
+            "SELECT 1 FROM oms.rollovers WHERE trading_date = %s AND completed_at IS NOT NULL",
+            THURSDAY,
+        ),
         60,
         "the resumed rollover completed",
     )

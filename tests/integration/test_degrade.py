@@ -36,6 +36,7 @@ from tests.integration.callers import AccountStack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.support.orders import Oms, connect
 from tests.integration.support.orders import place as place_stp
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import Edge, bearer
 from tests.integration.test_stp import await_pinned_price, ended, hedges_of, stp_trader
 from tests.integration.test_trading_flow import (
@@ -48,7 +49,6 @@ from tests.integration.test_trading_flow import (
     new_trader,
     pinned,  # noqa: F401 (a fixture)
     place_grpc,
-    wait_for,
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -80,7 +80,7 @@ def kill(running_stack: RunningStack, name: str) -> None:
     entry = component(running_stack, name)
     assert entry.pid is not None
     os.killpg(entry.pid, signal.SIGKILL)
-    wait_for(lambda: not is_running(entry), 30, f"{name} exited")
+    eventually(lambda: not is_running(entry), 30, f"{name} exited")
 
 
 def restore(running_stack: RunningStack) -> None:
@@ -160,7 +160,7 @@ def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
         restore(running_stack)
 
     # Redis back: GetQuote answers the newest price again (pricing writes it when it can).
-    wait_for(
+    eventually(
         lambda: group_quote_or_none(edge, trader) == ("1.30195", "1.30215"),
         20,
         "GetQuote answering again after Redis came back",
@@ -201,7 +201,7 @@ def test_the_first_order_after_risk_restarts_succeeds(
     try:
         time.sleep(3)
         starter.start()  # `up` starts risk again
-        wait_for(lambda: risk_serving(running_stack), 60, "risk serving again")
+        eventually(lambda: risk_serving(running_stack), 60, "risk serving again")
         stop.set()
         sender.join()
         # Risk serves: the very next order passes its check (not after `up` has finished).

@@ -27,6 +27,7 @@ from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
@@ -357,7 +358,7 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
     get_quote(pricing, demo)
     os.killpg(victim.pid, signal.SIGKILL)
     try:
-        _wait(
+        eventually(
             lambda: _worker_health(state, STREAM_WORKERS[0]) != "healthy",
             10,
             "Envoy saw the worker fail its health check",
@@ -369,7 +370,7 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
             call.cancel()
     finally:
         up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    _wait(
+    eventually(
         lambda: _worker_health(state, STREAM_WORKERS[0]) == "healthy",
         15,
         "the restarted worker is healthy at the edge again",
@@ -472,21 +473,13 @@ def _lp_health(state: Any, lp: str) -> int:
     return status
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
-
-
 def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
     running_stack: RunningStack,
     pricing: pricing_grpc.PricingServiceStub,
     demo: tuple[str, str],
 ) -> None:
     state = running_stack.state
-    _wait(
+    eventually(
         lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
         30,
         "lp-alpha's session logged on",
@@ -500,7 +493,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
     os.killpg(entry.pid, signal.SIGKILL)
     try:
         stopped = time.monotonic()
-        _wait(
+        eventually(
             lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.NOT_SERVING,
             10,
             "pricing saw lp-alpha's session drop",
@@ -515,12 +508,12 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
                 and quote.quote_time.ToDatetime().timestamp() > time.time() - 2
             )
 
-        _wait(only_beta, 10, "prices from lp-beta alone, still live")
+        eventually(only_beta, 10, "prices from lp-beta alone, still live")
         assert time.monotonic() - stopped < 10
     finally:
         # `up` restarts what is missing: the simulator, then QuickFIX reconnects to it.
         up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    _wait(
+    eventually(
         lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
         30,
         "lp-alpha's session logged on again",
@@ -535,7 +528,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
             sources = get_quote(pricing, demo).provenance
             return sources.bid_source.liquidity_provider_id == "lp-alpha"
 
-        _wait(alpha_counts, 10, "lp-alpha's prices count again")
+        eventually(alpha_counts, 10, "lp-alpha's prices count again")
     finally:
         alpha.unpin()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.events import Login, Message, events_on, published
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import (
     STANDARD_GROUP,
     Edge,
@@ -188,16 +188,6 @@ def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[M
     return [(message, kind(event.data)) for message, event in events_on(messages, subject)]
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
-
-
 def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str) -> list[T]:
     def probe() -> list[T] | None:
         found = [
@@ -209,7 +199,7 @@ def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str
             assert message.msg_id == message.envelope_id
         return [e for _, e in found] or None
 
-    return eventually(probe, f"{subject} for {symbol} on JetStream")
+    return eventually(probe, 20, f"{subject} for {symbol} on JetStream")
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -282,7 +272,7 @@ def test_a_created_instrument_is_committed_published_and_offered_to_a_group_that
         found: pricing_pb2.Instrument = response.instrument
         return found
 
-    assert eventually(offered, f"{symbol} offered to the new group") == instrument
+    assert eventually(offered, 20, f"{symbol} offered to the new group") == instrument
     listed = pricing.ListInstruments(
         pricing_service_pb2.ListInstrumentsRequest(account_id=account_id),
         metadata=token,
@@ -321,7 +311,7 @@ def _new_group(
             ).fetchone()
         return True if found else None
 
-    eventually(copied, f"pricing's copy of group {group_id}")
+    eventually(copied, 20, f"pricing's copy of group {group_id}")
     return group_id
 
 
@@ -526,13 +516,13 @@ def test_a_digits_change_reaches_the_running_engine(
         found: str = quote.provenance.markup.bid_markup
         return found if found == expected else None
 
-    eventually(lambda: bid_markup("0.05"), "XAUUSD priced with 2 digits")
+    eventually(lambda: bid_markup("0.05"), 20, "XAUUSD priced with 2 digits")
     set_digits(3)
     try:
-        eventually(lambda: bid_markup("0.005"), "XAUUSD priced with 3 digits")
+        eventually(lambda: bid_markup("0.005"), 20, "XAUUSD priced with 3 digits")
     finally:
         set_digits(2)
-    eventually(lambda: bid_markup("0.05"), "XAUUSD priced with 2 digits again")
+    eventually(lambda: bid_markup("0.05"), 20, "XAUUSD priced with 2 digits again")
 
 
 # -- trading status ----------------------------------------------------------------------------
@@ -627,7 +617,7 @@ def test_a_halted_instrument_is_shown_halted_to_clients_and_still_priced(
         shown = instrument()
         assert shown.trading_status == pricing_pb2.TRADING_STATUS_HALTED
         assert shown.halt_reason == "LP pricing error"
-        quote = eventually(lambda: quote_after(halted_at), "a EURUSD price after the halt")
+        quote = eventually(lambda: quote_after(halted_at), 20, "a EURUSD price after the halt")
         assert Decimal(quote.ask) > Decimal(quote.bid)
     finally:
         set_status(admin, staff, "EURUSD", pricing_pb2.TRADING_STATUS_TRADING, "fixed")
@@ -721,7 +711,7 @@ def test_the_provenance_shows_the_lp_books_and_the_markup_that_made_the_price(
         settled = books == [("1.10000", "1.10020"), ("1.10005", "1.10030")]
         return response if made_of == ("1.10005", "1.10020") and settled else None
 
-    response = eventually(explained, "EURUSD made of the pinned LP quotes")
+    response = eventually(explained, 20, "EURUSD made of the pinned LP quotes")
 
     quote, (alpha, beta) = response.quote, response.books
     source = quote.provenance

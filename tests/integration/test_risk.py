@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import AccountStack, Who, account_stack
 from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import refused
 from tests.integration.test_pricing_admin import spec
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
@@ -55,16 +56,6 @@ ADMIN, DEALER, BACKOFFICE = (
     Who(str(uuid.uuid4()), role) for role in ("admin", "dealer", "backoffice")
 )
 SERVICE = Who("", "")  # another service: the edge token, no user
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
 
 
 # -- the stack and the broker this module sets up ---------------------------------------------
@@ -144,7 +135,7 @@ class Broker:
             for lp in self.lps.values():
                 lp.pin(symbol, *target)
             wanted = target[1]
-            eventually(lambda: self._risk_sees(symbol, wanted), f"{symbol} at {target}")  # noqa: B023
+            eventually(lambda: self._risk_sees(symbol, wanted), 30, f"{symbol} at {target}")  # noqa: B023
 
     def _risk_sees(self, symbol: str, ask: str) -> bool | None:
         response = self.check_order(self.probe_account, symbol, types_pb2.SIDE_BUY, "0.01")
@@ -215,11 +206,14 @@ def broker(running_stack: RunningStack, stack: AccountStack) -> Iterator[Broker]
     )
     broker.offer("EURUSD", max_order_size="5")
     broker.offer("GBPUSD")
-    eventually(lambda: _offerable(broker, unpriced), f"the account service's copy of {unpriced}")
+    eventually(
+        lambda: _offerable(broker, unpriced), 30, f"the account service's copy of {unpriced}"
+    )
     _, probe = broker.new_account("1000000.00")
     broker.probe_account = probe.id
     eventually(
         lambda: _funded_in_risk(broker, probe.id),
+        30,
         "risk's copies of the group, its offers and a funded account",
     )
     try:
@@ -274,17 +268,14 @@ def _decision(broker: Broker, check_id: str) -> tuple[Any, ...]:
             ).fetchone()
         return row
 
-    return eventually(probe, f"the decision {check_id} recorded")
+    return eventually(probe, 30, f"the decision {check_id} recorded")
 
 
 @pytest.fixture(scope="module")
 def funded(broker: Broker) -> tuple[account_pb2.User, account_pb2.TradingAccount]:
     """An account holding 1500.00, with no position, known to risk."""
     user, account = broker.new_account("1500.00")
-    eventually(
-        lambda: _funded_in_risk(broker, account.id),
-        "risk's copy of the funded account",
-    )
+    eventually(lambda: _funded_in_risk(broker, account.id), 30, "risk's copy of the funded account")
     return user, account
 
 
@@ -381,12 +372,14 @@ def test_an_instrument_without_a_price_is_refused_and_a_halt_comes_before_it(
     set_status(pricing_pb2.TRADING_STATUS_HALTED, "risk integration test")
     halted = eventually(
         lambda: r if (r := check()).reject_reason == R.ERROR_REASON_INSTRUMENT_HALTED else None,
+        30,
         "risk sees the halt",
     )
     assert halted.reject_message == f"{symbol} is halted"
     set_status(pricing_pb2.TRADING_STATUS_TRADING, "resumed")
     eventually(
         lambda: True if check().reject_reason == R.ERROR_REASON_PRICE_UNAVAILABLE else None,
+        30,
         "risk sees the resumption",
     )
 
@@ -608,10 +601,7 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
     broker: Broker,
 ) -> None:
     user, account = broker.new_account("1300.00")
-    eventually(
-        lambda: _funded_in_risk(broker, account.id),
-        "risk's copy of the funded account",
-    )
+    eventually(lambda: _funded_in_risk(broker, account.id), 30, "risk's copy of the funded account")
     # Margin 550.10 and 650.10; each opens 10.00 down (the spread). Each order right after
     # its price is published: the OMS trades only on a price at most 2 s old.
     for symbol, bid, ask in (("EURUSD", "1.10000", "1.10020"), ("GBPUSD", "1.30000", "1.30020")):
@@ -622,7 +612,9 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
     # Prices that differ from the last ones, so pinned at once: every event sees them exactly.
     # GBPUSD falls 160.00: equity 1130.00, used margin 1198.70, level 94.26: a margin call.
     broker.pin("GBPUSD", "1.29700", "1.29720", move_first=False)
-    eventually(lambda: [e for _, e in _risk_events(broker, account.id)] or None, "the margin call")
+    eventually(
+        lambda: [e for _, e in _risk_events(broker, account.id)] or None, 30, "the margin call"
+    )
     # EURUSD falls 610.00: equity 530.00, used 1192.70, level 44.43: below the stop-out level.
     broker.pin("EURUSD", "1.08800", "1.08820", move_first=False)
 
@@ -631,7 +623,7 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
         done = any(e.type == risk_pb2.MARGIN_EVENT_TYPE_STOP_OUT_COMPLETED for _, e in found)
         return found if done else None
 
-    events = eventually(completed, "the stop-out completed")
+    events = eventually(completed, 30, "the stop-out completed")
 
     assert [subject for subject, _ in events] == [
         "risk.account.margin_call_issued",
@@ -679,7 +671,7 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
             ).fetchall()
             return rows or None
 
-        assert eventually(booked, "the stop-out loss booked") == [
+        assert eventually(booked, 30, "the stop-out loss booked") == [
             ("STOP_OUT_LOSS", D("-610.000000000000"))
         ]
         state = db.execute(

@@ -33,6 +33,7 @@ from stack.state import load
 from tests.integration.callers import AccountStack, account_stack, staff
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import Message, events_on, published
+from tests.integration.support.waiting import eventually
 from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
@@ -106,7 +107,7 @@ def new_trader(edge: Edge, accounts: AccountStack) -> Trader:
         )
     trader = Trader(user.id, account.id, login.access_token)
     # The OMS and the risk service learn the account and its deposit from the account events.
-    wait_for(lambda: funded_at_risk(edge, trader), 30, "the OMS and risk know the funded account")
+    eventually(lambda: funded_at_risk(edge, trader), 30, "the OMS and risk know the funded account")
     return trader
 
 
@@ -130,17 +131,6 @@ def funded_at_risk(edge: Edge, trader: Trader) -> bool:
     return Decimal(risk.account_risk.balance or "0") == DEPOSIT
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
-
-
 def group_quote(edge: Edge, trader: Trader) -> tuple[str, str]:
     with edge.channel() as channel:
         quote = (
@@ -156,7 +146,7 @@ def group_quote(edge: Edge, trader: Trader) -> tuple[str, str]:
 
 
 def await_quote(edge: Edge, trader: Trader, bid: str, ask: str) -> None:
-    wait_for(lambda: group_quote(edge, trader) == (bid, ask), 10, f"the quote {bid}/{ask}")
+    eventually(lambda: group_quote(edge, trader) == (bid, ask), 10, f"the quote {bid}/{ask}")
     time.sleep(0.3)  # the OMS and the risk service read the same price from NATS
 
 
@@ -342,7 +332,7 @@ def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_an
     assert positions_of(edge, trader) == []  # closed positions are not listed as open
 
     # The ledger books the trade's P&L once, referencing it; the balance moves by exactly that.
-    booked = wait_for(
+    booked = eventually(
         lambda: ledger_of(accounts, trader.account_id), 15, "the trade booked to the ledger"
     )
     assert booked == [("REALIZED_PNL", expected_pnl, closing.id)]
@@ -352,7 +342,7 @@ def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_an
 
     # Every order's every change was published once, in its versions 1..n.
     order_ids = {over_grpc.id, over_web.id, over_rest["id"], close["id"]}
-    wait_for(lambda: unsent_outbox(accounts) == 0, 10, "the OMS outbox drained")
+    eventually(lambda: unsent_outbox(accounts) == 0, 10, "the OMS outbox drained")
     published = order_events(accounts, order_ids)
     for order_id, versions in published.items():
         assert versions == list(range(1, len(versions) + 1)), (order_id, versions)
@@ -400,9 +390,9 @@ def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_
     assert all(o.status == trading_pb2.ORDER_STATUS_FILLED for o in orders), orders
 
     # Gone before `up` looks (a process killed a moment ago may still be running).
-    wait_for(lambda: not is_running(oms), 30, "the killed OMS exited")
+    eventually(lambda: not is_running(oms), 30, "the killed OMS exited")
     up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))  # restarts the OMS
-    wait_for(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
+    eventually(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
 
     published = order_events(accounts, {o.id for o in orders})
     for order in orders:
