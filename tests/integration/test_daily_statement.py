@@ -25,11 +25,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import Trader, new_trader
 from tests.integration.support.orders import Oms, connect
+from tests.integration.support.rollover import completed, run_rollover
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_brokers_day import completed, run_rollover
-from tests.integration.test_trading_flow import Trader, new_trader
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api

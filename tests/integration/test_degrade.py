@@ -34,21 +34,23 @@ from stack.ports import Ports
 from stack.state import ComponentState, load
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.support.orders import Oms, connect
-from tests.integration.support.orders import place as place_stp
-from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_stp import await_pinned_price, ended, hedges_of, stp_trader
-from tests.integration.test_trading_flow import (
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import (
     Trader,
-    accounts,  # noqa: F401 (a fixture)
     await_quote,
-    edge,  # noqa: F401 (a fixture)
     group_quote,
     market,
     new_trader,
-    pinned,  # noqa: F401 (a fixture)
     place_grpc,
+)
+from tests.integration.support.orders import Oms, connect
+from tests.integration.support.orders import place as place_stp
+from tests.integration.support.stp import await_pinned_price, ended, hedges_of, stp_trader
+from tests.integration.support.waiting import eventually
+from tests.integration.test_trading_flow import (
+    accounts,  # noqa: F401 (a fixture)
+    edge,  # noqa: F401 (a fixture)
+    pinned,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -53,10 +53,11 @@ from stack.state import ComponentState, load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import published as stream_messages
 from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.edge_trading import unsent_outbox
 from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
 from tests.integration.support.orders import place_filled as place_filled_order
+from tests.integration.support.postgres import blocked_by
 from tests.integration.support.waiting import eventually
-from tests.integration.test_trading_flow import unsent_outbox
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 
@@ -134,17 +135,6 @@ def backends(oms: Oms, service: str) -> int:
         f"tradingmesh-{service}",
     )[0]
     return int(count)
-
-
-def blocked_by(oms: Oms, service: str, pid: int) -> bool:
-    """Whether a statement of the service waits for a lock the backend `pid` holds."""
-    (count,) = oms.rows(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE application_name = %s AND %s = ANY(pg_blocking_pids(pid))",
-        f"tradingmesh-{service}",
-        pid,
-    )[0]
-    return int(count) > 0
 
 
 @contextlib.contextmanager

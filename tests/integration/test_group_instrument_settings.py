@@ -24,10 +24,9 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.integration.conftest import RunningStack
+from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import STANDARD_GROUP, Edge, bearer, login, make_user, refused
-from tests.integration.test_market_data import STANDARD_MARKUP_POINTS, get_quote
-from tests.integration.test_pricing_admin import events, spec
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc

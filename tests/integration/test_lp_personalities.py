@@ -25,9 +25,9 @@ from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.fix_client import FixClient, Received, fix_session
+from tests.integration.support.edge import Edge, bearer, login, make_user
+from tests.integration.support.lps import lp_logins
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge, bearer, login, make_user
-from tests.integration.test_lp_simulators import _logins
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
 
@@ -48,7 +48,7 @@ def control(running_stack: RunningStack) -> Iterator[ControlClient]:
 def qa_session(
     running_stack: RunningStack, workdir: Path, use_dictionary: bool = True
 ) -> Iterator[FixClient]:
-    login_ = _logins(running_stack)[LP]
+    login_ = lp_logins(running_stack)[LP]
     port = Ports(running_stack.state.base_port).lp_fix(LP)
     with fix_session(
         port, LP.upper(), login_.username, login_.password.reveal(), workdir, use_dictionary
@@ -298,7 +298,7 @@ def test_every_fix_session_has_a_log_without_its_password_and_tradingmesh_logs_s
     lp.new_order(_id("log"), "EURUSD", "1", "0.1")  # refused: a reject to be logged
     lp.expect(lambda m: m.msg_type == "3")
     logs = StackPaths.for_name(running_stack.config.name).fix_logs
-    passwords = [login_.password.reveal() for login_ in _logins(running_stack).values()]
+    passwords = [login_.password.reveal() for login_ in lp_logins(running_stack).values()]
 
     expected = {
         f"FIX.4.4-{sender}-{target}.log"

@@ -27,14 +27,13 @@ from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
-
-STANDARD_MARKUP_POINTS = 10  # stack/seed.py: the demo account's group
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +57,6 @@ def demo(edge: Edge) -> tuple[str, str]:
 def pricing(edge: Edge) -> Iterator[pricing_grpc.PricingServiceStub]:
     with edge.channel() as channel:
         yield pricing_grpc.PricingServiceStub(channel)
-
-
-def get_quote(
-    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str], symbol: str = "EURUSD"
-) -> pricing_pb2.Quote:
-    token, account = demo
-    deadline = time.monotonic() + 30
-    while True:  # the first prices arrive a moment after the stack is healthy
-        try:
-            response = pricing.GetQuote(
-                pricing_service_pb2.GetQuoteRequest(symbol=symbol, account_id=account),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            return response.quote
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_a_quote_is_the_best_lp_prices_widened_by_the_groups_markup(

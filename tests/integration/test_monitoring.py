@@ -17,9 +17,9 @@ import pytest
 from monitoring.grafana.dashboards import DASHBOARDS
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge_trading import Trader, market, new_trader, place_grpc
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge
-from tests.integration.test_trading_flow import Trader, market, new_trader, place_grpc
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 

@@ -32,9 +32,9 @@ from services.platform.envelope import Envelope
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import Trader, new_trader
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_trading_flow import Trader, new_trader
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata

@@ -9,14 +9,13 @@ later restart of pricing (test_stack) must not find them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -25,16 +24,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.events import Login, Message, events_on, published
+from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.pricing import EVERY_DAY, T, events, spec
 from tests.integration.support.waiting import eventually
-from tests.integration.test_auth import (
-    STANDARD_GROUP,
-    Edge,
-    bearer,
-    login,
-    make_user,
-    refused,
-)
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -51,11 +43,6 @@ from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 R = ErrorReason
-T = TypeVar("T")
-EVERY_DAY = [
-    pricing_pb2.TradingSession(day=pricing_pb2.DayOfWeek.ValueType(d), end_minute=1440)
-    for d in range(1, 8)
-]
 
 
 @dataclass(frozen=True)
@@ -123,23 +110,6 @@ def demo(edge: Edge) -> tuple[str, str]:
     return response.access_token, demo.account_id
 
 
-def spec(symbol: str, sessions: list[pricing_pb2.TradingSession] | None = None) -> Any:
-    return pricing_pb2.Instrument(
-        symbol=symbol,
-        description="Integration test index",
-        asset_class=pricing_pb2.ASSET_CLASS_INDEX,
-        quote_currency="USD",
-        digits=1,
-        tick_size="0.1",
-        contract_size="1",
-        min_lot="0.1",
-        max_lot="500",
-        lot_step="0.1",
-        margin_rate="0.05",
-        sessions=EVERY_DAY if sessions is None else sessions,
-    )
-
-
 def new_symbol(created: list[str]) -> str:
     symbol = f"IT{uuid.uuid4().hex[:10].upper()}"
     created.append(symbol)
@@ -178,14 +148,6 @@ def outbox_size(edge: Edge) -> int:
         row = db.execute("SELECT count(*) FROM pricing.outbox").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[Message, T]]:
-    """Every event on `subject` inside the PRICING stream's envelopes: (its message, event)."""
-    known = edge.admin_secrets().nats
-    login = Login(f"nats://127.0.0.1:{edge.ports.nats}", known.username, known.password.reveal())
-    messages = asyncio.run(published(login, "PRICING", "pricing.instrument.>"))
-    return [(message, kind(event.data)) for message, event in events_on(messages, subject)]
 
 
 def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str) -> list[T]:

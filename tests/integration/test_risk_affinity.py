@@ -39,9 +39,10 @@ from stack.state import load
 from tests.integration import test_replicas, test_risk
 from tests.integration.callers import AccountStack, Who
 from tests.integration.conftest import RunningStack
+from tests.integration.support.metrics import metrics
+from tests.integration.support.risk import Broker
+from tests.integration.support.risk import funded_in_risk as _funded_in_risk
 from tests.integration.support.waiting import eventually
-from tests.integration.test_replicas import _metrics
-from tests.integration.test_risk import Broker, _funded_in_risk
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.account.v1 import account_service_pb2 as account_api_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -222,7 +223,7 @@ def _checks(running_stack: RunningStack) -> list[int]:
     counts = []
     for k in (1, 2):
         try:
-            text = _metrics(running_stack.state, "risk", k)
+            text = metrics(running_stack.state, "risk", k)
         except OSError:
             counts.append(0)
             continue

@@ -33,6 +33,19 @@ from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import events_on, published
 from tests.integration.support.components import oms_answers
 from tests.integration.support.orders import SYMBOLS, Oms, Trader, connect, new_trader, place
+from tests.integration.support.stp import (
+    ALPHA,
+    BETA,
+    S,
+    await_pinned_price,
+    ended,
+    get_order,
+    hedges_of,
+    lp_order_reports,
+    lp_reports,
+    stp_trader,
+    trades,
+)
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
@@ -49,12 +62,7 @@ from tradingmesh.oms.v1 import (
 from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 
 R = ErrorReason
-S = trading_pb2
 D = Decimal
-PRO_STP = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://tradingmesh.local/group/pro-stp"))
-ALPHA = ("1.10000", "1.10010")  # the best bid and the best ask
-BETA = ("1.09990", "1.10030")
-SOH = b"\x01"
 
 
 @pytest.fixture(scope="module")
@@ -79,96 +87,11 @@ def pinned(oms: Oms) -> Iterator[Callable[[str | None], None]]:
             control.unpin()
 
 
-def stp_trader(oms: Oms) -> Trader:
-    return new_trader(oms, PRO_STP)
-
-
-def await_pinned_price(oms: Oms, trader: Trader) -> None:
-    """The pro-stp group's price is the raw best (no markup) once pricing has the pins."""
-
-    def probe() -> bool:
-        with oms.service("pricing") as channel:
-            quote = (
-                pricing_service_pb2_grpc.PricingServiceStub(channel)
-                .GetQuote(
-                    pricing_service_pb2.GetQuoteRequest(
-                        symbol="EURUSD", account_id=trader.account_id
-                    ),
-                    metadata=trader.md,
-                    timeout=5,
-                )
-                .quote
-            )
-        return (quote.bid, quote.ask) == ALPHA and not quote.stale
-
-    eventually(probe, 20, f"the pinned price {ALPHA} for pro-stp")
-    time.sleep(0.5)  # the OMS reads the same price from NATS
-
-
-def get_order(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    return oms.orders.GetOrder(
-        order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=order_id),
-        metadata=trader.md,
-        timeout=10,
-    ).order
-
-
-def ended(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    terminal = {S.ORDER_STATUS_FILLED, S.ORDER_STATUS_CANCELLED, S.ORDER_STATUS_REJECTED}
-
-    def probe() -> oms_pb2.Order | None:
-        order = get_order(oms, trader, order_id)
-        return order if order.status in terminal else None
-
-    result: oms_pb2.Order = eventually(probe, 20, f"order {order_id} ended")
-    return result
-
-
-def trades(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
-    return list(
-        oms.orders.ListTrades(
-            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
-            metadata=trader.md,
-            timeout=10,
-        ).trades
-    )
-
-
-def hedges_of(oms: Oms, order_ids: list[str]) -> list[dict[str, Any]]:
-    columns = (
-        "id::text, symbol, side, quantity, gross_buy_quantity, gross_sell_quantity,"
-        " filled_quantity, average_price, liquidity_provider_id, status, status_reason"
-    )
-    rows = oms.rows(
-        f"SELECT {columns} FROM oms.hedge_orders WHERE id IN (SELECT hedge_order_id"
-        " FROM oms.hedge_order_orders WHERE order_id = ANY(%s::uuid[])) ORDER BY created_at",
-        order_ids,
-    )
-    names = [c.strip().split("::")[0] for c in columns.split(",")]
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
 def linked_orders(oms: Oms, hedge_id: str) -> set[str]:
     rows = oms.rows(
         "SELECT order_id::text FROM oms.hedge_order_orders WHERE hedge_order_id = %s", hedge_id
     )
     return {r[0] for r in rows}
-
-
-def lp_reports(oms: Oms, lp: str) -> list[dict[int, str]]:
-    """The ExecutionReports the LP simulator sent the OMS's order session, from its FIX message
-    store (what the LP itself saw and did)."""
-    store = StackPaths.for_name(oms.running.config.name).lp_dir(lp) / "fix-store"
-    body = store / f"FIX.4.4-{lp.upper()}-TRADINGMESH-OMS.body"
-    reports = []
-    for message in body.read_bytes().split(b"8=FIX.4.4" + SOH)[1:]:
-        fields = {
-            int(tag): value.decode()
-            for tag, _, value in (f.partition(b"=") for f in message.split(SOH) if b"=" in f)
-        }
-        if fields.get(35) == "8":
-            reports.append(fields)
-    return reports
 
 
 def _hedge_events(oms: Oms) -> list[tuple[str, str]]:
@@ -479,10 +402,6 @@ def hedge_at(oms: Oms, order_id: str, statuses: set[str], what: str) -> dict[str
 
     result: dict[str, Any] = eventually(probe, 20, what)
     return result
-
-
-def lp_order_reports(oms: Oms, hedge_id: str, lp: str = "lp-alpha") -> list[dict[int, str]]:
-    return [r for r in lp_reports(oms, lp) if r.get(11) == hedge_id]
 
 
 def order_audit(oms: Oms, order_id: str) -> list[str]:

@@ -30,15 +30,17 @@ from stack.state import ComponentState, load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.support.components import oms_answers
 from tests.integration.support.orders import Oms, Trader, connect, place
-from tests.integration.support.waiting import eventually
-from tests.integration.test_stp import (
+from tests.integration.support.stp import (
     ALPHA,
     await_pinned_price,
     ended,
     get_order,
     hedges_of,
-    pinned,  # noqa: F401 (a fixture)
     stp_trader,
+)
+from tests.integration.support.waiting import eventually
+from tests.integration.test_stp import (
+    pinned,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
