@@ -28,12 +28,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import Ports
-from stack.state import ComponentState, load
 from tests.integration.callers import AccountStack
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import component, kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import (
     Trader,
@@ -65,29 +63,6 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 @pytest.fixture(scope="module")
 def oms(running_stack: RunningStack) -> Iterator[Oms]:
     yield from connect(running_stack)
-
-
-def component(running_stack: RunningStack, name: str) -> ComponentState:
-    """The component as it runs now (an earlier test may have restarted it)."""
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    return entry
-
-
-def kill(running_stack: RunningStack, name: str) -> None:
-    """SIGKILL to the component's process group (a crash), and gone."""
-    entry = component(running_stack, name)
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, f"{name} exited")
-
-
-def restore(running_stack: RunningStack) -> None:
-    """`up` again: starts what is not running, returns once the stack is healthy."""
-    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
 
 
 def risk_serving(running_stack: RunningStack) -> bool:

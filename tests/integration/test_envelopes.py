@@ -47,12 +47,12 @@ from nats.js.api import ConsumerInfo
 from services.account.trading import TRADES_CONSUMER, TRADES_SUBJECT
 from services.oms.store.events import ORDER_EVENTS
 from services.platform.envelope import Event, open_envelope
-from stack.orchestrator import StackConfig, is_running, up
+from stack.orchestrator import is_running
 from stack.paths import StackPaths
 from stack.state import ComponentState, load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
 from tests.integration.events import published as stream_messages
-from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.components import kill, kill_oms, restore, start_oms
 from tests.integration.support.edge_trading import unsent_outbox
 from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
 from tests.integration.support.orders import place_filled as place_filled_order
@@ -106,18 +106,6 @@ def signal_group(oms: Oms, name: str, sig: signal.Signals) -> None:
     entry, pid = component(oms, name)
     assert is_running(entry), name
     os.killpg(pid, sig)
-
-
-def kill(oms: Oms, name: str) -> None:
-    """SIGKILL: a crash, nothing handed over, nothing acknowledged."""
-    entry, pid = component(oms, name)
-    os.killpg(pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, f"{name} stopped")
-
-
-def restart(oms: Oms) -> None:
-    """Starts what is not running and waits until every component is healthy again."""
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
 
 
 def resumed(oms: Oms, name: str) -> None:
@@ -534,14 +522,14 @@ def test_the_account_service_killed_applying_a_batch_books_each_trade_once_after
                 20,
                 "the account service applying the batch",
             )
-            kill(oms, "account")
+            kill(oms.running, "account")
             hold.rollback()
     finally:
         resumed(oms, "account")
     eventually(lambda: backends(oms, "account") == 0, 20, "the killed service's connections")
     assert booked(oms, fills) == set()  # its transaction rolled back with its connection
 
-    restart(oms)
+    restore(oms.running)
 
     # What was delivered to the killed process comes again after the ack wait, and is applied.
     eventually(lambda: caught_up(oms, TRADES_CONSUMER), REDELIVERY_SECONDS, "redelivered")
@@ -566,7 +554,7 @@ def test_a_batch_committed_but_unacknowledged_when_the_account_service_dies_is_n
         with commits_held(oms):
             signal_group(oms, "account", signal.SIGCONT)
             eventually(lambda: committing_a_booking(oms), 20, "the account service committing")
-            kill(oms, "account")
+            kill(oms.running, "account")
         # Released: the dead process's commit completes; it never acknowledged the messages.
     finally:
         resumed(oms, "account")
@@ -574,7 +562,7 @@ def test_a_batch_committed_but_unacknowledged_when_the_account_service_dies_is_n
     committed = booked(oms, fills)
     assert committed, "the killed process's batch committed"
 
-    restart(oms)
+    restore(oms.running)
 
     # Each committed envelope is delivered again after the ack wait: to the killed process and
     # after the restart, where its inbox row makes the consumer skip it.
@@ -603,13 +591,13 @@ def test_risk_killed_applying_a_batch_keeps_one_copy_of_each_trade_after_restart
             20,
             "risk applying the batch",
         )
-        kill(oms, "risk")
+        kill(oms.running, "risk")
         hold.rollback()
     eventually(lambda: backends(oms, "risk") == 0, 20, "the killed service's connections")
     fills = filled(oms, orders)
     assert copied_by_risk(oms, fills) == set()
 
-    restart(oms)
+    restore(oms.running)
 
     eventually(lambda: caught_up(oms, RISK_TRADING), REDELIVERY_SECONDS, "redelivered")
     assert deliveries(oms, RISK_TRADING) - before > BATCH  # at least one of them twice

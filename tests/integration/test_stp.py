@@ -10,8 +10,6 @@ needs the provider to run short of liquidity.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 import time
 import uuid
@@ -24,14 +22,11 @@ import grpc
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import load
 from tests.integration.callers import Who
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
-from tests.integration.support.components import oms_answers
+from tests.integration.support.components import kill_oms, start_oms
 from tests.integration.support.orders import SYMBOLS, Oms, Trader, connect, new_trader, place
 from tests.integration.support.stp import (
     ALPHA,
@@ -651,17 +646,8 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     await_group_price(oms, trader, *ALPHA)
     order = place_limit(oms, trader, "1.10005", "0.30")
 
-    # The stack as it is now: an earlier test may have restarted components.
-    paths = StackPaths.for_name(oms.running.config.name)
-    state = load(paths.state_file)
-    assert state is not None
-    entry = state.component("oms")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)  # a crash: nothing is handed over
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
+    kill_oms(oms)  # a crash: nothing is handed over
+    start_oms(oms, trader)
 
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
     pin(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))

@@ -24,11 +24,8 @@ from decimal import Decimal
 
 import pytest
 
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
-from stack.state import ComponentState, load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.support.components import oms_answers
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import component, kill_oms, start_oms
 from tests.integration.support.orders import Oms, Trader, connect, place
 from tests.integration.support.stp import (
     ALPHA,
@@ -38,7 +35,6 @@ from tests.integration.support.stp import (
     hedges_of,
     stp_trader,
 )
-from tests.integration.support.waiting import eventually
 from tests.integration.test_stp import (
     pinned,  # noqa: F401 (a fixture)
 )
@@ -53,25 +49,6 @@ WAIT_SECONDS = 5
 AGED_OUT = 2.4
 
 
-def component(oms: Oms, name: str) -> ComponentState:
-    """The component as it runs now (an earlier test may have restarted it)."""
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    return entry
-
-
-def restart_oms(running_stack: RunningStack, oms: Oms, trader: Trader) -> None:
-    entry = component(oms, "oms")
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
-
-
 @pytest.fixture(scope="module")
 def oms(running_stack: RunningStack) -> Iterator[Oms]:
     yield from connect(running_stack)
@@ -83,11 +60,13 @@ def trader(running_stack: RunningStack, oms: Oms) -> Iterator[Trader]:
     trader = stp_trader(oms)
     os.environ["TM_OMS_STP_PRICE_WAIT_S"] = str(WAIT_SECONDS)
     try:
-        restart_oms(running_stack, oms, trader)
+        kill_oms(oms)
+        start_oms(oms, trader)
         yield trader
     finally:
         os.environ.pop("TM_OMS_STP_PRICE_WAIT_S", None)
-        restart_oms(running_stack, oms, trader)
+        kill_oms(oms)
+        start_oms(oms, trader)
 
 
 class FrozenPricing:
@@ -95,7 +74,7 @@ class FrozenPricing:
     the block ends."""
 
     def __init__(self, oms: Oms) -> None:
-        pid = component(oms, "pricing").pid
+        pid = component(oms.running, "pricing").pid
         assert pid is not None
         self.pid = pid
         assert os.getpgid(pid) == pid

@@ -1,4 +1,6 @@
-"""Stopping and restarting the stack's components as a crash and a recovery would."""
+"""Stopping and restarting the stack's components as a crash and a recovery would: SIGKILL to
+a component's process group (`kill`), then `up` again (`restore`), which starts what is not
+running."""
 
 from __future__ import annotations
 
@@ -9,27 +11,42 @@ import grpc
 
 from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
-from stack.state import load
-from tests.integration.conftest import SETUP_BUDGET
+from stack.state import ComponentState, load
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.support.orders import Oms, Trader
 from tests.integration.support.waiting import eventually
 from tradingmesh.oms.v1 import order_service_pb2
 
 
-def kill_oms(oms: Oms) -> None:
-    """SIGKILL: a crash, nothing handed over."""
-    paths = StackPaths.for_name(oms.running.config.name)
-    state = load(paths.state_file)
+def component(running: RunningStack, name: str) -> ComponentState:
+    """The component as it runs now (an earlier test may have restarted it)."""
+    state = load(StackPaths.for_name(running.config.name).state_file)
     assert state is not None
-    entry = state.component("oms")
+    entry = state.component(name)
     assert entry is not None
     assert entry.pid is not None
+    return entry
+
+
+def kill(running: RunningStack, name: str) -> None:
+    """SIGKILL to the component's process group: a crash, nothing handed over; and gone."""
+    entry = component(running, name)
+    assert entry.pid is not None
     os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
+    eventually(lambda: not is_running(entry), 30, f"{name} stopped")
+
+
+def restore(running: RunningStack) -> None:
+    """`up` again: starts what is not running, returns once the stack is healthy."""
+    up(StackConfig(name=running.config.name, budget=SETUP_BUDGET))
+
+
+def kill_oms(oms: Oms) -> None:
+    kill(oms.running, "oms")
 
 
 def start_oms(oms: Oms, trader: Trader) -> None:
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+    restore(oms.running)
     eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
 
 
