@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import threading
 import time
@@ -26,12 +25,11 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from stack.orchestrator import is_running, up
 from stack.orchestrator import status as stack_status
-from stack.paths import StackPaths
+from stack.orchestrator import up
 from stack.process import ProcessRef, stop_groups
-from stack.state import load
 from tests.integration.conftest import RunningStack
+from tests.integration.support.components import kill
 from tests.integration.support.edge import Edge, bearer, login, make_user
 from tests.integration.support.edge_calls import (
     LOGIN,
@@ -431,7 +429,7 @@ def test_calls_in_flight_when_a_service_is_killed_are_unavailable_or_503_never_i
         deadline = time.monotonic() + 60
         while min(p.ok for p in load) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        sigkill(running_stack, "oms")
+        kill(running_stack, "oms")
         time.sleep(1.5)  # and the calls made while it is down
     finally:
         for protocol in load:
@@ -513,20 +511,6 @@ class Load:
                     self.failures.append(failure)
             if failure is not None:
                 time.sleep(0.4)
-
-
-def sigkill(running_stack: RunningStack, name: str) -> None:
-    """SIGKILL to a component's process group (a crash), and gone."""
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while is_running(entry):
-        assert time.monotonic() < deadline, f"{name} still runs 30 s after SIGKILL"
-        time.sleep(0.1)
 
 
 # ---- long paths and headers -----------------------------------------------------------------

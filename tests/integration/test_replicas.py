@@ -36,7 +36,7 @@ from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge_trading import market, new_trader, place_grpc
 from tests.integration.support.metrics import metrics
-from tests.integration.support.orders import Oms, place
+from tests.integration.support.orders import Oms, place, trades_of
 from tests.integration.support.orders import new_trader as new_stp_trader
 from tests.integration.support.stp import (
     ALPHA,
@@ -47,7 +47,7 @@ from tests.integration.support.stp import (
     hedges_of,
     lp_reports,
 )
-from tests.integration.support.triggers import audit_events, trader_at, trades_of
+from tests.integration.support.triggers import audit_events, trader_at
 from tests.integration.support.triggers import ended as trigger_ended
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2

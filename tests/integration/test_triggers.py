@@ -23,6 +23,7 @@ from tests.integration.support.orders import (
     connect,
     place,
     place_filled,
+    trades_of,
 )
 from tests.integration.support.triggers import (
     Pin,
@@ -32,7 +33,6 @@ from tests.integration.support.triggers import (
     ended,
     get_order,
     trader_at,
-    trades_of,
 )
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2

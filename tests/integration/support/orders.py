@@ -295,3 +295,12 @@ def verified_chain(oms: Oms, account_id: str) -> list[AuditRecord]:
 def _dict_rows(cursor: Any) -> Callable[[Any], dict[str, Any]]:
     names = [column.name for column in cursor.description or ()]
     return lambda values: dict(zip(names, values, strict=True))
+
+
+def trades_of(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
+    return list(
+        oms.orders.ListTrades(
+            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
+            metadata=trader.md,
+        ).trades
+    )

@@ -64,12 +64,3 @@ def audit_events(oms: Oms, order_id: str) -> list[tuple[str, str]]:
             order_id,
         )
     ]
-
-
-def trades_of(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
-    return list(
-        oms.orders.ListTrades(
-            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
-            metadata=trader.md,
-        ).trades
-    )
