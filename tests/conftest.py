@@ -4,6 +4,11 @@ environment)."""
 
 import os
 
+import pytest
+
+# The shared helpers of the integration tests assert too: their failures are explained as a test's.
+pytest.register_assert_rewrite("tests.integration.support")
+
 os.environ["TM_CHECK_EVENTS"] = "1"
 # The test stacks roll over only when a test asks (OrderAdminService.RunRollover, ADR 0010): a
 # rollover coming due during a run would charge swap on every test's positions. One account per

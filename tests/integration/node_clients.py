@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.integration.test_auth import Edge
+from tests.integration.support.edge import Edge
 
 
 def run_node_script(

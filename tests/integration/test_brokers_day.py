@@ -13,7 +13,6 @@ alone while the positions stay open.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
@@ -25,15 +24,13 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
-from tests.integration.test_envelopes import blocked_by
-from tests.integration.test_orders import (
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import (
     DEPOSIT,
     Oms,
     Trader,
     connect,
-    eventually,
     live_quote,
     new_group,
     new_trader,
@@ -41,17 +38,25 @@ from tests.integration.test_orders import (
     refusal,
     verified_chain,
 )
-from tests.integration.test_stp_durability import kill_oms, start_oms
+from tests.integration.support.postgres import blocked_by
+from tests.integration.support.rollover import (
+    D,
+    admin,
+    as_staff,
+    balance,
+    completed,
+    run_rollover,
+    swap_entries,
+)
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import (
     oms_pb2,
     order_admin_service_pb2,
-    order_admin_service_pb2_grpc,
     position_service_pb2,
 )
 
-D = Decimal
 WEDNESDAY = "2030-01-02"  # triple swap
 THURSDAY = "2030-01-03"
 FRIDAY = "2030-01-04"
@@ -89,34 +94,6 @@ def group(oms: Oms) -> str:
     return group_id
 
 
-def admin(oms: Oms) -> order_admin_service_pb2_grpc.OrderAdminServiceStub:
-    return order_admin_service_pb2_grpc.OrderAdminServiceStub(oms.channel)
-
-
-def as_staff(oms: Oms, role: str) -> tuple[tuple[str, str], ...]:
-    return oms.stack.as_(Who(str(uuid.uuid4()), role))
-
-
-def run_rollover(oms: Oms, trading_date: str) -> oms_pb2.Rollover:
-    return (
-        admin(oms)
-        .RunRollover(
-            order_admin_service_pb2.RunRolloverRequest(trading_date=trading_date),
-            metadata=as_staff(oms, "admin"),
-            timeout=10,
-        )
-        .rollover
-    )
-
-
-def completed(oms: Oms, trading_date: str) -> oms_pb2.Rollover:
-    def probe() -> oms_pb2.Rollover | None:
-        rollover = run_rollover(oms, trading_date)
-        return rollover if rollover.state == oms_pb2.ROLLOVER_STATE_COMPLETED else None
-
-    return eventually(probe, 60, f"the rollover of {trading_date} completed")
-
-
 def charges(oms: Oms, position_ids: list[str], trading_date: str) -> dict[str, list[Any]]:
     """Per position, its charges of the day: (charge id, amount, nights)."""
     rows = oms.rows(
@@ -131,24 +108,8 @@ def charges(oms: Oms, position_ids: list[str], trading_date: str) -> dict[str, l
     return found
 
 
-def swap_entries(oms: Oms, account_id: str) -> dict[str, Decimal]:
-    """The account's SWAP ledger entries, by the charge they book."""
-    rows = oms.rows(
-        "SELECT reference_id, amount FROM account.ledger_entries"
-        " WHERE account_id = %s AND reason = 'SWAP' AND reference_type = 'swap_charge'",
-        account_id,
-    )
-    assert len(rows) == len({r[0] for r in rows})
-    return {str(r[0]): D(r[1]) for r in rows}
-
-
 def booked_once(oms: Oms, account_id: str, charge_id: str, amount: Decimal) -> bool:
     return swap_entries(oms, account_id) == {charge_id: amount}
-
-
-def balance(oms: Oms, account_id: str) -> Decimal:
-    (row,) = oms.rows("SELECT balance FROM account.balances WHERE account_id = %s", account_id)
-    return D(row[0])
 
 
 def snapshot(oms: Oms, account_id: str, trading_date: str) -> dict[str, Any] | None:
@@ -283,13 +244,10 @@ def test_a_rollover_killed_mid_run_charges_each_position_exactly_once(oms: Oms, 
 
     start_oms(oms, traders[0])  # the job resumes the running rollover by itself
     eventually(
-        lambda: (
-            oms.rows(
-                "SELECT 1 FROM oms.rollovers WHERE trading_date = %s AND completed_at IS NOT NULL",
-                THURSDAY,
-            )
-            or None
-        ),  # no row yet: [] is a value to `eventually`, not a "not yet"
+        lambda: oms.rows(
+            "SELECT 1 FROM oms.rollovers WHERE trading_date = %s AND completed_at IS NOT NULL",
+            THURSDAY,
+        ),
         60,
         "the resumed rollover completed",
     )

@@ -25,11 +25,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_brokers_day import completed, run_rollover
-from tests.integration.test_notifications import wait_for
-from tests.integration.test_orders import Oms, connect
-from tests.integration.test_trading_flow import Trader, new_trader
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import Trader, new_trader
+from tests.integration.support.orders import Oms, connect
+from tests.integration.support.rollover import completed, run_rollover
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
@@ -196,10 +196,10 @@ def test_an_opted_in_user_gets_one_daily_statement_email_and_others_none(
 
     # Act: the operator rolls the day over; its statements follow.
     completed(oms, DAY)
-    (notification,) = wait_for(
+    (notification,) = eventually(
         lambda: daily_statements(edge, opted_in, DAY), 60, "the daily statement notification"
     )
-    (email,) = wait_for(lambda: emails_to(sink, address, DAY), 60, "the daily statement email")
+    (email,) = eventually(lambda: emails_to(sink, address, DAY), 60, "the daily statement email")
 
     # Assert: the figures, by hand from the ledger and the day's swap charge, and as reporting
     # gives them to the user for the same period.
@@ -255,7 +255,7 @@ def test_an_opted_in_user_gets_one_daily_statement_email_and_others_none(
             (DAY,),
         )
         db.commit()
-    wait_for(
+    eventually(
         lambda: rows(
             edge,
             "SELECT 1 FROM notification.rollovers WHERE trading_date = %s"

@@ -28,27 +28,27 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import Ports
-from stack.state import ComponentState, load
 from tests.integration.callers import AccountStack
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_orders import Oms, connect
-from tests.integration.test_orders import place as place_stp
-from tests.integration.test_stp import await_pinned_price, ended, hedges_of, stp_trader
-from tests.integration.test_trading_flow import (
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import component, kill, restore
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import (
     Trader,
-    accounts,  # noqa: F401 (a fixture)
     await_quote,
-    edge,  # noqa: F401 (a fixture)
     group_quote,
     market,
     new_trader,
-    pinned,  # noqa: F401 (a fixture)
     place_grpc,
-    wait_for,
+)
+from tests.integration.support.orders import Oms, connect
+from tests.integration.support.orders import place as place_stp
+from tests.integration.support.stp import await_pinned_price, ended, hedges_of, stp_trader
+from tests.integration.support.waiting import eventually
+from tests.integration.test_trading_flow import (
+    accounts,  # noqa: F401 (a fixture)
+    edge,  # noqa: F401 (a fixture)
+    pinned,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -63,29 +63,6 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 @pytest.fixture(scope="module")
 def oms(running_stack: RunningStack) -> Iterator[Oms]:
     yield from connect(running_stack)
-
-
-def component(running_stack: RunningStack, name: str) -> ComponentState:
-    """The component as it runs now (an earlier test may have restarted it)."""
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    return entry
-
-
-def kill(running_stack: RunningStack, name: str) -> None:
-    """SIGKILL to the component's process group (a crash), and gone."""
-    entry = component(running_stack, name)
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    wait_for(lambda: not is_running(entry), 30, f"{name} exited")
-
-
-def restore(running_stack: RunningStack) -> None:
-    """`up` again: starts what is not running, returns once the stack is healthy."""
-    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
 
 
 def risk_serving(running_stack: RunningStack) -> bool:
@@ -160,7 +137,7 @@ def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
         restore(running_stack)
 
     # Redis back: GetQuote answers the newest price again (pricing writes it when it can).
-    wait_for(
+    eventually(
         lambda: group_quote_or_none(edge, trader) == ("1.30195", "1.30215"),
         20,
         "GetQuote answering again after Redis came back",
@@ -201,7 +178,7 @@ def test_the_first_order_after_risk_restarts_succeeds(
     try:
         time.sleep(3)
         starter.start()  # `up` starts risk again
-        wait_for(lambda: risk_serving(running_stack), 60, "risk serving again")
+        eventually(lambda: risk_serving(running_stack), 60, "risk serving again")
         stop.set()
         sender.join()
         # Risk serves: the very next order passes its check (not after `up` has finished).

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import threading
 import time
@@ -24,16 +23,23 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
-from stack.orchestrator import is_running, up
 from stack.orchestrator import status as stack_status
-from stack.paths import StackPaths
+from stack.orchestrator import up
 from stack.process import ProcessRef, stop_groups
-from stack.state import load
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, bearer, login, make_user
+from tests.integration.support.components import kill
+from tests.integration.support.edge import Edge, bearer, login, make_user
+from tests.integration.support.edge_calls import (
+    LOGIN,
+    Answer,
+    Trader,
+    call,
+    error_info,
+    preflight,
+    rest,
+)
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -43,28 +49,7 @@ from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.reporting.v1 import reporting_service_pb2 as reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2_grpc as reporting_grpc
 
-LOGIN = "/tradingmesh.account.v1.AuthService/Login"
 PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
-
-
-@dataclass(frozen=True)
-class Trader:
-    token: str
-    account_id: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An HTTP answer: status, headers (lower-case names) and body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def status_json(self) -> status_pb2.Status:
-        """The body as a google.rpc.Status (fails the test if it is not one)."""
-        assert self.headers.get("content-type") == "application/json", (self.status, self.body)
-        return json_format.Parse(self.body, status_pb2.Status())
 
 
 @pytest.fixture(scope="module")
@@ -82,42 +67,6 @@ def trader(edge: Edge) -> Trader:
             auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
         )
     return Trader(response.access_token, demo.account_id)
-
-
-def call(
-    edge: Edge,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    source: str = "127.0.0.1",
-) -> Answer:
-    connection = edge.https(source)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        payload = response.read()
-    finally:
-        connection.close()
-    return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, payload)
-
-
-def rest(
-    edge: Edge, method: str, path: str, trader: Trader | None, body: object | None = None
-) -> Answer:
-    headers = {"content-type": "application/json"}
-    if trader is not None:
-        headers["authorization"] = f"Bearer {trader.token}"
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
-    return call(edge, method, path, data, headers)
-
-
-def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo:
-    infos = [error_details_pb2.ErrorInfo() for _ in status.details]
-    found = [info for info, any_ in zip(infos, status.details, strict=True) if any_.Unpack(info)]
-    assert len(found) == 1, status
-    assert found[0].domain == "tradingmesh"
-    return found[0]
 
 
 def bad_request(status: status_pb2.Status) -> error_details_pb2.BadRequest:
@@ -480,7 +429,7 @@ def test_calls_in_flight_when_a_service_is_killed_are_unavailable_or_503_never_i
         deadline = time.monotonic() + 60
         while min(p.ok for p in load) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        sigkill(running_stack, "oms")
+        kill(running_stack, "oms")
         time.sleep(1.5)  # and the calls made while it is down
     finally:
         for protocol in load:
@@ -564,20 +513,6 @@ class Load:
                 time.sleep(0.4)
 
 
-def sigkill(running_stack: RunningStack, name: str) -> None:
-    """SIGKILL to a component's process group (a crash), and gone."""
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while is_running(entry):
-        assert time.monotonic() < deadline, f"{name} still runs 30 s after SIGKILL"
-        time.sleep(0.1)
-
-
 # ---- long paths and headers -----------------------------------------------------------------
 
 
@@ -611,20 +546,6 @@ def test_a_path_under_the_limit_reaches_the_service(edge: Edge, trader: Trader) 
 
 
 # ---- CORS preflights ------------------------------------------------------------------------
-
-
-def preflight(edge: Edge, path: str, origin: str, source: str = "127.0.0.1") -> Answer:
-    return call(
-        edge,
-        "OPTIONS",
-        path,
-        headers={
-            "origin": origin,
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type,authorization",
-        },
-        source=source,
-    )
 
 
 def envoy_counter(edge: Edge, name: str) -> int:

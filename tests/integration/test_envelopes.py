@@ -47,15 +47,17 @@ from nats.js.api import ConsumerInfo
 from services.account.trading import TRADES_CONSUMER, TRADES_SUBJECT
 from services.oms.store.events import ORDER_EVENTS
 from services.platform.envelope import Event, open_envelope
-from stack.orchestrator import StackConfig, is_running, up
+from stack.orchestrator import is_running
 from stack.paths import StackPaths
 from stack.state import ComponentState, load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
 from tests.integration.events import published as stream_messages
-from tests.integration.test_orders import Oms, Trader, connect, eventually, new_group, new_trader
-from tests.integration.test_orders import place_filled as place_filled_order
-from tests.integration.test_stp_durability import kill_oms, start_oms
-from tests.integration.test_trading_flow import unsent_outbox
+from tests.integration.support.components import kill, kill_oms, restore, start_oms
+from tests.integration.support.edge_trading import unsent_outbox
+from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
+from tests.integration.support.orders import place_filled as place_filled_order
+from tests.integration.support.postgres import blocked_by
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 
@@ -106,18 +108,6 @@ def signal_group(oms: Oms, name: str, sig: signal.Signals) -> None:
     os.killpg(pid, sig)
 
 
-def kill(oms: Oms, name: str) -> None:
-    """SIGKILL: a crash, nothing handed over, nothing acknowledged."""
-    entry, pid = component(oms, name)
-    os.killpg(pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, f"{name} stopped")
-
-
-def restart(oms: Oms) -> None:
-    """Starts what is not running and waits until every component is healthy again."""
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-
-
 def resumed(oms: Oms, name: str) -> None:
     """SIGCONT for a stopped component if it still runs (a failed test must not leave it
     stopped for the next)."""
@@ -133,17 +123,6 @@ def backends(oms: Oms, service: str) -> int:
         f"tradingmesh-{service}",
     )[0]
     return int(count)
-
-
-def blocked_by(oms: Oms, service: str, pid: int) -> bool:
-    """Whether a statement of the service waits for a lock the backend `pid` holds."""
-    (count,) = oms.rows(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE application_name = %s AND %s = ANY(pg_blocking_pids(pid))",
-        f"tradingmesh-{service}",
-        pid,
-    )[0]
-    return int(count) > 0
 
 
 @contextlib.contextmanager
@@ -543,14 +522,14 @@ def test_the_account_service_killed_applying_a_batch_books_each_trade_once_after
                 20,
                 "the account service applying the batch",
             )
-            kill(oms, "account")
+            kill(oms.running, "account")
             hold.rollback()
     finally:
         resumed(oms, "account")
     eventually(lambda: backends(oms, "account") == 0, 20, "the killed service's connections")
     assert booked(oms, fills) == set()  # its transaction rolled back with its connection
 
-    restart(oms)
+    restore(oms.running)
 
     # What was delivered to the killed process comes again after the ack wait, and is applied.
     eventually(lambda: caught_up(oms, TRADES_CONSUMER), REDELIVERY_SECONDS, "redelivered")
@@ -575,7 +554,7 @@ def test_a_batch_committed_but_unacknowledged_when_the_account_service_dies_is_n
         with commits_held(oms):
             signal_group(oms, "account", signal.SIGCONT)
             eventually(lambda: committing_a_booking(oms), 20, "the account service committing")
-            kill(oms, "account")
+            kill(oms.running, "account")
         # Released: the dead process's commit completes; it never acknowledged the messages.
     finally:
         resumed(oms, "account")
@@ -583,7 +562,7 @@ def test_a_batch_committed_but_unacknowledged_when_the_account_service_dies_is_n
     committed = booked(oms, fills)
     assert committed, "the killed process's batch committed"
 
-    restart(oms)
+    restore(oms.running)
 
     # Each committed envelope is delivered again after the ack wait: to the killed process and
     # after the restart, where its inbox row makes the consumer skip it.
@@ -612,13 +591,13 @@ def test_risk_killed_applying_a_batch_keeps_one_copy_of_each_trade_after_restart
             20,
             "risk applying the batch",
         )
-        kill(oms, "risk")
+        kill(oms.running, "risk")
         hold.rollback()
     eventually(lambda: backends(oms, "risk") == 0, 20, "the killed service's connections")
     fills = filled(oms, orders)
     assert copied_by_risk(oms, fills) == set()
 
-    restart(oms)
+    restore(oms.running)
 
     eventually(lambda: caught_up(oms, RISK_TRADING), REDELIVERY_SECONDS, "redelivered")
     assert deliveries(oms, RISK_TRADING) - before > BATCH  # at least one of them twice

@@ -24,9 +24,9 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import STANDARD_GROUP, Edge, bearer, login, make_user, refused
-from tests.integration.test_market_data import STANDARD_MARKUP_POINTS, get_quote
-from tests.integration.test_pricing_admin import events, eventually, spec
+from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -184,7 +184,7 @@ def copied(edge: Edge, symbol: str, version: int) -> tuple[Any, ...]:
         row = account_copy(edge, symbol)
         return row if row is not None and row[3] >= version else None
 
-    return eventually(probe, f"the account's copy of {symbol} at version {version}")
+    return eventually(probe, 20, f"the account's copy of {symbol} at version {version}")
 
 
 def markup_of(pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str]) -> str:
@@ -223,7 +223,7 @@ def test_an_offer_with_its_own_markup_reaches_pricing_and_widens_the_groups_quot
             "50",
         )
         eventually(
-            lambda: markup_of(pricing, demo) == "30" or None, "the group's new EURUSD markup"
+            lambda: markup_of(pricing, demo) == "30" or None, 20, "the group's new EURUSD markup"
         )
         quote = get_quote(pricing, demo)
         source = quote.provenance
@@ -234,6 +234,7 @@ def test_an_offer_with_its_own_markup_reaches_pricing_and_widens_the_groups_quot
         offer(accounts, staff, str(STANDARD_GROUP), "EURUSD")
         eventually(
             lambda: markup_of(pricing, demo) == str(STANDARD_MARKUP_POINTS) or None,
+            20,
             "the group's EURUSD markup restored",
         )
 
@@ -305,7 +306,7 @@ def test_an_instrument_created_in_pricing_can_then_be_offered_to_a_group(
         found: pricing_pb2.Instrument = response.instrument
         return found
 
-    assert eventually(offered, f"{symbol} offered to the new group").symbol == symbol
+    assert eventually(offered, 20, f"{symbol} offered to the new group").symbol == symbol
 
 
 def test_an_update_reaches_the_copy_and_replayed_or_older_events_change_nothing(

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 
 from tests.integration import test_hostile_inputs as hostile
 from tests.integration.conftest import RunningStack, stack_of_its_own
-from tests.integration.test_auth import Edge
-from tests.integration.test_hostile_inputs import (
+from tests.integration.support.edge import Edge
+from tests.integration.support.hostile import (
     ACCEPTED,
     RPCS,
     SETTINGS,

@@ -25,8 +25,9 @@ from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.fix_client import FixClient, Received, fix_session
-from tests.integration.test_auth import Edge, bearer, login, make_user
-from tests.integration.test_lp_simulators import _logins
+from tests.integration.support.edge import Edge, bearer, login, make_user
+from tests.integration.support.lps import lp_logins
+from tests.integration.support.waiting import eventually
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
 
@@ -47,7 +48,7 @@ def control(running_stack: RunningStack) -> Iterator[ControlClient]:
 def qa_session(
     running_stack: RunningStack, workdir: Path, use_dictionary: bool = True
 ) -> Iterator[FixClient]:
-    login_ = _logins(running_stack)[LP]
+    login_ = lp_logins(running_stack)[LP]
     port = Ports(running_stack.state.base_port).lp_fix(LP)
     with fix_session(
         port, LP.upper(), login_.username, login_.password.reveal(), workdir, use_dictionary
@@ -78,14 +79,6 @@ def _reports(client: FixClient, cl_ord_id: str) -> list[Received]:
         reports.append(report)
         if report.fields[39] in ("2", "4", "8"):
             return reports
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.25)
 
 
 def _lp_health(running_stack: RunningStack, lp: str) -> int:
@@ -242,7 +235,7 @@ def test_no_market_data_refuses_a_subscription_with_a_business_message_reject(
     # The trait dropped pricing's subscription too: the next tests want its prices back.
     cleared = datetime.now(UTC)
     control.clear_personality()
-    _wait(
+    eventually(
         lambda: _listed(*backoffice, LP).last_quote_time.ToDatetime(UTC) > cleared,
         45,
         f"pricing asked {LP} again and got prices",
@@ -260,16 +253,16 @@ def test_pricing_reports_an_lp_that_refuses_market_data_as_not_serving_and_recov
         health_pb2.HealthCheckResponse.SERVING,
         health_pb2.HealthCheckResponse.NOT_SERVING,
     )
-    _wait(lambda: _lp_health(running_stack, LP) == serving, 30, f"{LP} serving to begin with")
+    eventually(lambda: _lp_health(running_stack, LP) == serving, 30, f"{LP} serving to begin with")
 
     # Its subscriptions go silent, then every new one is refused with 35=j.
     control.set_personality(["no-market-data"])
-    _wait(
+    eventually(
         lambda: _lp_health(running_stack, LP) == not_serving,
         30,
         f"pricing saw {LP}'s market data stop",
     )
-    _wait(
+    eventually(
         lambda: "market data is not available" in _listed(edge, token, LP).last_error,
         30,
         f"the listing shows the reason {LP} gave",
@@ -285,7 +278,7 @@ def test_pricing_reports_an_lp_that_refuses_market_data_as_not_serving_and_recov
     )
 
     control.clear_personality()
-    _wait(
+    eventually(
         lambda: _lp_health(running_stack, LP) == serving,
         45,  # the back-off is at most 15 s
         f"pricing asked {LP} again and got prices",
@@ -305,7 +298,7 @@ def test_every_fix_session_has_a_log_without_its_password_and_tradingmesh_logs_s
     lp.new_order(_id("log"), "EURUSD", "1", "0.1")  # refused: a reject to be logged
     lp.expect(lambda m: m.msg_type == "3")
     logs = StackPaths.for_name(running_stack.config.name).fix_logs
-    passwords = [login_.password.reveal() for login_ in _logins(running_stack).values()]
+    passwords = [login_.password.reveal() for login_ in lp_logins(running_stack).values()]
 
     expected = {
         f"FIX.4.4-{sender}-{target}.log"
@@ -317,7 +310,9 @@ def test_every_fix_session_has_a_log_without_its_password_and_tradingmesh_logs_s
             (name.upper(), "TRADINGMESH-OMS"),
         )
     }
-    _wait(lambda: expected <= {p.name for p in logs.glob("*.log")}, 10, "a log for every session")
+    eventually(
+        lambda: expected <= {p.name for p in logs.glob("*.log")}, 10, "a log for every session"
+    )
     for path in logs.glob("*.log"):
         text = path.read_text()
         assert not any(password in text for password in passwords), path

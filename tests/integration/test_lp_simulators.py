@@ -8,20 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stack import secrets as stack_secrets
 from stack.ports import LP_SIMULATORS, Ports
-from stack.secrets import Login
-from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
 from tests.integration.fix_client import FixClient, Received, fix_session
-
-
-def _logins(running_stack: RunningStack) -> dict[str, Login]:
-    state = running_stack.state
-    token = Path(state.vault.root_token_file).read_text().strip()
-    known = stack_secrets.read(VaultAdmin(state.vault.address, token))
-    assert known is not None
-    return known.lp
+from tests.integration.support.lps import lp_logins
 
 
 @pytest.fixture
@@ -30,7 +20,7 @@ def lp_sessions(
 ) -> Iterator[dict[str, FixClient]]:
     # Per test: QuickFIX keeps one process-wide registry of sessions by id, so two live
     # initiators with the same ids (as in the wrong-password test) must never overlap.
-    logins = _logins(running_stack)
+    logins = lp_logins(running_stack)
     ports = Ports(running_stack.state.base_port)
     clients: dict[str, FixClient] = {}
     managers = []

@@ -27,13 +27,13 @@ from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_auth import Edge, bearer
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
-
-STANDARD_MARKUP_POINTS = 10  # stack/seed.py: the demo account's group
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +57,6 @@ def demo(edge: Edge) -> tuple[str, str]:
 def pricing(edge: Edge) -> Iterator[pricing_grpc.PricingServiceStub]:
     with edge.channel() as channel:
         yield pricing_grpc.PricingServiceStub(channel)
-
-
-def get_quote(
-    pricing: pricing_grpc.PricingServiceStub, demo: tuple[str, str], symbol: str = "EURUSD"
-) -> pricing_pb2.Quote:
-    token, account = demo
-    deadline = time.monotonic() + 30
-    while True:  # the first prices arrive a moment after the stack is healthy
-        try:
-            response = pricing.GetQuote(
-                pricing_service_pb2.GetQuoteRequest(symbol=symbol, account_id=account),
-                metadata=bearer(token),
-                timeout=10,
-            )
-            return response.quote
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_a_quote_is_the_best_lp_prices_widened_by_the_groups_markup(
@@ -357,7 +338,7 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
     get_quote(pricing, demo)
     os.killpg(victim.pid, signal.SIGKILL)
     try:
-        _wait(
+        eventually(
             lambda: _worker_health(state, STREAM_WORKERS[0]) != "healthy",
             10,
             "Envoy saw the worker fail its health check",
@@ -369,7 +350,7 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
             call.cancel()
     finally:
         up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    _wait(
+    eventually(
         lambda: _worker_health(state, STREAM_WORKERS[0]) == "healthy",
         15,
         "the restarted worker is healthy at the edge again",
@@ -472,21 +453,13 @@ def _lp_health(state: Any, lp: str) -> int:
     return status
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
-
-
 def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
     running_stack: RunningStack,
     pricing: pricing_grpc.PricingServiceStub,
     demo: tuple[str, str],
 ) -> None:
     state = running_stack.state
-    _wait(
+    eventually(
         lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
         30,
         "lp-alpha's session logged on",
@@ -500,7 +473,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
     os.killpg(entry.pid, signal.SIGKILL)
     try:
         stopped = time.monotonic()
-        _wait(
+        eventually(
             lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.NOT_SERVING,
             10,
             "pricing saw lp-alpha's session drop",
@@ -515,12 +488,12 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
                 and quote.quote_time.ToDatetime().timestamp() > time.time() - 2
             )
 
-        _wait(only_beta, 10, "prices from lp-beta alone, still live")
+        eventually(only_beta, 10, "prices from lp-beta alone, still live")
         assert time.monotonic() - stopped < 10
     finally:
         # `up` restarts what is missing: the simulator, then QuickFIX reconnects to it.
         up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    _wait(
+    eventually(
         lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
         30,
         "lp-alpha's session logged on again",
@@ -535,7 +508,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
             sources = get_quote(pricing, demo).provenance
             return sources.bid_source.liquidity_provider_id == "lp-alpha"
 
-        _wait(alpha_counts, 10, "lp-alpha's prices count again")
+        eventually(alpha_counts, 10, "lp-alpha's prices count again")
     finally:
         alpha.unpin()
 

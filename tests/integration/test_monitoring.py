@@ -17,14 +17,9 @@ import pytest
 from monitoring.grafana.dashboards import DASHBOARDS
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge
-from tests.integration.test_trading_flow import (
-    Trader,
-    market,
-    new_trader,
-    place_grpc,
-    wait_for,
-)
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge_trading import Trader, market, new_trader, place_grpc
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 
@@ -65,7 +60,7 @@ def test_prometheus_scrapes_every_service_worker_and_component(
         healthy = all(t["health"] == "up" for t in targets)
         return targets if healthy and targets else None
 
-    targets = wait_for(all_up, 4 * SCRAPE_SECONDS, "every Prometheus target up")
+    targets = eventually(all_up, 4 * SCRAPE_SECONDS, "every Prometheus target up")
     assert {t["labels"]["job"] for t in targets} == expected_jobs
     scraped = {t["labels"]["service"] for t in targets if t["labels"]["job"] == "tradingmesh"}
     assert scraped == services
@@ -75,7 +70,7 @@ def test_the_rules_are_loaded_and_evaluate_without_error(url: str) -> None:
     groups = prometheus(url, "/api/v1/rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) >= 30
-    wait_for(
+    eventually(
         lambda: all(
             rule.get("health") == "ok"
             for group in prometheus(url, "/api/v1/rules")["groups"]

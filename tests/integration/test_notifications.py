@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,8 +32,9 @@ from services.platform.envelope import Envelope
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_trading_flow import Trader, new_trader
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import Trader, new_trader
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -63,17 +64,6 @@ def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
 @pytest.fixture(scope="module")
 def sink(edge: Edge) -> SinkClient:
     return SinkClient(edge.ports.smtp_control)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
 
 
 def notifications(edge: Edge, trader: Trader, **filters: Any) -> api.ListNotificationsResponse:
@@ -110,12 +100,12 @@ def delivery(edge: Edge, notification_id: str) -> tuple[str, int, str] | None:
 
 def settled(edge: Edge, notification_id: str) -> tuple[str, int, str]:
     """The delivery once it is no longer waiting (SENT, SKIPPED or DEAD)."""
-    result: tuple[str, int, str] = wait_for(
-        lambda: (d := delivery(edge, notification_id)) and d[0] not in ("PENDING", "SENDING") and d,
-        30,
-        f"the email of {notification_id} settles",
-    )
-    return result
+
+    def probe() -> tuple[str, int, str] | None:
+        found = delivery(edge, notification_id)
+        return found if found is not None and found[0] not in ("PENDING", "SENDING") else None
+
+    return eventually(probe, 30, f"the email of {notification_id} settles")
 
 
 def switch_email(
@@ -223,7 +213,7 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
 ) -> None:
     trader = new_trader(edge, accounts)
     # Its account's funding mailed: the service knows whose account it is (and so their email).
-    (funded,) = wait_for(
+    (funded,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
     settled(edge, funded.id)
@@ -242,13 +232,13 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
     finally:
         stream.close()
         web.close()
-    listed = wait_for(
+    listed = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED),
         20,
         "the fill is listed",
     )
     (notification,) = listed
-    emails = wait_for(lambda: email_of(sink, notification.id), 30, "the fill's email")
+    emails = eventually(lambda: email_of(sink, notification.id), 30, "the fill's email")
     status, attempts, _ = settled(edge, notification.id)
     time.sleep(1.5)  # a second email, if the sender were to send one, would be here by now
 
@@ -292,13 +282,13 @@ def test_a_fill_is_notified_in_app_but_not_mailed_unless_the_trader_switched_it_
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
     trader = new_trader(edge, accounts)
-    (funded,) = wait_for(
+    (funded,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
     settled(edge, funded.id)  # the deposit's email is on by default
 
     order = place_filled(edge, trader)
-    (notification,) = wait_for(
+    (notification,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED), 20, "the fill is listed"
     )
     time.sleep(1.5)  # an email, if one were to be sent, would be on its way by now
@@ -345,11 +335,11 @@ def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
     trader = new_trader(edge, accounts)
-    (first,) = wait_for(
+    (first,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
     settled(edge, first.id)
-    wait_for(lambda: quiet(edge), 30, "no email waiting")
+    eventually(lambda: quiet(edge), 30, "no email waiting")
     refused_before = sink.state()["refused"]
     sink.refuse_next(1)
 
@@ -359,11 +349,11 @@ def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
             (trader.account_id,),
         ).fetchone() or ("",)
     accounts.deposit_direct(number, "25.00")
-    deposits = wait_for(
+    deposits = eventually(
         lambda: (
-            (found := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED))
-            and len(found) == 2
-            and found
+            two
+            if len(two := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)) == 2
+            else None
         ),
         20,
         "the second deposit",
@@ -477,7 +467,7 @@ def test_a_burst_of_margin_calls_gives_one_notification_per_interval(
 
     asyncio.run(publish(edge, [*calls, later, again, resolved]))
 
-    wait_for(
+    eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_MARGIN_CALL_RESOLVED),
         20,
         "the resolution is notified",
@@ -496,7 +486,7 @@ def test_another_users_notifications_are_neither_listed_streamed_nor_marked(
     edge: Edge, accounts: AccountStack
 ) -> None:
     owner, other = new_trader(edge, accounts), new_trader(edge, accounts)
-    (mine,) = wait_for(
+    (mine,) = eventually(
         lambda: of_kind(edge, owner, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
 
@@ -550,7 +540,7 @@ def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_emai
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
     trader = new_trader(edge, accounts)
-    (funded,) = wait_for(
+    (funded,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
     )
     settled(edge, funded.id)
@@ -592,11 +582,11 @@ def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_emai
             (trader.account_id,),
         ).fetchone() or ("",)
     accounts.deposit_direct(number, "10.00")
-    deposits = wait_for(
+    deposits = eventually(
         lambda: (
-            (found := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED))
-            and len(found) == 2
-            and found
+            two
+            if len(two := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)) == 2
+            else None
         ),
         20,
         "the second deposit",
@@ -648,10 +638,10 @@ def test_a_sign_in_from_a_new_address_is_a_security_notification_and_an_email(
 
     sign_in_from(edge, username, "127.0.0.1")  # a known address: nothing to say
     sign_in_from(edge, username, "127.0.0.2")
-    (warning,) = wait_for(
+    (warning,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_SECURITY), 20, "the new-address warning"
     )
-    emails = wait_for(lambda: email_of(sink, warning.id), 30, "its email")
+    emails = eventually(lambda: email_of(sink, warning.id), 30, "its email")
     time.sleep(1.5)
 
     assert warning.details["event"] == "new_address_sign_in"

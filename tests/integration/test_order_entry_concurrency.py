@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from tests.integration.conftest import RunningStack
-from tests.integration.test_orders import (
+from tests.integration.support.orders import (
     Oms,
     connect,
     live_quote,

@@ -22,7 +22,7 @@ from stack.paths import REPO
 from stack.ports import Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.node_clients import run_node_script
-from tests.integration.test_auth import Edge, bearer
+from tests.integration.support.edge import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2

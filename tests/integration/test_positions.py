@@ -17,7 +17,7 @@ import pytest
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.events import outbox_events
-from tests.integration.test_orders import (
+from tests.integration.support.orders import (
     Oms,
     R,
     S,
@@ -29,6 +29,7 @@ from tests.integration.test_orders import (
     place,
     place_filled,
     refusal,
+    trades_of,
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import (
@@ -86,15 +87,6 @@ def close(
         metadata=trader.md,
         timeout=10,
     ).order
-
-
-def trades_of(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
-    return list(
-        oms.orders.ListTrades(
-            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
-            metadata=trader.md,
-        ).trades
-    )
 
 
 def test_a_long_position_is_valued_at_the_bid_with_an_exact_unrealized_pnl(oms: Oms) -> None:

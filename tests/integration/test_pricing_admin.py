@@ -9,15 +9,13 @@ later restart of pricing (test_stack) must not find them.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -26,15 +24,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.events import Login, Message, events_on, published
-from tests.integration.test_auth import (
-    STANDARD_GROUP,
-    Edge,
-    bearer,
-    login,
-    make_user,
-    refused,
-)
+from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.pricing import EVERY_DAY, T, events, spec
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -51,11 +43,6 @@ from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 R = ErrorReason
-T = TypeVar("T")
-EVERY_DAY = [
-    pricing_pb2.TradingSession(day=pricing_pb2.DayOfWeek.ValueType(d), end_minute=1440)
-    for d in range(1, 8)
-]
 
 
 @dataclass(frozen=True)
@@ -123,23 +110,6 @@ def demo(edge: Edge) -> tuple[str, str]:
     return response.access_token, demo.account_id
 
 
-def spec(symbol: str, sessions: list[pricing_pb2.TradingSession] | None = None) -> Any:
-    return pricing_pb2.Instrument(
-        symbol=symbol,
-        description="Integration test index",
-        asset_class=pricing_pb2.ASSET_CLASS_INDEX,
-        quote_currency="USD",
-        digits=1,
-        tick_size="0.1",
-        contract_size="1",
-        min_lot="0.1",
-        max_lot="500",
-        lot_step="0.1",
-        margin_rate="0.05",
-        sessions=EVERY_DAY if sessions is None else sessions,
-    )
-
-
 def new_symbol(created: list[str]) -> str:
     symbol = f"IT{uuid.uuid4().hex[:10].upper()}"
     created.append(symbol)
@@ -180,24 +150,6 @@ def outbox_size(edge: Edge) -> int:
     return int(row[0])
 
 
-def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[Message, T]]:
-    """Every event on `subject` inside the PRICING stream's envelopes: (its message, event)."""
-    known = edge.admin_secrets().nats
-    login = Login(f"nats://127.0.0.1:{edge.ports.nats}", known.username, known.password.reveal())
-    messages = asyncio.run(published(login, "PRICING", "pricing.instrument.>"))
-    return [(message, kind(event.data)) for message, event in events_on(messages, subject)]
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
-
-
 def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str) -> list[T]:
     def probe() -> list[T] | None:
         found = [
@@ -209,7 +161,7 @@ def _published(edge: Edge, subject: str, kind: Callable[[bytes], T], symbol: str
             assert message.msg_id == message.envelope_id
         return [e for _, e in found] or None
 
-    return eventually(probe, f"{subject} for {symbol} on JetStream")
+    return eventually(probe, 20, f"{subject} for {symbol} on JetStream")
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -282,7 +234,7 @@ def test_a_created_instrument_is_committed_published_and_offered_to_a_group_that
         found: pricing_pb2.Instrument = response.instrument
         return found
 
-    assert eventually(offered, f"{symbol} offered to the new group") == instrument
+    assert eventually(offered, 20, f"{symbol} offered to the new group") == instrument
     listed = pricing.ListInstruments(
         pricing_service_pb2.ListInstrumentsRequest(account_id=account_id),
         metadata=token,
@@ -321,7 +273,7 @@ def _new_group(
             ).fetchone()
         return True if found else None
 
-    eventually(copied, f"pricing's copy of group {group_id}")
+    eventually(copied, 20, f"pricing's copy of group {group_id}")
     return group_id
 
 
@@ -526,13 +478,13 @@ def test_a_digits_change_reaches_the_running_engine(
         found: str = quote.provenance.markup.bid_markup
         return found if found == expected else None
 
-    eventually(lambda: bid_markup("0.05"), "XAUUSD priced with 2 digits")
+    eventually(lambda: bid_markup("0.05"), 20, "XAUUSD priced with 2 digits")
     set_digits(3)
     try:
-        eventually(lambda: bid_markup("0.005"), "XAUUSD priced with 3 digits")
+        eventually(lambda: bid_markup("0.005"), 20, "XAUUSD priced with 3 digits")
     finally:
         set_digits(2)
-    eventually(lambda: bid_markup("0.05"), "XAUUSD priced with 2 digits again")
+    eventually(lambda: bid_markup("0.05"), 20, "XAUUSD priced with 2 digits again")
 
 
 # -- trading status ----------------------------------------------------------------------------
@@ -627,7 +579,7 @@ def test_a_halted_instrument_is_shown_halted_to_clients_and_still_priced(
         shown = instrument()
         assert shown.trading_status == pricing_pb2.TRADING_STATUS_HALTED
         assert shown.halt_reason == "LP pricing error"
-        quote = eventually(lambda: quote_after(halted_at), "a EURUSD price after the halt")
+        quote = eventually(lambda: quote_after(halted_at), 20, "a EURUSD price after the halt")
         assert Decimal(quote.ask) > Decimal(quote.bid)
     finally:
         set_status(admin, staff, "EURUSD", pricing_pb2.TRADING_STATUS_TRADING, "fixed")
@@ -721,7 +673,7 @@ def test_the_provenance_shows_the_lp_books_and_the_markup_that_made_the_price(
         settled = books == [("1.10000", "1.10020"), ("1.10005", "1.10030")]
         return response if made_of == ("1.10005", "1.10020") and settled else None
 
-    response = eventually(explained, "EURUSD made of the pinned LP quotes")
+    response = eventually(explained, 20, "EURUSD made of the pinned LP quotes")
 
     quote, (alpha, beta) = response.quote, response.books
     source = quote.provenance

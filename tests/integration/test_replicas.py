@@ -33,10 +33,12 @@ from stack.ports import LP_SIMULATORS, Ports
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack, stack_of_its_own
-from tests.integration.test_auth import Edge
-from tests.integration.test_orders import Oms, place
-from tests.integration.test_orders import new_trader as new_stp_trader
-from tests.integration.test_stp import (
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge_trading import market, new_trader, place_grpc
+from tests.integration.support.metrics import metrics
+from tests.integration.support.orders import Oms, place, trades_of
+from tests.integration.support.orders import new_trader as new_stp_trader
+from tests.integration.support.stp import (
     ALPHA,
     BETA,
     PRO_STP,
@@ -45,9 +47,9 @@ from tests.integration.test_stp import (
     hedges_of,
     lp_reports,
 )
-from tests.integration.test_trading_flow import market, new_trader, place_grpc, wait_for
-from tests.integration.test_triggers import audit_events, trader_at, trades_of
-from tests.integration.test_triggers import ended as trigger_ended
+from tests.integration.support.triggers import audit_events, trader_at
+from tests.integration.support.triggers import ended as trigger_ended
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 
 HANDOVER_SECONDS = 10.0
@@ -74,15 +76,9 @@ def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
     yield from account_stack(running_stack)
 
 
-def _metrics(state: StackState, service: str, instance: int) -> str:
-    port = Ports(state.base_port).service_metrics(service, instance)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 def _leading(state: StackState, service: str, instance: int, job: str) -> bool:
     try:
-        text = _metrics(state, service, instance)
+        text = metrics(state, service, instance)
     except OSError:
         return False  # dead, or not serving yet
     return f'tradingmesh_leader{{job="{job}"}} 1.0' in text
@@ -140,7 +136,9 @@ def test_market_orders_fill_through_either_oms_instance(
             order.status_message,
         )
     trader = new_trader(edge, accounts)
-    wait_for(partial(_all_healthy, edge.state, "oms"), 10, "Envoy finds both OMS instances healthy")
+    eventually(
+        partial(_all_healthy, edge.state, "oms"), 10, "Envoy finds both OMS instances healthy"
+    )
     before = _placed_on(running_stack.state)
     for _ in range(6):
         order = place_grpc(edge, trader, market(trader, types_pb2.SIDE_SELL, "0.01"))
@@ -157,7 +155,7 @@ def test_each_singleton_has_one_leader_holding_its_lock(running_stack: RunningSt
     state = running_stack.state
     for service, jobs in JOBS.items():
         for job in jobs:
-            wait_for(
+            eventually(
                 partial(_led, state, service, job),
                 HANDOVER_SECONDS,
                 f"a leader of {job}",
@@ -198,7 +196,7 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
     survivor = 3 - victim
     moved = [job for job, leader in leaders.items() if leader == victim]
     for job in moved:
-        wait_for(
+        eventually(
             partial(_leading, state, service, survivor, job),
             HANDOVER_SECONDS - (time.monotonic() - killed),
             f"{name}-killed: {job} led by instance {survivor}",

@@ -30,15 +30,10 @@ from stack.orchestrator import status
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, bearer
-from tests.integration.test_brokers_day import (
-    admin,
-    as_staff,
-    balance,
-    completed,
-    swap_entries,
-)
-from tests.integration.test_orders import Oms, connect, eventually, new_group, place
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.orders import Oms, connect, new_group, place
+from tests.integration.support.rollover import admin, as_staff, balance, completed, swap_entries
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_service_pb2 as account_api
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2

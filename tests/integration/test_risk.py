@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -28,151 +26,37 @@ from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import AccountStack, Who, account_stack
 from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
-from tests.integration.test_auth import refused
-from tests.integration.test_pricing_admin import spec
+from tests.integration.support.edge import refused
+from tests.integration.support.pricing import spec
+from tests.integration.support.risk import (
+    ADMIN,
+    BACKOFFICE,
+    DEALER,
+    SERVICE,
+    Broker,
+    D,
+    funded_in_risk,
+    place_market,
+)
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
-from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
+from tradingmesh.oms.v1 import oms_pb2, position_service_pb2
 from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_pb2
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as pricing_admin_grpc
 from tradingmesh.risk.v1 import risk_admin_service_pb2 as admin_pb2
-from tradingmesh.risk.v1 import risk_admin_service_pb2_grpc as admin_grpc
 from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as internal_pb2
-from tradingmesh.risk.v1 import risk_internal_service_pb2_grpc as internal_grpc
 from tradingmesh.risk.v1 import risk_service_pb2 as api_pb2
-from tradingmesh.risk.v1 import risk_service_pb2_grpc as api_grpc
 
 R = ErrorReason
 T = TypeVar("T")
-D = Decimal
-ADMIN, DEALER, BACKOFFICE = (
-    Who(str(uuid.uuid4()), role) for role in ("admin", "dealer", "backoffice")
-)
-SERVICE = Who("", "")  # another service: the edge token, no user
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
 
 
 # -- the stack and the broker this module sets up ---------------------------------------------
-
-
-@dataclass
-class Broker:
-    stack: AccountStack
-    risk_channel: grpc.Channel
-    pricing_channel: grpc.Channel
-    oms_channel: grpc.Channel
-    lps: dict[str, ControlClient]
-    group_id: str
-    unpriced: str  # an instrument offered to the group that no LP quotes
-    symbols: list[str]
-    probe_account: str = ""  # a well-funded account of the group, to see what risk sees
-
-    @property
-    def check(self) -> internal_grpc.RiskInternalServiceStub:
-        return internal_grpc.RiskInternalServiceStub(self.risk_channel)
-
-    @property
-    def risk(self) -> api_grpc.RiskServiceStub:
-        return api_grpc.RiskServiceStub(self.risk_channel)
-
-    @property
-    def risk_admin(self) -> admin_grpc.RiskAdminServiceStub:
-        return admin_grpc.RiskAdminServiceStub(self.risk_channel)
-
-    @property
-    def pricing_admin(self) -> pricing_admin_grpc.PricingAdminServiceStub:
-        return pricing_admin_grpc.PricingAdminServiceStub(self.pricing_channel)
-
-    def offer(self, symbol: str, **fields: Any) -> None:
-        self.stack.admin.SetGroupInstrumentSettings(
-            account_admin_pb2.SetGroupInstrumentSettingsRequest(
-                settings=account_pb2.GroupInstrumentSettings(
-                    group_id=self.group_id, symbol=symbol, enabled=True, **fields
-                )
-            ),
-            metadata=self.stack.as_(ADMIN),
-            timeout=10,
-        )
-
-    def new_account(self, amount: str) -> tuple[account_pb2.User, account_pb2.TradingAccount]:
-        """A trader with an account in the group, funded by an approved balance adjustment."""
-        user = self.stack.new_user(ADMIN)
-        account = self.stack.admin.CreateTradingAccount(
-            account_admin_pb2.CreateTradingAccountRequest(user_id=user.id, group_id=self.group_id),
-            metadata=self.stack.as_(ADMIN),
-            timeout=10,
-        ).account
-        adjustment = self.stack.admin.RequestBalanceAdjustment(
-            account_admin_pb2.RequestBalanceAdjustmentRequest(
-                account_id=account.id,
-                amount=amount,
-                reason="risk integration test funding",
-                idempotency_key=f"fund-{uuid.uuid4().hex[:16]}",
-            ),
-            metadata=self.stack.as_(ADMIN),
-            timeout=10,
-        ).balance_adjustment
-        self.stack.admin.ApproveBalanceAdjustment(
-            account_admin_pb2.ApproveBalanceAdjustmentRequest(balance_adjustment_id=adjustment.id),
-            metadata=self.stack.as_(BACKOFFICE),
-            timeout=10,
-        )
-        return user, account
-
-    def pin(self, symbol: str, bid: str, ask: str, *, move_first: bool = True) -> None:
-        """Both LPs quote exactly (bid, ask), and risk has the price. With `move_first`, the
-        price is moved a point first so that it is published afresh (see the module's
-        docstring); a pin to a price different from the last needs no such move."""
-        point = D(1).scaleb(D(bid).as_tuple().exponent)  # type: ignore[arg-type]
-        moved = (str(D(bid) + point), str(D(ask) + point))
-        for target in (moved, (bid, ask)) if move_first else ((bid, ask),):
-            for lp in self.lps.values():
-                lp.pin(symbol, *target)
-            wanted = target[1]
-            eventually(lambda: self._risk_sees(symbol, wanted), f"{symbol} at {target}")  # noqa: B023
-
-    def _risk_sees(self, symbol: str, ask: str) -> bool | None:
-        response = self.check_order(self.probe_account, symbol, types_pb2.SIDE_BUY, "0.01")
-        return True if response.valuation_price == ask else None
-
-    def check_order(
-        self,
-        account_id: str,
-        symbol: str,
-        side: types_pb2.Side.ValueType,
-        quantity: str,
-        **fields: Any,
-    ) -> internal_pb2.CheckOrderResponse:
-        response: internal_pb2.CheckOrderResponse = self.check.CheckOrder(
-            internal_pb2.CheckOrderRequest(
-                account_id=account_id,
-                order_id=fields.pop("order_id", str(uuid.uuid4())),
-                purpose=fields.pop("purpose", internal_pb2.CHECK_PURPOSE_PLACE),
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                remaining_quantity=quantity,
-                **fields,
-            ),
-            metadata=self.stack.as_(SERVICE),
-            timeout=5,
-        )
-        return response
 
 
 @pytest.fixture(scope="module")
@@ -215,11 +99,14 @@ def broker(running_stack: RunningStack, stack: AccountStack) -> Iterator[Broker]
     )
     broker.offer("EURUSD", max_order_size="5")
     broker.offer("GBPUSD")
-    eventually(lambda: _offerable(broker, unpriced), f"the account service's copy of {unpriced}")
+    eventually(
+        lambda: _offerable(broker, unpriced), 30, f"the account service's copy of {unpriced}"
+    )
     _, probe = broker.new_account("1000000.00")
     broker.probe_account = probe.id
     eventually(
-        lambda: _funded_in_risk(broker, probe.id),
+        lambda: funded_in_risk(broker, probe.id),
+        30,
         "risk's copies of the group, its offers and a funded account",
     )
     try:
@@ -251,17 +138,6 @@ def _offerable(broker: Broker, symbol: str) -> bool | None:
     return True
 
 
-def _funded_in_risk(broker: Broker, account_id: str) -> bool | None:
-    """Whether risk knows the account and its money: a small order is approved."""
-    try:
-        response = broker.check_order(account_id, "EURUSD", types_pb2.SIDE_BUY, "0.01")
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
-            return None  # the account's creation event is on its way
-        raise
-    return True if response.approved else None
-
-
 def _decision(broker: Broker, check_id: str) -> tuple[Any, ...]:
     """The recorded decision (written in batches, so a moment after the answer)."""
 
@@ -274,17 +150,14 @@ def _decision(broker: Broker, check_id: str) -> tuple[Any, ...]:
             ).fetchone()
         return row
 
-    return eventually(probe, f"the decision {check_id} recorded")
+    return eventually(probe, 30, f"the decision {check_id} recorded")
 
 
 @pytest.fixture(scope="module")
 def funded(broker: Broker) -> tuple[account_pb2.User, account_pb2.TradingAccount]:
     """An account holding 1500.00, with no position, known to risk."""
     user, account = broker.new_account("1500.00")
-    eventually(
-        lambda: _funded_in_risk(broker, account.id),
-        "risk's copy of the funded account",
-    )
+    eventually(lambda: funded_in_risk(broker, account.id), 30, "risk's copy of the funded account")
     return user, account
 
 
@@ -381,12 +254,14 @@ def test_an_instrument_without_a_price_is_refused_and_a_halt_comes_before_it(
     set_status(pricing_pb2.TRADING_STATUS_HALTED, "risk integration test")
     halted = eventually(
         lambda: r if (r := check()).reject_reason == R.ERROR_REASON_INSTRUMENT_HALTED else None,
+        30,
         "risk sees the halt",
     )
     assert halted.reject_message == f"{symbol} is halted"
     set_status(pricing_pb2.TRADING_STATUS_TRADING, "resumed")
     eventually(
         lambda: True if check().reject_reason == R.ERROR_REASON_PRICE_UNAVAILABLE else None,
+        30,
         "risk sees the resumption",
     )
 
@@ -568,28 +443,6 @@ def test_staff_set_an_accounts_limits_the_check_applies_them_and_the_change_is_a
 # -- stop-out, end to end through the OMS -----------------------------------------------------
 
 
-def _place_market(
-    broker: Broker, user: account_pb2.User, account_id: str, symbol: str, quantity: str
-) -> oms_pb2.Order:
-    order: oms_pb2.Order = (
-        order_grpc.OrderServiceStub(broker.oms_channel)
-        .PlaceOrder(
-            order_service_pb2.PlaceOrderRequest(
-                account_id=account_id,
-                client_order_id=f"it-{uuid.uuid4().hex[:16]}",
-                symbol=symbol,
-                side=types_pb2.SIDE_BUY,
-                type=trading_pb2.ORDER_TYPE_MARKET,
-                quantity=quantity,
-            ),
-            metadata=broker.stack.as_(Who(user.id, "trader")),
-            timeout=10,
-        )
-        .order
-    )
-    return order
-
-
 def _risk_events(broker: Broker, account_id: str) -> list[tuple[str, risk_pb2.MarginEvent]]:
     """The account's events in the RISK stream's envelopes, in order: (subject, margin event);
     every message holding such events went out under its envelope's id."""
@@ -608,21 +461,20 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
     broker: Broker,
 ) -> None:
     user, account = broker.new_account("1300.00")
-    eventually(
-        lambda: _funded_in_risk(broker, account.id),
-        "risk's copy of the funded account",
-    )
+    eventually(lambda: funded_in_risk(broker, account.id), 30, "risk's copy of the funded account")
     # Margin 550.10 and 650.10; each opens 10.00 down (the spread). Each order right after
     # its price is published: the OMS trades only on a price at most 2 s old.
     for symbol, bid, ask in (("EURUSD", "1.10000", "1.10020"), ("GBPUSD", "1.30000", "1.30020")):
         broker.pin(symbol, bid, ask)
-        order = _place_market(broker, user, account.id, symbol, "0.5")
+        order = place_market(broker, user, account.id, symbol, "0.5")
         assert order.status == trading_pb2.ORDER_STATUS_FILLED, order
 
     # Prices that differ from the last ones, so pinned at once: every event sees them exactly.
     # GBPUSD falls 160.00: equity 1130.00, used margin 1198.70, level 94.26: a margin call.
     broker.pin("GBPUSD", "1.29700", "1.29720", move_first=False)
-    eventually(lambda: [e for _, e in _risk_events(broker, account.id)] or None, "the margin call")
+    eventually(
+        lambda: [e for _, e in _risk_events(broker, account.id)] or None, 30, "the margin call"
+    )
     # EURUSD falls 610.00: equity 530.00, used 1192.70, level 44.43: below the stop-out level.
     broker.pin("EURUSD", "1.08800", "1.08820", move_first=False)
 
@@ -631,7 +483,7 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
         done = any(e.type == risk_pb2.MARGIN_EVENT_TYPE_STOP_OUT_COMPLETED for _, e in found)
         return found if done else None
 
-    events = eventually(completed, "the stop-out completed")
+    events = eventually(completed, 30, "the stop-out completed")
 
     assert [subject for subject, _ in events] == [
         "risk.account.margin_call_issued",
@@ -679,7 +531,7 @@ def test_a_price_move_below_stop_out_closes_the_largest_loss_first_until_the_lev
             ).fetchall()
             return rows or None
 
-        assert eventually(booked, "the stop-out loss booked") == [
+        assert eventually(booked, 30, "the stop-out loss booked") == [
             ("STOP_OUT_LOSS", D("-610.000000000000"))
         ]
         state = db.execute(

@@ -39,8 +39,10 @@ from stack.state import load
 from tests.integration import test_replicas, test_risk
 from tests.integration.callers import AccountStack, Who
 from tests.integration.conftest import RunningStack
-from tests.integration.test_replicas import _metrics
-from tests.integration.test_risk import Broker, _funded_in_risk, eventually
+from tests.integration.support.metrics import metrics
+from tests.integration.support.risk import Broker
+from tests.integration.support.risk import funded_in_risk as _funded_in_risk
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.account.v1 import account_service_pb2 as account_api_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -103,6 +105,7 @@ def eurusd(broker: Broker, both_risk: list[Broker]) -> None:
     for risk in both_risk:
         eventually(
             lambda: _valued_at(risk, "1.10020"),  # noqa: B023
+            30,
             "every risk instance values EURUSD at the pinned ask",
         )
 
@@ -123,10 +126,11 @@ def _trader(
     for risk in both_risk:
         eventually(
             lambda: _funded_in_risk(risk, account.id),  # noqa: B023
+            30,
             "every risk instance's copy of the funded account",
         )
     for oms in both_oms:
-        eventually(lambda: _oms_knows(broker, oms, user, account.id), "the OMS's copy")  # noqa: B023
+        eventually(lambda: _oms_knows(broker, oms, user, account.id), 30, "the OMS's copy")  # noqa: B023
     return user, account
 
 
@@ -219,7 +223,7 @@ def _checks(running_stack: RunningStack) -> list[int]:
     counts = []
     for k in (1, 2):
         try:
-            text = _metrics(running_stack.state, "risk", k)
+            text = metrics(running_stack.state, "risk", k)
         except OSError:
             counts.append(0)
             continue
@@ -336,7 +340,7 @@ def test_while_the_accounts_risk_instance_is_dead_its_orders_go_to_the_other_and
         assert order.status != trading_pb2.ORDER_STATUS_FILLED, order
         return True if _checks(running_stack)[chosen - 1] > back else None
 
-    eventually(checked_there, f"the account's checks back on risk instance {chosen}", 10)
+    eventually(checked_there, 10, f"the account's checks back on risk instance {chosen}")
     counts = _checks(running_stack)
     refusals = _at_once([_market_buy(broker, oms, user, account.id) for oms in both_oms * 2])
     assert {o.status_reason for o in refusals} == {R.ERROR_REASON_INSUFFICIENT_MARGIN}

@@ -10,8 +10,6 @@ needs the provider to run short of liquidity.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 import time
 import uuid
@@ -24,22 +22,26 @@ import grpc
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import load
 from tests.integration.callers import Who
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
-from tests.integration.test_orders import (
-    SYMBOLS,
-    Oms,
-    Trader,
-    connect,
-    eventually,
-    new_trader,
-    place,
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import SYMBOLS, Oms, Trader, connect, new_trader, place
+from tests.integration.support.stp import (
+    ALPHA,
+    BETA,
+    S,
+    await_pinned_price,
+    ended,
+    get_order,
+    hedges_of,
+    lp_order_reports,
+    lp_reports,
+    stp_trader,
+    trades,
 )
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
@@ -55,12 +57,7 @@ from tradingmesh.oms.v1 import (
 from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 
 R = ErrorReason
-S = trading_pb2
 D = Decimal
-PRO_STP = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://tradingmesh.local/group/pro-stp"))
-ALPHA = ("1.10000", "1.10010")  # the best bid and the best ask
-BETA = ("1.09990", "1.10030")
-SOH = b"\x01"
 
 
 @pytest.fixture(scope="module")
@@ -85,96 +82,11 @@ def pinned(oms: Oms) -> Iterator[Callable[[str | None], None]]:
             control.unpin()
 
 
-def stp_trader(oms: Oms) -> Trader:
-    return new_trader(oms, PRO_STP)
-
-
-def await_pinned_price(oms: Oms, trader: Trader) -> None:
-    """The pro-stp group's price is the raw best (no markup) once pricing has the pins."""
-
-    def probe() -> bool:
-        with oms.service("pricing") as channel:
-            quote = (
-                pricing_service_pb2_grpc.PricingServiceStub(channel)
-                .GetQuote(
-                    pricing_service_pb2.GetQuoteRequest(
-                        symbol="EURUSD", account_id=trader.account_id
-                    ),
-                    metadata=trader.md,
-                    timeout=5,
-                )
-                .quote
-            )
-        return (quote.bid, quote.ask) == ALPHA and not quote.stale
-
-    eventually(probe, 20, f"the pinned price {ALPHA} for pro-stp")
-    time.sleep(0.5)  # the OMS reads the same price from NATS
-
-
-def get_order(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    return oms.orders.GetOrder(
-        order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=order_id),
-        metadata=trader.md,
-        timeout=10,
-    ).order
-
-
-def ended(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    terminal = {S.ORDER_STATUS_FILLED, S.ORDER_STATUS_CANCELLED, S.ORDER_STATUS_REJECTED}
-
-    def probe() -> oms_pb2.Order | None:
-        order = get_order(oms, trader, order_id)
-        return order if order.status in terminal else None
-
-    result: oms_pb2.Order = eventually(probe, 20, f"order {order_id} ended")
-    return result
-
-
-def trades(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
-    return list(
-        oms.orders.ListTrades(
-            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
-            metadata=trader.md,
-            timeout=10,
-        ).trades
-    )
-
-
-def hedges_of(oms: Oms, order_ids: list[str]) -> list[dict[str, Any]]:
-    columns = (
-        "id::text, symbol, side, quantity, gross_buy_quantity, gross_sell_quantity,"
-        " filled_quantity, average_price, liquidity_provider_id, status, status_reason"
-    )
-    rows = oms.rows(
-        f"SELECT {columns} FROM oms.hedge_orders WHERE id IN (SELECT hedge_order_id"
-        " FROM oms.hedge_order_orders WHERE order_id = ANY(%s::uuid[])) ORDER BY created_at",
-        order_ids,
-    )
-    names = [c.strip().split("::")[0] for c in columns.split(",")]
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
 def linked_orders(oms: Oms, hedge_id: str) -> set[str]:
     rows = oms.rows(
         "SELECT order_id::text FROM oms.hedge_order_orders WHERE hedge_order_id = %s", hedge_id
     )
     return {r[0] for r in rows}
-
-
-def lp_reports(oms: Oms, lp: str) -> list[dict[int, str]]:
-    """The ExecutionReports the LP simulator sent the OMS's order session, from its FIX message
-    store (what the LP itself saw and did)."""
-    store = StackPaths.for_name(oms.running.config.name).lp_dir(lp) / "fix-store"
-    body = store / f"FIX.4.4-{lp.upper()}-TRADINGMESH-OMS.body"
-    reports = []
-    for message in body.read_bytes().split(b"8=FIX.4.4" + SOH)[1:]:
-        fields = {
-            int(tag): value.decode()
-            for tag, _, value in (f.partition(b"=") for f in message.split(SOH) if b"=" in f)
-        }
-        if fields.get(35) == "8":
-            reports.append(fields)
-    return reports
 
 
 def _hedge_events(oms: Oms) -> list[tuple[str, str]]:
@@ -487,10 +399,6 @@ def hedge_at(oms: Oms, order_id: str, statuses: set[str], what: str) -> dict[str
     return result
 
 
-def lp_order_reports(oms: Oms, hedge_id: str, lp: str = "lp-alpha") -> list[dict[int, str]]:
-    return [r for r in lp_reports(oms, lp) if r.get(11) == hedge_id]
-
-
 def order_audit(oms: Oms, order_id: str) -> list[str]:
     return [
         str(r[0])
@@ -738,32 +646,11 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     await_group_price(oms, trader, *ALPHA)
     order = place_limit(oms, trader, "1.10005", "0.30")
 
-    # The stack as it is now: an earlier test may have restarted components.
-    paths = StackPaths.for_name(oms.running.config.name)
-    state = load(paths.state_file)
-    assert state is not None
-    entry = state.component("oms")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)  # a crash: nothing is handed over
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
+    kill_oms(oms)  # a crash: nothing is handed over
+    start_oms(oms, trader)
 
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
     pin(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))
     done = ended(oms, trader, order.id)
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
     assert D(done.average_fill_price) == D("1.10005")
-
-
-def _oms_answers(oms: Oms, trader: Trader) -> bool:
-    try:
-        oms.orders.ListOrders(
-            order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
-            metadata=trader.md,
-            timeout=5,
-        )
-    except grpc.RpcError:
-        return False
-    return True

@@ -31,8 +31,8 @@ import pytest
 
 from services.oms.stp.intake import UNWORKED_SQL
 from tests.integration.conftest import RunningStack
-from tests.integration.test_orders import Oms, Trader, connect
-from tests.integration.test_stp import stp_trader
+from tests.integration.support.orders import Oms, Trader, connect
+from tests.integration.support.stp import stp_trader
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
 

@@ -19,9 +19,7 @@ every hedge order goes there.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,29 +29,28 @@ import psycopg
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_orders import Oms, Trader, connect, eventually, place
-from tests.integration.test_stp import (
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import Oms, connect, place
+from tests.integration.support.stp import (
     ALPHA,
     BETA,
-    _oms_answers,
+    D,
+    S,
+    assert_filled_once,
     await_pinned_price,
-    ended,
     get_order,
+    hedge_fills,
     hedges_of,
     lp_order_reports,
+    sent_hedge,
+    stored_reports,
     stp_trader,
     trades,
 )
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import position_service_pb2
-
-S = trading_pb2
-D = Decimal
+from tests.integration.support.waiting import eventually
+from tradingmesh.common.v1 import types_pb2
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +75,6 @@ def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
             control.set_fill_delay(delays[lp])
 
 
-def stored_reports(oms: Oms, hedge_id: str) -> list[dict[str, Any]]:
-    rows = oms.rows(
-        "SELECT report_key, exec_id, report->>'kind', applied_at IS NOT NULL"
-        " FROM oms.lp_execution_reports WHERE cl_ord_id = %s ORDER BY id",
-        hedge_id,
-    )
-    return [{"key": r[0], "exec_id": r[1], "kind": r[2], "applied": r[3]} for r in rows]
-
-
-def hedge_fills(oms: Oms, hedge_id: str) -> list[tuple[str, Decimal, Decimal]]:
-    return [
-        (str(r[0]), D(r[1]), D(r[2]))
-        for r in oms.rows(
-            "SELECT lp_execution_id, quantity, price FROM oms.hedge_fills"
-            " WHERE hedge_order_id = %s ORDER BY fill_time",
-            hedge_id,
-        )
-    ]
-
-
 def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
     """A sample of the OMS's /metrics (0 when it has none yet), summed over its instances
     (`--replicas`, ADR 0017: the STP desk runs on whichever leads)."""
@@ -110,63 +87,6 @@ def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
         found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
         total += D(found.group(1)) if found else D(0)
     return total
-
-
-def sent_hedge(oms: Oms, order_id: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        found = hedges_of(oms, [order_id])
-        return found[-1] if found and found[-1]["status"] == "SENT" else None
-
-    result: dict[str, Any] = eventually(probe, 20, "the hedge order SENT to the provider")
-    return result
-
-
-def kill_oms(oms: Oms) -> None:
-    """SIGKILL: a crash, nothing handed over."""
-    paths = StackPaths.for_name(oms.running.config.name)
-    state = load(paths.state_file)
-    assert state is not None
-    entry = state.component("oms")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-
-
-def start_oms(oms: Oms, trader: Trader) -> None:
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
-
-
-def assert_filled_once(
-    oms: Oms, trader: Trader, order_id: str, quantity: str, price: str
-) -> dict[str, Any]:
-    """The client order FILLED with one trade and one position, from one filled hedge."""
-    order = ended(oms, trader, order_id)
-    assert order.status == S.ORDER_STATUS_FILLED, (order.status_reason, order.status_message)
-    assert (D(order.filled_quantity), D(order.average_fill_price)) == (D(quantity), D(price))
-    (trade,) = trades(oms, trader, order_id)
-    (hedge,) = hedges_of(oms, [order_id])
-    assert trade.hedge_order_id == hedge["id"]
-    assert (hedge["status"], hedge["filled_quantity"]) == ("FILLED", D(quantity))
-    positions = [
-        p
-        for p in oms.positions.ListPositions(
-            position_service_pb2.ListPositionsRequest(account_id=trader.account_id),
-            metadata=trader.md,
-            timeout=10,
-        ).positions
-        if p.id == trade.position_id
-    ]
-    assert [(D(p.quantity), D(p.open_price)) for p in positions] == [(D(quantity), D(price))]
-    audit = [
-        str(r[0])
-        for r in oms.rows(
-            "SELECT event FROM oms.audit_records WHERE entity_id = %s ORDER BY sequence", order_id
-        )
-    ]
-    assert audit.count("FILLED") == 1, audit
-    return hedge
 
 
 def test_a_fill_stored_but_not_applied_when_the_oms_is_killed_is_applied_once_after_restart(

@@ -36,9 +36,9 @@ from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, bearer, login, make_user, refused
-from tests.integration.test_orders import Oms, connect, eventually, place
-from tests.integration.test_stp import (
+from tests.integration.support.edge import Edge, bearer, login, make_user, refused
+from tests.integration.support.orders import Oms, connect, place
+from tests.integration.support.stp import (
     ALPHA,
     BETA,
     await_pinned_price,
@@ -48,6 +48,7 @@ from tests.integration.test_stp import (
     stp_trader,
     trades,
 )
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import order_admin_service_pb2 as admin_pb

@@ -24,20 +24,19 @@ from decimal import Decimal
 
 import pytest
 
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
-from stack.state import ComponentState, load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.test_orders import Oms, Trader, connect, eventually, place
-from tests.integration.test_stp import (
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import component, kill_oms, start_oms
+from tests.integration.support.orders import Oms, Trader, connect, place
+from tests.integration.support.stp import (
     ALPHA,
-    _oms_answers,
     await_pinned_price,
     ended,
     get_order,
     hedges_of,
-    pinned,  # noqa: F401 (a fixture)
     stp_trader,
+)
+from tests.integration.test_stp import (
+    pinned,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -48,25 +47,6 @@ WAIT_SECONDS = 5
 # Pricing republishes an unchanged price every second and the OMS's quote is live for 2 s, the
 # risk service's for 5 s: this long after the freeze the order is acknowledged without a price.
 AGED_OUT = 2.4
-
-
-def component(oms: Oms, name: str) -> ComponentState:
-    """The component as it runs now (an earlier test may have restarted it)."""
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    return entry
-
-
-def restart_oms(running_stack: RunningStack, oms: Oms, trader: Trader) -> None:
-    entry = component(oms, "oms")
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
-    eventually(lambda: not is_running(entry), 30, "the OMS stopped")
-    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
-    eventually(lambda: _oms_answers(oms, trader), 60, "the OMS answers again")
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +60,13 @@ def trader(running_stack: RunningStack, oms: Oms) -> Iterator[Trader]:
     trader = stp_trader(oms)
     os.environ["TM_OMS_STP_PRICE_WAIT_S"] = str(WAIT_SECONDS)
     try:
-        restart_oms(running_stack, oms, trader)
+        kill_oms(oms)
+        start_oms(oms, trader)
         yield trader
     finally:
         os.environ.pop("TM_OMS_STP_PRICE_WAIT_S", None)
-        restart_oms(running_stack, oms, trader)
+        kill_oms(oms)
+        start_oms(oms, trader)
 
 
 class FrozenPricing:
@@ -92,7 +74,7 @@ class FrozenPricing:
     the block ends."""
 
     def __init__(self, oms: Oms) -> None:
-        pid = component(oms, "pricing").pid
+        pid = component(oms.running, "pricing").pid
         assert pid is not None
         self.pid = pid
         assert os.getpgid(pid) == pid

@@ -32,23 +32,23 @@ from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.state import load
 from tests.integration.conftest import SETUP_BUDGET
-from tests.integration.test_orders import Oms, eventually, place
-from tests.integration.test_stp import (
+from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.orders import Oms, place
+from tests.integration.support.stp import (
     ALPHA,
+    assert_filled_once,
     await_pinned_price,
+    hedge_fills,
     hedges_of,
     lp_order_reports,
+    sent_hedge,
+    stored_reports,
     stp_trader,
 )
+from tests.integration.support.waiting import eventually
 from tests.integration.test_stp_durability import (
-    assert_filled_once,
-    hedge_fills,
-    kill_oms,
     lps,  # noqa: F401 (a fixture)
     oms,  # noqa: F401 (a fixture)
-    sent_hedge,
-    start_oms,
-    stored_reports,
 )
 from tradingmesh.common.v1 import trading_pb2
 

@@ -14,10 +14,7 @@ import asyncio
 import json
 import os
 import signal
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,32 +27,27 @@ from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from stack.state import load
-from tests.integration.callers import AccountStack, account_stack, staff
+from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import Message, events_on, published
-from tests.integration.test_auth import Edge, bearer
-from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
-from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
-from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import (
+    DEPOSIT,
+    Trader,
+    await_quote,
+    market,
+    new_trader,
+    place_grpc,
+    unsent_outbox,
+)
+from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2, order_service_pb2, position_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
-from tradingmesh.pricing.v1 import pricing_service_pb2
-from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
-from tradingmesh.risk.v1 import risk_service_pb2
-from tradingmesh.risk.v1 import risk_service_pb2_grpc as risk_grpc
 
 PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
-DEPOSIT = Decimal("10000.00")
 LOT = Decimal("100000")  # EURUSD's contract size (stack/seed.py)
-
-
-@dataclass(frozen=True)
-class Trader:
-    user_id: str
-    account_id: str
-    token: str
 
 
 @pytest.fixture(scope="module")
@@ -82,103 +74,6 @@ def pinned(edge: Edge) -> Iterator[Callable[[str, str], None]]:
     finally:
         for lp in lps:
             lp.unpin()
-
-
-def new_trader(edge: Edge, accounts: AccountStack) -> Trader:
-    """A KYC-approved user with a funded account in the standard group (market execution,
-    netting, a 10-point markup, no commission), created through the account service, so its
-    events reach the OMS and the risk service; signed in through the edge."""
-    backoffice = staff()
-    user = accounts.new_user(backoffice)
-    groups = accounts.admin.ListClientGroups(
-        admin_pb.ListClientGroupsRequest(), metadata=accounts.as_(backoffice)
-    ).client_groups
-    standard = next(g for g in groups if g.name == "standard")
-    account = accounts.admin.CreateTradingAccount(
-        admin_pb.CreateTradingAccountRequest(user_id=user.id, group_id=standard.id),
-        metadata=accounts.as_(backoffice),
-    ).account
-    accounts.deposit_direct(account.account_number, str(DEPOSIT))
-    with edge.channel() as channel:
-        login = auth_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username=user.username, password="correct horse battery"),
-            timeout=20,
-        )
-    trader = Trader(user.id, account.id, login.access_token)
-    # The OMS and the risk service learn the account and its deposit from the account events.
-    wait_for(lambda: funded_at_risk(edge, trader), 30, "the OMS and risk know the funded account")
-    return trader
-
-
-def funded_at_risk(edge: Edge, trader: Trader) -> bool:
-    with edge.channel() as channel:
-        try:
-            order_grpc.OrderServiceStub(channel).ListOrders(
-                order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
-                metadata=bearer(trader.token),
-                timeout=10,
-            )
-            risk = risk_grpc.RiskServiceStub(channel).GetAccountRisk(
-                risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
-                metadata=bearer(trader.token),
-                timeout=10,
-            )
-        except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return False
-            raise
-    return Decimal(risk.account_risk.balance or "0") == DEPOSIT
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
-
-
-def group_quote(edge: Edge, trader: Trader) -> tuple[str, str]:
-    with edge.channel() as channel:
-        quote = (
-            pricing_grpc.PricingServiceStub(channel)
-            .GetQuote(
-                pricing_service_pb2.GetQuoteRequest(account_id=trader.account_id, symbol="EURUSD"),
-                metadata=bearer(trader.token),
-                timeout=10,
-            )
-            .quote
-        )
-    return quote.bid, quote.ask
-
-
-def await_quote(edge: Edge, trader: Trader, bid: str, ask: str) -> None:
-    wait_for(lambda: group_quote(edge, trader) == (bid, ask), 10, f"the quote {bid}/{ask}")
-    time.sleep(0.3)  # the OMS and the risk service read the same price from NATS
-
-
-def market(trader: Trader, side: int, quantity: str) -> order_service_pb2.PlaceOrderRequest:
-    return order_service_pb2.PlaceOrderRequest(
-        account_id=trader.account_id,
-        client_order_id=f"it-{uuid.uuid4().hex[:20]}",
-        symbol="EURUSD",
-        side=side,  # type: ignore[arg-type]
-        type=trading_pb2.ORDER_TYPE_MARKET,
-        quantity=quantity,
-    )
-
-
-def place_grpc(
-    edge: Edge, trader: Trader, request: order_service_pb2.PlaceOrderRequest
-) -> oms_pb2.Order:
-    with edge.channel() as channel:
-        response = order_grpc.OrderServiceStub(channel).PlaceOrder(
-            request, metadata=bearer(trader.token), timeout=10
-        )
-    return response.order
 
 
 def place_grpc_web(
@@ -295,13 +190,6 @@ EVENT_KINDS: dict[str, Any] = {
 }
 
 
-def unsent_outbox(accounts: AccountStack) -> int:
-    with accounts.db() as conn:
-        row = conn.execute("SELECT count(*) FROM oms.outbox WHERE sent_at IS NULL").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_and_events_agree(
     edge: Edge, accounts: AccountStack, pinned: Callable[[str, str], None]
 ) -> None:
@@ -342,7 +230,7 @@ def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_an
     assert positions_of(edge, trader) == []  # closed positions are not listed as open
 
     # The ledger books the trade's P&L once, referencing it; the balance moves by exactly that.
-    booked = wait_for(
+    booked = eventually(
         lambda: ledger_of(accounts, trader.account_id), 15, "the trade booked to the ledger"
     )
     assert booked == [("REALIZED_PNL", expected_pnl, closing.id)]
@@ -352,7 +240,7 @@ def test_a_market_order_over_grpc_grpc_web_and_rest_fills_and_position_ledger_an
 
     # Every order's every change was published once, in its versions 1..n.
     order_ids = {over_grpc.id, over_web.id, over_rest["id"], close["id"]}
-    wait_for(lambda: unsent_outbox(accounts) == 0, 10, "the OMS outbox drained")
+    eventually(lambda: unsent_outbox(accounts) == 0, 10, "the OMS outbox drained")
     published = order_events(accounts, order_ids)
     for order_id, versions in published.items():
         assert versions == list(range(1, len(versions) + 1)), (order_id, versions)
@@ -400,9 +288,9 @@ def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_
     assert all(o.status == trading_pb2.ORDER_STATUS_FILLED for o in orders), orders
 
     # Gone before `up` looks (a process killed a moment ago may still be running).
-    wait_for(lambda: not is_running(oms), 30, "the killed OMS exited")
+    eventually(lambda: not is_running(oms), 30, "the killed OMS exited")
     up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))  # restarts the OMS
-    wait_for(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
+    eventually(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
 
     published = order_events(accounts, {o.id for o in orders})
     for order in orders:

@@ -9,7 +9,7 @@ known exactly. Traders and orders come from test_orders.py's helpers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -17,24 +17,29 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.conftest import RunningStack
-from tests.integration.test_orders import (
+from tests.integration.support.orders import (
     Oms,
     Trader,
     connect,
-    eventually,
-    live_quote,
-    new_group,
-    new_trader,
     place,
     place_filled,
+    trades_of,
 )
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tests.integration.support.triggers import (
+    Pin,
+    S,
+    audit_events,
+    await_price,
+    ended,
+    get_order,
+    trader_at,
+)
+from tests.integration.support.waiting import eventually
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
 
-S = trading_pb2
 D = Decimal
-Pin = Callable[[str, str], None]
 
 
 @pytest.fixture(scope="module")
@@ -55,58 +60,6 @@ def pin(oms: Oms) -> Iterator[Pin]:
     finally:
         for lp in lps:
             lp.unpin()
-
-
-def trader_at(oms: Oms, pin: Pin, bid: str, ask: str) -> Trader:
-    """A funded trader in a market-execution group without markup, EURUSD pinned at bid/ask."""
-    pin(bid, ask)
-    trader = new_trader(oms, new_group(oms, types_pb2.EXECUTION_MODE_MARKET))
-    await_price(oms, trader, bid, ask)
-    return trader
-
-
-def await_price(oms: Oms, trader: Trader, bid: str, ask: str) -> None:
-    eventually(
-        lambda: (q := live_quote(oms, trader)).bid == bid and q.ask == ask,
-        15,
-        f"the group's EURUSD at {bid}/{ask}",
-    )
-    time.sleep(0.3)  # the OMS reads the same price from NATS
-
-
-def get_order(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    return oms.orders.GetOrder(
-        order_service_pb2.GetOrderRequest(account_id=trader.account_id, order_id=order_id),
-        metadata=trader.md,
-    ).order
-
-
-def ended(oms: Oms, trader: Trader, order_id: str) -> oms_pb2.Order:
-    def probe() -> oms_pb2.Order | None:
-        order = get_order(oms, trader, order_id)
-        done = order.status in (S.ORDER_STATUS_FILLED, S.ORDER_STATUS_REJECTED)
-        return order if done else None
-
-    return eventually(probe, 15, f"order {order_id} filled or rejected")
-
-
-def audit_events(oms: Oms, order_id: str) -> list[tuple[str, str]]:
-    return [
-        (str(e), str(a))
-        for e, a in oms.rows(
-            "SELECT event, actor_id FROM oms.audit_records WHERE entity_id = %s ORDER BY sequence",
-            order_id,
-        )
-    ]
-
-
-def trades_of(oms: Oms, trader: Trader, order_id: str) -> list[oms_pb2.Trade]:
-    return list(
-        oms.orders.ListTrades(
-            order_service_pb2.ListTradesRequest(account_id=trader.account_id, order_id=order_id),
-            metadata=trader.md,
-        ).trades
-    )
 
 
 def test_a_buy_limit_below_the_market_fills_when_the_ask_drops_to_it(oms: Oms, pin: Pin) -> None:

@@ -19,8 +19,8 @@ import pytest
 
 from stack.components.web_static import IMMUTABLE, NO_CACHE, WEB_DIST_ENV
 from tests.integration.conftest import RunningStack
-from tests.integration.test_auth import Edge, restart_envoy
-from tests.integration.test_edge_errors import (
+from tests.integration.support.edge import Edge, restart_envoy
+from tests.integration.support.edge_calls import (
     LOGIN,
     Answer,
     Trader,

@@ -23,7 +23,7 @@ import pytest
 from stack.paths import REPO
 from tests.integration.conftest import RunningStack
 from tests.integration.node_clients import run_node_script
-from tests.integration.test_auth import Edge, restart_envoy
+from tests.integration.support.edge import Edge, restart_envoy
 
 WEB = REPO / "clients" / "web"
 E2E = WEB / "e2e" / "terminal.e2e.mjs"

@@ -1,7 +1,7 @@
 """Money that backs open positions stays put (issue #12): withdrawals are checked against the
 free margin from live positions, atomically with the debit, and GetAccount shows the same
 figures as GetAccountRisk. Against the real stack, in a client group of its own with prices
-pinned on both LP simulators (`test_risk.Broker`), so every figure is exact.
+pinned on both LP simulators (`support/risk.py`'s `Broker`), so every figure is exact.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ import pytest
 
 from tests.integration import test_risk
 from tests.integration.callers import Who
-from tests.integration.test_auth import refused
-from tests.integration.test_risk import Broker, _funded_in_risk, _place_market, eventually
+from tests.integration.support.edge import refused
+from tests.integration.support.risk import Broker
+from tests.integration.support.risk import funded_in_risk as _funded_in_risk
+from tests.integration.support.risk import place_market as _place_market
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
 from tradingmesh.common.v1 import trading_pb2
@@ -56,7 +59,7 @@ def eurusd(broker: Broker) -> None:
 
 def _trader(broker: Broker, amount: str) -> tuple[account_pb2.User, account_pb2.TradingAccount]:
     user, account = broker.new_account(amount)
-    eventually(lambda: _funded_in_risk(broker, account.id), "risk's copy of the funded account")
+    eventually(lambda: _funded_in_risk(broker, account.id), 30, "risk's copy of the funded account")
     return user, account
 
 
@@ -80,7 +83,7 @@ def _summary_when(
         summary = _summary(broker, user, account_id)
         return summary if test(summary) else None
 
-    return eventually(probe, what)
+    return eventually(probe, 30, what)
 
 
 def _risk(broker: Broker, user: account_pb2.User, account_id: str) -> risk_pb2.AccountRisk:

@@ -1,0 +1,62 @@
+"""Stopping and restarting the stack's components as a crash and a recovery would: SIGKILL to
+a component's process group (`kill`), then `up` again (`restore`), which starts what is not
+running."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import grpc
+
+from stack.orchestrator import StackConfig, is_running, up
+from stack.paths import StackPaths
+from stack.state import ComponentState, load
+from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.support.orders import Oms, Trader
+from tests.integration.support.waiting import eventually
+from tradingmesh.oms.v1 import order_service_pb2
+
+
+def component(running: RunningStack, name: str) -> ComponentState:
+    """The component as it runs now (an earlier test may have restarted it)."""
+    state = load(StackPaths.for_name(running.config.name).state_file)
+    assert state is not None
+    entry = state.component(name)
+    assert entry is not None
+    assert entry.pid is not None
+    return entry
+
+
+def kill(running: RunningStack, name: str) -> None:
+    """SIGKILL to the component's process group: a crash, nothing handed over; and gone."""
+    entry = component(running, name)
+    assert entry.pid is not None
+    os.killpg(entry.pid, signal.SIGKILL)
+    eventually(lambda: not is_running(entry), 30, f"{name} stopped")
+
+
+def restore(running: RunningStack) -> None:
+    """`up` again: starts what is not running, returns once the stack is healthy."""
+    up(StackConfig(name=running.config.name, budget=SETUP_BUDGET))
+
+
+def kill_oms(oms: Oms) -> None:
+    kill(oms.running, "oms")
+
+
+def start_oms(oms: Oms, trader: Trader) -> None:
+    restore(oms.running)
+    eventually(lambda: oms_answers(oms, trader), 60, "the OMS answers again")
+
+
+def oms_answers(oms: Oms, trader: Trader) -> bool:
+    try:
+        oms.orders.ListOrders(
+            order_service_pb2.ListOrdersRequest(account_id=trader.account_id),
+            metadata=trader.md,
+            timeout=5,
+        )
+    except grpc.RpcError:
+        return False
+    return True
