@@ -62,6 +62,9 @@ def new_trader(edge: Edge, accounts: AccountStack) -> Trader:
 
 
 def funded_at_risk(edge: Edge, trader: Trader) -> bool:
+    """Whether the OMS knows the account and risk has its deposit, in every instance: Envoy
+    balances the calls round robin, so twice as many answers as instances all show it (each
+    risk instance reads the events itself, ADR 0017)."""
     with edge.channel() as channel:
         try:
             order_grpc.OrderServiceStub(channel).ListOrders(
@@ -69,16 +72,19 @@ def funded_at_risk(edge: Edge, trader: Trader) -> bool:
                 metadata=bearer(trader.token),
                 timeout=10,
             )
-            risk = risk_grpc.RiskServiceStub(channel).GetAccountRisk(
-                risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
-                metadata=bearer(trader.token),
-                timeout=10,
-            )
+            for _ in range(2 * edge.state.replicas):
+                risk = risk_grpc.RiskServiceStub(channel).GetAccountRisk(
+                    risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
+                    metadata=bearer(trader.token),
+                    timeout=10,
+                )
+                if Decimal(risk.account_risk.balance or "0") != DEPOSIT:
+                    return False
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return False
             raise
-    return Decimal(risk.account_risk.balance or "0") == DEPOSIT
+    return True
 
 
 def group_quote(edge: Edge, trader: Trader) -> tuple[str, str]:

@@ -201,18 +201,24 @@ def oms_knows(oms: Oms, trader: Trader) -> bool:
 
 
 def risk_funded(oms: Oms, trader: Trader, deposit: Decimal) -> bool:
-    with oms.service("risk") as channel:
-        try:
-            risk = risk_service_pb2_grpc.RiskServiceStub(channel).GetAccountRisk(
-                risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
-                metadata=trader.md,
-                timeout=5,
-            )
-        except grpc.RpcError as error:
-            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-                return False
-            raise
-    return D(risk.account_risk.balance or "0") >= deposit
+    """Whether every risk instance has the deposit: each reads the events itself (ADR 0017), and
+    the account's checks go to one of them, whichever it is."""
+    for instance in range(1, oms.running.state.replicas + 1):
+        port = oms.ports.service_grpc("risk", instance)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                risk = risk_service_pb2_grpc.RiskServiceStub(channel).GetAccountRisk(
+                    risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),
+                    metadata=trader.md,
+                    timeout=5,
+                )
+            except grpc.RpcError as error:
+                if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    return False
+                raise
+        if D(risk.account_risk.balance or "0") < deposit:
+            return False
+    return True
 
 
 def live_quote(oms: Oms, trader: Trader, symbol: str = "EURUSD") -> pricing_pb2.Quote:
