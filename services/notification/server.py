@@ -9,8 +9,6 @@ a filter on another user's account answers NOT_FOUND (ADR 0002, ADR 0005).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +22,9 @@ from services.platform.access import account_not_found, require_user
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
+from services.platform.paging import bad_token, page_size
+from services.platform.paging import decode_token as decode_parts
+from services.platform.paging import encode_token as encode_parts
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
@@ -31,7 +32,6 @@ from tradingmesh.notification.v1 import notification_service_pb2_grpc
 
 R = ErrorReason
 Context = grpc.aio.ServicerContext[Any, Any]
-DEFAULT_PAGE_SIZE: Final = 100
 REPLAY_PAGE: Final = 500
 HEARTBEAT_SECONDS: Final = 30.0
 
@@ -61,31 +61,19 @@ def _kinds(kinds: list[int]) -> tuple[str, ...]:
     return tuple(domain.kind_name(k) for k in kinds)  # type: ignore[arg-type]
 
 
-def _bad_token() -> DomainError:
-    return DomainError(
-        R.ERROR_REASON_VALIDATION_FAILED,
-        "page_token is not a token from a previous response",
-        field_violations=[("page_token", "not a token from a previous response")],
-    )
-
-
 def encode_token(position: int) -> str:
-    return base64.urlsafe_b64encode(f"n|{position}".encode()).decode().rstrip("=")
+    return encode_parts("n", str(position))
 
 
 def decode_token(token: str) -> int | None:
     """The position a page continues before; None for the first page."""
-    if not token:
+    parts = decode_parts(token, 2)
+    if parts is None:
         return None
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        tag, position = base64.urlsafe_b64decode(padded).decode().split("|")
-        value = int(position)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_token() from None
-    if tag != "n" or value < 1:
-        raise _bad_token()
-    return value
+    tag, position = parts
+    if tag != "n" or not position.isdigit() or int(position) < 1:
+        raise bad_token()
+    return int(position)
 
 
 class NotificationService(notification_service_pb2_grpc.NotificationServiceServicer):
@@ -181,7 +169,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
             if time_range.HasField("end_time")
             else None,
         )
-        size = request.page_size or DEFAULT_PAGE_SIZE
+        size = page_size(request.page_size)
         async with db.lone_reads() as session:
             rows, unread = await store.page(
                 session,

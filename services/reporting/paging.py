@@ -7,26 +7,18 @@ VALIDATION_FAILED rather than a page of another list.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Final
 
-from services.platform.errors import DomainError
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from services.platform.paging import DEFAULT_PAGE_SIZE, bad_token, page_size
+from services.platform.paging import decode_token as decode_parts
+from services.platform.paging import encode_token as encode_parts
 
 __all__ = ["DEFAULT_PAGE_SIZE", "Cursor", "decode_token", "encode_token", "page_size"]
 
-DEFAULT_PAGE_SIZE: Final = 100
-
 Cursor = tuple[datetime, str]
-
-
-def page_size(requested: int) -> int:
-    """The contract's rule: 0 means the default, 100 (the validation bounds it to 500)."""
-    return requested or DEFAULT_PAGE_SIZE
+_OTHER_FILTERS = "with the same filters"
 
 
 def _digest(filters: str) -> str:
@@ -34,29 +26,20 @@ def _digest(filters: str) -> str:
 
 
 def encode_token(at: datetime, item_id: str, filters: str) -> str:
-    raw = f"{at.isoformat()}|{item_id}|{_digest(filters)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _bad_token() -> DomainError:
-    return DomainError(
-        ErrorReason.ERROR_REASON_VALIDATION_FAILED,
-        "page_token is not a token from a previous response with the same filters",
-        field_violations=[("page_token", "not a token from a previous response")],
-    )
+    return encode_parts(at.isoformat(), item_id, _digest(filters))
 
 
 def decode_token(token: str, filters: str) -> Cursor | None:
     """The (time, id) a page continues after; None for an empty token."""
-    if not token:
+    parts = decode_parts(token, 3)
+    if parts is None:
         return None
+    at_text, item_id, digest = parts
     try:
-        padded = token + "=" * (-len(token) % 4)
-        at_text, item_id, digest = base64.urlsafe_b64decode(padded).decode().split("|")
         at = datetime.fromisoformat(at_text)
         uuid.UUID(item_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_token() from None
+    except ValueError:
+        raise bad_token(_OTHER_FILTERS) from None
     if at.tzinfo is None or digest != _digest(filters):
-        raise _bad_token()
+        raise bad_token(_OTHER_FILTERS)
     return at, item_id

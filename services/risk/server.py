@@ -29,6 +29,7 @@ from services.platform.access import (
 )
 from services.platform.db import Database
 from services.platform.errors import DomainError
+from services.platform.paging import next_offset_token, offset_page
 from services.risk import convert, store
 from services.risk.check import OrderCheck, Purpose, check_order
 from services.risk.decimals import parse_decimal
@@ -58,7 +59,6 @@ _R = ErrorReason
 Context = grpc.aio.ServicerContext[Any, Any]
 READ_ROLES: Final = (ADMIN, DEALER, BACKOFFICE)
 LIMIT_ROLES: Final = (ADMIN, DEALER)
-DEFAULT_PAGE_SIZE: Final = 100
 _LIMIT_FIELDS: Final = ("max_open_positions", "max_open_orders", "max_gross_notional")
 LEDGER_WAIT_SECONDS: Final = 1.0
 
@@ -82,24 +82,6 @@ class RiskParts:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _page(page_size: int, page_token: str) -> tuple[int, int]:
-    """(limit, offset) of a list request; VALIDATION_FAILED for a token not ours."""
-    limit = page_size or DEFAULT_PAGE_SIZE
-    if not page_token:
-        return limit, 0
-    if not page_token.isdigit() or len(page_token) > 12:
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED,
-            "page_token is not a token from a previous response",
-            field_violations=[("page_token", "not a token from a previous response")],
-        )
-    return limit, int(page_token)
-
-
-def _next_token(offset: int, limit: int, more: bool) -> str:
-    return str(offset + limit) if more else ""
 
 
 def _valuation(parts: RiskParts, account_id: str) -> AccountValuation:
@@ -150,7 +132,7 @@ async def _margin_events(
     account_id: str = "",
     group_id: str = "",
 ) -> tuple[list[risk_pb2.MarginEvent], str]:
-    limit, offset = _page(page_size, page_token)
+    limit, offset = offset_page(page_size, page_token)
     clauses: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
     if account_id:
@@ -187,7 +169,7 @@ async def _margin_events(
             .all()
         )
     events = [message_of_row(row) for row in rows[:limit]]
-    return events, _next_token(offset, limit, len(rows) > limit)
+    return events, next_offset_token(offset, limit, len(rows) > limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +241,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
     ) -> admin_pb.ListAccountRisksResponse:
         require_roles(READ_ROLES)
         _, state = self.parts.ready
-        limit, offset = _page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         wanted_statuses = {convert.status_name(s) for s in request.statuses}
         only = set(request.account_ids)
         now = _now()
@@ -287,7 +269,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
         page = risks[offset : offset + limit]
         return admin_pb.ListAccountRisksResponse(
             account_risks=page,
-            next_page_token=_next_token(offset, limit, len(risks) > offset + limit),
+            next_page_token=next_offset_token(offset, limit, len(risks) > offset + limit),
         )
 
     async def ListAllMarginEvents(

@@ -33,6 +33,7 @@ from services.account.store import accounts as account_store
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -116,7 +117,7 @@ class TradingAccountAdmin(AdminPart):
         self, request: admin_pb.ListTradingAccountsRequest, context: Context
     ) -> admin_pb.ListTradingAccountsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             rows = await account_store.list_accounts(
                 session,
@@ -129,7 +130,7 @@ class TradingAccountAdmin(AdminPart):
             )
         return admin_pb.ListTradingAccountsResponse(
             accounts=[convert.trading_account(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
     async def UpdateTradingAccountStatus(

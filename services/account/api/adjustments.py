@@ -29,6 +29,7 @@ from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -194,7 +195,7 @@ class BalanceAdjustmentAdmin(AdminPart):
         self, request: admin_pb.ListBalanceAdjustmentsRequest, context: Context
     ) -> admin_pb.ListBalanceAdjustmentsResponse:
         require_roles(MONEY_STAFF)
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             rows = await adjustment_store.list_adjustments(
                 session,
@@ -206,5 +207,5 @@ class BalanceAdjustmentAdmin(AdminPart):
             )
         return admin_pb.ListBalanceAdjustmentsResponse(
             balance_adjustments=[convert.balance_adjustment(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from services.account import audit, store
+from services.account import audit
 from services.account.api.common import AdminPart, Context
 from services.account.store.audit_records import list_audit_records
 from services.platform.access import ADMIN, require_roles
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 
 __all__ = ["AuditAdmin"]
@@ -19,7 +20,7 @@ class AuditAdmin(AdminPart):
         self, request: admin_pb.ListAuditRecordsRequest, context: Context
     ) -> admin_pb.ListAuditRecordsResponse:
         require_roles((ADMIN,))
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             records = await list_audit_records(
                 session,
@@ -34,7 +35,8 @@ class AuditAdmin(AdminPart):
                 offset=offset,
             )
         return admin_pb.ListAuditRecordsResponse(
-            audit_records=records, next_page_token=store.next_token(offset, limit, len(records))
+            audit_records=records,
+            next_page_token=next_offset_token(offset, limit, len(records) == limit),
         )
 
     async def VerifyAuditChain(

@@ -31,6 +31,7 @@ from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import require_account, require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
+from services.platform.paging import next_offset_token, offset_page
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
@@ -71,7 +72,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         user_id = store.as_uuid(caller.subject)
         if user_id is None:
             return api_pb.ListAccountsResponse()
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             rows = await account_store.list_accounts(
                 session,
@@ -82,7 +83,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
             )
         return api_pb.ListAccountsResponse(
             accounts=[convert.trading_account(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
     async def GetAccount(
@@ -98,7 +99,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self, request: api_pb.ListLedgerEntriesRequest, context: Context
     ) -> api_pb.ListLedgerEntriesResponse:
         caller = require_user()
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             row = await self._own_account(session, caller, request.account_id)
             rows = await account_store.list_ledger_entries(
@@ -111,7 +112,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
             )
         return api_pb.ListLedgerEntriesResponse(
             entries=[convert.ledger_entry(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
     async def RequestWithdrawal(

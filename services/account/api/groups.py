@@ -21,6 +21,7 @@ from services.account.store import groups as group_store
 from services.account.store.groups import GroupTerms, InstrumentTerms
 from services.platform.access import ADMIN, DEALER, require_roles
 from services.platform.errors import DomainError
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -73,12 +74,12 @@ class ClientGroupAdmin(AdminPart):
         self, request: admin_pb.ListClientGroupsRequest, context: Context
     ) -> admin_pb.ListClientGroupsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             rows = await group_store.list_groups(session, limit=limit, offset=offset)
         return admin_pb.ListClientGroupsResponse(
             client_groups=[convert.client_group(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
     async def UpdateClientGroup(
@@ -171,7 +172,7 @@ class ClientGroupAdmin(AdminPart):
         self, request: admin_pb.ListGroupInstrumentSettingsRequest, context: Context
     ) -> admin_pb.ListGroupInstrumentSettingsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             group = await store.group_row(session, request.group_id)
             if group is None:
@@ -181,7 +182,7 @@ class ClientGroupAdmin(AdminPart):
             )
         return admin_pb.ListGroupInstrumentSettingsResponse(
             settings=[convert.instrument_settings(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
 

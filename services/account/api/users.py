@@ -32,6 +32,7 @@ from services.account.store import accounts as account_store
 from services.account.store import users as user_store
 from services.platform.access import ADMIN, STAFF_ROLES, require_roles
 from services.platform.errors import DomainError
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -95,7 +96,7 @@ class UserAdmin(AdminPart):
         self, request: admin_pb.ListUsersRequest, context: Context
     ) -> admin_pb.ListUsersResponse:
         require_roles(ANY_STAFF)
-        limit, offset = store.page(request.page_size, request.page_token)
+        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             rows = await user_store.list_users(
                 session,
@@ -108,7 +109,7 @@ class UserAdmin(AdminPart):
             )
         return admin_pb.ListUsersResponse(
             users=[convert.user(r) for r in rows],
-            next_page_token=store.next_token(offset, limit, len(rows)),
+            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
         )
 
     async def UpdateUserStatus(

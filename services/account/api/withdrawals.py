@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, store, withdrawals
+from services.account import audit, convert, withdrawals
 from services.account.api.common import (
     MONEY_STAFF,
     AdminPart,
@@ -22,6 +22,7 @@ from services.account.domain import WithdrawalStatus
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
+from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2
@@ -41,7 +42,7 @@ async def search_withdrawals(
     page_size: int,
     page_token: str,
 ) -> tuple[list[pb.Withdrawal], str]:
-    limit, offset = store.page(page_size, page_token)
+    limit, offset = offset_page(page_size, page_token)
     rows = await withdrawal_store.list_withdrawals(
         session,
         account_id=account_id,
@@ -50,7 +51,9 @@ async def search_withdrawals(
         limit=limit,
         offset=offset,
     )
-    return [convert.withdrawal(r) for r in rows], store.next_token(offset, limit, len(rows))
+    return [convert.withdrawal(r) for r in rows], next_offset_token(
+        offset, limit, len(rows) == limit
+    )
 
 
 class WithdrawalAdmin(AdminPart):

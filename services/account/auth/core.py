@@ -8,7 +8,6 @@ of service instances share it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -49,6 +48,8 @@ from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.metrics import REGISTRY
 from services.platform.outbox import add_event
+from services.platform.paging import bad_token, decode_token, encode_token
+from services.platform.paging import page_size as paged
 from services.platform.resources import Resources
 from tradingmesh.account.v1.account_events_pb2 import (
     TokenFamilyRevoked,
@@ -77,7 +78,6 @@ USER_SIGNED_IN: Final = "account.user.signed_in"
 # from many addresses; Envoy limits each address).
 LOGIN_FAILURES_ALLOWED: Final = 10
 LOGIN_FAILURE_WINDOW: Final = timedelta(minutes=15)
-DEFAULT_PAGE_SIZE: Final = 100
 
 
 class ApiKeyStatus:
@@ -551,7 +551,7 @@ class AuthCore:
     ) -> tuple[list[repo.ApiKeyRow], str]:
         require_roles([ADMIN], caller)
         after = _decode_key_page(page_token)
-        limit = page_size or DEFAULT_PAGE_SIZE
+        limit = paged(page_size)
         async with self._resources.db.read_session() as session:
             keys = await repo.list_api_keys(
                 session,
@@ -667,9 +667,9 @@ class AuthCore:
             try:
                 below = int(page_token)
             except ValueError:
-                raise _bad_page_token() from None
+                raise bad_token() from None
             keys = [k for k in keys if k.version < below]
-        limit = page_size or DEFAULT_PAGE_SIZE
+        limit = paged(page_size)
         following = str(keys[limit - 1].version) if len(keys) > limit else ""
         return keys[:limit], following
 
@@ -709,23 +709,15 @@ def _uuid_or_none(text: str | None) -> uuid.UUID | None:
         return None
 
 
-def _bad_page_token() -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_VALIDATION_FAILED,
-        "page_token is not one this list returned",
-        field_violations=[("page_token", "not a token from the previous page")],
-    )
-
-
 def _encode_key_page(key: repo.ApiKeyRow) -> str:
-    return base64.urlsafe_b64encode(f"{key.created_at.isoformat()}|{key.id}".encode()).decode()
+    return encode_token(key.created_at.isoformat(), str(key.id))
 
 
 def _decode_key_page(token: str) -> tuple[datetime, str] | None:
-    if not token:
+    parts = decode_token(token, 2)
+    if parts is None:
         return None
     try:
-        created, _, key_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), str(uuid.UUID(key_id))
+        return datetime.fromisoformat(parts[0]), str(uuid.UUID(parts[1]))
     except ValueError:
-        raise _bad_page_token() from None
+        raise bad_token() from None

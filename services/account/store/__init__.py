@@ -24,7 +24,6 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
 _R = ErrorReason
-DEFAULT_PAGE_SIZE: Final = 100
 
 USER_COLUMNS: Final = (
     "id, username, email, display_name, roles, kyc_status, status, created_at, updated_at,"
@@ -59,24 +58,6 @@ def as_uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def page(page_size: int, page_token: str) -> tuple[int, int]:
-    """(limit, offset) of a list request; VALIDATION_FAILED for a token we did not issue."""
-    limit = page_size or DEFAULT_PAGE_SIZE
-    if not page_token:
-        return limit, 0
-    if not page_token.isdigit() or len(page_token) > 12:
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED,
-            "page_token is not a token from a previous response",
-            field_violations=[("page_token", "not a token from a previous response")],
-        )
-    return limit, int(page_token)
-
-
-def next_token(offset: int, limit: int, returned: int) -> str:
-    return str(offset + limit) if returned == limit else ""
 
 
 def time_filter(

@@ -7,65 +7,54 @@ token is URL-safe base64 of "<ISO time>|<id>". ListOpenPositions pages by accoun
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
-from typing import Final
 
-from services.platform.errors import DomainError
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from services.platform.paging import DEFAULT_PAGE_SIZE, bad_token, page_size
+from services.platform.paging import decode_token as decode_parts
+from services.platform.paging import encode_token as encode_parts
 
-__all__ = ["DEFAULT_PAGE_SIZE", "decode_token", "encode_token", "page_size"]
-
-DEFAULT_PAGE_SIZE: Final = 100
-
-
-def page_size(requested: int) -> int:
-    """The contract's rule: 0 means the default, 100 (the interceptor bounds it to 500)."""
-    return requested or DEFAULT_PAGE_SIZE
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "decode_id_token",
+    "decode_token",
+    "encode_id_token",
+    "encode_token",
+    "page_size",
+]
 
 
 def encode_token(at: datetime, item_id: str) -> str:
-    raw = f"{at.isoformat()}|{item_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _bad_token() -> DomainError:
-    return DomainError(
-        ErrorReason.ERROR_REASON_VALIDATION_FAILED,
-        "page_token is not a token from a previous response",
-        field_violations=[("page_token", "not a token from a previous response")],
-    )
+    return encode_parts(at.isoformat(), item_id)
 
 
 def decode_token(token: str) -> tuple[datetime, str] | None:
     """The (time, id) of a token, None for an empty one; VALIDATION_FAILED for a token this
     service did not issue."""
-    if not token:
+    parts = decode_parts(token, 2)
+    if parts is None:
         return None
+    at_text, item_id = parts
     try:
-        padded = token + "=" * (-len(token) % 4)
-        at_text, item_id = base64.urlsafe_b64decode(padded).decode().split("|")
         at = datetime.fromisoformat(at_text)
         uuid.UUID(item_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_token() from None
+    except ValueError:
+        raise bad_token() from None
     if at.tzinfo is None:
-        raise _bad_token()
+        raise bad_token()
     return at, item_id
 
 
 def decode_id_token(token: str) -> str | None:
     """The account id a ListOpenPositions token continues after; None for an empty token."""
-    if not token:
+    parts = decode_parts(token, 1)
+    if parts is None:
         return None
     try:
-        padded = token + "=" * (-len(token) % 4)
-        return str(uuid.UUID(base64.urlsafe_b64decode(padded).decode()))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_token() from None
+        return str(uuid.UUID(parts[0]))
+    except ValueError:
+        raise bad_token() from None
 
 
 def encode_id_token(item_id: str) -> str:
-    return base64.urlsafe_b64encode(item_id.encode()).decode().rstrip("=")
+    return encode_parts(item_id)

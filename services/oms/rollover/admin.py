@@ -3,8 +3,6 @@ RunRollover. The servicer (`api/admin.py`) checks the caller's roles and calls t
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,6 +19,7 @@ from services.oms.rollover.store import StoredTerms
 from services.oms.store import operator_audit
 from services.platform.db import Database
 from services.platform.errors import DomainError
+from services.platform.paging import decode_token, encode_token
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -68,24 +67,12 @@ def _snapshot(stored: StoredTerms | None) -> dict[str, Any] | None:
 
 
 def _token(stored: StoredTerms) -> str:
-    raw = f"{stored.symbol}|{stored.group_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token(stored.symbol, stored.group_id)
 
 
 def _after(token: str) -> tuple[str, str] | None:
-    if not token:
-        return None
-    try:
-        symbol, group_id = (
-            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
-        )
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED,
-            "page_token is not a token from a previous response",
-            field_violations=[("page_token", "not a token from a previous response")],
-        ) from None
-    return symbol, group_id
+    parts = decode_token(token, 2)
+    return None if parts is None else (parts[0], parts[1])
 
 
 class SwapAdmin:
