@@ -4,12 +4,16 @@ tradingmesh up [--name dev] [--base-port 17000] [--replicas 1] [--detach] [--no-
 tradingmesh status [--name dev] [--json]
 tradingmesh down [--name dev] [--purge]
 tradingmesh logs [--name dev] [component | fix | FIX session]
+tradingmesh certs rotate [--name dev]
 
 `logs` with no argument prints the last lines of every component's log and FIX session log;
 `logs oms` prints a component's log; `logs fix` the last lines of every FIX session log (one per
 session and side: pricing's and the OMS's initiators, the LP simulators' acceptors; every
 message in and out, passwords redacted, and every logout, reject and resend with its reason);
 `logs TRADINGMESH-LP-ALPHA` (or `FIX.4.4-TRADINGMESH-LP-ALPHA`) one session's whole log.
+`certs rotate` renews, during a run, every certificate the stack wrote to files (Envoy's, the
+infrastructure's, the LP simulators', the operator's) from the platform's CA, and makes each
+process reload it (ADR 0018); the services renew their own.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from types import FrameType
 
 from stack.components.web_static import web_dist
 from stack.health import ComponentFailedError
-from stack.orchestrator import StackConfig, StackError, down, is_running, status, up
+from stack.orchestrator import (
+    StackConfig,
+    StackError,
+    down,
+    is_running,
+    rotate_certificates,
+    status,
+    up,
+)
 from stack.paths import REPO, StackNameError, StackPaths
 from stack.state import StackState
 
@@ -67,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     stop = with_name(commands.add_parser("down", help="stop every process of the stack"))
     stop.add_argument("--purge", action="store_true", help="also delete its data and logs")
 
+    certs = with_name(commands.add_parser("certs", help="the stack's TLS certificates"))
+    certs.add_argument("action", choices=["rotate"], help="rotate: renew them now, in place")
     logs = with_name(commands.add_parser("logs", help="print a component's or FIX session's log"))
     logs.add_argument(
         "component",
@@ -249,6 +263,16 @@ def _tails(logs: dict[str, Path], lines: int) -> None:
         print("\n".join(tail), end="\n\n")
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    try:
+        renewed = rotate_certificates(args.name)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"renewed: operator, {', '.join(renewed) or 'no running component'}")
+    return 0
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     paths = StackPaths.for_name(args.name)
     components = {p.stem: p for p in sorted(paths.logs.glob("*.log"))}
@@ -284,7 +308,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
     )
-    handlers = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "logs": cmd_logs}
+    handlers = {
+        "up": cmd_up,
+        "status": cmd_status,
+        "down": cmd_down,
+        "logs": cmd_logs,
+        "certs": cmd_certs,
+    }
     try:
         return handlers[args.command](args)
     except (StackError, StackNameError, ValueError) as error:

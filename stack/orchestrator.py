@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stack import provision
+from stack import pki, provision
 from stack import secrets as stack_secrets
 from stack import state as state_file
 from stack.components.base import Component, Context
@@ -368,7 +368,11 @@ class _Up:
         # 2. Secrets in Vault; a new set replaces every secret a running process holds.
         vault = VaultAdmin(openbao.address, openbao.read_root_token())
         secrets, rotated = stack_secrets.ensure(vault)
-        if rotated:
+        # The CA (ADR 0018): a new one means new certificates for every holder, as new secrets.
+        _, new_ca = pki.ensure_ca(vault, self.paths.name)
+        # The operator's certificate: the stack's own probes, tests and tools (grpcurl).
+        pki.write_files(self.paths.tls_dir, pki.issue(vault, pki.OPERATOR))
+        if rotated or new_ca:
             log.info("vault: new secrets written under secret/tradingmesh/")
             holders = [n for n in SECRET_HOLDERS if n in self.running]
             if holders:
@@ -391,6 +395,9 @@ class _Up:
         # 4. Database roles and database, schema, demo data; meanwhile, in a thread, Envoy's
         # config (buf build, certificates), which Envoy needs only after the services start.
         envoy = self.components.envoy
+        if "envoy" not in self.running:
+            # Its certificate: the clients' server certificate, its client one to the services.
+            envoy.certificate_files(vault)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge") as pool:
             edge_future = (
                 pool.submit(envoy.launch, secrets.edge_token, self.remaining())
@@ -601,3 +608,29 @@ def down(name: str, repo: Path = REPO, purge: bool = False) -> list[str]:
         if purge:
             shutil.rmtree(paths.root)
     return stopped
+
+
+def rotate_certificates(name: str, repo: Path = REPO) -> list[str]:
+    """Renews every certificate the stack wrote to files (ADR 0018), while it runs: each running
+    component that reads one gets a new certificate from the CA and reloads it without dropping
+    its connections; the operator's files are renewed too. Returns the components renewed.
+
+    The services' own certificates are not files: each renews its own (`TM_TLS_CERT_TTL`)."""
+    paths = StackPaths.for_name(name, repo)
+    with _locked(paths):
+        recorded = state_file.load(paths.state_file)
+        if recorded is None:
+            raise StackError(f"stack {name!r} has never run")
+        ctx = Context(paths, Ports(recorded.base_port), repo, "INFO")
+        components = _Components.for_context(ctx, recorded.replicas).by_name()
+        vault = VaultAdmin(recorded.vault.address, paths.root_token_file.read_text().strip())
+        pki.write_files(paths.tls_dir, pki.issue(vault, pki.OPERATOR))
+        renewed: list[str] = []
+        for entry in recorded.components:
+            component = components.get(entry.name)
+            if component is None or component.certificate is None or not is_running(entry):
+                continue
+            component.certificate_files(vault)
+            component.reload_certificates()
+            renewed.append(component.name)
+        return renewed

@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from services.platform.secrets import Secret
+from stack.pki import issue_policy
 from stack.ports import LP_SIMULATORS, SERVICES
 from stack.vault import VaultAdmin
 
@@ -250,6 +251,7 @@ def service_policy(service: str) -> str:
     if service == "notification":  # the mail relay's address and login
         paths.append(_path("smtp"))
     policy = "\n".join(f'path "secret/data/{p}" {{\n  capabilities = ["read"]\n}}' for p in paths)
+    policy += "\n" + issue_policy(service)  # its own certificate, for its name only (ADR 0018)
     if service == "account":  # signs access tokens; the private key is not exportable
         grants = {
             f"{TRANSIT_MOUNT}/sign/{SIGNING_KEY}": "update",

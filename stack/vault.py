@@ -14,6 +14,11 @@ class VaultAdmin:
     def __init__(self, address: str, token: str) -> None:
         self._client: Any = hvac.Client(url=address, token=token, timeout=5)
 
+    @property
+    def client(self) -> Any:
+        """The hvac client, for engines without a method here (PKI: `stack.pki`)."""
+        return self._client
+
     def read(self, path: str) -> dict[str, str] | None:
         """The latest version of kv v2 secret `path` (under `secret/`), or None."""
         try:

@@ -24,6 +24,7 @@ from grpc_health.v1 import (  # type: ignore[import-untyped]  # no type informat
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from services.platform.certificates import CertificateSource, set_own_certificate
 from services.platform.interceptors import server_interceptors
 from services.platform.logging import configure_logging
 from services.platform.metrics import REGISTRY, start_metrics_server
@@ -209,16 +210,22 @@ def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
     try:
         vault = connect_vault(settings)
         (edge_token,) = vault.read_keys(EDGE_PATH, "token")
+        certificate = CertificateSource(vault, settings.service, settings.tls_cert_ttl)
     except VaultError as error:
         _fail(str(error), 1)
+    set_own_certificate(certificate)
 
     async def main() -> None:
         spec = spec_factory(settings, vault)
-        renewal = asyncio.create_task(vault.renew_forever(), name="vault-token-renewal")
+        renewals = [
+            asyncio.create_task(vault.renew_forever(), name="vault-token-renewal"),
+            asyncio.create_task(certificate.renew_forever(), name="certificate-renewal"),
+        ]
         try:
             await serve(spec, settings, edge_token)
         finally:
-            renewal.cancel()
+            for renewal in renewals:
+                renewal.cancel()
 
     try:
         asyncio.run(main())

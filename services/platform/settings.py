@@ -81,6 +81,9 @@ class Settings:
     # TM_REPLICAS: how many instances of the service run (default 1). With several, copies
     # kept in memory are read per instance (`inbox.instance_durable`).
     replicas: int = 1
+    # TM_TLS_CERT_TTL: the lifetime of the certificate the process issues itself from Vault's
+    # PKI engine (ADR 0018), renewed at two thirds of it: "90s", "30m", "24h" (the default).
+    tls_cert_ttl: str = "24h"
 
     @property
     def instance_name(self) -> str:
@@ -111,6 +114,7 @@ class Settings:
         nats_url = read.required("TM_NATS_URL", _nats_url)
         instance = read.optional("TM_INSTANCE", _instance_name) or service
         replicas = read.optional("TM_REPLICAS", _replicas) or 1
+        tls_cert_ttl = read.optional("TM_TLS_CERT_TTL", _duration) or "24h"
         if read.problems:
             raise SettingsError(read.problems)
         return cls(
@@ -132,7 +136,15 @@ class Settings:
             nats_url=nats_url,
             instance=instance,
             replicas=replicas,
+            tls_cert_ttl=tls_cert_ttl,
         )
+
+
+def _duration(text: str) -> str:
+    """A Vault duration: a whole number of seconds, minutes or hours ("90s", "30m", "24h")."""
+    if len(text) < 2 or text[-1] not in "smh" or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise ValueError('must be a whole number followed by s, m or h, e.g. "24h"')
+    return text
 
 
 def _replicas(text: str) -> int:

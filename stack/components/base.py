@@ -8,8 +8,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import pki
 from stack.paths import StackPaths
+from stack.pki import CertificateFiles
 from stack.ports import Ports
+from stack.vault import VaultAdmin
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,24 @@ class Component(ABC):
     @property
     def log_path(self) -> Path:
         return self.ctx.paths.log(self.name)
+
+    certificate: str | None = None
+    """The identity whose certificate the process reads from files (ADR 0018, `stack.pki`):
+    the orchestrator writes them (`certificate_files`) before it starts, and again, followed by
+    `reload_certificates`, when `tradingmesh certs rotate` renews them. None: no files."""
+
+    def certificate_owner(self) -> tuple[int, int] | None:
+        """(uid, gid) owning the key file when the process runs as another user; else None."""
+        return None
+
+    def certificate_files(self, vault: VaultAdmin) -> CertificateFiles:
+        """Issues a new certificate for `certificate` and writes its files into the stack's
+        tls/ directory (key 0600), replacing the old ones atomically."""
+        if self.certificate is None:
+            raise ValueError(f"{self.name} reads no certificate")
+        issued = pki.issue(vault, self.certificate)
+        return pki.write_files(self.ctx.paths.tls_dir, issued, owner=self.certificate_owner())
+
+    def reload_certificates(self) -> None:  # noqa: B027  # a default, not abstract
+        """Makes the running process use its rewritten certificate files, without dropping
+        its connections. The default: nothing to do (the process watches its files)."""

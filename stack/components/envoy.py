@@ -22,7 +22,6 @@ from stack.contracts import EdgeService, build_descriptor_set, edge_services
 from stack.health import http_ok
 from stack.ports import HOST, SERVICES, stream_workers
 from stack.process import Launch
-from stack.tls import issue
 
 MAX_REQUEST_BYTES = 1024 * 1024
 # A request's path (with its query) over MAX_PATH_BYTES is 414, its path and headers together
@@ -438,6 +437,7 @@ def _json(value: object) -> str:
 
 class Envoy(Component):
     name = "envoy"
+    certificate = "edge"
 
     def __init__(self, ctx: Context, replicas: int = 1) -> None:
         super().__init__(ctx)
@@ -535,17 +535,13 @@ class Envoy(Component):
         return str(path)
 
     def launch(self, edge_token: Secret, timeout: float) -> Launch:
-        certificates = issue(self.ctx.paths.name)
-        tls = self.ctx.paths.tls_dir
-        (tls / "edge.pem").write_bytes(certificates.server_cert_pem)
-        ca_tmp = tls / "ca.pem.tmp"
-        ca_tmp.write_bytes(certificates.ca_pem)
-        os.chmod(ca_tmp, 0o644)
-        os.replace(ca_tmp, self.ctx.paths.ca_file)
+        # The edge's certificate from the platform's CA (ADR 0018): tls/edge.pem and its key,
+        # written by the orchestrator (stack/pki.py) before Envoy starts.
+        key = (self.ctx.paths.tls_dir / "edge-key.pem").read_text()
         config = self.render(timeout)
         env = base_env()
         env["TM_EDGE_TOKEN"] = edge_token.reveal()
-        env["TM_EDGE_TLS_KEY"] = certificates.server_key_pem.reveal()
+        env["TM_EDGE_TLS_KEY"] = key
         return Launch(
             argv=[
                 str(venv_tool("envoy")),
