@@ -617,6 +617,8 @@ def rotate_certificates(name: str, repo: Path = REPO) -> list[str]:
 
     The services' own certificates are not files: each renews its own (`TM_TLS_CERT_TTL`)."""
     paths = StackPaths.for_name(name, repo)
+    if not paths.root.is_dir():
+        raise StackError(f"stack {name!r} has never run")
     with _locked(paths):
         recorded = state_file.load(paths.state_file)
         if recorded is None:

@@ -333,14 +333,25 @@ def test_no_secret_is_written_under_the_state_directory(running_stack: RunningSt
     values = [v.encode() for v in [*known.values(), root_token_file.read_text().strip()]]
 
     leaks = []
+    keys = []
     for path in Path(state.state_dir).rglob("*"):
         if not path.is_file() or path == root_token_file or path.is_socket():
             continue
         content = path.read_bytes()
-        if any(value in content for value in values) or b"PRIVATE KEY-----" in content:
+        if b"PRIVATE KEY-----" in content:
+            keys.append(path)
+        elif any(value in content for value in values):
             leaks.append(path)
 
     assert leaks == []
+    # The only private keys on disk: the certificates' of processes that read files (ADR 0018),
+    # in tls/, owner-only.
+    tls = Path(state.state_dir) / "tls"
+    assert keys, "no certificate key file at all: the check itself is broken"
+    for key in keys:
+        assert key.parent == tls, key
+        assert key.name.endswith("-key.pem"), key
+        assert key.stat().st_mode & 0o777 == 0o600, key
 
 
 def test_a_killed_component_is_reported_and_up_restores_it(running_stack: RunningStack) -> None:

@@ -173,3 +173,11 @@ def test_settings_never_print_the_vault_credentials() -> None:
     assert "secret-xyz" not in repr(settings)
     assert "token-xyz" not in repr(with_token)
     assert "Secret('***')" in repr(with_token)
+
+
+def test_the_certificate_lifetime_defaults_to_a_day_and_takes_vault_durations() -> None:
+    assert Settings.from_env(_env()).tls_cert_ttl == "24h"
+    assert Settings.from_env(_env(TM_TLS_CERT_TTL="90s")).tls_cert_ttl == "90s"
+    for bad in ("24", "h", "0m", "1.5h", "1d", "-5s"):
+        (problem,) = _problems(_env(TM_TLS_CERT_TTL=bad))
+        assert problem.startswith("TM_TLS_CERT_TTL"), problem
