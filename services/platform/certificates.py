@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
+from prometheus_client import Gauge
 
 from services.platform.secrets import Secret, Vault, VaultError
 
@@ -36,6 +37,19 @@ RENEW_AT: Final = 2 / 3
 """The fraction of its lifetime after which a certificate is renewed."""
 
 _log = logging.getLogger(__name__)
+
+# What Prometheus alerts on (monitoring/prometheus/rules: ServiceCertificateRenewalOverdue,
+# ServiceCertificateExpiring): a renewal that keeps failing shows long before the certificate ends.
+_EXPIRY = Gauge(
+    "tradingmesh_certificate_expiry_timestamp_seconds",
+    "When the process's own TLS certificate expires (not-after), Unix seconds",
+    ["identity"],
+)
+_RENEW_AFTER = Gauge(
+    "tradingmesh_certificate_renew_after_timestamp_seconds",
+    "When the process's own TLS certificate is due for renewal, Unix seconds",
+    ["identity"],
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class CertificateSource:
         self._ttl = ttl
         self._subscribers: list[Subscriber] = []
         self._current = self._issue()
+        self._export()
 
     @property
     def identity(self) -> str:
@@ -112,9 +127,14 @@ class CertificateSource:
             ) from error
         return parse_issued(self._identity, response["data"])
 
+    def _export(self) -> None:
+        _EXPIRY.labels(self._identity).set(self._current.not_after.timestamp())
+        _RENEW_AFTER.labels(self._identity).set(self._current.renew_after.timestamp())
+
     async def renew(self) -> Issued:
         """Issues a new certificate now and tells the subscribers."""
         self._current = await asyncio.to_thread(self._issue)
+        self._export()
         for subscriber in self._subscribers:
             try:
                 subscriber(self._current)
