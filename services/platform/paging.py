@@ -6,6 +6,8 @@
   newest-first lists: its time and id), so rows inserted while a client pages do not shift later
   pages; `decode_token` returns the parts of a token this service issued, and refuses any other
   (`bad_token`: VALIDATION_FAILED naming `page_token`).
+- Lists of a few hundred keys held in memory (pricing's instruments, quotes and LPs) page over
+  the sorted keys after the token's key (`key_page`).
 - Offset lists (the admin lists of account and risk) carry the next offset as a token of digits
   (`offset_page`, `next_offset_token`).
 """
@@ -21,15 +23,19 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
     "bad_token",
     "decode_token",
     "encode_token",
+    "key_page",
     "next_offset_token",
     "offset_page",
     "page_size",
 ]
 
 DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 500
+"""The contracts' bound (validation refuses more); a list that is not validated caps at it."""
 _SEPARATOR: Final = "|"
 _MAX_OFFSET_DIGITS: Final = 12
 
@@ -80,3 +86,14 @@ def offset_page(requested_size: int, token: str) -> tuple[int, int]:
 def next_offset_token(offset: int, limit: int, more: bool) -> str:
     """The token of the page after this one; "" when this one was the last."""
     return str(offset + limit) if more else ""
+
+
+def key_page(keys: list[str], requested_size: int, token: str) -> tuple[list[str], str]:
+    """A page of the sorted `keys` after the token's key, and the token of the next page ("" on
+    the last): a list kept in memory, whose keys may come and go between pages."""
+    decoded = decode_token(token, 1)
+    after = decoded[0] if decoded else ""
+    size = page_size(requested_size)
+    rest = [key for key in sorted(keys) if key > after]
+    page = rest[:size]
+    return page, encode_token(page[-1]) if len(rest) > size else ""

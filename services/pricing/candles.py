@@ -28,8 +28,6 @@ still sit in a writer's buffer for up to one flush interval). A tick that arrive
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -45,8 +43,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.platform import paging
 from services.platform.db import Database
 from services.platform.errors import DomainError
+from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.settings import SettingsError
 from services.pricing.ticks import PUBLISHED_PRICES_WRITE_LOCK
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -54,8 +54,6 @@ from tradingmesh.exact import format_decimal
 from tradingmesh.pricing.v1 import pricing_pb2
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE",
-    "MAX_PAGE_SIZE",
     "RETENTION_VARIABLE",
     "Bar",
     "CandleJob",
@@ -77,8 +75,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE: Final = 100
-MAX_PAGE_SIZE: Final = 500
 RETENTION_VARIABLE: Final = "TM_PRICING_TICK_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS: Final = 7
 
@@ -273,27 +269,24 @@ def merge_candles(
 def encode_page_token(timeframe: Timeframe, last_open_time: datetime) -> str:
     """An opaque token: the page continues with candles older than `last_open_time`."""
     micros = (last_open_time - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{_TOKEN_VERSION}:{timeframe.value}:{micros}".encode("ascii")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_token(_TOKEN_VERSION, timeframe.value, str(micros))
 
 
 def decode_page_token(token: str, timeframe: Timeframe) -> datetime:
-    """The open time a token continues before; ValueError for a token we did not issue for
-    this timeframe."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise ValueError("not a page token") from error
-    version, _, rest = raw.partition(":")
-    token_timeframe, _, micros = rest.partition(":")
+    """The open time a token continues before; `bad_token` (VALIDATION_FAILED naming
+    page_token) for a token we did not issue, or issued for another timeframe."""
+    parts = decode_token(token, 3)
+    if parts is None:
+        raise bad_token()
+    version, token_timeframe, micros = parts
     if version != _TOKEN_VERSION or not micros.isascii() or not micros.lstrip("-").isdigit():
-        raise ValueError("not a page token")
+        raise bad_token()
     if token_timeframe != timeframe.value:
-        raise ValueError("the page token is for another timeframe")
+        raise bad_token("(it is for another timeframe)")
     try:
         return _EPOCH + timedelta(microseconds=int(micros))
-    except OverflowError as error:
-        raise ValueError("not a page token") from error
+    except OverflowError:
+        raise bad_token() from None
 
 
 def price_text(value: Decimal, digits: int | None) -> str:
@@ -604,7 +597,7 @@ class CandleStore:
         frame = _timeframe(timeframe)
         if page_size < 0:
             raise _invalid("page_size", "must be 0 (the default, 100) to 500")
-        limit = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        limit = min(paging.page_size(page_size), paging.MAX_PAGE_SIZE)
         clauses = ["group_id = CAST(:group_id AS uuid)", "symbol = :symbol", "timeframe = :tf"]
         params: dict[str, Any] = {
             "group_id": group_id,
@@ -619,12 +612,7 @@ class CandleStore:
             clauses.append("open_time < :end")
             params["end"] = _aware(end, "time_range.end_time")
         if page_token:
-            try:
-                params["before"] = decode_page_token(page_token, frame)
-            except ValueError as error:
-                raise _invalid(
-                    "page_token", f"{error}: use the next_page_token of a previous response"
-                ) from None
+            params["before"] = decode_page_token(page_token, frame)
             clauses.append("open_time < :before")
         async with self._db.read_session() as session:
             rows = (

@@ -8,7 +8,6 @@ role; their work is in `services/pricing/admin.py`. RPCs not built yet answer UN
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ import grpc.aio
 
 from services.platform.access import STAFF_ROLES, require_account, require_roles
 from services.platform.errors import DomainError
+from services.platform.paging import key_page
 from services.pricing.admin import CHANGE_ROLES, PricingAdmin
 from services.pricing.candles import CandleStore
 from services.pricing.gateway import LpStatus
@@ -32,7 +32,6 @@ from tradingmesh.pricing.v1 import (
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
-DEFAULT_PAGE_SIZE = 100
 
 
 def _unknown(symbols: list[str]) -> DomainError:
@@ -41,25 +40,6 @@ def _unknown(symbols: list[str]) -> DomainError:
         f"unknown instrument{'s' if len(symbols) > 1 else ''}: {', '.join(symbols)}",
         metadata={"symbols": ",".join(symbols)},
     )
-
-
-def _page(symbols: list[str], page_size: int, token: str) -> tuple[list[str], str]:
-    """A page of sorted `symbols` after the token's symbol, and the next token."""
-    after = ""
-    if token:
-        try:
-            after = base64.urlsafe_b64decode(token.encode()).decode()
-        except (ValueError, UnicodeDecodeError):
-            raise DomainError(
-                ErrorReason.ERROR_REASON_VALIDATION_FAILED,
-                "page_token is not one this server gave",
-                field_violations=[("page_token", "not a token from a previous response")],
-            ) from None
-    size = page_size or DEFAULT_PAGE_SIZE
-    rest = [s for s in sorted(symbols) if s > after]
-    page = rest[:size]
-    more = len(rest) > size
-    return page, base64.urlsafe_b64encode(page[-1].encode()).decode() if more else ""
 
 
 @dataclass
@@ -176,7 +156,7 @@ class PricingService(QuoteStreams):
             if not request.asset_class
             or self.reference.instruments[s].asset_class == request.asset_class
         ]
-        page, token = _page(symbols, request.page_size, request.page_token)
+        page, token = key_page(symbols, request.page_size, request.page_token)
         return pricing_service_pb2.ListInstrumentsResponse(
             instruments=[self.reference.instruments[s] for s in page], next_page_token=token
         )
@@ -211,7 +191,7 @@ class PricingService(QuoteStreams):
         group = self._group(request.account_id)
         symbols = list(request.symbols) or self._offered(group)
         self._check_symbols(group, symbols)
-        page, token = _page(symbols, request.page_size, request.page_token)
+        page, token = key_page(symbols, request.page_size, request.page_token)
         quotes = await self.reader.read(group, page)
         response = pricing_service_pb2.ListQuotesResponse(next_page_token=token)
         for symbol in page:
@@ -257,7 +237,7 @@ class PricingAdminService(pricing_admin_service_pb2_grpc.PricingAdminServiceServ
     ) -> pricing_admin_service_pb2.ListLiquidityProvidersResponse:
         require_roles(STAFF_ROLES)
         providers = {p.id: p for p in self.parts.admin.liquidity_providers(datetime.now(UTC))}
-        page, token = _page(list(providers), request.page_size, request.page_token)
+        page, token = key_page(list(providers), request.page_size, request.page_token)
         return pricing_admin_service_pb2.ListLiquidityProvidersResponse(
             liquidity_providers=[providers[lp] for lp in page], next_page_token=token
         )

@@ -9,6 +9,7 @@ from services.platform.paging import (
     DEFAULT_PAGE_SIZE,
     decode_token,
     encode_token,
+    key_page,
     next_offset_token,
     offset_page,
     page_size,
@@ -40,3 +41,19 @@ def test_offset_pages() -> None:
     for bad in ("-1", "x", "9" * 13):
         with pytest.raises(DomainError):
             offset_page(10, bad)
+
+
+def test_key_pages_walk_the_sorted_keys_and_skip_keys_gone_meanwhile() -> None:
+    keys = ["GBPUSD", "EURUSD", "XAUUSD", "USDJPY", "AUDUSD"]
+
+    first, token = key_page(keys, 2, "")
+    second, token2 = key_page(keys, 2, token)
+    gone, token3 = key_page([k for k in keys if k != "GBPUSD"], 2, token)
+    third, last = key_page(keys, 2, token2)
+
+    assert (first, second, third) == (["AUDUSD", "EURUSD"], ["GBPUSD", "USDJPY"], ["XAUUSD"])
+    assert (gone, token3) == (["USDJPY", "XAUUSD"], "")
+    assert last == ""
+    assert key_page(keys, 0, "")[1] == ""  # 0 is the default, 100: one page
+    with pytest.raises(DomainError):
+        key_page(keys, 2, "not!a!token")
