@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Final
 
 from google.protobuf.json_format import MessageToDict
@@ -17,6 +16,7 @@ from services.account.audit import actor_kind_name, parse_actor_kind
 from services.account.domain import format_money
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import ledger_pb2, pricing_pb2, types_pb2
+from tradingmesh.exact import plain_decimal
 
 Row = Mapping[Any, Any]
 
@@ -73,11 +73,6 @@ def actor(kind: str | None, actor_id: str | None) -> types_pb2.Actor | None:
     return types_pb2.Actor(kind=parse_actor_kind(kind), id=actor_id)
 
 
-def decimal_text(value: Decimal) -> str:
-    """A stored non-money decimal (a level, a markup) without trailing zeros: "100", "3.5"."""
-    return format(value.normalize(), "f")
-
-
 def snapshot(message: Message) -> dict[str, Any]:
     """A message's protobuf JSON form, for audit before/after."""
     return MessageToDict(message, preserving_proto_field_name=True)
@@ -105,13 +100,13 @@ def client_group(row: Row) -> pb.ClientGroup:
         description=row["description"],
         currency=row["currency"].strip(),
         leverage=row["leverage"],
-        margin_call_level=decimal_text(row["margin_call_level"]),
-        stop_out_level=decimal_text(row["stop_out_level"]),
+        margin_call_level=plain_decimal(row["margin_call_level"]),
+        stop_out_level=plain_decimal(row["stop_out_level"]),
         execution_mode=enum_value(types_pb2.ExecutionMode, row["execution_mode"]),
         position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
         spread_markup_type=enum_value(pricing_pb2.MarkupType, row["spread_markup_type"]),
-        spread_markup=decimal_text(row["spread_markup"]),
-        commission_per_lot=decimal_text(row["commission_per_lot"]),
+        spread_markup=plain_decimal(row["spread_markup"]),
+        commission_per_lot=plain_decimal(row["commission_per_lot"]),
         max_deviation_points=row["max_deviation_points"],
     )
     _set_time(message, "create_time", row["created_at"])
@@ -135,7 +130,7 @@ def instrument_settings(row: Row) -> pb.GroupInstrumentSettings:
         "margin_rate",
     ):
         if row[field] is not None:
-            setattr(message, field, decimal_text(row[field]))
+            setattr(message, field, plain_decimal(row[field]))
     if row["max_deviation_points"] is not None:
         message.max_deviation_points = row["max_deviation_points"]
     _set_time(message, "update_time", row["updated_at"])

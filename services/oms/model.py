@@ -18,14 +18,14 @@ from typing import Any, ClassVar, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.oms.api.formats import FORMATS, plain
+from services.oms.api.formats import FORMATS
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.trading.money import minor_unit
+from tradingmesh.trading.money import money_text
 
 __all__ = [
     "Account",
@@ -40,8 +40,6 @@ __all__ = [
     "TimeInForce",
     "TradeRow",
     "TradingTerms",
-    "decimal_text",
-    "money_text",
     "reason_name",
     "reason_value",
 ]
@@ -159,20 +157,6 @@ def reason_value(name: str) -> ErrorReason.ValueType:
 
 
 # -- wire forms of numbers and times ----------------------------------------------------------
-
-
-def decimal_text(value: Decimal) -> str:
-    """A plain decimal string without trailing zeros ("1.1", "100", "0"); an order's, trade's
-    or position's quantities and prices are written at their instrument's scale instead
-    (`formats.FORMATS`)."""
-    return plain(value)
-
-
-def money_text(value: Decimal, currency: str) -> str:
-    """An amount in its currency's minor unit ("12.50", "-3.00", "1200" for JPY)."""
-    places = minor_unit(currency)
-    quantized = value.quantize(Decimal(1).scaleb(-places))
-    return format(quantized.copy_abs() if quantized.is_zero() else quantized, "f")
 
 
 def _timestamp(target: Timestamp, value: datetime | None) -> None:

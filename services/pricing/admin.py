@@ -45,6 +45,7 @@ from services.pricing.reference import (
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.exact import plain_decimal
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_events_pb2, pricing_pb2
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def unknown_instrument(symbol: str) -> DomainError:
 def canonical(value: str) -> str:
     """A decimal string in its one spelling ("0.010" and "0.01" are the same value), so that a
     change is recognised by value and stored values read back as they were given."""
-    return format(Decimal(value).normalize(), "f")
+    return plain_decimal(Decimal(value))
 
 
 def check_instrument(instrument: pricing_pb2.Instrument, prefix: str = "instrument") -> None:

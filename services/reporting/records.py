@@ -1,7 +1,7 @@
 """Rows of the other services' tables as reporting's wire records (reporting.proto).
 
 The store hands decimals over as text: without trailing zeros (PostgreSQL's `trim_scale`, as the
-CSV exports write them and as `csvrows.plain` does), so a record and its CSV row are equal text
+CSV exports write them and as `plain_decimal` does), so a record and its CSV row are equal text
 for text; ledger amounts with the currency's decimals. Statement totals are money, rounded to
 the account currency by the statement's arithmetic.
 """
@@ -17,8 +17,8 @@ from typing import Any, Final
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Row
 
-from services.reporting.domain.csvrows import plain
 from tradingmesh.common.v1 import errors_pb2, ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.exact import plain_decimal
 from tradingmesh.reporting.v1 import reporting_pb2
 
 __all__ = ["ledger_line", "order_record", "timestamp", "trade_record"]
@@ -78,7 +78,7 @@ def trade_record(
         ),
         origin=enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
         fill_time=from_us(row.fill_us),
-        swap=plain(swap),
+        swap=plain_decimal(swap),
     )
 
 

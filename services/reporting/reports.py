@@ -47,7 +47,7 @@ from services.reporting.domain.statement import (
 )
 from services.reporting.paging import decode_token, encode_token, page_size
 from tradingmesh.common.v1 import errors_pb2, trading_pb2, types_pb2
-from tradingmesh.exact import format_decimal
+from tradingmesh.exact import format_decimal, plain_decimal
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as api
@@ -319,10 +319,10 @@ class Reports:
                     position_id=position_id,
                     symbol=symbol,
                     side=records.side(held.side),
-                    quantity=csvrows.plain(held.quantity),
-                    open_price=csvrows.plain(held.open_price),
+                    quantity=plain_decimal(held.quantity),
+                    open_price=plain_decimal(held.open_price),
                     open_time=records.timestamp(open_time),
-                    valuation_price=csvrows.plain(valuation.valuation_price),
+                    valuation_price=plain_decimal(valuation.valuation_price),
                     unrealized_pnl=_money(valuation.unrealized_pnl, currency),
                     swap=_money(swaps.get(position_id, _ZERO), currency),
                     commission=_money(held.commission, currency),
@@ -589,7 +589,7 @@ class Reports:
             client_exposure=[
                 reporting_pb2.ClientExposure(
                     symbol=e.symbol,
-                    client_net_quantity=csvrows.plain(e.net_quantity),
+                    client_net_quantity=plain_decimal(e.net_quantity),
                     client_net_notional="" if e.notional is None else _money(e.notional, rc),
                 )
                 for e in exposure
@@ -668,7 +668,7 @@ class Reports:
                 mid = mids.get((symbol, at))
                 notional = ""
                 if base == rc:
-                    notional = csvrows.plain(broker_net * contract_size)
+                    notional = plain_decimal(broker_net * contract_size)
                 elif mid is not None:
                     in_quote = broker_net * contract_size * mid
                     converted = _convert_mid(in_quote, quote, rc, conversion_pairs, mids, at)
@@ -677,9 +677,9 @@ class Reports:
                 points.append(
                     reporting_pb2.ExposurePoint(
                         time=records.timestamp(at),
-                        client_net_quantity=csvrows.plain(client_net),
-                        hedge_net_quantity="" if groups else csvrows.plain(hedge_net),
-                        broker_net_quantity="" if groups else csvrows.plain(broker_net),
+                        client_net_quantity=plain_decimal(client_net),
+                        hedge_net_quantity="" if groups else plain_decimal(hedge_net),
+                        broker_net_quantity="" if groups else plain_decimal(broker_net),
                         broker_net_notional=notional,
                     )
                 )
@@ -750,7 +750,7 @@ class _Totals:
         return reporting_pb2.TradingTotals(
             trade_count=self.trades,
             account_count=len(self.accounts),
-            volume_lots=csvrows.plain(self.lots),
+            volume_lots=plain_decimal(self.lots),
             notional_volume=_money(self.notional, currency),
             client_realized_pnl=_money(self.realized, currency),
             commissions=_money(self.commissions, currency),

@@ -154,7 +154,7 @@ async def net_deposit_flows(
 
 # Times leave it also as microseconds since the epoch (`*_us`), for the wire's Timestamps.
 # Decimals leave PostgreSQL as text without trailing zeros (trim_scale, as the CSV exports write
-# them and as csvrows.plain would): a statement's thousands of rows never become Decimals.
+# them and as `plain_decimal` would): a statement's thousands of rows never become Decimals.
 _TRADE_COLUMNS: Final = """t.id::text AS trade_id, t.order_id::text AS order_id,
        t.client_order_id, t.account_id::text AS account_id, t.symbol, t.side,
        trim_scale(t.quantity)::text AS quantity, trim_scale(t.price)::text AS price,
@@ -669,7 +669,7 @@ async def instrument_currencies(session: AsyncSession) -> dict[str, tuple[str, s
 
 
 # One CSV record per fill as PostgreSQL writes it: decimals without trailing zeros (trim_scale,
-# as csvrows.plain), times RFC 3339 in UTC with milliseconds, enum names without their prefix,
+# as `plain_decimal`), times RFC 3339 in UTC with milliseconds, enum names without their prefix,
 # CRLF at the end. Ids, numbers, times and enum names never need quotes; the two free texts are
 # quoted by `_quoted` if they ever would (RFC 4180), though the contracts restrict them.
 def _quoted(column: str) -> str:

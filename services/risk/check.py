@@ -41,7 +41,6 @@ import grpc
 
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
-from services.risk.decimals import money_text, number_text
 from services.risk.model import Account, Instrument, PositionMode, Side
 from services.risk.state import RiskState
 from services.risk.valuation import (
@@ -53,8 +52,9 @@ from services.risk.valuation import (
     value_account,
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import plain_decimal
 from tradingmesh.trading.margin import RiskStatus, added_exposure, notional, required_margin
-from tradingmesh.trading.money import exact_difference, exact_sum, round_money
+from tradingmesh.trading.money import exact_difference, exact_sum, money_text, round_money
 
 __all__ = ["Decision", "OrderCheck", "Purpose", "check_order"]
 
@@ -199,15 +199,15 @@ def check_order(
     if max_size is not None and order.quantity > max_size:
         return outcome.refuse(
             _R.ERROR_REASON_MAX_ORDER_SIZE_EXCEEDED,
-            f"quantity {number_text(order.quantity)} exceeds the maximum order size"
-            f" {number_text(max_size)} of {order.symbol}",
+            f"quantity {plain_decimal(order.quantity)} exceeds the maximum order size"
+            f" {plain_decimal(max_size)} of {order.symbol}",
         )
     max_position = settings.max_position if settings is not None else None
     if max_position is not None and exposure.position_after > max_position:
         return outcome.refuse(
             _R.ERROR_REASON_POSITION_LIMIT_EXCEEDED,
-            f"a position of {number_text(exposure.position_after)} lots would exceed the"
-            f" maximum position {number_text(max_position)} of {order.symbol}",
+            f"a position of {plain_decimal(exposure.position_after)} lots would exceed the"
+            f" maximum position {plain_decimal(max_position)} of {order.symbol}",
         )
     limits = state.limits_of(account.id)
     new_order = order.purpose is Purpose.PLACE

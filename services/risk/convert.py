@@ -6,14 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.risk.check import Decision
-from services.risk.decimals import money_text, number_text
 from services.risk.exposure import InstrumentExposure
 from services.risk.model import AccountLimits
 from services.risk.valuation import AccountValuation
 from services.risk.withdrawals import WithdrawalDecision
 from tradingmesh.common.v1 import types_pb2
+from tradingmesh.exact import plain_decimal
 from tradingmesh.risk.v1 import risk_internal_service_pb2, risk_pb2
 from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.money import money_text
 
 __all__ = [
     "account_risk",
@@ -40,8 +41,8 @@ def account_risk(
         used_margin=money_text(figures.used_margin, currency),
         free_margin=money_text(figures.free_margin, currency),
         margin_level=format(figures.margin_level, "f") if figures.margin_level is not None else "",
-        margin_call_level=number_text(group.margin_call_level),
-        stop_out_level=number_text(group.stop_out_level),
+        margin_call_level=plain_decimal(group.margin_call_level),
+        stop_out_level=plain_decimal(group.stop_out_level),
         status=status.to_proto(),
         leverage=group.leverage,
         open_position_count=len(valuation.positions),
@@ -96,7 +97,9 @@ def limits_message(
         max_open_positions=limits.max_open_positions,
         max_open_orders=limits.max_open_orders,
         max_gross_notional=(
-            number_text(limits.max_gross_notional) if limits.max_gross_notional is not None else ""
+            plain_decimal(limits.max_gross_notional)
+            if limits.max_gross_notional is not None
+            else ""
         ),
     )
     if updated is not None:
@@ -113,15 +116,15 @@ def _money(amount: Decimal | None, currency: str) -> types_pb2.Money | None:
 def exposure_message(exposure: InstrumentExposure, reporting: str) -> risk_pb2.InstrumentExposure:
     return risk_pb2.InstrumentExposure(
         symbol=exposure.symbol,
-        client_long_quantity=number_text(exposure.client_long),
-        client_short_quantity=number_text(exposure.client_short),
-        client_net_quantity=number_text(exposure.client_net),
-        coverage_net_quantity=number_text(exposure.coverage_net),
-        broker_net_quantity=number_text(exposure.broker_net),
+        client_long_quantity=plain_decimal(exposure.client_long),
+        client_short_quantity=plain_decimal(exposure.client_short),
+        client_net_quantity=plain_decimal(exposure.client_net),
+        coverage_net_quantity=plain_decimal(exposure.coverage_net),
+        broker_net_quantity=plain_decimal(exposure.broker_net),
         client_net_notional=_money(exposure.client_net_notional, reporting),
         broker_net_notional=_money(exposure.broker_net_notional, reporting),
         client_unrealized_pnl=_money(exposure.client_unrealized_pnl, reporting),
-        mid_price=number_text(exposure.mid_price) if exposure.mid_price is not None else "",
+        mid_price=plain_decimal(exposure.mid_price) if exposure.mid_price is not None else "",
     )
 
 

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.outbox import add_event
 from services.risk import store
-from services.risk.decimals import money_text
 from services.risk.episodes import Episode, EventType
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+from tradingmesh.trading.money import money_text
 
 __all__ = [
     "ACTOR",

@@ -18,11 +18,10 @@ from typing import Final
 
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
-from services.risk.decimals import money_text
 from services.risk.state import RiskState
 from services.risk.valuation import AccountValuation, value_account
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_difference, money_text
 
 __all__ = ["WithdrawalDecision", "decide_withdrawal"]
 

@@ -15,13 +15,13 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert
 from services.account.domain import format_money
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import TimeRange
+from tradingmesh.exact import plain_decimal
 
 _R = ErrorReason
 
@@ -213,8 +213,8 @@ async def summary(session: AsyncSession, account: Mapping[Any, Any]) -> pb.Accou
         margin_level="",
         withdrawable=format_money(withdrawable, currency),
         leverage=row["leverage"],
-        margin_call_level=convert.decimal_text(row["margin_call_level"]),
-        stop_out_level=convert.decimal_text(row["stop_out_level"]),
+        margin_call_level=plain_decimal(row["margin_call_level"]),
+        stop_out_level=plain_decimal(row["stop_out_level"]),
     )
     message.compute_time.GetCurrentTime()
     return message

@@ -20,21 +20,15 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["FORMATS", "Formats", "Scale", "plain", "with_places"]
+from tradingmesh.exact import plain_decimal
 
-
-def plain(value: Decimal) -> str:
-    """A plain decimal string without trailing zeros ("1.1", "100", "0")."""
-    normalized = value.normalize()
-    if normalized.is_zero():
-        return "0"
-    return format(normalized, "f")
+__all__ = ["FORMATS", "Formats", "Scale", "with_places"]
 
 
 def with_places(value: Decimal, places: int) -> str:
     """`value` with at least `places` decimals, and more only where it has them; zero is "0"
     (as the contract writes an empty quantity)."""
-    text_value = plain(value)
+    text_value = plain_decimal(value)
     if places <= 0 or value.is_zero():
         return text_value
     whole, _, fraction = text_value.partition(".")
@@ -66,11 +60,11 @@ class Formats:
 
     def price(self, symbol: str, value: Decimal) -> str:
         scale = self._scales.get(symbol)
-        return with_places(value, scale.price_places) if scale else plain(value)
+        return with_places(value, scale.price_places) if scale else plain_decimal(value)
 
     def quantity(self, symbol: str, value: Decimal) -> str:
         scale = self._scales.get(symbol)
-        return with_places(value, scale.quantity_places) if scale else plain(value)
+        return with_places(value, scale.quantity_places) if scale else plain_decimal(value)
 
     async def load(self, session: AsyncSession) -> None:
         rows = await session.execute(text("SELECT symbol, digits, lot_step FROM oms.instruments"))

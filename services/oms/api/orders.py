@@ -44,6 +44,7 @@ from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
@@ -181,14 +182,14 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             purpose=risk_pb.CHECK_PURPOSE_AMEND,
             symbol=amended.symbol,
             side=amended.side.to_proto(),
-            quantity=format(amended.quantity.normalize(), "f"),
-            remaining_quantity=format(amended.remaining_quantity.normalize(), "f"),
+            quantity=plain_decimal(amended.quantity),
+            remaining_quantity=plain_decimal(amended.remaining_quantity),
             open_order_count=max(open_orders - 1, 0),
         )
         if amended.execution_mode is not None:
             valuation = check_price_of(amended, amended.execution_mode)
             if valuation is not None:
-                request.price = format(valuation.normalize(), "f")
+                request.price = plain_decimal(valuation)
         if risk is None:
             raise DomainError(
                 _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "the pre-trade check is not configured"

@@ -18,9 +18,9 @@ from services.oms.api.formats import FORMATS
 from services.oms.domain import positions as domain
 from services.oms.entry import execution
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account, Instrument, PositionRow, money_text
+from services.oms.model import Account, Instrument, PositionRow
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import IDENTITY, money_text
 
 __all__ = ["Valuer", "load_instruments"]
 

@@ -85,6 +85,7 @@ from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import plain_decimal
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 from tradingmesh.trading.money import IDENTITY, Conversion
 
@@ -517,8 +518,8 @@ class Placement:
             purpose=risk_pb.CHECK_PURPOSE_PLACE,
             symbol=order.symbol,
             side=order.side.to_proto(),
-            quantity=format(order.quantity.normalize(), "f"),
-            remaining_quantity=format(order.quantity.normalize(), "f"),
+            quantity=plain_decimal(order.quantity),
+            remaining_quantity=plain_decimal(order.quantity),
             open_order_count=open_orders,
             # Only an order that can execute now reserves its margin (ADR 0007, "Risk"):
             # one that will rest holds none, and must not hold it while its event travels.
@@ -526,7 +527,7 @@ class Placement:
         )
         valuation = check_price_of(order, mode)
         if valuation is not None:
-            request.price = format(valuation.normalize(), "f")
+            request.price = plain_decimal(valuation)
         if intent.position_id is not None and account.position_mode is PositionMode.HEDGING:
             request.position_id = intent.position_id
         return await self.risk.check(request)

@@ -23,6 +23,7 @@ from services.platform.paging import decode_token, encode_token
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2
 
 __all__ = ["SwapAdmin", "terms_proto"]
@@ -48,7 +49,7 @@ def terms_proto(stored: StoredTerms) -> oms_pb2.SwapRates:
 
 def _rate_text(rate: Decimal) -> str:
     """A stored rate (NUMERIC(30, 12)) without its trailing zeros: "-6.5", "0"."""
-    text_ = format(rate.normalize(), "f")
+    text_ = plain_decimal(rate)
     return "0" if text_ in ("-0", "0") else text_
 
 

@@ -45,7 +45,7 @@ from services.oms.domain import swaps
 from services.oms.domain.positions import close_price
 from services.oms.entry import execution
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account, Instrument, PositionRow, money_text
+from services.oms.model import Account, Instrument, PositionRow
 from services.oms.rollover import store
 from services.oms.rollover.store import RolloverRow
 from services.oms.store import events
@@ -56,7 +56,7 @@ from services.platform.outbox import add_event
 from services.platform.resources import Resources
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
-from tradingmesh.trading.money import IDENTITY, Conversion
+from tradingmesh.trading.money import IDENTITY, Conversion, money_text
 
 __all__ = ["PASS_SECONDS", "RolloverConfig", "RolloverJob", "rollover_proto"]
 

@@ -191,6 +191,7 @@ from services.platform.resources import Resources
 from services.platform.secrets import Secret, Vault
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import plain_decimal
 from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
 
 __all__ = [
@@ -2071,11 +2072,11 @@ class StpDesk:
 def _hedge_snapshot(hedge: HedgeRow) -> dict[str, str | None]:
     return {
         "status": hedge.status.value,
-        "quantity": format(hedge.quantity.normalize(), "f"),
-        "filled_quantity": format(hedge.filled_quantity.normalize(), "f"),
+        "quantity": plain_decimal(hedge.quantity),
+        "filled_quantity": plain_decimal(hedge.filled_quantity),
         "average_price": None
         if hedge.average_price is None
-        else format(hedge.average_price.normalize(), "f"),
+        else plain_decimal(hedge.average_price),
         "status_reason": hedge.status_reason,
         "status_message": hedge.status_message,
         "version": str(hedge.version),

@@ -55,12 +55,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.positions import Side, average_price
 from services.oms.domain.state import OPEN_STATUSES
-from services.oms.model import OrderRow, decimal_text, reason_name, reason_value
+from services.oms.model import OrderRow, reason_name, reason_value
 from services.oms.store import events
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.outbox import add_event
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.money import exact_sum
@@ -214,10 +215,10 @@ class HedgeRow:
             id=self.id,
             symbol=self.symbol,
             side=self.side.to_proto(),
-            quantity=decimal_text(self.quantity),
-            gross_buy_quantity=decimal_text(self.gross_buy_quantity),
-            gross_sell_quantity=decimal_text(self.gross_sell_quantity),
-            filled_quantity=decimal_text(self.filled_quantity),
+            quantity=plain_decimal(self.quantity),
+            gross_buy_quantity=plain_decimal(self.gross_buy_quantity),
+            gross_sell_quantity=plain_decimal(self.gross_sell_quantity),
+            filled_quantity=plain_decimal(self.filled_quantity),
             liquidity_provider_id=self.liquidity_provider_id,
             status=self.status.to_proto(),
             order_ids=list(order_ids),
@@ -228,7 +229,7 @@ class HedgeRow:
             version=self.version,
         )
         if self.average_price is not None:
-            hedge.average_price = decimal_text(self.average_price)
+            hedge.average_price = plain_decimal(self.average_price)
         hedge.create_time.FromDatetime(self.created_at)
         hedge.update_time.FromDatetime(self.updated_at)
         return hedge
@@ -583,8 +584,8 @@ def hedge_event(
         filled = ev.HedgeOrderFilled(
             metadata=meta,
             hedge_order=message,
-            fill_quantity=decimal_text(report.last_quantity),
-            fill_price=decimal_text(report.last_price),
+            fill_quantity=plain_decimal(report.last_quantity),
+            fill_price=plain_decimal(report.last_price),
             lp_execution_id=report.execution_id,
         )
         filled.fill_time.FromDatetime(report.received_at)

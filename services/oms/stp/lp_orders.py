@@ -90,6 +90,7 @@ from services.platform.fix import (
 )
 from services.platform.metrics import REGISTRY
 from services.platform.secrets import Secret
+from tradingmesh.exact import plain_decimal
 
 __all__ = [
     "SENDER_COMP_ID",
@@ -232,7 +233,7 @@ class ExecutionReport:
         """What makes this report one of its kind at its provider, for its order: the ExecID;
         for an Order Status answer (whose ExecID FIX 4.4 leaves at 0), the state it reports."""
         if self.kind is ReportKind.STATUS:
-            cumulative = format(self.cumulative_quantity.normalize(), "f")
+            cumulative = plain_decimal(self.cumulative_quantity)
             return f"status:{self.order_status}:{cumulative}"
         return self.execution_id
 
@@ -308,7 +309,7 @@ def parse_execution_report(lp: str, message: fix.Message) -> ExecutionReport:
     execution_id = get_field(message, EXEC_ID) or ""
     if not execution_id and kind is not ReportKind.STATUS:
         # ExecID is what de-duplicates a resend; without it, the order's state does.
-        execution_id = f"noexec:{kind.value}:{order_status}:{format(cumulative.normalize(), 'f')}"
+        execution_id = f"noexec:{kind.value}:{order_status}:{plain_decimal(cumulative)}"
     return ExecutionReport(
         lp=lp,
         hedge_order_id=client_order_id,
@@ -387,7 +388,7 @@ def new_order_single(request: HedgeRequest) -> fix.Message:
         (CL_ORD_ID, request.hedge_order_id),
         (SYMBOL, request.symbol),
         (SIDE, _FIX_SIDE[request.side]),
-        (ORDER_QTY, format(request.quantity.normalize(), "f")),
+        (ORDER_QTY, plain_decimal(request.quantity)),
         (ORD_TYPE, _MARKET if request.limit_price is None else _LIMIT),
         (TIME_IN_FORCE, _FOK if request.fill_or_kill else _IOC),
         (TRANSACT_TIME, datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")),

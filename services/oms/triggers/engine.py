@@ -120,6 +120,7 @@ from services.platform.errors import DomainError
 from services.platform.leader import LEADER
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
@@ -730,14 +731,14 @@ class TriggerEngine:
             purpose=risk_pb.CHECK_PURPOSE_TRIGGER,
             symbol=order.symbol,
             side=order.side.to_proto(),
-            quantity=format(order.quantity.normalize(), "f"),
-            remaining_quantity=format(remaining.normalize(), "f"),
+            quantity=plain_decimal(order.quantity),
+            remaining_quantity=plain_decimal(remaining),
             open_order_count=open_orders,
             reserve_margin=True,  # it executes now (ADR 0007, "Risk")
         )
         valuation = check_price_of(order, mode)
         if valuation is not None:
-            request.price = format(valuation.normalize(), "f")
+            request.price = plain_decimal(valuation)
         return await self.risk.check(request)
 
     async def _execute(self, order: OrderRow, *, market: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Final
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "TRADE_COLUMNS",
     "csv_line",
     "header",
-    "plain",
     "rfc3339_ms",
 ]
 
@@ -66,15 +64,6 @@ def csv_line(values: Sequence[str]) -> str:
 
 def header(columns: Sequence[str]) -> bytes:
     return csv_line(columns).encode()
-
-
-def plain(value: Decimal) -> str:
-    """A decimal without trailing zeros ("3.5", "100", "0", "-0.25"), exact: what PostgreSQL's
-    `trim_scale()` gives for the same NUMERIC."""
-    if value.is_zero():
-        return "0"
-    normalized = value.normalize()
-    return format(normalized, "f")
 
 
 def rfc3339_ms(at: datetime) -> str:

@@ -19,8 +19,6 @@ from services.oms.model import (
     TimeInForce,
     TradeRow,
     TradingTerms,
-    decimal_text,
-    money_text,
 )
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -55,21 +53,6 @@ def order(**changes: object) -> OrderRow:
     }
     values.update(changes)
     return OrderRow(**values)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(D("1.100000000000"), "1.1"), (D("100"), "100"), (D("1E+2"), "100"), (D("0E-12"), "0")],
-)
-def test_decimal_text_is_plain_and_without_trailing_zeros(value: Decimal, text: str) -> None:
-    assert decimal_text(value) == text
-
-
-def test_money_text_has_the_currencys_minor_unit() -> None:
-    assert money_text(D("12.5"), "USD") == "12.50"
-    assert money_text(D("-3"), "USD") == "-3.00"
-    assert money_text(D("-0.000"), "USD") == "0.00"
-    assert money_text(D("1200"), "JPY") == "1200"
 
 
 def test_an_open_order_as_the_contract_shows_it() -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 
 from services.reporting.domain.csvrows import (
     BROKER_TRADE_COLUMNS,
     TRADE_COLUMNS,
     csv_line,
     header,
-    plain,
     rfc3339_ms,
 )
 
@@ -34,14 +32,6 @@ def test_the_header_rows_name_the_contract_columns() -> None:
         b"quantity,price,commission,realized_pnl,currency,origin\r\n"
     )
     assert BROKER_TRADE_COLUMNS[:3] == ("account_id", "account_number", "group_id")
-
-
-def test_decimals_are_exact_without_trailing_zeros() -> None:
-    assert plain(Decimal("3.500000000000")) == "3.5"
-    assert plain(Decimal("100.000")) == "100"
-    assert plain(Decimal("0E-12")) == "0"
-    assert plain(Decimal("-0.250")) == "-0.25"
-    assert plain(Decimal("0.000000000001")) == "0.000000000001"
 
 
 def test_times_are_utc_with_milliseconds_truncated() -> None:

@@ -12,8 +12,10 @@ from tradingmesh.exact import (
     format_decimal,
     from_units,
     parse_decimal,
+    plain_decimal,
     to_units,
 )
+from tradingmesh.trading.money import money_text
 
 # Every Decimal the wire can carry: up to 18 integer and 12 fraction digits.
 wire_decimals = st.builds(
@@ -123,3 +125,36 @@ def test_to_units_is_exact_beyond_the_default_decimal_precision() -> None:
     value = Decimal("123456789012345678.123456789012")  # 30 significant digits
 
     assert to_units(value, 12) == 123456789012345678123456789012
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1.100000000000", "1.1"),
+        ("3.500000000000", "3.5"),
+        ("100", "100"),
+        ("1E+2", "100"),
+        ("0E-12", "0"),
+        ("-0.000", "0"),  # never "-0": the services once disagreed here (issue #20)
+        ("-0.250", "-0.25"),
+        ("0.000000000001", "0.000000000001"),
+        ("1.0000000000000000000000001", "1.0000000000000000000000001"),  # beyond the wire
+    ],
+)
+def test_plain_decimal_has_no_trailing_zeros_no_exponent_and_no_negative_zero(
+    value: str, text: str
+) -> None:
+    assert plain_decimal(Decimal(value)) == text
+
+
+def test_plain_decimal_refuses_what_is_not_a_number() -> None:
+    with pytest.raises(InexactValueError):
+        plain_decimal(Decimal("NaN"))
+
+
+def test_money_text_has_the_currencys_minor_unit_and_no_negative_zero() -> None:
+    assert money_text(Decimal("12.5"), "USD") == "12.50"
+    assert money_text(Decimal("-3"), "USD") == "-3.00"
+    assert money_text(Decimal("-0.001"), "USD") == "0.00"
+    assert money_text(Decimal("1200"), "JPY") == "1200"
+    assert money_text(Decimal("0.125"), "USD") == "0.12"  # half to even

@@ -19,6 +19,7 @@ __all__ = [
     "format_decimal",
     "from_units",
     "parse_decimal",
+    "plain_decimal",
     "to_units",
 ]
 
@@ -77,6 +78,22 @@ def format_decimal(value: Decimal | int) -> str:
             f"{MAX_FRACTION_DIGITS} fraction digits"
         )
     return text
+
+
+def plain_decimal(value: Decimal) -> str:
+    """`value` without trailing zeros, never with an exponent or a minus on zero: Decimal("1.50")
+    gives "1.5", Decimal("1E+2") "100", Decimal("-0.00") "0".
+
+    The one rule for quantities, prices and levels written as text (messages, FIX fields, stored
+    JSON, CSV). Unlike `format_decimal` it keeps every digit it is given (a computed rate may have
+    more than the wire allows) and does not keep the scale; raises `InexactValueError` only for a
+    value that is not finite.
+    """
+    if not value.is_finite():
+        raise InexactValueError(f"{value} is not a finite number")
+    if value.is_zero():
+        return "0"
+    return format(value.normalize(), "f")
 
 
 def from_units(units: int, scale: int) -> Decimal:

@@ -39,6 +39,7 @@ __all__ = [
     "fits_places",
     "is_multiple",
     "minor_unit",
+    "money_text",
     "round_money",
 ]
 
@@ -124,6 +125,12 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     exponent = Decimal(1).scaleb(-minor_unit(currency))
     rounded = amount.quantize(exponent, rounding=ROUND_HALF_EVEN, context=_DIVIDE)
     return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """`amount` as text with exactly its currency's minor unit: "2170.00", "-3.50", "1200" for
+    JPY; "0.00", never "-0.00"."""
+    return format(round_money(amount, currency), "f")
 
 
 @dataclass(frozen=True)
