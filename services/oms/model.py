@@ -22,6 +22,7 @@ from services.oms.api.formats import FORMATS
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
+from services.platform.enums import ProtoEnum
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
@@ -50,57 +51,18 @@ _ZERO: Final = Decimal(0)
 # -- enums stored by name -------------------------------------------------------------------------
 
 
-class _ProtoEnum(enum.StrEnum):
-    """A contract enum stored by its value name without the prefix."""
-
-    @classmethod
-    def _prefix(cls) -> str:
-        raise NotImplementedError
-
-    @classmethod
-    def _type(cls) -> Any:
-        raise NotImplementedError
-
-    def to_proto(self) -> int:
-        value: int = self._type().Value(f"{self._prefix()}{self.value}")
-        return value
-
-    @classmethod
-    def from_proto(cls, value: int) -> Any:
-        name = cls._type().Name(value).removeprefix(cls._prefix())
-        if name == "UNSPECIFIED":
-            raise ValueError(f"{cls.__name__} UNSPECIFIED is not a value")
-        return cls(name)
-
-
-class OrderType(_ProtoEnum):
+class OrderType(ProtoEnum, proto=trading_pb2.OrderType, prefix="ORDER_TYPE_"):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
     STOP = "STOP"
     STOP_LIMIT = "STOP_LIMIT"
 
-    @classmethod
-    def _prefix(cls) -> str:
-        return "ORDER_TYPE_"
 
-    @classmethod
-    def _type(cls) -> Any:
-        return trading_pb2.OrderType
-
-
-class TimeInForce(_ProtoEnum):
+class TimeInForce(ProtoEnum, proto=trading_pb2.TimeInForce, prefix="TIME_IN_FORCE_"):
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
     DAY = "DAY"
-
-    @classmethod
-    def _prefix(cls) -> str:
-        return "TIME_IN_FORCE_"
-
-    @classmethod
-    def _type(cls) -> Any:
-        return trading_pb2.TimeInForce
 
     @classmethod
     def default_for(cls, order_type: OrderType) -> TimeInForce:
@@ -108,34 +70,18 @@ class TimeInForce(_ProtoEnum):
         return cls.IOC if order_type is OrderType.MARKET else cls.GTC
 
 
-class OrderOrigin(_ProtoEnum):
+class OrderOrigin(ProtoEnum, proto=trading_pb2.OrderOrigin, prefix="ORDER_ORIGIN_"):
     CLIENT = "CLIENT"
     OPERATOR = "OPERATOR"
     STOP_LOSS = "STOP_LOSS"
     TAKE_PROFIT = "TAKE_PROFIT"
     STOP_OUT = "STOP_OUT"
 
-    @classmethod
-    def _prefix(cls) -> str:
-        return "ORDER_ORIGIN_"
 
-    @classmethod
-    def _type(cls) -> Any:
-        return trading_pb2.OrderOrigin
-
-
-class ExecutionMode(_ProtoEnum):
+class ExecutionMode(ProtoEnum, proto=types_pb2.ExecutionMode, prefix="EXECUTION_MODE_"):
     INSTANT = "INSTANT"
     MARKET = "MARKET"
     STP = "STP"
-
-    @classmethod
-    def _prefix(cls) -> str:
-        return "EXECUTION_MODE_"
-
-    @classmethod
-    def _type(cls) -> Any:
-        return types_pb2.ExecutionMode
 
 
 class AccountStatus(enum.StrEnum):

@@ -8,13 +8,12 @@ one half-changed; a change replaces the value.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final
 
-from tradingmesh.common.v1 import types_pb2
+from services.platform.enums import PositionMode, Side
 from tradingmesh.trading.money import divide, exact_difference, exact_sum
 
 __all__ = [
@@ -33,25 +32,6 @@ __all__ = [
 
 _ZERO: Final = Decimal(0)
 _TWO: Final = Decimal(2)
-
-
-class Side(enum.StrEnum):
-    """BUY (a long position) or SELL (a short one), stored by name."""
-
-    BUY = "BUY"
-    SELL = "SELL"
-
-    @classmethod
-    def from_proto(cls, value: types_pb2.Side.ValueType) -> Side:
-        name = types_pb2.Side.Name(value).removeprefix("SIDE_")
-        if name == "UNSPECIFIED":
-            raise ValueError("SIDE_UNSPECIFIED is not a side")
-        return cls(name)
-
-
-class PositionMode(enum.StrEnum):
-    NETTING = "NETTING"
-    HEDGING = "HEDGING"
 
 
 @dataclass(frozen=True, slots=True)

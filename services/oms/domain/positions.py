@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
+from services.platform.enums import PositionMode, Side
 from services.platform.errors import DomainError
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.margin import position_pnl
 from tradingmesh.trading.money import (
@@ -59,44 +60,6 @@ __all__ = [
 
 _ZERO: Final = Decimal(0)
 _PRICE_EXPONENT: Final = Decimal(1).scaleb(-PRICE_PLACES)
-
-
-class Side(enum.StrEnum):
-    """The side of an order, fill or position (common/v1 Side)."""
-
-    BUY = "BUY"
-    SELL = "SELL"
-
-    @property
-    def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
-
-    def to_proto(self) -> types_pb2.Side.ValueType:
-        return types_pb2.Side.Value(f"SIDE_{self.value}")
-
-    @classmethod
-    def from_proto(cls, value: types_pb2.Side.ValueType) -> Side:
-        name = types_pb2.Side.Name(value).removeprefix("SIDE_")
-        if name == "UNSPECIFIED":
-            raise ValueError("SIDE_UNSPECIFIED is not a side")
-        return cls(name)
-
-
-class PositionMode(enum.StrEnum):
-    """How an account keeps positions (common/v1 PositionMode)."""
-
-    NETTING = "NETTING"
-    HEDGING = "HEDGING"
-
-    def to_proto(self) -> types_pb2.PositionMode.ValueType:
-        return types_pb2.PositionMode.Value(f"POSITION_MODE_{self.value}")
-
-    @classmethod
-    def from_proto(cls, value: types_pb2.PositionMode.ValueType) -> PositionMode:
-        name = types_pb2.PositionMode.Name(value).removeprefix("POSITION_MODE_")
-        if name == "UNSPECIFIED":
-            raise ValueError("POSITION_MODE_UNSPECIFIED is not a position mode")
-        return cls(name)
 
 
 class PositionEffect(enum.StrEnum):
