@@ -251,12 +251,12 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             account = await load_account(session, request.account_id)
             if account is None:
                 raise account_not_found(request.account_id)
-            change = await AccountChange.begin(
+            async with AccountChange.opened(
                 session, account, events.actor_of(caller), self.clock(), caller.request_id
-            )
-            order = await cancel_order(
-                change, request.order_id, request.reason, status_message=request.reason
-            )
+            ) as change:
+                order = await cancel_order(
+                    change, request.order_id, request.reason, status_message=request.reason
+                )
         return order_admin_service_pb2.CancelOrderAsOperatorResponse(
             order=order.to_proto(account.currency)
         )

@@ -126,10 +126,10 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         caller = current_caller()
         async with self.db.transaction() as session:
             account = await owned_account(session, request.account_id)
-            change = await AccountChange.begin(
+            async with AccountChange.opened(
                 session, account, events.actor_of(caller), self.clock(), caller.request_id
-            )
-            order = await cancel_order(change, request.order_id, "cancelled by the client")
+            ) as change:
+                order = await cancel_order(change, request.order_id, "cancelled by the client")
         return order_service_pb2.CancelOrderResponse(order=order.to_proto(account.currency))
 
     async def AmendOrder(  # noqa: N802
@@ -151,10 +151,12 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             _check_amend_rules(amended, request, context_.instrument.rules)
         if {"quantity", "price", "stop_price"} & set(changed):
             await self._check_amend(amended, open_orders)
-        async with self.db.transaction() as session:
-            change = await AccountChange.begin(
+        async with (
+            self.db.transaction() as session,
+            AccountChange.opened(
                 session, account, events.actor_of(caller), self.clock(), caller.request_id
-            )
+            ) as change,
+        ):
             current = await get_order(session, account.account_id, order.id, lock=True)
             if current is None or current.version != order.version:
                 raise concurrent_modification("order", order.id)
@@ -171,7 +173,6 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
                 changes={name: getattr(amended, name) for name in changed},
                 changed_fields=changed,
             )
-            await change.finish()
         return order_service_pb2.AmendOrderResponse(order=result.to_proto(account.currency))
 
     async def _check_amend(self, amended: OrderRow, open_orders: int) -> None:
@@ -298,9 +299,10 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
 async def cancel_order(
     change: AccountChange, order_id: str, reason: str, *, status_message: str = ""
 ) -> OrderRow:
-    """Cancels an open order of `change`'s account: at once (CANCELLED) when the platform holds
-    it, PENDING_CANCEL while its hedge order is at a liquidity provider; an order already
-    CANCELLED or PENDING_CANCEL is returned unchanged (CancelOrder is idempotent)."""
+    """Cancels an open order of `change`'s account (written when the change's block ends): at
+    once (CANCELLED) when the platform holds it, PENDING_CANCEL while its hedge order is at a
+    liquidity provider; an order already CANCELLED or PENDING_CANCEL is returned unchanged
+    (CancelOrder is idempotent)."""
     order = await get_order(change.session, change.account.account_id, order_id, lock=True)
     if order is None:
         raise order_not_found(order_id)
@@ -313,9 +315,7 @@ async def cancel_order(
         if await hedges.in_flight(change.session, order.id)
         else OrderEvent.CANCELLED
     )
-    order = await change.apply(order, event, reason, changes=changes)
-    await change.finish()
-    return order
+    return await change.apply(order, event, reason, changes=changes)
 
 
 def _require_cancellable(order: OrderRow) -> None:

@@ -160,59 +160,60 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
         now = self.clock()
         async with self.db.transaction() as session:
             account = await owned_account(session, request.account_id)
-            change = await AccountChange.begin(
+            async with AccountChange.opened(
                 session, account, events.actor_of(caller), now, caller.request_id
-            )
-            position = await get_position(
-                session, account.account_id, request.position_id, lock=True
-            )
-            if position is None:
-                raise position_not_found(request.position_id)
-            if not position.is_open:
-                raise DomainError(
-                    _R.ERROR_REASON_INVALID_ORDER_STATE,
-                    f"position {position.id} is closed",
-                    metadata={"position_id": position.id},
+            ) as change:
+                position = await get_position(
+                    session, account.account_id, request.position_id, lock=True
                 )
-            if (
-                request.HasField("expected_version")
-                and request.expected_version != position.version
-            ):
-                raise concurrent_modification("position", position.id)
-            stop_loss = _level(request, "stop_loss", position.stop_loss)
-            take_profit = _level(request, "take_profit", position.take_profit)
-            instruments = await load_instruments(session)
-            if (stop_loss, take_profit) != (position.stop_loss, position.take_profit):
-                self._check_levels(account.group_id, position, stop_loss, take_profit, instruments)
-                modified = replace(
-                    position,
-                    stop_loss=stop_loss,
-                    take_profit=take_profit,
-                    update_time=now,
-                    version=position.version + 1,
-                )
-                await change.update_position(modified, position.version)
-                await change.audit(
-                    entity_type="position",
-                    entity_id=position.id,
-                    event="STOPS_MODIFIED",
-                    status_before=position.status,
-                    status_after=modified.status,
-                    reason="modified by the client",
-                    before=position.snapshot(),
-                    after=modified.snapshot(),
-                    version=modified.version,
-                )
-                await change.emit(
-                    "oms.position.changed",
-                    oms_events_pb2.PositionChanged(
-                        metadata=change.metadata(modified.version),
-                        position=modified.to_proto(account.currency),
-                        change_type=oms_events_pb2.POSITION_CHANGE_TYPE_STOPS_MODIFIED,
-                    ),
-                )
-                await change.finish()
-                position = modified
+                if position is None:
+                    raise position_not_found(request.position_id)
+                if not position.is_open:
+                    raise DomainError(
+                        _R.ERROR_REASON_INVALID_ORDER_STATE,
+                        f"position {position.id} is closed",
+                        metadata={"position_id": position.id},
+                    )
+                if (
+                    request.HasField("expected_version")
+                    and request.expected_version != position.version
+                ):
+                    raise concurrent_modification("position", position.id)
+                stop_loss = _level(request, "stop_loss", position.stop_loss)
+                take_profit = _level(request, "take_profit", position.take_profit)
+                instruments = await load_instruments(session)
+                if (stop_loss, take_profit) != (position.stop_loss, position.take_profit):
+                    self._check_levels(
+                        account.group_id, position, stop_loss, take_profit, instruments
+                    )
+                    modified = replace(
+                        position,
+                        stop_loss=stop_loss,
+                        take_profit=take_profit,
+                        update_time=now,
+                        version=position.version + 1,
+                    )
+                    await change.update_position(modified, position.version)
+                    await change.audit(
+                        entity_type="position",
+                        entity_id=position.id,
+                        event="STOPS_MODIFIED",
+                        status_before=position.status,
+                        status_after=modified.status,
+                        reason="modified by the client",
+                        before=position.snapshot(),
+                        after=modified.snapshot(),
+                        version=modified.version,
+                    )
+                    await change.emit(
+                        "oms.position.changed",
+                        oms_events_pb2.PositionChanged(
+                            metadata=change.metadata(modified.version),
+                            position=modified.to_proto(account.currency),
+                            change_type=oms_events_pb2.POSITION_CHANGE_TYPE_STOPS_MODIFIED,
+                        ),
+                    )
+                    position = modified
         (valued,) = self.valuer.value(account, [position], instruments)
         return position_service_pb2.ModifyPositionResponse(position=valued)
 

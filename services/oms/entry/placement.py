@@ -559,10 +559,12 @@ class Placement:
             if placed is not None:
                 return placed
         position: PositionRow | None = None
-        async with self.db.transaction() as session:
-            change = await AccountChange.begin(
+        async with (
+            self.db.transaction() as session,
+            AccountChange.opened(
                 session, account, decided.actor, order.created_at, decided.correlation_id
-            )
+            ) as change,
+        ):
             if intent.position_id is not None:
                 # A concurrent retry of this very close that committed first: return its order.
                 if await find_order(session, account.account_id, intent.client_order_id):
@@ -577,7 +579,6 @@ class Placement:
                     lock=True,
                 )
             order, position = await self._changes(change, decided)
-            await change.finish()
         return Placed(order, account.currency, position)
 
     async def _commit_prepared(self, decided: Decided, head: Head) -> Placed | None:
@@ -590,17 +591,18 @@ class Placement:
             head = self.heads.newer(account.account_id, head)
             for _ in range(_OPTIMISTIC_ATTEMPTS):
                 try:
-                    async with self.db.raw() as connection:
-                        change = AccountChange.prepared(
+                    async with (
+                        self.db.raw() as connection,
+                        AccountChange.prepared(
                             connection,
                             account,
                             decided.actor,
                             order.created_at,
                             head,
                             decided.correlation_id,
-                        )
+                        ) as change,
+                    ):
                         placed, position = await self._changes(change, decided)
-                        await change.finish()
                 except OptimisticConflictError as conflict:
                     if conflict.what == "order":
                         client_order_id = decided.intent.client_order_id

@@ -214,22 +214,21 @@ class RolloverJob:
             account = await load_account(session, account_id)
             if account is None:
                 continue
-            change = await AccountChange.begin(
+            async with AccountChange.opened(
                 session,
                 account,
                 system_actor(ACTOR),
                 now,
                 f"rollover:{rollover.trading_date.isoformat()}",
-            )
-            for position in await store.positions_to_charge(session, account_id, rollover):
-                charge = await self._charge(
-                    change, account, position, rollover, terms, instruments, now
-                )
-                if charge is None:
-                    left = True
-                else:
-                    charges.append(charge)
-            await change.finish()
+            ) as change:
+                for position in await store.positions_to_charge(session, account_id, rollover):
+                    charge = await self._charge(
+                        change, account, position, rollover, terms, instruments, now
+                    )
+                    if charge is None:
+                        left = True
+                    else:
+                        charges.append(charge)
         await store.insert_charges(session, charges)
         return left
 

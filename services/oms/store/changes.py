@@ -20,7 +20,8 @@ The caller commits after `finish`; the client is answered after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, cast
@@ -541,10 +542,33 @@ class AccountChange:
             )
         return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def opened(
+        cls,
+        session: AsyncSession,
+        account: Account,
+        actor: Actor,
+        now: datetime,
+        correlation_id: str = "",
+    ) -> AsyncIterator[AccountChange]:
+        """`begin`, and `finish` when the block ends without an exception: what a caller changed
+        is always written (an exception leaves it unwritten, and the transaction rolls back)."""
+        async with await cls.begin(session, account, actor, now, correlation_id) as change:
+            yield change
+
+    async def __aenter__(self) -> AccountChange:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            await self.finish()
+
     async def finish(self) -> None:
         """Writes the changed orders, the trades, the audit rows, the envelope and the new
-        head of the audit chain, as ONE statement (same transaction). CONCURRENT_MODIFICATION
-        when an order changed since it was read (its version moved on)."""
+        head of the audit chain, as ONE statement (same transaction); nothing when nothing
+        changed. CONCURRENT_MODIFICATION when an order changed since it was read (its version
+        moved on). Called by the `async with` block (`opened`) as it ends."""
         writes: list[Write] = []
         updated: list[str] = []
         for stored_version, order in self._orders.values():
@@ -568,6 +592,8 @@ class AccountChange:
             writes.append(Write(*values_insert("oms.audit_records", _AUDIT_COLUMNS, self._audit)))
             self._audit = []
         sealed = self._envelope.seal() if self._envelope else None
+        if not writes and sealed is None:
+            return  # nothing changed: the audit chain's head stays where it was
         if sealed is not None:
             writes.append(outbox.envelope_write(SCHEMA, sealed))
         head = {"sequence": self._sequence, "hash": self._hash}

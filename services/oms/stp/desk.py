@@ -1618,31 +1618,33 @@ class StpDesk:
         for account_id in sorted(by_account):
             context = contexts[account_id]
             try:
-                async with session.begin_nested():
-                    change = await AccountChange.begin(
+                async with (
+                    session.begin_nested(),
+                    AccountChange.opened(
                         session, context.account, actor, now, correlation_id
-                    )
+                    ) as change,
+                ):
                     terms = await self._fill_terms(session, context, by_account[account_id])
                     for settlement in by_account[account_id]:
                         await _settle_order(
                             change, orders[settlement.order_id], settlement, terms, hedge_id
                         )
-                    await change.finish()
             except DomainError as error:
                 log.error(
                     "STP: an account's orders could not be filled; they are rejected",
                     extra={"account_id": account_id, "symbol": symbol, "error": error.message},
                 )
-                async with session.begin_nested():
-                    change = await AccountChange.begin(
+                async with (
+                    session.begin_nested(),
+                    AccountChange.opened(
                         session, context.account, actor, now, correlation_id
-                    )
+                    ) as change,
+                ):
                     for settlement in by_account[account_id]:
                         failed = refused(settlement.order_id, error.reason, error.message)
                         await _settle_order(
                             change, orders[settlement.order_id], failed, None, hedge_id
                         )
-                    await change.finish()
 
     async def _fill_terms(
         self, session: AsyncSession, context: AccountContext, settlements: Sequence[Settlement]

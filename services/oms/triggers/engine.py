@@ -592,29 +592,28 @@ class TriggerEngine:
             if account is None:
                 return None
             now = self.clock()
-            change = await AccountChange.begin(session, account, system_actor(ACTOR), now)
-            order = await get_order(session, entry.account_id, entry.order_id, lock=True)
-            if order is None or order.status is not OrderStatus.WORKING:
-                self.index.discard_order(entry.order_id)
-                return None
-            if order.trigger_time is not None:
-                return order
-            current = working_order_of(order, entry.group_id)
-            quote = self._quote(entry)
-            if current is None or quote is None:
-                return None
-            if order_hit(current, quote.bid, quote.ask) not in (Kind.STOP, Kind.STOP_LIMIT):
-                self.index.put_order(current)
-                return None
-            price = quote.price_for(order.side)
-            order = await change.apply(
-                order,
-                OrderEvent.TRIGGERED,
-                f"stop price {order.stop_price} reached at {price}",
-                changes={"trigger_time": now},
-                trigger_price=format(price, "f"),
-            )
-            await change.finish()
+            async with AccountChange.opened(session, account, system_actor(ACTOR), now) as change:
+                order = await get_order(session, entry.account_id, entry.order_id, lock=True)
+                if order is None or order.status is not OrderStatus.WORKING:
+                    self.index.discard_order(entry.order_id)
+                    return None
+                if order.trigger_time is not None:
+                    return order
+                current = working_order_of(order, entry.group_id)
+                quote = self._quote(entry)
+                if current is None or quote is None:
+                    return None
+                if order_hit(current, quote.bid, quote.ask) not in (Kind.STOP, Kind.STOP_LIMIT):
+                    self.index.put_order(current)
+                    return None
+                price = quote.price_for(order.side)
+                order = await change.apply(
+                    order,
+                    OrderEvent.TRIGGERED,
+                    f"stop price {order.stop_price} reached at {price}",
+                    changes={"trigger_time": now},
+                    trigger_price=format(price, "f"),
+                )
         log.info("order triggered", extra={"order_id": order.id, "price": str(price)})
         return order
 
@@ -696,23 +695,24 @@ class TriggerEngine:
         async with self.db.transaction() as session:
             account = await load_account(session, order.account_id)
             assert account is not None
-            change = await AccountChange.begin(session, account, system_actor(ACTOR), self.clock())
-            current = await get_order(session, order.account_id, order.id, lock=True)
-            if current is None or current.status not in _LIMIT_STATUSES:
-                return False
-            # A partly filled (STP limit) order cannot be rejected: its rest is cancelled.
-            event = (
-                OrderEvent.REJECTED
-                if current.status is OrderStatus.WORKING
-                else OrderEvent.CANCELLED
-            )
-            await change.apply(
-                current,
-                event,
-                verdict.message,
-                changes=reason_changes(verdict.reason, verdict.message),
-            )
-            await change.finish()
+            async with AccountChange.opened(
+                session, account, system_actor(ACTOR), self.clock()
+            ) as change:
+                current = await get_order(session, order.account_id, order.id, lock=True)
+                if current is None or current.status not in _LIMIT_STATUSES:
+                    return False
+                # A partly filled (STP limit) order cannot be rejected: its rest is cancelled.
+                event = (
+                    OrderEvent.REJECTED
+                    if current.status is OrderStatus.WORKING
+                    else OrderEvent.CANCELLED
+                )
+                await change.apply(
+                    current,
+                    event,
+                    verdict.message,
+                    changes=reason_changes(verdict.reason, verdict.message),
+                )
         log.info(
             "a triggered order was refused by the risk check",
             extra={"order_id": order.id, "reason": ErrorReason.Name(verdict.reason)},
@@ -748,48 +748,50 @@ class TriggerEngine:
             context = await account_context(session, order.account_id, order.symbol)
             if context is None or context.terms is None or context.instrument is None:
                 return
-            change = await AccountChange.begin(
+            async with AccountChange.opened(
                 session, context.account, system_actor(ACTOR), self.clock()
-            )
-            current = await get_order(session, order.account_id, order.id, lock=True)
-            if current is None or current.status is not OrderStatus.WORKING:
-                return
-            quote = self.quotes.live(context.account.group_id, current.symbol, self.clock())
-            failure: tuple[ErrorReason.ValueType, str] | None = None
-            terms = None if quote is None else await self._fill_terms(session, context)
-            if quote is None:
-                failure = (_R.ERROR_REASON_PRICE_UNAVAILABLE, f"no live price for {order.symbol}")
-            elif terms is None:
-                failure = (
-                    _R.ERROR_REASON_PRICE_UNAVAILABLE,
-                    f"no live price converts {context.instrument.quote_currency}"
-                    f" to {context.account.currency}",
-                )
-            if failure is not None:
-                if not market:
-                    return  # a limit waits for a usable price
-                await change.apply(
-                    current,
-                    OrderEvent.REJECTED,
-                    failure[1],
-                    changes=reason_changes(*failure),
-                )
-            else:
-                assert quote is not None
-                assert terms is not None
-                if not market and (
-                    current.price is None
-                    or not execution.is_marketable(current.side, current.price, quote)
-                ):
-                    return  # the price moved away again: stays WORKING
-                await book_fill(
-                    change,
-                    current,
-                    current.remaining_quantity,
-                    quote.price_for(current.side),
-                    terms,
-                )
-            await change.finish()
+            ) as change:
+                current = await get_order(session, order.account_id, order.id, lock=True)
+                if current is None or current.status is not OrderStatus.WORKING:
+                    return
+                quote = self.quotes.live(context.account.group_id, current.symbol, self.clock())
+                failure: tuple[ErrorReason.ValueType, str] | None = None
+                terms = None if quote is None else await self._fill_terms(session, context)
+                if quote is None:
+                    failure = (
+                        _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                        f"no live price for {order.symbol}",
+                    )
+                elif terms is None:
+                    failure = (
+                        _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                        f"no live price converts {context.instrument.quote_currency}"
+                        f" to {context.account.currency}",
+                    )
+                if failure is not None:
+                    if not market:
+                        return  # a limit waits for a usable price
+                    await change.apply(
+                        current,
+                        OrderEvent.REJECTED,
+                        failure[1],
+                        changes=reason_changes(*failure),
+                    )
+                else:
+                    assert quote is not None
+                    assert terms is not None
+                    if not market and (
+                        current.price is None
+                        or not execution.is_marketable(current.side, current.price, quote)
+                    ):
+                        return  # the price moved away again: stays WORKING
+                    await book_fill(
+                        change,
+                        current,
+                        current.remaining_quantity,
+                        quote.price_for(current.side),
+                        terms,
+                    )
         self.index.discard_order(order.id)
 
     async def _fill_terms(self, session: AsyncSession, context: AccountContext) -> FillTerms | None:

@@ -72,20 +72,19 @@ class ExpirySweeper:
             account = await load_account(session, account_id)
             if account is None:
                 return 0
-            change = await AccountChange.begin(session, account, system_actor(ACTOR), now)
-            order = await get_order(session, account_id, order_id, lock=True)
-            if order is None or not order.is_open or order.expire_time is None:
-                return 0
-            if order.expire_time > now:
-                return 0
-            message = "the trading session of the DAY order ended"
-            await change.apply(
-                order,
-                OrderEvent.EXPIRED,
-                message,
-                changes=reason_changes(ErrorReason.ERROR_REASON_EXPIRED, message),
-            )
-            await change.finish()
+            async with AccountChange.opened(session, account, system_actor(ACTOR), now) as change:
+                order = await get_order(session, account_id, order_id, lock=True)
+                if order is None or not order.is_open or order.expire_time is None:
+                    return 0
+                if order.expire_time > now:
+                    return 0
+                message = "the trading session of the DAY order ended"
+                await change.apply(
+                    order,
+                    OrderEvent.EXPIRED,
+                    message,
+                    changes=reason_changes(ErrorReason.ERROR_REASON_EXPIRED, message),
+                )
         return 1
 
     async def run(self) -> None:

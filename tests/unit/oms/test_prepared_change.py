@@ -131,3 +131,61 @@ async def test_a_refused_statement_is_a_conflict_naming_what_moved(
 async def test_another_failure_is_not_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(psycopg.OperationalError):
         await _submitted(monkeypatch, fail=psycopg.OperationalError("server closed"))
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sent: list[str] = []
+
+    async def execute_raw(connection: Any, statement: str, values: list[Any]) -> list[Any]:
+        sent.append(statement)
+        return [(True,)]
+
+    monkeypatch.setattr(changes, "execute_raw", execute_raw)
+    return sent
+
+
+def _prepared() -> AccountChange:
+    head = Head(7, "hash-7", "EURUSD", None)
+    return AccountChange.prepared(cast(Any, object()), _account(), system_actor(), T, head)
+
+
+async def test_a_change_block_writes_what_it_changed_as_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = _capture(monkeypatch)
+
+    async with _prepared() as change:
+        order = await change.create(_order())
+        await change.apply(order, OrderEvent.SUBMITTED)
+        assert sent == []  # nothing before the block ends
+
+    assert len(sent) == 1
+    assert change.sealed is not None
+
+
+async def test_a_change_block_left_by_an_exception_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = _capture(monkeypatch)
+
+    async def refused() -> None:
+        async with _prepared() as change:
+            order = await change.create(_order())
+            await change.apply(order, OrderEvent.SUBMITTED)
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await refused()
+    assert sent == []
+
+
+async def test_a_change_that_changed_nothing_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = _capture(monkeypatch)
+
+    async with _prepared() as change:
+        pass
+
+    assert sent == []
+    assert change.sealed is None
