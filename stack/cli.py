@@ -151,7 +151,8 @@ def _edge_lines(state: StackState) -> list[str]:
         f"  gRPC         {grpc}  (TLS 1.3 with --cacert below; h2c also accepted)",
         f"  HTTP         {http}  (REST/JSON and gRPC-web; http:// also works)",
         f"  edge         PLAINTEXT IS ON (development switch {PLAINTEXT_SWITCH}=1): h2c and"
-        " http:// unencrypted beside TLS 1.3; `up --production-edge` for TLS only",
+        " http:// unencrypted beside TLS 1.3;",
+        "               `tradingmesh up --production-edge` (or TM_EDGE_PLAINTEXT=0) for TLS only",
     ]
 
 
