@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from cryptography import x509
 
 from stack import pki
 from stack.components.envoy import HSTS
+from stack.orchestrator import up
 from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_calls import Trader, call, rest
@@ -161,3 +163,28 @@ def test_a_rewritten_certificate_reaches_new_connections_and_an_open_stream_keep
         assert next(stream).quotes
         assert next(stream).quotes
         stream.cancel()
+
+
+def test_up_with_the_switch_on_restarts_envoy_with_plaintext_and_off_again(
+    production: RunningStack, edge: Edge
+) -> None:
+    """Last: `up` with the other setting restarts only Envoy, and stack.json follows."""
+    config = production.config
+    on = up(replace(config, edge_plaintext=True))
+    assert on.endpoints.plaintext is True
+    assert on.endpoints.web == f"http://127.0.0.1:{edge.ports.envoy}/"
+    connection = http.client.HTTPConnection("127.0.0.1", edge.ports.envoy, timeout=10)
+    try:
+        connection.request("GET", "/v1/auth/jwks")
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    assert answer.status == 200
+    assert answer.getheader("strict-transport-security") is None  # not over plaintext
+
+    off = up(config)
+    assert off.endpoints.plaintext is False
+    assert _closed_without_an_answer(edge, H2C_PREFACE)
+    unchanged = {c.name: c.pid for c in off.components if c.name != "envoy"}
+    assert unchanged == {c.name: c.pid for c in on.components if c.name != "envoy"}
