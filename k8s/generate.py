@@ -399,9 +399,10 @@ def edge_documents() -> list[dict[str, Any]]:
             {"name": "admin", "containerPort": EDGE_ADMIN_PORT, "protocol": "TCP"},
         ],
         "env": [
-            # Resolved by Envoy at start, never written into its config (ADR 0004).
+            # Resolved by Envoy at start, never written into its config (ADR 0004). The TLS
+            # certificate and key are files of the mounted Secret `edge-tls`, which Envoy
+            # watches: a renewed Secret is taken without a restart (ADR 0018).
             _secret_env("TM_EDGE_TOKEN", "edge", "token"),
-            _secret_env("TM_EDGE_TLS_KEY", "edge-tls", "tls.key"),
         ],
         "resources": _resources("250m", "256Mi", "2", "512Mi"),
         "startupProbe": {
@@ -454,7 +455,8 @@ def edge_documents() -> list[dict[str, Any]]:
                     "volumes": [
                         _empty_dir("tmp", "64Mi"),
                         _empty_dir("config", "16Mi"),
-                        {"name": "tls", "secret": {"secretName": "edge-tls"}},
+                        # tls.crt, tls.key and ca.crt; readable by the pod's group only.
+                        {"name": "tls", "secret": {"secretName": "edge-tls", "defaultMode": 0o440}},
                     ],
                 },
             },

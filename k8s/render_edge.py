@@ -16,7 +16,11 @@ What differs from the local stack's rendering:
 - Each service's cluster is STRICT_DNS on its headless Service (`<service>:50051`), so every ready
   pod is an endpoint, and gRPC health-checked, so a pod that drains (NOT_SERVING) gets no new call.
   pricing's stream workers are one cluster on the headless Service `pricing-streams`.
-- The TLS certificate is a mounted Secret (TLS_CERT_FILE); the key stays in TM_EDGE_TLS_KEY.
+- The TLS certificate, its key and the CA that issued it are files of the mounted Secret
+  `edge-tls` (TLS_DIR: tls.crt, tls.key, ca.crt), which Envoy reads through SDS and watches (the
+  kubelet swaps the Secret's files when it changes): a renewed certificate needs no restart.
+  jwt_authn's JWKS fetch goes to this very listener over TLS, checked against ca.crt.
+- It is the production configuration (ADR 0018): TLS 1.3 only, no plaintext chain.
 
 Settings, from the environment (the ConfigMap `edge-settings`): TM_EDGE_CORS_ORIGINS (required
 here: there is no web client dev server in a cluster), TM_EDGE_RATE_LIMIT_{USER,ADDRESS,SIGN_IN}
@@ -38,7 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from stack.components.base import Context
-from stack.components.envoy import JWKS_CLUSTER, STREAM_CLUSTER, UNROUTED_CLUSTER, Envoy
+from stack.components.envoy import (
+    JWKS_CLUSTER,
+    SDS_FILE,
+    STREAM_CLUSTER,
+    UNROUTED_CLUSTER,
+    Envoy,
+)
 from stack.paths import StackPaths
 from stack.ports import DEFAULT_BASE, SERVICES, Ports
 
@@ -48,8 +58,16 @@ LISTEN_PORT = 8443
 ADMIN_PORT = 9901
 GRPC_PORT = 50051  # every service's and stream worker's gRPC port (k8s/base)
 STREAM_SERVICE = "pricing-streams"  # the stream workers' headless Service
-TLS_CERT_FILE = "/etc/envoy/tls/tls.crt"
-FILES = ("edge.yaml", "descriptors.binpb", "rest_json_intake.lua", "rest_json_check.lua")
+TLS_DIR = "/etc/envoy/tls"  # the Secret `edge-tls`, a kubernetes.io/tls Secret with ca.crt
+FILES = (
+    "edge.yaml",
+    "descriptors.binpb",
+    "rest_json_intake.lua",
+    "rest_json_check.lua",
+    SDS_FILE,
+)
+# Written with the pod's paths (they name the certificate files), not copied.
+REWRITTEN = ("edge.yaml", SDS_FILE)
 # What the local rendering reads from the environment; only these reach it here.
 SETTINGS = (
     "TM_EDGE_CORS_ORIGINS",
@@ -157,9 +175,10 @@ def kubernetes_config(text: str, local_ports: Ports, files: Mapping[str, str]) -
 
 
 def render(
-    out: Path, settings: Mapping[str, str], repo: Path = REPO, tls_cert: str = TLS_CERT_FILE
+    out: Path, settings: Mapping[str, str], repo: Path = REPO, tls_dir: str = TLS_DIR
 ) -> Path:
-    """Renders into `out` (created if needed); returns the path of edge.yaml."""
+    """Renders into `out` (created if needed); returns the path of edge.yaml. `tls_dir` holds
+    tls.crt, tls.key and ca.crt (the Secret's mount)."""
     if not settings.get("TM_EDGE_CORS_ORIGINS", "").strip():
         raise ValueError("TM_EDGE_CORS_ORIGINS is required (the browser origins of the web app)")
     out.mkdir(parents=True, exist_ok=True)
@@ -172,12 +191,22 @@ def render(
         with _environment(settings):
             local_path = Path(Envoy(context).render(timeout=120))
         files = {str(paths.envoy_dir / name): str(out / name) for name in FILES}
-        files[str(paths.tls_dir / "edge.pem")] = tls_cert
+        files[str(paths.tls_dir / "edge.pem")] = f"{tls_dir}/tls.crt"
+        files[str(paths.tls_dir / "edge-key.pem")] = f"{tls_dir}/tls.key"
+        files[str(paths.ca_file)] = f"{tls_dir}/ca.crt"
+        # Last: the watched directory, a prefix of the file names above.
+        files[str(paths.tls_dir)] = tls_dir
         config = kubernetes_config(local_path.read_text(), ports, files)
-        if scratch in config:
-            raise ValueError("render_edge: a path of the scratch rendering is left in the config")
-        for name in FILES[1:]:
-            shutil.copyfile(paths.envoy_dir / name, out / name)
+        sds = (paths.envoy_dir / SDS_FILE).read_text()
+        for local, pod in files.items():
+            sds = sds.replace(local, pod)
+        for text in (config, sds):
+            if scratch in text:
+                raise ValueError("render_edge: a path of the scratch rendering is left")
+        for name in FILES:
+            if name not in REWRITTEN:
+                shutil.copyfile(paths.envoy_dir / name, out / name)
+    (out / SDS_FILE).write_text(sds)
     target = out / FILES[0]
     header = "# Rendered for Kubernetes by k8s/render_edge.py; do not edit.\n"
     target.write_text(header + config)
@@ -191,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         "--repo", type=Path, default=REPO, help="where envoy/ and the contracts are"
     )
     parser.add_argument(
-        "--tls-cert", default=TLS_CERT_FILE, help="the server certificate's path in the pod"
+        "--tls-dir",
+        default=TLS_DIR,
+        help="where the pod has tls.crt, tls.key and ca.crt (the edge-tls Secret)",
     )
     args = parser.parse_args(argv)
     try:
-        target = render(args.out, os.environ, args.repo, args.tls_cert)
+        target = render(args.out, os.environ, args.repo, args.tls_dir)
     except (ValueError, RuntimeError) as error:
         print(f"render_edge: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """`tradingmesh`: run the whole platform locally (ADR 0004).
 
 tradingmesh up [--name dev] [--base-port 17000] [--replicas 1] [--detach] [--no-services]
+               [--production-edge]
 tradingmesh status [--name dev] [--json]
 tradingmesh down [--name dev] [--purge]
 tradingmesh logs [--name dev] [component | fix | FIX session]
@@ -14,6 +15,10 @@ message in and out, passwords redacted, and every logout, reject and resend with
 `certs rotate` renews, during a run, every certificate the stack wrote to files (Envoy's, the
 infrastructure's, the LP simulators', the operator's) from the platform's CA, and makes each
 process reload it (ADR 0018); the services renew their own.
+
+The edge speaks TLS 1.3; `up` also lets it take plaintext (h2c, HTTP/1.1) on the same port, the
+development switch TM_EDGE_PLAINTEXT=1, and says so. `up --production-edge` (or
+TM_EDGE_PLAINTEXT=0) runs the production configuration: TLS 1.3 only (ADR 0018).
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from stack.components.envoy import PLAINTEXT_SWITCH, parse_plaintext_switch
 from stack.components.web_static import web_dist
 from stack.health import ComponentFailedError
 from stack.orchestrator import (
@@ -72,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--no-services", action="store_true", help="infrastructure and Envoy only")
     start.add_argument("--log-level", default="INFO", help="TM_LOG_LEVEL for the services")
+    start.add_argument(
+        "--production-edge",
+        action="store_true",
+        help="the edge takes TLS 1.3 only, no plaintext (default: plaintext too, for"
+        f" development; or {PLAINTEXT_SWITCH}=0)",
+    )
 
     show = with_name(commands.add_parser("status", help="what runs, re-checked now"))
     show.add_argument("--json", action="store_true", help="print stack.json with live health")
@@ -126,6 +138,24 @@ def _web_note(state: StackState) -> str:
     return "(not built: run scripts/build-web, then restart the stack)"
 
 
+def _edge_lines(state: StackState) -> list[str]:
+    """The edge's endpoints, and whether plaintext is on and how to turn it off."""
+    grpc, http = state.endpoints.grpc, state.endpoints.http
+    if not state.endpoints.plaintext:
+        return [
+            f"  gRPC         {grpc}  (TLS 1.3 only, with --cacert below)",
+            f"  HTTP         {http}  (REST/JSON and gRPC-web; TLS 1.3 only, HSTS)",
+            "  edge         production configuration: no plaintext",
+        ]
+    return [
+        f"  gRPC         {grpc}  (TLS 1.3 with --cacert below; h2c also accepted)",
+        f"  HTTP         {http}  (REST/JSON and gRPC-web; http:// also works)",
+        f"  edge         PLAINTEXT IS ON (development switch {PLAINTEXT_SWITCH}=1): h2c and"
+        " http:// unencrypted beside TLS 1.3;",
+        "               `tradingmesh up --production-edge` (or TM_EDGE_PLAINTEXT=0) for TLS only",
+    ]
+
+
 def _summary(state: StackState, seconds: float) -> str:
     paths = StackPaths.for_name(state.name)
     demo = state.demo
@@ -145,8 +175,7 @@ def _summary(state: StackState, seconds: float) -> str:
             "",
             _table(state),
             "",
-            f"  gRPC         {state.endpoints.grpc}  (TLS with --cacert below; h2c also accepted)",
-            f"  HTTP         {state.endpoints.http}  (REST/JSON and gRPC-web; http:// also works)",
+            *_edge_lines(state),
             f"  CA file      {state.endpoints.ca_file}",
             f"  Envoy admin  {state.endpoints.envoy_admin}",
             f"  Web terminal {state.endpoints.web}  {_web_note(state)}",
@@ -186,13 +215,23 @@ def _foreground(name: str) -> None:
                 log.warning("%s is not healthy (`tradingmesh logs %s`)", c.name, c.name)
 
 
+def _edge_plaintext(production_edge: bool, env: Mapping[str, str] = os.environ) -> bool:
+    """The development switch: off with --production-edge, else TM_EDGE_PLAINTEXT, else on."""
+    if production_edge:
+        return False
+    switch = parse_plaintext_switch(env.get(PLAINTEXT_SWITCH))
+    return True if switch is None else switch
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    plaintext = _edge_plaintext(args.production_edge)  # ValueError: main() says it
     config = StackConfig(
         name=args.name,
         base_port=args.base_port,
         replicas=args.replicas,
         services=not args.no_services,
         log_level=args.log_level,
+        edge_plaintext=plaintext,
     )
     if not args.detach:
         signal.signal(signal.SIGTERM, _raise_stop)

@@ -119,6 +119,9 @@ class StackConfig:
     # Instances of each service (ADR 0017); None: the existing stack.json's count, else 1.
     replicas: int | None = None
     services: bool = True  # False: only the infrastructure and Envoy (`--no-services`)
+    # The edge's plaintext chain beside TLS 1.3 (ADR 0018): the development switch, which
+    # `tradingmesh up` turns on unless `--production-edge` (or TM_EDGE_PLAINTEXT=0).
+    edge_plaintext: bool = True
     repo: Path = REPO
     log_level: str = "INFO"
     budget: float = 60.0
@@ -142,7 +145,9 @@ class _Components:
     redis_exporter: RedisExporter
 
     @classmethod
-    def for_context(cls, ctx: Context, replicas: int = 1) -> _Components:
+    def for_context(
+        cls, ctx: Context, replicas: int = 1, edge_plaintext: bool = False
+    ) -> _Components:
         return cls(
             openbao=OpenBao(ctx),
             postgres=Postgres(ctx),
@@ -154,7 +159,7 @@ class _Components:
             # The pricing service's stream workers are services too (ADR 0008).
             # Every instance `up --replicas` may start, each knowing how many run (`replicas`).
             services=service_instances(ctx, MAX_REPLICAS, replicas) | stream_workers(ctx),
-            envoy=Envoy(ctx, replicas),
+            envoy=Envoy(ctx, replicas, edge_plaintext),
             prometheus=Prometheus(ctx),
             postgres_exporter=PostgresExporter(ctx),
             redis_exporter=RedisExporter(ctx),
@@ -209,8 +214,9 @@ def _locked(paths: StackPaths) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _skeleton(paths: StackPaths, ports: Ports) -> StackState:
+def _skeleton(paths: StackPaths, ports: Ports, edge_plaintext: bool) -> StackState:
     openbao_address = f"http://127.0.0.1:{ports.openbao}"
+    edge = f"https://127.0.0.1:{ports.envoy}"
     return StackState(
         name=paths.name,
         base_port=ports.base,
@@ -218,10 +224,11 @@ def _skeleton(paths: StackPaths, ports: Ports) -> StackState:
         vault=VaultInfo(address=openbao_address, root_token_file=str(paths.root_token_file)),
         endpoints=Endpoints(
             grpc=f"127.0.0.1:{ports.envoy}",
-            http=f"https://127.0.0.1:{ports.envoy}",
+            http=edge,
             ca_file=str(paths.ca_file),
             envoy_admin=f"http://127.0.0.1:{ports.envoy_admin}",
-            web=web_url(f"https://127.0.0.1:{ports.envoy}"),
+            web=web_url(edge, edge_plaintext),
+            plaintext=edge_plaintext,
             prometheus=f"http://127.0.0.1:{ports.prometheus}",
         ),
     )
@@ -239,6 +246,7 @@ class _Up:
     running: set[str]
     workers: int  # stream workers to start (TM_PRICING_STREAM_WORKERS)
     replicas: int  # instances of each service to start (ADR 0017)
+    edge_switched: bool  # Envoy runs with the other plaintext switch: restart it
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -305,9 +313,10 @@ class _Up:
             )
         self.ports = Ports(base)
         self.ctx = Context(self.paths, self.ports, self.config.repo, self.config.log_level)
-        self.components = _Components.for_context(self.ctx, replicas)
+        plaintext = self.config.edge_plaintext
+        self.components = _Components.for_context(self.ctx, replicas, plaintext)
         self.by_name = self.components.by_name()
-        fresh = _skeleton(self.paths, self.ports)
+        fresh = _skeleton(self.paths, self.ports, plaintext)
         # Keep the records of dead processes until their leftovers are cleaned up.
         kept = previous.components if previous and previous.base_port == base else ()
         self.state = replace(
@@ -318,8 +327,12 @@ class _Up:
             replicas=replicas,
         )
         self.running = {c.name for c in running}
+        # A running Envoy with the other edge configuration starts anew with this one.
+        self.edge_switched = (
+            previous is not None and previous.endpoints.plaintext != plaintext
+        ) and "envoy" in self.running
 
-    def _stop(self, names: list[str]) -> None:
+    def _stop(self, names: list[str], why: str = "its secrets were replaced") -> None:
         targets = []
         for name in names:
             entry = self.state.component(name)
@@ -331,7 +344,7 @@ class _Up:
             raise StackError(f"could not stop processes {leftover}")
         for name in names:
             self.running.discard(name)
-            log.info("%s: stopped (its secrets were replaced)", name)
+            log.info("%s: stopped (%s)", name, why)
 
     def _ensure_started(self, component: Component, make_launch: Callable[[], Launch]) -> bool:
         """Start `component` unless it runs; True if it was started now."""
@@ -395,6 +408,8 @@ class _Up:
         # 4. Database roles and database, schema, demo data; meanwhile, in a thread, Envoy's
         # config (buf build, certificates), which Envoy needs only after the services start.
         envoy = self.components.envoy
+        if self.edge_switched:
+            self._stop(["envoy"], "the edge's plaintext switch changed")
         if "envoy" not in self.running:
             # Its certificate: the clients' server certificate, its client one to the services.
             envoy.certificate_files(vault)

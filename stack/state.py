@@ -53,18 +53,25 @@ class Endpoints:
     # The web terminal, served by Envoy (ADR 0014). Absent from state files written before it:
     # then derived from `http`.
     web: str = ""
+    # Whether the edge also takes plaintext (h2c, HTTP/1.1) beside TLS 1.3: the development
+    # switch (ADR 0018). Files written before the switch existed: it was always on.
+    plaintext: bool = True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Endpoints:
         endpoints = cls(**data)
-        return endpoints if endpoints.web else replace(endpoints, web=web_url(endpoints.http))
+        if endpoints.web:
+            return endpoints
+        return replace(endpoints, web=web_url(endpoints.http, endpoints.plaintext))
 
 
-def web_url(http: str) -> str:
-    """The web terminal's URL for the edge's HTTP endpoint `https://host:port`: the same host
-    and port over plain HTTP (the listener takes both), since a browser does not trust the
-    stack's own CA; a loopback origin is a secure context for the browser all the same."""
-    return "http://" + http.split("://", 1)[-1].rstrip("/") + "/"
+def web_url(http: str, plaintext: bool = True) -> str:
+    """The web terminal's URL for the edge's HTTP endpoint `https://host:port`. With the
+    plaintext switch on, the same host and port over plain HTTP, since a browser does not trust
+    the stack's own CA (a loopback origin is a secure context for the browser all the same);
+    without it, `https://` (the browser must be told to trust the CA)."""
+    scheme = "http://" if plaintext else "https://"
+    return scheme + http.split("://", 1)[-1].rstrip("/") + "/"
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,21 @@ UNARY_RETRY: dict[str, Any] = {
 # before answering. Held, they are replaced by the edge's own UNAVAILABLE / 503 (ADR 0004).
 WHOLE_ANSWERS = "tradingmesh.whole_answers"
 JWKS_CACHE_SECONDS = 300  # ADR 0005; a rotated key waits this long before it signs
+# Strict-Transport-Security on every answer over TLS (not over plaintext): a year, subdomains too.
+HSTS = "max-age=31536000; includeSubDomains"
+# The development switch for the plaintext chain (h2c, HTTP/1.1 on the same port as TLS), in the
+# environment of `tradingmesh up` (ADR 0018): "1" on, "0" off; absent, `up` turns it on.
+PLAINTEXT_SWITCH = "TM_EDGE_PLAINTEXT"
+# The SDS resource that names the edge's certificate and key files (`edge_sds.yaml`).
+SDS_SECRET = "edge_certificate"
+SDS_FILE = "edge_sds.yaml"
+# The plaintext filter chain: the TLS chain's HTTP connection manager (a YAML alias), no TLS.
+PLAINTEXT_CHAIN = """\
+    # Development only (TM_EDGE_PLAINTEXT=1, the default of `tradingmesh up`): h2c and HTTP/1.1
+    # for tools and benchmarks, on this loopback-only listener.
+    - name: plaintext
+      filters: [*edge_http]
+"""
 
 _AUTH = "/tradingmesh.account.v1.AuthService"
 # jwt_authn and local_ratelimit run after the transcoder, so they see every request, REST too,
@@ -406,12 +421,60 @@ def stream_cluster(ports: list[int]) -> dict[str, Any]:
     return _endpoints(cluster, ports, "tradingmesh.pricing.v1.PricingService")
 
 
-def jwks_cluster(listen_port: int) -> dict[str, Any]:
-    """Envoy's own plaintext listener, where jwt_authn fetches GET /v1/auth/jwks."""
+def sds_secret(certificate: Path, key: Path, watched: Path) -> dict[str, Any]:
+    """The SDS file's content: the edge's certificate and key by file name, re-read together
+    when anything moves in `watched` (stack.pki.write_files replaces each file atomically; a
+    Kubernetes Secret volume swaps a symlink), without a restart."""
+    return {
+        "resources": [
+            {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": SDS_SECRET,
+                "tls_certificate": {
+                    "certificate_chain": {"filename": str(certificate)},
+                    "private_key": {"filename": str(key)},
+                    "watched_directory": {"path": str(watched)},
+                },
+            }
+        ]
+    }
+
+
+def parse_plaintext_switch(text: str | None) -> bool | None:
+    """TM_EDGE_PLAINTEXT: "1" on, "0" off, absent or empty None (the caller's default)."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    if value not in ("0", "1"):
+        raise ValueError(
+            f"{PLAINTEXT_SWITCH} must be 1 (plaintext on) or 0 (TLS only), not {text!r}"
+        )
+    return value == "1"
+
+
+def jwks_cluster(listen_port: int, ca_file: Path) -> dict[str, Any]:
+    """Envoy's own listener over TLS, where jwt_authn fetches GET /v1/auth/jwks: the server's
+    certificate is checked against `ca_file` (the one that issued it), so the fetch works in the
+    production configuration, which has no plaintext chain."""
+    tls = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
     return {
         "name": JWKS_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": f"type.googleapis.com/{tls}",
+                "common_tls_context": {
+                    # The listener speaks TLS 1.3 only, and a client's default maximum is 1.2.
+                    "tls_params": {
+                        "tls_minimum_protocol_version": "TLSv1_3",
+                        "tls_maximum_protocol_version": "TLSv1_3",
+                    },
+                    "validation_context": {"trusted_ca": {"filename": str(ca_file)}},
+                },
+            },
+        },
         "load_assignment": {
             "cluster_name": JWKS_CLUSTER,
             "endpoints": [
@@ -439,9 +502,11 @@ class Envoy(Component):
     name = "envoy"
     certificate = "edge"
 
-    def __init__(self, ctx: Context, replicas: int = 1) -> None:
+    def __init__(self, ctx: Context, replicas: int = 1, plaintext: bool = False) -> None:
         super().__init__(ctx)
         self.replicas = replicas  # instances of each service behind it (ADR 0017)
+        # The development switch (ADR 0018): a plaintext chain beside TLS. Off: production.
+        self.plaintext = plaintext
 
     @property
     def address(self) -> str:
@@ -503,13 +568,20 @@ class Envoy(Component):
         errors = edge_errors(
             MAX_REQUEST_BYTES, MAX_PATH_BYTES, MAX_HEADERS_BYTES, limits.first_refill
         )
+        tls_dir = self.ctx.paths.tls_dir
+        sds_file = envoy_dir / SDS_FILE
+        sds = sds_secret(tls_dir / "edge.pem", tls_dir / "edge-key.pem", tls_dir)
+        sds_file.write_text(_json(sds) + "\n")
         config = Template(self.template).substitute(
             admin_port=self.ctx.ports.envoy_admin,
             listen_port=self.ctx.ports.envoy,
             max_request_bytes=MAX_REQUEST_BYTES,
             max_request_headers_kb=MAX_REQUEST_HEADERS_KB,
             local_reply_config=_json(local_reply_config(errors)),
-            server_cert_file=self.ctx.paths.tls_dir / "edge.pem",
+            sds_secret=SDS_SECRET,
+            sds_file=sds_file,
+            hsts=HSTS,
+            plaintext_chain=PLAINTEXT_CHAIN if self.plaintext else "",
             descriptor_file=descriptors,
             cors_origins=_json([{"exact": origin} for origin in self.cors_origins()]),
             routes=_json([*static_routes, *edge_routes, fallback_route()]),
@@ -520,7 +592,11 @@ class Envoy(Component):
             rest_json_check=scripts["check"],
             whole_answers=WHOLE_ANSWERS,
             clusters=_json(
-                [*service_clusters, jwks_cluster(self.ctx.ports.envoy), unrouted_cluster()]
+                [
+                    *service_clusters,
+                    jwks_cluster(self.ctx.ports.envoy, self.ctx.paths.ca_file),
+                    unrouted_cluster(),
+                ]
             ),
             jwt_rules=_json(jwt_rules(edge_routes)),
             jwks_cache_duration=f"{limits.jwks_cache_seconds}s",
@@ -535,13 +611,12 @@ class Envoy(Component):
         return str(path)
 
     def launch(self, edge_token: Secret, timeout: float) -> Launch:
-        # The edge's certificate from the platform's CA (ADR 0018): tls/edge.pem and its key,
-        # written by the orchestrator (stack/pki.py) before Envoy starts.
-        key = (self.ctx.paths.tls_dir / "edge-key.pem").read_text()
+        # The edge's certificate from the platform's CA (ADR 0018): tls/edge.pem and
+        # tls/edge-key.pem (0600), written by the orchestrator (stack/pki.py) before Envoy
+        # starts; Envoy reads them through SDS and watches them (`certs rotate`).
         config = self.render(timeout)
         env = base_env()
         env["TM_EDGE_TOKEN"] = edge_token.reveal()
-        env["TM_EDGE_TLS_KEY"] = key
         return Launch(
             argv=[
                 str(venv_tool("envoy")),

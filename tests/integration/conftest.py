@@ -61,11 +61,18 @@ class RunningStack:
 SETUP_BUDGET = 180.0
 
 
-def stack_of_its_own(name: str, replicas: int = 1) -> Iterator[RunningStack]:
+def stack_of_its_own(
+    name: str, replicas: int = 1, edge_plaintext: bool = True
+) -> Iterator[RunningStack]:
     """A stack started under `name` on free ports, stopped and deleted when the generator ends
-    (its components' logs kept, as the session's): for a fixture that needs a stack of its own."""
+    (its components' logs kept, as the session's): for a fixture that needs a stack of its own.
+    `edge_plaintext=False`: the edge's production configuration, TLS 1.3 only (ADR 0018)."""
     config = StackConfig(
-        name=name, base_port=find_free_base(), replicas=replicas, budget=SETUP_BUDGET
+        name=name,
+        base_port=find_free_base(),
+        replicas=replicas,
+        budget=SETUP_BUDGET,
+        edge_plaintext=edge_plaintext,
     )
     try:
         started = time.monotonic()

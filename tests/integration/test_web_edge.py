@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.components.envoy import HSTS
 from stack.components.web_static import IMMUTABLE, NO_CACHE, WEB_DIST_ENV
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, restart_envoy
@@ -99,12 +100,16 @@ def _security_headers_are_set(answer: Answer) -> None:
 
 
 def test_the_page_is_served_at_the_root_without_a_token_and_is_revalidated(edge: Edge) -> None:
-    for answer in (plain(edge, "GET", "/"), call(edge, "GET", "/index.html")):
+    over_plaintext, over_tls = plain(edge, "GET", "/"), call(edge, "GET", "/index.html")
+    for answer in (over_plaintext, over_tls):
         assert answer.status == 200, answer
         assert answer.body == PAGE
         assert answer.headers["content-type"] == "text/html; charset=utf-8"
         assert answer.headers["cache-control"] == NO_CACHE
         _security_headers_are_set(answer)
+    # HSTS over TLS only (ADR 0018): over plaintext it would mean nothing.
+    assert over_tls.headers["strict-transport-security"] == HSTS
+    assert "strict-transport-security" not in over_plaintext.headers
 
 
 def test_a_token_is_neither_needed_nor_checked_for_the_page(edge: Edge) -> None:

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from k8s import generate, render_edge
-from stack.components.envoy import JWKS_CLUSTER, STREAM_CLUSTER, UNROUTED_CLUSTER
+from stack.components.envoy import JWKS_CLUSTER, SDS_FILE, STREAM_CLUSTER, UNROUTED_CLUSTER
 from stack.ports import SERVICES
-from stack.tls import issue
+from tests.edge_certificates import issue, write
 from tests.k8s.manifests import Doc, named, pod_spec
 
 ORIGIN = "https://app.example.test"
@@ -25,16 +25,15 @@ ORIGIN = "https://app.example.test"
 
 @pytest.fixture(scope="module")
 def rendered_edge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
-    """(output directory, certificate file, parsed edge.yaml)."""
+    """(output directory, the Secret's directory, parsed edge.yaml)."""
     root = tmp_path_factory.mktemp("edge")
-    certificates = issue("k8s-test")
-    cert = root / "tls.crt"
-    cert.write_bytes(certificates.server_cert_pem)
-    (root / "tls.key").write_text(certificates.server_key_pem.reveal())
+    secret = root / "tls"
+    secret.mkdir()
+    write(issue("k8s-test"), secret / "tls.crt", secret / "tls.key", secret / "ca.crt")
     out = root / "rendered"
     settings = {"TM_EDGE_CORS_ORIGINS": ORIGIN, "TM_EDGE_RATE_LIMIT_USER": "10,5,1"}
-    path = render_edge.render(out, settings, tls_cert=str(cert))
-    return out, cert, yaml.safe_load(path.read_text())
+    path = render_edge.render(out, settings, tls_dir=str(secret))
+    return out, secret, yaml.safe_load(path.read_text())
 
 
 def _clusters(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -55,13 +54,19 @@ def _addresses(cluster: dict[str, Any]) -> list[tuple[str, int]]:
 def test_it_writes_the_config_and_what_the_config_reads(
     rendered_edge: tuple[Path, Path, dict[str, Any]],
 ) -> None:
-    out, cert, _ = rendered_edge
+    out, secret, _ = rendered_edge
     assert sorted(p.name for p in out.iterdir()) == sorted(render_edge.FILES)
     text = (out / "edge.yaml").read_text()
     for name in render_edge.FILES[1:]:
         assert str(out / name) in text, name
-    assert str(cert) in text
-    assert "/tmp/tm-edge-" not in text, "a path of the scratch rendering is left"
+    assert str(secret / "ca.crt") in text  # the JWKS fetch checks the edge against it
+    sds = (out / SDS_FILE).read_text()
+    for name in ("tls.crt", "tls.key"):
+        assert str(secret / name) in sds, name
+    assert f'"watched_directory": {{"path": "{secret}"}}' in sds
+    for rendered_text in (text, sds):
+        assert "/tmp/tm-edge-" not in rendered_text, "a path of the scratch rendering is left"
+    assert "TM_EDGE_TLS_KEY" not in text
     assert ORIGIN in text
     assert '"max_tokens": 10,' in text  # the rate limit setting reached the rendering
 
@@ -78,6 +83,7 @@ def test_envoy_listens_on_the_pods_address_and_calls_services_by_name(
     clusters = _clusters(config)
     assert set(clusters) == {*SERVICES, STREAM_CLUSTER, JWKS_CLUSTER, UNROUTED_CLUSTER}
     assert _addresses(clusters[JWKS_CLUSTER]) == [("127.0.0.1", render_edge.LISTEN_PORT)]
+    assert "transport_socket" in clusters[JWKS_CLUSTER]  # over TLS: there is no plaintext
     docs = rendered["production"]
     for name in (*SERVICES, STREAM_CLUSTER):
         cluster = clusters[name]
@@ -103,21 +109,33 @@ def test_the_edge_deployment_runs_what_the_renderer_writes(rendered: dict[str, l
     assert ports == {"https": render_edge.LISTEN_PORT, "admin": render_edge.ADMIN_PORT}
     mounts = {m["mountPath"] for m in envoy["volumeMounts"]}
     assert out in mounts
-    assert str(Path(render_edge.TLS_CERT_FILE).parent) in mounts
+    assert render_edge.TLS_DIR in mounts
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "tls"]
+    assert volume["secret"] == {"secretName": "edge-tls", "defaultMode": 0o440}
+    # The key is a file of the Secret, not an environment variable.
+    assert [e["name"] for e in envoy["env"]] == ["TM_EDGE_TOKEN"]
     settings = named(
         rendered["production"], "ConfigMap", init["envFrom"][0]["configMapRef"]["name"]
     )
     assert set(settings["data"]) == set(render_edge.SETTINGS)
 
 
+def test_it_is_the_production_configuration(
+    rendered_edge: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    """TLS 1.3 only, and no plaintext chain: a plaintext client matches no chain (ADR 0018)."""
+    _, _, config = rendered_edge
+    (listener,) = config["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    assert chain["filter_chain_match"] == {"transport_protocol": "tls"}
+    params = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_params"]
+    assert params["tls_minimum_protocol_version"] == "TLSv1_3"
+
+
 def test_envoy_accepts_the_config(rendered_edge: tuple[Path, Path, dict[str, Any]]) -> None:
-    out, cert, _ = rendered_edge
+    out, _, _ = rendered_edge
     envoy = Path(sys.executable).parent / "envoy"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "TM_EDGE_TOKEN": "test-token",
-        "TM_EDGE_TLS_KEY": (cert.parent / "tls.key").read_text(),
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TM_EDGE_TOKEN": "test-token"}
     result = subprocess.run(
         [str(envoy), "--mode", "validate", "--config-path", str(out / "edge.yaml")],
         capture_output=True,

@@ -1,8 +1,6 @@
-"""Development TLS for the edge: a throwaway CA and a server certificate for 127.0.0.1/localhost.
-
-Made each time Envoy starts. The CA's private key is never written anywhere (it signs one
-certificate and is dropped), and the server key reaches Envoy through its environment, so no
-private key is ever on disk. Clients trust `ca.pem`, which changes when Envoy restarts.
+"""A throwaway CA and a server certificate for 127.0.0.1/localhost, for the tests that render
+the edge's config without a stack (`envoy --mode validate`: tests/unit/contracts,
+tests/k8s). The stack's own certificates come from OpenBao's PKI engine (stack/pki.py).
 """
 
 from __future__ import annotations
@@ -10,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -106,3 +105,11 @@ def issue(stack_name: str) -> EdgeCertificates:
         server_cert_pem=server_cert.public_bytes(serialization.Encoding.PEM),
         server_key_pem=Secret(key_pem.decode()),
     )
+
+
+def write(certificates: EdgeCertificates, certificate: Path, key: Path, ca: Path) -> None:
+    """The server certificate, its key (0600) and the CA certificate, as files."""
+    certificate.write_bytes(certificates.server_cert_pem)
+    key.touch(mode=0o600)
+    key.write_text(certificates.server_key_pem.reveal())
+    ca.write_bytes(certificates.ca_pem)
