@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import uuid
 from typing import Final
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.outbox import add_event
+from services.platform.outbox import add_event, event_metadata
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor
 
@@ -20,16 +19,14 @@ PRODUCER: Final = "account"
 def metadata(
     actor: Actor, *, aggregate_version: int = 0, correlation_id: str = "", causation_id: str = ""
 ) -> EventMetadata:
-    meta = EventMetadata(
-        event_id=str(uuid.uuid4()),
-        producer=PRODUCER,
-        correlation_id=correlation_id[:128],
-        causation_id=causation_id[:128],
-        aggregate_version=aggregate_version,
+    return event_metadata(
+        PRODUCER,
+        actor,
+        datetime.datetime.now(datetime.UTC),
+        version=aggregate_version,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
     )
-    meta.actor.CopyFrom(actor)
-    meta.occurred_at.FromDatetime(datetime.datetime.now(datetime.UTC))
-    return meta
 
 
 async def emit(session: AsyncSession, subject: str, event: Message) -> None:

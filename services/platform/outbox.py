@@ -46,9 +46,10 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from google.protobuf.message import Message
@@ -64,12 +65,15 @@ from services.platform.db import Database
 from services.platform.envelope import Envelope, Sealed
 from services.platform.metrics import REGISTRY
 from services.platform.sql import Write
+from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.common.v1.types_pb2 import Actor
 
 __all__ = [
     "OutboxRelay",
     "add_event",
     "committed",
     "envelope_write",
+    "event_metadata",
     "event_write",
     "headline_kinds",
     "new_envelope",
@@ -79,6 +83,34 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_ID_LIMIT: Final = 128  # correlation and causation ids (common/v1 EventMetadata)
+
+
+def event_metadata(
+    producer: str,
+    actor: Actor,
+    at: datetime,
+    *,
+    version: int = 0,
+    correlation_id: str = "",
+    causation_id: str = "",
+) -> EventMetadata:
+    """The metadata of one event (ADR 0005): a new event id, when it happened, who produced it
+    and who caused it, the aggregate's version after the change, and the ids that tie it to the
+    request (`correlation_id`, cut to the contract's 128 characters) and to the event it
+    answers (`causation_id`)."""
+    metadata = EventMetadata(
+        event_id=str(uuid.uuid4()),
+        producer=producer,
+        correlation_id=correlation_id[:_ID_LIMIT],
+        causation_id=causation_id[:_ID_LIMIT],
+        aggregate_version=version,
+    )
+    metadata.actor.CopyFrom(actor)
+    metadata.occurred_at.FromDatetime(at)
+    return metadata
+
+
 PUBLISHED = Counter(
     "tradingmesh_outbox_published",
     "Envelopes the relay published: at once after their commit (hand-off) or found by its poll",

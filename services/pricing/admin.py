@@ -15,7 +15,6 @@ Each change's event says who (metadata.actor), what and the state after.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from services.platform.access import ADMIN, DEALER
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.outbox import add_event
+from services.platform.outbox import add_event, event_metadata
 from services.pricing.engine import PricingEngine
 from services.pricing.gateway import LpStatus, SessionState
 from services.pricing.model import LpQuote
@@ -44,7 +43,7 @@ from services.pricing.reference import (
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 from tradingmesh.exact import plain_decimal
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_events_pb2, pricing_pb2
 
@@ -201,18 +200,10 @@ def row_values(instrument: pricing_pb2.Instrument) -> dict[str, object]:
     return values
 
 
-def event_metadata(caller: Caller, version: int, now: datetime) -> EventMetadata:
+def operator_metadata(caller: Caller, version: int, now: datetime) -> EventMetadata:
     """An admin change's event metadata: the staff member as the actor (OPERATOR)."""
-    meta = EventMetadata(
-        event_id=str(uuid.uuid4()),
-        producer=PRODUCER,
-        correlation_id=caller.request_id[:128],
-        aggregate_version=version,
-    )
-    meta.actor.kind = ActorKind.ACTOR_KIND_OPERATOR
-    meta.actor.id = caller.subject
-    meta.occurred_at.FromDatetime(now)
-    return meta
+    actor = Actor(kind=ActorKind.ACTOR_KIND_OPERATOR, id=caller.subject)
+    return event_metadata(PRODUCER, actor, now, version=version, correlation_id=caller.request_id)
 
 
 # -- the books and the provenance (pure) -------------------------------------------------------
@@ -443,7 +434,7 @@ class PricingAdmin:
                 SCHEMA,
                 "pricing.instrument.created",
                 pricing_events_pb2.InstrumentCreated(
-                    metadata=event_metadata(caller, version, now), instrument=instrument
+                    metadata=operator_metadata(caller, version, now), instrument=instrument
                 ),
             )
         self._committed(instrument, version)
@@ -476,7 +467,7 @@ class PricingAdmin:
                 SCHEMA,
                 "pricing.instrument.updated",
                 pricing_events_pb2.InstrumentUpdated(
-                    metadata=event_metadata(caller, version, now),
+                    metadata=operator_metadata(caller, version, now),
                     instrument=instrument,
                     update_mask=FieldMask(paths=changed),
                 ),
@@ -516,7 +507,7 @@ class PricingAdmin:
                 SCHEMA,
                 "pricing.instrument.trading_status_changed",
                 pricing_events_pb2.InstrumentTradingStatusChanged(
-                    metadata=event_metadata(caller, version, now),
+                    metadata=operator_metadata(caller, version, now),
                     instrument=instrument,
                     previous_status=before.trading_status,
                     reason=reason,

@@ -3,7 +3,6 @@ transaction as the account's new margin state (risk_events.proto)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,11 +12,10 @@ from typing import Any, Final
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.outbox import add_event
+from services.platform.outbox import add_event, event_metadata
 from services.risk import store
 from services.risk.episodes import Episode, EventType
-from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
 from tradingmesh.trading.money import money_text
 
@@ -129,13 +127,11 @@ async def write_event(
         },
     )
     subject, kind = _EVENTS[type]
-    metadata = EventMetadata(
-        event_id=str(uuid.uuid4()),
-        producer=SCHEMA,
-        aggregate_version=episode.version,
+    metadata = event_metadata(
+        SCHEMA,
+        Actor(kind=ActorKind.ACTOR_KIND_SYSTEM, id=ACTOR),
+        margin_event.create_time.ToDatetime(tzinfo=UTC),
+        version=episode.version,
         causation_id=margin_event.related_margin_event_id,
     )
-    metadata.occurred_at.CopyFrom(margin_event.create_time)
-    metadata.actor.kind = ActorKind.ACTOR_KIND_SYSTEM
-    metadata.actor.id = ACTOR
     await add_event(session, SCHEMA, subject, kind(metadata=metadata, margin_event=margin_event))

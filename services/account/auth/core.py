@@ -47,7 +47,7 @@ from services.platform.access import ADMIN, require_roles, require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.metrics import REGISTRY
-from services.platform.outbox import add_event
+from services.platform.outbox import add_event, event_metadata
 from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.paging import page_size as paged
 from services.platform.resources import Resources
@@ -57,7 +57,6 @@ from tradingmesh.account.v1.account_events_pb2 import (
     UserSignedIn,
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["ApiKeyStatus", "AuthCore", "Issued"]
@@ -230,12 +229,11 @@ class AuthCore:
             await repo.insert_refresh_token(session, refresh.hash, family_id, now, refresh_expires)
             # The notification service warns of a sign-in from an address it has not seen.
             signed_in = UserSignedIn(
-                metadata=EventMetadata(
-                    event_id=str(uuid.uuid4()),
-                    occurred_at=_timestamp(now),
-                    producer="account",
+                metadata=event_metadata(
+                    "account",
+                    Actor(kind=ActorKind.ACTOR_KIND_USER, id=user.id),
+                    now,
                     correlation_id=request_id,
-                    actor=Actor(kind=ActorKind.ACTOR_KIND_USER, id=user.id),
                 ),
                 user_id=user.id,
                 token_family_id=str(family_id),
@@ -366,12 +364,8 @@ class AuthCore:
         )
         for family_id in revoked:
             event = TokenFamilyRevoked(
-                metadata=EventMetadata(
-                    event_id=str(uuid.uuid4()),
-                    occurred_at=_timestamp(now),
-                    producer="account",
-                    correlation_id=request_id,
-                    actor=actor_of(caller),
+                metadata=event_metadata(
+                    "account", actor_of(caller), now, correlation_id=request_id
                 ),
                 user_id=user_id,
                 token_family_id=str(family_id),

@@ -10,7 +10,6 @@ StreamOrderUpdates reads the order events back into OrderUpdates (`order_update_
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
@@ -21,7 +20,7 @@ from google.protobuf.message import DecodeError, Message
 from services.oms.domain.state import OrderEvent
 from services.platform import access
 from services.platform.identity import Caller
-from services.platform.outbox import headline_kinds
+from services.platform.outbox import event_metadata, headline_kinds
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -82,16 +81,14 @@ def actor_of(caller: Caller | None) -> Actor:
 def metadata(
     actor: Actor, version: int, at: datetime, *, correlation_id: str = "", causation_id: str = ""
 ) -> EventMetadata:
-    meta = EventMetadata(
-        event_id=str(uuid.uuid4()),
-        producer=PRODUCER,
-        correlation_id=correlation_id[:128],
-        causation_id=causation_id[:128],
-        aggregate_version=version,
+    return event_metadata(
+        PRODUCER,
+        actor,
+        at,
+        version=version,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
     )
-    meta.actor.CopyFrom(actor)
-    meta.occurred_at.FromDatetime(at)
-    return meta
 
 
 def order_event(
