@@ -23,10 +23,15 @@ from google.protobuf.message import Message
 from services.oms.api.ownership import authorize_trader, owned_account
 from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
-from services.oms.domain.state import TERMINAL_STATUSES, OrderEvent, OrderStatus
+from services.oms.domain.state import (
+    TERMINAL_STATUSES,
+    WORKING_STATUSES,
+    OrderEvent,
+    OrderStatus,
+)
 from services.oms.domain.validation import check_price, check_quantity, check_stops
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import OrderIntent, Placement, check_price_of
+from services.oms.entry.placement import OrderIntent, Placement, check_request
 from services.oms.model import OrderRow, OrderType, TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import (
@@ -44,7 +49,6 @@ from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
@@ -177,20 +181,12 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
 
     async def _check_amend(self, amended: OrderRow, open_orders: int) -> None:
         risk = self.placement.risk
-        request = risk_pb.CheckOrderRequest(
-            account_id=amended.account_id,
-            order_id=amended.id,
-            purpose=risk_pb.CHECK_PURPOSE_AMEND,
-            symbol=amended.symbol,
-            side=amended.side.to_proto(),
-            quantity=plain_decimal(amended.quantity),
-            remaining_quantity=plain_decimal(amended.remaining_quantity),
-            open_order_count=max(open_orders - 1, 0),
+        request = check_request(
+            amended,
+            risk_pb.CHECK_PURPOSE_AMEND,
+            amended.execution_mode,
+            max(open_orders - 1, 0),  # the others: the amended order is checked as it would be
         )
-        if amended.execution_mode is not None:
-            valuation = check_price_of(amended, amended.execution_mode)
-            if valuation is not None:
-                request.price = plain_decimal(valuation)
         if risk is None:
             raise DomainError(
                 _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "the pre-trade check is not configured"
@@ -349,7 +345,7 @@ def amended_order(
 ) -> tuple[OrderRow, list[str]]:
     """The order with the request's values, and the names of the fields that change; refuses
     an amend the order's state or type does not allow."""
-    if order.status not in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED):
+    if order.status not in WORKING_STATUSES:
         raise DomainError(
             _R.ERROR_REASON_INVALID_ORDER_STATE,
             f"order {order.id} is {order.status.value.lower()}: only a working order is amended",

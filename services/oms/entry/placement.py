@@ -512,24 +512,17 @@ class Placement:
     ) -> Verdict:
         if self.risk is None:
             return unavailable("no risk service address configured")
-        request = risk_pb.CheckOrderRequest(
-            account_id=account.account_id,
-            order_id=order.id,
-            purpose=risk_pb.CHECK_PURPOSE_PLACE,
-            symbol=order.symbol,
-            side=order.side.to_proto(),
-            quantity=plain_decimal(order.quantity),
-            remaining_quantity=plain_decimal(order.quantity),
-            open_order_count=open_orders,
+        hedging = account.position_mode is PositionMode.HEDGING
+        request = check_request(
+            order,
+            risk_pb.CHECK_PURPOSE_PLACE,
+            mode,
+            open_orders,
             # Only an order that can execute now reserves its margin (ADR 0007, "Risk"):
             # one that will rest holds none, and must not hold it while its event travels.
             reserve_margin=_executes_now(order, quote),
+            position_id=intent.position_id if hedging else None,
         )
-        valuation = check_price_of(order, mode)
-        if valuation is not None:
-            request.price = plain_decimal(valuation)
-        if intent.position_id is not None and account.position_mode is PositionMode.HEDGING:
-            request.position_id = intent.position_id
         return await self.risk.check(request)
 
     def _conversion(self, route: tuple[str, bool] | None, group_id: str) -> Conversion | None:
@@ -679,3 +672,35 @@ def check_price_of(order: OrderRow, mode: ExecutionMode) -> Decimal | None:
     if mode is ExecutionMode.INSTANT:
         return order.requested_price
     return None
+
+
+def check_request(
+    order: OrderRow,
+    purpose: risk_pb.CheckPurpose.ValueType,
+    mode: ExecutionMode | None,
+    open_orders: int,
+    *,
+    reserve_margin: bool = False,
+    position_id: str | None = None,
+) -> risk_pb.CheckOrderRequest:
+    """The pre-trade check of `order` as it stands (placing, amending or triggering it): its
+    quantity and what remains of it, the price it is valued at (`check_price_of`; the live
+    price without one), the account's other open orders. `reserve_margin` only for an order
+    that executes now (ADR 0007, "Risk"); `position_id`: the hedging position it closes."""
+    request = risk_pb.CheckOrderRequest(
+        account_id=order.account_id,
+        order_id=order.id,
+        purpose=purpose,
+        symbol=order.symbol,
+        side=order.side.to_proto(),
+        quantity=plain_decimal(order.quantity),
+        remaining_quantity=plain_decimal(order.remaining_quantity),
+        open_order_count=open_orders,
+        reserve_margin=reserve_margin,
+    )
+    valuation = None if mode is None else check_price_of(order, mode)
+    if valuation is not None:
+        request.price = plain_decimal(valuation)
+    if position_id is not None:
+        request.position_id = position_id
+    return request

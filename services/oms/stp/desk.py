@@ -146,7 +146,7 @@ from services.oms.domain.netting import (
     raw_limit,
 )
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.triggers import limit_reached
 from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
@@ -2106,7 +2106,7 @@ def _attemptable(order: OrderRow) -> bool:
     only once its stop has triggered."""
     return (
         is_stp_limit(order)
-        and order.status in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)
+        and order.status in WORKING_STATUSES
         and (order.type is OrderType.LIMIT or order.trigger_time is not None)
         and order.remaining_quantity > 0
     )

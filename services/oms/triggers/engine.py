@@ -70,7 +70,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.ownership import authorize_internal
 from services.oms.api.positions import closing_intent
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.triggers import (
     LAST_RETRY,
     Hit,
@@ -88,7 +88,7 @@ from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
 from services.oms.entry.fills import FillTerms, book_fill
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import Placement, check_price_of
+from services.oms.entry.placement import Placement, check_request
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.feeds.risk import RiskClient, Verdict, unavailable
 from services.oms.model import (
@@ -120,7 +120,6 @@ from services.platform.errors import DomainError
 from services.platform.leader import LEADER
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
@@ -136,7 +135,6 @@ RELOAD_SECONDS: Final = 30.0
 WORKERS: Final = 4
 # An STP limit order handed to the STP desk waits at most this long for the desk's word.
 IN_FLIGHT: Final = LAST_RETRY
-_LIMIT_STATUSES: Final = frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
 OMS_SUBJECTS: Final = "oms.>"  # envelopes (ADR 0009): order and position events in them
 _TRIGGER_TYPES: Final = {
     OrderType.LIMIT: OrderKind.LIMIT,
@@ -176,7 +174,7 @@ def _indexed(
 ) -> OrderKind | None:
     """Whether the price can trigger an order of `kind` in `status`: WORKING; an STP limit or
     stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts)."""
-    if kind is None or status not in _LIMIT_STATUSES:
+    if kind is None or status not in WORKING_STATUSES:
         return None
     if status is OrderStatus.PARTIALLY_FILLED and (
         mode is not ExecutionMode.STP or kind is OrderKind.STOP
@@ -656,7 +654,7 @@ class TriggerEngine:
         async with self.db.read_session() as session:
             order = await get_order(session, entry.account_id, entry.order_id)
         if order is not None and order.execution_mode is ExecutionMode.STP:
-            if order.status not in _LIMIT_STATUSES:
+            if order.status not in WORKING_STATUSES:
                 self.index.discard_order(entry.order_id)
                 return
             await self._hand_limit_to_stp(order, entry)
@@ -699,7 +697,7 @@ class TriggerEngine:
                 session, account, system_actor(ACTOR), self.clock()
             ) as change:
                 current = await get_order(session, order.account_id, order.id, lock=True)
-                if current is None or current.status not in _LIMIT_STATUSES:
+                if current is None or current.status not in WORKING_STATUSES:
                     return False
                 # A partly filled (STP limit) order cannot be rejected: its rest is cancelled.
                 event = (
@@ -724,21 +722,13 @@ class TriggerEngine:
             return unavailable("no risk service address configured")
         async with self.db.read_session() as session:
             open_orders = await count_open_orders(session, order.account_id)
-        remaining = order.remaining_quantity
-        request = risk_pb.CheckOrderRequest(
-            account_id=order.account_id,
-            order_id=order.id,
-            purpose=risk_pb.CHECK_PURPOSE_TRIGGER,
-            symbol=order.symbol,
-            side=order.side.to_proto(),
-            quantity=plain_decimal(order.quantity),
-            remaining_quantity=plain_decimal(remaining),
-            open_order_count=open_orders,
+        request = check_request(
+            order,
+            risk_pb.CHECK_PURPOSE_TRIGGER,
+            mode,
+            open_orders,
             reserve_margin=True,  # it executes now (ADR 0007, "Risk")
         )
-        valuation = check_price_of(order, mode)
-        if valuation is not None:
-            request.price = plain_decimal(valuation)
         return await self.risk.check(request)
 
     async def _execute(self, order: OrderRow, *, market: bool) -> None:
