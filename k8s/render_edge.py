@@ -17,6 +17,12 @@ What differs from the local stack's rendering:
   pod is an endpoint, and gRPC health-checked, so a pod that drains (NOT_SERVING) gets no new call.
   pricing's stream workers are one cluster on the headless Service `pricing-streams`.
 - The TLS certificate is a mounted Secret (TLS_CERT_FILE); the key stays in TM_EDGE_TLS_KEY.
+- Envoy -> services is mutual TLS (ADR 0018), as locally: the edge's client certificate, its key
+  and the platform CA are a Secret of type kubernetes.io/tls with `ca.crt` (the `edge` identity
+  of the platform CA, e.g. issued by cert-manager's Vault issuer from `pki/issue/edge`) mounted
+  at MTLS_DIR (`tls.crt`, `tls.key`, `ca.crt`); the SDS files written beside edge.yaml name them,
+  and Envoy reloads them when the kubelet updates the mount. Each service's pod must serve a
+  certificate naming its service (DNS SAN `oms`, ...): the services issue their own from Vault.
 
 Settings, from the environment (the ConfigMap `edge-settings`): TM_EDGE_CORS_ORIGINS (required
 here: there is no web client dev server in a cluster), TM_EDGE_RATE_LIMIT_{USER,ADDRESS,SIGN_IN}
@@ -38,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from stack.components.base import Context
-from stack.components.envoy import JWKS_CLUSTER, STREAM_CLUSTER, UNROUTED_CLUSTER, Envoy
+from stack.components.envoy import (
+    JWKS_CLUSTER,
+    SDS_FILES,
+    STREAM_CLUSTER,
+    UNROUTED_CLUSTER,
+    Envoy,
+    write_sds_files,
+)
 from stack.paths import StackPaths
 from stack.ports import DEFAULT_BASE, SERVICES, Ports
 
@@ -49,7 +62,14 @@ ADMIN_PORT = 9901
 GRPC_PORT = 50051  # every service's and stream worker's gRPC port (k8s/base)
 STREAM_SERVICE = "pricing-streams"  # the stream workers' headless Service
 TLS_CERT_FILE = "/etc/envoy/tls/tls.crt"
-FILES = ("edge.yaml", "descriptors.binpb", "rest_json_intake.lua", "rest_json_check.lua")
+MTLS_DIR = Path("/etc/envoy/mtls")  # the edge's client certificate to the services, and the CA
+FILES = (
+    "edge.yaml",
+    "descriptors.binpb",
+    "rest_json_intake.lua",
+    "rest_json_check.lua",
+    *SDS_FILES.values(),
+)
 # What the local rendering reads from the environment; only these reach it here.
 SETTINGS = (
     "TM_EDGE_CORS_ORIGINS",
@@ -178,6 +198,7 @@ def render(
             raise ValueError("render_edge: a path of the scratch rendering is left in the config")
         for name in FILES[1:]:
             shutil.copyfile(paths.envoy_dir / name, out / name)
+        write_sds_files(out, MTLS_DIR / "tls.crt", MTLS_DIR / "tls.key", MTLS_DIR / "ca.crt")
     target = out / FILES[0]
     header = "# Rendered for Kubernetes by k8s/render_edge.py; do not edit.\n"
     target.write_text(header + config)
