@@ -4,19 +4,23 @@ clients check the server's name, and certificates renew while orders fill and qu
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
 from services.platform.certificates import Issued
 from stack import pki
 from stack.operator_tls import operator_credentials, service_channel, tls_dir_of
+from stack.orchestrator import rotate_certificates
 from stack.ports import HOST, SERVICES, Ports, stream_workers
 from stack.state import StackState
 from stack.vault import VaultAdmin
@@ -24,6 +28,7 @@ from tests.integration.callers import AccountStack, account_stack, staff
 from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import market, new_trader, place_grpc
+from tests.integration.support.waiting import eventually
 from tests.local_ca import LocalCA, served_certificate
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as admin_grpc
@@ -150,6 +155,42 @@ def test_the_client_refuses_a_server_certificate_naming_another_service(
     credentials = operator_credentials(tls_dir_of(state))
     with _channel(state, "account", credentials, name="oms") as channel:
         assert _list_groups(channel, accounts) == grpc.StatusCode.UNAVAILABLE
+
+
+# ---- Envoy's client certificate --------------------------------------------------------------
+
+
+def _envoy_client_serials(state: StackState) -> list[str]:
+    """The serial of every certificate Envoy presents (its admin's /certs), lower-case hex."""
+    admin = f"http://{HOST}:{Ports(state.base_port).envoy_admin}/certs"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(admin, timeout=5) as response:
+        contexts = json.load(response)["certificates"]
+    return [c["serial_number"].lower() for ctx in contexts for c in ctx.get("cert_chain", [])]
+
+
+def test_envoy_presents_a_rotated_client_certificate_to_the_services(
+    running_stack: RunningStack, accounts: AccountStack
+) -> None:
+    state = running_stack.state
+    edge_pem = tls_dir_of(state) / "edge.pem"
+    rotate_certificates(running_stack.config.name)
+    new = f"{x509.load_pem_x509_certificate(edge_pem.read_bytes()).serial_number:x}"
+    # One upstream TLS context per service cluster and the stream workers', reloaded from the
+    # files through SDS (the client listener's certificate is not counted here).
+    clusters = len(SERVICES) + 1
+
+    def reloaded() -> bool:
+        return sum(serial.lstrip("0") == new for serial in _envoy_client_serials(state)) >= (
+            clusters
+        )
+
+    eventually(reloaded, 15, "Envoy's upstream contexts present the rotated certificate")
+    with Edge(state).channel() as channel:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/tradingmesh.account.v1.AuthService/GetJwks"
+        )
+        assert call(b"", timeout=10) is not None
 
 
 # ---- renewal while trading --------------------------------------------------------------------
