@@ -28,7 +28,8 @@ from bench.orders_load import FILLED, Account, market_order, order_outcome
 from bench.orders_stats import order_leg
 from services.account.webhook_auth import WEBHOOKS_PATH, sign
 from stack import secrets as stack_secrets
-from stack.ports import HOST, Ports
+from stack.operator_tls import service_channel
+from stack.ports import HOST
 from stack.state import StackState
 from stack.vault import VaultAdmin
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
@@ -158,8 +159,7 @@ class _AccountService:
 
 def make_traders(state: StackState, count: int, group: str, deposit: str) -> list[Trader]:
     """`count` KYC-approved users, each with one funded account in client group `group`."""
-    target = f"{HOST}:{Ports(state.base_port).service_grpc('account')}"
-    with grpc.insecure_channel(target) as channel:
+    with service_channel(state, "account") as channel:  # as the operator (ADR 0018)
         service = _AccountService(state, channel)
         group_id = service.group_id(group)
         currency = next(

@@ -21,6 +21,12 @@ What differs from the local stack's rendering:
   kubelet swaps the Secret's files when it changes): a renewed certificate needs no restart.
   jwt_authn's JWKS fetch goes to this very listener over TLS, checked against ca.crt.
 - It is the production configuration (ADR 0018): TLS 1.3 only, no plaintext chain.
+- Envoy -> services is mutual TLS (ADR 0018), as locally: the edge's client certificate, its key
+  and the platform CA are a Secret of type kubernetes.io/tls with `ca.crt` (the `edge` identity
+  of the platform CA, e.g. issued by cert-manager's Vault issuer from `pki/issue/edge`) mounted
+  at MTLS_DIR (`tls.crt`, `tls.key`, `ca.crt`); the SDS files written beside edge.yaml name them,
+  and Envoy reloads them when the kubelet updates the mount. Each service's pod must serve a
+  certificate naming its service (DNS SAN `oms`, ...): the services issue their own from Vault.
 
 Settings, from the environment (the ConfigMap `edge-settings`): TM_EDGE_CORS_ORIGINS (required
 here: there is no web client dev server in a cluster), TM_EDGE_RATE_LIMIT_{USER,ADDRESS,SIGN_IN}
@@ -45,9 +51,11 @@ from stack.components.base import Context
 from stack.components.envoy import (
     JWKS_CLUSTER,
     SDS_FILE,
+    SDS_FILES,
     STREAM_CLUSTER,
     UNROUTED_CLUSTER,
     Envoy,
+    write_sds_files,
 )
 from stack.paths import StackPaths
 from stack.ports import DEFAULT_BASE, SERVICES, Ports
@@ -59,15 +67,17 @@ ADMIN_PORT = 9901
 GRPC_PORT = 50051  # every service's and stream worker's gRPC port (k8s/base)
 STREAM_SERVICE = "pricing-streams"  # the stream workers' headless Service
 TLS_DIR = "/etc/envoy/tls"  # the Secret `edge-tls`, a kubernetes.io/tls Secret with ca.crt
+MTLS_DIR = Path("/etc/envoy/mtls")  # the edge's client certificate to the services, and the CA
 FILES = (
     "edge.yaml",
     "descriptors.binpb",
     "rest_json_intake.lua",
     "rest_json_check.lua",
     SDS_FILE,
+    *SDS_FILES.values(),
 )
 # Written with the pod's paths (they name the certificate files), not copied.
-REWRITTEN = ("edge.yaml", SDS_FILE)
+REWRITTEN = ("edge.yaml", SDS_FILE, *SDS_FILES.values())
 # What the local rendering reads from the environment; only these reach it here.
 SETTINGS = (
     "TM_EDGE_CORS_ORIGINS",
@@ -207,6 +217,7 @@ def render(
             if name not in REWRITTEN:
                 shutil.copyfile(paths.envoy_dir / name, out / name)
     (out / SDS_FILE).write_text(sds)
+    write_sds_files(out, MTLS_DIR / "tls.crt", MTLS_DIR / "tls.key", MTLS_DIR / "ca.crt")
     target = out / FILES[0]
     header = "# Rendered for Kubernetes by k8s/render_edge.py; do not edit.\n"
     target.write_text(header + config)

@@ -14,6 +14,7 @@ import grpc
 # grpcio-health-checking ships .pyi files but no py.typed marker.
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
+from stack.operator_tls import operator_channel
 from stack.process import START_MARKER
 
 PROBE_TIMEOUT = 1.0
@@ -45,9 +46,14 @@ def resp_ping(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
     return reply.startswith((b"+PONG", b"-NOAUTH"))
 
 
-def grpc_serving(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
-    """The standard gRPC health service reports the server ("") as SERVING."""
-    with grpc.insecure_channel(address) as channel:
+def grpc_serving(address: str, service: str, tls_dir: Path, timeout: float = PROBE_TIMEOUT) -> bool:
+    """The standard gRPC health service of `service` at `address` reports the server ("") as
+    SERVING, asked over mutual TLS with the operator's certificate from `tls_dir` (ADR 0018)."""
+    try:
+        channel = operator_channel(tls_dir, address, service)
+    except OSError:  # the operator's files are not written yet
+        return False
+    with channel:
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

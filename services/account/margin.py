@@ -84,7 +84,9 @@ class MarginFigures:
         self, address: str, edge_token: Secret, deadline: float = DEADLINE_SECONDS
     ) -> None:
         self.deadline = deadline
-        self._risk = AccountAffineChannels(address, edge_token, risk_grpc.RiskInternalServiceStub)
+        self._risk = AccountAffineChannels(
+            address, edge_token, risk_grpc.RiskInternalServiceStub, callee="risk"
+        )
 
     async def figures(self, account_id: str, ledger_sequence: int) -> risk_pb2.AccountRisk | None:
         """The account's figures now, with its ledger up to `ledger_sequence` (what this

@@ -66,7 +66,7 @@ class ReportingClient:
     ) -> None:
         self.address = address
         self.deadline = deadline
-        self._channel = internal_channel(address, edge_token)
+        self._channel = internal_channel(address, edge_token, callee="reporting")
         self._stub = reporting_grpc.ReportingInternalServiceStub(self._channel)
 
     async def statement(

@@ -10,7 +10,10 @@ request_id    current_request_id()
 interceptors  the server interceptor chain
 metrics       Prometheus registry and /metrics
 server        ServiceSpec, serve() and run(): start, serve, stop gracefully
-internal      internal_channel(): calls to other services with the edge token
+internal      internal_channel(): calls to other services, mutual TLS and the edge token
+callers       who may call whom: the identities each service accepts (ADR 0018)
+certificates  the process's own certificate from Vault's PKI, renewed while it runs
+tls           server and channel credentials, the caller's certificate name
 affinity      AccountAffineChannels: calls about one account to one instance of a service
 db            Database: PostgreSQL primary and replica sessions
 cache         connect_redis()

@@ -41,6 +41,7 @@ from typing import Generic, TypeVar
 import grpc
 import grpc.aio
 
+from services.platform.certificates import CertificateSource
 from services.platform.internal import check_target, instances_of, internal_channel
 from services.platform.secrets import Secret
 
@@ -73,18 +74,32 @@ def pick(order: Sequence[str], state: Callable[[str], grpc.ChannelConnectivity])
 
 
 class AccountAffineChannels(Generic[_Stub]):
-    """A channel (and a stub made by `stub`) per instance listed in `target` (`host:port`, or
-    `ipv4:host:port,host:port` as the stack gives it), and the one to use for an account.
+    """A channel (and a stub made by `stub`) per instance of the service `callee` listed in
+    `target` (`host:port`, or `ipv4:host:port,host:port` as the stack gives it), and the one to
+    use for an account. Mutual TLS as `internal_channel` (`certificate`, `plaintext` go to it).
     Open for the caller's lifetime; close it on shutdown."""
 
     def __init__(
-        self, target: str, edge_token: Secret, stub: Callable[[grpc.aio.Channel], _Stub]
+        self,
+        target: str,
+        edge_token: Secret,
+        stub: Callable[[grpc.aio.Channel], _Stub],
+        *,
+        callee: str,
+        certificate: CertificateSource | None = None,
+        plaintext: bool = False,
     ) -> None:
         self.instances = instances_of(check_target(target))
         several = len(self.instances) > 1
         self._channels = {
             instance: internal_channel(
-                instance, edge_token, health_checked=several, stay_connected=several
+                instance,
+                edge_token,
+                callee=callee,
+                certificate=certificate,
+                plaintext=plaintext,
+                health_checked=several,
+                stay_connected=several,
             )
             for instance in self.instances
         }

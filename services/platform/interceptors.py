@@ -1,6 +1,7 @@
 """The server interceptor chain of every service, in the order of ADR 0004.
 
-    request id -> access log -> metrics -> edge check + identity -> validation -> error mapping
+    request id -> access log -> metrics -> certificate identity -> edge check + identity
+        -> validation -> error mapping
 
 The first is the outermost: it sees the call first and its outcome last. Each interceptor wraps
 the handler of every call shape (unary and streaming responses alike) with an async context
@@ -35,6 +36,7 @@ from services.platform.request_id import (
     set_request_id,
 )
 from services.platform.secrets import Secret
+from services.platform.tls import peer_identity
 from services.platform.validation import check_request
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import reason_string
@@ -44,6 +46,7 @@ __all__ = [
     "AccessLogInterceptor",
     "Call",
     "CallInterceptor",
+    "CertificateIdentityInterceptor",
     "EdgeIdentityInterceptor",
     "ErrorMappingInterceptor",
     "MetricsInterceptor",
@@ -54,6 +57,10 @@ __all__ = [
 
 EDGE_EXEMPT_PREFIXES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 """Methods that need no edge token: probes and tools (grpcurl) call them directly."""
+HEALTH_PREFIX: Final = "/grpc.health.v1.Health/"
+"""Health answers any certificate of the platform's CA (ADR 0018): it tells nothing but
+SERVING, and every client that balances over a service (Envoy, the internal channels) and the
+stack's probes watch it."""
 
 # Strings: at run time these grpc classes are not generic; only their type stubs are.
 ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -233,6 +240,7 @@ class AccessLogInterceptor(CallInterceptor):
         # Read now: grpc.aio's context.peer() crashes the process (SIGSEGV in cygrpc) once a
         # call is over, e.g. after a client cancelled its stream.
         peer = call.context.peer()
+        certificate = peer_identity(call.context)
         error: BaseException | None = None
         try:
             yield
@@ -247,6 +255,8 @@ class AccessLogInterceptor(CallInterceptor):
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "peer": peer,
             }
+            if certificate is not None:
+                fields["peer_certificate"] = certificate
             caller = _caller_or_none()
             if caller is not None and caller.subject:
                 fields["subject"] = caller.subject
@@ -273,6 +283,37 @@ class MetricsInterceptor(CallInterceptor):
             self._metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
             code = _outcome(call.context, error)
             self._metrics.handled.labels(*labels, code.name).inc()
+
+
+class CertificateIdentityInterceptor(CallInterceptor):
+    """Refuses a caller whose certificate names an identity the service does not accept
+    (`callers.ACCEPTED_CALLERS`): PERMISSION_DENIED, which names both. The TLS handshake has
+    already refused a caller without a certificate of the platform's CA. Health is exempt
+    (`HEALTH_PREFIX`)."""
+
+    def __init__(self, service: str, accepted: frozenset[str]) -> None:
+        self._service = service
+        self._accepted = accepted
+
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(HEALTH_PREFIX)
+
+    @asynccontextmanager
+    async def around(self, call: Call) -> AsyncIterator[None]:
+        identity = peer_identity(call.context)
+        if identity not in self._accepted:
+            named = (
+                "no certificate name" if identity is None else f"the certificate of {identity!r}"
+            )
+            await abort(
+                call.context,
+                DomainError(
+                    ErrorReason.ERROR_REASON_PERMISSION_DENIED,
+                    f"{self._service} does not accept calls from {named}",
+                    metadata={"caller": identity or "", "service": self._service},
+                ),
+            )
+        yield
 
 
 class EdgeIdentityInterceptor(CallInterceptor):
@@ -386,13 +427,23 @@ class ErrorMappingInterceptor(CallInterceptor):
 
 
 def server_interceptors(
-    edge_token: Secret, *, registry: CollectorRegistry = REGISTRY
+    edge_token: Secret,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    callers: tuple[str, frozenset[str]] | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
-    """The chain of ADR 0004, outermost first, as `grpc.aio.server(interceptors=...)` takes it."""
+    """The chain of ADR 0004, outermost first, as `grpc.aio.server(interceptors=...)` takes it.
+
+    `callers`: (the service, the identities it accepts) for a server with mutual TLS; None for a
+    plaintext one (unit tests), whose calls carry no certificate to check."""
+    identity: list[grpc.aio.ServerInterceptor] = (
+        [] if callers is None else [CertificateIdentityInterceptor(*callers)]
+    )
     return [
         RequestIdInterceptor(),
         AccessLogInterceptor(),
         MetricsInterceptor(registry),
+        *identity,
         EdgeIdentityInterceptor(edge_token),
         ValidationInterceptor(),
         ErrorMappingInterceptor(registry),

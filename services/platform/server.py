@@ -24,6 +24,7 @@ from grpc_health.v1 import (  # type: ignore[import-untyped]  # no type informat
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from services.platform.callers import accepted_callers
 from services.platform.certificates import CertificateSource, set_own_certificate
 from services.platform.interceptors import server_interceptors
 from services.platform.logging import configure_logging
@@ -31,6 +32,7 @@ from services.platform.metrics import REGISTRY, start_metrics_server
 from services.platform.reflection import add_reflection
 from services.platform.secrets import EDGE_PATH, Secret, Vault, VaultError
 from services.platform.settings import Settings, SettingsError
+from services.platform.tls import server_credentials
 
 __all__ = [
     "Hook",
@@ -108,11 +110,16 @@ async def start_server(
     address: str,
     edge_token: Secret,
     *,
+    certificate: CertificateSource | None,
     registry: CollectorRegistry = REGISTRY,
 ) -> RunningServer:
     """Builds the server (interceptors, servicers, health, reflection), binds and starts it.
 
     `address` is host:port; port 0 picks a free port (see `RunningServer.port`).
+    `certificate`: the process's own; the port then requires a client certificate from the
+    platform CA whose name the certificate's service accepts (`callers.py`, ADR 0018) and serves the
+    certificate's renewals from the next handshake on. None serves plaintext, for unit tests
+    only: `run` always serves TLS.
     """
     pool = descriptor_pool.Default()
     for name in spec.service_names:
@@ -120,8 +127,11 @@ async def start_server(
             pool.FindServiceByName(name)
         except KeyError:
             raise ValueError(f"{name} is not a known gRPC service (check the name)") from None
+    callers = None
+    if certificate is not None:  # a stream worker's identity is its service's: `pricing`
+        callers = (certificate.identity, accepted_callers(certificate.identity))
     server = grpc.aio.server(
-        interceptors=server_interceptors(edge_token, registry=registry),
+        interceptors=server_interceptors(edge_token, registry=registry, callers=callers),
         options=_SERVER_OPTIONS,
     )
     for registration in spec.registrations:
@@ -129,7 +139,10 @@ async def start_server(
     health_servicer = health_async.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     add_reflection(server, spec.service_names, edge_token)
-    port = server.add_insecure_port(address)
+    if certificate is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(certificate))
     await server.start()
     for name in ["", *spec.service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -141,10 +154,12 @@ async def serve(
     settings: Settings,
     edge_token: Secret,
     *,
+    certificate: CertificateSource | None,
     grace: float = 10.0,
     registry: CollectorRegistry = REGISTRY,
 ) -> None:
-    """Serves `spec` on `settings.grpc_addr` (and /metrics) until SIGTERM or SIGINT.
+    """Serves `spec` on `settings.grpc_addr` (and /metrics) until SIGTERM or SIGINT, with mutual
+    TLS from `certificate` (None: plaintext, unit tests only; see `start_server`).
 
     Then: health NOT_SERVING, no new calls, `grace` seconds for in-flight ones, the `on_stop`
     hooks, and return.
@@ -158,7 +173,9 @@ async def serve(
     try:
         for hook in spec.on_start:
             await hook()
-        running = await start_server(spec, str(settings.grpc_addr), edge_token, registry=registry)
+        running = await start_server(
+            spec, str(settings.grpc_addr), edge_token, certificate=certificate, registry=registry
+        )
         for serving_hook in spec.on_serving:
             await serving_hook(running)
         _log.info(
@@ -222,7 +239,7 @@ def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
             asyncio.create_task(certificate.renew_forever(), name="certificate-renewal"),
         ]
         try:
-            await serve(spec, settings, edge_token)
+            await serve(spec, settings, edge_token, certificate=certificate)
         finally:
             for renewal in renewals:
                 renewal.cancel()

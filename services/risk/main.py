@@ -135,7 +135,7 @@ class RiskRuntime:
         gc.freeze()
         self.parts.db, self.parts.state = db, state
         (edge_token,) = self.vault.read_keys(EDGE_PATH, "token")
-        self.channel = internal_channel(self.config.oms_addr, edge_token)
+        self.channel = internal_channel(self.config.oms_addr, edge_token, callee="oms")
         self.relay = OutboxRelay(db, self.resources.jetstream, "risk")
         self.watcher = MarginWatcher(
             db,

@@ -452,6 +452,91 @@ def parse_plaintext_switch(text: str | None) -> bool | None:
     return value == "1"
 
 
+# Envoy -> services over mutual TLS (ADR 0018): Envoy presents the `edge` certificate and accepts
+# only a server certificate of the platform CA that names the cluster's service. The certificate
+# and the CA come through file-based SDS, so that Envoy reloads them when `tradingmesh certs
+# rotate` (or the kubelet, in a cluster) moves new files into their directory (a static TLS
+# context is never reloaded).
+EDGE_CLIENT_SECRET = "edge_client_certificate"
+PLATFORM_CA_SECRET = "platform_ca"
+SDS_FILES = {EDGE_CLIENT_SECRET: "sds_edge_client.json", PLATFORM_CA_SECRET: "sds_platform_ca.json"}
+_SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def sds_secrets(certificate: Path, key: Path, ca: Path) -> dict[str, dict[str, Any]]:
+    """The SDS files (name -> content) of the edge's client certificate and the platform CA,
+    reloaded when a file is moved into their directory (`pki.write_files` uses os.replace)."""
+    watched = {"path": str(certificate.parent)}
+    secrets = {
+        EDGE_CLIENT_SECRET: {
+            "tls_certificate": {
+                "certificate_chain": {"filename": str(certificate)},
+                "private_key": {"filename": str(key)},
+                "watched_directory": watched,
+            }
+        },
+        PLATFORM_CA_SECRET: {
+            "validation_context": {
+                "trusted_ca": {"filename": str(ca)},
+                "watched_directory": {"path": str(ca.parent)},
+            }
+        },
+    }
+    return {
+        SDS_FILES[name]: {"resources": [{"@type": _SECRET_TYPE, "name": name, **secret}]}
+        for name, secret in secrets.items()
+    }
+
+
+def _sds(name: str, sds_dir: Path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {
+            "path_config_source": {"path": str(sds_dir / SDS_FILES[name])},
+            "resource_api_version": "V3",
+        },
+    }
+
+
+def upstream_tls(service: str, sds_dir: Path) -> dict[str, Any]:
+    """A cluster's transport socket to `service`: mutual TLS with the edge's certificate, the
+    server's checked against the platform CA and its DNS name `service` (the SNI too)."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _UPSTREAM_TLS,
+            "sni": service,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificate_sds_secret_configs": [_sds(EDGE_CLIENT_SECRET, sds_dir)],
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": service}}
+                        ]
+                    },
+                    "validation_context_sds_secret_config": _sds(PLATFORM_CA_SECRET, sds_dir),
+                },
+            },
+        },
+    }
+
+
+def with_upstream_tls(clusters: list[dict[str, Any]], sds_dir: Path) -> list[dict[str, Any]]:
+    """The service clusters (and the stream workers', which are pricing) over mutual TLS."""
+    for cluster in clusters:
+        service = "pricing" if cluster["name"] == STREAM_CLUSTER else cluster["name"]
+        cluster["transport_socket"] = upstream_tls(service, sds_dir)
+    return clusters
+
+
+def write_sds_files(directory: Path, certificate: Path, key: Path, ca: Path) -> None:
+    """Writes `sds_secrets` into `directory`."""
+    for name, content in sds_secrets(certificate, key, ca).items():
+        (directory / name).write_text(_json(content) + "\n")
+
+
 def jwks_cluster(listen_port: int, ca_file: Path) -> dict[str, Any]:
     """Envoy's own listener over TLS, where jwt_authn fetches GET /v1/auth/jwks: the server's
     certificate is checked against `ca_file` (the one that issued it), so the fetch works in the
@@ -557,6 +642,11 @@ class Envoy(Component):
         )
         if workers:
             service_clusters.append(stream_cluster(workers))
+        tls_dir = self.ctx.paths.tls_dir
+        write_sds_files(
+            envoy_dir, tls_dir / "edge.pem", tls_dir / "edge-key.pem", self.ctx.paths.ca_file
+        )
+        with_upstream_tls(service_clusters, envoy_dir)
         transcoded = [s.full_name for s in services]
         scripts = write_scripts(
             self.ctx.repo / "envoy" / "rest_json.lua",

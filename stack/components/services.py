@@ -106,7 +106,9 @@ class Service(Component):
 
     def probe(self) -> bool:
         # A TCP connect first: far cheaper than a gRPC channel while the service still boots.
-        return port_is_listening(self.grpc_port) and grpc_serving(self.address)
+        return port_is_listening(self.grpc_port) and grpc_serving(
+            self.address, self.service, self.ctx.paths.tls_dir
+        )
 
     def environment(self, vault_address: str, vault_token: Secret) -> dict[str, str]:
         ports = self.ctx.ports
@@ -142,6 +144,10 @@ class Service(Component):
                 "TM_CHECK_EVENTS": os.environ.get("TM_CHECK_EVENTS", "0"),
             }
         )
+        if os.environ.get("TM_TLS_CERT_TTL"):
+            # The lifetime of the certificate each process issues itself (ADR 0018, default
+            # 24h), renewed at two thirds of it: `up`'s, e.g. short in the rotation tests.
+            env["TM_TLS_CERT_TTL"] = os.environ["TM_TLS_CERT_TTL"]
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
         if self.role == "pricing":  # its LP gateway connects to the stack's LP simulators
             env["TM_PRICING_LPS"] = lps

@@ -23,6 +23,7 @@ from google.api import httpbody_pb2
 
 from services.account.webhook_auth import sign
 from stack import secrets as stack_secrets
+from stack.operator_tls import service_channel
 from stack.ports import Ports
 from stack.provision import admin_url
 from stack.state import StackState
@@ -217,7 +218,7 @@ def account_stack(running_stack: RunningStack) -> Iterator[AccountStack]:
     providers = vault.read("tradingmesh/account/webhooks") or {}
     secrets = {name: json.loads(value)["secrets"][0] for name, value in providers.items()}
     url = admin_url(known.postgres_admin, Ports(state.base_port).postgres)
-    channel = grpc.insecure_channel(f"127.0.0.1:{Ports(state.base_port).service_grpc('account')}")
+    channel = service_channel(state, "account")
     try:
         yield AccountStack(
             state=state,

@@ -29,6 +29,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from stack.operator_tls import service_channel
 from tests.integration.conftest import RunningStack
 from tests.integration.events import outbox_events
 from tests.integration.support.edge import (
@@ -427,7 +428,6 @@ def test_change_password_signs_out_the_other_sessions(edge: Edge) -> None:
 def test_a_direct_call_with_forged_identity_headers_is_refused(edge: Edge) -> None:
     user = make_user(edge, ["trader"])
     session = login(edge, user)
-    direct = f"127.0.0.1:{edge.ports.service_grpc('account')}"
     forged = (
         ("x-tm-subject", user.id),
         ("x-tm-roles", "admin"),
@@ -435,7 +435,7 @@ def test_a_direct_call_with_forged_identity_headers_is_refused(edge: Edge) -> No
         ("authorization", f"Bearer {session.access_token}"),
     )
 
-    with grpc.insecure_channel(direct) as channel:
+    with service_channel(edge.state, "account") as channel:
         stub = auth_grpc.AuthServiceStub(channel)
         without_token = refused(
             lambda: stub.Logout(auth_pb2.LogoutRequest(), timeout=20, metadata=forged)

@@ -28,7 +28,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from stack.ports import Ports
+from stack.operator_tls import service_channel
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.components import component, kill, restore
@@ -66,9 +66,8 @@ def oms(running_stack: RunningStack) -> Iterator[Oms]:
 
 
 def risk_serving(running_stack: RunningStack) -> bool:
-    port = Ports(running_stack.state.base_port).service_grpc("risk")
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with service_channel(running_stack.state, "risk") as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=2
             )

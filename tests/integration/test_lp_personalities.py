@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
 import pytest
 import quickfix as fix
 import quickfix44 as fix44
@@ -21,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from simulators.lp.control import ControlClient, ControlError
 from stack import cli
+from stack.operator_tls import service_channel
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
@@ -82,8 +82,7 @@ def _reports(client: FixClient, cl_ord_id: str) -> list[Received]:
 
 
 def _lp_health(running_stack: RunningStack, lp: str) -> int:
-    address = f"127.0.0.1:{Ports(running_stack.state.base_port).service_grpc('pricing')}"
-    with grpc.insecure_channel(address) as channel:
+    with service_channel(running_stack.state, "pricing") as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=f"tradingmesh.pricing.lp.{lp}"), timeout=5
         )

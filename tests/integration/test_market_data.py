@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from bench.probes import prometheus_samples
 from simulators.lp.control import ControlClient, ControlError
+from stack.operator_tls import service_channel
 from stack.orchestrator import StackConfig, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
@@ -444,8 +445,7 @@ def drained(
 
 
 def _lp_health(state: Any, lp: str) -> int:
-    address = f"127.0.0.1:{Ports(state.base_port).service_grpc('pricing')}"
-    with grpc.insecure_channel(address) as channel:
+    with service_channel(state, "pricing") as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=f"tradingmesh.pricing.lp.{lp}"), timeout=5
         )

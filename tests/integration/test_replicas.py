@@ -23,13 +23,13 @@ import urllib.request
 from collections.abc import Iterator
 from functools import partial
 
-import grpc
 import pytest
 
 from simulators.lp.control import ControlClient
+from stack.operator_tls import service_channel
 from stack.orchestrator import is_running, up
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS, Ports
+from stack.ports import LP_SIMULATORS
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack, stack_of_its_own
@@ -230,8 +230,7 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
 @pytest.fixture
 def both_oms(running_stack: RunningStack, accounts: AccountStack) -> Iterator[tuple[Oms, Oms]]:
     """Each OMS instance directly (not through Envoy), with the account service beside."""
-    ports = Ports(running_stack.state.base_port)
-    channels = [grpc.insecure_channel(f"127.0.0.1:{ports.service_grpc('oms', k)}") for k in (1, 2)]
+    channels = [service_channel(running_stack.state, "oms", k) for k in (1, 2)]
     try:
         yield Oms(running_stack, accounts, channels[0]), Oms(running_stack, accounts, channels[1])
     finally:

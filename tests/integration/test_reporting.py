@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from simulators.lp.control import ControlClient
+from stack.operator_tls import service_channel
 from stack.orchestrator import status
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import Who
@@ -85,8 +86,7 @@ class Reporting:
 @pytest.fixture(scope="module")
 def reporting(running_stack: RunningStack) -> Iterator[Reporting]:
     for oms in connect(running_stack):
-        port = Ports(running_stack.state.base_port).service_grpc("reporting")
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        channel = service_channel(running_stack.state, "reporting")
         try:
             yield Reporting(oms, channel)
         finally:

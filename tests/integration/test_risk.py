@@ -22,6 +22,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.lp.control import ControlClient
+from stack.operator_tls import service_channel
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import AccountStack, Who, account_stack
 from tests.integration.conftest import RunningStack
@@ -68,8 +69,7 @@ def stack(running_stack: RunningStack) -> Iterator[AccountStack]:
 def broker(running_stack: RunningStack, stack: AccountStack) -> Iterator[Broker]:
     ports = Ports(running_stack.state.base_port)
     risk, pricing, oms = (
-        grpc.insecure_channel(f"127.0.0.1:{ports.service_grpc(service)}")
-        for service in ("risk", "pricing", "oms")
+        service_channel(running_stack.state, service) for service in ("risk", "pricing", "oms")
     )
     lps = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
     group_id = stack.admin.CreateClientGroup(

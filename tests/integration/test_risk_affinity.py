@@ -32,6 +32,7 @@ import grpc
 import pytest
 
 from services.platform.affinity import rendezvous_order
+from stack.operator_tls import service_channel
 from stack.orchestrator import up
 from stack.paths import StackPaths
 from stack.ports import Ports
@@ -62,8 +63,7 @@ LOT_MARGIN = D("1100.20")  # 1 lot x 100000 x the ask 1.10020 / leverage 100
 
 
 def _channels(running_stack: RunningStack, service: str) -> list[grpc.Channel]:
-    ports = Ports(running_stack.state.base_port)
-    return [grpc.insecure_channel(f"127.0.0.1:{ports.service_grpc(service, k)}") for k in (1, 2)]
+    return [service_channel(running_stack.state, service, k) for k in (1, 2)]
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,11 @@ import hvac  # type: ignore[import-untyped]
 import pytest
 from hvac.exceptions import Forbidden  # type: ignore[import-untyped]
 
+from stack import pki
 from stack import secrets as stack_secrets
 from stack.components.web_static import web_dist
 from stack.contracts import edge_services
+from stack.operator_tls import service_channel, tls_dir_of
 from stack.orchestrator import StackConfig, down, is_running, status, up
 from stack.paths import REPO
 from stack.ports import SERVICES, Ports, port_is_listening
@@ -120,8 +122,16 @@ def test_grpcurl_lists_each_service_on_its_own_port(running_stack: RunningStack)
         pytest.skip("no service package exists yet (services/<name>/__main__.py)")
     ports = Ports(state.base_port)
 
+    tls = tls_dir_of(state)
     for name in _services(state):
-        listed = _grpcurl("-plaintext", f"127.0.0.1:{ports.service_grpc(name)}", "list")
+        # As the operator, over mutual TLS (ADR 0018): no service port speaks plaintext.
+        listed = _grpcurl(
+            *("-cacert", str(tls / "ca.pem")),
+            *("-cert", str(tls / "operator.pem"), "-key", str(tls / "operator-key.pem")),
+            *("-servername", name),
+            f"127.0.0.1:{ports.service_grpc(name)}",
+            "list",
+        )
 
         assert listed.returncode == 0, listed.stderr
         assert f"tradingmesh.{name}.v1." in listed.stdout
@@ -206,7 +216,16 @@ def edge(running_stack: RunningStack) -> Iterator[_Edge]:
     recorded = _Edge(state, real=False)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers([_Recorder(recorded)])
-    server.add_insecure_port(f"127.0.0.1:{Ports(state.base_port).service_grpc('account')}")
+    # Envoy calls services over mutual TLS (ADR 0018): the stand-in serves account's certificate.
+    account = pki.issue(_vault(state), "account")
+    credentials = grpc.ssl_server_credentials(
+        [(account.key_pem.reveal().encode(), account.certificate_pem)],
+        root_certificates=account.ca_pem,
+        require_client_auth=True,
+    )
+    server.add_secure_port(
+        f"127.0.0.1:{Ports(state.base_port).service_grpc('account')}", credentials
+    )
     server.start()
     try:
         yield recorded
@@ -214,11 +233,8 @@ def edge(running_stack: RunningStack) -> Iterator[_Edge]:
         server.stop(grace=None)
 
 
-def _call(target: str, credentials: grpc.ChannelCredentials | None, token: str) -> grpc.StatusCode:
+def _call(channel: grpc.Channel, token: str) -> grpc.StatusCode:
     """GetJwks with client-sent identity headers; the status code it ends with."""
-    channel = (
-        grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
-    )
     metadata = (
         ("x-tm-subject", "someone-else"),
         ("x-tm-roles", "admin"),
@@ -237,12 +253,11 @@ def test_only_calls_through_envoy_carry_the_edge_token(edge: _Edge) -> None:
     state = edge.state
     credentials = grpc.ssl_channel_credentials(Path(state.endpoints.ca_file).read_bytes())
 
-    through_envoy = _call(state.endpoints.grpc, credentials, token="forged")
+    through_envoy = _call(grpc.secure_channel(state.endpoints.grpc, credentials), token="forged")
 
     if edge.real:
-        direct = _call(
-            f"127.0.0.1:{Ports(state.base_port).service_grpc('account')}", None, "forged"
-        )
+        # Directly, with a certificate the account service accepts, but a forged edge token.
+        direct = _call(service_channel(state, "account"), "forged")
         assert direct == grpc.StatusCode.UNAUTHENTICATED
         assert through_envoy != grpc.StatusCode.UNAUTHENTICATED
     else:
@@ -332,10 +347,15 @@ def test_no_secret_is_written_under_the_state_directory(running_stack: RunningSt
     root_token_file = Path(state.vault.root_token_file)
     values = [v.encode() for v in [*known.values(), root_token_file.read_text().strip()]]
 
+    tls_dir = tls_dir_of(state)
     leaks = []
     keys = []
     for path in Path(state.state_dir).rglob("*"):
         if not path.is_file() or path == root_token_file or path.is_socket():
+            continue
+        if path.parent == tls_dir and path.name.endswith("-key.pem"):
+            # The file certificates' keys are the design (ADR 0018): only their owner reads them.
+            assert path.stat().st_mode & 0o077 == 0, path
             continue
         content = path.read_bytes()
         if b"PRIVATE KEY-----" in content:

@@ -67,7 +67,9 @@ class RiskClient:
     ) -> None:
         self.address = address
         self.deadline = deadline
-        self._risk = AccountAffineChannels(address, edge_token, risk_grpc.RiskInternalServiceStub)
+        self._risk = AccountAffineChannels(
+            address, edge_token, risk_grpc.RiskInternalServiceStub, callee="risk"
+        )
 
     async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
         stub = self._risk.stub_for(request.account_id)

@@ -20,6 +20,7 @@ import pytest
 
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
 from services.oms.audit import AuditRecord, verify_records
+from stack.operator_tls import service_channel
 from stack.ports import Ports
 from tests.integration.callers import AccountStack, Who, account_stack, staff
 from tests.integration.conftest import RunningStack
@@ -74,7 +75,7 @@ class Oms:
         return Ports(self.running.state.base_port)
 
     def service(self, name: str) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.ports.service_grpc(name)}")
+        return service_channel(self.running.state, name)
 
     def as_service(self) -> tuple[tuple[str, str], ...]:
         """What another tradingmesh service sends: the edge token, no user."""
@@ -88,9 +89,7 @@ class Oms:
 def connect(running_stack: RunningStack) -> Iterator[Oms]:
     """The OMS of the test stack, with the account service to arrange traders."""
     for stack in account_stack(running_stack):
-        channel = grpc.insecure_channel(
-            f"127.0.0.1:{Ports(running_stack.state.base_port).service_grpc('oms')}"
-        )
+        channel = service_channel(running_stack.state, "oms")
         try:
             yield Oms(running_stack, stack, channel)
         finally:
@@ -204,8 +203,7 @@ def risk_funded(oms: Oms, trader: Trader, deposit: Decimal) -> bool:
     """Whether every risk instance has the deposit: each reads the events itself (ADR 0017), and
     the account's checks go to one of them, whichever it is."""
     for instance in range(1, oms.running.state.replicas + 1):
-        port = oms.ports.service_grpc("risk", instance)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with service_channel(oms.running.state, "risk", instance) as channel:
             try:
                 risk = risk_service_pb2_grpc.RiskServiceStub(channel).GetAccountRisk(
                     risk_service_pb2.GetAccountRiskRequest(account_id=trader.account_id),

@@ -122,7 +122,7 @@ async def start_harness() -> Harness:
     servicer = RecordingPricing()
     registry = CollectorRegistry()
     running = await start_server(
-        pricing_spec(servicer), "127.0.0.1:0", EDGE_TOKEN, registry=registry
+        pricing_spec(servicer), "127.0.0.1:0", EDGE_TOKEN, certificate=None, registry=registry
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     return Harness(servicer, running, channel, registry)

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from services.platform.affinity import AccountAffineChannels, pick, rendezvous_order
 from services.platform.server import RunningServer, start_server
+from tests.local_ca import LocalCA
 from tests.unit.platform.pricing_harness import EDGE_TOKEN, RecordingPricing, pricing_spec
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 from tradingmesh.pricing.v1.pricing_service_pb2 import GetQuoteRequest
@@ -101,6 +102,9 @@ def test_the_first_instance_not_down_is_picked_and_the_first_when_all_are_down()
 
 # --- fall-over with real servers ---
 
+# Mutual TLS as in the stack (ADR 0018): the instances are risk, the caller the OMS.
+CA = LocalCA()
+
 
 @dataclass
 class Instance:
@@ -119,6 +123,7 @@ class Instance:
             pricing_spec(self.servicer),
             self.address if self.port else "127.0.0.1:0",
             EDGE_TOKEN,
+            certificate=CA.source("risk"),
             registry=CollectorRegistry(),
         )
         self.port = self.running.port
@@ -160,7 +165,11 @@ async def test_an_accounts_calls_move_while_its_instance_is_down_and_come_back(
     first, second = two
     target = f"ipv4:{first.address},{second.address}"
     channels = AccountAffineChannels(
-        target, EDGE_TOKEN, pricing_service_pb2_grpc.PricingServiceStub
+        target,
+        EDGE_TOKEN,
+        pricing_service_pb2_grpc.PricingServiceStub,
+        callee="risk",
+        certificate=CA.source("oms"),
     )
     account = next(
         a for a in ACCOUNTS if rendezvous_order(a, channels.instances)[0] == first.address
@@ -199,7 +208,11 @@ async def test_with_one_instance_every_account_goes_to_it(
 ) -> None:
     only, _ = two
     channels = AccountAffineChannels(
-        only.address, EDGE_TOKEN, pricing_service_pb2_grpc.PricingServiceStub
+        only.address,
+        EDGE_TOKEN,
+        pricing_service_pb2_grpc.PricingServiceStub,
+        callee="risk",
+        certificate=CA.source("oms"),
     )
     try:
         assert channels.instances == [only.address]

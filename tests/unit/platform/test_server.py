@@ -81,7 +81,14 @@ class Serving:
         spec = pricing_spec(self.servicer)
         self.spec = ServiceSpec(spec.name, spec.registrations, [started], [stopped])
         self.task = asyncio.create_task(
-            serve(self.spec, self.settings, EDGE_TOKEN, grace=2.0, registry=self.registry)
+            serve(
+                self.spec,
+                self.settings,
+                EDGE_TOKEN,
+                certificate=None,
+                grace=2.0,
+                registry=self.registry,
+            )
         )
 
     @property
@@ -168,13 +175,17 @@ async def test_unknown_service_name_is_refused_at_start() -> None:
     )
 
     with pytest.raises(ValueError, match="PriceService"):
-        await start_server(spec, "127.0.0.1:0", EDGE_TOKEN, registry=CollectorRegistry())
+        await start_server(
+            spec, "127.0.0.1:0", EDGE_TOKEN, certificate=None, registry=CollectorRegistry()
+        )
 
 
 async def test_internal_channel_carries_the_edge_token_and_the_request_id(
     harness: Harness,
 ) -> None:
-    channel = internal_channel(f"127.0.0.1:{harness.running.port}", EDGE_TOKEN)
+    channel = internal_channel(
+        f"127.0.0.1:{harness.running.port}", EDGE_TOKEN, callee="pricing", plaintext=True
+    )
     stub = pricing_service_pb2_grpc.PricingServiceStub(channel)
 
     async def call_while_serving_request_7() -> pricing_service_pb2.GetQuoteResponse:

@@ -1,0 +1,125 @@
+"""`tradingmesh certs rotate` during trading (issue #19, ADR 0018): every certificate the stack
+wrote to files (Envoy's, the infrastructure's, the LP simulators') is renewed while orders flow
+through the edge and a quote stream is open; no order fails, the stream keeps going, and new
+connections get the new certificates."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+
+from stack.orchestrator import rotate_certificates
+from tests.integration.callers import AccountStack, account_stack
+from tests.integration.conftest import RunningStack
+from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge_trading import market, new_trader
+from tests.integration.support.waiting import eventually
+from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
+    yield from account_stack(running_stack)
+
+
+def _served_serial(edge: Edge) -> int:
+    """The serial of the certificate the edge presents to a new TLS connection."""
+    context = ssl.create_default_context(cafile=edge.state.endpoints.ca_file)
+    with (
+        socket.create_connection(("127.0.0.1", edge.ports.envoy), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _file_serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream(
+    running_stack: RunningStack, edge: Edge, accounts: AccountStack
+) -> None:
+    trader = new_trader(edge, accounts)
+    tls = Path(running_stack.state.state_dir) / "tls"
+    before = _served_serial(edge)
+    assert before == _file_serial(tls / "edge.pem")
+
+    quotes: list[float] = []  # when each quote arrived
+    stream_errors: list[grpc.RpcError] = []
+    stream_channel = edge.channel()  # opened before the rotation, kept through it
+    stream = pricing_grpc.PricingServiceStub(stream_channel).StreamQuotes(
+        pricing_service_pb2.StreamQuotesRequest(account_id=trader.account_id, symbols=["EURUSD"]),
+        metadata=bearer(trader.token),
+    )
+
+    def read_stream() -> None:
+        try:
+            for _ in stream:
+                quotes.append(time.monotonic())
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                stream_errors.append(error)
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    eventually(lambda: len(quotes) > 0, 20, "a first quote on the stream")
+
+    renewed: list[str] = []
+    rotation = threading.Thread(
+        target=lambda: renewed.extend(rotate_certificates(running_stack.config.name))
+    )
+    orders: list[oms_pb2.Order] = []
+    failures: list[str] = []
+    kept_channel = edge.channel()  # one connection made before the rotation ...
+    kept = order_grpc.OrderServiceStub(kept_channel)
+    side = types_pb2.SIDE_BUY
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        if not rotation.is_alive() and not renewed and time.monotonic() > deadline - 6:
+            rotation.start()
+        with edge.channel() as fresh:  # ... and a new one for each order, some after it
+            for stub in (kept, order_grpc.OrderServiceStub(fresh)):
+                try:
+                    response = stub.PlaceOrder(
+                        market(trader, side, "0.01"), metadata=bearer(trader.token), timeout=10
+                    )
+                    orders.append(response.order)
+                except grpc.RpcError as error:
+                    failures.append(f"{error.code().name}: {error.details()}")
+                side = types_pb2.SIDE_SELL if side == types_pb2.SIDE_BUY else types_pb2.SIDE_BUY
+    rotation.join(timeout=60)
+    rotated_at = time.monotonic()
+    eventually(lambda: len([t for t in quotes if t > rotated_at]) > 0, 20, "quotes after it")
+    stream.cancel()
+    reader.join(timeout=10)
+    kept_channel.close()
+    stream_channel.close()
+
+    assert {"envoy"} <= set(renewed), renewed
+    assert failures == []
+    assert len(orders) >= 10
+    assert {o.status for o in orders} == {trading_pb2.ORDER_STATUS_FILLED}
+    assert stream_errors == []
+    # New connections get the new certificate; the edge never restarted for it.
+    after = _file_serial(tls / "edge.pem")
+    assert after != before
+    eventually(lambda: _served_serial(edge) == after, 10, "the edge serving the new certificate")
