@@ -15,13 +15,15 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # --- builder: compilers, and every wheel (QuickFIX's is compiled here, which takes minutes) -------
 FROM ${PYTHON_IMAGE} AS builder
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc g++ make \
+ && apt-get install -y --no-install-recommends gcc g++ make libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# The pins first, then QuickFIX alone: its layer is reused until constraints.txt changes.
+# The pins first, then QuickFIX alone: its layer is reused until constraints.txt changes. With
+# OpenSSL (FIX over TLS, ADR 0018): PyPI's sdist builds without it unless told (scripts/bootstrap).
 COPY constraints.txt ./
-RUN python -m pip wheel --wheel-dir /wheels -c constraints.txt quickfix
+RUN CPPFLAGS=-DHAVE_SSL=1 LDFLAGS="-Wl,--no-as-needed -lssl -lcrypto" \
+    python -m pip wheel --wheel-dir /wheels --no-binary quickfix -c constraints.txt quickfix
 COPY pyproject.toml ./
 COPY clients/python clients/python
 COPY services services
@@ -37,9 +39,9 @@ RUN python -m venv /opt/venv \
 
 # --- runtime: slim, no compilers, a fixed non-root user ---------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
-# QuickFIX's extension links the C++ runtime.
+# QuickFIX's extension links the C++ runtime and OpenSSL.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libstdc++6 \
+ && apt-get install -y --no-install-recommends libstdc++6 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 tradingmesh \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

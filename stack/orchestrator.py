@@ -400,6 +400,8 @@ class _Up:
         stack_secrets.write_smtp_relay(vault, secrets.smtp, "127.0.0.1", self.ports.smtp, SENDER)
         lps = list(self.components.lps.values())
         for lp in lps:
+            if lp.name not in self.running:  # TLS only, with its certificate from the CA
+                lp.certificate_files(vault)
             self._ensure_started(lp, functools.partial(lp.launch, secrets.lp[lp.name]))
         self._wait([postgres, redis, nats])
         if not redis.verify_auth(secrets.redis_password):

@@ -8,6 +8,8 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_OMS_LPS                 the LPs for STP hedging (`lp-alpha=127.0.0.1:17060,...`), as
                                pricing's TM_PRICING_LPS; logons from Vault
                                `secret/tradingmesh/lp/<lp>`
+    TM_FIX_LP_CA               each LP's CA file (`lp-alpha=/path/ca.pem,...`): the sessions
+                               run over TLS (ADR 0018, services/platform/fix.py)
     TM_OMS_STP_WINDOW_MS       the STP netting window (default 50)
     TM_OMS_HEDGE_STATUS_AFTER_S  seconds a hedge order at its LP may go unanswered before an
                                OrderStatusRequest asks for it (default 10)
@@ -17,7 +19,8 @@ Settings of its own, besides the platform's (ADR 0004):
                                live price waits for one before REJECTED / PRICE_UNAVAILABLE
                                (default 30)
     TM_DATA_DIR                the FIX message store of the LP order sessions goes to
-                               `<TM_DATA_DIR>/oms/fix`; default: a temporary directory
+                               `<TM_DATA_DIR>/oms/fix` (our client certificate's files to its
+                               `tls/`); default: a temporary directory
     TM_OMS_MAX_QUOTE_AGE_MS    a quote older than this is not live (default 2000)
     TM_OMS_ROLLOVER_TIME       the daily rollover's time of day, "HH:MM" (default 17:00)
     TM_OMS_ROLLOVER_TIME_ZONE  its time zone, IANA (default America/New_York)

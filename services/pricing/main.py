@@ -6,8 +6,12 @@ Settings of its own, besides the platform's (ADR 0004):
     TM_PRICING_MAX_QUOTE_AGE_MS    an LP quote older than this no longer counts (default 2000)
     TM_PRICING_LP_SILENCE_S        a logged-on LP that sends no market data for this long is not
                                    serving, and is asked again (default 5; gateway.py)
+    TM_FIX_LP_CA                   each LP's CA, whose certificate the LP's must chain to:
+                                   `lp-alpha=/path/ca.pem,...` (FIX over TLS, ADR 0018; the
+                                   stack's tls/ca.pem locally); every LP needs one
     TM_DATA_DIR                    a writable directory for the FIX session store (sequence
-                                   numbers only); default: a temporary directory
+                                   numbers only) and our client certificate's files (`tls/`,
+                                   key 0600); default: a temporary directory
     TM_PRICING_TICK_RETENTION_DAYS days of LP ticks and published prices kept (default 7)
 """
 

@@ -2,7 +2,11 @@
 
     TM_LPSIM_NAME          the LP's name, e.g. lp-alpha; its FIX SenderCompID is the name in
                            upper case (LP-ALPHA)
-    TM_LPSIM_PORT          the FIX acceptor's port on 127.0.0.1
+    TM_LPSIM_PORT          the FIX acceptor's port on 127.0.0.1, TLS only (ADR 0018)
+    TM_LPSIM_CERT_FILE     its certificate (PEM; the stack's tls/<name>.pem, from the platform CA)
+    TM_LPSIM_KEY_FILE      its private key (PEM)
+    TM_LPSIM_CA_FILE       the CA a client's certificate must chain to (the stack's tls/ca.pem):
+                           a client presents one or the handshake fails
     TM_LPSIM_USERNAME      the Username (553) a logon must carry
     TM_LPSIM_PASSWORD      the Password (554) a logon must carry (the stack takes it from Vault)
     TM_LPSIM_SEED          the seed of its random walk (an integer)
@@ -25,6 +29,11 @@ a reconnecting client can ask for a resend; so does its book of orders and fills
 simulators/lp/book_store.py), so a status request after its restart still knows an order.
 SIGTERM stops it (logging out every session).
 
+TLS (QuickFIX's SSL acceptor): TLS 1.2 or 1.3, nothing older, no plaintext; a client must present
+a certificate from TM_LPSIM_CA_FILE (CertificateVerifyLevel 1: required). QuickFIX reads the files
+once, at start: a renewed certificate (`tradingmesh certs rotate`) takes effect when the
+simulator restarts. A plaintext client's connection is closed without an answer.
+
 QuickFIX validates what arrives against FIX 4.4 (required fields, values, formats) but leniently
 otherwise (fields out of order, empty values, user-defined and unknown fields pass), as many LPs
 do; the `strict-dictionary` trait adds those checks at run time.
@@ -38,12 +47,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
 import quickfix as fix
 
+from services.platform.fix import TLS_PROTOCOLS
 from services.platform.fix_log import session_log
 from simulators.lp.book_store import BookFile
 from simulators.lp.catalogue import CATALOGUE
@@ -64,7 +76,28 @@ def data_dictionary() -> Path:
     return path
 
 
-def session_settings(name: str, port: int, clients: list[str], store: Path) -> fix.SessionSettings:
+@dataclass(frozen=True)
+class ServerTls:
+    certificate: Path
+    key: Path
+    ca: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServerTls:
+        files = cls(
+            Path(env["TM_LPSIM_CERT_FILE"]),
+            Path(env["TM_LPSIM_KEY_FILE"]),
+            Path(env["TM_LPSIM_CA_FILE"]),
+        )
+        for path in (files.certificate, files.key, files.ca):
+            if not path.is_file():
+                raise ValueError(f"{path} is missing")
+        return files
+
+
+def session_settings(
+    name: str, port: int, clients: list[str], store: Path, tls: ServerTls
+) -> fix.SessionSettings:
     defaults = fix.Dictionary()
     defaults.setString("ConnectionType", "acceptor")
     defaults.setString("SocketAcceptAddress", "127.0.0.1")
@@ -81,6 +114,11 @@ def session_settings(name: str, port: int, clients: list[str], store: Path) -> f
     defaults.setString("AllowUnknownMsgFields", "Y")
     defaults.setString("TimestampPrecision", "6")
     defaults.setString("SocketNodelay", "Y")
+    defaults.setString("SSLProtocol", TLS_PROTOCOLS)
+    defaults.setString("ServerCertificateFile", str(tls.certificate))
+    defaults.setString("ServerCertificateKeyFile", str(tls.key))
+    defaults.setString("CertificationAuthoritiesFile", str(tls.ca))
+    defaults.setString("CertificateVerifyLevel", "1")  # a client certificate is required
     settings = fix.SessionSettings()
     settings.set(defaults)
     for client in clients:
@@ -100,6 +138,7 @@ def main() -> None:
         port = int(env["TM_LPSIM_PORT"])
         credentials = Credentials(env["TM_LPSIM_USERNAME"], env["TM_LPSIM_PASSWORD"])
         personality = Personality.from_text(env.get("TM_LPSIM_PERSONALITY", ""))
+        tls = ServerTls.from_env(env)
     except UnknownTraitError as error:
         raise SystemExit(f"lpsim: TM_LPSIM_PERSONALITY: {error}") from None
     except (KeyError, ValueError) as error:
@@ -120,8 +159,8 @@ def main() -> None:
     clients = [
         c.strip() for c in env.get("TM_LPSIM_CLIENTS", "TRADINGMESH").split(",") if c.strip()
     ]
-    settings = session_settings(name, port, clients, store)
-    acceptor = fix.SocketAcceptor(app, fix.FileStoreFactory(settings), settings)
+    settings = session_settings(name, port, clients, store, tls)
+    acceptor = fix.SSLSocketAcceptor(app, fix.FileStoreFactory(settings), settings)
 
     stop = threading.Event()
 
@@ -139,7 +178,7 @@ def main() -> None:
     orders.start()
     acceptor.start()
     logging.getLogger("lpsim").info(
-        "%s: FIX 4.4 acceptor on 127.0.0.1:%d, %s updates/s per instrument, personality %s",
+        "%s: FIX 4.4 acceptor on 127.0.0.1:%d (TLS), %s updates/s per instrument, personality %s",
         name,
         port,
         profile.updates_per_second,

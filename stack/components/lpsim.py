@@ -8,6 +8,12 @@ A simulator's personality (simulators/lp/personality.py) can be chosen at start 
 environment of `tradingmesh up`: `TM_LPSIM_PERSONALITY_LP_BETA=limit-only,status-bmr` (the LP's
 name upper-cased, `-` as `_`); tests change it at run time through the control port. Its FIX
 session logs go to the stack's log folder (`logs/fix/`), beside the platform's.
+
+It accepts TLS only (ADR 0018), with a certificate of its own identity (`lp-alpha`, `lp-beta`)
+from the platform CA, which the orchestrator writes into the stack's `tls/` before launching it
+(`certificate_files`), and requires a client certificate from that CA. QuickFIX's acceptor reads
+the files once: `tradingmesh certs rotate` rewrites them, and the simulator uses them from its
+next start (`reload_certificates` does nothing; restart it to take them at once).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class LpSimulator(Component):
         super().__init__(ctx)
         self.name = lp
         self.profile = PROFILES[lp]
+        self.certificate = lp  # its identity in the platform CA (stack.pki.IDENTITIES)
 
     @property
     def port(self) -> int:
@@ -83,6 +90,7 @@ class LpSimulator(Component):
     def launch(self, login: Login) -> Launch:
         workdir = self.ctx.paths.lp_dir(self.name)
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tls = self.ctx.paths.tls_dir
         env = base_env()
         env.update(
             {
@@ -90,6 +98,9 @@ class LpSimulator(Component):
                 "TM_LPSIM_NAME": self.name,
                 "TM_LPSIM_PORT": str(self.port),
                 "TM_LPSIM_CONTROL_PORT": str(self.control_port),
+                "TM_LPSIM_CERT_FILE": str(tls / f"{self.name}.pem"),
+                "TM_LPSIM_KEY_FILE": str(tls / f"{self.name}-key.pem"),
+                "TM_LPSIM_CA_FILE": str(self.ctx.paths.ca_file),
                 "TM_LPSIM_USERNAME": login.username,
                 "TM_LPSIM_PASSWORD": login.password.reveal(),
                 "TM_LPSIM_SEED": str(self.profile.seed),

@@ -149,6 +149,8 @@ class Service(Component):
             # 24h), renewed at two thirds of it: `up`'s, e.g. short in the rotation tests.
             env["TM_TLS_CERT_TTL"] = os.environ["TM_TLS_CERT_TTL"]
         lps = ",".join(f"{lp}={HOST}:{ports.lp_fix(lp)}" for lp in LP_SIMULATORS)
+        if self.role in ("pricing", "oms"):  # FIX over TLS: each LP's CA, here the stack's
+            env["TM_FIX_LP_CA"] = ",".join(f"{lp}={self.ctx.paths.ca_file}" for lp in LP_SIMULATORS)
         if self.role == "pricing":  # its LP gateway connects to the stack's LP simulators
             env["TM_PRICING_LPS"] = lps
         if self.role in ("oms", "account"):  # the pre-trade check; margin and withdrawals

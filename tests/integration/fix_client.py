@@ -1,7 +1,9 @@
 """A small QuickFIX 4.4 initiator for tests: logs on to one LP, collects what it sends.
 
 Only for tests of the LP simulators themselves; the platform's own initiator is the pricing
-service's LP gateway.
+service's LP gateway. The simulators accept TLS only (ADR 0018): the client presents the
+stack's operator certificate and checks the LP's against the stack's CA (`tls_dir`, the
+stack's `tls/`); `tls_dir=None` tries plaintext, which a simulator refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 import quickfix as fix
 import quickfix44 as fix44
 
+from services.platform.fix import TLS_PROTOCOLS
 from stack.components.lpsim import QA_COMP_ID
+from tests.integration.conftest import RunningStack
 
 USERNAME, PASSWORD = 553, 554
 
@@ -148,6 +152,11 @@ class FixClient:
         self.send(order)
 
 
+def stack_tls(running_stack: RunningStack) -> Path:
+    """The stack's `tls/`: its CA (`ca.pem`) and the operator's certificate."""
+    return Path(running_stack.state.endpoints.ca_file).parent
+
+
 @contextmanager
 def fix_session(
     port: int,
@@ -156,10 +165,13 @@ def fix_session(
     password: str,
     workdir: Path,
     use_dictionary: bool = True,
+    *,
+    tls_dir: Path | None,
 ) -> Iterator[FixClient]:
     """An initiator session to 127.0.0.1:`port`, started and stopped around the block.
     `use_dictionary=False`: incoming messages are not checked against FIX 4.4 (to see what an
-    LP sends that 4.4 does not allow, e.g. ExecType 2), and their groups are not parsed."""
+    LP sends that 4.4 does not allow, e.g. ExecType 2), and their groups are not parsed.
+    `tls_dir`: the stack's `tls/` (`stack_tls`), for TLS as the operator; None: plaintext."""
     defaults = fix.Dictionary()
     defaults.setString("ConnectionType", "initiator")
     defaults.setString("SocketConnectHost", "127.0.0.1")
@@ -172,12 +184,18 @@ def fix_session(
     defaults.setString("FileStorePath", str(workdir))
     defaults.setString("UseDataDictionary", "Y" if use_dictionary else "N")
     defaults.setString("DataDictionary", str(Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"))
+    if tls_dir is not None:
+        defaults.setString("SSLProtocol", TLS_PROTOCOLS)
+        defaults.setString("CertificationAuthoritiesFile", str(tls_dir / "ca.pem"))
+        defaults.setString("ClientCertificateFile", str(tls_dir / "operator.pem"))
+        defaults.setString("ClientCertificateKeyFile", str(tls_dir / "operator-key.pem"))
     settings = fix.SessionSettings()
     settings.set(defaults)
     # Not the platform's own comp id: its LP gateway holds that session.
     settings.set(fix.SessionID("FIX.4.4", QA_COMP_ID, target_comp_id), fix.Dictionary())
     app = _App(username, password)
-    initiator = fix.SocketInitiator(app, fix.FileStoreFactory(settings), settings)
+    initiator_class = fix.SocketInitiator if tls_dir is None else fix.SSLSocketInitiator
+    initiator = initiator_class(app, fix.FileStoreFactory(settings), settings)
     initiator.start()
     try:
         yield FixClient(app)

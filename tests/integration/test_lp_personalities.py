@@ -24,7 +24,7 @@ from stack.operator_tls import service_channel
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.fix_client import FixClient, Received, fix_session
+from tests.integration.fix_client import FixClient, Received, fix_session, stack_tls
 from tests.integration.support.edge import Edge, bearer, login, make_user
 from tests.integration.support.lps import lp_logins
 from tests.integration.support.waiting import eventually
@@ -51,7 +51,13 @@ def qa_session(
     login_ = lp_logins(running_stack)[LP]
     port = Ports(running_stack.state.base_port).lp_fix(LP)
     with fix_session(
-        port, LP.upper(), login_.username, login_.password.reveal(), workdir, use_dictionary
+        port,
+        LP.upper(),
+        login_.username,
+        login_.password.reveal(),
+        workdir,
+        use_dictionary,
+        tls_dir=stack_tls(running_stack),
     ) as client:
         assert client.app.logged_on.wait(15), "the LP simulator did not accept the logon"
         yield client

@@ -10,7 +10,7 @@ import pytest
 
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.fix_client import FixClient, Received, fix_session
+from tests.integration.fix_client import FixClient, Received, fix_session, stack_tls
 from tests.integration.support.lps import lp_logins
 
 
@@ -32,6 +32,7 @@ def lp_sessions(
                 logins[lp].username,
                 logins[lp].password.reveal(),
                 tmp_path_factory.mktemp(lp),
+                tls_dir=stack_tls(running_stack),
             )
             clients[lp] = manager.__enter__()
             managers.append(manager)
@@ -128,5 +129,12 @@ def test_a_logon_with_a_wrong_password_is_refused(
     running_stack: RunningStack, tmp_path: Path
 ) -> None:
     port = Ports(running_stack.state.base_port).lp_fix("lp-alpha")
-    with fix_session(port, "LP-ALPHA", "tradingmesh", "wrong-password", tmp_path) as client:
+    with fix_session(
+        port,
+        "LP-ALPHA",
+        "tradingmesh",
+        "wrong-password",
+        tmp_path,
+        tls_dir=stack_tls(running_stack),
+    ) as client:
         assert not client.app.logged_on.wait(5)

@@ -1,0 +1,230 @@
+"""FIX over TLS (ADR 0018): the LP simulators accept TLS only and require a client certificate
+from the platform CA; the platform's initiators (services/platform/fix.py) check each LP's
+certificate against that LP's CA, say why a session cannot log on, and take a renewed
+certificate of ours at the next logon."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import quickfix as fix
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from services.platform.certificates import Issued, Subscriber
+from services.platform.fix import (
+    ClientTls,
+    InitiatorSessions,
+    LpEndpoint,
+    initiator_settings,
+)
+from services.platform.secrets import Secret
+from stack import pki
+from stack.components.lpsim import QA_COMP_ID
+from stack.ports import HOST, Ports
+from stack.vault import VaultAdmin
+from tests.integration.conftest import RunningStack
+from tests.integration.fix_client import fix_session, stack_tls
+from tests.integration.support.lps import lp_logins
+
+LP = "lp-alpha"
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def another_ca(directory: Path) -> tuple[Path, Issued]:
+    """A CA that is not the platform's (its file), and an `operator` certificate it signed."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("not the platform CA"))
+        .issuer_name(_name("not the platform CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name("operator"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    ca_file = directory / "other-ca.pem"
+    ca_file.write_bytes(ca_pem)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    issued = Issued(
+        identity="operator",
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
+        key_pem=Secret(key_pem),
+        ca_pem=ca_pem,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+    )
+    return ca_file, issued
+
+
+class Certificate:
+    """Our certificate as `services.platform.certificates.CertificateSource` hands it out,
+    renewed when the test says."""
+
+    def __init__(self, issued: Issued) -> None:
+        self.current = issued
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def renew(self, issued: Issued) -> None:
+        self.current = issued
+        for subscriber in self._subscribers:
+            subscriber(issued)
+
+
+class QaSessions(InitiatorSessions):
+    """The platform's initiator code, as the QA comp id (the services hold their own)."""
+
+    def __init__(self, running_stack: RunningStack, store: Path, tls: ClientTls) -> None:
+        port = Ports(running_stack.state.base_port).lp_fix(LP)
+        endpoints = [LpEndpoint(LP, HOST, port)]
+        login = lp_logins(running_stack)[LP]
+        super().__init__(
+            endpoints,
+            {LP: (login.username, login.password)},
+            initiator_settings(
+                endpoints,
+                QA_COMP_ID,
+                store,
+                persist_messages=False,
+                reset_on_logon=True,
+                reconnect_seconds=1,
+                heartbeat_seconds=5,
+            ),
+            tls,
+        )
+        self.logged_on = False
+
+    def on_logon(self, session: fix.SessionID) -> None:
+        self.logged_on = True
+
+    def on_logout(self, session: fix.SessionID) -> None:
+        self.logged_on = False
+
+    def on_error(self, session: fix.SessionID, text: str) -> None:
+        pass
+
+    def on_app_message(self, message: fix.Message, session: fix.SessionID) -> None:
+        pass
+
+
+@pytest.fixture
+def vault(running_stack: RunningStack) -> VaultAdmin:
+    state = running_stack.state
+    return VaultAdmin(state.vault.address, Path(state.vault.root_token_file).read_text().strip())
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[QaSessions]]:
+    started: list[QaSessions] = []
+    yield started
+    for each in started:
+        each.stop()
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def _said(caplog: pytest.LogCaptureFixture, *words: str) -> Callable[[], bool]:
+    return lambda: any(
+        all(word in record.getMessage() for word in words) for record in caplog.records
+    )
+
+
+def test_a_plaintext_logon_to_a_simulator_is_refused(
+    running_stack: RunningStack, tmp_path: Path
+) -> None:
+    login = lp_logins(running_stack)[LP]
+    port = Ports(running_stack.state.base_port).lp_fix(LP)
+    with fix_session(
+        port, LP.upper(), login.username, login.password.reveal(), tmp_path / "plain", tls_dir=None
+    ) as client:
+        assert not client.app.logged_on.wait(5)
+    # The same logon over TLS, as the operator, is accepted.
+    with fix_session(
+        port,
+        LP.upper(),
+        login.username,
+        login.password.reveal(),
+        tmp_path / "tls",
+        tls_dir=stack_tls(running_stack),
+    ) as client:
+        assert client.app.logged_on.wait(15)
+
+
+def test_an_lp_whose_certificate_is_not_from_its_configured_ca_is_refused_and_we_say_why(
+    running_stack: RunningStack,
+    vault: VaultAdmin,
+    sessions: list[QaSessions],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.platform.fix")
+    other_ca, _ = another_ca(tmp_path)
+    ours = Certificate(pki.issue(vault, pki.OPERATOR))
+    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: other_ca}, ours))
+    sessions.append(session)
+    session.start()
+    assert _within(15, _said(caplog, LP, "cannot log on", "does not verify against its CA"))
+    assert not session.logged_on
+
+
+def test_our_certificate_from_another_ca_is_refused_and_a_renewed_one_logs_on(
+    running_stack: RunningStack,
+    vault: VaultAdmin,
+    sessions: list[QaSessions],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.platform.fix")
+    _, foreign = another_ca(tmp_path)
+    ours = Certificate(foreign)
+    platform_ca = stack_tls(running_stack) / "ca.pem"
+    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: platform_ca}, ours))
+    sessions.append(session)
+    session.start()
+    assert _within(15, _said(caplog, LP, "cannot log on", "TLS handshake failed"))
+    assert not session.logged_on
+    # Renewed (here: from the platform CA): the LP's initiator reads the new files and logs on.
+    ours.renew(pki.issue(vault, pki.OPERATOR))
+    assert _within(20, lambda: session.logged_on), "the renewed certificate did not log on"
+    assert _said(caplog, LP, "next logon presents our renewed certificate")()
+    key = tmp_path / "store" / "tls" / "client-key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
