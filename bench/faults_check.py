@@ -49,6 +49,7 @@ from services.account.trading import SWAPS_SUBJECT, TRADES_SUBJECT
 from services.notification import events as notification_events
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import EnvelopeError, matches, open_envelope
+from services.platform.infra_tls import client_context
 from services.risk.copies import _ACCOUNT_SUBJECTS, _INSTRUMENT_SUBJECTS, _TRADING_SUBJECTS
 from stack import secrets as stack_secrets
 from stack.ports import HOST, Ports
@@ -216,6 +217,7 @@ class Access:
     nats: str
     nats_user: str
     nats_password: str
+    ca_file: str  # NATS and PostgreSQL are TLS only, checked against the stack's CA
 
     @classmethod
     def of(cls, state: StackState) -> Access:
@@ -224,12 +226,13 @@ class Access:
         if known is None:
             raise SystemExit(f"stack {state.name!r} has no secrets in its Vault")
         ports = Ports(state.base_port)
-        url = admin_url(known.postgres_admin, ports.postgres)
+        url = admin_url(known.postgres_admin, ports.postgres, state.endpoints.ca_file)
         return cls(
             postgres=url.replace("postgresql+psycopg://", "postgresql://", 1),
             nats=f"nats://{HOST}:{ports.nats}",
             nats_user=known.nats.username,
             nats_password=known.nats.password.reveal(),
+            ca_file=state.endpoints.ca_file,
         )
 
 
@@ -455,6 +458,7 @@ async def _stream_ids(access: Access, since: datetime.datetime) -> Counter[str]:
         access.nats,
         user=access.nats_user,
         password=access.nats_password,
+        tls=client_context(access.ca_file),
         connect_timeout=5,
         max_reconnect_attempts=2,
         allow_reconnect=False,

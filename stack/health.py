@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -33,17 +32,6 @@ def http_ok(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
             return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-def resp_ping(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
-    """A Redis/Valkey server answers PING (+PONG, or -NOAUTH when a password is required)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            reply = sock.recv(64)
-    except OSError:
-        return False
-    return reply.startswith((b"+PONG", b"-NOAUTH"))
 
 
 def grpc_serving(address: str, service: str, tls_dir: Path, timeout: float = PROBE_TIMEOUT) -> bool:

@@ -1,8 +1,9 @@
 """`up`, `status` and `down` of a whole stack: start order, health waits, restarts, teardown.
 
-Order (ADR 0004, with one refinement): OpenBao and PostgreSQL start first, together; once
-OpenBao answers, the secrets are read or generated in it, and only then do Redis, NATS and the LP
-simulators start, because their passwords are given to them at start. Then PostgreSQL's roles and
+Order (ADR 0004, with refinements): OpenBao starts first (PostgreSQL's initdb runs meanwhile);
+once OpenBao answers, the secrets are read or generated in it and the CA ensured (ADR 0018), and
+only then do PostgreSQL, Redis, NATS and the LP simulators start, because their passwords and
+certificates are given to them at start. Then PostgreSQL's roles and
 database, migrations, the demo seed, the services, Envoy, and a wait for every health check. The
 whole `up` must be healthy within `StackConfig.budget` seconds.
 
@@ -346,6 +347,17 @@ class _Up:
             self.running.discard(name)
             log.info("%s: stopped (%s)", name, why)
 
+    def _certified(
+        self, component: Component, vault: VaultAdmin, make_launch: Callable[[], Launch]
+    ) -> Callable[[], Launch]:
+        """`make_launch` once the component's certificate files are written (ADR 0018)."""
+
+        def launch() -> Launch:
+            component.certificate_files(vault)
+            return make_launch()
+
+        return launch
+
     def _ensure_started(self, component: Component, make_launch: Callable[[], Launch]) -> bool:
         """Start `component` unless it runs; True if it was started now."""
         if component.name in self.running:
@@ -365,17 +377,12 @@ class _Up:
     def _run_locked(self) -> StackState:
         openbao, postgres = self.components.openbao, self.components.postgres
 
-        # 1. OpenBao and PostgreSQL (neither needs a secret to start).
+        # 1. OpenBao; meanwhile PostgreSQL's data directory is made (initdb), the first time.
         self._ensure_started(openbao, lambda: openbao.launch(openbao.new_root_token()))
         new_database = not postgres.initialized
-
-        def postgres_launch() -> Launch:
-            if not postgres.initialized:
-                postgres.initialize(self.run_as, timeout=self.remaining())
-                log.info("postgres: initialized %s", self.paths.postgres_data)
-            return postgres.launch(self.run_as)
-
-        self._ensure_started(postgres, postgres_launch)
+        if postgres.name not in self.running and not postgres.initialized:
+            postgres.initialize(self.run_as, timeout=self.remaining())
+            log.info("postgres: initialized %s", self.paths.postgres_data)
         self._wait([openbao])
 
         # 2. Secrets in Vault; a new set replaces every secret a running process holds.
@@ -390,12 +397,22 @@ class _Up:
             holders = [n for n in SECRET_HOLDERS if n in self.running]
             if holders:
                 self._stop(holders)
+        # PostgreSQL, with its certificate from the CA (ADR 0018: TLS only); a running one whose
+        # CA is gone takes a new certificate without a restart.
+        if postgres.name in self.running and new_ca:
+            postgres.certificate_files(vault)
+            postgres.reload_certificates()
+        self._ensure_started(
+            postgres, self._certified(postgres, vault, lambda: postgres.launch(self.run_as))
+        )
 
         # 3. Redis, NATS, the SMTP sink and the LP simulators, with their passwords; the
         # relay's address beside its login in Vault, for the notification service.
         redis, nats, smtp = self.components.redis, self.components.nats, self.components.smtp
-        self._ensure_started(redis, lambda: redis.launch(secrets.redis_password))
-        self._ensure_started(nats, lambda: nats.launch(secrets.nats))
+        self._ensure_started(
+            redis, self._certified(redis, vault, lambda: redis.launch(secrets.redis_password))
+        )
+        self._ensure_started(nats, self._certified(nats, vault, lambda: nats.launch(secrets.nats)))
         self._ensure_started(smtp, lambda: smtp.launch(secrets.smtp))
         stack_secrets.write_smtp_relay(vault, secrets.smtp, "127.0.0.1", self.ports.smtp, SENDER)
         lps = list(self.components.lps.values())
@@ -467,7 +484,7 @@ class _Up:
 
     def _provision_database(self, secrets: StackSecrets, new_database: bool) -> None:
         self.components.postgres.configure(secrets)
-        url = provision.admin_url(secrets.postgres_admin, self.ports.postgres)
+        url = provision.admin_url(secrets.postgres_admin, self.ports.postgres, self.paths.ca_file)
         # The replica's base backup (its checkpoint takes a second or two) runs beside the
         # migrations, which reach the standby by streaming once it starts.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica") as pool:

@@ -131,9 +131,12 @@ class StackPaths:
             self.root / "lp",
         ):
             private.mkdir(mode=0o700, exist_ok=True)
-        # The postgres parent must be traversable by the database user too (0710 like the root).
+        # The postgres parent must be traversable by the database user too (0710 like the root),
+        # and so must tls/, where PostgreSQL's certificate and key (its own, 0600) are: the
+        # other keys there stay root's alone (ADR 0018).
         pg_parent = self.postgres_data.parent
         pg_parent.mkdir(mode=0o700, exist_ok=True)
         if group_id is not None:
-            os.chown(pg_parent, -1, group_id)
-            os.chmod(pg_parent, 0o710)
+            for shared in (pg_parent, self.tls_dir):
+                os.chown(shared, -1, group_id)
+                os.chmod(shared, 0o710)

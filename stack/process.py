@@ -34,7 +34,7 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-    # Written to the child's stdin, then stdin is closed: Valkey reads its configuration (with its
+    # Written to the child's stdin, then stdin is closed: Redis reads its configuration (with its
     # password) from there, so it is never on disk nor in /proc/<pid>/cmdline.
     stdin_data: bytes | None = None
     run_as: RunAs | None = None

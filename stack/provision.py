@@ -15,6 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
 from typing import Protocol
 
+from services.platform.infra_tls import with_libpq_tls
 from stack.components.postgres import DATABASE
 from stack.ports import HOST
 from stack.secrets import Login
@@ -49,10 +50,13 @@ class _Operator(Protocol):
     def password(self) -> str: ...
 
 
-def admin_url(admin: Login, port: int) -> str:
+def admin_url(admin: Login, port: int, ca_file: str | Path) -> str:
+    """The superuser's SQLAlchemy URL, over TLS verified against `ca_file` (ADR 0018)."""
     user = urllib.parse.quote(admin.username, safe="")
     password = urllib.parse.quote(admin.password.reveal(), safe="")
-    return f"postgresql+psycopg://{user}:{password}@{HOST}:{port}/{DATABASE}"
+    return with_libpq_tls(
+        f"postgresql+psycopg://{user}:{password}@{HOST}:{port}/{DATABASE}", ca_file
+    )
 
 
 def migrate(repo: Path, database_url: str, log_path: Path, timeout: float) -> bool:

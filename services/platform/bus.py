@@ -29,6 +29,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from services.platform.infra_tls import client_context
 from services.platform.secrets import NATS_PATH, Vault
 from services.platform.settings import Settings
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -76,7 +77,8 @@ STREAMS: Final[Sequence[StreamConfig]] = (
 
 async def connect_nats(settings: Settings, vault: Vault) -> NatsClient:
     """A connection to the settings' NATS with the user and password from
-    `secret/tradingmesh/nats`. It reconnects for ever once connected; the first connection
+    `secret/tradingmesh/nats`, over TLS (required by the server), its certificate checked
+    against `TM_TLS_CA_FILE`. It reconnects for ever once connected; the first connection
     must succeed. Close it with `await nc.drain()` on shutdown."""
     username, password = vault.read_keys(NATS_PATH, "username", "password")
 
@@ -95,6 +97,7 @@ async def connect_nats(settings: Settings, vault: Vault) -> NatsClient:
         user=username.reveal(),
         password=password.reveal(),
         name=f"tradingmesh-{settings.instance_name}",
+        tls=client_context(settings.tls_ca_file),
         connect_timeout=5,
         max_reconnect_attempts=-1,
         disconnected_cb=disconnected,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio
 
+from services.platform.infra_tls import redis_tls
 from services.platform.secrets import REDIS_PATH, Vault
 from services.platform.settings import Settings
 
@@ -11,7 +12,8 @@ __all__ = ["connect_redis"]
 
 
 def connect_redis(settings: Settings, vault: Vault) -> redis.asyncio.Redis:
-    """A client for the settings' Redis, with the password from `secret/tradingmesh/redis`.
+    """A client for the settings' Redis, with the password from `secret/tradingmesh/redis`,
+    over TLS (Redis has no plaintext port), its certificate checked against `TM_TLS_CA_FILE`.
 
     Connections open on first use; close the client with `await client.aclose()` on shutdown.
     """
@@ -26,4 +28,5 @@ def connect_redis(settings: Settings, vault: Vault) -> redis.asyncio.Redis:
         # Detect connections that died while idle before a command is sent on them.
         health_check_interval=30,
         socket_keepalive=True,
+        **redis_tls(settings.tls_ca_file),
     )

@@ -1,6 +1,7 @@
 """PostgreSQL: the primary for writes, the read replica for reads (ADR 0004).
 
-Each service logs in with its own role, whose credentials are in Vault at
+Connections are TLS only (`sslmode=verify-full` against `TM_TLS_CA_FILE`, ADR 0018). Each
+service logs in with its own role, whose credentials are in Vault at
 `secret/tradingmesh/postgres/<service>`. Writes go through `transaction()`, which commits when
 the block ends and rolls back when it raises, so a refused request changes nothing (ADR 0002).
 """
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.platform.infra_tls import libpq_params
 from services.platform.secrets import Secret, Vault, postgres_path
 from services.platform.settings import Settings
 
@@ -110,6 +112,7 @@ class Database:
                 user=username.reveal(),
                 password=password.reveal(),
                 application_name=f"tradingmesh-{settings.instance_name}",
+                **libpq_params(settings.tls_ca_file),
             ),
             min_size=_HOT_POOL_MIN,
             max_size=_HOT_POOL_MAX,
@@ -213,6 +216,8 @@ def _engine(
         host=host,
         port=port,
         database=settings.database_name,
+        # Over TLS, the server's certificate checked against the CA (ADR 0018).
+        query=libpq_params(settings.tls_ca_file),
     )
     engine = create_async_engine(
         url,

@@ -84,6 +84,10 @@ class Settings:
     # TM_TLS_CERT_TTL: the lifetime of the certificate the process issues itself from Vault's
     # PKI engine (ADR 0018), renewed at two thirds of it: "90s", "30m", "24h" (the default).
     tls_cert_ttl: str = "24h"
+    # TM_TLS_CA_FILE: the CA (PEM file) that PostgreSQL's, Redis's and NATS's certificates are
+    # checked against (ADR 0018, `services.platform.infra_tls`); the stack's `tls/ca.pem`
+    # locally. None: the system's trust store.
+    tls_ca_file: str | None = None
 
     @property
     def instance_name(self) -> str:
@@ -115,6 +119,7 @@ class Settings:
         instance = read.optional("TM_INSTANCE", _instance_name) or service
         replicas = read.optional("TM_REPLICAS", _replicas) or 1
         tls_cert_ttl = read.optional("TM_TLS_CERT_TTL", _duration) or "24h"
+        tls_ca_file = read.optional("TM_TLS_CA_FILE", _readable_file)
         if read.problems:
             raise SettingsError(read.problems)
         return cls(
@@ -137,6 +142,7 @@ class Settings:
             instance=instance,
             replicas=replicas,
             tls_cert_ttl=tls_cert_ttl,
+            tls_ca_file=tls_ca_file,
         )
 
 
@@ -144,6 +150,12 @@ def _duration(text: str) -> str:
     """A Vault duration: a whole number of seconds, minutes or hours ("90s", "30m", "24h")."""
     if len(text) < 2 or text[-1] not in "smh" or not text[:-1].isdigit() or int(text[:-1]) < 1:
         raise ValueError('must be a whole number followed by s, m or h, e.g. "24h"')
+    return text
+
+
+def _readable_file(text: str) -> str:
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise ValueError("must be a readable file")
     return text
 
 

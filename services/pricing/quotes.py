@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Gauge
 
 from services.platform.errors import DomainError
+from services.platform.infra_tls import client_context
 from services.platform.metrics import REGISTRY
 from services.pricing.fanout import ClientStream, GroupFanout
 from services.pricing.model import MarkupKind, PublishedPrice, SourceRef
@@ -339,11 +340,15 @@ class StreamHub:
 
 
 def endpoint_of(client: redis.asyncio.Redis) -> RedisEndpoint:
-    """Where `client` connects, with its credentials, for a subscription of our own."""
-    kwargs = client.connection_pool.connection_kwargs
+    """Where `client` connects, with its credentials and, over TLS (ADR 0018), the CA it checks
+    the server against, for a subscription of our own."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    tls = issubclass(pool.connection_class, redis.asyncio.SSLConnection)
     return RedisEndpoint(
         host=str(kwargs.get("host", "localhost")),
         port=int(kwargs.get("port", 6379)),
         username=kwargs.get("username"),
         password=kwargs.get("password"),
+        tls=client_context(kwargs.get("ssl_ca_certs")) if tls else None,
     )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -44,6 +45,8 @@ class RedisEndpoint:
     port: int
     username: str | None = None
     password: str | None = None
+    # The client's TLS context (the server checked against the CA, ADR 0018); None: plaintext.
+    tls: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:  # never print the password
         return f"RedisEndpoint({self.host}:{self.port})"
@@ -157,7 +160,12 @@ class Subscription:
     async def _session(self) -> None:
         endpoint = self.endpoint
         async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-            reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+            reader, writer = await asyncio.open_connection(
+                endpoint.host,
+                endpoint.port,
+                ssl=endpoint.tls,
+                server_hostname=endpoint.host if endpoint.tls is not None else None,
+            )
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

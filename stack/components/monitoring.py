@@ -1,5 +1,6 @@
 """Prometheus and its two exporters (Debian `prometheus`, `prometheus-postgres-exporter`,
-`prometheus-redis-exporter`; `scripts/bootstrap-monitoring` installs them).
+`prometheus-redis-exporter`; `scripts/bootstrap-monitoring` installs them). Both exporters
+reach their server over TLS, checked against the stack's CA (ADR 0018).
 
 Prometheus scrapes every service's and stream worker's `/metrics`, Envoy's admin
 `/stats/prometheus`, the PostgreSQL exporter (the primary, with the replica's lag from
@@ -13,12 +14,11 @@ directory; the rules are read from the checkout, so a rule change needs only a r
 from __future__ import annotations
 
 import json
-import shutil
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from stack.binaries import MissingBinaryError
+from stack.binaries import debian_tool
 from stack.components.base import Component, base_env
 from stack.health import http_ok
 from stack.ports import HOST, service_of
@@ -29,14 +29,6 @@ SCRAPE_INTERVAL = "5s"  # a dev stack: alerts and dashboards move within seconds
 RETENTION = "7d"
 RULES_DIR = Path("monitoring") / "prometheus" / "rules"
 POSTGRES_QUERIES = Path("monitoring") / "postgres-exporter" / "queries.yaml"
-
-
-def debian_tool(name: str) -> Path:
-    """A binary from Debian's packages, on PATH."""
-    found = shutil.which(name)
-    if found is None:
-        raise MissingBinaryError(f"{name} is not installed (scripts/bootstrap-monitoring)")
-    return Path(found)
 
 
 class Prometheus(Component):
@@ -147,7 +139,8 @@ class PostgresExporter(_Exporter):
         # The password is in its environment, never on the command line (/proc is readable).
         env["DATA_SOURCE_NAME"] = (
             f"postgresql://{login.username}:{login.password.reveal()}@{HOST}:"
-            f"{self.ctx.ports.postgres}/tradingmesh?sslmode=disable"
+            f"{self.ctx.ports.postgres}/tradingmesh?sslmode=verify-full"
+            f"&sslrootcert={self.ctx.paths.ca_file}"
         )
         return Launch(
             argv=[
@@ -178,7 +171,9 @@ class RedisExporter(_Exporter):
         return Launch(
             argv=[
                 str(debian_tool("prometheus-redis-exporter")),
-                f"-redis.addr=redis://{HOST}:{self.ctx.ports.redis}",
+                # Over TLS (Redis has no plaintext port), checked against the stack's CA.
+                f"-redis.addr=rediss://{HOST}:{self.ctx.ports.redis}",
+                f"-tls-ca-cert-file={self.ctx.paths.ca_file}",
                 f"-web.listen-address={HOST}:{self.port}",
             ],
             env=env,

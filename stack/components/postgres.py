@@ -7,6 +7,14 @@ That grants nothing new (whoever can reach the socket can already edit pg_hba.co
 stack set passwords without ever writing one to disk: initdb runs without a password file, and
 passwords are set as SCRAM verifiers computed client-side, so not even the server log of a failed
 statement can show one.
+
+TLS (ADR 0018): `ssl=on` with the `postgres` identity's certificate from the platform CA (the
+stack's `tls/postgres.pem`, its key owned by the server's user), TLS 1.3 only, and `pg_hba.conf`
+(rewritten at every start) accepts TCP connections over TLS only (`hostssl`; a plaintext one is
+rejected by name). Clients use `sslmode=verify-full` against `tls/ca.pem`
+(`services.platform.infra_tls`). `reload_certificates` (`tradingmesh certs rotate`) makes the
+primary and the replica, which serve the same files, read them again (`pg_reload_conf`): new
+connections get the new certificate, open ones go on.
 """
 
 from __future__ import annotations
@@ -15,12 +23,14 @@ import os
 import pwd
 import signal
 import subprocess
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from stack.binaries import postgres_bin
 from stack.components.base import Component, base_env
+from stack.paths import StackPaths
 from stack.ports import HOST
 from stack.process import Launch, RunAs
 from stack.secrets import MONITORING_USER, REPLICATION_USER, Login, StackSecrets
@@ -28,6 +38,16 @@ from stack.secrets import MONITORING_USER, REPLICATION_USER, Login, StackSecrets
 SYSTEM_USER = "tradingmesh-pg"
 DATABASE = "tradingmesh"
 MAX_SOCKET_PATH = 107  # sizeof(sun_path) - 1 on Linux
+IDENTITY = "postgres"  # the certificate's identity (stack.pki), the primary's and the replica's
+# Who may connect how (ADR 0018): the unix socket inside the data directory (its owner only) is
+# trusted; TCP only over TLS, with a password; a connection without TLS is refused by name.
+HBA = f"""# Written by `tradingmesh up` at every start (ADR 0018): TCP over TLS only.
+local     all          all                    trust
+hostssl   all          all          127.0.0.1/32  scram-sha-256
+hostssl   replication  {REPLICATION_USER}  127.0.0.1/32  scram-sha-256
+hostnossl all          all          all           reject
+hostnossl replication  all          all           reject
+"""
 
 
 class PostgresSetupError(RuntimeError):
@@ -58,10 +78,49 @@ def system_user() -> RunAs | None:
     return RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
 
 
+def tls_settings(paths: StackPaths) -> list[str]:
+    """The server's TLS settings (`-c` arguments), the primary's and the replica's."""
+    certificate = paths.tls_dir / f"{IDENTITY}.pem"
+    key = paths.tls_dir / f"{IDENTITY}-key.pem"
+    settings = [
+        "ssl=on",
+        f"ssl_cert_file={certificate}",
+        f"ssl_key_file={key}",
+        "ssl_min_protocol_version=TLSv1.3",
+    ]
+    return [argument for setting in settings for argument in ("-c", setting)]
+
+
+def write_hba(data: Path) -> None:
+    """`pg_hba.conf` of a data directory: `HBA`, whatever initdb or a base backup left there;
+    and initdb's `max_connections` out of `postgresql.conf`, which the command line sets (else a
+    reload, `reload_certificates`, complains that the file's value needs a restart)."""
+    hba = data / "pg_hba.conf"
+    hba.write_text(HBA)  # in place: keeps the file's owner (the server's user) and mode
+    conf = data / "postgresql.conf"
+    lines = conf.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("max_connections")]
+    if kept != lines:
+        conf.write_text("".join(kept))
+
+
+def reload_configuration(data: Path, port: int) -> bool:
+    """`pg_reload_conf()` through the server's unix socket; False if it does not answer."""
+    try:
+        with psycopg.connect(
+            host=str(data), port=port, user="postgres", dbname="postgres", connect_timeout=2
+        ) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 class Postgres(Component):
     name = "postgres"
     # SIGINT = "fast" shutdown: SIGTERM ("smart") would wait for every service to disconnect.
     stop_signal = signal.SIGINT
+    certificate = IDENTITY
 
     @property
     def address(self) -> str:
@@ -73,6 +132,18 @@ class Postgres(Component):
     @property
     def _data(self) -> str:
         return str(self.ctx.paths.postgres_data)
+
+    def certificate_owner(self) -> tuple[int, int] | None:
+        # PostgreSQL refuses a key that is not its own user's (or root's, group-readable).
+        run_as = system_user()
+        return (run_as.uid, run_as.gid) if run_as else None
+
+    def reload_certificates(self) -> None:
+        """The primary and, if it runs, the replica (both serve `tls/postgres.pem`) read their
+        certificate files again: new connections get the new certificate."""
+        if not reload_configuration(self.ctx.paths.postgres_data, self.ctx.ports.postgres):
+            raise PostgresSetupError("postgres: could not reload its configuration")
+        reload_configuration(self.ctx.paths.replica_data, self.ctx.ports.postgres_replica)
 
     @property
     def initialized(self) -> bool:
@@ -139,6 +210,8 @@ class Postgres(Component):
         )
 
     def launch(self, run_as: RunAs | None) -> Launch:
+        """The server; its certificate files must be written (`certificate_files`) first."""
+        write_hba(self.ctx.paths.postgres_data)
         return Launch(
             argv=[
                 str(postgres_bin("postgres")),
@@ -164,6 +237,7 @@ class Postgres(Component):
                 "shared_preload_libraries=pg_stat_statements",
                 "-c",
                 "pg_stat_statements.save=off",
+                *tls_settings(self.ctx.paths),
             ],
             env=base_env(),
             cwd=self.ctx.paths.postgres_data,

@@ -12,6 +12,11 @@ Vault means a new password: the replica is a secret holder and is restarted with
 
 The roles, their passwords and the schema come from the primary through the WAL: a replica
 needs no `configure` and no migrations of its own.
+
+TLS (ADR 0018): it streams from the primary with `sslmode=verify-full` against the stack's CA
+(`primary_conninfo`, set again at every start), and serves its readers as the primary does: the
+same certificate files (`tls/postgres.pem`), TLS 1.3 only, `pg_hba.conf`'s `hostssl` lines.
+Its certificate is reloaded with the primary's (`Postgres.reload_certificates`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from services.platform.infra_tls import libpq_params
 from services.platform.secrets import Secret
 from stack.binaries import postgres_bin
 from stack.components.base import Component, base_env
-from stack.components.postgres import DATABASE, MAX_SOCKET_PATH, PostgresSetupError
+from stack.components.postgres import (
+    DATABASE,
+    MAX_SOCKET_PATH,
+    PostgresSetupError,
+    tls_settings,
+    write_hba,
+)
 from stack.ports import HOST
 from stack.process import Launch, RunAs
 from stack.secrets import Login
@@ -87,8 +99,14 @@ class Replica(Component):
                 "--pgdata",
                 self._data,
                 "--dbname",
-                f"host={HOST} port={self.ctx.ports.postgres} user={replication.username}"
-                " application_name=postgres-replica",
+                make_conninfo(
+                    "",
+                    host=HOST,
+                    port=self.ctx.ports.postgres,
+                    user=replication.username,
+                    application_name="postgres-replica",
+                    **libpq_params(self.ctx.paths.ca_file),
+                ),
                 "--write-recovery-conf",
                 "--checkpoint=fast",
                 "--wal-method=stream",
@@ -109,11 +127,13 @@ class Replica(Component):
             raise PostgresSetupError(
                 f"pg_basebackup failed ({result.returncode}):\n{result.stderr.strip()}"
             )
-        self._strip_password()
+        self._rewrite_conninfo()
 
-    def _strip_password(self) -> None:
+    def _rewrite_conninfo(self) -> None:
         """`-R` writes the connection's password into postgresql.auto.conf: take it out, by
-        parsing `primary_conninfo` (a config string holding a libpq connection string)."""
+        parsing `primary_conninfo` (a config string holding a libpq connection string); and
+        stream over TLS, the primary's certificate checked against the stack's CA (a replica
+        made before TLS had `sslmode=prefer` or `disable`)."""
         auto = self.ctx.paths.replica_data / "postgresql.auto.conf"
         lines = []
         for line in auto.read_text().splitlines():
@@ -121,12 +141,16 @@ class Replica(Component):
             if match:
                 params = conninfo_to_dict(match.group(1).replace("''", "'"))
                 params.pop("password", None)
+                params.update(libpq_params(self.ctx.paths.ca_file))
                 conninfo = make_conninfo("", **params)
                 line = "primary_conninfo = '{}'".format(conninfo.replace("'", "''"))
             lines.append(line)
         auto.write_text("\n".join(lines) + "\n")
 
     def launch(self, replication_password: Secret, run_as: RunAs | None) -> Launch:
+        """The standby; the `postgres` certificate files must be written first."""
+        self._rewrite_conninfo()
+        write_hba(self.ctx.paths.replica_data)
         return Launch(
             argv=[
                 str(postgres_bin("postgres")),
@@ -152,6 +176,7 @@ class Replica(Component):
                 "shared_preload_libraries=pg_stat_statements",
                 "-c",
                 "pg_stat_statements.save=off",
+                *tls_settings(self.ctx.paths),
             ],
             # The walreceiver's libpq reads the replication password from here: never on disk.
             env=base_env() | {"PGPASSWORD": replication_password.reveal()},

@@ -132,6 +132,9 @@ class Service(Component):
                 "TM_REDIS_HOST": HOST,
                 "TM_REDIS_PORT": str(ports.redis),
                 "TM_NATS_URL": f"nats://{HOST}:{ports.nats}",
+                # PostgreSQL's, Redis's and NATS's certificates are checked against the stack's
+                # CA (ADR 0018).
+                "TM_TLS_CA_FILE": str(self.ctx.paths.ca_file),
                 # Shared by the service's instances: the OMS's FIX order sessions keep their
                 # sequence numbers for whichever instance leads next (ADR 0017).
                 "TM_DATA_DIR": str(self.ctx.paths.service_dir(self.service)),

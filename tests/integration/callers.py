@@ -59,6 +59,11 @@ class AccountStack:
     nats_password: str
 
     @property
+    def nats_ca_file(self) -> str:
+        """The stack's CA: NATS requires TLS (ADR 0018)."""
+        return self.state.endpoints.ca_file
+
+    @property
     def api(self) -> api_grpc.AccountServiceStub:
         return api_grpc.AccountServiceStub(self.channel)
 
@@ -217,7 +222,7 @@ def account_stack(running_stack: RunningStack) -> Iterator[AccountStack]:
     assert known is not None
     providers = vault.read("tradingmesh/account/webhooks") or {}
     secrets = {name: json.loads(value)["secrets"][0] for name, value in providers.items()}
-    url = admin_url(known.postgres_admin, Ports(state.base_port).postgres)
+    url = admin_url(known.postgres_admin, Ports(state.base_port).postgres, state.endpoints.ca_file)
     channel = service_channel(state, "account")
     try:
         yield AccountStack(

@@ -43,7 +43,7 @@ class RunningStack:
         known = stack_secrets.read(vault)
         assert known is not None
         port = Ports(state.base_port).postgres
-        admin = admin_url(known.postgres_admin, port)
+        admin = admin_url(known.postgres_admin, port, state.endpoints.ca_file)
         login = known.postgres[role]
         url = URL.create(
             "postgresql+psycopg",

@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import nats
-
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Event, matches, open_envelope
+from tests.integration.support.infra import connect_nats
 
 __all__ = ["Login", "Message", "NatsLogin", "events_on", "outbox_events", "published"]
 
@@ -34,12 +33,16 @@ class NatsLogin(Protocol):
     @property
     def nats_password(self) -> str: ...
 
+    @property
+    def nats_ca_file(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class Login:
     nats_url: str
     nats_user: str
     nats_password: str
+    nats_ca_file: str  # the stack's CA: NATS requires TLS (ADR 0018)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class Message:
 async def published(login: NatsLogin, stream: str, subjects: str) -> list[Message]:
     """Every message on `subjects` (e.g. "oms.>") in `stream` so far, in stream order, each
     opened and checked against the envelope's contract."""
-    client = await nats.connect(login.nats_url, user=login.nats_user, password=login.nats_password)
+    client = await connect_nats(
+        login.nats_url, login.nats_user, login.nats_password, login.nats_ca_file
+    )
     try:
         subscription = await client.jetstream().pull_subscribe(subjects, stream=stream)
         found: list[Message] = []

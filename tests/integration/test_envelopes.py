@@ -39,7 +39,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import nats
 import psycopg
 import pytest
 from nats.js.api import ConsumerInfo
@@ -54,6 +53,7 @@ from tests.integration.conftest import RunningStack
 from tests.integration.events import published as stream_messages
 from tests.integration.support.components import kill, kill_oms, restore, start_oms
 from tests.integration.support.edge_trading import unsent_outbox
+from tests.integration.support.infra import connect_nats
 from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
 from tests.integration.support.orders import place_filled as place_filled_order
 from tests.integration.support.postgres import blocked_by
@@ -162,7 +162,9 @@ def committing_a_booking(oms: Oms) -> bool:
 
 async def _consumer_info(oms: Oms, durable: str) -> ConsumerInfo:
     stack = oms.stack
-    client = await nats.connect(stack.nats_url, user=stack.nats_user, password=stack.nats_password)
+    client = await connect_nats(
+        stack.nats_url, stack.nats_user, stack.nats_password, stack.nats_ca_file
+    )
     try:
         info: ConsumerInfo = await client.jetstream().consumer_info(OMS_STREAM, durable)
     finally:

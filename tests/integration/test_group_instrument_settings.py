@@ -19,12 +19,12 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.infra import connect_nats
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
@@ -376,10 +376,11 @@ def publish_and_wait_for_the_copy(
     known = edge.admin_secrets().nats
 
     async def run() -> None:
-        client = await nats.connect(
+        client = await connect_nats(
             f"nats://127.0.0.1:{edge.ports.nats}",
-            user=known.username,
-            password=known.password.reveal(),
+            known.username,
+            known.password.reveal(),
+            edge.state.endpoints.ca_file,
         )
         try:
             js = client.jetstream()

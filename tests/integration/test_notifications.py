@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -34,6 +33,7 @@ from tests.integration.callers import AccountStack, account_stack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import Trader, new_trader
+from tests.integration.support.infra import connect_nats
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -420,10 +420,11 @@ def margin_event(
 async def publish(edge: Edge, changes: list[tuple[str, Any]]) -> None:
     """Each (subject, event) as the risk service publishes it: an envelope of its own."""
     known = edge.admin_secrets()
-    client = await nats.connect(
+    client = await connect_nats(
         f"nats://127.0.0.1:{edge.ports.nats}",
-        user=known.nats.username,
-        password=known.nats.password.reveal(),
+        known.nats.username,
+        known.nats.password.reveal(),
+        edge.state.endpoints.ca_file,
     )
     try:
         js = client.jetstream()

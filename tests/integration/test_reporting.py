@@ -22,7 +22,6 @@ from functools import partial
 from typing import Any
 
 import grpc
-import psycopg
 import pytest
 
 from simulators.lp.control import ControlClient
@@ -32,6 +31,7 @@ from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.infra import connect_postgres
 from tests.integration.support.orders import Oms, connect, new_group, place
 from tests.integration.support.rollover import admin, as_staff, balance, completed, swap_entries
 from tests.integration.support.waiting import eventually
@@ -691,7 +691,8 @@ def test_reports_read_the_replica_and_not_the_primary(
 
     def reporting_calls(port: int) -> int:
         url = urllib.parse.urlsplit(stack.database_url)
-        with psycopg.connect(
+        with connect_postgres(
+            stack.state.endpoints.ca_file,
             host="127.0.0.1",
             port=port,
             dbname="postgres",

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +52,7 @@ from services.oms.stp.lp_orders import (
     report_from_json,
     report_to_json,
 )
+from services.platform.infra_tls import libpq_params
 from services.platform.secrets import Vault, postgres_path
 from services.platform.settings import Settings
 
@@ -108,6 +110,7 @@ def connector(settings: Settings, vault: Vault) -> Connect:
 
     def connect() -> psycopg.Connection[Any]:
         return psycopg.connect(
+            make_conninfo("", **libpq_params(settings.tls_ca_file)),  # over TLS (ADR 0018)
             host=settings.database_host,
             port=settings.database_port,
             dbname=settings.database_name,

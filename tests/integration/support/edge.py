@@ -27,6 +27,7 @@ from stack.ports import Ports
 from stack.state import StackState
 from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
+from tests.integration.support.infra import connect_postgres, redis_client
 from tradingmesh.account.v1 import (
     auth_service_pb2 as auth_pb2,
 )
@@ -74,7 +75,8 @@ class Edge:
 
     def database(self) -> psycopg.Connection[Any]:
         admin = self.admin_secrets().postgres_admin
-        return psycopg.connect(
+        return connect_postgres(
+            self.state.endpoints.ca_file,
             host="127.0.0.1",
             port=self.ports.postgres,
             dbname="tradingmesh",
@@ -85,7 +87,7 @@ class Edge:
 
     def redis(self) -> redis.Redis:
         password = self.admin_secrets().redis_password.reveal()
-        return redis.Redis(host="127.0.0.1", port=self.ports.redis, password=password)
+        return redis_client(self.ports.redis, password, self.state.endpoints.ca_file)
 
 
 @dataclass(frozen=True)

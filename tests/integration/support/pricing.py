@@ -47,7 +47,12 @@ def spec(symbol: str, sessions: list[pricing_pb2.TradingSession] | None = None) 
 def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[Message, T]]:
     """Every event on `subject` inside the PRICING stream's envelopes: (its message, event)."""
     known = edge.admin_secrets().nats
-    login = Login(f"nats://127.0.0.1:{edge.ports.nats}", known.username, known.password.reveal())
+    login = Login(
+        f"nats://127.0.0.1:{edge.ports.nats}",
+        known.username,
+        known.password.reveal(),
+        edge.state.endpoints.ca_file,
+    )
     messages = asyncio.run(published(login, "PRICING", "pricing.instrument.>"))
     return [(message, kind(event.data)) for message, event in events_on(messages, subject)]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.platform.secrets import Secret
@@ -181,3 +183,17 @@ def test_the_certificate_lifetime_defaults_to_a_day_and_takes_vault_durations() 
     for bad in ("24", "h", "0m", "1.5h", "1d", "-5s"):
         (problem,) = _problems(_env(TM_TLS_CERT_TTL=bad))
         assert problem.startswith("TM_TLS_CERT_TTL"), problem
+
+
+def test_the_infrastructure_ca_file_is_optional_and_must_be_a_readable_file(
+    tmp_path: Path,
+) -> None:
+    assert Settings.from_env(GOOD).tls_ca_file is None  # the system's trust store
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert Settings.from_env(_env(TM_TLS_CA_FILE=str(ca))).tls_ca_file == str(ca)
+
+    missing = str(tmp_path / "nowhere.pem")
+    assert _problems(_env(TM_TLS_CA_FILE=missing)) == (
+        f"TM_TLS_CA_FILE must be a readable file, got {missing!r}",
+    )

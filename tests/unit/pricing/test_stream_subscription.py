@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import ssl
 
+import pytest
+import redis.asyncio
+
+from services.platform.infra_tls import redis_tls
+from services.pricing.quotes import endpoint_of
 from services.pricing.subscription import RedisEndpoint, RespError, command, parse
 
 MESSAGE = b"*3\r\n$7\r\nmessage\r\n$16\r\npricing:quotes:g\r\n$5\r\na\r\nbc\r\n"
@@ -52,3 +57,14 @@ def test_the_endpoint_never_shows_its_password() -> None:
 
     assert "s3cret" not in repr(endpoint)
     assert "s3cret" not in str(endpoint)
+
+
+def test_the_subscription_of_a_tls_client_is_over_tls_checking_the_same_ca() -> None:
+    tls_client = redis.asyncio.Redis(host="127.0.0.1", port=1, password="p", **redis_tls(None))
+    endpoint = endpoint_of(tls_client)
+    assert endpoint.tls is not None
+    assert endpoint.tls.check_hostname
+    assert endpoint.tls.verify_mode == ssl.CERT_REQUIRED
+    assert (endpoint.host, endpoint.port, endpoint.password) == ("127.0.0.1", 1, "p")
+
+    assert endpoint_of(redis.asyncio.Redis(host="127.0.0.1", port=1)).tls is None
