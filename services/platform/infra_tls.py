@@ -32,6 +32,9 @@ MINIMUM_VERSION: Final = ssl.TLSVersion.TLSv1_3
 """Every client (libpq, Python's ssl, Go's crypto/tls in the exporters) speaks TLS 1.3."""
 
 
+NO_CLIENT_CERTIFICATE: Final = "/dev/null/no-client-certificate"
+
+
 def _ca(ca_file: str | Path | None) -> str | None:
     return str(ca_file) if ca_file else None
 
@@ -44,8 +47,10 @@ def libpq_params(ca_file: str | Path | None) -> dict[str, str]:
         "sslrootcert": _ca(ca_file) or "system",
         "ssl_min_protocol_version": "TLSv1.3",
         # No client certificate (the password proves the client): libpq would otherwise read
-        # ~/.postgresql/postgresql.crt, and fail where that home is not the process's own.
-        "sslcertmode": "disable",
+        # ~/.postgresql/postgresql.crt, and fail where that home is not the process's own. A
+        # path that cannot exist (ENOTDIR) means none; unlike `sslcertmode=disable` (libpq 16),
+        # PostgreSQL 15's own tools (pg_basebackup, the replica's walreceiver) know it.
+        "sslcert": NO_CLIENT_CERTIFICATE,
     }
 
 

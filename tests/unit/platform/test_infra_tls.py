@@ -15,7 +15,7 @@ def test_libpq_verifies_the_server_and_its_name_against_the_ca_and_sends_no_cert
         "sslmode": "verify-full",
         "sslrootcert": "/s/tls/ca.pem",
         "ssl_min_protocol_version": "TLSv1.3",
-        "sslcertmode": "disable",
+        "sslcert": "/dev/null/no-client-certificate",
     }
     assert libpq_params(None)["sslrootcert"] == "system"
 

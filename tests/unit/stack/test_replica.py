@@ -40,7 +40,7 @@ def test_the_password_pg_basebackup_wrote_is_taken_out_and_tls_verify_full_put_i
         "primary_conninfo = 'user=replication host=127.0.0.1 port=17700"
         " application_name=postgres-replica sslmode=verify-full"
         f" sslrootcert={tmp_path}/tls/ca.pem ssl_min_protocol_version=TLSv1.3"
-        " sslcertmode=disable'",
+        " sslcert=/dev/null/no-client-certificate'",
     ]
 
 
