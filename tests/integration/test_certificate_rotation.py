@@ -1,7 +1,8 @@
 """`tradingmesh certs rotate` during trading (issue #19, ADR 0018): every certificate the stack
-wrote to files (Envoy's, the infrastructure's, the LP simulators') is renewed while orders flow
-through the edge and a quote stream is open; no order fails, the stream keeps going, and new
-connections get the new certificates."""
+wrote to files (Envoy's, PostgreSQL's, Redis's, NATS's, the LP simulators') is renewed while
+orders flow through the edge and a quote stream is open; no order fails, the stream keeps going,
+and new connections to the edge get its new certificate (the servers' own reload is tested in
+test_infrastructure_tls; the LP simulators take theirs at their next start)."""
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
     kept_channel.close()
     stream_channel.close()
 
-    assert {"envoy"} <= set(renewed), renewed
+    assert {"envoy", "postgres", "redis", "nats", "lp-alpha", "lp-beta"} <= set(renewed), renewed
     assert failures == []
     assert len(orders) >= 10
     assert {o.status for o in orders} == {trading_pb2.ORDER_STATUS_FILLED}
