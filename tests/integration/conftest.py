@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import URL
@@ -25,6 +26,10 @@ from stack.ports import HOST, Ports, find_free_base
 from stack.provision import admin_url
 from stack.state import StackState
 from stack.vault import VaultAdmin
+
+if TYPE_CHECKING:  # imported where used: both import RunningStack from here
+    from tests.integration.callers import AccountStack
+    from tests.integration.support.edge import Edge
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,19 @@ def stack_of_its_own(
 def running_stack() -> Iterator[RunningStack]:
     # TM_TEST_REPLICAS=2: the whole suite against two instances of every service (ADR 0017).
     yield from stack_of_its_own(f"it-{os.getpid()}", int(os.environ.get("TM_TEST_REPLICAS", "1")))
+
+
+@pytest.fixture(scope="module")
+def edge(running_stack: RunningStack) -> Edge:
+    """The session's stack as seen through its edge (Envoy), for a module's tests."""
+    from tests.integration.support.edge import Edge
+
+    return Edge(running_stack.state)
+
+
+@pytest.fixture(scope="module")
+def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
+    """The session stack's account service and database, as the test modules use them."""
+    from tests.integration.callers import account_stack
+
+    yield from account_stack(running_stack)

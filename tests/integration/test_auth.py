@@ -25,7 +25,6 @@ from typing import Any
 import grpc
 import grpc.aio
 import hvac  # type: ignore[import-untyped]
-import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -63,11 +62,6 @@ LOGOUT = "/tradingmesh.account.v1.AuthService/Logout"
 
 
 # ---- the stack ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
 
 
 def refresh(edge: Edge, refresh_token: str) -> auth_pb2.RefreshTokenResponse:

@@ -10,15 +10,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import pytest
 from cryptography import x509
 
 from stack.orchestrator import rotate_certificates
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import market, new_trader
@@ -28,16 +26,6 @@ from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 def _served_serial(edge: Edge) -> int:

@@ -23,7 +23,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.smtp.control import SinkClient
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import Trader, new_trader
@@ -56,16 +56,6 @@ SUMMARY = (
     ("Closing balance", "closing_balance"),
     ("Equity", "closing_equity"),
 )
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 @pytest.fixture(scope="module")

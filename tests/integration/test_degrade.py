@@ -45,11 +45,7 @@ from tests.integration.support.orders import Oms, connect
 from tests.integration.support.orders import place as place_stp
 from tests.integration.support.stp import await_pinned_price, ended, hedges_of, stp_trader
 from tests.integration.support.waiting import eventually
-from tests.integration.test_trading_flow import (
-    accounts,  # noqa: F401 (a fixture)
-    edge,  # noqa: F401 (a fixture)
-    pinned,  # noqa: F401 (a fixture)
-)
+from tests.integration.test_trading_flow import pinned  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
@@ -78,8 +74,8 @@ def risk_serving(running_stack: RunningStack) -> bool:
 
 def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
     running_stack: RunningStack,
-    edge: Edge,  # noqa: F811
-    accounts: AccountStack,  # noqa: F811
+    edge: Edge,
+    accounts: AccountStack,
     pinned: Callable[[str, str], None],  # noqa: F811
 ) -> None:
     trader = new_trader(edge, accounts)
@@ -143,7 +139,7 @@ def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
     )
 
 
-def group_quote_or_none(edge: Edge, trader: Trader) -> tuple[str, str] | None:  # noqa: F811
+def group_quote_or_none(edge: Edge, trader: Trader) -> tuple[str, str] | None:
     try:
         return group_quote(edge, trader)
     except grpc.RpcError:
@@ -152,8 +148,8 @@ def group_quote_or_none(edge: Edge, trader: Trader) -> tuple[str, str] | None:  
 
 def test_the_first_order_after_risk_restarts_succeeds(
     running_stack: RunningStack,
-    edge: Edge,  # noqa: F811
-    accounts: AccountStack,  # noqa: F811
+    edge: Edge,
+    accounts: AccountStack,
     pinned: Callable[[str, str], None],  # noqa: F811
 ) -> None:
     trader = new_trader(edge, accounts)
@@ -195,8 +191,8 @@ def test_the_first_order_after_risk_restarts_succeeds(
 
 def test_the_first_order_after_the_oms_restarts_succeeds(
     running_stack: RunningStack,
-    edge: Edge,  # noqa: F811
-    accounts: AccountStack,  # noqa: F811
+    edge: Edge,
+    accounts: AccountStack,
     pinned: Callable[[str, str], None],  # noqa: F811
 ) -> None:
     trader = new_trader(edge, accounts)
@@ -213,8 +209,8 @@ def test_the_first_order_after_the_oms_restarts_succeeds(
 def test_a_frozen_database_costs_only_latency_and_leaves_no_order_half_done(
     running_stack: RunningStack,
     oms: Oms,
-    edge: Edge,  # noqa: F811
-    accounts: AccountStack,  # noqa: F811
+    edge: Edge,
+    accounts: AccountStack,
     pinned: Callable[[str, str], None],  # noqa: F811
 ) -> None:
     trader = new_trader(edge, accounts)

@@ -53,11 +53,6 @@ PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
 
 
 @pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
 def trader(edge: Edge) -> Trader:
     """The seeded demo user: a funded account that every service knows."""
     demo = edge.state.demo

@@ -22,7 +22,6 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
 from tests.integration.support.infra import connect_nats
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
@@ -47,11 +46,6 @@ R = ErrorReason
 Metadata = tuple[tuple[str, str]]
 POINT = Decimal("0.00001")  # EURUSD quotes 5 digits
 CONSUMER = "account-instruments"  # services/account/instruments.py
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
 
 
 @pytest.fixture(scope="module")

@@ -56,9 +56,7 @@ EXAMPLES = int(os.environ.get("TM_HOSTILE_ADMIN_EXAMPLES", "12"))
 SETTLE_SECONDS = 15.0  # how long a call that succeeded may take to settle (its events applied)
 WRITES = [rpc for rpc in RPCS if rpc.admin and not rpc.read_only]
 
-# The other module's fixtures, on this module's own stack.
-edge = hostile.edge
-accounts = hostile.accounts
+# The other module's fixtures, on this module's own stack (edge and accounts: conftest's).
 report = hostile.report
 world = hostile.world
 baseline = hostile.baseline

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from services.account.webhook_auth import sign
 from stack.contracts import edge_services
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge_trading import Trader, market, new_trader, place_grpc
@@ -130,16 +130,6 @@ def templates(me: Trader, order_id: str, position_id: str) -> dict[str, Message]
         risk_service_pb2.ListMarginEventsRequest(account_id=account, page_size=10),
     ]
     return {request.DESCRIPTOR.name.removesuffix("Request"): request for request in found}
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 @pytest.fixture(scope="module")

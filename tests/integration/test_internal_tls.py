@@ -45,11 +45,6 @@ from tradingmesh.risk.v1 import risk_service_pb2_grpc as risk_grpc
 SHORT_TTL = "60s"
 
 
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
-
-
 def _vault(state: StackState) -> VaultAdmin:
     return VaultAdmin(state.vault.address, Path(state.vault.root_token_file).read_text().strip())
 

@@ -38,11 +38,6 @@ from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 
 @pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
 def demo(edge: Edge) -> tuple[str, str]:
     """(access token, account id) of the seeded demo user."""
     demo = edge.state.demo

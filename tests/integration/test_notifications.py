@@ -17,7 +17,6 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,8 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Envelope
 from simulators.smtp.control import SinkClient
-from tests.integration.callers import AccountStack, account_stack
-from tests.integration.conftest import RunningStack
+from tests.integration.callers import AccountStack
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import Trader, new_trader
 from tests.integration.support.infra import connect_nats
@@ -49,16 +47,6 @@ from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
 
 K = pb.NotificationKind
 STREAM = "/tradingmesh.notification.v1.NotificationService/StreamNotifications"
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from google.protobuf import descriptor_pb2
 
 from stack.paths import REPO
 from stack.ports import Ports
-from tests.integration.conftest import RunningStack
 from tests.integration.node_clients import run_node_script
 from tests.integration.support.edge import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
@@ -31,11 +30,6 @@ from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
 NODE_CLIENT = REPO / "tests" / "node" / "partner_client.js"
 TOOL_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,6 @@ class Staff:
 
 
 @pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
 def staff(edge: Edge) -> Staff:
     people = {}
     for role in ("admin", "dealer", "backoffice", "trader"):

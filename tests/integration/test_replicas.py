@@ -31,7 +31,7 @@ from stack.orchestrator import is_running, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from stack.state import StackState, load
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge_trading import market, new_trader, place_grpc
@@ -64,16 +64,6 @@ JOBS = {
 def running_stack() -> Iterator[RunningStack]:
     """This module's own stack, two instances of every service (not the session's)."""
     yield from stack_of_its_own(f"it-replicas-{os.getpid()}", replicas=2)
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 def _leading(state: StackState, service: str, instance: int, job: str) -> bool:

@@ -67,11 +67,6 @@ def oms(running_stack: RunningStack) -> Iterator[Oms]:
 
 
 @pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
 def people(edge: Edge) -> dict[str, tuple[str, str]]:
     """(user id, access token) of a signed-in dealer, admin and trader."""
     found = {}

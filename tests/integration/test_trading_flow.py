@@ -27,7 +27,7 @@ from stack.orchestrator import StackConfig, is_running, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
 from stack.state import load
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
 from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import Message, events_on, published
 from tests.integration.support.edge import Edge, bearer
@@ -48,16 +48,6 @@ from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
 
 PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
 LOT = Decimal("100000")  # EURUSD's contract size (stack/seed.py)
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
-
-
-@pytest.fixture(scope="module")
-def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
-    yield from account_stack(running_stack)
 
 
 @pytest.fixture

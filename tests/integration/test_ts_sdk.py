@@ -16,7 +16,6 @@ import grpc
 import pytest
 
 from stack.paths import REPO
-from tests.integration.conftest import RunningStack
 from tests.integration.node_clients import run_node_script
 from tests.integration.support.edge import Edge, bearer
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
@@ -26,11 +25,6 @@ from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 SDK = REPO / "clients" / "typescript"
 CLIENT = REPO / "tests" / "node" / "ts_sdk_client.mjs"
-
-
-@pytest.fixture(scope="module")
-def edge(running_stack: RunningStack) -> Edge:
-    return Edge(running_stack.state)
 
 
 def _build_sdk() -> None:
