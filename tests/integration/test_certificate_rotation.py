@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
@@ -55,10 +56,26 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
     quotes: list[float] = []  # when each quote arrived
     stream_errors: list[grpc.RpcError] = []
     stream_channel = edge.channel()  # opened before the rotation, kept through it
-    stream = pricing_grpc.PricingServiceStub(stream_channel).StreamQuotes(
-        pricing_service_pb2.StreamQuotesRequest(account_id=trader.account_id, symbols=["EURUSD"]),
-        metadata=bearer(trader.token),
+    pricing = pricing_grpc.PricingServiceStub(stream_channel)
+    request = pricing_service_pb2.StreamQuotesRequest(
+        account_id=trader.account_id, symbols=["EURUSD"]
     )
+
+    def first_quote() -> Any:
+        """A stream that gave its first quote; None while the stream workers do not know the
+        account yet (NOT_FOUND: they learn it from the account's events, like the OMS and risk,
+        but on their own time)."""
+        call = pricing.StreamQuotes(request, metadata=bearer(trader.token))
+        try:
+            next(call)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        quotes.append(time.monotonic())
+        return call
+
+    stream = eventually(first_quote, 20, "a quote stream with its first quote")
 
     def read_stream() -> None:
         try:
@@ -70,7 +87,6 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
 
     reader = threading.Thread(target=read_stream, daemon=True)
     reader.start()
-    eventually(lambda: len(quotes) > 0, 20, "a first quote on the stream")
 
     renewed: list[str] = []
     rotation = threading.Thread(
@@ -83,8 +99,8 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
     side = types_pb2.SIDE_BUY
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
-        if not rotation.is_alive() and not renewed and time.monotonic() > deadline - 6:
-            rotation.start()
+        if rotation.ident is None and time.monotonic() > deadline - 6:
+            rotation.start()  # two seconds in: orders before, during and after it
         with edge.channel() as fresh:  # ... and a new one for each order, some after it
             for stub in (kept, order_grpc.OrderServiceStub(fresh)):
                 try:
