@@ -50,13 +50,20 @@ def contract_services(edge: Edge) -> dict[str, bool]:
 
 
 def _grpcurl(
-    edge: Edge, *args: str, stdin: str | None = None, target: str | None = None
+    edge: Edge, *args: str, stdin: str | None = None, service: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """grpcurl with reflection only (no protoset), to the edge over TLS or to `target` in
-    plaintext. `args` are flags, then "--", then what follows the address (verb or method)."""
+    """grpcurl with reflection only (no protoset), to the edge over TLS, or to `service`'s own
+    port over mutual TLS as the operator (ADR 0018). `args` are flags, then "--", then what
+    follows the address (verb or method)."""
     split = args.index("--")
-    connection = ["-plaintext"] if target else ["-cacert", edge.state.endpoints.ca_file]
-    address = target or edge.state.endpoints.grpc
+    ca = edge.state.endpoints.ca_file
+    connection = ["-cacert", ca]
+    address = edge.state.endpoints.grpc
+    if service is not None:
+        tls = Path(ca).parent
+        connection += ["-cert", str(tls / "operator.pem"), "-key", str(tls / "operator-key.pem")]
+        connection += ["-servername", service]
+        address = f"127.0.0.1:{Ports(edge.state.base_port).service_grpc(service)}"
     argv = [str(GRPCURL), "-max-time", "20", *connection, *args[:split], address]
     return subprocess.run(
         [*argv, *args[split + 1 :]],
@@ -121,13 +128,12 @@ def test_internal_services_cannot_be_described_through_the_edge_but_can_on_their
     edge: Edge, contract_services: dict[str, bool]
 ) -> None:
     internal = sorted(name for name, is_internal in contract_services.items() if is_internal)
-    risk_port = Ports(edge.state.base_port).service_grpc("risk")
 
     for name in internal:
         described = _grpcurl(edge, "--", "describe", name)
         assert described.returncode != 0, described.stdout
         assert "not found" in described.stderr.lower(), described.stderr
-    on_its_port = _grpcurl(edge, "--", "list", target=f"127.0.0.1:{risk_port}")
+    on_its_port = _grpcurl(edge, "--", "list", service="risk")
 
     assert on_its_port.returncode == 0, on_its_port.stderr
     assert "tradingmesh.risk.v1.RiskInternalService" in on_its_port.stdout.split()
