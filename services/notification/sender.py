@@ -34,6 +34,7 @@ from services.notification.domain import RetryPolicy
 from services.notification.email import Mail, render
 from services.platform.db import Database
 from services.platform.secrets import Secret
+from services.platform.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +132,7 @@ class EmailSender:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
 
     def wake(self) -> None:

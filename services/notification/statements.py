@@ -22,7 +22,6 @@ whose period it refuses (an account opened after the period) gets no statement t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from services.notification import domain, store
 from services.platform.db import Database
 from services.platform.internal import internal_channel
 from services.platform.secrets import Secret
+from services.platform.tasks import Repeating
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind
 from tradingmesh.reporting.v1 import reporting_internal_service_pb2 as reporting_api
@@ -113,34 +113,24 @@ class DailyStatements:
         self._db = db
         self._reporting = reporting
         self._announce = announce
-        self._poll = poll_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
+        self._passes = Repeating(
+            "notification-daily-statements",
+            self.run_once,
+            pause=poll_seconds,
+            failure="making daily statements failed; trying again",
+            log=log,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notification-daily-statements")
+        self._passes.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._passes.stop()
         await self._reporting.close()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("making daily statements failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-            self._wake.clear()
+        self._passes.wake()
 
     async def run_once(self) -> int:
         """Makes the statements of every due day this process could claim; how many it

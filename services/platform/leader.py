@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
 from services.platform.metrics import REGISTRY
+from services.platform.tasks import cancel_and_wait
 
 __all__ = ["LEADER", "Elected", "lock_key"]
 
@@ -87,11 +88,8 @@ class Elected:
         self._task = asyncio.create_task(self._run(), name=f"elected {self.job}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
@@ -99,8 +97,6 @@ class Elected:
                 async with self.db.leadership(self.key) as lock:
                     if lock is not None:
                         await self._leading(lock)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("%s: leading failed; trying again", self.job)
             await asyncio.sleep(self._retry)

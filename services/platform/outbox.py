@@ -65,6 +65,7 @@ from services.platform.db import Database
 from services.platform.envelope import Envelope, Sealed
 from services.platform.metrics import REGISTRY
 from services.platform.sql import Write
+from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor
 
@@ -418,8 +419,6 @@ class OutboxRelay:
             self._wakeup.clear()
             try:
                 await self._pass()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 _log.exception("outbox relay failed; retrying", extra={"table": self._table})
                 await asyncio.sleep(_RETRY_SECONDS)
@@ -441,9 +440,7 @@ class OutboxRelay:
             del _RELAYS[self.schema]
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
         with contextlib.suppress(Exception):  # what was published is marked; the rest polled
             while self._handed:

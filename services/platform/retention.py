@@ -30,7 +30,6 @@ same rows at worst, and one of them finds them gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from typing import Final
 from sqlalchemy import text
 
 from services.platform.db import Database
+from services.platform.tasks import cancel_and_wait
 
 __all__ = ["BATCH", "INBOX_KEEP", "Retention", "RetentionRule", "inbox_rule"]
 
@@ -160,7 +160,5 @@ class Retention:
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None

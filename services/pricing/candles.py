@@ -28,7 +28,6 @@ still sit in a writer's buffer for up to one flush interval). A tick that arrive
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections import defaultdict
@@ -48,6 +47,7 @@ from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.settings import SettingsError
+from services.platform.tasks import cancel_and_wait
 from services.pricing.ticks import PUBLISHED_PRICES_WRITE_LOCK
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import format_decimal
@@ -452,15 +452,11 @@ class CandleJob:
                 try:
                     await self.maintain_partitions()
                     next_maintenance = loop.time() + self._maintenance_interval
-                except asyncio.CancelledError:
-                    raise
                 except Exception:
                     _log.exception("tick partition maintenance failed; retrying")
                     next_maintenance = loop.time() + min(60.0, self._maintenance_interval)
             try:
                 await self.run_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 _log.exception("candle job failed; retrying")
             await asyncio.sleep(self._interval)
@@ -471,9 +467,7 @@ class CandleJob:
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
 

@@ -14,7 +14,6 @@ NATS; it is tried again every `REDIS_RETRY_SECONDS` with the newest prices while
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -28,6 +27,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import Counter, Gauge
 
 from services.platform.metrics import REGISTRY
+from services.platform.tasks import cancel_and_wait
 from services.pricing.engine import PricingEngine, Update
 from services.pricing.gateway import LpStatus, SessionState
 from services.pricing.model import LpQuote, PublishedPrice
@@ -145,11 +145,7 @@ class PriceFeed:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
 
     async def _expirer(self) -> None:
         while True:
@@ -165,8 +161,6 @@ class PriceFeed:
             self._to_cache(prices, stale)
             try:
                 await self.publish(prices)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # Dropped, not retried: the next price supersedes these.
                 log.exception("publishing prices failed", extra={"prices": len(prices)})
@@ -195,8 +189,6 @@ class PriceFeed:
             self.cache_pending, self.cache_pending_stale = {}, set()
             try:
                 await self.write_cache(prices, stale)
-            except asyncio.CancelledError:
-                raise
             except Exception as error:
                 REDIS_UP.set(0)
                 if not failing:

@@ -16,7 +16,6 @@ a slow reader gets the latest price when it reads, never a backlog.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -30,6 +29,7 @@ from prometheus_client import Counter, Gauge
 from services.platform.errors import DomainError
 from services.platform.infra_tls import client_context
 from services.platform.metrics import REGISTRY
+from services.platform.tasks import cancel_and_wait
 from services.pricing.fanout import ClientStream, GroupFanout
 from services.pricing.model import MarkupKind, PublishedPrice, SourceRef
 from services.pricing.subscription import RedisEndpoint, Subscription
@@ -222,11 +222,7 @@ class StreamHub:
     async def stop(self) -> None:
         await self._subscription.stop()
         tasks = [*self._tasks, *([self._heartbeats] if self._heartbeats else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     # -- the subscription ----------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ Settings of its own, besides the platform's (ADR 0004):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -37,6 +36,7 @@ from services.platform import (
     connect_redis,
     run,
 )
+from services.platform.tasks import cancel_and_wait
 from services.pricing import server
 from services.pricing.quotes import COALESCE_SECONDS, StreamHub
 from services.pricing.reference import Reference
@@ -135,10 +135,7 @@ class StreamWorker:
                 log.exception("re-reading the reference data failed; keeping the last copy")
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        await cancel_and_wait(self._refresher)
         if self.parts.hub_ is not None:
             await self.parts.hub_.stop()
             await self.parts.hub_.redis.aclose()

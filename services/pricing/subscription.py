@@ -22,6 +22,8 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from services.platform.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 Item = bytes | int
@@ -135,18 +137,13 @@ class Subscription:
             self._task = asyncio.create_task(self._run(), name="quote-subscription")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
                 await self._session()
-            except asyncio.CancelledError:
-                raise
             except (OSError, RespError, TimeoutError, ValueError, IndexError) as error:
                 log.warning(
                     "quote subscription lost; reconnecting",

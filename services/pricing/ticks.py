@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
+from services.platform.tasks import cancel_and_wait
 from services.pricing.model import LpQuote, PublishedPrice
 
 __all__ = [
@@ -316,8 +317,6 @@ class TickWriter:
                     await asyncio.wait_for(self._full.wait(), self._flush_interval)
             try:
                 await self.flush()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 failures += 1
                 _FLUSH_FAILURES.inc()
@@ -338,11 +337,8 @@ class TickWriter:
     async def stop(self) -> None:
         """Stops the background task, then writes what is left; what cannot be written within
         the time limit is counted as dropped (reason "stopped") and logged."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         try:
             async with asyncio.timeout(_STOP_FLUSH_TIMEOUT_SECONDS):
                 await self.flush()

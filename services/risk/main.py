@@ -19,7 +19,6 @@ OMS's open positions (ADR 0007; idempotent with the events by position version).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -35,6 +34,7 @@ from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
 from services.platform.secrets import EDGE_PATH
+from services.platform.tasks import cancel_and_wait
 from services.risk import metrics, server, store
 from services.risk.copies import Copies, position_of
 from services.risk.quotes import QuoteFeed
@@ -201,10 +201,7 @@ class RiskRuntime:
         log.warning("the OMS's open positions could not be read; the events alone feed them")
 
     async def close(self) -> None:
-        if self._positions is not None:
-            self._positions.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._positions
+        await cancel_and_wait(self._positions)
         if self.snapshots is not None:
             await self.snapshots.stop()
         if self.watcher is not None:

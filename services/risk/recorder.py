@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from services.platform.db import Database
+from services.platform.tasks import cancel_and_wait
 from services.risk import store
 
 __all__ = ["DecisionRecorder"]
@@ -65,8 +66,6 @@ class DecisionRecorder:
             self._wake.clear()
             try:
                 await self.flush()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("writing check decisions failed; retrying")
                 await asyncio.sleep(1.0)
@@ -75,11 +74,8 @@ class DecisionRecorder:
         self._task = asyncio.create_task(self._run(), name="risk-decision-recorder")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         try:
             await self.flush()
         except Exception:

@@ -17,8 +17,6 @@ restart), then is taken with what there is.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
 from services.platform.sql import insert_rows
+from services.platform.tasks import Repeating
 from services.risk.state import RiskState
 from services.risk.valuation import value_account
 
@@ -110,11 +109,16 @@ class DailySnapshots:
         self.db = db
         self.state = state
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Repeating(
+            "risk-daily-snapshots",
+            self.take_due,
+            pause=PASS_SECONDS,
+            failure="taking the daily snapshots failed; retrying",
+            log=log,
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._passes.wake()
 
     async def take_due(self) -> int:
         """Takes every due day's snapshots that can be taken now; how many days."""
@@ -158,24 +162,8 @@ class DailySnapshots:
             )
         return taken
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.take_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("taking the daily snapshots failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), PASS_SECONDS)
-            self._wake.clear()
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="risk-daily-snapshots")
+        self._passes.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._passes.stop()

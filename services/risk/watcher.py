@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.platform.db import Database
 from services.platform.leader import LEADER
 from services.platform.metrics import REGISTRY
+from services.platform.tasks import cancel_and_wait
 from services.risk import convert, store
 from services.risk.copies import position_of
 from services.risk.episodes import (
@@ -161,11 +162,7 @@ class MarginWatcher:
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._stop_outs.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         self._task = None
         self._stop_outs.clear()
 
@@ -190,8 +187,6 @@ class MarginWatcher:
                         await self._lead(lock)
                     finally:
                         await self._stop_stop_outs()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("the margin watcher failed; starting again")
                 await asyncio.sleep(_RETRY_SECONDS)
@@ -206,11 +201,7 @@ class MarginWatcher:
 
     async def _stop_stop_outs(self) -> None:
         tasks = list(self._stop_outs.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         self._stop_outs.clear()
 
     # -- leading -------------------------------------------------------------------------------
@@ -378,8 +369,6 @@ class MarginWatcher:
     async def _stop_out(self, account_id: str) -> None:
         try:
             await self._run_stop_out(account_id)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception(
                 "a stop-out failed; the next pass resumes it", extra={"account_id": account_id}

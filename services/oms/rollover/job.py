@@ -27,8 +27,6 @@ until it is charged.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import uuid
@@ -54,6 +52,7 @@ from services.oms.store.events import system_actor
 from services.platform.db import Database
 from services.platform.outbox import add_event
 from services.platform.resources import Resources
+from services.platform.tasks import Repeating
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
 from tradingmesh.trading.money import IDENTITY, Conversion, money_text
@@ -118,8 +117,13 @@ class RolloverJob:
         self.quotes = quotes
         self.config = config
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Repeating(
+            "oms-rollover",
+            self.run_once,
+            pause=PASS_SECONDS,
+            failure="the rollover job failed; retrying",
+            log=log,
+        )
 
     @property
     def db(self) -> Database:
@@ -137,7 +141,7 @@ class RolloverJob:
             )
             row = await store.rollover(session, trading_date)
         assert row is not None
-        self._wake.set()
+        self._passes.wake()
         return row
 
     async def state(self, trading_date: date) -> RolloverRow | None:
@@ -353,26 +357,8 @@ class RolloverJob:
     # -- the task -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the rollover job failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), PASS_SECONDS)
-            self._wake.clear()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="oms-rollover")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """The passes, while this instance leads the job (`Elected`)."""
+        await self._passes.run()
 
 
 def _metadata(now: datetime) -> EventMetadata:

@@ -189,6 +189,7 @@ from services.platform.fix import LpEndpoint
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret, Vault
+from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
@@ -770,9 +771,7 @@ class StpDesk:
             self._journal = None
         if self._worker is not None:
             await self._drain()
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await cancel_and_wait(self._worker)
             self._worker = None
 
     async def _drain(self) -> None:
@@ -894,8 +893,6 @@ class StpDesk:
             try:
                 await job()
                 return
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("STP: %s failed (attempt %d of %d)", what, attempt, _ATTEMPTS)
                 if attempt < _ATTEMPTS:

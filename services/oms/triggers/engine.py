@@ -119,6 +119,7 @@ from services.platform.envelope import Event, events_of
 from services.platform.errors import DomainError
 from services.platform.leader import LEADER
 from services.platform.resources import Resources
+from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
@@ -356,11 +357,7 @@ class TriggerEngine:
                 await self.reload()
         finally:
             self.leading = False
-            for worker in workers:
-                worker.cancel()
-            for worker in workers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            await cancel_and_wait(*workers)
 
     # -- the index ---------------------------------------------------------------------------------
 
@@ -552,8 +549,6 @@ class TriggerEngine:
             hit = await self._jobs.get()
             try:
                 await self.handle(hit)
-            except asyncio.CancelledError:
-                raise
             except DomainError as error:
                 log.warning(
                     "a trigger was not acted on",

@@ -8,8 +8,6 @@ locks its account and re-reads the order, and an order already ended is skipped.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from services.oms.store.changes import (
 )
 from services.oms.store.events import system_actor
 from services.platform.db import Database
+from services.platform.tasks import Repeating
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = ["ExpirySweeper"]
@@ -46,7 +45,13 @@ class ExpirySweeper:
     ) -> None:
         self.db = db
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Repeating(
+            "oms-expiry",
+            self.sweep,
+            pause=SWEEP_SECONDS,
+            failure="expiring DAY orders failed; retrying",
+            log=log,
+        )
 
     async def sweep(self) -> int:
         """Expires the orders due now; how many."""
@@ -88,21 +93,5 @@ class ExpirySweeper:
         return 1
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("expiring DAY orders failed; retrying")
-            await asyncio.sleep(SWEEP_SECONDS)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="oms-expiry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """The passes, while this instance leads the job (`Elected`)."""
+        await self._passes.run()
