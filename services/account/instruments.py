@@ -17,14 +17,19 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
+from services.platform.inbox import (
+    EventConsumer,
+    Outcome,
+    UndeliverableError,
+    decode_known,
+    first_time,
+)
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = ["CONSUMER", "SUBJECTS", "InstrumentCatalogue", "InstrumentLots", "decode", "lots_of"]
@@ -60,16 +65,7 @@ class InstrumentLots:
 def decode(subject: str, data: bytes) -> InstrumentEvent | None:
     """The event on `subject`, or None for a subject this copy does not use. A payload that is
     not the subject's message, or has no event id, raises ValueError."""
-    kind = SUBJECTS.get(subject)
-    if kind is None:
-        return None
-    try:
-        event = kind.FromString(data)
-    except DecodeError as error:
-        raise ValueError(f"{subject}: not a {kind.DESCRIPTOR.full_name}") from error
-    if not event.metadata.event_id:
-        raise ValueError(f"{subject}: an event without an id cannot be applied once")
-    return event
+    return decode_known(subject, data, SUBJECTS, needs_id=True)
 
 
 def lots_of(event: InstrumentEvent) -> InstrumentLots:

@@ -24,9 +24,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final
 
-from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +36,7 @@ from services.account.ledger import References, lock_balance, post
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
-from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.inbox import EventConsumer, UndeliverableError, decode_payload, first_time
 from services.platform.sql import insert_rows
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -124,24 +123,6 @@ def swap_of(event: oms_events_pb2.PositionSwapCharged) -> Decimal:
     return _amount(event.swap, event.currency, "swap")
 
 
-_M = TypeVar(
-    "_M",
-    oms_events_pb2.TradeExecuted,
-    oms_events_pb2.PositionSwapCharged,
-    risk_events_pb2.StopOutCompleted,
-)
-
-
-def _decode(kind: type[_M], data: bytes) -> _M:
-    try:
-        event = kind.FromString(data)
-    except DecodeError as error:
-        raise UndeliverableError(f"not a {kind.DESCRIPTOR.full_name}") from error
-    if not event.metadata.event_id:
-        raise UndeliverableError("an event without an id cannot be applied once")
-    return event
-
-
 def _actor(event_actor: Actor) -> Actor:
     return event_actor if event_actor.kind else actor_of(None)
 
@@ -169,7 +150,9 @@ class TradeBookings:
         await self.consumer.stop()
 
     async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = _decode(oms_events_pb2.TradeExecuted, message.data)
+        event = decode_payload(
+            message.subject, message.data, oms_events_pb2.TradeExecuted, needs_id=True
+        )
         try:
             bookings = bookings_of(event)
             account_id = uuid.UUID(event.trade.account_id)
@@ -256,7 +239,9 @@ class SwapBookings:
         await self.consumer.stop()
 
     async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = _decode(oms_events_pb2.PositionSwapCharged, message.data)
+        event = decode_payload(
+            message.subject, message.data, oms_events_pb2.PositionSwapCharged, needs_id=True
+        )
         try:
             amount = swap_of(event)
             account_id = uuid.UUID(event.position.account_id)
@@ -311,7 +296,9 @@ class StopOutCorrections:
         await self.consumer.stop()
 
     async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = _decode(risk_events_pb2.StopOutCompleted, message.data)
+        event = decode_payload(
+            message.subject, message.data, risk_events_pb2.StopOutCompleted, needs_id=True
+        )
         margin_event = event.margin_event
         try:
             account_id = uuid.UUID(margin_event.account_id)

@@ -46,9 +46,10 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
+from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
@@ -61,6 +62,7 @@ from services.platform.envelope import EnvelopeError, Event, matches, open_envel
 from services.platform.metrics import REGISTRY
 from services.platform.outbox import schema_table
 from services.platform.sql import insert_rows
+from services.platform.tasks import cancel_and_wait
 
 __all__ = [
     "AfterCommit",
@@ -69,6 +71,8 @@ __all__ = [
     "Outcome",
     "UndeliverableError",
     "claim",
+    "decode_known",
+    "decode_payload",
     "first_time",
 ]
 
@@ -104,8 +108,33 @@ Outcome = bool | AfterCommit
 Handler = Callable[[AsyncSession, Event], Awaitable[Outcome]]
 
 
-class UndeliverableError(Exception):
+class UndeliverableError(ValueError):
     """The event breaks its contract: no redelivery can make it apply."""
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def decode_payload(subject: str, data: bytes, kind: type[_M], *, needs_id: bool = False) -> _M:
+    """The payload of an event on `subject` as `kind`. UndeliverableError if it is not one, or,
+    with `needs_id`, if it carries no `metadata.event_id` (it could not be applied once)."""
+    try:
+        event = kind.FromString(data)
+    except DecodeError as error:
+        raise UndeliverableError(f"{subject}: not a {kind.DESCRIPTOR.full_name}") from error
+    metadata: Any = getattr(event, "metadata", None)
+    if needs_id and not (metadata is not None and metadata.event_id):
+        raise UndeliverableError(f"{subject}: an event without an id cannot be applied once")
+    return event
+
+
+def decode_known(
+    subject: str, data: bytes, subjects: Mapping[str, type[_M]], *, needs_id: bool = False
+) -> _M | None:
+    """`decode_payload` for the message `subjects` names for `subject`; None for a subject the
+    consumer does not use."""
+    kind = subjects.get(subject)
+    return None if kind is None else decode_payload(subject, data, kind, needs_id=needs_id)
 
 
 async def claim(
@@ -214,11 +243,8 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(subscription), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._subscription is not None:
             # Gone at once: messages fetched but not applied wait in the subscription's queue,
             # and draining the connection would wait for them (the whole drain timeout). They

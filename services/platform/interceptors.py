@@ -120,39 +120,48 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         return _wrap(handler, method, self.around)
 
 
+_SHAPES: Final = (
+    # (the handler's attribute, Call.kind, one request?, streamed responses?, handler factory)
+    ("unary_unary", "unary", True, False, grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", "server_stream", True, True, grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", "client_stream", False, False, grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", "bidi_stream", False, True, grpc.stream_stream_rpc_method_handler),
+)
+
+
 def _wrap(
     handler: _Handler, method: str, around: Callable[[Call], AbstractAsyncContextManager[None]]
 ) -> _Handler:
     """The handler with `around` around its behaviour; serializers and shape unchanged."""
-    serializers: dict[str, Any] = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        unary = cast(_Behaviour, handler.unary_unary)
-
-        async def unary_unary(request: Message, context: ServicerContext) -> Any:
-            async with around(Call(method, "unary", request, context)):
-                return await _resolved(unary(request, context))
-
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **serializers)
-    if handler.unary_stream is not None:
-        inner = cast(_Behaviour, handler.unary_stream)
-        behaviour = _streaming(inner, method, "server_stream", around, True)
-        return grpc.unary_stream_rpc_method_handler(behaviour, **serializers)
-    if handler.stream_unary is not None:
-        requests_in = cast(_Behaviour, handler.stream_unary)
-
-        async def stream_unary(requests: Any, context: ServicerContext) -> Any:
-            async with around(Call(method, "client_stream", None, context)):
-                return await _resolved(requests_in(requests, context))
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **serializers)
-    if handler.stream_stream is not None:
-        inner = cast(_Behaviour, handler.stream_stream)
-        behaviour = _streaming(inner, method, "bidi_stream", around, False)
-        return grpc.stream_stream_rpc_method_handler(behaviour, **serializers)
+    for attribute, kind, unary_request, streamed, handler_of in _SHAPES:
+        inner = cast(_Behaviour | None, getattr(handler, attribute))
+        if inner is None:
+            continue
+        wrap = _streaming if streamed else _answered
+        behaviour = wrap(inner, method, kind, around, unary_request)
+        make = cast(Callable[..., _Handler], handler_of)
+        return make(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
     return handler
+
+
+def _answered(
+    inner: _Behaviour,
+    method: str,
+    kind: str,
+    around: Callable[[Call], AbstractAsyncContextManager[None]],
+    unary_request: bool,
+) -> _Behaviour:
+    """A behaviour that answers once (unary or client-streaming) with `around` around it."""
+
+    async def answer(request: Any, context: ServicerContext) -> Any:
+        async with around(Call(method, kind, request if unary_request else None, context)):
+            return await _resolved(inner(request, context))
+
+    return answer
 
 
 def _streaming(

@@ -6,6 +6,7 @@ through SQLAlchemy costs the client a fixed overhead; the cost of a transaction 
 its number of statements (notes/order-floor.md). So:
 
 - `insert_rows` writes any number of rows with ONE statement;
+- `where` builds the WHERE clause of a filtered list from the filters a request gives;
 - `one_statement` runs several writes (INSERT, UPDATE, DELETE) as ONE statement: each becomes a
   data-modifying WITH query, which PostgreSQL runs exactly once and to completion whether or
   not the main query reads it; the main query reports how many rows the counted ones touched.
@@ -41,12 +42,28 @@ __all__ = [
     "positional",
     "unexpected_write",
     "values_insert",
+    "where",
 ]
 
 UNEXPECTED_WRITE: Final = "T0409"
 
 # A named parameter as SQLAlchemy's text() finds them (":name"; not a cast, "::type").
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def where(*filters: tuple[str, str, object]) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (" WHERE a AND b", or "" for none) of the filters that are given, and
+    their parameters. A filter is (condition, its parameter's name, value); None is not given.
+    A list value goes as a list (for `= ANY(:name)`); `where(("status = ANY(:statuses)",
+    "statuses", ["OPEN"]), ("symbol = :symbol", "symbol", None))` is
+    (" WHERE status = ANY(:statuses)", {"statuses": ["OPEN"]})."""
+    given = [(condition, name, value) for condition, name, value in filters if value is not None]
+    params = {
+        name: list(value) if isinstance(value, set | frozenset | tuple) else value
+        for _, name, value in given
+    }
+    clause = " AND ".join(condition for condition, _, _ in given)
+    return (f" WHERE {clause}" if clause else ""), params
 
 
 def values_insert(

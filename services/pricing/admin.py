@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -207,6 +208,25 @@ def operator_metadata(caller: Caller, version: int, now: datetime) -> EventMetad
 
 
 # -- the books and the provenance (pure) -------------------------------------------------------
+
+
+async def _announced(
+    session: AsyncSession,
+    row: Mapping[Any, Any],
+    caller: Caller,
+    now: datetime,
+    subject: str,
+    event: Callable[..., Message],
+    **fields: Any,
+) -> tuple[pricing_pb2.Instrument, int]:
+    """The instrument a change wrote (its returned row), announced by `event` in the change's
+    transaction."""
+    instrument, version = instrument_from_row(row, now), int(row["version"])
+    metadata = operator_metadata(caller, version, now)
+    await add_event(
+        session, SCHEMA, subject, event(metadata=metadata, instrument=instrument, **fields)
+    )
+    return instrument, version
 
 
 def _side(quote: LpQuote, price: Decimal) -> pricing_pb2.LiquidityProviderQuoteRef:
@@ -428,14 +448,13 @@ class PricingAdmin:
                     f"instrument {wanted.symbol} exists",
                     metadata={"symbol": wanted.symbol},
                 )
-            instrument, version = instrument_from_row(row, now), int(row["version"])
-            await add_event(
+            instrument, version = await _announced(
                 session,
-                SCHEMA,
+                row,
+                caller,
+                now,
                 "pricing.instrument.created",
-                pricing_events_pb2.InstrumentCreated(
-                    metadata=operator_metadata(caller, version, now), instrument=instrument
-                ),
+                pricing_events_pb2.InstrumentCreated,
             )
         self._committed(instrument, version)
         try:
@@ -460,17 +479,14 @@ class PricingAdmin:
             if not changed:
                 return before  # nothing to write, publish or apply
             result = await session.execute(_UPDATE_SPEC, row_values(after))
-            row = result.mappings().one()
-            instrument, version = instrument_from_row(row, now), int(row["version"])
-            await add_event(
+            instrument, version = await _announced(
                 session,
-                SCHEMA,
+                result.mappings().one(),
+                caller,
+                now,
                 "pricing.instrument.updated",
-                pricing_events_pb2.InstrumentUpdated(
-                    metadata=operator_metadata(caller, version, now),
-                    instrument=instrument,
-                    update_mask=FieldMask(paths=changed),
-                ),
+                pricing_events_pb2.InstrumentUpdated,
+                update_mask=FieldMask(paths=changed),
             )
         self._committed(instrument, version)
         return instrument
@@ -500,18 +516,15 @@ class PricingAdmin:
                     "reason": halt_reason,
                 },
             )
-            row = result.mappings().one()
-            instrument, version = instrument_from_row(row, now), int(row["version"])
-            await add_event(
+            instrument, version = await _announced(
                 session,
-                SCHEMA,
+                result.mappings().one(),
+                caller,
+                now,
                 "pricing.instrument.trading_status_changed",
-                pricing_events_pb2.InstrumentTradingStatusChanged(
-                    metadata=operator_metadata(caller, version, now),
-                    instrument=instrument,
-                    previous_status=before.trading_status,
-                    reason=reason,
-                ),
+                pricing_events_pb2.InstrumentTradingStatusChanged,
+                previous_status=before.trading_status,
+                reason=reason,
             )
         self._committed(instrument, version)
         return instrument

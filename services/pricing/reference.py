@@ -14,7 +14,6 @@ and only if newer than what is stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -23,14 +22,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, UndeliverableError, first_time
+from services.platform.inbox import EventConsumer, decode_known, first_time
+from services.platform.tasks import cancel_and_wait
 from services.pricing.engine import GroupConfig
 from services.pricing.model import Markup, MarkupKind
 from tradingmesh.account.v1 import account_events_pb2
@@ -264,10 +263,7 @@ class Reference:
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        await cancel_and_wait(self._clock)
 
     async def _status_clock(self) -> None:
         while True:
@@ -277,13 +273,9 @@ class Reference:
     async def handle(self, session: AsyncSession, message: Event) -> bool:
         """One account event (other subjects are skipped); True if the groups' pricing may have
         changed, so the consumer reloads the groups after the batch."""
-        kind = SUBJECTS.get(message.subject)
-        if kind is None:
+        event = decode_known(message.subject, message.data, SUBJECTS)
+        if event is None:
             return False
-        try:
-            event = kind.FromString(message.data)
-        except DecodeError as error:
-            raise UndeliverableError(f"{message.subject}: not a {kind.__name__}") from error
         return await self.apply(session, message.subject, event)
 
     async def apply(self, session: AsyncSession, subject: str, event: _Event) -> bool:

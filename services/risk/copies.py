@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +52,7 @@ from services.platform.inbox import (
     Handler,
     Outcome,
     UndeliverableError,
+    decode_known,
     first_time,
 )
 from services.risk import snapshots, store
@@ -68,6 +69,7 @@ from tradingmesh.pricing.v1 import pricing_pb2
 
 __all__ = ["Copies"]
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 SCHEMA: Final = "risk"
@@ -139,13 +141,7 @@ def _batch(session: AsyncSession) -> _TradingBatch:
 
 
 def _decode(message: Event, subjects: dict[str, type[Message]]) -> Message | None:
-    kind = subjects.get(message.subject)
-    if kind is None:
-        return None
-    try:
-        return kind.FromString(message.data)
-    except DecodeError as error:
-        raise UndeliverableError(f"{message.subject}: not a {kind.__name__}") from error
+    return decode_known(message.subject, message.data, subjects)
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -387,30 +383,28 @@ class Copies:
             return False
         state, stored = self.state, store.Stored(session)
         puts: list[Commit] = []
+
+        def put_stored(value: _T | None, put: Callable[[_T], None]) -> None:
+            if value is not None:  # None: gone since, or not of this instance's concern
+                puts.append(partial(put, value))
+
         if isinstance(
             event,
             account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
         ):
-            account = await stored.account(event.account.id)
-            if account is not None:
-                puts.append(partial(state.put_account, account))
+            put_stored(await stored.account(event.account.id), state.put_account)
         elif isinstance(event, account_events.ClientGroupChanged):
-            group = await stored.group(event.client_group.id)
-            if group is not None:
-                puts.append(partial(state.put_group, group))
+            put_stored(await stored.group(event.client_group.id), state.put_group)
         elif isinstance(event, account_events.GroupInstrumentSettingsChanged):
-            settings = await stored.group_instrument(event.settings.group_id, event.settings.symbol)
-            if settings is not None:
-                puts.append(partial(state.put_group_instrument, settings))
+            put_stored(
+                await stored.group_instrument(event.settings.group_id, event.settings.symbol),
+                state.put_group_instrument,
+            )
         elif isinstance(event, account_events.LedgerEntryPosted):
             entry = event.entry
-            account = await stored.account(entry.account_id)
-            if account is not None:
-                puts.append(partial(state.put_account, account))
+            put_stored(await stored.account(entry.account_id), state.put_account)
             for booked in (entry.swap_charge_id, entry.trade_id):
-                unbooked = await stored.trade(booked) if booked else None
-                if unbooked is not None:
-                    puts.append(partial(state.put_unbooked, unbooked))
+                put_stored(await stored.trade(booked) if booked else None, state.put_unbooked)
             if entry.withdrawal_id:
                 puts.append(partial(state.holds.release_withdrawal, entry.withdrawal_id))
         elif isinstance(
@@ -419,9 +413,7 @@ class Copies:
             | pricing_events.InstrumentUpdated
             | pricing_events.InstrumentTradingStatusChanged,
         ):
-            instrument = await stored.instrument(event.instrument.symbol)
-            if instrument is not None:
-                puts.append(partial(state.put_instrument, instrument))
+            put_stored(await stored.instrument(event.instrument.symbol), state.put_instrument)
         elif isinstance(
             event,
             oms_events.PositionOpened
@@ -429,18 +421,12 @@ class Copies:
             | oms_events.PositionClosed
             | oms_events.PositionSwapCharged,
         ):
-            position = await stored.position(event.position.id)
-            if position is not None:
-                puts.append(partial(state.put_position, position))
+            put_stored(await stored.position(event.position.id), state.put_position)
             if isinstance(event, oms_events.PositionSwapCharged):
-                unbooked = await stored.trade(event.charge_id)
-                if unbooked is not None:
-                    puts.append(partial(state.put_unbooked, unbooked))
+                put_stored(await stored.trade(event.charge_id), state.put_unbooked)
         elif isinstance(event, oms_events.TradeExecuted):
             trade = event.trade
-            unbooked = await stored.trade(trade.id)
-            if unbooked is not None:
-                puts.append(partial(state.put_unbooked, unbooked))
+            put_stored(await stored.trade(trade.id), state.put_unbooked)
             quantity = parse_decimal(trade.quantity)
             puts.append(partial(state.holds.order_filled, trade.order_id, quantity))
         elif isinstance(event, oms_events.HedgeOrderFilled):

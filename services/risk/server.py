@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 import grpc.aio
-from sqlalchemy import text
 
 from services.platform.access import (
     ADMIN,
@@ -123,50 +122,31 @@ def _account_risk(parts: RiskParts, valuation: AccountValuation) -> risk_pb2.Acc
 
 async def _margin_events(
     db: Database,
+    request: api_pb.ListMarginEventsRequest | admin_pb.ListAllMarginEventsRequest,
     *,
-    page_size: int,
-    page_token: str,
-    types: Any,
-    time_range: Any,
-    has_range: bool,
-    account_id: str = "",
     group_id: str = "",
 ) -> tuple[list[risk_pb2.MarginEvent], str]:
-    limit, offset = offset_page(page_size, page_token)
-    clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
-    if account_id:
-        clauses.append("account_id = :account_id")
-        params["account_id"] = account_id
-    if group_id:
-        clauses.append("group_id = :group_id")
-        params["group_id"] = group_id
-    if types:
-        clauses.append("type = ANY(:types)")
-        params["types"] = [
-            risk_pb2.MarginEventType.Name(t).removeprefix("MARGIN_EVENT_TYPE_") for t in types
-        ]
-    if has_range and time_range.HasField("start_time"):
-        clauses.append("created_at >= :start_time")
-        params["start_time"] = time_range.start_time.ToDatetime(tzinfo=UTC)
-    if has_range and time_range.HasField("end_time"):
-        clauses.append("created_at < :end_time")
-        params["end_time"] = time_range.end_time.ToDatetime(tzinfo=UTC)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    """One page of margin events, newest first, filtered as the request says (both lists share
+    the fields; only the staff's may name a group)."""
+    limit, offset = offset_page(request.page_size, request.page_token)
+    span = request.time_range if request.HasField("time_range") else None
     async with db.read_session() as session:
-        rows = (
-            (
-                await session.execute(
-                    text(
-                        f"SELECT {store.MARGIN_EVENT_COLUMNS} FROM risk.margin_events{where}"
-                        " ORDER BY created_at DESC, margin_event_id DESC"
-                        " LIMIT :limit OFFSET :offset"
-                    ),
-                    params,
-                )
-            )
-            .mappings()
-            .all()
+        rows = await store.margin_events(
+            session,
+            account_id=request.account_id,
+            group_id=group_id,
+            types=[
+                risk_pb2.MarginEventType.Name(t).removeprefix("MARGIN_EVENT_TYPE_")
+                for t in request.types
+            ],
+            start=span.start_time.ToDatetime(tzinfo=UTC)
+            if span is not None and span.HasField("start_time")
+            else None,
+            end=span.end_time.ToDatetime(tzinfo=UTC)
+            if span is not None and span.HasField("end_time")
+            else None,
+            limit=limit + 1,
+            offset=offset,
         )
     events = [message_of_row(row) for row in rows[:limit]]
     return events, next_offset_token(offset, limit, len(rows) > limit)
@@ -200,15 +180,7 @@ class RiskService(risk_service_pb2_grpc.RiskServiceServicer):
     ) -> api_pb.ListMarginEventsResponse:
         self._own(request.account_id)
         db, _ = self.parts.ready
-        events, token = await _margin_events(
-            db,
-            page_size=request.page_size,
-            page_token=request.page_token,
-            types=request.types,
-            time_range=request.time_range,
-            has_range=request.HasField("time_range"),
-            account_id=request.account_id,
-        )
+        events, token = await _margin_events(db, request)
         return api_pb.ListMarginEventsResponse(margin_events=events, next_page_token=token)
 
 
@@ -277,16 +249,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
     ) -> admin_pb.ListAllMarginEventsResponse:
         require_roles(READ_ROLES)
         db, _ = self.parts.ready
-        events, token = await _margin_events(
-            db,
-            page_size=request.page_size,
-            page_token=request.page_token,
-            types=request.types,
-            time_range=request.time_range,
-            has_range=request.HasField("time_range"),
-            account_id=request.account_id,
-            group_id=request.group_id,
-        )
+        events, token = await _margin_events(db, request, group_id=request.group_id)
         return admin_pb.ListAllMarginEventsResponse(margin_events=events, next_page_token=token)
 
     def _known(self, account_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.sql import insert_rows
+from services.platform.sql import insert_rows, where
 from services.risk.episodes import Episode
 from services.risk.model import (
     Account,
@@ -801,6 +801,34 @@ MARGIN_EVENT_COLUMNS: Final = (
     " closing_order_ids::text[] AS closing_orders, realized_pnl, negative_balance, account_risk,"
     " created_at"
 )
+
+
+async def margin_events(
+    session: AsyncSession,
+    *,
+    account_id: str,
+    group_id: str,
+    types: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int,
+) -> Sequence[Row]:
+    """Margin events newest first; an empty filter (or None) is no filter."""
+    condition, params = where(
+        ("account_id = :account_id", "account_id", account_id or None),
+        ("group_id = :group_id", "group_id", group_id or None),
+        ("type = ANY(:types)", "types", list(types) or None),
+        ("created_at >= :start", "start", start),
+        ("created_at < :end", "end", end),
+    )
+    rows = await _rows(
+        session,
+        f"SELECT {MARGIN_EVENT_COLUMNS} FROM risk.margin_events{condition}"
+        " ORDER BY created_at DESC, margin_event_id DESC LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    )
+    return list(rows)
 
 
 async def start_close(

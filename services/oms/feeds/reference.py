@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, Final
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +34,13 @@ from services.oms.model import Instrument, Session, sessions_to_json
 from services.oms.store.changes import offered_instruments
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, Outcome, UndeliverableError, first_time
+from services.platform.inbox import (
+    EventConsumer,
+    Outcome,
+    UndeliverableError,
+    decode_known,
+    first_time,
+)
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
@@ -121,16 +127,7 @@ _INSTRUMENT_UPSERT: Final = (
 def decode(subject: str, data: bytes) -> Message | None:
     """The event on `subject`, or None for a subject the copies do not use. A payload that is
     not the subject's message, or has no event id, raises ValueError."""
-    kind = SUBJECTS.get(subject)
-    if kind is None:
-        return None
-    try:
-        event = kind.FromString(data)
-    except DecodeError as error:
-        raise ValueError(f"{subject}: not a {kind.DESCRIPTOR.full_name}") from error
-    if not event.metadata.event_id:  # type: ignore[attr-defined]
-        raise ValueError(f"{subject}: an event without an id cannot be applied once")
-    return event
+    return decode_known(subject, data, SUBJECTS, needs_id=True)
 
 
 def _name(enum_type: Any, value: int, prefix: str) -> str | None:

@@ -15,11 +15,18 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, Outcome, UndeliverableError
+from services.platform.inbox import (
+    EventConsumer,
+    Outcome,
+    UndeliverableError,
+    decode_known,
+    decode_payload,
+)
 from services.platform.metrics import REGISTRY
 from tests.unit.fake_db import FakeDatabase as Database
 from tests.unit.fake_db import Transaction
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope, EventMetadata
+from tradingmesh.oms.v1 import oms_events_pb2
 
 
 class Message:
@@ -244,3 +251,18 @@ async def test_stop_removes_the_subscription_so_draining_the_connection_does_not
     await asyncio.sleep(0)
     await consumer.stop()
     assert subscription.unsubscribed
+
+
+def test_a_payload_decodes_as_its_subjects_message_or_is_undeliverable() -> None:
+    subjects = {"oms.trade.executed": oms_events_pb2.TradeExecuted}
+    event = oms_events_pb2.TradeExecuted(metadata=EventMetadata(event_id="e-1"))
+    data = event.SerializeToString()
+    assert decode_known("oms.trade.executed", data, subjects, needs_id=True) == event
+    assert decode_known("oms.order.filled", data, subjects) is None  # not a subject it uses
+    with pytest.raises(UndeliverableError, match=r"not a tradingmesh\.oms\.v1\.TradeExecuted"):
+        decode_payload("oms.trade.executed", b"\xff\xff", oms_events_pb2.TradeExecuted)
+    anonymous = oms_events_pb2.TradeExecuted().SerializeToString()
+    assert decode_payload("s", anonymous, oms_events_pb2.TradeExecuted) is not None
+    with pytest.raises(UndeliverableError, match="without an id"):
+        decode_payload("s", anonymous, oms_events_pb2.TradeExecuted, needs_id=True)
+    assert issubclass(UndeliverableError, ValueError)  # what decoders raised before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.platform.sql import Write, insert_rows, one_statement
+from services.platform.sql import Write, insert_rows, one_statement, where
 
 
 def test_rows_become_one_statement_with_a_parameter_per_row_and_column() -> None:
@@ -60,3 +60,21 @@ def test_without_counted_writes_the_statement_answers_an_empty_row() -> None:
     statement, _ = one_statement([Write("DELETE FROM t WHERE id = :id", {"id": 1})])
 
     assert str(statement) == "WITH w0 AS (DELETE FROM t WHERE id = :id__w0) SELECT"
+
+
+def test_where_keeps_the_given_filters_in_order_and_lists_their_values() -> None:
+    clause, params = where(
+        ("account_id = :account_id", "account_id", "a-1"),
+        ("symbol = :symbol", "symbol", None),
+        ("status = ANY(:statuses)", "statuses", ("OPEN", "CLOSED")),
+        ("quantity > :zero", "zero", 0),  # a falsy value is still given; only None is not
+    )
+    assert (
+        clause == " WHERE account_id = :account_id AND status = ANY(:statuses) AND quantity > :zero"
+    )
+    assert params == {"account_id": "a-1", "statuses": ["OPEN", "CLOSED"], "zero": 0}
+
+
+def test_where_without_a_given_filter_is_no_clause() -> None:
+    assert where(("symbol = :symbol", "symbol", None)) == ("", {})
+    assert where() == ("", {})
