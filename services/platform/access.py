@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller, current_caller
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -76,11 +76,7 @@ def require_roles(roles: Iterable[str], caller: Caller | None = None) -> Caller:
 
 def account_not_found(account_id: str) -> DomainError:
     """The one error for an account that does not exist or is not the caller's."""
-    return DomainError(
-        ErrorReason.ERROR_REASON_NOT_FOUND,
-        f"trading account {account_id} not found",
-        metadata={"account_id": account_id},
-    )
+    return not_found("trading account", "account_id", account_id)
 
 
 def require_account(

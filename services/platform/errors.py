@@ -31,6 +31,7 @@ __all__ = [
     "abort",
     "dependency_outage",
     "internal_error",
+    "not_found",
     "status_of",
     "to_status",
 ]
@@ -146,6 +147,14 @@ class DomainError(Exception):
 
     def __repr__(self) -> str:
         return f"DomainError({reason_string(self.reason)}, {self.message!r})"
+
+
+def not_found(what: str, key: str, value: str) -> DomainError:
+    """NOT_FOUND for one thing, in the one form every service uses: "<what> <value> not found"
+    with the value under `key` in the metadata (`not_found("position", "position_id", id)`).
+    Also the answer for another user's thing (the caller may not learn that it exists)."""
+    message = f"{what} {value} not found"
+    return DomainError(_R.ERROR_REASON_NOT_FOUND, message, metadata={key: value})
 
 
 def to_status(error: DomainError) -> tuple[grpc.StatusCode, str, bytes]:

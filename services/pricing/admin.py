@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.access import ADMIN, DEALER
 from services.platform.db import Database
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
 from services.platform.outbox import add_event, event_metadata
 from services.pricing.engine import PricingEngine
@@ -546,11 +546,7 @@ class PricingAdmin:
         if symbol not in self.reference.instruments:
             raise unknown_instrument(symbol)
         if group_id not in self.reference.groups:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"client group {group_id} not found",
-                metadata={"group_id": group_id},
-            )
+            raise not_found("client group", "group_id", group_id)
         quotes = await self.reader.read(group_id, [symbol])
         books = self.engine.lp_books(symbol, datetime.now(UTC))
         return provenance_response(quotes.get(symbol), books, self.lp_status)

@@ -17,6 +17,7 @@ from services.platform.errors import (
     DomainError,
     dependency_outage,
     internal_error,
+    not_found,
     status_of,
     to_status,
 )
@@ -193,3 +194,11 @@ def test_dependency_outage_looks_through_the_exceptions_raised_from() -> None:
     outer = RuntimeError("the price cache")
     outer.__cause__ = redis.exceptions.TimeoutError("Timeout reading from socket")
     assert dependency_outage(outer) == "Redis"
+
+
+def test_not_found_names_the_thing_and_carries_its_key() -> None:
+    error = not_found("position", "position_id", "p-1")
+    assert error.reason == ErrorReason.ERROR_REASON_NOT_FOUND
+    assert error.message == "position p-1 not found"
+    assert error.metadata == {"position_id": "p-1"}
+    assert to_status(error)[0] == grpc.StatusCode.NOT_FOUND
