@@ -129,65 +129,56 @@ _SHAPES: Final = (
 )
 
 
-def _wrap(
-    handler: _Handler, method: str, around: Callable[[Call], AbstractAsyncContextManager[None]]
-) -> _Handler:
+_Around: TypeAlias = Callable[[Call], AbstractAsyncContextManager[None]]
+
+
+def _wrap(handler: _Handler, method: str, around: _Around) -> _Handler:
     """The handler with `around` around its behaviour; serializers and shape unchanged."""
-    for attribute, kind, unary_request, streamed, handler_of in _SHAPES:
-        inner = cast(_Behaviour | None, getattr(handler, attribute))
-        if inner is None:
-            continue
-        wrap = _streaming if streamed else _answered
-        behaviour = wrap(inner, method, kind, around, unary_request)
-        make = cast(Callable[..., _Handler], handler_of)
-        return make(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler
+    shape = next((shape for shape in _SHAPES if getattr(handler, shape[0]) is not None), None)
+    if shape is None:
+        return handler
+    attribute, kind, unary_request, streamed, handler_of = shape
+    inner = cast(_Behaviour, getattr(handler, attribute))
+
+    def entered(request: Any, context: ServicerContext) -> AbstractAsyncContextManager[None]:
+        return around(Call(method, kind, request if unary_request else None, context))
+
+    make = cast(Callable[..., _Handler], handler_of)
+    return make(
+        (_streaming if streamed else _answered)(inner, entered),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
-def _answered(
-    inner: _Behaviour,
-    method: str,
-    kind: str,
-    around: Callable[[Call], AbstractAsyncContextManager[None]],
-    unary_request: bool,
-) -> _Behaviour:
-    """A behaviour that answers once (unary or client-streaming) with `around` around it."""
+_Entered: TypeAlias = Callable[[Any, ServicerContext], AbstractAsyncContextManager[None]]
+"""`around` entered for one call of the behaviour (its request, its context)."""
+
+
+def _answered(inner: _Behaviour, entered: _Entered) -> _Behaviour:
+    """A behaviour that answers once (unary or client-streaming) inside `entered`."""
 
     async def answer(request: Any, context: ServicerContext) -> Any:
-        async with around(Call(method, kind, request if unary_request else None, context)):
+        async with entered(request, context):
             return await _resolved(inner(request, context))
 
     return answer
 
 
-def _streaming(
-    inner: _Behaviour,
-    method: str,
-    kind: str,
-    around: Callable[[Call], AbstractAsyncContextManager[None]],
-    unary_request: bool,
-) -> _Behaviour:
+def _streaming(inner: _Behaviour, entered: _Entered) -> _Behaviour:
     """A streaming behaviour in the style of `inner`: an async generator if it is one, else a
     coroutine that writes with `context.write` (grpc.aio does not mix the two in one call)."""
-
-    def call_of(request: Any, context: ServicerContext) -> Call:
-        return Call(method, kind, request if unary_request else None, context)
-
     if inspect.isasyncgenfunction(inner) or inspect.isgeneratorfunction(inner):
 
         async def generator(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-            async with around(call_of(request, context)):
+            async with entered(request, context):
                 async for response in _responses(inner(request, context)):
                     yield response
 
         return generator
 
     async def writer(request: Any, context: ServicerContext) -> None:
-        async with around(call_of(request, context)):
+        async with entered(request, context):
             # Handlers of this style may still return an iterator (e.g. a plain `def`).
             result = await _resolved(inner(request, context))
             if result is not None:
