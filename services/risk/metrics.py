@@ -43,35 +43,39 @@ class BookCollector(Collector):
         net: dict[str, Decimal] = {}
         for position in list(state.positions.values()):
             net[position.symbol] = net.get(position.symbol, Decimal(0)) + position.signed_quantity
-        clients = GaugeMetricFamily(
+        yield _gauges(
             "tradingmesh_risk_client_net_centilots",
             "The clients' net open position per symbol, in hundredths of a lot (+ long)",
-            labels=["symbol"],
+            "symbol",
+            {symbol: centilots(lots) for symbol, lots in sorted(net.items())},
         )
-        for symbol, lots in sorted(net.items()):
-            clients.add_metric([symbol], centilots(lots))
-        yield clients
-        coverage = GaugeMetricFamily(
+        yield _gauges(
             "tradingmesh_risk_coverage_centilots",
             "The broker's net STP coverage at LPs per symbol, in hundredths of a lot (+ long)",
-            labels=["symbol"],
-        )
-        for symbol, lots in sorted(dict(state.coverage).items()):
-            coverage.add_metric([symbol], centilots(lots))
-        yield coverage
-        accounts = GaugeMetricFamily(
-            "tradingmesh_risk_accounts",
-            "Accounts holding positions or in a margin episode, by margin state",
-            labels=["status"],
+            "symbol",
+            {symbol: centilots(lots) for symbol, lots in sorted(dict(state.coverage).items())},
         )
         counts = dict.fromkeys(RiskStatus, 0)
         for status in list(state.statuses.values()):
             counts[status] += 1
         holding = len(state.accounts_with_positions())
         counts[RiskStatus.OK] = max(holding - sum(counts.values()) + counts[RiskStatus.OK], 0)
-        for status, count in counts.items():
-            accounts.add_metric([status.name], count)
-        yield accounts
+        yield _gauges(
+            "tradingmesh_risk_accounts",
+            "Accounts holding positions or in a margin episode, by margin state",
+            "status",
+            {status.name: count for status, count in counts.items()},
+        )
+
+
+def _gauges(
+    name: str, documentation: str, label: str, values: dict[str, float]
+) -> GaugeMetricFamily:
+    """A gauge family with one sample per value of its one label."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value, sample in values.items():
+        family.add_metric([value], sample)
+    return family
 
 
 def register(state: RiskState) -> BookCollector:
