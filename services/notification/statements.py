@@ -115,11 +115,7 @@ class DailyStatements:
         self._announce = announce
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
         self._passes = Repeating(
-            "notification-daily-statements",
-            self.run_once,
-            pause=poll_seconds,
-            failure="making daily statements failed; trying again",
-            log=log,
+            "notification-daily-statements", self.run_once, pause=poll_seconds, log=log
         )
 
     def start(self) -> None:

@@ -29,10 +29,10 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
 
 
 class Repeating:
-    """A pass that runs again and again until stopped: `step` runs, a failure is logged (as
-    `failure`) and left to the next pass; between passes it waits `pause` seconds, or less when
-    `wake()` is called (after a commit that made work due, say). `start` runs the passes in a
-    task of their own, `stop` ends it."""
+    """A pass that runs again and again until stopped: `step` runs, a failure is logged (on
+    `log`, naming the job) and left to the next pass; between passes it waits `pause` seconds,
+    or less when `wake()` is called (after a commit that made work due, say). `start` runs the
+    passes in a task of their own, `stop` ends it."""
 
     def __init__(
         self,
@@ -40,13 +40,11 @@ class Repeating:
         step: Callable[[], Awaitable[object]],
         *,
         pause: float,
-        failure: str,
         log: logging.Logger,
     ) -> None:
         self.name = name
         self._step = step
         self._pause = pause
-        self._failure = failure
         self._log = log
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +67,7 @@ class Repeating:
             try:
                 await self._step()
             except Exception:
-                self._log.exception(self._failure)
+                self._log.exception("%s: a pass failed; trying again", self.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._pause)
             self._wake.clear()

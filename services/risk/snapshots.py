@@ -109,13 +109,7 @@ class DailySnapshots:
         self.db = db
         self.state = state
         self.clock = clock
-        self._passes = Repeating(
-            "risk-daily-snapshots",
-            self.take_due,
-            pause=PASS_SECONDS,
-            failure="taking the daily snapshots failed; retrying",
-            log=log,
-        )
+        self._passes = Repeating("risk-daily-snapshots", self.take_due, pause=PASS_SECONDS, log=log)
 
     def wake(self) -> None:
         self._passes.wake()

@@ -117,13 +117,7 @@ class RolloverJob:
         self.quotes = quotes
         self.config = config
         self.clock = clock
-        self._passes = Repeating(
-            "oms-rollover",
-            self.run_once,
-            pause=PASS_SECONDS,
-            failure="the rollover job failed; retrying",
-            log=log,
-        )
+        self._passes = Repeating("oms-rollover", self.run_once, pause=PASS_SECONDS, log=log)
 
     @property
     def db(self) -> Database:

@@ -45,13 +45,7 @@ class ExpirySweeper:
     ) -> None:
         self.db = db
         self.clock = clock
-        self._passes = Repeating(
-            "oms-expiry",
-            self.sweep,
-            pause=SWEEP_SECONDS,
-            failure="expiring DAY orders failed; retrying",
-            log=log,
-        )
+        self._passes = Repeating("oms-expiry", self.sweep, pause=SWEEP_SECONDS, log=log)
 
     async def sweep(self) -> int:
         """Expires the orders due now; how many."""

@@ -52,9 +52,7 @@ async def test_a_repeating_pass_survives_a_failure_and_wakes_early() -> None:
             raise RuntimeError("the first pass fails")
         woken.set()
 
-    repeating = Repeating(
-        "test-passes", step, pause=60.0, failure="a pass failed", log=logging.getLogger("t")
-    )
+    repeating = Repeating("test-passes", step, pause=60.0, log=logging.getLogger("t"))
     repeating.start()
     await asyncio.sleep(0.05)
     assert passes == [0]  # failed, logged, and now waiting out its 60 s pause
