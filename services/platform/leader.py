@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
 from services.platform.metrics import REGISTRY
-from services.platform.tasks import cancel_and_wait
+from services.platform.tasks import Repeating
 
 __all__ = ["LEADER", "Elected", "lock_key"]
 
@@ -77,29 +77,23 @@ class Elected:
         self.job = job
         self.key = lock_key(job) if key is None else key
         self._lead = lead
-        self._retry = retry_seconds
         self._check = check_seconds
         self._answer = answer_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._attempts = Repeating(f"elected {job}", self._attempt, pause=retry_seconds, log=log)
         self.leading = False
         LEADER.labels(job).set(0)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"elected {self.job}")
+        self._attempts.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self._attempts.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self.db.leadership(self.key) as lock:
-                    if lock is not None:
-                        await self._leading(lock)
-            except Exception:
-                log.exception("%s: leading failed; trying again", self.job)
-            await asyncio.sleep(self._retry)
+    async def _attempt(self) -> None:
+        """Leads while it holds the job's lock (a failure: the next attempt after the pause)."""
+        async with self.db.leadership(self.key) as lock:
+            if lock is not None:
+                await self._leading(lock)
 
     async def _leading(self, lock: AsyncConnection) -> None:
         self.leading = True
