@@ -29,7 +29,6 @@ same rows at worst, and one of them finds them gone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from typing import Final
 from sqlalchemy import text
 
 from services.platform.db import Database
-from services.platform.tasks import cancel_and_wait
+from services.platform.tasks import Repeating
 
 __all__ = ["BATCH", "INBOX_KEEP", "Retention", "RetentionRule", "inbox_rule"]
 
@@ -112,9 +111,8 @@ class Retention:
             raise ValueError("batch and every_seconds must be positive")
         self._db = db
         self.rules = tuple(rules)
-        self._every = every_seconds
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Repeating("retention", self.prune, pause=every_seconds, log=_log)
 
     async def prune_rule(self, rule: RetentionRule) -> int:
         """Deletes a rule's rows older than its `keep`, a batch per statement, until a batch
@@ -148,17 +146,8 @@ class Retention:
                 _log.info("old rows deleted", extra={"table": rule.table, "rows": count})
         return deleted
 
-    async def run(self) -> None:
-        """Prunes every `every_seconds` until cancelled."""
-        while True:
-            await self.prune()
-            await asyncio.sleep(self._every)
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="retention")
+        self._passes.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self._passes.stop()
