@@ -6,11 +6,41 @@ contract's values by one mapping (`ProtoEnum`); and the common/v1 enums several 
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar, Self, cast
+import functools
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 from tradingmesh.common.v1 import types_pb2
 
-__all__ = ["PositionMode", "ProtoEnum", "Side"]
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+__all__ = ["PositionMode", "ProtoEnum", "Side", "enum_name", "enum_value"]
+
+
+_V = TypeVar("_V", bound=int)
+
+
+@functools.cache
+def _prefix(enum_type: Any) -> str:
+    """The prefix of every value of a contract enum: its name in upper snake case ("DayOfWeek":
+    "DAY_OF_WEEK_"), as `buf lint` (ENUM_VALUE_PREFIX) makes every enum spell its values."""
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_type.DESCRIPTOR.name).upper() + "_"
+    descriptor = enum_type.DESCRIPTOR
+    if not all(value.name.startswith(prefix) for value in descriptor.values):
+        raise ValueError(f"the values of {descriptor.full_name} lack the {prefix} prefix")
+    return prefix
+
+
+def enum_name(enum_type: Any, value: int) -> str:
+    """A contract enum value's name without its prefix: `enum_name(pricing_pb2.DayOfWeek,
+    DAY_OF_WEEK_MONDAY)` is "MONDAY" (as PostgreSQL stores it). ValueError for an unknown value."""
+    return str(enum_type.Name(value)).removeprefix(_prefix(enum_type))
+
+
+def enum_value(enum_type: _EnumTypeWrapper[_V], name: str) -> _V:
+    """The contract value of a name without its prefix (the inverse of `enum_name`)."""
+    return enum_type.Value(_prefix(enum_type) + name)
 
 
 class ProtoEnum(enum.StrEnum):

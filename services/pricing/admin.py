@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.access import ADMIN, DEALER
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
 from services.platform.outbox import add_event, event_metadata
@@ -189,9 +190,7 @@ def row_values(instrument: pricing_pb2.Instrument) -> dict[str, object]:
     values: dict[str, object] = {
         "symbol": instrument.symbol,
         "description": instrument.description,
-        "asset_class": pricing_pb2.AssetClass.Name(instrument.asset_class).removeprefix(
-            "ASSET_CLASS_"
-        ),
+        "asset_class": enum_name(pricing_pb2.AssetClass, instrument.asset_class),
         "base_currency": instrument.base_currency,
         "quote_currency": instrument.quote_currency,
         "digits": instrument.digits,

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.enums import enum_name, enum_value
 from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, decode_known, first_time
 from services.platform.tasks import cancel_and_wait
@@ -92,7 +93,7 @@ def sessions_json(sessions: Iterable[pricing_pb2.TradingSession]) -> str:
     return json.dumps(
         [
             {
-                "day": pricing_pb2.DayOfWeek.Name(s.day).removeprefix("DAY_OF_WEEK_"),
+                "day": enum_name(pricing_pb2.DayOfWeek, s.day),
                 "start_minute": s.start_minute,
                 "end_minute": s.end_minute,
             }
@@ -104,7 +105,7 @@ def sessions_json(sessions: Iterable[pricing_pb2.TradingSession]) -> str:
 def _sessions(stored: list[dict[str, Any]]) -> list[pricing_pb2.TradingSession]:
     return [
         pricing_pb2.TradingSession(
-            day=pricing_pb2.DayOfWeek.Value(f"DAY_OF_WEEK_{s['day']}"),
+            day=enum_value(pricing_pb2.DayOfWeek, s["day"]),
             start_minute=s["start_minute"],
             end_minute=s["end_minute"],
         )
@@ -121,7 +122,7 @@ def instrument_from_row(row: Mapping[Any, Any], now: datetime) -> pricing_pb2.In
     instrument = pricing_pb2.Instrument(
         symbol=row["symbol"],
         description=row["description"],
-        asset_class=pricing_pb2.AssetClass.Value(f"ASSET_CLASS_{row['asset_class']}"),
+        asset_class=enum_value(pricing_pb2.AssetClass, row["asset_class"]),
         base_currency=row["base_currency"].strip(),
         quote_currency=row["quote_currency"].strip(),
         digits=row["digits"],

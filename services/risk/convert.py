@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from services.platform.enums import enum_name
 from services.risk.check import Decision
 from services.risk.exposure import InstrumentExposure
 from services.risk.model import AccountLimits
@@ -129,4 +130,4 @@ def exposure_message(exposure: InstrumentExposure, reporting: str) -> risk_pb2.I
 
 
 def status_name(value: risk_pb2.AccountRiskStatus.ValueType) -> RiskStatus:
-    return RiskStatus(risk_pb2.AccountRiskStatus.Name(value).removeprefix("ACCOUNT_RISK_STATUS_"))
+    return RiskStatus(enum_name(risk_pb2.AccountRiskStatus, value))

@@ -46,6 +46,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
@@ -142,10 +143,6 @@ def _batch(session: AsyncSession) -> _TradingBatch:
 
 def _decode(message: Event, subjects: dict[str, type[Message]]) -> Message | None:
     return decode_known(message.subject, message.data, subjects)
-
-
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix)
 
 
 def _optional(message: Message, field: str) -> Decimal | None:
@@ -522,12 +519,8 @@ def _account_values(account: account_pb2.TradingAccount) -> dict[str, Any]:
         "user_id": account.user_id,
         "group_id": account.group_id,
         "currency": account.currency,
-        "position_mode": _enum_name(
-            types_pb2.PositionMode, account.position_mode, "POSITION_MODE_"
-        ),
-        "status": _enum_name(
-            account_pb2.TradingAccountStatus, account.status, "TRADING_ACCOUNT_STATUS_"
-        ),
+        "position_mode": enum_name(types_pb2.PositionMode, account.position_mode),
+        "status": enum_name(account_pb2.TradingAccountStatus, account.status),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform.enums import enum_value
 from services.platform.outbox import add_event, event_metadata
 from services.risk import store
 from services.risk.episodes import Episode, EventType
@@ -70,7 +71,7 @@ def margin_event_message(
     message = risk_pb2.MarginEvent(
         id=event_id,
         account_id=account_id,
-        type=risk_pb2.MarginEventType.Value(f"MARGIN_EVENT_TYPE_{type.value}"),
+        type=enum_value(risk_pb2.MarginEventType, type.value),
         account_risk=account_risk,
         related_margin_event_id=related or "",
         closed_position_ids=list(result.closed_position_ids),

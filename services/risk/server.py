@@ -27,6 +27,7 @@ from services.platform.access import (
     require_roles,
 )
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from services.platform.paging import next_offset_token, offset_page
 from services.risk import convert, store
@@ -135,10 +136,7 @@ async def _margin_events(
             session,
             account_id=request.account_id,
             group_id=group_id,
-            types=[
-                risk_pb2.MarginEventType.Name(t).removeprefix("MARGIN_EVENT_TYPE_")
-                for t in request.types
-            ],
+            types=[enum_name(risk_pb2.MarginEventType, t) for t in request.types],
             start=span.start_time.ToDatetime(tzinfo=UTC)
             if span is not None and span.HasField("start_time")
             else None,
@@ -364,9 +362,7 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
                     "open_order_count": order.open_order_count,
                     "approved": decision.approved,
                     "reject_reason": (
-                        None
-                        if decision.approved
-                        else ErrorReason.Name(decision.reason).removeprefix("ERROR_REASON_")
+                        None if decision.approved else enum_name(ErrorReason, decision.reason)
                     ),
                     "reject_message": decision.message,
                     "required_margin": decision.required_margin,

@@ -48,6 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.leader import LEADER
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import cancel_and_wait
@@ -457,7 +458,7 @@ class MarginWatcher:
                 session,
                 client_order_id,
                 order.id,
-                trading_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_"),
+                enum_name(trading_pb2.OrderStatus, order.status),
                 filled,
             )
         if filled <= 0:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import importlib
+import pkgutil
+from typing import Any
 
-from services.platform.enums import PositionMode, ProtoEnum, Side
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+import pytest
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from services.platform.enums import PositionMode, ProtoEnum, Side, enum_name, enum_value
+from tradingmesh.common.v1 import errors_pb2, trading_pb2, types_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 
 class _OrderType(ProtoEnum, proto=trading_pb2.OrderType, prefix="ORDER_TYPE_"):
@@ -35,3 +41,36 @@ def test_members_are_their_names_as_stored() -> None:
     assert Side.BUY.opposite is Side.SELL
     assert _OrderType.LIMIT.to_proto() == trading_pb2.ORDER_TYPE_LIMIT
     assert f"{PositionMode.HEDGING}" == "HEDGING"
+
+
+def _contract_enums() -> list[Any]:
+    """Every top-level and nested enum of every generated module of the SDK."""
+    import tradingmesh
+
+    found: list[Any] = []
+    for info in pkgutil.walk_packages(tradingmesh.__path__, "tradingmesh."):
+        if not info.name.endswith("_pb2"):
+            continue
+        module = importlib.import_module(info.name)
+        descriptors = list(module.DESCRIPTOR.enum_types_by_name.values())
+        pending = list(module.DESCRIPTOR.message_types_by_name.values())
+        while pending:
+            message = pending.pop()
+            descriptors.extend(message.enum_types)
+            pending.extend(message.nested_types)
+        found.extend(EnumTypeWrapper(descriptor) for descriptor in descriptors)
+    return found
+
+
+def test_every_contract_enums_names_go_to_values_and_back_without_their_prefix() -> None:
+    enums = _contract_enums()
+    assert len(enums) > 20  # the walk found the contracts
+    for enum_type in enums:
+        for value in enum_type.values():
+            name = enum_name(enum_type, value)
+            assert not name.startswith(enum_type.DESCRIPTOR.name.upper())
+            assert enum_value(enum_type, name) == value
+    assert enum_name(pricing_pb2.DayOfWeek, pricing_pb2.DAY_OF_WEEK_MONDAY) == "MONDAY"
+    assert enum_value(errors_pb2.ErrorReason, "NOT_FOUND") == errors_pb2.ERROR_REASON_NOT_FOUND
+    with pytest.raises(ValueError, match="SOMEDAY"):
+        enum_value(pricing_pb2.DayOfWeek, "SOMEDAY")
