@@ -231,16 +231,20 @@ class RequestIdInterceptor(CallInterceptor):
         yield
 
 
-class AccessLogInterceptor(CallInterceptor):
-    """Logs one JSON line per call: method, status code, duration and request id."""
+class _OutcomeInterceptor(CallInterceptor):
+    """Acts when a call has ended, on its status code and duration: `ended(call, code, seconds,
+    begun)`, where `begun` is what `begin(call)` read as the call started."""
+
+    def begin(self, call: Call) -> Any:
+        return None
+
+    @abc.abstractmethod
+    def ended(self, call: Call, code: grpc.StatusCode, seconds: float, begun: Any) -> None: ...
 
     @asynccontextmanager
     async def around(self, call: Call) -> AsyncIterator[None]:
+        begun = self.begin(call)
         started = time.perf_counter()
-        # Read now: grpc.aio's context.peer() crashes the process (SIGSEGV in cygrpc) once a
-        # call is over, e.g. after a client cancelled its stream.
-        peer = call.context.peer()
-        certificate = peer_identity(call.context)
         error: BaseException | None = None
         try:
             yield
@@ -249,40 +253,45 @@ class AccessLogInterceptor(CallInterceptor):
             raise
         finally:
             code = _outcome(call.context, error)
-            fields: dict[str, object] = {
-                "method": call.method,
-                "code": code.name,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "peer": peer,
-            }
-            if certificate is not None:
-                fields["peer_certificate"] = certificate
-            caller = _caller_or_none()
-            if caller is not None and caller.subject:
-                fields["subject"] = caller.subject
-            _access_log.info("rpc %s %s", call.method, code.name, extra=fields)
+            self.ended(call, code, time.perf_counter() - started, begun)
 
 
-class MetricsInterceptor(CallInterceptor):
+class AccessLogInterceptor(_OutcomeInterceptor):
+    """Logs one JSON line per call: method, status code, duration and request id."""
+
+    def begin(self, call: Call) -> tuple[str, str | None]:
+        # Read now: grpc.aio's context.peer() crashes the process (SIGSEGV in cygrpc) once a
+        # call is over, e.g. after a client cancelled its stream.
+        return call.context.peer(), peer_identity(call.context)
+
+    def ended(
+        self, call: Call, code: grpc.StatusCode, seconds: float, begun: tuple[str, str | None]
+    ) -> None:
+        peer, certificate = begun
+        fields: dict[str, object] = {
+            "method": call.method,
+            "code": code.name,
+            "duration_ms": round(seconds * 1000, 3),
+            "peer": peer,
+        }
+        if certificate is not None:
+            fields["peer_certificate"] = certificate
+        caller = _caller_or_none()
+        if caller is not None and caller.subject:
+            fields["subject"] = caller.subject
+        _access_log.info("rpc %s %s", call.method, code.name, extra=fields)
+
+
+class MetricsInterceptor(_OutcomeInterceptor):
     """Counts calls by method and status code, and records how long they took."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self._metrics = rpc_metrics(registry)
 
-    @asynccontextmanager
-    async def around(self, call: Call) -> AsyncIterator[None]:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            yield
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            labels = (call.service, call.name, call.kind)
-            self._metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
-            code = _outcome(call.context, error)
-            self._metrics.handled.labels(*labels, code.name).inc()
+    def ended(self, call: Call, code: grpc.StatusCode, seconds: float, begun: Any) -> None:
+        labels = (call.service, call.name, call.kind)
+        self._metrics.handling_seconds.labels(*labels).observe(seconds)
+        self._metrics.handled.labels(*labels, code.name).inc()
 
 
 class CertificateIdentityInterceptor(CallInterceptor):
