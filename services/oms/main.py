@@ -93,12 +93,14 @@ class OmsConfig:
         read = EnvReader(environ)
         age_ms = read.get("TM_OMS_MAX_QUOTE_AGE_MS", whole_number(1), 2000)
         risk_address = read.get("TM_RISK_ADDR", check_target, "")
+        stp = read.merged(StpConfig.from_env)
+        rollover = read.merged(RolloverConfig.from_env)
         read.check()
         return cls(
             risk_address=risk_address,
             max_quote_age=timedelta(milliseconds=age_ms),
-            stp=StpConfig.from_env(environ),
-            rollover=RolloverConfig.from_env(environ),
+            stp=stp,
+            rollover=rollover,
         )
 
 

@@ -217,6 +217,15 @@ class EnvReader:
         value = self.optional(name, parse)
         return default if value is None else value
 
+    def merged(self, read: Callable[[Mapping[str, str]], _T]) -> _T:
+        """What another reader of these variables returns (e.g. a part's `from_env`); the
+        problems of the `SettingsError` it raises join these, and a placeholder is returned."""
+        try:
+            return read(self._environ)
+        except SettingsError as error:
+            self.problems.extend(error.problems)
+            return cast("_T", None)
+
     def secret(self, name: str) -> Secret | None:
         # Never parsed or echoed: a credential is only ever present or absent.
         return Secret(self._environ[name].strip()) if self.present(name) else None

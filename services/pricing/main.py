@@ -39,7 +39,12 @@ from services.platform.secrets import Secret
 from services.platform.settings import EnvReader, number, whole_number
 from services.pricing import server
 from services.pricing.admin import LpActivity, PricingAdmin
-from services.pricing.candles import CandleJob, CandleStore
+from services.pricing.candles import (
+    DEFAULT_RETENTION_DAYS,
+    CandleJob,
+    CandleStore,
+    tick_retention_days,
+)
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
 from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
@@ -58,6 +63,7 @@ class PricingConfig:
     max_quote_age: timedelta
     data_dir: Path
     lp_silence_seconds: float = SILENCE_SECONDS
+    tick_retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> PricingConfig:
@@ -65,9 +71,10 @@ class PricingConfig:
         lps: list[LpEndpoint] = read.get("TM_PRICING_LPS", LpEndpoint.parse_list, [])
         age_ms = read.get("TM_PRICING_MAX_QUOTE_AGE_MS", whole_number(), 2000)
         silence = read.get("TM_PRICING_LP_SILENCE_S", number(0, 3600, above=True), SILENCE_SECONDS)
+        retention_days = read.merged(tick_retention_days)
         read.check()
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-pricing-")
-        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir), silence)
+        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir), silence, retention_days)
 
 
 def lp_health_name(lp: str) -> str:
@@ -102,7 +109,8 @@ class PricingRuntime(Runtime):
         ticks = TickWriter(self.resources.db)
         await self.started(ticks.start(), ticks.stop)  # its stop writes what is left
         # Singletons, each on one elected instance (ADR 0017).
-        elected = [Elected(self.resources.db, "pricing-candles", CandleJob(self.resources.db).run)]
+        candles = CandleJob(self.resources.db, retention_days=self.config.tick_retention_days)
+        elected = [Elected(self.resources.db, "pricing-candles", candles.run)]
         self.parts.candles_ = CandleStore(self.resources.db)
         feed = PriceFeed(
             engine,

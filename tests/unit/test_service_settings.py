@@ -74,10 +74,15 @@ CASES: list[tuple[str, Build, ServiceSettings, dict[str, str], list[str]]] = [
         "pricing",
         pricing,
         PricingConfig.from_env,
-        {"TM_PRICING_LP_SILENCE_S": "0", "TM_PRICING_MAX_QUOTE_AGE_MS": "2s"},
+        {
+            "TM_PRICING_LP_SILENCE_S": "0",
+            "TM_PRICING_MAX_QUOTE_AGE_MS": "2s",
+            "TM_PRICING_TICK_RETENTION_DAYS": "0",
+        },
         [
             "TM_PRICING_MAX_QUOTE_AGE_MS must be a whole number, got '2s'",
             "TM_PRICING_LP_SILENCE_S must be a number above 0 and at most 3600, got '0'",
+            "TM_PRICING_TICK_RETENTION_DAYS must be a whole number of days from 1 to 3650, got '0'",
         ],
     ),
     (
