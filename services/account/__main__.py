@@ -1,6 +1,6 @@
 """`python -m services.account`: run the account service (settings from TM_* variables)."""
 
-from services.account.main import build
+from services.account.main import AccountConfig, build
 from services.platform import run
 
-run(build)
+run(build, AccountConfig.from_env)

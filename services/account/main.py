@@ -1,9 +1,21 @@
-"""Wiring of the account service: what it serves and what it connects to."""
+"""Wiring of the account service: what it serves and what it connects to.
+
+Settings of its own, besides the platform's (ADR 0004):
+    TM_RISK_ADDR   the risk service's gRPC address (host:port), or every instance's
+                   (`ipv4:host:port,...`, ADR 0017: each account's calls go to one of them), for
+                   the margin figures of GetAccount and the withdrawal check (`margin.py`);
+                   required
+
+Besides the gRPC services the process runs: the outbox relay of `account.outbox`, the retention
+job, the copy of pricing's instruments (`instruments.py`) and the consumers of the trading
+core's results (`trading.py`).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from services.account.api.admin import AccountAdminService
 from services.account.api.client import AccountService
@@ -14,114 +26,79 @@ from services.account.margin import MarginFigures
 from services.account.trading import StopOutCorrections, SwapBookings, TradeBookings
 from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
 from services.account.webhooks import WebhookReceiver
-from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec, Settings, Vault
 from services.platform.internal import check_target
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, inbox_rule
+from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
-from tradingmesh.account.v1 import (
-    account_admin_service_pb2_grpc,
-    account_service_pb2_grpc,
-    auth_service_pb2_grpc,
-    webhook_service_pb2_grpc,
-)
+from services.platform.settings import EnvReader
 
 
-def risk_address(environ: Mapping[str, str] = os.environ) -> str:
-    """TM_RISK_ADDR: the risk service's gRPC address (host:port), or every instance's
-    (`ipv4:host:port,...`, ADR 0017: each account's calls go to one of them), for the margin
-    figures of GetAccount and the withdrawal check (services/account/margin.py). Required."""
-    address = environ.get("TM_RISK_ADDR", "").strip()
-    if not address:
-        raise SystemExit("account: TM_RISK_ADDR (the risk service's gRPC address) is not set")
-    try:
-        return check_target(address)
-    except ValueError as error:
-        raise SystemExit(f"account: TM_RISK_ADDR {error}") from None
+@dataclass(frozen=True)
+class AccountConfig:
+    risk_address: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> AccountConfig:
+        read = EnvReader(environ)
+        risk_address = read.required("TM_RISK_ADDR", check_target)
+        read.check()
+        return cls(risk_address)
 
 
 # Old rows deleted (services/platform/retention.py).
 RETENTION = (inbox_rule("account"),)
 
 
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    resources = Resources(settings, vault)
-    (edge_token,) = vault.read_keys(EDGE_PATH, "token")
-    margin = MarginFigures(risk_address(), edge_token)
+class AccountRuntime(Runtime):
+    """Everything the account process runs besides the gRPC server, started in order."""
 
-    def providers() -> dict[str, Provider]:
-        return parse_providers(
-            {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
-        )
+    def __init__(self, settings: Settings, vault: Vault, config: AccountConfig) -> None:
+        super().__init__()
+        self.resources = Resources(settings, vault)
+        (edge_token,) = vault.read_keys(EDGE_PATH, "token")
+        self.margin = MarginFigures(config.risk_address, edge_token)
 
-    relay: list[OutboxRelay | Retention] = []
-    # Fail fast at start on a missing or malformed provider configuration; read again when a
-    # call does not match it (a rotated key, a new provider).
-    webhooks = WebhookReceiver(resources, providers(), reload=providers)
-    catalogue: list[InstrumentCatalogue] = []
-    bookings: list[TradeBookings | SwapBookings | StopOutCorrections] = []
+        def providers() -> dict[str, Provider]:
+            return parse_providers(
+                {name: value.reveal() for name, value in vault.read(WEBHOOKS_PATH).items()}
+            )
 
-    async def start_relay() -> None:
-        relay.append(OutboxRelay(resources.db, resources.jetstream, "account"))
-        relay.append(Retention(resources.db, RETENTION))
-        for task in relay:
-            await task.start()
+        # Fail fast at start on a missing or malformed provider configuration; read again when a
+        # call does not match it (a rotated key, a new provider).
+        self.webhooks = WebhookReceiver(self.resources, providers(), reload=providers)
 
-    async def stop_relay() -> None:
-        for task in relay:
-            await task.stop()
+    async def open(self) -> None:
+        await self.started(self.resources.open(), self.resources.close)
+        self.add_stop(self.margin.close)
+        db, jetstream = self.resources.db, self.resources.jetstream
+        relay = OutboxRelay(db, jetstream, "account")
+        await self.started(relay.start(), relay.stop)
+        retention = Retention(db, RETENTION)
+        await self.started(retention.start(), retention.stop)
+        for consumer in (
+            # The copy of pricing's instruments that SetGroupInstrumentSettings checks against.
+            InstrumentCatalogue(db),
+            # The trading core's results: trades' P&L and commission, stop-out corrections
+            # (ADR 0007), and the rollovers' swaps (ADR 0010).
+            TradeBookings(db),
+            SwapBookings(db),
+            StopOutCorrections(db),
+        ):
+            await self.started(consumer.start(jetstream), consumer.stop)
 
-    async def start_catalogue() -> None:
-        # The copy of pricing's instruments that SetGroupInstrumentSettings checks against.
-        catalogue.append(InstrumentCatalogue(resources.db))
-        await catalogue[0].start(resources.jetstream)
 
-    async def stop_catalogue() -> None:
-        for consumer in catalogue:
-            await consumer.stop()
-
-    async def start_bookings() -> None:
-        # The trading core's results: trades' P&L and commission, stop-out corrections (ADR 0007),
-        # and the rollovers' swaps (ADR 0010).
-        bookings.extend(
-            [
-                TradeBookings(resources.db),
-                SwapBookings(resources.db),
-                StopOutCorrections(resources.db),
-            ]
-        )
-        for consumer in bookings:
-            await consumer.start(resources.jetstream)
-
-    async def stop_bookings() -> None:
-        for consumer in bookings:
-            await consumer.stop()
-
-    return ServiceSpec(
-        name="account",
-        registrations=[
-            Registration(
-                auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
-                auth_api.AuthService(resources),
-                "tradingmesh.account.v1.AuthService",
-            ),
-            Registration(
-                account_service_pb2_grpc.add_AccountServiceServicer_to_server,
-                AccountService(resources, margin),
-                "tradingmesh.account.v1.AccountService",
-            ),
-            Registration(
-                account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
-                AccountAdminService(resources, margin),
-                "tradingmesh.account.v1.AccountAdminService",
-            ),
-            Registration(
-                webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
-                WebhookService(resources, webhooks),
-                "tradingmesh.account.v1.WebhookService",
-            ),
+def build(settings: Settings, vault: Vault, config: AccountConfig) -> ServiceSpec:
+    runtime = AccountRuntime(settings, vault, config)
+    resources, margin = runtime.resources, runtime.margin
+    return runtime.spec(
+        "account",
+        [
+            auth_api.AuthService(resources),
+            AccountService(resources, margin),
+            AccountAdminService(resources, margin),
+            WebhookService(resources, runtime.webhooks),
         ],
-        on_start=[resources.open, start_relay, start_catalogue, start_bookings],
-        on_stop=[stop_bookings, stop_catalogue, stop_relay, margin.close, resources.close],
     )

@@ -1,6 +1,6 @@
 """`python -m services.notification`: run the notification service (TM_* settings)."""
 
-from services.notification.main import build
+from services.notification.main import NotificationConfig, build
 from services.platform import run
 
-run(build)
+run(build, NotificationConfig.from_env)

@@ -37,12 +37,13 @@ from services.notification.live import LiveHub
 from services.notification.sender import SMTP_PATH, EmailSender, Relay
 from services.notification.statements import DailyStatements, ReportingClient
 from services.notification.store import Stored
-from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec, Settings, Vault
 from services.platform.inbox import EventConsumer
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH, Secret
-from tradingmesh.notification.v1 import notification_service_pb2_grpc
+from services.platform.settings import EnvReader, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,15 @@ class NotificationConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> NotificationConfig:
-        try:
-            interval = int(environ.get("TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S", "300"))
-            attempts = int(environ.get("TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS", "6"))
-            base_ms = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_BASE_MS", "1000"))
-            cap_s = int(environ.get("TM_NOTIFICATION_EMAIL_RETRY_CAP_S", "600"))
-            workers = int(environ.get("TM_NOTIFICATION_EMAIL_WORKERS", "2"))
-            delay = int(environ.get("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S", "30"))
-            if interval < 0 or attempts < 1 or base_ms < 1 or cap_s < 1 or not 1 <= workers <= 32:
-                raise ValueError("TM_NOTIFICATION_* out of range")
-            if delay < 0:
-                raise ValueError("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S must not be negative")
-        except ValueError as error:
-            raise SystemExit(f"notification: {error}") from None
+        read = EnvReader(environ)
+        interval = read.get("TM_NOTIFICATION_MARGIN_CALL_INTERVAL_S", whole_number(0), 300)
+        attempts = read.get("TM_NOTIFICATION_EMAIL_MAX_ATTEMPTS", whole_number(1), 6)
+        base_ms = read.get("TM_NOTIFICATION_EMAIL_RETRY_BASE_MS", whole_number(1), 1000)
+        cap_s = read.get("TM_NOTIFICATION_EMAIL_RETRY_CAP_S", whole_number(1), 600)
+        workers = read.get("TM_NOTIFICATION_EMAIL_WORKERS", whole_number(1, 32), 2)
+        delay = read.get("TM_NOTIFICATION_DAILY_STATEMENT_DELAY_S", whole_number(0), 30)
+        reporting_address = read.get("TM_REPORTING_ADDR", str, "")
+        read.check()
         return cls(
             margin_call_interval=timedelta(seconds=interval),
             retry=RetryPolicy(
@@ -89,7 +86,7 @@ class NotificationConfig:
             ),
             email_workers=workers,
             statement_delay=timedelta(seconds=delay),
-            reporting_address=environ.get("TM_REPORTING_ADDR", "").strip(),
+            reporting_address=reporting_address,
         )
 
 
@@ -107,10 +104,11 @@ def relay_from(vault: Vault) -> Relay:
         raise SystemExit(f"notification: secret/{SMTP_PATH} is incomplete ({error})") from None
 
 
-class NotificationRuntime:
+class NotificationRuntime(Runtime):
     """Everything the notification process runs besides the gRPC server, started in order."""
 
     def __init__(self, settings: Settings, vault: Vault, config: NotificationConfig) -> None:
+        super().__init__()
         self.vault = vault
         self.config = config
         self.resources = Resources(settings, vault)
@@ -118,8 +116,6 @@ class NotificationRuntime:
         self.hub = LiveHub()
         self.sender: EmailSender | None = None
         self.statements: DailyStatements | None = None
-        self.consumers: list[EventConsumer] = []
-        self.retention: Retention | None = None
 
     def _announce(self, stored: list[Stored]) -> None:
         self.hub.announce(stored)
@@ -131,19 +127,21 @@ class NotificationRuntime:
             self.statements.wake()
 
     async def open(self) -> None:
-        await self.resources.open()
+        await self.started(self.resources.open(), self.resources.close)
         db = self.resources.db
         self.parts.db, self.parts.hub = db, self.hub
-        await self.hub.start(self.resources.nats)
+        await self.started(self.hub.start(self.resources.nats), self.hub.stop)
         self.sender = EmailSender(
             db, relay_from(self.vault), self.config.retry, workers=self.config.email_workers
         )
         self.sender.start()
+        self.add_stop(self.sender.stop)
         if self.config.reporting_address:
             (edge_token,) = self.vault.read_keys(EDGE_PATH, "token")
             reporting = ReportingClient(self.config.reporting_address, edge_token)
             self.statements = DailyStatements(db, reporting, self._announce)
             self.statements.start()
+            self.add_stop(self.statements.stop)
         else:
             log.warning("TM_REPORTING_ADDR is not set: no daily statements are made")
         notifier = Notifier(
@@ -153,8 +151,13 @@ class NotificationRuntime:
             rollover_recorded=self._rollover_recorded,
         )
 
-        def consumer(name: str, subjects: str, followed: frozenset[str]) -> EventConsumer:
-            return EventConsumer(
+        account = FOLLOWED - set(OMS) - set(RISK)
+        for name, subjects, followed in (
+            ("notification-oms", "oms.>", frozenset({*OMS, ROLLOVER_COMPLETED})),
+            ("notification-risk", "risk.>", frozenset(RISK)),
+            ("notification-account", "account.>", frozenset(account | set(ACCOUNT))),
+        ):
+            consumer = EventConsumer(
                 name,
                 subjects,
                 db,
@@ -164,42 +167,11 @@ class NotificationRuntime:
                 linger=LINGER_SECONDS,
                 before_commit=notifier.before_commit,
             )
-
-        account = FOLLOWED - set(OMS) - set(RISK)
-        self.consumers = [
-            consumer("notification-oms", "oms.>", frozenset({*OMS, ROLLOVER_COMPLETED})),
-            consumer("notification-risk", "risk.>", frozenset(RISK)),
-            consumer("notification-account", "account.>", frozenset(account | set(ACCOUNT))),
-        ]
-        for item in self.consumers:
-            await item.start(self.resources.jetstream)
-        self.retention = Retention(db, RETENTION)
-        await self.retention.start()
-
-    async def close(self) -> None:
-        for item in self.consumers:
-            await item.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.statements is not None:
-            await self.statements.stop()
-        if self.sender is not None:
-            await self.sender.stop()
-        await self.hub.stop()
-        await self.resources.close()
+            await self.started(consumer.start(self.resources.jetstream), consumer.stop)
+        retention = Retention(db, RETENTION)
+        await self.started(retention.start(), retention.stop)
 
 
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    runtime = NotificationRuntime(settings, vault, NotificationConfig.from_env())
-    return ServiceSpec(
-        name="notification",
-        registrations=[
-            Registration(
-                notification_service_pb2_grpc.add_NotificationServiceServicer_to_server,
-                server.NotificationService(runtime.parts),
-                "tradingmesh.notification.v1.NotificationService",
-            ),
-        ],
-        on_start=[runtime.open],
-        on_stop=[runtime.close],
-    )
+def build(settings: Settings, vault: Vault, config: NotificationConfig) -> ServiceSpec:
+    runtime = NotificationRuntime(settings, vault, config)
+    return runtime.spec("notification", [server.NotificationService(runtime.parts)])

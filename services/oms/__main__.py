@@ -1,6 +1,6 @@
 """`python -m services.oms`: run the oms service (settings from TM_* variables)."""
 
-from services.oms.main import build
+from services.oms.main import OmsConfig, build
 from services.platform import run
 
-run(build)
+run(build, OmsConfig.from_env)

@@ -61,19 +61,15 @@ from services.oms.rollover.job import RolloverConfig, RolloverJob
 from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
-from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec, Settings, Vault
 from services.platform.internal import check_target
 from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
-from tradingmesh.oms.v1 import (
-    oms_internal_service_pb2_grpc,
-    order_admin_service_pb2_grpc,
-    order_service_pb2_grpc,
-    position_service_pb2_grpc,
-)
+from services.platform.settings import EnvReader, whole_number
 
 SCHEMA = "oms"
 # Old rows deleted (services/platform/retention.py): LP rows still to apply or parked stay.
@@ -94,42 +90,30 @@ class OmsConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> OmsConfig:
-        try:
-            age_ms = int(environ.get("TM_OMS_MAX_QUOTE_AGE_MS", "2000"))
-        except ValueError:
-            raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS is not a whole number") from None
-        if age_ms <= 0:
-            raise SystemExit("oms: TM_OMS_MAX_QUOTE_AGE_MS must be positive")
-        risk_address = environ.get("TM_RISK_ADDR", "").strip()
-        try:
-            if risk_address:
-                check_target(risk_address)
-        except ValueError as error:
-            raise SystemExit(f"oms: TM_RISK_ADDR {error}") from None
+        read = EnvReader(environ)
+        age_ms = read.get("TM_OMS_MAX_QUOTE_AGE_MS", whole_number(1), 2000)
+        risk_address = read.get("TM_RISK_ADDR", check_target, "")
+        stp = read.merged(StpConfig.from_env)
+        rollover = read.merged(RolloverConfig.from_env)
+        read.check()
         return cls(
             risk_address=risk_address,
             max_quote_age=timedelta(milliseconds=age_ms),
-            stp=StpConfig.from_env(environ),
-            rollover=RolloverConfig.from_env(environ),
+            stp=stp,
+            rollover=rollover,
         )
 
 
-class OmsRuntime:
+class OmsRuntime(Runtime):
     """Everything the oms process runs besides the gRPC server, started in order."""
 
     def __init__(self, settings: Settings, vault: Vault, config: OmsConfig) -> None:
-        self.config = config
+        super().__init__()
         self.resources = Resources(settings, vault)
         self.quotes = QuoteBook(config.max_quote_age)
         self.hub = OrderUpdateHub()
         (edge_token,) = vault.read_keys(EDGE_PATH, "token")
         self.risk = RiskClient(config.risk_address, edge_token) if config.risk_address else None
-        self.relay: OutboxRelay | None = None
-        self.retention: Retention | None = None
-        self.reference: ReferenceCopies | None = None
-        self.sweeper: ExpirySweeper | None = None
-        # Singletons, each on one elected instance (ADR 0017); the trigger engine elects itself.
-        self.elected: list[Elected] = []
         self.stp = StpDesk(
             self.resources,
             self.quotes,
@@ -154,34 +138,40 @@ class OmsRuntime:
         )
 
     async def open(self) -> None:
-        await self.resources.open()
-        async with self.resources.db.read_session() as session:
+        resources = self.resources
+        await self.started(resources.open(), resources.close)
+        if self.risk is not None:
+            self.add_stop(self.risk.close)
+        async with resources.db.read_session() as session:
             await FORMATS.load(session)
-        await self.quotes.start(self.resources.nats, self.resources.jetstream)
-        await self.hub.start(self.resources.nats)
-        self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, SCHEMA)
-        await self.relay.start()
-        self.retention = Retention(self.resources.db, RETENTION)
-        await self.retention.start()
-        settings = self.resources.settings
-        self.reference = ReferenceCopies(
-            self.resources.db,
+        await self.started(self.quotes.start(resources.nats, resources.jetstream), self.quotes.stop)
+        await self.started(self.hub.start(resources.nats), self.hub.stop)
+        relay = OutboxRelay(resources.db, resources.jetstream, SCHEMA)
+        await self.started(relay.start(), relay.stop)
+        retention = Retention(resources.db, RETENTION)
+        await self.started(retention.start(), retention.stop)
+        settings = resources.settings
+        reference = ReferenceCopies(
+            resources.db,
             self.placement.offered.forget,
             # Several instances: each reads the whole streams with its own consumers (ADR 0017).
             durable=settings.durable if settings.replicas > 1 else None,
         )
-        await self.reference.start(self.resources.jetstream)
-        self.sweeper = ExpirySweeper(self.resources.db)
-        db = self.resources.db
+        await self.started(reference.start(resources.jetstream), reference.stop)
+        sweeper = ExpirySweeper(resources.db)
         self.stp.leading = False  # until elected: `StpDesk.lead`
-        self.elected = [
-            Elected(db, "oms-expiry", self.sweeper.run),
-            Elected(db, "oms-rollover", self.rollover.run),
-            Elected(db, "oms-stp", self._lead_execution),
-        ]
-        await self.triggers.start(self.resources.nats)  # it leads with the desk (`_lead_execution`)
-        for job in self.elected:
-            await job.start()
+        await self.triggers.start(resources.nats)  # it leads with the desk (`_lead_execution`)
+        # Singletons, each on one elected instance (ADR 0017); the trigger engine elects itself.
+        for job in (
+            Elected(resources.db, "oms-expiry", sweeper.run),
+            Elected(resources.db, "oms-rollover", self.rollover.run),
+            Elected(resources.db, "oms-stp", self._lead_execution),  # stops first, as it did
+        ):
+            await self.started(job.start(), job.stop)
+        # The engine stops listening before the elected jobs stop, and requests in flight end
+        # (their commits and hand-offs) before anything else stops.
+        self.add_stop(self.triggers.stop)
+        self.add_stop(self.placement.drain)
 
     async def _lead_execution(self) -> None:
         """The STP desk and the trigger engine lead together, on one instance: the engine hands
@@ -190,50 +180,7 @@ class OmsRuntime:
             group.create_task(self.stp.lead(), name="oms-stp")
             group.create_task(self.triggers.lead(), name="oms-triggers")
 
-    async def close(self) -> None:
-        await self.placement.drain()  # commits of cancelled requests, and their hand-offs
-        await self.triggers.stop()
-        for job in reversed(self.elected):  # the STP desk first: it stops as it always did
-            await job.stop()
-        if self.reference is not None:
-            await self.reference.stop()
-        await self.hub.stop()
-        await self.quotes.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.risk is not None:
-            await self.risk.close()
-        await self.resources.close()
 
-
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    runtime = OmsRuntime(settings, vault, OmsConfig.from_env())
-    return ServiceSpec(
-        name="oms",
-        registrations=[
-            Registration(
-                order_service_pb2_grpc.add_OrderServiceServicer_to_server,
-                runtime.orders,
-                "tradingmesh.oms.v1.OrderService",
-            ),
-            Registration(
-                position_service_pb2_grpc.add_PositionServiceServicer_to_server,
-                runtime.positions,
-                "tradingmesh.oms.v1.PositionService",
-            ),
-            Registration(
-                order_admin_service_pb2_grpc.add_OrderAdminServiceServicer_to_server,
-                runtime.admin,
-                "tradingmesh.oms.v1.OrderAdminService",
-            ),
-            Registration(
-                oms_internal_service_pb2_grpc.add_OmsInternalServiceServicer_to_server,
-                runtime.internal,
-                "tradingmesh.oms.v1.OmsInternalService",
-            ),
-        ],
-        on_start=[runtime.open],
-        on_stop=[runtime.close],
-    )
+def build(settings: Settings, vault: Vault, config: OmsConfig) -> ServiceSpec:
+    runtime = OmsRuntime(settings, vault, config)
+    return runtime.spec("oms", [runtime.orders, runtime.positions, runtime.admin, runtime.internal])

@@ -10,6 +10,7 @@ request_id    current_request_id()
 interceptors  the server interceptor chain
 metrics       Prometheus registry and /metrics
 server        ServiceSpec, serve() and run(): start, serve, stop gracefully
+runtime       Runtime: a service's parts started in order and stopped in reverse
 internal      internal_channel(): calls to other services, mutual TLS and the edge token
 callers       who may call whom: the identities each service accepts (ADR 0018)
 certificates  the process's own certificate from Vault's PKI, renewed while it runs

@@ -1,19 +1,22 @@
 """The one place that starts a service's gRPC server and stops it gracefully (ADR 0004).
 
-A service describes itself with a `ServiceSpec` and its `__main__` calls `run(factory)`: read
-the settings, configure logging, log in to Vault, read the edge token, build the spec, serve
-until SIGTERM/SIGINT.
+A service describes itself with a `ServiceSpec` and its `__main__` calls `run(build, settings)`:
+read the platform's settings and the service's own, configure logging, log in to Vault, read the
+edge token, build the spec, serve until SIGTERM/SIGINT. Its `main.py` builds the spec with a
+`runtime.Runtime` (the parts it starts and stops) and `Registration.of` its servicers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar, overload
 
 import grpc
 import grpc.aio
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 _S = TypeVar("_S")
+_C = TypeVar("_C")
 Hook = Callable[[], Awaitable[None]]
 """An async function run when the service starts or stops."""
 
@@ -69,6 +73,20 @@ class Registration(Generic[_S]):
     add_to_server: Callable[[_S, grpc.aio.Server], None]
     servicer: _S
     service_name: str
+
+    @classmethod
+    def of(cls, servicer: _S) -> Registration[_S]:
+        """The registration of `servicer`, read from the generated `<Name>Servicer` class it
+        implements: its module's `add_<Name>Servicer_to_server`, and `<Name>`'s full name from
+        the descriptor of the `_pb2` module beside it."""
+        for base in type(servicer).__mro__:
+            generated = sys.modules[base.__module__]
+            add_to_server = getattr(generated, f"add_{base.__name__}_to_server", None)
+            if base.__module__.endswith("_pb2_grpc") and add_to_server is not None:
+                messages = importlib.import_module(base.__module__.removesuffix("_grpc"))
+                service = messages.DESCRIPTOR.services_by_name[base.__name__[: -len("Servicer")]]
+                return cls(add_to_server, servicer, service.full_name)
+        raise TypeError(f"{type(servicer).__name__} implements no generated gRPC servicer")
 
 
 @dataclass(frozen=True)
@@ -213,14 +231,31 @@ def connect_vault(settings: Settings) -> Vault:
     return Vault.with_approle(settings.vault_addr, settings.vault_role_id, settings.vault_secret_id)
 
 
-def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
+@overload
+def run(build: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn: ...
+
+
+@overload
+def run(
+    build: Callable[[Settings, Vault, _C], ServiceSpec],
+    service_settings: Callable[[Mapping[str, str]], _C],
+) -> NoReturn: ...
+
+
+def run(
+    build: Callable[..., ServiceSpec],
+    service_settings: Callable[[Mapping[str, str]], object] | None = None,
+) -> NoReturn:
     """The `main()` of a service: `python -m services.<name>` calls it and exits with its code.
 
-    Exits 2 with one line on stderr for bad settings, 1 when Vault fails or serving fails.
-    `spec_factory` runs inside the event loop, so it may create asyncio objects.
+    `service_settings` reads the service's own variables (raising `SettingsError`, e.g. through
+    an `EnvReader`) together with the platform's, before anything connects; `build` gets them
+    after the settings and the Vault client. Exits 2 with one line on stderr naming every bad
+    variable, the platform's and the service's; 1 when Vault fails or serving fails. `build`
+    runs inside the event loop, so it may create asyncio objects.
     """
     try:
-        settings = Settings.from_env()
+        settings, own = _read_settings(service_settings)
     except SettingsError as error:
         _fail(str(error), 2)
     configure_logging(settings.service, settings.log_level, instance=settings.instance_name)
@@ -233,7 +268,7 @@ def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
     set_own_certificate(certificate)
 
     async def main() -> None:
-        spec = spec_factory(settings, vault)
+        spec = build(settings, vault) if service_settings is None else build(settings, vault, own)
         renewals = [
             asyncio.create_task(vault.renew_forever(), name="vault-token-renewal"),
             asyncio.create_task(certificate.renew_forever(), name="certificate-renewal"),
@@ -250,6 +285,26 @@ def run(spec_factory: Callable[[Settings, Vault], ServiceSpec]) -> NoReturn:
         _log.exception("the service failed")
         sys.exit(1)
     sys.exit(0)
+
+
+def _read_settings(
+    service_settings: Callable[[Mapping[str, str]], object] | None,
+) -> tuple[Settings, object]:
+    """The platform's settings and the service's own; one `SettingsError` for both."""
+    problems: list[str] = []
+    settings: Settings | None = None
+    own: object = None
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        problems += error.problems
+    try:
+        own = service_settings(os.environ) if service_settings is not None else None
+    except SettingsError as error:
+        problems += error.problems
+    if problems or settings is None:
+        raise SettingsError(problems)
+    return settings, own
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -2,10 +2,13 @@
 
 Addresses are settings; credentials are not (they come from Vault), except the Vault login itself.
 A missing or malformed variable stops the process with one message that names every bad one.
+A service reads its own variables (e.g. `TM_OMS_*`) with the same `EnvReader`, so that theirs
+are reported in the same message and the same way (`server.run`: exit code 2).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,7 +18,15 @@ from urllib.parse import urlsplit
 
 from services.platform.secrets import Secret
 
-__all__ = ["LOG_LEVELS", "Address", "Settings", "SettingsError"]
+__all__ = [
+    "LOG_LEVELS",
+    "Address",
+    "EnvReader",
+    "Settings",
+    "SettingsError",
+    "number",
+    "whole_number",
+]
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -100,7 +111,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Reads and checks every `TM_*` variable; raises `SettingsError` naming each bad one."""
-        read = _Reader(environ)
+        read = EnvReader(environ)
         service = read.required("TM_SERVICE", _service_name)
         grpc_addr = read.required("TM_GRPC_ADDR", Address.parse)
         metrics_addr = read.required("TM_METRICS_ADDR", Address.parse)
@@ -117,11 +128,10 @@ class Settings:
         redis_port = read.required("TM_REDIS_PORT", _port)
         nats_url = read.required("TM_NATS_URL", _nats_url)
         instance = read.optional("TM_INSTANCE", _instance_name) or service
-        replicas = read.optional("TM_REPLICAS", _replicas) or 1
+        replicas = read.get("TM_REPLICAS", whole_number(1), 1)
         tls_cert_ttl = read.optional("TM_TLS_CERT_TTL", _duration) or "24h"
         tls_ca_file = read.optional("TM_TLS_CA_FILE", _readable_file)
-        if read.problems:
-            raise SettingsError(read.problems)
+        read.check()
         return cls(
             service=service,
             grpc_addr=grpc_addr,
@@ -159,12 +169,6 @@ def _readable_file(text: str) -> str:
     return text
 
 
-def _replicas(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return int(text)
-
-
 _INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 
 
@@ -174,8 +178,9 @@ def _instance_name(text: str) -> str:
     raise ValueError("must be a name such as oms or oms-2")
 
 
-class _Reader:
-    """Reads variables and collects every problem, so that one run reports all of them."""
+class EnvReader:
+    """Reads variables and collects every problem, so that one run reports all of them; `check`
+    then raises one `SettingsError` that names each. A blank variable counts as unset."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
@@ -187,7 +192,7 @@ class _Reader:
     def required(self, name: str, parse: Callable[[str], _T]) -> _T:
         """The parsed value; when missing or malformed, a problem and a placeholder.
 
-        The placeholder is never seen: `from_env` raises before building `Settings`.
+        The placeholder is never seen: `check` raises before the caller builds its settings.
         """
         value = self.optional(name, parse)
         if value is None and not self.present(name):
@@ -207,16 +212,72 @@ class _Reader:
             self.problems.append(f"{name} {error}, got {text!r}")
             return None
 
+    def get(self, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        """The parsed value, or `default` when the variable is unset."""
+        value = self.optional(name, parse)
+        return default if value is None else value
+
+    def merged(self, read: Callable[[Mapping[str, str]], _T]) -> _T:
+        """What another reader of these variables returns (e.g. a part's `from_env`); the
+        problems of the `SettingsError` it raises join these, and a placeholder is returned."""
+        try:
+            return read(self._environ)
+        except SettingsError as error:
+            self.problems.extend(error.problems)
+            return cast("_T", None)
+
     def secret(self, name: str) -> Secret | None:
         # Never parsed or echoed: a credential is only ever present or absent.
         return Secret(self._environ[name].strip()) if self.present(name) else None
+
+    def check(self) -> None:
+        """Raises `SettingsError` naming every problem found so far, if there is one."""
+        if self.problems:
+            raise SettingsError(self.problems)
+
+
+def whole_number(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """A parser for `EnvReader`: a whole number from `low` to `high` (None: no bound)."""
+    if low is not None and high is not None:
+        rule = f"a whole number from {low} to {high}"
+    elif low is not None:
+        rule = f"a whole number of at least {low}"
+    else:
+        rule = "a whole number"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be {rule}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"must be {rule}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """A parser for `EnvReader`: a number from `low` (`above`: greater than `low`) to `high`."""
+    rule = f"above {low} and at most {high}" if above else f"from {low} to {high}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (low < value <= high if above else low <= value <= high):
+            raise ValueError(f"must be a number {rule}")
+        return value
+
+    return parse
 
 
 class _UnshownValueError(ValueError):
     """A malformed value that must not be echoed, because it may hold a credential."""
 
 
-def _vault_login(reader: _Reader) -> tuple[Secret | None, str | None, Secret | None]:
+def _vault_login(reader: EnvReader) -> tuple[Secret | None, str | None, Secret | None]:
     """The token (dev), or the AppRole role id and secret id (Kubernetes): exactly one of them."""
     token = reader.secret("TM_VAULT_TOKEN")
     role_id = reader.optional("TM_VAULT_ROLE_ID", str)

@@ -28,23 +28,29 @@ from typing import Any, TypeVar
 
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
-from services.platform import Registration, RunningServer, ServiceSpec, Settings, Vault
+from services.platform import RunningServer, ServiceSpec, Settings, Vault
 from services.platform.fix import LpEndpoint
 from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, inbox_rule
+from services.platform.runtime import Runtime
 from services.platform.secrets import Secret
+from services.platform.settings import EnvReader, number, whole_number
 from services.pricing import server
 from services.pricing.admin import LpActivity, PricingAdmin
-from services.pricing.candles import CandleJob, CandleStore
+from services.pricing.candles import (
+    DEFAULT_RETENTION_DAYS,
+    CandleJob,
+    CandleStore,
+    tick_retention_days,
+)
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
 from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
 from services.pricing.reference import CONSUMER, Reference
 from services.pricing.ticks import TickWriter
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
 
 T = TypeVar("T")
 # Old rows deleted (services/platform/retention.py).
@@ -57,49 +63,40 @@ class PricingConfig:
     max_quote_age: timedelta
     data_dir: Path
     lp_silence_seconds: float = SILENCE_SECONDS
+    tick_retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> PricingConfig:
-        try:
-            lps = LpEndpoint.parse_list(environ.get("TM_PRICING_LPS", ""))
-            age_ms = int(environ.get("TM_PRICING_MAX_QUOTE_AGE_MS", "2000"))
-            silence = float(environ.get("TM_PRICING_LP_SILENCE_S", str(SILENCE_SECONDS)))
-        except ValueError as error:
-            raise SystemExit(f"pricing: {error}") from None
-        if not 0 < silence <= 3600:
-            raise SystemExit(
-                f"pricing: TM_PRICING_LP_SILENCE_S must be in (0, 3600], not {silence}"
-            )
+        read = EnvReader(environ)
+        lps: list[LpEndpoint] = read.get("TM_PRICING_LPS", LpEndpoint.parse_list, [])
+        age_ms = read.get("TM_PRICING_MAX_QUOTE_AGE_MS", whole_number(), 2000)
+        silence = read.get("TM_PRICING_LP_SILENCE_S", number(0, 3600, above=True), SILENCE_SECONDS)
+        retention_days = read.merged(tick_retention_days)
+        read.check()
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-pricing-")
-        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir), silence)
+        return cls(lps, timedelta(milliseconds=age_ms), Path(data_dir), silence, retention_days)
 
 
 def lp_health_name(lp: str) -> str:
     return f"tradingmesh.pricing.lp.{lp}"
 
 
-class PricingRuntime:
+class PricingRuntime(Runtime):
     """Everything the pricing process runs besides the gRPC server, started in order."""
 
     def __init__(self, settings: Settings, vault: Vault, config: PricingConfig) -> None:
+        super().__init__()
         self.vault = vault
         self.config = config
         self.resources = Resources(settings, vault)
         self.parts = server.Parts(lp_status={lp.lp: LpStatus(lp.lp) for lp in config.lps})
-        self.feed: PriceFeed | None = None
-        self.ticks: TickWriter | None = None
-        self.candle_job: CandleJob | None = None
         self.gateway: LpGateway | None = None
-        self.relay: OutboxRelay | None = None
-        self.retention: Retention | None = None
         self.health: Any = None
-        # Singletons, each on one elected instance (ADR 0017).
-        self.elected: list[Elected] = []
         self.pricing = server.PricingService(self.parts)
         self.admin = server.PricingAdminService(self.parts)
 
     async def open(self) -> None:
-        await self.resources.open()
+        await self.started(self.resources.open(), self.resources.close)
         settings = self.resources.settings
         reference = (
             # Several instances: each reads the whole stream with its own consumer (ADR 0017).
@@ -109,16 +106,17 @@ class PricingRuntime:
         )
         await reference.load()
         engine = PricingEngine(reference.digits, self.config.max_quote_age)
-        self.ticks = TickWriter(self.resources.db)
-        await self.ticks.start()
-        self.candle_job = CandleJob(self.resources.db)
-        self.elected.append(Elected(self.resources.db, "pricing-candles", self.candle_job.run))
+        ticks = TickWriter(self.resources.db)
+        await self.started(ticks.start(), ticks.stop)  # its stop writes what is left
+        # Singletons, each on one elected instance (ADR 0017).
+        candles = CandleJob(self.resources.db, retention_days=self.config.tick_retention_days)
+        elected = [Elected(self.resources.db, "pricing-candles", candles.run)]
         self.parts.candles_ = CandleStore(self.resources.db)
         feed = PriceFeed(
             engine,
             self.resources.redis,
             self.resources.nats,
-            ticks=self.ticks,
+            ticks=ticks,
             on_lp_status=self._lp_changed,
         )
 
@@ -136,15 +134,15 @@ class PricingRuntime:
         reference.on_groups_changed = regroup
         reference.on_instruments_changed = instruments_changed
         regroup()
-        await feed.start()
-        self.feed = feed
+        await self.started(feed.start(), feed.stop)
         self.parts.reference_ = reference
         self.parts.reader_ = QuoteReader(self.resources.redis)
         self.parts.hub_ = StreamHub(self.resources.redis, reference.digits)
-        self.relay = OutboxRelay(self.resources.db, self.resources.jetstream, "pricing")
-        await self.relay.start()
-        self.retention = Retention(self.resources.db, RETENTION)
-        await self.retention.start()
+        self.add_stop(self.parts.hub_.stop)
+        relay = OutboxRelay(self.resources.db, self.resources.jetstream, "pricing")
+        await self.started(relay.start(), relay.stop)
+        retention = Retention(self.resources.db, RETENTION)
+        await self.started(retention.start(), retention.stop)
         activity = LpActivity()
         self.parts.admin_ = PricingAdmin(
             self.resources.db,
@@ -155,7 +153,7 @@ class PricingRuntime:
             activity,
             subscribed=self._subscribed,
         )
-        await reference.start(self.resources.jetstream)
+        await self.started(reference.start(self.resources.jetstream), reference.stop)
         if self.config.lps:
             credentials = {
                 lp.lp: _login(
@@ -184,9 +182,9 @@ class PricingRuntime:
                     gateway, self.gateway = self.gateway, None
                     await asyncio.shield(asyncio.to_thread(gateway.stop))
 
-            self.elected.append(Elected(self.resources.db, "pricing-feed", lead_feed))
-        for job in self.elected:
-            await job.start()
+            elected.append(Elected(self.resources.db, "pricing-feed", lead_feed))
+        for job in elected:
+            await self.started(job.start(), job.stop)  # the gateway stops with its job
 
     def _subscribed(self) -> Sequence[str]:
         """The symbols the gateway asks every LP for at logon."""
@@ -212,23 +210,6 @@ class PricingRuntime:
             else health_pb2.HealthCheckResponse.NOT_SERVING,
         )
 
-    async def close(self) -> None:
-        for job in reversed(self.elected):  # the gateway stops here
-            await job.stop()
-        if self.parts.reference_ is not None:
-            await self.parts.reference_.stop()
-        if self.parts.hub_ is not None:
-            await self.parts.hub_.stop()
-        if self.feed is not None:
-            await self.feed.stop()
-        if self.ticks is not None:
-            await self.ticks.stop()  # writes what is left
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        await self.resources.close()
-
 
 def _both(first: Callable[[T], None], second: Callable[[T], None]) -> Callable[[T], None]:
     """One gateway callback that feeds two listeners, in order."""
@@ -245,23 +226,6 @@ def _login(values: tuple[Secret, ...]) -> tuple[str, Secret]:
     return username.reveal(), password
 
 
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    runtime = PricingRuntime(settings, vault, PricingConfig.from_env())
-    return ServiceSpec(
-        name="pricing",
-        registrations=[
-            Registration(
-                pricing_service_pb2_grpc.add_PricingServiceServicer_to_server,
-                runtime.pricing,
-                "tradingmesh.pricing.v1.PricingService",
-            ),
-            Registration(
-                pricing_admin_service_pb2_grpc.add_PricingAdminServiceServicer_to_server,
-                runtime.admin,
-                "tradingmesh.pricing.v1.PricingAdminService",
-            ),
-        ],
-        on_start=[runtime.open],
-        on_stop=[runtime.close],
-        on_serving=[runtime.serving],
-    )
+def build(settings: Settings, vault: Vault, config: PricingConfig) -> ServiceSpec:
+    runtime = PricingRuntime(settings, vault, config)
+    return runtime.spec("pricing", [runtime.pricing, runtime.admin], on_serving=[runtime.serving])

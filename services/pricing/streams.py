@@ -27,20 +27,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from services.platform import (
-    Database,
-    Registration,
-    ServiceSpec,
-    Settings,
-    Vault,
-    connect_redis,
-    run,
-)
-from services.platform.tasks import cancel_and_wait
+from services.platform import Database, ServiceSpec, Settings, Vault, connect_redis, run
+from services.platform.runtime import Runtime
+from services.platform.settings import EnvReader, number, whole_number
 from services.pricing import server
 from services.pricing.quotes import COALESCE_SECONDS, StreamHub
 from services.pricing.reference import Reference
-from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -59,45 +51,40 @@ class StreamsConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StreamsConfig:
-        try:
-            coalesce_ms = int(
-                environ.get("TM_PRICING_STREAM_COALESCE_MS", "") or round(COALESCE_SECONDS * 1000)
-            )
-            refresh = float(environ.get("TM_PRICING_STREAM_REFRESH_S", "") or 5)
-        except ValueError as error:
-            raise SystemExit(f"pricing streams: {error}") from None
-        if not 0 <= coalesce_ms <= 1000 or not 0.5 <= refresh <= 3600:
-            raise SystemExit(
-                "pricing streams: TM_PRICING_STREAM_COALESCE_MS must be 0-1000 and"
-                " TM_PRICING_STREAM_REFRESH_S 0.5-3600"
-            )
+        read = EnvReader(environ)
+        coalesce_ms = read.get(
+            "TM_PRICING_STREAM_COALESCE_MS", whole_number(0, 1000), round(COALESCE_SECONDS * 1000)
+        )
+        refresh = read.get("TM_PRICING_STREAM_REFRESH_S", number(0.5, 3600), 5.0)
+        read.check()
         return cls(coalesce_ms / 1000, refresh)
 
 
-class StreamWorker:
+class StreamWorker(Runtime):
     """What a stream worker holds besides its gRPC server: its connections, the reference data
     and the stream hub."""
 
     def __init__(self, settings: Settings, vault: Vault, config: StreamsConfig) -> None:
+        super().__init__()
         self.settings = settings
         self.vault = vault
         self.config = config
         self.parts = server.Parts()
         # The other RPCs keep the generated servicer's UNIMPLEMENTED (Envoy routes them to pricing).
         self.streams = server.QuoteStreams(self.parts)  # type: ignore[abstract]
-        self.db: Database | None = None
         self.reference: Reference | None = None
         self._loaded_at = 0.0
         self._loading: asyncio.Lock | None = None
-        self._refresher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        self.db = Database.connect(self.settings, self.vault)
-        async with self.db.read_session() as session:
+        db = Database.connect(self.settings, self.vault)
+        self.add_stop(db.dispose)
+        async with db.read_session() as session:
             await session.execute(text("SELECT 1"))
         redis = connect_redis(self.settings, self.vault)
+        self.add_stop(redis.aclose)
         await redis.ping()
-        self.reference = Reference(self.db)
+        self.reference = Reference(db)
         await self.reference.load()
         self._loaded_at = time.monotonic()
         self._loading = asyncio.Lock()
@@ -105,8 +92,9 @@ class StreamWorker:
         self.parts.hub_ = StreamHub(
             redis, self.reference.digits, interval=self.config.coalesce_seconds
         )
+        self.add_stop(self.parts.hub_.stop)
         self.parts.reload_ = self.reload_soon
-        self._refresher = asyncio.create_task(self._refresh(), name="reference-refresh")
+        self.task(self._refresh(), name="reference-refresh")
         gc.collect()
         gc.freeze()  # what start-up made lives as long as the process: never scanned again
         gc.set_threshold(*GC_THRESHOLDS)
@@ -134,30 +122,11 @@ class StreamWorker:
             except Exception:
                 log.exception("re-reading the reference data failed; keeping the last copy")
 
-    async def close(self) -> None:
-        await cancel_and_wait(self._refresher)
-        if self.parts.hub_ is not None:
-            await self.parts.hub_.stop()
-            await self.parts.hub_.redis.aclose()
-        if self.db is not None:
-            await self.db.dispose()
 
-
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    worker = StreamWorker(settings, vault, StreamsConfig.from_env())
-    return ServiceSpec(
-        name="pricing-streams",
-        registrations=[
-            Registration(
-                pricing_service_pb2_grpc.add_PricingServiceServicer_to_server,
-                worker.streams,
-                "tradingmesh.pricing.v1.PricingService",
-            )
-        ],
-        on_start=[worker.open],
-        on_stop=[worker.close],
-    )
+def build(settings: Settings, vault: Vault, config: StreamsConfig) -> ServiceSpec:
+    worker = StreamWorker(settings, vault, config)
+    return worker.spec("pricing-streams", [worker.streams])
 
 
 if __name__ == "__main__":
-    run(build)
+    run(build, StreamsConfig.from_env)

@@ -1,38 +1,36 @@
-"""Wiring of the reporting service: what it serves and what it connects to."""
+"""Wiring of the reporting service: what it serves and what it connects to.
+
+No settings of its own besides the platform's (ADR 0004), and no background parts: it serves
+reports read from the replica, over the connections its `Resources` hold.
+"""
 
 from __future__ import annotations
 
-from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec, Settings, Vault
 from services.platform.resources import Resources
+from services.platform.runtime import Runtime
 from services.reporting import server
-from tradingmesh.reporting.v1 import (
-    reporting_admin_service_pb2_grpc,
-    reporting_internal_service_pb2_grpc,
-    reporting_service_pb2_grpc,
-)
+
+
+class ReportingRuntime(Runtime):
+    """The reporting process's connections, opened before it serves and closed after."""
+
+    def __init__(self, settings: Settings, vault: Vault) -> None:
+        super().__init__()
+        self.resources = Resources(settings, vault)
+
+    async def open(self) -> None:
+        await self.started(self.resources.open(), self.resources.close)
 
 
 def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    resources = Resources(settings, vault)
-    return ServiceSpec(
-        name="reporting",
-        registrations=[
-            Registration(
-                reporting_service_pb2_grpc.add_ReportingServiceServicer_to_server,
-                server.ReportingService(resources),
-                "tradingmesh.reporting.v1.ReportingService",
-            ),
-            Registration(
-                reporting_admin_service_pb2_grpc.add_ReportingAdminServiceServicer_to_server,
-                server.ReportingAdminService(resources),
-                "tradingmesh.reporting.v1.ReportingAdminService",
-            ),
-            Registration(
-                reporting_internal_service_pb2_grpc.add_ReportingInternalServiceServicer_to_server,
-                server.ReportingInternalService(resources),
-                "tradingmesh.reporting.v1.ReportingInternalService",
-            ),
+    runtime = ReportingRuntime(settings, vault)
+    resources = runtime.resources
+    return runtime.spec(
+        "reporting",
+        [
+            server.ReportingService(resources),
+            server.ReportingAdminService(resources),
+            server.ReportingInternalService(resources),
         ],
-        on_start=[resources.open],
-        on_stop=[resources.close],
     )

@@ -28,13 +28,14 @@ from datetime import timedelta
 
 import grpc
 
-from services.platform import Registration, ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec, Settings, Vault
 from services.platform.internal import check_target, internal_channel
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
 from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
-from services.platform.tasks import cancel_and_wait
+from services.platform.settings import EnvReader, whole_number
 from services.risk import metrics, server, store
 from services.risk.copies import Copies, position_of
 from services.risk.quotes import QuoteFeed
@@ -43,11 +44,6 @@ from services.risk.snapshots import DailySnapshots
 from services.risk.watcher import MarginWatcher, WatcherConfig
 from tradingmesh.oms.v1 import oms_internal_service_pb2 as oms_internal
 from tradingmesh.oms.v1 import oms_internal_service_pb2_grpc as oms_internal_grpc
-from tradingmesh.risk.v1 import (
-    risk_admin_service_pb2_grpc,
-    risk_internal_service_pb2_grpc,
-    risk_service_pb2_grpc,
-)
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +65,24 @@ class RiskConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RiskConfig:
-        try:
-            oms = environ.get("TM_OMS_ADDR", "").strip()
-            if not oms:
-                raise ValueError("TM_OMS_ADDR is missing")
-            check_target(oms)  # one address, or every instance's (ADR 0017)
-            pass_ms = int(environ.get("TM_RISK_MARGIN_PASS_MS", "2000"))
-            age_ms = int(environ.get("TM_RISK_MAX_QUOTE_AGE_MS", "5000"))
-            currency = environ.get("TM_RISK_REPORTING_CURRENCY", "USD").strip()
-            if pass_ms < 1 or age_ms < 0 or len(currency) != 3 or not currency.isupper():
-                raise ValueError("TM_RISK_* out of range")
-        except ValueError as error:
-            raise SystemExit(f"risk: {error}") from None
+        read = EnvReader(environ)
+        oms = read.required("TM_OMS_ADDR", check_target)  # one address, or every instance's
+        pass_ms = read.get("TM_RISK_MARGIN_PASS_MS", whole_number(1), 2000)
+        age_ms = read.get("TM_RISK_MAX_QUOTE_AGE_MS", whole_number(0), 5000)
+        currency = read.get("TM_RISK_REPORTING_CURRENCY", _currency, "USD")
+        read.check()
         return cls(
             oms_addr=oms,
             margin_pass=timedelta(milliseconds=pass_ms),
             max_quote_age=timedelta(milliseconds=age_ms) if age_ms else None,
             reporting_currency=currency,
         )
+
+
+def _currency(text: str) -> str:
+    if len(text) != 3 or not text.isupper():
+        raise ValueError("must be a currency code of three capital letters, e.g. USD")
+    return text
 
 
 class OmsCloser:
@@ -104,27 +100,20 @@ class OmsCloser:
         return response
 
 
-class RiskRuntime:
+class RiskRuntime(Runtime):
     """Everything the risk process runs besides the gRPC server, started in order."""
 
     def __init__(self, settings: Settings, vault: Vault, config: RiskConfig) -> None:
+        super().__init__()
         self.vault = vault
         self.config = config
         self.resources = Resources(settings, vault)
         self.parts = server.RiskParts(
             max_quote_age=config.max_quote_age, reporting_currency=config.reporting_currency
         )
-        self.channel: grpc.aio.Channel | None = None
-        self.copies: Copies | None = None
-        self.feed: QuoteFeed | None = None
-        self.relay: OutboxRelay | None = None
-        self.retention: Retention | None = None
-        self.watcher: MarginWatcher | None = None
-        self.snapshots: DailySnapshots | None = None
-        self._positions: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        await self.resources.open()
+        await self.started(self.resources.open(), self.resources.close)
         db = self.resources.db
         async with db.read_session() as session:
             state = await store.load_state(session)
@@ -135,41 +124,40 @@ class RiskRuntime:
         gc.freeze()
         self.parts.db, self.parts.state = db, state
         (edge_token,) = self.vault.read_keys(EDGE_PATH, "token")
-        self.channel = internal_channel(self.config.oms_addr, edge_token, callee="oms")
-        self.relay = OutboxRelay(db, self.resources.jetstream, "risk")
-        self.watcher = MarginWatcher(
+        channel = internal_channel(self.config.oms_addr, edge_token, callee="oms")
+        self.add_stop(channel.close)
+        watcher = MarginWatcher(
             db,
             state,
-            OmsCloser(self.channel),
+            OmsCloser(channel),
             WatcherConfig(
                 pass_interval=self.config.margin_pass.total_seconds(),
                 max_quote_age=self.config.max_quote_age,
             ),
         )
         metrics.register(state)  # the book as gauges, computed when scraped
-        self.snapshots = DailySnapshots(db, state)
+        snapshots = DailySnapshots(db, state)
         # Several instances: each reads the whole streams with its own consumers (ADR 0017).
         settings = self.resources.settings
         per_instance = settings.durable if settings.replicas > 1 else None
-        self.copies = Copies(db, state, self.snapshots.wake, durable=per_instance)
-        await self.copies.start(self.resources.jetstream)
-        self.feed = QuoteFeed(state, self.watcher.on_price)
-        await self.feed.start(self.resources.nats, self.resources.jetstream)
-        self.parts.recorder = DecisionRecorder(db)
-        await self.parts.recorder.start()
-        await self.relay.start()
-        self.retention = Retention(db, RETENTION)
-        await self.retention.start()
-        await self.watcher.start()
-        await self.snapshots.start()
-        self._positions = asyncio.create_task(self._read_open_positions(), name="risk-positions")
+        copies = Copies(db, state, snapshots.wake, durable=per_instance)
+        await self.started(copies.start(self.resources.jetstream), copies.stop)
+        feed = QuoteFeed(state, watcher.on_price)
+        await self.started(feed.start(self.resources.nats, self.resources.jetstream), feed.stop)
+        recorder = self.parts.recorder = DecisionRecorder(db)
+        await self.started(recorder.start(), recorder.stop)
+        relay = OutboxRelay(db, self.resources.jetstream, "risk")
+        await self.started(relay.start(), relay.stop)
+        retention = Retention(db, RETENTION)
+        await self.started(retention.start(), retention.stop)
+        await self.started(watcher.start(), watcher.stop)
+        await self.started(snapshots.start(), snapshots.stop)
+        self.task(self._read_open_positions(channel), name="risk-positions")
 
-    async def _read_open_positions(self) -> None:
+    async def _read_open_positions(self, channel: grpc.aio.Channel) -> None:
         """ListOpenPositions once (ADR 0007), for positions whose events this service has not
         seen (e.g. it was deployed after them); retried while the OMS is not up yet."""
-        assert self.channel is not None
-        assert self.parts.state is not None
-        stub = oms_internal_grpc.OmsInternalServiceStub(self.channel)
+        stub = oms_internal_grpc.OmsInternalServiceStub(channel)
         db, state = self.parts.ready
         for _ in range(_POSITIONS_ATTEMPTS):
             try:
@@ -200,48 +188,14 @@ class RiskRuntime:
                 await asyncio.sleep(_POSITIONS_RETRY_SECONDS)
         log.warning("the OMS's open positions could not be read; the events alone feed them")
 
-    async def close(self) -> None:
-        await cancel_and_wait(self._positions)
-        if self.snapshots is not None:
-            await self.snapshots.stop()
-        if self.watcher is not None:
-            await self.watcher.stop()
-        if self.feed is not None:
-            await self.feed.stop()
-        if self.copies is not None:
-            await self.copies.stop()
-        if self.parts.recorder is not None:
-            await self.parts.recorder.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.channel is not None:
-            await self.channel.close()
-        await self.resources.close()
 
-
-def build(settings: Settings, vault: Vault) -> ServiceSpec:
-    runtime = RiskRuntime(settings, vault, RiskConfig.from_env())
-    return ServiceSpec(
-        name="risk",
-        registrations=[
-            Registration(
-                risk_service_pb2_grpc.add_RiskServiceServicer_to_server,
-                server.RiskService(runtime.parts),
-                "tradingmesh.risk.v1.RiskService",
-            ),
-            Registration(
-                risk_admin_service_pb2_grpc.add_RiskAdminServiceServicer_to_server,
-                server.RiskAdminService(runtime.parts),
-                "tradingmesh.risk.v1.RiskAdminService",
-            ),
-            Registration(
-                risk_internal_service_pb2_grpc.add_RiskInternalServiceServicer_to_server,
-                server.RiskInternalService(runtime.parts),
-                "tradingmesh.risk.v1.RiskInternalService",
-            ),
+def build(settings: Settings, vault: Vault, config: RiskConfig) -> ServiceSpec:
+    runtime = RiskRuntime(settings, vault, config)
+    return runtime.spec(
+        "risk",
+        [
+            server.RiskService(runtime.parts),
+            server.RiskAdminService(runtime.parts),
+            server.RiskInternalService(runtime.parts),
         ],
-        on_start=[runtime.open],
-        on_stop=[runtime.close],
     )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from services.platform.secrets import Secret
+from services.platform.settings import SettingsError
 from services.pricing.streams import StreamsConfig
 from stack.components.base import Context
 from stack.components.envoy import STREAM_CLUSTER, STREAM_METHOD, routes, stream_cluster
@@ -111,7 +112,7 @@ def test_the_workers_cluster_balances_by_least_request_with_health_checks() -> N
 def test_the_workers_settings_are_read_once_and_checked() -> None:
     assert StreamsConfig.from_env({}) == StreamsConfig(0.01, 5.0)
     assert StreamsConfig.from_env({"TM_PRICING_STREAM_COALESCE_MS": "0"}).coalesce_seconds == 0
-    with pytest.raises(SystemExit, match="TM_PRICING_STREAM_COALESCE_MS"):
+    with pytest.raises(SettingsError, match="TM_PRICING_STREAM_COALESCE_MS"):
         StreamsConfig.from_env({"TM_PRICING_STREAM_COALESCE_MS": "5000"})
-    with pytest.raises(SystemExit):
+    with pytest.raises(SettingsError, match="TM_PRICING_STREAM_REFRESH_S"):
         StreamsConfig.from_env({"TM_PRICING_STREAM_REFRESH_S": "soon"})
