@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import GROUP_COLUMNS, SETTINGS_COLUMNS, many, one
+from services.account.store import GROUP_COLUMNS, GROUPS, SETTINGS_COLUMNS, many, one
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,7 @@ async def update_group(session: AsyncSession, group_id: uuid.UUID, terms: GroupT
 
 
 async def list_groups(session: AsyncSession, *, limit: int, offset: int) -> list[Row]:
-    return await many(
-        session,
-        f"SELECT {GROUP_COLUMNS} FROM account.client_groups"
-        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        {"limit": limit, "offset": offset},
-    )
+    return await GROUPS.page(session, [], {}, limit=limit, offset=offset)
 
 
 async def lot_step(session: AsyncSession, symbol: str) -> Decimal | None:
