@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -177,20 +177,40 @@ def ledger_entry(row: Row) -> pb.LedgerEntry:
     )
     if row["reference_type"] == "swap_charge":  # services/account/trading.py SWAP_REFERENCE
         message.swap_charge_id = str(row["reference_id"])
-    who = actor(row["actor_kind"], row["actor_id"])
-    if who is not None:
-        message.actor.CopyFrom(who)
+    _set_actor(message, "actor", row["actor_kind"], row["actor_id"])
     _set_time(message, "create_time", row["created_at"])
     return message
+
+
+class _MoneyRequest(TypedDict):
+    """The fields a withdrawal and a balance adjustment share: what moves, in which account."""
+
+    id: str
+    account_id: str
+    amount: str
+    currency: str
+
+
+def _money_request(row: Row) -> _MoneyRequest:
+    currency = row["currency"].strip()
+    return _MoneyRequest(
+        id=str(row["id"]),
+        account_id=str(row["account_id"]),
+        amount=format_money(row["amount"], currency),
+        currency=currency,
+    )
+
+
+def _set_actor(message: Message, field: str, kind: str | None, actor_id: str | None) -> None:
+    who = actor(kind, actor_id)
+    if who is not None:
+        getattr(message, field).CopyFrom(who)
 
 
 def withdrawal(row: Row) -> pb.Withdrawal:
     currency = row["currency"].strip()
     message = pb.Withdrawal(
-        id=str(row["id"]),
-        account_id=str(row["account_id"]),
-        amount=format_money(row["amount"], currency),
-        currency=currency,
+        **_money_request(row),
         status=enum_value(pb.WithdrawalStatus, row["status"]),
         idempotency_key=row["idempotency_key"],
         ledger_entry_id=str(row["ledger_entry_id"]),
@@ -198,35 +218,23 @@ def withdrawal(row: Row) -> pb.Withdrawal:
         reversal_ledger_entry_id=_str(row["reversal_ledger_entry_id"]),
         rejection_reason=row["rejection_reason"],
     )
-    requested = actor(row["requested_by_kind"], row["requested_by_id"])
-    if requested is not None:
-        message.requested_by.CopyFrom(requested)
-    rejected = actor(row["rejected_by_kind"], row["rejected_by_id"])
-    if rejected is not None:
-        message.rejected_by.CopyFrom(rejected)
+    _set_actor(message, "requested_by", row["requested_by_kind"], row["requested_by_id"])
+    _set_actor(message, "rejected_by", row["rejected_by_kind"], row["rejected_by_id"])
     _set_time(message, "create_time", row["created_at"])
     _set_time(message, "complete_time", row["completed_at"])
     return message
 
 
 def balance_adjustment(row: Row) -> pb.BalanceAdjustment:
-    currency = row["currency"].strip()
     message = pb.BalanceAdjustment(
-        id=str(row["id"]),
-        account_id=str(row["account_id"]),
-        amount=format_money(row["amount"], currency),
-        currency=currency,
+        **_money_request(row),
         reason=row["reason"],
         status=enum_value(pb.BalanceAdjustmentStatus, row["status"]),
         checker_comment=row["checker_comment"],
         ledger_entry_id=_str(row["ledger_entry_id"]),
     )
-    maker = actor(row["maker_kind"], row["maker_id"])
-    if maker is not None:
-        message.maker.CopyFrom(maker)
-    checker = actor(row["checker_kind"], row["checker_id"])
-    if checker is not None:
-        message.checker.CopyFrom(checker)
+    _set_actor(message, "maker", row["maker_kind"], row["maker_id"])
+    _set_actor(message, "checker", row["checker_kind"], row["checker_id"])
     _set_time(message, "create_time", row["created_at"])
     _set_time(message, "review_time", row["reviewed_at"])
     return message

@@ -5,6 +5,8 @@ RejectBalanceAdjustment, ListBalanceAdjustments (the checker is never the maker)
 from __future__ import annotations
 
 import uuid
+from functools import partial
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,7 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
+    offset_listing,
 )
 from services.account.convert import Row
 from services.account.domain import (
@@ -29,7 +32,6 @@ from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -82,9 +84,12 @@ class BalanceAdjustmentAdmin(AdminPart):
             await audit_change(session, caller, "balance_adjustment.request", adjustment)
         return admin_pb.RequestBalanceAdjustmentResponse(balance_adjustment=adjustment)
 
-    async def _pending_adjustment(
-        self, session: AsyncSession, caller: Caller, adjustment_id: str
+    @staticmethod
+    async def _under_review(
+        session: AsyncSession, caller: Caller, adjustment_id: str, decision: AdjustmentStatus
     ) -> Row:
+        """The adjustment's locked row for the checker's `decision`: NOT_FOUND, the maker may
+        not check it, and one decided otherwise is INVALID_STATE (one decided alike stays)."""
         row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
         if row is None:
             raise DomainError(
@@ -92,24 +97,25 @@ class BalanceAdjustmentAdmin(AdminPart):
                 f"balance adjustment {adjustment_id} not found",
                 metadata={"balance_adjustment_id": adjustment_id},
             )
-        return row
-
-    @staticmethod
-    def _check_not_maker(caller: Caller, row: Row) -> None:
-        checker = audit.actor_of(caller)
-        if checker.id == row["maker_id"]:
+        if audit.actor_of(caller).id == row["maker_id"]:
             raise DomainError(
                 _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
                 "the maker of an adjustment cannot approve or reject it",
             )
+        if row["status"] not in (decision, AdjustmentStatus.PENDING_APPROVAL):
+            raise DomainError(
+                _R.ERROR_REASON_INVALID_STATE, f"the adjustment was {row['status'].lower()}"
+            )
+        return row
 
     async def ApproveBalanceAdjustment(
         self, request: admin_pb.ApproveBalanceAdjustmentRequest, context: Context
     ) -> admin_pb.ApproveBalanceAdjustmentResponse:
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
-            row = await self._pending_adjustment(session, caller, request.balance_adjustment_id)
-            self._check_not_maker(caller, row)
+            row = await self._under_review(
+                session, caller, request.balance_adjustment_id, AdjustmentStatus.APPROVED
+            )
             if row["status"] == AdjustmentStatus.APPROVED:
                 found = await ledger.find_entry(
                     session, Reason.ADJUSTMENT, "balance_adjustment", str(row["id"])
@@ -118,8 +124,6 @@ class BalanceAdjustmentAdmin(AdminPart):
                 return admin_pb.ApproveBalanceAdjustmentResponse(
                     balance_adjustment=convert.balance_adjustment(row), ledger_entry=found
                 )
-            if row["status"] != AdjustmentStatus.PENDING_APPROVAL:
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the adjustment was rejected")
             checker = audit.actor_of(caller)
             before = convert.balance_adjustment(row)
             posted = await ledger.post(
@@ -142,17 +146,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 comment=request.comment,
                 ledger_entry_id=uuid.UUID(posted.entry.id),
             )
-            adjustment = convert.balance_adjustment(updated)
-            await events.emit(
-                session,
-                "account.balance_adjustment.approved",
-                ev.BalanceAdjustmentApproved(
-                    metadata=event_metadata(caller, version=2), balance_adjustment=adjustment
-                ),
-            )
-            await audit_change(
-                session, caller, "balance_adjustment.approve", adjustment, before=before
-            )
+            adjustment = await _record_review(session, caller, updated, before)
         return admin_pb.ApproveBalanceAdjustmentResponse(
             balance_adjustment=adjustment, ledger_entry=posted.entry
         )
@@ -162,14 +156,13 @@ class BalanceAdjustmentAdmin(AdminPart):
     ) -> admin_pb.RejectBalanceAdjustmentResponse:
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
-            row = await self._pending_adjustment(session, caller, request.balance_adjustment_id)
-            self._check_not_maker(caller, row)
+            row = await self._under_review(
+                session, caller, request.balance_adjustment_id, AdjustmentStatus.REJECTED
+            )
             if row["status"] == AdjustmentStatus.REJECTED:
                 return admin_pb.RejectBalanceAdjustmentResponse(
                     balance_adjustment=convert.balance_adjustment(row)
                 )
-            if row["status"] != AdjustmentStatus.PENDING_APPROVAL:
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the adjustment was approved")
             before = convert.balance_adjustment(row)
             updated = await adjustment_store.review_adjustment(
                 session,
@@ -178,34 +171,57 @@ class BalanceAdjustmentAdmin(AdminPart):
                 checker=convert.actor_columns(audit.actor_of(caller)),
                 comment=request.comment,
             )
-            adjustment = convert.balance_adjustment(updated)
-            await events.emit(
-                session,
-                "account.balance_adjustment.rejected",
-                ev.BalanceAdjustmentRejected(
-                    metadata=event_metadata(caller, version=2), balance_adjustment=adjustment
-                ),
-            )
-            await audit_change(
-                session, caller, "balance_adjustment.reject", adjustment, before=before
-            )
+            adjustment = await _record_review(session, caller, updated, before)
         return admin_pb.RejectBalanceAdjustmentResponse(balance_adjustment=adjustment)
 
     async def ListBalanceAdjustments(
         self, request: admin_pb.ListBalanceAdjustmentsRequest, context: Context
     ) -> admin_pb.ListBalanceAdjustmentsResponse:
         require_roles(MONEY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await adjustment_store.list_adjustments(
-                session,
-                account_id=uuid.UUID(request.account_id) if request.account_id else None,
-                statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
-                time_range=request.time_range if request.HasField("time_range") else None,
-                limit=limit,
-                offset=offset,
+            adjustments, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    adjustment_store.list_adjustments,
+                    session,
+                    account_id=uuid.UUID(request.account_id) if request.account_id else None,
+                    statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
+                    time_range=request.time_range if request.HasField("time_range") else None,
+                ),
+                convert.balance_adjustment,
             )
         return admin_pb.ListBalanceAdjustmentsResponse(
-            balance_adjustments=[convert.balance_adjustment(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
+            balance_adjustments=adjustments, next_page_token=token
         )
+
+
+# A decision's event subject, event and audit action.
+_REVIEWS: Final = {
+    AdjustmentStatus.APPROVED: (
+        "account.balance_adjustment.approved",
+        ev.BalanceAdjustmentApproved,
+        "balance_adjustment.approve",
+    ),
+    AdjustmentStatus.REJECTED: (
+        "account.balance_adjustment.rejected",
+        ev.BalanceAdjustmentRejected,
+        "balance_adjustment.reject",
+    ),
+}
+
+
+async def _record_review(
+    session: AsyncSession, caller: Caller, updated: Row, before: pb.BalanceAdjustment
+) -> pb.BalanceAdjustment:
+    """The reviewed adjustment (`updated`, its row after the decision), with its event and
+    audit record."""
+    subject, event, action = _REVIEWS[AdjustmentStatus(updated["status"])]
+    adjustment = convert.balance_adjustment(updated)
+    await events.emit(
+        session,
+        subject,
+        event(metadata=event_metadata(caller, version=2), balance_adjustment=adjustment),
+    )
+    await audit_change(session, caller, action, adjustment, before=before)
+    return adjustment

@@ -6,11 +6,12 @@ legs, its audit record and its outbox events commit together or not at all."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store, withdrawals
-from services.account.api.common import Context, audit_change, enum_names
+from services.account.api.common import Context, audit_change, enum_names, offset_listing
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
 from services.account.domain import (
@@ -31,7 +32,6 @@ from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import require_account, require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.paging import next_offset_token, offset_page
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
@@ -72,19 +72,19 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         user_id = store.as_uuid(caller.subject)
         if user_id is None:
             return api_pb.ListAccountsResponse()
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await account_store.list_accounts(
-                session,
-                user_id=user_id,
-                account_ids=None if caller.api_key_id is None else caller.account_ids,
-                limit=limit,
-                offset=offset,
+            accounts, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    account_store.list_accounts,
+                    session,
+                    user_id=user_id,
+                    account_ids=None if caller.api_key_id is None else caller.account_ids,
+                ),
+                convert.trading_account,
             )
-        return api_pb.ListAccountsResponse(
-            accounts=[convert.trading_account(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return api_pb.ListAccountsResponse(accounts=accounts, next_page_token=token)
 
     async def GetAccount(
         self, request: api_pb.GetAccountRequest, context: Context
@@ -99,21 +99,21 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self, request: api_pb.ListLedgerEntriesRequest, context: Context
     ) -> api_pb.ListLedgerEntriesResponse:
         caller = require_user()
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
             row = await self._own_account(session, caller, request.account_id)
-            rows = await account_store.list_ledger_entries(
-                session,
-                account_id=row["id"],
-                time_range=request.time_range if request.HasField("time_range") else None,
-                reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
-                limit=limit,
-                offset=offset,
+            entries, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    account_store.list_ledger_entries,
+                    session,
+                    account_id=row["id"],
+                    time_range=request.time_range if request.HasField("time_range") else None,
+                    reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
+                ),
+                convert.ledger_entry,
             )
-        return api_pb.ListLedgerEntriesResponse(
-            entries=[convert.ledger_entry(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return api_pb.ListLedgerEntriesResponse(entries=entries, next_page_token=token)
 
     async def RequestWithdrawal(
         self, request: api_pb.RequestWithdrawalRequest, context: Context
