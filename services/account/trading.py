@@ -30,17 +30,16 @@ from typing import Any, Final, Generic, TypeVar
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.audit import actor_of
 from services.account.domain import Reason, minor_unit
 from services.account.ledger import LockedBalance, References, lock_balance, post
+from services.account.store.bookings import count_booked_orders, record_bookings
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
 from services.platform.inbox import EventConsumer, UndeliverableError, decode_payload, first_time
-from services.platform.sql import insert_rows
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import InvalidDecimalError, parse_decimal
@@ -241,14 +240,7 @@ async def write_bookings(session: AsyncSession) -> None:
     a stop-out's correction waits for)."""
     booked = session.info.pop(_BOOKED, None)
     if booked:
-        await session.execute(
-            *insert_rows(
-                "account.trade_bookings",
-                ("trade_id", "order_id", "account_id"),
-                booked,
-                "ON CONFLICT DO NOTHING",
-            )
-        )
+        await record_bookings(session, booked)
 
 
 class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged]):
@@ -320,14 +312,7 @@ class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted]):
         if not await first_time(session, "account", event.metadata.event_id, message.subject):
             return False
         if closing:
-            booked = await session.execute(
-                text(
-                    "SELECT count(DISTINCT order_id) FROM account.trade_bookings"
-                    " WHERE order_id = ANY(CAST(:orders AS uuid[]))"
-                ),
-                {"orders": closing},
-            )
-            missing = len(closing) - int(booked.scalar_one())
+            missing = len(closing) - await count_booked_orders(session, closing)
             if missing:
                 # Redelivered shortly: the closing trades' own events are still on their way.
                 raise RuntimeError(

@@ -57,6 +57,35 @@ async def insert_withdrawal(
 list_withdrawals: Final = WITHDRAWALS.page_of_account
 
 
+async def set_rejected(
+    session: AsyncSession,
+    withdrawal_id: uuid.UUID,
+    *,
+    reversal_entry_id: uuid.UUID,
+    reason: str,
+    rejected_by: tuple[str, str],
+) -> Row:
+    """The withdrawal's row after it is REJECTED with its reversal's ledger entry;
+    `rejected_by` is (actor kind, actor id). The caller holds its lock."""
+    kind, actor_id = rejected_by
+    row = await one(
+        session,
+        "UPDATE account.withdrawals SET status = 'REJECTED', reversal_ledger_entry_id = :entry,"
+        " rejection_reason = :reason, rejected_by_kind = :kind, rejected_by_id = :actor,"
+        " completed_at = now(), updated_at = now() WHERE id = :id"
+        f" RETURNING {WITHDRAWAL_COLUMNS}",
+        {
+            "entry": reversal_entry_id,
+            "reason": reason,
+            "kind": kind,
+            "actor": actor_id,
+            "id": withdrawal_id,
+        },
+    )
+    assert row is not None
+    return row
+
+
 async def count_withdrawals_in(
     session: AsyncSession, account_id: uuid.UUID, statuses: Collection[str]
 ) -> int:
