@@ -117,41 +117,44 @@ async def many(
 @dataclass(frozen=True)
 class Table:
     """A table of the account schema and the columns its reads return, with the reads and
-    writes its resources share: one row by id, by idempotency key, a page newest first, and a
-    status change."""
+    writes its resources share: one row (by id, by idempotency key, by a condition), a page
+    newest first, and a status change."""
 
     name: str
     columns: str
 
+    async def row_where(
+        self,
+        session: AsyncSession,
+        condition: str,
+        params: Mapping[str, Any],
+        *,
+        lock: bool = False,
+    ) -> Row | None:
+        """The row that passes `condition` (its values in `params`), locked until the
+        transaction ends when `lock`."""
+        suffix = " FOR UPDATE" if lock else ""
+        return await one(
+            session, f"SELECT {self.columns} FROM {self.name} WHERE {condition}{suffix}", params
+        )
+
     async def by_id(self, session: AsyncSession, row_id: str, *, lock: bool = False) -> Row | None:
-        """The row of `row_id` (None for an id that is no UUID), locked until the transaction
-        ends when `lock`."""
+        """The row of `row_id` (None for an id that is no UUID)."""
         uid = as_uuid(row_id)
         if uid is None:
             return None
-        suffix = " FOR UPDATE" if lock else ""
-        return await one(
-            session, f"SELECT {self.columns} FROM {self.name} WHERE id = :id{suffix}", {"id": uid}
-        )
+        return await self.row_where(session, "id = :id", {"id": uid}, lock=lock)
 
     async def locked(self, session: AsyncSession, row_id: uuid.UUID) -> Row | None:
         """The row, locked until the transaction ends."""
-        return await one(
-            session,
-            f"SELECT {self.columns} FROM {self.name} WHERE id = :id FOR UPDATE",
-            {"id": row_id},
-        )
+        return await self.row_where(session, "id = :id", {"id": row_id}, lock=True)
 
     async def by_key(
         self, session: AsyncSession, account_id: uuid.UUID, idempotency_key: str
     ) -> Row | None:
         """The account's row of an idempotency key."""
-        return await one(
-            session,
-            f"SELECT {self.columns} FROM {self.name}"
-            " WHERE account_id = :a AND idempotency_key = :k",
-            {"a": account_id, "k": idempotency_key},
-        )
+        condition = "account_id = :a AND idempotency_key = :k"
+        return await self.row_where(session, condition, {"a": account_id, "k": idempotency_key})
 
     async def page(
         self,

@@ -50,20 +50,12 @@ async def list_accounts(
     return await ACCOUNTS.page(session, clauses, params, limit=limit, offset=offset)
 
 
-async def account_by_idempotency_key(session: AsyncSession, key: str) -> Row | None:
-    return await one(
-        session,
-        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts WHERE idempotency_key = :k",
-        {"k": key},
-    )
-
-
 async def account_by_number(session: AsyncSession, account_number: str) -> Row | None:
-    return await one(
-        session,
-        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts WHERE account_number = :n",
-        {"n": account_number},
-    )
+    return await ACCOUNTS.row_where(session, "account_number = :n", {"n": account_number})
+
+
+async def account_by_idempotency_key(session: AsyncSession, key: str) -> Row | None:
+    return await ACCOUNTS.row_where(session, "idempotency_key = :k", {"k": key})
 
 
 async def insert_account(
