@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final, TypedDict
+from typing import Any, Final, TypedDict, TypeVar
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -19,6 +19,7 @@ from tradingmesh.common.v1 import ledger_pb2, pricing_pb2, types_pb2
 from tradingmesh.exact import plain_decimal
 
 Row = Mapping[Any, Any]
+_M = TypeVar("_M", bound=Message)
 
 
 _PREFIXES: Final = {
@@ -67,6 +68,13 @@ def _set_time(message: Message, field: str, value: datetime.datetime | None) -> 
         getattr(message, field).FromDatetime(value)
 
 
+def _timed(message: _M, row: Row) -> _M:
+    """`message` with its create and update times (the row's created_at, updated_at)."""
+    _set_time(message, "create_time", row["created_at"])
+    _set_time(message, "update_time", row["updated_at"])
+    return message
+
+
 def actor(kind: str | None, actor_id: str | None) -> types_pb2.Actor | None:
     if not kind or not actor_id:
         return None
@@ -79,39 +87,39 @@ def snapshot(message: Message) -> dict[str, Any]:
 
 
 def user(row: Row) -> pb.User:
-    message = pb.User(
-        id=str(row["id"]),
-        username=row["username"],
-        email=row["email"],
-        display_name=row["display_name"],
-        roles=[role_of_claim(r) for r in row["roles"]],
-        kyc_status=enum_value(pb.KycStatus, row["kyc_status"]),
-        status=enum_value(pb.UserStatus, row["status"]),
+    return _timed(
+        pb.User(
+            id=str(row["id"]),
+            username=row["username"],
+            email=row["email"],
+            display_name=row["display_name"],
+            roles=[role_of_claim(r) for r in row["roles"]],
+            kyc_status=enum_value(pb.KycStatus, row["kyc_status"]),
+            status=enum_value(pb.UserStatus, row["status"]),
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def client_group(row: Row) -> pb.ClientGroup:
-    message = pb.ClientGroup(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        currency=row["currency"].strip(),
-        leverage=row["leverage"],
-        margin_call_level=plain_decimal(row["margin_call_level"]),
-        stop_out_level=plain_decimal(row["stop_out_level"]),
-        execution_mode=enum_value(types_pb2.ExecutionMode, row["execution_mode"]),
-        position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
-        spread_markup_type=enum_value(pricing_pb2.MarkupType, row["spread_markup_type"]),
-        spread_markup=plain_decimal(row["spread_markup"]),
-        commission_per_lot=plain_decimal(row["commission_per_lot"]),
-        max_deviation_points=row["max_deviation_points"],
+    return _timed(
+        pb.ClientGroup(
+            id=str(row["id"]),
+            name=row["name"],
+            description=row["description"],
+            currency=row["currency"].strip(),
+            leverage=row["leverage"],
+            margin_call_level=plain_decimal(row["margin_call_level"]),
+            stop_out_level=plain_decimal(row["stop_out_level"]),
+            execution_mode=enum_value(types_pb2.ExecutionMode, row["execution_mode"]),
+            position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
+            spread_markup_type=enum_value(pricing_pb2.MarkupType, row["spread_markup_type"]),
+            spread_markup=plain_decimal(row["spread_markup"]),
+            commission_per_lot=plain_decimal(row["commission_per_lot"]),
+            max_deviation_points=row["max_deviation_points"],
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def instrument_settings(row: Row) -> pb.GroupInstrumentSettings:
@@ -138,18 +146,18 @@ def instrument_settings(row: Row) -> pb.GroupInstrumentSettings:
 
 
 def trading_account(row: Row) -> pb.TradingAccount:
-    message = pb.TradingAccount(
-        id=str(row["id"]),
-        account_number=row["account_number"],
-        user_id=str(row["user_id"]),
-        group_id=str(row["group_id"]),
-        currency=row["currency"].strip(),
-        position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
-        status=enum_value(pb.TradingAccountStatus, row["status"]),
+    return _timed(
+        pb.TradingAccount(
+            id=str(row["id"]),
+            account_number=row["account_number"],
+            user_id=str(row["user_id"]),
+            group_id=str(row["group_id"]),
+            currency=row["currency"].strip(),
+            position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
+            status=enum_value(pb.TradingAccountStatus, row["status"]),
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def _str(value: uuid.UUID | str | None) -> str:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import grpc.aio
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store, withdrawals
@@ -47,6 +48,7 @@ from services.platform.resources import Resources
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1.webhook_service_pb2 import WebhookEventOutcome
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["KycEvent", "PaymentEvent", "WebhookReceiver", "parse_kyc", "parse_payment"]
@@ -341,6 +343,13 @@ class _Applying:
     actor: Actor
     caller: Caller
 
+    def metadata(self) -> EventMetadata:
+        """The metadata of an event the provider's change publishes."""
+        return events.metadata(self.actor, correlation_id=self.caller.request_id)
+
+    async def emit(self, subject: str, event: Message) -> None:
+        await events.emit(self.session, subject, event)
+
     async def audit(self, action: str, resource_id: str, after: Mapping[str, Any]) -> None:
         """The audit record of a payment event applied (`resource_id` "provider/event_id")."""
         await audit.append_audit_record(
@@ -438,11 +447,10 @@ async def _apply_withdrawal(at: _Applying, event: PaymentEvent) -> bool:
             await webhook_store.set_payout_status(session, row["id"], status.value)
         )
         if status is WithdrawalStatus.COMPLETED:
-            await events.emit(
-                session,
+            await at.emit(
                 "account.withdrawal.completed",
                 ev.WithdrawalCompleted(
-                    metadata=events.metadata(at.actor, correlation_id=at.caller.request_id),
+                    metadata=at.metadata(),
                     withdrawal=after,
                     **withdrawals.withdrawal_event_fields(account),
                 ),
@@ -469,11 +477,10 @@ async def _apply_kyc(at: _Applying, event: KycEvent) -> bool:
     user = convert.user(
         await webhook_store.set_kyc_status(session, row["id"], status, event.occurred_at)
     )
-    await events.emit(
-        session,
+    await at.emit(
         "account.user.kyc_status_changed",
         ev.KycStatusChanged(
-            metadata=events.metadata(at.actor, correlation_id=at.caller.request_id),
+            metadata=at.metadata(),
             user=user,
             previous_kyc_status=before.kyc_status,
             provider=at.provider.name,
