@@ -84,95 +84,69 @@ class BalanceAdjustmentAdmin(AdminPart):
             await audit_change(session, caller, "balance_adjustment.request", adjustment)
         return admin_pb.RequestBalanceAdjustmentResponse(balance_adjustment=adjustment)
 
-    @staticmethod
-    async def _under_review(
-        session: AsyncSession, caller: Caller, adjustment_id: str, decision: AdjustmentStatus
-    ) -> Row:
-        """The adjustment's locked row for the checker's `decision`: NOT_FOUND, the maker may
-        not check it, and one decided otherwise is INVALID_STATE (one decided alike stays)."""
-        row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
-        if row is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"balance adjustment {adjustment_id} not found",
-                metadata={"balance_adjustment_id": adjustment_id},
-            )
-        if audit.actor_of(caller).id == row["maker_id"]:
-            raise DomainError(
-                _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
-                "the maker of an adjustment cannot approve or reject it",
-            )
-        if row["status"] not in (decision, AdjustmentStatus.PENDING_APPROVAL):
-            raise DomainError(
-                _R.ERROR_REASON_INVALID_STATE, f"the adjustment was {row['status'].lower()}"
-            )
-        return row
-
     async def ApproveBalanceAdjustment(
         self, request: admin_pb.ApproveBalanceAdjustmentRequest, context: Context
     ) -> admin_pb.ApproveBalanceAdjustmentResponse:
-        caller = require_roles(MONEY_STAFF)
-        async with self.resources.db.transaction() as session:
-            row = await self._under_review(
-                session, caller, request.balance_adjustment_id, AdjustmentStatus.APPROVED
-            )
-            if row["status"] == AdjustmentStatus.APPROVED:
-                found = await ledger.find_entry(
-                    session, Reason.ADJUSTMENT, "balance_adjustment", str(row["id"])
-                )
-                assert found is not None
-                return admin_pb.ApproveBalanceAdjustmentResponse(
-                    balance_adjustment=convert.balance_adjustment(row), ledger_entry=found
-                )
-            checker = audit.actor_of(caller)
-            before = convert.balance_adjustment(row)
-            posted = await ledger.post(
-                session,
-                account_id=row["account_id"],
-                reason=Reason.ADJUSTMENT,
-                amount=row["amount"],
-                reference_type="balance_adjustment",
-                reference_id=str(row["id"]),
-                actor=checker,
-                description=row["reason"],
-                references=ledger.References(balance_adjustment_id=str(row["id"])),
-                correlation_id=caller.request_id,
-            )
-            updated = await adjustment_store.review_adjustment(
-                session,
-                row["id"],
-                status=AdjustmentStatus.APPROVED,
-                checker=convert.actor_columns(checker),
-                comment=request.comment,
-                ledger_entry_id=uuid.UUID(posted.entry.id),
-            )
-            adjustment = await _record_review(session, caller, updated, before)
+        adjustment, entry = await self._review(
+            request.balance_adjustment_id, AdjustmentStatus.APPROVED, request.comment
+        )
         return admin_pb.ApproveBalanceAdjustmentResponse(
-            balance_adjustment=adjustment, ledger_entry=posted.entry
+            balance_adjustment=adjustment, ledger_entry=entry
         )
 
     async def RejectBalanceAdjustment(
         self, request: admin_pb.RejectBalanceAdjustmentRequest, context: Context
     ) -> admin_pb.RejectBalanceAdjustmentResponse:
+        adjustment, _ = await self._review(
+            request.balance_adjustment_id, AdjustmentStatus.REJECTED, request.comment
+        )
+        return admin_pb.RejectBalanceAdjustmentResponse(balance_adjustment=adjustment)
+
+    async def _review(
+        self, adjustment_id: str, decision: AdjustmentStatus, comment: str
+    ) -> tuple[pb.BalanceAdjustment, pb.LedgerEntry | None]:
+        """The checker's `decision` (APPROVED or REJECTED) on a pending adjustment, and the
+        ledger entry an approval posts; the same answer again for an adjustment decided alike
+        before."""
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
-            row = await self._under_review(
-                session, caller, request.balance_adjustment_id, AdjustmentStatus.REJECTED
-            )
-            if row["status"] == AdjustmentStatus.REJECTED:
-                return admin_pb.RejectBalanceAdjustmentResponse(
-                    balance_adjustment=convert.balance_adjustment(row)
-                )
+            row = await _under_review(session, caller, adjustment_id, decision)
+            approving = decision is AdjustmentStatus.APPROVED
+            if row["status"] == decision:
+                entry = None
+                if approving:
+                    entry = await ledger.find_entry(
+                        session, Reason.ADJUSTMENT, "balance_adjustment", str(row["id"])
+                    )
+                    assert entry is not None
+                return convert.balance_adjustment(row), entry
+            checker = audit.actor_of(caller)
             before = convert.balance_adjustment(row)
+            entry = None
+            if approving:
+                posted = await ledger.post(
+                    session,
+                    account_id=row["account_id"],
+                    reason=Reason.ADJUSTMENT,
+                    amount=row["amount"],
+                    reference_type="balance_adjustment",
+                    reference_id=str(row["id"]),
+                    actor=checker,
+                    description=row["reason"],
+                    references=ledger.References(balance_adjustment_id=str(row["id"])),
+                    correlation_id=caller.request_id,
+                )
+                entry = posted.entry
             updated = await adjustment_store.review_adjustment(
                 session,
                 row["id"],
-                status=AdjustmentStatus.REJECTED,
-                checker=convert.actor_columns(audit.actor_of(caller)),
-                comment=request.comment,
+                status=decision,
+                checker=convert.actor_columns(checker),
+                comment=comment,
+                ledger_entry_id=None if entry is None else uuid.UUID(entry.id),
             )
             adjustment = await _record_review(session, caller, updated, before)
-        return admin_pb.RejectBalanceAdjustmentResponse(balance_adjustment=adjustment)
+        return adjustment, entry
 
     async def ListBalanceAdjustments(
         self, request: admin_pb.ListBalanceAdjustmentsRequest, context: Context
@@ -225,3 +199,27 @@ async def _record_review(
     )
     await audit_change(session, caller, action, adjustment, before=before)
     return adjustment
+
+
+async def _under_review(
+    session: AsyncSession, caller: Caller, adjustment_id: str, decision: AdjustmentStatus
+) -> Row:
+    """The adjustment's locked row for the checker's `decision`: NOT_FOUND, the maker may
+    not check it, and one decided otherwise is INVALID_STATE (one decided alike stays)."""
+    row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
+    if row is None:
+        raise DomainError(
+            _R.ERROR_REASON_NOT_FOUND,
+            f"balance adjustment {adjustment_id} not found",
+            metadata={"balance_adjustment_id": adjustment_id},
+        )
+    if audit.actor_of(caller).id == row["maker_id"]:
+        raise DomainError(
+            _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
+            "the maker of an adjustment cannot approve or reject it",
+        )
+    if row["status"] not in (decision, AdjustmentStatus.PENDING_APPROVAL):
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_STATE, f"the adjustment was {row['status'].lower()}"
+        )
+    return row
