@@ -466,9 +466,7 @@ async def _apply_withdrawal(at: _Applying, event: PaymentEvent) -> bool:
 
 async def _apply_kyc(at: _Applying, event: KycEvent) -> bool:
     session = at.session
-    row = await store.user_row(session, event.user_id, lock=True)
-    if row is None:
-        raise store.user_not_found(event.user_id)
+    row = await store.require_user_row(session, event.user_id, lock=True)
     status = event.status.upper()
     last = row["kyc_event_time"]
     if (last is not None and event.occurred_at < last) or row["kyc_status"] == status:

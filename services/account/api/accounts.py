@@ -62,12 +62,8 @@ class TradingAccountAdmin(AdminPart):
                     return admin_pb.CreateTradingAccountResponse(
                         account=convert.trading_account(existing)
                     )
-            user = await store.user_row(session, request.user_id, lock=True)
-            if user is None:
-                raise store.user_not_found(request.user_id)
-            group = await store.group_row(session, request.group_id)
-            if group is None:
-                raise store.group_not_found(request.group_id)
+            user = await store.require_user_row(session, request.user_id, lock=True)
+            group = await store.require_group_row(session, request.group_id)
             if user["status"] != UserStatus.ACTIVE:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is not ACTIVE")
             position_mode = (

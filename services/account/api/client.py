@@ -60,9 +60,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     async def GetMe(self, request: api_pb.GetMeRequest, context: Context) -> api_pb.GetMeResponse:
         caller = require_user()
         async with self.resources.db.read_session() as session:
-            row = await store.user_row(session, caller.subject)
-        if row is None:
-            raise store.user_not_found(caller.subject)
+            row = await store.require_user_row(session, caller.subject)
         return api_pb.GetMeResponse(user=convert.user(row))
 
     async def ListAccounts(

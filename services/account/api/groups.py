@@ -76,9 +76,7 @@ class ClientGroupAdmin(AdminPart):
     ) -> admin_pb.GetClientGroupResponse:
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
-            row = await store.group_row(session, request.group_id)
-        if row is None:
-            raise store.group_not_found(request.group_id)
+            row = await store.require_group_row(session, request.group_id)
         return admin_pb.GetClientGroupResponse(client_group=convert.client_group(row))
 
     async def ListClientGroups(
@@ -101,9 +99,7 @@ class ClientGroupAdmin(AdminPart):
         given = request.client_group
         paths = list(dict.fromkeys(request.update_mask.paths))
         async with self._taking_name(given.name) as session:
-            row = await store.group_row(session, given.id, lock=True)
-            if row is None:
-                raise store.group_not_found(given.id)
+            row = await store.require_group_row(session, given.id, lock=True)
             before = convert.client_group(row)
             after = pb.ClientGroup()
             after.CopyFrom(before)
@@ -138,9 +134,7 @@ class ClientGroupAdmin(AdminPart):
         caller = require_roles((ADMIN, DEALER))
         given = request.settings
         async with self.resources.db.transaction() as session:
-            group = await store.group_row(session, given.group_id)
-            if group is None:
-                raise store.group_not_found(given.group_id)
+            group = await store.require_group_row(session, given.group_id)
             # Checked against the service's own copy of pricing's catalogue (instruments.py): a
             # symbol created a moment ago is unknown until its event has arrived.
             lot_step = await group_store.lot_step(session, given.symbol)
@@ -180,9 +174,7 @@ class ClientGroupAdmin(AdminPart):
     ) -> admin_pb.ListGroupInstrumentSettingsResponse:
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
-            group = await store.group_row(session, request.group_id)
-            if group is None:
-                raise store.group_not_found(request.group_id)
+            group = await store.require_group_row(session, request.group_id)
             settings, token = await offset_listing(
                 request.page_size,
                 request.page_token,

@@ -88,9 +88,7 @@ class UserAdmin(AdminPart):
     ) -> admin_pb.GetUserResponse:
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
-            row = await store.user_row(session, request.user_id)
-        if row is None:
-            raise store.user_not_found(request.user_id)
+            row = await store.require_user_row(session, request.user_id)
         return admin_pb.GetUserResponse(user=convert.user(row))
 
     async def ListUsers(
@@ -119,9 +117,7 @@ class UserAdmin(AdminPart):
         caller = require_roles(MONEY_STAFF)
         requested = UserStatus(convert.enum_name(pb.UserStatus, request.status))
         async with self.resources.db.transaction() as session:
-            row = await store.user_row(session, request.user_id, lock=True)
-            if row is None:
-                raise store.user_not_found(request.user_id)
+            row = await store.require_user_row(session, request.user_id, lock=True)
             user = await change_status(USER_STATUS, session, caller, row, requested, request.reason)
         return admin_pb.UpdateUserStatusResponse(user=user)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -122,6 +122,8 @@ class Table:
 
     name: str
     columns: str
+    # The refusal of an id that names no row (`require`).
+    not_found: Callable[[str], DomainError] | None = None
 
     async def row_where(
         self,
@@ -144,6 +146,14 @@ class Table:
         if uid is None:
             return None
         return await self.row_where(session, "id = :id", {"id": uid}, lock=lock)
+
+    async def require(self, session: AsyncSession, row_id: str, *, lock: bool = False) -> Row:
+        """`by_id`, or the table's NOT_FOUND."""
+        row = await self.by_id(session, row_id, lock=lock)
+        if row is None:
+            assert self.not_found is not None
+            raise self.not_found(row_id)
+        return row
 
     async def locked(self, session: AsyncSession, row_id: uuid.UUID) -> Row | None:
         """The row, locked until the transaction ends."""
@@ -203,36 +213,10 @@ class Table:
         return row
 
 
-USERS: Final = Table("account.users", USER_COLUMNS)
-GROUPS: Final = Table("account.client_groups", GROUP_COLUMNS)
-ACCOUNTS: Final = Table("account.trading_accounts", ACCOUNT_COLUMNS)
-WITHDRAWALS: Final = Table("account.withdrawals", WITHDRAWAL_COLUMNS)
-ADJUSTMENTS: Final = Table("account.balance_adjustments", ADJUSTMENT_COLUMNS)
-
-
-async def user_row(session: AsyncSession, user_id: str, *, lock: bool = False) -> Row | None:
-    return await USERS.by_id(session, user_id, lock=lock)
-
-
 def user_not_found(user_id: str) -> DomainError:
     return DomainError(
         _R.ERROR_REASON_NOT_FOUND, f"user {user_id} not found", metadata={"user_id": user_id}
     )
-
-
-async def account_row(session: AsyncSession, account_id: str, *, lock: bool = False) -> Row | None:
-    return await ACCOUNTS.by_id(session, account_id, lock=lock)
-
-
-async def require_account_row(session: AsyncSession, account_id: str, *, lock: bool = False) -> Row:
-    row = await account_row(session, account_id, lock=lock)
-    if row is None:
-        raise account_not_found(account_id)
-    return row
-
-
-async def group_row(session: AsyncSession, group_id: str, *, lock: bool = False) -> Row | None:
-    return await GROUPS.by_id(session, group_id, lock=lock)
 
 
 def group_not_found(group_id: str) -> DomainError:
@@ -241,6 +225,19 @@ def group_not_found(group_id: str) -> DomainError:
         f"client group {group_id} not found",
         metadata={"group_id": group_id},
     )
+
+
+USERS: Final = Table("account.users", USER_COLUMNS, user_not_found)
+GROUPS: Final = Table("account.client_groups", GROUP_COLUMNS, group_not_found)
+ACCOUNTS: Final = Table("account.trading_accounts", ACCOUNT_COLUMNS, account_not_found)
+WITHDRAWALS: Final = Table("account.withdrawals", WITHDRAWAL_COLUMNS)
+ADJUSTMENTS: Final = Table("account.balance_adjustments", ADJUSTMENT_COLUMNS)
+user_row: Final = USERS.by_id
+require_user_row: Final = USERS.require
+account_row: Final = ACCOUNTS.by_id
+require_account_row: Final = ACCOUNTS.require
+group_row: Final = GROUPS.by_id
+require_group_row: Final = GROUPS.require
 
 
 async def ledger_sequence(session: AsyncSession, account_id: Any) -> int:
