@@ -6,6 +6,8 @@ legs, its audit record and its outbox events commit together or not at all."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,11 +53,18 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self.resources = resources
         self.margin = margin
 
-    async def _own_account(self, session: AsyncSession, caller: Caller, account_id: str) -> Row:
-        row = await store.account_row(session, account_id)
-        require_account(account_id, None if row is None else str(row["user_id"]), caller)
-        assert row is not None
-        return row
+    @asynccontextmanager
+    async def _owned(
+        self, caller: Caller, account_id: str, *, write: bool = False
+    ) -> AsyncIterator[tuple[AsyncSession, Row]]:
+        """A session (a transaction when `write`) and in it the caller's trading account
+        `account_id` (NOT_FOUND when it is not theirs)."""
+        db = self.resources.db
+        async with db.transaction() if write else db.read_session() as session:
+            row = await store.account_row(session, account_id)
+            require_account(account_id, None if row is None else str(row["user_id"]), caller)
+            assert row is not None
+            yield session, row
 
     async def GetMe(self, request: api_pb.GetMeRequest, context: Context) -> api_pb.GetMeResponse:
         caller = require_user()
@@ -87,18 +96,14 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     async def GetAccount(
         self, request: api_pb.GetAccountRequest, context: Context
     ) -> api_pb.GetAccountResponse:
-        caller = require_user()
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
+        async with self._owned(require_user(), request.account_id) as (session, row):
             summary = await self.margin.summary(session, row)
         return api_pb.GetAccountResponse(account=convert.trading_account(row), summary=summary)
 
     async def ListLedgerEntries(
         self, request: api_pb.ListLedgerEntriesRequest, context: Context
     ) -> api_pb.ListLedgerEntriesResponse:
-        caller = require_user()
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
+        async with self._owned(require_user(), request.account_id) as (session, row):
             entries, token = await offset_listing(
                 request.page_size,
                 request.page_token,
@@ -117,8 +122,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self, request: api_pb.RequestWithdrawalRequest, context: Context
     ) -> api_pb.RequestWithdrawalResponse:
         caller = require_user()
-        async with self.resources.db.transaction() as session:
-            account = await self._own_account(session, caller, request.account_id)
+        async with self._owned(caller, request.account_id, write=True) as (session, account):
             if caller.api_key_id is not None:
                 raise DomainError(
                     _R.ERROR_REASON_PERMISSION_DENIED, "API keys cannot request withdrawals"
@@ -202,9 +206,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     async def ListWithdrawals(
         self, request: api_pb.ListWithdrawalsRequest, context: Context
     ) -> api_pb.ListWithdrawalsResponse:
-        caller = require_user()
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
+        async with self._owned(require_user(), request.account_id) as (session, row):
             found, token = await search_withdrawals(
                 session,
                 account_id=row["id"],
