@@ -130,6 +130,20 @@ def verify_records(
     link = previous_hash
     checked = 0
     last_hash = ""
+
+    def verdict(end: int, at: int = 0, problem: str = "") -> ChainVerdict:
+        """The verdict on the records checked so far, up to `end`: intact unless `problem`
+        (first seen at `at`)."""
+        return ChainVerdict(
+            intact=not problem,
+            start_sequence=start_sequence,
+            end_sequence=end,
+            checked_count=checked,
+            end_hash=last_hash,
+            first_broken_sequence=at,
+            problem=problem,
+        )
+
     for record in records:
         if record.sequence != expected_sequence:
             problem, at = f"sequence {expected_sequence} missing", expected_sequence
@@ -142,33 +156,11 @@ def verify_records(
             link = last_hash = record.hash
             expected_sequence += 1
             continue
-        return ChainVerdict(
-            intact=False,
-            start_sequence=start_sequence,
-            end_sequence=record.sequence,
-            checked_count=checked,
-            end_hash=last_hash,
-            first_broken_sequence=at,
-            problem=problem,
-        )
+        return verdict(record.sequence, at, problem)
     end = expected_sequence - 1
     if expected_end_hash and checked and last_hash != expected_end_hash:
-        return ChainVerdict(
-            intact=False,
-            start_sequence=start_sequence,
-            end_sequence=end,
-            checked_count=checked,
-            end_hash=last_hash,
-            first_broken_sequence=end,
-            problem="end hash differs from the expected one",
-        )
-    return ChainVerdict(
-        intact=True,
-        start_sequence=start_sequence,
-        end_sequence=end if checked else 0,
-        checked_count=checked,
-        end_hash=last_hash,
-    )
+        return verdict(end, end, "end hash differs from the expected one")
+    return verdict(end if checked else 0)
 
 
 _COLUMNS: Final = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypedDict, TypeVar
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -19,6 +19,7 @@ from tradingmesh.common.v1 import ledger_pb2, pricing_pb2, types_pb2
 from tradingmesh.exact import plain_decimal
 
 Row = Mapping[Any, Any]
+_M = TypeVar("_M", bound=Message)
 
 
 _PREFIXES: Final = {
@@ -67,6 +68,13 @@ def _set_time(message: Message, field: str, value: datetime.datetime | None) -> 
         getattr(message, field).FromDatetime(value)
 
 
+def _timed(message: _M, row: Row) -> _M:
+    """`message` with its create and update times (the row's created_at, updated_at)."""
+    _set_time(message, "create_time", row["created_at"])
+    _set_time(message, "update_time", row["updated_at"])
+    return message
+
+
 def actor(kind: str | None, actor_id: str | None) -> types_pb2.Actor | None:
     if not kind or not actor_id:
         return None
@@ -79,39 +87,39 @@ def snapshot(message: Message) -> dict[str, Any]:
 
 
 def user(row: Row) -> pb.User:
-    message = pb.User(
-        id=str(row["id"]),
-        username=row["username"],
-        email=row["email"],
-        display_name=row["display_name"],
-        roles=[role_of_claim(r) for r in row["roles"]],
-        kyc_status=enum_value(pb.KycStatus, row["kyc_status"]),
-        status=enum_value(pb.UserStatus, row["status"]),
+    return _timed(
+        pb.User(
+            id=str(row["id"]),
+            username=row["username"],
+            email=row["email"],
+            display_name=row["display_name"],
+            roles=[role_of_claim(r) for r in row["roles"]],
+            kyc_status=enum_value(pb.KycStatus, row["kyc_status"]),
+            status=enum_value(pb.UserStatus, row["status"]),
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def client_group(row: Row) -> pb.ClientGroup:
-    message = pb.ClientGroup(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        currency=row["currency"].strip(),
-        leverage=row["leverage"],
-        margin_call_level=plain_decimal(row["margin_call_level"]),
-        stop_out_level=plain_decimal(row["stop_out_level"]),
-        execution_mode=enum_value(types_pb2.ExecutionMode, row["execution_mode"]),
-        position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
-        spread_markup_type=enum_value(pricing_pb2.MarkupType, row["spread_markup_type"]),
-        spread_markup=plain_decimal(row["spread_markup"]),
-        commission_per_lot=plain_decimal(row["commission_per_lot"]),
-        max_deviation_points=row["max_deviation_points"],
+    return _timed(
+        pb.ClientGroup(
+            id=str(row["id"]),
+            name=row["name"],
+            description=row["description"],
+            currency=row["currency"].strip(),
+            leverage=row["leverage"],
+            margin_call_level=plain_decimal(row["margin_call_level"]),
+            stop_out_level=plain_decimal(row["stop_out_level"]),
+            execution_mode=enum_value(types_pb2.ExecutionMode, row["execution_mode"]),
+            position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
+            spread_markup_type=enum_value(pricing_pb2.MarkupType, row["spread_markup_type"]),
+            spread_markup=plain_decimal(row["spread_markup"]),
+            commission_per_lot=plain_decimal(row["commission_per_lot"]),
+            max_deviation_points=row["max_deviation_points"],
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def instrument_settings(row: Row) -> pb.GroupInstrumentSettings:
@@ -138,18 +146,18 @@ def instrument_settings(row: Row) -> pb.GroupInstrumentSettings:
 
 
 def trading_account(row: Row) -> pb.TradingAccount:
-    message = pb.TradingAccount(
-        id=str(row["id"]),
-        account_number=row["account_number"],
-        user_id=str(row["user_id"]),
-        group_id=str(row["group_id"]),
-        currency=row["currency"].strip(),
-        position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
-        status=enum_value(pb.TradingAccountStatus, row["status"]),
+    return _timed(
+        pb.TradingAccount(
+            id=str(row["id"]),
+            account_number=row["account_number"],
+            user_id=str(row["user_id"]),
+            group_id=str(row["group_id"]),
+            currency=row["currency"].strip(),
+            position_mode=enum_value(types_pb2.PositionMode, row["position_mode"]),
+            status=enum_value(pb.TradingAccountStatus, row["status"]),
+        ),
+        row,
     )
-    _set_time(message, "create_time", row["created_at"])
-    _set_time(message, "update_time", row["updated_at"])
-    return message
 
 
 def _str(value: uuid.UUID | str | None) -> str:
@@ -177,20 +185,40 @@ def ledger_entry(row: Row) -> pb.LedgerEntry:
     )
     if row["reference_type"] == "swap_charge":  # services/account/trading.py SWAP_REFERENCE
         message.swap_charge_id = str(row["reference_id"])
-    who = actor(row["actor_kind"], row["actor_id"])
-    if who is not None:
-        message.actor.CopyFrom(who)
+    _set_actor(message, "actor", row["actor_kind"], row["actor_id"])
     _set_time(message, "create_time", row["created_at"])
     return message
+
+
+class _MoneyRequest(TypedDict):
+    """The fields a withdrawal and a balance adjustment share: what moves, in which account."""
+
+    id: str
+    account_id: str
+    amount: str
+    currency: str
+
+
+def _money_request(row: Row) -> _MoneyRequest:
+    currency = row["currency"].strip()
+    return _MoneyRequest(
+        id=str(row["id"]),
+        account_id=str(row["account_id"]),
+        amount=format_money(row["amount"], currency),
+        currency=currency,
+    )
+
+
+def _set_actor(message: Message, field: str, kind: str | None, actor_id: str | None) -> None:
+    who = actor(kind, actor_id)
+    if who is not None:
+        getattr(message, field).CopyFrom(who)
 
 
 def withdrawal(row: Row) -> pb.Withdrawal:
     currency = row["currency"].strip()
     message = pb.Withdrawal(
-        id=str(row["id"]),
-        account_id=str(row["account_id"]),
-        amount=format_money(row["amount"], currency),
-        currency=currency,
+        **_money_request(row),
         status=enum_value(pb.WithdrawalStatus, row["status"]),
         idempotency_key=row["idempotency_key"],
         ledger_entry_id=str(row["ledger_entry_id"]),
@@ -198,35 +226,23 @@ def withdrawal(row: Row) -> pb.Withdrawal:
         reversal_ledger_entry_id=_str(row["reversal_ledger_entry_id"]),
         rejection_reason=row["rejection_reason"],
     )
-    requested = actor(row["requested_by_kind"], row["requested_by_id"])
-    if requested is not None:
-        message.requested_by.CopyFrom(requested)
-    rejected = actor(row["rejected_by_kind"], row["rejected_by_id"])
-    if rejected is not None:
-        message.rejected_by.CopyFrom(rejected)
+    _set_actor(message, "requested_by", row["requested_by_kind"], row["requested_by_id"])
+    _set_actor(message, "rejected_by", row["rejected_by_kind"], row["rejected_by_id"])
     _set_time(message, "create_time", row["created_at"])
     _set_time(message, "complete_time", row["completed_at"])
     return message
 
 
 def balance_adjustment(row: Row) -> pb.BalanceAdjustment:
-    currency = row["currency"].strip()
     message = pb.BalanceAdjustment(
-        id=str(row["id"]),
-        account_id=str(row["account_id"]),
-        amount=format_money(row["amount"], currency),
-        currency=currency,
+        **_money_request(row),
         reason=row["reason"],
         status=enum_value(pb.BalanceAdjustmentStatus, row["status"]),
         checker_comment=row["checker_comment"],
         ledger_entry_id=_str(row["ledger_entry_id"]),
     )
-    maker = actor(row["maker_kind"], row["maker_id"])
-    if maker is not None:
-        message.maker.CopyFrom(maker)
-    checker = actor(row["checker_kind"], row["checker_id"])
-    if checker is not None:
-        message.checker.CopyFrom(checker)
+    _set_actor(message, "maker", row["maker_kind"], row["maker_id"])
+    _set_actor(message, "checker", row["checker_kind"], row["checker_id"])
     _set_time(message, "create_time", row["created_at"])
     _set_time(message, "review_time", row["reviewed_at"])
     return message

@@ -22,8 +22,8 @@ UNAVAILABLE / DEPENDENCY_UNAVAILABLE, and nothing changes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
 
 import grpc
 import grpc.aio
@@ -46,25 +46,28 @@ log = logging.getLogger(__name__)
 # The risk service waits up to half of it for its copy of the ledger to catch up.
 DEADLINE_SECONDS: Final = 2.0
 _R = ErrorReason
+# The fields AccountSummary and the risk service's AccountRisk share, by name.
+_SUMMARY_FIELDS: Final = (
+    "account_id",
+    "currency",
+    "balance",
+    "unrealized_pnl",
+    "equity",
+    "used_margin",
+    "free_margin",
+    "margin_level",
+    "withdrawable",
+    "leverage",
+    "margin_call_level",
+    "stop_out_level",
+)
+_Answer = TypeVar("_Answer")
 
 
 def summary_of(figures: risk_pb2.AccountRisk) -> pb.AccountSummary:
     """The risk service's figures as an AccountSummary, field for field."""
-    return pb.AccountSummary(
-        account_id=figures.account_id,
-        currency=figures.currency,
-        balance=figures.balance,
-        unrealized_pnl=figures.unrealized_pnl,
-        equity=figures.equity,
-        used_margin=figures.used_margin,
-        free_margin=figures.free_margin,
-        margin_level=figures.margin_level,
-        withdrawable=figures.withdrawable,
-        leverage=figures.leverage,
-        margin_call_level=figures.margin_call_level,
-        stop_out_level=figures.stop_out_level,
-        compute_time=figures.computed_time,
-    )
+    same = {name: getattr(figures, name) for name in _SUMMARY_FIELDS}
+    return pb.AccountSummary(**same, compute_time=figures.computed_time)
 
 
 def _unavailable(error: grpc.aio.AioRpcError) -> DomainError:
@@ -94,16 +97,10 @@ class MarginFigures:
         request = risk_pb.GetAccountFiguresRequest(
             account_id=account_id, min_ledger_sequence=ledger_sequence
         )
-        stub = self._risk.stub_for(account_id)
-        try:
-            response: risk_pb.GetAccountFiguresResponse = await stub.GetAccountFigures(
-                request, timeout=self.deadline
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.NOT_FOUND:
-                return None
-            raise _unavailable(error) from error
-        return response.account_risk
+        response: risk_pb.GetAccountFiguresResponse | None = await self._ask(
+            account_id, lambda stub: stub.GetAccountFigures(request, timeout=self.deadline)
+        )
+        return None if response is None else response.account_risk
 
     async def reserve_withdrawal(
         self, account_id: str, withdrawal_id: str, amount: str, ledger_sequence: int
@@ -117,16 +114,12 @@ class MarginFigures:
             amount=amount,
             min_ledger_sequence=ledger_sequence,
         )
-        stub = self._risk.stub_for(account_id)
-        try:
-            response: risk_pb.ReserveWithdrawalResponse = await stub.ReserveWithdrawal(
-                request, timeout=self.deadline
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.NOT_FOUND:
-                return  # no positions: the ledger's own check is the whole check
-            raise _unavailable(error) from error
-        if response.approved:
+        response: risk_pb.ReserveWithdrawalResponse | None = await self._ask(
+            account_id, lambda stub: stub.ReserveWithdrawal(request, timeout=self.deadline)
+        )
+        # None: the risk service has no positions of the account, so the ledger's own check is
+        # the whole check.
+        if response is None or response.approved:
             return
         currency = response.account_risk.currency
         raise DomainError(
@@ -138,6 +131,20 @@ class MarginFigures:
                 "currency": currency,
             },
         )
+
+    async def _ask(
+        self,
+        account_id: str,
+        call: Callable[[risk_grpc.RiskInternalServiceAsyncStub], Awaitable[_Answer]],
+    ) -> _Answer | None:
+        """The answer of the risk instance of the account to `call`, None when it does not know
+        the account; UNAVAILABLE when it cannot be asked."""
+        try:
+            return await call(self._risk.stub_for(account_id))
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _unavailable(error) from error
 
     async def summary(self, session: AsyncSession, account: Mapping[Any, Any]) -> pb.AccountSummary:
         """The account's summary: the risk service's figures, or the ledger's alone for an

@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final, Generic, TypeVar
 
+from google.protobuf.message import Message
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.audit import actor_of
 from services.account.domain import Reason, minor_unit
-from services.account.ledger import References, lock_balance, post
+from services.account.ledger import LockedBalance, References, lock_balance, post
+from services.account.store.bookings import count_booked_orders, record_bookings
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
 from services.platform.inbox import EventConsumer, UndeliverableError, decode_payload, first_time
-from services.platform.sql import insert_rows
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import InvalidDecimalError, parse_decimal
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E", bound=Message)
 
 TRADES_CONSUMER: Final = "account-trades"
 TRADES_SUBJECT: Final = "oms.trade.executed"
@@ -127,21 +130,25 @@ def _actor(event_actor: Actor) -> Actor:
     return event_actor if event_actor.kind else actor_of(None)
 
 
-class TradeBookings:
-    """Books `oms.trade.executed`; `start` once the resources are open, `stop` before they
-    close."""
+class _LedgerConsumer(Generic[_E]):
+    """A durable consumer (`EventConsumer` with `options`) whose events of type `payload` the
+    ledger books (`book`, in the consumer's transaction); `start` once the resources are open,
+    `stop` before they close."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, name: str, subject: str, payload: type[_E], **options: Any
+    ) -> None:
         self.db = db
-        self.consumer = EventConsumer(
-            TRADES_CONSUMER,
-            TRADES_SUBJECT,
-            db,
-            self.handle,
-            inbox="account",
-            linger=LINGER_SECONDS,
-            before_commit=write_bookings,
-        )
+        self._payload = payload
+        self.consumer = EventConsumer(name, subject, db, self.handle, **options)
+
+    async def handle(self, session: AsyncSession, message: Event) -> bool:
+        event = decode_payload(message.subject, message.data, self._payload, needs_id=True)
+        return await self.book(session, message, event)
+
+    async def book(self, session: AsyncSession, message: Event, event: _E) -> bool:
+        """Books the event; False when it was booked before or books nothing."""
+        raise NotImplementedError
 
     async def start(self, js: JetStreamContext) -> None:
         await self.consumer.start(js)
@@ -149,28 +156,57 @@ class TradeBookings:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = decode_payload(
-            message.subject, message.data, oms_events_pb2.TradeExecuted, needs_id=True
+
+@contextmanager
+def _by_contract(message: Event) -> Iterator[None]:
+    """An event that breaks its contract (ValueError) is undeliverable."""
+    try:
+        yield
+    except ValueError as error:
+        raise UndeliverableError(f"{message.subject}: {error}") from error
+
+
+async def _locked(
+    session: AsyncSession, account_id: uuid.UUID, what: str, currency: str | None = None
+) -> LockedBalance:
+    """The account's balance, locked; `what` ("trade <id>") is undeliverable to an account
+    that does not exist, or in another `currency` than the account's."""
+    try:
+        locked = await lock_balance(session, account_id)
+    except DomainError as error:
+        raise UndeliverableError(f"{what}: {error.message}") from error
+    if currency is not None and locked.currency != currency:
+        raise UndeliverableError(
+            f"{what} is in {currency}, account {account_id} in {locked.currency}"
         )
-        try:
+    return locked
+
+
+class TradeBookings(_LedgerConsumer[oms_events_pb2.TradeExecuted]):
+    """Books `oms.trade.executed`."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(
+            db,
+            TRADES_CONSUMER,
+            TRADES_SUBJECT,
+            oms_events_pb2.TradeExecuted,
+            inbox="account",
+            linger=LINGER_SECONDS,
+            before_commit=write_bookings,
+        )
+
+    async def book(
+        self, session: AsyncSession, message: Event, event: oms_events_pb2.TradeExecuted
+    ) -> bool:
+        with _by_contract(message):
             bookings = bookings_of(event)
             account_id = uuid.UUID(event.trade.account_id)
             uuid.UUID(event.trade.id), uuid.UUID(event.trade.order_id)
-        except ValueError as error:
-            raise UndeliverableError(f"{message.subject}: {error}") from error
         trade = event.trade
         if not await first_time(session, "account", event.metadata.event_id, message.subject):
             return False
-        try:
-            locked = await lock_balance(session, account_id)
-        except DomainError as error:
-            raise UndeliverableError(f"trade {trade.id}: {error.message}") from error
-        if locked.currency != event.currency:
-            raise UndeliverableError(
-                f"trade {trade.id} is in {event.currency}, account {account_id} in"
-                f" {locked.currency}"
-            )
+        locked = await _locked(session, account_id, f"trade {trade.id}", event.currency)
         refs = References(
             order_id=trade.order_id, trade_id=trade.id, position_id=trade.position_id or None
         )
@@ -204,17 +240,10 @@ async def write_bookings(session: AsyncSession) -> None:
     a stop-out's correction waits for)."""
     booked = session.info.pop(_BOOKED, None)
     if booked:
-        await session.execute(
-            *insert_rows(
-                "account.trade_bookings",
-                ("trade_id", "order_id", "account_id"),
-                booked,
-                "ON CONFLICT DO NOTHING",
-            )
-        )
+        await record_bookings(session, booked)
 
 
-class SwapBookings:
+class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged]):
     """Books `oms.position.swap_charged` as SWAP (ADR 0010): one posting per charge, idempotent
     on (SWAP, "swap_charge", charge id) and the envelope in the inbox; a batch of what arrives
     within LINGER_SECONDS per transaction, like the trade bookings (ADR 0009). A swap may take
@@ -222,44 +251,26 @@ class SwapBookings:
     `stop` before they close."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.consumer = EventConsumer(
+        super().__init__(
+            db,
             SWAPS_CONSUMER,
             SWAPS_SUBJECT,
-            db,
-            self.handle,
+            oms_events_pb2.PositionSwapCharged,
             inbox="account",
             linger=LINGER_SECONDS,
         )
 
-    async def start(self, js: JetStreamContext) -> None:
-        await self.consumer.start(js)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = decode_payload(
-            message.subject, message.data, oms_events_pb2.PositionSwapCharged, needs_id=True
-        )
-        try:
+    async def book(
+        self, session: AsyncSession, message: Event, event: oms_events_pb2.PositionSwapCharged
+    ) -> bool:
+        with _by_contract(message):
             amount = swap_of(event)
             account_id = uuid.UUID(event.position.account_id)
             uuid.UUID(event.charge_id), uuid.UUID(event.position.id)
-        except ValueError as error:
-            raise UndeliverableError(f"{message.subject}: {error}") from error
         if not await first_time(session, "account", event.metadata.event_id, message.subject):
             return False
         position = event.position
-        try:
-            locked = await lock_balance(session, account_id)
-        except DomainError as error:
-            raise UndeliverableError(f"swap {event.charge_id}: {error.message}") from error
-        if locked.currency != event.currency:
-            raise UndeliverableError(
-                f"swap {event.charge_id} is in {event.currency}, account {account_id} in"
-                f" {locked.currency}"
-            )
+        locked = await _locked(session, account_id, f"swap {event.charge_id}", event.currency)
         if amount == 0:
             return False
         await post(
@@ -282,50 +293,32 @@ class SwapBookings:
         return True
 
 
-class StopOutCorrections:
+class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted]):
     """Credits a balance a stop-out left negative back to zero, once per stop-out."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.consumer = EventConsumer(STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, db, self.handle)
-
-    async def start(self, js: JetStreamContext) -> None:
-        await self.consumer.start(js)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def handle(self, session: AsyncSession, message: Event) -> bool:
-        event = decode_payload(
-            message.subject, message.data, risk_events_pb2.StopOutCompleted, needs_id=True
+        super().__init__(
+            db, STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, risk_events_pb2.StopOutCompleted
         )
+
+    async def book(
+        self, session: AsyncSession, message: Event, event: risk_events_pb2.StopOutCompleted
+    ) -> bool:
         margin_event = event.margin_event
-        try:
+        with _by_contract(message):
             account_id = uuid.UUID(margin_event.account_id)
             closing = sorted({str(uuid.UUID(o)) for o in margin_event.closing_order_ids})
             uuid.UUID(margin_event.id)
-        except ValueError as error:
-            raise UndeliverableError(f"{message.subject}: {error}") from error
         if not await first_time(session, "account", event.metadata.event_id, message.subject):
             return False
         if closing:
-            booked = await session.execute(
-                text(
-                    "SELECT count(DISTINCT order_id) FROM account.trade_bookings"
-                    " WHERE order_id = ANY(CAST(:orders AS uuid[]))"
-                ),
-                {"orders": closing},
-            )
-            missing = len(closing) - int(booked.scalar_one())
+            missing = len(closing) - await count_booked_orders(session, closing)
             if missing:
                 # Redelivered shortly: the closing trades' own events are still on their way.
                 raise RuntimeError(
                     f"stop-out {margin_event.id}: {missing} closing orders not booked yet"
                 )
-        try:
-            locked = await lock_balance(session, account_id)
-        except DomainError as error:
-            raise UndeliverableError(f"stop-out {margin_event.id}: {error.message}") from error
+        locked = await _locked(session, account_id, f"stop-out {margin_event.id}")
         credit = correction_for(locked.balance)
         if credit is None:
             return False

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import grpc.aio
-from sqlalchemy import text
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store, withdrawals
@@ -33,6 +33,9 @@ from services.account.domain import (
     parse_amount,
     withdrawal_action,
 )
+from services.account.store import accounts as account_store
+from services.account.store import webhooks as webhook_store
+from services.account.store import withdrawals as withdrawal_store
 from services.account.webhook_auth import (
     SIGNATURE_HEADER,
     Provider,
@@ -45,6 +48,7 @@ from services.platform.resources import Resources
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1.webhook_service_pb2 import WebhookEventOutcome
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["KycEvent", "PaymentEvent", "WebhookReceiver", "parse_kyc", "parse_payment"]
@@ -269,47 +273,49 @@ class WebhookReceiver:
         )
         try:
             async with self._resources.db.transaction() as session:
-                claimed = await session.execute(
-                    text(
-                        "INSERT INTO account.webhook_events (provider, event_id, kind, outcome,"
-                        " body, occurred_at) VALUES (:p, :e, :k, 'RECEIVED', :body, :t)"
-                        " ON CONFLICT (provider, event_id) DO NOTHING RETURNING provider"
-                    ),
-                    {
-                        "p": provider.name,
-                        "e": event.event_id,
-                        "k": kind,
-                        "body": body.decode(),
-                        "t": event.occurred_at,
-                    },
-                )
-                if claimed.first() is None:
+                if not await self._record(session, kind, provider, event, body, "RECEIVED"):
                     return event.event_id, _O.WEBHOOK_EVENT_OUTCOME_DUPLICATE
+                applying = _Applying(session, provider, actor, caller)
                 if isinstance(event, PaymentEvent):
-                    applied = await self._apply_payment(session, provider, event, actor, caller)
+                    applied = await _apply_payment(applying, event)
                 else:
-                    applied = await self._apply_kyc(session, provider, event, actor, caller)
+                    applied = await _apply_kyc(applying, event)
                 outcome = (
                     _O.WEBHOOK_EVENT_OUTCOME_APPLIED
                     if applied
                     else _O.WEBHOOK_EVENT_OUTCOME_IGNORED
                 )
-                await session.execute(
-                    text(
-                        "UPDATE account.webhook_events SET outcome = :o"
-                        " WHERE provider = :p AND event_id = :e"
-                    ),
-                    {
-                        "o": WebhookEventOutcome.Name(outcome),
-                        "p": provider.name,
-                        "e": event.event_id,
-                    },
+                await webhook_store.set_event_outcome(
+                    session,
+                    provider=provider.name,
+                    event_id=event.event_id,
+                    outcome=WebhookEventOutcome.Name(outcome),
                 )
         except DomainError as error:
             if error.reason == _R.ERROR_REASON_INVALID_STATE:
                 await self._record_conflict(kind, provider, event, body, error)
             raise
         return event.event_id, outcome
+
+    @staticmethod
+    async def _record(
+        session: AsyncSession,
+        kind: str,
+        provider: Provider,
+        event: PaymentEvent | KycEvent,
+        body: bytes,
+        outcome: str,
+    ) -> bool:
+        """Records the event once (`webhook_store.record_event`); False for a redelivery."""
+        return await webhook_store.record_event(
+            session,
+            provider=provider.name,
+            event_id=event.event_id,
+            kind=kind,
+            outcome=outcome,
+            body=body.decode(),
+            occurred_at=event.occurred_at,
+        )
 
     async def _record_conflict(
         self,
@@ -320,212 +326,178 @@ class WebhookReceiver:
         error: DomainError,
     ) -> None:
         async with self._resources.db.transaction() as session:
-            await session.execute(
-                text(
-                    "INSERT INTO account.webhook_events (provider, event_id, kind, outcome, body,"
-                    " occurred_at) VALUES (:p, :e, :k, 'CONFLICT', :body, :t)"
-                    " ON CONFLICT (provider, event_id) DO NOTHING"
-                ),
-                {
-                    "p": provider.name,
-                    "e": event.event_id,
-                    "k": kind,
-                    "body": body.decode(),
-                    "t": event.occurred_at,
-                },
-            )
+            await self._record(session, kind, provider, event, body, "CONFLICT")
         _log.error(
             "webhook event conflicts with the platform's state; reconcile by hand",
             extra={"provider": provider.name, "event_id": event.event_id, "error": error.message},
         )
 
-    async def _apply_payment(
-        self,
-        session: AsyncSession,
-        provider: Provider,
-        event: PaymentEvent,
-        actor: Actor,
-        caller: Caller,
-    ) -> bool:
-        if event.type == "deposit":
-            return await self._apply_deposit(session, provider, event, actor, caller)
-        return await self._apply_withdrawal(session, provider, event, actor, caller)
 
-    async def _apply_deposit(
-        self,
-        session: AsyncSession,
-        provider: Provider,
-        event: PaymentEvent,
-        actor: Actor,
-        caller: Caller,
-    ) -> bool:
-        account = await store.one(
-            session,
-            f"SELECT {store.ACCOUNT_COLUMNS} FROM account.trading_accounts"
-            " WHERE account_number = :n",
-            {"n": event.account_number},
-        )
-        if account is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"no trading account numbered {event.account_number}",
-                metadata={"account_number": event.account_number},
-            )
-        currency = account["currency"].strip()
-        _check_currency(event.currency, currency)
-        amount = parse_amount(event.amount, currency, "amount", positive=True)
-        if event.status != "completed":
-            return False
-        posted = await ledger.post(
-            session,
-            account_id=account["id"],
-            reason=Reason.DEPOSIT,
-            amount=amount,
-            reference_type="payment_event",
-            reference_id=f"{provider.name}:{event.event_id}",
-            actor=actor,
-            description=f"Deposit via {provider.name}",
-            references=ledger.References(provider_event_id=event.event_id),
-            correlation_id=caller.request_id,
-        )
-        await _audit(
-            session,
-            actor,
-            caller,
-            "payment_event.apply",
-            f"{provider.name}/{event.event_id}",
-            {"type": "deposit", "ledger_entry": convert.snapshot(posted.entry)},
-        )
-        return True
+@dataclass(frozen=True)
+class _Applying:
+    """What applying one provider event works with: the transaction that recorded it, the
+    provider, the provider as the change's actor, and the call (correlation id, address)."""
 
-    async def _apply_withdrawal(
-        self,
-        session: AsyncSession,
-        provider: Provider,
-        event: PaymentEvent,
-        actor: Actor,
-        caller: Caller,
-    ) -> bool:
-        withdrawal_id = store.as_uuid(event.reference)
-        row = (
-            None
-            if withdrawal_id is None
-            else await store.one(
-                session,
-                f"SELECT {store.WITHDRAWAL_COLUMNS} FROM account.withdrawals WHERE id = :id"
-                " FOR UPDATE",
-                {"id": withdrawal_id},
-            )
-        )
-        if row is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"no withdrawal {event.reference}",
-                metadata={"reference": event.reference},
-            )
-        account = await store.require_account_row(session, str(row["account_id"]))
-        currency = account["currency"].strip()
-        _check_currency(event.currency, currency)
-        amount = parse_amount(event.amount, currency, "amount", positive=True)
-        if account["account_number"] != event.account_number or amount != row["amount"]:
-            raise _bad("the amount or account differs from the withdrawal referenced", "reference")
-        action = withdrawal_action(WithdrawalStatus(row["status"]), event.status)
-        before = convert.withdrawal(row)
-        if action is WithdrawalAction.IGNORE:
-            return False
-        if action is WithdrawalAction.FAIL:
-            after = await withdrawals.reverse_withdrawal(
-                session,
-                row,
-                actor=actor,
-                reason=event.reason or "The payment provider failed the payout",
-                correlation_id=caller.request_id,
-                provider_event_id=event.event_id,
-            )
-        else:
-            status = (
-                WithdrawalStatus.PROCESSING
-                if action is WithdrawalAction.TO_PROCESSING
-                else WithdrawalStatus.COMPLETED
-            )
-            updated = await store.one(
-                session,
-                "UPDATE account.withdrawals SET status = :s, updated_at = now(),"
-                " completed_at = CASE WHEN :s = 'COMPLETED' THEN now() END"
-                f" WHERE id = :id RETURNING {store.WITHDRAWAL_COLUMNS}",
-                {"s": status.value, "id": row["id"]},
-            )
-            assert updated is not None
-            after = convert.withdrawal(updated)
-            if status is WithdrawalStatus.COMPLETED:
-                await events.emit(
-                    session,
-                    "account.withdrawal.completed",
-                    ev.WithdrawalCompleted(
-                        metadata=events.metadata(actor, correlation_id=caller.request_id),
-                        withdrawal=after,
-                        **withdrawals.withdrawal_event_fields(account),
-                    ),
-                )
-        await _audit(
-            session,
-            actor,
-            caller,
-            "payment_event.apply",
-            f"{provider.name}/{event.event_id}",
-            {"type": "withdrawal", "before": convert.snapshot(before)}
-            | {"after": convert.snapshot(after)},
-        )
-        return True
+    session: AsyncSession
+    provider: Provider
+    actor: Actor
+    caller: Caller
 
-    async def _apply_kyc(
-        self,
-        session: AsyncSession,
-        provider: Provider,
-        event: KycEvent,
-        actor: Actor,
-        caller: Caller,
-    ) -> bool:
-        row = await store.user_row(session, event.user_id, lock=True)
-        if row is None:
-            raise store.user_not_found(event.user_id)
-        status = event.status.upper()
-        last = row["kyc_event_time"]
-        if (last is not None and event.occurred_at < last) or row["kyc_status"] == status:
-            return False
-        before = convert.user(row)
-        updated = await store.one(
-            session,
-            "UPDATE account.users SET kyc_status = :s, kyc_event_time = :t, updated_at = now()"
-            f" WHERE id = :id RETURNING {store.USER_COLUMNS}",
-            {"s": status, "t": event.occurred_at, "id": row["id"]},
-        )
-        assert updated is not None
-        user = convert.user(updated)
-        await events.emit(
-            session,
-            "account.user.kyc_status_changed",
-            ev.KycStatusChanged(
-                metadata=events.metadata(actor, correlation_id=caller.request_id),
-                user=user,
-                previous_kyc_status=before.kyc_status,
-                provider=provider.name,
-                provider_event_id=event.event_id,
-                reason=event.reason,
-            ),
-        )
+    def metadata(self) -> EventMetadata:
+        """The metadata of an event the provider's change publishes."""
+        return events.metadata(self.actor, correlation_id=self.caller.request_id)
+
+    async def emit(self, subject: str, event: Message) -> None:
+        await events.emit(self.session, subject, event)
+
+    async def audit(self, action: str, resource_id: str, after: Mapping[str, Any]) -> None:
+        """The audit record of a payment event applied (`resource_id` "provider/event_id")."""
         await audit.append_audit_record(
-            session,
-            actor=actor,
-            action="user.kyc_status_change",
-            entity_type="user",
-            entity_id=user.id,
-            before=convert.snapshot(before),
-            after=convert.snapshot(user),
-            correlation_id=caller.request_id,
-            source_ip=caller.client_ip,
+            self.session,
+            actor=self.actor,
+            action=action,
+            entity_type="payment_event",
+            entity_id=resource_id,
+            before=None,
+            after=after,
+            correlation_id=self.caller.request_id,
+            source_ip=self.caller.client_ip,
         )
-        return True
+
+
+async def _apply_payment(at: _Applying, event: PaymentEvent) -> bool:
+    if event.type == "deposit":
+        return await _apply_deposit(at, event)
+    return await _apply_withdrawal(at, event)
+
+
+async def _apply_deposit(at: _Applying, event: PaymentEvent) -> bool:
+    account = await account_store.account_by_number(at.session, event.account_number)
+    if account is None:
+        raise DomainError(
+            _R.ERROR_REASON_NOT_FOUND,
+            f"no trading account numbered {event.account_number}",
+            metadata={"account_number": event.account_number},
+        )
+    currency = account["currency"].strip()
+    _check_currency(event.currency, currency)
+    amount = parse_amount(event.amount, currency, "amount", positive=True)
+    if event.status != "completed":
+        return False
+    posted = await ledger.post(
+        at.session,
+        account_id=account["id"],
+        reason=Reason.DEPOSIT,
+        amount=amount,
+        reference_type="payment_event",
+        reference_id=f"{at.provider.name}:{event.event_id}",
+        actor=at.actor,
+        description=f"Deposit via {at.provider.name}",
+        references=ledger.References(provider_event_id=event.event_id),
+        correlation_id=at.caller.request_id,
+    )
+    await at.audit(
+        "payment_event.apply",
+        f"{at.provider.name}/{event.event_id}",
+        {"type": "deposit", "ledger_entry": convert.snapshot(posted.entry)},
+    )
+    return True
+
+
+async def _apply_withdrawal(at: _Applying, event: PaymentEvent) -> bool:
+    session = at.session
+    withdrawal_id = store.as_uuid(event.reference)
+    row = (
+        None
+        if withdrawal_id is None
+        else await withdrawal_store.locked_withdrawal(session, withdrawal_id)
+    )
+    if row is None:
+        raise DomainError(
+            _R.ERROR_REASON_NOT_FOUND,
+            f"no withdrawal {event.reference}",
+            metadata={"reference": event.reference},
+        )
+    account = await store.require_account_row(session, str(row["account_id"]))
+    currency = account["currency"].strip()
+    _check_currency(event.currency, currency)
+    amount = parse_amount(event.amount, currency, "amount", positive=True)
+    if account["account_number"] != event.account_number or amount != row["amount"]:
+        raise _bad("the amount or account differs from the withdrawal referenced", "reference")
+    action = withdrawal_action(WithdrawalStatus(row["status"]), event.status)
+    before = convert.withdrawal(row)
+    if action is WithdrawalAction.IGNORE:
+        return False
+    if action is WithdrawalAction.FAIL:
+        after = await withdrawals.reverse_withdrawal(
+            session,
+            row,
+            actor=at.actor,
+            reason=event.reason or "The payment provider failed the payout",
+            correlation_id=at.caller.request_id,
+            provider_event_id=event.event_id,
+        )
+    else:
+        status = (
+            WithdrawalStatus.PROCESSING
+            if action is WithdrawalAction.TO_PROCESSING
+            else WithdrawalStatus.COMPLETED
+        )
+        after = convert.withdrawal(
+            await webhook_store.set_payout_status(session, row["id"], status.value)
+        )
+        if status is WithdrawalStatus.COMPLETED:
+            await at.emit(
+                "account.withdrawal.completed",
+                ev.WithdrawalCompleted(
+                    metadata=at.metadata(),
+                    withdrawal=after,
+                    **withdrawals.withdrawal_event_fields(account),
+                ),
+            )
+    await at.audit(
+        "payment_event.apply",
+        f"{at.provider.name}/{event.event_id}",
+        {"type": "withdrawal", "before": convert.snapshot(before)}
+        | {"after": convert.snapshot(after)},
+    )
+    return True
+
+
+async def _apply_kyc(at: _Applying, event: KycEvent) -> bool:
+    session = at.session
+    row = await store.require_user_row(session, event.user_id, lock=True)
+    status = event.status.upper()
+    last = row["kyc_event_time"]
+    if (last is not None and event.occurred_at < last) or row["kyc_status"] == status:
+        return False
+    before = convert.user(row)
+    user = convert.user(
+        await webhook_store.set_kyc_status(session, row["id"], status, event.occurred_at)
+    )
+    await at.emit(
+        "account.user.kyc_status_changed",
+        ev.KycStatusChanged(
+            metadata=at.metadata(),
+            user=user,
+            previous_kyc_status=before.kyc_status,
+            provider=at.provider.name,
+            provider_event_id=event.event_id,
+            reason=event.reason,
+        ),
+    )
+    await audit.append_audit_record(
+        session,
+        actor=at.actor,
+        action="user.kyc_status_change",
+        entity_type="user",
+        entity_id=user.id,
+        before=convert.snapshot(before),
+        after=convert.snapshot(user),
+        correlation_id=at.caller.request_id,
+        source_ip=at.caller.client_ip,
+    )
+    return True
 
 
 def _check_currency(given: str, account_currency: str) -> None:
@@ -535,24 +507,3 @@ def _check_currency(given: str, account_currency: str) -> None:
             f"the account's currency is {account_currency}, not {given}",
             metadata={"currency": given, "account_currency": account_currency},
         )
-
-
-async def _audit(
-    session: AsyncSession,
-    actor: Actor,
-    caller: Caller,
-    action: str,
-    resource_id: str,
-    after: Mapping[str, Any],
-) -> None:
-    await audit.append_audit_record(
-        session,
-        actor=actor,
-        action=action,
-        entity_type="payment_event",
-        entity_id=resource_id,
-        before=None,
-        after=after,
-        correlation_id=caller.request_id,
-        source_ip=caller.client_ip,
-    )

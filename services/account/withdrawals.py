@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import convert, events, ledger, store
 from services.account.domain import Reason
+from services.account.store import withdrawals as withdrawal_store
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2
@@ -54,22 +55,13 @@ async def reverse_withdrawal(
         ),
         correlation_id=correlation_id,
     )
-    kind, actor_id = convert.actor_columns(actor)
-    row = await store.one(
+    row = await withdrawal_store.set_rejected(
         session,
-        "UPDATE account.withdrawals SET status = 'REJECTED', reversal_ledger_entry_id = :entry,"
-        " rejection_reason = :reason, rejected_by_kind = :kind, rejected_by_id = :actor,"
-        " completed_at = now(), updated_at = now() WHERE id = :id"
-        f" RETURNING {store.WITHDRAWAL_COLUMNS}",
-        {
-            "entry": uuid.UUID(posted.entry.id),
-            "reason": reason,
-            "kind": kind,
-            "actor": actor_id,
-            "id": withdrawal["id"],
-        },
+        withdrawal["id"],
+        reversal_entry_id=uuid.UUID(posted.entry.id),
+        reason=reason,
+        rejected_by=convert.actor_columns(actor),
     )
-    assert row is not None
     result = convert.withdrawal(row)
     account = await store.require_account_row(session, str(withdrawal["account_id"]))
     await events.emit(

@@ -82,6 +82,11 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
     def __init__(self, parts: NotificationParts) -> None:
         self.parts = parts
 
+    @property
+    def _db(self) -> Database:
+        db, _ = self.parts.ready
+        return db
+
     async def StreamNotifications(  # noqa: N802  # the contract's name
         self, request: api.StreamNotificationsRequest, context: Context
     ) -> AsyncIterator[api.StreamNotificationsResponse]:
@@ -153,7 +158,6 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
         self, request: api.ListNotificationsRequest, context: Context
     ) -> api.ListNotificationsResponse:
         caller = require_user()
-        db, _ = self.parts.ready
         seen = viewer(caller)
         if request.account_id and request.account_id not in seen.account_ids:
             raise account_not_found(request.account_id)
@@ -170,7 +174,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
             else None,
         )
         size = page_size(request.page_size)
-        async with db.lone_reads() as session:
+        async with self._db.lone_reads() as session:
             rows, unread = await store.page(
                 session,
                 seen,
@@ -190,8 +194,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
         self, request: api.MarkNotificationsReadRequest, context: Context
     ) -> api.MarkNotificationsReadResponse:
         caller = require_user()
-        db, _ = self.parts.ready
-        async with db.lone_writes() as session:
+        async with self._db.lone_writes() as session:
             marked, unread = await store.mark_read(
                 session, viewer(caller), None if request.all else list(request.ids)
             )
@@ -201,8 +204,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
         self, request: api.GetNotificationPreferencesRequest, context: Context
     ) -> api.GetNotificationPreferencesResponse:
         caller = require_user()
-        db, _ = self.parts.ready
-        async with db.lone_reads() as session:
+        async with self._db.lone_reads() as session:
             settings, changed = await store.preferences(session, caller.subject)
         return api.GetNotificationPreferencesResponse(preferences=_preferences(settings, changed))
 
@@ -217,7 +219,6 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
                 R.ERROR_REASON_PERMISSION_DENIED,
                 "an API key may read but not change the user's notification preferences",
             )
-        db, _ = self.parts.ready
         changes: dict[str, bool] = {}
         violations = []
         for index, item in enumerate(request.preferences.kinds):
@@ -235,7 +236,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
                 "email cannot be switched off for every kind",
                 field_violations=violations,
             )
-        async with db.transaction() as session:
+        async with self._db.transaction() as session:
             await store.save_preferences(session, caller.subject, changes)
             settings, changed = await store.preferences(session, caller.subject)
         return api.UpdateNotificationPreferencesResponse(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -299,25 +299,27 @@ class Filters:
     account_id: str | None = None
     since: datetime | None = None  # created_at >= since
     until: datetime | None = None  # created_at < until
+    before: int | None = None  # position < before
+    after: int | None = None  # position > after
 
 
 def _where(viewer: Viewer, filters: Filters) -> tuple[str, dict[str, Any]]:
     clauses = [VISIBLE]
     params = viewer.params()
-    if filters.kinds:
-        clauses.append("n.kind = ANY(CAST(:kinds AS text[]))")
-        params["kinds"] = list(filters.kinds)
     if filters.unread_only:
         clauses.append("n.read_at IS NULL")
-    if filters.account_id is not None:
-        clauses.append("n.account_id = CAST(:account_id AS uuid)")
-        params["account_id"] = filters.account_id
-    if filters.since is not None:
-        clauses.append("n.created_at >= :since")
-        params["since"] = filters.since
-    if filters.until is not None:
-        clauses.append("n.created_at < :until")
-        params["until"] = filters.until
+    given = (
+        ("n.kind = ANY(CAST(:kinds AS text[]))", "kinds", list(filters.kinds) or None),
+        ("n.account_id = CAST(:account_id AS uuid)", "account_id", filters.account_id),
+        ("n.created_at >= :since", "since", filters.since),
+        ("n.created_at < :until", "until", filters.until),
+        ("n.position < :before", "before", filters.before),
+        ("n.position > :after", "after", filters.after),
+    )
+    for clause, name, value in given:
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
     return " AND ".join(clauses), params
 
 
@@ -331,10 +333,7 @@ async def page(
 ) -> tuple[list[Stored], int]:
     """Newest first, up to `limit` older than `before_position`; and the viewer's unread count
     (whatever the filters), in one round trip."""
-    where, params = _where(viewer, filters)
-    if before_position is not None:
-        where += " AND n.position < :before"
-        params["before"] = before_position
+    where, params = _where(viewer, replace(filters, before=before_position))
     params["limit"] = limit
     result = await session.execute(
         text(
@@ -383,10 +382,7 @@ async def after(
     limit: int,
 ) -> list[Stored]:
     """Oldest first: the viewer's notifications after a position or since a time (a replay)."""
-    where, params = _where(viewer, Filters(kinds=tuple(kinds), since=since))
-    if after_position is not None:
-        where += " AND n.position > :after"
-        params["after"] = after_position
+    where, params = _where(viewer, Filters(kinds=tuple(kinds), since=since, after=after_position))
     params["limit"] = limit
     result = await session.execute(
         text(

@@ -442,13 +442,10 @@ class Reports:
     ) -> tuple[list[reporting_pb2.TradeRecord], str]:
         start, end = _bounds(request.time_range if request.HasField("time_range") else None)
         filters = f"trades|{request.account_id}|{start}|{end}|{request.symbol}"
-        after = decode_token(request.page_token, filters)
-        size = page_size(request.page_size)
+        wanted, size = _history_page(request, start, end, filters)
         async with self._snapshot() as session:
             await self._owned(session, request.account_id)
-            rows = await store.trade_page(
-                session, request.account_id, start, end, request.symbol, after, size + 1
-            )
+            rows = await store.trade_page(session, wanted)
             page = rows[:size]
             closing = [r.position_id for r in page if r.position_effect in ("CLOSE", "REVERSE")]
             swaps = (
@@ -471,13 +468,10 @@ class Reports:
             trading_pb2.OrderStatus.Name(s).removeprefix("ORDER_STATUS_") for s in request.statuses
         )
         filters = f"orders|{request.account_id}|{start}|{end}|{request.symbol}|{statuses}"
-        after = decode_token(request.page_token, filters)
-        size = page_size(request.page_size)
+        wanted, size = _history_page(request, start, end, filters)
         async with self._snapshot() as session:
             await self._owned(session, request.account_id)
-            rows = await store.order_page(
-                session, request.account_id, start, end, request.symbol, statuses, after, size + 1
-            )
+            rows = await store.order_page(session, wanted, statuses)
         page = rows[:size]
         token = (
             encode_token(page[-1].created_at, page[-1].order_id, filters)
@@ -534,8 +528,9 @@ class Reports:
         async with self._snapshot() as session:
             first = await store.first_fill_time(session) or now
             period = _period(request.time_range, min(first, now - timedelta(seconds=1)), now)
-            rows = await store.broker_totals(session, period.start, period.end, groups, symbols)
-            swap_rows = await store.broker_swaps(session, period.start, period.end, groups, symbols)
+            rows, swap_rows = await store.broker_totals(
+                session, period.start, period.end, groups, symbols
+            )
             flows = await store.broker_money_flows(session, period.start, period.end, groups)
             client_net = await store.client_net_at(session, period.end, groups, symbols)
             names = await store.group_names(session)
@@ -811,3 +806,16 @@ def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
         commission=row.commission,
         origin=records.enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
     )
+
+
+def _history_page(
+    request: api.ListTradeHistoryRequest | api.ListOrderHistoryRequest,
+    start: datetime | None,
+    end: datetime | None,
+    filters: str,
+) -> tuple[store.HistoryPage, int]:
+    """The page a history request asks for (one row more than its size, to tell whether
+    another follows; its token must have been made for the same `filters`), and its size."""
+    after = decode_token(request.page_token, filters)
+    size = page_size(request.page_size)
+    return store.HistoryPage(request.account_id, start, end, request.symbol, after, size + 1), size

@@ -259,75 +259,62 @@ async def positions_open_at(
     return rows.all()
 
 
-async def trade_page(
-    session: AsyncSession,
-    account_id: str,
-    start: datetime | None,
-    end: datetime | None,
-    symbol: str,
-    after: Cursor | None,
-    limit: int,
-) -> Sequence[Row[Any]]:
-    """One page of fills, newest first (keyset: (fill_time, id) below the cursor)."""
-    rows = await session.execute(
-        text(
-            f"""SELECT {_TRADE_COLUMNS} FROM oms.trades t
-                 WHERE t.account_id = CAST(:a AS uuid)
-                   AND (CAST(:s AS timestamptz) IS NULL OR t.fill_time >= :s)
-                   AND (CAST(:e AS timestamptz) IS NULL OR t.fill_time < :e)
-                   AND (:symbol = '' OR t.symbol = :symbol)
+@dataclass(frozen=True)
+class HistoryPage:
+    """Which page of an account's history, newest first: [start, end) (open-ended where
+    None), of one symbol ("" for every one), below the cursor, `limit` rows at most."""
+
+    account_id: str
+    start: datetime | None
+    end: datetime | None
+    symbol: str
+    after: Cursor | None
+    limit: int
+
+    def sql(self, table: str, time_column: str, more: str = "") -> tuple[str, dict[str, Any]]:
+        """The FROM, WHERE and ORDER BY of the page of `table` (with its alias, "oms.trades
+        t") by `time_column`, its rows also passing `more` (" AND ..."), and their
+        parameters."""
+        alias = table.rpartition(" ")[2]
+        time = f"{alias}.{time_column}"
+        sql = f"""FROM {table}
+                 WHERE {alias}.account_id = CAST(:a AS uuid)
+                   AND (CAST(:s AS timestamptz) IS NULL OR {time} >= :s)
+                   AND (CAST(:e AS timestamptz) IS NULL OR {time} < :e)
+                   AND (:symbol = '' OR {alias}.symbol = :symbol){more}
                    AND (CAST(:at AS timestamptz) IS NULL
-                        OR (t.fill_time, t.id) < (:at, CAST(:id AS uuid)))
-                 ORDER BY t.fill_time DESC, t.id DESC LIMIT :n"""
-        ),
-        {
-            "a": account_id,
-            "s": start,
-            "e": end,
-            "symbol": symbol,
-            "at": after[0] if after else None,
-            "id": after[1] if after else None,
-            "n": limit,
-        },
-    )
-    return rows.all()
+                        OR ({time}, {alias}.id) < (:at, CAST(:id AS uuid)))
+                 ORDER BY {time} DESC, {alias}.id DESC LIMIT :n"""
+        params = {
+            "a": self.account_id,
+            "s": self.start,
+            "e": self.end,
+            "symbol": self.symbol,
+            "at": self.after[0] if self.after else None,
+            "id": self.after[1] if self.after else None,
+            "n": self.limit,
+        }
+        return sql, params
+
+
+async def trade_page(session: AsyncSession, page: HistoryPage) -> Sequence[Row[Any]]:
+    """One page of fills (keyset on (fill_time, id))."""
+    sql, params = page.sql("oms.trades t", "fill_time")
+    return (await session.execute(text(f"SELECT {_TRADE_COLUMNS} {sql}"), params)).all()
 
 
 async def order_page(
-    session: AsyncSession,
-    account_id: str,
-    start: datetime | None,
-    end: datetime | None,
-    symbol: str,
-    statuses: Sequence[str],
-    after: Cursor | None,
-    limit: int,
+    session: AsyncSession, page: HistoryPage, statuses: Sequence[str]
 ) -> Sequence[Row[Any]]:
-    """One page of orders, newest first by create_time (keyset on (created_at, id))."""
-    rows = await session.execute(
-        text(
-            f"""SELECT {_ORDER_COLUMNS} FROM oms.orders o
-                 WHERE o.account_id = CAST(:a AS uuid)
-                   AND (CAST(:s AS timestamptz) IS NULL OR o.created_at >= :s)
-                   AND (CAST(:e AS timestamptz) IS NULL OR o.created_at < :e)
-                   AND (:symbol = '' OR o.symbol = :symbol)
-                   AND (CAST(:statuses AS text[]) IS NULL OR o.status = ANY(:statuses))
-                   AND (CAST(:at AS timestamptz) IS NULL
-                        OR (o.created_at, o.id) < (:at, CAST(:id AS uuid)))
-                 ORDER BY o.created_at DESC, o.id DESC LIMIT :n"""
-        ),
-        {
-            "a": account_id,
-            "s": start,
-            "e": end,
-            "symbol": symbol,
-            "statuses": list(statuses) or None,
-            "at": after[0] if after else None,
-            "id": after[1] if after else None,
-            "n": limit,
-        },
+    """One page of orders by create_time (keyset on (created_at, id)), of `statuses` (all
+    when empty)."""
+    sql, params = page.sql(
+        "oms.orders o",
+        "created_at",
+        " AND (CAST(:statuses AS text[]) IS NULL OR o.status = ANY(:statuses))",
     )
-    return rows.all()
+    params["statuses"] = list(statuses) or None
+    return (await session.execute(text(f"SELECT {_ORDER_COLUMNS} {sql}"), params)).all()
 
 
 async def closing_trade_results(
@@ -457,20 +444,23 @@ async def daily_snapshots(
 
 # --- broker views -----------------------------------------------------------------------------
 
+# The broker views' selection: the accounts of :groups and the instruments :symbols, each NULL
+# for every one (`_scope` gives both).
+_IN_GROUPS: Final = "(CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))"
 
-async def broker_totals(
-    session: AsyncSession,
-    start: datetime,
-    end: datetime,
-    group_ids: Sequence[str],
-    symbols: Sequence[str],
-) -> Sequence[Row[Any]]:
-    """Per (group, symbol): fills, accounts, lots, notional in the quote currency and in the
-    base currency, the clients' realized P&L and commissions (account currency), the clients'
-    net quantity at `end`."""
-    rows = await session.execute(
-        text(
-            """SELECT a.group_id::text AS group_id, t.symbol, count(*) AS trades,
+
+def _in_symbols(column: str) -> str:
+    return f"(CAST(:symbols AS text[]) IS NULL OR {column} = ANY(:symbols))"
+
+
+def _scope(group_ids: Sequence[str], symbols: Sequence[str]) -> dict[str, list[str] | None]:
+    """The parameters of `_IN_GROUPS` and `_in_symbols`: an empty selection is every one."""
+    return {"groups": list(group_ids) or None, "symbols": list(symbols) or None}
+
+
+# Per (group, symbol): fills, accounts, lots, notional in the quote currency and in the base
+# currency, the clients' realized P&L and commissions (account currency).
+_BROKER_TOTALS: Final = f"""SELECT a.group_id::text AS group_id, t.symbol, count(*) AS trades,
                       count(DISTINCT t.account_id) AS accounts,
                       array_agg(DISTINCT t.account_id::text) AS account_ids,
                       sum(t.quantity) AS lots,
@@ -482,48 +472,34 @@ async def broker_totals(
                  JOIN oms.accounts a ON a.account_id = t.account_id
                  JOIN oms.instruments i ON i.symbol = t.symbol
                 WHERE t.fill_time >= :s AND t.fill_time < :e
-                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
-                  AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
+                  AND {_IN_GROUPS}
+                  AND {_in_symbols("t.symbol")}
                 GROUP BY a.group_id, t.symbol"""
-        ),
-        {
-            "s": start,
-            "e": end,
-            "groups": list(group_ids) or None,
-            "symbols": list(symbols) or None,
-        },
-    )
-    return rows.all()
+# Per (group, symbol): the swaps booked to clients in the period (ledger SWAP entries, by their
+# position's instrument).
+_BROKER_SWAPS: Final = f"""SELECT a.group_id::text, p.symbol, sum(l.amount)
+                 FROM account.ledger_entries l
+                 JOIN oms.positions p ON p.id = l.position_id
+                 JOIN oms.accounts a ON a.account_id = l.account_id
+                WHERE l.reason = 'SWAP' AND l.created_at >= :s AND l.created_at < :e
+                  AND {_IN_GROUPS}
+                  AND {_in_symbols("p.symbol")}
+                GROUP BY a.group_id, p.symbol"""
 
 
-async def broker_swaps(
+async def broker_totals(
     session: AsyncSession,
     start: datetime,
     end: datetime,
     group_ids: Sequence[str],
     symbols: Sequence[str],
-) -> Sequence[Row[Any]]:
-    """Per (group, symbol): the swaps booked to clients in the period (ledger SWAP entries,
-    by their position's instrument)."""
-    rows = await session.execute(
-        text(
-            """SELECT a.group_id::text, p.symbol, sum(l.amount)
-                 FROM account.ledger_entries l
-                 JOIN oms.positions p ON p.id = l.position_id
-                 JOIN oms.accounts a ON a.account_id = l.account_id
-                WHERE l.reason = 'SWAP' AND l.created_at >= :s AND l.created_at < :e
-                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
-                  AND (CAST(:symbols AS text[]) IS NULL OR p.symbol = ANY(:symbols))
-                GROUP BY a.group_id, p.symbol"""
-        ),
-        {
-            "s": start,
-            "e": end,
-            "groups": list(group_ids) or None,
-            "symbols": list(symbols) or None,
-        },
-    )
-    return rows.all()
+) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]]]:
+    """Per (group, symbol) of the period: the fills' totals (`_BROKER_TOTALS`) and the swaps
+    booked to clients (`_BROKER_SWAPS`)."""
+    params = {"s": start, "e": end} | _scope(group_ids, symbols)
+    totals = await session.execute(text(_BROKER_TOTALS), params)
+    swaps = await session.execute(text(_BROKER_SWAPS), params)
+    return totals.all(), swaps.all()
 
 
 async def broker_money_flows(
@@ -534,12 +510,12 @@ async def broker_money_flows(
     `group_ids` (or of every group)."""
     rows = await session.execute(
         text(
-            """SELECT l.reason, sum(l.amount)
+            f"""SELECT l.reason, sum(l.amount)
                  FROM account.ledger_entries l
                  JOIN account.trading_accounts a ON a.id = l.account_id
                 WHERE l.reason IN ('DEPOSIT', 'WITHDRAWAL', 'WITHDRAWAL_REVERSAL')
                   AND l.created_at >= :s AND l.created_at < :e
-                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
+                  AND {_IN_GROUPS}
                 GROUP BY l.reason"""
         ),
         {"s": start, "e": end, "groups": list(group_ids) or None},
@@ -555,16 +531,16 @@ async def client_net_at(
     left out."""
     rows = await session.execute(
         text(
-            """SELECT t.symbol,
+            f"""SELECT t.symbol,
                       sum(CASE WHEN t.side = 'BUY' THEN t.quantity ELSE -t.quantity END) AS net
                  FROM oms.trades t JOIN oms.accounts a ON a.account_id = t.account_id
                 WHERE t.fill_time < :at
-                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
-                  AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
+                  AND {_IN_GROUPS}
+                  AND {_in_symbols("t.symbol")}
                 GROUP BY t.symbol
                HAVING sum(CASE WHEN t.side = 'BUY' THEN t.quantity ELSE -t.quantity END) <> 0"""
         ),
-        {"at": at, "groups": list(group_ids) or None, "symbols": list(symbols) or None},
+        {"at": at} | _scope(group_ids, symbols),
     )
     return {str(symbol): Decimal(net) for symbol, net in rows.tuples()}
 
@@ -579,6 +555,37 @@ async def first_fill_time(session: AsyncSession) -> datetime | None:
     return cast(datetime | None, value)
 
 
+def _net_buckets(fills: str, symbol: str, side: str, quantity: str, time: str, where: str) -> str:
+    """SQL: per symbol and time bucket (date_trunc :unit) of `fills` before :e passing `where`,
+    the signed filled lots (buys minus sells); the bucket NULL holds everything before :s."""
+    return f"""SELECT {symbol},
+                      CASE WHEN {time} < :s THEN NULL
+                           ELSE date_trunc(:unit, {time}, 'UTC') END AS bucket,
+                      sum(CASE WHEN {side} = 'BUY' THEN {quantity} ELSE -{quantity} END)
+                 FROM {fills}
+                WHERE {time} < :e AND {where}
+                GROUP BY 1, 2"""
+
+
+# The clients' fills, and the broker's hedge fills at the LPs.
+_CLIENT_NET_BUCKETS: Final = _net_buckets(
+    "oms.trades t JOIN oms.accounts a ON a.account_id = t.account_id",
+    "t.symbol",
+    "t.side",
+    "t.quantity",
+    "t.fill_time",
+    f"{_IN_GROUPS} AND {_in_symbols('t.symbol')}",
+)
+_HEDGE_NET_BUCKETS: Final = _net_buckets(
+    "oms.hedge_fills f JOIN oms.hedge_orders h ON h.id = f.hedge_order_id",
+    "h.symbol",
+    "h.side",
+    "f.quantity",
+    "f.fill_time",
+    _in_symbols("h.symbol"),
+)
+
+
 async def client_net_buckets(
     session: AsyncSession,
     start: datetime,
@@ -589,47 +596,16 @@ async def client_net_buckets(
 ) -> Sequence[Row[Any]]:
     """Per symbol and time bucket (date_trunc `unit`), the clients' signed filled lots (buys
     minus sells); the bucket NULL holds everything before `start`."""
-    rows = await session.execute(
-        text(
-            """SELECT t.symbol,
-                      CASE WHEN t.fill_time < :s THEN NULL
-                           ELSE date_trunc(:unit, t.fill_time, 'UTC') END AS bucket,
-                      sum(CASE WHEN t.side = 'BUY' THEN t.quantity ELSE -t.quantity END)
-                 FROM oms.trades t JOIN oms.accounts a ON a.account_id = t.account_id
-                WHERE t.fill_time < :e
-                  AND (CAST(:groups AS uuid[]) IS NULL OR a.group_id = ANY(CAST(:groups AS uuid[])))
-                  AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
-                GROUP BY 1, 2"""
-        ),
-        {
-            "s": start,
-            "e": end,
-            "unit": unit,
-            "groups": list(group_ids) or None,
-            "symbols": list(symbols) or None,
-        },
-    )
-    return rows.all()
+    params = {"s": start, "e": end, "unit": unit} | _scope(group_ids, symbols)
+    return (await session.execute(text(_CLIENT_NET_BUCKETS), params)).all()
 
 
 async def hedge_net_buckets(
     session: AsyncSession, start: datetime, end: datetime, unit: str, symbols: Sequence[str]
 ) -> Sequence[Row[Any]]:
     """As `client_net_buckets`, for the broker's hedge fills at the LPs."""
-    rows = await session.execute(
-        text(
-            """SELECT h.symbol,
-                      CASE WHEN f.fill_time < :s THEN NULL
-                           ELSE date_trunc(:unit, f.fill_time, 'UTC') END AS bucket,
-                      sum(CASE WHEN h.side = 'BUY' THEN f.quantity ELSE -f.quantity END)
-                 FROM oms.hedge_fills f JOIN oms.hedge_orders h ON h.id = f.hedge_order_id
-                WHERE f.fill_time < :e
-                  AND (CAST(:symbols AS text[]) IS NULL OR h.symbol = ANY(:symbols))
-                GROUP BY 1, 2"""
-        ),
-        {"s": start, "e": end, "unit": unit, "symbols": list(symbols) or None},
-    )
-    return rows.all()
+    params = {"s": start, "e": end, "unit": unit, "symbols": list(symbols) or None}
+    return (await session.execute(text(_HEDGE_NET_BUCKETS), params)).all()
 
 
 async def mids_at(
@@ -751,9 +727,8 @@ async def broker_trades_csv(
                           FROM oms.trades t
                           JOIN account.trading_accounts a ON a.id = t.account_id
                          WHERE t.fill_time >= :s AND t.fill_time < :e
-                           AND (CAST(:groups AS uuid[]) IS NULL
-                                OR a.group_id = ANY(CAST(:groups AS uuid[])))
-                           AND (CAST(:symbols AS text[]) IS NULL OR t.symbol = ANY(:symbols))
+                           AND {_IN_GROUPS}
+                           AND {_in_symbols("t.symbol")}
                            AND (CAST(:accounts AS uuid[]) IS NULL
                                 OR t.account_id = ANY(CAST(:accounts AS uuid[])))) numbered
                  GROUP BY (rn - 1) / :n ORDER BY (rn - 1) / :n"""
@@ -761,8 +736,7 @@ async def broker_trades_csv(
         {
             "s": start,
             "e": end,
-            "groups": list(group_ids) or None,
-            "symbols": list(symbols) or None,
+            **_scope(group_ids, symbols),
             "accounts": list(account_ids) or None,
             "n": CSV_CHUNK_ROWS,
         },

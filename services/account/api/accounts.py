@@ -5,6 +5,7 @@ ListTradingAccounts, UpdateTradingAccountStatus."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Final
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
+    offset_listing,
 )
 from services.account.api.status import StatusChanges, change_status
 from services.account.convert import Row
@@ -33,7 +35,6 @@ from services.account.store import accounts as account_store
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -61,12 +62,8 @@ class TradingAccountAdmin(AdminPart):
                     return admin_pb.CreateTradingAccountResponse(
                         account=convert.trading_account(existing)
                     )
-            user = await store.user_row(session, request.user_id, lock=True)
-            if user is None:
-                raise store.user_not_found(request.user_id)
-            group = await store.group_row(session, request.group_id)
-            if group is None:
-                raise store.group_not_found(request.group_id)
+            user = await store.require_user_row(session, request.user_id, lock=True)
+            group = await store.require_group_row(session, request.group_id)
             if user["status"] != UserStatus.ACTIVE:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is not ACTIVE")
             position_mode = (
@@ -117,21 +114,21 @@ class TradingAccountAdmin(AdminPart):
         self, request: admin_pb.ListTradingAccountsRequest, context: Context
     ) -> admin_pb.ListTradingAccountsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await account_store.list_accounts(
-                session,
-                user_id=uuid.UUID(request.user_id) if request.user_id else None,
-                group_id=uuid.UUID(request.group_id) if request.group_id else None,
-                account_number=request.account_number,
-                statuses=enum_names(pb.TradingAccountStatus, request.statuses),
-                limit=limit,
-                offset=offset,
+            accounts, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    account_store.list_accounts,
+                    session,
+                    user_id=uuid.UUID(request.user_id) if request.user_id else None,
+                    group_id=uuid.UUID(request.group_id) if request.group_id else None,
+                    account_number=request.account_number,
+                    statuses=enum_names(pb.TradingAccountStatus, request.statuses),
+                ),
+                convert.trading_account,
             )
-        return admin_pb.ListTradingAccountsResponse(
-            accounts=[convert.trading_account(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return admin_pb.ListTradingAccountsResponse(accounts=accounts, next_page_token=token)
 
     async def UpdateTradingAccountStatus(
         self, request: admin_pb.UpdateTradingAccountStatusRequest, context: Context

@@ -5,6 +5,8 @@ RejectBalanceAdjustment, ListBalanceAdjustments (the checker is never the maker)
 from __future__ import annotations
 
 import uuid
+from functools import partial
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,7 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
+    offset_listing,
 )
 from services.account.convert import Row
 from services.account.domain import (
@@ -29,7 +32,6 @@ from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -82,130 +84,142 @@ class BalanceAdjustmentAdmin(AdminPart):
             await audit_change(session, caller, "balance_adjustment.request", adjustment)
         return admin_pb.RequestBalanceAdjustmentResponse(balance_adjustment=adjustment)
 
-    async def _pending_adjustment(
-        self, session: AsyncSession, caller: Caller, adjustment_id: str
-    ) -> Row:
-        row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
-        if row is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"balance adjustment {adjustment_id} not found",
-                metadata={"balance_adjustment_id": adjustment_id},
-            )
-        return row
-
-    @staticmethod
-    def _check_not_maker(caller: Caller, row: Row) -> None:
-        checker = audit.actor_of(caller)
-        if checker.id == row["maker_id"]:
-            raise DomainError(
-                _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
-                "the maker of an adjustment cannot approve or reject it",
-            )
-
     async def ApproveBalanceAdjustment(
         self, request: admin_pb.ApproveBalanceAdjustmentRequest, context: Context
     ) -> admin_pb.ApproveBalanceAdjustmentResponse:
-        caller = require_roles(MONEY_STAFF)
-        async with self.resources.db.transaction() as session:
-            row = await self._pending_adjustment(session, caller, request.balance_adjustment_id)
-            self._check_not_maker(caller, row)
-            if row["status"] == AdjustmentStatus.APPROVED:
-                found = await ledger.find_entry(
-                    session, Reason.ADJUSTMENT, "balance_adjustment", str(row["id"])
-                )
-                assert found is not None
-                return admin_pb.ApproveBalanceAdjustmentResponse(
-                    balance_adjustment=convert.balance_adjustment(row), ledger_entry=found
-                )
-            if row["status"] != AdjustmentStatus.PENDING_APPROVAL:
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the adjustment was rejected")
-            checker = audit.actor_of(caller)
-            before = convert.balance_adjustment(row)
-            posted = await ledger.post(
-                session,
-                account_id=row["account_id"],
-                reason=Reason.ADJUSTMENT,
-                amount=row["amount"],
-                reference_type="balance_adjustment",
-                reference_id=str(row["id"]),
-                actor=checker,
-                description=row["reason"],
-                references=ledger.References(balance_adjustment_id=str(row["id"])),
-                correlation_id=caller.request_id,
-            )
-            updated = await adjustment_store.review_adjustment(
-                session,
-                row["id"],
-                status=AdjustmentStatus.APPROVED,
-                checker=convert.actor_columns(checker),
-                comment=request.comment,
-                ledger_entry_id=uuid.UUID(posted.entry.id),
-            )
-            adjustment = convert.balance_adjustment(updated)
-            await events.emit(
-                session,
-                "account.balance_adjustment.approved",
-                ev.BalanceAdjustmentApproved(
-                    metadata=event_metadata(caller, version=2), balance_adjustment=adjustment
-                ),
-            )
-            await audit_change(
-                session, caller, "balance_adjustment.approve", adjustment, before=before
-            )
+        adjustment, entry = await self._review(
+            request.balance_adjustment_id, AdjustmentStatus.APPROVED, request.comment
+        )
         return admin_pb.ApproveBalanceAdjustmentResponse(
-            balance_adjustment=adjustment, ledger_entry=posted.entry
+            balance_adjustment=adjustment, ledger_entry=entry
         )
 
     async def RejectBalanceAdjustment(
         self, request: admin_pb.RejectBalanceAdjustmentRequest, context: Context
     ) -> admin_pb.RejectBalanceAdjustmentResponse:
+        adjustment, _ = await self._review(
+            request.balance_adjustment_id, AdjustmentStatus.REJECTED, request.comment
+        )
+        return admin_pb.RejectBalanceAdjustmentResponse(balance_adjustment=adjustment)
+
+    async def _review(
+        self, adjustment_id: str, decision: AdjustmentStatus, comment: str
+    ) -> tuple[pb.BalanceAdjustment, pb.LedgerEntry | None]:
+        """The checker's `decision` (APPROVED or REJECTED) on a pending adjustment, and the
+        ledger entry an approval posts; the same answer again for an adjustment decided alike
+        before."""
         caller = require_roles(MONEY_STAFF)
         async with self.resources.db.transaction() as session:
-            row = await self._pending_adjustment(session, caller, request.balance_adjustment_id)
-            self._check_not_maker(caller, row)
-            if row["status"] == AdjustmentStatus.REJECTED:
-                return admin_pb.RejectBalanceAdjustmentResponse(
-                    balance_adjustment=convert.balance_adjustment(row)
-                )
-            if row["status"] != AdjustmentStatus.PENDING_APPROVAL:
-                raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the adjustment was approved")
+            row = await _under_review(session, caller, adjustment_id, decision)
+            approving = decision is AdjustmentStatus.APPROVED
+            if row["status"] == decision:
+                entry = None
+                if approving:
+                    entry = await ledger.find_entry(
+                        session, Reason.ADJUSTMENT, "balance_adjustment", str(row["id"])
+                    )
+                    assert entry is not None
+                return convert.balance_adjustment(row), entry
+            checker = audit.actor_of(caller)
             before = convert.balance_adjustment(row)
+            entry = None
+            if approving:
+                posted = await ledger.post(
+                    session,
+                    account_id=row["account_id"],
+                    reason=Reason.ADJUSTMENT,
+                    amount=row["amount"],
+                    reference_type="balance_adjustment",
+                    reference_id=str(row["id"]),
+                    actor=checker,
+                    description=row["reason"],
+                    references=ledger.References(balance_adjustment_id=str(row["id"])),
+                    correlation_id=caller.request_id,
+                )
+                entry = posted.entry
             updated = await adjustment_store.review_adjustment(
                 session,
                 row["id"],
-                status=AdjustmentStatus.REJECTED,
-                checker=convert.actor_columns(audit.actor_of(caller)),
-                comment=request.comment,
+                status=decision,
+                checker=convert.actor_columns(checker),
+                comment=comment,
+                ledger_entry_id=None if entry is None else uuid.UUID(entry.id),
             )
-            adjustment = convert.balance_adjustment(updated)
-            await events.emit(
-                session,
-                "account.balance_adjustment.rejected",
-                ev.BalanceAdjustmentRejected(
-                    metadata=event_metadata(caller, version=2), balance_adjustment=adjustment
-                ),
-            )
-            await audit_change(
-                session, caller, "balance_adjustment.reject", adjustment, before=before
-            )
-        return admin_pb.RejectBalanceAdjustmentResponse(balance_adjustment=adjustment)
+            adjustment = await _record_review(session, caller, updated, before)
+        return adjustment, entry
 
     async def ListBalanceAdjustments(
         self, request: admin_pb.ListBalanceAdjustmentsRequest, context: Context
     ) -> admin_pb.ListBalanceAdjustmentsResponse:
         require_roles(MONEY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await adjustment_store.list_adjustments(
-                session,
-                account_id=uuid.UUID(request.account_id) if request.account_id else None,
-                statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
-                time_range=request.time_range if request.HasField("time_range") else None,
-                limit=limit,
-                offset=offset,
+            adjustments, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    adjustment_store.list_adjustments,
+                    session,
+                    account_id=uuid.UUID(request.account_id) if request.account_id else None,
+                    statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
+                    time_range=request.time_range if request.HasField("time_range") else None,
+                ),
+                convert.balance_adjustment,
             )
         return admin_pb.ListBalanceAdjustmentsResponse(
-            balance_adjustments=[convert.balance_adjustment(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
+            balance_adjustments=adjustments, next_page_token=token
         )
+
+
+# A decision's event subject, event and audit action.
+_REVIEWS: Final = {
+    AdjustmentStatus.APPROVED: (
+        "account.balance_adjustment.approved",
+        ev.BalanceAdjustmentApproved,
+        "balance_adjustment.approve",
+    ),
+    AdjustmentStatus.REJECTED: (
+        "account.balance_adjustment.rejected",
+        ev.BalanceAdjustmentRejected,
+        "balance_adjustment.reject",
+    ),
+}
+
+
+async def _record_review(
+    session: AsyncSession, caller: Caller, updated: Row, before: pb.BalanceAdjustment
+) -> pb.BalanceAdjustment:
+    """The reviewed adjustment (`updated`, its row after the decision), with its event and
+    audit record."""
+    subject, event, action = _REVIEWS[AdjustmentStatus(updated["status"])]
+    adjustment = convert.balance_adjustment(updated)
+    await events.emit(
+        session,
+        subject,
+        event(metadata=event_metadata(caller, version=2), balance_adjustment=adjustment),
+    )
+    await audit_change(session, caller, action, adjustment, before=before)
+    return adjustment
+
+
+async def _under_review(
+    session: AsyncSession, caller: Caller, adjustment_id: str, decision: AdjustmentStatus
+) -> Row:
+    """The adjustment's locked row for the checker's `decision`: NOT_FOUND, the maker may
+    not check it, and one decided otherwise is INVALID_STATE (one decided alike stays)."""
+    row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
+    if row is None:
+        raise DomainError(
+            _R.ERROR_REASON_NOT_FOUND,
+            f"balance adjustment {adjustment_id} not found",
+            metadata={"balance_adjustment_id": adjustment_id},
+        )
+    if audit.actor_of(caller).id == row["maker_id"]:
+        raise DomainError(
+            _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
+            "the maker of an adjustment cannot approve or reject it",
+        )
+    if row["status"] not in (decision, AdjustmentStatus.PENDING_APPROVAL):
+        raise DomainError(
+            _R.ERROR_REASON_INVALID_STATE, f"the adjustment was {row['status'].lower()}"
+        )
+    return row

@@ -6,11 +6,14 @@ legs, its audit record and its outbox events commit together or not at all."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, ledger, store, withdrawals
-from services.account.api.common import Context, audit_change, enum_names
+from services.account.api.common import Context, audit_change, enum_names, offset_listing
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
 from services.account.domain import (
@@ -31,7 +34,6 @@ from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import require_account, require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.paging import next_offset_token, offset_page
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
@@ -51,18 +53,23 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         self.resources = resources
         self.margin = margin
 
-    async def _own_account(self, session: AsyncSession, caller: Caller, account_id: str) -> Row:
-        row = await store.account_row(session, account_id)
-        require_account(account_id, None if row is None else str(row["user_id"]), caller)
-        assert row is not None
-        return row
+    @asynccontextmanager
+    async def _owned(
+        self, caller: Caller, account_id: str, *, write: bool = False
+    ) -> AsyncIterator[tuple[AsyncSession, Row]]:
+        """A session (a transaction when `write`) and in it the caller's trading account
+        `account_id` (NOT_FOUND when it is not theirs)."""
+        db = self.resources.db
+        async with db.transaction() if write else db.read_session() as session:
+            row = await store.account_row(session, account_id)
+            require_account(account_id, None if row is None else str(row["user_id"]), caller)
+            assert row is not None
+            yield session, row
 
     async def GetMe(self, request: api_pb.GetMeRequest, context: Context) -> api_pb.GetMeResponse:
         caller = require_user()
         async with self.resources.db.read_session() as session:
-            row = await store.user_row(session, caller.subject)
-        if row is None:
-            raise store.user_not_found(caller.subject)
+            row = await store.require_user_row(session, caller.subject)
         return api_pb.GetMeResponse(user=convert.user(row))
 
     async def ListAccounts(
@@ -72,55 +79,50 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         user_id = store.as_uuid(caller.subject)
         if user_id is None:
             return api_pb.ListAccountsResponse()
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await account_store.list_accounts(
-                session,
-                user_id=user_id,
-                account_ids=None if caller.api_key_id is None else caller.account_ids,
-                limit=limit,
-                offset=offset,
+            accounts, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    account_store.list_accounts,
+                    session,
+                    user_id=user_id,
+                    account_ids=None if caller.api_key_id is None else caller.account_ids,
+                ),
+                convert.trading_account,
             )
-        return api_pb.ListAccountsResponse(
-            accounts=[convert.trading_account(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return api_pb.ListAccountsResponse(accounts=accounts, next_page_token=token)
 
     async def GetAccount(
         self, request: api_pb.GetAccountRequest, context: Context
     ) -> api_pb.GetAccountResponse:
-        caller = require_user()
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
+        async with self._owned(require_user(), request.account_id) as (session, row):
             summary = await self.margin.summary(session, row)
         return api_pb.GetAccountResponse(account=convert.trading_account(row), summary=summary)
 
     async def ListLedgerEntries(
         self, request: api_pb.ListLedgerEntriesRequest, context: Context
     ) -> api_pb.ListLedgerEntriesResponse:
-        caller = require_user()
-        limit, offset = offset_page(request.page_size, request.page_token)
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
-            rows = await account_store.list_ledger_entries(
-                session,
-                account_id=row["id"],
-                time_range=request.time_range if request.HasField("time_range") else None,
-                reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
-                limit=limit,
-                offset=offset,
+        async with self._owned(require_user(), request.account_id) as (session, row):
+            entries, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    account_store.list_ledger_entries,
+                    session,
+                    account_id=row["id"],
+                    time_range=request.time_range if request.HasField("time_range") else None,
+                    reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
+                ),
+                convert.ledger_entry,
             )
-        return api_pb.ListLedgerEntriesResponse(
-            entries=[convert.ledger_entry(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return api_pb.ListLedgerEntriesResponse(entries=entries, next_page_token=token)
 
     async def RequestWithdrawal(
         self, request: api_pb.RequestWithdrawalRequest, context: Context
     ) -> api_pb.RequestWithdrawalResponse:
         caller = require_user()
-        async with self.resources.db.transaction() as session:
-            account = await self._own_account(session, caller, request.account_id)
+        async with self._owned(caller, request.account_id, write=True) as (session, account):
             if caller.api_key_id is not None:
                 raise DomainError(
                     _R.ERROR_REASON_PERMISSION_DENIED, "API keys cannot request withdrawals"
@@ -204,9 +206,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     async def ListWithdrawals(
         self, request: api_pb.ListWithdrawalsRequest, context: Context
     ) -> api_pb.ListWithdrawalsResponse:
-        caller = require_user()
-        async with self.resources.db.read_session() as session:
-            row = await self._own_account(session, caller, request.account_id)
+        async with self._owned(require_user(), request.account_id) as (session, row):
             found, token = await search_withdrawals(
                 session,
                 account_id=row["id"],

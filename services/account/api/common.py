@@ -3,21 +3,24 @@ the audit record and event metadata of a change, and the base of the admin servi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events
+from services.account.convert import Row
 from services.account.margin import MarginFigures
 from services.platform.access import ADMIN, BACKOFFICE, DEALER
 from services.platform.identity import Caller
+from services.platform.paging import next_offset_token, offset_page
 from services.platform.resources import Resources
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 
 Context = grpc.aio.ServicerContext[Any, Any]
+M = TypeVar("M", bound=Message)
 ANY_STAFF: Final = (ADMIN, DEALER, BACKOFFICE)
 MONEY_STAFF: Final = (ADMIN, BACKOFFICE)
 
@@ -61,3 +64,16 @@ def event_metadata(caller: Caller, *, version: int = 0) -> EventMetadata:
 def enum_names(wrapper: Any, values: Iterable[int]) -> list[str]:
     """The stored names of `values` of the protobuf enum `wrapper` (`convert.enum_name`)."""
     return [convert.enum_name(wrapper, v) for v in values]
+
+
+async def offset_listing(
+    page_size: int,
+    page_token: str,
+    rows: Callable[..., Awaitable[Sequence[Row]]],
+    message: Callable[[Row], M],
+) -> tuple[list[M], str]:
+    """One page of a list by offset: `rows(limit=..., offset=...)` (a store function with its
+    session and filters bound) as messages, and the next page's token ("" after the last)."""
+    limit, offset = offset_page(page_size, page_token)
+    found = await rows(limit=limit, offset=offset)
+    return [message(r) for r in found], next_offset_token(offset, limit, len(found) == limit)

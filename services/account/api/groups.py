@@ -4,10 +4,14 @@ ListClientGroups, UpdateClientGroup, SetGroupInstrumentSettings, ListGroupInstru
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import audit, convert, events, store
 from services.account.api.common import (
@@ -16,12 +20,12 @@ from services.account.api.common import (
     Context,
     audit_change,
     event_metadata,
+    offset_listing,
 )
 from services.account.store import groups as group_store
 from services.account.store.groups import GroupTerms, InstrumentTerms
 from services.platform.access import ADMIN, DEALER, require_roles
 from services.platform.errors import DomainError
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -36,28 +40,35 @@ _R = ErrorReason
 class ClientGroupAdmin(AdminPart):
     """The client group RPCs of AccountAdminService."""
 
+    @asynccontextmanager
+    async def _taking_name(self, name: str) -> AsyncIterator[AsyncSession]:
+        """The transaction of a change that gives a client group `name`: ALREADY_EXISTS when
+        another group has it."""
+        try:
+            async with self.resources.db.transaction() as session:
+                yield session
+        except IntegrityError:
+            raise DomainError(
+                _R.ERROR_REASON_ALREADY_EXISTS, f"a client group named {name} exists"
+            ) from None
+
     async def CreateClientGroup(
         self, request: admin_pb.CreateClientGroupRequest, context: Context
     ) -> admin_pb.CreateClientGroupResponse:
         caller = require_roles((ADMIN,))
         given = request.client_group
         _check_levels(given.margin_call_level, given.stop_out_level)
-        try:
-            async with self.resources.db.transaction() as session:
-                row = await group_store.insert_group(session, given.currency, _terms(given))
-                group = convert.client_group(row)
-                await events.emit(
-                    session,
-                    "account.client_group.changed",
-                    ev.ClientGroupChanged(
-                        metadata=event_metadata(caller, version=1), client_group=group
-                    ),
-                )
-                await audit_change(session, caller, "client_group.create", group)
-        except IntegrityError:
-            raise DomainError(
-                _R.ERROR_REASON_ALREADY_EXISTS, f"a client group named {given.name} exists"
-            ) from None
+        async with self._taking_name(given.name) as session:
+            row = await group_store.insert_group(session, given.currency, _terms(given))
+            group = convert.client_group(row)
+            await events.emit(
+                session,
+                "account.client_group.changed",
+                ev.ClientGroupChanged(
+                    metadata=event_metadata(caller, version=1), client_group=group
+                ),
+            )
+            await audit_change(session, caller, "client_group.create", group)
         return admin_pb.CreateClientGroupResponse(client_group=group)
 
     async def GetClientGroup(
@@ -65,22 +76,21 @@ class ClientGroupAdmin(AdminPart):
     ) -> admin_pb.GetClientGroupResponse:
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
-            row = await store.group_row(session, request.group_id)
-        if row is None:
-            raise store.group_not_found(request.group_id)
+            row = await store.require_group_row(session, request.group_id)
         return admin_pb.GetClientGroupResponse(client_group=convert.client_group(row))
 
     async def ListClientGroups(
         self, request: admin_pb.ListClientGroupsRequest, context: Context
     ) -> admin_pb.ListClientGroupsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await group_store.list_groups(session, limit=limit, offset=offset)
-        return admin_pb.ListClientGroupsResponse(
-            client_groups=[convert.client_group(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+            groups, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(group_store.list_groups, session),
+                convert.client_group,
+            )
+        return admin_pb.ListClientGroupsResponse(client_groups=groups, next_page_token=token)
 
     async def UpdateClientGroup(
         self, request: admin_pb.UpdateClientGroupRequest, context: Context
@@ -88,41 +98,34 @@ class ClientGroupAdmin(AdminPart):
         caller = require_roles((ADMIN,))
         given = request.client_group
         paths = list(dict.fromkeys(request.update_mask.paths))
-        try:
-            async with self.resources.db.transaction() as session:
-                row = await store.group_row(session, given.id, lock=True)
-                if row is None:
-                    raise store.group_not_found(given.id)
-                before = convert.client_group(row)
-                after = pb.ClientGroup()
-                after.CopyFrom(before)
-                for path in paths:
-                    setattr(after, path, getattr(given, path))
-                if not after.name:
-                    raise DomainError(
-                        _R.ERROR_REASON_VALIDATION_FAILED,
-                        "client_group.name must not be empty",
-                        field_violations=[("client_group.name", "must not be empty")],
-                    )
-                _check_levels(after.margin_call_level, after.stop_out_level)
-                updated = await group_store.update_group(session, row["id"], _terms(after))
-                group = convert.client_group(updated)
-                changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
-                await events.emit(
-                    session,
-                    "account.client_group.changed",
-                    ev.ClientGroupChanged(
-                        metadata=event_metadata(caller, version=int(updated["version"])),
-                        client_group=group,
-                        previous=before,
-                        changed_fields=changed,
-                    ),
+        async with self._taking_name(given.name) as session:
+            row = await store.require_group_row(session, given.id, lock=True)
+            before = convert.client_group(row)
+            after = pb.ClientGroup()
+            after.CopyFrom(before)
+            for path in paths:
+                setattr(after, path, getattr(given, path))
+            if not after.name:
+                raise DomainError(
+                    _R.ERROR_REASON_VALIDATION_FAILED,
+                    "client_group.name must not be empty",
+                    field_violations=[("client_group.name", "must not be empty")],
                 )
-                await audit_change(session, caller, "client_group.update", group, before=before)
-        except IntegrityError:
-            raise DomainError(
-                _R.ERROR_REASON_ALREADY_EXISTS, f"a client group named {given.name} exists"
-            ) from None
+            _check_levels(after.margin_call_level, after.stop_out_level)
+            updated = await group_store.update_group(session, row["id"], _terms(after))
+            group = convert.client_group(updated)
+            changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
+            await events.emit(
+                session,
+                "account.client_group.changed",
+                ev.ClientGroupChanged(
+                    metadata=event_metadata(caller, version=int(updated["version"])),
+                    client_group=group,
+                    previous=before,
+                    changed_fields=changed,
+                ),
+            )
+            await audit_change(session, caller, "client_group.update", group, before=before)
         return admin_pb.UpdateClientGroupResponse(client_group=group)
 
     async def SetGroupInstrumentSettings(
@@ -131,9 +134,7 @@ class ClientGroupAdmin(AdminPart):
         caller = require_roles((ADMIN, DEALER))
         given = request.settings
         async with self.resources.db.transaction() as session:
-            group = await store.group_row(session, given.group_id)
-            if group is None:
-                raise store.group_not_found(given.group_id)
+            group = await store.require_group_row(session, given.group_id)
             # Checked against the service's own copy of pricing's catalogue (instruments.py): a
             # symbol created a moment ago is unknown until its event has arrived.
             lot_step = await group_store.lot_step(session, given.symbol)
@@ -172,17 +173,16 @@ class ClientGroupAdmin(AdminPart):
         self, request: admin_pb.ListGroupInstrumentSettingsRequest, context: Context
     ) -> admin_pb.ListGroupInstrumentSettingsResponse:
         require_roles(ANY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            group = await store.group_row(session, request.group_id)
-            if group is None:
-                raise store.group_not_found(request.group_id)
-            rows = await group_store.list_instrument_settings(
-                session, group["id"], limit=limit, offset=offset
+            group = await store.require_group_row(session, request.group_id)
+            settings, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(group_store.list_instrument_settings, session, group["id"]),
+                convert.instrument_settings,
             )
         return admin_pb.ListGroupInstrumentSettingsResponse(
-            settings=[convert.instrument_settings(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
+            settings=settings, next_page_token=token
         )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Final
 
 from argon2 import PasswordHasher
@@ -18,6 +19,7 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
+    offset_listing,
 )
 from services.account.api.status import StatusChanges, change_status
 from services.account.convert import Row
@@ -32,7 +34,6 @@ from services.account.store import accounts as account_store
 from services.account.store import users as user_store
 from services.platform.access import ADMIN, STAFF_ROLES, require_roles
 from services.platform.errors import DomainError
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
@@ -87,30 +88,28 @@ class UserAdmin(AdminPart):
     ) -> admin_pb.GetUserResponse:
         require_roles(ANY_STAFF)
         async with self.resources.db.read_session() as session:
-            row = await store.user_row(session, request.user_id)
-        if row is None:
-            raise store.user_not_found(request.user_id)
+            row = await store.require_user_row(session, request.user_id)
         return admin_pb.GetUserResponse(user=convert.user(row))
 
     async def ListUsers(
         self, request: admin_pb.ListUsersRequest, context: Context
     ) -> admin_pb.ListUsersResponse:
         require_roles(ANY_STAFF)
-        limit, offset = offset_page(request.page_size, request.page_token)
         async with self.resources.db.read_session() as session:
-            rows = await user_store.list_users(
-                session,
-                query=request.query,
-                statuses=enum_names(pb.UserStatus, request.statuses),
-                kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
-                roles=[convert.role_claim(r) for r in request.roles],
-                limit=limit,
-                offset=offset,
+            users, token = await offset_listing(
+                request.page_size,
+                request.page_token,
+                partial(
+                    user_store.list_users,
+                    session,
+                    query=request.query,
+                    statuses=enum_names(pb.UserStatus, request.statuses),
+                    kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
+                    roles=[convert.role_claim(r) for r in request.roles],
+                ),
+                convert.user,
             )
-        return admin_pb.ListUsersResponse(
-            users=[convert.user(r) for r in rows],
-            next_page_token=next_offset_token(offset, limit, len(rows) == limit),
-        )
+        return admin_pb.ListUsersResponse(users=users, next_page_token=token)
 
     async def UpdateUserStatus(
         self, request: admin_pb.UpdateUserStatusRequest, context: Context
@@ -118,9 +117,7 @@ class UserAdmin(AdminPart):
         caller = require_roles(MONEY_STAFF)
         requested = UserStatus(convert.enum_name(pb.UserStatus, request.status))
         async with self.resources.db.transaction() as session:
-            row = await store.user_row(session, request.user_id, lock=True)
-            if row is None:
-                raise store.user_not_found(request.user_id)
+            row = await store.require_user_row(session, request.user_id, lock=True)
             user = await change_status(USER_STATUS, session, caller, row, requested, request.reason)
         return admin_pb.UpdateUserStatusResponse(user=user)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,12 +18,12 @@ from services.account.api.common import (
     Context,
     audit_change,
     enum_names,
+    offset_listing,
 )
 from services.account.domain import WithdrawalStatus
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.errors import DomainError
-from services.platform.paging import next_offset_token, offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2
@@ -42,17 +43,17 @@ async def search_withdrawals(
     page_size: int,
     page_token: str,
 ) -> tuple[list[pb.Withdrawal], str]:
-    limit, offset = offset_page(page_size, page_token)
-    rows = await withdrawal_store.list_withdrawals(
-        session,
-        account_id=account_id,
-        statuses=enum_names(pb.WithdrawalStatus, statuses),
-        time_range=time_range,
-        limit=limit,
-        offset=offset,
-    )
-    return [convert.withdrawal(r) for r in rows], next_offset_token(
-        offset, limit, len(rows) == limit
+    return await offset_listing(
+        page_size,
+        page_token,
+        partial(
+            withdrawal_store.list_withdrawals,
+            session,
+            account_id=account_id,
+            statuses=enum_names(pb.WithdrawalStatus, statuses),
+            time_range=time_range,
+        ),
+        convert.withdrawal,
     )
 
 

@@ -9,7 +9,7 @@ defines take precedence over the generated UNIMPLEMENTED ones. Both map messages
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 import grpc.aio
 from google.protobuf.duration_pb2 import Duration
@@ -51,6 +51,24 @@ def _duration_until(issued: Issued) -> Duration:
     return duration
 
 
+class _AccessToken(TypedDict):
+    """The fields of every response that issues an access token."""
+
+    access_token: str
+    token_type: str
+    expires_in: Duration
+    access_token_expire_time: Timestamp | None
+
+
+def _access_token(issued: Issued) -> _AccessToken:
+    return _AccessToken(
+        access_token=issued.access_token,
+        token_type=_BEARER,
+        expires_in=_duration_until(issued),
+        access_token_expire_time=_timestamp(issued.claims.expires_at),
+    )
+
+
 class _Core:
     """One AuthCore per servicer, made on first use (the resources open after construction)."""
 
@@ -78,10 +96,7 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
             request.username, request.password, caller.client_ip, caller.request_id
         )
         return auth_pb2.LoginResponse(
-            access_token=issued.access_token,
-            token_type=_BEARER,
-            expires_in=_duration_until(issued),
-            access_token_expire_time=_timestamp(issued.claims.expires_at),
+            **_access_token(issued),
             refresh_token=issued.refresh_token,
             refresh_token_expire_time=_timestamp(issued.refresh_expires_at),
             user_id=issued.claims.subject,
@@ -93,10 +108,7 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
         caller = current_caller()
         issued = await self.core.refresh(request.refresh_token, caller.client_ip, caller)
         return auth_pb2.RefreshTokenResponse(
-            access_token=issued.access_token,
-            token_type=_BEARER,
-            expires_in=_duration_until(issued),
-            access_token_expire_time=_timestamp(issued.claims.expires_at),
+            **_access_token(issued),
             refresh_token=issued.refresh_token,
             refresh_token_expire_time=_timestamp(issued.refresh_expires_at),
         )
@@ -118,10 +130,7 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.ExchangeApiKeyResponse:
         issued, key = await self.core.exchange_api_key(request.api_key_id, request.secret)
         return auth_pb2.ExchangeApiKeyResponse(
-            access_token=issued.access_token,
-            token_type=_BEARER,
-            expires_in=_duration_until(issued),
-            access_token_expire_time=_timestamp(issued.claims.expires_at),
+            **_access_token(issued),
             scopes=[account_pb2.ApiKeyScope.Value(f"API_KEY_SCOPE_{s}") for s in key.scopes],
             account_ids=list(issued.claims.account_ids),
         )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from tradingmesh.common.v1.types_pb2 import TimeRange
 from tradingmesh.exact import plain_decimal
 
 _R = ErrorReason
+Row = Mapping[Any, Any]  # a row's columns by name (as `convert.Row`)
 
 USER_COLUMNS: Final = (
     "id, username, email, display_name, roles, kyc_status, status, created_at, updated_at,"
@@ -102,68 +104,118 @@ def where(clauses: list[str]) -> str:
 
 async def one(
     session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
-) -> Mapping[Any, Any] | None:
+) -> Row | None:
     return (await session.execute(text(sql), dict(params or {}))).mappings().first()
 
 
 async def many(
     session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
-) -> list[Mapping[Any, Any]]:
+) -> list[Row]:
     return list((await session.execute(text(sql), dict(params or {}))).mappings().all())
 
 
-async def user_row(
-    session: AsyncSession, user_id: str, *, lock: bool = False
-) -> Mapping[Any, Any] | None:
-    uid = as_uuid(user_id)
-    if uid is None:
-        return None
-    suffix = " FOR UPDATE" if lock else ""
-    return await one(
-        session, f"SELECT {USER_COLUMNS} FROM account.users WHERE id = :id{suffix}", {"id": uid}
-    )
+@dataclass(frozen=True)
+class Table:
+    """A table of the account schema and the columns its reads return, with the reads and
+    writes its resources share: one row (by id, by idempotency key, by a condition), a page
+    newest first, and a status change."""
+
+    name: str
+    columns: str
+    # The refusal of an id that names no row (`require`).
+    not_found: Callable[[str], DomainError] | None = None
+
+    async def row_where(
+        self,
+        session: AsyncSession,
+        condition: str,
+        params: Mapping[str, Any],
+        *,
+        lock: bool = False,
+    ) -> Row | None:
+        """The row that passes `condition` (its values in `params`), locked until the
+        transaction ends when `lock`."""
+        suffix = " FOR UPDATE" if lock else ""
+        return await one(
+            session, f"SELECT {self.columns} FROM {self.name} WHERE {condition}{suffix}", params
+        )
+
+    async def by_id(self, session: AsyncSession, row_id: str, *, lock: bool = False) -> Row | None:
+        """The row of `row_id` (None for an id that is no UUID)."""
+        uid = as_uuid(row_id)
+        if uid is None:
+            return None
+        return await self.row_where(session, "id = :id", {"id": uid}, lock=lock)
+
+    async def require(self, session: AsyncSession, row_id: str, *, lock: bool = False) -> Row:
+        """`by_id`, or the table's NOT_FOUND."""
+        row = await self.by_id(session, row_id, lock=lock)
+        if row is None:
+            assert self.not_found is not None
+            raise self.not_found(row_id)
+        return row
+
+    async def locked(self, session: AsyncSession, row_id: uuid.UUID) -> Row | None:
+        """The row, locked until the transaction ends."""
+        return await self.row_where(session, "id = :id", {"id": row_id}, lock=True)
+
+    async def by_key(
+        self, session: AsyncSession, account_id: uuid.UUID, idempotency_key: str
+    ) -> Row | None:
+        """The account's row of an idempotency key."""
+        condition = "account_id = :a AND idempotency_key = :k"
+        return await self.row_where(session, condition, {"a": account_id, "k": idempotency_key})
+
+    async def page(
+        self,
+        session: AsyncSession,
+        clauses: list[str],
+        params: dict[str, Any],
+        *,
+        limit: int,
+        offset: int,
+        order: str = "created_at DESC, id",
+    ) -> list[Row]:
+        """The rows that pass `clauses` (their values in `params`), in `order` (newest first
+        unless told), `limit` of them after the first `offset`."""
+        return await many(
+            session,
+            f"SELECT {self.columns} FROM {self.name}{where(clauses)}"
+            f" ORDER BY {order} LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
+        )
+
+    async def page_of_account(
+        self,
+        session: AsyncSession,
+        *,
+        account_id: uuid.UUID | None,
+        statuses: Sequence[str],
+        time_range: TimeRange | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]:
+        """A page newest first, of one account or all (`filters`); an empty filter is no
+        filter."""
+        params: dict[str, Any] = {}
+        clauses = filters(params, account_id=account_id, statuses=statuses, time_range=time_range)
+        return await self.page(session, clauses, params, limit=limit, offset=offset)
+
+    async def set_status(self, session: AsyncSession, row_id: uuid.UUID, status: str) -> Row:
+        """The row after its status is set (the caller holds its lock)."""
+        row = await one(
+            session,
+            f"UPDATE {self.name} SET status = :status, updated_at = now() WHERE id = :id"
+            f" RETURNING {self.columns}",
+            {"status": status, "id": row_id},
+        )
+        assert row is not None
+        return row
 
 
 def user_not_found(user_id: str) -> DomainError:
     return DomainError(
         _R.ERROR_REASON_NOT_FOUND, f"user {user_id} not found", metadata={"user_id": user_id}
-    )
-
-
-async def account_row(
-    session: AsyncSession, account_id: str, *, lock: bool = False
-) -> Mapping[Any, Any] | None:
-    aid = as_uuid(account_id)
-    if aid is None:
-        return None
-    suffix = " FOR UPDATE" if lock else ""
-    return await one(
-        session,
-        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts WHERE id = :id{suffix}",
-        {"id": aid},
-    )
-
-
-async def require_account_row(
-    session: AsyncSession, account_id: str, *, lock: bool = False
-) -> Mapping[Any, Any]:
-    row = await account_row(session, account_id, lock=lock)
-    if row is None:
-        raise account_not_found(account_id)
-    return row
-
-
-async def group_row(
-    session: AsyncSession, group_id: str, *, lock: bool = False
-) -> Mapping[Any, Any] | None:
-    gid = as_uuid(group_id)
-    if gid is None:
-        return None
-    suffix = " FOR UPDATE" if lock else ""
-    return await one(
-        session,
-        f"SELECT {GROUP_COLUMNS} FROM account.client_groups WHERE id = :id{suffix}",
-        {"id": gid},
     )
 
 
@@ -173,6 +225,19 @@ def group_not_found(group_id: str) -> DomainError:
         f"client group {group_id} not found",
         metadata={"group_id": group_id},
     )
+
+
+USERS: Final = Table("account.users", USER_COLUMNS, user_not_found)
+GROUPS: Final = Table("account.client_groups", GROUP_COLUMNS, group_not_found)
+ACCOUNTS: Final = Table("account.trading_accounts", ACCOUNT_COLUMNS, account_not_found)
+WITHDRAWALS: Final = Table("account.withdrawals", WITHDRAWAL_COLUMNS)
+ADJUSTMENTS: Final = Table("account.balance_adjustments", ADJUSTMENT_COLUMNS)
+user_row: Final = USERS.by_id
+require_user_row: Final = USERS.require
+account_row: Final = ACCOUNTS.by_id
+require_account_row: Final = ACCOUNTS.require
+group_row: Final = GROUPS.by_id
+require_group_row: Final = GROUPS.require
 
 
 async def ledger_sequence(session: AsyncSession, account_id: Any) -> int:
@@ -185,7 +250,7 @@ async def ledger_sequence(session: AsyncSession, account_id: Any) -> int:
     return 0 if row is None else int(row["last_sequence"])
 
 
-async def summary(session: AsyncSession, account: Mapping[Any, Any]) -> pb.AccountSummary:
+async def summary(session: AsyncSession, account: Row) -> pb.AccountSummary:
     """The account's money from the ledger alone: for an account the risk service does not
     know yet, which has no positions (services/account/margin.py), so equity is the balance."""
     currency = account["currency"].strip()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
 from services.account.ledger import ENTRY_COLUMNS
-from services.account.store import ACCOUNT_COLUMNS, filters, many, one, where
+from services.account.store import ACCOUNT_COLUMNS, ACCOUNTS, Table, filters, one
 from tradingmesh.common.v1.types_pb2 import TimeRange
+
+_LEDGER_ENTRIES: Final = Table("account.ledger_entries", ENTRY_COLUMNS)
 
 
 async def list_accounts(
@@ -28,7 +30,7 @@ async def list_accounts(
 ) -> list[Row]:
     """Trading accounts newest first; an empty filter is no filter, `account_ids` (an API key's
     scope) the only accounts that may be returned."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    params: dict[str, Any] = {}
     clauses: list[str] = []
     if user_id is not None:
         clauses.append("user_id = :user_id")
@@ -45,20 +47,15 @@ async def list_accounts(
     if statuses:
         clauses.append("status = ANY(:statuses)")
         params["statuses"] = list(statuses)
-    return await many(
-        session,
-        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts"
-        f"{where(clauses)} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        params,
-    )
+    return await ACCOUNTS.page(session, clauses, params, limit=limit, offset=offset)
+
+
+async def account_by_number(session: AsyncSession, account_number: str) -> Row | None:
+    return await ACCOUNTS.row_where(session, "account_number = :n", {"n": account_number})
 
 
 async def account_by_idempotency_key(session: AsyncSession, key: str) -> Row | None:
-    return await one(
-        session,
-        f"SELECT {ACCOUNT_COLUMNS} FROM account.trading_accounts WHERE idempotency_key = :k",
-        {"k": key},
-    )
+    return await ACCOUNTS.row_where(session, "idempotency_key = :k", {"k": key})
 
 
 async def insert_account(
@@ -103,16 +100,7 @@ async def insert_account(
     return row
 
 
-async def set_account_status(session: AsyncSession, account_id: uuid.UUID, status: str) -> Row:
-    """The account's row after its status is set (the caller holds its lock)."""
-    row = await one(
-        session,
-        "UPDATE account.trading_accounts SET status = :status, updated_at = now()"
-        f" WHERE id = :id RETURNING {ACCOUNT_COLUMNS}",
-        {"status": status, "id": account_id},
-    )
-    assert row is not None
-    return row
+set_account_status: Final = ACCOUNTS.set_status
 
 
 async def count_accounts_not_in(session: AsyncSession, user_id: uuid.UUID, status: str) -> int:
@@ -136,14 +124,11 @@ async def list_ledger_entries(
     offset: int,
 ) -> list[Row]:
     """The account's ledger entries, latest first."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    params: dict[str, Any] = {}
     clauses = filters(params, account_id=account_id, time_range=time_range)
     if reasons:
         clauses.append("reason = ANY(:reasons)")
         params["reasons"] = list(reasons)
-    return await many(
-        session,
-        f"SELECT {ENTRY_COLUMNS} FROM account.ledger_entries"
-        f"{where(clauses)} ORDER BY sequence DESC LIMIT :limit OFFSET :offset",
-        params,
+    return await _LEDGER_ENTRIES.page(
+        session, clauses, params, limit=limit, offset=offset, order="sequence DESC"
     )

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import ADJUSTMENT_COLUMNS, filters, many, one, where
-from tradingmesh.common.v1.types_pb2 import TimeRange
+from services.account.store import ADJUSTMENT_COLUMNS, ADJUSTMENTS, one
 
-
-async def adjustment_by_key(
-    session: AsyncSession, account_id: uuid.UUID, idempotency_key: str
-) -> Row | None:
-    return await one(
-        session,
-        f"SELECT {ADJUSTMENT_COLUMNS} FROM account.balance_adjustments"
-        " WHERE account_id = :a AND idempotency_key = :k",
-        {"a": account_id, "k": idempotency_key},
-    )
-
-
-async def locked_adjustment(session: AsyncSession, adjustment_id: uuid.UUID) -> Row | None:
-    """The adjustment's row, locked until the transaction ends."""
-    return await one(
-        session,
-        f"SELECT {ADJUSTMENT_COLUMNS} FROM account.balance_adjustments WHERE id = :id FOR UPDATE",
-        {"id": adjustment_id},
-    )
+adjustment_by_key: Final = ADJUSTMENTS.by_key
+locked_adjustment: Final = ADJUSTMENTS.locked
 
 
 async def insert_adjustment(
@@ -103,21 +84,4 @@ async def review_adjustment(
     return row
 
 
-async def list_adjustments(
-    session: AsyncSession,
-    *,
-    account_id: uuid.UUID | None,
-    statuses: Sequence[str],
-    time_range: TimeRange | None,
-    limit: int,
-    offset: int,
-) -> list[Row]:
-    """Adjustments newest first, of one account or all; an empty filter is no filter."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    clauses = filters(params, account_id=account_id, statuses=statuses, time_range=time_range)
-    return await many(
-        session,
-        f"SELECT {ADJUSTMENT_COLUMNS} FROM account.balance_adjustments"
-        f"{where(clauses)} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        params,
-    )
+list_adjustments: Final = ADJUSTMENTS.page_of_account

@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import GROUP_COLUMNS, SETTINGS_COLUMNS, many, one
+from services.account.store import GROUP_COLUMNS, GROUPS, SETTINGS_COLUMNS, Table, many, one
+
+_SETTINGS: Final = Table("account.group_instrument_settings", SETTINGS_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,7 @@ async def update_group(session: AsyncSession, group_id: uuid.UUID, terms: GroupT
 
 
 async def list_groups(session: AsyncSession, *, limit: int, offset: int) -> list[Row]:
-    return await many(
-        session,
-        f"SELECT {GROUP_COLUMNS} FROM account.client_groups"
-        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        {"limit": limit, "offset": offset},
-    )
+    return await GROUPS.page(session, [], {}, limit=limit, offset=offset)
 
 
 async def lot_step(session: AsyncSession, symbol: str) -> Decimal | None:
@@ -103,11 +101,8 @@ async def locked_instrument_settings(
     session: AsyncSession, group_id: uuid.UUID, symbol: str
 ) -> Row | None:
     """The group's settings for the symbol, locked until the transaction ends, or None."""
-    return await one(
-        session,
-        f"SELECT {SETTINGS_COLUMNS} FROM account.group_instrument_settings"
-        " WHERE group_id = :g AND symbol = :s FOR UPDATE",
-        {"g": group_id, "s": symbol},
+    return await _SETTINGS.row_where(
+        session, "group_id = :g AND symbol = :s", {"g": group_id, "s": symbol}, lock=True
     )
 
 

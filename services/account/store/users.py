@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import USER_COLUMNS, many, one, where
+from services.account.store import USER_COLUMNS, USERS, one
 
 
 async def insert_user(
@@ -57,7 +57,7 @@ async def list_users(
 ) -> list[Row]:
     """Users newest first: `query` a prefix of the username or email (case-insensitive), the
     other filters any of their values; an empty filter is no filter."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    params: dict[str, Any] = {}
     clauses: list[str] = []
     if query:
         clauses.append("(lower(username) LIKE :q OR lower(email) LIKE :q)")
@@ -72,21 +72,7 @@ async def list_users(
     if roles:
         clauses.append("roles && :roles")
         params["roles"] = list(roles)
-    return await many(
-        session,
-        f"SELECT {USER_COLUMNS} FROM account.users{where(clauses)}"
-        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        params,
-    )
+    return await USERS.page(session, clauses, params, limit=limit, offset=offset)
 
 
-async def set_user_status(session: AsyncSession, user_id: uuid.UUID, status: str) -> Row:
-    """The user's row after its status is set (the caller holds its lock)."""
-    row = await one(
-        session,
-        "UPDATE account.users SET status = :status, updated_at = now() WHERE id = :id"
-        f" RETURNING {USER_COLUMNS}",
-        {"status": status, "id": user_id},
-    )
-    assert row is not None
-    return row
+set_user_status: Final = USERS.set_status

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from decimal import Decimal
-from typing import Any
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import WITHDRAWAL_COLUMNS, filters, many, one, where
-from tradingmesh.common.v1.types_pb2 import TimeRange
+from services.account.store import WITHDRAWAL_COLUMNS, WITHDRAWALS, one
 
-
-async def withdrawal_by_key(
-    session: AsyncSession, account_id: uuid.UUID, idempotency_key: str
-) -> Row | None:
-    return await one(
-        session,
-        f"SELECT {WITHDRAWAL_COLUMNS} FROM account.withdrawals"
-        " WHERE account_id = :a AND idempotency_key = :k",
-        {"a": account_id, "k": idempotency_key},
-    )
-
-
-async def locked_withdrawal(session: AsyncSession, withdrawal_id: uuid.UUID) -> Row | None:
-    """The withdrawal's row, locked until the transaction ends."""
-    return await one(
-        session,
-        f"SELECT {WITHDRAWAL_COLUMNS} FROM account.withdrawals WHERE id = :id FOR UPDATE",
-        {"id": withdrawal_id},
-    )
+withdrawal_by_key: Final = WITHDRAWALS.by_key
+locked_withdrawal: Final = WITHDRAWALS.locked
 
 
 async def insert_withdrawal(
@@ -72,24 +54,36 @@ async def insert_withdrawal(
     return row
 
 
-async def list_withdrawals(
+list_withdrawals: Final = WITHDRAWALS.page_of_account
+
+
+async def set_rejected(
     session: AsyncSession,
+    withdrawal_id: uuid.UUID,
     *,
-    account_id: uuid.UUID | None,
-    statuses: Sequence[str],
-    time_range: TimeRange | None,
-    limit: int,
-    offset: int,
-) -> list[Row]:
-    """Withdrawals newest first, of one account or all; an empty filter is no filter."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    clauses = filters(params, account_id=account_id, statuses=statuses, time_range=time_range)
-    return await many(
+    reversal_entry_id: uuid.UUID,
+    reason: str,
+    rejected_by: tuple[str, str],
+) -> Row:
+    """The withdrawal's row after it is REJECTED with its reversal's ledger entry;
+    `rejected_by` is (actor kind, actor id). The caller holds its lock."""
+    kind, actor_id = rejected_by
+    row = await one(
         session,
-        f"SELECT {WITHDRAWAL_COLUMNS} FROM account.withdrawals{where(clauses)}"
-        " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
-        params,
+        "UPDATE account.withdrawals SET status = 'REJECTED', reversal_ledger_entry_id = :entry,"
+        " rejection_reason = :reason, rejected_by_kind = :kind, rejected_by_id = :actor,"
+        " completed_at = now(), updated_at = now() WHERE id = :id"
+        f" RETURNING {WITHDRAWAL_COLUMNS}",
+        {
+            "entry": reversal_entry_id,
+            "reason": reason,
+            "kind": kind,
+            "actor": actor_id,
+            "id": withdrawal_id,
+        },
     )
+    assert row is not None
+    return row
 
 
 async def count_withdrawals_in(
