@@ -15,10 +15,11 @@ import grpc.aio
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.account.auth.core import ApiKeyStatus, AuthCore, Issued
+from services.account.auth.api_keys import ApiKeyStatus
+from services.account.auth.core import AuthCore
 from services.account.auth.keys import KeyStatus, SigningKeyRecord
 from services.account.auth.repo import ApiKeyRow
-from services.account.auth.tokens import utc_now
+from services.account.auth.tokens import Issued, utc_now
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import (
@@ -122,13 +123,13 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
     async def GetJwks(  # noqa: N802  # the contract's name
         self, request: auth_pb2.GetJwksRequest, context: Context
     ) -> auth_pb2.GetJwksResponse:
-        keys = [account_pb2.JsonWebKey(**jwk) for jwk in await self.core.jwks()]
+        keys = [account_pb2.JsonWebKey(**jwk) for jwk in await self.core.signing.jwks()]
         return auth_pb2.GetJwksResponse(keys=keys)
 
     async def ExchangeApiKey(  # noqa: N802  # the contract's name
         self, request: auth_pb2.ExchangeApiKeyRequest, context: Context
     ) -> auth_pb2.ExchangeApiKeyResponse:
-        issued, key = await self.core.exchange_api_key(request.api_key_id, request.secret)
+        issued, key = await self.core.api_keys.exchange_api_key(request.api_key_id, request.secret)
         return auth_pb2.ExchangeApiKeyResponse(
             **_access_token(issued),
             scopes=[account_pb2.ApiKeyScope.Value(f"API_KEY_SCOPE_{s}") for s in key.scopes],
@@ -180,7 +181,7 @@ class KeyAdministration(_Core):
     async def CreateApiKey(  # noqa: N802  # the contract's name
         self, request: admin_pb2.CreateApiKeyRequest, context: Context
     ) -> admin_pb2.CreateApiKeyResponse:
-        key, secret = await self.core.create_api_key(
+        key, secret = await self.core.api_keys.create_api_key(
             current_caller(),
             user_id=request.user_id,
             name=request.name,
@@ -200,7 +201,7 @@ class KeyAdministration(_Core):
     async def ListApiKeys(  # noqa: N802  # the contract's name
         self, request: admin_pb2.ListApiKeysRequest, context: Context
     ) -> admin_pb2.ListApiKeysResponse:
-        keys, following = await self.core.list_api_keys(
+        keys, following = await self.core.api_keys.list_api_keys(
             current_caller(),
             user_id=request.user_id or None,
             statuses=frozenset(
@@ -218,13 +219,15 @@ class KeyAdministration(_Core):
     async def RevokeApiKey(  # noqa: N802  # the contract's name
         self, request: admin_pb2.RevokeApiKeyRequest, context: Context
     ) -> admin_pb2.RevokeApiKeyResponse:
-        key = await self.core.revoke_api_key(current_caller(), request.api_key_id, request.reason)
+        key = await self.core.api_keys.revoke_api_key(
+            current_caller(), request.api_key_id, request.reason
+        )
         return admin_pb2.RevokeApiKeyResponse(api_key=api_key_message(key, utc_now()))
 
     async def RotateSigningKey(  # noqa: N802  # the contract's name
         self, request: admin_pb2.RotateSigningKeyRequest, context: Context
     ) -> admin_pb2.RotateSigningKeyResponse:
-        rotation = await self.core.rotate_signing_key(
+        rotation = await self.core.signing.rotate_signing_key(
             current_caller(),
             revoke_previous_key=request.revoke_previous_key,
             reason=request.reason,
@@ -240,7 +243,7 @@ class KeyAdministration(_Core):
     async def ListSigningKeys(  # noqa: N802  # the contract's name
         self, request: admin_pb2.ListSigningKeysRequest, context: Context
     ) -> admin_pb2.ListSigningKeysResponse:
-        keys, following = await self.core.list_signing_keys(
+        keys, following = await self.core.signing.list_signing_keys(
             current_caller(), page_size=request.page_size, page_token=request.page_token
         )
         now = utc_now()

@@ -16,18 +16,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from services.platform.errors import DomainError
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
 __all__ = [
     "ACCESS_TOKEN_LIFETIME",
+    "ACTIVE_USER",
     "API_KEY_SECRET_PREFIX",
     "AUDIENCE",
     "ISSUER",
     "REFRESH_FAMILY_LIFETIME",
     "REFRESH_TOKEN_LIFETIME",
     "AccessClaims",
+    "Issued",
     "RefreshToken",
     "api_key_claims",
     "b64url",
     "b64url_decode",
+    "invalid_credentials",
     "new_api_key_secret",
     "new_refresh_token",
     "parse_refresh_token",
@@ -43,6 +49,8 @@ ACCESS_TOKEN_LIFETIME: Final = timedelta(minutes=15)
 REFRESH_TOKEN_LIFETIME: Final = timedelta(days=7)
 REFRESH_FAMILY_LIFETIME: Final = timedelta(days=30)
 API_KEY_SECRET_PREFIX: Final = "tmk_"
+ACTIVE_USER: Final = "ACTIVE"
+"""The one user status that may sign in or act through an API key."""
 API_KEY_SHOWN_CHARS: Final = 12  # "tmk_" and 8 characters: tells keys apart, proves nothing
 # A staff role is never carried by an API key's token: keys act for partners, not for staff.
 _STAFF_ROLES: Final = frozenset({"admin", "dealer", "backoffice"})
@@ -218,3 +226,19 @@ def new_api_key_secret() -> tuple[str, str]:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An access token, and for password sign-ins the refresh token that goes with it."""
+
+    access_token: str
+    claims: AccessClaims
+    refresh_token: str = ""
+    refresh_expires_at: datetime | None = None
+
+
+def invalid_credentials() -> DomainError:
+    return DomainError(
+        ErrorReason.ERROR_REASON_INVALID_CREDENTIALS, "the credentials are not valid"
+    )
