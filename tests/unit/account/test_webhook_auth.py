@@ -13,7 +13,7 @@ from services.account.webhook_auth import (
     sign,
     verify_signature,
 )
-from services.account.webhooks import parse_kyc, parse_payment
+from services.account.webhook_bodies import parse_kyc, parse_payment
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
