@@ -30,7 +30,7 @@ from services.account.domain import (
 )
 from services.account.store import adjustments as adjustment_store
 from services.platform.access import require_roles
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
@@ -208,11 +208,7 @@ async def _under_review(
     not check it, and one decided otherwise is INVALID_STATE (one decided alike stays)."""
     row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
     if row is None:
-        raise DomainError(
-            _R.ERROR_REASON_NOT_FOUND,
-            f"balance adjustment {adjustment_id} not found",
-            metadata={"balance_adjustment_id": adjustment_id},
-        )
+        raise not_found("balance adjustment", "balance_adjustment_id", adjustment_id)
     if audit.actor_of(caller).id == row["maker_id"]:
         raise DomainError(
             _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,

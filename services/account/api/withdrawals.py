@@ -23,7 +23,7 @@ from services.account.api.common import (
 from services.account.domain import WithdrawalStatus
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2
@@ -84,11 +84,7 @@ class WithdrawalAdmin(AdminPart):
                 session, uuid.UUID(request.withdrawal_id)
             )
             if row is None:
-                raise DomainError(
-                    _R.ERROR_REASON_NOT_FOUND,
-                    f"withdrawal {request.withdrawal_id} not found",
-                    metadata={"withdrawal_id": request.withdrawal_id},
-                )
+                raise not_found("withdrawal", "withdrawal_id", request.withdrawal_id)
             if row["status"] == WithdrawalStatus.REJECTED:
                 return admin_pb.RejectWithdrawalResponse(withdrawal=convert.withdrawal(row))
             if row["status"] != WithdrawalStatus.PENDING:

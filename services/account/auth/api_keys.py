@@ -21,7 +21,7 @@ from services.account.auth.tokens import (
     utc_now,
 )
 from services.platform.access import ADMIN, require_roles
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
 from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.paging import page_size as paged
@@ -118,21 +118,13 @@ class ApiKeys:
         async with self._resources.db.transaction() as session:
             user = await repo.user_by_id(session, user_id)
             if user is None:
-                raise DomainError(
-                    _R.ERROR_REASON_NOT_FOUND,
-                    f"user {user_id} not found",
-                    metadata={"user_id": user_id},
-                )
+                raise not_found("user", "user_id", user_id)
             if user.status != ACTIVE_USER:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, f"user {user_id} is not ACTIVE")
             owned = await repo.accounts_of_user(session, user_id, account_ids)
             foreign = [a for a in account_ids if a not in owned]
             if foreign:
-                raise DomainError(
-                    _R.ERROR_REASON_NOT_FOUND,
-                    f"trading account {foreign[0]} not found",
-                    metadata={"account_id": foreign[0]},
-                )
+                raise not_found("trading account", "account_id", foreign[0])
             await repo.insert_api_key(session, key)
             await append_audit(
                 session,
@@ -178,11 +170,7 @@ class ApiKeys:
         async with self._resources.db.transaction() as session:
             key = await repo.api_key(session, key_id, for_update=True)
             if key is None:
-                raise DomainError(
-                    _R.ERROR_REASON_NOT_FOUND,
-                    f"API key {key_id} not found",
-                    metadata={"api_key_id": key_id},
-                )
+                raise not_found("API key", "api_key_id", key_id)
             if ApiKeyStatus.of(key, now) != ApiKeyStatus.ACTIVE:
                 return key
             await repo.revoke_api_key(session, key_id, now, reason)

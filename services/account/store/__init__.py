@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.domain import format_money
 from services.platform.access import account_not_found
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import TimeRange
@@ -214,17 +214,11 @@ class Table:
 
 
 def user_not_found(user_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND, f"user {user_id} not found", metadata={"user_id": user_id}
-    )
+    return not_found("user", "user_id", user_id)
 
 
 def group_not_found(group_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND,
-        f"client group {group_id} not found",
-        metadata={"group_id": group_id},
-    )
+    return not_found("client group", "group_id", group_id)
 
 
 USERS: Final = Table("account.users", USER_COLUMNS, user_not_found)
