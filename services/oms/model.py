@@ -114,6 +114,21 @@ def _optional(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def _json_ready(columns: Mapping[str, Any], leave_out: str = "") -> dict[str, Any]:
+    """A row's columns as the audit log keeps them: decimals as text, times in ISO 8601."""
+    return {
+        key: (
+            str(value)
+            if isinstance(value, Decimal)
+            else value.isoformat()
+            if isinstance(value, datetime)
+            else value
+        )
+        for key, value in columns.items()
+        if key != leave_out
+    }
+
+
 # -- reference copies -----------------------------------------------------------------------------
 
 
@@ -432,18 +447,8 @@ class OrderRow:
         return order
 
     def snapshot(self) -> dict[str, Any]:
-        """The audit log's before/after form: every column, JSON-ready."""
-        return {
-            key: (
-                str(value)
-                if isinstance(value, Decimal)
-                else value.isoformat()
-                if isinstance(value, datetime)
-                else value
-            )
-            for key, value in self.params().items()
-            if key != "request_fingerprint"
-        }
+        """The audit log's before/after form: every column but the fingerprint, JSON-ready."""
+        return _json_ready(self.params(), leave_out="request_fingerprint")
 
 
 # -- positions and trades --------------------------------------------------------------------------
@@ -565,16 +570,8 @@ class PositionRow:
         return position
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            key: (
-                str(value)
-                if isinstance(value, Decimal)
-                else value.isoformat()
-                if isinstance(value, datetime)
-                else value
-            )
-            for key, value in self.params().items()
-        }
+        """The audit log's before/after form: every column, JSON-ready."""
+        return _json_ready(self.params())
 
 
 @dataclass(frozen=True)

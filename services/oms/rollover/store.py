@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.swaps import SwapTerms, SwapType
 from services.oms.model import PositionRow
+from services.oms.store.rows import first_row
 from services.platform.sql import insert_rows
 
 __all__ = [
@@ -129,18 +130,12 @@ async def save_terms(
     session: AsyncSession, symbol: str, group_id: str, terms: SwapTerms, now: datetime
 ) -> tuple[StoredTerms | None, StoredTerms]:
     """Sets the terms; returns them before (None if new) and after."""
-    before = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {_TERMS_COLUMNS} FROM oms.swap_rates"
-                    " WHERE symbol = :symbol AND group_id = :group_id FOR UPDATE"
-                ),
-                {"symbol": symbol, "group_id": group_id},
-            )
-        )
-        .mappings()
-        .first()
+    before = await first_row(
+        session,
+        f"SELECT {_TERMS_COLUMNS} FROM oms.swap_rates"
+        " WHERE symbol = :symbol AND group_id = :group_id FOR UPDATE",
+        {"symbol": symbol, "group_id": group_id},
+        _terms,
     )
     after = (
         (
@@ -169,7 +164,7 @@ async def save_terms(
         .mappings()
         .one()
     )
-    return (None if before is None else _terms(before)), _terms(after)
+    return before, _terms(after)
 
 
 # -- rollovers ------------------------------------------------------------------------------------
@@ -205,17 +200,12 @@ async def start(
 
 
 async def rollover(session: AsyncSession, trading_date: date) -> RolloverRow | None:
-    row = (
-        (
-            await session.execute(
-                text(f"{_ROLLOVER} WHERE r.trading_date = :trading_date"),
-                {"trading_date": trading_date},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"{_ROLLOVER} WHERE r.trading_date = :trading_date",
+        {"trading_date": trading_date},
+        _rollover,
     )
-    return None if row is None else _rollover(row)
 
 
 async def running(session: AsyncSession) -> list[RolloverRow]:

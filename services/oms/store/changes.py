@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import psycopg
 from google.protobuf.message import Message
@@ -46,6 +46,7 @@ from services.oms.model import (
     reason_name,
 )
 from services.oms.store import events
+from services.oms.store.rows import first_row, for_update
 from services.platform import outbox
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
@@ -108,30 +109,30 @@ _MUTABLE_ORDER_COLUMNS: Final = (
     "expire_time",
     "version",
 )
-_UPDATE_ORDER: Final = (
-    "UPDATE oms.orders SET "
-    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_ORDER_COLUMNS)
-    + " WHERE id = :id AND version = :expected_version"
-)
+
+
+def _update_sql(table: str, columns: Sequence[str]) -> str:
+    """The UPDATE of `columns` of the row of `table` whose version is :expected_version."""
+    assignments = ", ".join(f"{c} = :{c}" for c in columns)
+    return f"UPDATE {table} SET {assignments} WHERE id = :id AND version = :expected_version"
+
+
+def _insert_sql(table: str, columns: str, suffix: str = "") -> str:
+    """The INSERT of one row's `columns` (a comma-separated list), each from its parameter."""
+    values = ", ".join(f":{c.strip()}" for c in columns.split(","))
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}"
+
+
+_UPDATE_ORDER: Final = _update_sql("oms.orders", _MUTABLE_ORDER_COLUMNS)
 _UPDATE_AUDIT_HEAD: Final = (
     "UPDATE oms.accounts SET audit_sequence = :sequence, audit_hash = :hash"
     " WHERE account_id = :account_id"
 )
-_INSERT_ORDER: Final = text(
-    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
-    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING id"
+_CREATE_ORDER: Final = _insert_sql(
+    "oms.orders", OrderRow.COLUMNS, " ON CONFLICT (account_id, client_order_id) DO NOTHING"
 )
-_CREATE_ORDER: Final = (
-    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
-    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING"
-)
-_INSERT_POSITION_SQL: Final = (
-    f"INSERT INTO oms.positions ({PositionRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in PositionRow.COLUMNS.split(","))
-    + ")"
-)
+_INSERT_ORDER: Final = text(f"{_CREATE_ORDER} RETURNING id")
+_INSERT_POSITION_SQL: Final = _insert_sql("oms.positions", PositionRow.COLUMNS)
 _INSERT_POSITION: Final = text(_INSERT_POSITION_SQL)
 _EXPECT_WRITTEN: Final = "oms.expect_written"
 _UNIQUE_VIOLATION: Final = "23505"
@@ -150,11 +151,7 @@ _MUTABLE_POSITION_COLUMNS: Final = (
     "close_time",
     "version",
 )
-_UPDATE_POSITION_SQL: Final = (
-    "UPDATE oms.positions SET "
-    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_POSITION_COLUMNS)
-    + " WHERE id = :id AND version = :expected_version"
-)
+_UPDATE_POSITION_SQL: Final = _update_sql("oms.positions", _MUTABLE_POSITION_COLUMNS)
 _UPDATE_POSITION: Final = text(_UPDATE_POSITION_SQL)
 _TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
@@ -270,8 +267,7 @@ _ACCOUNT: Final = text(
 
 
 async def load_account(session: AsyncSession, account_id: str) -> Account | None:
-    row = (await session.execute(_ACCOUNT, {"account_id": account_id})).mappings().first()
-    return None if row is None else Account.from_row(row)
+    return await first_row(session, _ACCOUNT, {"account_id": account_id}, Account.from_row)
 
 
 async def load_accounts(session: AsyncSession, account_ids: Collection[str]) -> dict[str, Account]:
@@ -346,79 +342,55 @@ async def offered_instruments(session: AsyncSession, group_id: str) -> list[Inst
 async def find_order(
     session: AsyncSession, account_id: str, client_order_id: str
 ) -> OrderRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-                    " WHERE account_id = :account_id AND client_order_id = :client_order_id"
-                ),
-                {"account_id": account_id, "client_order_id": client_order_id},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+        " WHERE account_id = :account_id AND client_order_id = :client_order_id",
+        {"account_id": account_id, "client_order_id": client_order_id},
+        OrderRow.from_row,
     )
-    return None if row is None else OrderRow.from_row(row)
 
 
 async def get_order(
     session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
 ) -> OrderRow | None:
     """The account's order, or None (another account's order is None too)."""
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": order_id, "account_id": account_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return None if row is None else OrderRow.from_row(row)
+    return await _account_row(session, OrderRow, "oms.orders", account_id, order_id, lock)
 
 
 async def get_position(
     session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
 ) -> PositionRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
-                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": position_id, "account_id": account_id},
-            )
-        )
-        .mappings()
-        .first()
+    """The account's position, or None (another account's position is None too)."""
+    return await _account_row(session, PositionRow, "oms.positions", account_id, position_id, lock)
+
+
+_Row = TypeVar("_Row", OrderRow, PositionRow)
+
+
+async def _account_row(
+    session: AsyncSession, kind: type[_Row], table: str, account_id: str, row_id: str, lock: bool
+) -> _Row | None:
+    return await first_row(
+        session,
+        f"SELECT {kind.COLUMNS} FROM {table}"
+        f" WHERE id = :id AND account_id = :account_id{for_update(lock)}",
+        {"id": row_id, "account_id": account_id},
+        kind.from_row,
     )
-    return None if row is None else PositionRow.from_row(row)
 
 
 async def open_netting_position(
     session: AsyncSession, account_id: str, symbol: str, *, lock: bool = False
 ) -> PositionRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
-                    " WHERE account_id = :account_id AND symbol = :symbol AND status = 'OPEN'"
-                    " AND netting" + (" FOR UPDATE" if lock else "")
-                ),
-                {"account_id": account_id, "symbol": symbol},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
+        " WHERE account_id = :account_id AND symbol = :symbol AND status = 'OPEN'"
+        f" AND netting{for_update(lock)}",
+        {"account_id": account_id, "symbol": symbol},
+        PositionRow.from_row,
     )
-    return None if row is None else PositionRow.from_row(row)
 
 
 async def count_open_orders(session: AsyncSession, account_id: str) -> int:

@@ -57,6 +57,7 @@ from services.oms.domain.positions import Side, average_price
 from services.oms.domain.state import OPEN_STATUSES
 from services.oms.model import OrderRow, reason_name, reason_value
 from services.oms.store import events
+from services.oms.store.rows import first_row, for_update
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.outbox import add_event
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -667,20 +668,12 @@ async def insert_hedge(session: AsyncSession, hedge: HedgeRow, links: Sequence[H
 
 
 async def get_hedge(session: AsyncSession, hedge_id: str, *, lock: bool = False) -> HedgeRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id"
-                    + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": hedge_id},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id{for_update(lock)}",
+        {"id": hedge_id},
+        HedgeRow.from_row,
     )
-    return None if row is None else HedgeRow.from_row(row)
 
 
 async def open_hedges(session: AsyncSession) -> list[HedgeRow]:
