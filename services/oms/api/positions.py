@@ -9,7 +9,6 @@ take-profit in one transaction with its audit row and a PositionChanged (STOPS_M
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -186,24 +185,12 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
                     self._check_levels(
                         account.group_id, position, stop_loss, take_profit, instruments
                     )
-                    modified = replace(
+                    modified = await change.change_position(
                         position,
+                        "STOPS_MODIFIED",
+                        "modified by the client",
                         stop_loss=stop_loss,
                         take_profit=take_profit,
-                        update_time=now,
-                        version=position.version + 1,
-                    )
-                    await change.update_position(modified, position.version)
-                    await change.audit(
-                        entity_type="position",
-                        entity_id=position.id,
-                        event="STOPS_MODIFIED",
-                        status_before=position.status,
-                        status_after=modified.status,
-                        reason="modified by the client",
-                        before=position.snapshot(),
-                        after=modified.snapshot(),
-                        version=modified.version,
                     )
                     await change.emit(
                         "oms.position.changed",

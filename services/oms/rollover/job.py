@@ -31,7 +31,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Final
@@ -274,7 +274,7 @@ class RolloverJob:
                 conversion=conversion,
             )
         if amount != 0:
-            await self._book(change, account, position, rollover, amount, charge_id, nights, now)
+            await self._book(change, account, position, rollover, amount, charge_id, nights)
         return store.charge_row(
             charge_id=charge_id,
             position=position,
@@ -322,25 +322,12 @@ class RolloverJob:
         amount: Decimal,
         charge_id: str,
         nights: int,
-        now: datetime,
     ) -> None:
-        charged = replace(
+        charged = await change.change_position(
             position,
+            "SWAP_CHARGED",
+            f"rollover {rollover.trading_date.isoformat()}, {nights} night(s)",
             swap=position.swap + amount,
-            update_time=now,
-            version=position.version + 1,
-        )
-        await change.update_position(charged, position.version)
-        await change.audit(
-            entity_type="position",
-            entity_id=position.id,
-            event="SWAP_CHARGED",
-            status_before=position.status,
-            status_after=charged.status,
-            reason=f"rollover {rollover.trading_date.isoformat()}, {nights} night(s)",
-            before=position.snapshot(),
-            after=charged.snapshot(),
-            version=charged.version,
         )
         event = oms_events_pb2.PositionSwapCharged(
             metadata=change.metadata(charged.version),

@@ -789,6 +789,32 @@ class AccountChange:
         if written.rowcount != 1:  # type: ignore[attr-defined]
             raise concurrent_modification("position", position.id)
 
+    async def change_position(
+        self, before: PositionRow, event: str, reason: str, **changes: Any
+    ) -> PositionRow:
+        """Changes an open position's `changes` (its version + 1, updated now) with its audit
+        row `event`; returns it as changed."""
+        after = replace(before, update_time=self.now, version=before.version + 1, **changes)
+        await self.update_position(after, before.version)
+        await self.audit_position(before, after, event, reason)
+        return after
+
+    async def audit_position(
+        self, before: PositionRow | None, after: PositionRow, event: str, reason: str
+    ) -> None:
+        """The audit record of a position's change (`before` None: it opened)."""
+        await self.audit(
+            entity_type="position",
+            entity_id=after.id,
+            event=event,
+            status_before="" if before is None else before.status,
+            status_after=after.status,
+            reason=reason,
+            before=None if before is None else before.snapshot(),
+            after=after.snapshot(),
+            version=after.version,
+        )
+
     async def insert_trade(self, trade: TradeRow) -> None:
         """Adds a trade (written at `finish`: nothing reads a trade back in its change)."""
         self._trades.append(trade.params())

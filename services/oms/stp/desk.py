@@ -148,9 +148,8 @@ from services.oms.domain.netting import (
 from services.oms.domain.positions import Side
 from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.triggers import limit_reached
-from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
@@ -167,7 +166,6 @@ from services.oms.store.changes import (
     account_context,
     get_order,
     load_account,
-    offered_instruments,
     reason_changes,
 )
 from services.oms.store.events import system_actor
@@ -193,7 +191,7 @@ from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
-from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
+from tradingmesh.trading.money import exact_difference
 
 __all__ = [
     "ACTOR",
@@ -1656,23 +1654,15 @@ class StpDesk:
                 _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
                 "the instrument is not offered to the account's group",
             )
-        conversion: Conversion | None = IDENTITY
-        if instrument.quote_currency != account.currency:
-            pair = execution.conversion_pair(
-                instrument.quote_currency,
-                account.currency,
-                await offered_instruments(session, terms.group_id),
-            )
-            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
-            conversion = (
-                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
-            )
-        if conversion is None:
+        fill_terms = await converted_fill_terms(
+            session, instrument, terms, account.currency, self.quotes.live
+        )
+        if fill_terms is None:
             raise DomainError(
                 _R.ERROR_REASON_PRICE_UNAVAILABLE,
                 f"no live price converts {instrument.quote_currency} to {account.currency}",
             )
-        return FillTerms(instrument, terms, conversion)
+        return fill_terms
 
     # -- operators (OrderAdminService) -------------------------------------------------------------
 

@@ -86,7 +86,7 @@ from services.oms.domain.triggers import (
 )
 from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import Placement, check_request
 from services.oms.feeds.quotes import QuoteBook
@@ -108,7 +108,6 @@ from services.oms.store.changes import (
     get_order,
     get_position,
     load_account,
-    offered_instruments,
     reason_changes,
 )
 from services.oms.store.events import order_update_of, system_actor
@@ -124,7 +123,6 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
-from tradingmesh.trading.money import IDENTITY, Conversion
 
 __all__ = ["ACTOR", "TriggerEngine", "working_order_of"]
 
@@ -784,18 +782,9 @@ class TriggerEngine:
         instrument, terms, account = context.instrument, context.terms, context.account
         assert instrument is not None
         assert terms is not None
-        conversion: Conversion | None = IDENTITY
-        if instrument.quote_currency != account.currency:
-            pair = execution.conversion_pair(
-                instrument.quote_currency,
-                account.currency,
-                await offered_instruments(session, terms.group_id),
-            )
-            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
-            conversion = (
-                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
-            )
-        return None if conversion is None else FillTerms(instrument, terms, conversion)
+        return await converted_fill_terms(
+            session, instrument, terms, account.currency, self.quotes.live
+        )
 
     async def _hand_to_stp(self, order: OrderRow) -> None:  # a triggered stop
         """A triggered STP stop joins its instrument's netting window as a market order (the
