@@ -8,7 +8,7 @@ One background task per OMS process (`RolloverJob`), like the expiry sweeper. Ev
 2. Each rollover not completed is worked: the accounts holding a position opened before its
    instant, still open and not charged for its day are taken `BATCH_ACCOUNTS` at a time, in
    account id order, and charged in ONE transaction per batch. Per account, under its lock
-   (`AccountChange.begin`): its uncharged positions are read (locked), each gets its swap
+   (`AccountChange.opened`): its uncharged positions are read (locked), each gets its swap
    (`domain.swaps.swap_amount`: the group's or the instrument's terms, the nights, the live
    price and conversion where needed), and the change writes the position's new swap and
    version, an audit record (SWAP_CHARGED), an `oms.position.swap_charged` event (one envelope

@@ -2,7 +2,7 @@
 
 A position's charge for a rollover is a row of `oms.swap_charges` keyed (position_id,
 trading_date): written in the transaction that writes the position's new swap, its audit record
-and its event, under the account's lock (`AccountChange.begin`), after reading which of the
+and its event, under the account's lock (`AccountChange.opened`), after reading which of the
 account's positions have no charge yet. So a charge commits whole or not at all, and a second
 run (a resumed job, another replica) finds it and charges nothing again; the key refuses a
 second row even if that reasoning had a hole.

@@ -48,6 +48,7 @@ from services.oms.model import (
 from services.oms.store import events
 from services.oms.store.rows import first_row, for_update
 from services.platform import outbox
+from services.platform.access import account_not_found
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
 from services.platform.sql import (
@@ -421,7 +422,7 @@ async def open_closing_order(session: AsyncSession, position_id: str) -> str | N
 @dataclass
 class AccountChange:
     """One transaction's changes to one account's orders and positions (see the module doc).
-    Open it with `begin`, close it with `finish` before the commit.
+    Open it with `opened` (or `prepared`), close it with `finish` before the commit.
 
     A unit of work: an order inserted here is updated once at `finish` with its final state
     (however many transitions it made), and the order updates, trades, audit rows and the
@@ -488,15 +489,18 @@ class AccountChange:
         return await open_netting_position(self.session, self.account.account_id, symbol, lock=True)
 
     @classmethod
-    async def begin(
+    @contextlib.asynccontextmanager
+    async def opened(
         cls,
         session: AsyncSession,
         account: Account,
         actor: Actor,
         now: datetime,
         correlation_id: str = "",
-    ) -> AccountChange:
-        """Locks the account's row (and with it the head of its audit chain)."""
+    ) -> AsyncIterator[AccountChange]:
+        """Locks the account's row (and with it the head of its audit chain), and `finish`es
+        when the block ends without an exception: what a caller changed is always written (an
+        exception leaves it unwritten, and the transaction rolls back)."""
         head = (
             await session.execute(
                 text(
@@ -507,26 +511,10 @@ class AccountChange:
             )
         ).first()
         if head is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"trading account {account.account_id} not found",
-                metadata={"account_id": account.account_id},
-            )
-        return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def opened(
-        cls,
-        session: AsyncSession,
-        account: Account,
-        actor: Actor,
-        now: datetime,
-        correlation_id: str = "",
-    ) -> AsyncIterator[AccountChange]:
-        """`begin`, and `finish` when the block ends without an exception: what a caller changed
-        is always written (an exception leaves it unwritten, and the transaction rolls back)."""
-        async with await cls.begin(session, account, actor, now, correlation_id) as change:
+            raise account_not_found(account.account_id)
+        async with cls(
+            session, account, actor, now, correlation_id, int(head[0]), str(head[1])
+        ) as change:
             yield change
 
     async def __aenter__(self) -> AccountChange:
