@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.lists import order_page, paging, position_page, time_range_of, trade_page
 from services.oms.api.orders import cancel_order
 from services.oms.api.ownership import authorize_internal, known_account
-from services.oms.api.positions import place_closing_order, position_of
+from services.oms.api.positions import close_position
 from services.oms.api.valuation import Valuer
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
@@ -172,11 +172,9 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
     ) -> order_admin_service_pb2.ClosePositionAsOperatorResponse:
         caller = require_roles(ACTORS)
         assert self.placement is not None, "the admin service places closing orders"
-        async with self.db.read_session() as session:
-            position = await position_of(session, request.account_id, request.position_id)
-        placed = await place_closing_order(
+        _, placed = await close_position(
+            self.db,
             self.placement,
-            position,
             request,
             events.actor_of(caller),
             authorize_internal(request.account_id),

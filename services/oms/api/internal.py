@@ -14,7 +14,7 @@ import grpc.aio
 
 from services.oms.api.ownership import authorize_internal, known_account
 from services.oms.api.paging import decode_id_token, encode_id_token, page_size
-from services.oms.api.positions import place_closing_order, position_of
+from services.oms.api.positions import close_position
 from services.oms.entry.placement import Placement
 from services.oms.model import OrderOrigin
 from services.oms.store.changes import get_position
@@ -43,16 +43,14 @@ class OmsInternalService(internal_grpc.OmsInternalServiceServicer):
         self, request: internal_pb.ForceClosePositionRequest, context: Context
     ) -> internal_pb.ForceClosePositionResponse:
         caller = current_caller()
-        async with self.db.read_session() as session:
-            account = await known_account(session, request.account_id)
-            position = await position_of(session, account.account_id, request.position_id)
-        placed = await place_closing_order(
+        position, placed = await close_position(
+            self.db,
             self.placement,
-            position,
             request,
             request.actor,
             authorize_internal(request.account_id),
             request.margin_event_id or caller.request_id,
+            check_account=known_account,
             origin=OrderOrigin.from_proto(request.origin),
             pre_trade_check=False,
             requotable=False,
@@ -60,7 +58,7 @@ class OmsInternalService(internal_grpc.OmsInternalServiceServicer):
         after = placed.position
         if after is None or after.id != position.id:
             async with self.db.read_session() as session:
-                after = await get_position(session, account.account_id, position.id)
+                after = await get_position(session, request.account_id, position.id)
         assert after is not None
         return internal_pb.ForceClosePositionResponse(
             order=placed.order.to_proto(placed.currency),

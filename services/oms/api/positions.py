@@ -8,7 +8,7 @@ take-profit in one transaction with its audit row and a PositionChanged (STOPS_M
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from services.oms.domain.validation import check_price, check_stops
 from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import Authorize, OrderIntent, Placed, Placement
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import OrderType, PositionRow, TimeInForce
+from services.oms.model import Account, OrderType, PositionRow, TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, concurrent_modification, get_position
 from services.platform.db import Database
@@ -40,7 +40,7 @@ from tradingmesh.oms.v1 import (
     position_service_pb2_grpc,
 )
 
-__all__ = ["PositionService", "place_closing_order", "position_not_found", "position_of"]
+__all__ = ["PositionService", "close_position", "position_not_found", "position_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
@@ -64,17 +64,25 @@ async def position_of(
     return position
 
 
-async def place_closing_order(
+async def close_position(
+    db: Database,
     placement: Placement,
-    position: PositionRow,
     request: Any,
     actor: Actor,
     authorize: Authorize,
     correlation_id: str,
+    *,
+    check_account: Callable[[AsyncSession, str], Awaitable[Account]] | None = None,
     **options: Any,
-) -> Placed:
-    """Places the order that closes `position` as a close request asks (its client_order_id,
-    fingerprint and quantity, none: in full), with `options` (`closing_intent`)."""
+) -> tuple[PositionRow, Placed]:
+    """Places the order that closes a position as a close request asks (its account_id,
+    position_id, client_order_id, fingerprint and quantity, none: in full), with `options`
+    (`closing_intent`); the account checked first by `check_account` (`owned_account`,
+    `known_account`) when given. The position as read before, and the placed order."""
+    async with db.read_session() as session:
+        if check_account is not None:
+            await check_account(session, request.account_id)
+        position = await position_of(session, request.account_id, request.position_id)
     intent = closing_intent(
         position,
         client_order_id=request.client_order_id,
@@ -82,7 +90,7 @@ async def place_closing_order(
         quantity=decimal_field(request, "quantity"),
         **options,
     )
-    return await placement.place(intent, actor, authorize, correlation_id)
+    return position, await placement.place(intent, actor, authorize, correlation_id)
 
 
 def closing_intent(
@@ -153,16 +161,14 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
         self, request: position_service_pb2.ClosePositionRequest, context: Context
     ) -> position_service_pb2.ClosePositionResponse:
         caller = current_caller()
-        async with self.db.read_session() as session:
-            account = await owned_account(session, request.account_id)
-            position = await position_of(session, account.account_id, request.position_id)
-        placed = await place_closing_order(
+        _, placed = await close_position(
+            self.db,
             self.placement,
-            position,
             request,
             events.actor_of(caller),
             authorize_trader(request.account_id),
             caller.request_id,
+            check_account=owned_account,
             requested_price=decimal_field(request, "requested_price"),
         )
         return position_service_pb2.ClosePositionResponse(

@@ -169,11 +169,14 @@ def _decimal(text_value: str) -> Decimal | None:
 
 
 def _indexed(
-    kind: OrderKind | None, status: OrderStatus, mode: ExecutionMode | None
+    kind: OrderKind | None, status: OrderStatus, mode: ExecutionMode | None, triggered: bool
 ) -> OrderKind | None:
     """Whether the price can trigger an order of `kind` in `status`: WORKING; an STP limit or
-    stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts)."""
+    stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts); never a stop
+    already triggered (a worker is executing it)."""
     if kind is None or status not in WORKING_STATUSES:
+        return None
+    if kind is OrderKind.STOP and triggered:
         return None
     if status is OrderStatus.PARTIALLY_FILLED and (
         mode is not ExecutionMode.STP or kind is OrderKind.STOP
@@ -185,11 +188,9 @@ def _indexed(
 def working_order_of(order: OrderRow, group_id: str) -> WorkingOrder | None:
     """The index entry of a stored order; None when the price cannot trigger it (not working,
     not a limit/stop/stop-limit, or a stop already triggered, which a worker is executing)."""
-    kind = _indexed(_TRIGGER_TYPES.get(order.type), order.status, order.execution_mode)
-    if kind is None:
-        return None
     triggered = order.trigger_time is not None
-    if kind is OrderKind.STOP and triggered:
+    kind = _indexed(_TRIGGER_TYPES.get(order.type), order.status, order.execution_mode, triggered)
+    if kind is None:
         return None
     return WorkingOrder(
         order.id,
@@ -213,11 +214,9 @@ def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder
         mode = ExecutionMode.from_proto(order.execution_mode) if order.execution_mode else None
     except ValueError:
         return None
-    kind = _indexed(kind, status, mode)
-    if kind is None:
-        return None
     triggered = order.HasField("trigger_time")
-    if kind is OrderKind.STOP and triggered:
+    kind = _indexed(kind, status, mode, triggered)
+    if kind is None:
         return None
     return WorkingOrder(
         order.id,
