@@ -197,6 +197,11 @@ class Instrument:
     margin_rate: Decimal
     sessions: tuple[Session, ...] = ()
 
+    COLUMNS: ClassVar[str] = (
+        "symbol, base_currency, quote_currency, digits, tick_size, contract_size, min_lot,"
+        " max_lot, lot_step, margin_rate, sessions"
+    )
+
     @property
     def point(self) -> Decimal:
         """One point: 10^-digits (max_deviation_points counts these)."""

@@ -26,12 +26,7 @@ __all__ = ["Valuer", "load_instruments"]
 
 
 async def load_instruments(session: AsyncSession) -> dict[str, Instrument]:
-    rows = await session.execute(
-        text(
-            "SELECT symbol, base_currency, quote_currency, digits, tick_size, contract_size,"
-            " min_lot, max_lot, lot_step, margin_rate, sessions FROM oms.instruments"
-        )
-    )
+    rows = await session.execute(text(f"SELECT {Instrument.COLUMNS} FROM oms.instruments"))
     return {r["symbol"]: Instrument.from_row(r) for r in rows.mappings()}
 
 

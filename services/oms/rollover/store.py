@@ -19,6 +19,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.columns import from_columns
 from services.oms.domain.swaps import SwapTerms, SwapType
 from services.oms.model import PositionRow
 from services.oms.store.rows import first_row
@@ -177,13 +178,7 @@ _ROLLOVER: Final = (
 
 
 def _rollover(row: Any) -> RolloverRow:
-    return RolloverRow(
-        trading_date=row["trading_date"],
-        rollover_time=row["rollover_time"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        positions_charged=int(row["positions_charged"]),
-    )
+    return from_columns(RolloverRow, row)
 
 
 async def start(

@@ -328,15 +328,11 @@ def _head_of(row: Mapping[str, Any], symbol: str) -> Head:
 
 async def offered_instruments(session: AsyncSession, group_id: str) -> list[Instrument]:
     """The instruments a group is offered (for currency conversion pairs)."""
-    rows = await session.execute(
-        text(
-            "SELECT i.symbol, i.base_currency, i.quote_currency, i.digits, i.tick_size,"
-            " i.contract_size, i.min_lot, i.max_lot, i.lot_step, i.margin_rate, i.sessions"
-            " FROM oms.instruments i JOIN oms.group_instruments gi ON gi.symbol = i.symbol"
-            " WHERE gi.group_id = :group_id AND gi.enabled ORDER BY i.symbol"
-        ),
-        {"group_id": group_id},
+    offered = (
+        f"SELECT {Instrument.COLUMNS} FROM oms.instruments WHERE symbol IN (SELECT symbol"
+        " FROM oms.group_instruments WHERE group_id = :group_id AND enabled) ORDER BY symbol"
     )
+    rows = await session.execute(text(offered), {"group_id": group_id})
     return [Instrument.from_row(r) for r in rows.mappings()]
 
 
