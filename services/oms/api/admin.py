@@ -31,6 +31,7 @@ from services.oms.rollover.admin import SwapAdmin
 from services.oms.store import events
 from services.oms.store.changes import AccountChange
 from services.oms.store.queries import hedge_order_links, list_hedge_orders
+from services.oms.store.rows import found
 from services.oms.stp.desk import StpDesk
 from services.oms.stp.hedges import HedgeRow, SettlementOutcome, get_hedge
 from services.oms.stp.lp_orders import SessionNumbers
@@ -41,9 +42,7 @@ from services.platform.access import (
     require_roles,
 )
 from services.platform.db import Database
-from services.platform.errors import DomainError
 from services.platform.resources import Resources
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
 
 __all__ = ["OrderAdminService"]
@@ -134,13 +133,11 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
     ) -> order_admin_service_pb2.GetHedgeOrderResponse:
         require_roles(READERS)
         async with self.db.read_session() as session:
-            hedge = await get_hedge(session, request.hedge_order_id)
-            if hedge is None:
-                raise DomainError(
-                    ErrorReason.ERROR_REASON_NOT_FOUND,
-                    f"hedge order {request.hedge_order_id} not found",
-                    metadata={"hedge_order_id": request.hedge_order_id},
-                )
+            hedge = found(
+                await get_hedge(session, request.hedge_order_id),
+                "hedge order",
+                request.hedge_order_id,
+            )
             (hedge_order,) = await self._hedge_protos(session, [hedge])
         return order_admin_service_pb2.GetHedgeOrderResponse(hedge_order=hedge_order)
 

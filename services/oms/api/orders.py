@@ -44,6 +44,7 @@ from services.oms.store.changes import (
     get_order,
 )
 from services.oms.store.queries import list_orders
+from services.oms.store.rows import found
 from services.oms.stp import hedges
 from services.platform.db import Database
 from services.platform.errors import DomainError
@@ -54,7 +55,7 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["OrderService", "cancel_order", "decimal_field", "order_not_found"]
+__all__ = ["OrderService", "cancel_order", "decimal_field", "order_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
@@ -66,20 +67,11 @@ def decimal_field(message: Message, name: str) -> Decimal | None:
     return Decimal(getattr(message, name)) if message.HasField(name) else None
 
 
-def order_not_found(order_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND, f"order {order_id} not found", metadata={"order_id": order_id}
-    )
-
-
 async def order_of(
     session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
 ) -> OrderRow:
     """The account's order; NOT_FOUND when it has none of that id."""
-    order = await get_order(session, account_id, order_id, lock=lock)
-    if order is None:
-        raise order_not_found(order_id)
-    return order
+    return found(await get_order(session, account_id, order_id, lock=lock), "order", order_id)
 
 
 def intent_of(request: order_service_pb2.PlaceOrderRequest) -> OrderIntent:

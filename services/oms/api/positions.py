@@ -28,6 +28,7 @@ from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import Account, OrderType, PositionRow, TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, concurrent_modification, get_position
+from services.oms.store.rows import found
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import current_caller
@@ -40,18 +41,10 @@ from tradingmesh.oms.v1 import (
     position_service_pb2_grpc,
 )
 
-__all__ = ["PositionService", "close_position", "position_not_found", "position_of"]
+__all__ = ["PositionService", "close_position", "position_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
-
-
-def position_not_found(position_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND,
-        f"position {position_id} not found",
-        metadata={"position_id": position_id},
-    )
 
 
 async def position_of(
@@ -59,9 +52,7 @@ async def position_of(
 ) -> PositionRow:
     """The account's position; NOT_FOUND when it has none of that id."""
     position = await get_position(session, account_id, position_id, lock=lock)
-    if position is None:
-        raise position_not_found(position_id)
-    return position
+    return found(position, "position", position_id)
 
 
 async def close_position(

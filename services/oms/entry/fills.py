@@ -37,8 +37,7 @@ from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
 from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
 from services.oms.store.changes import AccountChange, get_position, offered_instruments
-from services.platform.errors import DomainError
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from services.oms.store.rows import found
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.trading.margin import margin_rule, required_margin
 from tradingmesh.trading.money import IDENTITY, Conversion, commission, exact_sum
@@ -120,13 +119,7 @@ async def _current_position(change: AccountChange, order: OrderRow) -> PositionR
     if order.position_id is None:
         return None
     position = await get_position(change.session, account.account_id, order.position_id, lock=True)
-    if position is None:
-        raise DomainError(
-            ErrorReason.ERROR_REASON_NOT_FOUND,
-            f"position {order.position_id} not found",
-            metadata={"position_id": order.position_id},
-        )
-    return position
+    return found(position, "position", order.position_id)
 
 
 async def book_fill(

@@ -169,6 +169,7 @@ from services.oms.store.changes import (
     reason_changes,
 )
 from services.oms.store.events import system_actor
+from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
 from services.oms.stp.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
@@ -1688,13 +1689,9 @@ class StpDesk:
             now = self.clock()
             notes: list[_LimitNote] = []
             async with self.db.transaction() as session:
-                hedge = await hedges.get_hedge(session, hedge_id, lock=True)
-                if hedge is None:
-                    raise DomainError(
-                        _R.ERROR_REASON_NOT_FOUND,
-                        f"hedge order {hedge_id} not found",
-                        metadata={"hedge_order_id": hedge_id},
-                    )
+                hedge = found(
+                    await hedges.get_hedge(session, hedge_id, lock=True), "hedge order", hedge_id
+                )
                 if hedge.status.terminal:
                     raise DomainError(
                         _R.ERROR_REASON_INVALID_STATE,
