@@ -34,6 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.oms.columns import from_columns
+
 __all__ = ["AuditRecord", "ChainVerdict", "canonical", "record_hash", "verify_records"]
 
 COLUMNS: Final = (
@@ -74,25 +76,7 @@ class AuditRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> AuditRecord:
-        return cls(
-            account_id=str(row["account_id"]),
-            sequence=int(row["sequence"]),
-            entity_type=row["entity_type"],
-            entity_id=str(row["entity_id"]),
-            event=row["event"],
-            actor_kind=row["actor_kind"],
-            actor_id=row["actor_id"],
-            status_before=row["status_before"],
-            status_after=row["status_after"],
-            reason=row["reason"],
-            before=row["before"],
-            after=row["after"],
-            version=int(row["version"]),
-            created_at=row["created_at"],
-            correlation_id=row["correlation_id"],
-            previous_hash=row["previous_hash"],
-            hash=row["hash"],
-        )
+        return from_columns(cls, row)
 
     def params(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.oms.api.formats import FORMATS
+from services.oms.columns import from_columns, to_columns
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
@@ -114,6 +115,21 @@ def _optional(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def _json_ready(columns: Mapping[str, Any], leave_out: str = "") -> dict[str, Any]:
+    """A row's columns as the audit log keeps them: decimals as text, times in ISO 8601."""
+    return {
+        key: (
+            str(value)
+            if isinstance(value, Decimal)
+            else value.isoformat()
+            if isinstance(value, datetime)
+            else value
+        )
+        for key, value in columns.items()
+        if key != leave_out
+    }
+
+
 # -- reference copies -----------------------------------------------------------------------------
 
 
@@ -130,14 +146,7 @@ class Account:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Account:
-        return cls(
-            account_id=str(row["account_id"]),
-            user_id=str(row["user_id"]),
-            group_id=str(row["group_id"]),
-            currency=str(row["currency"]).strip(),
-            status=AccountStatus(row["status"]),
-            position_mode=PositionMode(row["position_mode"]),
-        )
+        return from_columns(cls, row, currency=str(row["currency"]).strip())
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,11 @@ class Instrument:
     margin_rate: Decimal
     sessions: tuple[Session, ...] = ()
 
+    COLUMNS: ClassVar[str] = (
+        "symbol, base_currency, quote_currency, digits, tick_size, contract_size, min_lot,"
+        " max_lot, lot_step, margin_rate, sessions"
+    )
+
     @property
     def point(self) -> Decimal:
         """One point: 10^-digits (max_deviation_points counts these)."""
@@ -206,21 +220,13 @@ class Instrument:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], prefix: str = "") -> Instrument:
-        def get(name: str) -> Any:
-            return row[f"{prefix}{name}"]
-
-        return cls(
-            symbol=get("symbol"),
-            base_currency=str(get("base_currency")).strip(),
-            quote_currency=str(get("quote_currency")).strip(),
-            digits=int(get("digits")),
-            tick_size=Decimal(get("tick_size")),
-            contract_size=Decimal(get("contract_size")),
-            min_lot=Decimal(get("min_lot")),
-            max_lot=Decimal(get("max_lot")),
-            lot_step=Decimal(get("lot_step")),
-            margin_rate=Decimal(get("margin_rate")),
-            sessions=sessions_from_json(get("sessions")),
+        return from_columns(
+            cls,
+            row,
+            prefix,
+            base_currency=str(row[f"{prefix}base_currency"]).strip(),
+            quote_currency=str(row[f"{prefix}quote_currency"]).strip(),
+            sessions=sessions_from_json(row[f"{prefix}sessions"]),
         )
 
 
@@ -320,72 +326,11 @@ class OrderRow:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> OrderRow:
-        mode = row["execution_mode"]
-        return cls(
-            id=str(row["id"]),
-            account_id=str(row["account_id"]),
-            client_order_id=row["client_order_id"],
-            request_fingerprint=row["request_fingerprint"],
-            symbol=row["symbol"],
-            side=Side(row["side"]),
-            type=OrderType(row["type"]),
-            time_in_force=TimeInForce(row["time_in_force"]),
-            status=OrderStatus(row["status"]),
-            quantity=Decimal(row["quantity"]),
-            filled_quantity=Decimal(row["filled_quantity"]),
-            price=_optional(row["price"]),
-            stop_price=_optional(row["stop_price"]),
-            requested_price=_optional(row["requested_price"]),
-            average_fill_price=_optional(row["average_fill_price"]),
-            stop_loss=_optional(row["stop_loss"]),
-            take_profit=_optional(row["take_profit"]),
-            position_id=None if row["position_id"] is None else str(row["position_id"]),
-            status_reason=row["status_reason"],
-            status_message=row["status_message"],
-            requote_price=_optional(row["requote_price"]),
-            execution_mode=None if mode is None else ExecutionMode(mode),
-            commission=Decimal(row["commission"]),
-            origin=OrderOrigin(row["origin"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            trigger_time=row["trigger_time"],
-            expire_time=row["expire_time"],
-            version=int(row["version"]),
-        )
+        return from_columns(cls, row)
 
     def params(self) -> dict[str, Any]:
         """The row's values, by column name, for INSERT and UPDATE."""
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "client_order_id": self.client_order_id,
-            "request_fingerprint": self.request_fingerprint,
-            "symbol": self.symbol,
-            "side": self.side.value,
-            "type": self.type.value,
-            "time_in_force": self.time_in_force.value,
-            "status": self.status.value,
-            "quantity": self.quantity,
-            "filled_quantity": self.filled_quantity,
-            "price": self.price,
-            "stop_price": self.stop_price,
-            "requested_price": self.requested_price,
-            "average_fill_price": self.average_fill_price,
-            "stop_loss": self.stop_loss,
-            "take_profit": self.take_profit,
-            "position_id": self.position_id,
-            "status_reason": self.status_reason,
-            "status_message": self.status_message,
-            "requote_price": self.requote_price,
-            "execution_mode": None if self.execution_mode is None else self.execution_mode.value,
-            "commission": self.commission,
-            "origin": self.origin.value,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "trigger_time": self.trigger_time,
-            "expire_time": self.expire_time,
-            "version": self.version,
-        }
+        return to_columns(self)
 
     def to_proto(self, currency: str) -> oms_pb2.Order:
         """The contract's Order; `currency` is the account's (commission's minor unit)."""
@@ -432,18 +377,8 @@ class OrderRow:
         return order
 
     def snapshot(self) -> dict[str, Any]:
-        """The audit log's before/after form: every column, JSON-ready."""
-        return {
-            key: (
-                str(value)
-                if isinstance(value, Decimal)
-                else value.isoformat()
-                if isinstance(value, datetime)
-                else value
-            )
-            for key, value in self.params().items()
-            if key != "request_fingerprint"
-        }
+        """The audit log's before/after form: every column but the fingerprint, JSON-ready."""
+        return _json_ready(self.params(), leave_out="request_fingerprint")
 
 
 # -- positions and trades --------------------------------------------------------------------------
@@ -488,52 +423,11 @@ class PositionRow:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any], prefix: str = "") -> PositionRow:
-        def get(name: str) -> Any:
-            return row[f"{prefix}{name}"]
-
-        return cls(
-            id=str(get("id")),
-            account_id=str(get("account_id")),
-            symbol=get("symbol"),
-            netting=bool(get("netting")),
-            side=Side(get("side")),
-            quantity=Decimal(get("quantity")),
-            open_price=Decimal(get("open_price")),
-            realized_pnl=Decimal(get("realized_pnl")),
-            commission=Decimal(get("commission")),
-            swap=Decimal(get("swap")),
-            stop_loss=_optional(get("stop_loss")),
-            take_profit=_optional(get("take_profit")),
-            used_margin=Decimal(get("used_margin")),
-            open_order_id=str(get("open_order_id")),
-            open_time=get("open_time"),
-            update_time=get("update_time"),
-            close_time=get("close_time"),
-            version=int(get("version")),
-        )
+        return from_columns(cls, row, prefix)
 
     def params(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "symbol": self.symbol,
-            "netting": self.netting,
-            "side": self.side.value,
-            "status": self.status,
-            "quantity": self.quantity,
-            "open_price": self.open_price,
-            "realized_pnl": self.realized_pnl,
-            "commission": self.commission,
-            "swap": self.swap,
-            "stop_loss": self.stop_loss,
-            "take_profit": self.take_profit,
-            "used_margin": self.used_margin,
-            "open_order_id": self.open_order_id,
-            "open_time": self.open_time,
-            "update_time": self.update_time,
-            "close_time": self.close_time,
-            "version": self.version,
-        }
+        """The row's values, by column name, for INSERT and UPDATE."""
+        return to_columns(self, status=self.status)
 
     def to_proto(self, currency: str) -> oms_pb2.Position:
         """The contract's Position, without a valuation (see valuation.Valuer)."""
@@ -565,16 +459,8 @@ class PositionRow:
         return position
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            key: (
-                str(value)
-                if isinstance(value, Decimal)
-                else value.isoformat()
-                if isinstance(value, datetime)
-                else value
-            )
-            for key, value in self.params().items()
-        }
+        """The audit log's before/after form: every column, JSON-ready."""
+        return _json_ready(self.params())
 
 
 @dataclass(frozen=True)
@@ -605,45 +491,10 @@ class TradeRow:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> TradeRow:
-        hedge = row["hedge_order_id"]
-        return cls(
-            id=str(row["id"]),
-            order_id=str(row["order_id"]),
-            client_order_id=row["client_order_id"],
-            account_id=str(row["account_id"]),
-            symbol=row["symbol"],
-            side=Side(row["side"]),
-            quantity=Decimal(row["quantity"]),
-            price=Decimal(row["price"]),
-            commission=Decimal(row["commission"]),
-            realized_pnl=Decimal(row["realized_pnl"]),
-            currency=str(row["currency"]).strip(),
-            position_id=str(row["position_id"]),
-            position_effect=row["position_effect"],
-            origin=OrderOrigin(row["origin"]),
-            hedge_order_id=None if hedge is None else str(hedge),
-            fill_time=row["fill_time"],
-        )
+        return from_columns(cls, row, currency=str(row["currency"]).strip())
 
     def params(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "account_id": self.account_id,
-            "symbol": self.symbol,
-            "side": self.side.value,
-            "quantity": self.quantity,
-            "price": self.price,
-            "commission": self.commission,
-            "realized_pnl": self.realized_pnl,
-            "currency": self.currency,
-            "position_id": self.position_id,
-            "position_effect": self.position_effect,
-            "origin": self.origin.value,
-            "hedge_order_id": self.hedge_order_id,
-            "fill_time": self.fill_time,
-        }
+        return to_columns(self)
 
     def to_proto(self) -> oms_pb2.Trade:
         trade = oms_pb2.Trade(

@@ -51,6 +51,8 @@ from tradingmesh.errors import details_of
 from tradingmesh.oms.v1 import (
     oms_events_pb2,
     oms_pb2,
+    order_admin_service_pb2,
+    order_admin_service_pb2_grpc,
     order_service_pb2,
     position_service_pb2,
 )
@@ -205,6 +207,65 @@ def test_orders_of_three_clients_in_one_window_make_one_net_hedge_order_at_the_l
 
     subjects = eventually(sent_and_filled, 15, "the hedge order's events")
     assert subjects.count("oms.hedge_order.sent") == 1
+
+
+def test_staff_find_hedge_orders_by_their_client_orders_and_filters_and_page_through_them(
+    oms: Oms, pinned: Callable[[str | None], None]
+) -> None:
+    trader = stp_trader(oms)
+    pinned(None)
+    await_pinned_price(oms, trader)
+    placed = []
+    for _ in range(2):  # one after the other: two windows, two hedge orders
+        placed.append(place(oms, trader, side=types_pb2.SIDE_BUY, quantity="0.10"))
+        ended(oms, trader, placed[-1].id)
+    admin = order_admin_service_pb2_grpc.OrderAdminServiceStub(oms.channel)
+    dealer = oms.stack.as_(Who(str(uuid.uuid4()), "dealer"))
+    (hedge,) = hedges_of(oms, [placed[1].id])
+
+    by_order = admin.ListHedgeOrders(
+        order_admin_service_pb2.ListHedgeOrdersRequest(order_id=placed[1].id), metadata=dealer
+    ).hedge_orders
+    assert [(h.id, list(h.order_ids)) for h in by_order] == [(hedge["id"], [placed[1].id])]
+    got = admin.GetHedgeOrder(
+        order_admin_service_pb2.GetHedgeOrderRequest(hedge_order_id=hedge["id"]), metadata=dealer
+    ).hedge_order
+    assert got == by_order[0]
+    assert got.status == oms_pb2.HEDGE_ORDER_STATUS_FILLED
+
+    # Every filter at once, a page at a time: newest first, each page after the one before.
+    since = types_pb2.TimeRange()
+    since.start_time.FromSeconds(int(time.time()) - 3600)
+    seen: list[str] = []
+    token = ""
+    for _ in range(2):
+        assert token or not seen
+        page = admin.ListHedgeOrders(
+            order_admin_service_pb2.ListHedgeOrdersRequest(
+                symbol="EURUSD",
+                liquidity_provider_id="lp-alpha",
+                statuses=[oms_pb2.HEDGE_ORDER_STATUS_FILLED],
+                time_range=since,
+                page_size=1,
+                page_token=token,
+            ),
+            metadata=dealer,
+        )
+        (one,) = page.hedge_orders
+        assert (one.symbol, one.liquidity_provider_id) == ("EURUSD", "lp-alpha")
+        assert one.status == oms_pb2.HEDGE_ORDER_STATUS_FILLED
+        seen.append(one.id)
+        token = page.next_page_token
+    created = dict(oms.rows("SELECT id::text, created_at FROM oms.hedge_orders"))
+    assert seen[0] != seen[1]
+    assert created[seen[0]] >= created[seen[1]]
+
+    with pytest.raises(grpc.RpcError) as missing:
+        admin.GetHedgeOrder(
+            order_admin_service_pb2.GetHedgeOrderRequest(hedge_order_id=str(uuid.uuid4())),
+            metadata=dealer,
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_a_fok_order_larger_than_the_lps_liquidity_is_rejected_for_no_liquidity(

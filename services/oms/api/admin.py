@@ -17,36 +17,32 @@ from decimal import Decimal
 from typing import Any, Final
 
 import grpc.aio
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.api.lists import order_page, paging, position_page, time_range_of, trade_page
 from services.oms.api.orders import cancel_order
-from services.oms.api.ownership import authorize_internal
-from services.oms.api.paging import decode_token, encode_token, page_size
-from services.oms.api.positions import closing_intent, position_not_found
-from services.oms.api.valuation import Valuer, load_instruments
-from services.oms.domain.state import OrderStatus
-from services.oms.entry.fingerprint import fingerprint
+from services.oms.api.ownership import authorize_internal, known_account
+from services.oms.api.positions import close_position
+from services.oms.api.valuation import Valuer
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderOrigin
 from services.oms.rollover.admin import SwapAdmin
 from services.oms.store import events
-from services.oms.store.changes import AccountChange, get_position, load_account, load_accounts
-from services.oms.store.queries import list_orders, list_positions, list_trades
+from services.oms.store.changes import AccountChange
+from services.oms.store.queries import hedge_order_links, list_hedge_orders
+from services.oms.store.rows import found
 from services.oms.stp.desk import StpDesk
-from services.oms.stp.hedges import HedgeRow, SettlementOutcome
+from services.oms.stp.hedges import HedgeRow, SettlementOutcome, get_hedge
 from services.oms.stp.lp_orders import SessionNumbers
 from services.platform.access import (
     ADMIN,
     BACKOFFICE,
     DEALER,
-    account_not_found,
     require_roles,
 )
 from services.platform.db import Database
-from services.platform.errors import DomainError
 from services.platform.resources import Resources
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
 
 __all__ = ["OrderAdminService"]
@@ -82,124 +78,54 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
     ) -> order_admin_service_pb2.ListAllOrdersResponse:
         require_roles(READERS)
         async with self.db.read_session() as session:
-            page = await list_orders(
+            orders, token = await order_page(
                 session,
-                account_id=request.account_id or None,
-                statuses=[OrderStatus.from_proto(s).value for s in request.statuses],
-                open_only=request.open_only,
-                symbol=request.symbol,
+                request,
+                request.account_id or None,
                 origins=[OrderOrigin.from_proto(o).value for o in request.origins],
-                time_range=request.time_range if request.HasField("time_range") else None,
-                requested_size=request.page_size,
-                token=request.page_token,
             )
-        return order_admin_service_pb2.ListAllOrdersResponse(
-            orders=[order.to_proto(currency) for order, currency in page.items],
-            next_page_token=page.next_page_token,
-        )
+        return order_admin_service_pb2.ListAllOrdersResponse(orders=orders, next_page_token=token)
 
     async def ListAllTrades(  # noqa: N802
         self, request: order_admin_service_pb2.ListAllTradesRequest, context: Context
     ) -> order_admin_service_pb2.ListAllTradesResponse:
         require_roles(READERS)
         async with self.db.read_session() as session:
-            page = await list_trades(
-                session,
-                account_id=request.account_id or None,
-                symbol=request.symbol,
-                hedge_order_id=request.hedge_order_id,
-                time_range=request.time_range if request.HasField("time_range") else None,
-                requested_size=request.page_size,
-                token=request.page_token,
+            trades, token = await trade_page(
+                session, request, request.account_id or None, hedge_order_id=request.hedge_order_id
             )
-        return order_admin_service_pb2.ListAllTradesResponse(
-            trades=[trade.to_proto() for trade, _ in page.items],
-            next_page_token=page.next_page_token,
-        )
+        return order_admin_service_pb2.ListAllTradesResponse(trades=trades, next_page_token=token)
 
     async def ListAllPositions(  # noqa: N802
         self, request: order_admin_service_pb2.ListAllPositionsRequest, context: Context
     ) -> order_admin_service_pb2.ListAllPositionsResponse:
         require_roles(READERS)
         async with self.db.read_session() as session:
-            page = await list_positions(
-                session,
-                account_id=request.account_id or None,
-                symbol=request.symbol,
-                requested_size=request.page_size,
-                token=request.page_token,
-            )
-            instruments = await load_instruments(session)
-            accounts = await load_accounts(session, {p.account_id for p, _ in page.items})
-        positions = []
-        for position, currency in page.items:
-            account = accounts.get(position.account_id)
-            if account is None:
-                positions.append(position.to_proto(currency))
-            else:
-                positions.extend(self.valuer.value(account, [position], instruments))
+            positions, token = await position_page(session, self.valuer, request, None)
         return order_admin_service_pb2.ListAllPositionsResponse(
-            positions=positions, next_page_token=page.next_page_token
+            positions=positions, next_page_token=token
         )
 
     async def ListHedgeOrders(  # noqa: N802
         self, request: order_admin_service_pb2.ListHedgeOrdersRequest, context: Context
     ) -> order_admin_service_pb2.ListHedgeOrdersResponse:
         require_roles(READERS)
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
-        if request.symbol:
-            clauses.append("h.symbol = :symbol")
-            params["symbol"] = request.symbol
-        if request.liquidity_provider_id:
-            clauses.append("h.liquidity_provider_id = :lp")
-            params["lp"] = request.liquidity_provider_id
-        if request.statuses:
-            clauses.append("h.status = ANY(:statuses)")
-            params["statuses"] = [
-                oms_pb2.HedgeOrderStatus.Name(s).removeprefix("HEDGE_ORDER_STATUS_")
-                for s in request.statuses
-            ]
-        if request.order_id:
-            clauses.append(
-                "EXISTS (SELECT 1 FROM oms.hedge_order_orders l"
-                " WHERE l.hedge_order_id = h.id AND l.order_id = :order_id)"
-            )
-            params["order_id"] = request.order_id
-        if request.HasField("time_range"):
-            if request.time_range.HasField("start_time"):
-                clauses.append("h.created_at >= :start")
-                params["start"] = request.time_range.start_time.ToDatetime(UTC)
-            if request.time_range.HasField("end_time"):
-                clauses.append("h.created_at < :end")
-                params["end"] = request.time_range.end_time.ToDatetime(UTC)
-        after = decode_token(request.page_token)
-        if after is not None:
-            clauses.append("(h.created_at, h.id) < (:after_time, :after_id)")
-            params["after_time"], params["after_id"] = after
-        size = page_size(request.page_size)
-        params["limit"] = size + 1
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         async with self.db.read_session() as session:
-            rows = list(
-                (
-                    await session.execute(
-                        text(
-                            f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders h{where}"
-                            " ORDER BY h.created_at DESC, h.id DESC LIMIT :limit"
-                        ),
-                        params,
-                    )
-                ).mappings()
+            page = await list_hedge_orders(
+                session,
+                symbol=request.symbol,
+                liquidity_provider_id=request.liquidity_provider_id,
+                statuses=[
+                    oms_pb2.HedgeOrderStatus.Name(s).removeprefix("HEDGE_ORDER_STATUS_")
+                    for s in request.statuses
+                ],
+                order_id=request.order_id,
+                time_range=time_range_of(request),
+                **paging(request),
             )
-            more = len(rows) > size
-            rows = rows[:size]
-            links = await self._links(session, [str(r["id"]) for r in rows])
+            hedge_orders = await self._hedge_protos(session, [hedge for hedge, _ in page.items])
         return order_admin_service_pb2.ListHedgeOrdersResponse(
-            hedge_orders=[HedgeRow.from_row(r).to_proto(links.get(str(r["id"]), [])) for r in rows],
-            next_page_token=(
-                encode_token(rows[-1]["created_at"], str(rows[-1]["id"])) if more else ""
-            ),
+            hedge_orders=hedge_orders, next_page_token=page.next_page_token
         )
 
     async def GetHedgeOrder(  # noqa: N802
@@ -207,50 +133,27 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
     ) -> order_admin_service_pb2.GetHedgeOrderResponse:
         require_roles(READERS)
         async with self.db.read_session() as session:
-            row = (
-                (
-                    await session.execute(
-                        text(f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id"),
-                        {"id": request.hedge_order_id},
-                    )
-                )
-                .mappings()
-                .first()
+            hedge = found(
+                await get_hedge(session, request.hedge_order_id),
+                "hedge order",
+                request.hedge_order_id,
             )
-            if row is None:
-                raise DomainError(
-                    ErrorReason.ERROR_REASON_NOT_FOUND,
-                    f"hedge order {request.hedge_order_id} not found",
-                    metadata={"hedge_order_id": request.hedge_order_id},
-                )
-            links = await self._links(session, [request.hedge_order_id])
-        return order_admin_service_pb2.GetHedgeOrderResponse(
-            hedge_order=HedgeRow.from_row(row).to_proto(links.get(request.hedge_order_id, []))
-        )
+            (hedge_order,) = await self._hedge_protos(session, [hedge])
+        return order_admin_service_pb2.GetHedgeOrderResponse(hedge_order=hedge_order)
 
-    async def _links(self, session: Any, hedge_ids: list[str]) -> dict[str, list[str]]:
-        if not hedge_ids:
-            return {}
-        rows = await session.execute(
-            text(
-                "SELECT hedge_order_id::text, order_id::text FROM oms.hedge_order_orders"
-                " WHERE hedge_order_id = ANY(CAST(:ids AS uuid[])) ORDER BY order_id"
-            ),
-            {"ids": hedge_ids},
-        )
-        links: dict[str, list[str]] = {}
-        for hedge_id, order_id in rows:
-            links.setdefault(hedge_id, []).append(order_id)
-        return links
+    async def _hedge_protos(
+        self, session: AsyncSession, hedges: list[HedgeRow]
+    ) -> list[oms_pb2.HedgeOrder]:
+        """The contract's hedge orders, each with its client orders."""
+        links = await hedge_order_links(session, [hedge.id for hedge in hedges])
+        return [hedge.to_proto(links.get(hedge.id, [])) for hedge in hedges]
 
     async def CancelOrderAsOperator(  # noqa: N802
         self, request: order_admin_service_pb2.CancelOrderAsOperatorRequest, context: Context
     ) -> order_admin_service_pb2.CancelOrderAsOperatorResponse:
         caller = require_roles(ACTORS)
         async with self.db.transaction() as session:
-            account = await load_account(session, request.account_id)
-            if account is None:
-                raise account_not_found(request.account_id)
+            account = await known_account(session, request.account_id)
             async with AccountChange.opened(
                 session, account, events.actor_of(caller), self.clock(), caller.request_id
             ) as change:
@@ -266,24 +169,16 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
     ) -> order_admin_service_pb2.ClosePositionAsOperatorResponse:
         caller = require_roles(ACTORS)
         assert self.placement is not None, "the admin service places closing orders"
-        async with self.db.read_session() as session:
-            position = await get_position(session, request.account_id, request.position_id)
-        if position is None:
-            raise position_not_found(request.position_id)
-        intent = closing_intent(
-            position,
-            client_order_id=request.client_order_id,
-            request_fingerprint=fingerprint(request),
-            quantity=Decimal(request.quantity) if request.HasField("quantity") else None,
-            origin=OrderOrigin.OPERATOR,
-            requotable=False,
-            status_message=request.reason,
-        )
-        placed = await self.placement.place(
-            intent,
+        _, placed = await close_position(
+            self.db,
+            self.placement,
+            request,
             events.actor_of(caller),
             authorize_internal(request.account_id),
             caller.request_id,
+            origin=OrderOrigin.OPERATOR,
+            requotable=False,
+            status_message=request.reason,
         )
         return order_admin_service_pb2.ClosePositionAsOperatorResponse(
             order=placed.order.to_proto(placed.currency)
@@ -304,10 +199,8 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
             caller.request_id,
         )
         async with self.db.read_session() as session:
-            links = await self._links(session, [hedge.id])
-        return order_admin_service_pb2.SettleHedgeOrderResponse(
-            hedge_order=hedge.to_proto(links.get(hedge.id, []))
-        )
+            (hedge_order,) = await self._hedge_protos(session, [hedge])
+        return order_admin_service_pb2.SettleHedgeOrderResponse(hedge_order=hedge_order)
 
     async def ListLpOrderSessions(  # noqa: N802
         self, request: order_admin_service_pb2.ListLpOrderSessionsRequest, context: Context

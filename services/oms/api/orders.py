@@ -19,7 +19,9 @@ from typing import Any, Final
 
 import grpc.aio
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.api.lists import order_page, trade_page
 from services.oms.api.ownership import authorize_trader, owned_account
 from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
@@ -41,7 +43,8 @@ from services.oms.store.changes import (
     count_open_orders,
     get_order,
 )
-from services.oms.store.queries import list_orders, list_trades
+from services.oms.store.queries import list_orders
+from services.oms.store.rows import found
 from services.oms.stp import hedges
 from services.platform.db import Database
 from services.platform.errors import DomainError
@@ -52,7 +55,7 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["OrderService", "cancel_order", "decimal_field", "order_not_found"]
+__all__ = ["OrderService", "cancel_order", "decimal_field", "order_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
@@ -64,10 +67,11 @@ def decimal_field(message: Message, name: str) -> Decimal | None:
     return Decimal(getattr(message, name)) if message.HasField(name) else None
 
 
-def order_not_found(order_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND, f"order {order_id} not found", metadata={"order_id": order_id}
-    )
+async def order_of(
+    session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
+) -> OrderRow:
+    """The account's order; NOT_FOUND when it has none of that id."""
+    return found(await get_order(session, account_id, order_id, lock=lock), "order", order_id)
 
 
 def intent_of(request: order_service_pb2.PlaceOrderRequest) -> OrderIntent:
@@ -142,9 +146,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         caller = current_caller()
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            order = await get_order(session, account.account_id, request.order_id)
-            if order is None:
-                raise order_not_found(request.order_id)
+            order = await order_of(session, account.account_id, request.order_id)
             context_ = await account_context(session, account.account_id, order.symbol)
             open_orders = await count_open_orders(session, account.account_id)
         _check_version(order, request)
@@ -200,9 +202,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
     ) -> order_service_pb2.GetOrderResponse:
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            order = await get_order(session, account.account_id, request.order_id)
-        if order is None:
-            raise order_not_found(request.order_id)
+            order = await order_of(session, account.account_id, request.order_id)
         return order_service_pb2.GetOrderResponse(order=order.to_proto(account.currency))
 
     async def ListOrders(  # noqa: N802
@@ -210,41 +210,24 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
     ) -> order_service_pb2.ListOrdersResponse:
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            page = await list_orders(
-                session,
-                account_id=account.account_id,
-                statuses=[OrderStatus.from_proto(s).value for s in request.statuses],
-                open_only=request.open_only,
-                symbol=request.symbol,
-                time_range=request.time_range if request.HasField("time_range") else None,
-                client_order_id=request.client_order_id,
-                requested_size=request.page_size,
-                token=request.page_token,
+            orders, token = await order_page(
+                session, request, account.account_id, client_order_id=request.client_order_id
             )
-        return order_service_pb2.ListOrdersResponse(
-            orders=[order.to_proto(currency) for order, currency in page.items],
-            next_page_token=page.next_page_token,
-        )
+        return order_service_pb2.ListOrdersResponse(orders=orders, next_page_token=token)
 
     async def ListTrades(  # noqa: N802
         self, request: order_service_pb2.ListTradesRequest, context: Context
     ) -> order_service_pb2.ListTradesResponse:
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            page = await list_trades(
+            trades, token = await trade_page(
                 session,
-                account_id=account.account_id,
-                symbol=request.symbol,
+                request,
+                account.account_id,
                 order_id=request.order_id,
                 position_id=request.position_id,
-                time_range=request.time_range if request.HasField("time_range") else None,
-                requested_size=request.page_size,
-                token=request.page_token,
             )
-        return order_service_pb2.ListTradesResponse(
-            trades=[trade.to_proto() for trade, _ in page.items],
-            next_page_token=page.next_page_token,
-        )
+        return order_service_pb2.ListTradesResponse(trades=trades, next_page_token=token)
 
     async def StreamOrderUpdates(  # noqa: N802
         self, request: order_service_pb2.StreamOrderUpdatesRequest, context: Context
@@ -299,9 +282,7 @@ async def cancel_order(
     once (CANCELLED) when the platform holds it, PENDING_CANCEL while its hedge order is at a
     liquidity provider; an order already CANCELLED or PENDING_CANCEL is returned unchanged
     (CancelOrder is idempotent)."""
-    order = await get_order(change.session, change.account.account_id, order_id, lock=True)
-    if order is None:
-        raise order_not_found(order_id)
+    order = await order_of(change.session, change.account.account_id, order_id, lock=True)
     if order.status in (OrderStatus.CANCELLED, OrderStatus.PENDING_CANCEL):
         return order
     _require_cancellable(order)

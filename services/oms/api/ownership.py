@@ -17,7 +17,7 @@ from services.platform.access import account_not_found, require_account
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
-__all__ = ["authorize_internal", "authorize_trader", "owned_account"]
+__all__ = ["authorize_internal", "authorize_trader", "known_account", "owned_account"]
 
 
 def _owned(account_id: str, account: Account | None) -> Account:
@@ -56,3 +56,8 @@ def authorize_internal(account_id: str) -> Authorize:
 async def owned_account(session: AsyncSession, account_id: str) -> Account:
     """For reads and changes of the caller's own orders and positions."""
     return _owned(account_id, await load_account(session, account_id))
+
+
+async def known_account(session: AsyncSession, account_id: str) -> Account:
+    """For another tradingmesh service, or the broker's staff: the account must exist."""
+    return authorize_internal(account_id)(await load_account(session, account_id))

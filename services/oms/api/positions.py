@@ -8,49 +8,80 @@ take-profit in one transaction with its audit row and a PositionChanged (STOPS_M
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import grpc.aio
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.api.lists import position_page
 from services.oms.api.orders import decimal_field
 from services.oms.api.ownership import authorize_trader, owned_account
 from services.oms.api.valuation import Valuer, load_instruments
 from services.oms.domain import positions as domain
 from services.oms.domain.validation import check_price, check_stops
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import OrderIntent, Placement
+from services.oms.entry.placement import Authorize, OrderIntent, Placed, Placement
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import OrderType, PositionRow, TimeInForce
+from services.oms.model import Account, OrderType, PositionRow, TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, concurrent_modification, get_position
-from services.oms.store.queries import list_positions
+from services.oms.store.rows import found
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.oms.v1 import (
     oms_events_pb2,
     position_service_pb2,
     position_service_pb2_grpc,
 )
 
-__all__ = ["PositionService", "position_not_found"]
+__all__ = ["PositionService", "close_position", "position_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
 
 
-def position_not_found(position_id: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND,
-        f"position {position_id} not found",
-        metadata={"position_id": position_id},
+async def position_of(
+    session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
+) -> PositionRow:
+    """The account's position; NOT_FOUND when it has none of that id."""
+    position = await get_position(session, account_id, position_id, lock=lock)
+    return found(position, "position", position_id)
+
+
+async def close_position(
+    db: Database,
+    placement: Placement,
+    request: Any,
+    actor: Actor,
+    authorize: Authorize,
+    correlation_id: str,
+    *,
+    check_account: Callable[[AsyncSession, str], Awaitable[Account]] | None = None,
+    **options: Any,
+) -> tuple[PositionRow, Placed]:
+    """Places the order that closes a position as a close request asks (its account_id,
+    position_id, client_order_id, fingerprint and quantity, none: in full), with `options`
+    (`closing_intent`); the account checked first by `check_account` (`owned_account`,
+    `known_account`) when given. The position as read before, and the placed order."""
+    async with db.read_session() as session:
+        if check_account is not None:
+            await check_account(session, request.account_id)
+        position = await position_of(session, request.account_id, request.position_id)
+    intent = closing_intent(
+        position,
+        client_order_id=request.client_order_id,
+        request_fingerprint=fingerprint(request),
+        quantity=decimal_field(request, "quantity"),
+        **options,
     )
+    return position, await placement.place(intent, actor, authorize, correlation_id)
 
 
 def closing_intent(
@@ -102,17 +133,9 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
     ) -> position_service_pb2.ListPositionsResponse:
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            page = await list_positions(
-                session,
-                account_id=account.account_id,
-                symbol=request.symbol,
-                requested_size=request.page_size,
-                token=request.page_token,
-            )
-            instruments = await load_instruments(session)
-        valued = self.valuer.value(account, [p for p, _ in page.items], instruments)
+            positions, token = await position_page(session, self.valuer, request, account)
         return position_service_pb2.ListPositionsResponse(
-            positions=valued, next_page_token=page.next_page_token
+            positions=positions, next_page_token=token
         )
 
     async def GetPosition(  # noqa: N802
@@ -120,9 +143,7 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
     ) -> position_service_pb2.GetPositionResponse:
         async with self.db.read_session() as session:
             account = await owned_account(session, request.account_id)
-            position = await get_position(session, account.account_id, request.position_id)
-            if position is None:
-                raise position_not_found(request.position_id)
+            position = await position_of(session, account.account_id, request.position_id)
             instruments = await load_instruments(session)
         (valued,) = self.valuer.value(account, [position], instruments)
         return position_service_pb2.GetPositionResponse(position=valued)
@@ -131,23 +152,15 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
         self, request: position_service_pb2.ClosePositionRequest, context: Context
     ) -> position_service_pb2.ClosePositionResponse:
         caller = current_caller()
-        async with self.db.read_session() as session:
-            account = await owned_account(session, request.account_id)
-            position = await get_position(session, account.account_id, request.position_id)
-        if position is None:
-            raise position_not_found(request.position_id)
-        intent = closing_intent(
-            position,
-            client_order_id=request.client_order_id,
-            request_fingerprint=fingerprint(request),
-            quantity=decimal_field(request, "quantity"),
-            requested_price=decimal_field(request, "requested_price"),
-        )
-        placed = await self.placement.place(
-            intent,
+        _, placed = await close_position(
+            self.db,
+            self.placement,
+            request,
             events.actor_of(caller),
             authorize_trader(request.account_id),
             caller.request_id,
+            check_account=owned_account,
+            requested_price=decimal_field(request, "requested_price"),
         )
         return position_service_pb2.ClosePositionResponse(
             order=placed.order.to_proto(placed.currency)
@@ -163,11 +176,9 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
             async with AccountChange.opened(
                 session, account, events.actor_of(caller), now, caller.request_id
             ) as change:
-                position = await get_position(
+                position = await position_of(
                     session, account.account_id, request.position_id, lock=True
                 )
-                if position is None:
-                    raise position_not_found(request.position_id)
                 if not position.is_open:
                     raise DomainError(
                         _R.ERROR_REASON_INVALID_ORDER_STATE,
@@ -186,24 +197,12 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
                     self._check_levels(
                         account.group_id, position, stop_loss, take_profit, instruments
                     )
-                    modified = replace(
+                    modified = await change.change_position(
                         position,
+                        "STOPS_MODIFIED",
+                        "modified by the client",
                         stop_loss=stop_loss,
                         take_profit=take_profit,
-                        update_time=now,
-                        version=position.version + 1,
-                    )
-                    await change.update_position(modified, position.version)
-                    await change.audit(
-                        entity_type="position",
-                        entity_id=position.id,
-                        event="STOPS_MODIFIED",
-                        status_before=position.status,
-                        status_after=modified.status,
-                        reason="modified by the client",
-                        before=position.snapshot(),
-                        after=modified.snapshot(),
-                        version=modified.version,
                     )
                     await change.emit(
                         "oms.position.changed",

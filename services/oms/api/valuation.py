@@ -8,7 +8,7 @@ Without a live price (or conversion) current_price stays empty and unrealized_pn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -26,12 +26,7 @@ __all__ = ["Valuer", "load_instruments"]
 
 
 async def load_instruments(session: AsyncSession) -> dict[str, Instrument]:
-    rows = await session.execute(
-        text(
-            "SELECT symbol, base_currency, quote_currency, digits, tick_size, contract_size,"
-            " min_lot, max_lot, lot_step, margin_rate, sessions FROM oms.instruments"
-        )
-    )
+    rows = await session.execute(text(f"SELECT {Instrument.COLUMNS} FROM oms.instruments"))
     return {r["symbol"]: Instrument.from_row(r) for r in rows.mappings()}
 
 
@@ -50,6 +45,22 @@ class Valuer:
     ) -> list[oms_pb2.Position]:
         now = self.clock()
         return [self._one(account, p, instruments, now) for p in positions]
+
+    def value_page(
+        self,
+        accounts: Mapping[str, Account],
+        items: Iterable[tuple[PositionRow, str]],
+        instruments: dict[str, Instrument],
+    ) -> list[oms_pb2.Position]:
+        """Each (position, its account currency) valued for its account; one whose account is
+        not in `accounts`, unvalued."""
+        now = self.clock()
+        return [
+            position.to_proto(currency)
+            if (account := accounts.get(position.account_id)) is None
+            else self._one(account, position, instruments, now)
+            for position, currency in items
+        ]
 
     def _one(
         self,

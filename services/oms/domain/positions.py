@@ -20,12 +20,11 @@ recompute every amount from what it is shown. (The rounding moves a P&L by at mo
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final
+from typing import Final, cast
 
-from services.platform.enums import PositionMode, Side
+from services.platform.enums import PositionMode, ProtoEnum, Side
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -62,7 +61,7 @@ _ZERO: Final = Decimal(0)
 _PRICE_EXPONENT: Final = Decimal(1).scaleb(-PRICE_PLACES)
 
 
-class PositionEffect(enum.StrEnum):
+class PositionEffect(ProtoEnum, proto=trading_pb2.PositionEffect, prefix="POSITION_EFFECT_"):
     """What a fill did to a position (common/v1 PositionEffect), as Trade.position_effect."""
 
     OPEN = "OPEN"
@@ -72,14 +71,7 @@ class PositionEffect(enum.StrEnum):
     REVERSE = "REVERSE"  # netting only
 
     def to_proto(self) -> trading_pb2.PositionEffect.ValueType:
-        return trading_pb2.PositionEffect.Value(f"POSITION_EFFECT_{self.value}")
-
-    @classmethod
-    def from_proto(cls, value: trading_pb2.PositionEffect.ValueType) -> PositionEffect:
-        name = trading_pb2.PositionEffect.Name(value).removeprefix("POSITION_EFFECT_")
-        if name == "UNSPECIFIED":
-            raise ValueError("POSITION_EFFECT_UNSPECIFIED is not an effect")
-        return cls(name)
+        return cast(trading_pb2.PositionEffect.ValueType, super().to_proto())
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Self, cast
 
+from services.platform.enums import ProtoEnum
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class OrderStatus(enum.StrEnum):
+class OrderStatus(ProtoEnum, proto=trading_pb2.OrderStatus, prefix="ORDER_STATUS_"):
     """An order's status; the stored text is the contract's OrderStatus name without its
     prefix."""
 
@@ -64,18 +65,10 @@ class OrderStatus(enum.StrEnum):
     PENDING_AMEND = "PENDING_AMEND"
 
     def to_proto(self) -> trading_pb2.OrderStatus.ValueType:
-        return trading_pb2.OrderStatus.Value(f"ORDER_STATUS_{self.value}")
-
-    @classmethod
-    def from_proto(cls, value: trading_pb2.OrderStatus.ValueType) -> OrderStatus:
-        """The status of a proto value; ValueError for UNSPECIFIED (never a stored status)."""
-        name = trading_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")
-        if name == "UNSPECIFIED":
-            raise ValueError("ORDER_STATUS_UNSPECIFIED is not the status of an order")
-        return cls(name)
+        return cast(trading_pb2.OrderStatus.ValueType, super().to_proto())
 
 
-class OrderEvent(enum.StrEnum):
+class OrderEvent(ProtoEnum, proto=oms_pb2.OrderEventType, prefix="ORDER_EVENT_TYPE_"):
     """What happens to an order: the contract's OrderEventType values that change one.
 
     SNAPSHOT is left out (it reports a state, it changes nothing). CREATED makes an order in
@@ -99,15 +92,19 @@ class OrderEvent(enum.StrEnum):
     EXPIRED = "EXPIRED"
 
     def to_proto(self) -> oms_pb2.OrderEventType.ValueType:
-        return oms_pb2.OrderEventType.Value(f"ORDER_EVENT_TYPE_{self.value}")
+        return cast(oms_pb2.OrderEventType.ValueType, super().to_proto())
 
     @classmethod
-    def from_proto(cls, value: oms_pb2.OrderEventType.ValueType) -> OrderEvent:
+    def from_proto(cls, value: int) -> Self:
         """The event of a proto value; ValueError for UNSPECIFIED and SNAPSHOT."""
-        name = oms_pb2.OrderEventType.Name(value).removeprefix("ORDER_EVENT_TYPE_")
-        if name in {"UNSPECIFIED", "SNAPSHOT"}:
-            raise ValueError(f"ORDER_EVENT_TYPE_{name} does not change an order")
-        return cls(name)
+        if value in _NOT_CHANGES:
+            raise ValueError(f"{cls._proto.Name(value)} does not change an order")
+        return super().from_proto(value)
+
+
+_NOT_CHANGES: Final = frozenset(
+    {oms_pb2.ORDER_EVENT_TYPE_UNSPECIFIED, oms_pb2.ORDER_EVENT_TYPE_SNAPSHOT}
+)
 
 
 class Resume(enum.Enum):

@@ -22,19 +22,22 @@ account's `AccountChange`, so all of them obey one set of rules:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
 
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain import positions as domain
 from services.oms.domain.positions import Execution, PnlTerms, PositionEffect, PositionMode
 from services.oms.domain.state import Fill
+from services.oms.entry import execution
+from services.oms.entry.execution import LiveQuote
 from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
-from services.oms.store.changes import AccountChange, get_position
-from services.platform.errors import DomainError
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from services.oms.store.changes import AccountChange, get_position, offered_instruments
+from services.oms.store.rows import found
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.trading.margin import margin_rule, required_margin
 from tradingmesh.trading.money import IDENTITY, Conversion, commission, exact_sum
@@ -57,6 +60,30 @@ class FillTerms:
     instrument: Instrument
     terms: TradingTerms
     conversion: Conversion = IDENTITY
+
+
+async def converted_fill_terms(
+    session: AsyncSession,
+    instrument: Instrument,
+    terms: TradingTerms,
+    account_currency: str,
+    live: Callable[[str, str], LiveQuote | None],
+) -> FillTerms | None:
+    """The fill terms with the conversion from the instrument's quote currency to the account
+    currency at the live price (`live(group_id, symbol)`) of the pair offered to the group that
+    joins them; None when no live price gives it."""
+    conversion: Conversion | None = IDENTITY
+    if instrument.quote_currency != account_currency:
+        pair = execution.conversion_pair(
+            instrument.quote_currency,
+            account_currency,
+            await offered_instruments(session, terms.group_id),
+        )
+        quote = None if pair is None else live(terms.group_id, pair[0])
+        conversion = (
+            None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
+        )
+    return None if conversion is None else FillTerms(instrument, terms, conversion)
 
 
 @dataclass(frozen=True)
@@ -92,13 +119,7 @@ async def _current_position(change: AccountChange, order: OrderRow) -> PositionR
     if order.position_id is None:
         return None
     position = await get_position(change.session, account.account_id, order.position_id, lock=True)
-    if position is None:
-        raise DomainError(
-            ErrorReason.ERROR_REASON_NOT_FOUND,
-            f"position {order.position_id} not found",
-            metadata={"position_id": order.position_id},
-        )
-    return position
+    return found(position, "position", order.position_id)
 
 
 async def book_fill(
@@ -244,15 +265,5 @@ async def _position_recorded(
             ),
             ev.PositionChangeType.Name(change_type).removeprefix("POSITION_CHANGE_TYPE_"),
         )
-    await change.audit(
-        entity_type="position",
-        entity_id=position.id,
-        event=name,
-        status_before="" if opened or before is None else before.status,
-        status_after=position.status,
-        reason=f"trade {trade.id}",
-        before=None if opened or before is None else before.snapshot(),
-        after=position.snapshot(),
-        version=position.version,
-    )
+    await change.audit_position(None if opened else before, position, name, f"trade {trade.id}")
     await change.emit(subject, event)

@@ -8,7 +8,7 @@ One background task per OMS process (`RolloverJob`), like the expiry sweeper. Ev
 2. Each rollover not completed is worked: the accounts holding a position opened before its
    instant, still open and not charged for its day are taken `BATCH_ACCOUNTS` at a time, in
    account id order, and charged in ONE transaction per batch. Per account, under its lock
-   (`AccountChange.begin`): its uncharged positions are read (locked), each gets its swap
+   (`AccountChange.opened`): its uncharged positions are read (locked), each gets its swap
    (`domain.swaps.swap_amount`: the group's or the instrument's terms, the nights, the live
    price and conversion where needed), and the change writes the position's new swap and
    version, an audit record (SWAP_CHARGED), an `oms.position.swap_charged` event (one envelope
@@ -31,7 +31,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Final
@@ -268,7 +268,7 @@ class RolloverJob:
                 conversion=conversion,
             )
         if amount != 0:
-            await self._book(change, account, position, rollover, amount, charge_id, nights, now)
+            await self._book(change, account, position, rollover, amount, charge_id, nights)
         return store.charge_row(
             charge_id=charge_id,
             position=position,
@@ -316,25 +316,12 @@ class RolloverJob:
         amount: Decimal,
         charge_id: str,
         nights: int,
-        now: datetime,
     ) -> None:
-        charged = replace(
+        charged = await change.change_position(
             position,
+            "SWAP_CHARGED",
+            f"rollover {rollover.trading_date.isoformat()}, {nights} night(s)",
             swap=position.swap + amount,
-            update_time=now,
-            version=position.version + 1,
-        )
-        await change.update_position(charged, position.version)
-        await change.audit(
-            entity_type="position",
-            entity_id=position.id,
-            event="SWAP_CHARGED",
-            status_before=position.status,
-            status_after=charged.status,
-            reason=f"rollover {rollover.trading_date.isoformat()}, {nights} night(s)",
-            before=position.snapshot(),
-            after=charged.snapshot(),
-            version=charged.version,
         )
         event = oms_events_pb2.PositionSwapCharged(
             metadata=change.metadata(charged.version),

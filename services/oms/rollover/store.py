@@ -2,7 +2,7 @@
 
 A position's charge for a rollover is a row of `oms.swap_charges` keyed (position_id,
 trading_date): written in the transaction that writes the position's new swap, its audit record
-and its event, under the account's lock (`AccountChange.begin`), after reading which of the
+and its event, under the account's lock (`AccountChange.opened`), after reading which of the
 account's positions have no charge yet. So a charge commits whole or not at all, and a second
 run (a resumed job, another replica) finds it and charges nothing again; the key refuses a
 second row even if that reasoning had a hole.
@@ -19,8 +19,10 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.columns import from_columns
 from services.oms.domain.swaps import SwapTerms, SwapType
 from services.oms.model import PositionRow
+from services.oms.store.rows import first_row
 from services.platform.sql import insert_rows
 
 __all__ = [
@@ -129,18 +131,12 @@ async def save_terms(
     session: AsyncSession, symbol: str, group_id: str, terms: SwapTerms, now: datetime
 ) -> tuple[StoredTerms | None, StoredTerms]:
     """Sets the terms; returns them before (None if new) and after."""
-    before = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {_TERMS_COLUMNS} FROM oms.swap_rates"
-                    " WHERE symbol = :symbol AND group_id = :group_id FOR UPDATE"
-                ),
-                {"symbol": symbol, "group_id": group_id},
-            )
-        )
-        .mappings()
-        .first()
+    before = await first_row(
+        session,
+        f"SELECT {_TERMS_COLUMNS} FROM oms.swap_rates"
+        " WHERE symbol = :symbol AND group_id = :group_id FOR UPDATE",
+        {"symbol": symbol, "group_id": group_id},
+        _terms,
     )
     after = (
         (
@@ -169,7 +165,7 @@ async def save_terms(
         .mappings()
         .one()
     )
-    return (None if before is None else _terms(before)), _terms(after)
+    return before, _terms(after)
 
 
 # -- rollovers ------------------------------------------------------------------------------------
@@ -182,13 +178,7 @@ _ROLLOVER: Final = (
 
 
 def _rollover(row: Any) -> RolloverRow:
-    return RolloverRow(
-        trading_date=row["trading_date"],
-        rollover_time=row["rollover_time"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        positions_charged=int(row["positions_charged"]),
-    )
+    return from_columns(RolloverRow, row)
 
 
 async def start(
@@ -205,17 +195,12 @@ async def start(
 
 
 async def rollover(session: AsyncSession, trading_date: date) -> RolloverRow | None:
-    row = (
-        (
-            await session.execute(
-                text(f"{_ROLLOVER} WHERE r.trading_date = :trading_date"),
-                {"trading_date": trading_date},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"{_ROLLOVER} WHERE r.trading_date = :trading_date",
+        {"trading_date": trading_date},
+        _rollover,
     )
-    return None if row is None else _rollover(row)
 
 
 async def running(session: AsyncSession) -> list[RolloverRow]:

@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import psycopg
 from google.protobuf.message import Message
@@ -46,7 +46,9 @@ from services.oms.model import (
     reason_name,
 )
 from services.oms.store import events
+from services.oms.store.rows import first_row, for_update
 from services.platform import outbox
+from services.platform.access import account_not_found
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
 from services.platform.sql import (
@@ -108,30 +110,30 @@ _MUTABLE_ORDER_COLUMNS: Final = (
     "expire_time",
     "version",
 )
-_UPDATE_ORDER: Final = (
-    "UPDATE oms.orders SET "
-    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_ORDER_COLUMNS)
-    + " WHERE id = :id AND version = :expected_version"
-)
+
+
+def _update_sql(table: str, columns: Sequence[str]) -> str:
+    """The UPDATE of `columns` of the row of `table` whose version is :expected_version."""
+    assignments = ", ".join(f"{c} = :{c}" for c in columns)
+    return f"UPDATE {table} SET {assignments} WHERE id = :id AND version = :expected_version"
+
+
+def _insert_sql(table: str, columns: str, suffix: str = "") -> str:
+    """The INSERT of one row's `columns` (a comma-separated list), each from its parameter."""
+    values = ", ".join(f":{c.strip()}" for c in columns.split(","))
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}"
+
+
+_UPDATE_ORDER: Final = _update_sql("oms.orders", _MUTABLE_ORDER_COLUMNS)
 _UPDATE_AUDIT_HEAD: Final = (
     "UPDATE oms.accounts SET audit_sequence = :sequence, audit_hash = :hash"
     " WHERE account_id = :account_id"
 )
-_INSERT_ORDER: Final = text(
-    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
-    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING RETURNING id"
+_CREATE_ORDER: Final = _insert_sql(
+    "oms.orders", OrderRow.COLUMNS, " ON CONFLICT (account_id, client_order_id) DO NOTHING"
 )
-_CREATE_ORDER: Final = (
-    f"INSERT INTO oms.orders ({OrderRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in OrderRow.COLUMNS.split(","))
-    + ") ON CONFLICT (account_id, client_order_id) DO NOTHING"
-)
-_INSERT_POSITION_SQL: Final = (
-    f"INSERT INTO oms.positions ({PositionRow.COLUMNS}) VALUES ("
-    + ", ".join(f":{c.strip()}" for c in PositionRow.COLUMNS.split(","))
-    + ")"
-)
+_INSERT_ORDER: Final = text(f"{_CREATE_ORDER} RETURNING id")
+_INSERT_POSITION_SQL: Final = _insert_sql("oms.positions", PositionRow.COLUMNS)
 _INSERT_POSITION: Final = text(_INSERT_POSITION_SQL)
 _EXPECT_WRITTEN: Final = "oms.expect_written"
 _UNIQUE_VIOLATION: Final = "23505"
@@ -150,11 +152,7 @@ _MUTABLE_POSITION_COLUMNS: Final = (
     "close_time",
     "version",
 )
-_UPDATE_POSITION_SQL: Final = (
-    "UPDATE oms.positions SET "
-    + ", ".join(f"{c} = :{c}" for c in _MUTABLE_POSITION_COLUMNS)
-    + " WHERE id = :id AND version = :expected_version"
-)
+_UPDATE_POSITION_SQL: Final = _update_sql("oms.positions", _MUTABLE_POSITION_COLUMNS)
 _UPDATE_POSITION: Final = text(_UPDATE_POSITION_SQL)
 _TRADE_COLUMNS: Final = tuple(c.strip() for c in TradeRow.COLUMNS.split(","))
 _AUDIT_COLUMNS: Final = tuple(c.strip() for c in AUDIT_COLUMNS.split(","))
@@ -270,8 +268,7 @@ _ACCOUNT: Final = text(
 
 
 async def load_account(session: AsyncSession, account_id: str) -> Account | None:
-    row = (await session.execute(_ACCOUNT, {"account_id": account_id})).mappings().first()
-    return None if row is None else Account.from_row(row)
+    return await first_row(session, _ACCOUNT, {"account_id": account_id}, Account.from_row)
 
 
 async def load_accounts(session: AsyncSession, account_ids: Collection[str]) -> dict[str, Account]:
@@ -331,94 +328,66 @@ def _head_of(row: Mapping[str, Any], symbol: str) -> Head:
 
 async def offered_instruments(session: AsyncSession, group_id: str) -> list[Instrument]:
     """The instruments a group is offered (for currency conversion pairs)."""
-    rows = await session.execute(
-        text(
-            "SELECT i.symbol, i.base_currency, i.quote_currency, i.digits, i.tick_size,"
-            " i.contract_size, i.min_lot, i.max_lot, i.lot_step, i.margin_rate, i.sessions"
-            " FROM oms.instruments i JOIN oms.group_instruments gi ON gi.symbol = i.symbol"
-            " WHERE gi.group_id = :group_id AND gi.enabled ORDER BY i.symbol"
-        ),
-        {"group_id": group_id},
+    offered = (
+        f"SELECT {Instrument.COLUMNS} FROM oms.instruments WHERE symbol IN (SELECT symbol"
+        " FROM oms.group_instruments WHERE group_id = :group_id AND enabled) ORDER BY symbol"
     )
+    rows = await session.execute(text(offered), {"group_id": group_id})
     return [Instrument.from_row(r) for r in rows.mappings()]
 
 
 async def find_order(
     session: AsyncSession, account_id: str, client_order_id: str
 ) -> OrderRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-                    " WHERE account_id = :account_id AND client_order_id = :client_order_id"
-                ),
-                {"account_id": account_id, "client_order_id": client_order_id},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+        " WHERE account_id = :account_id AND client_order_id = :client_order_id",
+        {"account_id": account_id, "client_order_id": client_order_id},
+        OrderRow.from_row,
     )
-    return None if row is None else OrderRow.from_row(row)
 
 
 async def get_order(
     session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
 ) -> OrderRow | None:
     """The account's order, or None (another account's order is None too)."""
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": order_id, "account_id": account_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return None if row is None else OrderRow.from_row(row)
+    return await _account_row(session, OrderRow, "oms.orders", account_id, order_id, lock)
 
 
 async def get_position(
     session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
 ) -> PositionRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
-                    " WHERE id = :id AND account_id = :account_id" + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": position_id, "account_id": account_id},
-            )
-        )
-        .mappings()
-        .first()
+    """The account's position, or None (another account's position is None too)."""
+    return await _account_row(session, PositionRow, "oms.positions", account_id, position_id, lock)
+
+
+_Row = TypeVar("_Row", OrderRow, PositionRow)
+
+
+async def _account_row(
+    session: AsyncSession, kind: type[_Row], table: str, account_id: str, row_id: str, lock: bool
+) -> _Row | None:
+    return await first_row(
+        session,
+        f"SELECT {kind.COLUMNS} FROM {table}"
+        f" WHERE id = :id AND account_id = :account_id{for_update(lock)}",
+        {"id": row_id, "account_id": account_id},
+        kind.from_row,
     )
-    return None if row is None else PositionRow.from_row(row)
 
 
 async def open_netting_position(
     session: AsyncSession, account_id: str, symbol: str, *, lock: bool = False
 ) -> PositionRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
-                    " WHERE account_id = :account_id AND symbol = :symbol AND status = 'OPEN'"
-                    " AND netting" + (" FOR UPDATE" if lock else "")
-                ),
-                {"account_id": account_id, "symbol": symbol},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {PositionRow.COLUMNS} FROM oms.positions"
+        " WHERE account_id = :account_id AND symbol = :symbol AND status = 'OPEN'"
+        f" AND netting{for_update(lock)}",
+        {"account_id": account_id, "symbol": symbol},
+        PositionRow.from_row,
     )
-    return None if row is None else PositionRow.from_row(row)
 
 
 async def count_open_orders(session: AsyncSession, account_id: str) -> int:
@@ -449,7 +418,7 @@ async def open_closing_order(session: AsyncSession, position_id: str) -> str | N
 @dataclass
 class AccountChange:
     """One transaction's changes to one account's orders and positions (see the module doc).
-    Open it with `begin`, close it with `finish` before the commit.
+    Open it with `opened` (or `prepared`), close it with `finish` before the commit.
 
     A unit of work: an order inserted here is updated once at `finish` with its final state
     (however many transitions it made), and the order updates, trades, audit rows and the
@@ -516,15 +485,18 @@ class AccountChange:
         return await open_netting_position(self.session, self.account.account_id, symbol, lock=True)
 
     @classmethod
-    async def begin(
+    @contextlib.asynccontextmanager
+    async def opened(
         cls,
         session: AsyncSession,
         account: Account,
         actor: Actor,
         now: datetime,
         correlation_id: str = "",
-    ) -> AccountChange:
-        """Locks the account's row (and with it the head of its audit chain)."""
+    ) -> AsyncIterator[AccountChange]:
+        """Locks the account's row (and with it the head of its audit chain), and `finish`es
+        when the block ends without an exception: what a caller changed is always written (an
+        exception leaves it unwritten, and the transaction rolls back)."""
         head = (
             await session.execute(
                 text(
@@ -535,26 +507,10 @@ class AccountChange:
             )
         ).first()
         if head is None:
-            raise DomainError(
-                _R.ERROR_REASON_NOT_FOUND,
-                f"trading account {account.account_id} not found",
-                metadata={"account_id": account.account_id},
-            )
-        return cls(session, account, actor, now, correlation_id, int(head[0]), str(head[1]))
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def opened(
-        cls,
-        session: AsyncSession,
-        account: Account,
-        actor: Actor,
-        now: datetime,
-        correlation_id: str = "",
-    ) -> AsyncIterator[AccountChange]:
-        """`begin`, and `finish` when the block ends without an exception: what a caller changed
-        is always written (an exception leaves it unwritten, and the transaction rolls back)."""
-        async with await cls.begin(session, account, actor, now, correlation_id) as change:
+            raise account_not_found(account.account_id)
+        async with cls(
+            session, account, actor, now, correlation_id, int(head[0]), str(head[1])
+        ) as change:
             yield change
 
     async def __aenter__(self) -> AccountChange:
@@ -816,6 +772,32 @@ class AccountChange:
         written = await self.session.execute(_UPDATE_POSITION, params)
         if written.rowcount != 1:  # type: ignore[attr-defined]
             raise concurrent_modification("position", position.id)
+
+    async def change_position(
+        self, before: PositionRow, event: str, reason: str, **changes: Any
+    ) -> PositionRow:
+        """Changes an open position's `changes` (its version + 1, updated now) with its audit
+        row `event`; returns it as changed."""
+        after = replace(before, update_time=self.now, version=before.version + 1, **changes)
+        await self.update_position(after, before.version)
+        await self.audit_position(before, after, event, reason)
+        return after
+
+    async def audit_position(
+        self, before: PositionRow | None, after: PositionRow, event: str, reason: str
+    ) -> None:
+        """The audit record of a position's change (`before` None: it opened)."""
+        await self.audit(
+            entity_type="position",
+            entity_id=after.id,
+            event=event,
+            status_before="" if before is None else before.status,
+            status_after=after.status,
+            reason=reason,
+            before=None if before is None else before.snapshot(),
+            after=after.snapshot(),
+            version=after.version,
+        )
 
     async def insert_trade(self, trade: TradeRow) -> None:
         """Adds a trade (written at `finish`: nothing reads a trade back in its change)."""

@@ -6,7 +6,7 @@ filter the same way. Each row comes with its account's currency, which formats i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Generic, TypeVar
@@ -17,9 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.paging import decode_token, encode_token, page_size
 from services.oms.model import OrderRow, PositionRow, TradeRow
 from services.oms.store.changes import OPEN_STATUS_NAMES
+from services.oms.stp.hedges import HedgeRow
+from services.platform import sql
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
-__all__ = ["Page", "list_orders", "list_positions", "list_trades"]
+__all__ = [
+    "Page",
+    "hedge_order_links",
+    "list_hedge_orders",
+    "list_orders",
+    "list_positions",
+    "list_trades",
+    "open_positions_by_account",
+]
 
 T = TypeVar("T")
 
@@ -30,53 +40,67 @@ class Page(Generic[T]):
     next_page_token: str
 
 
+Filter = tuple[str, str, object]  # as `platform.sql.where` takes them; a value None: not given
+
+
 def _prefixed(columns: str, alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
-def _time_range(
-    column: str, time_range: TimeRange | None, clauses: list[str], params: dict[str, Any]
-) -> None:
-    if time_range is None:
-        return
-    if time_range.HasField("start_time"):
-        clauses.append(f"{column} >= :range_start")
-        params["range_start"] = time_range.start_time.ToDatetime(UTC)
-    if time_range.HasField("end_time"):
-        clauses.append(f"{column} < :range_end")
-        params["range_end"] = time_range.end_time.ToDatetime(UTC)
+def _given(value: str | Sequence[str] | None) -> object:
+    """A filter's value, None when the request leaves it empty ("" or no items)."""
+    return value or None
+
+
+def _time_range(column: str, time_range: TimeRange | None) -> list[Filter]:
+    filters: list[Filter] = []
+    if time_range is not None and time_range.HasField("start_time"):
+        start = time_range.start_time.ToDatetime(UTC)
+        filters.append((f"{column} >= :range_start", "range_start", start))
+    if time_range is not None and time_range.HasField("end_time"):
+        filters.append((f"{column} < :range_end", "range_end", time_range.end_time.ToDatetime(UTC)))
+    return filters
 
 
 async def _page(
     session: AsyncSession,
+    build: Callable[[Mapping[Any, Any]], tuple[T, str]],
     *,
     select: str,
     time_column: str,
     id_column: str,
-    clauses: list[str],
-    params: dict[str, Any],
+    filters: Sequence[Filter],
     requested_size: int,
     token: str,
-) -> list[Any]:
+) -> Page[T]:
+    """One page of `select` newest first by (time_column, id_column), after `token`'s item:
+    each row as `build` makes it (the row and its account currency)."""
     after = decode_token(token)
+    keyset = f"({time_column}, {id_column}) < (:after_time, :after_id)"
+    where, params = sql.where(*filters, (keyset, "after_time", None if after is None else after[0]))
     if after is not None:
-        clauses.append(f"({time_column}, {id_column}) < (:after_time, :after_id)")
-        params["after_time"], params["after_id"] = after
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    params["limit"] = page_size(requested_size) + 1
-    rows = await session.execute(
-        text(f"{select}{where} ORDER BY {time_column} DESC, {id_column} DESC LIMIT :limit"),
-        params,
+        params["after_id"] = after[1]
+    size = page_size(requested_size)
+    params["limit"] = size + 1
+    rows = list(
+        (
+            await session.execute(
+                text(f"{select}{where} ORDER BY {time_column} DESC, {id_column} DESC LIMIT :limit"),
+                params,
+            )
+        ).mappings()
     )
-    return list(rows.mappings())
-
-
-def _next(rows: list[Any], size: int, time_key: str) -> tuple[list[Any], str]:
     if len(rows) <= size:
-        return rows, ""
+        return Page([build(row) for row in rows], "")
     rows = rows[:size]
-    last = rows[-1]
-    return rows, encode_token(last[time_key], str(last["id"]))
+    time_key = time_column.split(".")[-1]
+    return Page([build(row) for row in rows], encode_token(rows[-1][time_key], str(rows[-1]["id"])))
+
+
+def _with_account_currency(
+    from_row: Callable[[Mapping[Any, Any]], T],
+) -> Callable[[Mapping[Any, Any]], tuple[T, str]]:
+    return lambda row: (from_row(row), str(row["account_currency"]).strip())
 
 
 async def list_orders(
@@ -92,42 +116,29 @@ async def list_orders(
     requested_size: int = 0,
     token: str = "",
 ) -> Page[OrderRow]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if account_id is not None:
-        clauses.append("o.account_id = :account_id")
-        params["account_id"] = account_id
-    if open_only:
-        statuses = OPEN_STATUS_NAMES
-    if statuses:
-        clauses.append("o.status = ANY(:statuses)")
-        params["statuses"] = list(statuses)
-    if symbol:
-        clauses.append("o.symbol = :symbol")
-        params["symbol"] = symbol
-    if client_order_id:
-        clauses.append("o.client_order_id = :client_order_id")
-        params["client_order_id"] = client_order_id
-    if origins:
-        clauses.append("o.origin = ANY(:origins)")
-        params["origins"] = list(origins)
-    _time_range("o.created_at", time_range, clauses, params)
-    rows = await _page(
+    return await _page(
         session,
+        _with_account_currency(OrderRow.from_row),
         select=(
             f"SELECT {_prefixed(OrderRow.COLUMNS, 'o')}, a.currency AS account_currency"
             " FROM oms.orders o JOIN oms.accounts a ON a.account_id = o.account_id"
         ),
         time_column="o.created_at",
         id_column="o.id",
-        clauses=clauses,
-        params=params,
+        filters=[
+            ("o.account_id = :account_id", "account_id", account_id),
+            (
+                "o.status = ANY(:statuses)",
+                "statuses",
+                _given(OPEN_STATUS_NAMES if open_only else statuses),
+            ),
+            ("o.symbol = :symbol", "symbol", _given(symbol)),
+            ("o.client_order_id = :client_order_id", "client_order_id", _given(client_order_id)),
+            ("o.origin = ANY(:origins)", "origins", _given(origins)),
+            *_time_range("o.created_at", time_range),
+        ],
         requested_size=requested_size,
         token=token,
-    )
-    rows, next_token = _next(rows, page_size(requested_size), "created_at")
-    return Page(
-        [(OrderRow.from_row(r), str(r["account_currency"]).strip()) for r in rows], next_token
     )
 
 
@@ -143,31 +154,29 @@ async def list_trades(
     requested_size: int = 0,
     token: str = "",
 ) -> Page[TradeRow]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    for column, value in (
-        ("account_id", account_id or ""),
-        ("symbol", symbol),
-        ("order_id", order_id),
-        ("position_id", position_id),
-        ("hedge_order_id", hedge_order_id),
-    ):
-        if value:
-            clauses.append(f"t.{column} = :{column}")
-            params[column] = value
-    _time_range("t.fill_time", time_range, clauses, params)
-    rows = await _page(
+    given = {
+        "account_id": account_id,
+        "symbol": symbol,
+        "order_id": order_id,
+        "position_id": position_id,
+        "hedge_order_id": hedge_order_id,
+    }
+    return await _page(
         session,
+        lambda row: (TradeRow.from_row(row), str(row["currency"]).strip()),
         select=f"SELECT {_prefixed(TradeRow.COLUMNS, 't')} FROM oms.trades t",
         time_column="t.fill_time",
         id_column="t.id",
-        clauses=clauses,
-        params=params,
+        filters=[
+            *(
+                (f"t.{column} = :{column}", column, _given(value))
+                for column, value in given.items()
+            ),
+            *_time_range("t.fill_time", time_range),
+        ],
         requested_size=requested_size,
         token=token,
     )
-    rows, next_token = _next(rows, page_size(requested_size), "fill_time")
-    return Page([(TradeRow.from_row(r), str(r["currency"]).strip()) for r in rows], next_token)
 
 
 async def list_positions(
@@ -179,31 +188,119 @@ async def list_positions(
     requested_size: int = 0,
     token: str = "",
 ) -> Page[PositionRow]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if account_id is not None:
-        clauses.append("p.account_id = :account_id")
-        params["account_id"] = account_id
-    if open_only:
-        clauses.append("p.status = 'OPEN'")
-    if symbol:
-        clauses.append("p.symbol = :symbol")
-        params["symbol"] = symbol
-    rows = await _page(
+    return await _page(
         session,
+        _with_account_currency(PositionRow.from_row),
         select=(
             f"SELECT {_prefixed(PositionRow.COLUMNS, 'p')}, a.currency AS account_currency"
             " FROM oms.positions p JOIN oms.accounts a ON a.account_id = p.account_id"
         ),
         time_column="p.open_time",
         id_column="p.id",
-        clauses=clauses,
-        params=params,
+        filters=[
+            ("p.account_id = :account_id", "account_id", account_id),
+            # A condition with no parameter (the literal lets the partial index serve): its
+            # value only says whether it applies.
+            ("p.status = 'OPEN'", "open_only", open_only or None),
+            ("p.symbol = :symbol", "symbol", _given(symbol)),
+        ],
         requested_size=requested_size,
         token=token,
     )
-    rows, next_token = _next(rows, page_size(requested_size), "open_time")
-    return Page(
-        [(PositionRow.from_row(r), str(r["account_currency"]).strip()) for r in rows],
-        next_token,
+
+
+async def list_hedge_orders(
+    session: AsyncSession,
+    *,
+    symbol: str = "",
+    liquidity_provider_id: str = "",
+    statuses: Sequence[str] = (),
+    order_id: str = "",
+    time_range: TimeRange | None = None,
+    requested_size: int = 0,
+    token: str = "",
+) -> Page[HedgeRow]:
+    """Hedge orders, newest first (the currency of a page item is empty: a hedge order is the
+    broker's, in no account)."""
+    return await _page(
+        session,
+        lambda row: (HedgeRow.from_row(row), ""),
+        select=f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders h",
+        time_column="h.created_at",
+        id_column="h.id",
+        filters=[
+            ("h.symbol = :symbol", "symbol", _given(symbol)),
+            ("h.liquidity_provider_id = :lp", "lp", _given(liquidity_provider_id)),
+            ("h.status = ANY(:statuses)", "statuses", _given(statuses)),
+            (
+                "EXISTS (SELECT 1 FROM oms.hedge_order_orders l"
+                " WHERE l.hedge_order_id = h.id AND l.order_id = :order_id)",
+                "order_id",
+                _given(order_id),
+            ),
+            *_time_range("h.created_at", time_range),
+        ],
+        requested_size=requested_size,
+        token=token,
     )
+
+
+async def hedge_order_links(
+    session: AsyncSession, hedge_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The client orders of each of the hedge orders, by hedge order id (order ids in order)."""
+    if not hedge_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT hedge_order_id::text, order_id::text FROM oms.hedge_order_orders"
+            " WHERE hedge_order_id = ANY(CAST(:ids AS uuid[])) ORDER BY order_id"
+        ),
+        {"ids": list(hedge_ids)},
+    )
+    links: dict[str, list[str]] = {}
+    for hedge_id, linked in rows:
+        links.setdefault(hedge_id, []).append(linked)
+    return links
+
+
+async def open_positions_by_account(
+    session: AsyncSession, after: str | None, account_ids: Sequence[str], size: int
+) -> tuple[dict[str, list[tuple[PositionRow, str]]], bool]:
+    """Up to `size` accounts with open positions, in id order after `after` (among
+    `account_ids` if any), each with its open positions (oldest first) and their currency;
+    and whether more accounts follow."""
+    where, params = sql.where(
+        ("status = 'OPEN'", "open", True),  # no parameter: the literal, as the index has it
+        ("account_id > :after", "after", after),
+        ("account_id = ANY(CAST(:accounts AS uuid[]))", "accounts", account_ids or None),
+    )
+    accounts = [
+        str(a)
+        for a in (
+            await session.execute(
+                text(
+                    f"SELECT DISTINCT account_id FROM oms.positions{where}"
+                    " ORDER BY account_id LIMIT :limit"
+                ),
+                {**params, "limit": size + 1},
+            )
+        ).scalars()
+    ]
+    more = len(accounts) > size
+    rows = await session.execute(
+        text(
+            f"SELECT {PositionRow.COLUMNS}, (SELECT currency FROM oms.accounts a"
+            " WHERE a.account_id = p.account_id) AS account_currency"
+            " FROM oms.positions p WHERE status = 'OPEN'"
+            " AND account_id = ANY(CAST(:accounts AS uuid[]))"
+            " ORDER BY account_id, open_time, id"
+        ),
+        {"accounts": accounts[:size]},
+    )
+    grouped: dict[str, list[tuple[PositionRow, str]]] = {a: [] for a in accounts[:size]}
+    build = _with_account_currency(PositionRow.from_row)
+    for row in rows.mappings():
+        position, currency = build(row)
+        grouped[position.account_id].append((position, currency))
+    return grouped, more

@@ -126,7 +126,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -148,9 +148,8 @@ from services.oms.domain.netting import (
 from services.oms.domain.positions import Side
 from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
 from services.oms.domain.triggers import limit_reached
-from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
@@ -167,10 +166,10 @@ from services.oms.store.changes import (
     account_context,
     get_order,
     load_account,
-    offered_instruments,
     reason_changes,
 )
 from services.oms.store.events import system_actor
+from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
 from services.oms.stp.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
@@ -193,7 +192,7 @@ from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
-from tradingmesh.trading.money import IDENTITY, Conversion, exact_difference
+from tradingmesh.trading.money import exact_difference
 
 __all__ = [
     "ACTOR",
@@ -223,6 +222,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACTOR: Final = system_actor("oms-stp")
+T = TypeVar("T")
 _R = ErrorReason
 _ZERO: Final = Decimal(0)
 _ATTEMPTS: Final = 5
@@ -1656,23 +1656,15 @@ class StpDesk:
                 _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
                 "the instrument is not offered to the account's group",
             )
-        conversion: Conversion | None = IDENTITY
-        if instrument.quote_currency != account.currency:
-            pair = execution.conversion_pair(
-                instrument.quote_currency,
-                account.currency,
-                await offered_instruments(session, terms.group_id),
-            )
-            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
-            conversion = (
-                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
-            )
-        if conversion is None:
+        fill_terms = await converted_fill_terms(
+            session, instrument, terms, account.currency, self.quotes.live
+        )
+        if fill_terms is None:
             raise DomainError(
                 _R.ERROR_REASON_PRICE_UNAVAILABLE,
                 f"no live price converts {instrument.quote_currency} to {account.currency}",
             )
-        return FillTerms(instrument, terms, conversion)
+        return fill_terms
 
     # -- operators (OrderAdminService) -------------------------------------------------------------
 
@@ -1692,99 +1684,89 @@ class StpDesk:
         allocation), with the operator as the actor and an operator audit record, in one
         transaction. NOT_FOUND, INVALID_STATE (ended), VALIDATION_FAILED (a settlement the
         hedge cannot take)."""
-        done: asyncio.Future[HedgeRow] = asyncio.get_running_loop().create_future()
+
+        async def settle() -> HedgeRow:
+            now = self.clock()
+            notes: list[_LimitNote] = []
+            async with self.db.transaction() as session:
+                hedge = found(
+                    await hedges.get_hedge(session, hedge_id, lock=True), "hedge order", hedge_id
+                )
+                if hedge.status.terminal:
+                    raise DomainError(
+                        _R.ERROR_REASON_INVALID_STATE,
+                        f"hedge order {hedge_id} has ended ({hedge.status.value}):"
+                        " nothing to settle",
+                        metadata={"hedge_order_id": hedge_id, "status": hedge.status.value},
+                    )
+                record = uuid.uuid4()
+                try:
+                    steps = hedges.settlement(
+                        hedge,
+                        outcome,
+                        filled,
+                        average,
+                        f"settled by an operator: {reason}",
+                        f"operator:{record}",
+                        now,
+                    )
+                except hedges.SettlementError as error:
+                    raise DomainError(
+                        _R.ERROR_REASON_VALIDATION_FAILED,
+                        str(error),
+                        field_violations=[(error.field, str(error))],
+                    ) from error
+                before = hedge
+                for step in steps:
+                    hedge, allocated = await self._apply_step(
+                        session, hedge, step, actor, correlation_id
+                    )
+                    notes += allocated
+                await operator_audit.append(
+                    session,
+                    actor=actor,
+                    action="hedge_order.settle",
+                    entity_type="hedge_order",
+                    entity_id=hedge_id,
+                    reason=reason,
+                    before=_hedge_snapshot(before),
+                    after={
+                        **_hedge_snapshot(hedge),
+                        "settlement": outcome.value,
+                        "settlement_id": str(record),
+                    },
+                    now=now,
+                    correlation_id=correlation_id,
+                )
+            log.warning(
+                "a hedge order was settled by an operator",
+                extra={
+                    "hedge_order_id": hedge_id,
+                    "outcome": outcome.value,
+                    "status": hedge.status.value,
+                    "filled": str(hedge.filled_quantity),
+                    "operator": actor.id,
+                },
+            )
+            self._status_refused.pop(hedge_id, None)
+            await self._notify(notes)
+            return hedge
+
+        return await self._on_worker(f"settle {hedge_id}", settle)
+
+    async def _on_worker(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """`work`'s result, done on the desk's worker after whatever is queued; its failure is
+        raised here (the caller's, not the worker's, to report)."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
         async def job() -> None:
             try:
-                done.set_result(
-                    await self._settle_hedge(
-                        hedge_id, outcome, filled, average, reason, actor, correlation_id
-                    )
-                )
-            except Exception as error:  # the caller's, not the worker's, to report
+                done.set_result(await work())
+            except Exception as error:
                 done.set_exception(error)
 
-        self._enqueue(f"settle {hedge_id}", job)
+        self._enqueue(what, job)
         return await done
-
-    async def _settle_hedge(
-        self,
-        hedge_id: str,
-        outcome: SettlementOutcome,
-        filled: Decimal | None,
-        average: Decimal | None,
-        reason: str,
-        actor: Actor,
-        correlation_id: str,
-    ) -> HedgeRow:
-        now = self.clock()
-        notes: list[_LimitNote] = []
-        async with self.db.transaction() as session:
-            hedge = await hedges.get_hedge(session, hedge_id, lock=True)
-            if hedge is None:
-                raise DomainError(
-                    _R.ERROR_REASON_NOT_FOUND,
-                    f"hedge order {hedge_id} not found",
-                    metadata={"hedge_order_id": hedge_id},
-                )
-            if hedge.status.terminal:
-                raise DomainError(
-                    _R.ERROR_REASON_INVALID_STATE,
-                    f"hedge order {hedge_id} has ended ({hedge.status.value}): nothing to settle",
-                    metadata={"hedge_order_id": hedge_id, "status": hedge.status.value},
-                )
-            record = uuid.uuid4()
-            try:
-                steps = hedges.settlement(
-                    hedge,
-                    outcome,
-                    filled,
-                    average,
-                    f"settled by an operator: {reason}",
-                    f"operator:{record}",
-                    now,
-                )
-            except hedges.SettlementError as error:
-                raise DomainError(
-                    _R.ERROR_REASON_VALIDATION_FAILED,
-                    str(error),
-                    field_violations=[(error.field, str(error))],
-                ) from error
-            before = hedge
-            for step in steps:
-                hedge, allocated = await self._apply_step(
-                    session, hedge, step, actor, correlation_id
-                )
-                notes += allocated
-            await operator_audit.append(
-                session,
-                actor=actor,
-                action="hedge_order.settle",
-                entity_type="hedge_order",
-                entity_id=hedge_id,
-                reason=reason,
-                before=_hedge_snapshot(before),
-                after={
-                    **_hedge_snapshot(hedge),
-                    "settlement": outcome.value,
-                    "settlement_id": str(record),
-                },
-                now=now,
-                correlation_id=correlation_id,
-            )
-        log.warning(
-            "a hedge order was settled by an operator",
-            extra={
-                "hedge_order_id": hedge_id,
-                "outcome": outcome.value,
-                "status": hedge.status.value,
-                "filled": str(hedge.filled_quantity),
-                "operator": actor.id,
-            },
-        )
-        self._status_refused.pop(hedge_id, None)
-        await self._notify(notes)
-        return hedge
 
     async def session_numbers(self, lp: str | None = None) -> list[SessionNumbers]:
         """The order sessions' sequence numbers (of `lp`; NOT_FOUND for an LP without an order

@@ -53,10 +53,12 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.oms.columns import from_columns, to_columns
 from services.oms.domain.positions import Side, average_price
 from services.oms.domain.state import OPEN_STATUSES
 from services.oms.model import OrderRow, reason_name, reason_value
 from services.oms.store import events
+from services.oms.store.rows import first_row, for_update
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.outbox import add_event
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -163,52 +165,10 @@ class HedgeRow:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> HedgeRow:
-        def optional(name: str) -> Decimal | None:
-            return None if row[name] is None else Decimal(row[name])
-
-        return cls(
-            id=str(row["id"]),
-            symbol=row["symbol"],
-            side=Side(row["side"]),
-            quantity=Decimal(row["quantity"]),
-            gross_buy_quantity=Decimal(row["gross_buy_quantity"]),
-            gross_sell_quantity=Decimal(row["gross_sell_quantity"]),
-            filled_quantity=Decimal(row["filled_quantity"]),
-            average_price=optional("average_price"),
-            liquidity_provider_id=row["liquidity_provider_id"],
-            status=HedgeStatus(row["status"]),
-            lp_order_id=row["lp_order_id"],
-            status_reason=row["status_reason"],
-            status_message=row["status_message"],
-            raw_bid=optional("raw_bid"),
-            raw_ask=optional("raw_ask"),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            version=int(row["version"]),
-        )
+        return from_columns(cls, row)
 
     def params(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "symbol": self.symbol,
-            "side": self.side.value,
-            "quantity": self.quantity,
-            "gross_buy_quantity": self.gross_buy_quantity,
-            "gross_sell_quantity": self.gross_sell_quantity,
-            "filled_quantity": self.filled_quantity,
-            "average_price": self.average_price,
-            "liquidity_provider_id": self.liquidity_provider_id,
-            "status": self.status.value,
-            "fix_client_order_id": self.fix_client_order_id,
-            "lp_order_id": self.lp_order_id,
-            "status_reason": self.status_reason,
-            "status_message": self.status_message,
-            "raw_bid": self.raw_bid,
-            "raw_ask": self.raw_ask,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-        }
+        return to_columns(self, fix_client_order_id=self.fix_client_order_id)
 
     def to_proto(self, order_ids: Sequence[str]) -> oms_pb2.HedgeOrder:
         hedge = oms_pb2.HedgeOrder(
@@ -667,20 +627,12 @@ async def insert_hedge(session: AsyncSession, hedge: HedgeRow, links: Sequence[H
 
 
 async def get_hedge(session: AsyncSession, hedge_id: str, *, lock: bool = False) -> HedgeRow | None:
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id"
-                    + (" FOR UPDATE" if lock else "")
-                ),
-                {"id": hedge_id},
-            )
-        )
-        .mappings()
-        .first()
+    return await first_row(
+        session,
+        f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders WHERE id = :id{for_update(lock)}",
+        {"id": hedge_id},
+        HedgeRow.from_row,
     )
-    return None if row is None else HedgeRow.from_row(row)
 
 
 async def open_hedges(session: AsyncSession) -> list[HedgeRow]:

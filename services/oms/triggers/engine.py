@@ -86,7 +86,7 @@ from services.oms.domain.triggers import (
 )
 from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import Placement, check_request
 from services.oms.feeds.quotes import QuoteBook
@@ -108,7 +108,6 @@ from services.oms.store.changes import (
     get_order,
     get_position,
     load_account,
-    offered_instruments,
     reason_changes,
 )
 from services.oms.store.events import order_update_of, system_actor
@@ -124,7 +123,6 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
-from tradingmesh.trading.money import IDENTITY, Conversion
 
 __all__ = ["ACTOR", "TriggerEngine", "working_order_of"]
 
@@ -171,11 +169,14 @@ def _decimal(text_value: str) -> Decimal | None:
 
 
 def _indexed(
-    kind: OrderKind | None, status: OrderStatus, mode: ExecutionMode | None
+    kind: OrderKind | None, status: OrderStatus, mode: ExecutionMode | None, triggered: bool
 ) -> OrderKind | None:
     """Whether the price can trigger an order of `kind` in `status`: WORKING; an STP limit or
-    stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts)."""
+    stop-limit also PARTIALLY_FILLED (its hedge orders may fill it in parts); never a stop
+    already triggered (a worker is executing it)."""
     if kind is None or status not in WORKING_STATUSES:
+        return None
+    if kind is OrderKind.STOP and triggered:
         return None
     if status is OrderStatus.PARTIALLY_FILLED and (
         mode is not ExecutionMode.STP or kind is OrderKind.STOP
@@ -187,11 +188,9 @@ def _indexed(
 def working_order_of(order: OrderRow, group_id: str) -> WorkingOrder | None:
     """The index entry of a stored order; None when the price cannot trigger it (not working,
     not a limit/stop/stop-limit, or a stop already triggered, which a worker is executing)."""
-    kind = _indexed(_TRIGGER_TYPES.get(order.type), order.status, order.execution_mode)
-    if kind is None:
-        return None
     triggered = order.trigger_time is not None
-    if kind is OrderKind.STOP and triggered:
+    kind = _indexed(_TRIGGER_TYPES.get(order.type), order.status, order.execution_mode, triggered)
+    if kind is None:
         return None
     return WorkingOrder(
         order.id,
@@ -215,11 +214,9 @@ def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder
         mode = ExecutionMode.from_proto(order.execution_mode) if order.execution_mode else None
     except ValueError:
         return None
-    kind = _indexed(kind, status, mode)
-    if kind is None:
-        return None
     triggered = order.HasField("trigger_time")
-    if kind is OrderKind.STOP and triggered:
+    kind = _indexed(kind, status, mode, triggered)
+    if kind is None:
         return None
     return WorkingOrder(
         order.id,
@@ -784,18 +781,9 @@ class TriggerEngine:
         instrument, terms, account = context.instrument, context.terms, context.account
         assert instrument is not None
         assert terms is not None
-        conversion: Conversion | None = IDENTITY
-        if instrument.quote_currency != account.currency:
-            pair = execution.conversion_pair(
-                instrument.quote_currency,
-                account.currency,
-                await offered_instruments(session, terms.group_id),
-            )
-            quote = None if pair is None else self.quotes.live(terms.group_id, pair[0])
-            conversion = (
-                None if quote is None or pair is None else execution.conversion_at(quote, pair[1])
-            )
-        return None if conversion is None else FillTerms(instrument, terms, conversion)
+        return await converted_fill_terms(
+            session, instrument, terms, account.currency, self.quotes.live
+        )
 
     async def _hand_to_stp(self, order: OrderRow) -> None:  # a triggered stop
         """A triggered STP stop joins its instrument's netting window as a market order (the

@@ -1,0 +1,52 @@
+"""The one-row read every store function makes the same way: the first row of a query, by
+column name, made into a value (or None), optionally locked `FOR UPDATE`; and the one NOT_FOUND
+of a row that is not there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.platform.errors import DomainError
+from tradingmesh.common.v1.errors_pb2 import ErrorReason
+
+__all__ = ["first_row", "for_update", "found", "not_found"]
+
+T = TypeVar("T")
+
+
+def for_update(lock: bool) -> str:
+    """The suffix that locks the rows read, when `lock`."""
+    return " FOR UPDATE" if lock else ""
+
+
+async def first_row(
+    session: AsyncSession,
+    sql: str | TextClause,
+    params: Mapping[str, Any],
+    build: Callable[[Mapping[Any, Any]], T],
+) -> T | None:
+    """The first row of `sql` as `build` makes it, or None when there is none."""
+    statement = text(sql) if isinstance(sql, str) else sql
+    row = (await session.execute(statement, params)).mappings().first()
+    return None if row is None else build(row)
+
+
+def not_found(what: str, row_id: str) -> DomainError:
+    """NOT_FOUND for the `what` ("order", "hedge order") `row_id`, which the error's metadata
+    names as `<what>_id`."""
+    return DomainError(
+        ErrorReason.ERROR_REASON_NOT_FOUND,
+        f"{what} {row_id} not found",
+        metadata={f"{what.replace(' ', '_')}_id": row_id},
+    )
+
+
+def found(row: T | None, what: str, row_id: str) -> T:
+    """`row`, read by its id; NOT_FOUND when there is none (`not_found`)."""
+    if row is None:
+        raise not_found(what, row_id)
+    return row
