@@ -67,6 +67,7 @@ from services.platform.tasks import cancel_and_wait
 __all__ = [
     "AfterCommit",
     "EventConsumer",
+    "EventConsumers",
     "Handler",
     "Outcome",
     "UndeliverableError",
@@ -421,3 +422,17 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class EventConsumers:
+    """A part that keeps several consumers (its `consumers`), started and stopped together."""
+
+    consumers: Sequence[EventConsumer]
+
+    async def start(self, js: JetStreamContext) -> None:
+        for consumer in self.consumers:
+            await consumer.start(js)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()

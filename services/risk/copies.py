@@ -42,7 +42,6 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from google.protobuf.message import Message
-from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
@@ -50,6 +49,7 @@ from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
+    EventConsumers,
     Handler,
     Outcome,
     UndeliverableError,
@@ -165,7 +165,7 @@ def position_of(message: oms_pb2.Position) -> Position:
     )
 
 
-class Copies:
+class Copies(EventConsumers):
     """The consumers and what they apply; `start` after the state is loaded."""
 
     def __init__(
@@ -221,14 +221,6 @@ class Copies:
                 elsewhere=elsewhere,
             ),
         ]
-
-    async def start(self, js: JetStreamContext) -> None:
-        for consumer in self.consumers:
-            await consumer.start(js)
-
-    async def stop(self) -> None:
-        for consumer in self.consumers:
-            await consumer.stop()
 
     def _consume(self, subjects: dict[str, type[Message]]) -> Handler:
         async def handle(session: AsyncSession, message: Event) -> Outcome:

@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any, Final
 
 from google.protobuf.message import Message
-from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +35,7 @@ from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
+    EventConsumers,
     Outcome,
     UndeliverableError,
     decode_known,
@@ -248,7 +248,7 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")
 
 
-class ReferenceCopies:
+class ReferenceCopies(EventConsumers):
     """Keeps the copies current; `start` once the connections are open, `stop` before they
     close."""
 
@@ -285,14 +285,6 @@ class ReferenceCopies:
                 on_changes=on_changes,
             ),
         )
-
-    async def start(self, js: JetStreamContext) -> None:
-        for consumer in self.consumers:
-            await consumer.start(js)
-
-    async def stop(self) -> None:
-        for consumer in self.consumers:
-            await consumer.stop()
 
     async def handle(self, session: AsyncSession, message: Event) -> Outcome:
         try:
