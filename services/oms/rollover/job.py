@@ -52,6 +52,7 @@ from services.oms.store.events import system_actor
 from services.platform.db import Database
 from services.platform.outbox import add_event
 from services.platform.resources import Resources
+from services.platform.settings import EnvReader, whole_number
 from services.platform.tasks import Repeating
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
@@ -82,23 +83,18 @@ class RolloverConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RolloverConfig:
+        """The job's settings; `SettingsError` naming every bad variable (the service exits 2)."""
+        read = EnvReader(environ)
+        at = read.get("TM_OMS_ROLLOVER_TIME", str, "17:00")
+        zone = read.get("TM_OMS_ROLLOVER_TIME_ZONE", str, "America/New_York")
+        auto = read.get("TM_OMS_ROLLOVER_AUTO", whole_number(0, 1), 1)
+        batch = read.get("TM_OMS_ROLLOVER_BATCH", whole_number(1), BATCH_ACCOUNTS)
         try:
-            clock = swaps.RolloverClock.parse(
-                environ.get("TM_OMS_ROLLOVER_TIME", "17:00"),
-                environ.get("TM_OMS_ROLLOVER_TIME_ZONE", "America/New_York"),
-            )
+            clock = swaps.RolloverClock.parse(at, zone)
         except ValueError as error:
-            raise SystemExit(f"oms: TM_OMS_ROLLOVER_TIME(_ZONE): {error}") from None
-        auto = environ.get("TM_OMS_ROLLOVER_AUTO", "1").strip()
-        if auto not in ("0", "1"):
-            raise SystemExit("oms: TM_OMS_ROLLOVER_AUTO must be 0 or 1")
-        try:
-            batch = int(environ.get("TM_OMS_ROLLOVER_BATCH", str(BATCH_ACCOUNTS)))
-        except ValueError:
-            raise SystemExit("oms: TM_OMS_ROLLOVER_BATCH is not a whole number") from None
-        if batch < 1:
-            raise SystemExit("oms: TM_OMS_ROLLOVER_BATCH must be positive")
-        return cls(clock, auto == "1", batch)
+            read.problems.append(f"TM_OMS_ROLLOVER_TIME(_ZONE): {error}")
+        read.check()  # raises when the clock did not parse
+        return cls(clock, auto == 1, batch)
 
 
 class NotTradingDayError(ValueError):

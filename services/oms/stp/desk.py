@@ -188,6 +188,7 @@ from services.platform.fix import LpEndpoint
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret, Vault
+from services.platform.settings import EnvReader, whole_number
 from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -292,37 +293,32 @@ class StpConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StpConfig:
-        try:
-            lps = tuple(LpEndpoint.parse_list(environ.get("TM_OMS_LPS", "")))
-            window_ms = int(environ.get("TM_OMS_STP_WINDOW_MS", "50"))
-        except ValueError as error:
-            raise SystemExit(f"oms: TM_OMS_LPS or TM_OMS_STP_WINDOW_MS: {error}") from None
-        if not 0 < window_ms <= 60_000:
-            raise SystemExit("oms: TM_OMS_STP_WINDOW_MS must be within 1..60000")
-        status_after = _seconds(environ, "TM_OMS_HEDGE_STATUS_AFTER_S", 10)
-        unknown_after = _seconds(environ, "TM_OMS_HEDGE_UNKNOWN_AFTER_S", 60)
+        """The desk's settings; `SettingsError` naming every bad variable (the service exits 2)."""
+        read = EnvReader(environ)
+        none: tuple[LpEndpoint, ...] = ()
+        lps = read.get("TM_OMS_LPS", lambda text: tuple(LpEndpoint.parse_list(text)), none)
+        window_ms = read.get("TM_OMS_STP_WINDOW_MS", whole_number(1, 60_000), 50)
+        status_after = read.get("TM_OMS_HEDGE_STATUS_AFTER_S", _SECONDS, 10)
+        unknown_after = read.get("TM_OMS_HEDGE_UNKNOWN_AFTER_S", _SECONDS, 60)
+        price_wait = read.get("TM_OMS_STP_PRICE_WAIT_S", _SECONDS, 30)
         if unknown_after <= status_after:
-            raise SystemExit(
-                "oms: TM_OMS_HEDGE_UNKNOWN_AFTER_S must be longer than TM_OMS_HEDGE_STATUS_AFTER_S"
+            read.problems.append(
+                "TM_OMS_HEDGE_UNKNOWN_AFTER_S must be longer than TM_OMS_HEDGE_STATUS_AFTER_S"
             )
-        price_wait = _seconds(environ, "TM_OMS_STP_PRICE_WAIT_S", 30)
+        read.check()
         data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-oms-")
         return cls(
             lps,
             timedelta(milliseconds=window_ms),
             Path(data_dir),
-            status_after=status_after,
-            unknown_after=unknown_after,
-            price_wait=price_wait,
+            status_after=timedelta(seconds=status_after),
+            unknown_after=timedelta(seconds=unknown_after),
+            price_wait=timedelta(seconds=price_wait),
         )
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: int) -> timedelta:
-    """A whole number of seconds within 1..86400."""
-    text = environ.get(name, str(default))
-    if not text.strip().isdigit() or not 1 <= int(text) <= 86_400:
-        raise SystemExit(f"oms: {name} must be a whole number of seconds within 1..86400")
-    return timedelta(seconds=int(text))
+_SECONDS: Final = whole_number(1, 86_400)
+"""A whole number of seconds within 1..86400."""
 
 
 def lp_credentials(vault: Vault, lp: str) -> tuple[str, Secret]:

@@ -20,6 +20,7 @@ from services.oms.stp.hedges import (
     status_steps,
 )
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
+from services.platform.settings import SettingsError
 from tests.unit.oms import hedge_builders as builders
 from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
 
@@ -233,7 +234,7 @@ def test_the_status_and_unknown_delays_are_10_and_60_s_unless_configured(tmp_pat
     [("0", "60"), ("1.5", "60"), ("x", "60"), ("10", "10"), ("30", "20"), ("10", "86401")],
 )
 def test_bad_status_delays_stop_the_service(status_after: str, unknown_after: str) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SettingsError, match="TM_OMS_"):
         StpConfig.from_env(
             {
                 "TM_DATA_DIR": "/tmp",

@@ -31,6 +31,7 @@ from services.oms.stp.desk import (
     window_order,
 )
 from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from services.platform.settings import SettingsError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal
@@ -307,5 +308,5 @@ def test_the_window_is_50_ms_unless_configured(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["0", "-5", "abc", "60001"])
 def test_a_bad_window_stops_the_service(value: str) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SettingsError, match="TM_OMS_"):
         StpConfig.from_env({"TM_OMS_STP_WINDOW_MS": value})
