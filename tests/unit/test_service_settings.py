@@ -4,9 +4,7 @@ with the platform's before anything connects, and a bad one exits with code 2 an
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -100,21 +98,6 @@ CASES: list[tuple[str, Build, ServiceSettings, dict[str, str], list[str]]] = [
         ["TM_NOTIFICATION_EMAIL_WORKERS must be a whole number from 1 to 32, got '64'"],
     ),
 ]
-
-
-@pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No TM_* variables; and the root logger as it was, in case run() configured logging."""
-    for name in list(os.environ):
-        if name.startswith("TM_"):
-            monkeypatch.delenv(name)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield monkeypatch
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import os
 import signal
 import socket
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
@@ -205,21 +204,6 @@ async def test_internal_channel_carries_the_edge_token_and_the_request_id(
 
 
 # --- run(): the main() of a service ---
-
-
-@pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No TM_* variables; and the root logger as it was, since run() configures logging."""
-    for name in list(os.environ):
-        if name.startswith("TM_"):
-            monkeypatch.delenv(name)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield monkeypatch
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _never_called(settings: Settings, vault: object) -> ServiceSpec:
