@@ -8,7 +8,6 @@ renew the servers' certificates in place, as `tradingmesh certs rotate` does.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 import struct
@@ -22,8 +21,6 @@ import psycopg
 import pytest
 import redis
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from nats.aio.client import Client as NatsClient
 
@@ -38,6 +35,7 @@ from stack.secrets import Login, StackSecrets
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.infra import connect_nats, connect_postgres, redis_client
+from tests.local_ca import LocalCA
 
 # PostgreSQL's SSLRequest: length 8, code 80877103; the server answers one byte, "S" or "N".
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
@@ -119,25 +117,10 @@ def served_certificate(port: int, kind: str) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-def a_foreign_ca(directory: Path) -> Path:
-    """A CA of nobody's: a client trusting only it must refuse the servers."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the platform CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / "foreign-ca.pem"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return path
+@pytest.fixture
+def foreign_ca(tmp_path: Path) -> Path:
+    """A CA of nobody's (its file): a client trusting only it must refuse the servers."""
+    return LocalCA("not the platform CA").write_ca(tmp_path / "foreign-ca.pem")
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -162,10 +145,10 @@ def test_postgresql_accepts_verify_full_against_the_ca_over_tls_1_3(
 
 @pytest.mark.parametrize("server", ["primary", "replica"])
 def test_postgresql_is_refused_by_a_client_that_trusts_another_ca_or_wants_tls_1_2(
-    infra: Infra, server: str, tmp_path: Path
+    infra: Infra, server: str, foreign_ca: Path
 ) -> None:
     port = postgres_ports(infra)[server]
-    foreign = libpq_params(a_foreign_ca(tmp_path))
+    foreign = libpq_params(foreign_ca)
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         _postgres(infra, port, **foreign)
     old = libpq_params(infra.ca_file) | {
@@ -205,10 +188,12 @@ def test_redis_has_no_plaintext_port_and_refuses_a_plaintext_client(infra: Infra
         assert client.config_get("tls-port") == {"tls-port": str(infra.ports.redis)}
 
 
-def test_redis_is_refused_by_a_client_that_trusts_another_ca(infra: Infra, tmp_path: Path) -> None:
+def test_redis_is_refused_by_a_client_that_trusts_another_ca(
+    infra: Infra, foreign_ca: Path
+) -> None:
     password = infra.secrets.redis_password.reveal()
     with (
-        redis_client(infra.ports.redis, password, a_foreign_ca(tmp_path)) as client,
+        redis_client(infra.ports.redis, password, foreign_ca) as client,
         pytest.raises(redis.ConnectionError, match="certificate verify failed"),
     ):
         client.ping()
@@ -240,7 +225,7 @@ def test_nats_closes_a_client_that_does_not_start_tls(infra: Infra) -> None:
 
 
 def test_nats_takes_a_client_verifying_the_ca_and_refuses_one_trusting_another_ca(
-    infra: Infra, tmp_path: Path
+    infra: Infra, foreign_ca: Path
 ) -> None:
     login = infra.secrets.nats
 
@@ -258,7 +243,7 @@ def test_nats_takes_a_client_verifying_the_ca_and_refuses_one_trusting_another_c
                 _nats_url(infra),
                 login.username,
                 login.password.reveal(),
-                a_foreign_ca(tmp_path),
+                foreign_ca,
                 connect_timeout=3,
                 allow_reconnect=False,
             )
