@@ -6,7 +6,6 @@ certificate of ours at the next logon."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
 from tests.integration.fix_client import fix_session, stack_tls
 from tests.integration.support.lps import lp_logins
+from tests.integration.support.waiting import eventually
 from tests.local_ca import LocalCA
 
 LP = "lp-alpha"
@@ -100,15 +100,6 @@ def sessions() -> Iterator[list[QaSessions]]:
         each.stop()
 
 
-def _within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
-
-
 def _said(caplog: pytest.LogCaptureFixture, *words: str) -> Callable[[], bool]:
     return lambda: any(
         all(word in record.getMessage() for word in words) for record in caplog.records
@@ -149,7 +140,11 @@ def test_an_lp_whose_certificate_is_not_from_its_configured_ca_is_refused_and_we
     session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: other_ca}, ours))
     sessions.append(session)
     session.start()
-    assert _within(15, _said(caplog, LP, "cannot log on", "does not verify against its CA"))
+    eventually(
+        _said(caplog, LP, "cannot log on", "does not verify against its CA"),
+        15,
+        "the reason logged",
+    )
     assert not session.logged_on
 
 
@@ -166,11 +161,11 @@ def test_our_certificate_from_another_ca_is_refused_and_a_renewed_one_logs_on(
     session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: platform_ca}, ours))
     sessions.append(session)
     session.start()
-    assert _within(15, _said(caplog, LP, "cannot log on", "TLS handshake failed"))
+    eventually(_said(caplog, LP, "cannot log on", "TLS handshake failed"), 15, "the reason logged")
     assert not session.logged_on
     # Renewed (here: from the platform CA): the LP's initiator reads the new files and logs on.
     ours.renew(pki.issue(vault, pki.OPERATOR))
-    assert _within(20, lambda: session.logged_on), "the renewed certificate did not log on"
+    eventually(lambda: session.logged_on, 20, "the renewed certificate logs on")
     assert _said(caplog, LP, "next logon presents our renewed certificate")()
     key = tmp_path / "store" / "tls" / "client-key.pem"
     assert key.stat().st_mode & 0o777 == 0o600

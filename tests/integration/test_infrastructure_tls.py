@@ -11,7 +11,6 @@ import asyncio
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from stack.secrets import Login, StackSecrets
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.infra import connect_nats, connect_postgres, redis_client
+from tests.integration.support.waiting import eventually
 from tests.local_ca import LocalCA
 
 # PostgreSQL's SSLRequest: length 8, code 80877103; the server answers one byte, "S" or "N".
@@ -330,9 +330,9 @@ def test_rotated_postgresql_certificates_reach_new_connections_and_old_ones_go_o
 
     renewed = _file_serial(infra, "postgres")
     assert renewed != before
-    assert _eventually_serial(infra.ports.postgres, "postgres", renewed) == renewed
+    _eventually_serves(infra.ports.postgres, "postgres", renewed)
     assert replica_before != renewed
-    assert _eventually_serial(infra.ports.postgres_replica, "postgres", renewed) == renewed
+    _eventually_serves(infra.ports.postgres_replica, "postgres", renewed)
     assert database.execute("SELECT 2").fetchone() == (2,)  # the old connection goes on
     with _postgres(infra, infra.ports.postgres, **libpq_params(infra.ca_file)) as fresh:
         assert fresh.execute("SELECT 3").fetchone() == (3,)
@@ -375,8 +375,7 @@ def test_a_rotated_nats_certificate_reaches_new_connections_and_old_ones_go_on(
 
             renewed = _file_serial(infra, "nats")
             assert renewed != before
-            serial = await asyncio.to_thread(_eventually_serial, infra.ports.nats, "nats", renewed)
-            assert serial == renewed
+            await asyncio.to_thread(_eventually_serves, infra.ports.nats, "nats", renewed)
             await old.flush(timeout=5)  # the connection opened before the rotation
             assert old.is_connected
             assert old.stats["reconnects"] == 0
@@ -391,12 +390,11 @@ def test_a_rotated_nats_certificate_reaches_new_connections_and_old_ones_go_on(
     asyncio.run(run())
 
 
-def _eventually_serial(port: int, kind: str, expected: int) -> int:
-    """The served certificate's serial, read again for up to ten seconds until it is
-    `expected` (a reload takes effect a moment after the signal: PostgreSQL's, NATS's)."""
-    end = time.monotonic() + 10
-    while True:
-        serial = served_certificate(port, kind).serial_number
-        if serial == expected or time.monotonic() > end:
-            return serial
-        time.sleep(0.2)
+def _eventually_serves(port: int, kind: str, serial: int) -> None:
+    """Returns once the server on `port` presents the certificate `serial`, within ten seconds
+    (a reload takes effect a moment after the signal: PostgreSQL's, NATS's)."""
+    eventually(
+        lambda: served_certificate(port, kind).serial_number == serial,
+        10,
+        f"the server on {port} presents the certificate {serial}",
+    )
