@@ -93,9 +93,21 @@ def vault(running_stack: RunningStack) -> VaultAdmin:
 
 
 @pytest.fixture
-def sessions() -> Iterator[list[QaSessions]]:
+def start_session(
+    running_stack: RunningStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> Iterator[Callable[[Path, Certificate], QaSessions]]:
+    """Starts the platform's initiator to the LP, trusting `lp_ca` for the LP and presenting
+    `ours`, its log captured; stopped when the test ends."""
+    caplog.set_level(logging.INFO, logger="services.platform.fix")
     started: list[QaSessions] = []
-    yield started
+
+    def start(lp_ca: Path, ours: Certificate) -> QaSessions:
+        session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: lp_ca}, ours))
+        started.append(session)
+        session.start()
+        return session
+
+    yield start
     for each in started:
         each.stop()
 
@@ -128,18 +140,13 @@ def test_a_plaintext_logon_to_a_simulator_is_refused(
 
 
 def test_an_lp_whose_certificate_is_not_from_its_configured_ca_is_refused_and_we_say_why(
-    running_stack: RunningStack,
     vault: VaultAdmin,
-    sessions: list[QaSessions],
+    start_session: Callable[[Path, Certificate], QaSessions],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.platform.fix")
     other_ca = LocalCA(ANOTHER_CA).write_ca(tmp_path / "other-ca.pem")
-    ours = Certificate(pki.issue(vault, pki.OPERATOR))
-    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: other_ca}, ours))
-    sessions.append(session)
-    session.start()
+    session = start_session(other_ca, Certificate(pki.issue(vault, pki.OPERATOR)))
     eventually(
         _said(caplog, LP, "cannot log on", "does not verify against its CA"),
         15,
@@ -151,16 +158,12 @@ def test_an_lp_whose_certificate_is_not_from_its_configured_ca_is_refused_and_we
 def test_our_certificate_from_another_ca_is_refused_and_a_renewed_one_logs_on(
     running_stack: RunningStack,
     vault: VaultAdmin,
-    sessions: list[QaSessions],
+    start_session: Callable[[Path, Certificate], QaSessions],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.platform.fix")
     ours = Certificate(LocalCA(ANOTHER_CA).issue(pki.OPERATOR))
-    platform_ca = stack_tls(running_stack) / "ca.pem"
-    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: platform_ca}, ours))
-    sessions.append(session)
-    session.start()
+    session = start_session(stack_tls(running_stack) / "ca.pem", ours)
     eventually(_said(caplog, LP, "cannot log on", "TLS handshake failed"), 15, "the reason logged")
     assert not session.logged_on
     # Renewed (here: from the platform CA): the LP's initiator reads the new files and logs on.
