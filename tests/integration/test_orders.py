@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from functools import partial
@@ -26,7 +26,6 @@ import grpc
 import pytest
 
 from tests.integration.callers import Who, staff
-from tests.integration.conftest import RunningStack
 from tests.integration.events import Message, outbox_events, published
 from tests.integration.support.components import kill, restore
 from tests.integration.support.orders import (
@@ -37,7 +36,6 @@ from tests.integration.support.orders import (
     R,
     S,
     Trader,
-    connect,
     live_quote,
     new_group,
     new_trader,
@@ -61,11 +59,6 @@ from tradingmesh.oms.v1 import (
     order_service_pb2_grpc,
     position_service_pb2,
 )
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture(scope="module")
