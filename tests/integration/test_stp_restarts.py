@@ -42,7 +42,6 @@ from tests.integration.support.stp import (
 from tests.integration.support.waiting import eventually
 from tests.integration.test_stp_durability import (
     lps,  # noqa: F401 (a fixture)
-    oms,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2
 
@@ -50,7 +49,7 @@ S = trading_pb2
 D = Decimal
 
 
-def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:  # noqa: F811
+def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:
     """What a window's close commits for one buy order before the hedge is sent: a NEW hedge
     order at lp-alpha linked to the order (pro-stp: no markup)."""
     now = datetime.now(UTC)
@@ -85,7 +84,7 @@ def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:  # noqa
 
 
 def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_restart(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)
@@ -125,7 +124,7 @@ def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_rest
 
 
 def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)
@@ -157,7 +156,7 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
 
 
 def test_the_first_stp_order_after_an_oms_restart_fills(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)
