@@ -1,6 +1,7 @@
 """A certificate authority of the tests' own, made with `cryptography` (no Vault): certificates
 shaped as the platform CA's roles issue them (CN and DNS SAN = the identity), for unit tests of
-mutual TLS and, in integration tests, as "another CA" that the platform must refuse."""
+mutual TLS, as the edge's certificate where Envoy only validates its config, and, in integration
+tests, as "another CA" that the platform must refuse. The tests' one certificate builder."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from services.platform.certificates import CertificateSource, Issued
 from services.platform.secrets import Secret
 
-__all__ = ["LocalCA", "LocalCertificateSource", "served_certificate"]
+__all__ = ["LocalCA", "LocalCertificateSource", "served_certificate", "write_files"]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -44,18 +45,27 @@ class LocalCA:
         self.ca_pem = self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, identity: str, lifetime: datetime.timedelta = datetime.timedelta(hours=1)
+        self,
+        identity: str,
+        lifetime: datetime.timedelta = datetime.timedelta(hours=1),
+        *,
+        not_before: datetime.datetime | None = None,
     ) -> Issued:
+        """A certificate of `identity`, valid for `lifetime` from now or from `not_before`
+        (backdated 30 s when not given, for a clock a little behind)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        start, end = now - datetime.timedelta(seconds=30), now + lifetime
+        if not_before is not None:
+            start, end = not_before, not_before + lifetime
         certificate = (
             x509.CertificateBuilder()
             .subject_name(_name(identity))
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(seconds=30))
-            .not_valid_after(now + lifetime)
+            .not_valid_before(start)
+            .not_valid_after(end)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(identity)]), critical=False)
             .sign(self._key, hashes.SHA256())
         )
@@ -72,6 +82,11 @@ class LocalCA:
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
         )
+
+    def write_ca(self, path: Path) -> Path:
+        """This CA's certificate as a file (what a client given "a CA file" reads)."""
+        path.write_bytes(self.ca_pem)
+        return path
 
     def source(self, identity: str) -> LocalCertificateSource:
         """A `CertificateSource` of `identity` that this CA issues and renews."""
@@ -92,6 +107,14 @@ class LocalCertificateSource(CertificateSource):
 class _NoVault:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError("a LocalCertificateSource never asks Vault")
+
+
+def write_files(issued: Issued, certificate: Path, key: Path, ca: Path) -> None:
+    """An issued certificate, its key (0600) and its CA's certificate, as files."""
+    certificate.write_bytes(issued.certificate_pem)
+    key.touch(mode=0o600)
+    key.write_text(issued.key_pem.reveal())
+    ca.write_bytes(issued.ca_pem)
 
 
 def served_certificate(address: str, certificate: Path, key: Path, ca: Path) -> x509.Certificate:

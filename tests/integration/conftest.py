@@ -27,9 +27,10 @@ from stack.provision import admin_url
 from stack.state import StackState
 from stack.vault import VaultAdmin
 
-if TYPE_CHECKING:  # imported where used: both import RunningStack from here
+if TYPE_CHECKING:  # imported where used: they import RunningStack from here
     from tests.integration.callers import AccountStack
     from tests.integration.support.edge import Edge
+    from tests.integration.support.orders import Oms
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,12 @@ def accounts(running_stack: RunningStack) -> Iterator[AccountStack]:
     from tests.integration.callers import account_stack
 
     yield from account_stack(running_stack)
+
+
+@pytest.fixture(scope="module")
+def oms(running_stack: RunningStack) -> Iterator[Oms]:
+    """The session stack's OMS, called directly with the headers Envoy would add, and its
+    database, for a module's tests."""
+    from tests.integration.support.orders import connect
+
+    yield from connect(running_stack)

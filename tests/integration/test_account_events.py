@@ -3,7 +3,6 @@ once, in an envelope (ADR 0009) whose id is the message's Nats-Msg-Id."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from tests.integration.callers import AccountStack, account_stack, staff
 from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
+from tests.integration.support.waiting import eventually_async
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.common.v1 import ledger_pb2
 
@@ -24,15 +24,15 @@ async def test_a_deposit_is_published_once_with_its_envelope_id(stack: AccountSt
     backoffice = staff()
     account = stack.new_account(backoffice, stack.new_user(backoffice).id)
     stack.deposit_direct(account.account_number, "25.00")
-    for _ in range(50):  # published at once after the commit, marked sent within 0.5 s
+
+    async def all_sent() -> bool:  # published at once after the commit, marked sent within 0.5 s
         with stack.db() as conn:
             unsent = conn.execute(
                 "SELECT count(*) FROM account.outbox WHERE sent_at IS NULL"
             ).fetchone()
-        if unsent == (0,):
-            break
-        await asyncio.sleep(0.2)
-    assert unsent == (0,)
+        return unsent == (0,)
+
+    await eventually_async(all_sent, 10, "every outbox row marked sent")
 
     messages = await published(stack, "ACCOUNT", "account.>")
     posted = []

@@ -13,7 +13,6 @@ alone while the positions stay open.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -24,13 +23,11 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.conftest import RunningStack
 from tests.integration.support.components import kill_oms, start_oms
 from tests.integration.support.orders import (
     DEPOSIT,
     Oms,
     Trader,
-    connect,
     live_quote,
     new_group,
     new_trader,
@@ -60,11 +57,6 @@ from tradingmesh.oms.v1 import (
 WEDNESDAY = "2030-01-02"  # triple swap
 THURSDAY = "2030-01-03"
 FRIDAY = "2030-01-04"
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture(scope="module")

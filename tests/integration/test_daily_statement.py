@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,10 +23,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack
-from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import Trader, new_trader
-from tests.integration.support.orders import Oms, connect
+from tests.integration.support.orders import Oms
 from tests.integration.support.rollover import completed, run_rollover
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -56,11 +54,6 @@ SUMMARY = (
     ("Closing balance", "closing_balance"),
     ("Equity", "closing_equity"),
 )
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture(scope="module")

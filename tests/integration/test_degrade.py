@@ -15,12 +15,10 @@ brings it back with `up`, so the next test finds the stack whole.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -31,7 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from stack.operator_tls import service_channel
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
-from tests.integration.support.components import component, kill, restore
+from tests.integration.support.components import frozen, kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import (
     Trader,
@@ -41,7 +39,7 @@ from tests.integration.support.edge_trading import (
     new_trader,
     place_grpc,
 )
-from tests.integration.support.orders import Oms, connect
+from tests.integration.support.orders import Oms
 from tests.integration.support.orders import place as place_stp
 from tests.integration.support.stp import await_pinned_price, ended, hedges_of, stp_trader
 from tests.integration.support.waiting import eventually
@@ -54,11 +52,6 @@ from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 S = trading_pb2
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 def risk_serving(running_stack: RunningStack) -> bool:
@@ -219,10 +212,6 @@ def test_a_frozen_database_costs_only_latency_and_leaves_no_order_half_done(
     stp = stp_trader(oms)
     await_pinned_price(oms, stp)
 
-    postgres = component(running_stack, "postgres")
-    assert postgres.pid is not None
-    assert os.getpgid(postgres.pid) == postgres.pid  # its backends are in its process group
-
     requests = [market(trader, types_pb2.SIDE_BUY, "0.01") for _ in range(3)]
     stp_ids = [f"it-{uuid.uuid4().hex[:16]}" for _ in range(3)]
 
@@ -238,16 +227,13 @@ def test_a_frozen_database_costs_only_latency_and_leaves_no_order_half_done(
         except grpc.RpcError as error:
             return error
 
-    os.killpg(postgres.pid, signal.SIGSTOP)
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            calls = [pool.submit(market_order, request) for request in requests]
-            calls += [pool.submit(stp_order, client_order_id) for client_order_id in stp_ids]
-            time.sleep(10)
-            os.killpg(postgres.pid, signal.SIGCONT)
-            outcomes = [call.result() for call in calls]
-    finally:
-        os.killpg(postgres.pid, signal.SIGCONT)
+    # The postmaster and its backends: they are in its process group.
+    with frozen(running_stack, "postgres") as thaw, ThreadPoolExecutor(6) as pool:
+        calls = [pool.submit(market_order, request) for request in requests]
+        calls += [pool.submit(stp_order, client_order_id) for client_order_id in stp_ids]
+        time.sleep(10)
+        thaw()
+        outcomes = [call.result() for call in calls]
 
     # Each call succeeded late or failed retryably; a retry with the same client_order_id
     # then gets the one order (never a second).

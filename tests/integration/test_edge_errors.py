@@ -40,6 +40,7 @@ from tests.integration.support.edge_calls import (
     preflight,
     rest,
 )
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -421,9 +422,7 @@ def test_calls_in_flight_when_a_service_is_killed_are_unavailable_or_503_never_i
         for protocol in load:
             protocol.start()
         # Orders flow on every protocol before the kill: calls are in flight at every moment.
-        deadline = time.monotonic() + 60
-        while min(p.ok for p in load) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: min(p.ok for p in load) >= 3, 60, "orders on every protocol", 0.1)
         kill(running_stack, "oms")
         time.sleep(1.5)  # and the calls made while it is down
     finally:

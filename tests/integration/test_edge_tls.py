@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from stack.orchestrator import up
 from tests.integration.conftest import RunningStack, stack_of_its_own
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_calls import Trader, call, rest
+from tests.integration.support.waiting import eventually
 from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 
 # What an HTTP/2 client sends first in cleartext (h2c with prior knowledge, as grpcurl -plaintext).
@@ -152,12 +152,11 @@ def test_a_rewritten_certificate_reaches_new_connections_and_an_open_stream_keep
         )
         issued = x509.load_pem_x509_certificate(written.certificate.read_bytes()).serial_number
         assert issued != before
-        deadline = time.monotonic() + 15
-        seen = before
-        while seen != issued and time.monotonic() < deadline:
-            time.sleep(0.2)
-            _, seen = _handshake(edge, ssl.TLSVersion.TLSv1_3)
-        assert seen == issued, "a new connection still gets the old certificate"
+        eventually(
+            lambda: _handshake(edge, ssl.TLSVersion.TLSv1_3)[1] == issued,
+            15,
+            "a new connection gets the new certificate",
+        )
 
         # The stream opened before the rotation goes on with new prices.
         assert next(stream).quotes

@@ -31,8 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,15 +44,18 @@ from nats.js.api import ConsumerInfo
 from services.account.trading import TRADES_CONSUMER, TRADES_SUBJECT
 from services.oms.store.events import ORDER_EVENTS
 from services.platform.envelope import Event, open_envelope
-from stack.orchestrator import is_running
-from stack.paths import StackPaths
-from stack.state import ComponentState, load
-from tests.integration.conftest import RunningStack
 from tests.integration.events import published as stream_messages
-from tests.integration.support.components import kill, kill_oms, restore, start_oms
+from tests.integration.support.components import (
+    component,
+    frozen,
+    kill,
+    kill_oms,
+    restore,
+    start_oms,
+)
 from tests.integration.support.edge_trading import unsent_outbox
 from tests.integration.support.infra import connect_nats
-from tests.integration.support.orders import Oms, Trader, connect, new_group, new_trader
+from tests.integration.support.orders import Oms, Trader, new_group, new_trader
 from tests.integration.support.orders import place_filled as place_filled_order
 from tests.integration.support.postgres import blocked_by
 from tests.integration.support.waiting import eventually
@@ -77,11 +78,6 @@ _DECODERS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
-
-
-@pytest.fixture(scope="module")
 def commission_group(oms: Oms) -> str:
     """A market-execution netting group charging 3.50 per lot: every trade books a COMMISSION
     entry, so every trade is visible in the ledger."""
@@ -89,31 +85,6 @@ def commission_group(oms: Oms) -> str:
 
 
 # ---- the stack's processes --------------------------------------------------------------------
-
-
-def component(oms: Oms, name: str) -> tuple[ComponentState, int]:
-    """The component's record as it is now (an earlier test may have restarted it), and its
-    process id (also its process group's: every server runs in a session of its own)."""
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    return entry, entry.pid
-
-
-def signal_group(oms: Oms, name: str, sig: signal.Signals) -> None:
-    entry, pid = component(oms, name)
-    assert is_running(entry), name
-    os.killpg(pid, sig)
-
-
-def resumed(oms: Oms, name: str) -> None:
-    """SIGCONT for a stopped component if it still runs (a failed test must not leave it
-    stopped for the next)."""
-    entry, pid = component(oms, name)
-    if is_running(entry):
-        os.killpg(pid, signal.SIGCONT)
 
 
 def backends(oms: Oms, service: str) -> int:
@@ -202,6 +173,15 @@ class Filled:
 def place_filled(oms: Oms, trader: Trader, count: int, **fields: Any) -> list[oms_pb2.Order]:
     fields.setdefault("quantity", QUANTITY)
     return [place_filled_order(oms, trader, **fields) for _ in range(count)]
+
+
+def queued_batch(oms: Oms, trader: Trader) -> tuple[int, list[Filled]]:
+    """BATCH filled orders whose envelopes are on the stream, queued for the (stopped) account
+    service: how many messages its consumer had delivered before, and the orders' fills."""
+    before = deliveries(oms, TRADES_CONSUMER)
+    orders = place_filled(oms, trader, BATCH)
+    eventually(lambda: unsent_outbox(oms.stack) == 0, 20, "the envelopes on the stream")
+    return before, filled(oms, orders)
 
 
 def filled(oms: Oms, orders: Sequence[oms_pb2.Order]) -> list[Filled]:
@@ -354,7 +334,7 @@ def bookings_run(oms: Oms, fills: Sequence[Filled]) -> dict[str, int]:
     The ledger's own key makes a second run post nothing, so this is what shows a consumer
     applying an envelope twice."""
     counted = {f.trade_id: 0 for f in fills}
-    entry, _ = component(oms, "account")
+    entry = component(oms.running, "account")
     for line in Path(entry.log).read_text(errors="replace").splitlines():
         if '"trade booked"' not in line:
             continue
@@ -468,18 +448,14 @@ def test_envelopes_committed_but_unpublished_when_the_oms_is_killed_go_out_once_
     oms: Oms, commission_group: str
 ) -> None:
     trader = new_trader(oms, commission_group)
-    _, nats_server = component(oms, "nats")
 
     # NATS stops answering: the OMS commits and answers, but its relay's hand-off gets no
     # acknowledgement, so the rows stay unsent; then the OMS dies with them unsent.
-    os.kill(nats_server, signal.SIGSTOP)
-    try:
+    with frozen(oms.running, "nats"):
         orders = place_filled(oms, trader, 3)
         unsent = unsent_envelopes(oms, orders)
         assert set(unsent) == {o.id for o in orders}
         kill_oms(oms)
-    finally:
-        os.kill(nats_server, signal.SIGCONT)
     assert unsent_envelopes(oms, orders) == unsent
     start_oms(oms, trader)
 
@@ -505,12 +481,8 @@ def test_the_account_service_killed_applying_a_batch_books_each_trade_once_after
     """Killed before its batch commits: the batch's claims and postings die with it. A consumer
     that committed its inbox claims apart from (before) the postings would lose these trades."""
     trader = new_trader(oms, commission_group)
-    signal_group(oms, "account", signal.SIGSTOP)
-    try:
-        before = deliveries(oms, TRADES_CONSUMER)
-        orders = place_filled(oms, trader, BATCH)
-        eventually(lambda: unsent_outbox(oms.stack) == 0, 20, "the envelopes on the stream")
-        fills = filled(oms, orders)
+    with frozen(oms.running, "account") as thaw:
+        before, fills = queued_batch(oms, trader)
         # The account service resumes, takes the queued envelopes and applies them in one
         # transaction, which waits at the account's balance row this connection locks.
         with psycopg.connect(oms.stack.database_url) as hold:
@@ -518,7 +490,7 @@ def test_the_account_service_killed_applying_a_batch_books_each_trade_once_after
                 "SELECT 1 FROM account.balances WHERE account_id = %s FOR UPDATE",
                 (trader.account_id,),
             )
-            signal_group(oms, "account", signal.SIGCONT)
+            thaw()
             eventually(
                 lambda: blocked_by(oms, "account", hold.info.backend_pid),
                 20,
@@ -526,8 +498,6 @@ def test_the_account_service_killed_applying_a_batch_books_each_trade_once_after
             )
             kill(oms.running, "account")
             hold.rollback()
-    finally:
-        resumed(oms, "account")
     eventually(lambda: backends(oms, "account") == 0, 20, "the killed service's connections")
     assert booked(oms, fills) == set()  # its transaction rolled back with its connection
 
@@ -547,19 +517,13 @@ def test_a_batch_committed_but_unacknowledged_when_the_account_service_dies_is_n
     run its bookings again; here the ledger's own key would still refuse a second posting, the
     inbox rows and the redelivery count show the skip)."""
     trader = new_trader(oms, commission_group)
-    signal_group(oms, "account", signal.SIGSTOP)
-    try:
-        before = deliveries(oms, TRADES_CONSUMER)
-        orders = place_filled(oms, trader, BATCH)
-        eventually(lambda: unsent_outbox(oms.stack) == 0, 20, "the envelopes on the stream")
-        fills = filled(oms, orders)
+    with frozen(oms.running, "account") as thaw:
+        before, fills = queued_batch(oms, trader)
         with commits_held(oms):
-            signal_group(oms, "account", signal.SIGCONT)
+            thaw()
             eventually(lambda: committing_a_booking(oms), 20, "the account service committing")
             kill(oms.running, "account")
         # Released: the dead process's commit completes; it never acknowledged the messages.
-    finally:
-        resumed(oms, "account")
     eventually(lambda: backends(oms, "account") == 0, 20, "the killed service's connections")
     committed = booked(oms, fills)
     assert committed, "the killed process's batch committed"

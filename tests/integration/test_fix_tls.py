@@ -5,18 +5,12 @@ certificate of ours at the next logon."""
 
 from __future__ import annotations
 
-import datetime
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import quickfix as fix
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.platform.certificates import Issued, Subscriber
 from services.platform.fix import (
@@ -25,7 +19,6 @@ from services.platform.fix import (
     LpEndpoint,
     initiator_settings,
 )
-from services.platform.secrets import Secret
 from stack import pki
 from stack.components.lpsim import QA_COMP_ID
 from stack.ports import HOST, Ports
@@ -33,57 +26,11 @@ from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
 from tests.integration.fix_client import fix_session, stack_tls
 from tests.integration.support.lps import lp_logins
+from tests.integration.support.waiting import eventually
+from tests.local_ca import LocalCA
 
 LP = "lp-alpha"
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def another_ca(directory: Path) -> tuple[Path, Issued]:
-    """A CA that is not the platform's (its file), and an `operator` certificate it signed."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("not the platform CA"))
-        .issuer_name(_name("not the platform CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name("operator"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    ca_file = directory / "other-ca.pem"
-    ca_file.write_bytes(ca_pem)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    issued = Issued(
-        identity="operator",
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
-        key_pem=Secret(key_pem),
-        ca_pem=ca_pem,
-        not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc,
-    )
-    return ca_file, issued
+ANOTHER_CA = "not the platform CA"
 
 
 class Certificate:
@@ -146,20 +93,23 @@ def vault(running_stack: RunningStack) -> VaultAdmin:
 
 
 @pytest.fixture
-def sessions() -> Iterator[list[QaSessions]]:
+def start_session(
+    running_stack: RunningStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> Iterator[Callable[[Path, Certificate], QaSessions]]:
+    """Starts the platform's initiator to the LP, trusting `lp_ca` for the LP and presenting
+    `ours`, its log captured; stopped when the test ends."""
+    caplog.set_level(logging.INFO, logger="services.platform.fix")
     started: list[QaSessions] = []
-    yield started
+
+    def start(lp_ca: Path, ours: Certificate) -> QaSessions:
+        session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: lp_ca}, ours))
+        started.append(session)
+        session.start()
+        return session
+
+    yield start
     for each in started:
         each.stop()
-
-
-def _within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 def _said(caplog: pytest.LogCaptureFixture, *words: str) -> Callable[[], bool]:
@@ -190,41 +140,35 @@ def test_a_plaintext_logon_to_a_simulator_is_refused(
 
 
 def test_an_lp_whose_certificate_is_not_from_its_configured_ca_is_refused_and_we_say_why(
-    running_stack: RunningStack,
     vault: VaultAdmin,
-    sessions: list[QaSessions],
+    start_session: Callable[[Path, Certificate], QaSessions],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.platform.fix")
-    other_ca, _ = another_ca(tmp_path)
-    ours = Certificate(pki.issue(vault, pki.OPERATOR))
-    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: other_ca}, ours))
-    sessions.append(session)
-    session.start()
-    assert _within(15, _said(caplog, LP, "cannot log on", "does not verify against its CA"))
+    other_ca = LocalCA(ANOTHER_CA).write_ca(tmp_path / "other-ca.pem")
+    session = start_session(other_ca, Certificate(pki.issue(vault, pki.OPERATOR)))
+    eventually(
+        _said(caplog, LP, "cannot log on", "does not verify against its CA"),
+        15,
+        "the reason logged",
+    )
     assert not session.logged_on
 
 
 def test_our_certificate_from_another_ca_is_refused_and_a_renewed_one_logs_on(
     running_stack: RunningStack,
     vault: VaultAdmin,
-    sessions: list[QaSessions],
+    start_session: Callable[[Path, Certificate], QaSessions],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.platform.fix")
-    _, foreign = another_ca(tmp_path)
-    ours = Certificate(foreign)
-    platform_ca = stack_tls(running_stack) / "ca.pem"
-    session = QaSessions(running_stack, tmp_path / "store", ClientTls({LP: platform_ca}, ours))
-    sessions.append(session)
-    session.start()
-    assert _within(15, _said(caplog, LP, "cannot log on", "TLS handshake failed"))
+    ours = Certificate(LocalCA(ANOTHER_CA).issue(pki.OPERATOR))
+    session = start_session(stack_tls(running_stack) / "ca.pem", ours)
+    eventually(_said(caplog, LP, "cannot log on", "TLS handshake failed"), 15, "the reason logged")
     assert not session.logged_on
     # Renewed (here: from the platform CA): the LP's initiator reads the new files and logs on.
     ours.renew(pki.issue(vault, pki.OPERATOR))
-    assert _within(20, lambda: session.logged_on), "the renewed certificate did not log on"
+    eventually(lambda: session.logged_on, 20, "the renewed certificate logs on")
     assert _said(caplog, LP, "next logon presents our renewed certificate")()
     key = tmp_path / "store" / "tls" / "client-key.pem"
     assert key.stat().st_mode & 0o777 == 0o600

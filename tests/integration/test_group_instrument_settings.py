@@ -25,7 +25,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
 from tests.integration.support.infra import connect_nats
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
-from tests.integration.support.waiting import eventually
+from tests.integration.support.waiting import eventually, eventually_async
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -394,12 +394,12 @@ def publish_and_wait_for_the_copy(
                     headers={"Nats-Msg-Id": str(uuid.uuid4())},
                 )
                 last = ack.seq
-            for _ in range(100):
+
+            async def acknowledged() -> bool:
                 info = await js.consumer_info("PRICING", CONSUMER)
-                if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= last:
-                    return
-                await asyncio.sleep(0.2)
-            raise AssertionError(f"{CONSUMER} did not acknowledge stream sequence {last}")
+                return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= last
+
+            await eventually_async(acknowledged, 20, f"{CONSUMER} acknowledged sequence {last}")
         finally:
             await client.close()
 

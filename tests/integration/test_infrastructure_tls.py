@@ -8,11 +8,9 @@ renew the servers' certificates in place, as `tradingmesh certs rotate` does.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,6 @@ import psycopg
 import pytest
 import redis
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from nats.aio.client import Client as NatsClient
 
@@ -38,6 +34,8 @@ from stack.secrets import Login, StackSecrets
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.infra import connect_nats, connect_postgres, redis_client
+from tests.integration.support.waiting import eventually
+from tests.local_ca import LocalCA
 
 # PostgreSQL's SSLRequest: length 8, code 80877103; the server answers one byte, "S" or "N".
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
@@ -119,25 +117,10 @@ def served_certificate(port: int, kind: str) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-def a_foreign_ca(directory: Path) -> Path:
-    """A CA of nobody's: a client trusting only it must refuse the servers."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the platform CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / "foreign-ca.pem"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return path
+@pytest.fixture
+def foreign_ca(tmp_path: Path) -> Path:
+    """A CA of nobody's (its file): a client trusting only it must refuse the servers."""
+    return LocalCA("not the platform CA").write_ca(tmp_path / "foreign-ca.pem")
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -162,10 +145,10 @@ def test_postgresql_accepts_verify_full_against_the_ca_over_tls_1_3(
 
 @pytest.mark.parametrize("server", ["primary", "replica"])
 def test_postgresql_is_refused_by_a_client_that_trusts_another_ca_or_wants_tls_1_2(
-    infra: Infra, server: str, tmp_path: Path
+    infra: Infra, server: str, foreign_ca: Path
 ) -> None:
     port = postgres_ports(infra)[server]
-    foreign = libpq_params(a_foreign_ca(tmp_path))
+    foreign = libpq_params(foreign_ca)
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         _postgres(infra, port, **foreign)
     old = libpq_params(infra.ca_file) | {
@@ -205,10 +188,12 @@ def test_redis_has_no_plaintext_port_and_refuses_a_plaintext_client(infra: Infra
         assert client.config_get("tls-port") == {"tls-port": str(infra.ports.redis)}
 
 
-def test_redis_is_refused_by_a_client_that_trusts_another_ca(infra: Infra, tmp_path: Path) -> None:
+def test_redis_is_refused_by_a_client_that_trusts_another_ca(
+    infra: Infra, foreign_ca: Path
+) -> None:
     password = infra.secrets.redis_password.reveal()
     with (
-        redis_client(infra.ports.redis, password, a_foreign_ca(tmp_path)) as client,
+        redis_client(infra.ports.redis, password, foreign_ca) as client,
         pytest.raises(redis.ConnectionError, match="certificate verify failed"),
     ):
         client.ping()
@@ -240,7 +225,7 @@ def test_nats_closes_a_client_that_does_not_start_tls(infra: Infra) -> None:
 
 
 def test_nats_takes_a_client_verifying_the_ca_and_refuses_one_trusting_another_ca(
-    infra: Infra, tmp_path: Path
+    infra: Infra, foreign_ca: Path
 ) -> None:
     login = infra.secrets.nats
 
@@ -258,7 +243,7 @@ def test_nats_takes_a_client_verifying_the_ca_and_refuses_one_trusting_another_c
                 _nats_url(infra),
                 login.username,
                 login.password.reveal(),
-                a_foreign_ca(tmp_path),
+                foreign_ca,
                 connect_timeout=3,
                 allow_reconnect=False,
             )
@@ -345,9 +330,9 @@ def test_rotated_postgresql_certificates_reach_new_connections_and_old_ones_go_o
 
     renewed = _file_serial(infra, "postgres")
     assert renewed != before
-    assert _eventually_serial(infra.ports.postgres, "postgres", renewed) == renewed
+    _eventually_serves(infra.ports.postgres, "postgres", renewed)
     assert replica_before != renewed
-    assert _eventually_serial(infra.ports.postgres_replica, "postgres", renewed) == renewed
+    _eventually_serves(infra.ports.postgres_replica, "postgres", renewed)
     assert database.execute("SELECT 2").fetchone() == (2,)  # the old connection goes on
     with _postgres(infra, infra.ports.postgres, **libpq_params(infra.ca_file)) as fresh:
         assert fresh.execute("SELECT 3").fetchone() == (3,)
@@ -390,8 +375,7 @@ def test_a_rotated_nats_certificate_reaches_new_connections_and_old_ones_go_on(
 
             renewed = _file_serial(infra, "nats")
             assert renewed != before
-            serial = await asyncio.to_thread(_eventually_serial, infra.ports.nats, "nats", renewed)
-            assert serial == renewed
+            await asyncio.to_thread(_eventually_serves, infra.ports.nats, "nats", renewed)
             await old.flush(timeout=5)  # the connection opened before the rotation
             assert old.is_connected
             assert old.stats["reconnects"] == 0
@@ -406,12 +390,11 @@ def test_a_rotated_nats_certificate_reaches_new_connections_and_old_ones_go_on(
     asyncio.run(run())
 
 
-def _eventually_serial(port: int, kind: str, expected: int) -> int:
-    """The served certificate's serial, read again for up to ten seconds until it is
-    `expected` (a reload takes effect a moment after the signal: PostgreSQL's, NATS's)."""
-    end = time.monotonic() + 10
-    while True:
-        serial = served_certificate(port, kind).serial_number
-        if serial == expected or time.monotonic() > end:
-            return serial
-        time.sleep(0.2)
+def _eventually_serves(port: int, kind: str, serial: int) -> None:
+    """Returns once the server on `port` presents the certificate `serial`, within ten seconds
+    (a reload takes effect a moment after the signal: PostgreSQL's, NATS's)."""
+    eventually(
+        lambda: served_certificate(port, kind).serial_number == serial,
+        10,
+        f"the server on {port} presents the certificate {serial}",
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import threading
 import time
 import urllib.request
@@ -23,11 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from bench.probes import prometheus_samples
 from simulators.lp.control import ControlClient, ControlError
 from stack.operator_tls import service_channel
-from stack.orchestrator import StackConfig, up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
+from tests.integration.support.components import kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
 from tests.integration.support.waiting import eventually
@@ -325,14 +324,10 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
     demo: tuple[str, str],
 ) -> None:
     token, account = demo
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
+    state = running_stack.state
     assert stream_worker_count() >= 2, "the stack runs with one stream worker or none"
-    victim = state.component(STREAM_WORKERS[0])
-    assert victim is not None
-    assert victim.pid is not None
     get_quote(pricing, demo)
-    os.killpg(victim.pid, signal.SIGKILL)
+    kill(running_stack, STREAM_WORKERS[0])
     try:
         eventually(
             lambda: _worker_health(state, STREAM_WORKERS[0]) != "healthy",
@@ -345,7 +340,7 @@ def test_a_killed_stream_worker_gets_no_new_streams_and_up_restarts_it(
             assert next(call).quotes  # the snapshot
             call.cancel()
     finally:
-        up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
+        restore(running_stack)
     eventually(
         lambda: _worker_health(state, STREAM_WORKERS[0]) == "healthy",
         15,
@@ -459,13 +454,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
         30,
         "lp-alpha's session logged on",
     )
-    # As it runs now: an earlier test may have restarted it (test_stp_restarts.py does).
-    current = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert current is not None
-    entry = current.component("lp-alpha")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
+    kill(running_stack, "lp-alpha")  # as it runs now: an earlier test may have restarted it
     try:
         stopped = time.monotonic()
         eventually(
@@ -487,7 +476,7 @@ def test_a_stopped_lp_stops_counting_prices_go_on_and_its_session_comes_back(
         assert time.monotonic() - stopped < 10
     finally:
         # `up` restarts what is missing: the simulator, then QuickFIX reconnects to it.
-        up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))
+        restore(running_stack)
     eventually(
         lambda: _lp_health(state, "lp-alpha") == health_pb2.HealthCheckResponse.SERVING,
         30,
@@ -516,13 +505,12 @@ def test_candles_are_built_from_the_live_prices(
     request = pricing_service_pb2.GetCandlesRequest(
         symbol="EURUSD", timeframe=pricing_pb2.TIMEFRAME_M1, account_id=account
     )
-    deadline = time.monotonic() + 30
-    while True:  # ticks are written in batches, then folded into candles every second
-        candles = pricing.GetCandles(request, metadata=bearer(token), timeout=10).candles
-        if candles or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert candles, "no M1 candle within 30 s of live prices"
+    candles = eventually(  # ticks are written in batches, then folded into candles every second
+        lambda: pricing.GetCandles(request, metadata=bearer(token), timeout=10).candles,
+        30,
+        "an M1 candle of the live prices",
+        every=0.5,
+    )
     newest = candles[0]
     assert not newest.complete  # the current minute's candle is open
     low, high = Decimal(newest.low), Decimal(newest.high)
@@ -556,17 +544,14 @@ def quote_from(
     timeout: float = 15,
 ) -> pricing_pb2.Quote:
     """The demo group's quote once it is made of the raw (bid, ask) the LPs were pinned to."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def made_of_raw() -> pricing_pb2.Quote | None:
         quote = get_quote(pricing, demo, SYMBOL)
-        made_of = (
-            quote.provenance.bid_source.raw_price,
-            quote.provenance.ask_source.raw_price,
-        )
-        if made_of == raw:
-            return quote
-        assert time.monotonic() < deadline, f"the price is still made of {made_of}, not {raw}"
-        time.sleep(0.1)
+        sources = quote.provenance
+        made_of = (sources.bid_source.raw_price, sources.ask_source.raw_price)
+        return quote if made_of == raw else None
+
+    return eventually(made_of_raw, timeout, f"a price made of {raw}", every=0.1)
 
 
 @pytest.mark.parametrize(

@@ -10,17 +10,13 @@ sequence, or one would overwrite the other's position), or if a conflict lost an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import grpc
-import pytest
 
-from tests.integration.conftest import RunningStack
 from tests.integration.support.orders import (
     Oms,
-    connect,
     live_quote,
     new_trader,
     place,
@@ -32,11 +28,6 @@ from tradingmesh.oms.v1 import position_service_pb2
 
 ORDERS_PER_SYMBOL = {"EURUSD": 16, "USDJPY": 10}
 STOP_CHANGES = 12
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 def test_parallel_orders_and_position_changes_of_one_account_keep_every_order_and_one_chain(

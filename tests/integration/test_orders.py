@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from functools import partial
@@ -27,12 +25,9 @@ from typing import Any
 import grpc
 import pytest
 
-from stack.orchestrator import StackConfig, up
-from stack.paths import StackPaths
-from stack.state import load
 from tests.integration.callers import Who, staff
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
 from tests.integration.events import Message, outbox_events, published
+from tests.integration.support.components import kill, restore
 from tests.integration.support.orders import (
     DEPOSIT,
     STANDARD_GROUP,
@@ -41,7 +36,6 @@ from tests.integration.support.orders import (
     R,
     S,
     Trader,
-    connect,
     live_quote,
     new_group,
     new_trader,
@@ -52,7 +46,7 @@ from tests.integration.support.orders import (
     risk_funded,
     verified_chain,
 )
-from tests.integration.support.waiting import eventually
+from tests.integration.support.waiting import eventually, eventually_async
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
 from tradingmesh.common.v1 import types_pb2
@@ -65,11 +59,6 @@ from tradingmesh.oms.v1 import (
     order_service_pb2_grpc,
     position_service_pb2,
 )
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture(scope="module")
@@ -678,14 +667,11 @@ async def test_every_change_of_an_order_is_published_once_on_nats(oms: Oms) -> N
     trader = await asyncio.to_thread(new_trader, oms)
     order = await asyncio.to_thread(place_filled, oms, trader)
 
-    def of_order(messages: list[Message]) -> list[Message]:
+    async def of_order() -> list[Message]:
+        messages = await published(oms.stack, "OMS", "oms.>")
         return [m for m in messages if any(order.id.encode() in e.data for e in m.events)]
 
-    deadline = time.monotonic() + 20
-    mine = of_order(await published(oms.stack, "OMS", "oms.>"))
-    while not mine and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        mine = of_order(await published(oms.stack, "OMS", "oms.>"))
+    mine = await eventually_async(of_order, 20, "the order's message on the OMS stream", 0.5)
     assert len(mine) == 1, [(m.subject, [e.subject for e in m.events]) for m in mine]
     (message,) = mine
     assert message.subject == "oms.trade.executed"
@@ -717,13 +703,7 @@ async def test_every_change_of_an_order_is_published_once_on_nats(oms: Oms) -> N
 
 def test_without_the_risk_service_orders_are_rejected_dependency_unavailable(oms: Oms) -> None:
     trader = new_trader(oms)
-    # The stack as it is now: an earlier test may have restarted components.
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component("risk")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
+    kill(oms.running, "risk")
     try:
         order = place(oms, trader, client_order_id=f"norisk-{uuid.uuid4().hex[:8]}")
         assert order.status == S.ORDER_STATUS_REJECTED
@@ -732,7 +712,7 @@ def test_without_the_risk_service_orders_are_rejected_dependency_unavailable(oms
         again = place(oms, trader, client_order_id=order.client_order_id)
         assert again == order  # the retry returns the rejection; a new attempt needs a new id
     finally:
-        up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+        restore(oms.running)
 
     def fills() -> oms_pb2.Order | None:
         order = place(oms, trader)

@@ -5,7 +5,6 @@ commission and P&L conversion, and the internal API the risk service's margin wa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import partial
@@ -15,14 +14,12 @@ import grpc
 import pytest
 
 from tests.integration.callers import Who
-from tests.integration.conftest import RunningStack
 from tests.integration.events import outbox_events
 from tests.integration.support.orders import (
     Oms,
     R,
     S,
     Trader,
-    connect,
     live_quote,
     new_group,
     new_trader,
@@ -45,11 +42,6 @@ from tradingmesh.oms.v1 import (
 D = Decimal
 CENT = D("0.01")
 EURUSD_CONTRACT = D(100000)
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 def cents(value: Decimal) -> Decimal:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from stack.ports import LP_SIMULATORS
 from stack.state import StackState, load
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack, stack_of_its_own
+from tests.integration.support.components import kill
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge_trading import market, new_trader, place_grpc
 from tests.integration.support.metrics import metrics
@@ -176,13 +176,8 @@ def test_killing_a_leader_hands_its_jobs_over_within_ten_seconds(
     leaders = {job: _leader(state, service, job) for job in jobs}
     victim = leaders[jobs[0]]
     name = service if victim == 1 else f"{service}-{victim}"
-    recorded = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert recorded is not None
-    entry = recorded.component(name)
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
     killed = time.monotonic()
+    kill(running_stack, name)
     survivor = 3 - victim
     moved = [job for job, leader in leaders.items() if leader == victim]
     for job in moved:

@@ -5,8 +5,6 @@ rules from its start; every rule's time column has its index (migration 0017).""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from services.platform.retention import Retention, RetentionRule
 from services.pricing.main import RETENTION as PRICING
 from services.risk.main import RETENTION as RISK
 from tests.integration.conftest import RunningStack
+from tests.integration.support.waiting import eventually_async
 
 
 @dataclass(frozen=True)
@@ -168,14 +167,13 @@ async def test_rows_older_than_each_rule_keeps_are_deleted_with_the_services_rol
     admin, url = running_stack.database_urls(service)
     rules, tables = SERVICES[service]
     assert {rule.table for rule in rules} == set(tables)  # every rule of the service is tested
+
     # The service started its job (main.py): its first pass ran each rule at start. This test's
     # own pass below is the first by anyone else with the role.
-    deadline = time.monotonic() + 30
-    while (idle := [t for t in tables if not _live_runs(admin, service, t)]) and (
-        time.monotonic() < deadline
-    ):
-        await asyncio.sleep(0.5)
-    assert idle == []
+    async def each_rule_ran() -> bool:
+        return all(_live_runs(admin, service, table) for table in tables)
+
+    await eventually_async(each_rule_ran, 30, f"{service}'s job ran each rule at start", 0.5)
     _write(admin, tables)
     try:
         engine = create_async_engine(url)

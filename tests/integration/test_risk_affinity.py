@@ -16,9 +16,7 @@ at 1.10000 / 1.10020 on both LP simulators: one lot needs 1100.20 of margin.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import threading
 import time
 import uuid
@@ -34,12 +32,11 @@ import pytest
 from services.platform.affinity import rendezvous_order
 from stack.operator_tls import service_channel
 from stack.orchestrator import up
-from stack.paths import StackPaths
 from stack.ports import Ports
-from stack.state import load
 from tests.integration import test_replicas, test_risk
 from tests.integration.callers import AccountStack, Who
 from tests.integration.conftest import RunningStack
+from tests.integration.support.components import kill
 from tests.integration.support.metrics import metrics
 from tests.integration.support.risk import Broker
 from tests.integration.support.risk import funded_in_risk as _funded_in_risk
@@ -317,12 +314,7 @@ def test_while_the_accounts_risk_instance_is_dead_its_orders_go_to_the_other_and
     user, account = _trader(broker, both_oms, both_risk, "2500.00")
     chosen = _instance_of(running_stack, account.id)
     other = 3 - chosen
-    recorded = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert recorded is not None
-    entry = recorded.component("risk" if chosen == 1 else f"risk-{chosen}")
-    assert entry is not None
-    assert entry.pid is not None
-    os.killpg(entry.pid, signal.SIGKILL)
+    kill(running_stack, "risk" if chosen == 1 else f"risk-{chosen}")
     time.sleep(1)  # the callers' channels to it see the connection gone
     before = _checks(running_stack)
 

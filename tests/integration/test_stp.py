@@ -24,10 +24,9 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
-from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
 from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import SYMBOLS, Oms, Trader, connect, new_trader, place
+from tests.integration.support.orders import SYMBOLS, Oms, Trader, new_trader, place
 from tests.integration.support.stp import (
     ALPHA,
     BETA,
@@ -60,11 +59,6 @@ from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 
 R = ErrorReason
 D = Decimal
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture

@@ -22,16 +22,13 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
-import pytest
 
 from services.oms.stp.intake import UNWORKED_SQL
-from tests.integration.conftest import RunningStack
-from tests.integration.support.orders import Oms, Trader, connect
+from tests.integration.support.orders import Oms, Trader
 from tests.integration.support.stp import stp_trader
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
@@ -49,11 +46,6 @@ ENDED_WITHIN_S = 30.0
 SWEPT = "tradingmesh_oms_stp_orders_swept_total"
 _CANCELLED_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 _ENDED = ("FILLED", "REJECTED")
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @dataclass(frozen=True)

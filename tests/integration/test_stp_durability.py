@@ -30,9 +30,8 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.conftest import RunningStack
 from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import Oms, connect, place
+from tests.integration.support.orders import Oms, place
 from tests.integration.support.stp import (
     ALPHA,
     BETA,
@@ -51,11 +50,6 @@ from tests.integration.support.stp import (
 )
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture

@@ -35,9 +35,8 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge, bearer, login, make_user, refused
-from tests.integration.support.orders import Oms, connect, place
+from tests.integration.support.orders import Oms, place
 from tests.integration.support.stp import (
     ALPHA,
     BETA,
@@ -59,11 +58,6 @@ S = trading_pb2
 D = Decimal
 OMS_SESSION = "TRADINGMESH-OMS"
 PROMPTLY = 8  # seconds; the OMS asks a quiet LP for a hedge's status after 10
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture(scope="module")

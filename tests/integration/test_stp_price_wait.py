@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -25,8 +24,8 @@ from decimal import Decimal
 import pytest
 
 from tests.integration.conftest import RunningStack
-from tests.integration.support.components import component, kill_oms, start_oms
-from tests.integration.support.orders import Oms, Trader, connect, place
+from tests.integration.support.components import frozen, kill_oms, start_oms
+from tests.integration.support.orders import Oms, Trader, place
 from tests.integration.support.stp import (
     ALPHA,
     await_pinned_price,
@@ -50,11 +49,6 @@ AGED_OUT = 2.4
 
 
 @pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
-
-
-@pytest.fixture(scope="module")
 def trader(running_stack: RunningStack, oms: Oms) -> Iterator[Trader]:
     """A pro-stp trader, with the OMS restarted to wait `WAIT_SECONDS` for a price."""
     trader = stp_trader(oms)
@@ -67,27 +61,6 @@ def trader(running_stack: RunningStack, oms: Oms) -> Iterator[Trader]:
         os.environ.pop("TM_OMS_STP_PRICE_WAIT_S", None)
         kill_oms(oms)
         start_oms(oms, trader)
-
-
-class FrozenPricing:
-    """Pricing's process group stopped (SIGSTOP) until `thaw` (SIGCONT), at the latest when
-    the block ends."""
-
-    def __init__(self, oms: Oms) -> None:
-        pid = component(oms.running, "pricing").pid
-        assert pid is not None
-        self.pid = pid
-        assert os.getpgid(pid) == pid
-
-    def __enter__(self) -> FrozenPricing:
-        os.killpg(self.pid, signal.SIGSTOP)
-        return self
-
-    def thaw(self) -> None:
-        os.killpg(self.pid, signal.SIGCONT)
-
-    def __exit__(self, *_: object) -> None:
-        self.thaw()
 
 
 def place_both(oms: Oms, trader: Trader) -> tuple[str, str]:
@@ -114,7 +87,7 @@ def test_stp_orders_acknowledged_while_pricing_is_frozen_fill_once_it_is_back(
     pinned(None)
     await_pinned_price(oms, trader)
 
-    with FrozenPricing(oms) as pricing:
+    with frozen(oms.running, "pricing") as thaw:
         time.sleep(AGED_OUT)
         placed = time.monotonic()
         order_ids = place_both(oms, trader)
@@ -127,7 +100,7 @@ def test_stp_orders_acknowledged_while_pricing_is_frozen_fill_once_it_is_back(
                 order.status_message,
             )
         assert hedges_of(oms, list(order_ids)) == []
-        pricing.thaw()
+        thaw()
 
     for order_id in order_ids:
         done = ended(oms, trader, order_id)
@@ -145,7 +118,7 @@ def test_stp_orders_still_without_a_live_price_after_their_wait_are_rejected(
     pinned(None)
     await_pinned_price(oms, trader)
 
-    with FrozenPricing(oms):
+    with frozen(oms.running, "pricing"):
         time.sleep(AGED_OUT)
         order_ids = place_both(oms, trader)
         time.sleep(WAIT_SECONDS - 1)

@@ -15,8 +15,6 @@ hedge order's row while its report waits to be applied.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,11 +26,7 @@ import psycopg
 from services.oms.domain.positions import Side
 from services.oms.stp.hedges import HedgeRow, HedgeStatus
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
-from stack.state import load
-from tests.integration.conftest import SETUP_BUDGET
-from tests.integration.support.components import kill_oms, start_oms
+from tests.integration.support.components import kill, kill_oms, restore, start_oms
 from tests.integration.support.orders import Oms, place
 from tests.integration.support.stp import (
     ALPHA,
@@ -48,7 +42,6 @@ from tests.integration.support.stp import (
 from tests.integration.support.waiting import eventually
 from tests.integration.test_stp_durability import (
     lps,  # noqa: F401 (a fixture)
-    oms,  # noqa: F401 (a fixture)
 )
 from tradingmesh.common.v1 import trading_pb2
 
@@ -56,7 +49,7 @@ S = trading_pb2
 D = Decimal
 
 
-def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:  # noqa: F811
+def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:
     """What a window's close commits for one buy order before the hedge is sent: a NEW hedge
     order at lp-alpha linked to the order (pro-stp: no markup)."""
     now = datetime.now(UTC)
@@ -91,7 +84,7 @@ def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:  # noqa
 
 
 def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_restart(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)
@@ -130,17 +123,8 @@ def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_rest
     assert [(r[39], r.get(103)) for r in asked][:1] == [("8", "5")]  # unknown: never arrived
 
 
-def lp_alpha_pid(oms: Oms) -> int:  # noqa: F811
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component("lp-alpha")
-    assert entry is not None
-    assert entry.pid is not None
-    return entry.pid
-
-
 def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)
@@ -157,14 +141,8 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
     assert (D(filled["quantity"]), filled["fills"]) == (D("0.4"), 1)
 
     # The LP dies before anyone asks, and comes back.
-    pid = lp_alpha_pid(oms)
-    os.killpg(pid, signal.SIGKILL)
-    state = load(StackPaths.for_name(oms.running.config.name).state_file)
-    assert state is not None
-    entry = state.component("lp-alpha")
-    assert entry is not None
-    eventually(lambda: not is_running(entry), 30, "lp-alpha exited")
-    up(StackConfig(name=oms.running.config.name, budget=SETUP_BUDGET))
+    kill(oms.running, "lp-alpha")
+    restore(oms.running)
     lps["lp-alpha"].pin("EURUSD", *ALPHA)
 
     # The OMS's status request finds the order in the LP's book: filled once, from its answer.
@@ -178,7 +156,7 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
 
 
 def test_the_first_stp_order_after_an_oms_restart_fills(
-    oms: Oms,  # noqa: F811
+    oms: Oms,
     lps: dict[str, ControlClient],  # noqa: F811
 ) -> None:
     trader = stp_trader(oms)

@@ -8,7 +8,6 @@ service never match them.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from services.pricing.candles import CandleJob, CandleStore, Timeframe
 from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
 from services.pricing.ticks import TickWriter
 from tests.integration.conftest import RunningStack
+from tests.integration.support.waiting import eventually_async
 from tradingmesh.pricing.v1 import pricing_pb2
 
 
@@ -212,11 +212,11 @@ async def test_the_running_writer_flushes_in_the_background_and_stop_writes_the_
     await writer.start()
     try:
         writer.add_lp_ticks([_quote(lp, 1, now)])
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if writer.buffered == (0, 0) and _tick_count(tick_stack, lp) == 1:
-                break
-        assert _tick_count(tick_stack, lp) == 1
+
+        async def flushed() -> bool:
+            return writer.buffered == (0, 0) and _tick_count(tick_stack, lp) == 1
+
+        await eventually_async(flushed, 10, "the tick written in the background", every=0.05)
     finally:
         await writer.stop()
 

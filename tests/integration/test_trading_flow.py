@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -23,13 +21,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from simulators.lp.control import ControlClient
-from stack.orchestrator import StackConfig, is_running, up
-from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import load
 from tests.integration.callers import AccountStack
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import RunningStack
 from tests.integration.events import Message, events_on, published
+from tests.integration.support.components import frozen, kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.edge_trading import (
     DEPOSIT,
@@ -256,30 +252,16 @@ def test_killing_the_oms_between_commit_and_publication_loses_and_duplicates_no_
     trader = new_trader(edge, accounts)
     pinned("1.20000", "1.20010")
     await_quote(edge, trader, "1.19995", "1.20015")
-    # The stack as it is now: an earlier test may have restarted components.
-    state = load(StackPaths.for_name(running_stack.config.name).state_file)
-    assert state is not None
-    nats_server, oms = state.component("nats"), state.component("oms")
-    assert nats_server is not None
-    assert nats_server.pid is not None
-    assert oms is not None
-    assert oms.pid is not None
-
     # NATS stops answering: the OMS commits and answers, but its relay cannot publish.
-    os.kill(nats_server.pid, signal.SIGSTOP)
-    try:
+    with frozen(running_stack, "nats"):
         orders = [
             place_grpc(edge, trader, market(trader, types_pb2.SIDE_BUY, "0.01")) for _ in range(3)
         ]
         assert unsent_outbox(accounts) > 0
-        os.killpg(oms.pid, signal.SIGKILL)
-    finally:
-        os.kill(nats_server.pid, signal.SIGCONT)
+        kill(running_stack, "oms")  # and gone before `up` looks
     assert all(o.status == trading_pb2.ORDER_STATUS_FILLED for o in orders), orders
 
-    # Gone before `up` looks (a process killed a moment ago may still be running).
-    eventually(lambda: not is_running(oms), 30, "the killed OMS exited")
-    up(StackConfig(name=running_stack.config.name, budget=SETUP_BUDGET))  # restarts the OMS
+    restore(running_stack)  # restarts the OMS
     eventually(lambda: unsent_outbox(accounts) == 0, 30, "the restarted OMS's relay drained")
 
     published = order_events(accounts, {o.id for o in orders})

@@ -16,11 +16,9 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.conftest import RunningStack
 from tests.integration.support.orders import (
     Oms,
     Trader,
-    connect,
     place,
     place_filled,
     trades_of,
@@ -40,11 +38,6 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
 
 D = Decimal
-
-
-@pytest.fixture(scope="module")
-def oms(running_stack: RunningStack) -> Iterator[Oms]:
-    yield from connect(running_stack)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -19,6 +20,7 @@ from services.account.webhooks import WebhookReceiver
 from stack.vault import VaultAdmin
 from tests.integration.callers import AccountStack, Who, account_stack, deposit_body, staff
 from tests.integration.conftest import RunningStack
+from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
 from tradingmesh.account.v1 import webhook_service_pb2 as wh_pb
@@ -206,15 +208,17 @@ def test_a_rotated_key_takes_effect_without_a_restart(
     stack.webhook_secrets["demopay"] = new_key
     try:
         body = deposit_body(account.account_number, "42.00")
+
         # The service re-reads the providers when a signature matches none of its keys, at most
         # once per RELOAD_SECONDS (another test's bad signature may have just used it up).
-        deadline = time.monotonic() + WebhookReceiver.RELOAD_SECONDS + 5
-        while True:
+        def not_refused() -> tuple[int, dict[str, Any]] | None:
             raw, signature = stack.signed("demopay", body)
             status, answer = stack.post_webhook(PAYMENTS, raw, signature)
-            if status != 401 or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+            return None if status == 401 else (status, answer)
+
+        status, answer = eventually(
+            not_refused, WebhookReceiver.RELOAD_SECONDS + 5, "the new key accepted", every=1
+        )
         assert (status, answer.get("outcome")) == (200, "WEBHOOK_EVENT_OUTCOME_APPLIED")
         assert stack.balance(account.id) == (Decimal("42.00"), Decimal("42.00"), 1)
 

@@ -17,8 +17,8 @@ import yaml
 from k8s import generate, render_edge
 from stack.components.envoy import JWKS_CLUSTER, SDS_FILE, STREAM_CLUSTER, UNROUTED_CLUSTER
 from stack.ports import SERVICES
-from tests.edge_certificates import issue, write
 from tests.k8s.manifests import Doc, named, pod_spec
+from tests.local_ca import LocalCA, write_files
 
 ORIGIN = "https://app.example.test"
 
@@ -29,7 +29,8 @@ def rendered_edge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     root = tmp_path_factory.mktemp("edge")
     secret = root / "tls"
     secret.mkdir()
-    write(issue("k8s-test"), secret / "tls.crt", secret / "tls.key", secret / "ca.crt")
+    edge = LocalCA().issue("localhost")
+    write_files(edge, secret / "tls.crt", secret / "tls.key", secret / "ca.crt")
     out = root / "rendered"
     settings = {"TM_EDGE_CORS_ORIGINS": ORIGIN, "TM_EDGE_RATE_LIMIT_USER": "10,5,1"}
     path = render_edge.render(out, settings, tls_dir=str(secret))

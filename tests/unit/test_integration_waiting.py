@@ -5,12 +5,13 @@ returned from: `eventually(lambda: rows(...))` returned at once when only None a
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
 from tests.integration.support import waiting
-from tests.integration.support.waiting import eventually, not_yet
+from tests.integration.support.waiting import eventually, eventually_async, not_yet
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
 
 
@@ -42,3 +43,32 @@ def test_no_answer_in_time_names_what_was_awaited(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(waiting, "POLL_SECONDS", 0)
     with pytest.raises(AssertionError, match=r"not within 0.05 s: a row"):
         eventually(list, 0.05, "a row")
+
+
+async def test_on_an_event_loop_the_probe_is_awaited_with_the_same_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(waiting, "POLL_SECONDS", 0)
+    answers: list[list[tuple[int]] | None] = [None, [], [(1,)]]
+
+    async def probe() -> list[tuple[int]] | None:
+        return answers.pop(0)
+
+    assert await eventually_async(probe, 5, "a row") == [(1,)]
+
+    async def empty() -> list[int]:
+        return []
+
+    with pytest.raises(AssertionError, match=r"not within 0.05 s: a row"):
+        await eventually_async(empty, 0.05, "a row")
+
+
+def test_a_probe_can_be_asked_less_often() -> None:
+    asked: list[float] = []
+
+    def probe() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) == 3
+
+    assert eventually(probe, 5, "the third ask", every=0.05)
+    assert asked[2] - asked[0] >= 0.1

@@ -1,11 +1,14 @@
 """Stopping and restarting the stack's components as a crash and a recovery would: SIGKILL to
 a component's process group (`kill`), then `up` again (`restore`), which starts what is not
-running."""
+running; and a component that hangs: its process group stopped (SIGSTOP) for a while (`frozen`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -34,6 +37,27 @@ def kill(running: RunningStack, name: str) -> None:
     assert entry.pid is not None
     os.killpg(entry.pid, signal.SIGKILL)
     eventually(lambda: not is_running(entry), 30, f"{name} stopped")
+
+
+@contextlib.contextmanager
+def frozen(running: RunningStack, name: str) -> Iterator[Callable[[], None]]:
+    """The component's process group stopped (SIGSTOP: it hangs, holding its connections) for
+    the block, or until the `thaw` it yields is called (SIGCONT); at the end it is resumed if it
+    still runs, also when the block fails (a test must not leave it stopped for the next)."""
+    entry = component(running, name)
+    pid = entry.pid
+    assert pid is not None
+    assert os.getpgid(pid) == pid  # a session of its own: the group is the component
+
+    def thaw() -> None:
+        os.killpg(pid, signal.SIGCONT)
+
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield thaw
+    finally:
+        if is_running(entry):
+            thaw()
 
 
 def restore(running: RunningStack) -> None:

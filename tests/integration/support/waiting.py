@@ -1,4 +1,5 @@
-"""Waiting for the stack to reach a state: one `eventually` for every integration test.
+"""Waiting for the stack to reach a state: one `eventually` for every integration test (and
+`eventually_async`, the same on an event loop).
 
 A probe answers "not yet" with None, False or an empty collection (anything whose `len()` is 0:
 a list, a tuple, a dict, a string, a protobuf repeated field), and with anything else "here it
@@ -10,8 +11,9 @@ rows(...))` waits for a row rather than returning the first, empty answer; a pro
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Awaitable, Callable, Sized
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,14 +28,39 @@ def not_yet(value: object) -> bool:
     return isinstance(value, Sized) and len(value) == 0
 
 
-def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """The probe's first answer that is not "not yet" (see the module), asked every 0.2 s;
-    AssertionError naming `what` when `timeout` seconds pass without one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and not not_yet(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(POLL_SECONDS)
+def eventually(
+    probe: Callable[[], T | None], timeout: float, what: str, every: float | None = None
+) -> T:
+    """The probe's first answer that is not "not yet" (see the module), asked every 0.2 s (or
+    `every` s); AssertionError naming `what` when `timeout` seconds pass without one."""
+    deadline = _Deadline(timeout, what)
+    while (value := probe()) is None or not_yet(value):
+        time.sleep(deadline.pause(every))
+    return value
+
+
+async def eventually_async(
+    probe: Callable[[], Awaitable[T | None]],
+    timeout: float,
+    what: str,
+    every: float | None = None,
+) -> T:
+    """`eventually` for a test on an event loop: the probe is awaited, and the pauses between
+    its asks let the loop's other tasks run."""
+    deadline = _Deadline(timeout, what)
+    while (value := await probe()) is None or not_yet(value):
+        await asyncio.sleep(deadline.pause(every))
+    return value
+
+
+class _Deadline:
+    def __init__(self, timeout: float, what: str) -> None:
+        self._end = time.monotonic() + timeout
+        self._timeout = timeout
+        self._what = what
+
+    def pause(self, every: float | None) -> float:
+        """How long to wait before the next ask; AssertionError once the time is up."""
+        if time.monotonic() > self._end:
+            raise AssertionError(f"not within {self._timeout} s: {self._what}")
+        return POLL_SECONDS if every is None else every

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stack import pki
 from stack.components.base import Context
 from stack.components.envoy import (
     HSTS,
@@ -22,7 +23,7 @@ from stack.components.envoy import (
 )
 from stack.paths import StackPaths
 from stack.ports import Ports
-from tests.edge_certificates import issue, write
+from tests.local_ca import LocalCA
 
 from .conftest import REPO
 from .test_envoy_descriptor import _envoy
@@ -48,8 +49,7 @@ def _validate(config: str) -> subprocess.CompletedProcess[str]:
 def _with_certificate(edge: Envoy) -> None:
     for folder in (edge.ctx.paths.envoy_dir, edge.ctx.paths.tls_dir):
         folder.mkdir(parents=True)
-    tls = edge.ctx.paths.tls_dir
-    write(issue("unit"), tls / "edge.pem", tls / "edge-key.pem", edge.ctx.paths.ca_file)
+    pki.write_files(edge.ctx.paths.tls_dir, LocalCA().issue(pki.EDGE))
 
 
 @pytest.mark.parametrize("built", [False, True], ids=["no web build", "a web build"])

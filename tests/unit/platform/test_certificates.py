@@ -7,29 +7,18 @@ import datetime
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.platform.certificates import CertificateSource, Issued, parse_issued
 from services.platform.secrets import Vault, VaultError
+from tests.local_ca import LocalCA
+
+CA = LocalCA()
 
 
 def _pem(name: str, not_before: datetime.datetime, lifetime: datetime.timedelta) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + lifetime)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode().strip()
+    """A certificate of `name` as Vault's PKI answer holds it (no final newline)."""
+    issued = CA.issue(name, lifetime, not_before=not_before)
+    return issued.certificate_pem.decode().strip()
 
 
 class _Pki:

@@ -22,7 +22,7 @@ from services.platform.certificates import Issued
 from services.platform.internal import RenewingChannel, internal_channel
 from services.platform.server import RunningServer, start_server
 from services.platform.tls import channel_credentials, target_name_options
-from tests.local_ca import LocalCA, LocalCertificateSource, served_certificate
+from tests.local_ca import LocalCA, LocalCertificateSource, served_certificate, write_files
 from tests.unit.platform.pricing_harness import (
     ACCOUNT_ID,
     EDGE_TOKEN,
@@ -205,13 +205,12 @@ async def test_the_client_refuses_a_server_certificate_naming_another_service(
     assert risk.servicer.seen == []
 
 
-def served_serial(address: str, client: Issued, ca_pem: bytes) -> int:
-    """The serial of the certificate the server presents in a new TLS handshake."""
+def served_serial(address: str, client: Issued) -> int:
+    """The serial of the certificate the server presents in a new TLS handshake, asked as
+    `client`, trusting `client`'s CA."""
     with tempfile.TemporaryDirectory() as directory:
         files = [Path(directory) / name for name in ("c.pem", "k.pem", "ca.pem")]
-        files[0].write_bytes(client.certificate_pem)
-        files[1].write_text(client.key_pem.reveal())
-        files[2].write_bytes(ca_pem)
+        write_files(client, *files)
         return served_certificate(address, *files).serial_number
 
 
@@ -226,12 +225,10 @@ async def test_a_renewed_server_certificate_is_served_from_the_next_handshake(
     first = _serial(risk.source.current)
     async with _channel(risk, operator) as channel:
         await _quote(channel)  # a connection made before the renewal
-        assert await asyncio.to_thread(served_serial, risk.address, operator, risk.ca.ca_pem) == (
-            first
-        )
+        assert await asyncio.to_thread(served_serial, risk.address, operator) == (first)
         renewed = _serial(await risk.source.renew())
         assert renewed != first
-        served = await asyncio.to_thread(served_serial, risk.address, operator, risk.ca.ca_pem)
+        served = await asyncio.to_thread(served_serial, risk.address, operator)
         assert served == renewed
         # The connection of before still works.
         await _quote(channel)
