@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -14,37 +14,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.account.audit import actor_kind_name, parse_actor_kind
 from services.account.domain import format_money
+from services.platform.enums import enum_name, enum_value
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import ledger_pb2, pricing_pb2, types_pb2
 from tradingmesh.exact import plain_decimal
 
 Row = Mapping[Any, Any]
 _M = TypeVar("_M", bound=Message)
-
-
-_PREFIXES: Final = {
-    "UserStatus": "USER_STATUS_",
-    "KycStatus": "KYC_STATUS_",
-    "Role": "ROLE_",
-    "TradingAccountStatus": "TRADING_ACCOUNT_STATUS_",
-    "WithdrawalStatus": "WITHDRAWAL_STATUS_",
-    "BalanceAdjustmentStatus": "BALANCE_ADJUSTMENT_STATUS_",
-    "ExecutionMode": "EXECUTION_MODE_",
-    "PositionMode": "POSITION_MODE_",
-    "MarkupType": "MARKUP_TYPE_",
-    "LedgerEntryReason": "LEDGER_ENTRY_REASON_",
-}
-
-
-def enum_name(wrapper: Any, value: int) -> str:
-    """The stored name of an enum value: UserStatus.USER_STATUS_ACTIVE -> "ACTIVE"."""
-    prefix = _PREFIXES[wrapper.DESCRIPTOR.name]
-    return str(wrapper.Name(value)).removeprefix(prefix)
-
-
-def enum_value(wrapper: Any, name: str) -> Any:
-    prefix = _PREFIXES[wrapper.DESCRIPTOR.name]
-    return wrapper.Value(prefix + name)
 
 
 def role_claim(role: int) -> str:

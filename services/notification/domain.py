@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
+from services.platform.enums import enum_name
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import errors_pb2, ledger_pb2, trading_pb2, types_pb2
@@ -69,7 +70,7 @@ def email_default(kind: NotificationKind.ValueType) -> bool:
 
 def kind_name(kind: NotificationKind.ValueType) -> str:
     """The name stored in the database: the enum's name without its prefix (e.g. ORDER_FILLED)."""
-    return K.Name(kind).removeprefix("NOTIFICATION_KIND_")
+    return enum_name(K, kind)
 
 
 def kind_of(name: str) -> NotificationKind.ValueType:
@@ -77,7 +78,7 @@ def kind_of(name: str) -> NotificationKind.ValueType:
 
 
 def severity_name(severity: NotificationSeverity.ValueType) -> str:
-    return S.Name(severity).removeprefix("NOTIFICATION_SEVERITY_")
+    return enum_name(S, severity)
 
 
 def severity_of(name: str) -> NotificationSeverity.ValueType:
@@ -118,7 +119,7 @@ def _side(side: types_pb2.Side.ValueType) -> str:
 
 
 def _reason(reason: errors_pb2.ErrorReason.ValueType) -> str:
-    return errors_pb2.ErrorReason.Name(reason).removeprefix("ERROR_REASON_")
+    return enum_name(errors_pb2.ErrorReason, reason)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -426,7 +427,7 @@ def withdrawal_rejected(event: account_events.WithdrawalRejected) -> Draft:
 
 
 def kyc_changed(event: account_events.KycStatusChanged) -> Draft:
-    status = account_pb2.KycStatus.Name(event.user.kyc_status).removeprefix("KYC_STATUS_")
+    status = enum_name(account_pb2.KycStatus, event.user.kyc_status)
     rejected = event.user.kyc_status == account_pb2.KYC_STATUS_REJECTED
     words = {
         "APPROVED": "Your identity is verified: you can trade and withdraw.",

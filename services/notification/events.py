@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notification import domain, store
 from services.notification.domain import Draft
+from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import Outcome, UndeliverableError
 from tradingmesh.account.v1 import account_events_pb2 as account_events
@@ -143,7 +144,7 @@ class Notifier:
                 "id": user.id,
                 "email": user.email,
                 "display_name": user.display_name,
-                "status": account_pb2.UserStatus.Name(user.status).removeprefix("USER_STATUS_"),
+                "status": enum_name(account_pb2.UserStatus, user.status),
             }
         if subject in ACCOUNT_SNAPSHOTS:
             account = _decode(ACCOUNT_SNAPSHOTS[subject], event).account

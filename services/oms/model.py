@@ -23,7 +23,7 @@ from services.oms.columns import from_columns, to_columns
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
-from services.platform.enums import ProtoEnum
+from services.platform.enums import ProtoEnum, enum_name
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
@@ -96,7 +96,7 @@ class AccountStatus(enum.StrEnum):
 
 def reason_name(reason: ErrorReason.ValueType) -> str:
     """The stored form of an ErrorReason: "INSUFFICIENT_MARGIN"."""
-    return ErrorReason.Name(reason).removeprefix("ERROR_REASON_")
+    return enum_name(ErrorReason, reason)
 
 
 def reason_value(name: str) -> ErrorReason.ValueType:

@@ -26,6 +26,7 @@ from services.platform.access import (
     require_roles,
 )
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from services.reporting import records, store
 from services.reporting.domain import csvrows
@@ -464,9 +465,7 @@ class Reports:
         self, request: api.ListOrderHistoryRequest
     ) -> tuple[list[reporting_pb2.OrderRecord], str]:
         start, end = _bounds(request.time_range if request.HasField("time_range") else None)
-        statuses = sorted(
-            trading_pb2.OrderStatus.Name(s).removeprefix("ORDER_STATUS_") for s in request.statuses
-        )
+        statuses = sorted(enum_name(trading_pb2.OrderStatus, s) for s in request.statuses)
         filters = f"orders|{request.account_id}|{start}|{end}|{request.symbol}|{statuses}"
         wanted, size = _history_page(request, start, end, filters)
         async with self._snapshot() as session:

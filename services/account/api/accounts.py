@@ -34,6 +34,7 @@ from services.account.domain import (
 from services.account.store import accounts as account_store
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
@@ -67,7 +68,7 @@ class TradingAccountAdmin(AdminPart):
             if user["status"] != UserStatus.ACTIVE:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, "the user is not ACTIVE")
             position_mode = (
-                convert.enum_name(types_pb2.PositionMode, request.position_mode)
+                enum_name(types_pb2.PositionMode, request.position_mode)
                 if request.position_mode
                 else group["position_mode"]
             )
@@ -134,7 +135,7 @@ class TradingAccountAdmin(AdminPart):
         self, request: admin_pb.UpdateTradingAccountStatusRequest, context: Context
     ) -> admin_pb.UpdateTradingAccountStatusResponse:
         caller = require_roles(MONEY_STAFF)
-        requested = TradingAccountStatus(convert.enum_name(pb.TradingAccountStatus, request.status))
+        requested = TradingAccountStatus(enum_name(pb.TradingAccountStatus, request.status))
         async with self.resources.db.transaction() as session:
             row = await store.require_account_row(session, request.account_id, lock=True)
             account = await change_status(

@@ -14,6 +14,7 @@ from services.account import audit, convert, events
 from services.account.convert import Row
 from services.account.margin import MarginFigures
 from services.platform.access import ADMIN, BACKOFFICE, DEALER
+from services.platform.enums import enum_name
 from services.platform.identity import Caller
 from services.platform.paging import next_offset_token, offset_page
 from services.platform.resources import Resources
@@ -63,7 +64,7 @@ def event_metadata(caller: Caller, *, version: int = 0) -> EventMetadata:
 
 def enum_names(wrapper: Any, values: Iterable[int]) -> list[str]:
     """The stored names of `values` of the protobuf enum `wrapper` (`convert.enum_name`)."""
-    return [convert.enum_name(wrapper, v) for v in values]
+    return [enum_name(wrapper, v) for v in values]
 
 
 async def offset_listing(

@@ -25,6 +25,7 @@ from services.account.api.common import (
 from services.account.store import groups as group_store
 from services.account.store.groups import GroupTerms, InstrumentTerms
 from services.platform.access import ADMIN, DEALER, require_roles
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
@@ -202,9 +203,9 @@ def _terms(group: pb.ClientGroup) -> GroupTerms:
         leverage=group.leverage,
         margin_call_level=_decimal(group.margin_call_level),
         stop_out_level=_decimal(group.stop_out_level),
-        execution_mode=convert.enum_name(types_pb2.ExecutionMode, group.execution_mode),
-        position_mode=convert.enum_name(types_pb2.PositionMode, group.position_mode),
-        spread_markup_type=convert.enum_name(pricing_pb2.MarkupType, group.spread_markup_type),
+        execution_mode=enum_name(types_pb2.ExecutionMode, group.execution_mode),
+        position_mode=enum_name(types_pb2.PositionMode, group.position_mode),
+        spread_markup_type=enum_name(pricing_pb2.MarkupType, group.spread_markup_type),
         spread_markup=_decimal(group.spread_markup),
         commission_per_lot=_decimal(group.commission_per_lot),
         max_deviation_points=group.max_deviation_points,
@@ -216,14 +217,14 @@ def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
     return InstrumentTerms(
         enabled=given.enabled,
         spread_markup_type=(
-            convert.enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
+            enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
             if given.spread_markup_type
             else None
         ),
         spread_markup=_optional_decimal(given, "spread_markup"),
         commission_per_lot=_optional_decimal(given, "commission_per_lot"),
         execution_mode=(
-            convert.enum_name(types_pb2.ExecutionMode, given.execution_mode)
+            enum_name(types_pb2.ExecutionMode, given.execution_mode)
             if given.execution_mode
             else None
         ),

@@ -33,6 +33,7 @@ from services.account.domain import (
 from services.account.store import accounts as account_store
 from services.account.store import users as user_store
 from services.platform.access import ADMIN, STAFF_ROLES, require_roles
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
@@ -115,7 +116,7 @@ class UserAdmin(AdminPart):
         self, request: admin_pb.UpdateUserStatusRequest, context: Context
     ) -> admin_pb.UpdateUserStatusResponse:
         caller = require_roles(MONEY_STAFF)
-        requested = UserStatus(convert.enum_name(pb.UserStatus, request.status))
+        requested = UserStatus(enum_name(pb.UserStatus, request.status))
         async with self.resources.db.transaction() as session:
             row = await store.require_user_row(session, request.user_id, lock=True)
             user = await change_status(USER_STATUS, session, caller, row, requested, request.reason)

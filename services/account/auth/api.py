@@ -20,6 +20,7 @@ from services.account.auth.core import AuthCore
 from services.account.auth.keys import KeyStatus, SigningKeyRecord
 from services.account.auth.repo import ApiKeyRow
 from services.account.auth.tokens import Issued, utc_now
+from services.platform.enums import enum_name
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import (
@@ -185,10 +186,7 @@ class KeyAdministration(_Core):
             current_caller(),
             user_id=request.user_id,
             name=request.name,
-            scopes=[
-                account_pb2.ApiKeyScope.Name(s).removeprefix("API_KEY_SCOPE_")
-                for s in request.scopes
-            ],
+            scopes=[enum_name(account_pb2.ApiKeyScope, s) for s in request.scopes],
             account_ids=list(request.account_ids),
             expire_at=request.expire_time.ToDatetime(tzinfo=UTC)
             if request.HasField("expire_time")

@@ -34,6 +34,7 @@ from services.account.auth.tokens import (
     utc_now,
 )
 from services.platform.access import require_user
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.outbox import add_event, event_metadata
@@ -252,7 +253,7 @@ class AuthCore:
             session,
             user_id=user_id,
             family_ids=family_ids,
-            reason=TokenFamilyRevokeReason.Name(reason).removeprefix("TOKEN_FAMILY_REVOKE_REASON_"),
+            reason=enum_name(TokenFamilyRevokeReason, reason),
             now=now,
             source_ip=source_ip,
             keep=keep,

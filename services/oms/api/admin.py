@@ -42,6 +42,7 @@ from services.platform.access import (
     require_roles,
 )
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.resources import Resources
 from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
 
@@ -115,10 +116,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
                 session,
                 symbol=request.symbol,
                 liquidity_provider_id=request.liquidity_provider_id,
-                statuses=[
-                    oms_pb2.HedgeOrderStatus.Name(s).removeprefix("HEDGE_ORDER_STATUS_")
-                    for s in request.statuses
-                ],
+                statuses=[enum_name(oms_pb2.HedgeOrderStatus, s) for s in request.statuses],
                 order_id=request.order_id,
                 time_range=time_range_of(request),
                 **paging(request),

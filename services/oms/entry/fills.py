@@ -38,6 +38,7 @@ from services.oms.entry.execution import LiveQuote
 from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
 from services.oms.store.changes import AccountChange, get_position, offered_instruments
 from services.oms.store.rows import found
+from services.platform.enums import enum_name
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.trading.margin import margin_rule, required_margin
 from tradingmesh.trading.money import IDENTITY, Conversion, commission, exact_sum
@@ -263,7 +264,7 @@ async def _position_recorded(
             ev.PositionChanged(
                 metadata=meta, position=message, change_type=change_type, trade_id=trade.id
             ),
-            ev.PositionChangeType.Name(change_type).removeprefix("POSITION_CHANGE_TYPE_"),
+            enum_name(ev.PositionChangeType, change_type),
         )
     await change.audit_position(None if opened else before, position, name, f"trade {trade.id}")
     await change.emit(subject, event)

@@ -49,6 +49,7 @@ from services.oms.store import events
 from services.oms.store.rows import first_row, for_update
 from services.platform import outbox
 from services.platform.access import account_not_found
+from services.platform.enums import enum_name
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
 from services.platform.sql import (
@@ -621,7 +622,7 @@ class AccountChange:
             entity_type=entity_type,
             entity_id=entity_id,
             event=event,
-            actor_kind=ActorKind.Name(self.actor.kind).removeprefix("ACTOR_KIND_"),
+            actor_kind=enum_name(ActorKind, self.actor.kind),
             actor_id=self.actor.id,
             status_before=status_before,
             status_after=status_after,

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.audit import snapshot_json
+from services.platform.enums import enum_name
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["OperatorRecord", "append", "record_hash"]
@@ -85,7 +86,7 @@ async def append(
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,
-        actor_kind=ActorKind.Name(actor.kind).removeprefix("ACTOR_KIND_"),
+        actor_kind=enum_name(ActorKind, actor.kind),
         actor_id=actor.id,
         reason=reason,
         before=snapshot_json(before),

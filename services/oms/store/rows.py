@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform import errors
 from services.platform.errors import DomainError
-from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = ["first_row", "for_update", "found", "not_found"]
 
@@ -38,11 +38,7 @@ async def first_row(
 def not_found(what: str, row_id: str) -> DomainError:
     """NOT_FOUND for the `what` ("order", "hedge order") `row_id`, which the error's metadata
     names as `<what>_id`."""
-    return DomainError(
-        ErrorReason.ERROR_REASON_NOT_FOUND,
-        f"{what} {row_id} not found",
-        metadata={f"{what.replace(' ', '_')}_id": row_id},
-    )
+    return errors.not_found(what, f"{what.replace(' ', '_')}_id", row_id)
 
 
 def found(row: T | None, what: str, row_id: str) -> T:

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.account import convert
 from services.account.domain import (
     TRADING_ACCOUNT_STATUS_STEPS,
     USER_STATUS_STEPS,
@@ -21,6 +20,7 @@ from services.account.domain import (
     check_user_may_close,
     status_step,
 )
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -69,7 +69,7 @@ ACCOUNT_EXPECTED: dict[tuple[TradingAccountStatus, TradingAccountStatus], Status
 def test_the_domain_statuses_are_the_contracts_stored_names(
     statuses: type[enum.StrEnum], wrapper: Any
 ) -> None:
-    contract = {convert.enum_name(wrapper, v) for v in wrapper.values()}
+    contract = {enum_name(wrapper, v) for v in wrapper.values()}
 
     assert {s.value for s in statuses} == contract - {"UNSPECIFIED"}
 
