@@ -17,12 +17,13 @@ from typing import Final
 from services.platform.enums import enum_name
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import errors_pb2, ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.common.v1 import errors_pb2, events_pb2, ledger_pb2, trading_pb2, types_pb2
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind, NotificationSeverity
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.risk.v1 import risk_events_pb2 as risk_events
+from tradingmesh.risk.v1 import risk_pb2
 
 K = NotificationKind
 S = NotificationSeverity
@@ -126,14 +127,41 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _draft(**values: object) -> Draft:
-    draft = Draft(**values)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class Source:
+    """What a draft is made from: its key (UNIQUE in the store) and when it happened."""
+
+    event_id: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, metadata: events_pb2.EventMetadata) -> Source:
+        """A domain event's id and the time it occurred."""
+        return cls(metadata.event_id, metadata.occurred_at.ToDatetime(tzinfo=_UTC))
+
+
+def _draft(
+    source: Source,
+    kind: NotificationKind.ValueType,
+    severity: NotificationSeverity.ValueType,
+    *,
+    title: str,
+    body: str,
+    account_id: str | None = None,
+    user_id: str | None = None,
+    details: Mapping[str, str] | None = None,
+) -> Draft:
+    """A draft whose title and body are clipped to what the store keeps."""
     return Draft(
-        **{
-            **draft.__dict__,
-            "title": _clip(draft.title, TITLE_MAX),
-            "body": _clip(draft.body, BODY_MAX),
-        }
+        event_id=source.event_id,
+        kind=kind,
+        severity=severity,
+        title=_clip(title, TITLE_MAX),
+        body=_clip(body, BODY_MAX),
+        created_at=source.created_at,
+        account_id=account_id,
+        user_id=user_id,
+        details=dict(details or {}),
     )
 
 
@@ -151,15 +179,14 @@ def trade_executed(event: oms_events.TradeExecuted) -> Draft:
     if closing and trade.realized_pnl:
         pnl = f" Realized P&L: {_money(trade.realized_pnl, event.currency)}."
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_ORDER_FILLED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_ORDER_FILLED,
+        S.NOTIFICATION_SEVERITY_INFO,
         title=f"Order filled: {_side(trade.side)} {_lots(trade.quantity)} {trade.symbol}",
         body=(
             f"Your order to {_side(trade.side)} {_lots(trade.quantity)} {trade.symbol} was filled"
             f" at {trade.price}.{pnl}"
         ),
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         account_id=trade.account_id,
         details={
             "order_id": trade.order_id,
@@ -197,12 +224,11 @@ def order_rejected(event: oms_events.OrderRejected) -> Draft:
     reason = _reason(order.status_reason) if order.status_reason else "REJECTED"
     why = f" ({order.status_message})" if order.status_message else ""
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_ORDER_REJECTED,
-        severity=S.NOTIFICATION_SEVERITY_WARNING,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_ORDER_REJECTED,
+        S.NOTIFICATION_SEVERITY_WARNING,
         title=f"Order rejected: {order.symbol}",
         body=f"Your {_order_words(order)} was rejected: {reason}{why}.",
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         account_id=order.account_id,
         details=_order_details(order, reason=reason),
     )
@@ -216,12 +242,11 @@ def order_cancelled(event: oms_events.OrderCancelled) -> Draft:
     why = f": {reason}" if reason else ""
     details = _order_details(order, **({"reason": reason} if reason else {}))
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_ORDER_CANCELLED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_ORDER_CANCELLED,
+        S.NOTIFICATION_SEVERITY_INFO,
         title=f"Order cancelled: {order.symbol}",
         body=f"Your {_order_words(order)} was cancelled{part}{why}.",
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         account_id=order.account_id,
         details=details,
     )
@@ -230,12 +255,11 @@ def order_cancelled(event: oms_events.OrderCancelled) -> Draft:
 def order_expired(event: oms_events.OrderExpired) -> Draft:
     order = event.order
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_ORDER_EXPIRED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_ORDER_EXPIRED,
+        S.NOTIFICATION_SEVERITY_INFO,
         title=f"Order expired: {order.symbol}",
         body=f"Your {_order_words(order)} expired at the end of its trading session.",
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         account_id=order.account_id,
         details=_order_details(order),
     )
@@ -244,44 +268,59 @@ def order_expired(event: oms_events.OrderExpired) -> Draft:
 # ---- margin ------------------------------------------------------------------------------------
 
 
+def _margin_draft(
+    event_id: str,
+    margin: risk_pb2.MarginEvent,
+    kind: NotificationKind.ValueType,
+    severity: NotificationSeverity.ValueType,
+    *,
+    title: str,
+    body: str,
+    details: Mapping[str, str],
+) -> Draft:
+    """A margin event's draft: for its account, at the time risk decided it."""
+    source = Source(event_id, margin.create_time.ToDatetime(tzinfo=_UTC))
+    return _draft(
+        source,
+        kind,
+        severity,
+        title=title,
+        body=body,
+        account_id=margin.account_id,
+        details={"margin_level": margin.account_risk.margin_level, **details},
+    )
+
+
 def margin_call(event: risk_events.MarginCallIssued) -> Draft:
     risk = event.margin_event.account_risk
-    return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_MARGIN_CALL,
-        severity=S.NOTIFICATION_SEVERITY_WARNING,
+    return _margin_draft(
+        event.metadata.event_id,
+        event.margin_event,
+        K.NOTIFICATION_KIND_MARGIN_CALL,
+        S.NOTIFICATION_SEVERITY_WARNING,
         title="Margin call",
         body=(
             f"Your account's margin level is {_plain(risk.margin_level)}%, below the margin-call"
             f" level of {_plain(risk.margin_call_level)}%. Deposit funds or reduce your positions;"
             f" at {_plain(risk.stop_out_level)}% positions are closed automatically."
         ),
-        created_at=event.margin_event.create_time.ToDatetime(tzinfo=_UTC),
-        account_id=event.margin_event.account_id,
-        details={
-            "margin_level": risk.margin_level,
-            "margin_call_level": risk.margin_call_level,
-        },
+        details={"margin_call_level": risk.margin_call_level},
     )
 
 
 def margin_call_resolved(event: risk_events.MarginCallResolved) -> Draft:
     risk = event.margin_event.account_risk
-    return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_MARGIN_CALL_RESOLVED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+    return _margin_draft(
+        event.metadata.event_id,
+        event.margin_event,
+        K.NOTIFICATION_KIND_MARGIN_CALL_RESOLVED,
+        S.NOTIFICATION_SEVERITY_INFO,
         title="Margin call resolved",
         body=(
             f"Your account's margin level is back at {_plain(risk.margin_level)}%, at or above"
             f" the margin-call level of {_plain(risk.margin_call_level)}%."
         ),
-        created_at=event.margin_event.create_time.ToDatetime(tzinfo=_UTC),
-        account_id=event.margin_event.account_id,
-        details={
-            "margin_level": risk.margin_level,
-            "margin_call_level": risk.margin_call_level,
-        },
+        details={"margin_call_level": risk.margin_call_level},
     )
 
 
@@ -290,10 +329,11 @@ def stop_out(event: risk_events.StopOutCompleted) -> Draft:
     risk = margin.account_risk
     closed = len(margin.closed_position_ids)
     positions = "1 position was" if closed == 1 else f"{closed} positions were"
-    return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_STOP_OUT,
-        severity=S.NOTIFICATION_SEVERITY_CRITICAL,
+    return _margin_draft(
+        event.metadata.event_id,
+        margin,
+        K.NOTIFICATION_KIND_STOP_OUT,
+        S.NOTIFICATION_SEVERITY_CRITICAL,
         title="Stop-out: positions closed",
         body=(
             f"Your account's margin level fell below the stop-out level of"
@@ -301,10 +341,7 @@ def stop_out(event: risk_events.StopOutCompleted) -> Draft:
             f" {_money(margin.realized_pnl or '0', risk.currency)}. The margin level is now"
             f" {_plain(risk.margin_level)}%."
         ),
-        created_at=margin.create_time.ToDatetime(tzinfo=_UTC),
-        account_id=margin.account_id,
         details={
-            "margin_level": risk.margin_level,
             "stop_out_level": risk.stop_out_level,
             "position_ids": ",".join(margin.closed_position_ids),
             "order_ids": ",".join(margin.closing_order_ids),
@@ -374,15 +411,14 @@ def deposit(event: account_events.LedgerEntryPosted) -> Draft | None:
     if entry.reason != ledger_pb2.LEDGER_ENTRY_REASON_DEPOSIT:
         return None
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_DEPOSIT_COMPLETED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_DEPOSIT_COMPLETED,
+        S.NOTIFICATION_SEVERITY_INFO,
         title="Deposit received",
         body=(
             f"{_money(entry.amount, entry.currency)} was credited to account"
             f" {event.account_number}. Balance: {_money(event.balance, entry.currency)}."
         ),
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         account_id=entry.account_id,
         details={
             "ledger_entry_id": entry.id,
@@ -392,34 +428,46 @@ def deposit(event: account_events.LedgerEntryPosted) -> Draft | None:
     )
 
 
-def withdrawal_completed(event: account_events.WithdrawalCompleted) -> Draft:
+def _withdrawal_draft(
+    event: account_events.WithdrawalCompleted | account_events.WithdrawalRejected,
+    kind: NotificationKind.ValueType,
+    severity: NotificationSeverity.ValueType,
+    title: str,
+    outcome: str,
+) -> Draft:
+    """A settled withdrawal's draft: "Your withdrawal of <amount> from account <n> <outcome>."."""
     w = event.withdrawal
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_WITHDRAWAL_COMPLETED,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
-        title="Withdrawal paid out",
+        Source.of(event.metadata),
+        kind,
+        severity,
+        title=title,
         body=f"Your withdrawal of {_money(w.amount, w.currency)} from account"
-        f" {event.account_number} was paid out.",
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
+        f" {event.account_number} {outcome}.",
         account_id=w.account_id,
         details={"withdrawal_id": w.id, "amount": w.amount, "currency": w.currency},
     )
 
 
+def withdrawal_completed(event: account_events.WithdrawalCompleted) -> Draft:
+    return _withdrawal_draft(
+        event,
+        K.NOTIFICATION_KIND_WITHDRAWAL_COMPLETED,
+        S.NOTIFICATION_SEVERITY_INFO,
+        "Withdrawal paid out",
+        "was paid out",
+    )
+
+
 def withdrawal_rejected(event: account_events.WithdrawalRejected) -> Draft:
-    w = event.withdrawal
-    why = f": {w.rejection_reason}" if w.rejection_reason else ""
-    return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_WITHDRAWAL_REJECTED,
-        severity=S.NOTIFICATION_SEVERITY_WARNING,
-        title="Withdrawal rejected",
-        body=f"Your withdrawal of {_money(w.amount, w.currency)} from account"
-        f" {event.account_number} was rejected{why}. The amount was credited back.",
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
-        account_id=w.account_id,
-        details={"withdrawal_id": w.id, "amount": w.amount, "currency": w.currency},
+    reason = event.withdrawal.rejection_reason
+    why = f": {reason}" if reason else ""
+    return _withdrawal_draft(
+        event,
+        K.NOTIFICATION_KIND_WITHDRAWAL_REJECTED,
+        S.NOTIFICATION_SEVERITY_WARNING,
+        "Withdrawal rejected",
+        f"was rejected{why}. The amount was credited back",
     )
 
 
@@ -436,12 +484,11 @@ def kyc_changed(event: account_events.KycStatusChanged) -> Draft:
     }
     why = f" Reason: {event.reason}." if rejected and event.reason else ""
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_KYC_STATUS_CHANGED,
-        severity=S.NOTIFICATION_SEVERITY_WARNING if rejected else S.NOTIFICATION_SEVERITY_INFO,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_KYC_STATUS_CHANGED,
+        S.NOTIFICATION_SEVERITY_WARNING if rejected else S.NOTIFICATION_SEVERITY_INFO,
         title=f"Identity verification: {status.lower().replace('_', ' ')}",
         body=words.get(status, f"Your identity verification status is now {status}.") + why,
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         user_id=event.user.id,
         details={"kyc_status": status},
     )
@@ -469,12 +516,11 @@ def token_family_revoked(event: account_events.TokenFamilyRevoked) -> Draft | No
     if event.source_ip:
         details["source_ip"] = event.source_ip
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_SECURITY,
-        severity=severity,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_SECURITY,
+        severity,
         title=title,
         body=body,
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         user_id=event.user_id,
         details=details,
     )
@@ -484,15 +530,14 @@ def signed_in_from_new_address(event: account_events.UserSignedIn) -> Draft:
     """The notification of a sign-in from an address the user had not signed in from (whether
     it is new is the store's to say: `sign_in_addresses`)."""
     return _draft(
-        event_id=event.metadata.event_id,
-        kind=K.NOTIFICATION_KIND_SECURITY,
-        severity=S.NOTIFICATION_SEVERITY_WARNING,
+        Source.of(event.metadata),
+        K.NOTIFICATION_KIND_SECURITY,
+        S.NOTIFICATION_SEVERITY_WARNING,
         title="New sign-in from a new address",
         body=(
             f"Your account was signed in to from {event.source_ip}, an address not seen before."
             " If this was not you, change your password and sign out everywhere."
         ),
-        created_at=event.metadata.occurred_at.ToDatetime(tzinfo=_UTC),
         user_id=event.user_id,
         details={"event": "new_address_sign_in", "source_ip": event.source_ip},
     )
@@ -546,9 +591,9 @@ def daily_statement(
         "period_end": _rfc3339(statement.period.end_time.ToDatetime(tzinfo=_UTC)),
     }
     return _draft(
-        event_id=daily_statement_event_id(trading_date, statement.account_id),
-        kind=K.NOTIFICATION_KIND_DAILY_STATEMENT,
-        severity=S.NOTIFICATION_SEVERITY_INFO,
+        Source(daily_statement_event_id(trading_date, statement.account_id), created_at),
+        K.NOTIFICATION_KIND_DAILY_STATEMENT,
+        S.NOTIFICATION_SEVERITY_INFO,
         title=f"Daily statement {trading_date}: account {statement.account_number}",
         body=(
             f"Your statement of account {statement.account_number} for the trading day"
@@ -557,7 +602,6 @@ def daily_statement(
             f" {_money(statement.realized_pnl, currency)}, equity"
             f" {_money(statement.closing_equity, currency)}.{margin}"
         ),
-        created_at=created_at,
         account_id=statement.account_id,
         details=details,
     )
