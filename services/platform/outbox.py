@@ -49,6 +49,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -71,6 +72,7 @@ from tradingmesh.common.v1.types_pb2 import Actor
 
 __all__ = [
     "OutboxRelay",
+    "RelayPace",
     "add_event",
     "committed",
     "envelope_write",
@@ -125,14 +127,7 @@ UNSENT_AGE = Gauge(
     registry=REGISTRY,
 )
 _SCHEMA: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_BATCH: Final = 100
-_IDLE_SECONDS: Final = 1.0
-_GRACE_SECONDS: Final = 3.0
-_MARK_SECONDS: Final = 1.0
 _RETRY_SECONDS: Final = 2.0
-_ACK_SECONDS: Final = 5.0
-_KEEP: Final = timedelta(days=7)
-_PRUNE_SECONDS: Final = 600.0
 _PRUNE_BATCH: Final = 5000
 _PENDING: Final = "tradingmesh_outbox_pending"  # session.info: schema -> Envelope
 _WRITTEN: Final = "tradingmesh_outbox_written"  # session.info: [(schema, Sealed)]
@@ -237,6 +232,26 @@ def _forget(session: Session) -> None:
     session.info.pop(_WRITTEN, None)
 
 
+@dataclass(frozen=True)
+class RelayPace:
+    """How an `OutboxRelay` paces itself; the defaults are production's."""
+
+    batch: int = 100
+    """Rows at the most per publication (a poll, or the hand-offs taken at once)."""
+    idle_seconds: float = 1.0
+    """Between polls for unsent rows."""
+    grace_seconds: float = 3.0
+    """How old an unsent row is before a poll takes it (younger, its hand-off is under way)."""
+    mark_seconds: float = 1.0
+    """How long published ids gather before one UPDATE marks them sent."""
+    ack_seconds: float = 5.0
+    """How long a batch's acknowledgements are awaited."""
+    keep: timedelta = timedelta(days=7)
+    """How long sent rows are kept (beyond JetStream's duplicate window)."""
+    prune_seconds: float = 600.0
+    """Between prunes of sent rows older than `keep`."""
+
+
 class OutboxRelay:
     """Publishes a schema's envelopes to JetStream (the module doc): those its process committed,
     handed off after each commit, and any unsent row older than `grace_seconds` (polled every
@@ -248,26 +263,13 @@ class OutboxRelay:
         db: Database,
         jetstream: JetStreamContext,
         schema: str,
-        *,
-        batch: int = _BATCH,
-        idle_seconds: float = _IDLE_SECONDS,
-        grace_seconds: float = _GRACE_SECONDS,
-        mark_seconds: float = _MARK_SECONDS,
-        ack_seconds: float = _ACK_SECONDS,
-        keep: timedelta = _KEEP,
-        prune_seconds: float = _PRUNE_SECONDS,
+        pace: RelayPace = RelayPace(),
     ) -> None:
         self._db = db
         self._js = jetstream
         self.schema = schema
         self._table = schema_table(schema)
-        self._batch = batch
-        self._idle = idle_seconds
-        self._grace = grace_seconds
-        self._mark_seconds = mark_seconds
-        self._ack_seconds = ack_seconds
-        self.keep = keep
-        self._prune_seconds = prune_seconds
+        self.pace = pace
         self._pruned_at: float | None = None
         self._polled_at = 0.0
         self._handed: deque[Sealed] = deque()
@@ -296,7 +298,7 @@ class OutboxRelay:
                 break
             pending.append((envelope_id, acknowledged))
         if pending:
-            await asyncio.wait([ack for _, ack in pending], timeout=self._ack_seconds)
+            await asyncio.wait([ack for _, ack in pending], timeout=self.pace.ack_seconds)
         sent: list[str] = []
         for envelope_id, ack in pending:
             if not ack.done():
@@ -312,7 +314,7 @@ class OutboxRelay:
         """Publishes what was handed off (a batch); returns how many were acknowledged. What
         failed stays unsent in the table, for the poll."""
         rows: list[tuple[str, str, bytes]] = []
-        while self._handed and len(rows) < self._batch:
+        while self._handed and len(rows) < self.pace.batch:
             sealed = self._handed.popleft()
             rows.append((sealed.envelope_id, sealed.subject, sealed.payload))
         if not rows:
@@ -339,7 +341,7 @@ class OutboxRelay:
                         " AND created_at < now() - make_interval(secs => :grace)"
                         " ORDER BY position LIMIT :batch"
                     ),
-                    {"batch": self._batch, "grace": self._grace},
+                    {"batch": self.pace.batch, "grace": self.pace.grace_seconds},
                 )
             ).all()
         rows = [(str(event_id), subject, bytes(payload)) for event_id, subject, payload, _ in found]
@@ -384,7 +386,7 @@ class OutboxRelay:
                         f" {self._table} WHERE sent_at < now() - make_interval(secs => :keep)"
                         " ORDER BY sent_at LIMIT :batch)"
                     ),
-                    {"keep": self.keep.total_seconds(), "batch": _PRUNE_BATCH},
+                    {"keep": self.pace.keep.total_seconds(), "batch": _PRUNE_BATCH},
                 )
             count = int(result.rowcount)  # type: ignore[attr-defined]
             deleted += count
@@ -393,7 +395,7 @@ class OutboxRelay:
 
     async def _prune_when_due(self) -> None:
         now = time.monotonic()
-        if self._pruned_at is not None and now - self._pruned_at < self._prune_seconds:
+        if self._pruned_at is not None and now - self._pruned_at < self.pace.prune_seconds:
             return
         self._pruned_at = now
         deleted = await self.prune()
@@ -405,11 +407,11 @@ class OutboxRelay:
         while self._handed:
             await self.publish_handed()
         now = time.monotonic()
-        if self._sent and now - self._marked_at >= self._mark_seconds:
+        if self._sent and now - self._marked_at >= self.pace.mark_seconds:
             await self.mark_sent()
-        if now - self._polled_at >= self._idle:
+        if now - self._polled_at >= self.pace.idle_seconds:
             self._polled_at = now
-            while await self.publish_pending() >= self._batch:
+            while await self.publish_pending() >= self.pace.batch:
                 pass
             await self._prune_when_due()
 
@@ -425,9 +427,9 @@ class OutboxRelay:
                 continue
             if self._handed:
                 continue
-            wait = self._idle - (time.monotonic() - self._polled_at)
+            wait = self.pace.idle_seconds - (time.monotonic() - self._polled_at)
             if self._sent:
-                wait = min(wait, self._mark_seconds - (time.monotonic() - self._marked_at))
+                wait = min(wait, self.pace.mark_seconds - (time.monotonic() - self._marked_at))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(wait, 0.0))
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.db import Database
-from services.platform.outbox import OutboxRelay
+from services.platform.outbox import OutboxRelay, RelayPace
 from tests.integration.conftest import RunningStack
 
 
@@ -51,7 +51,7 @@ async def test_rows_sent_more_than_a_week_ago_are_deleted_others_kept(
                 Database(engine, engine),
                 None,  # type: ignore[arg-type]  # prune publishes nothing
                 schema,
-                keep=timedelta(days=7),
+                RelayPace(keep=timedelta(days=7)),
             )
             deleted = await relay.prune()
         finally:
