@@ -112,8 +112,8 @@ class NotificationRuntime(Runtime):
         self.vault = vault
         self.config = config
         self.resources = Resources(settings, vault)
-        self.parts = server.NotificationParts()
         self.hub = LiveHub()
+        self.parts = server.NotificationParts(self.hub)
         self.sender: EmailSender | None = None
         self.statements: DailyStatements | None = None
 
@@ -129,7 +129,7 @@ class NotificationRuntime(Runtime):
     async def open(self) -> None:
         await self.started(self.resources.open(), self.resources.close)
         db = self.resources.db
-        self.parts.db, self.parts.hub = db, self.hub
+        self.parts.db = db
         await self.started(self.hub.start(self.resources.nats), self.hub.stop)
         self.sender = EmailSender(
             db, relay_from(self.vault), self.config.retry, workers=self.config.email_workers

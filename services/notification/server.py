@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from services.platform.identity import Caller
 from services.platform.paging import bad_token, page_size
 from services.platform.paging import decode_token as decode_parts
 from services.platform.paging import encode_token as encode_parts
+from services.platform.runtime import Ready
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
@@ -36,19 +36,14 @@ REPLAY_PAGE: Final = 500
 HEARTBEAT_SECONDS: Final = 30.0
 
 
-@dataclass
 class NotificationParts:
-    """What the servicer uses, set by the runtime before the server serves."""
+    """What the servicer uses: the live hub, and the database once the runtime has opened."""
 
-    db: Database | None = None
-    hub: LiveHub | None = None
-    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    db = Ready[Database]()
 
-    @property
-    def ready(self) -> tuple[Database, LiveHub]:
-        assert self.db is not None, "the runtime has not started"
-        assert self.hub is not None, "the runtime has not started"
-        return self.db, self.hub
+    def __init__(self, hub: LiveHub, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+        self.hub = hub
+        self.heartbeat_seconds = heartbeat_seconds
 
 
 def viewer(caller: Caller) -> store.Viewer:
@@ -82,16 +77,11 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
     def __init__(self, parts: NotificationParts) -> None:
         self.parts = parts
 
-    @property
-    def _db(self) -> Database:
-        db, _ = self.parts.ready
-        return db
-
     async def StreamNotifications(  # noqa: N802  # the contract's name
         self, request: api.StreamNotificationsRequest, context: Context
     ) -> AsyncIterator[api.StreamNotificationsResponse]:
         caller = require_user()
-        db, hub = self.parts.ready
+        db, hub = self.parts.db, self.parts.hub
         seen = viewer(caller)
         kinds = _kinds(list(request.kinds))
         resume = request.WhichOneof("resume")
@@ -174,7 +164,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
             else None,
         )
         size = page_size(request.page_size)
-        async with self._db.lone_reads() as session:
+        async with self.parts.db.lone_reads() as session:
             rows, unread = await store.page(
                 session,
                 seen,
@@ -194,7 +184,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
         self, request: api.MarkNotificationsReadRequest, context: Context
     ) -> api.MarkNotificationsReadResponse:
         caller = require_user()
-        async with self._db.lone_writes() as session:
+        async with self.parts.db.lone_writes() as session:
             marked, unread = await store.mark_read(
                 session, viewer(caller), None if request.all else list(request.ids)
             )
@@ -204,7 +194,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
         self, request: api.GetNotificationPreferencesRequest, context: Context
     ) -> api.GetNotificationPreferencesResponse:
         caller = require_user()
-        async with self._db.lone_reads() as session:
+        async with self.parts.db.lone_reads() as session:
             settings, changed = await store.preferences(session, caller.subject)
         return api.GetNotificationPreferencesResponse(preferences=_preferences(settings, changed))
 
@@ -236,7 +226,7 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
                 "email cannot be switched off for every kind",
                 field_violations=violations,
             )
-        async with self._db.transaction() as session:
+        async with self.parts.db.transaction() as session:
             await store.save_preferences(session, caller.subject, changes)
             settings, changed = await store.preferences(session, caller.subject)
         return api.UpdateNotificationPreferencesResponse(

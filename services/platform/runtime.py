@@ -5,6 +5,10 @@ A service's `main.py` subclasses `Runtime`: its `open` starts each part with
 `await self.started(part.start(...), part.stop)`, so that `close` stops exactly the parts that
 started, last first, each even if another one failed; `spec` makes the `ServiceSpec` whose
 start and stop hooks they are, registering the servicers it is given.
+
+Servicers are made before the runtime opens; what they need of the parts that `open` makes is
+an attribute `Ready[T]()` of a small object they share with it: `open` sets it, a read before
+that raises `NotReadyError` (no optional fields checked for None at every use).
 """
 
 from __future__ import annotations
@@ -12,14 +16,47 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from services.platform.server import Hook, Registration, RunningServer, ServiceSpec
 from services.platform.tasks import cancel_and_wait
 
-__all__ = ["Runtime"]
+__all__ = ["NotReadyError", "Ready", "Runtime"]
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class NotReadyError(RuntimeError):
+    """A part was read before the runtime's `open` set it (a call that came too early)."""
+
+
+class Ready(Generic[_T]):
+    """A class attribute holding a part that `open` sets and servicers read:
+    `reference = Ready[Reference]()`; reading it before it is set raises `NotReadyError`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = f"{owner.__name__}.{name}"
+        self._key = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Ready[_T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> _T: ...
+
+    def __get__(self, instance: object | None, owner: type) -> Ready[_T] | _T:
+        if instance is None:
+            return self
+        try:
+            value: _T = instance.__dict__[self._key]
+        except KeyError:
+            raise NotReadyError(f"{self._name} is not ready: the service has not opened") from None
+        return value
+
+    def __set__(self, instance: object, value: _T) -> None:
+        instance.__dict__[self._key] = value
 
 
 class Runtime:

@@ -111,7 +111,7 @@ class PricingRuntime(Runtime):
         # Singletons, each on one elected instance (ADR 0017).
         candles = CandleJob(self.resources.db, retention_days=self.config.tick_retention_days)
         elected = [Elected(self.resources.db, "pricing-candles", candles.run)]
-        self.parts.candles_ = CandleStore(self.resources.db)
+        self.parts.candles = CandleStore(self.resources.db)
         feed = PriceFeed(
             engine,
             self.resources.redis,
@@ -135,20 +135,20 @@ class PricingRuntime(Runtime):
         reference.on_instruments_changed = instruments_changed
         regroup()
         await self.started(feed.start(), feed.stop)
-        self.parts.reference_ = reference
-        self.parts.reader_ = QuoteReader(self.resources.redis)
-        self.parts.hub_ = StreamHub(self.resources.redis, reference.digits)
-        self.add_stop(self.parts.hub_.stop)
+        self.parts.reference = reference
+        self.parts.reader = QuoteReader(self.resources.redis)
+        self.parts.hub = StreamHub(self.resources.redis, reference.digits)
+        self.add_stop(self.parts.hub.stop)
         relay = OutboxRelay(self.resources.db, self.resources.jetstream, "pricing")
         await self.started(relay.start(), relay.stop)
         retention = Retention(self.resources.db, RETENTION)
         await self.started(retention.start(), retention.stop)
         activity = LpActivity()
-        self.parts.admin_ = PricingAdmin(
+        self.parts.admin = PricingAdmin(
             self.resources.db,
             reference,
             engine,
-            self.parts.reader_,
+            self.parts.reader,
             self.parts.lp_status,
             activity,
             subscribed=self._subscribed,

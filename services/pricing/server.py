@@ -9,7 +9,6 @@ role; their work is in `services/pricing/admin.py`. RPCs not built yet answer UN
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ import grpc.aio
 from services.platform.access import STAFF_ROLES, require_account, require_roles
 from services.platform.errors import DomainError
 from services.platform.paging import key_page
+from services.platform.runtime import Ready
 from services.pricing.admin import CHANGE_ROLES, PricingAdmin
 from services.pricing.candles import CandleStore
 from services.pricing.gateway import LpStatus
@@ -42,44 +42,20 @@ def _unknown(symbols: list[str]) -> DomainError:
     )
 
 
-@dataclass
 class Parts:
-    """What the servicers use; the service fills it in when it opens, before it serves."""
+    """What the servicers use; the service sets it when it opens, before it serves."""
 
-    reference_: Reference | None = None
-    reader_: QuoteReader | None = None
-    hub_: StreamHub | None = None
-    candles_: CandleStore | None = None
-    admin_: PricingAdmin | None = None
-    lp_status: dict[str, LpStatus] = field(default_factory=dict)
-    # Re-reads the reference data when a stream names an account not known here; set by the
-    # stream workers, whose copy is refreshed periodically (ADR 0008).
-    reload_: Callable[[], Awaitable[None]] | None = None
+    reference = Ready[Reference]()
+    reader = Ready[QuoteReader]()
+    hub = Ready[StreamHub]()
+    candles = Ready[CandleStore]()
+    admin = Ready[PricingAdmin]()
 
-    @property
-    def reference(self) -> Reference:
-        assert self.reference_ is not None, "the pricing service has not opened"
-        return self.reference_
-
-    @property
-    def reader(self) -> QuoteReader:
-        assert self.reader_ is not None, "the pricing service has not opened"
-        return self.reader_
-
-    @property
-    def hub(self) -> StreamHub:
-        assert self.hub_ is not None, "the pricing service has not opened"
-        return self.hub_
-
-    @property
-    def candles(self) -> CandleStore:
-        assert self.candles_ is not None, "the pricing service has not opened"
-        return self.candles_
-
-    @property
-    def admin(self) -> PricingAdmin:
-        assert self.admin_ is not None, "the pricing service has not opened"
-        return self.admin_
+    def __init__(self, lp_status: dict[str, LpStatus] | None = None) -> None:
+        self.lp_status = lp_status if lp_status is not None else {}
+        # Re-reads the reference data when a stream names an account not known here; set by
+        # the stream workers, whose copy is refreshed periodically (ADR 0008).
+        self.reload: Callable[[], Awaitable[None]] | None = None
 
 
 class QuoteStreams(pricing_service_pb2_grpc.PricingServiceServicer):
@@ -115,8 +91,8 @@ class QuoteStreams(pricing_service_pb2_grpc.PricingServiceServicer):
         # Written with context.write, not yielded: every response of an async generator would
         # pass through two wrapping generators per interceptor (a tenth of pricing's event loop
         # with 1,000 streams, ADR 0008); a writing handler is wrapped once per call.
-        if self.reference.account(request.account_id) is None and self.parts.reload_ is not None:
-            await self.parts.reload_()  # a stream worker's copy may lag pricing's (ADR 0008)
+        if self.reference.account(request.account_id) is None and self.parts.reload is not None:
+            await self.parts.reload()  # a stream worker's copy may lag pricing's (ADR 0008)
         group = self._group(request.account_id)
         symbols = list(request.symbols)
         self._check_symbols(group, symbols)

@@ -88,12 +88,12 @@ class StreamWorker(Runtime):
         await self.reference.load()
         self._loaded_at = time.monotonic()
         self._loading = asyncio.Lock()
-        self.parts.reference_ = self.reference
-        self.parts.hub_ = StreamHub(
+        self.parts.reference = self.reference
+        self.parts.hub = StreamHub(
             redis, self.reference.digits, interval=self.config.coalesce_seconds
         )
-        self.add_stop(self.parts.hub_.stop)
-        self.parts.reload_ = self.reload_soon
+        self.add_stop(self.parts.hub.stop)
+        self.parts.reload = self.reload_soon
         self.task(self._refresh(), name="reference-refresh")
         gc.collect()
         gc.freeze()  # what start-up made lives as long as the process: never scanned again

@@ -158,7 +158,7 @@ class RiskRuntime(Runtime):
         """ListOpenPositions once (ADR 0007), for positions whose events this service has not
         seen (e.g. it was deployed after them); retried while the OMS is not up yet."""
         stub = oms_internal_grpc.OmsInternalServiceStub(channel)
-        db, state = self.parts.ready
+        db, state = self.parts.db, self.parts.state
         for _ in range(_POSITIONS_ATTEMPTS):
             try:
                 token, taken = "", 0

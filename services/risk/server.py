@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -30,6 +29,7 @@ from services.platform.db import Database
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from services.platform.paging import next_offset_token, offset_page
+from services.platform.runtime import Ready
 from services.risk import convert, store
 from services.risk.check import OrderCheck, Purpose, check_order
 from services.risk.decimals import parse_decimal
@@ -63,21 +63,18 @@ _LIMIT_FIELDS: Final = ("max_open_positions", "max_open_orders", "max_gross_noti
 LEDGER_WAIT_SECONDS: Final = 1.0
 
 
-@dataclass
 class RiskParts:
-    """What the servicers share, filled in when the service starts (main.py)."""
+    """What the servicers share, set when the service opens (main.py)."""
 
-    db: Database | None = None
-    state: RiskState | None = None
-    recorder: DecisionRecorder | None = None
-    max_quote_age: timedelta | None = None
-    reporting_currency: str = "USD"
+    db = Ready[Database]()
+    state = Ready[RiskState]()
+    recorder = Ready[DecisionRecorder]()
 
-    @property
-    def ready(self) -> tuple[Database, RiskState]:
-        if self.db is None or self.state is None:
-            raise RuntimeError("the risk service has not started")
-        return self.db, self.state
+    def __init__(
+        self, max_quote_age: timedelta | None = None, reporting_currency: str = "USD"
+    ) -> None:
+        self.max_quote_age = max_quote_age
+        self.reporting_currency = reporting_currency
 
 
 def _now() -> datetime:
@@ -85,7 +82,7 @@ def _now() -> datetime:
 
 
 def _valuation(parts: RiskParts, account_id: str) -> AccountValuation:
-    _, state = parts.ready
+    state = parts.state
     account = state.accounts.get(account_id)
     if account is None:
         raise account_not_found(account_id)
@@ -116,7 +113,7 @@ async def _ledger_reached(
 
 
 def _account_risk(parts: RiskParts, valuation: AccountValuation) -> risk_pb2.AccountRisk:
-    _, state = parts.ready
+    state = parts.state
     status = state.status_of(valuation.account.id)
     return convert.account_risk(valuation, status, _now())
 
@@ -162,7 +159,7 @@ class RiskService(risk_service_pb2_grpc.RiskServiceServicer):
         self.parts = parts
 
     def _own(self, account_id: str) -> None:
-        _, state = self.parts.ready
+        state = self.parts.state
         account = state.accounts.get(account_id)
         require_account(account_id, account.user_id if account is not None else None)
 
@@ -177,7 +174,7 @@ class RiskService(risk_service_pb2_grpc.RiskServiceServicer):
         self, request: api_pb.ListMarginEventsRequest, context: Context
     ) -> api_pb.ListMarginEventsResponse:
         self._own(request.account_id)
-        db, _ = self.parts.ready
+        db = self.parts.db
         events, token = await _margin_events(db, request)
         return api_pb.ListMarginEventsResponse(margin_events=events, next_page_token=token)
 
@@ -197,7 +194,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
         self, request: admin_pb.GetExposureRequest, context: Context
     ) -> admin_pb.GetExposureResponse:
         require_roles(READ_ROLES)
-        _, state = self.parts.ready
+        state = self.parts.state
         reporting = self.parts.reporting_currency
         found = exposures(state, reporting, symbol=request.symbol, group_id=request.group_id)
         response = admin_pb.GetExposureResponse(
@@ -210,7 +207,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
         self, request: admin_pb.ListAccountRisksRequest, context: Context
     ) -> admin_pb.ListAccountRisksResponse:
         require_roles(READ_ROLES)
-        _, state = self.parts.ready
+        state = self.parts.state
         limit, offset = offset_page(request.page_size, request.page_token)
         wanted_statuses = {convert.status_name(s) for s in request.statuses}
         only = set(request.account_ids)
@@ -246,12 +243,12 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
         self, request: admin_pb.ListAllMarginEventsRequest, context: Context
     ) -> admin_pb.ListAllMarginEventsResponse:
         require_roles(READ_ROLES)
-        db, _ = self.parts.ready
+        db = self.parts.db
         events, token = await _margin_events(db, request, group_id=request.group_id)
         return admin_pb.ListAllMarginEventsResponse(margin_events=events, next_page_token=token)
 
     def _known(self, account_id: str) -> None:
-        _, state = self.parts.ready
+        state = self.parts.state
         if account_id not in state.accounts:
             raise account_not_found(account_id)
 
@@ -260,7 +257,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
     ) -> admin_pb.GetAccountRiskLimitsResponse:
         require_roles(READ_ROLES)
         self._known(request.account_id)
-        db, _ = self.parts.ready
+        db = self.parts.db
         async with db.read_session() as session:
             stored = await store.read_limits(session, request.account_id)
         limits, updated = stored if stored is not None else (AccountLimits(), None)
@@ -273,7 +270,7 @@ class RiskAdminService(risk_admin_service_pb2_grpc.RiskAdminServiceServicer):
     ) -> admin_pb.UpdateAccountRiskLimitsResponse:
         caller = require_roles(LIMIT_ROLES)
         self._known(request.account_id)
-        db, state = self.parts.ready
+        db, state = self.parts.db, self.parts.state
         given = request.limits
         async with db.transaction() as session:
             stored = await store.read_limits(session, request.account_id, lock=True)
@@ -330,7 +327,7 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
     async def CheckOrder(
         self, request: internal_pb.CheckOrderRequest, context: Context
     ) -> internal_pb.CheckOrderResponse:
-        _, state = self.parts.ready
+        state = self.parts.state
         now = _now()
         order = OrderCheck(
             account_id=request.account_id,
@@ -346,34 +343,33 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
         )
         decision = check_order(state, order, now, self.parts.max_quote_age)
         check_id = str(uuid.uuid4())
-        if self.parts.recorder is not None:
-            self.parts.recorder.record(
-                {
-                    "check_id": check_id,
-                    "account_id": order.account_id,
-                    "order_id": order.order_id,
-                    "purpose": order.purpose.value,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "quantity": order.quantity,
-                    "remaining_quantity": order.remaining_quantity,
-                    "price": order.price,
-                    "position_id": order.position_id,
-                    "open_order_count": order.open_order_count,
-                    "approved": decision.approved,
-                    "reject_reason": (
-                        None if decision.approved else enum_name(ErrorReason, decision.reason)
-                    ),
-                    "reject_message": decision.message,
-                    "required_margin": decision.required_margin,
-                    "free_margin": decision.free_margin,
-                    "free_margin_after": decision.free_margin_after,
-                    "margin_level_after": decision.margin_level_after,
-                    "valuation_price": decision.valuation_price,
-                    "currency": decision.currency,
-                    "checked_at": now,
-                }
-            )
+        self.parts.recorder.record(
+            {
+                "check_id": check_id,
+                "account_id": order.account_id,
+                "order_id": order.order_id,
+                "purpose": order.purpose.value,
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "quantity": order.quantity,
+                "remaining_quantity": order.remaining_quantity,
+                "price": order.price,
+                "position_id": order.position_id,
+                "open_order_count": order.open_order_count,
+                "approved": decision.approved,
+                "reject_reason": (
+                    None if decision.approved else enum_name(ErrorReason, decision.reason)
+                ),
+                "reject_message": decision.message,
+                "required_margin": decision.required_margin,
+                "free_margin": decision.free_margin,
+                "free_margin_after": decision.free_margin_after,
+                "margin_level_after": decision.margin_level_after,
+                "valuation_price": decision.valuation_price,
+                "currency": decision.currency,
+                "checked_at": now,
+            }
+        )
         if decision.approved and request.reserve_margin:
             # Spent until the order's trades (or its end) reach the copies (holds.py).
             state.holds.hold_order(
@@ -388,7 +384,7 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
     async def ReserveWithdrawal(
         self, request: internal_pb.ReserveWithdrawalRequest, context: Context
     ) -> internal_pb.ReserveWithdrawalResponse:
-        _, state = self.parts.ready
+        state = self.parts.state
         await _ledger_reached(state, request.account_id, request.min_ledger_sequence, context)
         now = _now()
         amount = parse_decimal(request.amount)
@@ -407,7 +403,7 @@ class RiskInternalService(risk_internal_service_pb2_grpc.RiskInternalServiceServ
     async def GetAccountFigures(
         self, request: internal_pb.GetAccountFiguresRequest, context: Context
     ) -> internal_pb.GetAccountFiguresResponse:
-        _, state = self.parts.ready
+        state = self.parts.state
         await _ledger_reached(state, request.account_id, request.min_ledger_sequence, context)
         valuation = _valuation(self.parts, request.account_id)
         return internal_pb.GetAccountFiguresResponse(

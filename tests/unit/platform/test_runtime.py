@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from services.platform.runtime import Runtime
+from services.platform.runtime import NotReadyError, Ready, Runtime
 from services.platform.server import Registration
 from services.pricing import server
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
@@ -110,3 +110,21 @@ def test_a_servicer_is_registered_from_the_generated_class_it_implements() -> No
 def test_an_object_that_implements_no_generated_servicer_cannot_be_registered() -> None:
     with pytest.raises(TypeError, match="object implements no generated gRPC servicer"):
         Registration.of(object())
+
+
+class Shared:
+    """What servicers read of a runtime: a part `open` sets."""
+
+    reader = Ready[str]()
+
+
+def test_a_ready_part_is_read_once_set_and_raises_before() -> None:
+    shared, other = Shared(), Shared()
+
+    with pytest.raises(NotReadyError, match=r"Shared\.reader is not ready"):
+        _ = shared.reader
+    shared.reader = "the reader"
+
+    assert shared.reader == "the reader"
+    with pytest.raises(NotReadyError):  # per instance, not per class
+        _ = other.reader
