@@ -18,6 +18,7 @@ from services.platform.enums import enum_name
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import errors_pb2, events_pb2, ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.exact import InexactValueError, plain_decimal
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind, NotificationSeverity
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
@@ -92,11 +93,9 @@ def severity_of(name: str) -> NotificationSeverity.ValueType:
 def _plain(text: str) -> str:
     """A decimal string without trailing zeros (a quantity, a level): "1.50" -> "1.5"."""
     try:
-        value = Decimal(text)
-    except InvalidOperation:
+        return plain_decimal(Decimal(text))
+    except (InvalidOperation, InexactValueError):
         return text
-    normal = value.normalize()
-    return f"{normal:f}" if normal != normal.to_integral_value() else f"{value.quantize(1):f}"
 
 
 def _money(amount: str, currency: str) -> str:
