@@ -9,7 +9,7 @@ exactly the figures GetAccountRisk shows; RequestWithdrawal reserves the amount 
 service while it holds the account's balance lock, before it debits the ledger.
 
 Both calls about an account go to the risk instance chosen by the account
-(`platform.affinity.AccountAffineChannels`, ADR 0017), the one the OMS's checks of the
+(`platform.risk_internal.RiskInternalChannels`, ADR 0017), the one the OMS's checks of the
 account's orders go to: a withdrawal and an order of one account are decided one after the
 other, each seeing the other's reservation.
 
@@ -30,9 +30,8 @@ import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import store
-from services.platform.affinity import AccountAffineChannels
 from services.platform.errors import DomainError
-from services.platform.secrets import Secret
+from services.platform.risk_internal import RiskInternalChannels
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
@@ -79,17 +78,10 @@ def _unavailable(error: grpc.aio.AioRpcError) -> DomainError:
     )
 
 
-class MarginFigures:
-    """Channels to the risk service's internal API (one per instance, the account's chosen per
-    call), open for the service's lifetime."""
+class MarginFigures(RiskInternalChannels):
+    """The account's figures and withdrawal reservations over the risk service's channels."""
 
-    def __init__(
-        self, address: str, edge_token: Secret, deadline: float = DEADLINE_SECONDS
-    ) -> None:
-        self.deadline = deadline
-        self._risk = AccountAffineChannels(
-            address, edge_token, risk_grpc.RiskInternalServiceStub, callee="risk"
-        )
+    deadline = DEADLINE_SECONDS
 
     async def figures(self, account_id: str, ledger_sequence: int) -> risk_pb2.AccountRisk | None:
         """The account's figures now, with its ledger up to `ledger_sequence` (what this
@@ -140,7 +132,7 @@ class MarginFigures:
         """The answer of the risk instance of the account to `call`, None when it does not know
         the account; UNAVAILABLE when it cannot be asked."""
         try:
-            return await call(self._risk.stub_for(account_id))
+            return await call(self.stub_for(account_id))
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
                 return None
@@ -155,6 +147,3 @@ class MarginFigures:
         if figures is None:
             return await store.summary(session, account)
         return summary_of(figures)
-
-    async def close(self) -> None:
-        await self._risk.close()

@@ -16,6 +16,7 @@ callers       who may call whom: the identities each service accepts (ADR 0018)
 certificates  the process's own certificate from Vault's PKI, renewed while it runs
 tls           server and channel credentials, the caller's certificate name
 affinity      AccountAffineChannels: calls about one account to one instance of a service
+risk_internal RiskInternalChannels: the risk service's internal API, the account's instance
 db            Database: PostgreSQL primary and replica sessions
 cache         connect_redis()
 bus           NATS JetStream streams and publish_event()

@@ -188,37 +188,30 @@ class Copies(EventConsumers):
         # back: the others must then see an order's trade and position as soon as it is
         # stored, so no batch waits to gather more.
         linger = LINGER_SECONDS if durable is None else 0.0
+        # What every consumer shares: the database, the inbox, another instance's claims.
+        consumer = partial(EventConsumer, db=db, inbox=SCHEMA, elsewhere=elsewhere)
         self.consumers = [
-            EventConsumer(
+            consumer(
                 name("risk-accounts"),
                 "account.>",
-                db,
-                self._consume(_ACCOUNT_SUBJECTS),
-                inbox=SCHEMA,
+                handle=self._consume(_ACCOUNT_SUBJECTS),
                 events=_ACCOUNT_SUBJECTS.__contains__,
                 claims=_ACCOUNT_SUBJECTS.__contains__,
                 linger=linger,
-                elsewhere=elsewhere,
             ),
-            EventConsumer(
+            consumer(
                 name("risk-instruments"),
                 "pricing.instrument.>",
-                db,
-                self._consume(_INSTRUMENT_SUBJECTS),
-                inbox=SCHEMA,
+                handle=self._consume(_INSTRUMENT_SUBJECTS),
                 claims=_INSTRUMENT_SUBJECTS.__contains__,
-                elsewhere=elsewhere,
             ),
-            EventConsumer(
+            consumer(
                 name("risk-trading"),
                 "oms.>",
-                db,
-                self._consume_trading,
-                inbox=SCHEMA,
+                handle=self._consume_trading,
                 claims=_TRADING_SUBJECTS.__contains__,
                 linger=linger,
                 before_commit=self._write_trading,
-                elsewhere=elsewhere,
             ),
         ]
 

@@ -152,9 +152,7 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         caller = require_roles(ACTORS)
         async with self.db.transaction() as session:
             account = await known_account(session, request.account_id)
-            async with AccountChange.opened(
-                session, account, events.actor_of(caller), self.clock(), caller.request_id
-            ) as change:
+            async with AccountChange.for_caller(session, account, caller, self.clock()) as change:
                 order = await cancel_order(
                     change, request.order_id, request.reason, status_message=request.reason
                 )

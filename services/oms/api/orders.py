@@ -134,9 +134,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         caller = current_caller()
         async with self.db.transaction() as session:
             account = await owned_account(session, request.account_id)
-            async with AccountChange.opened(
-                session, account, events.actor_of(caller), self.clock(), caller.request_id
-            ) as change:
+            async with AccountChange.for_caller(session, account, caller, self.clock()) as change:
                 order = await cancel_order(change, request.order_id, "cancelled by the client")
         return order_service_pb2.CancelOrderResponse(order=order.to_proto(account.currency))
 
@@ -159,9 +157,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             await self._check_amend(amended, open_orders)
         async with (
             self.db.transaction() as session,
-            AccountChange.opened(
-                session, account, events.actor_of(caller), self.clock(), caller.request_id
-            ) as change,
+            AccountChange.for_caller(session, account, caller, self.clock()) as change,
         ):
             current = await get_order(session, account.account_id, order.id, lock=True)
             if current is None or current.version != order.version:

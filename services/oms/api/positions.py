@@ -173,9 +173,7 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
         now = self.clock()
         async with self.db.transaction() as session:
             account = await owned_account(session, request.account_id)
-            async with AccountChange.opened(
-                session, account, events.actor_of(caller), now, caller.request_id
-            ) as change:
+            async with AccountChange.for_caller(session, account, caller, now) as change:
                 position = await position_of(
                     session, account.account_id, request.position_id, lock=True
                 )

@@ -32,6 +32,7 @@ from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Instrument, Session, sessions_to_json
 from services.oms.store.changes import offered_instruments
 from services.platform.db import Database
+from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
@@ -130,8 +131,9 @@ def decode(subject: str, data: bytes) -> Message | None:
     return decode_known(subject, data, SUBJECTS, needs_id=True)
 
 
-def _name(enum_type: Any, value: int, prefix: str) -> str | None:
-    name: str = enum_type.Name(value).removeprefix(prefix)
+def _name(enum_type: Any, value: int) -> str | None:
+    """The value's name as stored (`enum_name`); None for UNSPECIFIED (a field left unset)."""
+    name = enum_name(enum_type, value)
     return None if name == "UNSPECIFIED" else name
 
 
@@ -165,8 +167,8 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
         account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
     ):
         account = event.account
-        status = _name(account_pb2.TradingAccountStatus, account.status, "TRADING_ACCOUNT_STATUS_")
-        mode = _name(types_pb2.PositionMode, account.position_mode, "POSITION_MODE_")
+        status = _name(account_pb2.TradingAccountStatus, account.status)
+        mode = _name(types_pb2.PositionMode, account.position_mode)
         if not (account.id and account.user_id and account.group_id and status and mode):
             raise ValueError("a trading account event lacks its account's ids, status or mode")
         return _ACCOUNT_UPSERT, {
@@ -180,8 +182,8 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(event, account_events_pb2.ClientGroupChanged):
         group = event.client_group
-        execution = _name(types_pb2.ExecutionMode, group.execution_mode, "EXECUTION_MODE_")
-        mode = _name(types_pb2.PositionMode, group.position_mode, "POSITION_MODE_")
+        execution = _name(types_pb2.ExecutionMode, group.execution_mode)
+        mode = _name(types_pb2.PositionMode, group.position_mode)
         if not (group.id and group.currency and execution and mode and group.leverage):
             raise ValueError("a client group event lacks the group's id or trading conditions")
         return _GROUP_UPSERT, {
@@ -206,9 +208,7 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
             "symbol": settings.symbol,
             "enabled": settings.enabled,
             "commission_per_lot": _optional_decimal(settings, "commission_per_lot"),
-            "execution_mode": _name(
-                types_pb2.ExecutionMode, settings.execution_mode, "EXECUTION_MODE_"
-            ),
+            "execution_mode": _name(types_pb2.ExecutionMode, settings.execution_mode),
             "max_deviation_points": (
                 settings.max_deviation_points if settings.HasField("max_deviation_points") else None
             ),
@@ -227,7 +227,7 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
         # An index or a commodity has no base currency; every instrument has a quote currency.
         if not (instrument.symbol and instrument.quote_currency):
             raise ValueError("an instrument event without the symbol or the quote currency")
-        status = _name(pricing_pb2.TradingStatus, instrument.trading_status, "TRADING_STATUS_")
+        status = _name(pricing_pb2.TradingStatus, instrument.trading_status)
         return _INSTRUMENT_UPSERT, {
             "symbol": instrument.symbol,
             "base_currency": instrument.base_currency,

@@ -11,7 +11,7 @@ contract: "the OMS also rejects the order with reason DEPENDENCY_UNAVAILABLE whe
 reach this service").
 
 Every call about an account goes to one risk instance, chosen by the account
-(`platform.affinity.AccountAffineChannels`, ADR 0017): that instance holds the margin of the
+(`platform.risk_internal.RiskInternalChannels`, ADR 0017): that instance holds the margin of the
 account's approved orders (its reservations) and checks the account's orders one at a time, so
 two orders placed at once through two OMS instances cannot both spend the same free margin.
 Choosing costs no round trip (a hash of the account id and the channels' states).
@@ -26,11 +26,9 @@ from typing import Final
 import grpc
 import grpc.aio
 
-from services.platform.affinity import AccountAffineChannels
-from services.platform.secrets import Secret
+from services.platform.risk_internal import RiskInternalChannels
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
-from tradingmesh.risk.v1 import risk_internal_service_pb2_grpc as risk_grpc
 
 __all__ = ["CHECK_DEADLINE_SECONDS", "RiskClient", "Verdict"]
 
@@ -58,21 +56,13 @@ def unavailable(detail: str) -> Verdict:
     )
 
 
-class RiskClient:
-    """Channels to the risk service's internal API (one per instance, the account's chosen per
-    call), open for the service's lifetime."""
+class RiskClient(RiskInternalChannels):
+    """The pre-trade check over the risk service's channels."""
 
-    def __init__(
-        self, address: str, edge_token: Secret, deadline: float = CHECK_DEADLINE_SECONDS
-    ) -> None:
-        self.address = address
-        self.deadline = deadline
-        self._risk = AccountAffineChannels(
-            address, edge_token, risk_grpc.RiskInternalServiceStub, callee="risk"
-        )
+    deadline = CHECK_DEADLINE_SECONDS
 
     async def check(self, request: risk_pb.CheckOrderRequest) -> Verdict:
-        stub = self._risk.stub_for(request.account_id)
+        stub = self.stub_for(request.account_id)
         try:
             response: risk_pb.CheckOrderResponse = await stub.CheckOrder(
                 request, timeout=self.deadline, wait_for_ready=True
@@ -91,6 +81,3 @@ class RiskClient:
             )
             return unavailable("a refusal without a reason")
         return Verdict(False, response.reject_reason, response.reject_message)
-
-    async def close(self) -> None:
-        await self._risk.close()

@@ -52,6 +52,7 @@ from services.platform.access import account_not_found
 from services.platform.enums import enum_name
 from services.platform.envelope import Envelope, Sealed
 from services.platform.errors import DomainError
+from services.platform.identity import Caller
 from services.platform.sql import (
     Connection,
     Write,
@@ -513,6 +514,14 @@ class AccountChange:
             session, account, actor, now, correlation_id, int(head[0]), str(head[1])
         ) as change:
             yield change
+
+    @classmethod
+    def for_caller(
+        cls, session: AsyncSession, account: Account, caller: Caller, now: datetime
+    ) -> contextlib.AbstractAsyncContextManager[AccountChange]:
+        """`opened` for the change a gRPC caller asks for: the caller is the actor
+        (`events.actor_of`), its request id the correlation id."""
+        return cls.opened(session, account, events.actor_of(caller), now, caller.request_id)
 
     async def __aenter__(self) -> AccountChange:
         return self

@@ -54,7 +54,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
@@ -282,34 +282,28 @@ class _Loaded:
     in_flight: set[str]
 
 
+@dataclass(eq=False)
 class TriggerEngine:
     """The leader's index, its feeds and its workers (see the module doc)."""
 
-    def __init__(
-        self,
-        resources: Resources,
-        quotes: QuoteBook,
-        placement: Placement,
-        risk: RiskClient | None,
-        stp: StpHandOff | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.resources = resources
-        self.quotes = quotes
-        self.placement = placement
-        self.risk = risk
-        self.stp = stp
-        self.clock = clock
-        self.index = TriggerIndex()
+    resources: Resources
+    quotes: QuoteBook
+    placement: Placement
+    risk: RiskClient | None
+    stp: StpHandOff | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    index: TriggerIndex = field(default_factory=TriggerIndex, init=False)
+    _groups: dict[str, str] = field(default_factory=dict, init=False)
+    _busy: set[str] = field(default_factory=set, init=False)
+    _jobs: asyncio.Queue[Hit] = field(default_factory=asyncio.Queue, init=False)
+    _subscriptions: list[Subscription] = field(default_factory=list, init=False)
+    # An STP limit order -> its hedges in a row that filled 0.
+    _unfilled: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
         self.leading = False
-        self._groups: dict[str, str] = {}
-        self._busy: set[str] = set()
-        self._jobs: asyncio.Queue[Hit] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._subscriptions: list[Subscription] = []
-        self._unfilled: dict[str, int] = {}  # STP limit order -> hedges in a row that filled 0
-        if stp is not None:
-            stp.listen_limits(self.limit_done)
+        if self.stp is not None:
+            self.stp.listen_limits(self.limit_done)
 
     @property
     def leading(self) -> bool:
