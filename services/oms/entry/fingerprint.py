@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from google.protobuf.message import Message
 
 from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.exact import InexactValueError, plain_decimal
 from tradingmesh.oms.v1 import order_service_pb2
 
 __all__ = ["fingerprint", "normalized_decimal"]
@@ -36,13 +37,9 @@ def normalized_decimal(text: str) -> str:
     """One spelling of a decimal string ("0.10" -> "0.1", "100.0" -> "100"); text that is not a
     decimal is returned as it is (the contract's rules refuse it before this runs)."""
     try:
-        value = Decimal(text)
-    except InvalidOperation:
+        return plain_decimal(Decimal(text))
+    except (InvalidOperation, InexactValueError):  # not a number, or not a finite one
         return text
-    if not value.is_finite():
-        return text
-    normalized = value.normalize()
-    return "0" if normalized.is_zero() else format(normalized, "f")
 
 
 def fingerprint(request: Message) -> str:

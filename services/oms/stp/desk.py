@@ -551,7 +551,7 @@ def settlements_of(
                     allocation.price,
                     OrderEvent.CANCELLED,
                     _R.ERROR_REASON_NO_LIQUIDITY,
-                    f"{rest.normalize():f} of {order.quantity.normalize():f} lots not filled:"
+                    f"{plain_decimal(rest)} of {plain_decimal(order.quantity)} lots not filled:"
                     " no liquidity at the provider",
                 ),
             )
@@ -561,7 +561,7 @@ def settlements_of(
                     order.order_id,
                     _R.ERROR_REASON_NO_LIQUIDITY,
                     f"fill or kill: the provider could not fill"
-                    f" {order.quantity.normalize():f} lots",
+                    f" {plain_decimal(order.quantity)} lots",
                 )
             )
         elif hedge is not None and hedge.status is HedgeStatus.REJECTED:

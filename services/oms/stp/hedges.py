@@ -477,19 +477,19 @@ def settlement(
         if filled > hedge.quantity:
             raise SettlementError(
                 "filled_quantity",
-                f"{filled.normalize():f} is more than the hedge order's quantity"
-                f" {hedge.quantity.normalize():f}",
+                f"{plain_decimal(filled)} is more than the hedge order's quantity"
+                f" {plain_decimal(hedge.quantity)}",
             )
         if filled < hedge.filled_quantity:
             raise SettlementError(
                 "filled_quantity",
-                f"{filled.normalize():f} is less than the {hedge.filled_quantity.normalize():f}"
+                f"{plain_decimal(filled)} is less than the {plain_decimal(hedge.filled_quantity)}"
                 " the hedge order has filled already",
             )
         if filled == hedge.filled_quantity and price is not None and average != price:
             raise SettlementError(
                 "average_price",
-                f"nothing more filled: the average stays the hedge order's {price.normalize():f}",
+                f"nothing more filled: the average stays the hedge order's {plain_decimal(price)}",
             )
         cumulative, price = filled, average
         status = _STATUS_FILLED if filled == hedge.quantity else "4"
