@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -209,25 +210,6 @@ def operator_metadata(caller: Caller, version: int, now: datetime) -> EventMetad
 # -- the books and the provenance (pure) -------------------------------------------------------
 
 
-async def _announced(
-    session: AsyncSession,
-    row: Mapping[Any, Any],
-    caller: Caller,
-    now: datetime,
-    subject: str,
-    event: Callable[..., Message],
-    **fields: Any,
-) -> tuple[pricing_pb2.Instrument, int]:
-    """The instrument a change wrote (its returned row), announced by `event` in the change's
-    transaction."""
-    instrument, version = instrument_from_row(row, now), int(row["version"])
-    metadata = operator_metadata(caller, version, now)
-    await add_event(
-        session, SCHEMA, subject, event(metadata=metadata, instrument=instrument, **fields)
-    )
-    return instrument, version
-
-
 def _side(quote: LpQuote, price: Decimal) -> pricing_pb2.LiquidityProviderQuoteRef:
     ref = pricing_pb2.LiquidityProviderQuoteRef(
         liquidity_provider_id=quote.lp,
@@ -412,6 +394,38 @@ _UPDATE_STATUS = text(
 )
 
 
+# The subject each instrument event is published under, as its consumers subscribe to it.
+_SUBJECTS: Final[Mapping[type[Message], str]] = {
+    pricing_events_pb2.InstrumentCreated: "pricing.instrument.created",
+    pricing_events_pb2.InstrumentUpdated: "pricing.instrument.updated",
+    pricing_events_pb2.InstrumentTradingStatusChanged: "pricing.instrument.trading_status_changed",
+}
+
+
+class _Change:
+    """One change of an instrument, in its transaction: who makes it, when, and what it wrote
+    (`announce`), which is handed to this process's copies once the transaction has committed
+    (`PricingAdmin._changing`)."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+        self.now = datetime.now(UTC)
+        self.written: tuple[pricing_pb2.Instrument, int] | None = None
+
+    async def announce(
+        self, row: Mapping[Any, Any], event: Callable[..., Message], **fields: Any
+    ) -> pricing_pb2.Instrument:
+        """The instrument the change wrote (its returned row), announced by `event` in the
+        change's transaction."""
+        instrument, version = instrument_from_row(row, self.now), int(row["version"])
+        metadata = operator_metadata(self.caller, version, self.now)
+        message = event(metadata=metadata, instrument=instrument, **fields)
+        await add_event(self.session, SCHEMA, _SUBJECTS[type(message)], message)
+        self.written = instrument, version
+        return instrument
+
+
 class PricingAdmin:
     """PricingAdminService's work; the servicer checks roles and maps messages."""
 
@@ -435,11 +449,20 @@ class PricingAdmin:
 
     # -- changes -------------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _changing(self, caller: Caller) -> AsyncIterator[_Change]:
+        """A change's transaction; what it wrote goes to the reference data (and so the
+        engine) once committed. A change that writes nothing, or fails, hands over nothing."""
+        async with self.db.transaction() as session:
+            change = _Change(session, caller)
+            yield change
+        if change.written is not None:
+            self.reference.put(*change.written)
+
     async def create(self, caller: Caller, given: pricing_pb2.Instrument) -> pricing_pb2.Instrument:
         wanted = new_instrument(given)
-        now = datetime.now(UTC)
-        async with self.db.transaction() as session:
-            result = await session.execute(_INSERT, row_values(wanted))
+        async with self._changing(caller) as change:
+            result = await change.session.execute(_INSERT, row_values(wanted))
             row = result.mappings().first()
             if row is None:
                 raise DomainError(
@@ -447,15 +470,7 @@ class PricingAdmin:
                     f"instrument {wanted.symbol} exists",
                     metadata={"symbol": wanted.symbol},
                 )
-            instrument, version = await _announced(
-                session,
-                row,
-                caller,
-                now,
-                "pricing.instrument.created",
-                pricing_events_pb2.InstrumentCreated,
-            )
-        self._committed(instrument, version)
+            instrument = await change.announce(row, pricing_events_pb2.InstrumentCreated)
         try:
             # A group may offer the symbol already (an offer of an unknown symbol is skipped).
             await self.reference.reload_groups()
@@ -470,25 +485,18 @@ class PricingAdmin:
         given: pricing_pb2.Instrument,
         paths: Sequence[str],
     ) -> pricing_pb2.Instrument:
-        now = datetime.now(UTC)
-        async with self.db.transaction() as session:
-            before = instrument_from_row(await self._locked(session, symbol), now)
+        async with self._changing(caller) as change:
+            before = instrument_from_row(await self._locked(change.session, symbol), change.now)
             after = merge(before, given, list(dict.fromkeys(paths)))
             changed = changed_paths(before, after, paths)
             if not changed:
                 return before  # nothing to write, publish or apply
-            result = await session.execute(_UPDATE_SPEC, row_values(after))
-            instrument, version = await _announced(
-                session,
+            result = await change.session.execute(_UPDATE_SPEC, row_values(after))
+            return await change.announce(
                 result.mappings().one(),
-                caller,
-                now,
-                "pricing.instrument.updated",
                 pricing_events_pb2.InstrumentUpdated,
                 update_mask=FieldMask(paths=changed),
             )
-        self._committed(instrument, version)
-        return instrument
 
     async def set_trading_status(
         self,
@@ -501,13 +509,12 @@ class PricingAdmin:
             raise invalid([("status", "must be TRADING or HALTED")])
         halt = status == pricing_pb2.TRADING_STATUS_HALTED
         halt_reason = reason if halt else ""  # kept only while halted
-        now = datetime.now(UTC)
-        async with self.db.transaction() as session:
-            row = await self._locked(session, symbol)
-            before = instrument_from_row(row, now)
+        async with self._changing(caller) as change:
+            row = await self._locked(change.session, symbol)
+            before = instrument_from_row(row, change.now)
             if (row["trading_status"] == "HALTED") == halt and row["halt_reason"] == halt_reason:
                 return before  # nothing changes (resuming a trading instrument, say)
-            result = await session.execute(
+            result = await change.session.execute(
                 _UPDATE_STATUS,
                 {
                     "symbol": symbol,
@@ -515,27 +522,18 @@ class PricingAdmin:
                     "reason": halt_reason,
                 },
             )
-            instrument, version = await _announced(
-                session,
+            return await change.announce(
                 result.mappings().one(),
-                caller,
-                now,
-                "pricing.instrument.trading_status_changed",
                 pricing_events_pb2.InstrumentTradingStatusChanged,
                 previous_status=before.trading_status,
                 reason=reason,
             )
-        self._committed(instrument, version)
-        return instrument
 
     async def _locked(self, session: AsyncSession, symbol: str) -> Mapping[Any, Any]:
         row = (await session.execute(_LOCK, {"symbol": symbol})).mappings().first()
         if row is None:
             raise unknown_instrument(symbol)
         return row
-
-    def _committed(self, instrument: pricing_pb2.Instrument, version: int) -> None:
-        self.reference.put(instrument, version)
 
     # -- reads ---------------------------------------------------------------------------------
 

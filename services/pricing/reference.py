@@ -27,9 +27,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
-from services.platform.enums import enum_name, enum_value
+from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, decode_known, first_time
+from services.platform.messages import from_row
 from services.platform.tasks import cancel_and_wait
 from services.pricing.engine import GroupConfig
 from services.pricing.model import Markup, MarkupKind
@@ -103,41 +104,25 @@ def sessions_json(sessions: Iterable[pricing_pb2.TradingSession]) -> str:
 
 
 def _sessions(stored: list[dict[str, Any]]) -> list[pricing_pb2.TradingSession]:
-    return [
-        pricing_pb2.TradingSession(
-            day=enum_value(pricing_pb2.DayOfWeek, s["day"]),
-            start_minute=s["start_minute"],
-            end_minute=s["end_minute"],
-        )
-        for s in stored
-    ]
+    return [from_row(pricing_pb2.TradingSession, session) for session in stored]
 
 
 def instrument_from_row(row: Mapping[Any, Any], now: datetime) -> pricing_pb2.Instrument:
     """The contract's Instrument of a `pricing.instruments` row (INSTRUMENT_COLUMNS), with its
-    trading status at `now`."""
+    trading status at `now`: the columns named as its fields, decimals as plain text."""
     stored = row["sessions"]
     sessions = _sessions(json.loads(stored) if isinstance(stored, str) else stored)
     halted = row["trading_status"] == "HALTED"
-    instrument = pricing_pb2.Instrument(
-        symbol=row["symbol"],
-        description=row["description"],
-        asset_class=enum_value(pricing_pb2.AssetClass, row["asset_class"]),
+    return from_row(
+        pricing_pb2.Instrument,
+        row,
         base_currency=row["base_currency"].strip(),
         quote_currency=row["quote_currency"].strip(),
-        digits=row["digits"],
-        tick_size=_text(row["tick_size"]),
-        contract_size=_text(row["contract_size"]),
-        min_lot=_text(row["min_lot"]),
-        max_lot=_text(row["max_lot"]),
-        lot_step=_text(row["lot_step"]),
-        margin_rate=_text(row["margin_rate"]),
         sessions=sessions,
         trading_status=trading_status(halted, sessions, now),
         halt_reason=row["halt_reason"] if halted else "",
+        update_time=row["updated_at"],
     )
-    instrument.update_time.FromDatetime(row["updated_at"])
-    return instrument
 
 
 class Reference:
@@ -346,9 +331,3 @@ class Reference:
         )
         self.accounts[account.id] = AccountRef(account.id, account.user_id, account.group_id)
         return False
-
-
-def _text(value: Decimal) -> str:
-    """A NUMERIC as a plain decimal string without trailing zeros ("0.01", "100000")."""
-    normalized = value.normalize()
-    return format(normalized, "f")

@@ -26,7 +26,7 @@ from services.platform.access import (
     require_roles,
 )
 from services.platform.db import Database
-from services.platform.enums import enum_name
+from services.platform.enums import enum_name, enum_value
 from services.platform.errors import DomainError
 from services.reporting import records, store
 from services.reporting.domain import csvrows
@@ -319,7 +319,7 @@ class Reports:
                 reporting_pb2.OpenPositionRecord(
                     position_id=position_id,
                     symbol=symbol,
-                    side=records.side(held.side),
+                    side=enum_value(types_pb2.Side, held.side),
                     quantity=plain_decimal(held.quantity),
                     open_price=plain_decimal(held.open_price),
                     open_time=records.timestamp(open_time),
@@ -795,7 +795,7 @@ def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
         position_id=row.position_id,
         symbol=row.symbol,
         # The position's side: a closing fill is on the other side of what it closes.
-        side=records.side("SELL" if row.side == "BUY" else "BUY"),
+        side=enum_value(types_pb2.Side, "SELL" if row.side == "BUY" else "BUY"),
         quantity=row.quantity,
         open_price=row.position_open_price,
         close_price=row.price,
@@ -803,7 +803,7 @@ def _closed_trade(row: Row[Any]) -> reporting_pb2.ClosedTrade:
         close_time=records.from_us(row.fill_us),
         realized_pnl=row.realized_pnl,
         commission=row.commission,
-        origin=records.enum_value(trading_pb2.OrderOrigin, "ORDER_ORIGIN", row.origin),
+        origin=enum_value(trading_pb2.OrderOrigin, row.origin),
     )
 
 

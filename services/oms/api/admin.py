@@ -43,6 +43,7 @@ from services.platform.access import (
 )
 from services.platform.db import Database
 from services.platform.enums import enum_name
+from services.platform.messages import from_row
 from services.platform.resources import Resources
 from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
 
@@ -261,11 +262,6 @@ _SETTLEMENTS: Final = {
 
 
 def _session_proto(numbers: SessionNumbers) -> order_admin_service_pb2.LpOrderSession:
-    return order_admin_service_pb2.LpOrderSession(
-        liquidity_provider_id=numbers.lp,
-        sender_comp_id=numbers.sender_comp_id,
-        target_comp_id=numbers.target_comp_id,
-        logged_on=numbers.logged_on,
-        next_sender_msg_seq_num=numbers.next_sender_msg_seq_num,
-        next_target_msg_seq_num=numbers.next_target_msg_seq_num,
+    return from_row(
+        order_admin_service_pb2.LpOrderSession, numbers, liquidity_provider_id=numbers.lp
     )
