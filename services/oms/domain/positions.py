@@ -21,7 +21,7 @@ recompute every amount from what it is shown. (The rounding moves a P&L by at mo
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Final, cast
 
 from services.platform.enums import PositionMode, ProtoEnum, Side
@@ -31,11 +31,9 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.margin import position_pnl
 from tradingmesh.trading.money import (
     IDENTITY,
-    PRICE_PLACES,
     Conversion,
-    divide,
+    average_price,
     exact_difference,
-    exact_product,
     exact_sum,
     round_money,
 )
@@ -51,14 +49,12 @@ __all__ = [
     "apply_fill",
     "apply_hedging",
     "apply_netting",
-    "average_price",
     "close_price",
     "realized_pnl",
     "unrealized_pnl",
 ]
 
 _ZERO: Final = Decimal(0)
-_PRICE_EXPONENT: Final = Decimal(1).scaleb(-PRICE_PLACES)
 
 
 class PositionEffect(ProtoEnum, proto=trading_pb2.PositionEffect, prefix="POSITION_EFFECT_"):
@@ -161,21 +157,6 @@ def unrealized_pnl(position: Position, bid: Decimal, ask: Decimal, terms: PnlTer
         position.quantity,
         terms,
     )
-
-
-def average_price(
-    quantity: Decimal, price: Decimal, added_quantity: Decimal, added_price: Decimal
-) -> Decimal:
-    """The quantity-weighted average of two prices, rounded half to even to 12 decimals,
-    without trailing zeros."""
-    total = exact_sum(exact_product(quantity, price), exact_product(added_quantity, added_price))
-    average = divide(total, exact_sum(quantity, added_quantity))
-    rounded = average.quantize(_PRICE_EXPONENT, rounding=ROUND_HALF_EVEN)
-    # Without trailing zeros ("1.101000000000" -> "1.101"); normalize() alone would write a
-    # whole 110 as 1.1E+2.
-    if rounded == rounded.to_integral_value():
-        return rounded.quantize(Decimal(1))
-    return rounded.normalize()
 
 
 def apply_netting(

@@ -41,7 +41,7 @@ from services.oms.store.rows import found
 from services.platform.enums import enum_name
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.trading.margin import margin_rule, required_margin
-from tradingmesh.trading.money import IDENTITY, Conversion, commission, exact_sum
+from tradingmesh.trading.money import IDENTITY, Conversion, average_price, commission, exact_sum
 
 __all__ = ["BookedFill", "FillTerms", "book_fill", "position_margin"]
 
@@ -214,7 +214,7 @@ async def book_fill(
     average = (
         price
         if order.average_fill_price is None
-        else domain.average_price(order.filled_quantity, order.average_fill_price, quantity, price)
+        else average_price(order.filled_quantity, order.average_fill_price, quantity, price)
     )
     filled = await change.apply(
         order,

@@ -54,7 +54,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.columns import from_columns, to_columns
-from services.oms.domain.positions import Side, average_price
+from services.oms.domain.positions import Side
 from services.oms.domain.state import OPEN_STATUSES
 from services.oms.model import OrderRow, reason_name, reason_value
 from services.oms.store import events
@@ -66,7 +66,7 @@ from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import average_price, exact_sum
 
 __all__ = [
     "Chase",

@@ -21,11 +21,9 @@ from tradingmesh.trading.margin import (
 )
 from tradingmesh.trading.money import (
     IDENTITY,
-    PRICE_PLACES,
     Conversion,
-    divide,
+    average_price,
     exact_difference,
-    exact_product,
     exact_sum,
     round_money,
 )
@@ -42,7 +40,6 @@ __all__ = [
 ]
 
 _ZERO: Final = Decimal(0)
-_PRICE_EXPONENT: Final = Decimal(1).scaleb(-PRICE_PLACES)
 
 # Which ledger reasons make up each total of the summary (reporting.proto, Statement).
 DEPOSITS: Final = frozenset({"DEPOSIT"})
@@ -138,11 +135,6 @@ class HeldPosition:
     commission: Decimal
 
 
-def _average(quantity: Decimal, price: Decimal, added: Decimal, added_price: Decimal) -> Decimal:
-    total = exact_sum(exact_product(quantity, price), exact_product(added, added_price))
-    return divide(total, exact_sum(quantity, added)).quantize(_PRICE_EXPONENT).normalize()
-
-
 def replay_position(fills: Sequence[PositionFill]) -> HeldPosition | None:
     """The position after `fills` (oldest first), as the OMS builds it (ADR 0007): OPEN and
     INCREASE average the open price, REDUCE keeps it, CLOSE ends the position, REVERSE keeps the
@@ -156,7 +148,7 @@ def replay_position(fills: Sequence[PositionFill]) -> HeldPosition | None:
         if quantity == 0 or fill.effect == "OPEN":
             side, quantity, price = fill.side, fill.quantity, fill.price
         elif fill.side == side:
-            price = _average(quantity, price, fill.quantity, fill.price)
+            price = average_price(quantity, price, fill.quantity, fill.price)
             quantity = exact_sum(quantity, fill.quantity)
         elif fill.quantity < quantity:
             quantity = exact_difference(quantity, fill.quantity)

@@ -16,14 +16,18 @@ from services.oms.domain.positions import (
     apply_fill,
     apply_hedging,
     apply_netting,
-    average_price,
     realized_pnl,
     unrealized_pnl,
 )
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import Conversion, commission, exact_product, round_money
+from tradingmesh.trading.money import (
+    Conversion,
+    commission,
+    exact_product,
+    round_money,
+)
 
 D = Decimal
 EURUSD = PnlTerms(contract_size=D(100000), currency="USD")  # quoted in the account currency
@@ -177,29 +181,6 @@ def test_apply_fill_follows_the_accounts_mode() -> None:
     assert netted.effect is PositionEffect.REVERSE
     with pytest.raises(DomainError):
         apply_fill(PositionMode.HEDGING, long, sell("1.50", "1.10000"), EURUSD, new_position_id="x")
-
-
-# -- average price -----------------------------------------------------------------------------
-
-
-def test_an_average_that_does_not_terminate_is_rounded_half_even_to_12_decimals() -> None:
-    # (1 x 1.10000 + 2 x 1.10001) / 3 = 3.30002 / 3 = 1.1000066666...
-    assert average_price(D(1), D("1.10000"), D(2), D("1.10001")) == D("1.100006666667")
-
-
-@pytest.mark.parametrize(
-    ("added", "expected"),
-    [
-        ("1.000000000001", "1.000000000000"),  # 1.0000000000005: the tie goes to the even 0
-        ("1.000000000003", "1.000000000002"),  # 1.0000000000015: the tie goes to the even 2
-    ],
-)
-def test_an_average_on_a_tie_rounds_to_the_even_last_digit(added: str, expected: str) -> None:
-    assert average_price(D(1), D("1.000000000000"), D(1), D(added)) == D(expected)
-
-
-def test_an_average_of_whole_prices_stays_a_plain_number() -> None:
-    assert str(average_price(D(1), D(100), D(1), D(120))) == "110"
 
 
 # -- P&L in the account currency, rounding ----------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "IDENTITY",
     "PRICE_PLACES",
     "Conversion",
+    "average_price",
     "commission",
     "divide",
     "exact_difference",
@@ -106,6 +107,21 @@ def exact_difference(minuend: Decimal, subtrahend: Decimal) -> Decimal:
 def divide(dividend: Decimal, divisor: Decimal) -> Decimal:
     """`dividend / divisor` to 60 significant digits (exact when the quotient terminates)."""
     return _DIVIDE.divide(dividend, divisor)
+
+
+def average_price(
+    quantity: Decimal, price: Decimal, added_quantity: Decimal, added_price: Decimal
+) -> Decimal:
+    """The quantity-weighted average of two prices (a position increased, a hedge order filled
+    again), rounded half to even to `PRICE_PLACES` decimals, without trailing zeros."""
+    total = exact_sum(exact_product(quantity, price), exact_product(added_quantity, added_price))
+    average = divide(total, exact_sum(quantity, added_quantity))
+    rounded = average.quantize(Decimal(1).scaleb(-PRICE_PLACES), rounding=ROUND_HALF_EVEN)
+    # Without trailing zeros ("1.101000000000" -> "1.101"); normalize() alone would write a
+    # whole 110 as 1.1E+2.
+    if rounded == rounded.to_integral_value():
+        return rounded.quantize(Decimal(1))
+    return rounded.normalize()
 
 
 def fits_places(value: Decimal, places: int) -> bool:
