@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from functools import partial
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
@@ -84,13 +83,7 @@ class ClientGroupAdmin(AdminPart):
         self, request: admin_pb.ListClientGroupsRequest, context: Context
     ) -> admin_pb.ListClientGroupsResponse:
         require_roles(ANY_STAFF)
-        async with self.resources.db.read_session() as session:
-            groups, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(group_store.list_groups, session),
-                convert.client_group,
-            )
+        groups, token = await self.listing(request, group_store.list_groups, convert.client_group)
         return admin_pb.ListClientGroupsResponse(client_groups=groups, next_page_token=token)
 
     async def UpdateClientGroup(
@@ -177,10 +170,11 @@ class ClientGroupAdmin(AdminPart):
         async with self.resources.db.read_session() as session:
             group = await store.require_group_row(session, request.group_id)
             settings, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(group_store.list_instrument_settings, session, group["id"]),
+                session,
+                request,
+                group_store.list_instrument_settings,
                 convert.instrument_settings,
+                group_id=group["id"],
             )
         return admin_pb.ListGroupInstrumentSettingsResponse(
             settings=settings, next_page_token=token
