@@ -60,7 +60,7 @@ async def reverse_withdrawal(
         withdrawal["id"],
         reversal_entry_id=uuid.UUID(posted.entry.id),
         reason=reason,
-        rejected_by=convert.actor_columns(actor),
+        rejected_by=actor,
     )
     result = convert.withdrawal(row)
     account = await store.require_account_row(session, str(withdrawal["account_id"]))

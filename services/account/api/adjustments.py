@@ -69,7 +69,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 reason=request.reason,
                 status=AdjustmentStatus.PENDING_APPROVAL,
                 idempotency_key=request.idempotency_key,
-                maker=convert.actor_columns(audit.actor_of(caller)),
+                maker=audit.actor_of(caller),
             )
             adjustment = convert.balance_adjustment(row)
             await events.emit(
@@ -139,7 +139,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 session,
                 row["id"],
                 status=decision,
-                checker=convert.actor_columns(checker),
+                checker=checker,
                 comment=comment,
                 ledger_entry_id=None if entry is None else uuid.UUID(entry.id),
             )

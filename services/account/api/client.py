@@ -181,7 +181,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 idempotency_key=request.idempotency_key,
                 ledger_entry_id=uuid.UUID(posted.entry.id),
                 balance_after=locked.balance,
-                requested_by=convert.actor_columns(actor),
+                requested_by=actor,
             )
             withdrawal = convert.withdrawal(row)
             await events.emit(
