@@ -122,16 +122,13 @@ class BalanceAdjustmentAdmin(AdminPart):
             before = convert.balance_adjustment(row)
             entry = None
             if approving:
-                posted = await ledger.post(
+                posted = await ledger.post_request(
                     session,
-                    account_id=row["account_id"],
-                    reason=Reason.ADJUSTMENT,
-                    amount=row["amount"],
-                    reference_type="balance_adjustment",
-                    reference_id=str(row["id"]),
+                    "balance_adjustment",
+                    row,
+                    Reason.ADJUSTMENT,
                     actor=checker,
                     description=row["reason"],
-                    references=ledger.References(balance_adjustment_id=str(row["id"])),
                     correlation_id=caller.request_id,
                 )
                 entry = posted.entry
