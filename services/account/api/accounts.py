@@ -146,15 +146,14 @@ async def _check_account_may_close(session: AsyncSession, row: Row) -> None:
 
 
 TRADING_ACCOUNT_STATUS: Final = StatusChanges(
+    entity="trading_account",
     noun="account",
+    table=store.ACCOUNTS,
     steps=TRADING_ACCOUNT_STATUS_STEPS,
     status=TradingAccountStatus,
     message=convert.trading_account,
-    write=account_store.set_account_status,
     check_close=_check_account_may_close,
-    subject="account.trading_account.status_changed",
     event=lambda metadata, after, before, reason: ev.TradingAccountStatusChanged(
         metadata=metadata, account=after, previous_status=before.status, reason=reason
     ),
-    audit_action="trading_account.update_status",
 )

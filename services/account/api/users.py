@@ -125,15 +125,14 @@ async def _check_user_may_close(session: AsyncSession, row: Row) -> None:
 # Revoking the user's refresh token families is the auth side's (ADR 0005); it reads the user's
 # status on every refresh and API-key exchange.
 USER_STATUS: Final = StatusChanges(
+    entity="user",
     noun="user",
+    table=store.USERS,
     steps=USER_STATUS_STEPS,
     status=UserStatus,
     message=convert.user,
-    write=user_store.set_user_status,
     check_close=_check_user_may_close,
-    subject="account.user.status_changed",
     event=lambda metadata, after, before, reason: ev.UserStatusChanged(
         metadata=metadata, user=after, previous_status=before.status, reason=reason
     ),
-    audit_action="user.update_status",
 )

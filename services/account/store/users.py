@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +67,3 @@ async def list_users(
         clauses.append("roles && :roles")
         params["roles"] = list(roles)
     return await USERS.page(session, clauses, params, limit=limit, offset=offset)
-
-
-set_user_status: Final = USERS.set_status
