@@ -64,16 +64,18 @@ async def audit_change(
     *,
     before: Message | None = None,
     note: Mapping[str, str] | None = None,
+    entity_id: str | None = None,
 ) -> None:
     """The audit record of a change to `after` (an entity with an `id`), in the change's
     transaction; the entity type is the action's prefix ("user" of "user.create"). `after` is
-    a message with an `id` field (User, TradingAccount, Withdrawal, ...)."""
+    a message with an `id` field (User, TradingAccount, Withdrawal, ...), or `entity_id` names
+    the entity."""
     await audit.append_audit(
         session,
         actor=caller,
         action=action,
         entity_type=action.rpartition(".")[0],
-        entity_id=after.id,
+        entity_id=after.id if entity_id is None else entity_id,
         before=None if before is None else convert.snapshot(before),
         after={**convert.snapshot(after), **(note or {})},
     )

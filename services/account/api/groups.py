@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, store
+from services.account import convert, events, store
 from services.account.api.common import (
     ANY_STAFF,
     AdminPart,
@@ -152,14 +152,13 @@ class ClientGroupAdmin(AdminPart):
             if previous is not None:
                 event.previous.CopyFrom(convert.instrument_settings(previous))
             await events.emit(session, "account.client_group.instrument_settings_changed", event)
-            await audit.append_audit(
+            await audit_change(
                 session,
-                actor=caller,
-                action="group_instrument_settings.set",
-                entity_type="group_instrument_settings",
+                caller,
+                "group_instrument_settings.set",
+                settings,
+                before=None if previous is None else event.previous,
                 entity_id=f"{settings.group_id}/{settings.symbol}",
-                before=None if previous is None else convert.snapshot(event.previous),
-                after=convert.snapshot(settings),
             )
         return admin_pb.SetGroupInstrumentSettingsResponse(settings=settings)
 
