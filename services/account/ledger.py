@@ -11,10 +11,11 @@ of the statement is written, and the original entry is returned.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ __all__ = [
     "find_entry",
     "lock_balance",
     "post",
+    "post_request",
 ]
 
 
@@ -234,3 +236,32 @@ async def post(
     # The lock holder's view of the balance moves on, for a second posting in one transaction.
     balance.balance, balance.last_sequence = posting.balance_after, posting.sequence
     return Posted(entry, created=True)
+
+
+async def post_request(
+    session: AsyncSession,
+    kind: Literal["withdrawal", "balance_adjustment"],
+    request: Mapping[str, Any],
+    reason: Reason,
+    *,
+    actor: Actor,
+    description: str,
+    correlation_id: str,
+    provider_event_id: str | None = None,
+) -> Posted:
+    """`post` of the amount of a withdrawal's or balance adjustment's row (`request`) to its
+    account: the entry's reference is the request (`kind`, its id), which the entry shows as
+    its `<kind>_id`."""
+    request_id = str(request["id"])
+    return await post(
+        session,
+        account_id=request["account_id"],
+        reason=reason,
+        amount=request["amount"],
+        reference_type=kind,
+        reference_id=request_id,
+        actor=actor,
+        description=description,
+        references=References(**{f"{kind}_id": request_id}, provider_event_id=provider_event_id),
+        correlation_id=correlation_id,
+    )

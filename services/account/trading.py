@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
@@ -40,8 +38,8 @@ from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
 from services.platform.inbox import EventConsumer, UndeliverableError, decode_payload, first_time
+from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
-from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import InvalidDecimalError, parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2
 from tradingmesh.risk.v1 import risk_events_pb2
@@ -58,6 +56,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=Message)
+_C = TypeVar("_C")  # what an event asks for, as its consumer's `check` reads it
 
 TRADES_CONSUMER: Final = "account-trades"
 TRADES_SUBJECT: Final = "oms.trade.executed"
@@ -73,7 +72,7 @@ STOP_OUTS_SUBJECT: Final = "risk.account.stop_out_completed"
 
 @dataclass(frozen=True)
 class Booking:
-    """One ledger posting a trade asks for."""
+    """One ledger posting an event asks for (a trade may ask for two)."""
 
     reason: Reason
     amount: Decimal
@@ -126,14 +125,48 @@ def swap_of(event: oms_events_pb2.PositionSwapCharged) -> Decimal:
     return _amount(event.swap, event.currency, "swap")
 
 
-def _actor(event_actor: Actor) -> Actor:
-    return event_actor if event_actor.kind else actor_of(None)
+async def _post(
+    session: AsyncSession,
+    locked: LockedBalance,
+    metadata: EventMetadata,
+    booking: Booking,
+    *,
+    reference_type: str,
+    reference_id: str,
+    description: str,
+    references: References,
+) -> None:
+    """Posts a booking an event (its `metadata`) asks for to the account whose balance is
+    `locked`: by the event's actor (this service when it names none), under its correlation
+    id."""
+    await post(
+        session,
+        account_id=locked.account_id,
+        reason=booking.reason,
+        amount=booking.amount,
+        reference_type=reference_type,
+        reference_id=reference_id,
+        actor=metadata.actor if metadata.actor.kind else actor_of(None),
+        description=description,
+        references=references,
+        correlation_id=metadata.correlation_id,
+        locked=locked,
+    )
 
 
-class _LedgerConsumer(Generic[_E]):
+class _Booked(Protocol):
+    """What every event the ledger books carries."""
+
+    @property
+    def metadata(self) -> EventMetadata: ...
+
+
+class _LedgerConsumer(Generic[_E, _C]):
     """A durable consumer (`EventConsumer` with `options`) whose events of type `payload` the
-    ledger books (`book`, in the consumer's transaction); `start` once the resources are open,
-    `stop` before they close."""
+    ledger books once each, in the consumer's transaction: `check` (pure) reads what an event
+    asks for, or raises ValueError when the event breaks its contract (it is undeliverable);
+    an event seen before (`account.inbox`) books nothing; `book` posts. `start` once the
+    resources are open, `stop` before they close."""
 
     def __init__(
         self, db: Database, name: str, subject: str, payload: type[_E], **options: Any
@@ -144,10 +177,21 @@ class _LedgerConsumer(Generic[_E]):
 
     async def handle(self, session: AsyncSession, message: Event) -> bool:
         event = decode_payload(message.subject, message.data, self._payload, needs_id=True)
-        return await self.book(session, message, event)
+        try:
+            checked = self.check(event)
+        except ValueError as error:
+            raise UndeliverableError(f"{message.subject}: {error}") from error
+        event_id = cast(_Booked, event).metadata.event_id
+        if not await first_time(session, "account", event_id, message.subject):
+            return False
+        return await self.book(session, event, checked)
 
-    async def book(self, session: AsyncSession, message: Event, event: _E) -> bool:
-        """Books the event; False when it was booked before or books nothing."""
+    def check(self, event: _E) -> _C:
+        """What the event asks for; ValueError when it breaks its contract."""
+        raise NotImplementedError
+
+    async def book(self, session: AsyncSession, event: _E, checked: _C) -> bool:
+        """Books the event (seen for the first time); False when it books nothing."""
         raise NotImplementedError
 
     async def start(self, js: JetStreamContext) -> None:
@@ -157,13 +201,10 @@ class _LedgerConsumer(Generic[_E]):
         await self.consumer.stop()
 
 
-@contextmanager
-def _by_contract(message: Event) -> Iterator[None]:
-    """An event that breaks its contract (ValueError) is undeliverable."""
-    try:
-        yield
-    except ValueError as error:
-        raise UndeliverableError(f"{message.subject}: {error}") from error
+def _check_ids(*values: str) -> None:
+    """ValueError unless each value is a UUID (an id the event's contract requires)."""
+    for value in values:
+        uuid.UUID(value)
 
 
 async def _locked(
@@ -182,7 +223,7 @@ async def _locked(
     return locked
 
 
-class TradeBookings(_LedgerConsumer[oms_events_pb2.TradeExecuted]):
+class TradeBookings(_LedgerConsumer[oms_events_pb2.TradeExecuted, list[Booking]]):
     """Books `oms.trade.executed`."""
 
     def __init__(self, db: Database) -> None:
@@ -196,33 +237,33 @@ class TradeBookings(_LedgerConsumer[oms_events_pb2.TradeExecuted]):
             before_commit=write_bookings,
         )
 
+    def check(self, event: oms_events_pb2.TradeExecuted) -> list[Booking]:
+        bookings = bookings_of(event)
+        _check_ids(event.trade.account_id, event.trade.id, event.trade.order_id)
+        return bookings
+
     async def book(
-        self, session: AsyncSession, message: Event, event: oms_events_pb2.TradeExecuted
+        self,
+        session: AsyncSession,
+        event: oms_events_pb2.TradeExecuted,
+        bookings: list[Booking],
     ) -> bool:
-        with _by_contract(message):
-            bookings = bookings_of(event)
-            account_id = uuid.UUID(event.trade.account_id)
-            uuid.UUID(event.trade.id), uuid.UUID(event.trade.order_id)
         trade = event.trade
-        if not await first_time(session, "account", event.metadata.event_id, message.subject):
-            return False
+        account_id = uuid.UUID(trade.account_id)
         locked = await _locked(session, account_id, f"trade {trade.id}", event.currency)
         refs = References(
             order_id=trade.order_id, trade_id=trade.id, position_id=trade.position_id or None
         )
         for booking in bookings:
-            await post(
+            await _post(
                 session,
-                account_id=account_id,
-                reason=booking.reason,
-                amount=booking.amount,
+                locked,
+                event.metadata,
+                booking,
                 reference_type="trade",
                 reference_id=trade.id,
-                actor=_actor(event.metadata.actor),
                 description=f"{trade.symbol} trade {trade.id}",
                 references=refs,
-                correlation_id=event.metadata.correlation_id,
-                locked=locked,
             )
         # Recorded with the batch's other bookings, one statement (`write_bookings`).
         session.info.setdefault(_BOOKED, []).append(
@@ -243,7 +284,7 @@ async def write_bookings(session: AsyncSession) -> None:
         await record_bookings(session, booked)
 
 
-class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged]):
+class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged, Decimal]):
     """Books `oms.position.swap_charged` as SWAP (ADR 0010): one posting per charge, idempotent
     on (SWAP, "swap_charge", charge id) and the envelope in the inbox; a batch of what arrives
     within LINGER_SECONDS per transaction, like the trade bookings (ADR 0009). A swap may take
@@ -260,31 +301,28 @@ class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged]):
             linger=LINGER_SECONDS,
         )
 
+    def check(self, event: oms_events_pb2.PositionSwapCharged) -> Decimal:
+        amount = swap_of(event)
+        _check_ids(event.position.account_id, event.charge_id, event.position.id)
+        return amount
+
     async def book(
-        self, session: AsyncSession, message: Event, event: oms_events_pb2.PositionSwapCharged
+        self, session: AsyncSession, event: oms_events_pb2.PositionSwapCharged, amount: Decimal
     ) -> bool:
-        with _by_contract(message):
-            amount = swap_of(event)
-            account_id = uuid.UUID(event.position.account_id)
-            uuid.UUID(event.charge_id), uuid.UUID(event.position.id)
-        if not await first_time(session, "account", event.metadata.event_id, message.subject):
-            return False
         position = event.position
+        account_id = uuid.UUID(position.account_id)
         locked = await _locked(session, account_id, f"swap {event.charge_id}", event.currency)
         if amount == 0:
             return False
-        await post(
+        await _post(
             session,
-            account_id=account_id,
-            reason=Reason.SWAP,
-            amount=amount,
+            locked,
+            event.metadata,
+            Booking(Reason.SWAP, amount),
             reference_type=SWAP_REFERENCE,
             reference_id=event.charge_id,
-            actor=_actor(event.metadata.actor),
             description=f"{position.symbol} swap {event.trading_date or ''}".rstrip(),
             references=References(position_id=position.id),
-            correlation_id=event.metadata.correlation_id,
-            locked=locked,
         )
         log.info(
             "swap booked",
@@ -293,7 +331,7 @@ class SwapBookings(_LedgerConsumer[oms_events_pb2.PositionSwapCharged]):
         return True
 
 
-class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted]):
+class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted, list[str]]):
     """Credits a balance a stop-out left negative back to zero, once per stop-out."""
 
     def __init__(self, db: Database) -> None:
@@ -301,16 +339,17 @@ class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted]):
             db, STOP_OUTS_CONSUMER, STOP_OUTS_SUBJECT, risk_events_pb2.StopOutCompleted
         )
 
+    def check(self, event: risk_events_pb2.StopOutCompleted) -> list[str]:
+        """The closing orders (ids) the correction waits for."""
+        margin_event = event.margin_event
+        _check_ids(margin_event.account_id, margin_event.id)
+        return sorted({str(uuid.UUID(o)) for o in margin_event.closing_order_ids})
+
     async def book(
-        self, session: AsyncSession, message: Event, event: risk_events_pb2.StopOutCompleted
+        self, session: AsyncSession, event: risk_events_pb2.StopOutCompleted, closing: list[str]
     ) -> bool:
         margin_event = event.margin_event
-        with _by_contract(message):
-            account_id = uuid.UUID(margin_event.account_id)
-            closing = sorted({str(uuid.UUID(o)) for o in margin_event.closing_order_ids})
-            uuid.UUID(margin_event.id)
-        if not await first_time(session, "account", event.metadata.event_id, message.subject):
-            return False
+        account_id = uuid.UUID(margin_event.account_id)
         if closing:
             missing = len(closing) - await count_booked_orders(session, closing)
             if missing:
@@ -322,17 +361,15 @@ class StopOutCorrections(_LedgerConsumer[risk_events_pb2.StopOutCompleted]):
         credit = correction_for(locked.balance)
         if credit is None:
             return False
-        await post(
+        await _post(
             session,
-            account_id=account_id,
-            reason=Reason.NEGATIVE_BALANCE_CORRECTION,
-            amount=credit,
+            locked,
+            event.metadata,
+            Booking(Reason.NEGATIVE_BALANCE_CORRECTION, credit),
             reference_type="margin_event",
             reference_id=margin_event.id,
-            actor=_actor(event.metadata.actor),
             description=f"negative balance protection after stop-out {margin_event.id}",
-            correlation_id=event.metadata.correlation_id,
-            locked=locked,
+            references=References(),
         )
         log.info(
             "negative balance corrected",

@@ -41,26 +41,22 @@ async def reverse_withdrawal(
 ) -> pb.Withdrawal:
     """REJECTED, with the amount credited back (WITHDRAWAL_REVERSAL), in the caller's
     transaction; publishes `account.withdrawal.rejected`. The caller holds the row lock."""
-    posted = await ledger.post(
+    posted = await ledger.post_request(
         session,
-        account_id=withdrawal["account_id"],
-        reason=Reason.WITHDRAWAL_REVERSAL,
-        amount=withdrawal["amount"],
-        reference_type="withdrawal",
-        reference_id=str(withdrawal["id"]),
+        "withdrawal",
+        withdrawal,
+        Reason.WITHDRAWAL_REVERSAL,
         actor=actor,
         description=f"Withdrawal reversed: {reason}"[:512],
-        references=ledger.References(
-            withdrawal_id=str(withdrawal["id"]), provider_event_id=provider_event_id
-        ),
         correlation_id=correlation_id,
+        provider_event_id=provider_event_id,
     )
     row = await withdrawal_store.set_rejected(
         session,
         withdrawal["id"],
         reversal_entry_id=uuid.UUID(posted.entry.id),
         reason=reason,
-        rejected_by=convert.actor_columns(actor),
+        rejected_by=actor,
     )
     result = convert.withdrawal(row)
     account = await store.require_account_row(session, str(withdrawal["account_id"]))

@@ -5,7 +5,6 @@ ListTradingAccounts, UpdateTradingAccountStatus."""
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Final
 
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +19,6 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
-    offset_listing,
 )
 from services.account.api.status import StatusChanges, change_status
 from services.account.convert import Row
@@ -115,20 +113,15 @@ class TradingAccountAdmin(AdminPart):
         self, request: admin_pb.ListTradingAccountsRequest, context: Context
     ) -> admin_pb.ListTradingAccountsResponse:
         require_roles(ANY_STAFF)
-        async with self.resources.db.read_session() as session:
-            accounts, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(
-                    account_store.list_accounts,
-                    session,
-                    user_id=uuid.UUID(request.user_id) if request.user_id else None,
-                    group_id=uuid.UUID(request.group_id) if request.group_id else None,
-                    account_number=request.account_number,
-                    statuses=enum_names(pb.TradingAccountStatus, request.statuses),
-                ),
-                convert.trading_account,
-            )
+        accounts, token = await self.listing(
+            request,
+            account_store.list_accounts,
+            convert.trading_account,
+            user_id=uuid.UUID(request.user_id) if request.user_id else None,
+            group_id=uuid.UUID(request.group_id) if request.group_id else None,
+            account_number=request.account_number,
+            statuses=enum_names(pb.TradingAccountStatus, request.statuses),
+        )
         return admin_pb.ListTradingAccountsResponse(accounts=accounts, next_page_token=token)
 
     async def UpdateTradingAccountStatus(
@@ -153,15 +146,14 @@ async def _check_account_may_close(session: AsyncSession, row: Row) -> None:
 
 
 TRADING_ACCOUNT_STATUS: Final = StatusChanges(
+    entity="trading_account",
     noun="account",
+    table=store.ACCOUNTS,
     steps=TRADING_ACCOUNT_STATUS_STEPS,
     status=TradingAccountStatus,
     message=convert.trading_account,
-    write=account_store.set_account_status,
     check_close=_check_account_may_close,
-    subject="account.trading_account.status_changed",
     event=lambda metadata, after, before, reason: ev.TradingAccountStatusChanged(
         metadata=metadata, account=after, previous_status=before.status, reason=reason
     ),
-    audit_action="trading_account.update_status",
 )

@@ -5,7 +5,6 @@ RejectBalanceAdjustment, ListBalanceAdjustments (the checker is never the maker)
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +17,6 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
-    offset_listing,
 )
 from services.account.convert import Row
 from services.account.domain import (
@@ -71,7 +69,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 reason=request.reason,
                 status=AdjustmentStatus.PENDING_APPROVAL,
                 idempotency_key=request.idempotency_key,
-                maker=convert.actor_columns(audit.actor_of(caller)),
+                maker=audit.actor_of(caller),
             )
             adjustment = convert.balance_adjustment(row)
             await events.emit(
@@ -124,16 +122,13 @@ class BalanceAdjustmentAdmin(AdminPart):
             before = convert.balance_adjustment(row)
             entry = None
             if approving:
-                posted = await ledger.post(
+                posted = await ledger.post_request(
                     session,
-                    account_id=row["account_id"],
-                    reason=Reason.ADJUSTMENT,
-                    amount=row["amount"],
-                    reference_type="balance_adjustment",
-                    reference_id=str(row["id"]),
+                    "balance_adjustment",
+                    row,
+                    Reason.ADJUSTMENT,
                     actor=checker,
                     description=row["reason"],
-                    references=ledger.References(balance_adjustment_id=str(row["id"])),
                     correlation_id=caller.request_id,
                 )
                 entry = posted.entry
@@ -141,7 +136,7 @@ class BalanceAdjustmentAdmin(AdminPart):
                 session,
                 row["id"],
                 status=decision,
-                checker=convert.actor_columns(checker),
+                checker=checker,
                 comment=comment,
                 ledger_entry_id=None if entry is None else uuid.UUID(entry.id),
             )
@@ -152,19 +147,14 @@ class BalanceAdjustmentAdmin(AdminPart):
         self, request: admin_pb.ListBalanceAdjustmentsRequest, context: Context
     ) -> admin_pb.ListBalanceAdjustmentsResponse:
         require_roles(MONEY_STAFF)
-        async with self.resources.db.read_session() as session:
-            adjustments, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(
-                    adjustment_store.list_adjustments,
-                    session,
-                    account_id=uuid.UUID(request.account_id) if request.account_id else None,
-                    statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
-                    time_range=request.time_range if request.HasField("time_range") else None,
-                ),
-                convert.balance_adjustment,
-            )
+        adjustments, token = await self.listing(
+            request,
+            adjustment_store.list_adjustments,
+            convert.balance_adjustment,
+            account_id=uuid.UUID(request.account_id) if request.account_id else None,
+            statuses=enum_names(pb.BalanceAdjustmentStatus, request.statuses),
+            time_range=request.time_range if request.HasField("time_range") else None,
+        )
         return admin_pb.ListBalanceAdjustmentsResponse(
             balance_adjustments=adjustments, next_page_token=token
         )

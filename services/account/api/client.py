@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,15 +80,12 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
             return api_pb.ListAccountsResponse()
         async with self.resources.db.read_session() as session:
             accounts, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(
-                    account_store.list_accounts,
-                    session,
-                    user_id=user_id,
-                    account_ids=None if caller.api_key_id is None else caller.account_ids,
-                ),
+                session,
+                request,
+                account_store.list_accounts,
                 convert.trading_account,
+                user_id=user_id,
+                account_ids=None if caller.api_key_id is None else caller.account_ids,
             )
         return api_pb.ListAccountsResponse(accounts=accounts, next_page_token=token)
 
@@ -105,16 +101,13 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
     ) -> api_pb.ListLedgerEntriesResponse:
         async with self._owned(require_user(), request.account_id) as (session, row):
             entries, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(
-                    account_store.list_ledger_entries,
-                    session,
-                    account_id=row["id"],
-                    time_range=request.time_range if request.HasField("time_range") else None,
-                    reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
-                ),
+                session,
+                request,
+                account_store.list_ledger_entries,
                 convert.ledger_entry,
+                account_id=row["id"],
+                time_range=request.time_range if request.HasField("time_range") else None,
+                reasons=enum_names(ledger_pb2.LedgerEntryReason, request.reasons),
             )
         return api_pb.ListLedgerEntriesResponse(entries=entries, next_page_token=token)
 
@@ -188,7 +181,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 idempotency_key=request.idempotency_key,
                 ledger_entry_id=uuid.UUID(posted.entry.id),
                 balance_after=locked.balance,
-                requested_by=convert.actor_columns(actor),
+                requested_by=actor,
             )
             withdrawal = convert.withdrawal(row)
             await events.emit(
@@ -209,10 +202,9 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
         async with self._owned(require_user(), request.account_id) as (session, row):
             found, token = await search_withdrawals(
                 session,
+                request,
                 account_id=row["id"],
                 statuses=request.statuses,
                 time_range=request.time_range if request.HasField("time_range") else None,
-                page_size=request.page_size,
-                page_token=request.page_token,
             )
         return api_pb.ListWithdrawalsResponse(withdrawals=found, next_page_token=token)

@@ -1,10 +1,12 @@
 """What every servicer of the account service shares: the context type, the staff role sets,
-the audit record and event metadata of a change, and the base of the admin servicer's parts."""
+the audit record and event metadata of a change, a page of a list (`offset_listing`), and the
+base of the admin servicer's parts (`AdminPart.listing`: a page in a read session of its
+own)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import grpc.aio
 from google.protobuf.message import Message
@@ -26,11 +28,32 @@ ANY_STAFF: Final = (ADMIN, DEALER, BACKOFFICE)
 MONEY_STAFF: Final = (ADMIN, BACKOFFICE)
 
 
+class PageRequest(Protocol):
+    """A list request's paging fields (`page_size`, `page_token`)."""
+
+    @property
+    def page_size(self) -> int: ...
+
+    @property
+    def page_token(self) -> str: ...
+
+
 class AdminPart:
     """A part of AccountAdminService (`admin.py`): the RPCs of one resource."""
 
     resources: Resources
     margin: MarginFigures
+
+    async def listing(
+        self,
+        request: PageRequest,
+        rows: Callable[..., Awaitable[Sequence[Row]]],
+        message: Callable[[Row], M],
+        **filters: Any,
+    ) -> tuple[list[M], str]:
+        """`offset_listing` in a read session of its own."""
+        async with self.resources.db.read_session() as session:
+            return await offset_listing(session, request, rows, message, **filters)
 
 
 async def audit_change(
@@ -41,16 +64,18 @@ async def audit_change(
     *,
     before: Message | None = None,
     note: Mapping[str, str] | None = None,
+    entity_id: str | None = None,
 ) -> None:
     """The audit record of a change to `after` (an entity with an `id`), in the change's
     transaction; the entity type is the action's prefix ("user" of "user.create"). `after` is
-    a message with an `id` field (User, TradingAccount, Withdrawal, ...)."""
+    a message with an `id` field (User, TradingAccount, Withdrawal, ...), or `entity_id` names
+    the entity."""
     await audit.append_audit(
         session,
         actor=caller,
         action=action,
         entity_type=action.rpartition(".")[0],
-        entity_id=after.id,
+        entity_id=after.id if entity_id is None else entity_id,
         before=None if before is None else convert.snapshot(before),
         after={**convert.snapshot(after), **(note or {})},
     )
@@ -68,13 +93,15 @@ def enum_names(wrapper: Any, values: Iterable[int]) -> list[str]:
 
 
 async def offset_listing(
-    page_size: int,
-    page_token: str,
+    session: AsyncSession,
+    request: PageRequest,
     rows: Callable[..., Awaitable[Sequence[Row]]],
     message: Callable[[Row], M],
+    **filters: Any,
 ) -> tuple[list[M], str]:
-    """One page of a list by offset: `rows(limit=..., offset=...)` (a store function with its
-    session and filters bound) as messages, and the next page's token ("" after the last)."""
-    limit, offset = offset_page(page_size, page_token)
-    found = await rows(limit=limit, offset=offset)
+    """The page of a list by offset that `request` asks for: `rows(session, **filters,
+    limit=..., offset=...)` (a store function) as messages, and the next page's token ("" after
+    the last)."""
+    limit, offset = offset_page(request.page_size, request.page_token)
+    found = await rows(session, **filters, limit=limit, offset=offset)
     return [message(r) for r in found], next_offset_token(offset, limit, len(found) == limit)

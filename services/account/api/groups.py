@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from functools import partial
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, store
+from services.account import convert, events, store
 from services.account.api.common import (
     ANY_STAFF,
     AdminPart,
@@ -84,13 +83,7 @@ class ClientGroupAdmin(AdminPart):
         self, request: admin_pb.ListClientGroupsRequest, context: Context
     ) -> admin_pb.ListClientGroupsResponse:
         require_roles(ANY_STAFF)
-        async with self.resources.db.read_session() as session:
-            groups, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(group_store.list_groups, session),
-                convert.client_group,
-            )
+        groups, token = await self.listing(request, group_store.list_groups, convert.client_group)
         return admin_pb.ListClientGroupsResponse(client_groups=groups, next_page_token=token)
 
     async def UpdateClientGroup(
@@ -159,14 +152,13 @@ class ClientGroupAdmin(AdminPart):
             if previous is not None:
                 event.previous.CopyFrom(convert.instrument_settings(previous))
             await events.emit(session, "account.client_group.instrument_settings_changed", event)
-            await audit.append_audit(
+            await audit_change(
                 session,
-                actor=caller,
-                action="group_instrument_settings.set",
-                entity_type="group_instrument_settings",
+                caller,
+                "group_instrument_settings.set",
+                settings,
+                before=None if previous is None else event.previous,
                 entity_id=f"{settings.group_id}/{settings.symbol}",
-                before=None if previous is None else convert.snapshot(event.previous),
-                after=convert.snapshot(settings),
             )
         return admin_pb.SetGroupInstrumentSettingsResponse(settings=settings)
 
@@ -177,10 +169,11 @@ class ClientGroupAdmin(AdminPart):
         async with self.resources.db.read_session() as session:
             group = await store.require_group_row(session, request.group_id)
             settings, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(group_store.list_instrument_settings, session, group["id"]),
+                session,
+                request,
+                group_store.list_instrument_settings,
                 convert.instrument_settings,
+                group_id=group["id"],
             )
         return admin_pb.ListGroupInstrumentSettingsResponse(
             settings=settings, next_page_token=token

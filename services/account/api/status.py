@@ -6,7 +6,6 @@ operator's reason, all in the caller's transaction (which holds the entity's row
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -18,6 +17,7 @@ from services.account import events
 from services.account.api.common import audit_change, event_metadata
 from services.account.convert import Row
 from services.account.domain import StatusStep, status_step
+from services.account.store import Table
 from services.platform.identity import Caller
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 
@@ -29,16 +29,17 @@ M = TypeVar("M", bound=Message)
 class StatusChanges(Generic[S, M]):
     """What differs between the entities whose status an operator sets."""
 
+    # The entity in event subjects and audit actions: its change is the event
+    # "account.<entity>.status_changed" and the audit action "<entity>.update_status".
+    entity: str
     noun: str  # in the refusal: "the <noun> is closed for good"
+    table: Table  # where the status is written
     steps: Mapping[tuple[S, S], StatusStep]  # the domain's table
     status: Callable[[str], S]  # the stored status as the domain's enum
     message: Callable[[Row], M]  # a row as the contract's message
-    write: Callable[[AsyncSession, uuid.UUID, S], Awaitable[Row]]  # the row after the change
     # Raises the refusal when the entity may not be closed yet; it may take further locks.
     check_close: Callable[[AsyncSession, Row], Awaitable[None]]
-    subject: str  # the event's subject
     event: Callable[[EventMetadata, M, M, str], Message]  # (metadata, after, before, reason)
-    audit_action: str
 
 
 async def change_status(
@@ -58,11 +59,18 @@ async def change_status(
     if step is StatusStep.CLOSE:
         await changes.check_close(session, row)
     before = changes.message(row)
-    after = changes.message(await changes.write(session, row["id"], requested))
+    after = changes.message(await changes.table.set_status(session, row["id"], requested))
     await events.emit(
-        session, changes.subject, changes.event(event_metadata(caller), after, before, reason)
+        session,
+        f"account.{changes.entity}.status_changed",
+        changes.event(event_metadata(caller), after, before, reason),
     )
     await audit_change(
-        session, caller, changes.audit_action, after, before=before, note={"reason": reason}
+        session,
+        caller,
+        f"{changes.entity}.update_status",
+        after,
+        before=before,
+        note={"reason": reason},
     )
     return after

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Final
 
 from argon2 import PasswordHasher
@@ -19,7 +18,6 @@ from services.account.api.common import (
     audit_change,
     enum_names,
     event_metadata,
-    offset_listing,
 )
 from services.account.api.status import StatusChanges, change_status
 from services.account.convert import Row
@@ -96,20 +94,15 @@ class UserAdmin(AdminPart):
         self, request: admin_pb.ListUsersRequest, context: Context
     ) -> admin_pb.ListUsersResponse:
         require_roles(ANY_STAFF)
-        async with self.resources.db.read_session() as session:
-            users, token = await offset_listing(
-                request.page_size,
-                request.page_token,
-                partial(
-                    user_store.list_users,
-                    session,
-                    query=request.query,
-                    statuses=enum_names(pb.UserStatus, request.statuses),
-                    kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
-                    roles=[convert.role_claim(r) for r in request.roles],
-                ),
-                convert.user,
-            )
+        users, token = await self.listing(
+            request,
+            user_store.list_users,
+            convert.user,
+            query=request.query,
+            statuses=enum_names(pb.UserStatus, request.statuses),
+            kyc_statuses=enum_names(pb.KycStatus, request.kyc_statuses),
+            roles=[convert.role_claim(r) for r in request.roles],
+        )
         return admin_pb.ListUsersResponse(users=users, next_page_token=token)
 
     async def UpdateUserStatus(
@@ -132,15 +125,14 @@ async def _check_user_may_close(session: AsyncSession, row: Row) -> None:
 # Revoking the user's refresh token families is the auth side's (ADR 0005); it reads the user's
 # status on every refresh and API-key exchange.
 USER_STATUS: Final = StatusChanges(
+    entity="user",
     noun="user",
+    table=store.USERS,
     steps=USER_STATUS_STEPS,
     status=UserStatus,
     message=convert.user,
-    write=user_store.set_user_status,
     check_close=_check_user_may_close,
-    subject="account.user.status_changed",
     event=lambda metadata, after, before, reason: ev.UserStatusChanged(
         metadata=metadata, user=after, previous_status=before.status, reason=reason
     ),
-    audit_action="user.update_status",
 )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +15,7 @@ from services.account.api.common import (
     MONEY_STAFF,
     AdminPart,
     Context,
+    PageRequest,
     audit_change,
     enum_names,
     offset_listing,
@@ -36,24 +36,21 @@ _R = ErrorReason
 
 async def search_withdrawals(
     session: AsyncSession,
+    request: PageRequest,
     *,
     account_id: uuid.UUID | None,
     statuses: Iterable[int],
     time_range: types_pb2.TimeRange | None,
-    page_size: int,
-    page_token: str,
 ) -> tuple[list[pb.Withdrawal], str]:
+    """The page `request` asks for of the withdrawals of one account (or all)."""
     return await offset_listing(
-        page_size,
-        page_token,
-        partial(
-            withdrawal_store.list_withdrawals,
-            session,
-            account_id=account_id,
-            statuses=enum_names(pb.WithdrawalStatus, statuses),
-            time_range=time_range,
-        ),
+        session,
+        request,
+        withdrawal_store.list_withdrawals,
         convert.withdrawal,
+        account_id=account_id,
+        statuses=enum_names(pb.WithdrawalStatus, statuses),
+        time_range=time_range,
     )
 
 
@@ -67,11 +64,10 @@ class WithdrawalAdmin(AdminPart):
         async with self.resources.db.read_session() as session:
             found, token = await search_withdrawals(
                 session,
+                request,
                 account_id=uuid.UUID(request.account_id) if request.account_id else None,
                 statuses=request.statuses,
                 time_range=request.time_range if request.HasField("time_range") else None,
-                page_size=request.page_size,
-                page_token=request.page_token,
             )
         return admin_pb.SearchWithdrawalsResponse(withdrawals=found, next_page_token=token)
 

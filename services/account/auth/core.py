@@ -227,31 +227,35 @@ class AuthCore:
                 return
             await self._revoke(
                 session,
-                user_id=row.user_id,
+                caller,
+                TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED,
                 family_ids=[family_id],
-                reason=TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED,
-                caller=None,  # the system detected it; the presenter is not a trusted actor
-                request_id=caller.request_id,
+                user_id=row.user_id,
                 source_ip=client_ip,
             )
 
     async def _revoke(
         self,
         session: Any,
-        *,
-        user_id: str,
-        family_ids: Sequence[uuid.UUID] | None,
+        caller: Caller,
         reason: TokenFamilyRevokeReason.ValueType,
-        caller: Caller | None,
-        request_id: str,
-        source_ip: str = "",
+        *,
+        family_ids: Sequence[uuid.UUID] | None = None,
         keep: uuid.UUID | None = None,
+        user_id: str | None = None,
+        source_ip: str = "",
     ) -> list[uuid.UUID]:
-        """Revokes families in PostgreSQL with one event each (same transaction), then Redis."""
+        """Revokes the user's live families (`family_ids`, or every one but `keep`) in
+        PostgreSQL with one event each (same transaction), then in Redis. The user is the
+        caller unless `user_id` names another (a reused token's owner). The actor is the
+        caller, but this service for a reuse it detected: the presenter of a reused token is
+        not a trusted actor; the event then carries the presenter's `source_ip`."""
+        reuse = reason == TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED
+        owner = caller.subject if user_id is None else user_id
         now = utc_now()
         revoked = await repo.revoke_families(
             session,
-            user_id=user_id,
+            user_id=owner,
             family_ids=family_ids,
             reason=enum_name(TokenFamilyRevokeReason, reason),
             now=now,
@@ -261,14 +265,15 @@ class AuthCore:
         for family_id in revoked:
             event = TokenFamilyRevoked(
                 metadata=event_metadata(
-                    "account", actor_of(caller), now, correlation_id=request_id
+                    "account",
+                    actor_of(None if reuse else caller),
+                    now,
+                    correlation_id=caller.request_id,
                 ),
-                user_id=user_id,
+                user_id=owner,
                 token_family_id=str(family_id),
                 reason=reason,
-                source_ip=source_ip
-                if reason == TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED
-                else "",
+                source_ip=source_ip if reuse else "",
             )
             await add_event(session, "account", TOKEN_FAMILY_REVOKED, event)
         for family_id in revoked:
@@ -286,11 +291,9 @@ class AuthCore:
         async with self._resources.db.transaction() as session:
             revoked = await self._revoke(
                 session,
-                user_id=caller.subject,
+                caller,
+                TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_LOGOUT,
                 family_ids=family_ids,
-                reason=TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_LOGOUT,
-                caller=caller,
-                request_id=caller.request_id,
             )
         return len(revoked)
 
@@ -317,11 +320,8 @@ class AuthCore:
             await repo.set_password_hash(session, user.id, new_hash)
             revoked = await self._revoke(
                 session,
-                user_id=user.id,
-                family_ids=None,
-                reason=TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_PASSWORD_CHANGED,
-                caller=caller,
-                request_id=caller.request_id,
+                caller,
+                TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_PASSWORD_CHANGED,
                 keep=_uuid_or_none(caller.session_id),
             )
             await append_audit(

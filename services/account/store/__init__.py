@@ -16,12 +16,14 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.account.audit import actor_kind_name
 from services.account.domain import format_money
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError, not_found
+from services.platform.sql import values_insert
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import TimeRange
+from tradingmesh.common.v1.types_pb2 import Actor, TimeRange
 from tradingmesh.exact import plain_decimal
 
 _R = ErrorReason
@@ -52,6 +54,12 @@ SETTINGS_COLUMNS: Final = (
     "group_id, symbol, enabled, spread_markup_type, spread_markup, commission_per_lot,"
     " execution_mode, max_deviation_points, max_order_size, max_position, margin_rate, updated_at"
 )
+
+
+def actor_columns(role: str, actor: Actor) -> dict[str, str]:
+    """The columns of who acted in `role` ("maker", "requested_by", ...): `<role>_kind` and
+    `<role>_id`."""
+    return {f"{role}_kind": actor_kind_name(actor.kind), f"{role}_id": actor.id}
 
 
 def as_uuid(value: str) -> uuid.UUID | None:
@@ -112,6 +120,16 @@ async def many(
     session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
 ) -> list[Row]:
     return list((await session.execute(text(sql), dict(params or {}))).mappings().all())
+
+
+async def execute(session: AsyncSession, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    """Runs a statement that returns no rows."""
+    await session.execute(text(sql), dict(params or {}))
+
+
+async def insert(session: AsyncSession, table: str, values: Mapping[str, Any]) -> None:
+    """Inserts one row: `values` by column."""
+    await execute(session, *values_insert(table, list(values), [values]))
 
 
 @dataclass(frozen=True)
@@ -200,6 +218,14 @@ class Table:
         params: dict[str, Any] = {}
         clauses = filters(params, account_id=account_id, statuses=statuses, time_range=time_range)
         return await self.page(session, clauses, params, limit=limit, offset=offset)
+
+    async def insert(self, session: AsyncSession, values: Mapping[str, Any]) -> Row:
+        """The new row of `values` (by column)."""
+        row = await one(
+            session, *values_insert(self.name, list(values), [values], f"RETURNING {self.columns}")
+        )
+        assert row is not None
+        return row
 
     async def set_status(self, session: AsyncSession, row_id: uuid.UUID, status: str) -> Row:
         """The row after its status is set (the caller holds its lock)."""

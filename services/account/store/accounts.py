@@ -100,9 +100,6 @@ async def insert_account(
     return row
 
 
-set_account_status: Final = ACCOUNTS.set_status
-
-
 async def count_accounts_not_in(session: AsyncSession, user_id: uuid.UUID, status: str) -> int:
     """How many of the user's trading accounts are not in `status`."""
     row = await one(

@@ -9,7 +9,8 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import ADJUSTMENT_COLUMNS, ADJUSTMENTS, one
+from services.account.store import ADJUSTMENT_COLUMNS, ADJUSTMENTS, actor_columns, one
+from tradingmesh.common.v1.types_pb2 import Actor
 
 adjustment_by_key: Final = ADJUSTMENTS.by_key
 locked_adjustment: Final = ADJUSTMENTS.locked
@@ -24,30 +25,22 @@ async def insert_adjustment(
     reason: str,
     status: str,
     idempotency_key: str,
-    maker: tuple[str, str],
+    maker: Actor,
 ) -> Row:
-    """The new adjustment's row; `maker` is (actor kind, actor id)."""
-    kind, maker_id = maker
-    row = await one(
+    """The new adjustment's row."""
+    return await ADJUSTMENTS.insert(
         session,
-        "INSERT INTO account.balance_adjustments (id, account_id, amount, currency,"
-        " reason, status, idempotency_key, maker_kind, maker_id) VALUES (:id, :a,"
-        " :amount, :currency, :reason, :status, :k, :kind, :maker)"
-        f" RETURNING {ADJUSTMENT_COLUMNS}",
         {
             "id": uuid.uuid4(),
-            "a": account_id,
+            "account_id": account_id,
             "amount": amount,
             "currency": currency,
             "reason": reason,
             "status": status,
-            "k": idempotency_key,
-            "kind": kind,
-            "maker": maker_id,
+            "idempotency_key": idempotency_key,
+            **actor_columns("maker", maker),
         },
     )
-    assert row is not None
-    return row
 
 
 async def review_adjustment(
@@ -55,17 +48,15 @@ async def review_adjustment(
     adjustment_id: uuid.UUID,
     *,
     status: str,
-    checker: tuple[str, str],
+    checker: Actor,
     comment: str,
     ledger_entry_id: uuid.UUID | None = None,
 ) -> Row:
     """The adjustment's row after the checker's decision (`status`, with the ledger entry of an
-    approval); `checker` is (actor kind, actor id)."""
-    kind, checker_id = checker
+    approval)."""
     params: dict[str, Any] = {
         "status": status,
-        "kind": kind,
-        "checker": checker_id,
+        **actor_columns("checker", checker),
         "comment": comment,
         "id": adjustment_id,
     }
@@ -75,9 +66,9 @@ async def review_adjustment(
         params["entry"] = ledger_entry_id
     row = await one(
         session,
-        "UPDATE account.balance_adjustments SET status = :status, checker_kind = :kind,"
-        f" checker_id = :checker, checker_comment = :comment,{entry}"
-        f" reviewed_at = now() WHERE id = :id RETURNING {ADJUSTMENT_COLUMNS}",
+        "UPDATE account.balance_adjustments SET status = :status,"
+        " checker_kind = :checker_kind, checker_id = :checker_id, checker_comment = :comment,"
+        f"{entry} reviewed_at = now() WHERE id = :id RETURNING {ADJUSTMENT_COLUMNS}",
         params,
     )
     assert row is not None

@@ -50,19 +50,7 @@ class InstrumentTerms:
 
 async def insert_group(session: AsyncSession, currency: str, terms: GroupTerms) -> Row:
     """The new group's row; IntegrityError when the name is taken."""
-    row = await one(
-        session,
-        "INSERT INTO account.client_groups (id, name, description, currency,"
-        " leverage, margin_call_level, stop_out_level, execution_mode,"
-        " position_mode, spread_markup_type, spread_markup, commission_per_lot,"
-        " max_deviation_points) VALUES (:id, :name, :description, :currency,"
-        " :leverage, :margin_call_level, :stop_out_level, :execution_mode, :position_mode,"
-        " :spread_markup_type, :spread_markup, :commission_per_lot, :max_deviation_points)"
-        f" RETURNING {GROUP_COLUMNS}",
-        {"id": uuid.uuid4(), "currency": currency, **asdict(terms)},
-    )
-    assert row is not None
-    return row
+    return await GROUPS.insert(session, {"id": uuid.uuid4(), "currency": currency, **asdict(terms)})
 
 
 async def update_group(session: AsyncSession, group_id: uuid.UUID, terms: GroupTerms) -> Row:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import USER_COLUMNS, USERS, one
+from services.account.store import USERS
 
 
 async def insert_user(
@@ -24,25 +24,19 @@ async def insert_user(
     status: str,
 ) -> Row:
     """The new user's row; IntegrityError when the username or email is taken."""
-    row = await one(
+    return await USERS.insert(
         session,
-        "INSERT INTO account.users (id, username, email, display_name,"
-        " password_hash, roles, kyc_status, status) VALUES (:id, :username,"
-        " :email, :display_name, :hash, :roles, :kyc_status, :status)"
-        f" RETURNING {USER_COLUMNS}",
         {
             "id": uuid.uuid4(),
             "username": username,
             "email": email,
             "display_name": display_name,
-            "hash": password_hash,
+            "password_hash": password_hash,
             "roles": list(roles),
             "kyc_status": kyc_status,
             "status": status,
         },
     )
-    assert row is not None
-    return row
 
 
 async def list_users(
@@ -73,6 +67,3 @@ async def list_users(
         clauses.append("roles && :roles")
         params["roles"] = list(roles)
     return await USERS.page(session, clauses, params, limit=limit, offset=offset)
-
-
-set_user_status: Final = USERS.set_status

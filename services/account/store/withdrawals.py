@@ -10,7 +10,8 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import WITHDRAWAL_COLUMNS, WITHDRAWALS, one
+from services.account.store import WITHDRAWAL_COLUMNS, WITHDRAWALS, actor_columns, one
+from tradingmesh.common.v1.types_pb2 import Actor
 
 withdrawal_by_key: Final = WITHDRAWALS.by_key
 locked_withdrawal: Final = WITHDRAWALS.locked
@@ -27,31 +28,23 @@ async def insert_withdrawal(
     idempotency_key: str,
     ledger_entry_id: uuid.UUID,
     balance_after: Decimal,
-    requested_by: tuple[str, str],
+    requested_by: Actor,
 ) -> Row:
-    """The new withdrawal's row; `requested_by` is (actor kind, actor id)."""
-    kind, actor_id = requested_by
-    row = await one(
+    """The new withdrawal's row."""
+    return await WITHDRAWALS.insert(
         session,
-        "INSERT INTO account.withdrawals (id, account_id, amount, currency, status,"
-        " idempotency_key, ledger_entry_id, balance_after, requested_by_kind,"
-        " requested_by_id) VALUES (:id, :a, :amount, :currency, :status, :k, :entry,"
-        f" :after, :kind, :actor) RETURNING {WITHDRAWAL_COLUMNS}",
         {
             "id": withdrawal_id,
-            "a": account_id,
+            "account_id": account_id,
             "amount": amount,
             "currency": currency,
             "status": status,
-            "k": idempotency_key,
-            "entry": ledger_entry_id,
-            "after": balance_after,
-            "kind": kind,
-            "actor": actor_id,
+            "idempotency_key": idempotency_key,
+            "ledger_entry_id": ledger_entry_id,
+            "balance_after": balance_after,
+            **actor_columns("requested_by", requested_by),
         },
     )
-    assert row is not None
-    return row
 
 
 list_withdrawals: Final = WITHDRAWALS.page_of_account
@@ -63,22 +56,20 @@ async def set_rejected(
     *,
     reversal_entry_id: uuid.UUID,
     reason: str,
-    rejected_by: tuple[str, str],
+    rejected_by: Actor,
 ) -> Row:
-    """The withdrawal's row after it is REJECTED with its reversal's ledger entry;
-    `rejected_by` is (actor kind, actor id). The caller holds its lock."""
-    kind, actor_id = rejected_by
+    """The withdrawal's row after it is REJECTED with its reversal's ledger entry. The caller
+    holds its lock."""
     row = await one(
         session,
         "UPDATE account.withdrawals SET status = 'REJECTED', reversal_ledger_entry_id = :entry,"
-        " rejection_reason = :reason, rejected_by_kind = :kind, rejected_by_id = :actor,"
-        " completed_at = now(), updated_at = now() WHERE id = :id"
-        f" RETURNING {WITHDRAWAL_COLUMNS}",
+        " rejection_reason = :reason, rejected_by_kind = :rejected_by_kind,"
+        " rejected_by_id = :rejected_by_id, completed_at = now(), updated_at = now()"
+        f" WHERE id = :id RETURNING {WITHDRAWAL_COLUMNS}",
         {
             "entry": reversal_entry_id,
             "reason": reason,
-            "kind": kind,
-            "actor": actor_id,
+            **actor_columns("rejected_by", rejected_by),
             "id": withdrawal_id,
         },
     )
