@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, TypeVar
 
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import InvalidDecimalError, format_decimal, parse_decimal
 from tradingmesh.trading.money import minor_unit
@@ -75,24 +75,20 @@ def parse_amount(text: str, currency: str, field: str, *, positive: bool = False
     try:
         value = parse_decimal(text)
     except InvalidDecimalError as error:
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED, str(error), field_violations=[(field, str(error))]
-        ) from None
+        problem = str(error)
+        raise field_error(_R.ERROR_REASON_VALIDATION_FAILED, field, problem, problem) from None
     if value == 0 or (positive and value < 0):
         problem = "must be greater than zero" if positive else "must not be zero"
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED,
-            f"{field} {problem}",
-            field_violations=[(field, problem)],
-        )
+        raise field_error(_R.ERROR_REASON_VALIDATION_FAILED, field, problem)
     digits = minor_unit(currency)
     if value != value.quantize(Decimal(1).scaleb(-digits)):
         problem = f"{currency} amounts have at most {digits} decimals"
-        raise DomainError(
+        raise field_error(
             _R.ERROR_REASON_TOO_MANY_DECIMALS,
+            field,
+            problem,
             f"{field}: {problem}",
-            metadata={"field": field, "max_decimals": str(digits)},
-            field_violations=[(field, problem)],
+            {"max_decimals": str(digits)},
         )
     return value
 

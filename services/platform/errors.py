@@ -30,6 +30,7 @@ __all__ = [
     "DomainError",
     "abort",
     "dependency_outage",
+    "field_error",
     "internal_error",
     "not_found",
     "status_of",
@@ -155,6 +156,24 @@ def not_found(what: str, key: str, value: str) -> DomainError:
     Also the answer for another user's thing (the caller may not learn that it exists)."""
     message = f"{what} {value} not found"
     return DomainError(_R.ERROR_REASON_NOT_FOUND, message, metadata={key: value})
+
+
+def field_error(
+    reason: ErrorReason.ValueType,
+    field: str,
+    problem: str,
+    message: str = "",
+    metadata: Mapping[str, str] | None = None,
+) -> DomainError:
+    """An error in one request field, in the one form every service uses: `problem` as the
+    field's violation, `field` in the metadata beside `metadata`, and `message` ("<field>
+    <problem>" by default)."""
+    return DomainError(
+        reason,
+        message or f"{field} {problem}",
+        metadata={"field": field, **(metadata or {})},
+        field_violations=[(field, problem)],
+    )
 
 
 def to_status(error: DomainError) -> tuple[grpc.StatusCode, str, bytes]:

@@ -18,7 +18,7 @@ import base64
 import binascii
 from typing import Final
 
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = [
@@ -47,11 +47,9 @@ def page_size(requested: int) -> int:
 
 def bad_token(why: str = "") -> DomainError:
     """A page token this service did not issue (or issued for other filters: `why`)."""
-    return DomainError(
-        ErrorReason.ERROR_REASON_VALIDATION_FAILED,
-        "page_token is not a token from a previous response" + (f" {why}" if why else ""),
-        field_violations=[("page_token", "not a token from a previous response")],
-    )
+    problem = "not a token from a previous response"
+    message = f"page_token is {problem}" + (f" {why}" if why else "")
+    return field_error(ErrorReason.ERROR_REASON_VALIDATION_FAILED, "page_token", problem, message)
 
 
 def encode_token(*parts: str) -> str:

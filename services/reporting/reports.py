@@ -27,7 +27,7 @@ from services.platform.access import (
 )
 from services.platform.db import Database
 from services.platform.enums import enum_name, enum_value
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from services.reporting import records, store
 from services.reporting.domain import csvrows
 from services.reporting.domain.exposure import client_exposure
@@ -135,21 +135,30 @@ def _choose_interval(
     finest from `finest` up that fits."""
     if requested:
         if _estimate(start, end, requested) * series > limit:
-            raise DomainError(
+            raise field_error(
                 errors_pb2.ERROR_REASON_VALIDATION_FAILED,
+                "interval",
+                f"more than {limit:,} points; choose a coarser one",
                 f"the report would have more than {limit:,} points at this interval",
-                field_violations=[
-                    ("interval", f"more than {limit:,} points; choose a coarser one")
-                ],
             )
         return requested
     for interval in sorted(_INTERVALS):
         if interval >= finest and _estimate(start, end, interval) * series <= limit:
             return interval
-    raise DomainError(
+    raise field_error(
         errors_pb2.ERROR_REASON_VALIDATION_FAILED,
+        "time_range",
+        "too long; choose a shorter period",
         f"the report would have more than {limit:,} points even at MONTH",
-        field_violations=[("time_range", "too long; choose a shorter period")],
+    )
+
+
+def _backwards() -> DomainError:
+    return field_error(
+        errors_pb2.ERROR_REASON_VALIDATION_FAILED,
+        "time_range",
+        "end_time must be after start_time",
+        "time_range ends before it starts",
     )
 
 
@@ -172,11 +181,7 @@ def _period(time_range: types_pb2.TimeRange, default_start: datetime, now: datet
     )
     end = time_range.end_time.ToDatetime(UTC) if time_range.HasField("end_time") else now
     if end <= start:
-        raise DomainError(
-            errors_pb2.ERROR_REASON_VALIDATION_FAILED,
-            "time_range ends before it starts",
-            field_violations=[("time_range", "end_time must be after start_time")],
-        )
+        raise _backwards()
     return Period(start, end)
 
 
@@ -610,11 +615,7 @@ class Reports:
         start = request.time_range.start_time.ToDatetime(UTC)
         end = request.time_range.end_time.ToDatetime(UTC)
         if end <= start:
-            raise DomainError(
-                errors_pb2.ERROR_REASON_VALIDATION_FAILED,
-                "time_range ends before it starts",
-                field_violations=[("time_range", "end_time must be after start_time")],
-            )
+            raise _backwards()
         groups, symbols = list(request.group_ids), list(request.symbols)
         rc = REPORTING_CURRENCY
         async with self._snapshot() as session:

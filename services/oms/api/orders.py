@@ -47,7 +47,7 @@ from services.oms.store.queries import list_orders
 from services.oms.store.rows import found
 from services.oms.stp import hedges
 from services.platform.db import Database
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
@@ -312,9 +312,7 @@ def _check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest
 
 
 def _invalid_fields(message: str, field: str, problem: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_INVALID_ORDER_FIELDS, message, field_violations=[(field, problem)]
-    )
+    return field_error(_R.ERROR_REASON_INVALID_ORDER_FIELDS, field, problem, message)
 
 
 def amended_order(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.oms.domain.positions import Side
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.money import exact_difference, fits_places, is_multiple
 
@@ -51,24 +51,21 @@ def check_quantity(quantity: Decimal, rules: InstrumentRules, field: str = "quan
     """A multiple of the lot step, then within the minimum and maximum lot."""
     if not is_multiple(quantity, rules.lot_step):
         problem = f"must be a multiple of the lot step {rules.lot_step}"
-        raise DomainError(
+        raise field_error(
             _R.ERROR_REASON_TOO_MANY_DECIMALS,
+            field,
+            problem,
             f"{field} {quantity} {problem} of {rules.symbol}",
-            metadata={"symbol": rules.symbol, "field": field, "lot_step": str(rules.lot_step)},
-            field_violations=[(field, problem)],
+            {"symbol": rules.symbol, "lot_step": str(rules.lot_step)},
         )
     if not rules.min_lot <= quantity <= rules.max_lot:
         problem = f"must be within {rules.min_lot}..{rules.max_lot} lots"
-        raise DomainError(
+        raise field_error(
             _R.ERROR_REASON_QUANTITY_OUT_OF_RANGE,
+            field,
+            problem,
             f"{field} {quantity} {problem} for {rules.symbol}",
-            metadata={
-                "symbol": rules.symbol,
-                "field": field,
-                "min_lot": str(rules.min_lot),
-                "max_lot": str(rules.max_lot),
-            },
-            field_violations=[(field, problem)],
+            {"symbol": rules.symbol, "min_lot": str(rules.min_lot), "max_lot": str(rules.max_lot)},
         )
 
 
@@ -78,11 +75,12 @@ def check_close_quantity(
     """A closing order closes at most the position's open quantity."""
     if quantity > open_quantity:
         problem = f"must be at most the position's open quantity {open_quantity}"
-        raise DomainError(
+        raise field_error(
             _R.ERROR_REASON_QUANTITY_OUT_OF_RANGE,
+            field,
+            problem,
             f"{field} {quantity} {problem}",
-            metadata={"field": field, "open_quantity": str(open_quantity)},
-            field_violations=[(field, problem)],
+            {"open_quantity": str(open_quantity)},
         )
 
 
@@ -94,11 +92,12 @@ def check_price(price: Decimal, rules: InstrumentRules, field: str) -> None:
         problem = f"must be a multiple of the tick size {rules.tick_size} of {rules.symbol}"
     else:
         return
-    raise DomainError(
+    raise field_error(
         _R.ERROR_REASON_TOO_MANY_DECIMALS,
+        field,
+        problem,
         f"{field} {price} {problem}",
-        metadata={"symbol": rules.symbol, "field": field, "max_decimals": str(rules.digits)},
-        field_violations=[(field, problem)],
+        {"symbol": rules.symbol, "max_decimals": str(rules.digits)},
     )
 
 

@@ -18,7 +18,7 @@ from services.oms.rollover.job import NotTradingDayError, RolloverJob, rollover_
 from services.oms.rollover.store import StoredTerms
 from services.oms.store import operator_audit
 from services.platform.db import Database
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, field_error
 from services.platform.paging import decode_token, encode_token
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -165,8 +165,5 @@ class SwapAdmin:
 
 
 def _bad_date(value: str, why: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_VALIDATION_FAILED,
-        f"trading_date {value!r} has no rollover: {why}",
-        field_violations=[("trading_date", why)],
-    )
+    message = f"trading_date {value!r} has no rollover: {why}"
+    return field_error(_R.ERROR_REASON_VALIDATION_FAILED, "trading_date", why, message)

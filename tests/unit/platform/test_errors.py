@@ -16,6 +16,7 @@ from services.platform.errors import (
     STATUS_BY_REASON,
     DomainError,
     dependency_outage,
+    field_error,
     internal_error,
     not_found,
     status_of,
@@ -202,3 +203,21 @@ def test_not_found_names_the_thing_and_carries_its_key() -> None:
     assert error.message == "position p-1 not found"
     assert error.metadata == {"position_id": "p-1"}
     assert to_status(error)[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_field_error_names_the_field_in_its_violation_and_metadata() -> None:
+    plain = field_error(R.ERROR_REASON_VALIDATION_FAILED, "amount", "must not be zero")
+    detailed = field_error(
+        R.ERROR_REASON_TOO_MANY_DECIMALS,
+        "price",
+        "has more than 5 decimals",
+        "price 1.123456 has more than 5 decimals",
+        {"symbol": "EURUSD"},
+    )
+
+    assert plain.message == "amount must not be zero"
+    assert plain.metadata == {"field": "amount"}
+    assert plain.field_violations == (FieldViolation("amount", "must not be zero"),)
+    assert detailed.message == "price 1.123456 has more than 5 decimals"
+    assert detailed.metadata == {"field": "price", "symbol": "EURUSD"}
+    assert detailed.field_violations == (FieldViolation("price", "has more than 5 decimals"),)
