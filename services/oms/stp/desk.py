@@ -183,7 +183,7 @@ from services.oms.stp.lp_orders import (
     StoredReport,
 )
 from services.platform.db import Database
-from services.platform.errors import DomainError
+from services.platform.errors import DomainError, not_found
 from services.platform.fix import LpEndpoint
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
@@ -1770,7 +1770,7 @@ class StpDesk:
         router = self.router
         lps = [e.lp for e in self.config.lps] if lp is None else [lp]
         if router is None or any(name not in {e.lp for e in self.config.lps} for name in lps):
-            raise _no_session(lp or "")
+            raise not_found("LP order session", "liquidity_provider_id", lp or "(none)")
         return [await asyncio.to_thread(router.numbers, name) for name in lps]
 
     async def set_session_numbers(
@@ -1787,7 +1787,7 @@ class StpDesk:
         NOT_FOUND for an LP without an order session here."""
         router = self.router
         if router is None or lp not in {e.lp for e in self.config.lps}:
-            raise _no_session(lp)
+            raise not_found("LP order session", "liquidity_provider_id", lp)
         now = self.clock()
         reset = next_sender is None and next_target is None
         async with self.db.transaction() as session:
@@ -2066,14 +2066,6 @@ def _numbers_snapshot(numbers: SessionNumbers) -> dict[str, int | bool]:
         "next_target_msg_seq_num": numbers.next_target_msg_seq_num,
         "logged_on": numbers.logged_on,
     }
-
-
-def _no_session(lp: str) -> DomainError:
-    return DomainError(
-        _R.ERROR_REASON_NOT_FOUND,
-        f"no LP order session to {lp or '(none)'} here",
-        metadata={"liquidity_provider_id": lp},
-    )
 
 
 def _attemptable(order: OrderRow) -> bool:
