@@ -37,7 +37,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date
-from decimal import Decimal
 from functools import partial
 from typing import Any, Final, TypeVar
 
@@ -63,6 +62,7 @@ from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.exact import optional_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
@@ -143,10 +143,6 @@ def _batch(session: AsyncSession) -> _TradingBatch:
 
 def _decode(message: Event, subjects: dict[str, type[Message]]) -> Message | None:
     return decode_known(message.subject, message.data, subjects)
-
-
-def _optional(message: Message, field: str) -> Decimal | None:
-    return parse_decimal(getattr(message, field)) if message.HasField(field) else None
 
 
 def position_of(message: oms_pb2.Position) -> Position:
@@ -525,7 +521,7 @@ def _settings_values(settings: account_pb2.GroupInstrumentSettings) -> dict[str,
         "group_id": settings.group_id,
         "symbol": settings.symbol,
         "enabled": settings.enabled,
-        "max_order_size": _optional(settings, "max_order_size"),
-        "max_position": _optional(settings, "max_position"),
-        "margin_rate": _optional(settings, "margin_rate"),
+        "max_order_size": optional_decimal(settings, "max_order_size"),
+        "max_position": optional_decimal(settings, "max_position"),
+        "margin_rate": optional_decimal(settings, "margin_rate"),
     }

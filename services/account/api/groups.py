@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
-from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +30,7 @@ from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import pricing_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import optional_decimal
 
 __all__ = ["ClientGroupAdmin"]
 
@@ -184,10 +184,6 @@ def _decimal(text: str) -> Decimal:
     return Decimal(text) if text else Decimal(0)
 
 
-def _optional_decimal(message: Message, field: str) -> Decimal | None:
-    return _decimal(getattr(message, field)) if message.HasField(field) else None
-
-
 def _terms(group: pb.ClientGroup) -> GroupTerms:
     """The stored terms of a client group message (enums by name)."""
     return GroupTerms(
@@ -214,8 +210,8 @@ def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
             if given.spread_markup_type
             else None
         ),
-        spread_markup=_optional_decimal(given, "spread_markup"),
-        commission_per_lot=_optional_decimal(given, "commission_per_lot"),
+        spread_markup=optional_decimal(given, "spread_markup"),
+        commission_per_lot=optional_decimal(given, "commission_per_lot"),
         execution_mode=(
             enum_name(types_pb2.ExecutionMode, given.execution_mode)
             if given.execution_mode
@@ -224,9 +220,9 @@ def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
         max_deviation_points=(
             given.max_deviation_points if given.HasField("max_deviation_points") else None
         ),
-        max_order_size=_optional_decimal(given, "max_order_size"),
-        max_position=_optional_decimal(given, "max_position"),
-        margin_rate=_optional_decimal(given, "margin_rate"),
+        max_order_size=optional_decimal(given, "max_order_size"),
+        max_position=optional_decimal(given, "max_position"),
+        margin_rate=optional_decimal(given, "margin_rate"),
     )
 
 

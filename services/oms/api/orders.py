@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 import grpc.aio
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import order_page, trade_page
@@ -52,19 +51,15 @@ from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import optional_decimal
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["OrderService", "cancel_order", "decimal_field", "order_of"]
+__all__ = ["OrderService", "cancel_order", "order_of"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
 _PLACING: Final = frozenset({OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.ACCEPTED})
-
-
-def decimal_field(message: Message, name: str) -> Decimal | None:
-    """An optional decimal field (already checked by the contract's rules)."""
-    return Decimal(getattr(message, name)) if message.HasField(name) else None
 
 
 async def order_of(
@@ -90,11 +85,11 @@ def intent_of(request: order_service_pb2.PlaceOrderRequest) -> OrderIntent:
         type=order_type,
         time_in_force=time_in_force,
         quantity=Decimal(request.quantity),
-        price=decimal_field(request, "price"),
-        stop_price=decimal_field(request, "stop_price"),
-        requested_price=decimal_field(request, "requested_price"),
-        stop_loss=decimal_field(request, "stop_loss"),
-        take_profit=decimal_field(request, "take_profit"),
+        price=optional_decimal(request, "price"),
+        stop_price=optional_decimal(request, "stop_price"),
+        requested_price=optional_decimal(request, "requested_price"),
+        stop_loss=optional_decimal(request, "stop_loss"),
+        take_profit=optional_decimal(request, "take_profit"),
         position_id=request.position_id if request.HasField("position_id") else None,
     )
 

@@ -17,7 +17,6 @@ import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import position_page
-from services.oms.api.orders import decimal_field
 from services.oms.api.ownership import authorize_trader, owned_account
 from services.oms.api.valuation import Valuer, load_instruments
 from services.oms.domain import positions as domain
@@ -35,6 +34,7 @@ from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.exact import optional_decimal
 from tradingmesh.oms.v1 import (
     oms_events_pb2,
     position_service_pb2,
@@ -78,7 +78,7 @@ async def close_position(
         position,
         client_order_id=request.client_order_id,
         request_fingerprint=fingerprint(request),
-        quantity=decimal_field(request, "quantity"),
+        quantity=optional_decimal(request, "quantity"),
         **options,
     )
     return position, await placement.place(intent, actor, authorize, correlation_id)
@@ -160,7 +160,7 @@ class PositionService(position_service_pb2_grpc.PositionServiceServicer):
             authorize_trader(request.account_id),
             caller.request_id,
             check_account=owned_account,
-            requested_price=decimal_field(request, "requested_price"),
+            requested_price=optional_decimal(request, "requested_price"),
         )
         return position_service_pb2.ClosePositionResponse(
             order=placed.order.to_proto(placed.currency)

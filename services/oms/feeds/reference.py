@@ -44,6 +44,7 @@ from services.platform.inbox import (
 )
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
+from tradingmesh.exact import optional_decimal
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 __all__ = [
@@ -147,10 +148,6 @@ def _decimal(text_value: str, field: str) -> Decimal:
     return value
 
 
-def _optional_decimal(message: Message, field: str) -> Decimal | None:
-    return _decimal(getattr(message, field), field) if message.HasField(field) else None
-
-
 def _account_version(event: Message) -> int:
     occurred = event.metadata.occurred_at  # type: ignore[attr-defined]
     version: int = occurred.ToMicroseconds()
@@ -207,14 +204,14 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
             "group_id": settings.group_id,
             "symbol": settings.symbol,
             "enabled": settings.enabled,
-            "commission_per_lot": _optional_decimal(settings, "commission_per_lot"),
+            "commission_per_lot": optional_decimal(settings, "commission_per_lot"),
             "execution_mode": _name(types_pb2.ExecutionMode, settings.execution_mode),
             "max_deviation_points": (
                 settings.max_deviation_points if settings.HasField("max_deviation_points") else None
             ),
-            "max_order_size": _optional_decimal(settings, "max_order_size"),
-            "max_position": _optional_decimal(settings, "max_position"),
-            "margin_rate": _optional_decimal(settings, "margin_rate"),
+            "max_order_size": optional_decimal(settings, "max_order_size"),
+            "max_position": optional_decimal(settings, "max_position"),
+            "margin_rate": optional_decimal(settings, "margin_rate"),
             "version": _account_version(event),
         }
     if isinstance(

@@ -11,10 +11,12 @@ from tradingmesh.exact import (
     InvalidDecimalError,
     format_decimal,
     from_units,
+    optional_decimal,
     parse_decimal,
     plain_decimal,
     to_units,
 )
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.trading.money import money_text
 
 # Every Decimal the wire can carry: up to 18 integer and 12 fraction digits.
@@ -158,3 +160,14 @@ def test_money_text_has_the_currencys_minor_unit_and_no_negative_zero() -> None:
     assert money_text(Decimal("-0.001"), "USD") == "0.00"
     assert money_text(Decimal("1200"), "JPY") == "1200"
     assert money_text(Decimal("0.125"), "USD") == "0.12"  # half to even
+
+
+def test_an_optional_decimal_field_is_none_unset_exact_set_and_named_when_malformed() -> None:
+    unset = order_service_pb2.PlaceOrderRequest()
+    priced = order_service_pb2.PlaceOrderRequest(price="1.10")
+    malformed = order_service_pb2.PlaceOrderRequest(price="1e3")
+
+    assert optional_decimal(unset, "price") is None
+    assert optional_decimal(priced, "price") == Decimal("1.10")
+    with pytest.raises(InvalidDecimalError, match=r"^price: '1e3' is not a decimal string"):
+        optional_decimal(malformed, "price")

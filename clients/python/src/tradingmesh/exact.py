@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 __all__ = [
     "MAX_FRACTION_DIGITS",
@@ -18,6 +22,7 @@ __all__ = [
     "InvalidDecimalError",
     "format_decimal",
     "from_units",
+    "optional_decimal",
     "parse_decimal",
     "plain_decimal",
     "to_units",
@@ -53,6 +58,17 @@ def parse_decimal(text: str) -> Decimal:
             f"{MAX_INTEGER_DIGITS} integer and {MAX_FRACTION_DIGITS} fraction digits)"
         )
     return Decimal(text)
+
+
+def optional_decimal(message: Message, field: str) -> Decimal | None:
+    """A message's `optional string` decimal field, parsed (`parse_decimal`); None when it is
+    unset. A malformed value raises `InvalidDecimalError` naming the field."""
+    if not message.HasField(field):
+        return None
+    try:
+        return parse_decimal(getattr(message, field))
+    except InvalidDecimalError as error:
+        raise InvalidDecimalError(f"{field}: {error}") from None
 
 
 def format_decimal(value: Decimal | int) -> str:
