@@ -55,7 +55,7 @@ from services.platform.inbox import (
     decode_known,
     first_time,
 )
-from services.risk import snapshots, store
+from services.risk import store
 from services.risk.decimals import parse_decimal
 from services.risk.model import Position, Session, Side, UnbookedTrade
 from services.risk.state import RiskState
@@ -326,7 +326,7 @@ class Copies(EventConsumers):
             return charged
         if isinstance(event, oms_events.RolloverCompleted):
             rollover = event.rollover
-            await snapshots.record_due(
+            await store.record_snapshots_due(
                 session,
                 date.fromisoformat(rollover.trading_date),
                 rollover.rollover_time.ToDatetime(tzinfo=UTC),

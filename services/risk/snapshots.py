@@ -18,49 +18,22 @@ restart), then is taken with what there is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.platform.db import Database
-from services.platform.sql import insert_rows
 from services.platform.tasks import Repeating
+from services.risk import store
 from services.risk.state import RiskState
 from services.risk.valuation import value_account
 
-__all__ = ["COLUMNS", "DailySnapshots", "record_due", "snapshot_rows"]
+__all__ = ["DailySnapshots", "snapshot_rows"]
 
 log = logging.getLogger(__name__)
 
-COLUMNS: Final = (
-    "account_id",
-    "trading_date",
-    "currency",
-    "balance",
-    "equity",
-    "margin",
-    "free_margin",
-    "floating_pnl",
-    "margin_level",
-    "taken_at",
-)
 PASS_SECONDS: Final = 5.0
 PRICE_WAIT: Final = timedelta(seconds=60)
-_CHUNK: Final = 1000
-
-
-async def record_due(session: AsyncSession, trading_date: date, rollover_time: datetime) -> None:
-    """Marks the day's snapshots due (in the consumer's transaction)."""
-    await session.execute(
-        text(
-            "INSERT INTO risk.rollover_snapshots (trading_date, rollover_time)"
-            " VALUES (:trading_date, :rollover_time) ON CONFLICT DO NOTHING"
-        ),
-        {"trading_date": trading_date, "rollover_time": rollover_time},
-    )
 
 
 def snapshot_rows(
@@ -92,11 +65,6 @@ def snapshot_rows(
     return rows, complete
 
 
-def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
-
-
 class DailySnapshots:
     """Takes the due snapshots; `wake` after a commit that made some due."""
 
@@ -117,14 +85,7 @@ class DailySnapshots:
     async def take_due(self) -> int:
         """Takes every due day's snapshots that can be taken now; how many days."""
         async with self.db.transaction() as session:
-            due = (
-                await session.execute(
-                    text(
-                        "SELECT trading_date, received_at FROM risk.rollover_snapshots"
-                        " WHERE taken_at IS NULL ORDER BY trading_date"
-                    )
-                )
-            ).all()
+            due = await store.due_snapshot_days(session)
         taken = 0
         for trading_date, received_at in due:
             now = self.clock()
@@ -132,19 +93,7 @@ class DailySnapshots:
             if not complete and now - received_at < PRICE_WAIT:
                 continue  # prices are still arriving (a restart): the next pass
             async with self.db.transaction() as session:
-                for chunk in _chunks(rows):
-                    await session.execute(
-                        *insert_rows(
-                            "risk.daily_snapshots", COLUMNS, chunk, "ON CONFLICT DO NOTHING"
-                        )
-                    )
-                await session.execute(
-                    text(
-                        "UPDATE risk.rollover_snapshots SET taken_at = :now"
-                        " WHERE trading_date = :trading_date"
-                    ),
-                    {"now": now, "trading_date": trading_date},
-                )
+                await store.write_snapshots(session, trading_date, rows, now)
             taken += 1
             log.info(
                 "daily snapshots taken",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -33,8 +33,11 @@ from tradingmesh.trading.margin import RiskStatus
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "SNAPSHOT_COLUMNS",
     "ExecutedTrade",
+    "due_snapshot_days",
     "load_state",
+    "record_snapshots_due",
     "save_account",
     "save_balance",
     "save_booking",
@@ -47,6 +50,7 @@ __all__ = [
     "save_trades",
     "sessions_from_json",
     "sessions_json",
+    "write_snapshots",
 ]
 
 _DAYS: Final = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
@@ -905,3 +909,61 @@ async def realized_of_orders(session: AsyncSession, order_ids: Sequence[str]) ->
     )
     assert row is not None
     return _dec(row["total"])
+
+
+# -- daily snapshots (snapshots.py) ------------------------------------------------------------
+
+SNAPSHOT_COLUMNS: Final = (
+    "account_id",
+    "trading_date",
+    "currency",
+    "balance",
+    "equity",
+    "margin",
+    "free_margin",
+    "floating_pnl",
+    "margin_level",
+    "taken_at",
+)
+_SNAPSHOT_CHUNK: Final = 1000
+
+
+async def record_snapshots_due(
+    session: AsyncSession, trading_date: date, rollover_time: datetime
+) -> None:
+    """Marks the day's snapshots due (in the consumer's transaction)."""
+    await session.execute(
+        text(
+            "INSERT INTO risk.rollover_snapshots (trading_date, rollover_time)"
+            " VALUES (:trading_date, :rollover_time) ON CONFLICT DO NOTHING"
+        ),
+        {"trading_date": trading_date, "rollover_time": rollover_time},
+    )
+
+
+async def due_snapshot_days(session: AsyncSession) -> list[tuple[date, datetime]]:
+    """The trading days whose snapshots are due, oldest first, with when each became due."""
+    rows = await _rows(
+        session,
+        "SELECT trading_date, received_at FROM risk.rollover_snapshots"
+        " WHERE taken_at IS NULL ORDER BY trading_date",
+    )
+    return [(row["trading_date"], row["received_at"]) for row in rows]
+
+
+async def write_snapshots(
+    session: AsyncSession, trading_date: date, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
+    """The day's snapshots (one row per account, `SNAPSHOT_COLUMNS`; a row already there stays
+    as it is), and the day marked taken."""
+    for start in range(0, len(rows), _SNAPSHOT_CHUNK):
+        chunk = rows[start : start + _SNAPSHOT_CHUNK]
+        await session.execute(
+            *insert_rows("risk.daily_snapshots", SNAPSHOT_COLUMNS, chunk, "ON CONFLICT DO NOTHING")
+        )
+    await session.execute(
+        text(
+            "UPDATE risk.rollover_snapshots SET taken_at = :now WHERE trading_date = :trading_date"
+        ),
+        {"now": now, "trading_date": trading_date},
+    )

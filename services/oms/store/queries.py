@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
@@ -23,6 +23,7 @@ from tradingmesh.common.v1.types_pb2 import TimeRange
 
 __all__ = [
     "Page",
+    "expiring_orders",
     "hedge_order_links",
     "list_hedge_orders",
     "list_orders",
@@ -304,3 +305,19 @@ async def open_positions_by_account(
         position, currency = build(row)
         grouped[position.account_id].append((position, currency))
     return grouped, more
+
+
+async def expiring_orders(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(account id, order id) of open orders whose `expire_time` has passed, the earliest
+    first: the expiry sweeper's batch."""
+    rows = await session.execute(
+        text(
+            "SELECT account_id::text, id::text FROM oms.orders"
+            " WHERE expire_time <= :now AND status = ANY(:open)"
+            " ORDER BY expire_time LIMIT :batch"
+        ),
+        {"now": now, "open": list(OPEN_STATUS_NAMES), "batch": limit},
+    )
+    return [(str(account_id), str(order_id)) for account_id, order_id in rows.all()]

@@ -13,17 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
-from sqlalchemy import text
-
 from services.oms.domain.state import OrderEvent
 from services.oms.store.changes import (
-    OPEN_STATUS_NAMES,
     AccountChange,
     get_order,
     load_account,
     reason_changes,
 )
 from services.oms.store.events import system_actor
+from services.oms.store.queries import expiring_orders
 from services.platform.db import Database
 from services.platform.tasks import Repeating
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -51,16 +49,7 @@ class ExpirySweeper:
         """Expires the orders due now; how many."""
         now = self.clock()
         async with self.db.read_session() as session:
-            due = (
-                await session.execute(
-                    text(
-                        "SELECT account_id::text, id::text FROM oms.orders"
-                        " WHERE expire_time <= :now AND status = ANY(:open)"
-                        " ORDER BY expire_time LIMIT :batch"
-                    ),
-                    {"now": now, "open": list(OPEN_STATUS_NAMES), "batch": _BATCH},
-                )
-            ).all()
+            due = await expiring_orders(session, now, _BATCH)
         expired = 0
         for account_id, order_id in due:
             expired += await self._expire(account_id, order_id, now)
