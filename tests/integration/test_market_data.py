@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from bench.probes import prometheus_samples
 from simulators.lp.control import ControlClient, ControlError
+from stack.components.envoy import STREAM_CLUSTER
 from stack.operator_tls import service_channel
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
@@ -233,14 +234,25 @@ def test_streams_are_served_by_the_stream_workers_spread_by_the_edge(
     state = running_stack.state
     workers = stream_workers()  # as `up` read them
     get_quote(pricing, demo)
+    # Right after start-up (this test run first) Envoy's balancer may still see a worker as
+    # not healthy after its admin does (seen: every stream to one worker): two more rounds of
+    # health checks once the admin sees them all healthy.
+    eventually(
+        lambda: all(_worker_health(state, w) == "healthy" for w in workers) or None,
+        30,
+        "Envoy counting every stream worker healthy",
+    )
+    checked = _stream_health_checks(state) + 2 * len(workers)
+    eventually(lambda: _stream_health_checks(state) >= checked or None, 30, "two more rounds")
     request = pricing_service_pb2.StreamQuotesRequest(account_id=account, symbols=["EURUSD"])
-    calls = [
-        pricing.StreamQuotes(request, metadata=bearer(token), timeout=60)
-        for _ in range(2 * len(workers))
-    ]
+    calls = []
     try:
-        for call in calls:
-            next(call)  # open: its snapshot has arrived
+        # One after the other, as clients come: each open on its worker (its snapshot has
+        # arrived) before the next is placed. Opened all at once on a fresh edge, they would
+        # all be placed before any counted as open on a worker (no upstream connection yet).
+        for _ in range(2 * len(workers)):
+            calls.append(pricing.StreamQuotes(request, metadata=bearer(token), timeout=60))
+            next(calls[-1])
         counts = {name: _open_streams(state, name) for name in ("pricing", *workers)}
     finally:
         for call in calls:
@@ -305,6 +317,17 @@ def test_a_grpc_web_and_a_rest_client_follow_the_stream_through_the_edge(
     assert {t.symbol for t in later.quotes} <= {"EURUSD", "XAUUSD"}
     assert rest_answer.status == 200
     assert opening.startswith(b'[{"quotes":[{"symbol":"EURUSD"')
+
+
+def _stream_health_checks(state: Any) -> int:
+    """The health checks of the stream workers that Envoy has seen pass."""
+    name = f"cluster.{STREAM_CLUSTER}.health_check.success"
+    port = Ports(state.base_port).envoy_admin
+    url = f"http://127.0.0.1:{port}/stats?filter=^{name}$&format=json"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        stats = json.loads(response.read())["stats"]
+    (found,) = [s["value"] for s in stats if s.get("name") == name]
+    return int(found)
 
 
 def _worker_health(state: Any, worker: str) -> str:
