@@ -8,13 +8,15 @@ is made otherwise."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeVar
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from services.account.audit import actor_kind_name, parse_actor_kind
+from services.account.audit import parse_actor_kind
 from services.account.domain import format_money
 from services.platform.enums import enum_name, enum_value
 from services.platform.messages import from_row
@@ -90,22 +92,26 @@ _TIME_COLUMNS: Final = {
 _ACTOR: Final = types_pb2.Actor.DESCRIPTOR.full_name
 
 
+@functools.cache
+def _conventional(descriptor: Descriptor) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """A message's time fields (with their columns) and Actor fields, found once per type."""
+    fields = descriptor.fields
+    times = tuple((f.name, _TIME_COLUMNS[f.name]) for f in fields if f.name in _TIME_COLUMNS)
+    actors = tuple(
+        f.name for f in fields if f.message_type is not None and f.message_type.full_name == _ACTOR
+    )
+    return times, actors
+
+
 def _message(message_type: type[_M], row: Row, *, amounts: Iterable[str] = (), **fields: Any) -> _M:
     """`message_type` from a row of the account's tables: the platform's `from_row` with the
     account's own conventions. A time is its `_TIME_COLUMNS` column, an Actor field
     its `<field>_kind` and `<field>_id` columns, the currency a CHAR(3) and `amounts` are money
     with the currency's decimals (`format_money`); `fields` are the fields made otherwise."""
-    stored: dict[str, Any] = {}
-    for field in message_type.DESCRIPTOR.fields:
-        if field.name in _TIME_COLUMNS:
-            stored[field.name] = row[_TIME_COLUMNS[field.name]]
-        elif field.message_type is not None and field.message_type.full_name == _ACTOR:
-            stored[field.name] = actor(row[f"{field.name}_kind"], row[f"{field.name}_id"])
+    times, actors = _conventional(message_type.DESCRIPTOR)
+    stored: dict[str, Any] = {name: row[column] for name, column in times}
+    stored.update({name: actor(row[f"{name}_kind"], row[f"{name}_id"]) for name in actors})
     if "currency" in row:
         currency = stored["currency"] = row["currency"].strip()
         stored.update({name: format_money(row[name], currency) for name in amounts})
     return from_row(message_type, row, **{**stored, **fields})
-
-
-def actor_columns(who: types_pb2.Actor) -> tuple[str, str]:
-    return actor_kind_name(who.kind), who.id

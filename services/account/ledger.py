@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import convert, events
 from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
+from services.account.store import actor_columns
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
 from services.platform.outbox import event_write, written
@@ -157,7 +158,6 @@ async def post(
         if existing is not None:
             return Posted(existing, created=False)
         raise
-    kind, actor_id = convert.actor_columns(actor)
     refs = references
     row: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -170,8 +170,7 @@ async def post(
         "currency": balance.currency,
         "reference_type": reference_type,
         "reference_id": reference_id,
-        "actor_kind": kind,
-        "actor_id": actor_id,
+        **actor_columns("actor", actor),
         "description": description,
         "order_id": refs.order_id,
         "trade_id": refs.trade_id,
