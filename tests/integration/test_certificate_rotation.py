@@ -99,6 +99,9 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
     side = types_pb2.SIDE_BUY
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
+        # Two orders per tenth of a second at most: well under the edge's per-user limit (a
+        # burst of 100, then 50 a second), which unpaced orders on a quick stack went over.
+        paced = time.monotonic() + 0.1
         if rotation.ident is None and time.monotonic() > deadline - 6:
             rotation.start()  # two seconds in: orders before, during and after it
         with edge.channel() as fresh:  # ... and a new one for each order, some after it
@@ -111,6 +114,7 @@ def test_rotating_every_file_certificate_interrupts_no_order_and_no_quote_stream
                 except grpc.RpcError as error:
                     failures.append(f"{error.code().name}: {error.details()}")
                 side = types_pb2.SIDE_SELL if side == types_pb2.SIDE_BUY else types_pb2.SIDE_BUY
+        time.sleep(max(0.0, paced - time.monotonic()))
     rotation.join(timeout=60)
     rotated_at = time.monotonic()
     eventually(lambda: len([t for t in quotes if t > rotated_at]) > 0, 20, "quotes after it")
