@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.platform import access
+from services.platform.hash_chain import next_link
 from services.platform.identity import Caller
 from tradingmesh.account.v1.account_pb2 import AuditRecord
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -214,17 +215,11 @@ async def append_audit_record(
     source_ip: str = "",
 ) -> AuditRecord:
     """Appends one record to the chain in the session's transaction; returns it, sealed."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    last = (
-        await session.execute(
-            text("SELECT sequence, hash FROM account.audit_records ORDER BY sequence DESC LIMIT 1")
-        )
-    ).first()
-    sequence, previous_hash = (int(last[0]) + 1, str(last[1])) if last else (1, "")
+    link = await next_link(session, table="account.audit_records", lock_key=_AUDIT_LOCK_KEY)
     created_at = datetime.datetime.now(datetime.UTC)
     record = AuditRecord(
         id=str(uuid.uuid4()),
-        sequence=sequence,
+        sequence=link.sequence,
         actor=actor,
         action=action,
         resource_type=entity_type,
@@ -233,7 +228,7 @@ async def append_audit_record(
         after=canonical_json(after),
         correlation_id=correlation_id,
         source_ip=source_ip,
-        previous_hash=previous_hash,
+        previous_hash=link.previous_hash,
     )
     record.create_time.FromDatetime(created_at)
     record.hash = record_hash(record)
@@ -244,7 +239,7 @@ async def append_audit_record(
             " :correlation_id, :source_ip, :previous_hash, :hash)"
         ),
         {
-            "sequence": sequence,
+            "sequence": link.sequence,
             "id": record.id,
             "actor_kind": actor_kind_name(actor.kind),
             "actor_id": actor.id,
@@ -256,7 +251,7 @@ async def append_audit_record(
             "created_at": created_at,
             "correlation_id": correlation_id,
             "source_ip": source_ip,
-            "previous_hash": previous_hash,
+            "previous_hash": link.previous_hash,
             "hash": record.hash,
         },
     )

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.audit import snapshot_json
 from services.platform.enums import enum_name
+from services.platform.hash_chain import next_link
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 
 __all__ = ["OperatorRecord", "append", "record_hash"]
@@ -71,18 +72,9 @@ async def append(
     correlation_id: str = "",
 ) -> OperatorRecord:
     """Appends a record to the chain in the caller's transaction; returns it, sealed."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    last = (
-        await session.execute(
-            text(
-                "SELECT sequence, hash FROM oms.operator_audit_records"
-                " ORDER BY sequence DESC LIMIT 1"
-            )
-        )
-    ).first()
-    sequence, previous = (int(last[0]) + 1, str(last[1])) if last is not None else (1, "")
+    link = await next_link(session, table="oms.operator_audit_records", lock_key=_LOCK_KEY)
     record = OperatorRecord(
-        sequence=sequence,
+        sequence=link.sequence,
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,
@@ -93,7 +85,7 @@ async def append(
         after=snapshot_json(after),
         created_at=now,
         correlation_id=correlation_id[:128],
-        previous_hash=previous,
+        previous_hash=link.previous_hash,
     )
     sealed = replace(record, hash=record_hash(record))
     await session.execute(
