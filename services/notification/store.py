@@ -394,13 +394,6 @@ async def after(
     return [_stored(r) for r in result]
 
 
-async def latest_position(session: AsyncSession) -> int:
-    result = await session.execute(
-        text("SELECT COALESCE(max(position), 0) FROM notification.notifications")
-    )
-    return int(result.scalar_one())
-
-
 async def mark_read(
     session: AsyncSession, viewer: Viewer, ids: Sequence[str] | None
 ) -> tuple[int, int]:

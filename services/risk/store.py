@@ -640,15 +640,6 @@ async def save_hedge_fill(
 # -- limits ------------------------------------------------------------------------------------
 
 
-async def account_owner(session: AsyncSession, account_id: str) -> str | None:
-    row = await _one(
-        session,
-        "SELECT user_id::text AS user_id FROM risk.accounts WHERE account_id = :id",
-        {"id": account_id},
-    )
-    return None if row is None else str(row["user_id"])
-
-
 async def read_limits(
     session: AsyncSession, account_id: str, *, lock: bool = False
 ) -> tuple[AccountLimits, datetime] | None:
