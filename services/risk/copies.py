@@ -37,6 +37,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date
+from decimal import Decimal
 from functools import partial
 from typing import Any, Final, TypeVar
 
@@ -56,13 +57,12 @@ from services.platform.inbox import (
     first_time,
 )
 from services.risk import store
-from services.risk.decimals import parse_decimal
 from services.risk.model import Position, Session, Side, UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
-from tradingmesh.exact import optional_decimal
+from tradingmesh.exact import decimal_field, optional_decimal, parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
@@ -77,6 +77,7 @@ SCHEMA: Final = "risk"
 # The trading and account consumers batch what arrives within this long (`EventConsumer`'s
 # linger, ADR 0009): an order's margin stays reserved until its trade is here (`holds.py`).
 LINGER_SECONDS: Final = 0.3
+_ZERO: Final = Decimal(0)
 _BOOKS_PNL: Final = frozenset(
     {ledger_pb2.LEDGER_ENTRY_REASON_REALIZED_PNL, ledger_pb2.LEDGER_ENTRY_REASON_STOP_OUT_LOSS}
 )
@@ -152,9 +153,9 @@ def position_of(message: oms_pb2.Position) -> Position:
         account_id=message.account_id,
         symbol=message.symbol,
         side=Side.from_proto(message.side),
-        quantity=parse_decimal(message.quantity or "0"),
+        quantity=decimal_field(message, "quantity", _ZERO),
         # A closed position's open price is not needed, and may be left out.
-        open_price=parse_decimal(message.open_price or "0"),
+        open_price=decimal_field(message, "open_price", _ZERO),
         open_time=message.open_time.ToDatetime(tzinfo=UTC),
         version=message.version,
         is_open=message.status == oms_pb2.POSITION_STATUS_OPEN,
@@ -294,8 +295,8 @@ class Copies(EventConsumers):
                     trade.account_id,
                     trade.order_id,
                     quantity,
-                    parse_decimal(trade.realized_pnl or "0"),
-                    parse_decimal(trade.commission or "0"),
+                    decimal_field(trade, "realized_pnl", _ZERO),
+                    decimal_field(trade, "commission", _ZERO),
                 )
             )
 
@@ -483,7 +484,7 @@ class Copies(EventConsumers):
                 "base_currency": instrument.base_currency,
                 "quote_currency": instrument.quote_currency,
                 "contract_size": parse_decimal(instrument.contract_size),
-                "margin_rate": parse_decimal(instrument.margin_rate or "0"),
+                "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
                 "sessions": store.sessions_json(
                     Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions
                 ),
@@ -511,8 +512,8 @@ def _group_values(group: account_pb2.ClientGroup) -> dict[str, Any]:
         "name": group.name,
         "currency": group.currency,
         "leverage": group.leverage,
-        "margin_call_level": parse_decimal(group.margin_call_level or "0"),
-        "stop_out_level": parse_decimal(group.stop_out_level or "0"),
+        "margin_call_level": decimal_field(group, "margin_call_level", _ZERO),
+        "stop_out_level": decimal_field(group, "stop_out_level", _ZERO),
     }
 
 

@@ -32,7 +32,6 @@ from services.platform.paging import next_offset_token, offset_page
 from services.platform.runtime import Ready
 from services.risk import convert, store
 from services.risk.check import OrderCheck, Purpose, check_order
-from services.risk.decimals import parse_decimal
 from services.risk.events import message_of_row
 from services.risk.exposure import exposures
 from services.risk.model import AccountLimits, Side
@@ -41,6 +40,7 @@ from services.risk.state import RiskState
 from services.risk.valuation import AccountValuation, value_account
 from services.risk.withdrawals import decide_withdrawal
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import parse_decimal
 from tradingmesh.risk.v1 import (
     risk_admin_service_pb2 as admin_pb,
 )

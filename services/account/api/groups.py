@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Final
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,11 +31,12 @@ from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import pricing_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.exact import optional_decimal
+from tradingmesh.exact import decimal_field, optional_decimal
 
 __all__ = ["ClientGroupAdmin"]
 
 _R = ErrorReason
+_ZERO: Final = Decimal(0)
 
 
 class ClientGroupAdmin(AdminPart):
@@ -57,7 +59,7 @@ class ClientGroupAdmin(AdminPart):
     ) -> admin_pb.CreateClientGroupResponse:
         caller = require_roles((ADMIN,))
         given = request.client_group
-        _check_levels(given.margin_call_level, given.stop_out_level)
+        _check_levels(given)
         async with self._taking_name(given.name) as session:
             row = await group_store.insert_group(session, given.currency, _terms(given))
             group = convert.client_group(row)
@@ -105,7 +107,7 @@ class ClientGroupAdmin(AdminPart):
                     "client_group.name must not be empty",
                     field_violations=[("client_group.name", "must not be empty")],
                 )
-            _check_levels(after.margin_call_level, after.stop_out_level)
+            _check_levels(after)
             updated = await group_store.update_group(session, row["id"], _terms(after))
             group = convert.client_group(updated)
             changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
@@ -180,23 +182,19 @@ class ClientGroupAdmin(AdminPart):
         )
 
 
-def _decimal(text: str) -> Decimal:
-    return Decimal(text) if text else Decimal(0)
-
-
 def _terms(group: pb.ClientGroup) -> GroupTerms:
     """The stored terms of a client group message (enums by name)."""
     return GroupTerms(
         name=group.name,
         description=group.description,
         leverage=group.leverage,
-        margin_call_level=_decimal(group.margin_call_level),
-        stop_out_level=_decimal(group.stop_out_level),
+        margin_call_level=decimal_field(group, "margin_call_level", _ZERO),
+        stop_out_level=decimal_field(group, "stop_out_level", _ZERO),
         execution_mode=enum_name(types_pb2.ExecutionMode, group.execution_mode),
         position_mode=enum_name(types_pb2.PositionMode, group.position_mode),
         spread_markup_type=enum_name(pricing_pb2.MarkupType, group.spread_markup_type),
-        spread_markup=_decimal(group.spread_markup),
-        commission_per_lot=_decimal(group.commission_per_lot),
+        spread_markup=decimal_field(group, "spread_markup", _ZERO),
+        commission_per_lot=decimal_field(group, "commission_per_lot", _ZERO),
         max_deviation_points=group.max_deviation_points,
     )
 
@@ -226,8 +224,9 @@ def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
     )
 
 
-def _check_levels(margin_call_level: str, stop_out_level: str) -> None:
-    if _decimal(margin_call_level) <= _decimal(stop_out_level):
+def _check_levels(group: pb.ClientGroup) -> None:
+    margin_call = decimal_field(group, "margin_call_level", _ZERO)
+    if margin_call <= decimal_field(group, "stop_out_level", _ZERO):
         raise DomainError(
             _R.ERROR_REASON_VALIDATION_FAILED,
             "margin_call_level must be greater than stop_out_level",
@@ -242,11 +241,11 @@ def _check_instrument_settings(settings: pb.GroupInstrumentSettings, lot_step: D
     if (
         settings.HasField("spread_markup")
         and settings.spread_markup_type == pricing_pb2.MarkupType.MARKUP_TYPE_POINTS
-        and _decimal(settings.spread_markup) % 1 != 0
+        and decimal_field(settings, "spread_markup", _ZERO) % 1 != 0
     ):
         problems.append(("settings.spread_markup", "a POINTS markup must be a whole number"))
     for field in ("max_order_size", "max_position"):
-        if settings.HasField(field) and _decimal(getattr(settings, field)) % lot_step != 0:
+        if settings.HasField(field) and decimal_field(settings, field, _ZERO) % lot_step != 0:
             problems.append((f"settings.{field}", f"must be a multiple of the lot step {lot_step}"))
     if problems:
         raise DomainError(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Any, Final
 
@@ -44,7 +44,7 @@ from services.platform.inbox import (
 )
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.exact import optional_decimal
+from tradingmesh.exact import decimal_field, optional_decimal
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 __all__ = [
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 SCHEMA: Final = "oms"
 ACCOUNT_CONSUMER: Final = "oms-reference"
 INSTRUMENT_CONSUMER: Final = "oms-instruments"
+_ZERO: Final = Decimal(0)
 
 SUBJECTS: Final[dict[str, type[Message]]] = {
     "account.trading_account.created": account_events_pb2.TradingAccountCreated,
@@ -138,16 +139,6 @@ def _name(enum_type: Any, value: int) -> str | None:
     return None if name == "UNSPECIFIED" else name
 
 
-def _decimal(text_value: str, field: str) -> Decimal:
-    try:
-        value = Decimal(text_value)
-    except InvalidOperation:
-        raise ValueError(f"{field} {text_value!r} is not a decimal") from None
-    if not value.is_finite():
-        raise ValueError(f"{field} {text_value!r} is not a decimal")
-    return value
-
-
 def _account_version(event: Message) -> int:
     occurred = event.metadata.occurred_at  # type: ignore[attr-defined]
     version: int = occurred.ToMicroseconds()
@@ -188,11 +179,11 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
             "name": group.name,
             "currency": group.currency,
             "leverage": group.leverage,
-            "margin_call_level": _decimal(group.margin_call_level, "margin_call_level"),
-            "stop_out_level": _decimal(group.stop_out_level, "stop_out_level"),
+            "margin_call_level": decimal_field(group, "margin_call_level"),
+            "stop_out_level": decimal_field(group, "stop_out_level"),
             "execution_mode": execution,
             "position_mode": mode,
-            "commission_per_lot": _decimal(group.commission_per_lot or "0", "commission_per_lot"),
+            "commission_per_lot": decimal_field(group, "commission_per_lot", _ZERO),
             "max_deviation_points": group.max_deviation_points,
             "version": _account_version(event),
         }
@@ -230,12 +221,12 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
             "base_currency": instrument.base_currency,
             "quote_currency": instrument.quote_currency,
             "digits": instrument.digits,
-            "tick_size": _decimal(instrument.tick_size, "tick_size"),
-            "contract_size": _decimal(instrument.contract_size, "contract_size"),
-            "min_lot": _decimal(instrument.min_lot, "min_lot"),
-            "max_lot": _decimal(instrument.max_lot, "max_lot"),
-            "lot_step": _decimal(instrument.lot_step, "lot_step"),
-            "margin_rate": _decimal(instrument.margin_rate or "0", "margin_rate"),
+            "tick_size": decimal_field(instrument, "tick_size"),
+            "contract_size": decimal_field(instrument, "contract_size"),
+            "min_lot": decimal_field(instrument, "min_lot"),
+            "max_lot": decimal_field(instrument, "max_lot"),
+            "lot_step": decimal_field(instrument, "lot_step"),
+            "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
             "trading_status": status or "TRADING",
             "sessions": sessions_to_json(
                 [Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions]

@@ -56,7 +56,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 from google.protobuf import wrappers_pb2
@@ -120,6 +119,7 @@ from services.platform.leader import LEADER
 from services.platform.resources import Resources
 from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.exact import decimal_field
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
@@ -157,15 +157,6 @@ class StpHandOff(Protocol):
     async def attempt_limit(self, order: OrderRow, account: Account) -> None: ...
 
     def listen_limits(self, listener: LimitListener) -> None: ...
-
-
-def _decimal(text_value: str) -> Decimal | None:
-    if not text_value:
-        return None
-    try:
-        return Decimal(text_value)
-    except InvalidOperation:
-        return None
 
 
 def _indexed(
@@ -212,7 +203,9 @@ def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder
         status = OrderStatus.from_proto(order.status)
         side = Side.from_proto(order.side)
         mode = ExecutionMode.from_proto(order.execution_mode) if order.execution_mode else None
-    except ValueError:
+        price = decimal_field(order, "price", None)
+        stop_price = decimal_field(order, "stop_price", None)
+    except ValueError:  # a breach of the contract (its events are checked): not indexed
         return None
     triggered = order.HasField("trigger_time")
     kind = _indexed(kind, status, mode, triggered)
@@ -226,8 +219,8 @@ def _working_order_of_proto(order: oms_pb2.Order, group_id: str) -> WorkingOrder
         side,
         kind,
         int(order.version),
-        _decimal(order.price),
-        _decimal(order.stop_price),
+        price,
+        stop_price,
         triggered,
     )
 
@@ -246,11 +239,13 @@ def position_stops_of(position: PositionRow, group_id: str) -> PositionStops:
 
 
 def _position_stops_of_proto(position: oms_pb2.Position, group_id: str) -> PositionStops | None:
+    is_open = position.status == oms_pb2.POSITION_STATUS_OPEN
     try:
         side = Side.from_proto(position.side)
+        stop_loss = decimal_field(position, "stop_loss", None) if is_open else None
+        take_profit = decimal_field(position, "take_profit", None) if is_open else None
     except ValueError:
         return None
-    is_open = position.status == oms_pb2.POSITION_STATUS_OPEN
     return PositionStops(
         position.id,
         position.account_id,
@@ -258,8 +253,8 @@ def _position_stops_of_proto(position: oms_pb2.Position, group_id: str) -> Posit
         position.symbol,
         side,
         int(position.version),
-        _decimal(position.stop_loss) if is_open else None,
-        _decimal(position.take_profit) if is_open else None,
+        stop_loss,
+        take_profit,
     )
 
 

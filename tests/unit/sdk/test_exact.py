@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tradingmesh.exact import (
     InexactValueError,
     InvalidDecimalError,
+    decimal_field,
     format_decimal,
     from_units,
     optional_decimal,
@@ -16,7 +17,7 @@ from tradingmesh.exact import (
     plain_decimal,
     to_units,
 )
-from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
 from tradingmesh.trading.money import money_text
 
 # Every Decimal the wire can carry: up to 18 integer and 12 fraction digits.
@@ -171,3 +172,18 @@ def test_an_optional_decimal_field_is_none_unset_exact_set_and_named_when_malfor
     assert optional_decimal(priced, "price") == Decimal("1.10")
     with pytest.raises(InvalidDecimalError, match=r"^price: '1e3' is not a decimal string"):
         optional_decimal(malformed, "price")
+
+
+def test_a_plain_decimal_field_is_its_default_when_empty_and_named_when_malformed() -> None:
+    empty = oms_pb2.Order()
+    priced = oms_pb2.Order(price="1.10")
+    malformed = oms_pb2.Order(price="NaN")
+
+    assert decimal_field(empty, "price", None) is None
+    assert decimal_field(empty, "price", Decimal(0)) == Decimal(0)
+    assert decimal_field(priced, "price") == Decimal("1.10")
+    assert str(decimal_field(priced, "price", None)) == "1.10"  # the scale kept
+    with pytest.raises(InvalidDecimalError, match=r"^price: '' is not a decimal string"):
+        decimal_field(empty, "price")  # no default: empty is malformed
+    with pytest.raises(InvalidDecimalError, match=r"^price: 'NaN' is not a decimal string"):
+        decimal_field(malformed, "price", None)

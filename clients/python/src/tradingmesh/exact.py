@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_INTEGER_DIGITS",
     "InexactValueError",
     "InvalidDecimalError",
+    "decimal_field",
     "format_decimal",
     "from_units",
     "optional_decimal",
@@ -65,6 +66,27 @@ def optional_decimal(message: Message, field: str) -> Decimal | None:
     unset. A malformed value raises `InvalidDecimalError` naming the field."""
     if not message.HasField(field):
         return None
+    return _field(message, field)
+
+
+_Default = TypeVar("_Default", Decimal, None)
+_REQUIRED = object()
+
+
+@overload
+def decimal_field(message: Message, field: str) -> Decimal: ...
+@overload
+def decimal_field(message: Message, field: str, default: _Default) -> Decimal | _Default: ...
+def decimal_field(message: Message, field: str, default: object = _REQUIRED) -> object:
+    """A message's plain `string` decimal field, parsed (`parse_decimal`). Empty (proto3's unset
+    string) gives `default`; without one, empty is malformed. A malformed value raises
+    `InvalidDecimalError` naming the field."""
+    if default is not _REQUIRED and not getattr(message, field):
+        return default
+    return _field(message, field)
+
+
+def _field(message: Message, field: str) -> Decimal:
     try:
         return parse_decimal(getattr(message, field))
     except InvalidDecimalError as error:
