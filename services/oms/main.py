@@ -58,7 +58,8 @@ from services.oms.feeds.reference import ReferenceCopies
 from services.oms.feeds.risk import RiskClient
 from services.oms.rollover.admin import SwapAdmin
 from services.oms.rollover.job import RolloverConfig, RolloverJob
-from services.oms.stp.desk import StpConfig, StpDesk, lp_credentials
+from services.oms.stp.config import StpConfig, lp_credentials
+from services.oms.stp.desk import StpDesk
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
 from services.platform import ServiceSpec, Settings, Vault

@@ -116,16 +116,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import Final, TypeVar
 
 from nats.aio.msg import Msg
@@ -134,12 +131,9 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.netting import (
-    Allocation,
-    AllocationOutcome,
     HedgeResult,
     RawPrices,
     WindowOrder,
-    WindowTimeInForce,
     allocate,
     allocate_limit,
     net_of,
@@ -147,7 +141,6 @@ from services.oms.domain.netting import (
 )
 from services.oms.domain.positions import Side
 from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
-from services.oms.domain.triggers import limit_reached
 from services.oms.entry.execution import LiveQuote
 from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.feeds.quotes import QuoteBook
@@ -157,7 +150,6 @@ from services.oms.model import (
     OrderRow,
     OrderType,
     TimeInForce,
-    reason_value,
 )
 from services.oms.store import operator_audit
 from services.oms.store.changes import (
@@ -171,6 +163,7 @@ from services.oms.store.changes import (
 from services.oms.store.events import system_actor
 from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
+from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
     ExecutionReport,
@@ -182,42 +175,43 @@ from services.oms.stp.lp_orders import (
     StatusRequest,
     StoredReport,
 )
+from services.oms.stp.rules import (
+    AwaitPrice,
+    HedgeAt,
+    Refuse,
+    Settlement,
+    Wait,
+    Window,
+    WindowBook,
+    arrival,
+    is_stp_limit,
+    limit_attempt,
+    markups_of,
+    raw_prices_of,
+    refused,
+    rest_event,
+    route,
+    settlements_of,
+    unpriced,
+    window_order,
+)
 from services.platform.db import Database
 from services.platform.errors import DomainError, not_found
-from services.platform.fix import LpEndpoint
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
-from services.platform.secrets import Secret, Vault
-from services.platform.settings import EnvReader, whole_number
+from services.platform.secrets import Secret
 from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
-from tradingmesh.trading.money import exact_difference
 
 __all__ = [
     "ACTOR",
     "PRICE_RECHECK",
     "TAKE_SUBJECT",
-    "AwaitPrice",
-    "HedgeAt",
+    "LimitListener",
     "LimitSettled",
-    "Refuse",
-    "Settlement",
-    "StpConfig",
     "StpDesk",
-    "Wait",
-    "WindowBook",
-    "is_stp_limit",
-    "limit_attempt",
-    "lp_credentials",
-    "markups_of",
-    "raw_prices_of",
-    "rest_event",
-    "route",
-    "settlements_of",
-    "unpriced",
-    "window_order",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,340 +251,6 @@ UNKNOWN_HEDGES = Gauge(
     " human must reconcile them with the provider",
     registry=REGISTRY,
 )
-
-
-# -- configuration ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StpConfig:
-    """TM_OMS_LPS (the providers, as pricing's TM_PRICING_LPS), TM_OMS_STP_WINDOW_MS (default
-    50), TM_DATA_DIR (the FIX store goes to `<TM_DATA_DIR>/oms/fix`), how long a hedge
-    order at its provider may go unanswered: TM_OMS_HEDGE_STATUS_AFTER_S (default 10) before an
-    OrderStatusRequest, TM_OMS_HEDGE_UNKNOWN_AFTER_S (default 60) before its fate is reported
-    unknown, and how long after its creation an order may wait for a live price:
-    TM_OMS_STP_PRICE_WAIT_S (default 30)."""
-
-    lps: tuple[LpEndpoint, ...] = ()
-    window: timedelta = timedelta(milliseconds=50)
-    data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
-    rejoin_after_start: timedelta = timedelta(seconds=2)
-    status_after: timedelta = timedelta(seconds=10)
-    unknown_after: timedelta = timedelta(seconds=60)
-    # After the desk starts, how long a hedge waits for its provider's first logon before it is
-    # REJECTED / LP_UNAVAILABLE (the sessions log on within a second or so of a restart).
-    first_logon_grace: timedelta = timedelta(seconds=10)
-    price_wait: timedelta = timedelta(seconds=30)
-
-    @property
-    def chase_every(self) -> timedelta:
-        """How often open hedge orders are looked at: a fifth of `status_after`, at least 1 s."""
-        return max(self.status_after / 5, timedelta(seconds=1))
-
-    @property
-    def store_dir(self) -> Path:
-        return self.data_dir / "oms" / "fix"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StpConfig:
-        """The desk's settings; `SettingsError` naming every bad variable (the service exits 2)."""
-        read = EnvReader(environ)
-        none: tuple[LpEndpoint, ...] = ()
-        lps = read.get("TM_OMS_LPS", lambda text: tuple(LpEndpoint.parse_list(text)), none)
-        window_ms = read.get("TM_OMS_STP_WINDOW_MS", whole_number(1, 60_000), 50)
-        status_after = read.get("TM_OMS_HEDGE_STATUS_AFTER_S", _SECONDS, 10)
-        unknown_after = read.get("TM_OMS_HEDGE_UNKNOWN_AFTER_S", _SECONDS, 60)
-        price_wait = read.get("TM_OMS_STP_PRICE_WAIT_S", _SECONDS, 30)
-        if unknown_after <= status_after:
-            read.problems.append(
-                "TM_OMS_HEDGE_UNKNOWN_AFTER_S must be longer than TM_OMS_HEDGE_STATUS_AFTER_S"
-            )
-        read.check()
-        data_dir = environ.get("TM_DATA_DIR") or tempfile.mkdtemp(prefix="tm-oms-")
-        return cls(
-            lps,
-            timedelta(milliseconds=window_ms),
-            Path(data_dir),
-            status_after=timedelta(seconds=status_after),
-            unknown_after=timedelta(seconds=unknown_after),
-            price_wait=timedelta(seconds=price_wait),
-        )
-
-
-_SECONDS: Final = whole_number(1, 86_400)
-"""A whole number of seconds within 1..86400."""
-
-
-def lp_credentials(vault: Vault, lp: str) -> tuple[str, Secret]:
-    """The OMS's logon at `lp`: Vault `secret/tradingmesh/lp/<lp>` (as pricing's)."""
-    username, password = vault.read_keys(f"tradingmesh/lp/{lp}", "username", "password")
-    return username.reveal(), password
-
-
-# -- windows (pure) --------------------------------------------------------------------------------
-
-
-@dataclass
-class Window:
-    """The STP orders of one instrument that arrived while it was open, in arrival order."""
-
-    symbol: str
-    order_ids: list[str] = field(default_factory=list)
-    account_ids: dict[str, str] = field(default_factory=dict)  # order id -> account id
-
-
-class WindowBook:
-    """The open window of each instrument."""
-
-    def __init__(self) -> None:
-        self._open: dict[str, Window] = {}
-
-    def add(self, symbol: str, order_id: str, account_id: str) -> bool:
-        """Puts the order in its instrument's window; True when it opened the window (the
-        caller closes it after the window's length). An order already in it changes nothing."""
-        window = self._open.get(symbol)
-        opened = window is None
-        if window is None:
-            window = self._open[symbol] = Window(symbol)
-        if order_id not in window.account_ids:
-            window.order_ids.append(order_id)
-            window.account_ids[order_id] = account_id
-        return opened
-
-    def close(self, symbol: str) -> Window | None:
-        return self._open.pop(symbol, None)
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-
-# -- prices, routes and outcomes (pure) ------------------------------------------------------------
-
-
-def markups_of(quote: LiveQuote) -> tuple[Decimal, Decimal]:
-    """(bid_markup, ask_markup) of a group's price: what it takes off the raw bid and adds to
-    the raw ask (its provenance); zero without a provenance."""
-    raw_bid = quote.raw_bid if quote.raw_bid is not None else quote.bid
-    raw_ask = quote.raw_ask if quote.raw_ask is not None else quote.ask
-    return exact_difference(raw_bid, quote.bid), exact_difference(quote.ask, raw_ask)
-
-
-def raw_prices_of(quote: LiveQuote) -> RawPrices:
-    """The raw best bid and ask behind a group's price."""
-    return RawPrices(
-        quote.raw_bid if quote.raw_bid is not None else quote.bid,
-        quote.raw_ask if quote.raw_ask is not None else quote.ask,
-    )
-
-
-def route(side: Side, quote: LiveQuote, logged_on: Sequence[str], configured: Sequence[str]) -> str:
-    """The provider a hedge of `side` goes to: the one whose quote made the best price on that
-    side (a buy takes the ask), if its session is up, else any provider with a session up;
-    with none up, the best price's provider (the hedge will be REJECTED / LP_UNAVAILABLE)."""
-    preferred = quote.ask_lp if side is Side.BUY else quote.bid_lp
-    if preferred and preferred in logged_on:
-        return preferred
-    if logged_on:
-        return sorted(logged_on)[0]
-    return preferred or (configured[0] if configured else "none")
-
-
-def is_stp_limit(order: OrderRow) -> bool:
-    """An STP limit or stop-limit order: hedged on its own, at its limit (never netted)."""
-    return order.execution_mode is ExecutionMode.STP and order.type in (
-        OrderType.LIMIT,
-        OrderType.STOP_LIMIT,
-    )
-
-
-def window_order(order: OrderRow, bid_markup: Decimal, ask_markup: Decimal) -> WindowOrder:
-    """A client order as the netting rules see it: a market order that cannot fill in full
-    keeps what it got (IOC, also for GTC and DAY, which a market order cannot rest as), unless
-    it is FOK; a limit order carries its limit, and a GTC or DAY one keeps working (REST)."""
-    tif = WindowTimeInForce.FOK if order.time_in_force is TimeInForce.FOK else WindowTimeInForce.IOC
-    limit = None
-    if is_stp_limit(order):
-        limit = order.price
-        if order.time_in_force in (TimeInForce.GTC, TimeInForce.DAY):
-            tif = WindowTimeInForce.REST
-    return WindowOrder(
-        order.id,
-        order.side,
-        exact_difference(order.quantity, order.filled_quantity),
-        tif,
-        bid_markup,
-        ask_markup,
-        limit,
-    )
-
-
-@dataclass(frozen=True)
-class HedgeAt:
-    """Send the order's rest to the provider as a limit order at `raw_limit`."""
-
-    order: WindowOrder
-    raw_limit: Decimal
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Leave the order working (a GTC or DAY order whose price is not there)."""
-
-    why: str
-
-
-@dataclass(frozen=True)
-class AwaitPrice:
-    """Leave the order working until its group has a live price (an IOC or FOK order within
-    its wait, `unpriced`); then try it again."""
-
-    why: str
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """End the order (an IOC or FOK order whose price is not there)."""
-
-    settlement: Settlement
-
-
-def unpriced(order: OrderRow, now: datetime, wait: timedelta) -> Settlement | None:
-    """What becomes of an acknowledged STP order whose group has no live price at `now` (the
-    module doc): None while it is younger than `wait` (it stays WORKING and waits for a live
-    price: our own price feed's restart must not cost it); past that, REJECTED /
-    PRICE_UNAVAILABLE, saying how long it waited."""
-    waited = now - order.created_at
-    if waited < wait:
-        return None
-    return refused(
-        order.id,
-        _R.ERROR_REASON_PRICE_UNAVAILABLE,
-        f"no live price for {order.symbol} in the {waited.total_seconds():.1f} s since the"
-        " order was accepted",
-    )
-
-
-def limit_attempt(
-    order: OrderRow,
-    quote: LiveQuote | None,
-    digits: int,
-    *,
-    now: datetime,
-    price_wait: timedelta,
-) -> HedgeAt | Wait | AwaitPrice | Refuse:
-    """What trying an STP limit order at the group's live `quote` does (the module doc): its
-    price reached (buy: ask <= limit, sell: bid >= limit) gives a hedge at the raw limit;
-    otherwise an IOC or FOK order is refused, NO_LIQUIDITY (without a live price it waits for
-    one, `unpriced`, then PRICE_UNAVAILABLE), and a GTC or DAY order waits."""
-    assert order.price is not None, "a limit order has a price (contract rule)"
-    resting = order.time_in_force in (TimeInForce.GTC, TimeInForce.DAY)
-    if quote is None:
-        if resting:
-            return Wait(f"no live price for {order.symbol}")
-        refusal = unpriced(order, now, price_wait)
-        if refusal is None:
-            return AwaitPrice(f"no live price for {order.symbol} yet")
-        return Refuse(refusal)
-    live = quote.price_for(order.side)
-    if limit_reached(order.side, order.price, quote.bid, quote.ask):
-        window = window_order(order, *markups_of(quote))
-        raw = raw_limit(window, digits)
-        if raw > 0 and window.quantity > 0:
-            return HedgeAt(window, raw)
-    if resting:
-        return Wait(f"the live price {live} has not reached the limit {order.price}")
-    return Refuse(
-        refused(
-            order.id,
-            _R.ERROR_REASON_NO_LIQUIDITY,
-            f"no liquidity at the limit {order.price}: the live price is {live}",
-        )
-    )
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """What happens to one client order: `quantity` filled at `price`, then `rest` (CANCELLED
-    or REJECTED, with `reason`) for what is left; `rest` None when it fills in full."""
-
-    order_id: str
-    quantity: Decimal
-    price: Decimal | None
-    rest: OrderEvent | None = None
-    reason: ErrorReason.ValueType = _R.ERROR_REASON_UNSPECIFIED
-    message: str = ""
-
-
-def refused(order_id: str, reason: ErrorReason.ValueType, message: str) -> Settlement:
-    return Settlement(order_id, _ZERO, None, OrderEvent.REJECTED, reason, message)
-
-
-def settlements_of(
-    allocations: Sequence[Allocation],
-    orders: Sequence[WindowOrder],
-    hedge: HedgeRow | None,
-) -> list[Settlement]:
-    """The settlement of each allocation (ADR 0007): the unfilled rest of an IOC is CANCELLED /
-    NO_LIQUIDITY after a partial fill, REJECTED with the hedge's reason (LP_REJECTED,
-    LP_UNAVAILABLE) or NO_LIQUIDITY when nothing filled; a FOK not filled in full is REJECTED /
-    NO_LIQUIDITY; a GTC or DAY limit order (REST) keeps what it got and keeps working."""
-    by_id = {o.order_id: o for o in orders}
-    result = []
-    for allocation in allocations:
-        order = by_id[allocation.order_id]
-        if allocation.outcome is AllocationOutcome.FILLED or (
-            order.time_in_force is WindowTimeInForce.REST
-        ):
-            result.append(Settlement(order.order_id, allocation.quantity, allocation.price))
-        elif allocation.outcome is AllocationOutcome.PARTIALLY_FILLED:
-            rest = exact_difference(order.quantity, allocation.quantity)
-            result.append(
-                Settlement(
-                    order.order_id,
-                    allocation.quantity,
-                    allocation.price,
-                    OrderEvent.CANCELLED,
-                    _R.ERROR_REASON_NO_LIQUIDITY,
-                    f"{plain_decimal(rest)} of {plain_decimal(order.quantity)} lots not filled:"
-                    " no liquidity at the provider",
-                ),
-            )
-        elif order.time_in_force is WindowTimeInForce.FOK:
-            result.append(
-                refused(
-                    order.order_id,
-                    _R.ERROR_REASON_NO_LIQUIDITY,
-                    f"fill or kill: the provider could not fill"
-                    f" {plain_decimal(order.quantity)} lots",
-                )
-            )
-        elif hedge is not None and hedge.status is HedgeStatus.REJECTED:
-            result.append(
-                refused(
-                    order.order_id,
-                    reason_value(hedge.status_reason),
-                    hedge.status_message or "the provider rejected the hedge order",
-                )
-            )
-        else:
-            result.append(
-                refused(
-                    order.order_id, _R.ERROR_REASON_NO_LIQUIDITY, "no liquidity at the provider"
-                )
-            )
-    return result
-
-
-def rest_event(status: OrderStatus, planned: OrderEvent) -> OrderEvent:
-    """The event that ends an order's unfilled rest: the client's pending cancel turns a
-    rejection into the cancel it asked for (PENDING_CANCEL has no REJECTED)."""
-    if planned is OrderEvent.REJECTED and status is OrderStatus.PENDING_CANCEL:
-        return OrderEvent.CANCELLED
-    return planned
-
-
-def _arrival(order: OrderRow) -> tuple[datetime, str]:
-    return order.created_at, order.id
 
 
 # -- the desk --------------------------------------------------------------------------------------
@@ -935,7 +595,7 @@ class StpDesk:
             members: list[_Member] = []
             settlements: list[Settlement] = []
             waits: dict[str, _PriceWait] = {}
-            for order in sorted(orders.values(), key=_arrival):
+            for order in sorted(orders.values(), key=arrival):
                 context = contexts.get(order.account_id)
                 if (
                     order.status is not OrderStatus.WORKING

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.oms.stp.desk import StpConfig
+from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import (
     HedgeRow,
     HedgeStatus,

@@ -24,7 +24,8 @@ from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.entry.execution import LiveQuote
 from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp.desk import (
+from services.oms.stp.lp_orders import HedgeRequest, new_order_single
+from services.oms.stp.rules import (
     AwaitPrice,
     HedgeAt,
     Refuse,
@@ -35,7 +36,6 @@ from services.oms.stp.desk import (
     settlements_of,
     window_order,
 )
-from services.oms.stp.lp_orders import HedgeRequest, new_order_single
 from services.platform.fix import get_field
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

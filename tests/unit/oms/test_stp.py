@@ -19,9 +19,10 @@ from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.entry.execution import LiveQuote
 from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp.desk import (
+from services.oms.stp.config import StpConfig
+from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from services.oms.stp.rules import (
     Settlement,
-    StpConfig,
     WindowBook,
     markups_of,
     raw_prices_of,
@@ -30,7 +31,6 @@ from services.oms.stp.desk import (
     settlements_of,
     window_order,
 )
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
 from services.platform.settings import SettingsError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -11,7 +11,8 @@ from typing import cast
 import pytest
 
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.stp.desk import StpConfig, StpDesk
+from services.oms.stp.config import StpConfig
+from services.oms.stp.desk import StpDesk
 from services.oms.stp.lp_orders import LpOrderRouter
 from services.platform.fix import LpEndpoint
 from services.platform.resources import Resources

@@ -27,8 +27,10 @@ from services.oms.model import (
     OrderType,
     TimeInForce,
 )
-from services.oms.stp.desk import TAKE_SUBJECT, StpConfig, StpDesk, Window
+from services.oms.stp.config import StpConfig
+from services.oms.stp.desk import TAKE_SUBJECT, StpDesk
 from services.oms.stp.intake import Intake, Unworked
+from services.oms.stp.rules import Window
 from services.platform.resources import Resources
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

@@ -18,7 +18,9 @@ from services.oms.entry.execution import LiveQuote
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderType
 from services.oms.store.changes import AccountContext
-from services.oms.stp.desk import StpConfig, StpDesk, unpriced
+from services.oms.stp.config import StpConfig
+from services.oms.stp.desk import StpDesk
+from services.oms.stp.rules import unpriced
 from services.platform.resources import Resources
 from tests.unit.oms.test_stp_intake import ACCOUNT, NOW, stp_order
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
