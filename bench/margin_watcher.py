@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session as OrmSession
 from bench.machine import cpu_model, load_average
 from services.platform import outbox
 from services.platform.db import Database
+from services.platform.schedule import Session
 from services.risk.episodes import Episode
 from services.risk.model import (
     Account,
@@ -67,7 +68,6 @@ from services.risk.model import (
     Position,
     PositionMode,
     Quote,
-    Session,
     Side,
 )
 from services.risk.state import RiskState

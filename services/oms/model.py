@@ -9,8 +9,7 @@ wire as plain decimal strings (money in the account currency's minor unit, "12.5
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +22,9 @@ from services.oms.columns import from_columns, to_columns
 from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
+from services.platform import schedule
 from services.platform.enums import ProtoEnum, enum_name
+from services.platform.schedule import Session
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
@@ -38,7 +39,6 @@ __all__ = [
     "OrderRow",
     "OrderType",
     "PositionRow",
-    "Session",
     "TimeInForce",
     "TradeRow",
     "TradingTerms",
@@ -150,38 +150,6 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Session:
-    """One weekly trading session (pricing/v1 TradingSession): ISO weekday (Monday 1), and
-    minutes of the UTC day, the end excluded."""
-
-    day: int
-    start_minute: int
-    end_minute: int
-
-
-_DAYS: Final = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-
-
-def sessions_from_json(stored: Any) -> tuple[Session, ...]:
-    """The stored schedule (pricing's JSON: day names and minutes)."""
-    items: Sequence[Mapping[str, Any]] = json.loads(stored) if isinstance(stored, str) else stored
-    return tuple(
-        Session(_DAYS.index(s["day"]) + 1, int(s["start_minute"]), int(s["end_minute"]))
-        for s in items
-    )
-
-
-def sessions_to_json(sessions: Sequence[Session]) -> str:
-    return json.dumps(
-        [
-            {"day": _DAYS[s.day - 1], "start_minute": s.start_minute, "end_minute": s.end_minute}
-            for s in sessions
-        ],
-        separators=(",", ":"),
-    )
-
-
-@dataclass(frozen=True)
 class Instrument:
     """The OMS's copy of an instrument: what order entry, fills and expiry need."""
 
@@ -226,7 +194,7 @@ class Instrument:
             prefix,
             base_currency=str(row[f"{prefix}base_currency"]).strip(),
             quote_currency=str(row[f"{prefix}quote_currency"]).strip(),
-            sessions=sessions_from_json(row[f"{prefix}sessions"]),
+            sessions=schedule.from_json(row[f"{prefix}sessions"]),
         )
 
 

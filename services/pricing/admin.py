@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform import schedule
 from services.platform.access import ADMIN, DEALER
 from services.platform.db import Database
 from services.platform.enums import enum_name
@@ -42,7 +43,6 @@ from services.pricing.reference import (
     INSTRUMENT_COLUMNS,
     Reference,
     instrument_from_row,
-    sessions_json,
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -195,7 +195,7 @@ def row_values(instrument: pricing_pb2.Instrument) -> dict[str, object]:
         "base_currency": instrument.base_currency,
         "quote_currency": instrument.quote_currency,
         "digits": instrument.digits,
-        "sessions": sessions_json(instrument.sessions),
+        "sessions": schedule.to_json(instrument.sessions),
     }
     values.update({name: Decimal(getattr(instrument, name)) for name in DECIMAL_FIELDS})
     return values

@@ -26,8 +26,8 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform import schedule
 from services.platform.db import Database
-from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, decode_known, first_time
 from services.platform.messages import from_row
@@ -83,24 +83,9 @@ def trading_status(
     (UTC) is inside a session (its end minute excluded), else CLOSED."""
     if halted:
         return pricing_pb2.TRADING_STATUS_HALTED
-    now = now.astimezone(UTC)
-    day, minute = now.isoweekday(), now.hour * 60 + now.minute  # DayOfWeek: MONDAY = 1
-    inside = any(s.day == day and s.start_minute <= minute < s.end_minute for s in sessions)
-    return pricing_pb2.TRADING_STATUS_TRADING if inside else pricing_pb2.TRADING_STATUS_CLOSED
-
-
-def sessions_json(sessions: Iterable[pricing_pb2.TradingSession]) -> str:
-    """The stored form of a schedule (migration 0006): day names, minutes."""
-    return json.dumps(
-        [
-            {
-                "day": enum_name(pricing_pb2.DayOfWeek, s.day),
-                "start_minute": s.start_minute,
-                "end_minute": s.end_minute,
-            }
-            for s in sessions
-        ]
-    )
+    if schedule.is_open(sessions, now):
+        return pricing_pb2.TRADING_STATUS_TRADING
+    return pricing_pb2.TRADING_STATUS_CLOSED
 
 
 def _sessions(stored: list[dict[str, Any]]) -> list[pricing_pb2.TradingSession]:

@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform import schedule
 from services.platform.db import Database
 from services.platform.enums import enum_name
 from services.platform.envelope import Event
@@ -57,7 +58,7 @@ from services.platform.inbox import (
     first_time,
 )
 from services.risk import store
-from services.risk.model import Position, Session, Side, UnbookedTrade
+from services.risk.model import Position, Side, UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
@@ -485,9 +486,7 @@ class Copies(EventConsumers):
                 "quote_currency": instrument.quote_currency,
                 "contract_size": parse_decimal(instrument.contract_size),
                 "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
-                "sessions": store.sessions_json(
-                    Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions
-                ),
+                "sessions": schedule.to_json(instrument.sessions),
                 "halted": instrument.trading_status == pricing_pb2.TRADING_STATUS_HALTED,
             },
             version,

@@ -9,11 +9,13 @@ one half-changed; a change replaces the value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
+from services.platform import schedule
 from services.platform.enums import PositionMode, Side
+from services.platform.schedule import Session
 from tradingmesh.trading.money import divide, exact_difference, exact_sum
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "Position",
     "PositionMode",
     "Quote",
-    "Session",
     "Side",
     "UnbookedTrade",
 ]
@@ -76,15 +77,6 @@ class GroupInstrument:
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    """A weekly trading session in UTC: ISO day (Monday 1) and minutes, end excluded."""
-
-    day: int
-    start_minute: int
-    end_minute: int
-
-
-@dataclass(frozen=True, slots=True)
 class Instrument:
     symbol: str
     base_currency: str
@@ -96,10 +88,8 @@ class Instrument:
     version: int
 
     def is_open(self, now: datetime) -> bool:
-        """Inside one of its sessions at `now` (pricing derives TRADING/CLOSED the same way)."""
-        now = now.astimezone(UTC)
-        day, minute = now.isoweekday(), now.hour * 60 + now.minute
-        return any(s.day == day and s.start_minute <= minute < s.end_minute for s in self.sessions)
+        """Inside one of its sessions at `now` (`schedule.is_open`, as pricing's TRADING)."""
+        return schedule.is_open(self.sessions, now)
 
 
 @dataclass(frozen=True, slots=True)

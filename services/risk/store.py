@@ -5,7 +5,7 @@ transaction; none commits."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -14,6 +14,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.platform import schedule
 from services.platform.sql import insert_rows, where
 from services.risk.episodes import Episode
 from services.risk.model import (
@@ -24,7 +25,6 @@ from services.risk.model import (
     Instrument,
     Position,
     PositionMode,
-    Session,
     Side,
     UnbookedTrade,
 )
@@ -48,12 +48,9 @@ __all__ = [
     "save_position",
     "save_positions",
     "save_trades",
-    "sessions_from_json",
-    "sessions_json",
     "write_snapshots",
 ]
 
-_DAYS: Final = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 Row = Mapping[Any, Any]
 
 
@@ -126,24 +123,6 @@ _INSTRUMENT_COLUMNS: Final = (
 )
 
 
-def sessions_json(sessions: Iterable[Session]) -> str:
-    """The stored schedule, as pricing stores it (migration 0006)."""
-    return json.dumps(
-        [
-            {"day": _DAYS[s.day - 1], "start_minute": s.start_minute, "end_minute": s.end_minute}
-            for s in sessions
-        ]
-    )
-
-
-def sessions_from_json(stored: Any) -> tuple[Session, ...]:
-    items = json.loads(stored) if isinstance(stored, str) else stored
-    return tuple(
-        Session(_DAYS.index(s["day"]) + 1, int(s["start_minute"]), int(s["end_minute"]))
-        for s in items
-    )
-
-
 def _instrument(row: Row) -> Instrument:
     rate = _dec(row["margin_rate"])
     return Instrument(
@@ -152,7 +131,7 @@ def _instrument(row: Row) -> Instrument:
         quote_currency=row["quote_currency"].strip(),
         contract_size=_dec(row["contract_size"]),
         margin_rate=rate if rate > 0 else None,
-        sessions=sessions_from_json(row["sessions"]),
+        sessions=schedule.from_json(row["sessions"]),
         halted=bool(row["halted"]),
         version=int(row["version"]),
     )

@@ -35,7 +35,8 @@ from decimal import Decimal
 from typing import Final
 
 from services.oms.domain.positions import Side
-from services.oms.model import ExecutionMode, Instrument, OrderType, Session, TimeInForce
+from services.oms.model import ExecutionMode, Instrument, OrderType, TimeInForce
+from services.platform.schedule import Session
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.money import Conversion, divide, exact_difference, exact_sum
 

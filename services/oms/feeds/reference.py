@@ -29,8 +29,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.formats import FORMATS, Scale
-from services.oms.model import Instrument, Session, sessions_to_json
+from services.oms.model import Instrument
 from services.oms.store.changes import offered_instruments
+from services.platform import schedule
 from services.platform.db import Database
 from services.platform.enums import enum_name
 from services.platform.envelope import Event
@@ -228,9 +229,7 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
             "lot_step": decimal_field(instrument, "lot_step"),
             "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
             "trading_status": status or "TRADING",
-            "sessions": sessions_to_json(
-                [Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions]
-            ),
+            "sessions": schedule.to_json(instrument.sessions),
             "version": event.metadata.aggregate_version,
         }
     raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")

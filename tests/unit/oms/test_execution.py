@@ -22,7 +22,8 @@ from services.oms.entry.execution import (
     is_marketable,
     session_end,
 )
-from services.oms.model import ExecutionMode, Instrument, OrderType, Session, TimeInForce
+from services.oms.model import ExecutionMode, Instrument, OrderType, TimeInForce
+from services.platform.schedule import Session
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal

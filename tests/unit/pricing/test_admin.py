@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from services.platform import schedule
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.pricing.admin import (
@@ -31,7 +32,6 @@ from services.pricing.model import LpQuote
 from services.pricing.reference import (
     Reference,
     instrument_from_row,
-    sessions_json,
     trading_status,
 )
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -216,7 +216,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "margin_rate": Decimal("0.05"),
         "trading_status": "TRADING",
         "halt_reason": "",
-        "sessions": json.loads(sessions_json([session(3, 0, 1440)])),
+        "sessions": json.loads(schedule.to_json([session(3, 0, 1440)])),
         "version": 1,
         "updated_at": T0,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from services.platform.schedule import Session
 from services.risk.model import (
     Account,
     Group,
@@ -15,7 +16,6 @@ from services.risk.model import (
     Position,
     PositionMode,
     Quote,
-    Session,
     Side,
 )
 from services.risk.state import RiskState

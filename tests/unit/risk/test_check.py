@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 
 from services.platform.errors import DomainError
+from services.platform.schedule import Session
 from services.risk.check import Decision, OrderCheck, Purpose, check_order
 from services.risk.model import (
     AccountLimits,
     GroupInstrument,
     PositionMode,
-    Session,
     Side,
     UnbookedTrade,
 )
