@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from services.notification.domain import kind_of, severity_of
 from services.notification.store import Stored
+from services.platform.messages import timestamp
 from tradingmesh.notification.v1.notification_pb2 import Notification
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def notification(stored: Stored) -> Notification:

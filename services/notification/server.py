@@ -21,6 +21,7 @@ from services.platform.access import account_not_found, require_user
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
+from services.platform.messages import timestamp
 from services.platform.paging import bad_token, page_size
 from services.platform.paging import decode_token as decode_parts
 from services.platform.paging import encode_token as encode_parts
@@ -247,5 +248,5 @@ def _preferences(settings: dict[str, bool], changed: datetime | None) -> pb.Noti
         ]
     )
     if changed is not None:
-        preferences.update_time.CopyFrom(convert.timestamp(changed))
+        preferences.update_time.CopyFrom(timestamp(changed))
     return preferences

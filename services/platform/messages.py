@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -39,7 +39,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.platform.enums import enum_value
 from tradingmesh.exact import plain_decimal
 
-__all__ = ["from_row"]
+__all__ = ["from_row", "timestamp"]
 
 M = TypeVar("M", bound=Message)
 _Convert = Callable[[Any], Any]
@@ -105,12 +105,24 @@ def _text(value: Any) -> Any:
     return value
 
 
+@overload
+def timestamp(moment: datetime) -> Timestamp: ...
+@overload
+def timestamp(moment: None) -> None: ...
+@overload
+def timestamp(moment: datetime | None) -> Timestamp | None: ...
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    """The protobuf Timestamp of a timezone-aware `moment`; None stays None (a message field
+    given None is left unset)."""
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
 def _timestamp(value: Any) -> Any:
-    if isinstance(value, datetime):
-        stamp = Timestamp()
-        stamp.FromDatetime(value)
-        return stamp
-    return value
+    return timestamp(value) if isinstance(value, datetime) else value
 
 
 def _as_is(value: Any) -> Any:

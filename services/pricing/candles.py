@@ -38,13 +38,13 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Final, NamedTuple
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform import paging
 from services.platform.db import Database
 from services.platform.errors import DomainError
+from services.platform.messages import timestamp
 from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.settings import SettingsError
 from services.platform.tasks import cancel_and_wait
@@ -626,7 +626,7 @@ class CandleStore:
         page = rows[:limit]
         candles = [
             pricing_pb2.Candle(
-                open_time=_timestamp(r.open_time),
+                open_time=timestamp(r.open_time),
                 open=price_text(r.open, digits),
                 high=price_text(r.high, digits),
                 low=price_text(r.low, digits),
@@ -659,9 +659,3 @@ def _invalid(field: str, description: str) -> DomainError:
         f"{field} {description}",
         field_violations=[(field, description)],
     )
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp

@@ -13,7 +13,6 @@ microseconds (`*_us`), and what is named otherwise are given here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,13 +22,7 @@ from sqlalchemy.engine import Row
 from services.platform.messages import from_row
 from tradingmesh.reporting.v1 import reporting_pb2
 
-__all__ = ["from_us", "ledger_line", "order_record", "timestamp", "trade_record"]
-
-
-def timestamp(at: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at)
-    return stamp
+__all__ = ["from_us", "ledger_line", "order_record", "trade_record"]
 
 
 def from_us(us: int) -> Timestamp:

@@ -28,6 +28,7 @@ from services.platform.access import (
 from services.platform.db import Database
 from services.platform.enums import enum_name, enum_value
 from services.platform.errors import DomainError, field_error
+from services.platform.messages import timestamp
 from services.reporting import records, store
 from services.reporting.domain import csvrows
 from services.reporting.domain.exposure import client_exposure
@@ -168,9 +169,7 @@ class Period:
     end: datetime
 
     def to_proto(self) -> types_pb2.TimeRange:
-        return types_pb2.TimeRange(
-            start_time=records.timestamp(self.start), end_time=records.timestamp(self.end)
-        )
+        return types_pb2.TimeRange(start_time=timestamp(self.start), end_time=timestamp(self.end))
 
 
 def _period(time_range: types_pb2.TimeRange, default_start: datetime, now: datetime) -> Period:
@@ -327,7 +326,7 @@ class Reports:
                     side=enum_value(types_pb2.Side, held.side),
                     quantity=plain_decimal(held.quantity),
                     open_price=plain_decimal(held.open_price),
-                    open_time=records.timestamp(open_time),
+                    open_time=timestamp(open_time),
                     valuation_price=plain_decimal(valuation.valuation_price),
                     unrealized_pnl=_money(valuation.unrealized_pnl, currency),
                     swap=_money(swaps.get(position_id, _ZERO), currency),
@@ -365,7 +364,7 @@ class Reports:
             deals=[records.trade_record(row, swaps) for row in deals[:limit]],
             working_orders=[records.order_record(row) for row in working],
             truncated=truncated,
-            generate_time=records.timestamp(now),
+            generate_time=timestamp(now),
         )
 
     # --- performance --------------------------------------------------------------------------
@@ -404,7 +403,7 @@ class Reports:
             interval=chosen,  # type: ignore[arg-type]
             equity_curve=[
                 reporting_pb2.EquityPoint(
-                    time=records.timestamp(p.time),
+                    time=timestamp(p.time),
                     balance=_money(p.balance, currency),
                     equity=_money(p.equity, currency),
                     return_percent=_optional(r, "percent"),
@@ -604,7 +603,7 @@ class Reports:
                 )
                 for g, t in sorted(by_group.items(), key=lambda kv: (-kv[1].notional, kv[0]))
             ],
-            generate_time=records.timestamp(now),
+            generate_time=timestamp(now),
         )
 
     async def exposure_history(
@@ -671,7 +670,7 @@ class Reports:
                         notional = _money(converted, rc)
                 points.append(
                     reporting_pb2.ExposurePoint(
-                        time=records.timestamp(at),
+                        time=timestamp(at),
                         client_net_quantity=plain_decimal(client_net),
                         hedge_net_quantity="" if groups else plain_decimal(hedge_net),
                         broker_net_quantity="" if groups else plain_decimal(broker_net),

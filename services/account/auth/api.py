@@ -22,6 +22,7 @@ from services.account.auth.repo import ApiKeyRow
 from services.account.auth.tokens import Issued, utc_now
 from services.platform.enums import enum_name
 from services.platform.identity import current_caller
+from services.platform.messages import timestamp
 from services.platform.resources import Resources
 from tradingmesh.account.v1 import (
     account_admin_service_pb2 as admin_pb2,
@@ -37,14 +38,6 @@ from tradingmesh.account.v1 import (
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _BEARER = "Bearer"
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def _duration_until(issued: Issued) -> Duration:
@@ -67,7 +60,7 @@ def _access_token(issued: Issued) -> _AccessToken:
         access_token=issued.access_token,
         token_type=_BEARER,
         expires_in=_duration_until(issued),
-        access_token_expire_time=_timestamp(issued.claims.expires_at),
+        access_token_expire_time=timestamp(issued.claims.expires_at),
     )
 
 
@@ -100,7 +93,7 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LoginResponse(
             **_access_token(issued),
             refresh_token=issued.refresh_token,
-            refresh_token_expire_time=_timestamp(issued.refresh_expires_at),
+            refresh_token_expire_time=timestamp(issued.refresh_expires_at),
             user_id=issued.claims.subject,
         )
 
@@ -112,7 +105,7 @@ class AuthService(_Core, auth_service_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RefreshTokenResponse(
             **_access_token(issued),
             refresh_token=issued.refresh_token,
-            refresh_token_expire_time=_timestamp(issued.refresh_expires_at),
+            refresh_token_expire_time=timestamp(issued.refresh_expires_at),
         )
 
     async def Logout(  # noqa: N802  # the contract's name
@@ -155,10 +148,10 @@ def api_key_message(key: ApiKeyRow, now: datetime) -> account_pb2.ApiKey:
         scopes=[account_pb2.ApiKeyScope.Value(f"API_KEY_SCOPE_{s}") for s in key.scopes],
         account_ids=list(key.account_ids),
         status=account_pb2.ApiKeyStatus.Value(f"API_KEY_STATUS_{ApiKeyStatus.of(key, now)}"),
-        create_time=_timestamp(key.created_at),
-        last_used_time=_timestamp(key.last_used_at),
-        expire_time=_timestamp(key.expire_at),
-        revoke_time=_timestamp(key.revoked_at),
+        create_time=timestamp(key.created_at),
+        last_used_time=timestamp(key.last_used_at),
+        expire_time=timestamp(key.expire_at),
+        revoke_time=timestamp(key.revoked_at),
     )
 
 
@@ -169,10 +162,10 @@ def signing_key_message(key: SigningKeyRecord, now: datetime) -> account_pb2.Sig
         kid=key.kid,
         alg="RS256",
         status=account_pb2.SigningKeyStatus.Value(f"SIGNING_KEY_STATUS_{status.value}"),
-        create_time=_timestamp(key.created_at),
-        activate_time=_timestamp(key.activate_at),
-        retire_time=_timestamp(key.retire_at),
-        remove_time=_timestamp(key.remove_at),
+        create_time=timestamp(key.created_at),
+        activate_time=timestamp(key.activate_at),
+        retire_time=timestamp(key.retire_at),
+        remove_time=timestamp(key.remove_at),
     )
 
 

@@ -12,10 +12,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.account.audit import actor_of, append_audit
 from services.account.auth import passwords, repo
@@ -64,12 +62,6 @@ def _unknown_refresh_token() -> DomainError:
     return DomainError(
         _R.ERROR_REASON_UNAUTHENTICATED, "the refresh token is unknown or expired; sign in again"
     )
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 class AuthCore:

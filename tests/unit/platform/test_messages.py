@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.platform.messages import from_row
+from services.platform.messages import from_row, timestamp
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import ledger_pb2, types_pb2
 from tradingmesh.common.v1 import pricing_pb2 as markups_pb2
@@ -194,3 +194,12 @@ def test_unknown_fields_and_names_are_refused() -> None:
         from_row(account_pb2.User, {"status": "NO_SUCH_STATUS"})
     with pytest.raises(TypeError, match="not a row"):
         from_row(account_pb2.User, ("id", _ID))
+
+
+def test_a_timestamp_is_the_moment_to_the_microsecond_and_none_stays_none() -> None:
+    moment = datetime(2026, 12, 7, 6, 30, 15, 123456, tzinfo=UTC)
+    stamp = timestamp(moment)
+
+    assert (stamp.seconds, stamp.nanos) == (int(moment.timestamp()), 123_456_000)
+    assert stamp.ToDatetime(tzinfo=UTC) == moment
+    assert timestamp(None) is None
