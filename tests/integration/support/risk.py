@@ -106,12 +106,17 @@ class Broker:
         for target in (moved, (bid, ask)) if move_first else ((bid, ask),):
             for lp in self.lps.values():
                 lp.pin(symbol, *target)
-            wanted = target[1]
-            eventually(lambda: self._risk_sees(symbol, wanted), 30, f"{symbol} at {target}")  # noqa: B023
+            wanted = target
+            eventually(lambda: self._risk_sees(symbol, *wanted), 30, f"{symbol} at {target}")  # noqa: B023
 
-    def _risk_sees(self, symbol: str, ask: str) -> bool | None:
-        response = self.check_order(self.probe_account, symbol, types_pb2.SIDE_BUY, "0.01")
-        return True if response.valuation_price == ask else None
+    def _risk_sees(self, symbol: str, bid: str, ask: str) -> bool | None:
+        """Risk values a buy at `ask` and a sell at `bid`: both LPs' pins have reached it (with
+        only one there, the best of the two prices may still be the other's old one)."""
+        for side, price in ((types_pb2.SIDE_BUY, ask), (types_pb2.SIDE_SELL, bid)):
+            response = self.check_order(self.probe_account, symbol, side, "0.01")
+            if response.valuation_price != price:
+                return None
+        return True
 
     def check_order(
         self,
