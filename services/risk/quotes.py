@@ -14,48 +14,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC
-from decimal import Decimal, InvalidOperation
-from typing import Final
 
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from services.platform.bus import last_per_subject
+from services.platform.prices import SUBJECTS, published_price
 from services.risk.model import Quote
 from services.risk.state import RiskState
-from tradingmesh.pricing.v1 import pricing_events_pb2
 
-__all__ = ["SUBJECTS", "QuoteFeed", "parse_quote"]
+__all__ = ["QuoteFeed", "parse_quote"]
 
 log = logging.getLogger(__name__)
 
-SUBJECTS: Final = "pricing.quote.published.*.>"
-
 
 def parse_quote(data: bytes) -> tuple[str, str, Quote] | None:
-    """(group id, symbol, quote) of a QuotePublished; None for one that breaks its contract."""
-    try:
-        event = pricing_events_pb2.QuotePublished.FromString(data)
-        quote = event.quote
-        provenance = quote.provenance
-        return (
-            event.group_id,
-            quote.symbol,
-            Quote(
-                bid=Decimal(quote.bid),
-                ask=Decimal(quote.ask),
-                raw_bid=Decimal(provenance.bid_source.raw_price or quote.bid),
-                raw_ask=Decimal(provenance.ask_source.raw_price or quote.ask),
-                time=quote.quote_time.ToDatetime(tzinfo=UTC),
-                version=event.metadata.aggregate_version,
-            ),
-        )
-    except (DecodeError, InvalidOperation, ValueError):
+    """(group id, symbol, quote) of a QuotePublished; None for one without a usable price
+    (`services.platform.prices`). Without its raw LP prices, the group's own stand in."""
+    price = published_price(data)
+    if price is None:
         return None
+    quote = Quote(
+        bid=price.bid,
+        ask=price.ask,
+        raw_bid=price.raw_bid or price.bid,
+        raw_ask=price.raw_ask or price.ask,
+        time=price.time,
+        version=price.version,
+    )
+    return price.group_id, price.symbol, quote
 
 
 class QuoteFeed:

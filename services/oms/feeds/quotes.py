@@ -22,10 +22,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -33,40 +31,27 @@ from nats.js import JetStreamContext
 
 from services.oms.entry.execution import LiveQuote
 from services.platform.bus import last_per_subject
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from services.platform.prices import SUBJECTS, PublishedPrice, published_price
 
-__all__ = ["QUOTE_SUBJECTS", "QuoteBook", "live_quote_of"]
+__all__ = ["QuoteBook", "live_quote_of"]
 
 log = logging.getLogger(__name__)
 
-QUOTE_SUBJECTS: Final = "pricing.quote.published.*.>"
 DEFAULT_MAX_AGE: Final = timedelta(seconds=2)
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and value > 0 else None
-
-
-def live_quote_of(quote: pricing_pb2.Quote) -> LiveQuote | None:
-    """The book's form of a published Quote; None for one without a usable price."""
-    bid, ask = _decimal(quote.bid), _decimal(quote.ask)
-    if bid is None or ask is None or not quote.HasField("quote_time"):
-        return None
-    provenance = quote.provenance
+def live_quote_of(price: PublishedPrice) -> LiveQuote:
+    """The book's form of a published price."""
     return LiveQuote(
-        symbol=quote.symbol,
-        bid=bid,
-        ask=ask,
-        quote_time=quote.quote_time.ToDatetime(tzinfo=UTC),
-        stale=quote.stale,
-        bid_lp=provenance.bid_source.liquidity_provider_id,
-        ask_lp=provenance.ask_source.liquidity_provider_id,
-        raw_bid=_decimal(provenance.bid_source.raw_price),
-        raw_ask=_decimal(provenance.ask_source.raw_price),
+        symbol=price.symbol,
+        bid=price.bid,
+        ask=price.ask,
+        quote_time=price.time,
+        stale=price.stale,
+        bid_lp=price.bid_lp,
+        ask_lp=price.ask_lp,
+        raw_bid=price.raw_bid,
+        raw_ask=price.raw_ask,
     )
 
 
@@ -111,22 +96,16 @@ class QuoteBook:
         self.take(message)
 
     def take(self, message: Msg) -> bool:
-        try:
-            event = pricing_events_pb2.QuotePublished.FromString(message.data)
-        except DecodeError:
-            log.warning(
-                "a quote message is not a QuotePublished", extra={"subject": message.subject}
-            )
+        price = published_price(message.data)
+        if price is None:
+            log.warning("a message without a usable price", extra={"subject": message.subject})
             return False
-        quote = live_quote_of(event.quote)
-        if quote is not None and event.group_id:
-            self.put(event.group_id, quote)
-            return True
-        return False
+        self.put(price.group_id, live_quote_of(price))
+        return True
 
     async def start(self, nats: NatsClient, js: JetStreamContext | None = None) -> None:
         """Subscribes; with `js`, then reads the stream's last price per subject."""
-        self._subscription = await nats.subscribe(QUOTE_SUBJECTS, cb=self.on_message)
+        self._subscription = await nats.subscribe(SUBJECTS, cb=self.on_message)
         if js is not None:
             try:
                 await self._read_snapshot(js)
@@ -136,7 +115,7 @@ class QuoteBook:
 
     async def _read_snapshot(self, js: JetStreamContext) -> None:
         """The stream's last price per subject."""
-        taken = await last_per_subject(js, QUOTE_SUBJECTS, self.take)
+        taken = await last_per_subject(js, SUBJECTS, self.take)
         log.info("prices loaded", extra={"prices": taken})
 
     async def stop(self) -> None:

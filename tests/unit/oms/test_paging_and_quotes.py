@@ -18,8 +18,9 @@ from services.oms.api.paging import (
 from services.oms.entry.execution import LiveQuote
 from services.oms.feeds.quotes import QuoteBook, live_quote_of
 from services.platform.errors import DomainError
+from services.platform.prices import published_price
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 T = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
 ID = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"
@@ -69,18 +70,13 @@ def test_only_a_fresh_unstale_quote_is_live() -> None:
 
 
 def test_a_published_quote_becomes_a_live_quote_with_its_provenance() -> None:
-    message = pricing_pb2.Quote(symbol="EURUSD", bid="1.10000", ask="1.10020")
-    message.quote_time.FromDatetime(T)
-    message.provenance.bid_source.liquidity_provider_id = "lp-alpha"
-    message.provenance.bid_source.raw_price = "1.10005"
-    live = live_quote_of(message)
-    assert live is not None
+    event = pricing_events_pb2.QuotePublished(group_id="g1")
+    event.quote.CopyFrom(pricing_pb2.Quote(symbol="EURUSD", bid="1.10000", ask="1.10020"))
+    event.quote.quote_time.FromDatetime(T)
+    event.quote.provenance.bid_source.liquidity_provider_id = "lp-alpha"
+    event.quote.provenance.bid_source.raw_price = "1.10005"
+    price = published_price(event.SerializeToString())
+    assert price is not None
+    live = live_quote_of(price)
     assert (live.bid, live.ask, live.quote_time) == (Decimal("1.1"), Decimal("1.1002"), T)
     assert (live.bid_lp, live.raw_bid, live.raw_ask) == ("lp-alpha", Decimal("1.10005"), None)
-
-
-def test_a_quote_without_a_price_is_ignored() -> None:
-    message = pricing_pb2.Quote(symbol="EURUSD", bid="", ask="1.1")
-    message.quote_time.FromDatetime(T)
-    assert live_quote_of(message) is None
-    assert live_quote_of(pricing_pb2.Quote(symbol="EURUSD", bid="1", ask="1.1")) is None
