@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date
 from decimal import Decimal
 from functools import partial
@@ -45,8 +45,8 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import schedule
+from services.platform.copies import AccountCopy, GroupCopy, GroupInstrumentCopy, InstrumentCopy
 from services.platform.db import Database
-from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
@@ -61,9 +61,8 @@ from services.risk import store
 from services.risk.model import Position, Side, UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
-from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
-from tradingmesh.exact import decimal_field, optional_decimal, parse_decimal
+from tradingmesh.common.v1 import ledger_pb2, trading_pb2
+from tradingmesh.exact import decimal_field, parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
@@ -256,14 +255,18 @@ class Copies(EventConsumers):
             event,
             account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
         ):
-            account = await store.save_account(session, _account_values(event.account), since)
+            account = await store.save_account(
+                session, _values(AccountCopy.of, event.account), since
+            )
             return None if account is None else (lambda: state.put_account(account))
         if isinstance(event, account_events.ClientGroupChanged):
-            group = await store.save_group(session, _group_values(event.client_group), since)
+            group = await store.save_group(
+                session, _values(GroupCopy.of, event.client_group), since
+            )
             return None if group is None else (lambda: state.put_group(group))
         if isinstance(event, account_events.GroupInstrumentSettingsChanged):
             settings = await store.save_group_instrument(
-                session, _settings_values(event.settings), since
+                session, _values(GroupInstrumentCopy.of, event.settings), since
             )
             return None if settings is None else (lambda: state.put_group_instrument(settings))
         if isinstance(event, account_events.LedgerEntryPosted):
@@ -478,50 +481,22 @@ class Copies(EventConsumers):
     async def _instrument(
         self, session: Any, instrument: pricing_pb2.Instrument, version: int
     ) -> Commit | None:
-        stored = await store.save_instrument(
-            session,
-            {
-                "symbol": instrument.symbol,
-                "base_currency": instrument.base_currency,
-                "quote_currency": instrument.quote_currency,
-                "contract_size": parse_decimal(instrument.contract_size),
-                "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
-                "sessions": schedule.to_json(instrument.sessions),
-                "halted": instrument.trading_status == pricing_pb2.TRADING_STATUS_HALTED,
-            },
-            version,
-        )
+        values = _values(InstrumentCopy.of, instrument)
+        values["sessions"] = schedule.to_json(values.pop("sessions"))
+        values["halted"] = values["trading_status"] == "HALTED"
+        stored = await store.save_instrument(session, values, version)
         return None if stored is None else (lambda: self.state.put_instrument(stored))
 
 
-def _account_values(account: account_pb2.TradingAccount) -> dict[str, Any]:
-    return {
-        "id": account.id,
-        "user_id": account.user_id,
-        "group_id": account.group_id,
-        "currency": account.currency,
-        "position_mode": enum_name(types_pb2.PositionMode, account.position_mode),
-        "status": enum_name(account_pb2.TradingAccountStatus, account.status),
-    }
+_Copy = TypeVar("_Copy", AccountCopy, GroupCopy, GroupInstrumentCopy, InstrumentCopy)
+_Of = TypeVar("_Of", bound=Message)
 
 
-def _group_values(group: account_pb2.ClientGroup) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "name": group.name,
-        "currency": group.currency,
-        "leverage": group.leverage,
-        "margin_call_level": decimal_field(group, "margin_call_level", _ZERO),
-        "stop_out_level": decimal_field(group, "stop_out_level", _ZERO),
-    }
-
-
-def _settings_values(settings: account_pb2.GroupInstrumentSettings) -> dict[str, Any]:
-    return {
-        "group_id": settings.group_id,
-        "symbol": settings.symbol,
-        "enabled": settings.enabled,
-        "max_order_size": optional_decimal(settings, "max_order_size"),
-        "max_position": optional_decimal(settings, "max_position"),
-        "margin_rate": optional_decimal(settings, "margin_rate"),
-    }
+def _values(of: Callable[[_Of], _Copy], message: _Of) -> dict[str, Any]:
+    """The copy's columns (`services.platform.copies`); an event lacking what a copy needs
+    breaks its contract and is skipped, not redelivered."""
+    try:
+        copy = of(message)
+    except ValueError as error:
+        raise UndeliverableError(str(error)) from error
+    return {column.name: getattr(copy, column.name) for column in fields(copy)}

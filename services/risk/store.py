@@ -337,7 +337,7 @@ async def save_account(
     row = await _one(
         session,
         "INSERT INTO risk.accounts (account_id, user_id, group_id, currency, position_mode,"
-        " status, version) VALUES (:id, :user_id, :group_id, :currency, :position_mode,"
+        " status, version) VALUES (:account_id, :user_id, :group_id, :currency, :position_mode,"
         " :status, :version)"
         " ON CONFLICT (account_id) DO UPDATE SET user_id = EXCLUDED.user_id,"
         " group_id = EXCLUDED.group_id, currency = EXCLUDED.currency,"
@@ -379,8 +379,8 @@ async def save_group(
     row = await _one(
         session,
         "INSERT INTO risk.groups (group_id, name, currency, leverage, margin_call_level,"
-        " stop_out_level, version) VALUES (:id, :name, :currency, :leverage, :margin_call_level,"
-        " :stop_out_level, :version)"
+        " stop_out_level, version) VALUES (:group_id, :name, :currency, :leverage,"
+        " :margin_call_level, :stop_out_level, :version)"
         " ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name,"
         " currency = EXCLUDED.currency, leverage = EXCLUDED.leverage,"
         " margin_call_level = EXCLUDED.margin_call_level,"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
+from dataclasses import asdict
 from functools import partial
 from typing import Any, Final
 
@@ -32,8 +32,14 @@ from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Instrument
 from services.oms.store.changes import offered_instruments
 from services.platform import schedule
+from services.platform.copies import (
+    AccountCopy,
+    GroupCopy,
+    GroupInstrumentCopy,
+    InstrumentCopy,
+    version_of,
+)
 from services.platform.db import Database
-from services.platform.enums import enum_name
 from services.platform.envelope import Event
 from services.platform.inbox import (
     EventConsumer,
@@ -43,10 +49,8 @@ from services.platform.inbox import (
     decode_known,
     first_time,
 )
-from tradingmesh.account.v1 import account_events_pb2, account_pb2
-from tradingmesh.common.v1 import types_pb2
-from tradingmesh.exact import decimal_field, optional_decimal
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = [
     "ACCOUNT_CONSUMER",
@@ -63,7 +67,6 @@ log = logging.getLogger(__name__)
 SCHEMA: Final = "oms"
 ACCOUNT_CONSUMER: Final = "oms-reference"
 INSTRUMENT_CONSUMER: Final = "oms-instruments"
-_ZERO: Final = Decimal(0)
 
 SUBJECTS: Final[dict[str, type[Message]]] = {
     "account.trading_account.created": account_events_pb2.TradingAccountCreated,
@@ -134,101 +137,30 @@ def decode(subject: str, data: bytes) -> Message | None:
     return decode_known(subject, data, SUBJECTS, needs_id=True)
 
 
-def _name(enum_type: Any, value: int) -> str | None:
-    """The value's name as stored (`enum_name`); None for UNSPECIFIED (a field left unset)."""
-    name = enum_name(enum_type, value)
-    return None if name == "UNSPECIFIED" else name
-
-
-def _account_version(event: Message) -> int:
-    occurred = event.metadata.occurred_at  # type: ignore[attr-defined]
-    version: int = occurred.ToMicroseconds()
-    if version <= 0:
-        raise ValueError("an account event without occurred_at cannot be ordered")
-    return version
-
-
 def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
     """The statement and parameters that apply `event` to its copy. ValueError when the event
-    lacks what the copy needs (a breach of its contract)."""
+    lacks what the copy needs (a breach of its contract: `services.platform.copies`)."""
     if isinstance(
         event,
         account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
     ):
-        account = event.account
-        status = _name(account_pb2.TradingAccountStatus, account.status)
-        mode = _name(types_pb2.PositionMode, account.position_mode)
-        if not (account.id and account.user_id and account.group_id and status and mode):
-            raise ValueError("a trading account event lacks its account's ids, status or mode")
-        return _ACCOUNT_UPSERT, {
-            "account_id": account.id,
-            "user_id": account.user_id,
-            "group_id": account.group_id,
-            "currency": account.currency,
-            "status": status,
-            "position_mode": mode,
-            "version": _account_version(event),
-        }
+        account = AccountCopy.of(event.account)
+        return _ACCOUNT_UPSERT, {**asdict(account), "version": version_of(event)}
     if isinstance(event, account_events_pb2.ClientGroupChanged):
-        group = event.client_group
-        execution = _name(types_pb2.ExecutionMode, group.execution_mode)
-        mode = _name(types_pb2.PositionMode, group.position_mode)
-        if not (group.id and group.currency and execution and mode and group.leverage):
-            raise ValueError("a client group event lacks the group's id or trading conditions")
-        return _GROUP_UPSERT, {
-            "group_id": group.id,
-            "name": group.name,
-            "currency": group.currency,
-            "leverage": group.leverage,
-            "margin_call_level": decimal_field(group, "margin_call_level"),
-            "stop_out_level": decimal_field(group, "stop_out_level"),
-            "execution_mode": execution,
-            "position_mode": mode,
-            "commission_per_lot": decimal_field(group, "commission_per_lot", _ZERO),
-            "max_deviation_points": group.max_deviation_points,
-            "version": _account_version(event),
-        }
+        group = GroupCopy.of(event.client_group)
+        return _GROUP_UPSERT, {**asdict(group), "version": version_of(event)}
     if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
-        settings = event.settings
-        if not (settings.group_id and settings.symbol):
-            raise ValueError("instrument settings without their group or symbol")
-        return _SETTINGS_UPSERT, {
-            "group_id": settings.group_id,
-            "symbol": settings.symbol,
-            "enabled": settings.enabled,
-            "commission_per_lot": optional_decimal(settings, "commission_per_lot"),
-            "execution_mode": _name(types_pb2.ExecutionMode, settings.execution_mode),
-            "max_deviation_points": (
-                settings.max_deviation_points if settings.HasField("max_deviation_points") else None
-            ),
-            "max_order_size": optional_decimal(settings, "max_order_size"),
-            "max_position": optional_decimal(settings, "max_position"),
-            "margin_rate": optional_decimal(settings, "margin_rate"),
-            "version": _account_version(event),
-        }
+        settings = GroupInstrumentCopy.of(event.settings)
+        return _SETTINGS_UPSERT, {**asdict(settings), "version": version_of(event)}
     if isinstance(
         event,
         pricing_events_pb2.InstrumentCreated
         | pricing_events_pb2.InstrumentUpdated
         | pricing_events_pb2.InstrumentTradingStatusChanged,
     ):
-        instrument = event.instrument
-        # An index or a commodity has no base currency; every instrument has a quote currency.
-        if not (instrument.symbol and instrument.quote_currency):
-            raise ValueError("an instrument event without the symbol or the quote currency")
-        status = _name(pricing_pb2.TradingStatus, instrument.trading_status)
+        instrument = InstrumentCopy.of(event.instrument)
         return _INSTRUMENT_UPSERT, {
-            "symbol": instrument.symbol,
-            "base_currency": instrument.base_currency,
-            "quote_currency": instrument.quote_currency,
-            "digits": instrument.digits,
-            "tick_size": decimal_field(instrument, "tick_size"),
-            "contract_size": decimal_field(instrument, "contract_size"),
-            "min_lot": decimal_field(instrument, "min_lot"),
-            "max_lot": decimal_field(instrument, "max_lot"),
-            "lot_step": decimal_field(instrument, "lot_step"),
-            "margin_rate": decimal_field(instrument, "margin_rate", _ZERO),
-            "trading_status": status or "TRADING",
+            **asdict(instrument),
             "sessions": schedule.to_json(instrument.sessions),
             "version": event.metadata.aggregate_version,
         }
