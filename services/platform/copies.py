@@ -12,12 +12,13 @@ microseconds (an older event never overwrites a newer copy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Final
 
 from google.protobuf.message import Message
 
+from services.platform import schedule
 from services.platform.enums import enum_name
 from services.platform.schedule import Session
 from tradingmesh.account.v1 import account_pb2
@@ -25,7 +26,15 @@ from tradingmesh.common.v1 import types_pb2
 from tradingmesh.exact import decimal_field, optional_decimal
 from tradingmesh.pricing.v1 import pricing_pb2
 
-__all__ = ["AccountCopy", "GroupCopy", "GroupInstrumentCopy", "InstrumentCopy", "version_of"]
+__all__ = [
+    "AccountCopy",
+    "Copy",
+    "GroupCopy",
+    "GroupInstrumentCopy",
+    "InstrumentCopy",
+    "columns",
+    "version_of",
+]
 
 _ZERO: Final = Decimal(0)
 
@@ -172,3 +181,15 @@ class InstrumentCopy:
             _name(pricing_pb2.TradingStatus, instrument.trading_status) or "TRADING",
             tuple(Session(s.day, s.start_minute, s.end_minute) for s in instrument.sessions),
         )
+
+
+Copy = AccountCopy | GroupCopy | GroupInstrumentCopy | InstrumentCopy
+
+
+def columns(copy: Copy) -> dict[str, Any]:
+    """The copy's fields by name, as a statement's parameters (an instrument's sessions as their
+    stored JSON, `schedule.to_json`)."""
+    values = {field.name: getattr(copy, field.name) for field in fields(copy)}
+    if isinstance(copy, InstrumentCopy):
+        values["sessions"] = schedule.to_json(copy.sessions)
+    return values

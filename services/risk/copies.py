@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal
 from functools import partial
@@ -44,8 +44,13 @@ from typing import Any, Final, TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform import schedule
-from services.platform.copies import AccountCopy, GroupCopy, GroupInstrumentCopy, InstrumentCopy
+from services.platform.copies import (
+    AccountCopy,
+    GroupCopy,
+    GroupInstrumentCopy,
+    InstrumentCopy,
+    columns,
+)
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.inbox import (
@@ -256,17 +261,17 @@ class Copies(EventConsumers):
             account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
         ):
             account = await store.save_account(
-                session, _values(AccountCopy.of, event.account), since
+                session, columns(_copy(AccountCopy.of, event.account)), since
             )
             return None if account is None else (lambda: state.put_account(account))
         if isinstance(event, account_events.ClientGroupChanged):
             group = await store.save_group(
-                session, _values(GroupCopy.of, event.client_group), since
+                session, columns(_copy(GroupCopy.of, event.client_group)), since
             )
             return None if group is None else (lambda: state.put_group(group))
         if isinstance(event, account_events.GroupInstrumentSettingsChanged):
             settings = await store.save_group_instrument(
-                session, _values(GroupInstrumentCopy.of, event.settings), since
+                session, columns(_copy(GroupInstrumentCopy.of, event.settings)), since
             )
             return None if settings is None else (lambda: state.put_group_instrument(settings))
         if isinstance(event, account_events.LedgerEntryPosted):
@@ -481,10 +486,10 @@ class Copies(EventConsumers):
     async def _instrument(
         self, session: Any, instrument: pricing_pb2.Instrument, version: int
     ) -> Commit | None:
-        values = _values(InstrumentCopy.of, instrument)
-        values["sessions"] = schedule.to_json(values.pop("sessions"))
-        values["halted"] = values["trading_status"] == "HALTED"
-        stored = await store.save_instrument(session, values, version)
+        copy = _copy(InstrumentCopy.of, instrument)
+        stored = await store.save_instrument(
+            session, {**columns(copy), "halted": copy.halted}, version
+        )
         return None if stored is None else (lambda: self.state.put_instrument(stored))
 
 
@@ -492,11 +497,10 @@ _Copy = TypeVar("_Copy", AccountCopy, GroupCopy, GroupInstrumentCopy, Instrument
 _Of = TypeVar("_Of", bound=Message)
 
 
-def _values(of: Callable[[_Of], _Copy], message: _Of) -> dict[str, Any]:
-    """The copy's columns (`services.platform.copies`); an event lacking what a copy needs
-    breaks its contract and is skipped, not redelivered."""
+def _copy(of: Callable[[_Of], _Copy], message: _Of) -> _Copy:
+    """`of(message)`; an event lacking what a copy needs breaks its contract and is skipped,
+    not redelivered (`services.platform.copies`)."""
     try:
-        copy = of(message)
+        return of(message)
     except ValueError as error:
         raise UndeliverableError(str(error)) from error
-    return {column.name: getattr(copy, column.name) for column in fields(copy)}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from functools import partial
 from typing import Any, Final
 
@@ -31,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Instrument
 from services.oms.store.changes import offered_instruments
-from services.platform import schedule
 from services.platform.copies import (
     AccountCopy,
     GroupCopy,
     GroupInstrumentCopy,
     InstrumentCopy,
+    columns,
     version_of,
 )
 from services.platform.db import Database
@@ -145,13 +144,13 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
         account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
     ):
         account = AccountCopy.of(event.account)
-        return _ACCOUNT_UPSERT, {**asdict(account), "version": version_of(event)}
+        return _ACCOUNT_UPSERT, {**columns(account), "version": version_of(event)}
     if isinstance(event, account_events_pb2.ClientGroupChanged):
         group = GroupCopy.of(event.client_group)
-        return _GROUP_UPSERT, {**asdict(group), "version": version_of(event)}
+        return _GROUP_UPSERT, {**columns(group), "version": version_of(event)}
     if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
         settings = GroupInstrumentCopy.of(event.settings)
-        return _SETTINGS_UPSERT, {**asdict(settings), "version": version_of(event)}
+        return _SETTINGS_UPSERT, {**columns(settings), "version": version_of(event)}
     if isinstance(
         event,
         pricing_events_pb2.InstrumentCreated
@@ -159,11 +158,8 @@ def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
         | pricing_events_pb2.InstrumentTradingStatusChanged,
     ):
         instrument = InstrumentCopy.of(event.instrument)
-        return _INSTRUMENT_UPSERT, {
-            **asdict(instrument),
-            "sessions": schedule.to_json(instrument.sessions),
-            "version": event.metadata.aggregate_version,
-        }
+        version = event.metadata.aggregate_version
+        return _INSTRUMENT_UPSERT, {**columns(instrument), "version": version}
     raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")
 
 

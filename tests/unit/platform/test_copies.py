@@ -12,6 +12,7 @@ from services.platform.copies import (
     GroupCopy,
     GroupInstrumentCopy,
     InstrumentCopy,
+    columns,
     version_of,
 )
 from services.platform.schedule import Session
@@ -101,6 +102,8 @@ def test_an_instrument_is_copied_with_its_schedule_and_status() -> None:
 
     assert (copy.base_currency, copy.margin_rate, copy.halted) == ("", Decimal(0), True)
     assert copy.sessions == (Session(1, 0, 60),)
+    assert columns(copy)["sessions"] == '[{"day":"MONDAY","start_minute":0,"end_minute":60}]'
+    assert columns(AccountCopy.of(ACCOUNT))["account_id"] == "a1"  # the statements' names
     with pytest.raises(ValueError, match="the symbol or the quote currency"):
         InstrumentCopy.of(pricing_pb2.Instrument(symbol="US500"))
 
