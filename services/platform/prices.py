@@ -28,8 +28,9 @@ SUBJECTS: Final = "pricing.quote.published.*.>"
 
 @dataclass(frozen=True, slots=True)
 class PublishedPrice:
-    """A group's price of an instrument (markup included) as pricing published it. `version`:
-    the price's aggregate version, which a restarted pricing counts from 1 again."""
+    """A group's price of an instrument (markup included) as pricing published it, read back
+    (pricing's own `model.PublishedPrice` is the making of it). `version`: the price's aggregate
+    version, which a restarted pricing counts from 1 again."""
 
     group_id: str
     symbol: str
