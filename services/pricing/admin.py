@@ -39,11 +39,8 @@ from services.pricing.engine import PricingEngine
 from services.pricing.gateway import LpStatus, SessionState
 from services.pricing.model import LpQuote
 from services.pricing.quotes import QuoteReader
-from services.pricing.reference import (
-    INSTRUMENT_COLUMNS,
-    Reference,
-    instrument_from_row,
-)
+from services.pricing.reference import Reference, instrument_from_row
+from services.pricing.store import INSTRUMENT_COLUMNS
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind

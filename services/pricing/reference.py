@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import schedule
@@ -32,6 +31,7 @@ from services.platform.envelope import Event
 from services.platform.inbox import EventConsumer, decode_known, first_time
 from services.platform.messages import from_row
 from services.platform.tasks import cancel_and_wait
+from services.pricing import store
 from services.pricing.engine import GroupConfig
 from services.pricing.model import Markup, MarkupKind
 from tradingmesh.account.v1 import account_events_pb2
@@ -58,11 +58,6 @@ _KIND: dict[int, MarkupKind] = {
     MarkupType.MARKUP_TYPE_PERCENT: MarkupKind.PERCENT,
 }
 STATUS_CLOCK_SECONDS = 1.0
-INSTRUMENT_COLUMNS = (
-    "symbol, description, asset_class, base_currency, quote_currency, digits, tick_size,"
-    " contract_size, min_lot, max_lot, lot_step, margin_rate, trading_status, halt_reason,"
-    " sessions, version, updated_at"
-)
 
 
 @dataclass(frozen=True)
@@ -93,8 +88,8 @@ def _sessions(stored: list[dict[str, Any]]) -> list[pricing_pb2.TradingSession]:
 
 
 def instrument_from_row(row: Mapping[Any, Any], now: datetime) -> pricing_pb2.Instrument:
-    """The contract's Instrument of a `pricing.instruments` row (INSTRUMENT_COLUMNS), with its
-    trading status at `now`: the columns named as its fields, decimals as plain text."""
+    """The contract's Instrument of a `pricing.instruments` row (`store.INSTRUMENT_COLUMNS`),
+    with its trading status at `now`: the columns named as its fields, decimals as plain text."""
     stored = row["sessions"]
     sessions = _sessions(json.loads(stored) if isinstance(stored, str) else stored)
     halted = row["trading_status"] == "HALTED"
@@ -141,18 +136,14 @@ class Reference:
         async with self.db.read_session() as session:
             await self._load_instruments(session)
             await self._load_groups(session)
-            rows = await session.execute(
-                text("SELECT account_id::text, user_id::text, group_id::text FROM pricing.accounts")
-            )
+            rows = await store.load_accounts(session)
             self.accounts = {r[0]: AccountRef(r[0], r[1], r[2]) for r in rows}
 
     async def _load_instruments(self, session: AsyncSession) -> None:
-        rows = await session.execute(
-            text(f"SELECT {INSTRUMENT_COLUMNS} FROM pricing.instruments ORDER BY symbol")
-        )
+        rows = await store.load_instruments(session)
         now = datetime.now(UTC)
         instruments, versions = {}, {}
-        for r in rows.mappings():
+        for r in rows:
             instruments[r["symbol"]] = instrument_from_row(r, now)
             versions[r["symbol"]] = int(r["version"])
         self.instruments = instruments
@@ -161,25 +152,13 @@ class Reference:
         self.digits.update({s: i.digits for s, i in instruments.items()})
 
     async def _load_groups(self, session: AsyncSession) -> None:
-        groups = await session.execute(
-            text("SELECT group_id::text, markup_type, markup FROM pricing.groups")
-        )
-        defaults = {r[0]: Markup(MarkupKind(r[1]), Decimal(r[2]).normalize()) for r in groups}
-        offers = await session.execute(
-            text(
-                "SELECT group_id::text, symbol, markup_type, markup FROM pricing.group_instruments"
-                " WHERE enabled"
-            )
-        )
+        defaults = await store.load_group_markups(session)
+        offers = await store.load_group_offers(session)
         markups: dict[str, dict[str, Markup]] = {g: {} for g in defaults}
-        for group_id, symbol, kind, value in offers:
+        for group_id, symbol, markup in offers:
             if group_id not in defaults or symbol not in self.instruments:
                 continue
-            markups[group_id][symbol] = (
-                Markup(MarkupKind(kind), Decimal(value).normalize())
-                if kind is not None
-                else defaults[group_id]
-            )
+            markups[group_id][symbol] = markup if markup is not None else defaults[group_id]
         self.groups = {g: GroupConfig(g, m) for g, m in markups.items()}
 
     def account(self, account_id: str) -> AccountRef | None:
@@ -265,54 +244,31 @@ class Reference:
             return True  # applied by another instance: the groups are read again
         if isinstance(event, account_events_pb2.ClientGroupChanged):
             group = event.client_group
-            await session.execute(
-                text(
-                    "INSERT INTO pricing.groups (group_id, name, markup_type, markup, version)"
-                    " VALUES (:id, :name, :kind, :markup, :version)"
-                    " ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name,"
-                    " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
-                    " version = EXCLUDED.version, updated_at = now()"
-                    " WHERE pricing.groups.version < EXCLUDED.version"
-                ),
-                {
-                    "id": group.id,
-                    "name": group.name,
-                    "kind": _markup_kind(group.spread_markup_type),
-                    "markup": Decimal(group.spread_markup or "0"),
-                    "version": version,
-                },
+            await store.save_group(
+                session,
+                group_id=group.id,
+                name=group.name,
+                markup_type=_markup_kind(group.spread_markup_type),
+                markup=Decimal(group.spread_markup or "0"),
+                version=version,
             )
             return True
         if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
             settings = event.settings
             override = settings.HasField("spread_markup")
-            await session.execute(
-                text(
-                    "INSERT INTO pricing.group_instruments (group_id, symbol, enabled,"
-                    " markup_type, markup, version)"
-                    " VALUES (:group, :symbol, :enabled, :kind, :markup, :version)"
-                    " ON CONFLICT (group_id, symbol) DO UPDATE SET enabled = EXCLUDED.enabled,"
-                    " markup_type = EXCLUDED.markup_type, markup = EXCLUDED.markup,"
-                    " version = EXCLUDED.version, updated_at = now()"
-                    " WHERE pricing.group_instruments.version < EXCLUDED.version"
-                ),
-                {
-                    "group": settings.group_id,
-                    "symbol": settings.symbol,
-                    "enabled": settings.enabled,
-                    "kind": _markup_kind(settings.spread_markup_type) if override else None,
-                    "markup": Decimal(settings.spread_markup) if override else None,
-                    "version": version,
-                },
+            await store.save_group_instrument(
+                session,
+                group_id=settings.group_id,
+                symbol=settings.symbol,
+                enabled=settings.enabled,
+                markup_type=_markup_kind(settings.spread_markup_type) if override else None,
+                markup=Decimal(settings.spread_markup) if override else None,
+                version=version,
             )
             return True
         account = event.account
-        await session.execute(
-            text(
-                "INSERT INTO pricing.accounts (account_id, user_id, group_id)"
-                " VALUES (:id, :user, :group) ON CONFLICT (account_id) DO NOTHING"
-            ),
-            {"id": account.id, "user": account.user_id, "group": account.group_id},
+        await store.insert_account(
+            session, account_id=account.id, user_id=account.user_id, group_id=account.group_id
         )
         self.accounts[account.id] = AccountRef(account.id, account.user_id, account.group_id)
         return False
