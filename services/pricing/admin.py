@@ -25,7 +25,6 @@ from typing import Any, Final
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import schedule
@@ -35,12 +34,12 @@ from services.platform.enums import enum_name
 from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
 from services.platform.outbox import add_event, event_metadata
+from services.pricing import store
 from services.pricing.engine import PricingEngine
 from services.pricing.gateway import LpStatus, SessionState
 from services.pricing.model import LpQuote
 from services.pricing.quotes import QuoteReader
 from services.pricing.reference import Reference, instrument_from_row
-from services.pricing.store import INSTRUMENT_COLUMNS
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
@@ -365,31 +364,7 @@ def liquidity_provider(
     return provider
 
 
-# -- the service's side: PostgreSQL, the outbox, the in-memory copies ---------------------------
-
-_INSERT = text(
-    "INSERT INTO pricing.instruments (symbol, description, asset_class, base_currency,"
-    " quote_currency, digits, tick_size, contract_size, min_lot, max_lot, lot_step, margin_rate,"
-    " sessions) VALUES (:symbol, :description, :asset_class, :base_currency, :quote_currency,"
-    " :digits, :tick_size, :contract_size, :min_lot, :max_lot, :lot_step, :margin_rate,"
-    " CAST(:sessions AS jsonb)) ON CONFLICT (symbol) DO NOTHING"
-    f" RETURNING {INSTRUMENT_COLUMNS}"
-)
-_LOCK = text(
-    f"SELECT {INSTRUMENT_COLUMNS} FROM pricing.instruments WHERE symbol = :symbol FOR UPDATE"
-)
-_UPDATE_SPEC = text(
-    "UPDATE pricing.instruments SET description = :description, digits = :digits,"
-    " tick_size = :tick_size, min_lot = :min_lot, max_lot = :max_lot, lot_step = :lot_step,"
-    " margin_rate = :margin_rate, sessions = CAST(:sessions AS jsonb), version = version + 1,"
-    f" updated_at = now() WHERE symbol = :symbol RETURNING {INSTRUMENT_COLUMNS}"
-)
-_UPDATE_STATUS = text(
-    "UPDATE pricing.instruments SET trading_status = :status, halt_reason = :reason,"
-    " version = version + 1, updated_at = now() WHERE symbol = :symbol"
-    f" RETURNING {INSTRUMENT_COLUMNS}"
-)
-
+# -- the service's side: PostgreSQL (`store`), the outbox, the in-memory copies -----------------
 
 # The subject each instrument event is published under, as its consumers subscribe to it.
 _SUBJECTS: Final[Mapping[type[Message], str]] = {
@@ -459,8 +434,7 @@ class PricingAdmin:
     async def create(self, caller: Caller, given: pricing_pb2.Instrument) -> pricing_pb2.Instrument:
         wanted = new_instrument(given)
         async with self._changing(caller) as change:
-            result = await change.session.execute(_INSERT, row_values(wanted))
-            row = result.mappings().first()
+            row = await store.insert_instrument(change.session, row_values(wanted))
             if row is None:
                 raise DomainError(
                     _R.ERROR_REASON_ALREADY_EXISTS,
@@ -488,9 +462,9 @@ class PricingAdmin:
             changed = changed_paths(before, after, paths)
             if not changed:
                 return before  # nothing to write, publish or apply
-            result = await change.session.execute(_UPDATE_SPEC, row_values(after))
+            written = await store.update_instrument_spec(change.session, row_values(after))
             return await change.announce(
-                result.mappings().one(),
+                written,
                 pricing_events_pb2.InstrumentUpdated,
                 update_mask=FieldMask(paths=changed),
             )
@@ -511,23 +485,18 @@ class PricingAdmin:
             before = instrument_from_row(row, change.now)
             if (row["trading_status"] == "HALTED") == halt and row["halt_reason"] == halt_reason:
                 return before  # nothing changes (resuming a trading instrument, say)
-            result = await change.session.execute(
-                _UPDATE_STATUS,
-                {
-                    "symbol": symbol,
-                    "status": "HALTED" if halt else "TRADING",
-                    "reason": halt_reason,
-                },
+            written = await store.update_trading_status(
+                change.session, symbol, "HALTED" if halt else "TRADING", halt_reason
             )
             return await change.announce(
-                result.mappings().one(),
+                written,
                 pricing_events_pb2.InstrumentTradingStatusChanged,
                 previous_status=before.trading_status,
                 reason=reason,
             )
 
     async def _locked(self, session: AsyncSession, symbol: str) -> Mapping[Any, Any]:
-        row = (await session.execute(_LOCK, {"symbol": symbol})).mappings().first()
+        row = await store.lock_instrument(session, symbol)
         if row is None:
             raise unknown_instrument(symbol)
         return row

@@ -1,4 +1,5 @@
-"""The pricing schema's SQL: the reference data (`reference.py`).
+"""The pricing schema's SQL: the reference data (`reference.py`) and the instrument changes of
+PricingAdminService (`admin.py`).
 
 Each function runs in the caller's session and transaction, so a change stays one transaction;
 none commits. Rows come back as SQLAlchemy rows of the columns each function names.
@@ -6,7 +7,7 @@ none commits. Rows come back as SQLAlchemy rows of the columns each function nam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -18,12 +19,16 @@ from services.pricing.model import Markup, MarkupKind
 __all__ = [
     "INSTRUMENT_COLUMNS",
     "insert_account",
+    "insert_instrument",
     "load_accounts",
     "load_group_markups",
     "load_group_offers",
     "load_instruments",
+    "lock_instrument",
     "save_group",
     "save_group_instrument",
+    "update_instrument_spec",
+    "update_trading_status",
 ]
 
 INSTRUMENT_COLUMNS: Final = (
@@ -147,3 +152,63 @@ async def insert_account(
         ),
         {"id": account_id, "user": user_id, "group": group_id},
     )
+
+
+# -- instrument changes (admin.py) ------------------------------------------------------------
+
+_INSERT_INSTRUMENT: Final = text(
+    "INSERT INTO pricing.instruments (symbol, description, asset_class, base_currency,"
+    " quote_currency, digits, tick_size, contract_size, min_lot, max_lot, lot_step, margin_rate,"
+    " sessions) VALUES (:symbol, :description, :asset_class, :base_currency, :quote_currency,"
+    " :digits, :tick_size, :contract_size, :min_lot, :max_lot, :lot_step, :margin_rate,"
+    " CAST(:sessions AS jsonb)) ON CONFLICT (symbol) DO NOTHING"
+    f" RETURNING {INSTRUMENT_COLUMNS}"
+)
+_LOCK_INSTRUMENT: Final = text(
+    f"SELECT {INSTRUMENT_COLUMNS} FROM pricing.instruments WHERE symbol = :symbol FOR UPDATE"
+)
+_UPDATE_SPEC: Final = text(
+    "UPDATE pricing.instruments SET description = :description, digits = :digits,"
+    " tick_size = :tick_size, min_lot = :min_lot, max_lot = :max_lot, lot_step = :lot_step,"
+    " margin_rate = :margin_rate, sessions = CAST(:sessions AS jsonb), version = version + 1,"
+    f" updated_at = now() WHERE symbol = :symbol RETURNING {INSTRUMENT_COLUMNS}"
+)
+_UPDATE_STATUS: Final = text(
+    "UPDATE pricing.instruments SET trading_status = :status, halt_reason = :reason,"
+    " version = version + 1, updated_at = now() WHERE symbol = :symbol"
+    f" RETURNING {INSTRUMENT_COLUMNS}"
+)
+
+
+async def insert_instrument(
+    session: AsyncSession, values: Mapping[str, object]
+) -> RowMapping | None:
+    """Inserts an instrument (`values`: its columns, `sessions` as JSON text); its row
+    (`INSTRUMENT_COLUMNS`), or None when an instrument of the symbol exists."""
+    result = await session.execute(_INSERT_INSTRUMENT, values)
+    return result.mappings().first()
+
+
+async def lock_instrument(session: AsyncSession, symbol: str) -> RowMapping | None:
+    """The instrument's row (`INSTRUMENT_COLUMNS`), locked (FOR UPDATE) until the transaction
+    ends; None when there is no such instrument."""
+    result = await session.execute(_LOCK_INSTRUMENT, {"symbol": symbol})
+    return result.mappings().first()
+
+
+async def update_instrument_spec(session: AsyncSession, values: Mapping[str, object]) -> RowMapping:
+    """Writes an instrument's changeable fields (`values`, by column, with its `symbol`) and a
+    new version; the row after (`INSTRUMENT_COLUMNS`). The row must exist."""
+    result = await session.execute(_UPDATE_SPEC, values)
+    return result.mappings().one()
+
+
+async def update_trading_status(
+    session: AsyncSession, symbol: str, status: str, reason: str
+) -> RowMapping:
+    """Writes an instrument's trading status ("TRADING" or "HALTED") and halt reason, and a new
+    version; the row after (`INSTRUMENT_COLUMNS`). The row must exist."""
+    result = await session.execute(
+        _UPDATE_STATUS, {"symbol": symbol, "status": status, "reason": reason}
+    )
+    return result.mappings().one()
