@@ -11,6 +11,9 @@ Three parts:
   retention (`TM_PRICING_TICK_RETENTION_DAYS`, default 7 days besides today).
 - `CandleStore.page`: what `PricingService.GetCandles` returns, newest first, in pages.
 
+The reads and writes of the watermark, the published prices and the candles are `store.py`'s;
+the cutoff's advisory lock and the partition functions are the job's own, here.
+
 Which rows are new. `published_prices.id` comes from a sequence, but ids are not committed in
 order (two writers, or a long COPY). The job therefore takes `PUBLISHED_PRICES_WRITE_LOCK`
 exclusively for an instant: writers hold it shared for their whole transaction, so once the job
@@ -48,6 +51,7 @@ from services.platform.messages import timestamp
 from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.settings import SettingsError
 from services.platform.tasks import cancel_and_wait
+from services.pricing import store
 from services.pricing.ticks import PUBLISHED_PRICES_WRITE_LOCK
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import format_decimal
@@ -319,12 +323,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_INTERVALS_SQL: Final = (
-    "CASE timeframe WHEN 'M1' THEN interval '1 minute' WHEN 'M5' THEN interval '5 minutes'"
-    " WHEN 'H1' THEN interval '1 hour' ELSE interval '1 day' END"
-)
-
-
 class CandleJob:
     """Builds candles from published prices, incrementally; `start`/`stop` with the service.
 
@@ -368,7 +366,7 @@ class CandleJob:
         while True:
             async with self._db.primary.begin() as connection:
                 count = await self._fold_batch(connection, cutoff, completed_by)
-                await _mark_complete(connection, completed_by)
+                await store.mark_candles_complete(connection, completed_by)
             folded += count
             if count < self._batch_rows:
                 return folded
@@ -389,23 +387,12 @@ class CandleJob:
     async def _fold_batch(
         self, connection: AsyncConnection, cutoff: int, completed_by: datetime
     ) -> int:
-        watermark = await connection.scalar(
-            text("SELECT last_id FROM pricing.candle_watermark WHERE job = :job FOR UPDATE"),
-            {"job": _JOB},
-        )
+        watermark = await store.lock_candle_watermark(connection, _JOB)
         if watermark is None:
             raise RuntimeError("pricing.candle_watermark has no 'candles' row (migration 0005)")
         if watermark >= cutoff:
             return 0
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT id, group_id::text, symbol, time, bid FROM pricing.published_prices"
-                    " WHERE id > :after AND id <= :cutoff ORDER BY id LIMIT :limit"
-                ),
-                {"after": watermark, "cutoff": cutoff, "limit": self._batch_rows},
-            )
-        ).all()
+        rows = await store.published_prices_after(connection, watermark, cutoff, self._batch_rows)
         if rows:
             # (group_id, symbol, time, bid); by index: twice as fast as by name, per row.
             new = build_candles([(r[1], r[2], r[3], r[4]) for r in rows])
@@ -414,13 +401,7 @@ class CandleJob:
         # A short batch is the last before the cutoff: ids up to it that have no row (rolled
         # back, or in a dropped partition) are passed too.
         last_id = rows[-1].id if len(rows) == self._batch_rows else cutoff
-        await connection.execute(
-            text(
-                "UPDATE pricing.candle_watermark SET last_id = :last_id, updated_at = now()"
-                " WHERE job = :job"
-            ),
-            {"last_id": last_id, "job": _JOB},
-        )
+        await store.advance_candle_watermark(connection, _JOB, last_id)
         return len(rows)
 
     async def maintain_partitions(self) -> list[str]:
@@ -474,18 +455,8 @@ class CandleJob:
 async def _stored_candles(
     connection: AsyncConnection, keys: list[CandleKey]
 ) -> dict[CandleKey, Bar]:
-    result = await connection.execute(
-        text(
-            "SELECT c.group_id::text AS group_id, c.symbol, c.timeframe, c.open_time, c.open,"
-            " c.high, c.low, c.close, c.tick_volume, c.first_tick_time, c.last_tick_time"
-            " FROM pricing.candles c"
-            " JOIN unnest(CAST(:groups AS uuid[]), CAST(:symbols AS text[]),"
-            "   CAST(:timeframes AS text[]), CAST(:open_times AS timestamptz[]))"
-            "   AS k(group_id, symbol, timeframe, open_time)"
-            " ON c.group_id = k.group_id AND c.symbol = k.symbol"
-            "  AND c.timeframe = k.timeframe AND c.open_time = k.open_time"
-        ),
-        _key_arrays(keys),
+    rows = await store.stored_candles(
+        connection, [(group_id, symbol, tf.value, time) for group_id, symbol, tf, time in keys]
     )
     return {
         (r.group_id, r.symbol, Timeframe(r.timeframe), r.open_time): Bar(
@@ -498,66 +469,32 @@ async def _stored_candles(
             r.first_tick_time,
             r.last_tick_time,
         )
-        for r in result
+        for r in rows
     }
-
-
-def _key_arrays(keys: Iterable[CandleKey]) -> dict[str, list[Any]]:
-    arrays: dict[str, list[Any]] = {"groups": [], "symbols": [], "timeframes": [], "open_times": []}
-    for group_id, symbol, timeframe, open_time in keys:
-        arrays["groups"].append(group_id)
-        arrays["symbols"].append(symbol)
-        arrays["timeframes"].append(timeframe.value)
-        arrays["open_times"].append(open_time)
-    return arrays
 
 
 async def _upsert(
     connection: AsyncConnection, candles: Mapping[CandleKey, Bar], completed_by: datetime
 ) -> None:
-    params = _key_arrays(candles)
-    bars = list(candles.values())
-    params |= {
-        "opens": [b.open for b in bars],
-        "highs": [b.high for b in bars],
-        "lows": [b.low for b in bars],
-        "closes": [b.close for b in bars],
-        "volumes": [b.tick_volume for b in bars],
-        "completes": [
-            is_complete(open_time, timeframe, completed_by)
-            for (_, _, timeframe, open_time) in candles
+    await store.upsert_candles(
+        connection,
+        [
+            store.CandleRow(
+                group_id,
+                symbol,
+                timeframe.value,
+                open_time,
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.tick_volume,
+                is_complete(open_time, timeframe, completed_by),
+                bar.first_tick_time,
+                bar.last_tick_time,
+            )
+            for (group_id, symbol, timeframe, open_time), bar in candles.items()
         ],
-        "firsts": [b.first_tick_time for b in bars],
-        "lasts": [b.last_tick_time for b in bars],
-    }
-    await connection.execute(
-        text(
-            "INSERT INTO pricing.candles (group_id, symbol, timeframe, open_time, open, high,"
-            " low, close, tick_volume, complete, first_tick_time, last_tick_time)"
-            " SELECT * FROM unnest(CAST(:groups AS uuid[]), CAST(:symbols AS text[]),"
-            "  CAST(:timeframes AS text[]), CAST(:open_times AS timestamptz[]),"
-            "  CAST(:opens AS numeric[]), CAST(:highs AS numeric[]), CAST(:lows AS numeric[]),"
-            "  CAST(:closes AS numeric[]), CAST(:volumes AS bigint[]),"
-            "  CAST(:completes AS boolean[]), CAST(:firsts AS timestamptz[]),"
-            "  CAST(:lasts AS timestamptz[]))"
-            " ON CONFLICT (group_id, symbol, timeframe, open_time) DO UPDATE SET"
-            "  open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,"
-            "  close = EXCLUDED.close, tick_volume = EXCLUDED.tick_volume,"
-            "  complete = candles.complete OR EXCLUDED.complete,"
-            "  first_tick_time = EXCLUDED.first_tick_time,"
-            "  last_tick_time = EXCLUDED.last_tick_time, updated_at = now()"
-        ),
-        params,
-    )
-
-
-async def _mark_complete(connection: AsyncConnection, completed_by: datetime) -> None:
-    await connection.execute(
-        text(
-            "UPDATE pricing.candles SET complete = true, updated_at = now()"
-            f" WHERE NOT complete AND open_time + {_INTERVALS_SQL} <= :completed_by"
-        ),
-        {"completed_by": completed_by},
     )
 
 
@@ -592,37 +529,23 @@ class CandleStore:
         if page_size < 0:
             raise _invalid("page_size", "must be 0 (the default, 100) to 500")
         limit = min(paging.page_size(page_size), paging.MAX_PAGE_SIZE)
-        clauses = ["group_id = CAST(:group_id AS uuid)", "symbol = :symbol", "timeframe = :tf"]
-        params: dict[str, Any] = {
-            "group_id": group_id,
-            "symbol": symbol,
-            "tf": frame.value,
-            "limit": limit + 1,
-        }
         if start is not None:
-            clauses.append("open_time >= :start")
-            params["start"] = _aware(start, "time_range.start_time")
+            _aware(start, "time_range.start_time")
         if end is not None:
-            clauses.append("open_time < :end")
-            params["end"] = _aware(end, "time_range.end_time")
-        if page_token:
-            params["before"] = decode_page_token(page_token, frame)
-            clauses.append("open_time < :before")
+            _aware(end, "time_range.end_time")
+        before = decode_page_token(page_token, frame) if page_token else None
         async with self._db.read_session() as session:
-            rows = (
-                await session.execute(
-                    text(
-                        "SELECT open_time, open, high, low, close, tick_volume, complete"
-                        f" FROM pricing.candles WHERE {' AND '.join(clauses)}"
-                        " ORDER BY open_time DESC LIMIT :limit"
-                    ),
-                    params,
-                )
-            ).all()
-            digits = await session.scalar(
-                text("SELECT digits FROM pricing.instruments WHERE symbol = :symbol"),
-                {"symbol": symbol},
+            rows = await store.candle_page(
+                session,
+                group_id=group_id,
+                symbol=symbol,
+                timeframe=frame.value,
+                start=start,
+                end=end,
+                before=before,
+                limit=limit + 1,
             )
+            digits = await store.instrument_digits(session, symbol)
         page = rows[:limit]
         candles = [
             pricing_pb2.Candle(

@@ -1,34 +1,50 @@
-"""The pricing schema's SQL: the reference data (`reference.py`) and the instrument changes of
-PricingAdminService (`admin.py`).
+"""The pricing schema's SQL: the reference data (`reference.py`), the instrument changes of
+PricingAdminService (`admin.py`), the candle job's reads and writes and GetCandles' reads
+(`candles.py`).
 
-Each function runs in the caller's session and transaction, so a change stays one transaction;
-none commits. Rows come back as SQLAlchemy rows of the columns each function names.
+Each function runs in the caller's session (the candle job's: its connection) and transaction,
+so a change stays one transaction; none commits. Reads return the rows of the columns each
+function names, or plain values (markups, tuples).
+
+The tick store's own machinery stays beside it: the COPY batches of `ticks.py` with their
+shared advisory lock, and in `candles.py` the job's cutoff (the exclusive advisory lock and the
+id sequence it reads under it) and the partition functions of migration 0005.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, RowMapping, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.pricing.model import Markup, MarkupKind
 
 __all__ = [
     "INSTRUMENT_COLUMNS",
+    "CandleRow",
+    "advance_candle_watermark",
+    "candle_page",
     "insert_account",
     "insert_instrument",
+    "instrument_digits",
     "load_accounts",
     "load_group_markups",
     "load_group_offers",
     "load_instruments",
+    "lock_candle_watermark",
     "lock_instrument",
+    "mark_candles_complete",
+    "published_prices_after",
     "save_group",
     "save_group_instrument",
+    "stored_candles",
     "update_instrument_spec",
     "update_trading_status",
+    "upsert_candles",
 ]
 
 INSTRUMENT_COLUMNS: Final = (
@@ -212,3 +228,197 @@ async def update_trading_status(
         _UPDATE_STATUS, {"symbol": symbol, "status": status, "reason": reason}
     )
     return result.mappings().one()
+
+
+# -- the candle job (candles.py) --------------------------------------------------------------
+
+
+class CandleRow(NamedTuple):
+    """A `pricing.candles` row as the candle job writes it."""
+
+    group_id: str
+    symbol: str
+    timeframe: str  # M1, M5, H1, D1
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    tick_volume: int
+    complete: bool
+    first_tick_time: datetime
+    last_tick_time: datetime
+
+
+_INTERVALS_SQL: Final = (
+    "CASE timeframe WHEN 'M1' THEN interval '1 minute' WHEN 'M5' THEN interval '5 minutes'"
+    " WHEN 'H1' THEN interval '1 hour' ELSE interval '1 day' END"
+)
+
+
+async def lock_candle_watermark(connection: AsyncConnection, job: str) -> int | None:
+    """The id of the last published price the job folded, its row locked (FOR UPDATE) until the
+    transaction ends, so that instances of the job take turns; None without the job's row."""
+    last_id: int | None = await connection.scalar(
+        text("SELECT last_id FROM pricing.candle_watermark WHERE job = :job FOR UPDATE"),
+        {"job": job},
+    )
+    return last_id
+
+
+async def advance_candle_watermark(connection: AsyncConnection, job: str, last_id: int) -> None:
+    await connection.execute(
+        text(
+            "UPDATE pricing.candle_watermark SET last_id = :last_id, updated_at = now()"
+            " WHERE job = :job"
+        ),
+        {"last_id": last_id, "job": job},
+    )
+
+
+async def published_prices_after(
+    connection: AsyncConnection, after: int, cutoff: int, limit: int
+) -> Sequence[Row[int, str, str, datetime, Decimal]]:
+    """Up to `limit` published prices whose ids are above `after` and at most `cutoff`, in id
+    order: (id, group_id, symbol, time, bid)."""
+    result = await connection.execute(
+        text(
+            "SELECT id, group_id::text, symbol, time, bid FROM pricing.published_prices"
+            " WHERE id > :after AND id <= :cutoff ORDER BY id LIMIT :limit"
+        ),
+        {"after": after, "cutoff": cutoff, "limit": limit},
+    )
+    return result.all()
+
+
+def _key_arrays(keys: Iterable[tuple[str, str, str, datetime]]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {"groups": [], "symbols": [], "timeframes": [], "open_times": []}
+    for group_id, symbol, timeframe, open_time in keys:
+        arrays["groups"].append(group_id)
+        arrays["symbols"].append(symbol)
+        arrays["timeframes"].append(timeframe)
+        arrays["open_times"].append(open_time)
+    return arrays
+
+
+async def stored_candles(
+    connection: AsyncConnection, keys: Sequence[tuple[str, str, str, datetime]]
+) -> Sequence[
+    Row[str, str, str, datetime, Decimal, Decimal, Decimal, Decimal, int, datetime, datetime]
+]:
+    """The stored candles of these keys, (group_id, symbol, timeframe, open_time) each: rows of
+    group_id, symbol, timeframe, open_time, open, high, low, close, tick_volume,
+    first_tick_time and last_tick_time."""
+    result = await connection.execute(
+        text(
+            "SELECT c.group_id::text AS group_id, c.symbol, c.timeframe, c.open_time, c.open,"
+            " c.high, c.low, c.close, c.tick_volume, c.first_tick_time, c.last_tick_time"
+            " FROM pricing.candles c"
+            " JOIN unnest(CAST(:groups AS uuid[]), CAST(:symbols AS text[]),"
+            "   CAST(:timeframes AS text[]), CAST(:open_times AS timestamptz[]))"
+            "   AS k(group_id, symbol, timeframe, open_time)"
+            " ON c.group_id = k.group_id AND c.symbol = k.symbol"
+            "  AND c.timeframe = k.timeframe AND c.open_time = k.open_time"
+        ),
+        _key_arrays(keys),
+    )
+    return result.all()
+
+
+async def upsert_candles(connection: AsyncConnection, candles: Sequence[CandleRow]) -> None:
+    """Writes the candles in one statement: a stored candle takes the new values, and stays
+    complete once it was."""
+    params = _key_arrays((c.group_id, c.symbol, c.timeframe, c.open_time) for c in candles)
+    params |= {
+        "opens": [c.open for c in candles],
+        "highs": [c.high for c in candles],
+        "lows": [c.low for c in candles],
+        "closes": [c.close for c in candles],
+        "volumes": [c.tick_volume for c in candles],
+        "completes": [c.complete for c in candles],
+        "firsts": [c.first_tick_time for c in candles],
+        "lasts": [c.last_tick_time for c in candles],
+    }
+    await connection.execute(
+        text(
+            "INSERT INTO pricing.candles (group_id, symbol, timeframe, open_time, open, high,"
+            " low, close, tick_volume, complete, first_tick_time, last_tick_time)"
+            " SELECT * FROM unnest(CAST(:groups AS uuid[]), CAST(:symbols AS text[]),"
+            "  CAST(:timeframes AS text[]), CAST(:open_times AS timestamptz[]),"
+            "  CAST(:opens AS numeric[]), CAST(:highs AS numeric[]), CAST(:lows AS numeric[]),"
+            "  CAST(:closes AS numeric[]), CAST(:volumes AS bigint[]),"
+            "  CAST(:completes AS boolean[]), CAST(:firsts AS timestamptz[]),"
+            "  CAST(:lasts AS timestamptz[]))"
+            " ON CONFLICT (group_id, symbol, timeframe, open_time) DO UPDATE SET"
+            "  open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,"
+            "  close = EXCLUDED.close, tick_volume = EXCLUDED.tick_volume,"
+            "  complete = candles.complete OR EXCLUDED.complete,"
+            "  first_tick_time = EXCLUDED.first_tick_time,"
+            "  last_tick_time = EXCLUDED.last_tick_time, updated_at = now()"
+        ),
+        params,
+    )
+
+
+async def mark_candles_complete(connection: AsyncConnection, completed_by: datetime) -> None:
+    """Marks complete every candle whose period ended by `completed_by`."""
+    await connection.execute(
+        text(
+            "UPDATE pricing.candles SET complete = true, updated_at = now()"
+            f" WHERE NOT complete AND open_time + {_INTERVALS_SQL} <= :completed_by"
+        ),
+        {"completed_by": completed_by},
+    )
+
+
+# -- GetCandles (candles.py) ------------------------------------------------------------------
+
+
+async def candle_page(
+    session: AsyncSession,
+    *,
+    group_id: str,
+    symbol: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
+    before: datetime | None,
+    limit: int,
+) -> Sequence[Row[datetime, Decimal, Decimal, Decimal, Decimal, int, bool]]:
+    """Up to `limit` of the group's candles of `symbol` and `timeframe`, newest first, whose
+    open time is in [start, end) and before `before` (None: no bound): (open_time, open, high,
+    low, close, tick_volume, complete)."""
+    clauses = ["group_id = CAST(:group_id AS uuid)", "symbol = :symbol", "timeframe = :tf"]
+    params: dict[str, Any] = {
+        "group_id": group_id,
+        "symbol": symbol,
+        "tf": timeframe,
+        "limit": limit,
+    }
+    if start is not None:
+        clauses.append("open_time >= :start")
+        params["start"] = start
+    if end is not None:
+        clauses.append("open_time < :end")
+        params["end"] = end
+    if before is not None:
+        clauses.append("open_time < :before")
+        params["before"] = before
+    result = await session.execute(
+        text(
+            "SELECT open_time, open, high, low, close, tick_volume, complete"
+            f" FROM pricing.candles WHERE {' AND '.join(clauses)}"
+            " ORDER BY open_time DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return result.all()
+
+
+async def instrument_digits(session: AsyncSession, symbol: str) -> int | None:
+    """The instrument's digits; None for a symbol that is no instrument."""
+    digits: int | None = await session.scalar(
+        text("SELECT digits FROM pricing.instruments WHERE symbol = :symbol"),
+        {"symbol": symbol},
+    )
+    return digits
