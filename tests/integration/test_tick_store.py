@@ -291,7 +291,10 @@ async def test_the_job_turns_known_prices_into_exactly_the_expected_candles(
     )
     job = CandleJob(db, retention_days=7)
 
-    assert await job.run_once() >= 8
+    # The running pricing service's own candle job (the same code, elected) may fold some or all
+    # of these rows first; either way, once this pass returns every row before it is folded, and
+    # the candles below are what both make together.
+    await job.run_once()
 
     m = _d
     expected: list[Candle] = [
