@@ -2,8 +2,8 @@
 
 Three parts:
 
-- Pure (no I/O): UTC buckets of each `Timeframe`, `Bar` and its `merge`, `aggregate` of
-  (time, bid) ticks into bars, `roll_up` of M1 bars into wider ones, page tokens.
+- Pure (no I/O): UTC buckets of each `Timeframe`, the `merge` of two bars (`model.Bar`),
+  `aggregate` of (time, bid) ticks into bars, `roll_up` of M1 bars into wider ones, page tokens.
 - `CandleJob`: folds the rows of `pricing.published_prices` added since its watermark into
   `pricing.candles` (M1 from the ticks, M5/H1/D1 rolled up from those M1 bars, each merged into
   the stored candle), advances the watermark in the same transaction, marks candles complete
@@ -35,7 +35,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -52,6 +52,7 @@ from services.platform.paging import bad_token, decode_token, encode_token
 from services.platform.settings import SettingsError
 from services.platform.tasks import cancel_and_wait
 from services.pricing import store
+from services.pricing.model import Bar
 from services.pricing.ticks import PUBLISHED_PRICES_WRITE_LOCK
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import format_decimal
@@ -59,7 +60,6 @@ from tradingmesh.pricing.v1 import pricing_pb2
 
 __all__ = [
     "RETENTION_VARIABLE",
-    "Bar",
     "CandleJob",
     "CandleKey",
     "CandleStore",
@@ -142,25 +142,6 @@ def bucket_start(time: datetime, timeframe: Timeframe) -> datetime:
 def is_complete(open_time: datetime, timeframe: Timeframe, now: datetime) -> bool:
     """Whether the candle opened at `open_time` has ended by `now`."""
     return open_time + timeframe.width <= now
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One candle's values: OHLC of the bid, the number of ticks, and when its first and last
-    tick happened (which decide the open and the close when bars merge)."""
-
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    tick_volume: int
-    first_tick_time: datetime
-    last_tick_time: datetime
-
-    @classmethod
-    def of_tick(cls, open_time: datetime, time: datetime, bid: Decimal) -> Bar:
-        return cls(open_time, bid, bid, bid, bid, 1, time, time)
 
 
 def merge(known: Bar, newer: Bar) -> Bar:

@@ -68,3 +68,22 @@ class PublishedPrice:
     markup: Markup
     bid_markup: Decimal  # what the markup took off the bid
     ask_markup: Decimal  # what the markup added to the ask
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One candle's values: OHLC of the bid, the number of ticks, and when its first and last
+    tick happened (which decide the open and the close when bars merge)."""
+
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    tick_volume: int
+    first_tick_time: datetime
+    last_tick_time: datetime
+
+    @classmethod
+    def of_tick(cls, open_time: datetime, time: datetime, bid: Decimal) -> Bar:
+        return cls(open_time, bid, bid, bid, bid, 1, time, time)

@@ -14,7 +14,6 @@ from services.platform.errors import DomainError
 from services.platform.paging import encode_token
 from services.platform.settings import SettingsError
 from services.pricing.candles import (
-    Bar,
     CandleStore,
     PriceTick,
     Timeframe,
@@ -30,6 +29,7 @@ from services.pricing.candles import (
     roll_up,
     tick_retention_days,
 )
+from services.pricing.model import Bar
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_pb2
 
