@@ -436,22 +436,10 @@ class CandleJob:
 async def _stored_candles(
     connection: AsyncConnection, keys: list[CandleKey]
 ) -> dict[CandleKey, Bar]:
-    rows = await store.stored_candles(
+    stored = await store.stored_candles(
         connection, [(group_id, symbol, tf.value, time) for group_id, symbol, tf, time in keys]
     )
-    return {
-        (r.group_id, r.symbol, Timeframe(r.timeframe), r.open_time): Bar(
-            r.open_time,
-            r.open,
-            r.high,
-            r.low,
-            r.close,
-            r.tick_volume,
-            r.first_tick_time,
-            r.last_tick_time,
-        )
-        for r in rows
-    }
+    return {(g, s, Timeframe(tf), time): bar for (g, s, tf, time), bar in stored.items()}
 
 
 async def _upsert(
@@ -464,15 +452,8 @@ async def _upsert(
                 group_id,
                 symbol,
                 timeframe.value,
-                open_time,
-                bar.open,
-                bar.high,
-                bar.low,
-                bar.close,
-                bar.tick_volume,
+                bar,
                 is_complete(open_time, timeframe, completed_by),
-                bar.first_tick_time,
-                bar.last_tick_time,
             )
             for (group_id, symbol, timeframe, open_time), bar in candles.items()
         ],

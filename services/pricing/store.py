@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 from sqlalchemy import Row, RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.pricing.model import Markup, MarkupKind
+from services.pricing.model import Bar, Markup, MarkupKind
 
 __all__ = [
     "INSTRUMENT_COLUMNS",
@@ -234,20 +234,14 @@ async def update_trading_status(
 
 
 class CandleRow(NamedTuple):
-    """A `pricing.candles` row as the candle job writes it."""
+    """A `pricing.candles` row as the candle job writes it: a group's bar of a symbol and
+    timeframe, and whether its period has ended."""
 
     group_id: str
     symbol: str
     timeframe: str  # M1, M5, H1, D1
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    tick_volume: int
+    bar: Bar
     complete: bool
-    first_tick_time: datetime
-    last_tick_time: datetime
 
 
 _INTERVALS_SQL: Final = (
@@ -303,14 +297,11 @@ def _key_arrays(keys: Iterable[tuple[str, str, str, datetime]]) -> dict[str, lis
 
 async def stored_candles(
     connection: AsyncConnection, keys: Sequence[tuple[str, str, str, datetime]]
-) -> Sequence[
-    Row[str, str, str, datetime, Decimal, Decimal, Decimal, Decimal, int, datetime, datetime]
-]:
-    """The stored candles of these keys, (group_id, symbol, timeframe, open_time) each: rows of
-    group_id, symbol, timeframe, open_time, open, high, low, close, tick_volume,
-    first_tick_time and last_tick_time."""
+) -> dict[tuple[str, str, str, datetime], Bar]:
+    """The stored candles of these keys, (group_id, symbol, timeframe, open_time) each."""
     result = await connection.execute(
         text(
+            # From c.open_time on, the columns are a Bar's fields in order.
             "SELECT c.group_id::text AS group_id, c.symbol, c.timeframe, c.open_time, c.open,"
             " c.high, c.low, c.close, c.tick_volume, c.first_tick_time, c.last_tick_time"
             " FROM pricing.candles c"
@@ -322,22 +313,22 @@ async def stored_candles(
         ),
         _key_arrays(keys),
     )
-    return result.all()
+    return {(row[0], row[1], row[2], row[3]): Bar(*row[3:]) for row in result.all()}
 
 
 async def upsert_candles(connection: AsyncConnection, candles: Sequence[CandleRow]) -> None:
     """Writes the candles in one statement: a stored candle takes the new values, and stays
     complete once it was."""
-    params = _key_arrays((c.group_id, c.symbol, c.timeframe, c.open_time) for c in candles)
+    params = _key_arrays((c.group_id, c.symbol, c.timeframe, c.bar.open_time) for c in candles)
     params |= {
-        "opens": [c.open for c in candles],
-        "highs": [c.high for c in candles],
-        "lows": [c.low for c in candles],
-        "closes": [c.close for c in candles],
-        "volumes": [c.tick_volume for c in candles],
+        "opens": [c.bar.open for c in candles],
+        "highs": [c.bar.high for c in candles],
+        "lows": [c.bar.low for c in candles],
+        "closes": [c.bar.close for c in candles],
+        "volumes": [c.bar.tick_volume for c in candles],
         "completes": [c.complete for c in candles],
-        "firsts": [c.first_tick_time for c in candles],
-        "lasts": [c.last_tick_time for c in candles],
+        "firsts": [c.bar.first_tick_time for c in candles],
+        "lasts": [c.bar.last_tick_time for c in candles],
     }
     await connection.execute(
         text(
