@@ -30,10 +30,11 @@ from services.oms.model import OrderOrigin
 from services.oms.rollover.admin import SwapAdmin
 from services.oms.store import events
 from services.oms.store.changes import AccountChange
+from services.oms.store.hedges import get_hedge
 from services.oms.store.queries import hedge_order_links, list_hedge_orders
 from services.oms.store.rows import found
 from services.oms.stp.desk import StpDesk
-from services.oms.stp.hedges import HedgeRow, SettlementOutcome, get_hedge
+from services.oms.stp.hedges import HedgeRow, SettlementOutcome
 from services.oms.stp.lp_orders import SessionNumbers
 from services.platform.access import (
     ADMIN,

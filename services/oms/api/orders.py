@@ -35,6 +35,7 @@ from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import OrderIntent, Placement, check_request
 from services.oms.model import OrderRow, OrderType, TimeInForce
 from services.oms.store import events
+from services.oms.store import hedges as hedge_store
 from services.oms.store.changes import (
     AccountChange,
     account_context,
@@ -44,7 +45,6 @@ from services.oms.store.changes import (
 )
 from services.oms.store.queries import list_orders
 from services.oms.store.rows import found
-from services.oms.stp import hedges
 from services.platform.db import Database
 from services.platform.errors import DomainError, field_error
 from services.platform.identity import current_caller
@@ -157,7 +157,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             current = await get_order(session, account.account_id, order.id, lock=True)
             if current is None or current.version != order.version:
                 raise concurrent_modification("order", order.id)
-            if await hedges.in_flight(session, order.id):  # an STP limit's hedge is at the LP
+            if await hedge_store.in_flight(session, order.id):  # an STP limit's hedge is at the LP
                 raise DomainError(
                     _R.ERROR_REASON_INVALID_ORDER_STATE,
                     f"order {order.id} is at the liquidity provider; amend it once it is back",
@@ -280,7 +280,7 @@ async def cancel_order(
     changes = {"status_message": status_message[:500]} if status_message else None
     event = (
         OrderEvent.CANCEL_REQUESTED
-        if await hedges.in_flight(change.session, order.id)
+        if await hedge_store.in_flight(change.session, order.id)
         else OrderEvent.CANCELLED
     )
     return await change.apply(order, event, reason, changes=changes)

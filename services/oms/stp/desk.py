@@ -151,6 +151,7 @@ from services.oms.model import (
     OrderType,
     TimeInForce,
 )
+from services.oms.store import hedges as hedge_store
 from services.oms.store import operator_audit
 from services.oms.store.changes import (
     AccountChange,
@@ -164,7 +165,7 @@ from services.oms.store.events import system_actor
 from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
 from services.oms.stp.config import StpConfig
-from services.oms.stp.hedges import HedgeLink, HedgeRow, HedgeStatus, SettlementOutcome
+from services.oms.stp.hedges import HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
     ExecutionReport,
     HedgeRequest,
@@ -586,9 +587,9 @@ class StpDesk:
         now = self.clock()
         hedge: HedgeRow | None = None
         async with self.db.transaction() as session:
-            await hedges.lock_accounts(session, list(window.account_ids.values()))
-            orders = await hedges.lock_orders(session, window.order_ids)
-            in_hedges = await hedges.hedged_order_ids(session, window.order_ids)
+            await hedge_store.lock_accounts(session, list(window.account_ids.values()))
+            orders = await hedge_store.lock_orders(session, window.order_ids)
+            in_hedges = await hedge_store.hedged_order_ids(session, window.order_ids)
             contexts = await self._contexts(
                 session, {o.account_id for o in orders.values()}, window.symbol
             )
@@ -633,10 +634,12 @@ class StpDesk:
                         now,
                     )
                     links = [
-                        HedgeLink(m.order.id, m.order.account_id, w.bid_markup, w.ask_markup)
+                        hedge_store.HedgeLink(
+                            m.order.id, m.order.account_id, w.bid_markup, w.ask_markup
+                        )
                         for m, w in zip(members, window_orders, strict=True)
                     ]
-                    await hedges.insert_hedge(session, hedge, links)
+                    await hedge_store.insert_hedge(session, hedge, links)
             await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
         self._await_price(waits)
         if hedge is not None:
@@ -658,7 +661,7 @@ class StpDesk:
     async def _send(self, hedge_id: str, *, again: bool = False) -> None:
         """Sends a NEW hedge order (`again`: a NEW or SENT one its provider never received)."""
         async with self.db.read_session() as session:
-            hedge = await hedges.get_hedge(session, hedge_id)
+            hedge = await hedge_store.get_hedge(session, hedge_id)
         sendable = (HedgeStatus.NEW, HedgeStatus.SENT) if again else (HedgeStatus.NEW,)
         if hedge is None or hedge.status not in sendable:
             return
@@ -702,7 +705,7 @@ class StpDesk:
             self._sent.add(hedge.id)
             self._sent_numbers[hedge.id] = number
         async with self.db.transaction() as session:
-            current = await hedges.get_hedge(session, hedge_id, lock=True)
+            current = await hedge_store.get_hedge(session, hedge_id, lock=True)
             if current is None:
                 return
             # Its MsgSeqNum, where a Reject's RefSeqNum finds it (before a Reject is applied:
@@ -713,7 +716,7 @@ class StpDesk:
             )
             sent = hedges.on_sent(current, self.clock())
             if sent is not None:
-                await hedges.publish(session, current, sent, ACTOR)
+                await hedge_store.publish(session, current, sent, ACTOR)
         self._sent_numbers.pop(hedge_id, None)
 
     async def _limit_terms(
@@ -722,7 +725,7 @@ class StpDesk:
         """(the raw limit, FOK) of a limit order's own hedge order; (None, False) for a
         window's. The raw limit is computed again from the client's limit and the markup stored
         with the link: neither can change while the hedge is open."""
-        links = await hedges.links_of(session, hedge.id)
+        links = await hedge_store.links_of(session, hedge.id)
         if len(links) != 1:
             return None, False
         (link,) = links
@@ -759,13 +762,13 @@ class StpDesk:
         allocated (the internalized part still fills)."""
         notes: list[_LimitNote] = []
         async with self.db.transaction() as session:
-            hedge = await hedges.get_hedge(session, hedge_id, lock=True)
+            hedge = await hedge_store.get_hedge(session, hedge_id, lock=True)
             if hedge is None:
                 return
             ended = hedges.rejected(hedge, _R.ERROR_REASON_LP_UNAVAILABLE, message, self.clock())
             if ended is None:
                 return
-            await hedges.publish(session, hedge, ended, ACTOR)
+            await hedge_store.publish(session, hedge, ended, ACTOR)
             notes = await self._allocate(session, ended)
         log.warning(
             "STP hedge order not sent", extra={"hedge_order_id": hedge_id, "error": message}
@@ -785,12 +788,12 @@ class StpDesk:
         quote: LiveQuote | None = None
         waits: dict[str, _PriceWait] = {}
         async with self.db.transaction() as session:
-            await hedges.lock_accounts(session, [account_id])
-            orders = await hedges.lock_orders(session, [order_id])
+            await hedge_store.lock_accounts(session, [account_id])
+            orders = await hedge_store.lock_orders(session, [order_id])
             order = orders.get(order_id)
             if order is None:
                 return
-            if _attemptable(order) and not await hedges.in_flight(session, order_id):
+            if _attemptable(order) and not await hedge_store.in_flight(session, order_id):
                 contexts = await self._contexts(session, {account_id}, order.symbol)
                 context = contexts.get(account_id)
                 if context is None or context.instrument is None:
@@ -941,8 +944,10 @@ class StpDesk:
             quote,
             now,
         )
-        link = HedgeLink(window.order_id, account_id, window.bid_markup, window.ask_markup)
-        await hedges.insert_hedge(session, hedge, [link])
+        link = hedge_store.HedgeLink(
+            window.order_id, account_id, window.bid_markup, window.ask_markup
+        )
+        await hedge_store.insert_hedge(session, hedge, [link])
         return hedge
 
     async def _notify(self, notes: Sequence[_LimitNote]) -> None:
@@ -975,7 +980,7 @@ class StpDesk:
                 return  # applied before: handed over twice (a resend, or a replay)
             hedge = None
             if hedges.is_uuid(report.hedge_order_id):
-                hedge = await hedges.get_hedge(session, report.hedge_order_id, lock=True)
+                hedge = await hedge_store.get_hedge(session, report.hedge_order_id, lock=True)
             if hedge is not None:
                 notes = await self._apply_to_hedge(session, hedge, report)
         if hedge is None:
@@ -1114,7 +1119,7 @@ class StpDesk:
         words, and the hedge's client orders allocated as for any rejected hedge."""
         hedge = None
         if hedges.is_uuid(effect.hedge_order_id):
-            hedge = await hedges.get_hedge(session, effect.hedge_order_id, lock=True)
+            hedge = await hedge_store.get_hedge(session, effect.hedge_order_id, lock=True)
         if hedge is None:
             return f"refuses order {effect.hedge_order_id}, which is no hedge order", []
         ended = hedges.rejected(
@@ -1125,7 +1130,7 @@ class StpDesk:
         )
         if ended is None:
             return f"refuses hedge order {hedge.id}, which had ended {hedge.status.value}", []
-        await hedges.publish(session, hedge, ended, ACTOR)
+        await hedge_store.publish(session, hedge, ended, ACTOR)
         notes = await self._allocate(session, ended)
         return f"hedge order {hedge.id} REJECTED: {ended.status_message}", notes
 
@@ -1148,7 +1153,7 @@ class StpDesk:
                     extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
                 )
                 return hedge, []
-            if not await hedges.record_fill(session, hedge.id, report):
+            if not await hedge_store.record_fill(session, hedge.id, report):
                 return hedge, []  # this ExecID was applied before (a resend)
         try:
             after = hedges.on_report(hedge, report, self.clock())
@@ -1165,7 +1170,7 @@ class StpDesk:
                 "a fill for a hedge order that had ended: the broker holds it unallocated",
                 extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
             )
-        await hedges.publish(session, hedge, after, actor, report)
+        await hedge_store.publish(session, hedge, after, actor, report)
         notes: list[_LimitNote] = []
         if after.status.terminal and not hedge.status.terminal:
             notes = await self._allocate(session, after, actor, correlation_id)
@@ -1183,9 +1188,9 @@ class StpDesk:
         """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction;
         a limit order's own hedge goes to that order (`allocate_limit`). The limit orders it
         settled, for `_notify` after the commit."""
-        links = await hedges.links_of(session, hedge.id)
-        await hedges.lock_accounts(session, [link.account_id for link in links])
-        orders = await hedges.lock_orders(session, [link.order_id for link in links])
+        links = await hedge_store.links_of(session, hedge.id)
+        await hedge_store.lock_accounts(session, [link.account_id for link in links])
+        orders = await hedge_store.lock_orders(session, [link.order_id for link in links])
         contexts = await self._contexts(session, {link.account_id for link in links}, hedge.symbol)
         window_orders = [
             window_order(orders[link.order_id], link.bid_markup, link.ask_markup)
@@ -1200,7 +1205,7 @@ class StpDesk:
         notes: list[_LimitNote] = []
         if len(links) == 1 and len(window_orders) == 1 and window_orders[0].limit is not None:
             (limit_order,) = window_orders
-            if await hedges.in_flight(session, limit_order.order_id):
+            if await hedge_store.in_flight(session, limit_order.order_id):
                 # An older hedge allocated again after a restart while a newer one is at the
                 # provider: the newer one decides.
                 log.warning(
@@ -1346,7 +1351,9 @@ class StpDesk:
             notes: list[_LimitNote] = []
             async with self.db.transaction() as session:
                 hedge = found(
-                    await hedges.get_hedge(session, hedge_id, lock=True), "hedge order", hedge_id
+                    await hedge_store.get_hedge(session, hedge_id, lock=True),
+                    "hedge order",
+                    hedge_id,
                 )
                 if hedge.status.terminal:
                     raise DomainError(
@@ -1495,16 +1502,16 @@ class StpDesk:
         REJECTED / LP_UNAVAILABLE (those of the others wait for their provider's logon)."""
         await self._apply_stored(None)
         async with self.db.read_session() as session:
-            ended = await hedges.hedges_to_allocate(session)
+            ended = await hedge_store.hedges_to_allocate(session)
             unsent = [
                 hedge
-                for hedge_id in await hedges.new_hedges_before(session, None, self.clock())
-                if (hedge := await hedges.get_hedge(session, hedge_id)) is not None
+                for hedge_id in await hedge_store.new_hedges_before(session, None, self.clock())
+                if (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
             ]
         for hedge_id in ended:
             notes: list[_LimitNote] = []
             async with self.db.transaction() as session:
-                hedge = await hedges.get_hedge(session, hedge_id, lock=True)
+                hedge = await hedge_store.get_hedge(session, hedge_id, lock=True)
                 if hedge is not None and hedge.status.terminal:
                     notes = await self._allocate(session, hedge)
             await self._notify(notes)
@@ -1548,9 +1555,9 @@ class StpDesk:
         self._chase_queued = False
         now = self.clock()
         async with self.db.read_session() as session:
-            open_hedges = await hedges.open_hedges(session)
+            open_hedges = await hedge_store.open_hedges(session)
             for hedge_id in sorted(self._maybe_sent):
-                maybe = await hedges.get_hedge(session, hedge_id)
+                maybe = await hedge_store.get_hedge(session, hedge_id)
                 if maybe is not None and maybe.status is HedgeStatus.NEW:
                     open_hedges.append(maybe)
                 else:
@@ -1639,9 +1646,9 @@ class StpDesk:
         async with self.db.read_session() as session:
             found = [
                 hedge
-                for hedge_id in await hedges.new_hedges_before(session, lp, logon)
+                for hedge_id in await hedge_store.new_hedges_before(session, lp, logon)
                 if hedge_id not in self._sent
-                and (hedge := await hedges.get_hedge(session, hedge_id)) is not None
+                and (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
             ]
         for hedge in found:
             self._maybe_sent.add(hedge.id)
@@ -1690,8 +1697,8 @@ class StpDesk:
         """STP orders accepted before a restart whose window never closed, and IOC / FOK limit
         orders never tried."""
         async with self.db.read_session() as session:
-            waiting = await hedges.unhedged_stp_orders(session)
-            limits = await hedges.unhedged_stp_limits(session)
+            waiting = await hedge_store.unhedged_stp_orders(session)
+            limits = await hedge_store.unhedged_stp_limits(session)
         for order in waiting:
             self._join(order.symbol, order.order_id, order.account_id)
         for limit in limits:

@@ -99,6 +99,7 @@ from services.oms.model import (
     PositionRow,
     TimeInForce,
 )
+from services.oms.store import hedges as hedge_store
 from services.oms.store.changes import (
     AccountChange,
     AccountContext,
@@ -110,7 +111,6 @@ from services.oms.store.changes import (
     reason_changes,
 )
 from services.oms.store.events import order_update_of, system_actor
-from services.oms.stp import hedges
 from services.oms.stp.desk import LimitListener, LimitSettled
 from services.platform.db import Database
 from services.platform.envelope import Event, events_of
@@ -377,11 +377,11 @@ class TriggerEngine:
                 )
             )
             orders = [OrderRow.from_row(r) for r in rows.mappings()]
-            hedged = await hedges.hedged_order_ids(
+            hedged = await hedge_store.hedged_order_ids(
                 session,
                 [o.id for o in orders if o.trigger_time is not None and o.type is OrderType.STOP],
             )
-            in_flight = await hedges.in_flight_order_ids(
+            in_flight = await hedge_store.in_flight_order_ids(
                 session,
                 [
                     o.id
@@ -656,7 +656,7 @@ class TriggerEngine:
             return
         self.index.pause(order.id, self.clock() + IN_FLIGHT)
         async with self.db.read_session() as session:
-            if await hedges.in_flight(session, order.id):
+            if await hedge_store.in_flight(session, order.id):
                 return  # its hedge order's end resumes it
             account = await load_account(session, order.account_id)
         if account is None:
@@ -782,7 +782,7 @@ class TriggerEngine:
             return
         async with self.db.read_session() as session:
             account = await load_account(session, order.account_id)
-            if account is None or await hedges.hedged_order_ids(session, [order.id]):
+            if account is None or await hedge_store.hedged_order_ids(session, [order.id]):
                 return
         await self.stp.take(replace(order, type=OrderType.MARKET), account)
 
