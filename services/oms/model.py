@@ -23,6 +23,7 @@ from services.oms.domain.positions import PositionMode, Side
 from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
 from services.oms.domain.validation import InstrumentRules
 from services.platform import schedule
+from services.platform.copies import InstrumentTerms
 from services.platform.enums import ProtoEnum, enum_name
 from services.platform.schedule import Session
 from tradingmesh.common.v1 import trading_pb2, types_pb2
@@ -150,19 +151,10 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Instrument:
-    """The OMS's copy of an instrument: what order entry, fills and expiry need."""
+class Instrument(InstrumentTerms):
+    """The OMS's copy of an instrument (`feeds/reference.py` stores `copies.InstrumentCopy`):
+    its terms and sessions, what order entry, fills and expiry need."""
 
-    symbol: str
-    base_currency: str
-    quote_currency: str
-    digits: int
-    tick_size: Decimal
-    contract_size: Decimal
-    min_lot: Decimal
-    max_lot: Decimal
-    lot_step: Decimal
-    margin_rate: Decimal
     sessions: tuple[Session, ...] = ()
 
     COLUMNS: ClassVar[str] = (

@@ -32,6 +32,7 @@ __all__ = [
     "GroupCopy",
     "GroupInstrumentCopy",
     "InstrumentCopy",
+    "InstrumentTerms",
     "columns",
     "version_of",
 ]
@@ -142,8 +143,9 @@ class GroupInstrumentCopy:
 
 
 @dataclass(frozen=True, slots=True)
-class InstrumentCopy:
-    """An instrument's terms and schedule (pricing/v1 Instrument)."""
+class InstrumentTerms:
+    """An instrument's trading terms (pricing/v1 Instrument): what every copy of it holds, and
+    what the OMS reads back from its copy (`oms.model.Instrument`)."""
 
     symbol: str
     base_currency: str
@@ -155,6 +157,12 @@ class InstrumentCopy:
     max_lot: Decimal
     lot_step: Decimal
     margin_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentCopy(InstrumentTerms):
+    """An instrument's terms, trading status and schedule (pricing/v1 Instrument)."""
+
     trading_status: str
     sessions: tuple[Session, ...]
 
