@@ -58,6 +58,7 @@ from services.oms.feeds.reference import ReferenceCopies
 from services.oms.feeds.risk import RiskClient
 from services.oms.rollover.admin import SwapAdmin
 from services.oms.rollover.job import RolloverConfig, RolloverJob
+from services.oms.store.reference import instrument_scales
 from services.oms.stp.config import StpConfig, lp_credentials
 from services.oms.stp.desk import StpDesk
 from services.oms.triggers.engine import TriggerEngine
@@ -144,7 +145,7 @@ class OmsRuntime(Runtime):
         if self.risk is not None:
             self.add_stop(self.risk.close)
         async with resources.db.read_session() as session:
-            await FORMATS.load(session)
+            FORMATS.load(await instrument_scales(session))
         await self.started(self.quotes.start(resources.nats, resources.jetstream), self.quotes.stop)
         await self.started(self.hub.start(resources.nats), self.hub.stop)
         relay = OutboxRelay(resources.db, resources.jetstream, SCHEMA)

@@ -13,12 +13,10 @@ does not know yet is written without trailing zeros.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradingmesh.exact import plain_decimal
 
@@ -66,10 +64,10 @@ class Formats:
         scale = self._scales.get(symbol)
         return with_places(value, scale.quantity_places) if scale else plain_decimal(value)
 
-    async def load(self, session: AsyncSession) -> None:
-        rows = await session.execute(text("SELECT symbol, digits, lot_step FROM oms.instruments"))
-        for symbol, digits, lot_step in rows:
-            self.put(symbol, Scale.of(digits, Decimal(lot_step)))
+    def load(self, scales: Iterable[tuple[str, int, Decimal]]) -> None:
+        """Every instrument's scale from its (symbol, digits, lot step)."""
+        for symbol, digits, lot_step in scales:
+            self.put(symbol, Scale.of(digits, lot_step))
 
 
 FORMATS: Final = Formats()

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import position_page
 from services.oms.api.ownership import authorize_trader, owned_account
-from services.oms.api.valuation import Valuer, load_instruments
+from services.oms.api.valuation import Valuer
 from services.oms.domain import positions as domain
 from services.oms.domain.validation import check_price, check_stops
 from services.oms.entry.fingerprint import fingerprint
@@ -27,6 +27,7 @@ from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import Account, OrderType, PositionRow, TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, concurrent_modification, get_position
+from services.oms.store.reference import load_instruments
 from services.oms.store.rows import found
 from services.platform.db import Database
 from services.platform.errors import DomainError

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.oms.api.formats import FORMATS
 from services.oms.domain import positions as domain
 from services.oms.entry import execution
@@ -22,12 +19,7 @@ from services.oms.model import Account, Instrument, PositionRow
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.money import IDENTITY, money_text
 
-__all__ = ["Valuer", "load_instruments"]
-
-
-async def load_instruments(session: AsyncSession) -> dict[str, Instrument]:
-    rows = await session.execute(text(f"SELECT {Instrument.COLUMNS} FROM oms.instruments"))
-    return {r["symbol"]: Instrument.from_row(r) for r in rows.mappings()}
+__all__ = ["Valuer"]
 
 
 class Valuer:

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-from sqlalchemy import text
 
 from services.oms.api.paging import page_size
 from services.oms.domain.swaps import SwapTerms, SwapType
@@ -17,6 +16,7 @@ from services.oms.rollover import store
 from services.oms.rollover.job import NotTradingDayError, RolloverJob, rollover_proto
 from services.oms.rollover.store import StoredTerms
 from services.oms.store import operator_audit
+from services.oms.store.reference import instrument_known
 from services.platform.db import Database
 from services.platform.errors import DomainError, field_error
 from services.platform.paging import decode_token, encode_token
@@ -103,13 +103,7 @@ class SwapAdmin:
         )
         now = self.clock()
         async with self.db.transaction() as session:
-            known = (
-                await session.execute(
-                    text("SELECT 1 FROM oms.instruments WHERE symbol = :symbol"),
-                    {"symbol": rates.symbol},
-                )
-            ).first()
-            if known is None:
+            if not await instrument_known(session, rates.symbol):
                 raise DomainError(
                     _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
                     f"unknown instrument {rates.symbol}",

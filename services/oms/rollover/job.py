@@ -38,7 +38,6 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.api.valuation import load_instruments
 from services.oms.domain import swaps
 from services.oms.domain.positions import close_price
 from services.oms.entry import execution
@@ -49,6 +48,7 @@ from services.oms.rollover.store import RolloverRow
 from services.oms.store import events
 from services.oms.store.changes import AccountChange, load_account
 from services.oms.store.events import system_actor
+from services.oms.store.reference import load_instruments
 from services.platform.db import Database
 from services.platform.outbox import add_event
 from services.platform.resources import Resources

@@ -30,6 +30,8 @@ __all__ = [
     "list_positions",
     "list_trades",
     "open_positions_by_account",
+    "positions_with_stops",
+    "working_trigger_orders",
 ]
 
 T = TypeVar("T")
@@ -321,3 +323,27 @@ async def expiring_orders(
         {"now": now, "open": list(OPEN_STATUS_NAMES), "batch": limit},
     )
     return [(str(account_id), str(order_id)) for account_id, order_id in rows.all()]
+
+
+async def working_trigger_orders(session: AsyncSession) -> list[OrderRow]:
+    """Limit, stop and stop-limit orders WORKING or PARTIALLY_FILLED: what the trigger engine
+    indexes at start (it decides which of them the price can trigger)."""
+    rows = await session.execute(
+        text(
+            f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+            " WHERE status IN ('WORKING', 'PARTIALLY_FILLED')"
+            " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')"
+        )
+    )
+    return [OrderRow.from_row(r) for r in rows.mappings()]
+
+
+async def positions_with_stops(session: AsyncSession) -> list[PositionRow]:
+    """Open positions with a stop-loss or a take-profit (the trigger engine's other index)."""
+    rows = await session.execute(
+        text(
+            f"SELECT {PositionRow.COLUMNS} FROM oms.positions WHERE status = 'OPEN'"
+            " AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
+        )
+    )
+    return [PositionRow.from_row(r) for r in rows.mappings()]

@@ -63,7 +63,6 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.ownership import authorize_internal
@@ -111,6 +110,8 @@ from services.oms.store.changes import (
     reason_changes,
 )
 from services.oms.store.events import order_update_of, system_actor
+from services.oms.store.queries import positions_with_stops, working_trigger_orders
+from services.oms.store.reference import account_groups
 from services.oms.stp.desk import LimitListener, LimitSettled
 from services.platform.db import Database
 from services.platform.envelope import Event, events_of
@@ -363,20 +364,8 @@ class TriggerEngine:
         index = TriggerIndex()
         triggered: list[WorkingOrder] = []
         async with self.db.read_session() as session:
-            groups = {
-                str(a): str(g)
-                for a, g in (
-                    await session.execute(text("SELECT account_id, group_id FROM oms.accounts"))
-                ).all()
-            }
-            rows = await session.execute(
-                text(
-                    f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-                    " WHERE status IN ('WORKING', 'PARTIALLY_FILLED')"
-                    " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')"
-                )
-            )
-            orders = [OrderRow.from_row(r) for r in rows.mappings()]
+            groups = await account_groups(session)
+            orders = await working_trigger_orders(session)
             hedged = await hedge_store.hedged_order_ids(
                 session,
                 [o.id for o in orders if o.trigger_time is not None and o.type is OrderType.STOP],
@@ -389,14 +378,7 @@ class TriggerEngine:
                     if o.execution_mode is ExecutionMode.STP and o.type is not OrderType.STOP
                 ],
             )
-            positions = await session.execute(
-                text(
-                    f"SELECT {PositionRow.COLUMNS} FROM oms.positions WHERE status = 'OPEN'"
-                    " AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
-                )
-            )
-            for row in positions.mappings():
-                position = PositionRow.from_row(row)
+            for position in await positions_with_stops(session):
                 group = groups.get(position.account_id)
                 if group is not None:
                     index.put_position(position_stops_of(position, group))
