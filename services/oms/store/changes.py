@@ -46,7 +46,7 @@ from services.oms.model import (
     reason_name,
 )
 from services.oms.store import events
-from services.oms.store.rows import first_row, for_update
+from services.oms.store.rows import all_rows, first_row, for_update
 from services.platform import outbox
 from services.platform.access import account_not_found
 from services.platform.enums import enum_name
@@ -334,8 +334,7 @@ async def offered_instruments(session: AsyncSession, group_id: str) -> list[Inst
         f"SELECT {Instrument.COLUMNS} FROM oms.instruments WHERE symbol IN (SELECT symbol"
         " FROM oms.group_instruments WHERE group_id = :group_id AND enabled) ORDER BY symbol"
     )
-    rows = await session.execute(text(offered), {"group_id": group_id})
-    return [Instrument.from_row(r) for r in rows.mappings()]
+    return await all_rows(session, offered, Instrument.from_row, {"group_id": group_id})
 
 
 async def find_order(

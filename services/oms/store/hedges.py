@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.state import OPEN_STATUSES
 from services.oms.model import OrderRow
-from services.oms.store.rows import first_row, for_update
+from services.oms.store.rows import all_rows, first_row, for_update
 from services.oms.stp.hedges import SCHEMA, HedgeRow, HedgeStatus, hedge_event
 from services.oms.stp.lp_orders import ExecutionReport
 from services.platform.outbox import add_event
@@ -109,13 +109,12 @@ async def get_hedge(session: AsyncSession, hedge_id: str, *, lock: bool = False)
 
 async def open_hedges(session: AsyncSession) -> list[HedgeRow]:
     """Hedge orders at their provider (SENT, WORKING, PARTIALLY_FILLED), oldest first."""
-    rows = await session.execute(
-        text(
-            f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders"
-            " WHERE status IN ('SENT', 'WORKING', 'PARTIALLY_FILLED') ORDER BY created_at"
-        )
+    return await all_rows(
+        session,
+        f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders"
+        " WHERE status IN ('SENT', 'WORKING', 'PARTIALLY_FILLED') ORDER BY created_at",
+        HedgeRow.from_row,
     )
-    return [HedgeRow.from_row(r) for r in rows.mappings()]
 
 
 async def update_hedge(session: AsyncSession, hedge: HedgeRow, expected_version: int) -> None:

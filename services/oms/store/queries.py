@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.paging import decode_token, encode_token, page_size
 from services.oms.model import OrderRow, PositionRow, TradeRow
 from services.oms.store.changes import OPEN_STATUS_NAMES
+from services.oms.store.rows import all_rows
 from services.oms.stp.hedges import HedgeRow
 from services.platform import sql
 from tradingmesh.common.v1.types_pb2 import TimeRange
@@ -328,22 +329,20 @@ async def expiring_orders(
 async def working_trigger_orders(session: AsyncSession) -> list[OrderRow]:
     """Limit, stop and stop-limit orders WORKING or PARTIALLY_FILLED: what the trigger engine
     indexes at start (it decides which of them the price can trigger)."""
-    rows = await session.execute(
-        text(
-            f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
-            " WHERE status IN ('WORKING', 'PARTIALLY_FILLED')"
-            " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')"
-        )
+    return await all_rows(
+        session,
+        f"SELECT {OrderRow.COLUMNS} FROM oms.orders"
+        " WHERE status IN ('WORKING', 'PARTIALLY_FILLED')"
+        " AND type IN ('LIMIT', 'STOP', 'STOP_LIMIT')",
+        OrderRow.from_row,
     )
-    return [OrderRow.from_row(r) for r in rows.mappings()]
 
 
 async def positions_with_stops(session: AsyncSession) -> list[PositionRow]:
     """Open positions with a stop-loss or a take-profit (the trigger engine's other index)."""
-    rows = await session.execute(
-        text(
-            f"SELECT {PositionRow.COLUMNS} FROM oms.positions WHERE status = 'OPEN'"
-            " AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
-        )
+    return await all_rows(
+        session,
+        f"SELECT {PositionRow.COLUMNS} FROM oms.positions WHERE status = 'OPEN'"
+        " AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)",
+        PositionRow.from_row,
     )
-    return [PositionRow.from_row(r) for r in rows.mappings()]

@@ -1,6 +1,6 @@
-"""The one-row read every store function makes the same way: the first row of a query, by
-column name, made into a value (or None), optionally locked `FOR UPDATE`; and the one NOT_FOUND
-of a row that is not there."""
+"""The reads every store function makes the same way: the first row of a query, or all its
+rows, by column name, each made into a value (the first: or None), optionally locked `FOR
+UPDATE`; and the one NOT_FOUND of a row that is not there."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.platform import errors
 from services.platform.errors import DomainError
 
-__all__ = ["first_row", "for_update", "found", "not_found"]
+__all__ = ["all_rows", "first_row", "for_update", "found", "not_found"]
 
 T = TypeVar("T")
 
@@ -33,6 +33,17 @@ async def first_row(
     statement = text(sql) if isinstance(sql, str) else sql
     row = (await session.execute(statement, params)).mappings().first()
     return None if row is None else build(row)
+
+
+async def all_rows(
+    session: AsyncSession,
+    sql: str | TextClause,
+    build: Callable[[Mapping[Any, Any]], T],
+    params: Mapping[str, Any] | None = None,
+) -> list[T]:
+    """Every row of `sql`, in its order, as `build` makes it."""
+    statement = text(sql) if isinstance(sql, str) else sql
+    return [build(row) for row in (await session.execute(statement, params)).mappings()]
 
 
 def not_found(what: str, row_id: str) -> DomainError:
