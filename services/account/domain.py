@@ -1,7 +1,8 @@
 """Pure rules of the account domain: money, ledger postings, withdrawals, adjustments, KYC,
 the statuses of users and trading accounts and the changes allowed between them.
 
-No gRPC, SQL or NATS here; `ledger.py` and the servicers (`api/`) apply these rules to stored state.
+No gRPC, SQL or NATS here; `store/ledger.py` and the servicers (`api/`) apply these rules to
+stored state.
 """
 
 from __future__ import annotations

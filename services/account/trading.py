@@ -32,8 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.audit import actor_of
 from services.account.domain import Reason, minor_unit
-from services.account.ledger import LockedBalance, References, lock_balance, post
 from services.account.store.bookings import count_booked_orders, record_bookings
+from services.account.store.ledger import LockedBalance, References, lock_balance, post
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError

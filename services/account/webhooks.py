@@ -21,7 +21,7 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, ledger, store, withdrawals
+from services.account import audit, convert, events, store, withdrawals
 from services.account.domain import (
     Reason,
     WithdrawalAction,
@@ -30,6 +30,7 @@ from services.account.domain import (
     withdrawal_action,
 )
 from services.account.store import accounts as account_store
+from services.account.store import ledger
 from services.account.store import webhooks as webhook_store
 from services.account.store import withdrawals as withdrawal_store
 from services.account.webhook_auth import (

@@ -8,8 +8,9 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, ledger, store
+from services.account import convert, events, store
 from services.account.domain import Reason
+from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb

@@ -10,7 +10,7 @@ from typing import Final
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, ledger, store
+from services.account import convert, events, store
 from services.account.api.common import (
     ANY_STAFF,
     MONEY_STAFF,
@@ -30,6 +30,7 @@ from services.account.domain import (
     check_account_may_close,
 )
 from services.account.store import accounts as account_store
+from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
 from services.platform.enums import enum_name

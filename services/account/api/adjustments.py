@@ -9,7 +9,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, ledger, store
+from services.account import audit, convert, events, store
 from services.account.api.common import (
     MONEY_STAFF,
     AdminPart,
@@ -27,6 +27,7 @@ from services.account.domain import (
     parse_amount,
 )
 from services.account.store import adjustments as adjustment_store
+from services.account.store import ledger
 from services.platform.access import require_roles
 from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, ledger, store, withdrawals
+from services.account import audit, convert, events, store, withdrawals
 from services.account.api.common import Context, audit_change, enum_names, offset_listing
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
@@ -28,6 +28,7 @@ from services.account.domain import (
 )
 from services.account.margin import MarginFigures
 from services.account.store import accounts as account_store
+from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store
 from services.account.withdrawals import withdrawal_event_fields
 from services.platform.access import require_account, require_user

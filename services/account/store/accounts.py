@@ -10,8 +10,8 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.ledger import ENTRY_COLUMNS
 from services.account.store import ACCOUNT_COLUMNS, ACCOUNTS, Table, filters, one
+from services.account.store.ledger import ENTRY_COLUMNS
 from tradingmesh.common.v1.types_pb2 import TimeRange
 
 _LEDGER_ENTRIES: Final = Table("account.ledger_entries", ENTRY_COLUMNS)
