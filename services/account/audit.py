@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.platform import access
+from services.platform.enums import enum_name, enum_value
 from services.platform.hash_chain import next_link
 from services.platform.identity import Caller
 from tradingmesh.account.v1.account_pb2 import AuditRecord
@@ -41,12 +42,10 @@ from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
 __all__ = [
     "MAX_VERIFY_RECORDS",
     "ChainVerdict",
-    "actor_kind_name",
     "actor_of",
     "append_audit",
     "append_audit_record",
     "canonical_json",
-    "parse_actor_kind",
     "record_from_row",
     "record_hash",
     "select_records_sql",
@@ -58,16 +57,6 @@ __all__ = [
 _AUDIT_LOCK_KEY: Final = 0x7467_6D61_7564_6974  # "tgmaudit"
 MAX_VERIFY_RECORDS: Final = 1_000_000
 SYSTEM_ACTOR_ID: Final = "account"
-_KIND_PREFIX: Final = "ACTOR_KIND_"
-
-
-def actor_kind_name(kind: ActorKind.ValueType) -> str:
-    """The stored name of an actor kind, e.g. "OPERATOR"."""
-    return ActorKind.Name(kind).removeprefix(_KIND_PREFIX)
-
-
-def parse_actor_kind(name: str) -> ActorKind.ValueType:
-    return ActorKind.Value(_KIND_PREFIX + name)
 
 
 def actor_of(caller: Caller | None) -> Actor:
@@ -187,7 +176,7 @@ def record_from_row(row: Sequence[Any]) -> AuditRecord:
     record = AuditRecord(
         id=str(rid),
         sequence=int(seq),
-        actor=Actor(kind=parse_actor_kind(kind), id=actor_id),
+        actor=Actor(kind=enum_value(ActorKind, kind), id=actor_id),
         action=action,
         resource_type=rtype,
         resource_id=resource_id,
@@ -241,7 +230,7 @@ async def append_audit_record(
         {
             "sequence": link.sequence,
             "id": record.id,
-            "actor_kind": actor_kind_name(actor.kind),
+            "actor_kind": enum_name(ActorKind, actor.kind),
             "actor_id": actor.id,
             "action": action,
             "resource_type": entity_type,

@@ -16,7 +16,6 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from services.account.audit import parse_actor_kind
 from services.account.domain import format_money
 from services.platform.enums import enum_name, enum_value
 from services.platform.messages import from_row
@@ -38,7 +37,7 @@ def role_of_claim(claim: str) -> Any:
 def actor(kind: str | None, actor_id: str | None) -> types_pb2.Actor | None:
     if not kind or not actor_id:
         return None
-    return types_pb2.Actor(kind=parse_actor_kind(kind), id=actor_id)
+    return types_pb2.Actor(kind=enum_value(types_pb2.ActorKind, kind), id=actor_id)
 
 
 def snapshot(message: Message) -> dict[str, Any]:

@@ -16,14 +16,14 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account.audit import actor_kind_name
 from services.account.domain import format_money
 from services.platform.access import account_not_found
+from services.platform.enums import enum_name
 from services.platform.errors import DomainError, not_found
 from services.platform.sql import values_insert
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor, TimeRange
+from tradingmesh.common.v1.types_pb2 import Actor, ActorKind, TimeRange
 from tradingmesh.exact import plain_decimal
 
 _R = ErrorReason
@@ -59,7 +59,7 @@ SETTINGS_COLUMNS: Final = (
 def actor_columns(role: str, actor: Actor) -> dict[str, str]:
     """The columns of who acted in `role` ("maker", "requested_by", ...): `<role>_kind` and
     `<role>_id`."""
-    return {f"{role}_kind": actor_kind_name(actor.kind), f"{role}_id": actor.id}
+    return {f"{role}_kind": enum_name(ActorKind, actor.kind), f"{role}_id": actor.id}
 
 
 def as_uuid(value: str) -> uuid.UUID | None:
