@@ -28,16 +28,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import TextClause, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from services.account.store import audit_records
 from services.platform import access
-from services.platform.enums import enum_name, enum_value
 from services.platform.hash_chain import next_link
 from services.platform.identity import Caller
 from tradingmesh.account.v1.account_pb2 import AuditRecord
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
 
 __all__ = [
     "MAX_VERIFY_RECORDS",
@@ -46,9 +45,7 @@ __all__ = [
     "append_audit",
     "append_audit_record",
     "canonical_json",
-    "record_from_row",
     "record_hash",
-    "select_records_sql",
     "verify_chain",
     "verify_records",
 ]
@@ -153,44 +150,6 @@ def verify_records(
     return verdict(end if checked else 0)
 
 
-_COLUMNS: Final = (
-    "sequence, id, actor_kind, actor_id, action, resource_type, resource_id, before, after, "
-    "created_at, correlation_id, source_ip, previous_hash, hash"
-)
-
-
-def select_records_sql(where: str) -> TextClause:
-    """Audit records matching `where` (a " WHERE ..." clause or ""), newest first, paged with
-    :limit and :offset."""
-    return text(
-        f"SELECT {_COLUMNS} FROM account.audit_records{where}"
-        " ORDER BY sequence DESC LIMIT :limit OFFSET :offset"
-    )
-
-
-def record_from_row(row: Sequence[Any]) -> AuditRecord:
-    """An AuditRecord from a row selected with the audit columns in their stored order."""
-    (seq, rid, kind, actor_id, action, rtype, resource_id, before, after, created_at, corr, ip) = (
-        row[:12]
-    )
-    record = AuditRecord(
-        id=str(rid),
-        sequence=int(seq),
-        actor=Actor(kind=enum_value(ActorKind, kind), id=actor_id),
-        action=action,
-        resource_type=rtype,
-        resource_id=resource_id,
-        before=before,
-        after=after,
-        correlation_id=corr,
-        source_ip=ip,
-        previous_hash=row[12],
-        hash=row[13],
-    )
-    record.create_time.FromDatetime(created_at)
-    return record
-
-
 async def append_audit_record(
     session: AsyncSession,
     *,
@@ -221,29 +180,7 @@ async def append_audit_record(
     )
     record.create_time.FromDatetime(created_at)
     record.hash = record_hash(record)
-    await session.execute(
-        text(
-            f"INSERT INTO account.audit_records ({_COLUMNS}) VALUES (:sequence, :id, :actor_kind,"
-            " :actor_id, :action, :resource_type, :resource_id, :before, :after, :created_at,"
-            " :correlation_id, :source_ip, :previous_hash, :hash)"
-        ),
-        {
-            "sequence": link.sequence,
-            "id": record.id,
-            "actor_kind": enum_name(ActorKind, actor.kind),
-            "actor_id": actor.id,
-            "action": action,
-            "resource_type": entity_type,
-            "resource_id": entity_id,
-            "before": record.before,
-            "after": record.after,
-            "created_at": created_at,
-            "correlation_id": correlation_id,
-            "source_ip": source_ip,
-            "previous_hash": link.previous_hash,
-            "hash": record.hash,
-        },
-    )
+    await audit_records.insert_record(session, record, created_at)
     return record
 
 
@@ -286,35 +223,20 @@ async def verify_chain(
 ) -> ChainVerdict:
     """Recomputes the chain over [start, end] (0: first / newest), at most `max_records`."""
     start = max(start_sequence, 1)
-    newest = (
-        await session.execute(text("SELECT max(sequence) FROM account.audit_records"))
-    ).scalar_one_or_none()
-    newest = int(newest or 0)
+    newest = await audit_records.newest_sequence(session)
     end = min(end_sequence or newest, newest)
     if end < start:
         return ChainVerdict(True, start, 0, 0, "")
     last = min(end, start + max_records - 1)
     previous_hash = ""
     if start > 1:
-        row = (
-            await session.execute(
-                text("SELECT hash FROM account.audit_records WHERE sequence = :s"),
-                {"s": start - 1},
-            )
-        ).first()
-        if row is None:
+        found = await audit_records.hash_at(session, start - 1)
+        if found is None:
             return ChainVerdict(
                 False, start, start, 0, "", start - 1, f"sequence {start - 1} missing"
             )
-        previous_hash = str(row[0])
-    result = await session.stream(
-        text(
-            f"SELECT {_COLUMNS} FROM account.audit_records"
-            " WHERE sequence BETWEEN :start AND :last ORDER BY sequence"
-        ),
-        {"start": start, "last": last},
-    )
-    records = [record_from_row(row) async for row in result]
+        previous_hash = found
+    records = await audit_records.records_between(session, start, last)
     verdict = verify_records(
         records,
         start_sequence=start,
