@@ -18,9 +18,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.account.store import instruments as instrument_store
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.inbox import (
@@ -96,16 +96,6 @@ def _positive(value: str, field: str) -> Decimal:
     return number
 
 
-_UPSERT = text(
-    "INSERT INTO account.instruments (symbol, lot_step, min_lot, max_lot, version)"
-    " VALUES (:symbol, :lot_step, :min_lot, :max_lot, :version)"
-    " ON CONFLICT (symbol) DO UPDATE SET lot_step = EXCLUDED.lot_step,"
-    " min_lot = EXCLUDED.min_lot, max_lot = EXCLUDED.max_lot, version = EXCLUDED.version,"
-    " updated_at = now() WHERE account.instruments.version < EXCLUDED.version"
-    " RETURNING symbol"
-)
-
-
 class InstrumentCatalogue:
     """Keeps `account.instruments` current from pricing's events; `start` after the resources
     are open, `stop` before they close."""
@@ -137,17 +127,14 @@ class InstrumentCatalogue:
         for an event seen before, or one not newer than the copy)."""
         if not await first_time(session, "account", event_id, subject):
             return False  # seen before
-        applied = await session.execute(
-            _UPSERT,
-            {
-                "symbol": lots.symbol,
-                "lot_step": lots.lot_step,
-                "min_lot": lots.min_lot,
-                "max_lot": lots.max_lot,
-                "version": lots.version,
-            },
+        changed = await instrument_store.upsert_lots(
+            session,
+            symbol=lots.symbol,
+            lot_step=lots.lot_step,
+            min_lot=lots.min_lot,
+            max_lot=lots.max_lot,
+            version=lots.version,
         )
-        changed = applied.first() is not None
         log.info(
             "instrument event applied" if changed else "instrument event older than the copy",
             extra={"subject": subject, "symbol": lots.symbol, "version": lots.version},
