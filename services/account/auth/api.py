@@ -18,8 +18,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.account.auth.api_keys import ApiKeyStatus
 from services.account.auth.core import AuthCore
 from services.account.auth.keys import KeyStatus, SigningKeyRecord
-from services.account.auth.repo import ApiKeyRow
 from services.account.auth.tokens import Issued, utc_now
+from services.account.store.auth import ApiKeyRow
 from services.platform.enums import enum_name
 from services.platform.identity import current_caller
 from services.platform.messages import timestamp

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from services.account.audit import append_audit
-from services.account.auth import passwords, repo
+from services.account.auth import passwords
 from services.account.auth.signing import SigningKeys
 from services.account.auth.tokens import (
     ACTIVE_USER,
@@ -20,6 +20,7 @@ from services.account.auth.tokens import (
     new_api_key_secret,
     utc_now,
 )
+from services.account.store import auth as auth_store
 from services.platform.access import ADMIN, require_roles
 from services.platform.errors import DomainError, not_found
 from services.platform.identity import Caller
@@ -39,7 +40,7 @@ class ApiKeyStatus:
     EXPIRED: Final = "EXPIRED"
 
     @staticmethod
-    def of(key: repo.ApiKeyRow, now: datetime) -> str:
+    def of(key: auth_store.ApiKeyRow, now: datetime) -> str:
         if key.revoked_at is not None:
             return ApiKeyStatus.REVOKED
         if key.expire_at is not None and key.expire_at <= now:
@@ -52,9 +53,11 @@ class ApiKeys:
         self._resources = resources
         self._signing = signing
 
-    async def exchange_api_key(self, key_id: str, secret: str) -> tuple[Issued, repo.ApiKeyRow]:
+    async def exchange_api_key(
+        self, key_id: str, secret: str
+    ) -> tuple[Issued, auth_store.ApiKeyRow]:
         async with self._resources.db.read_session() as session:
-            key = await repo.api_key(session, key_id)
+            key = await auth_store.api_key(session, key_id)
         matches = await asyncio.to_thread(
             passwords.verify_password, key.secret_hash if key else None, secret
         )
@@ -66,10 +69,10 @@ class ApiKeys:
                 _R.ERROR_REASON_ACCOUNT_DISABLED, "this API key is revoked or expired"
             )
         async with self._resources.db.transaction() as session:
-            user = await repo.user_by_id(session, key.user_id)
+            user = await auth_store.user_by_id(session, key.user_id)
             if user is None or user.status != ACTIVE_USER:
                 raise DomainError(_R.ERROR_REASON_ACCOUNT_DISABLED, "the key's user is not active")
-            await repo.touch_api_key(session, key.id, now)
+            await auth_store.touch_api_key(session, key.id, now)
         claims = api_key_claims(
             user_id=key.user_id,
             user_roles=user.roles,
@@ -90,7 +93,7 @@ class ApiKeys:
         scopes: Iterable[str],
         account_ids: Sequence[str],
         expire_at: datetime | None,
-    ) -> tuple[repo.ApiKeyRow, str]:
+    ) -> tuple[auth_store.ApiKeyRow, str]:
         caller = require_roles([ADMIN], caller)
         now = utc_now()
         if expire_at is not None and expire_at <= now:
@@ -101,7 +104,7 @@ class ApiKeys:
             )
         secret, prefix = new_api_key_secret()
         secret_hash = await asyncio.to_thread(passwords.hash_password, secret)
-        key = repo.ApiKeyRow(
+        key = auth_store.ApiKeyRow(
             id=str(uuid.uuid4()),
             user_id=user_id,
             name=name,
@@ -116,16 +119,16 @@ class ApiKeys:
             revoke_reason="",
         )
         async with self._resources.db.transaction() as session:
-            user = await repo.user_by_id(session, user_id)
+            user = await auth_store.user_by_id(session, user_id)
             if user is None:
                 raise not_found("user", "user_id", user_id)
             if user.status != ACTIVE_USER:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, f"user {user_id} is not ACTIVE")
-            owned = await repo.accounts_of_user(session, user_id, account_ids)
+            owned = await auth_store.accounts_of_user(session, user_id, account_ids)
             foreign = [a for a in account_ids if a not in owned]
             if foreign:
                 raise not_found("trading account", "account_id", foreign[0])
-            await repo.insert_api_key(session, key)
+            await auth_store.insert_api_key(session, key)
             await append_audit(
                 session,
                 actor=caller,
@@ -145,12 +148,12 @@ class ApiKeys:
         statuses: frozenset[str],
         page_size: int,
         page_token: str,
-    ) -> tuple[list[repo.ApiKeyRow], str]:
+    ) -> tuple[list[auth_store.ApiKeyRow], str]:
         require_roles([ADMIN], caller)
         after = _decode_key_page(page_token)
         limit = paged(page_size)
         async with self._resources.db.read_session() as session:
-            keys = await repo.list_api_keys(
+            keys = await auth_store.list_api_keys(
                 session,
                 user_id=user_id,
                 statuses=statuses,
@@ -164,17 +167,19 @@ class ApiKeys:
             following = _encode_key_page(keys[-1])
         return keys, following
 
-    async def revoke_api_key(self, caller: Caller, key_id: str, reason: str) -> repo.ApiKeyRow:
+    async def revoke_api_key(
+        self, caller: Caller, key_id: str, reason: str
+    ) -> auth_store.ApiKeyRow:
         caller = require_roles([ADMIN], caller)
         now = utc_now()
         async with self._resources.db.transaction() as session:
-            key = await repo.api_key(session, key_id, for_update=True)
+            key = await auth_store.api_key(session, key_id, for_update=True)
             if key is None:
                 raise not_found("API key", "api_key_id", key_id)
             if ApiKeyStatus.of(key, now) != ApiKeyStatus.ACTIVE:
                 return key
-            await repo.revoke_api_key(session, key_id, now, reason)
-            revoked = await repo.api_key(session, key_id)
+            await auth_store.revoke_api_key(session, key_id, now, reason)
+            revoked = await auth_store.api_key(session, key_id)
             assert revoked is not None
             await append_audit(
                 session,
@@ -188,7 +193,7 @@ class ApiKeys:
         return revoked
 
 
-def api_key_json(key: repo.ApiKeyRow, now: datetime) -> dict[str, Any]:
+def api_key_json(key: auth_store.ApiKeyRow, now: datetime) -> dict[str, Any]:
     """An API key for the audit log: everything but the secret's hash."""
     return {
         "id": key.id,
@@ -203,7 +208,7 @@ def api_key_json(key: repo.ApiKeyRow, now: datetime) -> dict[str, Any]:
     }
 
 
-def _encode_key_page(key: repo.ApiKeyRow) -> str:
+def _encode_key_page(key: auth_store.ApiKeyRow) -> str:
     return encode_token(key.created_at.isoformat(), str(key.id))
 
 

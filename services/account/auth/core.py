@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from services.account.audit import actor_of, append_audit
-from services.account.auth import passwords, repo
+from services.account.auth import passwords
 from services.account.auth.api_keys import ApiKeys
 from services.account.auth.sessions import RefreshStore, SpendOutcome
 from services.account.auth.signing import SigningKeys
@@ -31,6 +31,7 @@ from services.account.auth.tokens import (
     user_claims,
     utc_now,
 )
+from services.account.store import auth as auth_store
 from services.platform.access import require_user
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
@@ -93,7 +94,7 @@ class AuthCore:
                 retry_after=timedelta(seconds=ttl),
             )
         async with self._resources.db.read_session() as session:
-            user = await repo.user_by_username(session, username)
+            user = await auth_store.user_by_username(session, username)
         matches = await asyncio.to_thread(
             passwords.verify_password, user.password_hash if user else None, password
         )
@@ -112,9 +113,11 @@ class AuthCore:
         refresh = new_refresh_token(family_id)
         refresh_expires = min(now + REFRESH_TOKEN_LIFETIME, family_expires)
         async with self._resources.db.transaction() as session:
-            account_ids, group = await repo.user_accounts(session, user.id)
-            await repo.insert_family(session, family_id, user.id, now, family_expires)
-            await repo.insert_refresh_token(session, refresh.hash, family_id, now, refresh_expires)
+            account_ids, group = await auth_store.user_accounts(session, user.id)
+            await auth_store.insert_family(session, family_id, user.id, now, family_expires)
+            await auth_store.insert_refresh_token(
+                session, refresh.hash, family_id, now, refresh_expires
+            )
             # The notification service warns of a sign-in from an address it has not seen.
             signed_in = UserSignedIn(
                 metadata=event_metadata(
@@ -130,7 +133,7 @@ class AuthCore:
             await add_event(session, "account", USER_SIGNED_IN, signed_in)
             if passwords.needs_rehash(user.password_hash):
                 new_hash = await asyncio.to_thread(passwords.hash_password, password)
-                await repo.set_password_hash(session, user.id, new_hash)
+                await auth_store.set_password_hash(session, user.id, new_hash)
         await self._store_.add_family(family_id, family_expires)
         await self._store_.add_token(refresh.hash, family_id, refresh_expires)
         claims = user_claims(
@@ -160,20 +163,20 @@ class AuthCore:
             )
         now = utc_now()
         async with self._resources.db.transaction() as session:
-            row = await repo.refresh_token(session, token.hash)
+            row = await auth_store.refresh_token(session, token.hash)
             if row is None:
                 raise _unknown_refresh_token()
-            await repo.mark_spent(session, token.hash, now)
+            await auth_store.mark_spent(session, token.hash, now)
         if row.family_expires_at <= now or row.expires_at <= now:
             raise _unknown_refresh_token()
         following = new_refresh_token(token.family_id)
         following_expires = min(now + REFRESH_TOKEN_LIFETIME, row.family_expires_at)
         async with self._resources.db.transaction() as session:
-            user = await repo.user_by_id(session, row.user_id)
+            user = await auth_store.user_by_id(session, row.user_id)
             if user is None or user.status != ACTIVE_USER:
                 raise DomainError(_R.ERROR_REASON_ACCOUNT_DISABLED, "this user cannot sign in")
-            account_ids, group = await repo.user_accounts(session, user.id)
-            await repo.insert_refresh_token(
+            account_ids, group = await auth_store.user_accounts(session, user.id)
+            await auth_store.insert_refresh_token(
                 session, following.hash, token.family_id, now, following_expires
             )
         await store.add_token(following.hash, token.family_id, following_expires)
@@ -190,7 +193,7 @@ class AuthCore:
     async def _spend_from_database(self, token_hash: str, family_id: uuid.UUID) -> SpendOutcome:
         """Redis does not know the token: PostgreSQL decides, and Redis learns it again."""
         async with self._resources.db.read_session() as session:
-            row = await repo.refresh_token(session, token_hash)
+            row = await auth_store.refresh_token(session, token_hash)
         now = utc_now()
         if row is None or row.family_id != family_id:
             raise _unknown_refresh_token()
@@ -214,7 +217,7 @@ class AuthCore:
     ) -> None:
         await self._store_.revoke_family(family_id)
         async with self._resources.db.transaction() as session:
-            row = await repo.refresh_token(session, token_hash)
+            row = await auth_store.refresh_token(session, token_hash)
             if row is None:
                 return
             await self._revoke(
@@ -245,7 +248,7 @@ class AuthCore:
         reuse = reason == TokenFamilyRevokeReason.TOKEN_FAMILY_REVOKE_REASON_REUSE_DETECTED
         owner = caller.subject if user_id is None else user_id
         now = utc_now()
-        revoked = await repo.revoke_families(
+        revoked = await auth_store.revoke_families(
             session,
             user_id=owner,
             family_ids=family_ids,
@@ -302,14 +305,14 @@ class AuthCore:
                 field_violations=[("new_password", "appears in lists of breached passwords")],
             )
         async with self._resources.db.read_session() as session:
-            user = await repo.user_by_id(session, caller.subject)
+            user = await auth_store.user_by_id(session, caller.subject)
         if user is None:
             raise invalid_credentials()
         if not await asyncio.to_thread(passwords.verify_password, user.password_hash, current):
             raise invalid_credentials()
         new_hash = await asyncio.to_thread(passwords.hash_password, new)
         async with self._resources.db.transaction() as session:
-            await repo.set_password_hash(session, user.id, new_hash)
+            await auth_store.set_password_hash(session, user.id, new_hash)
             revoked = await self._revoke(
                 session,
                 caller,

@@ -4,8 +4,8 @@
     auth:rf:<family id>        hash {revoked}         expires with the family
 
 Spending is a Lua script, so of two concurrent refreshes with one token exactly one succeeds and
-the other is a reuse. PostgreSQL (repo.py) keeps the same facts for audit and is the source of
-truth when Redis has lost them (it keeps nothing on disk): `restore` puts them back.
+the other is a reuse. PostgreSQL (`store/auth.py`) keeps the same facts for audit and is the
+source of truth when Redis has lost them (it keeps nothing on disk): `restore` puts them back.
 """
 
 from __future__ import annotations

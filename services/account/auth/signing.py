@@ -11,7 +11,6 @@ from typing import Any
 from prometheus_client import Gauge
 
 from services.account.audit import append_audit
-from services.account.auth import repo
 from services.account.auth.keys import (
     Rotation,
     RotationRefusedError,
@@ -23,6 +22,7 @@ from services.account.auth.keys import (
 )
 from services.account.auth.tokens import AccessClaims, signing_input, utc_now
 from services.account.auth.transit import Transit
+from services.account.store import auth as auth_store
 from services.platform.access import ADMIN, require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
@@ -65,26 +65,26 @@ class SigningKeys:
             versions = await self._transit.public_keys()
             now = utc_now()
             async with self._resources.db.transaction() as session:
-                await repo.lock_signing_keys(session)
-                known = await repo.signing_keys(session)
+                await auth_store.lock_signing_keys(session)
+                known = await auth_store.signing_keys(session)
                 stale = [k for k in known if versions.get(k.version) != k.public_key_pem]
                 if stale:
                     _log.warning(
                         "signing keys unknown to Vault transit were dropped",
                         extra={"kids": [k.kid for k in stale]},
                     )
-                    await repo.delete_signing_keys(session)
+                    await auth_store.delete_signing_keys(session)
                     known = []
                 if not known:
                     latest = max(versions)
                     first = SigningKeyRecord(latest, versions[latest], now, activate_at=now)
-                    await repo.insert_signing_key(session, first)
+                    await auth_store.insert_signing_key(session, first)
             self._keys_checked = True
 
     async def _keys(self) -> list[SigningKeyRecord]:
         await self.ensure_keys()
         async with self._resources.db.read_session() as session:
-            return await repo.signing_keys(session)
+            return await auth_store.signing_keys(session)
 
     async def sign(self, claims: AccessClaims) -> str:
         """The compact JWS of `claims`, signed by the key ACTIVE now (never simply the latest)."""
@@ -111,8 +111,8 @@ class SigningKeys:
         caller = require_roles([ADMIN], caller)
         await self.ensure_keys()
         async with self._resources.db.transaction() as session:
-            await repo.lock_signing_keys(session)
-            keys = await repo.signing_keys(session)
+            await auth_store.lock_signing_keys(session)
+            keys = await auth_store.signing_keys(session)
             now = utc_now()
             newest = max((k.version for k in keys), default=0)
             try:
@@ -136,7 +136,7 @@ class SigningKeys:
             except RotationRefusedError as refused:
                 raise DomainError(_R.ERROR_REASON_INVALID_STATE, str(refused)) from refused
             before = {k.version: k for k in keys}
-            await repo.insert_signing_key(session, rotation.new_key)
+            await auth_store.insert_signing_key(session, rotation.new_key)
             await append_audit(
                 session,
                 actor=caller,
@@ -151,7 +151,7 @@ class SigningKeys:
                 },
             )
             for changed in rotation.changed:
-                await repo.update_signing_key_times(session, changed)
+                await auth_store.update_signing_key_times(session, changed)
                 # Removed now (an emergency rotation), or retiring on the new key's activation.
                 await append_audit(
                     session,

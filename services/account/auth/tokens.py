@@ -1,7 +1,7 @@
 """Access token claims, the JWT's unsigned parts, refresh tokens and API key secrets (pure).
 
-Nothing here signs or stores: signing is Vault transit's (transit.py), storage is repo.py's and
-sessions.py's. What is here is exactly what a test can check without any I/O.
+Nothing here signs or stores: signing is Vault transit's (transit.py), storage is
+store/auth.py's and sessions.py's. What is here is exactly what a test can check without any I/O.
 """
 
 from __future__ import annotations
