@@ -50,6 +50,7 @@ from services.platform.copies import (
     GroupInstrumentCopy,
     InstrumentCopy,
     columns,
+    version_of,
 )
 from services.platform.db import Database
 from services.platform.envelope import Event
@@ -255,23 +256,24 @@ class Copies(EventConsumers):
         """Writes the event's change in the open transaction; returns what to do in memory
         after the commit, or None when nothing changed."""
         state = self.state
-        since = metadata.occurred_at.ToMicroseconds()
         if isinstance(
             event,
             account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
         ):
             account = await store.save_account(
-                session, columns(_copy(AccountCopy.of, event.account)), since
+                session, columns(_copy(AccountCopy.of, event.account)), _copy(version_of, event)
             )
             return None if account is None else (lambda: state.put_account(account))
         if isinstance(event, account_events.ClientGroupChanged):
             group = await store.save_group(
-                session, columns(_copy(GroupCopy.of, event.client_group)), since
+                session, columns(_copy(GroupCopy.of, event.client_group)), _copy(version_of, event)
             )
             return None if group is None else (lambda: state.put_group(group))
         if isinstance(event, account_events.GroupInstrumentSettingsChanged):
             settings = await store.save_group_instrument(
-                session, columns(_copy(GroupInstrumentCopy.of, event.settings)), since
+                session,
+                columns(_copy(GroupInstrumentCopy.of, event.settings)),
+                _copy(version_of, event),
             )
             return None if settings is None else (lambda: state.put_group_instrument(settings))
         if isinstance(event, account_events.LedgerEntryPosted):
@@ -493,13 +495,14 @@ class Copies(EventConsumers):
         return None if stored is None else (lambda: self.state.put_instrument(stored))
 
 
-_Copy = TypeVar("_Copy", AccountCopy, GroupCopy, GroupInstrumentCopy, InstrumentCopy)
+_Read = TypeVar("_Read")
 _Of = TypeVar("_Of", bound=Message)
 
 
-def _copy(of: Callable[[_Of], _Copy], message: _Of) -> _Copy:
-    """`of(message)`; an event lacking what a copy needs breaks its contract and is skipped,
-    not redelivered (`services.platform.copies`)."""
+def _copy(of: Callable[[_Of], _Read], message: _Of) -> _Read:
+    """`of(message)`: a copy, or an event's version; an event lacking what a copy needs (or
+    its occurred_at, which orders it) breaks its contract and is skipped, not redelivered
+    (`services.platform.copies`)."""
     try:
         return of(message)
     except ValueError as error:
