@@ -195,6 +195,20 @@ try {
       sessionStorage.setItem("tradingmesh.tokens", tokens);
     }
   }, held);
+  // The browser orders the tabs' messages with nothing else: the twin hears them late, so that
+  // it may get the refresh lock before it hears what the first tab's refresh bought (as on a
+  // loaded machine; spending the token again there once signed the session out).
+  await twin.addInitScript(() => {
+    const onmessage = Object.getOwnPropertyDescriptor(BroadcastChannel.prototype, "onmessage");
+    Object.defineProperty(BroadcastChannel.prototype, "onmessage", {
+      get() {
+        return onmessage.get.call(this);
+      },
+      set(listener) {
+        onmessage.set.call(this, (event) => setTimeout(() => listener(event), 200));
+      },
+    });
+  });
   await twin.goto(url);
   await twin.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 15_000 });
   const beforeTwin = refreshes.length;

@@ -3,12 +3,13 @@
  * terminal and the API together; Vite's dev server proxies). Tokens are kept in sessionStorage,
  * so a reload keeps the user signed in (this tab only); the SDK's Session refreshes the access
  * token shortly before it expires, once for all the tabs that hold the session (a duplicated tab
- * copies sessionStorage: lib/sharedRefresh.ts).
+ * copies sessionStorage: lib/sharedRefresh.ts, with tabLedger.ts).
  */
 
 import { createClients, type Tokens, type TradingClients } from "@tradingmesh/sdk";
 
 import { browserTabs, sharedRefresh } from "./lib/sharedRefresh.js";
+import { indexedDbLedger } from "./tabLedger.js";
 
 const STORAGE_KEY = "tradingmesh.tokens";
 
@@ -53,12 +54,13 @@ export function onSessionChange(listener: Listener): () => void {
 }
 
 const tabs = browserTabs("tradingmesh.session");
+const ledger = indexedDbLedger("tradingmesh.session");
 
 export const tm: TradingClients = createClients({
   baseUrl: window.location.origin,
   tokens: loadTokens(),
   // Another tab refreshed the session this tab holds: go on with its tokens.
-  refreshWith: sharedRefresh(tabs.lock, tabs.channel, ({ spent, tokens }) => {
+  refreshWith: sharedRefresh(tabs.lock, tabs.channel, ledger, ({ spent, tokens }) => {
     if (tm.session.tokens?.refreshToken === spent) tm.session.set(tokens);
   }),
   onTokens: (tokens) => {

@@ -4,9 +4,13 @@
  * Tokens live in sessionStorage, which a duplicated tab copies: two tabs then hold the same
  * refresh token, and refresh tokens rotate and are single-use (ADR 0005): a token presented twice
  * ends the whole session, signing both tabs out. So the tabs refresh under one lock (Web Locks),
- * and each refresh tells the others what it bought (a BroadcastChannel): a tab whose refresh token
- * another tab has spent takes that tab's new tokens instead of spending it again, and a tab that
- * hears of a refresh of its own token adopts the new tokens at once.
+ * and each refresh tells the others what it bought (a BroadcastChannel): a tab that hears of a
+ * refresh of its own token adopts the new tokens at once. The browser does not order the channel
+ * against the lock, so a waiting tab may be granted the lock before the message of the refresh it
+ * waited for has reached it; spending the token then would end the session (the server revokes
+ * it on reuse). So each refresh is also recorded where the next holder of the lock reads it (a
+ * TabLedger, IndexedDB in a browser: tabLedger.ts) before the lock is released: a tab whose
+ * refresh token another tab has spent takes that tab's new tokens instead of spending it again.
  */
 
 import type { RefreshFn, Tokens } from "@tradingmesh/sdk";
@@ -23,6 +27,16 @@ export interface TabChannel {
   listen(listener: (message: Refreshed) => void): void;
 }
 
+/**
+ * Refreshes recorded across tabs: what a `put` records, a `get` in any tab that starts after the
+ * `put` settled reads (IndexedDB's transactions in a browser). Either may fail (no storage): the
+ * channel alone is then all the tabs have.
+ */
+export interface TabLedger {
+  get(spent: string): Promise<Tokens | undefined>;
+  put(message: Refreshed): Promise<void>;
+}
+
 const REMEMBERED = 8; // spent refresh tokens kept: a few rotations of every tab's session
 
 /**
@@ -32,6 +46,7 @@ const REMEMBERED = 8; // spent refresh tokens kept: a few rotations of every tab
 export function sharedRefresh(
   lock: TabLock,
   channel: TabChannel,
+  ledger: TabLedger,
   adopt: (message: Refreshed) => void,
 ): (refreshToken: string, refresh: RefreshFn) => Promise<Tokens> {
   const bought = new Map<string, Tokens>();
@@ -48,11 +63,16 @@ export function sharedRefresh(
   });
   return (refreshToken, refresh) =>
     lock(async () => {
-      const known = bought.get(refreshToken);
-      if (known !== undefined) return known; // another tab spent it while this one waited
+      // Another tab spent it while this one waited (its message may not have arrived yet).
+      const known =
+        bought.get(refreshToken) ?? (await ledger.get(refreshToken).catch(() => undefined));
+      if (known !== undefined) return known;
       const tokens = await refresh(refreshToken);
-      remember({ spent: refreshToken, tokens });
-      channel.post({ spent: refreshToken, tokens });
+      const refreshed = { spent: refreshToken, tokens };
+      remember(refreshed);
+      // Recorded before the lock passes on; without storage, the message is all there is.
+      await ledger.put(refreshed).catch(() => undefined);
+      channel.post(refreshed);
       return tokens;
     });
 }
