@@ -43,9 +43,9 @@ message saying how long it waited (`unpriced`). The waiting orders are left out 
 after a restart they rejoin windows (or are tried) with the other orders in no hedge order,
 their wait still counted from their creation.
 
-Everything that changes hedge orders runs on one worker, in arrival order: window closes, sends,
-reports, and the checks after a restart. So a report never overtakes the SENT of its own hedge,
-and the reports of one hedge apply in the order the provider sent them.
+Everything that changes hedge orders runs on one worker (`worker.DeskWorker`), in arrival order:
+window closes, sends, reports, and the checks after a restart. So a report never overtakes the
+SENT of its own hedge, and the reports of one hedge apply in the order the provider sent them.
 
 Every execution report is committed to `oms.lp_execution_reports` on QuickFIX's thread before
 QuickFIX counts it as received (`lp_orders`, `report_journal`), and its job here marks that row
@@ -118,12 +118,12 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Final, TypeVar
+from typing import Final
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -196,12 +196,12 @@ from services.oms.stp.rules import (
     unpriced,
     window_order,
 )
+from services.oms.stp.worker import DeskWorker
 from services.platform.db import Database
 from services.platform.errors import DomainError, not_found
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret
-from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
@@ -218,12 +218,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACTOR: Final = system_actor("oms-stp")
-T = TypeVar("T")
 _R = ErrorReason
 _ZERO: Final = Decimal(0)
-_ATTEMPTS: Final = 5
-_RETRY_SECONDS: Final = 0.5
-_DRAIN_SECONDS: Final = 5.0
 # How often the orders waiting for a live price look for one (in memory: the quote book).
 PRICE_RECHECK: Final = timedelta(milliseconds=250)
 # A follower's hand-off to the leading desk (ADR 0017): core NATS, outside every stream's
@@ -257,7 +253,6 @@ UNKNOWN_HEDGES = Gauge(
 # -- the desk --------------------------------------------------------------------------------------
 
 
-Job = Callable[[], Awaitable[None]]
 Credentials = Callable[[str], tuple[str, Secret]]
 
 
@@ -320,11 +315,9 @@ class StpDesk:
         self.clock = clock
         self.book = WindowBook()
         self.router: LpOrderRouter | None = None
-        self._jobs: asyncio.Queue[tuple[str, Job, Sequence[str]]] = asyncio.Queue()
         self.intake = intake.Intake()  # the orders in a window or a job (the sweep's)
+        self.worker = DeskWorker(self.intake)  # every change of hedge orders, one at a time
         self._sweep_queued = False
-        self._worker: asyncio.Task[None] | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
         self._sent_numbers: dict[str, int] = {}  # hedge order id -> its MsgSeqNum, until SENT
         self._status_refused: dict[str, str] = {}  # hedge order id -> the LP's refusal
@@ -356,7 +349,7 @@ class StpDesk:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._worker = asyncio.create_task(self._work(), name="oms-stp")
+        self.worker.start()
         if self.config.lps:
             try:
                 credentials = {lp.lp: self._credentials(lp.lp) for lp in self.config.lps}
@@ -378,13 +371,13 @@ class StpDesk:
                 )
                 self.router.start()
         self._first_logon_due = self.clock() + self.config.first_logon_grace
-        self._later(
+        self.worker.later(
             self.config.first_logon_grace, "hedges still awaiting a logon", self._end_awaiting
         )
-        self._enqueue("recovery", self._recover)
-        self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
-        self._call_later(self.config.chase_every, self._chase_due)
-        self._call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
+        self.worker.enqueue("recovery", self._recover)
+        self.worker.later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
+        self.worker.call_later(self.config.chase_every, self._chase_due)
+        self.worker.call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
 
     async def lead(self) -> None:
         """The desk on the elected instance (ADR 0017): started, and stopped when leadership
@@ -412,29 +405,19 @@ class StpDesk:
             with contextlib.suppress(Exception):
                 await self._takes.unsubscribe()
             self._takes = None
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self.worker.cancel_timers()
         # The orders waiting for a price are WORKING in no hedge order: after the restart (or
         # on the next leader) they rejoin windows with the others (`_rejoin_waiting`).
         self._price_waits.clear()
         self._price_check_armed = False
-        await self._drain()
+        await self.worker.drain()
         if self.router is not None:
             await asyncio.to_thread(self.router.stop)
             self.router = None
         if self._journal is not None:
             await asyncio.to_thread(self._journal.close)
             self._journal = None
-        if self._worker is not None:
-            await self._drain()
-            await cancel_and_wait(self._worker)
-            self._worker = None
-
-    async def _drain(self) -> None:
-        if self._worker is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._jobs.join(), _DRAIN_SECONDS)
+        await self.worker.stop()
 
     # -- the WorkingOrderSink ----------------------------------------------------------------------
 
@@ -458,7 +441,7 @@ class StpDesk:
         if not self.leading:
             await self._hand_to_leader(order, account.account_id, _TAKE_LIMIT)
             return
-        self._enqueue(
+        self.worker.enqueue(
             f"limit {order.id}",
             partial(self._attempt_limit, order.id, account.account_id),
             held=(order.id,),
@@ -490,7 +473,7 @@ class StpDesk:
         if how == _TAKE_WINDOW and symbol:
             self._join(symbol, order_id, account_id)
         elif how == _TAKE_LIMIT:
-            self._enqueue(
+            self.worker.enqueue(
                 f"limit {order_id}",
                 partial(self._attempt_limit, order_id, account_id),
                 held=(order_id,),
@@ -504,69 +487,29 @@ class StpDesk:
     def _join(self, symbol: str, order_id: str, account_id: str) -> None:
         self.intake.hold((order_id,))  # until its window's close has run
         if self.book.add(symbol, order_id, account_id):
-            self._call_later(self.config.window, partial(self._window_due, symbol))
+            self.worker.call_later(self.config.window, partial(self._window_due, symbol))
 
     def _window_due(self, symbol: str) -> None:
         """The window's time is up: it takes no more orders (a later one opens a new window)
         and is closed by the worker in its turn."""
         window = self.book.close(symbol)
         if window is not None:
-            self._enqueue(
+            self.worker.enqueue(
                 f"window {symbol}", partial(self._close_window, window), held=window.order_ids
             )
-
-    # -- the worker --------------------------------------------------------------------------------
-
-    def _enqueue(self, what: str, job: Job, held: Sequence[str] = ()) -> None:
-        """Queues `job`; the orders it works (`held`) are the desk's until it has run (the
-        sweep leaves them alone), however it ends."""
-        self.intake.hold(held)
-        self._jobs.put_nowait((what, job, tuple(held)))
-
-    def _later(self, delay: timedelta, what: str, job: Job) -> None:
-        self._call_later(delay, partial(self._enqueue, what, job))
-
-    def _call_later(self, delay: timedelta, callback: Callable[[], None]) -> None:
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay.total_seconds(), fire)
-        self._timers.add(handle)
-
-    async def _work(self) -> None:
-        while True:
-            what, job, held = await self._jobs.get()
-            try:
-                await self._run(what, job)
-            finally:
-                self.intake.release(held)
-                self._jobs.task_done()
-
-    async def _run(self, what: str, job: Job) -> None:
-        """Runs a job, again after a failure (every job can be repeated: it re-reads what it
-        changes, and a hedge order is never sent twice), at most `_ATTEMPTS` times."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                await job()
-                return
-            except Exception:
-                log.exception("STP: %s failed (attempt %d of %d)", what, attempt, _ATTEMPTS)
-                if attempt < _ATTEMPTS:
-                    await asyncio.sleep(_RETRY_SECONDS * attempt)
 
     # -- FIX callbacks (on the event loop) ---------------------------------------------------------
 
     def _on_report(self, stored: StoredReport) -> None:
         report = stored.report
-        self._enqueue(
+        self.worker.enqueue(
             f"report {report.key} of {report.hedge_order_id}",
             partial(self._apply_report, report, stored.row_id),
         )
 
     def _on_message(self, stored: lp_messages.StoredMessage) -> None:
         message = stored.message
-        self._enqueue(
+        self.worker.enqueue(
             f"{message.kind.value} {message.key} from {message.lp}",
             partial(self._apply_message, stored),
         )
@@ -574,10 +517,10 @@ class StpDesk:
     def _on_logon(self, lp: str) -> None:
         logon = self.clock()
         self._logged_on_once.add(lp)
-        self._enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
+        self.worker.enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
         for hedge_id in sorted(self._awaiting_logon.pop(lp, set())):
-            self._enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
-        self._enqueue(
+            self.worker.enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
+        self.worker.enqueue(
             f"hedge orders of {lp} not known to be sent", partial(self._ask_unsent, lp, logon)
         )
 
@@ -654,7 +597,7 @@ class StpDesk:
                     "orders": len(window.order_ids),
                 },
             )
-            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+            self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -692,7 +635,7 @@ class StpDesk:
                     # sent) goes out then, rather than its clients paying for our restart.
                     if lp in self._logged_on_once:  # it logged on meanwhile: once more now
                         self._retried.add(hedge.id)
-                        self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+                        self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
                     else:
                         self._awaiting_logon[lp].add(hedge.id)
                         log.info(
@@ -833,7 +776,7 @@ class StpDesk:
                     "lp": hedge.liquidity_provider_id,
                 },
             )
-            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+            self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
             return
         if isinstance(decision, AwaitPrice):
             self._await_price(waits)  # still WORKING, nothing settled: no listener to tell
@@ -872,7 +815,7 @@ class StpDesk:
     def _arm_price_check(self) -> None:
         if self._price_waits and not self._price_check_armed:
             self._price_check_armed = True
-            self._call_later(PRICE_RECHECK, self._price_due)
+            self.worker.call_later(PRICE_RECHECK, self._price_due)
 
     def _price_due(self) -> None:
         """The waiting orders whose group has a live price again, or whose wait is over, are
@@ -888,7 +831,7 @@ class StpDesk:
             if wait.market:
                 self._join(wait.symbol, order_id, wait.account_id)
             else:
-                self._enqueue(
+                self.worker.enqueue(
                     f"limit {order_id}",
                     partial(self._attempt_limit, order_id, wait.account_id),
                     held=(order_id,),
@@ -1043,7 +986,7 @@ class StpDesk:
                 "status": hedge.status.value,
             },
         )
-        self._enqueue(f"send {hedge.id} again", partial(self._send, hedge.id, again=True))
+        self.worker.enqueue(f"send {hedge.id} again", partial(self._send, hedge.id, again=True))
 
     async def _dont_know(self, report: ExecutionReport) -> None:
         """Answers an execution report about an order the OMS never sent with a DontKnowTrade
@@ -1415,21 +1358,7 @@ class StpDesk:
             await self._notify(notes)
             return hedge
 
-        return await self._on_worker(f"settle {hedge_id}", settle)
-
-    async def _on_worker(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
-        """`work`'s result, done on the desk's worker after whatever is queued; its failure is
-        raised here (the caller's, not the worker's, to report)."""
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-        async def job() -> None:
-            try:
-                done.set_result(await work())
-            except Exception as error:
-                done.set_exception(error)
-
-        self._enqueue(what, job)
-        return await done
+        return await self.worker.on_worker(f"settle {hedge_id}", settle)
 
     async def session_numbers(self, lp: str | None = None) -> list[SessionNumbers]:
         """The order sessions' sequence numbers (of `lp`; NOT_FOUND for an LP without an order
@@ -1543,10 +1472,10 @@ class StpDesk:
 
     def _chase_due(self) -> None:
         """Every `chase_every`: the chase joins the queue unless it is still waiting there."""
-        self._call_later(self.config.chase_every, self._chase_due)
+        self.worker.call_later(self.config.chase_every, self._chase_due)
         if not self._chase_queued:
             self._chase_queued = True
-            self._enqueue("chase unanswered hedge orders", self._chase)
+            self.worker.enqueue("chase unanswered hedge orders", self._chase)
 
     async def _chase(self) -> None:
         """Asks the provider about each hedge order it has been quiet about for
@@ -1658,10 +1587,10 @@ class StpDesk:
 
     def _sweep_due(self) -> None:
         """Every `SWEEP_EVERY`: the sweep joins the queue unless it is still waiting there."""
-        self._call_later(intake.SWEEP_EVERY, self._sweep_due)
+        self.worker.call_later(intake.SWEEP_EVERY, self._sweep_due)
         if not self._sweep_queued:
             self._sweep_queued = True
-            self._enqueue("sweep of STP orders not taken", self._sweep)
+            self.worker.enqueue("sweep of STP orders not taken", self._sweep)
 
     async def _sweep(self) -> None:
         """Takes the STP orders committed WORKING that are in no hedge order and that the desk
@@ -1682,7 +1611,7 @@ class StpDesk:
             if order.market:
                 self._join(order.symbol, order.order_id, order.account_id)
             else:
-                self._enqueue(
+                self.worker.enqueue(
                     f"limit {order.order_id}",
                     partial(self._attempt_limit, order.order_id, order.account_id),
                     held=(order.order_id,),
@@ -1702,7 +1631,7 @@ class StpDesk:
         for order in waiting:
             self._join(order.symbol, order.order_id, order.account_id)
         for limit in limits:
-            self._enqueue(
+            self.worker.enqueue(
                 f"limit {limit.order_id}",
                 partial(self._attempt_limit, limit.order_id, limit.account_id),
             )

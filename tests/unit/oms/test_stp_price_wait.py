@@ -71,8 +71,7 @@ def desk(tmp_path: Path, clock: Clock) -> Iterator[StpDesk]:
         clock,
     )
     yield desk
-    for timer in desk._timers:
-        timer.cancel()
+    desk.worker.cancel_timers()
 
 
 def context() -> AccountContext:
@@ -90,7 +89,7 @@ def waiting(desk: StpDesk, order_id: str, order_type: OrderType = OrderType.MARK
 
 
 def queued(desk: StpDesk) -> list[str]:
-    return [what for what, _, _ in desk._jobs._queue]  # type: ignore[attr-defined]
+    return desk.worker.queued()
 
 
 async def test_a_waiting_order_is_not_taken_while_its_group_has_no_live_price(
