@@ -441,11 +441,7 @@ class StpDesk:
         if not self.leading:
             await self._hand_to_leader(order, account.account_id, _TAKE_LIMIT)
             return
-        self.worker.enqueue(
-            f"limit {order.id}",
-            partial(self._attempt_limit, order.id, account.account_id),
-            held=(order.id,),
-        )
+        self._try_limit(order.id, account.account_id)
 
     async def _hand_to_leader(self, order: OrderRow, account_id: str, how: str) -> None:
         """A follower's take (ADR 0017): the order, committed, goes to the leading desk in a
@@ -473,11 +469,7 @@ class StpDesk:
         if how == _TAKE_WINDOW and symbol:
             self._join(symbol, order_id, account_id)
         elif how == _TAKE_LIMIT:
-            self.worker.enqueue(
-                f"limit {order_id}",
-                partial(self._attempt_limit, order_id, account_id),
-                held=(order_id,),
-            )
+            self._try_limit(order_id, account_id)
 
     def listen_limits(self, listener: LimitListener) -> None:
         """`listener` hears of every STP limit order an attempt or a hedge order left (the
@@ -488,6 +480,14 @@ class StpDesk:
         self.intake.hold((order_id,))  # until its window's close has run
         if self.book.add(symbol, order_id, account_id):
             self.worker.call_later(self.config.window, partial(self._window_due, symbol))
+
+    def _try_limit(self, order_id: str, account_id: str) -> None:
+        """Queues a try of an STP limit order (`_attempt_limit`), held until it has run."""
+        self.worker.enqueue(
+            f"limit {order_id}",
+            partial(self._attempt_limit, order_id, account_id),
+            held=(order_id,),
+        )
 
     def _window_due(self, symbol: str) -> None:
         """The window's time is up: it takes no more orders (a later one opens a new window)
@@ -831,11 +831,7 @@ class StpDesk:
             if wait.market:
                 self._join(wait.symbol, order_id, wait.account_id)
             else:
-                self.worker.enqueue(
-                    f"limit {order_id}",
-                    partial(self._attempt_limit, order_id, wait.account_id),
-                    held=(order_id,),
-                )
+                self._try_limit(order_id, wait.account_id)
         self._arm_price_check()
 
     def _new_hedge(
@@ -1611,11 +1607,7 @@ class StpDesk:
             if order.market:
                 self._join(order.symbol, order.order_id, order.account_id)
             else:
-                self.worker.enqueue(
-                    f"limit {order.order_id}",
-                    partial(self._attempt_limit, order.order_id, order.account_id),
-                    held=(order.order_id,),
-                )
+                self._try_limit(order.order_id, order.account_id)
         if missed:
             log.warning(
                 "STP orders committed WORKING that no hand-off brought are taken by the sweep",
