@@ -35,13 +35,13 @@ account's orders only (a savepoint each).
 An order acknowledged WORKING is not rejected because our own price feed blinked (pricing, NATS
 or Redis restarting; issue #18): when its group has no live price at its window's close (or
 when an IOC or FOK limit order is tried, below) it stays WORKING and waits, in memory, for a
-live quote of its group and symbol, looked for every `PRICE_RECHECK` (250 ms) without touching
-the database; one there, a market order joins a new window and a limit order is tried again,
-at that live price, never at the old one. An order still without a live price
-`TM_OMS_STP_PRICE_WAIT_S` (30) after it was created is REJECTED / PRICE_UNAVAILABLE, its
-message saying how long it waited (`unpriced`). The waiting orders are left out of the sweep;
-after a restart they rejoin windows (or are tried) with the other orders in no hedge order,
-their wait still counted from their creation.
+live quote of its group and symbol (`price_waits.PriceWaits`), looked for every
+`PRICE_RECHECK` (250 ms) without touching the database; one there, a market order joins a new
+window and a limit order is tried again, at that live price, never at the old one. An order
+still without a live price `TM_OMS_STP_PRICE_WAIT_S` (30) after it was created is REJECTED /
+PRICE_UNAVAILABLE, its message saying how long it waited (`unpriced`). The waiting orders are
+left out of the sweep; after a restart they rejoin windows (or are tried) with the other orders
+in no hedge order, their wait still counted from their creation.
 
 Everything that changes hedge orders runs on one worker (`worker.DeskWorker`), in arrival order:
 window closes, sends, reports, and the checks after a restart. So a report never overtakes the
@@ -120,7 +120,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Final
@@ -176,6 +176,7 @@ from services.oms.stp.lp_orders import (
     StatusRequest,
     StoredReport,
 )
+from services.oms.stp.price_waits import PriceWait, PriceWaits
 from services.oms.stp.rules import (
     AwaitPrice,
     HedgeAt,
@@ -208,7 +209,6 @@ from tradingmesh.exact import plain_decimal
 
 __all__ = [
     "ACTOR",
-    "PRICE_RECHECK",
     "TAKE_SUBJECT",
     "LimitListener",
     "LimitSettled",
@@ -220,8 +220,6 @@ log = logging.getLogger(__name__)
 ACTOR: Final = system_actor("oms-stp")
 _R = ErrorReason
 _ZERO: Final = Decimal(0)
-# How often the orders waiting for a live price look for one (in memory: the quote book).
-PRICE_RECHECK: Final = timedelta(milliseconds=250)
 # A follower's hand-off to the leading desk (ADR 0017): core NATS, outside every stream's
 # subjects; the order in headers (`_TAKE_HEADERS`: order, account, symbol, how to take it).
 TAKE_SUBJECT: Final = "stp.take"
@@ -284,18 +282,6 @@ class _Member:
     quote: LiveQuote
 
 
-@dataclass(frozen=True)
-class _PriceWait:
-    """An order waiting for a live price of its group's `symbol` until `due` (`unpriced`): a
-    market order rejoins a window, a limit order is tried again."""
-
-    symbol: str
-    account_id: str
-    group_id: str
-    due: datetime
-    market: bool
-
-
 class StpDesk:
     """Runs STP execution; a `placement.WorkingOrderSink`. `start` once the connections are
     open, `stop` before they close."""
@@ -335,8 +321,15 @@ class StpDesk:
         self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
         self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
-        self._price_waits: dict[str, _PriceWait] = {}  # order id -> its wait for a live price
-        self._price_check_armed = False
+        # The orders waiting for a live price (`price_waits`).
+        self.price_waits = PriceWaits(
+            quotes,
+            clock,
+            config.price_wait,
+            self.worker.call_later,
+            join=self._join,
+            try_limit=self._try_limit,
+        )
         self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
@@ -408,8 +401,7 @@ class StpDesk:
         self.worker.cancel_timers()
         # The orders waiting for a price are WORKING in no hedge order: after the restart (or
         # on the next leader) they rejoin windows with the others (`_rejoin_waiting`).
-        self._price_waits.clear()
-        self._price_check_armed = False
+        self.price_waits.clear()
         await self.worker.drain()
         if self.router is not None:
             await asyncio.to_thread(self.router.stop)
@@ -538,7 +530,7 @@ class StpDesk:
             )
             members: list[_Member] = []
             settlements: list[Settlement] = []
-            waits: dict[str, _PriceWait] = {}
+            waits: dict[str, PriceWait] = {}
             for order in sorted(orders.values(), key=arrival):
                 context = contexts.get(order.account_id)
                 if (
@@ -552,7 +544,9 @@ class StpDesk:
                 if quote is None:
                     refusal = unpriced(order, now, self.config.price_wait)
                     if refusal is None:
-                        waits[order.id] = self._price_wait(order, context, market=True)
+                        waits[order.id] = self.price_waits.wait_of(
+                            order, context.account.group_id, market=True
+                        )
                     else:
                         settlements.append(refusal)
                 else:
@@ -584,7 +578,7 @@ class StpDesk:
                     ]
                     await hedge_store.insert_hedge(session, hedge, links)
             await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
-        self._await_price(waits)
+        self.price_waits.add(waits)
         if hedge is not None:
             log.info(
                 "STP hedge order created",
@@ -729,7 +723,7 @@ class StpDesk:
         hedge: HedgeRow | None = None
         decision: HedgeAt | Wait | AwaitPrice | Refuse | None = None
         quote: LiveQuote | None = None
-        waits: dict[str, _PriceWait] = {}
+        waits: dict[str, PriceWait] = {}
         async with self.db.transaction() as session:
             await hedge_store.lock_accounts(session, [account_id])
             orders = await hedge_store.lock_orders(session, [order_id])
@@ -751,7 +745,9 @@ class StpDesk:
                         price_wait=self.config.price_wait,
                     )
                     if isinstance(decision, AwaitPrice):
-                        waits[order.id] = self._price_wait(order, context, market=False)
+                        waits[order.id] = self.price_waits.wait_of(
+                            order, context.account.group_id, market=False
+                        )
                 if isinstance(decision, Refuse):
                     await self._settle(
                         session, order.symbol, None, orders, [decision.settlement], contexts, now
@@ -779,60 +775,11 @@ class StpDesk:
             self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
             return
         if isinstance(decision, AwaitPrice):
-            self._await_price(waits)  # still WORKING, nothing settled: no listener to tell
+            self.price_waits.add(waits)  # still WORKING, nothing settled: no listener to tell
             return
         if isinstance(decision, Wait):
             log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
         await self._notify([_LimitNote(order_id, account_id, None)])
-
-    # -- orders waiting for a live price -----------------------------------------------------------
-
-    def _price_wait(self, order: OrderRow, context: AccountContext, *, market: bool) -> _PriceWait:
-        return _PriceWait(
-            order.symbol,
-            order.account_id,
-            context.account.group_id,
-            order.created_at + self.config.price_wait,
-            market,
-        )
-
-    def _await_price(self, waits: Mapping[str, _PriceWait]) -> None:
-        """The orders (committed WORKING, in no hedge order) wait for a live price: looked for
-        every `PRICE_RECHECK` (`_price_due`)."""
-        if not waits:
-            return
-        self._price_waits.update(waits)
-        log.info(
-            "STP orders wait for a live price",
-            extra={
-                "orders": len(waits),
-                "symbols": sorted({w.symbol for w in waits.values()}),
-                "order_ids": sorted(waits)[:20],
-            },
-        )
-        self._arm_price_check()
-
-    def _arm_price_check(self) -> None:
-        if self._price_waits and not self._price_check_armed:
-            self._price_check_armed = True
-            self.worker.call_later(PRICE_RECHECK, self._price_due)
-
-    def _price_due(self) -> None:
-        """The waiting orders whose group has a live price again, or whose wait is over, are
-        taken again: a market order joins its window, a limit order is tried (either ends it
-        REJECTED / PRICE_UNAVAILABLE if it is past its wait and the price is still not
-        there). The others wait on; nothing here reads the database."""
-        self._price_check_armed = False
-        now = self.clock()
-        for order_id, wait in list(self._price_waits.items()):
-            if now < wait.due and self.quotes.live(wait.group_id, wait.symbol, now) is None:
-                continue
-            del self._price_waits[order_id]
-            if wait.market:
-                self._join(wait.symbol, order_id, wait.account_id)
-            else:
-                self._try_limit(order_id, wait.account_id)
-        self._arm_price_check()
 
     def _new_hedge(
         self,
@@ -1600,8 +1547,8 @@ class StpDesk:
         except Exception as error:
             log.warning("STP: the sweep could not read the orders", extra={"error": str(error)})
             return
-        # Those waiting for a live price are the desk's (`_price_waits`), as if held.
-        missed = self.intake.missed([o for o in found if o.order_id not in self._price_waits])
+        # Those waiting for a live price are the desk's (`price_waits`), as if held.
+        missed = self.intake.missed([o for o in found if o.order_id not in self.price_waits])
         for order in missed:
             intake.SWEPT.labels(order.type.value).inc()
             if order.market:
