@@ -70,7 +70,8 @@ any rejected hedge; a refused status request makes the hedge of unknown fate at 
 MsgSeqNum of every message the desk sends is recorded so that a Reject finds it. Operators
 settle a hedge of unknown fate (`settle_hedge`, on this worker, as the provider's answer would
 be applied, the operator as the actor) and reset or set an order session's sequence numbers
-(`set_session_numbers`), each with an operator audit record (`operator_audit`).
+(`set_session_numbers`, `session_admin.OrderSessionAdmin`: not on the worker), each with an
+operator audit record (`operator_audit`).
 
 After a restart: stored reports not applied are applied first; hedge orders that ended but
 whose allocation did not commit are allocated; reports the provider sent meanwhile arrive by
@@ -172,7 +173,6 @@ from services.oms.stp.lp_orders import (
     LpOrderRouter,
     LpUnavailableError,
     ReportKind,
-    SessionNumbers,
     StatusRequest,
     StoredReport,
 )
@@ -197,9 +197,10 @@ from services.oms.stp.rules import (
     unpriced,
     window_order,
 )
+from services.oms.stp.session_admin import OrderSessionAdmin
 from services.oms.stp.worker import DeskWorker
 from services.platform.db import Database
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret
@@ -330,6 +331,12 @@ class StpDesk:
             join=self._join,
             try_limit=self._try_limit,
         )
+        # Operators' reads and resets of the order sessions' numbers (`session_admin`).
+        self.sessions = OrderSessionAdmin(
+            resources, [lp.lp for lp in config.lps], lambda: self.router, clock
+        )
+        self.session_numbers = self.sessions.numbers  # ListLpOrderSessions
+        self.set_session_numbers = self.sessions.set_numbers  # ResetLpOrderSession
         self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
@@ -1303,69 +1310,6 @@ class StpDesk:
 
         return await self.worker.on_worker(f"settle {hedge_id}", settle)
 
-    async def session_numbers(self, lp: str | None = None) -> list[SessionNumbers]:
-        """The order sessions' sequence numbers (of `lp`; NOT_FOUND for an LP without an order
-        session here)."""
-        router = self.router
-        lps = [e.lp for e in self.config.lps] if lp is None else [lp]
-        if router is None or any(name not in {e.lp for e in self.config.lps} for name in lps):
-            raise not_found("LP order session", "liquidity_provider_id", lp or "(none)")
-        return [await asyncio.to_thread(router.numbers, name) for name in lps]
-
-    async def set_session_numbers(
-        self,
-        lp: str,
-        next_sender: int | None,
-        next_target: int | None,
-        reason: str,
-        actor: Actor,
-        correlation_id: str = "",
-    ) -> SessionNumbers:
-        """An operator resets the LP order session's sequence numbers (neither given) or sets
-        them (`LpOrderRouter.set_numbers`), with an operator audit record committed with it.
-        NOT_FOUND for an LP without an order session here."""
-        router = self.router
-        if router is None or lp not in {e.lp for e in self.config.lps}:
-            raise not_found("LP order session", "liquidity_provider_id", lp)
-        now = self.clock()
-        reset = next_sender is None and next_target is None
-        async with self.db.transaction() as session:
-            current = await asyncio.to_thread(router.numbers, lp)
-            await operator_audit.append(
-                session,
-                actor=actor,
-                action="lp_order_session.reset" if reset else "lp_order_session.set_numbers",
-                entity_type="lp_order_session",
-                entity_id=f"{current.sender_comp_id}->{current.target_comp_id}",
-                reason=reason,
-                before=_numbers_snapshot(current),
-                after={
-                    "next_sender_msg_seq_num": 1
-                    if reset
-                    else next_sender or current.next_sender_msg_seq_num,
-                    "next_target_msg_seq_num": 1
-                    if reset
-                    else next_target or current.next_target_msg_seq_num,
-                    "logged_on": False,
-                },
-                now=now,
-                correlation_id=correlation_id,
-            )
-            # Last, so that a failure above changes nothing; the audit commits just after.
-            before, after = await asyncio.to_thread(
-                router.set_numbers, lp, next_sender, next_target
-            )
-        log.warning(
-            "an LP order session's sequence numbers were set by an operator",
-            extra={
-                "lp": lp,
-                "before": _numbers_snapshot(before),
-                "after": _numbers_snapshot(after),
-                "operator": actor.id,
-            },
-        )
-        return after
-
     # -- after a restart ---------------------------------------------------------------------------
 
     async def _recover(self) -> None:
@@ -1592,14 +1536,6 @@ def _hedge_snapshot(hedge: HedgeRow) -> dict[str, str | None]:
         "status_reason": hedge.status_reason,
         "status_message": hedge.status_message,
         "version": str(hedge.version),
-    }
-
-
-def _numbers_snapshot(numbers: SessionNumbers) -> dict[str, int | bool]:
-    return {
-        "next_sender_msg_seq_num": numbers.next_sender_msg_seq_num,
-        "next_target_msg_seq_num": numbers.next_target_msg_seq_num,
-        "logged_on": numbers.logged_on,
     }
 
 
