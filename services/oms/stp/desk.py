@@ -35,17 +35,17 @@ account's orders only (a savepoint each).
 An order acknowledged WORKING is not rejected because our own price feed blinked (pricing, NATS
 or Redis restarting; issue #18): when its group has no live price at its window's close (or
 when an IOC or FOK limit order is tried, below) it stays WORKING and waits, in memory, for a
-live quote of its group and symbol, looked for every `PRICE_RECHECK` (250 ms) without touching
-the database; one there, a market order joins a new window and a limit order is tried again,
-at that live price, never at the old one. An order still without a live price
-`TM_OMS_STP_PRICE_WAIT_S` (30) after it was created is REJECTED / PRICE_UNAVAILABLE, its
-message saying how long it waited (`unpriced`). The waiting orders are left out of the sweep;
-after a restart they rejoin windows (or are tried) with the other orders in no hedge order,
-their wait still counted from their creation.
+live quote of its group and symbol (`price_waits.PriceWaits`), looked for every
+`PRICE_RECHECK` (250 ms) without touching the database; one there, a market order joins a new
+window and a limit order is tried again, at that live price, never at the old one. An order
+still without a live price `TM_OMS_STP_PRICE_WAIT_S` (30) after it was created is REJECTED /
+PRICE_UNAVAILABLE, its message saying how long it waited (`unpriced`). The waiting orders are
+left out of the sweep; after a restart they rejoin windows (or are tried) with the other orders
+in no hedge order, their wait still counted from their creation.
 
-Everything that changes hedge orders runs on one worker, in arrival order: window closes, sends,
-reports, and the checks after a restart. So a report never overtakes the SENT of its own hedge,
-and the reports of one hedge apply in the order the provider sent them.
+Everything that changes hedge orders runs on one worker (`worker.DeskWorker`), in arrival order:
+window closes, sends, reports, and the checks after a restart. So a report never overtakes the
+SENT of its own hedge, and the reports of one hedge apply in the order the provider sent them.
 
 Every execution report is committed to `oms.lp_execution_reports` on QuickFIX's thread before
 QuickFIX counts it as received (`lp_orders`, `report_journal`), and its job here marks that row
@@ -70,7 +70,8 @@ any rejected hedge; a refused status request makes the hedge of unknown fate at 
 MsgSeqNum of every message the desk sends is recorded so that a Reject finds it. Operators
 settle a hedge of unknown fate (`settle_hedge`, on this worker, as the provider's answer would
 be applied, the operator as the actor) and reset or set an order session's sequence numbers
-(`set_session_numbers`), each with an operator audit record (`operator_audit`).
+(`set_session_numbers`, `session_admin.OrderSessionAdmin`: not on the worker), each with an
+operator audit record (`operator_audit`).
 
 After a restart: stored reports not applied are applied first; hedge orders that ended but
 whose allocation did not commit are allocated; reports the provider sent meanwhile arrive by
@@ -118,12 +119,12 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from typing import Final, TypeVar
+from typing import Final
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -172,10 +173,10 @@ from services.oms.stp.lp_orders import (
     LpOrderRouter,
     LpUnavailableError,
     ReportKind,
-    SessionNumbers,
     StatusRequest,
     StoredReport,
 )
+from services.oms.stp.price_waits import PriceWait, PriceWaits
 from services.oms.stp.rules import (
     AwaitPrice,
     HedgeAt,
@@ -196,19 +197,19 @@ from services.oms.stp.rules import (
     unpriced,
     window_order,
 )
+from services.oms.stp.session_admin import OrderSessionAdmin
+from services.oms.stp.worker import DeskWorker
 from services.platform.db import Database
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 from services.platform.secrets import Secret
-from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
 
 __all__ = [
     "ACTOR",
-    "PRICE_RECHECK",
     "TAKE_SUBJECT",
     "LimitListener",
     "LimitSettled",
@@ -218,14 +219,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACTOR: Final = system_actor("oms-stp")
-T = TypeVar("T")
 _R = ErrorReason
 _ZERO: Final = Decimal(0)
-_ATTEMPTS: Final = 5
-_RETRY_SECONDS: Final = 0.5
-_DRAIN_SECONDS: Final = 5.0
-# How often the orders waiting for a live price look for one (in memory: the quote book).
-PRICE_RECHECK: Final = timedelta(milliseconds=250)
 # A follower's hand-off to the leading desk (ADR 0017): core NATS, outside every stream's
 # subjects; the order in headers (`_TAKE_HEADERS`: order, account, symbol, how to take it).
 TAKE_SUBJECT: Final = "stp.take"
@@ -257,7 +252,6 @@ UNKNOWN_HEDGES = Gauge(
 # -- the desk --------------------------------------------------------------------------------------
 
 
-Job = Callable[[], Awaitable[None]]
 Credentials = Callable[[str], tuple[str, Secret]]
 
 
@@ -289,18 +283,6 @@ class _Member:
     quote: LiveQuote
 
 
-@dataclass(frozen=True)
-class _PriceWait:
-    """An order waiting for a live price of its group's `symbol` until `due` (`unpriced`): a
-    market order rejoins a window, a limit order is tried again."""
-
-    symbol: str
-    account_id: str
-    group_id: str
-    due: datetime
-    market: bool
-
-
 class StpDesk:
     """Runs STP execution; a `placement.WorkingOrderSink`. `start` once the connections are
     open, `stop` before they close."""
@@ -320,11 +302,9 @@ class StpDesk:
         self.clock = clock
         self.book = WindowBook()
         self.router: LpOrderRouter | None = None
-        self._jobs: asyncio.Queue[tuple[str, Job, Sequence[str]]] = asyncio.Queue()
         self.intake = intake.Intake()  # the orders in a window or a job (the sweep's)
+        self.worker = DeskWorker(self.intake)  # every change of hedge orders, one at a time
         self._sweep_queued = False
-        self._worker: asyncio.Task[None] | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
         self._sent_numbers: dict[str, int] = {}  # hedge order id -> its MsgSeqNum, until SENT
         self._status_refused: dict[str, str] = {}  # hedge order id -> the LP's refusal
@@ -342,8 +322,21 @@ class StpDesk:
         self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
         self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
         self._chase_queued = False
-        self._price_waits: dict[str, _PriceWait] = {}  # order id -> its wait for a live price
-        self._price_check_armed = False
+        # The orders waiting for a live price (`price_waits`).
+        self.price_waits = PriceWaits(
+            quotes,
+            clock,
+            config.price_wait,
+            self.worker.call_later,
+            join=self._join,
+            try_limit=self._try_limit,
+        )
+        # Operators' reads and resets of the order sessions' numbers (`session_admin`).
+        self.sessions = OrderSessionAdmin(
+            resources, [lp.lp for lp in config.lps], lambda: self.router, clock
+        )
+        self.session_numbers = self.sessions.numbers  # ListLpOrderSessions
+        self.set_session_numbers = self.sessions.set_numbers  # ResetLpOrderSession
         self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
@@ -356,7 +349,7 @@ class StpDesk:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._worker = asyncio.create_task(self._work(), name="oms-stp")
+        self.worker.start()
         if self.config.lps:
             try:
                 credentials = {lp.lp: self._credentials(lp.lp) for lp in self.config.lps}
@@ -378,13 +371,13 @@ class StpDesk:
                 )
                 self.router.start()
         self._first_logon_due = self.clock() + self.config.first_logon_grace
-        self._later(
+        self.worker.later(
             self.config.first_logon_grace, "hedges still awaiting a logon", self._end_awaiting
         )
-        self._enqueue("recovery", self._recover)
-        self._later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
-        self._call_later(self.config.chase_every, self._chase_due)
-        self._call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
+        self.worker.enqueue("recovery", self._recover)
+        self.worker.later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
+        self.worker.call_later(self.config.chase_every, self._chase_due)
+        self.worker.call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
 
     async def lead(self) -> None:
         """The desk on the elected instance (ADR 0017): started, and stopped when leadership
@@ -412,29 +405,18 @@ class StpDesk:
             with contextlib.suppress(Exception):
                 await self._takes.unsubscribe()
             self._takes = None
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self.worker.cancel_timers()
         # The orders waiting for a price are WORKING in no hedge order: after the restart (or
         # on the next leader) they rejoin windows with the others (`_rejoin_waiting`).
-        self._price_waits.clear()
-        self._price_check_armed = False
-        await self._drain()
+        self.price_waits.clear()
+        await self.worker.drain()
         if self.router is not None:
             await asyncio.to_thread(self.router.stop)
             self.router = None
         if self._journal is not None:
             await asyncio.to_thread(self._journal.close)
             self._journal = None
-        if self._worker is not None:
-            await self._drain()
-            await cancel_and_wait(self._worker)
-            self._worker = None
-
-    async def _drain(self) -> None:
-        if self._worker is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._jobs.join(), _DRAIN_SECONDS)
+        await self.worker.stop()
 
     # -- the WorkingOrderSink ----------------------------------------------------------------------
 
@@ -458,11 +440,7 @@ class StpDesk:
         if not self.leading:
             await self._hand_to_leader(order, account.account_id, _TAKE_LIMIT)
             return
-        self._enqueue(
-            f"limit {order.id}",
-            partial(self._attempt_limit, order.id, account.account_id),
-            held=(order.id,),
-        )
+        self._try_limit(order.id, account.account_id)
 
     async def _hand_to_leader(self, order: OrderRow, account_id: str, how: str) -> None:
         """A follower's take (ADR 0017): the order, committed, goes to the leading desk in a
@@ -490,11 +468,7 @@ class StpDesk:
         if how == _TAKE_WINDOW and symbol:
             self._join(symbol, order_id, account_id)
         elif how == _TAKE_LIMIT:
-            self._enqueue(
-                f"limit {order_id}",
-                partial(self._attempt_limit, order_id, account_id),
-                held=(order_id,),
-            )
+            self._try_limit(order_id, account_id)
 
     def listen_limits(self, listener: LimitListener) -> None:
         """`listener` hears of every STP limit order an attempt or a hedge order left (the
@@ -504,69 +478,37 @@ class StpDesk:
     def _join(self, symbol: str, order_id: str, account_id: str) -> None:
         self.intake.hold((order_id,))  # until its window's close has run
         if self.book.add(symbol, order_id, account_id):
-            self._call_later(self.config.window, partial(self._window_due, symbol))
+            self.worker.call_later(self.config.window, partial(self._window_due, symbol))
+
+    def _try_limit(self, order_id: str, account_id: str) -> None:
+        """Queues a try of an STP limit order (`_attempt_limit`), held until it has run."""
+        self.worker.enqueue(
+            f"limit {order_id}",
+            partial(self._attempt_limit, order_id, account_id),
+            held=(order_id,),
+        )
 
     def _window_due(self, symbol: str) -> None:
         """The window's time is up: it takes no more orders (a later one opens a new window)
         and is closed by the worker in its turn."""
         window = self.book.close(symbol)
         if window is not None:
-            self._enqueue(
+            self.worker.enqueue(
                 f"window {symbol}", partial(self._close_window, window), held=window.order_ids
             )
-
-    # -- the worker --------------------------------------------------------------------------------
-
-    def _enqueue(self, what: str, job: Job, held: Sequence[str] = ()) -> None:
-        """Queues `job`; the orders it works (`held`) are the desk's until it has run (the
-        sweep leaves them alone), however it ends."""
-        self.intake.hold(held)
-        self._jobs.put_nowait((what, job, tuple(held)))
-
-    def _later(self, delay: timedelta, what: str, job: Job) -> None:
-        self._call_later(delay, partial(self._enqueue, what, job))
-
-    def _call_later(self, delay: timedelta, callback: Callable[[], None]) -> None:
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback()
-
-        handle = asyncio.get_running_loop().call_later(delay.total_seconds(), fire)
-        self._timers.add(handle)
-
-    async def _work(self) -> None:
-        while True:
-            what, job, held = await self._jobs.get()
-            try:
-                await self._run(what, job)
-            finally:
-                self.intake.release(held)
-                self._jobs.task_done()
-
-    async def _run(self, what: str, job: Job) -> None:
-        """Runs a job, again after a failure (every job can be repeated: it re-reads what it
-        changes, and a hedge order is never sent twice), at most `_ATTEMPTS` times."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                await job()
-                return
-            except Exception:
-                log.exception("STP: %s failed (attempt %d of %d)", what, attempt, _ATTEMPTS)
-                if attempt < _ATTEMPTS:
-                    await asyncio.sleep(_RETRY_SECONDS * attempt)
 
     # -- FIX callbacks (on the event loop) ---------------------------------------------------------
 
     def _on_report(self, stored: StoredReport) -> None:
         report = stored.report
-        self._enqueue(
+        self.worker.enqueue(
             f"report {report.key} of {report.hedge_order_id}",
             partial(self._apply_report, report, stored.row_id),
         )
 
     def _on_message(self, stored: lp_messages.StoredMessage) -> None:
         message = stored.message
-        self._enqueue(
+        self.worker.enqueue(
             f"{message.kind.value} {message.key} from {message.lp}",
             partial(self._apply_message, stored),
         )
@@ -574,10 +516,10 @@ class StpDesk:
     def _on_logon(self, lp: str) -> None:
         logon = self.clock()
         self._logged_on_once.add(lp)
-        self._enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
+        self.worker.enqueue(f"stored reports of {lp}", partial(self._apply_stored, lp))
         for hedge_id in sorted(self._awaiting_logon.pop(lp, set())):
-            self._enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
-        self._enqueue(
+            self.worker.enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
+        self.worker.enqueue(
             f"hedge orders of {lp} not known to be sent", partial(self._ask_unsent, lp, logon)
         )
 
@@ -595,7 +537,7 @@ class StpDesk:
             )
             members: list[_Member] = []
             settlements: list[Settlement] = []
-            waits: dict[str, _PriceWait] = {}
+            waits: dict[str, PriceWait] = {}
             for order in sorted(orders.values(), key=arrival):
                 context = contexts.get(order.account_id)
                 if (
@@ -609,7 +551,9 @@ class StpDesk:
                 if quote is None:
                     refusal = unpriced(order, now, self.config.price_wait)
                     if refusal is None:
-                        waits[order.id] = self._price_wait(order, context, market=True)
+                        waits[order.id] = self.price_waits.wait_of(
+                            order, context.account.group_id, market=True
+                        )
                     else:
                         settlements.append(refusal)
                 else:
@@ -641,7 +585,7 @@ class StpDesk:
                     ]
                     await hedge_store.insert_hedge(session, hedge, links)
             await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
-        self._await_price(waits)
+        self.price_waits.add(waits)
         if hedge is not None:
             log.info(
                 "STP hedge order created",
@@ -654,7 +598,7 @@ class StpDesk:
                     "orders": len(window.order_ids),
                 },
             )
-            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+            self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -692,7 +636,7 @@ class StpDesk:
                     # sent) goes out then, rather than its clients paying for our restart.
                     if lp in self._logged_on_once:  # it logged on meanwhile: once more now
                         self._retried.add(hedge.id)
-                        self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+                        self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
                     else:
                         self._awaiting_logon[lp].add(hedge.id)
                         log.info(
@@ -786,7 +730,7 @@ class StpDesk:
         hedge: HedgeRow | None = None
         decision: HedgeAt | Wait | AwaitPrice | Refuse | None = None
         quote: LiveQuote | None = None
-        waits: dict[str, _PriceWait] = {}
+        waits: dict[str, PriceWait] = {}
         async with self.db.transaction() as session:
             await hedge_store.lock_accounts(session, [account_id])
             orders = await hedge_store.lock_orders(session, [order_id])
@@ -808,7 +752,9 @@ class StpDesk:
                         price_wait=self.config.price_wait,
                     )
                     if isinstance(decision, AwaitPrice):
-                        waits[order.id] = self._price_wait(order, context, market=False)
+                        waits[order.id] = self.price_waits.wait_of(
+                            order, context.account.group_id, market=False
+                        )
                 if isinstance(decision, Refuse):
                     await self._settle(
                         session, order.symbol, None, orders, [decision.settlement], contexts, now
@@ -833,67 +779,14 @@ class StpDesk:
                     "lp": hedge.liquidity_provider_id,
                 },
             )
-            self._enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
+            self.worker.enqueue(f"send {hedge.id}", partial(self._send, hedge.id))
             return
         if isinstance(decision, AwaitPrice):
-            self._await_price(waits)  # still WORKING, nothing settled: no listener to tell
+            self.price_waits.add(waits)  # still WORKING, nothing settled: no listener to tell
             return
         if isinstance(decision, Wait):
             log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
         await self._notify([_LimitNote(order_id, account_id, None)])
-
-    # -- orders waiting for a live price -----------------------------------------------------------
-
-    def _price_wait(self, order: OrderRow, context: AccountContext, *, market: bool) -> _PriceWait:
-        return _PriceWait(
-            order.symbol,
-            order.account_id,
-            context.account.group_id,
-            order.created_at + self.config.price_wait,
-            market,
-        )
-
-    def _await_price(self, waits: Mapping[str, _PriceWait]) -> None:
-        """The orders (committed WORKING, in no hedge order) wait for a live price: looked for
-        every `PRICE_RECHECK` (`_price_due`)."""
-        if not waits:
-            return
-        self._price_waits.update(waits)
-        log.info(
-            "STP orders wait for a live price",
-            extra={
-                "orders": len(waits),
-                "symbols": sorted({w.symbol for w in waits.values()}),
-                "order_ids": sorted(waits)[:20],
-            },
-        )
-        self._arm_price_check()
-
-    def _arm_price_check(self) -> None:
-        if self._price_waits and not self._price_check_armed:
-            self._price_check_armed = True
-            self._call_later(PRICE_RECHECK, self._price_due)
-
-    def _price_due(self) -> None:
-        """The waiting orders whose group has a live price again, or whose wait is over, are
-        taken again: a market order joins its window, a limit order is tried (either ends it
-        REJECTED / PRICE_UNAVAILABLE if it is past its wait and the price is still not
-        there). The others wait on; nothing here reads the database."""
-        self._price_check_armed = False
-        now = self.clock()
-        for order_id, wait in list(self._price_waits.items()):
-            if now < wait.due and self.quotes.live(wait.group_id, wait.symbol, now) is None:
-                continue
-            del self._price_waits[order_id]
-            if wait.market:
-                self._join(wait.symbol, order_id, wait.account_id)
-            else:
-                self._enqueue(
-                    f"limit {order_id}",
-                    partial(self._attempt_limit, order_id, wait.account_id),
-                    held=(order_id,),
-                )
-        self._arm_price_check()
 
     def _new_hedge(
         self,
@@ -1043,7 +936,7 @@ class StpDesk:
                 "status": hedge.status.value,
             },
         )
-        self._enqueue(f"send {hedge.id} again", partial(self._send, hedge.id, again=True))
+        self.worker.enqueue(f"send {hedge.id} again", partial(self._send, hedge.id, again=True))
 
     async def _dont_know(self, report: ExecutionReport) -> None:
         """Answers an execution report about an order the OMS never sent with a DontKnowTrade
@@ -1415,84 +1308,7 @@ class StpDesk:
             await self._notify(notes)
             return hedge
 
-        return await self._on_worker(f"settle {hedge_id}", settle)
-
-    async def _on_worker(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
-        """`work`'s result, done on the desk's worker after whatever is queued; its failure is
-        raised here (the caller's, not the worker's, to report)."""
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-        async def job() -> None:
-            try:
-                done.set_result(await work())
-            except Exception as error:
-                done.set_exception(error)
-
-        self._enqueue(what, job)
-        return await done
-
-    async def session_numbers(self, lp: str | None = None) -> list[SessionNumbers]:
-        """The order sessions' sequence numbers (of `lp`; NOT_FOUND for an LP without an order
-        session here)."""
-        router = self.router
-        lps = [e.lp for e in self.config.lps] if lp is None else [lp]
-        if router is None or any(name not in {e.lp for e in self.config.lps} for name in lps):
-            raise not_found("LP order session", "liquidity_provider_id", lp or "(none)")
-        return [await asyncio.to_thread(router.numbers, name) for name in lps]
-
-    async def set_session_numbers(
-        self,
-        lp: str,
-        next_sender: int | None,
-        next_target: int | None,
-        reason: str,
-        actor: Actor,
-        correlation_id: str = "",
-    ) -> SessionNumbers:
-        """An operator resets the LP order session's sequence numbers (neither given) or sets
-        them (`LpOrderRouter.set_numbers`), with an operator audit record committed with it.
-        NOT_FOUND for an LP without an order session here."""
-        router = self.router
-        if router is None or lp not in {e.lp for e in self.config.lps}:
-            raise not_found("LP order session", "liquidity_provider_id", lp)
-        now = self.clock()
-        reset = next_sender is None and next_target is None
-        async with self.db.transaction() as session:
-            current = await asyncio.to_thread(router.numbers, lp)
-            await operator_audit.append(
-                session,
-                actor=actor,
-                action="lp_order_session.reset" if reset else "lp_order_session.set_numbers",
-                entity_type="lp_order_session",
-                entity_id=f"{current.sender_comp_id}->{current.target_comp_id}",
-                reason=reason,
-                before=_numbers_snapshot(current),
-                after={
-                    "next_sender_msg_seq_num": 1
-                    if reset
-                    else next_sender or current.next_sender_msg_seq_num,
-                    "next_target_msg_seq_num": 1
-                    if reset
-                    else next_target or current.next_target_msg_seq_num,
-                    "logged_on": False,
-                },
-                now=now,
-                correlation_id=correlation_id,
-            )
-            # Last, so that a failure above changes nothing; the audit commits just after.
-            before, after = await asyncio.to_thread(
-                router.set_numbers, lp, next_sender, next_target
-            )
-        log.warning(
-            "an LP order session's sequence numbers were set by an operator",
-            extra={
-                "lp": lp,
-                "before": _numbers_snapshot(before),
-                "after": _numbers_snapshot(after),
-                "operator": actor.id,
-            },
-        )
-        return after
+        return await self.worker.on_worker(f"settle {hedge_id}", settle)
 
     # -- after a restart ---------------------------------------------------------------------------
 
@@ -1543,10 +1359,10 @@ class StpDesk:
 
     def _chase_due(self) -> None:
         """Every `chase_every`: the chase joins the queue unless it is still waiting there."""
-        self._call_later(self.config.chase_every, self._chase_due)
+        self.worker.call_later(self.config.chase_every, self._chase_due)
         if not self._chase_queued:
             self._chase_queued = True
-            self._enqueue("chase unanswered hedge orders", self._chase)
+            self.worker.enqueue("chase unanswered hedge orders", self._chase)
 
     async def _chase(self) -> None:
         """Asks the provider about each hedge order it has been quiet about for
@@ -1658,10 +1474,10 @@ class StpDesk:
 
     def _sweep_due(self) -> None:
         """Every `SWEEP_EVERY`: the sweep joins the queue unless it is still waiting there."""
-        self._call_later(intake.SWEEP_EVERY, self._sweep_due)
+        self.worker.call_later(intake.SWEEP_EVERY, self._sweep_due)
         if not self._sweep_queued:
             self._sweep_queued = True
-            self._enqueue("sweep of STP orders not taken", self._sweep)
+            self.worker.enqueue("sweep of STP orders not taken", self._sweep)
 
     async def _sweep(self) -> None:
         """Takes the STP orders committed WORKING that are in no hedge order and that the desk
@@ -1675,18 +1491,14 @@ class StpDesk:
         except Exception as error:
             log.warning("STP: the sweep could not read the orders", extra={"error": str(error)})
             return
-        # Those waiting for a live price are the desk's (`_price_waits`), as if held.
-        missed = self.intake.missed([o for o in found if o.order_id not in self._price_waits])
+        # Those waiting for a live price are the desk's (`price_waits`), as if held.
+        missed = self.intake.missed([o for o in found if o.order_id not in self.price_waits])
         for order in missed:
             intake.SWEPT.labels(order.type.value).inc()
             if order.market:
                 self._join(order.symbol, order.order_id, order.account_id)
             else:
-                self._enqueue(
-                    f"limit {order.order_id}",
-                    partial(self._attempt_limit, order.order_id, order.account_id),
-                    held=(order.order_id,),
-                )
+                self._try_limit(order.order_id, order.account_id)
         if missed:
             log.warning(
                 "STP orders committed WORKING that no hand-off brought are taken by the sweep",
@@ -1702,7 +1514,7 @@ class StpDesk:
         for order in waiting:
             self._join(order.symbol, order.order_id, order.account_id)
         for limit in limits:
-            self._enqueue(
+            self.worker.enqueue(
                 f"limit {limit.order_id}",
                 partial(self._attempt_limit, limit.order_id, limit.account_id),
             )
@@ -1724,14 +1536,6 @@ def _hedge_snapshot(hedge: HedgeRow) -> dict[str, str | None]:
         "status_reason": hedge.status_reason,
         "status_message": hedge.status_message,
         "version": str(hedge.version),
-    }
-
-
-def _numbers_snapshot(numbers: SessionNumbers) -> dict[str, int | bool]:
-    return {
-        "next_sender_msg_seq_num": numbers.next_sender_msg_seq_num,
-        "next_target_msg_seq_num": numbers.next_target_msg_seq_num,
-        "logged_on": numbers.logged_on,
     }
 
 

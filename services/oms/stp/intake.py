@@ -10,7 +10,7 @@ As the outbox relay does with its rows, the desk is driven by the committed stat
 - a sweep, every `SWEEP_EVERY` on the desk's worker, of the orders the desk must work that are
   WORKING in no hedge order and not held by the desk (`Intake`: in an open window, or waiting
   for the job that closes the window or tries the limit order, or in it; nor waiting in the
-  desk for a live price, `StpDesk._price_waits`), taken when two
+  desk for a live price, `price_waits.PriceWaits`), taken when two
   sweeps in a row find them so (a hand-off follows its commit within microseconds, so an order
   found loose twice a second apart was missed, not merely on its way). What it finds, a
   hand-off missed: the process stopped between a commit and its hand-off, a sink failed, or a

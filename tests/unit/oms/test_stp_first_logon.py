@@ -52,8 +52,7 @@ async def test_hedges_waiting_for_the_first_logon_are_sent_when_it_comes(tmp_pat
 
     stp._on_logon("lp-alpha")
 
-    queued = [stp._jobs.get_nowait()[0] for _ in range(stp._jobs.qsize())]
-    assert queued == [
+    assert stp.worker.queued() == [
         "stored reports of lp-alpha",
         "send h1 at logon",
         "send h2 at logon",

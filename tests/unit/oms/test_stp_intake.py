@@ -171,7 +171,7 @@ async def desk(tmp_path: Path) -> StpDesk:
 
 
 async def run_worker(desk: StpDesk) -> asyncio.Task[None]:
-    return asyncio.create_task(desk._work())
+    return asyncio.create_task(desk.worker.work())
 
 
 async def test_a_market_order_is_held_from_its_take_until_its_windows_close_has_run(
@@ -196,7 +196,7 @@ async def test_a_market_order_is_held_from_its_take_until_its_windows_close_has_
         assert desk.intake.holds("o-1")  # its window is being closed
 
         finish.set()
-        await asyncio.wait_for(desk._jobs.join(), 1)
+        await asyncio.wait_for(desk.worker.join(), 1)
         assert closed == [["o-1"]]
         assert not desk.intake.holds("o-1")
     finally:
@@ -213,13 +213,13 @@ async def test_an_order_whose_job_failed_every_try_is_released_to_the_sweep(
         raise RuntimeError("PostgreSQL is away")
 
     monkeypatch.setattr(desk, "_attempt_limit", attempt)
-    monkeypatch.setattr("services.oms.stp.desk._RETRY_SECONDS", 0)
+    monkeypatch.setattr("services.oms.stp.worker._RETRY_SECONDS", 0)
     worker = await run_worker(desk)
     try:
         await desk.take(stp_order("l-1", OrderType.LIMIT), ACCOUNT)
         assert desk.intake.holds("l-1")
 
-        await asyncio.wait_for(desk._jobs.join(), 1)
+        await asyncio.wait_for(desk.worker.join(), 1)
 
         assert tries == ["l-1"] * 5
         assert not desk.intake.holds("l-1")
@@ -247,10 +247,8 @@ async def test_the_leading_desk_takes_a_followers_orders_as_its_own(desk: StpDes
     assert len(desk.book) == 1  # EURUSD's window, with the market order
     assert desk.intake.holds(MARKET_ID)
     assert desk.intake.holds(LIMIT_ID)  # its try is queued
-    queued = [what for what, _, _ in desk._jobs._queue]  # type: ignore[attr-defined]
-    assert queued == [f"limit {LIMIT_ID}"]
-    for timer in desk._timers:
-        timer.cancel()
+    assert desk.worker.queued() == [f"limit {LIMIT_ID}"]
+    desk.worker.cancel_timers()
 
 
 async def test_a_desk_that_does_not_lead_or_a_malformed_hand_off_takes_nothing(

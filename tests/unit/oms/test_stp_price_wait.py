@@ -1,6 +1,7 @@
 """An acknowledged STP order whose group has no live price waits for one (issue #18 items 1
-and 4, ADR 0007): the decision (`unpriced`) and the desk's wait (`StpDesk._price_due`: the
-order is taken again once its group has a live price, or once its wait is over, never before).
+and 4, ADR 0007): the decision (`unpriced`) and the desk's wait (`stp.price_waits.PriceWaits`,
+`check`: the order is taken again once its group has a live price, or once its wait is over,
+never before).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import pytest
 from services.oms.entry.execution import LiveQuote
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderType
-from services.oms.store.changes import AccountContext
 from services.oms.stp.config import StpConfig
 from services.oms.stp.desk import StpDesk
 from services.oms.stp.rules import unpriced
@@ -71,12 +71,7 @@ def desk(tmp_path: Path, clock: Clock) -> Iterator[StpDesk]:
         clock,
     )
     yield desk
-    for timer in desk._timers:
-        timer.cancel()
-
-
-def context() -> AccountContext:
-    return AccountContext(ACCOUNT, None, None)
+    desk.worker.cancel_timers()
 
 
 def live_quote(at: datetime) -> LiveQuote:
@@ -86,11 +81,12 @@ def live_quote(at: datetime) -> LiveQuote:
 def waiting(desk: StpDesk, order_id: str, order_type: OrderType = OrderType.MARKET) -> None:
     order = stp_order(order_id, order_type)
     market = order_type is OrderType.MARKET
-    desk._await_price({order_id: desk._price_wait(order, context(), market=market)})
+    waits = desk.price_waits
+    waits.add({order_id: waits.wait_of(order, ACCOUNT.group_id, market=market)})
 
 
 def queued(desk: StpDesk) -> list[str]:
-    return [what for what, _, _ in desk._jobs._queue]  # type: ignore[attr-defined]
+    return desk.worker.queued()
 
 
 async def test_a_waiting_order_is_not_taken_while_its_group_has_no_live_price(
@@ -99,30 +95,30 @@ async def test_a_waiting_order_is_not_taken_while_its_group_has_no_live_price(
     desk.quotes.put(ACCOUNT.group_id, live_quote(NOW - timedelta(seconds=5)))  # aged out
     waiting(desk, "o-1")
 
-    desk._price_due()
+    desk.price_waits.check()
 
-    assert "o-1" in desk._price_waits
+    assert "o-1" in desk.price_waits
     assert len(desk.book) == 0
     assert not desk.intake.holds("o-1")
-    assert desk._price_check_armed  # it looks again
+    assert desk.price_waits.armed  # it looks again
 
 
 async def test_a_waiting_market_order_joins_a_window_once_its_group_has_a_live_price(
     desk: StpDesk, clock: Clock
 ) -> None:
     waiting(desk, "o-1")
-    desk._price_due()
+    desk.price_waits.check()
     desk.quotes.put("another-group", live_quote(clock.now))  # not its group's price
-    desk._price_due()
+    desk.price_waits.check()
     assert len(desk.book) == 0
 
     desk.quotes.put(ACCOUNT.group_id, live_quote(clock.now))
-    desk._price_due()
+    desk.price_waits.check()
 
-    assert desk._price_waits == {}
+    assert len(desk.price_waits) == 0
     assert len(desk.book) == 1
     assert desk.intake.holds("o-1")
-    assert not desk._price_check_armed  # nothing left to wait for
+    assert not desk.price_waits.armed  # nothing left to wait for
 
 
 async def test_a_waiting_limit_order_is_tried_again_once_its_group_has_a_live_price(
@@ -130,11 +126,11 @@ async def test_a_waiting_limit_order_is_tried_again_once_its_group_has_a_live_pr
 ) -> None:
     waiting(desk, "l-1", OrderType.LIMIT)
     desk.quotes.put(ACCOUNT.group_id, replace(live_quote(clock.now), stale=True))
-    desk._price_due()
+    desk.price_waits.check()
     assert queued(desk) == []
 
     desk.quotes.put(ACCOUNT.group_id, live_quote(clock.now))
-    desk._price_due()
+    desk.price_waits.check()
 
     assert queued(desk) == ["limit l-1"]
     assert desk.intake.holds("l-1")
@@ -146,13 +142,13 @@ async def test_an_order_past_its_wait_is_taken_without_a_price_and_its_close_rej
 ) -> None:
     waiting(desk, "o-1")
     clock.now = NOW + WAIT - timedelta(milliseconds=1)
-    desk._price_due()
-    assert "o-1" in desk._price_waits
+    desk.price_waits.check()
+    assert "o-1" in desk.price_waits
 
     clock.now = NOW + WAIT
-    desk._price_due()
+    desk.price_waits.check()
 
-    assert desk._price_waits == {}
+    assert len(desk.price_waits) == 0
     assert len(desk.book) == 1  # its window's close finds no price: `unpriced` rejects it
     assert unpriced(stp_order("o-1"), clock.now, WAIT) is not None
 
@@ -164,5 +160,5 @@ async def test_stopping_the_desk_forgets_the_waits_for_the_restart_to_take_them_
 
     await desk.stop()
 
-    assert desk._price_waits == {}
-    assert not desk._price_check_armed
+    assert len(desk.price_waits) == 0
+    assert not desk.price_waits.armed
