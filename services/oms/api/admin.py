@@ -5,7 +5,7 @@ an LP order session, set swap terms) admin or dealer; starting a rollover admin 
 (`rollover/admin.py`, ADR 0010). Actions go through the same code as the client's
 (`orders.cancel_order`, `placement`) with an OPERATOR actor, the operator's reason in the audit
 log and as the order's status_message. A hedge order's settlement and an LP order session's
-sequence numbers are the STP desk's (`stp.desk.StpDesk.settle_hedge`, `set_session_numbers`), with
+sequence numbers are the STP desk's (`stp.desk.StpDesk.settle_hedge`, `StpDesk.sessions`), with
 an operator audit record (`operator_audit`).
 """
 
@@ -207,14 +207,14 @@ class OrderAdminService(order_admin_service_pb2_grpc.OrderAdminServiceServicer):
         if self.desk is None or self.desk.router is None:
             return order_admin_service_pb2.ListLpOrderSessionsResponse()
         return order_admin_service_pb2.ListLpOrderSessionsResponse(
-            sessions=[_session_proto(n) for n in await self.desk.session_numbers()]
+            sessions=[_session_proto(n) for n in await self.desk.sessions.numbers()]
         )
 
     async def ResetLpOrderSession(  # noqa: N802
         self, request: order_admin_service_pb2.ResetLpOrderSessionRequest, context: Context
     ) -> order_admin_service_pb2.ResetLpOrderSessionResponse:
         caller = require_roles(ACTORS)
-        numbers = await self._desk().set_session_numbers(
+        numbers = await self._desk().sessions.set_numbers(
             request.liquidity_provider_id,
             request.next_sender_msg_seq_num
             if request.HasField("next_sender_msg_seq_num")

@@ -70,8 +70,8 @@ any rejected hedge; a refused status request makes the hedge of unknown fate at 
 MsgSeqNum of every message the desk sends is recorded so that a Reject finds it. Operators
 settle a hedge of unknown fate (`settle_hedge`, on this worker, as the provider's answer would
 be applied, the operator as the actor) and reset or set an order session's sequence numbers
-(`set_session_numbers`, `session_admin.OrderSessionAdmin`: not on the worker), each with an
-operator audit record (`operator_audit`).
+(`sessions`, a `session_admin.OrderSessionAdmin`: not on the worker), each with an operator
+audit record (`operator_audit`).
 
 After a restart: stored reports not applied are applied first; hedge orders that ended but
 whose allocation did not commit are allocated; reports the provider sent meanwhile arrive by
@@ -335,8 +335,6 @@ class StpDesk:
         self.sessions = OrderSessionAdmin(
             resources, [lp.lp for lp in config.lps], lambda: self.router, clock
         )
-        self.session_numbers = self.sessions.numbers  # ListLpOrderSessions
-        self.set_session_numbers = self.sessions.set_numbers  # ResetLpOrderSession
         self._takes: Subscription | None = None  # the followers' hand-offs, while leading
         # False on an instance that follows (`lead`, ADR 0017): it takes no order.
         self.leading = True
