@@ -1512,10 +1512,7 @@ class StpDesk:
         for order in waiting:
             self._join(order.symbol, order.order_id, order.account_id)
         for limit in limits:
-            self.worker.enqueue(
-                f"limit {limit.order_id}",
-                partial(self._attempt_limit, limit.order_id, limit.account_id),
-            )
+            self._try_limit(limit.order_id, limit.account_id)  # held: the sweep leaves it alone
         if waiting or limits:
             log.info(
                 "STP orders from before the restart rejoin windows or are tried",
