@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, Self
 
 from google.protobuf.message import DecodeError
 
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
-__all__ = ["SUBJECTS", "PublishedPrice", "published_price"]
+__all__ = ["SUBJECTS", "PublishedPrice"]
 
 SUBJECTS: Final = "pricing.quote.published.*.>"
 """Every group's prices of every instrument."""
@@ -30,7 +30,8 @@ SUBJECTS: Final = "pricing.quote.published.*.>"
 class PublishedPrice:
     """A group's price of an instrument (markup included) as pricing published it, read back
     (pricing's own `model.PublishedPrice` is the making of it). `version`: the price's aggregate
-    version, which a restarted pricing counts from 1 again."""
+    version, which a restarted pricing counts from 1 again. A service that adds its own rules
+    extends it (the OMS's `LiveQuote`), and `read` makes that class."""
 
     group_id: str
     symbol: str
@@ -44,34 +45,34 @@ class PublishedPrice:
     raw_bid: Decimal | None = None
     raw_ask: Decimal | None = None
 
-
-def published_price(data: bytes) -> PublishedPrice | None:
-    """The price a QuotePublished message carries; None when it carries no usable one (the
-    module's rule)."""
-    try:
-        event = pricing_events_pb2.QuotePublished.FromString(data)
-    except DecodeError:
-        return None
-    quote = event.quote
-    bid, ask = _price(quote.bid), _price(quote.ask)
-    if bid is None or ask is None or not (event.group_id and quote.symbol):
-        return None
-    if not quote.HasField("quote_time"):
-        return None
-    provenance = quote.provenance
-    return PublishedPrice(
-        group_id=event.group_id,
-        symbol=quote.symbol,
-        bid=bid,
-        ask=ask,
-        time=quote.quote_time.ToDatetime(tzinfo=UTC),
-        version=event.metadata.aggregate_version,
-        stale=quote.stale,
-        bid_lp=provenance.bid_source.liquidity_provider_id,
-        ask_lp=provenance.ask_source.liquidity_provider_id,
-        raw_bid=_price(provenance.bid_source.raw_price),
-        raw_ask=_price(provenance.ask_source.raw_price),
-    )
+    @classmethod
+    def read(cls, data: bytes) -> Self | None:
+        """The price a QuotePublished message carries, as `cls`; None when it carries no usable
+        one (the module's rule)."""
+        try:
+            event = pricing_events_pb2.QuotePublished.FromString(data)
+        except DecodeError:
+            return None
+        quote = event.quote
+        bid, ask = _price(quote.bid), _price(quote.ask)
+        if bid is None or ask is None or not (event.group_id and quote.symbol):
+            return None
+        if not quote.HasField("quote_time"):
+            return None
+        provenance = quote.provenance
+        return cls(
+            group_id=event.group_id,
+            symbol=quote.symbol,
+            bid=bid,
+            ask=ask,
+            time=quote.quote_time.ToDatetime(tzinfo=UTC),
+            version=event.metadata.aggregate_version,
+            stale=quote.stale,
+            bid_lp=provenance.bid_source.liquidity_provider_id,
+            ask_lp=provenance.ask_source.liquidity_provider_id,
+            raw_bid=_price(provenance.bid_source.raw_price),
+            raw_ask=_price(provenance.ask_source.raw_price),
+        )
 
 
 def _price(text: str) -> Decimal | None:

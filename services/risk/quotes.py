@@ -21,7 +21,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from services.platform.bus import last_per_subject
-from services.platform.prices import SUBJECTS, published_price
+from services.platform.prices import SUBJECTS, PublishedPrice
 from services.risk.model import Quote
 from services.risk.state import RiskState
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def parse_quote(data: bytes) -> tuple[str, str, Quote] | None:
     """(group id, symbol, quote) of a QuotePublished; None for one without a usable price
     (`services.platform.prices`). Without its raw LP prices, the group's own stand in."""
-    price = published_price(data)
+    price = PublishedPrice.read(data)
     if price is None:
         return None
     quote = Quote(

@@ -36,6 +36,7 @@ from typing import Final
 
 from services.oms.domain.positions import Side
 from services.oms.model import ExecutionMode, Instrument, OrderType, TimeInForce
+from services.platform.prices import PublishedPrice
 from services.platform.schedule import Session
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.money import Conversion, divide, exact_difference, exact_sum
@@ -57,23 +58,14 @@ _R = ErrorReason
 _TWO: Final = Decimal(2)
 
 
-@dataclass(frozen=True)
-class LiveQuote:
-    """A group's latest price of one instrument, as pricing published it."""
-
-    symbol: str
-    bid: Decimal
-    ask: Decimal
-    quote_time: datetime
-    stale: bool = False
-    bid_lp: str = ""
-    ask_lp: str = ""
-    raw_bid: Decimal | None = None
-    raw_ask: Decimal | None = None
+@dataclass(frozen=True, slots=True)
+class LiveQuote(PublishedPrice):
+    """A group's latest price of one instrument, as pricing published it (`PublishedPrice.read`),
+    with where an order executes at it."""
 
     def is_live(self, now: datetime, max_age: timedelta) -> bool:
         """Not marked stale and not older than `max_age` (ADR 0007: 2 s)."""
-        return not self.stale and now - self.quote_time <= max_age
+        return not self.stale and now - self.time <= max_age
 
     def price_for(self, side: Side) -> Decimal:
         """Where an order of `side` executes: a buy at the ask, a sell at the bid."""

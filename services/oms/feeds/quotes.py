@@ -31,28 +31,13 @@ from nats.js import JetStreamContext
 
 from services.oms.entry.execution import LiveQuote
 from services.platform.bus import last_per_subject
-from services.platform.prices import SUBJECTS, PublishedPrice, published_price
+from services.platform.prices import SUBJECTS
 
-__all__ = ["QuoteBook", "live_quote_of"]
+__all__ = ["QuoteBook"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE: Final = timedelta(seconds=2)
-
-
-def live_quote_of(price: PublishedPrice) -> LiveQuote:
-    """The book's form of a published price."""
-    return LiveQuote(
-        symbol=price.symbol,
-        bid=price.bid,
-        ask=price.ask,
-        quote_time=price.time,
-        stale=price.stale,
-        bid_lp=price.bid_lp,
-        ask_lp=price.ask_lp,
-        raw_bid=price.raw_bid,
-        raw_ask=price.raw_ask,
-    )
 
 
 class QuoteBook:
@@ -69,15 +54,15 @@ class QuoteBook:
         engine); it runs on the event loop and must not block."""
         self._listeners.append(listener)
 
-    def put(self, group_id: str, quote: LiveQuote) -> None:
+    def put(self, quote: LiveQuote) -> None:
         """Keeps `quote` unless the book holds a newer one (messages may arrive out of order)."""
-        key = (group_id, quote.symbol)
+        key = (quote.group_id, quote.symbol)
         held = self._quotes.get(key)
-        if held is None or quote.quote_time >= held.quote_time:
+        if held is None or quote.time >= held.time:
             self._quotes[key] = quote
             for listener in self._listeners:
                 try:
-                    listener(group_id, quote)
+                    listener(quote.group_id, quote)
                 except Exception:
                     log.exception("a quote listener failed", extra={"symbol": quote.symbol})
 
@@ -96,11 +81,11 @@ class QuoteBook:
         self.take(message)
 
     def take(self, message: Msg) -> bool:
-        price = published_price(message.data)
-        if price is None:
+        quote = LiveQuote.read(message.data)
+        if quote is None:
             log.warning("a message without a usable price", extra={"subject": message.subject})
             return False
-        self.put(price.group_id, live_quote_of(price))
+        self.put(quote)
         return True
 
     async def start(self, nats: NatsClient, js: JetStreamContext | None = None) -> None:

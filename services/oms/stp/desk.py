@@ -559,7 +559,7 @@ class StpDesk:
             if members:
                 window_orders = [window_order(m.order, *markups_of(m.quote)) for m in members]
                 net = net_of(window_orders)
-                reference = max((m.quote for m in members), key=lambda q: q.quote_time)
+                reference = max((m.quote for m in members), key=lambda q: q.time)
                 raw = raw_prices_of(reference)
                 if net.side is None:
                     digits = _digits(contexts)

@@ -28,7 +28,7 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)  # a Monday
-QUOTE = LiveQuote("EURUSD", D("1.10000"), D("1.10020"), NOW)
+QUOTE = LiveQuote("g1", "EURUSD", D("1.10000"), D("1.10020"), NOW, 1)
 POINT = D("0.00001")
 
 
@@ -157,13 +157,13 @@ def test_a_quote_is_live_until_it_is_stale_or_too_old() -> None:
     age = timedelta(seconds=2)
     assert QUOTE.is_live(NOW + timedelta(seconds=2), age)
     assert not QUOTE.is_live(NOW + timedelta(seconds=2, microseconds=1), age)
-    stale = LiveQuote("EURUSD", D("1"), D("1.1"), NOW, stale=True)
+    stale = LiveQuote("g1", "EURUSD", D("1"), D("1.1"), NOW, 1, stale=True)
     assert not stale.is_live(NOW, age)
 
 
 def test_the_mid_is_exact() -> None:
     assert QUOTE.mid == D("1.10010")
-    assert LiveQuote("X", D("1.00001"), D("1.00002"), NOW).mid == D("1.000015")
+    assert LiveQuote("g1", "X", D("1.00001"), D("1.00002"), NOW, 1).mid == D("1.000015")
 
 
 # -- DAY expiry --------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_no_pair_joins_the_currencies() -> None:
 
 
 def test_conversion_at_the_mid() -> None:
-    usdjpy = LiveQuote("USDJPY", D("150.000"), D("150.020"), NOW)
+    usdjpy = LiveQuote("g1", "USDJPY", D("150.000"), D("150.020"), NOW, 1)
     conversion = conversion_at(usdjpy, inverse=True)
     assert conversion.rate == D("150.010")
     assert conversion.to_account(D("1500.10")) == D("10")

@@ -110,10 +110,12 @@ def quote(bid: str, ask: str, *, markup_points: int = 5) -> LiveQuote:
     point = D("0.00001")
     bid_points = markup_points // 2
     return LiveQuote(
+        group_id="g1",
         symbol="EURUSD",
         bid=D(bid),
         ask=D(ask),
-        quote_time=NOW,
+        time=NOW,
+        version=1,
         bid_lp="lp-beta",
         ask_lp="lp-alpha",
         raw_bid=D(bid) + bid_points * point,

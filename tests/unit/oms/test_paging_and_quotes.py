@@ -16,9 +16,8 @@ from services.oms.api.paging import (
     page_size,
 )
 from services.oms.entry.execution import LiveQuote
-from services.oms.feeds.quotes import QuoteBook, live_quote_of
+from services.oms.feeds.quotes import QuoteBook
 from services.platform.errors import DomainError
-from services.platform.prices import published_price
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
@@ -46,26 +45,28 @@ def test_page_size_defaults_to_100() -> None:
     assert page_size(7) == 7
 
 
-def quote(at: datetime, bid: str = "1.1", ask: str = "1.2", stale: bool = False) -> LiveQuote:
-    return LiveQuote("EURUSD", Decimal(bid), Decimal(ask), at, stale=stale)
+def quote(
+    at: datetime, bid: str = "1.1", ask: str = "1.2", stale: bool = False, group_id: str = "g1"
+) -> LiveQuote:
+    return LiveQuote(group_id, "EURUSD", Decimal(bid), Decimal(ask), at, 1, stale=stale)
 
 
 def test_the_book_keeps_the_newest_quote_per_group_and_symbol() -> None:
     book = QuoteBook(timedelta(seconds=2))
-    book.put("g1", quote(T, "1.1"))
-    book.put("g1", quote(T - timedelta(seconds=1), "1.0"))  # late: ignored
-    book.put("g2", quote(T, "2.0", "2.1"))
+    book.put(quote(T, "1.1"))
+    book.put(quote(T - timedelta(seconds=1), "1.0"))  # late: ignored
+    book.put(quote(T, "2.0", "2.1", group_id="g2"))
     assert book.latest("g1", "EURUSD") == quote(T, "1.1")
-    assert book.latest("g2", "EURUSD") == quote(T, "2.0", "2.1")
+    assert book.latest("g2", "EURUSD") == quote(T, "2.0", "2.1", group_id="g2")
     assert book.latest("g3", "EURUSD") is None
 
 
 def test_only_a_fresh_unstale_quote_is_live() -> None:
     book = QuoteBook(timedelta(seconds=2))
-    book.put("g1", quote(T))
+    book.put(quote(T))
     assert book.live("g1", "EURUSD", T + timedelta(seconds=1)) is not None
     assert book.live("g1", "EURUSD", T + timedelta(seconds=3)) is None
-    book.put("g1", quote(T + timedelta(seconds=3), stale=True))
+    book.put(quote(T + timedelta(seconds=3), stale=True))
     assert book.live("g1", "EURUSD", T + timedelta(seconds=3)) is None
 
 
@@ -75,8 +76,12 @@ def test_a_published_quote_becomes_a_live_quote_with_its_provenance() -> None:
     event.quote.quote_time.FromDatetime(T)
     event.quote.provenance.bid_source.liquidity_provider_id = "lp-alpha"
     event.quote.provenance.bid_source.raw_price = "1.10005"
-    price = published_price(event.SerializeToString())
-    assert price is not None
-    live = live_quote_of(price)
-    assert (live.bid, live.ask, live.quote_time) == (Decimal("1.1"), Decimal("1.1002"), T)
+    live = LiveQuote.read(event.SerializeToString())
+    assert isinstance(live, LiveQuote)
+    assert (live.group_id, live.bid, live.ask, live.time) == (
+        "g1",
+        Decimal("1.1"),
+        Decimal("1.1002"),
+        T,
+    )
     assert (live.bid_lp, live.raw_bid, live.raw_ask) == ("lp-alpha", Decimal("1.10005"), None)

@@ -39,7 +39,7 @@ ID = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"
 EURUSD = Instrument(
     "EURUSD", "EUR", "USD", 5, D("0.00001"), D("100000"), D("0.01"), D("100"), D("0.01"), D("0.01")
 )
-QUOTE = LiveQuote("EURUSD", D("1.10000"), D("1.10020"), T)
+QUOTE = LiveQuote(ID, "EURUSD", D("1.10000"), D("1.10020"), T, 1)
 ACCOUNT = Account(ID, ID, ID, "USD", AccountStatus.ACTIVE, PositionMode.HEDGING)
 INTENT = OrderIntent(
     account_id=ID,

@@ -41,10 +41,12 @@ _R = ErrorReason
 
 def quote(**changes: object) -> LiveQuote:
     values: dict[str, object] = {
+        "group_id": "g1",
         "symbol": "EURUSD",
         "bid": D("1.09995"),
         "ask": D("1.10020"),
-        "quote_time": NOW,
+        "time": NOW,
+        "version": 1,
         "bid_lp": "lp-beta",
         "ask_lp": "lp-alpha",
         "raw_bid": D("1.10000"),

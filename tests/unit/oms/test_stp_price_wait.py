@@ -74,8 +74,8 @@ def desk(tmp_path: Path, clock: Clock) -> Iterator[StpDesk]:
     desk.worker.cancel_timers()
 
 
-def live_quote(at: datetime) -> LiveQuote:
-    return LiveQuote(symbol="EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"), quote_time=at)
+def live_quote(at: datetime, group_id: str = ACCOUNT.group_id) -> LiveQuote:
+    return LiveQuote(group_id, "EURUSD", Decimal("1.10000"), Decimal("1.10010"), at, 1)
 
 
 def waiting(desk: StpDesk, order_id: str, order_type: OrderType = OrderType.MARKET) -> None:
@@ -92,7 +92,7 @@ def queued(desk: StpDesk) -> list[str]:
 async def test_a_waiting_order_is_not_taken_while_its_group_has_no_live_price(
     desk: StpDesk, clock: Clock
 ) -> None:
-    desk.quotes.put(ACCOUNT.group_id, live_quote(NOW - timedelta(seconds=5)))  # aged out
+    desk.quotes.put(live_quote(NOW - timedelta(seconds=5)))  # aged out
     waiting(desk, "o-1")
 
     desk.price_waits.check()
@@ -108,11 +108,11 @@ async def test_a_waiting_market_order_joins_a_window_once_its_group_has_a_live_p
 ) -> None:
     waiting(desk, "o-1")
     desk.price_waits.check()
-    desk.quotes.put("another-group", live_quote(clock.now))  # not its group's price
+    desk.quotes.put(live_quote(clock.now, "another-group"))  # not its group's price
     desk.price_waits.check()
     assert len(desk.book) == 0
 
-    desk.quotes.put(ACCOUNT.group_id, live_quote(clock.now))
+    desk.quotes.put(live_quote(clock.now))
     desk.price_waits.check()
 
     assert len(desk.price_waits) == 0
@@ -125,11 +125,11 @@ async def test_a_waiting_limit_order_is_tried_again_once_its_group_has_a_live_pr
     desk: StpDesk, clock: Clock
 ) -> None:
     waiting(desk, "l-1", OrderType.LIMIT)
-    desk.quotes.put(ACCOUNT.group_id, replace(live_quote(clock.now), stale=True))
+    desk.quotes.put(replace(live_quote(clock.now), stale=True))
     desk.price_waits.check()
     assert queued(desk) == []
 
-    desk.quotes.put(ACCOUNT.group_id, live_quote(clock.now))
+    desk.quotes.put(live_quote(clock.now))
     desk.price_waits.check()
 
     assert queued(desk) == ["limit l-1"]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.platform.prices import PublishedPrice, published_price
+from services.platform.prices import PublishedPrice
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 T = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ def _published(bid: str = "1.10000", ask: str = "1.10020", **changes: object) ->
 
 
 def test_a_published_price_carries_the_group_price_its_time_version_and_provenance() -> None:
-    assert published_price(_published()) == PublishedPrice(
+    assert PublishedPrice.read(_published()) == PublishedPrice(
         group_id="g1",
         symbol="EURUSD",
         bid=Decimal("1.10000"),
@@ -74,14 +74,14 @@ def test_a_published_price_carries_the_group_price_its_time_version_and_provenan
     ],
 )
 def test_a_message_without_a_usable_price_is_none(data: bytes) -> None:
-    assert published_price(data) is None
+    assert PublishedPrice.read(data) is None
 
 
 def test_unusable_raw_prices_are_none_and_the_price_stands() -> None:
     event = pricing_events_pb2.QuotePublished.FromString(_published())
     event.quote.provenance.bid_source.raw_price = "0"
     event.quote.provenance.ask_source.ClearField("raw_price")
-    price = published_price(event.SerializeToString())
+    price = PublishedPrice.read(event.SerializeToString())
 
     assert price is not None
     assert (price.bid, price.raw_bid, price.raw_ask) == (Decimal("1.10000"), None, None)
