@@ -24,7 +24,6 @@ from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.risk.v1 import risk_events_pb2 as risk_events
-from tradingmesh.risk.v1 import risk_pb2
 
 K = NotificationKind
 S = NotificationSeverity
@@ -267,9 +266,13 @@ def order_expired(event: oms_events.OrderExpired) -> Draft:
 # ---- margin ------------------------------------------------------------------------------------
 
 
+_MarginEvent = (
+    risk_events.MarginCallIssued | risk_events.MarginCallResolved | risk_events.StopOutCompleted
+)
+
+
 def _margin_draft(
-    event_id: str,
-    margin: risk_pb2.MarginEvent,
+    event: _MarginEvent,
     kind: NotificationKind.ValueType,
     severity: NotificationSeverity.ValueType,
     *,
@@ -278,7 +281,8 @@ def _margin_draft(
     details: Mapping[str, str],
 ) -> Draft:
     """A margin event's draft: for its account, at the time risk decided it."""
-    source = Source(event_id, margin.create_time.ToDatetime(tzinfo=_UTC))
+    margin = event.margin_event
+    source = Source(event.metadata.event_id, margin.create_time.ToDatetime(tzinfo=_UTC))
     return _draft(
         source,
         kind,
@@ -293,8 +297,7 @@ def _margin_draft(
 def margin_call(event: risk_events.MarginCallIssued) -> Draft:
     risk = event.margin_event.account_risk
     return _margin_draft(
-        event.metadata.event_id,
-        event.margin_event,
+        event,
         K.NOTIFICATION_KIND_MARGIN_CALL,
         S.NOTIFICATION_SEVERITY_WARNING,
         title="Margin call",
@@ -310,8 +313,7 @@ def margin_call(event: risk_events.MarginCallIssued) -> Draft:
 def margin_call_resolved(event: risk_events.MarginCallResolved) -> Draft:
     risk = event.margin_event.account_risk
     return _margin_draft(
-        event.metadata.event_id,
-        event.margin_event,
+        event,
         K.NOTIFICATION_KIND_MARGIN_CALL_RESOLVED,
         S.NOTIFICATION_SEVERITY_INFO,
         title="Margin call resolved",
@@ -329,8 +331,7 @@ def stop_out(event: risk_events.StopOutCompleted) -> Draft:
     closed = len(margin.closed_position_ids)
     positions = "1 position was" if closed == 1 else f"{closed} positions were"
     return _margin_draft(
-        event.metadata.event_id,
-        margin,
+        event,
         K.NOTIFICATION_KIND_STOP_OUT,
         S.NOTIFICATION_SEVERITY_CRITICAL,
         title="Stop-out: positions closed",
