@@ -8,10 +8,15 @@ raise `inbox.UndeliverableError`), so no service holds a copy another would refu
 kept by name without their prefix (`enums.enum_name`; None where unset and optional), decimals
 exact (`tradingmesh.exact`). `version_of(event)` orders an entity's events: its occurred_at in
 microseconds (an older event never overwrites a newer copy).
+
+Which events carry a copy is said here once too: `ACCOUNT_SUBJECTS` and `INSTRUMENT_SUBJECTS`
+(the consumers' subjects and messages), and `copy_of(event)`, the copy an event carries with the
+version that orders it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Final
@@ -21,19 +26,23 @@ from google.protobuf.message import Message
 from services.platform import schedule
 from services.platform.enums import enum_name
 from services.platform.schedule import Session
-from tradingmesh.account.v1 import account_pb2
+from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.exact import decimal_field, optional_decimal
-from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 __all__ = [
+    "ACCOUNT_SUBJECTS",
+    "INSTRUMENT_SUBJECTS",
     "AccountCopy",
     "Copy",
     "GroupCopy",
     "GroupInstrumentCopy",
+    "GroupInstrumentTerms",
     "InstrumentCopy",
     "InstrumentTerms",
     "columns",
+    "copy_of",
     "version_of",
 ]
 
@@ -110,12 +119,11 @@ class GroupCopy:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupInstrumentCopy:
-    """A group's settings of one instrument (account/v1 GroupInstrumentSettings); None: the
-    group's or the instrument's own applies."""
+class GroupInstrumentTerms:
+    """A group's terms for one instrument (account/v1 GroupInstrumentSettings) that every
+    service reads; None: the group's or the instrument's own applies. What the account service
+    stores of them extends it (`account.store.groups.InstrumentTerms`)."""
 
-    group_id: str
-    symbol: str
     enabled: bool
     commission_per_lot: Decimal | None
     execution_mode: str | None
@@ -124,22 +132,36 @@ class GroupInstrumentCopy:
     max_position: Decimal | None
     margin_rate: Decimal | None
 
+    @staticmethod
+    def values_of(settings: account_pb2.GroupInstrumentSettings) -> dict[str, Any]:
+        """The terms' fields read from the message, by name (ValueError for a malformed
+        decimal)."""
+        deviation = settings.max_deviation_points
+        return {
+            "enabled": settings.enabled,
+            "commission_per_lot": optional_decimal(settings, "commission_per_lot"),
+            "execution_mode": _name(types_pb2.ExecutionMode, settings.execution_mode),
+            "max_deviation_points": (
+                deviation if settings.HasField("max_deviation_points") else None
+            ),
+            "max_order_size": optional_decimal(settings, "max_order_size"),
+            "max_position": optional_decimal(settings, "max_position"),
+            "margin_rate": optional_decimal(settings, "margin_rate"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInstrumentCopy(GroupInstrumentTerms):
+    """A group's settings of one instrument, with the group and the symbol they belong to."""
+
+    group_id: str
+    symbol: str
+
     @classmethod
     def of(cls, settings: account_pb2.GroupInstrumentSettings) -> GroupInstrumentCopy:
         if not (settings.group_id and settings.symbol):
             raise ValueError("instrument settings without their group or symbol")
-        deviation = settings.max_deviation_points
-        return cls(
-            settings.group_id,
-            settings.symbol,
-            settings.enabled,
-            optional_decimal(settings, "commission_per_lot"),
-            _name(types_pb2.ExecutionMode, settings.execution_mode),
-            deviation if settings.HasField("max_deviation_points") else None,
-            optional_decimal(settings, "max_order_size"),
-            optional_decimal(settings, "max_position"),
-            optional_decimal(settings, "margin_rate"),
-        )
+        return cls(**cls.values_of(settings), group_id=settings.group_id, symbol=settings.symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +223,46 @@ def columns(copy: Copy) -> dict[str, Any]:
     if isinstance(copy, InstrumentCopy):
         values["sessions"] = schedule.to_json(copy.sessions)
     return values
+
+
+ACCOUNT_SUBJECTS: Final[Mapping[str, type[Message]]] = {
+    "account.trading_account.created": account_events_pb2.TradingAccountCreated,
+    "account.trading_account.status_changed": account_events_pb2.TradingAccountStatusChanged,
+    "account.client_group.changed": account_events_pb2.ClientGroupChanged,
+    "account.client_group.instrument_settings_changed": (
+        account_events_pb2.GroupInstrumentSettingsChanged
+    ),
+}
+"""The account domain's events that carry a copy (an account, a group, a group's settings)."""
+
+INSTRUMENT_SUBJECTS: Final[Mapping[str, type[Message]]] = {
+    "pricing.instrument.created": pricing_events_pb2.InstrumentCreated,
+    "pricing.instrument.updated": pricing_events_pb2.InstrumentUpdated,
+    "pricing.instrument.trading_status_changed": (
+        pricing_events_pb2.InstrumentTradingStatusChanged
+    ),
+}
+"""Pricing's events that carry an instrument."""
+
+
+def copy_of(event: Message) -> tuple[Copy, int] | None:
+    """The copy `event` carries and the version that orders it against the stored one: the
+    account domain's occurred_at (`version_of`), pricing's row version (aggregate_version).
+    None for an event of neither list above; ValueError for one that breaks its contract."""
+    if isinstance(
+        event,
+        account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
+    ):
+        return AccountCopy.of(event.account), version_of(event)
+    if isinstance(event, account_events_pb2.ClientGroupChanged):
+        return GroupCopy.of(event.client_group), version_of(event)
+    if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
+        return GroupInstrumentCopy.of(event.settings), version_of(event)
+    if isinstance(
+        event,
+        pricing_events_pb2.InstrumentCreated
+        | pricing_events_pb2.InstrumentUpdated
+        | pricing_events_pb2.InstrumentTradingStatusChanged,
+    ):
+        return InstrumentCopy.of(event.instrument), event.metadata.aggregate_version
+    return None

@@ -45,12 +45,14 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.copies import (
+    ACCOUNT_SUBJECTS,
+    INSTRUMENT_SUBJECTS,
     AccountCopy,
+    Copy,
     GroupCopy,
     GroupInstrumentCopy,
-    InstrumentCopy,
     columns,
-    version_of,
+    copy_of,
 )
 from services.platform.db import Database
 from services.platform.envelope import Event
@@ -72,7 +74,6 @@ from tradingmesh.exact import decimal_field, parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events
-from tradingmesh.pricing.v1 import pricing_pb2
 
 __all__ = ["Copies"]
 
@@ -91,19 +92,10 @@ _BOOKS_COMMISSION: Final = ledger_pb2.LEDGER_ENTRY_REASON_COMMISSION
 _BOOKS_SWAP: Final = ledger_pb2.LEDGER_ENTRY_REASON_SWAP
 
 _ACCOUNT_SUBJECTS: Final[dict[str, type[Message]]] = {
-    "account.trading_account.created": account_events.TradingAccountCreated,
-    "account.trading_account.status_changed": account_events.TradingAccountStatusChanged,
-    "account.client_group.changed": account_events.ClientGroupChanged,
-    "account.client_group.instrument_settings_changed": (
-        account_events.GroupInstrumentSettingsChanged
-    ),
+    **ACCOUNT_SUBJECTS,
     "account.ledger_entry.posted": account_events.LedgerEntryPosted,
 }
-_INSTRUMENT_SUBJECTS: Final[dict[str, type[Message]]] = {
-    "pricing.instrument.created": pricing_events.InstrumentCreated,
-    "pricing.instrument.updated": pricing_events.InstrumentUpdated,
-    "pricing.instrument.trading_status_changed": pricing_events.InstrumentTradingStatusChanged,
-}
+_INSTRUMENT_SUBJECTS: Final[dict[str, type[Message]]] = dict(INSTRUMENT_SUBJECTS)
 _TRADING_SUBJECTS: Final[dict[str, type[Message]]] = {
     "oms.position.opened": oms_events.PositionOpened,
     "oms.position.changed": oms_events.PositionChanged,
@@ -249,39 +241,18 @@ class Copies(EventConsumers):
         metadata = event.metadata  # type: ignore[attr-defined]
         if not await first_time(session, SCHEMA, metadata.event_id, subject):
             return False
-        commit = await self._store(session, event, metadata)
+        commit = await self._store(session, event)
         return False if commit is None else commit
 
-    async def _store(self, session: Any, event: Message, metadata: Any) -> Commit | None:
+    async def _store(self, session: Any, event: Message) -> Commit | None:
         """Writes the event's change in the open transaction; returns what to do in memory
         after the commit, or None when nothing changed."""
         state = self.state
-        if isinstance(
-            event,
-            account_events.TradingAccountCreated | account_events.TradingAccountStatusChanged,
-        ):
-            account = await store.save_account(
-                session, columns(_copy(AccountCopy.of, event.account)), _copy(version_of, event)
-            )
-            return None if account is None else (lambda: state.put_account(account))
-        if isinstance(event, account_events.ClientGroupChanged):
-            group = await store.save_group(
-                session, columns(_copy(GroupCopy.of, event.client_group)), _copy(version_of, event)
-            )
-            return None if group is None else (lambda: state.put_group(group))
-        if isinstance(event, account_events.GroupInstrumentSettingsChanged):
-            settings = await store.save_group_instrument(
-                session,
-                columns(_copy(GroupInstrumentCopy.of, event.settings)),
-                _copy(version_of, event),
-            )
-            return None if settings is None else (lambda: state.put_group_instrument(settings))
+        copied = _copy(copy_of, event)
+        if copied is not None:
+            return await self._save_copy(session, *copied)
         if isinstance(event, account_events.LedgerEntryPosted):
             return await self._ledger_entry(session, event)
-        if isinstance(event, pricing_events.InstrumentCreated | pricing_events.InstrumentUpdated):
-            return await self._instrument(session, event.instrument, metadata.aggregate_version)
-        if isinstance(event, pricing_events.InstrumentTradingStatusChanged):
-            return await self._instrument(session, event.instrument, metadata.aggregate_version)
         if isinstance(
             event,
             oms_events.PositionOpened | oms_events.PositionChanged | oms_events.PositionClosed,
@@ -485,14 +456,23 @@ class Copies(EventConsumers):
 
         return commit
 
-    async def _instrument(
-        self, session: Any, instrument: pricing_pb2.Instrument, version: int
-    ) -> Commit | None:
-        copy = _copy(InstrumentCopy.of, instrument)
-        stored = await store.save_instrument(
-            session, {**columns(copy), "halted": copy.halted}, version
+    async def _save_copy(self, session: Any, copy: Copy, version: int) -> Commit | None:
+        """Stores the copy if `version` is newer than the stored one; what to take into memory
+        after the commit, or None when it is not."""
+        values, state = columns(copy), self.state
+        if isinstance(copy, AccountCopy):
+            account = await store.save_account(session, values, version)
+            return None if account is None else partial(state.put_account, account)
+        if isinstance(copy, GroupCopy):
+            group = await store.save_group(session, values, version)
+            return None if group is None else partial(state.put_group, group)
+        if isinstance(copy, GroupInstrumentCopy):
+            settings = await store.save_group_instrument(session, values, version)
+            return None if settings is None else partial(state.put_group_instrument, settings)
+        instrument = await store.save_instrument(
+            session, {**values, "halted": copy.halted}, version
         )
-        return None if stored is None else (lambda: self.state.put_instrument(stored))
+        return None if instrument is None else partial(state.put_instrument, instrument)
 
 
 _Read = TypeVar("_Read")

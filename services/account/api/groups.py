@@ -202,25 +202,13 @@ def _terms(group: pb.ClientGroup) -> GroupTerms:
 def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
     """The stored settings of a message; a field not set is None (the group's term applies)."""
     return InstrumentTerms(
-        enabled=given.enabled,
+        **InstrumentTerms.values_of(given),
         spread_markup_type=(
             enum_name(pricing_pb2.MarkupType, given.spread_markup_type)
             if given.spread_markup_type
             else None
         ),
         spread_markup=optional_decimal(given, "spread_markup"),
-        commission_per_lot=optional_decimal(given, "commission_per_lot"),
-        execution_mode=(
-            enum_name(types_pb2.ExecutionMode, given.execution_mode)
-            if given.execution_mode
-            else None
-        ),
-        max_deviation_points=(
-            given.max_deviation_points if given.HasField("max_deviation_points") else None
-        ),
-        max_order_size=optional_decimal(given, "max_order_size"),
-        max_position=optional_decimal(given, "max_position"),
-        margin_rate=optional_decimal(given, "margin_rate"),
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
 from services.account.store import GROUP_COLUMNS, GROUPS, SETTINGS_COLUMNS, Table, many, one
+from services.platform.copies import GroupInstrumentTerms
 
 _SETTINGS: Final = Table("account.group_instrument_settings", SETTINGS_COLUMNS)
 
@@ -33,19 +34,13 @@ class GroupTerms:
     max_deviation_points: int
 
 
-@dataclass(frozen=True)
-class InstrumentTerms:
-    """A group's settings for one instrument; None leaves the group's own term in force."""
+@dataclass(frozen=True, slots=True)
+class InstrumentTerms(GroupInstrumentTerms):
+    """A group's settings for one instrument: the terms every service copies, and the spread
+    markup (which pricing alone copies); None leaves the group's own term in force."""
 
-    enabled: bool
     spread_markup_type: str | None
     spread_markup: Decimal | None
-    commission_per_lot: Decimal | None
-    execution_mode: str | None
-    max_deviation_points: int | None
-    max_order_size: Decimal | None
-    max_position: Decimal | None
-    margin_rate: Decimal | None
 
 
 async def insert_group(session: AsyncSession, currency: str, terms: GroupTerms) -> Row:

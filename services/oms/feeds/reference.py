@@ -31,12 +31,15 @@ from services.oms.api.formats import FORMATS, Scale
 from services.oms.model import Instrument
 from services.oms.store.changes import offered_instruments
 from services.platform.copies import (
+    ACCOUNT_SUBJECTS,
+    INSTRUMENT_SUBJECTS,
     AccountCopy,
+    Copy,
     GroupCopy,
     GroupInstrumentCopy,
     InstrumentCopy,
     columns,
-    version_of,
+    copy_of,
 )
 from services.platform.db import Database
 from services.platform.envelope import Event
@@ -48,8 +51,6 @@ from services.platform.inbox import (
     decode_known,
     first_time,
 )
-from tradingmesh.account.v1 import account_events_pb2
-from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = [
     "ACCOUNT_CONSUMER",
@@ -67,19 +68,7 @@ SCHEMA: Final = "oms"
 ACCOUNT_CONSUMER: Final = "oms-reference"
 INSTRUMENT_CONSUMER: Final = "oms-instruments"
 
-SUBJECTS: Final[dict[str, type[Message]]] = {
-    "account.trading_account.created": account_events_pb2.TradingAccountCreated,
-    "account.trading_account.status_changed": account_events_pb2.TradingAccountStatusChanged,
-    "account.client_group.changed": account_events_pb2.ClientGroupChanged,
-    "account.client_group.instrument_settings_changed": (
-        account_events_pb2.GroupInstrumentSettingsChanged
-    ),
-    "pricing.instrument.created": pricing_events_pb2.InstrumentCreated,
-    "pricing.instrument.updated": pricing_events_pb2.InstrumentUpdated,
-    "pricing.instrument.trading_status_changed": (
-        pricing_events_pb2.InstrumentTradingStatusChanged
-    ),
-}
+SUBJECTS: Final[dict[str, type[Message]]] = {**ACCOUNT_SUBJECTS, **INSTRUMENT_SUBJECTS}
 
 _ACCOUNT_UPSERT: Final = (
     "INSERT INTO oms.accounts (account_id, user_id, group_id, currency, status, position_mode,"
@@ -128,6 +117,12 @@ _INSTRUMENT_UPSERT: Final = (
     " sessions = EXCLUDED.sessions, version = EXCLUDED.version, updated_at = now()"
     " WHERE oms.instruments.version < EXCLUDED.version RETURNING symbol"
 )
+_UPSERTS: Final[dict[type[Copy], str]] = {
+    AccountCopy: _ACCOUNT_UPSERT,
+    GroupCopy: _GROUP_UPSERT,
+    GroupInstrumentCopy: _SETTINGS_UPSERT,
+    InstrumentCopy: _INSTRUMENT_UPSERT,
+}
 
 
 def decode(subject: str, data: bytes) -> Message | None:
@@ -139,28 +134,11 @@ def decode(subject: str, data: bytes) -> Message | None:
 def upsert_of(event: Message) -> tuple[str, dict[str, Any]]:
     """The statement and parameters that apply `event` to its copy. ValueError when the event
     lacks what the copy needs (a breach of its contract: `services.platform.copies`)."""
-    if isinstance(
-        event,
-        account_events_pb2.TradingAccountCreated | account_events_pb2.TradingAccountStatusChanged,
-    ):
-        account = AccountCopy.of(event.account)
-        return _ACCOUNT_UPSERT, {**columns(account), "version": version_of(event)}
-    if isinstance(event, account_events_pb2.ClientGroupChanged):
-        group = GroupCopy.of(event.client_group)
-        return _GROUP_UPSERT, {**columns(group), "version": version_of(event)}
-    if isinstance(event, account_events_pb2.GroupInstrumentSettingsChanged):
-        settings = GroupInstrumentCopy.of(event.settings)
-        return _SETTINGS_UPSERT, {**columns(settings), "version": version_of(event)}
-    if isinstance(
-        event,
-        pricing_events_pb2.InstrumentCreated
-        | pricing_events_pb2.InstrumentUpdated
-        | pricing_events_pb2.InstrumentTradingStatusChanged,
-    ):
-        instrument = InstrumentCopy.of(event.instrument)
-        version = event.metadata.aggregate_version
-        return _INSTRUMENT_UPSERT, {**columns(instrument), "version": version}
-    raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")
+    copied = copy_of(event)
+    if copied is None:
+        raise ValueError(f"{event.DESCRIPTOR.full_name} is not a reference event")
+    copy, version = copied
+    return _UPSERTS[type(copy)], {**columns(copy), "version": version}
 
 
 class ReferenceCopies(EventConsumers):

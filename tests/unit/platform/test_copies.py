@@ -6,19 +6,23 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from google.protobuf.message import Message
 
 from services.platform.copies import (
+    ACCOUNT_SUBJECTS,
+    INSTRUMENT_SUBJECTS,
     AccountCopy,
     GroupCopy,
     GroupInstrumentCopy,
     InstrumentCopy,
     columns,
+    copy_of,
     version_of,
 )
 from services.platform.schedule import Session
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
 
 ACCOUNT = account_pb2.TradingAccount(
     id="a1",
@@ -79,7 +83,7 @@ def test_instrument_settings_leave_what_they_do_not_set_as_none() -> None:
         group_id="g1", symbol="EURUSD", enabled=True, max_order_size="5"
     )
     assert GroupInstrumentCopy.of(settings) == GroupInstrumentCopy(
-        "g1", "EURUSD", True, None, None, None, Decimal("5"), None, None
+        True, None, None, None, Decimal("5"), None, None, group_id="g1", symbol="EURUSD"
     )
     with pytest.raises(ValueError, match="without their group or symbol"):
         GroupInstrumentCopy.of(account_pb2.GroupInstrumentSettings(group_id="g1"))
@@ -115,3 +119,29 @@ def test_an_event_is_ordered_by_when_it_occurred() -> None:
     moment = datetime(2026, 12, 7, 7, 0, 0, 1, tzinfo=UTC)
     event.metadata.occurred_at.FromDatetime(moment)
     assert version_of(event) == int(moment.timestamp()) * 1_000_000 + 1
+
+
+def test_each_listed_event_carries_its_copy_with_the_version_that_orders_it() -> None:
+    moment = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)
+    group_changed = account_events_pb2.ClientGroupChanged(client_group=GROUP)
+    group_changed.metadata.occurred_at.FromDatetime(moment)
+    instrument = pricing_pb2.Instrument(
+        symbol="US500", quote_currency="USD", tick_size="0.01", contract_size="1"
+    )
+    instrument.min_lot = instrument.max_lot = instrument.lot_step = "0.1"
+    instrument_updated = pricing_events_pb2.InstrumentUpdated(instrument=instrument)
+    instrument_updated.metadata.aggregate_version = 7
+
+    assert copy_of(group_changed) == (GroupCopy.of(GROUP), int(moment.timestamp()) * 1_000_000)
+    # Pricing's row version orders an instrument, not the clock.
+    assert copy_of(instrument_updated) == (InstrumentCopy.of(instrument), 7)
+    assert copy_of(account_events_pb2.LedgerEntryPosted()) is None  # carries no copy
+    with pytest.raises(ValueError, match="without occurred_at"):  # cannot be ordered
+        copy_of(account_events_pb2.TradingAccountStatusChanged(account=ACCOUNT))
+
+
+@pytest.mark.parametrize("message", [*ACCOUNT_SUBJECTS.values(), *INSTRUMENT_SUBJECTS.values()])
+def test_every_listed_event_is_read_for_its_copy(message: type[Message]) -> None:
+    # Read (not None), and empty: it breaks its contract.
+    with pytest.raises(ValueError, match=r"without|lacks|symbol"):
+        copy_of(message())
