@@ -24,11 +24,12 @@ After the commit the hedge goes out as a FIX NewOrderSingle (market, IOC, ClOrdI
 LP_UNAVAILABLE. Every execution report is applied in one transaction (`hedges.on_report`,
 fills de-duplicated on ExecID), with its `oms.hedge_order.*` event in the outbox. The report
 that ends the hedge (FILLED, CANCELLED rest, REJECTED) also allocates the window in the same
-transaction (`domain.netting.allocate`): each client order fills at its own price through
-`fills.book_fill` (trades carry the hedge's id; positions, commission, P&L and events as for any
-fill), the unfilled rest of an IOC is CANCELLED / NO_LIQUIDITY (REJECTED when nothing filled,
-with the hedge's reason), a FOK not filled in full is REJECTED / NO_LIQUIDITY, and an order the
-client asked to cancel meanwhile (PENDING_CANCEL) takes what it was allocated and is cancelled.
+transaction (`allocation.Allocation`, `domain.netting.allocate`): each client order fills at its
+own price through `fills.book_fill` (trades carry the hedge's id; positions, commission, P&L and
+events as for any fill), the unfilled rest of an IOC is CANCELLED / NO_LIQUIDITY (REJECTED when
+nothing filled, with the hedge's reason), a FOK not filled in full is REJECTED / NO_LIQUIDITY,
+and an order the client asked to cancel meanwhile (PENDING_CANCEL) takes what it was allocated
+and is cancelled.
 One account's failure to book (a position closed meanwhile, no conversion price) rejects that
 account's orders only (a savepoint each).
 
@@ -119,7 +120,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -132,18 +133,13 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.netting import (
-    HedgeResult,
-    RawPrices,
-    WindowOrder,
     allocate,
-    allocate_limit,
     net_of,
     raw_limit,
 )
 from services.oms.domain.positions import Side
-from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
+from services.oms.domain.state import WORKING_STATUSES, OrderStatus
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
@@ -155,16 +151,14 @@ from services.oms.model import (
 from services.oms.store import hedges as hedge_store
 from services.oms.store import operator_audit
 from services.oms.store.changes import (
-    AccountChange,
-    AccountContext,
     account_context,
     get_order,
     load_account,
-    reason_changes,
 )
 from services.oms.store.events import system_actor
 from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
+from services.oms.stp.allocation import Allocation, LimitNote, contexts_of, digits_of
 from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
@@ -190,8 +184,6 @@ from services.oms.stp.rules import (
     limit_attempt,
     markups_of,
     raw_prices_of,
-    refused,
-    rest_event,
     route,
     settlements_of,
     unpriced,
@@ -270,13 +262,6 @@ LimitListener = Callable[[LimitSettled], None]
 
 
 @dataclass(frozen=True)
-class _LimitNote:
-    order_id: str
-    account_id: str
-    filled: Decimal | None
-
-
-@dataclass(frozen=True)
 class _Member:
     order: OrderRow
     account: Account
@@ -301,6 +286,7 @@ class StpDesk:
         self._credentials = credentials
         self.clock = clock
         self.book = WindowBook()
+        self.allocation = Allocation(quotes, clock)  # an outcome shared out to client orders
         self.router: LpOrderRouter | None = None
         self.intake = intake.Intake()  # the orders in a window or a job (the sweep's)
         self.worker = DeskWorker(self.intake)  # every change of hedge orders, one at a time
@@ -530,7 +516,7 @@ class StpDesk:
             await hedge_store.lock_accounts(session, list(window.account_ids.values()))
             orders = await hedge_store.lock_orders(session, window.order_ids)
             in_hedges = await hedge_store.hedged_order_ids(session, window.order_ids)
-            contexts = await self._contexts(
+            contexts = await contexts_of(
                 session, {o.account_id for o in orders.values()}, window.symbol
             )
             members: list[_Member] = []
@@ -562,7 +548,7 @@ class StpDesk:
                 reference = max((m.quote for m in members), key=lambda q: q.time)
                 raw = raw_prices_of(reference)
                 if net.side is None:
-                    digits = _digits(contexts)
+                    digits = digits_of(contexts)
                     allocations = allocate(window_orders, None, raw, digits)
                     settlements += settlements_of(allocations, window_orders, None)
                 else:
@@ -582,7 +568,9 @@ class StpDesk:
                         for m, w in zip(members, window_orders, strict=True)
                     ]
                     await hedge_store.insert_hedge(session, hedge, links)
-            await self._settle(session, window.symbol, None, orders, settlements, contexts, now)
+            await self.allocation.settle(
+                session, window.symbol, None, orders, settlements, contexts, now, actor=ACTOR
+            )
         self.price_waits.add(waits)
         if hedge is not None:
             log.info(
@@ -675,7 +663,7 @@ class StpDesk:
         if order is None or not is_stp_limit(order):
             return None, False
         context = await account_context(session, link.account_id, hedge.symbol)
-        digits = _digits({link.account_id: context} if context is not None else {})
+        digits = digits_of({link.account_id: context} if context is not None else {})
         window = window_order(order, link.bid_markup, link.ask_markup)
         return raw_limit(window, digits), order.time_in_force is TimeInForce.FOK
 
@@ -702,7 +690,7 @@ class StpDesk:
     async def _end_unsent(self, hedge_id: str, message: str) -> None:
         """REJECTED / LP_UNAVAILABLE for a hedge order that did not leave, and its window
         allocated (the internalized part still fills)."""
-        notes: list[_LimitNote] = []
+        notes: list[LimitNote] = []
         async with self.db.transaction() as session:
             hedge = await hedge_store.get_hedge(session, hedge_id, lock=True)
             if hedge is None:
@@ -711,7 +699,7 @@ class StpDesk:
             if ended is None:
                 return
             await hedge_store.publish(session, hedge, ended, ACTOR)
-            notes = await self._allocate(session, ended)
+            notes = await self.allocation.allocate(session, ended, ACTOR)
         log.warning(
             "STP hedge order not sent", extra={"hedge_order_id": hedge_id, "error": message}
         )
@@ -736,7 +724,7 @@ class StpDesk:
             if order is None:
                 return
             if _attemptable(order) and not await hedge_store.in_flight(session, order_id):
-                contexts = await self._contexts(session, {account_id}, order.symbol)
+                contexts = await contexts_of(session, {account_id}, order.symbol)
                 context = contexts.get(account_id)
                 if context is None or context.instrument is None:
                     decision = Wait("the instrument is not offered to the account's group")
@@ -754,8 +742,15 @@ class StpDesk:
                             order, context.account.group_id, market=False
                         )
                 if isinstance(decision, Refuse):
-                    await self._settle(
-                        session, order.symbol, None, orders, [decision.settlement], contexts, now
+                    await self.allocation.settle(
+                        session,
+                        order.symbol,
+                        None,
+                        orders,
+                        [decision.settlement],
+                        contexts,
+                        now,
+                        actor=ACTOR,
                     )
                 elif isinstance(decision, HedgeAt):
                     assert quote is not None
@@ -784,7 +779,7 @@ class StpDesk:
             return
         if isinstance(decision, Wait):
             log.debug("STP limit order waits", extra={"order_id": order_id, "why": decision.why})
-        await self._notify([_LimitNote(order_id, account_id, None)])
+        await self._notify([LimitNote(order_id, account_id, None)])
 
     def _new_hedge(
         self,
@@ -841,7 +836,7 @@ class StpDesk:
         await hedge_store.insert_hedge(session, hedge, [link])
         return hedge
 
-    async def _notify(self, notes: Sequence[_LimitNote]) -> None:
+    async def _notify(self, notes: Sequence[LimitNote]) -> None:
         """Tells the listeners what became of the limit orders (after the commit)."""
         if not notes or not self._limit_listeners:
             return
@@ -865,7 +860,7 @@ class StpDesk:
         """Applies a report in one transaction, which also marks its stored row applied
         (`row_id`; nothing is done if it was applied before). A STATUS answer applies as the
         reports it stands for (`hedges.status_steps`)."""
-        notes: list[_LimitNote] = []
+        notes: list[LimitNote] = []
         async with self.db.transaction() as session:
             if row_id is not None and not await report_journal.mark_applied(session, row_id):
                 return  # applied before: handed over twice (a resend, or a replay)
@@ -885,7 +880,7 @@ class StpDesk:
 
     async def _apply_to_hedge(
         self, session: AsyncSession, hedge: HedgeRow, report: ExecutionReport
-    ) -> list[_LimitNote]:
+    ) -> list[LimitNote]:
         """The report's steps applied to its hedge order (locked) in the caller's
         transaction; the limit orders the allocation settled."""
         steps = [report]
@@ -912,7 +907,7 @@ class StpDesk:
         ):
             self._send_again(hedge)
             return []
-        notes: list[_LimitNote] = []
+        notes: list[LimitNote] = []
         for step in steps:
             hedge, allocated = await self._apply_step(session, hedge, step)
             notes += allocated
@@ -959,7 +954,7 @@ class StpDesk:
         transaction that also marks its stored row APPLIED (or PARKED) with what it did;
         nothing if it was dealt with before."""
         message = stored.message
-        notes: list[_LimitNote] = []
+        notes: list[LimitNote] = []
         async with self.db.transaction() as session:
             if not await report_journal.claim_message(session, stored.row_id):
                 return  # dealt with before: handed over twice
@@ -1005,7 +1000,7 @@ class StpDesk:
         session: AsyncSession,
         message: lp_messages.LpMessage,
         effect: lp_messages.RejectHedge,
-    ) -> tuple[str, list[_LimitNote]]:
+    ) -> tuple[str, list[LimitNote]]:
         """The provider refused a hedge order's NewOrderSingle: REJECTED / LP_REJECTED with its
         words, and the hedge's client orders allocated as for any rejected hedge."""
         hedge = None
@@ -1022,7 +1017,7 @@ class StpDesk:
         if ended is None:
             return f"refuses hedge order {hedge.id}, which had ended {hedge.status.value}", []
         await hedge_store.publish(session, hedge, ended, ACTOR)
-        notes = await self._allocate(session, ended)
+        notes = await self.allocation.allocate(session, ended, ACTOR)
         return f"hedge order {hedge.id} REJECTED: {ended.status_message}", notes
 
     async def _apply_step(
@@ -1032,7 +1027,7 @@ class StpDesk:
         report: ExecutionReport,
         actor: Actor = ACTOR,
         correlation_id: str = "",
-    ) -> tuple[HedgeRow, list[_LimitNote]]:
+    ) -> tuple[HedgeRow, list[LimitNote]]:
         """One report's change to the hedge order, in the caller's transaction: the row, its
         event, and the window's allocation when the report ends it. The hedge as it is after,
         and the limit orders the allocation settled. `actor` is who made the change (the desk;
@@ -1062,161 +1057,10 @@ class StpDesk:
                 extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
             )
         await hedge_store.publish(session, hedge, after, actor, report)
-        notes: list[_LimitNote] = []
+        notes: list[LimitNote] = []
         if after.status.terminal and not hedge.status.terminal:
-            notes = await self._allocate(session, after, actor, correlation_id)
+            notes = await self.allocation.allocate(session, after, actor, correlation_id)
         return after, notes
-
-    # -- allocation --------------------------------------------------------------------------------
-
-    async def _allocate(
-        self,
-        session: AsyncSession,
-        hedge: HedgeRow,
-        actor: Actor = ACTOR,
-        correlation_id: str = "",
-    ) -> list[_LimitNote]:
-        """Shares an ended hedge order's window out (ADR 0007), in the caller's transaction;
-        a limit order's own hedge goes to that order (`allocate_limit`). The limit orders it
-        settled, for `_notify` after the commit."""
-        links = await hedge_store.links_of(session, hedge.id)
-        await hedge_store.lock_accounts(session, [link.account_id for link in links])
-        orders = await hedge_store.lock_orders(session, [link.order_id for link in links])
-        contexts = await self._contexts(session, {link.account_id for link in links}, hedge.symbol)
-        window_orders = [
-            window_order(orders[link.order_id], link.bid_markup, link.ask_markup)
-            for link in links
-            if link.order_id in orders
-        ]
-        assert hedge.raw_bid is not None, "stored when the hedge was created"
-        assert hedge.raw_ask is not None, "stored when the hedge was created"
-        filled = hedge.filled_quantity
-        result = HedgeResult(filled, hedge.average_price if filled > 0 else None)
-        digits = _digits(contexts)
-        notes: list[_LimitNote] = []
-        if len(links) == 1 and len(window_orders) == 1 and window_orders[0].limit is not None:
-            (limit_order,) = window_orders
-            if await hedge_store.in_flight(session, limit_order.order_id):
-                # An older hedge allocated again after a restart while a newer one is at the
-                # provider: the newer one decides.
-                log.warning(
-                    "STP: a limit order's ended hedge order is not allocated: another is open",
-                    extra={"hedge_order_id": hedge.id, "order_id": limit_order.order_id},
-                )
-                return notes
-            result = _limit_result(hedge, limit_order, result, digits)
-            allocations = [allocate_limit(limit_order, result, digits)]
-            notes.append(_LimitNote(links[0].order_id, links[0].account_id, filled))
-        else:
-            allocations = allocate(
-                window_orders, result, RawPrices(hedge.raw_bid, hedge.raw_ask), digits
-            )
-        settlements = settlements_of(allocations, window_orders, hedge)
-        await self._settle(
-            session,
-            hedge.symbol,
-            hedge.id,
-            orders,
-            settlements,
-            contexts,
-            self.clock(),
-            actor=actor,
-            correlation_id=correlation_id,
-        )
-        log.info(
-            "STP hedge order allocated",
-            extra={
-                "hedge_order_id": hedge.id,
-                "status": hedge.status.value,
-                "filled": str(filled),
-                "orders": len(settlements),
-            },
-        )
-        return notes
-
-    async def _contexts(
-        self, session: AsyncSession, account_ids: set[str], symbol: str
-    ) -> dict[str, AccountContext]:
-        found = {}
-        for account_id in sorted(account_ids):
-            context = await account_context(session, account_id, symbol)
-            if context is not None:
-                found[account_id] = context
-        return found
-
-    async def _settle(
-        self,
-        session: AsyncSession,
-        symbol: str,
-        hedge_id: str | None,
-        orders: Mapping[str, OrderRow],
-        settlements: Sequence[Settlement],
-        contexts: Mapping[str, AccountContext],
-        now: datetime,
-        *,
-        actor: Actor = ACTOR,
-        correlation_id: str = "",
-    ) -> None:
-        """Applies the settlements, one account at a time (their rows are locked, in id order,
-        by the caller), each in a savepoint: an account whose orders cannot be booked has them
-        rejected with the reason, and the others still fill. `actor` (and `correlation_id`)
-        go to the accounts' audit records: the desk, or the operator who settled the hedge."""
-        by_account: dict[str, list[Settlement]] = defaultdict(list)
-        for settlement in settlements:
-            by_account[orders[settlement.order_id].account_id].append(settlement)
-        for account_id in sorted(by_account):
-            context = contexts[account_id]
-            try:
-                async with (
-                    session.begin_nested(),
-                    AccountChange.opened(
-                        session, context.account, actor, now, correlation_id
-                    ) as change,
-                ):
-                    terms = await self._fill_terms(session, context, by_account[account_id])
-                    for settlement in by_account[account_id]:
-                        await _settle_order(
-                            change, orders[settlement.order_id], settlement, terms, hedge_id
-                        )
-            except DomainError as error:
-                log.error(
-                    "STP: an account's orders could not be filled; they are rejected",
-                    extra={"account_id": account_id, "symbol": symbol, "error": error.message},
-                )
-                async with (
-                    session.begin_nested(),
-                    AccountChange.opened(
-                        session, context.account, actor, now, correlation_id
-                    ) as change,
-                ):
-                    for settlement in by_account[account_id]:
-                        failed = refused(settlement.order_id, error.reason, error.message)
-                        await _settle_order(
-                            change, orders[settlement.order_id], failed, None, hedge_id
-                        )
-
-    async def _fill_terms(
-        self, session: AsyncSession, context: AccountContext, settlements: Sequence[Settlement]
-    ) -> FillTerms | None:
-        """The account's fill terms; None when none of its orders fills. PRICE_UNAVAILABLE
-        when a fill needs a conversion to the account currency and no price gives it."""
-        if all(s.quantity <= 0 for s in settlements):
-            return None
-        instrument, terms, account = context.instrument, context.terms, context.account
-        if instrument is None or terms is None:
-            raise DomainError(
-                _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
-                "the instrument is not offered to the account's group",
-            )
-        fill_terms = await converted_fill_terms(
-            session, instrument, terms, account.currency, self.quotes.live
-        )
-        if fill_terms is None:
-            raise DomainError(
-                _R.ERROR_REASON_PRICE_UNAVAILABLE,
-                f"no live price converts {instrument.quote_currency} to {account.currency}",
-            )
-        return fill_terms
 
     # -- operators (OrderAdminService) -------------------------------------------------------------
 
@@ -1239,7 +1083,7 @@ class StpDesk:
 
         async def settle() -> HedgeRow:
             now = self.clock()
-            notes: list[_LimitNote] = []
+            notes: list[LimitNote] = []
             async with self.db.transaction() as session:
                 hedge = found(
                     await hedge_store.get_hedge(session, hedge_id, lock=True),
@@ -1323,11 +1167,11 @@ class StpDesk:
                 if (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
             ]
         for hedge_id in ended:
-            notes: list[_LimitNote] = []
+            notes: list[LimitNote] = []
             async with self.db.transaction() as session:
                 hedge = await hedge_store.get_hedge(session, hedge_id, lock=True)
                 if hedge is not None and hedge.status.terminal:
-                    notes = await self._allocate(session, hedge)
+                    notes = await self.allocation.allocate(session, hedge, ACTOR)
             await self._notify(notes)
         reachable = set() if self.router is None else {lp.lp for lp in self.config.lps}
         for hedge in unsent:
@@ -1542,79 +1386,4 @@ def _attemptable(order: OrderRow) -> bool:
         and order.status in WORKING_STATUSES
         and (order.type is OrderType.LIMIT or order.trigger_time is not None)
         and order.remaining_quantity > 0
-    )
-
-
-def _limit_result(
-    hedge: HedgeRow, order: WindowOrder, result: HedgeResult, digits: int
-) -> HedgeResult:
-    """The hedge's result as the limit order can take it; logs what the broker holds when the
-    provider filled worse than the raw limit (the client still gets its limit) or more than
-    the order's rest (the broker keeps the excess)."""
-    if result.average_price is not None:
-        raw = raw_limit(order, digits)
-        worse = result.average_price > raw if order.side is Side.BUY else result.average_price < raw
-        if worse:
-            log.error(
-                "STP: the provider filled a limit hedge worse than its limit; the client gets"
-                " its limit",
-                extra={
-                    "hedge_order_id": hedge.id,
-                    "average_price": str(result.average_price),
-                    "limit": str(raw),
-                },
-            )
-    if result.filled > order.quantity:
-        log.error(
-            "STP: a limit hedge filled more than its order's rest; the broker holds the excess",
-            extra={"hedge_order_id": hedge.id, "filled": str(result.filled)},
-        )
-        return HedgeResult(order.quantity, result.average_price)
-    return result
-
-
-def _digits(contexts: Mapping[str, AccountContext]) -> int:
-    for context in contexts.values():
-        if context.instrument is not None:
-            return context.instrument.digits
-    raise DomainError(_R.ERROR_REASON_UNKNOWN_INSTRUMENT, "the window's instrument is unknown")
-
-
-async def _settle_order(
-    change: AccountChange,
-    order: OrderRow,
-    settlement: Settlement,
-    terms: FillTerms | None,
-    hedge_id: str | None,
-) -> None:
-    if not order.is_open:
-        log.warning(
-            "STP: an order of the window ended before its allocation",
-            extra={"order_id": order.id, "status": order.status.value},
-        )
-        return
-    if settlement.quantity > 0:
-        assert terms is not None, "an account with a fill has its terms"
-        assert settlement.price is not None, "a fill has a price"
-        booked = await book_fill(
-            change, order, settlement.quantity, settlement.price, terms, hedge_order_id=hedge_id
-        )
-        order = booked.order
-    if not order.is_open:
-        return
-    if settlement.rest is None:
-        if order.status is OrderStatus.PENDING_CANCEL:  # a resting limit order's rest
-            await change.apply(
-                order, OrderEvent.CANCELLED, "cancelled while its hedge order was at the provider"
-            )
-        return
-    event = rest_event(order.status, settlement.rest)
-    if order.status is OrderStatus.PENDING_CANCEL:
-        await change.apply(order, event, "cancelled while its hedge order was at the provider")
-        return
-    await change.apply(
-        order,
-        event,
-        settlement.message,
-        changes=reason_changes(settlement.reason, settlement.message),
     )
