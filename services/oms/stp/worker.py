@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -40,6 +41,7 @@ class DeskWorker:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
         self._jobs: asyncio.Queue[tuple[str, Job, Sequence[str]]] = asyncio.Queue()
+        self._waiting: deque[str] = deque()  # what the queued jobs are, in the queue's order
         self._task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -66,7 +68,7 @@ class DeskWorker:
 
     def queued(self) -> list[str]:
         """What the jobs waiting in the queue are, in their order."""
-        return [what for what, _, _ in self._jobs._queue]  # type: ignore[attr-defined]
+        return list(self._waiting)
 
     async def join(self) -> None:
         """Returns once every job queued has run."""
@@ -76,6 +78,7 @@ class DeskWorker:
         """Queues `job`; the orders it works (`held`) are the desk's until it has run (the
         sweep leaves them alone), however it ends."""
         self.intake.hold(held)
+        self._waiting.append(what)
         self._jobs.put_nowait((what, job, tuple(held)))
 
     def later(self, delay: timedelta, what: str, job: Job) -> None:
@@ -107,6 +110,7 @@ class DeskWorker:
         """The worker's loop (`start` runs it as a task)."""
         while True:
             what, job, held = await self._jobs.get()
+            self._waiting.popleft()
             try:
                 await self._run(what, job)
             finally:
