@@ -24,13 +24,13 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
 from tests.integration.support.infra import connect_nats
-from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote, spec
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote
 from tests.integration.support.waiting import eventually, eventually_async
+from tests.messages import client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
-from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
 from tradingmesh.pricing.v1 import (
@@ -127,20 +127,7 @@ def new_group(
     accounts: account_admin_grpc.AccountAdminServiceStub, staff: dict[str, Metadata]
 ) -> str:
     group_id: str = accounts.CreateClientGroup(
-        account_admin_pb2.CreateClientGroupRequest(
-            client_group=account_pb2.ClientGroup(
-                name=f"it-{uuid.uuid4().hex[:12]}",
-                currency="USD",
-                leverage=100,
-                margin_call_level="100",
-                stop_out_level="50",
-                execution_mode=types_pb2.EXECUTION_MODE_MARKET,
-                position_mode=types_pb2.POSITION_MODE_NETTING,
-                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
-                spread_markup="2",
-                commission_per_lot="0",
-            )
-        ),
+        account_admin_pb2.CreateClientGroupRequest(client_group=client_group(spread_markup="2")),
         metadata=staff["admin"],
         timeout=10,
     ).client_group.id
@@ -155,7 +142,7 @@ def create_instrument(
     symbol = f"IT{uuid.uuid4().hex[:10].upper()}"
     created.append(symbol)
     instruments.CreateInstrument(
-        pricing_admin_service_pb2.CreateInstrumentRequest(instrument=spec(symbol)),
+        pricing_admin_service_pb2.CreateInstrumentRequest(instrument=index_instrument(symbol)),
         metadata=staff["dealer"],
         timeout=10,
     )

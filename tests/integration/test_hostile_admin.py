@@ -41,9 +41,9 @@ from tests.integration.support.hostile import (
     changed,
     snapshot,
 )
+from tests.messages import client_group, fx_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
 from tradingmesh.oms.v1 import order_admin_service_pb2 as order_admin
@@ -85,33 +85,9 @@ def admin_templates(edge: Edge, world: World) -> dict[str, Message]:
     cancel = cast("order_service_pb2.CancelOrderRequest", world.templates["CancelOrder"])
     close = cast("position_service_pb2.ClosePositionRequest", world.templates["ClosePosition"])
     order_id, position_id = cancel.order_id, close.position_id
-    client_group = account_pb2.ClientGroup(
-        id=group,
-        name="hostile",
-        currency="USD",
-        leverage=100,
-        margin_call_level="100",
-        stop_out_level="50",
-        execution_mode=types_pb2.EXECUTION_MODE_MARKET,
-        position_mode=types_pb2.POSITION_MODE_NETTING,
-        spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
-        spread_markup="0",
-        commission_per_lot="0",
-    )
-    instrument = pricing_pb2.Instrument(
-        symbol="EURUSD",
-        description="hostile",
-        asset_class=pricing_pb2.ASSET_CLASS_FX,
-        base_currency="EUR",
-        quote_currency="USD",
-        digits=5,
-        tick_size="0.00001",
-        contract_size="100000",
-        min_lot="0.01",
-        max_lot="100",
-        lot_step="0.01",
-        margin_rate="0.01",
-        trading_status=pricing_pb2.TRADING_STATUS_TRADING,
+    group_terms = client_group(id=group, name="hostile")
+    instrument = fx_instrument(
+        description="hostile", trading_status=pricing_pb2.TRADING_STATUS_TRADING
     )
     found: list[Message] = [
         account_admin.CreateUserRequest(
@@ -127,9 +103,9 @@ def admin_templates(edge: Edge, world: World) -> dict[str, Message]:
             position_mode=types_pb2.POSITION_MODE_NETTING,
             idempotency_key="hostile-account",
         ),
-        account_admin.CreateClientGroupRequest(client_group=client_group),
+        account_admin.CreateClientGroupRequest(client_group=group_terms),
         account_admin.UpdateClientGroupRequest(
-            client_group=client_group, update_mask=field_mask_pb2.FieldMask(paths=["name"])
+            client_group=group_terms, update_mask=field_mask_pb2.FieldMask(paths=["name"])
         ),
         account_admin.SetGroupInstrumentSettingsRequest(
             settings=account_pb2.GroupInstrumentSettings(

@@ -25,11 +25,12 @@ from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
-from tests.integration.support.pricing import EVERY_DAY, T, events, spec
+from tests.integration.support.pricing import T, events
 from tests.integration.support.waiting import eventually
+from tests.messages import EVERY_DAY, client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
-from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -120,7 +121,11 @@ def create(
 ) -> pricing_pb2.Instrument:
     symbol = symbol or new_symbol(created)
     response = admin.CreateInstrument(
-        pricing_admin_service_pb2.CreateInstrumentRequest(instrument=spec(symbol, sessions)),
+        pricing_admin_service_pb2.CreateInstrumentRequest(
+            instrument=index_instrument(symbol)
+            if sessions is None
+            else index_instrument(symbol, sessions=sessions)
+        ),
         metadata=staff.token("dealer"),
         timeout=10,
     )
@@ -243,20 +248,7 @@ def _new_group(
 ) -> str:
     """A new client group (account service), once pricing has its copy."""
     group_id: str = accounts.CreateClientGroup(
-        account_admin_pb2.CreateClientGroupRequest(
-            client_group=account_pb2.ClientGroup(
-                name=f"it-{uuid.uuid4().hex[:12]}",
-                currency="USD",
-                leverage=100,
-                margin_call_level="100",
-                stop_out_level="50",
-                execution_mode=types_pb2.EXECUTION_MODE_MARKET,
-                position_mode=types_pb2.POSITION_MODE_NETTING,
-                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
-                spread_markup="2",
-                commission_per_lot="0",
-            )
-        ),
+        account_admin_pb2.CreateClientGroupRequest(client_group=client_group(spread_markup="2")),
         metadata=staff.token("admin"),
         timeout=10,
     ).client_group.id
@@ -298,7 +290,9 @@ def test_a_taken_symbol_or_inconsistent_fields_create_nothing(
     code, reason, _ = refused(
         lambda: admin.CreateInstrument(
             pricing_admin_service_pb2.CreateInstrumentRequest(
-                instrument=spec(existing.symbol, sessions=[])  # different fields, same symbol
+                instrument=index_instrument(
+                    existing.symbol, sessions=[]
+                )  # different fields, same symbol
             ),
             metadata=staff.token("dealer"),
             timeout=10,
@@ -308,7 +302,7 @@ def test_a_taken_symbol_or_inconsistent_fields_create_nothing(
 
     fresh = f"IT{uuid.uuid4().hex[:10].upper()}"
     created.append(fresh)
-    bad = spec(fresh)
+    bad = index_instrument(fresh)
     bad.min_lot = "0.15"  # not a multiple of lot_step 0.1
     code, reason, _ = refused(
         lambda: admin.CreateInstrument(
@@ -318,7 +312,7 @@ def test_a_taken_symbol_or_inconsistent_fields_create_nothing(
         )
     )
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, R.ERROR_REASON_VALIDATION_FAILED)
-    missing = spec(f"IT{uuid.uuid4().hex[:10].upper()}")
+    missing = index_instrument(f"IT{uuid.uuid4().hex[:10].upper()}")
     missing.ClearField("margin_rate")
     code, reason, _ = refused(
         lambda: admin.CreateInstrument(
@@ -344,7 +338,7 @@ def test_an_update_changes_only_the_masked_fields_and_publishes_what_changed(
     created: list[str],
 ) -> None:
     before = create(admin, staff, created)
-    given = spec(before.symbol, sessions=EVERY_DAY[:5])
+    given = index_instrument(before.symbol, sessions=EVERY_DAY[:5])
     given.margin_rate = "0.10"
     given.max_lot = "250"  # not in the mask: ignored
     given.description = "ignored too"
@@ -422,14 +416,18 @@ def test_bad_updates_are_refused_with_the_right_status_and_change_nothing(
             timeout=10,
         )
 
-    inconsistent = spec(instrument.symbol)
+    inconsistent = index_instrument(instrument.symbol)
     inconsistent.min_lot = "600"  # above max_lot 500
     bad = {
-        "immutable path": (instrument.symbol, spec(instrument.symbol), ["contract_size"]),
-        "unknown path": (instrument.symbol, spec(instrument.symbol), ["nope"]),
-        "empty mask": (instrument.symbol, spec(instrument.symbol), []),
+        "immutable path": (
+            instrument.symbol,
+            index_instrument(instrument.symbol),
+            ["contract_size"],
+        ),
+        "unknown path": (instrument.symbol, index_instrument(instrument.symbol), ["nope"]),
+        "empty mask": (instrument.symbol, index_instrument(instrument.symbol), []),
         "inconsistent": (instrument.symbol, inconsistent, ["min_lot"]),
-        "other symbol in body": (instrument.symbol, spec("EURUSD"), ["description"]),
+        "other symbol in body": (instrument.symbol, index_instrument("EURUSD"), ["description"]),
     }
     for what, (symbol, given, paths) in bad.items():
         code, reason, _ = refused(lambda s=symbol, g=given, p=paths: update(s, g, p))
@@ -437,7 +435,9 @@ def test_bad_updates_are_refused_with_the_right_status_and_change_nothing(
             grpc.StatusCode.INVALID_ARGUMENT,
             R.ERROR_REASON_VALIDATION_FAILED,
         ), what
-    code, reason, message = refused(lambda: update("NOSUCH1", spec("NOSUCH1"), ["description"]))
+    code, reason, message = refused(
+        lambda: update("NOSUCH1", index_instrument("NOSUCH1"), ["description"])
+    )
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, R.ERROR_REASON_UNKNOWN_INSTRUMENT)
     assert "NOSUCH1" in message
 
@@ -600,7 +600,9 @@ def test_only_staff_may_read_and_only_admins_and_dealers_may_change(
             timeout=10,
         ),
         "create": lambda who: admin.CreateInstrument(
-            pricing_admin_service_pb2.CreateInstrumentRequest(instrument=spec("NEVERMADE1")),
+            pricing_admin_service_pb2.CreateInstrumentRequest(
+                instrument=index_instrument("NEVERMADE1")
+            ),
             metadata=who,
             timeout=10,
         ),

@@ -28,7 +28,6 @@ from tests.integration.callers import AccountStack, Who, account_stack
 from tests.integration.conftest import RunningStack
 from tests.integration.events import events_on, published
 from tests.integration.support.edge import refused
-from tests.integration.support.pricing import spec
 from tests.integration.support.risk import (
     ADMIN,
     BACKOFFICE,
@@ -40,9 +39,9 @@ from tests.integration.support.risk import (
     place_market,
 )
 from tests.integration.support.waiting import eventually
+from tests.messages import client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2, position_service_pb2
@@ -73,27 +72,14 @@ def broker(running_stack: RunningStack, stack: AccountStack) -> Iterator[Broker]
     )
     lps = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
     group_id = stack.admin.CreateClientGroup(
-        account_admin_pb2.CreateClientGroupRequest(
-            client_group=account_pb2.ClientGroup(
-                name=f"risk-it-{uuid.uuid4().hex[:10]}",
-                currency="USD",
-                leverage=100,
-                margin_call_level="100",
-                stop_out_level="50",
-                execution_mode=types_pb2.EXECUTION_MODE_MARKET,
-                position_mode=types_pb2.POSITION_MODE_NETTING,
-                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
-                spread_markup="0",
-                commission_per_lot="0",
-            )
-        ),
+        account_admin_pb2.CreateClientGroupRequest(client_group=client_group()),
         metadata=stack.as_(ADMIN),
         timeout=10,
     ).client_group.id
     unpriced = f"IT{uuid.uuid4().hex[:10].upper()}"
     broker = Broker(stack, risk, pricing, oms, lps, group_id, unpriced, [unpriced])
     broker.pricing_admin.CreateInstrument(
-        pricing_admin_service_pb2.CreateInstrumentRequest(instrument=spec(unpriced)),
+        pricing_admin_service_pb2.CreateInstrumentRequest(instrument=index_instrument(unpriced)),
         metadata=stack.as_(DEALER),
         timeout=10,
     )

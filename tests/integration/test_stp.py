@@ -41,9 +41,9 @@ from tests.integration.support.stp import (
     trades,
 )
 from tests.integration.support.waiting import eventually
+from tests.messages import client_group
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
@@ -394,15 +394,9 @@ def markup_group(oms: Oms, points: int) -> str:
     admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
     group = oms.stack.admin.CreateClientGroup(
         admin_pb.CreateClientGroupRequest(
-            client_group=account_pb2.ClientGroup(
-                name=f"stp-limits-{uuid.uuid4().hex[:10]}",
-                currency="USD",
-                leverage=100,
-                margin_call_level="100",
-                stop_out_level="50",
+            client_group=client_group(
                 execution_mode=types_pb2.EXECUTION_MODE_STP,
                 position_mode=types_pb2.POSITION_MODE_HEDGING,
-                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
                 spread_markup=str(points),
                 commission_per_lot="3.50",
             )

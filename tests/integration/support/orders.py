@@ -25,9 +25,9 @@ from stack.ports import Ports
 from tests.integration.callers import AccountStack, Who, account_stack, staff
 from tests.integration.conftest import RunningStack
 from tests.integration.support.waiting import eventually
+from tests.messages import client_group
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
@@ -127,16 +127,9 @@ def new_group(
     admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
     group = oms.stack.admin.CreateClientGroup(
         admin_pb.CreateClientGroupRequest(
-            client_group=account_pb2.ClientGroup(
-                name=f"oms-it-{uuid.uuid4().hex[:10]}",
-                currency="USD",
-                leverage=100,
-                margin_call_level="100",
-                stop_out_level="50",
+            client_group=client_group(
                 execution_mode=execution,
                 position_mode=positions,
-                spread_markup_type=common_pricing_pb2.MARKUP_TYPE_POINTS,
-                spread_markup="0",
                 commission_per_lot=commission,
                 max_deviation_points=max_deviation_points,
             )

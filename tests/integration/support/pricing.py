@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -19,29 +19,6 @@ from tradingmesh.pricing.v1 import (
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 T = TypeVar("T")
-
-
-EVERY_DAY = [
-    pricing_pb2.TradingSession(day=pricing_pb2.DayOfWeek.ValueType(d), end_minute=1440)
-    for d in range(1, 8)
-]
-
-
-def spec(symbol: str, sessions: list[pricing_pb2.TradingSession] | None = None) -> Any:
-    return pricing_pb2.Instrument(
-        symbol=symbol,
-        description="Integration test index",
-        asset_class=pricing_pb2.ASSET_CLASS_INDEX,
-        quote_currency="USD",
-        digits=1,
-        tick_size="0.1",
-        contract_size="1",
-        min_lot="0.1",
-        max_lot="500",
-        lot_step="0.1",
-        margin_rate="0.05",
-        sessions=EVERY_DAY if sessions is None else sessions,
-    )
 
 
 def events(edge: Edge, subject: str, kind: Callable[[bytes], T]) -> list[tuple[Message, T]]:

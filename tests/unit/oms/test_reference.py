@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.oms.feeds.reference import SUBJECTS, decode, upsert_of
+from tests.messages import fx_instrument, index_instrument
 from tradingmesh.account.v1 import account_events_pb2, account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
@@ -107,17 +108,7 @@ def test_instrument_settings_fall_back_to_the_group_where_unset() -> None:
 
 
 def test_an_instrument_is_copied_with_its_row_version_and_sessions() -> None:
-    instrument = pricing_pb2.Instrument(
-        symbol="EURUSD",
-        base_currency="EUR",
-        quote_currency="USD",
-        digits=5,
-        tick_size="0.00001",
-        contract_size="100000",
-        min_lot="0.01",
-        max_lot="100",
-        lot_step="0.01",
-        margin_rate="0.01",
+    instrument = fx_instrument(
         trading_status=pricing_pb2.TRADING_STATUS_HALTED,
         sessions=[
             pricing_pb2.TradingSession(
@@ -137,17 +128,7 @@ def test_an_instrument_is_copied_with_its_row_version_and_sessions() -> None:
 
 
 def test_an_instrument_without_a_base_currency_is_copied() -> None:
-    index = pricing_pb2.Instrument(
-        symbol="US500",
-        quote_currency="USD",
-        digits=1,
-        tick_size="0.1",
-        contract_size="1",
-        min_lot="0.1",
-        max_lot="500",
-        lot_step="0.1",
-        margin_rate="0.05",
-    )
+    index = index_instrument("US500")
     _, params = upsert_of(pricing_events_pb2.InstrumentCreated(metadata=meta(), instrument=index))
     assert (params["base_currency"], params["quote_currency"]) == ("", "USD")
 

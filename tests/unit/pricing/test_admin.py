@@ -34,6 +34,7 @@ from services.pricing.reference import (
     instrument_from_row,
     trading_status,
 )
+from tests.messages import fx_instrument
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_pb2
 
@@ -52,24 +53,9 @@ def session(day: int, start: int, end: int) -> pricing_pb2.TradingSession:
 
 
 def eurusd(**changes: Any) -> pricing_pb2.Instrument:
-    instrument = pricing_pb2.Instrument(
-        symbol="EURUSD",
-        description="Euro vs US Dollar",
-        asset_class=pricing_pb2.ASSET_CLASS_FX,
-        base_currency="EUR",
-        quote_currency="USD",
-        digits=5,
-        tick_size="0.00001",
-        contract_size="100000",
-        min_lot="0.01",
-        max_lot="100",
-        lot_step="0.01",
-        margin_rate="0.01",
-        sessions=[session(pricing_pb2.DAY_OF_WEEK_WEDNESDAY, 0, 1440)],
-    )
-    for name, value in changes.items():
-        setattr(instrument, name, value)
-    return instrument
+    """EURUSD, open on Wednesdays."""
+    wednesday = session(pricing_pb2.DAY_OF_WEEK_WEDNESDAY, 0, 1440)
+    return fx_instrument(**{"sessions": [wednesday], **changes})
 
 
 def violations(error: pytest.ExceptionInfo[DomainError]) -> list[str]:
