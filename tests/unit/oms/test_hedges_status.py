@@ -21,8 +21,8 @@ from services.oms.stp.hedges import (
 )
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.settings import SettingsError
-from tests.unit.oms import hedge_builders as builders
-from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
+from tests.unit.oms import builders as builders
+from tests.unit.oms.builders import HEDGE_ID, NOW
 
 D = Decimal
 STATUS_AFTER = timedelta(seconds=10)

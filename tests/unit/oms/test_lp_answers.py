@@ -39,8 +39,8 @@ from services.oms.stp.lp_messages import (
     parse_message,
 )
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
-from tests.unit.oms import hedge_builders as builders
-from tests.unit.oms.hedge_builders import HEDGE_ID, NOW
+from tests.unit.oms import builders as builders
+from tests.unit.oms.builders import HEDGE_ID, NOW
 
 D = Decimal
 

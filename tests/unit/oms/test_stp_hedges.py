@@ -18,7 +18,7 @@ from services.oms.stp.hedges import (
 )
 from services.oms.stp.lp_orders import ExecutionReport, ReportKind
 from services.platform.bus import encode_event
-from tests.unit.oms.hedge_builders import HEDGE_ID, NOW, hedge
+from tests.unit.oms.builders import HEDGE_ID, NOW, hedge
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2

@@ -1,4 +1,4 @@
-"""A hedge order as the unit tests of the STP desk's hedge orders start from."""
+"""The rows the OMS unit tests start from: a hedge order of the STP desk, a client order."""
 
 from __future__ import annotations
 
