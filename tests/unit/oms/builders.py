@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.oms.domain.positions import Side
+from services.oms.domain.state import OrderStatus
+from services.oms.model import OrderOrigin, OrderRow, OrderType, TimeInForce
 from services.oms.stp.hedges import HedgeRow, HedgeStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HEDGE_ID = "0b9d2a57-8d55-4c9e-9a43-4b1f1d3c7e10"
+ORDER_ID = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"
+ACCOUNT_ID = "7b1c1a4e-9a0f-4c57-8f7e-7f6d3d0e2b11"
 
 
 def hedge(status: HedgeStatus = HedgeStatus.SENT, **changes: object) -> HedgeRow:
@@ -29,5 +33,28 @@ def hedge(status: HedgeStatus = HedgeStatus.SENT, **changes: object) -> HedgeRow
         version=2,
         raw_bid=Decimal("1.10000"),
         raw_ask=Decimal("1.10010"),
+    )
+    return replace(row, **changes)  # type: ignore[arg-type]
+
+
+def order(**changes: object) -> OrderRow:
+    """A client's GTC limit buy of 1.00 EURUSD at 1.10000, WORKING, version 3; `changes` as
+    `dataclasses.replace` takes them."""
+    row = OrderRow(
+        id=ORDER_ID,
+        account_id=ACCOUNT_ID,
+        client_order_id="c-1",
+        request_fingerprint="0" * 64,
+        symbol="EURUSD",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.GTC,
+        status=OrderStatus.WORKING,
+        quantity=Decimal("1.00"),
+        origin=OrderOrigin.CLIENT,
+        created_at=NOW,
+        updated_at=NOW,
+        version=3,
+        price=Decimal("1.10000"),
     )
     return replace(row, **changes)  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from services.oms.api.orders import amended_order
-from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
-from services.oms.model import OrderOrigin, OrderRow, OrderType, TimeInForce
+from services.oms.model import OrderRow, OrderType
 from services.platform.errors import DomainError
+from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import order_service_pb2
 
@@ -20,21 +20,12 @@ D = Decimal
 T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ID = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"
 
-LIMIT = OrderRow(
+LIMIT = builders.order(
     id=ID,
     account_id=ID,
-    client_order_id="c-1",
-    request_fingerprint="0" * 64,
-    symbol="EURUSD",
-    side=Side.BUY,
-    type=OrderType.LIMIT,
-    time_in_force=TimeInForce.GTC,
-    status=OrderStatus.WORKING,
     quantity=D("1"),
-    origin=OrderOrigin.CLIENT,
     created_at=T,
     updated_at=T,
-    version=3,
     price=D("1.09"),
     stop_loss=D("1.05"),
 )

@@ -14,12 +14,11 @@ from services.oms.model import (
     ExecutionMode,
     OrderOrigin,
     OrderRow,
-    OrderType,
     PositionRow,
-    TimeInForce,
     TradeRow,
     TradingTerms,
 )
+from tests.unit.oms import builders
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
@@ -31,18 +30,12 @@ ACCOUNT = "7b1c1a4e-9a0f-4c57-8f7e-7f6d3d0e2b11"
 
 
 def order(**changes: object) -> OrderRow:
+    """A partly filled order as read back from its row (12 decimal places)."""
     values: dict[str, object] = {
         "id": ID,
         "account_id": ACCOUNT,
-        "client_order_id": "c-1",
-        "request_fingerprint": "0" * 64,
-        "symbol": "EURUSD",
-        "side": Side.BUY,
-        "type": OrderType.LIMIT,
-        "time_in_force": TimeInForce.GTC,
         "status": OrderStatus.PARTIALLY_FILLED,
         "quantity": D("1.000000000000"),
-        "origin": OrderOrigin.CLIENT,
         "created_at": T,
         "updated_at": T,
         "version": 4,
@@ -51,8 +44,7 @@ def order(**changes: object) -> OrderRow:
         "commission": D("1.4"),
         "execution_mode": ExecutionMode.MARKET,
     }
-    values.update(changes)
-    return OrderRow(**values)  # type: ignore[arg-type]
+    return builders.order(**{**values, **changes})
 
 
 def test_an_open_order_as_the_contract_shows_it() -> None:

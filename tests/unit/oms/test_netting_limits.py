@@ -21,9 +21,9 @@ from services.oms.domain.netting import (
     raw_limit,
 )
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.state import OrderEvent
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
+from services.oms.model import ExecutionMode, OrderRow, OrderType, TimeInForce
 from services.oms.stp.lp_orders import HedgeRequest, new_order_single
 from services.oms.stp.rules import (
     AwaitPrice,
@@ -37,6 +37,7 @@ from services.oms.stp.rules import (
     window_order,
 )
 from services.platform.fix import get_field
+from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal
@@ -72,22 +73,16 @@ def client_order(
     filled: str = "0",
     mode: ExecutionMode = ExecutionMode.STP,
 ) -> OrderRow:
-    return OrderRow(
+    return builders.order(
         id="o1",
         account_id="a1",
-        client_order_id="c1",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
         side=side,
         type=order_type,
         time_in_force=tif,
-        status=OrderStatus.WORKING,
         quantity=D(quantity),
         filled_quantity=D(filled),
-        origin=OrderOrigin.CLIENT,
         created_at=NOW,
         updated_at=NOW,
-        version=3,
         price=D(price),
         execution_mode=mode,
     )

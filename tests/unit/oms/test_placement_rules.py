@@ -23,14 +23,13 @@ from services.oms.model import (
     AccountStatus,
     ExecutionMode,
     Instrument,
-    OrderOrigin,
-    OrderRow,
     OrderType,
     PositionRow,
     TimeInForce,
     TradingTerms,
 )
 from services.platform.errors import DomainError
+from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal
@@ -156,21 +155,11 @@ def test_a_netting_account_closes_only_its_netting_position() -> None:
 
 
 def test_the_price_the_pre_trade_check_values_an_order_at() -> None:
-    order = OrderRow(
-        id=ID,
-        account_id=ID,
-        client_order_id="c",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
-        side=Side.BUY,
+    order = builders.order(
         type=OrderType.MARKET,
         time_in_force=TimeInForce.IOC,
         status=OrderStatus.NEW,
-        quantity=D(1),
-        origin=OrderOrigin.CLIENT,
-        created_at=T,
-        updated_at=T,
-        version=1,
+        price=None,
         requested_price=D("1.1"),
     )
     assert check_price_of(order, ExecutionMode.INSTANT) == D("1.1")

@@ -13,13 +13,14 @@ import psycopg
 import pytest
 from psycopg.errors import UniqueViolation
 
-from services.oms.domain.positions import PositionMode, Side
+from services.oms.domain.positions import PositionMode
 from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.model import Account, AccountStatus, OrderOrigin, OrderRow, OrderType, TimeInForce
+from services.oms.model import Account, AccountStatus, OrderRow
 from services.oms.store import changes
 from services.oms.store.changes import AccountChange, Head, OptimisticConflictError
 from services.oms.store.events import system_actor
 from services.platform.sql import UNEXPECTED_WRITE
+from tests.unit.oms import builders
 
 T = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 ACCOUNT = "7b1c1a4e-9a0f-4c57-8f7e-7f6d3d0e2b11"
@@ -38,22 +39,14 @@ def _account() -> Account:
 
 
 def _order() -> OrderRow:
-    return OrderRow(
+    return builders.order(
         id=ORDER,
         account_id=ACCOUNT,
-        client_order_id="c-1",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
-        side=Side.BUY,
-        type=OrderType.LIMIT,
-        time_in_force=TimeInForce.GTC,
         status=OrderStatus.NEW,
         quantity=Decimal("0.10"),
-        origin=OrderOrigin.CLIENT,
         created_at=T,
         updated_at=T,
         version=1,
-        price=Decimal("1.10000"),
     )
 
 

@@ -18,7 +18,7 @@ from services.oms.domain.netting import (
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent, OrderStatus
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
+from services.oms.model import ExecutionMode, OrderRow, OrderType, TimeInForce
 from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeRow, HedgeStatus
 from services.oms.stp.rules import (
@@ -32,6 +32,7 @@ from services.oms.stp.rules import (
     window_order,
 )
 from services.platform.settings import SettingsError
+from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal
@@ -63,22 +64,19 @@ def client_order(
     tif: TimeInForce = TimeInForce.IOC,
     filled: str = "0",
 ) -> OrderRow:
-    return OrderRow(
+    return builders.order(
         id=order_id,
         account_id=f"acc-{order_id}",
         client_order_id=f"c-{order_id}",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
         side=side,
         type=OrderType.MARKET,
         time_in_force=tif,
-        status=OrderStatus.WORKING,
         quantity=D(quantity),
         filled_quantity=D(filled),
-        origin=OrderOrigin.CLIENT,
         created_at=NOW,
         updated_at=NOW,
         version=4,
+        price=None,
         execution_mode=ExecutionMode.STP,
     )
 

@@ -14,15 +14,13 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from services.oms.domain.positions import PositionMode, Side
-from services.oms.domain.state import OrderStatus
+from services.oms.domain.positions import PositionMode
 from services.oms.entry.placement import WorkingOrderSink, hand_over
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import (
     Account,
     AccountStatus,
     ExecutionMode,
-    OrderOrigin,
     OrderRow,
     OrderType,
     TimeInForce,
@@ -32,27 +30,22 @@ from services.oms.stp.desk import TAKE_SUBJECT, StpDesk
 from services.oms.stp.intake import Intake, Unworked
 from services.oms.stp.rules import Window
 from services.platform.resources import Resources
+from tests.unit.oms import builders
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ACCOUNT = Account("acc-1", "user-1", "group-1", "USD", AccountStatus.ACTIVE, PositionMode.HEDGING)
 
 
 def stp_order(order_id: str, type: OrderType = OrderType.MARKET) -> OrderRow:
-    return OrderRow(
+    return builders.order(
         id=order_id,
         account_id=ACCOUNT.account_id,
         client_order_id=f"c-{order_id}",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
-        side=Side.BUY,
         type=type,
         time_in_force=TimeInForce.IOC,
-        status=OrderStatus.WORKING,
         quantity=Decimal("0.10"),
-        origin=OrderOrigin.CLIENT,
         created_at=NOW,
         updated_at=NOW,
-        version=3,
         price=Decimal("1.10000") if type is OrderType.LIMIT else None,
         execution_mode=ExecutionMode.STP,
     )

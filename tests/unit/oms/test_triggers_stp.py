@@ -22,9 +22,10 @@ from services.oms.domain.triggers import (
     WorkingOrder,
     retry_pause,
 )
-from services.oms.model import ExecutionMode, OrderOrigin, OrderRow, OrderType, TimeInForce
+from services.oms.model import ExecutionMode, OrderRow, OrderType
 from services.oms.stp.desk import LimitListener, LimitSettled
 from services.oms.triggers.engine import IN_FLIGHT, TriggerEngine, working_order_of
+from tests.unit.oms import builders
 
 D = Decimal
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -40,23 +41,15 @@ def stored(
     triggered: bool = False,
     version: int = 4,
 ) -> OrderRow:
-    return OrderRow(
+    return builders.order(
         id="o1",
         account_id="a1",
-        client_order_id="c1",
-        request_fingerprint="0" * 64,
-        symbol="EURUSD",
-        side=Side.BUY,
         type=order_type,
-        time_in_force=TimeInForce.GTC,
         status=status,
-        quantity=D("1.00"),
         filled_quantity=D(filled),
-        origin=OrderOrigin.CLIENT,
         created_at=NOW,
         updated_at=NOW,
         version=version,
-        price=D("1.10000"),
         stop_price=D("1.10100") if order_type is not OrderType.LIMIT else None,
         execution_mode=mode,
         trigger_time=NOW if triggered else None,
