@@ -24,7 +24,12 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
 from tests.integration.support.infra import connect_nats
-from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, events, get_quote
+from tests.integration.support.pricing import (
+    STANDARD_MARKUP_POINTS,
+    events,
+    get_quote,
+    offered_instrument,
+)
 from tests.integration.support.waiting import eventually, eventually_async
 from tests.messages import client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
@@ -37,7 +42,6 @@ from tradingmesh.pricing.v1 import (
     pricing_admin_service_pb2,
     pricing_events_pb2,
     pricing_pb2,
-    pricing_service_pb2,
 )
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as pricing_admin_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
@@ -273,21 +277,7 @@ def test_an_instrument_created_in_pricing_can_then_be_offered_to_a_group(
     ).account.id
     token = bearer(login(edge, client).access_token)
 
-    def offered() -> pricing_pb2.Instrument | None:
-        try:
-            response = pricing.GetInstrument(
-                pricing_service_pb2.GetInstrumentRequest(symbol=symbol, account_id=account_id),
-                metadata=token,
-                timeout=10,
-            )
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:  # the account events on their way
-                raise
-            return None
-        found: pricing_pb2.Instrument = response.instrument
-        return found
-
-    assert eventually(offered, 20, f"{symbol} offered to the new group").symbol == symbol
+    assert offered_instrument(pricing, token, account_id, symbol).symbol == symbol
 
 
 def test_an_update_reaches_the_copy_and_replayed_or_older_events_change_nothing(

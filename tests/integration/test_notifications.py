@@ -319,6 +319,29 @@ def quiet(edge: Edge) -> bool:
     return waiting == 0
 
 
+def _deposit_again(
+    edge: Edge, accounts: AccountStack, trader: Trader, amount: str
+) -> list[pb.Notification]:
+    """A second deposit of `amount` into the trader's account (its first is the new trader's);
+    both deposit notifications once the second is there, newest first."""
+    with edge.database() as db:
+        (number,) = db.execute(
+            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
+            (trader.account_id,),
+        ).fetchone() or ("",)
+    accounts.deposit_direct(number, amount)
+    deposits: list[pb.Notification] = eventually(
+        lambda: (
+            two
+            if len(two := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)) == 2
+            else None
+        ),
+        20,
+        "the second deposit",
+    )
+    return deposits
+
+
 def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
@@ -331,21 +354,7 @@ def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
     refused_before = sink.state()["refused"]
     sink.refuse_next(1)
 
-    with edge.database() as db:
-        (number,) = db.execute(
-            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
-            (trader.account_id,),
-        ).fetchone() or ("",)
-    accounts.deposit_direct(number, "25.00")
-    deposits = eventually(
-        lambda: (
-            two
-            if len(two := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)) == 2
-            else None
-        ),
-        20,
-        "the second deposit",
-    )
+    deposits = _deposit_again(edge, accounts, trader, "25.00")
     second = deposits[0]  # newest first
     status, attempts, last_error = settled(edge, second.id)
     time.sleep(1.5)
@@ -565,21 +574,7 @@ def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_emai
                 ),
                 metadata=bearer(trader.token),
             )
-    with edge.database() as db:
-        (number,) = db.execute(
-            "SELECT account_number FROM account.trading_accounts WHERE id = %s",
-            (trader.account_id,),
-        ).fetchone() or ("",)
-    accounts.deposit_direct(number, "10.00")
-    deposits = eventually(
-        lambda: (
-            two
-            if len(two := of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED)) == 2
-            else None
-        ),
-        20,
-        "the second deposit",
-    )
+    deposits = _deposit_again(edge, accounts, trader, "10.00")
     time.sleep(1.5)
 
     settings = {p.kind: p for p in read_back.kinds}

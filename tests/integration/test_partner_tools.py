@@ -21,11 +21,9 @@ from google.protobuf import descriptor_pb2
 from stack.paths import REPO
 from stack.ports import Ports
 from tests.integration.node_clients import run_node_script
-from tests.integration.support.edge import Edge, bearer
-from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
-from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
-from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+from tests.integration.support.edge import Edge
+from tests.integration.support.pricing import demo_instruments
+from tradingmesh.pricing.v1 import pricing_pb2
 
 GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
 NODE_CLIENT = REPO / "tests" / "node" / "partner_client.js"
@@ -154,17 +152,6 @@ def _run_node_client(edge: Edge) -> dict[str, Any]:
 
 
 def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        login = auth_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
-        )
-        listed = pricing_grpc.PricingServiceStub(channel).ListInstruments(
-            pricing_service_pb2.ListInstrumentsRequest(account_id=demo.account_id, page_size=500),
-            metadata=bearer(login.access_token),
-            timeout=20,
-        )
     return [
         {
             "symbol": i.symbol,
@@ -173,7 +160,7 @@ def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
             "contract_size": i.contract_size,
             "min_lot": i.min_lot,
         }
-        for i in listed.instruments
+        for i in demo_instruments(edge)
     ]
 
 

@@ -25,7 +25,7 @@ from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS, Ports
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
-from tests.integration.support.pricing import T, events
+from tests.integration.support.pricing import T, events, offered_instrument
 from tests.integration.support.waiting import eventually
 from tests.messages import EVERY_DAY, client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
@@ -220,21 +220,7 @@ def test_a_created_instrument_is_committed_published_and_offered_to_a_group_that
         ).account.id
     token = bearer(login(edge, client).access_token)
 
-    def offered() -> pricing_pb2.Instrument | None:
-        try:
-            response = pricing.GetInstrument(
-                pricing_service_pb2.GetInstrumentRequest(symbol=symbol, account_id=account_id),
-                metadata=token,
-                timeout=10,
-            )
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:  # the account event still on the way
-                raise
-            return None
-        found: pricing_pb2.Instrument = response.instrument
-        return found
-
-    assert eventually(offered, 20, f"{symbol} offered to the new group") == instrument
+    assert offered_instrument(pricing, token, account_id, symbol) == instrument
     listed = pricing.ListInstruments(
         pricing_service_pb2.ListInstrumentsRequest(account_id=account_id),
         metadata=token,

@@ -17,11 +17,8 @@ import pytest
 
 from stack.paths import REPO
 from tests.integration.node_clients import run_node_script
-from tests.integration.support.edge import Edge, bearer
-from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
-from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.pricing.v1 import pricing_service_pb2
-from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
+from tests.integration.support.edge import Edge
+from tests.integration.support.pricing import demo_instruments
 
 SDK = REPO / "clients" / "typescript"
 CLIENT = REPO / "tests" / "node" / "ts_sdk_client.mjs"
@@ -47,17 +44,6 @@ def report(edge: Edge) -> dict[str, Any]:
 
 
 def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        login = auth_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
-        )
-        listed = pricing_grpc.PricingServiceStub(channel).ListInstruments(
-            pricing_service_pb2.ListInstrumentsRequest(account_id=demo.account_id, page_size=500),
-            metadata=bearer(login.access_token),
-            timeout=20,
-        )
     return [
         {
             "symbol": i.symbol,
@@ -68,7 +54,7 @@ def _instruments_in_python(edge: Edge) -> list[dict[str, Any]]:
             "max_lot": i.max_lot,
             "lot_step": i.lot_step,
         }
-        for i in listed.instruments
+        for i in demo_instruments(edge)
     ]
 
 

@@ -12,6 +12,9 @@ import grpc
 
 from tests.integration.events import Login, Message, events_on, published
 from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.waiting import eventually
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.pricing.v1 import (
     pricing_pb2,
     pricing_service_pb2,
@@ -54,3 +57,49 @@ def get_quote(
             if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def demo_instruments(edge: Edge) -> list[pricing_pb2.Instrument]:
+    """The instruments the demo account is offered, as the Python SDK lists them through the
+    edge (what the other languages' clients are checked against)."""
+    demo = edge.state.demo
+    assert demo is not None
+    with edge.channel() as channel:
+        login = auth_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
+        )
+        listed = pricing_grpc.PricingServiceStub(channel).ListInstruments(
+            pricing_service_pb2.ListInstrumentsRequest(account_id=demo.account_id, page_size=500),
+            metadata=bearer(login.access_token),
+            timeout=20,
+        )
+    return list(listed.instruments)
+
+
+def offered_instrument(
+    pricing: pricing_grpc.PricingServiceStub,
+    token: tuple[tuple[str, str]],
+    account_id: str,
+    symbol: str,
+) -> pricing_pb2.Instrument:
+    """The instrument as a client of the account reads it, once pricing offers it to the
+    account (NOT_FOUND while the account's or the offer's events are on their way)."""
+
+    def offered() -> pricing_pb2.Instrument | None:
+        try:
+            response = pricing.GetInstrument(
+                pricing_service_pb2.GetInstrumentRequest(symbol=symbol, account_id=account_id),
+                metadata=token,
+                timeout=10,
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return None
+        found: pricing_pb2.Instrument = response.instrument
+        return found
+
+    instrument: pricing_pb2.Instrument = eventually(
+        offered, 20, f"{symbol} offered to {account_id}"
+    )
+    return instrument
