@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import URL
 
+from simulators.lp.control import ControlClient
 from stack import secrets as stack_secrets
 from stack.orchestrator import StackConfig, down, up
 from stack.paths import StackPaths
-from stack.ports import HOST, Ports, find_free_base
+from stack.ports import HOST, LP_SIMULATORS, Ports, find_free_base
 from stack.provision import admin_url
 from stack.state import StackState
 from stack.vault import VaultAdmin
+from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 if TYPE_CHECKING:  # imported where used: they import RunningStack from here
     from tests.integration.callers import AccountStack
@@ -123,3 +125,29 @@ def oms(running_stack: RunningStack) -> Iterator[Oms]:
     from tests.integration.support.orders import connect
 
     yield from connect(running_stack)
+
+
+@pytest.fixture(scope="module")
+def demo(edge: Edge) -> tuple[str, str]:
+    """(access token, account id) of the seeded demo user, whose group is 'standard'."""
+    demo = edge.state.demo
+    assert demo is not None
+    with edge.channel() as channel:
+        response = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
+            auth_service_pb2.LoginRequest(username=demo.username, password=demo.password),
+            timeout=20,
+        )
+    return response.access_token, demo.account_id
+
+
+@pytest.fixture
+def lps(running_stack: RunningStack) -> Iterator[dict[str, ControlClient]]:
+    """The LP simulators' control ports; afterwards every pin is lifted, so the other tests see
+    walking prices again. (The STP modules have their own, which also restore fill delays.)"""
+    ports = Ports(running_stack.state.base_port)
+    clients = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.unpin()

@@ -34,7 +34,7 @@ from tests.integration.support.waiting import eventually, eventually_async
 from tests.messages import client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
-from tradingmesh.account.v1 import account_pb2, auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
@@ -59,19 +59,6 @@ def staff(edge: Edge) -> dict[str, Metadata]:
         role: bearer(login(edge, make_user(edge, [role])).access_token)
         for role in ("admin", "dealer")
     }
-
-
-@pytest.fixture(scope="module")
-def demo(edge: Edge) -> tuple[str, str]:
-    """(access token, account id) of the seeded demo user, whose group is 'standard'."""
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        response = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
-            auth_service_pb2.LoginRequest(username=demo.username, password=demo.password),
-            timeout=20,
-        )
-    return response.access_token, demo.account_id
 
 
 @pytest.fixture(scope="module")

@@ -24,29 +24,15 @@ from simulators.lp.control import ControlClient, ControlError
 from stack.components.envoy import STREAM_CLUSTER
 from stack.operator_tls import service_channel
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS, STREAM_WORKERS, Ports, stream_worker_count, stream_workers
+from stack.ports import STREAM_WORKERS, Ports, stream_worker_count, stream_workers
 from stack.state import load
 from tests.integration.conftest import RunningStack
 from tests.integration.support.components import kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
 from tests.integration.support.waiting import eventually
-from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
-from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
-
-
-@pytest.fixture(scope="module")
-def demo(edge: Edge) -> tuple[str, str]:
-    """(access token, account id) of the seeded demo user."""
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        response = auth_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
-        )
-    return response.access_token, demo.account_id
 
 
 @pytest.fixture
@@ -547,17 +533,6 @@ def test_candles_are_built_from_the_live_prices(
 # -- aggregation with known prices: the LP simulators' quotes pinned through their control ports
 
 SYMBOL = "EURUSD"
-
-
-@pytest.fixture
-def lps(running_stack: RunningStack) -> Iterator[dict[str, ControlClient]]:
-    ports = Ports(running_stack.state.base_port)
-    clients = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
-    try:
-        yield clients
-    finally:
-        for client in clients.values():
-            client.unpin()  # the other tests see walking prices again
 
 
 def quote_from(

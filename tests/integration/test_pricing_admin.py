@@ -22,15 +22,13 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.lp.control import ControlClient
-from stack.ports import LP_SIMULATORS, Ports
-from tests.integration.conftest import RunningStack
+from stack.ports import LP_SIMULATORS
 from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
 from tests.integration.support.pricing import T, events, offered_instrument
 from tests.integration.support.waiting import eventually
 from tests.messages import EVERY_DAY, client_group, index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
-from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -91,19 +89,6 @@ def admin(edge: Edge) -> Iterator[admin_grpc.PricingAdminServiceStub]:
 def pricing(edge: Edge) -> Iterator[pricing_grpc.PricingServiceStub]:
     with edge.channel() as channel:
         yield pricing_grpc.PricingServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def demo(edge: Edge) -> tuple[str, str]:
-    """(access token, account id) of the seeded demo user, whose group is 'standard'."""
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        response = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
-            auth_service_pb2.LoginRequest(username=demo.username, password=demo.password),
-            timeout=20,
-        )
-    return response.access_token, demo.account_id
 
 
 def new_symbol(created: list[str]) -> str:
@@ -621,17 +606,6 @@ def test_only_staff_may_read_and_only_admins_and_dealers_may_change(
 
 
 # -- reads -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def lps(running_stack: RunningStack) -> Iterator[dict[str, ControlClient]]:
-    ports = Ports(running_stack.state.base_port)
-    clients = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
-    try:
-        yield clients
-    finally:
-        for client in clients.values():
-            client.unpin()  # the other tests see walking prices again
 
 
 def test_the_provenance_shows_the_lp_books_and_the_markup_that_made_the_price(

@@ -26,11 +26,12 @@ from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
 from tests.integration.events import events_on, published
 from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import SYMBOLS, Oms, Trader, new_trader, place
+from tests.integration.support.orders import Oms, Trader, new_group, new_trader, place
 from tests.integration.support.stp import (
     ALPHA,
     BETA,
     S,
+    await_group_price,
     await_pinned_price,
     ended,
     get_order,
@@ -41,9 +42,6 @@ from tests.integration.support.stp import (
     trades,
 )
 from tests.integration.support.waiting import eventually
-from tests.messages import client_group
-from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
-from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import trading_pb2, types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
@@ -55,7 +53,6 @@ from tradingmesh.oms.v1 import (
     order_service_pb2,
     position_service_pb2,
 )
-from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 
 R = ErrorReason
 D = Decimal
@@ -365,54 +362,16 @@ def pin(
     lps["lp-beta"].pin("EURUSD", *beta, size=size)
 
 
-def await_group_price(oms: Oms, trader: Trader, bid: str, ask: str) -> None:
-    """The trader's group's EURUSD is bid/ask (and the OMS has had time to read it)."""
-
-    def probe() -> bool:
-        with oms.service("pricing") as channel:
-            quote = (
-                pricing_service_pb2_grpc.PricingServiceStub(channel)
-                .GetQuote(
-                    pricing_service_pb2.GetQuoteRequest(
-                        symbol="EURUSD", account_id=trader.account_id
-                    ),
-                    metadata=trader.md,
-                    timeout=5,
-                )
-                .quote
-            )
-        return (D(quote.bid), D(quote.ask)) == (D(bid), D(ask)) and not quote.stale
-
-    eventually(probe, 20, f"the group's EURUSD at {bid}/{ask}")
-    time.sleep(0.5)  # the OMS reads the same price from NATS
-
-
 def markup_group(oms: Oms, points: int) -> str:
     """An STP group of its own (hedging positions, 3.50 commission per lot) whose price is
-    `points` wider than the raw best: half of them (rounded down) off the bid, the rest onto
-    the ask."""
-    admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
-    group = oms.stack.admin.CreateClientGroup(
-        admin_pb.CreateClientGroupRequest(
-            client_group=client_group(
-                execution_mode=types_pb2.EXECUTION_MODE_STP,
-                position_mode=types_pb2.POSITION_MODE_HEDGING,
-                spread_markup=str(points),
-                commission_per_lot="3.50",
-            )
-        ),
-        metadata=admin,
-    ).client_group
-    for symbol in SYMBOLS:
-        oms.stack.admin.SetGroupInstrumentSettings(
-            admin_pb.SetGroupInstrumentSettingsRequest(
-                settings=account_pb2.GroupInstrumentSettings(
-                    group_id=group.id, symbol=symbol, enabled=True
-                )
-            ),
-            metadata=admin,
-        )
-    return group.id
+    `points` wider than the raw best."""
+    return new_group(
+        oms,
+        types_pb2.EXECUTION_MODE_STP,
+        positions=types_pb2.POSITION_MODE_HEDGING,
+        commission="3.50",
+        markup_points=points,
+    )
 
 
 def place_limit(

@@ -122,8 +122,10 @@ def new_group(
     positions: types_pb2.PositionMode.ValueType = types_pb2.POSITION_MODE_NETTING,
     commission: str = "0",
     max_deviation_points: int = 0,
+    markup_points: int = 0,
 ) -> str:
-    """A client group of its own, offered SYMBOLS with no markup."""
+    """A client group of its own, offered SYMBOLS; its price `markup_points` wider than the raw
+    best (half of them, rounded down, off the bid, the rest onto the ask)."""
     admin = oms.stack.as_(Who(str(uuid.uuid4()), "admin"))
     group = oms.stack.admin.CreateClientGroup(
         admin_pb.CreateClientGroupRequest(
@@ -132,6 +134,7 @@ def new_group(
                 position_mode=positions,
                 commission_per_lot=commission,
                 max_deviation_points=max_deviation_points,
+                spread_markup=str(markup_points),
             )
         ),
         metadata=admin,

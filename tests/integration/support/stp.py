@@ -40,6 +40,11 @@ def stp_trader(oms: Oms) -> Trader:
 
 def await_pinned_price(oms: Oms, trader: Trader) -> None:
     """The pro-stp group's price is the raw best (no markup) once pricing has the pins."""
+    await_group_price(oms, trader, *ALPHA)
+
+
+def await_group_price(oms: Oms, trader: Trader, bid: str, ask: str) -> None:
+    """The trader's group's EURUSD is bid/ask (and the OMS has had time to read it)."""
 
     def probe() -> bool:
         with oms.service("pricing") as channel:
@@ -54,9 +59,12 @@ def await_pinned_price(oms: Oms, trader: Trader) -> None:
                 )
                 .quote
             )
-        return (quote.bid, quote.ask) == ALPHA and not quote.stale
+        return (Decimal(quote.bid), Decimal(quote.ask)) == (
+            Decimal(bid),
+            Decimal(ask),
+        ) and not quote.stale
 
-    eventually(probe, 20, f"the pinned price {ALPHA} for pro-stp")
+    eventually(probe, 20, f"the group's EURUSD at {bid}/{ask}")
     time.sleep(0.5)  # the OMS reads the same price from NATS
 
 
