@@ -59,10 +59,8 @@ def await_group_price(oms: Oms, trader: Trader, bid: str, ask: str) -> None:
                 )
                 .quote
             )
-        return (Decimal(quote.bid), Decimal(quote.ask)) == (
-            Decimal(bid),
-            Decimal(ask),
-        ) and not quote.stale
+        priced = (Decimal(quote.bid), Decimal(quote.ask)) == (Decimal(bid), Decimal(ask))
+        return priced and not quote.stale
 
     eventually(probe, 20, f"the group's EURUSD at {bid}/{ask}")
     time.sleep(0.5)  # the OMS reads the same price from NATS
