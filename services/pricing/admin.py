@@ -94,11 +94,13 @@ def invalid(violations: Sequence[tuple[str, str]]) -> DomainError:
     )
 
 
-def unknown_instrument(symbol: str) -> DomainError:
+def unknown_instrument(*symbols: str) -> DomainError:
+    """UNKNOWN_INSTRUMENT (NOT_FOUND) for one symbol or several, which the metadata's `symbol`
+    names (comma-separated), as every service's does (ADR 0002)."""
     return DomainError(
         _R.ERROR_REASON_UNKNOWN_INSTRUMENT,
-        f"unknown instrument: {symbol}",
-        metadata={"symbol": symbol},
+        f"unknown instrument{'s' if len(symbols) > 1 else ''}: {', '.join(symbols)}",
+        metadata={"symbol": ",".join(symbols)},
     )
 
 

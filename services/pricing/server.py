@@ -18,7 +18,7 @@ from services.platform.access import STAFF_ROLES, require_account, require_roles
 from services.platform.errors import DomainError
 from services.platform.paging import key_page
 from services.platform.runtime import Ready
-from services.pricing.admin import CHANGE_ROLES, PricingAdmin
+from services.pricing.admin import CHANGE_ROLES, PricingAdmin, unknown_instrument
 from services.pricing.candles import CandleStore
 from services.pricing.gateway import LpStatus
 from services.pricing.quotes import QuoteReader, StreamHub
@@ -32,14 +32,6 @@ from tradingmesh.pricing.v1 import (
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _unknown(symbols: list[str]) -> DomainError:
-    return DomainError(
-        ErrorReason.ERROR_REASON_UNKNOWN_INSTRUMENT,
-        f"unknown instrument{'s' if len(symbols) > 1 else ''}: {', '.join(symbols)}",
-        metadata={"symbols": ",".join(symbols)},
-    )
 
 
 class Parts:
@@ -83,7 +75,7 @@ class QuoteStreams(pricing_service_pb2_grpc.PricingServiceServicer):
     def _check_symbols(self, group_id: str, symbols: list[str]) -> None:
         unknown = [s for s in symbols if not self.reference.offered(group_id, s)]
         if unknown:
-            raise _unknown(unknown)
+            raise unknown_instrument(*unknown)
 
     async def StreamQuotes(  # type: ignore[override]  # noqa: N802 (gRPC's names)
         self, request: pricing_service_pb2.StreamQuotesRequest, context: Context

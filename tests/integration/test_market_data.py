@@ -31,6 +31,7 @@ from tests.integration.support.components import kill, restore
 from tests.integration.support.edge import Edge, bearer
 from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
 from tests.integration.support.waiting import eventually
+from tradingmesh.errors import details_of
 from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
@@ -121,9 +122,13 @@ def test_bad_requests_get_clear_errors(
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     code, _ = _refused(lambda: stream([f"SYM{i}" for i in range(10_000)]))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    code, message = _refused(lambda: stream(["EURUSD", "NOPE"]))
+    code, message = _refused(lambda: stream(["EURUSD", "NOPE", "NOPE2"]))
     assert code == grpc.StatusCode.NOT_FOUND
-    assert "NOPE" in message
+    assert message == "unknown instruments: NOPE, NOPE2"
+    with pytest.raises(grpc.RpcError) as raised:
+        stream(["NOPE"])
+    # The unknown symbol under `symbol`, as in every service's UNKNOWN_INSTRUMENT (ADR 0002).
+    assert details_of(raised.value).metadata["symbol"] == "NOPE"
     # Another user's (or no) account: NOT_FOUND, as for every account-scoped call.
     code, _ = _refused(
         lambda: pricing.GetQuote(
