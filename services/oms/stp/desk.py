@@ -55,13 +55,13 @@ applied again, in received order, at start and after each logon. A report that c
 stored is resent by the provider (its session is dropped unconsumed).
 
 A hedge order at the provider that hears nothing for `TM_OMS_HEDGE_STATUS_AFTER_S` (10) is
-asked about with an OrderStatusRequest, again every as long while nothing changes; the answer
-applies as the reports it stands for (`hedges.status_steps`: a fill once, by the provider's
-CumQty); "unknown order" for a hedge never acknowledged sends it again (below). One still
-open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is of unknown fate: an error is
-logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it until it ends;
-nothing is invented (no fill, no rejection) and its client orders stay WORKING for a human to
-reconcile with the provider (ADR 0007).
+asked about with an OrderStatusRequest (`chase.Chase`), again every as long while nothing
+changes; the answer applies as the reports it stands for (`hedges.status_steps`: a fill once, by
+the provider's CumQty); "unknown order" for a hedge never acknowledged sends it again (below).
+One still open `TM_OMS_HEDGE_UNKNOWN_AFTER_S` (60) after it was made is of unknown fate: an
+error is logged once and the gauge `tradingmesh_oms_hedge_orders_unknown` counts it until it
+ends; nothing is invented (no fill, no rejection) and its client orders stay WORKING for a human
+to reconcile with the provider (ADR 0007).
 
 Every other answer of an LP (a Reject or Business Message Reject of a NewOrderSingle or an
 OrderStatusRequest, an OrderCancelReject, a DontKnowTrade; `lp_messages`) is stored before it
@@ -129,7 +129,7 @@ from typing import Final
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.netting import (
@@ -159,6 +159,7 @@ from services.oms.store.events import system_actor
 from services.oms.store.rows import found
 from services.oms.stp import hedges, intake, lp_messages, report_journal
 from services.oms.stp.allocation import Allocation, LimitNote, contexts_of, digits_of
+from services.oms.stp.chase import Chase
 from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeRow, HedgeStatus, SettlementOutcome
 from services.oms.stp.lp_orders import (
@@ -167,7 +168,6 @@ from services.oms.stp.lp_orders import (
     LpOrderRouter,
     LpUnavailableError,
     ReportKind,
-    StatusRequest,
     StoredReport,
 )
 from services.oms.stp.price_waits import PriceWait, PriceWaits
@@ -220,23 +220,11 @@ _TAKE_HEADERS: Final = ("tm-order-id", "tm-account-id", "tm-symbol", "tm-take")
 _TAKE_WINDOW: Final = "window"  # a market order (or a triggered stop) joins its window
 _TAKE_LIMIT: Final = "limit"  # a limit order (or a triggered stop-limit) is tried
 
-STATUS_REQUESTS = Counter(
-    "tradingmesh_oms_hedge_status_requests",
-    "OrderStatusRequests sent for hedge orders the provider had not answered",
-    ["lp"],
-    registry=REGISTRY,
-)
 PARKED_MESSAGES = Counter(
     "tradingmesh_oms_lp_messages_parked",
     "answers of an LP the desk could not act on (a Reject of a message the OMS has no record"
     " of, a DontKnowTrade, ...): parked in oms.lp_messages for an operator",
     ["lp"],
-    registry=REGISTRY,
-)
-UNKNOWN_HEDGES = Gauge(
-    "tradingmesh_oms_hedge_orders_unknown",
-    "hedge orders still open past TM_OMS_HEDGE_UNKNOWN_AFTER_S: their fate is unknown and a"
-    " human must reconcile them with the provider",
     registry=REGISTRY,
 )
 
@@ -293,21 +281,13 @@ class StpDesk:
         self._sweep_queued = False
         self._sent: set[str] = set()  # hedge orders this process sent (never send one twice)
         self._sent_numbers: dict[str, int] = {}  # hedge order id -> its MsgSeqNum, until SENT
-        self._status_refused: dict[str, str] = {}  # hedge order id -> the LP's refusal
-        self._ask_now: set[str] = set()  # hedge orders to ask about at the next chase
         self._limit_listeners: list[LimitListener] = []
         self._journal: report_journal.ReportJournal | None = None
-        self._asked: dict[str, datetime] = {}  # hedge order id -> its last OrderStatusRequest
-        self._unknown: set[str] = set()  # hedge orders reported of unknown fate
-        # NEW hedge orders made before this process's logon at their provider: they may have
-        # left before the process that made them died, so they are asked about, not assumed.
-        self._maybe_sent: set[str] = set()
         self._resent: set[str] = set()  # sent again after "unknown order" (once each)
         self._logged_on_once: set[str] = set()  # providers logged on since the start
         self._retried: set[str] = set()  # hedges sent once more in the first-logon grace
         self._first_logon_due: datetime | None = None  # the end of `first_logon_grace`
         self._awaiting_logon: dict[str, set[str]] = defaultdict(set)  # lp -> hedges to send
-        self._chase_queued = False
         # The orders waiting for a live price (`price_waits`).
         self.price_waits = PriceWaits(
             quotes,
@@ -317,6 +297,8 @@ class StpDesk:
             join=self._join,
             try_limit=self._try_limit,
         )
+        # The hedge orders their provider is quiet about, asked about (`chase`).
+        self.chase = Chase(resources, config, self.worker, lambda: self.router, clock)
         # Operators' reads and resets of the order sessions' numbers (`session_admin`).
         self.sessions = OrderSessionAdmin(
             resources, [lp.lp for lp in config.lps], lambda: self.router, clock
@@ -360,7 +342,7 @@ class StpDesk:
         )
         self.worker.enqueue("recovery", self._recover)
         self.worker.later(self.config.rejoin_after_start, "waiting orders", self._rejoin_waiting)
-        self.worker.call_later(self.config.chase_every, self._chase_due)
+        self.chase.start()
         self.worker.call_later(self.config.rejoin_after_start + intake.SWEEP_EVERY, self._sweep_due)
 
     async def lead(self) -> None:
@@ -504,7 +486,8 @@ class StpDesk:
         for hedge_id in sorted(self._awaiting_logon.pop(lp, set())):
             self.worker.enqueue(f"send {hedge_id} at logon", partial(self._send, hedge_id))
         self.worker.enqueue(
-            f"hedge orders of {lp} not known to be sent", partial(self._ask_unsent, lp, logon)
+            f"hedge orders of {lp} not known to be sent",
+            partial(self.chase.ask_unsent, lp, logon, self._sent),
         )
 
     # -- closing a window --------------------------------------------------------------------------
@@ -920,7 +903,7 @@ class StpDesk:
         after that is a rejection (`hedges.on_report`)."""
         self._resent.add(hedge.id)
         self._sent.discard(hedge.id)
-        self._maybe_sent.discard(hedge.id)
+        self.chase.sent_again(hedge.id)
         log.warning(
             "the provider never received a hedge order: it is sent now",
             extra={
@@ -964,10 +947,10 @@ class StpDesk:
             if isinstance(effect, lp_messages.RejectHedge):
                 outcome, notes = await self._reject_hedge(session, message, effect)
             elif isinstance(effect, lp_messages.StatusRefused):
-                self._status_refused[effect.hedge_order_id] = effect.text
+                self.chase.refused(effect.hedge_order_id, effect.text)
                 outcome = "the provider refuses status requests: the hedge order's fate is unknown"
             elif isinstance(effect, lp_messages.AskStatus):
-                self._ask_now.add(effect.hedge_order_id)
+                self.chase.ask_soon(effect.hedge_order_id)
                 outcome = f"{effect.why}: the order is asked about"
             elif isinstance(effect, lp_messages.Park):
                 parked, outcome = True, effect.why
@@ -1146,7 +1129,7 @@ class StpDesk:
                     "operator": actor.id,
                 },
             )
-            self._status_refused.pop(hedge_id, None)
+            self.chase.settled(hedge_id)
             await self._notify(notes)
             return hedge
 
@@ -1196,121 +1179,6 @@ class StpDesk:
             messages = await report_journal.unapplied_messages(session, lp)
         for message in messages:
             await self._apply_message(message)
-
-    # -- hedge orders the provider has not answered ------------------------------------------------
-
-    def _chase_due(self) -> None:
-        """Every `chase_every`: the chase joins the queue unless it is still waiting there."""
-        self.worker.call_later(self.config.chase_every, self._chase_due)
-        if not self._chase_queued:
-            self._chase_queued = True
-            self.worker.enqueue("chase unanswered hedge orders", self._chase)
-
-    async def _chase(self) -> None:
-        """Asks the provider about each hedge order it has been quiet about for
-        `status_after`; reports those still open `unknown_after` after they were made (once
-        each in the log, all of them in the gauge). Never ends one."""
-        self._chase_queued = False
-        now = self.clock()
-        async with self.db.read_session() as session:
-            open_hedges = await hedge_store.open_hedges(session)
-            for hedge_id in sorted(self._maybe_sent):
-                maybe = await hedge_store.get_hedge(session, hedge_id)
-                if maybe is not None and maybe.status is HedgeStatus.NEW:
-                    open_hedges.append(maybe)
-                else:
-                    self._maybe_sent.discard(hedge_id)
-        logged_on = set(self.router.logged_on()) if self.router is not None else set()
-        unknown: set[str] = set()
-        for hedge in open_hedges:
-            refusal = self._status_refused.get(hedge.id)
-            decision = hedges.chase(
-                hedge,
-                self._asked.get(hedge.id),
-                now,
-                self.config.status_after,
-                self.config.unknown_after,
-                status_refused=refusal is not None,
-                maybe_sent=hedge.id in self._maybe_sent,
-            )
-            if decision.unknown:
-                unknown.add(hedge.id)
-                if hedge.id not in self._unknown:
-                    why = (
-                        f"its provider refuses to say ({refusal})"
-                        if refusal is not None
-                        else f"no outcome from its provider"
-                        f" {self.config.unknown_after.total_seconds():g} s after it was made"
-                    )
-                    log.error(
-                        f"ALERT: a hedge order's fate is unknown: {why}; reconcile it with the"
-                        " provider and settle it (SettleHedgeOrder); its client orders stay"
-                        " WORKING",
-                        extra={
-                            "hedge_order_id": hedge.id,
-                            "lp": hedge.liquidity_provider_id,
-                            "status": hedge.status.value,
-                            "filled": str(hedge.filled_quantity),
-                            "created_at": hedge.created_at.isoformat(),
-                        },
-                    )
-            ask = decision.ask or hedge.id in self._ask_now
-            if ask and hedge.liquidity_provider_id in logged_on:
-                await self._ask_status(hedge, now)
-        self._ask_now.clear()
-        for hedge_id in self._unknown - unknown:
-            log.info("a hedge order of unknown fate has ended", extra={"hedge_order_id": hedge_id})
-        self._unknown = unknown
-        UNKNOWN_HEDGES.set(len(unknown))
-        still_open = {hedge.id for hedge in open_hedges}
-        self._asked = {k: v for k, v in self._asked.items() if k in still_open}
-        self._status_refused = {k: v for k, v in self._status_refused.items() if k in still_open}
-
-    async def _ask_status(self, hedge: HedgeRow, now: datetime) -> None:
-        assert self.router is not None
-        request = StatusRequest(
-            hedge.id,
-            hedge.liquidity_provider_id,
-            hedge.symbol,
-            hedge.side,
-            hedge.lp_order_id,
-        )
-        try:
-            number = await asyncio.to_thread(self.router.request_status, request, str(uuid.uuid4()))
-        except LpUnavailableError:
-            return  # the session dropped meanwhile: its resend or the next chase will tell
-        async with self.db.transaction() as session:
-            await report_journal.record_sent(
-                session, hedge.liquidity_provider_id, number, "H", hedge.id, self.clock()
-            )
-        self._asked[hedge.id] = now
-        STATUS_REQUESTS.labels(hedge.liquidity_provider_id).inc()
-        log.warning(
-            "no report for a hedge order: its provider is asked for its status",
-            extra={
-                "hedge_order_id": hedge.id,
-                "lp": hedge.liquidity_provider_id,
-                "status": hedge.status.value,
-                "quiet_since": hedge.updated_at.isoformat(),
-            },
-        )
-
-    async def _ask_unsent(self, lp: str, logon: datetime) -> None:
-        """NEW hedge orders of `lp` made before its logon and not sent by this process: the
-        process that made them may have sent them before it died (the SENT not recorded), so
-        the provider is asked (after the reports it resends: FIX delivers in order). It
-        answers with the order's state, or "unknown order": never received, and the hedge is
-        sent now (`_send_again`). Until answered they are chased like SENT ones (`_chase`)."""
-        async with self.db.read_session() as session:
-            found = [
-                hedge
-                for hedge_id in await hedge_store.new_hedges_before(session, lp, logon)
-                if hedge_id not in self._sent
-                and (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
-            ]
-        for hedge in found:
-            self._maybe_sent.add(hedge.id)
-            await self._ask_status(hedge, self.clock())
 
     # -- orders a hand-off missed (`intake`) -------------------------------------------------------
 
