@@ -54,15 +54,9 @@ PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
 
 
 @pytest.fixture(scope="module")
-def trader(edge: Edge) -> Trader:
+def trader(demo: tuple[str, str]) -> Trader:
     """The seeded demo user: a funded account that every service knows."""
-    demo = edge.state.demo
-    assert demo is not None
-    with edge.channel() as channel:
-        response = auth_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username=demo.username, password=demo.password), timeout=20
-        )
-    return Trader(response.access_token, demo.account_id)
+    return Trader(*demo)
 
 
 def bad_request(status: status_pb2.Status) -> error_details_pb2.BadRequest:
