@@ -30,7 +30,6 @@ from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeRow, HedgeStatus
 from services.oms.stp.lp_orders import LpOrderRouter, LpUnavailableError, StatusRequest
 from services.oms.stp.worker import DeskWorker
-from services.platform.db import Database
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources
 
@@ -78,10 +77,6 @@ class Chase:
         # left before the process that made them died, so they are asked about, not assumed.
         self._maybe_sent: set[str] = set()
 
-    @property
-    def db(self) -> Database:
-        return self.resources.db
-
     def start(self) -> None:
         self.worker.call_later(self.config.chase_every, self._due)
 
@@ -115,7 +110,7 @@ class Chase:
         each in the log, all of them in the gauge). Never ends one."""
         self._queued = False
         now = self.clock()
-        async with self.db.read_session() as session:
+        async with self.resources.db.read_session() as session:
             open_hedges = await hedge_store.open_hedges(session)
             for hedge_id in sorted(self._maybe_sent):
                 maybe = await hedge_store.get_hedge(session, hedge_id)
@@ -184,7 +179,7 @@ class Chase:
             number = await asyncio.to_thread(router.request_status, request, str(uuid.uuid4()))
         except LpUnavailableError:
             return  # the session dropped meanwhile: its resend or the next chase will tell
-        async with self.db.transaction() as session:
+        async with self.resources.db.transaction() as session:
             await report_journal.record_sent(
                 session, hedge.liquidity_provider_id, number, "H", hedge.id, self.clock()
             )
@@ -208,7 +203,7 @@ class Chase:
         answers with the order's state, or "unknown order": never received, and the hedge is
         sent now (the desk's `_send_again`). Until answered they are chased like SENT ones
         (`run`)."""
-        async with self.db.read_session() as session:
+        async with self.resources.db.read_session() as session:
             found = [
                 hedge
                 for hedge_id in await hedge_store.new_hedges_before(session, lp, logon)
