@@ -82,20 +82,14 @@ def client_order(
 
 
 def hedge(status: HedgeStatus, reason: str = "UNSPECIFIED", message: str = "") -> HedgeRow:
-    return HedgeRow(
+    return builders.hedge(
+        status,
         id="h1",
-        symbol="EURUSD",
-        side=Side.BUY,
-        quantity=D("1.20"),
-        gross_buy_quantity=D("1.50"),
-        gross_sell_quantity=D("0.30"),
-        liquidity_provider_id="lp-alpha",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
         version=3,
         status_reason=reason,
         status_message=message,
+        raw_bid=None,
+        raw_ask=None,
     )
 
 
