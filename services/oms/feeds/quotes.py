@@ -47,11 +47,11 @@ class QuoteBook:
         self.max_age = max_age
         self._quotes: dict[tuple[str, str], LiveQuote] = {}
         self._subscription: Subscription | None = None
-        self._listeners: list[Callable[[str, LiveQuote], None]] = []
+        self._listeners: list[Callable[[LiveQuote], None]] = []
 
-    def listen(self, listener: Callable[[str, LiveQuote], None]) -> None:
-        """Calls `listener(group_id, quote)` with every quote the book keeps (the trigger
-        engine); it runs on the event loop and must not block."""
+    def listen(self, listener: Callable[[LiveQuote], None]) -> None:
+        """Calls `listener(quote)` with every quote the book keeps (the trigger engine); it runs
+        on the event loop and must not block."""
         self._listeners.append(listener)
 
     def put(self, quote: LiveQuote) -> None:
@@ -62,7 +62,7 @@ class QuoteBook:
             self._quotes[key] = quote
             for listener in self._listeners:
                 try:
-                    listener(quote.group_id, quote)
+                    listener(quote)
                 except Exception:
                     log.exception("a quote listener failed", extra={"symbol": quote.symbol})
 

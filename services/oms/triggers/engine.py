@@ -499,11 +499,12 @@ class TriggerEngine:
 
     # -- the check on every quote ------------------------------------------------------------------
 
-    def on_quote(self, group_id: str, quote: LiveQuote) -> None:
+    def on_quote(self, quote: LiveQuote) -> None:
         """A `QuoteBook` listener: queues what the quote triggers (each id once at a time)."""
         if not self.leading or quote.stale:
             return
-        for hit in self.index.hits(group_id, quote.symbol, quote.bid, quote.ask, self.clock()):
+        hits = self.index.hits(quote.group_id, quote.symbol, quote.bid, quote.ask, self.clock())
+        for hit in hits:
             self._queue(hit)
 
     def _queue(self, hit: Hit) -> None:
