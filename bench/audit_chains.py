@@ -7,14 +7,17 @@ chain's end with the head on `oms.accounts`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from services.oms.audit import COLUMNS, AuditRecord, verify_records
+from services.oms.audit import COLUMNS
+from services.oms.audit import AuditRecord
+from services.oms.audit import verify_records
 from stack.paths import StackPaths
 from stack.ports import Ports
 from stack.state import StackState

@@ -58,20 +58,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import psycopg
 
-from bench.faults_check import Access, Reconciliation, reconcile
-from bench.faults_load import LoadTrader, OrderLoad, OrderRecord, error_counts
-from bench.machine import describe, load_average
+from bench.faults_check import Access
+from bench.faults_check import Reconciliation
+from bench.faults_check import reconcile
+from bench.faults_load import LoadTrader
+from bench.faults_load import OrderLoad
+from bench.faults_load import OrderRecord
+from bench.faults_load import error_counts
+from bench.machine import describe
+from bench.machine import load_average
 from bench.orders import BENCH_EDGE_LIMITS
-from bench.orders_traders import make_traders, sign_in
+from bench.orders_traders import make_traders
+from bench.orders_traders import sign_in
 from bench.stack import bench_stack
-from stack.orchestrator import StackConfig, is_running, status, up
+from stack.orchestrator import StackConfig
+from stack.orchestrator import is_running
+from stack.orchestrator import status
+from stack.orchestrator import up
 from stack.paths import StackPaths
-from stack.ports import HOST, LP_SIMULATORS, Ports
-from stack.state import ComponentState, StackState, load
+from stack.ports import HOST
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
+from stack.state import ComponentState
+from stack.state import StackState
+from stack.state import load
 
 Action = Literal["kill", "pause"]
 

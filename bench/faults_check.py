@@ -33,26 +33,37 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections import defaultdict
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import nats
 import psycopg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
 
 from bench.faults_load import OrderRecord
-from services.account.trading import SWAPS_SUBJECT, TRADES_SUBJECT
+from services.account.trading import SWAPS_SUBJECT
+from services.account.trading import TRADES_SUBJECT
 from services.notification import events as notification_events
 from services.platform.bus import MSG_ID_HEADER
-from services.platform.envelope import EnvelopeError, matches, open_envelope
+from services.platform.envelope import EnvelopeError
+from services.platform.envelope import matches
+from services.platform.envelope import open_envelope
 from services.platform.infra_tls import client_context
-from services.risk.copies import _ACCOUNT_SUBJECTS, _INSTRUMENT_SUBJECTS, _TRADING_SUBJECTS
+from services.risk.copies import _ACCOUNT_SUBJECTS
+from services.risk.copies import _INSTRUMENT_SUBJECTS
+from services.risk.copies import _TRADING_SUBJECTS
 from stack import secrets as stack_secrets
-from stack.ports import HOST, Ports
+from stack.ports import HOST
+from stack.ports import Ports
 from stack.provision import admin_url
 from stack.state import StackState
 from stack.vault import VaultAdmin

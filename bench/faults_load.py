@@ -20,7 +20,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 import grpc
 import grpc.aio
@@ -28,7 +29,8 @@ import grpc.aio
 from bench.orders_load import market_order
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.common.v1 import errors_pb2, trading_pb2
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 
 # Statuses after which a client sends the same request again (the call may or may not have

@@ -45,34 +45,42 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any
+from typing import Final
+from typing import cast
 
 from sqlalchemy.orm import Session as OrmSession
 
-from bench.machine import cpu_model, load_average
+from bench.machine import cpu_model
+from bench.machine import load_average
 from services.platform import outbox
 from services.platform.db import Database
 from services.platform.schedule import Session
 from services.risk.episodes import Episode
-from services.risk.model import (
-    Account,
-    Group,
-    GroupInstrument,
-    Instrument,
-    Position,
-    PositionMode,
-    Quote,
-    Side,
-)
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import Instrument
+from services.risk.model import Position
+from services.risk.model import PositionMode
+from services.risk.model import Quote
+from services.risk.model import Side
 from services.risk.state import RiskState
 from services.risk.valuation import value_account
-from services.risk.watcher import Closer, MarginWatcher, WatcherConfig
+from services.risk.watcher import Closer
+from services.risk.watcher import MarginWatcher
+from services.risk.watcher import WatcherConfig
 from tradingmesh.trading.margin import RiskStatus
 from tradingmesh.trading.money import minor_unit
 

@@ -53,7 +53,9 @@ import signal
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -62,18 +64,30 @@ from typing import Any
 import grpc
 
 from bench import probes
-from bench.client_pipes import end_process, receive
+from bench.client_pipes import end_process
+from bench.client_pipes import receive
 from bench.machine import load_1m
-from bench.quote_streams import OpenReport, StreamPlan, StreamResult, run
-from bench.stack import Bench, bench_stack
-from services.pricing.engine import GroupConfig, PricingEngine
-from services.pricing.model import LpQuote, Markup, MarkupKind
+from bench.quote_streams import OpenReport
+from bench.quote_streams import StreamPlan
+from bench.quote_streams import StreamResult
+from bench.quote_streams import run
+from bench.stack import Bench
+from bench.stack import bench_stack
+from services.pricing.engine import GroupConfig
+from services.pricing.engine import PricingEngine
+from services.pricing.model import LpQuote
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
 from simulators.lp.catalogue import CATALOGUE
 from simulators.lp.control import ControlClient
-from simulators.lp.market import Market, Profile
+from simulators.lp.market import Market
+from simulators.lp.market import Profile
 from stack import seed
-from stack.components.lpsim import PLATFORM_COMP_ID, PROFILES
-from stack.ports import HOST, LP_SIMULATORS, STREAM_WORKERS
+from stack.components.lpsim import PLATFORM_COMP_ID
+from stack.components.lpsim import PROFILES
+from stack.ports import HOST
+from stack.ports import LP_SIMULATORS
+from stack.ports import STREAM_WORKERS
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 

@@ -30,7 +30,8 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,12 @@ import psycopg
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.machine import describe, load_average
-from bench.orders_traders import make_traders, sign_in
-from bench.stack import Bench, bench_stack
+from bench.machine import describe
+from bench.machine import load_average
+from bench.orders_traders import make_traders
+from bench.orders_traders import sign_in
+from bench.stack import Bench
+from bench.stack import bench_stack
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Envelope
 from services.platform.infra_tls import client_context
@@ -50,13 +54,16 @@ from simulators.smtp.control import SinkClient
 from stack import secrets as stack_secrets
 from stack.provision import admin_url
 from stack.vault import VaultAdmin
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.notification.v1 import notification_pb2 as notification_pb
 from tradingmesh.notification.v1 import notification_service_pb2 as notification_api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc as notification_grpc
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
 
 SUBJECT = "oms.trade.executed"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -29,7 +29,8 @@ requests).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Final
 
 Counters = dict[str, dict[str, float]]

@@ -8,24 +8,24 @@ per FILLED order; net subtracts what the idle stack did in as long (bench.order_
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
 
-from bench.order_costs import (
-    CPU_MS,
-    DATABASE_TRANSACTIONS,
-    LOAD_CLIENTS_CPU_MS,
-    NATS_CLIENTS,
-    NATS_RECEIVED,
-    NATS_STREAMS,
-    SQL_EVICTIONS,
-    SQL_STATEMENTS,
-    SQL_TRANSACTION_CONTROL,
-    SQL_TRANSACTIONS,
-    TOTAL,
-    TOTALLED,
-    Counters,
-)
+from bench.order_costs import CPU_MS
+from bench.order_costs import DATABASE_TRANSACTIONS
+from bench.order_costs import LOAD_CLIENTS_CPU_MS
+from bench.order_costs import NATS_CLIENTS
+from bench.order_costs import NATS_RECEIVED
+from bench.order_costs import NATS_STREAMS
+from bench.order_costs import SQL_EVICTIONS
+from bench.order_costs import SQL_STATEMENTS
+from bench.order_costs import SQL_TRANSACTION_CONTROL
+from bench.order_costs import SQL_TRANSACTIONS
+from bench.order_costs import TOTAL
+from bench.order_costs import TOTALLED
+from bench.order_costs import Counters
 
 # Issue 14's budget per FILLED market order across the stack, judged on the net figures: the
 # idle stack's own work (prices above all) is not the order's cost.

@@ -64,55 +64,62 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from contextlib import suppress
+from dataclasses import asdict
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from bench import probes
 from bench.audit_chains import verify_chains
-from bench.client_pipes import end_process, receive
-from bench.machine import describe, load_1m
+from bench.client_pipes import end_process
+from bench.client_pipes import receive
+from bench.machine import describe
+from bench.machine import load_1m
 from bench.market_data import print_table
-from bench.order_costs import (
-    CPU_MS,
-    LOAD_CLIENTS_CPU_MS,
-    Counters,
-    delta,
-    net_of_idle,
-    per_order,
-    per_second,
-    with_derived,
-    with_totals,
-)
-from bench.order_costs_report import breakdown, cost_rows, echo_cost_rows, format_matrix, idle_row
-from bench.orders_load import (
-    FILLED,
-    SERVING,
-    Account,
-    ClientPlan,
-    Kind,
-    Mode,
-    PhaseResult,
-    PhaseSpec,
-    run,
-)
-from bench.orders_stats import (
-    MIN_FILLED_SHARE,
-    TARGET_ORDERS_PER_SECOND,
-    TARGET_P50_MS,
-    TARGET_P99_MS,
-    filled_share,
-    judge,
-    latency_summary,
-    ratio,
-    shares,
-)
-from bench.orders_traders import make_traders, sign_in, wait_until_trading
-from bench.stack import Bench, bench_stack
-from bench.stack_counters import StackCounters, stack_counters
+from bench.order_costs import CPU_MS
+from bench.order_costs import LOAD_CLIENTS_CPU_MS
+from bench.order_costs import Counters
+from bench.order_costs import delta
+from bench.order_costs import net_of_idle
+from bench.order_costs import per_order
+from bench.order_costs import per_second
+from bench.order_costs import with_derived
+from bench.order_costs import with_totals
+from bench.order_costs_report import breakdown
+from bench.order_costs_report import cost_rows
+from bench.order_costs_report import echo_cost_rows
+from bench.order_costs_report import format_matrix
+from bench.order_costs_report import idle_row
+from bench.orders_load import FILLED
+from bench.orders_load import SERVING
+from bench.orders_load import Account
+from bench.orders_load import ClientPlan
+from bench.orders_load import Kind
+from bench.orders_load import Mode
+from bench.orders_load import PhaseResult
+from bench.orders_load import PhaseSpec
+from bench.orders_load import run
+from bench.orders_stats import MIN_FILLED_SHARE
+from bench.orders_stats import TARGET_ORDERS_PER_SECOND
+from bench.orders_stats import TARGET_P50_MS
+from bench.orders_stats import TARGET_P99_MS
+from bench.orders_stats import filled_share
+from bench.orders_stats import judge
+from bench.orders_stats import latency_summary
+from bench.orders_stats import ratio
+from bench.orders_stats import shares
+from bench.orders_traders import make_traders
+from bench.orders_traders import sign_in
+from bench.orders_traders import wait_until_trading
+from bench.stack import Bench
+from bench.stack import bench_stack
+from bench.stack_counters import StackCounters
+from bench.stack_counters import stack_counters
 
 # The edge limits of the stack this benchmark starts (stack/components/envoy.py EdgeLimits):
 # every call comes from 127.0.0.1, and a trader sends hundreds of orders a second.

@@ -26,18 +26,27 @@ import resource
 import time
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import grpc
 import grpc.aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 
-from bench.orders_stats import latency_from, order_leg, send_time
-from tradingmesh.common.v1 import errors_pb2, trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from bench.orders_stats import latency_from
+from bench.orders_stats import order_leg
+from bench.orders_stats import send_time
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 
 Kind = Literal["orders", "echo"]

@@ -6,7 +6,9 @@ Kept apart from the load generator so that it can be unit-tested (tests/unit/ben
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from bench.market_data import percentile

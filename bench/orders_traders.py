@@ -24,9 +24,13 @@ from pathlib import Path
 import grpc
 from google.api import httpbody_pb2
 
-from bench.orders_load import FILLED, Account, market_order, order_outcome
+from bench.orders_load import FILLED
+from bench.orders_load import Account
+from bench.orders_load import market_order
+from bench.orders_load import order_outcome
 from bench.orders_stats import order_leg
-from services.account.webhook_auth import WEBHOOKS_PATH, sign
+from services.account.webhook_auth import WEBHOOKS_PATH
+from services.account.webhook_auth import sign
 from stack import secrets as stack_secrets
 from stack.operator_tls import service_channel
 from stack.ports import HOST

@@ -20,7 +20,8 @@ import resource
 import time
 from array import array
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from multiprocessing.connection import Connection
 
 import grpc

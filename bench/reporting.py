@@ -26,7 +26,8 @@ import statistics
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,13 @@ import grpc
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from bench.stack import Bench, bench_stack
+from bench.stack import Bench
+from bench.stack import bench_stack
 from services.platform.infra_tls import libpq_params
 from stack import secrets as stack_secrets
 from stack.vault import VaultAdmin
-from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.account.v1 import auth_service_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as api
 from tradingmesh.reporting.v1 import reporting_service_pb2_grpc as api_grpc

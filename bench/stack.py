@@ -8,14 +8,20 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.orchestrator import StackConfig, down, status, up
+from stack.orchestrator import StackConfig
+from stack.orchestrator import down
+from stack.orchestrator import status
+from stack.orchestrator import up
 from stack.paths import StackPaths
-from stack.ports import HOST, Ports, find_free_base
+from stack.ports import HOST
+from stack.ports import Ports
+from stack.ports import find_free_base
 from stack.state import StackState
 
 __all__ = ["Bench", "bench_stack"]

@@ -16,24 +16,24 @@ counters and explained in `unavailable`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import psycopg
 
 from bench import probes
-from bench.order_costs import (
-    CPU_MS,
-    DATABASE_TRANSACTIONS,
-    NATS_CLIENTS,
-    NATS_QUOTES,
-    NATS_SERVER,
-    NATS_STREAMS,
-    SQL_EVICTIONS,
-    Counters,
-    sql_by_role,
-)
+from bench.order_costs import CPU_MS
+from bench.order_costs import DATABASE_TRANSACTIONS
+from bench.order_costs import NATS_CLIENTS
+from bench.order_costs import NATS_QUOTES
+from bench.order_costs import NATS_SERVER
+from bench.order_costs import NATS_STREAMS
+from bench.order_costs import SQL_EVICTIONS
+from bench.order_costs import Counters
+from bench.order_costs import sql_by_role
 from stack.components.postgres import DATABASE
 from stack.paths import StackPaths
 from stack.ports import Ports

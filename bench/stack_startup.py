@@ -16,10 +16,13 @@ import os
 import platform
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
-from stack.orchestrator import StackConfig, down, up
+from stack.orchestrator import StackConfig
+from stack.orchestrator import down
+from stack.orchestrator import up
 from stack.ports import find_free_base
 
 TARGET_SECONDS = 60.0

@@ -40,17 +40,21 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench.machine import describe, load_average
+from bench.machine import describe
+from bench.machine import load_average
 from bench.market_data import percentile
 from bench.notifications import print_table
-from bench.stack import Bench, bench_stack
+from bench.stack import Bench
+from bench.stack import bench_stack
 from stack.paths import REPO
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc

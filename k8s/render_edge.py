@@ -42,23 +42,24 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from stack.components.base import Context
-from stack.components.envoy import (
-    JWKS_CLUSTER,
-    SDS_FILE,
-    SDS_FILES,
-    STREAM_CLUSTER,
-    UNROUTED_CLUSTER,
-    Envoy,
-    write_sds_files,
-)
+from stack.components.envoy import JWKS_CLUSTER
+from stack.components.envoy import SDS_FILE
+from stack.components.envoy import SDS_FILES
+from stack.components.envoy import STREAM_CLUSTER
+from stack.components.envoy import UNROUTED_CLUSTER
+from stack.components.envoy import Envoy
+from stack.components.envoy import write_sds_files
 from stack.paths import StackPaths
-from stack.ports import DEFAULT_BASE, SERVICES, Ports
+from stack.ports import DEFAULT_BASE
+from stack.ports import SERVICES
+from stack.ports import Ports
 
 REPO = Path(__file__).resolve().parents[1]
 

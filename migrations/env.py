@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine
+from sqlalchemy import pool
 
 URL_VARIABLE = "TM_MIGRATIONS_DATABASE_URL"
 

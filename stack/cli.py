@@ -30,23 +30,25 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from stack.components.envoy import PLAINTEXT_SWITCH, parse_plaintext_switch
+from stack.components.envoy import PLAINTEXT_SWITCH
+from stack.components.envoy import parse_plaintext_switch
 from stack.components.web_static import web_dist
 from stack.health import ComponentFailedError
-from stack.orchestrator import (
-    StackConfig,
-    StackError,
-    down,
-    is_running,
-    rotate_certificates,
-    status,
-    up,
-)
-from stack.paths import REPO, StackNameError, StackPaths
+from stack.orchestrator import StackConfig
+from stack.orchestrator import StackError
+from stack.orchestrator import down
+from stack.orchestrator import is_running
+from stack.orchestrator import rotate_certificates
+from stack.orchestrator import status
+from stack.orchestrator import up
+from stack.paths import REPO
+from stack.paths import StackNameError
+from stack.paths import StackPaths
 from stack.state import StackState
 
 log = logging.getLogger("stack")

@@ -10,8 +10,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf import any_pb2, descriptor_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf import any_pb2
+from google.protobuf import descriptor_pb2
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from services.platform.reflection import is_internal
 from stack.ports import SERVICES

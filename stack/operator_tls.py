@@ -15,7 +15,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from stack.ports import HOST, Ports
+from stack.ports import HOST
+from stack.ports import Ports
 from stack.state import StackState
 
 __all__ = [

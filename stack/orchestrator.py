@@ -21,49 +21,61 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-from stack import pki, provision
+from stack import pki
+from stack import provision
 from stack import secrets as stack_secrets
 from stack import state as state_file
-from stack.components.base import Component, Context
+from stack.components.base import Component
+from stack.components.base import Context
 from stack.components.envoy import Envoy
 from stack.components.lpsim import LpSimulator
-from stack.components.monitoring import PostgresExporter, Prometheus, RedisExporter
+from stack.components.monitoring import PostgresExporter
+from stack.components.monitoring import Prometheus
+from stack.components.monitoring import RedisExporter
 from stack.components.nats import Nats
 from stack.components.openbao import OpenBao
-from stack.components.postgres import Postgres, system_user
+from stack.components.postgres import Postgres
+from stack.components.postgres import system_user
 from stack.components.redis import Redis
 from stack.components.replica import Replica
-from stack.components.services import Service, service_instances, stream_workers
-from stack.components.smtp import SENDER, SmtpSink
+from stack.components.services import Service
+from stack.components.services import service_instances
+from stack.components.services import stream_workers
+from stack.components.smtp import SENDER
+from stack.components.smtp import SmtpSink
 from stack.health import wait_healthy
-from stack.paths import REPO, StackPaths
-from stack.ports import (
-    DEFAULT_BASE,
-    LP_SIMULATORS,
-    MAX_REPLICAS,
-    STREAM_WORKERS,
-    Ports,
-    instance_names,
-    port_is_free,
-    stream_worker_count,
-    validate_base,
-    validate_replicas,
-)
-from stack.process import Launch, ProcessRef, is_alive, spawn, stop_groups
-from stack.secrets import Login, StackSecrets
-from stack.state import (
-    ComponentState,
-    Endpoints,
-    ReplicaState,
-    StackState,
-    VaultInfo,
-    web_url,
-)
+from stack.paths import REPO
+from stack.paths import StackPaths
+from stack.ports import DEFAULT_BASE
+from stack.ports import LP_SIMULATORS
+from stack.ports import MAX_REPLICAS
+from stack.ports import STREAM_WORKERS
+from stack.ports import Ports
+from stack.ports import instance_names
+from stack.ports import port_is_free
+from stack.ports import stream_worker_count
+from stack.ports import validate_base
+from stack.ports import validate_replicas
+from stack.process import Launch
+from stack.process import ProcessRef
+from stack.process import is_alive
+from stack.process import spawn
+from stack.process import stop_groups
+from stack.secrets import Login
+from stack.secrets import StackSecrets
+from stack.state import ComponentState
+from stack.state import Endpoints
+from stack.state import ReplicaState
+from stack.state import StackState
+from stack.state import VaultInfo
+from stack.state import web_url
 from stack.vault import VaultAdmin
 
 log = logging.getLogger("stack")

@@ -23,12 +23,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from hvac.exceptions import InvalidPath  # type: ignore[import-untyped]
 
-from services.platform.certificates import PKI_MOUNT, Issued, parse_issued
-from stack.ports import LP_SIMULATORS, SERVICES
+from services.platform.certificates import PKI_MOUNT
+from services.platform.certificates import Issued
+from services.platform.certificates import parse_issued
+from stack.ports import LP_SIMULATORS
+from stack.ports import SERVICES
 from stack.vault import VaultAdmin
 
 CA_TTL: Final = "87600h"  # ten years: the local root; production plugs in its own (ADR 0018)

@@ -19,7 +19,8 @@ from services.platform.infra_tls import with_libpq_tls
 from stack.components.postgres import DATABASE
 from stack.ports import HOST
 from stack.secrets import Login
-from stack.state import DemoCredentials, OperatorCredentials
+from stack.state import DemoCredentials
+from stack.state import OperatorCredentials
 
 log = logging.getLogger("stack")
 

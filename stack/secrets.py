@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from services.platform.secrets import Secret
 from stack.pki import issue_policy
-from stack.ports import LP_SIMULATORS, SERVICES
+from stack.ports import LP_SIMULATORS
+from stack.ports import SERVICES
 from stack.vault import VaultAdmin
 
 PREFIX = "tradingmesh"

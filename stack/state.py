@@ -26,7 +26,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

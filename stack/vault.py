@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import InvalidPath  # type: ignore[import-untyped]

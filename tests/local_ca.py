@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from services.platform.certificates import CertificateSource, Issued
+from services.platform.certificates import CertificateSource
+from services.platform.certificates import Issued
 from services.platform.secrets import Secret
 
 __all__ = ["LocalCA", "LocalCertificateSource", "served_certificate", "write_files"]

@@ -22,13 +22,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    message_factory,
-    text_encoding,
-    text_format,
-)
+from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pool
+from google.protobuf import message_factory
+from google.protobuf import text_encoding
+from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -98,7 +96,9 @@ class _Renderer:
 
     @staticmethod
     def _wkt_files(fdp: descriptor_pb2.FileDescriptorProto) -> list:  # type: ignore[type-arg]
-        from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+        from google.protobuf import duration_pb2
+        from google.protobuf import field_mask_pb2
+        from google.protobuf import timestamp_pb2
 
         known = {
             m.DESCRIPTOR.name: m.DESCRIPTOR for m in (duration_pb2, field_mask_pb2, timestamp_pb2)

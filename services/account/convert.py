@@ -9,15 +9,19 @@ is made otherwise."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from typing import Final
+from typing import TypeVar
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from services.account.domain import format_money
-from services.platform.enums import enum_name, enum_value
+from services.platform.enums import enum_name
+from services.platform.enums import enum_value
 from services.platform.messages import from_row
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2

@@ -11,11 +11,15 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final
+from typing import TypeVar
 
-from services.platform.errors import DomainError, field_error
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.exact import InvalidDecimalError, format_decimal, parse_decimal
+from tradingmesh.exact import InvalidDecimalError
+from tradingmesh.exact import format_decimal
+from tradingmesh.exact import parse_decimal
 from tradingmesh.trading.money import minor_unit
 
 __all__ = [

@@ -8,7 +8,8 @@ from typing import Final
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.outbox import add_event, event_metadata
+from services.platform.outbox import add_event
+from services.platform.outbox import event_metadata
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Final
 
 from nats.js import JetStreamContext
@@ -23,13 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.account.store import instruments as instrument_store
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import (
-    EventConsumer,
-    Outcome,
-    UndeliverableError,
-    decode_known,
-    first_time,
-)
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import Outcome
+from services.platform.inbox import UndeliverableError
+from services.platform.inbox import decode_known
+from services.platform.inbox import first_time
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 __all__ = ["CONSUMER", "SUBJECTS", "InstrumentCatalogue", "InstrumentLots", "decode", "lots_of"]

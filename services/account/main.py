@@ -23,14 +23,21 @@ from services.account.api.webhooks import WebhookService
 from services.account.auth import api as auth_api
 from services.account.instruments import InstrumentCatalogue
 from services.account.margin import MarginFigures
-from services.account.trading import StopOutCorrections, SwapBookings, TradeBookings
-from services.account.webhook_auth import WEBHOOKS_PATH, Provider, parse_providers
+from services.account.trading import StopOutCorrections
+from services.account.trading import SwapBookings
+from services.account.trading import TradeBookings
+from services.account.webhook_auth import WEBHOOKS_PATH
+from services.account.webhook_auth import Provider
+from services.account.webhook_auth import parse_providers
 from services.account.webhooks import WebhookReceiver
-from services.platform import ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
 from services.platform.internal import check_target
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
-from services.platform.retention import Retention, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import inbox_rule
 from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
 from services.platform.settings import EnvReader

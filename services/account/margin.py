@@ -22,8 +22,12 @@ UNAVAILABLE / DEPENDENCY_UNAVAILABLE, and nothing changes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import Final
+from typing import TypeVar
 
 import grpc
 import grpc.aio

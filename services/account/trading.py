@@ -24,23 +24,37 @@ import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, Generic, Protocol, TypeVar, cast
+from typing import Any
+from typing import Final
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
+from typing import cast
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.audit import actor_of
-from services.account.domain import Reason, minor_unit
-from services.account.store.bookings import count_booked_orders, record_bookings
-from services.account.store.ledger import LockedBalance, References, lock_balance, post
+from services.account.domain import Reason
+from services.account.domain import minor_unit
+from services.account.store.bookings import count_booked_orders
+from services.account.store.bookings import record_bookings
+from services.account.store.ledger import LockedBalance
+from services.account.store.ledger import References
+from services.account.store.ledger import lock_balance
+from services.account.store.ledger import post
 from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.errors import DomainError
-from services.platform.inbox import EventConsumer, UndeliverableError, decode_payload, first_time
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import UndeliverableError
+from services.platform.inbox import decode_payload
+from services.platform.inbox import first_time
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
-from tradingmesh.exact import InvalidDecimalError, parse_decimal
+from tradingmesh.exact import InvalidDecimalError
+from tradingmesh.exact import parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2
 from tradingmesh.risk.v1 import risk_events_pb2
 

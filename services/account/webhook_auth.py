@@ -17,9 +17,11 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
+from typing import Literal
 
 from services.platform.errors import DomainError
 from services.platform.secrets import Secret

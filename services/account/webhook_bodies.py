@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -13,39 +13,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, store, withdrawals
-from services.account.domain import (
-    Reason,
-    WithdrawalAction,
-    WithdrawalStatus,
-    parse_amount,
-    withdrawal_action,
-)
+from services.account import audit
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account import withdrawals
+from services.account.domain import Reason
+from services.account.domain import WithdrawalAction
+from services.account.domain import WithdrawalStatus
+from services.account.domain import parse_amount
+from services.account.domain import withdrawal_action
 from services.account.store import accounts as account_store
 from services.account.store import ledger
 from services.account.store import webhooks as webhook_store
 from services.account.store import withdrawals as withdrawal_store
-from services.account.webhook_auth import (
-    SIGNATURE_HEADER,
-    Provider,
-    check_source,
-    verify_signature,
-)
-from services.account.webhook_bodies import (
-    KycEvent,
-    PaymentEvent,
-    bad_field,
-    parse_kyc,
-    parse_payment,
-)
+from services.account.webhook_auth import SIGNATURE_HEADER
+from services.account.webhook_auth import Provider
+from services.account.webhook_auth import check_source
+from services.account.webhook_auth import verify_signature
+from services.account.webhook_bodies import KycEvent
+from services.account.webhook_bodies import PaymentEvent
+from services.account.webhook_bodies import bad_field
+from services.account.webhook_bodies import parse_kyc
+from services.account.webhook_bodies import parse_payment
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.resources import Resources
@@ -53,7 +53,8 @@ from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1.webhook_service_pb2 import WebhookEventOutcome
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 __all__ = ["WebhookReceiver"]
 

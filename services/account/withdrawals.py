@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, store
+from services.account import convert
+from services.account import events
+from services.account import store
 from services.account.domain import Reason
 from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.notification.domain import kind_of, severity_of
+from services.notification.domain import kind_of
+from services.notification.domain import severity_of
 from services.notification.store import Stored
 from services.platform.messages import timestamp
 from tradingmesh.notification.v1.notification_pb2 import Notification

@@ -7,19 +7,29 @@ functions; the store writes what they decide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import UTC as _UTC
-from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from datetime import timedelta
+from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Final
 
 from services.platform.enums import enum_name
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import errors_pb2, events_pb2, ledger_pb2, trading_pb2, types_pb2
-from tradingmesh.exact import InexactValueError, plain_decimal
-from tradingmesh.notification.v1.notification_pb2 import NotificationKind, NotificationSeverity
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import events_pb2
+from tradingmesh.common.v1 import ledger_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.exact import InexactValueError
+from tradingmesh.exact import plain_decimal
+from tradingmesh.notification.v1.notification_pb2 import NotificationKind
+from tradingmesh.notification.v1.notification_pb2 import NotificationSeverity
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.reporting.v1 import reporting_pb2

@@ -11,7 +11,8 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.charset import QP, Charset
+from email.charset import QP
+from email.charset import Charset
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart

@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
-from typing import Any, Final
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import date
+from datetime import timedelta
+from typing import Any
+from typing import Final
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notification import domain, store
+from services.notification import domain
+from services.notification import store
 from services.notification.domain import Draft
 from services.platform.enums import enum_name
 from services.platform.envelope import Event
-from services.platform.inbox import Outcome, UndeliverableError
+from services.platform.inbox import Outcome
+from services.platform.inbox import UndeliverableError
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Final
 
 from nats.aio.client import Client as NatsClient
@@ -20,7 +22,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from services.notification import convert
-from services.notification.store import Stored, Viewer
+from services.notification.store import Stored
+from services.notification.store import Viewer
 from tradingmesh.notification.v1.notification_pb2 import Notification
 
 log = logging.getLogger(__name__)

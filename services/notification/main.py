@@ -32,18 +32,32 @@ from datetime import timedelta
 
 from services.notification import server
 from services.notification.domain import RetryPolicy
-from services.notification.events import ACCOUNT, FOLLOWED, OMS, RISK, ROLLOVER_COMPLETED, Notifier
+from services.notification.events import ACCOUNT
+from services.notification.events import FOLLOWED
+from services.notification.events import OMS
+from services.notification.events import RISK
+from services.notification.events import ROLLOVER_COMPLETED
+from services.notification.events import Notifier
 from services.notification.live import LiveHub
-from services.notification.sender import SMTP_PATH, EmailSender, Relay
-from services.notification.statements import DailyStatements, ReportingClient
+from services.notification.sender import SMTP_PATH
+from services.notification.sender import EmailSender
+from services.notification.sender import Relay
+from services.notification.statements import DailyStatements
+from services.notification.statements import ReportingClient
 from services.notification.store import Stored
-from services.platform import ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
 from services.platform.inbox import EventConsumer
 from services.platform.resources import Resources
-from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import RetentionRule
+from services.platform.retention import inbox_rule
 from services.platform.runtime import Runtime
-from services.platform.secrets import EDGE_PATH, Secret
-from services.platform.settings import EnvReader, whole_number
+from services.platform.secrets import EDGE_PATH
+from services.platform.secrets import Secret
+from services.platform.settings import EnvReader
+from services.platform.settings import whole_number
 
 log = logging.getLogger(__name__)
 

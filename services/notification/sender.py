@@ -24,14 +24,17 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from email.message import Message
 from email.utils import parseaddr
 from typing import Final
 
 from services.notification import store
 from services.notification.domain import RetryPolicy
-from services.notification.email import Mail, render
+from services.notification.email import Mail
+from services.notification.email import render
 from services.platform.db import Database
 from services.platform.secrets import Secret
 from services.platform.tasks import cancel_and_wait

@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Final
 
 import grpc
 
-from services.notification import convert, domain, store
+from services.notification import convert
+from services.notification import domain
+from services.notification import store
 from services.notification.live import LiveHub
-from services.platform.access import account_not_found, require_user
+from services.platform.access import account_not_found
+from services.platform.access import require_user
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.messages import timestamp
-from services.platform.paging import bad_token, page_size
+from services.platform.paging import bad_token
 from services.platform.paging import decode_token as decode_parts
 from services.platform.paging import encode_token as encode_parts
+from services.platform.paging import page_size
 from services.platform.runtime import Ready
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.notification.v1 import notification_pb2 as pb

@@ -25,13 +25,16 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Final
 
 import grpc
 import grpc.aio
 
-from services.notification import domain, store
+from services.notification import domain
+from services.notification import store
 from services.platform.db import Database
 from services.platform.internal import internal_channel
 from services.platform.secrets import Secret

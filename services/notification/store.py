@@ -8,22 +8,25 @@ deliveries with one statement and records their outcomes with one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from typing import Any, Final
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import date
+from datetime import datetime
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notification.domain import (
-    EMAIL_OFF_BY_DEFAULT,
-    EMAIL_REQUIRED,
-    Draft,
-    MarginCallState,
-    kind_name,
-    severity_name,
-)
+from services.notification.domain import EMAIL_OFF_BY_DEFAULT
+from services.notification.domain import EMAIL_REQUIRED
+from services.notification.domain import Draft
+from services.notification.domain import MarginCallState
+from services.notification.domain import kind_name
+from services.notification.domain import severity_name
 
 # A visible notification: the caller's accounts' ones, and the caller's own (a user, not an API
 # key) ones about themselves.

@@ -57,21 +57,28 @@ from services.oms.feeds.quotes import QuoteBook
 from services.oms.feeds.reference import ReferenceCopies
 from services.oms.feeds.risk import RiskClient
 from services.oms.rollover.admin import SwapAdmin
-from services.oms.rollover.job import RolloverConfig, RolloverJob
+from services.oms.rollover.job import RolloverConfig
+from services.oms.rollover.job import RolloverJob
 from services.oms.store.reference import instrument_scales
-from services.oms.stp.config import StpConfig, lp_credentials
+from services.oms.stp.config import StpConfig
+from services.oms.stp.config import lp_credentials
 from services.oms.stp.desk import StpDesk
 from services.oms.triggers.engine import TriggerEngine
 from services.oms.triggers.expiry import ExpirySweeper
-from services.platform import ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
 from services.platform.internal import check_target
 from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
-from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import RetentionRule
+from services.platform.retention import inbox_rule
 from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
-from services.platform.settings import EnvReader, whole_number
+from services.platform.settings import EnvReader
+from services.platform.settings import whole_number
 
 SCHEMA = "oms"
 # Old rows deleted (services/platform/retention.py): LP rows still to apply or parked stay.

@@ -13,20 +13,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Final
+from typing import Any
+from typing import ClassVar
+from typing import Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.oms.api.formats import FORMATS
-from services.oms.columns import from_columns, to_columns
-from services.oms.domain.positions import PositionMode, Side
-from services.oms.domain.state import TERMINAL_STATUSES, OrderState, OrderStatus
+from services.oms.columns import from_columns
+from services.oms.columns import to_columns
+from services.oms.domain.positions import PositionMode
+from services.oms.domain.positions import Side
+from services.oms.domain.state import TERMINAL_STATUSES
+from services.oms.domain.state import OrderState
+from services.oms.domain.state import OrderStatus
 from services.oms.domain.validation import InstrumentRules
 from services.platform import schedule
 from services.platform.copies import InstrumentTerms
-from services.platform.enums import ProtoEnum, enum_name
+from services.platform.enums import ProtoEnum
+from services.platform.enums import enum_name
 from services.platform.schedule import Session
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.money import money_text

@@ -24,26 +24,34 @@ outbox        add_event() in a change's transaction; OutboxRelay publishes to Je
 detached      Detached: work after a commit that a cancelled request cannot stop halfway
 """
 
-from services.platform.bus import STREAMS, connect_nats, ensure_streams, publish_event
+from services.platform.bus import STREAMS
+from services.platform.bus import connect_nats
+from services.platform.bus import ensure_streams
+from services.platform.bus import publish_event
 from services.platform.cache import connect_redis
 from services.platform.db import Database
-from services.platform.errors import DomainError, status_of, to_status
-from services.platform.identity import Caller, current_caller
+from services.platform.errors import DomainError
+from services.platform.errors import status_of
+from services.platform.errors import to_status
+from services.platform.identity import Caller
+from services.platform.identity import current_caller
 from services.platform.internal import internal_channel
 from services.platform.logging import configure_logging
-from services.platform.metrics import REGISTRY, start_metrics_server
+from services.platform.metrics import REGISTRY
+from services.platform.metrics import start_metrics_server
 from services.platform.request_id import current_request_id
-from services.platform.secrets import Secret, Vault, VaultError
-from services.platform.server import (
-    Registration,
-    RunningServer,
-    ServiceSpec,
-    connect_vault,
-    run,
-    serve,
-    start_server,
-)
-from services.platform.settings import Settings, SettingsError
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.secrets import VaultError
+from services.platform.server import Registration
+from services.platform.server import RunningServer
+from services.platform.server import ServiceSpec
+from services.platform.server import connect_vault
+from services.platform.server import run
+from services.platform.server import serve
+from services.platform.server import start_server
+from services.platform.settings import Settings
+from services.platform.settings import SettingsError
 
 __all__ = [
     "REGISTRY",

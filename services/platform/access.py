@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from services.platform.errors import DomainError, not_found
-from services.platform.identity import Caller, current_caller
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
+from services.platform.identity import Caller
+from services.platform.identity import current_caller
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 __all__ = [
     "ADMIN",

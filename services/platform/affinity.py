@@ -35,14 +35,18 @@ serializes the account's decisions as it did with one instance.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Generic
+from typing import TypeVar
 
 import grpc
 import grpc.aio
 
 from services.platform.certificates import CertificateSource
-from services.platform.internal import check_target, instances_of, internal_channel
+from services.platform.internal import check_target
+from services.platform.internal import instances_of
+from services.platform.internal import internal_channel
 from services.platform.secrets import Secret
 
 __all__ = ["AccountAffineChannels", "pick", "rendezvous_order"]

@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Final
 
 import protovalidate
 from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    PubAck,
-    StorageType,
-    StreamConfig,
-    StreamInfo,
-)
+from nats.js.api import AckPolicy
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
+from nats.js.api import PubAck
+from nats.js.api import StorageType
+from nats.js.api import StreamConfig
+from nats.js.api import StreamInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.platform.infra_tls import client_context
-from services.platform.secrets import NATS_PATH, Vault
+from services.platform.secrets import NATS_PATH
+from services.platform.secrets import Vault
 from services.platform.settings import Settings
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 

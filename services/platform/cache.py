@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis.asyncio
 
 from services.platform.infra_tls import redis_tls
-from services.platform.secrets import REDIS_PATH, Vault
+from services.platform.secrets import REDIS_PATH
+from services.platform.secrets import Vault
 from services.platform.settings import Settings
 
 __all__ = ["connect_redis"]

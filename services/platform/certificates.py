@@ -15,12 +15,15 @@ import datetime
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from cryptography import x509
 from prometheus_client import Gauge
 
-from services.platform.secrets import Secret, Vault, VaultError
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.secrets import VaultError
 
 __all__ = [
     "PKI_MOUNT",

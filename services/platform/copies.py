@@ -17,19 +17,24 @@ version that orders it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from dataclasses import fields
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from google.protobuf.message import Message
 
 from services.platform import schedule
 from services.platform.enums import enum_name
 from services.platform.schedule import Session
-from tradingmesh.account.v1 import account_events_pb2, account_pb2
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.exact import decimal_field, optional_decimal
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from tradingmesh.exact import decimal_field
+from tradingmesh.exact import optional_decimal
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 __all__ = [
     "ACCOUNT_SUBJECTS",

@@ -11,23 +11,29 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any, Final, cast
+from contextlib import asynccontextmanager
+from contextlib import suppress
+from typing import Any
+from typing import Final
+from typing import cast
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import URL, event, exc, text
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import URL
+from sqlalchemy import event
+from sqlalchemy import exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.infra_tls import libpq_params
-from services.platform.secrets import Secret, Vault, postgres_path
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.secrets import postgres_path
 from services.platform.settings import Settings
 
 __all__ = ["Database"]

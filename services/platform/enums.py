@@ -8,7 +8,12 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+from typing import Self
+from typing import TypeVar
+from typing import cast
 
 from tradingmesh.common.v1 import types_pb2
 

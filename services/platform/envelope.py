@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import protovalidate
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 from nats.aio.msg import Msg
 
-from services.platform.bus import MSG_ID_HEADER, encode_event
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
+from services.platform.bus import MSG_ID_HEADER
+from services.platform.bus import encode_event
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
 
 __all__ = [
     "Envelope",

@@ -8,10 +8,13 @@ No handler builds a status by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, NoReturn
+from typing import Any
+from typing import Final
+from typing import NoReturn
 
 import grpc
 import grpc.aio
@@ -19,11 +22,16 @@ import nats.errors
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf import any_pb2
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import ERROR_DOMAIN, STATUS_DETAILS_KEY, FieldViolation, reason_string
+from tradingmesh.errors import ERROR_DOMAIN
+from tradingmesh.errors import STATUS_DETAILS_KEY
+from tradingmesh.errors import FieldViolation
+from tradingmesh.errors import reason_string
 
 __all__ = [
     "STATUS_BY_REASON",

@@ -42,16 +42,23 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
+from typing import Protocol
 
 import quickfix as fix
 
-from services.platform.certificates import Issued, Subscriber, own_certificate
-from services.platform.fix_log import SessionLog, record, session_log
+from services.platform.certificates import Issued
+from services.platform.certificates import Subscriber
+from services.platform.certificates import own_certificate
+from services.platform.fix_log import SessionLog
+from services.platform.fix_log import record
+from services.platform.fix_log import session_log
 from services.platform.secrets import Secret
 
 __all__ = [

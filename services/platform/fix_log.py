@@ -37,9 +37,11 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
+from typing import TextIO
 
 import quickfix as fix
 

@@ -46,19 +46,31 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
+from typing import TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
+from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.db import Database
-from services.platform.envelope import EnvelopeError, Event, matches, open_envelope
+from services.platform.envelope import EnvelopeError
+from services.platform.envelope import Event
+from services.platform.envelope import matches
+from services.platform.envelope import open_envelope
 from services.platform.metrics import REGISTRY
 from services.platform.outbox import schema_table
 from services.platform.sql import insert_rows

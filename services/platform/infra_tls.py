@@ -15,7 +15,8 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 __all__ = [
     "LIBPQ_SSLMODE",

@@ -15,26 +15,39 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, TypeAlias, cast
+from typing import Any
+from typing import Final
+from typing import TypeAlias
+from typing import cast
 
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from services.platform.errors import DomainError, abort, dependency_outage, internal_error
-from services.platform.identity import Caller, current_caller, edge_token_matches, set_caller
-from services.platform.metrics import REGISTRY, rpc_metrics
-from services.platform.request_id import (
-    REQUEST_ID_HEADER,
-    accept_request_id,
-    current_request_id,
-    set_request_id,
-)
+from services.platform.errors import DomainError
+from services.platform.errors import abort
+from services.platform.errors import dependency_outage
+from services.platform.errors import internal_error
+from services.platform.identity import Caller
+from services.platform.identity import current_caller
+from services.platform.identity import edge_token_matches
+from services.platform.identity import set_caller
+from services.platform.metrics import REGISTRY
+from services.platform.metrics import rpc_metrics
+from services.platform.request_id import REQUEST_ID_HEADER
+from services.platform.request_id import accept_request_id
+from services.platform.request_id import current_request_id
+from services.platform.request_id import set_request_id
 from services.platform.secrets import Secret
 from services.platform.tls import peer_identity
 from services.platform.validation import check_request

@@ -20,18 +20,23 @@ import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
+from typing import Self
 
 import grpc
 import grpc.aio
 
 from services.platform.callers import accepted_callers
-from services.platform.certificates import CertificateSource, Issued, own_certificate
+from services.platform.certificates import CertificateSource
+from services.platform.certificates import Issued
+from services.platform.certificates import own_certificate
 from services.platform.identity import EDGE_TOKEN_HEADER
-from services.platform.request_id import REQUEST_ID_HEADER, current_request_id
+from services.platform.request_id import REQUEST_ID_HEADER
+from services.platform.request_id import current_request_id
 from services.platform.secrets import Secret
 from services.platform.settings import Address
-from services.platform.tls import channel_credentials, target_name_options
+from services.platform.tls import channel_credentials
+from services.platform.tls import target_name_options
 
 __all__ = ["RenewingChannel", "check_target", "instances_of", "internal_channel"]
 

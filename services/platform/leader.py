@@ -23,8 +23,10 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Any
+from typing import Final
 
 from prometheus_client import Gauge
 from sqlalchemy import text

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Final
+from typing import TextIO
 
 from services.platform.request_id import current_request_id
 

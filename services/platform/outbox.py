@@ -50,20 +50,25 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Final
 
 from google.protobuf.message import Message
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
-from prometheus_client import Counter, Gauge
-from sqlalchemy import event, text
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from sqlalchemy import event
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from services.platform.bus import MSG_ID_HEADER
 from services.platform.db import Database
-from services.platform.envelope import Envelope, Sealed
+from services.platform.envelope import Envelope
+from services.platform.envelope import Sealed
 from services.platform.metrics import REGISTRY
 from services.platform.sql import Write
 from services.platform.tasks import cancel_and_wait

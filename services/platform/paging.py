@@ -18,7 +18,8 @@ import base64
 import binascii
 from typing import Final
 
-from services.platform.errors import DomainError, field_error
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 __all__ = [

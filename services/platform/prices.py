@@ -12,9 +12,12 @@ behind it (its provenance) are None where not given or not usable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Final, Self
+from datetime import UTC
+from datetime import datetime
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Final
+from typing import Self
 
 from google.protobuf.message import DecodeError
 

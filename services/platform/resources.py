@@ -13,7 +13,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from sqlalchemy import text
 
-from services.platform.bus import connect_nats, ensure_streams
+from services.platform.bus import connect_nats
+from services.platform.bus import ensure_streams
 from services.platform.cache import connect_redis
 from services.platform.db import Database
 from services.platform.secrets import Vault

@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Sequence
+from typing import Any
+from typing import Generic
+from typing import TypeVar
+from typing import overload
 
-from services.platform.server import Hook, Registration, RunningServer, ServiceSpec
+from services.platform.server import Hook
+from services.platform.server import Registration
+from services.platform.server import RunningServer
+from services.platform.server import ServiceSpec
 from services.platform.tasks import cancel_and_wait
 
 __all__ = ["NotReadyError", "Ready", "Runtime"]

@@ -6,10 +6,15 @@ day names and minutes of the UTC day)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Final
+from typing import Protocol
 
 __all__ = ["Session", "Weekly", "from_json", "is_open", "to_json"]
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import hvac  # type: ignore[import-untyped]  # hvac ships no type information
 import hvac.exceptions  # type: ignore[import-untyped]

@@ -14,27 +14,40 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Generic
+from typing import NoReturn
+from typing import TypeVar
+from typing import overload
 
 import grpc
 import grpc.aio
 from google.protobuf import descriptor_pool
-from grpc_health.v1 import (  # type: ignore[import-untyped]  # no type information shipped
-    _async as health_async,
-)
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_async  # type: ignore[import-untyped]  # no type information shipped
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from services.platform.callers import accepted_callers
-from services.platform.certificates import CertificateSource, set_own_certificate
+from services.platform.certificates import CertificateSource
+from services.platform.certificates import set_own_certificate
 from services.platform.interceptors import server_interceptors
 from services.platform.logging import configure_logging
-from services.platform.metrics import REGISTRY, start_metrics_server
+from services.platform.metrics import REGISTRY
+from services.platform.metrics import start_metrics_server
 from services.platform.reflection import add_reflection
-from services.platform.secrets import EDGE_PATH, Secret, Vault, VaultError
-from services.platform.settings import Settings, SettingsError
+from services.platform.secrets import EDGE_PATH
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.secrets import VaultError
+from services.platform.settings import Settings
+from services.platform.settings import SettingsError
 from services.platform.tls import server_credentials
 
 __all__ = [

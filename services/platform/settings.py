@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar, cast
+from typing import Final
+from typing import TypeVar
+from typing import cast
 from urllib.parse import urlsplit
 
 from services.platform.secrets import Secret

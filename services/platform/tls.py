@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import grpc
 
-from services.platform.certificates import CertificateSource, Issued
+from services.platform.certificates import CertificateSource
+from services.platform.certificates import Issued
 
 __all__ = [
     "PEER_NAME_KEY",

@@ -7,9 +7,11 @@ listing every violation with its rule id, and the ErrorInfo reason that `RULE_RE
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import protovalidate
 from google.protobuf.descriptor import FieldDescriptor

@@ -16,35 +16,51 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import schedule
-from services.platform.access import ADMIN, DEALER
+from services.platform.access import ADMIN
+from services.platform.access import DEALER
 from services.platform.db import Database
 from services.platform.enums import enum_name
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
 from services.platform.identity import Caller
-from services.platform.outbox import add_event, event_metadata
+from services.platform.outbox import add_event
+from services.platform.outbox import event_metadata
 from services.pricing import store
 from services.pricing.engine import PricingEngine
-from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.gateway import LpStatus
+from services.pricing.gateway import SessionState
 from services.pricing.model import LpQuote
 from services.pricing.quotes import QuoteReader
-from services.pricing.reference import Reference, instrument_from_row
+from services.pricing.reference import Reference
+from services.pricing.reference import instrument_from_row
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.exact import plain_decimal
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_events_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 log = logging.getLogger(__name__)
 

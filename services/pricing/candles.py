@@ -34,12 +34,18 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Final, NamedTuple
+from typing import Any
+from typing import Final
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,7 +54,9 @@ from services.platform import paging
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.messages import timestamp
-from services.platform.paging import bad_token, decode_token, encode_token
+from services.platform.paging import bad_token
+from services.platform.paging import decode_token
+from services.platform.paging import encode_token
 from services.platform.settings import SettingsError
 from services.platform.tasks import cancel_and_wait
 from services.pricing import store

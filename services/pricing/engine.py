@@ -13,13 +13,21 @@ provenance of both sides.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
+from decimal import ROUND_CEILING
+from decimal import Decimal
 from typing import Final
 
-from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
+from services.pricing.model import LpQuote
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
+from services.pricing.model import PublishedPrice
+from services.pricing.model import SourceRef
 
 HUNDRED = Decimal(100)
 

@@ -19,19 +19,26 @@ import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Protocol
 
 import redis.asyncio
 from nats.aio.client import Client as NatsClient
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
+from prometheus_client import Gauge
 
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import cancel_and_wait
-from services.pricing.engine import PricingEngine, Update
-from services.pricing.gateway import LpStatus, SessionState
-from services.pricing.model import LpQuote, PublishedPrice
-from services.pricing.quotes import quote_message, quotes_key, stale_key
+from services.pricing.engine import PricingEngine
+from services.pricing.engine import Update
+from services.pricing.gateway import LpStatus
+from services.pricing.gateway import SessionState
+from services.pricing.model import LpQuote
+from services.pricing.model import PublishedPrice
+from services.pricing.quotes import quote_message
+from services.pricing.quotes import quotes_key
+from services.pricing.quotes import stale_key
 from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.pricing.v1 import pricing_events_pb2
 

@@ -33,10 +33,14 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from decimal import Decimal
+from decimal import InvalidOperation
 from enum import Enum
 from pathlib import Path
 
@@ -44,16 +48,17 @@ import quickfix as fix
 import quickfix44 as fix44
 from prometheus_client import Counter
 
-from services.platform.fix import (
-    InitiatorSessions,
-    LpEndpoint,
-    get_field,
-    initiator_settings,
-    parse_fix_time,
-)
+from services.platform.fix import InitiatorSessions
+from services.platform.fix import LpEndpoint
+from services.platform.fix import get_field
+from services.platform.fix import initiator_settings
+from services.platform.fix import parse_fix_time
 from services.platform.metrics import REGISTRY
 from services.platform.secrets import Secret
-from services.pricing.lp_health import SERVING, FeedHealth, FeedState, Tick
+from services.pricing.lp_health import SERVING
+from services.pricing.lp_health import FeedHealth
+from services.pricing.lp_health import FeedState
+from services.pricing.lp_health import Tick
 from services.pricing.model import LpQuote
 
 log = logging.getLogger(__name__)

@@ -20,36 +20,50 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
-from services.platform import RunningServer, ServiceSpec, Settings, Vault
+from services.platform import RunningServer
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
 from services.platform.fix import LpEndpoint
 from services.platform.leader import Elected
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
-from services.platform.retention import Retention, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import inbox_rule
 from services.platform.runtime import Runtime
 from services.platform.secrets import Secret
-from services.platform.settings import EnvReader, number, whole_number
+from services.platform.settings import EnvReader
+from services.platform.settings import number
+from services.platform.settings import whole_number
 from services.pricing import server
-from services.pricing.admin import LpActivity, PricingAdmin
-from services.pricing.candles import (
-    DEFAULT_RETENTION_DAYS,
-    CandleJob,
-    CandleStore,
-    tick_retention_days,
-)
+from services.pricing.admin import LpActivity
+from services.pricing.admin import PricingAdmin
+from services.pricing.candles import DEFAULT_RETENTION_DAYS
+from services.pricing.candles import CandleJob
+from services.pricing.candles import CandleStore
+from services.pricing.candles import tick_retention_days
 from services.pricing.engine import PricingEngine
 from services.pricing.feed import PriceFeed
-from services.pricing.gateway import SILENCE_SECONDS, LpGateway, LpStatus
-from services.pricing.quotes import QuoteReader, StreamHub
-from services.pricing.reference import CONSUMER, Reference
+from services.pricing.gateway import SILENCE_SECONDS
+from services.pricing.gateway import LpGateway
+from services.pricing.gateway import LpStatus
+from services.pricing.quotes import QuoteReader
+from services.pricing.quotes import StreamHub
+from services.pricing.reference import CONSUMER
+from services.pricing.reference import Reference
 from services.pricing.ticks import TickWriter
 
 T = TypeVar("T")

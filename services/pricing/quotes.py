@@ -24,18 +24,24 @@ from decimal import Decimal
 import redis
 import redis.asyncio
 from google.protobuf.message import DecodeError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
+from prometheus_client import Gauge
 
 from services.platform.errors import DomainError
 from services.platform.infra_tls import client_context
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import cancel_and_wait
-from services.pricing.fanout import ClientStream, GroupFanout
-from services.pricing.model import MarkupKind, PublishedPrice, SourceRef
-from services.pricing.subscription import RedisEndpoint, Subscription
+from services.pricing.fanout import ClientStream
+from services.pricing.fanout import GroupFanout
+from services.pricing.model import MarkupKind
+from services.pricing.model import PublishedPrice
+from services.pricing.model import SourceRef
+from services.pricing.subscription import RedisEndpoint
+from services.pricing.subscription import Subscription
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.pricing_pb2 import MarkupType
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,12 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.platform import schedule
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, decode_known, first_time
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import decode_known
+from services.platform.inbox import first_time
 from services.platform.messages import from_row
 from services.platform.tasks import cancel_and_wait
 from services.pricing import store
 from services.pricing.engine import GroupConfig
-from services.pricing.model import Markup, MarkupKind
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
 from tradingmesh.account.v1 import account_events_pb2
 from tradingmesh.common.v1.pricing_pb2 import MarkupType
 from tradingmesh.pricing.v1 import pricing_pb2

@@ -8,28 +8,34 @@ role; their work is in `services/pricing/admin.py`. RPCs not built yet answer UN
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import grpc.aio
 
-from services.platform.access import STAFF_ROLES, require_account, require_roles
+from services.platform.access import STAFF_ROLES
+from services.platform.access import require_account
+from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.paging import key_page
 from services.platform.runtime import Ready
-from services.pricing.admin import CHANGE_ROLES, PricingAdmin, unknown_instrument
+from services.pricing.admin import CHANGE_ROLES
+from services.pricing.admin import PricingAdmin
+from services.pricing.admin import unknown_instrument
 from services.pricing.candles import CandleStore
 from services.pricing.gateway import LpStatus
-from services.pricing.quotes import QuoteReader, StreamHub
+from services.pricing.quotes import QuoteReader
+from services.pricing.quotes import StreamHub
 from services.pricing.reference import Reference
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.pricing.v1 import (
-    pricing_admin_service_pb2,
-    pricing_admin_service_pb2_grpc,
-    pricing_service_pb2,
-    pricing_service_pb2_grpc,
-)
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -13,15 +13,24 @@ id sequence it reads under it) and the partition functions of migration 0005.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any
+from typing import Final
+from typing import NamedTuple
 
-from sqlalchemy import Row, RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Row
+from sqlalchemy import RowMapping
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.pricing.model import Bar, Markup, MarkupKind
+from services.pricing.model import Bar
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
 
 __all__ = [
     "INSTRUMENT_COLUMNS",

@@ -27,11 +27,19 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from services.platform import Database, ServiceSpec, Settings, Vault, connect_redis, run
+from services.platform import Database
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
+from services.platform import connect_redis
+from services.platform import run
 from services.platform.runtime import Runtime
-from services.platform.settings import EnvReader, number, whole_number
+from services.platform.settings import EnvReader
+from services.platform.settings import number
+from services.platform.settings import whole_number
 from services.pricing import server
-from services.pricing.quotes import COALESCE_SECONDS, StreamHub
+from services.pricing.quotes import COALESCE_SECONDS
+from services.pricing.quotes import StreamHub
 from services.pricing.reference import Reference
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.platform.tasks import cancel_and_wait

@@ -25,19 +25,28 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Final
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Context
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+from typing import Final
 
 import psycopg
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
 from services.platform.tasks import cancel_and_wait
-from services.pricing.model import LpQuote, PublishedPrice
+from services.pricing.model import LpQuote
+from services.pricing.model import PublishedPrice
 
 __all__ = [
     "LP_TICK_COLUMNS",

@@ -6,7 +6,9 @@ reports read from the replica, over the connections its `Resources` hold.
 
 from __future__ import annotations
 
-from services.platform import ServiceSpec, Settings, Vault
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
 from services.platform.resources import Resources
 from services.platform.runtime import Runtime
 from services.reporting import server

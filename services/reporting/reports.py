@@ -8,53 +8,63 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.access import (
-    STAFF_ROLES,
-    account_not_found,
-    require_account,
-    require_roles,
-)
+from services.platform.access import STAFF_ROLES
+from services.platform.access import account_not_found
+from services.platform.access import require_account
+from services.platform.access import require_roles
 from services.platform.db import Database
-from services.platform.enums import enum_name, enum_value
-from services.platform.errors import DomainError, field_error
+from services.platform.enums import enum_name
+from services.platform.enums import enum_value
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
 from services.platform.messages import timestamp
-from services.reporting import records, store
+from services.reporting import records
+from services.reporting import store
 from services.reporting.domain import csvrows
 from services.reporting.domain.exposure import client_exposure
-from services.reporting.domain.performance import (
-    CurvePoint,
-    PerformanceFigures,
-    TradeResult,
-    percent,
-    ratio,
-)
-from services.reporting.domain.statement import (
-    PositionFill,
-    PositionValuation,
-    closing_figures,
-    replay_position,
-    summarize,
-    value_position,
-)
-from services.reporting.paging import decode_token, encode_token, page_size
-from tradingmesh.common.v1 import errors_pb2, trading_pb2, types_pb2
-from tradingmesh.exact import format_decimal, plain_decimal
+from services.reporting.domain.performance import CurvePoint
+from services.reporting.domain.performance import PerformanceFigures
+from services.reporting.domain.performance import TradeResult
+from services.reporting.domain.performance import percent
+from services.reporting.domain.performance import ratio
+from services.reporting.domain.statement import PositionFill
+from services.reporting.domain.statement import PositionValuation
+from services.reporting.domain.statement import closing_figures
+from services.reporting.domain.statement import replay_position
+from services.reporting.domain.statement import summarize
+from services.reporting.domain.statement import value_position
+from services.reporting.paging import decode_token
+from services.reporting.paging import encode_token
+from services.reporting.paging import page_size
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.exact import format_decimal
+from tradingmesh.exact import plain_decimal
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as api
 from tradingmesh.trading.margin import margin_rule
-from tradingmesh.trading.money import IDENTITY, Conversion, exact_sum, minor_unit, round_money
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import minor_unit
+from tradingmesh.trading.money import round_money
 
 __all__ = ["Reports", "interval_points"]
 

@@ -17,20 +17,12 @@ from google.api import httpbody_pb2
 from services.platform.resources import Resources
 from services.reporting.domain.csvrows import CONTENT_TYPE
 from services.reporting.reports import Reports
-from tradingmesh.reporting.v1 import (
-    reporting_admin_service_pb2 as admin_api,
-)
-from tradingmesh.reporting.v1 import (
-    reporting_admin_service_pb2_grpc,
-    reporting_internal_service_pb2_grpc,
-    reporting_service_pb2_grpc,
-)
-from tradingmesh.reporting.v1 import (
-    reporting_internal_service_pb2 as internal_api,
-)
-from tradingmesh.reporting.v1 import (
-    reporting_service_pb2 as api,
-)
+from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
+from tradingmesh.reporting.v1 import reporting_admin_service_pb2_grpc
+from tradingmesh.reporting.v1 import reporting_internal_service_pb2 as internal_api
+from tradingmesh.reporting.v1 import reporting_internal_service_pb2_grpc
+from tradingmesh.reporting.v1 import reporting_service_pb2 as api
+from tradingmesh.reporting.v1 import reporting_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

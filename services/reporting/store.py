@@ -8,11 +8,14 @@ risk.daily_snapshots).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, cast
+from typing import Any
+from typing import Final
+from typing import cast
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -41,20 +42,27 @@ import grpc
 
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
-from services.risk.model import Account, Instrument, PositionMode, Side
+from services.risk.model import Account
+from services.risk.model import Instrument
+from services.risk.model import PositionMode
+from services.risk.model import Side
 from services.risk.state import RiskState
-from services.risk.valuation import (
-    AccountValuation,
-    conversion,
-    is_live,
-    open_price,
-    rule_for,
-    value_account,
-)
+from services.risk.valuation import AccountValuation
+from services.risk.valuation import conversion
+from services.risk.valuation import is_live
+from services.risk.valuation import open_price
+from services.risk.valuation import rule_for
+from services.risk.valuation import value_account
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import plain_decimal
-from tradingmesh.trading.margin import RiskStatus, added_exposure, notional, required_margin
-from tradingmesh.trading.money import exact_difference, exact_sum, money_text, round_money
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import added_exposure
+from tradingmesh.trading.margin import notional
+from tradingmesh.trading.margin import required_margin
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import money_text
+from tradingmesh.trading.money import round_money
 
 __all__ = ["Decision", "OrderCheck", "Purpose", "check_order"]
 

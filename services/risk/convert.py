@@ -13,7 +13,8 @@ from services.risk.valuation import AccountValuation
 from services.risk.withdrawals import WithdrawalDecision
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.exact import plain_decimal
-from tradingmesh.risk.v1 import risk_internal_service_pb2, risk_pb2
+from tradingmesh.risk.v1 import risk_internal_service_pb2
+from tradingmesh.risk.v1 import risk_pb2
 from tradingmesh.trading.margin import RiskStatus
 from tradingmesh.trading.money import money_text
 

@@ -35,42 +35,46 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import date
 from decimal import Decimal
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any
+from typing import Final
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.platform.copies import (
-    ACCOUNT_SUBJECTS,
-    INSTRUMENT_SUBJECTS,
-    AccountCopy,
-    Copy,
-    GroupCopy,
-    GroupInstrumentCopy,
-    columns,
-    copy_of,
-)
+from services.platform.copies import ACCOUNT_SUBJECTS
+from services.platform.copies import INSTRUMENT_SUBJECTS
+from services.platform.copies import AccountCopy
+from services.platform.copies import Copy
+from services.platform.copies import GroupCopy
+from services.platform.copies import GroupInstrumentCopy
+from services.platform.copies import columns
+from services.platform.copies import copy_of
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import (
-    EventConsumer,
-    EventConsumers,
-    Handler,
-    Outcome,
-    UndeliverableError,
-    decode_known,
-    first_time,
-)
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import EventConsumers
+from services.platform.inbox import Handler
+from services.platform.inbox import Outcome
+from services.platform.inbox import UndeliverableError
+from services.platform.inbox import decode_known
+from services.platform.inbox import first_time
 from services.risk import store
-from services.risk.model import Position, Side, UnbookedTrade
+from services.risk.model import Position
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.account.v1 import account_events_pb2 as account_events
-from tradingmesh.common.v1 import ledger_pb2, trading_pb2
-from tradingmesh.exact import decimal_field, parse_decimal
+from tradingmesh.common.v1 import ledger_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.exact import decimal_field
+from tradingmesh.exact import parse_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.pricing.v1 import pricing_events_pb2 as pricing_events

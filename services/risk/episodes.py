@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 from decimal import Decimal
 
-from tradingmesh.trading.margin import RiskStatus, StopOutCandidate, next_to_close
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import StopOutCandidate
+from tradingmesh.trading.margin import next_to_close
 
 __all__ = [
     "Episode",

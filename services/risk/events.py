@@ -3,21 +3,29 @@ transaction as the account's new margin state (risk_events.proto)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform.enums import enum_value
-from services.platform.outbox import add_event, event_metadata
+from services.platform.outbox import add_event
+from services.platform.outbox import event_metadata
 from services.risk import store
-from services.risk.episodes import Episode, EventType
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
-from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+from services.risk.episodes import Episode
+from services.risk.episodes import EventType
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.risk.v1 import risk_events_pb2
+from tradingmesh.risk.v1 import risk_pb2
 from tradingmesh.trading.money import money_text
 
 __all__ = [

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from services.risk.model import Position, Side
+from services.risk.model import Position
+from services.risk.model import Side
 from services.risk.state import RiskState
 from services.risk.valuation import close_price
-from tradingmesh.trading.margin import notional, position_pnl
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    exact_difference,
-    exact_sum,
-    round_money,
-)
+from tradingmesh.trading.margin import notional
+from tradingmesh.trading.margin import position_pnl
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = ["InstrumentExposure", "exposures", "reporting_conversion"]
 

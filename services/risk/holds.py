@@ -24,8 +24,10 @@ Pure: no I/O; the caller passes the clock.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 

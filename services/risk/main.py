@@ -28,20 +28,30 @@ from datetime import timedelta
 
 import grpc
 
-from services.platform import ServiceSpec, Settings, Vault
-from services.platform.internal import check_target, internal_channel
+from services.platform import ServiceSpec
+from services.platform import Settings
+from services.platform import Vault
+from services.platform.internal import check_target
+from services.platform.internal import internal_channel
 from services.platform.outbox import OutboxRelay
 from services.platform.resources import Resources
-from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import RetentionRule
+from services.platform.retention import inbox_rule
 from services.platform.runtime import Runtime
 from services.platform.secrets import EDGE_PATH
-from services.platform.settings import EnvReader, whole_number
-from services.risk import metrics, server, store
-from services.risk.copies import Copies, position_of
+from services.platform.settings import EnvReader
+from services.platform.settings import whole_number
+from services.risk import metrics
+from services.risk import server
+from services.risk import store
+from services.risk.copies import Copies
+from services.risk.copies import position_of
 from services.risk.quotes import QuoteFeed
 from services.risk.recorder import DecisionRecorder
 from services.risk.snapshots import DailySnapshots
-from services.risk.watcher import MarginWatcher, WatcherConfig
+from services.risk.watcher import MarginWatcher
+from services.risk.watcher import WatcherConfig
 from tradingmesh.oms.v1 import oms_internal_service_pb2 as oms_internal
 from tradingmesh.oms.v1 import oms_internal_service_pb2_grpc as oms_internal_grpc
 

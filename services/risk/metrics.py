@@ -9,7 +9,8 @@ RiskAdminService.GetExposure's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN
+from decimal import Decimal
 from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily

@@ -14,9 +14,12 @@ from decimal import Decimal
 from typing import Final
 
 from services.platform import schedule
-from services.platform.enums import PositionMode, Side
+from services.platform.enums import PositionMode
+from services.platform.enums import Side
 from services.platform.schedule import Session
-from tradingmesh.trading.money import divide, exact_difference, exact_sum
+from tradingmesh.trading.money import divide
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
 
 __all__ = [
     "Account",

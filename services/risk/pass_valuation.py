@@ -35,16 +35,27 @@ them in place).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, getcontext, setcontext
+from decimal import ROUND_HALF_EVEN
+from decimal import Decimal
+from decimal import getcontext
+from decimal import setcontext
 from typing import Final
 
-from services.risk.model import Account, Group, Quote, Side
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import Quote
+from services.risk.model import Side
 from services.risk.state import RiskState
-from services.risk.valuation import conversion_quote, rule_for
-from tradingmesh.trading.margin import RiskStatus, margin_level
+from services.risk.valuation import conversion_quote
+from services.risk.valuation import rule_for
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import margin_level
 
 # The SDK's own contexts, so that both paths compute in the very same ones.
-from tradingmesh.trading.money import _DIVIDE, _EXACT, Conversion, minor_unit
+from tradingmesh.trading.money import _DIVIDE
+from tradingmesh.trading.money import _EXACT
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import minor_unit
 
 __all__ = ["AccountFigures", "PassValuer"]
 

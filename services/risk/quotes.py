@@ -21,7 +21,8 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from services.platform.bus import last_per_subject
-from services.platform.prices import SUBJECTS, PublishedPrice
+from services.platform.prices import SUBJECTS
+from services.platform.prices import PublishedPrice
 from services.risk.model import Quote
 from services.risk.state import RiskState
 

@@ -17,7 +17,8 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from services.platform.db import Database
 from services.platform.tasks import cancel_and_wait

@@ -11,47 +11,50 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import grpc.aio
 
-from services.platform.access import (
-    ADMIN,
-    BACKOFFICE,
-    DEALER,
-    account_not_found,
-    require_account,
-    require_roles,
-)
+from services.platform.access import ADMIN
+from services.platform.access import BACKOFFICE
+from services.platform.access import DEALER
+from services.platform.access import account_not_found
+from services.platform.access import require_account
+from services.platform.access import require_roles
 from services.platform.db import Database
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
-from services.platform.paging import next_offset_token, offset_page
+from services.platform.paging import next_offset_token
+from services.platform.paging import offset_page
 from services.platform.runtime import Ready
-from services.risk import convert, store
-from services.risk.check import OrderCheck, Purpose, check_order
+from services.risk import convert
+from services.risk import store
+from services.risk.check import OrderCheck
+from services.risk.check import Purpose
+from services.risk.check import check_order
 from services.risk.events import message_of_row
 from services.risk.exposure import exposures
-from services.risk.model import AccountLimits, Side
+from services.risk.model import AccountLimits
+from services.risk.model import Side
 from services.risk.recorder import DecisionRecorder
 from services.risk.state import RiskState
-from services.risk.valuation import AccountValuation, value_account
+from services.risk.valuation import AccountValuation
+from services.risk.valuation import value_account
 from services.risk.withdrawals import decide_withdrawal
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import parse_decimal
-from tradingmesh.risk.v1 import (
-    risk_admin_service_pb2 as admin_pb,
-)
-from tradingmesh.risk.v1 import (
-    risk_admin_service_pb2_grpc,
-    risk_internal_service_pb2_grpc,
-    risk_pb2,
-    risk_service_pb2_grpc,
-)
+from tradingmesh.risk.v1 import risk_admin_service_pb2 as admin_pb
+from tradingmesh.risk.v1 import risk_admin_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as internal_pb
+from tradingmesh.risk.v1 import risk_internal_service_pb2_grpc
+from tradingmesh.risk.v1 import risk_pb2
 from tradingmesh.risk.v1 import risk_service_pb2 as api_pb
+from tradingmesh.risk.v1 import risk_service_pb2_grpc
 
 __all__ = ["RiskAdminService", "RiskInternalService", "RiskParts", "RiskService"]
 

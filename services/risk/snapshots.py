@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Final
 
 from services.platform.db import Database
 from services.platform.tasks import Repeating

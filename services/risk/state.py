@@ -11,22 +11,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from decimal import Decimal
 from typing import Final
 
 from services.risk.holds import Holds
-from services.risk.model import (
-    NO_LIMITS,
-    Account,
-    AccountLimits,
-    Group,
-    GroupInstrument,
-    Instrument,
-    Position,
-    Quote,
-    UnbookedTrade,
-)
+from services.risk.model import NO_LIMITS
+from services.risk.model import Account
+from services.risk.model import AccountLimits
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import Instrument
+from services.risk.model import Position
+from services.risk.model import Quote
+from services.risk.model import UnbookedTrade
 from tradingmesh.trading.margin import RiskStatus
 from tradingmesh.trading.money import exact_sum
 

@@ -5,29 +5,31 @@ transaction; none commits."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import schedule
-from services.platform.sql import insert_rows, where
+from services.platform.sql import insert_rows
+from services.platform.sql import where
 from services.risk.episodes import Episode
-from services.risk.model import (
-    Account,
-    AccountLimits,
-    Group,
-    GroupInstrument,
-    Instrument,
-    Position,
-    PositionMode,
-    Side,
-    UnbookedTrade,
-)
+from services.risk.model import Account
+from services.risk.model import AccountLimits
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import Instrument
+from services.risk.model import Position
+from services.risk.model import PositionMode
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.state import RiskState
 from tradingmesh.trading.margin import RiskStatus
 

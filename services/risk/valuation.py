@@ -21,30 +21,32 @@ there (tests/unit/risk/test_pass_valuation.py compares the two).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
-from services.risk.model import Account, Group, Instrument, Position, Quote, Side
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import Instrument
+from services.risk.model import Position
+from services.risk.model import Quote
+from services.risk.model import Side
 from services.risk.state import RiskState
-from tradingmesh.trading.margin import (
-    AccountMargin,
-    MarginRule,
-    RiskStatus,
-    StopOutCandidate,
-    account_margin,
-    margin_rule,
-    notional,
-    position_pnl,
-    required_margin,
-    risk_status,
-)
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    exact_sum,
-    round_money,
-)
+from tradingmesh.trading.margin import AccountMargin
+from tradingmesh.trading.margin import MarginRule
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import StopOutCandidate
+from tradingmesh.trading.margin import account_margin
+from tradingmesh.trading.margin import margin_rule
+from tradingmesh.trading.margin import notional
+from tradingmesh.trading.margin import position_pnl
+from tradingmesh.trading.margin import required_margin
+from tradingmesh.trading.margin import risk_status
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "AccountValuation",

@@ -38,9 +38,12 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final
+from typing import Protocol
 
 import grpc
 from prometheus_client import Counter
@@ -52,24 +55,30 @@ from services.platform.enums import enum_name
 from services.platform.leader import LEADER
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import cancel_and_wait
-from services.risk import convert, store
+from services.risk import convert
+from services.risk import store
 from services.risk.copies import position_of
-from services.risk.episodes import (
-    Episode,
-    EventType,
-    StopOutStep,
-    apply_event,
-    events_after_stop_out,
-    events_for,
-    negative_balance,
-    stop_out_step,
-)
-from services.risk.events import ACTOR, StopOutResult, margin_event_message, write_event
-from services.risk.model import Account, Quote
+from services.risk.episodes import Episode
+from services.risk.episodes import EventType
+from services.risk.episodes import StopOutStep
+from services.risk.episodes import apply_event
+from services.risk.episodes import events_after_stop_out
+from services.risk.episodes import events_for
+from services.risk.episodes import negative_balance
+from services.risk.episodes import stop_out_step
+from services.risk.events import ACTOR
+from services.risk.events import StopOutResult
+from services.risk.events import margin_event_message
+from services.risk.events import write_event
+from services.risk.model import Account
+from services.risk.model import Quote
 from services.risk.pass_valuation import PassValuer
 from services.risk.state import RiskState
-from services.risk.valuation import AccountValuation, effective_balance, value_account
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from services.risk.valuation import AccountValuation
+from services.risk.valuation import effective_balance
+from services.risk.valuation import value_account
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_internal_service_pb2 as oms_internal
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.trading.margin import RiskStatus

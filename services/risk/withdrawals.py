@@ -12,16 +12,19 @@ that backs open positions stays where it is. An account with a position that can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
 from services.risk.state import RiskState
-from services.risk.valuation import AccountValuation, value_account
+from services.risk.valuation import AccountValuation
+from services.risk.valuation import value_account
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import exact_difference, money_text
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import money_text
 
 __all__ = ["WithdrawalDecision", "decide_withdrawal"]
 

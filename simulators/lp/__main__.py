@@ -59,10 +59,14 @@ from services.platform.fix import TLS_PROTOCOLS
 from services.platform.fix_log import session_log
 from simulators.lp.book_store import BookFile
 from simulators.lp.catalogue import CATALOGUE
-from simulators.lp.control import Controls, serve
-from simulators.lp.fix import Credentials, LpApplication
-from simulators.lp.market import Market, Profile
-from simulators.lp.personality import Personality, UnknownTraitError
+from simulators.lp.control import Controls
+from simulators.lp.control import serve
+from simulators.lp.fix import Credentials
+from simulators.lp.fix import LpApplication
+from simulators.lp.market import Market
+from simulators.lp.market import Profile
+from simulators.lp.personality import Personality
+from simulators.lp.personality import UnknownTraitError
 from simulators.lp.rejects import dictionary_path
 
 BEGIN_STRING = "FIX.4.4"

@@ -27,9 +27,12 @@ import threading
 from collections import OrderedDict
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+from typing import Any
 
-from simulators.lp.market import Order, Side, TimeInForce
+from simulators.lp.market import Order
+from simulators.lp.market import Side
+from simulators.lp.market import TimeInForce
 
 log = logging.getLogger("lpsim")
 

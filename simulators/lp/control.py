@@ -34,15 +34,24 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from collections.abc import Iterable
+from decimal import Decimal
+from decimal import InvalidOperation
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qs, quote, urlsplit
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+from urllib.parse import parse_qs
+from urllib.parse import quote
+from urllib.parse import urlsplit
 
-from simulators.lp.market import Market, Quote
-from simulators.lp.personality import Personality, UnknownTraitError
+from simulators.lp.market import Market
+from simulators.lp.market import Quote
+from simulators.lp.personality import Personality
+from simulators.lp.personality import UnknownTraitError
 
 if TYPE_CHECKING:
     from simulators.lp.fix import Filled

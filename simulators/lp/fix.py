@@ -48,32 +48,33 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from decimal import InvalidOperation
 
 import quickfix as fix
 import quickfix44 as fix44
 
-from services.platform.fix_log import SessionLog, record
-from simulators.lp.book_store import BookFile, order_of, order_state_json
-from simulators.lp.market import (
-    Execution,
-    Market,
-    Order,
-    Quote,
-    Side,
-    TimeInForce,
-    execute,
-    execute_at_limit,
-)
-from simulators.lp.personality import Personality, Trait
-from simulators.lp.rejects import (
-    APPLICATION_NOT_AVAILABLE,
-    UNSUPPORTED_MESSAGE_TYPE,
-    VALUE_IS_INCORRECT,
-    StrictDictionary,
-    business_reject,
-    session_reject,
-)
+from services.platform.fix_log import SessionLog
+from services.platform.fix_log import record
+from simulators.lp.book_store import BookFile
+from simulators.lp.book_store import order_of
+from simulators.lp.book_store import order_state_json
+from simulators.lp.market import Execution
+from simulators.lp.market import Market
+from simulators.lp.market import Order
+from simulators.lp.market import Quote
+from simulators.lp.market import Side
+from simulators.lp.market import TimeInForce
+from simulators.lp.market import execute
+from simulators.lp.market import execute_at_limit
+from simulators.lp.personality import Personality
+from simulators.lp.personality import Trait
+from simulators.lp.rejects import APPLICATION_NOT_AVAILABLE
+from simulators.lp.rejects import UNSUPPORTED_MESSAGE_TYPE
+from simulators.lp.rejects import VALUE_IS_INCORRECT
+from simulators.lp.rejects import StrictDictionary
+from simulators.lp.rejects import business_reject
+from simulators.lp.rejects import session_reject
 
 log = logging.getLogger("lpsim")
 

@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 from simulators.smtp.control import serve
-from simulators.smtp.sink import Credentials, Mailstore, smtp_factory
+from simulators.smtp.sink import Credentials
+from simulators.smtp.sink import Mailstore
+from simulators.smtp.sink import smtp_factory
 
 HOST = "127.0.0.1"
 

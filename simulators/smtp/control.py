@@ -18,10 +18,16 @@ import json
 import logging
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import parse_qs, quote, urlsplit
-from urllib.request import ProxyHandler, Request, build_opener
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import Any
+from typing import cast
+from urllib.parse import parse_qs
+from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.request import ProxyHandler
+from urllib.request import Request
+from urllib.request import build_opener
 
 from simulators.smtp.sink import Mailstore
 

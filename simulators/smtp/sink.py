@@ -11,12 +11,18 @@ from __future__ import annotations
 import mailbox
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from datetime import UTC
+from datetime import datetime
+from email import message_from_bytes
+from email import policy
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import AuthResult
+from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import LoginPassword
+from aiosmtpd.smtp import Session
 
 REFUSED_REPLY = "451 4.3.0 refused by the sink on request, try again later"
 MAX_REFUSALS = 1000

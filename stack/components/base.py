@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -11,18 +11,17 @@ script's prelude: the Lua tables METHODS and MESSAGES and the JSON of its answer
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from stack.components.edge_errors import (
-    origin_refused_template,
-    too_deep_status,
-    unknown_field_templates,
-)
+from stack.components.edge_errors import origin_refused_template
+from stack.components.edge_errors import too_deep_status
+from stack.components.edge_errors import unknown_field_templates
 
 _F = descriptor_pb2.FieldDescriptorProto
 

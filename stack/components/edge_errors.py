@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,9 @@ import grpc
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
-from services.platform.errors import STATUS_BY_REASON, DomainError, to_status
+from services.platform.errors import STATUS_BY_REASON
+from services.platform.errors import DomainError
+from services.platform.errors import to_status
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import FieldViolation
 

@@ -14,13 +14,23 @@ from typing import Any
 
 from services.platform.secrets import Secret
 from stack.binaries import venv_tool
-from stack.components.base import Component, Context, base_env
-from stack.components.edge_bodies import RequestLimits, write_scripts
-from stack.components.edge_errors import edge_errors, local_reply_config
-from stack.components.web_static import COMPRESSED_TYPES, web_dist, web_routes
-from stack.contracts import EdgeService, build_descriptor_set, edge_services
+from stack.components.base import Component
+from stack.components.base import Context
+from stack.components.base import base_env
+from stack.components.edge_bodies import RequestLimits
+from stack.components.edge_bodies import write_scripts
+from stack.components.edge_errors import edge_errors
+from stack.components.edge_errors import local_reply_config
+from stack.components.web_static import COMPRESSED_TYPES
+from stack.components.web_static import web_dist
+from stack.components.web_static import web_routes
+from stack.contracts import EdgeService
+from stack.contracts import build_descriptor_set
+from stack.contracts import edge_services
 from stack.health import http_ok
-from stack.ports import HOST, SERVICES, stream_workers
+from stack.ports import HOST
+from stack.ports import SERVICES
+from stack.ports import stream_workers
 from stack.process import Launch
 
 MAX_REQUEST_BYTES = 1024 * 1024

@@ -22,8 +22,11 @@ import os
 import sys
 from dataclasses import dataclass
 
-from stack.components.base import Component, Context, base_env
-from stack.ports import HOST, port_is_listening
+from stack.components.base import Component
+from stack.components.base import Context
+from stack.components.base import base_env
+from stack.ports import HOST
+from stack.ports import port_is_listening
 from stack.process import Launch
 from stack.secrets import Login
 

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from stack.binaries import debian_tool
-from stack.components.base import Component, base_env
+from stack.components.base import Component
+from stack.components.base import base_env
 from stack.health import http_ok
-from stack.ports import HOST, service_of
+from stack.ports import HOST
+from stack.ports import service_of
 from stack.process import Launch
 from stack.secrets import Login
 

@@ -15,7 +15,8 @@ import signal
 from pathlib import Path
 
 from stack.binaries import venv_tool
-from stack.components.base import Component, base_env
+from stack.components.base import Component
+from stack.components.base import base_env
 from stack.health import http_ok
 from stack.ports import HOST
 from stack.process import Launch

@@ -29,11 +29,16 @@ import psycopg
 from psycopg import sql
 
 from stack.binaries import postgres_bin
-from stack.components.base import Component, base_env
+from stack.components.base import Component
+from stack.components.base import base_env
 from stack.paths import StackPaths
 from stack.ports import HOST
-from stack.process import Launch, RunAs
-from stack.secrets import MONITORING_USER, REPLICATION_USER, Login, StackSecrets
+from stack.process import Launch
+from stack.process import RunAs
+from stack.secrets import MONITORING_USER
+from stack.secrets import REPLICATION_USER
+from stack.secrets import Login
+from stack.secrets import StackSecrets
 
 SYSTEM_USER = "tradingmesh-pg"
 DATABASE = "tradingmesh"

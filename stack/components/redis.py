@@ -19,7 +19,8 @@ from services.platform.infra_tls import client_context
 from services.platform.secrets import Secret
 from stack import secrets as stack_secrets
 from stack.binaries import redis_server
-from stack.components.base import Component, base_env
+from stack.components.base import Component
+from stack.components.base import base_env
 from stack.health import PROBE_TIMEOUT
 from stack.ports import HOST
 from stack.process import Launch

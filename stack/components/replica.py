@@ -29,21 +29,22 @@ import subprocess
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import make_conninfo
 
 from services.platform.infra_tls import libpq_params
 from services.platform.secrets import Secret
 from stack.binaries import postgres_bin
-from stack.components.base import Component, base_env
-from stack.components.postgres import (
-    DATABASE,
-    MAX_SOCKET_PATH,
-    PostgresSetupError,
-    tls_settings,
-    write_hba,
-)
+from stack.components.base import Component
+from stack.components.base import base_env
+from stack.components.postgres import DATABASE
+from stack.components.postgres import MAX_SOCKET_PATH
+from stack.components.postgres import PostgresSetupError
+from stack.components.postgres import tls_settings
+from stack.components.postgres import write_hba
 from stack.ports import HOST
-from stack.process import Launch, RunAs
+from stack.process import Launch
+from stack.process import RunAs
 from stack.secrets import Login
 
 

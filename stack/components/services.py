@@ -8,16 +8,15 @@ import sys
 from pathlib import Path
 
 from services.platform.secrets import Secret
-from stack.components.base import Component, Context
+from stack.components.base import Component
+from stack.components.base import Context
 from stack.health import grpc_serving
-from stack.ports import (
-    HOST,
-    LP_SIMULATORS,
-    SERVICES,
-    STREAM_WORKERS,
-    instance_name,
-    port_is_listening,
-)
+from stack.ports import HOST
+from stack.ports import LP_SIMULATORS
+from stack.ports import SERVICES
+from stack.ports import STREAM_WORKERS
+from stack.ports import instance_name
+from stack.ports import port_is_listening
 from stack.process import Launch
 
 # Variables a service must never inherit from the shell that ran `tradingmesh up`: its settings

@@ -14,9 +14,11 @@ from __future__ import annotations
 import sys
 
 from simulators.smtp.control import SinkClient
-from stack.components.base import Component, base_env
+from stack.components.base import Component
+from stack.components.base import base_env
 from stack.health import http_ok
-from stack.ports import HOST, port_is_listening
+from stack.ports import HOST
+from stack.ports import port_is_listening
 from stack.process import Launch
 from stack.secrets import Login
 

@@ -21,13 +21,19 @@ from sqlalchemy import URL
 
 from simulators.lp.control import ControlClient
 from stack import secrets as stack_secrets
-from stack.orchestrator import StackConfig, down, up
+from stack.orchestrator import StackConfig
+from stack.orchestrator import down
+from stack.orchestrator import up
 from stack.paths import StackPaths
-from stack.ports import HOST, LP_SIMULATORS, Ports, find_free_base
+from stack.ports import HOST
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
+from stack.ports import find_free_base
 from stack.provision import admin_url
 from stack.state import StackState
 from stack.vault import VaultAdmin
-from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.account.v1 import auth_service_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc
 
 if TYPE_CHECKING:  # imported where used: they import RunningStack from here
     from tests.integration.callers import AccountStack

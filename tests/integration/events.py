@@ -10,12 +10,16 @@ envelope fails the test) and picks the events by their own subject (`events_on`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+from typing import Protocol
 
 from services.platform.bus import MSG_ID_HEADER
-from services.platform.envelope import Event, matches, open_envelope
+from services.platform.envelope import Event
+from services.platform.envelope import matches
+from services.platform.envelope import open_envelope
 from tests.integration.support.infra import connect_nats
 
 __all__ = ["Login", "Message", "NatsLogin", "events_on", "outbox_events", "published"]

@@ -9,7 +9,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 from tests.integration.support.edge import Edge
 

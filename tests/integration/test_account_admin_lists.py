@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.callers import AccountStack, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb

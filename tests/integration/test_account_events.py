@@ -7,9 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.callers import AccountStack, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
-from tests.integration.events import events_on, published
+from tests.integration.events import events_on
+from tests.integration.events import published
 from tests.integration.support.waiting import eventually_async
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.common.v1 import ledger_pb2

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
-from tests.integration.callers import AccountStack, Who, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -5,18 +5,22 @@ each change writes one audit record with the operator's reason."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
-from tests.integration.callers import AccountStack, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import ErrorDetails, details_of
+from tradingmesh.errors import ErrorDetails
+from tradingmesh.errors import details_of
 
 
 @pytest.fixture(scope="module")

@@ -26,36 +26,25 @@ import grpc
 import grpc.aio
 import hvac  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from stack.operator_tls import service_channel
 from tests.integration.conftest import RunningStack
 from tests.integration.events import outbox_events
-from tests.integration.support.edge import (
-    Edge,
-    User,
-    bearer,
-    login,
-    make_user,
-    refused,
-    restart_envoy,
-)
-from tradingmesh.account.v1 import (
-    account_admin_service_pb2 as admin_pb2,
-)
-from tradingmesh.account.v1 import (
-    account_admin_service_pb2_grpc as admin_grpc,
-)
-from tradingmesh.account.v1 import (
-    account_events_pb2,
-    account_pb2,
-)
-from tradingmesh.account.v1 import (
-    auth_service_pb2 as auth_pb2,
-)
-from tradingmesh.account.v1 import (
-    auth_service_pb2_grpc as auth_grpc,
-)
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import User
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
+from tests.integration.support.edge import refused
+from tests.integration.support.edge import restart_envoy
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb2
+from tradingmesh.account.v1 import account_admin_service_pb2_grpc as admin_grpc
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.account.v1 import account_pb2
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 LOGOUT = "/tradingmesh.account.v1.AuthService/Logout"

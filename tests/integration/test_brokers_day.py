@@ -23,36 +23,31 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import (
-    DEPOSIT,
-    Oms,
-    Trader,
-    live_quote,
-    new_group,
-    new_trader,
-    place_filled,
-    refusal,
-    verified_chain,
-)
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import start_oms
+from tests.integration.support.orders import DEPOSIT
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import live_quote
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
+from tests.integration.support.orders import place_filled
+from tests.integration.support.orders import refusal
+from tests.integration.support.orders import verified_chain
 from tests.integration.support.postgres import blocked_by
-from tests.integration.support.rollover import (
-    D,
-    admin,
-    as_staff,
-    balance,
-    completed,
-    run_rollover,
-    swap_entries,
-)
+from tests.integration.support.rollover import D
+from tests.integration.support.rollover import admin
+from tests.integration.support.rollover import as_staff
+from tests.integration.support.rollover import balance
+from tests.integration.support.rollover import completed
+from tests.integration.support.rollover import run_rollover
+from tests.integration.support.rollover import swap_entries
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import (
-    oms_pb2,
-    order_admin_service_pb2,
-    position_service_pb2,
-)
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 
 WEDNESDAY = "2030-01-02"  # triple swap
 THURSDAY = "2030-01-03"

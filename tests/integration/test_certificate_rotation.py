@@ -19,10 +19,13 @@ from cryptography import x509
 from stack.orchestrator import rotate_certificates
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import market, new_trader
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2

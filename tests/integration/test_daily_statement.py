@@ -23,16 +23,21 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import Trader, new_trader
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import new_trader
 from tests.integration.support.orders import Oms
-from tests.integration.support.rollover import completed, run_rollover
+from tests.integration.support.rollover import completed
+from tests.integration.support.rollover import run_rollover
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc as api_grpc
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as reporting_api

@@ -9,10 +9,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import URL, text
+from sqlalchemy import URL
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.platform.db import Database, watch_pooled_connections
+from services.platform.db import Database
+from services.platform.db import watch_pooled_connections
 from tests.integration.conftest import RunningStack
 
 APPLICATION = "tradingmesh-pool-test"

@@ -24,29 +24,36 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 
 from stack.operator_tls import service_channel
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
-from tests.integration.support.components import frozen, kill, restore
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import (
-    Trader,
-    await_quote,
-    group_quote,
-    market,
-    new_trader,
-    place_grpc,
-)
+from tests.integration.support.components import frozen
+from tests.integration.support.components import kill
+from tests.integration.support.components import restore
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import await_quote
+from tests.integration.support.edge_trading import group_quote
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
 from tests.integration.support.orders import Oms
 from tests.integration.support.orders import place as place_stp
-from tests.integration.support.stp import await_pinned_price, ended, hedges_of, stp_trader
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import ended
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import stp_trader
 from tests.integration.support.waiting import eventually
 from tests.integration.test_trading_flow import pinned  # noqa: F401 (a fixture)
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 

@@ -23,28 +23,34 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from stack.orchestrator import status as stack_status
 from stack.orchestrator import up
-from stack.process import ProcessRef, stop_groups
+from stack.process import ProcessRef
+from stack.process import stop_groups
 from tests.integration.conftest import RunningStack
 from tests.integration.support.components import kill
-from tests.integration.support.edge import Edge, bearer, login, make_user
-from tests.integration.support.edge_calls import (
-    LOGIN,
-    Answer,
-    Trader,
-    call,
-    error_info,
-    preflight,
-    rest,
-)
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
+from tests.integration.support.edge_calls import LOGIN
+from tests.integration.support.edge_calls import Answer
+from tests.integration.support.edge_calls import Trader
+from tests.integration.support.edge_calls import call
+from tests.integration.support.edge_calls import error_info
+from tests.integration.support.edge_calls import preflight
+from tests.integration.support.edge_calls import rest
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.errors import details_of, parse_status_details, reason_string
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.errors import details_of
+from tradingmesh.errors import parse_status_details
+from tradingmesh.errors import reason_string
 from tradingmesh.oms.v1 import order_service_pb2 as order_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.reporting.v1 import reporting_service_pb2 as reporting_pb2

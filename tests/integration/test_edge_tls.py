@@ -22,11 +22,16 @@ from cryptography import x509
 from stack import pki
 from stack.components.envoy import HSTS
 from stack.orchestrator import up
-from tests.integration.conftest import RunningStack, stack_of_its_own
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_calls import Trader, call, rest
+from tests.integration.conftest import RunningStack
+from tests.integration.conftest import stack_of_its_own
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_calls import Trader
+from tests.integration.support.edge_calls import call
+from tests.integration.support.edge_calls import rest
 from tests.integration.support.waiting import eventually
-from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 # What an HTTP/2 client sends first in cleartext (h2c with prior knowledge, as grpcurl -plaintext).
 H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -31,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -41,26 +42,30 @@ import psycopg
 import pytest
 from nats.js.api import ConsumerInfo
 
-from services.account.trading import TRADES_CONSUMER, TRADES_SUBJECT
+from services.account.trading import TRADES_CONSUMER
+from services.account.trading import TRADES_SUBJECT
 from services.oms.store.events import ORDER_EVENTS
-from services.platform.envelope import Event, open_envelope
+from services.platform.envelope import Event
+from services.platform.envelope import open_envelope
 from tests.integration.events import published as stream_messages
-from tests.integration.support.components import (
-    component,
-    frozen,
-    kill,
-    kill_oms,
-    restore,
-    start_oms,
-)
+from tests.integration.support.components import component
+from tests.integration.support.components import frozen
+from tests.integration.support.components import kill
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import restore
+from tests.integration.support.components import start_oms
 from tests.integration.support.edge_trading import unsent_outbox
 from tests.integration.support.infra import connect_nats
-from tests.integration.support.orders import Oms, Trader, new_group, new_trader
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
 from tests.integration.support.orders import place_filled as place_filled_order
 from tests.integration.support.postgres import blocked_by
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
 
 D = Decimal
 OMS_STREAM = "OMS"

@@ -5,8 +5,13 @@ unbalanced, and the stack is healthy again."""
 
 from __future__ import annotations
 
-from bench.faults import Fault, Options, format_table, run_campaign, verdict
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from bench.faults import Fault
+from bench.faults import Options
+from bench.faults import format_table
+from bench.faults import run_campaign
+from bench.faults import verdict
+from tests.integration.conftest import SETUP_BUDGET
+from tests.integration.conftest import RunningStack
 
 FAULTS = (Fault("oms"), Fault("nats"))
 OPTIONS = Options(

@@ -6,25 +6,27 @@ certificate of ours at the next logon."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import quickfix as fix
 
-from services.platform.certificates import Issued, Subscriber
-from services.platform.fix import (
-    ClientTls,
-    InitiatorSessions,
-    LpEndpoint,
-    initiator_settings,
-)
+from services.platform.certificates import Issued
+from services.platform.certificates import Subscriber
+from services.platform.fix import ClientTls
+from services.platform.fix import InitiatorSessions
+from services.platform.fix import LpEndpoint
+from services.platform.fix import initiator_settings
 from stack import pki
 from stack.components.lpsim import QA_COMP_ID
-from stack.ports import HOST, Ports
+from stack.ports import HOST
+from stack.ports import Ports
 from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
-from tests.integration.fix_client import fix_session, stack_tls
+from tests.integration.fix_client import fix_session
+from tests.integration.fix_client import stack_tls
 from tests.integration.support.lps import lp_logins
 from tests.integration.support.waiting import eventually
 from tests.local_ca import LocalCA

@@ -22,28 +22,32 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
+from tests.integration.support.edge import STANDARD_GROUP
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
+from tests.integration.support.edge import refused
 from tests.integration.support.infra import connect_nats
-from tests.integration.support.pricing import (
-    STANDARD_MARKUP_POINTS,
-    events,
-    get_quote,
-    offered_instrument,
-)
-from tests.integration.support.waiting import eventually, eventually_async
-from tests.messages import client_group, index_instrument
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS
+from tests.integration.support.pricing import events
+from tests.integration.support.pricing import get_quote
+from tests.integration.support.pricing import offered_instrument
+from tests.integration.support.waiting import eventually
+from tests.integration.support.waiting import eventually_async
+from tests.messages import client_group
+from tests.messages import index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
-from tradingmesh.pricing.v1 import (
-    pricing_admin_service_pb2,
-    pricing_events_pb2,
-    pricing_pb2,
-)
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as pricing_admin_grpc
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 R = ErrorReason

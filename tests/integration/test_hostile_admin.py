@@ -22,31 +22,34 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from tests.integration import test_hostile_inputs as hostile
-from tests.integration.conftest import RunningStack, stack_of_its_own
+from tests.integration.conftest import RunningStack
+from tests.integration.conftest import stack_of_its_own
 from tests.integration.support.edge import Edge
-from tests.integration.support.hostile import (
-    ACCEPTED,
-    RPCS,
-    SETTINGS,
-    Baseline,
-    Report,
-    Requests,
-    Rpc,
-    Snapshot,
-    World,
-    call,
-    changed,
-    snapshot,
-)
-from tests.messages import client_group, fx_instrument
+from tests.integration.support.hostile import ACCEPTED
+from tests.integration.support.hostile import RPCS
+from tests.integration.support.hostile import SETTINGS
+from tests.integration.support.hostile import Baseline
+from tests.integration.support.hostile import Report
+from tests.integration.support.hostile import Requests
+from tests.integration.support.hostile import Rpc
+from tests.integration.support.hostile import Snapshot
+from tests.integration.support.hostile import World
+from tests.integration.support.hostile import call
+from tests.integration.support.hostile import changed
+from tests.integration.support.hostile import snapshot
+from tests.messages import client_group
+from tests.messages import fx_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.oms.v1 import order_admin_service_pb2 as order_admin
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2 as pricing_admin
 from tradingmesh.pricing.v1 import pricing_pb2
 from tradingmesh.risk.v1 import risk_admin_service_pb2 as risk_admin

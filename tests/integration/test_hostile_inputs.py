@@ -35,7 +35,8 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from services.account.webhook_auth import sign
@@ -43,32 +44,37 @@ from stack.contracts import edge_services
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
-from tests.integration.support.edge_trading import Trader, market, new_trader, place_grpc
-from tests.integration.support.hostile import (
-    ACCEPTED,
-    OWNER_COLUMNS,
-    RPCS,
-    SETTINGS,
-    SIGN_IN_METHODS,
-    VOLATILE,
-    Baseline,
-    Ids,
-    Report,
-    Requests,
-    Rpc,
-    World,
-    call,
-    changed,
-    owner_columns,
-    snapshot,
-)
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
+from tests.integration.support.hostile import ACCEPTED
+from tests.integration.support.hostile import OWNER_COLUMNS
+from tests.integration.support.hostile import RPCS
+from tests.integration.support.hostile import SETTINGS
+from tests.integration.support.hostile import SIGN_IN_METHODS
+from tests.integration.support.hostile import VOLATILE
+from tests.integration.support.hostile import Baseline
+from tests.integration.support.hostile import Ids
+from tests.integration.support.hostile import Report
+from tests.integration.support.hostile import Requests
+from tests.integration.support.hostile import Rpc
+from tests.integration.support.hostile import World
+from tests.integration.support.hostile import call
+from tests.integration.support.hostile import changed
+from tests.integration.support.hostile import owner_columns
+from tests.integration.support.hostile import snapshot
 from tradingmesh.account.v1 import account_service_pb2
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.errors import ERROR_DOMAIN, details_of
-from tradingmesh.oms.v1 import order_service_pb2, position_service_pb2
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.errors import ERROR_DOMAIN
+from tradingmesh.errors import details_of
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2
 from tradingmesh.risk.v1 import risk_service_pb2
 

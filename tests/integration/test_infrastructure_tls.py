@@ -23,17 +23,22 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from nats.aio.client import Client as NatsClient
 
-from services.platform.infra_tls import libpq_params, redis_tls
+from services.platform.infra_tls import libpq_params
+from services.platform.infra_tls import redis_tls
 from stack.components.base import Context
 from stack.components.nats import Nats
 from stack.components.postgres import Postgres
 from stack.components.redis import Redis
 from stack.paths import StackPaths
-from stack.ports import HOST, Ports
-from stack.secrets import Login, StackSecrets
+from stack.ports import HOST
+from stack.ports import Ports
+from stack.secrets import Login
+from stack.secrets import StackSecrets
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
-from tests.integration.support.infra import connect_nats, connect_postgres, redis_client
+from tests.integration.support.infra import connect_nats
+from tests.integration.support.infra import connect_postgres
+from tests.integration.support.infra import redis_client
 from tests.integration.support.waiting import eventually
 from tests.local_ca import LocalCA
 

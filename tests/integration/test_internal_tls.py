@@ -19,20 +19,33 @@ from cryptography import x509
 
 from services.platform.certificates import Issued
 from stack import pki
-from stack.operator_tls import operator_credentials, service_channel, tls_dir_of
+from stack.operator_tls import operator_credentials
+from stack.operator_tls import service_channel
+from stack.operator_tls import tls_dir_of
 from stack.orchestrator import rotate_certificates
-from stack.ports import HOST, SERVICES, Ports, stream_workers
+from stack.ports import HOST
+from stack.ports import SERVICES
+from stack.ports import Ports
+from stack.ports import stream_workers
 from stack.state import StackState
 from stack.vault import VaultAdmin
-from tests.integration.callers import AccountStack, account_stack, staff
-from tests.integration.conftest import RunningStack, stack_of_its_own
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import market, new_trader, place_grpc
+from tests.integration.callers import AccountStack
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
+from tests.integration.conftest import RunningStack
+from tests.integration.conftest import stack_of_its_own
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
 from tests.integration.support.waiting import eventually
-from tests.local_ca import LocalCA, served_certificate
+from tests.local_ca import LocalCA
+from tests.local_ca import served_certificate
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as admin_grpc
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
 from tradingmesh.pricing.v1 import pricing_service_pb2

@@ -9,11 +9,15 @@ from decimal import Decimal
 import grpc
 import pytest
 
-from tests.integration.callers import AccountStack, Who, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_service_pb2 as api_pb
 from tradingmesh.account.v1 import webhook_service_pb2 as wh_pb
-from tradingmesh.errors import details_of, reason_string
+from tradingmesh.errors import details_of
+from tradingmesh.errors import reason_string
 
 
 @pytest.fixture(scope="module")

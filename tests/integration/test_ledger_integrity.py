@@ -14,7 +14,10 @@ import psycopg
 import pytest
 
 from stack.paths import REPO
-from tests.integration.callers import AccountStack, Who, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb

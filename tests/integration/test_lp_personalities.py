@@ -8,28 +8,40 @@ import contextlib
 import io
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import quickfix as fix
 import quickfix44 as fix44
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 
-from simulators.lp.control import ControlClient, ControlError
+from simulators.lp.control import ControlClient
+from simulators.lp.control import ControlError
 from stack import cli
 from stack.operator_tls import service_channel
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS, Ports
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.fix_client import FixClient, Received, fix_session, stack_tls
-from tests.integration.support.edge import Edge, bearer, login, make_user
+from tests.integration.fix_client import FixClient
+from tests.integration.fix_client import Received
+from tests.integration.fix_client import fix_session
+from tests.integration.fix_client import stack_tls
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
 from tests.integration.support.lps import lp_logins
 from tests.integration.support.waiting import eventually
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
+from tradingmesh.pricing.v1 import pricing_pb2
 
 LP = "lp-beta"  # the LP whose personality these tests change (and always clear)
 

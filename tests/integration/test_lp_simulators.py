@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from stack.ports import LP_SIMULATORS, Ports
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
 from tests.integration.conftest import RunningStack
-from tests.integration.fix_client import FixClient, Received, fix_session, stack_tls
+from tests.integration.fix_client import FixClient
+from tests.integration.fix_client import Received
+from tests.integration.fix_client import fix_session
+from tests.integration.fix_client import stack_tls
 from tests.integration.support.lps import lp_logins
 
 

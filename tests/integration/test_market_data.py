@@ -17,22 +17,31 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 
 from bench.probes import prometheus_samples
-from simulators.lp.control import ControlClient, ControlError
+from simulators.lp.control import ControlClient
+from simulators.lp.control import ControlError
 from stack.components.envoy import STREAM_CLUSTER
 from stack.operator_tls import service_channel
 from stack.paths import StackPaths
-from stack.ports import STREAM_WORKERS, Ports, stream_worker_count, stream_workers
+from stack.ports import STREAM_WORKERS
+from stack.ports import Ports
+from stack.ports import stream_worker_count
+from stack.ports import stream_workers
 from stack.state import load
 from tests.integration.conftest import RunningStack
-from tests.integration.support.components import kill, restore
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.pricing import STANDARD_MARKUP_POINTS, get_quote
+from tests.integration.support.components import kill
+from tests.integration.support.components import restore
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.pricing import STANDARD_MARKUP_POINTS
+from tests.integration.support.pricing import get_quote
 from tests.integration.support.waiting import eventually
 from tradingmesh.errors import details_of
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 

@@ -15,12 +15,17 @@ import grpc
 import pytest
 
 from monitoring.grafana.dashboards import DASHBOARDS
-from tests.integration.callers import AccountStack, account_stack
+from tests.integration.callers import AccountStack
+from tests.integration.callers import account_stack
 from tests.integration.conftest import RunningStack
 from tests.integration.support.edge import Edge
-from tests.integration.support.edge_trading import Trader, market, new_trader, place_grpc
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 
 SCRAPE_SECONDS = 5.0  # stack/components/monitoring.py

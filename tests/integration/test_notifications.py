@@ -17,7 +17,9 @@ import queue
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -29,21 +31,27 @@ from services.platform.bus import MSG_ID_HEADER
 from services.platform.envelope import Envelope
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import Trader, new_trader
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import new_trader
 from tests.integration.support.infra import connect_nats
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.errors import details_of
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc as api_grpc
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
-from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+from tradingmesh.risk.v1 import risk_events_pb2
+from tradingmesh.risk.v1 import risk_pb2
 
 K = pb.NotificationKind
 STREAM = "/tradingmesh.notification.v1.NotificationService/StreamNotifications"

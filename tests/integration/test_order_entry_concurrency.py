@@ -15,14 +15,12 @@ from decimal import Decimal
 
 import grpc
 
-from tests.integration.support.orders import (
-    Oms,
-    live_quote,
-    new_trader,
-    place,
-    place_filled,
-    verified_chain,
-)
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import live_quote
+from tests.integration.support.orders import new_trader
+from tests.integration.support.orders import place
+from tests.integration.support.orders import place_filled
+from tests.integration.support.orders import verified_chain
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.oms.v1 import position_service_pb2
 

@@ -17,7 +17,8 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, timedelta
+from datetime import UTC
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,40 +26,42 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.integration.callers import Who, staff
-from tests.integration.events import Message, outbox_events, published
-from tests.integration.support.components import kill, restore
-from tests.integration.support.orders import (
-    DEPOSIT,
-    STANDARD_GROUP,
-    D,
-    Oms,
-    R,
-    S,
-    Trader,
-    live_quote,
-    new_group,
-    new_trader,
-    oms_knows,
-    place,
-    place_filled,
-    refusal,
-    risk_funded,
-    verified_chain,
-)
-from tests.integration.support.waiting import eventually, eventually_async
+from tests.integration.callers import Who
+from tests.integration.callers import staff
+from tests.integration.events import Message
+from tests.integration.events import outbox_events
+from tests.integration.events import published
+from tests.integration.support.components import kill
+from tests.integration.support.components import restore
+from tests.integration.support.orders import DEPOSIT
+from tests.integration.support.orders import STANDARD_GROUP
+from tests.integration.support.orders import D
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import R
+from tests.integration.support.orders import S
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import live_quote
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
+from tests.integration.support.orders import oms_knows
+from tests.integration.support.orders import place
+from tests.integration.support.orders import place_filled
+from tests.integration.support.orders import refusal
+from tests.integration.support.orders import risk_funded
+from tests.integration.support.orders import verified_chain
+from tests.integration.support.waiting import eventually
+from tests.integration.support.waiting import eventually_async
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
-from tradingmesh.account.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tradingmesh.account.v1 import auth_service_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.oms.v1 import (
-    oms_events_pb2,
-    oms_pb2,
-    order_admin_service_pb2,
-    order_admin_service_pb2_grpc,
-    order_service_pb2,
-    order_service_pb2_grpc,
-    position_service_pb2,
-)
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2_grpc
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc
+from tradingmesh.oms.v1 import position_service_pb2
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.db import Database
-from services.platform.outbox import OutboxRelay, RelayPace
+from services.platform.outbox import OutboxRelay
+from services.platform.outbox import RelayPace
 from tests.integration.conftest import RunningStack
 
 

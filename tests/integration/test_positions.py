@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -15,29 +16,26 @@ import pytest
 
 from tests.integration.callers import Who
 from tests.integration.events import outbox_events
-from tests.integration.support.orders import (
-    Oms,
-    R,
-    S,
-    Trader,
-    live_quote,
-    new_group,
-    new_trader,
-    place,
-    place_filled,
-    refusal,
-    trades_of,
-)
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import (
-    oms_events_pb2,
-    oms_internal_service_pb2,
-    oms_pb2,
-    order_admin_service_pb2,
-    order_admin_service_pb2_grpc,
-    order_service_pb2,
-    position_service_pb2,
-)
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import R
+from tests.integration.support.orders import S
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import live_quote
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
+from tests.integration.support.orders import place
+from tests.integration.support.orders import place_filled
+from tests.integration.support.orders import refusal
+from tests.integration.support.orders import trades_of
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_internal_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2_grpc
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 
 D = Decimal
 CENT = D("0.01")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,22 +25,29 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.support.edge import STANDARD_GROUP, Edge, bearer, login, make_user, refused
-from tests.integration.support.pricing import T, events, offered_instrument
+from tests.integration.support.edge import STANDARD_GROUP
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
+from tests.integration.support.edge import refused
+from tests.integration.support.pricing import T
+from tests.integration.support.pricing import events
+from tests.integration.support.pricing import offered_instrument
 from tests.integration.support.waiting import eventually
-from tests.messages import EVERY_DAY, client_group, index_instrument
+from tests.messages import EVERY_DAY
+from tests.messages import client_group
+from tests.messages import index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_admin_service_pb2_grpc as account_admin_grpc
 from tradingmesh.common.v1 import pricing_pb2 as common_pricing_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.pricing.v1 import (
-    pricing_admin_service_pb2,
-    pricing_events_pb2,
-    pricing_pb2,
-    pricing_service_pb2,
-)
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as admin_grpc
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 R = ErrorReason

@@ -26,31 +26,38 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.operator_tls import service_channel
-from stack.orchestrator import is_running, up
+from stack.orchestrator import is_running
+from stack.orchestrator import up
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from stack.state import StackState, load
+from stack.state import StackState
+from stack.state import load
 from tests.integration.callers import AccountStack
-from tests.integration.conftest import RunningStack, stack_of_its_own
+from tests.integration.conftest import RunningStack
+from tests.integration.conftest import stack_of_its_own
 from tests.integration.support.components import kill
 from tests.integration.support.edge import Edge
-from tests.integration.support.edge_trading import market, new_trader, place_grpc
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
 from tests.integration.support.metrics import metrics
-from tests.integration.support.orders import Oms, place, trades_of
+from tests.integration.support.orders import Oms
 from tests.integration.support.orders import new_trader as new_stp_trader
-from tests.integration.support.stp import (
-    ALPHA,
-    BETA,
-    PRO_STP,
-    await_pinned_price,
-    ended,
-    hedges_of,
-    lp_reports,
-)
-from tests.integration.support.triggers import audit_events, trader_at
+from tests.integration.support.orders import place
+from tests.integration.support.orders import trades_of
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import BETA
+from tests.integration.support.stp import PRO_STP
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import ended
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import lp_reports
+from tests.integration.support.triggers import audit_events
 from tests.integration.support.triggers import ended as trigger_ended
+from tests.integration.support.triggers import trader_at
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 
 HANDOVER_SECONDS = 10.0
 JOBS = {

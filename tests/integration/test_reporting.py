@@ -14,9 +14,12 @@ import io
 import json
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -27,20 +30,32 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.operator_tls import service_channel
 from stack.orchestrator import status
-from stack.ports import LP_SIMULATORS, Ports
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
 from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
-from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
 from tests.integration.support.infra import connect_postgres
-from tests.integration.support.orders import Oms, connect, new_group, place
-from tests.integration.support.rollover import admin, as_staff, balance, completed, swap_entries
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import connect
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import place
+from tests.integration.support.rollover import admin
+from tests.integration.support.rollover import as_staff
+from tests.integration.support.rollover import balance
+from tests.integration.support.rollover import completed
+from tests.integration.support.rollover import swap_entries
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_service_pb2 as account_api
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.common.v1 import ledger_pb2, trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2
+from tradingmesh.common.v1 import ledger_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2 as admin_api
 from tradingmesh.reporting.v1 import reporting_admin_service_pb2_grpc as admin_grpc
 from tradingmesh.reporting.v1 import reporting_pb2
@@ -132,7 +147,8 @@ def _new_client(reporting: Reporting, group_id: str) -> Client:
 
 
 def _quote_is(reporting: Reporting, client: Client, ask: str) -> Callable[[], bool | None]:
-    from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
+    from tradingmesh.pricing.v1 import pricing_service_pb2
+    from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
     def probe() -> bool | None:
         with reporting.oms.service("pricing") as channel:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 import psycopg
 import pytest
@@ -16,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.account.main import RETENTION as ACCOUNT
 from services.oms.main import RETENTION as OMS
 from services.platform.db import Database
-from services.platform.retention import Retention, RetentionRule
+from services.platform.retention import Retention
+from services.platform.retention import RetentionRule
 from services.pricing.main import RETENTION as PRICING
 from services.risk.main import RETENTION as RISK
 from tests.integration.conftest import RunningStack

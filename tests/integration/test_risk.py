@@ -15,7 +15,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -23,33 +24,40 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.lp.control import ControlClient
 from stack.operator_tls import service_channel
-from stack.ports import LP_SIMULATORS, Ports
-from tests.integration.callers import AccountStack, Who, account_stack
+from stack.ports import LP_SIMULATORS
+from stack.ports import Ports
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
 from tests.integration.conftest import RunningStack
-from tests.integration.events import events_on, published
+from tests.integration.events import events_on
+from tests.integration.events import published
 from tests.integration.support.edge import refused
-from tests.integration.support.risk import (
-    ADMIN,
-    BACKOFFICE,
-    DEALER,
-    SERVICE,
-    Broker,
-    D,
-    funded_in_risk,
-    place_market,
-)
+from tests.integration.support.risk import ADMIN
+from tests.integration.support.risk import BACKOFFICE
+from tests.integration.support.risk import DEALER
+from tests.integration.support.risk import SERVICE
+from tests.integration.support.risk import Broker
+from tests.integration.support.risk import D
+from tests.integration.support.risk import funded_in_risk
+from tests.integration.support.risk import place_market
 from tests.integration.support.waiting import eventually
-from tests.messages import client_group, index_instrument
+from tests.messages import client_group
+from tests.messages import index_instrument
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import oms_pb2, position_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 from tradingmesh.risk.v1 import risk_admin_service_pb2 as admin_pb2
-from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+from tradingmesh.risk.v1 import risk_events_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as internal_pb2
+from tradingmesh.risk.v1 import risk_pb2
 from tradingmesh.risk.v1 import risk_service_pb2 as api_pb2
 
 R = ErrorReason

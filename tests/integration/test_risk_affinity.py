@@ -20,7 +20,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from decimal import Decimal
@@ -33,8 +34,10 @@ from services.platform.affinity import rendezvous_order
 from stack.operator_tls import service_channel
 from stack.orchestrator import up
 from stack.ports import Ports
-from tests.integration import test_replicas, test_risk
-from tests.integration.callers import AccountStack, Who
+from tests.integration import test_replicas
+from tests.integration import test_risk
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
 from tests.integration.conftest import RunningStack
 from tests.integration.support.components import kill
 from tests.integration.support.metrics import metrics
@@ -43,10 +46,12 @@ from tests.integration.support.risk import funded_in_risk as _funded_in_risk
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.account.v1 import account_service_pb2 as account_api_pb2
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 
 R = ErrorReason

@@ -16,7 +16,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import grpc
@@ -28,14 +29,25 @@ from stack import pki
 from stack import secrets as stack_secrets
 from stack.components.web_static import web_dist
 from stack.contracts import edge_services
-from stack.operator_tls import service_channel, tls_dir_of
-from stack.orchestrator import StackConfig, down, is_running, status, up
+from stack.operator_tls import service_channel
+from stack.operator_tls import tls_dir_of
+from stack.orchestrator import StackConfig
+from stack.orchestrator import down
+from stack.orchestrator import is_running
+from stack.orchestrator import status
+from stack.orchestrator import up
 from stack.paths import REPO
-from stack.ports import SERVICES, Ports, port_is_listening
-from stack.process import ProcessRef, group_members, is_alive, start_ticks
+from stack.ports import SERVICES
+from stack.ports import Ports
+from stack.ports import port_is_listening
+from stack.process import ProcessRef
+from stack.process import group_members
+from stack.process import is_alive
+from stack.process import start_ticks
 from stack.state import StackState
 from stack.vault import VaultAdmin
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
+from tests.integration.conftest import SETUP_BUDGET
+from tests.integration.conftest import RunningStack
 
 GRPCURL = Path(sys.prefix) / "bin" / "grpcurl"
 INFRASTRUCTURE = ("openbao", "postgres", "redis", "nats", "smtp", "envoy")

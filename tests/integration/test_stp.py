@@ -13,7 +13,8 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -24,35 +25,38 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
-from tests.integration.events import events_on, published
-from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import Oms, Trader, new_group, new_trader, place
-from tests.integration.support.stp import (
-    ALPHA,
-    BETA,
-    S,
-    await_group_price,
-    await_pinned_price,
-    ended,
-    get_order,
-    hedges_of,
-    lp_order_reports,
-    lp_reports,
-    stp_trader,
-    trades,
-)
+from tests.integration.events import events_on
+from tests.integration.events import published
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import start_oms
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
+from tests.integration.support.orders import place
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import BETA
+from tests.integration.support.stp import S
+from tests.integration.support.stp import await_group_price
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import ended
+from tests.integration.support.stp import get_order
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import lp_order_reports
+from tests.integration.support.stp import lp_reports
+from tests.integration.support.stp import stp_trader
+from tests.integration.support.stp import trades
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
-from tradingmesh.oms.v1 import (
-    oms_events_pb2,
-    oms_pb2,
-    order_admin_service_pb2,
-    order_admin_service_pb2_grpc,
-    order_service_pb2,
-    position_service_pb2,
-)
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2_grpc
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 
 R = ErrorReason
 D = Decimal

@@ -28,10 +28,13 @@ from dataclasses import dataclass
 import grpc
 
 from services.oms.stp.intake import UNWORKED_SQL
-from tests.integration.support.orders import Oms, Trader
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
 from tests.integration.support.stp import stp_trader
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 
 S = trading_pb2
 ORDERS = 200

@@ -30,24 +30,24 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.support.components import kill_oms, start_oms
-from tests.integration.support.orders import Oms, place
-from tests.integration.support.stp import (
-    ALPHA,
-    BETA,
-    D,
-    S,
-    assert_filled_once,
-    await_pinned_price,
-    get_order,
-    hedge_fills,
-    hedges_of,
-    lp_order_reports,
-    sent_hedge,
-    stored_reports,
-    stp_trader,
-    trades,
-)
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import start_oms
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import place
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import BETA
+from tests.integration.support.stp import D
+from tests.integration.support.stp import S
+from tests.integration.support.stp import assert_filled_once
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import get_order
+from tests.integration.support.stp import hedge_fills
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import lp_order_reports
+from tests.integration.support.stp import sent_hedge
+from tests.integration.support.stp import stored_reports
+from tests.integration.support.stp import stp_trader
+from tests.integration.support.stp import trades
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
 

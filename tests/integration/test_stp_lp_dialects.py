@@ -35,18 +35,21 @@ import pytest
 from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
 from stack.ports import LP_SIMULATORS
-from tests.integration.support.edge import Edge, bearer, login, make_user, refused
-from tests.integration.support.orders import Oms, place
-from tests.integration.support.stp import (
-    ALPHA,
-    BETA,
-    await_pinned_price,
-    ended,
-    get_order,
-    hedges_of,
-    stp_trader,
-    trades,
-)
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge import login
+from tests.integration.support.edge import make_user
+from tests.integration.support.edge import refused
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import place
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import BETA
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import ended
+from tests.integration.support.stp import get_order
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import stp_trader
+from tests.integration.support.stp import trades
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

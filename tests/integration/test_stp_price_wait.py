@@ -18,25 +18,26 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from tests.integration.conftest import RunningStack
-from tests.integration.support.components import frozen, kill_oms, start_oms
-from tests.integration.support.orders import Oms, Trader, place
-from tests.integration.support.stp import (
-    ALPHA,
-    await_pinned_price,
-    ended,
-    get_order,
-    hedges_of,
-    stp_trader,
-)
-from tests.integration.test_stp import (
-    pinned,  # noqa: F401 (a fixture)
-)
+from tests.integration.support.components import frozen
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import start_oms
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import place
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import ended
+from tests.integration.support.stp import get_order
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import stp_trader
+from tests.integration.test_stp import pinned  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -17,32 +17,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from services.oms.domain.positions import Side
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
 from simulators.lp.control import ControlClient
-from tests.integration.support.components import kill, kill_oms, restore, start_oms
-from tests.integration.support.orders import Oms, place
-from tests.integration.support.stp import (
-    ALPHA,
-    assert_filled_once,
-    await_pinned_price,
-    hedge_fills,
-    hedges_of,
-    lp_order_reports,
-    sent_hedge,
-    stored_reports,
-    stp_trader,
-)
+from tests.integration.support.components import kill
+from tests.integration.support.components import kill_oms
+from tests.integration.support.components import restore
+from tests.integration.support.components import start_oms
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import place
+from tests.integration.support.stp import ALPHA
+from tests.integration.support.stp import assert_filled_once
+from tests.integration.support.stp import await_pinned_price
+from tests.integration.support.stp import hedge_fills
+from tests.integration.support.stp import hedges_of
+from tests.integration.support.stp import lp_order_reports
+from tests.integration.support.stp import sent_hedge
+from tests.integration.support.stp import stored_reports
+from tests.integration.support.stp import stp_trader
 from tests.integration.support.waiting import eventually
-from tests.integration.test_stp_durability import (
-    lps,  # noqa: F401 (a fixture)
-)
+from tests.integration.test_stp_durability import lps  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2
 
 S = trading_pb2

@@ -11,7 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +25,14 @@ from sqlalchemy import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.db import Database
-from services.pricing.candles import CandleJob, CandleStore, Timeframe
-from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
+from services.pricing.candles import CandleJob
+from services.pricing.candles import CandleStore
+from services.pricing.candles import Timeframe
+from services.pricing.model import LpQuote
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
+from services.pricing.model import PublishedPrice
+from services.pricing.model import SourceRef
 from services.pricing.ticks import TickWriter
 from tests.integration.conftest import RunningStack
 from tests.integration.support.waiting import eventually_async

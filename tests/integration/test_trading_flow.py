@@ -12,34 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
-from tests.integration.events import Message, events_on, published
-from tests.integration.support.components import frozen, kill, restore
-from tests.integration.support.edge import Edge, bearer
-from tests.integration.support.edge_trading import (
-    DEPOSIT,
-    Trader,
-    await_quote,
-    market,
-    new_trader,
-    place_grpc,
-    unsent_outbox,
-)
+from tests.integration.events import Message
+from tests.integration.events import events_on
+from tests.integration.events import published
+from tests.integration.support.components import frozen
+from tests.integration.support.components import kill
+from tests.integration.support.components import restore
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
+from tests.integration.support.edge_trading import DEPOSIT
+from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import await_quote
+from tests.integration.support.edge_trading import market
+from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.edge_trading import place_grpc
+from tests.integration.support.edge_trading import unsent_outbox
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2, order_service_pb2, position_service_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
+from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
 
 PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"

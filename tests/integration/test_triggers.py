@@ -16,26 +16,24 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.ports import LP_SIMULATORS
-from tests.integration.support.orders import (
-    Oms,
-    Trader,
-    place,
-    place_filled,
-    trades_of,
-)
-from tests.integration.support.triggers import (
-    Pin,
-    S,
-    audit_events,
-    await_price,
-    ended,
-    get_order,
-    trader_at,
-)
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import place
+from tests.integration.support.orders import place_filled
+from tests.integration.support.orders import trades_of
+from tests.integration.support.triggers import Pin
+from tests.integration.support.triggers import S
+from tests.integration.support.triggers import audit_events
+from tests.integration.support.triggers import await_price
+from tests.integration.support.triggers import ended
+from tests.integration.support.triggers import get_order
+from tests.integration.support.triggers import trader_at
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, position_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 
 D = Decimal
 

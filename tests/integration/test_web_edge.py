@@ -18,18 +18,19 @@ from pathlib import Path
 import pytest
 
 from stack.components.envoy import HSTS
-from stack.components.web_static import IMMUTABLE, NO_CACHE, WEB_DIST_ENV
+from stack.components.web_static import IMMUTABLE
+from stack.components.web_static import NO_CACHE
+from stack.components.web_static import WEB_DIST_ENV
 from tests.integration.conftest import RunningStack
-from tests.integration.support.edge import Edge, restart_envoy
-from tests.integration.support.edge_calls import (
-    LOGIN,
-    Answer,
-    Trader,
-    call,
-    error_info,
-    preflight,
-    rest,
-)
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import restart_envoy
+from tests.integration.support.edge_calls import LOGIN
+from tests.integration.support.edge_calls import Answer
+from tests.integration.support.edge_calls import Trader
+from tests.integration.support.edge_calls import call
+from tests.integration.support.edge_calls import error_info
+from tests.integration.support.edge_calls import preflight
+from tests.integration.support.edge_calls import rest
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 
 PAGE = b'<!doctype html><html lang="en"><head><script type="module" src="/assets/app-5f3a9c.js">'

@@ -23,7 +23,8 @@ import pytest
 from stack.paths import REPO
 from tests.integration.conftest import RunningStack
 from tests.integration.node_clients import run_node_script
-from tests.integration.support.edge import Edge, restart_envoy
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import restart_envoy
 
 WEB = REPO / "clients" / "web"
 E2E = WEB / "e2e" / "terminal.e2e.mjs"

@@ -18,7 +18,11 @@ from google.api import httpbody_pb2
 from services.account.webhook_auth import WEBHOOKS_PATH
 from services.account.webhooks import WebhookReceiver
 from stack.vault import VaultAdmin
-from tests.integration.callers import AccountStack, Who, account_stack, deposit_body, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
+from tests.integration.callers import deposit_body
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_pb2 as pb

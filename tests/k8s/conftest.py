@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.k8s.manifests import K8S, OVERLAYS, Doc, render
+from tests.k8s.manifests import K8S
+from tests.k8s.manifests import OVERLAYS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import render
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,15 @@ both allow it (a pod that no policy of a direction selects is open in that direc
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from tests.k8s.manifests import NAMESPACE, WORKLOAD_KINDS, Doc, containers, matches, of_kind
+from tests.k8s.manifests import NAMESPACE
+from tests.k8s.manifests import WORKLOAD_KINDS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import containers
+from tests.k8s.manifests import matches
+from tests.k8s.manifests import of_kind
 
 
 @dataclass(frozen=True)

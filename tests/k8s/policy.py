@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.k8s.manifests import (
-    WORKLOAD_KINDS,
-    Doc,
-    containers,
-    matches,
-    of_kind,
-    pod_labels,
-    pod_spec,
-    where,
-)
+from tests.k8s.manifests import WORKLOAD_KINDS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import containers
+from tests.k8s.manifests import matches
+from tests.k8s.manifests import of_kind
+from tests.k8s.manifests import pod_labels
+from tests.k8s.manifests import pod_spec
+from tests.k8s.manifests import where
 
 UID = 10001  # the Dockerfile's USER (test_dockerfile.py checks it there)
 # The platform's own processes (not the data stores' images): gRPC probes and the image's UID.

@@ -20,7 +20,12 @@ from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 from k8s import generate
 from tests.k8s import policy
-from tests.k8s.manifests import REPO, WORKLOAD_KINDS, Doc, containers, of_kind, where
+from tests.k8s.manifests import REPO
+from tests.k8s.manifests import WORKLOAD_KINDS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import containers
+from tests.k8s.manifests import of_kind
+from tests.k8s.manifests import where
 
 DOCKERFILE = REPO / "Dockerfile"
 WORKDIR = "/app"

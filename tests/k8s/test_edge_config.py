@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 import yaml
 
-from k8s import generate, render_edge
-from stack.components.envoy import JWKS_CLUSTER, SDS_FILE, STREAM_CLUSTER, UNROUTED_CLUSTER
+from k8s import generate
+from k8s import render_edge
+from stack.components.envoy import JWKS_CLUSTER
+from stack.components.envoy import SDS_FILE
+from stack.components.envoy import STREAM_CLUSTER
+from stack.components.envoy import UNROUTED_CLUSTER
 from stack.ports import SERVICES
-from tests.k8s.manifests import Doc, named, pod_spec
-from tests.local_ca import LocalCA, write_files
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import named
+from tests.k8s.manifests import pod_spec
+from tests.local_ca import LocalCA
+from tests.local_ca import write_files
 
 ORIGIN = "https://app.example.test"
 

@@ -9,8 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.k8s import netpol, policy
-from tests.k8s.manifests import OVERLAYS, Doc, named, pod_spec
+from tests.k8s import netpol
+from tests.k8s import policy
+from tests.k8s.manifests import OVERLAYS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import named
+from tests.k8s.manifests import pod_spec
 
 CHECKS: dict[str, Callable[[list[Doc]], list[str]]] = {
     "containers": policy.check_containers,

@@ -13,7 +13,13 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from tests.k8s.crd_schemas import SCHEMAS
-from tests.k8s.manifests import K8S, KUBERNETES_VERSION, NAMESPACE, OVERLAYS, Doc, named, where
+from tests.k8s.manifests import K8S
+from tests.k8s.manifests import KUBERNETES_VERSION
+from tests.k8s.manifests import NAMESPACE
+from tests.k8s.manifests import OVERLAYS
+from tests.k8s.manifests import Doc
+from tests.k8s.manifests import named
+from tests.k8s.manifests import where
 
 
 def problems_of(doc: Doc) -> list[str]:

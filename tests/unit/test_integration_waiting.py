@@ -11,8 +11,11 @@ from decimal import Decimal
 import pytest
 
 from tests.integration.support import waiting
-from tests.integration.support.waiting import eventually, eventually_async, not_yet
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tests.integration.support.waiting import eventually
+from tests.integration.support.waiting import eventually_async
+from tests.integration.support.waiting import not_yet
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 
 
 @pytest.mark.parametrize(

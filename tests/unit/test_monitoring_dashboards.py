@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from monitoring.grafana.dashboards import DASHBOARDS, files
+from monitoring.grafana.dashboards import DASHBOARDS
+from monitoring.grafana.dashboards import files
 
 
 def test_the_committed_dashboards_are_up_to_date() -> None:

@@ -4,7 +4,8 @@ with the platform's before anything connects, and a bad one exits with code 2 an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from services.notification.main import NotificationConfig
 from services.notification.main import build as notification
 from services.oms.main import OmsConfig
 from services.oms.main import build as oms
-from services.platform import ServiceSpec, run
+from services.platform import ServiceSpec
+from services.platform import run
 from services.pricing.main import PricingConfig
 from services.pricing.main import build as pricing
 from services.pricing.streams import StreamsConfig

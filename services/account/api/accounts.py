@@ -10,25 +10,24 @@ from typing import Final
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, store
-from services.account.api.common import (
-    ANY_STAFF,
-    MONEY_STAFF,
-    AdminPart,
-    Context,
-    audit_change,
-    enum_names,
-    event_metadata,
-)
-from services.account.api.status import StatusChanges, change_status
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account.api.common import ANY_STAFF
+from services.account.api.common import MONEY_STAFF
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
+from services.account.api.common import audit_change
+from services.account.api.common import enum_names
+from services.account.api.common import event_metadata
+from services.account.api.status import StatusChanges
+from services.account.api.status import change_status
 from services.account.convert import Row
-from services.account.domain import (
-    TRADING_ACCOUNT_STATUS_STEPS,
-    UNFINISHED_WITHDRAWAL_STATUSES,
-    TradingAccountStatus,
-    UserStatus,
-    check_account_may_close,
-)
+from services.account.domain import TRADING_ACCOUNT_STATUS_STEPS
+from services.account.domain import UNFINISHED_WITHDRAWAL_STATUSES
+from services.account.domain import TradingAccountStatus
+from services.account.domain import UserStatus
+from services.account.domain import check_account_may_close
 from services.account.store import accounts as account_store
 from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store

@@ -9,27 +9,27 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, store
-from services.account.api.common import (
-    MONEY_STAFF,
-    AdminPart,
-    Context,
-    audit_change,
-    enum_names,
-    event_metadata,
-)
+from services.account import audit
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account.api.common import MONEY_STAFF
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
+from services.account.api.common import audit_change
+from services.account.api.common import enum_names
+from services.account.api.common import event_metadata
 from services.account.convert import Row
-from services.account.domain import (
-    AdjustmentStatus,
-    Reason,
-    TradingAccountStatus,
-    check_same_amount,
-    parse_amount,
-)
+from services.account.domain import AdjustmentStatus
+from services.account.domain import Reason
+from services.account.domain import TradingAccountStatus
+from services.account.domain import check_same_amount
+from services.account.domain import parse_amount
 from services.account.store import adjustments as adjustment_store
 from services.account.store import ledger
 from services.platform.access import require_roles
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
 from services.platform.identity import Caller
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev

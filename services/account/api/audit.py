@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from services.account import audit
-from services.account.api.common import AdminPart, Context
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
 from services.account.store.audit_records import list_audit_records
-from services.platform.access import ADMIN, require_roles
-from services.platform.paging import next_offset_token, offset_page
+from services.platform.access import ADMIN
+from services.platform.access import require_roles
+from services.platform.paging import next_offset_token
+from services.platform.paging import offset_page
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 
 __all__ = ["AuditAdmin"]

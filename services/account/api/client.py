@@ -11,27 +11,33 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events, store, withdrawals
-from services.account.api.common import Context, audit_change, enum_names, offset_listing
+from services.account import audit
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account import withdrawals
+from services.account.api.common import Context
+from services.account.api.common import audit_change
+from services.account.api.common import enum_names
+from services.account.api.common import offset_listing
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
-from services.account.domain import (
-    NO_WITHDRAWAL_STATUSES,
-    KycStatus,
-    Reason,
-    TradingAccountStatus,
-    UserStatus,
-    WithdrawalStatus,
-    check_same_amount,
-    format_money,
-    parse_amount,
-)
+from services.account.domain import NO_WITHDRAWAL_STATUSES
+from services.account.domain import KycStatus
+from services.account.domain import Reason
+from services.account.domain import TradingAccountStatus
+from services.account.domain import UserStatus
+from services.account.domain import WithdrawalStatus
+from services.account.domain import check_same_amount
+from services.account.domain import format_money
+from services.account.domain import parse_amount
 from services.account.margin import MarginFigures
 from services.account.store import accounts as account_store
 from services.account.store import ledger
 from services.account.store import withdrawals as withdrawal_store
 from services.account.withdrawals import withdrawal_event_fields
-from services.platform.access import require_account, require_user
+from services.platform.access import require_account
+from services.platform.access import require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.resources import Resources

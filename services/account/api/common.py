@@ -5,20 +5,32 @@ own)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
+from typing import Protocol
+from typing import TypeVar
 
 import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, events
+from services.account import audit
+from services.account import convert
+from services.account import events
 from services.account.convert import Row
 from services.account.margin import MarginFigures
-from services.platform.access import ADMIN, BACKOFFICE, DEALER
+from services.platform.access import ADMIN
+from services.platform.access import BACKOFFICE
+from services.platform.access import DEALER
 from services.platform.enums import enum_name
 from services.platform.identity import Caller
-from services.platform.paging import next_offset_token, offset_page
+from services.platform.paging import next_offset_token
+from services.platform.paging import offset_page
 from services.platform.resources import Resources
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 

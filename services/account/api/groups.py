@@ -12,26 +12,31 @@ from typing import Final
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, store
-from services.account.api.common import (
-    ANY_STAFF,
-    AdminPart,
-    Context,
-    audit_change,
-    event_metadata,
-    offset_listing,
-)
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account.api.common import ANY_STAFF
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
+from services.account.api.common import audit_change
+from services.account.api.common import event_metadata
+from services.account.api.common import offset_listing
 from services.account.store import groups as group_store
-from services.account.store.groups import GroupTerms, InstrumentTerms
-from services.platform.access import ADMIN, DEALER, require_roles
+from services.account.store.groups import GroupTerms
+from services.account.store.groups import InstrumentTerms
+from services.platform.access import ADMIN
+from services.platform.access import DEALER
+from services.platform.access import require_roles
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_events_pb2 as ev
 from tradingmesh.account.v1 import account_pb2 as pb
-from tradingmesh.common.v1 import pricing_pb2, types_pb2
+from tradingmesh.common.v1 import pricing_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.exact import decimal_field, optional_decimal
+from tradingmesh.exact import decimal_field
+from tradingmesh.exact import optional_decimal
 
 __all__ = ["ClientGroupAdmin"]
 

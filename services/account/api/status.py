@@ -6,17 +6,22 @@ operator's reason, all in the caller's transaction (which holds the entity's row
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account import events
-from services.account.api.common import audit_change, event_metadata
+from services.account.api.common import audit_change
+from services.account.api.common import event_metadata
 from services.account.convert import Row
-from services.account.domain import StatusStep, status_step
+from services.account.domain import StatusStep
+from services.account.domain import status_step
 from services.account.store import Table
 from services.platform.identity import Caller
 from tradingmesh.common.v1.events_pb2 import EventMetadata

@@ -9,28 +9,29 @@ from argon2 import PasswordHasher
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events, store
-from services.account.api.common import (
-    ANY_STAFF,
-    MONEY_STAFF,
-    AdminPart,
-    Context,
-    audit_change,
-    enum_names,
-    event_metadata,
-)
-from services.account.api.status import StatusChanges, change_status
+from services.account import convert
+from services.account import events
+from services.account import store
+from services.account.api.common import ANY_STAFF
+from services.account.api.common import MONEY_STAFF
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
+from services.account.api.common import audit_change
+from services.account.api.common import enum_names
+from services.account.api.common import event_metadata
+from services.account.api.status import StatusChanges
+from services.account.api.status import change_status
 from services.account.convert import Row
-from services.account.domain import (
-    USER_STATUS_STEPS,
-    KycStatus,
-    TradingAccountStatus,
-    UserStatus,
-    check_user_may_close,
-)
+from services.account.domain import USER_STATUS_STEPS
+from services.account.domain import KycStatus
+from services.account.domain import TradingAccountStatus
+from services.account.domain import UserStatus
+from services.account.domain import check_user_may_close
 from services.account.store import accounts as account_store
 from services.account.store import users as user_store
-from services.platform.access import ADMIN, STAFF_ROLES, require_roles
+from services.platform.access import ADMIN
+from services.platform.access import STAFF_ROLES
+from services.platform.access import require_roles
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb

@@ -10,20 +10,21 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import audit, convert, withdrawals
-from services.account.api.common import (
-    MONEY_STAFF,
-    AdminPart,
-    Context,
-    PageRequest,
-    audit_change,
-    enum_names,
-    offset_listing,
-)
+from services.account import audit
+from services.account import convert
+from services.account import withdrawals
+from services.account.api.common import MONEY_STAFF
+from services.account.api.common import AdminPart
+from services.account.api.common import Context
+from services.account.api.common import PageRequest
+from services.account.api.common import audit_change
+from services.account.api.common import enum_names
+from services.account.api.common import offset_listing
 from services.account.domain import WithdrawalStatus
 from services.account.store import withdrawals as withdrawal_store
 from services.platform.access import require_roles
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1 import types_pb2

@@ -8,8 +8,11 @@ defines take precedence over the generated UNIMPLEMENTED ones. Both map messages
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypedDict
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import TypeAlias
+from typing import TypedDict
 
 import grpc.aio
 from google.protobuf.duration_pb2 import Duration
@@ -17,23 +20,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.account.auth.api_keys import ApiKeyStatus
 from services.account.auth.core import AuthCore
-from services.account.auth.keys import KeyStatus, SigningKeyRecord
-from services.account.auth.tokens import Issued, utc_now
+from services.account.auth.keys import KeyStatus
+from services.account.auth.keys import SigningKeyRecord
+from services.account.auth.tokens import Issued
+from services.account.auth.tokens import utc_now
 from services.account.store.auth import ApiKeyRow
 from services.platform.enums import enum_name
 from services.platform.identity import current_caller
 from services.platform.messages import timestamp
 from services.platform.resources import Resources
-from tradingmesh.account.v1 import (
-    account_admin_service_pb2 as admin_pb2,
-)
-from tradingmesh.account.v1 import (
-    account_pb2,
-    auth_service_pb2_grpc,
-)
-from tradingmesh.account.v1 import (
-    auth_service_pb2 as auth_pb2,
-)
+from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb2
+from tradingmesh.account.v1 import account_pb2
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 

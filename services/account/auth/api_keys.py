@@ -5,26 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from services.account.audit import append_audit
 from services.account.auth import passwords
 from services.account.auth.signing import SigningKeys
-from services.account.auth.tokens import (
-    ACTIVE_USER,
-    Issued,
-    api_key_claims,
-    invalid_credentials,
-    new_api_key_secret,
-    utc_now,
-)
+from services.account.auth.tokens import ACTIVE_USER
+from services.account.auth.tokens import Issued
+from services.account.auth.tokens import api_key_claims
+from services.account.auth.tokens import invalid_credentials
+from services.account.auth.tokens import new_api_key_secret
+from services.account.auth.tokens import utc_now
 from services.account.store import auth as auth_store
-from services.platform.access import ADMIN, require_roles
-from services.platform.errors import DomainError, not_found
+from services.platform.access import ADMIN
+from services.platform.access import require_roles
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
 from services.platform.identity import Caller
-from services.platform.paging import bad_token, decode_token, encode_token
+from services.platform.paging import bad_token
+from services.platform.paging import decode_token
+from services.platform.paging import encode_token
 from services.platform.paging import page_size as paged
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

@@ -13,38 +13,39 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
-from services.account.audit import actor_of, append_audit
+from services.account.audit import actor_of
+from services.account.audit import append_audit
 from services.account.auth import passwords
 from services.account.auth.api_keys import ApiKeys
-from services.account.auth.sessions import RefreshStore, SpendOutcome
+from services.account.auth.sessions import RefreshStore
+from services.account.auth.sessions import SpendOutcome
 from services.account.auth.signing import SigningKeys
-from services.account.auth.tokens import (
-    ACTIVE_USER,
-    REFRESH_FAMILY_LIFETIME,
-    REFRESH_TOKEN_LIFETIME,
-    Issued,
-    invalid_credentials,
-    new_refresh_token,
-    parse_refresh_token,
-    user_claims,
-    utc_now,
-)
+from services.account.auth.tokens import ACTIVE_USER
+from services.account.auth.tokens import REFRESH_FAMILY_LIFETIME
+from services.account.auth.tokens import REFRESH_TOKEN_LIFETIME
+from services.account.auth.tokens import Issued
+from services.account.auth.tokens import invalid_credentials
+from services.account.auth.tokens import new_refresh_token
+from services.account.auth.tokens import parse_refresh_token
+from services.account.auth.tokens import user_claims
+from services.account.auth.tokens import utc_now
 from services.account.store import auth as auth_store
 from services.platform.access import require_user
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.outbox import add_event, event_metadata
+from services.platform.outbox import add_event
+from services.platform.outbox import event_metadata
 from services.platform.resources import Resources
-from tradingmesh.account.v1.account_events_pb2 import (
-    TokenFamilyRevoked,
-    TokenFamilyRevokeReason,
-    UserSignedIn,
-)
+from tradingmesh.account.v1.account_events_pb2 import TokenFamilyRevoked
+from tradingmesh.account.v1.account_events_pb2 import TokenFamilyRevokeReason
+from tradingmesh.account.v1.account_events_pb2 import UserSignedIn
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 __all__ = ["AuthCore"]
 

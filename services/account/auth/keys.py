@@ -16,15 +16,20 @@ JWKS one access token lifetime later.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from services.account.auth.tokens import ACCESS_TOKEN_LIFETIME, ALGORITHM, b64url
+from services.account.auth.tokens import ACCESS_TOKEN_LIFETIME
+from services.account.auth.tokens import ALGORITHM
+from services.account.auth.tokens import b64url
 
 __all__ = [
     "JWKS_CACHE_LIFETIME",

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Final
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError
+from argon2.exceptions import VerificationError
+from argon2.exceptions import VerifyMismatchError
 
 __all__ = ["breached", "hash_password", "needs_rehash", "verify_password"]
 

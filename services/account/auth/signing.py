@@ -11,19 +11,20 @@ from typing import Any
 from prometheus_client import Gauge
 
 from services.account.audit import append_audit
-from services.account.auth.keys import (
-    Rotation,
-    RotationRefusedError,
-    SigningKeyRecord,
-    active_key,
-    jwk_of,
-    plan_rotation,
-    published_keys,
-)
-from services.account.auth.tokens import AccessClaims, signing_input, utc_now
+from services.account.auth.keys import Rotation
+from services.account.auth.keys import RotationRefusedError
+from services.account.auth.keys import SigningKeyRecord
+from services.account.auth.keys import active_key
+from services.account.auth.keys import jwk_of
+from services.account.auth.keys import plan_rotation
+from services.account.auth.keys import published_keys
+from services.account.auth.tokens import AccessClaims
+from services.account.auth.tokens import signing_input
+from services.account.auth.tokens import utc_now
 from services.account.auth.transit import Transit
 from services.account.store import auth as auth_store
-from services.platform.access import ADMIN, require_roles
+from services.platform.access import ADMIN
+from services.platform.access import require_roles
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from services.platform.metrics import REGISTRY

@@ -11,10 +11,14 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Final
 
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

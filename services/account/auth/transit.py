@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import hvac.exceptions  # type: ignore[import-untyped]  # hvac ships no type information
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,11 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.account.domain import format_money
 from services.platform.access import account_not_found
 from services.platform.enums import enum_name
-from services.platform.errors import DomainError, not_found
+from services.platform.errors import DomainError
+from services.platform.errors import not_found
 from services.platform.sql import values_insert
 from tradingmesh.account.v1 import account_pb2 as pb
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind, TimeRange
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.common.v1.types_pb2 import TimeRange
 from tradingmesh.exact import plain_decimal
 
 _R = ErrorReason

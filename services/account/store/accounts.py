@@ -4,13 +4,19 @@ entries, for the servicers: list, create, change status, count."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
-from typing import Any, Final
+from collections.abc import Collection
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import ACCOUNT_COLUMNS, ACCOUNTS, Table, filters, one
+from services.account.store import ACCOUNT_COLUMNS
+from services.account.store import ACCOUNTS
+from services.account.store import Table
+from services.account.store import filters
+from services.account.store import one
 from services.account.store.ledger import ENTRY_COLUMNS
 from tradingmesh.common.v1.types_pb2 import TimeRange
 

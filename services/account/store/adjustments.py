@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import ADJUSTMENT_COLUMNS, ADJUSTMENTS, actor_columns, one
+from services.account.store import ADJUSTMENT_COLUMNS
+from services.account.store import ADJUSTMENTS
+from services.account.store import actor_columns
+from services.account.store import one
 from tradingmesh.common.v1.types_pb2 import Actor
 
 adjustment_by_key: Final = ADJUSTMENTS.by_key

@@ -5,16 +5,23 @@ verify the chain, and ListAuditRecords' page (the chain's rules, hashing and ver
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account.store import time_filter, where
-from services.platform.enums import enum_name, enum_value
+from services.account.store import time_filter
+from services.account.store import where
+from services.platform.enums import enum_name
+from services.platform.enums import enum_value
 from tradingmesh.account.v1.account_pb2 import AuditRecord
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind, TimeRange
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
+from tradingmesh.common.v1.types_pb2 import TimeRange
 
 # The columns ListAuditRecords filters on by equality.
 FILTER_COLUMNS: Final = ("actor_id", "resource_type", "resource_id", "action")

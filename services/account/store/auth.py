@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.auth.keys import SigningKeyRecord
-from services.account.store import Row, execute, insert, many, one
+from services.account.store import Row
+from services.account.store import execute
+from services.account.store import insert
+from services.account.store import many
+from services.account.store import one
 
 __all__ = [
     "ApiKeyRow",

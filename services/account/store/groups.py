@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import GROUP_COLUMNS, GROUPS, SETTINGS_COLUMNS, Table, many, one
+from services.account.store import GROUP_COLUMNS
+from services.account.store import GROUPS
+from services.account.store import SETTINGS_COLUMNS
+from services.account.store import Table
+from services.account.store import many
+from services.account.store import one
 from services.platform.copies import GroupInstrumentTerms
 
 _SETTINGS: Final = Table("account.group_instrument_settings", SETTINGS_COLUMNS)

@@ -13,20 +13,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.account import convert, events
-from services.account.domain import HOUSE_ACCOUNT_BY_REASON, Reason, format_money, next_balance
+from services.account import convert
+from services.account import events
+from services.account.domain import HOUSE_ACCOUNT_BY_REASON
+from services.account.domain import Reason
+from services.account.domain import format_money
+from services.account.domain import next_balance
 from services.account.store import actor_columns
 from services.platform.access import account_not_found
 from services.platform.errors import DomainError
-from services.platform.outbox import event_write, written
-from services.platform.sql import Write, one_statement
+from services.platform.outbox import event_write
+from services.platform.outbox import written
+from services.platform.sql import Write
+from services.platform.sql import one_statement
 from tradingmesh.account.v1 import account_events_pb2
 from tradingmesh.account.v1.account_pb2 import LedgerEntry
 from tradingmesh.common.v1.types_pb2 import Actor

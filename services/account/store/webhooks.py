@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import USER_COLUMNS, WITHDRAWAL_COLUMNS, one
+from services.account.store import USER_COLUMNS
+from services.account.store import WITHDRAWAL_COLUMNS
+from services.account.store import one
 
 
 async def record_event(

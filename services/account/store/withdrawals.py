@@ -10,7 +10,10 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.convert import Row
-from services.account.store import WITHDRAWAL_COLUMNS, WITHDRAWALS, actor_columns, one
+from services.account.store import WITHDRAWAL_COLUMNS
+from services.account.store import WITHDRAWALS
+from services.account.store import actor_columns
+from services.account.store import one
 from tradingmesh.common.v1.types_pb2 import Actor
 
 withdrawal_by_key: Final = WITHDRAWALS.by_key

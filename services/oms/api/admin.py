@@ -12,16 +12,23 @@ an operator audit record (`operator_audit`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.api.lists import order_page, paging, position_page, time_range_of, trade_page
+from services.oms.api.lists import order_page
+from services.oms.api.lists import paging
+from services.oms.api.lists import position_page
+from services.oms.api.lists import time_range_of
+from services.oms.api.lists import trade_page
 from services.oms.api.orders import cancel_order
-from services.oms.api.ownership import authorize_internal, known_account
+from services.oms.api.ownership import authorize_internal
+from services.oms.api.ownership import known_account
 from services.oms.api.positions import close_position
 from services.oms.api.valuation import Valuer
 from services.oms.entry.placement import Placement
@@ -31,22 +38,24 @@ from services.oms.rollover.admin import SwapAdmin
 from services.oms.store import events
 from services.oms.store.changes import AccountChange
 from services.oms.store.hedges import get_hedge
-from services.oms.store.queries import hedge_order_links, list_hedge_orders
+from services.oms.store.queries import hedge_order_links
+from services.oms.store.queries import list_hedge_orders
 from services.oms.store.rows import found
 from services.oms.stp.desk import StpDesk
-from services.oms.stp.hedges import HedgeRow, SettlementOutcome
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import SettlementOutcome
 from services.oms.stp.lp_orders import SessionNumbers
-from services.platform.access import (
-    ADMIN,
-    BACKOFFICE,
-    DEALER,
-    require_roles,
-)
+from services.platform.access import ADMIN
+from services.platform.access import BACKOFFICE
+from services.platform.access import DEALER
+from services.platform.access import require_roles
 from services.platform.db import Database
 from services.platform.enums import enum_name
 from services.platform.messages import from_row
 from services.platform.resources import Resources
-from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2, order_admin_service_pb2_grpc
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2_grpc
 
 __all__ = ["OrderAdminService"]
 

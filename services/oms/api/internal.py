@@ -12,8 +12,11 @@ from typing import Any
 
 import grpc.aio
 
-from services.oms.api.ownership import authorize_internal, known_account
-from services.oms.api.paging import decode_id_token, encode_id_token, page_size
+from services.oms.api.ownership import authorize_internal
+from services.oms.api.ownership import known_account
+from services.oms.api.paging import decode_id_token
+from services.oms.api.paging import encode_id_token
+from services.oms.api.paging import page_size
 from services.oms.api.positions import close_position
 from services.oms.entry.placement import Placement
 from services.oms.model import OrderOrigin

@@ -13,7 +13,9 @@ from services.oms.api.valuation import Valuer
 from services.oms.domain.state import OrderStatus
 from services.oms.model import Account
 from services.oms.store.changes import load_accounts
-from services.oms.store.queries import list_orders, list_positions, list_trades
+from services.oms.store.queries import list_orders
+from services.oms.store.queries import list_positions
+from services.oms.store.queries import list_trades
 from services.oms.store.reference import load_instruments
 from tradingmesh.common.v1.types_pb2 import TimeRange
 from tradingmesh.oms.v1 import oms_pb2

@@ -11,48 +11,58 @@ INVALID_ORDER_STATE.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.api.lists import order_page, trade_page
-from services.oms.api.ownership import authorize_trader, owned_account
+from services.oms.api.lists import order_page
+from services.oms.api.lists import trade_page
+from services.oms.api.ownership import authorize_trader
+from services.oms.api.ownership import owned_account
 from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
-from services.oms.domain.state import (
-    TERMINAL_STATUSES,
-    WORKING_STATUSES,
-    OrderEvent,
-    OrderStatus,
-)
-from services.oms.domain.validation import check_price, check_quantity, check_stops
+from services.oms.domain.state import TERMINAL_STATUSES
+from services.oms.domain.state import WORKING_STATUSES
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.domain.validation import check_price
+from services.oms.domain.validation import check_quantity
+from services.oms.domain.validation import check_stops
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import OrderIntent, Placement, check_request
-from services.oms.model import OrderRow, OrderType, TimeInForce
+from services.oms.entry.placement import OrderIntent
+from services.oms.entry.placement import Placement
+from services.oms.entry.placement import check_request
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.oms.store import events
 from services.oms.store import hedges as hedge_store
-from services.oms.store.changes import (
-    AccountChange,
-    account_context,
-    concurrent_modification,
-    count_open_orders,
-    get_order,
-)
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import account_context
+from services.oms.store.changes import concurrent_modification
+from services.oms.store.changes import count_open_orders
+from services.oms.store.changes import get_order
 from services.oms.store.queries import list_orders
 from services.oms.store.rows import found
 from services.platform.db import Database
-from services.platform.errors import DomainError, field_error
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import optional_decimal
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2, order_service_pb2_grpc
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
 __all__ = ["OrderService", "cancel_order", "order_of"]

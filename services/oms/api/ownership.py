@@ -11,9 +11,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.entry.placement import Authorize
-from services.oms.model import Account, AccountStatus
+from services.oms.model import Account
+from services.oms.model import AccountStatus
 from services.oms.store.changes import load_account
-from services.platform.access import account_not_found, require_account
+from services.platform.access import account_not_found
+from services.platform.access import require_account
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from services.platform.paging import DEFAULT_PAGE_SIZE, bad_token, page_size
+from services.platform.paging import DEFAULT_PAGE_SIZE
+from services.platform.paging import bad_token
 from services.platform.paging import decode_token as decode_parts
 from services.platform.paging import encode_token as encode_parts
+from services.platform.paging import page_size
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

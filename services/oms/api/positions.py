@@ -8,8 +8,10 @@ take-profit in one transaction with its audit row and a PositionChanged (STOPS_M
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,16 +19,26 @@ import grpc.aio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import position_page
-from services.oms.api.ownership import authorize_trader, owned_account
+from services.oms.api.ownership import authorize_trader
+from services.oms.api.ownership import owned_account
 from services.oms.api.valuation import Valuer
 from services.oms.domain import positions as domain
-from services.oms.domain.validation import check_price, check_stops
+from services.oms.domain.validation import check_price
+from services.oms.domain.validation import check_stops
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import Authorize, OrderIntent, Placed, Placement
+from services.oms.entry.placement import Authorize
+from services.oms.entry.placement import OrderIntent
+from services.oms.entry.placement import Placed
+from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account, OrderType, PositionRow, TimeInForce
+from services.oms.model import Account
+from services.oms.model import OrderType
+from services.oms.model import PositionRow
+from services.oms.model import TimeInForce
 from services.oms.store import events
-from services.oms.store.changes import AccountChange, concurrent_modification, get_position
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import concurrent_modification
+from services.oms.store.changes import get_position
 from services.oms.store.reference import load_instruments
 from services.oms.store.rows import found
 from services.platform.db import Database
@@ -36,11 +48,9 @@ from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import optional_decimal
-from tradingmesh.oms.v1 import (
-    oms_events_pb2,
-    position_service_pb2,
-    position_service_pb2_grpc,
-)
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import position_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2_grpc
 
 __all__ = ["PositionService", "close_position", "position_of"]
 

@@ -8,16 +8,22 @@ Without a live price (or conversion) current_price stays empty and unrealized_pn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
 
 from services.oms.api.formats import FORMATS
 from services.oms.domain import positions as domain
 from services.oms.entry import execution
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account, Instrument, PositionRow
+from services.oms.model import Account
+from services.oms.model import Instrument
+from services.oms.model import PositionRow
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.trading.money import IDENTITY, money_text
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import money_text
 
 __all__ = ["Valuer"]
 

@@ -40,11 +40,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING
+from decimal import ROUND_FLOOR
+from decimal import Decimal
 from typing import Final
 
 from services.oms.domain.positions import Side
-from tradingmesh.trading.money import exact_difference, exact_sum
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
 
 __all__ = [
     "Allocation",

@@ -20,23 +20,25 @@ recompute every amount from what it is shown. (The rounding moves a P&L by at mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 from decimal import Decimal
-from typing import Final, cast
+from typing import Final
+from typing import cast
 
-from services.platform.enums import PositionMode, ProtoEnum, Side
+from services.platform.enums import PositionMode
+from services.platform.enums import ProtoEnum
+from services.platform.enums import Side
 from services.platform.errors import DomainError
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.margin import position_pnl
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    average_price,
-    exact_difference,
-    exact_sum,
-    round_money,
-)
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import average_price
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "Execution",

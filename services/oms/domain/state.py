@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final, Self, cast
+from typing import Final
+from typing import Self
+from typing import cast
 
 from services.platform.enums import ProtoEnum
 from services.platform.errors import DomainError

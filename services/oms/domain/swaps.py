@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from services.oms.domain.positions import Side
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    divide,
-    exact_product,
-    round_money,
-)
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import divide
+from tradingmesh.trading.money import exact_product
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "DAYS_PER_YEAR",

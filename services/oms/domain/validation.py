@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.oms.domain.positions import Side
-from services.platform.errors import DomainError, field_error
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import exact_difference, fits_places, is_multiple
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import fits_places
+from tradingmesh.trading.money import is_multiple
 
 __all__ = [
     "InstrumentRules",

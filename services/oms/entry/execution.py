@@ -28,18 +28,26 @@ to the account currency.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
 from services.oms.domain.positions import Side
-from services.oms.model import ExecutionMode, Instrument, OrderType, TimeInForce
+from services.oms.model import ExecutionMode
+from services.oms.model import Instrument
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.platform.prices import PublishedPrice
 from services.platform.schedule import Session
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import Conversion, divide, exact_difference, exact_sum
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import divide
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
 
 __all__ = [
     "Decision",

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import replace
 from decimal import Decimal
 from typing import Final
 
@@ -31,17 +32,31 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain import positions as domain
-from services.oms.domain.positions import Execution, PnlTerms, PositionEffect, PositionMode
+from services.oms.domain.positions import Execution
+from services.oms.domain.positions import PnlTerms
+from services.oms.domain.positions import PositionEffect
+from services.oms.domain.positions import PositionMode
 from services.oms.domain.state import Fill
 from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import Instrument, OrderRow, PositionRow, TradeRow, TradingTerms
-from services.oms.store.changes import AccountChange, get_position, offered_instruments
+from services.oms.model import Instrument
+from services.oms.model import OrderRow
+from services.oms.model import PositionRow
+from services.oms.model import TradeRow
+from services.oms.model import TradingTerms
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import get_position
+from services.oms.store.changes import offered_instruments
 from services.oms.store.rows import found
 from services.platform.enums import enum_name
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
-from tradingmesh.trading.margin import margin_rule, required_margin
-from tradingmesh.trading.money import IDENTITY, Conversion, average_price, commission, exact_sum
+from tradingmesh.trading.margin import margin_rule
+from tradingmesh.trading.margin import required_margin
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import average_price
+from tradingmesh.trading.money import commission
+from tradingmesh.trading.money import exact_sum
 
 __all__ = ["BookedFill", "FillTerms", "book_fill", "position_margin"]
 

@@ -12,12 +12,14 @@ share a client_order_id are different requests.
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from decimal import InvalidOperation
 
 from google.protobuf.message import Message
 
 from tradingmesh.common.v1 import trading_pb2
-from tradingmesh.exact import InexactValueError, plain_decimal
+from tradingmesh.exact import InexactValueError
+from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import order_service_pb2
 
 __all__ = ["fingerprint", "normalized_decimal"]

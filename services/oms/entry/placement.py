@@ -30,53 +30,61 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final
+from typing import Protocol
 
 import grpc
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.domain.positions import PositionMode, Side
-from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.domain.validation import (
-    check_close_quantity,
-    check_price,
-    check_quantity,
-    check_stops,
-)
+from services.oms.domain.positions import PositionMode
+from services.oms.domain.positions import Side
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.domain.validation import check_close_quantity
+from services.oms.domain.validation import check_price
+from services.oms.domain.validation import check_quantity
+from services.oms.domain.validation import check_stops
 from services.oms.entry import execution
-from services.oms.entry.execution import FillAt, LiveQuote, OrderSpec, Reject, Rest
-from services.oms.entry.fills import FillTerms, book_fill
+from services.oms.entry.execution import FillAt
+from services.oms.entry.execution import LiveQuote
+from services.oms.entry.execution import OrderSpec
+from services.oms.entry.execution import Reject
+from services.oms.entry.execution import Rest
+from services.oms.entry.fills import FillTerms
+from services.oms.entry.fills import book_fill
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.feeds.reference import OfferedInstruments
-from services.oms.feeds.risk import RiskClient, Verdict, unavailable
-from services.oms.model import (
-    Account,
-    ExecutionMode,
-    Instrument,
-    OrderOrigin,
-    OrderRow,
-    OrderType,
-    PositionRow,
-    TimeInForce,
-    TradingTerms,
-)
-from services.oms.store.changes import (
-    AccountChange,
-    DuplicateOrderError,
-    Head,
-    OptimisticConflictError,
-    account_context,
-    find_order,
-    get_position,
-    open_closing_order,
-    read_head,
-    reason_changes,
-)
+from services.oms.feeds.risk import RiskClient
+from services.oms.feeds.risk import Verdict
+from services.oms.feeds.risk import unavailable
+from services.oms.model import Account
+from services.oms.model import ExecutionMode
+from services.oms.model import Instrument
+from services.oms.model import OrderOrigin
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import PositionRow
+from services.oms.model import TimeInForce
+from services.oms.model import TradingTerms
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import DuplicateOrderError
+from services.oms.store.changes import Head
+from services.oms.store.changes import OptimisticConflictError
+from services.oms.store.changes import account_context
+from services.oms.store.changes import find_order
+from services.oms.store.changes import get_position
+from services.oms.store.changes import open_closing_order
+from services.oms.store.changes import read_head
+from services.oms.store.changes import reason_changes
 from services.oms.store.heads import Heads
 from services.platform.db import Database
 from services.platform.detached import Detached
@@ -87,7 +95,8 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
-from tradingmesh.trading.money import IDENTITY, Conversion
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
 
 __all__ = ["OrderIntent", "Placed", "Placement", "WorkingOrderSink", "hand_over"]
 

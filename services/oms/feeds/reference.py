@@ -19,38 +19,37 @@ seed writes version 0, so any event supersedes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.api.formats import FORMATS, Scale
+from services.oms.api.formats import FORMATS
+from services.oms.api.formats import Scale
 from services.oms.model import Instrument
 from services.oms.store.changes import offered_instruments
-from services.platform.copies import (
-    ACCOUNT_SUBJECTS,
-    INSTRUMENT_SUBJECTS,
-    AccountCopy,
-    Copy,
-    GroupCopy,
-    GroupInstrumentCopy,
-    InstrumentCopy,
-    columns,
-    copy_of,
-)
+from services.platform.copies import ACCOUNT_SUBJECTS
+from services.platform.copies import INSTRUMENT_SUBJECTS
+from services.platform.copies import AccountCopy
+from services.platform.copies import Copy
+from services.platform.copies import GroupCopy
+from services.platform.copies import GroupInstrumentCopy
+from services.platform.copies import InstrumentCopy
+from services.platform.copies import columns
+from services.platform.copies import copy_of
 from services.platform.db import Database
 from services.platform.envelope import Event
-from services.platform.inbox import (
-    EventConsumer,
-    EventConsumers,
-    Outcome,
-    UndeliverableError,
-    decode_known,
-    first_time,
-)
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import EventConsumers
+from services.platform.inbox import Outcome
+from services.platform.inbox import UndeliverableError
+from services.platform.inbox import decode_known
+from services.platform.inbox import first_time
 
 __all__ = [
     "ACCOUNT_CONSUMER",

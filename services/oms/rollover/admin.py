@@ -4,27 +4,35 @@ RunRollover. The servicer (`api/admin.py`) checks the caller's roles and calls t
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC
+from datetime import date
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import grpc
 
 from services.oms.api.paging import page_size
-from services.oms.domain.swaps import SwapTerms, SwapType
+from services.oms.domain.swaps import SwapTerms
+from services.oms.domain.swaps import SwapType
 from services.oms.rollover import store
-from services.oms.rollover.job import NotTradingDayError, RolloverJob, rollover_proto
+from services.oms.rollover.job import NotTradingDayError
+from services.oms.rollover.job import RolloverJob
+from services.oms.rollover.job import rollover_proto
 from services.oms.rollover.store import StoredTerms
 from services.oms.store import operator_audit
 from services.oms.store.reference import instrument_known
 from services.platform.db import Database
-from services.platform.errors import DomainError, field_error
-from services.platform.paging import decode_token, encode_token
+from services.platform.errors import DomainError
+from services.platform.errors import field_error
+from services.platform.paging import decode_token
+from services.platform.paging import encode_token
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
-from tradingmesh.oms.v1 import oms_pb2, order_admin_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
 
 __all__ = ["SwapAdmin", "terms_proto"]
 

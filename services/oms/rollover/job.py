@@ -30,9 +30,12 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC
+from datetime import date
+from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
@@ -42,21 +45,28 @@ from services.oms.domain import swaps
 from services.oms.domain.positions import close_price
 from services.oms.entry import execution
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account, Instrument, PositionRow
+from services.oms.model import Account
+from services.oms.model import Instrument
+from services.oms.model import PositionRow
 from services.oms.rollover import store
 from services.oms.rollover.store import RolloverRow
 from services.oms.store import events
-from services.oms.store.changes import AccountChange, load_account
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import load_account
 from services.oms.store.events import system_actor
 from services.oms.store.reference import load_instruments
 from services.platform.db import Database
 from services.platform.outbox import add_event
 from services.platform.resources import Resources
-from services.platform.settings import EnvReader, whole_number
+from services.platform.settings import EnvReader
+from services.platform.settings import whole_number
 from services.platform.tasks import Repeating
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
-from tradingmesh.trading.money import IDENTITY, Conversion, money_text
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import money_text
 
 __all__ = ["PASS_SECONDS", "RolloverConfig", "RolloverJob", "rollover_proto"]
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.columns import from_columns
-from services.oms.domain.swaps import SwapTerms, SwapType
+from services.oms.domain.swaps import SwapTerms
+from services.oms.domain.swaps import SwapType
 from services.oms.model import PositionRow
 from services.oms.store.rows import first_row
 from services.platform.sql import insert_rows

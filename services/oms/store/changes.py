@@ -21,10 +21,18 @@ The caller commits after `finish`; the client is answered after the commit.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeVar, cast
+from typing import Any
+from typing import Final
+from typing import TypeVar
+from typing import cast
 
 import psycopg
 from google.protobuf.message import Message
@@ -33,40 +41,44 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
-from services.oms.audit import AuditRecord, record_hash, snapshot_json
+from services.oms.audit import AuditRecord
+from services.oms.audit import record_hash
+from services.oms.audit import snapshot_json
 from services.oms.domain import state as machine
-from services.oms.domain.state import Fill, OrderEvent, OrderStatus
-from services.oms.model import (
-    Account,
-    Instrument,
-    OrderRow,
-    PositionRow,
-    TradeRow,
-    TradingTerms,
-    reason_name,
-)
+from services.oms.domain.state import Fill
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.model import Account
+from services.oms.model import Instrument
+from services.oms.model import OrderRow
+from services.oms.model import PositionRow
+from services.oms.model import TradeRow
+from services.oms.model import TradingTerms
+from services.oms.model import reason_name
 from services.oms.store import events
-from services.oms.store.rows import all_rows, first_row, for_update
+from services.oms.store.rows import all_rows
+from services.oms.store.rows import first_row
+from services.oms.store.rows import for_update
 from services.platform import outbox
 from services.platform.access import account_not_found
 from services.platform.enums import enum_name
-from services.platform.envelope import Envelope, Sealed
+from services.platform.envelope import Envelope
+from services.platform.envelope import Sealed
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
-from services.platform.sql import (
-    Connection,
-    Write,
-    execute_raw,
-    fetch_raw,
-    one_statement,
-    one_statement_sql,
-    positional,
-    unexpected_write,
-    values_insert,
-)
+from services.platform.sql import Connection
+from services.platform.sql import Write
+from services.platform.sql import execute_raw
+from services.platform.sql import fetch_raw
+from services.platform.sql import one_statement
+from services.platform.sql import one_statement_sql
+from services.platform.sql import positional
+from services.platform.sql import unexpected_write
+from services.platform.sql import values_insert
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 __all__ = [
     "OPEN_STATUS_NAMES",

@@ -15,16 +15,19 @@ from datetime import datetime
 from typing import Final
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 
 from services.oms.domain.state import OrderEvent
 from services.platform import access
 from services.platform.identity import Caller
-from services.platform.outbox import event_metadata, headline_kinds
+from services.platform.outbox import event_metadata
+from services.platform.outbox import headline_kinds
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
 

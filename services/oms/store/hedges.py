@@ -18,8 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.domain.state import OPEN_STATUSES
 from services.oms.model import OrderRow
-from services.oms.store.rows import all_rows, first_row, for_update
-from services.oms.stp.hedges import SCHEMA, HedgeRow, HedgeStatus, hedge_event
+from services.oms.store.rows import all_rows
+from services.oms.store.rows import first_row
+from services.oms.store.rows import for_update
+from services.oms.stp.hedges import SCHEMA
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.hedges import hedge_event
 from services.oms.stp.lp_orders import ExecutionReport
 from services.platform.outbox import add_event
 from tradingmesh.common.v1.types_pb2 import Actor

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.audit import snapshot_json
 from services.platform.enums import enum_name
 from services.platform.hash_chain import next_link
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 __all__ = ["OperatorRecord", "append", "record_hash"]
 

@@ -6,16 +6,25 @@ filter the same way. Each row comes with its account's currency, which formats i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.api.paging import decode_token, encode_token, page_size
-from services.oms.model import OrderRow, PositionRow, TradeRow
+from services.oms.api.paging import decode_token
+from services.oms.api.paging import encode_token
+from services.oms.api.paging import page_size
+from services.oms.model import OrderRow
+from services.oms.model import PositionRow
+from services.oms.model import TradeRow
 from services.oms.store.changes import OPEN_STATUS_NAMES
 from services.oms.store.rows import all_rows
 from services.oms.stp.hedges import HedgeRow

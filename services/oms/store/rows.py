@@ -4,10 +4,13 @@ UPDATE`; and the one NOT_FOUND of a row that is not there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.platform import errors

@@ -15,35 +15,40 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.domain.netting import (
-    HedgeResult,
-    RawPrices,
-    WindowOrder,
-    allocate,
-    allocate_limit,
-    raw_limit,
-)
+from services.oms.domain.netting import HedgeResult
+from services.oms.domain.netting import RawPrices
+from services.oms.domain.netting import WindowOrder
+from services.oms.domain.netting import allocate
+from services.oms.domain.netting import allocate_limit
+from services.oms.domain.netting import raw_limit
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.entry.fills import FillTerms
+from services.oms.entry.fills import book_fill
+from services.oms.entry.fills import converted_fill_terms
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderRow
 from services.oms.store import hedges as hedge_store
-from services.oms.store.changes import (
-    AccountChange,
-    AccountContext,
-    account_context,
-    reason_changes,
-)
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import AccountContext
+from services.oms.store.changes import account_context
+from services.oms.store.changes import reason_changes
 from services.oms.stp.hedges import HedgeRow
-from services.oms.stp.rules import Settlement, refused, rest_event, settlements_of, window_order
+from services.oms.stp.rules import Settlement
+from services.oms.stp.rules import refused
+from services.oms.stp.rules import rest_event
+from services.oms.stp.rules import settlements_of
+from services.oms.stp.rules import window_order
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor

@@ -19,16 +19,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Set
+from collections.abc import Callable
+from collections.abc import Set
 from datetime import datetime
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
+from prometheus_client import Gauge
 
 from services.oms.store import hedges as hedge_store
-from services.oms.stp import hedges, report_journal
+from services.oms.stp import hedges
+from services.oms.stp import report_journal
 from services.oms.stp.config import StpConfig
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
-from services.oms.stp.lp_orders import LpOrderRouter, LpUnavailableError, StatusRequest
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.lp_orders import LpOrderRouter
+from services.oms.stp.lp_orders import LpUnavailableError
+from services.oms.stp.lp_orders import StatusRequest
 from services.oms.stp.worker import DeskWorker
 from services.platform.metrics import REGISTRY
 from services.platform.resources import Resources

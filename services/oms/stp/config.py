@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
 from services.platform.fix import LpEndpoint
-from services.platform.secrets import Secret, Vault
-from services.platform.settings import EnvReader, whole_number
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.settings import EnvReader
+from services.platform.settings import whole_number
 
 __all__ = [
     "StpConfig",

@@ -120,9 +120,11 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Final
@@ -132,63 +134,63 @@ from nats.aio.subscription import Subscription
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.domain.netting import (
-    allocate,
-    net_of,
-    raw_limit,
-)
+from services.oms.domain.netting import allocate
+from services.oms.domain.netting import net_of
+from services.oms.domain.netting import raw_limit
 from services.oms.domain.positions import Side
-from services.oms.domain.state import WORKING_STATUSES, OrderStatus
+from services.oms.domain.state import WORKING_STATUSES
+from services.oms.domain.state import OrderStatus
 from services.oms.entry.execution import LiveQuote
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import (
-    Account,
-    ExecutionMode,
-    OrderRow,
-    OrderType,
-    TimeInForce,
-)
+from services.oms.model import Account
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.oms.store import hedges as hedge_store
 from services.oms.store import operator_audit
-from services.oms.store.changes import (
-    account_context,
-    get_order,
-    load_account,
-)
+from services.oms.store.changes import account_context
+from services.oms.store.changes import get_order
+from services.oms.store.changes import load_account
 from services.oms.store.events import system_actor
 from services.oms.store.rows import found
-from services.oms.stp import hedges, intake, lp_messages, report_journal
-from services.oms.stp.allocation import Allocation, LimitNote, contexts_of, digits_of
+from services.oms.stp import hedges
+from services.oms.stp import intake
+from services.oms.stp import lp_messages
+from services.oms.stp import report_journal
+from services.oms.stp.allocation import Allocation
+from services.oms.stp.allocation import LimitNote
+from services.oms.stp.allocation import contexts_of
+from services.oms.stp.allocation import digits_of
 from services.oms.stp.chase import Chase
 from services.oms.stp.config import StpConfig
-from services.oms.stp.hedges import HedgeRow, HedgeStatus, SettlementOutcome
-from services.oms.stp.lp_orders import (
-    ExecutionReport,
-    HedgeRequest,
-    LpOrderRouter,
-    LpUnavailableError,
-    ReportKind,
-    StoredReport,
-)
-from services.oms.stp.price_waits import PriceWait, PriceWaits
-from services.oms.stp.rules import (
-    AwaitPrice,
-    HedgeAt,
-    Refuse,
-    Settlement,
-    Wait,
-    Window,
-    WindowBook,
-    arrival,
-    is_stp_limit,
-    limit_attempt,
-    markups_of,
-    raw_prices_of,
-    route,
-    settlements_of,
-    unpriced,
-    window_order,
-)
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.hedges import SettlementOutcome
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import HedgeRequest
+from services.oms.stp.lp_orders import LpOrderRouter
+from services.oms.stp.lp_orders import LpUnavailableError
+from services.oms.stp.lp_orders import ReportKind
+from services.oms.stp.lp_orders import StoredReport
+from services.oms.stp.price_waits import PriceWait
+from services.oms.stp.price_waits import PriceWaits
+from services.oms.stp.rules import AwaitPrice
+from services.oms.stp.rules import HedgeAt
+from services.oms.stp.rules import Refuse
+from services.oms.stp.rules import Settlement
+from services.oms.stp.rules import Wait
+from services.oms.stp.rules import Window
+from services.oms.stp.rules import WindowBook
+from services.oms.stp.rules import arrival
+from services.oms.stp.rules import is_stp_limit
+from services.oms.stp.rules import limit_attempt
+from services.oms.stp.rules import markups_of
+from services.oms.stp.rules import raw_prices_of
+from services.oms.stp.rules import route
+from services.oms.stp.rules import settlements_of
+from services.oms.stp.rules import unpriced
+from services.oms.stp.rules import window_order
 from services.oms.stp.session_admin import OrderSessionAdmin
 from services.oms.stp.worker import DeskWorker
 from services.platform.db import Database

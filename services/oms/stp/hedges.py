@@ -43,25 +43,35 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, ClassVar, Final
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN
+from decimal import Decimal
+from typing import Any
+from typing import ClassVar
+from typing import Final
 
 from google.protobuf.message import Message
 
-from services.oms.columns import from_columns, to_columns
+from services.oms.columns import from_columns
+from services.oms.columns import to_columns
 from services.oms.domain.positions import Side
-from services.oms.model import reason_name, reason_value
+from services.oms.model import reason_name
+from services.oms.model import reason_value
 from services.oms.store import events
-from services.oms.stp.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportKind
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import plain_decimal
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.trading.money import average_price, exact_sum
+from tradingmesh.trading.money import average_price
+from tradingmesh.trading.money import exact_sum
 
 __all__ = [
     "Chase",

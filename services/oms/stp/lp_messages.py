@@ -29,7 +29,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
+from typing import Final
 
 import quickfix as fix
 

@@ -56,38 +56,39 @@ import asyncio
 import enum
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from decimal import Decimal
+from decimal import InvalidOperation
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any
+from typing import Final
+from typing import Protocol
 
 import quickfix as fix
 import quickfix44 as fix44
 from prometheus_client import Counter
 
 from services.oms.domain.positions import Side
-from services.oms.stp.lp_dialects import (
-    LENIENT_SESSION_SETTINGS,
-    StrictCheck,
-    write_lenient_dictionary,
-)
-from services.oms.stp.lp_messages import (
-    LpMessage,
-    LpMessageKind,
-    StoredMessage,
-    parse_message,
-    refused_by_session,
-    unreadable_report,
-)
-from services.platform.fix import (
-    BEGIN_STRING,
-    InitiatorSessions,
-    LpEndpoint,
-    get_field,
-    initiator_settings,
-)
+from services.oms.stp.lp_dialects import LENIENT_SESSION_SETTINGS
+from services.oms.stp.lp_dialects import StrictCheck
+from services.oms.stp.lp_dialects import write_lenient_dictionary
+from services.oms.stp.lp_messages import LpMessage
+from services.oms.stp.lp_messages import LpMessageKind
+from services.oms.stp.lp_messages import StoredMessage
+from services.oms.stp.lp_messages import parse_message
+from services.oms.stp.lp_messages import refused_by_session
+from services.oms.stp.lp_messages import unreadable_report
+from services.platform.fix import BEGIN_STRING
+from services.platform.fix import InitiatorSessions
+from services.platform.fix import LpEndpoint
+from services.platform.fix import get_field
+from services.platform.fix import initiator_settings
 from services.platform.metrics import REGISTRY
 from services.platform.secrets import Secret
 from tradingmesh.exact import plain_decimal

@@ -13,9 +13,11 @@ there if it is past its wait and the price is still not there, `rules.unpriced`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Final
 
 from services.oms.feeds.quotes import QuoteBook

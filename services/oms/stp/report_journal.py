@@ -30,7 +30,9 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any
+from typing import Final
+from typing import TypeVar
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -38,22 +40,19 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.oms.stp.lp_messages import (
-    LpMessage,
-    SentMessage,
-    StoredMessage,
-    message_from_row,
-    message_to_json,
-)
-from services.oms.stp.lp_orders import (
-    ExecutionReport,
-    ReportNotStoredError,
-    StoredReport,
-    report_from_json,
-    report_to_json,
-)
+from services.oms.stp.lp_messages import LpMessage
+from services.oms.stp.lp_messages import SentMessage
+from services.oms.stp.lp_messages import StoredMessage
+from services.oms.stp.lp_messages import message_from_row
+from services.oms.stp.lp_messages import message_to_json
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportNotStoredError
+from services.oms.stp.lp_orders import StoredReport
+from services.oms.stp.lp_orders import report_from_json
+from services.oms.stp.lp_orders import report_to_json
 from services.platform.infra_tls import libpq_params
-from services.platform.secrets import Vault, postgres_path
+from services.platform.secrets import Vault
+from services.platform.secrets import postgres_path
 from services.platform.settings import Settings
 
 __all__ = [

@@ -6,31 +6,31 @@ of a window comes to (`Settlement`) once its hedge order has ended."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
-from services.oms.domain.netting import (
-    Allocation,
-    AllocationOutcome,
-    RawPrices,
-    WindowOrder,
-    WindowTimeInForce,
-    raw_limit,
-)
+from services.oms.domain.netting import Allocation
+from services.oms.domain.netting import AllocationOutcome
+from services.oms.domain.netting import RawPrices
+from services.oms.domain.netting import WindowOrder
+from services.oms.domain.netting import WindowTimeInForce
+from services.oms.domain.netting import raw_limit
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
 from services.oms.domain.triggers import limit_reached
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import (
-    ExecutionMode,
-    OrderRow,
-    OrderType,
-    TimeInForce,
-    reason_value,
-)
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
+from services.oms.model import reason_value
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.exact import plain_decimal
 from tradingmesh.trading.money import exact_difference

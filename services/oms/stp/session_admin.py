@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 
 from services.oms.store import operator_audit
-from services.oms.stp.lp_orders import LpOrderRouter, SessionNumbers
+from services.oms.stp.lp_orders import LpOrderRouter
+from services.oms.stp.lp_orders import SessionNumbers
 from services.platform.errors import not_found
 from services.platform.resources import Resources
 from tradingmesh.common.v1.types_pb2 import Actor

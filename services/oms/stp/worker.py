@@ -15,10 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Final, TypeVar
+from typing import Final
+from typing import TypeVar
 
 from services.oms.stp.intake import Intake
 from services.platform.tasks import cancel_and_wait

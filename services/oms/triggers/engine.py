@@ -53,10 +53,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Final
+from typing import Protocol
 
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import DecodeError
@@ -68,53 +74,58 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.oms.api.ownership import authorize_internal
 from services.oms.api.positions import closing_intent
 from services.oms.domain.positions import Side
-from services.oms.domain.state import WORKING_STATUSES, OrderEvent, OrderStatus
-from services.oms.domain.triggers import (
-    LAST_RETRY,
-    Hit,
-    Kind,
-    OrderKind,
-    PositionStops,
-    TriggerIndex,
-    WorkingOrder,
-    limit_reached,
-    order_hit,
-    position_hit,
-    retry_pause,
-)
+from services.oms.domain.state import WORKING_STATUSES
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.domain.triggers import LAST_RETRY
+from services.oms.domain.triggers import Hit
+from services.oms.domain.triggers import Kind
+from services.oms.domain.triggers import OrderKind
+from services.oms.domain.triggers import PositionStops
+from services.oms.domain.triggers import TriggerIndex
+from services.oms.domain.triggers import WorkingOrder
+from services.oms.domain.triggers import limit_reached
+from services.oms.domain.triggers import order_hit
+from services.oms.domain.triggers import position_hit
+from services.oms.domain.triggers import retry_pause
 from services.oms.entry import execution
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.fills import FillTerms, book_fill, converted_fill_terms
+from services.oms.entry.fills import FillTerms
+from services.oms.entry.fills import book_fill
+from services.oms.entry.fills import converted_fill_terms
 from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import Placement, check_request
+from services.oms.entry.placement import Placement
+from services.oms.entry.placement import check_request
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.feeds.risk import RiskClient, Verdict, unavailable
-from services.oms.model import (
-    Account,
-    ExecutionMode,
-    OrderOrigin,
-    OrderRow,
-    OrderType,
-    PositionRow,
-    TimeInForce,
-)
+from services.oms.feeds.risk import RiskClient
+from services.oms.feeds.risk import Verdict
+from services.oms.feeds.risk import unavailable
+from services.oms.model import Account
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderOrigin
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import PositionRow
+from services.oms.model import TimeInForce
 from services.oms.store import hedges as hedge_store
-from services.oms.store.changes import (
-    AccountChange,
-    AccountContext,
-    account_context,
-    count_open_orders,
-    get_order,
-    get_position,
-    load_account,
-    reason_changes,
-)
-from services.oms.store.events import order_update_of, system_actor
-from services.oms.store.queries import positions_with_stops, working_trigger_orders
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import AccountContext
+from services.oms.store.changes import account_context
+from services.oms.store.changes import count_open_orders
+from services.oms.store.changes import get_order
+from services.oms.store.changes import get_position
+from services.oms.store.changes import load_account
+from services.oms.store.changes import reason_changes
+from services.oms.store.events import order_update_of
+from services.oms.store.events import system_actor
+from services.oms.store.queries import positions_with_stops
+from services.oms.store.queries import working_trigger_orders
 from services.oms.store.reference import account_groups
-from services.oms.stp.desk import LimitListener, LimitSettled
+from services.oms.stp.desk import LimitListener
+from services.oms.stp.desk import LimitSettled
 from services.platform.db import Database
-from services.platform.envelope import Event, events_of
+from services.platform.envelope import Event
+from services.platform.envelope import events_of
 from services.platform.errors import DomainError
 from services.platform.leader import LEADER
 from services.platform.resources import Resources

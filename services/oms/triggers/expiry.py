@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Final
 
 from services.oms.domain.state import OrderEvent
-from services.oms.store.changes import (
-    AccountChange,
-    get_order,
-    load_account,
-    reason_changes,
-)
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import get_order
+from services.oms.store.changes import load_account
+from services.oms.store.changes import reason_changes
 from services.oms.store.events import system_actor
 from services.oms.store.queries import expiring_orders
 from services.platform.db import Database

@@ -10,7 +10,8 @@ ListTradeHistory uses too (the integration test compares the two row for row).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Final
 
 __all__ = [

@@ -12,10 +12,14 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN
+from decimal import Context
+from decimal import Decimal
 from typing import Final
 
-from tradingmesh.trading.money import exact_difference, exact_sum, round_money
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "CurvePoint",

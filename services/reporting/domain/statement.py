@@ -6,27 +6,25 @@ Pure: the store reads the ledger's sums and the fills; this module adds them up 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
-from tradingmesh.trading.margin import (
-    AccountMargin,
-    MarginRule,
-    account_margin,
-    position_pnl,
-    required_margin,
-)
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    average_price,
-    exact_difference,
-    exact_sum,
-    round_money,
-)
+from tradingmesh.trading.margin import AccountMargin
+from tradingmesh.trading.margin import MarginRule
+from tradingmesh.trading.margin import account_margin
+from tradingmesh.trading.margin import position_pnl
+from tradingmesh.trading.margin import required_margin
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import average_price
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "HeldPosition",

@@ -8,15 +8,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 
 import grpc
 
-from stack.orchestrator import StackConfig, is_running, up
+from stack.orchestrator import StackConfig
+from stack.orchestrator import is_running
+from stack.orchestrator import up
 from stack.paths import StackPaths
-from stack.state import ComponentState, load
-from tests.integration.conftest import SETUP_BUDGET, RunningStack
-from tests.integration.support.orders import Oms, Trader
+from stack.state import ComponentState
+from stack.state import load
+from tests.integration.conftest import SETUP_BUDGET
+from tests.integration.conftest import RunningStack
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
 from tests.integration.support.waiting import eventually
 from tradingmesh.oms.v1 import order_service_pb2
 

@@ -22,18 +22,16 @@ import redis
 from argon2 import PasswordHasher
 
 from stack import secrets as stack_secrets
-from stack.orchestrator import status, up
+from stack.orchestrator import status
+from stack.orchestrator import up
 from stack.ports import Ports
 from stack.state import StackState
 from stack.vault import VaultAdmin
 from tests.integration.conftest import RunningStack
-from tests.integration.support.infra import connect_postgres, redis_client
-from tradingmesh.account.v1 import (
-    auth_service_pb2 as auth_pb2,
-)
-from tradingmesh.account.v1 import (
-    auth_service_pb2_grpc as auth_grpc,
-)
+from tests.integration.support.infra import connect_postgres
+from tests.integration.support.infra import redis_client
+from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
+from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
 

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 
 from google.protobuf import json_format
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from tests.integration.support.edge import Edge
 

@@ -11,14 +11,17 @@ from decimal import Decimal
 
 import grpc
 
-from tests.integration.callers import AccountStack, staff
-from tests.integration.support.edge import Edge, bearer
+from tests.integration.callers import AccountStack
+from tests.integration.callers import staff
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1 import trading_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc

@@ -9,27 +9,40 @@ import os
 import pkgutil
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import cast
 
 import grpc
-from google.api import annotations_pb2, http_pb2
+from google.api import annotations_pb2
+from google.api import http_pb2
 from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
-from hypothesis import HealthCheck, Phase, settings
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import tradingmesh
 from services.platform.reflection import is_internal
 from stack.ports import SERVICES
-from tests.integration.support.edge import Edge, bearer
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
 from tests.integration.support.edge_trading import Trader
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import ERROR_DOMAIN, STATUS_DETAILS_KEY, details_of, reason_string
+from tradingmesh.errors import ERROR_DOMAIN
+from tradingmesh.errors import STATUS_DETAILS_KEY
+from tradingmesh.errors import details_of
+from tradingmesh.errors import reason_string
 
 # What a hostile request may get: OK or a client error. UNAVAILABLE (no price, a dependency down)
 # and ABORTED (a lost race) describe the platform's state, not the request, and are no bugs.

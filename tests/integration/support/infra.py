@@ -15,7 +15,9 @@ import redis
 from nats.aio.client import Client as NatsClient
 from psycopg.conninfo import make_conninfo
 
-from services.platform.infra_tls import client_context, libpq_params, redis_tls
+from services.platform.infra_tls import client_context
+from services.platform.infra_tls import libpq_params
+from services.platform.infra_tls import redis_tls
 from stack.ports import HOST
 
 

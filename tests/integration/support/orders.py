@@ -10,7 +10,8 @@ headers Envoy would add (`callers.py`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,27 +20,33 @@ import grpc
 import pytest
 
 from services.oms.audit import COLUMNS as AUDIT_COLUMNS
-from services.oms.audit import AuditRecord, verify_records
+from services.oms.audit import AuditRecord
+from services.oms.audit import verify_records
 from stack.operator_tls import service_channel
 from stack.ports import Ports
-from tests.integration.callers import AccountStack, Who, account_stack, staff
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
+from tests.integration.callers import account_stack
+from tests.integration.callers import staff
 from tests.integration.conftest import RunningStack
 from tests.integration.support.waiting import eventually
 from tests.messages import client_group
 from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
-from tradingmesh.oms.v1 import (
-    oms_internal_service_pb2_grpc,
-    oms_pb2,
-    order_service_pb2,
-    order_service_pb2_grpc,
-    position_service_pb2_grpc,
-)
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2, pricing_service_pb2_grpc
-from tradingmesh.risk.v1 import risk_service_pb2, risk_service_pb2_grpc
+from tradingmesh.oms.v1 import oms_internal_service_pb2_grpc
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2_grpc
+from tradingmesh.oms.v1 import position_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
+from tradingmesh.risk.v1 import risk_service_pb2
+from tradingmesh.risk.v1 import risk_service_pb2_grpc
 
 R = ErrorReason
 S = trading_pb2

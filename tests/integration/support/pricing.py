@@ -10,15 +10,17 @@ from typing import TypeVar
 
 import grpc
 
-from tests.integration.events import Login, Message, events_on, published
-from tests.integration.support.edge import Edge, bearer
+from tests.integration.events import Login
+from tests.integration.events import Message
+from tests.integration.events import events_on
+from tests.integration.events import published
+from tests.integration.support.edge import Edge
+from tests.integration.support.edge import bearer
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
-from tradingmesh.pricing.v1 import (
-    pricing_pb2,
-    pricing_service_pb2,
-)
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc as pricing_grpc
 
 T = TypeVar("T")

@@ -11,12 +11,15 @@ from typing import Any
 import grpc
 
 from simulators.lp.control import ControlClient
-from tests.integration.callers import AccountStack, Who
+from tests.integration.callers import AccountStack
+from tests.integration.callers import Who
 from tests.integration.support.waiting import eventually
 from tradingmesh.account.v1 import account_admin_service_pb2 as account_admin_pb2
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc as pricing_admin_grpc
 from tradingmesh.risk.v1 import risk_admin_service_pb2_grpc as admin_grpc

@@ -6,15 +6,11 @@ import uuid
 from decimal import Decimal
 
 from tests.integration.callers import Who
-from tests.integration.support.orders import (
-    Oms,
-)
+from tests.integration.support.orders import Oms
 from tests.integration.support.waiting import eventually
-from tradingmesh.oms.v1 import (
-    oms_pb2,
-    order_admin_service_pb2,
-    order_admin_service_pb2_grpc,
-)
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2
+from tradingmesh.oms.v1 import order_admin_service_pb2_grpc
 
 D = Decimal
 

@@ -9,15 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from stack.paths import StackPaths
-from tests.integration.support.orders import Oms, Trader, new_trader
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import new_trader
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import trading_pb2
-from tradingmesh.oms.v1 import (
-    oms_pb2,
-    order_service_pb2,
-    position_service_pb2,
-)
-from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 S = trading_pb2
 

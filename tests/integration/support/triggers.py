@@ -6,16 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.integration.support.orders import (
-    Oms,
-    Trader,
-    live_quote,
-    new_group,
-    new_trader,
-)
+from tests.integration.support.orders import Oms
+from tests.integration.support.orders import Trader
+from tests.integration.support.orders import live_quote
+from tests.integration.support.orders import new_group
+from tests.integration.support.orders import new_trader
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 
 S = trading_pb2
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sized
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Sized
 from typing import TypeVar
 
 T = TypeVar("T")

@@ -6,10 +6,14 @@ import datetime
 import hashlib
 from decimal import Decimal
 
-from services.account.audit import actor_of, canonical_json, record_hash, verify_records
+from services.account.audit import actor_of
+from services.account.audit import canonical_json
+from services.account.audit import record_hash
+from services.account.audit import verify_records
 from services.platform.identity import Caller
 from tradingmesh.account.v1.account_pb2 import AuditRecord
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 
 def _chain(length: int) -> list[AuditRecord]:

@@ -6,23 +6,26 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
 
-from services.account.instruments import (
-    SUBJECTS,
-    InstrumentCatalogue,
-    InstrumentLots,
-    decode,
-    lots_of,
-)
-from tests.unit.fake_db import FakeDatabase, Transaction
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope, EventMetadata
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from services.account.instruments import SUBJECTS
+from services.account.instruments import InstrumentCatalogue
+from services.account.instruments import InstrumentLots
+from services.account.instruments import decode
+from services.account.instruments import lots_of
+from tests.unit.fake_db import FakeDatabase
+from tests.unit.fake_db import Transaction
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
+from tradingmesh.common.v1.events_pb2 import EventMetadata
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 EVENT_ID = "0b6f4f64-5a3c-4d43-9a3e-6d2f1c1e7a10"
 

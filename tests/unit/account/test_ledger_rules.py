@@ -6,17 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from services.account.domain import (
-    HOUSE_ACCOUNT_BY_REASON,
-    NEGATIVE_ALLOWED,
-    Reason,
-    WithdrawalAction,
-    WithdrawalStatus,
-    format_money,
-    next_balance,
-    parse_amount,
-    withdrawal_action,
-)
+from services.account.domain import HOUSE_ACCOUNT_BY_REASON
+from services.account.domain import NEGATIVE_ALLOWED
+from services.account.domain import Reason
+from services.account.domain import WithdrawalAction
+from services.account.domain import WithdrawalStatus
+from services.account.domain import format_money
+from services.account.domain import next_balance
+from services.account.domain import parse_amount
+from services.account.domain import withdrawal_action
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -3,17 +3,21 @@ page of a list by offset, and the statement of a one-row insert."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.account.api.common import offset_listing
-from services.account.store import Table, actor_columns
+from services.account.store import Table
+from services.account.store import actor_columns
 from services.platform.errors import DomainError
-from tradingmesh.common.v1.types_pb2 import Actor, ActorKind
+from tradingmesh.common.v1.types_pb2 import Actor
+from tradingmesh.common.v1.types_pb2 import ActorKind
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import pytest
 
-from services.account.domain import (
-    TRADING_ACCOUNT_STATUS_STEPS,
-    USER_STATUS_STEPS,
-    StatusStep,
-    TradingAccountStatus,
-    UserStatus,
-    check_account_may_close,
-    check_user_may_close,
-    status_step,
-)
+from services.account.domain import TRADING_ACCOUNT_STATUS_STEPS
+from services.account.domain import USER_STATUS_STEPS
+from services.account.domain import StatusStep
+from services.account.domain import TradingAccountStatus
+from services.account.domain import UserStatus
+from services.account.domain import check_account_may_close
+from services.account.domain import check_user_may_close
+from services.account.domain import status_step
 from services.platform.enums import enum_name
 from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_pb2 as pb

@@ -8,9 +8,13 @@ from decimal import Decimal
 import pytest
 
 from services.account.domain import Reason
-from services.account.trading import Booking, bookings_of, correction_for, swap_of
+from services.account.trading import Booking
+from services.account.trading import bookings_of
+from services.account.trading import correction_for
+from services.account.trading import swap_of
 from tradingmesh.common.v1.trading_pb2 import OrderOrigin
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
 
 TRADE_ID = "0b9f3c2e-8f5e-4a43-9d55-6f1f1c1d2a01"
 ACCOUNT_ID = "5d6b2f1e-2f0c-4a5e-8d1e-0c5f3e2a7b10"

@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from services.account.webhook_auth import (
-    Provider,
-    check_source,
-    parse_providers,
-    sign,
-    verify_signature,
-)
-from services.account.webhook_bodies import parse_kyc, parse_payment
+from services.account.webhook_auth import Provider
+from services.account.webhook_auth import check_source
+from services.account.webhook_auth import parse_providers
+from services.account.webhook_auth import sign
+from services.account.webhook_auth import verify_signature
+from services.account.webhook_bodies import parse_kyc
+from services.account.webhook_bodies import parse_payment
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -11,18 +11,24 @@ from decimal import Decimal
 
 import pytest
 
-from bench.faults import Fault, _lock_name, client_view, default_faults, process_tree
-from bench.faults_check import (
-    Reconciliation,
-    _check_events,
-    _check_money,
-    _check_orders,
-    _check_trades,
-    _Outbox,
-)
+from bench.faults import Fault
+from bench.faults import _lock_name
+from bench.faults import client_view
+from bench.faults import default_faults
+from bench.faults import process_tree
+from bench.faults_check import Reconciliation
+from bench.faults_check import _check_events
+from bench.faults_check import _check_money
+from bench.faults_check import _check_orders
+from bench.faults_check import _check_trades
+from bench.faults_check import _Outbox
 from bench.faults_load import OrderRecord
-from stack.state import ComponentState, Endpoints, StackState, VaultInfo
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
+from stack.state import ComponentState
+from stack.state import Endpoints
+from stack.state import StackState
+from stack.state import VaultInfo
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
 
 D = Decimal
 A = "00000000-0000-0000-0000-00000000000a"

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 
-from bench.margin_watcher import (
-    CATALOGUE,
-    StateSpec,
-    build_state,
-    one_pass,
-    pair_of,
-    parse_args,
-)
+from bench.margin_watcher import CATALOGUE
+from bench.margin_watcher import StateSpec
+from bench.margin_watcher import build_state
+from bench.margin_watcher import one_pass
+from bench.margin_watcher import pair_of
+from bench.margin_watcher import parse_args
 from services.risk.valuation import value_account
 from tradingmesh.trading.margin import RiskStatus
 

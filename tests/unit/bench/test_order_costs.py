@@ -5,28 +5,26 @@ from __future__ import annotations
 
 import pytest
 
-from bench.order_costs import (
-    CPU_MS,
-    LOAD_CLIENTS_CPU_MS,
-    NATS_CLIENTS,
-    NATS_QUOTES,
-    NATS_RECEIVED,
-    NATS_SERVER,
-    NATS_STREAMS,
-    SQL_STATEMENTS,
-    SQL_TRANSACTION_CONTROL,
-    SQL_TRANSACTIONS,
-    TOTAL,
-    Counters,
-    delta,
-    net_of_idle,
-    per_order,
-    per_second,
-    sql_by_role,
-    statement_kind,
-    with_derived,
-    with_totals,
-)
+from bench.order_costs import CPU_MS
+from bench.order_costs import LOAD_CLIENTS_CPU_MS
+from bench.order_costs import NATS_CLIENTS
+from bench.order_costs import NATS_QUOTES
+from bench.order_costs import NATS_RECEIVED
+from bench.order_costs import NATS_SERVER
+from bench.order_costs import NATS_STREAMS
+from bench.order_costs import SQL_STATEMENTS
+from bench.order_costs import SQL_TRANSACTION_CONTROL
+from bench.order_costs import SQL_TRANSACTIONS
+from bench.order_costs import TOTAL
+from bench.order_costs import Counters
+from bench.order_costs import delta
+from bench.order_costs import net_of_idle
+from bench.order_costs import per_order
+from bench.order_costs import per_second
+from bench.order_costs import sql_by_role
+from bench.order_costs import statement_kind
+from bench.order_costs import with_derived
+from bench.order_costs import with_totals
 
 
 @pytest.mark.parametrize(

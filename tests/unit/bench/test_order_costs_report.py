@@ -5,27 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.order_costs import (
-    CPU_MS,
-    LOAD_CLIENTS_CPU_MS,
-    NATS_RECEIVED,
-    NATS_SERVER,
-    NATS_STREAMS,
-    SQL_EVICTIONS,
-    SQL_STATEMENTS,
-    SQL_TRANSACTION_CONTROL,
-    SQL_TRANSACTIONS,
-    TOTAL,
-    Counters,
-)
-from bench.order_costs_report import (
-    breakdown,
-    cost_rows,
-    echo_cost_rows,
-    figure,
-    format_matrix,
-    idle_row,
-)
+from bench.order_costs import CPU_MS
+from bench.order_costs import LOAD_CLIENTS_CPU_MS
+from bench.order_costs import NATS_RECEIVED
+from bench.order_costs import NATS_SERVER
+from bench.order_costs import NATS_STREAMS
+from bench.order_costs import SQL_EVICTIONS
+from bench.order_costs import SQL_STATEMENTS
+from bench.order_costs import SQL_TRANSACTION_CONTROL
+from bench.order_costs import SQL_TRANSACTIONS
+from bench.order_costs import TOTAL
+from bench.order_costs import Counters
+from bench.order_costs_report import breakdown
+from bench.order_costs_report import cost_rows
+from bench.order_costs_report import echo_cost_rows
+from bench.order_costs_report import figure
+from bench.order_costs_report import format_matrix
+from bench.order_costs_report import idle_row
 
 
 def _phase(gross: Counters | None, net: Counters | None, evicted: float = 0) -> dict[str, Any]:

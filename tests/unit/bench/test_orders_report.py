@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.orders import compare_to_echo, table, verdicts
+from bench.orders import compare_to_echo
+from bench.orders import table
+from bench.orders import verdicts
 
 
 def _phase(

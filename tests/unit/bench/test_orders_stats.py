@@ -6,17 +6,15 @@ import itertools
 
 import pytest
 
-from bench.orders_stats import (
-    MIN_FILLED_SHARE,
-    filled_share,
-    judge,
-    latency_from,
-    latency_summary,
-    order_leg,
-    ratio,
-    send_time,
-    shares,
-)
+from bench.orders_stats import MIN_FILLED_SHARE
+from bench.orders_stats import filled_share
+from bench.orders_stats import judge
+from bench.orders_stats import latency_from
+from bench.orders_stats import latency_summary
+from bench.orders_stats import order_leg
+from bench.orders_stats import ratio
+from bench.orders_stats import send_time
+from bench.orders_stats import shares
 
 
 def test_workers_together_offer_exactly_the_rate_evenly_spaced() -> None:

@@ -6,7 +6,12 @@ import base64
 
 import pytest
 
-from bench.web_terminal import BINARY, TEXT, StreamEndedError, WireCount, _Chunks, _Frames
+from bench.web_terminal import BINARY
+from bench.web_terminal import TEXT
+from bench.web_terminal import StreamEndedError
+from bench.web_terminal import WireCount
+from bench.web_terminal import _Chunks
+from bench.web_terminal import _Frames
 from tradingmesh.pricing.v1 import pricing_service_pb2 as pricing_pb
 
 

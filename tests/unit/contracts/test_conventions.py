@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from google.api import annotations_pb2, http_pb2
+from google.api import annotations_pb2
+from google.api import http_pb2
 from google.protobuf import descriptor_pb2
 
 from buf.validate import validate_pb2
 
-from .conftest import our_files, walk_messages
+from .conftest import our_files
+from .conftest import walk_messages
 
 FieldType = descriptor_pb2.FieldDescriptorProto
 ALLOWED_IMPORT_PREFIXES = ("google/", "buf/validate/", "tradingmesh/common/v1/")

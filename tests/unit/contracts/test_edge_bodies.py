@@ -7,17 +7,17 @@ import re
 from pathlib import Path
 
 import pytest
-from google.api import annotations_pb2, http_pb2
-from google.protobuf import descriptor_pb2, timestamp_pb2
+from google.api import annotations_pb2
+from google.api import http_pb2
+from google.protobuf import descriptor_pb2
+from google.protobuf import timestamp_pb2
 
-from stack.components.edge_bodies import (
-    BodySchema,
-    MapOf,
-    RequestLimits,
-    body_schema,
-    lua_literal,
-    render_script,
-)
+from stack.components.edge_bodies import BodySchema
+from stack.components.edge_bodies import MapOf
+from stack.components.edge_bodies import RequestLimits
+from stack.components.edge_bodies import body_schema
+from stack.components.edge_bodies import lua_literal
+from stack.components.edge_bodies import render_script
 from stack.contracts import edge_services
 
 from .conftest import REPO

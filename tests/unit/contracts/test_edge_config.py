@@ -14,13 +14,11 @@ import yaml
 
 from stack import pki
 from stack.components.base import Context
-from stack.components.envoy import (
-    HSTS,
-    SDS_FILE,
-    Envoy,
-    parse_cors_origins,
-    parse_plaintext_switch,
-)
+from stack.components.envoy import HSTS
+from stack.components.envoy import SDS_FILE
+from stack.components.envoy import Envoy
+from stack.components.envoy import parse_cors_origins
+from stack.components.envoy import parse_plaintext_switch
 from stack.paths import StackPaths
 from stack.ports import Ports
 from tests.local_ca import LocalCA

@@ -11,20 +11,20 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from services.platform.errors import STATUS_BY_REASON
-from stack.components.edge_errors import (
-    LUA_JSON_STATUSES,
-    EdgeError,
-    edge_errors,
-    local_reply_config,
-    origin_refused_template,
-    too_deep_status,
-    unknown_field_templates,
-)
+from stack.components.edge_errors import LUA_JSON_STATUSES
+from stack.components.edge_errors import EdgeError
+from stack.components.edge_errors import edge_errors
+from stack.components.edge_errors import local_reply_config
+from stack.components.edge_errors import origin_refused_template
+from stack.components.edge_errors import too_deep_status
+from stack.components.edge_errors import unknown_field_templates
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import parse_status_details, reason_string
+from tradingmesh.errors import parse_status_details
+from tradingmesh.errors import reason_string
 
 ERRORS = edge_errors(1024 * 1024, 4096, 8192, timedelta(seconds=1))
 CONFIG = local_reply_config(ERRORS)

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from stack.components.edge_bodies import BodySchema, MapOf, RequestLimits, render_script
+from stack.components.edge_bodies import BodySchema
+from stack.components.edge_bodies import MapOf
+from stack.components.edge_bodies import RequestLimits
+from stack.components.edge_bodies import render_script
 
 from .conftest import REPO
 from .test_envoy_descriptor import _envoy

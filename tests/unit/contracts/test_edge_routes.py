@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stack.components.envoy import STREAM_CLUSTER, UNARY_RETRY, WHOLE_ANSWERS, routes
+from stack.components.envoy import STREAM_CLUSTER
+from stack.components.envoy import UNARY_RETRY
+from stack.components.envoy import WHOLE_ANSWERS
+from stack.components.envoy import routes
 from stack.contracts import edge_services
 from stack.ports import SERVICES
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pb2
 
-from .conftest import REPO, our_files
+from .conftest import REPO
+from .conftest import our_files
 
 _TYPES = "type.googleapis.com/envoy.extensions"
 

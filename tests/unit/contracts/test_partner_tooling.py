@@ -7,9 +7,11 @@ import re
 
 from google.protobuf import descriptor_pb2
 
-from services.platform.reflection import is_internal, public_services
+from services.platform.reflection import is_internal
+from services.platform.reflection import public_services
 
-from .conftest import REPO, our_files
+from .conftest import REPO
+from .conftest import our_files
 
 # An extension name used as a key inside a message literal, e.g. `string: {[pkg.rule]: true}`.
 # protoc and buf accept it; protobufjs (Node's @grpc/proto-loader) cannot parse it.

@@ -11,7 +11,8 @@ import protovalidate
 import pytest
 from google.protobuf.message import Message
 
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.pricing.v1 import pricing_service_pb2
 

@@ -5,22 +5,29 @@ due (events.py)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from email import message_from_bytes
+from email import policy
 from email.message import EmailMessage
 from types import SimpleNamespace
 
 import pytest
 
 from services.notification import domain
-from services.notification.email import Mail, render
-from services.notification.events import FOLLOWED, Batch, Notifier
+from services.notification.email import Mail
+from services.notification.email import render
+from services.notification.events import FOLLOWED
+from services.notification.events import Batch
+from services.notification.events import Notifier
 from services.notification.server import _preferences
 from services.platform.envelope import Event
 from services.platform.inbox import UndeliverableError
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.reporting.v1 import reporting_pb2
 
 K = NotificationKind

@@ -3,18 +3,26 @@ email back-off (services/notification/domain.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.notification import domain
-from services.notification.domain import Draft, MarginCallState, RetryPolicy
+from services.notification.domain import Draft
+from services.notification.domain import MarginCallState
+from services.notification.domain import RetryPolicy
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import errors_pb2, ledger_pb2, trading_pb2, types_pb2
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import ledger_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.notification.v1.notification_pb2 import NotificationKind, NotificationSeverity
+from tradingmesh.notification.v1.notification_pb2 import NotificationKind
+from tradingmesh.notification.v1.notification_pb2 import NotificationSeverity
 from tradingmesh.oms.v1 import oms_events_pb2 as oms_events
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.risk.v1 import risk_events_pb2 as risk_events

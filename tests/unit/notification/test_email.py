@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from datetime import UTC
+from datetime import datetime
+from email import message_from_bytes
+from email import policy
 from email.message import EmailMessage
 
-from services.notification.email import Mail, message_id, render
+from services.notification.email import Mail
+from services.notification.email import message_id
+from services.notification.email import render
 
 MAIL = Mail(
     notification_id="5e0c1a86-0d4b-4b8e-9a43-4e3b1c9f0a11",

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.notification.events import FOLLOWED, Batch, Notifier
+from services.notification.events import FOLLOWED
+from services.notification.events import Batch
+from services.notification.events import Notifier
 from services.platform.envelope import Event
 from services.platform.inbox import UndeliverableError
 from tradingmesh.account.v1 import account_events_pb2 as account_events
@@ -18,8 +20,10 @@ from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import ledger_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.notification.v1.notification_pb2 import NotificationKind
-from tradingmesh.oms.v1 import oms_events_pb2, oms_pb2
-from tradingmesh.risk.v1 import risk_events_pb2, risk_pb2
+from tradingmesh.oms.v1 import oms_events_pb2
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.risk.v1 import risk_events_pb2
+from tradingmesh.risk.v1 import risk_pb2
 
 K = NotificationKind
 ACCOUNT = "6f1c2a1e-2a55-4f7e-9a59-2a7c1b5f8d01"

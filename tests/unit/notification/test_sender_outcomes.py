@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 from services.notification.domain import RetryPolicy
-from services.notification.sender import EmailSender, Relay
+from services.notification.sender import EmailSender
+from services.notification.sender import Relay
 from services.platform.secrets import Secret
 
 POLICY = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(seconds=60), max_attempts=3)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
-from services.oms.model import OrderOrigin, OrderRow, OrderType, TimeInForce
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
+from services.oms.model import OrderOrigin
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HEDGE_ID = "0b9d2a57-8d55-4c9e-9a43-4b1f1d3c7e10"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from services.oms.api.orders import amended_order
 from services.oms.domain.state import OrderStatus
-from services.oms.model import OrderRow, OrderType
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
 from services.platform.errors import DomainError
 from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

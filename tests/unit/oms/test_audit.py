@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
-from services.oms.audit import AuditRecord, record_hash, snapshot_json, verify_records
+from services.oms.audit import AuditRecord
+from services.oms.audit import record_hash
+from services.oms.audit import snapshot_json
+from services.oms.audit import verify_records
 
 ACCOUNT = "7b1c1a4e-9a0f-4c57-8f7e-7f6d3d0e2b11"
 ORDER = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"

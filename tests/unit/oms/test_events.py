@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 
 from services.oms.domain.state import OrderEvent
-from services.oms.store.events import (
-    ORDER_EVENTS,
-    actor_of,
-    metadata,
-    order_event,
-    order_subject,
-    order_update_of,
-    system_actor,
-)
+from services.oms.store.events import ORDER_EVENTS
+from services.oms.store.events import actor_of
+from services.oms.store.events import metadata
+from services.oms.store.events import order_event
+from services.oms.store.events import order_subject
+from services.oms.store.events import order_update_of
+from services.oms.store.events import system_actor
 from services.platform.bus import encode_event
 from services.platform.identity import Caller
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.types_pb2 import ActorKind
 from tradingmesh.oms.v1 import oms_pb2

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from services.oms.domain.positions import Side
-from services.oms.entry.execution import (
-    AWAITS_PRICE,
-    AWAITS_STP,
-    Decision,
-    FillAt,
-    LiveQuote,
-    OrderSpec,
-    Reject,
-    conversion_at,
-    conversion_pair,
-    decide,
-    is_marketable,
-    session_end,
-)
-from services.oms.model import ExecutionMode, Instrument, OrderType, TimeInForce
+from services.oms.entry.execution import AWAITS_PRICE
+from services.oms.entry.execution import AWAITS_STP
+from services.oms.entry.execution import Decision
+from services.oms.entry.execution import FillAt
+from services.oms.entry.execution import LiveQuote
+from services.oms.entry.execution import OrderSpec
+from services.oms.entry.execution import Reject
+from services.oms.entry.execution import conversion_at
+from services.oms.entry.execution import conversion_pair
+from services.oms.entry.execution import decide
+from services.oms.entry.execution import is_marketable
+from services.oms.entry.execution import session_end
+from services.oms.model import ExecutionMode
+from services.oms.model import Instrument
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.platform.schedule import Session
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

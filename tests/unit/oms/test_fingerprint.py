@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.oms.entry.fingerprint import fingerprint, normalized_decimal
-from tradingmesh.common.v1 import trading_pb2, types_pb2
-from tradingmesh.oms.v1 import oms_internal_service_pb2, order_service_pb2, position_service_pb2
+from services.oms.entry.fingerprint import fingerprint
+from services.oms.entry.fingerprint import normalized_decimal
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.oms.v1 import oms_internal_service_pb2
+from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 
 ACCOUNT = "5f0c6f1e-8a47-4c2b-9a51-3f0f0b7d1a10"
 

@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 
 from services.oms.stp.config import StpConfig
-from services.oms.stp.hedges import (
-    HedgeRow,
-    HedgeStatus,
-    chase,
-    fill_counted,
-    never_received,
-    on_report,
-    status_steps,
-)
-from services.oms.stp.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.hedges import chase
+from services.oms.stp.hedges import fill_counted
+from services.oms.stp.hedges import never_received
+from services.oms.stp.hedges import on_report
+from services.oms.stp.hedges import status_steps
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportKind
 from services.platform.settings import SettingsError
 from tests.unit.oms import builders as builders
-from tests.unit.oms.builders import HEDGE_ID, NOW
+from tests.unit.oms.builders import HEDGE_ID
+from tests.unit.oms.builders import NOW
 
 D = Decimal
 STATUS_AFTER = timedelta(seconds=10)

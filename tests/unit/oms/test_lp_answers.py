@@ -15,32 +15,31 @@ import pytest
 import quickfix as fix
 
 from services.oms.store import operator_audit
-from services.oms.stp.hedges import (
-    HedgeRow,
-    HedgeStatus,
-    SettlementError,
-    SettlementOutcome,
-    chase,
-    on_report,
-    settlement,
-)
-from services.oms.stp.lp_dialects import StrictCheck, write_lenient_dictionary
-from services.oms.stp.lp_messages import (
-    AskStatus,
-    LpMessage,
-    LpMessageKind,
-    Note,
-    Park,
-    RejectHedge,
-    SentMessage,
-    StatusRefused,
-    effect_of,
-    message_key,
-    parse_message,
-)
-from services.oms.stp.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.hedges import SettlementError
+from services.oms.stp.hedges import SettlementOutcome
+from services.oms.stp.hedges import chase
+from services.oms.stp.hedges import on_report
+from services.oms.stp.hedges import settlement
+from services.oms.stp.lp_dialects import StrictCheck
+from services.oms.stp.lp_dialects import write_lenient_dictionary
+from services.oms.stp.lp_messages import AskStatus
+from services.oms.stp.lp_messages import LpMessage
+from services.oms.stp.lp_messages import LpMessageKind
+from services.oms.stp.lp_messages import Note
+from services.oms.stp.lp_messages import Park
+from services.oms.stp.lp_messages import RejectHedge
+from services.oms.stp.lp_messages import SentMessage
+from services.oms.stp.lp_messages import StatusRefused
+from services.oms.stp.lp_messages import effect_of
+from services.oms.stp.lp_messages import message_key
+from services.oms.stp.lp_messages import parse_message
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportKind
 from tests.unit.oms import builders as builders
-from tests.unit.oms.builders import HEDGE_ID, NOW
+from tests.unit.oms.builders import HEDGE_ID
+from tests.unit.oms.builders import NOW
 
 D = Decimal
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,26 +13,27 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from services.oms.domain.positions import Side
-from services.oms.stp.lp_messages import LpMessage, LpMessageKind, StoredMessage
-from services.oms.stp.lp_orders import (
-    INVALID_MESSAGES,
-    LP_REFUSALS,
-    REPORTS_NOT_STORED,
-    ExecutionReport,
-    HedgeRequest,
-    LpOrderRouter,
-    ReportKind,
-    ReportNotStoredError,
-    StatusRequest,
-    StoredReport,
-    dont_know_trade,
-    new_order_single,
-    order_status_request,
-    parse_execution_report,
-    report_from_json,
-    report_to_json,
-)
-from services.platform.fix import LpEndpoint, get_field
+from services.oms.stp.lp_messages import LpMessage
+from services.oms.stp.lp_messages import LpMessageKind
+from services.oms.stp.lp_messages import StoredMessage
+from services.oms.stp.lp_orders import INVALID_MESSAGES
+from services.oms.stp.lp_orders import LP_REFUSALS
+from services.oms.stp.lp_orders import REPORTS_NOT_STORED
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import HedgeRequest
+from services.oms.stp.lp_orders import LpOrderRouter
+from services.oms.stp.lp_orders import ReportKind
+from services.oms.stp.lp_orders import ReportNotStoredError
+from services.oms.stp.lp_orders import StatusRequest
+from services.oms.stp.lp_orders import StoredReport
+from services.oms.stp.lp_orders import dont_know_trade
+from services.oms.stp.lp_orders import new_order_single
+from services.oms.stp.lp_orders import order_status_request
+from services.oms.stp.lp_orders import parse_execution_report
+from services.oms.stp.lp_orders import report_from_json
+from services.oms.stp.lp_orders import report_to_json
+from services.platform.fix import LpEndpoint
+from services.platform.fix import get_field
 from services.platform.secrets import Secret
 
 

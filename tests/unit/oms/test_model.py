@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from services.oms.api.formats import FORMATS, Scale, with_places
+from services.oms.api.formats import FORMATS
+from services.oms.api.formats import Scale
+from services.oms.api.formats import with_places
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
-from services.oms.model import (
-    ExecutionMode,
-    OrderOrigin,
-    OrderRow,
-    PositionRow,
-    TradeRow,
-    TradingTerms,
-)
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderOrigin
+from services.oms.model import OrderRow
+from services.oms.model import PositionRow
+from services.oms.model import TradeRow
+from services.oms.model import TradingTerms
 from tests.unit.oms import builders
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2
 

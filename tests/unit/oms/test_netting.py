@@ -6,17 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.domain.netting import (
-    Allocation,
-    AllocationOutcome,
-    HedgeResult,
-    RawPrices,
-    WindowOrder,
-    WindowTimeInForce,
-    allocate,
-    client_price,
-    net_of,
-)
+from services.oms.domain.netting import Allocation
+from services.oms.domain.netting import AllocationOutcome
+from services.oms.domain.netting import HedgeResult
+from services.oms.domain.netting import RawPrices
+from services.oms.domain.netting import WindowOrder
+from services.oms.domain.netting import WindowTimeInForce
+from services.oms.domain.netting import allocate
+from services.oms.domain.netting import client_price
+from services.oms.domain.netting import net_of
 from services.oms.domain.positions import Side
 
 D = Decimal

@@ -4,38 +4,40 @@ rest does, and the FIX limit order that goes out."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.oms.domain.netting import (
-    Allocation,
-    AllocationOutcome,
-    HedgeResult,
-    WindowOrder,
-    WindowTimeInForce,
-    allocate_limit,
-    client_price,
-    limit_price,
-    raw_limit,
-)
+from services.oms.domain.netting import Allocation
+from services.oms.domain.netting import AllocationOutcome
+from services.oms.domain.netting import HedgeResult
+from services.oms.domain.netting import WindowOrder
+from services.oms.domain.netting import WindowTimeInForce
+from services.oms.domain.netting import allocate_limit
+from services.oms.domain.netting import client_price
+from services.oms.domain.netting import limit_price
+from services.oms.domain.netting import raw_limit
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderEvent
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import ExecutionMode, OrderRow, OrderType, TimeInForce
-from services.oms.stp.lp_orders import HedgeRequest, new_order_single
-from services.oms.stp.rules import (
-    AwaitPrice,
-    HedgeAt,
-    Refuse,
-    Settlement,
-    Wait,
-    is_stp_limit,
-    limit_attempt,
-    settlements_of,
-    window_order,
-)
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
+from services.oms.stp.lp_orders import HedgeRequest
+from services.oms.stp.lp_orders import new_order_single
+from services.oms.stp.rules import AwaitPrice
+from services.oms.stp.rules import HedgeAt
+from services.oms.stp.rules import Refuse
+from services.oms.stp.rules import Settlement
+from services.oms.stp.rules import Wait
+from services.oms.stp.rules import is_stp_limit
+from services.oms.stp.rules import limit_attempt
+from services.oms.stp.rules import settlements_of
+from services.oms.stp.rules import window_order
 from services.platform.fix import get_field
 from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

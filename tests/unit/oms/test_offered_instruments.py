@@ -4,7 +4,8 @@ copies change (no statement per cross-currency order)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import pytest
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import grpc
 import pytest
 
-from services.oms.api.paging import (
-    decode_id_token,
-    decode_token,
-    encode_id_token,
-    encode_token,
-    page_size,
-)
+from services.oms.api.paging import decode_id_token
+from services.oms.api.paging import decode_token
+from services.oms.api.paging import encode_id_token
+from services.oms.api.paging import encode_token
+from services.oms.api.paging import page_size
 from services.oms.entry.execution import LiveQuote
 from services.oms.feeds.quotes import QuoteBook
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 T = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
 ID = "0c9d3c2e-0b0b-4a5e-9d55-0f3b2f3f4a12"

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from services.oms.domain.positions import PositionMode, Side
+from services.oms.domain.positions import PositionMode
+from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
 from services.oms.entry.execution import LiveQuote
-from services.oms.entry.placement import (
-    OrderIntent,
-    check_entry_rules,
-    check_price_of,
-    closing_checks,
-    effective_mode,
-)
-from services.oms.model import (
-    Account,
-    AccountStatus,
-    ExecutionMode,
-    Instrument,
-    OrderType,
-    PositionRow,
-    TimeInForce,
-    TradingTerms,
-)
+from services.oms.entry.placement import OrderIntent
+from services.oms.entry.placement import check_entry_rules
+from services.oms.entry.placement import check_price_of
+from services.oms.entry.placement import closing_checks
+from services.oms.entry.placement import effective_mode
+from services.oms.model import Account
+from services.oms.model import AccountStatus
+from services.oms.model import ExecutionMode
+from services.oms.model import Instrument
+from services.oms.model import OrderType
+from services.oms.model import PositionRow
+from services.oms.model import TimeInForce
+from services.oms.model import TradingTerms
 from services.platform.errors import DomainError
 from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

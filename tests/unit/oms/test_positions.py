@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, Inexact
+from decimal import Decimal
+from decimal import Inexact
 
 import pytest
 
-from services.oms.domain.positions import (
-    Execution,
-    PnlTerms,
-    Position,
-    PositionEffect,
-    PositionMode,
-    Side,
-    apply_fill,
-    apply_hedging,
-    apply_netting,
-    realized_pnl,
-    unrealized_pnl,
-)
+from services.oms.domain.positions import Execution
+from services.oms.domain.positions import PnlTerms
+from services.oms.domain.positions import Position
+from services.oms.domain.positions import PositionEffect
+from services.oms.domain.positions import PositionMode
+from services.oms.domain.positions import Side
+from services.oms.domain.positions import apply_fill
+from services.oms.domain.positions import apply_hedging
+from services.oms.domain.positions import apply_netting
+from services.oms.domain.positions import realized_pnl
+from services.oms.domain.positions import unrealized_pnl
 from services.platform.errors import DomainError
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.trading.money import (
-    Conversion,
-    commission,
-    exact_product,
-    round_money,
-)
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import commission
+from tradingmesh.trading.money import exact_product
+from tradingmesh.trading.money import round_money
 
 D = Decimal
 EURUSD = PnlTerms(contract_size=D(100000), currency="USD")  # quoted in the account currency

@@ -5,19 +5,26 @@ conflict the caller retries. No PostgreSQL: the statement is captured."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import psycopg
 import pytest
 from psycopg.errors import UniqueViolation
 
 from services.oms.domain.positions import PositionMode
-from services.oms.domain.state import OrderEvent, OrderStatus
-from services.oms.model import Account, AccountStatus, OrderRow
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
+from services.oms.model import Account
+from services.oms.model import AccountStatus
+from services.oms.model import OrderRow
 from services.oms.store import changes
-from services.oms.store.changes import AccountChange, Head, OptimisticConflictError
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import Head
+from services.oms.store.changes import OptimisticConflictError
 from services.oms.store.events import system_actor
 from services.platform.sql import UNEXPECTED_WRITE
 from tests.unit.oms import builders

@@ -7,12 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.feeds.reference import SUBJECTS, decode, upsert_of
-from tests.messages import fx_instrument, index_instrument
-from tradingmesh.account.v1 import account_events_pb2, account_pb2
+from services.oms.feeds.reference import SUBJECTS
+from services.oms.feeds.reference import decode
+from services.oms.feeds.reference import upsert_of
+from tests.messages import fx_instrument
+from tests.messages import index_instrument
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.events_pb2 import EventMetadata
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 GROUP = "3f7c2d1e-1b2a-4c3d-8e9f-0a1b2c3d4e5f"
 ACCOUNT = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"

@@ -10,18 +10,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.oms.domain.state import (
-    OPEN_STATUSES,
-    TERMINAL_STATUSES,
-    TRANSITIONS,
-    Fill,
-    OrderEvent,
-    OrderState,
-    OrderStatus,
-    TransitionRefusedError,
-    apply,
-    resolve,
-)
+from services.oms.domain.state import OPEN_STATUSES
+from services.oms.domain.state import TERMINAL_STATUSES
+from services.oms.domain.state import TRANSITIONS
+from services.oms.domain.state import Fill
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderState
+from services.oms.domain.state import OrderStatus
+from services.oms.domain.state import TransitionRefusedError
+from services.oms.domain.state import apply
+from services.oms.domain.state import resolve
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_pb2

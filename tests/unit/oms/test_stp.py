@@ -3,34 +3,37 @@ raw prices taken from a group's price, and what each client order's allocation d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from services.oms.domain.netting import (
-    HedgeResult,
-    RawPrices,
-    WindowTimeInForce,
-    allocate,
-)
+from services.oms.domain.netting import HedgeResult
+from services.oms.domain.netting import RawPrices
+from services.oms.domain.netting import WindowTimeInForce
+from services.oms.domain.netting import allocate
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent, OrderStatus
+from services.oms.domain.state import OrderEvent
+from services.oms.domain.state import OrderStatus
 from services.oms.entry.execution import LiveQuote
-from services.oms.model import ExecutionMode, OrderRow, OrderType, TimeInForce
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.oms.stp.config import StpConfig
-from services.oms.stp.hedges import HedgeRow, HedgeStatus
-from services.oms.stp.rules import (
-    Settlement,
-    WindowBook,
-    markups_of,
-    raw_prices_of,
-    rest_event,
-    route,
-    settlements_of,
-    window_order,
-)
+from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.rules import Settlement
+from services.oms.stp.rules import WindowBook
+from services.oms.stp.rules import markups_of
+from services.oms.stp.rules import raw_prices_of
+from services.oms.stp.rules import rest_event
+from services.oms.stp.rules import route
+from services.oms.stp.rules import settlements_of
+from services.oms.stp.rules import window_order
 from services.platform.settings import SettingsError
 from tests.unit.oms import builders
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

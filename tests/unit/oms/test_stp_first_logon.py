@@ -4,7 +4,9 @@ orders do not pay for our restart. Past the grace, a provider that never logged 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 

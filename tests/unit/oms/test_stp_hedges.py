@@ -8,17 +8,18 @@ from decimal import Decimal
 import pytest
 
 from services.oms.store.events import system_actor
-from services.oms.stp.hedges import (
-    HedgeStatus,
-    hedge_event,
-    is_uuid,
-    on_report,
-    on_sent,
-    rejected,
-)
-from services.oms.stp.lp_orders import ExecutionReport, ReportKind
+from services.oms.stp.hedges import HedgeStatus
+from services.oms.stp.hedges import hedge_event
+from services.oms.stp.hedges import is_uuid
+from services.oms.stp.hedges import on_report
+from services.oms.stp.hedges import on_sent
+from services.oms.stp.hedges import rejected
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportKind
 from services.platform.bus import encode_event
-from tests.unit.oms.builders import HEDGE_ID, NOW, hedge
+from tests.unit.oms.builders import HEDGE_ID
+from tests.unit.oms.builders import NOW
+from tests.unit.oms.builders import hedge
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import oms_events_pb2 as ev
 from tradingmesh.oms.v1 import oms_pb2

@@ -5,7 +5,9 @@ the desk's worker)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
@@ -15,19 +17,20 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from services.oms.domain.positions import PositionMode
-from services.oms.entry.placement import WorkingOrderSink, hand_over
+from services.oms.entry.placement import WorkingOrderSink
+from services.oms.entry.placement import hand_over
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import (
-    Account,
-    AccountStatus,
-    ExecutionMode,
-    OrderRow,
-    OrderType,
-    TimeInForce,
-)
+from services.oms.model import Account
+from services.oms.model import AccountStatus
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.model import TimeInForce
 from services.oms.stp.config import StpConfig
-from services.oms.stp.desk import TAKE_SUBJECT, StpDesk
-from services.oms.stp.intake import Intake, Unworked
+from services.oms.stp.desk import TAKE_SUBJECT
+from services.oms.stp.desk import StpDesk
+from services.oms.stp.intake import Intake
+from services.oms.stp.intake import Unworked
 from services.oms.stp.rules import Window
 from services.platform.resources import Resources
 from tests.unit.oms import builders

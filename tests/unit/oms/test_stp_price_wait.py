@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
@@ -22,7 +23,9 @@ from services.oms.stp.config import StpConfig
 from services.oms.stp.desk import StpDesk
 from services.oms.stp.rules import unpriced
 from services.platform.resources import Resources
-from tests.unit.oms.test_stp_intake import ACCOUNT, NOW, stp_order
+from tests.unit.oms.test_stp_intake import ACCOUNT
+from tests.unit.oms.test_stp_intake import NOW
+from tests.unit.oms.test_stp_intake import stp_order
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 WAIT = timedelta(seconds=30)

@@ -3,15 +3,22 @@ computed by hand in each test's comment."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC
+from datetime import date
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from services.oms.domain.positions import Side
-from services.oms.domain.swaps import RolloverClock, SwapTerms, SwapType, nights, swap_amount
+from services.oms.domain.swaps import RolloverClock
+from services.oms.domain.swaps import SwapTerms
+from services.oms.domain.swaps import SwapType
+from services.oms.domain.swaps import nights
+from services.oms.domain.swaps import swap_amount
 from services.oms.domain.swaps import terms_for as terms_of
-from tradingmesh.trading.money import IDENTITY, Conversion
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
 
 D = Decimal
 WEDNESDAY = 3

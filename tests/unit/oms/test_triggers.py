@@ -7,15 +7,13 @@ from decimal import Decimal
 import pytest
 
 from services.oms.domain.positions import Side
-from services.oms.domain.triggers import (
-    Kind,
-    OrderKind,
-    PositionStops,
-    TriggerIndex,
-    WorkingOrder,
-    order_hit,
-    position_hit,
-)
+from services.oms.domain.triggers import Kind
+from services.oms.domain.triggers import OrderKind
+from services.oms.domain.triggers import PositionStops
+from services.oms.domain.triggers import TriggerIndex
+from services.oms.domain.triggers import WorkingOrder
+from services.oms.domain.triggers import order_hit
+from services.oms.domain.triggers import position_hit
 
 D = Decimal
 GROUP = "g1"

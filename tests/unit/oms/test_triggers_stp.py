@@ -5,7 +5,9 @@ left the order working, and how long that pause is."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,18 +15,21 @@ import pytest
 
 from services.oms.domain.positions import Side
 from services.oms.domain.state import OrderStatus
-from services.oms.domain.triggers import (
-    FIRST_RETRY,
-    LAST_RETRY,
-    Kind,
-    OrderKind,
-    TriggerIndex,
-    WorkingOrder,
-    retry_pause,
-)
-from services.oms.model import ExecutionMode, OrderRow, OrderType
-from services.oms.stp.desk import LimitListener, LimitSettled
-from services.oms.triggers.engine import IN_FLIGHT, TriggerEngine, working_order_of
+from services.oms.domain.triggers import FIRST_RETRY
+from services.oms.domain.triggers import LAST_RETRY
+from services.oms.domain.triggers import Kind
+from services.oms.domain.triggers import OrderKind
+from services.oms.domain.triggers import TriggerIndex
+from services.oms.domain.triggers import WorkingOrder
+from services.oms.domain.triggers import retry_pause
+from services.oms.model import ExecutionMode
+from services.oms.model import OrderRow
+from services.oms.model import OrderType
+from services.oms.stp.desk import LimitListener
+from services.oms.stp.desk import LimitSettled
+from services.oms.triggers.engine import IN_FLIGHT
+from services.oms.triggers.engine import TriggerEngine
+from services.oms.triggers.engine import working_order_of
 from tests.unit.oms import builders
 
 D = Decimal

@@ -7,13 +7,11 @@ from decimal import Decimal
 import pytest
 
 from services.oms.domain.positions import Side
-from services.oms.domain.validation import (
-    InstrumentRules,
-    check_close_quantity,
-    check_price,
-    check_quantity,
-    check_stops,
-)
+from services.oms.domain.validation import InstrumentRules
+from services.oms.domain.validation import check_close_quantity
+from services.oms.domain.validation import check_price
+from services.oms.domain.validation import check_quantity
+from services.oms.domain.validation import check_stops
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 

@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.unit.platform.pricing_harness import Harness, start_harness, stop_harness
+from tests.unit.platform.pricing_harness import Harness
+from tests.unit.platform.pricing_harness import start_harness
+from tests.unit.platform.pricing_harness import stop_harness
 
 
 @pytest.fixture

@@ -6,18 +6,26 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Never
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Never
 
 import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry
 
-from services.platform.identity import Caller, current_caller
+from services.platform.identity import Caller
+from services.platform.identity import current_caller
 from services.platform.request_id import current_request_id
 from services.platform.secrets import Secret
-from services.platform.server import Registration, RunningServer, ServiceSpec, start_server
-from tradingmesh.pricing.v1 import pricing_pb2, pricing_service_pb2, pricing_service_pb2_grpc
+from services.platform.server import Registration
+from services.platform.server import RunningServer
+from services.platform.server import ServiceSpec
+from services.platform.server import start_server
+from tradingmesh.pricing.v1 import pricing_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 EDGE_TOKEN = Secret("edge-token-for-tests")
 ACCOUNT_ID = str(uuid.uuid4())

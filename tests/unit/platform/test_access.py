@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.platform.access import require_account, require_roles, require_user
+from services.platform.access import require_account
+from services.platform.access import require_roles
+from services.platform.access import require_user
 from services.platform.errors import DomainError
 from services.platform.identity import Caller
 from tradingmesh.common.v1.errors_pb2 import ErrorReason

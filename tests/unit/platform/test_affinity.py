@@ -11,7 +11,8 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -19,10 +20,15 @@ import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 from prometheus_client import CollectorRegistry
 
-from services.platform.affinity import AccountAffineChannels, pick, rendezvous_order
-from services.platform.server import RunningServer, start_server
+from services.platform.affinity import AccountAffineChannels
+from services.platform.affinity import pick
+from services.platform.affinity import rendezvous_order
+from services.platform.server import RunningServer
+from services.platform.server import start_server
 from tests.local_ca import LocalCA
-from tests.unit.platform.pricing_harness import EDGE_TOKEN, RecordingPricing, pricing_spec
+from tests.unit.platform.pricing_harness import EDGE_TOKEN
+from tests.unit.platform.pricing_harness import RecordingPricing
+from tests.unit.platform.pricing_harness import pricing_spec
 from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 from tradingmesh.pricing.v1.pricing_service_pb2 import GetQuoteRequest
 

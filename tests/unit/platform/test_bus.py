@@ -9,9 +9,12 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.api import StorageType
 
-from services.platform.bus import STREAMS, encode_event
-from tradingmesh.common.v1 import events_pb2, types_pb2
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_service_pb2
+from services.platform.bus import STREAMS
+from services.platform.bus import encode_event
+from tradingmesh.common.v1 import events_pb2
+from tradingmesh.common.v1 import types_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2
 
 # One subject of each kind the contracts publish.
 SUBJECTS = {

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from services.platform.certificates import CertificateSource, Issued, parse_issued
-from services.platform.secrets import Vault, VaultError
+from services.platform.certificates import CertificateSource
+from services.platform.certificates import Issued
+from services.platform.certificates import parse_issued
+from services.platform.secrets import Vault
+from services.platform.secrets import VaultError
 from tests.local_ca import LocalCA
 
 CA = LocalCA()

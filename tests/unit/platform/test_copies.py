@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from google.protobuf.message import Message
 
-from services.platform.copies import (
-    ACCOUNT_SUBJECTS,
-    INSTRUMENT_SUBJECTS,
-    AccountCopy,
-    GroupCopy,
-    GroupInstrumentCopy,
-    InstrumentCopy,
-    columns,
-    copy_of,
-    version_of,
-)
+from services.platform.copies import ACCOUNT_SUBJECTS
+from services.platform.copies import INSTRUMENT_SUBJECTS
+from services.platform.copies import AccountCopy
+from services.platform.copies import GroupCopy
+from services.platform.copies import GroupInstrumentCopy
+from services.platform.copies import InstrumentCopy
+from services.platform.copies import columns
+from services.platform.copies import copy_of
+from services.platform.copies import version_of
 from services.platform.schedule import Session
-from tradingmesh.account.v1 import account_events_pb2, account_pb2
+from tradingmesh.account.v1 import account_events_pb2
+from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import types_pb2
-from tradingmesh.pricing.v1 import pricing_events_pb2, pricing_pb2
+from tradingmesh.pricing.v1 import pricing_events_pb2
+from tradingmesh.pricing.v1 import pricing_pb2
 
 ACCOUNT = account_pb2.TradingAccount(
     id="a1",

@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from services.platform.enums import PositionMode, ProtoEnum, Side, enum_name, enum_value
-from tradingmesh.common.v1 import errors_pb2, trading_pb2, types_pb2
+from services.platform.enums import PositionMode
+from services.platform.enums import ProtoEnum
+from services.platform.enums import Side
+from services.platform.enums import enum_name
+from services.platform.enums import enum_value
+from tradingmesh.common.v1 import errors_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.pricing.v1 import pricing_pb2
 
 

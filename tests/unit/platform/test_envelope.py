@@ -7,7 +7,10 @@ import uuid
 
 import pytest
 
-from services.platform.envelope import Envelope, EnvelopeError, matches, open_envelope
+from services.platform.envelope import Envelope
+from services.platform.envelope import EnvelopeError
+from services.platform.envelope import matches
+from services.platform.envelope import open_envelope
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.pricing.v1 import pricing_events_pb2
 

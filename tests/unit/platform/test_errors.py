@@ -10,20 +10,20 @@ import psycopg
 import psycopg_pool
 import pytest
 import redis.exceptions
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
-from services.platform.errors import (
-    STATUS_BY_REASON,
-    DomainError,
-    dependency_outage,
-    field_error,
-    internal_error,
-    not_found,
-    status_of,
-    to_status,
-)
+from services.platform.errors import STATUS_BY_REASON
+from services.platform.errors import DomainError
+from services.platform.errors import dependency_outage
+from services.platform.errors import field_error
+from services.platform.errors import internal_error
+from services.platform.errors import not_found
+from services.platform.errors import status_of
+from services.platform.errors import to_status
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import FieldViolation, parse_status_details
+from tradingmesh.errors import FieldViolation
+from tradingmesh.errors import parse_status_details
 
 R = ErrorReason
 S = grpc.StatusCode

@@ -11,14 +11,12 @@ import pytest
 import quickfix as fix
 import quickfix44 as fix44
 
-from services.platform.fix_log import (
-    SessionLog,
-    describe,
-    fix_log_dir,
-    record,
-    redact,
-    session_log,
-)
+from services.platform.fix_log import SessionLog
+from services.platform.fix_log import describe
+from services.platform.fix_log import fix_log_dir
+from services.platform.fix_log import record
+from services.platform.fix_log import redact
+from services.platform.fix_log import session_log
 
 SESSION = fix.SessionID("FIX.4.4", "TRADINGMESH", "LP-ALPHA")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.platform.fix import ClientTls, parse_lp_ca
+from services.platform.fix import ClientTls
+from services.platform.fix import parse_lp_ca
 
 
 def test_each_lp_names_its_ca_file() -> None:

@@ -6,7 +6,10 @@ import contextvars
 
 import pytest
 
-from services.platform.identity import Caller, current_caller, edge_token_matches, set_caller
+from services.platform.identity import Caller
+from services.platform.identity import current_caller
+from services.platform.identity import edge_token_matches
+from services.platform.identity import set_caller
 from services.platform.secrets import Secret
 
 TOKEN = Secret("edge-token")

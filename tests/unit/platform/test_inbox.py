@@ -7,25 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import cast
 
 import pytest
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.platform.envelope import Event
-from services.platform.inbox import (
-    EventConsumer,
-    Outcome,
-    UndeliverableError,
-    decode_known,
-    decode_payload,
-)
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import Outcome
+from services.platform.inbox import UndeliverableError
+from services.platform.inbox import decode_known
+from services.platform.inbox import decode_payload
 from services.platform.metrics import REGISTRY
 from tests.unit.fake_db import FakeDatabase as Database
 from tests.unit.fake_db import Transaction
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope, EventMetadata
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
+from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.oms.v1 import oms_events_pb2
 
 

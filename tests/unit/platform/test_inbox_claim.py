@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from services.platform.envelope import Event
-from services.platform.inbox import EventConsumer, claim, first_time
+from services.platform.inbox import EventConsumer
+from services.platform.inbox import claim
+from services.platform.inbox import first_time
 from tests.unit.fake_db import FakeDatabase
-from tradingmesh.common.v1.events_pb2 import EnvelopedEvent, EventEnvelope
+from tradingmesh.common.v1.events_pb2 import EnvelopedEvent
+from tradingmesh.common.v1.events_pb2 import EventEnvelope
 
 FRESH = "6F1D3C0E-8A52-4D1B-9B7E-2C4F5A6B7D81"  # a producer's upper-case id: the same event
 SEEN = str(uuid.UUID("6f1d3c0e-8a52-4d1b-9b7e-2c4f5a6b7d82"))

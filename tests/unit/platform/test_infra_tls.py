@@ -7,7 +7,10 @@ import ssl
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from services.platform.infra_tls import client_context, libpq_params, redis_tls, with_libpq_tls
+from services.platform.infra_tls import client_context
+from services.platform.infra_tls import libpq_params
+from services.platform.infra_tls import redis_tls
+from services.platform.infra_tls import with_libpq_tls
 
 
 def test_libpq_verifies_the_server_and_its_name_against_the_ca_and_sends_no_certificate() -> None:

@@ -13,23 +13,22 @@ import grpc
 import grpc.aio
 import psycopg
 import pytest
-from google.rpc import error_details_pb2, status_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
-    reflection_pb2,
-    reflection_pb2_grpc,
-)
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from services.platform.errors import DomainError
 from services.platform.logging import JsonFormatter
-from tests.unit.platform.pricing_harness import (
-    ACCOUNT_ID,
-    PRICING_SERVICE,
-    Harness,
-    edge_metadata,
-)
+from tests.unit.platform.pricing_harness import ACCOUNT_ID
+from tests.unit.platform.pricing_harness import PRICING_SERVICE
+from tests.unit.platform.pricing_harness import Harness
+from tests.unit.platform.pricing_harness import edge_metadata
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import STATUS_DETAILS_KEY, details_of
+from tradingmesh.errors import STATUS_DETAILS_KEY
+from tradingmesh.errors import details_of
 from tradingmesh.pricing.v1 import pricing_service_pb2
 
 GOOD_QUOTE = pricing_service_pb2.GetQuoteRequest(symbol="EURUSD", account_id=ACCOUNT_ID)

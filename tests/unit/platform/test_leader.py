@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 from services.platform.db import Database
-from services.platform.leader import LEADER, Elected
+from services.platform.leader import LEADER
+from services.platform.leader import Elected
 
 
 class Lock:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from services.platform.messages import from_row, timestamp
+from services.platform.messages import from_row
+from services.platform.messages import timestamp
 from tradingmesh.account.v1 import account_pb2
-from tradingmesh.common.v1 import ledger_pb2, types_pb2
+from tradingmesh.common.v1 import ledger_pb2
 from tradingmesh.common.v1 import pricing_pb2 as markups_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import order_admin_service_pb2
 from tradingmesh.pricing.v1 import pricing_pb2
 

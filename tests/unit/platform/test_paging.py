@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.platform.errors import DomainError
-from services.platform.paging import (
-    DEFAULT_PAGE_SIZE,
-    decode_token,
-    encode_token,
-    key_page,
-    next_offset_token,
-    offset_page,
-    page_size,
-)
+from services.platform.paging import DEFAULT_PAGE_SIZE
+from services.platform.paging import decode_token
+from services.platform.paging import encode_token
+from services.platform.paging import key_page
+from services.platform.paging import next_offset_token
+from services.platform.paging import offset_page
+from services.platform.paging import page_size
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 

@@ -4,13 +4,13 @@ public view for calls that carry the edge token (what Envoy forwards)."""
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
-from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]  # no type information
-    reflection_pb2,
-    reflection_pb2_grpc,
-)
+from grpc_reflection.v1alpha import reflection_pb2  # type: ignore[import-untyped]  # no type information
+from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from services.platform.reflection import public_services
-from tests.unit.platform.pricing_harness import PRICING_SERVICE, Harness, edge_metadata
+from tests.unit.platform.pricing_harness import PRICING_SERVICE
+from tests.unit.platform.pricing_harness import Harness
+from tests.unit.platform.pricing_harness import edge_metadata
 
 TOOLS = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 INTERNAL = ("tradingmesh.risk.v1.RiskInternalService", "tradingmesh.oms.v1.OmsInternalService")

@@ -5,14 +5,17 @@ than the batch size) and its task, which outlives a failing rule."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from services.platform.retention import Retention, RetentionRule, inbox_rule
+from services.platform.retention import Retention
+from services.platform.retention import RetentionRule
+from services.platform.retention import inbox_rule
 
 WEEK = timedelta(days=7)
 

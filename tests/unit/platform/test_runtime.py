@@ -7,10 +7,13 @@ import asyncio
 
 import pytest
 
-from services.platform.runtime import NotReadyError, Ready, Runtime
+from services.platform.runtime import NotReadyError
+from services.platform.runtime import Ready
+from services.platform.runtime import Runtime
 from services.platform.server import Registration
 from services.pricing import server
-from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc, pricing_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_admin_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 
 class Recorder(Runtime):

@@ -12,7 +12,10 @@ import socket
 import pytest
 
 from services.platform.logging import JsonFormatter
-from services.platform.secrets import Secret, Vault, VaultError, postgres_path
+from services.platform.secrets import Secret
+from services.platform.secrets import Vault
+from services.platform.secrets import VaultError
+from services.platform.secrets import postgres_path
 
 
 def test_secret_reveals_its_value_only_on_request() -> None:

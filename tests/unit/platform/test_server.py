@@ -13,22 +13,26 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from services.platform.internal import internal_channel
 from services.platform.request_id import set_request_id
-from services.platform.server import Registration, ServiceSpec, run, serve, start_server
+from services.platform.server import Registration
+from services.platform.server import ServiceSpec
+from services.platform.server import run
+from services.platform.server import serve
+from services.platform.server import start_server
 from services.platform.settings import Settings
-from tests.unit.platform.pricing_harness import (
-    EDGE_TOKEN,
-    PRICING_SERVICE,
-    Harness,
-    RecordingPricing,
-    edge_metadata,
-    pricing_spec,
-)
-from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
+from tests.unit.platform.pricing_harness import EDGE_TOKEN
+from tests.unit.platform.pricing_harness import PRICING_SERVICE
+from tests.unit.platform.pricing_harness import Harness
+from tests.unit.platform.pricing_harness import RecordingPricing
+from tests.unit.platform.pricing_harness import edge_metadata
+from tests.unit.platform.pricing_harness import pricing_spec
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 from tradingmesh.pricing.v1.pricing_service_pb2 import GetQuoteRequest
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

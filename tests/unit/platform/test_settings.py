@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from services.platform.secrets import Secret
-from services.platform.settings import Address, Settings, SettingsError
+from services.platform.settings import Address
+from services.platform.settings import Settings
+from services.platform.settings import SettingsError
 
 GOOD = {
     "TM_SERVICE": "oms",

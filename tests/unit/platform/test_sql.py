@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.platform.sql import Write, insert_rows, one_statement, where
+from services.platform.sql import Write
+from services.platform.sql import insert_rows
+from services.platform.sql import one_statement
+from services.platform.sql import where
 
 
 def test_rows_become_one_statement_with_a_parameter_per_row_and_column() -> None:

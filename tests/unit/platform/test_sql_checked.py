@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.platform.sql import (
-    UNEXPECTED_WRITE,
-    Write,
-    one_statement_sql,
-    positional,
-    unexpected_write,
-)
+from services.platform.sql import UNEXPECTED_WRITE
+from services.platform.sql import Write
+from services.platform.sql import one_statement_sql
+from services.platform.sql import positional
+from services.platform.sql import unexpected_write
 
 
 def test_checked_writes_are_passed_to_the_check_with_their_names_and_counts() -> None:

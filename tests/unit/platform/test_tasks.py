@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from services.platform.tasks import Repeating, cancel_and_wait
+from services.platform.tasks import Repeating
+from services.platform.tasks import cancel_and_wait
 
 
 async def test_every_task_given_is_cancelled_and_has_ended_when_it_returns() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +15,31 @@ import grpc
 import grpc.aio
 import pytest
 from cryptography import x509
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from services.platform.callers import ACCEPTED_CALLERS, accepted_callers
+from services.platform.callers import ACCEPTED_CALLERS
+from services.platform.callers import accepted_callers
 from services.platform.certificates import Issued
-from services.platform.internal import RenewingChannel, internal_channel
-from services.platform.server import RunningServer, start_server
-from services.platform.tls import channel_credentials, target_name_options
-from tests.local_ca import LocalCA, LocalCertificateSource, served_certificate, write_files
-from tests.unit.platform.pricing_harness import (
-    ACCOUNT_ID,
-    EDGE_TOKEN,
-    RecordingPricing,
-    pricing_spec,
-)
+from services.platform.internal import RenewingChannel
+from services.platform.internal import internal_channel
+from services.platform.server import RunningServer
+from services.platform.server import start_server
+from services.platform.tls import channel_credentials
+from services.platform.tls import target_name_options
+from tests.local_ca import LocalCA
+from tests.local_ca import LocalCertificateSource
+from tests.local_ca import served_certificate
+from tests.local_ca import write_files
+from tests.unit.platform.pricing_harness import ACCOUNT_ID
+from tests.unit.platform.pricing_harness import EDGE_TOKEN
+from tests.unit.platform.pricing_harness import RecordingPricing
+from tests.unit.platform.pricing_harness import pricing_spec
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.errors import details_of
-from tradingmesh.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
+from tradingmesh.pricing.v1 import pricing_service_pb2
+from tradingmesh.pricing.v1 import pricing_service_pb2_grpc
 
 QUOTE = pricing_service_pb2.GetQuoteRequest(symbol="EURUSD", account_id=ACCOUNT_ID)
 EDGE = (("x-tm-edge-token", EDGE_TOKEN.reveal()),)

@@ -7,15 +7,15 @@ import uuid
 
 import pytest
 
-from services.platform.errors import DomainError, to_status
-from services.platform.validation import (
-    MAX_VIOLATIONS,
-    check_request,
-    reason_for_rule,
-    reason_for_violations,
-)
+from services.platform.errors import DomainError
+from services.platform.errors import to_status
+from services.platform.validation import MAX_VIOLATIONS
+from services.platform.validation import check_request
+from services.platform.validation import reason_for_rule
+from services.platform.validation import reason_for_violations
 from tradingmesh.account.v1 import auth_service_pb2
-from tradingmesh.common.v1 import trading_pb2, types_pb2
+from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.notification.v1 import notification_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2

@@ -4,36 +4,36 @@ and provenance, LP activity, and how the reference data takes a committed change
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import pytest
 
 from services.platform import schedule
 from services.platform.db import Database
 from services.platform.errors import DomainError
-from services.pricing.admin import (
-    LpActivity,
-    canonical,
-    changed_paths,
-    check_instrument,
-    liquidity_provider,
-    merge,
-    nearest_rank,
-    new_instrument,
-    provenance_response,
-    row_values,
-)
+from services.pricing.admin import LpActivity
+from services.pricing.admin import canonical
+from services.pricing.admin import changed_paths
+from services.pricing.admin import check_instrument
+from services.pricing.admin import liquidity_provider
+from services.pricing.admin import merge
+from services.pricing.admin import nearest_rank
+from services.pricing.admin import new_instrument
+from services.pricing.admin import provenance_response
+from services.pricing.admin import row_values
 from services.pricing.engine import PricingEngine
-from services.pricing.gateway import LpStatus, SessionState
+from services.pricing.gateway import LpStatus
+from services.pricing.gateway import SessionState
 from services.pricing.lp_health import FeedState
 from services.pricing.model import LpQuote
-from services.pricing.reference import (
-    Reference,
-    instrument_from_row,
-    trading_status,
-)
+from services.pricing.reference import Reference
+from services.pricing.reference import instrument_from_row
+from services.pricing.reference import trading_status
 from tests.messages import fx_instrument
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_pb2

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 from decimal import Decimal
 
 import pytest
@@ -13,22 +16,20 @@ from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.paging import encode_token
 from services.platform.settings import SettingsError
-from services.pricing.candles import (
-    CandleStore,
-    PriceTick,
-    Timeframe,
-    aggregate,
-    bucket_start,
-    build_candles,
-    decode_page_token,
-    encode_page_token,
-    is_complete,
-    merge,
-    merge_candles,
-    price_text,
-    roll_up,
-    tick_retention_days,
-)
+from services.pricing.candles import CandleStore
+from services.pricing.candles import PriceTick
+from services.pricing.candles import Timeframe
+from services.pricing.candles import aggregate
+from services.pricing.candles import bucket_start
+from services.pricing.candles import build_candles
+from services.pricing.candles import decode_page_token
+from services.pricing.candles import encode_page_token
+from services.pricing.candles import is_complete
+from services.pricing.candles import merge
+from services.pricing.candles import merge_candles
+from services.pricing.candles import price_text
+from services.pricing.candles import roll_up
+from services.pricing.candles import tick_retention_days
 from services.pricing.model import Bar
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.pricing.v1 import pricing_pb2

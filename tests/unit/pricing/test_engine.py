@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.pricing.engine import GroupConfig, PricingEngine, apply_markup
-from services.pricing.model import LpQuote, Markup, MarkupKind
+from services.pricing.engine import GroupConfig
+from services.pricing.engine import PricingEngine
+from services.pricing.engine import apply_markup
+from services.pricing.model import LpQuote
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 NO_MARKUP = Markup.none()

@@ -6,17 +6,20 @@ subscription is lost."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import redis
 import redis.asyncio
 from nats.aio.client import Client as NatsClient
 
 from services.pricing import feed as feed_module
-from services.pricing.engine import PricingEngine, Update
+from services.pricing.engine import PricingEngine
+from services.pricing.engine import Update
 from services.pricing.fanout import ClientStream
 from services.pricing.feed import PriceFeed
-from services.pricing.quotes import StreamHub, quotes_key
+from services.pricing.quotes import StreamHub
+from services.pricing.quotes import quotes_key
 from tests.unit.pricing.test_ticks import price
 from tradingmesh.pricing.v1.pricing_pb2 import Quote
 

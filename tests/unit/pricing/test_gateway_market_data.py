@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ import quickfix44 as fix44
 
 from services.platform.fix import LpEndpoint
 from services.platform.secrets import Secret
-from services.pricing.gateway import LpGateway, LpStatus
+from services.pricing.gateway import LpGateway
+from services.pricing.gateway import LpStatus
 from services.pricing.lp_health import FeedState
 
 SESSION = fix.SessionID("FIX.4.4", "TRADINGMESH", "LP-A")

@@ -3,7 +3,9 @@ and the subscription is asked for again after a back-off that doubles, then rese
 
 from __future__ import annotations
 
-from services.pricing.lp_health import FeedHealth, FeedState, Tick
+from services.pricing.lp_health import FeedHealth
+from services.pricing.lp_health import FeedState
+from services.pricing.lp_health import Tick
 
 
 def health() -> FeedHealth:

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from services.pricing.fanout import ClientStream, GroupFanout
+from services.pricing.fanout import ClientStream
+from services.pricing.fanout import GroupFanout
 from tradingmesh.pricing.v1 import pricing_service_pb2
 
 MS = 1_000_000  # nanoseconds

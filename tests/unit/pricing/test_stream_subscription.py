@@ -9,7 +9,10 @@ import redis.asyncio
 
 from services.platform.infra_tls import redis_tls
 from services.pricing.quotes import endpoint_of
-from services.pricing.subscription import RedisEndpoint, RespError, command, parse
+from services.pricing.subscription import RedisEndpoint
+from services.pricing.subscription import RespError
+from services.pricing.subscription import command
+from services.pricing.subscription import parse
 
 MESSAGE = b"*3\r\n$7\r\nmessage\r\n$16\r\npricing:quotes:g\r\n$5\r\na\r\nbc\r\n"
 

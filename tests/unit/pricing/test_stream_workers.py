@@ -12,11 +12,17 @@ from services.platform.secrets import Secret
 from services.platform.settings import SettingsError
 from services.pricing.streams import StreamsConfig
 from stack.components.base import Context
-from stack.components.envoy import STREAM_CLUSTER, STREAM_METHOD, routes, stream_cluster
+from stack.components.envoy import STREAM_CLUSTER
+from stack.components.envoy import STREAM_METHOD
+from stack.components.envoy import routes
+from stack.components.envoy import stream_cluster
 from stack.components.services import StreamWorker
 from stack.contracts import EdgeService
 from stack.paths import StackPaths
-from stack.ports import STREAM_WORKERS, Ports, stream_worker_count, stream_workers
+from stack.ports import STREAM_WORKERS
+from stack.ports import Ports
+from stack.ports import stream_worker_count
+from stack.ports import stream_workers
 
 PRICING = EdgeService(
     "tradingmesh.pricing.v1.PricingService", "pricing", streaming_methods=("StreamQuotes",)

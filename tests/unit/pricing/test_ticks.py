@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -11,15 +12,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.platform.db import Database
-from services.pricing.model import LpQuote, Markup, MarkupKind, PublishedPrice, SourceRef
-from services.pricing.ticks import (
-    LP_TICK_COLUMNS,
-    PUBLISHED_PRICE_COLUMNS,
-    InexactValueError,
-    TickWriter,
-    lp_tick_row,
-    published_price_row,
-)
+from services.pricing.model import LpQuote
+from services.pricing.model import Markup
+from services.pricing.model import MarkupKind
+from services.pricing.model import PublishedPrice
+from services.pricing.model import SourceRef
+from services.pricing.ticks import LP_TICK_COLUMNS
+from services.pricing.ticks import PUBLISHED_PRICE_COLUMNS
+from services.pricing.ticks import InexactValueError
+from services.pricing.ticks import TickWriter
+from services.pricing.ticks import lp_tick_row
+from services.pricing.ticks import published_price_row
 
 NOW = datetime(2026, 3, 10, 10, 0, 0, 123456, tzinfo=UTC)
 

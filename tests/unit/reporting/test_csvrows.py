@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
-from services.reporting.domain.csvrows import (
-    BROKER_TRADE_COLUMNS,
-    TRADE_COLUMNS,
-    csv_line,
-    header,
-    rfc3339_ms,
-)
+from services.reporting.domain.csvrows import BROKER_TRADE_COLUMNS
+from services.reporting.domain.csvrows import TRADE_COLUMNS
+from services.reporting.domain.csvrows import csv_line
+from services.reporting.domain.csvrows import header
+from services.reporting.domain.csvrows import rfc3339_ms
 
 
 def test_a_plain_field_is_written_as_is_and_the_record_ends_with_crlf() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.reporting.domain.exposure import client_exposure, net_notional
+from services.reporting.domain.exposure import client_exposure
+from services.reporting.domain.exposure import net_notional
 
 D = Decimal
 INSTRUMENTS = {

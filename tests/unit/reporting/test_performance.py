@@ -3,23 +3,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
-from services.reporting.domain.performance import (
-    CurvePoint,
-    PerformanceFigures,
-    TradeResult,
-    interval_returns,
-    max_drawdown,
-    max_drawdown_percent,
-    percent,
-    ratio,
-    sharpe_ratio,
-    sortino_ratio,
-    time_weighted_return,
-    trade_stats,
-)
+from services.reporting.domain.performance import CurvePoint
+from services.reporting.domain.performance import PerformanceFigures
+from services.reporting.domain.performance import TradeResult
+from services.reporting.domain.performance import interval_returns
+from services.reporting.domain.performance import max_drawdown
+from services.reporting.domain.performance import max_drawdown_percent
+from services.reporting.domain.performance import percent
+from services.reporting.domain.performance import ratio
+from services.reporting.domain.performance import sharpe_ratio
+from services.reporting.domain.performance import sortino_ratio
+from services.reporting.domain.performance import time_weighted_return
+from services.reporting.domain.performance import trade_stats
 
 D = Decimal
 DAY0 = datetime(2026, 11, 2, tzinfo=UTC)

@@ -3,20 +3,19 @@ fills, and open positions are valued as the risk service values them (ADR 0012).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from services.reporting.domain.statement import (
-    HeldPosition,
-    PositionFill,
-    ReconciliationError,
-    closing_figures,
-    replay_position,
-    summarize,
-    value_position,
-)
+from services.reporting.domain.statement import HeldPosition
+from services.reporting.domain.statement import PositionFill
+from services.reporting.domain.statement import ReconciliationError
+from services.reporting.domain.statement import closing_figures
+from services.reporting.domain.statement import replay_position
+from services.reporting.domain.statement import summarize
+from services.reporting.domain.statement import value_position
 from tradingmesh.trading.margin import MarginRule
 
 D = Decimal

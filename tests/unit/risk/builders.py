@@ -4,20 +4,20 @@ accounts and positions and to set prices."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 from services.platform.schedule import Session
-from services.risk.model import (
-    Account,
-    Group,
-    GroupInstrument,
-    Instrument,
-    Position,
-    PositionMode,
-    Quote,
-    Side,
-)
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import Instrument
+from services.risk.model import Position
+from services.risk.model import PositionMode
+from services.risk.model import Quote
+from services.risk.model import Side
 from services.risk.state import RiskState
 
 D = Decimal

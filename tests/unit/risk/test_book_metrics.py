@@ -6,7 +6,9 @@ from decimal import Decimal
 
 from services.risk.metrics import BookCollector
 from services.risk.model import Side
-from tests.unit.risk.builders import account, broker, position
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
 from tradingmesh.trading.margin import RiskStatus
 
 D = Decimal

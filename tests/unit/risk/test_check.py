@@ -11,16 +11,22 @@ import pytest
 
 from services.platform.errors import DomainError
 from services.platform.schedule import Session
-from services.risk.check import Decision, OrderCheck, Purpose, check_order
-from services.risk.model import (
-    AccountLimits,
-    GroupInstrument,
-    PositionMode,
-    Side,
-    UnbookedTrade,
-)
+from services.risk.check import Decision
+from services.risk.check import OrderCheck
+from services.risk.check import Purpose
+from services.risk.check import check_order
+from services.risk.model import AccountLimits
+from services.risk.model import GroupInstrument
+from services.risk.model import PositionMode
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.state import RiskState
-from tests.unit.risk.builders import GROUP, NOW, account, broker, position, price
+from tests.unit.risk.builders import GROUP
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
+from tests.unit.risk.builders import price
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.trading.margin import RiskStatus
 

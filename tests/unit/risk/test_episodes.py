@@ -8,21 +8,26 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from services.risk.episodes import (
-    Episode,
-    EventType,
-    StopOutStep,
-    apply_event,
-    events_after_stop_out,
-    events_for,
-    negative_balance,
-    stop_out_step,
-)
-from services.risk.model import Account, PositionMode, Side
+from services.risk.episodes import Episode
+from services.risk.episodes import EventType
+from services.risk.episodes import StopOutStep
+from services.risk.episodes import apply_event
+from services.risk.episodes import events_after_stop_out
+from services.risk.episodes import events_for
+from services.risk.episodes import negative_balance
+from services.risk.episodes import stop_out_step
+from services.risk.model import Account
+from services.risk.model import PositionMode
+from services.risk.model import Side
 from services.risk.state import RiskState
 from services.risk.valuation import value_account
-from tests.unit.risk.builders import NOW, account, broker, position, price
-from tradingmesh.trading.margin import RiskStatus, StopOutCandidate
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
+from tests.unit.risk.builders import price
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import StopOutCandidate
 
 D = Decimal
 OK, CALL, STOP = RiskStatus.OK, RiskStatus.MARGIN_CALL, RiskStatus.STOP_OUT

@@ -7,8 +7,13 @@ from dataclasses import replace
 from decimal import Decimal
 
 from services.risk.exposure import exposures
-from services.risk.model import Group, Side
-from tests.unit.risk.builders import GROUP, account, broker, position, price
+from services.risk.model import Group
+from services.risk.model import Side
+from tests.unit.risk.builders import GROUP
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
+from tests.unit.risk.builders import price
 
 D = Decimal
 OTHER_GROUP = "00000000-0000-4000-8000-000000000002"

@@ -6,11 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from services.risk.check import OrderCheck, Purpose, check_order
-from services.risk.holds import Holds, Reserved
+from services.risk.check import OrderCheck
+from services.risk.check import Purpose
+from services.risk.check import check_order
+from services.risk.holds import Holds
+from services.risk.holds import Reserved
 from services.risk.model import Side
 from services.risk.withdrawals import decide_withdrawal
-from tests.unit.risk.builders import NOW, account, broker, position
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
 D = Decimal

@@ -8,24 +8,24 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN
+from decimal import Decimal
 
 import pytest
 
-from services.risk.model import (
-    Account,
-    Group,
-    GroupInstrument,
-    Position,
-    PositionMode,
-    Quote,
-    Side,
-    UnbookedTrade,
-)
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import Position
+from services.risk.model import PositionMode
+from services.risk.model import Quote
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.pass_valuation import PassValuer
 from services.risk.state import RiskState
 from services.risk.valuation import value_account
-from tests.unit.risk.builders import NOW, instrument
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import instrument
 from tradingmesh.trading.margin import RiskStatus
 from tradingmesh.trading.money import minor_unit
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from services.risk.model import Side, UnbookedTrade
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.snapshots import snapshot_rows
-from tests.unit.risk.builders import NOW, account, broker, position, price
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
+from tests.unit.risk.builders import price
 
 D = Decimal
 DAY = date(2026, 11, 23)

@@ -4,12 +4,18 @@ the prices taken from QuotePublished."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
-from services.risk.model import Side, UnbookedTrade
+from services.risk.model import Side
+from services.risk.model import UnbookedTrade
 from services.risk.quotes import parse_quote
-from tests.unit.risk.builders import GROUP, NOW, account, broker, position
+from tests.unit.risk.builders import GROUP
+from tests.unit.risk.builders import NOW
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import position
 from tradingmesh.pricing.v1 import pricing_events_pb2
 
 D = Decimal

@@ -6,20 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import decimal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 import pytest
 
 from services.platform.db import Database
-from services.risk.episodes import Episode, EventType
-from services.risk.model import Account, Group, GroupInstrument, PositionMode, Side
+from services.risk.episodes import Episode
+from services.risk.episodes import EventType
+from services.risk.model import Account
+from services.risk.model import Group
+from services.risk.model import GroupInstrument
+from services.risk.model import PositionMode
+from services.risk.model import Side
 from services.risk.pass_valuation import PassValuer
 from services.risk.state import RiskState
-from services.risk.watcher import Closer, MarginWatcher, WatcherConfig
-from tests.unit.risk.builders import account, broker, instrument, position, price
+from services.risk.watcher import Closer
+from services.risk.watcher import MarginWatcher
+from services.risk.watcher import WatcherConfig
+from tests.unit.risk.builders import account
+from tests.unit.risk.builders import broker
+from tests.unit.risk.builders import instrument
+from tests.unit.risk.builders import position
+from tests.unit.risk.builders import price
 from tradingmesh.trading.margin import RiskStatus
 
 D = Decimal

@@ -3,15 +3,14 @@
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.errors import (
-    ERROR_DOMAIN,
-    parse_status_details,
-    reason_from_string,
-    reason_string,
-)
+from tradingmesh.errors import ERROR_DOMAIN
+from tradingmesh.errors import parse_status_details
+from tradingmesh.errors import reason_from_string
+from tradingmesh.errors import reason_string
 
 
 @pytest.mark.parametrize("reason", ErrorReason.values())

@@ -6,18 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradingmesh.exact import (
-    InexactValueError,
-    InvalidDecimalError,
-    decimal_field,
-    format_decimal,
-    from_units,
-    optional_decimal,
-    parse_decimal,
-    plain_decimal,
-    to_units,
-)
-from tradingmesh.oms.v1 import oms_pb2, order_service_pb2
+from tradingmesh.exact import InexactValueError
+from tradingmesh.exact import InvalidDecimalError
+from tradingmesh.exact import decimal_field
+from tradingmesh.exact import format_decimal
+from tradingmesh.exact import from_units
+from tradingmesh.exact import optional_decimal
+from tradingmesh.exact import parse_decimal
+from tradingmesh.exact import plain_decimal
+from tradingmesh.exact import to_units
+from tradingmesh.oms.v1 import oms_pb2
+from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.trading.money import money_text
 
 # Every Decimal the wire can carry: up to 18 integer and 12 fraction digits.

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from tradingmesh.risk.v1 import risk_pb2
-from tradingmesh.trading.margin import (
-    MarginRule,
-    RiskStatus,
-    StopOutCandidate,
-    account_margin,
-    added_exposure,
-    margin_level,
-    margin_rule,
-    next_to_close,
-    position_pnl,
-    required_margin,
-    risk_status,
-)
+from tradingmesh.trading.margin import MarginRule
+from tradingmesh.trading.margin import RiskStatus
+from tradingmesh.trading.margin import StopOutCandidate
+from tradingmesh.trading.margin import account_margin
+from tradingmesh.trading.margin import added_exposure
+from tradingmesh.trading.margin import margin_level
+from tradingmesh.trading.margin import margin_rule
+from tradingmesh.trading.margin import next_to_close
+from tradingmesh.trading.margin import position_pnl
+from tradingmesh.trading.margin import required_margin
+from tradingmesh.trading.margin import risk_status
 from tradingmesh.trading.money import Conversion
 
 D = Decimal

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 
-from simulators.lp.book_store import RESTARTED, BookFile
+from simulators.lp.book_store import RESTARTED
+from simulators.lp.book_store import BookFile
 from simulators.lp.fix import LpApplication
-from tests.unit.simulators.test_lp_orders import (
-    SESSION,
-    application,
-    new_order,
-    receive,
-    status_of,
-)
+from tests.unit.simulators.test_lp_orders import SESSION
+from tests.unit.simulators.test_lp_orders import application
+from tests.unit.simulators.test_lp_orders import new_order
+from tests.unit.simulators.test_lp_orders import receive
+from tests.unit.simulators.test_lp_orders import status_of
 
 
 def with_book(path: Path) -> LpApplication:

@@ -6,8 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from simulators.lp.catalogue import BY_SYMBOL, CATALOGUE
-from simulators.lp.market import Market, Order, Profile, Side, TimeInForce, execute
+from simulators.lp.catalogue import BY_SYMBOL
+from simulators.lp.catalogue import CATALOGUE
+from simulators.lp.market import Market
+from simulators.lp.market import Order
+from simulators.lp.market import Profile
+from simulators.lp.market import Side
+from simulators.lp.market import TimeInForce
+from simulators.lp.market import execute
 
 
 def market(**profile: object) -> Market:

@@ -11,9 +11,17 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from simulators.lp.catalogue import CATALOGUE
-from simulators.lp.control import ControlRequestError, Controls
-from simulators.lp.fix import Credentials, LpApplication, Queued
-from simulators.lp.market import Market, Order, Profile, Side, TimeInForce, execute
+from simulators.lp.control import ControlRequestError
+from simulators.lp.control import Controls
+from simulators.lp.fix import Credentials
+from simulators.lp.fix import LpApplication
+from simulators.lp.fix import Queued
+from simulators.lp.market import Market
+from simulators.lp.market import Order
+from simulators.lp.market import Profile
+from simulators.lp.market import Side
+from simulators.lp.market import TimeInForce
+from simulators.lp.market import execute
 
 D = Decimal
 

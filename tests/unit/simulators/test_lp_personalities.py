@@ -12,10 +12,15 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from simulators.lp.catalogue import CATALOGUE
-from simulators.lp.control import ControlRequestError, Controls
-from simulators.lp.fix import Credentials, LpApplication
-from simulators.lp.market import Market, Profile
-from simulators.lp.personality import Personality, Trait, UnknownTraitError
+from simulators.lp.control import ControlRequestError
+from simulators.lp.control import Controls
+from simulators.lp.fix import Credentials
+from simulators.lp.fix import LpApplication
+from simulators.lp.market import Market
+from simulators.lp.market import Profile
+from simulators.lp.personality import Personality
+from simulators.lp.personality import Trait
+from simulators.lp.personality import UnknownTraitError
 from simulators.lp.rejects import dictionary_path
 
 D = Decimal

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from stack import cli
-from stack.state import Endpoints, StackState, VaultInfo
+from stack.state import Endpoints
+from stack.state import StackState
+from stack.state import VaultInfo
 
 
 def _state(plaintext: bool) -> StackState:

@@ -12,17 +12,16 @@ from services.platform.secrets import Secret
 from services.platform.settings import Settings
 from stack.components.base import Context
 from stack.components.envoy import replicated_clusters
-from stack.components.services import Service, service_instances
+from stack.components.services import Service
+from stack.components.services import service_instances
 from stack.paths import StackPaths
-from stack.ports import (
-    BLOCK,
-    MAX_REPLICAS,
-    SERVICES,
-    Ports,
-    instance_names,
-    service_of,
-    validate_replicas,
-)
+from stack.ports import BLOCK
+from stack.ports import MAX_REPLICAS
+from stack.ports import SERVICES
+from stack.ports import Ports
+from stack.ports import instance_names
+from stack.ports import service_of
+from stack.ports import validate_replicas
 
 BASE = 20000
 PORTS = Ports(BASE)

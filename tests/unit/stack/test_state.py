@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stack.state import StackState, web_url
+from stack.state import StackState
+from stack.state import web_url
 
 
 def _state(endpoints: dict[str, Any]) -> dict[str, Any]:

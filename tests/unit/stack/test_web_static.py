@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stack.components.web_static import (
-    DEFAULT_MAX_BODY_BYTES,
-    IMMUTABLE,
-    NO_CACHE,
-    NOT_BUILT,
-    content_type,
-    web_dist,
-    web_files,
-    web_routes,
-)
+from stack.components.web_static import DEFAULT_MAX_BODY_BYTES
+from stack.components.web_static import IMMUTABLE
+from stack.components.web_static import NO_CACHE
+from stack.components.web_static import NOT_BUILT
+from stack.components.web_static import content_type
+from stack.components.web_static import web_dist
+from stack.components.web_static import web_files
+from stack.components.web_static import web_routes
 
 
 def _dist(root: Path) -> Path:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TYPE_CHECKING
+from typing import TypeVar
+from typing import overload
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import PublicFormat
 
-from services.account.auth.keys import (
-    TRANSITIONS,
-    KeyStatus,
-    RotationRefusedError,
-    SigningKeyRecord,
-    active_key,
-    jwk_of,
-    kid_for,
-    plan_rotation,
-    published_keys,
-)
+from services.account.auth.keys import TRANSITIONS
+from services.account.auth.keys import KeyStatus
+from services.account.auth.keys import RotationRefusedError
+from services.account.auth.keys import SigningKeyRecord
+from services.account.auth.keys import active_key
+from services.account.auth.keys import jwk_of
+from services.account.auth.keys import kid_for
+from services.account.auth.keys import plan_rotation
+from services.account.auth.keys import published_keys
 from services.account.auth.tokens import b64url_decode
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.account.auth.passwords import breached, hash_password, verify_password
+from services.account.auth.passwords import breached
+from services.account.auth.passwords import hash_password
+from services.account.auth.passwords import verify_password
 
 
 def test_a_password_verifies_against_its_hash_only() -> None:

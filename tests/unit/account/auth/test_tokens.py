@@ -5,22 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 
-from services.account.auth.tokens import (
-    AccessClaims,
-    api_key_claims,
-    b64url,
-    b64url_decode,
-    new_api_key_secret,
-    new_refresh_token,
-    parse_refresh_token,
-    refresh_token_hash,
-    signing_input,
-    user_claims,
-)
+from services.account.auth.tokens import AccessClaims
+from services.account.auth.tokens import api_key_claims
+from services.account.auth.tokens import b64url
+from services.account.auth.tokens import b64url_decode
+from services.account.auth.tokens import new_api_key_secret
+from services.account.auth.tokens import new_refresh_token
+from services.account.auth.tokens import parse_refresh_token
+from services.account.auth.tokens import refresh_token_hash
+from services.account.auth.tokens import signing_input
+from services.account.auth.tokens import user_claims
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -27,19 +27,18 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR
+from decimal import Decimal
 from typing import Final
 
 from tradingmesh.risk.v1 import risk_pb2
-from tradingmesh.trading.money import (
-    IDENTITY,
-    Conversion,
-    divide,
-    exact_difference,
-    exact_product,
-    exact_sum,
-    round_money,
-)
+from tradingmesh.trading.money import IDENTITY
+from tradingmesh.trading.money import Conversion
+from tradingmesh.trading.money import divide
+from tradingmesh.trading.money import exact_difference
+from tradingmesh.trading.money import exact_product
+from tradingmesh.trading.money import exact_sum
+from tradingmesh.trading.money import round_money
 
 __all__ = [
     "AccountMargin",

@@ -16,15 +16,13 @@ with 60 significant digits before the final rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-)
+from decimal import ROUND_HALF_EVEN
+from decimal import Context
+from decimal import Decimal
+from decimal import DivisionByZero
+from decimal import Inexact
+from decimal import InvalidOperation
+from decimal import Overflow
 from typing import Final
 
 __all__ = [
