@@ -14,7 +14,8 @@ leadership for nothing and cancelled jobs mid-work. `lead` runs
 until cancelled (it may also return: leadership then ends, and is sought again).
 
 The gauge `tradingmesh_leader{job}` is 1 while this instance leads the job; each take-over logs
-`leading <job>`.
+`leading <job>`. A job that holds its lock by other means and says for itself when it leads
+(after loading its state) declares `leading = LeaderFlag(job)`, which sets the same gauge.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from collections.abc import Coroutine
 from typing import Any
 from typing import Final
+from typing import overload
 
 from prometheus_client import Gauge
 from sqlalchemy import text
@@ -36,7 +38,7 @@ from services.platform.db import Database
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import Repeating
 
-__all__ = ["LEADER", "Elected", "lock_key"]
+__all__ = ["LEADER", "Elected", "LeaderFlag", "lock_key"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,32 @@ def lock_key(job: str) -> int:
     """A stable advisory-lock key for a job's name (positive 63-bit)."""
     digest = zlib.crc32(job.encode()) << 24 ^ int.from_bytes(b"tmld", "big")
     return (digest ^ len(job)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class LeaderFlag:
+    """A class attribute, `leading = LeaderFlag(job)`: whether an instance of the class leads
+    `job` (False until set), exported as `tradingmesh_leader{job}` whenever it is set."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> LeaderFlag: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> bool: ...
+
+    def __get__(self, instance: object | None, owner: type) -> LeaderFlag | bool:
+        if instance is None:
+            return self
+        return bool(vars(instance).get(self._slot, False))
+
+    def __set__(self, instance: object, value: bool) -> None:
+        vars(instance)[self._slot] = value
+        LEADER.labels(self.job).set(1 if value else 0)
 
 
 class LostLeadershipError(Exception):

@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.platform.db import Database
 from services.platform.enums import enum_name
-from services.platform.leader import LEADER
+from services.platform.leader import LeaderFlag
 from services.platform.metrics import REGISTRY
 from services.platform.tasks import cancel_and_wait
 from services.risk import convert
@@ -134,6 +134,8 @@ class WatcherConfig:
 
 
 class MarginWatcher:
+    leading = LeaderFlag("risk-margin-watch")  # set in `_lead`, once the episodes are read
+
     def __init__(
         self,
         db: Database,
@@ -156,16 +158,6 @@ class MarginWatcher:
         self._valuer = PassValuer(state)
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def leading(self) -> bool:
-        return self._leading
-
-    @leading.setter
-    def leading(self, value: bool) -> None:
-        # Exported like every elected job's (ADR 0017): which instance leads.
-        self._leading = value
-        LEADER.labels("risk-margin-watch").set(1 if value else 0)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="risk-margin-watcher")

@@ -127,7 +127,7 @@ from services.platform.db import Database
 from services.platform.envelope import Event
 from services.platform.envelope import events_of
 from services.platform.errors import DomainError
-from services.platform.leader import LEADER
+from services.platform.leader import LeaderFlag
 from services.platform.resources import Resources
 from services.platform.tasks import cancel_and_wait
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -293,6 +293,8 @@ class _Loaded:
 class TriggerEngine:
     """The leader's index, its feeds and its workers (see the module doc)."""
 
+    leading = LeaderFlag("oms-triggers")  # not a field: set in `lead`, once the index is loaded
+
     resources: Resources
     quotes: QuoteBook
     placement: Placement
@@ -311,16 +313,6 @@ class TriggerEngine:
         self.leading = False
         if self.stp is not None:
             self.stp.listen_limits(self.limit_done)
-
-    @property
-    def leading(self) -> bool:
-        return self._leading
-
-    @leading.setter
-    def leading(self, value: bool) -> None:
-        # Exported like every elected job's (ADR 0017): which instance leads.
-        self._leading = value
-        LEADER.labels("oms-triggers").set(1 if value else 0)
 
     @property
     def db(self) -> Database:

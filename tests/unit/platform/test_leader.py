@@ -12,6 +12,7 @@ from typing import cast
 from services.platform.db import Database
 from services.platform.leader import LEADER
 from services.platform.leader import Elected
+from services.platform.leader import LeaderFlag
 
 
 class Lock:
@@ -93,3 +94,18 @@ async def test_a_follower_tries_again_until_the_lock_is_free() -> None:
     finally:
         await job.stop()
     assert not job.leading
+
+
+class _Job:
+    leading = LeaderFlag("test-flagged-job")
+
+
+def test_a_leader_flag_is_per_instance_and_sets_the_jobs_gauge() -> None:
+    first, second = _Job(), _Job()
+    assert not first.leading
+    first.leading = True
+    assert first.leading
+    assert not second.leading
+    assert leader_gauge("test-flagged-job") == 1
+    first.leading = False
+    assert leader_gauge("test-flagged-job") == 0
