@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import Final
@@ -43,29 +44,21 @@ class PriceWait:
     market: bool
 
 
+@dataclass(eq=False)
 class PriceWaits:
     """The waiting orders, by order id. `join(symbol, order_id, account_id)` puts a market
     order back in a window, `try_limit(order_id, account_id)` tries a limit order again;
     `call_later` is the desk's timer (`worker.DeskWorker.call_later`)."""
 
-    def __init__(
-        self,
-        quotes: QuoteBook,
-        clock: Callable[[], datetime],
-        price_wait: timedelta,
-        call_later: Callable[[timedelta, Callable[[], None]], None],
-        *,
-        join: Callable[[str, str, str], None],
-        try_limit: Callable[[str, str], None],
-    ) -> None:
-        self._quotes = quotes
-        self._clock = clock
-        self._price_wait = price_wait
-        self._call_later = call_later
-        self._join = join
-        self._try_limit = try_limit
-        self._waits: dict[str, PriceWait] = {}  # order id -> its wait for a live price
-        self._armed = False
+    quotes: QuoteBook
+    clock: Callable[[], datetime]
+    price_wait: timedelta
+    call_later: Callable[[timedelta, Callable[[], None]], None]
+    join: Callable[[str, str, str], None] = field(kw_only=True)
+    try_limit: Callable[[str, str], None] = field(kw_only=True)
+    # order id -> its wait for a live price
+    _waits: dict[str, PriceWait] = field(default_factory=dict, init=False)
+    _armed: bool = field(default=False, init=False)
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._waits
@@ -82,7 +75,7 @@ class PriceWaits:
         """The wait of `order` (of an account of `group_id`), due its price wait after its
         creation."""
         return PriceWait(
-            order.symbol, order.account_id, group_id, order.created_at + self._price_wait, market
+            order.symbol, order.account_id, group_id, order.created_at + self.price_wait, market
         )
 
     def add(self, waits: Mapping[str, PriceWait]) -> None:
@@ -110,7 +103,7 @@ class PriceWaits:
     def _arm(self) -> None:
         if self._waits and not self._armed:
             self._armed = True
-            self._call_later(PRICE_RECHECK, self.check)
+            self.call_later(PRICE_RECHECK, self.check)
 
     def check(self) -> None:
         """The waiting orders whose group has a live price again, or whose wait is over, are
@@ -118,13 +111,13 @@ class PriceWaits:
         REJECTED / PRICE_UNAVAILABLE if it is past its wait and the price is still not
         there). The others wait on; nothing here reads the database."""
         self._armed = False
-        now = self._clock()
+        now = self.clock()
         for order_id, wait in list(self._waits.items()):
-            if now < wait.due and self._quotes.live(wait.group_id, wait.symbol, now) is None:
+            if now < wait.due and self.quotes.live(wait.group_id, wait.symbol, now) is None:
                 continue
             del self._waits[order_id]
             if wait.market:
-                self._join(wait.symbol, order_id, wait.account_id)
+                self.join(wait.symbol, order_id, wait.account_id)
             else:
-                self._try_limit(order_id, wait.account_id)
+                self.try_limit(order_id, wait.account_id)
         self._arm()
