@@ -3,7 +3,7 @@
 Reads need admin, dealer or backoffice; the actions (cancel, close, settle a hedge order, reset
 an LP order session, set swap terms) admin or dealer; starting a rollover admin only
 (`rollover/admin.py`, ADR 0010). Actions go through the same code as the client's
-(`orders.cancel_order`, `placement`) with an OPERATOR actor, the operator's reason in the audit
+(`entry.cancellation`, `placement`) with an OPERATOR actor, the operator's reason in the audit
 log and as the order's status_message. A hedge order's settlement and an LP order session's
 sequence numbers are the STP desk's (`stp.desk.StpDesk.settle_hedge`, `StpDesk.sessions`), with
 an operator audit record (`operator_audit`).
@@ -26,11 +26,11 @@ from services.oms.api.lists import paging
 from services.oms.api.lists import position_page
 from services.oms.api.lists import time_range_of
 from services.oms.api.lists import trade_page
-from services.oms.api.orders import cancel_order
 from services.oms.api.ownership import authorize_internal
 from services.oms.api.ownership import known_account
 from services.oms.api.positions import close_position
 from services.oms.api.valuation import Valuer
+from services.oms.entry.cancellation import cancel_order
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderOrigin

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from typing import Final
 
 import grpc.aio
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import order_page
 from services.oms.api.lists import trade_page
@@ -29,13 +26,11 @@ from services.oms.api.ownership import authorize_trader
 from services.oms.api.ownership import owned_account
 from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
-from services.oms.domain.state import TERMINAL_STATUSES
-from services.oms.domain.state import WORKING_STATUSES
 from services.oms.domain.state import OrderEvent
-from services.oms.domain.state import OrderStatus
-from services.oms.domain.validation import check_price
-from services.oms.domain.validation import check_quantity
-from services.oms.domain.validation import check_stops
+from services.oms.entry.amendment import amended_order
+from services.oms.entry.amendment import check_amend_rules
+from services.oms.entry.amendment import check_version
+from services.oms.entry.cancellation import cancel_order
 from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import OrderIntent
 from services.oms.entry.placement import Placement
@@ -50,11 +45,10 @@ from services.oms.store.changes import account_context
 from services.oms.store.changes import concurrent_modification
 from services.oms.store.changes import count_open_orders
 from services.oms.store.changes import get_order
+from services.oms.store.changes import order_of
 from services.oms.store.queries import list_orders
-from services.oms.store.rows import found
 from services.platform.db import Database
 from services.platform.errors import DomainError
-from services.platform.errors import field_error
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1 import trading_pb2
@@ -65,18 +59,10 @@ from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["OrderService", "cancel_order", "order_of"]
+__all__ = ["OrderService"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
-_PLACING: Final = frozenset({OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.ACCEPTED})
-
-
-async def order_of(
-    session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
-) -> OrderRow:
-    """The account's order; NOT_FOUND when it has none of that id."""
-    return found(await get_order(session, account_id, order_id, lock=lock), "order", order_id)
 
 
 def intent_of(request: order_service_pb2.PlaceOrderRequest) -> OrderIntent:
@@ -152,12 +138,12 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             order = await order_of(session, account.account_id, request.order_id)
             context_ = await account_context(session, account.account_id, order.symbol)
             open_orders = await count_open_orders(session, account.account_id)
-        _check_version(order, request)
+        check_version(order, request)
         amended, changed = amended_order(order, request)
         if not changed:
             return order_service_pb2.AmendOrderResponse(order=order.to_proto(account.currency))
         if context_ is not None and context_.instrument is not None:
-            _check_amend_rules(amended, request, context_.instrument.rules)
+            check_amend_rules(amended, request, context_.instrument.rules)
         if {"quantity", "price", "stop_price"} & set(changed):
             await self._check_amend(amended, open_orders)
         async with (
@@ -274,116 +260,3 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
                 yield order_service_pb2.StreamOrderUpdatesResponse(update=update)
         finally:
             self.hub.close(stream)
-
-
-async def cancel_order(
-    change: AccountChange, order_id: str, reason: str, *, status_message: str = ""
-) -> OrderRow:
-    """Cancels an open order of `change`'s account (written when the change's block ends): at
-    once (CANCELLED) when the platform holds it, PENDING_CANCEL while its hedge order is at a
-    liquidity provider; an order already CANCELLED or PENDING_CANCEL is returned unchanged
-    (CancelOrder is idempotent)."""
-    order = await order_of(change.session, change.account.account_id, order_id, lock=True)
-    if order.status in (OrderStatus.CANCELLED, OrderStatus.PENDING_CANCEL):
-        return order
-    _require_cancellable(order)
-    changes = {"status_message": status_message[:500]} if status_message else None
-    event = (
-        OrderEvent.CANCEL_REQUESTED
-        if await hedge_store.in_flight(change.session, order.id)
-        else OrderEvent.CANCELLED
-    )
-    return await change.apply(order, event, reason, changes=changes)
-
-
-def _require_cancellable(order: OrderRow) -> None:
-    if order.status in _PLACING:
-        raise DomainError(
-            _R.ERROR_REASON_INVALID_ORDER_STATE,
-            f"order {order.id} is still being placed; retry in a moment",
-            metadata={"order_id": order.id, "status": order.status.value},
-        )
-    if order.status in TERMINAL_STATUSES:
-        raise DomainError(
-            _R.ERROR_REASON_INVALID_ORDER_STATE,
-            f"order {order.id} is {order.status.value.lower()} and cannot be cancelled",
-            metadata={"order_id": order.id, "status": order.status.value},
-        )
-
-
-def _check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest) -> None:
-    if request.HasField("expected_version") and request.expected_version != order.version:
-        raise concurrent_modification("order", order.id)
-
-
-def _invalid_fields(message: str, field: str, problem: str) -> DomainError:
-    return field_error(_R.ERROR_REASON_INVALID_ORDER_FIELDS, field, problem, message)
-
-
-def amended_order(
-    order: OrderRow, request: order_service_pb2.AmendOrderRequest
-) -> tuple[OrderRow, list[str]]:
-    """The order with the request's values, and the names of the fields that change; refuses
-    an amend the order's state or type does not allow."""
-    if order.status not in WORKING_STATUSES:
-        raise DomainError(
-            _R.ERROR_REASON_INVALID_ORDER_STATE,
-            f"order {order.id} is {order.status.value.lower()}: only a working order is amended",
-            metadata={"order_id": order.id, "status": order.status.value},
-        )
-    if order.type is OrderType.MARKET:
-        raise DomainError(
-            _R.ERROR_REASON_INVALID_ORDER_STATE,
-            "a market order cannot be amended",
-            metadata={"order_id": order.id},
-        )
-    values: dict[str, Any] = {}
-    if request.HasField("price"):
-        if order.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            raise _invalid_fields("a stop order has no price", "price", "not for a stop order")
-        values["price"] = Decimal(request.price)
-    if request.HasField("stop_price"):
-        if order.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
-            raise _invalid_fields(
-                "a limit order has no stop_price", "stop_price", "not for a limit order"
-            )
-        if order.type is OrderType.STOP_LIMIT and order.trigger_time is not None:
-            raise DomainError(
-                _R.ERROR_REASON_INVALID_ORDER_STATE,
-                "the stop-limit order already triggered: its stop_price cannot change",
-                metadata={"order_id": order.id},
-            )
-        values["stop_price"] = Decimal(request.stop_price)
-    if request.HasField("quantity"):
-        quantity = Decimal(request.quantity)
-        if quantity <= order.filled_quantity:
-            raise _invalid_fields(
-                f"quantity {quantity} is not above the filled {order.filled_quantity}",
-                "quantity",
-                "must be above filled_quantity",
-            )
-        values["quantity"] = quantity
-    if request.HasField("stop_loss"):
-        values["stop_loss"] = Decimal(request.stop_loss)
-    elif request.clear_stop_loss:
-        values["stop_loss"] = None
-    if request.HasField("take_profit"):
-        values["take_profit"] = Decimal(request.take_profit)
-    elif request.clear_take_profit:
-        values["take_profit"] = None
-    changed = [name for name, value in values.items() if getattr(order, name) != value]
-    amended = replace(order, **{name: values[name] for name in changed})
-    return amended, changed
-
-
-def _check_amend_rules(
-    amended: OrderRow, request: order_service_pb2.AmendOrderRequest, rules: Any
-) -> None:
-    if request.HasField("quantity"):
-        check_quantity(amended.quantity, rules)
-    for name in ("price", "stop_price", "stop_loss", "take_profit"):
-        if request.HasField(name):
-            check_price(Decimal(getattr(request, name)), rules, name)
-    reference = amended.price or amended.stop_price
-    if reference is not None and (amended.stop_loss or amended.take_profit):
-        check_stops(amended.side, reference, amended.stop_loss, amended.take_profit)

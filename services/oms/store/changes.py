@@ -59,6 +59,7 @@ from services.oms.store import events
 from services.oms.store.rows import all_rows
 from services.oms.store.rows import first_row
 from services.oms.store.rows import for_update
+from services.oms.store.rows import found
 from services.platform import outbox
 from services.platform.access import account_not_found
 from services.platform.enums import enum_name
@@ -96,6 +97,7 @@ __all__ = [
     "offered_instruments",
     "open_closing_order",
     "open_netting_position",
+    "order_of",
     "read_head",
     "reason_changes",
 ]
@@ -366,6 +368,13 @@ async def get_order(
 ) -> OrderRow | None:
     """The account's order, or None (another account's order is None too)."""
     return await _account_row(session, OrderRow, "oms.orders", account_id, order_id, lock)
+
+
+async def order_of(
+    session: AsyncSession, account_id: str, order_id: str, *, lock: bool = False
+) -> OrderRow:
+    """The account's order; NOT_FOUND when it has none of that id."""
+    return found(await get_order(session, account_id, order_id, lock=lock), "order", order_id)
 
 
 async def get_position(

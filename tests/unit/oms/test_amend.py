@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.oms.api.orders import amended_order
 from services.oms.domain.state import OrderStatus
+from services.oms.entry.amendment import amended_order
 from services.oms.model import OrderRow
 from services.oms.model import OrderType
 from services.platform.errors import DomainError
