@@ -1,12 +1,8 @@
 """tradingmesh.oms.v1.OrderService: order entry, cancel and amend, order and trade reads.
 
-Thin: requests become intents or repository calls, results become messages. Every RPC first
-checks that the caller owns the account (`ownership`), so another user's account or order is
-NOT_FOUND. Orders held by the platform are cancelled and amended at once; an STP order whose
-hedge order is at a liquidity provider is only asked to cancel (PENDING_CANCEL): the hedge's
-outcome decides, when the STP desk allocates it (ADR 0007). Such an order (an STP limit order;
-market orders are never amended) cannot be amended until its hedge order is back:
-INVALID_ORDER_STATE.
+Thin: requests become intents or calls of `entry` (`placement`, `cancellation`, `amendment`) and
+the store, results become messages. Every RPC first checks that the caller owns the account
+(`ownership`), so another user's account or order is NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -22,29 +18,20 @@ import grpc.aio
 
 from services.oms.api.lists import order_page
 from services.oms.api.lists import trade_page
+from services.oms.api.ownership import authorize_owner
 from services.oms.api.ownership import authorize_trader
 from services.oms.api.ownership import owned_account
 from services.oms.api.updates import OrderUpdateHub
 from services.oms.domain.positions import Side
-from services.oms.domain.state import OrderEvent
-from services.oms.entry.amendment import amended_order
-from services.oms.entry.amendment import check_amend_rules
-from services.oms.entry.amendment import check_version
+from services.oms.entry.amendment import Amendment
 from services.oms.entry.cancellation import cancel_order
 from services.oms.entry.fingerprint import fingerprint
 from services.oms.entry.placement import OrderIntent
 from services.oms.entry.placement import Placement
-from services.oms.entry.placement import check_request
-from services.oms.model import OrderRow
 from services.oms.model import OrderType
 from services.oms.model import TimeInForce
 from services.oms.store import events
-from services.oms.store import hedges as hedge_store
 from services.oms.store.changes import AccountChange
-from services.oms.store.changes import account_context
-from services.oms.store.changes import concurrent_modification
-from services.oms.store.changes import count_open_orders
-from services.oms.store.changes import get_order
 from services.oms.store.changes import order_of
 from services.oms.store.queries import list_orders
 from services.platform.db import Database
@@ -57,7 +44,6 @@ from tradingmesh.exact import optional_decimal
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc
-from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
 __all__ = ["OrderService"]
 
@@ -102,6 +88,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         self.placement = placement
         self.hub = hub
         self.clock = clock
+        self.amendment = Amendment(resources, placement.risk, clock)
 
     @property
     def db(self) -> Database:
@@ -132,57 +119,10 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
     async def AmendOrder(  # noqa: N802
         self, request: order_service_pb2.AmendOrderRequest, context: Context
     ) -> order_service_pb2.AmendOrderResponse:
-        caller = current_caller()
-        async with self.db.read_session() as session:
-            account = await owned_account(session, request.account_id)
-            order = await order_of(session, account.account_id, request.order_id)
-            context_ = await account_context(session, account.account_id, order.symbol)
-            open_orders = await count_open_orders(session, account.account_id)
-        check_version(order, request)
-        amended, changed = amended_order(order, request)
-        if not changed:
-            return order_service_pb2.AmendOrderResponse(order=order.to_proto(account.currency))
-        if context_ is not None and context_.instrument is not None:
-            check_amend_rules(amended, request, context_.instrument.rules)
-        if {"quantity", "price", "stop_price"} & set(changed):
-            await self._check_amend(amended, open_orders)
-        async with (
-            self.db.transaction() as session,
-            AccountChange.for_caller(session, account, caller, self.clock()) as change,
-        ):
-            current = await get_order(session, account.account_id, order.id, lock=True)
-            if current is None or current.version != order.version:
-                raise concurrent_modification("order", order.id)
-            if await hedge_store.in_flight(session, order.id):  # an STP limit's hedge is at the LP
-                raise DomainError(
-                    _R.ERROR_REASON_INVALID_ORDER_STATE,
-                    f"order {order.id} is at the liquidity provider; amend it once it is back",
-                    metadata={"order_id": order.id, "status": current.status.value},
-                )
-            result = await change.apply(
-                order,
-                OrderEvent.AMENDED,
-                "amended by the client",
-                changes={name: getattr(amended, name) for name in changed},
-                changed_fields=changed,
-            )
-        return order_service_pb2.AmendOrderResponse(order=result.to_proto(account.currency))
-
-    async def _check_amend(self, amended: OrderRow, open_orders: int) -> None:
-        risk = self.placement.risk
-        request = check_request(
-            amended,
-            risk_pb.CHECK_PURPOSE_AMEND,
-            amended.execution_mode,
-            max(open_orders - 1, 0),  # the others: the amended order is checked as it would be
+        order, account = await self.amendment.amend(
+            request, current_caller(), authorize_owner(request.account_id)
         )
-        if risk is None:
-            raise DomainError(
-                _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "the pre-trade check is not configured"
-            )
-        verdict = await risk.check(request)
-        if not verdict.approved:
-            raise DomainError(verdict.reason, verdict.message or "the amended order was refused")
+        return order_service_pb2.AmendOrderResponse(order=order.to_proto(account.currency))
 
     async def GetOrder(  # noqa: N802
         self, request: order_service_pb2.GetOrderRequest, context: Context

@@ -8,6 +8,8 @@ CLOSE_ONLY one may, and the pre-trade check refuses what adds exposure.
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.entry.placement import Authorize
@@ -19,13 +21,25 @@ from services.platform.access import require_account
 from services.platform.errors import DomainError
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
-__all__ = ["authorize_internal", "authorize_trader", "known_account", "owned_account"]
+__all__ = [
+    "authorize_internal",
+    "authorize_owner",
+    "authorize_trader",
+    "known_account",
+    "owned_account",
+]
 
 
 def _owned(account_id: str, account: Account | None) -> Account:
     require_account(account_id, None if account is None else account.user_id)
     assert account is not None
     return account
+
+
+def authorize_owner(account_id: str) -> Authorize:
+    """For changes to the caller's own orders (an amend): the caller's account, whatever its
+    status."""
+    return partial(_owned, account_id)
 
 
 def authorize_trader(account_id: str) -> Authorize:

@@ -1,5 +1,8 @@
-"""A client's amend of a working order (OrderService.AmendOrder): what the request changes, and
-the checks it must pass.
+"""A client's amend of a working order (OrderService.AmendOrder): `Amendment.amend` reads the
+order, works out what the request changes (`amended_order`), checks the new values against the
+instrument's rules and, when the quantity or a price changes, with the risk service's pre-trade
+check (no transaction open), then applies AMENDED in the account's change if the order is still
+the version it read (else ABORTED, concurrent modification).
 
 Only a working limit, stop or stop-limit order is amended (a market order never is); an STP
 limit order whose hedge order is at a liquidity provider cannot be amended until its hedge
@@ -8,25 +11,112 @@ order is back: INVALID_ORDER_STATE.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from typing import Final
 
 from services.oms.domain.state import WORKING_STATUSES
+from services.oms.domain.state import OrderEvent
 from services.oms.domain.validation import check_price
 from services.oms.domain.validation import check_quantity
 from services.oms.domain.validation import check_stops
+from services.oms.entry.placement import Authorize
+from services.oms.entry.placement import check_request
+from services.oms.feeds.risk import RiskClient
+from services.oms.model import Account
 from services.oms.model import OrderRow
 from services.oms.model import OrderType
+from services.oms.store import hedges as hedge_store
+from services.oms.store.changes import AccountChange
+from services.oms.store.changes import account_context
 from services.oms.store.changes import concurrent_modification
+from services.oms.store.changes import count_open_orders
+from services.oms.store.changes import get_order
+from services.oms.store.changes import load_account
+from services.oms.store.changes import order_of
 from services.platform.errors import DomainError
 from services.platform.errors import field_error
+from services.platform.identity import Caller
+from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["amended_order", "check_amend_rules", "check_version"]
+__all__ = ["Amendment", "amended_order", "check_amend_rules", "check_version"]
 
 _R = ErrorReason
+# What the pre-trade check looks at again when it changes.
+_CHECKED: Final = frozenset({"quantity", "price", "stop_price"})
+
+
+class Amendment:
+    """AmendOrder's flow (see the module doc); `risk` is the pre-trade check (None: not
+    configured, and an amend it must see is refused)."""
+
+    def __init__(
+        self, resources: Resources, risk: RiskClient | None, clock: Callable[[], datetime]
+    ) -> None:
+        self.resources = resources
+        self.risk = risk
+        self.clock = clock
+
+    async def amend(
+        self, request: order_service_pb2.AmendOrderRequest, caller: Caller, authorize: Authorize
+    ) -> tuple[OrderRow, Account]:
+        """The order as amended (unchanged when the request changes nothing) and its account."""
+        db = self.resources.db
+        async with db.read_session() as session:
+            account = authorize(await load_account(session, request.account_id))
+            order = await order_of(session, account.account_id, request.order_id)
+            context = await account_context(session, account.account_id, order.symbol)
+            open_orders = await count_open_orders(session, account.account_id)
+        check_version(order, request)
+        amended, changed = amended_order(order, request)
+        if not changed:
+            return order, account
+        if context is not None and context.instrument is not None:
+            check_amend_rules(amended, request, context.instrument.rules)
+        if _CHECKED & set(changed):
+            await self._check(amended, open_orders)
+        async with (
+            db.transaction() as session,
+            AccountChange.for_caller(session, account, caller, self.clock()) as change,
+        ):
+            current = await get_order(session, account.account_id, order.id, lock=True)
+            if current is None or current.version != order.version:
+                raise concurrent_modification("order", order.id)
+            if await hedge_store.in_flight(session, order.id):  # an STP limit's hedge is at the LP
+                raise DomainError(
+                    _R.ERROR_REASON_INVALID_ORDER_STATE,
+                    f"order {order.id} is at the liquidity provider; amend it once it is back",
+                    metadata={"order_id": order.id, "status": current.status.value},
+                )
+            result = await change.apply(
+                order,
+                OrderEvent.AMENDED,
+                "amended by the client",
+                changes={name: getattr(amended, name) for name in changed},
+                changed_fields=changed,
+            )
+        return result, account
+
+    async def _check(self, amended: OrderRow, open_orders: int) -> None:
+        request = check_request(
+            amended,
+            risk_pb.CHECK_PURPOSE_AMEND,
+            amended.execution_mode,
+            max(open_orders - 1, 0),  # the others: the amended order is checked as it would be
+        )
+        if self.risk is None:
+            raise DomainError(
+                _R.ERROR_REASON_DEPENDENCY_UNAVAILABLE, "the pre-trade check is not configured"
+            )
+        verdict = await self.risk.check(request)
+        if not verdict.approved:
+            raise DomainError(verdict.reason, verdict.message or "the amended order was refused")
 
 
 def check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest) -> None:
