@@ -35,6 +35,7 @@ from tradingmesh.trading.money import exact_difference
 
 __all__ = [
     "OPEN_STATUSES",
+    "PLACING_STATUSES",
     "RESUME",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
@@ -182,6 +183,8 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus, OrderEvent], OrderStatus | Resume]
 TERMINAL_STATUSES: Final = frozenset({_S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED})
 OPEN_STATUSES: Final = frozenset(OrderStatus) - TERMINAL_STATUSES
 """What ListOrders' open_only means: every status but the terminal ones."""
+PLACING_STATUSES: Final = frozenset({_S.NEW, _S.PENDING, _S.ACCEPTED})
+"""An order its placement has not settled yet (checks, execution): not yet cancellable."""
 WORKING_STATUSES: Final = frozenset({_S.WORKING, _S.PARTIALLY_FILLED})
 """An order at work with a rest to execute: one that may be amended, triggered, filled or
 hedged further (not one waiting for the LP's word on a cancel or an amend)."""

@@ -8,8 +8,7 @@ the STP desk allocates it (ADR 0007).
 
 from __future__ import annotations
 
-from typing import Final
-
+from services.oms.domain.state import PLACING_STATUSES
 from services.oms.domain.state import TERMINAL_STATUSES
 from services.oms.domain.state import OrderEvent
 from services.oms.domain.state import OrderStatus
@@ -23,7 +22,6 @@ from tradingmesh.common.v1.errors_pb2 import ErrorReason
 __all__ = ["cancel_order"]
 
 _R = ErrorReason
-_PLACING: Final = frozenset({OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.ACCEPTED})
 
 
 async def cancel_order(
@@ -47,7 +45,7 @@ async def cancel_order(
 
 
 def _require_cancellable(order: OrderRow) -> None:
-    if order.status in _PLACING:
+    if order.status in PLACING_STATUSES:
         raise DomainError(
             _R.ERROR_REASON_INVALID_ORDER_STATE,
             f"order {order.id} is still being placed; retry in a moment",

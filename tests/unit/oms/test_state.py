@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from services.oms.domain.state import OPEN_STATUSES
+from services.oms.domain.state import PLACING_STATUSES
 from services.oms.domain.state import TERMINAL_STATUSES
 from services.oms.domain.state import TRANSITIONS
 from services.oms.domain.state import Fill
@@ -219,6 +220,13 @@ def test_terminal_statuses_have_no_way_out_and_open_ones_do() -> None:
 
     assert {S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED} == TERMINAL_STATUSES
     assert sources == OPEN_STATUSES
+
+
+def test_the_placing_statuses_are_the_open_ones_no_cancel_leaves() -> None:
+    cancels = (E.CANCELLED, E.CANCEL_REQUESTED)
+    uncancellable = {s for s in OPEN_STATUSES if all((s, e) not in TRANSITIONS for e in cancels)}
+
+    assert uncancellable == PLACING_STATUSES
 
 
 def test_the_refusal_names_the_status_and_the_event() -> None:
