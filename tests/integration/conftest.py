@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +149,40 @@ def demo(edge: Edge) -> tuple[str, str]:
 
 @pytest.fixture
 def lps(running_stack: RunningStack) -> Iterator[dict[str, ControlClient]]:
-    """The LP simulators' control ports; afterwards every pin is lifted, so the other tests see
-    walking prices again. (The STP modules have their own, which also restore fill delays.)"""
+    """The LP simulators' control ports; afterwards each is as the stack started it, so the
+    other tests see walking prices again: no pins and, at an LP with an order desk, nothing
+    silenced, its standard personality and its fill delay back."""
     ports = Ports(running_stack.state.base_port)
     clients = {lp: ControlClient(ports.lp_control(lp)) for lp in LP_SIMULATORS}
+    delays = {lp: client.state()["fill_delay_ms"] for lp, client in clients.items()}
     try:
         yield clients
     finally:
-        for client in clients.values():
+        for lp, client in clients.items():
             client.unpin()
+            if delays[lp]:  # "" where the LP has no order desk
+                client.clear_personality()
+                client.silence(orders=0, status_requests=0)
+                client.set_fill_delay(int(delays[lp]))
+
+
+@pytest.fixture
+def stp_lps(lps: dict[str, ControlClient]) -> dict[str, ControlClient]:
+    """`lps` with EURUSD pinned at lp-alpha and lp-beta, lp-alpha better on both sides
+    (`support.stp.ALPHA` and `BETA`), as the STP modules' tests start."""
+    from tests.integration.support.stp import pin_both
+
+    pin_both(lps)
+    return lps
+
+
+@pytest.fixture
+def pinned(lps: dict[str, ControlClient]) -> Callable[[str, str], None]:
+    """Pins EURUSD's raw price at every LP (the same quote, so neither is preferred); `lps`
+    lifts the pins afterwards."""
+
+    def pin(bid: str, ask: str) -> None:
+        for lp in lps.values():
+            lp.pin("EURUSD", bid, ask)
+
+    return pin

@@ -48,7 +48,6 @@ from tests.integration.support.stp import ended
 from tests.integration.support.stp import hedges_of
 from tests.integration.support.stp import stp_trader
 from tests.integration.support.waiting import eventually
-from tests.integration.test_trading_flow import pinned  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
@@ -76,7 +75,7 @@ def test_with_redis_killed_market_orders_keep_filling_at_live_prices(
     running_stack: RunningStack,
     edge: Edge,
     accounts: AccountStack,
-    pinned: Callable[[str, str], None],  # noqa: F811
+    pinned: Callable[[str, str], None],
 ) -> None:
     trader = new_trader(edge, accounts)
     pinned("1.30000", "1.30010")
@@ -150,7 +149,7 @@ def test_the_first_order_after_risk_restarts_succeeds(
     running_stack: RunningStack,
     edge: Edge,
     accounts: AccountStack,
-    pinned: Callable[[str, str], None],  # noqa: F811
+    pinned: Callable[[str, str], None],
 ) -> None:
     trader = new_trader(edge, accounts)
     pinned("1.40000", "1.40010")
@@ -193,7 +192,7 @@ def test_the_first_order_after_the_oms_restarts_succeeds(
     running_stack: RunningStack,
     edge: Edge,
     accounts: AccountStack,
-    pinned: Callable[[str, str], None],  # noqa: F811
+    pinned: Callable[[str, str], None],
 ) -> None:
     trader = new_trader(edge, accounts)
     pinned("1.50000", "1.50010")
@@ -211,7 +210,7 @@ def test_a_frozen_database_costs_only_latency_and_leaves_no_order_half_done(
     oms: Oms,
     edge: Edge,
     accounts: AccountStack,
-    pinned: Callable[[str, str], None],  # noqa: F811
+    pinned: Callable[[str, str], None],
 ) -> None:
     trader = new_trader(edge, accounts)
     pinned("1.10000", "1.10010")

@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -23,7 +22,6 @@ import grpc
 import pytest
 
 from simulators.lp.control import ControlClient
-from stack.ports import LP_SIMULATORS
 from tests.integration.callers import Who
 from tests.integration.events import events_on
 from tests.integration.events import published
@@ -44,6 +42,7 @@ from tests.integration.support.stp import get_order
 from tests.integration.support.stp import hedges_of
 from tests.integration.support.stp import lp_order_reports
 from tests.integration.support.stp import lp_reports
+from tests.integration.support.stp import pin_both
 from tests.integration.support.stp import stp_trader
 from tests.integration.support.stp import trades
 from tests.integration.support.waiting import eventually
@@ -63,20 +62,10 @@ D = Decimal
 
 
 @pytest.fixture
-def pinned(oms: Oms) -> Iterator[Callable[[str | None], None]]:
+def both_pinned(lps: dict[str, ControlClient]) -> Callable[[str | None], None]:
     """Pins EURUSD at both LPs (lp-alpha better on both sides), with `size` lots quoted on
-    each side (None: the simulator's usual 50)."""
-    lps = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
-
-    def pin(size: str | None = None) -> None:
-        lps["lp-alpha"].pin("EURUSD", *ALPHA, size=size)
-        lps["lp-beta"].pin("EURUSD", *BETA, size=size)
-
-    try:
-        yield pin
-    finally:
-        for control in lps.values():
-            control.unpin()
+    each side (None: the simulator's usual 50); the conftest's `lps` restores them."""
+    return lambda size: pin_both(lps, size=size)
 
 
 def linked_orders(oms: Oms, hedge_id: str) -> set[str]:
@@ -115,10 +104,10 @@ def place_together(oms: Oms, orders: list[tuple[Trader, dict[str, Any]]]) -> lis
 
 
 def test_orders_of_three_clients_in_one_window_make_one_net_hedge_order_at_the_lp(
-    oms: Oms, pinned: Callable[[str | None], None]
+    oms: Oms, both_pinned: Callable[[str | None], None]
 ) -> None:
     a, b, c = (stp_trader(oms) for _ in range(3))
-    pinned(None)
+    both_pinned(None)
     await_pinned_price(oms, a)
 
     # Three orders at the same moment. Their commits normally fall within the 50 ms window;
@@ -205,10 +194,10 @@ def test_orders_of_three_clients_in_one_window_make_one_net_hedge_order_at_the_l
 
 
 def test_staff_find_hedge_orders_by_their_client_orders_and_filters_and_page_through_them(
-    oms: Oms, pinned: Callable[[str | None], None]
+    oms: Oms, both_pinned: Callable[[str | None], None]
 ) -> None:
     trader = stp_trader(oms)
-    pinned(None)
+    both_pinned(None)
     await_pinned_price(oms, trader)
     placed = []
     for _ in range(2):  # one after the other: two windows, two hedge orders
@@ -264,10 +253,10 @@ def test_staff_find_hedge_orders_by_their_client_orders_and_filters_and_page_thr
 
 
 def test_a_fok_order_larger_than_the_lps_liquidity_is_rejected_for_no_liquidity(
-    oms: Oms, pinned: Callable[[str | None], None]
+    oms: Oms, both_pinned: Callable[[str | None], None]
 ) -> None:
     trader = stp_trader(oms)
-    pinned("1.00")  # the LPs quote 1 lot a side
+    both_pinned("1.00")  # the LPs quote 1 lot a side
     await_pinned_price(oms, trader)
 
     placed = place(oms, trader, quantity="1.50", time_in_force=S.TIME_IN_FORCE_FOK)
@@ -288,10 +277,10 @@ def test_a_fok_order_larger_than_the_lps_liquidity_is_rejected_for_no_liquidity(
 
 
 def test_an_ioc_order_larger_than_the_lps_liquidity_fills_what_it_can_and_cancels_the_rest(
-    oms: Oms, pinned: Callable[[str | None], None]
+    oms: Oms, both_pinned: Callable[[str | None], None]
 ) -> None:
     trader = stp_trader(oms)
-    pinned("1.00")
+    both_pinned("1.00")
     await_pinned_price(oms, trader)
 
     placed = place(oms, trader, quantity="1.50", time_in_force=S.TIME_IN_FORCE_IOC)
@@ -309,10 +298,10 @@ def test_an_ioc_order_larger_than_the_lps_liquidity_fills_what_it_can_and_cancel
 
 
 def test_buys_and_sells_that_net_to_zero_fill_at_the_raw_prices_without_a_hedge(
-    oms: Oms, pinned: Callable[[str | None], None]
+    oms: Oms, both_pinned: Callable[[str | None], None]
 ) -> None:
     buyer, seller = stp_trader(oms), stp_trader(oms)
-    pinned(None)
+    both_pinned(None)
     await_pinned_price(oms, buyer)
 
     rounds: list[int] = []
@@ -340,30 +329,6 @@ def test_buys_and_sells_that_net_to_zero_fill_at_the_raw_prices_without_a_hedge(
 
 
 # ---- STP limit and stop-limit orders: a hedge order of their own, at their limit -----------------
-
-
-@pytest.fixture
-def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
-    """The LP simulators' control ports; afterwards every pin is lifted and each fill delay is
-    what it was."""
-    controls = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
-    delays = {lp: int(c.state()["fill_delay_ms"]) for lp, c in controls.items()}
-    try:
-        yield controls
-    finally:
-        for lp, control in controls.items():
-            control.unpin()
-            control.set_fill_delay(delays[lp])
-
-
-def pin(
-    lps: dict[str, ControlClient],
-    alpha: tuple[str, str],
-    beta: tuple[str, str],
-    size: str | None = None,
-) -> None:
-    lps["lp-alpha"].pin("EURUSD", *alpha, size=size)
-    lps["lp-beta"].pin("EURUSD", *beta, size=size)
 
 
 def markup_group(oms: Oms, points: int) -> str:
@@ -436,7 +401,7 @@ def test_an_stp_buy_limit_rests_then_is_hedged_at_its_raw_limit_and_fills_at_or_
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = new_trader(oms, markup_group(oms, 4))  # 2 points off the bid, 2 onto the ask
-    pin(lps, ("1.10000", "1.10010"), ("1.09990", "1.10030"))
+    pin_both(lps, ("1.10000", "1.10010"), ("1.09990", "1.10030"))
     await_group_price(oms, trader, "1.09998", "1.10012")
 
     order = place_limit(oms, trader, "1.09992", "1.00")
@@ -447,7 +412,7 @@ def test_an_stp_buy_limit_rests_then_is_hedged_at_its_raw_limit_and_fills_at_or_
     assert hedges_of(oms, [order.id]) == []
 
     # lp-alpha's ask falls to 1.09985: the group's ask 1.09987 reaches the limit.
-    pin(lps, ("1.09975", "1.09985"), ("1.09960", "1.10000"))
+    pin_both(lps, ("1.09975", "1.09985"), ("1.09960", "1.10000"))
     filled = ended(oms, trader, order.id)
 
     assert filled.status == S.ORDER_STATUS_FILLED, (filled.status_reason, filled.status_message)
@@ -498,7 +463,7 @@ def test_an_stp_limit_larger_than_the_lps_size_keeps_what_it_got_and_tries_again
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin(lps, ALPHA, BETA, size="0.50")  # each provider quotes half a lot a side
+    pin_both(lps, ALPHA, BETA, size="0.50")  # each provider quotes half a lot a side
     await_group_price(oms, trader, *ALPHA)
 
     # IOC: the half lot the provider had, then the rest is cancelled.
@@ -536,7 +501,7 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin(lps, ALPHA, BETA)
+    pin_both(lps, ALPHA, BETA)
     await_group_price(oms, trader, *ALPHA)
     lps["lp-alpha"].set_fill_delay(3000)  # the provider executes 3 s after the order arrives
     away = (("1.10040", "1.10050"), ("1.10030", "1.10060"))
@@ -544,7 +509,7 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
     # IOC: at the limit when placed; by the time the provider executes, its ask is 1.10050.
     ioc = place_limit(oms, trader, "1.10010", "0.50", S.TIME_IN_FORCE_IOC)
     hedge_at(oms, ioc.id, {"SENT", "WORKING"}, "the IOC's hedge order at the provider")
-    pin(lps, *away)
+    pin_both(lps, *away)
     done = ended(oms, trader, ioc.id)
     assert done.status == S.ORDER_STATUS_REJECTED
     assert done.status_reason == R.ERROR_REASON_NO_LIQUIDITY, done.status_message
@@ -554,11 +519,11 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
     assert "price moved" in cancel[58]
 
     # GTC, the same way: nothing filled, and it stays WORKING.
-    pin(lps, ALPHA, BETA)
+    pin_both(lps, ALPHA, BETA)
     await_group_price(oms, trader, *ALPHA)
     gtc = place_limit(oms, trader, "1.10010", "0.50")
     hedge_at(oms, gtc.id, {"SENT", "WORKING"}, "the GTC's hedge order at the provider")
-    pin(lps, *away)
+    pin_both(lps, *away)
     (hedge,) = [hedge_at(oms, gtc.id, {"CANCELLED"}, "the provider cancels the hedge order")]
     assert hedge["filled_quantity"] == 0
     time.sleep(3)
@@ -569,7 +534,7 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
 
     # The price comes back: the order is tried again, and fills.
     lps["lp-alpha"].set_fill_delay(2)
-    pin(lps, ALPHA, BETA)
+    pin_both(lps, ALPHA, BETA)
     done = ended(oms, trader, gtc.id)
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
     assert D(done.average_fill_price) == D("1.1001")
@@ -580,7 +545,7 @@ def test_an_stp_limit_at_the_lp_cannot_be_amended_and_a_cancel_takes_what_it_got
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin(lps, ALPHA, BETA, size="0.40")
+    pin_both(lps, ALPHA, BETA, size="0.40")
     await_group_price(oms, trader, *ALPHA)
     lps["lp-alpha"].set_fill_delay(3000)
 
@@ -618,7 +583,7 @@ def test_an_stp_stop_limit_triggers_on_its_stop_then_is_hedged_at_its_limit(
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin(lps, ALPHA, BETA)
+    pin_both(lps, ALPHA, BETA)
     await_group_price(oms, trader, *ALPHA)
 
     order = place(
@@ -636,7 +601,7 @@ def test_an_stp_stop_limit_triggers_on_its_stop_then_is_hedged_at_its_limit(
 
     # The ask rises to 1.10035: the stop (ask >= 1.10030) triggers and the limit 1.10040 is
     # reached at once.
-    pin(lps, ("1.10025", "1.10035"), ("1.10015", "1.10045"))
+    pin_both(lps, ("1.10025", "1.10035"), ("1.10015", "1.10045"))
     done = ended(oms, trader, order.id)
 
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
@@ -654,7 +619,7 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin(lps, ALPHA, BETA)
+    pin_both(lps, ALPHA, BETA)
     await_group_price(oms, trader, *ALPHA)
     order = place_limit(oms, trader, "1.10005", "0.30")
 
@@ -662,7 +627,7 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     start_oms(oms, trader)
 
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
-    pin(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))
+    pin_both(lps, ("1.09995", "1.10005"), ("1.09985", "1.10025"))
     done = ended(oms, trader, order.id)
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
     assert D(done.average_fill_price) == D("1.10005")

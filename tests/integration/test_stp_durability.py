@@ -21,21 +21,16 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-import pytest
 
 from simulators.lp.control import ControlClient
-from stack.ports import LP_SIMULATORS
 from tests.integration.support.components import kill_oms
 from tests.integration.support.components import start_oms
 from tests.integration.support.orders import Oms
 from tests.integration.support.orders import place
-from tests.integration.support.stp import ALPHA
-from tests.integration.support.stp import BETA
 from tests.integration.support.stp import D
 from tests.integration.support.stp import S
 from tests.integration.support.stp import assert_filled_once
@@ -50,23 +45,6 @@ from tests.integration.support.stp import stp_trader
 from tests.integration.support.stp import trades
 from tests.integration.support.waiting import eventually
 from tradingmesh.common.v1 import types_pb2
-
-
-@pytest.fixture
-def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
-    """Both LPs pinned (lp-alpha better on both sides); afterwards unpinned, with their fill
-    delay back and nothing silenced."""
-    controls = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
-    delays = {lp: int(c.state()["fill_delay_ms"]) for lp, c in controls.items()}
-    controls["lp-alpha"].pin("EURUSD", *ALPHA)
-    controls["lp-beta"].pin("EURUSD", *BETA)
-    try:
-        yield controls
-    finally:
-        for lp, control in controls.items():
-            control.silence(orders=0, status_requests=0)
-            control.unpin()
-            control.set_fill_delay(delays[lp])
 
 
 def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
@@ -84,11 +62,11 @@ def metric(oms: Oms, name: str, lp: str | None = None) -> Decimal:
 
 
 def test_a_fill_stored_but_not_applied_when_the_oms_is_killed_is_applied_once_after_restart(
-    oms: Oms, lps: dict[str, ControlClient]
+    oms: Oms, stp_lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
-    lps["lp-alpha"].set_fill_delay(4000)  # the reports come 4 s after the order
+    stp_lps["lp-alpha"].set_fill_delay(4000)  # the reports come 4 s after the order
 
     placed = place(oms, trader, quantity="0.50")
     assert placed.status == S.ORDER_STATUS_WORKING
@@ -127,11 +105,11 @@ def test_a_fill_stored_but_not_applied_when_the_oms_is_killed_is_applied_once_af
 
 
 def test_a_report_the_oms_cannot_store_is_not_taken_and_the_lp_resends_it(
-    oms: Oms, lps: dict[str, ControlClient]
+    oms: Oms, stp_lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
-    lps["lp-alpha"].set_fill_delay(2000)
+    stp_lps["lp-alpha"].set_fill_delay(2000)
     refused_before = metric(oms, "tradingmesh_oms_lp_reports_not_stored_total", "lp-alpha")
 
     placed = place(oms, trader, quantity="0.30")
@@ -164,12 +142,12 @@ def test_a_report_the_oms_cannot_store_is_not_taken_and_the_lp_resends_it(
 
 
 def test_a_hedge_whose_reports_the_lp_never_sent_is_filled_from_its_order_status(
-    oms: Oms, lps: dict[str, ControlClient]
+    oms: Oms, stp_lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
     asked_before = metric(oms, "tradingmesh_oms_hedge_status_requests_total", "lp-alpha")
-    lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
+    stp_lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
 
     placed = place(oms, trader, quantity="0.40", side=types_pb2.SIDE_BUY)
     hedge_id = sent_hedge(oms, placed.id)["id"]
@@ -186,11 +164,11 @@ def test_a_hedge_whose_reports_the_lp_never_sent_is_filled_from_its_order_status
 
 
 def test_a_hedge_the_lp_never_answers_is_reported_unknown_and_left_open(
-    oms: Oms, lps: dict[str, ControlClient]
+    oms: Oms, stp_lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
-    lps["lp-alpha"].silence(orders=1, status_requests=1000)
+    stp_lps["lp-alpha"].silence(orders=1, status_requests=1000)
 
     placed = place(oms, trader, quantity="0.20")
     hedge_id = sent_hedge(oms, placed.id)["id"]
@@ -209,7 +187,7 @@ def test_a_hedge_the_lp_never_answers_is_reported_unknown_and_left_open(
     assert metric(oms, "tradingmesh_oms_hedge_status_requests_total", "lp-alpha") >= 1
 
     # The LP answers again: the next status request settles it, and the alert clears.
-    lps["lp-alpha"].silence(status_requests=0)
+    stp_lps["lp-alpha"].silence(status_requests=0)
     assert_filled_once(oms, trader, placed.id, "0.2", "1.1001")
     eventually(
         lambda: metric(oms, "tradingmesh_oms_hedge_orders_unknown") == 0,

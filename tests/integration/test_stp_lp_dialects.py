@@ -25,7 +25,6 @@ import json
 import re
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +33,6 @@ import pytest
 
 from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
-from stack.ports import LP_SIMULATORS
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge import bearer
 from tests.integration.support.edge import login
@@ -43,7 +41,6 @@ from tests.integration.support.edge import refused
 from tests.integration.support.orders import Oms
 from tests.integration.support.orders import place
 from tests.integration.support.stp import ALPHA
-from tests.integration.support.stp import BETA
 from tests.integration.support.stp import await_pinned_price
 from tests.integration.support.stp import ended
 from tests.integration.support.stp import get_order
@@ -71,24 +68,6 @@ def people(edge: Edge) -> dict[str, tuple[str, str]]:
         user = make_user(edge, [role])
         found[role] = (user.id, login(edge, user).access_token)
     return found
-
-
-@pytest.fixture
-def lps(oms: Oms) -> Iterator[dict[str, ControlClient]]:
-    """Both LPs pinned (lp-alpha better on both sides); afterwards their standard personality,
-    no pins, their fill delay back and nothing silenced."""
-    controls = {lp: ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS}
-    delays = {lp: int(c.state()["fill_delay_ms"]) for lp, c in controls.items()}
-    controls["lp-alpha"].pin("EURUSD", *ALPHA)
-    controls["lp-beta"].pin("EURUSD", *BETA)
-    try:
-        yield controls
-    finally:
-        for lp, control in controls.items():
-            control.clear_personality()
-            control.silence(orders=0, status_requests=0)
-            control.unpin()
-            control.set_fill_delay(delays[lp])
 
 
 def metric(oms: Oms, name: str, **labels: str) -> Decimal:
@@ -179,9 +158,9 @@ def refusals(oms: Oms, hedge_id: str) -> list[tuple[str, str, str, str]]:
     "trait", ["limit-only", "status-bmr", "fix42-exectype", "strict-dictionary"]
 )
 def test_with_each_personality_market_and_limit_stp_orders_end_filled_or_rejected_with_why(
-    oms: Oms, lps: dict[str, ControlClient], trait: str
+    oms: Oms, stp_lps: dict[str, ControlClient], trait: str
 ) -> None:
-    alpha = lps["lp-alpha"]
+    alpha = stp_lps["lp-alpha"]
     assert alpha.set_personality([trait]) == [trait]
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
@@ -258,9 +237,9 @@ def test_with_each_personality_market_and_limit_stp_orders_end_filled_or_rejecte
 
 
 def test_a_silent_hedge_at_an_lp_refusing_status_requests_is_settled_by_an_operator(
-    oms: Oms, lps: dict[str, ControlClient], edge: Edge, people: dict[str, tuple[str, str]]
+    oms: Oms, stp_lps: dict[str, ControlClient], edge: Edge, people: dict[str, tuple[str, str]]
 ) -> None:
-    alpha = lps["lp-alpha"]
+    alpha = stp_lps["lp-alpha"]
     alpha.set_personality(["status-bmr"])
     alpha.silence(orders=1)  # it fills the next order but never reports it
     trader = stp_trader(oms)
@@ -381,7 +360,7 @@ def rest(
 
 
 def test_an_operator_resets_or_sets_an_lp_order_sessions_numbers_through_envoy(
-    oms: Oms, lps: dict[str, ControlClient], edge: Edge, people: dict[str, tuple[str, str]]
+    oms: Oms, stp_lps: dict[str, ControlClient], edge: Edge, people: dict[str, tuple[str, str]]
 ) -> None:
     admin_token, dealer_token, trader_token = (people[r][1] for r in ("admin", "dealer", "trader"))
     audited_before = oms.rows("SELECT count(*) FROM oms.operator_audit_records")[0][0]

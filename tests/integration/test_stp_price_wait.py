@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
+from simulators.lp.control import ControlClient
 from tests.integration.conftest import RunningStack
 from tests.integration.support.components import frozen
 from tests.integration.support.components import kill_oms
@@ -37,7 +37,6 @@ from tests.integration.support.stp import ended
 from tests.integration.support.stp import get_order
 from tests.integration.support.stp import hedges_of
 from tests.integration.support.stp import stp_trader
-from tests.integration.test_stp import pinned  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 
@@ -83,9 +82,8 @@ def place_both(oms: Oms, trader: Trader) -> tuple[str, str]:
 def test_stp_orders_acknowledged_while_pricing_is_frozen_fill_once_it_is_back(
     oms: Oms,
     trader: Trader,
-    pinned: Callable[[str | None], None],  # noqa: F811
+    stp_lps: dict[str, ControlClient],
 ) -> None:
-    pinned(None)
     await_pinned_price(oms, trader)
 
     with frozen(oms.running, "pricing") as thaw:
@@ -114,9 +112,8 @@ def test_stp_orders_acknowledged_while_pricing_is_frozen_fill_once_it_is_back(
 def test_stp_orders_still_without_a_live_price_after_their_wait_are_rejected(
     oms: Oms,
     trader: Trader,
-    pinned: Callable[[str | None], None],  # noqa: F811
+    stp_lps: dict[str, ControlClient],
 ) -> None:
-    pinned(None)
     await_pinned_price(oms, trader)
 
     with frozen(oms.running, "pricing"):

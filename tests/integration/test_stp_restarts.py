@@ -44,7 +44,6 @@ from tests.integration.support.stp import sent_hedge
 from tests.integration.support.stp import stored_reports
 from tests.integration.support.stp import stp_trader
 from tests.integration.support.waiting import eventually
-from tests.integration.test_stp_durability import lps  # noqa: F401 (a fixture)
 from tradingmesh.common.v1 import trading_pb2
 
 S = trading_pb2
@@ -87,11 +86,11 @@ def insert_new_hedge(oms: Oms, order_id: str, quantity: Decimal) -> str:
 
 def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_restart(
     oms: Oms,
-    lps: dict[str, ControlClient],  # noqa: F811
+    stp_lps: dict[str, ControlClient],
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
-    lps["lp-alpha"].set_fill_delay(3000)
+    stp_lps["lp-alpha"].set_fill_delay(3000)
 
     first = place(oms, trader, quantity="0.50")
     first_hedge = sent_hedge(oms, first.id)["id"]
@@ -111,7 +110,7 @@ def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_rest
         kill_oms(oms)
         hold.rollback()
     # What the close would have committed just before the kill: its hedge order, NEW, unsent.
-    lps["lp-alpha"].set_fill_delay(2)
+    stp_lps["lp-alpha"].set_fill_delay(2)
     hedge_id = insert_new_hedge(oms, second.id, D("0.30"))
 
     start_oms(oms, trader)
@@ -127,17 +126,17 @@ def test_a_hedge_committed_but_not_sent_when_the_oms_died_is_sent_after_the_rest
 
 def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
     oms: Oms,
-    lps: dict[str, ControlClient],  # noqa: F811
+    stp_lps: dict[str, ControlClient],
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)
-    lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
+    stp_lps["lp-alpha"].silence(orders=1)  # it fills the next order but never reports it
 
     placed = place(oms, trader, quantity="0.40")
     hedge_id = sent_hedge(oms, placed.id)["id"]
 
     def booked() -> list[dict[str, Any]]:
-        return lps["lp-alpha"].fills(client="TRADINGMESH-OMS", client_order_id=hedge_id)
+        return stp_lps["lp-alpha"].fills(client="TRADINGMESH-OMS", client_order_id=hedge_id)
 
     (filled,) = eventually(booked, 10, "the LP filled the hedge order")
     assert (D(filled["quantity"]), filled["fills"]) == (D("0.4"), 1)
@@ -145,7 +144,7 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
     # The LP dies before anyone asks, and comes back.
     kill(oms.running, "lp-alpha")
     restore(oms.running)
-    lps["lp-alpha"].pin("EURUSD", *ALPHA)
+    stp_lps["lp-alpha"].pin("EURUSD", *ALPHA)
 
     # The OMS's status request finds the order in the LP's book: filled once, from its answer.
     hedge = assert_filled_once(oms, trader, placed.id, "0.4", "1.1001")
@@ -159,7 +158,7 @@ def test_an_lp_keeps_its_book_across_its_restart_and_the_order_fills_once(
 
 def test_the_first_stp_order_after_an_oms_restart_fills(
     oms: Oms,
-    lps: dict[str, ControlClient],  # noqa: F811
+    stp_lps: dict[str, ControlClient],
 ) -> None:
     trader = stp_trader(oms)
     await_pinned_price(oms, trader)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +21,6 @@ import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2_grpc
 
-from simulators.lp.control import ControlClient
-from stack.ports import LP_SIMULATORS
 from tests.integration.callers import AccountStack
 from tests.integration.conftest import RunningStack
 from tests.integration.events import Message
@@ -53,22 +50,6 @@ from tradingmesh.oms.v1 import position_service_pb2_grpc as position_grpc
 
 PLACE_ORDER = "/tradingmesh.oms.v1.OrderService/PlaceOrder"
 LOT = Decimal("100000")  # EURUSD's contract size (stack/seed.py)
-
-
-@pytest.fixture
-def pinned(edge: Edge) -> Iterator[Callable[[str, str], None]]:
-    """Pins EURUSD's raw price at every LP (the same quote, so neither is preferred)."""
-    lps = [ControlClient(edge.ports.lp_control(lp)) for lp in LP_SIMULATORS]
-
-    def pin(bid: str, ask: str) -> None:
-        for lp in lps:
-            lp.pin("EURUSD", bid, ask)
-
-    try:
-        yield pin
-    finally:
-        for lp in lps:
-            lp.unpin()
 
 
 def place_grpc_web(

@@ -9,13 +9,8 @@ known exactly. Traders and orders come from test_orders.py's helpers.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
-import pytest
-
-from simulators.lp.control import ControlClient
-from stack.ports import LP_SIMULATORS
 from tests.integration.support.orders import Oms
 from tests.integration.support.orders import Trader
 from tests.integration.support.orders import place
@@ -38,29 +33,14 @@ from tradingmesh.oms.v1 import position_service_pb2
 D = Decimal
 
 
-@pytest.fixture
-def pin(oms: Oms) -> Iterator[Pin]:
-    lps = [ControlClient(oms.ports.lp_control(lp)) for lp in LP_SIMULATORS]
-
-    def pin_at(bid: str, ask: str) -> None:
-        for lp in lps:
-            lp.pin("EURUSD", bid, ask)
-
-    try:
-        yield pin_at
-    finally:
-        for lp in lps:
-            lp.unpin()
-
-
-def test_a_buy_limit_below_the_market_fills_when_the_ask_drops_to_it(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_buy_limit_below_the_market_fills_when_the_ask_drops_to_it(oms: Oms, pinned: Pin) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     order = place(oms, trader, type=S.ORDER_TYPE_LIMIT, price="1.09950")
     assert order.status == S.ORDER_STATUS_WORKING
-    pin("1.09960", "1.09970")  # nearer, not there
+    pinned("1.09960", "1.09970")  # nearer, not there
     await_price(oms, trader, "1.09960", "1.09970")
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
-    pin("1.09930", "1.09940")
+    pinned("1.09930", "1.09940")
     filled = ended(oms, trader, order.id)
     assert filled.status == S.ORDER_STATUS_FILLED, filled.status_message
     assert filled.average_fill_price == "1.09940"  # the ask, better than the limit
@@ -71,13 +51,15 @@ def test_a_buy_limit_below_the_market_fills_when_the_ask_drops_to_it(oms: Oms, p
     assert events[-1][1] == "oms-triggers"
 
 
-def test_a_sell_stop_triggers_when_the_bid_falls_and_fills_at_the_bid(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_sell_stop_triggers_when_the_bid_falls_and_fills_at_the_bid(
+    oms: Oms, pinned: Pin
+) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     order = place(
         oms, trader, side=types_pb2.SIDE_SELL, type=S.ORDER_TYPE_STOP, stop_price="1.09950"
     )
     assert order.status == S.ORDER_STATUS_WORKING
-    pin("1.09900", "1.09910")
+    pinned("1.09900", "1.09910")
     filled = ended(oms, trader, order.id)
     assert filled.status == S.ORDER_STATUS_FILLED, filled.status_message
     assert filled.average_fill_price == "1.09900"
@@ -92,11 +74,11 @@ def test_a_sell_stop_triggers_when_the_bid_falls_and_fills_at_the_bid(oms: Oms, 
     ]
 
 
-def test_a_stop_limit_triggers_then_fills_only_at_its_limit(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_stop_limit_triggers_then_fills_only_at_its_limit(oms: Oms, pinned: Pin) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     order = place(oms, trader, type=S.ORDER_TYPE_STOP_LIMIT, stop_price="1.10050", price="1.10070")
     assert order.status == S.ORDER_STATUS_WORKING
-    pin("1.10070", "1.10080")  # the ask passes the stop, but is above the limit
+    pinned("1.10070", "1.10080")  # the ask passes the stop, but is above the limit
 
     def probe() -> oms_pb2.Order | None:
         found = get_order(oms, trader, order.id)
@@ -106,7 +88,7 @@ def test_a_stop_limit_triggers_then_fills_only_at_its_limit(oms: Oms, pin: Pin) 
     assert triggered.status == S.ORDER_STATUS_WORKING
     time.sleep(1.0)
     assert get_order(oms, trader, order.id).status == S.ORDER_STATUS_WORKING
-    pin("1.10055", "1.10065")
+    pinned("1.10055", "1.10065")
     filled = ended(oms, trader, order.id)
     assert filled.status == S.ORDER_STATUS_FILLED, filled.status_message
     assert filled.average_fill_price == "1.10065"
@@ -138,12 +120,12 @@ def _closing_order(oms: Oms, trader: Trader, client_order_id: str) -> oms_pb2.Or
     return order
 
 
-def test_a_long_positions_stop_loss_closes_it_when_the_bid_falls(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_long_positions_stop_loss_closes_it_when_the_bid_falls(oms: Oms, pinned: Pin) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     opened = place_filled(oms, trader, stop_loss="1.09900")
     (trade,) = trades_of(oms, trader, opened.id)
     assert trade.price == "1.10010"
-    pin("1.09890", "1.09900")
+    pinned("1.09890", "1.09900")
     position = _closed_by(oms, trader, trade.position_id)
     closing = _closing_order(oms, trader, f"tm:sl:{trade.position_id}:1")
     assert closing.origin == S.ORDER_ORIGIN_STOP_LOSS
@@ -156,12 +138,12 @@ def test_a_long_positions_stop_loss_closes_it_when_the_bid_falls(oms: Oms, pin: 
     assert D(position.realized_pnl) == D("-12.00")
 
 
-def test_a_short_positions_take_profit_closes_it_when_the_ask_falls(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_short_positions_take_profit_closes_it_when_the_ask_falls(oms: Oms, pinned: Pin) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     opened = place_filled(oms, trader, side=types_pb2.SIDE_SELL, take_profit="1.09900")
     (trade,) = trades_of(oms, trader, opened.id)
     assert trade.price == "1.10000"
-    pin("1.09880", "1.09890")
+    pinned("1.09880", "1.09890")
     position = _closed_by(oms, trader, trade.position_id)
     closing = _closing_order(oms, trader, f"tm:tp:{trade.position_id}:1")
     assert closing.origin == S.ORDER_ORIGIN_TAKE_PROFIT
@@ -171,13 +153,13 @@ def test_a_short_positions_take_profit_closes_it_when_the_ask_falls(oms: Oms, pi
     assert D(position.realized_pnl) == D("11.00")
 
 
-def test_a_triggered_stop_that_fails_the_risk_check_is_rejected(oms: Oms, pin: Pin) -> None:
-    trader = trader_at(oms, pin, "1.10000", "1.10010")
+def test_a_triggered_stop_that_fails_the_risk_check_is_rejected(oms: Oms, pinned: Pin) -> None:
+    trader = trader_at(oms, pinned, "1.10000", "1.10010")
     stop = place(oms, trader, type=S.ORDER_TYPE_STOP, stop_price="1.10050", quantity="1.00")
     assert stop.status == S.ORDER_STATUS_WORKING  # resting orders hold no margin
     # 9 lots long take 9 x 1100.10 = 9900.90 of the 10000.00 deposit
     place_filled(oms, trader, quantity="9.00")
-    pin("1.10100", "1.10110")
+    pinned("1.10100", "1.10110")
     # free margin about 10810 - 9909.90 = 900.10 < 1100.50 for one more lot at the stop price
     rejected = ended(oms, trader, stop.id)
     assert rejected.status == S.ORDER_STATUS_REJECTED

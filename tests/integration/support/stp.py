@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from simulators.lp.control import ControlClient
 from stack.paths import StackPaths
 from tests.integration.support.orders import Oms
 from tests.integration.support.orders import Trader
@@ -33,6 +34,18 @@ BETA = ("1.09990", "1.10030")
 
 
 SOH = b"\x01"
+
+
+def pin_both(
+    lps: dict[str, ControlClient],
+    alpha: tuple[str, str] = ALPHA,
+    beta: tuple[str, str] = BETA,
+    size: str | None = None,
+) -> None:
+    """Pins EURUSD at lp-alpha and lp-beta (by default lp-alpha better on both sides), with
+    `size` lots quoted on each side (None: the simulator's usual 50)."""
+    lps["lp-alpha"].pin("EURUSD", *alpha, size=size)
+    lps["lp-beta"].pin("EURUSD", *beta, size=size)
 
 
 def stp_trader(oms: Oms) -> Trader:
