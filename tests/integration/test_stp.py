@@ -464,7 +464,7 @@ def test_an_stp_limit_larger_than_the_lps_size_keeps_what_it_got_and_tries_again
 ) -> None:
     trader = stp_trader(oms)
     pin_both(lps, ALPHA, BETA, size="0.50")  # each provider quotes half a lot a side
-    await_group_price(oms, trader, *ALPHA)
+    await_pinned_price(oms, trader)
 
     # IOC: the half lot the provider had, then the rest is cancelled.
     ioc = place_limit(oms, trader, "1.10010", "1.00", S.TIME_IN_FORCE_IOC)
@@ -501,8 +501,8 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin_both(lps, ALPHA, BETA)
-    await_group_price(oms, trader, *ALPHA)
+    pin_both(lps)
+    await_pinned_price(oms, trader)
     lps["lp-alpha"].set_fill_delay(3000)  # the provider executes 3 s after the order arrives
     away = (("1.10040", "1.10050"), ("1.10030", "1.10060"))
 
@@ -519,8 +519,8 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
     assert "price moved" in cancel[58]
 
     # GTC, the same way: nothing filled, and it stays WORKING.
-    pin_both(lps, ALPHA, BETA)
-    await_group_price(oms, trader, *ALPHA)
+    pin_both(lps)
+    await_pinned_price(oms, trader)
     gtc = place_limit(oms, trader, "1.10010", "0.50")
     hedge_at(oms, gtc.id, {"SENT", "WORKING"}, "the GTC's hedge order at the provider")
     pin_both(lps, *away)
@@ -534,7 +534,7 @@ def test_an_stp_limit_whose_price_moves_away_at_the_lp_stays_working_or_is_rejec
 
     # The price comes back: the order is tried again, and fills.
     lps["lp-alpha"].set_fill_delay(2)
-    pin_both(lps, ALPHA, BETA)
+    pin_both(lps)
     done = ended(oms, trader, gtc.id)
     assert done.status == S.ORDER_STATUS_FILLED, (done.status_reason, done.status_message)
     assert D(done.average_fill_price) == D("1.1001")
@@ -546,7 +546,7 @@ def test_an_stp_limit_at_the_lp_cannot_be_amended_and_a_cancel_takes_what_it_got
 ) -> None:
     trader = stp_trader(oms)
     pin_both(lps, ALPHA, BETA, size="0.40")
-    await_group_price(oms, trader, *ALPHA)
+    await_pinned_price(oms, trader)
     lps["lp-alpha"].set_fill_delay(3000)
 
     order = place_limit(oms, trader, "1.10010", "1.00")
@@ -583,8 +583,8 @@ def test_an_stp_stop_limit_triggers_on_its_stop_then_is_hedged_at_its_limit(
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin_both(lps, ALPHA, BETA)
-    await_group_price(oms, trader, *ALPHA)
+    pin_both(lps)
+    await_pinned_price(oms, trader)
 
     order = place(
         oms,
@@ -619,8 +619,8 @@ def test_a_resting_stp_limit_is_triggered_after_an_oms_restart(
     oms: Oms, lps: dict[str, ControlClient]
 ) -> None:
     trader = stp_trader(oms)
-    pin_both(lps, ALPHA, BETA)
-    await_group_price(oms, trader, *ALPHA)
+    pin_both(lps)
+    await_pinned_price(oms, trader)
     order = place_limit(oms, trader, "1.10005", "0.30")
 
     kill_oms(oms)  # a crash: nothing is handed over
