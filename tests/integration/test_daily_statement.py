@@ -13,32 +13,30 @@ before the rollover's instant and is charged its swap.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from google.protobuf.field_mask_pb2 import FieldMask
 
 from simulators.smtp.control import SinkClient
 from tests.integration.callers import AccountStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge import bearer
 from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import filled_market
 from tests.integration.support.edge_trading import new_trader
+from tests.integration.support.notifications import preferences_of
+from tests.integration.support.notifications import switch_email
 from tests.integration.support.orders import Oms
 from tests.integration.support.rollover import completed
 from tests.integration.support.rollover import run_rollover
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2
 from tradingmesh.common.v1 import types_pb2
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc as api_grpc
 from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.oms.v1 import order_service_pb2
-from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.reporting.v1 import reporting_pb2
 from tradingmesh.reporting.v1 import reporting_service_pb2 as reporting_api
 from tradingmesh.reporting.v1 import reporting_service_pb2_grpc as reporting_grpc
@@ -64,58 +62,6 @@ SUMMARY = (
 @pytest.fixture(scope="module")
 def sink(edge: Edge) -> SinkClient:
     return SinkClient(edge.ports.smtp_control)
-
-
-def trade(edge: Edge, trader: Trader, side: int, quantity: str) -> oms_pb2.Order:
-    """A filled market order (tried again with a new id while a price is momentarily stale)."""
-    for _ in range(5):
-        with edge.channel() as channel:
-            order = (
-                order_grpc.OrderServiceStub(channel)
-                .PlaceOrder(
-                    order_service_pb2.PlaceOrderRequest(
-                        account_id=trader.account_id,
-                        client_order_id=f"ds-{uuid.uuid4().hex[:16]}",
-                        symbol="EURUSD",
-                        side=side,  # type: ignore[arg-type]
-                        type=trading_pb2.ORDER_TYPE_MARKET,
-                        quantity=quantity,
-                    ),
-                    metadata=bearer(trader.token),
-                    timeout=10,
-                )
-                .order
-            )
-        if order.status == trading_pb2.ORDER_STATUS_FILLED:
-            return order
-        time.sleep(1)
-    raise AssertionError("no market order filled in 5 attempts")
-
-
-def preferences(edge: Edge, trader: Trader, daily: bool | None) -> pb.NotificationPreferences:
-    """The trader's preferences, after switching the daily statement's email (None: as they
-    are)."""
-    with edge.channel() as channel:
-        stub = api_grpc.NotificationServiceStub(channel)
-        if daily is not None:
-            stub.UpdateNotificationPreferences(
-                api.UpdateNotificationPreferencesRequest(
-                    preferences=pb.NotificationPreferences(
-                        kinds=[
-                            pb.NotificationKindPreference(
-                                kind=K.NOTIFICATION_KIND_DAILY_STATEMENT, email_enabled=daily
-                            )
-                        ]
-                    ),
-                    update_mask=FieldMask(paths=["kinds"]),
-                ),
-                metadata=bearer(trader.token),
-                timeout=10,
-            )
-        read: pb.NotificationPreferences = stub.GetNotificationPreferences(
-            api.GetNotificationPreferencesRequest(), metadata=bearer(trader.token), timeout=10
-        ).preferences
-    return read
 
 
 def daily_email_on(settings: pb.NotificationPreferences) -> bool:
@@ -174,11 +120,11 @@ def test_an_opted_in_user_gets_one_daily_statement_email_and_others_none(
     # Arrange: two funded traders; one switches the daily statement on, the other keeps the
     # default (off). Both trade: buy 0.02 lot, sell 0.01 (realized P&L), 0.01 stays open.
     opted_in, other = new_trader(edge, accounts), new_trader(edge, accounts)
-    default = preferences(edge, opted_in, None)
-    switched = preferences(edge, opted_in, True)
+    default = preferences_of(edge, opted_in)
+    switched = switch_email(edge, opted_in, K.NOTIFICATION_KIND_DAILY_STATEMENT, True)
     for trader in (opted_in, other):
-        trade(edge, trader, types_pb2.SIDE_BUY, "0.02")
-        trade(edge, trader, types_pb2.SIDE_SELL, "0.01")
+        filled_market(edge, trader, types_pb2.SIDE_BUY, "0.02")
+        filled_market(edge, trader, types_pb2.SIDE_SELL, "0.01")
     (address,) = rows(edge, "SELECT email FROM account.users WHERE id = %s", opted_in.user_id)[0]
     (other_address,) = rows(edge, "SELECT email FROM account.users WHERE id = %s", other.user_id)[0]
 

@@ -34,11 +34,12 @@ from tests.integration.callers import AccountStack
 from tests.integration.support.edge import Edge
 from tests.integration.support.edge import bearer
 from tests.integration.support.edge_trading import Trader
+from tests.integration.support.edge_trading import filled_market
 from tests.integration.support.edge_trading import new_trader
 from tests.integration.support.infra import connect_nats
+from tests.integration.support.notifications import preferences_of
+from tests.integration.support.notifications import switch_email
 from tests.integration.support.waiting import eventually
-from tradingmesh.common.v1 import trading_pb2
-from tradingmesh.common.v1 import types_pb2
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
 from tradingmesh.common.v1.events_pb2 import EventMetadata
 from tradingmesh.common.v1.types_pb2 import Actor
@@ -47,9 +48,6 @@ from tradingmesh.errors import details_of
 from tradingmesh.notification.v1 import notification_pb2 as pb
 from tradingmesh.notification.v1 import notification_service_pb2 as api
 from tradingmesh.notification.v1 import notification_service_pb2_grpc as api_grpc
-from tradingmesh.oms.v1 import oms_pb2
-from tradingmesh.oms.v1 import order_service_pb2
-from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
 from tradingmesh.risk.v1 import risk_events_pb2
 from tradingmesh.risk.v1 import risk_pb2
 
@@ -94,6 +92,17 @@ def delivery(edge: Edge, notification_id: str) -> tuple[str, int, str] | None:
     return (row[0], row[1], row[2]) if row else None
 
 
+def funded_trader(edge: Edge, accounts: AccountStack) -> tuple[Trader, pb.Notification]:
+    """A new trader (`new_trader`), and its deposit's notification once that notification's
+    email has settled."""
+    trader = new_trader(edge, accounts)
+    (funded,) = eventually(
+        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
+    )
+    settled(edge, funded.id)
+    return trader, funded
+
+
 def settled(edge: Edge, notification_id: str) -> tuple[str, int, str]:
     """The delivery once it is no longer waiting (SENT, SKIPPED or DEAD)."""
 
@@ -102,52 +111,6 @@ def settled(edge: Edge, notification_id: str) -> tuple[str, int, str]:
         return found if found is not None and found[0] not in ("PENDING", "SENDING") else None
 
     return eventually(probe, 30, f"the email of {notification_id} settles")
-
-
-def switch_email(
-    edge: Edge, trader: Trader, kind: pb.NotificationKind.ValueType, on: bool
-) -> pb.NotificationPreferences:
-    """Sets the trader's email for one kind of notification; the preferences as they are now."""
-    with edge.channel() as channel:
-        return (
-            api_grpc.NotificationServiceStub(channel)
-            .UpdateNotificationPreferences(
-                api.UpdateNotificationPreferencesRequest(
-                    preferences=pb.NotificationPreferences(
-                        kinds=[pb.NotificationKindPreference(kind=kind, email_enabled=on)]
-                    ),
-                    update_mask=FieldMask(paths=["kinds"]),
-                ),
-                metadata=bearer(trader.token),
-            )
-            .preferences
-        )
-
-
-def place_filled(edge: Edge, trader: Trader) -> oms_pb2.Order:
-    """A market order that fills (retried with a new id while a price is momentarily stale)."""
-    for _ in range(5):
-        with edge.channel() as channel:
-            order = (
-                order_grpc.OrderServiceStub(channel)
-                .PlaceOrder(
-                    order_service_pb2.PlaceOrderRequest(
-                        account_id=trader.account_id,
-                        client_order_id=f"nt-{uuid.uuid4().hex[:16]}",
-                        symbol="EURUSD",
-                        side=types_pb2.SIDE_BUY,
-                        type=trading_pb2.ORDER_TYPE_MARKET,
-                        quantity="0.01",
-                    ),
-                    metadata=bearer(trader.token),
-                    timeout=10,
-                )
-                .order
-            )
-        if order.status == trading_pb2.ORDER_STATUS_FILLED:
-            return order
-        time.sleep(1)
-    raise AssertionError("no market order filled in 5 attempts")
 
 
 class GrpcStream:
@@ -207,12 +170,8 @@ def grpc_web_next(response: Any) -> api.StreamNotificationsResponse:
 def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_and_one_email(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
-    trader = new_trader(edge, accounts)
     # Its account's funding mailed: the service knows whose account it is (and so their email).
-    (funded,) = eventually(
-        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
-    )
-    settled(edge, funded.id)
+    trader, funded = funded_trader(edge, accounts)
     switch_email(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED, True)  # an opt-in
     filled_only = api.StreamNotificationsRequest(kinds=[K.NOTIFICATION_KIND_ORDER_FILLED])
     stream = GrpcStream(edge, trader, filled_only)
@@ -221,7 +180,7 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
         assert stream.next().WhichOneof("event") == "caught_up"
         assert grpc_web_next(web_response).WhichOneof("event") == "caught_up"
 
-        order = place_filled(edge, trader)
+        order = filled_market(edge, trader)
 
         streamed = stream.next()
         web_streamed = grpc_web_next(web_response)
@@ -277,25 +236,14 @@ def test_a_fill_gives_one_notification_streamed_over_grpc_and_grpc_web_listed_an
 def test_a_fill_is_notified_in_app_but_not_mailed_unless_the_trader_switched_it_on(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
-    trader = new_trader(edge, accounts)
-    (funded,) = eventually(
-        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
-    )
-    settled(edge, funded.id)  # the deposit's email is on by default
+    trader, _ = funded_trader(edge, accounts)  # the deposit's email is on by default
 
-    order = place_filled(edge, trader)
+    order = filled_market(edge, trader)
     (notification,) = eventually(
         lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_ORDER_FILLED), 20, "the fill is listed"
     )
     time.sleep(1.5)  # an email, if one were to be sent, would be on its way by now
-    with edge.channel() as channel:
-        defaults = (
-            api_grpc.NotificationServiceStub(channel)
-            .GetNotificationPreferences(
-                api.GetNotificationPreferencesRequest(), metadata=bearer(trader.token)
-            )
-            .preferences
-        )
+    defaults = preferences_of(edge, trader)
 
     assert notification.details["order_id"] == order.id
     assert delivery(edge, notification.id) is None  # no email, not even a skipped one
@@ -353,11 +301,7 @@ def _deposit_again(
 def test_an_email_the_sink_refuses_once_is_retried_and_arrives_once(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
-    trader = new_trader(edge, accounts)
-    (first,) = eventually(
-        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
-    )
-    settled(edge, first.id)
+    trader, _ = funded_trader(edge, accounts)
     eventually(lambda: quiet(edge), 30, "no email waiting")
     refused_before = sink.state()["refused"]
     sink.refuse_next(1)
@@ -545,11 +489,7 @@ def test_another_users_notifications_are_neither_listed_streamed_nor_marked(
 def test_email_switched_off_for_a_kind_stores_the_notification_and_sends_no_email(
     edge: Edge, accounts: AccountStack, sink: SinkClient
 ) -> None:
-    trader = new_trader(edge, accounts)
-    (funded,) = eventually(
-        lambda: of_kind(edge, trader, K.NOTIFICATION_KIND_DEPOSIT_COMPLETED), 20, "the deposit"
-    )
-    settled(edge, funded.id)
+    trader, funded = funded_trader(edge, accounts)
     off = pb.NotificationPreferences(
         kinds=[
             pb.NotificationKindPreference(

@@ -20,6 +20,7 @@ from tradingmesh.account.v1 import account_admin_service_pb2 as admin_pb
 from tradingmesh.account.v1 import auth_service_pb2 as auth_pb2
 from tradingmesh.account.v1 import auth_service_pb2_grpc as auth_grpc
 from tradingmesh.common.v1 import trading_pb2
+from tradingmesh.common.v1 import types_pb2
 from tradingmesh.oms.v1 import oms_pb2
 from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import order_service_pb2_grpc as order_grpc
@@ -128,6 +129,19 @@ def place_grpc(
             request, metadata=bearer(trader.token), timeout=10
         )
     return response.order
+
+
+def filled_market(
+    edge: Edge, trader: Trader, side: int = types_pb2.SIDE_BUY, quantity: str = "0.01"
+) -> oms_pb2.Order:
+    """A market order that fills, placed again under a new id while a price is momentarily
+    stale (5 tries, a second apart)."""
+    for _ in range(5):
+        order = place_grpc(edge, trader, market(trader, side, quantity))
+        if order.status == trading_pb2.ORDER_STATUS_FILLED:
+            return order
+        time.sleep(1)
+    raise AssertionError("no market order filled in 5 attempts")
 
 
 def unsent_outbox(accounts: AccountStack) -> int:
