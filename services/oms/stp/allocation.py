@@ -1,6 +1,10 @@
 """The allocation of STP outcomes to client orders (ADR 0007, "Execution modes"; the desk's
 module doc tells the whole flow).
 
+`Allocation.apply` applies one execution report (or one step of an order status answer, or of
+an operator's settlement) to a hedge order in the caller's transaction: its row and its
+`oms.hedge_order.*` event, a fill de-duplicated on its ExecID, and the allocation when the
+report ends the hedge; `Allocation.reject` ends one whose NewOrderSingle the provider refused.
 `Allocation.allocate` shares an ended hedge order's fill out, in the transaction that ends it
 (the provider's report, an operator's settlement, a restart's recovery): to the orders of its
 window at their own prices (`domain.netting.allocate`), or to the one STP limit order it was
@@ -43,7 +47,11 @@ from services.oms.store.changes import AccountChange
 from services.oms.store.changes import AccountContext
 from services.oms.store.changes import account_context
 from services.oms.store.changes import reason_changes
+from services.oms.stp import hedges
+from services.oms.stp import lp_messages
 from services.oms.stp.hedges import HedgeRow
+from services.oms.stp.lp_orders import ExecutionReport
+from services.oms.stp.lp_orders import ReportKind
 from services.oms.stp.rules import Settlement
 from services.oms.stp.rules import refused
 from services.oms.stp.rules import rest_event
@@ -77,6 +85,75 @@ class Allocation:
     def __init__(self, quotes: QuoteBook, clock: Callable[[], datetime]) -> None:
         self.quotes = quotes
         self.clock = clock
+
+    async def reject(
+        self,
+        session: AsyncSession,
+        message: lp_messages.LpMessage,
+        effect: lp_messages.RejectHedge,
+        actor: Actor,
+    ) -> tuple[str, list[LimitNote]]:
+        """The provider refused a hedge order's NewOrderSingle: REJECTED / LP_REJECTED with its
+        words, and the hedge's client orders allocated as for any rejected hedge, in the
+        caller's transaction. What was done, and the limit orders the allocation settled."""
+        hedge = None
+        if hedges.is_uuid(effect.hedge_order_id):
+            hedge = await hedge_store.get_hedge(session, effect.hedge_order_id, lock=True)
+        if hedge is None:
+            return f"refuses order {effect.hedge_order_id}, which is no hedge order", []
+        ended = hedges.rejected(
+            hedge,
+            _R.ERROR_REASON_LP_REJECTED,
+            f"{message.lp} refused the order: {effect.text}",
+            self.clock(),
+        )
+        if ended is None:
+            return f"refuses hedge order {hedge.id}, which had ended {hedge.status.value}", []
+        await hedge_store.publish(session, hedge, ended, actor)
+        notes = await self.allocate(session, ended, actor)
+        return f"hedge order {hedge.id} REJECTED: {ended.status_message}", notes
+
+    async def apply(
+        self,
+        session: AsyncSession,
+        hedge: HedgeRow,
+        report: ExecutionReport,
+        actor: Actor,
+        correlation_id: str = "",
+    ) -> tuple[HedgeRow, list[LimitNote]]:
+        """One report's change to the hedge order, in the caller's transaction: the row, its
+        event, and the window's allocation when the report ends it. The hedge as it is after,
+        and the limit orders the allocation settled. `actor` is who made the change (the desk;
+        an operator settling the hedge by hand)."""
+        if report.kind is ReportKind.FILL:
+            if hedges.fill_counted(hedge, report):
+                log.warning(
+                    "a fill the hedge order has already counted (an order status answer)",
+                    extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
+                )
+                return hedge, []
+            if not await hedge_store.record_fill(session, hedge.id, report):
+                return hedge, []  # this ExecID was applied before (a resend)
+        try:
+            after = hedges.on_report(hedge, report, self.clock())
+        except ValueError as error:
+            log.error(
+                "an execution report the hedge order cannot take",
+                extra={"hedge_order_id": hedge.id, "error": str(error)},
+            )
+            return hedge, []
+        if after is None:
+            return hedge, []
+        if hedge.status.terminal:
+            log.error(
+                "a fill for a hedge order that had ended: the broker holds it unallocated",
+                extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
+            )
+        await hedge_store.publish(session, hedge, after, actor, report)
+        notes: list[LimitNote] = []
+        if after.status.terminal and not hedge.status.terminal:
+            notes = await self.allocate(session, after, actor, correlation_id)
+        return after, notes
 
     async def allocate(
         self,

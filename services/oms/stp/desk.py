@@ -894,7 +894,7 @@ class StpDesk:
             return []
         notes: list[LimitNote] = []
         for step in steps:
-            hedge, allocated = await self._apply_step(session, hedge, step)
+            hedge, allocated = await self.allocation.apply(session, hedge, step, ACTOR)
             notes += allocated
         return notes
 
@@ -947,7 +947,7 @@ class StpDesk:
             effect = lp_messages.effect_of(message, refused)
             parked = False
             if isinstance(effect, lp_messages.RejectHedge):
-                outcome, notes = await self._reject_hedge(session, message, effect)
+                outcome, notes = await self.allocation.reject(session, message, effect, ACTOR)
             elif isinstance(effect, lp_messages.StatusRefused):
                 self.chase.refused(effect.hedge_order_id, effect.text)
                 outcome = "the provider refuses status requests: the hedge order's fate is unknown"
@@ -979,73 +979,6 @@ class StpDesk:
         else:
             log.warning("an LP's answer to the OMS's order session: %s", outcome, extra=extra)
         await self._notify(notes)
-
-    async def _reject_hedge(
-        self,
-        session: AsyncSession,
-        message: lp_messages.LpMessage,
-        effect: lp_messages.RejectHedge,
-    ) -> tuple[str, list[LimitNote]]:
-        """The provider refused a hedge order's NewOrderSingle: REJECTED / LP_REJECTED with its
-        words, and the hedge's client orders allocated as for any rejected hedge."""
-        hedge = None
-        if hedges.is_uuid(effect.hedge_order_id):
-            hedge = await hedge_store.get_hedge(session, effect.hedge_order_id, lock=True)
-        if hedge is None:
-            return f"refuses order {effect.hedge_order_id}, which is no hedge order", []
-        ended = hedges.rejected(
-            hedge,
-            _R.ERROR_REASON_LP_REJECTED,
-            f"{message.lp} refused the order: {effect.text}",
-            self.clock(),
-        )
-        if ended is None:
-            return f"refuses hedge order {hedge.id}, which had ended {hedge.status.value}", []
-        await hedge_store.publish(session, hedge, ended, ACTOR)
-        notes = await self.allocation.allocate(session, ended, ACTOR)
-        return f"hedge order {hedge.id} REJECTED: {ended.status_message}", notes
-
-    async def _apply_step(
-        self,
-        session: AsyncSession,
-        hedge: HedgeRow,
-        report: ExecutionReport,
-        actor: Actor = ACTOR,
-        correlation_id: str = "",
-    ) -> tuple[HedgeRow, list[LimitNote]]:
-        """One report's change to the hedge order, in the caller's transaction: the row, its
-        event, and the window's allocation when the report ends it. The hedge as it is after,
-        and the limit orders the allocation settled. `actor` is who made the change (the desk;
-        an operator settling the hedge by hand)."""
-        if report.kind is ReportKind.FILL:
-            if hedges.fill_counted(hedge, report):
-                log.warning(
-                    "a fill the hedge order has already counted (an order status answer)",
-                    extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
-                )
-                return hedge, []
-            if not await hedge_store.record_fill(session, hedge.id, report):
-                return hedge, []  # this ExecID was applied before (a resend)
-        try:
-            after = hedges.on_report(hedge, report, self.clock())
-        except ValueError as error:
-            log.error(
-                "an execution report the hedge order cannot take",
-                extra={"hedge_order_id": hedge.id, "error": str(error)},
-            )
-            return hedge, []
-        if after is None:
-            return hedge, []
-        if hedge.status.terminal:
-            log.error(
-                "a fill for a hedge order that had ended: the broker holds it unallocated",
-                extra={"hedge_order_id": hedge.id, "execution_id": report.execution_id},
-            )
-        await hedge_store.publish(session, hedge, after, actor, report)
-        notes: list[LimitNote] = []
-        if after.status.terminal and not hedge.status.terminal:
-            notes = await self.allocation.allocate(session, after, actor, correlation_id)
-        return after, notes
 
     # -- operators (OrderAdminService) -------------------------------------------------------------
 
@@ -1101,7 +1034,7 @@ class StpDesk:
                     ) from error
                 before = hedge
                 for step in steps:
-                    hedge, allocated = await self._apply_step(
+                    hedge, allocated = await self.allocation.apply(
                         session, hedge, step, actor, correlation_id
                     )
                     notes += allocated
