@@ -28,9 +28,9 @@ from services.oms.api.lists import time_range_of
 from services.oms.api.lists import trade_page
 from services.oms.api.ownership import authorize_internal
 from services.oms.api.ownership import known_account
-from services.oms.api.positions import close_position
 from services.oms.api.valuation import Valuer
 from services.oms.entry.cancellation import cancel_order
+from services.oms.entry.closing import close_position
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
 from services.oms.model import OrderOrigin

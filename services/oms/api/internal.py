@@ -17,7 +17,7 @@ from services.oms.api.ownership import known_account
 from services.oms.api.paging import decode_id_token
 from services.oms.api.paging import encode_id_token
 from services.oms.api.paging import page_size
-from services.oms.api.positions import close_position
+from services.oms.entry.closing import close_position
 from services.oms.entry.placement import Placement
 from services.oms.model import OrderOrigin
 from services.oms.store.changes import get_position

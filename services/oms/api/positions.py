@@ -8,7 +8,6 @@ take-profit in one transaction with its audit row and a PositionChanged (STOPS_M
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -16,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import grpc.aio
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.lists import position_page
 from services.oms.api.ownership import authorize_trader
@@ -25,100 +23,29 @@ from services.oms.api.valuation import Valuer
 from services.oms.domain import positions as domain
 from services.oms.domain.validation import check_price
 from services.oms.domain.validation import check_stops
-from services.oms.entry.fingerprint import fingerprint
-from services.oms.entry.placement import Authorize
-from services.oms.entry.placement import OrderIntent
-from services.oms.entry.placement import Placed
+from services.oms.entry.closing import close_position
 from services.oms.entry.placement import Placement
 from services.oms.feeds.quotes import QuoteBook
-from services.oms.model import Account
-from services.oms.model import OrderType
 from services.oms.model import PositionRow
-from services.oms.model import TimeInForce
 from services.oms.store import events
 from services.oms.store.changes import AccountChange
 from services.oms.store.changes import concurrent_modification
-from services.oms.store.changes import get_position
+from services.oms.store.changes import position_of
 from services.oms.store.reference import load_instruments
-from services.oms.store.rows import found
 from services.platform.db import Database
 from services.platform.errors import DomainError
 from services.platform.identity import current_caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
-from tradingmesh.common.v1.types_pb2 import Actor
 from tradingmesh.exact import optional_decimal
 from tradingmesh.oms.v1 import oms_events_pb2
 from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.oms.v1 import position_service_pb2_grpc
 
-__all__ = ["PositionService", "close_position", "position_of"]
+__all__ = ["PositionService"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = ErrorReason
-
-
-async def position_of(
-    session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
-) -> PositionRow:
-    """The account's position; NOT_FOUND when it has none of that id."""
-    position = await get_position(session, account_id, position_id, lock=lock)
-    return found(position, "position", position_id)
-
-
-async def close_position(
-    db: Database,
-    placement: Placement,
-    request: Any,
-    actor: Actor,
-    authorize: Authorize,
-    correlation_id: str,
-    *,
-    check_account: Callable[[AsyncSession, str], Awaitable[Account]] | None = None,
-    **options: Any,
-) -> tuple[PositionRow, Placed]:
-    """Places the order that closes a position as a close request asks (its account_id,
-    position_id, client_order_id, fingerprint and quantity, none: in full), with `options`
-    (`closing_intent`); the account checked first by `check_account` (`owned_account`,
-    `known_account`) when given. The position as read before, and the placed order."""
-    async with db.read_session() as session:
-        if check_account is not None:
-            await check_account(session, request.account_id)
-        position = await position_of(session, request.account_id, request.position_id)
-    intent = closing_intent(
-        position,
-        client_order_id=request.client_order_id,
-        request_fingerprint=fingerprint(request),
-        quantity=optional_decimal(request, "quantity"),
-        **options,
-    )
-    return position, await placement.place(intent, actor, authorize, correlation_id)
-
-
-def closing_intent(
-    position: PositionRow,
-    *,
-    client_order_id: str,
-    request_fingerprint: str,
-    quantity: Decimal | None,
-    requested_price: Decimal | None = None,
-    **options: Any,
-) -> OrderIntent:
-    """The MARKET IOC order that closes `position` (in full when quantity is None)."""
-    return OrderIntent(
-        account_id=position.account_id,
-        client_order_id=client_order_id,
-        fingerprint=request_fingerprint,
-        symbol=position.symbol,
-        side=position.side.opposite,
-        type=OrderType.MARKET,
-        time_in_force=TimeInForce.IOC,
-        quantity=quantity,
-        requested_price=requested_price,
-        position_id=position.id,
-        closing=True,
-        **options,
-    )
 
 
 class PositionService(position_service_pb2_grpc.PositionServiceServicer):

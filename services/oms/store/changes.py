@@ -98,6 +98,7 @@ __all__ = [
     "open_closing_order",
     "open_netting_position",
     "order_of",
+    "position_of",
     "read_head",
     "reason_changes",
 ]
@@ -382,6 +383,14 @@ async def get_position(
 ) -> PositionRow | None:
     """The account's position, or None (another account's position is None too)."""
     return await _account_row(session, PositionRow, "oms.positions", account_id, position_id, lock)
+
+
+async def position_of(
+    session: AsyncSession, account_id: str, position_id: str, *, lock: bool = False
+) -> PositionRow:
+    """The account's position; NOT_FOUND when it has none of that id."""
+    position = await get_position(session, account_id, position_id, lock=lock)
+    return found(position, "position", position_id)
 
 
 _Row = TypeVar("_Row", OrderRow, PositionRow)

@@ -72,7 +72,6 @@ from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.oms.api.ownership import authorize_internal
-from services.oms.api.positions import closing_intent
 from services.oms.domain.positions import Side
 from services.oms.domain.state import WORKING_STATUSES
 from services.oms.domain.state import OrderEvent
@@ -89,6 +88,7 @@ from services.oms.domain.triggers import order_hit
 from services.oms.domain.triggers import position_hit
 from services.oms.domain.triggers import retry_pause
 from services.oms.entry import execution
+from services.oms.entry.closing import closing_intent
 from services.oms.entry.execution import LiveQuote
 from services.oms.entry.fills import FillTerms
 from services.oms.entry.fills import book_fill
