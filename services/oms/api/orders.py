@@ -88,7 +88,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         self.placement = placement
         self.hub = hub
         self.clock = clock
-        self.amendment = Amendment(resources, placement.risk, clock)
+        self.amendment = Amendment(resources, placement.quotes, placement.risk, clock)
 
     @property
     def db(self) -> Database:

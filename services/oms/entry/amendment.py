@@ -7,17 +7,25 @@ the version it read (else ABORTED, concurrent modification).
 Only a working limit, stop or stop-limit order is amended (a market order never is); an STP
 limit order whose hedge order is at a liquidity provider cannot be amended until its hedge
 order is back: INVALID_ORDER_STATE.
+
+An open position's stop-loss and take-profit (PositionService.ModifyPosition):
+`Amendment.modify_position` checks the new levels against the instrument's digits and ticks and
+against the live price (a stop-loss on the losing side of it, a take-profit on the winning
+side), then changes them in one transaction with the position's audit row and a
+PositionChanged (STOPS_MODIFIED) event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from typing import Final
 
+from services.oms.domain.positions import close_price
 from services.oms.domain.state import WORKING_STATUSES
 from services.oms.domain.state import OrderEvent
 from services.oms.domain.validation import check_price
@@ -25,10 +33,13 @@ from services.oms.domain.validation import check_quantity
 from services.oms.domain.validation import check_stops
 from services.oms.entry.placement import Authorize
 from services.oms.entry.placement import check_request
+from services.oms.feeds.quotes import QuoteBook
 from services.oms.feeds.risk import RiskClient
 from services.oms.model import Account
+from services.oms.model import Instrument
 from services.oms.model import OrderRow
 from services.oms.model import OrderType
+from services.oms.model import PositionRow
 from services.oms.store import hedges as hedge_store
 from services.oms.store.changes import AccountChange
 from services.oms.store.changes import account_context
@@ -37,29 +48,54 @@ from services.oms.store.changes import count_open_orders
 from services.oms.store.changes import get_order
 from services.oms.store.changes import load_account
 from services.oms.store.changes import order_of
+from services.oms.store.changes import position_of
+from services.oms.store.reference import load_instruments
 from services.platform.errors import DomainError
 from services.platform.errors import field_error
 from services.platform.identity import Caller
 from services.platform.resources import Resources
 from tradingmesh.common.v1.errors_pb2 import ErrorReason
+from tradingmesh.oms.v1 import oms_events_pb2
 from tradingmesh.oms.v1 import order_service_pb2
+from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = ["Amendment", "amended_order", "check_amend_rules", "check_version"]
+__all__ = [
+    "Amendment",
+    "ModifiedPosition",
+    "amended_order",
+    "check_amend_rules",
+    "check_version",
+]
 
 _R = ErrorReason
 # What the pre-trade check looks at again when it changes.
 _CHECKED: Final = frozenset({"quantity", "price", "stop_price"})
 
 
+@dataclass(frozen=True)
+class ModifiedPosition:
+    """A position as ModifyPosition left it, with what its valuation needs."""
+
+    account: Account
+    position: PositionRow
+    instruments: dict[str, Instrument]
+
+
 class Amendment:
-    """AmendOrder's flow (see the module doc); `risk` is the pre-trade check (None: not
-    configured, and an amend it must see is refused)."""
+    """AmendOrder's and ModifyPosition's flows (see the module doc); `risk` is the pre-trade
+    check (None: not configured, and an amend it must see is refused), `quotes` the live
+    prices a position's new levels are checked against."""
 
     def __init__(
-        self, resources: Resources, risk: RiskClient | None, clock: Callable[[], datetime]
+        self,
+        resources: Resources,
+        quotes: QuoteBook,
+        risk: RiskClient | None,
+        clock: Callable[[], datetime],
     ) -> None:
         self.resources = resources
+        self.quotes = quotes
         self.risk = risk
         self.clock = clock
 
@@ -102,6 +138,83 @@ class Amendment:
                 changed_fields=changed,
             )
         return result, account
+
+    async def modify_position(
+        self,
+        request: position_service_pb2.ModifyPositionRequest,
+        caller: Caller,
+        authorize: Authorize,
+    ) -> ModifiedPosition:
+        """The position with the request's stop-loss and take-profit, changed (when they
+        change) in one transaction with its audit row and a PositionChanged (STOPS_MODIFIED)
+        event."""
+        now = self.clock()
+        async with self.resources.db.transaction() as session:
+            account = authorize(await load_account(session, request.account_id))
+            async with AccountChange.for_caller(session, account, caller, now) as change:
+                position = await position_of(
+                    session, account.account_id, request.position_id, lock=True
+                )
+                if not position.is_open:
+                    raise DomainError(
+                        _R.ERROR_REASON_INVALID_ORDER_STATE,
+                        f"position {position.id} is closed",
+                        metadata={"position_id": position.id},
+                    )
+                if (
+                    request.HasField("expected_version")
+                    and request.expected_version != position.version
+                ):
+                    raise concurrent_modification("position", position.id)
+                stop_loss = _level(request, "stop_loss", position.stop_loss)
+                take_profit = _level(request, "take_profit", position.take_profit)
+                instruments = await load_instruments(session)
+                if (stop_loss, take_profit) != (position.stop_loss, position.take_profit):
+                    self._check_levels(
+                        account.group_id, position, stop_loss, take_profit, instruments
+                    )
+                    modified = await change.change_position(
+                        position,
+                        "STOPS_MODIFIED",
+                        "modified by the client",
+                        stop_loss=stop_loss,
+                        take_profit=take_profit,
+                    )
+                    await change.emit(
+                        "oms.position.changed",
+                        oms_events_pb2.PositionChanged(
+                            metadata=change.metadata(modified.version),
+                            position=modified.to_proto(account.currency),
+                            change_type=oms_events_pb2.POSITION_CHANGE_TYPE_STOPS_MODIFIED,
+                        ),
+                    )
+                    position = modified
+        return ModifiedPosition(account, position, instruments)
+
+    def _check_levels(
+        self,
+        group_id: str,
+        position: PositionRow,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+        instruments: dict[str, Instrument],
+    ) -> None:
+        instrument = instruments.get(position.symbol)
+        if instrument is not None:
+            for name, value in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+                if value is not None:
+                    check_price(value, instrument.rules, name)
+        if stop_loss is None and take_profit is None:
+            return
+        quote = self.quotes.live(group_id, position.symbol)
+        if quote is None:
+            raise DomainError(
+                _R.ERROR_REASON_PRICE_UNAVAILABLE,
+                f"no live price for {position.symbol} to check the levels against",
+                metadata={"symbol": position.symbol},
+            )
+        reference = close_price(position.side, quote.bid, quote.ask)
+        check_stops(position.side, reference, stop_loss, take_profit)
 
     async def _check(self, amended: OrderRow, open_orders: int) -> None:
         request = check_request(
@@ -195,3 +308,11 @@ def check_amend_rules(
     reference = amended.price or amended.stop_price
     if reference is not None and (amended.stop_loss or amended.take_profit):
         check_stops(amended.side, reference, amended.stop_loss, amended.take_profit)
+
+
+def _level(request: Any, name: str, current: Decimal | None) -> Decimal | None:
+    if request.HasField(name):
+        return Decimal(getattr(request, name))
+    if getattr(request, f"clear_{name}"):
+        return None
+    return current
