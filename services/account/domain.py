@@ -300,3 +300,40 @@ def check_account_may_close(balance: Decimal, currency: str, unfinished_withdraw
             "only an account with a zero balance and no unfinished withdrawals can be closed",
             metadata={"balance": format_money(balance, currency)},
         )
+
+
+# -- client groups ---------------------------------------------------------------------------------
+
+
+def check_group_levels(margin_call_level: Decimal, stop_out_level: Decimal) -> None:
+    """A group's margin call comes before its stop-out: its level is the higher one."""
+    if margin_call_level <= stop_out_level:
+        raise DomainError(
+            _R.ERROR_REASON_VALIDATION_FAILED,
+            "margin_call_level must be greater than stop_out_level",
+            field_violations=[
+                ("client_group.margin_call_level", "must be greater than stop_out_level")
+            ],
+        )
+
+
+def check_instrument_limits(
+    lot_step: Decimal,
+    *,
+    points_markup: Decimal | None,
+    max_order_size: Decimal | None,
+    max_position: Decimal | None,
+) -> None:
+    """A group's settings for one instrument: a spread markup in points is a whole number, the
+    size limits are multiples of the instrument's lot step (None: not set). Every problem is
+    listed."""
+    problems: list[tuple[str, str]] = []
+    if points_markup is not None and points_markup % 1 != 0:
+        problems.append(("settings.spread_markup", "a POINTS markup must be a whole number"))
+    for field, limit in (("max_order_size", max_order_size), ("max_position", max_position)):
+        if limit is not None and limit % lot_step != 0:
+            problems.append((f"settings.{field}", f"must be a multiple of the lot step {lot_step}"))
+    if problems:
+        raise DomainError(
+            _R.ERROR_REASON_TOO_MANY_DECIMALS, problems[0][1], field_violations=problems
+        )

@@ -21,6 +21,8 @@ from services.account.api.common import Context
 from services.account.api.common import audit_change
 from services.account.api.common import event_metadata
 from services.account.api.common import offset_listing
+from services.account.domain import check_group_levels
+from services.account.domain import check_instrument_limits
 from services.account.store import groups as group_store
 from services.account.store.groups import GroupTerms
 from services.account.store.groups import InstrumentTerms
@@ -64,9 +66,10 @@ class ClientGroupAdmin(AdminPart):
     ) -> admin_pb.CreateClientGroupResponse:
         caller = require_roles((ADMIN,))
         given = request.client_group
-        _check_levels(given)
+        terms = _terms(given)
+        check_group_levels(terms.margin_call_level, terms.stop_out_level)
         async with self._taking_name(given.name) as session:
-            row = await group_store.insert_group(session, given.currency, _terms(given))
+            row = await group_store.insert_group(session, given.currency, terms)
             group = convert.client_group(row)
             await events.emit(
                 session,
@@ -112,8 +115,9 @@ class ClientGroupAdmin(AdminPart):
                     "client_group.name must not be empty",
                     field_violations=[("client_group.name", "must not be empty")],
                 )
-            _check_levels(after)
-            updated = await group_store.update_group(session, row["id"], _terms(after))
+            terms = _terms(after)
+            check_group_levels(terms.margin_call_level, terms.stop_out_level)
+            updated = await group_store.update_group(session, row["id"], terms)
             group = convert.client_group(updated)
             changed = [p for p in paths if getattr(before, p) != getattr(group, p)]
             await events.emit(
@@ -145,12 +149,18 @@ class ClientGroupAdmin(AdminPart):
                     f"{given.symbol} is not in the instrument catalog",
                     metadata={"symbol": given.symbol},
                 )
-            _check_instrument_settings(given, lot_step)
+            terms = _instrument_terms(given)
+            check_instrument_limits(
+                lot_step,
+                points_markup=terms.spread_markup if terms.spread_markup_type == "POINTS" else None,
+                max_order_size=terms.max_order_size,
+                max_position=terms.max_position,
+            )
             previous = await group_store.locked_instrument_settings(
                 session, group["id"], given.symbol
             )
             row = await group_store.put_instrument_settings(
-                session, group["id"], given.symbol, _instrument_terms(given)
+                session, group["id"], given.symbol, terms
             )
             settings = convert.instrument_settings(row)
             event = ev.GroupInstrumentSettingsChanged(
@@ -215,32 +225,3 @@ def _instrument_terms(given: pb.GroupInstrumentSettings) -> InstrumentTerms:
         ),
         spread_markup=optional_decimal(given, "spread_markup"),
     )
-
-
-def _check_levels(group: pb.ClientGroup) -> None:
-    margin_call = decimal_field(group, "margin_call_level", _ZERO)
-    if margin_call <= decimal_field(group, "stop_out_level", _ZERO):
-        raise DomainError(
-            _R.ERROR_REASON_VALIDATION_FAILED,
-            "margin_call_level must be greater than stop_out_level",
-            field_violations=[
-                ("client_group.margin_call_level", "must be greater than stop_out_level")
-            ],
-        )
-
-
-def _check_instrument_settings(settings: pb.GroupInstrumentSettings, lot_step: Decimal) -> None:
-    problems: list[tuple[str, str]] = []
-    if (
-        settings.HasField("spread_markup")
-        and settings.spread_markup_type == pricing_pb2.MarkupType.MARKUP_TYPE_POINTS
-        and decimal_field(settings, "spread_markup", _ZERO) % 1 != 0
-    ):
-        problems.append(("settings.spread_markup", "a POINTS markup must be a whole number"))
-    for field in ("max_order_size", "max_position"):
-        if settings.HasField(field) and decimal_field(settings, field, _ZERO) % lot_step != 0:
-            problems.append((f"settings.{field}", f"must be a multiple of the lot step {lot_step}"))
-    if problems:
-        raise DomainError(
-            _R.ERROR_REASON_TOO_MANY_DECIMALS, problems[0][1], field_violations=problems
-        )
