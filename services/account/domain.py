@@ -281,6 +281,39 @@ def withdrawal_action(current: WithdrawalStatus, provider_status: str) -> Withdr
     return action
 
 
+def check_may_withdraw(kyc_status: str, user_status: str, account_status: str) -> None:
+    """A withdrawal is requested by a user whose identity is verified (KYC APPROVED), who is
+    ACTIVE, from an account whose status lets money out (not in `NO_WITHDRAWAL_STATUSES`)."""
+    if kyc_status != KycStatus.APPROVED:
+        raise DomainError(
+            _R.ERROR_REASON_PERMISSION_DENIED,
+            "withdrawals need an approved identity verification (KYC)",
+            metadata={"kyc_status": kyc_status},
+        )
+    if user_status != UserStatus.ACTIVE or TradingAccountStatus(account_status) in (
+        NO_WITHDRAWAL_STATUSES
+    ):
+        raise DomainError(
+            _R.ERROR_REASON_ACCOUNT_DISABLED,
+            "the account or its user is disabled",
+            metadata={"account_status": account_status},
+        )
+
+
+def check_decidable(
+    maker_id: str, checker_id: str, status: str, decision: AdjustmentStatus
+) -> None:
+    """A balance adjustment is decided by another than its maker (four eyes), while it waits
+    for approval; deciding it again alike is a retry and passes."""
+    if checker_id == maker_id:
+        raise DomainError(
+            _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
+            "the maker of an adjustment cannot approve or reject it",
+        )
+    if status not in (decision, AdjustmentStatus.PENDING_APPROVAL):
+        raise DomainError(_R.ERROR_REASON_INVALID_STATE, f"the adjustment was {status.lower()}")
+
+
 def check_user_may_close(accounts_not_closed: int) -> None:
     """INVALID_STATE unless every trading account of the user is closed."""
     if accounts_not_closed:

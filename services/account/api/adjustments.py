@@ -23,6 +23,7 @@ from services.account.convert import Row
 from services.account.domain import AdjustmentStatus
 from services.account.domain import Reason
 from services.account.domain import TradingAccountStatus
+from services.account.domain import check_decidable
 from services.account.domain import check_same_amount
 from services.account.domain import parse_amount
 from services.account.store import adjustments as adjustment_store
@@ -200,13 +201,5 @@ async def _under_review(
     row = await adjustment_store.locked_adjustment(session, uuid.UUID(adjustment_id))
     if row is None:
         raise not_found("balance adjustment", "balance_adjustment_id", adjustment_id)
-    if audit.actor_of(caller).id == row["maker_id"]:
-        raise DomainError(
-            _R.ERROR_REASON_MAKER_CHECKER_VIOLATION,
-            "the maker of an adjustment cannot approve or reject it",
-        )
-    if row["status"] not in (decision, AdjustmentStatus.PENDING_APPROVAL):
-        raise DomainError(
-            _R.ERROR_REASON_INVALID_STATE, f"the adjustment was {row['status'].lower()}"
-        )
+    check_decidable(row["maker_id"], audit.actor_of(caller).id, row["status"], decision)
     return row

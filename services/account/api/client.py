@@ -22,12 +22,9 @@ from services.account.api.common import enum_names
 from services.account.api.common import offset_listing
 from services.account.api.withdrawals import search_withdrawals
 from services.account.convert import Row
-from services.account.domain import NO_WITHDRAWAL_STATUSES
-from services.account.domain import KycStatus
 from services.account.domain import Reason
-from services.account.domain import TradingAccountStatus
-from services.account.domain import UserStatus
 from services.account.domain import WithdrawalStatus
+from services.account.domain import check_may_withdraw
 from services.account.domain import check_same_amount
 from services.account.domain import format_money
 from services.account.domain import parse_amount
@@ -129,21 +126,7 @@ class AccountService(account_service_pb2_grpc.AccountServiceServicer):
                 )
             user = await store.user_row(session, str(account["user_id"]))
             assert user is not None
-            if user["kyc_status"] != KycStatus.APPROVED:
-                raise DomainError(
-                    _R.ERROR_REASON_PERMISSION_DENIED,
-                    "withdrawals need an approved identity verification (KYC)",
-                    metadata={"kyc_status": user["kyc_status"]},
-                )
-            if (
-                user["status"] != UserStatus.ACTIVE
-                or TradingAccountStatus(account["status"]) in NO_WITHDRAWAL_STATUSES
-            ):
-                raise DomainError(
-                    _R.ERROR_REASON_ACCOUNT_DISABLED,
-                    "the account or its user is disabled",
-                    metadata={"account_status": account["status"]},
-                )
+            check_may_withdraw(user["kyc_status"], user["status"], account["status"])
             currency = account["currency"].strip()
             amount = parse_amount(request.amount, currency, "amount", positive=True)
             locked = await ledger.lock_balance(session, account["id"])

@@ -1,5 +1,6 @@
 """The statuses of users and trading accounts: the contract's values, every (current,
-requested) pair of the change tables, and the closing preconditions, without a database."""
+requested) pair of the change tables, the closing preconditions, who may withdraw and who may
+decide a balance adjustment, without a database."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pytest
 
 from services.account.domain import TRADING_ACCOUNT_STATUS_STEPS
 from services.account.domain import USER_STATUS_STEPS
+from services.account.domain import AdjustmentStatus
 from services.account.domain import StatusStep
 from services.account.domain import TradingAccountStatus
 from services.account.domain import UserStatus
 from services.account.domain import check_account_may_close
+from services.account.domain import check_decidable
+from services.account.domain import check_may_withdraw
 from services.account.domain import check_user_may_close
 from services.account.domain import status_step
 from services.platform.enums import enum_name
@@ -129,3 +133,42 @@ def test_an_account_with_money_or_an_unfinished_withdrawal_cannot_be_closed(
 
 def test_an_account_with_a_zero_balance_and_no_unfinished_withdrawal_may_close() -> None:
     check_account_may_close(Decimal("0E-12"), "USD", 0)
+
+
+# ---- withdrawals and balance adjustments --------------------------------------------------------
+
+
+def test_a_verified_active_user_may_withdraw_from_an_active_account() -> None:
+    check_may_withdraw("APPROVED", "ACTIVE", "ACTIVE")
+
+
+@pytest.mark.parametrize(
+    ("kyc", "user", "account", "reason"),
+    [
+        ("PENDING", "ACTIVE", "ACTIVE", ErrorReason.ERROR_REASON_PERMISSION_DENIED),
+        ("APPROVED", "DISABLED", "ACTIVE", ErrorReason.ERROR_REASON_ACCOUNT_DISABLED),
+        ("APPROVED", "ACTIVE", "DISABLED", ErrorReason.ERROR_REASON_ACCOUNT_DISABLED),
+        ("APPROVED", "ACTIVE", "CLOSED", ErrorReason.ERROR_REASON_ACCOUNT_DISABLED),
+    ],
+)
+def test_a_withdrawal_needs_kyc_an_active_user_and_an_account_money_may_leave(
+    kyc: str, user: str, account: str, reason: int
+) -> None:
+    with pytest.raises(DomainError) as refused:
+        check_may_withdraw(kyc, user, account)
+
+    assert refused.value.reason == reason
+
+
+def test_an_adjustment_is_decided_by_another_than_its_maker_while_it_waits() -> None:
+    check_decidable("maker", "checker", "PENDING_APPROVAL", AdjustmentStatus.APPROVED)
+    check_decidable("maker", "checker", "APPROVED", AdjustmentStatus.APPROVED)  # a retry
+
+    with pytest.raises(DomainError) as own:
+        check_decidable("maker", "maker", "PENDING_APPROVAL", AdjustmentStatus.APPROVED)
+    with pytest.raises(DomainError) as decided:
+        check_decidable("maker", "checker", "REJECTED", AdjustmentStatus.APPROVED)
+
+    assert own.value.reason == ErrorReason.ERROR_REASON_MAKER_CHECKER_VIOLATION
+    assert decided.value.reason == ErrorReason.ERROR_REASON_INVALID_STATE
+    assert decided.value.message == "the adjustment was rejected"
