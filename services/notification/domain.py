@@ -19,6 +19,7 @@ from decimal import InvalidOperation
 from typing import Final
 
 from services.platform.enums import enum_name
+from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import errors_pb2
@@ -77,6 +78,32 @@ class Draft:
 def email_default(kind: NotificationKind.ValueType) -> bool:
     """A kind's email setting while the user has not chosen one."""
     return kind not in EMAIL_OFF_BY_DEFAULT
+
+
+def email_switches(
+    switches: Iterable[tuple[NotificationKind.ValueType, bool]],
+) -> dict[str, bool]:
+    """The email settings a preferences update asks for (kind, on), by stored kind name;
+    VALIDATION_FAILED naming each switch that turns off the email of a kind always mailed
+    (`EMAIL_REQUIRED`), by its index in the update's `preferences.kinds`."""
+    changes: dict[str, bool] = {}
+    violations = []
+    for index, (kind, on) in enumerate(switches):
+        if kind in EMAIL_REQUIRED and not on:
+            violations.append(
+                (
+                    f"preferences.kinds[{index}].email_enabled",
+                    f"email for {kind_name(kind)} cannot be switched off",
+                )
+            )
+        changes[kind_name(kind)] = on
+    if violations:
+        raise DomainError(
+            errors_pb2.ERROR_REASON_VALIDATION_FAILED,
+            "email cannot be switched off for every kind",
+            field_violations=violations,
+        )
+    return changes
 
 
 def kind_name(kind: NotificationKind.ValueType) -> str:

@@ -216,23 +216,9 @@ class NotificationService(notification_service_pb2_grpc.NotificationServiceServi
                 R.ERROR_REASON_PERMISSION_DENIED,
                 "an API key may read but not change the user's notification preferences",
             )
-        changes: dict[str, bool] = {}
-        violations = []
-        for index, item in enumerate(request.preferences.kinds):
-            if item.kind in domain.EMAIL_REQUIRED and not item.email_enabled:
-                violations.append(
-                    (
-                        f"preferences.kinds[{index}].email_enabled",
-                        f"email for {domain.kind_name(item.kind)} cannot be switched off",
-                    )
-                )
-            changes[domain.kind_name(item.kind)] = item.email_enabled
-        if violations:
-            raise DomainError(
-                R.ERROR_REASON_VALIDATION_FAILED,
-                "email cannot be switched off for every kind",
-                field_violations=violations,
-            )
+        changes = domain.email_switches(
+            (item.kind, item.email_enabled) for item in request.preferences.kinds
+        )
         async with self.parts.db.transaction() as session:
             await store.save_preferences(session, caller.subject, changes)
             settings, changed = await store.preferences(session, caller.subject)

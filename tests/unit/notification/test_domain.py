@@ -14,6 +14,7 @@ from services.notification import domain
 from services.notification.domain import Draft
 from services.notification.domain import MarginCallState
 from services.notification.domain import RetryPolicy
+from services.platform.errors import DomainError
 from tradingmesh.account.v1 import account_events_pb2 as account_events
 from tradingmesh.account.v1 import account_pb2
 from tradingmesh.common.v1 import errors_pb2
@@ -404,3 +405,31 @@ def test_every_kind_but_unspecified_has_a_setting_and_email_is_required_for_two(
     assert domain.kind_of(domain.kind_name(K.NOTIFICATION_KIND_ORDER_FILLED)) == (
         K.NOTIFICATION_KIND_ORDER_FILLED
     )
+
+
+# ---- preferences ----------------------------------------------------------------------------
+
+
+def test_email_switches_are_read_by_kind_name() -> None:
+    changes = domain.email_switches(
+        [(K.NOTIFICATION_KIND_ORDER_FILLED, True), (K.NOTIFICATION_KIND_DEPOSIT_COMPLETED, False)]
+    )
+
+    assert changes == {"ORDER_FILLED": True, "DEPOSIT_COMPLETED": False}
+
+
+def test_switching_off_an_always_mailed_kind_is_refused_naming_each_switch() -> None:
+    with pytest.raises(DomainError) as refused:
+        domain.email_switches(
+            [
+                (K.NOTIFICATION_KIND_ORDER_FILLED, False),
+                (K.NOTIFICATION_KIND_STOP_OUT, False),
+                (K.NOTIFICATION_KIND_SECURITY, False),
+            ]
+        )
+
+    assert refused.value.reason == errors_pb2.ERROR_REASON_VALIDATION_FAILED
+    assert [v.field for v in refused.value.field_violations] == [
+        "preferences.kinds[1].email_enabled",
+        "preferences.kinds[2].email_enabled",
+    ]
