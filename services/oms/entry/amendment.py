@@ -60,13 +60,7 @@ from tradingmesh.oms.v1 import order_service_pb2
 from tradingmesh.oms.v1 import position_service_pb2
 from tradingmesh.risk.v1 import risk_internal_service_pb2 as risk_pb
 
-__all__ = [
-    "Amendment",
-    "ModifiedPosition",
-    "amended_order",
-    "check_amend_rules",
-    "check_version",
-]
+__all__ = ["Amendment", "ModifiedPosition", "amended_order"]
 
 _R = ErrorReason
 # What the pre-trade check looks at again when it changes.
@@ -109,12 +103,12 @@ class Amendment:
             order = await order_of(session, account.account_id, request.order_id)
             context = await account_context(session, account.account_id, order.symbol)
             open_orders = await count_open_orders(session, account.account_id)
-        check_version(order, request)
+        _check_version(order, request)
         amended, changed = amended_order(order, request)
         if not changed:
             return order, account
         if context is not None and context.instrument is not None:
-            check_amend_rules(amended, request, context.instrument.rules)
+            _check_amend_rules(amended, request, context.instrument.rules)
         if _CHECKED & set(changed):
             await self._check(amended, open_orders)
         async with (
@@ -232,7 +226,7 @@ class Amendment:
             raise DomainError(verdict.reason, verdict.message or "the amended order was refused")
 
 
-def check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest) -> None:
+def _check_version(order: OrderRow, request: order_service_pb2.AmendOrderRequest) -> None:
     if request.HasField("expected_version") and request.expected_version != order.version:
         raise concurrent_modification("order", order.id)
 
@@ -297,7 +291,7 @@ def amended_order(
     return amended, changed
 
 
-def check_amend_rules(
+def _check_amend_rules(
     amended: OrderRow, request: order_service_pb2.AmendOrderRequest, rules: Any
 ) -> None:
     if request.HasField("quantity"):

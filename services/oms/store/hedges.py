@@ -7,6 +7,7 @@ and the STP orders a restart finds in no hedge order. Functions taking the calle
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,7 @@ __all__ = [
     "links_of",
     "lock_accounts",
     "lock_orders",
+    "new_hedges_among",
     "new_hedges_before",
     "open_hedges",
     "publish",
@@ -264,19 +266,32 @@ async def hedges_to_allocate(session: AsyncSession) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def new_hedges_before(session: AsyncSession, lp: str | None, before: datetime) -> list[str]:
+async def new_hedges_before(
+    session: AsyncSession, lp: str | None, before: datetime
+) -> list[HedgeRow]:
     """Hedge orders still NEW (never known to be sent) created before `before`, of `lp` (None:
-    of any provider)."""
+    of any provider), oldest first."""
     clause = "" if lp is None else " AND liquidity_provider_id = :lp"
-    rows = await session.execute(
-        text(
-            "SELECT id::text FROM oms.hedge_orders WHERE status = 'NEW' AND created_at < :before"
-            + clause
-            + " ORDER BY created_at"
-        ),
+    return await all_rows(
+        session,
+        f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders"
+        f" WHERE status = 'NEW' AND created_at < :before{clause} ORDER BY created_at",
+        HedgeRow.from_row,
         {"before": before, "lp": lp},
     )
-    return [r[0] for r in rows]
+
+
+async def new_hedges_among(session: AsyncSession, hedge_ids: Collection[str]) -> list[HedgeRow]:
+    """Those of `hedge_ids` that are hedge orders still NEW, oldest first."""
+    if not hedge_ids:
+        return []
+    return await all_rows(
+        session,
+        f"SELECT {HedgeRow.COLUMNS} FROM oms.hedge_orders"
+        " WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'NEW' ORDER BY created_at",
+        HedgeRow.from_row,
+        {"ids": list(hedge_ids)},
+    )
 
 
 @dataclass(frozen=True)

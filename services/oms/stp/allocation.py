@@ -89,7 +89,7 @@ class Allocation:
     async def reject(
         self,
         session: AsyncSession,
-        message: lp_messages.LpMessage,
+        lp: str,
         effect: lp_messages.RejectHedge,
         actor: Actor,
     ) -> tuple[str, list[LimitNote]]:
@@ -104,7 +104,7 @@ class Allocation:
         ended = hedges.rejected(
             hedge,
             _R.ERROR_REASON_LP_REJECTED,
-            f"{message.lp} refused the order: {effect.text}",
+            f"{lp} refused the order: {effect.text}",
             self.clock(),
         )
         if ended is None:

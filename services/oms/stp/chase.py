@@ -31,7 +31,6 @@ from services.oms.stp import hedges
 from services.oms.stp import report_journal
 from services.oms.stp.config import StpConfig
 from services.oms.stp.hedges import HedgeRow
-from services.oms.stp.hedges import HedgeStatus
 from services.oms.stp.lp_orders import LpOrderRouter
 from services.oms.stp.lp_orders import LpUnavailableError
 from services.oms.stp.lp_orders import StatusRequest
@@ -118,12 +117,9 @@ class Chase:
         now = self.clock()
         async with self.resources.db.read_session() as session:
             open_hedges = await hedge_store.open_hedges(session)
-            for hedge_id in sorted(self._maybe_sent):
-                maybe = await hedge_store.get_hedge(session, hedge_id)
-                if maybe is not None and maybe.status is HedgeStatus.NEW:
-                    open_hedges.append(maybe)
-                else:
-                    self._maybe_sent.discard(hedge_id)
+            still_new = await hedge_store.new_hedges_among(session, self._maybe_sent)
+        self._maybe_sent = {hedge.id for hedge in still_new}
+        open_hedges += still_new
         router = self.router()
         logged_on = set(router.logged_on()) if router is not None else set()
         unknown: set[str] = set()
@@ -203,19 +199,15 @@ class Chase:
 
     async def ask_unsent(self, lp: str, logon: datetime, sent: Set[str]) -> None:
         """NEW hedge orders of `lp` made before its logon and not sent by this process
-        (`sent`): the
-        process that made them may have sent them before it died (the SENT not recorded), so
-        the provider is asked (after the reports it resends: FIX delivers in order). It
-        answers with the order's state, or "unknown order": never received, and the hedge is
-        sent now (the desk's `_send_again`). Until answered they are chased like SENT ones
-        (`run`)."""
+        (`sent`): the process that made them may have sent them before it died (the SENT not
+        recorded), so the provider is asked (after the reports it resends: FIX delivers in
+        order). It answers with the order's state, or "unknown order": never received, and the
+        hedge is sent now (the desk's `_send_again`). Until answered they are chased like SENT
+        ones (`run`)."""
         async with self.resources.db.read_session() as session:
-            found = [
-                hedge
-                for hedge_id in await hedge_store.new_hedges_before(session, lp, logon)
-                if hedge_id not in sent
-                and (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
-            ]
-        for hedge in found:
+            made = await hedge_store.new_hedges_before(session, lp, logon)
+        for hedge in made:
+            if hedge.id in sent:
+                continue
             self._maybe_sent.add(hedge.id)
             await self._ask_status(hedge, self.clock())

@@ -947,7 +947,7 @@ class StpDesk:
             effect = lp_messages.effect_of(message, refused)
             parked = False
             if isinstance(effect, lp_messages.RejectHedge):
-                outcome, notes = await self.allocation.reject(session, message, effect, ACTOR)
+                outcome, notes = await self.allocation.reject(session, message.lp, effect, ACTOR)
             elif isinstance(effect, lp_messages.StatusRefused):
                 self.chase.refused(effect.hedge_order_id, effect.text)
                 outcome = "the provider refuses status requests: the hedge order's fate is unknown"
@@ -1079,11 +1079,7 @@ class StpDesk:
         await self._apply_stored(None)
         async with self.db.read_session() as session:
             ended = await hedge_store.hedges_to_allocate(session)
-            unsent = [
-                hedge
-                for hedge_id in await hedge_store.new_hedges_before(session, None, self.clock())
-                if (hedge := await hedge_store.get_hedge(session, hedge_id)) is not None
-            ]
+            unsent = await hedge_store.new_hedges_before(session, None, self.clock())
         for hedge_id in ended:
             notes: list[LimitNote] = []
             async with self.db.transaction() as session:
